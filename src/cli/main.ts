@@ -1,0 +1,171 @@
+/**
+ * `hchat`: the one command of Hybrid Chat (SPEC §10). Every flag has an environment variable
+ * (`HCHAT_<FLAG>`), shown in `--help`.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { CentralServer } from '../server/server.js';
+import { startPeer } from '../peer/index.js';
+import { runDemo } from './demo.js';
+import { parseHost, parseHostPort, parseMs, parsePort } from './options.js';
+
+const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
+
+function opt(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+/** Runs `stop` on SIGINT/SIGTERM, then exits. */
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error('hchat: error while stopping:', err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+const program = new Command()
+  .name('hchat')
+  .description(
+    "Hybrid Chat: channels hosted on their owners' peers, with a central server as tracker and backup",
+  )
+  .showHelpAfterError();
+
+program
+  .command('server')
+  .description('run the central server (tracker, accounts, channel directory, backup store)')
+  .addOption(
+    opt('--host <host>', 'address to listen on', 'HCHAT_HOST')
+      .default('127.0.0.1')
+      .argParser(parseHost),
+  )
+  .addOption(
+    opt('--port <port>', 'TCP port of the framed protocol (0: any free port)', 'HCHAT_PORT')
+      .default(7000)
+      .argParser(parsePort),
+  )
+  .addOption(
+    opt('--http-port <port>', 'HTTP port for health (0: any free port)', 'HCHAT_HTTP_PORT')
+      .default(7080)
+      .argParser(parsePort),
+  )
+  .addOption(opt('--data <dir>', 'data folder', 'HCHAT_DATA').default(defaultData('server')))
+  .addOption(
+    opt('--heartbeat-ms <ms>', 'how often peers must send a frame', 'HCHAT_HEARTBEAT_MS')
+      .default(5000)
+      .argParser(parseMs),
+  )
+  .addOption(
+    opt('--peer-timeout-ms <ms>', 'drop a peer silent this long', 'HCHAT_PEER_TIMEOUT_MS')
+      .default(15000)
+      .argParser(parseMs),
+  )
+  .action(
+    async (o: {
+      host: string;
+      port: number;
+      httpPort: number;
+      data: string;
+      heartbeatMs: number;
+      peerTimeoutMs: number;
+    }) => {
+      if (o.peerTimeoutMs <= o.heartbeatMs)
+        program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
+      const server = await CentralServer.start({
+        host: o.host,
+        port: o.port,
+        httpPort: o.httpPort,
+        dataDir: path.resolve(o.data),
+        heartbeatMs: o.heartbeatMs,
+        timeoutMs: o.peerTimeoutMs,
+      });
+      onSignals(() => server.close());
+      console.log(`ready tcp=${server.tcpAddress} http=${server.httpUrl}`);
+    },
+  );
+
+program
+  .command('peer')
+  .description('run a peer: your channels, your outbox, and the local web UI and JSON API')
+  .addOption(
+    opt('--server <host:port>', 'central server to register with', 'HCHAT_SERVER')
+      .makeOptionMandatory()
+      .argParser(parseHostPort),
+  )
+  .addOption(
+    opt('--host <host>', 'address for the P2P and UDP ports', 'HCHAT_HOST')
+      .default('127.0.0.1')
+      .argParser(parseHost),
+  )
+  .addOption(
+    opt('--p2p-port <port>', 'TCP port for peers (0: any free port)', 'HCHAT_P2P_PORT')
+      .default(0)
+      .argParser(parsePort),
+  )
+  .addOption(
+    opt('--udp-port <port>', 'UDP port for livestreams (0: any free port)', 'HCHAT_UDP_PORT')
+      .default(0)
+      .argParser(parsePort),
+  )
+  .addOption(
+    opt(
+      '--ui-port <port>',
+      'port of the web UI and local API on 127.0.0.1 (0: any free port)',
+      'HCHAT_UI_PORT',
+    )
+      .default(0)
+      .argParser(parsePort),
+  )
+  .addOption(
+    opt('--data <dir>', 'data folder (session, outbox, caches)', 'HCHAT_DATA').default(
+      defaultData('peer'),
+    ),
+  )
+  .action(
+    async (o: {
+      server: { host: string; port: number };
+      host: string;
+      p2pPort: number;
+      udpPort: number;
+      uiPort: number;
+      data: string;
+    }) => {
+      const peer = await startPeer({
+        serverHost: o.server.host,
+        serverPort: o.server.port,
+        host: o.host,
+        p2pPort: o.p2pPort,
+        udpPort: o.udpPort,
+        uiPort: o.uiPort,
+        dataDir: path.resolve(o.data),
+      });
+      onSignals(() => peer.close());
+      console.log(`ready ui=${peer.uiUrl} p2p=${peer.p2p} udp=${peer.udp}`);
+    },
+  );
+
+program
+  .command('demo')
+  .description('a server and three peers (alice, bob, carol) on temporary data, ready to chat')
+  .action(async () => {
+    const stop = await runDemo((line) => console.log(line));
+    onSignals(stop);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EADDRINUSE')
+    console.error(`hchat: ${e.message}: choose another port (0 picks a free one)`);
+  else console.error('hchat:', e.message ?? err);
+  process.exit(1);
+});

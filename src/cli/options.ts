@@ -1,0 +1,37 @@
+/**
+ * Parsing of command-line values: each flag's text is checked here, once, with an error that names
+ * the flag and what it expected.
+ */
+import { InvalidArgumentError } from 'commander';
+
+/** A TCP/UDP port; 0 means any free port. */
+export function parsePort(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
+    throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  }
+  return Number(value);
+}
+
+/** A positive number of milliseconds. */
+export function parseMs(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {
+    throw new InvalidArgumentError('expected a whole number of milliseconds, at least 1');
+  }
+  return Number(value);
+}
+
+/** `HOST:PORT` of the central server. */
+export function parseHostPort(value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new InvalidArgumentError('expected HOST:PORT, for example 127.0.0.1:7000');
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/** A host name or IP address to bind to. */
+export function parseHost(value: string): string {
+  if (!/^[A-Za-z0-9.:-]{1,253}$/.test(value))
+    throw new InvalidArgumentError('expected a host name or IP address');
+  return value;
+}

@@ -1,0 +1,166 @@
+/**
+ * The peer's local JSON API (SPEC §10) and its page, on 127.0.0.1 only. Every request must name
+ * this peer in its Host header (no DNS rebinding) and, when a browser sends an Origin, come from
+ * this same origin (no cross-site requests). Errors answer `{"error":{"code","message"}}`.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ERRORS, HchatError } from '../protocol/errors.js';
+import {
+  ChannelName,
+  MessageText,
+  Password,
+  Status,
+  Username,
+  Uuid,
+  VisitorName,
+} from '../protocol/common.js';
+import { describeIssues } from '../protocol/server-link.js';
+import type { PeerNode } from './node.js';
+import { renderHome } from './home-page.js';
+
+const Creds = z.object({ username: Username, password: Password });
+const VisitorBody = z.object({ name: VisitorName });
+const StatusBody = z.object({ status: Status });
+const ChannelBody = z.object({ name: ChannelName, allowVisitors: z.boolean().default(false) });
+const PostBody = z.object({ text: MessageText });
+const IdParam = z.object({ id: Uuid });
+const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  before: Uuid.optional(),
+});
+const EventsQuery = z.object({ since: z.coerce.number().int().min(0).optional() });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw new HchatError('E_BAD_REQUEST', `${what}: ${describeIssues(r.error)}`);
+  return r.data;
+}
+
+/** Builds the API for a node; `port` is the port it will listen on (for Host checks). */
+export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+
+  // Empty bodies are fine (logout, join); anything else must be a JSON object.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new HchatError('E_BAD_REQUEST', 'body is not valid JSON'), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (req) => checkOrigin(req, port()));
+
+  app.setErrorHandler((err: unknown, _req, reply) => {
+    if (err instanceof HchatError) return sendError(reply, err);
+    const e = err as { statusCode?: number; message?: string };
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply
+        .code(e.statusCode)
+        .send({ error: { code: 'E_BAD_REQUEST', message: e.message ?? 'bad request' } });
+    }
+    console.error('hchat peer: API error:', err);
+    return sendError(reply, new HchatError('E_INTERNAL'));
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      new HchatError('E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`),
+    ),
+  );
+
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderHome()));
+
+  app.post('/api/register', async (req, reply) => {
+    const b = parse(Creds, req.body, 'register');
+    return reply.code(201).send(await node.register(b.username, b.password));
+  });
+  app.post('/api/login', async (req) => {
+    const b = parse(Creds, req.body, 'login');
+    return node.login(b.username, b.password);
+  });
+  app.post('/api/visitor', async (req) => {
+    const b = parse(VisitorBody, req.body, 'visitor');
+    return node.visitor(b.name);
+  });
+  app.post('/api/logout', async (_req, reply) => {
+    await node.logout();
+    return reply.code(204).send();
+  });
+  app.get('/api/me', async () => node.me());
+  app.put('/api/status', async (req) => {
+    const b = parse(StatusBody, req.body, 'status');
+    return node.setStatus(b.status);
+  });
+  app.get('/api/peers', async () => node.peers());
+  app.get('/api/directory', async () => node.directory());
+  app.get('/api/channels', async () => node.channels());
+  app.post('/api/channels', async (req, reply) => {
+    const b = parse(ChannelBody, req.body, 'channel');
+    return reply.code(201).send(await node.createChannel(b.name, b.allowVisitors));
+  });
+  app.post('/api/channels/:id/join', async (req) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    return node.join(id);
+  });
+  app.get('/api/channels/:id/messages', async (req) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    const q = parse(PageQuery, req.query, 'query');
+    return node.messages(id, q.limit, q.before);
+  });
+  app.post('/api/channels/:id/messages', async (req, reply) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    const b = parse(PostBody, req.body, 'message');
+    return reply.code(201).send(await node.post(id, b.text));
+  });
+  app.get('/api/events', async (req, reply) => streamEvents(node, req, reply));
+  return app;
+}
+
+function sendError(reply: FastifyReply, err: HchatError): FastifyReply {
+  return reply.code(ERRORS[err.code].status).send({ error: err.toWire() });
+}
+
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** Refuses foreign Host headers (DNS rebinding) and cross-origin browser requests. */
+function checkOrigin(req: FastifyRequest, port: number): void {
+  const host = req.headers.host ?? '';
+  const m = /^(.*?)(?::(\d+))?$/.exec(host.toLowerCase());
+  if (!m || !LOCAL_HOSTS.has(m[1]!) || (m[2] !== undefined && Number(m[2]) !== port)) {
+    throw new HchatError('E_BAD_HOST', `Host "${host.slice(0, 100)}" is not this peer`);
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin.toLowerCase() !== `http://${host.toLowerCase()}`) {
+    throw new HchatError('E_BAD_ORIGIN', `Origin "${origin.slice(0, 100)}" is not this peer`);
+  }
+  if (req.headers['sec-fetch-site'] === 'cross-site') throw new HchatError('E_BAD_ORIGIN');
+}
+
+/** Server-sent events: replays what came after `since` (or Last-Event-ID), then streams. */
+function streamEvents(node: PeerNode, req: FastifyRequest, reply: FastifyReply): void {
+  const q = parse(EventsQuery, req.query, 'query');
+  const lastHeader = Number(req.headers['last-event-id']);
+  const since = q.since ?? (Number.isInteger(lastHeader) ? lastHeader : node.events.lastId);
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+  });
+  const write = (e: { id: number; event: string; data: unknown }) =>
+    res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+  res.write(': hybrid chat events\n\n');
+  for (const e of node.events.since(since)) write(e);
+  const stop = node.events.listen(write);
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  req.raw.on('close', () => {
+    clearInterval(keepAlive);
+    stop();
+  });
+}

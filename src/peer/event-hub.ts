@@ -1,0 +1,47 @@
+/**
+ * Live events for the local API (`GET /api/events`): each gets an increasing id, and the last
+ * ones are kept so that a client that lost its stream resumes with `since=<id>` (or the SSE
+ * `Last-Event-ID` header) without missing anything still in the window.
+ */
+
+/** Names of the events the local API streams. */
+export type LocalEventName = 'message' | 'presence' | 'sync' | 'connection' | 'status';
+
+/** One event as streamed. */
+export interface LocalEvent {
+  id: number;
+  event: LocalEventName;
+  data: unknown;
+}
+
+/** A bounded, replayable event stream. */
+export class EventHub {
+  private readonly ring: LocalEvent[] = [];
+  private readonly listeners = new Set<(e: LocalEvent) => void>();
+  private nextId = 1;
+
+  constructor(private readonly keep = 1000) {}
+
+  emit(event: LocalEventName, data: unknown): void {
+    const e = { id: this.nextId++, event, data };
+    this.ring.push(e);
+    if (this.ring.length > this.keep) this.ring.shift();
+    for (const l of this.listeners) l(e);
+  }
+
+  /** Events after `since` still in the window, oldest first. */
+  since(since: number): LocalEvent[] {
+    return this.ring.filter((e) => e.id > since);
+  }
+
+  /** Subscribes; returns the unsubscribe function. */
+  listen(fn: (e: LocalEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Id of the latest event (0 before any). */
+  get lastId(): number {
+    return this.nextId - 1;
+  }
+}

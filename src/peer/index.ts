@@ -1,0 +1,49 @@
+/**
+ * A whole peer process: the node, its local API on 127.0.0.1, and the addresses the `ready` line
+ * prints.
+ */
+import type { AddressInfo } from 'node:net';
+import { PeerNode, type PeerOptions } from './node.js';
+import { buildApi } from './api.js';
+
+/** Settings of a peer process: the node's, plus the UI/API port. */
+export interface PeerProcessOptions extends PeerOptions {
+  uiPort: number;
+}
+
+/** A running peer with its API. */
+export interface PeerProcess {
+  node: PeerNode;
+  /** `http://127.0.0.1:PORT/` */
+  uiUrl: string;
+  /** `IP:PORT` of the P2P TCP port. */
+  p2p: string;
+  /** `IP:PORT` of the UDP port. */
+  udp: string;
+  close(): Promise<void>;
+}
+
+/** Starts a peer and its local API. */
+export async function startPeer(opts: PeerProcessOptions): Promise<PeerProcess> {
+  const node = await PeerNode.start(opts);
+  let uiPort = opts.uiPort;
+  const api = buildApi(node, () => uiPort);
+  try {
+    await api.listen({ port: opts.uiPort, host: '127.0.0.1' });
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+  uiPort = (api.server.address() as AddressInfo).port;
+  const adv = node.p2p.advertised;
+  return {
+    node,
+    uiUrl: `http://127.0.0.1:${uiPort}/`,
+    p2p: `${adv.ip}:${adv.port}`,
+    udp: `${adv.ip}:${adv.udpPort}`,
+    async close() {
+      await api.close();
+      await node.close();
+    },
+  };
+}

@@ -1,0 +1,608 @@
+/**
+ * A peer node (SPEC §1, §3–§6): one user's application instance. It keeps its link to the
+ * central server up (or down, when the user chose `offline`), resumes its saved session,
+ * announces itself to the tracker, catches up on every channel it joined, drains its durable
+ * outbox exactly once, and turns server pushes into local events.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { HchatError, type ErrorCode } from '../protocol/errors.js';
+import type { Channel, Status, StoredMessage, TrackerEntry } from '../protocol/common.js';
+import type { EventBody } from '../protocol/server-link.js';
+import { ConnectionLog } from '../shared/connlog.js';
+import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
+import { PeerStore, type LocalMessage } from '../store/peer-store.js';
+import { ServerLink } from './server-link.js';
+import { EventHub } from './event-hub.js';
+import { readSession, writeSession, type SavedSession } from './session-file.js';
+import { P2PEndpoint } from './p2p.js';
+
+/** Settings of a peer process. */
+export interface PeerOptions {
+  serverHost: string;
+  serverPort: number;
+  /** Address the P2P and UDP sockets bind to and that the tracker advertises. */
+  host: string;
+  p2pPort: number;
+  udpPort: number;
+  dataDir: string;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** A message as the local API shows it. */
+export interface ApiMessage {
+  id: string;
+  channelId: string;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+  state: LocalMessage['state'];
+  error?: string;
+}
+
+/** A channel as the local API shows it. */
+export interface ApiChannel extends Channel {
+  hosted: boolean;
+  unread: number;
+}
+
+const SYNC_PAGE = 500;
+const DRAIN_BATCH = 256;
+const POST_WAIT_MS = 3000;
+/** Errors after which an outbox message is retried later; any other refusal is final. */
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
+  'E_OFFLINE',
+  'E_TIMEOUT',
+  'E_CONNECTION_CLOSED',
+  'E_SHUTTING_DOWN',
+  'E_INTERNAL',
+  'E_AUTH_REQUIRED',
+  'E_SESSION_INVALID',
+]);
+
+/** A running peer. */
+export class PeerNode {
+  readonly events = new EventHub();
+  readonly log: ConnectionLog;
+  readonly store: PeerStore;
+  readonly link: ServerLink;
+  readonly p2p: P2PEndpoint;
+  private readonly clock = new HybridClock();
+  private session: SavedSession | undefined;
+  /** True while the current connection carries our session. */
+  private authed = false;
+  private draining = false;
+  private readonly deliveryWaiters = new Map<string, Array<() => void>>();
+  private readonly catchingUp = new Set<string>();
+  private closed = false;
+
+  private constructor(private readonly opts: PeerOptions) {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    this.log = new ConnectionLog(opts.dataDir);
+    this.store = new PeerStore(path.join(opts.dataDir, 'peer.db'));
+    this.session = readSession(opts.dataDir);
+    this.link = new ServerLink({
+      host: opts.serverHost,
+      port: opts.serverPort,
+      log: this.log,
+      minBackoffMs: opts.minBackoffMs,
+      maxBackoffMs: opts.maxBackoffMs,
+    });
+    this.p2p = new P2PEndpoint({
+      host: opts.host,
+      log: this.log,
+      publicKey: () => this.link.server?.publicKey ?? this.store.get('serverPublicKey'),
+      token: () => this.session?.token,
+    });
+    this.link.on('up', () => void this.onUp());
+    this.link.on('down', (_reason: HchatError | undefined, wasUp: boolean) => this.onDown(wasUp));
+    this.link.on('event', (name: string, body: unknown) => this.onEvent(name, body));
+  }
+
+  /** Opens the store, binds the P2P and UDP ports, and connects unless the user chose offline. */
+  static async start(opts: PeerOptions): Promise<PeerNode> {
+    const node = new PeerNode(opts);
+    try {
+      await node.p2p.listen(opts.p2pPort, opts.udpPort);
+      if (node.status !== 'offline') await node.link.start();
+    } catch (err) {
+      await node.close();
+      throw err;
+    }
+    return node;
+  }
+
+  /** Flushes and closes everything. Pending outbox messages stay on disk for the next start. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.link.stop();
+    await this.p2p.close();
+    for (const [, ws] of this.deliveryWaiters) ws.forEach((w) => w());
+    this.store.close();
+    this.log.close();
+  }
+
+  // ---- state ------------------------------------------------------------------------------
+
+  /** The status the user chose (kept across restarts). */
+  get status(): Status {
+    const s = this.store.get('status');
+    return s === 'invisible' || s === 'offline' ? s : 'online';
+  }
+
+  /** `connected` (session live on the server), `connecting`, or `offline` (user's choice). */
+  get connection(): 'connected' | 'connecting' | 'offline' {
+    if (this.status === 'offline') return 'offline';
+    return this.link.connected ? 'connected' : 'connecting';
+  }
+
+  private get account(): string {
+    if (!this.session) throw new HchatError('E_AUTH_REQUIRED');
+    return this.session.username;
+  }
+
+  private requireUser(what: string): SavedSession {
+    const s = this.session;
+    if (!s) throw new HchatError('E_AUTH_REQUIRED');
+    if (s.role !== 'user') throw new HchatError('E_VISITOR_READ_ONLY', `visitors cannot ${what}`);
+    return s;
+  }
+
+  private requireLink(): ServerLink {
+    if (!this.link.connected) throw new HchatError('E_OFFLINE');
+    return this.link;
+  }
+
+  private requireAuthed(): ServerLink {
+    const link = this.requireLink();
+    if (!this.session) throw new HchatError('E_AUTH_REQUIRED');
+    if (!this.authed) throw new HchatError('E_OFFLINE', 'reconnecting to the central server');
+    return link;
+  }
+
+  // ---- link lifecycle -----------------------------------------------------------------------
+
+  private async onUp(): Promise<void> {
+    const info = this.link.server;
+    if (info) this.store.set('serverPublicKey', info.publicKey);
+    this.events.emit('connection', { state: 'connected' });
+    if (!this.session) return;
+    try {
+      await this.link.request('resume', { token: this.session.token });
+    } catch (err) {
+      if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
+        // The server no longer knows this session (revoked, or its data was reset): log in again.
+        this.setSession(undefined);
+        this.events.emit('status', { session: 'invalid' });
+      }
+      return;
+    }
+    await this.afterAuth();
+  }
+
+  private onDown(wasUp: boolean): void {
+    this.authed = false;
+    if (wasUp)
+      this.events.emit('connection', {
+        state: this.status === 'offline' ? 'offline' : 'connecting',
+      });
+  }
+
+  /** Everything a fresh session does: announce, refresh channels, catch up, drain the outbox. */
+  private async afterAuth(): Promise<void> {
+    const s = this.session;
+    if (!s) return;
+    this.authed = true;
+    try {
+      const status = this.status === 'invisible' ? 'invisible' : 'online';
+      await this.link.request('submit_info', { ...this.p2p.advertised, status });
+      if (s.role === 'user') {
+        const { channels } = await this.link.request('my_channels', {});
+        for (const c of channels) this.store.saveChannel(s.username, c);
+      } else {
+        for (const c of this.store.channels(s.username)) {
+          await this.link.request('channel_join', { channelId: c.id });
+        }
+      }
+      void this.drain();
+      for (const c of this.store.channels(s.username)) await this.catchUp(c.id);
+    } catch (err) {
+      if (!(err instanceof HchatError)) throw err;
+      // The connection dropped meanwhile; the next 'up' starts over.
+    }
+  }
+
+  private onEvent(name: string, body: unknown): void {
+    if (name === 'message') {
+      const { message } = body as EventBody<'message'>;
+      this.receive([message], 'push');
+      // A hole before this seq means a push was missed: fetch what lies between.
+      if (this.store.cursor(message.channelId) < message.seq) void this.catchUp(message.channelId);
+    } else if (name === 'peer_joined' || name === 'peer_left') {
+      const { entry } = body as EventBody<'peer_joined'>;
+      this.events.emit('presence', {
+        kind: name === 'peer_joined' ? 'joined' : 'left',
+        peer: apiPeer(entry),
+      });
+    }
+  }
+
+  private receive(
+    messages: readonly StoredMessage[],
+    how: 'push' | 'fetch' | 'sync',
+  ): StoredMessage[] {
+    const fresh = this.store.storeReceived(messages);
+    for (const m of messages) this.clock.observe(m);
+    if (how === 'push') {
+      for (const m of messages)
+        this.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
+    }
+    for (const m of fresh) {
+      this.events.emit('message', {
+        channelId: m.channelId,
+        message: { ...apiMessageOf(m), state: 'delivered' },
+      });
+    }
+    for (const m of messages) this.resolveDelivery(m.id);
+    return fresh;
+  }
+
+  /** Fetches everything after the channel's cursor from the server. */
+  private async catchUp(channelId: string): Promise<void> {
+    if (this.catchingUp.has(channelId) || !this.authed) return;
+    this.catchingUp.add(channelId);
+    try {
+      let received = 0;
+      let total = 0;
+      for (;;) {
+        const since = this.store.cursor(channelId);
+        const res = await this.link.request('sync', { channelId, since, limit: SYNC_PAGE });
+        total = Math.max(total, res.lastSeq - since + received);
+        this.receive(res.messages, 'sync');
+        received += res.messages.length;
+        if (res.messages.length > 0 || received > 0) {
+          this.log.write('sync', {
+            from: 'server',
+            channel: channelId,
+            since,
+            count: res.messages.length,
+          });
+          this.events.emit('sync', {
+            channelId,
+            received,
+            total,
+            done: res.messages.length < SYNC_PAGE,
+          });
+        }
+        if (res.messages.length < SYNC_PAGE || this.store.cursor(channelId) <= since) break;
+      }
+    } catch (err) {
+      if (!(err instanceof HchatError)) throw err;
+    } finally {
+      this.catchingUp.delete(channelId);
+    }
+  }
+
+  /** Sends pending outbox messages, oldest first, pipelined; each is acknowledged once. */
+  private async drain(): Promise<void> {
+    const s = this.session;
+    if (this.draining || !this.authed || !s || s.role !== 'user') return;
+    this.draining = true;
+    try {
+      while (this.authed) {
+        const batch = this.store.pending(s.username, DRAIN_BATCH);
+        if (batch.length === 0) break;
+        const results = await Promise.allSettled(
+          batch.map((m) =>
+            this.link.request('post', {
+              message: { id: m.id, channelId: m.channelId, ts: m.ts, lc: m.lc, text: m.text },
+            }),
+          ),
+        );
+        let retryLater = false;
+        results.forEach((r, i) => {
+          const m = batch[i]!;
+          if (r.status === 'fulfilled') {
+            this.store.markDelivered(m.id, r.value.seq);
+            this.log.write('post', {
+              to: 'server',
+              channel: m.channelId,
+              msg: m.id,
+              seq: r.value.seq,
+            });
+            this.events.emit('message', {
+              channelId: m.channelId,
+              message: { ...apiMessageOf(m), state: 'delivered' },
+            });
+          } else {
+            const e = r.reason as HchatError;
+            if (TRANSIENT.has(e.code)) {
+              retryLater = true;
+              return;
+            }
+            this.store.markFailed(m.id, `${e.code}: ${e.message}`);
+            this.log.write('refused', {
+              from: 'server',
+              channel: m.channelId,
+              msg: m.id,
+              code: e.code,
+            });
+            this.events.emit('message', {
+              channelId: m.channelId,
+              message: { ...apiMessageOf(m), state: 'failed', error: e.message },
+            });
+          }
+          this.resolveDelivery(m.id);
+        });
+        if (retryLater) break;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private resolveDelivery(id: string): void {
+    const ws = this.deliveryWaiters.get(id);
+    if (!ws) return;
+    this.deliveryWaiters.delete(id);
+    ws.forEach((w) => w());
+  }
+
+  private waitDelivery(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const list = this.deliveryWaiters.get(id) ?? [];
+      list.push(done);
+      this.deliveryWaiters.set(id, list);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  private setSession(s: SavedSession | undefined): void {
+    this.session = s;
+    writeSession(this.opts.dataDir, s);
+    if (!s) this.authed = false;
+  }
+
+  // ---- what the local API calls ---------------------------------------------------------------
+
+  async register(username: string, password: string): Promise<{ username: string }> {
+    return this.requireLink().request('register', { username, password });
+  }
+
+  async login(
+    username: string,
+    password: string,
+  ): Promise<{ username: string; role: 'user'; sessionId: string }> {
+    const link = this.requireLink();
+    await this.dropSession();
+    const r = await link.request('login', { username, password });
+    return { username: r.username, role: 'user', sessionId: (await this.adopt(r)).sessionId };
+  }
+
+  async visitor(name: string): Promise<{ username: string; role: 'visitor'; sessionId: string }> {
+    const link = this.requireLink();
+    await this.dropSession();
+    const r = await link.request('visitor', { name });
+    return { username: r.username, role: 'visitor', sessionId: (await this.adopt(r)).sessionId };
+  }
+
+  private async adopt(r: SavedSession): Promise<SavedSession> {
+    const s = { username: r.username, role: r.role, sessionId: r.sessionId, token: r.token };
+    this.setSession(s);
+    this.log.write('auth', {
+      peer: 'server',
+      user: s.username,
+      role: s.role,
+      session: s.sessionId,
+    });
+    await this.afterAuth();
+    return s;
+  }
+
+  private async dropSession(): Promise<void> {
+    if (this.session && this.authed) {
+      await this.link.request('logout', {}).catch(() => undefined);
+    }
+    this.setSession(undefined);
+  }
+
+  async logout(): Promise<void> {
+    if (!this.session) return;
+    if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
+    this.setSession(undefined);
+  }
+
+  me(): {
+    username: string;
+    role: string;
+    status: Status;
+    sessionId: string;
+    connection: string;
+    pending: number;
+  } {
+    const s = this.session;
+    if (!s) throw new HchatError('E_AUTH_REQUIRED');
+    return {
+      username: s.username,
+      role: s.role,
+      status: this.status,
+      sessionId: s.sessionId,
+      connection: this.connection,
+      pending: this.store.pendingCount(s.username),
+    };
+  }
+
+  async setStatus(status: Status): Promise<{ status: Status }> {
+    if (!this.session) throw new HchatError('E_AUTH_REQUIRED');
+    const before = this.status;
+    this.store.set('status', status);
+    this.log.write('status', { status });
+    if (status === 'offline') {
+      this.link.stop();
+      this.authed = false;
+      this.events.emit('connection', { state: 'offline' });
+    } else if (before === 'offline' || !this.link.connected) {
+      await this.link.start();
+    } else if (this.authed) {
+      await this.link.request('set_status', { status });
+    }
+    this.events.emit('status', { status });
+    return { status };
+  }
+
+  async peers(): Promise<
+    Array<{ username: string; ip: string; port: number; sessionId: string; status: string }>
+  > {
+    const { peers } = await this.requireAuthed().request('get_list', {});
+    this.log.write('get_list', { from: 'server', count: peers.length });
+    return peers.map(apiPeer);
+  }
+
+  async directory(): Promise<Array<Channel & { joined: boolean }>> {
+    const account = this.account;
+    const { channels } = await this.requireAuthed().request('directory', {});
+    return channels.map((c) => ({ ...c, joined: this.store.channel(account, c.id) !== undefined }));
+  }
+
+  channels(): ApiChannel[] {
+    const account = this.account;
+    return this.store.channels(account).map((c) => this.apiChannel(account, c));
+  }
+
+  async createChannel(name: string, allowVisitors: boolean): Promise<ApiChannel> {
+    const s = this.requireUser('create channels');
+    const c = await this.requireAuthed().request('channel_create', {
+      id: newId(),
+      name,
+      allowVisitors,
+    });
+    this.store.saveChannel(s.username, c);
+    return this.apiChannel(s.username, c);
+  }
+
+  async join(channelId: string): Promise<ApiChannel> {
+    const account = this.account;
+    const c = await this.requireAuthed().request('channel_join', { channelId });
+    this.store.saveChannel(account, c);
+    await this.catchUp(c.id);
+    return this.apiChannel(account, c);
+  }
+
+  async messages(
+    channelId: string,
+    limit: number,
+    before?: string,
+  ): Promise<{ messages: ApiMessage[]; source: 'server' | 'local'; hasMore: boolean }> {
+    const account = this.account;
+    if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
+    const beforeMsg = before === undefined ? undefined : this.store.getMessage(before);
+    if (before !== undefined && (!beforeMsg || beforeMsg.channelId !== channelId)) {
+      throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
+    }
+    let result:
+      { messages: ApiMessage[]; source: 'server' | 'local'; hasMore: boolean } | undefined;
+    if (this.authed && (beforeMsg === undefined || beforeMsg.state === 'delivered')) {
+      try {
+        const page = await this.link.request('history', { channelId, limit, before });
+        this.receive(page.messages, 'fetch');
+        this.log.write('fetch', {
+          from: 'server',
+          channel: channelId,
+          count: page.messages.length,
+          before,
+        });
+        const messages: ApiMessage[] = page.messages.map((m) => ({
+          ...apiMessageOf(m),
+          state: 'delivered',
+        }));
+        if (before === undefined) {
+          // Our own undelivered messages are part of the channel as we see it.
+          const ids = new Set(messages.map((m) => m.id));
+          for (const m of this.store.undelivered(channelId))
+            if (!ids.has(m.id)) messages.push(apiMessageOfLocal(m));
+          messages.sort(compareMessages);
+        }
+        result = { messages, source: 'server', hasMore: page.hasMore };
+      } catch (err) {
+        if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
+      }
+    }
+    if (!result) {
+      const page = this.store.page(channelId, limit, beforeMsg);
+      this.log.write('fetch', {
+        from: 'local',
+        channel: channelId,
+        count: page.messages.length,
+        before,
+      });
+      result = {
+        messages: page.messages.map(apiMessageOfLocal),
+        source: 'local',
+        hasMore: page.hasMore,
+      };
+    }
+    if (before === undefined) this.store.markRead(account, channelId);
+    return result;
+  }
+
+  async post(
+    channelId: string,
+    text: string,
+  ): Promise<{ id: string; state: LocalMessage['state'] }> {
+    const s = this.requireUser('post messages');
+    if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
+    const t = this.clock.tick();
+    const m = { id: newId(), channelId, author: s.username, ts: t.ts, lc: t.lc, text };
+    this.store.addPending(m);
+    this.log.write('queue', { channel: channelId, msg: m.id });
+    this.events.emit('message', { channelId, message: { ...m, state: 'pending' } });
+    if (this.authed) {
+      const delivered = this.waitDelivery(m.id, POST_WAIT_MS);
+      void this.drain();
+      await delivered;
+    }
+    const state = this.store.getMessage(m.id)?.state ?? 'pending';
+    return { id: m.id, state };
+  }
+
+  private apiChannel(account: string, c: Channel): ApiChannel {
+    return {
+      id: c.id,
+      name: c.name,
+      owner: c.owner,
+      allowVisitors: c.allowVisitors,
+      createdAt: c.createdAt,
+      hosted: c.owner.toLowerCase() === account.toLowerCase(),
+      unread: this.store.unread(account, c.id),
+    };
+  }
+}
+
+function apiPeer(e: TrackerEntry) {
+  return {
+    username: e.username,
+    role: e.role,
+    ip: e.ip,
+    port: e.port,
+    udpPort: e.udpPort,
+    sessionId: e.sessionId,
+    status: e.status,
+  };
+}
+
+function apiMessageOf(m: Omit<StoredMessage, 'seq'>): Omit<ApiMessage, 'state'> {
+  return { id: m.id, channelId: m.channelId, author: m.author, ts: m.ts, lc: m.lc, text: m.text };
+}
+
+function apiMessageOfLocal(m: LocalMessage): ApiMessage {
+  const out: ApiMessage = { ...apiMessageOf(m), state: m.state };
+  if (m.error) out.error = m.error;
+  return out;
+}

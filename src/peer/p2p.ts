@@ -1,0 +1,200 @@
+/**
+ * A peer's P2P endpoint: the TCP port other peers connect to (peer_connect) and the UDP port
+ * reserved for livestream media. The handshake checks the connecting peer's server-signed
+ * session token locally; each connection is logged with who is at the other end.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { HchatError } from '../protocol/errors.js';
+import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
+import { PeerHello, PeerHelloAck } from '../protocol/peer-link.js';
+import { describeIssues } from '../protocol/server-link.js';
+import { FramedSocket } from '../shared/framed-socket.js';
+import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
+import { publicKeyFromBase64, verifyToken } from '../shared/tokens.js';
+
+/** What the endpoint needs from its node. */
+export interface P2POptions {
+  host: string;
+  log: ConnectionLog;
+  /** The central server's token-signing key (base64 SPKI), once known. */
+  publicKey(): string | undefined;
+  /** This peer's own session token, to present when connecting out. */
+  token(): string | undefined;
+}
+
+/** Who is at the other end of a P2P connection, as its token says. */
+export interface PeerIdentity {
+  username: string;
+  sessionId: string;
+  role: 'user' | 'visitor';
+}
+
+const HANDSHAKE_MS = 5000;
+
+/** The P2P TCP listener and UDP socket of one peer. */
+export class P2PEndpoint {
+  private readonly tcp = net.createServer((s) => this.accept(s));
+  private readonly udp = dgram.createSocket('udp4');
+  private readonly open = new Set<FramedSocket>();
+  /** Datagrams received and ignored (no stream is live yet). */
+  ignoredDatagrams = 0;
+
+  constructor(private readonly opts: P2POptions) {
+    this.udp.on('message', () => {
+      this.ignoredDatagrams++;
+    });
+    this.udp.on('error', () => undefined);
+  }
+
+  async listen(p2pPort: number, udpPort: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.tcp.once('error', reject);
+      this.tcp.listen(p2pPort, this.opts.host, () => {
+        this.tcp.off('error', reject);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.udp.once('error', reject);
+      this.udp.bind(udpPort, this.opts.host, () => {
+        this.udp.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Where other peers reach this one, as submitted to the tracker. */
+  get advertised(): { ip: string; port: number; udpPort: number } {
+    const ip =
+      this.opts.host === '0.0.0.0' || this.opts.host === '::' ? '127.0.0.1' : this.opts.host;
+    return {
+      ip,
+      port: (this.tcp.address() as net.AddressInfo).port,
+      udpPort: this.udp.address().port,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.open) c.destroy();
+    await new Promise<void>((resolve) =>
+      this.tcp.listening ? this.tcp.close(() => resolve()) : resolve(),
+    );
+    await new Promise<void>((resolve) => {
+      try {
+        this.udp.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+
+  /**
+   * peer_connect: opens a P2P connection to a tracker entry and completes the handshake.
+   * Resolves with the identity the other side answered with; the connection is then closed
+   * (channel traffic over P2P arrives with channel hosting).
+   */
+  connect(entry: Pick<TrackerEntry, 'ip' | 'port' | 'username'>): Promise<PeerIdentity> {
+    const token = this.opts.token();
+    if (!token) return Promise.reject(new HchatError('E_AUTH_REQUIRED'));
+    const name = hostName(entry.username, entry.ip, entry.port);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: entry.ip, port: entry.port });
+      let settled = false;
+      const finish = (err: HchatError | undefined, id?: PeerIdentity) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(id!);
+      };
+      const timer = setTimeout(() => {
+        finish(new HchatError('E_TIMEOUT', `${name} did not complete the handshake`));
+        fs.destroy();
+      }, HANDSHAKE_MS);
+      const fs = new FramedSocket(socket, {
+        frame: (f) => {
+          if (f.t === 'error') {
+            finish(HchatError.fromWire({ code: String(f.code), message: String(f.message) }));
+            fs.close();
+            return;
+          }
+          const ack = PeerHelloAck.safeParse(f);
+          if (!ack.success)
+            throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(ack.error)}`);
+          this.opts.log.write('peer_connect', {
+            peer: name,
+            user: ack.data.username,
+            session: ack.data.sessionId,
+          });
+          finish(undefined, {
+            username: ack.data.username,
+            sessionId: ack.data.sessionId,
+            role: ack.data.userRole,
+          });
+          fs.close();
+        },
+        close: (reason) => {
+          this.opts.log.write('close', { peer: name, reason: reason?.code ?? 'eof' });
+          finish(reason ?? new HchatError('E_CONNECTION_CLOSED'));
+        },
+      });
+      socket.once('connect', () => {
+        this.opts.log.write('open', { peer: name, dir: 'out' });
+        fs.send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', token });
+      });
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    let who: PeerIdentity | undefined;
+    const r = {
+      ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
+      port: socket.remotePort ?? 0,
+    };
+    const name = () => peerName(who?.username, r.ip, r.port);
+    const fs = new FramedSocket(socket, {
+      frame: (f) => {
+        if (who)
+          throw new HchatError('E_UNKNOWN_TYPE', 'no P2P operations after hello in this version');
+        if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
+        const hello = PeerHello.safeParse(f);
+        if (!hello.success)
+          throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
+        if (hello.data.v !== PROTOCOL_VERSION) {
+          throw new HchatError(
+            'E_VERSION_MISMATCH',
+            `P2P version ${hello.data.v} not supported; this peer speaks ${PROTOCOL_VERSION}`,
+          );
+        }
+        const key = this.opts.publicKey();
+        const claims = key ? verifyToken(hello.data.token, publicKeyFromBase64(key)) : undefined;
+        if (!claims)
+          throw new HchatError('E_SESSION_INVALID', 'token not signed by the central server');
+        who = { username: claims.u, sessionId: claims.sid, role: claims.r };
+        clearTimeout(timer);
+        this.opts.log.write('auth', { peer: name(), role: who.role, session: who.sessionId });
+        fs.send({ t: 'hello', v: PROTOCOL_VERSION, role: 'host', ...this.identity() });
+      },
+      close: (reason) => {
+        this.open.delete(fs);
+        clearTimeout(timer);
+        this.opts.log.write('close', { peer: name(), reason: reason?.code ?? 'eof' });
+      },
+    });
+    const timer = setTimeout(
+      () => fs.fail(new HchatError('E_TIMEOUT', 'no hello in time')),
+      HANDSHAKE_MS,
+    );
+    this.open.add(fs);
+    this.opts.log.write('open', { peer: name(), dir: 'in' });
+  }
+
+  private identity(): { username: string; sessionId: string; userRole: 'user' | 'visitor' } {
+    const key = this.opts.publicKey();
+    const token = this.opts.token();
+    const claims = key && token ? verifyToken(token, publicKeyFromBase64(key)) : undefined;
+    if (!claims) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
+    return { username: claims.u, sessionId: claims.sid, userRole: claims.r };
+  }
+}

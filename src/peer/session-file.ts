@@ -1,0 +1,53 @@
+/**
+ * The peer's session secret on disk (`<data>/session.json`, mode 0600): what lets a restarted
+ * peer resume its session without the password. Written atomically (temporary file, rename).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { Role, SessionId } from '../protocol/common.js';
+
+export const SavedSession = z.object({
+  username: z.string().min(1).max(64),
+  role: Role,
+  sessionId: SessionId,
+  token: z.string().min(1).max(2000),
+});
+export type SavedSession = z.infer<typeof SavedSession>;
+
+/** Reads the saved session; a missing file is no session, a corrupt one is an error naming it. */
+export function readSession(dir: string): SavedSession | undefined {
+  const file = path.join(dir, 'session.json');
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error(`${file}: not valid JSON; delete it to log in again`);
+  }
+  const s = SavedSession.safeParse(parsed);
+  if (!s.success)
+    throw new Error(
+      `${file}: not a saved session (${s.error.issues[0]?.message}); delete it to log in again`,
+    );
+  return s.data;
+}
+
+/** Saves (or, with undefined, deletes) the session, readable by the owner only. */
+export function writeSession(dir: string, s: SavedSession | undefined): void {
+  const file = path.join(dir, 'session.json');
+  if (!s) {
+    fs.rmSync(file, { force: true });
+    return;
+  }
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file);
+}

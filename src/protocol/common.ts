@@ -1,0 +1,95 @@
+/**
+ * Shapes shared by every link: names, ids, messages, channels. Each is a zod schema, and its
+ * TypeScript type is derived from it, so a shape is written once.
+ */
+import { z } from 'zod';
+
+/** Protocol version spoken in hello frames; bumped on any incompatible change. */
+export const PROTOCOL_VERSION = 1;
+/** Longest message text, in characters (UTF-16 code units, as JavaScript counts them). */
+export const MAX_TEXT = 4000;
+
+// Printable characters only: no C0/C1 controls, no line or paragraph separators.
+const PRINTABLE = /^[^\p{Cc}\u2028\u2029]+$/u;
+
+export const Username = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{2,32}$/, 'username: 2-32 characters of A-Z a-z 0-9 _ . -');
+export const Password = z
+  .string()
+  .min(6, 'password: at least 6 characters')
+  .max(256, 'password: at most 256 characters');
+export const VisitorName = z
+  .string()
+  .trim()
+  .min(1, 'name: 1-32 printable characters')
+  .max(32, 'name: 1-32 printable characters')
+  .regex(/^[^\p{Cc}\u2028\u2029:]+$/u, 'name: printable characters, no colon');
+export const ChannelName = z
+  .string()
+  .trim()
+  .min(1, 'channel name: 1-64 printable characters')
+  .max(64, 'channel name: 1-64 printable characters')
+  .regex(PRINTABLE, 'channel name: printable characters only');
+/** Ids made by their author: UUIDs, lower case (UUIDv7 in practice: time-ordered). */
+export const Uuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a UUID');
+export const SessionId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'expected a session id');
+export const Role = z.enum(['user', 'visitor']);
+export const Status = z.enum(['online', 'invisible', 'offline']);
+export const MessageText = z
+  .string()
+  .min(1, 'text: must not be empty')
+  .max(MAX_TEXT, `text: at most ${MAX_TEXT} characters`)
+  .refine((s) => s.trim().length > 0, 'text: must not be blank');
+/** Hybrid logical clock reading: physical milliseconds and a logical counter. */
+export const HlcTime = z.object({
+  ts: z.number().int().min(0).max(8.64e15),
+  lc: z.number().int().min(0).max(0xffff),
+});
+export const Port = z.number().int().min(1).max(65535);
+export const Ip = z.union([z.ipv4(), z.ipv6()]);
+
+/** A channel as every side describes it. */
+export const Channel = z.object({
+  id: Uuid,
+  name: ChannelName,
+  owner: Username,
+  allowVisitors: z.boolean(),
+  createdAt: z.number().int(),
+});
+
+/** A message as the author made it (before any replica stores it). */
+export const NewMessage = z.object({
+  id: Uuid,
+  channelId: Uuid,
+  ts: HlcTime.shape.ts,
+  lc: HlcTime.shape.lc,
+  text: MessageText,
+});
+
+/** A stored message, with the author the server vouched for and its sequence in the channel. */
+export const StoredMessage = NewMessage.extend({
+  author: Username,
+  seq: z.number().int().min(1),
+});
+
+/** One tracker entry: a logged-in peer session and where to reach it. */
+export const TrackerEntry = z.object({
+  username: z.string(),
+  role: Role,
+  ip: Ip,
+  port: Port,
+  udpPort: Port,
+  sessionId: SessionId,
+  status: z.enum(['online', 'invisible']),
+});
+
+export type Username = z.infer<typeof Username>;
+export type Role = z.infer<typeof Role>;
+export type Status = z.infer<typeof Status>;
+export type Channel = z.infer<typeof Channel>;
+export type NewMessage = z.infer<typeof NewMessage>;
+export type StoredMessage = z.infer<typeof StoredMessage>;
+export type TrackerEntry = z.infer<typeof TrackerEntry>;

@@ -1,0 +1,79 @@
+/**
+ * The error catalogue: every error that crosses a boundary (TCP frame, HTTP answer, CLI) has a code
+ * here, with its default message and the HTTP status the local API answers it with.
+ * docs/PROTOCOL.md lists every code; test/errors.test.ts keeps the two in step.
+ */
+export const ERRORS = {
+  E_BAD_FRAME: { status: 400, message: 'frame is not a valid JSON object' },
+  E_FRAME_TOO_LARGE: { status: 413, message: 'frame exceeds the maximum frame length' },
+  E_BAD_REQUEST: { status: 400, message: 'request does not match its schema' },
+  E_UNKNOWN_TYPE: { status: 400, message: 'unknown frame type or operation' },
+  E_VERSION_MISMATCH: { status: 400, message: 'protocol version not supported' },
+  E_HELLO_REQUIRED: { status: 400, message: 'the first frame must be hello' },
+  E_AUTH_REQUIRED: { status: 401, message: 'log in or enter as a visitor first' },
+  E_ALREADY_AUTHENTICATED: { status: 409, message: 'this connection is already logged in' },
+  E_BAD_CREDENTIALS: { status: 401, message: 'unknown user or wrong password' },
+  E_RATE_LIMITED: { status: 429, message: 'too many failed attempts; wait and try again' },
+  E_USERNAME_TAKEN: { status: 409, message: 'that username is taken' },
+  E_NAME_TAKEN: { status: 409, message: 'that name belongs to a registered user' },
+  E_SESSION_INVALID: { status: 401, message: 'session is unknown, expired or revoked' },
+  E_VISITOR_READ_ONLY: {
+    status: 403,
+    message: 'visitors can read but not create or change content',
+  },
+  E_FORBIDDEN: { status: 403, message: 'not allowed' },
+  E_NOT_MEMBER: { status: 403, message: 'join the channel first' },
+  E_CHANNEL_NOT_FOUND: { status: 404, message: 'no such channel' },
+  E_CHANNEL_EXISTS: { status: 409, message: 'a channel with that id already exists' },
+  E_MESSAGE_CONFLICT: {
+    status: 409,
+    message: 'a different message with that id already exists',
+  },
+  E_NOT_FOUND: { status: 404, message: 'no such resource' },
+  E_BAD_ORIGIN: { status: 403, message: 'cross-origin requests are refused' },
+  E_BAD_HOST: { status: 403, message: 'requests must name this peer as its Host' },
+  E_OFFLINE: {
+    status: 503,
+    message: 'not connected to the central server; set status online or wait for reconnection',
+  },
+  E_TIMEOUT: { status: 504, message: 'the other end did not answer in time' },
+  E_HEARTBEAT_TIMEOUT: { status: 408, message: 'no frame received within the heartbeat timeout' },
+  E_CONNECTION_CLOSED: { status: 503, message: 'the connection closed before an answer came' },
+  E_SLOW_CONSUMER: { status: 503, message: 'the reader fell too far behind; connection closed' },
+  E_SHUTTING_DOWN: { status: 503, message: 'the process is shutting down' },
+  E_INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+/** A code from the catalogue. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** True when `code` names an entry of the catalogue. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** An error that carries a catalogue code across process and protocol boundaries. */
+export class HchatError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERRORS[code].message, options);
+    this.name = 'HchatError';
+    this.code = code;
+  }
+
+  /** HTTP status for the local API. */
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  /** The `{code, message}` shape used on the wire and in HTTP bodies. */
+  toWire(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+
+  /** Rebuilds an error received from the other end; unknown codes become E_INTERNAL. */
+  static fromWire(e: { code: string; message: string }): HchatError {
+    return new HchatError(isErrorCode(e.code) ? e.code : 'E_INTERNAL', e.message);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Length-prefixed frames, shared by every TCP link (peer↔server, and later peer↔peer).
+ *
+ *   0               4                         4+N
+ *   +---------------+-------------------------+
+ *   | N (u32, BE)   | N bytes of UTF-8 JSON   |
+ *   +---------------+-------------------------+
+ *
+ * N is checked against the maximum before any byte of the body is buffered or allocated, so a peer
+ * that announces 4 GiB costs us four bytes. The body must be one JSON object.
+ */
+import { HchatError } from './errors.js';
+
+/** Default upper bound of N, in bytes. */
+export const DEFAULT_MAX_FRAME = 1024 * 1024;
+/** Size of the length prefix. */
+export const HEADER_BYTES = 4;
+
+/** Encodes one JSON object as a frame: the bytes to write to the socket. */
+export function encodeFrame(obj: object): Buffer {
+  const json = JSON.stringify(obj);
+  const len = Buffer.byteLength(json);
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + len);
+  buf.writeUInt32BE(len, 0);
+  buf.write(json, HEADER_BYTES, 'utf8');
+  return buf;
+}
+
+/**
+ * Incremental decoder: feed it whatever the socket gave, get whole frames back.
+ * It throws HchatError (E_FRAME_TOO_LARGE, E_BAD_FRAME) and nothing else; after a throw the
+ * stream is out of sync and the connection must be closed.
+ */
+export class FrameDecoder {
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
+  private need = -1; // body length of the frame being read; -1 while reading the header
+
+  constructor(private readonly maxFrame: number = DEFAULT_MAX_FRAME) {}
+
+  /** Appends bytes and returns the frames they complete, decoded, in order. */
+  push(data: Buffer): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    if (data.length > 0) {
+      this.chunks.push(data);
+      this.buffered += data.length;
+    }
+    for (;;) {
+      if (this.need < 0) {
+        if (this.buffered < HEADER_BYTES) return out;
+        const header = this.take(HEADER_BYTES);
+        const len = header.readUInt32BE(0);
+        if (len > this.maxFrame) {
+          throw new HchatError(
+            'E_FRAME_TOO_LARGE',
+            `frame of ${len} bytes exceeds the maximum of ${this.maxFrame}`,
+          );
+        }
+        if (len === 0) throw new HchatError('E_BAD_FRAME', 'empty frame');
+        this.need = len;
+      }
+      if (this.buffered < this.need) return out;
+      const body = this.take(this.need);
+      this.need = -1;
+      out.push(parseBody(body));
+    }
+  }
+
+  /** Bytes held that do not yet form a whole frame. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let result: Buffer;
+    if (first.length === n) {
+      this.chunks.shift();
+      result = first;
+    } else if (first.length > n) {
+      result = first.subarray(0, n);
+      this.chunks[0] = first.subarray(n);
+    } else {
+      result = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - off);
+        c.copy(result, off, 0, k);
+        off += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.buffered -= n;
+    return result;
+  }
+}
+
+function parseBody(body: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HchatError('E_BAD_FRAME', 'frame body is not valid JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new HchatError('E_BAD_FRAME', 'frame body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}

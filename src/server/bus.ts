@@ -1,0 +1,40 @@
+/**
+ * The server's event fan-out seam. A server instance publishes what happened (a stored message,
+ * a tracker change) on the bus and delivers what it receives from the bus to its own
+ * connections. `LocalBus` serves one instance; a NATS or Redis bus lets several instances that
+ * share one database see each other's events (SPEC §11).
+ */
+import type { StoredMessage, TrackerEntry } from '../protocol/common.js';
+
+/** Everything instances tell each other. */
+export type BusEvent =
+  | { kind: 'message'; channelId: string; message: StoredMessage; exceptSession?: string }
+  | { kind: 'peer_joined'; entry: TrackerEntry }
+  | { kind: 'peer_left'; entry: TrackerEntry }
+  | { kind: 'member_joined'; channelId: string; username: string };
+
+/** Publish/subscribe between server instances. */
+export interface EventBus {
+  publish(event: BusEvent): void;
+  /** Returns a function that unsubscribes. */
+  subscribe(handler: (event: BusEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** In-process bus: delivers synchronously to this process's subscribers. */
+export class LocalBus implements EventBus {
+  private readonly handlers = new Set<(event: BusEvent) => void>();
+
+  publish(event: BusEvent): void {
+    for (const h of this.handlers) h(event);
+  }
+
+  subscribe(handler: (event: BusEvent) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  async close(): Promise<void> {
+    this.handlers.clear();
+  }
+}

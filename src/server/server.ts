@@ -1,0 +1,685 @@
+/**
+ * The central server (SPEC §1–§4): tracker, accounts, channel directory and message store, with
+ * pushes to online members. One TCP port speaks the framed protocol (protocol/server-link.ts);
+ * one HTTP port answers health checks.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import fs from 'node:fs';
+import type { z } from 'zod';
+import { HchatError } from '../protocol/errors.js';
+import { encodeFrame, DEFAULT_MAX_FRAME } from '../protocol/frame.js';
+import { PROTOCOL_VERSION, type Channel, type TrackerEntry } from '../protocol/common.js';
+import {
+  ClientHello,
+  OPS,
+  Request,
+  describeIssues,
+  isOpName,
+  type OpName,
+  type OpReq,
+  type OpRes,
+} from '../protocol/server-link.js';
+import { FramedSocket } from '../shared/framed-socket.js';
+import { ConnectionLog, peerName } from '../shared/connlog.js';
+import { SqliteServerStore, type MessageInsert, type ServerStore } from '../store/server-store.js';
+import { LocalBus, type BusEvent, type EventBus } from './bus.js';
+import { TrackerList, entryKey, sameUser } from './tracker.js';
+import {
+  LoginThrottle,
+  TokenSigner,
+  hashPassword,
+  newSessionId,
+  verifyPassword,
+} from './accounts.js';
+import { verifyToken } from '../shared/tokens.js';
+
+/** Settings of a server process (validated by the CLI before they get here). */
+export interface ServerOptions {
+  host: string;
+  port: number;
+  httpPort: number;
+  dataDir: string;
+  /** How often peers must send a frame. */
+  heartbeatMs?: number;
+  /** A connection silent this long is dropped and its tracker entry removed. */
+  timeoutMs?: number;
+  maxFrame?: number;
+  store?: ServerStore;
+  bus?: EventBus;
+  loginMaxFailures?: number;
+  loginWindowMs?: number;
+}
+
+interface Session {
+  sessionId: string;
+  username: string;
+  role: 'user' | 'visitor';
+}
+
+/** One peer connection and its state machine: hello → open → authenticated. */
+class Conn {
+  helloDone = false;
+  session: Session | undefined;
+  entryKey: string | undefined;
+  status: 'online' | 'invisible' = 'online';
+  /** Channels a visitor session views (visitors are not members; they subscribe per session). */
+  readonly views = new Set<string>();
+
+  constructor(
+    readonly id: number,
+    readonly fs: FramedSocket,
+  ) {}
+
+  get name(): string {
+    const r = this.fs.remote;
+    return peerName(this.session?.username, r.ip, r.port);
+  }
+}
+
+interface PendingPost {
+  conn: Conn;
+  reqId: number;
+  insert: MessageInsert;
+}
+
+/** A running central server. */
+export class CentralServer {
+  readonly log: ConnectionLog;
+  readonly store: ServerStore;
+  readonly tracker = new TrackerList();
+  private readonly bus: EventBus;
+  private readonly signer: TokenSigner;
+  private readonly throttle: LoginThrottle;
+  private readonly tcp: net.Server;
+  private readonly http: http.Server;
+  private readonly conns = new Set<Conn>();
+  private readonly byUser = new Map<string, Set<Conn>>();
+  private readonly memberCache = new Map<string, Set<string>>();
+  private readonly viewers = new Map<string, Set<Conn>>();
+  private readonly heartbeatMs: number;
+  private readonly timeoutMs: number;
+  private readonly maxFrame: number;
+  private readonly helloFrame: Buffer;
+  private readonly unsubscribe: () => void;
+  private readonly sweeper: NodeJS.Timeout;
+  private posts: PendingPost[] = [];
+  private nextConnId = 1;
+  private closing = false;
+
+  private constructor(private readonly opts: ServerOptions) {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    this.log = new ConnectionLog(opts.dataDir);
+    this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
+    this.bus = opts.bus ?? new LocalBus();
+    this.signer = TokenSigner.loadOrCreate(opts.dataDir);
+    this.throttle = new LoginThrottle(opts.loginMaxFailures, opts.loginWindowMs);
+    this.heartbeatMs = opts.heartbeatMs ?? 5000;
+    this.timeoutMs = opts.timeoutMs ?? 15000;
+    this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.helloFrame = encodeFrame({
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      role: 'server',
+      heartbeatMs: this.heartbeatMs,
+      timeoutMs: this.timeoutMs,
+      maxFrame: this.maxFrame,
+      publicKey: this.signer.publicKeyBase64,
+    });
+    this.unsubscribe = this.bus.subscribe((e) => this.deliver(e));
+    this.tcp = net.createServer((socket) => this.accept(socket));
+    this.http = http.createServer((req, res) => this.health(req, res));
+    this.sweeper = setInterval(
+      () => this.sweep(),
+      Math.max(50, Math.min(this.heartbeatMs, this.timeoutMs / 4)),
+    );
+    this.sweeper.unref();
+  }
+
+  /** Starts listening; resolves once both ports are bound. */
+  static async start(opts: ServerOptions): Promise<CentralServer> {
+    const s = new CentralServer(opts);
+    try {
+      await listen(s.tcp, opts.port, opts.host);
+      await listen(s.http, opts.httpPort, opts.host);
+    } catch (err) {
+      await s.close();
+      throw err;
+    }
+    s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl });
+    return s;
+  }
+
+  /** `ip:port` of the framed-protocol port. */
+  get tcpAddress(): string {
+    const a = this.tcp.address() as net.AddressInfo;
+    return `${a.address}:${a.port}`;
+  }
+
+  /** Base URL of the HTTP port. */
+  get httpUrl(): string {
+    const a = this.http.address() as net.AddressInfo;
+    return `http://${a.address}:${a.port}/`;
+  }
+
+  /** Number of open peer connections. */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** Closes every connection and port, flushes pending writes, closes the store and the log. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.sweeper);
+    this.flushPosts();
+    for (const c of this.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
+    await Promise.all([closeServer(this.tcp), closeServer(this.http)]);
+    this.unsubscribe();
+    await this.bus.close();
+    this.store.close();
+    this.log.write('shutdown', {});
+    this.log.close();
+  }
+
+  // ---- connections ------------------------------------------------------------------------
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const id = this.nextConnId++;
+    const conn: Conn = new Conn(
+      id,
+      new FramedSocket(
+        socket,
+        {
+          frame: (f) => this.onFrame(conn, f),
+          close: (reason) => this.onClose(conn, reason),
+        },
+        this.maxFrame,
+      ),
+    );
+    this.conns.add(conn);
+    this.log.write('open', { peer: conn.name, conn: id });
+  }
+
+  private onClose(conn: Conn, reason: HchatError | undefined): void {
+    this.conns.delete(conn);
+    this.detachSession(conn);
+    this.log.write('close', { peer: conn.name, conn: conn.id, reason: reason?.code ?? 'eof' });
+  }
+
+  private onFrame(conn: Conn, f: Record<string, unknown>): void {
+    if (!conn.helloDone) {
+      if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
+      const hello = ClientHello.safeParse(f);
+      if (!hello.success)
+        throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
+      if (hello.data.v !== PROTOCOL_VERSION) {
+        throw new HchatError(
+          'E_VERSION_MISMATCH',
+          `protocol version ${hello.data.v} not supported; this server speaks ${PROTOCOL_VERSION}`,
+        );
+      }
+      conn.helloDone = true;
+      conn.fs.sendEncoded(this.helloFrame);
+      return;
+    }
+    switch (f.t) {
+      case 'ping':
+        conn.fs.send({ t: 'pong' });
+        return;
+      case 'pong':
+        return;
+      case 'req': {
+        const req = Request.safeParse(f);
+        if (!req.success) throw new HchatError('E_BAD_FRAME', `req: ${describeIssues(req.error)}`);
+        const { id, op, body } = req.data;
+        if (!isOpName(op)) throw new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
+        this.handle(conn, id, op, body).catch((err: unknown) =>
+          this.answerError(conn, id, op, err),
+        );
+        return;
+      }
+      case 'hello':
+        throw new HchatError('E_BAD_FRAME', 'hello sent twice');
+      default:
+        throw new HchatError(
+          'E_UNKNOWN_TYPE',
+          `unknown frame type ${JSON.stringify(f.t)?.slice(0, 40)}`,
+        );
+    }
+  }
+
+  private answerError(conn: Conn, id: number, op: string, err: unknown): void {
+    if (!(err instanceof HchatError)) {
+      // A bug here must not take every other peer down with it; log it and answer E_INTERNAL.
+      console.error(`hchat server: ${op} failed:`, err);
+      err = new HchatError('E_INTERNAL');
+    }
+    const e = err as HchatError;
+    this.log.write('refuse', { peer: conn.name, op, code: e.code });
+    conn.fs.send({ t: 'res', id, error: e.toWire() });
+  }
+
+  private async handle(conn: Conn, id: number, op: OpName, rawBody: unknown): Promise<void> {
+    const spec = OPS[op];
+    const parsed = (spec.req as z.ZodType).safeParse(rawBody ?? {});
+    if (!parsed.success) {
+      throw new HchatError('E_BAD_REQUEST', `${op}: ${describeIssues(parsed.error)}`);
+    }
+    if (spec.access !== 'anyone') {
+      if (!conn.session) throw new HchatError('E_AUTH_REQUIRED');
+      if (spec.access === 'user' && conn.session.role !== 'user') {
+        throw new HchatError('E_VISITOR_READ_ONLY', `visitors cannot ${op.replace('_', ' ')}`);
+      }
+    }
+    if (op === 'post') {
+      // Posts are group-committed: answered after the batch's transaction.
+      this.queuePost(conn, id, parsed.data as OpReq<'post'>);
+      return;
+    }
+    const result = await this.run(conn, op, parsed.data);
+    if (conn.fs.isOpen) conn.fs.send({ t: 'res', id, body: result });
+  }
+
+  private async run(conn: Conn, op: Exclude<OpName, 'post'>, body: unknown): Promise<unknown> {
+    switch (op) {
+      case 'register':
+        return this.register(conn, body as OpReq<'register'>);
+      case 'login':
+        return this.login(conn, body as OpReq<'login'>);
+      case 'visitor':
+        return this.visitor(conn, body as OpReq<'visitor'>);
+      case 'resume':
+        return this.resume(conn, body as OpReq<'resume'>);
+      case 'logout':
+        return this.logout(conn);
+      case 'submit_info':
+        return this.submitInfo(conn, body as OpReq<'submit_info'>);
+      case 'set_status':
+        return this.setStatus(conn, body as OpReq<'set_status'>);
+      case 'get_list':
+        return { peers: this.tracker.visibleTo(conn.session!.username) };
+      case 'channel_create':
+        return this.createChannel(conn, body as OpReq<'channel_create'>);
+      case 'directory':
+        return { channels: this.directory(conn.session!) };
+      case 'my_channels':
+        return { channels: this.myChannels(conn) };
+      case 'channel_join':
+        return this.join(conn, (body as OpReq<'channel_join'>).channelId);
+      case 'history':
+        return this.history(conn, body as OpReq<'history'>);
+      case 'sync':
+        return this.sync(conn, body as OpReq<'sync'>);
+    }
+  }
+
+  // ---- accounts -----------------------------------------------------------------------------
+
+  private async register(conn: Conn, b: OpReq<'register'>): Promise<OpRes<'register'>> {
+    const passHash = await hashPassword(b.password);
+    this.store.createUser({ username: b.username, passHash });
+    this.log.write('register', { peer: conn.name, user: b.username });
+    return { username: b.username };
+  }
+
+  private async login(conn: Conn, b: OpReq<'login'>): Promise<OpRes<'login'>> {
+    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
+    const keys = [`u:${b.username.toLowerCase()}`, `ip:${conn.fs.remote.ip}`];
+    this.throttle.check(keys);
+    const user = this.store.getUser(b.username);
+    const ok = await verifyPassword(b.password, user?.passHash);
+    if (!ok || !user) {
+      this.throttle.fail(keys);
+      throw new HchatError('E_BAD_CREDENTIALS');
+    }
+    this.throttle.succeed(keys[0]!);
+    return this.openSession(conn, user.username, 'user');
+  }
+
+  private visitor(conn: Conn, b: OpReq<'visitor'>): OpRes<'visitor'> {
+    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
+    if (this.store.getUser(b.name)) throw new HchatError('E_NAME_TAKEN');
+    return this.openSession(conn, b.name, 'visitor');
+  }
+
+  private openSession(conn: Conn, username: string, role: 'user' | 'visitor'): OpRes<'login'> {
+    const sessionId = newSessionId();
+    const iat = Date.now();
+    this.store.createSession({ sessionId, username, role, createdAt: iat });
+    const token = this.signer.sign({ sid: sessionId, u: username, r: role, iat });
+    this.attachSession(conn, { sessionId, username, role });
+    return { username, role, sessionId, token };
+  }
+
+  private resume(conn: Conn, b: OpReq<'resume'>): OpRes<'resume'> {
+    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
+    const claims = verifyToken(b.token, this.signer.publicKey);
+    const s = claims && this.store.getSession(claims.sid);
+    if (!claims || !s || s.revoked || s.username !== claims.u || s.role !== claims.r) {
+      throw new HchatError('E_SESSION_INVALID');
+    }
+    const session = { sessionId: s.sessionId, username: s.username, role: s.role };
+    this.attachSession(conn, session);
+    return session;
+  }
+
+  private logout(conn: Conn): OpRes<'logout'> {
+    const s = conn.session!;
+    this.store.revokeSession(s.sessionId);
+    this.detachSession(conn);
+    return {};
+  }
+
+  private attachSession(conn: Conn, s: Session): void {
+    conn.session = s;
+    const key = s.username.toLowerCase();
+    let set = this.byUser.get(key);
+    if (!set) this.byUser.set(key, (set = new Set()));
+    set.add(conn);
+    this.log.write('auth', { peer: conn.name, conn: conn.id, role: s.role, session: s.sessionId });
+  }
+
+  private detachSession(conn: Conn): void {
+    const s = conn.session;
+    if (!s) return;
+    if (conn.entryKey) {
+      const change = this.tracker.remove(conn.entryKey);
+      conn.entryKey = undefined;
+      if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+    }
+    for (const ch of conn.views) this.viewers.get(ch)?.delete(conn);
+    conn.views.clear();
+    const key = s.username.toLowerCase();
+    const set = this.byUser.get(key);
+    set?.delete(conn);
+    if (set?.size === 0) this.byUser.delete(key);
+    conn.session = undefined;
+  }
+
+  // ---- tracker ------------------------------------------------------------------------------
+
+  private submitInfo(conn: Conn, b: OpReq<'submit_info'>): OpRes<'submit_info'> {
+    const s = conn.session!;
+    const entry: TrackerEntry = {
+      username: s.username,
+      role: s.role,
+      ip: b.ip,
+      port: b.port,
+      udpPort: b.udpPort,
+      sessionId: s.sessionId,
+      status: b.status,
+    };
+    conn.status = b.status;
+    const key = entryKey(entry);
+    if (conn.entryKey && conn.entryKey !== key) {
+      const change = this.tracker.remove(conn.entryKey);
+      if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+    }
+    conn.entryKey = key;
+    const change = this.tracker.upsert(entry);
+    this.log.write('add_list', { peer: conn.name, p2p: `${b.ip}:${b.port}`, status: b.status });
+    if (change.joined) this.bus.publish({ kind: 'peer_joined', entry: change.joined });
+    if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+    return { entry };
+  }
+
+  private setStatus(conn: Conn, b: OpReq<'set_status'>): OpRes<'set_status'> {
+    conn.status = b.status;
+    const entry = conn.entryKey ? this.tracker.get(conn.entryKey) : undefined;
+    if (entry) {
+      const change = this.tracker.upsert({ ...entry, status: b.status });
+      if (change.joined) this.bus.publish({ kind: 'peer_joined', entry: change.joined });
+      if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+    }
+    this.log.write('status', { peer: conn.name, status: b.status });
+    return { status: b.status };
+  }
+
+  // ---- channels -----------------------------------------------------------------------------
+
+  private createChannel(conn: Conn, b: OpReq<'channel_create'>): Channel {
+    const channel: Channel = {
+      id: b.id,
+      name: b.name,
+      owner: conn.session!.username,
+      allowVisitors: b.allowVisitors,
+      createdAt: Date.now(),
+    };
+    this.store.createChannel(channel);
+    this.members(channel.id).add(channel.owner.toLowerCase());
+    this.log.write('channel_create', { peer: conn.name, channel: channel.id });
+    return channel;
+  }
+
+  private directory(s: Session): Channel[] {
+    const all = this.store.listChannels();
+    return s.role === 'visitor' ? all.filter((c) => c.allowVisitors) : all;
+  }
+
+  private myChannels(conn: Conn): Channel[] {
+    const s = conn.session!;
+    if (s.role === 'user') return this.store.channelsOf(s.username);
+    return [...conn.views].map((id) => this.store.getChannel(id)).filter((c) => c !== undefined);
+  }
+
+  /** The channel, if this session may read it; visitors never learn of other channels. */
+  private readable(s: Session, channelId: string): Channel {
+    const c = this.store.getChannel(channelId);
+    if (!c || (s.role === 'visitor' && !c.allowVisitors))
+      throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (
+      s.role === 'user' &&
+      !c.allowVisitors &&
+      !this.members(c.id).has(s.username.toLowerCase())
+    ) {
+      throw new HchatError('E_NOT_MEMBER');
+    }
+    return c;
+  }
+
+  private join(conn: Conn, channelId: string): Channel {
+    const s = conn.session!;
+    const c = this.store.getChannel(channelId);
+    if (!c || (s.role === 'visitor' && !c.allowVisitors))
+      throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (s.role === 'visitor') {
+      conn.views.add(c.id);
+      let set = this.viewers.get(c.id);
+      if (!set) this.viewers.set(c.id, (set = new Set()));
+      set.add(conn);
+    } else if (!this.members(c.id).has(s.username.toLowerCase())) {
+      this.store.addMember(c.id, s.username);
+      this.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
+    }
+    this.log.write('join', { peer: conn.name, channel: c.id, role: s.role });
+    return c;
+  }
+
+  private members(channelId: string): Set<string> {
+    let set = this.memberCache.get(channelId);
+    if (!set) {
+      set = new Set(this.store.members(channelId).map((u) => u.toLowerCase()));
+      this.memberCache.set(channelId, set);
+    }
+    return set;
+  }
+
+  private history(conn: Conn, b: OpReq<'history'>): OpRes<'history'> {
+    this.readable(conn.session!, b.channelId);
+    const page = this.store.history(b.channelId, b.limit, b.before);
+    this.log.write('fetch', {
+      peer: conn.name,
+      channel: b.channelId,
+      count: page.messages.length,
+      before: b.before,
+    });
+    return page;
+  }
+
+  private sync(conn: Conn, b: OpReq<'sync'>): OpRes<'sync'> {
+    this.readable(conn.session!, b.channelId);
+    const messages = this.store.since(b.channelId, b.since, b.limit);
+    const lastSeq = this.store.lastSeq(b.channelId);
+    this.log.write('sync', {
+      peer: conn.name,
+      channel: b.channelId,
+      since: b.since,
+      count: messages.length,
+    });
+    return { messages, lastSeq };
+  }
+
+  // ---- posts: group commit, then fan-out ----------------------------------------------------
+
+  private queuePost(conn: Conn, reqId: number, b: OpReq<'post'>): void {
+    const s = conn.session!;
+    const c = this.store.getChannel(b.message.channelId);
+    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
+    this.posts.push({ conn, reqId, insert: { message: b.message, author: s.username } });
+    if (this.posts.length === 1) setImmediate(() => this.flushPosts());
+  }
+
+  private flushPosts(): void {
+    const batch = this.posts;
+    if (batch.length === 0) return;
+    this.posts = [];
+    const results = this.store.insertMessages(batch.map((p) => p.insert));
+    for (let i = 0; i < batch.length; i++) {
+      const { conn, reqId, insert } = batch[i]!;
+      const r = results[i]!;
+      if (r instanceof HchatError) {
+        this.answerError(conn, reqId, 'post', r);
+        continue;
+      }
+      conn.fs.send({
+        t: 'res',
+        id: reqId,
+        body: { id: insert.message.id, seq: r.seq, duplicate: r.duplicate },
+      });
+      this.log.write('post', {
+        peer: conn.name,
+        channel: insert.message.channelId,
+        msg: insert.message.id,
+        seq: r.seq,
+        dup: r.duplicate || undefined,
+      });
+      if (!r.duplicate) {
+        this.bus.publish({
+          kind: 'message',
+          channelId: insert.message.channelId,
+          message: r.stored,
+          exceptSession: conn.session?.sessionId,
+        });
+      }
+    }
+  }
+
+  // ---- delivery of bus events to this instance's connections --------------------------------
+
+  private deliver(e: BusEvent): void {
+    switch (e.kind) {
+      case 'message': {
+        // Encoded once; the same bytes go to every recipient.
+        const frame = encodeFrame({
+          t: 'ev',
+          ev: 'message',
+          body: { channelId: e.channelId, message: e.message },
+        });
+        let n = 0;
+        for (const member of this.members(e.channelId)) {
+          const conns = this.byUser.get(member);
+          if (!conns) continue;
+          for (const c of conns) {
+            if (c.session?.sessionId === e.exceptSession) continue;
+            c.fs.sendEncoded(frame);
+            n++;
+          }
+        }
+        for (const c of this.viewers.get(e.channelId) ?? []) {
+          c.fs.sendEncoded(frame);
+          n++;
+        }
+        this.log.write('push', {
+          to: 'members',
+          channel: e.channelId,
+          msg: e.message.id,
+          recipients: n,
+        });
+        return;
+      }
+      case 'member_joined':
+        this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
+        return;
+      case 'peer_joined':
+      case 'peer_left': {
+        const frame = encodeFrame({ t: 'ev', ev: e.kind, body: { entry: e.entry } });
+        for (const c of this.conns) {
+          if (c.session && !sameUser(c.session.username, e.entry.username)) c.fs.sendEncoded(frame);
+        }
+        this.log.write(e.kind === 'peer_joined' ? 'tracker_join' : 'tracker_leave', {
+          user: e.entry.username,
+          p2p: `${e.entry.ip}:${e.entry.port}`,
+          session: e.entry.sessionId,
+        });
+        return;
+      }
+    }
+  }
+
+  // ---- heartbeats and health ----------------------------------------------------------------
+
+  private sweep(): void {
+    const deadline = Date.now() - this.timeoutMs;
+    for (const c of this.conns) {
+      if (c.fs.lastSeen < deadline) {
+        c.fs.fail(new HchatError('E_HEARTBEAT_TIMEOUT'));
+        c.fs.destroy();
+      }
+    }
+  }
+
+  private health(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '/';
+    if (req.method === 'GET' && (url === '/health' || url === '/')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          status: 'ok',
+          protocol: PROTOCOL_VERSION,
+          connections: this.conns.size,
+          trackerEntries: this.tracker.size,
+        }),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${url}` } }),
+    );
+  }
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    if ('closeAllConnections' in server) (server as http.Server).closeAllConnections();
+  });
+}

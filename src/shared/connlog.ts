@@ -1,0 +1,138 @@
+/**
+ * The connection log (SPEC §9): `connections.log` in a process's data folder, one ASCII line per
+ * record, `key=value` pairs separated by spaces, always starting with `t=<ISO time> ev=<event>`.
+ * Values outside [A-Za-z0-9._:@/+,=~-] are percent-encoded, so a line never holds a space inside a
+ * value, a newline or a non-ASCII byte. At `maxRecords` records the file is renamed to
+ * `connections.log.1` (replacing the previous one) and a new file starts.
+ *
+ * Lines are buffered and written together once per event-loop turn (and synchronously on close),
+ * so a busy process does one write system call per turn, not one per record.
+ * docs/PROTOCOL.md §6 lists the events and keys.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Records per file before rotation. */
+export const LOG_ROTATE_RECORDS = 10_000;
+
+/** A value of a record: absent values (undefined) are left out of the line. */
+export type LogValue = string | number | boolean | undefined;
+
+const SAFE = /^[A-Za-z0-9._:@/+,=~-]*$/;
+
+/** Encodes one value so that it fits the line grammar. */
+export function encodeLogValue(v: string | number | boolean): string {
+  const s = String(v);
+  if (s.length > 0 && SAFE.test(s)) return s;
+  if (s.length === 0) return '""';
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += byte < 0x80 && SAFE.test(c) ? c : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+/** Formats a record as one line (without the newline). */
+export function formatRecord(
+  ev: string,
+  fields: Record<string, LogValue>,
+  at = new Date(),
+): string {
+  let line = `t=${at.toISOString()} ev=${encodeLogValue(ev)}`;
+  for (const key in fields) {
+    const v = fields[key];
+    if (v !== undefined) line += ` ${key}=${encodeLogValue(v)}`;
+  }
+  return line;
+}
+
+/** Parses a line back into its fields (for tests and tools). */
+export function parseRecord(line: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of line.split(' ')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    const raw = pair.slice(eq + 1);
+    out[pair.slice(0, eq)] = raw === '""' ? '' : decodeURIComponent(raw);
+  }
+  return out;
+}
+
+/** Names the other end of a link: `server`, or `host:<user>@<ip>:<port>` for a peer hosting. */
+export function hostName(user: string, ip: string, port: number): string {
+  return `host:${user}@${ip}:${port}`;
+}
+
+/** Names a peer as the server sees it: `peer:<user>@<ip>:<port>` (`-` before login). */
+export function peerName(user: string | undefined, ip: string, port: number): string {
+  return `peer:${user ?? '-'}@${ip}:${port}`;
+}
+
+/** Appends records to `<dir>/connections.log`, rotating at `maxRecords`. */
+export class ConnectionLog {
+  readonly file: string;
+  private fd: number;
+  private records: number;
+  private queue: string[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  constructor(
+    dir: string,
+    private readonly maxRecords = LOG_ROTATE_RECORDS,
+  ) {
+    this.file = path.join(dir, 'connections.log');
+    this.records = countLines(this.file);
+    this.fd = fs.openSync(this.file, 'a', 0o600);
+  }
+
+  /** Adds one record. */
+  write(ev: string, fields: Record<string, LogValue> = {}): void {
+    if (this.closed) return;
+    this.queue.push(formatRecord(ev, fields));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes what is queued now. */
+  flush(): void {
+    this.scheduled = false;
+    while (this.queue.length > 0 && !this.closed) {
+      const room = this.maxRecords - this.records;
+      const batch = this.queue.splice(0, room);
+      fs.writeSync(this.fd, batch.join('\n') + '\n');
+      this.records += batch.length;
+      if (this.records >= this.maxRecords) this.rotate();
+    }
+  }
+
+  /** Flushes and closes the file. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+
+  private rotate(): void {
+    fs.closeSync(this.fd);
+    fs.renameSync(this.file, this.file + '.1');
+    this.fd = fs.openSync(this.file, 'a', 0o600);
+    this.records = 0;
+  }
+}
+
+function countLines(file: string): number {
+  try {
+    const data = fs.readFileSync(file);
+    let n = 0;
+    for (const b of data) if (b === 0x0a) n++;
+    return n;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}

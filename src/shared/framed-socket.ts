@@ -1,0 +1,131 @@
+/**
+ * A TCP socket speaking frames (protocol/frame.ts): decodes what arrives, coalesces what leaves
+ * (one write system call per event-loop turn), bounds the bytes queued for a slow reader, and
+ * ends the connection with an error frame when the other end breaks the protocol.
+ */
+import type net from 'node:net';
+import { FrameDecoder, encodeFrame } from '../protocol/frame.js';
+import { HchatError } from '../protocol/errors.js';
+
+/** Bytes queued towards one socket before it is closed as a slow consumer. */
+export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+
+/** Callbacks of a FramedSocket. */
+export interface FramedSocketHandlers {
+  /** One decoded frame; throwing HchatError ends the connection with that error. */
+  frame(obj: Record<string, unknown>): void;
+  /** The connection is gone (either side, any reason); called once. */
+  close(reason: HchatError | undefined): void;
+}
+
+/** A socket that sends and receives frames. */
+export class FramedSocket {
+  private readonly decoder: FrameDecoder;
+  private corked = false;
+  private closed = false;
+  private closeReason: HchatError | undefined;
+  /** When the last frame arrived (ms since epoch): liveness for heartbeats. */
+  lastSeen = Date.now();
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly handlers: FramedSocketHandlers,
+    maxFrame?: number,
+  ) {
+    this.decoder = new FrameDecoder(maxFrame);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => {
+      // 'close' follows; the reason is the socket's own, not a protocol error.
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.handlers.close(this.closeReason);
+    });
+  }
+
+  /** Remote address as `ip`, `port`. */
+  get remote(): { ip: string; port: number } {
+    return {
+      ip: (this.socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
+      port: this.socket.remotePort ?? 0,
+    };
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && !this.socket.destroyed;
+  }
+
+  /** Encodes and sends one frame. */
+  send(obj: object): void {
+    this.sendEncoded(encodeFrame(obj));
+  }
+
+  /** Sends bytes already encoded as a frame (a broadcast encoded once for many sockets). */
+  sendEncoded(frame: Buffer): void {
+    if (!this.isOpen) return;
+    if (this.socket.writableLength > MAX_QUEUED_BYTES) {
+      this.fail(new HchatError('E_SLOW_CONSUMER'));
+      return;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(frame);
+  }
+
+  /** Sends an error frame and closes: the end of this connection only. */
+  fail(err: HchatError): void {
+    if (!this.isOpen) return;
+    this.closeReason = err;
+    const frame = encodeFrame({ t: 'error', code: err.code, message: err.message });
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+    this.socket.end(frame);
+    // A peer that never reads must not keep the socket open for ever.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.closed = true;
+  }
+
+  /** Closes without sending an error frame; `reason` is what the close handler is told. */
+  close(reason?: HchatError): void {
+    if (reason) this.closeReason = reason;
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  /** Closes at once (tests simulating a crash, shutdown). */
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastSeen = Date.now();
+    let frames: Record<string, unknown>[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(err as HchatError);
+      return;
+    }
+    for (const f of frames) {
+      if (this.closed) return;
+      try {
+        this.handlers.frame(f);
+      } catch (err) {
+        if (err instanceof HchatError) this.fail(err);
+        else throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * A peer's own storage (`<data>/peer.db`): the channels each account on this peer joined, a
+ * cache of their messages, and the durable outbox. A message this peer's user writes is inserted
+ * here as `pending` before anything is sent, so a killed process loses nothing; it becomes
+ * `delivered` when a replica acknowledged it (or it arrived from one), or `failed` when a replica
+ * refused it for good (the reason is kept).
+ */
+import type Database from 'better-sqlite3';
+import type { Channel, StoredMessage } from '../protocol/common.js';
+import { openDatabase } from './sqlite.js';
+
+/** Delivery state of a message on this peer. */
+export type MessageState = 'pending' | 'delivered' | 'failed';
+
+/** A message as this peer holds it. */
+export interface LocalMessage {
+  id: string;
+  channelId: string;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+  state: MessageState;
+  /** Sequence number on the server, once known. */
+  seq: number | null;
+  error: string | null;
+}
+
+/** A channel as one account on this peer sees it. */
+export interface LocalChannel extends Channel {
+  /** Highest server seq up to which this peer holds every message. */
+  cursor: number;
+}
+
+const MIGRATIONS = [
+  `
+  CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE channels (
+    account TEXT NOT NULL COLLATE NOCASE,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    allow_visitors INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    cursor INTEGER NOT NULL DEFAULT 0,
+    read_local INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, id)
+  );
+  CREATE TABLE messages (
+    local_seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    channel_id TEXT NOT NULL,
+    author TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    lc INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    seq INTEGER,
+    error TEXT
+  );
+  CREATE INDEX messages_order ON messages(channel_id, ts, lc, id);
+  CREATE INDEX messages_seq ON messages(channel_id, seq);
+  CREATE INDEX messages_pending ON messages(author, local_seq) WHERE state = 'pending';
+  `,
+];
+
+interface MessageRow {
+  local_seq: number;
+  id: string;
+  channel_id: string;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+  state: MessageState;
+  seq: number | null;
+  error: string | null;
+}
+
+interface ChannelRow {
+  id: string;
+  name: string;
+  owner: string;
+  allow_visitors: number;
+  created_at: number;
+  cursor: number;
+}
+
+function toMessage(r: MessageRow): LocalMessage {
+  return {
+    id: r.id,
+    channelId: r.channel_id,
+    author: r.author,
+    ts: r.ts,
+    lc: r.lc,
+    text: r.text,
+    state: r.state,
+    seq: r.seq,
+    error: r.error,
+  };
+}
+
+function toChannel(r: ChannelRow): LocalChannel {
+  return {
+    id: r.id,
+    name: r.name,
+    owner: r.owner,
+    allowVisitors: r.allow_visitors === 1,
+    createdAt: r.created_at,
+    cursor: r.cursor,
+  };
+}
+
+const COLS = 'local_seq, id, channel_id, author, ts, lc, text, state, seq, error';
+
+/** The peer's SQLite store. */
+export class PeerStore {
+  private readonly db: Database.Database;
+  private readonly q;
+
+  constructor(file: string) {
+    this.db = openDatabase(file, MIGRATIONS);
+    const db = this.db;
+    this.q = {
+      getKv: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
+      setKv: db.prepare(
+        'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
+      upsertChannel: db.prepare(
+        `INSERT INTO channels (account, id, name, owner, allow_visitors, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(account, id) DO UPDATE SET name = excluded.name,
+           allow_visitors = excluded.allow_visitors`,
+      ),
+      channels: db.prepare<[string], ChannelRow>(
+        'SELECT * FROM channels WHERE account = ? ORDER BY created_at, id',
+      ),
+      channel: db.prepare<[string, string], ChannelRow>(
+        'SELECT * FROM channels WHERE account = ? AND id = ?',
+      ),
+      unread: db.prepare<[string, string, string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
+         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.author <> ? COLLATE NOCASE`,
+      ),
+      markRead: db.prepare(
+        `UPDATE channels SET read_local = (SELECT COALESCE(MAX(local_seq), 0) FROM messages WHERE channel_id = ?)
+         WHERE account = ? AND id = ?`,
+      ),
+      insertPending: db.prepare(
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state) VALUES (?, ?, ?, ?, ?, ?, 'pending')`,
+      ),
+      getMessage: db.prepare<[string], MessageRow>(`SELECT ${COLS} FROM messages WHERE id = ?`),
+      insertStored: db.prepare(
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state, seq)
+         VALUES (?, ?, ?, ?, ?, ?, 'delivered', ?)
+         ON CONFLICT(id) DO UPDATE SET state = 'delivered', seq = excluded.seq, error = NULL
+         WHERE messages.state <> 'delivered' OR messages.seq IS NULL`,
+      ),
+      markDelivered: db.prepare(
+        `UPDATE messages SET state = 'delivered', seq = ?, error = NULL WHERE id = ?`,
+      ),
+      markFailed: db.prepare(
+        `UPDATE messages SET state = 'failed', error = ? WHERE id = ? AND state = 'pending'`,
+      ),
+      pending: db.prepare<[string, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE
+         ORDER BY local_seq LIMIT ?`,
+      ),
+      pendingCount: db.prepare<[string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE`,
+      ),
+      pendingIn: db.prepare<[string], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND state <> 'delivered' ORDER BY ts, lc, id`,
+      ),
+      newest: db.prepare<[string, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
+      ),
+      olderThan: db.prepare<[string, number, number, string, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND (ts, lc, id) < (?, ?, ?)
+         ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
+      ),
+      cursor: db.prepare<[string], { cursor: number }>(
+        'SELECT MIN(cursor) AS cursor FROM channels WHERE id = ?',
+      ),
+      hasSeq: db.prepare<[string, number], { one: number }>(
+        'SELECT 1 AS one FROM messages WHERE channel_id = ? AND seq = ?',
+      ),
+      setCursor: db.prepare('UPDATE channels SET cursor = ? WHERE id = ? AND cursor < ?'),
+    };
+  }
+
+  get(key: string): string | undefined {
+    return this.q.getKv.get(key)?.value;
+  }
+
+  set(key: string, value: string): void {
+    this.q.setKv.run(key, value);
+  }
+
+  /** Records that `account` joined (or hosts, or views) a channel. */
+  saveChannel(account: string, c: Channel): void {
+    this.q.upsertChannel.run(account, c.id, c.name, c.owner, c.allowVisitors ? 1 : 0, c.createdAt);
+  }
+
+  channels(account: string): LocalChannel[] {
+    return this.q.channels.all(account).map(toChannel);
+  }
+
+  channel(account: string, id: string): LocalChannel | undefined {
+    const r = this.q.channel.get(account, id);
+    return r && toChannel(r);
+  }
+
+  unread(account: string, channelId: string): number {
+    return this.q.unread.get(account, channelId, account)?.n ?? 0;
+  }
+
+  markRead(account: string, channelId: string): void {
+    this.q.markRead.run(channelId, account, channelId);
+  }
+
+  /** Stores a message the user just wrote, as pending: the durable outbox. */
+  addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'error'>): void {
+    this.q.insertPending.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text);
+  }
+
+  /**
+   * Stores messages a replica sent (push, fetch or sync); idempotent by id. A pending message of
+   * ours that comes back this way is delivered. Returns the ones that were new here.
+   */
+  storeReceived(messages: readonly StoredMessage[]): StoredMessage[] {
+    return this.db.transaction(() => {
+      const fresh: StoredMessage[] = [];
+      for (const m of messages) {
+        const before = this.q.getMessage.get(m.id);
+        this.q.insertStored.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.seq);
+        if (!before) fresh.push(m);
+        this.advanceCursor(m.channelId);
+      }
+      return fresh;
+    })();
+  }
+
+  /** Marks an outbox message delivered, with the seq the server gave it. */
+  markDelivered(id: string, seq: number): void {
+    this.db.transaction(() => {
+      this.q.markDelivered.run(seq, id);
+      const m = this.q.getMessage.get(id);
+      if (m) this.advanceCursor(m.channel_id);
+    })();
+  }
+
+  /** Marks an outbox message refused for good, keeping the reason. */
+  markFailed(id: string, reason: string): void {
+    this.q.markFailed.run(reason, id);
+  }
+
+  getMessage(id: string): LocalMessage | undefined {
+    const r = this.q.getMessage.get(id);
+    return r && toMessage(r);
+  }
+
+  /** The oldest pending messages of `author`, in the order they were written. */
+  pending(author: string, limit: number): LocalMessage[] {
+    return this.q.pending.all(author, limit).map(toMessage);
+  }
+
+  pendingCount(author: string): number {
+    return this.q.pendingCount.get(author)?.n ?? 0;
+  }
+
+  /** Messages of a channel not yet delivered (pending or failed), in channel order. */
+  undelivered(channelId: string): LocalMessage[] {
+    return this.q.pendingIn.all(channelId).map(toMessage);
+  }
+
+  /** A page of the local copy: the newest `limit` before `before`, in channel order. */
+  page(
+    channelId: string,
+    limit: number,
+    before?: LocalMessage,
+  ): { messages: LocalMessage[]; hasMore: boolean } {
+    const rows = before
+      ? this.q.olderThan.all(channelId, before.ts, before.lc, before.id, limit + 1)
+      : this.q.newest.all(channelId, limit + 1);
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.pop();
+    return { messages: rows.reverse().map(toMessage), hasMore };
+  }
+
+  /** Lowest cursor any account on this peer holds for a channel (where catch-up starts). */
+  cursor(channelId: string): number {
+    return this.q.cursor.get(channelId)?.cursor ?? 0;
+  }
+
+  /** Moves the channel's cursor over every contiguous seq this peer now holds. */
+  private advanceCursor(channelId: string): void {
+    let c = this.cursor(channelId);
+    const start = c;
+    while (this.q.hasSeq.get(channelId, c + 1)) c++;
+    if (c > start) this.q.setCursor.run(c, channelId, c);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

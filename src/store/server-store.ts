@@ -1,0 +1,351 @@
+/**
+ * The central server's storage: accounts, sessions, channels, memberships and messages.
+ * `ServerStore` is the seam a PostgreSQL implementation will plug into; `SqliteServerStore` is
+ * the embedded one.
+ */
+import type Database from 'better-sqlite3';
+import { HchatError } from '../protocol/errors.js';
+import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
+import { openDatabase } from './sqlite.js';
+
+/** A registered account. */
+export interface UserRecord {
+  username: string;
+  passHash: string;
+}
+
+/** A login session (user or visitor). */
+export interface SessionRecord {
+  sessionId: string;
+  username: string;
+  role: Role;
+  createdAt: number;
+  revoked: boolean;
+}
+
+/** A message to insert, with the author the server authenticated. */
+export interface MessageInsert {
+  message: NewMessage;
+  author: string;
+}
+
+/** The outcome of inserting one message: its place in the channel, or that it was there. */
+export interface InsertResult {
+  seq: number;
+  duplicate: boolean;
+  stored: StoredMessage;
+}
+
+/** What the server needs from storage. */
+export interface ServerStore {
+  createUser(user: UserRecord): void;
+  getUser(username: string): UserRecord | undefined;
+  createSession(s: Omit<SessionRecord, 'revoked'>): void;
+  getSession(sessionId: string): SessionRecord | undefined;
+  revokeSession(sessionId: string): void;
+  createChannel(c: Channel): void;
+  getChannel(id: string): Channel | undefined;
+  listChannels(): Channel[];
+  channelsOf(username: string): Channel[];
+  addMember(channelId: string, username: string): void;
+  isMember(channelId: string, username: string): boolean;
+  members(channelId: string): string[];
+  /** Inserts a batch in one transaction; idempotent by message id. Throws nothing per item. */
+  insertMessages(batch: readonly MessageInsert[]): (InsertResult | HchatError)[];
+  /** Newest `limit` messages older than `before` (or the newest), in channel order. */
+  history(
+    channelId: string,
+    limit: number,
+    before?: string,
+  ): { messages: StoredMessage[]; hasMore: boolean };
+  /** Messages with seq > since, by seq, at most `limit`. */
+  since(channelId: string, since: number, limit: number): StoredMessage[];
+  lastSeq(channelId: string): number;
+  close(): void;
+}
+
+const MIGRATIONS = [
+  `
+  CREATE TABLE users (
+    username TEXT PRIMARY KEY COLLATE NOCASE,
+    pass_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'visitor')),
+    created_at INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE channels (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    allow_visitors INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE members (
+    channel_id TEXT NOT NULL REFERENCES channels(id),
+    username TEXT NOT NULL COLLATE NOCASE,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, username)
+  ) WITHOUT ROWID;
+  CREATE INDEX members_by_user ON members(username);
+  CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    channel_id TEXT NOT NULL REFERENCES channels(id),
+    seq INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    lc INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (channel_id, seq)
+  );
+  CREATE INDEX messages_order ON messages(channel_id, ts, lc, id);
+  `,
+];
+
+interface MessageRow {
+  id: string;
+  channel_id: string;
+  seq: number;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+}
+
+interface ChannelRow {
+  id: string;
+  name: string;
+  owner: string;
+  allow_visitors: number;
+  created_at: number;
+}
+
+function toChannel(r: ChannelRow): Channel {
+  return {
+    id: r.id,
+    name: r.name,
+    owner: r.owner,
+    allowVisitors: r.allow_visitors === 1,
+    createdAt: r.created_at,
+  };
+}
+
+function toMessage(r: MessageRow): StoredMessage {
+  return {
+    id: r.id,
+    channelId: r.channel_id,
+    seq: r.seq,
+    author: r.author,
+    ts: r.ts,
+    lc: r.lc,
+    text: r.text,
+  };
+}
+
+const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text';
+
+/** The embedded SQLite store, in `<data>/server.db`. */
+export class SqliteServerStore implements ServerStore {
+  private readonly db: Database.Database;
+  private readonly q;
+
+  constructor(file: string) {
+    this.db = openDatabase(file, MIGRATIONS);
+    const db = this.db;
+    this.q = {
+      insertUser: db.prepare(
+        'INSERT INTO users (username, pass_hash, created_at) VALUES (?, ?, ?)',
+      ),
+      getUser: db.prepare<[string], { username: string; pass_hash: string }>(
+        'SELECT username, pass_hash FROM users WHERE username = ?',
+      ),
+      insertSession: db.prepare(
+        'INSERT INTO sessions (session_id, username, role, created_at) VALUES (?, ?, ?, ?)',
+      ),
+      getSession: db.prepare<
+        [string],
+        { session_id: string; username: string; role: Role; created_at: number; revoked: number }
+      >('SELECT * FROM sessions WHERE session_id = ?'),
+      revokeSession: db.prepare('UPDATE sessions SET revoked = 1 WHERE session_id = ?'),
+      insertChannel: db.prepare(
+        'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      getChannel: db.prepare<[string], ChannelRow>('SELECT * FROM channels WHERE id = ?'),
+      listChannels: db.prepare<[], ChannelRow>('SELECT * FROM channels ORDER BY created_at, id'),
+      channelsOf: db.prepare<[string], ChannelRow>(
+        `SELECT c.* FROM channels c JOIN members m ON m.channel_id = c.id
+         WHERE m.username = ? ORDER BY c.created_at, c.id`,
+      ),
+      addMember: db.prepare(
+        'INSERT OR IGNORE INTO members (channel_id, username, joined_at) VALUES (?, ?, ?)',
+      ),
+      isMember: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM members WHERE channel_id = ? AND username = ?',
+      ),
+      members: db.prepare<[string], { username: string }>(
+        'SELECT username FROM members WHERE channel_id = ?',
+      ),
+      getMessage: db.prepare<[string], MessageRow>(
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE id = ?`,
+      ),
+      nextSeq: db.prepare<[string], { last_seq: number }>(
+        'UPDATE channels SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq',
+      ),
+      insertMessage: db.prepare(
+        `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      newest: db.prepare<[string, number], MessageRow>(
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ?
+         ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
+      ),
+      olderThan: db.prepare<[string, number, number, string, number], MessageRow>(
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND (ts, lc, id) < (?, ?, ?)
+         ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
+      ),
+      since: db.prepare<[string, number, number], MessageRow>(
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND seq > ?
+         ORDER BY seq LIMIT ?`,
+      ),
+      lastSeq: db.prepare<[string], { last_seq: number }>(
+        'SELECT last_seq FROM channels WHERE id = ?',
+      ),
+    };
+  }
+
+  createUser(user: UserRecord): void {
+    try {
+      this.q.insertUser.run(user.username, user.passHash, Date.now());
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new HchatError('E_USERNAME_TAKEN');
+      }
+      throw err;
+    }
+  }
+
+  getUser(username: string): UserRecord | undefined {
+    const r = this.q.getUser.get(username);
+    return r && { username: r.username, passHash: r.pass_hash };
+  }
+
+  createSession(s: Omit<SessionRecord, 'revoked'>): void {
+    this.q.insertSession.run(s.sessionId, s.username, s.role, s.createdAt);
+  }
+
+  getSession(sessionId: string): SessionRecord | undefined {
+    const r = this.q.getSession.get(sessionId);
+    return (
+      r && {
+        sessionId: r.session_id,
+        username: r.username,
+        role: r.role,
+        createdAt: r.created_at,
+        revoked: r.revoked === 1,
+      }
+    );
+  }
+
+  revokeSession(sessionId: string): void {
+    this.q.revokeSession.run(sessionId);
+  }
+
+  createChannel(c: Channel): void {
+    this.db.transaction(() => {
+      try {
+        this.q.insertChannel.run(c.id, c.name, c.owner, c.allowVisitors ? 1 : 0, c.createdAt);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw new HchatError('E_CHANNEL_EXISTS');
+        }
+        throw err;
+      }
+      this.q.addMember.run(c.id, c.owner, c.createdAt);
+    })();
+  }
+
+  getChannel(id: string): Channel | undefined {
+    const r = this.q.getChannel.get(id);
+    return r && toChannel(r);
+  }
+
+  listChannels(): Channel[] {
+    return this.q.listChannels.all().map(toChannel);
+  }
+
+  channelsOf(username: string): Channel[] {
+    return this.q.channelsOf.all(username).map(toChannel);
+  }
+
+  addMember(channelId: string, username: string): void {
+    this.q.addMember.run(channelId, username, Date.now());
+  }
+
+  isMember(channelId: string, username: string): boolean {
+    return this.q.isMember.get(channelId, username) !== undefined;
+  }
+
+  members(channelId: string): string[] {
+    return this.q.members.all(channelId).map((r) => r.username);
+  }
+
+  insertMessages(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
+    const now = Date.now();
+    return this.db.transaction(() =>
+      batch.map(({ message: m, author }): InsertResult | HchatError => {
+        const existing = this.q.getMessage.get(m.id);
+        if (existing) {
+          const same =
+            existing.channel_id === m.channelId &&
+            existing.author === author &&
+            existing.ts === m.ts &&
+            existing.lc === m.lc &&
+            existing.text === m.text;
+          if (!same) return new HchatError('E_MESSAGE_CONFLICT');
+          return { seq: existing.seq, duplicate: true, stored: toMessage(existing) };
+        }
+        const seqRow = this.q.nextSeq.get(m.channelId);
+        if (!seqRow) return new HchatError('E_CHANNEL_NOT_FOUND');
+        const seq = seqRow.last_seq;
+        this.q.insertMessage.run(m.id, m.channelId, seq, author, m.ts, m.lc, m.text, now);
+        return { seq, duplicate: false, stored: { ...m, author, seq } };
+      }),
+    )();
+  }
+
+  history(
+    channelId: string,
+    limit: number,
+    before?: string,
+  ): { messages: StoredMessage[]; hasMore: boolean } {
+    let rows: MessageRow[];
+    if (before === undefined) {
+      rows = this.q.newest.all(channelId, limit + 1);
+    } else {
+      const b = this.q.getMessage.get(before);
+      if (!b || b.channel_id !== channelId) throw new HchatError('E_NOT_FOUND', 'no such message');
+      rows = this.q.olderThan.all(channelId, b.ts, b.lc, b.id, limit + 1);
+    }
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.pop();
+    return { messages: rows.reverse().map(toMessage), hasMore };
+  }
+
+  since(channelId: string, since: number, limit: number): StoredMessage[] {
+    return this.q.since.all(channelId, since, limit).map(toMessage);
+  }
+
+  lastSeq(channelId: string): number {
+    return this.q.lastSeq.get(channelId)?.last_seq ?? 0;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
