@@ -39,7 +39,8 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 
 /** Builds the API for a node; `port` is the port it will listen on (for Host checks). */
 export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  // Event streams never end by themselves: closing the API closes them.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
 
   // Empty bodies are fine (logout, join); anything else must be a JSON object.
   app.removeContentTypeParser('application/json');

@@ -118,6 +118,8 @@ export class PeerNode {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The socket's close event comes later; nothing may touch the store after this.
+    this.link.removeAllListeners();
     this.link.stop();
     await this.p2p.close();
     for (const [, ws] of this.deliveryWaiters) ws.forEach((w) => w());

@@ -208,8 +208,9 @@ export class CentralServer {
 
   private onClose(conn: Conn, reason: HchatError | undefined): void {
     this.conns.delete(conn);
+    const name = conn.name; // before the session is detached: the line names who left
     this.detachSession(conn);
-    this.log.write('close', { peer: conn.name, conn: conn.id, reason: reason?.code ?? 'eof' });
+    this.log.write('close', { peer: name, conn: conn.id, reason: reason?.code ?? 'eof' });
   }
 
   private onFrame(conn: Conn, f: Record<string, unknown>): void {

@@ -1,0 +1,202 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createTestnet, signIn } from './testnet.js';
+
+describe('accounts', () => {
+  it('registers, logs in, reports the session, and logs out', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    expect(await p.call('GET', '/api/me')).toMatchObject({
+      status: 401,
+      body: { error: { code: 'E_AUTH_REQUIRED' } },
+    });
+    expect(
+      await p.call('POST', '/api/register', { username: 'alice', password: 'correct horse' }),
+    ).toEqual({
+      status: 201,
+      body: { username: 'alice' },
+    });
+    const login = await p.call('POST', '/api/login', {
+      username: 'alice',
+      password: 'correct horse',
+    });
+    expect(login.status).toBe(200);
+    expect(login.body).toMatchObject({ username: 'alice', role: 'user' });
+    expect(login.body.sessionId).toMatch(/^[A-Za-z0-9_-]{8,}$/);
+    const me = await p.call('GET', '/api/me');
+    expect(me.body).toMatchObject({
+      username: 'alice',
+      role: 'user',
+      status: 'online',
+      sessionId: login.body.sessionId,
+    });
+    expect((await p.call('POST', '/api/logout')).status).toBe(204);
+    expect((await p.call('GET', '/api/me')).status).toBe(401);
+  });
+
+  it('stores only a salted scrypt hash, never the password, and keeps the session file owner-only', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const files = ['server.db', 'server.db-wal'].map((f) => path.join(net.dir, 'server', f));
+    const bytes = Buffer.concat(
+      files.filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)),
+    );
+    expect(bytes.includes(Buffer.from('alice-pw'))).toBe(false);
+    expect(bytes.includes(Buffer.from('scrypt$'))).toBe(true);
+    expect(net.server.store.getUser('alice')!.passHash).toMatch(
+      /^scrypt\$16384\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
+    );
+    const mode = fs.statSync(path.join(p.dataDir, 'session.json')).mode & 0o777;
+    expect(mode).toBe(0o600);
+    const logs = fs.readFileSync(path.join(net.dir, 'server', 'connections.log'), 'utf8');
+    expect(logs).not.toContain('alice-pw');
+    const token = JSON.parse(fs.readFileSync(path.join(p.dataDir, 'session.json'), 'utf8'))
+      .token as string;
+    expect(logs).not.toContain(token.split('.')[1]);
+  });
+
+  it('answers unknown user and wrong password with the same error, and refuses duplicates', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const wrong = await p.call('POST', '/api/login', {
+      username: 'alice',
+      password: 'not-the-one',
+    });
+    const unknown = await p.call('POST', '/api/login', {
+      username: 'nobody',
+      password: 'not-the-one',
+    });
+    expect(wrong).toEqual(unknown);
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error.code).toBe('E_BAD_CREDENTIALS');
+    const dup = await p.call('POST', '/api/register', { username: 'ALICE', password: 'whatever1' });
+    expect(dup).toMatchObject({ status: 409, body: { error: { code: 'E_USERNAME_TAKEN' } } });
+  });
+
+  it('rate-limits failed logins per user', async () => {
+    const net = await createTestnet({
+      peers: 1,
+      server: { loginMaxFailures: 3, loginWindowMs: 60_000 },
+    });
+    const p = net.peers[0]!;
+    await signIn(p, 'alice');
+    for (let i = 0; i < 3; i++) {
+      expect(
+        (await p.call('POST', '/api/login', { username: 'alice', password: 'guess-' + i })).status,
+      ).toBe(401);
+    }
+    const limited = await p.call('POST', '/api/login', { username: 'alice', password: 'alice-pw' });
+    expect(limited).toMatchObject({ status: 429, body: { error: { code: 'E_RATE_LIMITED' } } });
+  });
+
+  it('validates bodies and names with 400 and a message naming the field', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    const bad = await p.call('POST', '/api/register', { username: 'a b', password: 'secret1' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'E_BAD_REQUEST' });
+    expect(bad.body.error.message).toContain('username');
+    const short = await p.call('POST', '/api/register', { username: 'alice', password: '123' });
+    expect(short.body.error.message).toContain('password');
+    expect((await p.call('POST', '/api/register', '{"username":')).status).toBe(400);
+    expect((await p.call('POST', '/api/visitor', { name: '' })).status).toBe(400);
+  });
+
+  it('lets one user be logged in on several peers at once', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [a, b] = net.peers as [any, any];
+    await signIn(a, 'alice');
+    const l = await b.call('POST', '/api/login', { username: 'alice', password: 'alice-pw' });
+    expect(l.status).toBe(200);
+    const sessions = new Set((await a.call('GET', '/api/peers')).body.map((e: any) => e.sessionId));
+    expect(sessions.size).toBe(2);
+  });
+
+  it('resumes the session after a restart on the same data, without the password', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const before = (await p.call('GET', '/api/me')).body;
+    await p.close();
+    const again = await net.addPeer('peer0');
+    expect(again.dataDir).toBe(p.dataDir);
+    const me = (await again.call('GET', '/api/me')).body;
+    expect(me).toMatchObject({ username: 'alice', sessionId: before.sessionId });
+  });
+});
+
+describe('visitors', () => {
+  it('enter with a name, see only channels that allow visitors, and cannot write', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [host, guest] = net.peers as [any, any];
+    await signIn(host, 'alice');
+    const open = (await host.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
+      .body;
+    const closed = (
+      await host.call('POST', '/api/channels', { name: 'staff', allowVisitors: false })
+    ).body;
+    await host.call('POST', `/api/channels/${open.id}/messages`, { text: 'hello visitors' });
+
+    const v = await guest.call('POST', '/api/visitor', { name: 'Guest 1' });
+    expect(v).toMatchObject({ status: 200, body: { username: 'Guest 1', role: 'visitor' } });
+    const dir = (await guest.call('GET', '/api/directory')).body.map((c: any) => c.name);
+    expect(dir).toEqual(['lobby']);
+    expect((await guest.call('POST', `/api/channels/${closed.id}/join`)).body.error.code).toBe(
+      'E_CHANNEL_NOT_FOUND',
+    );
+    expect((await guest.call('POST', `/api/channels/${open.id}/join`)).status).toBe(200);
+    const msgs = (await guest.call('GET', `/api/channels/${open.id}/messages`)).body;
+    expect(msgs.messages.map((m: any) => m.text)).toEqual(['hello visitors']);
+
+    const post = await guest.call('POST', `/api/channels/${open.id}/messages`, {
+      text: 'let me in',
+    });
+    expect(post).toMatchObject({ status: 403, body: { error: { code: 'E_VISITOR_READ_ONLY' } } });
+    const create = await guest.call('POST', '/api/channels', { name: 'mine', allowVisitors: true });
+    expect(create.body.error.code).toBe('E_VISITOR_READ_ONLY');
+  });
+
+  it("may not take a registered user's name", async () => {
+    const net = await createTestnet({ peers: 2 });
+    await signIn(net.peers[0]!, 'alice');
+    const v = await net.peers[1]!.call('POST', '/api/visitor', { name: 'alice' });
+    expect(v).toMatchObject({ status: 409, body: { error: { code: 'E_NAME_TAKEN' } } });
+  });
+
+  it('are refused by the server itself, whatever the client sends', async () => {
+    const net = await createTestnet({ peers: 1 });
+    await signIn(net.peers[0]!, 'alice');
+    const ch = (
+      await net.peers[0]!.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true })
+    ).body;
+    const raw = await net.rawLink();
+    await raw.request('visitor', { name: 'mallory' });
+    await raw.request('channel_join', { channelId: ch.id });
+    const message = {
+      id: '01900000-0000-7000-8000-000000000001',
+      channelId: ch.id,
+      ts: Date.now(),
+      lc: 0,
+      text: 'forged',
+    };
+    await expect(raw.request('post', { message })).rejects.toMatchObject({
+      code: 'E_VISITOR_READ_ONLY',
+    });
+    await expect(
+      raw.request('channel_create', {
+        id: '01900000-0000-7000-8000-000000000002',
+        name: 'x',
+        allowVisitors: true,
+      }),
+    ).rejects.toMatchObject({
+      code: 'E_VISITOR_READ_ONLY',
+    });
+    // Nothing was stored.
+    expect(net.server.store.history(ch.id, 10).messages).toEqual([]);
+    // And the connection still works after the refusal.
+    expect((await raw.request('directory', {})).channels).toHaveLength(1);
+  });
+});

@@ -1,0 +1,172 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { collectEvents, createTestnet, signIn, waitFor } from './testnet.js';
+import { parseRecord } from '../src/shared/connlog.js';
+
+describe('channels and messages', () => {
+  it('creates, lists in the directory, joins, posts, and pushes live to every online member', async () => {
+    const net = await createTestnet({ peers: 3 });
+    const [a, b, c] = net.peers as [any, any, any];
+    await signIn(a, 'alice');
+    await signIn(b, 'bob');
+    await signIn(c, 'carol');
+    const created = await a.call('POST', '/api/channels', {
+      name: 'general',
+      allowVisitors: false,
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      name: 'general',
+      owner: 'alice',
+      allowVisitors: false,
+      hosted: true,
+      unread: 0,
+    });
+    const id = created.body.id;
+
+    const dir = (await b.call('GET', '/api/directory')).body;
+    expect(dir).toEqual([
+      expect.objectContaining({ id, name: 'general', owner: 'alice', joined: false }),
+    ]);
+    expect((await b.call('POST', `/api/channels/${id}/join`)).body).toMatchObject({
+      id,
+      hosted: false,
+    });
+    await c.call('POST', `/api/channels/${id}/join`);
+
+    const bobEvents = collectEvents(b.uiUrl);
+    const carolEvents = collectEvents(c.uiUrl);
+    await Promise.all([bobEvents.ready, carolEvents.ready]);
+
+    const post = await a.call('POST', `/api/channels/${id}/messages`, { text: 'hello both' });
+    expect(post).toMatchObject({ status: 201, body: { state: 'delivered' } });
+    for (const ev of [bobEvents, carolEvents]) {
+      const got = await waitFor(() => ev.events.find((e) => e.event === 'message'), 5000, 'push');
+      expect(got.data).toMatchObject({
+        channelId: id,
+        message: { id: post.body.id, author: 'alice', text: 'hello both' },
+      });
+    }
+    // The push was stored: readable without the server.
+    await b.call('PUT', '/api/status', { status: 'offline' });
+    const offline = (await b.call('GET', `/api/channels/${id}/messages`)).body;
+    expect(offline.source).toBe('local');
+    expect(offline.messages.map((m: any) => m.text)).toEqual(['hello both']);
+    // Unread counts, cleared by reading.
+    expect((await c.call('GET', '/api/channels')).body[0].unread).toBe(1);
+    await c.call('GET', `/api/channels/${id}/messages`);
+    expect((await c.call('GET', '/api/channels')).body[0].unread).toBe(0);
+
+    const log = fs
+      .readFileSync(path.join(c.dataDir, 'connections.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(parseRecord);
+    expect(log).toContainEqual(
+      expect.objectContaining({ ev: 'push', from: 'server', msg: post.body.id }),
+    );
+    expect(log).toContainEqual(
+      expect.objectContaining({ ev: 'fetch', from: 'server', channel: id }),
+    );
+  });
+
+  it('pages history newest first with a before cursor, each page in channel order', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [a, b] = net.peers as [any, any];
+    await signIn(a, 'alice');
+    await signIn(b, 'bob');
+    const id = (await a.call('POST', '/api/channels', { name: 'log', allowVisitors: false })).body
+      .id;
+    await b.call('POST', `/api/channels/${id}/join`);
+    for (let i = 0; i < 25; i++) {
+      const who = i % 2 ? b : a;
+      expect(
+        (await who.call('POST', `/api/channels/${id}/messages`, { text: `m${i}` })).body.state,
+      ).toBe('delivered');
+    }
+    const seen: string[] = [];
+    let before: string | undefined;
+    for (;;) {
+      const q = before ? `?limit=10&before=${before}` : '?limit=10';
+      const page = (await b.call('GET', `/api/channels/${id}/messages${q}`)).body;
+      expect(page.source).toBe('server');
+      seen.unshift(...page.messages.map((m: any) => m.text));
+      if (!page.hasMore) break;
+      before = page.messages[0].id;
+    }
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => `m${i}`));
+    // Both replicas show the same order.
+    const fromA = (await a.call('GET', `/api/channels/${id}/messages?limit=100`)).body.messages.map(
+      (m: any) => m.id,
+    );
+    const fromB = (await b.call('GET', `/api/channels/${id}/messages?limit=100`)).body.messages.map(
+      (m: any) => m.id,
+    );
+    expect(fromA).toEqual(fromB);
+  });
+
+  it('refuses reads and posts by non-members, and bad input, with clear errors', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [a, b] = net.peers as [any, any];
+    await signIn(a, 'alice');
+    await signIn(b, 'bob');
+    const id = (await a.call('POST', '/api/channels', { name: 'private', allowVisitors: false }))
+      .body.id;
+    expect((await b.call('GET', `/api/channels/${id}/messages`)).body.error.code).toBe(
+      'E_NOT_MEMBER',
+    );
+    expect(
+      (await b.call('POST', `/api/channels/${id}/messages`, { text: 'x' })).body.error.code,
+    ).toBe('E_NOT_MEMBER');
+    const raw = await net.rawLink();
+    await raw.request('login', { username: 'bob', password: 'bob-pw' });
+    await expect(raw.request('history', { channelId: id, limit: 10 })).rejects.toMatchObject({
+      code: 'E_NOT_MEMBER',
+    });
+    const message = {
+      id: '01900000-0000-7000-8000-0000000000aa',
+      channelId: id,
+      ts: 1,
+      lc: 0,
+      text: 'sneak',
+    };
+    await expect(raw.request('post', { message })).rejects.toMatchObject({ code: 'E_NOT_MEMBER' });
+    expect((await a.call('POST', `/api/channels/${id}/messages`, { text: '   ' })).status).toBe(
+      400,
+    );
+    expect(
+      (await a.call('POST', `/api/channels/${id}/messages`, { text: 'x'.repeat(4001) })).status,
+    ).toBe(400);
+    expect((await a.call('POST', '/api/channels', { name: '', allowVisitors: true })).status).toBe(
+      400,
+    );
+    expect((await a.call('GET', '/api/channels/not-a-uuid/messages')).status).toBe(400);
+    expect((await a.call('GET', `/api/channels/${id}/messages?limit=0`)).status).toBe(400);
+  });
+
+  it('stores a resent message once: posts are idempotent by id', async () => {
+    const net = await createTestnet({ peers: 1 });
+    await signIn(net.peers[0]!, 'alice');
+    const id = (
+      await net.peers[0]!.call('POST', '/api/channels', { name: 'x', allowVisitors: false })
+    ).body.id;
+    const raw = await net.rawLink();
+    await raw.request('login', { username: 'alice', password: 'alice-pw' });
+    const message = {
+      id: '01900000-0000-7000-8000-0000000000bb',
+      channelId: id,
+      ts: 5,
+      lc: 0,
+      text: 'once',
+    };
+    const first = await raw.request('post', { message });
+    const again = await raw.request('post', { message });
+    expect(first).toMatchObject({ duplicate: false, seq: 1 });
+    expect(again).toMatchObject({ duplicate: true, seq: 1 });
+    await expect(
+      raw.request('post', { message: { ...message, text: 'altered' } }),
+    ).rejects.toMatchObject({ code: 'E_MESSAGE_CONFLICT' });
+    expect(net.server.store.history(id, 10).messages.map((m) => m.text)).toEqual(['once']);
+  });
+});

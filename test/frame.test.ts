@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { FrameDecoder, encodeFrame, HEADER_BYTES } from '../src/protocol/frame.js';
+import { HchatError } from '../src/protocol/errors.js';
+
+const jsonObject = fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), {
+  maxKeys: 8,
+});
+
+/** Splits a buffer at the given cut points. */
+function split(buf: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    out.push(buf.subarray(prev, p));
+    prev = p;
+  }
+  out.push(buf.subarray(prev));
+  return out;
+}
+
+describe('frame codec', () => {
+  it('round-trips any JSON object, however the stream is cut', () => {
+    fc.assert(
+      fc.property(
+        fc.array(jsonObject, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (objs, cuts) => {
+          const stream = Buffer.concat(objs.map((o) => encodeFrame(o)));
+          const d = new FrameDecoder();
+          const got = split(stream, cuts).flatMap((chunk) => d.push(chunk));
+          expect(got).toEqual(JSON.parse(JSON.stringify(objs)));
+          expect(d.pending).toBe(0);
+        },
+      ),
+    );
+  });
+
+  it('decodes when fed one byte at a time', () => {
+    const frames = [
+      { t: 'hello', v: 1 },
+      { t: 'req', id: 7, op: 'post', body: { text: 'héllo 👋' } },
+    ];
+    const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+    const d = new FrameDecoder();
+    const got: unknown[] = [];
+    for (const byte of stream) got.push(...d.push(Buffer.from([byte])));
+    expect(got).toEqual(frames);
+  });
+
+  it('holds a truncated frame without emitting or throwing', () => {
+    const frame = encodeFrame({ t: 'ping' });
+    for (let n = 0; n < frame.length; n++) {
+      const d = new FrameDecoder();
+      expect(d.push(frame.subarray(0, n))).toEqual([]);
+    }
+  });
+
+  it('refuses an oversized length before buffering the body', () => {
+    const d = new FrameDecoder(1024);
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUInt32BE(1025);
+    expect(() => d.push(header)).toThrowError(
+      expect.objectContaining({ code: 'E_FRAME_TOO_LARGE' }),
+    );
+    const max = Buffer.alloc(HEADER_BYTES);
+    max.writeUInt32BE(0xffffffff);
+    expect(() => new FrameDecoder().push(max)).toThrowError(
+      expect.objectContaining({ code: 'E_FRAME_TOO_LARGE' }),
+    );
+  });
+
+  it('refuses empty frames, bad JSON and non-objects with E_BAD_FRAME', () => {
+    const bodies = ['', '{', 'null', '[1,2]', '"text"', '42', '\u0000\u0001'];
+    for (const body of bodies) {
+      const b = Buffer.from(body);
+      const frame = Buffer.alloc(HEADER_BYTES + b.length);
+      frame.writeUInt32BE(b.length);
+      b.copy(frame, HEADER_BYTES);
+      expect(() => new FrameDecoder().push(frame), body).toThrowError(
+        expect.objectContaining({ code: 'E_BAD_FRAME' }),
+      );
+    }
+  });
+
+  it('never throws anything but HchatError on random bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }), (chunks) => {
+        const d = new FrameDecoder(4096);
+        try {
+          for (const c of chunks) d.push(Buffer.from(c));
+        } catch (err) {
+          expect(err).toBeInstanceOf(HchatError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * Spawning the real `bin/hchat` for tests that kill processes or restart them on the same data.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { onTestFinished } from 'vitest';
+
+const BIN = path.resolve(import.meta.dirname, '..', 'bin', 'hchat');
+
+/** A spawned hchat process and the fields of its ready line. */
+export interface HchatProcess {
+  proc: ChildProcess;
+  ready: Record<string, string>;
+  output(): string;
+  /** Resolves when the process has exited. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `bin/hchat args…` and waits for its ready line. Killed at the end of the test. */
+export function spawnHchat(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 15_000,
+): Promise<HchatProcess> {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => resolve(code)),
+  );
+  onTestFinished(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no ready line from hchat ${args.join(' ')}:\n${out}`)),
+      timeoutMs,
+    );
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^ready (.*)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        const ready: Record<string, string> = {};
+        for (const kv of m[1]!.split(' ')) {
+          const i = kv.indexOf('=');
+          ready[kv.slice(0, i)] = kv.slice(i + 1);
+        }
+        resolve({ proc, ready, output: () => out, exited });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hchat ${args.join(' ')} exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+/** Runs `bin/hchat args…` to completion; resolves with its exit code and output. */
+export function runHchat(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, out })));
+}

@@ -1,0 +1,186 @@
+/**
+ * Test harness: a real central server and real peers on 127.0.0.1 (port 0 everywhere), in this
+ * process, torn down when the test ends. Multi-process tests use `spawnHchat` instead.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { onTestFinished } from 'vitest';
+import { CentralServer, type ServerOptions } from '../src/server/server.js';
+import { startPeer, type PeerProcess } from '../src/peer/index.js';
+import { ServerLink } from '../src/peer/server-link.js';
+
+/** A fresh temporary folder, removed after the test. */
+export function tempDir(prefix = 'hchat-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The answer of a local API call. */
+export interface ApiAnswer<T = any> {
+  status: number;
+  body: T;
+}
+
+/** Calls a peer's local API. */
+export async function api<T = any>(
+  base: string,
+  method: string,
+  route: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiAnswer<T>> {
+  const res = await fetch(new URL(route, base), {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A peer of a testnet, with its API bound. */
+export interface TestPeer extends PeerProcess {
+  dataDir: string;
+  call<T = any>(method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
+}
+
+export interface Testnet {
+  dir: string;
+  server: CentralServer;
+  serverHost: string;
+  serverPort: number;
+  peers: TestPeer[];
+  addPeer(name?: string): Promise<TestPeer>;
+  /** A raw protocol client (no reconnect), closed after the test. */
+  rawLink(): Promise<ServerLink>;
+}
+
+/** Starts a server and `peers` peers. */
+export async function createTestnet(
+  o: { peers?: number; server?: Partial<ServerOptions> } = {},
+): Promise<Testnet> {
+  const dir = tempDir();
+  const server = await CentralServer.start({
+    host: '127.0.0.1',
+    port: 0,
+    httpPort: 0,
+    dataDir: path.join(dir, 'server'),
+    ...o.server,
+  });
+  const closers: Array<() => Promise<void>> = [() => server.close()];
+  onTestFinished(async () => {
+    for (const c of closers.reverse()) await c();
+  });
+  const [serverHost, portText] = server.tcpAddress.split(':') as [string, string];
+  const serverPort = Number(portText);
+  let n = 0;
+  const net: Testnet = {
+    dir,
+    server,
+    serverHost,
+    serverPort,
+    peers: [],
+    async addPeer(name = `peer${n}`) {
+      n++;
+      const dataDir = path.join(dir, name);
+      const p = await startPeer({
+        serverHost,
+        serverPort,
+        host: '127.0.0.1',
+        p2pPort: 0,
+        udpPort: 0,
+        uiPort: 0,
+        dataDir,
+        minBackoffMs: 20,
+        maxBackoffMs: 200,
+      });
+      closers.push(() => p.close());
+      const tp: TestPeer = Object.assign(p, {
+        dataDir,
+        call: <T = any>(method: string, route: string, body?: unknown) =>
+          api<T>(p.uiUrl, method, route, body),
+      });
+      net.peers.push(tp);
+      return tp;
+    },
+    async rawLink() {
+      const link = new ServerLink({ host: serverHost, port: serverPort, reconnect: false });
+      await link.start();
+      closers.push(async () => link.stop());
+      return link;
+    },
+  };
+  for (let i = 0; i < (o.peers ?? 0); i++) await net.addPeer();
+  return net;
+}
+
+/** Registers and logs in `username` on a peer (password `<username>-pw`). */
+export async function signIn(p: TestPeer, username: string): Promise<void> {
+  const r = await p.call('POST', '/api/register', { username, password: `${username}-pw` });
+  if (r.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(r.body)}`);
+  const l = await p.call('POST', '/api/login', { username, password: `${username}-pw` });
+  if (l.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(l.body)}`);
+}
+
+/** Polls `check` until it returns a truthy value, or fails after `ms`. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  ms = 10_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Reads an SSE stream of a peer, collecting events until closed by the test's end. */
+export function collectEvents(base: string): {
+  events: Array<{ id: number; event: string; data: any }>;
+  ready: Promise<void>;
+} {
+  const events: Array<{ id: number; event: string; data: any }> = [];
+  const ctrl = new AbortController();
+  onTestFinished(() => ctrl.abort());
+  const ready = (async () => {
+    const res = await fetch(new URL('/api/events', base), { signal: ctrl.signal });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    void (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buf += decoder.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const e: Record<string, string> = {};
+            for (const line of block.split('\n')) {
+              const m = /^(\w+): (.*)$/.exec(line);
+              if (m) e[m[1]!] = m[2]!;
+            }
+            if (e.event)
+              events.push({ id: Number(e.id), event: e.event, data: JSON.parse(e.data ?? 'null') });
+          }
+        }
+      } catch {
+        // aborted at the end of the test
+      }
+    })();
+  })();
+  return { events, ready };
+}
