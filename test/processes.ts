@@ -21,6 +21,7 @@ export function spawnHchat(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 15_000,
+  until: RegExp = /^ready (.*)$/m,
 ): Promise<HchatProcess> {
   const proc = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, ...env },
@@ -43,11 +44,11 @@ export function spawnHchat(
     );
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /^ready (.*)$/m.exec(out);
+      const m = until.exec(out);
       if (m) {
         clearTimeout(timer);
         const ready: Record<string, string> = {};
-        for (const kv of m[1]!.split(' ')) {
+        for (const kv of (m[1] ?? '').split(' ')) {
           const i = kv.indexOf('=');
           ready[kv.slice(0, i)] = kv.slice(i + 1);
         }

@@ -1,0 +1,111 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { api, createTestnet, signIn, tempDir, waitFor } from './testnet.js';
+import { spawnHchat } from './processes.js';
+
+describe('offline outbox', () => {
+  it('keeps posts written offline through SIGKILL and restart, and delivers each exactly once', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const alice = net.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (
+      await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false })
+    ).body;
+
+    const data = path.join(tempDir(), 'bob');
+    const args = ['peer', '--server', `${net.serverHost}:${net.serverPort}`, '--data', data];
+    let bob = await spawnHchat(args);
+    let ui = bob.ready.ui!;
+    expect(ui).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(bob.ready.p2p).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(bob.ready.udp).toMatch(/^127\.0\.0\.1:\d+$/);
+    await api(ui, 'POST', '/api/register', { username: 'bob', password: 'bob-pw-1' });
+    await api(ui, 'POST', '/api/login', { username: 'bob', password: 'bob-pw-1' });
+    await api(ui, 'POST', `/api/channels/${ch.id}/join`);
+
+    expect((await api(ui, 'PUT', '/api/status', { status: 'offline' })).body).toEqual({
+      status: 'offline',
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await api(ui, 'POST', `/api/channels/${ch.id}/messages`, { text: `offline ${i}` });
+      expect(r).toMatchObject({ status: 201, body: { state: 'pending' } });
+      ids.push(r.body.id);
+    }
+    const local = (await api(ui, 'GET', `/api/channels/${ch.id}/messages`)).body;
+    expect(local.source).toBe('local');
+    expect(local.messages.map((m: any) => [m.text, m.state])).toEqual(
+      ids.map((_, i) => [`offline ${i}`, 'pending']),
+    );
+    expect(net.server.store.history(ch.id, 50).messages).toEqual([]);
+
+    bob.proc.kill('SIGKILL');
+    await bob.exited;
+    bob = await spawnHchat(args);
+    ui = bob.ready.ui!;
+    // Still offline after the restart (the user chose it), still pending, session resumed.
+    expect((await api(ui, 'GET', '/api/me')).body).toMatchObject({
+      username: 'bob',
+      status: 'offline',
+      pending: 5,
+    });
+    expect(net.server.store.history(ch.id, 50).messages).toEqual([]);
+
+    await api(ui, 'PUT', '/api/status', { status: 'online' });
+    await waitFor(
+      async () => (await api(ui, 'GET', '/api/me')).body.pending === 0,
+      10_000,
+      'outbox drained',
+    );
+    const onServer = net.server.store.history(ch.id, 50).messages;
+    expect(onServer.map((m) => m.id)).toEqual(ids);
+    expect(onServer.map((m) => m.author)).toEqual(Array(5).fill('bob'));
+    const seen = (await alice.call('GET', `/api/channels/${ch.id}/messages`)).body.messages;
+    expect(seen.map((m: any) => m.text)).toEqual(ids.map((_, i) => `offline ${i}`));
+    const mine = (await api(ui, 'GET', `/api/channels/${ch.id}/messages`)).body.messages;
+    expect(mine.map((m: any) => m.state)).toEqual(Array(5).fill('delivered'));
+  });
+
+  it('queues while the server is down and delivers once it is back, on a peer that never restarted', async () => {
+    const dir = tempDir();
+    const sdata = path.join(dir, 'server');
+    let server = await spawnHchat(['server', '--port', '0', '--http-port', '0', '--data', sdata]);
+    const tcp = server.ready.tcp!;
+    const peer = await spawnHchat(['peer', '--server', tcp, '--data', path.join(dir, 'peer')]);
+    const ui = peer.ready.ui!;
+    await api(ui, 'POST', '/api/register', { username: 'carol', password: 'carol-pw' });
+    await api(ui, 'POST', '/api/login', { username: 'carol', password: 'carol-pw' });
+    const ch = (await api(ui, 'POST', '/api/channels', { name: 'notes', allowVisitors: false }))
+      .body;
+    await api(ui, 'POST', `/api/channels/${ch.id}/messages`, { text: 'before' });
+
+    server.proc.kill('SIGKILL');
+    await server.exited;
+    await waitFor(async () => (await api(ui, 'GET', '/api/me')).body.connection === 'connecting');
+    const r = await api(ui, 'POST', `/api/channels/${ch.id}/messages`, { text: 'during' });
+    expect(r.body.state).toBe('pending');
+
+    server = await spawnHchat([
+      'server',
+      '--host',
+      tcp.split(':')[0]!,
+      '--port',
+      tcp.split(':')[1]!,
+      '--http-port',
+      '0',
+      '--data',
+      sdata,
+    ]);
+    await waitFor(
+      async () => (await api(ui, 'GET', '/api/me')).body.pending === 0,
+      15_000,
+      'outbox drained',
+    );
+    const page = (await api(ui, 'GET', `/api/channels/${ch.id}/messages`)).body;
+    expect(page.source).toBe('server');
+    expect(page.messages.map((m: any) => [m.text, m.state])).toEqual([
+      ['before', 'delivered'],
+      ['during', 'delivered'],
+    ]);
+  });
+});
