@@ -53,6 +53,10 @@ export interface Testnet {
   serverPort: number;
   peers: TestPeer[];
   addPeer(name?: string): Promise<TestPeer>;
+  /** Stops a peer and starts it again on the same data; it takes the old one's place. */
+  restartPeer(p: TestPeer): Promise<TestPeer>;
+  /** Stops the server and starts it again on the same port and data. */
+  restartServer(): Promise<void>;
   /** A raw protocol client (no reconnect), closed after the test. */
   rawLink(): Promise<ServerLink>;
 }
@@ -69,7 +73,13 @@ export async function createTestnet(
     dataDir: path.join(dir, 'server'),
     ...o.server,
   });
-  const closers: Array<() => Promise<void>> = [() => server.close()];
+  const serverOpts = {
+    host: '127.0.0.1',
+    httpPort: 0,
+    dataDir: path.join(dir, 'server'),
+    ...o.server,
+  };
+  const closers: Array<() => Promise<void>> = [() => net.server.close()];
   onTestFinished(async () => {
     for (const c of closers.reverse()) await c();
   });
@@ -104,6 +114,19 @@ export async function createTestnet(
       });
       net.peers.push(tp);
       return tp;
+    },
+    async restartPeer(p) {
+      await p.close();
+      const name = path.basename(p.dataDir);
+      const i = net.peers.indexOf(p);
+      const again = await net.addPeer(name);
+      net.peers.pop();
+      net.peers[i] = again;
+      return again;
+    },
+    async restartServer() {
+      await net.server.close();
+      net.server = await CentralServer.start({ ...serverOpts, port: serverPort });
     },
     async rawLink() {
       const link = new ServerLink({ host: serverHost, port: serverPort, reconnect: false });

@@ -36,14 +36,15 @@ export async function startPeer(opts: PeerProcessOptions): Promise<PeerProcess> 
   }
   uiPort = (api.server.address() as AddressInfo).port;
   const adv = node.p2p.advertised;
+  let closing: Promise<void> | undefined;
   return {
     node,
     uiUrl: `http://127.0.0.1:${uiPort}/`,
     p2p: `${adv.ip}:${adv.port}`,
     udp: `${adv.ip}:${adv.udpPort}`,
-    async close() {
-      await api.close();
-      await node.close();
+    close() {
+      closing ??= api.close().then(() => node.close());
+      return closing;
     },
   };
 }

@@ -96,7 +96,7 @@ export class PeerNode {
       publicKey: () => this.link.server?.publicKey ?? this.store.get('serverPublicKey'),
       token: () => this.session?.token,
     });
-    this.link.on('up', () => void this.onUp());
+    this.link.on('up', () => this.background(this.onUp()));
     this.link.on('down', (_reason: HchatError | undefined, wasUp: boolean) => this.onDown(wasUp));
     this.link.on('event', (name: string, body: unknown) => this.onEvent(name, body));
   }
@@ -167,6 +167,16 @@ export class PeerNode {
 
   // ---- link lifecycle -----------------------------------------------------------------------
 
+  /**
+   * Runs a task nobody awaits. Protocol errors were handled inside it; anything else is a bug,
+   * reported on stderr, unless the node closed meanwhile (its store is gone, which is expected).
+   */
+  private background(task: Promise<void>): void {
+    task.catch((err: unknown) => {
+      if (!this.closed) console.error('hchat peer: background task failed:', err);
+    });
+  }
+
   private async onUp(): Promise<void> {
     const info = this.link.server;
     if (info) this.store.set('serverPublicKey', info.publicKey);
@@ -209,7 +219,7 @@ export class PeerNode {
           await this.link.request('channel_join', { channelId: c.id });
         }
       }
-      void this.drain();
+      this.background(this.drain());
       for (const c of this.store.channels(s.username)) await this.catchUp(c.id);
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
@@ -222,7 +232,8 @@ export class PeerNode {
       const { message } = body as EventBody<'message'>;
       this.receive([message], 'push');
       // A hole before this seq means a push was missed: fetch what lies between.
-      if (this.store.cursor(message.channelId) < message.seq) void this.catchUp(message.channelId);
+      if (this.store.cursor(message.channelId) < message.seq)
+        this.background(this.catchUp(message.channelId));
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
       this.events.emit('presence', {
@@ -262,6 +273,7 @@ export class PeerNode {
       for (;;) {
         const since = this.store.cursor(channelId);
         const res = await this.link.request('sync', { channelId, since, limit: SYNC_PAGE });
+        if (this.closed) return;
         total = Math.max(total, res.lastSeq - since + received);
         this.receive(res.messages, 'sync');
         received += res.messages.length;
@@ -294,7 +306,7 @@ export class PeerNode {
     if (this.draining || !this.authed || !s || s.role !== 'user') return;
     this.draining = true;
     try {
-      while (this.authed) {
+      while (this.authed && !this.closed) {
         const batch = this.store.pending(s.username, DRAIN_BATCH);
         if (batch.length === 0) break;
         const results = await Promise.allSettled(
@@ -304,6 +316,7 @@ export class PeerNode {
             }),
           ),
         );
+        if (this.closed) return;
         let retryLater = false;
         results.forEach((r, i) => {
           const m = batch[i]!;
@@ -567,7 +580,7 @@ export class PeerNode {
     this.events.emit('message', { channelId, message: { ...m, state: 'pending' } });
     if (this.authed) {
       const delivered = this.waitDelivery(m.id, POST_WAIT_MS);
-      void this.drain();
+      this.background(this.drain());
       await delivered;
     }
     const state = this.store.getMessage(m.id)?.state ?? 'pending';

@@ -1,0 +1,380 @@
+/**
+ * `npm run bench`: one channel with 100 online members, one publisher with a bounded in-flight
+ * window. Measures deliveries per second and end-to-end latency (publisher send → member
+ * receive, both in this process, so one clock) against Hybrid Chat's server, and against a
+ * trivial relay (bench/relay.ts) in the same run as the anchor. Each server runs in its own
+ * process; this process is the load generator. Results: bench/results/<date>.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+
+const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** A raw framed client: no schema checks, so the load generator stays cheap. */
+class Client {
+  private readonly socket: net.Socket;
+  private readonly decoder = new FrameDecoder();
+  private nextId = 1;
+  private readonly waiting = new Map<number, (f: Record<string, any>) => void>();
+  onEvent: (f: Record<string, any>) => void = () => undefined;
+  onAck: () => void = () => undefined;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (d) => {
+      for (const f of this.decoder.push(d)) {
+        if (f.t === 'res') {
+          const w = this.waiting.get(f.id as number);
+          if (w) {
+            this.waiting.delete(f.id as number);
+            w(f);
+          } else this.onAck();
+        } else if (f.t === 'ev' || f.t === 'req') this.onEvent(f);
+      }
+    });
+  }
+
+  static connect(addr: string, hello: boolean): Promise<Client> {
+    const [host, port] = addr.split(':') as [string, string];
+    return new Promise((resolve, reject) => {
+      const s = net.connect(Number(port), host, () => {
+        const c = new Client(s);
+        if (!hello) return resolve(c);
+        s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
+        s.once('data', () => resolve(c));
+      });
+      s.once('error', reject);
+    });
+  }
+
+  async request(op: string, body: object): Promise<any> {
+    const id = this.nextId++;
+    const answer = new Promise<Record<string, any>>((r) => this.waiting.set(id, r));
+    this.socket.write(encodeFrame({ t: 'req', id, op, body }));
+    const f = await answer;
+    if (f.error) throw new Error(`${op}: ${f.error.code} ${f.error.message}`);
+    return f.body;
+  }
+
+  /** Sends a request whose answer only counts towards the window (onAck). */
+  fire(frame: Buffer): void {
+    this.socket.write(frame);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+function start(
+  cmd: string[],
+  env: Record<string, string> = {},
+): Promise<{ proc: ChildProcess; addr: string }> {
+  const proc = spawn(process.execPath, cmd, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /ready tcp=(\S+)/.exec(out);
+      if (m) resolve({ proc, addr: m[1]! });
+    });
+    proc.once('exit', (code) => reject(new Error(`${cmd.join(' ')} exited with ${code}: ${out}`)));
+  });
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted.length
+    ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+    : NaN;
+}
+
+interface Result {
+  deliveriesPerSec: number;
+  messagesPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  lost: number;
+  serverCpuPerDeliveryUs: number;
+  loadGenCpuPercent: number;
+  serverCpuPercent: number;
+}
+
+/**
+ * Drives one publisher and MEMBERS receivers for SECONDS. `frameFor(i, sentNs)` builds message i;
+ * `sentAt(frame)` reads the send time back from a delivered frame.
+ */
+async function drive(
+  rate: number | undefined,
+  publisher: Client,
+  members: Client[],
+  serverPid: number,
+  frameFor: (i: number, sentNs: bigint) => Buffer,
+  sentAt: (f: Record<string, any>) => bigint,
+): Promise<Result> {
+  const latencies = new Float64Array(4_000_000);
+  let nLat = 0;
+  let deliveries = 0;
+  let measuring = false;
+  let sent = 0;
+  let sentMeasured = 0;
+  for (const m of members) {
+    m.onEvent = (f) => {
+      if (!measuring) return;
+      deliveries++;
+      if (nLat < latencies.length)
+        latencies[nLat++] = Number(process.hrtime.bigint() - sentAt(f)) / 1e6;
+    };
+  }
+  let inFlight = 0;
+  let running = true;
+  const send = () => {
+    inFlight++;
+    sent++;
+    if (measuring) sentMeasured++;
+    publisher.fire(frameFor(sent, process.hrtime.bigint()));
+  };
+  // Full speed: keep WINDOW posts in flight. Fixed rate: send on a 10 ms clock, whatever the acks.
+  const pump = () => {
+    while (running && rate === undefined && inFlight < WINDOW) send();
+  };
+  publisher.onAck = () => {
+    inFlight--;
+    pump();
+  };
+  let ticker: NodeJS.Timeout | undefined;
+  if (rate === undefined) pump();
+  else {
+    const began = process.hrtime.bigint();
+    ticker = setInterval(() => {
+      const due = Math.floor((Number(process.hrtime.bigint() - began) / 1e9) * rate);
+      while (running && sent < due) send();
+    }, 10);
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up
+  const cpu0 = cpuSeconds(serverPid);
+  const lg0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  measuring = true;
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  measuring = false;
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuSeconds(serverPid) - cpu0;
+  const lg = process.cpuUsage(lg0);
+  running = false;
+  clearInterval(ticker);
+  await new Promise((r) => setTimeout(r, 500)); // let the window drain
+  const sorted = latencies.subarray(0, nLat).sort();
+  return {
+    deliveriesPerSec: deliveries / elapsed,
+    messagesPerSec: sentMeasured / elapsed,
+    p50ms: percentile(sorted, 50),
+    p99ms: percentile(sorted, 99),
+    // Messages sent in the window whose deliveries never came, across all members (approximate at
+    // the window's edges, so only a large number means loss).
+    lost: Math.max(0, sentMeasured * members.length - deliveries - WINDOW * members.length),
+    serverCpuPerDeliveryUs: (cpu / deliveries) * 1e6,
+    loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
+    serverCpuPercent: (cpu / elapsed) * 100,
+  };
+}
+
+const TEXT_PAD = 'x'.repeat(100);
+
+async function benchHchat(rate?: number): Promise<Result> {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-'));
+  const { proc, addr } = await start([
+    'bin/hchat',
+    'server',
+    '--port',
+    '0',
+    '--http-port',
+    '0',
+    '--data',
+    data,
+  ]);
+  try {
+    const setup = async (name: string) => {
+      const c = await Client.connect(addr, true);
+      await c.request('register', { username: name, password: 'bench-pw' });
+      await c.request('login', { username: name, password: 'bench-pw' });
+      return c;
+    };
+    const publisher = await setup('publisher');
+    const channelId = '01900000-0000-7000-8000-00000000be01';
+    await publisher.request('channel_create', {
+      id: channelId,
+      name: 'bench',
+      allowVisitors: false,
+    });
+    const members = await Promise.all(
+      Array.from({ length: MEMBERS }, (_, i) => setup(`member${i}`)),
+    );
+    await Promise.all(members.map((m) => m.request('channel_join', { channelId })));
+    let counter = 0;
+    const result = await drive(
+      rate,
+      publisher,
+      members,
+      proc.pid!,
+      (i, ns) => {
+        counter++;
+        const id = `01900000-0000-7000-8000-${counter.toString(16).padStart(12, '0')}`;
+        // Text: send time, padded to 100 characters.
+        const text = `${ns}|${TEXT_PAD}`.slice(0, 100);
+        return encodeFrame({
+          t: 'req',
+          id: 1_000_000 + i,
+          op: 'post',
+          body: { message: { id, channelId, ts: Date.now(), lc: 0, text } },
+        });
+      },
+      (f) => BigInt((f.body.message.text as string).split('|')[0]!),
+    );
+    [publisher, ...members].forEach((c) => c.close());
+    return result;
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
+async function benchRelay(rate?: number): Promise<Result> {
+  const { proc, addr } = await start(['--import', 'tsx', 'bench/relay.ts']);
+  try {
+    const publisher = await Client.connect(addr, false);
+    const members = await Promise.all(
+      Array.from({ length: MEMBERS }, () => Client.connect(addr, false)),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const result = await drive(
+      rate,
+      publisher,
+      members,
+      proc.pid!,
+      (i, ns) =>
+        encodeFrame({
+          t: 'ev',
+          ev: 'message',
+          body: { message: { text: `${ns}|${TEXT_PAD}`.slice(0, 100), i } },
+        }),
+      (f) => BigInt((f.body.message.text as string).split('|')[0]!),
+    );
+    [publisher, ...members].forEach((c) => c.close());
+    return result;
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+  }
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+const RATE = Number(process.env.BENCH_RATE ?? 1000);
+
+function table(hchat: Result, relay: Result): void {
+  const rows: Array<[string, (r: Result) => string, number]> = [
+    [
+      'deliveries/s',
+      (r) => fmt(r.deliveriesPerSec),
+      hchat.deliveriesPerSec / relay.deliveriesPerSec,
+    ],
+    ['messages/s', (r) => fmt(r.messagesPerSec), hchat.messagesPerSec / relay.messagesPerSec],
+    ['latency p50 ms', (r) => fmt(r.p50ms, 2), hchat.p50ms / relay.p50ms],
+    ['latency p99 ms', (r) => fmt(r.p99ms, 2), hchat.p99ms / relay.p99ms],
+    [
+      'server CPU µs/delivery',
+      (r) => fmt(r.serverCpuPerDeliveryUs, 2),
+      hchat.serverCpuPerDeliveryUs / relay.serverCpuPerDeliveryUs,
+    ],
+    [
+      'server CPU %',
+      (r) => fmt(r.serverCpuPercent),
+      hchat.serverCpuPercent / relay.serverCpuPercent,
+    ],
+    [
+      'load generator CPU %',
+      (r) => fmt(r.loadGenCpuPercent),
+      hchat.loadGenCpuPercent / relay.loadGenCpuPercent,
+    ],
+    ['messages lost', (r) => fmt(r.lost), NaN],
+  ];
+  console.log(
+    `| figure | hchat (stores every message) | relay anchor (stores nothing) | hchat / anchor |`,
+  );
+  console.log(`|---|---:|---:|---:|`);
+  for (const [name, f, ratio] of rows)
+    console.log(
+      `| ${name} | ${f(hchat)} | ${f(relay)} | ${Number.isNaN(ratio) ? '' : fmt(ratio, 2)} |`,
+    );
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `bench: 1 channel, ${MEMBERS} online members, 1 publisher; ${SECONDS} s measured after 1 s warm-up`,
+  );
+  const scenarios: Array<{ name: string; rate?: number }> = [
+    { name: `full speed, ${WINDOW} posts in flight` },
+    { name: `${RATE} messages/s` },
+  ];
+  scenarios[1]!.rate = RATE;
+  const results = [];
+  for (const sc of scenarios) {
+    const relay = await benchRelay(sc.rate);
+    const hchat = await benchHchat(sc.rate);
+    console.log(`\n${sc.name}\n`);
+    table(hchat, relay);
+    results.push({ scenario: sc.name, rate: sc.rate ?? null, hchat, relay });
+  }
+  console.log(
+    `\nCPU: the load generator is one process holding every client; at 100 % it, not the server, is the bottleneck.`,
+  );
+  const date = new Date().toISOString().slice(0, 10);
+  const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version };
+  fs.writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        members: MEMBERS,
+        window: WINDOW,
+        seconds: SECONDS,
+        results,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(`written to ${path.relative(ROOT, out)}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
