@@ -2,15 +2,12 @@
  * The peer ↔ central server link: envelope, operations and events. Both ends import this module;
  * docs/PROTOCOL.md §3 describes the same thing in prose.
  *
- * Frames (see frame.ts) carry one JSON object each, distinguished by `t`:
- *   hello  {t, v, role:"peer"|"server", ...}      first frame in each direction
- *   req    {t, id, op, body}                      peer → server request
- *   res    {t, id, body} | {t, id, error}         answer to the request with the same id
- *   ev     {t, ev, body}                          server → peer push
- *   ping / pong {t}                               heartbeats (any frame counts as liveness)
- *   error  {t, code, message}                     fatal: the sender closes the connection after it
+ * After the hello frames, the envelope of rpc.ts: requests from the peer, answers and pushes from
+ * the server.
  */
+export { Request, Response, Event, Fatal, WireError, describeIssues } from './rpc.js';
 import { z } from 'zod';
+import { op } from './rpc.js';
 import {
   Channel,
   ChannelName,
@@ -27,8 +24,6 @@ import {
   VisitorName,
   PROTOCOL_VERSION,
 } from './common.js';
-
-export const WireError = z.object({ code: z.string().max(64), message: z.string().max(1000) });
 
 export const ClientHello = z.object({
   t: z.literal('hello'),
@@ -49,21 +44,6 @@ export const ServerHello = z.object({
   publicKey: z.string(),
 });
 
-export const Request = z.object({
-  t: z.literal('req'),
-  id: z.number().int().min(0).max(0xffffffff),
-  op: z.string().max(64),
-  body: z.unknown(),
-});
-export const Response = z.object({
-  t: z.literal('res'),
-  id: z.number().int(),
-  body: z.unknown().optional(),
-  error: WireError.optional(),
-});
-export const Event = z.object({ t: z.literal('ev'), ev: z.string(), body: z.unknown() });
-export const Fatal = z.object({ t: z.literal('error'), code: z.string(), message: z.string() });
-
 const Empty = z.object({}).strict();
 const Session = z.object({
   username: z.string(),
@@ -72,13 +52,6 @@ const Session = z.object({
 });
 const SessionWithToken = Session.extend({ token: z.string() });
 const Limit = z.number().int().min(1).max(500);
-
-/** Who may call an operation: anyone, any logged-in session, or registered users only. */
-export type Access = 'anyone' | 'session' | 'user';
-
-function op<Req extends z.ZodType, Res extends z.ZodType>(access: Access, req: Req, res: Res) {
-  return { access, req, res };
-}
 
 /** Every operation: its access rule, request body schema and response body schema. */
 export const OPS = {
@@ -153,11 +126,3 @@ export const EVENTS = {
 
 export type EventName = keyof typeof EVENTS;
 export type EventBody<K extends EventName> = z.infer<(typeof EVENTS)[K]>;
-
-/** Formats a zod failure as one line naming the fields that were wrong. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    .join('; ');
-}

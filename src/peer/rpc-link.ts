@@ -1,0 +1,282 @@
+/**
+ * The connecting end of a framed link (peer → server, member → host): connects, says hello, keeps
+ * the connection alive with heartbeats, optionally reconnects with exponential backoff, and
+ * offers typed requests and events. Every answer and event is validated against the link's
+ * schemas before it is used.
+ */
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import type { z } from 'zod';
+import { HchatError } from '../protocol/errors.js';
+import {
+  Event,
+  Fatal,
+  Response,
+  describeIssues,
+  type EventTable,
+  type OpTable,
+} from '../protocol/rpc.js';
+import { FramedSocket } from '../shared/framed-socket.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+
+/** What every hello answer tells: how often to send, when to give up on silence. */
+export interface HelloInfo {
+  heartbeatMs: number;
+  timeoutMs: number;
+}
+
+/** Settings of a link. */
+export interface RpcLinkOptions<Info extends HelloInfo> {
+  host: string;
+  port: number;
+  /** How the connection log names the other end (`server`, `host:<user>@<ip>:<port>`). */
+  name: string;
+  log?: ConnectionLog;
+  /** The first frame to send. */
+  hello(): object;
+  /** Validates the other end's hello; throws HchatError when it is not acceptable. */
+  parseHello(f: Record<string, unknown>): Info;
+  /** Reconnect automatically (default true); off for one-shot clients and tests. */
+  reconnect?: boolean;
+  requestTimeoutMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+interface Pending {
+  op: string;
+  resolve(v: unknown): void;
+  reject(e: HchatError): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Events: `up` (ServerInfo) once hello is done; `down` (HchatError | undefined) when the
+ * connection is lost; `event` (name, body) for each validated push.
+ */
+export class RpcLink<
+  Ops extends OpTable,
+  Events extends EventTable,
+  Info extends HelloInfo,
+> extends EventEmitter {
+  private fs: FramedSocket | undefined;
+  private info: Info | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private running = false;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastSent = 0;
+
+  constructor(
+    private readonly opts: RpcLinkOptions<Info>,
+    private readonly ops: Ops,
+    private readonly events: Events,
+  ) {
+    super();
+  }
+
+  /** How the connection log names the other end. */
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** True once hello is done and until the connection drops. */
+  get connected(): boolean {
+    return this.info !== undefined && this.fs?.isOpen === true;
+  }
+
+  /** The other end's hello on the current connection. */
+  get remoteHello(): Info | undefined {
+    return this.info;
+  }
+
+  /** Starts connecting (and reconnecting until stop()). Resolves on the first hello or failure. */
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
+    this.running = true;
+    this.attempt = 0;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.off('up', done);
+        this.off('down', done);
+        resolve();
+      };
+      this.once('up', done);
+      this.once('down', done);
+      this.connect();
+    });
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    this.fs?.close();
+    this.fs?.destroy();
+  }
+
+  /** Sends a request and resolves with its validated answer. */
+  request<K extends keyof Ops & string>(
+    op: K,
+    body: z.input<Ops[K]['req']>,
+    timeoutMs?: number,
+  ): Promise<z.output<Ops[K]['res']>> {
+    const fs = this.fs;
+    if (!fs || !this.connected) return Promise.reject(new HchatError('E_OFFLINE'));
+    const id = this.nextId++;
+    if (this.nextId > 0xffffffff) this.nextId = 1;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(id);
+          reject(new HchatError('E_TIMEOUT', `${this.opts.name} did not answer ${op} in time`));
+        },
+        timeoutMs ?? this.opts.requestTimeoutMs ?? 15_000,
+      );
+      this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.lastSent = Date.now();
+      fs.send({ t: 'req', id, op, body });
+    });
+  }
+
+  private connect(): void {
+    if (!this.running) return;
+    const socket = net.connect({ host: this.opts.host, port: this.opts.port });
+    let opened = false;
+    const fs = new FramedSocket(socket, {
+      frame: (f) => this.onFrame(fs, f),
+      close: (reason) => this.onClose(fs, opened, reason),
+    });
+    this.fs = fs;
+    socket.once('connect', () => {
+      opened = true;
+      this.opts.log?.write('open', {
+        peer: this.opts.name,
+        addr: `${this.opts.host}:${this.opts.port}`,
+      });
+      this.lastSent = Date.now();
+      fs.send(this.opts.hello());
+    });
+  }
+
+  private onFrame(fs: FramedSocket, f: Record<string, unknown>): void {
+    if (f.t === 'error') {
+      fs.close(fatalFrom(f));
+      return;
+    }
+    if (!this.info) {
+      const info = this.opts.parseHello(f);
+      this.info = info;
+      this.attempt = 0;
+      this.startHeartbeat(fs, info);
+      this.emit('up', info);
+      return;
+    }
+    switch (f.t) {
+      case 'res': {
+        const res = Response.safeParse(f);
+        if (!res.success) throw new HchatError('E_BAD_FRAME', `res: ${describeIssues(res.error)}`);
+        const p = this.pending.get(res.data.id);
+        if (!p) return; // answer after its timeout: dropped
+        this.pending.delete(res.data.id);
+        clearTimeout(p.timer);
+        if (res.data.error) {
+          p.reject(HchatError.fromWire(res.data.error));
+          return;
+        }
+        const body = this.ops[p.op]!.res.safeParse(res.data.body);
+        if (!body.success) {
+          p.reject(new HchatError('E_BAD_FRAME', `${p.op} answer: ${describeIssues(body.error)}`));
+          return;
+        }
+        p.resolve(body.data);
+        return;
+      }
+      case 'ev': {
+        const ev = Event.safeParse(f);
+        if (!ev.success || !Object.hasOwn(this.events, ev.data.ev)) {
+          throw new HchatError(
+            'E_UNKNOWN_TYPE',
+            `unknown event ${JSON.stringify(f.ev)?.slice(0, 40)}`,
+          );
+        }
+        const name = ev.data.ev;
+        const body = this.events[name]!.safeParse(ev.data.body);
+        if (!body.success)
+          throw new HchatError('E_BAD_FRAME', `${name}: ${describeIssues(body.error)}`);
+        this.emit('event', name, body.data);
+        return;
+      }
+      case 'pong':
+      case 'ping':
+        if (f.t === 'ping') fs.send({ t: 'pong' });
+        return;
+      default:
+        throw new HchatError(
+          'E_UNKNOWN_TYPE',
+          `unknown frame type ${JSON.stringify(f.t)?.slice(0, 40)}`,
+        );
+    }
+  }
+
+  private onClose(fs: FramedSocket, opened: boolean, reason: HchatError | undefined): void {
+    if (this.fs !== fs) return;
+    clearInterval(this.heartbeat);
+    const wasUp = this.info !== undefined;
+    this.info = undefined;
+    this.fs = undefined;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new HchatError('E_CONNECTION_CLOSED'));
+      this.pending.delete(id);
+    }
+    if (opened)
+      this.opts.log?.write('close', { peer: this.opts.name, reason: reason?.code ?? 'eof' });
+    this.emit('down', reason, wasUp);
+    if (this.running && this.opts.reconnect !== false) {
+      const min = this.opts.minBackoffMs ?? 100;
+      const max = this.opts.maxBackoffMs ?? 5000;
+      const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+      this.attempt = Math.min(this.attempt + 1, 20);
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+      this.retryTimer.unref();
+    } else {
+      this.running = false;
+    }
+  }
+
+  private startHeartbeat(fs: FramedSocket, info: HelloInfo): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(
+      () => {
+        const now = Date.now();
+        if (now - fs.lastSeen > info.timeoutMs) {
+          fs.fail(
+            new HchatError(
+              'E_HEARTBEAT_TIMEOUT',
+              `${this.opts.name} silent past the heartbeat timeout`,
+            ),
+          );
+          fs.destroy();
+          return;
+        }
+        if (now - this.lastSent >= info.heartbeatMs * 0.8) {
+          this.lastSent = now;
+          fs.send({ t: 'ping' });
+        }
+      },
+      Math.max(20, Math.floor(info.heartbeatMs / 2)),
+    );
+    this.heartbeat.unref();
+  }
+}
+
+function fatalFrom(f: Record<string, unknown>): HchatError {
+  // The close reason; an error frame is never answered with another.
+  const e = Fatal.safeParse(f);
+  return e.success
+    ? HchatError.fromWire(e.data)
+    : new HchatError('E_BAD_FRAME', 'malformed error frame');
+}
