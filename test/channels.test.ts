@@ -64,10 +64,11 @@ describe('channels and messages', () => {
       .split('\n')
       .map(parseRecord);
     expect(log).toContainEqual(
-      expect.objectContaining({ ev: 'push', from: 'server', msg: post.body.id }),
+      // Alice hosts the channel and is online: the push came from her peer, not the server.
+      expect.objectContaining({ ev: 'push', from: `host:alice@${a.p2p}`, msg: post.body.id }),
     );
     expect(log).toContainEqual(
-      expect.objectContaining({ ev: 'fetch', from: 'server', channel: id }),
+      expect.objectContaining({ ev: 'fetch', from: `host:alice@${a.p2p}`, channel: id }),
     );
   });
 
@@ -90,7 +91,7 @@ describe('channels and messages', () => {
     for (;;) {
       const q = before ? `?limit=10&before=${before}` : '?limit=10';
       const page = (await b.call('GET', `/api/channels/${id}/messages${q}`)).body;
-      expect(page.source).toBe('server');
+      expect(page.source).toBe('host');
       seen.unshift(...page.messages.map((m: any) => m.text));
       if (!page.hasMore) break;
       before = page.messages[0].id;

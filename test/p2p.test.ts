@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createTestnet, signIn } from './testnet.js';
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
 import { parseRecord } from '../src/shared/connlog.js';
+import { HostLink } from '../src/peer/host-link.js';
 
 describe('peer_connect', () => {
   it('connects to a peer found in the tracker list; the host checks the token itself', async () => {
@@ -15,8 +16,15 @@ describe('peer_connect', () => {
     await signIn(b, 'bob');
     const list = (await a.call('GET', '/api/peers')).body;
     const bobEntry = list.find((e: any) => e.username === 'bob');
-    const who = await a.node.p2p.connect(bobEntry);
-    expect(who).toMatchObject({ username: 'bob', role: 'user', sessionId: bobEntry.sessionId });
+    const token = JSON.parse(fs.readFileSync(path.join(a.dataDir, 'session.json'), 'utf8')).token;
+    const link = new HostLink(bobEntry, token, a.node.log);
+    await link.start();
+    expect(link.remoteHello).toMatchObject({
+      username: 'bob',
+      userRole: 'user',
+      sessionId: bobEntry.sessionId,
+    });
+    link.stop();
     // Both logs name the other end.
     const aLog = fs.readFileSync(path.join(a.dataDir, 'connections.log'), 'utf8');
     expect(aLog).toContain(`peer=host:bob@${bobEntry.ip}:${bobEntry.port}`);

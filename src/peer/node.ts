@@ -1,8 +1,12 @@
 /**
  * A peer node (SPEC §1, §3–§6): one user's application instance. It keeps its link to the
  * central server up (or down, when the user chose `offline`), resumes its saved session,
- * announces itself to the tracker, catches up on every channel it joined, drains its durable
- * outbox exactly once, and turns server pushes into local events.
+ * announces itself to the tracker, and drains its durable outbox exactly once.
+ *
+ * Channel hosting (SPEC §5): a channel created here is hosted here. Its primary copy is this
+ * peer's store; members reach it over P2P (HostService), and each new message is forwarded to the
+ * server once (upload). For a channel hosted elsewhere, the node reads and posts through the
+ * host while it is reachable (ChannelSources) and through the server otherwise.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +20,9 @@ import { ServerLink } from './server-link.js';
 import { EventHub } from './event-hub.js';
 import { readSession, writeSession, type SavedSession } from './session-file.js';
 import { P2PEndpoint } from './p2p.js';
+import { HostService } from './host-service.js';
+import { ChannelSources } from './sources.js';
+import type { HostLink } from './host-link.js';
 
 /** Settings of a peer process. */
 export interface PeerOptions {
@@ -48,11 +55,15 @@ export interface ApiChannel extends Channel {
   unread: number;
 }
 
+/** Where a channel's content comes from right now. */
+export type Source = 'host' | 'server' | 'local';
+
 const SYNC_PAGE = 500;
 const DRAIN_BATCH = 256;
+const UPLOAD_BATCH = 500;
 const POST_WAIT_MS = 3000;
 /** Errors after which an outbox message is retried later; any other refusal is final. */
-const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
+export const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
   'E_OFFLINE',
   'E_TIMEOUT',
   'E_CONNECTION_CLOSED',
@@ -60,6 +71,8 @@ const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
   'E_INTERNAL',
   'E_AUTH_REQUIRED',
   'E_SESSION_INVALID',
+  'E_SLOW_CONSUMER',
+  'E_HEARTBEAT_TIMEOUT',
 ]);
 
 /** A running peer. */
@@ -69,11 +82,16 @@ export class PeerNode {
   readonly store: PeerStore;
   readonly link: ServerLink;
   readonly p2p: P2PEndpoint;
+  readonly hostService: HostService;
+  private readonly sources: ChannelSources;
   private readonly clock = new HybridClock();
   private session: SavedSession | undefined;
-  /** True while the current connection carries our session. */
+  /** True while the current server connection carries our session. */
   private authed = false;
   private draining = false;
+  private uploading = false;
+  /** Hosted messages the server refused for good: not offered again in this run. */
+  private readonly uploadRefused = new Set<string>();
   private readonly deliveryWaiters = new Map<string, Array<() => void>>();
   private readonly catchingUp = new Set<string>();
   private closed = false;
@@ -90,11 +108,36 @@ export class PeerNode {
       minBackoffMs: opts.minBackoffMs,
       maxBackoffMs: opts.maxBackoffMs,
     });
+    this.hostService = new HostService({
+      store: this.store,
+      log: this.log,
+      channel: (id) => this.hostedChannel(id),
+      accepted: (m) => {
+        this.events.emit('message', {
+          channelId: m.channelId,
+          message: { ...apiMessageOf(m), state: 'delivered' },
+        });
+        this.background(this.upload());
+      },
+    });
     this.p2p = new P2PEndpoint({
       host: opts.host,
       log: this.log,
+      service: this.hostService,
       publicKey: () => this.link.server?.publicKey ?? this.store.get('serverPublicKey'),
       token: () => this.session?.token,
+    });
+    this.sources = new ChannelSources({
+      log: this.log,
+      token: () => this.session?.token,
+      ownSession: () => this.session?.sessionId,
+      channels: () =>
+        this.session
+          ? this.store.channels(this.session.username).filter((c) => !this.isHostedHere(c.id))
+          : [],
+      linkUp: (link, channelIds) => this.background(this.onHostUp(link, channelIds)),
+      linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
+      message: (link, m) => this.receiveFromHost([m], link, 'push'),
     });
     this.link.on('up', () => this.background(this.onUp()));
     this.link.on('down', (_reason: HchatError | undefined, wasUp: boolean) => this.onDown(wasUp));
@@ -106,6 +149,7 @@ export class PeerNode {
     const node = new PeerNode(opts);
     try {
       await node.p2p.listen(opts.p2pPort, opts.udpPort);
+      node.p2p.serving = node.status !== 'offline';
       if (node.status !== 'offline') await node.link.start();
     } catch (err) {
       await node.close();
@@ -118,9 +162,10 @@ export class PeerNode {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // The socket's close event comes later; nothing may touch the store after this.
+    // The sockets' close events come later; nothing may touch the store after this.
     this.link.removeAllListeners();
     this.link.stop();
+    this.sources.close();
     await this.p2p.close();
     for (const [, ws] of this.deliveryWaiters) ws.forEach((w) => w());
     this.store.close();
@@ -146,6 +191,25 @@ export class PeerNode {
     return this.session.username;
   }
 
+  /** True when this peer holds the primary copy of the channel for its logged-in owner. */
+  private isHostedHere(channelId: string): boolean {
+    return this.hostedChannel(channelId) !== undefined;
+  }
+
+  private hostedChannel(channelId: string): Channel | undefined {
+    const s = this.session;
+    if (!s || s.role !== 'user' || !this.store.isHosted(channelId)) return undefined;
+    const c = this.store.channel(s.username, channelId);
+    return c && c.owner.toLowerCase() === s.username.toLowerCase() ? c : undefined;
+  }
+
+  /** Where a channel is read from now. */
+  sourceOf(channelId: string): Source {
+    if (this.isHostedHere(channelId)) return 'host';
+    if (this.sources.linkFor(channelId)) return 'host';
+    return this.authed ? 'server' : 'local';
+  }
+
   private requireUser(what: string): SavedSession {
     const s = this.session;
     if (!s) throw new HchatError('E_AUTH_REQUIRED');
@@ -165,17 +229,19 @@ export class PeerNode {
     return link;
   }
 
-  // ---- link lifecycle -----------------------------------------------------------------------
-
   /**
    * Runs a task nobody awaits. Protocol errors were handled inside it; anything else is a bug,
    * reported on stderr, unless the node closed meanwhile (its store is gone, which is expected).
    */
   private background(task: Promise<void>): void {
     task.catch((err: unknown) => {
-      if (!this.closed) console.error('hchat peer: background task failed:', err);
+      if (this.closed) return;
+      if (err instanceof HchatError) return; // a link dropped mid-task: the next 'up' resumes
+      console.error('hchat peer: background task failed:', err);
     });
   }
+
+  // ---- server link lifecycle ----------------------------------------------------------------
 
   private async onUp(): Promise<void> {
     const info = this.link.server;
@@ -203,28 +269,54 @@ export class PeerNode {
       });
   }
 
-  /** Everything a fresh session does: announce, refresh channels, catch up, drain the outbox. */
+  /** Announces this peer and what it hosts (hosts are hidden while invisible). */
+  private async submitInfo(): Promise<void> {
+    const s = this.session;
+    if (!s || !this.authed) return;
+    const status = this.status === 'invisible' ? 'invisible' : 'online';
+    const hosts =
+      status === 'online' ? this.store.hostedIds().filter((id) => this.isHostedHere(id)) : [];
+    await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts });
+  }
+
+  /** Everything a fresh session does: announce, refresh channels, find hosts, sync, drain. */
   private async afterAuth(): Promise<void> {
     const s = this.session;
     if (!s) return;
     this.authed = true;
-    try {
-      const status = this.status === 'invisible' ? 'invisible' : 'online';
-      await this.link.request('submit_info', { ...this.p2p.advertised, status });
-      if (s.role === 'user') {
-        const { channels } = await this.link.request('my_channels', {});
-        for (const c of channels) this.store.saveChannel(s.username, c);
-      } else {
-        for (const c of this.store.channels(s.username)) {
-          await this.link.request('channel_join', { channelId: c.id });
-        }
+    await this.submitInfo();
+    if (s.role === 'user') {
+      const { channels } = await this.link.request('my_channels', {});
+      for (const c of channels) this.store.saveChannel(s.username, c);
+      for (const id of this.store.hostedIds()) {
+        if (!this.isHostedHere(id)) continue;
+        const { members } = await this.link.request('members', { channelId: id });
+        this.store.setMembers(id, members);
       }
-      this.background(this.drain());
-      for (const c of this.store.channels(s.username)) await this.catchUp(c.id);
-    } catch (err) {
-      if (!(err instanceof HchatError)) throw err;
-      // The connection dropped meanwhile; the next 'up' starts over.
+    } else {
+      for (const c of this.store.channels(s.username)) {
+        await this.link.request('channel_join', { channelId: c.id });
+      }
     }
+    const { peers } = await this.link.request('get_list', {});
+    this.sources.setTracker(peers);
+    await this.updateServerSubscriptions();
+    this.background(this.drain());
+    this.background(this.upload());
+    for (const c of this.store.channels(s.username)) {
+      if (!this.sources.linkFor(c.id)) await this.catchUp(c.id);
+    }
+  }
+
+  /** Asks the server to push only the channels it serves us: all but those read from a host. */
+  private async updateServerSubscriptions(): Promise<void> {
+    const s = this.session;
+    if (!s || !this.authed) return;
+    const channelIds = this.store
+      .channels(s.username)
+      .map((c) => c.id)
+      .filter((id) => !this.sources.linkFor(id));
+    await this.link.request('subscribe', { channelIds });
   }
 
   private onEvent(name: string, body: unknown): void {
@@ -236,21 +328,52 @@ export class PeerNode {
         this.background(this.catchUp(message.channelId));
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
+      if (name === 'peer_joined') this.sources.upsert(entry);
+      else this.sources.remove(entry);
       this.events.emit('presence', {
         kind: name === 'peer_joined' ? 'joined' : 'left',
         peer: apiPeer(entry),
       });
+    } else if (name === 'member_joined') {
+      const { channelId, username } = body as EventBody<'member_joined'>;
+      if (this.isHostedHere(channelId)) this.store.addMember(channelId, username);
     }
   }
 
-  private receive(
-    messages: readonly StoredMessage[],
-    how: 'push' | 'fetch' | 'sync',
-  ): StoredMessage[] {
-    const fresh = this.store.storeReceived(messages);
+  /** Stores messages the server sent; hosted channels take them into their primary copy. */
+  private receive(messages: readonly StoredMessage[], how: 'push' | 'fetch' | 'sync'): void {
     for (const m of messages) this.clock.observe(m);
+    const plain: StoredMessage[] = [];
+    for (const m of messages) {
+      if (!this.isHostedHere(m.channelId)) {
+        plain.push(m);
+        continue;
+      }
+      const r = this.store.hostAccept(m, 'delivered');
+      if (r instanceof HchatError) {
+        this.log.write('refused', {
+          from: 'server',
+          channel: m.channelId,
+          msg: m.id,
+          code: r.code,
+        });
+        continue;
+      }
+      if (how === 'push')
+        this.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
+      if (!r.duplicate) {
+        this.hostService.publish(r.message);
+        this.events.emit('message', {
+          channelId: m.channelId,
+          message: { ...apiMessageOf(m), state: 'delivered' },
+        });
+      }
+      this.resolveDelivery(m.id);
+    }
+    if (plain.length === 0) return;
+    const fresh = this.store.storeReceived(plain, 'server');
     if (how === 'push') {
-      for (const m of messages)
+      for (const m of plain)
         this.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
     }
     for (const m of fresh) {
@@ -259,11 +382,35 @@ export class PeerNode {
         message: { ...apiMessageOf(m), state: 'delivered' },
       });
     }
-    for (const m of messages) this.resolveDelivery(m.id);
-    return fresh;
+    for (const m of plain) this.resolveDelivery(m.id);
   }
 
-  /** Fetches everything after the channel's cursor from the server. */
+  /** Stores messages a host sent (numbered by its host seq). */
+  private receiveFromHost(
+    messages: readonly StoredMessage[],
+    link: HostLink,
+    how: 'push' | 'fetch' | 'sync',
+  ): void {
+    for (const m of messages) this.clock.observe(m);
+    const fresh = this.store.storeReceived(messages, 'host');
+    if (how === 'push') {
+      for (const m of messages)
+        this.log.write('push', { from: link.name, channel: m.channelId, msg: m.id });
+    }
+    for (const m of fresh) {
+      this.events.emit('message', {
+        channelId: m.channelId,
+        message: { ...apiMessageOf(m), state: 'delivered' },
+      });
+    }
+    for (const m of messages) this.resolveDelivery(m.id);
+    const last = messages[messages.length - 1];
+    if (how === 'push' && last && this.store.hostCursor(last.channelId) < last.seq) {
+      this.background(this.catchUpHost(link, last.channelId));
+    }
+  }
+
+  /** Fetches everything after the channel's server cursor from the server. */
   private async catchUp(channelId: string): Promise<void> {
     if (this.catchingUp.has(channelId) || !this.authed) return;
     this.catchingUp.add(channelId);
@@ -277,7 +424,7 @@ export class PeerNode {
         total = Math.max(total, res.lastSeq - since + received);
         this.receive(res.messages, 'sync');
         received += res.messages.length;
-        if (res.messages.length > 0 || received > 0) {
+        if (received > 0) {
           this.log.write('sync', {
             from: 'server',
             channel: channelId,
@@ -286,6 +433,7 @@ export class PeerNode {
           });
           this.events.emit('sync', {
             channelId,
+            source: 'server',
             received,
             total,
             done: res.messages.length < SYNC_PAGE,
@@ -293,58 +441,99 @@ export class PeerNode {
         }
         if (res.messages.length < SYNC_PAGE || this.store.cursor(channelId) <= since) break;
       }
-    } catch (err) {
-      if (!(err instanceof HchatError)) throw err;
     } finally {
       this.catchingUp.delete(channelId);
     }
   }
 
-  /** Sends pending outbox messages, oldest first, pipelined; each is acknowledged once. */
+  /** Fetches everything after the channel's host cursor from its host. */
+  private async catchUpHost(link: HostLink, channelId: string): Promise<void> {
+    const key = `host:${channelId}`;
+    if (this.catchingUp.has(key)) return;
+    this.catchingUp.add(key);
+    try {
+      let received = 0;
+      for (;;) {
+        const since = this.store.hostCursor(channelId);
+        const res = await link.request('sync', { channelId, since, limit: SYNC_PAGE });
+        if (this.closed) return;
+        this.receiveFromHost(res.messages, link, 'sync');
+        received += res.messages.length;
+        this.log.write('sync', {
+          from: link.name,
+          channel: channelId,
+          since,
+          count: res.messages.length,
+        });
+        this.events.emit('sync', {
+          channelId,
+          source: 'host',
+          received,
+          total: res.lastSeq - since + received - res.messages.length,
+          done: res.messages.length < SYNC_PAGE,
+        });
+        if (res.messages.length < SYNC_PAGE || this.store.hostCursor(channelId) <= since) break;
+      }
+    } finally {
+      this.catchingUp.delete(key);
+    }
+  }
+
+  // ---- hosts coming and going ---------------------------------------------------------------
+
+  private async onHostUp(link: HostLink, channelIds: string[]): Promise<void> {
+    await link.request('subscribe', { channelIds });
+    for (const id of channelIds)
+      this.events.emit('sync', { channelId: id, source: 'host', phase: 'switch' });
+    await this.updateServerSubscriptions();
+    this.background(this.drain());
+    for (const id of channelIds) await this.catchUpHost(link, id);
+  }
+
+  private async onHostDown(channelIds: string[]): Promise<void> {
+    for (const id of channelIds)
+      this.events.emit('sync', { channelId: id, source: this.sourceOf(id), phase: 'switch' });
+    await this.updateServerSubscriptions();
+    this.background(this.drain());
+    for (const id of channelIds) await this.catchUp(id);
+  }
+
+  // ---- outbox and upload --------------------------------------------------------------------
+
+  /**
+   * Sends pending outbox messages, oldest first, pipelined, each to its channel's host when
+   * reachable, else to the server; each is acknowledged once (resends are idempotent by id).
+   */
   private async drain(): Promise<void> {
     const s = this.session;
-    if (this.draining || !this.authed || !s || s.role !== 'user') return;
+    if (this.draining || !s || s.role !== 'user') return;
     this.draining = true;
     try {
-      while (this.authed && !this.closed) {
+      while (!this.closed) {
         const batch = this.store.pending(s.username, DRAIN_BATCH);
         if (batch.length === 0) break;
-        const results = await Promise.allSettled(
-          batch.map((m) =>
-            this.link.request('post', {
-              message: { id: m.id, channelId: m.channelId, ts: m.ts, lc: m.lc, text: m.text },
-            }),
-          ),
-        );
+        const results = await Promise.allSettled(batch.map((m) => this.send(m)));
         if (this.closed) return;
         let retryLater = false;
         results.forEach((r, i) => {
           const m = batch[i]!;
           if (r.status === 'fulfilled') {
-            this.store.markDelivered(m.id, r.value.seq);
-            this.log.write('post', {
-              to: 'server',
-              channel: m.channelId,
-              msg: m.id,
-              seq: r.value.seq,
-            });
+            const { seq, via, name } = r.value;
+            this.store.markDelivered(m.id, seq, via);
+            this.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
             this.events.emit('message', {
               channelId: m.channelId,
               message: { ...apiMessageOf(m), state: 'delivered' },
             });
           } else {
             const e = r.reason as HchatError;
+            if (!(e instanceof HchatError)) throw e;
             if (TRANSIENT.has(e.code)) {
               retryLater = true;
               return;
             }
             this.store.markFailed(m.id, `${e.code}: ${e.message}`);
-            this.log.write('refused', {
-              from: 'server',
-              channel: m.channelId,
-              msg: m.id,
-              code: e.code,
-            });
+            this.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
             this.events.emit('message', {
               channelId: m.channelId,
               message: { ...apiMessageOf(m), state: 'failed', error: e.message },
@@ -356,6 +545,79 @@ export class PeerNode {
       }
     } finally {
       this.draining = false;
+    }
+  }
+
+  private async send(
+    m: LocalMessage,
+  ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
+    const message = { id: m.id, channelId: m.channelId, ts: m.ts, lc: m.lc, text: m.text };
+    const host = this.sources.linkFor(m.channelId);
+    if (host) {
+      const r = await host.request('post', { message });
+      return { seq: r.seq, via: 'host', name: host.name };
+    }
+    if (!this.authed) throw new HchatError('E_OFFLINE');
+    const r = await this.link.request('post', { message });
+    return { seq: r.seq, via: 'server', name: 'server' };
+  }
+
+  /** Forwards every message of hosted channels the server lacks, once each, in host order. */
+  private async upload(): Promise<void> {
+    const s = this.session;
+    if (this.uploading || !this.authed || !s || s.role !== 'user') return;
+    this.uploading = true;
+    try {
+      while (this.authed && !this.closed) {
+        const batch = this.store
+          .toUpload(UPLOAD_BATCH + this.uploadRefused.size)
+          .filter((m) => !this.uploadRefused.has(m.id))
+          .slice(0, UPLOAD_BATCH);
+        if (batch.length === 0) break;
+        const { results } = await this.link.request('forward', {
+          messages: batch.map((m) => ({
+            id: m.id,
+            channelId: m.channelId,
+            author: m.author,
+            ts: m.ts,
+            lc: m.lc,
+            text: m.text,
+          })),
+        });
+        if (this.closed) return;
+        for (const r of results) {
+          const m = batch.find((b) => b.id === r.id);
+          if (!m) continue;
+          if ('seq' in r) {
+            this.store.setServerSeq(r.id, r.seq);
+            this.log.write('forward', {
+              to: 'server',
+              channel: m.channelId,
+              msg: m.id,
+              seq: r.seq,
+            });
+            if (m.state === 'pending') {
+              this.events.emit('message', {
+                channelId: m.channelId,
+                message: { ...apiMessageOf(m), state: 'delivered' },
+              });
+            }
+          } else {
+            this.uploadRefused.add(r.id);
+            this.log.write('refused', {
+              from: 'server',
+              channel: m.channelId,
+              msg: m.id,
+              code: r.error.code,
+            });
+            if (m.state === 'pending')
+              this.store.markFailed(m.id, `${r.error.code}: ${r.error.message}`);
+          }
+          this.resolveDelivery(r.id);
+        }
+      }
+    } finally {
+      this.uploading = false;
     }
   }
 
@@ -382,7 +644,10 @@ export class PeerNode {
   private setSession(s: SavedSession | undefined): void {
     this.session = s;
     writeSession(this.opts.dataDir, s);
-    if (!s) this.authed = false;
+    if (!s) {
+      this.authed = false;
+      this.sources.setTracker([]);
+    }
   }
 
   // ---- what the local API calls ---------------------------------------------------------------
@@ -417,7 +682,9 @@ export class PeerNode {
       role: s.role,
       session: s.sessionId,
     });
-    await this.afterAuth();
+    await this.afterAuth().catch((err: unknown) => {
+      if (!(err instanceof HchatError)) throw err;
+    });
     return s;
   }
 
@@ -460,21 +727,23 @@ export class PeerNode {
     this.store.set('status', status);
     this.log.write('status', { status });
     if (status === 'offline') {
+      // No connection to anything: the server, the hosts we read from, the members we serve.
       this.link.stop();
       this.authed = false;
+      this.p2p.serving = false;
+      this.p2p.dropAll();
+      this.sources.setTracker([]);
       this.events.emit('connection', { state: 'offline' });
-    } else if (before === 'offline' || !this.link.connected) {
-      await this.link.start();
-    } else if (this.authed) {
-      await this.link.request('set_status', { status });
+    } else {
+      this.p2p.serving = true;
+      if (before === 'offline' || !this.link.connected) await this.link.start();
+      else if (this.authed) await this.submitInfo();
     }
     this.events.emit('status', { status });
     return { status };
   }
 
-  async peers(): Promise<
-    Array<{ username: string; ip: string; port: number; sessionId: string; status: string }>
-  > {
+  async peers(): Promise<Array<ReturnType<typeof apiPeer>>> {
     const { peers } = await this.requireAuthed().request('get_list', {});
     this.log.write('get_list', { from: 'server', count: peers.length });
     return peers.map(apiPeer);
@@ -499,6 +768,10 @@ export class PeerNode {
       allowVisitors,
     });
     this.store.saveChannel(s.username, c);
+    // Hosted here from now on: announce it so members find us.
+    this.store.markHosted(c.id);
+    this.store.setMembers(c.id, [s.username]);
+    await this.submitInfo();
     return this.apiChannel(s.username, c);
   }
 
@@ -506,7 +779,8 @@ export class PeerNode {
     const account = this.account;
     const c = await this.requireAuthed().request('channel_join', { channelId });
     this.store.saveChannel(account, c);
-    await this.catchUp(c.id);
+    this.sources.refresh();
+    if (!this.sources.linkFor(c.id)) await this.catchUp(c.id);
     return this.apiChannel(account, c);
   }
 
@@ -514,18 +788,56 @@ export class PeerNode {
     channelId: string,
     limit: number,
     before?: string,
-  ): Promise<{ messages: ApiMessage[]; source: 'server' | 'local'; hasMore: boolean }> {
+  ): Promise<{ messages: ApiMessage[]; source: Source; hasMore: boolean }> {
     const account = this.account;
     if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
     const beforeMsg = before === undefined ? undefined : this.store.getMessage(before);
     if (before !== undefined && (!beforeMsg || beforeMsg.channelId !== channelId)) {
       throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
     }
-    let result:
-      { messages: ApiMessage[]; source: 'server' | 'local'; hasMore: boolean } | undefined;
-    if (this.authed && (beforeMsg === undefined || beforeMsg.state === 'delivered')) {
-      try {
-        const page = await this.link.request('history', { channelId, limit, before });
+    const result =
+      (await this.remotePage(channelId, limit, before, beforeMsg)) ??
+      this.localPage(channelId, limit, beforeMsg);
+    if (before === undefined) this.store.markRead(account, channelId);
+    return result;
+  }
+
+  /** A page from the host or the server, if one is reachable and the cursor is known there. */
+  private async remotePage(
+    channelId: string,
+    limit: number,
+    before: string | undefined,
+    beforeMsg: LocalMessage | undefined,
+  ): Promise<{ messages: ApiMessage[]; source: Source; hasMore: boolean } | undefined> {
+    const host = this.sources.linkFor(channelId);
+    try {
+      let page: { messages: StoredMessage[]; hasMore: boolean };
+      let source: Source;
+      if (this.isHostedHere(channelId)) {
+        const local = this.store.page(channelId, limit, beforeMsg);
+        this.log.write('fetch', {
+          from: 'local',
+          channel: channelId,
+          count: local.messages.length,
+          before,
+        });
+        return {
+          messages: local.messages.map(apiMessageOfLocal),
+          source: 'host',
+          hasMore: local.hasMore,
+        };
+      } else if (host && (beforeMsg === undefined || beforeMsg.hostSeq !== null)) {
+        page = await host.request('history', { channelId, limit, before });
+        this.receiveFromHost(page.messages, host, 'fetch');
+        this.log.write('fetch', {
+          from: host.name,
+          channel: channelId,
+          count: page.messages.length,
+          before,
+        });
+        source = 'host';
+      } else if (this.authed && (beforeMsg === undefined || beforeMsg.seq !== null)) {
+        page = await this.link.request('history', { channelId, limit, before });
         this.receive(page.messages, 'fetch');
         this.log.write('fetch', {
           from: 'server',
@@ -533,38 +845,41 @@ export class PeerNode {
           count: page.messages.length,
           before,
         });
-        const messages: ApiMessage[] = page.messages.map((m) => ({
-          ...apiMessageOf(m),
-          state: 'delivered',
-        }));
-        if (before === undefined) {
-          // Our own undelivered messages are part of the channel as we see it.
-          const ids = new Set(messages.map((m) => m.id));
-          for (const m of this.store.undelivered(channelId))
-            if (!ids.has(m.id)) messages.push(apiMessageOfLocal(m));
-          messages.sort(compareMessages);
-        }
-        result = { messages, source: 'server', hasMore: page.hasMore };
-      } catch (err) {
-        if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
+        source = 'server';
+      } else {
+        return undefined;
       }
+      const messages: ApiMessage[] = page.messages.map((m) => ({
+        ...apiMessageOf(m),
+        state: 'delivered',
+      }));
+      if (before === undefined) {
+        // Our own undelivered messages are part of the channel as we see it.
+        const ids = new Set(messages.map((m) => m.id));
+        for (const m of this.store.undelivered(channelId))
+          if (!ids.has(m.id)) messages.push(apiMessageOfLocal(m));
+        messages.sort(compareMessages);
+      }
+      return { messages, source, hasMore: page.hasMore };
+    } catch (err) {
+      if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
+      return undefined;
     }
-    if (!result) {
-      const page = this.store.page(channelId, limit, beforeMsg);
-      this.log.write('fetch', {
-        from: 'local',
-        channel: channelId,
-        count: page.messages.length,
-        before,
-      });
-      result = {
-        messages: page.messages.map(apiMessageOfLocal),
-        source: 'local',
-        hasMore: page.hasMore,
-      };
-    }
-    if (before === undefined) this.store.markRead(account, channelId);
-    return result;
+  }
+
+  private localPage(channelId: string, limit: number, beforeMsg: LocalMessage | undefined) {
+    const page = this.store.page(channelId, limit, beforeMsg);
+    this.log.write('fetch', {
+      from: 'local',
+      channel: channelId,
+      count: page.messages.length,
+      before: beforeMsg?.id,
+    });
+    return {
+      messages: page.messages.map(apiMessageOfLocal),
+      source: 'local' as const,
+      hasMore: page.hasMore,
+    };
   }
 
   async post(
@@ -575,12 +890,19 @@ export class PeerNode {
     if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
     const t = this.clock.tick();
     const m = { id: newId(), channelId, author: s.username, ts: t.ts, lc: t.lc, text };
-    this.store.addPending(m);
+    if (this.isHostedHere(channelId)) {
+      // Into the primary copy at once; pending until the server holds its backup.
+      const r = this.store.hostAccept(m, 'pending');
+      if (r instanceof HchatError) throw r;
+      this.hostService.publish(r.message);
+    } else {
+      this.store.addPending(m);
+    }
     this.log.write('queue', { channel: channelId, msg: m.id });
     this.events.emit('message', { channelId, message: { ...m, state: 'pending' } });
-    if (this.authed) {
+    if (this.authed || this.sources.linkFor(channelId)) {
       const delivered = this.waitDelivery(m.id, POST_WAIT_MS);
-      this.background(this.drain());
+      this.background(this.isHostedHere(channelId) ? this.upload() : this.drain());
       await delivered;
     }
     const state = this.store.getMessage(m.id)?.state ?? 'pending';
@@ -609,6 +931,7 @@ function apiPeer(e: TrackerEntry) {
     udpPort: e.udpPort,
     sessionId: e.sessionId,
     status: e.status,
+    hosts: e.hosts,
   };
 }
 

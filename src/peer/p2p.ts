@@ -7,16 +7,21 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
-import { PeerHello, PeerHelloAck } from '../protocol/peer-link.js';
+import { PeerHello } from '../protocol/peer-link.js';
 import { describeIssues } from '../protocol/server-link.js';
 import { FramedSocket } from '../shared/framed-socket.js';
-import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
+import { peerName, type ConnectionLog } from '../shared/connlog.js';
+import type { HostService, MemberConn } from './host-service.js';
 import { publicKeyFromBase64, verifyToken } from '../shared/tokens.js';
 
 /** What the endpoint needs from its node. */
 export interface P2POptions {
   host: string;
   log: ConnectionLog;
+  /** Serves channel traffic after the handshake. */
+  service: HostService;
+  heartbeatMs?: number;
+  timeoutMs?: number;
   /** The central server's token-signing key (base64 SPKI), once known. */
   publicKey(): string | undefined;
   /** This peer's own session token, to present when connecting out. */
@@ -37,10 +42,28 @@ export class P2PEndpoint {
   private readonly tcp = net.createServer((s) => this.accept(s));
   private readonly udp = dgram.createSocket('udp4');
   private readonly open = new Set<FramedSocket>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly heartbeatMs: number;
+  private readonly timeoutMs: number;
   /** Datagrams received and ignored (no stream is live yet). */
   ignoredDatagrams = 0;
+  /** False while the user is offline: no connection to anything, so none accepted. */
+  serving = true;
 
   constructor(private readonly opts: P2POptions) {
+    this.heartbeatMs = opts.heartbeatMs ?? 2000;
+    this.timeoutMs = opts.timeoutMs ?? 6000;
+    // Members that went silent (crash, cable pulled) are dropped like the server drops peers.
+    this.sweeper = setInterval(() => {
+      const deadline = Date.now() - this.timeoutMs;
+      for (const c of this.open) {
+        if (c.lastSeen < deadline) {
+          c.fail(new HchatError('E_HEARTBEAT_TIMEOUT'));
+          c.destroy();
+        }
+      }
+    }, this.heartbeatMs);
+    this.sweeper.unref();
     this.udp.on('message', () => {
       this.ignoredDatagrams++;
     });
@@ -76,6 +99,7 @@ export class P2PEndpoint {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     for (const c of this.open) c.destroy();
     await new Promise<void>((resolve) =>
       this.tcp.listening ? this.tcp.close(() => resolve()) : resolve(),
@@ -89,74 +113,25 @@ export class P2PEndpoint {
     });
   }
 
-  /**
-   * peer_connect: opens a P2P connection to a tracker entry and completes the handshake.
-   * Resolves with the identity the other side answered with; the connection is then closed
-   * (channel traffic over P2P arrives with channel hosting).
-   */
-  connect(entry: Pick<TrackerEntry, 'ip' | 'port' | 'username'>): Promise<PeerIdentity> {
-    const token = this.opts.token();
-    if (!token) return Promise.reject(new HchatError('E_AUTH_REQUIRED'));
-    const name = hostName(entry.username, entry.ip, entry.port);
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: entry.ip, port: entry.port });
-      let settled = false;
-      const finish = (err: HchatError | undefined, id?: PeerIdentity) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(id!);
-      };
-      const timer = setTimeout(() => {
-        finish(new HchatError('E_TIMEOUT', `${name} did not complete the handshake`));
-        fs.destroy();
-      }, HANDSHAKE_MS);
-      const fs = new FramedSocket(socket, {
-        frame: (f) => {
-          if (f.t === 'error') {
-            finish(HchatError.fromWire({ code: String(f.code), message: String(f.message) }));
-            fs.close();
-            return;
-          }
-          const ack = PeerHelloAck.safeParse(f);
-          if (!ack.success)
-            throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(ack.error)}`);
-          this.opts.log.write('peer_connect', {
-            peer: name,
-            user: ack.data.username,
-            session: ack.data.sessionId,
-          });
-          finish(undefined, {
-            username: ack.data.username,
-            sessionId: ack.data.sessionId,
-            role: ack.data.userRole,
-          });
-          fs.close();
-        },
-        close: (reason) => {
-          this.opts.log.write('close', { peer: name, reason: reason?.code ?? 'eof' });
-          finish(reason ?? new HchatError('E_CONNECTION_CLOSED'));
-        },
-      });
-      socket.once('connect', () => {
-        this.opts.log.write('open', { peer: name, dir: 'out' });
-        fs.send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', token });
-      });
-    });
+  /** Closes every member connection (the user went offline). */
+  dropAll(): void {
+    for (const c of this.open) c.fail(new HchatError('E_OFFLINE', 'the host went offline'));
   }
 
   private accept(socket: net.Socket): void {
-    let who: PeerIdentity | undefined;
+    if (!this.serving) {
+      socket.destroy();
+      return;
+    }
+    let member: MemberConn | undefined;
     const r = {
       ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
       port: socket.remotePort ?? 0,
     };
-    const name = () => peerName(who?.username, r.ip, r.port);
+    const name = () => peerName(member?.who.username, r.ip, r.port);
     const fs = new FramedSocket(socket, {
       frame: (f) => {
-        if (who)
-          throw new HchatError('E_UNKNOWN_TYPE', 'no P2P operations after hello in this version');
+        if (member) return this.opts.service.frame(member, f);
         if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
         const hello = PeerHello.safeParse(f);
         if (!hello.success)
@@ -171,14 +146,29 @@ export class P2PEndpoint {
         const claims = key ? verifyToken(hello.data.token, publicKeyFromBase64(key)) : undefined;
         if (!claims)
           throw new HchatError('E_SESSION_INVALID', 'token not signed by the central server');
-        who = { username: claims.u, sessionId: claims.sid, role: claims.r };
+        const identity = this.identity();
         clearTimeout(timer);
-        this.opts.log.write('auth', { peer: name(), role: who.role, session: who.sessionId });
-        fs.send({ t: 'hello', v: PROTOCOL_VERSION, role: 'host', ...this.identity() });
+        member = {
+          fs,
+          who: { username: claims.u, sessionId: claims.sid, role: claims.r },
+          name: '',
+          subs: new Set(),
+        };
+        member.name = name();
+        this.opts.log.write('auth', { peer: member.name, role: claims.r, session: claims.sid });
+        fs.send({
+          t: 'hello',
+          v: PROTOCOL_VERSION,
+          role: 'host',
+          ...identity,
+          heartbeatMs: this.heartbeatMs,
+          timeoutMs: this.timeoutMs,
+        });
       },
       close: (reason) => {
         this.open.delete(fs);
         clearTimeout(timer);
+        if (member) this.opts.service.detach(member);
         this.opts.log.write('close', { peer: name(), reason: reason?.code ?? 'eof' });
       },
     });

@@ -38,6 +38,8 @@ export interface RpcLinkOptions<Info extends HelloInfo> {
   parseHello(f: Record<string, unknown>): Info;
   /** Reconnect automatically (default true); off for one-shot clients and tests. */
   reconnect?: boolean;
+  /** Give up on a TCP connect that has not completed in this time. */
+  connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -145,6 +147,11 @@ export class RpcLink<
     if (!this.running) return;
     const socket = net.connect({ host: this.opts.host, port: this.opts.port });
     let opened = false;
+    if (this.opts.connectTimeoutMs) {
+      socket.setTimeout(this.opts.connectTimeoutMs, () => {
+        if (!opened) socket.destroy();
+      });
+    }
     const fs = new FramedSocket(socket, {
       frame: (f) => this.onFrame(fs, f),
       close: (reason) => this.onClose(fs, opened, reason),
@@ -152,6 +159,7 @@ export class RpcLink<
     this.fs = fs;
     socket.once('connect', () => {
       opened = true;
+      socket.setTimeout(0);
       this.opts.log?.write('open', {
         peer: this.opts.name,
         addr: `${this.opts.host}:${this.opts.port}`,

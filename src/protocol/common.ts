@@ -84,6 +84,8 @@ export const TrackerEntry = z.object({
   udpPort: Port,
   sessionId: SessionId,
   status: z.enum(['online', 'invisible']),
+  /** Channels this peer hosts (their primary copy lives here). */
+  hosts: z.array(Uuid).max(1000),
 });
 
 export type Username = z.infer<typeof Username>;
@@ -93,3 +95,8 @@ export type Channel = z.infer<typeof Channel>;
 export type NewMessage = z.infer<typeof NewMessage>;
 export type StoredMessage = z.infer<typeof StoredMessage>;
 export type TrackerEntry = z.infer<typeof TrackerEntry>;
+
+/** The key that makes a tracker entry unique: (ip and port, user name, session id). */
+export function entryKey(e: Pick<TrackerEntry, 'ip' | 'port' | 'username' | 'sessionId'>): string {
+  return `${e.ip}:${e.port}|${e.username}|${e.sessionId}`;
+}

@@ -2,11 +2,13 @@
  * The peer ↔ peer link (P2P, TCP), same framing as the server link (frame.ts). This version has
  * the opening handshake (`peer_connect`, SPEC §2 step 4): the connecting peer proves who it is with
  * the session token the central server signed, and the accepting peer checks the signature with
- * the server's public key, without asking the server. Channel traffic over this link comes with
- * channel hosting (docs/PROTOCOL.md §4).
+ * the server's public key, without asking the server. After it, the envelope of rpc.ts carries
+ * channel traffic: a member reads, posts and subscribes to the channels this host hosts
+ * (docs/PROTOCOL.md §4). On this link a message's `seq` is the host's sequence number.
  */
 import { z } from 'zod';
-import { Role, SessionId } from './common.js';
+import { NewMessage, Role, SessionId, StoredMessage, Uuid } from './common.js';
+import { op } from './rpc.js';
 
 /** First frame of the connecting peer. */
 export const PeerHello = z.object({
@@ -24,4 +26,37 @@ export const PeerHelloAck = z.object({
   username: z.string(),
   sessionId: SessionId,
   userRole: Role,
+  heartbeatMs: z.number().int().positive(),
+  timeoutMs: z.number().int().positive(),
 });
+
+const Limit = z.number().int().min(1).max(500);
+
+/** Operations a member (or visitor) calls on a host. */
+export const P2P_OPS = {
+  sync: op(
+    'session',
+    z.object({ channelId: Uuid, since: z.number().int().min(0), limit: Limit }),
+    z.object({ messages: z.array(StoredMessage), lastSeq: z.number().int().min(0) }),
+  ),
+  history: op(
+    'session',
+    z.object({ channelId: Uuid, limit: Limit, before: Uuid.optional() }),
+    z.object({ messages: z.array(StoredMessage), hasMore: z.boolean() }),
+  ),
+  post: op(
+    'user',
+    z.object({ message: NewMessage }),
+    z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
+  ),
+  subscribe: op(
+    'session',
+    z.object({ channelIds: z.array(Uuid).max(1000) }),
+    z.object({ channelIds: z.array(Uuid) }),
+  ),
+} as const;
+
+/** Pushes from a host to its subscribers. */
+export const P2P_EVENTS = {
+  message: z.object({ channelId: Uuid, message: StoredMessage }),
+} as const;

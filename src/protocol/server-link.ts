@@ -6,6 +6,7 @@
  * the server.
  */
 export { Request, Response, Event, Fatal, WireError, describeIssues } from './rpc.js';
+import { WireError } from './rpc.js';
 import { z } from 'zod';
 import { op } from './rpc.js';
 import {
@@ -45,6 +46,12 @@ export const ServerHello = z.object({
 });
 
 const Empty = z.object({}).strict();
+/** A message with its author, as a host forwards it. */
+const AuthoredMessage = NewMessage.extend({ author: Username });
+const ForwardResult = z.union([
+  z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
+  z.object({ id: z.string(), error: WireError }),
+]);
 const Session = z.object({
   username: z.string(),
   role: Role,
@@ -71,6 +78,7 @@ export const OPS = {
       port: Port,
       udpPort: Port,
       status: z.enum(['online', 'invisible']),
+      hosts: z.array(Uuid).max(1000).default([]),
     }),
     z.object({ entry: TrackerEntry }),
   ),
@@ -103,6 +111,20 @@ export const OPS = {
     z.object({ message: NewMessage }),
     z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
   ),
+  /** Pushes of `message` events for these channels go to this connection (replaces the set). */
+  subscribe: op(
+    'session',
+    z.object({ channelIds: z.array(Uuid).max(1000) }),
+    z.object({ channelIds: z.array(Uuid) }),
+  ),
+  /** A host uploads messages of its channels: each once, in its order; idempotent by id. */
+  forward: op(
+    'user',
+    z.object({ messages: z.array(AuthoredMessage).min(1).max(500) }),
+    z.object({ results: z.array(ForwardResult) }),
+  ),
+  /** A channel's members, for its owner's host (who checks members itself). */
+  members: op('user', z.object({ channelId: Uuid }), z.object({ members: z.array(Username) })),
 } as const;
 
 export type OpName = keyof typeof OPS;
@@ -122,6 +144,8 @@ export const EVENTS = {
   peer_joined: z.object({ entry: TrackerEntry }),
   /** A peer session left the visible list (logout, disconnect, timeout, or went invisible). */
   peer_left: z.object({ entry: TrackerEntry }),
+  /** To the channel owner's sessions: a user joined one of their channels. */
+  member_joined: z.object({ channelId: Uuid, username: Username }),
 } as const;
 
 export type EventName = keyof typeof EVENTS;

@@ -64,8 +64,8 @@ class Conn {
   session: Session | undefined;
   entryKey: string | undefined;
   status: 'online' | 'invisible' = 'online';
-  /** Channels a visitor session views (visitors are not members; they subscribe per session). */
-  readonly views = new Set<string>();
+  /** Channels whose new messages are pushed to this connection (see `subscribe`). */
+  readonly subs = new Set<string>();
 
   constructor(
     readonly id: number,
@@ -97,7 +97,7 @@ export class CentralServer {
   private readonly conns = new Set<Conn>();
   private readonly byUser = new Map<string, Set<Conn>>();
   private readonly memberCache = new Map<string, Set<string>>();
-  private readonly viewers = new Map<string, Set<Conn>>();
+  private readonly subscribers = new Map<string, Set<Conn>>();
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
   private readonly maxFrame: number;
@@ -317,6 +317,12 @@ export class CentralServer {
         return this.history(conn, body as OpReq<'history'>);
       case 'sync':
         return this.sync(conn, body as OpReq<'sync'>);
+      case 'subscribe':
+        return this.subscribe(conn, body as OpReq<'subscribe'>);
+      case 'forward':
+        return this.forward(conn, body as OpReq<'forward'>);
+      case 'members':
+        return this.channelMembers(conn, body as OpReq<'members'>);
     }
   }
 
@@ -394,8 +400,7 @@ export class CentralServer {
       conn.entryKey = undefined;
       if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
     }
-    for (const ch of conn.views) this.viewers.get(ch)?.delete(conn);
-    conn.views.clear();
+    this.setSubscriptions(conn, []);
     const key = s.username.toLowerCase();
     const set = this.byUser.get(key);
     set?.delete(conn);
@@ -415,6 +420,8 @@ export class CentralServer {
       udpPort: b.udpPort,
       sessionId: s.sessionId,
       status: b.status,
+      // A peer may host only channels its user owns.
+      hosts: b.hosts.filter((id) => this.store.getChannel(id)?.owner === s.username),
     };
     conn.status = b.status;
     const key = entryKey(entry);
@@ -454,6 +461,7 @@ export class CentralServer {
     };
     this.store.createChannel(channel);
     this.members(channel.id).add(channel.owner.toLowerCase());
+    this.addSubscription(conn, channel.id);
     this.log.write('channel_create', { peer: conn.name, channel: channel.id });
     return channel;
   }
@@ -466,7 +474,7 @@ export class CentralServer {
   private myChannels(conn: Conn): Channel[] {
     const s = conn.session!;
     if (s.role === 'user') return this.store.channelsOf(s.username);
-    return [...conn.views].map((id) => this.store.getChannel(id)).filter((c) => c !== undefined);
+    return [...conn.subs].map((id) => this.store.getChannel(id)).filter((c) => c !== undefined);
   }
 
   /** The channel, if this session may read it; visitors never learn of other channels. */
@@ -489,15 +497,12 @@ export class CentralServer {
     const c = this.store.getChannel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (s.role === 'visitor') {
-      conn.views.add(c.id);
-      let set = this.viewers.get(c.id);
-      if (!set) this.viewers.set(c.id, (set = new Set()));
-      set.add(conn);
-    } else if (!this.members(c.id).has(s.username.toLowerCase())) {
+    if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
       this.store.addMember(c.id, s.username);
       this.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
     }
+    // The joining connection gets pushes until it says otherwise (subscribe).
+    this.addSubscription(conn, c.id);
     this.log.write('join', { peer: conn.name, channel: c.id, role: s.role });
     return c;
   }
@@ -534,6 +539,96 @@ export class CentralServer {
       count: messages.length,
     });
     return { messages, lastSeq };
+  }
+
+  private subscribe(conn: Conn, b: OpReq<'subscribe'>): OpRes<'subscribe'> {
+    const s = conn.session!;
+    const ok = b.channelIds.filter((id) => {
+      try {
+        this.readable(s, id);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    this.setSubscriptions(conn, ok);
+    this.log.write('subscribe', { peer: conn.name, count: ok.length });
+    return { channelIds: ok };
+  }
+
+  private addSubscription(conn: Conn, channelId: string): void {
+    conn.subs.add(channelId);
+    let set = this.subscribers.get(channelId);
+    if (!set) this.subscribers.set(channelId, (set = new Set()));
+    set.add(conn);
+  }
+
+  private setSubscriptions(conn: Conn, channelIds: readonly string[]): void {
+    for (const id of conn.subs) {
+      const set = this.subscribers.get(id);
+      set?.delete(conn);
+      if (set?.size === 0) this.subscribers.delete(id);
+    }
+    conn.subs.clear();
+    for (const id of channelIds) this.addSubscription(conn, id);
+  }
+
+  /** A host uploads its channel's messages; each is stored once and pushed to subscribers. */
+  private forward(conn: Conn, b: OpReq<'forward'>): OpRes<'forward'> {
+    const s = conn.session!;
+    const accepted: MessageInsert[] = [];
+    const refused = new Map<string, HchatError>();
+    for (const m of b.messages) {
+      const c = this.store.getChannel(m.channelId);
+      if (!c) refused.set(m.id, new HchatError('E_CHANNEL_NOT_FOUND'));
+      else if (c.owner !== s.username) {
+        refused.set(
+          m.id,
+          new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages"),
+        );
+      } else if (!this.members(c.id).has(m.author.toLowerCase())) {
+        refused.set(m.id, new HchatError('E_NOT_MEMBER', `${m.author} is not a member`));
+      } else {
+        const { author, ...message } = m;
+        accepted.push({ message, author });
+      }
+    }
+    const stored = this.store.insertMessages(accepted);
+    const byId = new Map(accepted.map((a, i) => [a.message.id, stored[i]!]));
+    const results: OpRes<'forward'>['results'] = [];
+    for (const m of b.messages) {
+      const r = refused.get(m.id) ?? byId.get(m.id)!;
+      if (r instanceof HchatError) {
+        results.push({ id: m.id, error: r.toWire() });
+        this.log.write('refuse', { peer: conn.name, op: 'forward', msg: m.id, code: r.code });
+        continue;
+      }
+      results.push({ id: m.id, seq: r.seq, duplicate: r.duplicate });
+      this.log.write('forward', {
+        peer: conn.name,
+        channel: m.channelId,
+        msg: m.id,
+        seq: r.seq,
+        dup: r.duplicate || undefined,
+      });
+      if (!r.duplicate) {
+        this.bus.publish({
+          kind: 'message',
+          channelId: m.channelId,
+          message: r.stored,
+          exceptSession: s.sessionId,
+        });
+      }
+    }
+    return { results };
+  }
+
+  private channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
+    const c = this.store.getChannel(b.channelId);
+    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (c.owner !== conn.session!.username)
+      throw new HchatError('E_FORBIDDEN', 'only the owner lists members');
+    return { members: this.store.members(c.id) };
   }
 
   // ---- posts: group commit, then fan-out ----------------------------------------------------
@@ -594,16 +689,8 @@ export class CentralServer {
           body: { channelId: e.channelId, message: e.message },
         });
         let n = 0;
-        for (const member of this.members(e.channelId)) {
-          const conns = this.byUser.get(member);
-          if (!conns) continue;
-          for (const c of conns) {
-            if (c.session?.sessionId === e.exceptSession) continue;
-            c.fs.sendEncoded(frame);
-            n++;
-          }
-        }
-        for (const c of this.viewers.get(e.channelId) ?? []) {
+        for (const c of this.subscribers.get(e.channelId) ?? []) {
+          if (c.session?.sessionId === e.exceptSession) continue;
           c.fs.sendEncoded(frame);
           n++;
         }
@@ -615,9 +702,21 @@ export class CentralServer {
         });
         return;
       }
-      case 'member_joined':
+      case 'member_joined': {
         this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
+        // The owner's host checks members itself: tell it.
+        const owner = this.store.getChannel(e.channelId)?.owner;
+        const conns = owner ? this.byUser.get(owner.toLowerCase()) : undefined;
+        if (conns) {
+          const frame = encodeFrame({
+            t: 'ev',
+            ev: 'member_joined',
+            body: { channelId: e.channelId, username: e.username },
+          });
+          for (const c of conns) c.fs.sendEncoded(frame);
+        }
         return;
+      }
       case 'peer_joined':
       case 'peer_left': {
         const frame = encodeFrame({ t: 'ev', ev: e.kind, body: { entry: e.entry } });

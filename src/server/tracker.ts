@@ -5,12 +5,9 @@
  * Invisible entries are kept (the user works normally) but are shown only to the same user;
  * to everyone else an invisible entry does not exist: not in lists, not in events.
  */
-import type { TrackerEntry } from '../protocol/common.js';
+import { entryKey, type TrackerEntry } from '../protocol/common.js';
 
-/** The key that makes an entry unique. */
-export function entryKey(e: Pick<TrackerEntry, 'ip' | 'port' | 'username' | 'sessionId'>): string {
-  return `${e.ip}:${e.port}|${e.username}|${e.sessionId}`;
-}
+export { entryKey };
 
 /** What other users must be told after a change: an entry appeared or disappeared for them. */
 export interface VisibilityChange {
@@ -66,6 +63,8 @@ function diff(before: TrackerEntry | undefined, after: TrackerEntry | undefined)
   const is = after !== undefined && isPublic(after);
   if (!was && is) return { joined: after };
   if (was && !is) return { left: before };
+  // Still visible, but what it hosts changed: announce it again so members find their host.
+  if (was && is && before.hosts.join() !== after.hosts.join()) return { joined: after };
   return {};
 }
 

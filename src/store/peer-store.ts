@@ -7,6 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Channel, StoredMessage } from '../protocol/common.js';
+import { HchatError } from '../protocol/errors.js';
 import { openDatabase } from './sqlite.js';
 
 /** Delivery state of a message on this peer. */
@@ -23,6 +24,8 @@ export interface LocalMessage {
   state: MessageState;
   /** Sequence number on the server, once known. */
   seq: number | null;
+  /** Sequence number on the channel's host, once known. */
+  hostSeq: number | null;
   error: string | null;
 }
 
@@ -62,6 +65,20 @@ const MIGRATIONS = [
   CREATE INDEX messages_seq ON messages(channel_id, seq);
   CREATE INDEX messages_pending ON messages(author, local_seq) WHERE state = 'pending';
   `,
+  // 2: channel hosting. A hosted channel's primary copy is here, numbered by host_seq; members
+  // keep a cursor into it (host_cursor) beside their server cursor.
+  `
+  CREATE TABLE hosted (channel_id TEXT PRIMARY KEY, last_host_seq INTEGER NOT NULL DEFAULT 0);
+  CREATE TABLE hosted_members (
+    channel_id TEXT NOT NULL,
+    username TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (channel_id, username)
+  ) WITHOUT ROWID;
+  ALTER TABLE messages ADD COLUMN host_seq INTEGER;
+  CREATE UNIQUE INDEX messages_host_seq ON messages(channel_id, host_seq);
+  CREATE INDEX messages_upload ON messages(channel_id, host_seq) WHERE seq IS NULL;
+  ALTER TABLE channels ADD COLUMN host_cursor INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 interface MessageRow {
@@ -74,6 +91,7 @@ interface MessageRow {
   text: string;
   state: MessageState;
   seq: number | null;
+  host_seq: number | null;
   error: string | null;
 }
 
@@ -96,7 +114,24 @@ function toMessage(r: MessageRow): LocalMessage {
     text: r.text,
     state: r.state,
     seq: r.seq,
+    hostSeq: r.host_seq,
     error: r.error,
+  };
+}
+
+function toStored(m: Authored): Omit<StoredMessage, 'seq'> {
+  return { id: m.id, channelId: m.channelId, author: m.author, ts: m.ts, lc: m.lc, text: m.text };
+}
+
+function hostNumbered(r: MessageRow): StoredMessage {
+  return {
+    id: r.id,
+    channelId: r.channel_id,
+    author: r.author,
+    ts: r.ts,
+    lc: r.lc,
+    text: r.text,
+    seq: r.host_seq!,
   };
 }
 
@@ -111,7 +146,13 @@ function toChannel(r: ChannelRow): LocalChannel {
   };
 }
 
-const COLS = 'local_seq, id, channel_id, author, ts, lc, text, state, seq, error';
+const COLS = 'local_seq, id, channel_id, author, ts, lc, text, state, seq, host_seq, error';
+
+/** Which replica's numbering a received message carries. */
+export type Via = 'server' | 'host';
+
+/** A message as a replica stores it, before any numbering (or with the server's). */
+export type Authored = Omit<StoredMessage, 'seq'> & { seq?: number };
 
 /** The peer's SQLite store. */
 export class PeerStore {
@@ -159,12 +200,15 @@ export class PeerStore {
       markDelivered: db.prepare(
         `UPDATE messages SET state = 'delivered', seq = ?, error = NULL WHERE id = ?`,
       ),
+      markDeliveredHost: db.prepare(
+        `UPDATE messages SET state = 'delivered', host_seq = ?, error = NULL WHERE id = ?`,
+      ),
       markFailed: db.prepare(
         `UPDATE messages SET state = 'failed', error = ? WHERE id = ? AND state = 'pending'`,
       ),
       pending: db.prepare<[string, number], MessageRow>(
         `SELECT ${COLS} FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE
-         ORDER BY local_seq LIMIT ?`,
+         AND channel_id NOT IN (SELECT channel_id FROM hosted) ORDER BY local_seq LIMIT ?`,
       ),
       pendingCount: db.prepare<[string], { n: number }>(
         `SELECT COUNT(*) AS n FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE`,
@@ -186,6 +230,55 @@ export class PeerStore {
         'SELECT 1 AS one FROM messages WHERE channel_id = ? AND seq = ?',
       ),
       setCursor: db.prepare('UPDATE channels SET cursor = ? WHERE id = ? AND cursor < ?'),
+      hostCursor: db.prepare<[string], { cursor: number }>(
+        'SELECT MIN(host_cursor) AS cursor FROM channels WHERE id = ?',
+      ),
+      hasHostSeq: db.prepare<[string, number], { one: number }>(
+        'SELECT 1 AS one FROM messages WHERE channel_id = ? AND host_seq = ?',
+      ),
+      setHostCursor: db.prepare(
+        'UPDATE channels SET host_cursor = ? WHERE id = ? AND host_cursor < ?',
+      ),
+      insertFromHost: db.prepare(
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state, host_seq)
+         VALUES (?, ?, ?, ?, ?, ?, 'delivered', ?)
+         ON CONFLICT(id) DO UPDATE SET state = 'delivered', host_seq = excluded.host_seq, error = NULL
+         WHERE messages.host_seq IS NULL`,
+      ),
+      markHosted: db.prepare('INSERT OR IGNORE INTO hosted (channel_id) VALUES (?)'),
+      isHosted: db.prepare<[string], { one: number }>(
+        'SELECT 1 AS one FROM hosted WHERE channel_id = ?',
+      ),
+      hostedIds: db.prepare<[], { channel_id: string }>('SELECT channel_id FROM hosted'),
+      nextHostSeq: db.prepare<[string], { last_host_seq: number }>(
+        'UPDATE hosted SET last_host_seq = last_host_seq + 1 WHERE channel_id = ? RETURNING last_host_seq',
+      ),
+      lastHostSeq: db.prepare<[string], { last_host_seq: number }>(
+        'SELECT last_host_seq FROM hosted WHERE channel_id = ?',
+      ),
+      insertHosted: db.prepare(
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state, seq, host_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      setHostSeq: db.prepare('UPDATE messages SET host_seq = ? WHERE id = ?'),
+      setServerSeq: db.prepare(
+        `UPDATE messages SET seq = ?, state = CASE WHEN state = 'pending' THEN 'delivered' ELSE state END
+         WHERE id = ? AND seq IS NULL`,
+      ),
+      hostSince: db.prepare<[string, number, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND host_seq > ? ORDER BY host_seq LIMIT ?`,
+      ),
+      toUpload: db.prepare<[number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE seq IS NULL AND host_seq IS NOT NULL
+         AND channel_id IN (SELECT channel_id FROM hosted) ORDER BY channel_id, host_seq LIMIT ?`,
+      ),
+      setMember: db.prepare(
+        'INSERT OR IGNORE INTO hosted_members (channel_id, username) VALUES (?, ?)',
+      ),
+      clearMembers: db.prepare('DELETE FROM hosted_members WHERE channel_id = ?'),
+      isHostedMember: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM hosted_members WHERE channel_id = ? AND username = ?',
+      ),
     };
   }
 
@@ -220,7 +313,7 @@ export class PeerStore {
   }
 
   /** Stores a message the user just wrote, as pending: the durable outbox. */
-  addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'error'>): void {
+  addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'hostSeq' | 'error'>): void {
     this.q.insertPending.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text);
   }
 
@@ -228,25 +321,148 @@ export class PeerStore {
    * Stores messages a replica sent (push, fetch or sync); idempotent by id. A pending message of
    * ours that comes back this way is delivered. Returns the ones that were new here.
    */
-  storeReceived(messages: readonly StoredMessage[]): StoredMessage[] {
+  storeReceived(messages: readonly StoredMessage[], via: Via = 'server'): StoredMessage[] {
     return this.db.transaction(() => {
       const fresh: StoredMessage[] = [];
+      const channels = new Set<string>();
       for (const m of messages) {
         const before = this.q.getMessage.get(m.id);
-        this.q.insertStored.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.seq);
+        if (via === 'server')
+          this.q.insertStored.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.seq);
+        else this.q.insertFromHost.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.seq);
         if (!before) fresh.push(m);
-        this.advanceCursor(m.channelId);
+        channels.add(m.channelId);
+      }
+      for (const c of channels) {
+        if (via === 'server') this.advanceCursor(c);
+        else this.advanceHostCursor(c);
       }
       return fresh;
     })();
   }
 
-  /** Marks an outbox message delivered, with the seq the server gave it. */
-  markDelivered(id: string, seq: number): void {
+  // ---- hosting: this peer holds the channel's primary copy ------------------------------------
+
+  /** Marks a channel as hosted here. */
+  markHosted(channelId: string): void {
+    this.q.markHosted.run(channelId);
+  }
+
+  isHosted(channelId: string): boolean {
+    return this.q.isHosted.get(channelId) !== undefined;
+  }
+
+  hostedIds(): string[] {
+    return this.q.hostedIds.all().map((r) => r.channel_id);
+  }
+
+  lastHostSeq(channelId: string): number {
+    return this.q.lastHostSeq.get(channelId)?.last_host_seq ?? 0;
+  }
+
+  /**
+   * Accepts a message into a hosted channel's primary copy: idempotent by id, numbered by the
+   * next host seq when new. `seq` is the server's number when it came from the server.
+   * Returns its host seq and whether it was there already, or an error for a conflicting id.
+   */
+  hostAccept(
+    m: Authored,
+    state: 'pending' | 'delivered',
+  ): { hostSeq: number; duplicate: boolean; message: StoredMessage } | HchatError {
+    return this.db.transaction(() => {
+      const existing = this.q.getMessage.get(m.id);
+      if (existing) {
+        const same =
+          existing.channel_id === m.channelId &&
+          existing.author.toLowerCase() === m.author.toLowerCase() &&
+          existing.ts === m.ts &&
+          existing.lc === m.lc &&
+          existing.text === m.text;
+        if (!same) return new HchatError('E_MESSAGE_CONFLICT');
+        let hostSeq = existing.host_seq;
+        const duplicate = hostSeq !== null;
+        if (hostSeq === null) {
+          hostSeq = this.q.nextHostSeq.get(m.channelId)!.last_host_seq;
+          this.q.setHostSeq.run(hostSeq, m.id);
+        }
+        if (m.seq !== undefined) {
+          this.q.setServerSeq.run(m.seq, m.id);
+          this.advanceCursor(m.channelId);
+        }
+        return { hostSeq, duplicate, message: { ...toStored(m), seq: hostSeq } };
+      }
+      const hostSeq = this.q.nextHostSeq.get(m.channelId)!.last_host_seq;
+      this.q.insertHosted.run(
+        m.id,
+        m.channelId,
+        m.author,
+        m.ts,
+        m.lc,
+        m.text,
+        state,
+        m.seq ?? null,
+        hostSeq,
+      );
+      if (m.seq !== undefined) this.advanceCursor(m.channelId);
+      return { hostSeq, duplicate: false, message: { ...toStored(m), seq: hostSeq } };
+    })();
+  }
+
+  /** Messages of a hosted channel after `since` in host order, numbered by host seq. */
+  hostSince(channelId: string, since: number, limit: number): StoredMessage[] {
+    return this.q.hostSince.all(channelId, since, limit).map(hostNumbered);
+  }
+
+  /** Messages of hosted channels the server has not acknowledged yet, in host order. */
+  toUpload(limit: number): LocalMessage[] {
+    return this.q.toUpload.all(limit).map(toMessage);
+  }
+
+  /** Records the server's number for a message (it has a copy); own pending ones are delivered. */
+  setServerSeq(id: string, seq: number): void {
     this.db.transaction(() => {
-      this.q.markDelivered.run(seq, id);
+      this.q.setServerSeq.run(seq, id);
       const m = this.q.getMessage.get(id);
       if (m) this.advanceCursor(m.channel_id);
+    })();
+  }
+
+  /** Replaces the member list of a hosted channel. */
+  setMembers(channelId: string, members: readonly string[]): void {
+    this.db.transaction(() => {
+      this.q.clearMembers.run(channelId);
+      for (const u of members) this.q.setMember.run(channelId, u);
+    })();
+  }
+
+  addMember(channelId: string, username: string): void {
+    this.q.setMember.run(channelId, username);
+  }
+
+  isMember(channelId: string, username: string): boolean {
+    return this.q.isHostedMember.get(channelId, username) !== undefined;
+  }
+
+  /** Highest host seq up to which this member holds every message of the channel. */
+  hostCursor(channelId: string): number {
+    return this.q.hostCursor.get(channelId)?.cursor ?? 0;
+  }
+
+  private advanceHostCursor(channelId: string): void {
+    let c = this.hostCursor(channelId);
+    const start = c;
+    while (this.q.hasHostSeq.get(channelId, c + 1)) c++;
+    if (c > start) this.q.setHostCursor.run(c, channelId, c);
+  }
+
+  /** Marks an outbox message delivered, with the seq the server (or the host) gave it. */
+  markDelivered(id: string, seq: number, via: Via = 'server'): void {
+    this.db.transaction(() => {
+      if (via === 'server') this.q.markDelivered.run(seq, id);
+      else this.q.markDeliveredHost.run(seq, id);
+      const m = this.q.getMessage.get(id);
+      if (m && via === 'server') this.advanceCursor(m.channel_id);
+      else if (m) this.advanceHostCursor(m.channel_id);
     })();
   }
 

@@ -1,0 +1,219 @@
+/**
+ * The host's side of the P2P link (channel hosting, SPEC §5): members and visitors read, post to
+ * and subscribe to the channels whose primary copy lives on this peer. The host checks every
+ * right itself, as strictly as the server: visitors only read channels that allow them and never
+ * write; users read and post only where they are members.
+ */
+import type { z } from 'zod';
+import { HchatError } from '../protocol/errors.js';
+import type { Channel, StoredMessage } from '../protocol/common.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { Request, describeIssues } from '../protocol/rpc.js';
+import { P2P_OPS } from '../protocol/peer-link.js';
+import type { FramedSocket } from '../shared/framed-socket.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import type { PeerStore } from '../store/peer-store.js';
+import type { PeerIdentity } from './p2p.js';
+
+type P2POp = keyof typeof P2P_OPS;
+type Req<K extends P2POp> = z.infer<(typeof P2P_OPS)[K]['req']>;
+
+/** What the service needs from its node. */
+export interface HostServiceDeps {
+  store: PeerStore;
+  log: ConnectionLog;
+  /** The hosted channel's description, if this peer hosts it. */
+  channel(id: string): Channel | undefined;
+  /** Called after a member's post was accepted into the primary copy. */
+  accepted(message: StoredMessage, from: string): void;
+}
+
+/** One member connection on the host. */
+export interface MemberConn {
+  fs: FramedSocket;
+  who: PeerIdentity;
+  name: string;
+  subs: Set<string>;
+}
+
+/** Serves hosted channels to connected members. */
+export class HostService {
+  private readonly subscribers = new Map<string, Set<MemberConn>>();
+
+  constructor(private readonly deps: HostServiceDeps) {}
+
+  /** Handles one frame from an authenticated member connection. */
+  frame(conn: MemberConn, f: Record<string, unknown>): void {
+    if (f.t === 'ping') return conn.fs.send({ t: 'pong' });
+    if (f.t === 'pong') return;
+    if (f.t !== 'req')
+      throw new HchatError(
+        'E_UNKNOWN_TYPE',
+        `unknown frame type ${JSON.stringify(f.t)?.slice(0, 40)}`,
+      );
+    const req = Request.safeParse(f);
+    if (!req.success) throw new HchatError('E_BAD_FRAME', `req: ${describeIssues(req.error)}`);
+    const { id, op, body } = req.data;
+    if (!Object.hasOwn(P2P_OPS, op))
+      throw new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
+    try {
+      const result = this.run(conn, op as P2POp, body);
+      conn.fs.send({ t: 'res', id, body: result });
+    } catch (err) {
+      if (!(err instanceof HchatError)) throw err;
+      this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
+      conn.fs.send({ t: 'res', id, error: err.toWire() });
+    }
+  }
+
+  /** Forgets a closed connection. */
+  detach(conn: MemberConn): void {
+    for (const id of conn.subs) this.subscribers.get(id)?.delete(conn);
+    conn.subs.clear();
+  }
+
+  /** Pushes a message newly in the primary copy to its subscribers (encoded once). */
+  publish(message: StoredMessage, except?: MemberConn): void {
+    const subs = this.subscribers.get(message.channelId);
+    if (!subs || subs.size === 0) return;
+    const frame = encodeFrame({
+      t: 'ev',
+      ev: 'message',
+      body: { channelId: message.channelId, message },
+    });
+    let n = 0;
+    for (const c of subs) {
+      if (c === except) continue;
+      c.fs.sendEncoded(frame);
+      n++;
+    }
+    this.deps.log.write('push', {
+      to: 'members',
+      channel: message.channelId,
+      msg: message.id,
+      recipients: n,
+    });
+  }
+
+  /** Member connections subscribed to at least one channel. */
+  get subscribedConnections(): number {
+    const all = new Set<MemberConn>();
+    for (const s of this.subscribers.values()) for (const c of s) all.add(c);
+    return all.size;
+  }
+
+  private run(conn: MemberConn, op: P2POp, raw: unknown): unknown {
+    const spec = P2P_OPS[op];
+    const parsed = (spec.req as z.ZodType).safeParse(raw ?? {});
+    if (!parsed.success)
+      throw new HchatError('E_BAD_REQUEST', `${op}: ${describeIssues(parsed.error)}`);
+    if (spec.access === 'user' && conn.who.role !== 'user') {
+      throw new HchatError('E_VISITOR_READ_ONLY', `visitors cannot ${op}`);
+    }
+    switch (op) {
+      case 'subscribe':
+        return this.subscribe(conn, parsed.data as Req<'subscribe'>);
+      case 'sync': {
+        const b = parsed.data as Req<'sync'>;
+        this.readable(conn, b.channelId);
+        const messages = this.deps.store.hostSince(b.channelId, b.since, b.limit);
+        this.deps.log.write('sync', {
+          peer: conn.name,
+          channel: b.channelId,
+          since: b.since,
+          count: messages.length,
+        });
+        return { messages, lastSeq: this.deps.store.lastHostSeq(b.channelId) };
+      }
+      case 'history': {
+        const b = parsed.data as Req<'history'>;
+        this.readable(conn, b.channelId);
+        const before = b.before === undefined ? undefined : this.deps.store.getMessage(b.before);
+        if (b.before !== undefined && (!before || before.channelId !== b.channelId)) {
+          throw new HchatError('E_NOT_FOUND', 'no such message');
+        }
+        const page = this.deps.store.page(b.channelId, b.limit, before);
+        this.deps.log.write('fetch', {
+          peer: conn.name,
+          channel: b.channelId,
+          count: page.messages.length,
+          before: b.before,
+        });
+        return {
+          messages: page.messages.map((m) => ({
+            id: m.id,
+            channelId: m.channelId,
+            author: m.author,
+            ts: m.ts,
+            lc: m.lc,
+            text: m.text,
+            seq: m.hostSeq!,
+          })),
+          hasMore: page.hasMore,
+        };
+      }
+      case 'post': {
+        const { message } = parsed.data as Req<'post'>;
+        this.writable(conn, message.channelId);
+        const r = this.deps.store.hostAccept(
+          { ...message, author: conn.who.username },
+          'delivered',
+        );
+        if (r instanceof HchatError) throw r;
+        this.deps.log.write('post', {
+          peer: conn.name,
+          channel: message.channelId,
+          msg: message.id,
+          seq: r.hostSeq,
+          dup: r.duplicate || undefined,
+        });
+        if (!r.duplicate) {
+          this.publish(r.message, conn);
+          this.deps.accepted(r.message, conn.name);
+        }
+        return { id: message.id, seq: r.hostSeq, duplicate: r.duplicate };
+      }
+    }
+  }
+
+  private subscribe(conn: MemberConn, b: Req<'subscribe'>): { channelIds: string[] } {
+    this.detach(conn);
+    const ok: string[] = [];
+    for (const id of b.channelIds) {
+      try {
+        this.readable(conn, id);
+      } catch {
+        continue;
+      }
+      ok.push(id);
+      conn.subs.add(id);
+      let set = this.subscribers.get(id);
+      if (!set) this.subscribers.set(id, (set = new Set()));
+      set.add(conn);
+    }
+    this.deps.log.write('subscribe', { peer: conn.name, count: ok.length });
+    return { channelIds: ok };
+  }
+
+  /** The channel, if this connection may read it here; visitors never learn of other channels. */
+  private readable(conn: MemberConn, channelId: string): Channel {
+    const c = this.deps.channel(channelId);
+    if (!c || (conn.who.role === 'visitor' && !c.allowVisitors))
+      throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (conn.who.role === 'user' && !c.allowVisitors && !this.isMember(c, conn.who.username)) {
+      throw new HchatError('E_NOT_MEMBER');
+    }
+    return c;
+  }
+
+  private writable(conn: MemberConn, channelId: string): void {
+    const c = this.readable(conn, channelId);
+    if (!this.isMember(c, conn.who.username)) throw new HchatError('E_NOT_MEMBER');
+  }
+
+  private isMember(c: Channel, username: string): boolean {
+    return (
+      c.owner.toLowerCase() === username.toLowerCase() || this.deps.store.isMember(c.id, username)
+    );
+  }
+}
