@@ -304,6 +304,7 @@ export class PeerNode {
     this.background(this.drain());
     this.background(this.upload());
     for (const c of this.store.channels(s.username)) {
+      await this.sources.settle(c.id);
       if (!this.sources.linkFor(c.id)) await this.catchUp(c.id);
     }
   }
@@ -780,6 +781,7 @@ export class PeerNode {
     const c = await this.requireAuthed().request('channel_join', { channelId });
     this.store.saveChannel(account, c);
     this.sources.refresh();
+    await this.sources.settle(c.id);
     if (!this.sources.linkFor(c.id)) await this.catchUp(c.id);
     return this.apiChannel(account, c);
   }

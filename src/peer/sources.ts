@@ -69,6 +69,21 @@ export class ChannelSources {
     return undefined;
   }
 
+  /**
+   * Resolves once no link that would serve `channelId` is still connecting (it is up, or it
+   * failed), or after `ms`: a member reads from the server only when the host is not coming.
+   */
+  async settle(channelId: string, ms = 3000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const connecting = [...this.links.values()].some(
+        (r) => !r.up && r.channels.includes(channelId),
+      );
+      if (!connecting) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** Opens links to hosts that serve our channels, closes links nobody needs. */
   refresh(): void {
     if (this.closed) return;

@@ -21,7 +21,7 @@ import {
   type OpReq,
   type OpRes,
 } from '../protocol/server-link.js';
-import { FramedSocket } from '../shared/framed-socket.js';
+import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog, peerName } from '../shared/connlog.js';
 import { SqliteServerStore, type MessageInsert, type ServerStore } from '../store/server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
@@ -89,6 +89,10 @@ export class CentralServer {
   readonly log: ConnectionLog;
   readonly store: ServerStore;
   readonly tracker = new TrackerList();
+  /** Bytes and frames over every peer connection since start (`GET /stats`). */
+  readonly traffic = newTrafficStats();
+  /** Messages stored, by how they arrived, and message events written to connections. */
+  readonly counts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
   private readonly throttle: LoginThrottle;
@@ -200,6 +204,7 @@ export class CentralServer {
           close: (reason) => this.onClose(conn, reason),
         },
         this.maxFrame,
+        this.traffic,
       ),
     );
     this.conns.add(conn);
@@ -604,6 +609,8 @@ export class CentralServer {
         continue;
       }
       results.push({ id: m.id, seq: r.seq, duplicate: r.duplicate });
+      if (r.duplicate) this.counts.duplicates++;
+      else this.counts.forwarded++;
       this.log.write('forward', {
         peer: conn.name,
         channel: m.channelId,
@@ -694,6 +701,7 @@ export class CentralServer {
           c.fs.sendEncoded(frame);
           n++;
         }
+        this.counts.pushed += n;
         this.log.write('push', {
           to: 'members',
           channel: e.channelId,
@@ -755,6 +763,17 @@ export class CentralServer {
           protocol: PROTOCOL_VERSION,
           connections: this.conns.size,
           trackerEntries: this.tracker.size,
+        }),
+      );
+      return;
+    }
+    if (req.method === 'GET' && url === '/stats') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          traffic: this.traffic,
+          messages: this.counts,
+          connections: this.conns.size,
         }),
       );
       return;

@@ -10,6 +10,19 @@ import { HchatError } from '../protocol/errors.js';
 /** Bytes queued towards one socket before it is closed as a slow consumer. */
 export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 
+/** Traffic counters, shared by every socket of a process that wants them. */
+export interface TrafficStats {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+}
+
+/** Fresh zeroed counters. */
+export function newTrafficStats(): TrafficStats {
+  return { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
+}
+
 /** Callbacks of a FramedSocket. */
 export interface FramedSocketHandlers {
   /** One decoded frame; throwing HchatError ends the connection with that error. */
@@ -31,6 +44,7 @@ export class FramedSocket {
     readonly socket: net.Socket,
     private readonly handlers: FramedSocketHandlers,
     maxFrame?: number,
+    private readonly stats?: TrafficStats,
   ) {
     this.decoder = new FrameDecoder(maxFrame);
     socket.setNoDelay(true);
@@ -77,6 +91,10 @@ export class FramedSocket {
       });
     }
     this.socket.write(frame);
+    if (this.stats) {
+      this.stats.bytesOut += frame.length;
+      this.stats.framesOut++;
+    }
   }
 
   /** Sends an error frame and closes: the end of this connection only. */
@@ -111,6 +129,7 @@ export class FramedSocket {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastSeen = Date.now();
+    if (this.stats) this.stats.bytesIn += chunk.length;
     let frames: Record<string, unknown>[];
     try {
       frames = this.decoder.push(chunk);
@@ -118,6 +137,7 @@ export class FramedSocket {
       this.fail(err as HchatError);
       return;
     }
+    if (this.stats) this.stats.framesIn += frames.length;
     for (const f of frames) {
       if (this.closed) return;
       try {

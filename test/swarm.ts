@@ -1,0 +1,134 @@
+/**
+ * A swarm of real `bin/hchat` processes for end-to-end scenarios: one server and named peers,
+ * each registered and logged in as its name. Helpers read what a user sees (the local API), what
+ * each process logged, and what the server stored.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { onTestFinished } from 'vitest';
+import { api, tempDir, waitFor, type ApiAnswer } from './testnet.js';
+import { spawnHchat, type HchatProcess } from './processes.js';
+import { parseRecord } from '../src/shared/connlog.js';
+
+export interface SwarmPeer {
+  proc: HchatProcess;
+  ui: string;
+  p2p: string;
+  data: string;
+  args: string[];
+}
+
+export interface Swarm {
+  dir: string;
+  server: HchatProcess;
+  peers: Record<string, SwarmPeer>;
+  call<T = any>(name: string, method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
+  /** The channel as `name` sees it now: texts in order, and where they came from. */
+  view(
+    name: string,
+    channelId: string,
+  ): Promise<{ texts: string[]; source: string; states: string[] }>;
+  /** Waits until `name` reads the channel from `source` and sees exactly `texts`. */
+  waitView(name: string, channelId: string, texts: string[], source?: string): Promise<void>;
+  kill(name: string): Promise<void>;
+  restart(name: string): Promise<SwarmPeer>;
+  log(name: string): Array<Record<string, string>>;
+  /** Messages the server stored for a channel: [id, text], in channel order. */
+  serverMessages(channelId: string): Array<{ id: string; text: string; author: string }>;
+  serverStats(): Promise<{
+    traffic: Record<string, number>;
+    messages: { posted: number; forwarded: number; duplicates: number; pushed: number };
+  }>;
+}
+
+export async function startSwarm(names: string[]): Promise<Swarm> {
+  const dir = tempDir();
+  const sdata = path.join(dir, 'server');
+  const server = await spawnHchat(['server', '--port', '0', '--http-port', '0', '--data', sdata]);
+  const peers: Record<string, SwarmPeer> = {};
+  const startPeer = async (name: string, args: string[]) => {
+    const proc = await spawnHchat(args);
+    peers[name] = { proc, ui: proc.ready.ui!, p2p: proc.ready.p2p!, data: args[4]!, args };
+    return peers[name]!;
+  };
+  let db: Database.Database | undefined;
+  onTestFinished(() => {
+    db?.close();
+  });
+  const swarm: Swarm = {
+    dir,
+    server,
+    peers,
+    call: (name, method, route, body) => api(peers[name]!.ui, method, route, body),
+    async view(name, channelId) {
+      const r = await swarm.call(name, 'GET', `/api/channels/${channelId}/messages?limit=500`);
+      if (r.status !== 200) throw new Error(`${name}: ${JSON.stringify(r.body)}`);
+      return {
+        texts: r.body.messages.map((m: any) => m.text),
+        states: r.body.messages.map((m: any) => m.state),
+        source: r.body.source,
+      };
+    },
+    async waitView(name, channelId, texts, source) {
+      let last: unknown;
+      await waitFor(
+        async () => {
+          const v = await swarm.view(name, channelId);
+          last = v;
+          return (
+            JSON.stringify(v.texts) === JSON.stringify(texts) && (!source || v.source === source)
+          );
+        },
+        15_000,
+        `${name} to see ${JSON.stringify(texts)} from ${source ?? 'any source'} (last: ${JSON.stringify(last)})`,
+      );
+    },
+    async kill(name) {
+      const p = peers[name]!;
+      p.proc.proc.kill('SIGKILL');
+      await p.proc.exited;
+    },
+    async restart(name) {
+      return startPeer(name, peers[name]!.args);
+    },
+    log(name) {
+      const file =
+        name === 'server'
+          ? path.join(sdata, 'connections.log')
+          : path.join(peers[name]!.data, 'connections.log');
+      return fs.readFileSync(file, 'utf8').trim().split('\n').map(parseRecord);
+    },
+    serverMessages(channelId) {
+      db ??= new Database(path.join(sdata, 'server.db'), { readonly: true });
+      return db
+        .prepare<[string], { id: string; text: string; author: string }>(
+          'SELECT id, text, author FROM messages WHERE channel_id = ? ORDER BY ts, lc, id',
+        )
+        .all(channelId);
+    },
+    async serverStats() {
+      return (await fetch(new URL('stats', server.ready.http))).json() as any;
+    },
+  };
+  for (const name of names) {
+    await startPeer(name, ['peer', '--server', server.ready.tcp!, '--data', path.join(dir, name)]);
+    const reg = await swarm.call(name, 'POST', '/api/register', {
+      username: name,
+      password: `${name}-pw`,
+    });
+    if (reg.status !== 201) throw new Error(JSON.stringify(reg.body));
+    await swarm.call(name, 'POST', '/api/login', { username: name, password: `${name}-pw` });
+  }
+  return swarm;
+}
+
+/** alice hosts "general"; bob and carol joined and read it from her peer. */
+export async function hostedChannel(s: Swarm): Promise<string> {
+  const ch = (
+    await s.call('alice', 'POST', '/api/channels', { name: 'general', allowVisitors: false })
+  ).body;
+  for (const m of ['bob', 'carol']) await s.call(m, 'POST', `/api/channels/${ch.id}/join`);
+  for (const m of ['bob', 'carol']) await s.waitView(m, ch.id, [], 'host');
+  return ch.id;
+}
