@@ -87,10 +87,16 @@ describe('random schedules', () => {
         const serverOrder = onServer();
         expect([...serverOrder].sort()).toEqual([...accepted].sort());
         for (const p of net.peers) {
+          // Settled: holds as many as the server, and every acknowledgement has arrived.
           await waitFor(
-            () => p.node.store.page(ch.id, 500).messages.length === serverOrder.length,
+            () => {
+              const local = p.node.store.page(ch.id, 500).messages;
+              return (
+                local.length === serverOrder.length && local.every((m) => m.state === 'delivered')
+              );
+            },
             15_000,
-            'replica caught up',
+            'replica caught up and acknowledged',
           );
           const local = p.node.store.page(ch.id, 500).messages;
           expect(local.map((m) => m.id)).toEqual(serverOrder);
