@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn } from './testnet.js';
+import { createTestnet, rawSession, signIn, signed } from './testnet.js';
 
 describe('accounts', () => {
   it('registers, logs in, reports the session, and logs out', async () => {
@@ -173,15 +173,15 @@ describe('visitors', () => {
       await net.peers[0]!.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true })
     ).body;
     const raw = await net.rawLink();
-    await raw.request('visitor', { name: 'mallory' });
+    const mallory = await rawSession(raw, { name: 'mallory' });
     await raw.request('channel_join', { channelId: ch.id });
-    const message = {
+    const message = signed(mallory, {
       id: '01900000-0000-7000-8000-000000000001',
       channelId: ch.id,
       ts: Date.now(),
       lc: 0,
       text: 'forged',
-    };
+    });
     await expect(raw.request('post', { message })).rejects.toMatchObject({
       code: 'E_VISITOR_READ_ONLY',
     });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectEvents, createTestnet, signIn, waitFor } from './testnet.js';
+import { collectEvents, createTestnet, signIn, waitFor, rawSession, signed } from './testnet.js';
 import { parseRecord } from '../src/shared/connlog.js';
 
 describe('channels and messages', () => {
@@ -121,17 +121,17 @@ describe('channels and messages', () => {
       (await b.call('POST', `/api/channels/${id}/messages`, { text: 'x' })).body.error.code,
     ).toBe('E_NOT_MEMBER');
     const raw = await net.rawLink();
-    await raw.request('login', { username: 'bob', password: 'bob-pw' });
+    const bob = await rawSession(raw, { username: 'bob', password: 'bob-pw' });
     await expect(raw.request('history', { channelId: id, limit: 10 })).rejects.toMatchObject({
       code: 'E_NOT_MEMBER',
     });
-    const message = {
+    const message = signed(bob, {
       id: '01900000-0000-7000-8000-0000000000aa',
       channelId: id,
       ts: 1,
       lc: 0,
       text: 'sneak',
-    };
+    });
     await expect(raw.request('post', { message })).rejects.toMatchObject({ code: 'E_NOT_MEMBER' });
     expect((await a.call('POST', `/api/channels/${id}/messages`, { text: '   ' })).status).toBe(
       400,
@@ -153,20 +153,20 @@ describe('channels and messages', () => {
       await net.peers[0]!.call('POST', '/api/channels', { name: 'x', allowVisitors: false })
     ).body.id;
     const raw = await net.rawLink();
-    await raw.request('login', { username: 'alice', password: 'alice-pw' });
-    const message = {
-      id: '01900000-0000-7000-8000-0000000000bb',
-      channelId: id,
-      ts: 5,
-      lc: 0,
-      text: 'once',
-    };
+    const alice = await rawSession(raw, { username: 'alice', password: 'alice-pw' });
+    const fields = { id: '01900000-0000-7000-8000-0000000000bb', channelId: id, ts: 5, lc: 0 };
+    const message = signed(alice, { ...fields, text: 'once' });
     const first = await raw.request('post', { message });
     const again = await raw.request('post', { message });
     expect(first).toMatchObject({ duplicate: false, seq: 1 });
     expect(again).toMatchObject({ duplicate: true, seq: 1 });
+    // Altered without the author's key: the signature no longer holds.
     await expect(
       raw.request('post', { message: { ...message, text: 'altered' } }),
+    ).rejects.toMatchObject({ code: 'E_BAD_SIGNATURE' });
+    // Re-signed by its author: a different message under a known id.
+    await expect(
+      raw.request('post', { message: signed(alice, { ...fields, text: 'altered' }) }),
     ).rejects.toMatchObject({ code: 'E_MESSAGE_CONFLICT' });
     expect(net.server.store.history(id, 10).messages.map((m) => m.text)).toEqual(['once']);
   });

@@ -3,6 +3,7 @@
  * server restarts in any order; after healing, every replica holds the same messages in the same
  * order, none lost, none doubled. HCHAT_SCHEDULES sets how many schedules run (default 4).
  */
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
@@ -96,7 +97,7 @@ describe('random schedules', () => {
               );
             },
             15_000,
-            'replica caught up and acknowledged',
+            `${path.basename(p.dataDir)} to catch up with ${serverOrder.length} on the server and have every acknowledgement (holds ${JSON.stringify(p.node.store.page(ch.id, 500).messages.map((m) => [m.text, m.state, m.seq, m.hostSeq]))}; schedule ${JSON.stringify(schedule)})`,
           );
           const local = p.node.store.page(ch.id, 500).messages;
           expect(local.map((m) => m.id)).toEqual(serverOrder);
@@ -104,7 +105,8 @@ describe('random schedules', () => {
         }
         for (const p of net.peers) await p.close();
       }),
-      { numRuns: RUNS },
+      // Each schedule costs seconds: report the first failing one as it is, without shrinking.
+      { numRuns: RUNS, endOnFailure: true },
     );
   }, 120_000);
 });

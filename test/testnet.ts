@@ -9,6 +9,7 @@ import { onTestFinished } from 'vitest';
 import { CentralServer, type ServerOptions } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import { ServerLink } from '../src/peer/server-link.js';
+import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
 
 /** A fresh temporary folder, removed after the test. */
 export function tempDir(prefix = 'hchat-test-'): string {
@@ -206,4 +207,25 @@ export function collectEvents(base: string): {
     })();
   })();
   return { events, ready };
+}
+
+/** A raw client's session: logs in (or enters as a visitor) with a fresh message key. */
+export async function rawSession(
+  link: ServerLink,
+  how: { username: string; password: string } | { name: string },
+): Promise<{ username: string; keys: SessionKeys; cert: string }> {
+  const keys = newSessionKeys();
+  const r =
+    'name' in how
+      ? await link.request('visitor', { name: how.name, publicKey: keys.publicKey })
+      : await link.request('login', { ...how, publicKey: keys.publicKey });
+  return { username: r.username, keys, cert: r.cert };
+}
+
+/** A message signed by a raw session, ready for `post`. */
+export function signed(
+  s: { username: string; keys: SessionKeys; cert: string },
+  m: { id: string; channelId: string; ts: number; lc: number; text: string },
+) {
+  return { ...m, sig: signMessage({ ...m, author: s.username }, s.keys), cert: s.cert };
 }

@@ -1,7 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { api, collectEvents, createTestnet, signIn, tempDir, waitFor } from './testnet.js';
+import {
+  api,
+  collectEvents,
+  createTestnet,
+  signIn,
+  tempDir,
+  waitFor,
+  rawSession,
+} from './testnet.js';
 import { spawnHchat } from './processes.js';
 import { ServerLink } from '../src/peer/server-link.js';
 
@@ -112,7 +120,7 @@ describe('tracker', () => {
 
     const watcher = new ServerLink({ host, port: Number(port), reconnect: false });
     await watcher.start();
-    await watcher.request('visitor', { name: 'watcher' });
+    await rawSession(watcher, { name: 'watcher' });
     expect((await watcher.request('get_list', {})).peers.map((e) => e.username)).toContain(
       'victim',
     );

@@ -5,7 +5,7 @@
  */
 
 /** Names of the events the local API streams. */
-export type LocalEventName = 'message' | 'presence' | 'sync' | 'connection' | 'status';
+export type LocalEventName = 'message' | 'presence' | 'sync' | 'connection' | 'status' | 'refused';
 
 /** One event as streamed. */
 export interface LocalEvent {

@@ -12,8 +12,9 @@ import { Request, describeIssues } from '../protocol/rpc.js';
 import { P2P_OPS } from '../protocol/peer-link.js';
 import type { FramedSocket } from '../shared/framed-socket.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import type { PeerStore } from '../store/peer-store.js';
+import { hostNumbered, type PeerStore } from '../store/peer-store.js';
 import type { PeerIdentity } from './p2p.js';
+import type { Signed } from '../shared/signing.js';
 
 type P2POp = keyof typeof P2P_OPS;
 type Req<K extends P2POp> = z.infer<(typeof P2P_OPS)[K]['req']>;
@@ -24,6 +25,8 @@ export interface HostServiceDeps {
   log: ConnectionLog;
   /** The hosted channel's description, if this peer hosts it. */
   channel(id: string): Channel | undefined;
+  /** Why a message's signature or certificate does not hold, or undefined when it does. */
+  verify(m: Signed): HchatError | undefined;
   /** Called after a member's post was accepted into the primary copy. */
   accepted(message: StoredMessage, from: string): void;
 }
@@ -140,15 +143,7 @@ export class HostService {
           before: b.before,
         });
         return {
-          messages: page.messages.map((m) => ({
-            id: m.id,
-            channelId: m.channelId,
-            author: m.author,
-            ts: m.ts,
-            lc: m.lc,
-            text: m.text,
-            seq: m.hostSeq!,
-          })),
+          messages: page.messages.map(hostNumbered),
           hasMore: page.hasMore,
         };
       }

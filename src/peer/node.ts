@@ -23,6 +23,15 @@ import { P2PEndpoint } from './p2p.js';
 import { HostService } from './host-service.js';
 import { ChannelSources } from './sources.js';
 import type { HostLink } from './host-link.js';
+import {
+  MessageVerifier,
+  exportPrivateKey,
+  loadSessionKeys,
+  newSessionKeys,
+  signMessage,
+  type SessionKeys,
+} from '../shared/signing.js';
+import { publicKeyFromBase64 } from '../shared/tokens.js';
 
 /** Settings of a peer process. */
 export interface PeerOptions {
@@ -86,6 +95,8 @@ export class PeerNode {
   private readonly sources: ChannelSources;
   private readonly clock = new HybridClock();
   private session: SavedSession | undefined;
+  private keys: SessionKeys | undefined;
+  private readonly verifier: MessageVerifier;
   /** True while the current server connection carries our session. */
   private authed = false;
   private draining = false;
@@ -101,6 +112,14 @@ export class PeerNode {
     this.log = new ConnectionLog(opts.dataDir);
     this.store = new PeerStore(path.join(opts.dataDir, 'peer.db'));
     this.session = readSession(opts.dataDir);
+    this.keys = this.session && loadSessionKeys(this.session.key);
+    let serverKey: { spki: string; key: ReturnType<typeof publicKeyFromBase64> } | undefined;
+    this.verifier = new MessageVerifier(() => {
+      const spki = this.link.server?.publicKey ?? this.store.get('serverPublicKey');
+      if (!spki) return undefined;
+      if (serverKey?.spki !== spki) serverKey = { spki, key: publicKeyFromBase64(spki) };
+      return serverKey.key;
+    });
     this.link = new ServerLink({
       host: opts.serverHost,
       port: opts.serverPort,
@@ -112,6 +131,7 @@ export class PeerNode {
       store: this.store,
       log: this.log,
       channel: (id) => this.hostedChannel(id),
+      verify: (m) => this.verifier.check(m),
       accepted: (m) => {
         this.events.emit('message', {
           channelId: m.channelId,
@@ -342,7 +362,8 @@ export class PeerNode {
   }
 
   /** Stores messages the server sent; hosted channels take them into their primary copy. */
-  private receive(messages: readonly StoredMessage[], how: 'push' | 'fetch' | 'sync'): void {
+  private receive(received: readonly StoredMessage[], how: 'push' | 'fetch' | 'sync'): void {
+    const messages = this.authentic(received, 'server');
     for (const m of messages) this.clock.observe(m);
     const plain: StoredMessage[] = [];
     for (const m of messages) {
@@ -388,10 +409,11 @@ export class PeerNode {
 
   /** Stores messages a host sent (numbered by its host seq). */
   private receiveFromHost(
-    messages: readonly StoredMessage[],
+    received: readonly StoredMessage[],
     link: HostLink,
     how: 'push' | 'fetch' | 'sync',
   ): void {
+    const messages = this.authentic(received, link.name);
     for (const m of messages) this.clock.observe(m);
     const fresh = this.store.storeReceived(messages, 'host');
     if (how === 'push') {
@@ -409,6 +431,31 @@ export class PeerNode {
     if (how === 'push' && last && this.store.hostCursor(last.channelId) < last.seq) {
       this.background(this.catchUpHost(link, last.channelId));
     }
+  }
+
+  /** The messages whose signature and certificate verify; the others are logged and dropped. */
+  private authentic(messages: readonly StoredMessage[], from: string): StoredMessage[] {
+    const ok: StoredMessage[] = [];
+    for (const m of messages) {
+      const bad = this.verifier.check(m);
+      if (!bad) ok.push(m);
+      else {
+        this.log.write('refused', {
+          from,
+          channel: m.channelId,
+          msg: m.id,
+          code: bad.code,
+          reason: bad.message,
+        });
+        this.events.emit('refused', {
+          channelId: m.channelId,
+          id: m.id,
+          from,
+          reason: bad.message,
+        });
+      }
+    }
+    return ok;
   }
 
   /** Fetches everything after the channel's server cursor from the server. */
@@ -552,7 +599,15 @@ export class PeerNode {
   private async send(
     m: LocalMessage,
   ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
-    const message = { id: m.id, channelId: m.channelId, ts: m.ts, lc: m.lc, text: m.text };
+    const message = {
+      id: m.id,
+      channelId: m.channelId,
+      ts: m.ts,
+      lc: m.lc,
+      text: m.text,
+      sig: m.sig,
+      cert: m.cert,
+    };
     const host = this.sources.linkFor(m.channelId);
     if (host) {
       const r = await host.request('post', { message });
@@ -583,6 +638,8 @@ export class PeerNode {
             ts: m.ts,
             lc: m.lc,
             text: m.text,
+            sig: m.sig,
+            cert: m.cert,
           })),
         });
         if (this.closed) return;
@@ -642,8 +699,9 @@ export class PeerNode {
     });
   }
 
-  private setSession(s: SavedSession | undefined): void {
+  private setSession(s: SavedSession | undefined, keys?: SessionKeys): void {
     this.session = s;
+    this.keys = keys;
     writeSession(this.opts.dataDir, s);
     if (!s) {
       this.authed = false;
@@ -663,20 +721,33 @@ export class PeerNode {
   ): Promise<{ username: string; role: 'user'; sessionId: string }> {
     const link = this.requireLink();
     await this.dropSession();
-    const r = await link.request('login', { username, password });
-    return { username: r.username, role: 'user', sessionId: (await this.adopt(r)).sessionId };
+    const keys = newSessionKeys();
+    const r = await link.request('login', { username, password, publicKey: keys.publicKey });
+    return { username: r.username, role: 'user', sessionId: (await this.adopt(r, keys)).sessionId };
   }
 
   async visitor(name: string): Promise<{ username: string; role: 'visitor'; sessionId: string }> {
     const link = this.requireLink();
     await this.dropSession();
-    const r = await link.request('visitor', { name });
-    return { username: r.username, role: 'visitor', sessionId: (await this.adopt(r)).sessionId };
+    const keys = newSessionKeys();
+    const r = await link.request('visitor', { name, publicKey: keys.publicKey });
+    return {
+      username: r.username,
+      role: 'visitor',
+      sessionId: (await this.adopt(r, keys)).sessionId,
+    };
   }
 
-  private async adopt(r: SavedSession): Promise<SavedSession> {
-    const s = { username: r.username, role: r.role, sessionId: r.sessionId, token: r.token };
-    this.setSession(s);
+  private async adopt(r: Omit<SavedSession, 'key'>, keys: SessionKeys): Promise<SavedSession> {
+    const s: SavedSession = {
+      username: r.username,
+      role: r.role,
+      sessionId: r.sessionId,
+      token: r.token,
+      cert: r.cert,
+      key: exportPrivateKey(keys),
+    };
+    this.setSession(s, keys);
     this.log.write('auth', {
       peer: 'server',
       user: s.username,
@@ -891,7 +962,9 @@ export class PeerNode {
     const s = this.requireUser('post messages');
     if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
     const t = this.clock.tick();
-    const m = { id: newId(), channelId, author: s.username, ts: t.ts, lc: t.lc, text };
+    const fields = { id: newId(), channelId, author: s.username, ts: t.ts, lc: t.lc, text };
+    // Signed by the author: no host and no server can alter or forge it (SPEC §7).
+    const m = { ...fields, sig: signMessage(fields, this.keys!), cert: s.cert };
     if (this.isHostedHere(channelId)) {
       // Into the primary copy at once; pending until the server holds its backup.
       const r = this.store.hostAccept(m, 'pending');

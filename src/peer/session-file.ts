@@ -12,6 +12,10 @@ export const SavedSession = z.object({
   role: Role,
   sessionId: SessionId,
   token: z.string().min(1).max(2000),
+  /** The server's certificate of this session's message key. */
+  cert: z.string().min(1).max(2000),
+  /** This session's Ed25519 message key (PKCS#8 DER, base64): a secret, like the token. */
+  key: z.string().min(1).max(500),
 });
 export type SavedSession = z.infer<typeof SavedSession>;
 

@@ -60,13 +60,22 @@ export const Channel = z.object({
   createdAt: z.number().int(),
 });
 
-/** A message as the author made it (before any replica stores it). */
+/** Raw Ed25519 public key, base64url. */
+export const PublicKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a raw Ed25519 public key, base64url');
+
+/** A message as the author made it (before any replica stores it), signed (shared/signing.ts). */
 export const NewMessage = z.object({
   id: Uuid,
   channelId: Uuid,
   ts: HlcTime.shape.ts,
   lc: HlcTime.shape.lc,
   text: MessageText,
+  /** Ed25519 signature of the canonical bytes, base64url. */
+  sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url'),
+  /** The server's certificate of the author's session key. */
+  cert: z.string().min(1).max(1000),
 });
 
 /** A stored message, with the author the server vouched for and its sequence in the channel. */

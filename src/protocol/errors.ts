@@ -30,6 +30,10 @@ export const ERRORS = {
     message: 'a different message with that id already exists',
   },
   E_NOT_FOUND: { status: 404, message: 'no such resource' },
+  E_BAD_SIGNATURE: {
+    status: 403,
+    message: 'message signature or certificate does not verify',
+  },
   E_BAD_ORIGIN: { status: 403, message: 'cross-origin requests are refused' },
   E_BAD_HOST: { status: 403, message: 'requests must name this peer as its Host' },
   E_OFFLINE: {

@@ -24,6 +24,7 @@ import {
   Uuid,
   VisitorName,
   PROTOCOL_VERSION,
+  PublicKey,
 } from './common.js';
 
 export const ClientHello = z.object({
@@ -57,7 +58,7 @@ const Session = z.object({
   role: Role,
   sessionId: SessionId,
 });
-const SessionWithToken = Session.extend({ token: z.string() });
+const SessionWithToken = Session.extend({ token: z.string(), cert: z.string() });
 const Limit = z.number().int().min(1).max(500);
 
 /** Every operation: its access rule, request body schema and response body schema. */
@@ -67,8 +68,12 @@ export const OPS = {
     z.object({ username: Username, password: Password }),
     z.object({ username: Username }),
   ),
-  login: op('anyone', z.object({ username: Username, password: Password }), SessionWithToken),
-  visitor: op('anyone', z.object({ name: VisitorName }), SessionWithToken),
+  login: op(
+    'anyone',
+    z.object({ username: Username, password: Password, publicKey: PublicKey }),
+    SessionWithToken,
+  ),
+  visitor: op('anyone', z.object({ name: VisitorName, publicKey: PublicKey }), SessionWithToken),
   resume: op('anyone', z.object({ token: z.string().max(2000) }), Session),
   logout: op('session', Empty, Empty),
   submit_info: op(

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { HchatError } from '../protocol/errors.js';
-import type { TokenClaims } from '../shared/tokens.js';
+import { signClaims, type CertClaims, type TokenClaims } from '../shared/tokens.js';
 
 const scrypt = promisify(crypto.scrypt) as (
   password: string,
@@ -119,10 +119,9 @@ export class TokenSigner {
     return this.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
   }
 
-  sign(claims: TokenClaims): string {
-    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    const sig = crypto.sign(null, Buffer.from(payload), this.privateKey).toString('base64url');
-    return `${payload}.${sig}`;
+  /** Signs a session token or a key certificate. */
+  sign(claims: TokenClaims | CertClaims): string {
+    return signClaims(claims, this.privateKey);
   }
 }
 

@@ -34,6 +34,7 @@ import {
   verifyPassword,
 } from './accounts.js';
 import { verifyToken } from '../shared/tokens.js';
+import { MessageVerifier } from '../shared/signing.js';
 
 /** Settings of a server process (validated by the CLI before they get here). */
 export interface ServerOptions {
@@ -95,6 +96,7 @@ export class CentralServer {
   readonly counts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
+  private readonly verifier: MessageVerifier;
   private readonly throttle: LoginThrottle;
   private readonly tcp: net.Server;
   private readonly http: http.Server;
@@ -118,6 +120,7 @@ export class CentralServer {
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
     this.bus = opts.bus ?? new LocalBus();
     this.signer = TokenSigner.loadOrCreate(opts.dataDir);
+    this.verifier = new MessageVerifier(() => this.signer.publicKey);
     this.throttle = new LoginThrottle(opts.loginMaxFailures, opts.loginWindowMs);
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.timeoutMs = opts.timeoutMs ?? 15000;
@@ -351,22 +354,36 @@ export class CentralServer {
       throw new HchatError('E_BAD_CREDENTIALS');
     }
     this.throttle.succeed(keys[0]!);
-    return this.openSession(conn, user.username, 'user');
+    return this.openSession(conn, user.username, 'user', b.publicKey);
   }
 
   private visitor(conn: Conn, b: OpReq<'visitor'>): OpRes<'visitor'> {
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
     if (this.store.getUser(b.name)) throw new HchatError('E_NAME_TAKEN');
-    return this.openSession(conn, b.name, 'visitor');
+    return this.openSession(conn, b.name, 'visitor', b.publicKey);
   }
 
-  private openSession(conn: Conn, username: string, role: 'user' | 'visitor'): OpRes<'login'> {
+  private openSession(
+    conn: Conn,
+    username: string,
+    role: 'user' | 'visitor',
+    publicKey: string,
+  ): OpRes<'login'> {
     const sessionId = newSessionId();
     const iat = Date.now();
     this.store.createSession({ sessionId, username, role, createdAt: iat });
-    const token = this.signer.sign({ sid: sessionId, u: username, r: role, iat });
+    const token = this.signer.sign({ typ: 'session', sid: sessionId, u: username, r: role, iat });
+    // The session's message key, certified: every node can check this session's messages.
+    const cert = this.signer.sign({
+      typ: 'key',
+      sid: sessionId,
+      u: username,
+      r: role,
+      pk: publicKey,
+      iat,
+    });
     this.attachSession(conn, { sessionId, username, role });
-    return { username, role, sessionId, token };
+    return { username, role, sessionId, token, cert };
   }
 
   private resume(conn: Conn, b: OpReq<'resume'>): OpRes<'resume'> {
@@ -583,6 +600,7 @@ export class CentralServer {
     const s = conn.session!;
     const accepted: MessageInsert[] = [];
     const refused = new Map<string, HchatError>();
+    let bad: HchatError | undefined;
     for (const m of b.messages) {
       const c = this.store.getChannel(m.channelId);
       if (!c) refused.set(m.id, new HchatError('E_CHANNEL_NOT_FOUND'));
@@ -593,6 +611,8 @@ export class CentralServer {
         );
       } else if (!this.members(c.id).has(m.author.toLowerCase())) {
         refused.set(m.id, new HchatError('E_NOT_MEMBER', `${m.author} is not a member`));
+      } else if ((bad = this.verifier.check(m))) {
+        refused.set(m.id, bad);
       } else {
         const { author, ...message } = m;
         accepted.push({ message, author });
@@ -645,6 +665,8 @@ export class CentralServer {
     const c = this.store.getChannel(b.message.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
+    const bad = this.verifier.check({ ...b.message, author: s.username });
+    if (bad) throw bad;
     this.posts.push({ conn, reqId, insert: { message: b.message, author: s.username } });
     if (this.posts.length === 1) setImmediate(() => this.flushPosts());
   }

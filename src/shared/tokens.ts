@@ -1,49 +1,85 @@
 /**
- * Session tokens as every node checks them: `base64url(JSON claims) "." base64url(Ed25519
- * signature of the first part)`, signed by the central server (server/accounts.ts). A host checks
- * a member's token with the server's public key alone (SPEC §7).
+ * What the central server signs, as every node checks it: `base64url(JSON claims) "."
+ * base64url(Ed25519 signature of the first part)`, with the server's key (server/accounts.ts).
+ * Two kinds, told apart by `typ` so one can never pass for the other:
+ * - session tokens (`typ: "session"`): a bearer credential, secret, shown only to the server and
+ *   to a host the member connects to;
+ * - key certificates (`typ: "key"`): public, attached to every message, binding a session's
+ *   Ed25519 message key to its user (SPEC §7).
+ * A host checks both with the server's public key alone.
  */
 import crypto from 'node:crypto';
 import type { Role } from '../protocol/common.js';
 
 /** What a session token vouches for. */
 export interface TokenClaims {
+  typ: 'session';
   sid: string;
   u: string;
   r: Role;
   iat: number;
 }
 
-/** Checks a token's signature with the server's public key; undefined when it does not hold. */
-export function verifyToken(token: string, publicKey: crypto.KeyObject): TokenClaims | undefined {
-  const dot = token.indexOf('.');
+/** What a key certificate vouches for: session `sid` of user `u` signs with key `pk`. */
+export interface CertClaims {
+  typ: 'key';
+  sid: string;
+  u: string;
+  r: Role;
+  /** Raw Ed25519 public key, base64url. */
+  pk: string;
+  iat: number;
+}
+
+/** Signs claims with the server's private key. */
+export function signClaims(claims: TokenClaims | CertClaims, privateKey: crypto.KeyObject): string {
+  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  return `${payload}.${crypto.sign(null, Buffer.from(payload), privateKey).toString('base64url')}`;
+}
+
+function verifySigned(
+  signed: string,
+  publicKey: crypto.KeyObject,
+): Record<string, unknown> | undefined {
+  const dot = signed.indexOf('.');
   if (dot <= 0) return undefined;
-  const payload = token.slice(0, dot);
-  let ok = false;
+  const payload = signed.slice(0, dot);
   try {
-    ok = crypto.verify(
-      null,
-      Buffer.from(payload),
-      publicKey,
-      Buffer.from(token.slice(dot + 1), 'base64url'),
-    );
-  } catch {
-    return undefined;
-  }
-  if (!ok) return undefined;
-  try {
-    const c = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as TokenClaims;
     if (
-      typeof c.sid !== 'string' ||
-      typeof c.u !== 'string' ||
-      (c.r !== 'user' && c.r !== 'visitor')
+      !crypto.verify(
+        null,
+        Buffer.from(payload),
+        publicKey,
+        Buffer.from(signed.slice(dot + 1), 'base64url'),
+      )
     ) {
       return undefined;
     }
-    return c;
+    const c = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as unknown;
+    return c !== null && typeof c === 'object' ? (c as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+function validBase(c: Record<string, unknown>): boolean {
+  return (
+    typeof c.sid === 'string' && typeof c.u === 'string' && (c.r === 'user' || c.r === 'visitor')
+  );
+}
+
+/** Checks a session token with the server's public key; undefined when it does not hold. */
+export function verifyToken(token: string, publicKey: crypto.KeyObject): TokenClaims | undefined {
+  const c = verifySigned(token, publicKey);
+  return c && c.typ === 'session' && validBase(c) ? (c as unknown as TokenClaims) : undefined;
+}
+
+/** Checks a key certificate with the server's public key; undefined when it does not hold. */
+export function verifyCert(cert: string, publicKey: crypto.KeyObject): CertClaims | undefined {
+  const c = verifySigned(cert, publicKey);
+  return c && c.typ === 'key' && validBase(c) && typeof c.pk === 'string'
+    ? (c as unknown as CertClaims)
+    : undefined;
 }
 
 /** Turns the base64 SPKI key of the server hello into a key object. */

@@ -21,6 +21,8 @@ export interface LocalMessage {
   ts: number;
   lc: number;
   text: string;
+  sig: string;
+  cert: string;
   state: MessageState;
   /** Sequence number on the server, once known. */
   seq: number | null;
@@ -79,6 +81,11 @@ const MIGRATIONS = [
   CREATE INDEX messages_upload ON messages(channel_id, host_seq) WHERE seq IS NULL;
   ALTER TABLE channels ADD COLUMN host_cursor INTEGER NOT NULL DEFAULT 0;
   `,
+  // 3: signed messages.
+  `
+  ALTER TABLE messages ADD COLUMN sig TEXT NOT NULL DEFAULT '';
+  ALTER TABLE messages ADD COLUMN cert TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 interface MessageRow {
@@ -89,6 +96,8 @@ interface MessageRow {
   ts: number;
   lc: number;
   text: string;
+  sig: string;
+  cert: string;
   state: MessageState;
   seq: number | null;
   host_seq: number | null;
@@ -112,6 +121,8 @@ function toMessage(r: MessageRow): LocalMessage {
     ts: r.ts,
     lc: r.lc,
     text: r.text,
+    sig: r.sig,
+    cert: r.cert,
     state: r.state,
     seq: r.seq,
     hostSeq: r.host_seq,
@@ -119,20 +130,22 @@ function toMessage(r: MessageRow): LocalMessage {
   };
 }
 
-function toStored(m: Authored): Omit<StoredMessage, 'seq'> {
-  return { id: m.id, channelId: m.channelId, author: m.author, ts: m.ts, lc: m.lc, text: m.text };
+function toStored(m: Omit<Authored, 'seq'>): Omit<StoredMessage, 'seq'> {
+  return {
+    id: m.id,
+    channelId: m.channelId,
+    author: m.author,
+    ts: m.ts,
+    lc: m.lc,
+    text: m.text,
+    sig: m.sig,
+    cert: m.cert,
+  };
 }
 
-function hostNumbered(r: MessageRow): StoredMessage {
-  return {
-    id: r.id,
-    channelId: r.channel_id,
-    author: r.author,
-    ts: r.ts,
-    lc: r.lc,
-    text: r.text,
-    seq: r.host_seq!,
-  };
+/** A message of a hosted channel as the P2P link carries it: `seq` is the host's number. */
+export function hostNumbered(m: LocalMessage): StoredMessage {
+  return { ...toStored(m), seq: m.hostSeq! };
 }
 
 function toChannel(r: ChannelRow): LocalChannel {
@@ -146,7 +159,8 @@ function toChannel(r: ChannelRow): LocalChannel {
   };
 }
 
-const COLS = 'local_seq, id, channel_id, author, ts, lc, text, state, seq, host_seq, error';
+const COLS =
+  'local_seq, id, channel_id, author, ts, lc, text, sig, cert, state, seq, host_seq, error';
 
 /** Which replica's numbering a received message carries. */
 export type Via = 'server' | 'host';
@@ -188,12 +202,13 @@ export class PeerStore {
          WHERE account = ? AND id = ?`,
       ),
       insertPending: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state) VALUES (?, ?, ?, ?, ?, ?, 'pending')`,
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')`,
       ),
       getMessage: db.prepare<[string], MessageRow>(`SELECT ${COLS} FROM messages WHERE id = ?`),
       insertStored: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state, seq)
-         VALUES (?, ?, ?, ?, ?, ?, 'delivered', ?)
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'delivered', ?)
          ON CONFLICT(id) DO UPDATE SET state = 'delivered', seq = excluded.seq, error = NULL
          WHERE messages.state <> 'delivered' OR messages.seq IS NULL`,
       ),
@@ -240,8 +255,8 @@ export class PeerStore {
         'UPDATE channels SET host_cursor = ? WHERE id = ? AND host_cursor < ?',
       ),
       insertFromHost: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state, host_seq)
-         VALUES (?, ?, ?, ?, ?, ?, 'delivered', ?)
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state, host_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'delivered', ?)
          ON CONFLICT(id) DO UPDATE SET state = 'delivered', host_seq = excluded.host_seq, error = NULL
          WHERE messages.host_seq IS NULL`,
       ),
@@ -257,8 +272,8 @@ export class PeerStore {
         'SELECT last_host_seq FROM hosted WHERE channel_id = ?',
       ),
       insertHosted: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, state, seq, host_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state, seq, host_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       setHostSeq: db.prepare('UPDATE messages SET host_seq = ? WHERE id = ?'),
       setServerSeq: db.prepare(
@@ -314,7 +329,7 @@ export class PeerStore {
 
   /** Stores a message the user just wrote, as pending: the durable outbox. */
   addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'hostSeq' | 'error'>): void {
-    this.q.insertPending.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text);
+    this.q.insertPending.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.sig, m.cert);
   }
 
   /**
@@ -328,8 +343,29 @@ export class PeerStore {
       for (const m of messages) {
         const before = this.q.getMessage.get(m.id);
         if (via === 'server')
-          this.q.insertStored.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.seq);
-        else this.q.insertFromHost.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.seq);
+          this.q.insertStored.run(
+            m.id,
+            m.channelId,
+            m.author,
+            m.ts,
+            m.lc,
+            m.text,
+            m.sig,
+            m.cert,
+            m.seq,
+          );
+        else
+          this.q.insertFromHost.run(
+            m.id,
+            m.channelId,
+            m.author,
+            m.ts,
+            m.lc,
+            m.text,
+            m.sig,
+            m.cert,
+            m.seq,
+          );
         if (!before) fresh.push(m);
         channels.add(m.channelId);
       }
@@ -399,6 +435,8 @@ export class PeerStore {
         m.ts,
         m.lc,
         m.text,
+        m.sig,
+        m.cert,
         state,
         m.seq ?? null,
         hostSeq,
@@ -410,7 +448,7 @@ export class PeerStore {
 
   /** Messages of a hosted channel after `since` in host order, numbered by host seq. */
   hostSince(channelId: string, since: number, limit: number): StoredMessage[] {
-    return this.q.hostSince.all(channelId, since, limit).map(hostNumbered);
+    return this.q.hostSince.all(channelId, since, limit).map((r) => hostNumbered(toMessage(r)));
   }
 
   /** Messages of hosted channels the server has not acknowledged yet, in host order. */

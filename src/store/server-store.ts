@@ -106,6 +106,11 @@ const MIGRATIONS = [
   );
   CREATE INDEX messages_order ON messages(channel_id, ts, lc, id);
   `,
+  // 2: signed messages.
+  `
+  ALTER TABLE messages ADD COLUMN sig TEXT NOT NULL DEFAULT '';
+  ALTER TABLE messages ADD COLUMN cert TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 interface MessageRow {
@@ -116,6 +121,8 @@ interface MessageRow {
   ts: number;
   lc: number;
   text: string;
+  sig: string;
+  cert: string;
 }
 
 interface ChannelRow {
@@ -145,10 +152,12 @@ function toMessage(r: MessageRow): StoredMessage {
     ts: r.ts,
     lc: r.lc,
     text: r.text,
+    sig: r.sig,
+    cert: r.cert,
   };
 }
 
-const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text';
+const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert';
 
 /** The embedded SQLite store, in `<data>/server.db`. */
 export class SqliteServerStore implements ServerStore {
@@ -198,8 +207,8 @@ export class SqliteServerStore implements ServerStore {
         'UPDATE channels SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq',
       ),
       insertMessage: db.prepare(
-        `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       newest: db.prepare<[string, number], MessageRow>(
         `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ?
@@ -313,7 +322,18 @@ export class SqliteServerStore implements ServerStore {
         const seqRow = this.q.nextSeq.get(m.channelId);
         if (!seqRow) return new HchatError('E_CHANNEL_NOT_FOUND');
         const seq = seqRow.last_seq;
-        this.q.insertMessage.run(m.id, m.channelId, seq, author, m.ts, m.lc, m.text, now);
+        this.q.insertMessage.run(
+          m.id,
+          m.channelId,
+          seq,
+          author,
+          m.ts,
+          m.lc,
+          m.text,
+          m.sig,
+          m.cert,
+          now,
+        );
         return { seq, duplicate: false, stored: { ...m, author, seq } };
       }),
     )();

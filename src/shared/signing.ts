@@ -1,0 +1,125 @@
+/**
+ * Signed messages (SPEC §7). Authors sign each message with their session's Ed25519 key over
+ * canonical bytes; the message carries the signature and the server's certificate of that key.
+ * Server, host and members verify both, so no host and no server can forge or alter someone
+ * else's message.
+ *
+ * Canonical bytes: the UTF-8 of JSON.stringify(["hchat/message/1", id, channelId, author, ts,
+ * lc, text]), the author in lower case.
+ */
+import crypto from 'node:crypto';
+import { HchatError } from '../protocol/errors.js';
+import { verifyCert, type CertClaims } from './tokens.js';
+
+/** The signed fields of a message, with its signature and certificate. */
+export interface Signed {
+  id: string;
+  channelId: string;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+  sig: string;
+  cert: string;
+}
+
+/** A session's message key. */
+export interface SessionKeys {
+  privateKey: crypto.KeyObject;
+  /** Raw public key, base64url (as certified). */
+  publicKey: string;
+}
+
+/** A fresh key pair for a new session. */
+export function newSessionKeys(): SessionKeys {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  return { privateKey, publicKey: publicKey.export({ format: 'jwk' }).x! };
+}
+
+/** Rebuilds saved keys from the private key's PKCS#8 DER (base64). */
+export function loadSessionKeys(pkcs8: string): SessionKeys {
+  const privateKey = crypto.createPrivateKey({
+    key: Buffer.from(pkcs8, 'base64'),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return { privateKey, publicKey: crypto.createPublicKey(privateKey).export({ format: 'jwk' }).x! };
+}
+
+/** The private key as PKCS#8 DER (base64), for the owner-only session file. */
+export function exportPrivateKey(keys: SessionKeys): string {
+  return keys.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64');
+}
+
+function canonical(m: Omit<Signed, 'sig' | 'cert'>): Buffer {
+  return Buffer.from(
+    JSON.stringify([
+      'hchat/message/1',
+      m.id,
+      m.channelId,
+      m.author.toLowerCase(),
+      m.ts,
+      m.lc,
+      m.text,
+    ]),
+  );
+}
+
+/** Signs a message as its author. */
+export function signMessage(m: Omit<Signed, 'sig' | 'cert'>, keys: SessionKeys): string {
+  return crypto.sign(null, canonical(m), keys.privateKey).toString('base64url');
+}
+
+/** Verifies messages against the server's key, remembering certificates it already checked. */
+export class MessageVerifier {
+  private readonly certs = new Map<string, { claims: CertClaims; key: crypto.KeyObject } | null>();
+
+  constructor(private readonly serverKey: () => crypto.KeyObject | undefined) {}
+
+  /** Undefined when the message is authentic; else the reason it is refused. */
+  check(m: Signed): HchatError | undefined {
+    const c = this.cert(m.cert);
+    if (!c)
+      return new HchatError('E_BAD_SIGNATURE', 'certificate not signed by the central server');
+    if (c.claims.u.toLowerCase() !== m.author.toLowerCase()) {
+      return new HchatError(
+        'E_BAD_SIGNATURE',
+        `certificate is ${c.claims.u}'s, message claims ${m.author}`,
+      );
+    }
+    let ok = false;
+    try {
+      ok = crypto.verify(null, canonical(m), c.key, Buffer.from(m.sig, 'base64url'));
+    } catch {
+      ok = false;
+    }
+    return ok
+      ? undefined
+      : new HchatError('E_BAD_SIGNATURE', 'signature does not match the message');
+  }
+
+  private cert(cert: string): { claims: CertClaims; key: crypto.KeyObject } | null {
+    const cached = this.certs.get(cert);
+    if (cached !== undefined) return cached;
+    const serverKey = this.serverKey();
+    if (!serverKey) return null; // not cached: the key may be known later
+    const claims = verifyCert(cert, serverKey);
+    let entry: { claims: CertClaims; key: crypto.KeyObject } | null = null;
+    if (claims) {
+      try {
+        entry = {
+          claims,
+          key: crypto.createPublicKey({
+            key: { kty: 'OKP', crv: 'Ed25519', x: claims.pk },
+            format: 'jwk',
+          }),
+        };
+      } catch {
+        entry = null;
+      }
+    }
+    if (this.certs.size > 10_000) this.certs.clear();
+    this.certs.set(cert, entry);
+    return entry;
+  }
+}
