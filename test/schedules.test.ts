@@ -97,7 +97,8 @@ describe('random schedules', () => {
               );
             },
             15_000,
-            `${path.basename(p.dataDir)} to catch up with ${serverOrder.length} on the server and have every acknowledgement (holds ${JSON.stringify(p.node.store.page(ch.id, 500).messages.map((m) => [m.text, m.state, m.seq, m.hostSeq]))}; schedule ${JSON.stringify(schedule)})`,
+            () =>
+              `${path.basename(p.dataDir)} to catch up with ${serverOrder.length} on the server and have every acknowledgement (holds ${JSON.stringify(p.node.store.page(ch.id, 500).messages.map((m) => [m.text, m.state, m.seq, m.hostSeq]))}; schedule ${JSON.stringify(schedule)})`,
           );
           const local = p.node.store.page(ch.id, 500).messages;
           expect(local.map((m) => m.id)).toEqual(serverOrder);

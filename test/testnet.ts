@@ -152,7 +152,7 @@ export async function signIn(p: TestPeer, username: string): Promise<void> {
 export async function waitFor<T>(
   check: () => T | Promise<T>,
   ms = 10_000,
-  what = 'condition',
+  what: string | (() => string) = 'condition',
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   let last: unknown;
@@ -164,7 +164,9 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out waiting for ${typeof what === 'function' ? what() : what}${last ? `: ${String(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -213,13 +215,13 @@ export function collectEvents(base: string): {
 export async function rawSession(
   link: ServerLink,
   how: { username: string; password: string } | { name: string },
-): Promise<{ username: string; keys: SessionKeys; cert: string }> {
+): Promise<{ username: string; keys: SessionKeys; cert: string; token: string }> {
   const keys = newSessionKeys();
   const r =
     'name' in how
       ? await link.request('visitor', { name: how.name, publicKey: keys.publicKey })
       : await link.request('login', { ...how, publicKey: keys.publicKey });
-  return { username: r.username, keys, cert: r.cert };
+  return { username: r.username, keys, cert: r.cert, token: r.token };
 }
 
 /** A message signed by a raw session, ready for `post`. */

@@ -23,7 +23,12 @@ import {
 } from '../protocol/server-link.js';
 import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog, peerName } from '../shared/connlog.js';
-import { SqliteServerStore, type MessageInsert, type ServerStore } from '../store/server-store.js';
+import {
+  SqliteServerStore,
+  type InsertResult,
+  type MessageInsert,
+  type ServerStore,
+} from '../store/server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
 import {
@@ -598,35 +603,26 @@ export class CentralServer {
   /** A host uploads its channel's messages; each is stored once and pushed to subscribers. */
   private forward(conn: Conn, b: OpReq<'forward'>): OpRes<'forward'> {
     const s = conn.session!;
-    const accepted: MessageInsert[] = [];
-    const refused = new Map<string, HchatError>();
-    let bad: HchatError | undefined;
-    for (const m of b.messages) {
-      const c = this.store.getChannel(m.channelId);
-      if (!c) refused.set(m.id, new HchatError('E_CHANNEL_NOT_FOUND'));
-      else if (c.owner !== s.username) {
-        refused.set(
-          m.id,
-          new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages"),
-        );
-      } else if (!this.members(c.id).has(m.author.toLowerCase())) {
-        refused.set(m.id, new HchatError('E_NOT_MEMBER', `${m.author} is not a member`));
-      } else if ((bad = this.verifier.check(m))) {
-        refused.set(m.id, bad);
-      } else {
-        const { author, ...message } = m;
-        accepted.push({ message, author });
-      }
-    }
-    const stored = this.store.insertMessages(accepted);
-    const byId = new Map(accepted.map((a, i) => [a.message.id, stored[i]!]));
+    // One outcome per position (two entries may share an id: a genuine message and a forgery);
+    // undefined until the accepted ones are stored.
+    const outcome: (HchatError | InsertResult | undefined)[] = b.messages.map((m) =>
+      this.refuseForward(s, m),
+    );
+    const positions = outcome.flatMap((o, i) => (o === undefined ? [i] : []));
+    const stored = this.store.insertMessages(
+      positions.map((i) => {
+        const { author, ...message } = b.messages[i]!;
+        return { message, author };
+      }),
+    );
+    positions.forEach((i, k) => (outcome[i] = stored[k]));
     const results: OpRes<'forward'>['results'] = [];
-    for (const m of b.messages) {
-      const r = refused.get(m.id) ?? byId.get(m.id)!;
+    b.messages.forEach((m, i) => {
+      const r = outcome[i]!;
       if (r instanceof HchatError) {
         results.push({ id: m.id, error: r.toWire() });
         this.log.write('refuse', { peer: conn.name, op: 'forward', msg: m.id, code: r.code });
-        continue;
+        return;
       }
       results.push({ id: m.id, seq: r.seq, duplicate: r.duplicate });
       if (r.duplicate) this.counts.duplicates++;
@@ -646,8 +642,24 @@ export class CentralServer {
           exceptSession: s.sessionId,
         });
       }
-    }
+    });
     return { results };
+  }
+
+  /** Why a forwarded message is refused, or undefined when it may be stored. */
+  private refuseForward(
+    s: Session,
+    m: OpReq<'forward'>['messages'][number],
+  ): HchatError | undefined {
+    const c = this.store.getChannel(m.channelId);
+    if (!c) return new HchatError('E_CHANNEL_NOT_FOUND');
+    if (c.owner !== s.username) {
+      return new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages");
+    }
+    if (!this.members(c.id).has(m.author.toLowerCase())) {
+      return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
+    }
+    return this.verifier.check(m);
   }
 
   private channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
