@@ -11,6 +11,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+import { newSessionKeys, signMessage } from '../src/shared/signing.js';
+import { benchHosting } from './hosting.js';
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
@@ -211,13 +213,21 @@ async function benchHchat(rate?: number): Promise<Result> {
     data,
   ]);
   try {
+    const keys = newSessionKeys();
+    let cert = '';
     const setup = async (name: string) => {
       const c = await Client.connect(addr, true);
       await c.request('register', { username: name, password: 'bench-pw' });
-      await c.request('login', { username: name, password: 'bench-pw' });
+      const s = await c.request('login', {
+        username: name,
+        password: 'bench-pw',
+        publicKey: keys.publicKey,
+      });
+      cert = s.cert;
       return c;
     };
     const publisher = await setup('publisher');
+    const publisherCert = cert;
     const channelId = '01900000-0000-7000-8000-00000000be01';
     await publisher.request('channel_create', {
       id: channelId,
@@ -239,11 +249,14 @@ async function benchHchat(rate?: number): Promise<Result> {
         const id = `01900000-0000-7000-8000-${counter.toString(16).padStart(12, '0')}`;
         // Text: send time, padded to 100 characters.
         const text = `${ns}|${TEXT_PAD}`.slice(0, 100);
+        // Signed by its author, as every message is (the signing cost is the load generator's).
+        const fields = { id, channelId, ts: Date.now(), lc: 0, text };
+        const sig = signMessage({ ...fields, author: 'publisher' }, keys);
         return encodeFrame({
           t: 'req',
           id: 1_000_000 + i,
           op: 'post',
-          body: { message: { id, channelId, ts: Date.now(), lc: 0, text } },
+          body: { message: { ...fields, sig, cert: publisherCert } },
         });
       },
       (f) => BigInt((f.body.message.text as string).split('|')[0]!),
@@ -352,6 +365,7 @@ async function main(): Promise<void> {
   console.log(
     `\nCPU: the load generator is one process holding every client; at 100 % it, not the server, is the bottleneck.`,
   );
+  const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -366,6 +380,7 @@ async function main(): Promise<void> {
         window: WINDOW,
         seconds: SECONDS,
         results,
+        hosting,
       },
       null,
       2,

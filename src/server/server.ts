@@ -723,6 +723,16 @@ export class CentralServer {
   private deliver(e: BusEvent): void {
     switch (e.kind) {
       case 'message': {
+        const subs = this.subscribers.get(e.channelId);
+        if (!subs || subs.size === 0) {
+          this.log.write('push', {
+            to: 'members',
+            channel: e.channelId,
+            msg: e.message.id,
+            recipients: 0,
+          });
+          return;
+        }
         // Encoded once; the same bytes go to every recipient.
         const frame = encodeFrame({
           t: 'ev',
@@ -730,7 +740,7 @@ export class CentralServer {
           body: { channelId: e.channelId, message: e.message },
         });
         let n = 0;
-        for (const c of this.subscribers.get(e.channelId) ?? []) {
+        for (const c of subs) {
           if (c.session?.sessionId === e.exceptSession) continue;
           c.fs.sendEncoded(frame);
           n++;

@@ -456,13 +456,37 @@ export class PeerStore {
     return this.q.toUpload.all(limit).map(toMessage);
   }
 
-  /** Records the server's number for a message (it has a copy); own pending ones are delivered. */
-  setServerSeq(id: string, seq: number): void {
+  /** Records the server's numbers for messages (it has copies); own pending ones are delivered. */
+  setServerSeqs(acks: ReadonlyArray<{ id: string; seq: number }>): void {
     this.db.transaction(() => {
-      this.q.setServerSeq.run(seq, id);
-      const m = this.q.getMessage.get(id);
-      if (m) this.advanceCursor(m.channel_id);
+      const channels = new Set<string>();
+      for (const { id, seq } of acks) {
+        this.q.setServerSeq.run(seq, id);
+        const m = this.q.getMessage.get(id);
+        if (m) channels.add(m.channel_id);
+      }
+      for (const c of channels) this.advanceCursor(c);
     })();
+  }
+
+  /** Runs `fn` in one transaction (one commit for many writes). */
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** True when this exact message (content and signature) is stored here already. */
+  holds(m: StoredMessage): boolean {
+    const r = this.q.getMessage.get(m.id);
+    return (
+      r !== undefined &&
+      r.sig === m.sig &&
+      r.cert === m.cert &&
+      r.channel_id === m.channelId &&
+      r.author.toLowerCase() === m.author.toLowerCase() &&
+      r.ts === m.ts &&
+      r.lc === m.lc &&
+      r.text === m.text
+    );
   }
 
   /** Replaces the member list of a hosted channel. */
