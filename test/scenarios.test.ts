@@ -194,4 +194,24 @@ describe('synchronization scenarios', () => {
       'delivered',
     ]);
   });
+
+  it("a SIGKILLed host loses nothing it accepted: members' posts reach the server once it is back", async () => {
+    const s = await startSwarm(['alice', 'bob', 'carol']);
+    const ch = await hostedChannel(s);
+    // The server goes down: the host can accept posts but not forward them yet.
+    s.server.proc.kill('SIGKILL');
+    await s.server.exited;
+    const b = await post(s, 'bob', ch, 'accepted by the host');
+    expect(b.state).toBe('delivered'); // the host acknowledged it: it is in the primary copy
+    await s.waitView('carol', ch, ['accepted by the host'], 'host');
+    await s.kill('alice');
+    await s.restartServer();
+    await s.restart('alice');
+    await waitFor(() => s.serverMessages(ch).length === 1, 15_000, 'the server to get the backup');
+    expect(s.serverMessages(ch).map((m) => [m.author, m.text])).toEqual([
+      ['bob', 'accepted by the host'],
+    ]);
+    for (const m of ['alice', 'bob', 'carol'])
+      await s.waitView(m, ch, ['accepted by the host'], 'host');
+  });
 });

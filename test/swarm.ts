@@ -32,6 +32,8 @@ export interface Swarm {
   /** Waits until `name` reads the channel from `source` and sees exactly `texts`. */
   waitView(name: string, channelId: string, texts: string[], source?: string): Promise<void>;
   kill(name: string): Promise<void>;
+  /** Starts the server again on the same port and data (after a kill). */
+  restartServer(): Promise<void>;
   restart(name: string): Promise<SwarmPeer>;
   log(name: string): Array<Record<string, string>>;
   /** Messages the server stored for a channel: [id, text], in channel order. */
@@ -45,7 +47,7 @@ export interface Swarm {
 export async function startSwarm(names: string[]): Promise<Swarm> {
   const dir = tempDir();
   const sdata = path.join(dir, 'server');
-  const server = await spawnHchat(['server', '--port', '0', '--http-port', '0', '--data', sdata]);
+  let server = await spawnHchat(['server', '--port', '0', '--http-port', '0', '--data', sdata]);
   const peers: Record<string, SwarmPeer> = {};
   const startPeer = async (name: string, args: string[]) => {
     const proc = await spawnHchat(args);
@@ -88,6 +90,21 @@ export async function startSwarm(names: string[]): Promise<Swarm> {
       const p = peers[name]!;
       p.proc.proc.kill('SIGKILL');
       await p.proc.exited;
+    },
+    async restartServer() {
+      const [host, port] = server.ready.tcp!.split(':') as [string, string];
+      server = await spawnHchat([
+        'server',
+        '--host',
+        host,
+        '--port',
+        port,
+        '--http-port',
+        '0',
+        '--data',
+        sdata,
+      ]);
+      swarm.server = server;
     },
     async restart(name) {
       return startPeer(name, peers[name]!.args);
