@@ -3,6 +3,7 @@
  * process, torn down when the test ends. Multi-process tests use `spawnHchat` instead.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
@@ -10,6 +11,23 @@ import { CentralServer, type ServerOptions } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import { ServerLink } from '../src/peer/server-link.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
+
+/**
+ * A free TCP port below the kernel's ephemeral range (32768-60999 here). Servers that tests
+ * restart on the same port use one: a port-0 bind elsewhere (any other test) can never take it
+ * while the server is down, as it could an ephemeral port.
+ */
+export async function stablePort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
 
 /** A fresh temporary folder, removed after the test. */
 export function tempDir(prefix = 'hchat-test-'): string {
@@ -69,7 +87,7 @@ export async function createTestnet(
   const dir = tempDir();
   const server = await CentralServer.start({
     host: '127.0.0.1',
-    port: 0,
+    port: await stablePort(),
     httpPort: 0,
     dataDir: path.join(dir, 'server'),
     ...o.server,

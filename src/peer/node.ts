@@ -15,7 +15,7 @@ import type { Channel, Status, StoredMessage, TrackerEntry } from '../protocol/c
 import type { EventBody } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
-import { PeerStore, type LocalMessage } from '../store/peer-store.js';
+import { PeerStore, toStored, type LocalMessage } from '../store/peer-store.js';
 import { ServerLink } from './server-link.js';
 import { EventHub } from './event-hub.js';
 import { readSession, writeSession, type SavedSession } from './session-file.js';
@@ -645,16 +645,7 @@ export class PeerNode {
           .slice(0, UPLOAD_BATCH);
         if (batch.length === 0) break;
         const { results } = await this.link.request('forward', {
-          messages: batch.map((m) => ({
-            id: m.id,
-            channelId: m.channelId,
-            author: m.author,
-            ts: m.ts,
-            lc: m.lc,
-            text: m.text,
-            sig: m.sig,
-            cert: m.cert,
-          })),
+          messages: batch.map(toStored),
         });
         if (this.closed) return;
         const byId = new Map(batch.map((m) => [m.id, m]));

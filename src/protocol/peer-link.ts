@@ -7,8 +7,8 @@
  * (docs/PROTOCOL.md §4). On this link a message's `seq` is the host's sequence number.
  */
 import { z } from 'zod';
-import { NewMessage, Role, SessionId, StoredMessage, Uuid } from './common.js';
-import { op } from './rpc.js';
+import { Role, SessionId, StoredMessage, Uuid } from './common.js';
+import { CHANNEL_OPS } from './channel-ops.js';
 
 /** First frame of the connecting peer. */
 export const PeerHello = z.object({
@@ -30,31 +30,8 @@ export const PeerHelloAck = z.object({
   timeoutMs: z.number().int().positive(),
 });
 
-const Limit = z.number().int().min(1).max(500);
-
 /** Operations a member (or visitor) calls on a host. */
-export const P2P_OPS = {
-  sync: op(
-    'session',
-    z.object({ channelId: Uuid, since: z.number().int().min(0), limit: Limit }),
-    z.object({ messages: z.array(StoredMessage), lastSeq: z.number().int().min(0) }),
-  ),
-  history: op(
-    'session',
-    z.object({ channelId: Uuid, limit: Limit, before: Uuid.optional() }),
-    z.object({ messages: z.array(StoredMessage), hasMore: z.boolean() }),
-  ),
-  post: op(
-    'user',
-    z.object({ message: NewMessage }),
-    z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
-  ),
-  subscribe: op(
-    'session',
-    z.object({ channelIds: z.array(Uuid).max(1000) }),
-    z.object({ channelIds: z.array(Uuid) }),
-  ),
-} as const;
+export const P2P_OPS = CHANNEL_OPS;
 
 /** Pushes from a host to its subscribers. */
 export const P2P_EVENTS = {

@@ -9,6 +9,7 @@ export { Request, Response, Event, Fatal, WireError, describeIssues } from './rp
 import { WireError } from './rpc.js';
 import { z } from 'zod';
 import { op } from './rpc.js';
+import { CHANNEL_OPS } from './channel-ops.js';
 import {
   Channel,
   ChannelName,
@@ -59,10 +60,10 @@ const Session = z.object({
   sessionId: SessionId,
 });
 const SessionWithToken = Session.extend({ token: z.string(), cert: z.string() });
-const Limit = z.number().int().min(1).max(500);
 
 /** Every operation: its access rule, request body schema and response body schema. */
 export const OPS = {
+  ...CHANNEL_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),
@@ -101,27 +102,6 @@ export const OPS = {
   directory: op('session', Empty, z.object({ channels: z.array(Channel) })),
   my_channels: op('session', Empty, z.object({ channels: z.array(Channel) })),
   channel_join: op('session', z.object({ channelId: Uuid }), Channel),
-  history: op(
-    'session',
-    z.object({ channelId: Uuid, limit: Limit, before: Uuid.optional() }),
-    z.object({ messages: z.array(StoredMessage), hasMore: z.boolean() }),
-  ),
-  sync: op(
-    'session',
-    z.object({ channelId: Uuid, since: z.number().int().min(0), limit: Limit }),
-    z.object({ messages: z.array(StoredMessage), lastSeq: z.number().int().min(0) }),
-  ),
-  post: op(
-    'user',
-    z.object({ message: NewMessage }),
-    z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
-  ),
-  /** Pushes of `message` events for these channels go to this connection (replaces the set). */
-  subscribe: op(
-    'session',
-    z.object({ channelIds: z.array(Uuid).max(1000) }),
-    z.object({ channelIds: z.array(Uuid) }),
-  ),
   /** A host uploads messages of its channels: each once, in its order; idempotent by id. */
   forward: op(
     'user',

@@ -130,7 +130,8 @@ function toMessage(r: MessageRow): LocalMessage {
   };
 }
 
-function toStored(m: Omit<Authored, 'seq'>): Omit<StoredMessage, 'seq'> {
+/** The fields of a message every replica agrees on (no numbering, no local state). */
+export function toStored(m: Omit<Authored, 'seq'>): Omit<StoredMessage, 'seq'> {
   return {
     id: m.id,
     channelId: m.channelId,
