@@ -10,12 +10,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { HchatError, type ErrorCode } from '../protocol/errors.js';
+import { HchatError } from '../protocol/errors.js';
 import type { Channel, Status, StoredMessage, TrackerEntry } from '../protocol/common.js';
 import type { EventBody } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
-import { PeerStore, toStored, type LocalMessage } from '../store/peer-store.js';
+import { PeerStore, type LocalMessage } from '../store/peer-store.js';
 import { ServerLink } from './server-link.js';
 import { EventHub } from './event-hub.js';
 import { readSession, writeSession, type SavedSession } from './session-file.js';
@@ -23,6 +23,10 @@ import { P2PEndpoint } from './p2p.js';
 import { HostService } from './host-service.js';
 import { ChannelSources } from './sources.js';
 import type { HostLink } from './host-link.js';
+import type { NodeContext } from './context.js';
+import { Replication } from './replication.js';
+import { Delivery, TRANSIENT } from './delivery.js';
+import { apiMessageOf, apiMessageOfLocal, type ApiChannel, type ApiMessage } from './api-shapes.js';
 import {
   MessageVerifier,
   exportPrivateKey,
@@ -46,43 +50,10 @@ export interface PeerOptions {
   maxBackoffMs?: number;
 }
 
-/** A message as the local API shows it. */
-export interface ApiMessage {
-  id: string;
-  channelId: string;
-  author: string;
-  ts: number;
-  lc: number;
-  text: string;
-  state: LocalMessage['state'];
-  error?: string;
-}
-
-/** A channel as the local API shows it. */
-export interface ApiChannel extends Channel {
-  hosted: boolean;
-  unread: number;
-}
-
 /** Where a channel's content comes from right now. */
 export type Source = 'host' | 'server' | 'local';
 
-const SYNC_PAGE = 500;
-const DRAIN_BATCH = 256;
-const UPLOAD_BATCH = 500;
 const POST_WAIT_MS = 3000;
-/** Errors after which an outbox message is retried later; any other refusal is final. */
-export const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
-  'E_OFFLINE',
-  'E_TIMEOUT',
-  'E_CONNECTION_CLOSED',
-  'E_SHUTTING_DOWN',
-  'E_INTERNAL',
-  'E_AUTH_REQUIRED',
-  'E_SESSION_INVALID',
-  'E_SLOW_CONSUMER',
-  'E_HEARTBEAT_TIMEOUT',
-]);
 
 /** A running peer. */
 export class PeerNode {
@@ -99,12 +70,8 @@ export class PeerNode {
   private readonly verifier: MessageVerifier;
   /** True while the current server connection carries our session. */
   private authed = false;
-  private draining = false;
-  private uploading = false;
-  /** Hosted messages the server refused for good: not offered again in this run. */
-  private readonly uploadRefused = new Set<string>();
-  private readonly deliveryWaiters = new Map<string, Array<() => void>>();
-  private readonly catchingUp = new Set<string>();
+  private readonly replication: Replication;
+  private readonly delivery: Delivery;
   private closed = false;
 
   private constructor(private readonly opts: PeerOptions) {
@@ -137,7 +104,7 @@ export class PeerNode {
           channelId: m.channelId,
           message: { ...apiMessageOf(m), state: 'delivered' },
         });
-        this.background(this.upload());
+        this.background(this.delivery.upload());
       },
     });
     this.p2p = new P2PEndpoint({
@@ -157,8 +124,33 @@ export class PeerNode {
           : [],
       linkUp: (link, channelIds) => this.background(this.onHostUp(link, channelIds)),
       linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
-      message: (link, m) => this.receiveFromHost([m], link, 'push'),
+      message: (link, m) => this.replication.receiveFromHost([m], link, 'push'),
     });
+    const node = this;
+    const ctx: NodeContext = {
+      store: this.store,
+      log: this.log,
+      events: this.events,
+      link: this.link,
+      sources: this.sources,
+      hostService: this.hostService,
+      verifier: this.verifier,
+      clock: this.clock,
+      get session() {
+        return node.session;
+      },
+      get authed() {
+        return node.authed;
+      },
+      get closed() {
+        return node.closed;
+      },
+      isHostedHere: (id) => this.isHostedHere(id),
+      background: (task) => this.background(task),
+      resolveDelivery: (id) => this.delivery.resolveDelivery(id),
+    };
+    this.replication = new Replication(ctx);
+    this.delivery = new Delivery(ctx);
     this.link.on('up', () => this.background(this.onUp()));
     this.link.on('down', (_reason: HchatError | undefined, wasUp: boolean) => this.onDown(wasUp));
     this.link.on('event', (name: string, body: unknown) => this.onEvent(name, body));
@@ -187,7 +179,7 @@ export class PeerNode {
     this.link.stop();
     this.sources.close();
     await this.p2p.close();
-    for (const [, ws] of this.deliveryWaiters) ws.forEach((w) => w());
+    this.delivery.releaseAll();
     this.store.close();
     this.log.close();
   }
@@ -321,12 +313,12 @@ export class PeerNode {
     const { peers } = await this.link.request('get_list', {});
     this.sources.setTracker(peers);
     await this.updateServerSubscriptions();
-    this.background(this.drain());
+    this.background(this.delivery.drain());
     // Upload first: catching up a hosted channel meanwhile would fetch our own uploads back.
-    await this.upload();
+    await this.delivery.upload();
     for (const c of this.store.channels(s.username)) {
       await this.sources.settle(c.id);
-      if (!this.sources.linkFor(c.id)) await this.catchUp(c.id);
+      if (!this.sources.linkFor(c.id)) await this.replication.catchUp(c.id);
     }
   }
 
@@ -344,10 +336,10 @@ export class PeerNode {
   private onEvent(name: string, body: unknown): void {
     if (name === 'message') {
       const { message } = body as EventBody<'message'>;
-      this.receive([message], 'push');
+      this.replication.receive([message], 'push');
       // A hole before this seq means a push was missed: fetch what lies between.
       if (this.store.cursor(message.channelId) < message.seq)
-        this.background(this.catchUp(message.channelId));
+        this.background(this.replication.catchUp(message.channelId));
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
       if (name === 'peer_joined') this.sources.upsert(entry);
@@ -362,185 +354,6 @@ export class PeerNode {
     }
   }
 
-  /** Stores messages the server sent; hosted channels take them into their primary copy. */
-  private receive(received: readonly StoredMessage[], how: 'push' | 'fetch' | 'sync'): void {
-    const messages = this.authentic(received, 'server');
-    for (const m of messages) this.clock.observe(m);
-    const plain: StoredMessage[] = [];
-    this.store.batch(() => this.acceptHosted(messages, how, plain));
-    if (plain.length === 0) return;
-    const fresh = this.store.storeReceived(plain, 'server');
-    if (how === 'push') {
-      for (const m of plain)
-        this.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
-    }
-    for (const m of fresh) {
-      this.events.emit('message', {
-        channelId: m.channelId,
-        message: { ...apiMessageOf(m), state: 'delivered' },
-      });
-    }
-    for (const m of plain) this.resolveDelivery(m.id);
-  }
-
-  /**
-   * Takes messages of channels hosted here into their primary copy (numbered, pushed to members);
-   * the others go to `plain`.
-   */
-  private acceptHosted(
-    messages: readonly StoredMessage[],
-    how: 'push' | 'fetch' | 'sync',
-    plain: StoredMessage[],
-  ): void {
-    for (const m of messages) {
-      if (!this.isHostedHere(m.channelId)) {
-        plain.push(m);
-        continue;
-      }
-      const r = this.store.hostAccept(m, 'delivered');
-      if (r instanceof HchatError) {
-        this.log.write('refused', {
-          from: 'server',
-          channel: m.channelId,
-          msg: m.id,
-          code: r.code,
-        });
-        continue;
-      }
-      if (how === 'push')
-        this.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
-      if (!r.duplicate) {
-        this.hostService.publish(r.message);
-        this.events.emit('message', {
-          channelId: m.channelId,
-          message: { ...apiMessageOf(m), state: 'delivered' },
-        });
-      }
-      this.resolveDelivery(m.id);
-    }
-  }
-
-  /** Stores messages a host sent (numbered by its host seq). */
-  private receiveFromHost(
-    received: readonly StoredMessage[],
-    link: HostLink,
-    how: 'push' | 'fetch' | 'sync',
-  ): void {
-    const messages = this.authentic(received, link.name);
-    for (const m of messages) this.clock.observe(m);
-    const fresh = this.store.storeReceived(messages, 'host');
-    if (how === 'push') {
-      for (const m of messages)
-        this.log.write('push', { from: link.name, channel: m.channelId, msg: m.id });
-    }
-    for (const m of fresh) {
-      this.events.emit('message', {
-        channelId: m.channelId,
-        message: { ...apiMessageOf(m), state: 'delivered' },
-      });
-    }
-    for (const m of messages) this.resolveDelivery(m.id);
-    const last = messages[messages.length - 1];
-    if (how === 'push' && last && this.store.hostCursor(last.channelId) < last.seq) {
-      this.background(this.catchUpHost(link, last.channelId));
-    }
-  }
-
-  /** The messages whose signature and certificate verify; the others are logged and dropped. */
-  private authentic(messages: readonly StoredMessage[], from: string): StoredMessage[] {
-    const ok: StoredMessage[] = [];
-    for (const m of messages) {
-      // Stored here already, identical: it was verified (or written) before.
-      const bad = this.store.holds(m) ? undefined : this.verifier.check(m);
-      if (!bad) ok.push(m);
-      else {
-        this.log.write('refused', {
-          from,
-          channel: m.channelId,
-          msg: m.id,
-          code: bad.code,
-          reason: bad.message,
-        });
-        this.events.emit('refused', {
-          channelId: m.channelId,
-          id: m.id,
-          from,
-          reason: bad.message,
-        });
-      }
-    }
-    return ok;
-  }
-
-  /** Fetches everything after the channel's server cursor from the server. */
-  private async catchUp(channelId: string): Promise<void> {
-    if (this.catchingUp.has(channelId) || !this.authed) return;
-    this.catchingUp.add(channelId);
-    try {
-      let received = 0;
-      let total = 0;
-      for (;;) {
-        const since = this.store.cursor(channelId);
-        const res = await this.link.request('sync', { channelId, since, limit: SYNC_PAGE });
-        if (this.closed) return;
-        total = Math.max(total, res.lastSeq - since + received);
-        this.receive(res.messages, 'sync');
-        received += res.messages.length;
-        if (received > 0) {
-          this.log.write('sync', {
-            from: 'server',
-            channel: channelId,
-            since,
-            count: res.messages.length,
-          });
-          this.events.emit('sync', {
-            channelId,
-            source: 'server',
-            received,
-            total,
-            done: res.messages.length < SYNC_PAGE,
-          });
-        }
-        if (res.messages.length < SYNC_PAGE || this.store.cursor(channelId) <= since) break;
-      }
-    } finally {
-      this.catchingUp.delete(channelId);
-    }
-  }
-
-  /** Fetches everything after the channel's host cursor from its host. */
-  private async catchUpHost(link: HostLink, channelId: string): Promise<void> {
-    const key = `host:${channelId}`;
-    if (this.catchingUp.has(key)) return;
-    this.catchingUp.add(key);
-    try {
-      let received = 0;
-      for (;;) {
-        const since = this.store.hostCursor(channelId);
-        const res = await link.request('sync', { channelId, since, limit: SYNC_PAGE });
-        if (this.closed) return;
-        this.receiveFromHost(res.messages, link, 'sync');
-        received += res.messages.length;
-        this.log.write('sync', {
-          from: link.name,
-          channel: channelId,
-          since,
-          count: res.messages.length,
-        });
-        this.events.emit('sync', {
-          channelId,
-          source: 'host',
-          received,
-          total: res.lastSeq - since + received - res.messages.length,
-          done: res.messages.length < SYNC_PAGE,
-        });
-        if (res.messages.length < SYNC_PAGE || this.store.hostCursor(channelId) <= since) break;
-      }
-    } finally {
-      this.catchingUp.delete(key);
-    }
-  }
-
   // ---- hosts coming and going ---------------------------------------------------------------
 
   private async onHostUp(link: HostLink, channelIds: string[]): Promise<void> {
@@ -548,161 +361,16 @@ export class PeerNode {
     for (const id of channelIds)
       this.events.emit('sync', { channelId: id, source: 'host', phase: 'switch' });
     await this.updateServerSubscriptions();
-    this.background(this.drain());
-    for (const id of channelIds) await this.catchUpHost(link, id);
+    this.background(this.delivery.drain());
+    for (const id of channelIds) await this.replication.catchUpHost(link, id);
   }
 
   private async onHostDown(channelIds: string[]): Promise<void> {
     for (const id of channelIds)
       this.events.emit('sync', { channelId: id, source: this.sourceOf(id), phase: 'switch' });
     await this.updateServerSubscriptions();
-    this.background(this.drain());
-    for (const id of channelIds) await this.catchUp(id);
-  }
-
-  // ---- outbox and upload --------------------------------------------------------------------
-
-  /**
-   * Sends pending outbox messages, oldest first, pipelined, each to its channel's host when
-   * reachable, else to the server; each is acknowledged once (resends are idempotent by id).
-   */
-  private async drain(): Promise<void> {
-    const s = this.session;
-    if (this.draining || !s || s.role !== 'user') return;
-    this.draining = true;
-    try {
-      while (!this.closed) {
-        const batch = this.store.pending(s.username, DRAIN_BATCH);
-        if (batch.length === 0) break;
-        const results = await Promise.allSettled(batch.map((m) => this.send(m)));
-        if (this.closed) return;
-        let retryLater = false;
-        results.forEach((r, i) => {
-          const m = batch[i]!;
-          if (r.status === 'fulfilled') {
-            const { seq, via, name } = r.value;
-            this.store.markDelivered(m.id, seq, via);
-            this.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
-            this.events.emit('message', {
-              channelId: m.channelId,
-              message: { ...apiMessageOf(m), state: 'delivered' },
-            });
-          } else {
-            const e = r.reason as HchatError;
-            if (!(e instanceof HchatError)) throw e;
-            if (TRANSIENT.has(e.code)) {
-              retryLater = true;
-              return;
-            }
-            this.store.markFailed(m.id, `${e.code}: ${e.message}`);
-            this.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
-            this.events.emit('message', {
-              channelId: m.channelId,
-              message: { ...apiMessageOf(m), state: 'failed', error: e.message },
-            });
-          }
-          this.resolveDelivery(m.id);
-        });
-        if (retryLater) break;
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private async send(
-    m: LocalMessage,
-  ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
-    const message = {
-      id: m.id,
-      channelId: m.channelId,
-      ts: m.ts,
-      lc: m.lc,
-      text: m.text,
-      sig: m.sig,
-      cert: m.cert,
-    };
-    const host = this.sources.linkFor(m.channelId);
-    if (host) {
-      const r = await host.request('post', { message });
-      return { seq: r.seq, via: 'host', name: host.name };
-    }
-    if (!this.authed) throw new HchatError('E_OFFLINE');
-    const r = await this.link.request('post', { message });
-    return { seq: r.seq, via: 'server', name: 'server' };
-  }
-
-  /** Forwards every message of hosted channels the server lacks, once each, in host order. */
-  private async upload(): Promise<void> {
-    const s = this.session;
-    if (this.uploading || !this.authed || !s || s.role !== 'user') return;
-    this.uploading = true;
-    try {
-      while (this.authed && !this.closed) {
-        const batch = this.store
-          .toUpload(UPLOAD_BATCH + this.uploadRefused.size)
-          .filter((m) => !this.uploadRefused.has(m.id))
-          .slice(0, UPLOAD_BATCH);
-        if (batch.length === 0) break;
-        const { results } = await this.link.request('forward', {
-          messages: batch.map(toStored),
-        });
-        if (this.closed) return;
-        const byId = new Map(batch.map((m) => [m.id, m]));
-        this.store.setServerSeqs(results.flatMap((r) => ('seq' in r ? [r] : [])));
-        for (const r of results) {
-          const m = byId.get(r.id);
-          if (!m) continue;
-          if ('seq' in r) {
-            this.log.write('forward', {
-              to: 'server',
-              channel: m.channelId,
-              msg: m.id,
-              seq: r.seq,
-            });
-            if (m.state === 'pending') {
-              this.events.emit('message', {
-                channelId: m.channelId,
-                message: { ...apiMessageOf(m), state: 'delivered' },
-              });
-            }
-          } else {
-            this.uploadRefused.add(r.id);
-            this.log.write('refused', {
-              from: 'server',
-              channel: m.channelId,
-              msg: m.id,
-              code: r.error.code,
-            });
-            if (m.state === 'pending')
-              this.store.markFailed(m.id, `${r.error.code}: ${r.error.message}`);
-          }
-          this.resolveDelivery(r.id);
-        }
-      }
-    } finally {
-      this.uploading = false;
-    }
-  }
-
-  private resolveDelivery(id: string): void {
-    const ws = this.deliveryWaiters.get(id);
-    if (!ws) return;
-    this.deliveryWaiters.delete(id);
-    ws.forEach((w) => w());
-  }
-
-  private waitDelivery(id: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const list = this.deliveryWaiters.get(id) ?? [];
-      list.push(done);
-      this.deliveryWaiters.set(id, list);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
+    this.background(this.delivery.drain());
+    for (const id of channelIds) await this.replication.catchUp(id);
   }
 
   private setSession(s: SavedSession | undefined, keys?: SessionKeys): void {
@@ -859,7 +527,7 @@ export class PeerNode {
     this.store.saveChannel(account, c);
     this.sources.refresh();
     await this.sources.settle(c.id);
-    if (!this.sources.linkFor(c.id)) await this.catchUp(c.id);
+    if (!this.sources.linkFor(c.id)) await this.replication.catchUp(c.id);
     return this.apiChannel(account, c);
   }
 
@@ -907,7 +575,7 @@ export class PeerNode {
         };
       } else if (host && (beforeMsg === undefined || beforeMsg.hostSeq !== null)) {
         page = await host.request('history', { channelId, limit, before });
-        this.receiveFromHost(page.messages, host, 'fetch');
+        this.replication.receiveFromHost(page.messages, host, 'fetch');
         this.log.write('fetch', {
           from: host.name,
           channel: channelId,
@@ -917,7 +585,7 @@ export class PeerNode {
         source = 'host';
       } else if (this.authed && (beforeMsg === undefined || beforeMsg.seq !== null)) {
         page = await this.link.request('history', { channelId, limit, before });
-        this.receive(page.messages, 'fetch');
+        this.replication.receive(page.messages, 'fetch');
         this.log.write('fetch', {
           from: 'server',
           channel: channelId,
@@ -982,8 +650,10 @@ export class PeerNode {
     this.log.write('queue', { channel: channelId, msg: m.id });
     this.events.emit('message', { channelId, message: { ...m, state: 'pending' } });
     if (this.authed || this.sources.linkFor(channelId)) {
-      const delivered = this.waitDelivery(m.id, POST_WAIT_MS);
-      this.background(this.isHostedHere(channelId) ? this.upload() : this.drain());
+      const delivered = this.delivery.waitDelivery(m.id, POST_WAIT_MS);
+      this.background(
+        this.isHostedHere(channelId) ? this.delivery.upload() : this.delivery.drain(),
+      );
       await delivered;
     }
     const state = this.store.getMessage(m.id)?.state ?? 'pending';
@@ -1014,14 +684,4 @@ function apiPeer(e: TrackerEntry) {
     status: e.status,
     hosts: e.hosts,
   };
-}
-
-function apiMessageOf(m: Omit<StoredMessage, 'seq'>): Omit<ApiMessage, 'state'> {
-  return { id: m.id, channelId: m.channelId, author: m.author, ts: m.ts, lc: m.lc, text: m.text };
-}
-
-function apiMessageOfLocal(m: LocalMessage): ApiMessage {
-  const out: ApiMessage = { ...apiMessageOf(m), state: m.state };
-  if (m.error) out.error = m.error;
-  return out;
 }

@@ -6,7 +6,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
-import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
+import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { PeerHello } from '../protocol/peer-link.js';
 import { describeIssues } from '../protocol/server-link.js';
 import { FramedSocket } from '../shared/framed-socket.js';

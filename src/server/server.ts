@@ -119,7 +119,7 @@ export class CentralServer {
   private nextConnId = 1;
   private closing = false;
 
-  private constructor(private readonly opts: ServerOptions) {
+  private constructor(opts: ServerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.log = new ConnectionLog(opts.dataDir);
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));

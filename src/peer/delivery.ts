@@ -1,0 +1,186 @@
+/**
+ * Delivery of what this peer's user writes (SPEC §5): the outbox drain (pending messages to the
+ * channel's host when reachable, else to the server, each acknowledged once) and, for channels
+ * hosted here, the upload of every message the server lacks. Waiters let a post answer
+ * `delivered` when an acknowledgement comes in time.
+ */
+import { HchatError, type ErrorCode } from '../protocol/errors.js';
+import { toStored, type LocalMessage } from '../store/peer-store.js';
+import type { NodeContext } from './context.js';
+import { apiMessageOf } from './api-shapes.js';
+
+const DRAIN_BATCH = 256;
+const UPLOAD_BATCH = 500;
+
+/** Errors after which an outbox message is retried later; any other refusal is final. */
+export const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
+  'E_OFFLINE',
+  'E_TIMEOUT',
+  'E_CONNECTION_CLOSED',
+  'E_SHUTTING_DOWN',
+  'E_INTERNAL',
+  'E_AUTH_REQUIRED',
+  'E_SESSION_INVALID',
+  'E_SLOW_CONSUMER',
+  'E_HEARTBEAT_TIMEOUT',
+]);
+
+/** The outbox and the host's upload of one node. */
+export class Delivery {
+  private draining = false;
+  private uploading = false;
+  /** Hosted messages the server refused for good: not offered again in this run. */
+  private readonly uploadRefused = new Set<string>();
+  private readonly waiters = new Map<string, Array<() => void>>();
+
+  constructor(private readonly ctx: NodeContext) {}
+
+  /** Wakes every waiter (the node is closing). */
+  releaseAll(): void {
+    for (const ws of this.waiters.values()) ws.forEach((w) => w());
+    this.waiters.clear();
+  }
+
+  /**
+   * Sends pending outbox messages, oldest first, pipelined, each to its channel's host when
+   * reachable, else to the server; each is acknowledged once (resends are idempotent by id).
+   */
+  async drain(): Promise<void> {
+    const s = this.ctx.session;
+    if (this.draining || !s || s.role !== 'user') return;
+    this.draining = true;
+    try {
+      while (!this.ctx.closed) {
+        const batch = this.ctx.store.pending(s.username, DRAIN_BATCH);
+        if (batch.length === 0) break;
+        const results = await Promise.allSettled(batch.map((m) => this.send(m)));
+        if (this.ctx.closed) return;
+        let retryLater = false;
+        results.forEach((r, i) => {
+          const m = batch[i]!;
+          if (r.status === 'fulfilled') {
+            const { seq, via, name } = r.value;
+            this.ctx.store.markDelivered(m.id, seq, via);
+            this.ctx.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
+            this.ctx.events.emit('message', {
+              channelId: m.channelId,
+              message: { ...apiMessageOf(m), state: 'delivered' },
+            });
+          } else {
+            const e = r.reason as HchatError;
+            if (!(e instanceof HchatError)) throw e;
+            if (TRANSIENT.has(e.code)) {
+              retryLater = true;
+              return;
+            }
+            this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
+            this.ctx.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
+            this.ctx.events.emit('message', {
+              channelId: m.channelId,
+              message: { ...apiMessageOf(m), state: 'failed', error: e.message },
+            });
+          }
+          this.resolveDelivery(m.id);
+        });
+        if (retryLater) break;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async send(
+    m: LocalMessage,
+  ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
+    const message = {
+      id: m.id,
+      channelId: m.channelId,
+      ts: m.ts,
+      lc: m.lc,
+      text: m.text,
+      sig: m.sig,
+      cert: m.cert,
+    };
+    const host = this.ctx.sources.linkFor(m.channelId);
+    if (host) {
+      const r = await host.request('post', { message });
+      return { seq: r.seq, via: 'host', name: host.name };
+    }
+    if (!this.ctx.authed) throw new HchatError('E_OFFLINE');
+    const r = await this.ctx.link.request('post', { message });
+    return { seq: r.seq, via: 'server', name: 'server' };
+  }
+
+  /** Forwards every message of hosted channels the server lacks, once each, in host order. */
+  async upload(): Promise<void> {
+    const s = this.ctx.session;
+    if (this.uploading || !this.ctx.authed || !s || s.role !== 'user') return;
+    this.uploading = true;
+    try {
+      while (this.ctx.authed && !this.ctx.closed) {
+        const batch = this.ctx.store
+          .toUpload(UPLOAD_BATCH + this.uploadRefused.size)
+          .filter((m) => !this.uploadRefused.has(m.id))
+          .slice(0, UPLOAD_BATCH);
+        if (batch.length === 0) break;
+        const { results } = await this.ctx.link.request('forward', {
+          messages: batch.map(toStored),
+        });
+        if (this.ctx.closed) return;
+        const byId = new Map(batch.map((m) => [m.id, m]));
+        this.ctx.store.setServerSeqs(results.flatMap((r) => ('seq' in r ? [r] : [])));
+        for (const r of results) {
+          const m = byId.get(r.id);
+          if (!m) continue;
+          if ('seq' in r) {
+            this.ctx.log.write('forward', {
+              to: 'server',
+              channel: m.channelId,
+              msg: m.id,
+              seq: r.seq,
+            });
+            if (m.state === 'pending') {
+              this.ctx.events.emit('message', {
+                channelId: m.channelId,
+                message: { ...apiMessageOf(m), state: 'delivered' },
+              });
+            }
+          } else {
+            this.uploadRefused.add(r.id);
+            this.ctx.log.write('refused', {
+              from: 'server',
+              channel: m.channelId,
+              msg: m.id,
+              code: r.error.code,
+            });
+            if (m.state === 'pending')
+              this.ctx.store.markFailed(m.id, `${r.error.code}: ${r.error.message}`);
+          }
+          this.resolveDelivery(r.id);
+        }
+      }
+    } finally {
+      this.uploading = false;
+    }
+  }
+
+  resolveDelivery(id: string): void {
+    const ws = this.waiters.get(id);
+    if (!ws) return;
+    this.waiters.delete(id);
+    ws.forEach((w) => w());
+  }
+
+  waitDelivery(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const list = this.waiters.get(id) ?? [];
+      list.push(done);
+      this.waiters.set(id, list);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+}
