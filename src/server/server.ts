@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame, DEFAULT_MAX_FRAME } from '../protocol/frame.js';
-import { PROTOCOL_VERSION, type Channel, type TrackerEntry } from '../protocol/common.js';
+import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
 import {
   ClientHello,
   OPS,
@@ -22,14 +22,11 @@ import {
   type OpRes,
 } from '../protocol/server-link.js';
 import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
-import { ConnectionLog, peerName } from '../shared/connlog.js';
-import {
-  SqliteServerStore,
-  type InsertResult,
-  type MessageInsert,
-  type ServerStore,
-} from '../store/server-store.js';
+import { ConnectionLog } from '../shared/connlog.js';
+import { SqliteServerStore, type ServerStore } from '../store/server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
+import { Conn, type Session } from './conn.js';
+import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
 import {
   LoginThrottle,
@@ -58,38 +55,6 @@ export interface ServerOptions {
   loginWindowMs?: number;
 }
 
-interface Session {
-  sessionId: string;
-  username: string;
-  role: 'user' | 'visitor';
-}
-
-/** One peer connection and its state machine: hello → open → authenticated. */
-class Conn {
-  helloDone = false;
-  session: Session | undefined;
-  entryKey: string | undefined;
-  status: 'online' | 'invisible' = 'online';
-  /** Channels whose new messages are pushed to this connection (see `subscribe`). */
-  readonly subs = new Set<string>();
-
-  constructor(
-    readonly id: number,
-    readonly fs: FramedSocket,
-  ) {}
-
-  get name(): string {
-    const r = this.fs.remote;
-    return peerName(this.session?.username, r.ip, r.port);
-  }
-}
-
-interface PendingPost {
-  conn: Conn;
-  reqId: number;
-  insert: MessageInsert;
-}
-
 /** A running central server. */
 export class CentralServer {
   readonly log: ConnectionLog;
@@ -98,24 +63,21 @@ export class CentralServer {
   /** Bytes and frames over every peer connection since start (`GET /stats`). */
   readonly traffic = newTrafficStats();
   /** Messages stored, by how they arrived, and message events written to connections. */
-  readonly counts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
+  readonly counts: MessageCounts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
-  private readonly verifier: MessageVerifier;
+  private readonly channels: ChannelService;
   private readonly throttle: LoginThrottle;
   private readonly tcp: net.Server;
   private readonly http: http.Server;
   private readonly conns = new Set<Conn>();
   private readonly byUser = new Map<string, Set<Conn>>();
-  private readonly memberCache = new Map<string, Set<string>>();
-  private readonly subscribers = new Map<string, Set<Conn>>();
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
   private readonly maxFrame: number;
   private readonly helloFrame: Buffer;
   private readonly unsubscribe: () => void;
   private readonly sweeper: NodeJS.Timeout;
-  private posts: PendingPost[] = [];
   private nextConnId = 1;
   private closing = false;
 
@@ -125,7 +87,15 @@ export class CentralServer {
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
     this.bus = opts.bus ?? new LocalBus();
     this.signer = TokenSigner.loadOrCreate(opts.dataDir);
-    this.verifier = new MessageVerifier(() => this.signer.publicKey);
+    this.channels = new ChannelService({
+      store: this.store,
+      bus: this.bus,
+      log: this.log,
+      verifier: new MessageVerifier(() => this.signer.publicKey),
+      counts: this.counts,
+      connsOf: (username) => this.byUser.get(username) ?? [],
+      answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
+    });
     this.throttle = new LoginThrottle(opts.loginMaxFailures, opts.loginWindowMs);
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.timeoutMs = opts.timeoutMs ?? 15000;
@@ -185,7 +155,7 @@ export class CentralServer {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.sweeper);
-    this.flushPosts();
+    this.channels.flushPosts();
     for (const c of this.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
     await Promise.all([closeServer(this.tcp), closeServer(this.http)]);
     this.unsubscribe();
@@ -293,7 +263,7 @@ export class CentralServer {
     }
     if (op === 'post') {
       // Posts are group-committed: answered after the batch's transaction.
-      this.queuePost(conn, id, parsed.data as OpReq<'post'>);
+      this.channels.queuePost(conn, id, parsed.data as OpReq<'post'>);
       return;
     }
     const result = await this.run(conn, op, parsed.data);
@@ -319,23 +289,23 @@ export class CentralServer {
       case 'get_list':
         return { peers: this.tracker.visibleTo(conn.session!.username) };
       case 'channel_create':
-        return this.createChannel(conn, body as OpReq<'channel_create'>);
+        return this.channels.createChannel(conn, body as OpReq<'channel_create'>);
       case 'directory':
-        return { channels: this.directory(conn.session!) };
+        return { channels: this.channels.directory(conn.session!) };
       case 'my_channels':
-        return { channels: this.myChannels(conn) };
+        return { channels: this.channels.myChannels(conn) };
       case 'channel_join':
-        return this.join(conn, (body as OpReq<'channel_join'>).channelId);
+        return this.channels.join(conn, (body as OpReq<'channel_join'>).channelId);
       case 'history':
-        return this.history(conn, body as OpReq<'history'>);
+        return this.channels.history(conn, body as OpReq<'history'>);
       case 'sync':
-        return this.sync(conn, body as OpReq<'sync'>);
+        return this.channels.sync(conn, body as OpReq<'sync'>);
       case 'subscribe':
-        return this.subscribe(conn, body as OpReq<'subscribe'>);
+        return this.channels.subscribe(conn, body as OpReq<'subscribe'>);
       case 'forward':
-        return this.forward(conn, body as OpReq<'forward'>);
+        return this.channels.forward(conn, body as OpReq<'forward'>);
       case 'members':
-        return this.channelMembers(conn, body as OpReq<'members'>);
+        return this.channels.channelMembers(conn, body as OpReq<'members'>);
     }
   }
 
@@ -427,7 +397,7 @@ export class CentralServer {
       conn.entryKey = undefined;
       if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
     }
-    this.setSubscriptions(conn, []);
+    this.channels.setSubscriptions(conn, []);
     const key = s.username.toLowerCase();
     const set = this.byUser.get(key);
     set?.delete(conn);
@@ -476,299 +446,16 @@ export class CentralServer {
     return { status: b.status };
   }
 
-  // ---- channels -----------------------------------------------------------------------------
-
-  private createChannel(conn: Conn, b: OpReq<'channel_create'>): Channel {
-    const channel: Channel = {
-      id: b.id,
-      name: b.name,
-      owner: conn.session!.username,
-      allowVisitors: b.allowVisitors,
-      createdAt: Date.now(),
-    };
-    this.store.createChannel(channel);
-    this.members(channel.id).add(channel.owner.toLowerCase());
-    this.addSubscription(conn, channel.id);
-    this.log.write('channel_create', { peer: conn.name, channel: channel.id });
-    return channel;
-  }
-
-  private directory(s: Session): Channel[] {
-    const all = this.store.listChannels();
-    return s.role === 'visitor' ? all.filter((c) => c.allowVisitors) : all;
-  }
-
-  private myChannels(conn: Conn): Channel[] {
-    const s = conn.session!;
-    if (s.role === 'user') return this.store.channelsOf(s.username);
-    return [...conn.subs].map((id) => this.store.getChannel(id)).filter((c) => c !== undefined);
-  }
-
-  /** The channel, if this session may read it; visitors never learn of other channels. */
-  private readable(s: Session, channelId: string): Channel {
-    const c = this.store.getChannel(channelId);
-    if (!c || (s.role === 'visitor' && !c.allowVisitors))
-      throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (
-      s.role === 'user' &&
-      !c.allowVisitors &&
-      !this.members(c.id).has(s.username.toLowerCase())
-    ) {
-      throw new HchatError('E_NOT_MEMBER');
-    }
-    return c;
-  }
-
-  private join(conn: Conn, channelId: string): Channel {
-    const s = conn.session!;
-    const c = this.store.getChannel(channelId);
-    if (!c || (s.role === 'visitor' && !c.allowVisitors))
-      throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
-      this.store.addMember(c.id, s.username);
-      this.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
-    }
-    // The joining connection gets pushes until it says otherwise (subscribe).
-    this.addSubscription(conn, c.id);
-    this.log.write('join', { peer: conn.name, channel: c.id, role: s.role });
-    return c;
-  }
-
-  private members(channelId: string): Set<string> {
-    let set = this.memberCache.get(channelId);
-    if (!set) {
-      set = new Set(this.store.members(channelId).map((u) => u.toLowerCase()));
-      this.memberCache.set(channelId, set);
-    }
-    return set;
-  }
-
-  private history(conn: Conn, b: OpReq<'history'>): OpRes<'history'> {
-    this.readable(conn.session!, b.channelId);
-    const page = this.store.history(b.channelId, b.limit, b.before);
-    this.log.write('fetch', {
-      peer: conn.name,
-      channel: b.channelId,
-      count: page.messages.length,
-      before: b.before,
-    });
-    return page;
-  }
-
-  private sync(conn: Conn, b: OpReq<'sync'>): OpRes<'sync'> {
-    this.readable(conn.session!, b.channelId);
-    const messages = this.store.since(b.channelId, b.since, b.limit);
-    const lastSeq = this.store.lastSeq(b.channelId);
-    this.log.write('sync', {
-      peer: conn.name,
-      channel: b.channelId,
-      since: b.since,
-      count: messages.length,
-    });
-    return { messages, lastSeq };
-  }
-
-  private subscribe(conn: Conn, b: OpReq<'subscribe'>): OpRes<'subscribe'> {
-    const s = conn.session!;
-    const ok = b.channelIds.filter((id) => {
-      try {
-        this.readable(s, id);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    this.setSubscriptions(conn, ok);
-    this.log.write('subscribe', { peer: conn.name, count: ok.length });
-    return { channelIds: ok };
-  }
-
-  private addSubscription(conn: Conn, channelId: string): void {
-    conn.subs.add(channelId);
-    let set = this.subscribers.get(channelId);
-    if (!set) this.subscribers.set(channelId, (set = new Set()));
-    set.add(conn);
-  }
-
-  private setSubscriptions(conn: Conn, channelIds: readonly string[]): void {
-    for (const id of conn.subs) {
-      const set = this.subscribers.get(id);
-      set?.delete(conn);
-      if (set?.size === 0) this.subscribers.delete(id);
-    }
-    conn.subs.clear();
-    for (const id of channelIds) this.addSubscription(conn, id);
-  }
-
-  /** A host uploads its channel's messages; each is stored once and pushed to subscribers. */
-  private forward(conn: Conn, b: OpReq<'forward'>): OpRes<'forward'> {
-    const s = conn.session!;
-    // One outcome per position (two entries may share an id: a genuine message and a forgery);
-    // undefined until the accepted ones are stored.
-    const outcome: (HchatError | InsertResult | undefined)[] = b.messages.map((m) =>
-      this.refuseForward(s, m),
-    );
-    const positions = outcome.flatMap((o, i) => (o === undefined ? [i] : []));
-    const stored = this.store.insertMessages(
-      positions.map((i) => {
-        const { author, ...message } = b.messages[i]!;
-        return { message, author };
-      }),
-    );
-    positions.forEach((i, k) => (outcome[i] = stored[k]));
-    const results: OpRes<'forward'>['results'] = [];
-    b.messages.forEach((m, i) => {
-      const r = outcome[i]!;
-      if (r instanceof HchatError) {
-        results.push({ id: m.id, error: r.toWire() });
-        this.log.write('refuse', { peer: conn.name, op: 'forward', msg: m.id, code: r.code });
-        return;
-      }
-      results.push({ id: m.id, seq: r.seq, duplicate: r.duplicate });
-      if (r.duplicate) this.counts.duplicates++;
-      else this.counts.forwarded++;
-      this.log.write('forward', {
-        peer: conn.name,
-        channel: m.channelId,
-        msg: m.id,
-        seq: r.seq,
-        dup: r.duplicate || undefined,
-      });
-      if (!r.duplicate) {
-        this.bus.publish({
-          kind: 'message',
-          channelId: m.channelId,
-          message: r.stored,
-          exceptSession: s.sessionId,
-        });
-      }
-    });
-    return { results };
-  }
-
-  /** Why a forwarded message is refused, or undefined when it may be stored. */
-  private refuseForward(
-    s: Session,
-    m: OpReq<'forward'>['messages'][number],
-  ): HchatError | undefined {
-    const c = this.store.getChannel(m.channelId);
-    if (!c) return new HchatError('E_CHANNEL_NOT_FOUND');
-    if (c.owner !== s.username) {
-      return new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages");
-    }
-    if (!this.members(c.id).has(m.author.toLowerCase())) {
-      return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
-    }
-    return this.verifier.check(m);
-  }
-
-  private channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
-    const c = this.store.getChannel(b.channelId);
-    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (c.owner !== conn.session!.username)
-      throw new HchatError('E_FORBIDDEN', 'only the owner lists members');
-    return { members: this.store.members(c.id) };
-  }
-
-  // ---- posts: group commit, then fan-out ----------------------------------------------------
-
-  private queuePost(conn: Conn, reqId: number, b: OpReq<'post'>): void {
-    const s = conn.session!;
-    const c = this.store.getChannel(b.message.channelId);
-    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
-    const bad = this.verifier.check({ ...b.message, author: s.username });
-    if (bad) throw bad;
-    this.posts.push({ conn, reqId, insert: { message: b.message, author: s.username } });
-    if (this.posts.length === 1) setImmediate(() => this.flushPosts());
-  }
-
-  private flushPosts(): void {
-    const batch = this.posts;
-    if (batch.length === 0) return;
-    this.posts = [];
-    const results = this.store.insertMessages(batch.map((p) => p.insert));
-    for (let i = 0; i < batch.length; i++) {
-      const { conn, reqId, insert } = batch[i]!;
-      const r = results[i]!;
-      if (r instanceof HchatError) {
-        this.answerError(conn, reqId, 'post', r);
-        continue;
-      }
-      conn.fs.send({
-        t: 'res',
-        id: reqId,
-        body: { id: insert.message.id, seq: r.seq, duplicate: r.duplicate },
-      });
-      this.log.write('post', {
-        peer: conn.name,
-        channel: insert.message.channelId,
-        msg: insert.message.id,
-        seq: r.seq,
-        dup: r.duplicate || undefined,
-      });
-      if (!r.duplicate) {
-        this.bus.publish({
-          kind: 'message',
-          channelId: insert.message.channelId,
-          message: r.stored,
-          exceptSession: conn.session?.sessionId,
-        });
-      }
-    }
-  }
-
   // ---- delivery of bus events to this instance's connections --------------------------------
 
   private deliver(e: BusEvent): void {
     switch (e.kind) {
-      case 'message': {
-        const subs = this.subscribers.get(e.channelId);
-        if (!subs || subs.size === 0) {
-          this.log.write('push', {
-            to: 'members',
-            channel: e.channelId,
-            msg: e.message.id,
-            recipients: 0,
-          });
-          return;
-        }
-        // Encoded once; the same bytes go to every recipient.
-        const frame = encodeFrame({
-          t: 'ev',
-          ev: 'message',
-          body: { channelId: e.channelId, message: e.message },
-        });
-        let n = 0;
-        for (const c of subs) {
-          if (c.session?.sessionId === e.exceptSession) continue;
-          c.fs.sendEncoded(frame);
-          n++;
-        }
-        this.counts.pushed += n;
-        this.log.write('push', {
-          to: 'members',
-          channel: e.channelId,
-          msg: e.message.id,
-          recipients: n,
-        });
+      case 'message':
+        this.channels.deliverMessage(e);
         return;
-      }
-      case 'member_joined': {
-        this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
-        // The owner's host checks members itself: tell it.
-        const owner = this.store.getChannel(e.channelId)?.owner;
-        const conns = owner ? this.byUser.get(owner.toLowerCase()) : undefined;
-        if (conns) {
-          const frame = encodeFrame({
-            t: 'ev',
-            ev: 'member_joined',
-            body: { channelId: e.channelId, username: e.username },
-          });
-          for (const c of conns) c.fs.sendEncoded(frame);
-        }
+      case 'member_joined':
+        this.channels.memberJoined(e);
         return;
-      }
       case 'peer_joined':
       case 'peer_left': {
         const frame = encodeFrame({ t: 'ev', ev: e.kind, body: { entry: e.entry } });

@@ -1,0 +1,342 @@
+/**
+ * The server's channels (SPEC §4–§5): create, directory, join, history, sync, subscriptions,
+ * posts (group-committed: one transaction per event-loop turn, answered after commit), forwards
+ * from hosts, and the fan-out of stored messages to subscribed connections, encoded once.
+ */
+import { HchatError } from '../protocol/errors.js';
+import { encodeFrame } from '../protocol/frame.js';
+import type { Channel } from '../protocol/common.js';
+import type { OpReq, OpRes } from '../protocol/server-link.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import type { MessageVerifier } from '../shared/signing.js';
+import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
+import type { BusEvent, EventBus } from './bus.js';
+import type { Conn, Session } from './conn.js';
+
+interface PendingPost {
+  conn: Conn;
+  reqId: number;
+  insert: MessageInsert;
+}
+
+/** Message counters, for `GET /stats` and the offload tests. */
+export interface MessageCounts {
+  posted: number;
+  forwarded: number;
+  duplicates: number;
+  pushed: number;
+}
+
+/** What the channel service needs from its server. */
+export interface ChannelDeps {
+  store: ServerStore;
+  bus: EventBus;
+  log: ConnectionLog;
+  verifier: MessageVerifier;
+  counts: MessageCounts;
+  /** Connections of a user on this instance (lower-case name). */
+  connsOf(username: string): Iterable<Conn>;
+  /** Answers a request with an error (and logs it). */
+  answerError(conn: Conn, id: number, op: string, err: unknown): void;
+}
+
+/** Channels, messages and their fan-out on one server instance. */
+export class ChannelService {
+  private readonly memberCache = new Map<string, Set<string>>();
+  private readonly subscribers = new Map<string, Set<Conn>>();
+  private posts: PendingPost[] = [];
+
+  constructor(private readonly d: ChannelDeps) {}
+
+  createChannel(conn: Conn, b: OpReq<'channel_create'>): Channel {
+    const channel: Channel = {
+      id: b.id,
+      name: b.name,
+      owner: conn.session!.username,
+      allowVisitors: b.allowVisitors,
+      createdAt: Date.now(),
+    };
+    this.d.store.createChannel(channel);
+    this.members(channel.id).add(channel.owner.toLowerCase());
+    this.addSubscription(conn, channel.id);
+    this.d.log.write('channel_create', { peer: conn.name, channel: channel.id });
+    return channel;
+  }
+
+  directory(s: Session): Channel[] {
+    const all = this.d.store.listChannels();
+    return s.role === 'visitor' ? all.filter((c) => c.allowVisitors) : all;
+  }
+
+  myChannels(conn: Conn): Channel[] {
+    const s = conn.session!;
+    if (s.role === 'user') return this.d.store.channelsOf(s.username);
+    return [...conn.subs].map((id) => this.d.store.getChannel(id)).filter((c) => c !== undefined);
+  }
+
+  /** The channel, if this session may read it; visitors never learn of other channels. */
+  private readable(s: Session, channelId: string): Channel {
+    const c = this.d.store.getChannel(channelId);
+    if (!c || (s.role === 'visitor' && !c.allowVisitors))
+      throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (
+      s.role === 'user' &&
+      !c.allowVisitors &&
+      !this.members(c.id).has(s.username.toLowerCase())
+    ) {
+      throw new HchatError('E_NOT_MEMBER');
+    }
+    return c;
+  }
+
+  join(conn: Conn, channelId: string): Channel {
+    const s = conn.session!;
+    const c = this.d.store.getChannel(channelId);
+    if (!c || (s.role === 'visitor' && !c.allowVisitors))
+      throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
+      this.d.store.addMember(c.id, s.username);
+      this.d.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
+    }
+    // The joining connection gets pushes until it says otherwise (subscribe).
+    this.addSubscription(conn, c.id);
+    this.d.log.write('join', { peer: conn.name, channel: c.id, role: s.role });
+    return c;
+  }
+
+  private members(channelId: string): Set<string> {
+    let set = this.memberCache.get(channelId);
+    if (!set) {
+      set = new Set(this.d.store.members(channelId).map((u) => u.toLowerCase()));
+      this.memberCache.set(channelId, set);
+    }
+    return set;
+  }
+
+  history(conn: Conn, b: OpReq<'history'>): OpRes<'history'> {
+    this.readable(conn.session!, b.channelId);
+    const page = this.d.store.history(b.channelId, b.limit, b.before);
+    this.d.log.write('fetch', {
+      peer: conn.name,
+      channel: b.channelId,
+      count: page.messages.length,
+      before: b.before,
+    });
+    return page;
+  }
+
+  sync(conn: Conn, b: OpReq<'sync'>): OpRes<'sync'> {
+    this.readable(conn.session!, b.channelId);
+    const messages = this.d.store.since(b.channelId, b.since, b.limit);
+    const lastSeq = this.d.store.lastSeq(b.channelId);
+    this.d.log.write('sync', {
+      peer: conn.name,
+      channel: b.channelId,
+      since: b.since,
+      count: messages.length,
+    });
+    return { messages, lastSeq };
+  }
+
+  subscribe(conn: Conn, b: OpReq<'subscribe'>): OpRes<'subscribe'> {
+    const s = conn.session!;
+    const ok = b.channelIds.filter((id) => {
+      try {
+        this.readable(s, id);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    this.setSubscriptions(conn, ok);
+    this.d.log.write('subscribe', { peer: conn.name, count: ok.length });
+    return { channelIds: ok };
+  }
+
+  private addSubscription(conn: Conn, channelId: string): void {
+    conn.subs.add(channelId);
+    let set = this.subscribers.get(channelId);
+    if (!set) this.subscribers.set(channelId, (set = new Set()));
+    set.add(conn);
+  }
+
+  setSubscriptions(conn: Conn, channelIds: readonly string[]): void {
+    for (const id of conn.subs) {
+      const set = this.subscribers.get(id);
+      set?.delete(conn);
+      if (set?.size === 0) this.subscribers.delete(id);
+    }
+    conn.subs.clear();
+    for (const id of channelIds) this.addSubscription(conn, id);
+  }
+
+  /** A host uploads its channel's messages; each is stored once and pushed to subscribers. */
+  forward(conn: Conn, b: OpReq<'forward'>): OpRes<'forward'> {
+    const s = conn.session!;
+    // One outcome per position (two entries may share an id: a genuine message and a forgery);
+    // undefined until the accepted ones are stored.
+    const outcome: (HchatError | InsertResult | undefined)[] = b.messages.map((m) =>
+      this.refuseForward(s, m),
+    );
+    const positions = outcome.flatMap((o, i) => (o === undefined ? [i] : []));
+    const stored = this.d.store.insertMessages(
+      positions.map((i) => {
+        const { author, ...message } = b.messages[i]!;
+        return { message, author };
+      }),
+    );
+    positions.forEach((i, k) => (outcome[i] = stored[k]));
+    const results: OpRes<'forward'>['results'] = [];
+    b.messages.forEach((m, i) => {
+      const r = outcome[i]!;
+      if (r instanceof HchatError) {
+        results.push({ id: m.id, error: r.toWire() });
+        this.d.log.write('refuse', { peer: conn.name, op: 'forward', msg: m.id, code: r.code });
+        return;
+      }
+      results.push({ id: m.id, seq: r.seq, duplicate: r.duplicate });
+      if (r.duplicate) this.d.counts.duplicates++;
+      else this.d.counts.forwarded++;
+      this.d.log.write('forward', {
+        peer: conn.name,
+        channel: m.channelId,
+        msg: m.id,
+        seq: r.seq,
+        dup: r.duplicate || undefined,
+      });
+      if (!r.duplicate) {
+        this.d.bus.publish({
+          kind: 'message',
+          channelId: m.channelId,
+          message: r.stored,
+          exceptSession: s.sessionId,
+        });
+      }
+    });
+    return { results };
+  }
+
+  /** Why a forwarded message is refused, or undefined when it may be stored. */
+  private refuseForward(
+    s: Session,
+    m: OpReq<'forward'>['messages'][number],
+  ): HchatError | undefined {
+    const c = this.d.store.getChannel(m.channelId);
+    if (!c) return new HchatError('E_CHANNEL_NOT_FOUND');
+    if (c.owner !== s.username) {
+      return new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages");
+    }
+    if (!this.members(c.id).has(m.author.toLowerCase())) {
+      return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
+    }
+    return this.d.verifier.check(m);
+  }
+
+  channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
+    const c = this.d.store.getChannel(b.channelId);
+    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (c.owner !== conn.session!.username)
+      throw new HchatError('E_FORBIDDEN', 'only the owner lists members');
+    return { members: this.d.store.members(c.id) };
+  }
+
+  // ---- posts: group commit, then fan-out ----------------------------------------------------
+
+  queuePost(conn: Conn, reqId: number, b: OpReq<'post'>): void {
+    const s = conn.session!;
+    const c = this.d.store.getChannel(b.message.channelId);
+    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
+    const bad = this.d.verifier.check({ ...b.message, author: s.username });
+    if (bad) throw bad;
+    this.posts.push({ conn, reqId, insert: { message: b.message, author: s.username } });
+    if (this.posts.length === 1) setImmediate(() => this.flushPosts());
+  }
+
+  flushPosts(): void {
+    const batch = this.posts;
+    if (batch.length === 0) return;
+    this.posts = [];
+    const results = this.d.store.insertMessages(batch.map((p) => p.insert));
+    for (let i = 0; i < batch.length; i++) {
+      const { conn, reqId, insert } = batch[i]!;
+      const r = results[i]!;
+      if (r instanceof HchatError) {
+        this.d.answerError(conn, reqId, 'post', r);
+        continue;
+      }
+      conn.fs.send({
+        t: 'res',
+        id: reqId,
+        body: { id: insert.message.id, seq: r.seq, duplicate: r.duplicate },
+      });
+      this.d.log.write('post', {
+        peer: conn.name,
+        channel: insert.message.channelId,
+        msg: insert.message.id,
+        seq: r.seq,
+        dup: r.duplicate || undefined,
+      });
+      if (!r.duplicate) {
+        this.d.bus.publish({
+          kind: 'message',
+          channelId: insert.message.channelId,
+          message: r.stored,
+          exceptSession: conn.session?.sessionId,
+        });
+      }
+    }
+  }
+
+  // ---- delivery of bus events to this instance's connections --------------------------------
+
+  /** Pushes a stored message to every subscribed connection, encoded once. */
+  deliverMessage(e: Extract<BusEvent, { kind: 'message' }>): void {
+    const subs = this.subscribers.get(e.channelId);
+    if (!subs || subs.size === 0) {
+      this.d.log.write('push', {
+        to: 'members',
+        channel: e.channelId,
+        msg: e.message.id,
+        recipients: 0,
+      });
+      return;
+    }
+    // Encoded once; the same bytes go to every recipient.
+    const frame = encodeFrame({
+      t: 'ev',
+      ev: 'message',
+      body: { channelId: e.channelId, message: e.message },
+    });
+    let n = 0;
+    for (const c of subs) {
+      if (c.session?.sessionId === e.exceptSession) continue;
+      c.fs.sendEncoded(frame);
+      n++;
+    }
+    this.d.counts.pushed += n;
+    this.d.log.write('push', {
+      to: 'members',
+      channel: e.channelId,
+      msg: e.message.id,
+      recipients: n,
+    });
+  }
+
+  /** A user joined a channel: the member cache learns it, and the owner's host is told. */
+  memberJoined(e: Extract<BusEvent, { kind: 'member_joined' }>): void {
+    this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
+    // The owner's host checks members itself: tell it.
+    const owner = this.d.store.getChannel(e.channelId)?.owner;
+    const conns = owner ? this.d.connsOf(owner.toLowerCase()) : undefined;
+    if (conns) {
+      const frame = encodeFrame({
+        t: 'ev',
+        ev: 'member_joined',
+        body: { channelId: e.channelId, username: e.username },
+      });
+      for (const c of conns) c.fs.sendEncoded(frame);
+    }
+    return;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * One peer connection on the server and its state machine: hello → open → authenticated.
+ */
+import { peerName } from '../shared/connlog.js';
+import type { FramedSocket } from '../shared/framed-socket.js';
+
+/** The session a connection carries once logged in. */
+export interface Session {
+  sessionId: string;
+  username: string;
+  role: 'user' | 'visitor';
+}
+
+/** One peer connection. */
+export class Conn {
+  helloDone = false;
+  session: Session | undefined;
+  entryKey: string | undefined;
+  status: 'online' | 'invisible' = 'online';
+  /** Channels whose new messages are pushed to this connection (see `subscribe`). */
+  readonly subs = new Set<string>();
+
+  constructor(
+    readonly id: number,
+    readonly fs: FramedSocket,
+  ) {}
+
+  get name(): string {
+    const r = this.fs.remote;
+    return peerName(this.session?.username, r.ip, r.port);
+  }
+}
