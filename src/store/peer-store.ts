@@ -130,6 +130,17 @@ function toMessage(r: MessageRow): LocalMessage {
   };
 }
 
+/** True when a stored row holds the same message (what the author signed) as `m`. */
+function sameContent(r: MessageRow, m: Omit<Authored, 'seq' | 'sig' | 'cert'>): boolean {
+  return (
+    r.channel_id === m.channelId &&
+    r.author.toLowerCase() === m.author.toLowerCase() &&
+    r.ts === m.ts &&
+    r.lc === m.lc &&
+    r.text === m.text
+  );
+}
+
 /** The fields of a message every replica agrees on (no numbering, no local state). */
 export function toStored(m: Omit<Authored, 'seq'>): Omit<StoredMessage, 'seq'> {
   return {
@@ -343,30 +354,8 @@ export class PeerStore {
       const channels = new Set<string>();
       for (const m of messages) {
         const before = this.q.getMessage.get(m.id);
-        if (via === 'server')
-          this.q.insertStored.run(
-            m.id,
-            m.channelId,
-            m.author,
-            m.ts,
-            m.lc,
-            m.text,
-            m.sig,
-            m.cert,
-            m.seq,
-          );
-        else
-          this.q.insertFromHost.run(
-            m.id,
-            m.channelId,
-            m.author,
-            m.ts,
-            m.lc,
-            m.text,
-            m.sig,
-            m.cert,
-            m.seq,
-          );
+        const insert = via === 'server' ? this.q.insertStored : this.q.insertFromHost;
+        insert.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.sig, m.cert, m.seq);
         if (!before) fresh.push(m);
         channels.add(m.channelId);
       }
@@ -409,13 +398,7 @@ export class PeerStore {
     return this.db.transaction(() => {
       const existing = this.q.getMessage.get(m.id);
       if (existing) {
-        const same =
-          existing.channel_id === m.channelId &&
-          existing.author.toLowerCase() === m.author.toLowerCase() &&
-          existing.ts === m.ts &&
-          existing.lc === m.lc &&
-          existing.text === m.text;
-        if (!same) return new HchatError('E_MESSAGE_CONFLICT');
+        if (!sameContent(existing, m)) return new HchatError('E_MESSAGE_CONFLICT');
         let hostSeq = existing.host_seq;
         const duplicate = hostSeq !== null;
         if (hostSeq === null) {
@@ -478,16 +461,7 @@ export class PeerStore {
   /** True when this exact message (content and signature) is stored here already. */
   holds(m: StoredMessage): boolean {
     const r = this.q.getMessage.get(m.id);
-    return (
-      r !== undefined &&
-      r.sig === m.sig &&
-      r.cert === m.cert &&
-      r.channel_id === m.channelId &&
-      r.author.toLowerCase() === m.author.toLowerCase() &&
-      r.ts === m.ts &&
-      r.lc === m.lc &&
-      r.text === m.text
-    );
+    return r !== undefined && r.sig === m.sig && r.cert === m.cert && sameContent(r, m);
   }
 
   /** Replaces the member list of a hosted channel. */
