@@ -17,7 +17,23 @@ import {
 } from '../protocol/common.js';
 import { describeIssues } from '../protocol/server-link.js';
 import type { PeerNode } from './node.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
 import { renderHome } from './home-page.js';
+
+/**
+ * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
+ * when it runs compiled (dist/peer), or from the sources (src/peer, in tests).
+ */
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const WEB_ROOT = [
+  path.resolve(HERE, '..', 'web'),
+  path.resolve(HERE, '..', '..', 'dist', 'web'),
+].find((d) => fs.existsSync(path.join(d, 'index.html')));
+const CSP =
+  "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 
 const Creds = z.object({ username: Username, password: Password });
 const VisitorBody = z.object({ name: VisitorName });
@@ -74,7 +90,19 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     ),
   );
 
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderHome()));
+  if (WEB_ROOT) {
+    // The web UI, served from this peer alone (no CDN): works offline.
+    void app.register(fastifyStatic, {
+      root: WEB_ROOT,
+      setHeaders: (res) => {
+        res.setHeader('content-security-policy', CSP);
+        res.setHeader('x-content-type-options', 'nosniff');
+      },
+    });
+  } else {
+    // Built without the UI (a bare `tsc`): say so rather than answer 404.
+    app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderHome()));
+  }
 
   app.post('/api/register', async (req, reply) => {
     const b = parse(Creds, req.body, 'register');
@@ -93,6 +121,8 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     return reply.code(204).send();
   });
   app.get('/api/me', async () => node.me());
+  // For the web UI's start: who is logged in, without a 401 when nobody is.
+  app.get('/api/session', async () => ({ me: node.session ? node.me() : null }));
   app.put('/api/status', async (req) => {
     const b = parse(StatusBody, req.body, 'status');
     return node.setStatus(b.status);

@@ -1,6 +1,7 @@
 /**
- * The page a peer serves at `/` until the web UI lands: what this process is and the local API it
- * offers. Static: nothing of the user's is rendered into it.
+ * The page a peer serves at `/` when it was built without its web UI (`npm run build` makes
+ * dist/web): what this process is and the local API it offers. Static: nothing of the user's is
+ * rendered into it.
  */
 export function renderHome(): string {
   return `<!doctype html>
@@ -17,7 +18,7 @@ export function renderHome(): string {
 </head>
 <body>
 <h1>Hybrid Chat peer</h1>
-<p>This peer is running. Its local JSON API answers under <code>/api/</code> on this address only:
+<p>This peer is running, but was built without its web UI (<code>npm run build</code> makes it). Its local JSON API answers under <code>/api/</code> on this address only:
 <code>POST /api/register</code>, <code>POST /api/login</code>, <code>POST /api/visitor</code>,
 <code>GET /api/me</code>, <code>PUT /api/status</code>, <code>GET /api/peers</code>,
 <code>GET /api/directory</code>, <code>GET|POST /api/channels</code>,

@@ -65,7 +65,7 @@ export class PeerNode {
   readonly hostService: HostService;
   private readonly sources: ChannelSources;
   private readonly clock = new HybridClock();
-  private session: SavedSession | undefined;
+  private currentSession: SavedSession | undefined;
   private keys: SessionKeys | undefined;
   private readonly verifier: MessageVerifier;
   /** True while the current server connection carries our session. */
@@ -78,8 +78,8 @@ export class PeerNode {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.log = new ConnectionLog(opts.dataDir);
     this.store = new PeerStore(path.join(opts.dataDir, 'peer.db'));
-    this.session = readSession(opts.dataDir);
-    this.keys = this.session && loadSessionKeys(this.session.key);
+    this.currentSession = readSession(opts.dataDir);
+    this.keys = this.currentSession && loadSessionKeys(this.currentSession.key);
     let serverKey: { spki: string; key: ReturnType<typeof publicKeyFromBase64> } | undefined;
     this.verifier = new MessageVerifier(() => {
       const spki = this.link.server?.publicKey ?? this.store.get('serverPublicKey');
@@ -112,15 +112,17 @@ export class PeerNode {
       log: this.log,
       service: this.hostService,
       publicKey: () => this.link.server?.publicKey ?? this.store.get('serverPublicKey'),
-      token: () => this.session?.token,
+      token: () => this.currentSession?.token,
     });
     this.sources = new ChannelSources({
       log: this.log,
-      token: () => this.session?.token,
-      ownSession: () => this.session?.sessionId,
+      token: () => this.currentSession?.token,
+      ownSession: () => this.currentSession?.sessionId,
       channels: () =>
-        this.session
-          ? this.store.channels(this.session.username).filter((c) => !this.isHostedHere(c.id))
+        this.currentSession
+          ? this.store
+              .channels(this.currentSession.username)
+              .filter((c) => !this.isHostedHere(c.id))
           : [],
       linkUp: (link, channelIds) => this.background(this.onHostUp(link, channelIds)),
       linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
@@ -186,6 +188,11 @@ export class PeerNode {
 
   // ---- state ------------------------------------------------------------------------------
 
+  /** The logged-in session, if any. */
+  get session(): SavedSession | undefined {
+    return this.currentSession;
+  }
+
   /** The status the user chose (kept across restarts). */
   get status(): Status {
     const s = this.store.get('status');
@@ -195,12 +202,15 @@ export class PeerNode {
   /** `connected` (session live on the server), `connecting`, or `offline` (user's choice). */
   get connection(): 'connected' | 'connecting' | 'offline' {
     if (this.status === 'offline') return 'offline';
-    return this.link.connected ? 'connected' : 'connecting';
+    // With a session, connected means the session is live on the server, not just the socket.
+    return this.link.connected && (this.authed || !this.currentSession)
+      ? 'connected'
+      : 'connecting';
   }
 
   private get account(): string {
-    if (!this.session) throw new HchatError('E_AUTH_REQUIRED');
-    return this.session.username;
+    if (!this.currentSession) throw new HchatError('E_AUTH_REQUIRED');
+    return this.currentSession.username;
   }
 
   /** True when this peer holds the primary copy of the channel for its logged-in owner. */
@@ -209,7 +219,7 @@ export class PeerNode {
   }
 
   private hostedChannel(channelId: string): Channel | undefined {
-    const s = this.session;
+    const s = this.currentSession;
     if (!s || s.role !== 'user' || !this.store.isHosted(channelId)) return undefined;
     const c = this.store.channel(s.username, channelId);
     return c && c.owner.toLowerCase() === s.username.toLowerCase() ? c : undefined;
@@ -223,7 +233,7 @@ export class PeerNode {
   }
 
   private requireUser(what: string): SavedSession {
-    const s = this.session;
+    const s = this.currentSession;
     if (!s) throw new HchatError('E_AUTH_REQUIRED');
     if (s.role !== 'user') throw new HchatError('E_VISITOR_READ_ONLY', `visitors cannot ${what}`);
     return s;
@@ -236,7 +246,7 @@ export class PeerNode {
 
   private requireAuthed(): ServerLink {
     const link = this.requireLink();
-    if (!this.session) throw new HchatError('E_AUTH_REQUIRED');
+    if (!this.currentSession) throw new HchatError('E_AUTH_REQUIRED');
     if (!this.authed) throw new HchatError('E_OFFLINE', 'reconnecting to the central server');
     return link;
   }
@@ -258,10 +268,12 @@ export class PeerNode {
   private async onUp(): Promise<void> {
     const info = this.link.server;
     if (info) this.store.set('serverPublicKey', info.publicKey);
-    this.events.emit('connection', { state: 'connected' });
-    if (!this.session) return;
+    if (!this.currentSession) {
+      this.events.emit('connection', { state: 'connected' });
+      return;
+    }
     try {
-      await this.link.request('resume', { token: this.session.token });
+      await this.link.request('resume', { token: this.currentSession.token });
     } catch (err) {
       if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
         // The server no longer knows this session (revoked, or its data was reset): log in again.
@@ -283,7 +295,7 @@ export class PeerNode {
 
   /** Announces this peer and what it hosts (hosts are hidden while invisible). */
   private async submitInfo(): Promise<void> {
-    const s = this.session;
+    const s = this.currentSession;
     if (!s || !this.authed) return;
     const status = this.status === 'invisible' ? 'invisible' : 'online';
     const hosts =
@@ -293,9 +305,10 @@ export class PeerNode {
 
   /** Everything a fresh session does: announce, refresh channels, find hosts, sync, drain. */
   private async afterAuth(): Promise<void> {
-    const s = this.session;
+    const s = this.currentSession;
     if (!s) return;
     this.authed = true;
+    this.events.emit('connection', { state: 'connected' });
     await this.submitInfo();
     if (s.role === 'user') {
       const { channels } = await this.link.request('my_channels', {});
@@ -324,7 +337,7 @@ export class PeerNode {
 
   /** Asks the server to push only the channels it serves us: all but those read from a host. */
   private async updateServerSubscriptions(): Promise<void> {
-    const s = this.session;
+    const s = this.currentSession;
     if (!s || !this.authed) return;
     const channelIds = this.store
       .channels(s.username)
@@ -374,7 +387,7 @@ export class PeerNode {
   }
 
   private setSession(s: SavedSession | undefined, keys?: SessionKeys): void {
-    this.session = s;
+    this.currentSession = s;
     this.keys = keys;
     writeSession(this.opts.dataDir, s);
     if (!s) {
@@ -435,14 +448,14 @@ export class PeerNode {
   }
 
   private async dropSession(): Promise<void> {
-    if (this.session && this.authed) {
+    if (this.currentSession && this.authed) {
       await this.link.request('logout', {}).catch(() => undefined);
     }
     this.setSession(undefined);
   }
 
   async logout(): Promise<void> {
-    if (!this.session) return;
+    if (!this.currentSession) return;
     if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
     this.setSession(undefined);
   }
@@ -455,7 +468,7 @@ export class PeerNode {
     connection: string;
     pending: number;
   } {
-    const s = this.session;
+    const s = this.currentSession;
     if (!s) throw new HchatError('E_AUTH_REQUIRED');
     return {
       username: s.username,
@@ -468,7 +481,7 @@ export class PeerNode {
   }
 
   async setStatus(status: Status): Promise<{ status: Status }> {
-    if (!this.session) throw new HchatError('E_AUTH_REQUIRED');
+    if (!this.currentSession) throw new HchatError('E_AUTH_REQUIRED');
     const before = this.status;
     this.store.set('status', status);
     this.log.write('status', { status });

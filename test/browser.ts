@@ -1,0 +1,58 @@
+/**
+ * A real Chromium for UI tests: Debian's /usr/bin/chromium driven by playwright-core, headless,
+ * with a fresh profile, closed after the test. Console errors are collected: a page that logs
+ * one fails its test.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { onTestFinished } from 'vitest';
+import { chromium, type Page } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Opens a page at `url`; `errors` collects what the page logged as errors. */
+export async function openPage(
+  url: string,
+  size = { width: 1280, height: 760 },
+): Promise<{ page: Page; errors: string[] }> {
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: size,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  onTestFinished(async () => {
+    await ctx.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('response', (r) => {
+    if (r.status() >= 400)
+      errors.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
+  await page.goto(url);
+  return { page, errors };
+}
+
+/** Saves a screenshot under test-artifacts/ (the best ones are kept in docs/screenshots). */
+export async function snap(page: Page, name: string): Promise<void> {
+  const dir = path.resolve(import.meta.dirname, '..', 'test-artifacts');
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+}

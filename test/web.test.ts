@@ -1,0 +1,138 @@
+/**
+ * The web UI in a real browser (issue "Web UI"): two peers and their pages, a visitor page,
+ * offline and back, scrollback. Everything goes through the UI a person uses.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { openPage, snap } from './browser.js';
+
+async function register(page: Page, username: string) {
+  await page.getByRole('tab', { name: 'Register' }).click();
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(`${username}-pw-1`);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+}
+
+async function send(page: Page, text: string) {
+  await page.getByRole('textbox', { name: 'Message' }).fill(text);
+  await page.keyboard.press('Enter');
+}
+
+function messages(page: Page) {
+  return page.getByRole('log', { name: 'Messages' });
+}
+
+describe('web UI', () => {
+  it('two people register, create and join a channel, and chat live', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [pa, pb] = net.peers as [TestPeer, TestPeer];
+    const a = await openPage(pa.uiUrl);
+    const b = await openPage(pb.uiUrl);
+    await snap(a.page, 'entry');
+    await register(a.page, 'alice');
+    await register(b.page, 'bob');
+
+    await a.page.getByLabel('Channel name').fill('general');
+    await a.page.getByLabel('Allow visitors').check();
+    await a.page.getByRole('button', { name: 'Create channel' }).click();
+    await a.page.getByRole('region', { name: '#general' }).waitFor();
+    await expect(a.page.getByText('Hosted on this peer')).toBeTruthy();
+
+    await b.page.getByRole('button', { name: 'Refresh directory' }).click();
+    await b.page.getByRole('button', { name: 'Join general' }).click();
+    await b.page.getByRole('region', { name: '#general' }).waitFor();
+    await b.page.getByText('P2P from its host').waitFor();
+
+    await send(b.page, 'hi alice, from bob');
+    await messages(a.page).getByText('hi alice, from bob').waitFor();
+    await send(a.page, 'welcome, bob!\nglad you are here');
+    await messages(b.page).getByText('glad you are here').waitFor();
+    // Shift+Enter made a new line inside one message, not two messages.
+    expect(await messages(b.page).getByRole('article').count()).toBe(2);
+    await snap(b.page, 'chat');
+    expect(a.errors).toEqual([]);
+    expect(b.errors).toEqual([]);
+  });
+
+  it('a visitor reads a channel that allows visitors and cannot post', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [pa, pv] = net.peers as [TestPeer, TestPeer];
+    await signIn(pa, 'alice');
+    const ch = (await pa.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
+      .body;
+    await pa.call('POST', `/api/channels/${ch.id}/messages`, { text: 'visitors welcome' });
+    await pa.call('POST', '/api/channels', { name: 'staff', allowVisitors: false });
+
+    const v = await openPage(pv.uiUrl);
+    await v.page.getByRole('tab', { name: 'Visitor' }).click();
+    await v.page.getByLabel('Display name').fill('guest');
+    await v.page.getByRole('button', { name: 'Enter as visitor' }).click();
+    await v.page.getByRole('button', { name: 'Join lobby' }).click();
+    await messages(v.page).getByText('visitors welcome').waitFor();
+    expect(await v.page.getByRole('button', { name: 'Join staff' }).count()).toBe(0);
+    const box = v.page.getByRole('textbox', { name: 'Message' });
+    expect(await box.isDisabled()).toBe(true);
+    expect(await box.getAttribute('placeholder')).toContain('Visitors can read but not post');
+    await snap(v.page, 'visitor');
+    expect(v.errors).toEqual([]);
+  });
+
+  it('going offline shows pending messages and a banner; going online delivers them', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [pa, pb] = net.peers as [TestPeer, TestPeer];
+    await signIn(pa, 'alice');
+    await signIn(pb, 'bob');
+    const ch = (await pa.call('POST', '/api/channels', { name: 'general', allowVisitors: false }))
+      .body;
+    await pb.call('POST', `/api/channels/${ch.id}/join`);
+
+    const b = await openPage(pb.uiUrl);
+    await b.page.getByRole('button', { name: "alice's channels" }).click();
+    await b.page.getByRole('region', { name: '#general' }).waitFor();
+    await b.page.getByLabel('Status').selectOption('offline');
+    await b.page.getByText('You are offline').waitFor();
+    await send(b.page, 'written offline');
+    const pending = messages(b.page).getByRole('article', { name: 'bob: written offline' });
+    await pending.getByText('pending').waitFor();
+    await b.page.getByText('1 message waiting to be sent').waitFor();
+    await snap(b.page, 'offline');
+    expect((await pa.call('GET', `/api/channels/${ch.id}/messages`)).body.messages).toEqual([]);
+
+    await b.page.getByLabel('Status').selectOption('online');
+    await waitFor(
+      async () => (await pending.getByText('pending').count()) === 0,
+      10_000,
+      'delivered',
+    );
+    await waitFor(
+      async () =>
+        (await pa.call('GET', `/api/channels/${ch.id}/messages`)).body.messages.length === 1,
+    );
+    expect(await b.page.getByText('You are offline').count()).toBe(0);
+    expect(b.errors).toEqual([]);
+  });
+
+  it('scrollback loads older pages as you scroll up', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const [pa] = net.peers as [TestPeer];
+    await signIn(pa, 'alice');
+    const ch = (await pa.call('POST', '/api/channels', { name: 'history', allowVisitors: false }))
+      .body;
+    for (let i = 0; i < 120; i++)
+      await pa.call('POST', `/api/channels/${ch.id}/messages`, { text: `line ${i}` });
+    const a = await openPage(pa.uiUrl, { width: 360, height: 640 });
+    await a.page.getByRole('button', { name: 'Your channels' }).click();
+    const log = messages(a.page);
+    await log.getByText('line 119', { exact: true }).waitFor();
+    expect(await log.getByText('line 0', { exact: true }).count()).toBe(0);
+    for (let i = 0; i < 10 && (await log.getByText('line 0', { exact: true }).count()) === 0; i++) {
+      await log.evaluate((el) => el.scrollTo(0, 0));
+      await a.page.waitForTimeout(300);
+    }
+    await log.getByText('line 0', { exact: true }).waitFor();
+    await snap(a.page, 'narrow');
+    expect(a.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,413 @@
+/**
+ * The chat, laid out like Discord: a rail of "servers" (each owner's channels, your own first,
+ * and Home for the directory), the channel list with unread badges, the message pane, the member
+ * list with presence, and your name with a status menu at the bottom.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { api, ApiError, type Channel, type Me, type Message, type Peer } from './api.js';
+import { MessagePane } from './MessagePane.js';
+
+/** What the event stream tells the message pane. */
+export interface LiveMessage {
+  channelId: string;
+  message: Message;
+}
+
+type Sync = {
+  channelId: string;
+  received?: number;
+  total?: number;
+  done?: boolean;
+  source?: string;
+};
+
+export function Chat({
+  me,
+  refreshMe,
+  onLeft,
+}: {
+  me: Me;
+  refreshMe: () => Promise<void>;
+  onLeft: () => void;
+}) {
+  const [channels, setChannels] = useState<Channel[]>([]);
+  const [owner, setOwner] = useState<string | null>(null); // null: Home
+  const [channelId, setChannelId] = useState<string | null>(null);
+  const [peers, setPeers] = useState<Peer[]>([]);
+  const [live, setLive] = useState<LiveMessage | null>(null);
+  const [sync, setSync] = useState<Sync | null>(null);
+  const [sourceTick, setSourceTick] = useState(0);
+  const current = useRef<string | null>(null);
+  current.current = channelId;
+
+  const refreshChannels = useCallback(async () => {
+    try {
+      setChannels(await api.channels());
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'E_AUTH_REQUIRED') onLeft();
+    }
+  }, [onLeft]);
+
+  const connected = me.connection === 'connected';
+  const refreshPeers = useCallback(async () => {
+    if (!connected) return setPeers([]); // offline: nobody is known to be online
+    try {
+      setPeers(await api.peers());
+    } catch {
+      setPeers([]);
+    }
+  }, [connected]);
+
+  useEffect(() => {
+    void refreshChannels();
+    void refreshPeers();
+  }, [refreshChannels, refreshPeers]);
+
+  // One event stream for everything live.
+  useEffect(() => {
+    const es = new EventSource('/api/events');
+    es.addEventListener('message', (e) => {
+      const data = JSON.parse((e as MessageEvent).data) as LiveMessage;
+      setLive(data);
+      if (data.channelId !== current.current) void refreshChannels();
+      if (data.message.author === me.username) void refreshMe(); // the pending count changed
+      if (
+        document.hidden &&
+        data.message.author !== me.username &&
+        data.message.state === 'delivered'
+      )
+        notify(data.message);
+    });
+    es.addEventListener('presence', () => void refreshPeers());
+    es.addEventListener('connection', (e) => {
+      const { state } = JSON.parse((e as MessageEvent).data) as { state: Me['connection'] };
+      void refreshMe();
+      if (state === 'connected') void api.peers().then(setPeers, () => setPeers([]));
+      else setPeers([]);
+    });
+    es.addEventListener('status', () => void refreshMe());
+    es.addEventListener('sync', (e) => {
+      const s = JSON.parse((e as MessageEvent).data) as Sync & { phase?: string };
+      if (s.phase === 'switch') setSourceTick((t) => t + 1);
+      else setSync(s.done ? null : s);
+    });
+    return () => es.close();
+  }, [me.username, refreshChannels, refreshMe, refreshPeers]);
+
+  // Servers: each owner of a channel we joined; our own first.
+  const owners = useMemo(() => {
+    const set = [...new Set(channels.map((c) => c.owner))];
+    set.sort((a, b) => (a === me.username ? -1 : b === me.username ? 1 : a.localeCompare(b)));
+    return set;
+  }, [channels, me.username]);
+  const shown = channels.filter((c) => c.owner === owner);
+  const selected = channels.find((c) => c.id === channelId) ?? null;
+  const unreadTotal = channels.reduce((n, c) => n + (c.unread ?? 0), 0);
+
+  useEffect(() => {
+    document.title = unreadTotal > 0 ? `(${unreadTotal}) Hybrid Chat` : 'Hybrid Chat';
+  }, [unreadTotal]);
+
+  function open(c: Channel) {
+    setOwner(c.owner);
+    setChannelId(c.id);
+    if (typeof Notification !== 'undefined' && Notification.permission === 'default')
+      void Notification.requestPermission();
+  }
+
+  return (
+    <div className="chat">
+      <nav className="rail" aria-label="Servers">
+        <button
+          className={owner === null ? 'rail-item active' : 'rail-item'}
+          onClick={() => setOwner(null)}
+          aria-label="Home"
+          title="Home"
+        >
+          ⌂
+        </button>
+        {owners.map((o) => {
+          const unread = channels
+            .filter((c) => c.owner === o)
+            .reduce((n, c) => n + (c.unread ?? 0), 0);
+          return (
+            <button
+              key={o}
+              className={owner === o ? 'rail-item active' : 'rail-item'}
+              onClick={() => {
+                setOwner(o);
+                const first = channels.find((c) => c.owner === o);
+                if (first) open(first);
+              }}
+              aria-label={`${o === me.username ? 'Your channels' : `${o}'s channels`}${unread ? `, ${unread} unread` : ''}`}
+              title={o}
+            >
+              {o.slice(0, 2).toUpperCase()}
+              {unread > 0 && <span className="badge">{unread}</span>}
+            </button>
+          );
+        })}
+      </nav>
+
+      <aside className="sidebar" aria-label="Channels">
+        <header className="sidebar-head">
+          {owner === null
+            ? 'Home'
+            : owner === me.username
+              ? 'Your channels'
+              : `${owner}'s channels`}
+        </header>
+        {owner === null ? (
+          <Home me={me} joined={channels} onOpen={open} onChanged={refreshChannels} />
+        ) : (
+          <ul className="channel-list">
+            {shown.map((c) => (
+              <li key={c.id}>
+                <button
+                  className={c.id === channelId ? 'channel active' : 'channel'}
+                  onClick={() => open(c)}
+                  aria-current={c.id === channelId}
+                >
+                  <span className="hash">#</span>
+                  {c.name}
+                  {(c.unread ?? 0) > 0 && c.id !== channelId && (
+                    <span className="badge" aria-label={`${c.unread} unread`}>
+                      {c.unread}
+                    </span>
+                  )}
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+        <UserPanel me={me} refreshMe={refreshMe} onLeft={onLeft} />
+      </aside>
+
+      <main className="main">
+        <Banner me={me} sync={sync} />
+        {selected ? (
+          <MessagePane
+            key={selected.id}
+            me={me}
+            channel={selected}
+            live={live}
+            sourceTick={sourceTick}
+            onRead={refreshChannels}
+          />
+        ) : (
+          <div className="empty">
+            <p>{channels.length ? 'Pick a channel.' : 'Create a channel or join one from Home.'}</p>
+          </div>
+        )}
+      </main>
+
+      <aside className="members" aria-label="Members">
+        <header className="sidebar-head">Online — {peers.length}</header>
+        <ul>
+          {[...new Map(peers.map((p) => [p.username, p])).values()].map((p) => (
+            <li key={p.username}>
+              <span
+                className={`dot ${p.status === 'online' ? 'online' : 'offline'}`}
+                aria-hidden="true"
+              />
+              {p.username}
+              <span className="sr-only">{p.status === 'online' ? ' online' : ' offline'}</span>
+            </li>
+          ))}
+        </ul>
+      </aside>
+    </div>
+  );
+}
+
+function notify(m: Message) {
+  if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+  new Notification(`${m.author}`, { body: m.text.slice(0, 200), tag: m.channelId });
+}
+
+/** Home: create a channel, browse the directory and join. */
+function Home({
+  me,
+  joined,
+  onOpen,
+  onChanged,
+}: {
+  me: Me;
+  joined: Channel[];
+  onOpen: (c: Channel) => void;
+  onChanged: () => Promise<void>;
+}) {
+  const [name, setName] = useState('');
+  const [allowVisitors, setAllowVisitors] = useState(false);
+  const [directory, setDirectory] = useState<Channel[] | null>(null);
+  const [error, setError] = useState('');
+
+  const connected = me.connection === 'connected';
+  const browse = useCallback(async () => {
+    if (!connected) return; // the directory lives on the server
+    try {
+      setDirectory(await api.directory());
+      setError('');
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  }, [connected]);
+  useEffect(() => {
+    void browse();
+    const timer = setInterval(() => void browse(), 10_000);
+    return () => clearInterval(timer);
+  }, [browse, joined.length]);
+
+  async function create(e: FormEvent) {
+    e.preventDefault();
+    try {
+      const c = await api.create(name, allowVisitors);
+      setName('');
+      await onChanged();
+      onOpen(c);
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  }
+
+  async function join(c: Channel) {
+    try {
+      const j = await api.join(c.id);
+      await onChanged();
+      onOpen(j);
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  }
+
+  return (
+    <div className="home">
+      {me.role === 'user' && (
+        <form className="create" onSubmit={create}>
+          <label>
+            Channel name
+            <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={64} />
+          </label>
+          <label className="check">
+            <input
+              type="checkbox"
+              checked={allowVisitors}
+              onChange={(e) => setAllowVisitors(e.target.checked)}
+            />
+            Allow visitors
+          </label>
+          <button type="submit" className="primary">
+            Create channel
+          </button>
+        </form>
+      )}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      <h2 className="section">
+        Directory{' '}
+        <button className="link" onClick={() => void browse()} disabled={!connected}>
+          Refresh directory
+        </button>
+      </h2>
+      {!connected && (
+        <p className="hint">The directory is on the central server: back online to browse.</p>
+      )}
+      <ul className="directory">
+        {(directory ?? []).map((c) => (
+          <li key={c.id}>
+            <span>
+              # {c.name} <small>by {c.owner}</small>
+            </span>
+            {c.joined || joined.some((j) => j.id === c.id) ? (
+              <button onClick={() => onOpen(joined.find((j) => j.id === c.id) ?? c)}>
+                Open {c.name}
+              </button>
+            ) : (
+              <button onClick={() => join(c)}>Join {c.name}</button>
+            )}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+/** Your name, and the status menu (online, invisible, offline). */
+function UserPanel({
+  me,
+  refreshMe,
+  onLeft,
+}: {
+  me: Me;
+  refreshMe: () => Promise<void>;
+  onLeft: () => void;
+}) {
+  return (
+    <div className="user-panel">
+      <span
+        className={`dot ${me.status === 'online' ? 'online' : me.status === 'invisible' ? 'invisible' : 'offline'}`}
+        aria-hidden="true"
+      />
+      <span className="me-name">
+        {me.username}
+        {me.role === 'visitor' && <small> (visitor)</small>}
+      </span>
+      <label className="sr-only" htmlFor="status">
+        Status
+      </label>
+      <select
+        id="status"
+        value={me.status}
+        onChange={async (e) => {
+          await api.setStatus(e.target.value as Me['status']);
+          await refreshMe();
+        }}
+      >
+        <option value="online">Online</option>
+        <option value="invisible">Invisible</option>
+        <option value="offline">Offline</option>
+      </select>
+      <button
+        className="link"
+        onClick={async () => {
+          await api.logout();
+          onLeft();
+        }}
+      >
+        Log out
+      </button>
+    </div>
+  );
+}
+
+/** Offline (with pending count), reconnecting, or syncing with progress. */
+function Banner({ me, sync }: { me: Me; sync: Sync | null }) {
+  if (me.connection === 'offline') {
+    return (
+      <div className="banner offline" role="status">
+        You are offline.{' '}
+        {me.pending > 0
+          ? `${me.pending} message${me.pending > 1 ? 's' : ''} waiting to be sent.`
+          : 'What you write waits until you are back.'}
+      </div>
+    );
+  }
+  if (me.connection === 'connecting') {
+    return (
+      <div className="banner reconnecting" role="status">
+        Reconnecting to the central server…
+      </div>
+    );
+  }
+  if (sync && sync.total) {
+    return (
+      <div className="banner syncing" role="status">
+        Syncing: {sync.received} of {sync.total}
+      </div>
+    );
+  }
+  return null;
+}

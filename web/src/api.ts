@@ -1,0 +1,100 @@
+/**
+ * The local API as the UI uses it (README "Local API"): same origin, JSON, errors as
+ * `{error: {code, message}}`, live events over server-sent events.
+ */
+
+export interface Me {
+  username: string;
+  role: 'user' | 'visitor';
+  status: 'online' | 'invisible' | 'offline';
+  sessionId: string;
+  connection: 'connected' | 'connecting' | 'offline';
+  pending: number;
+}
+
+export interface Channel {
+  id: string;
+  name: string;
+  owner: string;
+  allowVisitors: boolean;
+  createdAt: number;
+  hosted?: boolean;
+  unread?: number;
+  joined?: boolean;
+}
+
+export interface Message {
+  id: string;
+  channelId: string;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+  state: 'pending' | 'delivered' | 'failed';
+  error?: string;
+}
+
+export interface Page {
+  messages: Message[];
+  source: 'host' | 'server' | 'local';
+  hasMore: boolean;
+}
+
+export interface Peer {
+  username: string;
+  role: string;
+  status: string;
+  sessionId: string;
+}
+
+/** An error answered by the API, with its catalogue code. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const e = data?.error ?? { code: 'E_HTTP', message: `${res.status} ${res.statusText}` };
+    throw new ApiError(e.code, e.message, res.status);
+  }
+  return data as T;
+}
+
+export const api = {
+  me: () => call<Me>('GET', '/api/me'),
+  session: () => call<{ me: Me | null }>('GET', '/api/session'),
+  register: (username: string, password: string) =>
+    call('POST', '/api/register', { username, password }),
+  login: (username: string, password: string) => call('POST', '/api/login', { username, password }),
+  visitor: (name: string) => call('POST', '/api/visitor', { name }),
+  logout: () => call('POST', '/api/logout'),
+  setStatus: (status: Me['status']) => call('PUT', '/api/status', { status }),
+  channels: () => call<Channel[]>('GET', '/api/channels'),
+  directory: () => call<Channel[]>('GET', '/api/directory'),
+  peers: () => call<Peer[]>('GET', '/api/peers'),
+  create: (name: string, allowVisitors: boolean) =>
+    call<Channel>('POST', '/api/channels', { name, allowVisitors }),
+  join: (id: string) => call<Channel>('POST', `/api/channels/${id}/join`),
+  messages: (id: string, before?: string) =>
+    call<Page>('GET', `/api/channels/${id}/messages?limit=50${before ? `&before=${before}` : ''}`),
+  post: (id: string, text: string) =>
+    call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, { text }),
+};
+
+/** Orders messages as every replica does: (ts, lc, id). */
+export function byChannelOrder(a: Message, b: Message): number {
+  return a.ts - b.ts || a.lc - b.lc || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
