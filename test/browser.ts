@@ -37,6 +37,8 @@ export async function openPage(
     fs.rmSync(profile, { recursive: true, force: true });
   });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
+  // Under the test's own timeout, so a failure names the locator it waited for.
+  page.setDefaultTimeout(10_000);
   const errors: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());

@@ -52,6 +52,30 @@ describe('web UI', () => {
     // Shift+Enter made a new line inside one message, not two messages.
     expect(await messages(b.page).getByRole('article').count()).toBe(2);
     await snap(b.page, 'chat');
+
+    // Messages that arrive while bob is elsewhere: a "New messages" divider marks the first one.
+    await b.page.getByRole('button', { name: 'Home' }).click();
+    await b.page.getByRole('heading', { name: /Directory/ }).waitFor();
+    await send(a.page, 'first of the new ones');
+    await send(a.page, 'second of the new ones');
+    const rail = () =>
+      b.page
+        .getByRole('navigation', { name: 'Servers' })
+        .getByRole('button')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')));
+    let labels: (string | null)[] = [];
+    await waitFor(
+      async () => (labels = await rail()).includes("alice's channels, 2 unread"),
+      10_000,
+      () => `"alice's channels, 2 unread" on the rail (it shows ${JSON.stringify(labels)})`,
+    );
+    await b.page.getByRole('button', { name: /alice's channels/ }).click();
+    const marker = messages(b.page).getByRole('separator', { name: 'New messages' });
+    await marker.waitFor();
+    const order = (await messages(b.page).textContent()) ?? '';
+    expect(order.indexOf('New messages')).toBeGreaterThan(-1);
+    expect(order.indexOf('New messages')).toBeLessThan(order.indexOf('first of the new ones'));
+    expect(order.indexOf('glad you are here')).toBeLessThan(order.indexOf('first of the new ones'));
     expect(a.errors).toEqual([]);
     expect(b.errors).toEqual([]);
   });

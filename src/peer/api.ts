@@ -148,6 +148,11 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     const b = parse(PostBody, req.body, 'message');
     return reply.code(201).send(await node.post(id, b.text));
   });
+  app.post('/api/channels/:id/read', async (req, reply) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    node.markRead(id);
+    return reply.code(204).send();
+  });
   app.get('/api/events', async (req, reply) => streamEvents(node, req, reply));
   return app;
 }

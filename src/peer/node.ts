@@ -642,6 +642,13 @@ export class PeerNode {
     };
   }
 
+  /** Everything in the channel so far counts as read (the UI shows it). */
+  markRead(channelId: string): void {
+    const account = this.account;
+    if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
+    this.store.markRead(account, channelId);
+  }
+
   async post(
     channelId: string,
     text: string,

@@ -40,9 +40,13 @@ export function Chat({
   const current = useRef<string | null>(null);
   current.current = channelId;
 
+  // Refreshes can overlap: only the latest request's answer may land, or a stale one wins.
+  const channelsRequest = useRef(0);
   const refreshChannels = useCallback(async () => {
+    const n = ++channelsRequest.current;
     try {
-      setChannels(await api.channels());
+      const list = await api.channels();
+      if (n === channelsRequest.current) setChannels(list);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'E_AUTH_REQUIRED') onLeft();
     }
@@ -120,7 +124,11 @@ export function Chat({
       <nav className="rail" aria-label="Servers">
         <button
           className={owner === null ? 'rail-item active' : 'rail-item'}
-          onClick={() => setOwner(null)}
+          onClick={() => {
+            // Home leaves the channel, as in Discord: what arrives there is unread.
+            setOwner(null);
+            setChannelId(null);
+          }}
           aria-label="Home"
           title="Home"
         >

@@ -47,6 +47,9 @@ export function MessagePane({
   const [hasMore, setHasMore] = useState(false);
   const [loadingOlder, setLoadingOlder] = useState(false);
   const [error, setError] = useState('');
+  /** Where the "New messages" divider goes: the first message the reader had not seen. */
+  const [markerId, setMarkerId] = useState<string | null>(null);
+  const unreadAtOpen = useRef(channel.unread ?? 0);
   const list = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const keepFrom = useRef<number | null>(null); // scrollHeight before older messages were added
@@ -55,6 +58,10 @@ export function MessagePane({
     try {
       const page = await api.messages(channel.id);
       setMessages((old) => merge(old, page.messages));
+      if (unreadAtOpen.current > 0) {
+        setMarkerId(firstUnread(page.messages, me.username, unreadAtOpen.current));
+        unreadAtOpen.current = 0;
+      }
       setSource(page.source);
       setHasMore((h) => h || page.hasMore);
       setError('');
@@ -72,7 +79,12 @@ export function MessagePane({
   useEffect(() => {
     if (live && live.channelId === channel.id) {
       setMessages((old) => merge(old, [live.message]));
-      if (live.message.author !== me.username) void onRead();
+      // Arrived while the reader is scrolled up: mark where the new ones start.
+      if (!atBottom.current && live.message.author !== me.username)
+        setMarkerId((id) => id ?? live.message.id);
+      // Shown in the open channel: read (the unread counts of other channels come from the peer).
+      if (live.message.author !== me.username)
+        void api.read(channel.id).then(onRead, () => undefined);
     }
   }, [live, channel.id, me.username, onRead]);
 
@@ -107,6 +119,8 @@ export function MessagePane({
     const el = list.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (atBottom.current && markerId && messages[messages.length - 1]?.id !== markerId)
+      void onRead();
     if (el.scrollTop < 80) void loadOlder();
   }
 
@@ -145,6 +159,11 @@ export function MessagePane({
           return (
             <div key={m.id}>
               {newDay && <div className="day">{day(m.ts)}</div>}
+              {m.id === markerId && (
+                <div className="new-marker" role="separator" aria-label="New messages">
+                  New messages
+                </div>
+              )}
               <article className={`message ${m.state}`} aria-label={`${m.author}: ${m.text}`}>
                 {head && (
                   <header>
@@ -223,6 +242,16 @@ function Composer({ me, channel }: { me: Me; channel: Channel }) {
       </button>
     </div>
   );
+}
+
+/** The id of the first of the last `unread` messages written by others. */
+function firstUnread(messages: Message[], me: string, unread: number): string | null {
+  let seen = 0;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.author === me) continue;
+    if (++seen === unread) return messages[i]!.id;
+  }
+  return messages.find((m) => m.author !== me)?.id ?? null;
 }
 
 /** Merges by id (a later copy replaces an earlier one, except a delivered one is never undone). */
