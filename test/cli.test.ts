@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runHchat, spawnHchat } from './processes.js';
+import { runHchat, spawnHchat, spawnServer } from './processes.js';
 import fs from 'node:fs';
 import { api, tempDir } from './testnet.js';
 
@@ -53,15 +53,7 @@ describe('hchat command', () => {
 
   it('refuses a port already in use with a clear message', async () => {
     const dir = tempDir();
-    const s = await spawnHchat([
-      'server',
-      '--port',
-      '0',
-      '--http-port',
-      '0',
-      '--data',
-      path.join(dir, 's'),
-    ]);
+    const s = await spawnServer(path.join(dir, 's'));
     const port = s.ready.tcp!.split(':')[1]!;
     const again = await runHchat([
       'server',

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { api, createTestnet, signIn, stablePort, tempDir, waitFor } from './testnet.js';
-import { spawnHchat } from './processes.js';
+import { spawnHchat, spawnServer } from './processes.js';
 
 describe('offline outbox', () => {
   it('keeps posts written offline through SIGKILL and restart, and delivers each exactly once', async () => {
@@ -69,15 +69,7 @@ describe('offline outbox', () => {
   it('queues while the server is down and delivers once it is back, on a peer that never restarted', async () => {
     const dir = tempDir();
     const sdata = path.join(dir, 'server');
-    let server = await spawnHchat([
-      'server',
-      '--port',
-      String(await stablePort()),
-      '--http-port',
-      '0',
-      '--data',
-      sdata,
-    ]);
+    let server = await spawnServer(sdata, { port: await stablePort() });
     const tcp = server.ready.tcp!;
     const peer = await spawnHchat(['peer', '--server', tcp, '--data', path.join(dir, 'peer')]);
     const ui = peer.ready.ui!;

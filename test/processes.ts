@@ -63,6 +63,23 @@ export function spawnHchat(
   });
 }
 
+/** Starts `bin/hchat server` on `data`, HTTP on any port; `port` 0 unless a test restarts it. */
+export function spawnServer(
+  data: string,
+  opts: { port?: number; extra?: string[] } = {},
+): Promise<HchatProcess> {
+  return spawnHchat([
+    'server',
+    '--port',
+    String(opts.port ?? 0),
+    '--http-port',
+    '0',
+    '--data',
+    data,
+    ...(opts.extra ?? []),
+  ]);
+}
+
 /** Runs `bin/hchat args…` to completion; resolves with its exit code and output. */
 export function runHchat(
   args: string[],

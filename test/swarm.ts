@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { onTestFinished } from 'vitest';
 import { api, stablePort, tempDir, waitFor, type ApiAnswer } from './testnet.js';
-import { spawnHchat, type HchatProcess } from './processes.js';
+import { spawnHchat, spawnServer, type HchatProcess } from './processes.js';
 import { parseRecord } from '../src/shared/connlog.js';
 
 export interface SwarmPeer {
@@ -47,15 +47,7 @@ export interface Swarm {
 export async function startSwarm(names: string[]): Promise<Swarm> {
   const dir = tempDir();
   const sdata = path.join(dir, 'server');
-  let server = await spawnHchat([
-    'server',
-    '--port',
-    String(await stablePort()),
-    '--http-port',
-    '0',
-    '--data',
-    sdata,
-  ]);
+  let server = await spawnServer(sdata, { port: await stablePort() });
   const peers: Record<string, SwarmPeer> = {};
   const startPeer = async (name: string, args: string[]) => {
     const proc = await spawnHchat(args);

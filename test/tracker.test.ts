@@ -10,7 +10,7 @@ import {
   waitFor,
   rawSession,
 } from './testnet.js';
-import { spawnHchat } from './processes.js';
+import { spawnHchat, spawnServer } from './processes.js';
 import { ServerLink } from '../src/peer/server-link.js';
 
 describe('tracker', () => {
@@ -88,19 +88,9 @@ describe('tracker', () => {
 
   it('drops a SIGKILLed peer within the heartbeat timeout', async () => {
     const dir = tempDir();
-    const server = await spawnHchat([
-      'server',
-      '--port',
-      '0',
-      '--http-port',
-      '0',
-      '--data',
-      path.join(dir, 's'),
-      '--heartbeat-ms',
-      '200',
-      '--peer-timeout-ms',
-      '1000',
-    ]);
+    const server = await spawnServer(path.join(dir, 's'), {
+      extra: ['--heartbeat-ms', '200', '--peer-timeout-ms', '1000'],
+    });
     const [host, port] = server.ready.tcp!.split(':') as [string, string];
     const peer = await spawnHchat([
       'peer',
@@ -134,7 +124,8 @@ describe('tracker', () => {
     const t0 = Date.now();
     const at = await left;
     peer.proc.kill('SIGKILL');
-    expect(at - t0).toBeGreaterThanOrEqual(500);
+    // No lower bound: a peer starved of CPU before the freeze may have missed pings already.
+    // The close reason in the server's log (below) shows it was the heartbeat timeout.
     expect(at - t0).toBeLessThan(4000);
     expect((await watcher.request('get_list', {})).peers.map((e) => e.username)).not.toContain(
       'victim',
