@@ -72,6 +72,33 @@ describe('channels and messages', () => {
     );
   });
 
+  it("lists a channel's members with presence; offline and invisible members appear offline", async () => {
+    const net = await createTestnet({ peers: 3 });
+    const [a, b, c] = net.peers as [any, any, any];
+    await signIn(a, 'alice');
+    await signIn(b, 'bob');
+    await signIn(c, 'carol');
+    const id = (await a.call('POST', '/api/channels', { name: 'team', allowVisitors: false })).body
+      .id;
+    await b.call('POST', `/api/channels/${id}/join`);
+    await c.call('POST', `/api/channels/${id}/join`);
+    await b.call('PUT', '/api/status', { status: 'offline' });
+    await c.call('PUT', '/api/status', { status: 'invisible' });
+    await waitFor(async () => (await a.call('GET', '/api/peers')).body.length === 1);
+    expect((await a.call('GET', `/api/channels/${id}/members`)).body).toEqual([
+      { username: 'alice', status: 'online' },
+      { username: 'bob', status: 'offline' },
+      { username: 'carol', status: 'offline' },
+    ]);
+    // A user who did not join does not learn who is in a closed channel.
+    const raw = await net.rawLink();
+    await raw.request('register', { username: 'eve', password: 'eve-pw-1' });
+    await rawSession(raw, { username: 'eve', password: 'eve-pw-1' });
+    await expect(raw.request('members', { channelId: id })).rejects.toMatchObject({
+      code: 'E_NOT_MEMBER',
+    });
+  });
+
   it('pages history newest first with a before cursor, each page in channel order', async () => {
     const net = await createTestnet({ peers: 2 });
     const [a, b] = net.peers as [any, any];

@@ -51,6 +51,12 @@ describe('web UI', () => {
     await messages(b.page).getByText('glad you are here').waitFor();
     // Shift+Enter made a new line inside one message, not two messages.
     expect(await messages(b.page).getByRole('article').count()).toBe(2);
+    const members = b.page.getByRole('complementary', { name: 'Members' });
+    await members.getByText('Members — 2').waitFor();
+    const names = (await members.getByRole('listitem').allTextContents()).map((t) =>
+      t.replace(/\s+/g, ' ').trim(),
+    );
+    expect(names).toEqual(['alice online', 'bob online']);
     await snap(b.page, 'chat');
 
     // Messages that arrive while bob is elsewhere: a "New messages" divider marks the first one.

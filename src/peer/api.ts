@@ -148,6 +148,10 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     const b = parse(PostBody, req.body, 'message');
     return reply.code(201).send(await node.post(id, b.text));
   });
+  app.get('/api/channels/:id/members', async (req) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    return node.members(id);
+  });
   app.post('/api/channels/:id/read', async (req, reply) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     node.markRead(id);

@@ -642,6 +642,37 @@ export class PeerNode {
     };
   }
 
+  /**
+   * A channel's members with their presence as this user may see it: online when a visible
+   * tracker entry of theirs exists (invisible users appear offline).
+   */
+  async members(
+    channelId: string,
+  ): Promise<Array<{ username: string; status: 'online' | 'offline' }>> {
+    const account = this.account;
+    if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
+    const link = this.requireAuthed();
+    const [{ members }, { peers }] = await Promise.all([
+      link.request('members', { channelId }),
+      link.request('get_list', {}),
+    ]);
+    const online = new Set(
+      peers.filter((p) => p.status === 'online').map((p) => p.username.toLowerCase()),
+    );
+    return members
+      .map((username) => ({
+        username,
+        status: online.has(username.toLowerCase()) ? ('online' as const) : ('offline' as const),
+      }))
+      .sort((a, b) =>
+        a.status === b.status
+          ? a.username.localeCompare(b.username)
+          : a.status === 'online'
+            ? -1
+            : 1,
+      );
+  }
+
   /** Everything in the channel so far counts as read (the UI shows it). */
   markRead(channelId: string): void {
     const account = this.account;

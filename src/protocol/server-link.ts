@@ -108,8 +108,8 @@ export const OPS = {
     z.object({ messages: z.array(AuthoredMessage).min(1).max(500) }),
     z.object({ results: z.array(ForwardResult) }),
   ),
-  /** A channel's members, for its owner's host (who checks members itself). */
-  members: op('user', z.object({ channelId: Uuid }), z.object({ members: z.array(Username) })),
+  /** A channel's members: for its host (who checks members itself) and for member lists. */
+  members: op('session', z.object({ channelId: Uuid }), z.object({ members: z.array(Username) })),
 } as const;
 
 export type OpName = keyof typeof OPS;

@@ -233,10 +233,8 @@ export class ChannelService {
   }
 
   channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
-    const c = this.d.store.getChannel(b.channelId);
-    if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (c.owner !== conn.session!.username)
-      throw new HchatError('E_FORBIDDEN', 'only the owner lists members');
+    // Whoever may read the channel may see who is in it.
+    const c = this.readable(conn.session!, b.channelId);
     return { members: this.d.store.members(c.id) };
   }
 

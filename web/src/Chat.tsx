@@ -34,6 +34,10 @@ export function Chat({
   const [owner, setOwner] = useState<string | null>(null); // null: Home
   const [channelId, setChannelId] = useState<string | null>(null);
   const [peers, setPeers] = useState<Peer[]>([]);
+  const [members, setMembers] = useState<Array<{ username: string; status: string }> | null>(null);
+  // The connection as the latest event says (me.connection lags behind it by one request).
+  const [link, setLink] = useState<Me['connection']>(me.connection);
+  useEffect(() => setLink(me.connection), [me.connection]);
   const [live, setLive] = useState<LiveMessage | null>(null);
   const [sync, setSync] = useState<Sync | null>(null);
   const [sourceTick, setSourceTick] = useState(0);
@@ -85,6 +89,7 @@ export function Chat({
     es.addEventListener('presence', () => void refreshPeers());
     es.addEventListener('connection', (e) => {
       const { state } = JSON.parse((e as MessageEvent).data) as { state: Me['connection'] };
+      setLink(state);
       void refreshMe();
       if (state === 'connected') void api.peers().then(setPeers, () => setPeers([]));
       else setPeers([]);
@@ -97,6 +102,19 @@ export function Chat({
     });
     return () => es.close();
   }, [me.username, refreshChannels, refreshMe, refreshPeers]);
+
+  // The open channel's members, refreshed when presence changes (peers is refreshed then).
+  useEffect(() => {
+    if (!channelId || link !== 'connected') return setMembers(null);
+    let stale = false;
+    api.members(channelId).then(
+      (m) => !stale && setMembers(m),
+      () => !stale && setMembers(null),
+    );
+    return () => {
+      stale = true;
+    };
+  }, [channelId, link, peers]);
 
   // Servers: each owner of a channel we joined; our own first.
   const owners = useMemo(() => {
@@ -210,9 +228,13 @@ export function Chat({
       </main>
 
       <aside className="members" aria-label="Members">
-        <header className="sidebar-head">Online — {peers.length}</header>
+        <header className="sidebar-head">
+          {members
+            ? `Members — ${members.length}`
+            : `Online — ${new Set(peers.map((p) => p.username)).size}`}
+        </header>
         <ul>
-          {[...new Map(peers.map((p) => [p.username, p])).values()].map((p) => (
+          {(members ?? [...new Map(peers.map((p) => [p.username, p])).values()]).map((p) => (
             <li key={p.username}>
               <span
                 className={`dot ${p.status === 'online' ? 'online' : 'offline'}`}

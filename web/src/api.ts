@@ -90,6 +90,11 @@ export const api = {
   join: (id: string) => call<Channel>('POST', `/api/channels/${id}/join`),
   messages: (id: string, before?: string) =>
     call<Page>('GET', `/api/channels/${id}/messages?limit=50${before ? `&before=${before}` : ''}`),
+  members: (id: string) =>
+    call<Array<{ username: string; status: 'online' | 'offline' }>>(
+      'GET',
+      `/api/channels/${id}/members`,
+    ),
   read: (id: string) => call('POST', `/api/channels/${id}/read`),
   post: (id: string, text: string) =>
     call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, { text }),
