@@ -98,13 +98,6 @@ export class HostService {
     });
   }
 
-  /** Member connections subscribed to at least one channel. */
-  get subscribedConnections(): number {
-    const all = new Set<MemberConn>();
-    for (const s of this.subscribers.values()) for (const c of s) all.add(c);
-    return all.size;
-  }
-
   private run(conn: MemberConn, op: P2POp, raw: unknown): unknown {
     const spec = P2P_OPS[op];
     const parsed = (spec.req as z.ZodType).safeParse(raw ?? {});

@@ -16,7 +16,6 @@ export class Conn {
   helloDone = false;
   session: Session | undefined;
   entryKey: string | undefined;
-  status: 'online' | 'invisible' = 'online';
   /** Channels whose new messages are pushed to this connection (see `subscribe`). */
   readonly subs = new Set<string>();
 

@@ -145,11 +145,6 @@ export class CentralServer {
     return `http://${a.address}:${a.port}/`;
   }
 
-  /** Number of open peer connections. */
-  get connectionCount(): number {
-    return this.conns.size;
-  }
-
   /** Closes every connection and port, flushes pending writes, closes the store and the log. */
   async close(): Promise<void> {
     if (this.closing) return;
@@ -420,7 +415,6 @@ export class CentralServer {
       // A peer may host only channels its user owns.
       hosts: b.hosts.filter((id) => this.store.getChannel(id)?.owner === s.username),
     };
-    conn.status = b.status;
     const key = entryKey(entry);
     if (conn.entryKey && conn.entryKey !== key) {
       const change = this.tracker.remove(conn.entryKey);
@@ -435,7 +429,6 @@ export class CentralServer {
   }
 
   private setStatus(conn: Conn, b: OpReq<'set_status'>): OpRes<'set_status'> {
-    conn.status = b.status;
     const entry = conn.entryKey ? this.tracker.get(conn.entryKey) : undefined;
     if (entry) {
       const change = this.tracker.upsert({ ...entry, status: b.status });
