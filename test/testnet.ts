@@ -9,6 +9,7 @@ import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { CentralServer, type ServerOptions } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
+import type { PeerOptions } from '../src/peer/node.js';
 import { ServerLink } from '../src/peer/server-link.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
 
@@ -71,7 +72,7 @@ export interface Testnet {
   serverHost: string;
   serverPort: number;
   peers: TestPeer[];
-  addPeer(name?: string): Promise<TestPeer>;
+  addPeer(name?: string, extra?: Partial<PeerOptions>): Promise<TestPeer>;
   /** Stops a peer and starts it again on the same data; it takes the old one's place. */
   restartPeer(p: TestPeer): Promise<TestPeer>;
   /** Stops the server and starts it again on the same port and data. */
@@ -111,7 +112,7 @@ export async function createTestnet(
     serverHost,
     serverPort,
     peers: [],
-    async addPeer(name = `peer${n}`) {
+    async addPeer(name = `peer${n}`, extra = {}) {
       n++;
       const dataDir = path.join(dir, name);
       const p = await startPeer({
@@ -124,6 +125,7 @@ export async function createTestnet(
         dataDir,
         minBackoffMs: 20,
         maxBackoffMs: 200,
+        ...extra,
       });
       closers.push(() => p.close());
       const tp: TestPeer = Object.assign(p, {

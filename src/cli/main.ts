@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { CentralServer } from '../server/server.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
-import { parseHost, parseHostPort, parseMs, parsePort } from './options.js';
+import { parseFanout, parseHost, parseHostPort, parseMs, parsePort, parseRate } from './options.js';
 
 const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
 
@@ -131,6 +131,24 @@ program
       defaultData('peer'),
     ),
   )
+  .addOption(
+    opt(
+      '--stream-fanout <k>',
+      'viewers a streamer (and each relaying viewer) feeds directly',
+      'HCHAT_STREAM_FANOUT',
+    )
+      .default(4)
+      .argParser(parseFanout),
+  )
+  .addOption(
+    opt(
+      '--udp-loss <rate>',
+      'drop this fraction of incoming UDP datagrams at random (loss tests)',
+      'HCHAT_UDP_LOSS',
+    )
+      .default(0)
+      .argParser(parseRate),
+  )
   .action(
     async (o: {
       server: { host: string; port: number };
@@ -139,6 +157,8 @@ program
       udpPort: number;
       uiPort: number;
       data: string;
+      streamFanout: number;
+      udpLoss: number;
     }) => {
       const peer = await startPeer({
         serverHost: o.server.host,
@@ -148,6 +168,8 @@ program
         udpPort: o.udpPort,
         uiPort: o.uiPort,
         dataDir: path.resolve(o.data),
+        streamFanout: o.streamFanout,
+        udpLoss: o.udpLoss,
       });
       onSignals(() => peer.close());
       console.log(`ready ui=${peer.uiUrl} p2p=${peer.p2p} udp=${peer.udp}`);

@@ -35,3 +35,18 @@ export function parseHost(value: string): string {
     throw new InvalidArgumentError('expected a host name or IP address');
   return value;
 }
+
+/** A fraction of datagrams to drop, from 0 up to (not including) 1. */
+export function parseRate(value: string): number {
+  const n = Number(value);
+  if (!/^\d*\.?\d+$/.test(value) || !(n >= 0 && n < 1))
+    throw new InvalidArgumentError('expected a fraction from 0 up to 1, for example 0.02');
+  return n;
+}
+
+/** A count from 1 to 64. */
+export function parseFanout(value: string): number {
+  if (!/^\d{1,2}$/.test(value) || Number(value) < 1 || Number(value) > 64)
+    throw new InvalidArgumentError('expected a whole number from 1 to 64');
+  return Number(value);
+}

@@ -16,6 +16,7 @@ import {
   VisitorName,
 } from '../protocol/common.js';
 import { describeIssues } from '../protocol/server-link.js';
+import { StreamSource } from '../protocol/stream-ops.js';
 import type { PeerNode } from './node.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,6 +47,17 @@ const PageQuery = z.object({
   before: Uuid.optional(),
 });
 const EventsQuery = z.object({ since: z.coerce.number().int().min(0).optional() });
+const GoLiveBody = z.object({
+  source: StreamSource,
+  fps: z.number().int().min(1).max(60).default(30),
+  bitrateKbps: z.number().int().min(16).max(20_000).default(1000),
+});
+const StreamParam = z.object({ streamId: Uuid });
+/** Export goes to local tools only: the API must not aim UDP at other hosts. */
+const ForwardBody = z.object({
+  host: z.enum(['127.0.0.1', 'localhost']).transform(() => '127.0.0.1'),
+  port: z.number().int().min(1024).max(65533),
+});
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value ?? {});
@@ -158,6 +170,41 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     return reply.code(204).send();
   });
   app.get('/api/events', async (req, reply) => streamEvents(node, req, reply));
+
+  // Livestreams (SPEC §8; README "Livestream API").
+  app.post('/api/channels/:id/streams', async (req, reply) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    const b = parse(GoLiveBody, req.body, 'stream');
+    return reply.code(201).send(await node.live.goLive(id, b));
+  });
+  app.get('/api/streams', async () => node.live.list());
+  app.delete('/api/streams/:streamId', async (req, reply) => {
+    const { streamId } = parse(StreamParam, req.params, 'stream id');
+    await node.live.stop(streamId);
+    return reply.code(204).send();
+  });
+  app.post('/api/streams/:streamId/watch', async (req) => {
+    const { streamId } = parse(StreamParam, req.params, 'stream id');
+    return node.live.watch(streamId);
+  });
+  app.delete('/api/streams/:streamId/watch', async (req, reply) => {
+    const { streamId } = parse(StreamParam, req.params, 'stream id');
+    await node.live.unwatch(streamId);
+    return reply.code(204).send();
+  });
+  app.get('/api/streams/:streamId/stats', async (req) => {
+    const { streamId } = parse(StreamParam, req.params, 'stream id');
+    return node.live.stats(streamId);
+  });
+  app.post('/api/streams/:streamId/forward', async (req) => {
+    const { streamId } = parse(StreamParam, req.params, 'stream id');
+    const b = parse(ForwardBody, req.body, 'forward');
+    return node.live.forward(streamId, b.host, b.port);
+  });
+  app.get('/api/streams/:streamId/sdp', async (req, reply) => {
+    const { streamId } = parse(StreamParam, req.params, 'stream id');
+    return reply.type('application/sdp').send(node.live.sdp(streamId));
+  });
   return app;
 }
 

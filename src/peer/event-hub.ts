@@ -5,7 +5,8 @@
  */
 
 /** Names of the events the local API streams. */
-export type LocalEventName = 'message' | 'presence' | 'sync' | 'connection' | 'status' | 'refused';
+export type LocalEventName =
+  'message' | 'presence' | 'sync' | 'connection' | 'status' | 'refused' | 'stream';
 
 /** One event as streamed. */
 export interface LocalEvent {

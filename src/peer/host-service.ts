@@ -10,14 +10,17 @@ import type { Channel, StoredMessage } from '../protocol/common.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { Request, describeIssues } from '../protocol/rpc.js';
 import { P2P_OPS } from '../protocol/peer-link.js';
+import { CHANNEL_OPS } from '../protocol/channel-ops.js';
 import type { FramedSocket } from '../shared/framed-socket.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { hostNumbered, type PeerStore } from '../store/peer-store.js';
 import type { PeerIdentity } from './p2p.js';
 import type { Signed } from '../shared/signing.js';
+import { STREAM_OPS } from '../protocol/stream-ops.js';
+import type { LiveService } from './live.js';
 
-type P2POp = keyof typeof P2P_OPS;
-type Req<K extends P2POp> = z.infer<(typeof P2P_OPS)[K]['req']>;
+type ChannelOp = keyof typeof CHANNEL_OPS;
+type Req<K extends ChannelOp> = z.infer<(typeof CHANNEL_OPS)[K]['req']>;
 
 /** What the service needs from its node. */
 export interface HostServiceDeps {
@@ -29,12 +32,16 @@ export interface HostServiceDeps {
   verify(m: Signed): HchatError | undefined;
   /** Called after a member's post was accepted into the primary copy. */
   accepted(message: StoredMessage, from: string): void;
+  /** Livestream control (stream ops), answered by the streamer's LiveService. */
+  streams(): LiveService;
 }
 
 /** One member connection on the host. */
 export interface MemberConn {
   fs: FramedSocket;
   who: PeerIdentity;
+  /** The other end's IP address, as this socket sees it. */
+  ip: string;
   name: string;
   subs: Set<string>;
 }
@@ -59,8 +66,22 @@ export class HostService {
     const { id, op, body } = req.data;
     if (!Object.hasOwn(P2P_OPS, op))
       throw new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
+    if (Object.hasOwn(STREAM_OPS, op)) {
+      this.deps
+        .streams()
+        .request(conn, op as keyof typeof STREAM_OPS, body)
+        .then(
+          (result) => conn.fs.send({ t: 'res', id, body: result }),
+          (err: unknown) => {
+            if (!(err instanceof HchatError)) throw err;
+            this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
+            conn.fs.send({ t: 'res', id, error: err.toWire() });
+          },
+        );
+      return;
+    }
     try {
-      const result = this.run(conn, op as P2POp, body);
+      const result = this.run(conn, op as ChannelOp, body);
       conn.fs.send({ t: 'res', id, body: result });
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
@@ -73,6 +94,7 @@ export class HostService {
   detach(conn: MemberConn): void {
     for (const id of conn.subs) this.subscribers.get(id)?.delete(conn);
     conn.subs.clear();
+    this.deps.streams().detach(conn);
   }
 
   /** Pushes a message newly in the primary copy to its subscribers (encoded once). */
@@ -98,8 +120,8 @@ export class HostService {
     });
   }
 
-  private run(conn: MemberConn, op: P2POp, raw: unknown): unknown {
-    const spec = P2P_OPS[op];
+  private run(conn: MemberConn, op: ChannelOp, raw: unknown): unknown {
+    const spec = CHANNEL_OPS[op];
     const parsed = (spec.req as z.ZodType).safeParse(raw ?? {});
     if (!parsed.success)
       throw new HchatError('E_BAD_REQUEST', `${op}: ${describeIssues(parsed.error)}`);
@@ -165,7 +187,8 @@ export class HostService {
   }
 
   private subscribe(conn: MemberConn, b: Req<'subscribe'>): { channelIds: string[] } {
-    this.detach(conn);
+    for (const id of conn.subs) this.subscribers.get(id)?.delete(conn);
+    conn.subs.clear();
     const ok: string[] = [];
     for (const id of b.channelIds) {
       try {

@@ -21,6 +21,7 @@ import { EventHub } from './event-hub.js';
 import { readSession, writeSession, type SavedSession } from './session-file.js';
 import { P2PEndpoint } from './p2p.js';
 import { HostService } from './host-service.js';
+import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
 import type { HostLink } from './host-link.js';
 import type { NodeContext } from './context.js';
@@ -48,6 +49,10 @@ export interface PeerOptions {
   dataDir: string;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Fraction of incoming UDP datagrams to drop (loss injection for tests). */
+  udpLoss?: number;
+  /** Viewers the streamer (and each relay) feeds directly (SPEC §8 k). */
+  streamFanout?: number;
 }
 
 /** Where a channel's content comes from right now. */
@@ -63,6 +68,7 @@ export class PeerNode {
   readonly link: ServerLink;
   readonly p2p: P2PEndpoint;
   readonly hostService: HostService;
+  readonly live: LiveService;
   private readonly sources: ChannelSources;
   private readonly clock = new HybridClock();
   private currentSession: SavedSession | undefined;
@@ -106,6 +112,7 @@ export class PeerNode {
         });
         this.background(this.delivery.upload());
       },
+      streams: () => this.live,
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
@@ -113,6 +120,28 @@ export class PeerNode {
       service: this.hostService,
       publicKey: () => this.link.server?.publicKey ?? this.store.get('serverPublicKey'),
       token: () => this.currentSession?.token,
+      udpLoss: opts.udpLoss,
+    });
+    this.live = new LiveService({
+      log: this.log,
+      events: this.events,
+      socket: this.p2p.media,
+      ingestHost: '127.0.0.1',
+      fanout: opts.streamFanout ?? 4,
+      me: () => {
+        const s = this.currentSession;
+        return s && { username: s.username, sessionId: s.sessionId, role: s.role };
+      },
+      token: () => this.currentSession?.token,
+      advertised: () => this.p2p.advertised,
+      channel: (id) =>
+        this.currentSession ? this.store.channel(this.currentSession.username, id) : undefined,
+      hostedMember: (id, username) =>
+        this.isHostedHere(id) ? this.store.isMember(id, username) : undefined,
+      members: async (id) =>
+        (await this.requireAuthed().request('members', { channelId: id })).members,
+      entries: () => this.sources.list(),
+      announce: () => this.background(this.submitInfo()),
     });
     this.sources = new ChannelSources({
       log: this.log,
@@ -180,6 +209,7 @@ export class PeerNode {
     this.link.removeAllListeners();
     this.link.stop();
     this.sources.close();
+    await this.live.closeAll();
     await this.p2p.close();
     this.delivery.releaseAll();
     this.store.close();
@@ -300,7 +330,8 @@ export class PeerNode {
     const status = this.status === 'invisible' ? 'invisible' : 'online';
     const hosts =
       status === 'online' ? this.store.hostedIds().filter((id) => this.isHostedHere(id)) : [];
-    await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts });
+    const live = status === 'online' ? this.live.announced() : [];
+    await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts, live });
   }
 
   /** Everything a fresh session does: announce, refresh channels, find hosts, sync, drain. */
@@ -391,6 +422,7 @@ export class PeerNode {
     this.keys = keys;
     writeSession(this.opts.dataDir, s);
     if (!s) {
+      this.background(this.live.closeAll());
       this.authed = false;
       this.sources.setTracker([]);
     }
@@ -492,6 +524,7 @@ export class PeerNode {
       this.p2p.serving = false;
       this.p2p.dropAll();
       this.sources.setTracker([]);
+      await this.live.closeAll();
       this.events.emit('connection', { state: 'offline' });
     } else {
       this.p2p.serving = true;

@@ -1,9 +1,8 @@
 /**
  * A peer's P2P endpoint: the TCP port other peers connect to (peer_connect) and the UDP port
- * reserved for livestream media. The handshake checks the connecting peer's server-signed
+ * of livestream media (stream/media-socket.ts). The handshake checks the connecting peer's server-signed
  * session token locally; each connection is logged with who is at the other end.
  */
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
@@ -13,6 +12,7 @@ import { FramedSocket } from '../shared/framed-socket.js';
 import { peerName, type ConnectionLog } from '../shared/connlog.js';
 import type { HostService, MemberConn } from './host-service.js';
 import { publicKeyFromBase64, verifyToken } from '../shared/tokens.js';
+import { MediaSocket } from '../stream/media-socket.js';
 
 /** What the endpoint needs from its node. */
 export interface P2POptions {
@@ -26,6 +26,8 @@ export interface P2POptions {
   publicKey(): string | undefined;
   /** This peer's own session token, to present when connecting out. */
   token(): string | undefined;
+  /** Fraction of incoming datagrams to drop at random (loss injection for tests). */
+  udpLoss?: number;
 }
 
 /** Who is at the other end of a P2P connection, as its token says. */
@@ -40,13 +42,12 @@ const HANDSHAKE_MS = 5000;
 /** The P2P TCP listener and UDP socket of one peer. */
 export class P2PEndpoint {
   private readonly tcp = net.createServer((s) => this.accept(s));
-  private readonly udp = dgram.createSocket('udp4');
+  /** Livestream media (RTP/RTCP), peer to peer. */
+  readonly media: MediaSocket;
   private readonly open = new Set<FramedSocket>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
-  /** Datagrams received and ignored (no stream is live yet). */
-  ignoredDatagrams = 0;
   /** False while the user is offline: no connection to anything, so none accepted. */
   serving = true;
 
@@ -64,10 +65,7 @@ export class P2PEndpoint {
       }
     }, this.heartbeatMs);
     this.sweeper.unref();
-    this.udp.on('message', () => {
-      this.ignoredDatagrams++;
-    });
-    this.udp.on('error', () => undefined);
+    this.media = new MediaSocket(opts.udpLoss ?? 0);
   }
 
   async listen(p2pPort: number, udpPort: number): Promise<void> {
@@ -78,13 +76,7 @@ export class P2PEndpoint {
         resolve();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      this.udp.once('error', reject);
-      this.udp.bind(udpPort, this.opts.host, () => {
-        this.udp.off('error', reject);
-        resolve();
-      });
-    });
+    await this.media.bind(udpPort, this.opts.host);
   }
 
   /** Where other peers reach this one, as submitted to the tracker. */
@@ -94,7 +86,7 @@ export class P2PEndpoint {
     return {
       ip,
       port: (this.tcp.address() as net.AddressInfo).port,
-      udpPort: this.udp.address().port,
+      udpPort: this.media.port,
     };
   }
 
@@ -104,13 +96,7 @@ export class P2PEndpoint {
     await new Promise<void>((resolve) =>
       this.tcp.listening ? this.tcp.close(() => resolve()) : resolve(),
     );
-    await new Promise<void>((resolve) => {
-      try {
-        this.udp.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    await this.media.close();
   }
 
   /** Closes every member connection (the user went offline). */
@@ -151,6 +137,7 @@ export class P2PEndpoint {
         member = {
           fs,
           who: { username: claims.u, sessionId: claims.sid, role: claims.r },
+          ip: r.ip,
           name: '',
           subs: new Set(),
         };

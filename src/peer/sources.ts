@@ -63,6 +63,11 @@ export class ChannelSources {
     this.refresh();
   }
 
+  /** The tracker list as last heard. */
+  list(): TrackerEntry[] {
+    return [...this.entries.values()];
+  }
+
   /** The up link that serves a channel, if any. */
   linkFor(channelId: string): HostLink | undefined {
     for (const r of this.links.values()) if (r.up && r.channels.includes(channelId)) return r.link;

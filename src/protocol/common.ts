@@ -84,6 +84,9 @@ export const StoredMessage = NewMessage.extend({
   seq: z.number().int().min(1),
 });
 
+/** A live stream a peer announces in its tracker entry (SPEC §8): where to ask to watch it. */
+export const LiveStream = z.object({ streamId: Uuid, channelId: Uuid });
+
 /** One tracker entry: a logged-in peer session and where to reach it. */
 export const TrackerEntry = z.object({
   username: z.string(),
@@ -95,6 +98,8 @@ export const TrackerEntry = z.object({
   status: z.enum(['online', 'invisible']),
   /** Channels this peer hosts (their primary copy lives here). */
   hosts: z.array(Uuid).max(1000),
+  /** Streams this peer has live, in channels its user belongs to. */
+  live: z.array(LiveStream).max(16).default([]),
 });
 
 export type Username = z.infer<typeof Username>;

@@ -30,6 +30,7 @@ export const ERRORS = {
     message: 'a different message with that id already exists',
   },
   E_NOT_FOUND: { status: 404, message: 'no such resource' },
+  E_STREAM_NOT_FOUND: { status: 404, message: 'no such live stream (or not one you may watch)' },
   E_BAD_SIGNATURE: {
     status: 403,
     message: 'message signature or certificate does not verify',

@@ -414,6 +414,8 @@ export class CentralServer {
       status: b.status,
       // A peer may host only channels its user owns.
       hosts: b.hosts.filter((id) => this.store.getChannel(id)?.owner === s.username),
+      // A peer may announce streams only in channels its user belongs to.
+      live: s.role === 'user' ? b.live.filter((l) => this.belongs(l.channelId, s.username)) : [],
     };
     const key = entryKey(entry);
     if (conn.entryKey && conn.entryKey !== key) {
@@ -426,6 +428,11 @@ export class CentralServer {
     if (change.joined) this.bus.publish({ kind: 'peer_joined', entry: change.joined });
     if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
     return { entry };
+  }
+
+  private belongs(channelId: string, username: string): boolean {
+    const c = this.store.getChannel(channelId);
+    return !!c && (sameUser(c.owner, username) || this.store.isMember(channelId, username));
   }
 
   private setStatus(conn: Conn, b: OpReq<'set_status'>): OpRes<'set_status'> {

@@ -63,12 +63,21 @@ function diff(before: TrackerEntry | undefined, after: TrackerEntry | undefined)
   const is = after !== undefined && isPublic(after);
   if (!was && is) return { joined: after };
   if (was && !is) return { left: before };
-  // Still visible, but what it hosts changed: announce it again so members find their host.
-  if (was && is && before.hosts.join() !== after.hosts.join()) return { joined: after };
+  // Still visible, but what it hosts or streams changed: announce it again so members find it.
+  if (
+    was &&
+    is &&
+    (before.hosts.join() !== after.hosts.join() || liveKey(before) !== liveKey(after))
+  )
+    return { joined: after };
   return {};
 }
 
 /** Usernames compare without case, as accounts do. */
 export function sameUser(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
+}
+
+function liveKey(e: TrackerEntry): string {
+  return e.live.map((l) => l.streamId).join();
 }

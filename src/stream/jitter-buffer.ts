@@ -36,6 +36,8 @@ export interface JitterOptions {
   nackRetryMs?: number;
   /** Requests per packet at most. */
   maxNacks?: number;
+  /** RTP clock rate, for the interarrival jitter (90 kHz video, 48 kHz audio by default). */
+  clockRate?: number;
 }
 
 /** Counters since the buffer started. */
@@ -53,8 +55,10 @@ export interface JitterStats {
   /** Payloads that were not valid for the format. */
   malformed: number;
   bytesReceived: number;
-  /** Largest sequence jump seen as a restart of the stream. */
+  /** Sequence jumps taken as a restart of the sender. */
   restarts: number;
+  /** Interarrival jitter (RFC 3550 §6.4.1), in timestamp units. */
+  jitter: number;
 }
 
 interface Pending {
@@ -92,6 +96,7 @@ export class JitterBuffer {
     malformed: 0,
     bytesReceived: 0,
     restarts: 0,
+    jitter: 0,
   };
   /** True after a video frame was dropped, until a keyframe is handed out: ask for one (PLI). */
   needKeyframe: boolean;
@@ -104,6 +109,7 @@ export class JitterBuffer {
   private highest = 0;
   private emitted = false;
   private oldestArrival = Infinity;
+  private lastTransit: number | undefined;
   private readonly nackDelayMs: number;
   private readonly nackRetryMs: number;
   private readonly maxNacks: number;
@@ -158,6 +164,13 @@ export class JitterBuffer {
     if (ext > this.highest) {
       for (let s = this.highest + 1; s < ext; s++) this.markMissing(s, now);
       this.highest = ext;
+      const clock = this.opts.clockRate ?? (this.opts.kind === 'video' ? 90_000 : 48_000);
+      const transit = (now * clock) / 1000 - p.timestamp;
+      if (this.lastTransit !== undefined) {
+        const d = Math.abs(transit - this.lastTransit);
+        if (d < clock * 10) this.stats.jitter += (d - this.stats.jitter) / 16;
+      }
+      this.lastTransit = transit;
     } else {
       const m = this.missing.get(ext);
       if (m) {
@@ -323,6 +336,7 @@ export class JitterBuffer {
     this.missing.clear();
     this.next = undefined;
     this.emitted = false;
+    this.lastTransit = undefined;
     if (this.opts.kind === 'video') this.needKeyframe = true;
   }
 }

@@ -1,0 +1,546 @@
+/**
+ * Livestreams on a peer (SPEC §8): the control plane over the P2P TCP link and the local API,
+ * around the media engines of stream/. As a streamer it keeps each live stream's relay tree and
+ * tells relays whom to feed; as a viewer it connects to the streamer, receives from the parent
+ * the streamer named, and relays to the children it is given. The live streams a peer has are
+ * announced in its tracker entry (`live`), so viewers know whom to ask; everything else (rights,
+ * the tree, media) is between peers. Media never reaches the central server.
+ */
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import { HchatError } from '../protocol/errors.js';
+import type { Channel, TrackerEntry } from '../protocol/common.js';
+import {
+  STREAM_OPS,
+  type StreamChild,
+  type StreamInfo,
+  type StreamParent,
+  type StreamSource,
+} from '../protocol/stream-ops.js';
+import { describeIssues } from '../protocol/rpc.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import type { MediaSocket } from '../stream/media-socket.js';
+import { Broadcast } from '../stream/broadcast.js';
+import { Viewing } from '../stream/viewing.js';
+import { ROOT, RelayTree } from '../stream/relay-tree.js';
+import { RtpIngest, SyntheticSource, type FrameSource } from '../stream/sources.js';
+import { RtpExport, exportSdp } from '../stream/export.js';
+import type { MediaFrame } from '../stream/sender.js';
+import { HostLink } from './host-link.js';
+import type { EventHub } from './event-hub.js';
+import type { MemberConn } from './host-service.js';
+import type { PeerIdentity } from './p2p.js';
+
+type StreamOp = keyof typeof STREAM_OPS;
+type Req<K extends StreamOp> = z.infer<(typeof STREAM_OPS)[K]['req']>;
+
+/** What the service needs from its node. */
+export interface LiveDeps {
+  log: ConnectionLog;
+  events: EventHub;
+  socket: MediaSocket;
+  /** Address ingest ports bind to. */
+  ingestHost: string;
+  /** Direct children per node of the relay tree (SPEC §8 k). */
+  fanout: number;
+  /** The logged-in identity, if any. */
+  me(): PeerIdentity | undefined;
+  token(): string | undefined;
+  /** Where other peers reach this one. */
+  advertised(): { ip: string; udpPort: number };
+  /** A channel this user has joined or hosts. */
+  channel(id: string): Channel | undefined;
+  /** Whether a user is a member, when this peer hosts the channel (its own list); else undefined. */
+  hostedMember(channelId: string, username: string): boolean | undefined;
+  /** The channel's members as the server has them. */
+  members(channelId: string): Promise<string[]>;
+  /** The tracker list as last heard. */
+  entries(): TrackerEntry[];
+  /** The set of live streams changed: announce it. */
+  announce(): void;
+}
+
+/** `POST /api/channels/:id/streams` settings. */
+export interface GoLive {
+  source: StreamSource;
+  fps: number;
+  bitrateKbps: number;
+}
+
+interface Viewer {
+  id: string;
+  conn: MemberConn;
+  username: string;
+  ip: string;
+  udpPort: number;
+}
+
+/** A stream this peer is sending. */
+interface Live {
+  info: StreamInfo;
+  broadcast: Broadcast;
+  source?: FrameSource;
+  tree: RelayTree;
+  viewers: Map<string, Viewer>;
+  /** What each viewer was last told: its parent and its children. */
+  told: Map<string, { parent: string; children: string }>;
+  exports: RtpExport[];
+}
+
+/** A stream this peer is watching. */
+interface Watch {
+  info: StreamInfo;
+  link: HostLink;
+  viewing: Viewing;
+  exports: RtpExport[];
+}
+
+const MEMBERS_TTL_MS = 10_000;
+
+export class LiveService {
+  private readonly lives = new Map<string, Live>();
+  private readonly watches = new Map<string, Watch>();
+  private readonly memberCache = new Map<string, { at: number; members: Set<string> }>();
+
+  constructor(private readonly deps: LiveDeps) {}
+
+  /** Streams this peer has live, for its tracker entry. */
+  announced(): Array<{ streamId: string; channelId: string }> {
+    return [...this.lives.values()].map((l) => ({
+      streamId: l.info.streamId,
+      channelId: l.info.channelId,
+    }));
+  }
+
+  // ---- streamer ------------------------------------------------------------------------------
+
+  /** Goes live in a channel; a browser source then feeds frames through `frame()`. */
+  async goLive(
+    channelId: string,
+    opts: GoLive,
+  ): Promise<{ streamId: string; ingestPort?: number }> {
+    const me = this.deps.me();
+    if (!me) throw new HchatError('E_AUTH_REQUIRED');
+    if (me.role !== 'user') throw new HchatError('E_VISITOR_READ_ONLY', 'visitors cannot go live');
+    const channel = this.deps.channel(channelId);
+    if (!channel) throw new HchatError('E_NOT_MEMBER', 'join the channel before going live in it');
+    if (this.lives.size >= 16) throw new HchatError('E_RATE_LIMITED', 'at most 16 live streams');
+    const streamId = randomUUID();
+    let live: Live | undefined;
+    const broadcast = new Broadcast(this.deps.socket, () => live?.source?.keyframe());
+    const info: StreamInfo = {
+      streamId,
+      channelId,
+      streamer: me.username,
+      source: opts.source,
+      startedAt: Date.now(),
+      fps: opts.fps,
+      bitrateKbps: opts.bitrateKbps,
+      viewers: 0,
+      videoSsrc: broadcast.video.ssrc,
+      audioSsrc: broadcast.audio.ssrc,
+    };
+    live = {
+      info,
+      broadcast,
+      tree: new RelayTree(this.deps.fanout),
+      viewers: new Map(),
+      told: new Map(),
+      exports: [],
+    };
+    const send = (f: MediaFrame) => broadcast.send(f);
+    let ingestPort: number | undefined;
+    if (opts.source === 'synthetic') {
+      live.source = new SyntheticSource(opts, send);
+    } else if (opts.source === 'rtp') {
+      const ingest = await RtpIngest.open(this.deps.ingestHost, 0, send);
+      live.source = ingest;
+      ingestPort = ingest.port;
+    }
+    this.lives.set(streamId, live);
+    this.deps.log.write('live', {
+      stream: streamId,
+      channel: channelId,
+      source: opts.source,
+      ingest: ingestPort,
+    });
+    this.deps.events.emit('stream', { state: 'live', ...info, watching: false, mine: true });
+    this.deps.announce();
+    return { streamId, ingestPort };
+  }
+
+  /** A frame from the browser source of one of our streams. */
+  frame(streamId: string, f: MediaFrame): void {
+    const live = this.lives.get(streamId);
+    if (!live || live.info.source !== 'browser') throw new HchatError('E_STREAM_NOT_FOUND');
+    live.broadcast.send(f);
+  }
+
+  /** Sets what a browser source does when a keyframe is wanted. */
+  onKeyframeWanted(streamId: string, fn: () => void): void {
+    const live = this.lives.get(streamId);
+    if (!live || live.info.source !== 'browser') throw new HchatError('E_STREAM_NOT_FOUND');
+    live.source = { keyframe: fn, close: async () => undefined };
+  }
+
+  /** Stops one of our streams: every viewer is told, the tracker entry no longer lists it. */
+  async stop(streamId: string): Promise<void> {
+    const live = this.lives.get(streamId);
+    if (!live) throw new HchatError('E_STREAM_NOT_FOUND');
+    this.lives.delete(streamId);
+    await live.source?.close();
+    live.broadcast.stop();
+    for (const v of live.viewers.values())
+      v.conn.fs.send({ t: 'ev', ev: 'stream_ended', body: { streamId } });
+    this.deps.log.write('live_end', {
+      stream: streamId,
+      frames: live.broadcast.framesSent,
+      upload: live.broadcast.fanout.uploadBytes,
+    });
+    this.deps.events.emit('stream', { state: 'ended', ...live.info });
+    this.deps.announce();
+  }
+
+  /** Handles a stream operation from an authenticated P2P connection. */
+  async request(conn: MemberConn, op: StreamOp, raw: unknown): Promise<unknown> {
+    const spec = STREAM_OPS[op];
+    const parsed = (spec.req as z.ZodType).safeParse(raw ?? {});
+    if (!parsed.success)
+      throw new HchatError('E_BAD_REQUEST', `${op}: ${describeIssues(parsed.error)}`);
+    switch (op) {
+      case 'stream_list': {
+        const streams: StreamInfo[] = [];
+        for (const l of this.lives.values())
+          if (await this.mayWatch(conn.who, l.info.channelId)) streams.push(this.infoOf(l));
+        return { streams };
+      }
+      case 'watch': {
+        const b = parsed.data as Req<'watch'>;
+        const live = this.lives.get(b.streamId);
+        if (!live || !(await this.mayWatch(conn.who, live.info.channelId)))
+          throw new HchatError('E_STREAM_NOT_FOUND');
+        return this.addViewer(live, conn, b.udpPort);
+      }
+      case 'unwatch': {
+        const b = parsed.data as Req<'unwatch'>;
+        const live = this.lives.get(b.streamId);
+        if (live) this.removeViewer(live, conn.who.sessionId, conn);
+        return {};
+      }
+      case 'stalled': {
+        const b = parsed.data as Req<'stalled'>;
+        const live = this.lives.get(b.streamId);
+        const v = live?.viewers.get(conn.who.sessionId);
+        if (!live || !v || v.conn !== conn) throw new HchatError('E_STREAM_NOT_FOUND');
+        const before = live.tree.parentOf(v.id);
+        live.tree.stalled(v.id);
+        this.deps.log.write('stream_stall', {
+          stream: live.info.streamId,
+          peer: conn.name,
+          parent: before === ROOT ? 'streamer' : live.viewers.get(before ?? '')?.username,
+        });
+        this.syncTree(live);
+        return { parent: this.parentOf(live, v.id) };
+      }
+    }
+  }
+
+  /** A P2P connection closed: its viewers leave every tree. */
+  detach(conn: MemberConn): void {
+    for (const live of this.lives.values()) this.removeViewer(live, conn.who.sessionId, conn);
+  }
+
+  private addViewer(live: Live, conn: MemberConn, udpPort: number): unknown {
+    const id = conn.who.sessionId;
+    this.removeViewer(live, id);
+    live.viewers.set(id, { id, conn, username: conn.who.username, ip: conn.ip, udpPort });
+    const parent = live.tree.add(id);
+    this.deps.log.write('watch', {
+      stream: live.info.streamId,
+      peer: conn.name,
+      udp: `${conn.ip}:${udpPort}`,
+      parent: parent === ROOT ? 'streamer' : live.viewers.get(parent)?.username,
+      depth: live.tree.depthOf(id),
+    });
+    live.told.set(id, { parent, children: '' });
+    this.syncTree(live);
+    live.broadcast.requestKeyframe();
+    return { stream: this.infoOf(live), parent: this.parentOf(live, id) };
+  }
+
+  private removeViewer(live: Live, id: string, conn?: MemberConn): void {
+    const v = live.viewers.get(id);
+    if (!v || (conn && v.conn !== conn)) return;
+    live.viewers.delete(id);
+    live.told.delete(id);
+    const moves = live.tree.remove(id);
+    this.deps.log.write('unwatch', {
+      stream: live.info.streamId,
+      peer: v.conn.name,
+      moved: moves.length,
+    });
+    this.syncTree(live);
+  }
+
+  /** Tells every node of the tree what changed for it: its parent, its children. */
+  private syncTree(live: Live): void {
+    const childrenOf = (id: string): StreamChild[] =>
+      live.tree.childrenOf(id).map((c) => {
+        const v = live.viewers.get(c)!;
+        return { username: v.username, sessionId: v.id, ip: v.ip, udpPort: v.udpPort };
+      });
+    live.broadcast.fanout.setChildren(
+      childrenOf(ROOT).map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
+    );
+    const streamId = live.info.streamId;
+    for (const v of live.viewers.values()) {
+      const told = live.told.get(v.id) ?? { parent: '', children: '' };
+      const parent = live.tree.parentOf(v.id)!;
+      if (told.parent !== parent) {
+        v.conn.fs.send({
+          t: 'ev',
+          ev: 'stream_parent',
+          body: { streamId, parent: this.parentOf(live, v.id) },
+        });
+      }
+      const kids = childrenOf(v.id);
+      const key = kids.map((k) => `${k.sessionId}@${k.ip}:${k.udpPort}`).join();
+      if (told.children !== key) {
+        v.conn.fs.send({ t: 'ev', ev: 'stream_children', body: { streamId, children: kids } });
+      }
+      live.told.set(v.id, { parent, children: key });
+    }
+  }
+
+  private parentOf(live: Live, id: string): StreamParent {
+    const p = live.tree.parentOf(id);
+    if (p === undefined || p === ROOT) {
+      const a = this.deps.advertised();
+      return { username: live.info.streamer, ip: a.ip, udpPort: a.udpPort };
+    }
+    const v = live.viewers.get(p)!;
+    return { username: v.username, ip: v.ip, udpPort: v.udpPort };
+  }
+
+  private infoOf(live: Live): StreamInfo {
+    return { ...live.info, viewers: live.viewers.size };
+  }
+
+  /** The streamer checks rights itself, as strictly as a host: visitors only where allowed. */
+  private async mayWatch(who: PeerIdentity, channelId: string): Promise<boolean> {
+    const c = this.deps.channel(channelId);
+    if (!c) return false;
+    if (c.allowVisitors) return true;
+    if (who.role !== 'user') return false;
+    const name = who.username.toLowerCase();
+    if (c.owner.toLowerCase() === name) return true;
+    const hosted = this.deps.hostedMember(channelId, who.username);
+    if (hosted !== undefined) return hosted;
+    // The cached list is refreshed when old, or when a name is missing from it (a new member).
+    let cached = this.memberCache.get(channelId);
+    const age = cached ? Date.now() - cached.at : Infinity;
+    if (age > MEMBERS_TTL_MS || (!cached!.members.has(name) && age > 1000)) {
+      const members = await this.deps.members(channelId).catch(() => undefined);
+      if (members) {
+        cached = { at: Date.now(), members: new Set(members.map((m) => m.toLowerCase())) };
+        this.memberCache.set(channelId, cached);
+      }
+    }
+    return cached?.members.has(name) ?? false;
+  }
+
+  // ---- viewer --------------------------------------------------------------------------------
+
+  /** Live streams this user may watch: ours, and those of peers in our channels. */
+  async list(): Promise<Array<StreamInfo & { watching: boolean; mine: boolean }>> {
+    const out: Array<StreamInfo & { watching: boolean; mine: boolean }> = [];
+    for (const l of this.lives.values())
+      out.push({ ...this.infoOf(l), watching: false, mine: true });
+    const me = this.deps.me();
+    const asked = await Promise.all(
+      this.deps
+        .entries()
+        .filter(
+          (e) =>
+            e.sessionId !== me?.sessionId &&
+            e.live.some((l) => this.deps.channel(l.channelId) !== undefined),
+        )
+        .map((e) => this.askStreamer(e)),
+    );
+    for (const streams of asked)
+      for (const s of streams)
+        out.push({ ...s, watching: this.watches.has(s.streamId), mine: false });
+    return out;
+  }
+
+  /** Starts watching: joins the stream's relay tree at its streamer. */
+  async watch(streamId: string): Promise<{ streamId: string; parent: string }> {
+    const have = this.watches.get(streamId);
+    if (have) return { streamId, parent: have.viewing.parent.username };
+    if (this.lives.has(streamId))
+      throw new HchatError('E_BAD_REQUEST', 'this peer is the streamer of that stream');
+    const entry = this.deps.entries().find((e) => e.live.some((l) => l.streamId === streamId));
+    const token = this.deps.token();
+    if (!entry || !token) throw new HchatError('E_STREAM_NOT_FOUND');
+    const link = new HostLink(entry, token, this.deps.log);
+    await link.start();
+    let answer;
+    try {
+      answer = await link.request('watch', { streamId, udpPort: this.deps.socket.port }, 5000);
+    } catch (err) {
+      link.stop();
+      throw err;
+    }
+    const { stream, parent } = answer;
+    const viewing = new Viewing(this.deps.socket, {
+      videoSsrc: stream.videoSsrc,
+      audioSsrc: stream.audioSsrc,
+      parent: { username: parent.username, ip: parent.ip, port: parent.udpPort },
+      stalled: () => {
+        link
+          .request('stalled', { streamId })
+          .then(({ parent: p }) =>
+            viewing.setParent({ username: p.username, ip: p.ip, port: p.udpPort }),
+          )
+          .catch(() => undefined);
+      },
+    });
+    const w: Watch = { info: stream, link, viewing, exports: [] };
+    this.watches.set(streamId, w);
+    link.on('event', (name: string, body: any) => {
+      if (body?.streamId !== streamId) return;
+      if (name === 'stream_parent') {
+        const p = body.parent as StreamParent;
+        viewing.setParent({ username: p.username, ip: p.ip, port: p.udpPort });
+        this.deps.log.write('stream_parent', { stream: streamId, parent: p.username });
+      } else if (name === 'stream_children') {
+        const kids = body.children as StreamChild[];
+        viewing.fanout.setChildren(
+          kids.map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
+        );
+        this.deps.log.write('relay', { stream: streamId, children: kids.length });
+      } else if (name === 'stream_ended') {
+        this.endWatch(streamId, 'ended');
+      }
+    });
+    link.on('down', () => this.endWatch(streamId, 'streamer_gone'));
+    this.deps.log.write('watching', {
+      stream: streamId,
+      from: link.name,
+      parent: `${parent.username}@${parent.ip}:${parent.udpPort}`,
+    });
+    this.deps.events.emit('stream', { state: 'watching', ...stream, watching: true, mine: false });
+    return { streamId, parent: parent.username };
+  }
+
+  /** Stops watching. */
+  async unwatch(streamId: string): Promise<void> {
+    const w = this.watches.get(streamId);
+    if (!w) throw new HchatError('E_STREAM_NOT_FOUND', 'not watching that stream');
+    await w.link.request('unwatch', { streamId }, 3000).catch(() => undefined);
+    this.endWatch(streamId, 'unwatched');
+  }
+
+  private endWatch(streamId: string, reason: string): void {
+    const w = this.watches.get(streamId);
+    if (!w) return;
+    this.watches.delete(streamId);
+    const s = w.viewing.stats();
+    w.viewing.stop();
+    w.link.removeAllListeners();
+    w.link.stop();
+    this.deps.log.write('watch_end', {
+      stream: streamId,
+      reason,
+      frames: s.framesComplete,
+      dropped: s.framesDropped,
+      recovered: s.packetsRecovered,
+    });
+    this.deps.events.emit('stream', { state: 'ended', ...w.info, reason });
+  }
+
+  /** The viewing engine of a watched stream (for the browser sink). */
+  viewing(streamId: string): Viewing | undefined {
+    return this.watches.get(streamId)?.viewing;
+  }
+
+  // ---- both ----------------------------------------------------------------------------------
+
+  /** Stats of a stream: as its streamer, or as a viewer. */
+  stats(streamId: string): unknown {
+    const live = this.lives.get(streamId);
+    if (live) {
+      return {
+        role: 'streamer',
+        uploadBytes: live.broadcast.fanout.uploadBytes,
+        viewers: live.viewers.size,
+        children: live.tree.childrenOf(ROOT).map((id) => live.viewers.get(id)!.username),
+        framesSent: live.broadcast.framesSent,
+        retransmits: live.broadcast.fanout.retransmits,
+        depth: Math.max(0, ...[...live.viewers.keys()].map((id) => live.tree.depthOf(id))),
+      };
+    }
+    const w = this.watches.get(streamId);
+    if (!w) throw new HchatError('E_STREAM_NOT_FOUND');
+    return { role: 'viewer', ...w.viewing.stats() };
+  }
+
+  /** Sends a stream as RTP to a local tool; answers with the SDP that describes it. */
+  forward(streamId: string, ip: string, port: number): { sdp: string } {
+    const exp = new RtpExport(this.deps.socket, ip, port);
+    const live = this.lives.get(streamId);
+    const w = this.watches.get(streamId);
+    if (live) {
+      live.exports.push(exp);
+      live.broadcast.sinks.add((kind, packets) => exp.send(kind, packets));
+    } else if (w) {
+      w.exports.push(exp);
+      w.viewing.sinks.add((kind, f) => exp.send(kind, f.packets));
+    } else {
+      throw new HchatError('E_STREAM_NOT_FOUND', 'watch the stream before forwarding it');
+    }
+    this.deps.log.write('forward', { stream: streamId, to: `${ip}:${port}` });
+    return { sdp: exportSdp(streamId, ip, port) };
+  }
+
+  /** The SDP of the latest export of a stream. */
+  sdp(streamId: string): string {
+    const exps = this.lives.get(streamId)?.exports ?? this.watches.get(streamId)?.exports;
+    if (!exps) throw new HchatError('E_STREAM_NOT_FOUND');
+    const last = exps[exps.length - 1];
+    if (!last) throw new HchatError('E_NOT_FOUND', 'forward the stream first (POST …/forward)');
+    return exportSdp(streamId, last.ip, last.port);
+  }
+
+  /** Stops everything (logout, offline, close). */
+  async closeAll(): Promise<void> {
+    for (const id of [...this.watches.keys()]) this.endWatch(id, 'closed');
+    for (const id of [...this.lives.keys()]) await this.stop(id);
+    for (const l of this.streamerLinks.values()) l.stop();
+    this.streamerLinks.clear();
+  }
+
+  private readonly streamerLinks = new Map<string, HostLink>();
+
+  /** Asks a streamer for its streams (one link per streamer, kept for later questions). */
+  private async askStreamer(e: TrackerEntry): Promise<StreamInfo[]> {
+    const token = this.deps.token();
+    if (!token) return [];
+    const key = `${e.sessionId}@${e.ip}:${e.port}`;
+    let link = this.streamerLinks.get(key);
+    if (!link || !link.connected) {
+      link?.stop();
+      link = new HostLink(e, token, this.deps.log);
+      this.streamerLinks.set(key, link);
+      link.on('down', () => {
+        if (this.streamerLinks.get(key) === link) this.streamerLinks.delete(key);
+      });
+      await link.start();
+    }
+    try {
+      return (await link.request('stream_list', {}, 3000)).streams;
+    } catch {
+      return [];
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Livestream control over the peer ↔ peer TCP link (SPEC §8; docs/PROTOCOL.md §5). A viewer
+ * connects to the streamer's P2P endpoint with its session token, lists the live streams it may
+ * watch and asks to watch one, giving the UDP port where media should go; the streamer places it
+ * in the relay tree and answers with the parent that will feed it. The streamer then tells relays
+ * which children to feed and viewers when their parent changes. Media itself is RTP over UDP
+ * (stream/rtp.ts), peer to peer: never through the central server.
+ */
+import { z } from 'zod';
+import { Ip, Port, SessionId, Username, Uuid } from './common.js';
+import { op } from './rpc.js';
+
+const U32 = z.number().int().min(0).max(0xffffffff);
+
+/** Where a stream comes from on the streamer's side. */
+export const StreamSource = z.enum(['browser', 'rtp', 'synthetic']);
+
+/** A live stream as the streamer describes it. */
+export const StreamInfo = z.object({
+  streamId: Uuid,
+  channelId: Uuid,
+  streamer: Username,
+  source: StreamSource,
+  startedAt: z.number().int(),
+  fps: z.number().int().min(1).max(120),
+  bitrateKbps: z.number().int().min(8).max(50_000),
+  viewers: z.number().int().min(0),
+  /** SSRCs of the two RTP streams: VP8 video (PT 96) and Opus audio (PT 111). */
+  videoSsrc: U32,
+  audioSsrc: U32,
+});
+
+/** Who feeds a viewer: the streamer itself or a relaying viewer. */
+export const StreamParent = z.object({ username: z.string().max(64), ip: Ip, udpPort: Port });
+
+/** A viewer a relay must feed. */
+export const StreamChild = z.object({
+  username: z.string().max(64),
+  sessionId: SessionId,
+  ip: Ip,
+  udpPort: Port,
+});
+
+/** Operations a viewer calls on a streamer. */
+export const STREAM_OPS = {
+  /** This peer's live streams that the caller may watch. */
+  stream_list: op('session', z.object({}), z.object({ streams: z.array(StreamInfo).max(16) })),
+  /** Join a stream's relay tree; media goes to the caller's address at `udpPort`. */
+  watch: op(
+    'session',
+    z.object({ streamId: Uuid, udpPort: Port }),
+    z.object({ stream: StreamInfo, parent: StreamParent }),
+  ),
+  /** Leave a stream's relay tree (the children it fed are placed elsewhere). */
+  unwatch: op('session', z.object({ streamId: Uuid }), z.object({})),
+  /** Media from the parent stopped: place the caller elsewhere. */
+  stalled: op('session', z.object({ streamId: Uuid }), z.object({ parent: StreamParent })),
+} as const;
+
+/** Pushes from a streamer to its viewers. */
+export const STREAM_EVENTS = {
+  /** Your parent changed (a relay left or stalled). */
+  stream_parent: z.object({ streamId: Uuid, parent: StreamParent }),
+  /** The viewers you relay to, all of them (replaces the previous list). */
+  stream_children: z.object({ streamId: Uuid, children: z.array(StreamChild).max(64) }),
+  /** The stream stopped. */
+  stream_ended: z.object({ streamId: Uuid }),
+} as const;
+
+export type StreamInfo = z.infer<typeof StreamInfo>;
+export type StreamParent = z.infer<typeof StreamParent>;
+export type StreamChild = z.infer<typeof StreamChild>;
+export type StreamSource = z.infer<typeof StreamSource>;

@@ -1,0 +1,45 @@
+/**
+ * Export of a stream to local tools (ffmpeg, ffplay, VLC, GStreamer): whole frames are sent as
+ * RTP, video to `port` and audio to `port + 2` (the usual even ports, RTCP beside each), with the
+ * SDP that describes them.
+ */
+import type { MediaSocket } from './media-socket.js';
+import { AUDIO_CLOCK, PT_OPUS, PT_VP8, VIDEO_CLOCK, encodeRtp, type RtpPacket } from './rtp.js';
+import type { MediaKind } from './sender.js';
+
+/** The SDP a tool needs to receive an exported stream on `ip`, ports `port` and `port + 2`. */
+export function exportSdp(streamId: string, ip: string, port: number): string {
+  return [
+    'v=0',
+    `o=- 0 0 IN IP4 ${ip}`,
+    `s=Hybrid Chat stream ${streamId}`,
+    `c=IN IP4 ${ip}`,
+    't=0 0',
+    `m=video ${port} RTP/AVP ${PT_VP8}`,
+    `a=rtpmap:${PT_VP8} VP8/${VIDEO_CLOCK}`,
+    'a=recvonly',
+    `m=audio ${port + 2} RTP/AVP ${PT_OPUS}`,
+    `a=rtpmap:${PT_OPUS} opus/${AUDIO_CLOCK}/2`,
+    'a=recvonly',
+    '',
+  ].join('\r\n');
+}
+
+/** Sends the packets of whole frames to a local sink. */
+export class RtpExport {
+  sent = 0;
+
+  constructor(
+    private readonly socket: MediaSocket,
+    readonly ip: string,
+    readonly port: number,
+  ) {}
+
+  send(kind: MediaKind, packets: readonly RtpPacket[]): void {
+    const port = kind === 'video' ? this.port : this.port + 2;
+    for (const p of packets) {
+      this.sent++;
+      this.socket.send(encodeRtp(p), { ip: this.ip, port });
+    }
+  }
+}

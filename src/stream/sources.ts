@@ -1,0 +1,187 @@
+/**
+ * Where a streamer's frames come from, besides the browser (peer/live.ts takes those from a
+ * WebSocket): a synthetic source of realistic sizes and keyframe cadence for benchmarks and
+ * tests, and an RTP ingest port that ffmpeg, OBS or GStreamer can send VP8 (PT 96) and Opus
+ * (PT 111) to.
+ */
+import dgram from 'node:dgram';
+import { JitterBuffer } from './jitter-buffer.js';
+import { PT_OPUS, PT_VP8, RtpError, isRtcp, parseRtp } from './rtp.js';
+import type { MediaFrame } from './sender.js';
+
+/** A source of frames; `keyframe()` asks for the next video frame to be a keyframe. */
+export interface FrameSource {
+  keyframe(): void;
+  close(): Promise<void>;
+}
+
+export interface SyntheticOptions {
+  fps: number;
+  bitrateKbps: number;
+  /** Seconds between keyframes (default 2). */
+  gopSeconds?: number;
+}
+
+/**
+ * Frames of the sizes a VP8 encoder makes at this bitrate: a keyframe about five times a delta
+ * frame, every `gopSeconds`, and an Opus packet of 20 ms (about 32 kbit/s) alongside. The bytes
+ * are not decodable VP8; the first carries the keyframe bit, and each frame's capture time is
+ * stamped in its RTP header.
+ */
+export class SyntheticSource implements FrameSource {
+  private readonly videoTimer: NodeJS.Timeout;
+  private readonly audioTimer: NodeJS.Timeout;
+  private n = 0;
+  private forceKey = true;
+
+  constructor(opts: SyntheticOptions, onFrame: (f: MediaFrame) => void) {
+    const gop = Math.max(1, Math.round(opts.fps * (opts.gopSeconds ?? 2)));
+    const perFrame = (opts.bitrateKbps * 1000) / 8 / opts.fps;
+    // Five deltas' worth in each keyframe, the same bytes a second on average.
+    const delta = Math.max(16, Math.round((perFrame * gop) / (gop + 4)));
+    const key = delta * 5;
+    const keyBytes = Buffer.alloc(key, 0x5a);
+    keyBytes[0] = 0x10;
+    const deltaBytes = Buffer.alloc(delta, 0xa5);
+    deltaBytes[0] = 0x11;
+    const opus = Buffer.alloc(80, 0x3c);
+    opus[0] = 0x78; // TOC: CELT fullband 20 ms, one frame
+    this.videoTimer = setInterval(() => {
+      const isKey = this.forceKey || this.n % gop === 0;
+      this.forceKey = false;
+      this.n++;
+      onFrame({
+        kind: 'video',
+        data: isKey ? keyBytes : deltaBytes,
+        keyframe: isKey,
+        captureMs: Date.now(),
+      });
+    }, 1000 / opts.fps);
+    this.audioTimer = setInterval(
+      () => onFrame({ kind: 'audio', data: opus, keyframe: false, captureMs: Date.now() }),
+      20,
+    );
+  }
+
+  keyframe(): void {
+    this.forceKey = true;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.videoTimer);
+    clearInterval(this.audioTimer);
+  }
+}
+
+/** Counters of an ingest port. */
+export interface IngestStats {
+  packets: number;
+  malformed: number;
+  /** Payload types other than 96 and 111. */
+  ignored: number;
+  videoFrames: number;
+  audioFrames: number;
+}
+
+/**
+ * A local UDP port that accepts RTP (VP8 on PT 96, Opus on PT 111, RTCP multiplexed or not) and
+ * turns it into whole frames for the streamer, which numbers and sends them anew. Only the
+ * address it is bound to (loopback by default) can reach it.
+ */
+export class RtpIngest implements FrameSource {
+  private readonly socket = dgram.createSocket('udp4');
+  private readonly buffers = new Map<number, { ssrc: number; jb: JitterBuffer }>();
+  private readonly timer: NodeJS.Timeout;
+  readonly stats: IngestStats = {
+    packets: 0,
+    malformed: 0,
+    ignored: 0,
+    videoFrames: 0,
+    audioFrames: 0,
+  };
+
+  private constructor(private readonly onFrame: (f: MediaFrame) => void) {
+    this.socket.on('message', (d) => this.receive(d));
+    this.socket.on('error', () => undefined);
+    this.timer = setInterval(() => this.flush(Date.now()), 10);
+    this.timer.unref();
+  }
+
+  /** Opens the port (0: any free one). */
+  static async open(
+    host: string,
+    port: number,
+    onFrame: (f: MediaFrame) => void,
+  ): Promise<RtpIngest> {
+    const ingest = new RtpIngest(onFrame);
+    await new Promise<void>((resolve, reject) => {
+      ingest.socket.once('error', reject);
+      ingest.socket.bind(port, host, () => {
+        ingest.socket.off('error', reject);
+        resolve();
+      });
+    });
+    return ingest;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** An RTP sender cannot be asked for a keyframe: its own keyframe interval applies. */
+  keyframe(): void {}
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+
+  private receive(d: Buffer): void {
+    if (isRtcp(d)) return; // sender reports: nothing we need
+    this.stats.packets++;
+    try {
+      const p = parseRtp(d);
+      if (p.payloadType !== PT_VP8 && p.payloadType !== PT_OPUS) {
+        this.stats.ignored++;
+        return;
+      }
+      let b = this.buffers.get(p.payloadType);
+      // A new SSRC on a payload type is a restarted sender: start its buffer over.
+      if (!b || b.ssrc !== p.ssrc) {
+        b = {
+          ssrc: p.ssrc,
+          jb: new JitterBuffer({
+            kind: p.payloadType === PT_VP8 ? 'video' : 'audio',
+            deadlineMs: 100,
+            maxNacks: 0,
+          }),
+        };
+        this.buffers.set(p.payloadType, b);
+      }
+      // Copy out of the socket's buffer: frames outlive this callback.
+      if (b.jb.push({ ...p, payload: Buffer.from(p.payload) }, Date.now()) === 'malformed')
+        this.stats.malformed++;
+      this.flush(Date.now());
+    } catch (err) {
+      if (!(err instanceof RtpError)) throw err;
+      this.stats.malformed++;
+    }
+  }
+
+  private flush(now: number): void {
+    for (const [pt, b] of this.buffers) {
+      const kind = pt === PT_VP8 ? 'video' : 'audio';
+      for (const f of b.jb.poll(now)) {
+        if (kind === 'video') this.stats.videoFrames++;
+        else this.stats.audioFrames++;
+        this.onFrame({ kind, data: f.data, keyframe: f.keyframe, captureMs: now });
+      }
+    }
+  }
+}
