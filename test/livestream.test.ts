@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import dgram from 'node:dgram';
 import path from 'node:path';
 import { api, createTestnet, signIn, waitFor, type TestPeer, type Testnet } from './testnet.js';
 import { spawnHchat } from './processes.js';
@@ -88,5 +89,158 @@ describe('livestream', () => {
     await waitFor(
       async () => (await viewers[9]!.call('GET', `/api/streams/${streamId}/stats`)).status === 404,
     );
+  });
+
+  it('a relay tree of 30 viewers with k = 3 keeps the streamer near 3x bitrate and heals when a relay is SIGKILLed', async () => {
+    const net = await createTestnet();
+    const streamer = await net.addPeer('streamer', { streamFanout: 3 });
+    await signIn(streamer, 'streamer');
+    const c = await streamer.call('POST', '/api/channels', { name: 'tree', allowVisitors: false });
+    const channelId = c.body.id as string;
+    const live = await streamer.call('POST', `/api/channels/${channelId}/streams`, {
+      source: 'synthetic',
+      fps: 25,
+      bitrateKbps: 300,
+    });
+    const { streamId } = live.body;
+    // The first three viewers are processes of their own: they become the streamer's direct
+    // children, and so relays, and one of them is killed.
+    const relays = [];
+    for (let i = 0; i < 3; i++) {
+      const proc = await spawnHchat([
+        'peer',
+        '--server',
+        `${net.serverHost}:${net.serverPort}`,
+        '--data',
+        path.join(net.dir, `relay${i}`),
+        '--stream-fanout',
+        '3',
+      ]);
+      const call = (m: string, r: string, b?: unknown) => api(proc.ready.ui!, m, r, b);
+      const who = `relay${i}`;
+      expect(
+        (await call('POST', '/api/register', { username: who, password: `${who}-pw` })).status,
+      ).toBe(201);
+      expect(
+        (await call('POST', '/api/login', { username: who, password: `${who}-pw` })).status,
+      ).toBe(200);
+      expect((await call('POST', `/api/channels/${channelId}/join`)).status).toBe(200);
+      await waitFor(
+        async () => (await call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+      );
+      relays.push({ proc, call, who });
+    }
+    const viewers: TestPeer[] = [];
+    for (let i = 0; i < 27; i++) {
+      const v = await net.addPeer(`viewer${i}`, { streamFanout: 3 });
+      await signIn(v, `viewer${i}`);
+      expect((await v.call('POST', `/api/channels/${channelId}/join`)).status).toBe(200);
+      viewers.push(v);
+    }
+    await Promise.all(viewers.map((v) => watch(v, streamId)));
+    const st = await stats(streamer, streamId);
+    expect(st.viewers).toBe(30);
+    expect(st.children.sort()).toEqual(['relay0', 'relay1', 'relay2']);
+    expect(st.depth).toBe(3); // 3 + 9 + 18
+    await waitFor(
+      async () =>
+        (await Promise.all(viewers.map((v) => stats(v, streamId)))).every(
+          (s) => s.framesComplete >= 50,
+        ),
+      20_000,
+      'every viewer to complete 50 frames',
+    );
+    // Upload over two seconds: about k = 3 copies of the stream, not 30.
+    const s0 = await stats(streamer, streamId);
+    await new Promise((r) => setTimeout(r, 2000));
+    const s1 = await stats(streamer, streamId);
+    const copies = (s1.uploadBytes - s0.uploadBytes) / (s1.streamBytes - s0.streamBytes);
+    expect(copies, JSON.stringify(s1)).toBeGreaterThanOrEqual(3);
+    expect(copies, JSON.stringify(s1)).toBeLessThan(3.5);
+
+    // A relay dies without a word: its subtree is placed again and receives again.
+    relays[0]!.proc.proc.kill('SIGKILL');
+    await relays[0]!.proc.exited;
+    const before = await Promise.all(viewers.map((v) => stats(v, streamId)));
+    await waitFor(
+      async () => {
+        const now = await Promise.all(viewers.map((v) => stats(v, streamId)));
+        return now.every(
+          (s, i) => s.parent !== 'relay0' && s.framesComplete >= before[i]!.framesComplete + 50,
+        );
+      },
+      15_000,
+      'every viewer to receive 50 more frames, none from the dead relay',
+    );
+    const after = await stats(streamer, streamId);
+    expect(after.viewers).toBe(29);
+    expect(after.children.length).toBe(3);
+    for (const r of relays.slice(1))
+      expect(
+        (await r.call('GET', `/api/streams/${streamId}/stats`)).body.framesComplete,
+      ).toBeGreaterThan(100);
+  });
+
+  it('checks rights at the streamer: non-members and visitors of private channels cannot watch', async () => {
+    const { net, streamer, viewers, channelId } = await audience(1);
+    const outsider = await net.addPeer('outsider');
+    await signIn(outsider, 'outsider');
+    const visitor = await net.addPeer('visitor');
+    expect((await visitor.call('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+    const { streamId } = (
+      await streamer.call('POST', `/api/channels/${channelId}/streams`, { source: 'synthetic' })
+    ).body;
+    await watch(viewers[0]!, streamId);
+    // The outsider sees the stream in the tracker list, but the streamer refuses it.
+    for (const p of [outsider, visitor]) {
+      expect((await p.call('GET', '/api/streams')).body).toEqual([]);
+      const r = await p.call('POST', `/api/streams/${streamId}/watch`);
+      expect(r.status).toBe(404);
+      expect(r.body.error.code).toBe('E_STREAM_NOT_FOUND');
+    }
+    expect(
+      (await visitor.call('POST', `/api/channels/${channelId}/streams`, { source: 'synthetic' }))
+        .status,
+    ).toBe(403);
+    const bad = await streamer.call('POST', `/api/channels/${channelId}/streams`, {
+      source: 'tv',
+      fps: 500,
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/source/);
+
+    // Datagrams that are not ours, or ours from a stranger, are counted and ignored.
+    const udp = dgram.createSocket('udp4');
+    const [ip, port] = (viewers[0]!.udp as string).split(':') as [string, string];
+    const vs = (await streamer.call('GET', '/api/streams')).body[0];
+    const forged = Buffer.alloc(40);
+    forged[0] = 0x80;
+    forged[1] = 96;
+    forged.writeUInt32BE(vs.videoSsrc, 8);
+    for (const d of [Buffer.from('garbage'), Buffer.alloc(3), forged])
+      await new Promise((r) => udp.send(d, Number(port), ip, r));
+    udp.close();
+    await waitFor(async () => (await stats(viewers[0]!, streamId)).foreignDatagrams >= 1);
+    const before = (await stats(viewers[0]!, streamId)).framesComplete;
+    await waitFor(async () => (await stats(viewers[0]!, streamId)).framesComplete > before + 10);
+    expect(viewers[0]!.node.p2p.media.stats.malformed).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a visitor watches a stream in a channel that allows visitors', async () => {
+    const net = await createTestnet();
+    const streamer = await net.addPeer('streamer');
+    await signIn(streamer, 'streamer');
+    const c = await streamer.call('POST', '/api/channels', { name: 'open', allowVisitors: true });
+    const visitor = await net.addPeer('visitor');
+    expect((await visitor.call('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+    expect((await visitor.call('POST', `/api/channels/${c.body.id}/join`)).status).toBe(200);
+    const { streamId } = (
+      await streamer.call('POST', `/api/channels/${c.body.id}/streams`, { source: 'synthetic' })
+    ).body;
+    await waitFor(async () => (await visitor.call('GET', '/api/streams')).body.length === 1);
+    await watch(visitor, streamId);
+    await waitFor(async () => (await stats(visitor, streamId)).framesComplete > 20);
+    expect((await visitor.call('DELETE', `/api/streams/${streamId}/watch`)).status).toBe(204);
+    await waitFor(async () => (await stats(streamer, streamId)).viewers === 0);
   });
 });

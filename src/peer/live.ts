@@ -473,6 +473,7 @@ export class LiveService {
       return {
         role: 'streamer',
         uploadBytes: live.broadcast.fanout.uploadBytes,
+        streamBytes: live.broadcast.bytesProduced,
         viewers: live.viewers.size,
         children: live.tree.childrenOf(ROOT).map((id) => live.viewers.get(id)!.username),
         framesSent: live.broadcast.framesSent,

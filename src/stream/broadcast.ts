@@ -25,6 +25,8 @@ export class Broadcast {
   readonly fanout: Fanout;
   readonly sinks = new Set<PacketSink>();
   framesSent = 0;
+  /** Bytes of one copy of the stream (every datagram once): the stream's own rate. */
+  bytesProduced = 0;
   private lastKeyframeRequest = 0;
   private readonly handler: SsrcHandler;
 
@@ -44,7 +46,10 @@ export class Broadcast {
   send(frame: MediaFrame): void {
     const sender = frame.kind === 'video' ? this.video : this.audio;
     const datagrams = sender.packetize(frame);
-    for (const d of datagrams) this.fanout.relay(sender.ssrc, d);
+    for (const d of datagrams) {
+      this.bytesProduced += d.length;
+      this.fanout.relay(sender.ssrc, d);
+    }
     if (frame.kind === 'video') this.framesSent++;
     if (this.sinks.size > 0) {
       const packets = datagrams.map((d) => parseRtp(d));
