@@ -64,8 +64,7 @@ describe('livestream', () => {
       'every viewer to complete 120 frames',
     );
     const all = await Promise.all(viewers.map((v) => stats(v, streamId)));
-    if (process.env.HCHAT_SHOW)
-      console.log(JSON.stringify(all), JSON.stringify(await stats(streamer, streamId)));
+    console.log(JSON.stringify(all), JSON.stringify(await stats(streamer, streamId)));
     for (const s of all) {
       const ratio = s.framesComplete / (s.framesComplete + s.framesDropped);
       expect(ratio, JSON.stringify(s)).toBeGreaterThanOrEqual(0.99);

@@ -6,6 +6,7 @@
 import type { MediaSocket } from './media-socket.js';
 import { AUDIO_CLOCK, PT_OPUS, PT_VP8, VIDEO_CLOCK, encodeRtp, type RtpPacket } from './rtp.js';
 import type { MediaKind } from './sender.js';
+import { isVp8Keyframe } from './vp8.js';
 
 /** The SDP a tool needs to receive an exported stream on `ip`, ports `port` and `port + 2`. */
 export function exportSdp(streamId: string, ip: string, port: number): string {
@@ -25,9 +26,14 @@ export function exportSdp(streamId: string, ip: string, port: number): string {
   ].join('\r\n');
 }
 
-/** Sends the packets of whole frames to a local sink. */
+/**
+ * Sends the packets of whole frames to a local sink. Video starts at a keyframe, and after any
+ * gap in the sequence (a frame dropped upstream) waits for the next one, so that the tool's
+ * decoder never sees a frame it cannot decode.
+ */
 export class RtpExport {
   sent = 0;
+  private nextVideoSeq: number | undefined;
 
   constructor(
     private readonly socket: MediaSocket,
@@ -36,6 +42,15 @@ export class RtpExport {
   ) {}
 
   send(kind: MediaKind, packets: readonly RtpPacket[]): void {
+    if (packets.length === 0) return;
+    if (kind === 'video') {
+      const first = packets[0]!;
+      if (first.seq !== this.nextVideoSeq && !isVp8Keyframe(first.payload)) {
+        this.nextVideoSeq = undefined;
+        return;
+      }
+      this.nextVideoSeq = (packets[packets.length - 1]!.seq + 1) & 0xffff;
+    }
     const port = kind === 'video' ? this.port : this.port + 2;
     for (const p of packets) {
       this.sent++;

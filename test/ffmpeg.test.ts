@@ -1,0 +1,161 @@
+/**
+ * Interoperability with a tool nobody here wrote: ffmpeg (Debian's) encodes a test pattern with
+ * libvpx and libopus and sends it as RTP to a streamer's ingest port; viewers receive it through
+ * the relay tree at 2 % loss; and a viewer exports it back to ffmpeg, which must decode it
+ * without errors. ffmpeg is the independent check that our RTP is real RTP.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { onTestFinished } from 'vitest';
+import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+
+/** Runs ffmpeg; resolves with its exit code, stdout and stderr. Killed at the end of the test. */
+function ffmpeg(args: string[]): {
+  done: Promise<{ code: number | null; out: string; err: string }>;
+} {
+  const proc = spawn('ffmpeg', ['-hide_banner', '-nostdin', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+    proc.once('exit', (code) => resolve({ code, out, err })),
+  );
+  onTestFinished(() => {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  });
+  return { done };
+}
+
+/** ffmpeg sending `seconds` of testsrc (VP8) and a sine (Opus) as RTP to a local port. */
+function feed(port: number, seconds: number) {
+  const url = `rtp://127.0.0.1:${port}?pkt_size=1200&rtcpport=${port}`;
+  return ffmpeg([
+    '-loglevel',
+    'error',
+    '-re',
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc=size=320x240:rate=25:duration=${seconds}`,
+    '-f',
+    'lavfi',
+    '-i',
+    `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+    '-map',
+    '0:v',
+    '-c:v',
+    'libvpx',
+    '-deadline',
+    'realtime',
+    '-b:v',
+    '600k',
+    '-g',
+    '25',
+    '-payload_type',
+    '96',
+    '-f',
+    'rtp',
+    url,
+    '-map',
+    '1:a',
+    '-c:a',
+    'libopus',
+    '-b:a',
+    '32k',
+    '-payload_type',
+    '111',
+    '-f',
+    'rtp',
+    url,
+  ]);
+}
+
+const stats = async (p: TestPeer, streamId: string) =>
+  (await p.call('GET', `/api/streams/${streamId}/stats`)).body;
+
+describe('ffmpeg interop', () => {
+  it('ingests VP8/Opus RTP from ffmpeg, relays it to 10 viewers at 2 % loss, exports it to ffmpeg', async () => {
+    const net = await createTestnet();
+    const streamer = await net.addPeer('streamer');
+    await signIn(streamer, 'streamer');
+    const c = await streamer.call('POST', '/api/channels', { name: 'tv', allowVisitors: false });
+    const viewers: TestPeer[] = [];
+    for (let i = 0; i < 10; i++) {
+      const v = await net.addPeer(`viewer${i}`, { udpLoss: 0.02 });
+      await signIn(v, `viewer${i}`);
+      await v.call('POST', `/api/channels/${c.body.id}/join`);
+      viewers.push(v);
+    }
+    const live = await streamer.call('POST', `/api/channels/${c.body.id}/streams`, {
+      source: 'rtp',
+      fps: 25,
+      bitrateKbps: 600,
+    });
+    expect(live.status).toBe(201);
+    const { streamId, ingestPort } = live.body;
+    expect(ingestPort).toBeGreaterThan(0);
+    for (const v of viewers)
+      await waitFor(
+        async () => (await v.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+      );
+
+    // The last viewer exports what it receives; ffmpeg reads it with the SDP we hand out.
+    const dir = net.dir;
+    const sinkPort = 40000 + Math.floor(Math.random() * 10000) * 2;
+    const fwd = await viewers[9]!.call('POST', `/api/streams/${streamId}/forward`, {
+      host: '127.0.0.1',
+      port: sinkPort,
+    });
+    expect(fwd.status).toBe(200);
+    const sdpRes = await fetch(new URL(`/api/streams/${streamId}/sdp`, viewers[9]!.uiUrl));
+    expect(sdpRes.headers.get('content-type')).toMatch(/application\/sdp/);
+    const sdp = await sdpRes.text();
+    expect(sdp).toContain('a=rtpmap:96 VP8/90000');
+    const sdpFile = path.join(dir, 'stream.sdp');
+    fs.writeFileSync(sdpFile, sdp);
+    const reader = ffmpeg([
+      '-loglevel',
+      'error',
+      '-protocol_whitelist',
+      'file,udp,rtp',
+      '-i',
+      sdpFile,
+      '-t',
+      '4',
+      '-f',
+      'framecrc',
+      '-',
+    ]);
+    await new Promise((r) => setTimeout(r, 500)); // let it bind its ports
+
+    const sender = feed(ingestPort, 8);
+    const sent = await sender.done;
+    expect(sent.code, sent.err).toBe(0);
+    const read = await reader.done;
+    expect(read.code, read.err).toBe(0);
+    // No decoding errors, and frames of both streams decoded.
+    expect(read.err.trim()).toBe('');
+    const lines = read.out.split('\n').filter((l) => /^\d+,/.test(l));
+    const video = lines.filter((l) => l.startsWith('0,')).length;
+    const audio = lines.filter((l) => l.startsWith('1,')).length;
+    expect(video, read.out.slice(0, 500)).toBeGreaterThan(50);
+    expect(audio).toBeGreaterThan(50);
+
+    const st = await stats(streamer, streamId);
+    expect(st.framesSent).toBeGreaterThan(150); // 8 s at 25 fps, less the start
+    const all = await Promise.all(viewers.map((v) => stats(v, streamId)));
+    for (const s of all) {
+      expect(
+        s.framesComplete / (s.framesComplete + s.framesDropped),
+        JSON.stringify(s),
+      ).toBeGreaterThanOrEqual(0.99);
+      expect(s.framesComplete).toBeGreaterThanOrEqual(st.framesSent * 0.95);
+    }
+    expect(all.reduce((n, s) => n + s.packetsRecovered, 0)).toBeGreaterThan(0);
+  });
+});
