@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERRORS, HchatError } from '../src/protocol/errors.js';
 import { OPS, EVENTS } from '../src/protocol/server-link.js';
+import { P2P_EVENTS, P2P_OPS } from '../src/protocol/peer-link.js';
 
 const protocolDoc = fs.readFileSync(
   path.resolve(import.meta.dirname, '..', 'docs', 'PROTOCOL.md'),
@@ -22,6 +23,13 @@ describe('error catalogue and protocol document', () => {
     for (const op of Object.keys(OPS))
       expect(protocolDoc, op).toMatch(new RegExp(`\\|\\s*\`${op}\`\\s*\\|`));
     for (const ev of Object.keys(EVENTS))
+      expect(protocolDoc, ev).toMatch(new RegExp(`\\|\\s*\`${ev}\`\\s*\\|`));
+  });
+
+  it('documents every operation and event of the peer-to-peer link', () => {
+    for (const op of Object.keys(P2P_OPS))
+      expect(protocolDoc, op).toMatch(new RegExp(`\\|\\s*\`${op}\`(\\s*\\(P2P\\))?\\s*\\|`));
+    for (const ev of Object.keys(P2P_EVENTS))
       expect(protocolDoc, ev).toMatch(new RegExp(`\\|\\s*\`${ev}\`\\s*\\|`));
   });
 
