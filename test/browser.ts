@@ -15,6 +15,7 @@ const CHROMIUM = '/usr/bin/chromium';
 export async function openPage(
   url: string,
   size = { width: 1280, height: 760 },
+  extraArgs: string[] = [],
 ): Promise<{ page: Page; errors: string[] }> {
   if (!fs.existsSync(CHROMIUM))
     throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
@@ -30,6 +31,7 @@ export async function openPage(
       '--disable-component-update',
       '--disable-sync',
       '--no-first-run',
+      ...extraArgs,
     ],
   });
   onTestFinished(async () => {

@@ -22,6 +22,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
+import fastifyWebsocket from '@fastify/websocket';
+import { MAX_PUBLISHED_FRAME, play, publish } from './live-ws.js';
 import { renderHome } from './home-page.js';
 
 /**
@@ -200,6 +202,20 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     const { streamId } = parse(StreamParam, req.params, 'stream id');
     const b = parse(ForwardBody, req.body, 'forward');
     return node.live.forward(streamId, b.host, b.port);
+  });
+  // The browser's media: WebCodecs chunks in (publish), whole frames out (play); see live-ws.ts.
+  void app.register(fastifyWebsocket, { options: { maxPayload: MAX_PUBLISHED_FRAME } });
+  void app.register(async (scope) => {
+    for (const [route, handler] of [
+      ['publish', publish],
+      ['play', play],
+    ] as const) {
+      scope.get(`/api/streams/:streamId/${route}`, { websocket: true }, (socket, req) => {
+        const p = StreamParam.safeParse(req.params);
+        if (!p.success) return socket.close(1008, 'E_BAD_REQUEST');
+        handler(node.live, p.data.streamId, socket);
+      });
+    }
   });
   app.get('/api/streams/:streamId/sdp', async (req, reply) => {
     const { streamId } = parse(StreamParam, req.params, 'stream id');

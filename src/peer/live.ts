@@ -176,11 +176,12 @@ export class LiveService {
     live.broadcast.send(f);
   }
 
-  /** Sets what a browser source does when a keyframe is wanted. */
-  onKeyframeWanted(streamId: string, fn: () => void): void {
+  /** Attaches the page that feeds a browser-source stream (one at a time). */
+  attachSource(streamId: string, source: FrameSource): void {
     const live = this.lives.get(streamId);
     if (!live || live.info.source !== 'browser') throw new HchatError('E_STREAM_NOT_FOUND');
-    live.source = { keyframe: fn, close: async () => undefined };
+    if (live.source) throw new HchatError('E_FORBIDDEN', 'a page already feeds this stream');
+    live.source = source;
   }
 
   /** Stops one of our streams: every viewer is told, the tracker entry no longer lists it. */

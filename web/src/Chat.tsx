@@ -4,8 +4,17 @@
  * list with presence, and your name with a status menu at the bottom.
  */
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
-import { api, ApiError, type Channel, type Me, type Message, type Peer } from './api.js';
+import {
+  api,
+  ApiError,
+  type Channel,
+  type Me,
+  type Message,
+  type Peer,
+  type Stream,
+} from './api.js';
 import { MessagePane } from './MessagePane.js';
+import { LiveStage } from './LiveStage.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -34,6 +43,7 @@ export function Chat({
   const [owner, setOwner] = useState<string | null>(null); // null: Home
   const [channelId, setChannelId] = useState<string | null>(null);
   const [peers, setPeers] = useState<Peer[]>([]);
+  const [streams, setStreams] = useState<Stream[]>([]);
   const [members, setMembers] = useState<Array<{ username: string; status: string }> | null>(null);
   // The connection as the latest event says (me.connection lags behind it by one request).
   const [link, setLink] = useState<Me['connection']>(me.connection);
@@ -66,10 +76,26 @@ export function Chat({
     }
   }, [connected]);
 
+  const refreshStreams = useCallback(async () => {
+    try {
+      setStreams(await api.streams());
+    } catch {
+      setStreams([]);
+    }
+  }, []);
+
   useEffect(() => {
     void refreshChannels();
     void refreshPeers();
   }, [refreshChannels, refreshPeers]);
+
+  // Live streams: on stream and presence events (a tracker entry's `live` changed), and every
+  // few seconds for viewer counts.
+  useEffect(() => {
+    void refreshStreams();
+    const t = setInterval(() => void refreshStreams(), 5000);
+    return () => clearInterval(t);
+  }, [refreshStreams]);
 
   // One event stream for everything live.
   useEffect(() => {
@@ -86,7 +112,11 @@ export function Chat({
       )
         notify(data.message);
     });
-    es.addEventListener('presence', () => void refreshPeers());
+    es.addEventListener('presence', () => {
+      void refreshPeers();
+      void refreshStreams();
+    });
+    es.addEventListener('stream', () => void refreshStreams());
     es.addEventListener('connection', (e) => {
       const { state } = JSON.parse((e as MessageEvent).data) as { state: Me['connection'] };
       setLink(state);
@@ -101,7 +131,7 @@ export function Chat({
       else setSync(s.done ? null : s);
     });
     return () => es.close();
-  }, [me.username, refreshChannels, refreshMe, refreshPeers]);
+  }, [me.username, refreshChannels, refreshMe, refreshPeers, refreshStreams]);
 
   // The open channel's members, refreshed when presence changes (peers is refreshed then).
   useEffect(() => {
@@ -196,6 +226,11 @@ export function Chat({
                 >
                   <span className="hash">#</span>
                   {c.name}
+                  {streams.some((st) => st.channelId === c.id) && (
+                    <span className="live-badge" aria-label="live now">
+                      LIVE
+                    </span>
+                  )}
                   {(c.unread ?? 0) > 0 && c.id !== channelId && (
                     <span className="badge" aria-label={`${c.unread} unread`}>
                       {c.unread}
@@ -211,6 +246,15 @@ export function Chat({
 
       <main className="main">
         <Banner me={me} sync={sync} />
+        {selected && (
+          <LiveStage
+            key={`live-${selected.id}`}
+            me={me}
+            channel={selected}
+            streams={streams}
+            onChanged={() => void refreshStreams()}
+          />
+        )}
         {selected ? (
           <MessagePane
             key={selected.id}

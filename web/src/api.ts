@@ -47,6 +47,32 @@ export interface Peer {
   sessionId: string;
 }
 
+/** A live stream this user may watch (README "Livestream API"). */
+export interface Stream {
+  streamId: string;
+  channelId: string;
+  streamer: string;
+  source: 'browser' | 'rtp' | 'synthetic';
+  startedAt: number;
+  fps: number;
+  bitrateKbps: number;
+  viewers: number;
+  watching: boolean;
+  mine: boolean;
+}
+
+/** A viewer's stats of a stream. */
+export interface ViewerStats {
+  framesComplete: number;
+  framesDropped: number;
+  packetsLost: number;
+  packetsRecovered: number;
+  latencyMs: { p50: number | null; p99: number | null };
+  bitrateKbps: number;
+  fps: number;
+  parent: string;
+}
+
 /** An error answered by the API, with its catalogue code. */
 export class ApiError extends Error {
   constructor(
@@ -98,6 +124,18 @@ export const api = {
   read: (id: string) => call('POST', `/api/channels/${id}/read`),
   post: (id: string, text: string) =>
     call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, { text }),
+  streams: () => call<Stream[]>('GET', '/api/streams'),
+  goLive: (channelId: string, fps: number, bitrateKbps: number) =>
+    call<{ streamId: string }>('POST', `/api/channels/${channelId}/streams`, {
+      source: 'browser',
+      fps,
+      bitrateKbps,
+    }),
+  endStream: (id: string) => call('DELETE', `/api/streams/${id}`),
+  watch: (id: string) =>
+    call<{ streamId: string; parent: string }>('POST', `/api/streams/${id}/watch`),
+  unwatch: (id: string) => call('DELETE', `/api/streams/${id}/watch`),
+  streamStats: (id: string) => call<ViewerStats>('GET', `/api/streams/${id}/stats`),
 };
 
 /** Orders messages as every replica does: (ts, lc, id). */

@@ -1,0 +1,207 @@
+/**
+ * Livestreams in a channel: Go Live (camera and microphone from this page), the streams live
+ * here with a Watch button, your own preview while you are live, and the viewer tile with sound
+ * and a stats overlay (fps, bitrate, loss, latency). The chat stays beside it.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { api, ApiError, type Channel, type Me, type Stream, type ViewerStats } from './api.js';
+import { broadcast, play, type Broadcast, type PlaybackCounters } from './media.js';
+
+export function LiveStage({
+  me,
+  channel,
+  streams,
+  onChanged,
+}: {
+  me: Me;
+  channel: Channel;
+  streams: Stream[];
+  onChanged: () => void;
+}) {
+  const [mine, setMine] = useState<{ streamId: string; bc: Broadcast } | null>(null);
+  const [watching, setWatching] = useState<{ streamId: string; audio: AudioContext } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const preview = useRef<HTMLVideoElement>(null);
+  const here = streams.filter((s) => s.channelId === channel.id);
+  const others = here.filter((s) => !s.mine);
+  const myStream = here.find((s) => s.streamId === mine?.streamId);
+
+  // Leaving the channel (or the page) ends what this stage started.
+  const live = useRef({ mine, watching });
+  live.current = { mine, watching };
+  useEffect(
+    () => () => {
+      const { mine: m, watching: w } = live.current;
+      if (m) {
+        m.bc.stop();
+        void api.endStream(m.streamId).catch(() => undefined);
+      }
+      if (w) {
+        void api.unwatch(w.streamId).catch(() => undefined);
+        void w.audio.close();
+      }
+    },
+    [],
+  );
+
+  useEffect(() => {
+    if (preview.current && mine) preview.current.srcObject = mine.bc.preview;
+  }, [mine]);
+
+  // The stream we watch ended: close the tile.
+  useEffect(() => {
+    if (watching && !here.some((s) => s.streamId === watching.streamId)) {
+      void watching.audio.close();
+      setWatching(null);
+    }
+  }, [here, watching]);
+
+  async function goLive() {
+    setError(null);
+    let streamId: string | undefined;
+    try {
+      streamId = (await api.goLive(channel.id, 30, 800)).streamId;
+      const bc = await broadcast(streamId, { fps: 30, bitrateKbps: 800 }, (m) => setError(m));
+      setMine({ streamId, bc });
+    } catch (err) {
+      setError(err instanceof ApiError || err instanceof Error ? err.message : String(err));
+      if (streamId) void api.endStream(streamId).catch(() => undefined);
+    }
+    onChanged();
+  }
+
+  async function endLive() {
+    if (!mine) return;
+    setMine(null);
+    // The peer ends the stream for every viewer and closes the page's media socket.
+    await api.endStream(mine.streamId).catch(() => undefined);
+    mine.bc.stop();
+    onChanged();
+  }
+
+  async function watch(s: Stream) {
+    setError(null);
+    // Created in the click, so the browser lets it play sound.
+    const audio = new AudioContext();
+    try {
+      if (watching) await stopWatching();
+      await api.watch(s.streamId);
+      setWatching({ streamId: s.streamId, audio });
+    } catch (err) {
+      void audio.close();
+      setError(err instanceof Error ? err.message : String(err));
+    }
+    onChanged();
+  }
+
+  async function stopWatching() {
+    if (!watching) return;
+    setWatching(null);
+    void watching.audio.close();
+    await api.unwatch(watching.streamId).catch(() => undefined);
+    onChanged();
+  }
+
+  if (here.length === 0 && !mine && me.role !== 'user' && !error) return null;
+  return (
+    <section className="stage" aria-label="Live">
+      <div className="stage-bar">
+        {me.role === 'user' &&
+          (mine ? (
+            <button className="live-button on" onClick={() => void endLive()}>
+              End stream
+            </button>
+          ) : (
+            <button className="live-button" onClick={() => void goLive()}>
+              Go live
+            </button>
+          ))}
+        {mine && (
+          <span className="live-badge" aria-label="You are live">
+            LIVE · {myStream?.viewers ?? 0} watching
+          </span>
+        )}
+        {others.map((s) => (
+          <span key={s.streamId} className="stream-entry">
+            <span className="live-badge">LIVE</span> {s.streamer} · {s.viewers} watching{' '}
+            {watching?.streamId === s.streamId ? (
+              <button onClick={() => void stopWatching()}>Stop watching</button>
+            ) : (
+              <button onClick={() => void watch(s)} aria-label={`Watch ${s.streamer}`}>
+                Watch
+              </button>
+            )}
+          </span>
+        ))}
+        {error && (
+          <span className="stage-error" role="alert">
+            {error}
+          </span>
+        )}
+      </div>
+      {mine && (
+        <video
+          className="preview"
+          ref={preview}
+          muted
+          autoPlay
+          playsInline
+          aria-label="Your camera"
+        />
+      )}
+      {watching && (
+        <ViewerTile
+          key={watching.streamId}
+          streamId={watching.streamId}
+          streamer={others.find((s) => s.streamId === watching.streamId)?.streamer ?? ''}
+          audio={watching.audio}
+        />
+      )}
+    </section>
+  );
+}
+
+function ViewerTile({
+  streamId,
+  streamer,
+  audio,
+}: {
+  streamId: string;
+  streamer: string;
+  audio: AudioContext;
+}) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const counters = useRef<PlaybackCounters>({ framesDrawn: 0, audioFrames: 0, decodeErrors: 0 });
+  const [stats, setStats] = useState<ViewerStats | null>(null);
+  const [drawn, setDrawn] = useState({ frames: 0, audio: 0 });
+
+  useEffect(() => {
+    if (!canvas.current) return;
+    return play(streamId, canvas.current, counters.current, audio);
+  }, [streamId, audio]);
+
+  useEffect(() => {
+    const t = setInterval(() => {
+      setDrawn({ frames: counters.current.framesDrawn, audio: counters.current.audioFrames });
+      api.streamStats(streamId).then(setStats, () => undefined);
+    }, 1000);
+    return () => clearInterval(t);
+  }, [streamId]);
+
+  const lost = stats ? stats.packetsLost : 0;
+  return (
+    <figure
+      className="viewer-tile"
+      aria-label={`${streamer}'s stream`}
+      data-frames-drawn={drawn.frames}
+      data-audio-frames={drawn.audio}
+    >
+      <canvas ref={canvas} width={640} height={360} />
+      <figcaption className="overlay" aria-label="Stream stats">
+        {stats
+          ? `${stats.fps} fps · ${stats.bitrateKbps} kbit/s · lost ${lost} (recovered ${stats.packetsRecovered}) · latency p50 ${stats.latencyMs.p50 ?? '–'} ms p99 ${stats.latencyMs.p99 ?? '–'} ms · via ${stats.parent}`
+          : 'connecting…'}
+      </figcaption>
+    </figure>
+  );
+}
