@@ -93,9 +93,20 @@ describe('synchronization scenarios', () => {
     expect(s.log('server').filter((r) => r.msg === D.id && r.ev === 'post')).toHaveLength(0);
   });
 
-  it('3. livestream period: busy chat flows P2P; the server receives one copy of each and serves none', async () => {
+  it('3. livestream period: alice streams, busy chat flows P2P; the server receives one copy of each, serves none and carries no media', async () => {
     const s = await startSwarm(['alice', 'bob', 'carol']);
     const ch = await hostedChannel(s);
+    const live = await s.call('alice', 'POST', `/api/channels/${ch}/streams`, {
+      source: 'synthetic',
+      fps: 30,
+      bitrateKbps: 500,
+    });
+    expect(live.status).toBe(201);
+    const streamId = live.body.streamId as string;
+    for (const m of ['bob', 'carol'])
+      await waitFor(
+        async () => (await s.call(m, 'POST', `/api/streams/${streamId}/watch`)).status === 200,
+      );
     const before = await s.serverStats();
     const N = 40;
     const posts: Promise<unknown>[] = [];
@@ -124,6 +135,22 @@ describe('synchronization scenarios', () => {
       .log('server')
       .filter((r) => (r.ev === 'sync' || r.ev === 'fetch') && r.channel === ch);
     expect(served).toEqual([]);
+    // Meanwhile the stream went peer to peer: the viewers received it, the server none of it
+    // (its bytes over the whole period are what 40 chat messages take).
+    for (const m of ['bob', 'carol'])
+      await waitFor(
+        async () =>
+          (await s.call(m, 'GET', `/api/streams/${streamId}/stats`)).body.framesComplete > 60,
+      );
+    const end = await s.serverStats();
+    const streamer = (await s.call('alice', 'GET', `/api/streams/${streamId}/stats`)).body;
+    const serverBytes =
+      end.traffic.bytesIn + end.traffic.bytesOut - before.traffic.bytesIn - before.traffic.bytesOut;
+    expect(streamer.uploadBytes).toBeGreaterThan(250_000);
+    expect(serverBytes).toBeLessThan(N * 3000);
+    expect(s.log('bob').some((r) => r.ev === 'watching' && r.from?.startsWith('host:alice@'))).toBe(
+      true,
+    );
   });
 
   it('4. joined user goes online: catches up from the host, and its outbox reaches everyone once', async () => {
