@@ -13,6 +13,7 @@ import path from 'node:path';
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
 import { newSessionKeys, signMessage } from '../src/shared/signing.js';
 import { benchHosting } from './hosting.js';
+import { benchStream } from './stream.js';
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
@@ -366,6 +367,7 @@ async function main(): Promise<void> {
     `\nCPU: the load generator is one process holding every client; at 100 % it, not the server, is the bottleneck.`,
   );
   const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
+  const stream = process.env.BENCH_SKIP_STREAM ? undefined : await benchStream();
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -381,6 +383,7 @@ async function main(): Promise<void> {
         seconds: SECONDS,
         results,
         hosting,
+        stream,
       },
       null,
       2,

@@ -75,6 +75,7 @@ export function play(live: LiveService, streamId: string, ws: WebSocket): void {
       const congested = ws.bufferedAmount > MAX_BUFFERED;
       if (congested || (first.seq !== nextSeq && !f.keyframe)) {
         nextSeq = undefined;
+        viewing.requestKeyframe();
         return;
       }
       nextSeq = (f.packets[f.packets.length - 1]!.seq + 1) & 0xffff;
@@ -89,5 +90,6 @@ export function play(live: LiveService, streamId: string, ws: WebSocket): void {
     ws.send(Buffer.concat([head, f.data]));
   };
   viewing.sinks.add(sink);
+  viewing.requestKeyframe(); // the page starts decoding at one
   ws.on('close', () => viewing.sinks.delete(sink));
 }

@@ -495,9 +495,11 @@ export class LiveService {
     if (live) {
       live.exports.push(exp);
       live.broadcast.sinks.add((kind, packets) => exp.send(kind, packets));
+      live.broadcast.requestKeyframe();
     } else if (w) {
       w.exports.push(exp);
       w.viewing.sinks.add((kind, f) => exp.send(kind, f.packets));
+      w.viewing.requestKeyframe();
     } else {
       throw new HchatError('E_STREAM_NOT_FOUND', 'watch the stream before forwarding it');
     }

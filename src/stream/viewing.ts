@@ -110,6 +110,11 @@ export class Viewing {
     this.sendPli(Date.now(), true);
   }
 
+  /** A sink needs a keyframe (it joined late, or skipped frames): PLI, at most every 500 ms. */
+  requestKeyframe(): void {
+    this.sendPli(Date.now(), false);
+  }
+
   stop(): void {
     clearInterval(this.timer);
     this.socket.off(this.opts.videoSsrc, this.handlers.video);

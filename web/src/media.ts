@@ -88,12 +88,14 @@ export async function broadcast(
   el.srcObject = new MediaStream(media.getVideoTracks());
   await el.play();
   const started = performance.now();
+  let n = 0;
   const timer = setInterval(() => {
     if (stopped || el.readyState < 2 || video.encodeQueueSize > 2) return;
     const frame = new VideoFrame(el, {
       timestamp: Math.round((performance.now() - started) * 1000),
     });
-    video.encode(frame, { keyFrame: wantKey });
+    // Keyframes on request (a viewer joined or lost one), and every 4 s so nobody waits long.
+    video.encode(frame, { keyFrame: wantKey || n++ % (opts.fps * 4) === 0 });
     wantKey = false;
     frame.close();
   }, 1000 / opts.fps);
