@@ -174,6 +174,27 @@ describe('livestream', () => {
     const after = await stats(streamer, streamId);
     expect(after.viewers).toBe(29);
     expect(after.children.length).toBe(3);
+
+    // A relay that stalls (SIGSTOP: its connection stays open) loses its children within
+    // seconds, long before its heartbeat timeout: they report the silence and are moved.
+    const stalled = relays[1]!;
+    const fed = (await stats(streamer, streamId)).children.includes(stalled.who);
+    expect(fed).toBe(true);
+    stalled.proc.proc.kill('SIGSTOP');
+    const t0 = Date.now();
+    const before2 = await Promise.all(viewers.map((v) => stats(v, streamId)));
+    await waitFor(
+      async () => {
+        const now = await Promise.all(viewers.map((v) => stats(v, streamId)));
+        return now.every(
+          (s, i) => s.parent !== stalled.who && s.framesComplete >= before2[i]!.framesComplete + 30,
+        );
+      },
+      15_000,
+      'every viewer to receive again, none from the stalled relay',
+    );
+    expect(Date.now() - t0).toBeLessThan(6000); // the heartbeat timeout would take 6 s
+    stalled.proc.proc.kill('SIGCONT');
     for (const r of relays.slice(1))
       expect(
         (await r.call('GET', `/api/streams/${streamId}/stats`)).body.framesComplete,

@@ -84,6 +84,9 @@ interface Live {
   viewers: Map<string, Viewer>;
   /** What each viewer was last told: its parent and its children. */
   told: Map<string, { parent: string; children: string }>;
+  /** Viewers that reported their parent silent, waiting to be settled together. */
+  stalls: Set<string>;
+  stallTimer?: NodeJS.Timeout;
   exports: RtpExport[];
 }
 
@@ -96,6 +99,8 @@ interface Watch {
 }
 
 const MEMBERS_TTL_MS = 10_000;
+/** How long stall reports are collected before the streamer acts on them. */
+const STALL_SETTLE_MS = 300;
 
 export class LiveService {
   private readonly lives = new Map<string, Live>();
@@ -146,6 +151,7 @@ export class LiveService {
       tree: new RelayTree(this.deps.fanout),
       viewers: new Map(),
       told: new Map(),
+      stalls: new Set(),
       exports: [],
     };
     const send = (f: MediaFrame) => broadcast.send(f);
@@ -189,6 +195,7 @@ export class LiveService {
     const live = this.lives.get(streamId);
     if (!live) throw new HchatError('E_STREAM_NOT_FOUND');
     this.lives.delete(streamId);
+    clearTimeout(live.stallTimer);
     await live.source?.close();
     live.broadcast.stop();
     for (const v of live.viewers.values())
@@ -233,17 +240,35 @@ export class LiveService {
         const live = this.lives.get(b.streamId);
         const v = live?.viewers.get(conn.who.sessionId);
         if (!live || !v || v.conn !== conn) throw new HchatError('E_STREAM_NOT_FOUND');
-        const before = live.tree.parentOf(v.id);
-        live.tree.stalled(v.id);
         this.deps.log.write('stream_stall', {
           stream: live.info.streamId,
           peer: conn.name,
-          parent: before === ROOT ? 'streamer' : live.viewers.get(before ?? '')?.username,
+          parent: this.parentOf(live, v.id).username,
         });
-        this.syncTree(live);
+        // A stalled relay starves its whole subtree, and all of it reports at once: collect the
+        // reports briefly, then blame only parents that are not starving themselves.
+        live.stalls.add(v.id);
+        live.stallTimer ??= setTimeout(() => this.settleStalls(live), STALL_SETTLE_MS);
         return { parent: this.parentOf(live, v.id) };
       }
     }
+  }
+
+  private settleStalls(live: Live): void {
+    live.stallTimer = undefined;
+    const reporters = live.stalls;
+    live.stalls = new Set();
+    if (!this.lives.has(live.info.streamId)) return;
+    for (const id of reporters) {
+      const parent = live.tree.parentOf(id);
+      if (parent === undefined || parent === ROOT || reporters.has(parent)) continue;
+      live.tree.stalled(id);
+      this.deps.log.write('relay_stalled', {
+        stream: live.info.streamId,
+        peer: live.viewers.get(parent)?.conn.name,
+      });
+    }
+    this.syncTree(live);
   }
 
   /** A P2P connection closed: its viewers leave every tree. */

@@ -32,7 +32,10 @@ export interface JitterOptions {
   deadlineMs: number;
   /** How long after a gap appears before the first request (tolerates reordering). */
   nackDelayMs?: number;
-  /** Time between two requests for the same packet. */
+  /**
+   * Time between two requests for the same packet. Default: twice the measured repair time
+   * (request → packet, smoothed), within 10–200 ms, 40 ms before any repair was measured.
+   */
   nackRetryMs?: number;
   /** Requests per packet at most. */
   maxNacks?: number;
@@ -75,6 +78,7 @@ interface Pending {
 
 interface Missing {
   detectedAt: number;
+  askedAt: number;
   tries: number;
   nextAt: number;
 }
@@ -111,12 +115,14 @@ export class JitterBuffer {
   private oldestArrival = Infinity;
   private lastTransit: number | undefined;
   private readonly nackDelayMs: number;
-  private readonly nackRetryMs: number;
+  private readonly nackRetryMs: number | undefined;
+  /** Smoothed time from a NACK to the packet it asked for (an RTT estimate), ms. */
+  private repairMs: number | undefined;
   private readonly maxNacks: number;
 
   constructor(private readonly opts: JitterOptions) {
     this.nackDelayMs = opts.nackDelayMs ?? 5;
-    this.nackRetryMs = opts.nackRetryMs ?? 40;
+    this.nackRetryMs = opts.nackRetryMs;
     this.maxNacks = opts.maxNacks ?? 10;
     this.needKeyframe = opts.kind === 'video';
   }
@@ -174,7 +180,12 @@ export class JitterBuffer {
     } else {
       const m = this.missing.get(ext);
       if (m) {
-        if (m.tries > 0) this.stats.packetsRecovered++;
+        if (m.tries > 0) {
+          this.stats.packetsRecovered++;
+          const sample = now - m.askedAt;
+          this.repairMs =
+            this.repairMs === undefined ? sample : this.repairMs * 0.875 + sample * 0.125;
+        }
         this.missing.delete(ext);
       }
     }
@@ -248,10 +259,17 @@ export class JitterBuffer {
       if (now < m.nextAt || m.tries >= this.maxNacks) continue;
       if (now >= m.detectedAt + this.opts.deadlineMs) continue;
       m.tries++;
-      m.nextAt = now + this.nackRetryMs;
+      m.askedAt = now;
+      m.nextAt = now + this.retryMs();
       out.push(s & 0xffff);
     }
     return out;
+  }
+
+  private retryMs(): number {
+    if (this.nackRetryMs !== undefined) return this.nackRetryMs;
+    if (this.repairMs === undefined) return 40;
+    return Math.min(200, Math.max(10, Math.round(this.repairMs * 2 + 5)));
   }
 
   /** Packets missing right now (for receiver reports). */
@@ -324,7 +342,12 @@ export class JitterBuffer {
 
   private markMissing(s: number, now: number): void {
     if (!this.packets.has(s) && !this.missing.has(s))
-      this.missing.set(s, { detectedAt: now, tries: 0, nextAt: now + this.nackDelayMs });
+      this.missing.set(s, {
+        detectedAt: now,
+        askedAt: now,
+        tries: 0,
+        nextAt: now + this.nackDelayMs,
+      });
   }
 
   /** The sender restarted (or jumped): start over. */
