@@ -4,6 +4,8 @@ import path from 'node:path';
 import { api, createTestnet, signIn, waitFor, type TestPeer, type Testnet } from './testnet.js';
 import { spawnHchat } from './processes.js';
 import type { PeerOptions } from '../src/peer/node.js';
+import { RtpSender } from '../src/stream/sender.js';
+import { encodeRtp } from '../src/stream/rtp.js';
 
 /** A streamer with a channel and `n` members, each on its own peer. */
 async function audience(
@@ -262,5 +264,40 @@ describe('livestream', () => {
     await waitFor(async () => (await stats(visitor, streamId)).framesComplete > 20);
     expect((await visitor.call('DELETE', `/api/streams/${streamId}/watch`)).status).toBe(204);
     await waitFor(async () => (await stats(streamer, streamId)).viewers === 0);
+  });
+
+  it('the RTP ingest port takes well-formed VP8 and shrugs off garbage, RTCP and oversized packets', async () => {
+    const { streamer, channelId } = await audience(0);
+    const live = await streamer.call('POST', `/api/channels/${channelId}/streams`, {
+      source: 'rtp',
+    });
+    const port = live.body.ingestPort as number;
+    const udp = dgram.createSocket('udp4');
+    const send = (d: Buffer) => new Promise((r) => udp.send(d, port, '127.0.0.1', r));
+    const video = new RtpSender('video', 99);
+    const huge = encodeRtp({
+      marker: false,
+      payloadType: 111,
+      seq: 1,
+      timestamp: 1,
+      ssrc: 7,
+      payload: Buffer.alloc(1188, 1),
+    });
+    for (const d of [Buffer.from('nonsense'), Buffer.from([0x81, 201, 0, 1, 0, 0, 0, 1]), huge])
+      await send(d);
+    for (let i = 0; i < 10; i++) {
+      const data = Buffer.alloc(3000, i);
+      data[0] = i === 0 ? 0x10 : 0x11;
+      for (const d of video.packetize({
+        kind: 'video',
+        data,
+        keyframe: i === 0,
+        captureMs: Date.now(),
+      }))
+        await send(d);
+    }
+    udp.close();
+    await waitFor(async () => (await stats(streamer, live.body.streamId)).framesSent >= 9);
+    expect((await streamer.call('GET', '/api/me')).status).toBe(200);
   });
 });

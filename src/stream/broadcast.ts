@@ -9,7 +9,7 @@ import type { MediaSocket, Remote, SsrcHandler } from './media-socket.js';
 import type { RtcpPacket } from './rtcp.js';
 import { RtpSender, type MediaFrame } from './sender.js';
 import { Fanout } from './fanout.js';
-import { parseRtp, type RtpPacket } from './rtp.js';
+import { RtpError, parseRtp, type RtpPacket } from './rtp.js';
 
 /** Receives every frame sent, as its RTP packets (for export to local tools). */
 export type PacketSink = (kind: MediaFrame['kind'], packets: RtpPacket[]) => void;
@@ -25,6 +25,8 @@ export class Broadcast {
   readonly fanout: Fanout;
   readonly sinks = new Set<PacketSink>();
   framesSent = 0;
+  /** Frames a source gave that cannot be sent (see send). */
+  framesRejected = 0;
   /** Bytes of one copy of the stream (every datagram once): the stream's own rate. */
   bytesProduced = 0;
   private lastKeyframeRequest = 0;
@@ -45,7 +47,15 @@ export class Broadcast {
   /** Sends one frame to every child. */
   send(frame: MediaFrame): void {
     const sender = frame.kind === 'video' ? this.video : this.audio;
-    const datagrams = sender.packetize(frame);
+    let datagrams: Buffer[];
+    try {
+      datagrams = sender.packetize(frame);
+    } catch (err) {
+      // An Opus packet too large for one datagram (a foreign sender's): skipped, counted.
+      if (!(err instanceof RtpError)) throw err;
+      this.framesRejected++;
+      return;
+    }
     for (const d of datagrams) {
       this.bytesProduced += d.length;
       this.fanout.relay(sender.ssrc, d);
