@@ -14,6 +14,7 @@ import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
 import { newSessionKeys, signMessage } from '../src/shared/signing.js';
 import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
+import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
@@ -118,19 +119,27 @@ interface Result {
   serverCpuPerDeliveryUs: number;
   loadGenCpuPercent: number;
   serverCpuPercent: number;
+  serverRssMB: number;
 }
 
 /**
  * Drives one publisher and MEMBERS receivers for SECONDS. `frameFor(i, sentNs)` builds message i;
  * `sentAt(frame)` reads the send time back from a delivered frame.
  */
-async function drive(
+/** What drive needs of a publisher and of a member (the bench's Client, or an anchor's rig). */
+interface DriveEnd<T, E> {
+  onEvent: (e: E) => void;
+  onAck: () => void;
+  fire(x: T): void;
+}
+
+async function drive<T, E>(
   rate: number | undefined,
-  publisher: Client,
-  members: Client[],
+  publisher: DriveEnd<T, E>,
+  members: Array<DriveEnd<T, E>>,
   serverPid: number,
-  frameFor: (i: number, sentNs: bigint) => Buffer,
-  sentAt: (f: Record<string, any>) => bigint,
+  frameFor: (i: number, sentNs: bigint) => T,
+  sentAt: (e: E) => bigint,
 ): Promise<Result> {
   const latencies = new Float64Array(4_000_000);
   let nLat = 0;
@@ -196,7 +205,38 @@ async function drive(
     serverCpuPerDeliveryUs: (cpu / deliveries) * 1e6,
     loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
     serverCpuPercent: (cpu / elapsed) * 100,
+    serverRssMB: rssMB(serverPid),
   };
+}
+
+/** Resident memory of a process, in MB, from /proc. */
+function rssMB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Hybrid Chat's rivals on the same workload (bench/anchors.ts), or why one could not run. */
+async function benchAnchor(
+  make: () => Promise<Rig>,
+  rate?: number,
+): Promise<{ name: string; result?: Result; error?: string }> {
+  let rig: Rig | undefined;
+  try {
+    rig = await make();
+    const result = await drive(
+      rate,
+      rig.publisher,
+      rig.members,
+      rig.pid,
+      (_i, ns) => `${ns}|${TEXT_PAD}`.slice(0, 100),
+      (ns: bigint) => ns,
+    );
+    return { name: rig.name, result };
+  } catch (err) {
+    return { name: rig?.name ?? 'anchor', error: String(err) };
+  } finally {
+    await rig?.close();
+  }
 }
 
 const TEXT_PAD = 'x'.repeat(100);
@@ -309,41 +349,35 @@ function fmt(n: number, digits = 0): string {
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 
-function table(hchat: Result, relay: Result): void {
-  const rows: Array<[string, (r: Result) => string, number]> = [
-    [
-      'deliveries/s',
-      (r) => fmt(r.deliveriesPerSec),
-      hchat.deliveriesPerSec / relay.deliveriesPerSec,
-    ],
-    ['messages/s', (r) => fmt(r.messagesPerSec), hchat.messagesPerSec / relay.messagesPerSec],
-    ['latency p50 ms', (r) => fmt(r.p50ms, 2), hchat.p50ms / relay.p50ms],
-    ['latency p99 ms', (r) => fmt(r.p99ms, 2), hchat.p99ms / relay.p99ms],
-    [
-      'server CPU µs/delivery',
-      (r) => fmt(r.serverCpuPerDeliveryUs, 2),
-      hchat.serverCpuPerDeliveryUs / relay.serverCpuPerDeliveryUs,
-    ],
-    [
-      'server CPU %',
-      (r) => fmt(r.serverCpuPercent),
-      hchat.serverCpuPercent / relay.serverCpuPercent,
-    ],
-    [
-      'load generator CPU %',
-      (r) => fmt(r.loadGenCpuPercent),
-      hchat.loadGenCpuPercent / relay.loadGenCpuPercent,
-    ],
-    ['messages lost', (r) => fmt(r.lost), NaN],
+/** One row per figure: Hybrid Chat, then each anchor, then ours / the best anchor. */
+function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>): void {
+  const ok = anchors.filter((a) => a.result) as Array<{ name: string; result: Result }>;
+  const rows: Array<[string, (r: Result) => number, number, 'high' | 'low' | 'none']> = [
+    ['deliveries/s', (r) => r.deliveriesPerSec, 0, 'high'],
+    ['messages/s', (r) => r.messagesPerSec, 0, 'high'],
+    ['latency p50 ms', (r) => r.p50ms, 2, 'low'],
+    ['latency p99 ms', (r) => r.p99ms, 2, 'low'],
+    ['server CPU µs/delivery', (r) => r.serverCpuPerDeliveryUs, 2, 'low'],
+    ['server CPU %', (r) => r.serverCpuPercent, 0, 'none'],
+    ['server RSS MB', (r) => r.serverRssMB, 1, 'none'],
+    ['load generator CPU %', (r) => r.loadGenCpuPercent, 0, 'none'],
+    ['messages lost', (r) => r.lost, 0, 'none'],
   ];
   console.log(
-    `| figure | hchat (stores every message) | relay anchor (stores nothing) | hchat / anchor |`,
+    `| figure | hchat (stores every message) | ${anchors.map((a) => a.name + (a.result ? '' : ' (did not run)')).join(' | ')} | hchat / best anchor |`,
   );
-  console.log(`|---|---:|---:|---:|`);
-  for (const [name, f, ratio] of rows)
+  console.log(`|---|---:|${anchors.map(() => '---:').join('|')}|---:|`);
+  for (const [name, f, digits, better] of rows) {
+    const values = ok.map((a) => f(a.result));
+    const best =
+      better === 'high' ? Math.max(...values) : better === 'low' ? Math.min(...values) : NaN;
+    const ratio = Number.isFinite(best) && best > 0 ? fmt(f(hchat) / best, 2) : '';
     console.log(
-      `| ${name} | ${f(hchat)} | ${f(relay)} | ${Number.isNaN(ratio) ? '' : fmt(ratio, 2)} |`,
+      `| ${name} | ${fmt(f(hchat), digits)} | ${anchors.map((a) => (a.result ? fmt(f(a.result), digits) : '–')).join(' | ')} | ${ratio} |`,
     );
+  }
+  for (const a of anchors)
+    if (!a.result) console.log(`(${a.name}: ${(a as { error?: string }).error})`);
 }
 
 async function main(): Promise<void> {
@@ -358,10 +392,19 @@ async function main(): Promise<void> {
   const results = [];
   for (const sc of scenarios) {
     const relay = await benchRelay(sc.rate);
+    const anchors = [
+      { name: 'relay (Node, stores nothing)', result: relay },
+      await benchAnchor(() => mosquittoRig(0, MEMBERS), sc.rate),
+      await benchAnchor(() => mosquittoRig(1, MEMBERS), sc.rate),
+      await benchAnchor(() => ngircdRig(MEMBERS), sc.rate),
+    ];
     const hchat = await benchHchat(sc.rate);
     console.log(`\n${sc.name}\n`);
-    table(hchat, relay);
-    results.push({ scenario: sc.name, rate: sc.rate ?? null, hchat, relay });
+    table(hchat, anchors.slice(1));
+    console.log(
+      `Node relay anchor (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery`,
+    );
+    results.push({ scenario: sc.name, rate: sc.rate ?? null, hchat, anchors });
   }
   console.log(
     `\nCPU: the load generator is one process holding every client; at 100 % it, not the server, is the bottleneck.`,

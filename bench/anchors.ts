@@ -1,0 +1,298 @@
+/**
+ * The two mature C servers the fan-out bench measures beside Hybrid Chat (issue "Performance"):
+ * Mosquitto (MQTT; the machine's broker at 127.0.0.1:1883, QoS 0 and QoS 1) and ngIRCd (IRC;
+ * Debian's package, started here on a loopback port with a config of its own). Neither stores
+ * anything. Each rig gives a publisher and members with the same shape as the bench's own
+ * clients: `fire(payload)` sends one message, `onAck` counts towards the in-flight window,
+ * `onEvent(sentNs)` is a delivery.
+ *
+ * What counts as the acknowledgement that frees a window slot: Hybrid Chat's answer to `post`
+ * (after the message is stored), MQTT QoS 1's PUBACK, and for QoS 0 and IRC (which acknowledge
+ * nothing) the message's arrival at the first member.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+
+/** One side of a rig, shaped like the bench's own Client. */
+export interface Endpoint {
+  onEvent: (sentNs: bigint) => void;
+  onAck: () => void;
+  fire(payload: string): void;
+  close(): void;
+}
+
+export interface Rig {
+  name: string;
+  publisher: Endpoint;
+  members: Endpoint[];
+  /** The server process, for its CPU and RSS. */
+  pid: number;
+  close(): Promise<void>;
+}
+
+const sentAtOf = (payload: string): bigint => BigInt(payload.slice(0, payload.indexOf('|')));
+
+// ---- Mosquitto ---------------------------------------------------------------------------------
+
+/** The running broker's pid, or undefined when none listens on 127.0.0.1:1883. */
+function mosquittoPid(): number | undefined {
+  try {
+    const out = execFileSync('pgrep', ['-x', 'mosquitto'], { encoding: 'utf8' }).trim();
+    return out ? Number(out.split('\n')[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the broker if it is down (as the machine's own start command does). */
+export function ensureMosquitto(): number | undefined {
+  if (mosquittoPid() === undefined) {
+    try {
+      execFileSync('mosquitto', ['-d', '-c', '/etc/mosquitto/mosquitto.conf']);
+      execFileSync('sleep', ['0.5']);
+    } catch {
+      return undefined;
+    }
+  }
+  return mosquittoPid();
+}
+
+export async function mosquittoRig(qos: 0 | 1, members: number): Promise<Rig> {
+  const pid = ensureMosquitto();
+  if (pid === undefined) throw new Error('no Mosquitto broker at 127.0.0.1:1883');
+  const topic = `hchat-bench/${process.pid}/${Date.now()}`;
+  const connect = () =>
+    mqtt.connectAsync('mqtt://127.0.0.1:1883', {
+      clean: true,
+      reconnectPeriod: 0,
+      protocolVersion: 4,
+    });
+  const clients = await Promise.all(Array.from({ length: members + 1 }, connect));
+  const [pubClient, ...memberClients] = clients as [mqtt.MqttClient, ...mqtt.MqttClient[]];
+  const publisher: Endpoint = {
+    onEvent: () => undefined,
+    onAck: () => undefined,
+    fire(payload) {
+      if (qos === 1) pubClient.publish(topic, payload, { qos: 1 }, () => publisher.onAck());
+      else pubClient.publish(topic, payload, { qos: 0 });
+    },
+    close: () => void pubClient.end(true),
+  };
+  const eps: Endpoint[] = [];
+  for (const [i, c] of memberClients.entries()) {
+    await c.subscribeAsync(topic, { qos });
+    const ep: Endpoint = {
+      onEvent: () => undefined,
+      onAck: () => undefined,
+      fire: () => undefined,
+      close: () => void c.end(true),
+    };
+    c.on('message', (_t, payload) => {
+      const ns = sentAtOf(payload.toString());
+      ep.onEvent(ns);
+      if (qos === 0 && i === 0) publisher.onAck();
+    });
+    eps.push(ep);
+  }
+  return {
+    name: `Mosquitto QoS ${qos}`,
+    publisher,
+    members: eps,
+    pid,
+    async close() {
+      for (const c of clients) await c.endAsync(true).catch(() => undefined);
+    },
+  };
+}
+
+// ---- ngIRCd ------------------------------------------------------------------------------------
+
+/** Installs ngIRCd from Debian when it is missing (the bench's setup). */
+export function ensureNgircd(): boolean {
+  if (fs.existsSync('/usr/sbin/ngircd')) return true;
+  try {
+    execFileSync('apt-get', ['install', '-y', '-qq', 'ngircd'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      stdio: 'ignore',
+    });
+  } catch {
+    return false;
+  }
+  return fs.existsSync('/usr/sbin/ngircd');
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A raw IRC connection: lines in, lines out. */
+class IrcConn {
+  private buf = '';
+  onLine: (line: string) => void = () => undefined;
+
+  constructor(readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      this.buf += d;
+      let i;
+      while ((i = this.buf.indexOf('\r\n')) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 2);
+        if (line.startsWith('PING ')) this.send(`PONG ${line.slice(5)}`);
+        else this.onLine(line);
+      }
+    });
+  }
+
+  send(line: string): void {
+    this.socket.write(`${line}\r\n`);
+  }
+
+  /** Resolves when a line matching `re` arrives. */
+  waitFor(re: RegExp): Promise<string> {
+    return new Promise((resolve) => {
+      const prev = this.onLine;
+      this.onLine = (l) => {
+        if (re.test(l)) {
+          this.onLine = prev;
+          resolve(l);
+        } else prev(l);
+      };
+    });
+  }
+
+  static async open(port: number, nick: string): Promise<IrcConn> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+    socket.setNoDelay(true);
+    const c = new IrcConn(socket);
+    const welcome = c.waitFor(/^:\S+ 001 /);
+    c.send(`NICK ${nick}`);
+    c.send(`USER ${nick} 0 * :${nick}`);
+    await welcome;
+    return c;
+  }
+}
+
+export async function ngircdRig(members: number): Promise<Rig> {
+  if (!ensureNgircd()) throw new Error('ngIRCd is not installed and apt-get could not install it');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-ngircd-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'ngircd.conf');
+  fs.writeFileSync(
+    conf,
+    `[Global]
+Name = bench.hchat.local
+Info = Hybrid Chat bench anchor
+Listen = 127.0.0.1
+Ports = ${port}
+MotdPhrase = bench
+PidFile = ${path.join(dir, 'ngircd.pid')}
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+[Operator]
+Name = bench
+Password = bench
+`,
+  );
+  const proc: ChildProcess = spawn('/usr/sbin/ngircd', ['--nodaemon', '--config', conf], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  const stop = async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 100; i++) {
+      const up = await new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      });
+      if (up) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const pub = await IrcConn.open(port, 'pub');
+    pub.send('OPER bench bench');
+    await pub.waitFor(/^:\S+ 381 /);
+    // +F: relaxed flood protection for the publisher (operators may set it).
+    pub.send('MODE pub +F');
+    const conns: IrcConn[] = [];
+    for (let i = 0; i < members; i += 50)
+      conns.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(50, members - i) }, (_, j) =>
+            IrcConn.open(port, `m${i + j}`),
+          ),
+        )),
+      );
+    const joined = (c: IrcConn) => c.waitFor(/ 366 /); // end of NAMES: in the channel
+    await Promise.all(
+      [pub, ...conns].map((c) => {
+        const w = joined(c);
+        c.send('JOIN #bench');
+        return w;
+      }),
+    );
+    const publisher: Endpoint = {
+      onEvent: () => undefined,
+      onAck: () => undefined,
+      fire: (payload) => pub.send(`PRIVMSG #bench :${payload}`),
+      close: () => pub.socket.destroy(),
+    };
+    const eps = conns.map((c, i) => {
+      const ep: Endpoint = {
+        onEvent: () => undefined,
+        onAck: () => undefined,
+        fire: () => undefined,
+        close: () => c.socket.destroy(),
+      };
+      c.onLine = (line) => {
+        const at = line.indexOf(' PRIVMSG #bench :');
+        if (at < 0) return;
+        ep.onEvent(sentAtOf(line.slice(at + 17)));
+        if (i === 0) publisher.onAck();
+      };
+      return ep;
+    });
+    return {
+      name: 'ngIRCd',
+      publisher,
+      members: eps,
+      pid: proc.pid!,
+      async close() {
+        for (const c of [pub, ...conns]) c.socket.destroy();
+        await stop();
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
