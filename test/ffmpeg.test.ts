@@ -67,8 +67,7 @@ function feed(port: number, seconds: number) {
     'libopus',
     '-b:a',
     '32k',
-    '-payload_type',
-    '111',
+    // No -payload_type: ffmpeg's default for the second output, 97, must do.
     '-f',
     'rtp',
     url,
@@ -107,12 +106,10 @@ describe('ffmpeg interop', () => {
     // The last viewer exports what it receives; ffmpeg reads it with the SDP we hand out.
     const dir = net.dir;
     const sinkPort = 40000 + Math.floor(Math.random() * 10000) * 2;
-    const fwd = await viewers[9]!.call('POST', `/api/streams/${streamId}/forward`, {
-      host: '127.0.0.1',
-      port: sinkPort,
-    });
-    expect(fwd.status).toBe(200);
-    const sdpRes = await fetch(new URL(`/api/streams/${streamId}/sdp`, viewers[9]!.uiUrl));
+    // The SDP can be had before the forward starts (ffmpeg is started first, then the forward).
+    const sdpRes = await fetch(
+      new URL(`/api/streams/${streamId}/sdp?port=${sinkPort}`, viewers[9]!.uiUrl),
+    );
     expect(sdpRes.headers.get('content-type')).toMatch(/application\/sdp/);
     const sdp = await sdpRes.text();
     expect(sdp).toContain('a=rtpmap:96 VP8/90000');
@@ -132,6 +129,12 @@ describe('ffmpeg interop', () => {
       '-',
     ]);
     await new Promise((r) => setTimeout(r, 500)); // let it bind its ports
+    const fwd = await viewers[9]!.call('POST', `/api/streams/${streamId}/forward`, {
+      host: '127.0.0.1',
+      port: sinkPort,
+    });
+    expect(fwd.status).toBe(200);
+    expect(fwd.body.sdp).toBe(sdp);
 
     const sender = feed(ingestPort, 8);
     const sent = await sender.done;

@@ -55,6 +55,7 @@ const GoLiveBody = z.object({
   bitrateKbps: z.number().int().min(16).max(20_000).default(1000),
 });
 const StreamParam = z.object({ streamId: Uuid });
+const SdpQuery = z.object({ port: z.coerce.number().int().min(1024).max(65533).optional() });
 /** Export goes to local tools only: the API must not aim UDP at other hosts. */
 const ForwardBody = z.object({
   host: z.enum(['127.0.0.1', 'localhost']).transform(() => '127.0.0.1'),
@@ -219,7 +220,8 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
   });
   app.get('/api/streams/:streamId/sdp', async (req, reply) => {
     const { streamId } = parse(StreamParam, req.params, 'stream id');
-    return reply.type('application/sdp').send(node.live.sdp(streamId));
+    const q = parse(SdpQuery, req.query, 'query');
+    return reply.type('application/sdp').send(node.live.sdp(streamId, q.port));
   });
   return app;
 }

@@ -532,12 +532,17 @@ export class LiveService {
     return { sdp: exportSdp(streamId, ip, port) };
   }
 
-  /** The SDP of the latest export of a stream. */
-  sdp(streamId: string): string {
+  /** The SDP for a local sink at `port`, or for the latest export of the stream. */
+  sdp(streamId: string, port?: number): string {
     const exps = this.lives.get(streamId)?.exports ?? this.watches.get(streamId)?.exports;
     if (!exps) throw new HchatError('E_STREAM_NOT_FOUND');
+    if (port !== undefined) return exportSdp(streamId, '127.0.0.1', port);
     const last = exps[exps.length - 1];
-    if (!last) throw new HchatError('E_NOT_FOUND', 'forward the stream first (POST …/forward)');
+    if (!last)
+      throw new HchatError(
+        'E_NOT_FOUND',
+        'forward the stream first (POST …/forward), or give ?port=',
+      );
     return exportSdp(streamId, last.ip, last.port);
   }
 

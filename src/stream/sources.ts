@@ -2,11 +2,12 @@
  * Where a streamer's frames come from, besides the browser (peer/live.ts takes those from a
  * WebSocket): a synthetic source of realistic sizes and keyframe cadence for benchmarks and
  * tests, and an RTP ingest port that ffmpeg, OBS or GStreamer can send VP8 (PT 96) and Opus
- * (PT 111) to.
+ * (any other dynamic PT: 111 as in our SDP, or ffmpeg's default 97) to.
  */
 import dgram from 'node:dgram';
 import { JitterBuffer } from './jitter-buffer.js';
-import { PT_OPUS, PT_VP8, RtpError, isRtcp, parseRtp } from './rtp.js';
+import { PT_VP8, RtpError, isRtcp, parseRtp } from './rtp.js';
+import type { MediaKind } from './sender.js';
 import type { MediaFrame } from './sender.js';
 
 /** A source of frames; `keyframe()` asks for the next video frame to be a keyframe. */
@@ -77,20 +78,20 @@ export class SyntheticSource implements FrameSource {
 export interface IngestStats {
   packets: number;
   malformed: number;
-  /** Payload types other than 96 and 111. */
+  /** Payload types that are neither VP8 (96) nor Opus (97-127). */
   ignored: number;
   videoFrames: number;
   audioFrames: number;
 }
 
 /**
- * A local UDP port that accepts RTP (VP8 on PT 96, Opus on PT 111, RTCP multiplexed or not) and
+ * A local UDP port that accepts RTP (VP8 on PT 96, Opus on PT 97-127, RTCP multiplexed or not) and
  * turns it into whole frames for the streamer, which numbers and sends them anew. Only the
  * address it is bound to (loopback by default) can reach it.
  */
 export class RtpIngest implements FrameSource {
   private readonly socket = dgram.createSocket('udp4');
-  private readonly buffers = new Map<number, { ssrc: number; jb: JitterBuffer }>();
+  private readonly buffers = new Map<MediaKind, { ssrc: number; jb: JitterBuffer }>();
   private readonly timer: NodeJS.Timeout;
   readonly stats: IngestStats = {
     packets: 0,
@@ -147,22 +148,18 @@ export class RtpIngest implements FrameSource {
     this.stats.packets++;
     try {
       const p = parseRtp(d);
-      if (p.payloadType !== PT_VP8 && p.payloadType !== PT_OPUS) {
+      // VP8 on 96; Opus on any other dynamic type (111 in our SDP, 97 is ffmpeg's default).
+      const kind: MediaKind | undefined =
+        p.payloadType === PT_VP8 ? 'video' : p.payloadType > 96 ? 'audio' : undefined;
+      if (!kind) {
         this.stats.ignored++;
         return;
       }
-      let b = this.buffers.get(p.payloadType);
-      // A new SSRC on a payload type is a restarted sender: start its buffer over.
+      let b = this.buffers.get(kind);
+      // A new SSRC for a kind is a restarted sender: start its buffer over.
       if (!b || b.ssrc !== p.ssrc) {
-        b = {
-          ssrc: p.ssrc,
-          jb: new JitterBuffer({
-            kind: p.payloadType === PT_VP8 ? 'video' : 'audio',
-            deadlineMs: 100,
-            maxNacks: 0,
-          }),
-        };
-        this.buffers.set(p.payloadType, b);
+        b = { ssrc: p.ssrc, jb: new JitterBuffer({ kind, deadlineMs: 100, maxNacks: 0 }) };
+        this.buffers.set(kind, b);
       }
       // Copy out of the socket's buffer: frames outlive this callback.
       if (b.jb.push({ ...p, payload: Buffer.from(p.payload) }, Date.now()) === 'malformed')
@@ -175,8 +172,7 @@ export class RtpIngest implements FrameSource {
   }
 
   private flush(now: number): void {
-    for (const [pt, b] of this.buffers) {
-      const kind = pt === PT_VP8 ? 'video' : 'audio';
+    for (const [kind, b] of this.buffers) {
       for (const f of b.jb.poll(now)) {
         if (kind === 'video') this.stats.videoFrames++;
         else this.stats.audioFrames++;
