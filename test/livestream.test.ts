@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import path from 'node:path';
-import { api, createTestnet, signIn, waitFor, type TestPeer, type Testnet } from './testnet.js';
+import {
+  api,
+  collectEvents,
+  createTestnet,
+  signIn,
+  waitFor,
+  type TestPeer,
+  type Testnet,
+} from './testnet.js';
 import { spawnHchat } from './processes.js';
 import type { PeerOptions } from '../src/peer/node.js';
 import { RtpSender } from '../src/stream/sender.js';
@@ -256,6 +264,8 @@ describe('livestream', () => {
     const visitor = await net.addPeer('visitor');
     expect((await visitor.call('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
     expect((await visitor.call('POST', `/api/channels/${c.body.id}/join`)).status).toBe(200);
+    const seen = collectEvents(visitor.uiUrl);
+    await seen.ready;
     const { streamId } = (
       await streamer.call('POST', `/api/channels/${c.body.id}/streams`, { source: 'synthetic' })
     ).body;
@@ -264,6 +274,19 @@ describe('livestream', () => {
     await waitFor(async () => (await stats(visitor, streamId)).framesComplete > 20);
     expect((await visitor.call('DELETE', `/api/streams/${streamId}/watch`)).status).toBe(204);
     await waitFor(async () => (await stats(streamer, streamId)).viewers === 0);
+    // The visitor's event stream told it when the stream went live and when it ended.
+    expect((await streamer.call('DELETE', `/api/streams/${streamId}`)).status).toBe(204);
+    await waitFor(() =>
+      seen.events.some(
+        (e) => e.event === 'stream' && e.data.state === 'ended' && e.data.streamId === streamId,
+      ),
+    );
+    expect(seen.events.find((e) => e.event === 'stream')?.data).toMatchObject({
+      state: 'live',
+      streamId,
+      streamer: 'streamer',
+      channelId: c.body.id,
+    });
   });
 
   it('the RTP ingest port takes well-formed VP8 and shrugs off garbage, RTCP and oversized packets', async () => {

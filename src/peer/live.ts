@@ -399,6 +399,22 @@ export class LiveService {
     return out;
   }
 
+  /**
+   * A tracker entry changed: announces streams that went live or ended in channels of ours as
+   * `stream` events (the details come from the streamer, on `GET /api/streams`).
+   */
+  trackerChanged(before: TrackerEntry | undefined, after: TrackerEntry | undefined): void {
+    const was = new Set(before?.live.map((l) => l.streamId));
+    const is = new Set(after?.live.map((l) => l.streamId));
+    const streamer = (after ?? before)?.username;
+    for (const l of after?.live ?? [])
+      if (!was.has(l.streamId) && this.deps.channel(l.channelId))
+        this.deps.events.emit('stream', { state: 'live', ...l, streamer, mine: false });
+    for (const l of before?.live ?? [])
+      if (!is.has(l.streamId) && this.deps.channel(l.channelId))
+        this.deps.events.emit('stream', { state: 'ended', ...l, streamer, mine: false });
+  }
+
   /** Starts watching: joins the stream's relay tree at its streamer. */
   async watch(streamId: string): Promise<{ streamId: string; parent: string }> {
     const have = this.watches.get(streamId);

@@ -11,7 +11,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HchatError } from '../protocol/errors.js';
-import type { Channel, Status, StoredMessage, TrackerEntry } from '../protocol/common.js';
+import {
+  entryKey,
+  type Channel,
+  type Status,
+  type StoredMessage,
+  type TrackerEntry,
+} from '../protocol/common.js';
 import type { EventBody } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
@@ -386,8 +392,10 @@ export class PeerNode {
         this.background(this.replication.catchUp(message.channelId));
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
+      const before = this.sources.list().find((e) => entryKey(e) === entryKey(entry));
       if (name === 'peer_joined') this.sources.upsert(entry);
       else this.sources.remove(entry);
+      this.live.trackerChanged(before, name === 'peer_joined' ? entry : undefined);
       this.events.emit('presence', {
         kind: name === 'peer_joined' ? 'joined' : 'left',
         peer: apiPeer(entry),
