@@ -15,6 +15,7 @@ import { newSessionKeys, signMessage } from '../src/shared/signing.js';
 import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
 import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
+import { benchCapacity } from './capacity.js';
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
@@ -411,6 +412,7 @@ async function main(): Promise<void> {
   );
   const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
   const stream = process.env.BENCH_SKIP_STREAM ? undefined : await benchStream();
+  const capacity = process.env.BENCH_SKIP_CAPACITY ? undefined : await benchCapacity();
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -427,6 +429,7 @@ async function main(): Promise<void> {
         results,
         hosting,
         stream,
+        capacity,
       },
       null,
       2,
