@@ -16,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import type { Target } from './members.js';
 
 /** One side of a rig, shaped like the bench's own Client. */
 export interface Endpoint {
@@ -28,7 +29,10 @@ export interface Endpoint {
 export interface Rig {
   name: string;
   publisher: Endpoint;
-  members: Endpoint[];
+  /** A member in the load generator itself, whose receipt acknowledges (QoS 0, IRC). */
+  probe?: Endpoint;
+  /** Where the other members (in member processes, bench/members.ts) connect. */
+  target: Target;
   /** The server process, for its CPU and RSS. */
   pid: number;
   close(): Promise<void>;
@@ -61,7 +65,7 @@ export function ensureMosquitto(): number | undefined {
   return mosquittoPid();
 }
 
-export async function mosquittoRig(qos: 0 | 1, members: number): Promise<Rig> {
+export async function mosquittoRig(qos: 0 | 1): Promise<Rig> {
   const pid = ensureMosquitto();
   if (pid === undefined) throw new Error('no Mosquitto broker at 127.0.0.1:1883');
   const topic = `hchat-bench/${process.pid}/${Date.now()}`;
@@ -71,8 +75,7 @@ export async function mosquittoRig(qos: 0 | 1, members: number): Promise<Rig> {
       reconnectPeriod: 0,
       protocolVersion: 4,
     });
-  const clients = await Promise.all(Array.from({ length: members + 1 }, connect));
-  const [pubClient, ...memberClients] = clients as [mqtt.MqttClient, ...mqtt.MqttClient[]];
+  const pubClient = await connect();
   const publisher: Endpoint = {
     onEvent: () => undefined,
     onAck: () => undefined,
@@ -82,26 +85,28 @@ export async function mosquittoRig(qos: 0 | 1, members: number): Promise<Rig> {
     },
     close: () => void pubClient.end(true),
   };
-  const eps: Endpoint[] = [];
-  for (const [i, c] of memberClients.entries()) {
+  const clients = [pubClient];
+  let probe: Endpoint | undefined;
+  if (qos === 0) {
+    const c = await connect();
+    clients.push(c);
     await c.subscribeAsync(topic, { qos });
-    const ep: Endpoint = {
+    probe = {
       onEvent: () => undefined,
       onAck: () => undefined,
       fire: () => undefined,
       close: () => void c.end(true),
     };
     c.on('message', (_t, payload) => {
-      const ns = sentAtOf(payload.toString());
-      ep.onEvent(ns);
-      if (qos === 0 && i === 0) publisher.onAck();
+      probe!.onEvent(sentAtOf(payload.toString()));
+      publisher.onAck();
     });
-    eps.push(ep);
   }
   return {
     name: `Mosquitto QoS ${qos}`,
     publisher,
-    members: eps,
+    probe,
+    target: { kind: 'mqtt', qos, topic },
     pid,
     async close() {
       for (const c of clients) await c.endAsync(true).catch(() => undefined);
@@ -186,7 +191,7 @@ class IrcConn {
   }
 }
 
-export async function ngircdRig(members: number): Promise<Rig> {
+export async function ngircdRig(): Promise<Rig> {
   if (!ensureNgircd()) throw new Error('ngIRCd is not installed and apt-get could not install it');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-ngircd-'));
   const port = await freePort();
@@ -243,18 +248,10 @@ Password = bench
     await pub.waitFor(/^:\S+ 381 /);
     // +F: relaxed flood protection for the publisher (operators may set it).
     pub.send('MODE pub +F');
-    const conns: IrcConn[] = [];
-    for (let i = 0; i < members; i += 50)
-      conns.push(
-        ...(await Promise.all(
-          Array.from({ length: Math.min(50, members - i) }, (_, j) =>
-            IrcConn.open(port, `m${i + j}`),
-          ),
-        )),
-      );
+    const first = await IrcConn.open(port, 'probe');
     const joined = (c: IrcConn) => c.waitFor(/ 366 /); // end of NAMES: in the channel
     await Promise.all(
-      [pub, ...conns].map((c) => {
+      [pub, first].map((c) => {
         const w = joined(c);
         c.send('JOIN #bench');
         return w;
@@ -266,28 +263,26 @@ Password = bench
       fire: (payload) => pub.send(`PRIVMSG #bench :${payload}`),
       close: () => pub.socket.destroy(),
     };
-    const eps = conns.map((c, i) => {
-      const ep: Endpoint = {
-        onEvent: () => undefined,
-        onAck: () => undefined,
-        fire: () => undefined,
-        close: () => c.socket.destroy(),
-      };
-      c.onLine = (line) => {
-        const at = line.indexOf(' PRIVMSG #bench :');
-        if (at < 0) return;
-        ep.onEvent(sentAtOf(line.slice(at + 17)));
-        if (i === 0) publisher.onAck();
-      };
-      return ep;
-    });
+    const probe: Endpoint = {
+      onEvent: () => undefined,
+      onAck: () => undefined,
+      fire: () => undefined,
+      close: () => first.socket.destroy(),
+    };
+    first.onLine = (line) => {
+      const at = line.indexOf(' PRIVMSG #bench :');
+      if (at < 0) return;
+      probe.onEvent(sentAtOf(line.slice(at + 17)));
+      publisher.onAck();
+    };
     return {
       name: 'ngIRCd',
       publisher,
-      members: eps,
+      probe,
+      target: { kind: 'irc', port },
       pid: proc.pid!,
       async close() {
-        for (const c of [pub, ...conns]) c.socket.destroy();
+        for (const c of [pub, first]) c.socket.destroy();
         await stop();
       },
     };

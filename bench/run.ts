@@ -15,9 +15,10 @@ import { newSessionKeys, signMessage } from '../src/shared/signing.js';
 import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
 import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
+import { MemberWorkers } from './members.js';
 import { benchCapacity } from './capacity.js';
 
-const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100);
+const MEMBER_COUNTS = (process.env.BENCH_MEMBERS ?? '10,100,500').split(',').map(Number);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -112,50 +113,44 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 interface Result {
+  members: number;
   deliveriesPerSec: number;
   messagesPerSec: number;
   p50ms: number;
   p99ms: number;
+  maxMs: number;
   lost: number;
   serverCpuPerDeliveryUs: number;
-  loadGenCpuPercent: number;
   serverCpuPercent: number;
   serverRssMB: number;
+  /** The publishing process (and probe member). */
+  loadGenCpuPercent: number;
+  /** The member processes together (200 % = both cores). */
+  membersCpuPercent: number;
 }
 
-/**
- * Drives one publisher and MEMBERS receivers for SECONDS. `frameFor(i, sentNs)` builds message i;
- * `sentAt(frame)` reads the send time back from a delivered frame.
- */
-/** What drive needs of a publisher and of a member (the bench's Client, or an anchor's rig). */
-interface DriveEnd<T, E> {
-  onEvent: (e: E) => void;
+/** What drive needs of the publisher (the bench's Client, or an anchor's). */
+interface Publisher<T> {
   onAck: () => void;
   fire(x: T): void;
 }
 
-async function drive<T, E>(
+/**
+ * Publishes for SECONDS (after a 1 s warm-up) while `workers` count deliveries: at full speed
+ * with WINDOW messages in flight, or at `rate` messages per second on a 10 ms clock whatever
+ * the acknowledgements.
+ */
+async function drive<T>(
   rate: number | undefined,
-  publisher: DriveEnd<T, E>,
-  members: Array<DriveEnd<T, E>>,
+  publisher: Publisher<T>,
+  workers: MemberWorkers,
+  members: number,
   serverPid: number,
   frameFor: (i: number, sentNs: bigint) => T,
-  sentAt: (e: E) => bigint,
 ): Promise<Result> {
-  const latencies = new Float64Array(4_000_000);
-  let nLat = 0;
-  let deliveries = 0;
-  let measuring = false;
   let sent = 0;
   let sentMeasured = 0;
-  for (const m of members) {
-    m.onEvent = (f) => {
-      if (!measuring) return;
-      deliveries++;
-      if (nLat < latencies.length)
-        latencies[nLat++] = Number(process.hrtime.bigint() - sentAt(f)) / 1e6;
-    };
-  }
+  let measuring = false;
   let inFlight = 0;
   let running = true;
   const send = () => {
@@ -164,7 +159,6 @@ async function drive<T, E>(
     if (measuring) sentMeasured++;
     publisher.fire(frameFor(sent, process.hrtime.bigint()));
   };
-  // Full speed: keep WINDOW posts in flight. Fixed rate: send on a 10 ms clock, whatever the acks.
   const pump = () => {
     while (running && rate === undefined && inFlight < WINDOW) send();
   };
@@ -185,28 +179,34 @@ async function drive<T, E>(
   const cpu0 = cpuSeconds(serverPid);
   const lg0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
+  workers.measure();
   measuring = true;
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   measuring = false;
+  const report = await workers.stop();
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = cpuSeconds(serverPid) - cpu0;
   const lg = process.cpuUsage(lg0);
+  const rss = rssMB(serverPid);
   running = false;
   clearInterval(ticker);
   await new Promise((r) => setTimeout(r, 500)); // let the window drain
-  const sorted = latencies.subarray(0, nLat).sort();
+  const sorted = Float64Array.from(report.samples).sort();
   return {
-    deliveriesPerSec: deliveries / elapsed,
+    members,
+    deliveriesPerSec: report.deliveries / elapsed,
     messagesPerSec: sentMeasured / elapsed,
     p50ms: percentile(sorted, 50),
     p99ms: percentile(sorted, 99),
+    maxMs: sorted.length ? sorted[sorted.length - 1]! : NaN,
     // Messages sent in the window whose deliveries never came, across all members (approximate at
     // the window's edges, so only a large number means loss).
-    lost: Math.max(0, sentMeasured * members.length - deliveries - WINDOW * members.length),
-    serverCpuPerDeliveryUs: (cpu / deliveries) * 1e6,
-    loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
+    lost: Math.max(0, sentMeasured * members - report.deliveries - WINDOW * members),
+    serverCpuPerDeliveryUs: (cpu / report.deliveries) * 1e6,
     serverCpuPercent: (cpu / elapsed) * 100,
-    serverRssMB: rssMB(serverPid),
+    serverRssMB: rss,
+    loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
+    membersCpuPercent: (report.cpuUs / 1e6 / elapsed) * 100,
   };
 }
 
@@ -216,33 +216,36 @@ function rssMB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Hybrid Chat's rivals on the same workload (bench/anchors.ts), or why one could not run. */
+const TEXT_PAD = 'x'.repeat(100);
+const payload = (ns: bigint) => `${ns}|${TEXT_PAD}`.slice(0, 100);
+
+/** One run against an anchor (bench/anchors.ts), or why it could not run. */
 async function benchAnchor(
   make: () => Promise<Rig>,
+  members: number,
   rate?: number,
 ): Promise<{ name: string; result?: Result; error?: string }> {
   let rig: Rig | undefined;
+  let workers: MemberWorkers | undefined;
   try {
     rig = await make();
-    const result = await drive(
-      rate,
-      rig.publisher,
-      rig.members,
-      rig.pid,
-      (_i, ns) => `${ns}|${TEXT_PAD}`.slice(0, 100),
-      (ns: bigint) => ns,
+    // The probe's deliveries are not counted (it only acknowledges): the rest are measured.
+    const counted = members - (rig.probe ? 1 : 0);
+    workers = await MemberWorkers.start(rig.target, counted);
+    const result = await drive(rate, rig.publisher, workers, counted, rig.pid, (_i, ns) =>
+      payload(ns),
     );
+    result.members = members;
     return { name: rig.name, result };
   } catch (err) {
     return { name: rig?.name ?? 'anchor', error: String(err) };
   } finally {
+    workers?.close();
     await rig?.close();
   }
 }
 
-const TEXT_PAD = 'x'.repeat(100);
-
-async function benchHchat(rate?: number): Promise<Result> {
+async function benchHchat(members: number, rate?: number): Promise<Result> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-'));
   const { proc, addr } = await start([
     'bin/hchat',
@@ -254,88 +257,67 @@ async function benchHchat(rate?: number): Promise<Result> {
     '--data',
     data,
   ]);
+  let workers: MemberWorkers | undefined;
   try {
     const keys = newSessionKeys();
-    let cert = '';
-    const setup = async (name: string) => {
-      const c = await Client.connect(addr, true);
-      await c.request('register', { username: name, password: 'bench-pw' });
-      const s = await c.request('login', {
-        username: name,
-        password: 'bench-pw',
-        publicKey: keys.publicKey,
-      });
-      cert = s.cert;
-      return c;
-    };
-    const publisher = await setup('publisher');
-    const publisherCert = cert;
+    const publisher = await Client.connect(addr, true);
+    await publisher.request('register', { username: 'publisher', password: 'bench-pw' });
+    const s = await publisher.request('login', {
+      username: 'publisher',
+      password: 'bench-pw',
+      publicKey: keys.publicKey,
+    });
+    const publisherCert = s.cert as string;
     const channelId = '01900000-0000-7000-8000-00000000be01';
+    // Members are visitor sessions (no password hashing to open 500): a channel that allows
+    // visitors pushes to them exactly as to members.
     await publisher.request('channel_create', {
       id: channelId,
       name: 'bench',
-      allowVisitors: false,
+      allowVisitors: true,
     });
-    const members = await Promise.all(
-      Array.from({ length: MEMBERS }, (_, i) => setup(`member${i}`)),
-    );
-    await Promise.all(members.map((m) => m.request('channel_join', { channelId })));
-    let counter = 0;
-    const result = await drive(
-      rate,
-      publisher,
+    workers = await MemberWorkers.start(
+      { kind: 'hchat', addr, channelId, publicKey: keys.publicKey },
       members,
-      proc.pid!,
-      (i, ns) => {
-        counter++;
-        const id = `01900000-0000-7000-8000-${counter.toString(16).padStart(12, '0')}`;
-        // Text: send time, padded to 100 characters.
-        const text = `${ns}|${TEXT_PAD}`.slice(0, 100);
-        // Signed by its author, as every message is (the signing cost is the load generator's).
-        const fields = { id, channelId, ts: Date.now(), lc: 0, text };
-        const sig = signMessage({ ...fields, author: 'publisher' }, keys);
-        return encodeFrame({
-          t: 'req',
-          id: 1_000_000 + i,
-          op: 'post',
-          body: { message: { ...fields, sig, cert: publisherCert } },
-        });
-      },
-      (f) => BigInt((f.body.message.text as string).split('|')[0]!),
     );
-    [publisher, ...members].forEach((c) => c.close());
+    let counter = 0;
+    const result = await drive(rate, publisher, workers, members, proc.pid!, (i, ns) => {
+      counter++;
+      const id = `01900000-0000-7000-8000-${counter.toString(16).padStart(12, '0')}`;
+      const text = payload(ns);
+      // Signed by its author, as every message is (the signing cost is the load generator's).
+      const fields = { id, channelId, ts: Date.now(), lc: 0, text };
+      const sig = signMessage({ ...fields, author: 'publisher' }, keys);
+      return encodeFrame({
+        t: 'req',
+        id: 1_000_000 + i,
+        op: 'post',
+        body: { message: { ...fields, sig, cert: publisherCert } },
+      });
+    });
+    publisher.close();
     return result;
   } finally {
+    workers?.close();
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
     fs.rmSync(data, { recursive: true, force: true });
   }
 }
 
-async function benchRelay(rate?: number): Promise<Result> {
+async function benchRelay(members: number, rate?: number): Promise<Result> {
   const { proc, addr } = await start(['--import', 'tsx', 'bench/relay.ts']);
+  let workers: MemberWorkers | undefined;
   try {
     const publisher = await Client.connect(addr, false);
-    const members = await Promise.all(
-      Array.from({ length: MEMBERS }, () => Client.connect(addr, false)),
+    workers = await MemberWorkers.start({ kind: 'relay', addr }, members);
+    const result = await drive(rate, publisher, workers, members, proc.pid!, (i, ns) =>
+      encodeFrame({ t: 'ev', ev: 'message', body: { message: { text: payload(ns), i } } }),
     );
-    await new Promise((r) => setTimeout(r, 200));
-    const result = await drive(
-      rate,
-      publisher,
-      members,
-      proc.pid!,
-      (i, ns) =>
-        encodeFrame({
-          t: 'ev',
-          ev: 'message',
-          body: { message: { text: `${ns}|${TEXT_PAD}`.slice(0, 100), i } },
-        }),
-      (f) => BigInt((f.body.message.text as string).split('|')[0]!),
-    );
-    [publisher, ...members].forEach((c) => c.close());
+    publisher.close();
     return result;
   } finally {
+    workers?.close();
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
   }
@@ -348,7 +330,7 @@ function fmt(n: number, digits = 0): string {
   });
 }
 
-const RATE = Number(process.env.BENCH_RATE ?? 1000);
+const RATES = (process.env.BENCH_RATES ?? '1000,10000').split(',').map(Number);
 
 /** One row per figure: Hybrid Chat, then each anchor, then ours / the best anchor. */
 function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>): void {
@@ -358,10 +340,12 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
     ['messages/s', (r) => r.messagesPerSec, 0, 'high'],
     ['latency p50 ms', (r) => r.p50ms, 2, 'low'],
     ['latency p99 ms', (r) => r.p99ms, 2, 'low'],
+    ['latency max ms', (r) => r.maxMs, 1, 'low'],
     ['server CPU µs/delivery', (r) => r.serverCpuPerDeliveryUs, 2, 'low'],
     ['server CPU %', (r) => r.serverCpuPercent, 0, 'none'],
     ['server RSS MB', (r) => r.serverRssMB, 1, 'none'],
-    ['load generator CPU %', (r) => r.loadGenCpuPercent, 0, 'none'],
+    ['publisher process CPU %', (r) => r.loadGenCpuPercent, 0, 'none'],
+    ['member processes CPU % (of 200)', (r) => r.membersCpuPercent, 0, 'none'],
     ['messages lost', (r) => r.lost, 0, 'none'],
   ];
   console.log(
@@ -383,33 +367,27 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
 
 async function main(): Promise<void> {
   console.log(
-    `bench: 1 channel, ${MEMBERS} online members, 1 publisher; ${SECONDS} s measured after 1 s warm-up`,
+    `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher; ${SECONDS} s measured after 1 s warm-up; members in 2 processes of their own`,
   );
-  const scenarios: Array<{ name: string; rate?: number }> = [
-    { name: `full speed, ${WINDOW} posts in flight` },
-    { name: `${RATE} messages/s` },
-  ];
-  scenarios[1]!.rate = RATE;
   const results = [];
-  for (const sc of scenarios) {
-    const relay = await benchRelay(sc.rate);
-    const anchors = [
-      { name: 'relay (Node, stores nothing)', result: relay },
-      await benchAnchor(() => mosquittoRig(0, MEMBERS), sc.rate),
-      await benchAnchor(() => mosquittoRig(1, MEMBERS), sc.rate),
-      await benchAnchor(() => ngircdRig(MEMBERS), sc.rate),
-    ];
-    const hchat = await benchHchat(sc.rate);
-    console.log(`\n${sc.name}\n`);
-    table(hchat, anchors.slice(1));
-    console.log(
-      `Node relay anchor (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery`,
-    );
-    results.push({ scenario: sc.name, rate: sc.rate ?? null, hchat, anchors });
+  for (const members of MEMBER_COUNTS) {
+    for (const rate of [undefined, ...RATES]) {
+      const name = `${members} members, ${rate === undefined ? `full speed (${WINDOW} in flight)` : `${fmt(rate)} messages/s`}`;
+      const relay = await benchRelay(members, rate);
+      const anchors = [
+        await benchAnchor(() => mosquittoRig(0), members, rate),
+        await benchAnchor(() => mosquittoRig(1), members, rate),
+        await benchAnchor(() => ngircdRig(), members, rate),
+      ];
+      const hchat = await benchHchat(members, rate);
+      console.log(`\n${name}\n`);
+      table(hchat, anchors);
+      console.log(
+        `Node relay (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery`,
+      );
+      results.push({ scenario: name, members, rate: rate ?? null, hchat, relay, anchors });
+    }
   }
-  console.log(
-    `\nCPU: the load generator is one process holding every client; at 100 % it, not the server, is the bottleneck.`,
-  );
   const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
   const stream = process.env.BENCH_SKIP_STREAM ? undefined : await benchStream();
   const capacity = process.env.BENCH_SKIP_CAPACITY ? undefined : await benchCapacity();
@@ -423,7 +401,7 @@ async function main(): Promise<void> {
       {
         date: new Date().toISOString(),
         machine,
-        members: MEMBERS,
+        memberCounts: MEMBER_COUNTS,
         window: WINDOW,
         seconds: SECONDS,
         results,

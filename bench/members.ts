@@ -1,0 +1,256 @@
+/**
+ * Receiving members of the fan-out bench, in processes of their own (`npm run bench` forks two),
+ * so that the load generator is not one process holding every client. A worker connects its
+ * share of members to the server under test, counts deliveries and samples latencies (send time
+ * in the message, `process.hrtime` is one monotonic clock for every process here) while told to
+ * measure. Protocol over the IPC channel:
+ *
+ *   parent → worker  {cmd: "connect", target, from, count}   → {ok} | {error}
+ *                    {cmd: "measure"}                         (start counting)
+ *                    {cmd: "stop"}                            → {deliveries, samples, cpuUs}
+ *                    {cmd: "close"}                           (disconnect and exit)
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+
+/** What the members connect to. */
+export type Target =
+  | { kind: 'hchat'; addr: string; channelId: string; publicKey: string }
+  | { kind: 'relay'; addr: string }
+  | { kind: 'mqtt'; qos: 0 | 1; topic: string }
+  | { kind: 'irc'; port: number };
+
+/** What a worker reports after a window. */
+export interface WindowReport {
+  deliveries: number;
+  samples: number[];
+  cpuUs: number;
+}
+
+const SAMPLES = 50_000;
+
+// ---- the worker side ---------------------------------------------------------------------------
+
+/** Counts deliveries and keeps a uniform sample of their latencies (reservoir). */
+class Tally {
+  measuring = false;
+  deliveries = 0;
+  samples: number[] = [];
+
+  add(sentNs: bigint): void {
+    if (!this.measuring) return;
+    this.deliveries++;
+    const ms = Number(process.hrtime.bigint() - sentNs) / 1e6;
+    if (this.samples.length < SAMPLES) this.samples.push(ms);
+    else {
+      const j = Math.floor(Math.random() * this.deliveries);
+      if (j < SAMPLES) this.samples[j] = ms;
+    }
+  }
+}
+
+const sentAt = (text: string): bigint => BigInt(text.slice(0, text.indexOf('|')));
+
+function framed(addr: string, onFrame: (f: Record<string, any>) => void): Promise<net.Socket> {
+  const [host, port] = addr.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(port), host, () => resolve(s));
+    const d = new FrameDecoder();
+    s.on('data', (chunk) => {
+      for (const f of d.push(chunk)) onFrame(f);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** Connects one member; returns how to close it. */
+async function member(target: Target, i: number, tally: Tally): Promise<() => void> {
+  switch (target.kind) {
+    case 'hchat': {
+      const waiting = new Map<number, () => void>();
+      const s = await framed(target.addr, (f) => {
+        if (f.t === 'res') waiting.get(f.id)?.();
+        else if (f.t === 'ev' && f.ev === 'message') tally.add(sentAt(f.body.message.text));
+      });
+      s.setNoDelay(true);
+      const req = (id: number, op: string, body: object) =>
+        new Promise<void>((r) => {
+          waiting.set(id, r);
+          s.write(encodeFrame({ t: 'req', id, op, body }));
+        });
+      s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
+      await req(1, 'visitor', { name: `member ${i}`, publicKey: target.publicKey });
+      await req(2, 'channel_join', { channelId: target.channelId });
+      // Heartbeats, as peers send them, so the server keeps us.
+      const beat = setInterval(() => s.write(encodeFrame({ t: 'ping' })), 5000);
+      return () => {
+        clearInterval(beat);
+        s.destroy();
+      };
+    }
+    case 'relay': {
+      const s = await framed(target.addr, (f) => {
+        if (f.t === 'ev') tally.add(sentAt(f.body.message.text));
+      });
+      return () => s.destroy();
+    }
+    case 'mqtt': {
+      const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', {
+        clean: true,
+        reconnectPeriod: 0,
+        protocolVersion: 4,
+      });
+      await c.subscribeAsync(target.topic, { qos: target.qos });
+      c.on('message', (_t, payload) => tally.add(sentAt(payload.toString())));
+      return () => void c.end(true);
+    }
+    case 'irc': {
+      const s = await new Promise<net.Socket>((resolve, reject) => {
+        const sock = net.connect(target.port, '127.0.0.1', () => resolve(sock));
+        sock.once('error', reject);
+      });
+      s.setNoDelay(true);
+      s.setEncoding('utf8');
+      let buf = '';
+      let joined: () => void = () => undefined;
+      const done = new Promise<void>((r) => (joined = r));
+      s.on('data', (d: string) => {
+        buf += d;
+        let k;
+        while ((k = buf.indexOf('\r\n')) >= 0) {
+          const line = buf.slice(0, k);
+          buf = buf.slice(k + 2);
+          const at = line.indexOf(' PRIVMSG #bench :');
+          if (at >= 0) tally.add(sentAt(line.slice(at + 17)));
+          else if (line.startsWith('PING ')) s.write(`PONG ${line.slice(5)}\r\n`);
+          else if (/ 001 /.test(line)) s.write('JOIN #bench\r\n');
+          else if (/ 366 /.test(line)) joined();
+        }
+      });
+      s.write(`NICK w${process.pid % 100000}x${i}\r\nUSER m 0 * :m\r\n`);
+      await done;
+      return () => s.destroy();
+    }
+  }
+}
+
+if (process.send && process.argv.includes('--members-worker')) {
+  const tally = new Tally();
+  let closers: Array<() => void> = [];
+  let cpu0 = process.cpuUsage();
+  process.on('message', (m: any) => {
+    void (async () => {
+      if (m.cmd === 'connect') {
+        try {
+          for (let i = 0; i < m.count; i += 50) {
+            closers.push(
+              ...(await Promise.all(
+                Array.from({ length: Math.min(50, m.count - i) }, (_, j) =>
+                  member(m.target, m.from + i + j, tally),
+                ),
+              )),
+            );
+          }
+          process.send!({ ok: true });
+        } catch (err) {
+          process.send!({ error: String(err) });
+        }
+      } else if (m.cmd === 'measure') {
+        tally.deliveries = 0;
+        tally.samples = [];
+        tally.measuring = true;
+        cpu0 = process.cpuUsage();
+      } else if (m.cmd === 'stop') {
+        tally.measuring = false;
+        const cpu = process.cpuUsage(cpu0);
+        const report: WindowReport = {
+          deliveries: tally.deliveries,
+          samples: tally.samples,
+          cpuUs: cpu.user + cpu.system,
+        };
+        process.send!(report);
+      } else if (m.cmd === 'close') {
+        for (const c of closers) c();
+        closers = [];
+        process.exit(0);
+      }
+    })();
+  });
+}
+
+// ---- the parent side ---------------------------------------------------------------------------
+
+/** Member processes for one run. */
+export class MemberWorkers {
+  private constructor(private readonly procs: ChildProcess[]) {}
+
+  /** Forks `workers` processes and connects `count` members among them. */
+  static async start(target: Target, count: number, workers = 2): Promise<MemberWorkers> {
+    const n = Math.max(1, Math.min(workers, count));
+    const procs = Array.from({ length: n }, () =>
+      fork(path.join(import.meta.dirname, 'members.ts'), ['--members-worker'], {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+    );
+    const w = new MemberWorkers(procs);
+    let from = 0;
+    const answers = procs.map((p, k) => {
+      const share = Math.floor(count / n) + (k < count % n ? 1 : 0);
+      const a = w.ask<{ ok?: boolean; error?: string }>(p, {
+        cmd: 'connect',
+        target,
+        from,
+        count: share,
+      });
+      from += share;
+      return a;
+    });
+    for (const a of await Promise.all(answers)) {
+      if (a.error) {
+        w.close();
+        throw new Error(a.error);
+      }
+    }
+    return w;
+  }
+
+  measure(): void {
+    for (const p of this.procs) p.send({ cmd: 'measure' });
+  }
+
+  /** Ends the window: deliveries, latency samples and CPU of every worker. */
+  async stop(): Promise<WindowReport> {
+    const reports = await Promise.all(
+      this.procs.map((p) => this.ask<WindowReport>(p, { cmd: 'stop' })),
+    );
+    return {
+      deliveries: reports.reduce((n, r) => n + r.deliveries, 0),
+      samples: reports.flatMap((r) => r.samples),
+      cpuUs: reports.reduce((n, r) => n + r.cpuUs, 0),
+    };
+  }
+
+  close(): void {
+    for (const p of this.procs) {
+      if (p.connected) p.send({ cmd: 'close' });
+      setTimeout(() => p.kill('SIGKILL'), 2000).unref();
+    }
+  }
+
+  private ask<T>(p: ChildProcess, msg: object): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onMsg = (m: T) => {
+        p.off('exit', onExit);
+        resolve(m);
+      };
+      const onExit = (code: number | null) => reject(new Error(`member worker exited ${code}`));
+      p.once('message', onMsg as (m: unknown) => void);
+      p.once('exit', onExit);
+      p.send(msg);
+    });
+  }
+}
