@@ -16,6 +16,7 @@ import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
 import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
 import { MemberWorkers } from './members.js';
+import { writeReport } from './report.js';
 import { benchCapacity } from './capacity.js';
 
 const MEMBER_COUNTS = (process.env.BENCH_MEMBERS ?? '10,100,500').split(',').map(Number);
@@ -414,6 +415,7 @@ async function main(): Promise<void> {
     ) + '\n',
   );
   console.log(`written to ${path.relative(ROOT, out)}`);
+  console.log(`summary: ${path.relative(ROOT, writeReport(out))}`);
 }
 
 main().catch((err) => {
