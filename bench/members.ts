@@ -6,7 +6,7 @@
  * measure. Protocol over the IPC channel:
  *
  *   parent → worker  {cmd: "connect", target, from, count}   → {ok} | {error}
- *                    {cmd: "measure"}                         (start counting)
+ *                    {cmd: "measure", start, end}             (count arrivals in [start, end))
  *                    {cmd: "stop"}                            → {deliveries, samples, cpuUs}
  *                    {cmd: "close"}                           (disconnect and exit)
  */
@@ -36,14 +36,19 @@ const SAMPLES = 50_000;
 
 /** Counts deliveries and keeps a uniform sample of their latencies (reservoir). */
 class Tally {
-  measuring = false;
+  /** The window, on the monotonic clock all processes share: [start, end). */
+  start = 0n;
+  end = 0n;
   deliveries = 0;
   samples: number[] = [];
 
   add(sentNs: bigint): void {
-    if (!this.measuring) return;
+    const now = process.hrtime.bigint();
+    // Deliveries count by arrival time, so a busy worker that reads its `stop` late counts the
+    // same window as everybody else.
+    if (now < this.start || now >= this.end) return;
     this.deliveries++;
-    const ms = Number(process.hrtime.bigint() - sentNs) / 1e6;
+    const ms = Number(now - sentNs) / 1e6;
     if (this.samples.length < SAMPLES) this.samples.push(ms);
     else {
       const j = Math.floor(Math.random() * this.deliveries);
@@ -161,10 +166,10 @@ if (process.send && process.argv.includes('--members-worker')) {
       } else if (m.cmd === 'measure') {
         tally.deliveries = 0;
         tally.samples = [];
-        tally.measuring = true;
+        tally.start = BigInt(m.start);
+        tally.end = BigInt(m.end);
         cpu0 = process.cpuUsage();
       } else if (m.cmd === 'stop') {
-        tally.measuring = false;
         const cpu = process.cpuUsage(cpu0);
         const report: WindowReport = {
           deliveries: tally.deliveries,
@@ -218,8 +223,10 @@ export class MemberWorkers {
     return w;
   }
 
-  measure(): void {
-    for (const p of this.procs) p.send({ cmd: 'measure' });
+  /** Counts deliveries arriving in [start, end) on the shared monotonic clock (nanoseconds). */
+  measure(start: bigint, end: bigint): void {
+    for (const p of this.procs)
+      p.send({ cmd: 'measure', start: start.toString(), end: end.toString() });
   }
 
   /** Ends the window: deliveries, latency samples and CPU of every worker. */

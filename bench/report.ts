@@ -162,7 +162,7 @@ export function writeReport(resultsFile: string): string {
       `| | p50 / p99 ms | ${rs.map((x) => (x ? `${f(x.p50ms, 1)} / ${f(x.p99ms, 1)}` : '–')).join(' | ')} |`,
     );
     lines.push(`| | server µs/delivery | ${cells((x) => x.serverCpuPerDeliveryUs, 2)} |`);
-    lines.push(`| | lost (approx.) | ${cells((x) => x.lost, 0)} |`);
+    lines.push(`| | not delivered in the window | ${cells((x) => x.lost, 0)} |`);
   }
   if (data.capacity) {
     lines.push('', '## Server capacity', '');

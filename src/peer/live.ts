@@ -159,9 +159,14 @@ export class LiveService {
     if (opts.source === 'synthetic') {
       live.source = new SyntheticSource(opts, send);
     } else if (opts.source === 'rtp') {
-      const ingest = await RtpIngest.open(this.deps.ingestHost, 0, send);
-      live.source = ingest;
-      ingestPort = ingest.port;
+      try {
+        const ingest = await RtpIngest.open(this.deps.ingestHost, 0, send);
+        live.source = ingest;
+        ingestPort = ingest.port;
+      } catch (err) {
+        broadcast.stop();
+        throw err;
+      }
     }
     this.lives.set(streamId, live);
     this.deps.log.write('live', {
@@ -226,6 +231,9 @@ export class LiveService {
         const b = parsed.data as Req<'watch'>;
         const live = this.lives.get(b.streamId);
         if (!live || !(await this.mayWatch(conn.who, live.info.channelId)))
+          throw new HchatError('E_STREAM_NOT_FOUND');
+        // The stream may have stopped, or the viewer gone, while rights were checked.
+        if (this.lives.get(b.streamId) !== live || !conn.fs.isOpen)
           throw new HchatError('E_STREAM_NOT_FOUND');
         return this.addViewer(live, conn, b.udpPort);
       }
