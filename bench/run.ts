@@ -85,7 +85,7 @@ function start(
   cmd: string[],
   env: Record<string, string> = {},
 ): Promise<{ proc: ChildProcess; addr: string }> {
-  const proc = spawn(process.execPath, cmd, {
+  const proc = spawn(process.env.BENCH_SERVER_NODE ?? process.execPath, cmd, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

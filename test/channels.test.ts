@@ -197,4 +197,38 @@ describe('channels and messages', () => {
     ).rejects.toMatchObject({ code: 'E_MESSAGE_CONFLICT' });
     expect(net.server.store.history(id, 10).messages.map((m) => m.text)).toEqual(['once']);
   });
+
+  it('checks signatures on worker threads when the server has a verify pool', async () => {
+    const net = await createTestnet({ peers: 1, server: { verifyThreads: 2 } });
+    await signIn(net.peers[0]!, 'alice');
+    const id = (
+      await net.peers[0]!.call('POST', '/api/channels', { name: 'x', allowVisitors: false })
+    ).body.id;
+    const raw = await net.rawLink();
+    const alice = await rawSession(raw, { username: 'alice', password: 'alice-pw' });
+    const posts = Array.from({ length: 40 }, (_, i) =>
+      signed(alice, {
+        id: `01900000-0000-7000-8000-${(0xc00 + i).toString(16).padStart(12, '0')}`,
+        channelId: id,
+        ts: 10 + i,
+        lc: 0,
+        text: `m${i}`,
+      }),
+    );
+    // A burst (split across both threads), one forgery among them.
+    const answers = await Promise.allSettled([
+      ...posts.map((message) => raw.request('post', { message })),
+      raw.request('post', {
+        message: { ...posts[0]!, id: '01900000-0000-7000-8000-000000000fff', text: 'forged' },
+      }),
+    ]);
+    expect(answers.slice(0, 40).every((a) => a.status === 'fulfilled')).toBe(true);
+    expect(answers[40]).toMatchObject({ status: 'rejected', reason: { code: 'E_BAD_SIGNATURE' } });
+    expect(
+      net.server.store
+        .history(id, 100)
+        .messages.map((m) => m.text)
+        .sort(),
+    ).toEqual(posts.map((p) => p.text).sort());
+  });
 });

@@ -8,7 +8,15 @@ import { Command, Option } from 'commander';
 import { CentralServer } from '../server/server.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
-import { parseFanout, parseHost, parseHostPort, parseMs, parsePort, parseRate } from './options.js';
+import {
+  parseFanout,
+  parseHost,
+  parseHostPort,
+  parseMs,
+  parsePort,
+  parseRate,
+  parseThreads,
+} from './options.js';
 
 const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
 
@@ -70,6 +78,13 @@ program
       .default(15000)
       .argParser(parseMs),
   )
+  .addOption(
+    opt(
+      '--verify-threads <n>',
+      "threads that check posts' signatures off the main thread (default 0: on it)",
+      'HCHAT_VERIFY_THREADS',
+    ).argParser(parseThreads),
+  )
   .action(
     async (o: {
       host: string;
@@ -78,6 +93,7 @@ program
       data: string;
       heartbeatMs: number;
       peerTimeoutMs: number;
+      verifyThreads?: number;
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
@@ -88,6 +104,7 @@ program
         dataDir: path.resolve(o.data),
         heartbeatMs: o.heartbeatMs,
         timeoutMs: o.peerTimeoutMs,
+        verifyThreads: o.verifyThreads,
       });
       onSignals(() => server.close());
       console.log(`ready tcp=${server.tcpAddress} http=${server.httpUrl}`);

@@ -50,3 +50,10 @@ export function parseFanout(value: string): number {
     throw new InvalidArgumentError('expected a whole number from 1 to 64');
   return Number(value);
 }
+
+/** A number of threads from 0 to 16. */
+export function parseThreads(value: string): number {
+  if (!/^\d{1,2}$/.test(value) || Number(value) > 16)
+    throw new InvalidArgumentError('expected a whole number of threads from 0 to 16');
+  return Number(value);
+}

@@ -8,7 +8,8 @@ import { encodeFrame } from '../protocol/frame.js';
 import type { Channel } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import type { MessageVerifier } from '../shared/signing.js';
+import { BAD_SIGNATURE, type MessageVerifier } from '../shared/signing.js';
+import type { VerifyPool } from './verify-pool.js';
 import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
 import type { BusEvent, EventBus } from './bus.js';
 import type { Conn, Session } from './conn.js';
@@ -33,6 +34,8 @@ export interface ChannelDeps {
   bus: EventBus;
   log: ConnectionLog;
   verifier: MessageVerifier;
+  /** Threads that check posts' signatures off the event loop (absent: checked inline). */
+  verifyPool?: VerifyPool;
   counts: MessageCounts;
   /** Connections of a user on this instance (lower-case name). */
   connsOf(username: string): Iterable<Conn>;
@@ -45,6 +48,7 @@ export class ChannelService {
   private readonly memberCache = new Map<string, Set<string>>();
   private readonly subscribers = new Map<string, Set<Conn>>();
   private posts: PendingPost[] = [];
+  private closed = false;
 
   constructor(private readonly d: ChannelDeps) {}
 
@@ -245,15 +249,36 @@ export class ChannelService {
     const c = this.d.store.getChannel(b.message.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
-    const bad = this.d.verifier.check({ ...b.message, author: s.username });
-    if (bad) throw bad;
-    this.posts.push({ conn, reqId, insert: { message: b.message, author: s.username } });
+    const insert = { message: b.message, author: s.username };
+    const pool = this.d.verifyPool;
+    if (!pool) {
+      const bad = this.d.verifier.check({ ...b.message, author: s.username });
+      if (bad) throw bad;
+      return this.enqueuePost({ conn, reqId, insert });
+    }
+    const check = this.d.verifier.prepare({ ...b.message, author: s.username });
+    if (check instanceof HchatError) throw check;
+    void pool.verify(check).then((ok) => {
+      if (this.closed) return; // the client never got an answer: its outbox sends it again
+      if (!ok) return this.d.answerError(conn, reqId, 'post', BAD_SIGNATURE());
+      this.enqueuePost({ conn, reqId, insert });
+    });
+  }
+
+  /** Stops taking posts (the server is closing; what was queued has been flushed). */
+  close(): void {
+    this.flushPosts();
+    this.closed = true;
+  }
+
+  private enqueuePost(p: PendingPost): void {
+    this.posts.push(p);
     if (this.posts.length === 1) setImmediate(() => this.flushPosts());
   }
 
-  flushPosts(): void {
+  private flushPosts(): void {
     const batch = this.posts;
-    if (batch.length === 0) return;
+    if (batch.length === 0 || this.closed) return;
     this.posts = [];
     const results = this.d.store.insertMessages(batch.map((p) => p.insert));
     for (let i = 0; i < batch.length; i++) {

@@ -28,6 +28,7 @@ import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { Conn, type Session } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
+import { VerifyPool } from './verify-pool.js';
 import {
   LoginThrottle,
   TokenSigner,
@@ -53,6 +54,11 @@ export interface ServerOptions {
   bus?: EventBus;
   loginMaxFailures?: number;
   loginWindowMs?: number;
+  /**
+   * Threads that check posts' signatures off the event loop (default 0: on it). On the 2-core
+   * machines here the bench showed no gain (bench/README.md); it is for bigger machines.
+   */
+  verifyThreads?: number;
 }
 
 /** A running central server. */
@@ -67,6 +73,7 @@ export class CentralServer {
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
   private readonly channels: ChannelService;
+  private readonly verifyPool: VerifyPool | undefined;
   private readonly throttle: LoginThrottle;
   private readonly tcp: net.Server;
   private readonly http: http.Server;
@@ -87,11 +94,13 @@ export class CentralServer {
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
     this.bus = opts.bus ?? new LocalBus();
     this.signer = TokenSigner.loadOrCreate(opts.dataDir);
+    this.verifyPool = opts.verifyThreads ? new VerifyPool(opts.verifyThreads) : undefined;
     this.channels = new ChannelService({
       store: this.store,
       bus: this.bus,
       log: this.log,
       verifier: new MessageVerifier(() => this.signer.publicKey),
+      verifyPool: this.verifyPool,
       counts: this.counts,
       connsOf: (username) => this.byUser.get(username) ?? [],
       answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
@@ -150,7 +159,8 @@ export class CentralServer {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.sweeper);
-    this.channels.flushPosts();
+    this.channels.close();
+    await this.verifyPool?.close();
     for (const c of this.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
     await Promise.all([closeServer(this.tcp), closeServer(this.http)]);
     this.unsubscribe();

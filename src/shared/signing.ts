@@ -70,6 +70,19 @@ export function signMessage(m: Omit<Signed, 'sig' | 'cert'>, keys: SessionKeys):
   return crypto.sign(null, canonical(m), keys.privateKey).toString('base64url');
 }
 
+/** One Ed25519 check: the canonical bytes, the signature, the author's key (object and raw). */
+export interface SignatureCheck {
+  data: Buffer;
+  sig: Buffer;
+  key: crypto.KeyObject;
+  /** Raw public key, base64url. */
+  pk: string;
+}
+
+/** The error of a signature that does not match. */
+export const BAD_SIGNATURE = () =>
+  new HchatError('E_BAD_SIGNATURE', 'signature does not match the message');
+
 /** Verifies messages against the server's key, remembering certificates it already checked. */
 export class MessageVerifier {
   private readonly certs = new Map<string, { claims: CertClaims; key: crypto.KeyObject } | null>();
@@ -78,6 +91,22 @@ export class MessageVerifier {
 
   /** Undefined when the message is authentic; else the reason it is refused. */
   check(m: Signed): HchatError | undefined {
+    const p = this.prepare(m);
+    if (p instanceof HchatError) return p;
+    let ok = false;
+    try {
+      ok = crypto.verify(null, p.data, p.key, p.sig);
+    } catch {
+      ok = false;
+    }
+    return ok ? undefined : BAD_SIGNATURE();
+  }
+
+  /**
+   * The checks that need no signature verification (certificate, author), and the inputs of the
+   * one that does, so that a pool of threads can run it (server/verify-pool.ts).
+   */
+  prepare(m: Signed): HchatError | SignatureCheck {
     const c = this.cert(m.cert);
     if (!c)
       return new HchatError('E_BAD_SIGNATURE', 'certificate not signed by the central server');
@@ -87,15 +116,12 @@ export class MessageVerifier {
         `certificate is ${c.claims.u}'s, message claims ${m.author}`,
       );
     }
-    let ok = false;
-    try {
-      ok = crypto.verify(null, canonical(m), c.key, Buffer.from(m.sig, 'base64url'));
-    } catch {
-      ok = false;
-    }
-    return ok
-      ? undefined
-      : new HchatError('E_BAD_SIGNATURE', 'signature does not match the message');
+    return {
+      data: canonical(m),
+      sig: Buffer.from(m.sig, 'base64url'),
+      key: c.key,
+      pk: c.claims.pk,
+    };
   }
 
   private cert(cert: string): { claims: CertClaims; key: crypto.KeyObject } | null {
