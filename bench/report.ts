@@ -164,6 +164,13 @@ export function writeReport(resultsFile: string): string {
     lines.push(`| | server µs/delivery | ${cells((x) => x.serverCpuPerDeliveryUs, 2)} |`);
     lines.push(`| | not delivered in the window | ${cells((x) => x.lost, 0)} |`);
   }
+  if (data.slowMember) {
+    const m = data.slowMember;
+    lines.push('', '## A member that stops reading', '');
+    lines.push(
+      `- 1 of 100 members stops reading for ${m.seconds} s at 1,000 messages/s: the others' p50/p99 ${m.othersBefore.p50ms}/${m.othersBefore.p99ms} ms before, ${m.othersDuring.p50ms}/${m.othersDuring.p99ms} ms during; server RSS ${m.serverRssBeforeMB} MB before, at most ${m.serverRssMaxDuringMB} MB during, ${m.serverRssEndMB} MB at the end; the slow member: ${m.slowMember}.`,
+    );
+  }
   if (data.capacity) {
     lines.push('', '## Server capacity', '');
     const idle = data.capacity.idle;

@@ -44,7 +44,7 @@ class Client {
             this.waiting.delete(f.id as number);
             w(f);
           } else this.onAck();
-        } else if (f.t === 'ev' || f.t === 'req') this.onEvent(f);
+        } else if (f.t === 'ev' || f.t === 'req' || f.t === 'error') this.onEvent(f);
       }
     });
   }
@@ -74,6 +74,20 @@ class Client {
   /** Sends a request whose answer only counts towards the window (onAck). */
   fire(frame: Buffer): void {
     this.socket.write(frame);
+  }
+
+  /** Stops reading (a member whose app hangs); the kernel buffers fill, then the server's. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Resolves when the connection is gone. */
+  get closed(): Promise<void> {
+    return new Promise((r) => (this.socket.destroyed ? r() : this.socket.once('close', () => r())));
   }
 
   close(): void {
@@ -308,6 +322,123 @@ async function benchHchat(members: number, rate?: number): Promise<Result> {
   }
 }
 
+/**
+ * A member stops reading for SLOW_SECONDS while 99 others receive 1,000 messages/s: the server's
+ * memory over that time, the others' latency before and during it, and what became of the slow
+ * member (the server drops a reader with more than 16 MiB queued: E_SLOW_CONSUMER).
+ */
+async function benchSlowMember(): Promise<Record<string, unknown>> {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-slow-'));
+  const { proc, addr } = await start([
+    'bin/hchat',
+    'server',
+    '--port',
+    '0',
+    '--http-port',
+    '0',
+    '--data',
+    data,
+  ]);
+  let workers: MemberWorkers | undefined;
+  try {
+    const keys = newSessionKeys();
+    const publisher = await Client.connect(addr, true);
+    await publisher.request('register', { username: 'publisher', password: 'bench-pw' });
+    const s = await publisher.request('login', {
+      username: 'publisher',
+      password: 'bench-pw',
+      publicKey: keys.publicKey,
+    });
+    const channelId = '01900000-0000-7000-8000-00000000be02';
+    await publisher.request('channel_create', { id: channelId, name: 'slow', allowVisitors: true });
+    const slow = await Client.connect(addr, true);
+    await slow.request('visitor', { name: 'slow reader', publicKey: keys.publicKey });
+    await slow.request('channel_join', { channelId });
+    let dropped: string | undefined;
+    let closed = false;
+    slow.onEvent = (f) => {
+      if (f.t === 'error') dropped = f.code;
+    };
+    void slow.closed.then(() => (closed = true));
+    workers = await MemberWorkers.start(
+      { kind: 'hchat', addr, channelId, publicKey: keys.publicKey },
+      99,
+    );
+    let n = 0;
+    const ticker = setInterval(() => {
+      for (let k = 0; k < 10; k++) {
+        n++;
+        const id = `01900000-0000-7000-8000-${n.toString(16).padStart(12, '0')}`;
+        const fields = {
+          id,
+          channelId,
+          ts: Date.now(),
+          lc: 0,
+          text: payload(process.hrtime.bigint()),
+        };
+        const sig = signMessage({ ...fields, author: 'publisher' }, keys);
+        publisher.fire(
+          encodeFrame({
+            t: 'req',
+            id: 1_000_000 + n,
+            op: 'post',
+            body: { message: { ...fields, sig, cert: s.cert } },
+          }),
+        );
+      }
+    }, 10);
+    const window = async (seconds: number, sample?: (rss: number) => void) => {
+      const t0 = process.hrtime.bigint();
+      workers!.measure(t0, t0 + BigInt(seconds * 1e9));
+      for (let k = 0; k < seconds; k++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        sample?.(rssMB(proc.pid!));
+      }
+      const r = await workers!.stop();
+      const sorted = Float64Array.from(r.samples).sort();
+      return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), deliveries: r.deliveries };
+    };
+    await new Promise((r) => setTimeout(r, 2000)); // warm-up
+    const before = await window(5);
+    const rssBefore = rssMB(proc.pid!);
+    slow.pause();
+    const rss: number[] = [];
+    const during = await window(SLOW_SECONDS, (m) => rss.push(m));
+    slow.resume();
+    await new Promise((r) => setTimeout(r, 500));
+    clearInterval(ticker);
+    const result = {
+      seconds: SLOW_SECONDS,
+      othersBefore: {
+        p50ms: round2(before.p50),
+        p99ms: round2(before.p99),
+        deliveriesPerSec: Math.round(before.deliveries / 5),
+      },
+      othersDuring: {
+        p50ms: round2(during.p50),
+        p99ms: round2(during.p99),
+        deliveriesPerSec: Math.round(during.deliveries / SLOW_SECONDS),
+      },
+      serverRssBeforeMB: round2(rssBefore),
+      serverRssMaxDuringMB: round2(Math.max(...rss)),
+      serverRssEndMB: round2(rss[rss.length - 1] ?? NaN),
+      slowMember: closed
+        ? `dropped by the server (${dropped ?? 'its error frame was behind the unread bytes'})`
+        : 'still connected',
+    };
+    publisher.close();
+    slow.close();
+    return result;
+  } finally {
+    workers?.close();
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
 async function benchRelay(members: number, rate?: number): Promise<Result> {
   const { proc, addr } = await start(['--import', 'tsx', 'bench/relay.ts']);
   let workers: MemberWorkers | undefined;
@@ -334,6 +465,7 @@ function fmt(n: number, digits = 0): string {
 }
 
 const RATES = (process.env.BENCH_RATES ?? '1000,10000').split(',').map(Number);
+const SLOW_SECONDS = Number(process.env.BENCH_SLOW_SECONDS ?? 60);
 
 /** One row per figure: Hybrid Chat, then each anchor, then ours / the best anchor. */
 function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>): void {
@@ -373,7 +505,7 @@ async function main(): Promise<void> {
     `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher; ${SECONDS} s measured after 1 s warm-up; members in 2 processes of their own`,
   );
   const results = [];
-  for (const members of MEMBER_COUNTS) {
+  for (const members of process.env.BENCH_SKIP_FANOUT ? [] : MEMBER_COUNTS) {
     for (const rate of [undefined, ...RATES]) {
       const name = `${members} members, ${rate === undefined ? `full speed (${WINDOW} in flight)` : `${fmt(rate)} messages/s`}`;
       const relay = await benchRelay(members, rate);
@@ -390,6 +522,12 @@ async function main(): Promise<void> {
       );
       results.push({ scenario: name, members, rate: rate ?? null, hchat, relay, anchors });
     }
+  }
+  let slowMember: Record<string, unknown> | undefined;
+  if (!process.env.BENCH_SKIP_SLOW) {
+    console.log(`\nslow member: 1 of 100 stops reading for ${SLOW_SECONDS} s at 1,000 messages/s`);
+    slowMember = await benchSlowMember();
+    console.log(JSON.stringify(slowMember, null, 2));
   }
   const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
   const stream = process.env.BENCH_SKIP_STREAM ? undefined : await benchStream();
@@ -409,7 +547,8 @@ async function main(): Promise<void> {
         memberCounts: MEMBER_COUNTS,
         window: WINDOW,
         seconds: SECONDS,
-        results,
+        results: results.length ? results : earlier.results,
+        slowMember: slowMember ?? earlier.slowMember,
         hosting: hosting ?? earlier.hosting,
         stream: stream ?? earlier.stream,
         capacity: capacity ?? earlier.capacity,
