@@ -2,9 +2,8 @@
  * The two mature C servers the fan-out bench measures beside Hybrid Chat (issue "Performance"):
  * Mosquitto (MQTT; the machine's broker at 127.0.0.1:1883, QoS 0 and QoS 1) and ngIRCd (IRC;
  * Debian's package, started here on a loopback port with a config of its own). Neither stores
- * anything. Each rig gives a publisher and members with the same shape as the bench's own
- * clients: `fire(payload)` sends one message, `onAck` counts towards the in-flight window,
- * `onEvent(sentNs)` is a delivery.
+ * anything. Each rig gives a publisher shaped like the bench's own client (`fire(payload)` sends
+ * one message, `onAck` frees a slot of the in-flight window) and where its members connect.
  *
  * What counts as the acknowledgement that frees a window slot: Hybrid Chat's answer to `post`
  * (after the message is stored), MQTT QoS 1's PUBACK, and for QoS 0 and IRC (which acknowledge
@@ -18,27 +17,26 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import type { Target } from './members.js';
 
-/** One side of a rig, shaped like the bench's own Client. */
-export interface Endpoint {
-  onEvent: (sentNs: bigint) => void;
+/** A rig's publisher, shaped like the bench's own Client. */
+export interface Publisher {
   onAck: () => void;
   fire(payload: string): void;
-  close(): void;
 }
 
 export interface Rig {
   name: string;
-  publisher: Endpoint;
-  /** A member in the load generator itself, whose receipt acknowledges (QoS 0, IRC). */
-  probe?: Endpoint;
+  publisher: Publisher;
+  /**
+   * True when one member is a probe in the load generator itself, whose receipt acknowledges
+   * (QoS 0, IRC: they acknowledge nothing); its deliveries are not counted.
+   */
+  probe: boolean;
   /** Where the other members (in member processes, bench/members.ts) connect. */
   target: Target;
   /** The server process, for its CPU and RSS. */
   pid: number;
   close(): Promise<void>;
 }
-
-const sentAtOf = (payload: string): bigint => BigInt(payload.slice(0, payload.indexOf('|')));
 
 // ---- Mosquitto ---------------------------------------------------------------------------------
 
@@ -76,36 +74,24 @@ export async function mosquittoRig(qos: 0 | 1): Promise<Rig> {
       protocolVersion: 4,
     });
   const pubClient = await connect();
-  const publisher: Endpoint = {
-    onEvent: () => undefined,
+  const publisher: Publisher = {
     onAck: () => undefined,
     fire(payload) {
       if (qos === 1) pubClient.publish(topic, payload, { qos: 1 }, () => publisher.onAck());
       else pubClient.publish(topic, payload, { qos: 0 });
     },
-    close: () => void pubClient.end(true),
   };
   const clients = [pubClient];
-  let probe: Endpoint | undefined;
   if (qos === 0) {
-    const c = await connect();
-    clients.push(c);
-    await c.subscribeAsync(topic, { qos });
-    probe = {
-      onEvent: () => undefined,
-      onAck: () => undefined,
-      fire: () => undefined,
-      close: () => void c.end(true),
-    };
-    c.on('message', (_t, payload) => {
-      probe!.onEvent(sentAtOf(payload.toString()));
-      publisher.onAck();
-    });
+    const probe = await connect();
+    clients.push(probe);
+    await probe.subscribeAsync(topic, { qos });
+    probe.on('message', () => publisher.onAck());
   }
   return {
     name: `Mosquitto QoS ${qos}`,
     publisher,
-    probe,
+    probe: qos === 0,
     target: { kind: 'mqtt', qos, topic },
     pid,
     async close() {
@@ -257,28 +243,17 @@ Password = bench
         return w;
       }),
     );
-    const publisher: Endpoint = {
-      onEvent: () => undefined,
+    const publisher: Publisher = {
       onAck: () => undefined,
       fire: (payload) => pub.send(`PRIVMSG #bench :${payload}`),
-      close: () => pub.socket.destroy(),
-    };
-    const probe: Endpoint = {
-      onEvent: () => undefined,
-      onAck: () => undefined,
-      fire: () => undefined,
-      close: () => first.socket.destroy(),
     };
     first.onLine = (line) => {
-      const at = line.indexOf(' PRIVMSG #bench :');
-      if (at < 0) return;
-      probe.onEvent(sentAtOf(line.slice(at + 17)));
-      publisher.onAck();
+      if (line.includes(' PRIVMSG #bench :')) publisher.onAck();
     };
     return {
       name: 'ngIRCd',
       publisher,
-      probe,
+      probe: true,
       target: { kind: 'irc', port },
       pid: proc.pid!,
       async close() {

@@ -8,93 +8,18 @@
  *   random messages (and the newest page), timed request → answer at the client. Anchor: the
  *   same page read straight from SQLite (better-sqlite3) in this process, same database.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+import { encodeFrame } from '../src/protocol/frame.js';
 import { SqliteServerStore } from '../src/store/server-store.js';
 import { newSessionKeys } from '../src/shared/signing.js';
+import { Client, cpuSeconds, rssKB, startServer, stopProcess } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const IDLE = Number(process.env.BENCH_IDLE_SESSIONS ?? 10_000);
 const SIZES = (process.env.BENCH_HISTORY_SIZES ?? '1000000,10000000').split(',').map(Number);
 const PAGES = 2000;
-
-function startServer(data: string): Promise<{ proc: ChildProcess; addr: string }> {
-  const proc = spawn(
-    process.execPath,
-    ['bin/hchat', 'server', '--port', '0', '--http-port', '0', '--data', data],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = /ready tcp=(\S+)/.exec(out);
-      if (m) resolve({ proc, addr: m[1]! });
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-  });
-}
-
-async function stop(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return;
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.once('exit', r));
-}
-
-function rssKB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
-
-function cpuSeconds(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** A minimal framed client: requests with ids, nothing else. */
-class Conn {
-  private readonly decoder = new FrameDecoder();
-  private readonly waiting = new Map<number, (f: Record<string, any>) => void>();
-  private nextId = 1;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (d) => {
-      for (const f of this.decoder.push(d)) {
-        if (f.t !== 'res') continue;
-        const w = this.waiting.get(f.id as number);
-        this.waiting.delete(f.id as number);
-        w?.(f);
-      }
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static open(addr: string): Promise<Conn> {
-    const [host, port] = addr.split(':') as [string, string];
-    return new Promise((resolve, reject) => {
-      const s = net.connect(Number(port), host, () => {
-        s.setNoDelay(true);
-        const c = new Conn(s);
-        s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
-        s.once('data', () => resolve(c));
-      });
-      s.once('error', reject);
-    });
-  }
-
-  async request(op: string, body: object): Promise<any> {
-    const id = this.nextId++;
-    const answer = new Promise<Record<string, any>>((r) => this.waiting.set(id, r));
-    this.socket.write(encodeFrame({ t: 'req', id, op, body }));
-    const f = await answer;
-    if (f.error) throw new Error(`${op}: ${f.error.code} ${f.error.message}`);
-    return f.body;
-  }
-}
 
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 const pct = (sorted: number[], p: number) =>
@@ -103,15 +28,16 @@ const pct = (sorted: number[], p: number) =>
 /** Resident memory per idle session and the CPU the heartbeats cost. */
 async function idleSessions(n: number): Promise<Record<string, number>> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-idle-'));
-  const { proc, addr } = await startServer(data);
-  const conns: Conn[] = [];
+  const { proc, ready } = await startServer(data);
+  const addr = ready.tcp!;
+  const conns: Client[] = [];
   const ping = encodeFrame({ t: 'ping' });
   const beat = setInterval(() => {
-    for (const c of conns) c.socket.write(ping);
+    for (const c of conns) c.fire(ping);
   }, 5000);
   try {
     const publicKey = newSessionKeys().publicKey;
-    const first = await Conn.open(addr);
+    const first = await Client.connect(addr, true);
     await first.request('visitor', { name: 'idle-base', publicKey });
     conns.push(first);
     await new Promise((r) => setTimeout(r, 500));
@@ -120,7 +46,7 @@ async function idleSessions(n: number): Promise<Record<string, number>> {
     for (let i = 1; i < n; i += 250) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(250, n - i) }, async (_, j) => {
-          const c = await Conn.open(addr);
+          const c = await Client.connect(addr, true);
           await c.request('visitor', { name: `idle-${i + j}`, publicKey });
           return c;
         }),
@@ -144,8 +70,8 @@ async function idleSessions(n: number): Promise<Record<string, number>> {
     };
   } finally {
     clearInterval(beat);
-    for (const c of conns) c.socket.destroy();
-    await stop(proc);
+    for (const c of conns) c.close();
+    await stopProcess(proc);
     fs.rmSync(data, { recursive: true, force: true });
   }
 }
@@ -210,9 +136,10 @@ async function historyLatency(n: number): Promise<Record<string, number>> {
       raw.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
     db.close();
-    const { proc, addr } = await startServer(data);
+    const { proc, ready } = await startServer(data);
+    const addr = ready.tcp!;
     try {
-      const c = await Conn.open(addr);
+      const c = await Client.connect(addr, true);
       await c.request('visitor', { name: 'reader', publicKey: newSessionKeys().publicKey });
       await c.request('channel_join', { channelId: CHANNEL });
       await c.request('history', { channelId: CHANNEL, limit: 50 }); // warm-up
@@ -224,7 +151,7 @@ async function historyLatency(n: number): Promise<Record<string, number>> {
         lat.push(Number(process.hrtime.bigint() - t) / 1e6);
         if (r.messages.length === 0 && before === undefined) throw new Error('empty history');
       }
-      c.socket.destroy();
+      c.close();
       lat.sort((a, b) => a - b);
       raw.sort((a, b) => a - b);
       return {
@@ -238,7 +165,7 @@ async function historyLatency(n: number): Promise<Record<string, number>> {
         sqliteP99ms: round(pct(raw, 99), 3),
       };
     } finally {
-      await stop(proc);
+      await stopProcess(proc);
     }
   } finally {
     fs.rmSync(data, { recursive: true, force: true });

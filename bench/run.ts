@@ -5,12 +5,10 @@
  * trivial relay (bench/relay.ts) in the same run as the anchor. Each server runs in its own
  * process; this process is the load generator. Results: bench/results/<date>.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+import { encodeFrame } from '../src/protocol/frame.js';
 import { newSessionKeys, signMessage } from '../src/shared/signing.js';
 import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
@@ -18,108 +16,19 @@ import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
 import { MemberWorkers } from './members.js';
 import { writeReport } from './report.js';
 import { benchCapacity } from './capacity.js';
+import {
+  Client,
+  ROOT,
+  cpuSeconds,
+  rssKB,
+  startProcess,
+  startServer,
+  stopProcess,
+} from './harness.js';
 
 const MEMBER_COUNTS = (process.env.BENCH_MEMBERS ?? '10,100,500').split(',').map(Number);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const ROOT = path.resolve(import.meta.dirname, '..');
-
-/** A raw framed client: no schema checks, so the load generator stays cheap. */
-class Client {
-  private readonly socket: net.Socket;
-  private readonly decoder = new FrameDecoder();
-  private nextId = 1;
-  private readonly waiting = new Map<number, (f: Record<string, any>) => void>();
-  onEvent: (f: Record<string, any>) => void = () => undefined;
-  onAck: () => void = () => undefined;
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.setNoDelay(true);
-    socket.on('data', (d) => {
-      for (const f of this.decoder.push(d)) {
-        if (f.t === 'res') {
-          const w = this.waiting.get(f.id as number);
-          if (w) {
-            this.waiting.delete(f.id as number);
-            w(f);
-          } else this.onAck();
-        } else if (f.t === 'ev' || f.t === 'req' || f.t === 'error') this.onEvent(f);
-      }
-    });
-  }
-
-  static connect(addr: string, hello: boolean): Promise<Client> {
-    const [host, port] = addr.split(':') as [string, string];
-    return new Promise((resolve, reject) => {
-      const s = net.connect(Number(port), host, () => {
-        const c = new Client(s);
-        if (!hello) return resolve(c);
-        s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
-        s.once('data', () => resolve(c));
-      });
-      s.once('error', reject);
-    });
-  }
-
-  async request(op: string, body: object): Promise<any> {
-    const id = this.nextId++;
-    const answer = new Promise<Record<string, any>>((r) => this.waiting.set(id, r));
-    this.socket.write(encodeFrame({ t: 'req', id, op, body }));
-    const f = await answer;
-    if (f.error) throw new Error(`${op}: ${f.error.code} ${f.error.message}`);
-    return f.body;
-  }
-
-  /** Sends a request whose answer only counts towards the window (onAck). */
-  fire(frame: Buffer): void {
-    this.socket.write(frame);
-  }
-
-  /** Stops reading (a member whose app hangs); the kernel buffers fill, then the server's. */
-  pause(): void {
-    this.socket.pause();
-  }
-
-  resume(): void {
-    this.socket.resume();
-  }
-
-  /** Resolves when the connection is gone. */
-  get closed(): Promise<void> {
-    return new Promise((r) => (this.socket.destroyed ? r() : this.socket.once('close', () => r())));
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-function start(
-  cmd: string[],
-  env: Record<string, string> = {},
-): Promise<{ proc: ChildProcess; addr: string }> {
-  const proc = spawn(process.env.BENCH_SERVER_NODE ?? process.execPath, cmd, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = /ready tcp=(\S+)/.exec(out);
-      if (m) resolve({ proc, addr: m[1]! });
-    });
-    proc.once('exit', (code) => reject(new Error(`${cmd.join(' ')} exited with ${code}: ${out}`)));
-  });
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   return sorted.length
@@ -227,11 +136,9 @@ async function drive<T>(
   };
 }
 
-/** Resident memory of a process, in MB, from /proc. */
-function rssMB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMB = (pid: number) => rssKB(pid) / 1024;
+/** The servers under test may run under another `node` (a profiling wrapper, say). */
+const SERVER_NODE = process.env.BENCH_SERVER_NODE;
 
 const TEXT_PAD = 'x'.repeat(100);
 const payload = (ns: bigint) => `${ns}|${TEXT_PAD}`.slice(0, 100);
@@ -262,19 +169,26 @@ async function benchAnchor(
   }
 }
 
-async function benchHchat(members: number, rate?: number): Promise<Result> {
+/** A Hybrid Chat server under test, with its publisher logged in and one channel of its own. */
+interface HchatUnderTest {
+  addr: string;
+  pid: number;
+  publicKey: string;
+  publisher: Client;
+  channelId: string;
+  /** Message `n` (a fresh id) as a signed post request: signing is the load generator's cost. */
+  post(n: number, text: string): Buffer;
+}
+
+/**
+ * Starts `bin/hchat server` on a temporary folder, logs the publisher in, creates a channel that
+ * allows visitors (members are visitor sessions: no password hashing to open 500, and a channel
+ * that allows visitors pushes to them exactly as to members), runs `use`, then stops it all.
+ */
+async function withHchat<T>(channelId: string, use: (h: HchatUnderTest) => Promise<T>): Promise<T> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-'));
-  const { proc, addr } = await start([
-    'bin/hchat',
-    'server',
-    '--port',
-    '0',
-    '--http-port',
-    '0',
-    '--data',
-    data,
-  ]);
-  let workers: MemberWorkers | undefined;
+  const { proc, ready } = await startServer(data, SERVER_NODE);
+  const addr = ready.tcp!;
   try {
     const keys = newSessionKeys();
     const publisher = await Client.connect(addr, true);
@@ -284,42 +198,53 @@ async function benchHchat(members: number, rate?: number): Promise<Result> {
       password: 'bench-pw',
       publicKey: keys.publicKey,
     });
-    const publisherCert = s.cert as string;
-    const channelId = '01900000-0000-7000-8000-00000000be01';
-    // Members are visitor sessions (no password hashing to open 500): a channel that allows
-    // visitors pushes to them exactly as to members.
+    const cert = s.cert as string;
     await publisher.request('channel_create', {
       id: channelId,
       name: 'bench',
       allowVisitors: true,
     });
-    workers = await MemberWorkers.start(
-      { kind: 'hchat', addr, channelId, publicKey: keys.publicKey },
-      members,
-    );
-    let counter = 0;
-    const result = await drive(rate, publisher, workers, members, proc.pid!, (i, ns) => {
-      counter++;
-      const id = `01900000-0000-7000-8000-${counter.toString(16).padStart(12, '0')}`;
-      const text = payload(ns);
-      // Signed by its author, as every message is (the signing cost is the load generator's).
+    const post = (n: number, text: string) => {
+      const id = `01900000-0000-7000-8000-${n.toString(16).padStart(12, '0')}`;
       const fields = { id, channelId, ts: Date.now(), lc: 0, text };
       const sig = signMessage({ ...fields, author: 'publisher' }, keys);
       return encodeFrame({
         t: 'req',
-        id: 1_000_000 + i,
+        id: 1_000_000 + n,
         op: 'post',
-        body: { message: { ...fields, sig, cert: publisherCert } },
+        body: { message: { ...fields, sig, cert } },
       });
+    };
+    const result = await use({
+      addr,
+      pid: proc.pid!,
+      publicKey: keys.publicKey,
+      publisher,
+      channelId,
+      post,
     });
     publisher.close();
     return result;
   } finally {
-    workers?.close();
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
+    await stopProcess(proc);
     fs.rmSync(data, { recursive: true, force: true });
   }
+}
+
+function benchHchat(members: number, rate?: number): Promise<Result> {
+  return withHchat('01900000-0000-7000-8000-00000000be01', async (h) => {
+    const workers = await MemberWorkers.start(
+      { kind: 'hchat', addr: h.addr, channelId: h.channelId, publicKey: h.publicKey },
+      members,
+    );
+    try {
+      return await drive(rate, h.publisher, workers, members, h.pid, (i, ns) =>
+        h.post(i, payload(ns)),
+      );
+    } finally {
+      workers.close();
+    }
+  });
 }
 
 /**
@@ -327,120 +252,81 @@ async function benchHchat(members: number, rate?: number): Promise<Result> {
  * memory over that time, the others' latency before and during it, and what became of the slow
  * member (the server drops a reader with more than 16 MiB queued: E_SLOW_CONSUMER).
  */
-async function benchSlowMember(): Promise<Record<string, unknown>> {
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-slow-'));
-  const { proc, addr } = await start([
-    'bin/hchat',
-    'server',
-    '--port',
-    '0',
-    '--http-port',
-    '0',
-    '--data',
-    data,
-  ]);
-  let workers: MemberWorkers | undefined;
-  try {
-    const keys = newSessionKeys();
-    const publisher = await Client.connect(addr, true);
-    await publisher.request('register', { username: 'publisher', password: 'bench-pw' });
-    const s = await publisher.request('login', {
-      username: 'publisher',
-      password: 'bench-pw',
-      publicKey: keys.publicKey,
-    });
-    const channelId = '01900000-0000-7000-8000-00000000be02';
-    await publisher.request('channel_create', { id: channelId, name: 'slow', allowVisitors: true });
-    const slow = await Client.connect(addr, true);
-    await slow.request('visitor', { name: 'slow reader', publicKey: keys.publicKey });
-    await slow.request('channel_join', { channelId });
+function benchSlowMember(): Promise<Record<string, unknown>> {
+  return withHchat('01900000-0000-7000-8000-00000000be02', async (h) => {
+    const slow = await Client.connect(h.addr, true);
+    await slow.request('visitor', { name: 'slow reader', publicKey: h.publicKey });
+    await slow.request('channel_join', { channelId: h.channelId });
     let dropped: string | undefined;
     let closed = false;
     slow.onEvent = (f) => {
       if (f.t === 'error') dropped = f.code;
     };
     void slow.closed.then(() => (closed = true));
-    workers = await MemberWorkers.start(
-      { kind: 'hchat', addr, channelId, publicKey: keys.publicKey },
+    const workers = await MemberWorkers.start(
+      { kind: 'hchat', addr: h.addr, channelId: h.channelId, publicKey: h.publicKey },
       99,
     );
     let n = 0;
     const ticker = setInterval(() => {
-      for (let k = 0; k < 10; k++) {
-        n++;
-        const id = `01900000-0000-7000-8000-${n.toString(16).padStart(12, '0')}`;
-        const fields = {
-          id,
-          channelId,
-          ts: Date.now(),
-          lc: 0,
-          text: payload(process.hrtime.bigint()),
-        };
-        const sig = signMessage({ ...fields, author: 'publisher' }, keys);
-        publisher.fire(
-          encodeFrame({
-            t: 'req',
-            id: 1_000_000 + n,
-            op: 'post',
-            body: { message: { ...fields, sig, cert: s.cert } },
-          }),
-        );
-      }
+      for (let k = 0; k < 10; k++) h.publisher.fire(h.post(++n, payload(process.hrtime.bigint())));
     }, 10);
-    const window = async (seconds: number, sample?: (rss: number) => void) => {
-      const t0 = process.hrtime.bigint();
-      workers!.measure(t0, t0 + BigInt(seconds * 1e9));
-      for (let k = 0; k < seconds; k++) {
-        await new Promise((r) => setTimeout(r, 1000));
-        sample?.(rssMB(proc.pid!));
-      }
-      const r = await workers!.stop();
-      const sorted = Float64Array.from(r.samples).sort();
-      return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), deliveries: r.deliveries };
-    };
-    await new Promise((r) => setTimeout(r, 2000)); // warm-up
-    const before = await window(5);
-    const rssBefore = rssMB(proc.pid!);
-    slow.pause();
-    const rss: number[] = [];
-    const during = await window(SLOW_SECONDS, (m) => rss.push(m));
-    slow.resume();
-    await new Promise((r) => setTimeout(r, 500));
-    clearInterval(ticker);
-    const result = {
-      seconds: SLOW_SECONDS,
-      othersBefore: {
-        p50ms: round2(before.p50),
-        p99ms: round2(before.p99),
-        deliveriesPerSec: Math.round(before.deliveries / 5),
-      },
-      othersDuring: {
-        p50ms: round2(during.p50),
-        p99ms: round2(during.p99),
-        deliveriesPerSec: Math.round(during.deliveries / SLOW_SECONDS),
-      },
-      serverRssBeforeMB: round2(rssBefore),
-      serverRssMaxDuringMB: round2(Math.max(...rss)),
-      serverRssEndMB: round2(rss[rss.length - 1] ?? NaN),
-      slowMember: closed
-        ? `dropped by the server (${dropped ?? 'its error frame was behind the unread bytes'})`
-        : 'still connected',
-    };
-    publisher.close();
-    slow.close();
-    return result;
-  } finally {
-    workers?.close();
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
-    fs.rmSync(data, { recursive: true, force: true });
-  }
+    try {
+      const window = async (seconds: number, sample?: (rss: number) => void) => {
+        const t0 = process.hrtime.bigint();
+        workers.measure(t0, t0 + BigInt(seconds * 1e9));
+        for (let k = 0; k < seconds; k++) {
+          await new Promise((r) => setTimeout(r, 1000));
+          sample?.(rssMB(h.pid));
+        }
+        const r = await workers.stop();
+        const sorted = Float64Array.from(r.samples).sort();
+        return {
+          p50: percentile(sorted, 50),
+          p99: percentile(sorted, 99),
+          deliveries: r.deliveries,
+        };
+      };
+      await new Promise((r) => setTimeout(r, 2000)); // warm-up
+      const before = await window(5);
+      const rssBefore = rssMB(h.pid);
+      slow.pause();
+      const rss: number[] = [];
+      const during = await window(SLOW_SECONDS, (m) => rss.push(m));
+      slow.resume();
+      await new Promise((r) => setTimeout(r, 500));
+      return {
+        seconds: SLOW_SECONDS,
+        othersBefore: {
+          p50ms: round2(before.p50),
+          p99ms: round2(before.p99),
+          deliveriesPerSec: Math.round(before.deliveries / 5),
+        },
+        othersDuring: {
+          p50ms: round2(during.p50),
+          p99ms: round2(during.p99),
+          deliveriesPerSec: Math.round(during.deliveries / SLOW_SECONDS),
+        },
+        serverRssBeforeMB: round2(rssBefore),
+        serverRssMaxDuringMB: round2(Math.max(...rss)),
+        serverRssEndMB: round2(rss[rss.length - 1] ?? NaN),
+        slowMember: closed
+          ? `dropped by the server (${dropped ?? 'its error frame was behind the unread bytes'})`
+          : 'still connected',
+      };
+    } finally {
+      clearInterval(ticker);
+      workers.close();
+      slow.close();
+    }
+  });
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
 async function benchRelay(members: number, rate?: number): Promise<Result> {
-  const { proc, addr } = await start(['--import', 'tsx', 'bench/relay.ts']);
+  const { proc, ready } = await startProcess(['--import', 'tsx', 'bench/relay.ts'], SERVER_NODE);
+  const addr = ready.tcp!;
   let workers: MemberWorkers | undefined;
   try {
     const publisher = await Client.connect(addr, false);
@@ -452,8 +338,7 @@ async function benchRelay(members: number, rate?: number): Promise<Result> {
     return result;
   } finally {
     workers?.close();
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
+    await stopProcess(proc);
   }
 }
 

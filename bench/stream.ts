@@ -10,13 +10,13 @@
  *   one-way latency of a bare UDP datagram between two sockets on this machine, same run.
  * - The central server's bytes during each stream window: control only, never media.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ROOT, startProcess, type Started } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'hchat');
 const COUNTS = (process.env.BENCH_STREAM_VIEWERS ?? '5,10,20,50').split(',').map(Number);
 const LOSSES = [0, 0.01, 0.05];
@@ -24,30 +24,13 @@ const WINDOW_S = Number(process.env.BENCH_STREAM_SECONDS ?? 4);
 const FPS = 30;
 const KBPS = 500;
 
-interface Proc {
-  proc: ChildProcess;
-  ready: Record<string, string>;
-}
-
 const procs: ChildProcess[] = [];
 
-function start(args: string[]): Promise<Proc> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(proc);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^ready (.*)$/m.exec(out);
-      if (!m) return;
-      const ready: Record<string, string> = {};
-      for (const kv of m[1]!.split(' '))
-        ready[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
-      resolve({ proc, ready });
-    });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('exit', (code) => reject(new Error(`hchat ${args[0]} exited ${code}: ${out}`)));
-  });
+/** A `bin/hchat` process, killed when the bench ends. */
+async function start(args: string[]): Promise<Started> {
+  const started = await startProcess([BIN, ...args]);
+  procs.push(started.proc);
+  return started;
 }
 
 async function call(ui: string, method: string, route: string, body?: unknown): Promise<any> {

@@ -1,0 +1,140 @@
+/**
+ * What the bench's parts share: starting a process that prints a `ready k=v …` line (every
+ * `bin/hchat`, and bench/relay.ts), stopping it, reading its CPU and memory from /proc, and a raw
+ * framed client that skips schema checks so the load generator stays cheap.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** A started process and the fields of its ready line. */
+export interface Started {
+  proc: ChildProcess;
+  ready: Record<string, string>;
+}
+
+/**
+ * Runs `node args…` from the repository's root and resolves on its ready line; rejects with
+ * its output if it exits first. `node` may be another executable (a profiling wrapper, say).
+ */
+export function startProcess(args: string[], node = process.execPath): Promise<Started> {
+  const proc = spawn(node, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^ready (.*)$/m.exec(out);
+      if (!m) return;
+      const ready: Record<string, string> = {};
+      for (const kv of m[1]!.split(' '))
+        ready[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+      resolve({ proc, ready });
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}: ${out}`)));
+  });
+}
+
+/** `bin/hchat server` on `data`, any free ports. */
+export function startServer(data: string, node?: string): Promise<Started> {
+  return startProcess(
+    ['bin/hchat', 'server', '--port', '0', '--http-port', '0', '--data', data],
+    node,
+  );
+}
+
+/** SIGTERM, and wait for the exit. */
+export async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+/** Resident memory of a process, in KB, from /proc. */
+export function rssKB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** A raw framed client: no schema checks, so the load generator stays cheap. */
+export class Client {
+  private readonly socket: net.Socket;
+  private readonly decoder = new FrameDecoder();
+  private nextId = 1;
+  private readonly waiting = new Map<number, (f: Record<string, any>) => void>();
+  onEvent: (f: Record<string, any>) => void = () => undefined;
+  onAck: () => void = () => undefined;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    // A reset while the bench tears down is not a bench failure; `closed` tells who cares.
+    socket.on('error', () => undefined);
+    socket.on('data', (d) => {
+      for (const f of this.decoder.push(d)) {
+        if (f.t === 'res') {
+          const w = this.waiting.get(f.id as number);
+          if (w) {
+            this.waiting.delete(f.id as number);
+            w(f);
+          } else this.onAck();
+        } else if (f.t === 'ev' || f.t === 'req' || f.t === 'error') this.onEvent(f);
+      }
+    });
+  }
+
+  static connect(addr: string, hello: boolean): Promise<Client> {
+    const [host, port] = addr.split(':') as [string, string];
+    return new Promise((resolve, reject) => {
+      const s = net.connect(Number(port), host, () => {
+        const c = new Client(s);
+        if (!hello) return resolve(c);
+        s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
+        s.once('data', () => resolve(c));
+      });
+      s.once('error', reject);
+    });
+  }
+
+  async request(op: string, body: object): Promise<any> {
+    const id = this.nextId++;
+    const answer = new Promise<Record<string, any>>((r) => this.waiting.set(id, r));
+    this.socket.write(encodeFrame({ t: 'req', id, op, body }));
+    const f = await answer;
+    if (f.error) throw new Error(`${op}: ${f.error.code} ${f.error.message}`);
+    return f.body;
+  }
+
+  /** Sends a request whose answer only counts towards the window (onAck). */
+  fire(frame: Buffer): void {
+    this.socket.write(frame);
+  }
+
+  /** Stops reading (a member whose app hangs); the kernel buffers fill, then the server's. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Resolves when the connection is gone. */
+  get closed(): Promise<void> {
+    return new Promise((r) => (this.socket.destroyed ? r() : this.socket.once('close', () => r())));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
