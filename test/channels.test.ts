@@ -3,6 +3,19 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collectEvents, createTestnet, signIn, waitFor, rawSession, signed } from './testnet.js';
 import { parseRecord } from '../src/shared/connlog.js';
+import type { ServerOptions } from '../src/server/server.js';
+
+/** alice's channel on a testnet, and alice on a raw protocol link to the server. */
+async function aliceOnRawLink(server: Partial<ServerOptions> = {}) {
+  const net = await createTestnet({ peers: 1, server });
+  await signIn(net.peers[0]!, 'alice');
+  const id = (
+    await net.peers[0]!.call('POST', '/api/channels', { name: 'x', allowVisitors: false })
+  ).body.id as string;
+  const raw = await net.rawLink();
+  const alice = await rawSession(raw, { username: 'alice', password: 'alice-pw' });
+  return { net, id, raw, alice };
+}
 
 describe('channels and messages', () => {
   it('creates, lists in the directory, joins, posts, and pushes live to every online member', async () => {
@@ -174,13 +187,7 @@ describe('channels and messages', () => {
   });
 
   it('stores a resent message once: posts are idempotent by id', async () => {
-    const net = await createTestnet({ peers: 1 });
-    await signIn(net.peers[0]!, 'alice');
-    const id = (
-      await net.peers[0]!.call('POST', '/api/channels', { name: 'x', allowVisitors: false })
-    ).body.id;
-    const raw = await net.rawLink();
-    const alice = await rawSession(raw, { username: 'alice', password: 'alice-pw' });
+    const { net, id, raw, alice } = await aliceOnRawLink();
     const fields = { id: '01900000-0000-7000-8000-0000000000bb', channelId: id, ts: 5, lc: 0 };
     const message = signed(alice, { ...fields, text: 'once' });
     const first = await raw.request('post', { message });
@@ -199,13 +206,7 @@ describe('channels and messages', () => {
   });
 
   it('checks signatures on worker threads when the server has a verify pool', async () => {
-    const net = await createTestnet({ peers: 1, server: { verifyThreads: 2 } });
-    await signIn(net.peers[0]!, 'alice');
-    const id = (
-      await net.peers[0]!.call('POST', '/api/channels', { name: 'x', allowVisitors: false })
-    ).body.id;
-    const raw = await net.rawLink();
-    const alice = await rawSession(raw, { username: 'alice', password: 'alice-pw' });
+    const { net, id, raw, alice } = await aliceOnRawLink({ verifyThreads: 2 });
     const posts = Array.from({ length: 40 }, (_, i) =>
       signed(alice, {
         id: `01900000-0000-7000-8000-${(0xc00 + i).toString(16).padStart(12, '0')}`,
