@@ -6,18 +6,22 @@
  *   publish (page → peer)  kind u8 (1 video, 2 audio) | flags u8 (bit 0: keyframe) | bytes
  *   play    (peer → page)  kind u8 | flags u8 | capture time f64 BE (ms) | RTP timestamp u32 BE | bytes
  *
- * and the peer sends the publishing page `{"type":"keyframe"}` (text) when a viewer needs one.
+ * and the peer sends the publishing page `{"type":"keyframe"}` (text) when a viewer needs one, and
+ * the playing page `{"type":"stats", stats}` (text, the viewer's stats) every second.
  */
 import type { WebSocket } from 'ws';
 import { HchatError } from '../protocol/errors.js';
 import type { LiveService } from './live.js';
 import type { FrameSink } from '../stream/viewing.js';
 import { MAX_DATAGRAM } from '../stream/rtp.js';
+import { KeyframeGate } from '../stream/export.js';
 
 const KIND_VIDEO = 1;
 const KIND_AUDIO = 2;
 /** Frames queued towards a page past this are skipped (the page will resume at a keyframe). */
 const MAX_BUFFERED = 4 * 1024 * 1024;
+/** How often a playing page gets the viewer's stats. */
+const STATS_MS = 1000;
 /** Largest encoded frame a page may send. */
 export const MAX_PUBLISHED_FRAME = 512 * 1024;
 
@@ -67,19 +71,17 @@ export function play(live: LiveService, streamId: string, ws: WebSocket): void {
     ws.close(1008, 'E_STREAM_NOT_FOUND');
     return;
   }
-  let nextSeq: number | undefined;
+  const gate = new KeyframeGate();
   const sink: FrameSink = (kind, f) => {
     if (ws.readyState !== ws.OPEN) return;
+    const congested = ws.bufferedAmount > MAX_BUFFERED;
     if (kind === 'video') {
-      const first = f.packets[0]!;
-      const congested = ws.bufferedAmount > MAX_BUFFERED;
-      if (congested || (first.seq !== nextSeq && !f.keyframe)) {
-        nextSeq = undefined;
+      if (congested) gate.reset();
+      if (congested || !gate.pass(f.packets, f.keyframe)) {
         viewing.requestKeyframe();
         return;
       }
-      nextSeq = (f.packets[f.packets.length - 1]!.seq + 1) & 0xffff;
-    } else if (ws.bufferedAmount > MAX_BUFFERED) {
+    } else if (congested) {
       return;
     }
     const head = Buffer.allocUnsafe(14);
@@ -91,5 +93,13 @@ export function play(live: LiveService, streamId: string, ws: WebSocket): void {
   };
   viewing.sinks.add(sink);
   viewing.requestKeyframe(); // the page starts decoding at one
-  ws.on('close', () => viewing.sinks.delete(sink));
+  // The overlay's figures ride the same socket: no polling that could outlive the stream.
+  const stats = setInterval(() => {
+    if (ws.readyState === ws.OPEN)
+      ws.send(JSON.stringify({ type: 'stats', stats: viewing.stats() }));
+  }, STATS_MS);
+  ws.on('close', () => {
+    clearInterval(stats);
+    viewing.sinks.delete(sink);
+  });
 }

@@ -27,13 +27,35 @@ export function exportSdp(streamId: string, ip: string, port: number): string {
 }
 
 /**
- * Sends the packets of whole frames to a local sink. Video starts at a keyframe, and after any
- * gap in the sequence (a frame dropped upstream) waits for the next one, so that the tool's
- * decoder never sees a frame it cannot decode.
+ * Lets video through to a decoder only from a keyframe on, and after any gap in the sequence (a
+ * frame dropped upstream, or skipped by the sink) only from the next keyframe: a decoder never
+ * sees a frame it cannot decode.
+ */
+export class KeyframeGate {
+  private nextSeq: number | undefined;
+
+  /** True when this frame (its packets, in order) may go to the decoder. */
+  pass(packets: readonly RtpPacket[], keyframe: boolean): boolean {
+    if (packets[0]!.seq !== this.nextSeq && !keyframe) {
+      this.nextSeq = undefined;
+      return false;
+    }
+    this.nextSeq = (packets[packets.length - 1]!.seq + 1) & 0xffff;
+    return true;
+  }
+
+  /** The sink skipped a frame: wait for a keyframe. */
+  reset(): void {
+    this.nextSeq = undefined;
+  }
+}
+
+/**
+ * Sends the packets of whole frames to a local sink, video through a KeyframeGate.
  */
 export class RtpExport {
   sent = 0;
-  private nextVideoSeq: number | undefined;
+  private readonly gate = new KeyframeGate();
 
   constructor(
     private readonly socket: MediaSocket,
@@ -43,14 +65,7 @@ export class RtpExport {
 
   send(kind: MediaKind, packets: readonly RtpPacket[]): void {
     if (packets.length === 0) return;
-    if (kind === 'video') {
-      const first = packets[0]!;
-      if (first.seq !== this.nextVideoSeq && !isVp8Keyframe(first.payload)) {
-        this.nextVideoSeq = undefined;
-        return;
-      }
-      this.nextVideoSeq = (packets[packets.length - 1]!.seq + 1) & 0xffff;
-    }
+    if (kind === 'video' && !this.gate.pass(packets, isVp8Keyframe(packets[0]!.payload))) return;
     const port = kind === 'video' ? this.port : this.port + 2;
     for (const p of packets) {
       this.sent++;
