@@ -177,14 +177,14 @@ function ViewerTile({
 
   useEffect(() => {
     if (!canvas.current) return;
-    return play(streamId, canvas.current, counters.current, audio);
+    return play(streamId, canvas.current, counters.current, audio, setStats);
   }, [streamId, audio]);
 
   useEffect(() => {
-    const t = setInterval(() => {
-      setDrawn({ frames: counters.current.framesDrawn, audio: counters.current.audioFrames });
-      api.streamStats(streamId).then(setStats, () => undefined);
-    }, 1000);
+    const t = setInterval(
+      () => setDrawn({ frames: counters.current.framesDrawn, audio: counters.current.audioFrames }),
+      1000,
+    );
     return () => clearInterval(t);
   }, [streamId]);
 

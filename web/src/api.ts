@@ -135,7 +135,6 @@ export const api = {
   watch: (id: string) =>
     call<{ streamId: string; parent: string }>('POST', `/api/streams/${id}/watch`),
   unwatch: (id: string) => call('DELETE', `/api/streams/${id}/watch`),
-  streamStats: (id: string) => call<ViewerStats>('GET', `/api/streams/${id}/stats`),
 };
 
 /** Orders messages as every replica does: (ts, lc, id). */

@@ -5,6 +5,8 @@
  * an AudioContext. Message layouts are in src/peer/live-ws.ts.
  */
 
+import type { ViewerStats } from './api.js';
+
 const KIND_VIDEO = 1;
 const KIND_AUDIO = 2;
 
@@ -157,12 +159,13 @@ export interface PlaybackCounters {
   decodeErrors: number;
 }
 
-/** Plays a watched stream onto `canvas`; resolves with a stop function. */
+/** Plays a watched stream onto `canvas`, with its stats as they come; returns a stop function. */
 export function play(
   streamId: string,
   canvas: HTMLCanvasElement,
   counters: PlaybackCounters,
   audioContext: AudioContext | undefined,
+  onStats: (stats: ViewerStats) => void,
 ): () => void {
   const ctx2d = canvas.getContext('2d');
   const ws = new WebSocket(wsUrl(`/api/streams/${streamId}/play`));
@@ -185,6 +188,11 @@ export function play(
   let audio: AudioDecoder | undefined;
   let playAt = 0;
   ws.onmessage = (e) => {
+    if (typeof e.data === 'string') {
+      const m = JSON.parse(e.data) as { type?: string; stats?: ViewerStats };
+      if (m.type === 'stats' && m.stats) onStats(m.stats);
+      return;
+    }
     if (!(e.data instanceof ArrayBuffer)) return;
     const b = new Uint8Array(e.data);
     if (b.length < 15) return;
