@@ -23,9 +23,15 @@ export interface Publisher {
   fire(payload: string): void;
 }
 
+/** Publisher `k`'s number in a payload (`<send ns>|<k>|…`): a probe's receipt acks its sender. */
+export function publisherOf(payload: string): number {
+  const a = payload.indexOf('|') + 1;
+  return Number(payload.slice(a, payload.indexOf('|', a)));
+}
+
 export interface Rig {
   name: string;
-  publisher: Publisher;
+  publishers: Publisher[];
   /**
    * True when one member is a probe in the load generator itself, whose receipt acknowledges
    * (QoS 0, IRC: they acknowledge nothing); its deliveries are not counted.
@@ -63,7 +69,7 @@ export function ensureMosquitto(): number | undefined {
   return mosquittoPid();
 }
 
-export async function mosquittoRig(qos: 0 | 1): Promise<Rig> {
+export async function mosquittoRig(qos: 0 | 1, publishers = 1): Promise<Rig> {
   const pid = ensureMosquitto();
   if (pid === undefined) throw new Error('no Mosquitto broker at 127.0.0.1:1883');
   const topic = `hchat-bench/${process.pid}/${Date.now()}`;
@@ -73,24 +79,26 @@ export async function mosquittoRig(qos: 0 | 1): Promise<Rig> {
       reconnectPeriod: 0,
       protocolVersion: 4,
     });
-  const pubClient = await connect();
-  const publisher: Publisher = {
-    onAck: () => undefined,
-    fire(payload) {
-      if (qos === 1) pubClient.publish(topic, payload, { qos: 1 }, () => publisher.onAck());
-      else pubClient.publish(topic, payload, { qos: 0 });
-    },
-  };
-  const clients = [pubClient];
+  const clients = await Promise.all(Array.from({ length: publishers }, connect));
+  const pubs = clients.map((c) => {
+    const publisher: Publisher = {
+      onAck: () => undefined,
+      fire(payload) {
+        if (qos === 1) c.publish(topic, payload, { qos: 1 }, () => publisher.onAck());
+        else c.publish(topic, payload, { qos: 0 });
+      },
+    };
+    return publisher;
+  });
   if (qos === 0) {
     const probe = await connect();
     clients.push(probe);
     await probe.subscribeAsync(topic, { qos });
-    probe.on('message', () => publisher.onAck());
+    probe.on('message', (_t, payload) => pubs[publisherOf(payload.toString())]!.onAck());
   }
   return {
     name: `Mosquitto QoS ${qos}`,
-    publisher,
+    publishers: pubs,
     probe: qos === 0,
     target: { kind: 'mqtt', qos, topic },
     pid,
@@ -177,7 +185,7 @@ class IrcConn {
   }
 }
 
-export async function ngircdRig(): Promise<Rig> {
+export async function ngircdRig(publishers = 1): Promise<Rig> {
   if (!ensureNgircd()) throw new Error('ngIRCd is not installed and apt-get could not install it');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-ngircd-'));
   const port = await freePort();
@@ -196,6 +204,7 @@ MaxConnections = 0
 MaxConnectionsIP = 0
 MaxJoins = 0
 MaxPenaltyTime = 0
+MaxNickLength = 30
 PingTimeout = 600
 PongTimeout = 600
 [Options]
@@ -229,35 +238,40 @@ Password = bench
       if (up) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const pub = await IrcConn.open(port, 'pub');
-    pub.send('OPER bench bench');
-    await pub.waitFor(/^:\S+ 381 /);
-    // +F: relaxed flood protection for the publisher (operators may set it).
-    pub.send('MODE pub +F');
+    const conns: IrcConn[] = [];
+    for (let k = 0; k < publishers; k++) {
+      const pub = await IrcConn.open(port, `pub${k}`);
+      pub.send('OPER bench bench');
+      await pub.waitFor(/^:\S+ 381 /);
+      // +F: relaxed flood protection for the publisher (operators may set it).
+      pub.send(`MODE pub${k} +F`);
+      conns.push(pub);
+    }
     const first = await IrcConn.open(port, 'probe');
     const joined = (c: IrcConn) => c.waitFor(/ 366 /); // end of NAMES: in the channel
     await Promise.all(
-      [pub, first].map((c) => {
+      [...conns, first].map((c) => {
         const w = joined(c);
         c.send('JOIN #bench');
         return w;
       }),
     );
-    const publisher: Publisher = {
+    const pubs = conns.map((pub) => ({
       onAck: () => undefined,
-      fire: (payload) => pub.send(`PRIVMSG #bench :${payload}`),
-    };
+      fire: (payload: string) => pub.send(`PRIVMSG #bench :${payload}`),
+    }));
     first.onLine = (line) => {
-      if (line.includes(' PRIVMSG #bench :')) publisher.onAck();
+      const at = line.indexOf(' PRIVMSG #bench :');
+      if (at >= 0) pubs[publisherOf(line.slice(at + 17))]!.onAck();
     };
     return {
       name: 'ngIRCd',
-      publisher,
+      publishers: pubs,
       probe: true,
       target: { kind: 'irc', port },
       pid: proc.pid!,
       async close() {
-        for (const c of [pub, first]) c.socket.destroy();
+        for (const c of [...conns, first]) c.socket.destroy();
         await stop();
       },
     };

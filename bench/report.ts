@@ -14,14 +14,19 @@ interface Result {
   lost: number;
   serverCpuPerDeliveryUs: number;
   serverRssMB: number;
+  messagesPerSec: number;
+  runs?: number;
+  deliveriesPerSecRuns?: number[];
 }
 
 interface Row {
   scenario: string;
   members: number;
   rate: number | null;
+  /** Absent in results from before the many-publishers cells: 1. */
+  publishers?: number;
   hchat: Result;
-  relay: Result;
+  relay?: Result;
   anchors: Array<{ name: string; result?: Result; error?: string }>;
 }
 
@@ -99,6 +104,105 @@ const f = (n: number | undefined, d = 0) =>
     ? '–'
     : n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
+/** Each of issue 6's targets, met or not, with the measured ratio (ours / the anchor's). */
+function targets(data: any, rows: Row[]): string[] {
+  const out = ['## Targets', '', '| target | measured | ratio | met |', '|---|---|---:|---|'];
+  const row = (members: number, rate: number | null) =>
+    rows.find((r) => r.members === members && r.rate === rate && (r.publishers ?? 1) === 1);
+  const anchor = (r: Row, name: string) => r.anchors.find((a) => a.name === name)?.result;
+  const best = (r: Row, fig: (x: Result) => number, high: boolean) => {
+    const named = r.anchors.flatMap((a) => (a.result ? [{ name: a.name, v: fig(a.result) }] : []));
+    named.sort((a, b) => (high ? b.v - a.v : a.v - b.v));
+    return named[0];
+  };
+  const add = (target: string, measured: string, ratio: number, met: boolean) =>
+    out.push(`| ${target} | ${measured} | ${f(ratio, 2)} | ${met ? 'met' : 'not met'} |`);
+  const full100 = row(100, null);
+  if (full100) {
+    const b = best(full100, (x) => x.deliveriesPerSec, true)!;
+    const ours = full100.hchat.deliveriesPerSec;
+    add(
+      '100 members, full speed: deliveries/s ≥ 1.0× the better anchor, every message stored',
+      `${f(ours)} vs ${b.name} ${f(b.v)}`,
+      ours / b.v,
+      ours >= b.v,
+    );
+  }
+  const k100 = row(100, 1000);
+  if (k100) {
+    const b = best(k100, (x) => x.p99ms, false)!;
+    add(
+      "100 members at 1,000 msg/s: p99 ≤ the better anchor's",
+      `${f(k100.hchat.p99ms, 1)} ms vs ${b.name} ${f(b.v, 1)} ms`,
+      k100.hchat.p99ms / b.v,
+      k100.hchat.p99ms <= b.v,
+    );
+  }
+  const k500 = row(500, 1000);
+  const irc500 = k500 && anchor(k500, 'ngIRCd');
+  if (k500 && irc500) {
+    const keepsUp = k500.hchat.deliveriesPerSec >= 0.99 * 500 * 1000 && k500.hchat.lost === 0;
+    add(
+      "500 members at 1,000 msg/s: keeps up, p99 ≤ ngIRCd's",
+      `${f(k500.hchat.deliveriesPerSec)} deliveries/s (${keepsUp ? 'keeps up' : 'falls behind'}), p99 ${f(k500.hchat.p99ms, 1)} ms vs ${f(irc500.p99ms, 1)} ms`,
+      k500.hchat.p99ms / irc500.p99ms,
+      keepsUp && k500.hchat.p99ms <= irc500.p99ms,
+    );
+  }
+  for (const r of rows.filter((x) => x.rate === null)) {
+    const mq = anchor(r, 'Mosquitto QoS 0');
+    const irc = anchor(r, 'ngIRCd');
+    const ours = r.hchat.serverCpuPerDeliveryUs;
+    if (mq)
+      add(
+        `${r.scenario}: server CPU per delivery ≤ Mosquitto's`,
+        `${f(ours, 2)} µs vs ${f(mq.serverCpuPerDeliveryUs, 2)} µs`,
+        ours / mq.serverCpuPerDeliveryUs,
+        ours <= mq.serverCpuPerDeliveryUs,
+      );
+    if (irc)
+      add(
+        `${r.scenario}: stretch, ≤ ngIRCd's`,
+        `${f(ours, 2)} µs vs ${f(irc.serverCpuPerDeliveryUs, 2)} µs`,
+        ours / irc.serverCpuPerDeliveryUs,
+        ours <= irc.serverCpuPerDeliveryUs,
+      );
+  }
+  const idle = data.capacity?.idle;
+  if (idle)
+    add(
+      '10,000 idle sessions: ≤ 8 KB resident per session',
+      `${f(idle.rssPerSessionKB, 2)} KB`,
+      idle.rssPerSessionKB / 8,
+      idle.rssPerSessionKB <= 8,
+    );
+  const h10m = data.capacity?.history?.find((h: any) => h.messages === 10_000_000);
+  if (h10m)
+    add(
+      'History page p99 ≤ 2 ms at 10 million messages',
+      `${h10m.p99ms} ms`,
+      h10m.p99ms / 2,
+      h10m.p99ms <= 2,
+    );
+  const m = data.slowMember;
+  if (m) {
+    // "Unchanged": within the run-to-run noise the issue measured (~25 %).
+    const same = m.othersDuring.p99ms <= m.othersBefore.p99ms * 1.25;
+    const bounded = m.serverRssMaxDuringMB <= m.serverRssBeforeMB + 64;
+    add(
+      `A member stops reading for ${m.seconds} s: server memory bounded, others' p99 unchanged`,
+      `RSS ${m.serverRssBeforeMB} → at most ${m.serverRssMaxDuringMB} MB; p99 ${m.othersBefore.p99ms} → ${m.othersDuring.p99ms} ms; ${m.slowMember}`,
+      m.othersDuring.p99ms / m.othersBefore.p99ms,
+      same && bounded,
+    );
+  }
+  out.push(
+    '',
+    "Ratios are ours / the anchor's (deliveries: higher is better; latency, CPU, memory: lower is). 'Unchanged' p99: within 25 % (the run-to-run spread); 'bounded' memory: at most 64 MB above the level before (the 16 MiB queue bound of the slow member, and allocator slack).",
+  );
+  return out;
+}
+
 /** Writes summary.md and the two plots next to the results file. */
 export function writeReport(resultsFile: string): string {
   const data = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
@@ -110,9 +214,10 @@ export function writeReport(resultsFile: string): string {
     ...r.anchors.map((a) => a.result),
     r.relay,
   ];
-  const members = [...new Set(rows.map((r) => r.members))].sort((a, b) => a - b);
+  const single = rows.filter((r) => (r.publishers ?? 1) === 1);
+  const members = [...new Set(single.map((r) => r.members))].sort((a, b) => a - b);
   const byMembers = (rate: number | null) =>
-    members.map((m) => rows.find((r) => r.members === m && r.rate === rate));
+    members.map((m) => single.find((r) => r.members === m && r.rate === rate));
   const full = byMembers(null);
   const thousand = byMembers(1000);
   const series = (rs: Array<Row | undefined>, fig: (r: Result) => number) =>
@@ -163,7 +268,11 @@ export function writeReport(resultsFile: string): string {
     );
     lines.push(`| | server µs/delivery | ${cells((x) => x.serverCpuPerDeliveryUs, 2)} |`);
     lines.push(`| | not delivered in the window | ${cells((x) => x.lost, 0)} |`);
+    lines.push(
+      `| | deliveries/s of each run | ${rs.map((x) => (x?.deliveriesPerSecRuns ? x.deliveriesPerSecRuns.map((v) => f(v)).join(', ') : '–')).join(' | ')} |`,
+    );
   }
+  lines.push('', ...targets(data, rows));
   if (data.slowMember) {
     const m = data.slowMember;
     lines.push('', '## A member that stops reading', '');

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame } from '../src/protocol/frame.js';
-import { newSessionKeys, signMessage } from '../src/shared/signing.js';
+import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
 import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
 import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
@@ -51,6 +51,9 @@ interface Result {
   loadGenCpuPercent: number;
   /** The member processes together (200 % = both cores). */
   membersCpuPercent: number;
+  /** A median of this many runs (bench/run.ts medianOf), and each run's deliveries/s. */
+  runs?: number;
+  deliveriesPerSecRuns?: number[];
 }
 
 /** What drive needs of the publisher (the bench's Client, or an anchor's). */
@@ -61,42 +64,46 @@ interface Publisher<T> {
 
 /**
  * Publishes for SECONDS (after a 1 s warm-up) while `workers` count deliveries: at full speed
- * with WINDOW messages in flight, or at `rate` messages per second on a 10 ms clock whatever
- * the acknowledgements.
+ * with WINDOW messages in flight in all (each of n publishers keeps WINDOW / n), or at `rate`
+ * messages per second in all (publishers in turn) on a 10 ms clock whatever the
+ * acknowledgements. `frameFor(k, i, ns)`: publisher k's message number i, sent at ns.
  */
 async function drive<T>(
   rate: number | undefined,
-  publisher: Publisher<T>,
+  publishers: Publisher<T>[],
   workers: MemberWorkers,
   members: number,
   serverPid: number,
-  frameFor: (i: number, sentNs: bigint) => T,
+  frameFor: (k: number, i: number, sentNs: bigint) => T,
 ): Promise<Result> {
   let sent = 0;
   let sentMeasured = 0;
   let measuring = false;
-  let inFlight = 0;
   let running = true;
-  const send = () => {
-    inFlight++;
+  const window = Math.max(1, Math.round(WINDOW / publishers.length));
+  const inFlight = publishers.map(() => 0);
+  const send = (k: number) => {
+    inFlight[k]!++;
     sent++;
     if (measuring) sentMeasured++;
-    publisher.fire(frameFor(sent, process.hrtime.bigint()));
+    publishers[k]!.fire(frameFor(k, sent, process.hrtime.bigint()));
   };
-  const pump = () => {
-    while (running && rate === undefined && inFlight < WINDOW) send();
+  const pump = (k: number) => {
+    while (running && rate === undefined && inFlight[k]! < window) send(k);
   };
-  publisher.onAck = () => {
-    inFlight--;
-    pump();
-  };
+  publishers.forEach((p, k) => {
+    p.onAck = () => {
+      inFlight[k]!--;
+      pump(k);
+    };
+  });
   let ticker: NodeJS.Timeout | undefined;
-  if (rate === undefined) pump();
+  if (rate === undefined) publishers.forEach((_, k) => pump(k));
   else {
     const began = process.hrtime.bigint();
     ticker = setInterval(() => {
       const due = Math.floor((Number(process.hrtime.bigint() - began) / 1e9) * rate);
-      while (running && sent < due) send();
+      while (running && sent < due) send(sent % publishers.length);
     }, 10);
   }
   await new Promise((r) => setTimeout(r, 1000)); // warm-up
@@ -141,23 +148,24 @@ const rssMB = (pid: number) => rssKB(pid) / 1024;
 const SERVER_NODE = process.env.BENCH_SERVER_NODE;
 
 const TEXT_PAD = 'x'.repeat(100);
-const payload = (ns: bigint) => `${ns}|${TEXT_PAD}`.slice(0, 100);
+/** A message's text: its send time, its publisher (a probe's receipt acks it), padding. */
+const payload = (ns: bigint, k = 0) => `${ns}|${k}|${TEXT_PAD}`.slice(0, 100);
 
 /** One run against an anchor (bench/anchors.ts), or why it could not run. */
 async function benchAnchor(
-  make: () => Promise<Rig>,
-  members: number,
-  rate?: number,
+  make: (publishers: number) => Promise<Rig>,
+  c: Cell,
 ): Promise<{ name: string; result?: Result; error?: string }> {
+  const { members, rate } = c;
   let rig: Rig | undefined;
   let workers: MemberWorkers | undefined;
   try {
-    rig = await make();
+    rig = await make(c.publishers);
     // The probe's deliveries are not counted (it only acknowledges): the rest are measured.
     const counted = members - (rig.probe ? 1 : 0);
     workers = await MemberWorkers.start(rig.target, counted);
-    const result = await drive(rate, rig.publisher, workers, counted, rig.pid, (_i, ns) =>
-      payload(ns),
+    const result = await drive(rate, rig.publishers, workers, counted, rig.pid, (k, _i, ns) =>
+      payload(ns, k),
     );
     result.members = members;
     return { name: rig.name, result };
@@ -169,15 +177,18 @@ async function benchAnchor(
   }
 }
 
-/** A Hybrid Chat server under test, with its publisher logged in and one channel of its own. */
+/** A Hybrid Chat server under test, with its publishers logged in and one channel of theirs. */
 interface HchatUnderTest {
   addr: string;
   pid: number;
   publicKey: string;
-  publisher: Client;
+  publishers: Client[];
   channelId: string;
-  /** Message `n` (a fresh id) as a signed post request: signing is the load generator's cost. */
-  post(n: number, text: string): Buffer;
+  /**
+   * Publisher k's message `n` (unique across publishers) as a signed post request: signing is
+   * the load generator's cost.
+   */
+  post(k: number, n: number, text: string): Buffer;
 }
 
 /**
@@ -185,29 +196,42 @@ interface HchatUnderTest {
  * allows visitors (members are visitor sessions: no password hashing to open 500, and a channel
  * that allows visitors pushes to them exactly as to members), runs `use`, then stops it all.
  */
-async function withHchat<T>(channelId: string, use: (h: HchatUnderTest) => Promise<T>): Promise<T> {
+async function withHchat<T>(
+  channelId: string,
+  publisherCount: number,
+  use: (h: HchatUnderTest) => Promise<T>,
+): Promise<T> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-'));
   const { proc, ready } = await startServer(data, SERVER_NODE);
   const addr = ready.tcp!;
   try {
-    const keys = newSessionKeys();
-    const publisher = await Client.connect(addr, true);
-    await publisher.request('register', { username: 'publisher', password: 'bench-pw' });
-    const s = await publisher.request('login', {
-      username: 'publisher',
-      password: 'bench-pw',
-      publicKey: keys.publicKey,
-    });
-    const cert = s.cert as string;
-    await publisher.request('channel_create', {
-      id: channelId,
-      name: 'bench',
-      allowVisitors: true,
-    });
-    const post = (n: number, text: string) => {
+    // Publishers are users, members of the channel (so they get each other's messages, as the
+    // IRC publishers, who must join to speak, do).
+    const pubs: Array<{ username: string; keys: SessionKeys; client: Client; cert: string }> = [];
+    for (let k = 0; k < publisherCount; k++) {
+      const username = `publisher${k}`;
+      const keys = newSessionKeys();
+      const client = await Client.connect(addr, true);
+      await client.request('register', { username, password: 'bench-pw' });
+      const s = await client.request('login', {
+        username,
+        password: 'bench-pw',
+        publicKey: keys.publicKey,
+      });
+      if (k === 0) {
+        await client.request('channel_create', {
+          id: channelId,
+          name: 'bench',
+          allowVisitors: true,
+        });
+      } else await client.request('channel_join', { channelId });
+      pubs.push({ username, keys, client, cert: s.cert as string });
+    }
+    const post = (k: number, n: number, text: string) => {
+      const { username, keys, cert } = pubs[k]!;
       const id = `01900000-0000-7000-8000-${n.toString(16).padStart(12, '0')}`;
       const fields = { id, channelId, ts: Date.now(), lc: 0, text };
-      const sig = signMessage({ ...fields, author: 'publisher' }, keys);
+      const sig = signMessage({ ...fields, author: username }, keys);
       return encodeFrame({
         t: 'req',
         id: 1_000_000 + n,
@@ -218,12 +242,12 @@ async function withHchat<T>(channelId: string, use: (h: HchatUnderTest) => Promi
     const result = await use({
       addr,
       pid: proc.pid!,
-      publicKey: keys.publicKey,
-      publisher,
+      publicKey: pubs[0]!.keys.publicKey,
+      publishers: pubs.map((p) => p.client),
       channelId,
       post,
     });
-    publisher.close();
+    for (const p of pubs) p.client.close();
     return result;
   } finally {
     await stopProcess(proc);
@@ -231,15 +255,15 @@ async function withHchat<T>(channelId: string, use: (h: HchatUnderTest) => Promi
   }
 }
 
-function benchHchat(members: number, rate?: number): Promise<Result> {
-  return withHchat('01900000-0000-7000-8000-00000000be01', async (h) => {
+function benchHchat({ members, rate, publishers }: Cell): Promise<Result> {
+  return withHchat('01900000-0000-7000-8000-00000000be01', publishers, async (h) => {
     const workers = await MemberWorkers.start(
       { kind: 'hchat', addr: h.addr, channelId: h.channelId, publicKey: h.publicKey },
       members,
     );
     try {
-      return await drive(rate, h.publisher, workers, members, h.pid, (i, ns) =>
-        h.post(i, payload(ns)),
+      return await drive(rate, h.publishers, workers, members, h.pid, (k, i, ns) =>
+        h.post(k, i, payload(ns, k)),
       );
     } finally {
       workers.close();
@@ -253,7 +277,7 @@ function benchHchat(members: number, rate?: number): Promise<Result> {
  * member (the server drops a reader with more than 16 MiB queued: E_SLOW_CONSUMER).
  */
 function benchSlowMember(): Promise<Record<string, unknown>> {
-  return withHchat('01900000-0000-7000-8000-00000000be02', async (h) => {
+  return withHchat('01900000-0000-7000-8000-00000000be02', 1, async (h) => {
     const slow = await Client.connect(h.addr, true);
     await slow.request('visitor', { name: 'slow reader', publicKey: h.publicKey });
     await slow.request('channel_join', { channelId: h.channelId });
@@ -269,7 +293,8 @@ function benchSlowMember(): Promise<Record<string, unknown>> {
     );
     let n = 0;
     const ticker = setInterval(() => {
-      for (let k = 0; k < 10; k++) h.publisher.fire(h.post(++n, payload(process.hrtime.bigint())));
+      for (let k = 0; k < 10; k++)
+        h.publishers[0]!.fire(h.post(0, ++n, payload(process.hrtime.bigint())));
     }, 10);
     try {
       const window = async (seconds: number, sample?: (rss: number) => void) => {
@@ -324,17 +349,19 @@ function benchSlowMember(): Promise<Record<string, unknown>> {
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
-async function benchRelay(members: number, rate?: number): Promise<Result> {
+async function benchRelay({ members, rate, publishers }: Cell): Promise<Result> {
   const { proc, ready } = await startProcess(['--import', 'tsx', 'bench/relay.ts'], SERVER_NODE);
   const addr = ready.tcp!;
   let workers: MemberWorkers | undefined;
   try {
-    const publisher = await Client.connect(addr, false);
-    workers = await MemberWorkers.start({ kind: 'relay', addr }, members);
-    const result = await drive(rate, publisher, workers, members, proc.pid!, (i, ns) =>
-      encodeFrame({ t: 'ev', ev: 'message', body: { message: { text: payload(ns), i } } }),
+    const pubs = await Promise.all(
+      Array.from({ length: publishers }, () => Client.connect(addr, false)),
     );
-    publisher.close();
+    workers = await MemberWorkers.start({ kind: 'relay', addr }, members);
+    const result = await drive(rate, pubs, workers, members, proc.pid!, (k, i, ns) =>
+      encodeFrame({ t: 'ev', ev: 'message', body: { message: { text: payload(ns, k), i } } }),
+    );
+    for (const p of pubs) p.close();
     return result;
   } finally {
     workers?.close();
@@ -349,7 +376,63 @@ function fmt(n: number, digits = 0): string {
   });
 }
 
-const RATES = (process.env.BENCH_RATES ?? '1000,10000').split(',').map(Number);
+/** The anchors, by the names BENCH_ONLY takes. */
+const ANCHORS: Array<[string, (publishers: number) => Promise<Rig>]> = [
+  ['mqtt0', (n) => mosquittoRig(0, n)],
+  ['mqtt1', (n) => mosquittoRig(1, n)],
+  ['ngircd', (n) => ngircdRig(n)],
+];
+/** Each cell runs this many times per target, in rotating order; the tables give medians. */
+const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
+/** The many-publishers cells: this many publishers, with these member counts. */
+const PUBLISHERS = Math.max(2, Number(process.env.BENCH_PUBLISHERS ?? 10));
+const MANY_MEMBERS = (process.env.BENCH_MANY_MEMBERS ?? '100')
+  .split(',')
+  .filter(Boolean)
+  .map(Number);
+
+/** One scenario: members, publishers, and full speed (no rate) or a fixed rate in all. */
+interface Cell {
+  members: number;
+  rate?: number;
+  publishers: number;
+}
+
+function cellName({ members, rate, publishers }: Cell): string {
+  const speed =
+    rate === undefined
+      ? `full speed (${WINDOW} in flight${publishers > 1 ? ` in all, ${Math.round(WINDOW / publishers)} each` : ''})`
+      : `${fmt(rate)} messages/s${publishers > 1 ? ' in all' : ''}`;
+  return `${members} members, ${publishers === 1 ? '1 publisher' : `${publishers} publishers`}, ${speed}`;
+}
+
+/** Each figure's median over the runs (runs differ by up to ~25 %), and every run's deliveries/s. */
+function medianOf(runs: Result[]): Result {
+  const mid = <K extends keyof Result>(k: K): number => {
+    const v = runs.map((r) => r[k] as number).sort((x, y) => x - y);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  return {
+    members: runs[0]!.members,
+    deliveriesPerSec: mid('deliveriesPerSec'),
+    messagesPerSec: mid('messagesPerSec'),
+    p50ms: mid('p50ms'),
+    p99ms: mid('p99ms'),
+    maxMs: mid('maxMs'),
+    lost: mid('lost'),
+    serverCpuPerDeliveryUs: mid('serverCpuPerDeliveryUs'),
+    serverCpuPercent: mid('serverCpuPercent'),
+    serverRssMB: mid('serverRssMB'),
+    loadGenCpuPercent: mid('loadGenCpuPercent'),
+    membersCpuPercent: mid('membersCpuPercent'),
+    runs: runs.length,
+    deliveriesPerSecRuns: runs.map((r) => Math.round(r.deliveriesPerSec)),
+  };
+}
+/** BENCH_ONLY=relay,mqtt0,mqtt1,ngircd: run only these beside Hybrid Chat (profiling). */
+const ONLY = process.env.BENCH_ONLY?.split(',');
+
+const RATES = (process.env.BENCH_RATES ?? '1000,10000').split(',').filter(Boolean).map(Number);
 const SLOW_SECONDS = Number(process.env.BENCH_SLOW_SECONDS ?? 60);
 
 /** One row per figure: Hybrid Chat, then each anchor, then ours / the best anchor. */
@@ -387,26 +470,70 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
 
 async function main(): Promise<void> {
   console.log(
-    `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher; ${SECONDS} s measured after 1 s warm-up; members in 2 processes of their own`,
+    `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher (and ${PUBLISHERS} with ${MANY_MEMBERS.join(' / ')}); ${SECONDS} s measured after 1 s warm-up, ${REPEATS} runs a cell (medians); members in 2 processes of their own`,
   );
-  const results = [];
-  for (const members of process.env.BENCH_SKIP_FANOUT ? [] : MEMBER_COUNTS) {
-    for (const rate of [undefined, ...RATES]) {
-      const name = `${members} members, ${rate === undefined ? `full speed (${WINDOW} in flight)` : `${fmt(rate)} messages/s`}`;
-      const relay = await benchRelay(members, rate);
-      const anchors = [
-        await benchAnchor(() => mosquittoRig(0), members, rate),
-        await benchAnchor(() => mosquittoRig(1), members, rate),
-        await benchAnchor(() => ngircdRig(), members, rate),
+  const cells: Cell[] = process.env.BENCH_SKIP_FANOUT
+    ? []
+    : [
+        ...MEMBER_COUNTS.flatMap((members) =>
+          [undefined, ...RATES].map((rate) => ({ members, rate, publishers: 1 })),
+        ),
+        ...MANY_MEMBERS.flatMap((members) =>
+          [undefined, ...RATES.slice(0, 1)].map((rate) => ({
+            members,
+            rate,
+            publishers: PUBLISHERS,
+          })),
+        ),
       ];
-      const hchat = await benchHchat(members, rate);
-      console.log(`\n${name}\n`);
-      table(hchat, anchors);
+  const results = [];
+  for (const cell of cells) {
+    const name = cellName(cell);
+    console.log(`\n${name} (${REPEATS} runs)`);
+    // Every target once per round, in an order that rotates from round to round.
+    const targets: Array<[string, () => Promise<Result | { name: string; result?: Result }>]> = [
+      ['relay', () => benchRelay(cell)],
+      ...ANCHORS.map(([name, rig]): [string, () => Promise<{ name: string; result?: Result }>] => [
+        name,
+        () => benchAnchor(rig, cell),
+      ]),
+      ['hchat', () => benchHchat(cell)],
+    ];
+    const runs = new Map<
+      string,
+      Array<Result | { name: string; result?: Result; error?: string }>
+    >();
+    for (let round = 0; round < REPEATS; round++) {
+      for (let i = 0; i < targets.length; i++) {
+        const [key, run] = targets[(i + round) % targets.length]!;
+        if (key !== 'hchat' && ONLY && !ONLY.includes(key)) continue;
+        runs.set(key, [...(runs.get(key) ?? []), await run()]);
+      }
+    }
+    const hchat = medianOf(runs.get('hchat') as Result[]);
+    const relay = runs.has('relay') ? medianOf(runs.get('relay') as Result[]) : undefined;
+    const anchors = ANCHORS.filter(([key]) => runs.has(key)).map(([key]) => {
+      const all = runs.get(key) as Array<{ name: string; result?: Result; error?: string }>;
+      const ok = all.flatMap((r) => (r.result ? [r.result] : []));
+      return ok.length
+        ? { name: all[0]!.name, result: medianOf(ok) }
+        : { name: all[0]!.name, error: all[0]!.error };
+    });
+    console.log('');
+    table(hchat, anchors);
+    if (relay)
       console.log(
         `Node relay (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery`,
       );
-      results.push({ scenario: name, members, rate: rate ?? null, hchat, relay, anchors });
-    }
+    results.push({
+      scenario: name,
+      members: cell.members,
+      rate: cell.rate ?? null,
+      publishers: cell.publishers,
+      hchat,
+      relay,
+      anchors,
+    });
   }
   let slowMember: Record<string, unknown> | undefined;
   if (!process.env.BENCH_SKIP_SLOW) {
@@ -417,6 +544,7 @@ async function main(): Promise<void> {
   const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
   const stream = process.env.BENCH_SKIP_STREAM ? undefined : await benchStream();
   const capacity = process.env.BENCH_SKIP_CAPACITY ? undefined : await benchCapacity();
+  if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });

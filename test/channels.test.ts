@@ -232,4 +232,51 @@ describe('channels and messages', () => {
         .sort(),
     ).toEqual(posts.map((p) => p.text).sort());
   });
+
+  it('pushes a burst from several posters once each, in order, never back to the posting session', async () => {
+    const { net, id, raw, alice } = await aliceOnRawLink();
+    await net.peers[0]!.call('PUT', '/api/status', { status: 'offline' }); // only raw links now
+    const register = await net.rawLink();
+    await register.request('register', { username: 'bob', password: 'bob-pw' });
+    const bobLink = await net.rawLink();
+    const bob = await rawSession(bobLink, { username: 'bob', password: 'bob-pw' });
+    await bobLink.request('channel_join', { channelId: id });
+    // alice's second session (another device) gets alice's messages; her posting one does not.
+    const alice2Link = await net.rawLink();
+    await rawSession(alice2Link, { username: 'alice', password: 'alice-pw' });
+    await alice2Link.request('subscribe', { channelIds: [id] });
+    await raw.request('subscribe', { channelIds: [id] });
+    const pushed = (link: typeof raw) => {
+      const got: Array<{ seq: number; author: string }> = [];
+      link.on('event', (name: string, body: any) => {
+        if (name === 'message') got.push({ seq: body.message.seq, author: body.message.author });
+      });
+      return got;
+    };
+    const [toAlice, toAlice2, toBob] = [pushed(raw), pushed(alice2Link), pushed(bobLink)];
+    const post = (link: typeof raw, who: typeof alice, i: number) =>
+      link.request('post', {
+        message: signed(who, {
+          id: `01900000-0000-7000-8000-${(0xd00 + i).toString(16).padStart(12, '0')}`,
+          channelId: id,
+          ts: 100 + i,
+          lc: 0,
+          text: `${who.username} ${i}`,
+        }),
+      });
+    // Both post without waiting, so turns hold messages of both.
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) => (i % 3 ? post(raw, alice, i) : post(bobLink, bob, i))),
+    );
+    await waitFor(() => toAlice2.length === 60 && toBob.length === 40, 5000, 'all pushes');
+    await new Promise((r) => setTimeout(r, 200)); // nothing more arrives
+    const seqs = (got: Array<{ seq: number }>) => got.map((m) => m.seq);
+    expect(seqs(toAlice2)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(toBob.every((m) => m.author === 'alice')).toBe(true);
+    expect(toAlice.every((m) => m.author === 'bob')).toBe(true);
+    expect(toAlice).toHaveLength(20);
+    for (const got of [toAlice, toBob])
+      expect(seqs(got)).toEqual([...seqs(got)].sort((x, y) => x - y));
+    expect(net.server.counts.pushed).toBe(60 + 40 + 20);
+  });
 });

@@ -20,6 +20,14 @@ interface PendingPost {
   insert: MessageInsert;
 }
 
+/** A channel's messages waiting for the end of the turn: their frames, ids and posters. */
+interface OutgoingMessages {
+  frames: Buffer[];
+  ids: string[];
+  /** The session each message is not pushed to (its poster's), if any. */
+  excepts: (string | undefined)[];
+}
+
 /** Message counters, for `GET /stats` and the offload tests. */
 export interface MessageCounts {
   posted: number;
@@ -46,8 +54,13 @@ export interface ChannelDeps {
 /** Channels, messages and their fan-out on one server instance. */
 export class ChannelService {
   private readonly memberCache = new Map<string, Set<string>>();
+  /** Channels never change once created: found ones are kept (a miss is asked again). */
+  private readonly channelCache = new Map<string, Channel>();
   private readonly subscribers = new Map<string, Set<Conn>>();
   private posts: PendingPost[] = [];
+  /** Messages stored this turn, per channel, not yet pushed (see deliverMessage). */
+  private readonly outgoing = new Map<string, OutgoingMessages>();
+  private outgoingScheduled = false;
   private closed = false;
 
   constructor(private readonly d: ChannelDeps) {}
@@ -67,6 +80,18 @@ export class ChannelService {
     return channel;
   }
 
+  /** The channel with this id, from the cache or the store. */
+  private channel(id: string): Channel | undefined {
+    let c = this.channelCache.get(id);
+    if (c) return c;
+    c = this.d.store.getChannel(id);
+    if (c) {
+      if (this.channelCache.size >= 10_000) this.channelCache.clear();
+      this.channelCache.set(id, c);
+    }
+    return c;
+  }
+
   directory(s: Session): Channel[] {
     const all = this.d.store.listChannels();
     return s.role === 'visitor' ? all.filter((c) => c.allowVisitors) : all;
@@ -75,12 +100,12 @@ export class ChannelService {
   myChannels(conn: Conn): Channel[] {
     const s = conn.session!;
     if (s.role === 'user') return this.d.store.channelsOf(s.username);
-    return [...conn.subs].map((id) => this.d.store.getChannel(id)).filter((c) => c !== undefined);
+    return [...conn.subs].map((id) => this.channel(id)).filter((c) => c !== undefined);
   }
 
   /** The channel, if this session may read it; visitors never learn of other channels. */
   private readable(s: Session, channelId: string): Channel {
-    const c = this.d.store.getChannel(channelId);
+    const c = this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (
@@ -95,7 +120,7 @@ export class ChannelService {
 
   join(conn: Conn, channelId: string): Channel {
     const s = conn.session!;
-    const c = this.d.store.getChannel(channelId);
+    const c = this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
@@ -225,7 +250,7 @@ export class ChannelService {
     s: Session,
     m: OpReq<'forward'>['messages'][number],
   ): HchatError | undefined {
-    const c = this.d.store.getChannel(m.channelId);
+    const c = this.channel(m.channelId);
     if (!c) return new HchatError('E_CHANNEL_NOT_FOUND');
     if (c.owner !== s.username) {
       return new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages");
@@ -246,7 +271,7 @@ export class ChannelService {
 
   queuePost(conn: Conn, reqId: number, b: OpReq<'post'>): void {
     const s = conn.session!;
-    const c = this.d.store.getChannel(b.message.channelId);
+    const c = this.channel(b.message.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
     const insert = { message: b.message, author: s.username };
@@ -313,44 +338,69 @@ export class ChannelService {
 
   // ---- delivery of bus events to this instance's connections --------------------------------
 
-  /** Pushes a stored message to every subscribed connection, encoded once. */
+  /**
+   * Pushes a stored message to every subscribed connection. The messages of one event-loop turn
+   * are gathered per channel and sent at the end of it (process.nextTick) as one buffer, encoded
+   * once and written alike to every recipient: one write per connection per turn, however many
+   * messages the turn stored.
+   */
   deliverMessage(e: Extract<BusEvent, { kind: 'message' }>): void {
-    const subs = this.subscribers.get(e.channelId);
-    if (!subs || subs.size === 0) {
+    let out = this.outgoing.get(e.channelId);
+    if (!out) this.outgoing.set(e.channelId, (out = { frames: [], ids: [], excepts: [] }));
+    out.frames.push(
+      encodeFrame({ t: 'ev', ev: 'message', body: { channelId: e.channelId, message: e.message } }),
+    );
+    out.ids.push(e.message.id);
+    out.excepts.push(e.exceptSession);
+    if (!this.outgoingScheduled) {
+      this.outgoingScheduled = true;
+      process.nextTick(() => this.flushOutgoing());
+    }
+  }
+
+  private flushOutgoing(): void {
+    this.outgoingScheduled = false;
+    for (const [channelId, out] of this.outgoing) this.push(channelId, out);
+    this.outgoing.clear();
+  }
+
+  private push(channelId: string, out: OutgoingMessages): void {
+    const subs = this.subscribers.get(channelId);
+    // A session that posted one of these messages does not get that one back.
+    const excepted = new Map<string, number>();
+    for (const id of out.excepts) if (id !== undefined) excepted.set(id, 0);
+    if (subs && subs.size > 0) {
+      const all = out.frames.length === 1 ? out.frames[0]! : Buffer.concat(out.frames);
+      for (const c of subs) {
+        const sid = c.session?.sessionId;
+        const conns = sid === undefined ? undefined : excepted.get(sid);
+        if (conns === undefined) {
+          c.fs.sendEncoded(all);
+          continue;
+        }
+        excepted.set(sid!, conns + 1);
+        for (let i = 0; i < out.frames.length; i++)
+          if (out.excepts[i] !== sid) c.fs.sendEncoded(out.frames[i]!);
+      }
+    }
+    for (let i = 0; i < out.ids.length; i++) {
+      const except = out.excepts[i];
+      const n = (subs?.size ?? 0) - (except === undefined ? 0 : excepted.get(except)!);
+      this.d.counts.pushed += n;
       this.d.log.write('push', {
         to: 'members',
-        channel: e.channelId,
-        msg: e.message.id,
-        recipients: 0,
+        channel: channelId,
+        msg: out.ids[i],
+        recipients: n,
       });
-      return;
     }
-    // Encoded once; the same bytes go to every recipient.
-    const frame = encodeFrame({
-      t: 'ev',
-      ev: 'message',
-      body: { channelId: e.channelId, message: e.message },
-    });
-    let n = 0;
-    for (const c of subs) {
-      if (c.session?.sessionId === e.exceptSession) continue;
-      c.fs.sendEncoded(frame);
-      n++;
-    }
-    this.d.counts.pushed += n;
-    this.d.log.write('push', {
-      to: 'members',
-      channel: e.channelId,
-      msg: e.message.id,
-      recipients: n,
-    });
   }
 
   /** A user joined a channel: the member cache learns it, and the owner's host is told. */
   memberJoined(e: Extract<BusEvent, { kind: 'member_joined' }>): void {
     this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
     // The owner's host checks members itself: tell it.
-    const owner = this.d.store.getChannel(e.channelId)?.owner;
+    const owner = this.channel(e.channelId)?.owner;
     const conns = owner ? this.d.connsOf(owner.toLowerCase()) : undefined;
     if (conns) {
       const frame = encodeFrame({

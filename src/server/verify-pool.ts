@@ -7,29 +7,18 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { SODIUM_NATIVE_PATH } from '../shared/ed25519.js';
 import type { SignatureCheck } from '../shared/signing.js';
 
+// The same libsodium check as shared/ed25519.ts (lengths already checked by the verifier).
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
-const crypto = require('node:crypto');
-const keys = new Map();
-function keyOf(pk) {
-  let k = keys.get(pk);
-  if (!k) {
-    if (keys.size > 10000) keys.clear();
-    k = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pk }, format: 'jwk' });
-    keys.set(pk, k);
-  }
-  return k;
-}
+const sodium = require(${JSON.stringify(SODIUM_NATIVE_PATH)});
 parentPort.on('message', ({ id, checks }) => {
-  const ok = checks.map((c) => {
-    try {
-      return crypto.verify(null, Buffer.from(c.data), keyOf(c.pk), Buffer.from(c.sig));
-    } catch {
-      return false;
-    }
-  });
+  const ok = checks.map((c) =>
+    c.sig.length === 64 &&
+    sodium.crypto_sign_verify_detached(Buffer.from(c.sig), Buffer.from(c.data), Buffer.from(c.key)),
+  );
   parentPort.postMessage({ id, ok });
 });
 `;
@@ -95,7 +84,7 @@ export class VerifyPool {
       const w = this.workers[this.turn++ % n]!;
       w.postMessage({
         id,
-        checks: part.checks.map((c) => ({ data: c.data, sig: c.sig, pk: c.pk })),
+        checks: part.checks.map((c) => ({ data: c.data, sig: c.sig, key: c.key })),
       });
     }
   }

@@ -9,6 +9,7 @@
  */
 import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
+import { verifyEd25519 } from './ed25519.js';
 import { verifyCert, type CertClaims } from './tokens.js';
 
 /** The signed fields of a message, with its signature and certificate. */
@@ -70,13 +71,11 @@ export function signMessage(m: Omit<Signed, 'sig' | 'cert'>, keys: SessionKeys):
   return crypto.sign(null, canonical(m), keys.privateKey).toString('base64url');
 }
 
-/** One Ed25519 check: the canonical bytes, the signature, the author's key (object and raw). */
+/** One Ed25519 check: the canonical bytes, the signature, the author's raw 32-byte key. */
 export interface SignatureCheck {
   data: Buffer;
   sig: Buffer;
-  key: crypto.KeyObject;
-  /** Raw public key, base64url. */
-  pk: string;
+  key: Buffer;
 }
 
 /** The error of a signature that does not match. */
@@ -85,7 +84,7 @@ export const BAD_SIGNATURE = () =>
 
 /** Verifies messages against the server's key, remembering certificates it already checked. */
 export class MessageVerifier {
-  private readonly certs = new Map<string, { claims: CertClaims; key: crypto.KeyObject } | null>();
+  private readonly certs = new Map<string, { claims: CertClaims; key: Buffer } | null>();
 
   constructor(private readonly serverKey: () => crypto.KeyObject | undefined) {}
 
@@ -93,13 +92,7 @@ export class MessageVerifier {
   check(m: Signed): HchatError | undefined {
     const p = this.prepare(m);
     if (p instanceof HchatError) return p;
-    let ok = false;
-    try {
-      ok = crypto.verify(null, p.data, p.key, p.sig);
-    } catch {
-      ok = false;
-    }
-    return ok ? undefined : BAD_SIGNATURE();
+    return verifyEd25519(p.data, p.sig, p.key) ? undefined : BAD_SIGNATURE();
   }
 
   /**
@@ -120,30 +113,17 @@ export class MessageVerifier {
       data: canonical(m),
       sig: Buffer.from(m.sig, 'base64url'),
       key: c.key,
-      pk: c.claims.pk,
     };
   }
 
-  private cert(cert: string): { claims: CertClaims; key: crypto.KeyObject } | null {
+  private cert(cert: string): { claims: CertClaims; key: Buffer } | null {
     const cached = this.certs.get(cert);
     if (cached !== undefined) return cached;
     const serverKey = this.serverKey();
     if (!serverKey) return null; // not cached: the key may be known later
     const claims = verifyCert(cert, serverKey);
-    let entry: { claims: CertClaims; key: crypto.KeyObject } | null = null;
-    if (claims) {
-      try {
-        entry = {
-          claims,
-          key: crypto.createPublicKey({
-            key: { kty: 'OKP', crv: 'Ed25519', x: claims.pk },
-            format: 'jwk',
-          }),
-        };
-      } catch {
-        entry = null;
-      }
-    }
+    const key = claims ? Buffer.from(claims.pk, 'base64url') : undefined;
+    const entry = claims && key?.length === 32 ? { claims, key } : null;
     if (this.certs.size > 10_000) this.certs.clear();
     this.certs.set(cert, entry);
     return entry;

@@ -163,6 +163,10 @@ const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert';
 export class SqliteServerStore implements ServerStore {
   private readonly db: Database.Database;
   private readonly q;
+  private readonly insertTx: (
+    batch: readonly MessageInsert[],
+    now: number,
+  ) => (InsertResult | HchatError)[];
 
   constructor(file: string) {
     this.db = openDatabase(file, MIGRATIONS);
@@ -203,12 +207,11 @@ export class SqliteServerStore implements ServerStore {
       getMessage: db.prepare<[string], MessageRow>(
         `SELECT ${MESSAGE_COLS} FROM messages WHERE id = ?`,
       ),
-      nextSeq: db.prepare<[string], { last_seq: number }>(
-        'UPDATE channels SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq',
-      ),
+      setLastSeq: db.prepare('UPDATE channels SET last_seq = ? WHERE id = ?'),
+      // Only an id already stored lets the insert through without a row (a duplicate).
       insertMessage: db.prepare(
         `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
       ),
       newest: db.prepare<[string, number], MessageRow>(
         `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ?
@@ -226,6 +229,9 @@ export class SqliteServerStore implements ServerStore {
         'SELECT last_seq FROM channels WHERE id = ?',
       ),
     };
+    this.insertTx = db.transaction((batch: readonly MessageInsert[], now: number) =>
+      this.insertBatch(batch, now),
+    );
   }
 
   createUser(user: UserRecord): void {
@@ -305,38 +311,52 @@ export class SqliteServerStore implements ServerStore {
   }
 
   insertMessages(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
-    const now = Date.now();
-    return this.db.transaction(() =>
-      batch.map(({ message: m, author }): InsertResult | HchatError => {
-        const existing = this.q.getMessage.get(m.id);
-        if (existing) {
-          const same =
-            existing.channel_id === m.channelId &&
-            existing.author === author &&
-            existing.ts === m.ts &&
-            existing.lc === m.lc &&
-            existing.text === m.text;
-          if (!same) return new HchatError('E_MESSAGE_CONFLICT');
-          return { seq: existing.seq, duplicate: true, stored: toMessage(existing) };
-        }
-        const seqRow = this.q.nextSeq.get(m.channelId);
-        if (!seqRow) return new HchatError('E_CHANNEL_NOT_FOUND');
-        const seq = seqRow.last_seq;
-        this.q.insertMessage.run(
-          m.id,
-          m.channelId,
-          seq,
-          author,
-          m.ts,
-          m.lc,
-          m.text,
-          m.sig,
-          m.cert,
-          now,
-        );
+    return this.insertTx(batch, Date.now());
+  }
+
+  /**
+   * One transaction per batch. Sequence numbers are counted in memory inside it and written
+   * back once per channel; a message whose id is already stored is found by the insert's
+   * conflict (no lookup before each insert) and answered as a duplicate, without a number.
+   */
+  private insertBatch(batch: readonly MessageInsert[], now: number): (InsertResult | HchatError)[] {
+    const next = new Map<string, number>();
+    const out = batch.map(({ message: m, author }): InsertResult | HchatError => {
+      let last = next.get(m.channelId);
+      if (last === undefined) {
+        const row = this.q.lastSeq.get(m.channelId);
+        if (!row) return new HchatError('E_CHANNEL_NOT_FOUND');
+        last = row.last_seq;
+      }
+      const seq = last + 1;
+      const { changes } = this.q.insertMessage.run(
+        m.id,
+        m.channelId,
+        seq,
+        author,
+        m.ts,
+        m.lc,
+        m.text,
+        m.sig,
+        m.cert,
+        now,
+      );
+      if (changes === 1) {
+        next.set(m.channelId, seq);
         return { seq, duplicate: false, stored: { ...m, author, seq } };
-      }),
-    )();
+      }
+      const existing = this.q.getMessage.get(m.id)!;
+      const same =
+        existing.channel_id === m.channelId &&
+        existing.author === author &&
+        existing.ts === m.ts &&
+        existing.lc === m.lc &&
+        existing.text === m.text;
+      if (!same) return new HchatError('E_MESSAGE_CONFLICT');
+      return { seq: existing.seq, duplicate: true, stored: toMessage(existing) };
+    });
+    for (const [channelId, seq] of next) this.q.setLastSeq.run(seq, channelId);
+    return out;
   }
 
   history(
