@@ -136,7 +136,7 @@ async function historyLatency(n: number): Promise<Record<string, number>> {
       raw.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
     db.close();
-    const { proc, ready } = await startServer(data);
+    const { proc, ready } = await startServer(data, process.env.BENCH_SERVER_NODE);
     const addr = ready.tcp!;
     try {
       const c = await Client.connect(addr, true);
