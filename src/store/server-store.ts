@@ -163,10 +163,9 @@ const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert';
 export class SqliteServerStore implements ServerStore {
   private readonly db: Database.Database;
   private readonly q;
-  private readonly insertTx: (
-    batch: readonly MessageInsert[],
-    now: number,
-  ) => (InsertResult | HchatError)[];
+  private readonly insertTx: Database.Transaction<
+    (batch: readonly MessageInsert[], now: number) => (InsertResult | HchatError)[]
+  >;
 
   constructor(file: string) {
     this.db = openDatabase(file, MIGRATIONS);
@@ -311,7 +310,9 @@ export class SqliteServerStore implements ServerStore {
   }
 
   insertMessages(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
-    return this.insertTx(batch, Date.now());
+    // IMMEDIATE: the write lock is taken before last_seq is read, so that another process on
+    // the same file can never hand out the same numbers.
+    return this.insertTx.immediate(batch, Date.now());
   }
 
   /**
