@@ -28,6 +28,8 @@ export interface WindowReport {
   deliveries: number;
   samples: number[];
   cpuUs: number;
+  /** Members whose connection the server closed (a slow consumer dropped, say) since connecting. */
+  dropped: number;
 }
 
 const SAMPLES = 50_000;
@@ -41,6 +43,16 @@ class Tally {
   end = 0n;
   deliveries = 0;
   samples: number[] = [];
+  /** Connections that closed while we were not closing them. */
+  dropped = 0;
+  closing = false;
+
+  /** Counts `close` of a member's connection as a drop unless we are closing. */
+  watch(closable: { once(event: 'close', f: () => void): unknown }): void {
+    closable.once('close', () => {
+      if (!this.closing) this.dropped++;
+    });
+  }
 
   add(sentNs: bigint): void {
     const now = process.hrtime.bigint();
@@ -132,6 +144,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
         },
       );
       s.setNoDelay(true);
+      tally.watch(s);
       const req = (id: number, op: string, body: object) =>
         new Promise<void>((r) => {
           waiting.set(id, r);
@@ -153,6 +166,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
         (ns) => tally.add(ns),
         () => undefined,
       );
+      tally.watch(s);
       return () => s.destroy();
     }
     case 'mqtt': {
@@ -162,6 +176,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
         protocolVersion: 4,
       });
       await c.subscribeAsync(target.topic, { qos: target.qos });
+      tally.watch(c);
       c.on('message', (_t, payload) => tally.add(sentAt(payload.toString())));
       return () => void c.end(true);
     }
@@ -196,6 +211,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
       });
       s.write(`NICK w${process.pid % 100000}x${i}\r\nUSER m 0 * :m\r\n`);
       await done;
+      tally.watch(s);
       return () => s.destroy();
     }
   }
@@ -234,9 +250,11 @@ if (process.send && process.argv.includes('--members-worker')) {
           deliveries: tally.deliveries,
           samples: tally.samples,
           cpuUs: cpu.user + cpu.system,
+          dropped: tally.dropped,
         };
         process.send!(report);
       } else if (m.cmd === 'close') {
+        tally.closing = true;
         for (const c of closers) c();
         closers = [];
         process.exit(0);
@@ -297,6 +315,7 @@ export class MemberWorkers {
       deliveries: reports.reduce((n, r) => n + r.deliveries, 0),
       samples: reports.flatMap((r) => r.samples),
       cpuUs: reports.reduce((n, r) => n + r.cpuUs, 0),
+      dropped: reports.reduce((n, r) => n + r.dropped, 0),
     };
   }
 

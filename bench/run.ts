@@ -51,6 +51,8 @@ interface Result {
   loadGenCpuPercent: number;
   /** The member processes together (200 % = both cores). */
   membersCpuPercent: number;
+  /** Members whose connection the server closed during the run (slow consumers dropped). */
+  membersDropped: number;
   /** A median of this many runs (bench/run.ts medianOf), and each run's deliveries/s. */
   runs?: number;
   deliveriesPerSecRuns?: number[];
@@ -140,6 +142,7 @@ async function drive<T>(
     serverRssMB: rss,
     loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
     membersCpuPercent: (report.cpuUs / 1e6 / elapsed) * 100,
+    membersDropped: report.dropped,
   };
 }
 
@@ -425,6 +428,7 @@ function medianOf(runs: Result[]): Result {
     serverRssMB: mid('serverRssMB'),
     loadGenCpuPercent: mid('loadGenCpuPercent'),
     membersCpuPercent: mid('membersCpuPercent'),
+    membersDropped: mid('membersDropped'),
     runs: runs.length,
     deliveriesPerSecRuns: runs.map((r) => Math.round(r.deliveriesPerSec)),
   };
@@ -450,6 +454,7 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
     ['publisher process CPU %', (r) => r.loadGenCpuPercent, 0, 'none'],
     ['member processes CPU % (of 200)', (r) => r.membersCpuPercent, 0, 'none'],
     ['not delivered in the window', (r) => r.lost, 0, 'none'],
+    ['members dropped by the server', (r) => r.membersDropped, 0, 'none'],
   ];
   console.log(
     `| figure | hchat (stores every message) | ${anchors.map((a) => a.name + (a.result ? '' : ' (did not run)')).join(' | ')} | hchat / best anchor |`,
