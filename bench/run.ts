@@ -467,7 +467,7 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
 
 async function main(): Promise<void> {
   console.log(
-    `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher (and ${PUBLISHERS} with ${MANY_MEMBERS.join(' / ')}); ${SECONDS} s measured after 1 s warm-up, ${REPEATS} runs a cell (medians); members in 2 processes of their own`,
+    `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher${MANY_MEMBERS.length ? ` (and ${PUBLISHERS} with ${MANY_MEMBERS.join(' / ')})` : ''}; ${SECONDS} s measured after 1 s warm-up, ${REPEATS} runs a cell (medians); members in 2 processes of their own`,
   );
   const cells: Cell[] = process.env.BENCH_SKIP_FANOUT
     ? []
