@@ -488,18 +488,16 @@ async function main(): Promise<void> {
     const name = cellName(cell);
     console.log(`\n${name} (${REPEATS} runs)`);
     // Every target once per round, in an order that rotates from round to round.
-    const targets: Array<[string, () => Promise<Result | { name: string; result?: Result }>]> = [
-      ['relay', () => benchRelay(cell)],
-      ...ANCHORS.map(([name, rig]): [string, () => Promise<{ name: string; result?: Result }>] => [
-        name,
+    type Run = { name: string; result?: Result; error?: string };
+    const targets: Array<[string, () => Promise<Run>]> = [
+      ['relay', async () => ({ name: 'Node relay', result: await benchRelay(cell) })],
+      ...ANCHORS.map(([key, rig]): [string, () => Promise<Run>] => [
+        key,
         () => benchAnchor(rig, cell),
       ]),
-      ['hchat', () => benchHchat(cell)],
+      ['hchat', async () => ({ name: 'Hybrid Chat', result: await benchHchat(cell) })],
     ];
-    const runs = new Map<
-      string,
-      Array<Result | { name: string; result?: Result; error?: string }>
-    >();
+    const runs = new Map<string, Run[]>();
     for (let round = 0; round < REPEATS; round++) {
       for (let i = 0; i < targets.length; i++) {
         const [key, run] = targets[(i + round) % targets.length]!;
@@ -507,15 +505,18 @@ async function main(): Promise<void> {
         runs.set(key, [...(runs.get(key) ?? []), await run()]);
       }
     }
-    const hchat = medianOf(runs.get('hchat') as Result[]);
-    const relay = runs.has('relay') ? medianOf(runs.get('relay') as Result[]) : undefined;
-    const anchors = ANCHORS.filter(([key]) => runs.has(key)).map(([key]) => {
-      const all = runs.get(key) as Array<{ name: string; result?: Result; error?: string }>;
+    /** The median of a target's runs that worked, or the first run's error. */
+    const summed = (key: string): Run | undefined => {
+      const all = runs.get(key);
+      if (!all) return undefined;
       const ok = all.flatMap((r) => (r.result ? [r.result] : []));
       return ok.length
         ? { name: all[0]!.name, result: medianOf(ok) }
         : { name: all[0]!.name, error: all[0]!.error };
-    });
+    };
+    const hchat = summed('hchat')!.result!;
+    const relay = summed('relay')?.result;
+    const anchors = ANCHORS.flatMap(([key]) => summed(key) ?? []);
     console.log('');
     table(hchat, anchors);
     if (relay)
