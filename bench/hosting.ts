@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CentralServer } from '../src/server/server.js';
+import { publicKeyFromBase64 } from '../src/shared/tokens.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import { ServerLink } from '../src/peer/server-link.js';
 import { HostLink } from '../src/peer/host-link.js';
@@ -82,7 +83,9 @@ async function rawMember(w: Awaited<ReturnType<typeof world>>, name: string, cha
   link.on('event', (ev: string) => {
     if (ev === 'message') received++;
   });
-  return { link, token: s.token, count: () => received };
+  const creds = { cert: s.cert, keys, sessionId: s.sessionId };
+  const serverKey = publicKeyFromBase64(link.server!.publicKey);
+  return { link, creds, serverKey, count: () => received };
 }
 
 async function syncThroughput() {
@@ -137,7 +140,7 @@ async function bytesPerMessage(members: number) {
           (e) => e.username === 'alice',
         )!;
         for (const r of raws) {
-          const hl = new HostLink(entry, r.token);
+          const hl = new HostLink(entry, r.creds, () => r.serverKey);
           await hl.start();
           let n = 0;
           hl.on('event', () => n++);

@@ -176,7 +176,6 @@ describe('visitors', () => {
     const mallory = await rawSession(raw, { name: 'mallory' });
     await raw.request('channel_join', { channelId: ch.id });
     const message = signed(mallory, {
-      id: '01900000-0000-7000-8000-000000000001',
       channelId: ch.id,
       ts: Date.now(),
       lc: 0,

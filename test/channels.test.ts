@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { messageId } from '../src/shared/message-id.js';
 import { describe, expect, it } from 'vitest';
 import { collectEvents, createTestnet, signIn, waitFor, rawSession, signed } from './testnet.js';
 import { parseRecord } from '../src/shared/connlog.js';
@@ -166,7 +167,6 @@ describe('channels and messages', () => {
       code: 'E_NOT_MEMBER',
     });
     const message = signed(bob, {
-      id: '01900000-0000-7000-8000-0000000000aa',
       channelId: id,
       ts: 1,
       lc: 0,
@@ -188,7 +188,7 @@ describe('channels and messages', () => {
 
   it('stores a resent message once: posts are idempotent by id', async () => {
     const { net, id, raw, alice } = await aliceOnRawLink();
-    const fields = { id: '01900000-0000-7000-8000-0000000000bb', channelId: id, ts: 5, lc: 0 };
+    const fields = { channelId: id, ts: 5, lc: 0 };
     const message = signed(alice, { ...fields, text: 'once' });
     const first = await raw.request('post', { message });
     const again = await raw.request('post', { message });
@@ -198,10 +198,12 @@ describe('channels and messages', () => {
     await expect(
       raw.request('post', { message: { ...message, text: 'altered' } }),
     ).rejects.toMatchObject({ code: 'E_BAD_SIGNATURE' });
-    // Re-signed by its author: a different message under a known id.
+    // Re-signed by its author under the same id: the id is not the hash of the new content.
     await expect(
-      raw.request('post', { message: signed(alice, { ...fields, text: 'altered' }) }),
-    ).rejects.toMatchObject({ code: 'E_MESSAGE_CONFLICT' });
+      raw.request('post', {
+        message: signed(alice, { ...fields, id: message.id, text: 'altered' }),
+      }),
+    ).rejects.toMatchObject({ code: 'E_BAD_SIGNATURE', message: expect.stringContaining('id') });
     expect(net.server.store.history(id, 10).messages.map((m) => m.text)).toEqual(['once']);
   });
 
@@ -209,7 +211,6 @@ describe('channels and messages', () => {
     const { net, id, raw, alice } = await aliceOnRawLink({ verifyThreads: 2 });
     const posts = Array.from({ length: 40 }, (_, i) =>
       signed(alice, {
-        id: `01900000-0000-7000-8000-${(0xc00 + i).toString(16).padStart(12, '0')}`,
         channelId: id,
         ts: 10 + i,
         lc: 0,
@@ -220,7 +221,11 @@ describe('channels and messages', () => {
     const answers = await Promise.allSettled([
       ...posts.map((message) => raw.request('post', { message })),
       raw.request('post', {
-        message: { ...posts[0]!, id: '01900000-0000-7000-8000-000000000fff', text: 'forged' },
+        message: {
+          ...posts[0]!,
+          id: messageId({ ...posts[0]!, author: 'alice', text: 'forged' }),
+          text: 'forged',
+        },
       }),
     ]);
     expect(answers.slice(0, 40).every((a) => a.status === 'fulfilled')).toBe(true);
@@ -257,7 +262,6 @@ describe('channels and messages', () => {
     const post = (link: typeof raw, who: typeof alice, i: number) =>
       link.request('post', {
         message: signed(who, {
-          id: `01900000-0000-7000-8000-${(0xd00 + i).toString(16).padStart(12, '0')}`,
           channelId: id,
           ts: 100 + i,
           lc: 0,

@@ -6,9 +6,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, rawSession, signIn, signed, waitFor, type TestPeer } from './testnet.js';
+import {
+  createTestnet,
+  rawHostLink,
+  rawSession,
+  signIn,
+  signed,
+  waitFor,
+  type TestPeer,
+} from './testnet.js';
 import { parseRecord } from '../src/shared/connlog.js';
-import { HostLink } from '../src/peer/host-link.js';
+import { messageId } from '../src/shared/message-id.js';
 import type { StoredMessage } from '../src/protocol/common.js';
 
 function log(p: TestPeer) {
@@ -43,17 +51,12 @@ describe('forgery', () => {
     const { alice, bob, ch } = await hosted();
     const publish = alice.node.hostService.publish.bind(alice.node.hostService);
     // A tampering host: alters what it relays, and invents a message "from" bob.
+    // It even recomputes the content-derived ids, so that only the signatures can give it away.
     alice.node.hostService.publish = (m: StoredMessage, except?: any) => {
-      publish({ ...m, text: `${m.text} (edited by the host)` }, except);
-      publish(
-        {
-          ...m,
-          id: '01900000-0000-7000-8000-00000000f00d',
-          author: 'bob',
-          text: 'bob never said this',
-        },
-        except,
-      );
+      const altered = { ...m, text: `${m.text} (edited by the host)` };
+      publish({ ...altered, id: messageId(altered) }, except);
+      const invented = { ...m, author: 'bob', text: 'bob never said this' };
+      publish({ ...invented, id: messageId(invented) }, except);
     };
     await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'hello' });
     await waitFor(() => log(bob).filter((r) => r.ev === 'refused').length >= 2);
@@ -79,14 +82,12 @@ describe('forgery', () => {
     const bobRaw = await net.rawLink();
     const bobSession = await rawSession(bobRaw, { username: 'bob', password: 'bob-pw' });
     const genuine = signed(bobSession, {
-      id: '01900000-0000-7000-8000-0000000000c1',
       channelId: ch,
       ts: 10,
       lc: 0,
       text: 'genuine',
     });
     const invented = signed(alice, {
-      id: '01900000-0000-7000-8000-0000000000c2',
       channelId: ch,
       ts: 11,
       lc: 0,
@@ -129,12 +130,11 @@ describe('the host checks rights itself', () => {
     const raw = await net.rawLink();
     const guest = await rawSession(raw, { name: 'mallory' });
     const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
-    const link = new HostLink(entry, guest.token);
+    const link = rawHostLink(entry, guest);
     await link.start();
     try {
       expect((await link.request('subscribe', { channelIds: [ch] })).channelIds).toEqual([ch]);
       const message = signed(guest, {
-        id: '01900000-0000-7000-8000-0000000000d1',
         channelId: ch,
         ts: 1,
         lc: 0,
@@ -155,7 +155,7 @@ describe('the host checks rights itself', () => {
     await raw.request('register', { username: 'eve', password: 'eve-pw-1' });
     const eve = await rawSession(raw, { username: 'eve', password: 'eve-pw-1' });
     const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
-    const link = new HostLink(entry, eve.token);
+    const link = rawHostLink(entry, eve);
     await link.start();
     try {
       expect((await link.request('subscribe', { channelIds: [ch] })).channelIds).toEqual([]);
@@ -163,7 +163,6 @@ describe('the host checks rights itself', () => {
         link.request('sync', { channelId: ch, since: 0, limit: 10 }),
       ).rejects.toMatchObject({ code: 'E_NOT_MEMBER' });
       const message = signed(eve, {
-        id: '01900000-0000-7000-8000-0000000000e1',
         channelId: ch,
         ts: 1,
         lc: 0,
@@ -177,7 +176,7 @@ describe('the host checks rights itself', () => {
     }
     const visitorRaw = await net.rawLink();
     const v = await rawSession(visitorRaw, { name: 'peeker' });
-    const vlink = new HostLink(entry, v.token);
+    const vlink = rawHostLink(entry, v);
     await vlink.start();
     try {
       await expect(vlink.request('history', { channelId: ch, limit: 10 })).rejects.toMatchObject({

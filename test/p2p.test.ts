@@ -6,25 +6,31 @@ import { describe, expect, it } from 'vitest';
 import { createTestnet, signIn } from './testnet.js';
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
 import { parseRecord } from '../src/shared/connlog.js';
-import { HostLink } from '../src/peer/host-link.js';
+import type { HostLink } from '../src/peer/host-link.js';
+import { PROTOCOL_VERSION } from '../src/protocol/common.js';
+import { publicKeyFromBase64, verifyCert } from '../src/shared/tokens.js';
 
 describe('peer_connect', () => {
-  it('connects to a peer found in the tracker list; the host checks the token itself', async () => {
+  it('connects to a peer found in the tracker list; each side checks the other itself', async () => {
     const tn = await createTestnet({ peers: 2 });
     const [a, b] = tn.peers as [any, any];
     await signIn(a, 'alice');
     await signIn(b, 'bob');
     const list = (await a.call('GET', '/api/peers')).body;
     const bobEntry = list.find((e: any) => e.username === 'bob');
-    const token = JSON.parse(fs.readFileSync(path.join(a.dataDir, 'session.json'), 'utf8')).token;
-    const link = new HostLink(bobEntry, token, a.node.log);
+    const link = (a.node as any).dial(bobEntry) as HostLink;
     await link.start();
-    expect(link.remoteHello).toMatchObject({
-      username: 'bob',
-      userRole: 'user',
-      sessionId: bobEntry.sessionId,
+    expect(link.connected).toBe(true);
+    const key = publicKeyFromBase64(a.node.link.server!.publicKey);
+    expect(verifyCert(link.remoteHello!.cert, key)).toMatchObject({
+      u: 'bob',
+      r: 'user',
+      sid: bobEntry.sessionId,
     });
+    // The host took our transcript signature: requests are answered.
+    expect(await link.request('stream_list', {})).toEqual({ streams: [] });
     link.stop();
+    b.node.log.flush();
     // Both logs name the other end.
     const aLog = fs.readFileSync(path.join(a.dataDir, 'connections.log'), 'utf8');
     expect(aLog).toContain(`peer=host:bob@${bobEntry.ip}:${bobEntry.port}`);
@@ -42,13 +48,21 @@ describe('peer_connect', () => {
     );
   });
 
-  it('refuses a token the central server did not sign', async () => {
+  it('refuses a certificate the central server did not sign', async () => {
     const tn = await createTestnet({ peers: 1 });
     const b = tn.peers[0]!;
     await signIn(b, 'bob');
     const { privateKey } = crypto.generateKeyPairSync('ed25519');
     const payload = Buffer.from(
-      JSON.stringify({ sid: 'forgedsession1', u: 'alice', r: 'user', iat: Date.now() }),
+      JSON.stringify({
+        typ: 'key',
+        sid: 'forgedsession1',
+        u: 'alice',
+        r: 'user',
+        pk: 'A'.repeat(43),
+        iat: Date.now(),
+        exp: Date.now() + 60_000,
+      }),
     ).toString('base64url');
     const forged = `${payload}.${crypto.sign(null, Buffer.from(payload), privateKey).toString('base64url')}`;
     const [host, port] = b.p2p.split(':') as [string, string];
@@ -59,7 +73,15 @@ describe('peer_connect', () => {
       s.on('data', (x) => frames.push(...d.push(x)));
       s.on('close', () => resolve(frames));
       s.on('connect', () =>
-        s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer', token: forged })),
+        s.write(
+          encodeFrame({
+            t: 'hello',
+            v: PROTOCOL_VERSION,
+            role: 'peer',
+            cert: forged,
+            nonce: crypto.randomBytes(32).toString('base64url'),
+          }),
+        ),
       );
     });
     expect(answer).toEqual([

@@ -11,7 +11,12 @@ import { CentralServer, type ServerOptions } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import type { PeerOptions } from '../src/peer/node.js';
 import { ServerLink } from '../src/peer/server-link.js';
+import type crypto from 'node:crypto';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
+import { messageId } from '../src/shared/message-id.js';
+import { publicKeyFromBase64 } from '../src/shared/tokens.js';
+import { HostLink } from '../src/peer/host-link.js';
+import type { TrackerEntry } from '../src/protocol/common.js';
 
 /**
  * A free TCP port below the kernel's ephemeral range (32768-60999 here). Servers that tests
@@ -231,23 +236,57 @@ export function collectEvents(base: string): {
   return { events, ready };
 }
 
+/** A raw client's session, as `rawSession` opens it. */
+export interface RawSession {
+  username: string;
+  sessionId: string;
+  keys: SessionKeys;
+  cert: string;
+  token: string;
+  /** The central server's key, from its hello. */
+  serverKey: crypto.KeyObject;
+}
+
 /** A raw client's session: logs in (or enters as a visitor) with a fresh message key. */
 export async function rawSession(
   link: ServerLink,
   how: { username: string; password: string } | { name: string },
-): Promise<{ username: string; keys: SessionKeys; cert: string; token: string }> {
+): Promise<RawSession> {
   const keys = newSessionKeys();
   const r =
     'name' in how
       ? await link.request('visitor', { name: how.name, publicKey: keys.publicKey })
       : await link.request('login', { ...how, publicKey: keys.publicKey });
-  return { username: r.username, keys, cert: r.cert, token: r.token };
+  return {
+    username: r.username,
+    sessionId: r.sessionId,
+    keys,
+    cert: r.cert,
+    token: r.token,
+    serverKey: publicKeyFromBase64(link.server!.publicKey),
+  };
 }
 
-/** A message signed by a raw session, ready for `post`. */
+/** A P2P link from a raw session to a peer's tracker entry (proof-of-possession handshake). */
+export function rawHostLink(entry: TrackerEntry, s: RawSession): HostLink {
+  const link = new HostLink(
+    entry,
+    { cert: s.cert, keys: s.keys, sessionId: s.sessionId },
+    () => s.serverKey,
+  );
+  onTestFinished(() => link.stop());
+  return link;
+}
+
+/**
+ * A message signed by a raw session, ready for `post`. Without an `id`, the id is derived from
+ * the content, as honest peers do; a given `id` is kept (to test refusals).
+ */
 export function signed(
   s: { username: string; keys: SessionKeys; cert: string },
-  m: { id: string; channelId: string; ts: number; lc: number; text: string },
+  m: { id?: string; channelId: string; ts: number; lc: number; text: string },
 ) {
-  return { ...m, sig: signMessage({ ...m, author: s.username }, s.keys), cert: s.cert };
+  const id = m.id ?? messageId({ ...m, author: s.username });
+  const full = { ...m, id };
+  return { ...full, sig: signMessage({ ...full, author: s.username }, s.keys), cert: s.cert };
 }

@@ -30,6 +30,8 @@ export interface NodeContext {
   readonly closed: boolean;
   /** True when this peer holds the primary copy of the channel for its logged-in owner. */
   isHostedHere(channelId: string): boolean;
+  /** True when the logged-in account joined (or hosts, or views) the channel. */
+  isJoined(channelId: string): boolean;
   /** Runs a task nobody awaits (see PeerNode). */
   background(task: Promise<void>): void;
   /** A message reached a replica: wake whoever waits for it. */

@@ -8,6 +8,8 @@ import { HchatError, type ErrorCode } from '../protocol/errors.js';
 import { toStored, type LocalMessage } from '../store/peer-store.js';
 import type { NodeContext } from './context.js';
 import { apiMessageOf } from './api-shapes.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
+import { fitPage, pageBudget } from '../protocol/page-budget.js';
 
 const DRAIN_BATCH = 256;
 const UPLOAD_BATCH = 500;
@@ -23,7 +25,12 @@ export const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
   'E_SESSION_INVALID',
   'E_SLOW_CONSUMER',
   'E_HEARTBEAT_TIMEOUT',
+  'E_RATE_LIMITED',
+  'E_STORAGE_FULL',
 ]);
+
+/** How long the outbox waits after E_RATE_LIMITED or E_STORAGE_FULL without a hint. */
+const RETRY_MS = 1000;
 
 /** The outbox and the host's upload of one node. */
 export class Delivery {
@@ -32,11 +39,23 @@ export class Delivery {
   /** Hosted messages the server refused for good: not offered again in this run. */
   private readonly uploadRefused = new Set<string>();
   private readonly waiters = new Map<string, Array<() => void>>();
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ctx: NodeContext) {}
 
+  /** Drains again after `ms` (a replica asked us to slow down). */
+  private retryIn(ms: number): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.ctx.closed) this.ctx.background(this.drain());
+    }, ms);
+    this.retryTimer.unref();
+  }
+
   /** Wakes every waiter (the node is closing). */
   releaseAll(): void {
+    clearTimeout(this.retryTimer);
     for (const ws of this.waiters.values()) ws.forEach((w) => w());
     this.waiters.clear();
   }
@@ -71,6 +90,8 @@ export class Delivery {
             if (!(e instanceof HchatError)) throw e;
             if (TRANSIENT.has(e.code)) {
               retryLater = true;
+              if (e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL')
+                this.retryIn(e.retryAfterMs ?? RETRY_MS);
               return;
             }
             this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
@@ -118,11 +139,14 @@ export class Delivery {
     this.uploading = true;
     try {
       while (this.ctx.authed && !this.ctx.closed) {
-        const batch = this.ctx.store
+        const candidates = this.ctx.store
           .toUpload(UPLOAD_BATCH + this.uploadRefused.size)
           .filter((m) => !this.uploadRefused.has(m.id))
           .slice(0, UPLOAD_BATCH);
-        if (batch.length === 0) break;
+        if (candidates.length === 0) break;
+        // At most what the server's frame limit takes (long messages make a short batch).
+        const max = this.ctx.link.server?.maxFrame ?? DEFAULT_MAX_FRAME;
+        const batch = fitPage(candidates, pageBudget(max), 'start').items;
         const { results } = await this.ctx.link.request('forward', {
           messages: batch.map(toStored),
         });

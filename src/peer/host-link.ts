@@ -1,14 +1,28 @@
 /**
- * A member's link to a channel's host (P2P, protocol/peer-link.ts): an RpcLink that presents
- * this peer's session token and checks the host's answer. No automatic reconnection: the node
- * decides when a host is worth trying again (it follows the tracker list).
+ * A member's link to a channel's host, or a viewer's to a streamer (P2P, protocol/peer-link.ts):
+ * an RpcLink that runs the proof-of-possession handshake (shared/handshake.ts). The member shows
+ * its key certificate, checks that the answering peer holds the certificate of exactly the
+ * tracker entry it dialled (user, session, and a user's, not a visitor's), verifies its
+ * transcript signature, and only then signs its own part. No secret ever crosses this link.
+ * No automatic reconnection: the node decides when a host is worth trying again (it follows the
+ * tracker list).
  */
+import type crypto from 'node:crypto';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { P2P_EVENTS, P2P_OPS, PeerHelloAck } from '../protocol/peer-link.js';
 import { describeIssues } from '../protocol/rpc.js';
 import { hostName, type ConnectionLog } from '../shared/connlog.js';
+import {
+  checkLinkCert,
+  newNonce,
+  signTranscript,
+  transcript,
+  verifyTranscript,
+  type LinkCredentials,
+} from '../shared/handshake.js';
 import { RpcLink } from './rpc-link.js';
 
 /** The host's hello answer. */
@@ -18,9 +32,12 @@ export type HostInfo = z.infer<typeof PeerHelloAck>;
 export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInfo> {
   constructor(
     readonly entry: TrackerEntry,
-    token: string,
+    creds: LinkCredentials,
+    serverKey: () => crypto.KeyObject | undefined,
     log?: ConnectionLog,
   ) {
+    const ownSession = creds.sessionId;
+    let nonce = '';
     super(
       {
         host: entry.ip,
@@ -29,23 +46,59 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
         log,
         reconnect: false,
         connectTimeoutMs: 3000,
-        hello: () => ({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', token }),
+        hello: () => {
+          nonce = newNonce();
+          return {
+            t: 'hello',
+            v: PROTOCOL_VERSION,
+            role: 'peer',
+            cert: creds.cert,
+            nonce,
+            maxFrame: DEFAULT_MAX_FRAME,
+          };
+        },
         parseHello: (f) => {
           const ack = PeerHelloAck.safeParse(f);
           if (!ack.success)
             throw new HchatError('E_BAD_FRAME', `host hello: ${describeIssues(ack.error)}`);
-          // The host must be who the tracker said: the owner of the channels it serves.
+          if (ack.data.v !== PROTOCOL_VERSION)
+            throw new HchatError('E_VERSION_MISMATCH', `host speaks version ${ack.data.v}`);
+          const claims = checkLinkCert(ack.data.cert, serverKey());
+          // The host must be who the tracker said: that user's session, a user's certificate.
           if (
-            ack.data.username.toLowerCase() !== entry.username.toLowerCase() ||
-            ack.data.sessionId !== entry.sessionId
+            claims.r !== 'user' ||
+            claims.u.toLowerCase() !== entry.username.toLowerCase() ||
+            claims.sid !== entry.sessionId
           ) {
             throw new HchatError(
               'E_SESSION_INVALID',
-              `expected ${entry.username}, the host said ${ack.data.username}`,
+              `expected ${entry.username}'s session ${entry.sessionId}, the host showed ${claims.r} ${claims.u}'s ${claims.sid}`,
             );
           }
+          verifyTranscript(
+            claims,
+            transcript('host', {
+              peerNonce: nonce,
+              hostNonce: ack.data.nonce,
+              peerSession: ownSession,
+              hostSession: claims.sid,
+            }),
+            ack.data.sig,
+          );
           return ack.data;
         },
+        helloReply: (ack) => ({
+          t: 'auth',
+          sig: signTranscript(
+            creds.keys,
+            transcript('peer', {
+              peerNonce: nonce,
+              hostNonce: ack.nonce,
+              peerSession: ownSession,
+              hostSession: entry.sessionId,
+            }),
+          ),
+        }),
       },
       P2P_OPS,
       P2P_EVENTS,

@@ -10,6 +10,7 @@ import type { Channel, StoredMessage } from '../protocol/common.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { Request, describeIssues } from '../protocol/rpc.js';
 import { P2P_OPS } from '../protocol/peer-link.js';
+import { fitPage, pageBudget } from '../protocol/page-budget.js';
 import { CHANNEL_OPS } from '../protocol/channel-ops.js';
 import type { FramedSocket } from '../shared/framed-socket.js';
 import type { ConnectionLog } from '../shared/connlog.js';
@@ -18,6 +19,7 @@ import type { PeerIdentity } from './p2p.js';
 import type { Signed } from '../shared/signing.js';
 import { STREAM_OPS } from '../protocol/stream-ops.js';
 import type { LiveService } from './live.js';
+import type { RateLimiter } from '../shared/rate-limit.js';
 
 type ChannelOp = keyof typeof CHANNEL_OPS;
 type Req<K extends ChannelOp> = z.infer<(typeof CHANNEL_OPS)[K]['req']>;
@@ -34,6 +36,8 @@ export interface HostServiceDeps {
   accepted(message: StoredMessage, from: string): void;
   /** Livestream control (stream ops), answered by the streamer's LiveService. */
   streams(): LiveService;
+  /** Posts per member (RATE_LIMITS), as the server counts them. */
+  postLimiter: RateLimiter;
 }
 
 /** One member connection on the host. */
@@ -71,7 +75,7 @@ export class HostService {
         .streams()
         .request(conn, op as keyof typeof STREAM_OPS, body)
         .then(
-          (result) => conn.fs.send({ t: 'res', id, body: result }),
+          (result) => conn.fs.answer(id, result),
           (err: unknown) => {
             if (!(err instanceof HchatError)) throw err;
             this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
@@ -82,7 +86,7 @@ export class HostService {
     }
     try {
       const result = this.run(conn, op as ChannelOp, body);
-      conn.fs.send({ t: 'res', id, body: result });
+      conn.fs.answer(id, result);
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
       this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
@@ -134,7 +138,9 @@ export class HostService {
       case 'sync': {
         const b = parsed.data as Req<'sync'>;
         this.readable(conn, b.channelId);
-        const messages = this.deps.store.hostSince(b.channelId, b.since, b.limit);
+        const all = this.deps.store.hostSince(b.channelId, b.since, b.limit);
+        // Cut to the member's frame limit; lastSeq tells it that more remains.
+        const messages = fitPage(all, pageBudget(conn.fs.peerMaxFrame), 'start').items;
         this.deps.log.write('sync', {
           peer: conn.name,
           channel: b.channelId,
@@ -151,24 +157,29 @@ export class HostService {
           throw new HchatError('E_NOT_FOUND', 'no such message');
         }
         const page = this.deps.store.page(b.channelId, b.limit, before);
+        const fit = fitPage(
+          page.messages.map(hostNumbered),
+          pageBudget(conn.fs.peerMaxFrame),
+          'end',
+        );
         this.deps.log.write('fetch', {
           peer: conn.name,
           channel: b.channelId,
-          count: page.messages.length,
+          count: fit.items.length,
           before: b.before,
         });
-        return {
-          messages: page.messages.map(hostNumbered),
-          hasMore: page.hasMore,
-        };
+        return { messages: fit.items, hasMore: page.hasMore || fit.cut };
       }
       case 'post': {
         const { message } = parsed.data as Req<'post'>;
         this.writable(conn, message.channelId);
-        const r = this.deps.store.hostAccept(
-          { ...message, author: conn.who.username },
-          'delivered',
-        );
+        const wait = this.deps.postLimiter.take(conn.who.username.toLowerCase());
+        if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
+        // Checked exactly as the server checks it; the author is the link's proven user.
+        const authored = { ...message, author: conn.who.username };
+        const bad = this.deps.verify(authored);
+        if (bad) throw bad;
+        const r = this.deps.store.hostAccept(authored, 'delivered');
         if (r instanceof HchatError) throw r;
         this.deps.log.write('post', {
           peer: conn.name,

@@ -26,7 +26,7 @@ import { ROOT, RelayTree } from '../stream/relay-tree.js';
 import { RtpIngest, SyntheticSource, type FrameSource } from '../stream/sources.js';
 import { RtpExport, exportSdp } from '../stream/export.js';
 import type { MediaFrame } from '../stream/sender.js';
-import { HostLink } from './host-link.js';
+import type { HostLink } from './host-link.js';
 import type { EventHub } from './event-hub.js';
 import type { MemberConn } from './host-service.js';
 import type { PeerIdentity } from './p2p.js';
@@ -45,7 +45,8 @@ export interface LiveDeps {
   fanout: number;
   /** The logged-in identity, if any. */
   me(): PeerIdentity | undefined;
-  token(): string | undefined;
+  /** A P2P link to a peer, with this session's credentials; undefined while logged out. */
+  dial(entry: TrackerEntry): HostLink | undefined;
   /** Where other peers reach this one. */
   advertised(): { ip: string; udpPort: number };
   /** A channel this user has joined or hosts. */
@@ -430,9 +431,8 @@ export class LiveService {
     if (this.lives.has(streamId))
       throw new HchatError('E_BAD_REQUEST', 'this peer is the streamer of that stream');
     const entry = this.deps.entries().find((e) => e.live.some((l) => l.streamId === streamId));
-    const token = this.deps.token();
-    if (!entry || !token) throw new HchatError('E_STREAM_NOT_FOUND');
-    const link = new HostLink(entry, token, this.deps.log);
+    const link = entry && this.deps.dial(entry);
+    if (!link) throw new HchatError('E_STREAM_NOT_FOUND');
     await link.start();
     let answer;
     try {
@@ -582,13 +582,12 @@ export class LiveService {
 
   /** Asks a streamer for its streams (one link per streamer, kept for later questions). */
   private async askStreamer(e: TrackerEntry): Promise<StreamInfo[]> {
-    const token = this.deps.token();
-    if (!token) return [];
     const key = `${e.sessionId}@${e.ip}:${e.port}`;
     let link = this.streamerLinks.get(key);
     if (!link || !link.connected) {
       link?.stop();
-      link = new HostLink(e, token, this.deps.log);
+      link = this.deps.dial(e);
+      if (!link) return [];
       this.streamerLinks.set(key, link);
       link.on('down', () => {
         if (this.streamerLinks.get(key) === link) this.streamerLinks.delete(key);

@@ -21,6 +21,9 @@ import {
 import type { EventBody } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
+import { messageId } from '../shared/message-id.js';
+import { RateLimiter } from '../shared/rate-limit.js';
+import { RATE_LIMITS } from '../shared/limits.js';
 import { PeerStore, type LocalMessage } from '../store/peer-store.js';
 import { ServerLink } from './server-link.js';
 import { EventHub } from './event-hub.js';
@@ -29,7 +32,9 @@ import { P2PEndpoint } from './p2p.js';
 import { HostService } from './host-service.js';
 import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
-import type { HostLink } from './host-link.js';
+import { HostLink } from './host-link.js';
+import type { LinkCredentials } from '../shared/handshake.js';
+import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
 import { Replication } from './replication.js';
 import { Delivery, TRANSIENT } from './delivery.js';
@@ -80,6 +85,10 @@ export class PeerNode {
   private currentSession: SavedSession | undefined;
   private keys: SessionKeys | undefined;
   private readonly verifier: MessageVerifier;
+  /** The server key's SPKI and key object, as last decoded. */
+  private decodedServerKey: { spki: string; key: crypto.KeyObject } | undefined;
+  /** Sessions the server said were revoked: their P2P links are refused (bounded). */
+  private readonly revoked = new Set<string>();
   /** True while the current server connection carries our session. */
   private authed = false;
   private readonly replication: Replication;
@@ -92,13 +101,7 @@ export class PeerNode {
     this.store = new PeerStore(path.join(opts.dataDir, 'peer.db'));
     this.currentSession = readSession(opts.dataDir);
     this.keys = this.currentSession && loadSessionKeys(this.currentSession.key);
-    let serverKey: { spki: string; key: ReturnType<typeof publicKeyFromBase64> } | undefined;
-    this.verifier = new MessageVerifier(() => {
-      const spki = this.link.server?.publicKey ?? this.store.get('serverPublicKey');
-      if (!spki) return undefined;
-      if (serverKey?.spki !== spki) serverKey = { spki, key: publicKeyFromBase64(spki) };
-      return serverKey.key;
-    });
+    this.verifier = new MessageVerifier(() => this.serverKey());
     this.link = new ServerLink({
       host: opts.serverHost,
       port: opts.serverPort,
@@ -119,13 +122,15 @@ export class PeerNode {
         this.background(this.delivery.upload());
       },
       streams: () => this.live,
+      postLimiter: new RateLimiter(RATE_LIMITS.postsPerSecond, RATE_LIMITS.postBurst),
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
       log: this.log,
       service: this.hostService,
-      publicKey: () => this.link.server?.publicKey ?? this.store.get('serverPublicKey'),
-      token: () => this.currentSession?.token,
+      serverKey: () => this.serverKey(),
+      credentials: () => this.credentials(),
+      isRevoked: (sid) => this.revoked.has(sid),
       udpLoss: opts.udpLoss,
     });
     this.live = new LiveService({
@@ -138,7 +143,7 @@ export class PeerNode {
         const s = this.currentSession;
         return s && { username: s.username, sessionId: s.sessionId, role: s.role };
       },
-      token: () => this.currentSession?.token,
+      dial: (entry) => this.dial(entry),
       advertised: () => this.p2p.advertised,
       channel: (id) =>
         this.currentSession ? this.store.channel(this.currentSession.username, id) : undefined,
@@ -151,7 +156,8 @@ export class PeerNode {
     });
     this.sources = new ChannelSources({
       log: this.log,
-      token: () => this.currentSession?.token,
+      dial: (entry) => this.dial(entry),
+      loggedIn: () => this.currentSession !== undefined,
       ownSession: () => this.currentSession?.sessionId,
       channels: () =>
         this.currentSession
@@ -161,7 +167,8 @@ export class PeerNode {
           : [],
       linkUp: (link, channelIds) => this.background(this.onHostUp(link, channelIds)),
       linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
-      message: (link, m) => this.replication.receiveFromHost([m], link, 'push'),
+      message: (link, m) =>
+        this.replication.receiveFromHost([m], link, 'push', (id) => this.sources.serves(link, id)),
     });
     const node = this;
     const ctx: NodeContext = {
@@ -183,6 +190,8 @@ export class PeerNode {
         return node.closed;
       },
       isHostedHere: (id) => this.isHostedHere(id),
+      isJoined: (id) =>
+        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
       background: (task) => this.background(task),
       resolveDelivery: (id) => this.delivery.resolveDelivery(id),
     };
@@ -249,6 +258,27 @@ export class PeerNode {
     return this.currentSession.username;
   }
 
+  /** The central server's key (it signs every certificate), once known. */
+  private serverKey(): crypto.KeyObject | undefined {
+    const spki = this.link.server?.publicKey ?? this.store.get('serverPublicKey');
+    if (!spki) return undefined;
+    if (this.decodedServerKey?.spki !== spki)
+      this.decodedServerKey = { spki, key: publicKeyFromBase64(spki) };
+    return this.decodedServerKey.key;
+  }
+
+  /** What this peer proves itself with on P2P links, while logged in. */
+  private credentials(): LinkCredentials | undefined {
+    const s = this.currentSession;
+    return s && this.keys ? { cert: s.cert, keys: this.keys, sessionId: s.sessionId } : undefined;
+  }
+
+  /** A P2P link to another peer's entry, made with this session's credentials. */
+  private dial(entry: TrackerEntry): HostLink | undefined {
+    const creds = this.credentials();
+    return creds && new HostLink(entry, creds, () => this.serverKey(), this.log);
+  }
+
   /** True when this peer holds the primary copy of the channel for its logged-in owner. */
   private isHostedHere(channelId: string): boolean {
     return this.hostedChannel(channelId) !== undefined;
@@ -309,7 +339,10 @@ export class PeerNode {
       return;
     }
     try {
-      await this.link.request('resume', { token: this.currentSession.token });
+      const r = await this.link.request('resume', { token: this.currentSession.token });
+      // The server renews the key certificate at each resume (same key, later expiry).
+      if (this.currentSession && r.cert !== this.currentSession.cert)
+        this.setSession({ ...this.currentSession, cert: r.cert }, this.keys);
     } catch (err) {
       if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
         // The server no longer knows this session (revoked, or its data was reset): log in again.
@@ -400,6 +433,11 @@ export class PeerNode {
         kind: name === 'peer_joined' ? 'joined' : 'left',
         peer: apiPeer(entry),
       });
+    } else if (name === 'session_revoked') {
+      const { sessionId } = body as EventBody<'session_revoked'>;
+      if (this.revoked.size >= 10_000) this.revoked.clear();
+      this.revoked.add(sessionId);
+      this.p2p.dropSession(sessionId);
     } else if (name === 'member_joined') {
       const { channelId, username } = body as EventBody<'member_joined'>;
       if (this.isHostedHere(channelId)) this.store.addMember(channelId, username);
@@ -628,8 +666,15 @@ export class PeerNode {
           hasMore: local.hasMore,
         };
       } else if (host && (beforeMsg === undefined || beforeMsg.hostSeq !== null)) {
-        page = await host.request('history', { channelId, limit, before });
-        this.replication.receiveFromHost(page.messages, host, 'fetch');
+        const answer = await host.request('history', { channelId, limit, before });
+        // Only what we verified, of this channel, is shown (a host may alter or invent).
+        const shown = this.replication.receiveFromHost(
+          answer.messages,
+          host,
+          'fetch',
+          (id) => id === channelId,
+        );
+        page = { messages: shown, hasMore: answer.hasMore };
         this.log.write('fetch', {
           from: host.name,
           channel: channelId,
@@ -638,8 +683,9 @@ export class PeerNode {
         });
         source = 'host';
       } else if (this.authed && (beforeMsg === undefined || beforeMsg.seq !== null)) {
-        page = await this.link.request('history', { channelId, limit, before });
-        this.replication.receive(page.messages, 'fetch');
+        const answer = await this.link.request('history', { channelId, limit, before });
+        const shown = this.replication.receive(answer.messages, 'fetch', channelId);
+        page = { messages: shown, hasMore: answer.hasMore };
         this.log.write('fetch', {
           from: 'server',
           channel: channelId,
@@ -728,7 +774,9 @@ export class PeerNode {
     const s = this.requireUser('post messages');
     if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
     const t = this.clock.tick();
-    const fields = { id: newId(), channelId, author: s.username, ts: t.ts, lc: t.lc, text };
+    const content = { channelId, author: s.username, ts: t.ts, lc: t.lc, text };
+    // The id is derived from the content (shared/message-id.ts): nobody else can claim it.
+    const fields = { id: messageId(content), ...content };
     // Signed by the author: no host and no server can alter or forge it (SPEC §7).
     const m = { ...fields, sig: signMessage(fields, this.keys!), cert: s.cert };
     if (this.isHostedHere(channelId)) {

@@ -1,17 +1,33 @@
 /**
  * A peer's P2P endpoint: the TCP port other peers connect to (peer_connect) and the UDP port
- * of livestream media (stream/media-socket.ts). The handshake checks the connecting peer's server-signed
- * session token locally; each connection is logged with who is at the other end.
+ * of livestream media (stream/media-socket.ts). The handshake is a proof of possession both ways
+ * (shared/handshake.ts): the connecting peer shows its key certificate, this peer answers with
+ * its own and its transcript signature, and the connecting peer's transcript signature must
+ * follow. Until then frames are capped small and a deadline runs. Each connection is logged with
+ * who is at the other end.
  */
+import type crypto from 'node:crypto';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
-import { PeerHello } from '../protocol/peer-link.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
+import { PeerAuth, PeerHello } from '../protocol/peer-link.js';
 import { describeIssues } from '../protocol/server-link.js';
 import { FramedSocket } from '../shared/framed-socket.js';
 import { peerName, type ConnectionLog } from '../shared/connlog.js';
+import {
+  checkLinkCert,
+  identityOf,
+  newNonce,
+  signTranscript,
+  transcript,
+  verifyTranscript,
+  type LinkCredentials,
+  type LinkIdentity,
+} from '../shared/handshake.js';
+import { FRAME_LIMITS } from '../shared/limits.js';
+import type { CertClaims } from '../shared/tokens.js';
 import type { HostService, MemberConn } from './host-service.js';
-import { publicKeyFromBase64, verifyToken } from '../shared/tokens.js';
 import { MediaSocket } from '../stream/media-socket.js';
 
 /** What the endpoint needs from its node. */
@@ -22,29 +38,25 @@ export interface P2POptions {
   service: HostService;
   heartbeatMs?: number;
   timeoutMs?: number;
-  /** The central server's token-signing key (base64 SPKI), once known. */
-  publicKey(): string | undefined;
-  /** This peer's own session token, to present when connecting out. */
-  token(): string | undefined;
+  /** The central server's key, once known: it signs every certificate. */
+  serverKey(): crypto.KeyObject | undefined;
+  /** This peer's own certificate and key, while logged in. */
+  credentials(): LinkCredentials | undefined;
+  /** True for a session the server said was revoked (logout). */
+  isRevoked(sessionId: string): boolean;
   /** Fraction of incoming datagrams to drop at random (loss injection for tests). */
   udpLoss?: number;
 }
 
-/** Who is at the other end of a P2P connection, as its token says. */
-export interface PeerIdentity {
-  username: string;
-  sessionId: string;
-  role: 'user' | 'visitor';
-}
-
-const HANDSHAKE_MS = 5000;
+/** Who is at the other end of a P2P connection, as its certificate says. */
+export type PeerIdentity = LinkIdentity;
 
 /** The P2P TCP listener and UDP socket of one peer. */
 export class P2PEndpoint {
   private readonly tcp = net.createServer((s) => this.accept(s));
   /** Livestream media (RTP/RTCP), peer to peer. */
   readonly media: MediaSocket;
-  private readonly open = new Set<FramedSocket>();
+  private readonly open = new Map<FramedSocket, MemberConn | undefined>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
@@ -57,7 +69,7 @@ export class P2PEndpoint {
     // Members that went silent (crash, cable pulled) are dropped like the server drops peers.
     this.sweeper = setInterval(() => {
       const deadline = Date.now() - this.timeoutMs;
-      for (const c of this.open) {
+      for (const c of this.open.keys()) {
         if (c.lastSeen < deadline) {
           c.fail(new HchatError('E_HEARTBEAT_TIMEOUT'));
           c.destroy();
@@ -92,7 +104,7 @@ export class P2PEndpoint {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const c of this.open) c.destroy();
+    for (const c of this.open.keys()) c.destroy();
     await new Promise<void>((resolve) =>
       this.tcp.listening ? this.tcp.close(() => resolve()) : resolve(),
     );
@@ -100,8 +112,16 @@ export class P2PEndpoint {
   }
 
   /** Closes every member connection (the user went offline). */
-  dropAll(): void {
-    for (const c of this.open) c.fail(new HchatError('E_OFFLINE', 'the host went offline'));
+  dropAll(reason = new HchatError('E_OFFLINE', 'the host went offline')): void {
+    for (const c of this.open.keys()) c.fail(reason);
+  }
+
+  /** Closes the connections of a session the server revoked. */
+  dropSession(sessionId: string): void {
+    for (const [fs, m] of this.open) {
+      if (m?.who.sessionId === sessionId)
+        fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked'));
+    }
   }
 
   private accept(socket: net.Socket): void {
@@ -109,69 +129,104 @@ export class P2PEndpoint {
       socket.destroy();
       return;
     }
-    let member: MemberConn | undefined;
     const r = {
       ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
       port: socket.remotePort ?? 0,
     };
+    let member: MemberConn | undefined;
+    // Set once our hello answered theirs: what their `auth` must sign.
+    let pending: { claims: CertClaims; data: Buffer } | undefined;
     const name = () => peerName(member?.who.username, r.ip, r.port);
-    const fs = new FramedSocket(socket, {
-      frame: (f) => {
-        if (member) return this.opts.service.frame(member, f);
-        if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
-        const hello = PeerHello.safeParse(f);
-        if (!hello.success)
-          throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
-        if (hello.data.v !== PROTOCOL_VERSION) {
-          throw new HchatError(
-            'E_VERSION_MISMATCH',
-            `P2P version ${hello.data.v} not supported; this peer speaks ${PROTOCOL_VERSION}`,
-          );
-        }
-        const key = this.opts.publicKey();
-        const claims = key ? verifyToken(hello.data.token, publicKeyFromBase64(key)) : undefined;
-        if (!claims)
-          throw new HchatError('E_SESSION_INVALID', 'token not signed by the central server');
-        const identity = this.identity();
-        clearTimeout(timer);
-        member = {
-          fs,
-          who: { username: claims.u, sessionId: claims.sid, role: claims.r },
-          ip: r.ip,
-          name: '',
-          subs: new Set(),
-        };
-        member.name = name();
-        this.opts.log.write('auth', { peer: member.name, role: claims.r, session: claims.sid });
-        fs.send({
-          t: 'hello',
-          v: PROTOCOL_VERSION,
-          role: 'host',
-          ...identity,
-          heartbeatMs: this.heartbeatMs,
-          timeoutMs: this.timeoutMs,
-        });
+    const fs: FramedSocket = new FramedSocket(
+      socket,
+      {
+        frame: (f) => {
+          if (member) return this.opts.service.frame(member, f);
+          if (pending) {
+            member = this.authenticate(fs, f, pending, r.ip);
+            clearTimeout(timer);
+            fs.setMaxFrame(DEFAULT_MAX_FRAME);
+            this.open.set(fs, member);
+            member.name = name();
+            this.opts.log.write('auth', {
+              peer: member.name,
+              role: member.who.role,
+              session: member.who.sessionId,
+            });
+            return;
+          }
+          pending = this.answerHello(fs, f);
+        },
+        close: (reason) => {
+          this.open.delete(fs);
+          clearTimeout(timer);
+          if (member) this.opts.service.detach(member);
+          this.opts.log.write('close', { peer: name(), reason: reason?.code ?? 'eof' });
+        },
       },
-      close: (reason) => {
-        this.open.delete(fs);
-        clearTimeout(timer);
-        if (member) this.opts.service.detach(member);
-        this.opts.log.write('close', { peer: name(), reason: reason?.code ?? 'eof' });
-      },
-    });
-    const timer = setTimeout(
-      () => fs.fail(new HchatError('E_TIMEOUT', 'no hello in time')),
-      HANDSHAKE_MS,
+      FRAME_LIMITS.preAuthMaxFrame,
     );
-    this.open.add(fs);
+    const timer = setTimeout(
+      () => fs.fail(new HchatError('E_TIMEOUT', 'handshake not completed in time')),
+      FRAME_LIMITS.handshakeMs,
+    );
+    this.open.set(fs, undefined);
     this.opts.log.write('open', { peer: name(), dir: 'in' });
   }
 
-  private identity(): { username: string; sessionId: string; userRole: 'user' | 'visitor' } {
-    const key = this.opts.publicKey();
-    const token = this.opts.token();
-    const claims = key && token ? verifyToken(token, publicKeyFromBase64(key)) : undefined;
-    if (!claims) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
-    return { username: claims.u, sessionId: claims.sid, userRole: claims.r };
+  /** Checks the connecting peer's hello and answers with ours, signed. */
+  private answerHello(
+    fs: FramedSocket,
+    f: Record<string, unknown>,
+  ): { claims: CertClaims; data: Buffer } {
+    if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
+    const hello = PeerHello.safeParse(f);
+    if (!hello.success)
+      throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
+    if (hello.data.v !== PROTOCOL_VERSION) {
+      throw new HchatError(
+        'E_VERSION_MISMATCH',
+        `P2P version ${hello.data.v} not supported; this peer speaks ${PROTOCOL_VERSION}`,
+      );
+    }
+    const own = this.opts.credentials();
+    if (!own) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
+    const claims = checkLinkCert(hello.data.cert, this.opts.serverKey());
+    if (this.opts.isRevoked(claims.sid))
+      throw new HchatError('E_SESSION_INVALID', 'session revoked');
+    if (hello.data.maxFrame) fs.peerMaxFrame = hello.data.maxFrame;
+    const nonce = newNonce();
+    const parts = {
+      peerNonce: hello.data.nonce,
+      hostNonce: nonce,
+      peerSession: claims.sid,
+      hostSession: own.sessionId,
+    };
+    fs.send({
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      role: 'host',
+      cert: own.cert,
+      nonce,
+      sig: signTranscript(own.keys, transcript('host', parts)),
+      heartbeatMs: this.heartbeatMs,
+      timeoutMs: this.timeoutMs,
+      maxFrame: DEFAULT_MAX_FRAME,
+    });
+    return { claims, data: transcript('peer', parts) };
+  }
+
+  /** Checks the connecting peer's transcript signature: then it is who its certificate says. */
+  private authenticate(
+    fs: FramedSocket,
+    f: Record<string, unknown>,
+    pending: { claims: CertClaims; data: Buffer },
+    ip: string,
+  ): MemberConn {
+    if (f.t !== 'auth') throw new HchatError('E_AUTH_REQUIRED', 'the handshake needs auth next');
+    const auth = PeerAuth.safeParse(f);
+    if (!auth.success) throw new HchatError('E_BAD_FRAME', `auth: ${describeIssues(auth.error)}`);
+    verifyTranscript(pending.claims, pending.data, auth.data.sig);
+    return { fs, who: identityOf(pending.claims), ip, name: '', subs: new Set() };
   }
 }

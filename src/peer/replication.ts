@@ -18,13 +18,23 @@ export class Replication {
 
   constructor(private readonly ctx: NodeContext) {}
 
-  /** Stores messages the server sent; hosted channels take them into their primary copy. */
-  receive(received: readonly StoredMessage[], how: 'push' | 'fetch' | 'sync'): void {
-    const messages = this.authentic(received, 'server');
+  /**
+   * Stores messages the server sent; hosted channels take them into their primary copy. Returns
+   * the ones that passed every check (the only ones anybody may be shown). `channelId`, when
+   * given, is the one channel the answer may hold (a page or a sync of it).
+   */
+  receive(
+    received: readonly StoredMessage[],
+    how: 'push' | 'fetch' | 'sync',
+    channelId?: string,
+  ): StoredMessage[] {
+    const messages = this.authentic(received, 'server', (id) =>
+      channelId === undefined ? this.ctx.isJoined(id) : id === channelId,
+    );
     for (const m of messages) this.ctx.clock.observe(m);
     const plain: StoredMessage[] = [];
     this.ctx.store.batch(() => this.acceptHosted(messages, how, plain));
-    if (plain.length === 0) return;
+    if (plain.length === 0) return messages;
     const fresh = this.ctx.store.storeReceived(plain, 'server');
     if (how === 'push') {
       for (const m of plain)
@@ -37,6 +47,7 @@ export class Replication {
       });
     }
     for (const m of plain) this.ctx.resolveDelivery(m.id);
+    return messages;
   }
 
   /**
@@ -76,15 +87,25 @@ export class Replication {
     }
   }
 
-  /** Stores messages a host sent (numbered by its host seq). */
+  /**
+   * Stores messages a host sent (numbered by its host seq), if they are authentic and of a
+   * channel that host serves us (`serves`); returns those. A host that numbers two messages
+   * alike is refused for the second, never a crash.
+   */
   receiveFromHost(
     received: readonly StoredMessage[],
     link: HostLink,
     how: 'push' | 'fetch' | 'sync',
-  ): void {
-    const messages = this.authentic(received, link.name);
-    for (const m of messages) this.ctx.clock.observe(m);
-    const fresh = this.ctx.store.storeReceived(messages, 'host');
+    serves: (channelId: string) => boolean,
+  ): StoredMessage[] {
+    const checked = this.authentic(received, link.name, serves);
+    for (const m of checked) this.ctx.clock.observe(m);
+    const { fresh, conflicts } = this.ctx.store.storeFromHost(checked);
+    for (const m of conflicts) {
+      const why = `the host numbered another message ${m.seq} before`;
+      this.refuse(m, link.name, new HchatError('E_MESSAGE_CONFLICT', why));
+    }
+    const messages = checked.filter((m) => !conflicts.includes(m));
     if (how === 'push') {
       for (const m of messages)
         this.ctx.log.write('push', { from: link.name, channel: m.channelId, msg: m.id });
@@ -100,32 +121,48 @@ export class Replication {
     if (how === 'push' && last && this.ctx.store.hostCursor(last.channelId) < last.seq) {
       this.ctx.background(this.catchUpHost(link, last.channelId));
     }
+    return messages;
   }
 
-  /** The messages whose signature and certificate verify; the others are logged and dropped. */
-  private authentic(messages: readonly StoredMessage[], from: string): StoredMessage[] {
+  /**
+   * The messages of an expected channel whose time, id, certificate and signature hold
+   * (shared/signing.ts); the others are logged, announced and dropped.
+   */
+  private authentic(
+    messages: readonly StoredMessage[],
+    from: string,
+    expected: (channelId: string) => boolean,
+  ): StoredMessage[] {
     const ok: StoredMessage[] = [];
     for (const m of messages) {
+      let bad: HchatError | undefined;
+      if (!expected(m.channelId))
+        bad = new HchatError(
+          'E_CHANNEL_NOT_FOUND',
+          'a message of a channel this source does not serve us',
+        );
       // Stored here already, identical: it was verified (or written) before.
-      const bad = this.ctx.store.holds(m) ? undefined : this.ctx.verifier.check(m);
+      else if (!this.ctx.store.holds(m)) bad = this.ctx.verifier.check(m);
       if (!bad) ok.push(m);
-      else {
-        this.ctx.log.write('refused', {
-          from,
-          channel: m.channelId,
-          msg: m.id,
-          code: bad.code,
-          reason: bad.message,
-        });
-        this.ctx.events.emit('refused', {
-          channelId: m.channelId,
-          id: m.id,
-          from,
-          reason: bad.message,
-        });
-      }
+      else this.refuse(m, from, bad);
     }
     return ok;
+  }
+
+  private refuse(m: StoredMessage, from: string, bad: HchatError): void {
+    this.ctx.log.write('refused', {
+      from,
+      channel: m.channelId,
+      msg: m.id,
+      code: bad.code,
+      reason: bad.message,
+    });
+    this.ctx.events.emit('refused', {
+      channelId: m.channelId,
+      id: m.id,
+      from,
+      reason: bad.message,
+    });
   }
 
   /** Fetches everything after the channel's server cursor from the server. */
@@ -140,7 +177,7 @@ export class Replication {
         const res = await this.ctx.link.request('sync', { channelId, since, limit: SYNC_PAGE });
         if (this.ctx.closed) return;
         total = Math.max(total, res.lastSeq - since + received);
-        this.receive(res.messages, 'sync');
+        this.receive(res.messages, 'sync', channelId);
         received += res.messages.length;
         if (received > 0) {
           this.ctx.log.write('sync', {
@@ -154,10 +191,12 @@ export class Replication {
             source: 'server',
             received,
             total,
-            done: res.messages.length < SYNC_PAGE,
+            done: this.ctx.store.cursor(channelId) >= res.lastSeq,
           });
         }
-        if (res.messages.length < SYNC_PAGE || this.ctx.store.cursor(channelId) <= since) break;
+        // A page may be cut to fit our frame limit: go on while lastSeq is ahead and we advance.
+        const cursor = this.ctx.store.cursor(channelId);
+        if (res.messages.length === 0 || cursor >= res.lastSeq || cursor <= since) break;
       }
     } finally {
       this.catchingUp.delete(channelId);
@@ -175,7 +214,7 @@ export class Replication {
         const since = this.ctx.store.hostCursor(channelId);
         const res = await link.request('sync', { channelId, since, limit: SYNC_PAGE });
         if (this.ctx.closed) return;
-        this.receiveFromHost(res.messages, link, 'sync');
+        this.receiveFromHost(res.messages, link, 'sync', (id) => id === channelId);
         received += res.messages.length;
         this.ctx.log.write('sync', {
           from: link.name,
@@ -188,9 +227,10 @@ export class Replication {
           source: 'host',
           received,
           total: res.lastSeq - since + received - res.messages.length,
-          done: res.messages.length < SYNC_PAGE,
+          done: this.ctx.store.hostCursor(channelId) >= res.lastSeq,
         });
-        if (res.messages.length < SYNC_PAGE || this.ctx.store.hostCursor(channelId) <= since) break;
+        const cursor = this.ctx.store.hostCursor(channelId);
+        if (res.messages.length === 0 || cursor >= res.lastSeq || cursor <= since) break;
       }
     } finally {
       this.catchingUp.delete(key);

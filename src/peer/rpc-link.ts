@@ -17,12 +17,15 @@ import {
   type OpTable,
 } from '../protocol/rpc.js';
 import { FramedSocket } from '../shared/framed-socket.js';
+import { DEFAULT_MAX_FRAME, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 
 /** What every hello answer tells: how often to send, when to give up on silence. */
 export interface HelloInfo {
   heartbeatMs: number;
   timeoutMs: number;
+  /** Largest frame the other end accepts (1 MiB when it does not say). */
+  maxFrame?: number;
 }
 
 /** Settings of a link. */
@@ -36,6 +39,8 @@ export interface RpcLinkOptions<Info extends HelloInfo> {
   hello(): object;
   /** Validates the other end's hello; throws HchatError when it is not acceptable. */
   parseHello(f: Record<string, unknown>): Info;
+  /** A frame to send right after the other end's hello was accepted (a handshake's last step). */
+  helloReply?(info: Info): object | undefined;
   /** Reconnect automatically (default true); off for one-shot clients and tests. */
   reconnect?: boolean;
   /** Give up on a TCP connect that has not completed in this time. */
@@ -129,6 +134,17 @@ export class RpcLink<
     if (!fs || !this.connected) return Promise.reject(new HchatError('E_OFFLINE'));
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
+    const frame = encodeFrame({ t: 'req', id, op, body });
+    const max = this.info?.maxFrame ?? DEFAULT_MAX_FRAME;
+    // A frame the other end cannot take would end the link: refuse it here instead.
+    if (frame.length - HEADER_BYTES > max) {
+      return Promise.reject(
+        new HchatError(
+          'E_FRAME_TOO_LARGE',
+          `${op} request of ${frame.length} bytes exceeds ${max}`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => {
@@ -139,7 +155,7 @@ export class RpcLink<
       );
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
       this.lastSent = Date.now();
-      fs.send({ t: 'req', id, op, body });
+      fs.sendEncoded(frame);
     });
   }
 
@@ -176,6 +192,8 @@ export class RpcLink<
     }
     if (!this.info) {
       const info = this.opts.parseHello(f);
+      const reply = this.opts.helloReply?.(info);
+      if (reply) fs.send(reply);
       this.info = info;
       this.attempt = 0;
       this.startHeartbeat(fs, info);
@@ -204,12 +222,9 @@ export class RpcLink<
       }
       case 'ev': {
         const ev = Event.safeParse(f);
-        if (!ev.success || !Object.hasOwn(this.events, ev.data.ev)) {
-          throw new HchatError(
-            'E_UNKNOWN_TYPE',
-            `unknown event ${JSON.stringify(f.ev)?.slice(0, 40)}`,
-          );
-        }
+        if (!ev.success) throw new HchatError('E_BAD_FRAME', `ev: ${describeIssues(ev.error)}`);
+        // Forward compatible: an event this side does not know is ignored (PROTOCOL.md §1).
+        if (!Object.hasOwn(this.events, ev.data.ev)) return;
         const name = ev.data.ev;
         const body = this.events[name]!.safeParse(ev.data.body);
         if (!body.success)

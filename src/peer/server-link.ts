@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { EVENTS, OPS, ServerHello, describeIssues } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { RpcLink } from './rpc-link.js';
@@ -31,7 +32,13 @@ export class ServerLink extends RpcLink<typeof OPS, typeof EVENTS, ServerInfo> {
       {
         ...o,
         name: 'server',
-        hello: () => ({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', agent: 'hchat-peer' }),
+        hello: () => ({
+          t: 'hello',
+          v: PROTOCOL_VERSION,
+          role: 'peer',
+          agent: 'hchat-peer',
+          maxFrame: DEFAULT_MAX_FRAME,
+        }),
         parseHello: (f) => {
           const hello = ServerHello.safeParse(f);
           if (!hello.success) {

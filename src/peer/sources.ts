@@ -12,12 +12,15 @@ import {
   type TrackerEntry,
 } from '../protocol/common.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { HostLink } from './host-link.js';
+import type { HostLink } from './host-link.js';
 
 /** What the selector needs from its node. */
 export interface SourcesDeps {
   log: ConnectionLog;
-  token(): string | undefined;
+  /** A P2P link to a host, with this session's credentials; undefined while logged out. */
+  dial(entry: TrackerEntry): HostLink | undefined;
+  /** True while logged in (links can be made). */
+  loggedIn(): boolean;
   ownSession(): string | undefined;
   /** Joined channels that are hosted elsewhere. */
   channels(): Channel[];
@@ -68,6 +71,11 @@ export class ChannelSources {
     return [...this.entries.values()];
   }
 
+  /** True when `link` is the up link that serves `channelId` (its pushes may be stored). */
+  serves(link: HostLink, channelId: string): boolean {
+    return this.linkFor(channelId) === link;
+  }
+
   /** The up link that serves a channel, if any. */
   linkFor(channelId: string): HostLink | undefined {
     for (const r of this.links.values()) if (r.up && r.channels.includes(channelId)) return r.link;
@@ -92,10 +100,10 @@ export class ChannelSources {
   /** Opens links to hosts that serve our channels, closes links nobody needs. */
   refresh(): void {
     if (this.closed) return;
-    const token = this.deps.token();
+    const loggedIn = this.deps.loggedIn();
     const own = this.deps.ownSession();
     const wanted = new Map<string, { entry: TrackerEntry; channels: string[] }>();
-    if (token) {
+    if (loggedIn) {
       for (const c of this.deps.channels()) {
         const e = this.hostOf(c, own);
         if (!e) continue;
@@ -113,7 +121,7 @@ export class ChannelSources {
     }
     for (const [key, w] of wanted) {
       const r = this.links.get(key);
-      if (!r) this.open(key, w.entry, w.channels, token!);
+      if (!r) this.open(key, w.entry, w.channels);
       else if (!sameSet(r.channels, w.channels)) {
         const gone = r.channels.filter((id) => !w.channels.includes(id));
         r.channels = w.channels;
@@ -141,8 +149,9 @@ export class ChannelSources {
     return undefined;
   }
 
-  private open(key: string, entry: TrackerEntry, channels: string[], token: string): void {
-    const link = new HostLink(entry, token, this.deps.log);
+  private open(key: string, entry: TrackerEntry, channels: string[]): void {
+    const link = this.deps.dial(entry);
+    if (!link) return;
     const r: LinkRecord = { link, up: false, channels };
     this.links.set(key, r);
     link.on('up', () => {

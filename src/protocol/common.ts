@@ -5,7 +5,7 @@
 import { z } from 'zod';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Longest message text, in characters (UTF-16 code units, as JavaScript counts them). */
 export const MAX_TEXT = 4000;
 
@@ -45,7 +45,12 @@ export const MessageText = z
   .refine((s) => s.trim().length > 0, 'text: must not be blank');
 /** Hybrid logical clock reading: physical milliseconds and a logical counter. */
 export const HlcTime = z.object({
-  ts: z.number().int().min(0).max(8.64e15),
+  /** Milliseconds since the epoch; 48 bits, as message ids carry it (shared/message-id.ts). */
+  ts: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 48 - 1),
   lc: z.number().int().min(0).max(0xffff),
 });
 export const Port = z.number().int().min(1).max(65535);

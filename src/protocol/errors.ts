@@ -30,6 +30,11 @@ export const ERRORS = {
     message: 'a different message with that id already exists',
   },
   E_NOT_FOUND: { status: 404, message: 'no such resource' },
+  E_CLOCK_SKEW: {
+    status: 400,
+    message: "the message's time is too far ahead of this replica's clock",
+  },
+  E_STORAGE_FULL: { status: 507, message: 'the storage of this replica is full; try again later' },
   E_STREAM_NOT_FOUND: { status: 404, message: 'no such live stream (or not one you may watch)' },
   E_BAD_SIGNATURE: {
     status: 403,
@@ -60,11 +65,18 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 /** An error that carries a catalogue code across process and protocol boundaries. */
 export class HchatError extends Error {
   readonly code: ErrorCode;
+  /** For E_RATE_LIMITED and the like: when trying again may succeed. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
     super(message ?? ERRORS[code].message, options);
     this.name = 'HchatError';
     this.code = code;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   /** HTTP status for the local API. */
@@ -72,13 +84,24 @@ export class HchatError extends Error {
     return ERRORS[this.code].status;
   }
 
-  /** The `{code, message}` shape used on the wire and in HTTP bodies. */
-  toWire(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  /** The `{code, message, retryAfterMs?}` shape used on the wire and in HTTP bodies. */
+  toWire(): { code: ErrorCode; message: string; retryAfterMs?: number } {
+    return this.retryAfterMs === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, retryAfterMs: this.retryAfterMs };
   }
 
   /** Rebuilds an error received from the other end; unknown codes become E_INTERNAL. */
-  static fromWire(e: { code: string; message: string }): HchatError {
-    return new HchatError(isErrorCode(e.code) ? e.code : 'E_INTERNAL', e.message);
+  static fromWire(e: { code: string; message: string; retryAfterMs?: number }): HchatError {
+    return new HchatError(isErrorCode(e.code) ? e.code : 'E_INTERNAL', e.message, {
+      retryAfterMs: e.retryAfterMs,
+    });
+  }
+
+  /** E_RATE_LIMITED for a wait of `ms` milliseconds. */
+  static rateLimited(what: string, ms: number): HchatError {
+    return new HchatError('E_RATE_LIMITED', `${what}; try again in ${Math.ceil(ms / 1000)} s`, {
+      retryAfterMs: ms,
+    });
   }
 }

@@ -36,34 +36,51 @@ export class FrameDecoder {
   private buffered = 0;
   private need = -1; // body length of the frame being read; -1 while reading the header
 
-  constructor(private readonly maxFrame: number = DEFAULT_MAX_FRAME) {}
+  constructor(private maxFrame: number = DEFAULT_MAX_FRAME) {}
+
+  /** Changes the maximum for frames not yet started (a small cap before authentication). */
+  setMaxFrame(n: number): void {
+    this.maxFrame = n;
+  }
 
   /** Appends bytes and returns the frames they complete, decoded, in order. */
   push(data: Buffer): Record<string, unknown>[] {
+    this.feed(data);
     const out: Record<string, unknown>[] = [];
+    for (let f = this.next(); f !== undefined; f = this.next()) out.push(f);
+    return out;
+  }
+
+  /** Appends bytes without decoding them yet (see next). */
+  feed(data: Buffer): void {
     if (data.length > 0) {
       this.chunks.push(data);
       this.buffered += data.length;
     }
-    for (;;) {
-      if (this.need < 0) {
-        if (this.buffered < HEADER_BYTES) return out;
-        const header = this.take(HEADER_BYTES);
-        const len = header.readUInt32BE(0);
-        if (len > this.maxFrame) {
-          throw new HchatError(
-            'E_FRAME_TOO_LARGE',
-            `frame of ${len} bytes exceeds the maximum of ${this.maxFrame}`,
-          );
-        }
-        if (len === 0) throw new HchatError('E_BAD_FRAME', 'empty frame');
-        this.need = len;
+  }
+
+  /**
+   * The next whole frame, or undefined until more bytes come. One frame at a time, so that the
+   * caller may change the maximum between frames (after authentication).
+   */
+  next(): Record<string, unknown> | undefined {
+    if (this.need < 0) {
+      if (this.buffered < HEADER_BYTES) return undefined;
+      const header = this.take(HEADER_BYTES);
+      const len = header.readUInt32BE(0);
+      if (len > this.maxFrame) {
+        throw new HchatError(
+          'E_FRAME_TOO_LARGE',
+          `frame of ${len} bytes exceeds the maximum of ${this.maxFrame}`,
+        );
       }
-      if (this.buffered < this.need) return out;
-      const body = this.take(this.need);
-      this.need = -1;
-      out.push(parseBody(body));
+      if (len === 0) throw new HchatError('E_BAD_FRAME', 'empty frame');
+      this.need = len;
     }
+    if (this.buffered < this.need) return undefined;
+    const body = this.take(this.need);
+    this.need = -1;
+    return parseBody(body);
   }
 
   /** Bytes held that do not yet form a whole frame. */

@@ -1,36 +1,53 @@
 /**
  * The peer ↔ peer link (P2P, TCP), same framing as the server link (frame.ts). This version has
- * the opening handshake (`peer_connect`, SPEC §2 step 4): the connecting peer proves who it is with
- * the session token the central server signed, and the accepting peer checks the signature with
- * the server's public key, without asking the server. After it, the envelope of rpc.ts carries
+ * the opening handshake (`peer_connect`, SPEC §2 step 4): each side presents the key certificate
+ * the central server signed and signs the handshake transcript with the certified key
+ * (shared/handshake.ts), so each proves who it is without showing a secret and without asking
+ * the server. After it, the envelope of rpc.ts carries
  * channel traffic: a member reads, posts and subscribes to the channels this host hosts
  * (docs/PROTOCOL.md §4), and viewers control livestreams (stream-ops.ts, §5). On this link a
  * message's `seq` is the host's sequence number.
  */
 import { z } from 'zod';
-import { Role, SessionId, StoredMessage, Uuid } from './common.js';
+import { StoredMessage, Uuid } from './common.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { STREAM_EVENTS, STREAM_OPS } from './stream-ops.js';
 
-/** First frame of the connecting peer. */
+const Nonce = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 random bytes, base64url');
+const Sig = z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url');
+const Cert = z.string().min(1).max(2000);
+const MaxFrame = z
+  .number()
+  .int()
+  .min(64 * 1024)
+  .max(64 * 1024 * 1024);
+
+/** First frame of the connecting peer: its key certificate and a fresh nonce. */
 export const PeerHello = z.object({
   t: z.literal('hello'),
   v: z.number().int(),
   role: z.literal('peer'),
-  token: z.string().min(1).max(2000),
+  cert: Cert,
+  nonce: Nonce,
+  /** Largest frame this side accepts (default 1 MiB). */
+  maxFrame: MaxFrame.optional(),
 });
 
-/** Answer of the accepting peer once the token holds. */
+/** Answer of the accepting peer: its certificate, its nonce, and its transcript signature. */
 export const PeerHelloAck = z.object({
   t: z.literal('hello'),
   v: z.number().int(),
   role: z.literal('host'),
-  username: z.string(),
-  sessionId: SessionId,
-  userRole: Role,
+  cert: Cert,
+  nonce: Nonce,
+  sig: Sig,
   heartbeatMs: z.number().int().positive(),
   timeoutMs: z.number().int().positive(),
+  maxFrame: MaxFrame.optional(),
 });
+
+/** Third frame, from the connecting peer: its transcript signature. */
+export const PeerAuth = z.object({ t: z.literal('auth'), sig: Sig });
 
 /** Operations a member (or visitor) calls on a host, and a viewer on a streamer. */
 export const P2P_OPS = { ...CHANNEL_OPS, ...STREAM_OPS } as const;

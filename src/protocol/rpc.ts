@@ -9,7 +9,12 @@
  */
 import { z } from 'zod';
 
-export const WireError = z.object({ code: z.string().max(64), message: z.string().max(1000) });
+export const WireError = z.object({
+  code: z.string().max(64),
+  message: z.string().max(1000),
+  /** When a retry may succeed (E_RATE_LIMITED). */
+  retryAfterMs: z.number().int().min(0).max(86_400_000).optional(),
+});
 export const Request = z.object({
   t: z.literal('req'),
   id: z.number().int().min(0).max(0xffffffff),

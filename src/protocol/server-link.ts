@@ -34,6 +34,13 @@ export const ClientHello = z.object({
   v: z.number().int(),
   role: z.literal('peer'),
   agent: z.string().max(100).optional(),
+  /** Largest frame this peer accepts (default 1 MiB): answers are cut to fit it. */
+  maxFrame: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(64 * 1024 * 1024)
+    .optional(),
 });
 export const ServerHello = z.object({
   t: z.literal('hello'),
@@ -48,7 +55,8 @@ export const ServerHello = z.object({
   publicKey: z.string(),
 });
 
-const Empty = z.object({}).strict();
+// Forward compatible (PROTOCOL.md §1): unknown members of any body are ignored.
+const Empty = z.object({});
 /** A message with its author, as a host forwards it. */
 const AuthoredMessage = NewMessage.extend({ author: Username });
 const ForwardResult = z.union([
@@ -76,7 +84,12 @@ export const OPS = {
     SessionWithToken,
   ),
   visitor: op('anyone', z.object({ name: VisitorName, publicKey: PublicKey }), SessionWithToken),
-  resume: op('anyone', z.object({ token: z.string().max(2000) }), Session),
+  /** Re-attaches a saved session; the answer carries a renewed certificate of its key. */
+  resume: op(
+    'anyone',
+    z.object({ token: z.string().max(2000) }),
+    Session.extend({ cert: z.string() }),
+  ),
   logout: op('session', Empty, Empty),
   submit_info: op(
     'session',
@@ -133,6 +146,11 @@ export const EVENTS = {
   peer_left: z.object({ entry: TrackerEntry }),
   /** To the channel owner's sessions: a user joined one of their channels. */
   member_joined: z.object({ channelId: Uuid, username: Username }),
+  /**
+   * To the sessions of users who share a channel with the session's user: that session was
+   * revoked (logout); P2P links that it opened are closed, and new ones refused.
+   */
+  session_revoked: z.object({ sessionId: SessionId }),
 } as const;
 
 export type EventName = keyof typeof EVENTS;

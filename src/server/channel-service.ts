@@ -10,6 +10,9 @@ import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { BAD_SIGNATURE, type MessageVerifier } from '../shared/signing.js';
 import type { VerifyPool } from './verify-pool.js';
+import type { RateLimiter } from '../shared/rate-limit.js';
+import { storageError } from '../store/sqlite.js';
+import { fitPage, pageBudget } from '../protocol/page-budget.js';
 import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
 import type { BusEvent, EventBus } from './bus.js';
 import type { Conn, Session } from './conn.js';
@@ -45,6 +48,10 @@ export interface ChannelDeps {
   /** Threads that check posts' signatures off the event loop (absent: checked inline). */
   verifyPool?: VerifyPool;
   counts: MessageCounts;
+  /** Channels one user may own. */
+  channelsPerAccount: number;
+  /** Posts per user (RATE_LIMITS). */
+  postLimiter: RateLimiter;
   /** Connections of a user on this instance (lower-case name). */
   connsOf(username: string): Iterable<Conn>;
   /** Answers a request with an error (and logs it). */
@@ -66,6 +73,13 @@ export class ChannelService {
   constructor(private readonly d: ChannelDeps) {}
 
   createChannel(conn: Conn, b: OpReq<'channel_create'>): Channel {
+    const owned = this.d.store.ownedChannels(conn.session!.username);
+    if (owned >= this.d.channelsPerAccount) {
+      throw new HchatError(
+        'E_FORBIDDEN',
+        `an account may own at most ${this.d.channelsPerAccount} channels`,
+      );
+    }
     const channel: Channel = {
       id: b.id,
       name: b.name,
@@ -145,18 +159,22 @@ export class ChannelService {
   history(conn: Conn, b: OpReq<'history'>): OpRes<'history'> {
     this.readable(conn.session!, b.channelId);
     const page = this.d.store.history(b.channelId, b.limit, b.before);
+    // The newest messages that fit the peer's frame limit; hasMore says older ones remain.
+    const fit = fitPage(page.messages, pageBudget(conn.fs.peerMaxFrame), 'end');
     this.d.log.write('fetch', {
       peer: conn.name,
       channel: b.channelId,
-      count: page.messages.length,
+      count: fit.items.length,
       before: b.before,
     });
-    return page;
+    return { messages: fit.items, hasMore: page.hasMore || fit.cut };
   }
 
   sync(conn: Conn, b: OpReq<'sync'>): OpRes<'sync'> {
     this.readable(conn.session!, b.channelId);
-    const messages = this.d.store.since(b.channelId, b.since, b.limit);
+    const all = this.d.store.since(b.channelId, b.since, b.limit);
+    // Cut to the peer's frame limit; lastSeq tells it that more remains.
+    const messages = fitPage(all, pageBudget(conn.fs.peerMaxFrame), 'start').items;
     const lastSeq = this.d.store.lastSeq(b.channelId);
     this.d.log.write('sync', {
       peer: conn.name,
@@ -208,7 +226,7 @@ export class ChannelService {
       this.refuseForward(s, m),
     );
     const positions = outcome.flatMap((o, i) => (o === undefined ? [i] : []));
-    const stored = this.d.store.insertMessages(
+    const stored = this.storeBatch(
       positions.map((i) => {
         const { author, ...message } = b.messages[i]!;
         return { message, author };
@@ -245,6 +263,15 @@ export class ChannelService {
     return { results };
   }
 
+  /** Inserts a batch; a full disk is E_STORAGE_FULL for the whole request. */
+  private storeBatch(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
+    try {
+      return this.d.store.insertMessages(batch);
+    } catch (err) {
+      throw storageError(err) ?? err;
+    }
+  }
+
   /** Why a forwarded message is refused, or undefined when it may be stored. */
   private refuseForward(
     s: Session,
@@ -274,6 +301,8 @@ export class ChannelService {
     const c = this.channel(b.message.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
+    const wait = this.d.postLimiter.take(s.username.toLowerCase());
+    if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
     const insert = { message: b.message, author: s.username };
     const pool = this.d.verifyPool;
     if (!pool) {
@@ -305,7 +334,17 @@ export class ChannelService {
     const batch = this.posts;
     if (batch.length === 0 || this.closed) return;
     this.posts = [];
-    const results = this.d.store.insertMessages(batch.map((p) => p.insert));
+    let results: (InsertResult | HchatError)[];
+    try {
+      results = this.d.store.insertMessages(batch.map((p) => p.insert));
+    } catch (err) {
+      // A storage error (a full disk) fails this batch's posts, never the server: each poster
+      // hears why, its outbox tries again later, and nothing stored before is touched.
+      const e = storageError(err);
+      if (!e) console.error('hchat server: storing a batch of posts failed:', err);
+      for (const p of batch) this.d.answerError(p.conn, p.reqId, 'post', e ?? err);
+      return;
+    }
     for (let i = 0; i < batch.length; i++) {
       const { conn, reqId, insert } = batch[i]!;
       const r = results[i]!;

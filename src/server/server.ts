@@ -38,6 +38,8 @@ import {
 } from './accounts.js';
 import { verifyToken } from '../shared/tokens.js';
 import { MessageVerifier } from '../shared/signing.js';
+import { ACCOUNT_LIMITS, MESSAGE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
+import { RateLimiter } from '../shared/rate-limit.js';
 
 /** Settings of a server process (validated by the CLI before they get here). */
 export interface ServerOptions {
@@ -59,6 +61,17 @@ export interface ServerOptions {
    * machines here the bench showed no gain (bench/README.md); it is for bigger machines.
    */
   verifyThreads?: number;
+  /** ε: messages stamped further ahead of this server's clock are refused (E_CLOCK_SKEW). */
+  maxClockSkewMs?: number;
+  /** Lifetime of key certificates (renewed at each resume). */
+  certTtlMs?: number;
+  /** Live sessions per account; a login past it revokes the oldest. */
+  sessionsPerAccount?: number;
+  /** Channels one user may own. */
+  channelsPerAccount?: number;
+  /** Posts per second per user, sustained, and the burst allowed above it. */
+  postsPerSecond?: number;
+  postBurst?: number;
 }
 
 /** A running central server. */
@@ -87,6 +100,8 @@ export class CentralServer {
   private readonly sweeper: NodeJS.Timeout;
   private nextConnId = 1;
   private closing = false;
+  private readonly certTtlMs: number;
+  private readonly sessionsPerAccount: number;
 
   private constructor(opts: ServerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -95,11 +110,20 @@ export class CentralServer {
     this.bus = opts.bus ?? new LocalBus();
     this.signer = TokenSigner.loadOrCreate(opts.dataDir);
     this.verifyPool = opts.verifyThreads ? new VerifyPool(opts.verifyThreads) : undefined;
+    this.certTtlMs = opts.certTtlMs ?? MESSAGE_LIMITS.certTtlMs;
+    this.sessionsPerAccount = opts.sessionsPerAccount ?? ACCOUNT_LIMITS.sessionsPerAccount;
     this.channels = new ChannelService({
       store: this.store,
       bus: this.bus,
       log: this.log,
-      verifier: new MessageVerifier(() => this.signer.publicKey),
+      verifier: new MessageVerifier(() => this.signer.publicKey, {
+        maxClockSkewMs: opts.maxClockSkewMs,
+      }),
+      channelsPerAccount: opts.channelsPerAccount ?? ACCOUNT_LIMITS.channelsPerAccount,
+      postLimiter: new RateLimiter(
+        opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
+        opts.postBurst ?? RATE_LIMITS.postBurst,
+      ),
       verifyPool: this.verifyPool,
       counts: this.counts,
       connsOf: (username) => this.byUser.get(username) ?? [],
@@ -214,6 +238,7 @@ export class CentralServer {
         );
       }
       conn.helloDone = true;
+      if (hello.data.maxFrame) conn.fs.peerMaxFrame = hello.data.maxFrame;
       conn.fs.sendEncoded(this.helloFrame);
       return;
     }
@@ -272,7 +297,7 @@ export class CentralServer {
       return;
     }
     const result = await this.run(conn, op, parsed.data);
-    if (conn.fs.isOpen) conn.fs.send({ t: 'res', id, body: result });
+    if (conn.fs.isOpen) conn.fs.answer(id, result);
   }
 
   private async run(conn: Conn, op: Exclude<OpName, 'post'>, body: unknown): Promise<unknown> {
@@ -351,19 +376,31 @@ export class CentralServer {
   ): OpRes<'login'> {
     const sessionId = newSessionId();
     const iat = Date.now();
-    this.store.createSession({ sessionId, username, role, createdAt: iat });
+    this.store.createSession({ sessionId, username, role, createdAt: iat, publicKey });
+    // At most sessionsPerAccount live sessions: a new login retires the oldest ones.
+    if (role === 'user') {
+      const live = this.store.liveSessions(username, role);
+      for (const old of live.slice(0, Math.max(0, live.length - this.sessionsPerAccount)))
+        this.revoke(old.sessionId, username);
+    }
     const token = this.signer.sign({ typ: 'session', sid: sessionId, u: username, r: role, iat });
-    // The session's message key, certified: every node can check this session's messages.
-    const cert = this.signer.sign({
+    const session = { sessionId, username, role };
+    this.attachSession(conn, session);
+    return { ...session, token, cert: this.certify(session, publicKey) };
+  }
+
+  /** The session's message key, certified: every node can check this session's messages. */
+  private certify(s: Session, publicKey: string): string {
+    const iat = Date.now();
+    return this.signer.sign({
       typ: 'key',
-      sid: sessionId,
-      u: username,
-      r: role,
+      sid: s.sessionId,
+      u: s.username,
+      r: s.role,
       pk: publicKey,
       iat,
+      exp: iat + this.certTtlMs,
     });
-    this.attachSession(conn, { sessionId, username, role });
-    return { username, role, sessionId, token, cert };
   }
 
   private resume(conn: Conn, b: OpReq<'resume'>): OpRes<'resume'> {
@@ -373,16 +410,45 @@ export class CentralServer {
     if (!claims || !s || s.revoked || s.username !== claims.u || s.role !== claims.r) {
       throw new HchatError('E_SESSION_INVALID');
     }
+    if (!s.publicKey) throw new HchatError('E_SESSION_INVALID', 'session predates key renewal');
     const session = { sessionId: s.sessionId, username: s.username, role: s.role };
     this.attachSession(conn, session);
-    return session;
+    return { ...session, cert: this.certify(session, s.publicKey) };
   }
 
   private logout(conn: Conn): OpRes<'logout'> {
     const s = conn.session!;
-    this.store.revokeSession(s.sessionId);
     this.detachSession(conn);
+    this.revoke(s.sessionId, s.username, conn.subs);
     return {};
+  }
+
+  /**
+   * Revokes a session: its token and certificate stop working here, its connections close, and
+   * the peers that may hold P2P links from it (users sharing a channel with it) are told, so they
+   * drop those links and refuse new ones.
+   */
+  private revoke(sessionId: string, username: string, viewed?: Iterable<string>): void {
+    this.store.revokeSession(sessionId);
+    for (const c of this.byUser.get(username.toLowerCase()) ?? []) {
+      if (c.session?.sessionId === sessionId) {
+        this.detachSession(c);
+        c.fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked (logged in elsewhere)'));
+      }
+    }
+    const channels = new Set(viewed ?? []);
+    for (const c of this.store.channelsOf(username)) channels.add(c.id);
+    const frame = encodeFrame({ t: 'ev', ev: 'session_revoked', body: { sessionId } });
+    const told = new Set<Conn>();
+    for (const id of channels) {
+      for (const member of this.store.members(id)) {
+        for (const c of this.byUser.get(member.toLowerCase()) ?? []) {
+          if (told.has(c) || c.session?.sessionId === sessionId) continue;
+          told.add(c);
+          c.fs.sendEncoded(frame);
+        }
+      }
+    }
   }
 
   private attachSession(conn: Conn, s: Session): void {

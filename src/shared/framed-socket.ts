@@ -4,7 +4,7 @@
  * ends the connection with an error frame when the other end breaks the protocol.
  */
 import type net from 'node:net';
-import { FrameDecoder, encodeFrame } from '../protocol/frame.js';
+import { DEFAULT_MAX_FRAME, FrameDecoder, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import { HchatError } from '../protocol/errors.js';
 
 /** Bytes queued towards one socket before it is closed as a slow consumer. */
@@ -39,6 +39,8 @@ export class FramedSocket {
   private closeReason: HchatError | undefined;
   /** When the last frame arrived (ms since epoch): liveness for heartbeats. */
   lastSeen = Date.now();
+  /** The largest frame the other end accepts (from its hello; 1 MiB unless it said). */
+  peerMaxFrame = DEFAULT_MAX_FRAME;
 
   constructor(
     readonly socket: net.Socket,
@@ -70,9 +72,29 @@ export class FramedSocket {
     return !this.closed && !this.socket.destroyed;
   }
 
+  /** Changes the largest frame accepted from now on (small before authentication). */
+  setMaxFrame(n: number): void {
+    this.decoder.setMaxFrame(n);
+  }
+
   /** Encodes and sends one frame. */
   send(obj: object): void {
     this.sendEncoded(encodeFrame(obj));
+  }
+
+  /**
+   * Answers request `id` with `body`, unless the answer would exceed what the other end accepts:
+   * then with E_FRAME_TOO_LARGE for that request alone (a frame it cannot take would end the
+   * link). Pages are cut to fit before they get here (protocol/page-budget.ts).
+   */
+  answer(id: number, body: unknown): void {
+    const frame = encodeFrame({ t: 'res', id, body });
+    if (frame.length - HEADER_BYTES <= this.peerMaxFrame) return this.sendEncoded(frame);
+    const e = new HchatError(
+      'E_FRAME_TOO_LARGE',
+      `the answer (${frame.length} bytes) exceeds your maximum frame of ${this.peerMaxFrame}`,
+    );
+    this.send({ t: 'res', id, error: e.toWire() });
   }
 
   /** Sends bytes already encoded as a frame (a broadcast encoded once for many sockets). */
@@ -130,21 +152,28 @@ export class FramedSocket {
     if (this.closed) return;
     this.lastSeen = Date.now();
     if (this.stats) this.stats.bytesIn += chunk.length;
-    let frames: Record<string, unknown>[];
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (err) {
-      this.fail(err as HchatError);
-      return;
-    }
-    if (this.stats) this.stats.framesIn += frames.length;
-    for (const f of frames) {
-      if (this.closed) return;
+    this.decoder.feed(chunk);
+    // One frame at a time: a handler may change the frame cap for the frames after it.
+    while (!this.closed) {
+      let f: Record<string, unknown> | undefined;
+      try {
+        f = this.decoder.next();
+      } catch (err) {
+        this.fail(err as HchatError);
+        return;
+      }
+      if (f === undefined) return;
+      if (this.stats) this.stats.framesIn++;
       try {
         this.handlers.frame(f);
       } catch (err) {
+        // Nothing a peer sends may end the process: a protocol error closes this link with its
+        // code; anything else (a bug, a storage error) closes it with E_INTERNAL and is reported.
         if (err instanceof HchatError) this.fail(err);
-        else throw err;
+        else {
+          console.error('hchat: closing a connection after an unexpected error:', err);
+          this.fail(new HchatError('E_INTERNAL'));
+        }
       }
     }
   }

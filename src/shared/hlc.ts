@@ -4,6 +4,7 @@
  * every reading it made or saw before, whatever the wall clock does.
  */
 import { v7 as uuidv7 } from 'uuid';
+import { MESSAGE_LIMITS } from './limits.js';
 
 /** One reading of the clock. */
 export interface HlcTime {
@@ -17,7 +18,11 @@ const MAX_LC = 0xffff;
 export class HybridClock {
   private last: HlcTime = { ts: 0, lc: 0 };
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** ε: readings further ahead of the wall clock than this are never observed. */
+    private readonly maxSkewMs: number = MESSAGE_LIMITS.maxClockSkewMs,
+  ) {}
 
   /** A new reading for a local event (a message this node writes). */
   tick(): HlcTime {
@@ -27,8 +32,13 @@ export class HybridClock {
     return { ...this.last };
   }
 
-  /** Takes in a reading seen on a received message, so later ticks order after it. */
+  /**
+   * Takes in a reading seen on a received message, so later ticks order after it. A reading more
+   * than ε ahead of the wall clock is ignored (such messages are refused anyway): one poisoned
+   * message must never drag this clock into the future.
+   */
   observe(seen: HlcTime): void {
+    if (seen.ts - this.now() > this.maxSkewMs) return;
     if (compareHlc(seen, this.last) > 0) this.last = { ts: seen.ts, lc: seen.lc };
   }
 

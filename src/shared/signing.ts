@@ -11,6 +11,8 @@ import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
 import { verifyEd25519 } from './ed25519.js';
 import { verifyCert, type CertClaims } from './tokens.js';
+import { messageId } from './message-id.js';
+import { MESSAGE_LIMITS } from './limits.js';
 
 /** The signed fields of a message, with its signature and certificate. */
 export interface Signed {
@@ -82,11 +84,33 @@ export interface SignatureCheck {
 export const BAD_SIGNATURE = () =>
   new HchatError('E_BAD_SIGNATURE', 'signature does not match the message');
 
-/** Verifies messages against the server's key, remembering certificates it already checked. */
+/** Settings of a verifier. */
+export interface VerifierOptions {
+  /** ε: how far ahead of `now` a message may be stamped (MESSAGE_LIMITS.maxClockSkewMs). */
+  maxClockSkewMs?: number;
+  /** This replica's wall clock. */
+  now?: () => number;
+}
+
+/**
+ * The one decision "is this message authentic and acceptable here?", made alike by the server,
+ * hosts and members (SPEC §7): its time is at most ε ahead of our clock; its id is the hash of
+ * its content (shared/message-id.ts); its certificate is the server's, for a user (never a
+ * visitor), for this author, and had not expired when the message was written; and its
+ * signature verifies with the certified key. Certificates already checked are remembered.
+ */
 export class MessageVerifier {
   private readonly certs = new Map<string, { claims: CertClaims; key: Buffer } | null>();
+  private readonly maxSkew: number;
+  private readonly now: () => number;
 
-  constructor(private readonly serverKey: () => crypto.KeyObject | undefined) {}
+  constructor(
+    private readonly serverKey: () => crypto.KeyObject | undefined,
+    opts: VerifierOptions = {},
+  ) {
+    this.maxSkew = opts.maxClockSkewMs ?? MESSAGE_LIMITS.maxClockSkewMs;
+    this.now = opts.now ?? Date.now;
+  }
 
   /** Undefined when the message is authentic; else the reason it is refused. */
   check(m: Signed): HchatError | undefined {
@@ -96,24 +120,48 @@ export class MessageVerifier {
   }
 
   /**
-   * The checks that need no signature verification (certificate, author), and the inputs of the
-   * one that does, so that a pool of threads can run it (server/verify-pool.ts).
+   * The checks that need no signature verification (clock, id, certificate, author), and the
+   * inputs of the one that does, so that a pool of threads can run it (server/verify-pool.ts).
    */
   prepare(m: Signed): HchatError | SignatureCheck {
+    const ahead = m.ts - this.now();
+    if (ahead > this.maxSkew) {
+      return new HchatError(
+        'E_CLOCK_SKEW',
+        `message stamped ${Math.round(ahead / 1000)} s ahead of this replica's clock (at most ${this.maxSkew / 1000} s)`,
+      );
+    }
+    if (messageId(m) !== m.id)
+      return new HchatError(
+        'E_BAD_SIGNATURE',
+        "message id is not derived from the message's content",
+      );
     const c = this.cert(m.cert);
     if (!c)
       return new HchatError('E_BAD_SIGNATURE', 'certificate not signed by the central server');
+    if (c.claims.r !== 'user')
+      return new HchatError('E_BAD_SIGNATURE', "certificate is a visitor's: visitors cannot write");
     if (c.claims.u.toLowerCase() !== m.author.toLowerCase()) {
       return new HchatError(
         'E_BAD_SIGNATURE',
         `certificate is ${c.claims.u}'s, message claims ${m.author}`,
       );
     }
+    if (m.ts > c.claims.exp)
+      return new HchatError(
+        'E_BAD_SIGNATURE',
+        'certificate had expired when the message was written',
+      );
     return {
       data: canonical(m),
       sig: Buffer.from(m.sig, 'base64url'),
       key: c.key,
     };
+  }
+
+  /** The claims of a certificate the server signed, or undefined. */
+  certClaims(cert: string): CertClaims | undefined {
+    return this.cert(cert)?.claims;
   }
 
   private cert(cert: string): { claims: CertClaims; key: Buffer } | null {

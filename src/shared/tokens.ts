@@ -20,7 +20,10 @@ export interface TokenClaims {
   iat: number;
 }
 
-/** What a key certificate vouches for: session `sid` of user `u` signs with key `pk`. */
+/**
+ * What a key certificate vouches for: session `sid` of account (`r`, `u`) signs with key `pk`
+ * until `exp`. The account is the pair: a visitor named bob is never the user bob.
+ */
 export interface CertClaims {
   typ: 'key';
   sid: string;
@@ -29,6 +32,8 @@ export interface CertClaims {
   /** Raw Ed25519 public key, base64url. */
   pk: string;
   iat: number;
+  /** Expiry, ms since the epoch: links refuse it after, messages stamped after it fail. */
+  exp: number;
 }
 
 /** Signs claims with the server's private key. */
@@ -77,7 +82,12 @@ export function verifyToken(token: string, publicKey: crypto.KeyObject): TokenCl
 /** Checks a key certificate with the server's public key; undefined when it does not hold. */
 export function verifyCert(cert: string, publicKey: crypto.KeyObject): CertClaims | undefined {
   const c = verifySigned(cert, publicKey);
-  return c && c.typ === 'key' && validBase(c) && typeof c.pk === 'string'
+  return c &&
+    c.typ === 'key' &&
+    validBase(c) &&
+    typeof c.pk === 'string' &&
+    typeof c.exp === 'number' &&
+    typeof c.iat === 'number'
     ? (c as unknown as CertClaims)
     : undefined;
 }

@@ -260,6 +260,9 @@ export class PeerStore {
       hostCursor: db.prepare<[string], { cursor: number }>(
         'SELECT MIN(host_cursor) AS cursor FROM channels WHERE id = ?',
       ),
+      idAtHostSeq: db.prepare<[string, number], { id: string }>(
+        'SELECT id FROM messages WHERE channel_id = ? AND host_seq = ?',
+      ),
       hasHostSeq: db.prepare<[string, number], { one: number }>(
         'SELECT 1 AS one FROM messages WHERE channel_id = ? AND host_seq = ?',
       ),
@@ -364,6 +367,48 @@ export class PeerStore {
         else this.advanceHostCursor(c);
       }
       return fresh;
+    })();
+  }
+
+  /**
+   * Stores messages a host sent, numbered by its host seq; idempotent by id. A message whose
+   * host seq already numbers another message here is not stored (a host must number each message
+   * once): it is returned in `conflicts`.
+   */
+  storeFromHost(messages: readonly StoredMessage[]): {
+    fresh: StoredMessage[];
+    conflicts: StoredMessage[];
+  } {
+    return this.db.transaction(() => {
+      const fresh: StoredMessage[] = [];
+      const conflicts: StoredMessage[] = [];
+      const channels = new Set<string>();
+      for (const m of messages) {
+        const taken = this.q.idAtHostSeq.get(m.channelId, m.seq);
+        const before = this.q.getMessage.get(m.id);
+        if (
+          (taken && taken.id !== m.id) ||
+          (before?.host_seq != null && before.host_seq !== m.seq)
+        ) {
+          conflicts.push(m);
+          continue;
+        }
+        this.q.insertFromHost.run(
+          m.id,
+          m.channelId,
+          m.author,
+          m.ts,
+          m.lc,
+          m.text,
+          m.sig,
+          m.cert,
+          m.seq,
+        );
+        if (!before) fresh.push(m);
+        channels.add(m.channelId);
+      }
+      for (const c of channels) this.advanceHostCursor(c);
+      return { fresh, conflicts };
     })();
   }
 

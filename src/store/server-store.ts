@@ -21,6 +21,8 @@ export interface SessionRecord {
   role: Role;
   createdAt: number;
   revoked: boolean;
+  /** The session's message key (raw Ed25519, base64url), certified at login and each resume. */
+  publicKey: string;
 }
 
 /** A message to insert, with the author the server authenticated. */
@@ -43,6 +45,10 @@ export interface ServerStore {
   createSession(s: Omit<SessionRecord, 'revoked'>): void;
   getSession(sessionId: string): SessionRecord | undefined;
   revokeSession(sessionId: string): void;
+  /** A user's sessions that are not revoked, oldest first. */
+  liveSessions(username: string, role: Role): SessionRecord[];
+  /** How many channels a user owns. */
+  ownedChannels(username: string): number;
   createChannel(c: Channel): void;
   getChannel(id: string): Channel | undefined;
   listChannels(): Channel[];
@@ -111,6 +117,12 @@ const MIGRATIONS = [
   ALTER TABLE messages ADD COLUMN sig TEXT NOT NULL DEFAULT '';
   ALTER TABLE messages ADD COLUMN cert TEXT NOT NULL DEFAULT '';
   `,
+  // 3: the session's key is kept, so that resume can renew its certificate; per-user lookups.
+  `
+  ALTER TABLE sessions ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
+  CREATE INDEX sessions_live ON sessions(username, role, created_at) WHERE revoked = 0;
+  CREATE INDEX channels_owner ON channels(owner);
+  `,
 ];
 
 interface MessageRow {
@@ -131,6 +143,26 @@ interface ChannelRow {
   owner: string;
   allow_visitors: number;
   created_at: number;
+}
+
+interface SessionRow {
+  session_id: string;
+  username: string;
+  role: Role;
+  created_at: number;
+  revoked: number;
+  public_key: string;
+}
+
+function toSession(r: SessionRow): SessionRecord {
+  return {
+    sessionId: r.session_id,
+    username: r.username,
+    role: r.role,
+    createdAt: r.created_at,
+    revoked: r.revoked === 1,
+    publicKey: r.public_key,
+  };
 }
 
 function toChannel(r: ChannelRow): Channel {
@@ -178,12 +210,16 @@ export class SqliteServerStore implements ServerStore {
         'SELECT username, pass_hash FROM users WHERE username = ?',
       ),
       insertSession: db.prepare(
-        'INSERT INTO sessions (session_id, username, role, created_at) VALUES (?, ?, ?, ?)',
+        'INSERT INTO sessions (session_id, username, role, created_at, public_key) VALUES (?, ?, ?, ?, ?)',
       ),
-      getSession: db.prepare<
-        [string],
-        { session_id: string; username: string; role: Role; created_at: number; revoked: number }
-      >('SELECT * FROM sessions WHERE session_id = ?'),
+      getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE session_id = ?'),
+      liveSessions: db.prepare<[string, Role], SessionRow>(
+        `SELECT * FROM sessions WHERE username = ? AND role = ? AND revoked = 0
+         ORDER BY created_at, session_id`,
+      ),
+      ownedChannels: db.prepare<[string], { n: number }>(
+        'SELECT COUNT(*) AS n FROM channels WHERE owner = ? COLLATE NOCASE',
+      ),
       revokeSession: db.prepare('UPDATE sessions SET revoked = 1 WHERE session_id = ?'),
       insertChannel: db.prepare(
         'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES (?, ?, ?, ?, ?)',
@@ -250,20 +286,20 @@ export class SqliteServerStore implements ServerStore {
   }
 
   createSession(s: Omit<SessionRecord, 'revoked'>): void {
-    this.q.insertSession.run(s.sessionId, s.username, s.role, s.createdAt);
+    this.q.insertSession.run(s.sessionId, s.username, s.role, s.createdAt, s.publicKey);
   }
 
   getSession(sessionId: string): SessionRecord | undefined {
     const r = this.q.getSession.get(sessionId);
-    return (
-      r && {
-        sessionId: r.session_id,
-        username: r.username,
-        role: r.role,
-        createdAt: r.created_at,
-        revoked: r.revoked === 1,
-      }
-    );
+    return r && toSession(r);
+  }
+
+  liveSessions(username: string, role: Role): SessionRecord[] {
+    return this.q.liveSessions.all(username, role).map(toSession);
+  }
+
+  ownedChannels(username: string): number {
+    return this.q.ownedChannels.get(username)?.n ?? 0;
   }
 
   revokeSession(sessionId: string): void {

@@ -6,6 +6,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { HchatError } from '../protocol/errors.js';
+
+/**
+ * The catalogue error for a storage failure the other end should hear about (a full disk:
+ * E_STORAGE_FULL, retried later), or undefined for anything else (a bug: E_INTERNAL).
+ */
+export function storageError(err: unknown): HchatError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE')
+    return new HchatError('E_STORAGE_FULL', 'the disk is full; the message was not stored', {
+      retryAfterMs: 5000,
+    });
+  return undefined;
+}
 
 /** Opens (creating if needed) the database at `file` and applies pending migrations. */
 export function openDatabase(file: string, migrations: readonly string[]): Database.Database {

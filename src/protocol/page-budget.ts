@@ -1,0 +1,42 @@
+/**
+ * Pages that fit the receiver's frame limit (PROTOCOL.md §1): a page of items is cut, by bytes,
+ * so that the answer carrying it stays under the other end's `maxFrame`. The receiver learns
+ * that more remains (`hasMore`, `lastSeq` beyond its cursor, or `next`) and asks again, so
+ * nothing is lost and no answer ever breaks the link.
+ */
+import { FRAME_LIMITS } from '../shared/limits.js';
+
+/** Bytes an item takes inside a JSON array (its encoding and a comma). */
+export function itemBytes(item: unknown): number {
+  return Buffer.byteLength(JSON.stringify(item)) + 1;
+}
+
+/** The byte budget for a page's items in an answer to a receiver that takes `maxFrame` bytes. */
+export function pageBudget(maxFrame: number): number {
+  return Math.max(1024, maxFrame - FRAME_LIMITS.envelopeBytes);
+}
+
+/**
+ * The longest run of `items` that fits in `budget` bytes, kept from the start (oldest first:
+ * sync) or from the end (newest: a history page). At least one item is kept, if any (a single
+ * item always fits a frame: every item's size is bounded far below it). `cut` says whether some
+ * were left out.
+ */
+export function fitPage<T>(
+  items: readonly T[],
+  budget: number,
+  keep: 'start' | 'end',
+): { items: T[]; cut: boolean } {
+  let used = 0;
+  let n = 0;
+  for (; n < items.length; n++) {
+    const item = keep === 'start' ? items[n] : items[items.length - 1 - n];
+    used += itemBytes(item);
+    if (used > budget && n > 0) break;
+  }
+  if (n === items.length) return { items: [...items], cut: false };
+  return {
+    items: keep === 'start' ? items.slice(0, n) : items.slice(items.length - n),
+    cut: true,
+  };
+}
