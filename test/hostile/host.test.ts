@@ -1,0 +1,155 @@
+/**
+ * A malicious host against an honest member (issue 11, findings 2, 3, 4 and 6): mallory owns a
+ * channel that bob joined, and runs her own P2P endpoint from the protocol document. Whatever
+ * she sends, bob's peer keeps serving, shows only messages it verified, of the channel asked,
+ * never lets its clock be dragged ahead, and never hands her a secret.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { v7 as uuidv7 } from 'uuid';
+import { createTestnet, rawSession, signIn, waitFor, type TestPeer } from '../testnet.js';
+import { parseRecord } from '../../src/shared/connlog.js';
+import { announce, hostileHost, quietHost, sign, type HostileHandler } from './kit.js';
+
+function log(p: TestPeer) {
+  p.node.log.flush();
+  return fs
+    .readFileSync(path.join(p.dataDir, 'connections.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(parseRecord);
+}
+
+/** bob (an honest peer) joined mallory's channel; mallory's hostile endpoint is announced. */
+async function mallorysChannel(handler: HostileHandler) {
+  const net = await createTestnet({ peers: 1 });
+  const bob = net.peers[0]!;
+  await signIn(bob, 'bob');
+  const raw = await net.rawLink();
+  await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
+  const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+  const ch = await raw.request('channel_create', {
+    id: uuidv7(),
+    name: 'trap',
+    allowVisitors: false,
+  });
+  expect((await bob.call('POST', `/api/channels/${ch.id}/join`)).status).toBe(200);
+  const host = await hostileHost(mallory, handler);
+  await announce(raw, host.port, [ch.id]);
+  await waitFor(
+    () => host.conns.some((c) => c.frames.some((f) => f.t === 'auth')),
+    10_000,
+    'bob dials',
+  );
+  return { net, bob, raw, mallory, ch: ch.id, host };
+}
+
+describe('a malicious host', () => {
+  it('never receives a bearer token: the member proves itself by signature (finding 4)', async () => {
+    const { bob, host } = await mallorysChannel(quietHost());
+    const token = JSON.parse(fs.readFileSync(path.join(bob.dataDir, 'session.json'), 'utf8')).token;
+    const c = host.conns[0]!;
+    expect(c.frames[0]).toMatchObject({ t: 'hello', role: 'peer', cert: expect.any(String) });
+    expect(c.frames[0]).not.toHaveProperty('token');
+    // Not anywhere in the bytes, not even a piece of it.
+    expect(c.raw()).not.toContain(token.split('.')[1]!.slice(0, 40));
+    expect(c.raw()).not.toContain(token.split('.')[0]!.slice(0, 40));
+  });
+
+  it('cannot crash a member with two messages under one host seq (finding 2)', async () => {
+    let pushes: ((ev: string, body: unknown) => void) | undefined;
+    const { bob, mallory, ch, host } = await mallorysChannel((op, body, reply, push) => {
+      pushes = push;
+      quietHost()(op, body, reply, push);
+    });
+    const first = sign(mallory, { channelId: ch, text: 'first under seq 1' });
+    const second = sign(mallory, { channelId: ch, text: 'second under seq 1' });
+    await waitFor(() => pushes !== undefined);
+    pushes!('message', { channelId: ch, message: { ...first, author: 'mallory', seq: 1 } });
+    pushes!('message', { channelId: ch, message: { ...second, author: 'mallory', seq: 1 } });
+    await waitFor(() =>
+      log(bob).some(
+        (r) => r.ev === 'refused' && r.msg === second.id && r.code === 'E_MESSAGE_CONFLICT',
+      ),
+    );
+    // bob's peer still serves: it answers its API and kept the first message.
+    const page = await bob.call('GET', `/api/channels/${ch}/messages`);
+    expect(page.status).toBe(200);
+    expect(bob.node.store.getMessage(first.id)?.text).toBe('first under seq 1');
+    expect(bob.node.store.getMessage(second.id)).toBeUndefined();
+    expect(host.conns.length).toBeGreaterThan(0);
+  });
+
+  it("cannot poison a member's clock with a message from the far future (finding 3)", async () => {
+    let pushes: ((ev: string, body: unknown) => void) | undefined;
+    const { bob, mallory, ch } = await mallorysChannel((op, body, reply, push) => {
+      pushes = push;
+      quietHost()(op, body, reply, push);
+    });
+    const future = sign(mallory, { channelId: ch, text: 'from 2300', ts: 10_490_000_000_000 });
+    await waitFor(() => pushes !== undefined);
+    pushes!('message', { channelId: ch, message: { ...future, author: 'mallory', seq: 1 } });
+    await waitFor(() =>
+      log(bob).some((r) => r.ev === 'refused' && r.msg === future.id && r.code === 'E_CLOCK_SKEW'),
+    );
+    expect(bob.node.store.getMessage(future.id)).toBeUndefined();
+    // bob's own next message is stamped now, not after 2300.
+    const before = Date.now();
+    const mine = await bob.call('POST', `/api/channels/${ch}/messages`, { text: 'still now' });
+    const stored = bob.node.store.getMessage(mine.body.id)!;
+    expect(stored.ts).toBeGreaterThanOrEqual(before - 1000);
+    expect(stored.ts).toBeLessThan(Date.now() + 1000);
+  });
+
+  it('cannot show a member altered, invented or foreign messages in a page (finding 6)', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const bob = net.peers[0]!;
+    await signIn(bob, 'bob');
+    // bob also reads another channel, elsewhere: mallory must not be able to write into it.
+    const other = (await bob.call('POST', '/api/channels', { name: 'own', allowVisitors: false }))
+      .body.id;
+    const raw = await net.rawLink();
+    await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
+    const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+    const ch = (
+      await raw.request('channel_create', { id: uuidv7(), name: 'trap', allowVisitors: false })
+    ).id;
+    await bob.call('POST', `/api/channels/${ch}/join`);
+    const genuine = {
+      ...sign(mallory, { channelId: ch, text: 'genuine' }),
+      author: 'mallory',
+      seq: 1,
+    };
+    const altered = {
+      ...sign(mallory, { channelId: ch, text: 'original' }),
+      text: 'altered by the host',
+      author: 'mallory',
+      seq: 2,
+    };
+    const foreign = {
+      ...sign(mallory, { channelId: other, text: 'into your channel' }),
+      author: 'mallory',
+      seq: 3,
+    };
+    let pushes: ((ev: string, body: unknown) => void) | undefined;
+    const host = await hostileHost(mallory, (op, body, reply, push) => {
+      pushes = push;
+      quietHost({
+        history: () => ({ messages: [genuine, altered, foreign], hasMore: false }),
+      })(op, body, reply, push);
+    });
+    await announce(raw, host.port, [ch]);
+    await waitFor(
+      async () => (await bob.call('GET', `/api/channels/${ch}/messages`)).body.source === 'host',
+    );
+    const page = await bob.call('GET', `/api/channels/${ch}/messages`);
+    expect(page.body.messages.map((m: any) => m.text)).toEqual(['genuine']);
+    // A pushed message of another channel is not stored either.
+    pushes!('message', { channelId: other, message: foreign });
+    await waitFor(() => log(bob).some((r) => r.ev === 'refused' && r.msg === foreign.id));
+    expect(bob.node.store.getMessage(foreign.id)).toBeUndefined();
+    const own = await bob.call('GET', `/api/channels/${other}/messages`);
+    expect(own.body.messages).toEqual([]);
+  });
+});
