@@ -1,0 +1,198 @@
+/**
+ * A malicious member or server-side client against an honest host and the server (issue 11,
+ * findings 3, 4, 5, 7, 8, 15): forged posts over P2P, messages from the future, id squatting,
+ * visitor certificates passed off as users', post floods, and a revoked session's links.
+ */
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { v7 as uuidv7 } from 'uuid';
+import {
+  createTestnet,
+  rawHostLink,
+  rawSession,
+  signIn,
+  waitFor,
+  type RawSession,
+} from '../testnet.js';
+import { sign } from './kit.js';
+import { messageId } from '../../src/shared/message-id.js';
+import type { ServerLink } from '../../src/peer/server-link.js';
+
+/** alice hosts "general" on her peer; bob is a member on a raw link (no peer of his own). */
+async function hostedWithRawBob() {
+  const net = await createTestnet({ peers: 1 });
+  const alice = net.peers[0]!;
+  await signIn(alice, 'alice');
+  const ch = (await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false }))
+    .body.id as string;
+  const raw = await net.rawLink();
+  await raw.request('register', { username: 'bob', password: 'bob-pw-1' });
+  const bob = await rawSession(raw, { username: 'bob', password: 'bob-pw-1' });
+  await raw.request('channel_join', { channelId: ch });
+  await waitFor(() => alice.node.store.isMember(ch, 'bob'));
+  const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
+  return { net, alice, ch, raw, bob, entry };
+}
+
+describe('the host checks every post exactly as the server does (finding 5)', () => {
+  it('refuses tampered, uncertified, borrowed and unsigned posts over P2P', async () => {
+    const { net, alice, ch, bob, entry } = await hostedWithRawBob();
+    const carolRaw = await net.rawLink();
+    await carolRaw.request('register', { username: 'carol', password: 'carol-pw' });
+    const carol = await rawSession(carolRaw, { username: 'carol', password: 'carol-pw' });
+    const link = rawHostLink(entry, bob);
+    await link.start();
+    const good = sign(bob, { channelId: ch, text: 'hello' });
+    const tampered = { ...good, text: 'hellO' };
+    tampered.id = messageId({ ...tampered, author: 'bob' });
+    const selfMade = crypto.generateKeyPairSync('ed25519');
+    const fakeCert = `${Buffer.from(JSON.stringify({ typ: 'key', sid: 'x'.repeat(22), u: 'bob', r: 'user', pk: selfMade.publicKey.export({ format: 'jwk' }).x, iat: 0, exp: 9e15 })).toString('base64url')}.${'A'.repeat(86)}`;
+    const forged: Array<[string, any]> = [
+      ['tampered text', tampered],
+      ['uncertified key', { ...good, cert: fakeCert }],
+      [
+        "another user's certificate",
+        { ...sign(carol, { channelId: ch, text: 'x' }, { author: 'bob' }) },
+      ],
+      ['a token as certificate', { ...good, cert: bob.token }],
+      ['an all-zero signature', { ...good, sig: Buffer.alloc(64).toString('base64url') }],
+    ];
+    for (const [what, message] of forged) {
+      await expect(link.request('post', { message }), what).rejects.toMatchObject({
+        code: 'E_BAD_SIGNATURE',
+      });
+    }
+    expect(await link.request('post', { message: good })).toMatchObject({ duplicate: false });
+    // Only the genuine one is in the primary copy, and only it reaches the server.
+    expect(alice.node.store.page(ch, 50).messages.map((m) => m.text)).toEqual(['hello']);
+    await waitFor(() => net.server.store.history(ch, 10).messages.length === 1);
+  });
+});
+
+describe('clock skew (finding 3)', () => {
+  it('the server and the host refuse a message stamped more than 60 s ahead', async () => {
+    const { net, alice, ch, raw, bob, entry } = await hostedWithRawBob();
+    const ahead = sign(bob, { channelId: ch, text: 'tomorrow', ts: Date.now() + 86_400_000 });
+    await expect(raw.request('post', { message: ahead })).rejects.toMatchObject({
+      code: 'E_CLOCK_SKEW',
+    });
+    const link = rawHostLink(entry, bob);
+    await link.start();
+    await expect(link.request('post', { message: ahead })).rejects.toMatchObject({
+      code: 'E_CLOCK_SKEW',
+    });
+    // Within ε is fine: clocks differ a little.
+    const soon = sign(bob, { channelId: ch, text: 'in 30 s', ts: Date.now() + 30_000 });
+    await expect(link.request('post', { message: soon })).resolves.toMatchObject({ seq: 1 });
+    expect(net.server.store.history(ch, 10).messages.map((m) => m.text)).not.toContain('tomorrow');
+    // alice's clock observed "in 30 s", never "tomorrow": her next post is before tomorrow.
+    const mine = await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'mine' });
+    expect(alice.node.store.getMessage(mine.body.id)!.ts).toBeLessThan(Date.now() + 61_000);
+  });
+});
+
+describe('message ids belong to their content (finding 7)', () => {
+  it("a member cannot squat another author's id in its own channel, so the real one is never refused", async () => {
+    const { net, alice, ch, raw, bob } = await hostedWithRawBob();
+    // bob owns a channel of his own where he may post anything.
+    const mine = await raw.request('channel_create', {
+      id: uuidv7(),
+      name: 'bobs',
+      allowVisitors: false,
+    });
+    // alice writes while the server cannot see it yet: bob learns the id first (a push).
+    await alice.call('PUT', '/api/status', { status: 'offline' });
+    const posted = await alice.call('POST', `/api/channels/${ch}/messages`, {
+      text: 'alice speaks',
+    });
+    const id = posted.body.id as string;
+    // bob posts his own message under that id, signed by him: refused, it is not his content.
+    const squat = sign(bob, { channelId: mine.id, text: 'squatted' }, { id });
+    await expect(raw.request('post', { message: squat })).rejects.toMatchObject({
+      code: 'E_BAD_SIGNATURE',
+      message: expect.stringContaining('id'),
+    });
+    // alice's message reaches the backup with its own id.
+    await alice.call('PUT', '/api/status', { status: 'online' });
+    await waitFor(() => net.server.store.history(ch, 10).messages.some((m) => m.id === id), 10_000);
+    expect(alice.node.store.getMessage(id)!.state).toBe('delivered');
+  });
+});
+
+describe('certificates name an account, not a bare name (finding 8)', () => {
+  it('a visitor certificate taken under a future username never signs as that user', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const alice = net.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
+      .body.id as string;
+    const vlink = await net.rawLink();
+    const early = await rawSession(vlink, { name: 'zed' }); // a visitor takes the name first
+    const reg = await net.rawLink();
+    await reg.request('register', { username: 'zed', password: 'zed-pw-1' });
+    const zedLink = await net.rawLink();
+    await rawSession(zedLink, { username: 'zed', password: 'zed-pw-1' });
+    await zedLink.request('channel_join', { channelId: ch });
+    // The visitor's certificate, used as if it were the user zed's: the server refuses it...
+    const fake = sign(early, { channelId: ch, text: 'zed never wrote this' });
+    await expect(zedLink.request('post', { message: fake })).rejects.toMatchObject({
+      code: 'E_BAD_SIGNATURE',
+      message: expect.stringContaining('visitor'),
+    });
+    // ...and so does every member that is handed it.
+    const bad = (alice.node as any).verifier.check({ ...fake, author: 'zed' });
+    expect(bad?.code).toBe('E_BAD_SIGNATURE');
+  });
+});
+
+/** Posts `n` messages as `s` without waiting for answers; the settled outcomes. */
+async function flood(link: ServerLink, s: RawSession, channelId: string, n: number) {
+  const now = Date.now();
+  return Promise.allSettled(
+    Array.from({ length: n }, (_, i) =>
+      link.request('post', { message: sign(s, { channelId, text: `flood ${i}`, ts: now, lc: i }) }),
+    ),
+  );
+}
+
+describe('post rate limits (finding 15)', () => {
+  it('one user flooding gets E_RATE_LIMITED with a retry time; others are served', async () => {
+    const { net, alice, ch, raw, bob } = await hostedWithRawBob();
+    await alice.call('PUT', '/api/status', { status: 'offline' }); // bob posts to the server
+    const results = await flood(raw, bob, ch, 800);
+    const limited = results.filter((r) => r.status === 'rejected');
+    expect(limited.length).toBeGreaterThan(200);
+    expect((limited[0] as PromiseRejectedResult).reason).toMatchObject({
+      code: 'E_RATE_LIMITED',
+      retryAfterMs: expect.any(Number),
+    });
+    const stored = net.server.store.since(ch, 0, 1000).length;
+    expect(stored).toBeLessThanOrEqual(520); // the burst of 500, and a few seconds' refill
+    // Another member is not held back by bob's flood.
+    const carolLink = await net.rawLink();
+    await carolLink.request('register', { username: 'carol', password: 'carol-pw' });
+    const carol = await rawSession(carolLink, { username: 'carol', password: 'carol-pw' });
+    await carolLink.request('channel_join', { channelId: ch });
+    const t = Date.now();
+    await carolLink.request('post', { message: sign(carol, { channelId: ch, text: 'hi' }) });
+    expect(Date.now() - t).toBeLessThan(2000);
+  });
+});
+
+describe('revoked sessions (finding 4)', () => {
+  it('a host drops the P2P links of a session that logged out and refuses its handshake', async () => {
+    const { net, alice, raw, bob, entry } = await hostedWithRawBob();
+    const link = rawHostLink(entry, bob);
+    await link.start();
+    expect(link.connected).toBe(true);
+    const down = new Promise((r) => link.once('down', r));
+    await raw.request('logout', {});
+    await down;
+    const again = rawHostLink(entry, bob);
+    const failed = new Promise<unknown>((r) => again.once('down', r));
+    await again.start();
+    expect(await failed).toMatchObject({ code: 'E_SESSION_INVALID' });
+    expect(alice.node.session).toBeDefined();
+    expect(net.server).toBeDefined();
+  });
+});
