@@ -41,6 +41,9 @@ async function world() {
     port: 0,
     httpPort: 0,
     dataDir: path.join(dir, 'server'),
+    // Every bench client comes from 127.0.0.1: the per-address limits raised.
+    maxRegistrationsPerAddress: 1_000_000,
+    maxVisitorsPerAddress: 1_000_000,
   });
   const [host, port] = server.tcpAddress.split(':') as [string, string];
   const peers: PeerProcess[] = [];

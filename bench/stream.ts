@@ -15,7 +15,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startProcess, type Started } from './harness.js';
+import { BENCH_SERVER_LIMITS, ROOT, startProcess, type Started } from './harness.js';
 
 const BIN = path.join(ROOT, 'bin', 'hchat');
 const COUNTS = (process.env.BENCH_STREAM_VIEWERS ?? '5,10,20,50').split(',').map(Number);
@@ -100,6 +100,7 @@ export async function benchStream(): Promise<unknown> {
       '0',
       '--data',
       path.join(dir, 'server'),
+      ...BENCH_SERVER_LIMITS,
     ]);
     const server = srv.ready.tcp!;
     const http = srv.ready.http!;

@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, rawSession, signIn, signed } from './testnet.js';
+import { addressPrefix } from '../src/server/address-prefix.js';
+import { LoginGuard } from '../src/server/login-guard.js';
+import { lookAlikeKeys } from '../src/server/name-index.js';
+import { ScryptQueue } from '../src/server/scrypt-queue.js';
 
 describe('accounts', () => {
   it('registers, logs in, reports the session, and logs out', async () => {
@@ -197,5 +201,77 @@ describe('visitors', () => {
     expect(net.server.store.history(ch.id, 10).messages).toEqual([]);
     // And the connection still works after the refusal.
     expect((await raw.request('directory', {})).channels).toHaveLength(1);
+  });
+});
+
+describe('front-door pieces', () => {
+  it('groups addresses by /24 and /64, configurable', () => {
+    expect(addressPrefix('127.0.0.2')).toBe('127.0.0.0/24');
+    expect(addressPrefix('::ffff:10.1.2.3')).toBe('10.1.2.0/24');
+    expect(addressPrefix('10.1.2.3', { ipv4PrefixBits: 16, ipv6PrefixBits: 64 })).toBe(
+      '10.1.0.0/16',
+    );
+    expect(addressPrefix('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2:0:0:0:0/64');
+    expect(addressPrefix('2001:db8:1:2::9')).toBe(addressPrefix('2001:db8:1:2:ffff::1'));
+    expect(addressPrefix('::1')).toBe('0:0:0:0:0:0:0:0/64');
+  });
+
+  it('locks a guessing pair with doubling backoff, and never a known place for strangers', () => {
+    const g = new LoginGuard({
+      failuresPerAccountAddress: 2,
+      failuresPerAccountUnknownAddresses: 3,
+    });
+    g.succeed(g.begin('alice', 'home', 0));
+    for (let i = 0; i < 2; i++) g.fail(g.begin('alice', 'evil', 1), 1);
+    expect(() => g.begin('alice', 'evil', 2)).toThrowError(
+      expect.objectContaining({ code: 'E_RATE_LIMITED', retryAfterMs: 60_000 - 1 }),
+    );
+    g.fail(g.begin('alice', 'evil', 60_001), 60_001); // one probe after the lock: the lock doubles
+    expect(() => g.begin('alice', 'evil', 60_002)).toThrowError(
+      expect.objectContaining({ retryAfterMs: 120_000 - 1 }),
+    );
+    // The account-wide budget (3, from unknown places) is spent: new places wait, home does not.
+    expect(() => g.begin('alice', 'elsewhere', 60_003)).toThrowError(
+      expect.objectContaining({ code: 'E_RATE_LIMITED' }),
+    );
+    const ok = g.begin('alice', 'home', 60_004);
+    g.succeed(ok);
+    // In-flight checks count before they finish.
+    const a = g.begin('bob', 'x', 0);
+    g.begin('bob', 'x', 0);
+    expect(() => g.begin('bob', 'x', 0)).toThrowError(
+      expect.objectContaining({ code: 'E_RATE_LIMITED' }),
+    );
+    g.cancel(a);
+    expect(() => g.begin('bob', 'x', 0)).not.toThrow();
+  });
+
+  it('runs logins before registrations and refuses past a full queue', async () => {
+    const q = new ScryptQueue({ concurrency: 1, maxQueuedRegistrations: 2, maxQueuedLogins: 5 });
+    const order: string[] = [];
+    const job = (name: string) => () =>
+      new Promise<void>((r) => setTimeout(() => (order.push(name), r()), 5));
+    const all = [
+      q.run('register', job('r1')),
+      q.run('register', job('r2')),
+      q.run('register', job('r3')),
+    ];
+    expect(() => q.run('register', job('r4'))).toThrowError(
+      expect.objectContaining({ code: 'E_RATE_LIMITED' }),
+    );
+    all.push(q.run('login', job('l1')));
+    await Promise.all(all);
+    expect(order).toEqual(['r1', 'l1', 'r2', 'r3']);
+  });
+
+  it('gives look-alike names one key, case-insensitively', () => {
+    const k = (s: string) => lookAlikeKeys(s);
+    const same = (a: string, b: string) => k(a).some((x) => k(b).includes(x));
+    expect(same('alice', '\u0430lice')).toBe(true);
+    expect(same('alice', 'ALICE')).toBe(true);
+    expect(same('alice', 'AIice')).toBe(true);
+    expect(same('paypal', '\uff50\uff41\uff59\uff50\uff41\uff4c')).toBe(true);
+    expect(same('alice', 'bob')).toBe(false);
+    expect(same('guest 1', 'guest 2')).toBe(false);
   });
 });

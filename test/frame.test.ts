@@ -3,9 +3,13 @@ import fc from 'fast-check';
 import { FrameDecoder, encodeFrame, HEADER_BYTES } from '../src/protocol/frame.js';
 import { HchatError } from '../src/protocol/errors.js';
 
-const jsonObject = fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), {
-  maxKeys: 8,
-});
+// Every frame carries a string `t` (PROTOCOL.md §1); the rest is any JSON.
+const jsonObject = fc
+  .tuple(
+    fc.string({ maxLength: 12 }),
+    fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 8 }),
+  )
+  .map(([t, rest]) => ({ ...rest, t }));
 
 /** Splits a buffer at the given cut points. */
 function split(buf: Buffer, cuts: number[]): Buffer[] {
@@ -72,7 +76,7 @@ describe('frame codec', () => {
   });
 
   it('refuses empty frames, bad JSON and non-objects with E_BAD_FRAME', () => {
-    const bodies = ['', '{', 'null', '[1,2]', '"text"', '42', '\u0000\u0001'];
+    const bodies = ['', '{', 'null', '[1,2]', '"text"', '42', '\u0000\u0001', '{}', '{"t":1}'];
     for (const body of bodies) {
       const b = Buffer.from(body);
       const frame = Buffer.alloc(HEADER_BYTES + b.length);
@@ -82,6 +86,39 @@ describe('frame codec', () => {
         expect.objectContaining({ code: 'E_BAD_FRAME' }),
       );
     }
+  });
+
+  it('refuses invalid UTF-8 with E_BAD_FRAME instead of decoding it lossily', () => {
+    const bad = [
+      Buffer.from([0x7b, 0x22, 0x74, 0x22, 0x3a, 0x22, 0xc3, 0x22, 0x7d]), // {"t":"\xc3"}
+      Buffer.concat([
+        Buffer.from('{"t":"a","x":"'),
+        Buffer.from([0xed, 0xa0, 0x80]),
+        Buffer.from('"}'),
+      ]), // surrogate
+      Buffer.concat([Buffer.from('{"t":"a","x":"'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]), // overlong
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"t":"a"}')]), // BOM
+    ];
+    for (const b of bad) {
+      const frame = Buffer.alloc(HEADER_BYTES + b.length);
+      frame.writeUInt32BE(b.length);
+      b.copy(frame, HEADER_BYTES);
+      expect(() => new FrameDecoder().push(frame)).toThrowError(
+        expect.objectContaining({ code: 'E_BAD_FRAME' }),
+      );
+    }
+  });
+
+  it('applies a maximum changed at run time to the next header', () => {
+    const d = new FrameDecoder(64);
+    const big = encodeFrame({ t: 'x', pad: 'y'.repeat(100) });
+    expect(() => d.push(big)).toThrowError(expect.objectContaining({ code: 'E_FRAME_TOO_LARGE' }));
+    const d2 = new FrameDecoder(64);
+    d2.setMaxFrame(1024);
+    expect(d2.push(big)).toEqual([{ t: 'x', pad: 'y'.repeat(100) }]);
+    d2.setMaxFrame(16);
+    expect(d2.max).toBe(16);
+    expect(() => d2.push(big)).toThrowError(expect.objectContaining({ code: 'E_FRAME_TOO_LARGE' }));
   });
 
   it('never throws anything but HchatError on random bytes', () => {

@@ -91,17 +91,25 @@ export async function createTestnet(
   o: { peers?: number; server?: Partial<ServerOptions> } = {},
 ): Promise<Testnet> {
   const dir = tempDir();
+  // Every test peer comes from 127.0.0.1: the per-address limits on registrations and visitors
+  // are raised here; test/hostile/ sets the ones it attacks to their defaults itself.
+  const raised: Partial<ServerOptions> = {
+    maxRegistrationsPerAddress: 10_000,
+    maxVisitorsPerAddress: 10_000,
+  };
   const server = await CentralServer.start({
     host: '127.0.0.1',
     port: await stablePort(),
     httpPort: 0,
     dataDir: path.join(dir, 'server'),
+    ...raised,
     ...o.server,
   });
   const serverOpts = {
     host: '127.0.0.1',
     httpPort: 0,
     dataDir: path.join(dir, 'server'),
+    ...raised,
     ...o.server,
   };
   const closers: Array<() => Promise<void>> = [() => net.server.close()];

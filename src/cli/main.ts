@@ -9,11 +9,13 @@ import { CentralServer } from '../server/server.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
 import {
+  parseCount,
   parseFanout,
   parseHost,
   parseHostPort,
   parseMs,
   parsePort,
+  parsePrefixBits,
   parseRate,
   parseThreads,
 } from './options.js';
@@ -85,6 +87,55 @@ program
       'HCHAT_VERIFY_THREADS',
     ).argParser(parseThreads),
   )
+  .addOption(
+    opt(
+      '--max-registrations-per-address <n>',
+      'registrations per hour from one address prefix (default 10)',
+      'HCHAT_MAX_REGISTRATIONS_PER_ADDRESS',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--max-visitors-per-address <n>',
+      'live visitor sessions from one address prefix (default 20)',
+      'HCHAT_MAX_VISITORS_PER_ADDRESS',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--max-unauthenticated-per-address <n>',
+      'connections without a session from one address prefix (default 64)',
+      'HCHAT_MAX_UNAUTHENTICATED_PER_ADDRESS',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--max-unauthenticated <n>',
+      'connections without a session in total (default 1024)',
+      'HCHAT_MAX_UNAUTHENTICATED',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--hello-timeout-ms <ms>',
+      'time a new connection has to say hello (default 5000)',
+      'HCHAT_HELLO_TIMEOUT_MS',
+    ).argParser(parseMs),
+  )
+  .addOption(
+    opt(
+      '--ipv4-prefix <bits>',
+      'IPv4 addresses sharing this prefix share one budget (default 24)',
+      'HCHAT_IPV4_PREFIX',
+    ).argParser(parsePrefixBits(32)),
+  )
+  .addOption(
+    opt(
+      '--ipv6-prefix <bits>',
+      'IPv6 addresses sharing this prefix share one budget (default 64)',
+      'HCHAT_IPV6_PREFIX',
+    ).argParser(parsePrefixBits(128)),
+  )
   .action(
     async (o: {
       host: string;
@@ -94,6 +145,13 @@ program
       heartbeatMs: number;
       peerTimeoutMs: number;
       verifyThreads?: number;
+      maxRegistrationsPerAddress?: number;
+      maxVisitorsPerAddress?: number;
+      maxUnauthenticatedPerAddress?: number;
+      maxUnauthenticated?: number;
+      helloTimeoutMs?: number;
+      ipv4Prefix?: number;
+      ipv6Prefix?: number;
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
@@ -105,6 +163,13 @@ program
         heartbeatMs: o.heartbeatMs,
         timeoutMs: o.peerTimeoutMs,
         verifyThreads: o.verifyThreads,
+        maxRegistrationsPerAddress: o.maxRegistrationsPerAddress,
+        maxVisitorsPerAddress: o.maxVisitorsPerAddress,
+        maxUnauthenticatedPerAddress: o.maxUnauthenticatedPerAddress,
+        maxUnauthenticated: o.maxUnauthenticated,
+        helloTimeoutMs: o.helloTimeoutMs,
+        ipv4PrefixBits: o.ipv4Prefix,
+        ipv6PrefixBits: o.ipv6Prefix,
       });
       onSignals(() => server.close());
       console.log(`ready tcp=${server.tcpAddress} http=${server.httpUrl}`);

@@ -57,3 +57,19 @@ export function parseThreads(value: string): number {
     throw new InvalidArgumentError('expected a whole number of threads from 0 to 16');
   return Number(value);
 }
+
+/** A whole number from 1 to 10,000,000 (a count limit). */
+export function parseCount(value: string): number {
+  if (!/^\d{1,8}$/.test(value) || Number(value) < 1 || Number(value) > 10_000_000)
+    throw new InvalidArgumentError('expected a whole number from 1 to 10000000');
+  return Number(value);
+}
+
+/** A prefix length in bits, from 0 to `max` (32 for IPv4, 128 for IPv6). */
+export function parsePrefixBits(max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d{1,3}$/.test(value) || Number(value) > max)
+      throw new InvalidArgumentError(`expected a prefix length from 0 to ${max}`);
+    return Number(value);
+  };
+}

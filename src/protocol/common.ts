@@ -19,12 +19,23 @@ export const Password = z
   .string()
   .min(6, 'password: at least 6 characters')
   .max(256, 'password: at most 256 characters');
+// What a visitor name may not contain: controls, format characters (bidi overrides such as
+// U+202E, zero-width spaces and joiners), every default-ignorable code point, private-use,
+// unassigned and lone surrogate code points, line/paragraph separators, any space but U+0020, and
+// the colon. Such characters make a name look like another or hide what it says; the server also
+// refuses names that merely look like another (server/name-index.ts).
+const NAME_FORBIDDEN =
+  /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Bidi_Control}:]|[^\S ]/u;
+
 export const VisitorName = z
   .string()
   .trim()
   .min(1, 'name: 1-32 printable characters')
   .max(32, 'name: 1-32 printable characters')
-  .regex(/^[^\p{Cc}\u2028\u2029:]+$/u, 'name: printable characters, no colon');
+  .refine(
+    (s) => !NAME_FORBIDDEN.test(s),
+    'name: printable characters only (no colon, no invisible, bidi or format characters)',
+  );
 export const ChannelName = z
   .string()
   .trim()

@@ -13,7 +13,7 @@ export const ERRORS = {
   E_AUTH_REQUIRED: { status: 401, message: 'log in or enter as a visitor first' },
   E_ALREADY_AUTHENTICATED: { status: 409, message: 'this connection is already logged in' },
   E_BAD_CREDENTIALS: { status: 401, message: 'unknown user or wrong password' },
-  E_RATE_LIMITED: { status: 429, message: 'too many failed attempts; wait and try again' },
+  E_RATE_LIMITED: { status: 429, message: 'too many attempts; wait and try again' },
   E_USERNAME_TAKEN: { status: 409, message: 'that username is taken' },
   E_NAME_TAKEN: { status: 409, message: 'that name belongs to a registered user' },
   E_SESSION_INVALID: { status: 401, message: 'session is unknown, expired or revoked' },
@@ -65,7 +65,7 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 /** An error that carries a catalogue code across process and protocol boundaries. */
 export class HchatError extends Error {
   readonly code: ErrorCode;
-  /** For E_RATE_LIMITED and the like: when trying again may succeed. */
+  /** For E_RATE_LIMITED and other refusals that pass: how long to wait before trying again. */
   readonly retryAfterMs: number | undefined;
 
   constructor(
@@ -76,7 +76,10 @@ export class HchatError extends Error {
     super(message ?? ERRORS[code].message, options);
     this.name = 'HchatError';
     this.code = code;
-    this.retryAfterMs = options?.retryAfterMs;
+    this.retryAfterMs =
+      options?.retryAfterMs === undefined
+        ? undefined
+        : Math.max(0, Math.ceil(options.retryAfterMs));
   }
 
   /** HTTP status for the local API. */
@@ -93,11 +96,14 @@ export class HchatError extends Error {
 
   /** Rebuilds an error received from the other end; unknown codes become E_INTERNAL. */
   static fromWire(e: { code: string; message: string; retryAfterMs?: number }): HchatError {
+    const retryAfterMs =
+      typeof e.retryAfterMs === 'number' && Number.isFinite(e.retryAfterMs) && e.retryAfterMs >= 0
+        ? e.retryAfterMs
+        : undefined;
     return new HchatError(isErrorCode(e.code) ? e.code : 'E_INTERNAL', e.message, {
-      retryAfterMs: e.retryAfterMs,
+      retryAfterMs,
     });
   }
-
   /** E_RATE_LIMITED for a wait of `ms` milliseconds. */
   static rateLimited(what: string, ms: number): HchatError {
     return new HchatError('E_RATE_LIMITED', `${what}; try again in ${Math.ceil(ms / 1000)} s`, {

@@ -7,7 +7,8 @@
  *   +---------------+-------------------------+
  *
  * N is checked against the maximum before any byte of the body is buffered or allocated, so a peer
- * that announces 4 GiB costs us four bytes. The body must be one JSON object.
+ * that announces 4 GiB costs us four bytes. The body must be valid UTF-8 holding one JSON object
+ * with a string member `t`; anything else (and N = 0) is E_BAD_FRAME.
  */
 import { HchatError } from './errors.js';
 
@@ -38,9 +39,17 @@ export class FrameDecoder {
 
   constructor(private maxFrame: number = DEFAULT_MAX_FRAME) {}
 
-  /** Changes the maximum for frames not yet started (a small cap before authentication). */
+  /**
+   * Changes the maximum N for the frames whose header has not arrived yet (a small cap before
+   * authentication, the full one after it).
+   */
   setMaxFrame(n: number): void {
     this.maxFrame = n;
+  }
+
+  /** The maximum N in force. */
+  get max(): number {
+    return this.maxFrame;
   }
 
   /** Appends bytes and returns the frames they complete, decoded, in order. */
@@ -114,15 +123,28 @@ export class FrameDecoder {
   }
 }
 
+// Fatal: invalid UTF-8 is an error, never replaced by U+FFFD (which would let two different byte
+// strings decode to one text). ignoreBOM keeps a leading BOM, which JSON then refuses.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 function parseBody(body: Buffer): Record<string, unknown> {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw new HchatError('E_BAD_FRAME', 'frame body is not valid UTF-8');
+  }
   let value: unknown;
   try {
-    value = JSON.parse(body.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw new HchatError('E_BAD_FRAME', 'frame body is not valid JSON');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new HchatError('E_BAD_FRAME', 'frame body must be a JSON object');
+  }
+  if (typeof (value as { t?: unknown }).t !== 'string') {
+    throw new HchatError('E_BAD_FRAME', 'frame has no string member "t"');
   }
   return value as Record<string, unknown>;
 }

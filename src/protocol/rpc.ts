@@ -1,7 +1,7 @@
 /**
  * The request/response envelope every framed link uses (peer ↔ server, peer ↔ peer):
  *   req    {t, id, op, body}                 a request
- *   res    {t, id, body} | {t, id, error}    its answer
+ *   res    {t, id, body} | {t, id, error}    its answer (error: {code, message, retryAfterMs?})
  *   ev     {t, ev, body}                     a push
  *   ping / pong {t}                          heartbeats
  *   error  {t, code, message}               fatal: the sender closes after it
@@ -12,8 +12,8 @@ import { z } from 'zod';
 export const WireError = z.object({
   code: z.string().max(64),
   message: z.string().max(1000),
-  /** When a retry may succeed (E_RATE_LIMITED). */
-  retryAfterMs: z.number().int().min(0).max(86_400_000).optional(),
+  /** How long to wait before trying again (E_RATE_LIMITED), in milliseconds. */
+  retryAfterMs: z.number().int().min(0).max(0x7fffffff).optional(),
 });
 export const Request = z.object({
   t: z.literal('req'),

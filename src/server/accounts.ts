@@ -1,5 +1,5 @@
 /**
- * Passwords, failed-login throttling and session tokens.
+ * Passwords and session tokens (throttling: login-guard.ts; hash scheduling: scrypt-queue.ts).
  *
  * Passwords are kept only as scrypt hashes (`scrypt$N$r$p$salt$hash`, base64). Unknown users
  * cost the same scrypt as wrong passwords and get the same error, so neither timing nor wording
@@ -10,7 +10,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { HchatError } from '../protocol/errors.js';
 import { signClaims, type CertClaims, type TokenClaims } from '../shared/tokens.js';
 
 const scrypt = promisify(crypto.scrypt) as (
@@ -47,48 +46,6 @@ export async function verifyPassword(
     p: Number(p),
   });
   return crypto.timingSafeEqual(key, expected) && stored !== undefined;
-}
-
-/** Counts failed logins per key (username, address) within a window and refuses past a limit. */
-export class LoginThrottle {
-  private readonly failures = new Map<string, { count: number; resetAt: number }>();
-
-  constructor(
-    private readonly maxFailures = 5,
-    private readonly windowMs = 60_000,
-  ) {}
-
-  /** Throws E_RATE_LIMITED while any of `keys` is over the limit. */
-  check(keys: readonly string[], now = Date.now()): void {
-    for (const key of keys) {
-      const f = this.failures.get(key);
-      if (f && f.resetAt <= now) this.failures.delete(key);
-      else if (f && f.count >= this.maxFailures) {
-        const wait = Math.ceil((f.resetAt - now) / 1000);
-        throw new HchatError('E_RATE_LIMITED', `too many failed logins; try again in ${wait} s`);
-      }
-    }
-  }
-
-  /** Records one failure against each key. */
-  fail(keys: readonly string[], now = Date.now()): void {
-    for (const key of keys) {
-      const f = this.failures.get(key);
-      if (!f || f.resetAt <= now)
-        this.failures.set(key, { count: 1, resetAt: now + this.windowMs });
-      else f.count++;
-    }
-    if (this.failures.size > 100_000) this.sweep(now);
-  }
-
-  /** Forgets the failures of a key after a success. */
-  succeed(key: string): void {
-    this.failures.delete(key);
-  }
-
-  private sweep(now: number): void {
-    for (const [k, f] of this.failures) if (f.resetAt <= now) this.failures.delete(k);
-  }
 }
 
 /** The server's Ed25519 key: signs session tokens; its public half is given to every peer. */

@@ -29,16 +29,14 @@ import { Conn, type Session } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
 import { VerifyPool } from './verify-pool.js';
-import {
-  LoginThrottle,
-  TokenSigner,
-  hashPassword,
-  newSessionId,
-  verifyPassword,
-} from './accounts.js';
+import { TokenSigner, newSessionId } from './accounts.js';
+import { AccountService } from './account-service.js';
+import { ServerDoor } from './door.js';
+import type { LoginGuardLimits } from './login-guard.js';
+import type { ScryptQueueLimits } from './scrypt-queue.js';
 import { verifyToken } from '../shared/tokens.js';
 import { MessageVerifier } from '../shared/signing.js';
-import { ACCOUNT_LIMITS, MESSAGE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
+import { ACCOUNT_LIMITS, ADDRESS_LIMITS, MESSAGE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 
 /** Settings of a server process (validated by the CLI before they get here). */
@@ -54,8 +52,27 @@ export interface ServerOptions {
   maxFrame?: number;
   store?: ServerStore;
   bus?: EventBus;
+  /** Failed logins of one account from one address prefix before it locks (5). */
   loginMaxFailures?: number;
+  /** First lock of a login budget, doubled by each further failure (60 s). */
   loginWindowMs?: number;
+  /** Every login throttle setting (shared/limits.ts LOGIN_LIMITS); wins over the two above. */
+  login?: Partial<LoginGuardLimits>;
+  /** Password hashing queue (shared/limits.ts SCRYPT_LIMITS). */
+  scrypt?: Partial<ScryptQueueLimits>;
+  /** Registrations per address prefix per hour (10). */
+  maxRegistrationsPerAddress?: number;
+  /** Live visitor sessions per address prefix (20). */
+  maxVisitorsPerAddress?: number;
+  /** Connections without a session per address prefix (64). */
+  maxUnauthenticatedPerAddress?: number;
+  /** Connections without a session in total (1024). */
+  maxUnauthenticated?: number;
+  /** Time a new connection has to send its hello (5 s). */
+  helloTimeoutMs?: number;
+  /** Leading bits of an IPv4 / IPv6 address that make one address budget (24 / 64). */
+  ipv4PrefixBits?: number;
+  ipv6PrefixBits?: number;
   /**
    * Threads that check posts' signatures off the event loop (default 0: on it). On the 2-core
    * machines here the bench showed no gain (bench/README.md); it is for bigger machines.
@@ -87,7 +104,8 @@ export class CentralServer {
   private readonly signer: TokenSigner;
   private readonly channels: ChannelService;
   private readonly verifyPool: VerifyPool | undefined;
-  private readonly throttle: LoginThrottle;
+  private readonly accounts: AccountService;
+  private readonly door: ServerDoor;
   private readonly tcp: net.Server;
   private readonly http: http.Server;
   private readonly conns = new Set<Conn>();
@@ -129,10 +147,19 @@ export class CentralServer {
       connsOf: (username) => this.byUser.get(username) ?? [],
       answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
     });
-    this.throttle = new LoginThrottle(opts.loginMaxFailures, opts.loginWindowMs);
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.timeoutMs = opts.timeoutMs ?? 15000;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.accounts = newAccountService(this.store, opts);
+    this.door = new ServerDoor(
+      {
+        helloTimeoutMs: opts.helloTimeoutMs,
+        unauthenticatedPerAddress: opts.maxUnauthenticatedPerAddress,
+        unauthenticatedTotal: opts.maxUnauthenticated,
+      },
+      this.maxFrame,
+      (ip) => this.accounts.prefixOf(ip),
+    );
     this.helloFrame = encodeFrame({
       t: 'hello',
       v: PROTOCOL_VERSION,
@@ -201,6 +228,7 @@ export class CentralServer {
       socket.destroy();
       return;
     }
+    if (!this.door.admit(socket)) return;
     const id = this.nextConnId++;
     const conn: Conn = new Conn(
       id,
@@ -215,6 +243,7 @@ export class CentralServer {
       ),
     );
     this.conns.add(conn);
+    this.door.opened(conn);
     this.log.write('open', { peer: conn.name, conn: id });
   }
 
@@ -222,10 +251,16 @@ export class CentralServer {
     this.conns.delete(conn);
     const name = conn.name; // before the session is detached: the line names who left
     this.detachSession(conn);
+    this.door.closed(conn);
     this.log.write('close', { peer: name, conn: conn.id, reason: reason?.code ?? 'eof' });
   }
 
   private onFrame(conn: Conn, f: Record<string, unknown>): void {
+    if (f.t === 'error') {
+      // The other end is closing with a fatal error: never answered (PROTOCOL.md §1).
+      conn.fs.close(peerError(f));
+      return;
+    }
     if (!conn.helloDone) {
       if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
       const hello = ClientHello.safeParse(f);
@@ -239,6 +274,7 @@ export class CentralServer {
       }
       conn.helloDone = true;
       if (hello.data.maxFrame) conn.fs.peerMaxFrame = hello.data.maxFrame;
+      this.door.helloDone(conn);
       conn.fs.sendEncoded(this.helloFrame);
       return;
     }
@@ -342,29 +378,21 @@ export class CentralServer {
   // ---- accounts -----------------------------------------------------------------------------
 
   private async register(conn: Conn, b: OpReq<'register'>): Promise<OpRes<'register'>> {
-    const passHash = await hashPassword(b.password);
-    this.store.createUser({ username: b.username, passHash });
+    await this.accounts.register(conn.fs.remote.ip, b.username, b.password);
     this.log.write('register', { peer: conn.name, user: b.username });
     return { username: b.username };
   }
 
   private async login(conn: Conn, b: OpReq<'login'>): Promise<OpRes<'login'>> {
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
-    const keys = [`u:${b.username.toLowerCase()}`, `ip:${conn.fs.remote.ip}`];
-    this.throttle.check(keys);
-    const user = this.store.getUser(b.username);
-    const ok = await verifyPassword(b.password, user?.passHash);
-    if (!ok || !user) {
-      this.throttle.fail(keys);
-      throw new HchatError('E_BAD_CREDENTIALS');
-    }
-    this.throttle.succeed(keys[0]!);
+    const user = await this.accounts.login(conn.fs.remote.ip, b.username, b.password);
+    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED'); // a pipelined twin won
     return this.openSession(conn, user.username, 'user', b.publicKey);
   }
 
   private visitor(conn: Conn, b: OpReq<'visitor'>): OpRes<'visitor'> {
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
-    if (this.store.getUser(b.name)) throw new HchatError('E_NAME_TAKEN');
+    this.accounts.checkVisitor(conn.fs.remote.ip, b.name);
     return this.openSession(conn, b.name, 'visitor', b.publicKey);
   }
 
@@ -411,6 +439,7 @@ export class CentralServer {
       throw new HchatError('E_SESSION_INVALID');
     }
     if (!s.publicKey) throw new HchatError('E_SESSION_INVALID', 'session predates key renewal');
+    if (s.role === 'visitor') this.accounts.checkVisitorRoom(conn.fs.remote.ip);
     const session = { sessionId: s.sessionId, username: s.username, role: s.role };
     this.attachSession(conn, session);
     return { ...session, cert: this.certify(session, s.publicKey) };
@@ -457,6 +486,8 @@ export class CentralServer {
     let set = this.byUser.get(key);
     if (!set) this.byUser.set(key, (set = new Set()));
     set.add(conn);
+    this.accounts.sessionOn(conn.fs.remote.ip, s);
+    this.door.authenticated(conn);
     this.log.write('auth', { peer: conn.name, conn: conn.id, role: s.role, session: s.sessionId });
   }
 
@@ -474,6 +505,8 @@ export class CentralServer {
     set?.delete(conn);
     if (set?.size === 0) this.byUser.delete(key);
     conn.session = undefined;
+    this.accounts.sessionOff(conn.fs.remote.ip, s);
+    this.door.unauthenticated(conn);
   }
 
   // ---- tracker ------------------------------------------------------------------------------
@@ -590,6 +623,32 @@ export class CentralServer {
       JSON.stringify({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${url}` } }),
     );
   }
+}
+
+/** The account limits a server's options ask for. */
+function newAccountService(store: ServerStore, o: ServerOptions): AccountService {
+  return new AccountService(store, {
+    prefixBits: {
+      ipv4PrefixBits: o.ipv4PrefixBits ?? ADDRESS_LIMITS.ipv4PrefixBits,
+      ipv6PrefixBits: o.ipv6PrefixBits ?? ADDRESS_LIMITS.ipv6PrefixBits,
+    },
+    login: {
+      ...(o.loginMaxFailures !== undefined && { failuresPerAccountAddress: o.loginMaxFailures }),
+      ...(o.loginWindowMs !== undefined && { backoffBaseMs: o.loginWindowMs }),
+      ...o.login,
+    },
+    scrypt: o.scrypt,
+    registrationsPerAddress: o.maxRegistrationsPerAddress,
+    visitorsPerAddress: o.maxVisitorsPerAddress,
+  });
+}
+
+/** The error a peer's `error` frame carries, for the close log line. */
+function peerError(f: Record<string, unknown>): HchatError {
+  return HchatError.fromWire({
+    code: typeof f.code === 'string' ? f.code : 'E_INTERNAL',
+    message: typeof f.message === 'string' ? f.message.slice(0, 200) : '',
+  });
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {

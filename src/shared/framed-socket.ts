@@ -68,13 +68,26 @@ export class FramedSocket {
     };
   }
 
-  get isOpen(): boolean {
-    return !this.closed && !this.socket.destroyed;
-  }
-
-  /** Changes the largest frame accepted from now on (small before authentication). */
+  /**
+   * Changes the largest frame accepted from now on: a small cap until the other end has
+   * authenticated, the full one after (see FrameDecoder.setMaxFrame).
+   */
   setMaxFrame(n: number): void {
     this.decoder.setMaxFrame(n);
+  }
+
+  /** The largest frame accepted now. */
+  get maxFrame(): number {
+    return this.decoder.max;
+  }
+
+  /** Bytes received that do not yet form a whole frame. */
+  get pendingBytes(): number {
+    return this.decoder.pending;
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && !this.socket.destroyed;
   }
 
   /** Encodes and sends one frame. */

@@ -41,3 +41,82 @@ export const RATE_LIMITS = {
   /** Posts a user may send at once before the sustained rate applies. */
   postBurst: 500,
 } as const;
+/** How source addresses are grouped into one budget (one home or one hosting customer). */
+export const ADDRESS_LIMITS = {
+  /** IPv4 addresses sharing this many leading bits share one budget (a /24). */
+  ipv4PrefixBits: 24,
+  /** IPv6 addresses sharing this many leading bits share one budget (a /64). */
+  ipv6PrefixBits: 64,
+} as const;
+
+/** Login throttling at the server (Synapse's `rc_login` plays the same part). */
+export const LOGIN_LIMITS = {
+  /** Failures of one account from one address prefix before that pair is locked. */
+  failuresPerAccountAddress: 5,
+  /** Failures from one address prefix, across all accounts, before that prefix is locked. */
+  failuresPerAddress: 30,
+  /**
+   * Failures against one account from address prefixes that never logged in as it, before it is
+   * locked for every such prefix (never for the prefixes it logged in from).
+   */
+  failuresPerAccountUnknownAddresses: 50,
+  /** First lock once a limit is reached; each further failure doubles it. */
+  backoffBaseMs: 60_000,
+  /** Longest lock. */
+  backoffMaxMs: 60 * 60_000,
+  /** A key with no failure for this long (and no lock) is forgotten. */
+  forgetAfterMs: 60 * 60_000,
+  /** Password checks in progress at once per account, per address prefix and per pair. */
+  inFlightPerKey: 2,
+  /** Address prefixes remembered per account as ones it logged in from. */
+  knownPrefixesPerAccount: 8,
+  /** Accounts whose known prefixes are remembered (least recently used forgotten first). */
+  knownAccounts: 100_000,
+  /** Throttle keys kept at once (the oldest are dropped past it). */
+  maxTrackedKeys: 100_000,
+} as const;
+
+/** Password hashing (scrypt) at the server: one small priority queue, logins first. */
+export const SCRYPT_LIMITS = {
+  /** scrypt computations running at once (each takes ~16 MiB and one thread-pool thread). */
+  concurrency: 2,
+  /** Logins waiting for a hash before new ones are refused (server busy). */
+  maxQueuedLogins: 256,
+  /** Registrations waiting for a hash before new ones are refused (server busy). */
+  maxQueuedRegistrations: 32,
+} as const;
+
+/** Account creation and visitor sessions at the server, per address prefix. */
+export const REGISTRATION_LIMITS = {
+  /** Registrations (attempts that reach the password hash) per address prefix per window. */
+  registrationsPerAddress: 10,
+  /** The window of `registrationsPerAddress`. */
+  registrationWindowMs: 60 * 60_000,
+  /** Visitor sessions live at once per address prefix. */
+  visitorsPerAddress: 20,
+  /** Address prefixes whose registrations are remembered (the oldest dropped past it). */
+  maxTrackedAddresses: 100_000,
+} as const;
+
+/** The server's door: connections that have no session yet. */
+export const SERVER_DOOR_LIMITS = {
+  /** Time from TCP accept to the peer's hello (E_HELLO_REQUIRED after it). */
+  helloTimeoutMs: 5000,
+  /** Frame cap until the connection has a session (login, visitor, resume). */
+  preAuthMaxFrame: 16 * 1024,
+  /** Connections without a session per address prefix. */
+  unauthenticatedPerAddress: 64,
+  /** Connections without a session in total. */
+  unauthenticatedTotal: 1024,
+} as const;
+
+/** `defaults` with the overrides that are set (an `undefined` override keeps the default). */
+export function withDefaults<T extends Record<string, number>>(
+  defaults: Readonly<T>,
+  overrides: Partial<Record<keyof T, number | undefined>> = {},
+): T {
+  const out = { ...defaults } as T;
+  for (const [k, v] of Object.entries(overrides))
+    if (v !== undefined && k in defaults) (out as Record<string, number>)[k] = v;
+  return out;
+}

@@ -42,6 +42,8 @@ export interface InsertResult {
 export interface ServerStore {
   createUser(user: UserRecord): void;
   getUser(username: string): UserRecord | undefined;
+  /** Every registered username (the server indexes their confusable skeletons at start). */
+  usernames(): string[];
   createSession(s: Omit<SessionRecord, 'revoked'>): void;
   getSession(sessionId: string): SessionRecord | undefined;
   revokeSession(sessionId: string): void;
@@ -283,6 +285,13 @@ export class SqliteServerStore implements ServerStore {
   getUser(username: string): UserRecord | undefined {
     const r = this.q.getUser.get(username);
     return r && { username: r.username, passHash: r.pass_hash };
+  }
+
+  usernames(): string[] {
+    return this.db
+      .prepare<[], { username: string }>('SELECT username FROM users')
+      .all()
+      .map((r) => r.username);
   }
 
   createSession(s: Omit<SessionRecord, 'revoked'>): void {

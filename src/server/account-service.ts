@@ -1,0 +1,158 @@
+/**
+ * The server's account operations behind their limits: `register` (per address prefix, hashing
+ * queued after logins), `login` (throttled before the hash, login-guard.ts) and `visitor` (live
+ * sessions per address prefix, look-alike names refused, name-index.ts).
+ */
+import { HchatError } from '../protocol/errors.js';
+import { REGISTRATION_LIMITS } from '../shared/limits.js';
+import type { ServerStore, UserRecord } from '../store/server-store.js';
+import { hashPassword, verifyPassword } from './accounts.js';
+import { addressPrefix, type PrefixBits } from './address-prefix.js';
+import { LoginGuard, type LoginGuardLimits } from './login-guard.js';
+import { NameIndex } from './name-index.js';
+import { ScryptQueue, type ScryptQueueLimits } from './scrypt-queue.js';
+
+/** Settings of the account limits (each defaults to its constant in shared/limits.ts). */
+export interface AccountLimits {
+  prefixBits: PrefixBits;
+  login?: Partial<LoginGuardLimits>;
+  scrypt?: Partial<ScryptQueueLimits>;
+  registrationsPerAddress?: number;
+  registrationWindowMs?: number;
+  visitorsPerAddress?: number;
+}
+
+/** A session as far as the limits care. */
+interface SessionLike {
+  username: string;
+  role: 'user' | 'visitor';
+}
+
+/** Registration, login and visitor entry with their limits. */
+export class AccountService {
+  readonly guard: LoginGuard;
+  readonly scrypt: ScryptQueue;
+  private readonly names: NameIndex;
+  /** Per address prefix: when its recent registrations started, oldest first. */
+  private readonly registrations = new Map<string, number[]>();
+  /** Per address prefix: live visitor sessions. */
+  private readonly visitors = new Map<string, number>();
+  private readonly registrationsPerAddress: number;
+  private readonly registrationWindowMs: number;
+  private readonly visitorsPerAddress: number;
+
+  constructor(
+    private readonly store: ServerStore,
+    private readonly limits: AccountLimits,
+  ) {
+    this.guard = new LoginGuard(limits.login);
+    this.scrypt = new ScryptQueue(limits.scrypt);
+    this.names = new NameIndex(store.usernames());
+    this.registrationsPerAddress =
+      limits.registrationsPerAddress ?? REGISTRATION_LIMITS.registrationsPerAddress;
+    this.registrationWindowMs =
+      limits.registrationWindowMs ?? REGISTRATION_LIMITS.registrationWindowMs;
+    this.visitorsPerAddress = limits.visitorsPerAddress ?? REGISTRATION_LIMITS.visitorsPerAddress;
+  }
+
+  /** The budget key of a remote address. */
+  prefixOf(ip: string): string {
+    return addressPrefix(ip, this.limits.prefixBits);
+  }
+
+  /** Creates an account; the name must not look like an existing one. */
+  async register(ip: string, username: string, password: string): Promise<void> {
+    if (this.store.getUser(username)) throw new HchatError('E_USERNAME_TAKEN');
+    this.names.checkNewUser(username);
+    const release = this.reserveRegistration(this.prefixOf(ip));
+    let passHash: string;
+    try {
+      passHash = await this.scrypt.run('register', () => hashPassword(password));
+    } catch (err) {
+      release(); // never hashed: the attempt costs the address nothing
+      throw err;
+    }
+    this.names.checkNewUser(username); // another registration may have won meanwhile
+    this.store.createUser({ username, passHash });
+    this.names.addUser(username);
+  }
+
+  /** Checks a password, throttled (counted before the hash); the user on success. */
+  async login(ip: string, username: string, password: string): Promise<UserRecord> {
+    const attempt = this.guard.begin(username, this.prefixOf(ip));
+    let ok: boolean;
+    let user: UserRecord | undefined;
+    try {
+      user = this.store.getUser(username);
+      ok = await this.scrypt.run('login', () => verifyPassword(password, user?.passHash));
+    } catch (err) {
+      this.guard.cancel(attempt);
+      throw err;
+    }
+    if (!ok || !user) {
+      this.guard.fail(attempt);
+      throw new HchatError('E_BAD_CREDENTIALS');
+    }
+    this.guard.succeed(attempt);
+    return user;
+  }
+
+  /** Throws unless a visitor named `name` may enter from `ip` now. */
+  checkVisitor(ip: string, name: string): void {
+    this.checkVisitorRoom(ip);
+    if (this.store.getUser(name)) throw new HchatError('E_NAME_TAKEN');
+    this.names.checkVisitor(name);
+  }
+
+  /** Throws E_RATE_LIMITED when `ip`'s prefix has as many live visitor sessions as it may. */
+  checkVisitorRoom(ip: string): void {
+    if ((this.visitors.get(this.prefixOf(ip)) ?? 0) >= this.visitorsPerAddress)
+      throw new HchatError(
+        'E_RATE_LIMITED',
+        `at most ${this.visitorsPerAddress} visitor sessions from one address at once; close one, or try again in 60 s`,
+        { retryAfterMs: 60_000 },
+      );
+  }
+
+  /** A session was attached to a connection from `ip`. */
+  sessionOn(ip: string, s: SessionLike): void {
+    if (s.role !== 'visitor') return;
+    const p = this.prefixOf(ip);
+    this.visitors.set(p, (this.visitors.get(p) ?? 0) + 1);
+    this.names.visitorOn(s.username);
+  }
+
+  /** A session was detached from its connection (logout or close). */
+  sessionOff(ip: string, s: SessionLike): void {
+    if (s.role !== 'visitor') return;
+    const p = this.prefixOf(ip);
+    const n = (this.visitors.get(p) ?? 0) - 1;
+    if (n > 0) this.visitors.set(p, n);
+    else this.visitors.delete(p);
+    this.names.visitorOff(s.username);
+  }
+
+  /** Takes one registration of `prefix`'s budget; the function gives it back. */
+  private reserveRegistration(prefix: string, now = Date.now()): () => void {
+    const recent = (this.registrations.get(prefix) ?? []).filter(
+      (t) => t > now - this.registrationWindowMs,
+    );
+    if (recent.length >= this.registrationsPerAddress) {
+      const waitMs = recent[0]! + this.registrationWindowMs - now;
+      throw new HchatError(
+        'E_RATE_LIMITED',
+        `too many registrations from your address; try again in ${Math.ceil(waitMs / 1000)} s`,
+        { retryAfterMs: waitMs },
+      );
+    }
+    recent.push(now);
+    this.registrations.delete(prefix); // re-inserted last: oldest prefixes first in the map
+    this.registrations.set(prefix, recent);
+    if (this.registrations.size > REGISTRATION_LIMITS.maxTrackedAddresses)
+      this.registrations.delete(this.registrations.keys().next().value!);
+    return () => {
+      const i = recent.lastIndexOf(now);
+      if (i >= 0) recent.splice(i, 1);
+    };
+  }
+}
