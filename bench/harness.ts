@@ -124,7 +124,7 @@ export class Client {
       const s = net.connect(Number(port), host, () => {
         const c = new Client(s);
         if (!hello) return resolve(c);
-        s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
+        s.write(encodeFrame({ t: 'hello', v: 2, role: 'peer' }));
         s.once('data', () => resolve(c));
       });
       s.once('error', reject);

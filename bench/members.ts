@@ -150,7 +150,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
           waiting.set(id, r);
           s.write(encodeFrame({ t: 'req', id, op, body }));
         });
-      s.write(encodeFrame({ t: 'hello', v: 1, role: 'peer' }));
+      s.write(encodeFrame({ t: 'hello', v: 2, role: 'peer' }));
       await req(1, 'visitor', { name: `member ${i}`, publicKey: target.publicKey });
       await req(2, 'channel_join', { channelId: target.channelId });
       // Heartbeats, as peers send them, so the server keeps us.

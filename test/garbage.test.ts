@@ -36,7 +36,7 @@ function exchange(
   });
 }
 
-const hello = encodeFrame({ t: 'hello', v: 1, role: 'peer' });
+const hello = encodeFrame({ t: 'hello', v: 2, role: 'peer' });
 
 describe('bad input on the server port', () => {
   it('answers each kind of broken frame with an error frame naming it, then closes that connection only', async () => {

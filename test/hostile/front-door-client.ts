@@ -54,7 +54,7 @@ export class RawClient {
   /** Connects and says hello; resolves once the server's hello came (or the link closed). */
   static async open(port: number, localAddress = '127.0.0.1'): Promise<RawClient> {
     const c = await RawClient.connect(port, localAddress);
-    c.send({ t: 'hello', v: 1, role: 'peer' });
+    c.send({ t: 'hello', v: 2, role: 'peer' });
     await c.until(() => c.frames.some((f) => f.t === 'hello') || c.closed, 10_000);
     return c;
   }
