@@ -100,18 +100,41 @@ describe('hostile viewer and streamer (livestream)', () => {
     }
   });
 
-  it('refuses RTCP larger than a datagram', async () => {
-    const { net, streamId } = await stage(0);
+  it('refuses RTCP larger than a datagram, and NACKs for a stream the viewer does not receive', async () => {
+    const { net, streamer, streamId } = await stage(0);
+    const other = await streamer.call('POST', '/api/channels', {
+      name: 'other',
+      allowVisitors: true,
+    });
+    const second = await streamer.call('POST', `/api/channels/${other.body.id}/streams`, {
+      source: 'synthetic',
+    });
+    expect(second.status).toBe(201);
     const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
     try {
       await waitFor(() => mallory.videoSeqs.length >= 40, 15_000, 'mallory to receive video');
       const d0 = mallory.duplicateBytes;
+      const u0 = mallory.uniqueBytes;
       const recent = mallory.videoSeqs.slice(-17);
       // 400 FCI entries (1,612 bytes): over the 1,200-byte datagram limit, refused whole.
       const fci = Array.from({ length: 400 }, () => [recent[0]!, 0xffff] as [number, number]);
       await mallory.send(nackBytes(mallory.stream!.videoSsrc, fci));
+      // 201 entries: over the FCI limit, refused whole.
+      await mallory.send(nackBytes(mallory.stream!.videoSsrc, fci.slice(0, 201)));
+      // Every sequence number of the other stream's video, which mallory does not watch.
+      const { streams } = await mallory.link.request('stream_list', {});
+      const ssrc = streams.find((s) => s.streamId === second.body.streamId)!.videoSsrc;
+      for (let pid = 0; pid < 0x10000; pid += 17 * 200)
+        await mallory.send(
+          nackBytes(
+            ssrc,
+            Array.from({ length: 200 }, (_, i) => [pid + i * 17, 0xffff] as [number, number]),
+          ),
+        );
       await sleep(500);
       expect(mallory.duplicateBytes - d0).toBe(0);
+      expect(mallory.otherSsrcBytes).toBe(0);
+      expect(mallory.uniqueBytes).toBeGreaterThan(u0);
     } finally {
       mallory.close();
     }
@@ -160,31 +183,34 @@ describe('hostile viewer and streamer (livestream)', () => {
   });
 
   it('one viewer calling stalled over and over moves only itself', async () => {
-    const { net, viewers, streamId } = await stage(7, 2);
+    const { net, streamer, viewers, streamId } = await stage(7, 2);
     // k = 2: streamer -> honest0 1; honest0 -> 2 3; honest1 -> 4 5; honest2 -> 6, and mallory next to 6.
     const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
     try {
       expect(mallory.parent!.username).toBe('honest2');
       const before = await Promise.all(viewers.map((v) => stats(v, streamId)));
-      let limited = 0;
-      for (let i = 0; i < 6; i++) {
-        try {
-          await mallory.link.request('stalled', { streamId });
-        } catch (err) {
-          expect(err).toMatchObject({ code: 'E_RATE_LIMITED' });
-          limited++;
-        }
-        await sleep(400);
+      // Six at once: one is taken, the rest refused.
+      const burst = await Promise.allSettled(
+        Array.from({ length: 6 }, () => mallory.link.request('stalled', { streamId })),
+      );
+      const limited = burst.filter(
+        (r) => r.status === 'rejected' && r.reason?.code === 'E_RATE_LIMITED',
+      ).length;
+      await sleep(STREAM_LIMITS.stallSettleMs + 300);
+      // Twice more, each after the rate limit's interval: taken, and each moves only mallory.
+      for (let i = 0; i < 2; i++) {
+        await sleep(STREAM_LIMITS.stallReportIntervalMs);
+        await mallory.link.request('stalled', { streamId });
+        await sleep(STREAM_LIMITS.stallSettleMs + 300);
       }
-      // Once more after the rate limit's interval: accepted, and again it moves only mallory.
-      await sleep(STREAM_LIMITS.stallReportIntervalMs);
-      await mallory.link.request('stalled', { streamId });
-      await sleep(800);
       const after = await Promise.all(viewers.map((v) => stats(v, streamId)));
+      const demoted = (streamer.node.live as any).lives.get(streamId).tree.leafOnly.size;
       console.log(
-        `stalled x7: ${limited} rate-limited; parents ${before.map((s) => s.parent).join(',')} -> ${after.map((s) => s.parent).join(',')}`,
+        `stalled x8: ${limited} rate-limited, ${demoted} relays demoted; parents ${before.map((s) => s.parent).join(',')} -> ${after.map((s) => s.parent).join(',')}`,
       );
       expect(limited).toBeGreaterThanOrEqual(4);
+      expect(demoted).toBe(0);
+      expect(mallory.parent!.username).not.toBe('honest2');
       expect(after.map((s) => s.parent)).toEqual(before.map((s) => s.parent));
       for (let i = 0; i < 3; i++)
         expect(after[i]!.children.filter((c: string) => c !== 'mallory').sort()).toEqual(

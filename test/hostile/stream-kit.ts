@@ -64,6 +64,8 @@ export class RawViewer {
   uniqueBytes = 0;
   duplicateBytes = 0;
   rtcpBytes = 0;
+  /** Bytes of RTP of SSRCs not of the watched stream. */
+  otherSsrcBytes = 0;
   /** Bytes of RTCP this viewer sent (NACKs and consent answers). */
   sentBytes = 0;
   /** Recent video sequence numbers received, newest last. */
@@ -135,6 +137,10 @@ export class RawViewer {
     }
     if (d.length < 12) return;
     const ssrc = d.readUInt32BE(8);
+    if (this.stream && ssrc !== this.stream.videoSsrc && ssrc !== this.stream.audioSsrc) {
+      this.otherSsrcBytes += d.length;
+      return;
+    }
     const seq = d.readUInt16BE(2);
     const key = `${ssrc}:${seq}`;
     if (this.seen.has(key)) {
