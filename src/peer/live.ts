@@ -561,6 +561,7 @@ export class LiveService {
         children: live.tree.childrenOf(ROOT).map((id) => live.viewers.get(id)!.username),
         framesSent: live.broadcast.framesSent,
         retransmits: live.broadcast.fanout.retransmits,
+        retransmitsRefused: live.broadcast.fanout.retransmitsRefused,
         depth: Math.max(0, ...[...live.viewers.keys()].map((id) => live.tree.depthOf(id))),
       };
     }
