@@ -200,6 +200,7 @@ describe('relay tree', () => {
       fc.record({ op: fc.constant('add' as const), n: fc.nat({ max: 60 }) }),
       fc.record({ op: fc.constant('remove' as const), n: fc.nat({ max: 60 }) }),
       fc.record({ op: fc.constant('stall' as const), n: fc.nat({ max: 60 }) }),
+      fc.record({ op: fc.constant('move' as const), n: fc.nat({ max: 60 }) }),
     ),
     { maxLength: 200 },
   );
@@ -219,6 +220,10 @@ describe('relay tree', () => {
             live.delete(id);
           } else if (s.op === 'stall' && live.has(id)) {
             t.stalled(id);
+          } else if (s.op === 'move' && live.has(id)) {
+            const from = t.parentOf(id)!;
+            const to = t.move(id);
+            if (from !== ROOT) expect(to).not.toBe(from);
           }
         }
         const placed = t.placements();
@@ -242,5 +247,17 @@ describe('relay tree', () => {
     expect(moves.map((m) => m.id).sort()).toEqual(orphans.sort());
     expect(t.childrenOf(ROOT).length).toBe(3);
     expect(t.size).toBe(29);
+  });
+
+  it('moves a viewer that reports its parent alone: its siblings stay', () => {
+    const t = new RelayTree(2);
+    for (let i = 0; i < 8; i++) t.add(`v${i}`);
+    const parent = t.parentOf('v7')!;
+    const siblings = t.childrenOf(parent).filter((c) => c !== 'v7');
+    expect(siblings.length).toBeGreaterThan(0);
+    const to = t.move('v7')!;
+    expect(to).not.toBe(parent);
+    expect(t.childrenOf(parent).sort()).toEqual(siblings.sort());
+    expect(t.move('v0')).toBeUndefined(); // fed by the streamer: nowhere better to go
   });
 });

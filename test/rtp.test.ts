@@ -9,6 +9,8 @@ import {
   parseRtp,
 } from '../src/stream/rtp.js';
 import {
+  CONSENT_CHECK,
+  encodeApp,
   encodeNack,
   encodePli,
   encodeReceiverReport,
@@ -17,6 +19,9 @@ import {
 } from '../src/stream/rtcp.js';
 import { isVp8Keyframe, packetizeVp8, parseVp8Descriptor } from '../src/stream/vp8.js';
 import { RetransmitBuffer, RtpSender } from '../src/stream/sender.js';
+import { Consent } from '../src/stream/consent.js';
+import { RetransmitBudget } from '../src/stream/retransmit-budget.js';
+import { STREAM_LIMITS } from '../src/shared/limits.js';
 
 const u32 = fc.nat({ max: 2 ** 32 - 1 });
 const packet = fc.record({
@@ -214,5 +219,97 @@ describe('retransmit buffer', () => {
     for (let s = 2; s <= 5; s++) b.put(s, d(s));
     expect(b.get(1)).toBeUndefined();
     expect(b.get(5)).toEqual(d(5));
+  });
+});
+
+describe('RTCP limits (docs/PROTOCOL.md §5.4)', () => {
+  it('round-trips consent checks as APP packets and routes nothing else by mistake', () => {
+    fc.assert(
+      fc.property(u32, fc.uint8Array({ minLength: 12, maxLength: 12 }), (ssrc, nonce) => {
+        const d = encodeApp(ssrc, CONSENT_CHECK, nonce);
+        expect(d.length).toBe(24);
+        expect(isRtcp(d)).toBe(true);
+        expect(parseRtcp(d)).toEqual([
+          { type: 'app', ssrc, subtype: 0, name: 'HCCQ', data: Buffer.from(nonce) },
+        ]);
+      }),
+    );
+  });
+
+  it('refuses datagrams over 1,200 bytes and NACKs over 200 FCI entries; counts each seq once', () => {
+    const big = Buffer.concat(Array.from({ length: 101 }, () => encodePli(1, 2)));
+    expect(big.length).toBe(1212);
+    expect(() => parseRtcp(big)).toThrow(RtpError);
+    const fci = (n: number) => {
+      const b = Buffer.alloc(12 + n * 4);
+      b[0] = 0x81;
+      b[1] = 205;
+      b.writeUInt16BE(2 + n, 2);
+      for (let i = 0; i < n; i++) b.writeUInt32BE(0x0005ffff, 12 + i * 4);
+      return b;
+    };
+    expect(() => parseRtcp(fci(201))).toThrow(RtpError);
+    const [p] = parseRtcp(fci(200));
+    expect((p as { seqs: number[] }).seqs.sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 17 }, (_, i) => 5 + i),
+    );
+  });
+});
+
+describe('consent and retransmit budget', () => {
+  const L = { ...STREAM_LIMITS };
+  const a = { ip: '127.0.0.1', port: 5000 };
+
+  it('gives consent only to an answer with the nonce of a check sent to that address', () => {
+    const c = new Consent(L);
+    c.setAddresses([a], 0);
+    const [check] = c.due(0);
+    expect(check!.to).toEqual(a);
+    expect(c.fresh(a, 1)).toBe(false);
+    expect(c.answer({ ...a, port: 5001 }, check!.nonce, 1)).toBe('refused');
+    expect(c.answer(a, Buffer.alloc(12), 1)).toBe('refused');
+    expect(c.answer(a, check!.nonce, 1)).toBe('granted');
+    expect(c.answer(a, check!.nonce, 2)).toBe('refused'); // used up
+    expect(c.fresh(a, 1 + L.consentExpiryMs - 1)).toBe(true);
+    expect(c.fresh(a, 1 + L.consentExpiryMs)).toBe(false);
+  });
+
+  it('checks a silent address with backoff: a handful of checks, then one per period', () => {
+    const c = new Consent(L);
+    c.setAddresses([a], 0);
+    let n = 0;
+    for (let t = 0; t <= 4000; t += 5) n += c.due(t).length;
+    expect(n).toBeGreaterThanOrEqual(5);
+    expect(n).toBeLessThanOrEqual(8);
+    let later = 0;
+    for (let t = 4005; t <= 24_000; t += 5) later += c.due(t).length;
+    expect(later).toBeLessThanOrEqual(11);
+  });
+
+  it('sends a packet again at most once per window, and never past the budget', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat({ max: 50 }), fc.nat({ max: 30 })), { maxLength: 300 }),
+        fc.nat({ max: 200_000 }),
+        (asks, media) => {
+          const b = new RetransmitBudget(L);
+          b.earn(media);
+          let sent = 0;
+          const last = new Map<number, number>();
+          let now = 0;
+          for (const [key, dt] of asks) {
+            now += dt;
+            if (b.take(key, 1000, now) === 'ok') {
+              sent += 1000;
+              expect(now - (last.get(key) ?? -Infinity)).toBeGreaterThanOrEqual(L.nackDedupMs);
+              last.set(key, now);
+            }
+          }
+          expect(sent).toBeLessThanOrEqual(
+            Math.min(L.retransmitBurstBytes, media * L.retransmitBudgetRatio),
+          );
+        },
+      ),
+    );
   });
 });

@@ -18,6 +18,7 @@ import {
   type StreamSource,
 } from '../protocol/stream-ops.js';
 import { describeIssues } from '../protocol/rpc.js';
+import { STREAM_LIMITS } from '../shared/limits.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import type { MediaSocket } from '../stream/media-socket.js';
 import { Broadcast } from '../stream/broadcast.js';
@@ -87,6 +88,8 @@ interface Live {
   told: Map<string, { parent: string; children: string }>;
   /** Viewers that reported their parent silent, waiting to be settled together. */
   stalls: Set<string>;
+  /** When each viewer session last reported a stall (for the rate limit). */
+  lastStall: Map<string, number>;
   stallTimer?: NodeJS.Timeout;
   exports: RtpExport[];
 }
@@ -100,8 +103,6 @@ interface Watch {
 }
 
 const MEMBERS_TTL_MS = 10_000;
-/** How long stall reports are collected before the streamer acts on them. */
-const STALL_SETTLE_MS = 300;
 
 export class LiveService {
   private readonly lives = new Map<string, Live>();
@@ -153,6 +154,7 @@ export class LiveService {
       viewers: new Map(),
       told: new Map(),
       stalls: new Set(),
+      lastStall: new Map(),
       exports: [],
     };
     const send = (f: MediaFrame) => broadcast.send(f);
@@ -249,33 +251,64 @@ export class LiveService {
         const live = this.lives.get(b.streamId);
         const v = live?.viewers.get(conn.who.sessionId);
         if (!live || !v || v.conn !== conn) throw new HchatError('E_STREAM_NOT_FOUND');
+        this.limitStalls(live, v.id);
         this.deps.log.write('stream_stall', {
           stream: live.info.streamId,
           peer: conn.name,
           parent: this.parentOf(live, v.id).username,
         });
         // A stalled relay starves its whole subtree, and all of it reports at once: collect the
-        // reports briefly, then blame only parents that are not starving themselves.
+        // reports briefly, then act only on reporters whose parent is not starving itself.
         live.stalls.add(v.id);
-        live.stallTimer ??= setTimeout(() => this.settleStalls(live), STALL_SETTLE_MS);
+        live.stallTimer ??= setTimeout(() => this.settleStalls(live), STREAM_LIMITS.stallSettleMs);
         return { parent: this.parentOf(live, v.id) };
       }
     }
   }
 
+  /** `stalled` at most once per interval per viewer session: E_RATE_LIMITED otherwise. */
+  private limitStalls(live: Live, id: string): void {
+    const now = Date.now();
+    const every = STREAM_LIMITS.stallReportIntervalMs;
+    const last = live.lastStall.get(id);
+    if (last !== undefined && now - last < every)
+      throw new HchatError(
+        'E_RATE_LIMITED',
+        `stalled at most once per ${every} ms; retry in ${every - (now - last)} ms`,
+      );
+    for (const [k, at] of live.lastStall) if (now - at >= every) live.lastStall.delete(k);
+    live.lastStall.set(id, now);
+  }
+
+  /**
+   * A report moves the reporter alone; its parent is blamed (leaf-only, all its children moved)
+   * only when at least `stallMinReporters` distinct children, and a majority of them, reported
+   * it in the same settle window, so that one viewer cannot demote honest relays.
+   */
   private settleStalls(live: Live): void {
     live.stallTimer = undefined;
     const reporters = live.stalls;
     live.stalls = new Set();
     if (!this.lives.has(live.info.streamId)) return;
+    const byParent = new Map<string, string[]>();
     for (const id of reporters) {
       const parent = live.tree.parentOf(id);
       if (parent === undefined || parent === ROOT || reporters.has(parent)) continue;
-      live.tree.stalled(id);
-      this.deps.log.write('relay_stalled', {
-        stream: live.info.streamId,
-        peer: live.viewers.get(parent)?.conn.name,
-      });
+      byParent.set(parent, [...(byParent.get(parent) ?? []), id]);
+    }
+    for (const [parent, ids] of byParent) {
+      const children = live.tree.childrenOf(parent).length;
+      const needed = Math.max(STREAM_LIMITS.stallMinReporters, Math.floor(children / 2) + 1);
+      if (ids.length >= needed) {
+        live.tree.stalled(ids[0]!);
+        this.deps.log.write('relay_stalled', {
+          stream: live.info.streamId,
+          peer: live.viewers.get(parent)?.conn.name,
+          reporters: ids.length,
+        });
+      } else {
+        for (const id of ids) live.tree.move(id);
+      }
     }
     this.syncTree(live);
   }
@@ -528,6 +561,7 @@ export class LiveService {
         children: live.tree.childrenOf(ROOT).map((id) => live.viewers.get(id)!.username),
         framesSent: live.broadcast.framesSent,
         retransmits: live.broadcast.fanout.retransmits,
+        retransmitsRefused: live.broadcast.fanout.retransmitsRefused,
         depth: Math.max(0, ...[...live.viewers.keys()].map((id) => live.tree.depthOf(id))),
       };
     }

@@ -1,7 +1,7 @@
 /**
  * The streamer's media engine for one live stream: frames from a source are packetized (VP8,
- * Opus), numbered and sent once to each direct child; NACKs are answered from the retransmit
- * buffer and PLIs ask the source for a keyframe. Which viewers are children is decided by the
+ * Opus), numbered and sent once to each direct child that consents; NACKs are answered from the
+ * retransmit buffer (within each child's budget) and PLIs ask the source for a keyframe. Which viewers are children is decided by the
  * relay tree (peer/live.ts).
  */
 import { randomInt } from 'node:crypto';
@@ -38,7 +38,10 @@ export class Broadcast {
   ) {
     this.video = new RtpSender('video', newSsrc());
     this.audio = new RtpSender('audio', newSsrc());
-    this.fanout = new Fanout(socket, [this.video.ssrc, this.audio.ssrc]);
+    // A child that just consented needs a keyframe to start from.
+    this.fanout = new Fanout(socket, [this.video.ssrc, this.audio.ssrc], this.video.ssrc, () =>
+      this.requestKeyframe(),
+    );
     this.handler = { rtcp: (p, from) => this.rtcp(p, from) };
     socket.on(this.video.ssrc, this.handler);
     socket.on(this.audio.ssrc, this.handler);
@@ -78,11 +81,13 @@ export class Broadcast {
   stop(): void {
     this.socket.off(this.video.ssrc, this.handler);
     this.socket.off(this.audio.ssrc, this.handler);
+    this.fanout.stop();
     this.sinks.clear();
   }
 
   private rtcp(p: RtcpPacket, from: Remote): void {
     if (p.type === 'nack') this.fanout.answer(p.mediaSsrc, p.seqs, from);
-    else if (p.type === 'pli' && this.fanout.child(from)) this.requestKeyframe();
+    else if (p.type === 'pli' && this.fanout.consenting(from)) this.requestKeyframe();
+    else if (p.type === 'app') this.fanout.app(p, from);
   }
 }

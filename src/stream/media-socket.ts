@@ -1,6 +1,7 @@
 /**
  * A peer's UDP socket for livestream media (SPEC §8): RTP and RTCP multiplexed on one port
- * (RFC 5761), handed to whoever registered the SSRC. Malformed datagrams and datagrams for no
+ * (RFC 5761), handed to whoever registered the SSRC (NACK and PLI by media SSRC, APP by its SSRC,
+ * reports by their first block). Malformed datagrams and datagrams for no
  * stream of ours are counted and ignored; `--udp-loss` drops a fraction of what arrives, at
  * random, to test loss recovery on a kernel without netem.
  */
@@ -104,7 +105,12 @@ export class MediaSocket {
     try {
       if (isRtcp(d)) {
         for (const p of parseRtcp(d)) {
-          const ssrc = p.type === 'nack' || p.type === 'pli' ? p.mediaSsrc : undefined;
+          const ssrc =
+            p.type === 'nack' || p.type === 'pli'
+              ? p.mediaSsrc
+              : p.type === 'app'
+                ? p.ssrc
+                : undefined;
           const h = ssrc === undefined ? this.reportHandler(p) : this.handlers.get(ssrc);
           if (h?.rtcp) h.rtcp(p, from);
           else if (p.type !== 'other') this.stats.foreign++;

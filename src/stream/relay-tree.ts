@@ -2,8 +2,8 @@
  * The relay tree of one live stream (multi-peer seeding, SPEC §8): the streamer is the root and
  * feeds at most k viewers; every later viewer hangs under the shallowest viewer with a free slot,
  * and relays forward to at most k children. When a relay leaves, its children (with their own
- * subtrees) are placed again the same way; a relay that stalls is moved and gets no children
- * any more. The streamer's upload is then about k times the bitrate whatever the audience, and
+ * subtrees) are placed again the same way; a viewer that reports its relay silent is moved alone,
+ * and a relay that enough of its children report is marked leaf-only and loses its children. The streamer's upload is then about k times the bitrate whatever the audience, and
  * the depth grows as log_k of it. Pure logic: the streamer's peer applies the moves.
  */
 
@@ -79,7 +79,24 @@ export class RelayTree {
   }
 
   /**
-   * A viewer stopped receiving: its parent is marked leaf-only and every child of that parent is
+   * Moves one viewer (with its subtree) away from its parent: to the shallowest free slot
+   * outside the old parent's subtree. Its parent keeps its other children. Returns the new
+   * parent, or undefined when the viewer is not placed or is fed by the streamer itself.
+   */
+  move(id: string): string | undefined {
+    const parent = this.parents.get(id);
+    if (parent === undefined || parent === ROOT) return undefined;
+    this.kids.get(parent)!.delete(id);
+    this.parents.delete(id);
+    const exclude = this.subtree(id);
+    for (const n of this.subtree(parent)) exclude.add(n);
+    const p = this.slot(exclude);
+    this.attach(id, p);
+    return p;
+  }
+
+  /**
+   * A viewer's parent stopped sending (enough of its children said so): the parent is marked leaf-only and every child of that parent is
    * moved (with its subtree) elsewhere. Returns the moves, the stalled viewer's first.
    */
   stalled(id: string): Placement[] {

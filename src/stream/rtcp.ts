@@ -5,11 +5,20 @@
  *   sender report    PT=200  read (ffmpeg sends them), never written
  *   generic NACK     PT=205 FMT=1  sender SSRC, media SSRC, FCI: PID (16) + BLP (16) ...
  *   PLI              PT=206 FMT=1  sender SSRC, media SSRC, no FCI
+ *   APP              PT=204        SSRC, 4-character name, data: our consent check (`HCCQ`) and
+ *                                  answer (`HCCR`), SSRC = the stream's video SSRC, data = nonce
  *
  * Every packet starts with V=2, P, a 5-bit count/format, PT and a length in 32-bit words minus
- * one; a datagram may hold several (a compound packet). Others (SDES, BYE, APP) are skipped.
+ * one; a datagram may hold several (a compound packet). Others (SDES, BYE) are skipped. A
+ * datagram over MAX_DATAGRAM, or a NACK with more than `maxNackFci` entries, is refused whole.
  */
-import { RtpError } from './rtp.js';
+import { MAX_DATAGRAM, RtpError } from './rtp.js';
+import { STREAM_LIMITS } from '../shared/limits.js';
+
+/** APP name of a consent check (parent → child address), RFC 7675's idea over RTCP. */
+export const CONSENT_CHECK = 'HCCQ';
+/** APP name of a consent answer (child → its parent), echoing the check's nonce. */
+export const CONSENT_ANSWER = 'HCCR';
 
 /** One report block of a receiver report. */
 export interface ReportBlock {
@@ -29,6 +38,7 @@ export type RtcpPacket =
   | { type: 'sr'; ssrc: number; reports: ReportBlock[] }
   | { type: 'nack'; ssrc: number; mediaSsrc: number; seqs: number[] }
   | { type: 'pli'; ssrc: number; mediaSsrc: number }
+  | { type: 'app'; ssrc: number; subtype: number; name: string; data: Buffer }
   | { type: 'other'; pt: number };
 
 /** Encodes a generic NACK for these 16-bit sequence numbers (grouped as PID + bitmask). */
@@ -86,8 +96,24 @@ export function encodeReceiverReport(ssrc: number, reports: readonly ReportBlock
   return b;
 }
 
+/** Encodes an APP packet (RFC 3550 §6.7): `name` is 4 ASCII characters, `data` whole words. */
+export function encodeApp(ssrc: number, name: string, data: Uint8Array, subtype = 0): Buffer {
+  if (name.length !== 4 || data.length % 4 !== 0)
+    throw new RtpError('APP: 4-character name and whole words of data');
+  const b = Buffer.allocUnsafe(12 + data.length);
+  b[0] = 0x80 | (subtype & 0x1f);
+  b[1] = 204;
+  b.writeUInt16BE(2 + data.length / 4, 2);
+  b.writeUInt32BE(ssrc >>> 0, 4);
+  b.write(name, 8, 'latin1');
+  b.set(data, 12);
+  return b;
+}
+
 /** Decodes a (compound) RTCP datagram; throws RtpError when any length does not fit. */
 export function parseRtcp(d: Uint8Array): RtcpPacket[] {
+  if (d.length > MAX_DATAGRAM)
+    throw new RtpError(`RTCP datagram of ${d.length} bytes exceeds ${MAX_DATAGRAM}`);
   const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
   const out: RtcpPacket[] = [];
   let o = 0;
@@ -129,20 +155,34 @@ export function parseRtcp(d: Uint8Array): RtcpPacket[] {
         const ssrc = view.getUint32(body);
         const mediaSsrc = view.getUint32(body + 4);
         if (pt === 205 && count === 1) {
-          const seqs: number[] = [];
+          if ((end - body - 8) / 4 > STREAM_LIMITS.maxNackFci)
+            throw new RtpError(`NACK with more than ${STREAM_LIMITS.maxNackFci} FCI entries`);
+          // Each sequence number once, however often the FCI repeats it.
+          const seqs = new Set<number>();
           for (let f = body + 8; f + 4 <= end; f += 4) {
             const pid = view.getUint16(f);
             const blp = view.getUint16(f + 2);
-            seqs.push(pid);
+            seqs.add(pid);
             for (let bit = 0; bit < 16; bit++)
-              if (blp & (1 << bit)) seqs.push((pid + bit + 1) & 0xffff);
+              if (blp & (1 << bit)) seqs.add((pid + bit + 1) & 0xffff);
           }
-          out.push({ type: 'nack', ssrc, mediaSsrc, seqs });
+          out.push({ type: 'nack', ssrc, mediaSsrc, seqs: [...seqs] });
         } else if (pt === 206 && count === 1) {
           out.push({ type: 'pli', ssrc, mediaSsrc });
         } else {
           out.push({ type: 'other', pt });
         }
+        break;
+      }
+      case 204: {
+        need(8);
+        out.push({
+          type: 'app',
+          ssrc: view.getUint32(body),
+          subtype: count,
+          name: Buffer.from(d.buffer, d.byteOffset + body + 4, 4).toString('latin1'),
+          data: Buffer.from(d.subarray(body + 8, end)),
+        });
         break;
       }
       default:

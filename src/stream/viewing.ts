@@ -1,11 +1,19 @@
 /**
  * A viewer's media engine for one stream: it takes RTP only from its parent, repairs loss with
  * NACKs to the parent, asks for keyframes with PLI, sends receiver reports, hands whole frames to
- * its sinks (browser, export, stats), and relays to its own children when the streamer made it a
- * relay. A parent that goes silent is reported (`stalled`) so the streamer can place us elsewhere.
+ * its sinks (browser, export, stats), answers its parent's consent checks, and relays to its own
+ * children (those that answer its consent checks) when the streamer made it a relay. A parent that goes silent is reported (`stalled`) so the streamer can place us elsewhere.
  */
 import type { MediaSocket, Remote, SsrcHandler } from './media-socket.js';
-import { encodeNack, encodePli, encodeReceiverReport, type RtcpPacket } from './rtcp.js';
+import {
+  CONSENT_ANSWER,
+  CONSENT_CHECK,
+  encodeApp,
+  encodeNack,
+  encodePli,
+  encodeReceiverReport,
+  type RtcpPacket,
+} from './rtcp.js';
 import { JitterBuffer, type Frame } from './jitter-buffer.js';
 import { Fanout } from './fanout.js';
 import type { MediaKind } from './sender.js';
@@ -87,7 +95,10 @@ export class Viewing {
     this.video = new JitterBuffer({ kind: 'video', deadlineMs });
     this.audio = new JitterBuffer({ kind: 'audio', deadlineMs });
     this.parentAddr = opts.parent;
-    this.fanout = new Fanout(socket, [opts.videoSsrc, opts.audioSsrc]);
+    // A child that just consented needs a keyframe: ask our parent (PLI, rate-limited).
+    this.fanout = new Fanout(socket, [opts.videoSsrc, opts.audioSsrc], opts.videoSsrc, () =>
+      this.sendPli(Date.now(), false),
+    );
     this.handlers = {
       video: { rtp: (p, d, f) => this.rtp('video', p, d, f), rtcp: (p, f) => this.rtcp(p, f) },
       audio: { rtp: (p, d, f) => this.rtp('audio', p, d, f), rtcp: (p, f) => this.rtcp(p, f) },
@@ -117,6 +128,7 @@ export class Viewing {
 
   stop(): void {
     clearInterval(this.timer);
+    this.fanout.stop();
     this.socket.off(this.opts.videoSsrc, this.handlers.video);
     this.socket.off(this.opts.audioSsrc, this.handlers.audio);
     this.sinks.clear();
@@ -172,8 +184,18 @@ export class Viewing {
     if (p.type === 'nack') {
       // What we do not have, our own NACKs are already fetching; it reaches the child then.
       this.fanout.answer(p.mediaSsrc, p.seqs, from);
-    } else if (p.type === 'pli' && this.fanout.child(from)) {
+    } else if (p.type === 'pli' && this.fanout.consenting(from)) {
       this.sendPli(Date.now(), false);
+    } else if (p.type === 'app' && p.name === CONSENT_CHECK) {
+      // Consent to media is given only to the parent the streamer named over our own link, and
+      // the answer goes to it alone, whatever the check's source claims.
+      if (from.port !== this.parentAddr.port || from.ip !== this.parentAddr.ip) {
+        this.foreign++;
+        return;
+      }
+      this.socket.send(encodeApp(p.ssrc, CONSENT_ANSWER, p.data), this.parentAddr);
+    } else if (p.type === 'app') {
+      this.fanout.app(p, from);
     }
   }
 

@@ -1,0 +1,232 @@
+/**
+ * The livestream boundary against a hostile viewer and a hostile streamer (docs/PROTOCOL.md §5,
+ * docs/SECURITY.md): NACK storms, relays turned into amplifiers, and lying stall reports.
+ */
+import dgram from 'node:dgram';
+import { describe, expect, it } from 'vitest';
+import { createTestnet, signIn, waitFor, type TestPeer, type Testnet } from '../testnet.js';
+import { RawViewer, nackBytes, openViewerLink } from './stream-kit.js';
+import { STREAM_LIMITS } from '../../src/shared/limits.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const stats = async (p: TestPeer, streamId: string) =>
+  (await p.call('GET', `/api/streams/${streamId}/stats`)).body;
+
+/** A streamer live in a channel that allows visitors, and `n` honest member viewers watching. */
+async function stage(
+  n: number,
+  fanout = 4,
+): Promise<{ net: Testnet; streamer: TestPeer; viewers: TestPeer[]; streamId: string }> {
+  const net = await createTestnet();
+  const streamer = await net.addPeer('streamer', { streamFanout: fanout });
+  await signIn(streamer, 'streamer');
+  const c = await streamer.call('POST', '/api/channels', { name: 'live', allowVisitors: true });
+  const viewers: TestPeer[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = await net.addPeer(`honest${i}`, { streamFanout: fanout });
+    await signIn(v, `honest${i}`);
+    expect((await v.call('POST', `/api/channels/${c.body.id}/join`)).status).toBe(200);
+    viewers.push(v);
+  }
+  const live = await streamer.call('POST', `/api/channels/${c.body.id}/streams`, {
+    source: 'synthetic',
+    fps: 30,
+    bitrateKbps: 400,
+  });
+  expect(live.status).toBe(201);
+  const streamId = live.body.streamId as string;
+  // One at a time, so that the tree's shape is known.
+  for (const v of viewers)
+    await waitFor(
+      async () => (await v.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+      10_000,
+      'watch',
+    );
+  return { net, streamer, viewers, streamId };
+}
+
+/** A plain UDP socket that never answers anything: the third party of an amplification. */
+async function bystander() {
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+  const got = { bytes: 0, datagrams: 0, rtp: 0 };
+  socket.on('message', (d) => {
+    got.bytes += d.length;
+    got.datagrams++;
+    if (!(d.length >= 2 && d[1]! >= 192 && d[1]! <= 223)) got.rtp++;
+  });
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  return { socket, got, port: socket.address().port };
+}
+
+// Up to nine peers in this process: generous time on a loaded machine.
+describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => {
+  it('a NACK storm from a viewer gets no more than its retransmit budget back', async () => {
+    const { net, viewers, streamId } = await stage(1);
+    const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
+    try {
+      expect(mallory.parent!.username).toBe('streamer');
+      await waitFor(() => mallory.videoSeqs.length >= 220, 15_000, 'mallory to receive video');
+      const u0 = mallory.uniqueBytes;
+      const d0 = mallory.duplicateBytes;
+      const s0 = mallory.sentBytes;
+      const honest0 = (await stats(viewers[0]!, streamId)).framesComplete;
+      // Ten NACKs, 100 ms apart, each asking four times for the last 204 video packets.
+      for (let round = 0; round < 10; round++) {
+        const recent = mallory.videoSeqs.slice(-204);
+        const fci: Array<[number, number]> = [];
+        for (let i = 0; i < recent.length; i += 17) fci.push([recent[i]!, 0xffff]);
+        await mallory.send(nackBytes(mallory.stream!.videoSsrc, [...fci, ...fci, ...fci, ...fci]));
+        await sleep(100);
+      }
+      await sleep(500);
+      const nack = mallory.sentBytes - s0;
+      const media = mallory.uniqueBytes - u0;
+      const rtx = mallory.duplicateBytes - d0;
+      console.log(
+        `NACK storm: ${nack} B of NACKs -> ${rtx} B of retransmits (${(rtx / nack).toFixed(1)}x the NACKs, ${(rtx / media).toFixed(2)}x the ${media} B of media in the same time)`,
+      );
+      const L = STREAM_LIMITS;
+      expect(rtx).toBeLessThanOrEqual(
+        L.retransmitBudgetRatio * media + L.retransmitBurstBytes + 2 * 1200,
+      );
+      // The honest viewer kept receiving.
+      await waitFor(
+        async () => (await stats(viewers[0]!, streamId)).framesComplete > honest0 + 30,
+        10_000,
+        'the honest viewer to receive 30 more frames',
+      );
+    } finally {
+      mallory.close();
+    }
+  });
+
+  it('refuses RTCP larger than a datagram, and NACKs for a stream the viewer does not receive', async () => {
+    const { net, streamer, streamId } = await stage(0);
+    const other = await streamer.call('POST', '/api/channels', {
+      name: 'other',
+      allowVisitors: true,
+    });
+    const second = await streamer.call('POST', `/api/channels/${other.body.id}/streams`, {
+      source: 'synthetic',
+    });
+    expect(second.status).toBe(201);
+    const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
+    try {
+      await waitFor(() => mallory.videoSeqs.length >= 40, 15_000, 'mallory to receive video');
+      const d0 = mallory.duplicateBytes;
+      const u0 = mallory.uniqueBytes;
+      const recent = mallory.videoSeqs.slice(-17);
+      // 400 FCI entries (1,612 bytes): over the 1,200-byte datagram limit, refused whole.
+      const fci = Array.from({ length: 400 }, () => [recent[0]!, 0xffff] as [number, number]);
+      await mallory.send(nackBytes(mallory.stream!.videoSsrc, fci));
+      // 201 entries: over the FCI limit, refused whole.
+      await mallory.send(nackBytes(mallory.stream!.videoSsrc, fci.slice(0, 201)));
+      // Every sequence number of the other stream's video, which mallory does not watch.
+      const { streams } = await mallory.link.request('stream_list', {});
+      const ssrc = streams.find((s) => s.streamId === second.body.streamId)!.videoSsrc;
+      for (let pid = 0; pid < 0x10000; pid += 17 * 200)
+        await mallory.send(
+          nackBytes(
+            ssrc,
+            Array.from({ length: 200 }, (_, i) => [pid + i * 17, 0xffff] as [number, number]),
+          ),
+        );
+      await sleep(500);
+      expect(mallory.duplicateBytes - d0).toBe(0);
+      expect(mallory.otherSsrcBytes).toBe(0);
+      expect(mallory.uniqueBytes).toBeGreaterThan(u0);
+    } finally {
+      mallory.close();
+    }
+  });
+
+  it('a streamer cannot make a relay, or itself, send media to a third party that never consented', async () => {
+    const { net, streamer, viewers, streamId } = await stage(1);
+    const relay = viewers[0]!;
+    const victim = await bystander();
+    try {
+      // A hostile streamer (here: the test reaching into the streamer's live service) names the
+      // third party as a child of the honest relay.
+      const live = (streamer.node.live as any).lives.get(streamId);
+      const conn = [...live.viewers.values()][0].conn;
+      conn.fs.send({
+        t: 'ev',
+        ev: 'stream_children',
+        body: {
+          streamId,
+          children: [
+            {
+              username: 'victim',
+              sessionId: 'victim-session',
+              ip: '127.0.0.1',
+              udpPort: victim.port,
+            },
+          ],
+        },
+      });
+      // And a hostile viewer asks the streamer to send its media to the third party's port.
+      const link = await openViewerLink(net, 'streamer', { name: 'mallory' });
+      await link.request('watch', { streamId, udpPort: victim.port });
+      const before = (await stats(relay, streamId)).framesComplete;
+      await sleep(4000);
+      console.log(
+        `third party over 4 s: ${victim.got.bytes} B in ${victim.got.datagrams} datagrams, ${victim.got.rtp} RTP`,
+      );
+      expect(victim.got.rtp).toBe(0);
+      expect(victim.got.bytes).toBeLessThan(1024);
+      // The honest relay kept receiving.
+      expect((await stats(relay, streamId)).framesComplete).toBeGreaterThan(before + 30);
+      link.stop();
+    } finally {
+      victim.socket.close();
+    }
+  });
+
+  it('one viewer calling stalled over and over moves only itself', async () => {
+    const { net, streamer, viewers, streamId } = await stage(7, 2);
+    // k = 2: streamer -> honest0 1; honest0 -> 2 3; honest1 -> 4 5; honest2 -> 6, and mallory next to 6.
+    const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
+    try {
+      expect(mallory.parent!.username).toBe('honest2');
+      const before = await Promise.all(viewers.map((v) => stats(v, streamId)));
+      // Six at once: one is taken, the rest refused.
+      const burst = await Promise.allSettled(
+        Array.from({ length: 6 }, () => mallory.link.request('stalled', { streamId })),
+      );
+      const limited = burst.filter(
+        (r) => r.status === 'rejected' && r.reason?.code === 'E_RATE_LIMITED',
+      ).length;
+      await sleep(STREAM_LIMITS.stallSettleMs + 300);
+      // Twice more, each after the rate limit's interval: taken, and each moves only mallory.
+      for (let i = 0; i < 2; i++) {
+        await sleep(STREAM_LIMITS.stallReportIntervalMs);
+        await mallory.link.request('stalled', { streamId });
+        await sleep(STREAM_LIMITS.stallSettleMs + 300);
+      }
+      const after = await Promise.all(viewers.map((v) => stats(v, streamId)));
+      const demoted = (streamer.node.live as any).lives.get(streamId).tree.leafOnly.size;
+      console.log(
+        `stalled x8: ${limited} rate-limited, ${demoted} relays demoted; parents ${before.map((s) => s.parent).join(',')} -> ${after.map((s) => s.parent).join(',')}`,
+      );
+      expect(limited).toBeGreaterThanOrEqual(4);
+      expect(demoted).toBe(0);
+      expect(mallory.parent!.username).not.toBe('honest2');
+      expect(after.map((s) => s.parent)).toEqual(before.map((s) => s.parent));
+      for (let i = 0; i < 3; i++)
+        expect(after[i]!.children.filter((c: string) => c !== 'mallory').sort()).toEqual(
+          before[i]!.children.filter((c: string) => c !== 'mallory').sort(),
+        );
+      await waitFor(
+        async () =>
+          (await Promise.all(viewers.map((v) => stats(v, streamId)))).every(
+            (s, i) => s.framesComplete > after[i]!.framesComplete + 20,
+          ),
+        10_000,
+        'every honest viewer to receive 20 more frames',
+      );
+    } finally {
+      mallory.close();
+    }
+  });
+});

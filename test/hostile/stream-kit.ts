@@ -1,0 +1,157 @@
+/**
+ * Hostile-client kit for the livestream boundary (docs/PROTOCOL.md §5), written from the document:
+ * a viewer that holds its own P2P link to the streamer and a plain UDP socket, builds its RTCP by
+ * hand, and counts every byte that reaches it. Tests make it misbehave (NACK storms, stall
+ * reports) while honest peers of a testnet watch alongside.
+ */
+import dgram from 'node:dgram';
+import type { HostLink } from '../../src/peer/host-link.js';
+import type { TrackerEntry } from '../../src/protocol/common.js';
+import type { Testnet } from '../testnet.js';
+import { rawHostLink, rawSession } from '../testnet.js';
+
+/** The parent a viewer was told about (watch answer or `stream_parent`). */
+export interface KitParent {
+  username: string;
+  ip: string;
+  udpPort: number;
+}
+
+/**
+ * Opens an authenticated P2P link to the streamer as a fresh session of its own (a visitor when
+ * `how` has a name). The ONE place that knows how a viewer authenticates on the P2P link: adapt
+ * it when the hello changes.
+ */
+export async function openViewerLink(
+  net: Testnet,
+  streamer: string,
+  how: { username: string; password: string } | { name: string },
+): Promise<HostLink> {
+  const raw = await net.rawLink();
+  const s = await rawSession(raw, how);
+  const entry = (await raw.request('get_list', {})).peers.find(
+    (e: TrackerEntry) => e.username === streamer,
+  );
+  if (!entry) throw new Error(`${streamer} is not in the tracker list`);
+  const link = rawHostLink(entry, s);
+  await link.start();
+  return link;
+}
+
+/** Builds a generic NACK (RFC 4585 §6.2.1) from raw FCI entries, as an attacker likes them. */
+export function nackBytes(mediaSsrc: number, fci: Array<[pid: number, blp: number]>): Buffer {
+  const b = Buffer.alloc(12 + fci.length * 4);
+  b[0] = 0x81;
+  b[1] = 205;
+  b.writeUInt16BE(2 + fci.length, 2);
+  b.writeUInt32BE(0x0badbeef, 4);
+  b.writeUInt32BE(mediaSsrc >>> 0, 8);
+  fci.forEach(([pid, blp], i) => {
+    b.writeUInt16BE(pid & 0xffff, 12 + i * 4);
+    b.writeUInt16BE(blp & 0xffff, 14 + i * 4);
+  });
+  return b;
+}
+
+/** A viewer on a raw UDP socket: answers consent checks from its parent, counts what arrives. */
+export class RawViewer {
+  readonly socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
+  parent?: KitParent;
+  stream?: { videoSsrc: number; audioSsrc: number };
+  /** Answer consent checks (APP `HCCQ`) from the parent. */
+  answerConsent = true;
+  /** Bytes of RTP seen for the first time, and of RTP seen again (retransmits). */
+  uniqueBytes = 0;
+  duplicateBytes = 0;
+  rtcpBytes = 0;
+  /** Bytes of RTP of SSRCs not of the watched stream. */
+  otherSsrcBytes = 0;
+  /** Bytes of RTCP this viewer sent (NACKs and consent answers). */
+  sentBytes = 0;
+  /** Recent video sequence numbers received, newest last. */
+  readonly videoSeqs: number[] = [];
+  private readonly seen = new Set<string>();
+
+  private constructor(
+    readonly link: HostLink,
+    readonly streamId: string,
+  ) {
+    this.socket.on('message', (d, r) => this.receive(d, { ip: r.address, port: r.port }));
+    link.on('event', (name: string, body: any) => {
+      if (name === 'stream_parent' && body?.streamId === streamId) this.parent = body.parent;
+    });
+  }
+
+  /** Joins a stream's relay tree over its own link, with media to its raw socket. */
+  static async watch(
+    net: Testnet,
+    streamer: string,
+    streamId: string,
+    how: { username: string; password: string } | { name: string },
+  ): Promise<RawViewer> {
+    const link = await openViewerLink(net, streamer, how);
+    const v = new RawViewer(link, streamId);
+    await new Promise<void>((r) => v.socket.bind(0, '127.0.0.1', r));
+    const a = await link.request('watch', { streamId, udpPort: v.port });
+    v.parent = a.parent;
+    v.stream = { videoSsrc: a.stream.videoSsrc, audioSsrc: a.stream.audioSsrc };
+    return v;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** Sends a datagram to the parent. */
+  send(d: Buffer): Promise<void> {
+    this.sentBytes += d.length;
+    return new Promise((r) =>
+      this.socket.send(d, this.parent!.udpPort, this.parent!.ip, () => r()),
+    );
+  }
+
+  close(): void {
+    this.link.stop();
+    this.socket.close();
+  }
+
+  private receive(d: Buffer, from: { ip: string; port: number }): void {
+    if (d.length >= 2 && d[1]! >= 192 && d[1]! <= 223) {
+      this.rtcpBytes += d.length;
+      // APP (PT 204), name "HCCQ": echo the nonce as "HCCR", to the parent only.
+      const p = this.parent;
+      if (
+        this.answerConsent &&
+        p &&
+        from.ip === p.ip &&
+        from.port === p.udpPort &&
+        d.length >= 12 &&
+        d[1] === 204 &&
+        d.toString('latin1', 8, 12) === 'HCCQ'
+      ) {
+        const a = Buffer.from(d);
+        a.write('HCCR', 8, 'latin1');
+        void this.send(a);
+      }
+      return;
+    }
+    if (d.length < 12) return;
+    const ssrc = d.readUInt32BE(8);
+    if (this.stream && ssrc !== this.stream.videoSsrc && ssrc !== this.stream.audioSsrc) {
+      this.otherSsrcBytes += d.length;
+      return;
+    }
+    const seq = d.readUInt16BE(2);
+    const key = `${ssrc}:${seq}`;
+    if (this.seen.has(key)) {
+      this.duplicateBytes += d.length;
+      return;
+    }
+    this.seen.add(key);
+    this.uniqueBytes += d.length;
+    if (ssrc === this.stream?.videoSsrc) {
+      this.videoSeqs.push(seq);
+      if (this.videoSeqs.length > 1000) this.videoSeqs.shift();
+    }
+  }
+}
