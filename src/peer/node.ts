@@ -207,7 +207,7 @@ export class PeerNode {
     const node = new PeerNode(opts);
     try {
       await node.p2p.listen(opts.p2pPort, opts.udpPort);
-      node.p2p.serving = node.status !== 'offline';
+      await node.p2p.setServing(node.status === 'online');
       if (node.status !== 'offline') await node.link.start();
     } catch (err) {
       await node.close();
@@ -567,13 +567,13 @@ export class PeerNode {
       // No connection to anything: the server, the hosts we read from, the members we serve.
       this.link.stop();
       this.authed = false;
-      this.p2p.serving = false;
-      this.p2p.dropAll();
+      await this.p2p.setServing(false);
       this.sources.setTracker([]);
       await this.live.closeAll();
       this.events.emit('connection', { state: 'offline' });
     } else {
-      this.p2p.serving = true;
+      // Invisible: unobservable on the P2P port too (it is closed); online: open again.
+      await this.p2p.setServing(status === 'online');
       if (before === 'offline' || !this.link.connected) await this.link.start();
       else if (this.authed) await this.submitInfo();
     }
@@ -700,14 +700,20 @@ export class PeerNode {
         ...apiMessageOf(m),
         state: 'delivered',
       }));
+      let hasMore = page.hasMore;
       if (before === undefined) {
-        // Our own undelivered messages are part of the channel as we see it.
+        // Our own undelivered messages are part of the channel as we see it, within the page:
+        // the newest `limit` of everything, however long the outbox (a drain may hold thousands).
         const ids = new Set(messages.map((m) => m.id));
-        for (const m of this.store.undelivered(channelId))
+        for (const m of this.store.undeliveredNewest(channelId, limit + 1))
           if (!ids.has(m.id)) messages.push(apiMessageOfLocal(m));
         messages.sort(compareMessages);
+        if (messages.length > limit) {
+          messages.splice(0, messages.length - limit);
+          hasMore = true;
+        }
       }
-      return { messages, source, hasMore: page.hasMore };
+      return { messages, source, hasMore };
     } catch (err) {
       if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
       return undefined;

@@ -60,8 +60,8 @@ export class P2PEndpoint {
   private readonly sweeper: NodeJS.Timeout;
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
-  /** False while the user is offline: no connection to anything, so none accepted. */
-  serving = true;
+  /** The P2P port, kept while the listener is closed (invisible or offline). */
+  private port = 0;
 
   constructor(private readonly opts: P2POptions) {
     this.heartbeatMs = opts.heartbeatMs ?? 2000;
@@ -81,14 +81,40 @@ export class P2PEndpoint {
   }
 
   async listen(p2pPort: number, udpPort: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
+    await this.listenTcp(p2pPort);
+    await this.media.bind(udpPort, this.opts.host);
+  }
+
+  private listenTcp(port: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.tcp.once('error', reject);
-      this.tcp.listen(p2pPort, this.opts.host, () => {
+      this.tcp.listen(port, this.opts.host, () => {
         this.tcp.off('error', reject);
+        this.port = (this.tcp.address() as net.AddressInfo).port;
         resolve();
       });
     });
-    await this.media.bind(udpPort, this.opts.host);
+  }
+
+  /**
+   * Opens or closes the P2P port. Closed while the user is invisible or offline, so that nobody
+   * can tell this peer is there (an open port would answer a handshake with our certificate):
+   * every member link is dropped as if we had gone offline. Reopened on the same port when
+   * possible, else on a new one (the tracker entry says which).
+   */
+  async setServing(on: boolean): Promise<void> {
+    if (on === this.tcp.listening) return;
+    if (!on) {
+      this.tcp.close();
+      this.dropAll();
+      return;
+    }
+    try {
+      await this.listenTcp(this.port);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      await this.listenTcp(0);
+    }
   }
 
   /** Where other peers reach this one, as submitted to the tracker. */
@@ -97,7 +123,7 @@ export class P2PEndpoint {
       this.opts.host === '0.0.0.0' || this.opts.host === '::' ? '127.0.0.1' : this.opts.host;
     return {
       ip,
-      port: (this.tcp.address() as net.AddressInfo).port,
+      port: this.port,
       udpPort: this.media.port,
     };
   }
@@ -125,10 +151,6 @@ export class P2PEndpoint {
   }
 
   private accept(socket: net.Socket): void {
-    if (!this.serving) {
-      socket.destroy();
-      return;
-    }
     const r = {
       ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
       port: socket.remotePort ?? 0,

@@ -240,8 +240,9 @@ export class PeerStore {
       pendingCount: db.prepare<[string], { n: number }>(
         `SELECT COUNT(*) AS n FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE`,
       ),
-      pendingIn: db.prepare<[string], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND state <> 'delivered' ORDER BY ts, lc, id`,
+      newestUndelivered: db.prepare<[string, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND state <> 'delivered'
+         ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
       ),
       newest: db.prepare<[string, number], MessageRow>(
         `SELECT ${COLS} FROM messages WHERE channel_id = ? ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
@@ -567,9 +568,9 @@ export class PeerStore {
     return this.q.pendingCount.get(author)?.n ?? 0;
   }
 
-  /** Messages of a channel not yet delivered (pending or failed), in channel order. */
-  undelivered(channelId: string): LocalMessage[] {
-    return this.q.pendingIn.all(channelId).map(toMessage);
+  /** The newest `limit` messages of a channel not yet delivered, in channel order. */
+  undeliveredNewest(channelId: string, limit: number): LocalMessage[] {
+    return this.q.newestUndelivered.all(channelId, limit).reverse().map(toMessage);
   }
 
   /** A page of the local copy: the newest `limit` before `before`, in channel order. */
