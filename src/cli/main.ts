@@ -24,8 +24,11 @@ function opt(flags: string, description: string, env: string): Option {
   return new Option(flags, description).env(env);
 }
 
-/** Runs `stop` on SIGINT/SIGTERM, then exits. */
-function onSignals(stop: () => Promise<void>): void {
+/**
+ * Runs `stop` on SIGINT, SIGTERM (a supervisor) or SIGHUP (a closing terminal), then exits.
+ * Returns the same stop, for other reasons to end.
+ */
+function onSignals(stop: () => Promise<void>): () => void {
   let stopping = false;
   const handler = () => {
     if (stopping) return;
@@ -40,6 +43,19 @@ function onSignals(stop: () => Promise<void>): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  process.on('SIGHUP', handler);
+  return handler;
+}
+
+/**
+ * Calls `stop` when the process that started this one ends (it is then adopted by init or a
+ * subreaper): `npm start` killed by a signal it does not pass on leaves no demo behind.
+ */
+function stopWithParent(stop: () => void): void {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop();
+  }, 500).unref();
 }
 
 const program = new Command()
@@ -195,10 +211,12 @@ program
 
 program
   .command('demo')
-  .description('a server and three peers (alice, bob, carol) on temporary data, ready to chat')
+  .description(
+    'a server and three peers (alice, bob, carol) on temporary data, ready to chat; stops (and deletes its data) on a signal or when the process that started it ends',
+  )
   .action(async () => {
     const stop = await runDemo((line) => console.log(line));
-    onSignals(stop);
+    stopWithParent(onSignals(stop));
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
