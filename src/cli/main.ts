@@ -9,6 +9,7 @@ import { CentralServer } from '../server/server.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
 import {
+  parseApiToken,
   parseFanout,
   parseHost,
   parseHostPort,
@@ -166,6 +167,13 @@ program
   )
   .addOption(
     opt(
+      '--api-token <token>',
+      'token of the local API (default: the one in <data>/api-token, made on first start)',
+      'HCHAT_API_TOKEN',
+    ).argParser(parseApiToken),
+  )
+  .addOption(
+    opt(
       '--stream-fanout <k>',
       'viewers a streamer (and each relaying viewer) feeds directly',
       'HCHAT_STREAM_FANOUT',
@@ -192,6 +200,7 @@ program
       data: string;
       streamFanout: number;
       udpLoss: number;
+      apiToken?: string;
     }) => {
       const peer = await startPeer({
         serverHost: o.server.host,
@@ -203,6 +212,7 @@ program
         dataDir: path.resolve(o.data),
         streamFanout: o.streamFanout,
         udpLoss: o.udpLoss,
+        apiToken: o.apiToken,
       });
       onSignals(() => peer.close());
       console.log(`ready ui=${peer.uiUrl} p2p=${peer.p2p} udp=${peer.udp}`);

@@ -25,6 +25,7 @@ import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import { MAX_PUBLISHED_FRAME, play, publish } from './live-ws.js';
 import { renderHome } from './home-page.js';
+import { lockApi } from './api-auth.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -68,8 +69,11 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return r.data;
 }
 
-/** Builds the API for a node; `port` is the port it will listen on (for Host checks). */
-export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
+/**
+ * Builds the API for a node; `port` is the port it will listen on (for Host checks), `token` the
+ * credential every request but the UI's static files must carry (api-auth.ts).
+ */
+export function buildApi(node: PeerNode, port: () => number, token: string): FastifyInstance {
   // Event streams never end by themselves: closing the API closes them.
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
 
@@ -86,6 +90,12 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
   });
 
   app.addHook('onRequest', async (req) => checkOrigin(req, port()));
+  lockApi(app, token, port);
+  // A WebSocket upgrade refused by the checks above was answered over the bare socket, which the
+  // HTTP server no longer tracks: close it, or it stays open (and holds `close()`) for ever.
+  app.addHook('onResponse', async (req) => {
+    if (req.raw.headers.upgrade !== undefined) req.raw.socket?.destroy();
+  });
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof HchatError) return sendError(reply, err);
@@ -112,6 +122,7 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
       setHeaders: (res) => {
         res.setHeader('content-security-policy', CSP);
         res.setHeader('x-content-type-options', 'nosniff');
+        res.setHeader('referrer-policy', 'no-referrer');
       },
     });
   } else {
