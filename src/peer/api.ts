@@ -26,6 +26,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import { MAX_PUBLISHED_FRAME, play, publish } from './live-ws.js';
 import { renderHome } from './home-page.js';
 import { lockApi } from './api-auth.js';
+import { EventStreams } from './event-stream.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -183,7 +184,12 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     node.markRead(id);
     return reply.code(204).send();
   });
-  app.get('/api/events', async (req, reply) => streamEvents(node, req, reply));
+  const streams = new EventStreams(node.events);
+  app.get('/api/events', async (req, reply) => {
+    const q = parse(EventsQuery, req.query, 'query');
+    const lastHeader = Number(req.headers['last-event-id']);
+    streams.serve(req, reply, q.since ?? (Number.isInteger(lastHeader) ? lastHeader : undefined));
+  });
 
   // Livestreams (SPEC §8; README "Livestream API").
   app.post('/api/channels/:id/streams', async (req, reply) => {
@@ -255,28 +261,4 @@ function checkOrigin(req: FastifyRequest, port: number): void {
     throw new HchatError('E_BAD_ORIGIN', `Origin "${origin.slice(0, 100)}" is not this peer`);
   }
   if (req.headers['sec-fetch-site'] === 'cross-site') throw new HchatError('E_BAD_ORIGIN');
-}
-
-/** Server-sent events: replays what came after `since` (or Last-Event-ID), then streams. */
-function streamEvents(node: PeerNode, req: FastifyRequest, reply: FastifyReply): void {
-  const q = parse(EventsQuery, req.query, 'query');
-  const lastHeader = Number(req.headers['last-event-id']);
-  const since = q.since ?? (Number.isInteger(lastHeader) ? lastHeader : node.events.lastId);
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    connection: 'keep-alive',
-  });
-  const write = (e: { id: number; event: string; data: unknown }) =>
-    res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
-  res.write(': hybrid chat events\n\n');
-  for (const e of node.events.since(since)) write(e);
-  const stop = node.events.listen(write);
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-  req.raw.on('close', () => {
-    clearInterval(keepAlive);
-    stop();
-  });
 }
