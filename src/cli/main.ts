@@ -42,18 +42,19 @@ function onSignals(stop: () => Promise<void>): () => void {
       },
     );
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  process.on('SIGHUP', handler);
+  for (const s of STOP_SIGNALS) process.on(s, handler);
   return handler;
 }
+
+/** Signals that stop a process: Ctrl-C, a supervisor, a closing terminal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
  * Calls `stop` when the process that started this one ends (it is then adopted by init or a
  * subreaper): `npm start` killed by a signal it does not pass on leaves no demo behind.
  */
-function stopWithParent(stop: () => void): void {
-  const parent = process.ppid;
+function stopWithParent(stop: () => void, parent: number): void {
+  if (process.ppid !== parent) stop();
   setInterval(() => {
     if (process.ppid !== parent) stop();
   }, 500).unref();
@@ -225,8 +226,16 @@ program
     'a server and three peers (alice, bob, carol) on temporary data, ready to chat; stops (and deletes its data) on a signal or when the process that started it ends',
   )
   .action(async () => {
+    // A signal (or the parent's end) while the demo starts stops it as soon as it has started.
+    const parent = process.ppid;
+    let early = false;
+    const earlyStop = () => (early = true);
+    for (const s of STOP_SIGNALS) process.on(s, earlyStop);
     const stop = await runDemo((line) => console.log(line));
-    stopWithParent(onSignals(stop));
+    for (const s of STOP_SIGNALS) process.off(s, earlyStop);
+    const trigger = onSignals(stop);
+    stopWithParent(trigger, parent);
+    if (early) trigger();
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

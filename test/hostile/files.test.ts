@@ -152,6 +152,21 @@ async function npmStart(): Promise<{
 }
 
 describe('stopping npm start', () => {
+  it('a signal while the demo starts still removes its temporary data', async () => {
+    const tmp = tempDir();
+    const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'hchat'), 'demo'], {
+      env: { ...process.env, TMPDIR: tmp },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((r) => proc.once('exit', r));
+    onTestFinished(() => void proc.kill('SIGKILL'));
+    // As soon as the demo has made its folder, before its peers are up.
+    await waitFor(() => fs.readdirSync(tmp).length > 0, 15_000, 'the demo folder');
+    proc.kill('SIGTERM');
+    await exited;
+    expect(fs.readdirSync(tmp)).toEqual([]);
+  });
+
   for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
     it(`${signal} to npm stops the demo: ports closed, temporary data removed`, async () => {
       const demo = await npmStart();
