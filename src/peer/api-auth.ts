@@ -32,7 +32,7 @@ export function lockApi(app: FastifyInstance, token: string, port: () => number)
   /** True when the request carries the token or the cookie. */
   const holdsKey = (req: FastifyRequest): boolean => {
     const auth = req.headers.authorization;
-    const bearer = auth !== undefined && /^Bearer (.+)$/.exec(auth)?.[1];
+    const bearer = auth !== undefined && /^Bearer (.+)$/i.exec(auth)?.[1];
     const cookie = readCookie(req.headers.cookie, cookieName());
     // Both checks always run: which one failed takes no measurably different time.
     const byBearer = same(digest(bearer || ''), tokenDigest) && !!bearer;
