@@ -34,9 +34,14 @@ async function start(args: string[]): Promise<Started> {
 }
 
 async function call(ui: string, method: string, route: string, body?: unknown): Promise<any> {
+  // `ui` is the printed `ui=` URL: its `?token=` opens the API, sent as a Bearer token.
+  const token = new URL(ui).searchParams.get('token');
   const res = await fetch(new URL(route, ui), {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn } from './testnet.js';
+import { authHeaders, createTestnet, signIn } from './testnet.js';
 
 /** A raw request, so the Host header can be anything. */
 function raw(
@@ -32,21 +32,23 @@ describe('local API door', () => {
     const p = net.peers[0]!;
     await signIn(p, 'alice');
     const port = new URL(p.uiUrl).port;
-    const me = `${p.uiUrl}api/me`;
-    expect((await raw(me, { host: `127.0.0.1:${port}` })).status).toBe(200);
-    expect((await raw(me, { host: `localhost:${port}` })).status).toBe(200);
+    const me = `${p.baseUrl}api/me`;
+    const auth = authHeaders(p.uiUrl);
+    expect((await raw(me, { host: `127.0.0.1:${port}`, ...auth })).status).toBe(200);
+    expect((await raw(me, { host: `localhost:${port}`, ...auth })).status).toBe(200);
     for (const host of [
       'evil.example',
       `evil.example:${port}`,
       `127.0.0.1:1`,
       `127.0.0.1.nip.io:${port}`,
     ]) {
-      const r = await raw(me, { host });
+      const r = await raw(me, { host, ...auth });
       expect(r, host).toMatchObject({ status: 403, body: { error: { code: 'E_BAD_HOST' } } });
     }
     const cross = await raw(
-      `${p.uiUrl}api/status`,
+      `${p.baseUrl}api/status`,
       {
+        ...auth,
         host: `127.0.0.1:${port}`,
         origin: 'http://evil.example',
         'content-type': 'application/json',
@@ -56,15 +58,19 @@ describe('local API door', () => {
     );
     expect(cross).toMatchObject({ status: 403, body: { error: { code: 'E_BAD_ORIGIN' } } });
     expect((await p.call('GET', '/api/me')).body.status).toBe('online');
-    const same = await raw(me, { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}` });
+    const same = await raw(me, {
+      ...auth,
+      host: `127.0.0.1:${port}`,
+      origin: `http://127.0.0.1:${port}`,
+    });
     expect(same.status).toBe(200);
   });
 
   it('listens on 127.0.0.1 only', async () => {
     const net = await createTestnet({ peers: 1 });
     expect(new URL(net.peers[0]!.uiUrl).hostname).toBe('127.0.0.1');
-    const addr = (net.peers[0]! as any).uiUrl;
-    expect(addr).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(net.peers[0]!.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(net.peers[0]!.uiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43}$/);
   });
 
   it('answers unknown routes, bad JSON and oversized bodies with the error shape', async () => {
@@ -97,7 +103,10 @@ describe('local API door', () => {
     await p.call('PUT', '/api/status', { status: 'invisible' });
     await p.call('PUT', '/api/status', { status: 'online' });
     const ctrl = new AbortController();
-    const res = await fetch(`${p.uiUrl}api/events?since=0`, { signal: ctrl.signal });
+    const res = await fetch(`${p.baseUrl}api/events?since=0`, {
+      signal: ctrl.signal,
+      headers: authHeaders(p.uiUrl),
+    });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const reader = res.body!.getReader();
     let text = '';

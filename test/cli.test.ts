@@ -14,7 +14,14 @@ describe('hchat command', () => {
     const peer = await runHchat(['peer', '--help']);
     for (const flag of ['--server', '--host', '--p2p-port', '--udp-port', '--ui-port', '--data'])
       expect(peer.out).toContain(flag);
-    for (const env of ['HCHAT_SERVER', 'HCHAT_P2P_PORT', 'HCHAT_UDP_PORT', 'HCHAT_UI_PORT'])
+    expect(peer.out).toContain('--api-token');
+    for (const env of [
+      'HCHAT_SERVER',
+      'HCHAT_P2P_PORT',
+      'HCHAT_UDP_PORT',
+      'HCHAT_UI_PORT',
+      'HCHAT_API_TOKEN',
+    ])
       expect(peer.out).toContain(env);
   });
 
@@ -42,7 +49,7 @@ describe('hchat command', () => {
     expect(health).toMatchObject({ status: 'ok' });
     const p = await spawnHchat(['peer', '--server', s.ready.tcp!, '--data', path.join(dir, 'p')]);
     expect(p.output()).toMatch(
-      /^ready ui=http:\/\/127\.0\.0\.1:\d+\/ p2p=127\.0\.0\.1:\d+ udp=127\.0\.0\.1:\d+\n/,
+      /^ready ui=http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43} p2p=127\.0\.0\.1:\d+ udp=127\.0\.0\.1:\d+\n/,
     );
     // SIGTERM closes cleanly.
     p.proc.kill('SIGTERM');

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
-import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 
 /** Runs ffmpeg; resolves with its exit code, stdout and stderr. Killed at the end of the test. */
 function ffmpeg(args: string[]): {
@@ -109,6 +109,7 @@ describe('ffmpeg interop', () => {
     // The SDP can be had before the forward starts (ffmpeg is started first, then the forward).
     const sdpRes = await fetch(
       new URL(`/api/streams/${streamId}/sdp?port=${sinkPort}`, viewers[9]!.uiUrl),
+      { headers: authHeaders(viewers[9]!.uiUrl) },
     );
     expect(sdpRes.headers.get('content-type')).toMatch(/application\/sdp/);
     const sdp = await sdpRes.text();

@@ -16,7 +16,7 @@ describe('offline outbox', () => {
     const args = ['peer', '--server', `${net.serverHost}:${net.serverPort}`, '--data', data];
     let bob = await spawnHchat(args);
     let ui = bob.ready.ui!;
-    expect(ui).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(ui).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43}$/);
     expect(bob.ready.p2p).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(bob.ready.udp).toMatch(/^127\.0\.0\.1:\d+$/);
     await api(ui, 'POST', '/api/register', { username: 'bob', password: 'bob-pw-1' });

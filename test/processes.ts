@@ -80,17 +80,32 @@ export function spawnServer(
   ]);
 }
 
-/** Runs `bin/hchat args…` to completion; resolves with its exit code and output. */
+/**
+ * Runs `bin/hchat args…` to completion; resolves with its exit code and output. A process still
+ * running after `timeoutMs` is killed (code null, `timedOut` true): a command that should have
+ * refused to start fails its test instead of hanging it.
+ */
 export function runHchat(
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ code: number | null; out: string }> {
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; out: string; timedOut: boolean }> {
   const proc = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill('SIGKILL');
+  }, timeoutMs);
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, out })));
+  return new Promise((resolve) =>
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, timedOut });
+    }),
+  );
 }

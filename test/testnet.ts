@@ -48,7 +48,16 @@ export interface ApiAnswer<T = any> {
   body: T;
 }
 
-/** Calls a peer's local API. */
+/**
+ * The headers that open a peer's local API: its token, taken from the `?token=` of `base` (a
+ * `ui=` URL as printed), as `Authorization: Bearer`. None when `base` has no token.
+ */
+export function authHeaders(base: string): Record<string, string> {
+  const token = new URL(base).searchParams.get('token');
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** Calls a peer's local API; `base` is its `ui=` URL (the token in it is sent as Bearer). */
 export async function api<T = any>(
   base: string,
   method: string,
@@ -56,9 +65,14 @@ export async function api<T = any>(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<ApiAnswer<T>> {
+  // `route` is absolute: the URL keeps base's origin and drops its `?token=`.
   const res = await fetch(new URL(route, base), {
     method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    headers: {
+      ...authHeaders(base),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
@@ -213,7 +227,10 @@ export function collectEvents(base: string): {
   const ctrl = new AbortController();
   onTestFinished(() => ctrl.abort());
   const ready = (async () => {
-    const res = await fetch(new URL('/api/events', base), { signal: ctrl.signal });
+    const res = await fetch(new URL('/api/events', base), {
+      signal: ctrl.signal,
+      headers: authHeaders(base),
+    });
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
     let buf = '';

@@ -25,6 +25,20 @@ function messages(page: Page) {
 }
 
 describe('web UI', () => {
+  it('opened without its token, says which URL to open; with it, leaves no token in the address', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    const bare = await openPage(p.baseUrl);
+    await bare.page.getByRole('alert').getByText('Open the URL printed by').waitFor();
+    await expect(bare.page.getByLabel('Username').count()).resolves.toBe(0);
+    // The only errors are the refused call itself (the browser logs a 401 as an error).
+    expect(bare.errors.filter((e) => !/401/.test(e))).toEqual([]);
+    const opened = await openPage(p.uiUrl);
+    await opened.page.getByLabel('Username').waitFor();
+    expect(opened.page.url()).toBe(p.baseUrl);
+    expect(opened.errors).toEqual([]);
+  });
+
   it('two people register, create and join a channel, and chat live', async () => {
     const net = await createTestnet({ peers: 2 });
     const [pa, pb] = net.peers as [TestPeer, TestPeer];

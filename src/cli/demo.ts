@@ -57,7 +57,9 @@ export async function runDemo(out: (line: string) => void): Promise<() => Promis
     out(`peer ${user.padEnd(5)} ui=${p.uiUrl} p2p=${p.p2p} udp=${p.udp} password=${user}-demo`);
   });
   out('channel "general" (alice hosts it; bob and carol joined). Try:');
-  out(`  curl -s ${peers[1]!.uiUrl}api/channels`);
+  out(
+    `  curl -s -H 'Authorization: Bearer ${peers[1]!.apiToken}' ${peers[1]!.baseUrl}api/channels`,
+  );
   out('Ctrl-C stops the demo and deletes its data.');
   return stop;
 }

@@ -10,6 +10,7 @@ import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
 import {
   parseCount,
+  parseApiToken,
   parseFanout,
   parseHost,
   parseHostPort,
@@ -26,8 +27,11 @@ function opt(flags: string, description: string, env: string): Option {
   return new Option(flags, description).env(env);
 }
 
-/** Runs `stop` on SIGINT/SIGTERM, then exits. */
-function onSignals(stop: () => Promise<void>): void {
+/**
+ * Runs `stop` on SIGINT, SIGTERM (a supervisor) or SIGHUP (a closing terminal), then exits.
+ * Returns the same stop, for other reasons to end.
+ */
+function onSignals(stop: () => Promise<void>): () => void {
   let stopping = false;
   const handler = () => {
     if (stopping) return;
@@ -40,8 +44,22 @@ function onSignals(stop: () => Promise<void>): void {
       },
     );
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  for (const s of STOP_SIGNALS) process.on(s, handler);
+  return handler;
+}
+
+/** Signals that stop a process: Ctrl-C, a supervisor, a closing terminal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Calls `stop` when the process that started this one ends (it is then adopted by init or a
+ * subreaper): `npm start` killed by a signal it does not pass on leaves no demo behind.
+ */
+function stopWithParent(stop: () => void, parent: number): void {
+  if (process.ppid !== parent) stop();
+  setInterval(() => {
+    if (process.ppid !== parent) stop();
+  }, 500).unref();
 }
 
 const program = new Command()
@@ -215,6 +233,13 @@ program
   )
   .addOption(
     opt(
+      '--api-token <token>',
+      'token of the local API (default: the one in <data>/api-token, made on first start)',
+      'HCHAT_API_TOKEN',
+    ).argParser(parseApiToken),
+  )
+  .addOption(
+    opt(
       '--stream-fanout <k>',
       'viewers a streamer (and each relaying viewer) feeds directly',
       'HCHAT_STREAM_FANOUT',
@@ -241,6 +266,7 @@ program
       data: string;
       streamFanout: number;
       udpLoss: number;
+      apiToken?: string;
     }) => {
       const peer = await startPeer({
         serverHost: o.server.host,
@@ -252,6 +278,7 @@ program
         dataDir: path.resolve(o.data),
         streamFanout: o.streamFanout,
         udpLoss: o.udpLoss,
+        apiToken: o.apiToken,
       });
       onSignals(() => peer.close());
       console.log(`ready ui=${peer.uiUrl} p2p=${peer.p2p} udp=${peer.udp}`);
@@ -260,10 +287,20 @@ program
 
 program
   .command('demo')
-  .description('a server and three peers (alice, bob, carol) on temporary data, ready to chat')
+  .description(
+    'a server and three peers (alice, bob, carol) on temporary data, ready to chat; stops (and deletes its data) on a signal or when the process that started it ends',
+  )
   .action(async () => {
+    // A signal (or the parent's end) while the demo starts stops it as soon as it has started.
+    const parent = process.ppid;
+    let early = false;
+    const earlyStop = () => (early = true);
+    for (const s of STOP_SIGNALS) process.on(s, earlyStop);
     const stop = await runDemo((line) => console.log(line));
-    onSignals(stop);
+    for (const s of STOP_SIGNALS) process.off(s, earlyStop);
+    const trigger = onSignals(stop);
+    stopWithParent(trigger, parent);
+    if (early) trigger();
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

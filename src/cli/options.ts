@@ -3,6 +3,7 @@
  * the flag and what it expected.
  */
 import { InvalidArgumentError } from 'commander';
+import { API_TOKEN_PATTERN } from '../peer/api-token.js';
 
 /** A TCP/UDP port; 0 means any free port. */
 export function parsePort(value: string): number {
@@ -72,4 +73,11 @@ export function parsePrefixBits(max: number): (value: string) => number {
       throw new InvalidArgumentError(`expected a prefix length from 0 to ${max}`);
     return Number(value);
   };
+}
+
+/** A local API token: URL-safe characters, long enough to hold 128 bits. */
+export function parseApiToken(value: string): string {
+  if (!API_TOKEN_PATTERN.test(value))
+    throw new InvalidArgumentError('expected 22 to 256 characters of A-Z a-z 0-9 - _ . ~');
+  return value;
 }

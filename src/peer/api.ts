@@ -25,6 +25,8 @@ import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import { MAX_PUBLISHED_FRAME, play, publish } from './live-ws.js';
 import { renderHome } from './home-page.js';
+import { lockApi } from './api-auth.js';
+import { EventStreams } from './event-stream.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -68,8 +70,11 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return r.data;
 }
 
-/** Builds the API for a node; `port` is the port it will listen on (for Host checks). */
-export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
+/**
+ * Builds the API for a node; `port` is the port it will listen on (for Host checks), `token` the
+ * credential every request but the UI's static files must carry (api-auth.ts).
+ */
+export function buildApi(node: PeerNode, port: () => number, token: string): FastifyInstance {
   // Event streams never end by themselves: closing the API closes them.
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
 
@@ -86,6 +91,12 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
   });
 
   app.addHook('onRequest', async (req) => checkOrigin(req, port()));
+  lockApi(app, token, port);
+  // A WebSocket upgrade refused by the checks above was answered over the bare socket, which the
+  // HTTP server no longer tracks: close it, or it stays open (and holds `close()`) for ever.
+  app.addHook('onResponse', async (req) => {
+    if (req.raw.headers.upgrade !== undefined) req.raw.socket?.destroy();
+  });
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof HchatError) return sendError(reply, err);
@@ -112,6 +123,7 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
       setHeaders: (res) => {
         res.setHeader('content-security-policy', CSP);
         res.setHeader('x-content-type-options', 'nosniff');
+        res.setHeader('referrer-policy', 'no-referrer');
       },
     });
   } else {
@@ -172,7 +184,12 @@ export function buildApi(node: PeerNode, port: () => number): FastifyInstance {
     node.markRead(id);
     return reply.code(204).send();
   });
-  app.get('/api/events', async (req, reply) => streamEvents(node, req, reply));
+  const streams = new EventStreams(node.events);
+  app.get('/api/events', async (req, reply) => {
+    const q = parse(EventsQuery, req.query, 'query');
+    const lastHeader = Number(req.headers['last-event-id']);
+    streams.serve(req, reply, q.since ?? (Number.isInteger(lastHeader) ? lastHeader : undefined));
+  });
 
   // Livestreams (SPEC §8; README "Livestream API").
   app.post('/api/channels/:id/streams', async (req, reply) => {
@@ -244,28 +261,4 @@ function checkOrigin(req: FastifyRequest, port: number): void {
     throw new HchatError('E_BAD_ORIGIN', `Origin "${origin.slice(0, 100)}" is not this peer`);
   }
   if (req.headers['sec-fetch-site'] === 'cross-site') throw new HchatError('E_BAD_ORIGIN');
-}
-
-/** Server-sent events: replays what came after `since` (or Last-Event-ID), then streams. */
-function streamEvents(node: PeerNode, req: FastifyRequest, reply: FastifyReply): void {
-  const q = parse(EventsQuery, req.query, 'query');
-  const lastHeader = Number(req.headers['last-event-id']);
-  const since = q.since ?? (Number.isInteger(lastHeader) ? lastHeader : node.events.lastId);
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    connection: 'keep-alive',
-  });
-  const write = (e: { id: number; event: string; data: unknown }) =>
-    res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
-  res.write(': hybrid chat events\n\n');
-  for (const e of node.events.since(since)) write(e);
-  const stop = node.events.listen(write);
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-  req.raw.on('close', () => {
-    clearInterval(keepAlive);
-    stop();
-  });
 }

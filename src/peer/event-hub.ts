@@ -35,6 +35,17 @@ export class EventHub {
     return this.ring.filter((e) => e.id > since);
   }
 
+  /** The event of id `id`, if it is still in the window. */
+  get(id: number): LocalEvent | undefined {
+    const first = this.ring[0];
+    return first ? this.ring[id - first.id] : undefined;
+  }
+
+  /** Id of the oldest event still in the window (`lastId + 1` when it is empty). */
+  get oldestId(): number {
+    return this.ring[0]?.id ?? this.nextId;
+  }
+
   /** Subscribes; returns the unsubscribe function. */
   listen(fn: (e: LocalEvent) => void): () => void {
     this.listeners.add(fn);

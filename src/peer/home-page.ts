@@ -24,6 +24,7 @@ export function renderHome(): string {
 <code>GET /api/directory</code>, <code>GET|POST /api/channels</code>,
 <code>POST /api/channels/:id/join</code>, <code>GET|POST /api/channels/:id/messages</code>,
 <code>GET /api/events</code> (server-sent events).</p>
+<p>Every call needs this peer's API token: send <code>Authorization: Bearer &lt;token&gt;</code> (the token is in the file <code>api-token</code> of the peer's data folder), or open the <code>ui=</code> URL printed by <code>hchat peer</code>, with its <code>?token=</code>.</p>
 <p>The README of the project describes each call.</p>
 </body>
 </html>

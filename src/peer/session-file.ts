@@ -2,6 +2,7 @@
  * The peer's session secret on disk (`<data>/session.json`, mode 0600): what lets a restarted
  * peer resume its session without the password. Written atomically (temporary file, rename).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -40,7 +41,26 @@ export function readSession(dir: string): SavedSession | undefined {
     throw new Error(
       `${file}: not a saved session (${s.error.issues[0]?.message}); delete it to log in again`,
     );
+  if (!isEd25519Key(s.data.key))
+    // The crypto library's own message (an ASN.1 decoder's) would not say which file is wrong.
+    throw new Error(
+      `${file}: its "key" is not an Ed25519 private key (PKCS#8, base64); delete it to log in again`,
+    );
   return s.data;
+}
+
+/** True when `pkcs8` (base64 DER) is an Ed25519 private key. */
+function isEd25519Key(pkcs8: string): boolean {
+  try {
+    const k = crypto.createPrivateKey({
+      key: Buffer.from(pkcs8, 'base64'),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    return k.asymmetricKeyType === 'ed25519';
+  } catch {
+    return false;
+  }
 }
 
 /** Saves (or, with undefined, deletes) the session, readable by the owner only. */

@@ -42,6 +42,12 @@ export const ERRORS = {
   },
   E_BAD_ORIGIN: { status: 403, message: 'cross-origin requests are refused' },
   E_BAD_HOST: { status: 403, message: 'requests must name this peer as its Host' },
+  E_API_TOKEN: {
+    status: 401,
+    message:
+      'the local API needs its token: open the ui= URL printed by hchat peer, or send Authorization: Bearer <token>',
+  },
+  E_TOO_MANY_STREAMS: { status: 503, message: 'too many event streams are open; close one' },
   E_OFFLINE: {
     status: 503,
     message: 'not connected to the central server; set status online or wait for reconnection',

@@ -2,6 +2,8 @@
  * Opening an SQLite database the way every process here wants it: WAL, NORMAL sync (durable
  * against a killed process; a power cut may lose the last commits, see docs/ARCHITECTURE.md),
  * foreign keys on, and the schema migrated forward by numbered steps kept in `user_version`.
+ * A damaged file stops the process at start with a message naming it, instead of answering
+ * `E_INTERNAL` to every request later.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,17 +22,27 @@ export function storageError(err: unknown): HchatError | undefined {
     });
   return undefined;
 }
+import { STORE_LIMITS } from '../shared/limits.js';
+
+/** SQLite's codes for a file that is not a database or whose pages are damaged. */
+const DAMAGED = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT', 'SQLITE_CORRUPT_VTAB']);
 
 /** Opens (creating if needed) the database at `file` and applies pending migrations. */
 export function openDatabase(file: string, migrations: readonly string[]): Database.Database {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const db = new Database(file);
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+  } catch (err) {
+    throw damaged(file, err);
+  }
   try {
     fs.chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    checkIntact(db, file);
     const current = db.pragma('user_version', { simple: true }) as number;
     if (current > migrations.length) {
       throw new Error(
@@ -46,7 +58,34 @@ export function openDatabase(file: string, migrations: readonly string[]): Datab
     }
   } catch (err) {
     db.close();
-    throw err;
+    throw damaged(file, err);
   }
   return db;
+}
+
+/**
+ * Refuses a damaged file: the schema is always read (a cut or foreign file fails there), and a
+ * file up to `STORE_LIMITS.quickCheckMaxBytes` gets SQLite's `quick_check` of every page.
+ */
+function checkIntact(db: Database.Database, file: string): void {
+  db.prepare('SELECT count(*) FROM sqlite_master').get();
+  if (fs.statSync(file).size > STORE_LIMITS.quickCheckMaxBytes) return;
+  const rows = db.pragma('quick_check(5)') as Array<{ quick_check: string }>;
+  if (rows.length !== 1 || rows[0]!.quick_check !== 'ok') {
+    const what = rows.map((r) => r.quick_check.replace(/\s+/g, ' ')).join('; ');
+    throw Object.assign(new Error(`database disk image is malformed (${what.slice(0, 300)})`), {
+      code: 'SQLITE_CORRUPT',
+    });
+  }
+}
+
+/** The error to stop with: a damaged file is named, with what to do about it. */
+function damaged(file: string, err: unknown): unknown {
+  const e = err as { code?: string; message?: string };
+  if (typeof e?.code !== 'string' || !DAMAGED.has(e.code)) return err;
+  return new Error(
+    `${file}: the database is damaged (${e.message}); restore it from a backup, or move it ` +
+      'away to start with an empty one',
+    { cause: err },
+  );
 }

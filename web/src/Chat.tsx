@@ -125,6 +125,14 @@ export function Chat({
       else setPeers([]);
     });
     es.addEventListener('status', () => void refreshMe());
+    // The peer ended the stream because this page fell behind (E_SLOW_CONSUMER): the browser
+    // reconnects by itself; reload what the missed events would have told.
+    es.addEventListener('error', (e) => {
+      if (!(e as MessageEvent).data) return;
+      setSourceTick((t) => t + 1);
+      void refreshChannels();
+      void refreshMe();
+    });
     es.addEventListener('sync', (e) => {
       const s = JSON.parse((e as MessageEvent).data) as Sync & { phase?: string };
       if (s.phase === 'switch') setSourceTick((t) => t + 1);
