@@ -52,6 +52,11 @@ export const BENCH_SERVER_LIMITS = [
   '100000',
   '--max-unauthenticated',
   '100000',
+  // One publisher posts at full speed: the per-user post rate would be the bottleneck.
+  '--posts-per-second',
+  '10000000',
+  '--post-burst',
+  '10000000',
 ];
 
 /** `bin/hchat server` on `data`, any free ports, the per-address limits raised. */

@@ -142,6 +142,41 @@ program
   )
   .addOption(
     opt(
+      '--posts-per-second <n>',
+      'posts per second per user, sustained (default 50)',
+      'HCHAT_POSTS_PER_SECOND',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--post-burst <n>',
+      'posts a user may send at once above the sustained rate (default 500)',
+      'HCHAT_POST_BURST',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--max-clock-skew-ms <ms>',
+      'refuse messages stamped further ahead of this clock (default 60000)',
+      'HCHAT_MAX_CLOCK_SKEW_MS',
+    ).argParser(parseMs),
+  )
+  .addOption(
+    opt(
+      '--sessions-per-account <n>',
+      'live sessions per account; a login past it ends the oldest (default 10)',
+      'HCHAT_SESSIONS_PER_ACCOUNT',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--channels-per-account <n>',
+      'channels one user may own (default 200)',
+      'HCHAT_CHANNELS_PER_ACCOUNT',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
       '--ipv4-prefix <bits>',
       'IPv4 addresses sharing this prefix share one budget (default 24)',
       'HCHAT_IPV4_PREFIX',
@@ -170,6 +205,11 @@ program
       helloTimeoutMs?: number;
       ipv4Prefix?: number;
       ipv6Prefix?: number;
+      postsPerSecond?: number;
+      postBurst?: number;
+      maxClockSkewMs?: number;
+      sessionsPerAccount?: number;
+      channelsPerAccount?: number;
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
@@ -188,6 +228,11 @@ program
         helloTimeoutMs: o.helloTimeoutMs,
         ipv4PrefixBits: o.ipv4Prefix,
         ipv6PrefixBits: o.ipv6Prefix,
+        postsPerSecond: o.postsPerSecond,
+        postBurst: o.postBurst,
+        maxClockSkewMs: o.maxClockSkewMs,
+        sessionsPerAccount: o.sessionsPerAccount,
+        channelsPerAccount: o.channelsPerAccount,
       });
       onSignals(() => server.close());
       console.log(`ready tcp=${server.tcpAddress} http=${server.httpUrl}`);
@@ -256,6 +301,13 @@ program
       .default(0)
       .argParser(parseRate),
   )
+  .addOption(
+    opt(
+      '--max-clock-skew-ms <ms>',
+      'refuse messages stamped further ahead of this clock (default 60000)',
+      'HCHAT_MAX_CLOCK_SKEW_MS',
+    ).argParser(parseMs),
+  )
   .action(
     async (o: {
       server: { host: string; port: number };
@@ -265,6 +317,7 @@ program
       uiPort: number;
       data: string;
       streamFanout: number;
+      maxClockSkewMs?: number;
       udpLoss: number;
       apiToken?: string;
     }) => {
@@ -277,6 +330,7 @@ program
         uiPort: o.uiPort,
         dataDir: path.resolve(o.data),
         streamFanout: o.streamFanout,
+        maxClockSkewMs: o.maxClockSkewMs,
         udpLoss: o.udpLoss,
         apiToken: o.apiToken,
       });

@@ -64,6 +64,11 @@ export interface PeerOptions {
   udpLoss?: number;
   /** Viewers the streamer (and each relay) feeds directly (SPEC §8 k). */
   streamFanout?: number;
+  /** ε: messages stamped further ahead of this peer's clock are refused (E_CLOCK_SKEW). */
+  maxClockSkewMs?: number;
+  /** Posts per second per member that this peer's hosted channels take, and the burst. */
+  postsPerSecond?: number;
+  postBurst?: number;
 }
 
 /** Where a channel's content comes from right now. */
@@ -81,7 +86,7 @@ export class PeerNode {
   readonly hostService: HostService;
   readonly live: LiveService;
   private readonly sources: ChannelSources;
-  private readonly clock = new HybridClock();
+  private readonly clock: HybridClock;
   private currentSession: SavedSession | undefined;
   private keys: SessionKeys | undefined;
   private readonly verifier: MessageVerifier;
@@ -101,7 +106,10 @@ export class PeerNode {
     this.store = new PeerStore(path.join(opts.dataDir, 'peer.db'));
     this.currentSession = readSession(opts.dataDir);
     this.keys = this.currentSession && loadSessionKeys(this.currentSession.key);
-    this.verifier = new MessageVerifier(() => this.serverKey());
+    this.clock = new HybridClock(Date.now, opts.maxClockSkewMs);
+    this.verifier = new MessageVerifier(() => this.serverKey(), {
+      maxClockSkewMs: opts.maxClockSkewMs,
+    });
     this.link = new ServerLink({
       host: opts.serverHost,
       port: opts.serverPort,
@@ -122,7 +130,10 @@ export class PeerNode {
         this.background(this.delivery.upload());
       },
       streams: () => this.live,
-      postLimiter: new RateLimiter(RATE_LIMITS.postsPerSecond, RATE_LIMITS.postBurst),
+      postLimiter: new RateLimiter(
+        opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
+        opts.postBurst ?? RATE_LIMITS.postBurst,
+      ),
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
