@@ -50,6 +50,8 @@ export interface ChannelDeps {
   counts: MessageCounts;
   /** Channels one user may own. */
   channelsPerAccount: number;
+  /** Channels one user may join. */
+  membershipsPerAccount: number;
   /** Posts per user (RATE_LIMITS). */
   postLimiter: RateLimiter;
   /** Connections of a user on this instance (lower-case name). */
@@ -74,7 +76,8 @@ export class ChannelService {
 
   createChannel(conn: Conn, b: OpReq<'channel_create'>): Channel {
     const owned = this.d.store.ownedChannels(conn.session!.username);
-    if (owned >= this.d.channelsPerAccount) {
+    const joined = this.d.store.memberships(conn.session!.username);
+    if (owned >= this.d.channelsPerAccount || joined >= this.d.membershipsPerAccount) {
       throw new HchatError(
         'E_FORBIDDEN',
         `an account may own at most ${this.d.channelsPerAccount} channels`,
@@ -138,6 +141,12 @@ export class ChannelService {
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
+      if (this.d.store.memberships(s.username) >= this.d.membershipsPerAccount) {
+        throw new HchatError(
+          'E_FORBIDDEN',
+          `an account may join at most ${this.d.membershipsPerAccount} channels`,
+        );
+      }
       this.d.store.addMember(c.id, s.username);
       this.d.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
     }

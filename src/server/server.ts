@@ -86,6 +86,8 @@ export interface ServerOptions {
   sessionsPerAccount?: number;
   /** Channels one user may own. */
   channelsPerAccount?: number;
+  /** Channels one user may join. */
+  membershipsPerAccount?: number;
   /** Posts per second per user, sustained, and the burst allowed above it. */
   postsPerSecond?: number;
   postBurst?: number;
@@ -138,6 +140,7 @@ export class CentralServer {
         maxClockSkewMs: opts.maxClockSkewMs,
       }),
       channelsPerAccount: opts.channelsPerAccount ?? ACCOUNT_LIMITS.channelsPerAccount,
+      membershipsPerAccount: opts.membershipsPerAccount ?? ACCOUNT_LIMITS.membershipsPerAccount,
       postLimiter: new RateLimiter(
         opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
         opts.postBurst ?? RATE_LIMITS.postBurst,

@@ -32,6 +32,8 @@ export const ACCOUNT_LIMITS = {
   channelsPerAccount: 200,
   /** Live sessions per account: logging in past it revokes the oldest. */
   sessionsPerAccount: 10,
+  /** Channels one user may join (their list must fit one `my_channels` answer). */
+  membershipsPerAccount: 1000,
 } as const;
 
 /** Post rates, per user, at the server and at a host. */

@@ -51,6 +51,8 @@ export interface ServerStore {
   liveSessions(username: string, role: Role): SessionRecord[];
   /** How many channels a user owns. */
   ownedChannels(username: string): number;
+  /** How many channels a user is a member of (owned ones included). */
+  memberships(username: string): number;
   createChannel(c: Channel): void;
   getChannel(id: string): Channel | undefined;
   listChannels(): Channel[];
@@ -219,6 +221,9 @@ export class SqliteServerStore implements ServerStore {
         `SELECT * FROM sessions WHERE username = ? AND role = ? AND revoked = 0
          ORDER BY created_at, session_id`,
       ),
+      memberships: db.prepare<[string], { n: number }>(
+        'SELECT COUNT(*) AS n FROM members WHERE username = ?',
+      ),
       ownedChannels: db.prepare<[string], { n: number }>(
         'SELECT COUNT(*) AS n FROM channels WHERE owner = ? COLLATE NOCASE',
       ),
@@ -305,6 +310,10 @@ export class SqliteServerStore implements ServerStore {
 
   liveSessions(username: string, role: Role): SessionRecord[] {
     return this.q.liveSessions.all(username, role).map(toSession);
+  }
+
+  memberships(username: string): number {
+    return this.q.memberships.get(username)?.n ?? 0;
   }
 
   ownedChannels(username: string): number {
@@ -394,7 +403,7 @@ export class SqliteServerStore implements ServerStore {
       const existing = this.q.getMessage.get(m.id)!;
       const same =
         existing.channel_id === m.channelId &&
-        existing.author === author &&
+        existing.author.toLowerCase() === author.toLowerCase() &&
         existing.ts === m.ts &&
         existing.lc === m.lc &&
         existing.text === m.text;
