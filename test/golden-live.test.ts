@@ -293,6 +293,13 @@ describe('golden frames against a real server and a real peer', () => {
     m.send(sync.frame);
     expectGolden(await m.answer(3), G('p2p sync answer'), P2P_OPS.sync.res);
 
+    // A version 1 peer (its hello had a token, no certificate) is told the version, not E_BAD_FRAME.
+    const old = new Raw(Number(p2pPort));
+    old.send({ t: 'hello', v: 1, role: 'peer', token: 'x' });
+    expect(await old.next((f) => f.t === 'error', 'p2p version error')).toMatchObject({
+      code: 'E_VERSION_MISMATCH',
+    });
+
     m.send(G('p2p unknown operation'));
     expectGolden(await m.answer(4), G('p2p unknown operation answer'), Response, true);
     m.send(G('ping'));
