@@ -60,11 +60,6 @@ describe('bad input on the server port', () => {
       ['wrong version', [encodeFrame({ t: 'hello', v: 99, role: 'peer' })], 'E_VERSION_MISMATCH'],
       ['bad JSON', [Buffer.from([0, 0, 0, 3, 0x7b, 0x7b, 0x7b])], 'E_BAD_FRAME'],
       ['unknown frame type', [hello, encodeFrame({ t: 'bogus' })], 'E_UNKNOWN_TYPE'],
-      [
-        'unknown operation',
-        [hello, encodeFrame({ t: 'req', id: 1, op: 'drop_tables', body: {} })],
-        'E_UNKNOWN_TYPE',
-      ],
       ['request without id', [hello, encodeFrame({ t: 'req', op: 'get_list' })], 'E_BAD_FRAME'],
       ['second hello', [hello, hello], 'E_BAD_FRAME'],
     ];
@@ -91,6 +86,23 @@ describe('bad input on the server port', () => {
       error: { code: 'E_BAD_REQUEST', message: expect.stringContaining('username') },
     });
     expect(r.frames).toContainEqual({ t: 'pong' });
+    // An unknown operation is answered E_UNKNOWN_TYPE; the connection stays usable (§1).
+    const unknown = await exchange(
+      port,
+      [
+        hello,
+        encodeFrame({ t: 'req', id: 1, op: 'drop_tables', body: {} }),
+        encodeFrame({ t: 'ping' }),
+      ],
+      500,
+    );
+    expect(unknown.frames).toContainEqual({
+      t: 'res',
+      id: 1,
+      error: { code: 'E_UNKNOWN_TYPE', message: expect.stringContaining('drop_tables') },
+    });
+    expect(unknown.frames).toContainEqual({ t: 'pong' });
+    expect(unknown.closed).toBe(false);
     // Posting before login is refused.
     const early = await exchange(
       port,

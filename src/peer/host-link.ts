@@ -58,11 +58,11 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
           };
         },
         parseHello: (f) => {
+          if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION)
+            throw new HchatError('E_VERSION_MISMATCH', `host speaks version ${f.v}`);
           const ack = PeerHelloAck.safeParse(f);
           if (!ack.success)
             throw new HchatError('E_BAD_FRAME', `host hello: ${describeIssues(ack.error)}`);
-          if (ack.data.v !== PROTOCOL_VERSION)
-            throw new HchatError('E_VERSION_MISMATCH', `host speaks version ${ack.data.v}`);
           const claims = checkLinkCert(ack.data.cert, serverKey());
           // The host must be who the tracker said: that user's session, a user's certificate.
           if (

@@ -68,8 +68,11 @@ export class HostService {
     const req = Request.safeParse(f);
     if (!req.success) throw new HchatError('E_BAD_FRAME', `req: ${describeIssues(req.error)}`);
     const { id, op, body } = req.data;
-    if (!Object.hasOwn(P2P_OPS, op))
-      throw new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
+    // Forward compatible (PROTOCOL.md §1): an unknown operation is refused, the link stays.
+    if (!Object.hasOwn(P2P_OPS, op)) {
+      const e = new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
+      return conn.fs.send({ t: 'res', id, error: e.toWire() });
+    }
     if (Object.hasOwn(STREAM_OPS, op)) {
       this.deps
         .streams()

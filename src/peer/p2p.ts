@@ -202,15 +202,16 @@ export class P2PEndpoint {
     f: Record<string, unknown>,
   ): { claims: CertClaims; data: Buffer } {
     if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
+    // The version first: another version's hello has other members (version 1 sent a token).
+    if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION) {
+      throw new HchatError(
+        'E_VERSION_MISMATCH',
+        `P2P version ${f.v} not supported; this peer speaks ${PROTOCOL_VERSION}`,
+      );
+    }
     const hello = PeerHello.safeParse(f);
     if (!hello.success)
       throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
-    if (hello.data.v !== PROTOCOL_VERSION) {
-      throw new HchatError(
-        'E_VERSION_MISMATCH',
-        `P2P version ${hello.data.v} not supported; this peer speaks ${PROTOCOL_VERSION}`,
-      );
-    }
     const own = this.opts.credentials();
     if (!own) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
     const claims = checkLinkCert(hello.data.cert, this.opts.serverKey());

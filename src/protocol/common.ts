@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
 export const PROTOCOL_VERSION = 2;
-/** Longest message text, in characters (UTF-16 code units, as JavaScript counts them). */
+/** Longest message text, in Unicode code points (zod 4 counts string lengths so; PROTOCOL.md §2). */
 export const MAX_TEXT = 4000;
 
 // Printable characters only: no C0/C1 controls, no line or paragraph separators.

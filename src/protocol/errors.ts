@@ -16,7 +16,10 @@ export const ERRORS = {
   E_RATE_LIMITED: { status: 429, message: 'too many attempts; wait and try again' },
   E_USERNAME_TAKEN: { status: 409, message: 'that username is taken' },
   E_NAME_TAKEN: { status: 409, message: 'that name belongs to a registered user' },
-  E_SESSION_INVALID: { status: 401, message: 'session is unknown, expired or revoked' },
+  E_SESSION_INVALID: {
+    status: 401,
+    message: 'session is unknown or revoked, or its certificate expired',
+  },
   E_VISITOR_READ_ONLY: {
     status: 403,
     message: 'visitors can read but not create or change content',

@@ -291,7 +291,14 @@ export class CentralServer {
         const req = Request.safeParse(f);
         if (!req.success) throw new HchatError('E_BAD_FRAME', `req: ${describeIssues(req.error)}`);
         const { id, op, body } = req.data;
-        if (!isOpName(op)) throw new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
+        // Forward compatible (PROTOCOL.md §1): an unknown operation is refused, the link stays.
+        if (!isOpName(op))
+          return this.answerError(
+            conn,
+            id,
+            op,
+            new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`),
+          );
         this.handle(conn, id, op, body).catch((err: unknown) =>
           this.answerError(conn, id, op, err),
         );

@@ -2,8 +2,8 @@
  * What the central server signs, as every node checks it: `base64url(JSON claims) "."
  * base64url(Ed25519 signature of the first part)`, with the server's key (server/accounts.ts).
  * Two kinds, told apart by `typ` so one can never pass for the other:
- * - session tokens (`typ: "session"`): a bearer credential, secret, shown only to the server and
- *   to a host the member connects to;
+ * - session tokens (`typ: "session"`): a bearer credential, secret, shown only to the server (it
+ *   never leaves the peer ↔ server link; P2P links use certificates and signatures instead);
  * - key certificates (`typ: "key"`): public, attached to every message, binding a session's
  *   Ed25519 message key to its user (SPEC §7).
  * A host checks both with the server's public key alone.
