@@ -294,7 +294,20 @@ export class ChannelService {
     if (!this.members(c.id).has(m.author.toLowerCase())) {
       return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
     }
-    return this.d.verifier.check(m);
+    return this.d.verifier.check(m) ?? this.revokedBefore(m);
+  }
+
+  /**
+   * A message signed under a session that was revoked before the message's time is refused:
+   * only the server knows of every revocation, so it keeps a stolen key of a logged-out session
+   * from entering through a host's forward (or a later session's outbox).
+   */
+  private revokedBefore(m: { cert: string; ts: number }): HchatError | undefined {
+    const sid = this.d.verifier.certClaims(m.cert)?.sid;
+    const s = sid === undefined ? undefined : this.d.store.getSession(sid);
+    if (s?.revokedAt !== undefined && m.ts > s.revokedAt)
+      return new HchatError('E_BAD_SIGNATURE', 'signed after its session was revoked');
+    return undefined;
   }
 
   channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
@@ -314,6 +327,8 @@ export class ChannelService {
     if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
     const insert = { message: b.message, author: s.username };
     const pool = this.d.verifyPool;
+    const revoked = this.revokedBefore(b.message);
+    if (revoked) throw revoked;
     if (!pool) {
       const bad = this.d.verifier.check({ ...b.message, author: s.username });
       if (bad) throw bad;

@@ -21,6 +21,8 @@ export interface SessionRecord {
   role: Role;
   createdAt: number;
   revoked: boolean;
+  /** When it was revoked (ms since the epoch), if it was. */
+  revokedAt?: number;
   /** The session's message key (raw Ed25519, base64url), certified at login and each resume. */
   publicKey: string;
 }
@@ -124,6 +126,7 @@ const MIGRATIONS = [
   // 3: the session's key is kept, so that resume can renew its certificate; per-user lookups.
   `
   ALTER TABLE sessions ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN revoked_at INTEGER;
   CREATE INDEX sessions_live ON sessions(username, role, created_at) WHERE revoked = 0;
   CREATE INDEX channels_owner ON channels(owner);
   `,
@@ -155,6 +158,7 @@ interface SessionRow {
   role: Role;
   created_at: number;
   revoked: number;
+  revoked_at: number | null;
   public_key: string;
 }
 
@@ -165,6 +169,7 @@ function toSession(r: SessionRow): SessionRecord {
     role: r.role,
     createdAt: r.created_at,
     revoked: r.revoked === 1,
+    revokedAt: r.revoked_at ?? undefined,
     publicKey: r.public_key,
   };
 }
@@ -227,7 +232,9 @@ export class SqliteServerStore implements ServerStore {
       ownedChannels: db.prepare<[string], { n: number }>(
         'SELECT COUNT(*) AS n FROM channels WHERE owner = ? COLLATE NOCASE',
       ),
-      revokeSession: db.prepare('UPDATE sessions SET revoked = 1 WHERE session_id = ?'),
+      revokeSession: db.prepare(
+        'UPDATE sessions SET revoked = 1, revoked_at = ? WHERE session_id = ? AND revoked = 0',
+      ),
       insertChannel: db.prepare(
         'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES (?, ?, ?, ?, ?)',
       ),
@@ -321,7 +328,7 @@ export class SqliteServerStore implements ServerStore {
   }
 
   revokeSession(sessionId: string): void {
-    this.q.revokeSession.run(sessionId);
+    this.q.revokeSession.run(Date.now(), sessionId);
   }
 
   createChannel(c: Channel): void {

@@ -195,7 +195,23 @@ describe('revoked sessions (finding 4)', () => {
     const failed = new Promise<unknown>((r) => again.once('down', r));
     await again.start();
     expect(await failed).toMatchObject({ code: 'E_SESSION_INVALID' });
-    expect(alice.node.session).toBeDefined();
-    expect(net.server).toBeDefined();
+    // And the server keeps the revoked key out: a host (alice, on a second session of hers)
+    // forwarding a message it signed after the logout is refused; one from before is not.
+    const aliceRaw = await net.rawLink();
+    await rawSession(aliceRaw, { username: 'alice', password: 'alice-pw' });
+    const ch = alice.node.store.hostedIds()[0]!;
+    const before = sign(bob, { channelId: ch, text: 'before logout', ts: Date.now() - 60_000 });
+    await new Promise((r) => setTimeout(r, 5));
+    const after = sign(bob, { channelId: ch, text: 'with a stolen key' });
+    const { results } = await aliceRaw.request('forward', {
+      messages: [
+        { ...before, author: 'bob' },
+        { ...after, author: 'bob' },
+      ],
+    });
+    expect(results[0]).toMatchObject({ seq: expect.any(Number) });
+    expect(results[1]).toMatchObject({
+      error: { code: 'E_BAD_SIGNATURE', message: expect.stringContaining('revoked') },
+    });
   });
 });
