@@ -156,29 +156,43 @@ async function flood(link: ServerLink, s: RawSession, channelId: string, n: numb
 }
 
 describe('post rate limits (finding 15)', () => {
-  it('one user flooding gets E_RATE_LIMITED with a retry time; others are served', async () => {
+  it('one user flooding gets E_RATE_LIMITED with a retry time; others are served as fast', async () => {
     const { net, alice, ch, raw, bob } = await hostedWithRawBob();
     await alice.call('PUT', '/api/status', { status: 'offline' }); // bob posts to the server
-    const t0 = Date.now();
-    const results = await flood(raw, bob, ch, 800);
-    const seconds = (Date.now() - t0) / 1000;
-    const limited = results.filter((r) => r.status === 'rejected');
-    expect(limited.length).toBeGreaterThan(200);
-    expect((limited[0] as PromiseRejectedResult).reason).toMatchObject({
-      code: 'E_RATE_LIMITED',
-      retryAfterMs: expect.any(Number),
-    });
-    const stored = net.server.store.since(ch, 0, 1000).length;
-    // The burst of 500, and 50 a second while the flood lasted.
-    expect(stored).toBeLessThanOrEqual(500 + Math.ceil(50 * seconds) + 1);
-    // Another member is not held back by bob's flood.
     const carolLink = await net.rawLink();
     await carolLink.request('register', { username: 'carol', password: 'carol-pw' });
     const carol = await rawSession(carolLink, { username: 'carol', password: 'carol-pw' });
     await carolLink.request('channel_join', { channelId: ch });
-    const t = Date.now();
-    await carolLink.request('post', { message: sign(carol, { channelId: ch, text: 'hi' }) });
-    expect(Date.now() - t).toBeLessThan(2000);
+    let n = 0;
+    /** carol's post latency, median of 5, in ms. */
+    const carolMedian = async () => {
+      const ms: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t = performance.now();
+        await carolLink.request('post', {
+          message: sign(carol, { channelId: ch, text: `carol ${n++}` }),
+        });
+        ms.push(performance.now() - t);
+      }
+      return ms.sort((a, b) => a - b)[2]!;
+    };
+    const baseline = await carolMedian();
+    const t0 = Date.now();
+    const flooding = flood(raw, bob, ch, 3000);
+    const during = await carolMedian();
+    const results = await flooding;
+    const seconds = (Date.now() - t0) / 1000;
+    const limited = results.filter((r) => r.status === 'rejected');
+    expect(limited.length).toBeGreaterThan(2000);
+    expect((limited[0] as PromiseRejectedResult).reason).toMatchObject({
+      code: 'E_RATE_LIMITED',
+      retryAfterMs: expect.any(Number),
+    });
+    const fromBob = net.server.store.since(ch, 0, 5000).filter((m) => m.author === 'bob').length;
+    // The burst of 500, and 50 a second while the flood lasted.
+    expect(fromBob).toBeLessThanOrEqual(500 + Math.ceil(50 * seconds) + 1);
+    // carol is served within twice her usual time (or 100 ms: timers are coarser than that).
+    expect(during).toBeLessThanOrEqual(Math.max(2 * baseline, 100));
   });
 });
 
