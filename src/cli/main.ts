@@ -103,6 +103,13 @@ program
   )
   .addOption(
     opt(
+      '--max-tracker-entries-per-address <n>',
+      'tracker entries (announced peer sessions) from one address prefix at once (default 256)',
+      'HCHAT_MAX_TRACKER_ENTRIES_PER_ADDRESS',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
       '--max-unauthenticated-per-address <n>',
       'connections without a session from one address prefix (default 64)',
       'HCHAT_MAX_UNAUTHENTICATED_PER_ADDRESS',
@@ -147,6 +154,7 @@ program
       verifyThreads?: number;
       maxRegistrationsPerAddress?: number;
       maxVisitorsPerAddress?: number;
+      maxTrackerEntriesPerAddress?: number;
       maxUnauthenticatedPerAddress?: number;
       maxUnauthenticated?: number;
       helloTimeoutMs?: number;
@@ -165,6 +173,7 @@ program
         verifyThreads: o.verifyThreads,
         maxRegistrationsPerAddress: o.maxRegistrationsPerAddress,
         maxVisitorsPerAddress: o.maxVisitorsPerAddress,
+        maxTrackerEntriesPerAddress: o.maxTrackerEntriesPerAddress,
         maxUnauthenticatedPerAddress: o.maxUnauthenticatedPerAddress,
         maxUnauthenticated: o.maxUnauthenticated,
         helloTimeoutMs: o.helloTimeoutMs,
