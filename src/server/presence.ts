@@ -32,6 +32,8 @@ export interface PresenceDeps {
   channel(channelId: string): Channel | undefined;
   /** Connections of a user on this instance (lower-case name). */
   connsOf(username: string): Iterable<Conn>;
+  /** Every connection on this instance. */
+  conns(): ReadonlySet<Conn>;
   /** Entries in one get_list page at most. */
   pageEntries: number;
 }
@@ -85,10 +87,20 @@ export class Presence implements Memberships {
   entryChanged(change: EntryChange): void {
     const e = change.after ?? change.before;
     if (!e) return;
-    const recipients = new Set<Conn>();
+    let recipients = new Set<Conn>();
     if (e.role === 'user') {
-      for (const id of this.channelsOf(e.username))
-        for (const u of this.membersOf(id)) for (const c of this.d.connsOf(u)) recipients.add(c);
+      // Its user's co-members; when they are more than the connections, every connection.
+      const all = this.d.conns();
+      let work = 0;
+      for (const id of this.channelsOf(e.username)) {
+        const members = this.membersOf(id);
+        work += members.size;
+        if (work > all.size) {
+          recipients = new Set(all);
+          break;
+        }
+        for (const u of members) for (const c of this.d.connsOf(u)) recipients.add(c);
+      }
     }
     const channels = new Set([
       ...(change.before ? channelsIn(change.before) : []),

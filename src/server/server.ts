@@ -167,6 +167,7 @@ export class CentralServer {
       membersOf: (id) => this.channels.members(id),
       channel: (id) => this.channels.channel(id),
       connsOf: (username) => this.byUser.get(username) ?? [],
+      conns: () => this.conns,
       pageEntries: TRACKER_LIMITS.pageEntries,
     });
     this.trackerCaps = {
