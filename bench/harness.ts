@@ -48,6 +48,8 @@ export const BENCH_SERVER_LIMITS = [
   '1000000',
   '--max-registrations-per-address',
   '1000000',
+  '--max-tracker-entries-per-address',
+  '1000000',
   '--max-unauthenticated-per-address',
   '100000',
   '--max-unauthenticated',

@@ -44,6 +44,7 @@ async function world() {
     // Every bench client comes from 127.0.0.1: the per-address limits raised.
     maxRegistrationsPerAddress: 1_000_000,
     maxVisitorsPerAddress: 1_000_000,
+    maxTrackerEntriesPerAddress: 1_000_000,
   });
   const [host, port] = server.tcpAddress.split(':') as [string, string];
   const peers: PeerProcess[] = [];

@@ -129,6 +129,8 @@ describe('the host checks rights itself', () => {
     // A visitor client that skips its own peer's checks talks to the host directly.
     const raw = await net.rawLink();
     const guest = await rawSession(raw, { name: 'mallory' });
+    // A visitor sees the host of a channel it views (PROTOCOL.md §3.5).
+    await raw.request('channel_join', { channelId: ch });
     const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
     const link = rawHostLink(entry, guest);
     await link.start();
@@ -154,7 +156,10 @@ describe('the host checks rights itself', () => {
     const raw = await net.rawLink();
     await raw.request('register', { username: 'eve', password: 'eve-pw-1' });
     const eve = await rawSession(raw, { username: 'eve', password: 'eve-pw-1' });
-    const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
+    // The tracker no longer shows eve the host of a channel she is not in (PROTOCOL.md §3.5);
+    // she may know its address anyway.
+    expect((await raw.request('get_list', {})).peers.map((e) => e.username)).not.toContain('alice');
+    const entry = net.server.tracker.entriesOf('alice', 'user')[0]!;
     const link = rawHostLink(entry, eve);
     await link.start();
     try {

@@ -16,6 +16,9 @@ describe('peer_connect', () => {
     const [a, b] = tn.peers as [any, any];
     await signIn(a, 'alice');
     await signIn(b, 'bob');
+    // The tracker shows alice the entries of users she shares a channel with.
+    const ch = (await b.call('POST', '/api/channels', { name: 'p2p', allowVisitors: false })).body;
+    await a.call('POST', `/api/channels/${ch.id}/join`);
     const list = (await a.call('GET', '/api/peers')).body;
     const bobEntry = list.find((e: any) => e.username === 'bob');
     const link = (a.node as any).dial(bobEntry) as HostLink;

@@ -110,6 +110,7 @@ export async function createTestnet(
   const raised: Partial<ServerOptions> = {
     maxRegistrationsPerAddress: 10_000,
     maxVisitorsPerAddress: 10_000,
+    maxTrackerEntriesPerAddress: 10_000,
   };
   const server = await CentralServer.start({
     host: '127.0.0.1',

@@ -14,14 +14,29 @@ import { spawnHchat, spawnServer } from './processes.js';
 import { ServerLink } from '../src/peer/server-link.js';
 
 describe('tracker', () => {
-  it('lists every logged-in peer with its address, and pushes joins and leaves', async () => {
-    const net = await createTestnet({ peers: 3 });
-    const [a, b, c] = net.peers as [any, any, any];
+  it('lists every co-member peer with its address, and pushes joins and leaves', async () => {
+    const net = await createTestnet({ peers: 4 });
+    const [a, b, c, d] = net.peers as [any, any, any, any];
     await signIn(a, 'alice');
+    const team = (await a.call('POST', '/api/channels', { name: 'team', allowVisitors: false }))
+      .body.id;
+    for (const [p, name] of [
+      [b, 'bob'],
+      [c, 'carol'],
+    ] as const) {
+      await signIn(p, name);
+      await p.call('POST', `/api/channels/${team}/join`);
+      await p.call('POST', '/api/logout');
+    }
     const events = collectEvents(a.uiUrl);
     await events.ready;
-    await signIn(b, 'bob');
-    await signIn(c, 'carol');
+    for (const [p, name] of [
+      [b, 'bob'],
+      [c, 'carol'],
+    ] as const)
+      await p.call('POST', '/api/login', { username: name, password: `${name}-pw` });
+    // dave shares no channel with alice: she never learns his address (PROTOCOL.md §3.5).
+    await signIn(d, 'dave');
     const list = (await a.call('GET', '/api/peers')).body;
     expect(list.map((e: any) => e.username).sort()).toEqual(['alice', 'bob', 'carol']);
     const bobEntry = list.find((e: any) => e.username === 'bob');
@@ -32,6 +47,7 @@ describe('tracker', () => {
         events.events.filter((e) => e.event === 'presence' && e.data.kind === 'joined').length ===
         2,
     );
+    expect(events.events.some((e) => e.data?.peer?.username === 'dave')).toBe(false);
     await c.call('POST', '/api/logout');
     const left = await waitFor(() =>
       events.events.find((e) => e.event === 'presence' && e.data.kind === 'left'),
@@ -48,6 +64,12 @@ describe('tracker', () => {
     const [a, b] = net.peers as [any, any];
     await signIn(a, 'alice');
     await signIn(b, 'bob');
+    const team = (await a.call('POST', '/api/channels', { name: 'team', allowVisitors: false }))
+      .body.id;
+    await b.call('POST', `/api/channels/${team}/join`);
+    await waitFor(async () =>
+      (await a.call('GET', '/api/peers')).body.some((e: any) => e.username === 'bob'),
+    );
     const events = collectEvents(a.uiUrl);
     await events.ready;
     expect((await b.call('PUT', '/api/status', { status: 'invisible' })).body).toEqual({
@@ -107,10 +129,14 @@ describe('tracker', () => {
     expect(
       (await api(ui, 'POST', '/api/login', { username: 'victim', password: 'victim-pw' })).status,
     ).toBe(200);
+    // The victim hosts a channel that allows visitors: a visitor viewing it sees its entry.
+    const lobby = (await api(ui, 'POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
+      .body.id;
 
     const watcher = new ServerLink({ host, port: Number(port), reconnect: false });
     await watcher.start();
     await rawSession(watcher, { name: 'watcher' });
+    await watcher.request('channel_join', { channelId: lobby });
     expect((await watcher.request('get_list', {})).peers.map((e) => e.username)).toContain(
       'victim',
     );

@@ -121,6 +121,13 @@ program
   )
   .addOption(
     opt(
+      '--max-tracker-entries-per-address <n>',
+      'tracker entries (announced peer sessions) from one address prefix at once (default 256)',
+      'HCHAT_MAX_TRACKER_ENTRIES_PER_ADDRESS',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
       '--max-unauthenticated-per-address <n>',
       'connections without a session from one address prefix (default 64)',
       'HCHAT_MAX_UNAUTHENTICATED_PER_ADDRESS',
@@ -200,6 +207,7 @@ program
       verifyThreads?: number;
       maxRegistrationsPerAddress?: number;
       maxVisitorsPerAddress?: number;
+      maxTrackerEntriesPerAddress?: number;
       maxUnauthenticatedPerAddress?: number;
       maxUnauthenticated?: number;
       helloTimeoutMs?: number;
@@ -223,6 +231,7 @@ program
         verifyThreads: o.verifyThreads,
         maxRegistrationsPerAddress: o.maxRegistrationsPerAddress,
         maxVisitorsPerAddress: o.maxVisitorsPerAddress,
+        maxTrackerEntriesPerAddress: o.maxTrackerEntriesPerAddress,
         maxUnauthenticatedPerAddress: o.maxUnauthenticatedPerAddress,
         maxUnauthenticated: o.maxUnauthenticated,
         helloTimeoutMs: o.helloTimeoutMs,

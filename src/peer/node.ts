@@ -404,8 +404,7 @@ export class PeerNode {
         await this.link.request('channel_join', { channelId: c.id });
       }
     }
-    const { peers } = await this.link.request('get_list', {});
-    this.sources.setTracker(peers);
+    this.sources.setTracker(await this.trackerList(this.link));
     await this.updateServerSubscriptions();
     this.background(this.delivery.drain());
     // Upload first: catching up a hosted channel meanwhile would fetch our own uploads back.
@@ -436,7 +435,7 @@ export class PeerNode {
         this.background(this.replication.catchUp(message.channelId));
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
-      const before = this.sources.list().find((e) => entryKey(e) === entryKey(entry));
+      const before = this.sources.get(entryKey(entry));
       if (name === 'peer_joined') this.sources.upsert(entry);
       else this.sources.remove(entry);
       this.live.trackerChanged(before, name === 'peer_joined' ? entry : undefined);
@@ -593,14 +592,38 @@ export class PeerNode {
   }
 
   async peers(): Promise<Array<ReturnType<typeof apiPeer>>> {
-    const { peers } = await this.requireAuthed().request('get_list', {});
+    return (await this.trackerList(this.requireAuthed())).map(apiPeer);
+  }
+
+  /** The tracker list as this session may see it: every page of `get_list`. */
+  private async trackerList(link: ServerLink): Promise<TrackerEntry[]> {
+    const peers: TrackerEntry[] = [];
+    let after: string | undefined;
+    do {
+      const page: { peers: TrackerEntry[]; next?: string } = await link.request(
+        'get_list',
+        after === undefined ? {} : { after },
+      );
+      peers.push(...page.peers);
+      after = page.next;
+    } while (after !== undefined);
     this.log.write('get_list', { from: 'server', count: peers.length });
-    return peers.map(apiPeer);
+    return peers;
   }
 
   async directory(): Promise<Array<Channel & { joined: boolean }>> {
     const account = this.account;
-    const { channels } = await this.requireAuthed().request('directory', {});
+    const link = this.requireAuthed();
+    const channels: Channel[] = [];
+    let after: string | undefined;
+    do {
+      const page: { channels: Channel[]; next?: string } = await link.request(
+        'directory',
+        after === undefined ? {} : { after },
+      );
+      channels.push(...page.channels);
+      after = page.next;
+    } while (after !== undefined);
     return channels.map((c) => ({ ...c, joined: this.store.channel(account, c.id) !== undefined }));
   }
 
@@ -756,9 +779,9 @@ export class PeerNode {
     const account = this.account;
     if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
     const link = this.requireAuthed();
-    const [{ members }, { peers }] = await Promise.all([
+    const [{ members }, peers] = await Promise.all([
       link.request('members', { channelId }),
-      link.request('get_list', {}),
+      this.trackerList(link),
     ]);
     const online = new Set(
       peers.filter((p) => p.status === 'online').map((p) => p.username.toLowerCase()),

@@ -40,9 +40,21 @@ interface LinkRecord {
 
 const RETRY_MS = 2000;
 
-/** The member's host links, one per host entry. */
+/**
+ * The member's host links, one per host entry. Entries are indexed by the channels they host, so
+ * that a tracker event costs only the channels that entry hosts (of those we read); everything is
+ * looked at again only on `setTracker` (a fresh list) and `refresh` (our channels changed).
+ */
 export class ChannelSources {
   private readonly entries = new Map<string, TrackerEntry>();
+  /** Entry keys by channel hosted. */
+  private readonly byHosted = new Map<string, Set<string>>();
+  /** Our channels hosted elsewhere, as of the last refresh. */
+  private mine = new Map<string, Channel>();
+  /** The host entry each of our channels is read from. */
+  private readonly assigned = new Map<string, string>();
+  /** The channels each host entry serves us. */
+  private readonly served = new Map<string, Set<string>>();
   private readonly links = new Map<string, LinkRecord>();
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
@@ -52,23 +64,32 @@ export class ChannelSources {
   /** Replaces the known tracker list (after get_list). */
   setTracker(peers: readonly TrackerEntry[]): void {
     this.entries.clear();
-    for (const e of peers) this.entries.set(entryKey(e), e);
+    this.byHosted.clear();
+    for (const e of peers) this.put(e);
     this.refresh();
   }
 
   upsert(e: TrackerEntry): void {
-    this.entries.set(entryKey(e), e);
-    this.refresh();
+    const before = this.entries.get(entryKey(e));
+    this.put(e);
+    this.reassign([...(before?.hosts ?? []), ...e.hosts]);
   }
 
   remove(e: TrackerEntry): void {
-    this.entries.delete(entryKey(e));
-    this.refresh();
+    const before = this.entries.get(entryKey(e));
+    if (!before) return;
+    this.drop(before);
+    this.reassign(before.hosts);
   }
 
   /** The tracker list as last heard. */
   list(): TrackerEntry[] {
     return [...this.entries.values()];
+  }
+
+  /** The entry with this key, as last heard. */
+  get(key: string): TrackerEntry | undefined {
+    return this.entries.get(key);
   }
 
   /** True when `link` is the up link that serves `channelId` (its pushes may be stored). */
@@ -78,8 +99,9 @@ export class ChannelSources {
 
   /** The up link that serves a channel, if any. */
   linkFor(channelId: string): HostLink | undefined {
-    for (const r of this.links.values()) if (r.up && r.channels.includes(channelId)) return r.link;
-    return undefined;
+    const key = this.assigned.get(channelId);
+    const r = key === undefined ? undefined : this.links.get(key);
+    return r?.up && r.channels.includes(channelId) ? r.link : undefined;
   }
 
   /**
@@ -89,48 +111,21 @@ export class ChannelSources {
   async settle(channelId: string, ms = 3000): Promise<void> {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
-      const connecting = [...this.links.values()].some(
-        (r) => !r.up && r.channels.includes(channelId),
-      );
-      if (!connecting) return;
+      const key = this.assigned.get(channelId);
+      const r = key === undefined ? undefined : this.links.get(key);
+      if (!r || r.up || !r.channels.includes(channelId)) return;
       await new Promise((r) => setTimeout(r, 20));
     }
   }
 
-  /** Opens links to hosts that serve our channels, closes links nobody needs. */
+  /** Reads our channels again, opens links to hosts that serve them, closes unneeded ones. */
   refresh(): void {
     if (this.closed) return;
     const loggedIn = this.deps.loggedIn();
-    const own = this.deps.ownSession();
-    const wanted = new Map<string, { entry: TrackerEntry; channels: string[] }>();
-    if (loggedIn) {
-      for (const c of this.deps.channels()) {
-        const e = this.hostOf(c, own);
-        if (!e) continue;
-        const key = entryKey(e);
-        const w = wanted.get(key) ?? { entry: e, channels: [] };
-        w.channels.push(c.id);
-        wanted.set(key, w);
-      }
-    }
-    for (const [key, r] of this.links) {
-      if (wanted.has(key)) continue;
-      this.links.delete(key);
-      r.link.stop();
-      if (r.up) this.deps.linkDown(r.channels);
-    }
-    for (const [key, w] of wanted) {
-      const r = this.links.get(key);
-      if (!r) this.open(key, w.entry, w.channels);
-      else if (!sameSet(r.channels, w.channels)) {
-        const gone = r.channels.filter((id) => !w.channels.includes(id));
-        r.channels = w.channels;
-        if (r.up) {
-          this.deps.linkUp(r.link, w.channels);
-          if (gone.length) this.deps.linkDown(gone);
-        }
-      }
-    }
+    this.mine = new Map(loggedIn ? this.deps.channels().map((c) => [c.id, c]) : []);
+    this.reassign([...this.mine.keys(), ...this.assigned.keys()]);
+    // Links that dropped are opened again (the retry timer calls this).
+    for (const key of new Set([...this.links.keys(), ...this.served.keys()])) this.syncLink(key);
   }
 
   /** Closes every link. */
@@ -141,10 +136,99 @@ export class ChannelSources {
     this.links.clear();
   }
 
+  private put(e: TrackerEntry): void {
+    const key = entryKey(e);
+    const before = this.entries.get(key);
+    if (before) this.drop(before);
+    this.entries.set(key, e);
+    for (const id of e.hosts) {
+      let set = this.byHosted.get(id);
+      if (!set) this.byHosted.set(id, (set = new Set()));
+      set.add(key);
+    }
+  }
+
+  private drop(e: TrackerEntry): void {
+    const key = entryKey(e);
+    this.entries.delete(key);
+    for (const id of e.hosts) {
+      const set = this.byHosted.get(id);
+      set?.delete(key);
+      if (set?.size === 0) this.byHosted.delete(id);
+    }
+  }
+
+  /** Chooses the host entry of each of these channels again; updates the links that changed. */
+  private reassign(channelIds: Iterable<string>): void {
+    if (this.closed) return;
+    const own = this.deps.ownSession();
+    const touched = new Set<string>();
+    for (const id of new Set(channelIds)) {
+      const c = this.mine.get(id);
+      const e = c && this.hostOf(c, own);
+      const key = e && entryKey(e);
+      const old = this.assigned.get(id);
+      if (old === key) continue;
+      if (old !== undefined) {
+        const set = this.served.get(old)!;
+        set.delete(id);
+        if (set.size === 0) this.served.delete(old);
+        touched.add(old);
+      }
+      if (key === undefined) {
+        this.assigned.delete(id);
+        continue;
+      }
+      this.assigned.set(id, key);
+      let set = this.served.get(key);
+      if (!set) this.served.set(key, (set = new Set()));
+      set.add(id);
+      touched.add(key);
+    }
+    for (const key of touched) this.syncLink(key);
+  }
+
+  /** Makes the link to one host entry match the channels it should serve us. */
+  private syncLink(key: string): void {
+    const want = [...(this.served.get(key) ?? [])];
+    const r = this.links.get(key);
+    if (want.length === 0) {
+      if (!r) return;
+      this.links.delete(key);
+      r.link.stop();
+      if (r.up) this.deps.linkDown(r.channels);
+      return;
+    }
+    const entry = this.entries.get(key);
+    if (!r) {
+      if (entry) this.open(key, entry, want);
+      return;
+    }
+    if (sameSet(r.channels, want)) return;
+    const gone = r.channels.filter((id) => !want.includes(id));
+    r.channels = want;
+    if (r.up) {
+      this.deps.linkUp(r.link, want);
+      if (gone.length) this.deps.linkDown(gone);
+    }
+  }
+
+  /** The online entry of the channel's owner that hosts it (the current one if still good). */
   private hostOf(c: Channel, own: string | undefined): TrackerEntry | undefined {
-    for (const e of this.entries.values()) {
-      if (e.sessionId === own || e.status !== 'online') continue;
-      if (e.username.toLowerCase() === c.owner.toLowerCase() && e.hosts.includes(c.id)) return e;
+    const keys = this.byHosted.get(c.id);
+    if (!keys) return undefined;
+    const ok = (e: TrackerEntry | undefined): e is TrackerEntry =>
+      !!e &&
+      e.sessionId !== own &&
+      e.status === 'online' &&
+      e.username.toLowerCase() === c.owner.toLowerCase() &&
+      e.hosts.includes(c.id);
+    const current = this.assigned.get(c.id);
+    if (current !== undefined && keys.has(current) && ok(this.entries.get(current)))
+      return this.entries.get(current);
+    for (const key of keys) {
+      const e = this.entries.get(key);
+      if (ok(e)) return e;
     }
     return undefined;
   }

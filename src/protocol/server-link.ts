@@ -57,6 +57,8 @@ export const ServerHello = z.object({
 
 // Forward compatible (PROTOCOL.md §1): unknown members of any body are ignored.
 const Empty = z.object({});
+/** An opaque paging cursor: the `next` of the previous page. */
+const Cursor = z.string().min(1).max(600);
 /** A message with its author, as a host forwards it. */
 const AuthoredMessage = NewMessage.extend({ author: Username });
 const ForwardResult = z.union([
@@ -108,13 +110,26 @@ export const OPS = {
     z.object({ status: z.enum(['online', 'invisible']) }),
     z.object({ status: z.enum(['online', 'invisible']) }),
   ),
-  get_list: op('session', Empty, z.object({ peers: z.array(TrackerEntry) })),
+  /**
+   * The tracker entries this session may see (PROTOCOL.md §3.3), a page at a time: `next` is the
+   * cursor to send as `after` for the following page; no `next` on the last one.
+   */
+  get_list: op(
+    'session',
+    z.object({ after: Cursor.optional() }),
+    z.object({ peers: z.array(TrackerEntry), next: Cursor.optional() }),
+  ),
   channel_create: op(
     'user',
     z.object({ id: Uuid, name: ChannelName, allowVisitors: z.boolean() }),
     Channel,
   ),
-  directory: op('session', Empty, z.object({ channels: z.array(Channel) })),
+  /** Channels in (createdAt, id) order, a page at a time (`next` as for get_list). */
+  directory: op(
+    'session',
+    z.object({ after: Cursor.optional() }),
+    z.object({ channels: z.array(Channel), next: Cursor.optional() }),
+  ),
   my_channels: op('session', Empty, z.object({ channels: z.array(Channel) })),
   channel_join: op('session', z.object({ channelId: Uuid }), Channel),
   /** A host uploads messages of its channels: each once, in its order; idempotent by id. */
@@ -140,9 +155,12 @@ export function isOpName(name: string): name is OpName {
 export const EVENTS = {
   /** A new message in a channel the session is a member of (or views, for visitors). */
   message: z.object({ channelId: Uuid, message: StoredMessage }),
-  /** A peer session became visible in the tracker list (logged in, or left invisible). */
+  /**
+   * A tracker entry became visible to this session, or what it may see of it changed (PROTOCOL.md
+   * §3.5): to its user's co-members and to visitors viewing a channel it hosts or streams.
+   */
   peer_joined: z.object({ entry: TrackerEntry }),
-  /** A peer session left the visible list (logout, disconnect, timeout, or went invisible). */
+  /** An entry this session saw left its view (logout, disconnect, timeout, invisible, …). */
   peer_left: z.object({ entry: TrackerEntry }),
   /** To the channel owner's sessions: a user joined one of their channels. */
   member_joined: z.object({ channelId: Uuid, username: Username }),

@@ -9,8 +9,8 @@ import type { StoredMessage, TrackerEntry } from '../protocol/common.js';
 /** Everything instances tell each other. */
 export type BusEvent =
   | { kind: 'message'; channelId: string; message: StoredMessage; exceptSession?: string }
-  | { kind: 'peer_joined'; entry: TrackerEntry }
-  | { kind: 'peer_left'; entry: TrackerEntry }
+  /** A tracker entry appeared (no `before`), changed, or left (no `after`). */
+  | { kind: 'tracker'; before?: TrackerEntry; after?: TrackerEntry }
   | { kind: 'member_joined'; channelId: string; username: string };
 
 /** Publish/subscribe between server instances. */

@@ -52,6 +52,8 @@ export interface ChannelDeps {
   channelsPerAccount: number;
   /** Channels one user may join. */
   membershipsPerAccount: number;
+  /** Channels in one `directory` page at most. */
+  pageChannels: number;
   /** Posts per user (RATE_LIMITS). */
   postLimiter: RateLimiter;
   /** Connections of a user on this instance (lower-case name). */
@@ -98,7 +100,7 @@ export class ChannelService {
   }
 
   /** The channel with this id, from the cache or the store. */
-  private channel(id: string): Channel | undefined {
+  channel(id: string): Channel | undefined {
     let c = this.channelCache.get(id);
     if (c) return c;
     c = this.d.store.getChannel(id);
@@ -109,9 +111,24 @@ export class ChannelService {
     return c;
   }
 
-  directory(s: Session): Channel[] {
-    const all = this.d.store.listChannels();
-    return s.role === 'visitor' ? all.filter((c) => c.allowVisitors) : all;
+  /**
+   * One page of the directory, in (createdAt, id) order after the cursor `after` (as `next`
+   * gave it), cut to the receiver's frame; `next` when more remain.
+   */
+  directory(conn: Conn, after: string | undefined): OpRes<'directory'> {
+    const s = conn.session!;
+    const page = this.d.store.listChannels({
+      after: after === undefined ? undefined : parseCursor(after),
+      limit: this.d.pageChannels + 1,
+      visitorsOnly: s.role === 'visitor',
+    });
+    const slice = page.slice(0, this.d.pageChannels);
+    const fit = fitPage(slice, pageBudget(conn.fs.peerMaxFrame), 'start');
+    const last = fit.items[fit.items.length - 1];
+    const more = fit.cut || page.length > slice.length;
+    return more && last
+      ? { channels: fit.items, next: `${last.createdAt}:${last.id}` }
+      : { channels: fit.items };
   }
 
   myChannels(conn: Conn): Channel[] {
@@ -156,7 +173,8 @@ export class ChannelService {
     return c;
   }
 
-  private members(channelId: string): Set<string> {
+  /** The users (lower-case) of a channel, owner included: cached, as memberships only grow. */
+  members(channelId: string): Set<string> {
     let set = this.memberCache.get(channelId);
     if (!set) {
       set = new Set(this.d.store.members(channelId).map((u) => u.toLowerCase()));
@@ -475,4 +493,12 @@ export class ChannelService {
     }
     return;
   }
+}
+
+/** A directory cursor (`createdAt:id`, as `next` gave it); a malformed one is E_BAD_REQUEST. */
+function parseCursor(cursor: string): { createdAt: number; id: string } | undefined {
+  const i = cursor.indexOf(':');
+  const createdAt = Number(cursor.slice(0, i));
+  if (i <= 0 || !Number.isFinite(createdAt)) throw new HchatError('E_BAD_REQUEST', 'bad cursor');
+  return { createdAt, id: cursor.slice(i + 1) };
 }

@@ -18,6 +18,11 @@ export class Conn {
   entryKey: string | undefined;
   /** Channels whose new messages are pushed to this connection (see `subscribe`). */
   readonly subs = new Set<string>();
+  /**
+   * Channels that allow visitors and that a visitor's connection views (its joins and
+   * subscriptions): the tracker shows it the entries that host or stream them (presence.ts).
+   */
+  readonly views = new Set<string>();
 
   constructor(
     readonly id: number,

@@ -28,6 +28,7 @@ import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { Conn, type Session } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
+import { Presence } from './presence.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
 import { AccountService } from './account-service.js';
@@ -36,7 +37,13 @@ import type { LoginGuardLimits } from './login-guard.js';
 import type { ScryptQueueLimits } from './scrypt-queue.js';
 import { verifyToken } from '../shared/tokens.js';
 import { MessageVerifier } from '../shared/signing.js';
-import { ACCOUNT_LIMITS, ADDRESS_LIMITS, MESSAGE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
+import {
+  ACCOUNT_LIMITS,
+  ADDRESS_LIMITS,
+  MESSAGE_LIMITS,
+  RATE_LIMITS,
+  TRACKER_LIMITS,
+} from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 
 /** Settings of a server process (validated by the CLI before they get here). */
@@ -91,6 +98,10 @@ export interface ServerOptions {
   /** Posts per second per user, sustained, and the burst allowed above it. */
   postsPerSecond?: number;
   postBurst?: number;
+  /** Tracker entries per account at once (shared/limits.ts TRACKER_LIMITS: 10). */
+  maxTrackerEntriesPerAccount?: number;
+  /** Tracker entries per address prefix at once (256). */
+  maxTrackerEntriesPerAddress?: number;
 }
 
 /** A running central server. */
@@ -122,6 +133,8 @@ export class CentralServer {
   private closing = false;
   private readonly certTtlMs: number;
   private readonly sessionsPerAccount: number;
+  private readonly presence: Presence;
+  private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
   private constructor(opts: ServerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -141,6 +154,7 @@ export class CentralServer {
       }),
       channelsPerAccount: opts.channelsPerAccount ?? ACCOUNT_LIMITS.channelsPerAccount,
       membershipsPerAccount: opts.membershipsPerAccount ?? ACCOUNT_LIMITS.membershipsPerAccount,
+      pageChannels: TRACKER_LIMITS.pageChannels,
       postLimiter: new RateLimiter(
         opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
         opts.postBurst ?? RATE_LIMITS.postBurst,
@@ -150,6 +164,19 @@ export class CentralServer {
       connsOf: (username) => this.byUser.get(username) ?? [],
       answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
     });
+    this.presence = new Presence({
+      store: this.store,
+      tracker: this.tracker,
+      membersOf: (id) => this.channels.members(id),
+      channel: (id) => this.channels.channel(id),
+      connsOf: (username) => this.byUser.get(username) ?? [],
+      conns: () => this.conns,
+      pageEntries: TRACKER_LIMITS.pageEntries,
+    });
+    this.trackerCaps = {
+      entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
+      entriesPerAddress: opts.maxTrackerEntriesPerAddress ?? TRACKER_LIMITS.entriesPerAddress,
+    };
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.timeoutMs = opts.timeoutMs ?? 15000;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
@@ -363,21 +390,30 @@ export class CentralServer {
       case 'set_status':
         return this.setStatus(conn, body as OpReq<'set_status'>);
       case 'get_list':
-        return { peers: this.tracker.visibleTo(conn.session!.username) };
-      case 'channel_create':
-        return this.channels.createChannel(conn, body as OpReq<'channel_create'>);
+        return this.presence.page(conn, (body as OpReq<'get_list'>).after);
+      case 'channel_create': {
+        const c = this.channels.createChannel(conn, body as OpReq<'channel_create'>);
+        this.presence.channelCreated(c.id, c.owner);
+        return c;
+      }
       case 'directory':
-        return { channels: this.channels.directory(conn.session!) };
+        return this.channels.directory(conn, (body as OpReq<'directory'>).after);
       case 'my_channels':
         return { channels: this.channels.myChannels(conn) };
-      case 'channel_join':
-        return this.channels.join(conn, (body as OpReq<'channel_join'>).channelId);
+      case 'channel_join': {
+        const c = this.channels.join(conn, (body as OpReq<'channel_join'>).channelId);
+        this.presence.view(conn, [c.id]); // a visitor now sees the channel's host and streamers
+        return c;
+      }
       case 'history':
         return this.channels.history(conn, body as OpReq<'history'>);
       case 'sync':
         return this.channels.sync(conn, body as OpReq<'sync'>);
-      case 'subscribe':
-        return this.channels.subscribe(conn, body as OpReq<'subscribe'>);
+      case 'subscribe': {
+        const r = this.channels.subscribe(conn, body as OpReq<'subscribe'>);
+        this.presence.view(conn, r.channelIds);
+        return r;
+      }
       case 'forward':
         return this.channels.forward(conn, body as OpReq<'forward'>);
       case 'members':
@@ -507,8 +543,9 @@ export class CentralServer {
     if (conn.entryKey) {
       const change = this.tracker.remove(conn.entryKey);
       conn.entryKey = undefined;
-      if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+      this.bus.publish({ kind: 'tracker', ...change });
     }
+    this.presence.forget(conn);
     this.channels.setSubscriptions(conn, []);
     const key = s.username.toLowerCase();
     const set = this.byUser.get(key);
@@ -537,15 +574,24 @@ export class CentralServer {
       live: s.role === 'user' ? b.live.filter((l) => this.belongs(l.channelId, s.username)) : [],
     };
     const key = entryKey(entry);
+    // Caps on entries: per account, and per address group of the connection (not of `ip`).
+    const group = this.accounts.prefixOf(conn.fs.remote.ip);
+    const over = this.tracker.overCap(entry, group, this.trackerCaps, conn.entryKey);
+    if (over) {
+      const n =
+        over === 'account'
+          ? `${this.trackerCaps.entriesPerAccount} tracker entries per account`
+          : `${this.trackerCaps.entriesPerAddress} tracker entries per address group`;
+      throw HchatError.rateLimited(`at most ${n} at once; close another session first`, 60_000);
+    }
     if (conn.entryKey && conn.entryKey !== key) {
       const change = this.tracker.remove(conn.entryKey);
-      if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+      this.bus.publish({ kind: 'tracker', ...change });
     }
     conn.entryKey = key;
-    const change = this.tracker.upsert(entry);
+    const change = this.tracker.upsert(entry, group);
     this.log.write('add_list', { peer: conn.name, p2p: `${b.ip}:${b.port}`, status: b.status });
-    if (change.joined) this.bus.publish({ kind: 'peer_joined', entry: change.joined });
-    if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+    this.bus.publish({ kind: 'tracker', ...change });
     return { entry };
   }
 
@@ -558,8 +604,7 @@ export class CentralServer {
     const entry = conn.entryKey ? this.tracker.get(conn.entryKey) : undefined;
     if (entry) {
       const change = this.tracker.upsert({ ...entry, status: b.status });
-      if (change.joined) this.bus.publish({ kind: 'peer_joined', entry: change.joined });
-      if (change.left) this.bus.publish({ kind: 'peer_left', entry: change.left });
+      this.bus.publish({ kind: 'tracker', ...change });
     }
     this.log.write('status', { peer: conn.name, status: b.status });
     return { status: b.status };
@@ -574,17 +619,19 @@ export class CentralServer {
         return;
       case 'member_joined':
         this.channels.memberJoined(e);
+        this.presence.memberJoined(e.channelId, e.username);
         return;
-      case 'peer_joined':
-      case 'peer_left': {
-        const frame = encodeFrame({ t: 'ev', ev: e.kind, body: { entry: e.entry } });
-        for (const c of this.conns) {
-          if (c.session && !sameUser(c.session.username, e.entry.username)) c.fs.sendEncoded(frame);
-        }
-        this.log.write(e.kind === 'peer_joined' ? 'tracker_join' : 'tracker_leave', {
-          user: e.entry.username,
-          p2p: `${e.entry.ip}:${e.entry.port}`,
-          session: e.entry.sessionId,
+      case 'tracker': {
+        // Only the sessions the entry concerns hear of it, each as it may see it.
+        this.presence.entryChanged(e);
+        const was = e.before?.status === 'online';
+        const is = e.after?.status === 'online';
+        const entry = (e.after ?? e.before)!;
+        if (was === is) return;
+        this.log.write(is ? 'tracker_join' : 'tracker_leave', {
+          user: entry.username,
+          p2p: `${entry.ip}:${entry.port}`,
+          session: entry.sessionId,
         });
         return;
       }

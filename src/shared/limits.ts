@@ -174,3 +174,15 @@ export const STORE_LIMITS = {
    */
   quickCheckMaxBytes: 64 * 1024 * 1024,
 } as const;
+
+/** The tracker list at the server (docs/PROTOCOL.md §3.3 `submit_info`, `get_list`). */
+export const TRACKER_LIMITS = {
+  /** Tracker entries one account may have at once (as many as its live sessions). */
+  entriesPerAccount: ACCOUNT_LIMITS.sessionsPerAccount,
+  /** Tracker entries from one address prefix at once (one home, one hosting customer). */
+  entriesPerAddress: 256,
+  /** Entries in one `get_list` page at most (a page is also cut to the receiver's frame). */
+  pageEntries: 2000,
+  /** Channels in one `directory` page at most (a page is also cut to the receiver's frame). */
+  pageChannels: 2000,
+} as const;

@@ -57,7 +57,15 @@ export interface ServerStore {
   memberships(username: string): number;
   createChannel(c: Channel): void;
   getChannel(id: string): Channel | undefined;
-  listChannels(): Channel[];
+  /**
+   * Channels in (createdAt, id) order, after `after` when given, at most `limit`; only those
+   * that allow visitors when `visitorsOnly` (a page of `directory`).
+   */
+  listChannels(o: {
+    after?: { createdAt: number; id: string };
+    limit: number;
+    visitorsOnly: boolean;
+  }): Channel[];
   channelsOf(username: string): Channel[];
   addMember(channelId: string, username: string): void;
   isMember(channelId: string, username: string): boolean;
@@ -239,7 +247,11 @@ export class SqliteServerStore implements ServerStore {
         'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES (?, ?, ?, ?, ?)',
       ),
       getChannel: db.prepare<[string], ChannelRow>('SELECT * FROM channels WHERE id = ?'),
-      listChannels: db.prepare<[], ChannelRow>('SELECT * FROM channels ORDER BY created_at, id'),
+      listChannels: db.prepare<[number, number, string, number, number], ChannelRow>(
+        `SELECT * FROM channels
+         WHERE (created_at > ? OR (created_at = ? AND id > ?)) AND allow_visitors >= ?
+         ORDER BY created_at, id LIMIT ?`,
+      ),
       channelsOf: db.prepare<[string], ChannelRow>(
         `SELECT c.* FROM channels c JOIN members m ON m.channel_id = c.id
          WHERE m.username = ? ORDER BY c.created_at, c.id`,
@@ -350,8 +362,14 @@ export class SqliteServerStore implements ServerStore {
     return r && toChannel(r);
   }
 
-  listChannels(): Channel[] {
-    return this.q.listChannels.all().map(toChannel);
+  listChannels(o: {
+    after?: { createdAt: number; id: string };
+    limit: number;
+    visitorsOnly: boolean;
+  }): Channel[] {
+    const t = o.after?.createdAt ?? Number.MIN_SAFE_INTEGER;
+    const id = o.after?.id ?? '';
+    return this.q.listChannels.all(t, t, id, o.visitorsOnly ? 1 : 0, o.limit).map(toChannel);
   }
 
   channelsOf(username: string): Channel[] {

@@ -29,6 +29,10 @@ export async function openViewerLink(
 ): Promise<HostLink> {
   const raw = await net.rawLink();
   const s = await rawSession(raw, how);
+  // The tracker shows a session only the streamers of channels it reads (PROTOCOL.md §3.5).
+  const { channels } = await raw.request('directory', {});
+  for (const c of channels)
+    if (c.owner === streamer) await raw.request('channel_join', { channelId: c.id });
   const entry = (await raw.request('get_list', {})).peers.find(
     (e: TrackerEntry) => e.username === streamer,
   );

@@ -1,0 +1,257 @@
+/**
+ * Who hears of which tracker entry (docs/PROTOCOL.md §3.3 `get_list`, §3.5 `peer_joined` and
+ * `peer_left`): the server's side of the visibility rule in tracker.ts. A change of one entry is
+ * pushed only to the sessions it concerns (its user's co-members, visitors viewing a channel it
+ * hosts or streams), each with the entry cut to what that session may see, each distinct body
+ * encoded once. A new membership or a visitor's new view makes the entries that became visible
+ * known both ways. `get_list` is answered in pages that fit the receiver's frame.
+ */
+import { encodeFrame } from '../protocol/frame.js';
+import type { Channel, TrackerEntry } from '../protocol/common.js';
+import { fitPage, pageBudget } from '../protocol/page-budget.js';
+import type { ServerStore } from '../store/server-store.js';
+import type { Conn } from './conn.js';
+import {
+  channelsIn,
+  entryKey,
+  eventFor,
+  isOwn,
+  type EntryChange,
+  type Memberships,
+  type TrackerList,
+  type Viewer,
+} from './tracker.js';
+
+/** What presence needs from its server. */
+export interface PresenceDeps {
+  store: ServerStore;
+  tracker: TrackerList;
+  /** The users (lower-case) of a channel (ChannelService's cache). */
+  membersOf(channelId: string): ReadonlySet<string>;
+  /** A channel, if it exists (ChannelService's cache). */
+  channel(channelId: string): Channel | undefined;
+  /** Connections of a user on this instance (lower-case name). */
+  connsOf(username: string): Iterable<Conn>;
+  /** Every connection on this instance. */
+  conns(): ReadonlySet<Conn>;
+  /** Entries in one get_list page at most. */
+  pageEntries: number;
+}
+
+const USER_CACHE_MAX = 50_000;
+
+/** Tracker visibility and fan-out on one server instance. */
+export class Presence implements Memberships {
+  /** Channels of each user (lower-case), loaded on first use; memberships only grow. */
+  private readonly userChannels = new Map<string, Set<string>>();
+  /** Visitor connections by the channel they view. */
+  private readonly viewers = new Map<string, Set<Conn>>();
+
+  constructor(private readonly d: PresenceDeps) {}
+
+  channelsOf(username: string): ReadonlySet<string> {
+    const k = username.toLowerCase();
+    let set = this.userChannels.get(k);
+    if (!set) {
+      if (this.userChannels.size >= USER_CACHE_MAX) this.userChannels.clear();
+      set = new Set(this.d.store.channelsOf(username).map((c) => c.id));
+      this.userChannels.set(k, set);
+    }
+    return set;
+  }
+
+  membersOf(channelId: string): ReadonlySet<string> {
+    return this.d.membersOf(channelId);
+  }
+
+  /** The session on `conn` as a viewer of the list. */
+  viewer(conn: Conn): Viewer | undefined {
+    const s = conn.session;
+    return s && { username: s.username, role: s.role, views: conn.views };
+  }
+
+  /** One page of `get_list`: entries after the cursor that fit the frame, and the next cursor. */
+  page(conn: Conn, after: string | undefined): { peers: TrackerEntry[]; next?: string } {
+    const all = this.d.tracker.visibleTo(this.viewer(conn)!, this);
+    const start = after === undefined ? 0 : firstAfter(all, after);
+    const slice = all.slice(start, start + this.d.pageEntries);
+    const fit = fitPage(slice, pageBudget(conn.fs.peerMaxFrame), 'start');
+    const more = fit.cut || start + slice.length < all.length;
+    const last = fit.items[fit.items.length - 1];
+    return more && last ? { peers: fit.items, next: entryKey(last) } : { peers: fit.items };
+  }
+
+  // ---- changes --------------------------------------------------------------------------------
+
+  /** An entry changed (joined, left, or changed what it hosts or streams): tell who it concerns. */
+  entryChanged(change: EntryChange): void {
+    const e = change.after ?? change.before;
+    if (!e) return;
+    let recipients = new Set<Conn>();
+    if (e.role === 'user') {
+      // Its user's co-members; when they are more than the connections, every connection.
+      const all = this.d.conns();
+      let work = 0;
+      for (const id of this.channelsOf(e.username)) {
+        const members = this.membersOf(id);
+        work += members.size;
+        if (work > all.size) {
+          recipients = new Set(all);
+          break;
+        }
+        for (const u of members) for (const c of this.d.connsOf(u)) recipients.add(c);
+      }
+    }
+    const channels = new Set([
+      ...(change.before ? channelsIn(change.before) : []),
+      ...(change.after ? channelsIn(change.after) : []),
+    ]);
+    for (const id of channels) for (const c of this.viewers.get(id) ?? []) recipients.add(c);
+    const out = new Outbox();
+    for (const c of recipients) {
+      const v = this.viewer(c);
+      if (!v || isOwn(v, e)) continue; // a user's own sessions are not told of their entries
+      const ev = eventFor(v, change, this);
+      if (ev) out.send(c, ev.ev, ev.entry);
+    }
+  }
+
+  /**
+   * `username` joined `channelId` (a new membership): it and the channel's members may now see
+   * each other's entries; both sides hear of those that became visible.
+   */
+  memberJoined(channelId: string, username: string): void {
+    const k = username.toLowerCase();
+    this.userChannels.get(k)?.add(channelId);
+    const owner = this.d.channel(channelId)?.owner;
+    if (owner) this.userChannels.get(owner.toLowerCase())?.add(channelId);
+    const before = this.without(k, channelId);
+    const out = new Outbox();
+    const theirs: TrackerEntry[] = [];
+    for (const u of this.membersOf(channelId))
+      if (u !== k) theirs.push(...this.d.tracker.entriesOf(u, 'user'));
+    for (const c of this.d.connsOf(k)) {
+      const v = this.viewer(c);
+      if (v?.role !== 'user') continue;
+      for (const e of theirs) {
+        const ev = eventFor(v, { before: e, after: e }, this, before);
+        if (ev) out.send(c, ev.ev, ev.entry);
+      }
+    }
+    const mine = this.d.tracker.entriesOf(username, 'user');
+    if (mine.length === 0) return;
+    for (const u of this.membersOf(channelId)) {
+      if (u === k) continue;
+      for (const c of this.d.connsOf(u)) {
+        const v = this.viewer(c);
+        if (!v) continue;
+        for (const e of mine) {
+          const ev = eventFor(v, { before: e, after: e }, this, before);
+          if (ev) out.send(c, ev.ev, ev.entry);
+        }
+      }
+    }
+  }
+
+  /** A user created a channel: it belongs to it (other instances learn it on a join). */
+  channelCreated(channelId: string, owner: string): void {
+    this.userChannels.get(owner.toLowerCase())?.add(channelId);
+  }
+
+  /**
+   * A visitor's connection views more channels (channel_join, subscribe): it hears of the
+   * entries that host or stream them. Only channels that allow visitors count.
+   */
+  view(conn: Conn, channelIds: Iterable<string>): void {
+    const v = this.viewer(conn);
+    if (v?.role !== 'visitor') return;
+    const before: Viewer = { ...v, views: new Set(conn.views) };
+    const added: string[] = [];
+    for (const id of channelIds) {
+      if (conn.views.has(id) || !this.d.channel(id)?.allowVisitors) continue;
+      conn.views.add(id);
+      added.push(id);
+      let set = this.viewers.get(id);
+      if (!set) this.viewers.set(id, (set = new Set()));
+      set.add(conn);
+    }
+    const out = new Outbox();
+    const told = new Set<string>();
+    for (const id of added) {
+      for (const e of this.d.tracker.entriesIn(id)) {
+        const key = entryKey(e);
+        if (told.has(key)) continue;
+        told.add(key);
+        const was = viewOfBoth(before, v, e, this);
+        if (was) out.send(conn, 'peer_joined', was);
+      }
+    }
+  }
+
+  /** The connection's session ends: it views nothing any more. */
+  forget(conn: Conn): void {
+    for (const id of conn.views) {
+      const set = this.viewers.get(id);
+      set?.delete(conn);
+      if (set?.size === 0) this.viewers.delete(id);
+    }
+    conn.views.clear();
+  }
+
+  /** These memberships without `username` in `channelId` (how they were before it joined). */
+  private without(username: string, channelId: string): Memberships {
+    return {
+      channelsOf: (u) => {
+        const set = this.channelsOf(u);
+        if (u.toLowerCase() !== username || !set.has(channelId)) return set;
+        const copy = new Set(set);
+        copy.delete(channelId);
+        return copy;
+      },
+      membersOf: (id) => {
+        const set = this.membersOf(id);
+        if (id !== channelId || !set.has(username)) return set;
+        const copy = new Set(set);
+        copy.delete(username);
+        return copy;
+      },
+    };
+  }
+}
+
+/** The entry as `after` sees it, when that differs from what `before` saw. */
+function viewOfBoth(
+  before: Viewer,
+  after: Viewer,
+  e: TrackerEntry,
+  m: Memberships,
+): TrackerEntry | undefined {
+  const ev = eventFor(after, { after: e }, m);
+  if (!ev) return undefined;
+  const was = eventFor(before, { after: e }, m);
+  return was && JSON.stringify(was.entry) === JSON.stringify(ev.entry) ? undefined : ev.entry;
+}
+
+/** Events written as they come, each distinct body encoded once. */
+class Outbox {
+  private readonly frames = new Map<string, Buffer>();
+
+  send(conn: Conn, ev: 'peer_joined' | 'peer_left', entry: TrackerEntry): void {
+    const id = `${ev}|${JSON.stringify(entry)}`;
+    let frame = this.frames.get(id);
+    if (!frame) this.frames.set(id, (frame = encodeFrame({ t: 'ev', ev, body: { entry } })));
+    conn.fs.sendEncoded(frame);
+  }
+}
+
+/** The index of the first entry whose key sorts after `cursor`. */
+function firstAfter(sorted: readonly TrackerEntry[], cursor: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (entryKey(sorted[mid]!) <= cursor) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
