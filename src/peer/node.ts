@@ -544,7 +544,14 @@ export class PeerNode {
     } else {
       this.p2p.serving = true;
       if (before === 'offline' || !this.link.connected) await this.link.start();
-      else if (this.authed) await this.submitInfo();
+      else if (this.authed) {
+        // The choice is stored above and every resume announces it (onUp → afterAuth →
+        // submitInfo): a server that went away meanwhile (its link may not know yet) sees it as
+        // soon as it is back, so the change is not refused, and never shows us online after it.
+        await this.submitInfo().catch((err: unknown) => {
+          if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
+        });
+      }
     }
     this.events.emit('status', { status });
     return { status };
