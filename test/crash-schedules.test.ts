@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { waitFor } from './testnet.js';
+import { scheduleRuns } from './schedule-runs.js';
 import { hostedChannel, startSwarm, type Swarm } from './swarm.js';
 
 const NAMES = ['alice', 'bob', 'carol'] as const;
@@ -56,13 +57,15 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   },
 );
 
-const SEED =
-  process.env.HCHAT_CRASH_SEED === undefined ? undefined : Number(process.env.HCHAT_CRASH_SEED);
-const PATH = process.env.HCHAT_CRASH_PATH;
-/** With a path, replay that one schedule (fast-check would go on with the ones after it). */
-const RUNS = PATH === undefined ? Number(process.env.HCHAT_CRASH_SCHEDULES ?? 2) : 1;
-/** A schedule takes 5-20 s on a loaded 2-core machine (it may wait 30 s to settle): 60 s each. */
-const TIMEOUT_MS = Math.max(240_000, RUNS * 60_000);
+/** A schedule takes 5-30 s on a loaded 2-core machine (it may wait 30 s to settle): 60 s each. */
+const runs = scheduleRuns({
+  countVar: 'HCHAT_CRASH_SCHEDULES',
+  seedVar: 'HCHAT_CRASH_SEED',
+  pathVar: 'HCHAT_CRASH_PATH',
+  defaultRuns: 2,
+  perRunMs: 60_000,
+  minTimeoutMs: 240_000,
+});
 
 /** Fires posts; resolves with the texts a peer accepted (201) and all it was asked to write. */
 function fire(s: Swarm, name: Name, ch: string, texts: string[]) {
@@ -80,25 +83,26 @@ describe('crash schedules', () => {
   it(
     'nothing a peer accepted is lost or doubled, whatever process is SIGKILLed when',
     async () => {
-      await fc.assert(
-        fc.asyncProperty(fc.array(action, { minLength: 3, maxLength: 8 }), async (schedule) => {
-          const s = await startSwarm([...NAMES]);
-          try {
-            await play(s, schedule);
-          } finally {
-            await s.close();
-          }
-        }),
-        // Each schedule starts four processes: report the first failure as it is.
-        {
-          numRuns: RUNS,
-          endOnFailure: true,
-          ...(SEED === undefined ? {} : { seed: SEED }),
-          ...(PATH === undefined ? {} : { path: PATH }),
-        },
-      );
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(action, { minLength: 3, maxLength: 8 }),
+            runs.counted(async (schedule) => {
+              const s = await startSwarm([...NAMES]);
+              try {
+                await play(s, schedule);
+              } finally {
+                await s.close();
+              }
+            }),
+          ),
+          runs.options,
+        );
+      } finally {
+        runs.report();
+      }
     },
-    TIMEOUT_MS,
+    runs.timeoutMs,
   );
 });
 

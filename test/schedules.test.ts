@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { scheduleRuns } from './schedule-runs.js';
 import { createTestnet, signIn, waitFor, type TestPeer, type Testnet } from './testnet.js';
 
 type Action =
@@ -41,12 +42,15 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restartServer' as const) }) },
 );
 
-const SEED = process.env.HCHAT_SEED === undefined ? undefined : Number(process.env.HCHAT_SEED);
-const PATH = process.env.HCHAT_PATH;
-/** With a path, replay that one schedule (fast-check would go on with the ones after it). */
-const RUNS = PATH === undefined ? Number(process.env.HCHAT_SCHEDULES ?? 4) : 1;
 /** A schedule takes 1-5 s on a loaded 2-core machine: allow 15 s each, and at least 120 s. */
-const TIMEOUT_MS = Math.max(120_000, RUNS * 15_000);
+const runs = scheduleRuns({
+  countVar: 'HCHAT_SCHEDULES',
+  seedVar: 'HCHAT_SEED',
+  pathVar: 'HCHAT_PATH',
+  defaultRuns: 4,
+  perRunMs: 15_000,
+  minTimeoutMs: 120_000,
+});
 
 /** Plays one schedule on a fresh testnet, heals, and checks that every replica converged. */
 async function runSchedule(schedule: readonly Action[]): Promise<void> {
@@ -121,18 +125,19 @@ describe('random schedules', () => {
   it(
     'converge: every replica ends with every accepted message once, in the same order',
     async () => {
-      await fc.assert(
-        fc.asyncProperty(fc.array(action, { minLength: 4, maxLength: 14 }), runSchedule),
-        // Each schedule costs seconds: report the first failing one as it is, without shrinking.
-        {
-          numRuns: RUNS,
-          endOnFailure: true,
-          ...(SEED === undefined ? {} : { seed: SEED }),
-          ...(PATH === undefined ? {} : { path: PATH }),
-        },
-      );
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(action, { minLength: 4, maxLength: 14 }),
+            runs.counted(runSchedule),
+          ),
+          runs.options,
+        );
+      } finally {
+        runs.report();
+      }
     },
-    TIMEOUT_MS,
+    runs.timeoutMs,
   );
 
   // Regressions: schedules that once failed, replayed action by action. The interleaving that
