@@ -42,6 +42,8 @@ export interface Swarm {
     traffic: Record<string, number>;
     messages: { posted: number; forwarded: number; duplicates: number; pushed: number };
   }>;
+  /** Kills every process now and removes the data (a soak plays many swarms in one test). */
+  close(): Promise<void>;
 }
 
 export async function startSwarm(names: string[]): Promise<Swarm> {
@@ -126,6 +128,16 @@ export async function startSwarm(names: string[]): Promise<Swarm> {
     },
     async serverStats() {
       return (await fetch(new URL('stats', server.ready.http))).json() as any;
+    },
+    async close() {
+      db?.close();
+      db = undefined;
+      for (const p of [swarm.server, ...Object.values(peers).map((x) => x.proc)]) {
+        if (p.proc.exitCode !== null || p.proc.signalCode !== null) continue;
+        p.proc.kill('SIGKILL');
+        await p.exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   for (const name of names) {

@@ -411,7 +411,12 @@ export class PeerNode {
     await this.delivery.upload();
     for (const c of this.store.channels(s.username)) {
       await this.sources.settle(c.id);
-      if (!this.sources.linkFor(c.id)) await this.replication.catchUp(c.id);
+      // Every channel catches up from where it is read, the host's too: a host link that came up
+      // while the server link was failing lost its catch-up with it (schedule 760), and this
+      // resume is the retry. Both are cheap when nothing is missing (one empty page).
+      const host = this.sources.linkFor(c.id);
+      if (host) this.background(this.replication.catchUpHost(host, c.id));
+      else await this.replication.catchUp(c.id);
     }
   }
 
@@ -460,7 +465,9 @@ export class PeerNode {
     await link.request('subscribe', { channelIds });
     for (const id of channelIds)
       this.events.emit('sync', { channelId: id, source: 'host', phase: 'switch' });
-    await this.updateServerSubscriptions();
+    // Not chained after a server request: when the server link failed first, the catch-up from
+    // the host was lost with it and the member stayed without what it missed (schedule 760).
+    this.background(this.updateServerSubscriptions());
     this.background(this.delivery.drain());
     for (const id of channelIds) await this.replication.catchUpHost(link, id);
   }
@@ -585,7 +592,14 @@ export class PeerNode {
       // Invisible: unobservable on the P2P port too (it is closed); online: open again.
       await this.p2p.setServing(status === 'online');
       if (before === 'offline' || !this.link.connected) await this.link.start();
-      else if (this.authed) await this.submitInfo();
+      else if (this.authed) {
+        // The choice is stored above and every resume announces it (onUp → afterAuth →
+        // submitInfo): a server that went away meanwhile (its link may not know yet) sees it as
+        // soon as it is back, so the change is not refused, and never shows us online after it.
+        await this.submitInfo().catch((err: unknown) => {
+          if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
+        });
+      }
     }
     this.events.emit('status', { status });
     return { status };

@@ -15,6 +15,12 @@ const SYNC_PAGE = 500;
 /** Receive paths and catch-up of one node. */
 export class Replication {
   private readonly catchingUp = new Set<string>();
+  /**
+   * Catch-ups asked for while one of the same channel ran (with the host link to use, for a
+   * host's): run once more after it, never dropped. A gap noticed meanwhile may lie past what
+   * the running one already fetched.
+   */
+  private readonly again = new Map<string, HostLink | undefined>();
 
   constructor(private readonly ctx: NodeContext) {}
 
@@ -167,7 +173,11 @@ export class Replication {
 
   /** Fetches everything after the channel's server cursor from the server. */
   async catchUp(channelId: string): Promise<void> {
-    if (this.catchingUp.has(channelId) || !this.ctx.authed) return;
+    if (!this.ctx.authed) return;
+    if (this.catchingUp.has(channelId)) {
+      this.again.set(channelId, undefined);
+      return;
+    }
     this.catchingUp.add(channelId);
     try {
       let received = 0;
@@ -200,13 +210,18 @@ export class Replication {
       }
     } finally {
       this.catchingUp.delete(channelId);
+      if (this.again.delete(channelId) && !this.ctx.closed)
+        this.ctx.background(this.catchUp(channelId));
     }
   }
 
   /** Fetches everything after the channel's host cursor from its host. */
   async catchUpHost(link: HostLink, channelId: string): Promise<void> {
     const key = `host:${channelId}`;
-    if (this.catchingUp.has(key)) return;
+    if (this.catchingUp.has(key)) {
+      this.again.set(key, link);
+      return;
+    }
     this.catchingUp.add(key);
     try {
       let received = 0;
@@ -234,6 +249,9 @@ export class Replication {
       }
     } finally {
       this.catchingUp.delete(key);
+      const next = this.again.get(key);
+      if (this.again.delete(key) && next && !this.ctx.closed)
+        this.ctx.background(this.catchUpHost(next, channelId));
     }
   }
 }
