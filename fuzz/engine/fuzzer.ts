@@ -227,7 +227,8 @@ function signatureOf(err: unknown): string {
     .find((l) => /\/(src|fuzz\/targets)\//.test(l))
     ?.trim()
     .replace(/:\d+\)?$/, '');
-  const msg = err.message.replace(/\d+/g, 'N').slice(0, 100);
+  const kind = (err as { kind?: unknown }).kind;
+  const msg = (typeof kind === 'string' ? kind : err.message).replace(/\d+/g, 'N').slice(0, 100);
   return `${err.name}${typeof code === 'string' ? `[${code}]` : ''}: ${msg}${where ? ` (${where})` : ''}`;
 }
 

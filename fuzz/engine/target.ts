@@ -29,7 +29,16 @@ export interface FuzzTarget {
   timeoutMs?: number;
 }
 
-/** A broken contract, with the detail that says how. */
+/**
+ * A broken contract: `kind` says which clause (crashes of one kind count as one), `detail` the
+ * case at hand (what was sent, what came back).
+ */
 export class ContractViolation extends Error {
   override name = 'ContractViolation';
+  constructor(
+    readonly kind: string,
+    detail?: string,
+  ) {
+    super(detail === undefined ? kind : `${kind}: ${detail}`);
+  }
 }

@@ -30,15 +30,18 @@ function run(data: Buffer): void {
       const piece = stream.subarray(o, chunk ? o + chunk : undefined);
       for (const f of d.push(piece)) {
         if (f === null || typeof f !== 'object' || Array.isArray(f)) {
-          throw new ContractViolation(`decoded frame is not an object: ${JSON.stringify(f)}`);
+          throw new ContractViolation('decoded frame is not an object', JSON.stringify(f));
         }
         const again = new FrameDecoder(DEFAULT_MAX_FRAME).push(encodeFrame(f));
         if (again.length !== 1 || JSON.stringify(again[0]) !== JSON.stringify(f)) {
-          throw new ContractViolation(`frame does not survive a round trip: ${JSON.stringify(f)}`);
+          throw new ContractViolation('frame does not survive a round trip', JSON.stringify(f));
         }
       }
       if (d.pending >= maxFrame + HEADER_BYTES) {
-        throw new ContractViolation(`decoder holds ${d.pending} bytes, limit ${maxFrame}`);
+        throw new ContractViolation(
+          'decoder holds more than a frame',
+          `${d.pending} bytes, limit ${maxFrame}`,
+        );
       }
       if (stream.length === 0) break;
     }

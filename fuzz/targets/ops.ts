@@ -39,17 +39,21 @@ function check(name: string, schema: z.ZodType, value: unknown): void {
   const r = schema.safeParse(value);
   if (!r.success) {
     const text = describeIssues(r.error);
-    if (typeof text !== 'string') throw new ContractViolation(`${name}: issues do not format`);
+    if (typeof text !== 'string') throw new ContractViolation('issues do not format', name);
     return;
   }
   const json = JSON.stringify(r.data);
   const again = schema.safeParse(JSON.parse(json ?? 'null'));
   if (!again.success) {
-    throw new ContractViolation(`${name}: accepted once, refused after a JSON round trip: ${json}`);
+    throw new ContractViolation(
+      'accepted once, refused after a JSON round trip',
+      `${name}: ${json}`,
+    );
   }
   if (JSON.stringify(again.data) !== json) {
     throw new ContractViolation(
-      `${name}: parsing is not idempotent: ${json} -> ${JSON.stringify(again.data)}`,
+      'parsing is not idempotent',
+      `${name}: ${json} -> ${JSON.stringify(again.data)}`,
     );
   }
 }
