@@ -68,11 +68,11 @@ describe('coverage-guided fuzzer', () => {
 
   // A short pass of each real target: any crash fails the test and names the saved input.
   for (const [target, seconds] of [
-    ['frame', 3],
-    ['rtp', 3],
-    ['ops', 4],
-    ['server', 6],
-    ['api', 5],
+    ['frame', 2],
+    ['rtp', 2],
+    ['ops', 3],
+    ['server', 5],
+    ['api', 3],
   ] as const) {
     it(`target ${target}: no contract broken in a ${seconds} s pass`, async () => {
       const { code, report, stderr } = await fuzzOnce(target, {
