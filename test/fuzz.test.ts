@@ -70,9 +70,10 @@ describe('coverage-guided fuzzer', () => {
   for (const [target, seconds] of [
     ['frame', 2],
     ['rtp', 2],
-    ['ops', 3],
-    ['server', 5],
-    ['api', 3],
+    ['ops', 2],
+    ['server', 3],
+    ['p2p', 3],
+    ['api', 2],
   ] as const) {
     it(`target ${target}: no contract broken in a ${seconds} s pass`, async () => {
       const { code, report, stderr } = await fuzzOnce(target, {
