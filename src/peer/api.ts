@@ -76,7 +76,16 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  */
 export function buildApi(node: PeerNode, port: () => number, token: string): FastifyInstance {
   // Event streams never end by themselves: closing the API closes them.
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    forceCloseConnections: true,
+    // Errors Fastify raises before any route (a malformed %-escape in the path, a bad header)
+    // answer in the API's own shape, with a catalogue code (found by `npm run fuzz`).
+    frameworkErrors: (err, _req, reply) => {
+      void sendError(reply, new HchatError('E_BAD_REQUEST', err.message.slice(0, 200)));
+    },
+  });
 
   // Empty bodies are fine (logout, join); anything else must be a JSON object.
   app.removeContentTypeParser('application/json');
