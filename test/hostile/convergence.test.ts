@@ -62,6 +62,12 @@ describe('convergence when the server link fails mid-way', () => {
     const [alice, carol] = net.peers as [any, any];
     await signIn(alice, 'alice');
     await signIn(carol, 'carol');
+    // They share a channel: only then do they see each other in the tracker (PROTOCOL §3.5).
+    const shared = await alice.call('POST', '/api/channels', {
+      name: 'both',
+      allowVisitors: false,
+    });
+    await carol.call('POST', `/api/channels/${shared.body.id}/join`);
     const seesCarol = async () =>
       ((await alice.call('GET', '/api/peers')).body as any[]).some((p) => p.username === 'carol');
     await waitFor(seesCarol, 10_000, 'alice to see carol online');

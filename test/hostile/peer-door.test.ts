@@ -83,10 +83,14 @@ describe('an invisible user is unobservable on the P2P port (finding 19)', () =>
     const tn = await createTestnet({ peers: 1 });
     const alice = tn.peers[0]!;
     await signIn(alice, 'alice');
-    await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: true });
+    const general = await alice.call('POST', '/api/channels', {
+      name: 'general',
+      allowVisitors: true,
+    });
     const raw = await tn.rawLink();
     await raw.request('register', { username: 'eve', password: 'eve-pw-1' });
     const eve = await rawSession(raw, { username: 'eve', password: 'eve-pw-1' });
+    await raw.request('channel_join', { channelId: general.body.id }); // a co-member sees alice
     const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
     const port = entry.port;
     await alice.call('PUT', '/api/status', { status: 'invisible' });
