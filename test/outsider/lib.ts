@@ -1,0 +1,274 @@
+// Outsider attack helpers, written from docs/PROTOCOL.md only.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'hchat');
+
+export interface Proc {
+  child: ChildProcess;
+  ready: string;
+  data: string;
+  stderr: () => string;
+  kill: () => Promise<void>;
+}
+
+const procs: Proc[] = [];
+
+export async function startProc(args: string[], data?: string): Promise<Proc> {
+  const dir = data ?? fs.mkdtempSync(path.join(os.tmpdir(), 'hc-out-'));
+  const child = spawn(process.execPath, [BIN, ...args, '--data', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const ready = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no ready line: ' + out + err)), 20000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = out.match(/^ready .*$/m);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[0]);
+      }
+    });
+    child.on('exit', (c) => reject(new Error('exited ' + c + ' ' + err)));
+  });
+  const p: Proc = {
+    child,
+    ready,
+    data: dir,
+    stderr: () => err,
+    kill: () =>
+      new Promise((r) => {
+        if (child.exitCode !== null || child.signalCode) return r();
+        child.once('exit', () => r());
+        child.kill('SIGKILL');
+      }),
+  };
+  procs.push(p);
+  return p;
+}
+
+export async function killAll() {
+  await Promise.all(procs.splice(0).map((p) => p.kill()));
+}
+
+export async function startServer(extra: string[] = []) {
+  const p = await startProc(['server', '--port', '0', '--http-port', '0', ...extra]);
+  const m = p.ready.match(/tcp=([\d.]+):(\d+)/)!;
+  return { ...p, host: m[1], port: Number(m[2]) };
+}
+
+export async function startPeer(server: { host: string; port: number }, extra: string[] = []) {
+  const p = await startProc(['peer', '--server', `${server.host}:${server.port}`, ...extra]);
+  const m = p.ready.match(/ui=(http:\/\/127\.0\.0\.1:(\d+))\/\?token=(\S+) p2p=([\d.]+):(\d+) udp=([\d.]+):(\d+)/)!;
+  const base = m[1];
+  const token = m[3];
+  const api = async (method: string, route: string, body?: unknown) => {
+    const r = await fetch(base + route, {
+      method,
+      headers: {
+        authorization: 'Bearer ' + token,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    let json: any = text;
+    try {
+      json = JSON.parse(text);
+    } catch {}
+    return { status: r.status, body: json };
+  };
+  return { ...p, base, uiPort: Number(m[2]), token, p2pPort: Number(m[5]), udpPort: Number(m[7]), api };
+}
+
+export const b64u = (b: Buffer) => b.toString('base64url');
+
+export function newKey() {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+  const jwk = publicKey.export({ format: 'jwk' }) as { x: string };
+  return { publicKey, privateKey, pk: jwk.x };
+}
+
+export function messageId(channelId: string, author: string, ts: number, lc: number, text: string) {
+  const h = crypto
+    .createHash('sha256')
+    .update(JSON.stringify(['hchat/message-id/1', channelId, author.toLowerCase(), ts, lc, text]), 'utf8')
+    .digest();
+  const b = Buffer.alloc(16);
+  b.writeUIntBE(ts, 0, 6);
+  b[6] = 0x80 | (h[0] & 0x0f);
+  b[7] = h[1];
+  b[8] = 0x80 | (h[2] & 0x3f);
+  h.copy(b, 9, 3, 10);
+  const x = b.toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+export function signMessage(
+  key: { privateKey: crypto.KeyObject },
+  cert: string,
+  channelId: string,
+  author: string,
+  text: string,
+  ts = Date.now(),
+  lc = 0,
+) {
+  const id = messageId(channelId, author, ts, lc, text);
+  const sig = crypto
+    .sign(
+      null,
+      Buffer.from(JSON.stringify(['hchat/message/1', id, channelId, author.toLowerCase(), ts, lc, text]), 'utf8'),
+      key.privateKey,
+    )
+    .toString('base64url');
+  return { id, channelId, ts, lc, text, sig, cert };
+}
+
+export function uuid7() {
+  const b = crypto.randomBytes(16);
+  b.writeUIntBE(Date.now(), 0, 6);
+  b[6] = 0x70 | (b[6] & 0x0f);
+  b[8] = 0x80 | (b[8] & 0x3f);
+  const x = b.toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+export function frame(obj: unknown) {
+  const body = Buffer.from(JSON.stringify(obj), 'utf8');
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(body.length);
+  return Buffer.concat([h, body]);
+}
+
+/** A raw framed client (server link or P2P link). */
+export class Raw {
+  sock: net.Socket;
+  buf = Buffer.alloc(0);
+  frames: any[] = [];
+  events: any[] = [];
+  bytesIn = 0;
+  closed = false;
+  private nextId = 1;
+  private waiters = new Map<number, (f: any) => void>();
+  private frameWaiters: ((f: any) => void)[] = [];
+  onEvent?: (f: any) => void;
+  closeP: Promise<void>;
+
+  constructor(host: string, port: number, opts: { localAddress?: string } = {}) {
+    this.sock = net.connect({ host, port, ...opts });
+    this.sock.on('error', () => {});
+    this.closeP = new Promise((r) => this.sock.on('close', () => ((this.closed = true), r())));
+    this.sock.on('data', (d) => {
+      this.bytesIn += d.length;
+      this.buf = Buffer.concat([this.buf, d]);
+      while (this.buf.length >= 4) {
+        const n = this.buf.readUInt32BE(0);
+        if (this.buf.length < 4 + n) break;
+        const f = JSON.parse(this.buf.subarray(4, 4 + n).toString('utf8'));
+        this.buf = this.buf.subarray(4 + n);
+        this.handle(f);
+      }
+    });
+  }
+  connected() {
+    return new Promise<void>((r, j) => {
+      if (!this.sock.connecting) return r();
+      this.sock.once('connect', () => r());
+      this.sock.once('error', j);
+    });
+  }
+  private handle(f: any) {
+    if (f.t === 'ping') return this.send({ t: 'pong' });
+    if (f.t === 'res' && this.waiters.has(f.id)) {
+      const w = this.waiters.get(f.id)!;
+      this.waiters.delete(f.id);
+      return w(f);
+    }
+    if (f.t === 'ev') {
+      this.events.push(f);
+      this.onEvent?.(f);
+    }
+    this.frames.push(f);
+    const fw = this.frameWaiters.shift();
+    if (fw) fw(f);
+  }
+  send(obj: unknown) {
+    if (!this.closed) this.sock.write(frame(obj));
+  }
+  nextFrame(ms = 5000) {
+    return new Promise<any>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('timeout waiting frame')), ms);
+      this.frameWaiters.push((f) => (clearTimeout(t), resolve(f)));
+    });
+  }
+  req(op: string, body: unknown = {}, ms = 15000): Promise<any> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.waiters.delete(id);
+        resolve({ t: 'res', id, error: { code: 'TIMEOUT_LOCAL' } });
+      }, ms);
+      this.waiters.set(id, (f) => (clearTimeout(t), resolve(f)));
+      this.send({ t: 'req', id, op, body });
+    });
+  }
+  close() {
+    this.sock.destroy();
+  }
+}
+
+export async function serverHello(srv: { host: string; port: number }, maxFrame?: number) {
+  const c = new Raw(srv.host, srv.port);
+  await c.connected();
+  c.send({ t: 'hello', v: 2, role: 'peer', agent: 'outsider', ...(maxFrame ? { maxFrame } : {}) });
+  const h = await c.nextFrame();
+  const ping = setInterval(() => c.send({ t: 'ping' }), 2000);
+  c.sock.on('close', () => clearInterval(ping));
+  return { c, hello: h };
+}
+
+export async function registerLogin(srv: { host: string; port: number }, username: string, password = 'pw-' + username) {
+  const { c, hello } = await serverHello(srv);
+  const r = await c.req('register', { username, password });
+  const key = newKey();
+  const l = await c.req('login', { username, password, publicKey: key.pk });
+  if (!l.body) throw new Error('login failed ' + JSON.stringify(l) + JSON.stringify(r));
+  return { c, hello, key, cert: l.body.cert as string, token: l.body.token as string, sessionId: l.body.sessionId as string, username: l.body.username as string, password };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function certClaims(cert: string) {
+  return JSON.parse(Buffer.from(cert.split('.')[0], 'base64url').toString('utf8'));
+}
+
+/** Dial a peer's P2P port and complete the handshake as (cert, key). */
+export async function p2pConnect(
+  port: number,
+  me: { cert: string; key: { privateKey: crypto.KeyObject } },
+  maxFrame?: number,
+) {
+  const c = new Raw('127.0.0.1', port);
+  await c.connected();
+  const nonce = b64u(crypto.randomBytes(32));
+  c.send({ t: 'hello', v: 2, role: 'peer', cert: me.cert, nonce, ...(maxFrame ? { maxFrame } : {}) });
+  const h = await c.nextFrame();
+  if (h.t !== 'hello') return { c, hello: h, ok: false };
+  const peerSid = certClaims(me.cert).sid;
+  const hostSid = certClaims(h.cert).sid;
+  const sig = crypto
+    .sign(null, Buffer.from(JSON.stringify(['hchat/p2p/2', 'peer', nonce, h.nonce, peerSid, hostSid])), me.key.privateKey)
+    .toString('base64url');
+  c.send({ t: 'auth', sig });
+  const ping = setInterval(() => c.send({ t: 'ping' }), 1000);
+  c.sock.on('close', () => clearInterval(ping));
+  return { c, hello: h, ok: true };
+}
