@@ -40,6 +40,7 @@ export class Delivery {
   private readonly uploadRefused = new Set<string>();
   private readonly waiters = new Map<string, Array<() => void>>();
   private retryTimer: NodeJS.Timeout | undefined;
+  private uploadTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ctx: NodeContext) {}
 
@@ -53,9 +54,20 @@ export class Delivery {
     this.retryTimer.unref();
   }
 
+  /** Uploads again after `ms` (the server asked the host to slow down). */
+  private uploadRetry(ms: number): void {
+    if (this.uploadTimer) return;
+    this.uploadTimer = setTimeout(() => {
+      this.uploadTimer = undefined;
+      if (!this.ctx.closed) this.ctx.background(this.upload());
+    }, ms);
+    this.uploadTimer.unref();
+  }
+
   /** Wakes every waiter (the node is closing). */
   releaseAll(): void {
     clearTimeout(this.retryTimer);
+    clearTimeout(this.uploadTimer);
     for (const ws of this.waiters.values()) ws.forEach((w) => w());
     this.waiters.clear();
   }
@@ -152,6 +164,7 @@ export class Delivery {
         });
         if (this.ctx.closed) return;
         const byId = new Map(batch.map((m) => [m.id, m]));
+        let retryIn: number | undefined;
         this.ctx.store.setServerSeqs(results.flatMap((r) => ('seq' in r ? [r] : [])));
         for (const r of results) {
           const m = byId.get(r.id);
@@ -169,6 +182,9 @@ export class Delivery {
                 message: { ...apiMessageOf(m), state: 'delivered' },
               });
             }
+          } else if (TRANSIENT.has(r.error.code as ErrorCode)) {
+            // Not now (rate limit, full disk): the same batch goes again later.
+            retryIn = r.error.retryAfterMs ?? RETRY_MS;
           } else {
             this.uploadRefused.add(r.id);
             this.ctx.log.write('refused', {
@@ -181,6 +197,10 @@ export class Delivery {
               this.ctx.store.markFailed(m.id, `${r.error.code}: ${r.error.message}`);
           }
           this.resolveDelivery(r.id);
+        }
+        if (retryIn !== undefined) {
+          this.uploadRetry(retryIn);
+          break;
         }
       }
     } finally {

@@ -256,7 +256,8 @@ export class ChannelService {
     const stored = this.storeBatch(
       positions.map((i) => {
         const { author, ...message } = b.messages[i]!;
-        return { message, author };
+        // Stored as the account spells it, never as the host does.
+        return { message, author: this.d.store.getUser(author)?.username ?? author };
       }),
     );
     positions.forEach((i, k) => (outcome[i] = stored[k]));
@@ -312,7 +313,13 @@ export class ChannelService {
     if (!this.members(c.id).has(m.author.toLowerCase())) {
       return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
     }
-    return this.d.verifier.check(m) ?? this.revokedBefore(m);
+    const bad = this.d.verifier.check(m) ?? this.revokedBefore(m);
+    if (bad) return bad;
+    // Every message that enters counts against its author's post budget, whichever way it came:
+    // forwarding one's own channel is no way around the post limit (checked after the signature,
+    // so nobody can spend another user's budget with forgeries).
+    const wait = this.d.postLimiter.take(m.author.toLowerCase());
+    return wait > 0 ? HchatError.rateLimited(`too many messages by ${m.author}`, wait) : undefined;
   }
 
   /**

@@ -8,7 +8,7 @@
 // the server stores it as given when it matches the certificate without regard to case: a host
 // forwarding "MALLORY" (or a member's "bob" as "BOB") makes every server reader show that spelling.
 import { test, expect, afterAll } from 'vitest';
-import { startServer, registerLogin, killAll, signMessage, uuid7 } from './lib';
+import { startServer, registerLogin, killAll, signMessage, uuid7 } from './lib.js';
 
 afterAll(killAll);
 
@@ -21,12 +21,17 @@ test('forward does not let a user exceed the post budget with its own messages',
   for (let b = 0; b < 10; b++) {
     const msgs = [];
     for (let i = 0; i < 500; i++)
-      msgs.push({ ...signMessage(a.key, a.cert, ch, 'alice', `f${b}-${i}`, Date.now() - 1000, b * 500 + i), author: 'alice' });
+      msgs.push({
+        ...signMessage(a.key, a.cert, ch, 'alice', `f${b}-${i}`, Date.now() - 1000, b * 500 + i),
+        author: 'alice',
+      });
     reqs.push(a.c.req('forward', { messages: msgs }, 30000));
   }
   const t0 = Date.now();
   const rs = await Promise.all(reqs);
-  const stored = rs.flatMap((r) => r.body?.results ?? []).filter((x: any) => x.seq && !x.duplicate).length;
+  const stored = rs
+    .flatMap((r) => r.body?.results ?? [])
+    .filter((x: any) => x.seq && !x.duplicate).length;
   console.log('stored', stored, 'in', Date.now() - t0, 'ms');
   // burst 500 + 50/s: a few seconds can never hold 5,000. Observed: 5,000.
   expect(stored).toBeLessThanOrEqual(1000);

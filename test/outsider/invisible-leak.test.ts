@@ -5,7 +5,7 @@
 // revealed". This test fails while the leak exists.
 import { test, expect, afterAll } from 'vitest';
 import dgram from 'node:dgram';
-import { startServer, startPeer, registerLogin, killAll, sleep, p2pConnect } from './lib';
+import { startServer, startPeer, registerLogin, killAll, sleep, p2pConnect } from './lib.js';
 
 afterAll(killAll);
 
@@ -15,13 +15,20 @@ test('an invisible viewer is never named to another viewer (stream_children)', a
   await st.api('POST', '/api/register', { username: 'alice', password: 'alicepw' });
   await st.api('POST', '/api/login', { username: 'alice', password: 'alicepw' });
   const pub = (await st.api('POST', '/api/channels', { name: 'public', allowVisitors: true })).body;
-  const streamId = (await st.api('POST', `/api/channels/${pub.id}/streams`, { source: 'synthetic', fps: 10, bitrateKbps: 100 }))
-    .body.streamId;
+  const streamId = (
+    await st.api('POST', `/api/channels/${pub.id}/streams`, {
+      source: 'synthetic',
+      fps: 10,
+      bitrateKbps: 100,
+    })
+  ).body.streamId;
 
   const ivy = await startPeer(srv);
   await ivy.api('POST', '/api/register', { username: 'ivy', password: 'ivypw1' });
   await ivy.api('POST', '/api/login', { username: 'ivy', password: 'ivypw1' });
-  expect((await ivy.api('PUT', '/api/status', { status: 'invisible' })).body.status).toBe('invisible');
+  expect((await ivy.api('PUT', '/api/status', { status: 'invisible' })).body.status).toBe(
+    'invisible',
+  );
   await ivy.api('POST', `/api/channels/${pub.id}/join`);
   await sleep(300);
 

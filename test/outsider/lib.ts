@@ -62,12 +62,14 @@ export async function killAll() {
 export async function startServer(extra: string[] = []) {
   const p = await startProc(['server', '--port', '0', '--http-port', '0', ...extra]);
   const m = p.ready.match(/tcp=([\d.]+):(\d+)/)!;
-  return { ...p, host: m[1], port: Number(m[2]) };
+  return { ...p, host: m[1]!, port: Number(m[2]) };
 }
 
 export async function startPeer(server: { host: string; port: number }, extra: string[] = []) {
   const p = await startProc(['peer', '--server', `${server.host}:${server.port}`, ...extra]);
-  const m = p.ready.match(/ui=(http:\/\/127\.0\.0\.1:(\d+))\/\?token=(\S+) p2p=([\d.]+):(\d+) udp=([\d.]+):(\d+)/)!;
+  const m = p.ready.match(
+    /ui=(http:\/\/127\.0\.0\.1:(\d+))\/\?token=(\S+) p2p=([\d.]+):(\d+) udp=([\d.]+):(\d+)/,
+  )!;
   const base = m[1];
   const token = m[3];
   const api = async (method: string, route: string, body?: unknown) => {
@@ -86,7 +88,15 @@ export async function startPeer(server: { host: string; port: number }, extra: s
     } catch {}
     return { status: r.status, body: json };
   };
-  return { ...p, base, uiPort: Number(m[2]), token, p2pPort: Number(m[5]), udpPort: Number(m[7]), api };
+  return {
+    ...p,
+    base,
+    uiPort: Number(m[2]),
+    token,
+    p2pPort: Number(m[5]),
+    udpPort: Number(m[7]),
+    api,
+  };
 }
 
 export const b64u = (b: Buffer) => b.toString('base64url');
@@ -100,13 +110,16 @@ export function newKey() {
 export function messageId(channelId: string, author: string, ts: number, lc: number, text: string) {
   const h = crypto
     .createHash('sha256')
-    .update(JSON.stringify(['hchat/message-id/1', channelId, author.toLowerCase(), ts, lc, text]), 'utf8')
+    .update(
+      JSON.stringify(['hchat/message-id/1', channelId, author.toLowerCase(), ts, lc, text]),
+      'utf8',
+    )
     .digest();
   const b = Buffer.alloc(16);
   b.writeUIntBE(ts, 0, 6);
-  b[6] = 0x80 | (h[0] & 0x0f);
-  b[7] = h[1];
-  b[8] = 0x80 | (h[2] & 0x3f);
+  b[6] = 0x80 | (h[0]! & 0x0f);
+  b[7] = h[1]!;
+  b[8] = 0x80 | (h[2]! & 0x3f);
   h.copy(b, 9, 3, 10);
   const x = b.toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
@@ -125,7 +138,10 @@ export function signMessage(
   const sig = crypto
     .sign(
       null,
-      Buffer.from(JSON.stringify(['hchat/message/1', id, channelId, author.toLowerCase(), ts, lc, text]), 'utf8'),
+      Buffer.from(
+        JSON.stringify(['hchat/message/1', id, channelId, author.toLowerCase(), ts, lc, text]),
+        'utf8',
+      ),
       key.privateKey,
     )
     .toString('base64url');
@@ -135,8 +151,8 @@ export function signMessage(
 export function uuid7() {
   const b = crypto.randomBytes(16);
   b.writeUIntBE(Date.now(), 0, 6);
-  b[6] = 0x70 | (b[6] & 0x0f);
-  b[8] = 0x80 | (b[8] & 0x3f);
+  b[6] = 0x70 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
   const x = b.toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
@@ -235,19 +251,32 @@ export async function serverHello(srv: { host: string; port: number }, maxFrame?
   return { c, hello: h };
 }
 
-export async function registerLogin(srv: { host: string; port: number }, username: string, password = 'pw-' + username) {
+export async function registerLogin(
+  srv: { host: string; port: number },
+  username: string,
+  password = 'pw-' + username,
+) {
   const { c, hello } = await serverHello(srv);
   const r = await c.req('register', { username, password });
   const key = newKey();
   const l = await c.req('login', { username, password, publicKey: key.pk });
   if (!l.body) throw new Error('login failed ' + JSON.stringify(l) + JSON.stringify(r));
-  return { c, hello, key, cert: l.body.cert as string, token: l.body.token as string, sessionId: l.body.sessionId as string, username: l.body.username as string, password };
+  return {
+    c,
+    hello,
+    key,
+    cert: l.body.cert as string,
+    token: l.body.token as string,
+    sessionId: l.body.sessionId as string,
+    username: l.body.username as string,
+    password,
+  };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function certClaims(cert: string) {
-  return JSON.parse(Buffer.from(cert.split('.')[0], 'base64url').toString('utf8'));
+  return JSON.parse(Buffer.from(cert.split('.')[0]!, 'base64url').toString('utf8'));
 }
 
 /** Dial a peer's P2P port and complete the handshake as (cert, key). */
@@ -259,13 +288,24 @@ export async function p2pConnect(
   const c = new Raw('127.0.0.1', port);
   await c.connected();
   const nonce = b64u(crypto.randomBytes(32));
-  c.send({ t: 'hello', v: 2, role: 'peer', cert: me.cert, nonce, ...(maxFrame ? { maxFrame } : {}) });
+  c.send({
+    t: 'hello',
+    v: 2,
+    role: 'peer',
+    cert: me.cert,
+    nonce,
+    ...(maxFrame ? { maxFrame } : {}),
+  });
   const h = await c.nextFrame();
   if (h.t !== 'hello') return { c, hello: h, ok: false };
   const peerSid = certClaims(me.cert).sid;
   const hostSid = certClaims(h.cert).sid;
   const sig = crypto
-    .sign(null, Buffer.from(JSON.stringify(['hchat/p2p/2', 'peer', nonce, h.nonce, peerSid, hostSid])), me.key.privateKey)
+    .sign(
+      null,
+      Buffer.from(JSON.stringify(['hchat/p2p/2', 'peer', nonce, h.nonce, peerSid, hostSid])),
+      me.key.privateKey,
+    )
     .toString('base64url');
   c.send({ t: 'auth', sig });
   const ping = setInterval(() => c.send({ t: 'ping' }), 1000);

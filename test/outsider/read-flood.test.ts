@@ -8,11 +8,21 @@
 // everywhere an attacker could spend others' resources.
 import { test, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
-import { startServer, registerLogin, serverHello, killAll, sleep, signMessage, uuid7, newKey } from './lib';
+import {
+  startServer,
+  registerLogin,
+  serverHello,
+  killAll,
+  sleep,
+  signMessage,
+  uuid7,
+  newKey,
+} from './lib.js';
 
 afterAll(killAll);
 
-const rssMB = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+const rssMB = (pid: number) =>
+  Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
 
 test('a visitor pipelining history requests cannot stall the server or hold its memory', async () => {
   const srv = await startServer();
@@ -22,7 +32,11 @@ test('a visitor pipelining history requests cannot stall the server or hold its 
   const text = 'é'.repeat(3990);
   const posted = await Promise.all(
     Array.from({ length: 500 }, (_, i) =>
-      a.c.req('post', { message: signMessage(a.key, a.cert, ch, 'alice', text + i, Date.now(), i) }, 30000),
+      a.c.req(
+        'post',
+        { message: signMessage(a.key, a.cert, ch, 'alice', text + i, Date.now(), i) },
+        30000,
+      ),
     ),
   );
   expect(posted.filter((r) => r.body).length).toBe(500);
@@ -31,7 +45,8 @@ test('a visitor pipelining history requests cannot stall the server or hold its 
   const { c } = await serverHello(srv);
   expect((await c.req('visitor', { name: 'reader', publicKey: newKey().pk })).body).toBeTruthy();
   c.sock.pause(); // never read
-  for (let i = 0; i < 300; i++) c.send({ t: 'req', id: 1000 + i, op: 'history', body: { channelId: ch, limit: 500 } });
+  for (let i = 0; i < 300; i++)
+    c.send({ t: 'req', id: 1000 + i, op: 'history', body: { channelId: ch, limit: 500 } });
 
   let worst = 0;
   let peak = 0;

@@ -10,7 +10,7 @@
 // the server sends ~3·N bytes per attacker byte, and each victim peer's 1,000-event replay
 // window (README, event streams) is flushed by presence noise.
 import { test, expect, afterAll } from 'vitest';
-import { startServer, registerLogin, serverHello, killAll, sleep, Raw } from './lib';
+import { startServer, registerLogin, serverHello, killAll, sleep, Raw } from './lib.js';
 
 afterAll(killAll);
 
@@ -24,7 +24,14 @@ test('one session cannot fill the tracker with entries', async () => {
     conns.push(c);
   }
   await Promise.all(
-    conns.map((c, i) => c.req('submit_info', { ip: '127.0.0.1', port: 10000 + i, udpPort: 20000 + i, status: 'online' })),
+    conns.map((c, i) =>
+      c.req('submit_info', {
+        ip: '127.0.0.1',
+        port: 10000 + i,
+        udpPort: 20000 + i,
+        status: 'online',
+      }),
+    ),
   );
   const bob = await registerLogin(srv, 'bob');
   const list = await bob.c.req('get_list', {});
@@ -42,12 +49,21 @@ test('presence changes are rate-limited (no broadcast amplification)', async () 
   await sleep(300);
   const before = victim.c.events.length;
   const rs = await Promise.all(
-    Array.from({ length: 2000 }, (_, i) => m.c.req('set_status', { status: i % 2 ? 'online' : 'invisible' })),
+    Array.from({ length: 2000 }, (_, i) =>
+      m.c.req('set_status', { status: i % 2 ? 'online' : 'invisible' }),
+    ),
   );
   await sleep(500);
   const limited = rs.filter((r) => r.error?.code === 'E_RATE_LIMITED').length;
   const events = victim.c.events.length - before;
-  console.log('accepted', rs.length - limited, 'events to one victim', events, 'bytes', victim.c.bytesIn);
+  console.log(
+    'accepted',
+    rs.length - limited,
+    'events to one victim',
+    events,
+    'bytes',
+    victim.c.bytesIn,
+  );
   // observed: 0 limited, 2,000 peer_joined/peer_left events to every other session within ~1.2 s.
   expect(events).toBeLessThan(200);
 }, 60000);

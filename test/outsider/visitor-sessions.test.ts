@@ -8,11 +8,12 @@
 import { test, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, serverHello, killAll, newKey } from './lib';
+import { startServer, serverHello, killAll, newKey } from './lib.js';
 
 afterAll(killAll);
 
-const dirSize = (d: string) => fs.readdirSync(d).reduce((s, f) => s + fs.statSync(path.join(d, f)).size, 0);
+const dirSize = (d: string) =>
+  fs.readdirSync(d).reduce((s, f) => s + fs.statSync(path.join(d, f)).size, 0);
 
 test('one address group cannot hold more than 20 live visitor sessions', async () => {
   const srv = await startServer();
@@ -33,8 +34,17 @@ test('one address group cannot hold more than 20 live visitor sessions', async (
     if (r.body) resumable++;
     c.close();
   }
-  console.log('visitor sessions created', tokens.length, 'in', ms, 'ms; of the first 60, resumable', resumable,
-    'data grew by', dirSize(srv.data) - size0, 'bytes');
+  console.log(
+    'visitor sessions created',
+    tokens.length,
+    'in',
+    ms,
+    'ms; of the first 60, resumable',
+    resumable,
+    'data grew by',
+    dirSize(srv.data) - size0,
+    'bytes',
+  );
   // observed: 300 created, 60/60 resumable. Either the 21st is refused or the older ones retired.
   expect(Math.min(tokens.length, resumable + (tokens.length - 60))).toBeLessThanOrEqual(20);
 }, 90000);
