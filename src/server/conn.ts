@@ -14,6 +14,8 @@ export interface Session {
 /** One peer connection. */
 export class Conn {
   helloDone = false;
+  /** Requests of this connection being worked on (FRAME_LIMITS.maxInFlight at most). */
+  inFlight = 0;
   session: Session | undefined;
   entryKey: string | undefined;
   /** Channels whose new messages are pushed to this connection (see `subscribe`). */

@@ -40,11 +40,14 @@ import { MessageVerifier } from '../shared/signing.js';
 import {
   ACCOUNT_LIMITS,
   ADDRESS_LIMITS,
+  FRAME_LIMITS,
   MESSAGE_LIMITS,
   RATE_LIMITS,
   TRACKER_LIMITS,
 } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
+
+const MAX_IN_FLIGHT = FRAME_LIMITS.maxInFlight;
 
 /** Settings of a server process (validated by the CLI before they get here). */
 export interface ServerOptions {
@@ -326,9 +329,16 @@ export class CentralServer {
             op,
             new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`),
           );
-        this.handle(conn, id, op, body).catch((err: unknown) =>
-          this.answerError(conn, id, op, err),
-        );
+        // At most MAX_IN_FLIGHT requests of one connection are worked on at once: past it the
+        // connection's next frames wait (a pipelining client cannot queue unbounded work).
+        if (++conn.inFlight >= MAX_IN_FLIGHT) conn.fs.hold();
+        const done = () => {
+          if (--conn.inFlight < MAX_IN_FLIGHT) conn.fs.release();
+        };
+        this.handle(conn, id, op, body).then(done, (err: unknown) => {
+          done();
+          this.answerError(conn, id, op, err);
+        });
         return;
       }
       case 'hello':

@@ -9,6 +9,12 @@ import { HchatError } from '../protocol/errors.js';
 
 /** Bytes queued towards one socket before it is closed as a slow consumer. */
 export const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/**
+ * Bytes queued towards the other end past which its next frames wait: a peer that asks and does
+ * not read its answers stops being served (TCP pushes back on it) instead of making this process
+ * compute and hold answers for it.
+ */
+export const READ_PAUSE_BYTES = 2 * 1024 * 1024;
 
 /** Traffic counters, shared by every socket of a process that wants them. */
 export interface TrafficStats {
@@ -35,6 +41,10 @@ export interface FramedSocketHandlers {
 export class FramedSocket {
   private readonly decoder: FrameDecoder;
   private corked = false;
+  /** Reading stopped until the other end drains what we queued for it. */
+  private paused = false;
+  /** Reading stopped by the handler (hold/release). */
+  private held = false;
   private closed = false;
   private closeReason: HchatError | undefined;
   /** When the last frame arrived (ms since epoch): liveness for heartbeats. */
@@ -88,6 +98,24 @@ export class FramedSocket {
 
   get isOpen(): boolean {
     return !this.closed && !this.socket.destroyed;
+  }
+
+  /**
+   * Stops taking frames from this connection (its handler has enough work in hand); what arrives
+   * meanwhile waits in the kernel, which pushes back on the sender. `release` takes them again.
+   */
+  hold(): void {
+    if (this.held) return;
+    this.held = true;
+    this.socket.pause();
+  }
+
+  /** Takes frames again after `hold`. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (!this.paused) this.socket.resume();
+    this.pump();
   }
 
   /** Encodes and sends one frame. */
@@ -166,8 +194,28 @@ export class FramedSocket {
     this.lastSeen = Date.now();
     if (this.stats) this.stats.bytesIn += chunk.length;
     this.decoder.feed(chunk);
-    // One frame at a time: a handler may change the frame cap for the frames after it.
-    while (!this.closed) {
+    this.pump();
+  }
+
+  /**
+   * Handles the frames received so far, one at a time (a handler may change the frame cap for
+   * the frames after it), while the other end reads what we send: past READ_PAUSE_BYTES queued
+   * towards it, reading stops until the queue drains.
+   */
+  private pump(): void {
+    while (!this.closed && !this.held) {
+      if (this.socket.writableLength > READ_PAUSE_BYTES) {
+        if (!this.paused) {
+          this.paused = true;
+          this.socket.pause();
+          this.socket.once('drain', () => {
+            this.paused = false;
+            if (!this.held) this.socket.resume();
+            this.pump();
+          });
+        }
+        return;
+      }
       let f: Record<string, unknown> | undefined;
       try {
         f = this.decoder.next();

@@ -24,6 +24,8 @@ export const FRAME_LIMITS = {
   preAuthMaxFrame: 16 * 1024,
   /** Time a P2P peer has to complete the handshake (hello and auth). */
   handshakeMs: 5000,
+  /** Requests of one connection worked on at once; its next frames wait past it. */
+  maxInFlight: 16,
 } as const;
 
 /** Per-account caps at the server. */
