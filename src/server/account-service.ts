@@ -24,6 +24,7 @@ export interface AccountLimits {
 
 /** A session as far as the limits care. */
 interface SessionLike {
+  sessionId: string;
   username: string;
   role: 'user' | 'visitor';
 }
@@ -35,8 +36,10 @@ export class AccountService {
   private readonly names: NameIndex;
   /** Per address prefix: when its recent registrations started, oldest first. */
   private readonly registrations = new Map<string, number[]>();
-  /** Per address prefix: live visitor sessions. */
+  /** Per address prefix: live visitor sessions (connected, or closed within their grace). */
   private readonly visitors = new Map<string, number>();
+  /** Visitor sessions whose connection closed, still counted until their grace runs out. */
+  private readonly graced = new Map<string, { prefix: string; timer: NodeJS.Timeout }>();
   private readonly registrationsPerAddress: number;
   private readonly registrationWindowMs: number;
   private readonly visitorsPerAddress: number;
@@ -104,8 +107,12 @@ export class AccountService {
     this.names.checkVisitor(name);
   }
 
-  /** Throws E_RATE_LIMITED when `ip`'s prefix has as many live visitor sessions as it may. */
-  checkVisitorRoom(ip: string): void {
+  /**
+   * Throws E_RATE_LIMITED when `ip`'s prefix has as many live visitor sessions as it may. A
+   * session resumed within its grace already holds its place.
+   */
+  checkVisitorRoom(ip: string, resuming?: string): void {
+    if (resuming !== undefined && this.graced.has(resuming)) return;
     if ((this.visitors.get(this.prefixOf(ip)) ?? 0) >= this.visitorsPerAddress)
       throw new HchatError(
         'E_RATE_LIMITED',
@@ -117,19 +124,51 @@ export class AccountService {
   /** A session was attached to a connection from `ip`. */
   sessionOn(ip: string, s: SessionLike): void {
     if (s.role !== 'visitor') return;
+    const graced = this.graced.get(s.sessionId);
+    if (graced) {
+      // Back within its grace (a restarted peer resuming): it was still counted, where it was.
+      clearTimeout(graced.timer);
+      this.graced.delete(s.sessionId);
+      this.uncount(graced.prefix, s.username);
+    }
     const p = this.prefixOf(ip);
     this.visitors.set(p, (this.visitors.get(p) ?? 0) + 1);
     this.names.visitorOn(s.username);
   }
 
-  /** A session was detached from its connection (logout or close). */
-  sessionOff(ip: string, s: SessionLike): void {
+  /**
+   * A session was detached from its connection. A visitor's that logged out frees its place at
+   * once; one whose connection closed keeps its place for VISITOR_GRACE_MS, so that its peer may
+   * resume it, and is then ended (`expire`): visitor sessions do not outlive their peer.
+   */
+  sessionOff(ip: string, s: SessionLike, loggedOut = false): void {
     if (s.role !== 'visitor') return;
-    const p = this.prefixOf(ip);
-    const n = (this.visitors.get(p) ?? 0) - 1;
-    if (n > 0) this.visitors.set(p, n);
-    else this.visitors.delete(p);
-    this.names.visitorOff(s.username);
+    const prefix = this.prefixOf(ip);
+    if (loggedOut) return this.uncount(prefix, s.username);
+    const timer = setTimeout(() => {
+      if (this.graced.get(s.sessionId)?.timer !== timer) return;
+      this.graced.delete(s.sessionId);
+      this.uncount(prefix, s.username);
+      this.expire?.(s.sessionId);
+    }, REGISTRATION_LIMITS.visitorGraceMs);
+    timer.unref();
+    this.graced.set(s.sessionId, { prefix, timer });
+  }
+
+  /** Called when a visitor session's grace ran out: the server revokes it. */
+  expire: ((sessionId: string) => void) | undefined;
+
+  /** Stops every grace timer (the server is closing). */
+  close(): void {
+    for (const g of this.graced.values()) clearTimeout(g.timer);
+    this.graced.clear();
+  }
+
+  private uncount(prefix: string, username: string): void {
+    const n = (this.visitors.get(prefix) ?? 0) - 1;
+    if (n > 0) this.visitors.set(prefix, n);
+    else this.visitors.delete(prefix);
+    this.names.visitorOff(username);
   }
 
   /** Takes one registration of `prefix`'s budget; the function gives it back. */

@@ -184,6 +184,10 @@ export class CentralServer {
     this.timeoutMs = opts.timeoutMs ?? 15000;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.accounts = newAccountService(this.store, opts);
+    // A visitor session whose peer did not come back within its grace ends for good.
+    this.accounts.expire = (sessionId) => {
+      if (!this.closing) this.store.revokeSession(sessionId);
+    };
     this.door = new ServerDoor(
       {
         helloTimeoutMs: opts.helloTimeoutMs,
@@ -243,6 +247,7 @@ export class CentralServer {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.sweeper);
+    this.accounts.close();
     this.channels.close();
     await this.verifyPool?.close();
     for (const c of this.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
@@ -495,7 +500,7 @@ export class CentralServer {
       throw new HchatError('E_SESSION_INVALID');
     }
     if (!s.publicKey) throw new HchatError('E_SESSION_INVALID', 'session predates key renewal');
-    if (s.role === 'visitor') this.accounts.checkVisitorRoom(conn.fs.remote.ip);
+    if (s.role === 'visitor') this.accounts.checkVisitorRoom(conn.fs.remote.ip, s.sessionId);
     const session = { sessionId: s.sessionId, username: s.username, role: s.role };
     this.attachSession(conn, session);
     return { ...session, cert: this.certify(session, s.publicKey) };
@@ -503,7 +508,7 @@ export class CentralServer {
 
   private logout(conn: Conn): OpRes<'logout'> {
     const s = conn.session!;
-    this.detachSession(conn);
+    this.detachSession(conn, true);
     this.revoke(s.sessionId, s.username, conn.subs);
     return {};
   }
@@ -517,7 +522,7 @@ export class CentralServer {
     this.store.revokeSession(sessionId);
     for (const c of this.byUser.get(username.toLowerCase()) ?? []) {
       if (c.session?.sessionId === sessionId) {
-        this.detachSession(c);
+        this.detachSession(c, true);
         c.fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked (logged in elsewhere)'));
       }
     }
@@ -547,7 +552,7 @@ export class CentralServer {
     this.log.write('auth', { peer: conn.name, conn: conn.id, role: s.role, session: s.sessionId });
   }
 
-  private detachSession(conn: Conn): void {
+  private detachSession(conn: Conn, loggedOut = false): void {
     const s = conn.session;
     if (!s) return;
     if (conn.entryKey) {
@@ -562,7 +567,7 @@ export class CentralServer {
     set?.delete(conn);
     if (set?.size === 0) this.byUser.delete(key);
     conn.session = undefined;
-    this.accounts.sessionOff(conn.fs.remote.ip, s);
+    this.accounts.sessionOff(conn.fs.remote.ip, s, loggedOut);
     this.door.unauthenticated(conn);
   }
 

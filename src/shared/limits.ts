@@ -98,6 +98,11 @@ export const REGISTRATION_LIMITS = {
   registrationWindowMs: 60 * 60_000,
   /** Visitor sessions live at once per address prefix. */
   visitorsPerAddress: 20,
+  /**
+   * A visitor session whose connection closed stays resumable (and counted) this long, then
+   * ends: visitor sessions do not outlive their peer, nor pile up on disk.
+   */
+  visitorGraceMs: 60_000,
   /** Address prefixes whose registrations are remembered (the oldest dropped past it). */
   maxTrackedAddresses: 100_000,
 } as const;
