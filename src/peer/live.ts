@@ -60,6 +60,8 @@ export interface LiveDeps {
   entries(): TrackerEntry[];
   /** The set of live streams changed: announce it. */
   announce(): void;
+  /** True while this user is invisible: it watches as a hidden viewer. */
+  hidden(): boolean;
 }
 
 /** `POST /api/channels/:id/streams` settings. */
@@ -238,7 +240,7 @@ export class LiveService {
         // The stream may have stopped, or the viewer gone, while rights were checked.
         if (this.lives.get(b.streamId) !== live || !conn.fs.isOpen)
           throw new HchatError('E_STREAM_NOT_FOUND');
-        return this.addViewer(live, conn, b.udpPort);
+        return this.addViewer(live, conn, b.udpPort, b.hidden === true);
       }
       case 'unwatch': {
         const b = parsed.data as Req<'unwatch'>;
@@ -318,11 +320,12 @@ export class LiveService {
     for (const live of this.lives.values()) this.removeViewer(live, conn.who.sessionId, conn);
   }
 
-  private addViewer(live: Live, conn: MemberConn, udpPort: number): unknown {
+  private addViewer(live: Live, conn: MemberConn, udpPort: number, hidden: boolean): unknown {
     const id = conn.who.sessionId;
     this.removeViewer(live, id);
     live.viewers.set(id, { id, conn, username: conn.who.username, ip: conn.ip, udpPort });
-    const parent = live.tree.add(id);
+    // An invisible viewer is fed by the streamer itself and never named to anyone else.
+    const parent = hidden ? live.tree.addHidden(id) : live.tree.add(id);
     this.deps.log.write('watch', {
       stream: live.info.streamId,
       peer: conn.name,
@@ -469,7 +472,11 @@ export class LiveService {
     await link.start();
     let answer;
     try {
-      answer = await link.request('watch', { streamId, udpPort: this.deps.socket.port }, 5000);
+      answer = await link.request(
+        'watch',
+        { streamId, udpPort: this.deps.socket.port, hidden: this.deps.hidden() },
+        5000,
+      );
     } catch (err) {
       link.stop();
       throw err;

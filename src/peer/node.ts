@@ -164,6 +164,7 @@ export class PeerNode {
         (await this.requireAuthed().request('members', { channelId: id })).members,
       entries: () => this.sources.list(),
       announce: () => this.background(this.submitInfo()),
+      hidden: () => this.status !== 'online',
     });
     this.sources = new ChannelSources({
       log: this.log,

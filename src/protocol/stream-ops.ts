@@ -48,7 +48,15 @@ export const STREAM_OPS = {
   /** Join a stream's relay tree; media goes to the caller's address at `udpPort`. */
   watch: op(
     'session',
-    z.object({ streamId: Uuid, udpPort: Port }),
+    z.object({
+      streamId: Uuid,
+      udpPort: Port,
+      /**
+       * The viewer is invisible: the streamer feeds it itself, as a leaf, and never names it to
+       * another viewer (as a child to relay to, or as a parent).
+       */
+      hidden: z.boolean().optional(),
+    }),
     z.object({ stream: StreamInfo, parent: StreamParent }),
   ),
   /** Leave a stream's relay tree (the children it fed are placed elsewhere). */

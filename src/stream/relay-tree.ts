@@ -21,6 +21,8 @@ export class RelayTree {
   private readonly kids = new Map<string, Set<string>>([[ROOT, new Set()]]);
   /** Viewers that stalled as relays: they keep watching but feed nobody. */
   private readonly leafOnly = new Set<string>();
+  /** Hidden viewers: direct leaves of the root, outside its k slots, never relays. */
+  private readonly hidden = new Set<string>();
 
   constructor(readonly k: number) {
     if (!Number.isInteger(k) || k < 1) throw new RangeError('k must be a positive integer');
@@ -40,6 +42,24 @@ export class RelayTree {
 
   childrenOf(id: string): string[] {
     return [...(this.kids.get(id) ?? [])];
+  }
+
+  /**
+   * Adds a viewer that must never be named to another viewer (an invisible user): it hangs
+   * directly under the root, beyond the root's k slots, and never relays. Returns ROOT.
+   */
+  addHidden(id: string): string {
+    if (id === ROOT || this.parents.has(id)) throw new RangeError(`viewer ${id} is already placed`);
+    this.hidden.add(id);
+    this.leafOnly.add(id);
+    this.attach(id, ROOT);
+    this.kids.set(id, new Set());
+    return ROOT;
+  }
+
+  /** True for a viewer added with addHidden. */
+  isHidden(id: string): boolean {
+    return this.hidden.has(id);
   }
 
   /** Depth of a viewer: 1 for a direct child of the streamer. */
@@ -66,6 +86,7 @@ export class RelayTree {
     this.kids.get(parent)?.delete(id);
     this.parents.delete(id);
     this.leafOnly.delete(id);
+    this.hidden.delete(id);
     const orphans = [...(this.kids.get(id) ?? [])];
     this.kids.delete(id);
     const moves: Placement[] = [];
@@ -138,8 +159,9 @@ export class RelayTree {
     for (let i = 0; i < queue.length; i++) {
       const n = queue[i]!;
       const kids = this.kids.get(n)!;
-      if (kids.size < this.k && !this.leafOnly.has(n)) return n;
-      for (const c of kids) if (!exclude.has(c)) queue.push(c);
+      const used = n === ROOT ? kids.size - this.hidden.size : kids.size;
+      if (used < this.k && !this.leafOnly.has(n)) return n;
+      for (const c of kids) if (!exclude.has(c) && !this.hidden.has(c)) queue.push(c);
     }
     // Every node is full or leaf-only: give the root one more child rather than refuse a viewer.
     return ROOT;
