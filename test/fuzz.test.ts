@@ -31,6 +31,10 @@ function fuzzOnce(
       env: { ...process.env, FUZZ_CORPUS: 'none', FUZZ_CRASHES: crashes, FUZZ_SEED: '2', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // A run that outlives its test (a timeout) must not be left behind.
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (b) => (out += b));

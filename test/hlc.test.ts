@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { HybridClock, compareHlc, compareMessages, newId } from '../src/shared/hlc.js';
 
 describe('hybrid logical clock', () => {
-  it('ticks strictly increase whatever the wall clock does, and pass every observed reading', () => {
+  it('ticks strictly increase whatever the wall clock does, and pass every observed reading within ε', () => {
     fc.assert(
       fc.property(
         fc.array(
@@ -22,7 +22,8 @@ describe('hybrid logical clock', () => {
         ),
         (steps) => {
           let wall = 0;
-          const clock = new HybridClock(() => wall);
+          const epsilon = 60_000;
+          const clock = new HybridClock(() => wall, epsilon);
           let last = { ts: -1, lc: 0 };
           for (const s of steps) {
             if (s.kind === 'tick') {
@@ -34,12 +35,22 @@ describe('hybrid logical clock', () => {
               last = t;
             } else {
               clock.observe(s);
-              if (compareHlc(s, last) > 0) last = s;
+              // A reading more than ε ahead of the wall clock is never observed (clock poisoning).
+              if (s.ts - wall <= epsilon && compareHlc(s, last) > 0) last = s;
             }
           }
         },
       ),
     );
+  });
+
+  it('never observes a reading more than ε ahead of the wall clock', () => {
+    const wall = 1_000_000;
+    const c = new HybridClock(() => wall, 60_000);
+    c.observe({ ts: 8.64e15, lc: 0 }); // the poisoned reading of issue 11, finding 3
+    expect(c.tick()).toEqual({ ts: wall, lc: 0 });
+    c.observe({ ts: wall + 60_000, lc: 7 }); // at ε: observed
+    expect(c.tick()).toEqual({ ts: wall + 60_000, lc: 8 });
   });
 
   it('stays close to the wall clock: a tick is never behind it', () => {

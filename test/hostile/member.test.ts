@@ -230,3 +230,55 @@ describe('revoked sessions (finding 4)', () => {
     });
   });
 });
+
+describe('per-account caps (finding 1)', () => {
+  it('an account owns and joins a bounded number of channels, and keeps at most 10 live sessions', async () => {
+    const net = await createTestnet({
+      server: { channelsPerAccount: 3, membershipsPerAccount: 4 },
+    });
+    const reg = await net.rawLink();
+    await reg.request('register', { username: 'hoarder', password: 'hoarder-pw' });
+    const tokens: string[] = [];
+    const links: ServerLink[] = [];
+    for (let i = 0; i < 11; i++) {
+      const l = await net.rawLink();
+      tokens.push((await rawSession(l, { username: 'hoarder', password: 'hoarder-pw' })).token);
+      links.push(l);
+    }
+    // The 11th login retired the oldest session: its token no longer resumes.
+    const again = await net.rawLink();
+    await expect(again.request('resume', { token: tokens[0]! })).rejects.toMatchObject({
+      code: 'E_SESSION_INVALID',
+    });
+    const last = links[10]!;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (await last.request('channel_create', { id: uuidv7(), name: `c${i}`, allowVisitors: true }))
+          .id,
+      );
+    await expect(
+      last.request('channel_create', { id: uuidv7(), name: 'c3', allowVisitors: true }),
+    ).rejects.toMatchObject({ code: 'E_FORBIDDEN' });
+    // Joined channels count too: 3 owned + 1 joined, then no more.
+    const other = await net.rawLink();
+    await other.request('register', { username: 'owner', password: 'owner-pw' });
+    await rawSession(other, { username: 'owner', password: 'owner-pw' });
+    const theirs = [];
+    for (let i = 0; i < 2; i++)
+      theirs.push(
+        (
+          await other.request('channel_create', {
+            id: uuidv7(),
+            name: `o${i}`,
+            allowVisitors: true,
+          })
+        ).id,
+      );
+    await last.request('channel_join', { channelId: theirs[0]! });
+    await expect(last.request('channel_join', { channelId: theirs[1]! })).rejects.toMatchObject({
+      code: 'E_FORBIDDEN',
+    });
+    expect((await last.request('my_channels', {})).channels).toHaveLength(4);
+  });
+});
