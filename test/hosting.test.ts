@@ -3,8 +3,6 @@
  * and by the server; the host checks visitors and non-members itself; an invisible host's
  * channels are served through the server without revealing it.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   createTestnet,
@@ -13,20 +11,11 @@ import {
   signIn,
   signed,
   waitFor,
+  peerLog as log,
   type TestPeer,
 } from './testnet.js';
-import { parseRecord } from '../src/shared/connlog.js';
 import { messageId } from '../src/shared/message-id.js';
 import type { StoredMessage } from '../src/protocol/common.js';
-
-function log(p: TestPeer) {
-  p.node.log.flush();
-  return fs
-    .readFileSync(path.join(p.dataDir, 'connections.log'), 'utf8')
-    .trim()
-    .split('\n')
-    .map(parseRecord);
-}
 
 async function texts(p: TestPeer, ch: string) {
   const r = (await p.call('GET', `/api/channels/${ch}/messages`)).body;

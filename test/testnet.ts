@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
+import { parseRecord } from '../src/shared/connlog.js';
 import { CentralServer, type ServerOptions } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import type { PeerOptions } from '../src/peer/node.js';
@@ -315,4 +316,14 @@ export function signed(
   const id = m.id ?? messageId({ ...m, author: s.username });
   const full = { ...m, id };
   return { ...full, sig: signMessage({ ...full, author: s.username }, s.keys), cert: s.cert };
+}
+
+/** A test peer's connection log, flushed and parsed, one record per line. */
+export function peerLog(p: TestPeer): Array<Record<string, string>> {
+  p.node.log.flush();
+  return fs
+    .readFileSync(path.join(p.dataDir, 'connections.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(parseRecord);
 }

@@ -8,18 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
-import { createTestnet, rawSession, signIn, waitFor, type TestPeer } from '../testnet.js';
-import { parseRecord } from '../../src/shared/connlog.js';
+import { createTestnet, rawSession, signIn, waitFor, peerLog as log } from '../testnet.js';
 import { announce, hostileHost, quietHost, sign, type HostileHandler } from './kit.js';
-
-function log(p: TestPeer) {
-  p.node.log.flush();
-  return fs
-    .readFileSync(path.join(p.dataDir, 'connections.log'), 'utf8')
-    .trim()
-    .split('\n')
-    .map(parseRecord);
-}
 
 /** bob (an honest peer) joined mallory's channel; mallory's hostile endpoint is announced. */
 async function mallorysChannel(handler: HostileHandler) {

@@ -4,23 +4,12 @@
  * or a host that wrote them offline, keeps its link; a full disk answers E_STORAGE_FULL and the
  * server keeps serving; a page never holds more than `limit` messages while an outbox drains.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
-import { createTestnet, rawSession, signIn, waitFor, type TestPeer } from '../testnet.js';
-import { parseRecord } from '../../src/shared/connlog.js';
+import { createTestnet, rawSession, signIn, waitFor, peerLog as log, tempDir } from '../testnet.js';
 import { SqliteServerStore } from '../../src/store/server-store.js';
 import { sign } from './kit.js';
-
-function log(p: TestPeer) {
-  p.node.log.flush();
-  return fs
-    .readFileSync(path.join(p.dataDir, 'connections.log'), 'utf8')
-    .trim()
-    .split('\n')
-    .map(parseRecord);
-}
 
 /** 4,000 control characters: 24,000 bytes once escaped in JSON, the worst text there is. */
 const WORST = '\u0001'.repeat(4000);
@@ -92,7 +81,7 @@ describe('every page and batch fits the receiver (finding 1)', () => {
 
 describe('storage errors never end a process (finding 2)', () => {
   it('a full disk answers E_STORAGE_FULL to posts and the server keeps serving', async () => {
-    const dir = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'hchat-full-'));
+    const dir = tempDir('hchat-full-');
     const store = new SqliteServerStore(path.join(dir, 'server.db'));
     const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
     const net = await createTestnet({ peers: 0, server: { store } });
@@ -125,7 +114,6 @@ describe('storage errors never end a process (finding 2)', () => {
     await expect(
       raw.request('post', { message: sign(alice, { channelId: ch, text: 'room again' }) }),
     ).resolves.toMatchObject({ seq: stored + 1 });
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 
