@@ -133,8 +133,12 @@ export function withDefaults<T extends Record<string, number>>(
 export const STREAM_LIMITS = {
   /** FCI entries in one generic NACK at most (our viewers send at most 200); more: refused. */
   maxNackFci: 200,
-  /** A packet retransmitted to a child is not sent to it again on a NACK within this time. */
-  nackDedupMs: 100,
+  /**
+   * A packet retransmitted to a child is not sent to it again on a NACK within this time: about
+   * a round trip, and under the 40 ms between an honest viewer's NACK retries, so that a lost
+   * repair is asked for and sent again in time (100 ms cost honest viewers frames at 2 % loss).
+   */
+  nackDedupMs: 30,
   /**
    * Retransmit budget of each child: every new media byte sent to it adds this many bytes of
    * credit (libwebrtc likewise caps retransmissions by the send bitrate).
