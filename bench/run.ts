@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame } from '../src/protocol/frame.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
+import { messageId } from '../src/shared/message-id.js';
 import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
 import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
@@ -232,8 +233,9 @@ async function withHchat<T>(
     }
     const post = (k: number, n: number, text: string) => {
       const { username, keys, cert } = pubs[k]!;
-      const id = `01900000-0000-7000-8000-${n.toString(16).padStart(12, '0')}`;
-      const fields = { id, channelId, ts: Date.now(), lc: 0, text };
+      // The id is derived from the content, as every replica checks (src/shared/message-id.ts).
+      const content = { channelId, ts: Date.now(), lc: n & 0xffff, text };
+      const fields = { id: messageId({ ...content, author: username }), ...content };
       const sig = signMessage({ ...fields, author: username }, keys);
       return encodeFrame({
         t: 'req',

@@ -68,6 +68,8 @@ export class ChannelService {
   /** Channels never change once created: found ones are kept (a miss is asked again). */
   private readonly channelCache = new Map<string, Channel>();
   private readonly subscribers = new Map<string, Set<Conn>>();
+  /** Sessions' revocation times (null: not revoked), as read from the store. */
+  private readonly revocations = new Map<string, number | null>();
   private posts: PendingPost[] = [];
   /** Messages stored this turn, per channel, not yet pushed (see deliverMessage). */
   private readonly outgoing = new Map<string, OutgoingMessages>();
@@ -329,10 +331,26 @@ export class ChannelService {
    */
   private revokedBefore(m: { cert: string; ts: number }): HchatError | undefined {
     const sid = this.d.verifier.certClaims(m.cert)?.sid;
-    const s = sid === undefined ? undefined : this.d.store.getSession(sid);
-    if (s?.revokedAt !== undefined && m.ts > s.revokedAt)
+    const at = sid === undefined ? undefined : this.revokedAt(sid);
+    if (at !== undefined && m.ts > at)
       return new HchatError('E_BAD_SIGNATURE', 'signed after its session was revoked');
     return undefined;
+  }
+
+  /** When a session was revoked, if it was (cached: a post costs no store read). */
+  private revokedAt(sessionId: string): number | undefined {
+    let at = this.revocations.get(sessionId);
+    if (at === undefined) {
+      at = this.d.store.getSession(sessionId)?.revokedAt ?? null;
+      if (this.revocations.size >= 100_000) this.revocations.clear();
+      this.revocations.set(sessionId, at);
+    }
+    return at ?? undefined;
+  }
+
+  /** A session was revoked on this instance (the cache learns it at once). */
+  sessionRevoked(sessionId: string, at: number): void {
+    this.revocations.set(sessionId, at);
   }
 
   channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {

@@ -186,7 +186,9 @@ export class CentralServer {
     this.accounts = newAccountService(this.store, opts);
     // A visitor session whose peer did not come back within its grace ends for good.
     this.accounts.expire = (sessionId) => {
-      if (!this.closing) this.store.revokeSession(sessionId);
+      if (this.closing) return;
+      this.store.revokeSession(sessionId);
+      this.channels.sessionRevoked(sessionId, Date.now());
     };
     this.door = new ServerDoor(
       {
@@ -520,6 +522,10 @@ export class CentralServer {
    */
   private revoke(sessionId: string, username: string, viewed?: Iterable<string>): void {
     this.store.revokeSession(sessionId);
+    this.channels.sessionRevoked(
+      sessionId,
+      this.store.getSession(sessionId)?.revokedAt ?? Date.now(),
+    );
     for (const c of this.byUser.get(username.toLowerCase()) ?? []) {
       if (c.session?.sessionId === sessionId) {
         this.detachSession(c, true);
