@@ -194,7 +194,8 @@ describe('post rate limits (finding 15)', () => {
     expect(fromBob).toBeLessThanOrEqual(500 + Math.ceil(50 * seconds) + 1);
     // carol is served within twice her usual time, or 200 ms: the flood's 3,000 refusals are
     // answered in turn with hers (and this test process signs and reads them all too), so
-    // measured here she waits 40-60 ms instead of 1 ms; unbounded before the limit.
+    // measured here she waits 40-60 ms instead of 1 ms (before the limit, all 3,000 were checked
+    // and stored ahead of her).
     console.log(
       `carol's post latency: ${baseline.toFixed(1)} ms before, ${during.toFixed(1)} ms during`,
     );
