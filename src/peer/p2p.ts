@@ -188,6 +188,7 @@ export class P2PEndpoint {
       },
       FRAME_LIMITS.preAuthMaxFrame,
     );
+    fs.pausesReading = true; // the serving end: see FramedSocket
     const timer = setTimeout(
       () => fs.fail(new HchatError('E_TIMEOUT', 'handshake not completed in time')),
       FRAME_LIMITS.handshakeMs,

@@ -282,6 +282,7 @@ export class CentralServer {
         this.traffic,
       ),
     );
+    conn.fs.pausesReading = true; // the serving end: see FramedSocket
     this.conns.add(conn);
     this.door.opened(conn);
     this.log.write('open', { peer: conn.name, conn: id });

@@ -51,6 +51,12 @@ export class FramedSocket {
   lastSeen = Date.now();
   /** The largest frame the other end accepts (from its hello; 1 MiB unless it said). */
   peerMaxFrame = DEFAULT_MAX_FRAME;
+  /**
+   * Serving ends (the server, a host) stop reading a peer that does not read its answers
+   * (READ_PAUSE_BYTES). Connecting ends never do: if both sides waited for the other to read,
+   * neither would.
+   */
+  pausesReading = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -204,7 +210,7 @@ export class FramedSocket {
    */
   private pump(): void {
     while (!this.closed && !this.held) {
-      if (this.socket.writableLength > READ_PAUSE_BYTES) {
+      if (this.pausesReading && this.socket.writableLength > READ_PAUSE_BYTES) {
         if (!this.paused) {
           this.paused = true;
           this.socket.pause();
