@@ -57,6 +57,12 @@ describe('offline outbox', () => {
       10_000,
       'outbox drained',
     );
+    // Drained to alice's peer (the host); the server gets its backup from her upload next.
+    await waitFor(
+      () => net.server.store.history(ch.id, 50).messages.length === 5,
+      10_000,
+      'the backup on the server',
+    );
     const onServer = net.server.store.history(ch.id, 50).messages;
     expect(onServer.map((m) => m.id)).toEqual(ids);
     expect(onServer.map((m) => m.author)).toEqual(Array(5).fill('bob'));
