@@ -99,6 +99,8 @@ export class PeerNode {
   private readonly replication: Replication;
   private readonly delivery: Delivery;
   private closed = false;
+  /** A submit_info to send again once the server's presence budget allows it. */
+  private announceTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly opts: PeerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -232,6 +234,7 @@ export class PeerNode {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.announceTimer);
     // The sockets' close events come later; nothing may touch the store after this.
     this.link.removeAllListeners();
     this.link.stop();
@@ -382,7 +385,20 @@ export class PeerNode {
     const hosts =
       status === 'online' ? this.store.hostedIds().filter((id) => this.isHostedHere(id)) : [];
     const live = status === 'online' ? this.live.announced() : [];
-    await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts, live });
+    try {
+      await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts, live });
+    } catch (err) {
+      // Too many changes at once (many channels made in a row): announce the latest state a
+      // moment later; the entry the server holds meanwhile is only a little behind.
+      if (!(err instanceof HchatError) || err.code !== 'E_RATE_LIMITED') throw err;
+      if (!this.announceTimer) {
+        this.announceTimer = setTimeout(() => {
+          this.announceTimer = undefined;
+          if (!this.closed) this.background(this.submitInfo());
+        }, err.retryAfterMs ?? 1000);
+        this.announceTimer.unref();
+      }
+    }
   }
 
   /** Everything a fresh session does: announce, refresh channels, find hosts, sync, drain. */

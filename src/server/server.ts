@@ -135,6 +135,10 @@ export class CentralServer {
   private nextConnId = 1;
   private closing = false;
   private readonly certTtlMs: number;
+  private readonly presenceLimiter = new RateLimiter(
+    RATE_LIMITS.presencePerSecond,
+    RATE_LIMITS.presenceBurst,
+  );
   private readonly sessionsPerAccount: number;
   private readonly presence: Presence;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
@@ -404,8 +408,10 @@ export class CentralServer {
       case 'logout':
         return this.logout(conn);
       case 'submit_info':
+        this.presenceBudget(conn);
         return this.submitInfo(conn, body as OpReq<'submit_info'>);
       case 'set_status':
+        this.presenceBudget(conn);
         return this.setStatus(conn, body as OpReq<'set_status'>);
       case 'get_list':
         return this.presence.page(conn, (body as OpReq<'get_list'>).after);
@@ -615,6 +621,15 @@ export class CentralServer {
     this.log.write('add_list', { peer: conn.name, p2p: `${b.ip}:${b.port}`, status: b.status });
     this.bus.publish({ kind: 'tracker', ...change });
     return { entry };
+  }
+
+  /**
+   * Every presence change goes out to the session's co-members: a session may make a few a
+   * second (RATE_LIMITS.presencePerSecond, burst presenceBurst), never a flood of them.
+   */
+  private presenceBudget(conn: Conn): void {
+    const wait = this.presenceLimiter.take(conn.session!.sessionId);
+    if (wait > 0) throw HchatError.rateLimited('too many presence changes', wait);
   }
 
   private belongs(channelId: string, username: string): boolean {

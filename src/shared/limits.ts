@@ -44,6 +44,10 @@ export const RATE_LIMITS = {
   postsPerSecond: 50,
   /** Posts a user may send at once before the sustained rate applies. */
   postBurst: 500,
+  /** Presence changes (`submit_info`, `set_status`) per session per second, sustained. */
+  presencePerSecond: 2,
+  /** Presence changes a session may make at once above that rate. */
+  presenceBurst: 20,
 } as const;
 /** How source addresses are grouped into one budget (one home or one hosting customer). */
 export const ADDRESS_LIMITS = {

@@ -288,3 +288,42 @@ describe('per-account caps (finding 1)', () => {
     expect((await last.request('my_channels', {})).channels).toHaveLength(4);
   });
 });
+
+describe('presence floods (outside attacker, tracker-flood)', () => {
+  it('a member toggling its status cannot flood its co-members with presence events', async () => {
+    const net = await createTestnet();
+    const reg = await net.rawLink();
+    for (const u of ['mallory', 'victim'])
+      await reg.request('register', { username: u, password: `${u}-pw-1` });
+    const m = await net.rawLink();
+    await rawSession(m, { username: 'mallory', password: 'mallory-pw-1' });
+    const v = await net.rawLink();
+    await rawSession(v, { username: 'victim', password: 'victim-pw-1' });
+    const ch = await m.request('channel_create', {
+      id: uuidv7(),
+      name: 'both',
+      allowVisitors: false,
+    });
+    await v.request('channel_join', { channelId: ch.id });
+    let events = 0;
+    v.on('event', (name: string) => {
+      if (name === 'peer_joined' || name === 'peer_left') events++;
+    });
+    await m.request('submit_info', { ip: '127.0.0.1', port: 9, udpPort: 9, status: 'online' });
+    const t0 = Date.now();
+    const answers = await Promise.allSettled(
+      Array.from({ length: 2000 }, (_, i) =>
+        m.request('set_status', { status: i % 2 ? 'online' : 'invisible' }),
+      ),
+    );
+    const seconds = (Date.now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, 300));
+    const accepted = answers.filter((a) => a.status === 'fulfilled').length;
+    expect(answers.find((a) => a.status === 'rejected')).toMatchObject({
+      reason: { code: 'E_RATE_LIMITED' },
+    });
+    // At most the burst (20, the submit_info included) and 2 a second: not 2,000 events.
+    expect(accepted).toBeLessThanOrEqual(20 + Math.ceil(2 * seconds));
+    expect(events).toBeLessThanOrEqual(21 + Math.ceil(2 * seconds));
+  });
+});
