@@ -62,6 +62,15 @@ function stopWithParent(stop: () => void, parent: number): void {
   }, 500).unref();
 }
 
+/** ε of the hybrid logical clock: the same flag on the server and on peers. */
+function clockSkewOption(): Option {
+  return opt(
+    '--max-clock-skew-ms <ms>',
+    'refuse messages stamped further ahead of this clock (default 60000)',
+    'HCHAT_MAX_CLOCK_SKEW_MS',
+  ).argParser(parseMs);
+}
+
 const program = new Command()
   .name('hchat')
   .description(
@@ -161,13 +170,7 @@ program
       'HCHAT_POST_BURST',
     ).argParser(parseCount),
   )
-  .addOption(
-    opt(
-      '--max-clock-skew-ms <ms>',
-      'refuse messages stamped further ahead of this clock (default 60000)',
-      'HCHAT_MAX_CLOCK_SKEW_MS',
-    ).argParser(parseMs),
-  )
+  .addOption(clockSkewOption())
   .addOption(
     opt(
       '--sessions-per-account <n>',
@@ -310,13 +313,7 @@ program
       .default(0)
       .argParser(parseRate),
   )
-  .addOption(
-    opt(
-      '--max-clock-skew-ms <ms>',
-      'refuse messages stamped further ahead of this clock (default 60000)',
-      'HCHAT_MAX_CLOCK_SKEW_MS',
-    ).argParser(parseMs),
-  )
+  .addOption(clockSkewOption())
   .action(
     async (o: {
       server: { host: string; port: number };

@@ -39,35 +39,31 @@ export class Delivery {
   /** Hosted messages the server refused for good: not offered again in this run. */
   private readonly uploadRefused = new Set<string>();
   private readonly waiters = new Map<string, Array<() => void>>();
-  private retryTimer: NodeJS.Timeout | undefined;
-  private uploadTimer: NodeJS.Timeout | undefined;
+  private readonly timers: Record<'drain' | 'upload', NodeJS.Timeout | undefined> = {
+    drain: undefined,
+    upload: undefined,
+  };
 
   constructor(private readonly ctx: NodeContext) {}
 
-  /** Drains again after `ms` (a replica asked us to slow down). */
-  private retryIn(ms: number): void {
-    if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.ctx.closed) this.ctx.background(this.drain());
+  /**
+   * Runs the outbox drain or the host's upload again after `ms` (a replica asked us to slow
+   * down); one timer each, so repeated requests to wait do not pile up.
+   */
+  private later(task: 'drain' | 'upload', ms: number): void {
+    if (this.timers[task]) return;
+    const t = setTimeout(() => {
+      this.timers[task] = undefined;
+      if (!this.ctx.closed) this.ctx.background(task === 'drain' ? this.drain() : this.upload());
     }, ms);
-    this.retryTimer.unref();
-  }
-
-  /** Uploads again after `ms` (the server asked the host to slow down). */
-  private uploadRetry(ms: number): void {
-    if (this.uploadTimer) return;
-    this.uploadTimer = setTimeout(() => {
-      this.uploadTimer = undefined;
-      if (!this.ctx.closed) this.ctx.background(this.upload());
-    }, ms);
-    this.uploadTimer.unref();
+    t.unref();
+    this.timers[task] = t;
   }
 
   /** Wakes every waiter (the node is closing). */
   releaseAll(): void {
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.uploadTimer);
+    clearTimeout(this.timers.drain);
+    clearTimeout(this.timers.upload);
     for (const ws of this.waiters.values()) ws.forEach((w) => w());
     this.waiters.clear();
   }
@@ -103,7 +99,7 @@ export class Delivery {
             if (TRANSIENT.has(e.code)) {
               retryLater = true;
               if (e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL')
-                this.retryIn(e.retryAfterMs ?? RETRY_MS);
+                this.later('drain', e.retryAfterMs ?? RETRY_MS);
               return;
             }
             this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
@@ -199,7 +195,7 @@ export class Delivery {
           this.resolveDelivery(r.id);
         }
         if (retryIn !== undefined) {
-          this.uploadRetry(retryIn);
+          this.later('upload', retryIn);
           break;
         }
       }

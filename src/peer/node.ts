@@ -628,16 +628,10 @@ export class PeerNode {
 
   /** The tracker list as this session may see it: every page of `get_list`. */
   private async trackerList(link: ServerLink): Promise<TrackerEntry[]> {
-    const peers: TrackerEntry[] = [];
-    let after: string | undefined;
-    do {
-      const page: { peers: TrackerEntry[]; next?: string } = await link.request(
-        'get_list',
-        after === undefined ? {} : { after },
-      );
-      peers.push(...page.peers);
-      after = page.next;
-    } while (after !== undefined);
+    const peers = await allPages(async (after) => {
+      const page = await link.request('get_list', after === undefined ? {} : { after });
+      return { items: page.peers, next: page.next };
+    });
     this.log.write('get_list', { from: 'server', count: peers.length });
     return peers;
   }
@@ -645,16 +639,10 @@ export class PeerNode {
   async directory(): Promise<Array<Channel & { joined: boolean }>> {
     const account = this.account;
     const link = this.requireAuthed();
-    const channels: Channel[] = [];
-    let after: string | undefined;
-    do {
-      const page: { channels: Channel[]; next?: string } = await link.request(
-        'directory',
-        after === undefined ? {} : { after },
-      );
-      channels.push(...page.channels);
-      after = page.next;
-    } while (after !== undefined);
+    const channels = await allPages(async (after) => {
+      const page = await link.request('directory', after === undefined ? {} : { after });
+      return { items: page.channels, next: page.next };
+    });
     return channels.map((c) => ({ ...c, joined: this.store.channel(account, c.id) !== undefined }));
   }
 
@@ -882,6 +870,20 @@ export class PeerNode {
       unread: this.store.unread(account, c.id),
     };
   }
+}
+
+/** Every item of a paged answer (`get_list`, `directory`): pages are fetched until no `next`. */
+async function allPages<T>(
+  page: (after: string | undefined) => Promise<{ items: T[]; next?: string }>,
+): Promise<T[]> {
+  const items: T[] = [];
+  let after: string | undefined;
+  do {
+    const p = await page(after);
+    items.push(...p.items);
+    after = p.next;
+  } while (after !== undefined);
+  return items;
 }
 
 function apiPeer(e: TrackerEntry) {

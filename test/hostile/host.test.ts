@@ -7,37 +7,35 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { v7 as uuidv7 } from 'uuid';
-import { createTestnet, rawSession, signIn, waitFor, peerLog as log } from '../testnet.js';
-import { announce, hostileHost, quietHost, sign, type HostileHandler } from './kit.js';
+import { createTestnet, signIn, waitFor, peerLog as log } from '../testnet.js';
+import {
+  announce,
+  hostileHost,
+  mallorysChannel,
+  quietHost,
+  sign,
+  type HostileHandler,
+} from './kit.js';
 
 /** bob (an honest peer) joined mallory's channel; mallory's hostile endpoint is announced. */
-async function mallorysChannel(handler: HostileHandler) {
+async function hostileChannel(handler: HostileHandler) {
   const net = await createTestnet({ peers: 1 });
   const bob = net.peers[0]!;
   await signIn(bob, 'bob');
-  const raw = await net.rawLink();
-  await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
-  const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
-  const ch = await raw.request('channel_create', {
-    id: uuidv7(),
-    name: 'trap',
-    allowVisitors: false,
-  });
-  expect((await bob.call('POST', `/api/channels/${ch.id}/join`)).status).toBe(200);
+  const { raw, mallory, ch } = await mallorysChannel(net, bob);
   const host = await hostileHost(mallory, handler);
-  await announce(raw, host.port, [ch.id]);
+  await announce(raw, host.port, [ch]);
   await waitFor(
     () => host.conns.some((c) => c.frames.some((f) => f.t === 'auth')),
     10_000,
     'bob dials',
   );
-  return { net, bob, raw, mallory, ch: ch.id, host };
+  return { net, bob, raw, mallory, ch, host };
 }
 
 describe('a malicious host', () => {
   it('never receives a bearer token: the member proves itself by signature (finding 4)', async () => {
-    const { bob, host } = await mallorysChannel(quietHost());
+    const { bob, host } = await hostileChannel(quietHost());
     const token = JSON.parse(fs.readFileSync(path.join(bob.dataDir, 'session.json'), 'utf8')).token;
     const c = host.conns[0]!;
     expect(c.frames[0]).toMatchObject({ t: 'hello', role: 'peer', cert: expect.any(String) });
@@ -49,7 +47,7 @@ describe('a malicious host', () => {
 
   it('cannot crash a member with two messages under one host seq (finding 2)', async () => {
     let pushes: ((ev: string, body: unknown) => void) | undefined;
-    const { bob, mallory, ch, host } = await mallorysChannel((op, body, reply, push) => {
+    const { bob, mallory, ch, host } = await hostileChannel((op, body, reply, push) => {
       pushes = push;
       quietHost()(op, body, reply, push);
     });
@@ -73,7 +71,7 @@ describe('a malicious host', () => {
 
   it("cannot poison a member's clock with a message from the far future (finding 3)", async () => {
     let pushes: ((ev: string, body: unknown) => void) | undefined;
-    const { bob, mallory, ch } = await mallorysChannel((op, body, reply, push) => {
+    const { bob, mallory, ch } = await hostileChannel((op, body, reply, push) => {
       pushes = push;
       quietHost()(op, body, reply, push);
     });
@@ -99,13 +97,7 @@ describe('a malicious host', () => {
     // bob also reads another channel, elsewhere: mallory must not be able to write into it.
     const other = (await bob.call('POST', '/api/channels', { name: 'own', allowVisitors: false }))
       .body.id;
-    const raw = await net.rawLink();
-    await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
-    const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
-    const ch = (
-      await raw.request('channel_create', { id: uuidv7(), name: 'trap', allowVisitors: false })
-    ).id;
-    await bob.call('POST', `/api/channels/${ch}/join`);
+    const { raw, mallory, ch } = await mallorysChannel(net, bob);
     const genuine = {
       ...sign(mallory, { channelId: ch, text: 'genuine' }),
       author: 'mallory',

@@ -11,8 +11,9 @@ import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
 import { signMessage } from '../../src/shared/signing.js';
 import { messageId } from '../../src/shared/message-id.js';
+import { v7 as uuidv7 } from 'uuid';
 import type { ServerLink } from '../../src/peer/server-link.js';
-import type { RawSession } from '../testnet.js';
+import { rawSession, type RawSession, type TestPeer, type Testnet } from '../testnet.js';
 
 /** A message signed by `s` as its author, with its content-derived id (PROTOCOL.md §2). */
 export function sign(
@@ -145,4 +146,22 @@ export function quietHost(overrides: Record<string, (body: any) => unknown> = {}
         return reply({});
     }
   };
+}
+
+/**
+ * mallory, a raw client with an account, owns a private channel that `member` (an honest peer,
+ * logged in) joined: the usual stage for a hostile host or a hostile author.
+ */
+export async function mallorysChannel(
+  net: Testnet,
+  member: TestPeer,
+  name = 'trap',
+): Promise<{ raw: ServerLink; mallory: RawSession; ch: string }> {
+  const raw = await net.rawLink();
+  await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
+  const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+  const ch = (await raw.request('channel_create', { id: uuidv7(), name, allowVisitors: false })).id;
+  const joined = await member.call('POST', `/api/channels/${ch}/join`);
+  if (joined.status !== 200) throw new Error(`join: ${JSON.stringify(joined.body)}`);
+  return { raw, mallory, ch };
 }

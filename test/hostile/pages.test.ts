@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
 import { createTestnet, rawSession, signIn, waitFor, peerLog as log, tempDir } from '../testnet.js';
 import { SqliteServerStore } from '../../src/store/server-store.js';
-import { sign } from './kit.js';
+import { mallorysChannel, sign } from './kit.js';
 
 /** 4,000 control characters: 24,000 bytes once escaped in JSON, the worst text there is. */
 const WORST = '\u0001'.repeat(4000);
@@ -19,13 +19,7 @@ describe('every page and batch fits the receiver (finding 1)', () => {
     const net = await createTestnet({ peers: 1 });
     const bob = net.peers[0]!;
     await signIn(bob, 'bob');
-    const raw = await net.rawLink();
-    await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
-    const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
-    const ch = (
-      await raw.request('channel_create', { id: uuidv7(), name: 'long', allowVisitors: false })
-    ).id;
-    await bob.call('POST', `/api/channels/${ch}/join`);
+    const { raw, mallory, ch } = await mallorysChannel(net, bob, 'long');
     await bob.call('PUT', '/api/status', { status: 'offline' });
     const now = Date.now();
     for (let i = 0; i < 300; i += 50) {
