@@ -41,7 +41,7 @@ export class Replication {
     const plain: StoredMessage[] = [];
     this.ctx.store.batch(() => this.acceptHosted(messages, how, plain));
     if (plain.length === 0) return messages;
-    const fresh = this.ctx.store.storeReceived(plain, 'server');
+    const fresh = this.ctx.store.storeReceived(plain);
     if (how === 'push') {
       for (const m of plain)
         this.ctx.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });

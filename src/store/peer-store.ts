@@ -349,24 +349,31 @@ export class PeerStore {
   }
 
   /**
-   * Stores messages a replica sent (push, fetch or sync); idempotent by id. A pending message of
-   * ours that comes back this way is delivered. Returns the ones that were new here.
+   * Stores messages the server sent (push, fetch or sync; a host's go through storeFromHost);
+   * idempotent by id. A pending message of ours that comes back this way is delivered. Returns
+   * the ones that were new here.
    */
-  storeReceived(messages: readonly StoredMessage[], via: Via = 'server'): StoredMessage[] {
+  storeReceived(messages: readonly StoredMessage[]): StoredMessage[] {
     return this.db.transaction(() => {
       const fresh: StoredMessage[] = [];
       const channels = new Set<string>();
       for (const m of messages) {
         const before = this.q.getMessage.get(m.id);
-        const insert = via === 'server' ? this.q.insertStored : this.q.insertFromHost;
-        insert.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.sig, m.cert, m.seq);
+        this.q.insertStored.run(
+          m.id,
+          m.channelId,
+          m.author,
+          m.ts,
+          m.lc,
+          m.text,
+          m.sig,
+          m.cert,
+          m.seq,
+        );
         if (!before) fresh.push(m);
         channels.add(m.channelId);
       }
-      for (const c of channels) {
-        if (via === 'server') this.advanceCursor(c);
-        else this.advanceHostCursor(c);
-      }
+      for (const c of channels) this.advanceCursor(c);
       return fresh;
     })();
   }
