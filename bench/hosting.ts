@@ -14,6 +14,7 @@ import path from 'node:path';
 import { CentralServer } from '../src/server/server.js';
 import { publicKeyFromBase64 } from '../src/shared/tokens.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
+import { ServerTrust } from '../src/peer/server-trust.js';
 import { ServerLink } from '../src/peer/server-link.js';
 import { HostLink } from '../src/peer/host-link.js';
 import { newSessionKeys } from '../src/shared/signing.js';
@@ -52,6 +53,7 @@ async function world() {
     const p = await startPeer({
       serverHost: host,
       serverPort: Number(port),
+      serverFingerprint: server.fingerprint,
       host: '127.0.0.1',
       p2pPort: 0,
       udpPort: 0,
@@ -73,7 +75,12 @@ async function world() {
 
 /** A raw member: logs in over its own server link, then reads from the server or the host. */
 async function rawMember(w: Awaited<ReturnType<typeof world>>, name: string, channelId: string) {
-  const link = new ServerLink({ host: w.host, port: w.port, reconnect: false });
+  const link = new ServerLink({
+    host: w.host,
+    port: w.port,
+    trust: ServerTrust.pinned(w.host, w.port, w.server.fingerprint),
+    reconnect: false,
+  });
   await link.start();
   await link.request('register', { username: name, password: `${name}-bench` });
   const keys = newSessionKeys();

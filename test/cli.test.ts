@@ -44,7 +44,9 @@ describe('hchat command', () => {
       HCHAT_HTTP_PORT: '0',
       HCHAT_DATA: path.join(dir, 's'),
     });
-    expect(s.output()).toMatch(/^ready tcp=127\.0\.0\.1:\d+ http=http:\/\/127\.0\.0\.1:\d+\/\n/);
+    expect(s.output()).toMatch(
+      /^ready tcp=127\.0\.0\.1:\d+ http=http:\/\/127\.0\.0\.1:\d+\/ fingerprint=[A-Za-z0-9_-]{43}\n/,
+    );
     const health = await (await fetch(new URL('health', s.ready.http))).json();
     expect(health).toMatchObject({ status: 'ok' });
     const p = await spawnHchat(['peer', '--server', s.ready.tcp!, '--data', path.join(dir, 'p')]);

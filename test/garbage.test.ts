@@ -1,4 +1,5 @@
-import net from 'node:net';
+import tls from 'node:tls';
+import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createTestnet, signIn } from './testnet.js';
@@ -11,7 +12,7 @@ function exchange(
   ms = 3000,
 ): Promise<{ frames: Record<string, unknown>[]; closed: boolean }> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
     const d = new FrameDecoder();
     const frames: Record<string, unknown>[] = [];
     const timer = setTimeout(() => {
@@ -30,13 +31,13 @@ function exchange(
       clearTimeout(timer);
       resolve({ frames, closed: true });
     });
-    s.on('connect', () => {
+    s.on('secureConnect', () => {
       for (const c of chunks) s.write(c);
     });
   });
 }
 
-const hello = encodeFrame({ t: 'hello', v: 2, role: 'peer' });
+const hello = encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' });
 
 describe('bad input on the server port', () => {
   it('answers each kind of broken frame with an error frame naming it, then closes that connection only', async () => {

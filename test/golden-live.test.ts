@@ -16,7 +16,7 @@
  * every member but its `fresh` ones (which hold the session's own ids, nonces and keys).
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { z } from 'zod';
@@ -39,6 +39,7 @@ import {
   checkLinkCert,
 } from '../src/shared/handshake.js';
 import { publicKeyFromBase64 } from '../src/shared/tokens.js';
+import { channelBinding } from '../src/shared/tls.js';
 import { createTestnet, signIn, tempDir, waitFor } from './testnet.js';
 
 interface Golden {
@@ -64,11 +65,11 @@ const G = (name: string): Golden => {
 class Raw {
   readonly frames: Record<string, any>[] = [];
   closed = false;
-  private readonly socket: net.Socket;
+  readonly socket: tls.TLSSocket;
   private readonly decoder = new FrameDecoder();
 
   constructor(port: number) {
-    this.socket = net.connect(port, '127.0.0.1');
+    this.socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
     this.socket.on('data', (b) => this.frames.push(...this.decoder.push(b)));
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => (this.closed = true));
@@ -87,6 +88,13 @@ class Raw {
     what: string,
   ): Promise<Record<string, any>> {
     return waitFor(() => this.frames.find(pick), 10_000, what);
+  }
+
+  /** The TLS connection's channel binding, once its handshake is done. */
+  async binding(): Promise<Buffer> {
+    if (!this.socket.getProtocol())
+      await new Promise((resolve) => this.socket.once('secureConnect', resolve));
+    return channelBinding(this.socket);
   }
 
   /** The answer to request `id`, waited for. */
@@ -250,6 +258,7 @@ describe('golden frames against a real server and a real peer', () => {
       hostNonce: ack.nonce,
       peerSession: aliceSession,
       hostSession: hostClaims.sid,
+      binding: await m.binding(), // fresh: this TLS connection's
     };
     verifyTranscript(hostClaims, transcript('host', parts), ack.sig);
     const aliceKeys = loadSessionKeys(keys.sessions.alice.pkcs8);

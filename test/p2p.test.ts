@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, signIn } from './testnet.js';
@@ -70,12 +70,12 @@ describe('peer_connect', () => {
     const forged = `${payload}.${crypto.sign(null, Buffer.from(payload), privateKey).toString('base64url')}`;
     const [host, port] = b.p2p.split(':') as [string, string];
     const answer = await new Promise<Record<string, unknown>[]>((resolve) => {
-      const s = net.connect(Number(port), host);
+      const s = tls.connect({ port: Number(port), host, rejectUnauthorized: false });
       const d = new FrameDecoder();
       const frames: Record<string, unknown>[] = [];
       s.on('data', (x) => frames.push(...d.push(x)));
       s.on('close', () => resolve(frames));
-      s.on('connect', () =>
+      s.on('secureConnect', () =>
         s.write(
           encodeFrame({
             t: 'hello',

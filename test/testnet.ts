@@ -11,6 +11,7 @@ import { parseRecord } from '../src/shared/connlog.js';
 import { CentralServer, type ServerOptions } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import type { PeerOptions } from '../src/peer/node.js';
+import { ServerTrust } from '../src/peer/server-trust.js';
 import { ServerLink } from '../src/peer/server-link.js';
 import type crypto from 'node:crypto';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
@@ -147,6 +148,7 @@ export async function createTestnet(
       const p = await startPeer({
         serverHost,
         serverPort,
+        serverFingerprint: server.fingerprint,
         host: '127.0.0.1',
         p2pPort: 0,
         udpPort: 0,
@@ -179,7 +181,12 @@ export async function createTestnet(
       net.server = await CentralServer.start({ ...serverOpts, port: serverPort });
     },
     async rawLink() {
-      const link = new ServerLink({ host: serverHost, port: serverPort, reconnect: false });
+      const link = new ServerLink({
+        host: serverHost,
+        port: serverPort,
+        trust: ServerTrust.pinned(serverHost, serverPort, server.fingerprint),
+        reconnect: false,
+      });
       await link.start();
       closers.push(async () => link.stop());
       return link;

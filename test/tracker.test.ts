@@ -11,6 +11,7 @@ import {
   rawSession,
 } from './testnet.js';
 import { spawnHchat, spawnServer } from './processes.js';
+import { ServerTrust } from '../src/peer/server-trust.js';
 import { ServerLink } from '../src/peer/server-link.js';
 
 describe('tracker', () => {
@@ -133,7 +134,12 @@ describe('tracker', () => {
     const lobby = (await api(ui, 'POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
       .body.id;
 
-    const watcher = new ServerLink({ host, port: Number(port), reconnect: false });
+    const watcher = new ServerLink({
+      host,
+      port: Number(port),
+      trust: ServerTrust.pinned(host, Number(port), server.ready.fingerprint!),
+      reconnect: false,
+    });
     await watcher.start();
     await rawSession(watcher, { name: 'watcher' });
     await watcher.request('channel_join', { channelId: lobby });

@@ -1,9 +1,9 @@
 /**
- * The hostile side of a framed TCP link, for the targets that feed a real listener (the central
- * server, a peer's P2P port): a raw client, the encoding of an input's lines into bytes, and the
+ * The hostile side of a framed TLS link, for the targets that feed a real listener (the central
+ * server, a peer's P2P port): a raw client (TLS 1.3, any key accepted), the encoding of an input's lines into bytes, and the
  * contract every framed listener owes whatever it is sent.
  */
-import net from 'node:net';
+import tls from 'node:tls';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { isErrorCode } from '../../src/protocol/errors.js';
 import { Request } from '../../src/protocol/rpc.js';
@@ -14,12 +14,18 @@ export class Client {
   readonly frames: Array<Record<string, unknown>> = [];
   closed = false;
   decodeError: unknown;
-  readonly socket: net.Socket;
+  readonly socket: tls.TLSSocket;
+  /** Settles when the TLS handshake is done (or the connection closed before). */
+  readonly ready: Promise<void>;
   private readonly decoder = new FrameDecoder();
   private waiters: Array<() => void> = [];
 
   constructor(host: string, port: number) {
-    this.socket = net.connect(port, host);
+    this.socket = tls.connect({ port, host, rejectUnauthorized: false });
+    this.ready = new Promise<void>((resolve) => {
+      this.socket.once('secureConnect', resolve);
+      this.socket.once('close', resolve);
+    });
     this.socket.on('data', (b) => {
       try {
         this.frames.push(...this.decoder.push(b));

@@ -44,6 +44,7 @@ async function setup(): Promise<void> {
   node = await PeerNode.start({
     serverHost: host!,
     serverPort: Number(port),
+    serverFingerprint: server.fingerprint,
     host: '127.0.0.1',
     p2pPort: 0,
     udpPort: 0,

@@ -11,6 +11,7 @@
  * the handshake itself (`$CERT` is fuzzer's certificate). `$CHANNEL` is the channel's id, `$POST`
  * a message freshly signed by `fuzzer` in it.
  */
+import { channelBinding } from '../../src/shared/tls.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,6 +50,7 @@ async function setup(): Promise<void> {
   host = await PeerNode.start({
     serverHost: sHost!,
     serverPort: Number(sPort),
+    serverFingerprint: server.fingerprint,
     host: '127.0.0.1',
     p2pPort: 0,
     udpPort: 0,
@@ -96,6 +98,9 @@ function signedPost(): string {
 
 /** The P2P handshake as `fuzzer`: hello with its certificate, the host's hello, our auth. */
 async function handshake(c: Client): Promise<void> {
+  await c.ready;
+  if (c.closed) return;
+  const binding = channelBinding(c.socket);
   const nonce = newNonce();
   c.socket.write(
     encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', cert: vars.cert, nonce }),
@@ -111,6 +116,7 @@ async function handshake(c: Client): Promise<void> {
     hostNonce: String(ack.nonce),
     peerSession: vars.sessionId,
     hostSession,
+    binding,
   };
   c.socket.write(encodeFrame({ t: 'auth', sig: signTranscript(keys!, transcript('peer', parts)) }));
 }

@@ -32,6 +32,7 @@ export async function runDemo(out: (line: string) => void): Promise<() => Promis
       const p = await startPeer({
         serverHost: host,
         serverPort: port,
+        serverFingerprint: server.fingerprint,
         host: '127.0.0.1',
         p2pPort: 0,
         udpPort: 0,
@@ -51,7 +52,9 @@ export async function runDemo(out: (line: string) => void): Promise<() => Promis
     await stop();
     throw err;
   }
-  out(`server tcp=${server.tcpAddress} http=${server.httpUrl} data=${root}`);
+  out(
+    `server tcp=${server.tcpAddress} http=${server.httpUrl} fingerprint=${server.fingerprint} data=${root}`,
+  );
   DEMO_USERS.forEach((user, i) => {
     const p = peers[i]!;
     out(`peer ${user.padEnd(5)} ui=${p.uiUrl} p2p=${p.p2p} udp=${p.udp} password=${user}-demo`);

@@ -13,7 +13,8 @@ import {
   parseApiToken,
   parseFanout,
   parseHost,
-  parseHostPort,
+  parseServer,
+  parseFingerprint,
   parseMs,
   parsePort,
   parsePrefixBits,
@@ -97,6 +98,14 @@ program
       .argParser(parsePort),
   )
   .addOption(opt('--data <dir>', 'data folder', 'HCHAT_DATA').default(defaultData('server')))
+  .addOption(
+    opt(
+      '--tls-cert <file>',
+      'TLS certificate (PEM) from a CA, with --tls-key (default: a self-signed one in the data folder, made on first start)',
+      'HCHAT_TLS_CERT',
+    ),
+  )
+  .addOption(opt('--tls-key <file>', 'private key (PEM) of --tls-cert', 'HCHAT_TLS_KEY'))
   .addOption(
     opt('--heartbeat-ms <ms>', 'how often peers must send a frame', 'HCHAT_HEARTBEAT_MS')
       .default(5000)
@@ -205,6 +214,8 @@ program
       port: number;
       httpPort: number;
       data: string;
+      tlsCert?: string;
+      tlsKey?: string;
       heartbeatMs: number;
       peerTimeoutMs: number;
       verifyThreads?: number;
@@ -224,11 +235,14 @@ program
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
+        program.error('error: --tls-cert and --tls-key go together');
       const server = await CentralServer.start({
         host: o.host,
         port: o.port,
         httpPort: o.httpPort,
         dataDir: path.resolve(o.data),
+        tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
         heartbeatMs: o.heartbeatMs,
         timeoutMs: o.peerTimeoutMs,
         verifyThreads: o.verifyThreads,
@@ -247,7 +261,9 @@ program
         channelsPerAccount: o.channelsPerAccount,
       });
       onSignals(() => server.close());
-      console.log(`ready tcp=${server.tcpAddress} http=${server.httpUrl}`);
+      console.log(
+        `ready tcp=${server.tcpAddress} http=${server.httpUrl} fingerprint=${server.fingerprint}`,
+      );
     },
   );
 
@@ -255,9 +271,20 @@ program
   .command('peer')
   .description('run a peer: your channels, your outbox, and the local web UI and JSON API')
   .addOption(
-    opt('--server <host:port>', 'central server to register with', 'HCHAT_SERVER')
+    opt(
+      '--server <host:port[#fingerprint]>',
+      'central server to register with; #fingerprint pins its TLS key (else it is trusted on first use and remembered in <data>/known_servers)',
+      'HCHAT_SERVER',
+    )
       .makeOptionMandatory()
-      .argParser(parseHostPort),
+      .argParser(parseServer),
+  )
+  .addOption(
+    opt(
+      '--server-fingerprint <fingerprint>',
+      "the server's TLS key fingerprint to pin (as its ready line prints it)",
+      'HCHAT_SERVER_FINGERPRINT',
+    ).argParser(parseFingerprint),
   )
   .addOption(
     opt('--host <host>', 'address for the P2P and UDP ports', 'HCHAT_HOST')
@@ -316,7 +343,8 @@ program
   .addOption(clockSkewOption())
   .action(
     async (o: {
-      server: { host: string; port: number };
+      server: { host: string; port: number; fingerprint?: string };
+      serverFingerprint?: string;
       host: string;
       p2pPort: number;
       udpPort: number;
@@ -330,6 +358,7 @@ program
       const peer = await startPeer({
         serverHost: o.server.host,
         serverPort: o.server.port,
+        serverFingerprint: o.server.fingerprint ?? o.serverFingerprint,
         host: o.host,
         p2pPort: o.p2pPort,
         udpPort: o.udpPort,

@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { API_TOKEN_PATTERN } from '../peer/api-token.js';
+import { FINGERPRINT } from '../peer/server-trust.js';
 
 /** A TCP/UDP port; 0 means any free port. */
 export function parsePort(value: string): number {
@@ -21,13 +22,25 @@ export function parseMs(value: string): number {
   return Number(value);
 }
 
-/** `HOST:PORT` of the central server. */
-export function parseHostPort(value: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+/** `HOST:PORT` of the central server, optionally `#FINGERPRINT` of its TLS key to pin. */
+export function parseServer(value: string): { host: string; port: number; fingerprint?: string } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})(?:#(.*))?$/.exec(value);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new InvalidArgumentError('expected HOST:PORT, for example 127.0.0.1:7000');
+    throw new InvalidArgumentError(
+      'expected HOST:PORT or HOST:PORT#FINGERPRINT, for example 127.0.0.1:7000',
+    );
   }
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  if (m[3] !== undefined) parseFingerprint(m[3]);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), fingerprint: m[3] };
+}
+
+/** The fingerprint of a server's TLS key, as its `ready` line prints it. */
+export function parseFingerprint(value: string): string {
+  if (!FINGERPRINT.test(value))
+    throw new InvalidArgumentError(
+      "expected the server's fingerprint: 43 base64url characters, as its ready line prints it",
+    );
+  return value;
 }
 
 /** A host name or IP address to bind to. */

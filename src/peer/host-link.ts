@@ -1,7 +1,7 @@
 /**
  * A member's link to a channel's host, or a viewer's to a streamer (P2P, protocol/peer-link.ts):
- * an RpcLink that runs the proof-of-possession handshake (shared/handshake.ts). The member shows
- * its key certificate, checks that the answering peer holds the certificate of exactly the
+ * an RpcLink over TLS 1.3 that runs the proof-of-possession handshake (shared/handshake.ts),
+ * bound to that TLS connection. The member shows its key certificate, checks that the answering peer holds the certificate of exactly the
  * tracker entry it dialled (user, session, and a user's, not a visitor's), verifies its
  * transcript signature, and only then signs its own part. No secret ever crosses this link.
  * No automatic reconnection: the node decides when a host is worth trying again (it follows the
@@ -23,6 +23,7 @@ import {
   verifyTranscript,
   type LinkCredentials,
 } from '../shared/handshake.js';
+import { channelBinding } from '../shared/tls.js';
 import { RpcLink } from './rpc-link.js';
 
 /** The host's hello answer. */
@@ -38,6 +39,7 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
   ) {
     const ownSession = creds.sessionId;
     let nonce = '';
+    let binding: Buffer = Buffer.alloc(0);
     super(
       {
         host: entry.ip,
@@ -46,6 +48,10 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
         log,
         reconnect: false,
         connectTimeoutMs: 3000,
+        // Anyone may show any TLS key here: the signed transcript binds this very connection.
+        secure: (socket) => {
+          binding = channelBinding(socket);
+        },
         hello: () => {
           nonce = newNonce();
           return {
@@ -82,6 +88,7 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
               hostNonce: ack.data.nonce,
               peerSession: ownSession,
               hostSession: claims.sid,
+              binding,
             }),
             ack.data.sig,
           );
@@ -96,6 +103,7 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
               hostNonce: ack.nonce,
               peerSession: ownSession,
               hostSession: entry.sessionId,
+              binding,
             }),
           ),
         }),

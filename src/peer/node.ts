@@ -26,6 +26,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import { RATE_LIMITS } from '../shared/limits.js';
 import { PeerStore, type LocalMessage } from '../store/peer-store.js';
 import { ServerLink } from './server-link.js';
+import { ServerTrust } from './server-trust.js';
 import { EventHub } from './event-hub.js';
 import { readSession, writeSession, type SavedSession } from './session-file.js';
 import { P2PEndpoint } from './p2p.js';
@@ -53,6 +54,8 @@ import { publicKeyFromBase64 } from '../shared/tokens.js';
 export interface PeerOptions {
   serverHost: string;
   serverPort: number;
+  /** The server's TLS key fingerprint to pin; without it the key is trusted on first use. */
+  serverFingerprint?: string;
   /** Address the P2P and UDP sockets bind to and that the tracker advertises. */
   host: string;
   p2pPort: number;
@@ -115,6 +118,12 @@ export class PeerNode {
     this.link = new ServerLink({
       host: opts.serverHost,
       port: opts.serverPort,
+      trust: new ServerTrust(
+        path.join(opts.dataDir, 'known_servers'),
+        opts.serverFingerprint
+          ? new Map([[`${opts.serverHost}:${opts.serverPort}`, opts.serverFingerprint]])
+          : undefined,
+      ),
       log: this.log,
       minBackoffMs: opts.minBackoffMs,
       maxBackoffMs: opts.maxBackoffMs,

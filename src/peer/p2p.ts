@@ -1,13 +1,14 @@
 /**
  * A peer's P2P endpoint: the TCP port other peers connect to (peer_connect) and the UDP port
- * of livestream media (stream/media-socket.ts). The handshake is a proof of possession both ways
- * (shared/handshake.ts): the connecting peer shows its key certificate, this peer answers with
+ * of livestream media (stream/media-socket.ts). The TCP port speaks TLS 1.3; on it the handshake is
+ * a proof of possession both ways, bound to the TLS connection (shared/handshake.ts): the connecting peer shows its key certificate, this peer answers with
  * its own and its transcript signature, and the connecting peer's transcript signature must
  * follow. Until then frames are capped small and a deadline runs. Each connection is logged with
  * who is at the other end.
  */
 import type crypto from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
+import tls from 'node:tls';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
@@ -26,6 +27,7 @@ import {
   type LinkIdentity,
 } from '../shared/handshake.js';
 import { FRAME_LIMITS } from '../shared/limits.js';
+import { TLS_VERSIONS, channelBinding, selfSignedIdentity, tlsReason } from '../shared/tls.js';
 import type { CertClaims } from '../shared/tokens.js';
 import type { HostService, MemberConn } from './host-service.js';
 import { MediaSocket } from '../stream/media-socket.js';
@@ -53,7 +55,11 @@ export type PeerIdentity = LinkIdentity;
 
 /** The P2P TCP listener and UDP socket of one peer. */
 export class P2PEndpoint {
-  private readonly tcp = net.createServer((s) => this.accept(s));
+  /**
+   * TLS 1.3 with a key made at start: members do not check it against anything, the handshake's
+   * signed transcript binds the connection instead (shared/handshake.ts).
+   */
+  private readonly tcp: tls.Server;
   /** Livestream media (RTP/RTCP), peer to peer. */
   readonly media: MediaSocket;
   private readonly open = new Map<FramedSocket, MemberConn | undefined>();
@@ -66,6 +72,23 @@ export class P2PEndpoint {
   constructor(private readonly opts: P2POptions) {
     this.heartbeatMs = opts.heartbeatMs ?? 2000;
     this.timeoutMs = opts.timeoutMs ?? 6000;
+    const identity = selfSignedIdentity('hchat peer');
+    this.tcp = tls.createServer(
+      {
+        key: identity.key,
+        cert: identity.cert,
+        ...TLS_VERSIONS,
+        handshakeTimeout: FRAME_LIMITS.handshakeMs,
+      },
+      (s) => this.accept(s),
+    );
+    this.tcp.on('tlsClientError', (err, socket) => {
+      this.opts.log.write('tls_error', {
+        addr: `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`,
+        reason: tlsReason(err),
+      });
+      socket.destroy();
+    });
     // Members that went silent (crash, cable pulled) are dropped like the server drops peers.
     this.sweeper = setInterval(() => {
       const deadline = Date.now() - this.timeoutMs;
@@ -150,7 +173,8 @@ export class P2PEndpoint {
     }
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: tls.TLSSocket): void {
+    const binding = channelBinding(socket);
     const r = {
       ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
       port: socket.remotePort ?? 0,
@@ -177,7 +201,7 @@ export class P2PEndpoint {
             });
             return;
           }
-          pending = this.answerHello(fs, f);
+          pending = this.answerHello(fs, f, binding);
         },
         close: (reason) => {
           this.open.delete(fs);
@@ -201,6 +225,7 @@ export class P2PEndpoint {
   private answerHello(
     fs: FramedSocket,
     f: Record<string, unknown>,
+    binding: Buffer,
   ): { claims: CertClaims; data: Buffer } {
     if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
     // The version first: another version's hello has other members (version 1 sent a token).
@@ -225,6 +250,7 @@ export class P2PEndpoint {
       hostNonce: nonce,
       peerSession: claims.sid,
       hostSession: own.sessionId,
+      binding,
     };
     fs.send({
       t: 'hello',

@@ -5,6 +5,7 @@
  * schemas before it is used.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
@@ -19,6 +20,7 @@ import {
 import { FramedSocket } from '../shared/framed-socket.js';
 import { DEFAULT_MAX_FRAME, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import type { ConnectionLog } from '../shared/connlog.js';
+import { TLS_VERSIONS } from '../shared/tls.js';
 
 /** What every hello answer tells: how often to send, when to give up on silence. */
 export interface HelloInfo {
@@ -35,6 +37,11 @@ export interface RpcLinkOptions<Info extends HelloInfo> {
   /** How the connection log names the other end (`server`, `host:<user>@<ip>:<port>`). */
   name: string;
   log?: ConnectionLog;
+  /**
+   * Checks the finished TLS handshake before anything is sent (the server's pinned key, or a
+   * P2P link's channel binding); throws HchatError to close the link.
+   */
+  secure(socket: tls.TLSSocket): void;
   /** The first frame to send. */
   hello(): object;
   /** Validates the other end's hello; throws HchatError when it is not acceptable. */
@@ -161,7 +168,15 @@ export class RpcLink<
 
   private connect(): void {
     if (!this.running) return;
-    const socket = net.connect({ host: this.opts.host, port: this.opts.port });
+    // Every link is TLS 1.3. The other end's certificate is not checked against a CA here:
+    // `secure` decides (a pinned key for the server, channel binding for a peer).
+    const socket = tls.connect({
+      host: this.opts.host,
+      port: this.opts.port,
+      servername: net.isIP(this.opts.host) ? undefined : this.opts.host,
+      rejectUnauthorized: false,
+      ...TLS_VERSIONS,
+    });
     let opened = false;
     if (this.opts.connectTimeoutMs) {
       socket.setTimeout(this.opts.connectTimeoutMs, () => {
@@ -173,13 +188,20 @@ export class RpcLink<
       close: (reason) => this.onClose(fs, opened, reason),
     });
     this.fs = fs;
-    socket.once('connect', () => {
+    socket.once('secureConnect', () => {
       opened = true;
       socket.setTimeout(0);
       this.opts.log?.write('open', {
         peer: this.opts.name,
         addr: `${this.opts.host}:${this.opts.port}`,
+        tls: socket.getProtocol() ?? '?',
       });
+      try {
+        this.opts.secure(socket);
+      } catch (err) {
+        fs.fail(err instanceof HchatError ? err : new HchatError('E_INTERNAL', String(err)));
+        return;
+      }
       this.lastSent = Date.now();
       fs.send(this.opts.hello());
     });

@@ -1,6 +1,7 @@
 /**
- * The peer's end of the peer ↔ server link (protocol/server-link.ts): an RpcLink that says the
- * peer hello, checks the server's, and reconnects with backoff unless told not to.
+ * The peer's end of the peer ↔ server link (protocol/server-link.ts): an RpcLink over TLS 1.3
+ * that accepts only the server key its ServerTrust accepts, says the peer hello, checks the
+ * server's, and reconnects with backoff unless told not to.
  */
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
@@ -9,6 +10,7 @@ import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { EVENTS, OPS, ServerHello, describeIssues } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { RpcLink } from './rpc-link.js';
+import type { ServerTrust } from './server-trust.js';
 
 /** The server's hello, as the peer keeps it. */
 export type ServerInfo = z.infer<typeof ServerHello>;
@@ -17,6 +19,8 @@ export type ServerInfo = z.infer<typeof ServerHello>;
 export interface ServerLinkOptions {
   host: string;
   port: number;
+  /** Whose TLS key this peer accepts at host:port (pinned, known, first use). */
+  trust: ServerTrust;
   log?: ConnectionLog;
   /** Reconnect automatically (default true); off for one-shot clients and tests. */
   reconnect?: boolean;
@@ -32,6 +36,12 @@ export class ServerLink extends RpcLink<typeof OPS, typeof EVENTS, ServerInfo> {
       {
         ...o,
         name: 'server',
+        secure: (socket) => {
+          const addr = `${o.host}:${o.port}`;
+          const { how, fingerprint } = o.trust.check(addr, socket);
+          if (how !== 'known' && how !== 'pinned')
+            o.log?.write('trust', { peer: 'server', addr, how, fingerprint });
+        },
         hello: () => ({
           t: 'hello',
           v: PROTOCOL_VERSION,

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Longest message text, in Unicode code points (zod 4 counts string lengths so; PROTOCOL.md §2). */
 export const MAX_TEXT = 4000;
 

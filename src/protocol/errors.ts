@@ -58,6 +58,10 @@ export const ERRORS = {
   E_TIMEOUT: { status: 504, message: 'the other end did not answer in time' },
   E_HEARTBEAT_TIMEOUT: { status: 408, message: 'no frame received within the heartbeat timeout' },
   E_CONNECTION_CLOSED: { status: 503, message: 'the connection closed before an answer came' },
+  E_SERVER_KEY_MISMATCH: {
+    status: 502,
+    message: "the server's TLS key is not the one pinned or trusted before for that address",
+  },
   E_SLOW_CONSUMER: { status: 503, message: 'the reader fell too far behind; connection closed' },
   E_SHUTTING_DOWN: { status: 503, message: 'the process is shutting down' },
   E_INTERNAL: { status: 500, message: 'internal error' },

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import fs from 'node:fs';
 import type { z } from 'zod';
@@ -23,6 +24,7 @@ import {
 } from '../protocol/server-link.js';
 import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog } from '../shared/connlog.js';
+import { TLS_VERSIONS, loadOrCreateServerIdentity, tlsReason } from '../shared/tls.js';
 import { SqliteServerStore, type ServerStore } from '../store/server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { Conn, type Session } from './conn.js';
@@ -43,6 +45,7 @@ import {
   FRAME_LIMITS,
   MESSAGE_LIMITS,
   RATE_LIMITS,
+  SERVER_DOOR_LIMITS,
   TRACKER_LIMITS,
 } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
@@ -55,6 +58,11 @@ export interface ServerOptions {
   port: number;
   httpPort: number;
   dataDir: string;
+  /**
+   * The operator's TLS certificate and key (PEM files, from a CA). Without them the server
+   * makes a self-signed pair in its data folder on first start; peers pin its fingerprint.
+   */
+  tls?: { certFile: string; keyFile: string };
   /** How often peers must send a frame. */
   heartbeatMs?: number;
   /** A connection silent this long is dropped and its tracker entry removed. */
@@ -122,7 +130,9 @@ export class CentralServer {
   private readonly verifyPool: VerifyPool | undefined;
   private readonly accounts: AccountService;
   private readonly door: ServerDoor;
-  private readonly tcp: net.Server;
+  private readonly tcp: tls.Server;
+  /** SHA-256 of the TLS key's SPKI, base64url: what peers pin (`--server host:port#…`). */
+  readonly fingerprint: string;
   private readonly http: http.Server;
   private readonly conns = new Set<Conn>();
   private readonly byUser = new Map<string, Set<Conn>>();
@@ -213,7 +223,25 @@ export class CentralServer {
       publicKey: this.signer.publicKeyBase64,
     });
     this.unsubscribe = this.bus.subscribe((e) => this.deliver(e));
-    this.tcp = net.createServer((socket) => this.accept(socket));
+    const identity = loadOrCreateServerIdentity(opts.dataDir, opts.tls);
+    this.fingerprint = identity.fingerprint;
+    this.tcp = tls.createServer(
+      {
+        key: identity.key,
+        cert: identity.cert,
+        ...TLS_VERSIONS,
+        // A connection that does not finish its TLS handshake is dropped like one without hello.
+        handshakeTimeout: opts.helloTimeoutMs ?? SERVER_DOOR_LIMITS.helloTimeoutMs,
+      },
+      (socket) => this.accept(socket),
+    );
+    this.tcp.on('tlsClientError', (err, socket) => {
+      this.log.write('tls_error', {
+        addr: `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`,
+        reason: tlsReason(err),
+      });
+      socket.destroy();
+    });
     this.http = http.createServer((req, res) => this.health(req, res));
     this.sweeper = setInterval(
       () => this.sweep(),
@@ -232,7 +260,7 @@ export class CentralServer {
       await s.close();
       throw err;
     }
-    s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl });
+    s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl, fingerprint: s.fingerprint });
     return s;
   }
 

@@ -1,9 +1,11 @@
 /**
  * The P2P handshake's proof of possession (SPEC §7, docs/PROTOCOL.md §4.1). Neither side shows a
  * bearer secret: each presents its key certificate and signs the handshake transcript (both
- * nonces, both session ids, and which side it is) with the certified session key. A signature
- * made for one connection is worthless on any other (fresh nonces), and one side's signature can
- * never pass for the other's (the role is signed).
+ * nonces, both session ids, which side it is, and the TLS connection's channel binding) with the
+ * certified session key. A signature made for one connection is worthless on any other (fresh
+ * nonces, another binding), one side's signature can never pass for the other's (the role is
+ * signed), and a man in the middle who terminates TLS at both ends holds two connections with two
+ * bindings, so neither end's signature verifies at the other (RFC 9266 `tls-exporter`).
  */
 import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
@@ -31,13 +33,28 @@ export function newNonce(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
 
-/** What each side signs: the connection's nonces and session ids, and its own part. */
+/** What each side signs: the connection's nonces, session ids and binding, and its own part. */
 export function transcript(
   signer: 'peer' | 'host',
-  t: { peerNonce: string; hostNonce: string; peerSession: string; hostSession: string },
+  t: {
+    peerNonce: string;
+    hostNonce: string;
+    peerSession: string;
+    hostSession: string;
+    /** The TLS connection's `tls-exporter` channel binding (shared/tls.ts). */
+    binding: Buffer;
+  },
 ): Buffer {
   return Buffer.from(
-    JSON.stringify(['hchat/p2p/2', signer, t.peerNonce, t.hostNonce, t.peerSession, t.hostSession]),
+    JSON.stringify([
+      'hchat/p2p/3',
+      signer,
+      t.peerNonce,
+      t.hostNonce,
+      t.peerSession,
+      t.hostSession,
+      t.binding.toString('base64url'),
+    ]),
   );
 }
 

@@ -1,6 +1,6 @@
 /**
  * Writes test/golden/keys.json and test/golden/frames.json: the reference frames of protocol
- * version 2 (docs/PROTOCOL.md §1), with real, valid signatures.
+ * version 3 (docs/PROTOCOL.md §1), with real, valid signatures.
  *
  *   npx tsx test/golden/generate.ts
  *
@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as prettier from 'prettier';
 import { encodeFrame } from '../../src/protocol/frame.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
 import { messageId } from '../../src/shared/message-id.js';
 import { signMessage, loadSessionKeys, type SessionKeys } from '../../src/shared/signing.js';
 import { signClaims } from '../../src/shared/tokens.js';
@@ -108,6 +109,8 @@ const parts = {
   hostNonce,
   peerSession: alice.sessionId,
   hostSession: carol.sessionId,
+  // On a real connection: that TLS connection's exporter value (docs/PROTOCOL.md §4.1).
+  binding: seed('tls-exporter channel binding'),
 };
 
 const entry = {
@@ -131,14 +134,20 @@ const frames: Frame[] = [
   {
     name: 'peer hello',
     link: S,
-    frame: { t: 'hello', v: 2, role: 'peer', agent: 'hchat-peer', maxFrame: 1048576 },
+    frame: {
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      role: 'peer',
+      agent: 'hchat-peer',
+      maxFrame: 1048576,
+    },
   },
   {
     name: 'server hello',
     link: S,
     frame: {
       t: 'hello',
-      v: 2,
+      v: PROTOCOL_VERSION,
       role: 'server',
       heartbeatMs: 5000,
       timeoutMs: 15000,
@@ -335,7 +344,7 @@ const frames: Frame[] = [
     frame: {
       t: 'error',
       code: 'E_VERSION_MISMATCH',
-      message: 'protocol version 1 not supported; this server speaks 2',
+      message: `protocol version 1 not supported; this server speaks ${PROTOCOL_VERSION}`,
     },
   },
   // ---- peer ↔ peer (member alice, host carol) ------------------------------------------------
@@ -345,7 +354,7 @@ const frames: Frame[] = [
     fresh: ['cert'],
     frame: {
       t: 'hello',
-      v: 2,
+      v: PROTOCOL_VERSION,
       role: 'peer',
       cert: alice.cert,
       nonce: peerNonce,
@@ -358,7 +367,7 @@ const frames: Frame[] = [
     fresh: ['cert', 'nonce', 'sig'],
     frame: {
       t: 'hello',
-      v: 2,
+      v: PROTOCOL_VERSION,
       role: 'host',
       cert: carol.cert,
       nonce: hostNonce,

@@ -142,7 +142,8 @@ describe('hostile: registration and visitor floods (finding 10)', () => {
     expect(ok.body?.username).toBe('alice');
     expect(before).toBeLessThan(50); // the login went before the flood's hashing
     // Queue bounded (and each connection's requests in flight too): many are told to retry.
-    expect(codes.filter((x) => x === 'ok').length).toBeLessThan(200);
+    // (How many find room depends on timing: the refusals are what the bound guarantees.)
+    expect(codes.filter((x) => x === 'E_RATE_LIMITED').length).toBeGreaterThan(100);
     expect(loginMs).toBeLessThan(10_000); // generous: the peer's own timeout is 15 s
     const busy = codes.find((x) => x === 'E_RATE_LIMITED');
     expect(busy).toBe('E_RATE_LIMITED');

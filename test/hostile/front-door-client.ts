@@ -4,6 +4,8 @@
  * record of every frame the server sends back. Closed after the test.
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
 import { onTestFinished } from 'vitest';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { newSessionKeys } from '../../src/shared/signing.js';
@@ -45,8 +47,11 @@ export class RawClient {
   /** Connects from `localAddress` (any 127.x.y.z) without sending anything. */
   static connect(port: number, localAddress = '127.0.0.1'): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host: '127.0.0.1', localAddress });
-      s.once('connect', () => resolve(new RawClient(s)));
+      const s = tls.connect({
+        socket: net.connect({ port, host: '127.0.0.1', localAddress }),
+        rejectUnauthorized: false,
+      });
+      s.once('secureConnect', () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
   }
@@ -54,7 +59,7 @@ export class RawClient {
   /** Connects and says hello; resolves once the server's hello came (or the link closed). */
   static async open(port: number, localAddress = '127.0.0.1'): Promise<RawClient> {
     const c = await RawClient.connect(port, localAddress);
-    c.send({ t: 'hello', v: 2, role: 'peer' });
+    c.send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' });
     await c.until(() => c.frames.some((f) => f.t === 'hello') || c.closed, 10_000);
     return c;
   }

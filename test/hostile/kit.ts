@@ -5,7 +5,9 @@
  * certificate and then answers whatever it likes), and helpers to sign messages as a user.
  */
 import crypto from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { channelBinding, selfSignedIdentity } from '../../src/shared/tls.js';
 import { onTestFinished } from 'vitest';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
@@ -38,7 +40,7 @@ export type HostileHandler = (
 
 /** A connection a hostile host accepted, with everything it received. */
 export interface HostileConn {
-  socket: net.Socket;
+  socket: tls.TLSSocket;
   /** Every frame the connecting peer sent, in order. */
   frames: Record<string, unknown>[];
   /** Every byte it sent, as text (to look for secrets). */
@@ -55,7 +57,9 @@ export async function hostileHost(
   handler: HostileHandler,
 ): Promise<{ port: number; conns: HostileConn[]; close(): void }> {
   const conns: HostileConn[] = [];
-  const server = net.createServer((socket) => {
+  const identity = selfSignedIdentity('hostile host');
+  const server = tls.createServer({ key: identity.key, cert: identity.cert }, (socket) => {
+    const binding = channelBinding(socket);
     const d = new FrameDecoder();
     const frames: Record<string, unknown>[] = [];
     const chunks: Buffer[] = [];
@@ -85,7 +89,15 @@ export async function hostileHost(
             Buffer.from(String(f.cert).split('.')[0]!, 'base64url').toString(),
           ).sid as string;
           const transcript = Buffer.from(
-            JSON.stringify(['hchat/p2p/2', 'host', f.nonce, nonce, peerSession, s.sessionId]),
+            JSON.stringify([
+              'hchat/p2p/3',
+              'host',
+              f.nonce,
+              nonce,
+              peerSession,
+              s.sessionId,
+              binding.toString('base64url'),
+            ]),
           );
           send({
             t: 'hello',

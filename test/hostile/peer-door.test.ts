@@ -4,7 +4,7 @@
  * is closed, so nobody can tell it is there.
  */
 import crypto from 'node:crypto';
-import net from 'node:net';
+import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
@@ -18,7 +18,7 @@ function exchange(
 ): Promise<{ frames: Record<string, unknown>[]; closedAfterMs?: number; error?: string }> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const s = net.connect(port, '127.0.0.1');
+    const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
     const d = new FrameDecoder();
     const frames: Record<string, unknown>[] = [];
     const timer = setTimeout(() => {
@@ -40,7 +40,7 @@ function exchange(
       clearTimeout(timer);
       resolve({ frames, closedAfterMs: Date.now() - t0 });
     });
-    s.on('connect', () => bytes.forEach((b) => s.write(b)));
+    s.on('secureConnect', () => bytes.forEach((b) => s.write(b)));
   });
 }
 

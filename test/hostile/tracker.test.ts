@@ -4,6 +4,8 @@
  * else, and the per-account and per-address caps. Clients speak raw frames (docs/PROTOCOL.md §3).
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
 import { describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
 import { createTestnet } from '../testnet.js';
@@ -283,12 +285,12 @@ describe('hostile: what a session learns from the tracker (finding 14)', () => {
 /** A visitor that enters, announces itself and then only counts what it receives. */
 function floodVisitor(port: number, i: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
+    const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
     const d = new FrameDecoder(64 * 1024 * 1024);
     let answers = 0;
     s.on('error', () => undefined);
-    s.once('connect', () => {
-      s.write(encodeFrame({ t: 'hello', v: 2, role: 'peer' }));
+    s.once('secureConnect', () => {
+      s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' }));
       s.write(
         encodeFrame({
           t: 'req',
@@ -332,7 +334,7 @@ describe('hostile: tracker and directory answers fit the frame (finding 14, with
   it('pages get_list and directory to the caller maxFrame, each item once', async () => {
     const tn = await createTestnet({ server: { channelsPerAccount: 1000 } });
     const c = await RawClient.connect(tn.serverPort);
-    c.send({ t: 'hello', v: 2, role: 'peer', maxFrame: 64 * 1024 });
+    c.send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', maxFrame: 64 * 1024 });
     await c.until(() => c.frames.some((f) => f.t === 'hello'), 10_000);
     await c.request('register', { username: 'pager', password: PW });
     await c.request('login', { username: 'pager', password: PW, publicKey: publicKey() });

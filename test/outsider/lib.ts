@@ -1,6 +1,6 @@
 // Outsider attack helpers, written from docs/PROTOCOL.md only.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import tls from 'node:tls';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -166,7 +166,7 @@ export function frame(obj: unknown) {
 
 /** A raw framed client (server link or P2P link). */
 export class Raw {
-  sock: net.Socket;
+  sock: tls.TLSSocket;
   buf = Buffer.alloc(0);
   frames: any[] = [];
   events: any[] = [];
@@ -179,7 +179,8 @@ export class Raw {
   closeP: Promise<void>;
 
   constructor(host: string, port: number, opts: { localAddress?: string } = {}) {
-    this.sock = net.connect({ host, port, ...opts });
+    // PROTOCOL.md §1.1: TLS 1.3; this client accepts any key (it pins nothing).
+    this.sock = tls.connect({ host, port, ...opts, rejectUnauthorized: false });
     this.sock.on('error', () => {});
     this.closeP = new Promise((r) => this.sock.on('close', () => ((this.closed = true), r())));
     this.sock.on('data', (d) => {
@@ -196,8 +197,8 @@ export class Raw {
   }
   connected() {
     return new Promise<void>((r, j) => {
-      if (!this.sock.connecting) return r();
-      this.sock.once('connect', () => r());
+      if (this.sock.getProtocol()) return r();
+      this.sock.once('secureConnect', () => r());
       this.sock.once('error', j);
     });
   }
@@ -244,7 +245,7 @@ export class Raw {
 export async function serverHello(srv: { host: string; port: number }, maxFrame?: number) {
   const c = new Raw(srv.host, srv.port);
   await c.connected();
-  c.send({ t: 'hello', v: 2, role: 'peer', agent: 'outsider', ...(maxFrame ? { maxFrame } : {}) });
+  c.send({ t: 'hello', v: 3, role: 'peer', agent: 'outsider', ...(maxFrame ? { maxFrame } : {}) });
   const h = await c.nextFrame();
   const ping = setInterval(() => c.send({ t: 'ping' }), 2000);
   c.sock.on('close', () => clearInterval(ping));
@@ -290,7 +291,7 @@ export async function p2pConnect(
   const nonce = b64u(crypto.randomBytes(32));
   c.send({
     t: 'hello',
-    v: 2,
+    v: 3,
     role: 'peer',
     cert: me.cert,
     nonce,
@@ -303,7 +304,20 @@ export async function p2pConnect(
   const sig = crypto
     .sign(
       null,
-      Buffer.from(JSON.stringify(['hchat/p2p/2', 'peer', nonce, h.nonce, peerSid, hostSid])),
+      Buffer.from(
+        JSON.stringify([
+          'hchat/p2p/3',
+          'peer',
+          nonce,
+          h.nonce,
+          peerSid,
+          hostSid,
+          // RFC 9266 tls-exporter: 32 bytes, label EXPORTER-Channel-Binding, empty context
+          c.sock
+            .exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
+            .toString('base64url'),
+        ]),
+      ),
       me.key.privateKey,
     )
     .toString('base64url');
