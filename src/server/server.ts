@@ -63,6 +63,11 @@ export interface ServerOptions {
    * makes a self-signed pair in its data folder on first start; peers pin its fingerprint.
    */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * bench/ only: the framed port without TLS, so that `npm run bench` can show what TLS costs
+   * in the same run. No flag or environment variable of `hchat` reaches it.
+   */
+  benchPlaintext?: boolean;
   /** How often peers must send a frame. */
   heartbeatMs?: number;
   /** A connection silent this long is dropped and its tracker entry removed. */
@@ -130,7 +135,7 @@ export class CentralServer {
   private readonly verifyPool: VerifyPool | undefined;
   private readonly accounts: AccountService;
   private readonly door: ServerDoor;
-  private readonly tcp: tls.Server;
+  private readonly tcp: net.Server;
   /** SHA-256 of the TLS key's SPKI, base64url: what peers pin (`--server host:port#…`). */
   readonly fingerprint: string;
   private readonly http: http.Server;
@@ -225,16 +230,18 @@ export class CentralServer {
     this.unsubscribe = this.bus.subscribe((e) => this.deliver(e));
     const identity = loadOrCreateServerIdentity(opts.dataDir, opts.tls);
     this.fingerprint = identity.fingerprint;
-    this.tcp = tls.createServer(
-      {
-        key: identity.key,
-        cert: identity.cert,
-        ...TLS_VERSIONS,
-        // A connection that does not finish its TLS handshake is dropped like one without hello.
-        handshakeTimeout: opts.helloTimeoutMs ?? SERVER_DOOR_LIMITS.helloTimeoutMs,
-      },
-      (socket) => this.accept(socket),
-    );
+    this.tcp = opts.benchPlaintext
+      ? net.createServer((socket) => this.accept(socket))
+      : tls.createServer(
+          {
+            key: identity.key,
+            cert: identity.cert,
+            ...TLS_VERSIONS,
+            // A connection that does not finish its TLS handshake is dropped like one without hello.
+            handshakeTimeout: opts.helloTimeoutMs ?? SERVER_DOOR_LIMITS.helloTimeoutMs,
+          },
+          (socket) => this.accept(socket),
+        );
     this.tcp.on('tlsClientError', (err, socket) => {
       this.log.write('tls_error', {
         addr: `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`,
