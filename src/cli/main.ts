@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import type { HchatError } from '../protocol/errors.js';
 import { CentralServer } from '../server/server.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
@@ -370,6 +371,15 @@ program
         apiToken: o.apiToken,
       });
       onSignals(() => peer.close());
+      // A server key that is not trusted is said once (the link keeps retrying quietly).
+      let said = '';
+      const sayKeyError = (reason?: HchatError) => {
+        if (reason?.code !== 'E_SERVER_KEY_MISMATCH' || reason.message === said) return;
+        said = reason.message;
+        console.error(`error: ${reason.code}: ${reason.message}`);
+      };
+      sayKeyError(peer.node.serverKeyError);
+      peer.node.link.on('down', sayKeyError);
       console.log(`ready ui=${peer.uiUrl} p2p=${peer.p2p} udp=${peer.udp}`);
     },
   );

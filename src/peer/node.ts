@@ -97,6 +97,8 @@ export class PeerNode {
   private decodedServerKey: { spki: string; key: crypto.KeyObject } | undefined;
   /** Sessions the server said were revoked: their P2P links are refused (bounded). */
   private readonly revoked = new Set<string>();
+  /** Why the last connection to the server was refused, when its TLS key was not trusted. */
+  private trustError: HchatError | undefined;
   /** True while the current server connection carries our session. */
   private authed = false;
   private readonly replication: Replication;
@@ -221,7 +223,11 @@ export class PeerNode {
     this.replication = new Replication(ctx);
     this.delivery = new Delivery(ctx);
     this.link.on('up', () => this.background(this.onUp()));
-    this.link.on('down', (_reason: HchatError | undefined, wasUp: boolean) => this.onDown(wasUp));
+    this.link.on('down', (reason: HchatError | undefined, wasUp: boolean) => {
+      // A server key this peer does not trust is the answer to every call until it is fixed.
+      this.trustError = reason?.code === 'E_SERVER_KEY_MISMATCH' ? reason : undefined;
+      this.onDown(wasUp);
+    });
     this.link.on('event', (name: string, body: unknown) => this.onEvent(name, body));
   }
 
@@ -329,8 +335,13 @@ export class PeerNode {
     return s;
   }
 
+  /** Why the server link was last refused, when the server's TLS key is not trusted. */
+  get serverKeyError(): HchatError | undefined {
+    return this.trustError;
+  }
+
   private requireLink(): ServerLink {
-    if (!this.link.connected) throw new HchatError('E_OFFLINE');
+    if (!this.link.connected) throw this.trustError ?? new HchatError('E_OFFLINE');
     return this.link;
   }
 

@@ -199,7 +199,9 @@ export class RpcLink<
       try {
         this.opts.secure(socket);
       } catch (err) {
-        fs.fail(err instanceof HchatError ? err : new HchatError('E_INTERNAL', String(err)));
+        // Nothing, not even an error frame, goes to an end this side does not trust.
+        fs.close(err instanceof HchatError ? err : new HchatError('E_INTERNAL', String(err)));
+        fs.destroy();
         return;
       }
       this.lastSent = Date.now();
