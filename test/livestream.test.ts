@@ -209,7 +209,7 @@ describe('livestream', () => {
       expect(
         (await r.call('GET', `/api/streams/${streamId}/stats`)).body.framesComplete,
       ).toBeGreaterThan(100);
-  });
+  }, 60_000); // 30 peers on 2 cores, each with its TLS handshakes
 
   it('checks rights at the streamer: non-members and visitors of private channels cannot watch', async () => {
     const { net, streamer, viewers, channelId } = await audience(1);
