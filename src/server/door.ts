@@ -3,7 +3,8 @@
  * hello within `helloTimeoutMs`; until it has a session its frames are capped at
  * `preAuthMaxFrame` (a login is a few hundred bytes), so a stranger cannot make the server buffer
  * a megabyte per socket; and connections without a session are capped per address prefix and in
- * total (past either cap a new connection gets `E_RATE_LIMITED` and is closed).
+ * total, counted from their first TCP byte, TLS handshake included (past either cap a new
+ * connection is closed: during its TLS handshake without a word, after it with `E_RATE_LIMITED`).
  */
 import type net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
@@ -25,6 +26,9 @@ export class ServerDoor {
   /** Connections without a session, with their prefix and hello timer. */
   private readonly waiting = new Map<Conn, Waiting>();
   private readonly perPrefix = new Map<string, number>();
+  /** TCP connections still in their TLS handshake (`ip:port` → prefix), and per prefix. */
+  private readonly handshaking = new Map<string, string>();
+  private readonly handshakingPerPrefix = new Map<string, number>();
 
   constructor(
     limits: Partial<Record<keyof DoorLimits, number | undefined>>,
@@ -33,6 +37,42 @@ export class ServerDoor {
     private readonly prefixOf: (ip: string) => string,
   ) {
     this.limits = withDefaults<DoorLimits>(SERVER_DOOR_LIMITS, limits);
+  }
+
+  /**
+   * A TCP connection arrived, before its TLS handshake: false (and the socket destroyed: there
+   * is no channel yet to say why) past twice the caps. Counted until `handshakeDone` or its
+   * close, so that connections that never finish TLS are capped like those that never log in;
+   * the slack lets a burst of honest connections finish TLS and hear `E_RATE_LIMITED` from
+   * `admit`, with when to retry, instead of a silent close.
+   */
+  admitTcp(socket: net.Socket): boolean {
+    const ip = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    const prefix = this.prefixOf(ip);
+    if (
+      this.waiting.size + this.handshaking.size >= 2 * this.limits.unauthenticatedTotal ||
+      (this.perPrefix.get(prefix) ?? 0) + (this.handshakingPerPrefix.get(prefix) ?? 0) >=
+        2 * this.limits.unauthenticatedPerAddress
+    ) {
+      socket.destroy();
+      return false;
+    }
+    const key = `${ip}:${socket.remotePort ?? 0}`;
+    this.handshaking.set(key, prefix);
+    this.handshakingPerPrefix.set(prefix, (this.handshakingPerPrefix.get(prefix) ?? 0) + 1);
+    socket.once('close', () => this.handshakeDone(socket));
+    return true;
+  }
+
+  /** The TLS handshake of a connection admitted by `admitTcp` finished (or it closed). */
+  handshakeDone(socket: net.Socket): void {
+    const key = `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`;
+    const prefix = this.handshaking.get(key);
+    if (prefix === undefined) return;
+    this.handshaking.delete(key);
+    const n = (this.handshakingPerPrefix.get(prefix) ?? 0) - 1;
+    if (n > 0) this.handshakingPerPrefix.set(prefix, n);
+    else this.handshakingPerPrefix.delete(prefix);
   }
 
   /** False (and the socket refused) when a new connection from there would pass a cap. */

@@ -242,6 +242,11 @@ export class CentralServer {
           },
           (socket) => this.accept(socket),
         );
+    // TLS handshakes count against the door's caps from the first TCP byte (door.ts).
+    this.tcp.on('connection', (socket: net.Socket) => {
+      if (this.closing) socket.destroy();
+      else if (!opts.benchPlaintext) this.door.admitTcp(socket);
+    });
     this.tcp.on('tlsClientError', (err, socket) => {
       this.log.write('tls_error', {
         addr: `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`,
@@ -307,6 +312,7 @@ export class CentralServer {
       socket.destroy();
       return;
     }
+    this.door.handshakeDone(socket);
     if (!this.door.admit(socket)) return;
     const id = this.nextConnId++;
     const conn: Conn = new Conn(

@@ -5,6 +5,7 @@
  * speaks raw frames from docs/PROTOCOL.md over 127.0.0.0/8.
  */
 import fs from 'node:fs';
+import nodeNet from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, tempDir } from '../testnet.js';
@@ -213,6 +214,41 @@ describe('hostile: connections without a session (finding 13)', () => {
     // Another prefix is not affected.
     const other = await RawClient.open(net.serverPort, '127.0.10.1');
     expect(other.frames.some((f) => f.t === 'hello')).toBe(true);
+  });
+
+  it('caps TCP connections that never finish their TLS handshake, and drops them at the deadline', async () => {
+    const net = await createTestnet({
+      server: { maxUnauthenticatedPerAddress: 8, helloTimeoutMs: 1500 },
+    });
+    // Twenty connections from one /24 that send nothing: no TLS ClientHello ever comes. Twice
+    // the cap may wait in their TLS handshake (the slack lets honest ones hear E_RATE_LIMITED).
+    const socks = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          new Promise<{ closed: boolean; s: nodeNet.Socket }>((resolve) => {
+            const s = nodeNet.connect({
+              port: net.serverPort,
+              host: '127.0.0.1',
+              localAddress: `127.0.11.${i + 1}`,
+            });
+            const o = { closed: false, s };
+            s.on('error', () => undefined);
+            s.on('close', () => (o.closed = true));
+            s.once('connect', () => resolve(o));
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(socks.filter((o) => o.closed)).toHaveLength(4);
+    // Another prefix is not affected; the eight silent ones go at the TLS deadline.
+    const other = await RawClient.open(net.serverPort, '127.0.12.1');
+    expect(other.frames.some((f) => f.t === 'hello')).toBe(true);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(socks.filter((o) => o.closed)).toHaveLength(20);
+    // Their slots are free again.
+    const again = await RawClient.open(net.serverPort, '127.0.11.50');
+    expect(again.frames.some((f) => f.t === 'hello')).toBe(true);
   });
 
   it('250 sockets holding 1 MiB partial frames do not hold the memory (real server process)', async () => {
