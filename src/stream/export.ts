@@ -69,7 +69,7 @@ export class RtpExport {
     const port = kind === 'video' ? this.port : this.port + 2;
     for (const p of packets) {
       this.sent++;
-      this.socket.send(encodeRtp(p), { ip: this.ip, port });
+      this.socket.sendPlain(encodeRtp(p), { ip: this.ip, port });
     }
   }
 }
