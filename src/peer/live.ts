@@ -27,6 +27,7 @@ import { Viewing } from '../stream/viewing.js';
 import { ROOT, RelayTree } from '../stream/relay-tree.js';
 import { RtpIngest, SyntheticSource, type FrameSource } from '../stream/sources.js';
 import { RtpExport, exportSdp } from '../stream/export.js';
+import { SRTP_SUITE, SrtpContext, encodeMasterKey, newMasterKey } from '../stream/srtp.js';
 import type { MediaFrame } from '../stream/sender.js';
 import type { HostLink } from './host-link.js';
 import type { EventHub } from './event-hub.js';
@@ -72,6 +73,8 @@ export interface GoLive {
   source: StreamSource;
   fps: number;
   bitrateKbps: number;
+  /** An `rtp` source takes SRTP under a key made here (answered once, as `srtp`). */
+  srtp?: boolean;
 }
 
 interface Viewer {
@@ -144,13 +147,19 @@ export class LiveService {
   async goLive(
     channelId: string,
     opts: GoLive,
-  ): Promise<{ streamId: string; ingestPort?: number }> {
+  ): Promise<{
+    streamId: string;
+    ingestPort?: number;
+    srtp?: { suite: typeof SRTP_SUITE; key: string };
+  }> {
     const me = this.deps.me();
     if (!me) throw new HchatError('E_AUTH_REQUIRED');
     if (me.role !== 'user') throw new HchatError('E_VISITOR_READ_ONLY', 'visitors cannot go live');
     const channel = this.deps.channel(channelId);
     if (!channel) throw new HchatError('E_NOT_MEMBER', 'join the channel before going live in it');
     if (this.lives.size >= 16) throw new HchatError('E_RATE_LIMITED', 'at most 16 live streams');
+    if (opts.srtp && opts.source !== 'rtp')
+      throw new HchatError('E_BAD_REQUEST', 'srtp is for an rtp source (its ingest port)');
     const streamId = randomUUID();
     let live: Live | undefined;
     const broadcast = new Broadcast(this.deps.socket, () => live?.source?.keyframe());
@@ -181,11 +190,19 @@ export class LiveService {
     };
     const send = (f: MediaFrame) => broadcast.send(f);
     let ingestPort: number | undefined;
+    let ingestKey: string | undefined;
     if (opts.source === 'synthetic') {
       live.source = new SyntheticSource(opts, send);
     } else if (opts.source === 'rtp') {
       try {
-        const ingest = await RtpIngest.open(this.deps.ingestHost, 0, send);
+        const key = opts.srtp ? newMasterKey() : undefined;
+        ingestKey = key && encodeMasterKey(key);
+        const ingest = await RtpIngest.open(
+          this.deps.ingestHost,
+          0,
+          send,
+          key && new SrtpContext(key),
+        );
         live.source = ingest;
         ingestPort = ingest.port;
       } catch (err) {
@@ -199,10 +216,15 @@ export class LiveService {
       channel: channelId,
       source: opts.source,
       ingest: ingestPort,
+      srtp: ingestKey !== undefined,
     });
     this.deps.events.emit('stream', { state: 'live', ...info, watching: false, mine: true });
     this.deps.announce();
-    return { streamId, ingestPort };
+    return {
+      streamId,
+      ingestPort,
+      ...(ingestKey && { srtp: { suite: SRTP_SUITE, key: ingestKey } }),
+    };
   }
 
   /** A frame from the browser source of one of our streams. */
@@ -713,6 +735,7 @@ export class LiveService {
         depth: Math.max(0, ...[...live.viewers.keys()].map((id) => live.tree.depthOf(id))),
         ...live.srtp,
         srtpUnkeyed: this.deps.socket.stats.srtpUnkeyed,
+        ...(live.source instanceof RtpIngest && { ingest: { ...live.source.stats } }),
       };
     }
     const w = this.watches.get(streamId);
@@ -725,9 +748,9 @@ export class LiveService {
     };
   }
 
-  /** Sends a stream as RTP to a local tool; answers with the SDP that describes it. */
-  forward(streamId: string, ip: string, port: number): { sdp: string } {
-    const exp = new RtpExport(this.deps.socket, ip, port);
+  /** Sends a stream as RTP (or SRTP) to a local tool; answers with the SDP that describes it. */
+  forward(streamId: string, ip: string, port: number, srtp = false): { sdp: string } {
+    const exp = new RtpExport(this.deps.socket, ip, port, srtp);
     const live = this.lives.get(streamId);
     const w = this.watches.get(streamId);
     if (live) {
@@ -741,8 +764,8 @@ export class LiveService {
     } else {
       throw new HchatError('E_STREAM_NOT_FOUND', 'watch the stream before forwarding it');
     }
-    this.deps.log.write('forward', { stream: streamId, to: `${ip}:${port}` });
-    return { sdp: exportSdp(streamId, ip, port) };
+    this.deps.log.write('forward', { stream: streamId, to: `${ip}:${port}`, srtp });
+    return { sdp: exp.sdp(streamId) };
   }
 
   /** The SDP for a local sink at `port`, or for the latest export of the stream. */
@@ -756,7 +779,7 @@ export class LiveService {
         'E_NOT_FOUND',
         'forward the stream first (POST …/forward), or give ?port=',
       );
-    return exportSdp(streamId, last.ip, last.port);
+    return last.sdp(streamId);
   }
 
   /** Stops everything (logout, offline, close). */
