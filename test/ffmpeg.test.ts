@@ -31,9 +31,16 @@ function ffmpeg(args: string[]): {
   return { done };
 }
 
-/** ffmpeg sending `seconds` of testsrc (VP8) and a sine (Opus) as RTP to a local port. */
-function feed(port: number, seconds: number) {
-  const url = `rtp://127.0.0.1:${port}?pkt_size=1200&rtcpport=${port}`;
+/**
+ * ffmpeg sending `seconds` of testsrc (VP8) and a sine (Opus) as RTP to a local port; as SRTP
+ * under `srtpKey` (base64 key ‖ salt) when given.
+ */
+function feed(port: number, seconds: number, srtpKey?: string) {
+  const scheme = srtpKey ? 'srtp' : 'rtp';
+  const url = `${scheme}://127.0.0.1:${port}?pkt_size=1200&rtcpport=${port}`;
+  const srtp = srtpKey
+    ? ['-srtp_out_suite', 'AES_CM_128_HMAC_SHA1_80', '-srtp_out_params', srtpKey]
+    : [];
   return ffmpeg([
     '-loglevel',
     'error',
@@ -58,6 +65,7 @@ function feed(port: number, seconds: number) {
     '25',
     '-payload_type',
     '96',
+    ...srtp,
     '-f',
     'rtp',
     url,
@@ -68,6 +76,7 @@ function feed(port: number, seconds: number) {
     '-b:a',
     '32k',
     // No -payload_type: ffmpeg's default for the second output, 97, must do.
+    ...srtp,
     '-f',
     'rtp',
     url,
@@ -161,5 +170,72 @@ describe('ffmpeg interop', () => {
       expect(s.framesComplete).toBeGreaterThanOrEqual(st.framesSent * 0.95);
     }
     expect(all.reduce((n, s) => n + s.packetsRecovered, 0)).toBeGreaterThan(0);
+  });
+
+  it('takes SRTP from ffmpeg at an SRTP ingest port, and ffmpeg decodes an SRTP export (a=crypto)', async () => {
+    const net = await createTestnet();
+    const streamer = await net.addPeer('streamer');
+    await signIn(streamer, 'streamer');
+    const c = await streamer.call('POST', '/api/channels', { name: 'tv', allowVisitors: false });
+    const viewer = await net.addPeer('viewer');
+    await signIn(viewer, 'viewer');
+    await viewer.call('POST', `/api/channels/${c.body.id}/join`);
+    const live = await streamer.call('POST', `/api/channels/${c.body.id}/streams`, {
+      source: 'rtp',
+      fps: 25,
+      bitrateKbps: 600,
+      srtp: true,
+    });
+    expect(live.status).toBe(201);
+    const { streamId, ingestPort, srtp } = live.body;
+    expect(srtp.suite).toBe('AES_CM_128_HMAC_SHA1_80');
+    expect(Buffer.from(srtp.key, 'base64')).toHaveLength(30);
+    await waitFor(
+      async () => (await viewer.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+    );
+    // Plain RTP to an SRTP ingest port is refused (auth): a second ffmpeg, without the key.
+    const plain = feed(ingestPort, 1);
+    expect((await plain.done).code).toBe(0);
+    // The viewer exports as SRTP: the keys are in the SDP, which ffmpeg reads.
+    const sinkPort = 40000 + Math.floor(Math.random() * 10000) * 2;
+    const fwd = await viewer.call('POST', `/api/streams/${streamId}/forward`, {
+      host: '127.0.0.1',
+      port: sinkPort,
+      srtp: true,
+    });
+    expect(fwd.status).toBe(200);
+    const sdp = fwd.body.sdp as string;
+    expect(sdp).toContain(`m=video ${sinkPort} RTP/SAVP 96`);
+    expect(sdp).toMatch(/a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[A-Za-z0-9+/]{40}\r\n/);
+    const sdpFile = path.join(net.dir, 'stream-srtp.sdp');
+    fs.writeFileSync(sdpFile, sdp);
+    const reader = ffmpeg([
+      '-loglevel',
+      'error',
+      '-protocol_whitelist',
+      'file,udp,rtp,srtp',
+      '-i',
+      sdpFile,
+      '-t',
+      '4',
+      '-f',
+      'framecrc',
+      '-',
+    ]);
+    await new Promise((r) => setTimeout(r, 500)); // let it bind its ports
+    const sender = feed(ingestPort, 8, srtp.key);
+    const sent = await sender.done;
+    expect(sent.code, sent.err).toBe(0);
+    const read = await reader.done;
+    expect(read.code, read.err).toBe(0);
+    expect(read.err.trim()).toBe('');
+    const lines = read.out.split('\n').filter((l) => /^\d+,/.test(l));
+    expect(lines.filter((l) => l.startsWith('0,')).length, read.out.slice(0, 500)).toBeGreaterThan(
+      50,
+    );
+    expect(lines.filter((l) => l.startsWith('1,')).length).toBeGreaterThan(50);
+    const st = await stats(streamer, streamId);
+    expect(st.framesSent).toBeGreaterThan(150);
+    expect(st.ingest.srtpAuthFailures).toBeGreaterThan(20); // the plain sender's second
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   MAX_DATAGRAM,
+  MAX_RTP_PACKET,
   RtpError,
   SeqUnwrapper,
   encodeRtp,
@@ -22,6 +23,7 @@ import { RetransmitBuffer, RtpSender } from '../src/stream/sender.js';
 import { Consent } from '../src/stream/consent.js';
 import { RetransmitBudget } from '../src/stream/retransmit-budget.js';
 import { STREAM_LIMITS } from '../src/shared/limits.js';
+import { SrtpContext, newMasterKey } from '../src/stream/srtp.js';
 
 const u32 = fc.nat({ max: 2 ** 32 - 1 });
 const packet = fc.record({
@@ -195,7 +197,12 @@ describe('VP8 payload format', () => {
             keyframe: false,
             captureMs: 1e12,
           });
-          for (const g of grams) expect(g.length).toBeLessThanOrEqual(MAX_DATAGRAM);
+          // Within the datagram budget once SRTP adds its tag.
+          const srtp = new SrtpContext(newMasterKey());
+          for (const g of grams) {
+            expect(g.length).toBeLessThanOrEqual(MAX_RTP_PACKET);
+            expect(srtp.protectRtp(g).length).toBeLessThanOrEqual(MAX_DATAGRAM);
+          }
           expect(grams.map((g) => parseRtp(g).marker)).toEqual(
             grams.map((_, i) => i === grams.length - 1),
           );

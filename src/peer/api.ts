@@ -55,6 +55,8 @@ const GoLiveBody = z.object({
   source: StreamSource,
   fps: z.number().int().min(1).max(60).default(30),
   bitrateKbps: z.number().int().min(16).max(20_000).default(1000),
+  /** `rtp` source: take SRTP, under the key the answer gives (`srtp.key`). */
+  srtp: z.boolean().default(false),
 });
 const StreamParam = z.object({ streamId: Uuid });
 const SdpQuery = z.object({ port: z.coerce.number().int().min(1024).max(65533).optional() });
@@ -62,6 +64,8 @@ const SdpQuery = z.object({ port: z.coerce.number().int().min(1024).max(65533).o
 const ForwardBody = z.object({
   host: z.enum(['127.0.0.1', 'localhost']).transform(() => '127.0.0.1'),
   port: z.number().int().min(1024).max(65533),
+  /** SRTP instead of plain RTP; the keys are in the SDP of the answer. */
+  srtp: z.boolean().default(false),
 });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -228,7 +232,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   app.post('/api/streams/:streamId/forward', async (req) => {
     const { streamId } = parse(StreamParam, req.params, 'stream id');
     const b = parse(ForwardBody, req.body, 'forward');
-    return node.live.forward(streamId, b.host, b.port);
+    return node.live.forward(streamId, b.host, b.port, b.srtp);
   });
   // The browser's media: WebCodecs chunks in (publish), whole frames out (play); see live-ws.ts.
   void app.register(fastifyWebsocket, { options: { maxPayload: MAX_PUBLISHED_FRAME } });

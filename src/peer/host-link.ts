@@ -70,9 +70,11 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
           if (!ack.success)
             throw new HchatError('E_BAD_FRAME', `host hello: ${describeIssues(ack.error)}`);
           const claims = checkLinkCert(ack.data.cert, serverKey());
-          // The host must be who the tracker said: that user's session, a user's certificate.
+          // The host must be who the tracker said: that user's session, certified in the role
+          // the entry has (a user's for every channel host: the server lists visitors as hosting
+          // nothing; a visitor's only for a visitor relaying a livestream).
           if (
-            claims.r !== 'user' ||
+            claims.r !== entry.role ||
             claims.u.toLowerCase() !== entry.username.toLowerCase() ||
             claims.sid !== entry.sessionId
           ) {

@@ -13,7 +13,7 @@ import type { WebSocket } from 'ws';
 import { HchatError } from '../protocol/errors.js';
 import type { LiveService } from './live.js';
 import type { FrameSink } from '../stream/viewing.js';
-import { MAX_DATAGRAM } from '../stream/rtp.js';
+import { MAX_RTP_PACKET, RTP_HEADER_BYTES } from '../stream/rtp.js';
 import { KeyframeGate } from '../stream/export.js';
 
 const KIND_VIDEO = 1;
@@ -45,7 +45,7 @@ export function publish(live: LiveService, streamId: string, ws: WebSocket): voi
     const bad = (why: string) => ws.close(1003, why);
     if (!isBinary || b.length < 3) return bad('expected binary frames: kind, flags, bytes');
     if (kind !== KIND_VIDEO && kind !== KIND_AUDIO) return bad(`unknown kind ${kind}`);
-    if (kind === KIND_AUDIO && b.length - 2 > MAX_DATAGRAM - 28)
+    if (kind === KIND_AUDIO && b.length - 2 > MAX_RTP_PACKET - RTP_HEADER_BYTES)
       return bad('audio packet too large');
     try {
       live.frame(streamId, {

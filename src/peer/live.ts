@@ -4,7 +4,8 @@
  * tells relays whom to feed; as a viewer it connects to the streamer, receives from the parent
  * the streamer named, and relays to the children it is given. The live streams a peer has are
  * announced in its tracker entry (`live`), so viewers know whom to ask; everything else (rights,
- * the tree, media) is between peers. Media never reaches the central server.
+ * the tree, media) is between peers. Media never reaches the central server. Every hop of the
+ * tree is SRTP under its own keys, which the child fetches from its parent (live-keys.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
@@ -26,11 +27,14 @@ import { Viewing } from '../stream/viewing.js';
 import { ROOT, RelayTree } from '../stream/relay-tree.js';
 import { RtpIngest, SyntheticSource, type FrameSource } from '../stream/sources.js';
 import { RtpExport, exportSdp } from '../stream/export.js';
+import { SRTP_SUITE, SrtpContext, encodeMasterKey, newMasterKey } from '../stream/srtp.js';
 import type { MediaFrame } from '../stream/sender.js';
 import type { HostLink } from './host-link.js';
 import type { EventHub } from './event-hub.js';
 import type { MemberConn } from './host-service.js';
 import type { PeerIdentity } from './p2p.js';
+import { ChildHops, fetchHop } from './live-keys.js';
+import { newSrtpCounters, type Hop, type SrtpCounters } from '../stream/hops.js';
 
 type StreamOp = keyof typeof STREAM_OPS;
 type Req<K extends StreamOp> = z.infer<(typeof STREAM_OPS)[K]['req']>;
@@ -48,8 +52,8 @@ export interface LiveDeps {
   me(): PeerIdentity | undefined;
   /** A P2P link to a peer, with this session's credentials; undefined while logged out. */
   dial(entry: TrackerEntry): HostLink | undefined;
-  /** Where other peers reach this one. */
-  advertised(): { ip: string; udpPort: number };
+  /** Where other peers reach this one (`port`: P2P TCP). */
+  advertised(): { ip: string; port: number; udpPort: number };
   /** A channel this user has joined or hosts. */
   channel(id: string): Channel | undefined;
   /** Whether a user is a member, when this peer hosts the channel (its own list); else undefined. */
@@ -69,6 +73,8 @@ export interface GoLive {
   source: StreamSource;
   fps: number;
   bitrateKbps: number;
+  /** An `rtp` source takes SRTP under a key made here (answered once, as `srtp`). */
+  srtp?: boolean;
 }
 
 interface Viewer {
@@ -77,6 +83,8 @@ interface Viewer {
   username: string;
   ip: string;
   udpPort: number;
+  /** Its P2P TCP port, where its children ask it for keys; undefined: never a relay. */
+  p2pPort?: number;
 }
 
 /** A stream this peer is sending. */
@@ -94,6 +102,9 @@ interface Live {
   lastStall: Map<string, number>;
   stallTimer?: NodeJS.Timeout;
   exports: RtpExport[];
+  /** SRTP keys of the hops to the streamer's direct children. */
+  hops: ChildHops;
+  srtp: SrtpCounters;
 }
 
 /** A stream this peer is watching. */
@@ -102,6 +113,15 @@ interface Watch {
   link: HostLink;
   viewing: Viewing;
   exports: RtpExport[];
+  /** The parent as last named, and the hop keyed from it. */
+  parent: StreamParent;
+  upHop?: Hop;
+  /** Bumped at each new parent: a key fetch for an older one is dropped. */
+  keyGen: number;
+  /** The children this peer relays to (as last named), and their hops' keys. */
+  children: StreamChild[];
+  hops: ChildHops;
+  srtp: SrtpCounters;
 }
 
 const MEMBERS_TTL_MS = 10_000;
@@ -127,13 +147,19 @@ export class LiveService {
   async goLive(
     channelId: string,
     opts: GoLive,
-  ): Promise<{ streamId: string; ingestPort?: number }> {
+  ): Promise<{
+    streamId: string;
+    ingestPort?: number;
+    srtp?: { suite: typeof SRTP_SUITE; key: string };
+  }> {
     const me = this.deps.me();
     if (!me) throw new HchatError('E_AUTH_REQUIRED');
     if (me.role !== 'user') throw new HchatError('E_VISITOR_READ_ONLY', 'visitors cannot go live');
     const channel = this.deps.channel(channelId);
     if (!channel) throw new HchatError('E_NOT_MEMBER', 'join the channel before going live in it');
     if (this.lives.size >= 16) throw new HchatError('E_RATE_LIMITED', 'at most 16 live streams');
+    if (opts.srtp && opts.source !== 'rtp')
+      throw new HchatError('E_BAD_REQUEST', 'srtp is for an rtp source (its ingest port)');
     const streamId = randomUUID();
     let live: Live | undefined;
     const broadcast = new Broadcast(this.deps.socket, () => live?.source?.keyframe());
@@ -149,6 +175,7 @@ export class LiveService {
       videoSsrc: broadcast.video.ssrc,
       audioSsrc: broadcast.audio.ssrc,
     };
+    const srtp = newSrtpCounters();
     live = {
       info,
       broadcast,
@@ -158,14 +185,24 @@ export class LiveService {
       stalls: new Set(),
       lastStall: new Map(),
       exports: [],
+      hops: new ChildHops(this.deps.socket, [info.videoSsrc, info.audioSsrc], srtp),
+      srtp,
     };
     const send = (f: MediaFrame) => broadcast.send(f);
     let ingestPort: number | undefined;
+    let ingestKey: string | undefined;
     if (opts.source === 'synthetic') {
       live.source = new SyntheticSource(opts, send);
     } else if (opts.source === 'rtp') {
       try {
-        const ingest = await RtpIngest.open(this.deps.ingestHost, 0, send);
+        const key = opts.srtp ? newMasterKey() : undefined;
+        ingestKey = key && encodeMasterKey(key);
+        const ingest = await RtpIngest.open(
+          this.deps.ingestHost,
+          0,
+          send,
+          key && new SrtpContext(key),
+        );
         live.source = ingest;
         ingestPort = ingest.port;
       } catch (err) {
@@ -179,10 +216,15 @@ export class LiveService {
       channel: channelId,
       source: opts.source,
       ingest: ingestPort,
+      srtp: ingestKey !== undefined,
     });
     this.deps.events.emit('stream', { state: 'live', ...info, watching: false, mine: true });
     this.deps.announce();
-    return { streamId, ingestPort };
+    return {
+      streamId,
+      ingestPort,
+      ...(ingestKey && { srtp: { suite: SRTP_SUITE, key: ingestKey } }),
+    };
   }
 
   /** A frame from the browser source of one of our streams. */
@@ -208,6 +250,7 @@ export class LiveService {
     clearTimeout(live.stallTimer);
     await live.source?.close();
     live.broadcast.stop();
+    live.hops.clear();
     for (const v of live.viewers.values())
       v.conn.fs.send({ t: 'ev', ev: 'stream_ended', body: { streamId } });
     this.deps.log.write('live_end', {
@@ -240,7 +283,7 @@ export class LiveService {
         // The stream may have stopped, or the viewer gone, while rights were checked.
         if (this.lives.get(b.streamId) !== live || !conn.fs.isOpen)
           throw new HchatError('E_STREAM_NOT_FOUND');
-        return this.addViewer(live, conn, b.udpPort, b.hidden === true);
+        return this.addViewer(live, conn, b.udpPort, b.hidden === true, b.p2pPort);
       }
       case 'unwatch': {
         const b = parsed.data as Req<'unwatch'>;
@@ -265,7 +308,40 @@ export class LiveService {
         live.stallTimer ??= setTimeout(() => this.settleStalls(live), STREAM_LIMITS.stallSettleMs);
         return { parent: this.parentOf(live, v.id) };
       }
+      case 'stream_key':
+        return this.grantKey(conn, (parsed.data as Req<'stream_key'>).streamId);
     }
+  }
+
+  /**
+   * Keys for the hop from us to the caller, who must be our child in that stream: a direct
+   * child of ours as the streamer (on its own watch link), or one the streamer named to us as a
+   * relay. The session is the one the caller's handshake proved.
+   */
+  private grantKey(conn: MemberConn, streamId: string): unknown {
+    const sid = conn.who.sessionId;
+    const live = this.lives.get(streamId);
+    const w = this.watches.get(streamId);
+    let granted;
+    if (live) {
+      const v = live.viewers.get(sid);
+      if (v && v.conn === conn && live.tree.parentOf(sid) === ROOT) {
+        granted = live.hops.grant(sid, { ip: v.ip, port: v.udpPort });
+        live.broadcast.fanout.recheck({ ip: v.ip, port: v.udpPort });
+      }
+    } else if (w) {
+      const c = w.children.find((k) => k.sessionId === sid);
+      if (c) {
+        granted = w.hops.grant(sid, { ip: c.ip, port: c.udpPort });
+        w.viewing.fanout.recheck({ ip: c.ip, port: c.udpPort });
+      }
+    } else {
+      throw new HchatError('E_STREAM_NOT_FOUND');
+    }
+    if (!granted)
+      throw new HchatError('E_FORBIDDEN', 'keys of a hop go only to a child of this peer');
+    this.deps.log.write('stream_key', { stream: streamId, peer: conn.name });
+    return granted;
   }
 
   /** `stalled` at most once per interval per viewer session: E_RATE_LIMITED otherwise. */
@@ -320,12 +396,27 @@ export class LiveService {
     for (const live of this.lives.values()) this.removeViewer(live, conn.who.sessionId, conn);
   }
 
-  private addViewer(live: Live, conn: MemberConn, udpPort: number, hidden: boolean): unknown {
+  private addViewer(
+    live: Live,
+    conn: MemberConn,
+    udpPort: number,
+    hidden: boolean,
+    p2pPort: number | undefined,
+  ): unknown {
     const id = conn.who.sessionId;
     this.removeViewer(live, id);
-    live.viewers.set(id, { id, conn, username: conn.who.username, ip: conn.ip, udpPort });
-    // An invisible viewer is fed by the streamer itself and never named to anyone else.
-    const parent = hidden ? live.tree.addHidden(id) : live.tree.add(id);
+    // An invisible viewer is fed by the streamer itself and never named to anyone else. So is a
+    // viewer that gave no P2P port: its children could not ask it for their keys.
+    const leaf = hidden || p2pPort === undefined;
+    live.viewers.set(id, {
+      id,
+      conn,
+      username: conn.who.username,
+      ip: conn.ip,
+      udpPort,
+      p2pPort: leaf ? undefined : p2pPort,
+    });
+    const parent = leaf ? live.tree.addHidden(id) : live.tree.add(id);
     this.deps.log.write('watch', {
       stream: live.info.streamId,
       peer: conn.name,
@@ -360,9 +451,11 @@ export class LiveService {
         const v = live.viewers.get(c)!;
         return { username: v.username, sessionId: v.id, ip: v.ip, udpPort: v.udpPort };
       });
+    const direct = childrenOf(ROOT);
     live.broadcast.fanout.setChildren(
-      childrenOf(ROOT).map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
+      direct.map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
     );
+    live.hops.keep(direct.map((c) => ({ sessionId: c.sessionId, ip: c.ip, port: c.udpPort })));
     const streamId = live.info.streamId;
     for (const v of live.viewers.values()) {
       const told = live.told.get(v.id) ?? { parent: '', children: '' };
@@ -387,10 +480,26 @@ export class LiveService {
     const p = live.tree.parentOf(id);
     if (p === undefined || p === ROOT) {
       const a = this.deps.advertised();
-      return { username: live.info.streamer, ip: a.ip, udpPort: a.udpPort };
+      const sessionId = this.deps.me()?.sessionId ?? '';
+      return {
+        username: live.info.streamer,
+        ip: a.ip,
+        udpPort: a.udpPort,
+        port: a.port,
+        sessionId,
+        role: 'user',
+      };
     }
+    // Only viewers that gave their P2P port are ever placed under (RelayTree: not leaves).
     const v = live.viewers.get(p)!;
-    return { username: v.username, ip: v.ip, udpPort: v.udpPort };
+    return {
+      username: v.username,
+      ip: v.ip,
+      udpPort: v.udpPort,
+      port: v.p2pPort!,
+      sessionId: v.id,
+      role: v.conn.who.role,
+    };
   }
 
   private infoOf(live: Live): StreamInfo {
@@ -472,9 +581,16 @@ export class LiveService {
     await link.start();
     let answer;
     try {
+      const hidden = this.deps.hidden();
       answer = await link.request(
         'watch',
-        { streamId, udpPort: this.deps.socket.port, hidden: this.deps.hidden() },
+        {
+          streamId,
+          udpPort: this.deps.socket.port,
+          hidden,
+          // An invisible peer's P2P port is closed: it cannot relay.
+          p2pPort: hidden ? undefined : this.deps.advertised().port,
+        },
         5000,
       );
     } catch (err) {
@@ -489,22 +605,35 @@ export class LiveService {
       stalled: () => {
         link
           .request('stalled', { streamId })
-          .then(({ parent: p }) =>
-            viewing.setParent({ username: p.username, ip: p.ip, port: p.udpPort }),
-          )
+          .then(({ parent: p }) => this.newParent(streamId, w, p))
           .catch(() => undefined);
       },
     });
-    const w: Watch = { info: stream, link, viewing, exports: [] };
+    const srtp = newSrtpCounters();
+    const ssrcs = [stream.videoSsrc, stream.audioSsrc];
+    const w: Watch = {
+      info: stream,
+      link,
+      viewing,
+      exports: [],
+      parent,
+      keyGen: 0,
+      children: [],
+      hops: new ChildHops(this.deps.socket, ssrcs, srtp),
+      srtp,
+    };
     this.watches.set(streamId, w);
+    this.rekey(streamId, w);
     link.on('event', (name: string, body: any) => {
       if (body?.streamId !== streamId) return;
       if (name === 'stream_parent') {
         const p = body.parent as StreamParent;
-        viewing.setParent({ username: p.username, ip: p.ip, port: p.udpPort });
+        this.newParent(streamId, w, p);
         this.deps.log.write('stream_parent', { stream: streamId, parent: p.username });
       } else if (name === 'stream_children') {
         const kids = body.children as StreamChild[];
+        w.children = kids;
+        w.hops.keep(kids.map((c) => ({ sessionId: c.sessionId, ip: c.ip, port: c.udpPort })));
         viewing.fanout.setChildren(
           kids.map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
         );
@@ -523,6 +652,38 @@ export class LiveService {
     return { streamId, parent: parent.username };
   }
 
+  /** The streamer named another parent: media is taken from it once its hop is keyed. */
+  private newParent(streamId: string, w: Watch, p: StreamParent): void {
+    if (this.watches.get(streamId) !== w) return;
+    w.parent = p;
+    w.viewing.setParent({ username: p.username, ip: p.ip, port: p.udpPort });
+    this.rekey(streamId, w);
+  }
+
+  /** Fetches the keys of the hop from the current parent (a newer parent cancels it). */
+  private rekey(streamId: string, w: Watch): void {
+    const gen = ++w.keyGen;
+    const current = () => this.watches.get(streamId) === w && w.keyGen === gen;
+    void fetchHop(
+      {
+        socket: this.deps.socket,
+        log: this.deps.log,
+        streamId,
+        ssrcs: [w.info.videoSsrc, w.info.audioSsrc],
+        counters: w.srtp,
+        streamerLink: w.link,
+        dial: (e) => this.deps.dial(e),
+        current,
+      },
+      w.parent,
+    ).then((hop) => {
+      if (!hop || !current()) return;
+      this.deps.socket.hops.add(hop); // replaces the hop from the previous parent
+      w.upHop = hop;
+      w.viewing.requestKeyframe();
+    });
+  }
+
   /** Stops watching. */
   async unwatch(streamId: string): Promise<void> {
     const w = this.watches.get(streamId);
@@ -537,6 +698,8 @@ export class LiveService {
     this.watches.delete(streamId);
     const s = w.viewing.stats();
     w.viewing.stop();
+    w.hops.clear();
+    if (w.upHop) this.deps.socket.hops.remove(w.upHop);
     w.link.removeAllListeners();
     w.link.stop();
     this.deps.log.write('watch_end', {
@@ -570,16 +733,24 @@ export class LiveService {
         retransmits: live.broadcast.fanout.retransmits,
         retransmitsRefused: live.broadcast.fanout.retransmitsRefused,
         depth: Math.max(0, ...[...live.viewers.keys()].map((id) => live.tree.depthOf(id))),
+        ...live.srtp,
+        srtpUnkeyed: this.deps.socket.stats.srtpUnkeyed,
+        ...(live.source instanceof RtpIngest && { ingest: { ...live.source.stats } }),
       };
     }
     const w = this.watches.get(streamId);
     if (!w) throw new HchatError('E_STREAM_NOT_FOUND');
-    return { role: 'viewer', ...w.viewing.stats() };
+    return {
+      role: 'viewer',
+      ...w.viewing.stats(),
+      ...w.srtp,
+      srtpUnkeyed: this.deps.socket.stats.srtpUnkeyed,
+    };
   }
 
-  /** Sends a stream as RTP to a local tool; answers with the SDP that describes it. */
-  forward(streamId: string, ip: string, port: number): { sdp: string } {
-    const exp = new RtpExport(this.deps.socket, ip, port);
+  /** Sends a stream as RTP (or SRTP) to a local tool; answers with the SDP that describes it. */
+  forward(streamId: string, ip: string, port: number, srtp = false): { sdp: string } {
+    const exp = new RtpExport(this.deps.socket, ip, port, srtp);
     const live = this.lives.get(streamId);
     const w = this.watches.get(streamId);
     if (live) {
@@ -593,8 +764,8 @@ export class LiveService {
     } else {
       throw new HchatError('E_STREAM_NOT_FOUND', 'watch the stream before forwarding it');
     }
-    this.deps.log.write('forward', { stream: streamId, to: `${ip}:${port}` });
-    return { sdp: exportSdp(streamId, ip, port) };
+    this.deps.log.write('forward', { stream: streamId, to: `${ip}:${port}`, srtp });
+    return { sdp: exp.sdp(streamId) };
   }
 
   /** The SDP for a local sink at `port`, or for the latest export of the stream. */
@@ -608,7 +779,7 @@ export class LiveService {
         'E_NOT_FOUND',
         'forward the stream first (POST …/forward), or give ?port=',
       );
-    return exportSdp(streamId, last.ip, last.port);
+    return last.sdp(streamId);
   }
 
   /** Stops everything (logout, offline, close). */

@@ -3,11 +3,13 @@
  * connects to the streamer's P2P endpoint with its session token, lists the live streams it may
  * watch and asks to watch one, giving the UDP port where media should go; the streamer places it
  * in the relay tree and answers with the parent that will feed it. The streamer then tells relays
- * which children to feed and viewers when their parent changes. Media itself is RTP over UDP
- * (stream/rtp.ts), peer to peer: never through the central server.
+ * which children to feed and viewers when their parent changes. Media itself is SRTP over UDP
+ * (stream/srtp.ts), peer to peer: never through the central server. Each parent → child hop has
+ * its own keys, which the child asks its parent for (`stream_key`) over a P2P link between the
+ * two: the streamer's link for a child of the streamer, a link to the relay otherwise.
  */
 import { z } from 'zod';
-import { Ip, Port, SessionId, Username, Uuid } from './common.js';
+import { Ip, Port, Role, SessionId, Username, Uuid } from './common.js';
 import { op } from './rpc.js';
 
 const U32 = z.number().int().min(0).max(0xffffffff);
@@ -30,8 +32,25 @@ export const StreamInfo = z.object({
   audioSsrc: U32,
 });
 
-/** Who feeds a viewer: the streamer itself or a relaying viewer. */
-export const StreamParent = z.object({ username: z.string().max(64), ip: Ip, udpPort: Port });
+/**
+ * Who feeds a viewer: the streamer itself or a relaying viewer, with the P2P endpoint (`port`,
+ * TCP) and session the viewer dials to ask it for the hop's keys.
+ */
+export const StreamParent = z.object({
+  username: z.string().max(64),
+  ip: Ip,
+  udpPort: Port,
+  port: Port,
+  sessionId: SessionId,
+  /** Whose certificate the parent's P2P endpoint must show (a visitor may relay). */
+  role: Role,
+});
+
+/** An SRTP master key and salt (16 + 14 bytes), base64 as in SDES `inline:` (RFC 4568). */
+export const SrtpMasterKey = z
+  .string()
+  .length(40)
+  .regex(/^[A-Za-z0-9+/]{40}$/);
 
 /** A viewer a relay must feed. */
 export const StreamChild = z.object({
@@ -56,6 +75,11 @@ export const STREAM_OPS = {
        * another viewer (as a child to relay to, or as a parent).
        */
       hidden: z.boolean().optional(),
+      /**
+       * The viewer's P2P TCP port, where its own children will ask it for their keys. A viewer
+       * that does not give it is never made a relay.
+       */
+      p2pPort: Port.optional(),
     }),
     z.object({ stream: StreamInfo, parent: StreamParent }),
   ),
@@ -63,6 +87,21 @@ export const STREAM_OPS = {
   unwatch: op('session', z.object({ streamId: Uuid }), z.object({})),
   /** Media from the parent stopped: place the caller elsewhere. */
   stalled: op('session', z.object({ streamId: Uuid }), z.object({ parent: StreamParent })),
+  /**
+   * Asked of one's parent (streamer or relay): fresh SRTP keys for the hop from it to the caller,
+   * which must be one of its current children in that stream (else E_FORBIDDEN). `down` keys
+   * parent → child SRTP and SRTCP, `up` child → parent SRTCP (AES_CM_128_HMAC_SHA1_80). Each
+   * call replaces the hop's keys.
+   */
+  stream_key: op(
+    'session',
+    z.object({ streamId: Uuid }),
+    z.object({
+      suite: z.literal('AES_CM_128_HMAC_SHA1_80'),
+      down: SrtpMasterKey,
+      up: SrtpMasterKey,
+    }),
+  ),
 } as const;
 
 /** Pushes from a streamer to its viewers. */

@@ -55,6 +55,17 @@ export class Consent {
         });
   }
 
+  /**
+   * Checks this address again now, from the first retry delay: the checks sent before went
+   * nowhere (its hop had no key yet), and backing off from them would only delay the stream.
+   */
+  retryNow(to: Remote, now: number): void {
+    const s = this.states.get(key(to));
+    if (!s || !s.pending) return;
+    s.nextAt = now;
+    s.retryMs = this.limits.consentFirstRetryMs;
+  }
+
   /** Whether media may go to this address now. */
   fresh(to: Remote, now: number): boolean {
     const s = this.states.get(key(to));

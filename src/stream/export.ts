@@ -1,26 +1,41 @@
 /**
  * Export of a stream to local tools (ffmpeg, ffplay, VLC, GStreamer): whole frames are sent as
  * RTP, video to `port` and audio to `port + 2` (the usual even ports, RTCP beside each), with the
- * SDP that describes them.
+ * SDP that describes them. Plain RTP on loopback by default; with `srtp`, each m-line has its own
+ * master key, handed to the tool in the SDP (`a=crypto`, RFC 4568 SDES) and nowhere else.
  */
 import type { MediaSocket } from './media-socket.js';
+import { SRTP_SUITE, SrtpContext, decodeMasterKey, encodeMasterKey, newMasterKey } from './srtp.js';
 import { AUDIO_CLOCK, PT_OPUS, PT_VP8, VIDEO_CLOCK, encodeRtp, type RtpPacket } from './rtp.js';
 import type { MediaKind } from './sender.js';
 import { isVp8Keyframe } from './vp8.js';
 
-/** The SDP a tool needs to receive an exported stream on `ip`, ports `port` and `port + 2`. */
-export function exportSdp(streamId: string, ip: string, port: number): string {
+/** The master keys of an SRTP export, base64 of key ‖ salt, one per m-line. */
+export interface ExportKeys {
+  video: string;
+  audio: string;
+}
+
+/**
+ * The SDP a tool needs to receive an exported stream on `ip`, ports `port` and `port + 2`; with
+ * `keys`, the stream is SRTP (`RTP/SAVP` and an `a=crypto` line per m-line).
+ */
+export function exportSdp(streamId: string, ip: string, port: number, keys?: ExportKeys): string {
+  const profile = keys ? 'RTP/SAVP' : 'RTP/AVP';
+  const crypto = (k: string | undefined) => (k ? [`a=crypto:1 ${SRTP_SUITE} inline:${k}`] : []);
   return [
     'v=0',
     `o=- 0 0 IN IP4 ${ip}`,
     `s=Hybrid Chat stream ${streamId}`,
     `c=IN IP4 ${ip}`,
     't=0 0',
-    `m=video ${port} RTP/AVP ${PT_VP8}`,
+    `m=video ${port} ${profile} ${PT_VP8}`,
     `a=rtpmap:${PT_VP8} VP8/${VIDEO_CLOCK}`,
+    ...crypto(keys?.video),
     'a=recvonly',
-    `m=audio ${port + 2} RTP/AVP ${PT_OPUS}`,
+    `m=audio ${port + 2} ${profile} ${PT_OPUS}`,
     `a=rtpmap:${PT_OPUS} opus/${AUDIO_CLOCK}/2`,
+    ...crypto(keys?.audio),
     'a=recvonly',
     '',
   ].join('\r\n');
@@ -56,20 +71,42 @@ export class KeyframeGate {
 export class RtpExport {
   sent = 0;
   private readonly gate = new KeyframeGate();
+  /** With SRTP: the keys (for the SDP) and a sending context per m-line. */
+  readonly keys?: ExportKeys;
+  private readonly contexts?: Record<MediaKind, SrtpContext>;
 
   constructor(
     private readonly socket: MediaSocket,
     readonly ip: string,
     readonly port: number,
-  ) {}
+    srtp = false,
+  ) {
+    if (srtp) {
+      this.keys = {
+        video: encodeMasterKey(newMasterKey()),
+        audio: encodeMasterKey(newMasterKey()),
+      };
+      this.contexts = {
+        video: new SrtpContext(decodeMasterKey(this.keys.video)),
+        audio: new SrtpContext(decodeMasterKey(this.keys.audio)),
+      };
+    }
+  }
+
+  /** The SDP that describes this export. */
+  sdp(streamId: string): string {
+    return exportSdp(streamId, this.ip, this.port, this.keys);
+  }
 
   send(kind: MediaKind, packets: readonly RtpPacket[]): void {
     if (packets.length === 0) return;
     if (kind === 'video' && !this.gate.pass(packets, isVp8Keyframe(packets[0]!.payload))) return;
     const port = kind === 'video' ? this.port : this.port + 2;
+    const ctx = this.contexts?.[kind];
     for (const p of packets) {
       this.sent++;
-      this.socket.send(encodeRtp(p), { ip: this.ip, port });
+      const d = encodeRtp(p);
+      this.socket.sendPlain(ctx ? ctx.protectRtp(d) : d, { ip: this.ip, port });
     }
   }
 }

@@ -78,6 +78,13 @@ export class Fanout {
     this.checkConsent(now);
   }
 
+  /** The hop to this child was just keyed: check its consent now rather than at the backoff. */
+  recheck(to: Remote): void {
+    const now = Date.now();
+    this.consent.retryNow(to, now);
+    this.checkConsent(now);
+  }
+
   /** The child at this address, if it is one. */
   child(from: Remote): Child | undefined {
     return this.kids.find((c) => c.port === from.port && c.ip === from.ip);

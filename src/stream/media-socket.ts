@@ -1,13 +1,19 @@
 /**
- * A peer's UDP socket for livestream media (SPEC §8): RTP and RTCP multiplexed on one port
- * (RFC 5761), handed to whoever registered the SSRC (NACK and PLI by media SSRC, APP by its SSRC,
- * reports by their first block). Malformed datagrams and datagrams for no
- * stream of ours are counted and ignored; `--udp-loss` drops a fraction of what arrives, at
- * random, to test loss recovery on a kernel without netem.
+ * A peer's UDP socket for livestream media (SPEC §8): SRTP and SRTCP multiplexed on one port
+ * (RFC 5761), every datagram under the key of its hop (hops.ts). What arrives is authenticated
+ * and decrypted first, then handed in the clear to whoever registered the SSRC (NACK and PLI by
+ * media SSRC, APP by its SSRC, reports by their first block); what is sent is protected with the
+ * key of the hop to its destination, and never leaves in the clear: a datagram for a remote we
+ * hold no key for is not sent (counted). Datagrams under no key, a wrong key or replayed are
+ * dropped and counted, never parsed. Malformed datagrams and datagrams for no stream of ours are
+ * counted and ignored; `--udp-loss` drops a fraction of what arrives, at random, to test loss
+ * recovery on a kernel without netem. `sendPlain` is for exports to local tools alone.
  */
 import dgram from 'node:dgram';
-import { RtpError, isRtcp, parseRtp, type RtpPacket } from './rtp.js';
+import { MAX_DATAGRAM, RtpError, isRtcp, parseRtp, type RtpPacket } from './rtp.js';
 import { parseRtcp, type RtcpPacket } from './rtcp.js';
+import { HopTable, type Hop } from './hops.js';
+import type { SrtpFailure } from './srtp.js';
 
 /** The sender of a datagram. */
 export interface Remote {
@@ -32,6 +38,10 @@ export interface MediaSocketStats {
   malformed: number;
   /** Well-formed, but for no stream of ours. */
   foreign: number;
+  /** Arrived under no key of ours: an SRTP SSRC we receive no stream of, or an unknown sender. */
+  srtpUnkeyed: number;
+  /** Not sent: no key for that destination and stream (a child that has not asked yet). */
+  unkeyedSends: number;
 }
 
 export class MediaSocket {
@@ -45,7 +55,11 @@ export class MediaSocket {
     dropped: 0,
     malformed: 0,
     foreign: 0,
+    srtpUnkeyed: 0,
+    unkeyedSends: 0,
   };
+  /** The keys of every hop of ours. */
+  readonly hops = new HopTable();
 
   constructor(private readonly loss = 0) {
     if (!(loss >= 0 && loss < 1)) throw new RangeError('udp loss must be in [0, 1)');
@@ -77,8 +91,24 @@ export class MediaSocket {
     if (!h || this.handlers.get(ssrc >>> 0) === h) this.handlers.delete(ssrc >>> 0);
   }
 
-  /** Sends one datagram; returns its size (for upload accounting). */
-  send(datagram: Uint8Array, to: Remote): number {
+  /**
+   * Sends one RTP or RTCP packet under the key of its hop; returns the bytes sent (for upload
+   * accounting), 0 when there is no key for that destination and stream.
+   */
+  send(packet: Uint8Array, to: Remote): number {
+    const rtcp = isRtcp(packet);
+    const hop = this.hops.outbound(to, rtcp ? routeSsrc(packet) : ssrcOf(packet));
+    if (!hop) {
+      this.stats.unkeyedSends++;
+      return 0;
+    }
+    const d = rtcp ? hop.send.protectRtcp(packet) : hop.send.protectRtp(packet);
+    if (d.length > MAX_DATAGRAM) throw new RangeError(`${d.length}-byte datagram over the budget`);
+    return this.sendPlain(d, to);
+  }
+
+  /** Sends a datagram as it is: SRTP made by the caller, or RTP to a local tool. */
+  sendPlain(datagram: Uint8Array, to: Remote): number {
     this.stats.sent++;
     this.stats.bytesSent += datagram.length;
     this.socket.send(datagram, to.port, to.ip);
@@ -95,15 +125,18 @@ export class MediaSocket {
     });
   }
 
-  private receive(d: Buffer, from: Remote): void {
+  private receive(datagram: Buffer, from: Remote): void {
     if (this.loss > 0 && Math.random() < this.loss) {
       this.stats.dropped++;
       return;
     }
     this.stats.received++;
-    this.stats.bytesReceived += d.length;
+    this.stats.bytesReceived += datagram.length;
+    const rtcp = isRtcp(datagram);
+    const d = this.unprotect(datagram, from, rtcp);
+    if (!d) return;
     try {
-      if (isRtcp(d)) {
+      if (rtcp) {
         for (const p of parseRtcp(d)) {
           const ssrc =
             p.type === 'nack' || p.type === 'pli'
@@ -127,10 +160,57 @@ export class MediaSocket {
     }
   }
 
+  /** The packet in the clear, or undefined when no hop's key verifies it (counted). */
+  private unprotect(d: Buffer, from: Remote, rtcp: boolean): Buffer | undefined {
+    if (d.length < 12) {
+      this.stats.malformed++;
+      return undefined;
+    }
+    const hops: Hop[] = rtcp
+      ? this.hops.inboundRtcp(from, d.readUInt32BE(4))
+      : [this.hops.inboundRtp(d.readUInt32BE(8))].filter((h): h is Hop => h !== undefined);
+    if (hops.length === 0) {
+      this.stats.srtpUnkeyed++;
+      return undefined;
+    }
+    let first: SrtpFailure | undefined;
+    for (const hop of hops) {
+      const r = rtcp ? hop.recv.unprotectRtcp(d) : hop.recv.unprotectRtp(d);
+      if (r.ok) return r.packet;
+      first ??= r.reason;
+    }
+    // Counted once, on the stream of the first candidate (the only one, but for a peer that
+    // feeds one address several streams).
+    const c = hops[0]!.counters;
+    if (first === 'auth') c.srtpAuthFailures++;
+    else if (first === 'replay') c.srtpReplays++;
+    else c.srtpMalformed++;
+    return undefined;
+  }
+
   /** Receiver reports go to the handler of the first SSRC they report on. */
   private reportHandler(p: RtcpPacket): SsrcHandler | undefined {
     if ((p.type === 'rr' || p.type === 'sr') && p.reports.length > 0)
       return this.handlers.get(p.reports[0]!.ssrc);
     return undefined;
   }
+}
+
+function ssrcOf(packet: Uint8Array): number {
+  if (packet.length < 12) throw new RangeError('not an RTP packet');
+  return Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength).readUInt32BE(8);
+}
+
+/**
+ * The stream an RTCP packet of ours is about, by its first packet: the media SSRC of a NACK or
+ * PLI, the SSRC of an APP (consent), the first block of a report.
+ */
+function routeSsrc(packet: Uint8Array): number {
+  const b = Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
+  const pt = b[1]!;
+  if ((pt === 205 || pt === 206) && b.length >= 12) return b.readUInt32BE(8);
+  if (pt === 201 && (b[0]! & 0x1f) > 0 && b.length >= 12) return b.readUInt32BE(8);
+  if (pt === 200 && (b[0]! & 0x1f) > 0 && b.length >= 32) return b.readUInt32BE(28);
+  if (b.length >= 8) return b.readUInt32BE(4);
+  throw new RangeError('not an RTCP packet');
 }

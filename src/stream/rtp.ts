@@ -18,9 +18,12 @@
  * datagram before reading, and anything malformed is an RtpError, never an exception of another
  * kind.
  */
+import { SRTP_TAG_BYTES } from './srtp.js';
 
-/** Largest datagram we send (SPEC §8). */
+/** Largest datagram we send (SPEC §8), SRTP tag or SRTCP trailer included. */
 export const MAX_DATAGRAM = 1200;
+/** Largest RTP packet, so that it stays within MAX_DATAGRAM once SRTP adds its tag. */
+export const MAX_RTP_PACKET = MAX_DATAGRAM - SRTP_TAG_BYTES;
 /** Bytes of our RTP header with the capture-time extension. */
 export const RTP_HEADER_BYTES = 12 + 4 + 12;
 /** Payload types of our session (dynamic range, as in the SDP we hand out). */
@@ -59,8 +62,8 @@ export function isRtcp(datagram: Uint8Array): boolean {
 export function encodeRtp(p: RtpPacket): Buffer {
   const ext = p.captureMs !== undefined;
   const size = 12 + (ext ? 16 : 0) + p.payload.length;
-  if (size > MAX_DATAGRAM)
-    throw new RtpError(`RTP packet of ${size} bytes exceeds ${MAX_DATAGRAM}`);
+  if (size > MAX_RTP_PACKET)
+    throw new RtpError(`RTP packet of ${size} bytes exceeds ${MAX_RTP_PACKET}`);
   const b = Buffer.allocUnsafe(size);
   b[0] = 0x80 | (ext ? 0x10 : 0);
   b[1] = (p.marker ? 0x80 : 0) | (p.payloadType & 0x7f);

@@ -10,8 +10,9 @@ import {
   PT_VP8,
   VIDEO_CLOCK,
   encodeRtp,
-  MAX_DATAGRAM,
+  MAX_RTP_PACKET,
   RtpError,
+  RTP_HEADER_BYTES,
 } from './rtp.js';
 import { packetizeVp8 } from './vp8.js';
 
@@ -54,7 +55,7 @@ export class RtpSender {
       this.kind === 'video'
         ? packetizeVp8(frame.data, (this.pictureId = (this.pictureId + 1) & 0x7fff))
         : [frame.data];
-    if (this.kind === 'audio' && frame.data.length > MAX_DATAGRAM - 28)
+    if (this.kind === 'audio' && frame.data.length > MAX_RTP_PACKET - RTP_HEADER_BYTES)
       throw new RtpError(`Opus packet of ${frame.data.length} bytes does not fit a datagram`);
     return payloads.map((payload, i) =>
       encodeRtp({

@@ -2,13 +2,15 @@
  * Where a streamer's frames come from, besides the browser (peer/live.ts takes those from a
  * WebSocket): a synthetic source of realistic sizes and keyframe cadence for benchmarks and
  * tests, and an RTP ingest port that ffmpeg, OBS or GStreamer can send VP8 (PT 96) and Opus
- * (any other dynamic PT: 111 as in our SDP, or ffmpeg's default 97) to.
+ * (any other dynamic PT: 111 as in our SDP, or ffmpeg's default 97) to: plain RTP on loopback by
+ * default, or SRTP under a master key the streamer makes (ffmpeg's `-srtp_out_params`).
  */
 import dgram from 'node:dgram';
 import { JitterBuffer } from './jitter-buffer.js';
 import { PT_VP8, RtpError, isRtcp, parseRtp } from './rtp.js';
 import type { MediaKind } from './sender.js';
 import type { MediaFrame } from './sender.js';
+import type { SrtpContext } from './srtp.js';
 
 /** A source of frames; `keyframe()` asks for the next video frame to be a keyframe. */
 export interface FrameSource {
@@ -82,6 +84,9 @@ export interface IngestStats {
   ignored: number;
   videoFrames: number;
   audioFrames: number;
+  /** SRTP ingest: datagrams whose tag did not verify (plain RTP included), replays. */
+  srtpAuthFailures: number;
+  srtpReplays: number;
 }
 
 /**
@@ -99,9 +104,14 @@ export class RtpIngest implements FrameSource {
     ignored: 0,
     videoFrames: 0,
     audioFrames: 0,
+    srtpAuthFailures: 0,
+    srtpReplays: 0,
   };
 
-  private constructor(private readonly onFrame: (f: MediaFrame) => void) {
+  private constructor(
+    private readonly onFrame: (f: MediaFrame) => void,
+    private readonly srtp?: SrtpContext,
+  ) {
     this.socket.on('message', (d) => this.receive(d));
     this.socket.on('error', () => undefined);
     this.timer = setInterval(() => this.flush(Date.now()), 10);
@@ -113,8 +123,9 @@ export class RtpIngest implements FrameSource {
     host: string,
     port: number,
     onFrame: (f: MediaFrame) => void,
+    srtp?: SrtpContext,
   ): Promise<RtpIngest> {
-    const ingest = new RtpIngest(onFrame);
+    const ingest = new RtpIngest(onFrame, srtp);
     await new Promise<void>((resolve, reject) => {
       ingest.socket.once('error', reject);
       ingest.socket.bind(port, host, () => {
@@ -143,9 +154,20 @@ export class RtpIngest implements FrameSource {
     });
   }
 
-  private receive(d: Buffer): void {
-    if (isRtcp(d)) return; // sender reports: nothing we need
+  private receive(datagram: Buffer): void {
+    if (isRtcp(datagram)) return; // sender reports: nothing we need
     this.stats.packets++;
+    let d = datagram;
+    if (this.srtp) {
+      const r = this.srtp.unprotectRtp(datagram);
+      if (!r.ok) {
+        if (r.reason === 'replay') this.stats.srtpReplays++;
+        else if (r.reason === 'auth') this.stats.srtpAuthFailures++;
+        else this.stats.malformed++;
+        return;
+      }
+      d = r.packet;
+    }
     try {
       const p = parseRtp(d);
       // VP8 on 96; Opus on any other dynamic type (111 in our SDP, 97 is ffmpeg's default).

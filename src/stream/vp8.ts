@@ -14,11 +14,11 @@
  * us. A frame is a keyframe when bit P of the VP8 payload header (the first byte of the first
  * partition) is 0 (RFC 7741 §4.3).
  */
-import { MAX_DATAGRAM, RTP_HEADER_BYTES, RtpError } from './rtp.js';
+import { MAX_RTP_PACKET, RTP_HEADER_BYTES, RtpError } from './rtp.js';
 
 const DESCRIPTOR_BYTES = 4;
-/** Most VP8 bytes in one packet, so that the datagram stays within MAX_DATAGRAM. */
-export const VP8_CHUNK = MAX_DATAGRAM - RTP_HEADER_BYTES - DESCRIPTOR_BYTES;
+/** Most VP8 bytes in one packet, so that the datagram stays within MAX_DATAGRAM under SRTP. */
+export const VP8_CHUNK = MAX_RTP_PACKET - RTP_HEADER_BYTES - DESCRIPTOR_BYTES;
 
 /** What a packet's descriptor says. */
 export interface Vp8Descriptor {

@@ -2,19 +2,37 @@
  * Hostile-client kit for the livestream boundary (docs/PROTOCOL.md §5), written from the document:
  * a viewer that holds its own P2P link to the streamer and a plain UDP socket, builds its RTCP by
  * hand, and counts every byte that reaches it. Tests make it misbehave (NACK storms, stall
- * reports) while honest peers of a testnet watch alongside.
+ * reports) while honest peers of a testnet watch alongside. It keys its hop from its parent
+ * (`stream_key`, §5.4) and speaks SRTP/SRTCP with stream/srtp.ts, checked against the RFC's
+ * vectors and ffmpeg.
  */
 import dgram from 'node:dgram';
 import type { HostLink } from '../../src/peer/host-link.js';
 import type { TrackerEntry } from '../../src/protocol/common.js';
-import type { Testnet } from '../testnet.js';
+import type { StreamParent } from '../../src/protocol/stream-ops.js';
+import { SrtpContext, decodeMasterKey } from '../../src/stream/srtp.js';
+import type { RawSession, Testnet } from '../testnet.js';
 import { rawHostLink, rawSession } from '../testnet.js';
 
 /** The parent a viewer was told about (watch answer or `stream_parent`). */
-export interface KitParent {
-  username: string;
-  ip: string;
-  udpPort: number;
+export type KitParent = StreamParent;
+
+/** A P2P link to the peer at a StreamParent (a relay), as the raw session. */
+export function parentLink(p: StreamParent, s: RawSession): HostLink {
+  return rawHostLink(
+    {
+      username: p.username,
+      role: p.role,
+      ip: p.ip,
+      port: p.port,
+      udpPort: p.udpPort,
+      sessionId: p.sessionId,
+      status: 'online',
+      hosts: [],
+      live: [],
+    },
+    s,
+  );
 }
 
 /**
@@ -27,6 +45,15 @@ export async function openViewerLink(
   streamer: string,
   how: { username: string; password: string } | { name: string },
 ): Promise<HostLink> {
+  return (await openViewerSession(net, streamer, how)).link;
+}
+
+/** openViewerLink, with the session it opened (to dial relays as the same session). */
+export async function openViewerSession(
+  net: Testnet,
+  streamer: string,
+  how: { username: string; password: string } | { name: string },
+): Promise<{ link: HostLink; session: RawSession }> {
   const raw = await net.rawLink();
   const s = await rawSession(raw, how);
   // The tracker shows a session only the streamers of channels it reads (PROTOCOL.md §3.5).
@@ -39,7 +66,7 @@ export async function openViewerLink(
   if (!entry) throw new Error(`${streamer} is not in the tracker list`);
   const link = rawHostLink(entry, s);
   await link.start();
-  return link;
+  return { link, session: s };
 }
 
 /** Builds a generic NACK (RFC 4585 §6.2.1) from raw FCI entries, as an attacker likes them. */
@@ -57,7 +84,10 @@ export function nackBytes(mediaSsrc: number, fci: Array<[pid: number, blp: numbe
   return b;
 }
 
-/** A viewer on a raw UDP socket: answers consent checks from its parent, counts what arrives. */
+/**
+ * A viewer on a raw UDP socket: keys its hop from its parent, answers consent checks from it,
+ * counts what arrives.
+ */
 export class RawViewer {
   readonly socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
   parent?: KitParent;
@@ -74,16 +104,40 @@ export class RawViewer {
   sentBytes = 0;
   /** Recent video sequence numbers received, newest last. */
   readonly videoSeqs: number[] = [];
+  /** Datagrams that did not unprotect (no key yet, or refused). */
+  refused = 0;
   private readonly seen = new Set<string>();
+  /** The hop's contexts: parent → us (SRTP, SRTCP), us → parent (SRTCP). */
+  private down?: SrtpContext;
+  private up?: SrtpContext;
 
   private constructor(
     readonly link: HostLink,
+    readonly session: RawSession,
     readonly streamId: string,
   ) {
     this.socket.on('message', (d, r) => this.receive(d, { ip: r.address, port: r.port }));
     link.on('event', (name: string, body: any) => {
-      if (name === 'stream_parent' && body?.streamId === streamId) this.parent = body.parent;
+      if (name === 'stream_parent' && body?.streamId === streamId) {
+        this.parent = body.parent;
+        void this.key().catch(() => undefined);
+      }
     });
+  }
+
+  /** Asks the current parent for the hop's keys. */
+  async key(): Promise<void> {
+    const p = this.parent!;
+    const fromStreamer = p.sessionId === this.link.entry.sessionId;
+    const link = fromStreamer ? this.link : parentLink(p, this.session);
+    try {
+      if (!fromStreamer) await link.start();
+      const k = await link.request('stream_key', { streamId: this.streamId });
+      this.down = new SrtpContext(decodeMasterKey(k.down));
+      this.up = new SrtpContext(decodeMasterKey(k.up));
+    } finally {
+      if (!fromStreamer) link.stop();
+    }
   }
 
   /** Joins a stream's relay tree over its own link, with media to its raw socket. */
@@ -93,12 +147,14 @@ export class RawViewer {
     streamId: string,
     how: { username: string; password: string } | { name: string },
   ): Promise<RawViewer> {
-    const link = await openViewerLink(net, streamer, how);
-    const v = new RawViewer(link, streamId);
+    const { link, session } = await openViewerSession(net, streamer, how);
+    const v = new RawViewer(link, session, streamId);
     await new Promise<void>((r) => v.socket.bind(0, '127.0.0.1', r));
-    const a = await link.request('watch', { streamId, udpPort: v.port });
+    // A P2P port where nothing listens: placed like any viewer, it would never serve keys.
+    const a = await link.request('watch', { streamId, udpPort: v.port, p2pPort: 9 });
     v.parent = a.parent;
     v.stream = { videoSsrc: a.stream.videoSsrc, audioSsrc: a.stream.audioSsrc };
+    await v.key();
     return v;
   }
 
@@ -106,8 +162,13 @@ export class RawViewer {
     return this.socket.address().port;
   }
 
-  /** Sends a datagram to the parent. */
-  send(d: Buffer): Promise<void> {
+  /** Sends an RTCP packet to the parent, as SRTCP under the hop's key. */
+  send(rtcp: Buffer): Promise<void> {
+    return this.sendRaw(this.up!.protectRtcp(rtcp));
+  }
+
+  /** Sends a datagram to the parent as it is. */
+  sendRaw(d: Buffer): Promise<void> {
     this.sentBytes += d.length;
     return new Promise((r) =>
       this.socket.send(d, this.parent!.udpPort, this.parent!.ip, () => r()),
@@ -119,8 +180,19 @@ export class RawViewer {
     this.socket.close();
   }
 
-  private receive(d: Buffer, from: { ip: string; port: number }): void {
-    if (d.length >= 2 && d[1]! >= 192 && d[1]! <= 223) {
+  private receive(datagram: Buffer, from: { ip: string; port: number }): void {
+    const rtcp = datagram.length >= 2 && datagram[1]! >= 192 && datagram[1]! <= 223;
+    const r = !this.down
+      ? undefined
+      : rtcp
+        ? this.down.unprotectRtcp(datagram)
+        : this.down.unprotectRtp(datagram);
+    if (!r?.ok) {
+      this.refused++;
+      return;
+    }
+    const d = r.packet;
+    if (rtcp) {
       this.rtcpBytes += d.length;
       // APP (PT 204), name "HCCQ": echo the nonce as "HCCR", to the parent only.
       const p = this.parent;
