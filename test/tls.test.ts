@@ -89,6 +89,17 @@ async function kill(p: HchatProcess): Promise<void> {
   await p.exited;
 }
 
+/**
+ * Calls `route` on a peer's local API until the server key refusal is the answer (the peer may
+ * still be reconnecting), and returns that answer.
+ */
+function keyRefusal(ui: string, route: string, username: string) {
+  return waitFor(async () => {
+    const a = await api(ui, 'POST', route, { username, password: `${username}-pw` });
+    return a.body?.error?.code === 'E_SERVER_KEY_MISMATCH' ? a : undefined;
+  });
+}
+
 const connlog = (dir: string) => fs.readFileSync(path.join(dir, 'connections.log'), 'utf8');
 
 describe('the server link over TLS', () => {
@@ -156,10 +167,7 @@ describe('the server link over TLS', () => {
     await kill(s1);
     const s2 = await spawnServer(path.join(dir, 's2'), { port });
     expect(s2.ready.fingerprint).not.toBe(s1.ready.fingerprint);
-    const refused = await waitFor(async () => {
-      const r = await api(ui, 'POST', '/api/login', { username: 'ann', password: 'ann-pw' });
-      return r.body?.error?.code === 'E_SERVER_KEY_MISMATCH' ? r : undefined;
-    });
+    const refused = await keyRefusal(ui, '/api/login', 'ann');
     expect(refused.status).toBe(502);
     expect(refused.body.error.message).toContain(s2.ready.fingerprint);
     expect(refused.body.error.message).toContain('known_servers');
@@ -185,13 +193,7 @@ describe('the server link over TLS', () => {
     const fp = s.ready.fingerprint!;
     const wrong = selfSignedIdentity('other').fingerprint;
     const bad = await spawnPeer(path.join(dir, 'p1'), `${s.ready.tcp}#${wrong}`);
-    const r = await waitFor(async () => {
-      const a = await api(bad.ready.ui!, 'POST', '/api/register', {
-        username: 'bob',
-        password: 'bob-pw',
-      });
-      return a.body?.error ? a : undefined;
-    });
+    const r = await keyRefusal(bad.ready.ui!, '/api/register', 'bob');
     expect(r.body.error.code).toBe('E_SERVER_KEY_MISMATCH');
     expect(r.body.error.message).toContain(`${wrong} is pinned`);
     expect(fs.existsSync(path.join(dir, 'p1', 'known_servers'))).toBe(false);
@@ -225,10 +227,7 @@ describe('the server link over TLS', () => {
     s = await spawnServer(sdir);
     expect(s.ready.fingerprint).toBe(fp);
     const m = await mitm(Number(s.ready.tcp!.split(':')[1]), port);
-    const r = await waitFor(async () => {
-      const a = await api(ui, 'POST', '/api/login', { username: 'cyd', password: 'cyd-pw' });
-      return a.body?.error?.code === 'E_SERVER_KEY_MISMATCH' ? a : undefined;
-    });
+    const r = await keyRefusal(ui, '/api/login', 'cyd');
     expect(r.body.error.message).toContain(m.fingerprint);
     // The peer sent her nothing but the TLS handshake: no hello, no password, no token.
     expect(m.sent().length).toBe(0);
@@ -236,13 +235,7 @@ describe('the server link over TLS', () => {
 
     // A peer that pins the real key never talks to her either, even on its first connection.
     const pinned = await spawnPeer(path.join(dir, 'q'), `127.0.0.1:${port}#${fp}`);
-    const r2 = await waitFor(async () => {
-      const a = await api(pinned.ready.ui!, 'POST', '/api/register', {
-        username: 'dia',
-        password: 'dia-pw',
-      });
-      return a.body?.error ? a : undefined;
-    });
+    const r2 = await keyRefusal(pinned.ready.ui!, '/api/register', 'dia');
     expect(r2.body.error.code).toBe('E_SERVER_KEY_MISMATCH');
     expect(m.sent().length).toBe(0);
 
@@ -332,13 +325,7 @@ describe('the server link over TLS', () => {
     // The same address with a key no CA vouches for: refused.
     await kill(s);
     await spawnServer(path.join(dir, 's2'), { port });
-    const r = await waitFor(async () => {
-      const a = await api(p.ready.ui!, 'POST', '/api/login', {
-        username: 'eve',
-        password: 'eve-pw',
-      });
-      return a.body?.error?.code === 'E_SERVER_KEY_MISMATCH' ? a : undefined;
-    });
+    const r = await keyRefusal(p.ready.ui!, '/api/login', 'eve');
     expect(r.body.error.message).toContain('CA-issued');
   });
 
