@@ -29,7 +29,8 @@ const pct = (sorted: number[], p: number) =>
 async function idleSessions(n: number): Promise<Record<string, number>> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-idle-'));
   const { proc, ready } = await startServer(data);
-  const addr = ready.tcp!;
+  // Over TLS, the server's key pinned, as peers connect.
+  const addr = { addr: ready.tcp!, fingerprint: ready.fingerprint };
   const conns: Client[] = [];
   const ping = encodeFrame({ t: 'ping' });
   const beat = setInterval(() => {
@@ -137,7 +138,7 @@ async function historyLatency(n: number): Promise<Record<string, number>> {
     }
     db.close();
     const { proc, ready } = await startServer(data, process.env.BENCH_SERVER_NODE);
-    const addr = ready.tcp!;
+    const addr = { addr: ready.tcp!, fingerprint: ready.fingerprint };
     try {
       const c = await Client.connect(addr, true);
       await c.request('visitor', { name: 'reader', publicKey: newSessionKeys().publicKey });

@@ -1,13 +1,17 @@
 /**
  * What the bench's parts share: starting a process that prints a `ready k=v …` line (every
- * `bin/hchat`, and bench/relay.ts), stopping it, reading its CPU and memory from /proc, and a raw
+ * `bin/hchat`, bench/plain-server.ts and bench/relay.ts), stopping it, reading its CPU and memory
+ * from /proc, connecting to a server as a real client does (TLS 1.3, its key pinned), and a raw
  * framed client that skips schema checks so the load generator stays cheap.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
+import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
+import { TLS_VERSIONS, peerFingerprint } from '../src/shared/tls.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -61,22 +65,50 @@ export const BENCH_SERVER_LIMITS = [
   '10000000',
 ];
 
-/** `bin/hchat server` on `data`, any free ports, the per-address limits raised. */
-export function startServer(data: string, node?: string): Promise<Started> {
+/**
+ * `bin/hchat server` on `data`, any free ports, the per-address limits raised; with `plain`,
+ * the same server with its framed port in plain TCP (bench/plain-server.ts), for the same-run
+ * cost of TLS.
+ */
+export function startServer(data: string, node?: string, plain = false): Promise<Started> {
+  const entry = plain ? ['--import', 'tsx', 'bench/plain-server.ts'] : ['bin/hchat', 'server'];
   return startProcess(
-    [
-      'bin/hchat',
-      'server',
-      '--port',
-      '0',
-      '--http-port',
-      '0',
-      '--data',
-      data,
-      ...BENCH_SERVER_LIMITS,
-    ],
+    [...entry, '--port', '0', '--http-port', '0', '--data', data, ...BENCH_SERVER_LIMITS],
     node,
   );
+}
+
+/**
+ * Where a client reaches a Hybrid Chat server: `ip:port`, and the fingerprint of its TLS key to
+ * pin (from its ready line); without one, plain TCP (a bench/plain-server.ts server, or the relay).
+ */
+export interface ServerAddress {
+  addr: string;
+  fingerprint?: string;
+}
+
+/**
+ * Connects as a real client does: TLS 1.3 only, the server's key checked against the pinned
+ * fingerprint (a self-signed certificate: no CA to ask); resolves once the handshake is done.
+ * Without a fingerprint, plain TCP.
+ */
+export function connectServer({ addr, fingerprint }: ServerAddress): Promise<net.Socket> {
+  const [host, port] = addr.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    if (fingerprint === undefined) {
+      const s = net.connect(Number(port), host, () => resolve(s));
+      s.once('error', reject);
+      return;
+    }
+    const s = tls.connect({ host, port: Number(port), rejectUnauthorized: false, ...TLS_VERSIONS });
+    s.once('secureConnect', () => {
+      const shown = peerFingerprint(s);
+      if (shown === fingerprint) return resolve(s);
+      s.destroy();
+      reject(new Error(`${addr} showed key ${shown ?? '(none)'}, not the pinned ${fingerprint}`));
+    });
+    s.once('error', reject);
+  });
 }
 
 /** SIGTERM, and wait for the exit. */
@@ -125,17 +157,14 @@ export class Client {
     });
   }
 
-  static connect(addr: string, hello: boolean): Promise<Client> {
-    const [host, port] = addr.split(':') as [string, string];
-    return new Promise((resolve, reject) => {
-      const s = net.connect(Number(port), host, () => {
-        const c = new Client(s);
-        if (!hello) return resolve(c);
-        s.write(encodeFrame({ t: 'hello', v: 2, role: 'peer' }));
-        s.once('data', () => resolve(c));
-      });
-      s.once('error', reject);
-    });
+  /** Connects (see connectServer); with `hello`, says it and waits for the server's. */
+  static async connect(to: ServerAddress, hello: boolean): Promise<Client> {
+    const s = await connectServer(to);
+    const c = new Client(s);
+    if (!hello) return c;
+    s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' }));
+    await new Promise((r) => s.once('data', r));
+    return c;
   }
 
   async request(op: string, body: object): Promise<any> {

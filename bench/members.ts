@@ -14,11 +14,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { encodeFrame } from '../src/protocol/frame.js';
+import { connectServer, type ServerAddress } from './harness.js';
 
-/** What the members connect to. */
+/** What the members connect to (Hybrid Chat over TLS when `server` has a fingerprint). */
 export type Target =
-  | { kind: 'hchat'; addr: string; channelId: string; publicKey: string }
+  | { kind: 'hchat'; server: ServerAddress; channelId: string; publicKey: string }
   | { kind: 'relay'; addr: string }
   | { kind: 'mqtt'; qos: 0 | 1; topic: string }
   | { kind: 'irc'; port: number };
@@ -93,42 +95,40 @@ function sentAtRaw(body: Buffer): bigint {
 }
 
 /**
- * Splits a socket's bytes into frame bodies (protocol/frame.ts: u32 length, then the body).
- * Message frames go to `onMessage` as bytes; any other frame is parsed and goes to `onFrame`.
+ * Connects (TLS 1.3 with the key pinned, or plain TCP: harness.ts connectServer) and splits the
+ * bytes received into frame bodies (protocol/frame.ts: u32 length, then the body). Message frames
+ * go to `onMessage` as bytes; any other frame is parsed and goes to `onFrame`.
  */
-function framed(
-  addr: string,
+async function framed(
+  to: ServerAddress,
   onMessage: (sentNs: bigint) => void,
   onFrame: (f: Record<string, any>) => void,
 ): Promise<net.Socket> {
-  const [host, port] = addr.split(':') as [string, string];
-  return new Promise((resolve, reject) => {
-    const s = net.connect(Number(port), host, () => resolve(s));
-    let pending: Buffer | undefined;
-    let messages = 0;
-    s.on('data', (chunk: Buffer) => {
-      let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-      let at = 0;
-      while (buf.length - at >= 4) {
-        const len = buf.readUInt32BE(at);
-        if (buf.length - at - 4 < len) break;
-        const body = buf.subarray(at + 4, at + 4 + len);
-        at += 4 + len;
-        if (body.subarray(0, MESSAGE_PREFIX.length).equals(MESSAGE_PREFIX)) {
-          const ns = sentAtRaw(body);
-          if (++messages % FULL_PARSE_EVERY === 0) {
-            const f = JSON.parse(body.toString('utf8'));
-            if (f.t !== 'ev' || f.ev !== 'message' || sentAt(f.body.message.text) !== ns)
-              throw new Error(`a message frame the scan misread: ${body.toString('utf8')}`);
-          }
-          onMessage(ns);
-        } else onFrame(JSON.parse(body.toString('utf8')));
-      }
-      pending = at < buf.length ? buf.subarray(at) : undefined;
-      if (pending && at > 0) pending = Buffer.from(pending); // do not pin the whole chunk
-    });
-    s.once('error', reject);
+  const s = await connectServer(to);
+  let pending: Buffer | undefined;
+  let messages = 0;
+  s.on('data', (chunk: Buffer) => {
+    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    let at = 0;
+    while (buf.length - at >= 4) {
+      const len = buf.readUInt32BE(at);
+      if (buf.length - at - 4 < len) break;
+      const body = buf.subarray(at + 4, at + 4 + len);
+      at += 4 + len;
+      if (body.subarray(0, MESSAGE_PREFIX.length).equals(MESSAGE_PREFIX)) {
+        const ns = sentAtRaw(body);
+        if (++messages % FULL_PARSE_EVERY === 0) {
+          const f = JSON.parse(body.toString('utf8'));
+          if (f.t !== 'ev' || f.ev !== 'message' || sentAt(f.body.message.text) !== ns)
+            throw new Error(`a message frame the scan misread: ${body.toString('utf8')}`);
+        }
+        onMessage(ns);
+      } else onFrame(JSON.parse(body.toString('utf8')));
+    }
+    pending = at < buf.length ? buf.subarray(at) : undefined;
+    if (pending && at > 0) pending = Buffer.from(pending); // do not pin the whole chunk
   });
+  return s;
 }
 
 /** Connects one member; returns how to close it. */
@@ -137,7 +137,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
     case 'hchat': {
       const waiting = new Map<number, () => void>();
       const s = await framed(
-        target.addr,
+        target.server,
         (ns) => tally.add(ns),
         (f) => {
           if (f.t === 'res') waiting.get(f.id)?.();
@@ -150,7 +150,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
           waiting.set(id, r);
           s.write(encodeFrame({ t: 'req', id, op, body }));
         });
-      s.write(encodeFrame({ t: 'hello', v: 2, role: 'peer' }));
+      s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' }));
       await req(1, 'visitor', { name: `member ${i}`, publicKey: target.publicKey });
       await req(2, 'channel_join', { channelId: target.channelId });
       // Heartbeats, as peers send them, so the server keeps us.
@@ -162,7 +162,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
     }
     case 'relay': {
       const s = await framed(
-        target.addr,
+        { addr: target.addr },
         (ns) => tally.add(ns),
         () => undefined,
       );

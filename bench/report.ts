@@ -19,6 +19,7 @@ interface Result {
   membersDropped?: number;
   runs?: number;
   deliveriesPerSecRuns?: number[];
+  serverCpuPerDeliveryUsRuns?: number[];
 }
 
 interface Row {
@@ -28,6 +29,8 @@ interface Row {
   /** Absent in results from before the many-publishers cells: 1. */
   publishers?: number;
   hchat: Result;
+  /** The same server without TLS (bench/plain-server.ts), same run; absent before issue 12. */
+  hchatPlain?: Result;
   relay?: Result;
   anchors: Array<{ name: string; result?: Result; error?: string }>;
 }
@@ -130,6 +133,16 @@ function targets(data: any, rows: Row[]): string[] {
       ours >= b.v,
     );
   }
+  const tls100 = full100?.hchatPlain && full100;
+  if (tls100) {
+    const ratio = tls100.hchat.serverCpuPerDeliveryUs / tls100.hchatPlain!.serverCpuPerDeliveryUs;
+    add(
+      '100 members, full speed: server CPU per delivery with TLS ≤ 1.15× without (issue 12)',
+      `${f(tls100.hchat.serverCpuPerDeliveryUs, 2)} µs vs ${f(tls100.hchatPlain!.serverCpuPerDeliveryUs, 2)} µs`,
+      ratio,
+      ratio <= 1.15,
+    );
+  }
   const k100 = row(100, 1000);
   if (k100) {
     const b = best(k100, (x) => x.p99ms, false)!;
@@ -208,6 +221,45 @@ function targets(data: any, rows: Row[]): string[] {
   return out;
 }
 
+/**
+ * What TLS costs: Hybrid Chat as peers use it (TLS 1.3) and the same server in plain TCP
+ * (bench/plain-server.ts), both from the same run, every cell that measured both.
+ */
+function tlsSection(rows: Row[]): string[] {
+  const both = rows.filter((r) => r.hchatPlain);
+  if (!both.length) return [];
+  const out = [
+    '## What TLS costs',
+    '',
+    "Hybrid Chat's server as peers reach it (TLS 1.3, every client pinning its key) and the same server with its framed port in plain TCP (`bench/plain-server.ts`), measured in the same run, in the same rotation as the anchors; medians of the runs.",
+    '',
+    '| scenario | figure | TLS 1.3 | plain TCP | TLS / plain |',
+    '|---|---|---:|---:|---:|',
+  ];
+  const figures: Array<[string, (x: Result) => number, number]> = [
+    ['server CPU µs/delivery', (x) => x.serverCpuPerDeliveryUs, 2],
+    ['latency p99 ms', (x) => x.p99ms, 1],
+    ['deliveries/s', (x) => x.deliveriesPerSec, 0],
+  ];
+  for (const r of both) {
+    figures.forEach(([name, fig, d], k) =>
+      out.push(
+        `| ${k ? '' : r.scenario} | ${name} | ${f(fig(r.hchat), d)} | ${f(fig(r.hchatPlain!), d)} | ${f(fig(r.hchat) / fig(r.hchatPlain!), 2)} |`,
+      ),
+    );
+    const each = (x: Result, runs: (x: Result) => number[] | undefined, d: number) =>
+      runs(x)
+        ?.map((v) => f(v, d))
+        .join(', ') ?? '–';
+    for (const [name, runs, d] of [
+      ['server µs/delivery of each run', (x: Result) => x.serverCpuPerDeliveryUsRuns, 2],
+      ['deliveries/s of each run', (x: Result) => x.deliveriesPerSecRuns, 0],
+    ] as const)
+      out.push(`| | ${name} | ${each(r.hchat, runs, d)} | ${each(r.hchatPlain!, runs, d)} | |`);
+  }
+  return out;
+}
+
 /** Writes summary.md and the two plots next to the results file. */
 export function writeReport(resultsFile: string): string {
   const data = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
@@ -280,6 +332,8 @@ export function writeReport(resultsFile: string): string {
       `| | deliveries/s of each run | ${rs.map((x) => (x?.deliveriesPerSecRuns ? x.deliveriesPerSecRuns.map((v) => f(v)).join(', ') : '–')).join(' | ')} |`,
     );
   }
+  const tls = tlsSection(rows);
+  if (tls.length) lines.push('', ...tls);
   lines.push('', ...targets(data, rows));
   if (data.slowMember) {
     const m = data.slowMember;

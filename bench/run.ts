@@ -25,6 +25,7 @@ import {
   startProcess,
   startServer,
   stopProcess,
+  type ServerAddress,
 } from './harness.js';
 
 const MEMBER_COUNTS = (process.env.BENCH_MEMBERS ?? '10,100,500').split(',').map(Number);
@@ -54,9 +55,10 @@ interface Result {
   membersCpuPercent: number;
   /** Members whose connection the server closed during the run (slow consumers dropped). */
   membersDropped: number;
-  /** A median of this many runs (bench/run.ts medianOf), and each run's deliveries/s. */
+  /** A median of this many runs (bench/run.ts medianOf), and each run's deliveries/s and CPU. */
   runs?: number;
   deliveriesPerSecRuns?: number[];
+  serverCpuPerDeliveryUsRuns?: number[];
 }
 
 /** What drive needs of the publisher (the bench's Client, or an anchor's). */
@@ -183,7 +185,8 @@ async function benchAnchor(
 
 /** A Hybrid Chat server under test, with its publishers logged in and one channel of theirs. */
 interface HchatUnderTest {
-  addr: string;
+  /** With the fingerprint to pin: over TLS; without: the plain-TCP server (bench/plain-server.ts). */
+  server: ServerAddress;
   pid: number;
   publicKey: string;
   publishers: Client[];
@@ -196,26 +199,33 @@ interface HchatUnderTest {
 }
 
 /**
- * Starts `bin/hchat server` on a temporary folder, logs the publisher in, creates a channel that
- * allows visitors (members are visitor sessions: no password hashing to open 500, and a channel
- * that allows visitors pushes to them exactly as to members), runs `use`, then stops it all.
+ * Starts `bin/hchat server` on a temporary folder (with `plain`, the same server without TLS:
+ * bench/plain-server.ts), logs the publisher in, creates a channel that allows visitors (members
+ * are visitor sessions: no password hashing to open 500, and a channel that allows visitors
+ * pushes to them exactly as to members), runs `use`, then stops it all. Every client of the TLS
+ * server pins the fingerprint its ready line printed, as a real peer does.
  */
 async function withHchat<T>(
   channelId: string,
   publisherCount: number,
   use: (h: HchatUnderTest) => Promise<T>,
+  plain = false,
 ): Promise<T> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-'));
-  const { proc, ready } = await startServer(data, SERVER_NODE);
-  const addr = ready.tcp!;
+  const { proc, ready } = await startServer(data, SERVER_NODE, plain);
+  const server: ServerAddress = {
+    addr: ready.tcp!,
+    fingerprint: plain ? undefined : ready.fingerprint,
+  };
   try {
+    if (!plain && !server.fingerprint) throw new Error('the server printed no fingerprint');
     // Publishers are users, members of the channel (so they get each other's messages, as the
     // IRC publishers, who must join to speak, do).
     const pubs: Array<{ username: string; keys: SessionKeys; client: Client; cert: string }> = [];
     for (let k = 0; k < publisherCount; k++) {
       const username = `publisher${k}`;
       const keys = newSessionKeys();
-      const client = await Client.connect(addr, true);
+      const client = await Client.connect(server, true);
       await client.request('register', { username, password: 'bench-pw' });
       const s = await client.request('login', {
         username,
@@ -245,7 +255,7 @@ async function withHchat<T>(
       });
     };
     const result = await use({
-      addr,
+      server,
       pid: proc.pid!,
       publicKey: pubs[0]!.keys.publicKey,
       publishers: pubs.map((p) => p.client),
@@ -260,20 +270,26 @@ async function withHchat<T>(
   }
 }
 
-function benchHchat({ members, rate, publishers }: Cell): Promise<Result> {
-  return withHchat('01900000-0000-7000-8000-00000000be01', publishers, async (h) => {
-    const workers = await MemberWorkers.start(
-      { kind: 'hchat', addr: h.addr, channelId: h.channelId, publicKey: h.publicKey },
-      members,
-    );
-    try {
-      return await drive(rate, h.publishers, workers, members, h.pid, (k, i, ns) =>
-        h.post(k, i, payload(ns, k)),
+/** One run against Hybrid Chat's server: over TLS as peers use it, or with `plain`, without. */
+function benchHchat({ members, rate, publishers }: Cell, plain = false): Promise<Result> {
+  return withHchat(
+    '01900000-0000-7000-8000-00000000be01',
+    publishers,
+    async (h) => {
+      const workers = await MemberWorkers.start(
+        { kind: 'hchat', server: h.server, channelId: h.channelId, publicKey: h.publicKey },
+        members,
       );
-    } finally {
-      workers.close();
-    }
-  });
+      try {
+        return await drive(rate, h.publishers, workers, members, h.pid, (k, i, ns) =>
+          h.post(k, i, payload(ns, k)),
+        );
+      } finally {
+        workers.close();
+      }
+    },
+    plain,
+  );
 }
 
 /**
@@ -283,7 +299,7 @@ function benchHchat({ members, rate, publishers }: Cell): Promise<Result> {
  */
 function benchSlowMember(): Promise<Record<string, unknown>> {
   return withHchat('01900000-0000-7000-8000-00000000be02', 1, async (h) => {
-    const slow = await Client.connect(h.addr, true);
+    const slow = await Client.connect(h.server, true);
     await slow.request('visitor', { name: 'slow reader', publicKey: h.publicKey });
     await slow.request('channel_join', { channelId: h.channelId });
     let dropped: string | undefined;
@@ -293,7 +309,7 @@ function benchSlowMember(): Promise<Record<string, unknown>> {
     };
     void slow.closed.then(() => (closed = true));
     const workers = await MemberWorkers.start(
-      { kind: 'hchat', addr: h.addr, channelId: h.channelId, publicKey: h.publicKey },
+      { kind: 'hchat', server: h.server, channelId: h.channelId, publicKey: h.publicKey },
       99,
     );
     let n = 0;
@@ -360,7 +376,7 @@ async function benchRelay({ members, rate, publishers }: Cell): Promise<Result> 
   let workers: MemberWorkers | undefined;
   try {
     const pubs = await Promise.all(
-      Array.from({ length: publishers }, () => Client.connect(addr, false)),
+      Array.from({ length: publishers }, () => Client.connect({ addr }, false)),
     );
     workers = await MemberWorkers.start({ kind: 'relay', addr }, members);
     const result = await drive(rate, pubs, workers, members, proc.pid!, (k, i, ns) =>
@@ -424,6 +440,7 @@ function medianOf(runs: Result[]): Result {
   }
   out.runs = runs.length;
   out.deliveriesPerSecRuns = runs.map((r) => Math.round(r.deliveriesPerSec));
+  out.serverCpuPerDeliveryUsRuns = runs.map((r) => round2(r.serverCpuPerDeliveryUs));
   return out;
 }
 
@@ -467,6 +484,26 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
     if (!a.result) console.log(`(${a.name}: ${(a as { error?: string }).error})`);
 }
 
+/** What TLS costs: Hybrid Chat with TLS (as peers use it) and without, same run. */
+function tlsTable(tls: Result, plain: Result): void {
+  const rows: Array<[string, (r: Result) => number, number]> = [
+    ['server CPU µs/delivery', (r) => r.serverCpuPerDeliveryUs, 2],
+    ['latency p99 ms', (r) => r.p99ms, 2],
+    ['deliveries/s', (r) => r.deliveriesPerSec, 0],
+    ['member processes CPU % (of 200)', (r) => r.membersCpuPercent, 0],
+  ];
+  console.log(
+    '\n| figure | hchat, TLS 1.3 | hchat, plain TCP | TLS / plain |\n|---|---:|---:|---:|',
+  );
+  for (const [name, f, digits] of rows)
+    console.log(
+      `| ${name} | ${fmt(f(tls), digits)} | ${fmt(f(plain), digits)} | ${fmt(f(tls) / f(plain), 2)} |`,
+    );
+  console.log(
+    `| server CPU µs/delivery of each run | ${tls.serverCpuPerDeliveryUsRuns?.join(', ')} | ${plain.serverCpuPerDeliveryUsRuns?.join(', ')} | |`,
+  );
+}
+
 async function main(): Promise<void> {
   console.log(
     `bench: 1 channel, ${MEMBER_COUNTS.join(' / ')} online members, 1 publisher${MANY_MEMBERS.length ? ` (and ${PUBLISHERS} with ${MANY_MEMBERS.join(' / ')})` : ''}; ${SECONDS} s measured after 1 s warm-up, ${REPEATS} runs a cell (medians); members in 2 processes of their own`,
@@ -498,6 +535,10 @@ async function main(): Promise<void> {
         () => benchAnchor(rig, cell),
       ]),
       ['hchat', async () => ({ name: 'Hybrid Chat', result: await benchHchat(cell) })],
+      [
+        'plain',
+        async () => ({ name: 'Hybrid Chat without TLS', result: await benchHchat(cell, true) }),
+      ],
     ];
     const runs = new Map<string, Run[]>();
     for (let round = 0; round < REPEATS; round++) {
@@ -517,6 +558,7 @@ async function main(): Promise<void> {
         : { name: all[0]!.name, error: all[0]!.error };
     };
     const hchat = summed('hchat')!.result!;
+    const hchatPlain = summed('plain')?.result;
     const relay = summed('relay')?.result;
     const anchors = ANCHORS.flatMap(([key]) => summed(key) ?? []);
     console.log('');
@@ -525,12 +567,14 @@ async function main(): Promise<void> {
       console.log(
         `Node relay (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery`,
       );
+    if (hchatPlain) tlsTable(hchat, hchatPlain);
     results.push({
       scenario: name,
       members: cell.members,
       rate: cell.rate ?? null,
       publishers: cell.publishers,
       hchat,
+      hchatPlain,
       relay,
       anchors,
     });

@@ -107,7 +107,8 @@ export async function benchStream(): Promise<unknown> {
       path.join(dir, 'server'),
       ...BENCH_SERVER_LIMITS,
     ]);
-    const server = srv.ready.tcp!;
+    // Peers pin the server's key from its ready line (`--server host:port#fingerprint`).
+    const server = `${srv.ready.tcp!}#${srv.ready.fingerprint!}`;
     const http = srv.ready.http!;
     const serverBytes = async () => {
       const t = (await (await fetch(new URL('stats', http))).json()).traffic;
