@@ -141,3 +141,44 @@ export async function impostor(port: number, cred = makeCert()) {
       }),
   };
 }
+
+/** RFC 9266 tls-exporter of this connection, base64url (PROTOCOL.md §1.1). */
+export const bindingOf = (s: tls.TLSSocket) =>
+  s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)).toString('base64url');
+
+/** The §4.1 transcript, as this outsider reads it. */
+export const transcript = (
+  signer: 'host' | 'peer',
+  peerNonce: string,
+  hostNonce: string,
+  peerSession: string,
+  hostSession: string,
+  binding: string,
+) =>
+  Buffer.from(
+    JSON.stringify([
+      'hchat/p2p/3',
+      signer,
+      peerNonce,
+      hostNonce,
+      peerSession,
+      hostSession,
+      binding,
+    ]),
+    'utf8',
+  );
+
+/** Incoming frames of a TLS socket (§1 framing), one callback per frame. */
+export function onFrames(s: tls.TLSSocket, cb: (f: any) => void) {
+  let buf = Buffer.alloc(0);
+  s.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 4) {
+      const n = buf.readUInt32BE(0);
+      if (buf.length < 4 + n) break;
+      const f = JSON.parse(buf.subarray(4, 4 + n).toString('utf8'));
+      buf = buf.subarray(4 + n);
+      cb(f);
+    }
+  });
+}
