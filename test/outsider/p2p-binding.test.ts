@@ -188,9 +188,9 @@ test('a real member refuses a host whose signature covers another TLS connection
   const cred = makeCert();
   const srvSock = tls.createServer({ key: cred.key, cert: cred.cert }, (s) => {
     s.on('error', () => {});
-    const rec = {
+    const rec: (typeof seen)[number] = {
       mode: honest ? 'honest' : 'other-binding',
-      frames: [] as any[],
+      frames: [],
       closed: false,
       binding: bindingOf(s),
     };
