@@ -59,14 +59,25 @@ export async function killAll() {
   await Promise.all(procs.splice(0).map((p) => p.kill()));
 }
 
-export async function startServer(extra: string[] = []) {
-  const p = await startProc(['server', '--port', '0', '--http-port', '0', ...extra]);
+export async function startServer(
+  extra: string[] = [],
+  opts: { data?: string; port?: number } = {},
+) {
+  const p = await startProc(
+    ['server', '--port', String(opts.port ?? 0), '--http-port', '0', ...extra],
+    opts.data,
+  );
   const m = p.ready.match(/tcp=([\d.]+):(\d+)/)!;
   return { ...p, host: m[1]!, port: Number(m[2]) };
 }
 
-export async function startPeer(server: { host: string; port: number }, extra: string[] = []) {
-  const p = await startProc(['peer', '--server', `${server.host}:${server.port}`, ...extra]);
+export async function startPeer(
+  server: { host: string; port: number },
+  extra: string[] = [],
+  opts: { data?: string; pin?: string } = {},
+) {
+  const addr = `${server.host}:${server.port}` + (opts.pin ? '#' + opts.pin : '');
+  const p = await startProc(['peer', '--server', addr, ...extra], opts.data);
   const m = p.ready.match(
     /ui=(http:\/\/127\.0\.0\.1:(\d+))\/\?token=(\S+) p2p=([\d.]+):(\d+) udp=([\d.]+):(\d+)/,
   )!;
