@@ -162,7 +162,9 @@ export class MediaSocket {
 
   /** The packet in the clear, or undefined when no hop's key verifies it (counted). */
   private unprotect(d: Buffer, from: Remote, rtcp: boolean): Buffer | undefined {
-    if (d.length < 12) {
+    // Too short to name a hop (an SRTCP sender SSRC ends at byte 8, an RTP SSRC at 12): the
+    // socket counts it. Longer but still too short for SRTP is the hop's srtpMalformed below.
+    if (d.length < (rtcp ? 8 : 12)) {
       this.stats.malformed++;
       return undefined;
     }

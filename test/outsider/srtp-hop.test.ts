@@ -336,48 +336,39 @@ test('SRTP hop keys: interop both ways, and altered / replayed / foreign packets
   listener.close();
 }, 50000);
 
-// FINDING (low, counters): PROTOCOL.md §5.4 says "A datagram too short for a header and a tag is
-// malformed. Refused datagrams are dropped, counted (… `srtpMalformed` …)". Observed: a bare 8-byte
-// RTCP receiver report (shorter than SRTCP's 8 + 4 + 10 bytes) that a keyed child sends its
-// streamer moves no counter at all (`srtpMalformed`, `srtpAuthFailures`, `srtpReplays`,
-// `srtpUnkeyed` all +0), while a 24- or 40-byte plain packet from the same address is counted
-// `srtpAuthFailures`, and short datagrams from a stranger's address are counted. The datagram is
-// dropped (no harm seen), only uncounted. Remove `.fails` when it is counted.
-test.fails(
-  'a too-short datagram from a child is counted by its streamer',
-  async () => {
-    const srv = await startServer();
-    const alice = await startPeer(srv);
-    await alice.api('POST', '/api/register', { username: 'alice', password: 'secret-pw-1' });
-    await alice.api('POST', '/api/login', { username: 'alice', password: 'secret-pw-1' });
-    const ch = (await alice.api('POST', '/api/channels', { name: 'live', allowVisitors: false }))
-      .body;
-    const live = await alice.api('POST', `/api/channels/${ch.id}/streams`, {
-      source: 'synthetic',
-      fps: 15,
-      bitrateKbps: 100,
-    });
-    const streamId = live.body.streamId as string;
-    const m = await registerLogin(srv, 'mallory');
-    await m.c.req('channel_join', { channelId: ch.id });
-    const link = await p2pConnect(alice.p2pPort, { cert: m.cert, key: m.key });
-    const u = await udpSocket();
-    const w = await link.c.req('watch', { streamId, udpPort: (u.address() as any).port });
-    expect(w.body?.parent?.username).toBe('alice');
-    expect((await link.c.req('stream_key', { streamId })).body?.suite).toBe(SUITE);
-    await sleep(300);
-    const stats = async () =>
-      (await alice.api('GET', `/api/streams/${streamId}/stats`)).body as any;
-    const a0 = await stats();
-    expect(counter(a0, 'srtpMalformed')).toBeGreaterThanOrEqual(0);
-    for (let i = 0; i < 3; i++) u.send(emptyRr(0x1234), w.body.parent.udpPort, '127.0.0.1');
-    await sleep(400);
-    const a1 = await stats();
-    u.close();
-    const moved = ['srtpMalformed', 'srtpAuthFailures', 'srtpUnkeyed', 'srtpReplays']
-      .map((c) => counter(a1, c) - counter(a0, c))
-      .reduce((a, b) => a + b, 0);
-    expect(moved, 'streamer: ' + JSON.stringify(a1)).toBe(3);
-  },
-  30000,
-);
+// Found by an outsider (fixed): PROTOCOL.md §5.4 says "A datagram too short for a header and a tag
+// is malformed. Refused datagrams are dropped, counted (… `srtpMalformed` …)". A bare 8-byte RTCP
+// receiver report from a keyed child moved no counter at all before the fix.
+test('a too-short datagram from a child is counted by its streamer', async () => {
+  const srv = await startServer();
+  const alice = await startPeer(srv);
+  await alice.api('POST', '/api/register', { username: 'alice', password: 'secret-pw-1' });
+  await alice.api('POST', '/api/login', { username: 'alice', password: 'secret-pw-1' });
+  const ch = (await alice.api('POST', '/api/channels', { name: 'live', allowVisitors: false }))
+    .body;
+  const live = await alice.api('POST', `/api/channels/${ch.id}/streams`, {
+    source: 'synthetic',
+    fps: 15,
+    bitrateKbps: 100,
+  });
+  const streamId = live.body.streamId as string;
+  const m = await registerLogin(srv, 'mallory');
+  await m.c.req('channel_join', { channelId: ch.id });
+  const link = await p2pConnect(alice.p2pPort, { cert: m.cert, key: m.key });
+  const u = await udpSocket();
+  const w = await link.c.req('watch', { streamId, udpPort: (u.address() as any).port });
+  expect(w.body?.parent?.username).toBe('alice');
+  expect((await link.c.req('stream_key', { streamId })).body?.suite).toBe(SUITE);
+  await sleep(300);
+  const stats = async () => (await alice.api('GET', `/api/streams/${streamId}/stats`)).body as any;
+  const a0 = await stats();
+  expect(counter(a0, 'srtpMalformed')).toBeGreaterThanOrEqual(0);
+  for (let i = 0; i < 3; i++) u.send(emptyRr(0x1234), w.body.parent.udpPort, '127.0.0.1');
+  await sleep(400);
+  const a1 = await stats();
+  u.close();
+  const moved = ['srtpMalformed', 'srtpAuthFailures', 'srtpUnkeyed', 'srtpReplays']
+    .map((c) => counter(a1, c) - counter(a0, c))
+    .reduce((a, b) => a + b, 0);
+  expect(moved, 'streamer: ' + JSON.stringify(a1)).toBe(3);
+}, 30000);
