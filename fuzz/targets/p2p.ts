@@ -165,7 +165,9 @@ function seeds(): Buffer[] {
       req(2, 'stalled', { streamId: '$CHANNEL' }),
     ],
     [HELLO, '{"t":"ev","ev":"message","body":{}}'],
-    ['{"t":"hello","v":2,"role":"peer","cert":"$CERT","nonce":"' + 'A'.repeat(43) + '"}'],
+    [
+      `{"t":"hello","v":${PROTOCOL_VERSION},"role":"peer","cert":"$CERT","nonce":"${'A'.repeat(43)}"}`,
+    ],
     ['{"t":"hello","v":1,"role":"peer","token":"x.y"}'],
     [req(1, 'history', {})],
   ];

@@ -110,7 +110,7 @@ async function run(data: Buffer): Promise<void> {
   }
 }
 
-const HELLO = '{"t":"hello","v":2,"role":"peer"}';
+const HELLO = `{"t":"hello","v":${PROTOCOL_VERSION},"role":"peer"}`;
 const req = (id: number, op: string, body: unknown) => JSON.stringify({ t: 'req', id, op, body });
 const RESUME = req(1, 'resume', { token: '$TOKEN' });
 
@@ -161,7 +161,7 @@ function seeds(): Buffer[] {
     [HELLO, RESUME, req(2, 'logout', {}), req(3, 'get_list', {})],
     [HELLO, '{"t":"pong"}', '{"t":"ev","ev":"x","body":{}}'],
     ['{"t":"req","id":1,"op":"login","body":{}}'],
-    ['{"t":"hello","v":2,"role":"peer"}'],
+    [`{"t":"hello","v":${PROTOCOL_VERSION},"role":"peer"}`],
     [HELLO, '#hex:0000000000'],
     [HELLO, '#hex:ffffffff'],
   ];
