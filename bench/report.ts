@@ -260,6 +260,37 @@ function tlsSection(rows: Row[]): string[] {
   return out;
 }
 
+/**
+ * What SRTP costs: the livestream's 10 viewers, k = 4, with SRTP between peers and in plain RTP
+ * (bench/plain-peer.ts), same run (bench/stream.ts benchSrtpCost).
+ */
+function srtpSection(cost: any): string[] {
+  if (!cost?.rows?.length) return [];
+  const out = [
+    '## What SRTP costs',
+    '',
+    `The livestream (synthetic ${cost.fps} fps at ${cost.bitrateKbps} kbit/s, 10 viewers, k = 4) with SRTP between peers (\`bin/hchat peer\`, AES_CM_128_HMAC_SHA1_80) and with plain RTP between the same peers (\`bench/plain-peer.ts\`), each on a stream of its own, in the same run; every (media, loss) once a round in rotating order, ${cost.seconds} s windows, medians of ${cost.rounds} rounds. Latency: the worst viewer's, in whole ms; CPU: % of one core over the window; the relay is the viewer feeding the most children.`,
+    '',
+    '| loss | figure | SRTP | plain RTP | SRTP / plain | SRTP runs | plain runs |',
+    '|---:|---|---:|---:|---:|---|---|',
+  ];
+  const figures: Array<[string, string, number]> = [
+    ['latency p50 ms', 'p50', 0],
+    ['latency p99 ms', 'p99', 0],
+    ['completion', 'completion', 3],
+    ['streamer CPU %', 'streamerCpu', 1],
+    ['relay CPU %', 'relayCpu', 1],
+    ['leaf viewer CPU % (mean)', 'leafCpu', 1],
+  ];
+  for (const r of cost.rows)
+    figures.forEach(([name, k, d], i) =>
+      out.push(
+        `| ${i ? '' : `${r.loss * 100} %`} | ${name} | ${f(r.srtp[k], d)} | ${f(r.plain[k], d)} | ${f(r.srtp[k] / r.plain[k], 2)} | ${r.srtpRuns.map((x: any) => f(x[k], d)).join(', ')} | ${r.plainRuns.map((x: any) => f(x[k], d)).join(', ')} |`,
+      ),
+    );
+  return out;
+}
+
 /** Writes summary.md and the two plots next to the results file. */
 export function writeReport(resultsFile: string): string {
   const data = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
@@ -334,6 +365,8 @@ export function writeReport(resultsFile: string): string {
   }
   const tls = tlsSection(rows);
   if (tls.length) lines.push('', ...tls);
+  const srtp = srtpSection(data.stream?.srtpCost);
+  if (srtp.length) lines.push('', ...srtp);
   lines.push('', ...targets(data, rows));
   if (data.slowMember) {
     const m = data.slowMember;

@@ -25,6 +25,18 @@ describe('hchat command', () => {
       expect(peer.out).toContain(env);
   });
 
+  it('offers no way to turn off SRTP or TLS (the bench-only options stay bench-only)', async () => {
+    // benchPlainMedia (peer) and benchPlaintext (server) are reached by bench/plain-*.ts alone.
+    for (const cmd of ['peer', 'server', 'demo']) {
+      const help = await runHchat([cmd, '--help']);
+      expect(help.code).toBe(0);
+      expect(help.out).not.toMatch(/plain|insecure|srtp|no-tls|no-encrypt/i);
+    }
+    const cliDir = path.resolve(import.meta.dirname, '..', 'src', 'cli');
+    for (const f of fs.readdirSync(cliDir))
+      expect(fs.readFileSync(path.join(cliDir, f), 'utf8'), f).not.toMatch(/benchPlain/);
+  });
+
   it('refuses bad flags with an error naming the flag', async () => {
     const port = await runHchat(['server', '--port', '70000']);
     expect(port.code).not.toBe(0);

@@ -72,6 +72,11 @@ export interface PeerOptions {
   /** Posts per second per member that this peer's hosted channels take, and the burst. */
   postsPerSecond?: number;
   postBurst?: number;
+  /**
+   * bench/ only: media in plain RTP between peers, to measure what SRTP costs. No flag or
+   * variable of `hchat` reaches it; bench/plain-peer.ts is the only way in.
+   */
+  benchPlainMedia?: boolean;
 }
 
 /** Where a channel's content comes from right now. */
@@ -156,6 +161,7 @@ export class PeerNode {
       credentials: () => this.credentials(),
       isRevoked: (sid) => this.revoked.has(sid),
       udpLoss: opts.udpLoss,
+      benchPlainMedia: opts.benchPlainMedia,
     });
     this.live = new LiveService({
       log: this.log,

@@ -48,6 +48,8 @@ export interface P2POptions {
   isRevoked(sessionId: string): boolean;
   /** Fraction of incoming datagrams to drop at random (loss injection for tests). */
   udpLoss?: number;
+  /** bench/ only (bench/plain-peer.ts): media in plain RTP between peers (MediaSocket). */
+  benchPlainMedia?: boolean;
 }
 
 /** Who is at the other end of a P2P connection, as its certificate says. */
@@ -100,7 +102,7 @@ export class P2PEndpoint {
       }
     }, this.heartbeatMs);
     this.sweeper.unref();
-    this.media = new MediaSocket(opts.udpLoss ?? 0);
+    this.media = new MediaSocket(opts.udpLoss ?? 0, opts.benchPlainMedia);
   }
 
   async listen(p2pPort: number, udpPort: number): Promise<void> {

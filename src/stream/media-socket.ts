@@ -61,7 +61,15 @@ export class MediaSocket {
   /** The keys of every hop of ours. */
   readonly hops = new HopTable();
 
-  constructor(private readonly loss = 0) {
+  /**
+   * `benchPlain` is for bench/ alone (bench/plain-peer.ts; no flag of `hchat` reaches it): hops
+   * are keyed and looked up as always, but their keys are not applied, so datagrams travel as
+   * plain RTP/RTCP and `npm run bench` can measure what SRTP costs in the same run.
+   */
+  constructor(
+    private readonly loss = 0,
+    private readonly benchPlain = false,
+  ) {
     if (!(loss >= 0 && loss < 1)) throw new RangeError('udp loss must be in [0, 1)');
     this.socket.on('message', (d, r) => this.receive(d, { ip: r.address, port: r.port }));
     // ICMP port unreachable and friends surface here; a media socket keeps going.
@@ -102,6 +110,7 @@ export class MediaSocket {
       this.stats.unkeyedSends++;
       return 0;
     }
+    if (this.benchPlain) return this.sendPlain(packet, to); // bench only: see the constructor
     const d = rtcp ? hop.send.protectRtcp(packet) : hop.send.protectRtp(packet);
     if (d.length > MAX_DATAGRAM) throw new RangeError(`${d.length}-byte datagram over the budget`);
     return this.sendPlain(d, to);
@@ -175,6 +184,7 @@ export class MediaSocket {
       this.stats.srtpUnkeyed++;
       return undefined;
     }
+    if (this.benchPlain) return d; // bench only: see the constructor
     let first: SrtpFailure | undefined;
     for (const hop of hops) {
       const r = rtcp ? hop.recv.unprotectRtcp(d) : hop.recv.unprotectRtp(d);

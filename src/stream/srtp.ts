@@ -50,6 +50,56 @@ export interface SessionKeys {
   salt: Buffer;
 }
 
+/**
+ * AES-CM (§4.1.1) under one key: the keystream is AES(IV) ‖ AES(IV + 1) ‖ …, which is AES-ECB of
+ * those counter blocks. One ECB cipher object serves every packet (ECB keeps no state between
+ * whole blocks), where a CTR cipher would have to be made per packet for its IV: making one costs
+ * more than encrypting a 1,200-byte packet. The IV's low 16 bits are 0 (every IV here is some
+ * value · 2^16) and a packet has far fewer than 2^16 blocks, so the counter is those 16 bits.
+ */
+class AesCm {
+  private readonly ecb: crypto.Cipher;
+  /** The counter blocks of the packet at hand, reused from packet to packet. */
+  private counters = Buffer.alloc(0);
+
+  constructor(key: Buffer) {
+    this.ecb = crypto.createCipheriv('aes-128-ecb', key, null);
+    this.ecb.setAutoPadding(false);
+  }
+
+  /** Writes `input` ⊕ the keystream from `iv` to `out` at `at`. */
+  apply(iv: Buffer, input: Uint8Array, out: Uint8Array, at: number): void {
+    const blocks = Math.ceil(input.length / 16);
+    if (blocks > 0x10000 || iv[14] !== 0 || iv[15] !== 0)
+      throw new RangeError('AES-CM: at most 2^16 blocks from an IV whose low 16 bits are 0');
+    const n = blocks * 16;
+    if (this.counters.length < n) this.counters = Buffer.alloc(Math.max(n, 1280));
+    const c = this.counters.subarray(0, n);
+    // IV in every block (doubling, a few copies rather than one a block), then each counter.
+    iv.copy(c, 0, 0, 16);
+    for (let filled = 16; filled < n; filled *= 2)
+      c.copyWithin(filled, 0, Math.min(filled, n - filled));
+    for (let j = 1, o = 30; j < blocks; j++, o += 16) {
+      c[o] = j >>> 8;
+      c[o + 1] = j & 0xff;
+    }
+    const ks = this.ecb.update(c);
+    for (let k = 0; k < input.length; k++) out[at + k] = input[k]! ^ ks[k]!;
+  }
+}
+
+/** What a context computes with, made once from its session keys. */
+interface Keyed {
+  keys: SessionKeys;
+  cm: AesCm;
+  /** The HMAC key, imported once rather than per packet. */
+  auth: crypto.KeyObject;
+}
+
+function keyed(keys: SessionKeys): Keyed {
+  return { keys, cm: new AesCm(keys.enc), auth: crypto.createSecretKey(keys.auth) };
+}
+
 /** A fresh random master key and salt. */
 export function newMasterKey(): MasterKey {
   return { key: crypto.randomBytes(MASTER_KEY_BYTES), salt: crypto.randomBytes(MASTER_SALT_BYTES) };
@@ -80,7 +130,9 @@ export function aesCmKeystream(
   index: number,
   length: number,
 ): Buffer {
-  return aesCm(key, packetIv(salt, ssrc, index)).update(Buffer.alloc(length));
+  const out = Buffer.alloc(length);
+  new AesCm(key).apply(packetIv(salt, ssrc, index), out, out, 0);
+  return out;
 }
 
 /** Derives the SRTP and SRTCP session keys (labels 0–2 and 3–5), key_derivation_rate 0. */
@@ -92,16 +144,14 @@ export function deriveSessionKeys(m: MasterKey): { srtp: SessionKeys; srtcp: Ses
     const iv = Buffer.alloc(16);
     m.salt.copy(iv);
     iv[7]! ^= label;
-    return aesCm(m.key, iv).update(Buffer.alloc(n));
+    const out = Buffer.alloc(n);
+    new AesCm(m.key).apply(iv, out, out, 0);
+    return out;
   };
   return {
     srtp: { enc: prf(0, 16), auth: prf(1, 20), salt: prf(2, 14) },
     srtcp: { enc: prf(3, 16), auth: prf(4, 20), salt: prf(5, 14) },
   };
-}
-
-function aesCm(key: Buffer, iv: Buffer): crypto.Cipher {
-  return crypto.createCipheriv('aes-128-ctr', key, iv);
 }
 
 function packetIv(salt: Buffer, ssrc: number, index: number): Buffer {
@@ -120,7 +170,7 @@ function u32(n: number): Buffer {
   return b;
 }
 
-function tag(auth: Buffer, ...parts: Uint8Array[]): Buffer {
+function tag(auth: crypto.KeyObject, ...parts: Uint8Array[]): Buffer {
   const h = crypto.createHmac('sha1', auth);
   for (const p of parts) h.update(p);
   return h.digest().subarray(0, SRTP_TAG_BYTES);
@@ -181,15 +231,15 @@ interface SsrcState {
 
 /** SRTP and SRTCP for one direction of one hop, under one master key. */
 export class SrtpContext {
-  private readonly rtpKeys: SessionKeys;
-  private readonly rtcpKeys: SessionKeys;
+  private readonly rtpKeys: Keyed;
+  private readonly rtcpKeys: Keyed;
   private readonly rtpStates = new Map<number, SsrcState>();
   private readonly rtcpStates = new Map<number, SsrcState>();
 
   constructor(master: MasterKey) {
     const k = deriveSessionKeys(master);
-    this.rtpKeys = k.srtp;
-    this.rtcpKeys = k.srtcp;
+    this.rtpKeys = keyed(k.srtp);
+    this.rtcpKeys = keyed(k.srtcp);
   }
 
   /** RTP → SRTP. Throws RangeError on a packet that is not RTP (our own code made it). */
@@ -278,16 +328,14 @@ export class SrtpContext {
   }
 
   private crypt(
-    k: SessionKeys,
+    k: Keyed,
     ssrc: number,
     index: number,
     input: Buffer,
     out: Buffer,
     at: number,
   ): void {
-    aesCm(k.enc, packetIv(k.salt, ssrc, index))
-      .update(input)
-      .copy(out, at);
+    k.cm.apply(packetIv(k.keys.salt, ssrc, index), input, out, at);
   }
 
   private state(map: Map<number, SsrcState>, ssrc: number): SsrcState {
