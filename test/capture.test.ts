@@ -189,6 +189,10 @@ describe('no plaintext on any wire between processes', () => {
       ).toBeGreaterThan(50);
       expect(onWire.filter((p) => p.proto === 'udp').length).toBeGreaterThan(100);
 
+      console.log(
+        `capture: ${onWire.length} packets (${wireBytes.length} payload bytes) on the server, P2P and UDP ports, ` +
+          `${local.length} on the local API ports; searched for ${Object.keys(secrets).length} secrets and 3 media patterns`,
+      );
       const leaks = Object.entries(secrets).filter(([, v]) => wireBytes.includes(Buffer.from(v)));
       expect(leaks.map(([k]) => k)).toEqual([]);
       // The synthetic source's media payload (runs of 0x5a, 0xa5, Opus 0x3c) never in clear.
