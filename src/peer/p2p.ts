@@ -1,9 +1,9 @@
 /**
  * A peer's P2P endpoint: the TCP port other peers connect to (peer_connect) and the UDP port
  * of livestream media (stream/media-socket.ts). The TCP port speaks TLS 1.3; on it the handshake is
- * a proof of possession both ways, bound to the TLS connection (shared/handshake.ts): the connecting peer shows its key certificate, this peer answers with
- * its own and its transcript signature, and the connecting peer's transcript signature must
- * follow. Until then frames are capped small and a deadline runs. Each connection is logged with
+ * a proof of possession both ways, bound to the TLS connection (shared/handshake.ts): the
+ * connecting peer shows its key certificate, this peer answers with its own and its transcript
+ * signature, and the connecting peer's transcript signature must follow. Until then frames are capped small and a deadline runs. Each connection is logged with
  * who is at the other end.
  */
 import type crypto from 'node:crypto';
