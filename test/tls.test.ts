@@ -157,6 +157,9 @@ describe('the server link over TLS', () => {
     expect(
       (await api(ui, 'POST', '/api/register', { username: 'ann', password: 'ann-pw' })).status,
     ).toBe(201);
+    expect(
+      (await api(ui, 'POST', '/api/login', { username: 'ann', password: 'ann-pw' })).status,
+    ).toBe(200);
     const known = fs.readFileSync(path.join(pdir, 'known_servers'), 'utf8');
     expect(known).toBe(`127.0.0.1:${port} ${s1.ready.fingerprint}\n`);
     expect(connlog(pdir)).toMatch(
@@ -167,6 +170,13 @@ describe('the server link over TLS', () => {
     await kill(s1);
     const s2 = await spawnServer(path.join(dir, 's2'), { port });
     expect(s2.ready.fingerprint).not.toBe(s1.ready.fingerprint);
+    // The UI learns why it is not connecting (its banner shows this).
+    const me = await waitFor(async () => {
+      const r = await api(ui, 'GET', '/api/me');
+      return r.body?.serverKeyError ? r.body : undefined;
+    });
+    expect(me.connection).toBe('connecting');
+    expect(me.serverKeyError).toContain(s2.ready.fingerprint);
     const refused = await keyRefusal(ui, '/api/login', 'ann');
     expect(refused.status).toBe(502);
     expect(refused.body.error.message).toContain(s2.ready.fingerprint);

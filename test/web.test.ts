@@ -1,3 +1,4 @@
+import path from 'node:path';
 /**
  * The web UI in a real browser (issue "Web UI"): two peers and their pages, a visitor page,
  * offline and back, scrollback. Everything goes through the UI a person uses.
@@ -6,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
+import { CentralServer } from '../src/server/server.js';
 
 async function register(page: Page, username: string) {
   await page.getByRole('tab', { name: 'Register' }).click();
@@ -121,6 +123,28 @@ describe('web UI', () => {
     expect(await box.getAttribute('placeholder')).toContain('Visitors can read but not post');
     await snap(v.page, 'visitor');
     expect(v.errors).toEqual([]);
+  });
+
+  it('a central server showing another TLS key: the page says it is not connecting, and why', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const page = await openPage(p.uiUrl);
+    await page.page.getByLabel('Status').waitFor();
+    // Another server, with another key, takes the address the peer pinned.
+    await net.server.close();
+    net.server = await CentralServer.start({
+      host: '127.0.0.1',
+      port: net.serverPort,
+      httpPort: 0,
+      dataDir: path.join(net.dir, 'another-server'),
+    });
+    const banner = page.page.getByRole('alert').filter({ hasText: 'Not connecting' });
+    await banner.waitFor();
+    expect(await banner.textContent()).toContain(net.server.fingerprint);
+    await snap(page.page, 'server-key-refused');
+    // The only errors are refused calls (the browser logs a 502 answer as an error).
+    expect(page.errors.filter((e) => !/502/.test(e))).toEqual([]);
   });
 
   it('going offline shows pending messages and a banner; going online delivers them', async () => {

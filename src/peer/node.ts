@@ -231,8 +231,12 @@ export class PeerNode {
     this.link.on('up', () => this.background(this.onUp()));
     this.link.on('down', (reason: HchatError | undefined, wasUp: boolean) => {
       // A server key this peer does not trust is the answer to every call until it is fixed.
+      const before = this.trustError?.message;
       this.trustError = reason?.code === 'E_SERVER_KEY_MISMATCH' ? reason : undefined;
       this.onDown(wasUp);
+      // The UI learns of it (GET /api/me says why) even when no connection was up to lose.
+      if (this.trustError && this.trustError.message !== before && !wasUp)
+        this.events.emit('connection', { state: 'connecting' });
     });
     this.link.on('event', (name: string, body: unknown) => this.onEvent(name, body));
   }
@@ -605,6 +609,7 @@ export class PeerNode {
     sessionId: string;
     connection: string;
     pending: number;
+    serverKeyError?: string;
   } {
     const s = this.currentSession;
     if (!s) throw new HchatError('E_AUTH_REQUIRED');
@@ -615,6 +620,10 @@ export class PeerNode {
       sessionId: s.sessionId,
       connection: this.connection,
       pending: this.store.pendingCount(s.username),
+      // Why it is not connecting, when the server's TLS key is not the trusted one.
+      ...(this.trustError && !this.link.connected
+        ? { serverKeyError: this.trustError.message }
+        : {}),
     };
   }
 

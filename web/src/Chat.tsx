@@ -477,6 +477,13 @@ function Banner({ me, sync }: { me: Me; sync: Sync | null }) {
       </div>
     );
   }
+  if (me.connection === 'connecting' && me.serverKeyError) {
+    return (
+      <div className="banner refused" role="alert">
+        Not connecting: {me.serverKeyError}
+      </div>
+    );
+  }
   if (me.connection === 'connecting') {
     return (
       <div className="banner reconnecting" role="status">

@@ -10,6 +10,8 @@ export interface Me {
   sessionId: string;
   connection: 'connected' | 'connecting' | 'offline';
   pending: number;
+  /** Set while the central server shows a TLS key this peer does not trust (README). */
+  serverKeyError?: string;
 }
 
 export interface Channel {
