@@ -8,13 +8,13 @@
  */
 import type crypto from 'node:crypto';
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { PeerAuth, PeerHello } from '../protocol/peer-link.js';
 import { describeIssues } from '../protocol/server-link.js';
-import { FramedSocket } from '../shared/framed-socket.js';
+import { FramedSocket, remoteOf } from '../shared/framed-socket.js';
 import { peerName, type ConnectionLog } from '../shared/connlog.js';
 import {
   checkLinkCert,
@@ -27,7 +27,7 @@ import {
   type LinkIdentity,
 } from '../shared/handshake.js';
 import { FRAME_LIMITS } from '../shared/limits.js';
-import { TLS_VERSIONS, channelBinding, selfSignedIdentity, tlsReason } from '../shared/tls.js';
+import { channelBinding, createTlsServer, selfSignedIdentity } from '../shared/tls.js';
 import type { CertClaims } from '../shared/tokens.js';
 import type { HostService, MemberConn } from './host-service.js';
 import { MediaSocket } from '../stream/media-socket.js';
@@ -75,22 +75,7 @@ export class P2PEndpoint {
     this.heartbeatMs = opts.heartbeatMs ?? 2000;
     this.timeoutMs = opts.timeoutMs ?? 6000;
     const identity = selfSignedIdentity('hchat peer');
-    this.tcp = tls.createServer(
-      {
-        key: identity.key,
-        cert: identity.cert,
-        ...TLS_VERSIONS,
-        handshakeTimeout: FRAME_LIMITS.handshakeMs,
-      },
-      (s) => this.accept(s),
-    );
-    this.tcp.on('tlsClientError', (err, socket) => {
-      this.opts.log.write('tls_error', {
-        addr: `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`,
-        reason: tlsReason(err),
-      });
-      socket.destroy();
-    });
+    this.tcp = createTlsServer(identity, FRAME_LIMITS.handshakeMs, opts.log, (s) => this.accept(s));
     // Members that went silent (crash, cable pulled) are dropped like the server drops peers.
     this.sweeper = setInterval(() => {
       const deadline = Date.now() - this.timeoutMs;
@@ -177,10 +162,7 @@ export class P2PEndpoint {
 
   private accept(socket: tls.TLSSocket): void {
     const binding = channelBinding(socket);
-    const r = {
-      ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
-      port: socket.remotePort ?? 0,
-    };
+    const r = remoteOf(socket);
     let member: MemberConn | undefined;
     // Set once our hello answered theirs: what their `auth` must sign.
     let pending: { claims: CertClaims; data: Buffer } | undefined;

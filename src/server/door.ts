@@ -10,6 +10,7 @@ import type net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { SERVER_DOOR_LIMITS, withDefaults } from '../shared/limits.js';
+import { remoteOf } from '../shared/framed-socket.js';
 import type { Conn } from './conn.js';
 
 /** Settings of the door (SERVER_DOOR_LIMITS by default). */
@@ -47,7 +48,7 @@ export class ServerDoor {
    * `admit`, with when to retry, instead of a silent close.
    */
   admitTcp(socket: net.Socket): boolean {
-    const ip = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    const { ip, port } = remoteOf(socket);
     const prefix = this.prefixOf(ip);
     if (
       this.waiting.size + this.handshaking.size >= 2 * this.limits.unauthenticatedTotal ||
@@ -57,7 +58,7 @@ export class ServerDoor {
       socket.destroy();
       return false;
     }
-    const key = `${ip}:${socket.remotePort ?? 0}`;
+    const key = `${ip}:${port}`;
     this.handshaking.set(key, prefix);
     this.handshakingPerPrefix.set(prefix, (this.handshakingPerPrefix.get(prefix) ?? 0) + 1);
     socket.once('close', () => this.handshakeDone(socket));
@@ -66,7 +67,8 @@ export class ServerDoor {
 
   /** The TLS handshake of a connection admitted by `admitTcp` finished (or it closed). */
   handshakeDone(socket: net.Socket): void {
-    const key = `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`;
+    const r = remoteOf(socket);
+    const key = `${r.ip}:${r.port}`;
     const prefix = this.handshaking.get(key);
     if (prefix === undefined) return;
     this.handshaking.delete(key);
@@ -77,7 +79,7 @@ export class ServerDoor {
 
   /** False (and the socket refused) when a new connection from there would pass a cap. */
   admit(socket: net.Socket): boolean {
-    const ip = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    const { ip } = remoteOf(socket);
     const total = this.waiting.size >= this.limits.unauthenticatedTotal;
     const mine =
       (this.perPrefix.get(this.prefixOf(ip)) ?? 0) >= this.limits.unauthenticatedPerAddress;

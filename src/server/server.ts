@@ -5,7 +5,6 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import tls from 'node:tls';
 import path from 'node:path';
 import fs from 'node:fs';
 import type { z } from 'zod';
@@ -24,7 +23,7 @@ import {
 } from '../protocol/server-link.js';
 import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog } from '../shared/connlog.js';
-import { TLS_VERSIONS, loadOrCreateServerIdentity, tlsReason } from '../shared/tls.js';
+import { createTlsServer, loadOrCreateServerIdentity } from '../shared/tls.js';
 import { SqliteServerStore, type ServerStore } from '../store/server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { Conn, type Session } from './conn.js';
@@ -232,27 +231,17 @@ export class CentralServer {
     this.fingerprint = identity.fingerprint;
     this.tcp = opts.benchPlaintext
       ? net.createServer((socket) => this.accept(socket))
-      : tls.createServer(
-          {
-            key: identity.key,
-            cert: identity.cert,
-            ...TLS_VERSIONS,
-            // A connection that does not finish its TLS handshake is dropped like one without hello.
-            handshakeTimeout: opts.helloTimeoutMs ?? SERVER_DOOR_LIMITS.helloTimeoutMs,
-          },
+      : // A connection that does not finish its TLS handshake is dropped like one without hello.
+        createTlsServer(
+          identity,
+          opts.helloTimeoutMs ?? SERVER_DOOR_LIMITS.helloTimeoutMs,
+          this.log,
           (socket) => this.accept(socket),
         );
     // TLS handshakes count against the door's caps from the first TCP byte (door.ts).
     this.tcp.on('connection', (socket: net.Socket) => {
       if (this.closing) socket.destroy();
       else if (!opts.benchPlaintext) this.door.admitTcp(socket);
-    });
-    this.tcp.on('tlsClientError', (err, socket) => {
-      this.log.write('tls_error', {
-        addr: `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`,
-        reason: tlsReason(err),
-      });
-      socket.destroy();
     });
     this.http = http.createServer((req, res) => this.health(req, res));
     this.sweeper = setInterval(

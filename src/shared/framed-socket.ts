@@ -37,6 +37,14 @@ export interface FramedSocketHandlers {
   close(reason: HchatError | undefined): void;
 }
 
+/** A socket's other end as `ip` (IPv4-mapped IPv6 shown as IPv4) and `port`. */
+export function remoteOf(socket: net.Socket): { ip: string; port: number } {
+  return {
+    ip: (socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
+    port: socket.remotePort ?? 0,
+  };
+}
+
 /** A socket that sends and receives frames. */
 export class FramedSocket {
   private readonly decoder: FrameDecoder;
@@ -78,10 +86,7 @@ export class FramedSocket {
 
   /** Remote address as `ip`, `port`. */
   get remote(): { ip: string; port: number } {
-    return {
-      ip: (this.socket.remoteAddress ?? '?').replace(/^::ffff:/, ''),
-      port: this.socket.remotePort ?? 0,
-    };
+    return remoteOf(this.socket);
   }
 
   /**

@@ -8,7 +8,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type tls from 'node:tls';
+import tls from 'node:tls';
+import type net from 'node:net';
+import type { ConnectionLog } from './connlog.js';
+import { remoteOf } from './framed-socket.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   AlgorithmIdentifier,
@@ -162,6 +165,28 @@ export function loadOrCreateServerIdentity(
 
 function toArrayBuffer(b: Buffer): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
+/**
+ * A TLS 1.3 listener with `identity` whose handshakes must finish within `handshakeMs`; a failed
+ * handshake (plaintext, an old version, garbage) is logged as `tls_error` and its socket closed.
+ */
+export function createTlsServer(
+  identity: TlsIdentity,
+  handshakeMs: number,
+  log: ConnectionLog,
+  onSecure: (socket: tls.TLSSocket) => void,
+): tls.Server {
+  const server = tls.createServer(
+    { key: identity.key, cert: identity.cert, ...TLS_VERSIONS, handshakeTimeout: handshakeMs },
+    onSecure,
+  );
+  server.on('tlsClientError', (err, socket: net.Socket) => {
+    const r = remoteOf(socket);
+    log.write('tls_error', { addr: `${r.ip}:${r.port}`, reason: tlsReason(err) });
+    socket.destroy();
+  });
+  return server;
 }
 
 /** A failed TLS handshake's reason, short and log-safe (`ERR_SSL_…`, `ECONNRESET`, …). */
