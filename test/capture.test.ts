@@ -7,87 +7,17 @@
  * capture holds the local API's traffic (browser ↔ own peer, plain HTTP on 127.0.0.1 by design),
  * where the passwords and texts MUST be found: so the search would see them if they leaked.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { canCapture, packets, startCapture, type Packet } from './pcap.js';
 import { spawnHchat, spawnServer, type HchatProcess } from './processes.js';
 import { api, tempDir, waitFor } from './testnet.js';
-
-const haveTcpdump = fs.existsSync('/usr/bin/tcpdump') || fs.existsSync('/usr/sbin/tcpdump');
-
-/** Starts tcpdump on lo for `filter`; resolves once it listens. */
-async function capture(file: string, filter: string) {
-  const proc = spawn('tcpdump', ['-i', 'lo', '-U', '-n', '-s', '0', '-w', file, filter], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  onTestFinished(async () => {
-    proc.kill('SIGKILL');
-    await exited;
-  });
-  let err = '';
-  await new Promise<void>((resolve, reject) => {
-    proc.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('listening on')) resolve();
-    });
-    proc.once('exit', () => reject(new Error(`tcpdump: ${err}`)));
-  });
-  return async () => {
-    await new Promise((r) => setTimeout(r, 300)); // the last packets reach the file
-    proc.kill('SIGINT');
-    await exited;
-  };
-}
-
-interface Packet {
-  proto: 'tcp' | 'udp';
-  src: number;
-  dst: number;
-  payload: Buffer;
-}
-
-/** The TCP and UDP payloads of a pcap file of Ethernet-framed IPv4 (tcpdump on lo). */
-function packets(file: string): Packet[] {
-  const b = fs.readFileSync(file);
-  const le = b.readUInt32LE(0) === 0xa1b2c3d4;
-  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  expect(u32(20)).toBe(1); // LINKTYPE_ETHERNET
-  const out: Packet[] = [];
-  for (let o = 24; o + 16 <= b.length;) {
-    const len = u32(o + 8);
-    const p = b.subarray(o + 16, o + 16 + len);
-    o += 16 + len;
-    if (p.length < 34 || p.readUInt16BE(12) !== 0x0800) continue;
-    const ip = p.subarray(14);
-    const ihl = (ip[0]! & 0x0f) * 4;
-    const total = ip.readUInt16BE(2);
-    const l4 = ip.subarray(ihl, total);
-    if (ip[9] === 6) {
-      const off = (l4[12]! >> 4) * 4;
-      out.push({
-        proto: 'tcp',
-        src: l4.readUInt16BE(0),
-        dst: l4.readUInt16BE(2),
-        payload: l4.subarray(off),
-      });
-    } else if (ip[9] === 17) {
-      out.push({
-        proto: 'udp',
-        src: l4.readUInt16BE(0),
-        dst: l4.readUInt16BE(2),
-        payload: l4.subarray(8),
-      });
-    }
-  }
-  return out;
-}
 
 const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
 
 describe('no plaintext on any wire between processes', () => {
-  it.skipIf(!haveTcpdump)(
+  it.skipIf(!canCapture)(
     'a whole session captured on loopback shows no password, token, certificate, text or media payload',
     async () => {
       const dir = tempDir();
@@ -114,7 +44,7 @@ describe('no plaintext on any wire between processes', () => {
       const wirePorts = [...tcpPorts, ...udpPorts];
       const uiPorts = peers.map((p) => Number(new URL(p.ready.ui!).port));
       const file = path.join(dir, 'lo.pcap');
-      const stop = await capture(
+      const stop = await startCapture(
         file,
         `host 127.0.0.1 and (${[...wirePorts, ...uiPorts].map((p) => `port ${p}`).join(' or ')})`,
       );

@@ -4,47 +4,14 @@
  */
 import dgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn, waitFor, type TestPeer, type Testnet } from '../testnet.js';
-import { RawViewer, nackBytes, openViewerLink } from './stream-kit.js';
+import { waitFor, type TestPeer } from '../testnet.js';
+import { RawViewer, liveStage, nackBytes, openViewerLink } from './stream-kit.js';
 import { STREAM_LIMITS } from '../../src/shared/limits.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const stats = async (p: TestPeer, streamId: string) =>
   (await p.call('GET', `/api/streams/${streamId}/stats`)).body;
-
-/** A streamer live in a channel that allows visitors, and `n` honest member viewers watching. */
-async function stage(
-  n: number,
-  fanout = 4,
-): Promise<{ net: Testnet; streamer: TestPeer; viewers: TestPeer[]; streamId: string }> {
-  const net = await createTestnet();
-  const streamer = await net.addPeer('streamer', { streamFanout: fanout });
-  await signIn(streamer, 'streamer');
-  const c = await streamer.call('POST', '/api/channels', { name: 'live', allowVisitors: true });
-  const viewers: TestPeer[] = [];
-  for (let i = 0; i < n; i++) {
-    const v = await net.addPeer(`honest${i}`, { streamFanout: fanout });
-    await signIn(v, `honest${i}`);
-    expect((await v.call('POST', `/api/channels/${c.body.id}/join`)).status).toBe(200);
-    viewers.push(v);
-  }
-  const live = await streamer.call('POST', `/api/channels/${c.body.id}/streams`, {
-    source: 'synthetic',
-    fps: 30,
-    bitrateKbps: 400,
-  });
-  expect(live.status).toBe(201);
-  const streamId = live.body.streamId as string;
-  // One at a time, so that the tree's shape is known.
-  for (const v of viewers)
-    await waitFor(
-      async () => (await v.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
-      10_000,
-      'watch',
-    );
-  return { net, streamer, viewers, streamId };
-}
 
 /** A plain UDP socket that never answers anything: the third party of an amplification. */
 async function bystander() {
@@ -62,7 +29,7 @@ async function bystander() {
 // Up to nine peers in this process: generous time on a loaded machine.
 describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => {
   it('a NACK storm from a viewer gets no more than its retransmit budget back', async () => {
-    const { net, viewers, streamId } = await stage(1);
+    const { net, viewers, streamId } = await liveStage(1);
     const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
     try {
       expect(mallory.parent!.username).toBe('streamer');
@@ -102,7 +69,7 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
   });
 
   it('refuses RTCP larger than a datagram, and NACKs for a stream the viewer does not receive', async () => {
-    const { net, streamer, streamId } = await stage(0);
+    const { net, streamer, streamId } = await liveStage(0);
     const other = await streamer.call('POST', '/api/channels', {
       name: 'other',
       allowVisitors: true,
@@ -142,7 +109,7 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
   });
 
   it('a streamer cannot make a relay, or itself, send media to a third party that never consented', async () => {
-    const { net, streamer, viewers, streamId } = await stage(1);
+    const { net, streamer, viewers, streamId } = await liveStage(1);
     const relay = viewers[0]!;
     const victim = await bystander();
     try {
@@ -184,7 +151,7 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
   });
 
   it('one viewer calling stalled over and over moves only itself', async () => {
-    const { net, streamer, viewers, streamId } = await stage(7, 2);
+    const { net, streamer, viewers, streamId } = await liveStage(7, 2);
     // k = 2: streamer -> honest0 1; honest0 -> 2 3; honest1 -> 4 5; honest2 -> 6, and mallory next to 6.
     const mallory = await RawViewer.watch(net, 'streamer', streamId, { name: 'mallory' });
     try {

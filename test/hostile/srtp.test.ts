@@ -5,13 +5,13 @@
  * never reach the jitter buffer, and the stream plays on. And the keys of a hop go to no one but
  * that hop's child.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn, waitFor, type TestPeer } from '../testnet.js';
-import { openViewerSession, parentLink } from './stream-kit.js';
+import { waitFor, type TestPeer } from '../testnet.js';
+import { liveStage, openViewerSession, parentLink } from './stream-kit.js';
+import { canCapture, packets, startCapture } from '../pcap.js';
 import { SrtpContext, newMasterKey } from '../../src/stream/srtp.js';
 import { encodeRtp } from '../../src/stream/rtp.js';
 import { HchatError } from '../../src/protocol/errors.js';
@@ -20,83 +20,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stats = async (p: TestPeer, streamId: string) =>
   (await p.call('GET', `/api/streams/${streamId}/stats`)).body;
 
-const canCapture =
-  spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0 && process.getuid?.() === 0;
-
-/** A streamer live in a channel that allows visitors, and `n` member viewers watching. */
-async function stage(n: number, fanout = 4) {
-  const net = await createTestnet();
-  const streamer = await net.addPeer('streamer', { streamFanout: fanout });
-  await signIn(streamer, 'streamer');
-  const c = await streamer.call('POST', '/api/channels', { name: 'live', allowVisitors: true });
-  const viewers: TestPeer[] = [];
-  for (let i = 0; i < n; i++) {
-    const v = await net.addPeer(`honest${i}`, { streamFanout: fanout });
-    await signIn(v, `honest${i}`);
-    expect((await v.call('POST', `/api/channels/${c.body.id}/join`)).status).toBe(200);
-    viewers.push(v);
-  }
-  const live = await streamer.call('POST', `/api/channels/${c.body.id}/streams`, {
-    source: 'synthetic',
-    fps: 30,
-    bitrateKbps: 400,
-  });
-  const streamId = live.body.streamId as string;
-  for (const v of viewers)
-    await waitFor(
-      async () => (await v.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
-      10_000,
-      'watch',
-    );
-  return { net, streamer, viewers, streamId };
-}
-
 /** UDP payloads to `port` on loopback, captured with tcpdump for `ms`. */
 async function capture(port: number, ms: number): Promise<Buffer[]> {
   const file = path.join(fs.mkdtempSync('/tmp/hchat-pcap-'), 'cap.pcap');
-  const p = spawn(
-    'tcpdump',
-    ['-i', 'lo', '-U', '-n', '-s', '0', '-w', file, `udp and dst port ${port}`],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    p.stderr.on('data', (d: Buffer) => d.toString().includes('listening on') && resolve());
-    p.once('exit', (code) => reject(new Error(`tcpdump exited with ${code}`)));
-  });
+  const stop = await startCapture(file, `udp and dst port ${port}`);
   await sleep(ms);
-  await new Promise((r) => {
-    p.once('exit', r);
-    p.kill('SIGINT');
-  });
-  return udpPayloads(fs.readFileSync(file));
-}
-
-/** The UDP payloads of a pcap file (Ethernet, Linux cooked v1/v2 or raw IPv4 framing). */
-function udpPayloads(pcap: Buffer): Buffer[] {
-  const le = pcap.readUInt32LE(0) === 0xa1b2c3d4;
-  const u32 = (o: number) => (le ? pcap.readUInt32LE(o) : pcap.readUInt32BE(o));
-  const link = u32(20);
-  const l2 = link === 1 ? 14 : link === 113 ? 16 : link === 276 ? 20 : 0;
-  const out: Buffer[] = [];
-  for (let o = 24; o + 16 <= pcap.length;) {
-    const len = u32(o + 8);
-    const pkt = pcap.subarray(o + 16, o + 16 + len);
-    o += 16 + len;
-    const ip = pkt.subarray(l2);
-    if (ip.length < 28 || ip[0]! >> 4 !== 4 || ip[9] !== 17) continue;
-    const udp = ip.subarray((ip[0]! & 0x0f) * 4);
-    out.push(Buffer.from(udp.subarray(8, udp.readUInt16BE(4))));
-  }
-  return out;
+  await stop();
+  return packets(file)
+    .filter((p) => p.proto === 'udp')
+    .map((p) => Buffer.from(p.payload));
 }
 
 describe('hostile path (SRTP)', { timeout: 60_000 }, () => {
   it.skipIf(!canCapture)(
     'altered, wrongly keyed, plain and replayed datagrams to a watching viewer are dropped and counted; the stream plays on',
     async () => {
-      const { viewers, streamId } = await stage(1);
+      const { viewers, streamId } = await liveStage(1);
       const viewer = viewers[0]!;
       await waitFor(async () => (await stats(viewer, streamId)).framesComplete >= 10, 10_000);
       const [ip, portText] = (viewer.udp as string).split(':') as [string, string];
@@ -174,7 +113,7 @@ describe('hostile path (SRTP)', { timeout: 60_000 }, () => {
 
   it('a relay gives its hop keys to its child only: a non-child is refused', async () => {
     // k = 1: streamer -> honest0 -> honest1.
-    const { net, viewers, streamId } = await stage(2, 1);
+    const { net, viewers, streamId } = await liveStage(2, 1);
     const [relay, child] = viewers as [TestPeer, TestPeer];
     await waitFor(async () => (await stats(child, streamId)).parent === 'honest0', 10_000);
     await waitFor(async () => (await stats(child, streamId)).framesComplete >= 10, 10_000);

@@ -11,8 +11,9 @@ import type { HostLink } from '../../src/peer/host-link.js';
 import type { TrackerEntry } from '../../src/protocol/common.js';
 import type { StreamParent } from '../../src/protocol/stream-ops.js';
 import { SrtpContext, decodeMasterKey } from '../../src/stream/srtp.js';
-import type { RawSession, Testnet } from '../testnet.js';
-import { rawHostLink, rawSession } from '../testnet.js';
+import { expect } from 'vitest';
+import type { RawSession, TestPeer, Testnet } from '../testnet.js';
+import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
 
 /** The parent a viewer was told about (watch answer or `stream_parent`). */
 export type KitParent = StreamParent;
@@ -230,4 +231,37 @@ export class RawViewer {
       if (this.videoSeqs.length > 1000) this.videoSeqs.shift();
     }
   }
+}
+
+/** A streamer live in a channel that allows visitors, and `n` honest member viewers watching. */
+export async function liveStage(
+  n: number,
+  fanout = 4,
+): Promise<{ net: Testnet; streamer: TestPeer; viewers: TestPeer[]; streamId: string }> {
+  const net = await createTestnet();
+  const streamer = await net.addPeer('streamer', { streamFanout: fanout });
+  await signIn(streamer, 'streamer');
+  const c = await streamer.call('POST', '/api/channels', { name: 'live', allowVisitors: true });
+  const viewers: TestPeer[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = await net.addPeer(`honest${i}`, { streamFanout: fanout });
+    await signIn(v, `honest${i}`);
+    expect((await v.call('POST', `/api/channels/${c.body.id}/join`)).status).toBe(200);
+    viewers.push(v);
+  }
+  const live = await streamer.call('POST', `/api/channels/${c.body.id}/streams`, {
+    source: 'synthetic',
+    fps: 30,
+    bitrateKbps: 400,
+  });
+  expect(live.status).toBe(201);
+  const streamId = live.body.streamId as string;
+  // One at a time, so that the tree's shape is known.
+  for (const v of viewers)
+    await waitFor(
+      async () => (await v.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+      10_000,
+      'watch',
+    );
+  return { net, streamer, viewers, streamId };
 }

@@ -18,7 +18,7 @@ import {
   frame,
   uuid7,
 } from './lib.js';
-import { bindingOf, transcript, makeCert, onFrames } from './tls.js';
+import { bindingOf, hostHello, transcript, makeCert, onFrames } from './tls.js';
 
 afterAll(killAll);
 
@@ -203,25 +203,7 @@ test('a real member refuses a host whose signature covers another TLS connection
       if (f.t !== 'hello') return;
       rec.hello = f;
       const binding = rec.mode === 'honest' ? rec.binding : b64u(crypto.randomBytes(32));
-      const sig = crypto
-        .sign(
-          null,
-          transcript('host', f.nonce, nonce, certClaims(f.cert).sid, m.sessionId, binding),
-          m.key.privateKey,
-        )
-        .toString('base64url');
-      s.write(
-        frame({
-          t: 'hello',
-          v: 3,
-          role: 'host',
-          cert: m.cert,
-          nonce,
-          sig,
-          heartbeatMs: 2000,
-          timeoutMs: 6000,
-        }),
-      );
+      s.write(frame(hostHello(m, f, nonce, binding)));
       rec.hello.hostNonce = nonce;
     });
   });

@@ -17,10 +17,9 @@ import {
   sleep,
   p2pConnect,
   b64u,
-  certClaims,
   frame,
 } from './lib.js';
-import { bindingOf, transcript, makeCert, onFrames } from './tls.js';
+import { bindingOf, hostHello, makeCert, onFrames } from './tls.js';
 import {
   keysFrom,
   randomInline,
@@ -161,25 +160,7 @@ test('SRTP hop keys: interop both ways, and altered / replayed / foreign packets
       if (f.t === 'ping') return void s.write(frame({ t: 'pong' }));
       if (f.t === 'hello') {
         peerHello = f;
-        const sig = crypto
-          .sign(
-            null,
-            transcript('host', f.nonce, nonce, certClaims(f.cert).sid, m.sessionId, bindingOf(s)),
-            m.key.privateKey,
-          )
-          .toString('base64url');
-        s.write(
-          frame({
-            t: 'hello',
-            v: 3,
-            role: 'host',
-            cert: m.cert,
-            nonce,
-            sig,
-            heartbeatMs: 2000,
-            timeoutMs: 6000,
-          }),
-        );
+        s.write(frame(hostHello(m, f, nonce, bindingOf(s))));
       } else if (f.t === 'req' && f.op === 'stream_key' && peerHello) {
         st.keyAsks++;
         const down = randomInline();

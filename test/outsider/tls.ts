@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { execFileSync } from 'node:child_process';
+import { certClaims } from './lib.js';
 
 /** §1.1: SHA-256 of the DER SubjectPublicKeyInfo, base64url without padding. */
 export function fingerprintOf(cert: crypto.X509Certificate): string {
@@ -167,6 +168,42 @@ export const transcript = (
     ]),
     'utf8',
   );
+
+/**
+ * The host's §4.1 hello answering `peerHello` as `me`, with our `nonce`, its transcript signed
+ * over `binding` (the connection's own, or another one to play a relay).
+ */
+export function hostHello(
+  me: { cert: string; sessionId: string; key: { privateKey: crypto.KeyObject } },
+  peerHello: { nonce: string; cert: string },
+  nonce: string,
+  binding: string,
+) {
+  const sig = crypto
+    .sign(
+      null,
+      transcript(
+        'host',
+        peerHello.nonce,
+        nonce,
+        certClaims(peerHello.cert).sid,
+        me.sessionId,
+        binding,
+      ),
+      me.key.privateKey,
+    )
+    .toString('base64url');
+  return {
+    t: 'hello',
+    v: 3,
+    role: 'host',
+    cert: me.cert,
+    nonce,
+    sig,
+    heartbeatMs: 2000,
+    timeoutMs: 6000,
+  };
+}
 
 /** Incoming frames of a TLS socket (§1 framing), one callback per frame. */
 export function onFrames(s: tls.TLSSocket, cb: (f: any) => void) {
