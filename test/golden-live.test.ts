@@ -193,6 +193,19 @@ describe('golden frames against a real server and a real peer', () => {
     expectGolden(await a.answer(5), G('sync answer'), OPS.sync.res);
     a.send(G('history request'));
     expectGolden(await a.answer(6), G('history answer'), OPS.history.res);
+    // A reply with a mention, its edit, a reaction, the reply's delete: each verified and
+    // authorized at the server; the history then holds the reply's tombstone and the changes.
+    for (const [k, what] of [
+      [20, 'reply'],
+      [21, 'edit'],
+      [22, 'reaction'],
+      [23, 'delete'],
+    ] as const) {
+      a.send(G(`post request (${what === 'reply' ? 'reply, mention' : what})`));
+      expectGolden(await a.answer(k), G(`post answer (${what})`), OPS.post.res);
+    }
+    a.send(G('history request (after changes)'));
+    expectGolden(await a.answer(24), G('history answer (after changes)'), OPS.history.res);
     a.send(G('submit_info request'));
     expectGolden(await a.answer(7), G('submit_info answer'), OPS.submit_info.res);
 

@@ -75,7 +75,7 @@ describe('server store: batched inserts', () => {
                     stored: { seq, author: 'alice' },
                   });
                   last.set(m.channelId, seq);
-                  stored.set(m.id, { channel: m.channelId, text: m.text, seq });
+                  stored.set(m.id, { channel: m.channelId, text: m.text!, seq });
                 }
               });
             }

@@ -1,35 +1,109 @@
 /**
- * Messages and channels as the local API shows them.
+ * Messages and channels as the local API shows them (README "Local API"); the web UI imports
+ * these types (web/src/api.ts).
  */
-import type { Channel, StoredMessage } from '../protocol/common.js';
+import type { Channel } from '../protocol/common.js';
 import type { LocalMessage } from '../store/peer-store.js';
+import { messageState } from '../shared/item-rules.js';
 
-/** A message as the local API shows it. */
+/** A reaction on a message: who reacted with this emoji, and whether the viewer did. */
+export interface ApiReaction {
+  emoji: string;
+  count: number;
+  users: string[];
+  me: boolean;
+}
+
+/** A message as the local API shows it: its current state after edits, deletes and reactions. */
 export interface ApiMessage {
   id: string;
   channelId: string;
   author: string;
   ts: number;
   lc: number;
+  /** The text shown: the newest edit's ('' once deleted). */
   text: string;
   state: LocalMessage['state'];
   error?: string;
+  /** The message this one answers, with a preview when this peer holds it. */
+  replyTo?: { id: string; author?: string; text?: string; deleted?: boolean };
+  /** Users mentioned (lower case), or `here`. */
+  mentions?: string[];
+  /** True when it mentions the viewer (by name, or `here`). */
+  mentionsMe?: boolean;
+  /** When it was last edited. */
+  editedAt?: number;
+  /** Set once deleted (by its author or the channel's owner); the text is gone. */
+  deleted?: true;
+  reactions: ApiReaction[];
 }
 
 /** A channel as the local API shows it. */
 export interface ApiChannel extends Channel {
   hosted: boolean;
   unread: number;
+  /** Unread messages that mention this user. */
+  mentions: number;
 }
 
-/** The fields of a message the API shows, without its state. */
-export function apiMessageOf(m: Omit<StoredMessage, 'seq'>): Omit<ApiMessage, 'state'> {
-  return { id: m.id, channelId: m.channelId, author: m.author, ts: m.ts, lc: m.lc, text: m.text };
+/** What the view of a message needs from the peer's store. */
+export interface ViewSource {
+  getMessage(id: string): LocalMessage | undefined;
+  related(ids: readonly string[]): LocalMessage[];
+  channelOwner(channelId: string): string;
 }
 
-/** A stored message as the API shows it. */
-export function apiMessageOfLocal(m: LocalMessage): ApiMessage {
-  const out: ApiMessage = { ...apiMessageOf(m), state: m.state };
-  if (m.error) out.error = m.error;
-  return out;
+/** A preview's length: enough for one line of a quote. */
+const PREVIEW = 200;
+
+/** Messages (kind `message`) as `viewer` sees them, each folded with the items naming it. */
+export function apiMessages(
+  store: ViewSource,
+  messages: readonly LocalMessage[],
+  viewer: string,
+): ApiMessage[] {
+  const related = store.related(messages.map((m) => m.id));
+  const byTarget = new Map<string, LocalMessage[]>();
+  for (const r of related) {
+    const list = byTarget.get(r.target!) ?? [];
+    list.push(r);
+    byTarget.set(r.target!, list);
+  }
+  const me = viewer.toLowerCase();
+  return messages.map((m) => {
+    const owner = store.channelOwner(m.channelId);
+    const s = messageState(m, byTarget.get(m.id) ?? [], owner);
+    const out: ApiMessage = {
+      id: m.id,
+      channelId: m.channelId,
+      author: m.author,
+      ts: m.ts,
+      lc: m.lc,
+      text: s.text ?? '',
+      state: m.state,
+      reactions: s.reactions.map((r) => ({
+        emoji: r.emoji,
+        count: r.users.length,
+        users: r.users,
+        me: r.users.some((u) => u.toLowerCase() === me),
+      })),
+    };
+    if (m.error) out.error = m.error;
+    if (s.deleted) out.deleted = true;
+    if (s.editedAt !== undefined) out.editedAt = s.editedAt;
+    if (s.mentions) {
+      out.mentions = [...s.mentions];
+      out.mentionsMe = s.mentions.includes(me) || s.mentions.includes('here');
+    }
+    if (m.replyTo) out.replyTo = preview(store, m.replyTo, owner);
+    return out;
+  });
+}
+
+function preview(store: ViewSource, id: string, owner: string): ApiMessage['replyTo'] {
+  const t = store.getMessage(id);
+  if (!t || (t.kind ?? 'message') !== 'message') return { id };
+  const s = messageState(t, store.related([id]), owner);
+  if (s.deleted) return { id, author: t.author, deleted: true };
+  return { id, author: t.author, text: [...(s.text ?? '')].slice(0, PREVIEW).join('') };
 }

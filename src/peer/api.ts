@@ -6,16 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ERRORS, HchatError } from '../protocol/errors.js';
-import {
-  ChannelName,
-  MessageText,
-  Password,
-  Status,
-  Username,
-  Uuid,
-  VisitorName,
-} from '../protocol/common.js';
-import { describeIssues } from '../protocol/server-link.js';
+import { ChannelName, Password, Status, Username, Uuid, VisitorName } from '../protocol/common.js';
 import { StreamSource } from '../protocol/stream-ops.js';
 import type { PeerNode } from './node.js';
 import fs from 'node:fs';
@@ -27,6 +18,8 @@ import { MAX_PUBLISHED_FRAME, play, publish } from './live-ws.js';
 import { renderHome } from './home-page.js';
 import { lockApi } from './api-auth.js';
 import { EventStreams } from './event-stream.js';
+import { parse } from './api-parse.js';
+import { messageRoutes } from './api-messages.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -44,12 +37,7 @@ const Creds = z.object({ username: Username, password: Password });
 const VisitorBody = z.object({ name: VisitorName });
 const StatusBody = z.object({ status: Status });
 const ChannelBody = z.object({ name: ChannelName, allowVisitors: z.boolean().default(false) });
-const PostBody = z.object({ text: MessageText });
 const IdParam = z.object({ id: Uuid });
-const PageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  before: Uuid.optional(),
-});
 const EventsQuery = z.object({ since: z.coerce.number().int().min(0).optional() });
 const GoLiveBody = z.object({
   source: StreamSource,
@@ -67,12 +55,6 @@ const ForwardBody = z.object({
   /** SRTP instead of plain RTP; the keys are in the SDP of the answer. */
   srtp: z.boolean().default(false),
 });
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new HchatError('E_BAD_REQUEST', `${what}: ${describeIssues(r.error)}`);
-  return r.data;
-}
 
 /**
  * Builds the API for a node; `port` is the port it will listen on (for Host checks), `token` the
@@ -178,16 +160,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     const { id } = parse(IdParam, req.params, 'channel id');
     return node.join(id);
   });
-  app.get('/api/channels/:id/messages', async (req) => {
-    const { id } = parse(IdParam, req.params, 'channel id');
-    const q = parse(PageQuery, req.query, 'query');
-    return node.messages(id, q.limit, q.before);
-  });
-  app.post('/api/channels/:id/messages', async (req, reply) => {
-    const { id } = parse(IdParam, req.params, 'channel id');
-    const b = parse(PostBody, req.body, 'message');
-    return reply.code(201).send(await node.post(id, b.text));
-  });
+  messageRoutes(app, node);
   app.get('/api/channels/:id/members', async (req) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     return node.members(id);

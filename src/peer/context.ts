@@ -36,4 +36,8 @@ export interface NodeContext {
   background(task: Promise<void>): void;
   /** A message reached a replica: wake whoever waits for it. */
   resolveDelivery(id: string): void;
+  /** Items reached the store or changed state: tell the UI what they show (announce.ts). */
+  announce(
+    items: ReadonlyArray<{ id: string; channelId: string; kind?: string; target?: string }>,
+  ): void;
 }

@@ -7,7 +7,6 @@
 import { HchatError, type ErrorCode } from '../protocol/errors.js';
 import { toStored, type LocalMessage } from '../store/peer-store.js';
 import type { NodeContext } from './context.js';
-import { apiMessageOf } from './api-shapes.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { fitPage, pageBudget } from '../protocol/page-budget.js';
 
@@ -78,8 +77,12 @@ export class Delivery {
     this.draining = true;
     try {
       while (!this.ctx.closed) {
-        const batch = this.ctx.store.pending(s.username, DRAIN_BATCH);
-        if (batch.length === 0) break;
+        const pending = this.ctx.store.pending(s.username, DRAIN_BATCH);
+        if (pending.length === 0) break;
+        // A change to a message still in this batch waits for the next round: sent together,
+        // pipelined, it could reach the replica before the message it names.
+        const ids = new Set(pending.map((m) => m.id));
+        const batch = pending.filter((m) => m.target === undefined || !ids.has(m.target));
         const results = await Promise.allSettled(batch.map((m) => this.send(m)));
         if (this.ctx.closed) return;
         let retryLater = false;
@@ -89,10 +92,7 @@ export class Delivery {
             const { seq, via, name } = r.value;
             this.ctx.store.markDelivered(m.id, seq, via);
             this.ctx.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
-            this.ctx.events.emit('message', {
-              channelId: m.channelId,
-              message: { ...apiMessageOf(m), state: 'delivered' },
-            });
+            this.ctx.announce([m]);
           } else {
             const e = r.reason as HchatError;
             if (!(e instanceof HchatError)) throw e;
@@ -104,10 +104,15 @@ export class Delivery {
             }
             this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
             this.ctx.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
-            this.ctx.events.emit('message', {
-              channelId: m.channelId,
-              message: { ...apiMessageOf(m), state: 'failed', error: e.message },
-            });
+            this.ctx.announce([m]);
+            if ((m.kind ?? 'message') !== 'message') {
+              this.ctx.events.emit('refused', {
+                channelId: m.channelId,
+                id: m.id,
+                from: 'outbox',
+                reason: e.message,
+              });
+            }
           }
           this.resolveDelivery(m.id);
         });
@@ -121,15 +126,7 @@ export class Delivery {
   private async send(
     m: LocalMessage,
   ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
-    const message = {
-      id: m.id,
-      channelId: m.channelId,
-      ts: m.ts,
-      lc: m.lc,
-      text: m.text,
-      sig: m.sig,
-      cert: m.cert,
-    };
+    const { author: _author, ...message } = toStored(m);
     const host = this.ctx.sources.linkFor(m.channelId);
     if (host) {
       const r = await host.request('post', { message });
@@ -172,12 +169,7 @@ export class Delivery {
               msg: m.id,
               seq: r.seq,
             });
-            if (m.state === 'pending') {
-              this.ctx.events.emit('message', {
-                channelId: m.channelId,
-                message: { ...apiMessageOf(m), state: 'delivered' },
-              });
-            }
+            if (m.state === 'pending') this.ctx.announce([m]);
           } else if (TRANSIENT.has(r.error.code as ErrorCode)) {
             // Not now (rate limit, full disk): the same batch goes again later.
             retryIn = r.error.retryAfterMs ?? RETRY_MS;

@@ -10,7 +10,7 @@ import type { Channel, StoredMessage } from '../protocol/common.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { Request, describeIssues } from '../protocol/rpc.js';
 import { P2P_OPS } from '../protocol/peer-link.js';
-import { fitPage, pageBudget } from '../protocol/page-budget.js';
+import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
 import { CHANNEL_OPS } from '../protocol/channel-ops.js';
 import type { FramedSocket } from '../shared/framed-socket.js';
 import type { ConnectionLog } from '../shared/connlog.js';
@@ -20,6 +20,7 @@ import type { Signed } from '../shared/signing.js';
 import { STREAM_OPS } from '../protocol/stream-ops.js';
 import type { LiveService } from './live.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
+import { itemRefusal } from '../shared/item-rules.js';
 
 type ChannelOp = keyof typeof CHANNEL_OPS;
 type Req<K extends ChannelOp> = z.infer<(typeof CHANNEL_OPS)[K]['req']>;
@@ -160,18 +161,22 @@ export class HostService {
           throw new HchatError('E_NOT_FOUND', 'no such message');
         }
         const page = this.deps.store.page(b.channelId, b.limit, before);
-        const fit = fitPage(
+        const fit = fitHistory(
           page.messages.map(hostNumbered),
+          (kept) =>
+            this.deps.store
+              .related(kept.map((m) => m.id))
+              .filter((m) => m.hostSeq !== null)
+              .map(hostNumbered),
           pageBudget(conn.fs.peerMaxFrame),
-          'end',
         );
         this.deps.log.write('fetch', {
           peer: conn.name,
           channel: b.channelId,
-          count: fit.items.length,
+          count: fit.messages.length,
           before: b.before,
         });
-        return { messages: fit.items, hasMore: page.hasMore || fit.cut };
+        return { messages: fit.messages, related: fit.related, hasMore: page.hasMore || fit.cut };
       }
       case 'post': {
         const { message } = parsed.data as Req<'post'>;
@@ -180,7 +185,7 @@ export class HostService {
         if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
         // Checked exactly as the server checks it; the author is the link's proven user.
         const authored = { ...message, author: conn.who.username };
-        const bad = this.deps.verify(authored);
+        const bad = this.deps.verify(authored) ?? this.refusal(authored);
         if (bad) throw bad;
         const r = this.deps.store.hostAccept(authored, 'delivered');
         if (r instanceof HchatError) throw r;
@@ -198,6 +203,13 @@ export class HostService {
         return { id: message.id, seq: r.hostSeq, duplicate: r.duplicate };
       }
     }
+  }
+
+  /** Why an authentic item may not change what it names here (shared/item-rules.ts). */
+  private refusal(m: Omit<StoredMessage, 'seq'>): HchatError | undefined {
+    const c = this.deps.channel(m.channelId);
+    const target = m.target === undefined ? undefined : this.deps.store.getMessage(m.target);
+    return itemRefusal(m, c?.owner ?? '', target, true);
   }
 
   private subscribe(conn: MemberConn, b: Req<'subscribe'>): { channelIds: string[] } {

@@ -14,6 +14,7 @@ import { HchatError } from '../protocol/errors.js';
 import {
   entryKey,
   type Channel,
+  type ItemKind,
   type Status,
   type StoredMessage,
   type TrackerEntry,
@@ -21,7 +22,8 @@ import {
 import type { EventBody } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
-import { messageId } from '../shared/message-id.js';
+import { messageId, type ItemBody } from '../shared/message-id.js';
+import { itemRefusal } from '../shared/item-rules.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { RATE_LIMITS } from '../shared/limits.js';
 import { PeerStore, type LocalMessage } from '../store/peer-store.js';
@@ -39,7 +41,9 @@ import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
 import { Replication } from './replication.js';
 import { Delivery, TRANSIENT } from './delivery.js';
-import { apiMessageOf, apiMessageOfLocal, type ApiChannel, type ApiMessage } from './api-shapes.js';
+import { apiMessages, type ApiChannel, type ApiMessage } from './api-shapes.js';
+import { announce } from './announce.js';
+import { MessageActions } from './message-actions.js';
 import {
   MessageVerifier,
   exportPrivateKey,
@@ -93,6 +97,8 @@ export class PeerNode {
   readonly p2p: P2PEndpoint;
   readonly hostService: HostService;
   readonly live: LiveService;
+  /** Posting with replies and mentions, edits, deletes, reactions (message-actions.ts). */
+  readonly actions: MessageActions = new MessageActions(this);
   private readonly sources: ChannelSources;
   private readonly clock: HybridClock;
   private currentSession: SavedSession | undefined;
@@ -141,10 +147,7 @@ export class PeerNode {
       channel: (id) => this.hostedChannel(id),
       verify: (m) => this.verifier.check(m),
       accepted: (m) => {
-        this.events.emit('message', {
-          channelId: m.channelId,
-          message: { ...apiMessageOf(m), state: 'delivered' },
-        });
+        this.announceItems([m]);
         this.background(this.delivery.upload());
       },
       streams: () => this.live,
@@ -225,6 +228,7 @@ export class PeerNode {
         !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
       background: (task) => this.background(task),
       resolveDelivery: (id) => this.delivery.resolveDelivery(id),
+      announce: (items) => this.announceItems(items),
     };
     this.replication = new Replication(ctx);
     this.delivery = new Delivery(ctx);
@@ -291,6 +295,24 @@ export class PeerNode {
     return this.link.connected && (this.authed || !this.currentSession)
       ? 'connected'
       : 'connecting';
+  }
+
+  /** Tells the UI what these items show now (announce.ts). */
+  announceItems(
+    items: ReadonlyArray<{ id: string; channelId: string; kind?: string; target?: string }>,
+  ): void {
+    if (!this.currentSession || this.closed) return;
+    announce(this.store, this.events, this.currentSession.username, items);
+  }
+
+  /** The logged-in account's name (E_AUTH_REQUIRED when nobody is logged in). */
+  get accountName(): string {
+    return this.account;
+  }
+
+  /** A channel's members as the server lists them. */
+  async memberNames(channelId: string): Promise<string[]> {
+    return (await this.requireAuthed().request('members', { channelId })).members;
   }
 
   private get account(): string {
@@ -749,7 +771,7 @@ export class PeerNode {
           before,
         });
         return {
-          messages: local.messages.map(apiMessageOfLocal),
+          messages: apiMessages(this.store, local.messages, this.account),
           source: 'host',
           hasMore: local.hasMore,
         };
@@ -757,12 +779,12 @@ export class PeerNode {
         const answer = await host.request('history', { channelId, limit, before });
         // Only what we verified, of this channel, is shown (a host may alter or invent).
         const shown = this.replication.receiveFromHost(
-          answer.messages,
+          [...answer.messages, ...answer.related],
           host,
           'fetch',
           (id) => id === channelId,
         );
-        page = { messages: shown, hasMore: answer.hasMore };
+        page = { messages: shown.filter(isMessage), hasMore: answer.hasMore };
         this.log.write('fetch', {
           from: host.name,
           channel: channelId,
@@ -772,8 +794,12 @@ export class PeerNode {
         source = 'host';
       } else if (this.authed && (beforeMsg === undefined || beforeMsg.seq !== null)) {
         const answer = await this.link.request('history', { channelId, limit, before });
-        const shown = this.replication.receive(answer.messages, 'fetch', channelId);
-        page = { messages: shown, hasMore: answer.hasMore };
+        const shown = this.replication.receive(
+          [...answer.messages, ...answer.related],
+          'fetch',
+          channelId,
+        );
+        page = { messages: shown.filter(isMessage), hasMore: answer.hasMore };
         this.log.write('fetch', {
           from: 'server',
           channel: channelId,
@@ -784,17 +810,21 @@ export class PeerNode {
       } else {
         return undefined;
       }
-      const messages: ApiMessage[] = page.messages.map((m) => ({
-        ...apiMessageOf(m),
-        state: 'delivered',
-      }));
+      // Shown as this peer's copy has them now (verified, with every edit and reaction held).
+      const held = page.messages.flatMap((m) => {
+        const local = this.store.getMessage(m.id);
+        return local ? [local] : [];
+      });
       let hasMore = page.hasMore;
       if (before === undefined) {
         // Our own undelivered messages are part of the channel as we see it, within the page:
         // the newest `limit` of everything, however long the outbox (a drain may hold thousands).
-        const ids = new Set(messages.map((m) => m.id));
+        const ids = new Set(held.map((m) => m.id));
         for (const m of this.store.undeliveredNewest(channelId, limit + 1))
-          if (!ids.has(m.id)) messages.push(apiMessageOfLocal(m));
+          if (!ids.has(m.id)) held.push(m);
+      }
+      const messages = apiMessages(this.store, held, this.account);
+      if (before === undefined) {
         messages.sort(compareMessages);
         if (messages.length > limit) {
           messages.splice(0, messages.length - limit);
@@ -817,7 +847,7 @@ export class PeerNode {
       before: beforeMsg?.id,
     });
     return {
-      messages: page.messages.map(apiMessageOfLocal),
+      messages: apiMessages(this.store, page.messages, this.account),
       source: 'local' as const,
       hasMore: page.hasMore,
     };
@@ -864,13 +894,32 @@ export class PeerNode {
   async post(
     channelId: string,
     text: string,
+    extra: { replyTo?: string; mentions?: string[] } = {},
   ): Promise<{ id: string; state: LocalMessage['state'] }> {
-    const s = this.requireUser('post messages');
+    return this.write(channelId, { text, ...extra });
+  }
+
+  /**
+   * Writes one item of a channel's log as this user: a message, or an edit, delete, reaction or
+   * channel change (shared/item-rules.ts decides, here as at every replica, whether it may).
+   * Signed, queued in the durable outbox (or taken into the primary copy when hosted here),
+   * then sent; answers once a replica holds it or after POST_WAIT_MS.
+   */
+  async write(
+    channelId: string,
+    body: ItemBody & { kind?: ItemKind; target?: string },
+  ): Promise<{ id: string; state: LocalMessage['state'] }> {
+    const s = this.requireUser('write in channels');
     if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
+    const target = body.target === undefined ? undefined : this.store.getMessage(body.target);
+    if (body.target !== undefined && (!target || target.channelId !== channelId))
+      throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
     const t = this.clock.tick();
-    const content = { channelId, author: s.username, ts: t.ts, lc: t.lc, text };
+    const content = { channelId, author: s.username, ts: t.ts, lc: t.lc, ...body };
     // The id is derived from the content (shared/message-id.ts): nobody else can claim it.
     const fields = { id: messageId(content), ...content };
+    const refused = itemRefusal(fields, this.store.channelOwner(channelId), target, true);
+    if (refused) throw refused;
     // Signed by the author: no host and no server can alter or forge it (SPEC §7).
     const m = { ...fields, sig: signMessage(fields, this.keys!), cert: s.cert };
     if (this.isHostedHere(channelId)) {
@@ -882,7 +931,7 @@ export class PeerNode {
       this.store.addPending(m);
     }
     this.log.write('queue', { channel: channelId, msg: m.id });
-    this.events.emit('message', { channelId, message: { ...m, state: 'pending' } });
+    this.announceItems([m]);
     if (this.authed || this.sources.linkFor(channelId)) {
       const delivered = this.delivery.waitDelivery(m.id, POST_WAIT_MS);
       this.background(
@@ -903,8 +952,14 @@ export class PeerNode {
       createdAt: c.createdAt,
       hosted: c.owner.toLowerCase() === account.toLowerCase(),
       unread: this.store.unread(account, c.id),
+      mentions: this.store.unreadMentions(account, c.id),
     };
   }
+}
+
+/** True for a message (not a change to one). */
+function isMessage(m: { kind?: string }): boolean {
+  return (m.kind ?? 'message') === 'message';
 }
 
 /** Every item of a paged answer (`get_list`, `directory`): pages are fetched until no `next`. */

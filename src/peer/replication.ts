@@ -8,7 +8,7 @@ import { HchatError } from '../protocol/errors.js';
 import type { StoredMessage } from '../protocol/common.js';
 import type { HostLink } from './host-link.js';
 import type { NodeContext } from './context.js';
-import { apiMessageOf } from './api-shapes.js';
+import { itemRefusal } from '../shared/item-rules.js';
 
 const SYNC_PAGE = 500;
 
@@ -46,12 +46,7 @@ export class Replication {
       for (const m of plain)
         this.ctx.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
     }
-    for (const m of fresh) {
-      this.ctx.events.emit('message', {
-        channelId: m.channelId,
-        message: { ...apiMessageOf(m), state: 'delivered' },
-      });
-    }
+    this.ctx.announce(fresh);
     for (const m of plain) this.ctx.resolveDelivery(m.id);
     return messages;
   }
@@ -84,10 +79,7 @@ export class Replication {
         this.ctx.log.write('push', { from: 'server', channel: m.channelId, msg: m.id });
       if (!r.duplicate) {
         this.ctx.hostService.publish(r.message);
-        this.ctx.events.emit('message', {
-          channelId: m.channelId,
-          message: { ...apiMessageOf(m), state: 'delivered' },
-        });
+        this.ctx.announce([m]);
       }
       this.ctx.resolveDelivery(m.id);
     }
@@ -116,12 +108,7 @@ export class Replication {
       for (const m of messages)
         this.ctx.log.write('push', { from: link.name, channel: m.channelId, msg: m.id });
     }
-    for (const m of fresh) {
-      this.ctx.events.emit('message', {
-        channelId: m.channelId,
-        message: { ...apiMessageOf(m), state: 'delivered' },
-      });
-    }
+    this.ctx.announce(fresh);
     for (const m of messages) this.ctx.resolveDelivery(m.id);
     const last = messages[messages.length - 1];
     if (how === 'push' && last && this.ctx.store.hostCursor(last.channelId) < last.seq) {
@@ -148,11 +135,20 @@ export class Replication {
           'a message of a channel this source does not serve us',
         );
       // Stored here already, identical: it was verified (or written) before.
-      else if (!this.ctx.store.holds(m)) bad = this.ctx.verifier.check(m);
+      else if (!this.ctx.store.holds(m)) bad = this.ctx.verifier.check(m) ?? this.refusal(m);
       if (!bad) ok.push(m);
       else this.refuse(m, from, bad);
     }
     return ok;
+  }
+
+  /**
+   * Why an authentic item may not change the message it names, when that message is here (one
+   * whose message is not here yet is kept: it takes effect, or not, once the message arrives).
+   */
+  private refusal(m: StoredMessage): HchatError | undefined {
+    const target = m.target === undefined ? undefined : this.ctx.store.getMessage(m.target);
+    return itemRefusal(m, this.ctx.store.channelOwner(m.channelId), target, false);
   }
 
   private refuse(m: StoredMessage, from: string, bad: HchatError): void {

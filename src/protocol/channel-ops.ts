@@ -10,11 +10,18 @@ import { op } from './rpc.js';
 const Limit = z.number().int().min(1).max(500);
 
 export const CHANNEL_OPS = {
-  /** The newest `limit` messages before `before` (or the newest), in channel order. */
+  /**
+   * The newest `limit` messages before `before` (or the newest), in channel order, and the
+   * items that name them (edits, deletes, reactions: `related`, as many as fit the frame).
+   */
   history: op(
     'session',
     z.object({ channelId: Uuid, limit: Limit, before: Uuid.optional() }),
-    z.object({ messages: z.array(StoredMessage), hasMore: z.boolean() }),
+    z.object({
+      messages: z.array(StoredMessage),
+      hasMore: z.boolean(),
+      related: z.array(StoredMessage).default([]),
+    }),
   ),
   /** Messages numbered after `since`, in that order, and the highest number so far. */
   sync: op(
@@ -22,7 +29,10 @@ export const CHANNEL_OPS = {
     z.object({ channelId: Uuid, since: z.number().int().min(0), limit: Limit }),
     z.object({ messages: z.array(StoredMessage), lastSeq: z.number().int().min(0) }),
   ),
-  /** A signed message by the session's user; idempotent by id. */
+  /**
+   * A signed item by the session's user (a message, or an edit, delete, reaction or channel
+   * change: PROTOCOL.md §2.2); idempotent by id.
+   */
   post: op(
     'user',
     z.object({ message: NewMessage }),

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** Longest message text, in Unicode code points (zod 4 counts string lengths so; PROTOCOL.md §2). */
 export const MAX_TEXT = 4000;
 
@@ -81,24 +81,119 @@ export const PublicKey = z
   .string()
   .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a raw Ed25519 public key, base64url');
 
-/** A message as the author made it (before any replica stores it), signed (shared/signing.ts). */
-export const NewMessage = z.object({
+/** What an item of a channel's log is (PROTOCOL.md §2.2); absent on the wire means `message`. */
+export const ItemKind = z.enum(['message', 'edit', 'delete', 'react', 'unreact', 'channel']);
+/** A reaction: one emoji (or short name), 1-32 printable characters without spaces. */
+export const Emoji = z
+  .string()
+  .min(1, 'emoji: 1-32 characters')
+  .max(32, 'emoji: 1-32 characters')
+  .regex(/^[^\p{Cc}\p{Z}\u2028\u2029]+$/u, 'emoji: printable characters without spaces');
+/** Who a message mentions: members' names in lower case, or `here` (every online member). */
+export const Mentions = z
+  .array(
+    z.string().regex(/^(?:here|[a-z0-9_.-]{2,32})$/, 'mentions: user names in lower case, or here'),
+  )
+  .max(50, 'mentions: at most 50')
+  .refine((a) => new Set(a).size === a.length, 'mentions: each name once');
+export const Topic = z
+  .string()
+  .max(256, 'topic: at most 256 characters')
+  .regex(/^[^\p{Cc}\u2028\u2029]*$/u, 'topic: printable characters only');
+/** What a channel's owner changes (kind `channel`); at least one field. */
+export const ChannelChange = z
+  .object({
+    name: ChannelName.optional(),
+    topic: Topic.optional(),
+    allowVisitors: z.boolean().optional(),
+    /** A member removed: can no longer read, post or join. */
+    remove: Username.optional(),
+    /** The channel is deleted: every replica drops it. */
+    deleted: z.literal(true).optional(),
+  })
+  .strict()
+  .refine((c) => Object.values(c).some((v) => v !== undefined), 'change: names nothing');
+/** SHA-256 of an item's body, base64url: what a tombstone keeps of the text it lost. */
+export const Digest = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a SHA-256 digest, base64url');
+
+/**
+ * An item of a channel's log as its author made it (before any replica stores it), signed
+ * (shared/signing.ts): a message, or a change to one (edit, delete, reaction) or to the channel.
+ * A tombstone (a deleted message or edit) has no body (`text`, `replyTo`, `mentions`) but its
+ * `digest`, so that its signature still verifies.
+ */
+export const ItemFields = z.object({
   id: Uuid,
   channelId: Uuid,
   ts: HlcTime.shape.ts,
   lc: HlcTime.shape.lc,
-  text: MessageText,
+  kind: ItemKind.optional(),
+  /** The message an edit, delete or reaction is about. */
+  target: Uuid.optional(),
+  text: MessageText.optional(),
+  /** The message this one answers. */
+  replyTo: Uuid.optional(),
+  mentions: Mentions.optional(),
+  emoji: Emoji.optional(),
+  change: ChannelChange.optional(),
+  digest: Digest.optional(),
   /** Ed25519 signature of the canonical bytes, base64url. */
   sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url'),
   /** The server's certificate of the author's session key. */
   cert: z.string().min(1).max(1000),
 });
+/** Adds the per-kind rule (itemShapeError) to a schema of items. */
+export function checkedItem<T extends z.ZodType<z.infer<typeof ItemFields>>>(schema: T): T {
+  return schema.superRefine((m, ctx) => {
+    const why = itemShapeError(m);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  }) as unknown as T;
+}
+export const NewMessage = checkedItem(ItemFields);
+
+/** Which fields each kind carries (besides the header); the rest must be absent. */
+const KIND_FIELDS: Record<z.infer<typeof ItemKind>, readonly string[]> = {
+  message: ['text', 'replyTo', 'mentions'],
+  edit: ['target', 'text', 'mentions'],
+  delete: ['target'],
+  react: ['target', 'emoji'],
+  unreact: ['target', 'emoji'],
+  channel: ['change'],
+};
+const BODY_FIELDS = ['text', 'replyTo', 'mentions', 'emoji', 'change'] as const;
+
+/** Why an item's fields do not fit its kind, or undefined. */
+export function itemShapeError(m: {
+  kind?: z.infer<typeof ItemKind>;
+  digest?: string;
+  [k: string]: unknown;
+}): string | undefined {
+  const kind = m.kind ?? 'message';
+  const allowed = KIND_FIELDS[kind];
+  for (const f of ['target', ...BODY_FIELDS]) {
+    if (m[f] !== undefined && !allowed.includes(f)) return `${f}: not part of a ${kind}`;
+  }
+  if (allowed.includes('target') && m.target === undefined) return `target: a ${kind} needs one`;
+  if (m.digest !== undefined) {
+    // A tombstone: only messages and edits are erased, and nothing of the body remains.
+    if (kind !== 'message' && kind !== 'edit') return `digest: a ${kind} is never erased`;
+    if (BODY_FIELDS.some((f) => m[f] !== undefined)) return 'digest: a tombstone has no body';
+    return undefined;
+  }
+  if ((kind === 'message' || kind === 'edit') && m.text === undefined)
+    return `text: a ${kind} needs text`;
+  if ((kind === 'react' || kind === 'unreact') && m.emoji === undefined)
+    return `emoji: a ${kind} needs one`;
+  if (kind === 'channel' && m.change === undefined) return 'change: a channel item needs one';
+  return undefined;
+}
 
 /** A stored message, with the author the server vouched for and its sequence in the channel. */
-export const StoredMessage = NewMessage.extend({
-  author: Username,
-  seq: z.number().int().min(1),
-});
+export const StoredMessage = checkedItem(
+  ItemFields.extend({ author: Username, seq: z.number().int().min(1) }),
+);
 
 /** A live stream a peer announces in its tracker entry (SPEC §8): where to ask to watch it. */
 export const LiveStream = z.object({ streamId: Uuid, channelId: Uuid });
@@ -123,6 +218,8 @@ export type Role = z.infer<typeof Role>;
 export type Status = z.infer<typeof Status>;
 export type Channel = z.infer<typeof Channel>;
 export type NewMessage = z.infer<typeof NewMessage>;
+export type ItemKind = z.infer<typeof ItemKind>;
+export type ChannelChange = z.infer<typeof ChannelChange>;
 export type StoredMessage = z.infer<typeof StoredMessage>;
 export type TrackerEntry = z.infer<typeof TrackerEntry>;
 

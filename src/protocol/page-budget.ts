@@ -40,3 +40,19 @@ export function fitPage<T>(
     cut: true,
   };
 }
+
+/**
+ * A history page: the newest messages that fit, then as many of the items naming them
+ * (`related`, oldest first) as fit the rest of the budget.
+ */
+export function fitHistory<T>(
+  messages: readonly T[],
+  related: (kept: T[]) => readonly T[],
+  budget: number,
+): { messages: T[]; related: T[]; cut: boolean } {
+  const page = fitPage(messages, budget, 'end');
+  const used = page.items.reduce((n, m) => n + itemBytes(m), 0);
+  const rest = fitPage(related(page.items), budget - used, 'start');
+  const fits = used + rest.items.reduce((n, m) => n + itemBytes(m), 0) <= budget;
+  return { messages: page.items, related: fits ? rest.items : [], cut: page.cut };
+}

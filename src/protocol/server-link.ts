@@ -15,7 +15,8 @@ import {
   ChannelName,
   Ip,
   LiveStream,
-  NewMessage,
+  checkedItem,
+  ItemFields,
   Password,
   Port,
   Role,
@@ -60,7 +61,7 @@ const Empty = z.object({});
 /** An opaque paging cursor: the `next` of the previous page. */
 const Cursor = z.string().min(1).max(600);
 /** A message with its author, as a host forwards it. */
-const AuthoredMessage = NewMessage.extend({ author: Username });
+const AuthoredMessage = checkedItem(ItemFields.extend({ author: Username }));
 const ForwardResult = z.union([
   z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
   z.object({ id: z.string(), error: WireError }),

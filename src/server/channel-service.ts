@@ -12,7 +12,7 @@ import { BAD_SIGNATURE, type MessageVerifier } from '../shared/signing.js';
 import type { VerifyPool } from './verify-pool.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { storageError } from '../store/sqlite.js';
-import { fitPage, pageBudget } from '../protocol/page-budget.js';
+import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
 import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
 import type { BusEvent, EventBus } from './bus.js';
 import type { Conn, Session } from './conn.js';
@@ -188,15 +188,20 @@ export class ChannelService {
   history(conn: Conn, b: OpReq<'history'>): OpRes<'history'> {
     this.readable(conn.session!, b.channelId);
     const page = this.d.store.history(b.channelId, b.limit, b.before);
-    // The newest messages that fit the peer's frame limit; hasMore says older ones remain.
-    const fit = fitPage(page.messages, pageBudget(conn.fs.peerMaxFrame), 'end');
+    // The newest messages that fit the peer's frame limit (hasMore says older ones remain),
+    // with the edits, deletes and reactions that name them.
+    const fit = fitHistory(
+      page.messages,
+      (kept) => this.d.store.related(kept.map((m) => m.id)),
+      pageBudget(conn.fs.peerMaxFrame),
+    );
     this.d.log.write('fetch', {
       peer: conn.name,
       channel: b.channelId,
-      count: fit.items.length,
+      count: fit.messages.length,
       before: b.before,
     });
-    return { messages: fit.items, hasMore: page.hasMore || fit.cut };
+    return { messages: fit.messages, related: fit.related, hasMore: page.hasMore || fit.cut };
   }
 
   sync(conn: Conn, b: OpReq<'sync'>): OpRes<'sync'> {

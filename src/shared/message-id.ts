@@ -1,7 +1,7 @@
 /**
- * Content-derived message ids (as Matrix room versions >= 3 derive event ids from content): a
- * message's id is a hash of what its author signed, laid out as a UUID whose first 48 bits are
- * the message's time, so ids stay time-ordered like UUIDv7.
+ * Content-derived item ids (as Matrix room versions >= 3 derive event ids from content): an
+ * item's id is a hash of what its author signed, laid out as a UUID whose first 48 bits are the
+ * item's time, so ids stay time-ordered like UUIDv7.
  *
  *   bytes 0-5   ts, milliseconds since the epoch, big-endian (48 bits)
  *   byte  6     0x80 | h[0] & 0x0f          (UUID version 8)
@@ -9,39 +9,95 @@
  *   byte  8     0x80 | h[2] & 0x3f          (RFC 9562 variant)
  *   bytes 9-15  h[3..9]
  *
- * where h = SHA-256 of the UTF-8 of JSON.stringify(["hchat/message-id/1", channelId,
- * author in lower case, ts, lc, text]). Nobody can claim someone else's id: a copy under another
- * author or channel has another id, and only the author can sign the original. 74 bits of hash:
- * finding a second message for a given id costs about 2^74 hashes.
+ * where h = SHA-256 of the UTF-8 of JSON.stringify(["hchat/item-id/2", channelId, author in
+ * lower case, ts, lc, kind, target or null, digest]) and digest is the body's hash
+ * (`bodyDigest`). The body (text, reply, mentions, emoji, channel change) enters only through
+ * its digest, so that a deleted message keeps an id and a signature anyone can check after its
+ * text is erased (as Matrix redactions keep events verifiable). Nobody can claim someone else's
+ * id: a copy under another author or channel has another id, and only the author can sign the
+ * original. 74 bits of hash: finding a second item for a given id costs about 2^74 hashes.
  */
 import crypto from 'node:crypto';
+import type { ChannelChange, ItemKind } from '../protocol/common.js';
 
 /** Largest `ts` an id can carry (48 bits). */
 export const MAX_ID_TS = 2 ** 48 - 1;
 
-/** The fields a message id is derived from. */
-export interface IdFields {
+/** What an item says beyond its header: erased (all but its digest) when it is deleted. */
+export interface ItemBody {
+  text?: string;
+  replyTo?: string;
+  mentions?: string[];
+  emoji?: string;
+  change?: ChannelChange;
+}
+
+/** The fields an item id is derived from. */
+export interface IdFields extends ItemBody {
   channelId: string;
   author: string;
   ts: number;
   lc: number;
-  text: string;
+  kind?: ItemKind;
+  target?: string;
+  /** Set on a tombstone, whose body is gone. */
+  digest?: string;
 }
 
-/** The id of a message with these fields. */
-export function messageId(m: IdFields): string {
-  const h = crypto
+/**
+ * SHA-256, base64url, of JSON.stringify(["hchat/body/1", text, replyTo, mentions, emoji,
+ * change]), each absent field as null and `change` as [name, topic, allowVisitors, remove,
+ * deleted] (absent fields null): one byte string for one body, whatever the key order on the wire.
+ */
+export function bodyDigest(b: ItemBody): string {
+  const c = b.change;
+  const change = c
+    ? [
+        c.name ?? null,
+        c.topic ?? null,
+        c.allowVisitors ?? null,
+        c.remove ?? null,
+        c.deleted ?? null,
+      ]
+    : null;
+  return crypto
     .createHash('sha256')
     .update(
       JSON.stringify([
-        'hchat/message-id/1',
-        m.channelId,
-        m.author.toLowerCase(),
-        m.ts,
-        m.lc,
-        m.text,
+        'hchat/body/1',
+        b.text ?? null,
+        b.replyTo ?? null,
+        b.mentions ?? null,
+        b.emoji ?? null,
+        change,
       ]),
     )
+    .digest('base64url');
+}
+
+/** The digest an item carries (a tombstone) or its body's. */
+export function digestOf(m: IdFields): string {
+  return m.digest ?? bodyDigest(m);
+}
+
+/** The header every signature and id covers, as JSON values (PROTOCOL.md §2.2). */
+export function itemHeader(m: IdFields): unknown[] {
+  return [
+    m.channelId,
+    m.author.toLowerCase(),
+    m.ts,
+    m.lc,
+    m.kind ?? 'message',
+    m.target ?? null,
+    digestOf(m),
+  ];
+}
+
+/** The id of an item with these fields. */
+export function messageId(m: IdFields): string {
+  const h = crypto
+    .createHash('sha256')
+    .update(JSON.stringify(['hchat/item-id/2', ...itemHeader(m)]))
     .digest();
   const b = Buffer.alloc(16);
   b.writeUIntBE(m.ts, 0, 6);

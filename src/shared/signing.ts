@@ -1,27 +1,23 @@
 /**
- * Signed messages (SPEC §7). Authors sign each message with their session's Ed25519 key over
- * canonical bytes; the message carries the signature and the server's certificate of that key.
- * Server, host and members verify both, so no host and no server can forge or alter someone
- * else's message.
+ * Signed items (SPEC §7): messages and every later change (edit, delete, reaction, channel
+ * change). Authors sign each with their session's Ed25519 key over canonical bytes; the item
+ * carries the signature and the server's certificate of that key. Server, host and members
+ * verify both, so no host and no server can forge or alter someone else's content.
  *
- * Canonical bytes: the UTF-8 of JSON.stringify(["hchat/message/1", id, channelId, author, ts,
- * lc, text]), the author in lower case.
+ * Canonical bytes: the UTF-8 of JSON.stringify(["hchat/item/2", id, channelId, author in lower
+ * case, ts, lc, kind, target or null, digest]) where digest is the body's SHA-256
+ * (shared/message-id.ts `bodyDigest`): a tombstone, whose body is erased, still verifies.
  */
 import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
 import { verifyEd25519 } from './ed25519.js';
 import { verifyCert, type CertClaims } from './tokens.js';
-import { messageId } from './message-id.js';
+import { itemHeader, messageId, type IdFields } from './message-id.js';
 import { MESSAGE_LIMITS } from './limits.js';
 
-/** The signed fields of a message, with its signature and certificate. */
-export interface Signed {
+/** The signed fields of an item, with its signature and certificate. */
+export interface Signed extends IdFields {
   id: string;
-  channelId: string;
-  author: string;
-  ts: number;
-  lc: number;
-  text: string;
   sig: string;
   cert: string;
 }
@@ -55,17 +51,7 @@ export function exportPrivateKey(keys: SessionKeys): string {
 }
 
 function canonical(m: Omit<Signed, 'sig' | 'cert'>): Buffer {
-  return Buffer.from(
-    JSON.stringify([
-      'hchat/message/1',
-      m.id,
-      m.channelId,
-      m.author.toLowerCase(),
-      m.ts,
-      m.lc,
-      m.text,
-    ]),
-  );
+  return Buffer.from(JSON.stringify(['hchat/item/2', m.id, ...itemHeader(m)]));
 }
 
 /** Signs a message as its author. */

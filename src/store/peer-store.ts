@@ -8,28 +8,28 @@
 import type Database from 'better-sqlite3';
 import type { Channel, StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
+import { deletes } from '../shared/item-rules.js';
 import { openDatabase } from './sqlite.js';
+import {
+  itemColumns,
+  itemOfColumns,
+  sameItem,
+  tombstoneColumns,
+  type ItemColumns,
+} from './item-columns.js';
 
 /** Delivery state of a message on this peer. */
 export type MessageState = 'pending' | 'delivered' | 'failed';
 
-/** A message as this peer holds it. */
-export interface LocalMessage {
-  id: string;
-  channelId: string;
-  author: string;
-  ts: number;
-  lc: number;
-  text: string;
-  sig: string;
-  cert: string;
+/** An item (a message, or a change to one or to the channel) as this peer holds it. */
+export type LocalMessage = Omit<StoredMessage, 'seq'> & {
   state: MessageState;
   /** Sequence number on the server, once known. */
   seq: number | null;
   /** Sequence number on the channel's host, once known. */
   hostSeq: number | null;
   error: string | null;
-}
+};
 
 /** A channel as one account on this peer sees it. */
 export interface LocalChannel extends Channel {
@@ -86,9 +86,18 @@ const MIGRATIONS = [
   ALTER TABLE messages ADD COLUMN sig TEXT NOT NULL DEFAULT '';
   ALTER TABLE messages ADD COLUMN cert TEXT NOT NULL DEFAULT '';
   `,
+  // 4: rich messages. Every item of a channel's log (message, edit, delete, reaction, channel
+  // change) is a row; `target` names the message a change is about (store/item-columns.ts).
+  `
+  ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+  ALTER TABLE messages ADD COLUMN target TEXT;
+  ALTER TABLE messages ADD COLUMN ext TEXT;
+  CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
+  CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  `,
 ];
 
-interface MessageRow {
+interface MessageRow extends ItemColumns {
   local_seq: number;
   id: string;
   channel_id: string;
@@ -120,7 +129,7 @@ function toMessage(r: MessageRow): LocalMessage {
     author: r.author,
     ts: r.ts,
     lc: r.lc,
-    text: r.text,
+    ...itemOfColumns(r),
     sig: r.sig,
     cert: r.cert,
     state: r.state,
@@ -130,15 +139,9 @@ function toMessage(r: MessageRow): LocalMessage {
   };
 }
 
-/** True when a stored row holds the same message (what the author signed) as `m`. */
+/** True when a stored row holds the same item (what the author signed) as `m`. */
 function sameContent(r: MessageRow, m: Omit<Authored, 'seq' | 'sig' | 'cert'>): boolean {
-  return (
-    r.channel_id === m.channelId &&
-    r.author.toLowerCase() === m.author.toLowerCase() &&
-    r.ts === m.ts &&
-    r.lc === m.lc &&
-    r.text === m.text
-  );
+  return sameItem(toMessage(r), m);
 }
 
 /** The fields of a message every replica agrees on (no numbering, no local state). */
@@ -149,7 +152,7 @@ export function toStored(m: Omit<Authored, 'seq'>): Omit<StoredMessage, 'seq'> {
     author: m.author,
     ts: m.ts,
     lc: m.lc,
-    text: m.text,
+    ...itemOfColumns(itemColumns(m)),
     sig: m.sig,
     cert: m.cert,
   };
@@ -172,7 +175,7 @@ function toChannel(r: ChannelRow): LocalChannel {
 }
 
 const COLS =
-  'local_seq, id, channel_id, author, ts, lc, text, sig, cert, state, seq, host_seq, error';
+  'local_seq, id, channel_id, author, ts, lc, text, sig, cert, state, seq, host_seq, error, kind, target, ext';
 
 /** Which replica's numbering a received message carries. */
 export type Via = 'server' | 'host';
@@ -207,20 +210,27 @@ export class PeerStore {
       ),
       unread: db.prepare<[string, string, string], { n: number }>(
         `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
-         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.author <> ? COLLATE NOCASE`,
+         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.author <> ? COLLATE NOCASE
+         AND m.kind = 'message'`,
+      ),
+      unreadMentions: db.prepare<[string, string, string, string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
+         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.author <> ? COLLATE NOCASE
+         AND m.kind = 'message' AND m.ext IS NOT NULL
+         AND EXISTS (SELECT 1 FROM json_each(m.ext, '$.mentions') j WHERE j.value IN (lower(?), 'here'))`,
       ),
       markRead: db.prepare(
         `UPDATE channels SET read_local = (SELECT COALESCE(MAX(local_seq), 0) FROM messages WHERE channel_id = ?)
          WHERE account = ? AND id = ?`,
       ),
       insertPending: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')`,
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, kind, target, ext, state)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`,
       ),
       getMessage: db.prepare<[string], MessageRow>(`SELECT ${COLS} FROM messages WHERE id = ?`),
       insertStored: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state, seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'delivered', ?)
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, kind, target, ext, state, seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'delivered', ?)
          ON CONFLICT(id) DO UPDATE SET state = 'delivered', seq = excluded.seq, error = NULL
          WHERE messages.state <> 'delivered' OR messages.seq IS NULL`,
       ),
@@ -241,14 +251,15 @@ export class PeerStore {
         `SELECT COUNT(*) AS n FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE`,
       ),
       newestUndelivered: db.prepare<[string, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND state <> 'delivered'
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND state <> 'delivered' AND kind = 'message'
          ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
       ),
       newest: db.prepare<[string, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE channel_id = ? ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND kind = 'message'
+         ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
       ),
       olderThan: db.prepare<[string, number, number, string, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND (ts, lc, id) < (?, ?, ?)
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND kind = 'message' AND (ts, lc, id) < (?, ?, ?)
          ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
       ),
       cursor: db.prepare<[string], { cursor: number }>(
@@ -271,8 +282,8 @@ export class PeerStore {
         'UPDATE channels SET host_cursor = ? WHERE id = ? AND host_cursor < ?',
       ),
       insertFromHost: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state, host_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'delivered', ?)
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, kind, target, ext, state, host_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'delivered', ?)
          ON CONFLICT(id) DO UPDATE SET state = 'delivered', host_seq = excluded.host_seq, error = NULL
          WHERE messages.host_seq IS NULL`,
       ),
@@ -288,8 +299,8 @@ export class PeerStore {
         'SELECT last_host_seq FROM hosted WHERE channel_id = ?',
       ),
       insertHosted: db.prepare(
-        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, state, seq, host_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, channel_id, author, ts, lc, text, sig, cert, kind, target, ext, state, seq, host_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       setHostSeq: db.prepare('UPDATE messages SET host_seq = ? WHERE id = ?'),
       setServerSeq: db.prepare(
@@ -303,6 +314,20 @@ export class PeerStore {
         `SELECT ${COLS} FROM messages WHERE seq IS NULL AND host_seq IS NOT NULL
          AND channel_id IN (SELECT channel_id FROM hosted) ORDER BY channel_id, host_seq LIMIT ?`,
       ),
+      owner: db.prepare<[string], { owner: string }>(
+        'SELECT owner FROM channels WHERE id = ? LIMIT 1',
+      ),
+      related: db.prepare<[string], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE target = ? ORDER BY ts, lc, id`,
+      ),
+      erase: db.prepare('UPDATE messages SET text = ?, ext = ? WHERE id = ?'),
+      authors: db.prepare<[string], { author: string }>(
+        'SELECT DISTINCT author FROM messages WHERE channel_id = ? COLLATE NOCASE',
+      ),
+      newerThan: db.prepare<[string, number, number, string, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND kind = 'message' AND (ts, lc, id) > (?, ?, ?)
+         ORDER BY ts, lc, id LIMIT ?`,
+      ),
       setMember: db.prepare(
         'INSERT OR IGNORE INTO hosted_members (channel_id, username) VALUES (?, ?)',
       ),
@@ -311,6 +336,93 @@ export class PeerStore {
         'SELECT 1 AS one FROM hosted_members WHERE channel_id = ? AND username = ?',
       ),
     };
+  }
+
+  /**
+   * The bound values of an item's insert (id … cert, kind, target, ext): a message or edit whose
+   * delete is here already is stored as a tombstone (store/item-columns.ts).
+   */
+  private row(m: Omit<Authored, 'seq'>) {
+    const c = this.erasedHere(m) ? tombstoneColumns(m) : itemColumns(m);
+    return [
+      m.id,
+      m.channelId,
+      m.author,
+      m.ts,
+      m.lc,
+      c.text,
+      m.sig,
+      m.cert,
+      c.kind,
+      c.target,
+      c.ext,
+    ];
+  }
+
+  private ownerOf(channelId: string): string {
+    return this.q.owner.get(channelId)?.owner ?? '';
+  }
+
+  /** True when a delete held here takes away this message (or the message this edit is of). */
+  private erasedHere(m: Omit<Authored, 'seq'>): boolean {
+    const kind = m.kind ?? 'message';
+    const message =
+      kind === 'message' ? m : kind === 'edit' ? this.getMessage(m.target!) : undefined;
+    if (!message || (message.kind ?? 'message') !== 'message') return false;
+    const owner = this.ownerOf(m.channelId);
+    return this.q.related.all(message.id).some((d) => deletes(toMessage(d), message, owner));
+  }
+
+  /** After a delete is stored: its message and that message's edits lose their text. */
+  private applyDelete(d: Omit<Authored, 'seq'>): void {
+    if (d.kind !== 'delete') return;
+    const message = this.getMessage(d.target!);
+    if (!message || !deletes(d, message, this.ownerOf(d.channelId))) return;
+    for (const m of [message, ...this.q.related.all(message.id).map(toMessage)]) {
+      if ((m.kind ?? 'message') !== 'message' && m.kind !== 'edit') continue;
+      if (m.digest !== undefined) continue;
+      const t = tombstoneColumns(m);
+      this.q.erase.run(t.text, t.ext, m.id);
+    }
+  }
+
+  /**
+   * The items that name these messages (edits, deletes, reactions), from this peer's copy: what
+   * `messageState` (shared/item-rules.ts) folds into what each shows.
+   */
+  related(ids: readonly string[]): LocalMessage[] {
+    return ids.flatMap((id) => this.q.related.all(id).map(toMessage));
+  }
+
+  /**
+   * Around a message: up to `half` before it, it, and up to `half` after it, in channel order;
+   * whether older (`hasMore`) and newer (`hasNewer`) ones remain.
+   */
+  around(
+    m: LocalMessage,
+    half: number,
+  ): { messages: LocalMessage[]; hasMore: boolean; hasNewer: boolean } {
+    const older = this.q.olderThan.all(m.channelId, m.ts, m.lc, m.id, half + 1);
+    const newer = this.q.newerThan.all(m.channelId, m.ts, m.lc, m.id, half + 1);
+    const hasMore = older.length > half;
+    const hasNewer = newer.length > half;
+    if (hasMore) older.pop();
+    if (hasNewer) newer.pop();
+    return {
+      messages: [...older.reverse().map(toMessage), m, ...newer.map(toMessage)],
+      hasMore,
+      hasNewer,
+    };
+  }
+
+  /** Who wrote in a channel, as far as this peer's copy tells. */
+  authors(channelId: string): string[] {
+    return this.q.authors.all(channelId).map((r) => r.author);
+  }
+
+  /** The owner of a channel this peer knows ('' when none). */
+  channelOwner(channelId: string): string {
+    return this.ownerOf(channelId);
   }
 
   get(key: string): string | undefined {
@@ -339,13 +451,21 @@ export class PeerStore {
     return this.q.unread.get(account, channelId, account)?.n ?? 0;
   }
 
+  /** Unread messages of a channel that mention `account` (by name or `here`). */
+  unreadMentions(account: string, channelId: string): number {
+    return this.q.unreadMentions.get(account, channelId, account, account)?.n ?? 0;
+  }
+
   markRead(account: string, channelId: string): void {
     this.q.markRead.run(channelId, account, channelId);
   }
 
   /** Stores a message the user just wrote, as pending: the durable outbox. */
   addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'hostSeq' | 'error'>): void {
-    this.q.insertPending.run(m.id, m.channelId, m.author, m.ts, m.lc, m.text, m.sig, m.cert);
+    this.db.transaction(() => {
+      this.q.insertPending.run(...this.row(m));
+      this.applyDelete(m);
+    })();
   }
 
   /**
@@ -359,18 +479,11 @@ export class PeerStore {
       const channels = new Set<string>();
       for (const m of messages) {
         const before = this.q.getMessage.get(m.id);
-        this.q.insertStored.run(
-          m.id,
-          m.channelId,
-          m.author,
-          m.ts,
-          m.lc,
-          m.text,
-          m.sig,
-          m.cert,
-          m.seq,
-        );
-        if (!before) fresh.push(m);
+        this.q.insertStored.run(...this.row(m), m.seq);
+        if (!before) {
+          fresh.push(m);
+          this.applyDelete(m);
+        }
         channels.add(m.channelId);
       }
       for (const c of channels) this.advanceCursor(c);
@@ -401,18 +514,11 @@ export class PeerStore {
           conflicts.push(m);
           continue;
         }
-        this.q.insertFromHost.run(
-          m.id,
-          m.channelId,
-          m.author,
-          m.ts,
-          m.lc,
-          m.text,
-          m.sig,
-          m.cert,
-          m.seq,
-        );
-        if (!before) fresh.push(m);
+        this.q.insertFromHost.run(...this.row(m), m.seq);
+        if (!before) {
+          fresh.push(m);
+          this.applyDelete(m);
+        }
         channels.add(m.channelId);
       }
       for (const c of channels) this.advanceHostCursor(c);
@@ -465,19 +571,8 @@ export class PeerStore {
         return { hostSeq, duplicate, message: { ...toStored(m), seq: hostSeq } };
       }
       const hostSeq = this.q.nextHostSeq.get(m.channelId)!.last_host_seq;
-      this.q.insertHosted.run(
-        m.id,
-        m.channelId,
-        m.author,
-        m.ts,
-        m.lc,
-        m.text,
-        m.sig,
-        m.cert,
-        state,
-        m.seq ?? null,
-        hostSeq,
-      );
+      this.q.insertHosted.run(...this.row(m), state, m.seq ?? null, hostSeq);
+      this.applyDelete(m);
       if (m.seq !== undefined) this.advanceCursor(m.channelId);
       return { hostSeq, duplicate: false, message: { ...toStored(m), seq: hostSeq } };
     })();

@@ -7,6 +7,14 @@ import type Database from 'better-sqlite3';
 import { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
+import { deletes, itemRefusal } from '../shared/item-rules.js';
+import {
+  itemColumns,
+  itemOfColumns,
+  sameItem,
+  tombstoneColumns,
+  type ItemColumns,
+} from './item-columns.js';
 
 /** A registered account. */
 export interface UserRecord {
@@ -81,6 +89,10 @@ export interface ServerStore {
   /** Messages with seq > since, by seq, at most `limit`. */
   since(channelId: string, since: number, limit: number): StoredMessage[];
   lastSeq(channelId: string): number;
+  /** The item with this id, if stored (a tombstone once deleted). */
+  getItem(id: string): StoredMessage | undefined;
+  /** The items that name these messages (edits, deletes, reactions), in HLC order. */
+  related(ids: readonly string[]): StoredMessage[];
   close(): void;
 }
 
@@ -138,9 +150,17 @@ const MIGRATIONS = [
   CREATE INDEX sessions_live ON sessions(username, role, created_at) WHERE revoked = 0;
   CREATE INDEX channels_owner ON channels(owner);
   `,
+  // 4: rich messages: every item of a channel's log is a row (store/item-columns.ts).
+  `
+  ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+  ALTER TABLE messages ADD COLUMN target TEXT;
+  ALTER TABLE messages ADD COLUMN ext TEXT;
+  CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
+  CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  `,
 ];
 
-interface MessageRow {
+interface MessageRow extends ItemColumns {
   id: string;
   channel_id: string;
   seq: number;
@@ -200,13 +220,13 @@ function toMessage(r: MessageRow): StoredMessage {
     author: r.author,
     ts: r.ts,
     lc: r.lc,
-    text: r.text,
+    ...itemOfColumns(r),
     sig: r.sig,
     cert: r.cert,
   };
 }
 
-const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert';
+const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert, kind, target, ext';
 
 /** The embedded SQLite store, in `<data>/server.db`. */
 export class SqliteServerStore implements ServerStore {
@@ -271,16 +291,16 @@ export class SqliteServerStore implements ServerStore {
       setLastSeq: db.prepare('UPDATE channels SET last_seq = ? WHERE id = ?'),
       // Only an id already stored lets the insert through without a row (a duplicate).
       insertMessage: db.prepare(
-        `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+        `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, kind, target, ext, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
       ),
       newest: db.prepare<[string, number], MessageRow>(
-        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ?
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND kind = 'message'
          ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
       ),
       olderThan: db.prepare<[string, number, number, string, number], MessageRow>(
-        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND (ts, lc, id) < (?, ?, ?)
-         ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND kind = 'message'
+         AND (ts, lc, id) < (?, ?, ?) ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
       ),
       since: db.prepare<[string, number, number], MessageRow>(
         `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND seq > ?
@@ -289,6 +309,10 @@ export class SqliteServerStore implements ServerStore {
       lastSeq: db.prepare<[string], { last_seq: number }>(
         'SELECT last_seq FROM channels WHERE id = ?',
       ),
+      related: db.prepare<[string], MessageRow>(
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE target = ? ORDER BY ts, lc, id`,
+      ),
+      erase: db.prepare('UPDATE messages SET text = ?, ext = ? WHERE id = ?'),
     };
     this.insertTx = db.transaction((batch: readonly MessageInsert[], now: number) =>
       this.insertBatch(batch, now),
@@ -409,6 +433,16 @@ export class SqliteServerStore implements ServerStore {
         last = row.last_seq;
       }
       const seq = last + 1;
+      const item = { ...m, author };
+      // Whether it may change what it names is decided here, in batch order: an edit posted
+      // right after its message (pipelined) finds it.
+      if (!this.q.getMessage.get(m.id)) {
+        const target = m.target === undefined ? undefined : this.getItem(m.target);
+        const owner = this.getChannel(m.channelId)?.owner ?? '';
+        const refused = itemRefusal(item, owner, target, true);
+        if (refused) return refused;
+      }
+      const c = this.erasedHere(item) ? tombstoneColumns(m) : itemColumns(m);
       const { changes } = this.q.insertMessage.run(
         m.id,
         m.channelId,
@@ -416,23 +450,21 @@ export class SqliteServerStore implements ServerStore {
         author,
         m.ts,
         m.lc,
-        m.text,
+        c.text,
         m.sig,
         m.cert,
+        c.kind,
+        c.target,
+        c.ext,
         now,
       );
       if (changes === 1) {
         next.set(m.channelId, seq);
-        return { seq, duplicate: false, stored: { ...m, author, seq } };
+        this.applyDelete(item);
+        return { seq, duplicate: false, stored: toMessage(this.q.getMessage.get(m.id)!) };
       }
       const existing = this.q.getMessage.get(m.id)!;
-      const same =
-        existing.channel_id === m.channelId &&
-        existing.author.toLowerCase() === author.toLowerCase() &&
-        existing.ts === m.ts &&
-        existing.lc === m.lc &&
-        existing.text === m.text;
-      if (!same) return new HchatError('E_MESSAGE_CONFLICT');
+      if (!sameItem(toMessage(existing), item)) return new HchatError('E_MESSAGE_CONFLICT');
       return { seq: existing.seq, duplicate: true, stored: toMessage(existing) };
     });
     for (const [channelId, seq] of next) this.q.setLastSeq.run(seq, channelId);
@@ -463,6 +495,37 @@ export class SqliteServerStore implements ServerStore {
 
   lastSeq(channelId: string): number {
     return this.q.lastSeq.get(channelId)?.last_seq ?? 0;
+  }
+
+  getItem(id: string): StoredMessage | undefined {
+    const r = this.q.getMessage.get(id);
+    return r && toMessage(r);
+  }
+
+  related(ids: readonly string[]): StoredMessage[] {
+    return ids.flatMap((id) => this.q.related.all(id).map(toMessage));
+  }
+
+  /** True when a delete stored here takes away this message (or the message this edit is of). */
+  private erasedHere(m: Omit<StoredMessage, 'seq'>): boolean {
+    const kind = m.kind ?? 'message';
+    const message = kind === 'message' ? m : kind === 'edit' ? this.getItem(m.target!) : undefined;
+    if (!message || (message.kind ?? 'message') !== 'message') return false;
+    const owner = this.getChannel(m.channelId)?.owner ?? '';
+    return this.q.related.all(message.id).some((d) => deletes(toMessage(d), message, owner));
+  }
+
+  /** After a delete is stored: its message and that message's edits lose their text. */
+  private applyDelete(d: Omit<StoredMessage, 'seq'>): void {
+    if (d.kind !== 'delete') return;
+    const message = this.getItem(d.target!);
+    if (!message || !deletes(d, message, this.getChannel(d.channelId)?.owner ?? '')) return;
+    for (const m of [message, ...this.related([message.id])]) {
+      if ((m.kind ?? 'message') !== 'message' && m.kind !== 'edit') continue;
+      if (m.digest !== undefined) continue;
+      const t = tombstoneColumns(m);
+      this.q.erase.run(t.text, t.ext, m.id);
+    }
   }
 
   close(): void {

@@ -1,6 +1,6 @@
 /**
  * Writes test/golden/keys.json and test/golden/frames.json: the reference frames of protocol
- * version 3 (docs/PROTOCOL.md §1), with real, valid signatures.
+ * version 4 (docs/PROTOCOL.md §1), with real, valid signatures.
  *
  *   npx tsx test/golden/generate.ts
  *
@@ -23,7 +23,8 @@ import path from 'node:path';
 import * as prettier from 'prettier';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
-import { messageId } from '../../src/shared/message-id.js';
+import { bodyDigest, messageId, type ItemBody } from '../../src/shared/message-id.js';
+import type { ItemKind } from '../../src/protocol/common.js';
 import { signMessage, loadSessionKeys, type SessionKeys } from '../../src/shared/signing.js';
 import { signClaims } from '../../src/shared/tokens.js';
 import { transcript, signTranscript } from '../../src/shared/handshake.js';
@@ -91,14 +92,57 @@ const guest = who('Guest 1', 'visitor');
 const C1 = '019abcde-0000-7000-8000-0000000000c1';
 const H1 = '019abcde-0000-7000-8000-0000000000d1';
 
-function message(author: Who, m: { channelId: string; ts: number; lc: number; text: string }) {
+/** An item of a channel's log (PROTOCOL.md §2.2), signed by `author`, fields in wire order. */
+function message(
+  author: Who,
+  m: { channelId: string; ts: number; lc: number; kind?: ItemKind; target?: string } & ItemBody,
+) {
   const id = messageId({ ...m, author: author.username });
   const sig = signMessage({ ...m, id, author: author.username }, author.keys);
-  return { id, channelId: m.channelId, ts: m.ts, lc: m.lc, text: m.text, sig, cert: author.cert };
+  return { id, ...m, sig, cert: author.cert };
 }
 
 const post1 = message(alice, { channelId: C1, ts: T0, lc: 0, text: 'héllo 👋' });
 const stored1 = { ...post1, author: 'alice', seq: 1 };
+// A reply that mentions bob, its edit, a reaction to the first post, and the reply's delete.
+const reply1 = message(alice, {
+  channelId: C1,
+  ts: T0 + 10,
+  lc: 0,
+  text: '@bob see above',
+  replyTo: post1.id,
+  mentions: ['bob'],
+});
+const edit1 = message(alice, {
+  channelId: C1,
+  ts: T0 + 20,
+  lc: 0,
+  kind: 'edit',
+  target: reply1.id,
+  text: '@bob see above (edited)',
+  mentions: ['bob'],
+});
+const react1 = message(alice, {
+  channelId: C1,
+  ts: T0 + 30,
+  lc: 0,
+  kind: 'react',
+  target: post1.id,
+  emoji: '👍',
+});
+const delete1 = message(alice, {
+  channelId: C1,
+  ts: T0 + 40,
+  lc: 0,
+  kind: 'delete',
+  target: reply1.id,
+});
+/** What a delete leaves of an item: its header, its signature and its body's digest. */
+function tombstone<T extends { text?: string; replyTo?: string; mentions?: string[] }>(m: T) {
+  const { text: _t, replyTo: _r, mentions: _m, ...rest } = m;
+  const { sig, cert, ...header } = rest as T & { sig: string; cert: string };
+  return { ...header, digest: bodyDigest(m), sig, cert };
+}
 const p2pPost = message(alice, { channelId: H1, ts: T0 + 1000, lc: 0, text: 'hi carol' });
 const hostPost = message(carol, { channelId: H1, ts: T0 + 2000, lc: 0, text: 'hi from the host' });
 
@@ -261,7 +305,69 @@ const frames: Frame[] = [
   {
     name: 'history answer',
     link: S,
-    frame: { t: 'res', id: 6, body: { messages: [stored1], hasMore: false } },
+    frame: { t: 'res', id: 6, body: { messages: [stored1], hasMore: false, related: [] } },
+  },
+  {
+    name: 'post request (reply, mention)',
+    link: S,
+    frame: { t: 'req', id: 20, op: 'post', body: { message: reply1 } },
+  },
+  {
+    name: 'post answer (reply)',
+    link: S,
+    frame: { t: 'res', id: 20, body: { id: reply1.id, seq: 2, duplicate: false } },
+  },
+  {
+    name: 'post request (edit)',
+    link: S,
+    frame: { t: 'req', id: 21, op: 'post', body: { message: edit1 } },
+  },
+  {
+    name: 'post answer (edit)',
+    link: S,
+    frame: { t: 'res', id: 21, body: { id: edit1.id, seq: 3, duplicate: false } },
+  },
+  {
+    name: 'post request (reaction)',
+    link: S,
+    frame: { t: 'req', id: 22, op: 'post', body: { message: react1 } },
+  },
+  {
+    name: 'post answer (reaction)',
+    link: S,
+    frame: { t: 'res', id: 22, body: { id: react1.id, seq: 4, duplicate: false } },
+  },
+  {
+    name: 'post request (delete)',
+    link: S,
+    frame: { t: 'req', id: 23, op: 'post', body: { message: delete1 } },
+  },
+  {
+    name: 'post answer (delete)',
+    link: S,
+    frame: { t: 'res', id: 23, body: { id: delete1.id, seq: 5, duplicate: false } },
+  },
+  {
+    name: 'history request (after changes)',
+    link: S,
+    frame: { t: 'req', id: 24, op: 'history', body: { channelId: C1, limit: 50 } },
+  },
+  {
+    name: 'history answer (after changes)',
+    link: S,
+    frame: {
+      t: 'res',
+      id: 24,
+      body: {
+        messages: [stored1, { ...tombstone(reply1), author: 'alice', seq: 2 }],
+        hasMore: false,
+        related: [
+          { ...react1, author: 'alice', seq: 4 },
+          { ...tombstone(edit1), author: 'alice', seq: 3 },
+          { ...delete1, author: 'alice', seq: 5 },
+        ],
+      },
+    },
   },
   {
     name: 'submit_info request',

@@ -1,0 +1,37 @@
+/**
+ * Tells the UI (event `message`) what changed when items reach this peer's store: for a message,
+ * the message; for an edit, delete or reaction, the message it names, in its new state
+ * (api-shapes.ts). The UI replaces a message by id.
+ */
+import type { EventHub } from './event-hub.js';
+import type { PeerStore } from '../store/peer-store.js';
+import { apiMessages } from './api-shapes.js';
+
+/** An item just stored, sent or refused. */
+interface Touched {
+  id: string;
+  channelId: string;
+  kind?: string;
+  target?: string;
+}
+
+/** Emits one `message` event per message these items show or change. */
+export function announce(
+  store: PeerStore,
+  events: EventHub,
+  viewer: string,
+  items: readonly Touched[],
+): void {
+  const ids = new Set<string>();
+  for (const i of items) {
+    const kind = i.kind ?? 'message';
+    if (kind === 'message') ids.add(i.id);
+    else if (i.target !== undefined) ids.add(i.target);
+  }
+  const messages = [...ids].flatMap((id) => {
+    const m = store.getMessage(id);
+    return m && (m.kind ?? 'message') === 'message' ? [m] : [];
+  });
+  for (const message of apiMessages(store, messages, viewer))
+    events.emit('message', { channelId: message.channelId, message });
+}

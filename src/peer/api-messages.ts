@@ -1,0 +1,54 @@
+/**
+ * The local API's message routes (README "Messages"): read a page (or the page around one
+ * message), post with a reply, edit, delete, react.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { Emoji, MessageText, Uuid } from '../protocol/common.js';
+import type { PeerNode } from './node.js';
+import { parse } from './api-parse.js';
+
+const IdParam = z.object({ id: Uuid });
+const MessageParam = z.object({ id: Uuid, messageId: Uuid });
+const ReactionParam = MessageParam.extend({ emoji: Emoji });
+const PageQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    before: Uuid.optional(),
+    around: Uuid.optional(),
+  })
+  .refine((q) => !(q.before && q.around), 'before and around: one at most');
+const PostBody = z.object({ text: MessageText, replyTo: Uuid.optional() });
+const EditBody = z.object({ text: MessageText });
+
+/** Adds the message routes. */
+export function messageRoutes(app: FastifyInstance, node: PeerNode): void {
+  app.get('/api/channels/:id/messages', async (req) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    const q = parse(PageQuery, req.query, 'query');
+    if (q.around !== undefined) return node.actions.around(id, q.around, q.limit);
+    return node.messages(id, q.limit, q.before);
+  });
+  app.post('/api/channels/:id/messages', async (req, reply) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    const b = parse(PostBody, req.body, 'message');
+    return reply.code(201).send(await node.actions.post(id, b.text, b.replyTo));
+  });
+  app.patch('/api/channels/:id/messages/:messageId', async (req) => {
+    const p = parse(MessageParam, req.params, 'message');
+    const b = parse(EditBody, req.body, 'edit');
+    return node.actions.edit(p.id, p.messageId, b.text);
+  });
+  app.delete('/api/channels/:id/messages/:messageId', async (req) => {
+    const p = parse(MessageParam, req.params, 'message');
+    return node.actions.remove(p.id, p.messageId);
+  });
+  app.put('/api/channels/:id/messages/:messageId/reactions/:emoji', async (req) => {
+    const p = parse(ReactionParam, req.params, 'reaction');
+    return node.actions.react(p.id, p.messageId, p.emoji, true);
+  });
+  app.delete('/api/channels/:id/messages/:messageId/reactions/:emoji', async (req) => {
+    const p = parse(ReactionParam, req.params, 'reaction');
+    return node.actions.react(p.id, p.messageId, p.emoji, false);
+  });
+}

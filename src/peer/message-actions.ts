@@ -1,0 +1,94 @@
+/**
+ * What a user does to messages through the local API (README "Messages"): post with a reply
+ * and mentions, edit, delete, react, and read a page around one message. Each change is an
+ * item of the channel's log, written by `PeerNode.write` (signed, queued, replicated).
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { ItemKind } from '../protocol/common.js';
+import type { ItemBody } from '../shared/message-id.js';
+import type { LocalMessage, PeerStore } from '../store/peer-store.js';
+import { apiMessages, type ApiMessage } from './api-shapes.js';
+import { resolveMentions } from './mentions.js';
+
+/** What the actions need from their node. */
+export interface ActionsNode {
+  readonly store: PeerStore;
+  /** The logged-in account (throws when none). */
+  readonly accountName: string;
+  write(
+    channelId: string,
+    body: ItemBody & { kind?: ItemKind; target?: string },
+  ): Promise<{ id: string; state: LocalMessage['state'] }>;
+  /** The channel's members, from the server (throws when it cannot be asked). */
+  memberNames(channelId: string): Promise<string[]>;
+}
+
+type Written = Promise<{ id: string; state: LocalMessage['state'] }>;
+
+/** The message actions of one node. */
+export class MessageActions {
+  constructor(private readonly node: ActionsNode) {}
+
+  /** Posts a message; `@name` of members and `@here` become its signed mentions. */
+  async post(channelId: string, text: string, replyTo?: string): Written {
+    if (replyTo !== undefined) this.messageIn(channelId, replyTo);
+    const mentions = resolveMentions(text, await this.members(channelId));
+    const body: ItemBody = { text };
+    if (replyTo !== undefined) body.replyTo = replyTo;
+    if (mentions.length > 0) body.mentions = mentions;
+    return this.node.write(channelId, body);
+  }
+
+  async edit(channelId: string, id: string, text: string): Written {
+    const m = this.messageIn(channelId, id);
+    if (m.author.toLowerCase() !== this.node.accountName.toLowerCase())
+      throw new HchatError('E_FORBIDDEN', 'only its author edits a message');
+    const mentions = resolveMentions(text, await this.members(channelId));
+    const body: ItemBody & { kind: ItemKind; target: string } = { kind: 'edit', target: id, text };
+    if (mentions.length > 0) body.mentions = mentions;
+    return this.node.write(channelId, body);
+  }
+
+  async remove(channelId: string, id: string): Written {
+    this.messageIn(channelId, id);
+    return this.node.write(channelId, { kind: 'delete', target: id });
+  }
+
+  async react(channelId: string, id: string, emoji: string, on: boolean): Written {
+    this.messageIn(channelId, id);
+    return this.node.write(channelId, { kind: on ? 'react' : 'unreact', target: id, emoji });
+  }
+
+  /** Messages around `id` from this peer's copy (replies jump there). */
+  around(
+    channelId: string,
+    id: string,
+    limit: number,
+  ): { messages: ApiMessage[]; source: 'local'; hasMore: boolean; hasNewer: boolean } {
+    const m = this.messageIn(channelId, id);
+    const page = this.node.store.around(m, Math.floor(limit / 2));
+    return {
+      messages: apiMessages(this.node.store, page.messages, this.node.accountName),
+      source: 'local',
+      hasMore: page.hasMore,
+      hasNewer: page.hasNewer,
+    };
+  }
+
+  /** A message (not a change to one) of this channel, held here. */
+  private messageIn(channelId: string, id: string): LocalMessage {
+    const m = this.node.store.getMessage(id);
+    if (!m || m.channelId !== channelId || (m.kind ?? 'message') !== 'message')
+      throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
+    return m;
+  }
+
+  /** Members as the server lists them; offline, those this peer's copy knows of. */
+  private async members(channelId: string): Promise<string[]> {
+    try {
+      return await this.node.memberNames(channelId);
+    } catch {
+      return [this.node.store.channelOwner(channelId), ...this.node.store.authors(channelId)];
+    }
+  }
+}

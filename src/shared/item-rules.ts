@@ -1,0 +1,161 @@
+/**
+ * The one decision "may this item change that message or channel?" (SPEC §7), made alike by the
+ * server, the host and every member, and the one way every replica turns a set of items into
+ * what a message shows (PROTOCOL.md §2.2). Both are pure: replicas holding the same items show
+ * the same state, whatever order the items came in.
+ *
+ * - edit: by the message's author only; per message the newest edit (HLC order, then id) wins.
+ * - delete: by the message's author, or by the channel's owner as moderator; wins over edits.
+ * - react / unreact: any member; per (user, emoji) the newest of the two wins.
+ * - channel: by the channel's owner only.
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { ChannelChange, ItemKind } from '../protocol/common.js';
+
+/** The fields of an item these rules read. */
+export interface RuleItem {
+  id: string;
+  channelId: string;
+  author: string;
+  ts: number;
+  lc: number;
+  kind?: ItemKind;
+  target?: string;
+  text?: string;
+  mentions?: readonly string[];
+  emoji?: string;
+  change?: ChannelChange;
+}
+
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+/** HLC order, then id: the total order every replica agrees on. */
+export function newer(a: RuleItem, b: RuleItem): boolean {
+  return a.ts !== b.ts ? a.ts > b.ts : a.lc !== b.lc ? a.lc > b.lc : a.id > b.id;
+}
+
+/**
+ * Why `item` may not enter a channel owned by `owner`, or undefined. `target` is the item it
+ * names, when this replica holds it; `requireTarget` refuses an item whose target is unknown
+ * (the host and the server, which hold every earlier item of the channel), where a member just
+ * keeps it until its target arrives (it has no effect before).
+ */
+export function itemRefusal(
+  item: RuleItem,
+  owner: string,
+  target: RuleItem | undefined,
+  requireTarget: boolean,
+): HchatError | undefined {
+  const kind = item.kind ?? 'message';
+  if (kind === 'message') return undefined;
+  if (kind === 'channel') {
+    return same(item.author, owner)
+      ? undefined
+      : new HchatError('E_FORBIDDEN', "only the channel's owner changes the channel");
+  }
+  if (!target) {
+    return requireTarget
+      ? new HchatError('E_NOT_FOUND', `${kind}: no such message in this channel`)
+      : undefined;
+  }
+  if ((target.kind ?? 'message') !== 'message' || target.channelId !== item.channelId)
+    return new HchatError('E_NOT_FOUND', `${kind}: the target is not a message of this channel`);
+  if (kind === 'edit' && !same(item.author, target.author))
+    return new HchatError('E_FORBIDDEN', 'only its author edits a message');
+  if (kind === 'delete' && !same(item.author, target.author) && !same(item.author, owner)) {
+    return new HchatError(
+      'E_FORBIDDEN',
+      "only its author or the channel's owner deletes a message",
+    );
+  }
+  return undefined;
+}
+
+/** True when `d` is a delete that takes `message` away in a channel owned by `owner`. */
+export function deletes(d: RuleItem, message: RuleItem, owner: string): boolean {
+  return (
+    d.kind === 'delete' &&
+    d.target === message.id &&
+    d.channelId === message.channelId &&
+    (same(d.author, message.author) || same(d.author, owner))
+  );
+}
+
+/** What a message shows, given the items that name it. */
+export interface MessageState {
+  deleted: boolean;
+  /** The text shown: the newest edit's, else the message's own (absent once deleted). */
+  text?: string;
+  mentions?: readonly string[];
+  /** When the shown edit was made. */
+  editedAt?: number;
+  /** Per emoji, in order of its first reaction: who reacted (sorted). */
+  reactions: Array<{ emoji: string; users: string[] }>;
+}
+
+/** Folds the items naming `message` (in any order, any duplicates) into what it shows. */
+export function messageState(
+  message: RuleItem,
+  related: readonly RuleItem[],
+  owner: string,
+): MessageState {
+  let lastEdit: RuleItem | undefined;
+  let deleted = false;
+  const votes = new Map<string, RuleItem>(); // `${user}\n${emoji}` -> newest react/unreact
+  for (const r of related) {
+    if (r.target !== message.id || r.channelId !== message.channelId) continue;
+    if (deletes(r, message, owner)) deleted = true;
+    else if (r.kind === 'edit' && same(r.author, message.author) && r.text !== undefined) {
+      if (!lastEdit || newer(r, lastEdit)) lastEdit = r;
+    } else if ((r.kind === 'react' || r.kind === 'unreact') && r.emoji !== undefined) {
+      const key = `${r.author.toLowerCase()}\n${r.emoji}`;
+      const v = votes.get(key);
+      if (!v || newer(r, v)) votes.set(key, r);
+    }
+  }
+  if (deleted) return { deleted: true, reactions: [] };
+  const byEmoji = new Map<string, { first: RuleItem; users: string[] }>();
+  for (const v of votes.values()) {
+    if (v.kind !== 'react') continue;
+    const e = byEmoji.get(v.emoji!);
+    if (!e) byEmoji.set(v.emoji!, { first: v, users: [v.author] });
+    else {
+      e.users.push(v.author);
+      if (newer(e.first, v)) e.first = v;
+    }
+  }
+  const reactions = [...byEmoji.entries()]
+    .sort(([, a], [, b]) => (newer(a.first, b.first) ? 1 : -1))
+    .map(([emoji, e]) => ({ emoji, users: e.users.sort((a, b) => a.localeCompare(b)) }));
+  const shown = lastEdit ?? message;
+  const state: MessageState = { deleted: false, text: shown.text, reactions };
+  if (shown.mentions) state.mentions = shown.mentions;
+  if (lastEdit) state.editedAt = lastEdit.ts;
+  return state;
+}
+
+/** Folds a channel's `channel` items by its owner into the settings they set (per field, newest). */
+export function channelSettings(
+  items: readonly RuleItem[],
+  owner: string,
+): { name?: string; topic?: string; allowVisitors?: boolean; removed: string[]; deleted: boolean } {
+  const newest = new Map<string, RuleItem>();
+  const removed = new Set<string>();
+  let deleted = false;
+  for (const i of items) {
+    if (i.kind !== 'channel' || !i.change || !same(i.author, owner)) continue;
+    for (const f of ['name', 'topic', 'allowVisitors'] as const) {
+      if (i.change[f] === undefined) continue;
+      const n = newest.get(f);
+      if (!n || newer(i, n)) newest.set(f, i);
+    }
+    if (i.change.remove) removed.add(i.change.remove.toLowerCase());
+    if (i.change.deleted) deleted = true;
+  }
+  return {
+    name: newest.get('name')?.change?.name,
+    topic: newest.get('topic')?.change?.topic,
+    allowVisitors: newest.get('allowVisitors')?.change?.allowVisitors,
+    removed: [...removed].sort(),
+    deleted,
+  };
+}
