@@ -21,6 +21,7 @@ import {
   type Page,
 } from './api.js';
 import type { LiveMessage } from './Chat.js';
+import { MessageText } from './MessageText.js';
 
 const MAX_TEXT = 4000;
 const SOURCE_LABEL: Record<Page['source'], string> = {
@@ -171,7 +172,7 @@ export function MessagePane({
                     <time dateTime={new Date(m.ts).toISOString()}>{time(m.ts)}</time>
                   </header>
                 )}
-                <p className="text">{m.text}</p>
+                <MessageText text={m.text} />
                 {m.state !== 'delivered' && (
                   <span className="state" title={m.error}>
                     {m.state}

@@ -1,0 +1,143 @@
+/**
+ * A message's text as markdown: a CommonMark subset with GFM strikethrough, autolinks and
+ * tables, code spans and fenced code, `:shortcode:` emoji. Raw HTML is never interpreted
+ * (react-markdown shows it as text; there is no rehype-raw), only a fixed list of elements is
+ * produced, links go to http:, https: or mailto: only and open in a new tab without an opener or a
+ * referrer, and nothing is ever loaded from elsewhere: an image is shown as a link to it.
+ */
+import { memo, type ReactNode } from 'react';
+import Markdown, { type Components, type Options } from 'react-markdown';
+import remarkEmoji from 'remark-emoji';
+import remarkGfm from 'remark-gfm';
+
+/** The only URL schemes a message may link to. */
+const LINK_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
+
+/**
+ * The elements a message may produce; anything else (footnote sections, task-list checkboxes,
+ * …) is unwrapped to its contents. Headings are allowed here only to be drawn as bold text.
+ */
+const ALLOWED: string[] = [
+  'p',
+  'br',
+  'strong',
+  'em',
+  'del',
+  'code',
+  'pre',
+  'a',
+  'img',
+  'blockquote',
+  'ul',
+  'ol',
+  'li',
+  'hr',
+  'table',
+  'thead',
+  'tbody',
+  'tr',
+  'th',
+  'td',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+];
+
+/** An absolute http:, https: or mailto: URL, normalised as the browser will read it; else nothing. */
+export function safeUrl(url: string): string | undefined {
+  try {
+    // The WHATWG parser is the one the browser applies to the href: it strips the tabs, newlines
+    // and control characters that would otherwise hide a `javascript:` from a naive check.
+    const parsed = new URL(url);
+    return LINK_PROTOCOLS.has(parsed.protocol) ? parsed.href : undefined;
+  } catch {
+    return undefined; // relative, or not a URL: not a link
+  }
+}
+
+/** Link, or plain text when the URL was refused. */
+function Link({
+  href,
+  title,
+  children,
+}: {
+  href?: string | undefined;
+  title?: string | undefined;
+  children?: ReactNode;
+}) {
+  if (!href) return <span className="unlinked">{children}</span>;
+  return (
+    <a href={href} title={title} target="_blank" rel="noopener noreferrer">
+      {children}
+    </a>
+  );
+}
+
+/** A heading inside a message is emphasis, not a heading of the page. */
+function Heading({ children }: { children?: ReactNode }) {
+  return (
+    <p className="heading">
+      <strong>{children}</strong>
+    </p>
+  );
+}
+
+const components: Components = {
+  a: ({ href, title, children }) => (
+    <Link href={href} title={title}>
+      {children}
+    </Link>
+  ),
+  // Never load a remote image (the page's CSP would refuse it anyway): link to it instead, or
+  // show its description when the URL was refused.
+  img: ({ src, alt }) => (
+    <Link
+      href={typeof src === 'string' ? src : undefined}
+    >{`image: ${alt || src || 'untitled'}`}</Link>
+  ),
+  h1: ({ children }) => <Heading>{children}</Heading>,
+  h2: ({ children }) => <Heading>{children}</Heading>,
+  h3: ({ children }) => <Heading>{children}</Heading>,
+  h4: ({ children }) => <Heading>{children}</Heading>,
+  h5: ({ children }) => <Heading>{children}</Heading>,
+  h6: ({ children }) => <Heading>{children}</Heading>,
+};
+
+interface HastNode {
+  type: string;
+  properties?: Record<string, unknown>;
+  children?: HastNode[];
+}
+
+/** Drops element ids (footnotes make them): no clashes between messages, no DOM clobbering. */
+function stripIds() {
+  const visit = (node: HastNode) => {
+    if (node.properties) delete node.properties.id;
+    node.children?.forEach(visit);
+  };
+  return (tree: HastNode) => visit(tree);
+}
+
+const remarkPlugins: Options['remarkPlugins'] = [[remarkGfm, { singleTilde: false }], remarkEmoji];
+const rehypePlugins: Options['rehypePlugins'] = [stripIds];
+
+/** One message's text, rendered. */
+export const MessageText = memo(function MessageText({ text }: { text: string }) {
+  return (
+    <div className="text">
+      <Markdown
+        remarkPlugins={remarkPlugins}
+        rehypePlugins={rehypePlugins}
+        allowedElements={ALLOWED}
+        unwrapDisallowed
+        urlTransform={safeUrl}
+        components={components}
+      >
+        {text}
+      </Markdown>
+    </div>
+  );
+});
