@@ -39,6 +39,8 @@ import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
 import { Replication } from './replication.js';
 import { Delivery, TRANSIENT } from './delivery.js';
+import { Typing } from './typing.js';
+import type { TypingEvent } from '../protocol/typing-ops.js';
 import { apiMessageOf, apiMessageOfLocal, type ApiChannel, type ApiMessage } from './api-shapes.js';
 import {
   MessageVerifier,
@@ -93,6 +95,8 @@ export class PeerNode {
   readonly p2p: P2PEndpoint;
   readonly hostService: HostService;
   readonly live: LiveService;
+  /** Typing indicators: sent, passed on as host, shown (peer/typing.ts). */
+  readonly typing: Typing;
   private readonly sources: ChannelSources;
   private readonly clock: HybridClock;
   private currentSession: SavedSession | undefined;
@@ -152,6 +156,7 @@ export class PeerNode {
         opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
         opts.postBurst ?? RATE_LIMITS.postBurst,
       ),
+      typing: (who, channelId) => this.typing.fromMember(who, channelId),
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
@@ -200,6 +205,20 @@ export class PeerNode {
       linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
       message: (link, m) =>
         this.replication.receiveFromHost([m], link, 'push', (id) => this.sources.serves(link, id)),
+      typing: (link, e) => this.typing.fromHost(link, e),
+    });
+    this.typing = new Typing({
+      events: this.events,
+      hostService: this.hostService,
+      session: () => this.currentSession,
+      status: () => this.status,
+      isJoined: (id) =>
+        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
+      isHostedHere: (id) => this.isHostedHere(id),
+      hostLink: (id) => this.sources.linkFor(id),
+      serves: (link, id) => this.sources.serves(link, id),
+      server: () => (this.authed ? this.link : undefined),
+      entries: () => this.sources.list(),
     });
     const node = this;
     const ctx: NodeContext = {
@@ -495,6 +514,8 @@ export class PeerNode {
         kind: name === 'peer_joined' ? 'joined' : 'left',
         peer: apiPeer(entry),
       });
+    } else if (name === 'typing') {
+      this.typing.fromServer(body as TypingEvent);
     } else if (name === 'session_revoked') {
       const { sessionId } = body as EventBody<'session_revoked'>;
       if (this.revoked.size >= 10_000) this.revoked.clear();
