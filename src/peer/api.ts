@@ -161,6 +161,11 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     return node.join(id);
   });
   messageRoutes(app, node);
+  app.post('/api/channels/:id/typing', async (req, reply) => {
+    const { id } = parse(IdParam, req.params, 'channel id');
+    await node.typing.send(id);
+    return reply.code(204).send();
+  });
   app.get('/api/channels/:id/members', async (req) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     return node.members(id);

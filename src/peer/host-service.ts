@@ -21,6 +21,7 @@ import { STREAM_OPS } from '../protocol/stream-ops.js';
 import type { LiveService } from './live.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { itemRefusal } from '../shared/item-rules.js';
+import { TYPING_OPS, type TypingEvent } from '../protocol/typing-ops.js';
 
 type ChannelOp = keyof typeof CHANNEL_OPS;
 type Req<K extends ChannelOp> = z.infer<(typeof CHANNEL_OPS)[K]['req']>;
@@ -39,6 +40,8 @@ export interface HostServiceDeps {
   streams(): LiveService;
   /** Posts per member (RATE_LIMITS), as the server counts them. */
   postLimiter: RateLimiter;
+  /** A member (checked: a user, a member of the hosted channel) says it is typing there. */
+  typing(who: PeerIdentity, channelId: string): void;
 }
 
 /** One member connection on the host. */
@@ -89,7 +92,8 @@ export class HostService {
       return;
     }
     try {
-      const result = this.run(conn, op as ChannelOp, body);
+      const result =
+        op === 'typing' ? this.typing(conn, body) : this.run(conn, op as ChannelOp, body);
       conn.fs.answer(id, result);
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
@@ -126,6 +130,30 @@ export class HostService {
       msg: message.id,
       recipients: n,
     });
+  }
+
+  /**
+   * Pushes a typing state to the channel's subscribers, except the typist's own connections
+   * (encoded once; not logged: PROTOCOL.md §6).
+   */
+  pushTyping(e: TypingEvent): void {
+    const subs = this.subscribers.get(e.channelId);
+    if (!subs || subs.size === 0) return;
+    const frame = encodeFrame({ t: 'ev', ev: 'typing', body: e });
+    const typist = e.username.toLowerCase();
+    for (const c of subs) if (c.who.username.toLowerCase() !== typist) c.fs.sendEncoded(frame);
+  }
+
+  /** `typing` (PROTOCOL.md §4.2): rights as for a post; the rest is the node's (peer/typing.ts). */
+  private typing(conn: MemberConn, raw: unknown): Record<string, never> {
+    const parsed = TYPING_OPS.typing.req.safeParse(raw ?? {});
+    if (!parsed.success)
+      throw new HchatError('E_BAD_REQUEST', `typing: ${describeIssues(parsed.error)}`);
+    if (conn.who.role !== 'user')
+      throw new HchatError('E_VISITOR_READ_ONLY', 'visitors cannot type');
+    this.writable(conn, parsed.data.channelId);
+    this.deps.typing(conn.who, parsed.data.channelId);
+    return {};
   }
 
   private run(conn: MemberConn, op: ChannelOp, raw: unknown): unknown {

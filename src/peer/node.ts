@@ -44,6 +44,8 @@ import { Delivery, TRANSIENT } from './delivery.js';
 import { apiMessages, type ApiChannel, type ApiMessage } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
+import { Typing } from './typing.js';
+import type { TypingEvent } from '../protocol/typing-ops.js';
 import {
   MessageVerifier,
   exportPrivateKey,
@@ -99,6 +101,8 @@ export class PeerNode {
   readonly live: LiveService;
   /** Posting with replies and mentions, edits, deletes, reactions (message-actions.ts). */
   readonly actions: MessageActions = new MessageActions(this);
+  /** Typing indicators: sent, passed on as host, shown (peer/typing.ts). */
+  readonly typing: Typing;
   private readonly sources: ChannelSources;
   private readonly clock: HybridClock;
   private currentSession: SavedSession | undefined;
@@ -155,6 +159,7 @@ export class PeerNode {
         opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
         opts.postBurst ?? RATE_LIMITS.postBurst,
       ),
+      typing: (who, channelId) => this.typing.fromMember(who, channelId),
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
@@ -203,6 +208,20 @@ export class PeerNode {
       linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
       message: (link, m) =>
         this.replication.receiveFromHost([m], link, 'push', (id) => this.sources.serves(link, id)),
+      typing: (link, e) => this.typing.fromHost(link, e),
+    });
+    this.typing = new Typing({
+      events: this.events,
+      hostService: this.hostService,
+      session: () => this.currentSession,
+      status: () => this.status,
+      isJoined: (id) =>
+        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
+      isHostedHere: (id) => this.isHostedHere(id),
+      hostLink: (id) => this.sources.linkFor(id),
+      serves: (link, id) => this.sources.serves(link, id),
+      server: () => (this.authed ? this.link : undefined),
+      entries: () => this.sources.list(),
     });
     const node = this;
     const ctx: NodeContext = {
@@ -517,6 +536,8 @@ export class PeerNode {
         kind: name === 'peer_joined' ? 'joined' : 'left',
         peer: apiPeer(entry),
       });
+    } else if (name === 'typing') {
+      this.typing.fromServer(body as TypingEvent);
     } else if (name === 'session_revoked') {
       const { sessionId } = body as EventBody<'session_revoked'>;
       if (this.revoked.size >= 10_000) this.revoked.clear();

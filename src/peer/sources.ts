@@ -13,6 +13,7 @@ import {
 } from '../protocol/common.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import type { HostLink } from './host-link.js';
+import type { TypingEvent } from '../protocol/typing-ops.js';
 
 /** What the selector needs from its node. */
 export interface SourcesDeps {
@@ -30,6 +31,8 @@ export interface SourcesDeps {
   linkDown(channelIds: string[]): void;
   /** A message pushed by a host. */
   message(link: HostLink, message: StoredMessage): void;
+  /** A typing state pushed by a host. */
+  typing(link: HostLink, e: TypingEvent): void;
 }
 
 interface LinkRecord {
@@ -250,8 +253,9 @@ export class ChannelSources {
       if (wasUp) this.deps.linkDown(r.channels);
       this.scheduleRetry();
     });
-    link.on('event', (name: string, body: { message: StoredMessage }) => {
-      if (name === 'message') this.deps.message(link, body.message);
+    link.on('event', (name: string, body: unknown) => {
+      if (name === 'message') this.deps.message(link, (body as { message: StoredMessage }).message);
+      else if (name === 'typing') this.deps.typing(link, body as TypingEvent);
     });
     void link.start();
   }

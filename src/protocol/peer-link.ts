@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { StoredMessage, Uuid } from './common.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { STREAM_EVENTS, STREAM_OPS } from './stream-ops.js';
+import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 
 const Nonce = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 random bytes, base64url');
 const Sig = z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url');
@@ -50,10 +51,11 @@ export const PeerHelloAck = z.object({
 export const PeerAuth = z.object({ t: z.literal('auth'), sig: Sig });
 
 /** Operations a member (or visitor) calls on a host, and a viewer on a streamer. */
-export const P2P_OPS = { ...CHANNEL_OPS, ...STREAM_OPS } as const;
+export const P2P_OPS = { ...CHANNEL_OPS, ...TYPING_OPS, ...STREAM_OPS } as const;
 
 /** Pushes from a host to its subscribers, and from a streamer to its viewers. */
 export const P2P_EVENTS = {
   message: z.object({ channelId: Uuid, message: StoredMessage }),
+  ...TYPING_EVENTS,
   ...STREAM_EVENTS,
 } as const;

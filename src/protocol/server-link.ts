@@ -10,6 +10,7 @@ import { WireError } from './rpc.js';
 import { z } from 'zod';
 import { op } from './rpc.js';
 import { CHANNEL_OPS } from './channel-ops.js';
+import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 import {
   Channel,
   ChannelName,
@@ -76,6 +77,7 @@ const SessionWithToken = Session.extend({ token: z.string(), cert: z.string() })
 /** Every operation: its access rule, request body schema and response body schema. */
 export const OPS = {
   ...CHANNEL_OPS,
+  ...TYPING_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),
@@ -170,6 +172,8 @@ export const EVENTS = {
    * revoked (logout); P2P links that it opened are closed, and new ones refused.
    */
   session_revoked: z.object({ sessionId: SessionId }),
+  /** A member of a channel this connection is subscribed to is typing (typing-ops.ts). */
+  ...TYPING_EVENTS,
 } as const;
 
 export type EventName = keyof typeof EVENTS;

@@ -11,7 +11,9 @@ export type BusEvent =
   | { kind: 'message'; channelId: string; message: StoredMessage; exceptSession?: string }
   /** A tracker entry appeared (no `before`), changed, or left (no `after`). */
   | { kind: 'tracker'; before?: TrackerEntry; after?: TrackerEntry }
-  | { kind: 'member_joined'; channelId: string; username: string };
+  | { kind: 'member_joined'; channelId: string; username: string }
+  /** A member is typing (never stored; typing-service.ts). */
+  | { kind: 'typing'; channelId: string; username: string; expiresAt: number };
 
 /** Publish/subscribe between server instances. */
 export interface EventBus {

@@ -17,6 +17,8 @@ import type { InsertResult, MessageInsert, ServerStore } from '../store/server-s
 import type { BusEvent, EventBus } from './bus.js';
 import type { Conn, Session } from './conn.js';
 
+const NO_CONNS: ReadonlySet<Conn> = new Set();
+
 interface PendingPost {
   conn: Conn;
   reqId: number;
@@ -239,6 +241,11 @@ export class ChannelService {
     let set = this.subscribers.get(channelId);
     if (!set) this.subscribers.set(channelId, (set = new Set()));
     set.add(conn);
+  }
+
+  /** Connections of this instance subscribed to a channel's pushes. */
+  subscribersOf(channelId: string): ReadonlySet<Conn> {
+    return this.subscribers.get(channelId) ?? NO_CONNS;
   }
 
   setSubscriptions(conn: Conn, channelIds: readonly string[]): void {

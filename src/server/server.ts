@@ -30,6 +30,7 @@ import { Conn, type Session } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
 import { Presence } from './presence.js';
+import { TypingService } from './typing-service.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
 import { AccountService } from './account-service.js';
@@ -155,6 +156,7 @@ export class CentralServer {
   );
   private readonly sessionsPerAccount: number;
   private readonly presence: Presence;
+  private readonly typing: TypingService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
   private constructor(opts: ServerOptions) {
@@ -193,6 +195,13 @@ export class CentralServer {
       connsOf: (username) => this.byUser.get(username) ?? [],
       conns: () => this.conns,
       pageEntries: TRACKER_LIMITS.pageEntries,
+    });
+    this.typing = new TypingService({
+      bus: this.bus,
+      channel: (id) => this.channels.channel(id),
+      membersOf: (id) => this.channels.members(id),
+      subscribersOf: (id) => this.channels.subscribersOf(id),
+      entryOf: (conn) => (conn.entryKey ? this.tracker.get(conn.entryKey) : undefined),
     });
     this.trackerCaps = {
       entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
@@ -472,6 +481,8 @@ export class CentralServer {
         return this.channels.forward(conn, body as OpReq<'forward'>);
       case 'members':
         return this.channels.channelMembers(conn, body as OpReq<'members'>);
+      case 'typing':
+        return this.typing.typing(conn, body as OpReq<'typing'>);
     }
   }
 
@@ -683,6 +694,9 @@ export class CentralServer {
     switch (e.kind) {
       case 'message':
         this.channels.deliverMessage(e);
+        return;
+      case 'typing':
+        this.typing.deliver(e);
         return;
       case 'member_joined':
         this.channels.memberJoined(e);

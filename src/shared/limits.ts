@@ -49,6 +49,22 @@ export const RATE_LIMITS = {
   /** Presence changes a session may make at once above that rate. */
   presenceBurst: 20,
 } as const;
+/**
+ * Typing indicators (docs/PROTOCOL.md §3.3 and §4.2 `typing`): ephemeral, never stored. The
+ * receiving replica (server or host) passes on at most one per user per channel per
+ * `intervalMs` and drops the others quietly.
+ */
+export const TYPING_LIMITS = {
+  /** One `typing` per user per channel per this interval is passed on; the rest are dropped. */
+  intervalMs: 2_000,
+  /** A typing state ends this long after it was passed on, unless a newer one refreshes it. */
+  ttlMs: 6_000,
+  /** The web UI sends `typing` at most this often while its user types. */
+  sendEveryMs: 3_000,
+  /** (user, channel) pairs a receiver remembers at once (full ones are forgotten first). */
+  maxTracked: 100_000,
+} as const;
+
 /** How source addresses are grouped into one budget (one home or one hosting customer). */
 export const ADDRESS_LIMITS = {
   /** IPv4 addresses sharing this many leading bits share one budget (a /24). */

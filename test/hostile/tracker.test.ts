@@ -257,6 +257,7 @@ describe('hostile: what a session learns from the tracker (finding 14)', () => {
       linkUp: () => undefined,
       linkDown: () => undefined,
       message: () => undefined,
+      typing: () => undefined,
     });
     const entries: TrackerEntry[] = Array.from({ length: 2000 }, (_, i) => ({
       username: i < 100 ? owners[i]! : `user${i}`,

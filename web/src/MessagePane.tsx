@@ -19,9 +19,11 @@ import {
   type Me,
   type Message,
   type Page,
+  TYPING_EVERY_MS,
 } from './api.js';
 import type { LiveMessage } from './Chat.js';
 import { MessageText } from './MessageText.js';
+import { TypingLine } from './TypingLine.js';
 
 const MAX_TEXT = 4000;
 const SOURCE_LABEL: Record<Page['source'], string> = {
@@ -188,6 +190,7 @@ export function MessagePane({
           </p>
         )}
       </div>
+      <TypingLine channelId={channel.id} me={me.username} />
       <Composer me={me} channel={channel} />
     </section>
   );
@@ -198,11 +201,20 @@ function Composer({ me, channel }: { me: Me; channel: Channel }) {
   const [text, setText] = useState('');
   const [error, setError] = useState('');
   const visitor = me.role === 'visitor';
+  const lastTyping = useRef(0);
+
+  /** Tells the channel we are typing, at most every TYPING_EVERY_MS (errors do not matter). */
+  function typed(value: string) {
+    if (!value.trim() || Date.now() - lastTyping.current < TYPING_EVERY_MS) return;
+    lastTyping.current = Date.now();
+    api.typing(channel.id).catch(() => undefined);
+  }
 
   async function send() {
     const t = text;
     if (!t.trim()) return;
     setText('');
+    lastTyping.current = 0;
     try {
       await api.post(channel.id, t);
       setError('');
@@ -230,7 +242,10 @@ function Composer({ me, channel }: { me: Me; channel: Channel }) {
         aria-label="Message"
         placeholder={visitor ? 'Visitors can read but not post' : `Message #${channel.name}`}
         value={text}
-        onChange={(e) => setText(e.target.value.slice(0, MAX_TEXT))}
+        onChange={(e) => {
+          setText(e.target.value.slice(0, MAX_TEXT));
+          typed(e.target.value);
+        }}
         onKeyDown={onKey}
         disabled={visitor}
         rows={1}

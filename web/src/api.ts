@@ -2,6 +2,8 @@
  * The local API as the UI uses it (README "Local API"): same origin, JSON, errors as
  * `{error: {code, message}}`, live events over server-sent events.
  */
+import type { TypingEvent } from '../../src/protocol/typing-ops.js';
+import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
 export interface Me {
   username: string;
@@ -75,6 +77,12 @@ export interface ViewerStats {
   parent: string;
 }
 
+/** The `typing` event: the wire's shape, with `expiresAt` on this machine's clock. */
+export type Typing = TypingEvent;
+
+/** The UI sends `typing` at most this often while its user types. */
+export const TYPING_EVERY_MS = TYPING_LIMITS.sendEveryMs;
+
 /** An error answered by the API, with its catalogue code. */
 export class ApiError extends Error {
   constructor(
@@ -126,6 +134,7 @@ export const api = {
   read: (id: string) => call('POST', `/api/channels/${id}/read`),
   post: (id: string, text: string) =>
     call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, { text }),
+  typing: (id: string) => call('POST', `/api/channels/${id}/typing`),
   streams: () => call<Stream[]>('GET', '/api/streams'),
   goLive: (channelId: string, fps: number, bitrateKbps: number) =>
     call<{ streamId: string }>('POST', `/api/channels/${channelId}/streams`, {
