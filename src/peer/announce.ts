@@ -1,7 +1,8 @@
 /**
  * Tells the UI (event `message`) what changed when items reach this peer's store: for a message,
  * the message; for an edit, delete or reaction, the message it names, in its new state
- * (api-shapes.ts). The UI replaces a message by id.
+ * (api-shapes.ts). The UI replaces a message by id. A channel item (renamed, member removed,
+ * deleted) emits `channel`: the UI reads its channels again.
  */
 import type { EventHub } from './event-hub.js';
 import type { PeerStore } from '../store/peer-store.js';
@@ -23,11 +24,14 @@ export function announce(
   items: readonly Touched[],
 ): void {
   const ids = new Set<string>();
+  const channels = new Set<string>();
   for (const i of items) {
     const kind = i.kind ?? 'message';
     if (kind === 'message') ids.add(i.id);
+    else if (kind === 'channel') channels.add(i.channelId);
     else if (i.target !== undefined) ids.add(i.target);
   }
+  for (const channelId of channels) events.emit('channel', { channelId });
   const messages = [...ids].flatMap((id) => {
     const m = store.getMessage(id);
     return m && (m.kind ?? 'message') === 'message' ? [m] : [];

@@ -159,6 +159,12 @@ export class Delivery {
         const byId = new Map(batch.map((m) => [m.id, m]));
         let retryIn: number | undefined;
         this.ctx.store.setServerSeqs(results.flatMap((r) => ('seq' in r ? [r] : [])));
+        // A deleted channel's last item is on the server: nothing of it stays here.
+        for (const r of results) {
+          const m = byId.get(r.id);
+          if ('seq' in r && m?.kind === 'channel' && m.change?.deleted)
+            this.ctx.store.purgeDeleted(m.channelId);
+        }
         for (const r of results) {
           const m = byId.get(r.id);
           if (!m) continue;

@@ -6,7 +6,16 @@
 
 /** Names of the events the local API streams. */
 export type LocalEventName =
-  'message' | 'presence' | 'sync' | 'connection' | 'status' | 'refused' | 'stream' | 'typing';
+  | 'message'
+  | 'presence'
+  | 'sync'
+  | 'connection'
+  | 'status'
+  | 'refused'
+  | 'stream'
+  | 'typing'
+  /** A channel's settings or membership changed (renamed, removed, deleted, left): re-read it. */
+  | 'channel';
 
 /** One event as streamed. */
 export interface LocalEvent {

@@ -240,6 +240,22 @@ export class HostService {
     return itemRefusal(m, c?.owner ?? '', target, true);
   }
 
+  /** A member left or was removed: its connections get no more of this channel. */
+  memberLeft(channelId: string, username: string): void {
+    const subs = this.subscribers.get(channelId);
+    for (const c of subs ?? []) {
+      if (c.who.username.toLowerCase() !== username.toLowerCase()) continue;
+      subs!.delete(c);
+      c.subs.delete(channelId);
+    }
+  }
+
+  /** The channel was deleted: nobody gets more of it. */
+  channelDeleted(channelId: string): void {
+    for (const c of this.subscribers.get(channelId) ?? []) c.subs.delete(channelId);
+    this.subscribers.delete(channelId);
+  }
+
   private subscribe(conn: MemberConn, b: Req<'subscribe'>): { channelIds: string[] } {
     for (const id of conn.subs) this.subscribers.get(id)?.delete(conn);
     conn.subs.clear();

@@ -44,6 +44,7 @@ import { Delivery, TRANSIENT } from './delivery.js';
 import { apiMessages, type ApiChannel, type ApiMessage } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
+import { ChannelActions } from './channel-actions.js';
 import { Typing } from './typing.js';
 import type { TypingEvent } from '../protocol/typing-ops.js';
 import {
@@ -101,6 +102,8 @@ export class PeerNode {
   readonly live: LiveService;
   /** Posting with replies and mentions, edits, deletes, reactions (message-actions.ts). */
   readonly actions: MessageActions = new MessageActions(this);
+  /** Leave; the owner's rename, topic, visitors, member removal, delete (channel-actions.ts). */
+  readonly channelActions: ChannelActions = new ChannelActions(this);
   /** Typing indicators: sent, passed on as host, shown (peer/typing.ts). */
   readonly typing: Typing;
   private readonly sources: ChannelSources;
@@ -322,11 +325,23 @@ export class PeerNode {
   ): void {
     if (!this.currentSession || this.closed) return;
     announce(this.store, this.events, this.currentSession.username, items);
+    if (items.some((i) => i.kind === 'channel')) this.channelsChanged();
   }
 
   /** The logged-in account's name (E_AUTH_REQUIRED when nobody is logged in). */
   get accountName(): string {
     return this.account;
+  }
+
+  /** Asks the server to take this account out of a channel (channel-actions.ts). */
+  async leaveOnServer(channelId: string): Promise<void> {
+    await this.requireAuthed().request('channel_leave', { channelId });
+  }
+
+  /** Channels joined or hosted changed: sources and server subscriptions follow. */
+  channelsChanged(): void {
+    this.sources.refresh();
+    this.background(this.updateServerSubscriptions());
   }
 
   /** A channel's members as the server lists them. */
@@ -546,6 +561,12 @@ export class PeerNode {
     } else if (name === 'member_joined') {
       const { channelId, username } = body as EventBody<'member_joined'>;
       if (this.isHostedHere(channelId)) this.store.addMember(channelId, username);
+    } else if (name === 'member_left') {
+      const { channelId, username } = body as EventBody<'member_left'>;
+      if (this.isHostedHere(channelId)) {
+        this.store.removeMember(channelId, username);
+        this.hostService.memberLeft(channelId, username);
+      }
     }
   }
 
@@ -948,6 +969,9 @@ export class PeerNode {
       const r = this.store.hostAccept(m, 'pending');
       if (r instanceof HchatError) throw r;
       this.hostService.publish(r.message);
+      // A removed member's links stop getting this channel (after the removal reached them).
+      if (m.change?.remove) this.hostService.memberLeft(channelId, m.change.remove);
+      if (m.change?.deleted) this.hostService.channelDeleted(channelId);
     } else {
       this.store.addPending(m);
     }
@@ -971,6 +995,7 @@ export class PeerNode {
       owner: c.owner,
       allowVisitors: c.allowVisitors,
       createdAt: c.createdAt,
+      ...(c.topic ? { topic: c.topic } : {}),
       hosted: c.owner.toLowerCase() === account.toLowerCase(),
       unread: this.store.unread(account, c.id),
       mentions: this.store.unreadMentions(account, c.id),

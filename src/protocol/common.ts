@@ -74,6 +74,8 @@ export const Channel = z.object({
   owner: Username,
   allowVisitors: z.boolean(),
   createdAt: z.number().int(),
+  /** What the channel is about, as its owner set it (a `channel` item). */
+  topic: z.string().max(256).optional(),
 });
 
 /** Raw Ed25519 public key, base64url. */

@@ -135,6 +135,8 @@ export const OPS = {
   ),
   my_channels: op('session', Empty, z.object({ channels: z.array(Channel) })),
   channel_join: op('session', z.object({ channelId: Uuid }), Channel),
+  /** Leaves a channel (members; its owner deletes it instead). */
+  channel_leave: op('user', z.object({ channelId: Uuid }), z.object({})),
   /** A host uploads messages of its channels: each once, in its order; idempotent by id. */
   forward: op(
     'user',
@@ -167,6 +169,8 @@ export const EVENTS = {
   peer_left: z.object({ entry: TrackerEntry }),
   /** To the channel owner's sessions: a user joined one of their channels. */
   member_joined: z.object({ channelId: Uuid, username: Username }),
+  /** To a channel's host: a member left or was removed. */
+  member_left: z.object({ channelId: Uuid, username: Username }),
   /**
    * To the sessions of users who share a channel with the session's user: that session was
    * revoked (logout); P2P links that it opened are closed, and new ones refused.

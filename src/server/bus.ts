@@ -12,6 +12,10 @@ export type BusEvent =
   /** A tracker entry appeared (no `before`), changed, or left (no `after`). */
   | { kind: 'tracker'; before?: TrackerEntry; after?: TrackerEntry }
   | { kind: 'member_joined'; channelId: string; username: string }
+  /** A member left, or its owner removed it: it no longer reads the channel. */
+  | { kind: 'member_left'; channelId: string; username: string }
+  /** The owner changed the channel (a `channel` item was stored): caches are stale. */
+  | { kind: 'channel_changed'; channelId: string; deleted: boolean }
   /** A member is typing (never stored; typing-service.ts). */
   | { kind: 'typing'; channelId: string; username: string; expiresAt: number };
 

@@ -5,7 +5,7 @@
  */
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
-import type { Channel } from '../protocol/common.js';
+import type { Channel, StoredMessage } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { BAD_SIGNATURE, type MessageVerifier } from '../shared/signing.js';
@@ -67,7 +67,7 @@ export interface ChannelDeps {
 /** Channels, messages and their fan-out on one server instance. */
 export class ChannelService {
   private readonly memberCache = new Map<string, Set<string>>();
-  /** Channels never change once created: found ones are kept (a miss is asked again). */
+  /** Channels found are kept until their owner changes them (channel_changed). */
   private readonly channelCache = new Map<string, Channel>();
   private readonly subscribers = new Map<string, Set<Conn>>();
   /** Sessions' revocation times (null: not revoked), as read from the store. */
@@ -146,6 +146,7 @@ export class ChannelService {
     const c = this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
+    if (s.role === 'user' && this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
     if (
       s.role === 'user' &&
       !c.allowVisitors &&
@@ -162,6 +163,7 @@ export class ChannelService {
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
+      if (this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
       if (this.d.store.memberships(s.username) >= this.d.membershipsPerAccount) {
         throw new HchatError(
           'E_FORBIDDEN',
@@ -175,6 +177,65 @@ export class ChannelService {
     this.addSubscription(conn, c.id);
     this.d.log.write('join', { peer: conn.name, channel: c.id, role: s.role });
     return c;
+  }
+
+  /** A member leaves a channel: no more pushes, no more reads unless it joins again. */
+  leave(conn: Conn, channelId: string): void {
+    const s = conn.session!;
+    const c = this.channel(channelId);
+    if (!c || !this.members(c.id).has(s.username.toLowerCase()))
+      throw new HchatError('E_NOT_MEMBER');
+    if (c.owner.toLowerCase() === s.username.toLowerCase())
+      throw new HchatError('E_FORBIDDEN', 'the owner cannot leave its channel: delete it instead');
+    this.d.store.removeMember(c.id, s.username);
+    this.d.bus.publish({ kind: 'member_left', channelId: c.id, username: s.username });
+    this.d.log.write('leave', { peer: conn.name, channel: c.id });
+  }
+
+  /**
+   * A member left or was removed: the caches forget it, its connections stop getting pushes,
+   * and the owner's host is told (it checks members itself).
+   */
+  memberLeft(e: Extract<BusEvent, { kind: 'member_left' }>): void {
+    this.memberCache.get(e.channelId)?.delete(e.username.toLowerCase());
+    const subs = this.subscribers.get(e.channelId);
+    // After this turn's pushes (the removal item itself reaches the removed member).
+    process.nextTick(() => {
+      for (const c of this.d.connsOf(e.username.toLowerCase())) {
+        if (c.session?.role !== 'user') continue;
+        subs?.delete(c);
+        c.subs.delete(e.channelId);
+      }
+    });
+    this.tellOwner(e.channelId, 'member_left', { channelId: e.channelId, username: e.username });
+  }
+
+  /** The owner changed the channel: cached settings and members are read again. */
+  channelChanged(e: Extract<BusEvent, { kind: 'channel_changed' }>): void {
+    this.channelCache.delete(e.channelId);
+    this.memberCache.delete(e.channelId);
+    if (!e.deleted) return;
+    // After this turn's pushes (the deletion itself reaches every subscriber).
+    process.nextTick(() => {
+      for (const c of this.subscribers.get(e.channelId) ?? []) c.subs.delete(e.channelId);
+      this.subscribers.delete(e.channelId);
+    });
+  }
+
+  /** After an item is stored: a channel item changes the directory (store applied it). */
+  private stored(m: StoredMessage): void {
+    if (m.kind !== 'channel' || !m.change) return;
+    this.d.bus.publish({
+      kind: 'channel_changed',
+      channelId: m.channelId,
+      deleted: m.change.deleted === true,
+    });
+    if (m.change.remove)
+      this.d.bus.publish({
+        kind: 'member_left',
+        channelId: m.channelId,
+        username: m.change.remove,
+      });
   }
 
   /** The users (lower-case) of a channel, owner included: cached, as memberships only grow. */
@@ -300,6 +361,7 @@ export class ChannelService {
           message: r.stored,
           exceptSession: s.sessionId,
         });
+        this.stored(r.stored);
       }
     });
     return { results };
@@ -450,6 +512,7 @@ export class ChannelService {
           message: r.stored,
           exceptSession: conn.session?.sessionId,
         });
+        this.stored(r.stored);
       }
     }
   }
@@ -518,19 +581,23 @@ export class ChannelService {
   memberJoined(e: Extract<BusEvent, { kind: 'member_joined' }>): void {
     this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
     // The owner's host checks members itself: tell it.
-    const owner = this.channel(e.channelId)?.owner;
+    this.tellOwner(e.channelId, 'member_joined', { channelId: e.channelId, username: e.username });
+  }
+
+  private tellOwner(
+    channelId: string,
+    ev: 'member_joined' | 'member_left',
+    body: { channelId: string; username: string },
+  ): void {
+    const owner = this.channel(channelId)?.owner;
     const conns = owner ? this.d.connsOf(owner.toLowerCase()) : undefined;
-    if (conns) {
-      const frame = encodeFrame({
-        t: 'ev',
-        ev: 'member_joined',
-        body: { channelId: e.channelId, username: e.username },
-      });
-      for (const c of conns) c.fs.sendEncoded(frame);
-    }
-    return;
+    if (!conns) return;
+    const frame = encodeFrame({ t: 'ev', ev, body });
+    for (const c of conns) c.fs.sendEncoded(frame);
   }
 }
+
+const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
 
 /** A directory cursor (`createdAt:id`, as `next` gave it); a malformed one is E_BAD_REQUEST. */
 function parseCursor(cursor: string): { createdAt: number; id: string } | undefined {

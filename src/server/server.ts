@@ -481,6 +481,9 @@ export class CentralServer {
         return this.channels.forward(conn, body as OpReq<'forward'>);
       case 'members':
         return this.channels.channelMembers(conn, body as OpReq<'members'>);
+      case 'channel_leave':
+        this.channels.leave(conn, (body as OpReq<'channel_leave'>).channelId);
+        return {};
       case 'typing':
         return this.typing.typing(conn, body as OpReq<'typing'>);
     }
@@ -701,6 +704,12 @@ export class CentralServer {
       case 'member_joined':
         this.channels.memberJoined(e);
         this.presence.memberJoined(e.channelId, e.username);
+        return;
+      case 'member_left':
+        this.channels.memberLeft(e);
+        return;
+      case 'channel_changed':
+        this.channels.channelChanged(e);
         return;
       case 'tracker': {
         // Only the sessions the entry concerns hear of it, each as it may see it.

@@ -8,7 +8,7 @@
 import type Database from 'better-sqlite3';
 import type { Channel, StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
-import { deletes } from '../shared/item-rules.js';
+import { channelSettings, deletes } from '../shared/item-rules.js';
 import { openDatabase } from './sqlite.js';
 import {
   itemColumns,
@@ -94,6 +94,7 @@ const MIGRATIONS = [
   ALTER TABLE messages ADD COLUMN ext TEXT;
   CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
   CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
   `,
 ];
 
@@ -120,6 +121,7 @@ interface ChannelRow {
   allow_visitors: number;
   created_at: number;
   cursor: number;
+  topic: string;
 }
 
 function toMessage(r: MessageRow): LocalMessage {
@@ -171,6 +173,7 @@ function toChannel(r: ChannelRow): LocalChannel {
     allowVisitors: r.allow_visitors === 1,
     createdAt: r.created_at,
     cursor: r.cursor,
+    ...(r.topic ? { topic: r.topic } : {}),
   };
 }
 
@@ -321,6 +324,18 @@ export class PeerStore {
         `SELECT ${COLS} FROM messages WHERE target = ? ORDER BY ts, lc, id`,
       ),
       erase: db.prepare('UPDATE messages SET text = ?, ext = ? WHERE id = ?'),
+      channelItems: db.prepare<[string], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE channel_id = ? AND kind = 'channel'`,
+      ),
+      setChannel: db.prepare(
+        'UPDATE channels SET name = ?, topic = ?, allow_visitors = ? WHERE id = ?',
+      ),
+      dropMember: db.prepare('DELETE FROM hosted_members WHERE channel_id = ? AND username = ?'),
+      dropAccountChannel: db.prepare('DELETE FROM channels WHERE account = ? AND id = ?'),
+      dropChannelRows: db.prepare('DELETE FROM channels WHERE id = ?'),
+      dropMessages: db.prepare('DELETE FROM messages WHERE channel_id = ?'),
+      dropHosted: db.prepare('DELETE FROM hosted WHERE channel_id = ?'),
+      dropHostedMembers: db.prepare('DELETE FROM hosted_members WHERE channel_id = ?'),
       authors: db.prepare<[string], { author: string }>(
         'SELECT DISTINCT author FROM messages WHERE channel_id = ? COLLATE NOCASE',
       ),
@@ -371,6 +386,75 @@ export class PeerStore {
     if (!message || (message.kind ?? 'message') !== 'message') return false;
     const owner = this.ownerOf(m.channelId);
     return this.q.related.all(message.id).some((d) => deletes(toMessage(d), message, owner));
+  }
+
+  /** After an item is stored: a delete erases, a channel item changes the channel. */
+  private applied(m: Omit<Authored, 'seq'>): void {
+    this.applyDelete(m);
+    this.applyChannelChange(m);
+  }
+
+  /**
+   * After the owner's channel item is stored: every account's view of the channel takes its
+   * settings (per field the newest); a removed member leaves the host's member list, and the
+   * channel leaves the removed account's list; a deleted channel leaves every list, and its
+   * messages go (a host keeps them until the server has the deletion: `purgeDeleted`).
+   */
+  private applyChannelChange(item: Omit<Authored, 'seq'>): void {
+    if (item.kind !== 'channel' || !item.change) return;
+    const owner = this.ownerOf(item.channelId);
+    if (!owner || item.author.toLowerCase() !== owner.toLowerCase()) return;
+    if (item.change.deleted) {
+      this.q.dropChannelRows.run(item.channelId);
+      if (!this.isHosted(item.channelId)) this.q.dropMessages.run(item.channelId);
+      return;
+    }
+    const rows = this.q.channelItems.all(item.channelId).map(toMessage);
+    const s = channelSettings(rows, owner);
+    const c = this.q.owner.get(item.channelId) && this.anyChannel(item.channelId);
+    if (c) {
+      this.q.setChannel.run(
+        s.name ?? c.name,
+        s.topic ?? c.topic,
+        (s.allowVisitors ?? c.allow_visitors === 1) ? 1 : 0,
+        item.channelId,
+      );
+    }
+    const gone = item.change.remove;
+    if (gone && gone.toLowerCase() !== owner.toLowerCase()) {
+      this.q.dropMember.run(item.channelId, gone);
+      this.q.dropAccountChannel.run(gone, item.channelId);
+    }
+  }
+
+  private anyChannel(channelId: string): ChannelRow | undefined {
+    return this.db
+      .prepare<[string], ChannelRow>('SELECT * FROM channels WHERE id = ? LIMIT 1')
+      .get(channelId);
+  }
+
+  /** A hosted channel deleted, once the server holds the deletion: everything of it goes. */
+  purgeDeleted(channelId: string): void {
+    this.db.transaction(() => {
+      this.q.dropMessages.run(channelId);
+      this.q.dropHosted.run(channelId);
+      this.q.dropHostedMembers.run(channelId);
+      this.q.dropChannelRows.run(channelId);
+    })();
+  }
+
+  /** An account leaves a channel (or learns it was removed, or the channel is gone). */
+  dropChannel(account: string, channelId: string): void {
+    this.db.transaction(() => {
+      this.q.dropAccountChannel.run(account, channelId);
+      if (!this.q.owner.get(channelId) && !this.isHosted(channelId))
+        this.q.dropMessages.run(channelId);
+    })();
+  }
+
+  /** A member left a hosted channel, or was removed. */
+  removeMember(channelId: string, username: string): void {
+    this.q.dropMember.run(channelId, username);
   }
 
   /** After a delete is stored: its message and that message's edits lose their text. */
@@ -464,7 +548,7 @@ export class PeerStore {
   addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'hostSeq' | 'error'>): void {
     this.db.transaction(() => {
       this.q.insertPending.run(...this.row(m));
-      this.applyDelete(m);
+      this.applied(m);
     })();
   }
 
@@ -482,7 +566,7 @@ export class PeerStore {
         this.q.insertStored.run(...this.row(m), m.seq);
         if (!before) {
           fresh.push(m);
-          this.applyDelete(m);
+          this.applied(m);
         }
         channels.add(m.channelId);
       }
@@ -517,7 +601,7 @@ export class PeerStore {
         this.q.insertFromHost.run(...this.row(m), m.seq);
         if (!before) {
           fresh.push(m);
-          this.applyDelete(m);
+          this.applied(m);
         }
         channels.add(m.channelId);
       }
@@ -572,7 +656,7 @@ export class PeerStore {
       }
       const hostSeq = this.q.nextHostSeq.get(m.channelId)!.last_host_seq;
       this.q.insertHosted.run(...this.row(m), state, m.seq ?? null, hostSeq);
-      this.applyDelete(m);
+      this.applied(m);
       if (m.seq !== undefined) this.advanceCursor(m.channelId);
       return { hostSeq, duplicate: false, message: { ...toStored(m), seq: hostSeq } };
     })();

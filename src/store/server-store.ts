@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
-import { deletes, itemRefusal } from '../shared/item-rules.js';
+import { channelSettings, deletes, itemRefusal } from '../shared/item-rules.js';
 import {
   itemColumns,
   itemOfColumns,
@@ -93,6 +93,10 @@ export interface ServerStore {
   getItem(id: string): StoredMessage | undefined;
   /** The items that name these messages (edits, deletes, reactions), in HLC order. */
   related(ids: readonly string[]): StoredMessage[];
+  /** True when the channel's owner removed this user (who may not read, post or join again). */
+  isRemoved(channelId: string, username: string): boolean;
+  /** A member leaves (the owner cannot: it deletes the channel instead). */
+  removeMember(channelId: string, username: string): void;
   close(): void;
 }
 
@@ -157,6 +161,12 @@ const MIGRATIONS = [
   ALTER TABLE messages ADD COLUMN ext TEXT;
   CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
   CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+  CREATE TABLE removed (
+    channel_id TEXT NOT NULL,
+    username TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (channel_id, username)
+  ) WITHOUT ROWID;
   `,
 ];
 
@@ -178,6 +188,7 @@ interface ChannelRow {
   owner: string;
   allow_visitors: number;
   created_at: number;
+  topic: string;
 }
 
 interface SessionRow {
@@ -209,6 +220,7 @@ function toChannel(r: ChannelRow): Channel {
     owner: r.owner,
     allowVisitors: r.allow_visitors === 1,
     createdAt: r.created_at,
+    ...(r.topic ? { topic: r.topic } : {}),
   };
 }
 
@@ -313,6 +325,20 @@ export class SqliteServerStore implements ServerStore {
         `SELECT ${MESSAGE_COLS} FROM messages WHERE target = ? ORDER BY ts, lc, id`,
       ),
       erase: db.prepare('UPDATE messages SET text = ?, ext = ? WHERE id = ?'),
+      channelItems: db.prepare<[string], MessageRow>(
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE channel_id = ? AND kind = 'channel'`,
+      ),
+      setChannel: db.prepare(
+        'UPDATE channels SET name = ?, topic = ?, allow_visitors = ? WHERE id = ?',
+      ),
+      removeMember: db.prepare('DELETE FROM members WHERE channel_id = ? AND username = ?'),
+      addRemoved: db.prepare('INSERT OR IGNORE INTO removed (channel_id, username) VALUES (?, ?)'),
+      isRemoved: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM removed WHERE channel_id = ? AND username = ?',
+      ),
+      dropMessages: db.prepare('DELETE FROM messages WHERE channel_id = ?'),
+      dropMembers: db.prepare('DELETE FROM members WHERE channel_id = ?'),
+      dropChannel: db.prepare('DELETE FROM channels WHERE id = ?'),
     };
     this.insertTx = db.transaction((batch: readonly MessageInsert[], now: number) =>
       this.insertBatch(batch, now),
@@ -461,7 +487,11 @@ export class SqliteServerStore implements ServerStore {
       if (changes === 1) {
         next.set(m.channelId, seq);
         this.applyDelete(item);
-        return { seq, duplicate: false, stored: toMessage(this.q.getMessage.get(m.id)!) };
+        const stored = toMessage(this.q.getMessage.get(m.id)!);
+        this.applyChannelChange(item);
+        // A deleted channel takes no more items, in this batch or after.
+        if (item.kind === 'channel' && item.change?.deleted) next.delete(m.channelId);
+        return { seq, duplicate: false, stored };
       }
       const existing = this.q.getMessage.get(m.id)!;
       if (!sameItem(toMessage(existing), item)) return new HchatError('E_MESSAGE_CONFLICT');
@@ -513,6 +543,43 @@ export class SqliteServerStore implements ServerStore {
     if (!message || (message.kind ?? 'message') !== 'message') return false;
     const owner = this.getChannel(m.channelId)?.owner ?? '';
     return this.q.related.all(message.id).some((d) => deletes(toMessage(d), message, owner));
+  }
+
+  isRemoved(channelId: string, username: string): boolean {
+    return this.q.isRemoved.get(channelId, username) !== undefined;
+  }
+
+  removeMember(channelId: string, username: string): void {
+    this.q.removeMember.run(channelId, username);
+  }
+
+  /**
+   * After the owner's channel item is stored: the directory takes its settings (per field the
+   * newest), a removed member loses membership for good, and a deleted channel is dropped with
+   * everything in it.
+   */
+  private applyChannelChange(item: Omit<StoredMessage, 'seq'>): void {
+    if (item.kind !== 'channel' || !item.change) return;
+    const c = this.getChannel(item.channelId);
+    if (!c) return;
+    if (item.change.deleted) {
+      this.q.dropMessages.run(c.id);
+      this.q.dropMembers.run(c.id);
+      this.q.dropChannel.run(c.id);
+      return;
+    }
+    const s = channelSettings(this.q.channelItems.all(c.id).map(toMessage), c.owner);
+    this.q.setChannel.run(
+      s.name ?? c.name,
+      s.topic ?? c.topic ?? '',
+      (s.allowVisitors ?? c.allowVisitors) ? 1 : 0,
+      c.id,
+    );
+    const gone = item.change.remove;
+    if (gone && gone.toLowerCase() !== c.owner.toLowerCase()) {
+      this.q.removeMember.run(c.id, gone);
+      this.q.addRemoved.run(c.id, gone);
+    }
   }
 
   /** After a delete is stored: its message and that message's edits lose their text. */

@@ -12,18 +12,23 @@ import { onTestFinished } from 'vitest';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
 import { signMessage } from '../../src/shared/signing.js';
-import { messageId } from '../../src/shared/message-id.js';
+import { messageId, type ItemBody } from '../../src/shared/message-id.js';
+import type { ItemKind } from '../../src/protocol/common.js';
 import { v7 as uuidv7 } from 'uuid';
 import type { ServerLink } from '../../src/peer/server-link.js';
 import { rawSession, type RawSession, type TestPeer, type Testnet } from '../testnet.js';
 
-/** A message signed by `s` as its author, with its content-derived id (PROTOCOL.md §2). */
+/**
+ * An item signed by `s` as its author, with its content-derived id (PROTOCOL.md §2): a message,
+ * or with `kind` an edit, delete, reaction or channel change.
+ */
 export function sign(
   s: RawSession,
-  m: { channelId: string; text: string; ts?: number; lc?: number },
+  m: { channelId: string; ts?: number; lc?: number; kind?: ItemKind; target?: string } & ItemBody,
   override: Partial<{ id: string; author: string }> = {},
 ) {
-  const fields = { channelId: m.channelId, ts: m.ts ?? Date.now(), lc: m.lc ?? 0, text: m.text };
+  const { ts, lc, ...rest } = m;
+  const fields = { ...rest, ts: ts ?? Date.now(), lc: lc ?? 0 };
   const author = override.author ?? s.username;
   const id = override.id ?? messageId({ ...fields, author });
   const sig = signMessage({ ...fields, id, author }, s.keys);
