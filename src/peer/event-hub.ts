@@ -6,7 +6,7 @@
 
 /** Names of the events the local API streams. */
 export type LocalEventName =
-  'message' | 'presence' | 'sync' | 'connection' | 'status' | 'refused' | 'stream';
+  'message' | 'presence' | 'members' | 'sync' | 'connection' | 'status' | 'refused' | 'stream';
 
 /** One event as streamed. */
 export interface LocalEvent {

@@ -503,6 +503,8 @@ export class PeerNode {
     } else if (name === 'member_joined') {
       const { channelId, username } = body as EventBody<'member_joined'>;
       if (this.isHostedHere(channelId)) this.store.addMember(channelId, username);
+      // The UI's member list asks again now, not on the next presence change (issue 13 §8).
+      this.events.emit('members', { channelId, username });
     }
   }
 
