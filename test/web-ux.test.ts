@@ -292,9 +292,12 @@ describe('web UI: what a first user hits', () => {
     await cdp.send('Debugger.enable');
     await cdp.send('Debugger.pause');
     await tile.getByText(/Interrupted: no video for \d+ s/).waitFor({ timeout: 8000 });
+    await b.page.locator('.stream-entry').getByText('INTERRUPTED').waitFor();
     await snap(b.page, 'stream-interrupted');
     await tile.waitFor({ state: 'detached', timeout: 20_000 });
     await b.page.getByRole('alert').getByText('The stream ended').waitFor();
+    await b.page.locator('.stream-entry').getByText('ENDED').waitFor();
+    await b.page.getByRole('button', { name: 'Try again alice' }).waitFor();
     await cdp.send('Debugger.resume');
     expect(b.errors).toEqual([]);
   });

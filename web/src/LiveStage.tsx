@@ -21,6 +21,9 @@ export function LiveStage({
 }) {
   const [mine, setMine] = useState<{ streamId: string; bc: Broadcast } | null>(null);
   const [watching, setWatching] = useState<{ streamId: string; audio: AudioContext } | null>(null);
+  /** The watched stream sends no frames (its tile says so), or stopped doing so until it ended. */
+  const [stalled, setStalled] = useState(false);
+  const [silent, setSilent] = useState<ReadonlySet<string>>(new Set());
   const [error, setError] = useState<string | null>(null);
   const preview = useRef<HTMLVideoElement>(null);
   const here = streams.filter((s) => s.channelId === channel.id);
@@ -90,6 +93,12 @@ export function LiveStage({
 
   async function watch(s: Stream) {
     setError(null);
+    setStalled(false);
+    setSilent((old) => {
+      const next = new Set(old);
+      next.delete(s.streamId);
+      return next;
+    });
     // Created in the click, so the browser lets it play sound.
     const audio = new AudioContext();
     try {
@@ -153,14 +162,22 @@ export function LiveStage({
         ))}
         {others.map((s) => (
           <span key={s.streamId} className="stream-entry">
-            <span className="live-badge">LIVE</span> {s.streamer} · {s.viewers} watching{' '}
+            {silent.has(s.streamId) ? (
+              <span className="live-badge off">ENDED</span>
+            ) : watching?.streamId === s.streamId && stalled ? (
+              <span className="live-badge off">INTERRUPTED</span>
+            ) : (
+              <span className="live-badge">LIVE</span>
+            )}{' '}
+            {s.streamer} · {s.viewers} watching{' '}
             {watching?.streamId === s.streamId ? (
               <button className="watch" onClick={() => void stopWatching()}>
                 Stop watching
               </button>
             ) : (
               <button className="watch" onClick={() => void watch(s)}>
-                Watch <span className="sr-only">{s.streamer}</span>
+                {silent.has(s.streamId) ? 'Try again' : 'Watch'}{' '}
+                <span className="sr-only">{s.streamer}</span>
               </button>
             )}
           </span>
@@ -187,9 +204,14 @@ export function LiveStage({
           streamId={watching.streamId}
           streamer={others.find((s) => s.streamId === watching.streamId)?.streamer ?? ''}
           audio={watching.audio}
-          onEnded={() =>
-            void stopWatching().then(() => setError('The stream ended: no video came for a while.'))
-          }
+          onStall={setStalled}
+          onEnded={() => {
+            const id = watching.streamId;
+            setSilent((old) => new Set(old).add(id));
+            void stopWatching().then(() =>
+              setError('The stream ended: no video came for a while.'),
+            );
+          }}
         />
       )}
     </section>
@@ -200,11 +222,13 @@ function ViewerTile({
   streamId,
   streamer,
   audio,
+  onStall,
   onEnded,
 }: {
   streamId: string;
   streamer: string;
   audio: AudioContext;
+  onStall: (stalled: boolean) => void;
   onEnded: () => void;
 }) {
   const canvas = useRef<HTMLCanvasElement>(null);
@@ -226,6 +250,8 @@ function ViewerTile({
   }, [streamId]);
 
   const stall = useStall(drawn.frames, onEnded);
+  const interrupted = stall.state === 'interrupted';
+  useEffect(() => onStall(interrupted), [interrupted, onStall]);
   const lost = stats ? stats.packetsLost : 0;
   return (
     <figure
