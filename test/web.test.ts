@@ -84,12 +84,12 @@ describe('web UI', () => {
       b.page
         .getByRole('navigation', { name: 'Servers' })
         .getByRole('button')
-        .evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')));
+        .evaluateAll((els) => els.map((e) => e.textContent));
     let labels: (string | null)[] = [];
     await waitFor(
-      async () => (labels = await rail()).includes("alice's channels, 2 unread"),
+      async () => (labels = await rail()).includes("AL, alice's channels, 2 unread"),
       10_000,
-      () => `"alice's channels, 2 unread" on the rail (it shows ${JSON.stringify(labels)})`,
+      () => `"AL, alice's channels, 2 unread" on the rail (it shows ${JSON.stringify(labels)})`,
     );
     await b.page.getByRole('button', { name: /alice's channels/ }).click();
     const marker = messages(b.page).getByRole('separator', { name: 'New messages' });

@@ -8,6 +8,7 @@
 export type LocalEventName =
   | 'message'
   | 'presence'
+  | 'members'
   | 'sync'
   | 'connection'
   | 'status'

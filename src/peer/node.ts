@@ -561,12 +561,15 @@ export class PeerNode {
     } else if (name === 'member_joined') {
       const { channelId, username } = body as EventBody<'member_joined'>;
       if (this.isHostedHere(channelId)) this.store.addMember(channelId, username);
+      // The UI's member list asks again now, not on the next presence change (issue 13 §8).
+      this.events.emit('members', { channelId, username });
     } else if (name === 'member_left') {
       const { channelId, username } = body as EventBody<'member_left'>;
       if (this.isHostedHere(channelId)) {
         this.store.removeMember(channelId, username);
         this.hostService.memberLeft(channelId, username);
       }
+      this.events.emit('members', { channelId, username });
     }
   }
 

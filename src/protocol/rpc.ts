@@ -53,10 +53,20 @@ export function op<Req extends z.ZodType, Res extends z.ZodType>(
 export type OpTable = Record<string, OpSpec>;
 export type EventTable = Record<string, z.ZodType>;
 
-/** Formats a zod failure as one line naming the fields that were wrong. */
+/**
+ * Formats a zod failure as one line naming the fields that were wrong. A message that already
+ * names its field (`password: at least 6 characters`) is not prefixed with it a second time.
+ */
 export function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .map((i) => {
+      const field = i.path.map(String);
+      if (!field.length) return i.message;
+      // `a.password` + `password: …` reads `a.password: …`.
+      if (i.message.startsWith(`${field[field.length - 1]}: `))
+        return [...field.slice(0, -1), i.message].join('.');
+      return `${field.join('.')}: ${i.message}`;
+    })
     .join('; ');
 }

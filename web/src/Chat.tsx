@@ -15,6 +15,7 @@ import {
 } from './api.js';
 import { MessagePane } from './MessagePane.js';
 import { LiveStage } from './LiveStage.js';
+import { MemberList } from './MemberList.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -44,7 +45,7 @@ export function Chat({
   const [channelId, setChannelId] = useState<string | null>(null);
   const [peers, setPeers] = useState<Peer[]>([]);
   const [streams, setStreams] = useState<Stream[]>([]);
-  const [members, setMembers] = useState<Array<{ username: string; status: string }> | null>(null);
+  const [membersOpen, setMembersOpen] = useState(false);
   // The connection as the latest event says (me.connection lags behind it by one request).
   const [link, setLink] = useState<Me['connection']>(me.connection);
   useEffect(() => setLink(me.connection), [me.connection]);
@@ -117,12 +118,13 @@ export function Chat({
       void refreshStreams();
     });
     es.addEventListener('stream', () => void refreshStreams());
+    // Someone joined a channel hosted here: the member list asks again (peers is a new array).
+    es.addEventListener('members', () => void refreshPeers());
     es.addEventListener('connection', (e) => {
       const { state } = JSON.parse((e as MessageEvent).data) as { state: Me['connection'] };
       setLink(state);
       void refreshMe();
       if (state === 'connected') void api.peers().then(setPeers, () => setPeers([]));
-      else setPeers([]);
     });
     es.addEventListener('status', () => void refreshMe());
     // The peer ended the stream because this page fell behind (E_SLOW_CONSUMER): the browser
@@ -140,19 +142,6 @@ export function Chat({
     });
     return () => es.close();
   }, [me.username, refreshChannels, refreshMe, refreshPeers, refreshStreams]);
-
-  // The open channel's members, refreshed when presence changes (peers is refreshed then).
-  useEffect(() => {
-    if (!channelId || link !== 'connected') return setMembers(null);
-    let stale = false;
-    api.members(channelId).then(
-      (m) => !stale && setMembers(m),
-      () => !stale && setMembers(null),
-    );
-    return () => {
-      stale = true;
-    };
-  }, [channelId, link, peers]);
 
   // Servers: each owner of a channel we joined; our own first.
   const owners = useMemo(() => {
@@ -176,7 +165,10 @@ export function Chat({
   }
 
   return (
-    <div className="chat">
+    <div className={owner === null ? 'chat at-home' : 'chat'}>
+      <SkipLink to={selected ? 'composer' : 'main'}>
+        {selected ? 'Skip to message composer' : 'Skip to main content'}
+      </SkipLink>
       <nav className="rail" aria-label="Servers">
         <button
           className={owner === null ? 'rail-item active' : 'rail-item'}
@@ -203,24 +195,33 @@ export function Chat({
                 const first = channels.find((c) => c.owner === o);
                 if (first) open(first);
               }}
-              aria-label={`${o === me.username ? 'Your channels' : `${o}'s channels`}${unread ? `, ${unread} unread` : ''}`}
               title={o}
             >
+              {/* Named by its content, so that the name holds the visible text (WCAG 2.5.3). */}
               {o.slice(0, 2).toUpperCase()}
-              {unread > 0 && <span className="badge">{unread}</span>}
+              <span className="sr-only">
+                , {o === me.username ? 'Your channels' : `${o}'s channels`}
+                {unread > 0 && ', '}
+              </span>
+              {unread > 0 && (
+                <span className="badge">
+                  {unread}
+                  <span className="sr-only"> unread</span>
+                </span>
+              )}
             </button>
           );
         })}
       </nav>
 
       <aside className="sidebar" aria-label="Channels">
-        <header className="sidebar-head">
+        <h1 className="sidebar-head">
           {owner === null
             ? 'Home'
             : owner === me.username
               ? 'Your channels'
               : `${owner}'s channels`}
-        </header>
+        </h1>
         {owner === null ? (
           <Home me={me} joined={channels} onOpen={open} onChanged={refreshChannels} />
         ) : (
@@ -252,7 +253,15 @@ export function Chat({
         <UserPanel me={me} refreshMe={refreshMe} onLeft={onLeft} />
       </aside>
 
-      <main className="main">
+      <main className="main" id="main" tabIndex={-1}>
+        <button
+          className="members-toggle"
+          aria-expanded={membersOpen}
+          aria-controls="member-list"
+          onClick={() => setMembersOpen((o) => !o)}
+        >
+          Members
+        </button>
         <Banner me={me} sync={sync} />
         {selected && (
           <LiveStage
@@ -274,30 +283,24 @@ export function Chat({
           />
         ) : (
           <div className="empty">
-            <p>{channels.length ? 'Pick a channel.' : 'Create a channel or join one from Home.'}</p>
+            <p>
+              {channels.length
+                ? 'Pick a channel.'
+                : me.role === 'user'
+                  ? 'Create a channel or join one from Home.'
+                  : 'Join a channel from the directory in Home.'}
+            </p>
           </div>
         )}
       </main>
 
-      <aside className="members" aria-label="Members">
-        <header className="sidebar-head">
-          {members
-            ? `Members — ${members.length}`
-            : `Online — ${new Set(peers.map((p) => p.username)).size}`}
-        </header>
-        <ul>
-          {(members ?? [...new Map(peers.map((p) => [p.username, p])).values()]).map((p) => (
-            <li key={p.username}>
-              <span
-                className={`dot ${p.status === 'online' ? 'online' : 'offline'}`}
-                aria-hidden="true"
-              />
-              {p.username}
-              <span className="sr-only">{p.status === 'online' ? ' online' : ' offline'}</span>
-            </li>
-          ))}
-        </ul>
-      </aside>
+      <MemberList
+        channelId={channelId}
+        link={link}
+        peers={peers}
+        open={membersOpen}
+        onClose={() => setMembersOpen(false)}
+      />
     </div>
   );
 }
@@ -398,20 +401,21 @@ function Home({
         <p className="hint">The directory is on the central server: back online to browse.</p>
       )}
       <ul className="directory">
-        {(directory ?? []).map((c) => (
-          <li key={c.id}>
-            <span>
-              # {c.name} <small>by {c.owner}</small>
-            </span>
-            {c.joined || joined.some((j) => j.id === c.id) ? (
-              <button onClick={() => onOpen(joined.find((j) => j.id === c.id) ?? c)}>
-                Open {c.name}
+        {(directory ?? []).map((c) => {
+          const mine = c.joined || joined.some((j) => j.id === c.id);
+          // The name opens (or joins) the channel too, as its button does.
+          const go = () => (mine ? onOpen(joined.find((j) => j.id === c.id) ?? c) : join(c));
+          return (
+            <li key={c.id}>
+              <button className="dir-name" onClick={() => void go()} tabIndex={-1}>
+                # {c.name} <small>by {c.owner}</small>
               </button>
-            ) : (
-              <button onClick={() => join(c)}>Join {c.name}</button>
-            )}
-          </li>
-        ))}
+              <button onClick={() => void go()}>
+                {mine ? 'Open' : 'Join'} {c.name}
+              </button>
+            </li>
+          );
+        })}
       </ul>
     </div>
   );
@@ -429,8 +433,9 @@ function UserPanel({
 }) {
   return (
     <div className="user-panel">
+      {/* Green only while connected: offline or reconnecting, nobody sees you online. */}
       <span
-        className={`dot ${me.status === 'online' ? 'online' : me.status === 'invisible' ? 'invisible' : 'offline'}`}
+        className={`dot ${me.connection !== 'connected' ? 'offline' : me.status === 'online' ? 'online' : me.status === 'invisible' ? 'invisible' : 'offline'}`}
         aria-hidden="true"
       />
       <span className="me-name">
@@ -499,4 +504,22 @@ function Banner({ me, sync }: { me: Me; sync: Sync | null }) {
     );
   }
   return null;
+}
+
+/** The first thing Tab reaches: straight to the composer (or the main area on Home). */
+function SkipLink({ to, children }: { to: string; children: string }) {
+  return (
+    <a
+      className="skip-link"
+      href={`#${to}`}
+      onClick={(e) => {
+        const el = document.getElementById(to);
+        if (!el) return;
+        e.preventDefault();
+        el.focus();
+      }}
+    >
+      {children}
+    </a>
+  );
 }

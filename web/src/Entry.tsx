@@ -4,6 +4,21 @@ import { api, ApiError } from './api.js';
 
 type Mode = 'login' | 'register' | 'visitor';
 
+/** The account rules (src/protocol/common.ts Username and Password), shown before any attempt. */
+const RULES = {
+  username: '2–32 characters: letters, digits, _ . -',
+  password: 'At least 6 characters',
+} as const;
+
+/**
+ * One clean sentence from an API error: without the operation the API names
+ * (`register: password: at least 6 characters` reads `Password: at least 6 characters`).
+ */
+function cleanError(message: string): string {
+  const m = message.replace(/^(register|login|visitor): /, '');
+  return m.charAt(0).toUpperCase() + m.slice(1);
+}
+
 export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
   const [mode, setMode] = useState<Mode>('login');
   const [username, setUsername] = useState('');
@@ -27,7 +42,7 @@ export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
       }
       await onEntered();
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
+      setError(err instanceof ApiError ? cleanError(err.message) : String(err));
     } finally {
       setBusy(false);
     }
@@ -77,8 +92,14 @@ export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
                 autoComplete="username"
                 required
                 maxLength={32}
+                aria-describedby={mode === 'register' ? 'rule-username' : undefined}
               />
             </label>
+            {mode === 'register' && (
+              <p className="hint rule" id="rule-username">
+                {RULES.username}
+              </p>
+            )}
             <label>
               Password
               <input
@@ -87,8 +108,14 @@ export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
                 onChange={(e) => setPassword(e.target.value)}
                 autoComplete={mode === 'register' ? 'new-password' : 'current-password'}
                 required
+                aria-describedby={mode === 'register' ? 'rule-password' : undefined}
               />
             </label>
+            {mode === 'register' && (
+              <p className="hint rule" id="rule-password">
+                {RULES.password}
+              </p>
+            )}
           </>
         )}
         {error && (

@@ -24,8 +24,11 @@ import {
 import type { LiveMessage } from './Chat.js';
 import { MessageText } from './MessageText.js';
 import { TypingLine } from './TypingLine.js';
+import { pageLog, usePinnedToBottom } from './log-scroll.js';
 
 const MAX_TEXT = 4000;
+/** Older pages loaded at most, when opening, to reach the first unread message. */
+const MAX_UNREAD_PAGES = 20;
 const SOURCE_LABEL: Record<Page['source'], string> = {
   host: 'P2P from its host',
   server: 'Central server',
@@ -56,23 +59,37 @@ export function MessagePane({
   const list = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const keepFrom = useRef<number | null>(null); // scrollHeight before older messages were added
+  /** Once, after opening with unread messages: show the first unread one instead of the newest. */
+  const showMarker = useRef(false);
+  const [markerAbove, setMarkerAbove] = useState(false);
+  usePinnedToBottom(list, atBottom);
 
   const loadNewest = useCallback(async () => {
     try {
       const page = await api.messages(channel.id);
-      setMessages((old) => merge(old, page.messages));
-      if (unreadAtOpen.current > 0) {
-        setMarkerId(firstUnread(page.messages, me.username, unreadAtOpen.current));
+      let got = page.messages;
+      let more = page.hasMore;
+      const unread = unreadAtOpen.current;
+      if (unread > 0) {
+        // More unread than a page: load older pages until the first unread one is here.
+        for (let n = 0; n < MAX_UNREAD_PAGES && more && byOthers(got, me.username) < unread; n++) {
+          const older = await api.messages(channel.id, got[0]!.id);
+          got = [...older.messages, ...got];
+          more = older.hasMore;
+        }
+        setMarkerId(firstUnread(got, me.username, unread));
         unreadAtOpen.current = 0;
+        showMarker.current = true;
       }
+      setMessages((old) => merge(old, got));
       setSource(page.source);
-      setHasMore((h) => h || page.hasMore);
+      setHasMore((h) => h || more);
       setError('');
       void onRead();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
-  }, [channel.id, onRead]);
+  }, [channel.id, me.username, onRead]);
 
   useEffect(() => {
     void loadNewest();
@@ -110,7 +127,12 @@ export function MessagePane({
   useLayoutEffect(() => {
     const el = list.current;
     if (!el) return;
-    if (keepFrom.current !== null) {
+    const marker = el.querySelector<HTMLElement>('.new-marker');
+    if (showMarker.current && marker) {
+      showMarker.current = false;
+      el.scrollTop = marker.offsetTop - el.offsetTop - 8;
+      atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    } else if (keepFrom.current !== null) {
       el.scrollTop += el.scrollHeight - keepFrom.current;
       keepFrom.current = null;
     } else if (atBottom.current) {
@@ -122,6 +144,8 @@ export function MessagePane({
     const el = list.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    const marker = el.querySelector<HTMLElement>('.new-marker');
+    setMarkerAbove(!!marker && marker.offsetTop - el.offsetTop < el.scrollTop);
     if (atBottom.current && markerId && messages[messages.length - 1]?.id !== markerId)
       void onRead();
     if (el.scrollTop < 80) void loadOlder();
@@ -142,6 +166,18 @@ export function MessagePane({
           </span>
         )}
       </header>
+      {markerAbove && (
+        <button
+          className="unread-bar"
+          onClick={() => {
+            const el = list.current;
+            const marker = el?.querySelector<HTMLElement>('.new-marker');
+            if (el && marker) el.scrollTop = marker.offsetTop - el.offsetTop - 8;
+          }}
+        >
+          New messages above · Jump to first unread
+        </button>
+      )}
       <div
         className="messages"
         ref={list}
@@ -149,6 +185,7 @@ export function MessagePane({
         role="log"
         aria-live="polite"
         aria-label="Messages"
+        tabIndex={0}
       >
         {hasMore && (
           <button className="older" onClick={loadOlder} disabled={loadingOlder}>
@@ -167,11 +204,17 @@ export function MessagePane({
                   New messages
                 </div>
               )}
-              <article className={`message ${m.state}`} aria-label={`${m.author}: ${m.text}`}>
+              <article
+                className={`message ${m.state}`}
+                aria-label={`${m.author}: ${m.text}`}
+                title={fullTime(m.ts)}
+              >
                 {head && (
                   <header>
                     <span className="author">{m.author}</span>
-                    <time dateTime={new Date(m.ts).toISOString()}>{time(m.ts)}</time>
+                    <time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>
+                      {time(m.ts)}
+                    </time>
                   </header>
                 )}
                 <MessageText text={m.text} />
@@ -191,13 +234,21 @@ export function MessagePane({
         )}
       </div>
       <TypingLine channelId={channel.id} me={me.username} />
-      <Composer me={me} channel={channel} />
+      <Composer me={me} channel={channel} onPage={(e) => pageLog(list.current, e)} />
     </section>
   );
 }
 
 /** Enter sends, Shift+Enter starts a new line; the message itself arrives over the event stream. */
-function Composer({ me, channel }: { me: Me; channel: Channel }) {
+function Composer({
+  me,
+  channel,
+  onPage,
+}: {
+  me: Me;
+  channel: Channel;
+  onPage: (e: KeyboardEvent) => boolean;
+}) {
   const [text, setText] = useState('');
   const [error, setError] = useState('');
   const visitor = me.role === 'visitor';
@@ -225,6 +276,7 @@ function Composer({ me, channel }: { me: Me; channel: Channel }) {
   }
 
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (onPage(e)) return;
     if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();
       void send();
@@ -239,6 +291,7 @@ function Composer({ me, channel }: { me: Me; channel: Channel }) {
         </p>
       )}
       <textarea
+        id="composer"
         aria-label="Message"
         placeholder={visitor ? 'Visitors can read but not post' : `Message #${channel.name}`}
         value={text}
@@ -270,6 +323,11 @@ function firstUnread(messages: Message[], me: string, unread: number): string | 
   return messages.find((m) => m.author !== me)?.id ?? null;
 }
 
+/** How many of `messages` others wrote. */
+function byOthers(messages: Message[], me: string): number {
+  return messages.reduce((n, m) => n + (m.author === me ? 0 : 1), 0);
+}
+
 /** Merges by id (a later copy replaces an earlier one, except a delivered one is never undone). */
 function merge(old: Message[], incoming: Message[]): Message[] {
   const byId = new Map(old.map((m) => [m.id, m]));
@@ -290,4 +348,9 @@ function day(ts: number): string {
 
 function time(ts: number): string {
   return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+/** Date and time in full, for the hover title of every message. */
+function fullTime(ts: number): string {
+  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 }

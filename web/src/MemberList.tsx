@@ -1,0 +1,77 @@
+/**
+ * The member list: the open channel's members with presence (on Home, who is online). Offline or
+ * reconnecting it keeps the last list it had, greyed, since presence is not known then. Below
+ * 900 px it is a panel that the toggle in the chat opens over the page.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { api, type Me, type Peer } from './api.js';
+
+type Member = { username: string; status: string };
+
+export function MemberList({
+  channelId,
+  link,
+  peers,
+  open,
+  onClose,
+}: {
+  channelId: string | null;
+  link: Me['connection'];
+  peers: Peer[];
+  open: boolean;
+  onClose: () => void;
+}) {
+  const connected = link === 'connected';
+  const [members, setMembers] = useState<Member[] | null>(null);
+  const online = useRef<Member[]>([]);
+  if (connected) online.current = [...new Map(peers.map((p) => [p.username, p])).values()];
+
+  // The open channel's members, refreshed when presence or membership changes (`peers` is a
+  // new array then). Offline the last answer stays.
+  useEffect(() => {
+    if (!channelId) return setMembers(null);
+    if (!connected) return;
+    let stale = false;
+    api.members(channelId).then(
+      (m) => !stale && setMembers(m),
+      () => undefined,
+    );
+    return () => {
+      stale = true;
+    };
+  }, [channelId, connected, peers]);
+  useEffect(() => setMembers(null), [channelId]);
+
+  const list = channelId ? (members ?? []) : online.current;
+  return (
+    <aside
+      id="member-list"
+      className={`members${open ? ' open' : ''}${connected ? '' : ' stale'}`}
+      aria-label="Members"
+    >
+      <header className="sidebar-head">
+        <h2>
+          {channelId ? `Members — ${list.length}` : `Online — ${list.length}`}
+          {!connected && list.length > 0 && <small> (last known)</small>}
+        </h2>
+        <button className="link close-members" onClick={onClose}>
+          Close member list
+        </button>
+      </header>
+      <ul>
+        {list.map((p) => {
+          const on = connected && p.status === 'online';
+          return (
+            <li key={p.username}>
+              <span className={`dot ${on ? 'online' : 'offline'}`} aria-hidden="true" />
+              {p.username}
+              <span className="sr-only">
+                {connected ? (on ? ' online' : ' offline') : ' presence unknown'}
+              </span>
+            </li>
+          );
+        })}
+      </ul>
+    </aside>
+  );
+}

@@ -1,0 +1,32 @@
+/**
+ * Scrolling the message log: kept at the newest message when the log's box shrinks (a stream
+ * opening above it), and paged from the keyboard while the focus is in the composer.
+ */
+import { useEffect, type KeyboardEvent, type RefObject } from 'react';
+
+/** While `atBottom` holds, a resize of the log (not only new content) keeps it at the bottom. */
+export function usePinnedToBottom(
+  list: RefObject<HTMLElement | null>,
+  atBottom: RefObject<boolean>,
+): void {
+  useEffect(() => {
+    const el = list.current;
+    if (!el || typeof ResizeObserver === 'undefined') return;
+    const ro = new ResizeObserver(() => {
+      if (atBottom.current) el.scrollTop = el.scrollHeight;
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [list, atBottom]);
+}
+
+/** PageUp/PageDown from the composer scroll the log (as in Discord); true when handled. */
+export function pageLog(list: HTMLElement | null, e: KeyboardEvent): boolean {
+  if (!list) return false;
+  const page = Math.max(40, list.clientHeight - 40);
+  if (e.key === 'PageUp') list.scrollBy({ top: -page });
+  else if (e.key === 'PageDown') list.scrollBy({ top: page });
+  else return false;
+  e.preventDefault();
+  return true;
+}
