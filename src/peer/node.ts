@@ -956,6 +956,9 @@ export class PeerNode {
   ): Promise<{ id: string; state: LocalMessage['state'] }> {
     const s = this.requireUser('write in channels');
     if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
+    // Decided before the item is stored: a channel's deletion takes it out of the list at once,
+    // yet its host still uploads that last item to the server.
+    const hosted = this.isHostedHere(channelId);
     const target = body.target === undefined ? undefined : this.store.getMessage(body.target);
     if (body.target !== undefined && (!target || target.channelId !== channelId))
       throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
@@ -967,7 +970,7 @@ export class PeerNode {
     if (refused) throw refused;
     // Signed by the author: no host and no server can alter or forge it (SPEC §7).
     const m = { ...fields, sig: signMessage(fields, this.keys!), cert: s.cert };
-    if (this.isHostedHere(channelId)) {
+    if (hosted) {
       // Into the primary copy at once; pending until the server holds its backup.
       const r = this.store.hostAccept(m, 'pending');
       if (r instanceof HchatError) throw r;
@@ -982,9 +985,7 @@ export class PeerNode {
     this.announceItems([m]);
     if (this.authed || this.sources.linkFor(channelId)) {
       const delivered = this.delivery.waitDelivery(m.id, POST_WAIT_MS);
-      this.background(
-        this.isHostedHere(channelId) ? this.delivery.upload() : this.delivery.drain(),
-      );
+      this.background(hosted ? this.delivery.upload() : this.delivery.drain());
       await delivered;
     }
     const state = this.store.getMessage(m.id)?.state ?? 'pending';
