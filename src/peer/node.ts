@@ -497,6 +497,14 @@ export class PeerNode {
     if (s.role === 'user') {
       const { channels } = await this.link.request('my_channels', {});
       for (const c of channels) this.store.saveChannel(s.username, c);
+      // Left elsewhere, removed by the owner or deleted while this peer was away: gone here too.
+      const listed = new Set(channels.map((c) => c.id));
+      for (const c of this.store.channels(s.username)) {
+        if (listed.has(c.id) || this.isHostedHere(c.id)) continue;
+        this.store.dropChannel(s.username, c.id);
+        this.log.write('channel_gone', { channel: c.id });
+        this.events.emit('channel', { channelId: c.id });
+      }
       for (const id of this.store.hostedIds()) {
         if (!this.isHostedHere(id)) continue;
         const { members } = await this.link.request('members', { channelId: id });

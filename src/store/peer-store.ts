@@ -200,10 +200,10 @@ export class PeerStore {
         'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
       upsertChannel: db.prepare(
-        `INSERT INTO channels (account, id, name, owner, allow_visitors, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO channels (account, id, name, owner, allow_visitors, created_at, topic)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(account, id) DO UPDATE SET name = excluded.name,
-           allow_visitors = excluded.allow_visitors`,
+           allow_visitors = excluded.allow_visitors, topic = excluded.topic`,
       ),
       channels: db.prepare<[string], ChannelRow>(
         'SELECT * FROM channels WHERE account = ? ORDER BY created_at, id',
@@ -519,7 +519,15 @@ export class PeerStore {
 
   /** Records that `account` joined (or hosts, or views) a channel. */
   saveChannel(account: string, c: Channel): void {
-    this.q.upsertChannel.run(account, c.id, c.name, c.owner, c.allowVisitors ? 1 : 0, c.createdAt);
+    this.q.upsertChannel.run(
+      account,
+      c.id,
+      c.name,
+      c.owner,
+      c.allowVisitors ? 1 : 0,
+      c.createdAt,
+      c.topic ?? '',
+    );
   }
 
   channels(account: string): LocalChannel[] {
