@@ -15,6 +15,7 @@ import {
 } from './api.js';
 import { MessagePane } from './MessagePane.js';
 import { LiveStage } from './LiveStage.js';
+import { ChannelBadges, NotifyBell, useFirstSight, useMentionAlerts } from './MentionAlerts.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -53,6 +54,14 @@ export function Chat({
   const [sourceTick, setSourceTick] = useState(0);
   const current = useRef<string | null>(null);
   current.current = channelId;
+  const firstSight = useFirstSight();
+  const mentionAlerts = useMentionAlerts({
+    me: me.username,
+    channels,
+    openId: channelId,
+    onOpen: (c) => open(c),
+  });
+  const alertMention = mentionAlerts.alert;
 
   // Refreshes can overlap: only the latest request's answer may land, or a stale one wins.
   const channelsRequest = useRef(0);
@@ -105,12 +114,10 @@ export function Chat({
       setLive(data);
       if (data.channelId !== current.current) void refreshChannels();
       if (data.message.author === me.username) void refreshMe(); // the pending count changed
-      if (
-        document.hidden &&
-        data.message.author !== me.username &&
-        data.message.state === 'delivered'
-      )
-        notify(data.message);
+      // Edits, deletes and reactions come as the message's new state: only news alerts.
+      if (!firstSight(data.message)) return;
+      if (alertMention(data.message)) return;
+      if (document.hidden && data.message.author !== me.username) notify(data.message);
     });
     es.addEventListener('presence', () => {
       void refreshPeers();
@@ -139,7 +146,15 @@ export function Chat({
       else setSync(s.done ? null : s);
     });
     return () => es.close();
-  }, [me.username, refreshChannels, refreshMe, refreshPeers, refreshStreams]);
+  }, [
+    me.username,
+    refreshChannels,
+    refreshMe,
+    refreshPeers,
+    refreshStreams,
+    firstSight,
+    alertMention,
+  ]);
 
   // The open channel's members, refreshed when presence changes (peers is refreshed then).
   useEffect(() => {
@@ -191,9 +206,9 @@ export function Chat({
           ⌂
         </button>
         {owners.map((o) => {
-          const unread = channels
-            .filter((c) => c.owner === o)
-            .reduce((n, c) => n + (c.unread ?? 0), 0);
+          const mine = channels.filter((c) => c.owner === o);
+          const unread = mine.reduce((n, c) => n + (c.unread ?? 0), 0);
+          const mentions = mine.reduce((n, c) => n + (c.mentions ?? 0), 0);
           return (
             <button
               key={o}
@@ -203,11 +218,11 @@ export function Chat({
                 const first = channels.find((c) => c.owner === o);
                 if (first) open(first);
               }}
-              aria-label={`${o === me.username ? 'Your channels' : `${o}'s channels`}${unread ? `, ${unread} unread` : ''}`}
+              aria-label={`${o === me.username ? 'Your channels' : `${o}'s channels`}${unread ? `, ${unread} unread` : ''}${mentions ? `, ${mentions} mention${mentions > 1 ? 's' : ''}` : ''}`}
               title={o}
             >
               {o.slice(0, 2).toUpperCase()}
-              {unread > 0 && <span className="badge">{unread}</span>}
+              <ChannelBadges unread={unread} mentions={mentions} />
             </button>
           );
         })}
@@ -239,10 +254,8 @@ export function Chat({
                       LIVE
                     </span>
                   )}
-                  {(c.unread ?? 0) > 0 && c.id !== channelId && (
-                    <span className="badge" aria-label={`${c.unread} unread`}>
-                      {c.unread}
-                    </span>
+                  {c.id !== channelId && (
+                    <ChannelBadges unread={c.unread ?? 0} mentions={c.mentions ?? 0} />
                   )}
                 </button>
               </li>
@@ -279,6 +292,7 @@ export function Chat({
         )}
       </main>
 
+      {mentionAlerts.toasts}
       <aside className="members" aria-label="Members">
         <header className="sidebar-head">
           {members
@@ -440,6 +454,7 @@ function UserPanel({
       <label className="sr-only" htmlFor="status">
         Status
       </label>
+      <NotifyBell />
       <select
         id="status"
         value={me.status}
