@@ -91,8 +91,9 @@ export function MessagePane({
     }
   }, [channel.id, onRead]);
 
+  // (Away from the present after a jump, the newest page would leave a gap: not merged then.)
   useEffect(() => {
-    void loadNewest();
+    if (!jump.detached) void loadNewest();
   }, [loadNewest, sourceTick]);
 
   // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
