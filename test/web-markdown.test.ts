@@ -180,8 +180,9 @@ describe('markdown in messages', () => {
               el.tagName,
             ),
           )
-          // The log's own "Load older messages" button is not from a message.
-          .filter((el) => !el.classList.contains('older'))
+          // The log's own "Load older messages" button and each message's action toolbar
+          // (MessageActions.tsx) are not from a message.
+          .filter((el) => !el.classList.contains('older') && !el.closest('.msg-actions'))
           .map((el) => el.outerHTML),
         handlers: all.flatMap((el) =>
           [...el.attributes]

@@ -16,6 +16,7 @@ import {
 import { MessagePane } from './MessagePane.js';
 import { LiveStage } from './LiveStage.js';
 import { MemberList } from './MemberList.js';
+import { ChannelBadges, NotifyBell, useFirstSight, useMentionAlerts } from './MentionAlerts.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -54,6 +55,14 @@ export function Chat({
   const [sourceTick, setSourceTick] = useState(0);
   const current = useRef<string | null>(null);
   current.current = channelId;
+  const firstSight = useFirstSight();
+  const mentionAlerts = useMentionAlerts({
+    me: me.username,
+    channels,
+    openId: channelId,
+    onOpen: (c) => open(c),
+  });
+  const alertMention = mentionAlerts.alert;
 
   // Refreshes can overlap: only the latest request's answer may land, or a stale one wins.
   const channelsRequest = useRef(0);
@@ -106,12 +115,10 @@ export function Chat({
       setLive(data);
       if (data.channelId !== current.current) void refreshChannels();
       if (data.message.author === me.username) void refreshMe(); // the pending count changed
-      if (
-        document.hidden &&
-        data.message.author !== me.username &&
-        data.message.state === 'delivered'
-      )
-        notify(data.message);
+      // Edits, deletes and reactions come as the message's new state: only news alerts.
+      if (!firstSight(data.message)) return;
+      if (alertMention(data.message)) return;
+      if (document.hidden && data.message.author !== me.username) notify(data.message);
     });
     es.addEventListener('presence', () => {
       void refreshPeers();
@@ -141,7 +148,15 @@ export function Chat({
       else setSync(s.done ? null : s);
     });
     return () => es.close();
-  }, [me.username, refreshChannels, refreshMe, refreshPeers, refreshStreams]);
+  }, [
+    me.username,
+    refreshChannels,
+    refreshMe,
+    refreshPeers,
+    refreshStreams,
+    firstSight,
+    alertMention,
+  ]);
 
   // Servers: each owner of a channel we joined; our own first.
   const owners = useMemo(() => {
@@ -183,9 +198,9 @@ export function Chat({
           ⌂
         </button>
         {owners.map((o) => {
-          const unread = channels
-            .filter((c) => c.owner === o)
-            .reduce((n, c) => n + (c.unread ?? 0), 0);
+          const mine = channels.filter((c) => c.owner === o);
+          const unread = mine.reduce((n, c) => n + (c.unread ?? 0), 0);
+          const mentions = mine.reduce((n, c) => n + (c.mentions ?? 0), 0);
           return (
             <button
               key={o}
@@ -204,9 +219,16 @@ export function Chat({
                 {unread > 0 && ', '}
               </span>
               {unread > 0 && (
-                <span className="badge">
+                <span className="badge unread-badge">
                   {unread}
                   <span className="sr-only"> unread</span>
+                </span>
+              )}
+              {mentions > 0 && (
+                <span className="badge mention-badge">
+                  <span className="sr-only">, </span>
+                  {mentions}
+                  <span className="sr-only"> mention{mentions > 1 ? 's' : ''}</span>
                 </span>
               )}
             </button>
@@ -240,10 +262,8 @@ export function Chat({
                       LIVE
                     </span>
                   )}
-                  {(c.unread ?? 0) > 0 && c.id !== channelId && (
-                    <span className="badge" aria-label={`${c.unread} unread`}>
-                      {c.unread}
-                    </span>
+                  {c.id !== channelId && (
+                    <ChannelBadges unread={c.unread ?? 0} mentions={c.mentions ?? 0} />
                   )}
                 </button>
               </li>
@@ -294,6 +314,7 @@ export function Chat({
         )}
       </main>
 
+      {mentionAlerts.toasts}
       <MemberList
         channelId={channelId}
         link={link}
@@ -445,6 +466,7 @@ function UserPanel({
       <label className="sr-only" htmlFor="status">
         Status
       </label>
+      <NotifyBell />
       <select
         id="status"
         value={me.status}

@@ -22,9 +22,11 @@ import {
   TYPING_EVERY_MS,
 } from './api.js';
 import type { LiveMessage } from './Chat.js';
-import { MessageText } from './MessageText.js';
+import { MessageItem } from './MessageItem.js';
+import { ReplyBar } from './ReplyBar.js';
 import { TypingLine } from './TypingLine.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
+import { useJump } from './useJump.js';
 
 const MAX_TEXT = 4000;
 /** Older pages loaded at most, when opening, to reach the first unread message. */
@@ -63,6 +65,21 @@ export function MessagePane({
   const showMarker = useRef(false);
   const [markerAbove, setMarkerAbove] = useState(false);
   usePinnedToBottom(list, atBottom);
+  const [replyTo, setReplyTo] = useState<Message | null>(null);
+  const shown = useRef(messages);
+  shown.current = messages;
+  const onPage = useCallback((page: Page) => {
+    setMessages(merge([], page.messages));
+    setHasMore(page.hasMore);
+  }, []);
+  const jump = useJump({
+    channelId: channel.id,
+    list,
+    messages,
+    atBottom,
+    onPage,
+    onError: setError,
+  });
 
   const loadNewest = useCallback(async () => {
     try {
@@ -91,20 +108,24 @@ export function MessagePane({
     }
   }, [channel.id, me.username, onRead]);
 
+  // (Away from the present after a jump, the newest page would leave a gap: not merged then.)
   useEffect(() => {
-    void loadNewest();
+    if (!jump.detached) void loadNewest();
   }, [loadNewest, sourceTick]);
 
   // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
   useEffect(() => {
     if (live && live.channelId === channel.id) {
+      // An event carries a message's whole state: a change to one shown replaces it by id.
+      const isNew = !shown.current.some((m) => m.id === live.message.id);
+      // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
+      if (isNew && jump.detached) return;
       setMessages((old) => merge(old, [live.message]));
+      if (!isNew || live.message.deleted || live.message.author === me.username) return;
       // Arrived while the reader is scrolled up: mark where the new ones start.
-      if (!atBottom.current && live.message.author !== me.username)
-        setMarkerId((id) => id ?? live.message.id);
+      if (!atBottom.current) setMarkerId((id) => id ?? live.message.id);
       // Shown in the open channel: read (the unread counts of other channels come from the peer).
-      if (live.message.author !== me.username)
-        void api.read(channel.id).then(onRead, () => undefined);
+      void api.read(channel.id).then(onRead, () => undefined);
     }
   }, [live, channel.id, me.username, onRead]);
 
@@ -204,26 +225,15 @@ export function MessagePane({
                   New messages
                 </div>
               )}
-              <article
-                className={`message ${m.state}`}
-                aria-label={`${m.author}: ${m.text}`}
-                title={fullTime(m.ts)}
-              >
-                {head && (
-                  <header>
-                    <span className="author">{m.author}</span>
-                    <time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>
-                      {time(m.ts)}
-                    </time>
-                  </header>
-                )}
-                <MessageText text={m.text} />
-                {m.state !== 'delivered' && (
-                  <span className="state" title={m.error}>
-                    {m.state}
-                  </span>
-                )}
-              </article>
+              <MessageItem
+                m={m}
+                head={head}
+                me={me}
+                channel={channel}
+                flash={m.id === jump.flashId}
+                onReply={setReplyTo}
+                onJump={(id) => void jump.jumpTo(id)}
+              />
             </div>
           );
         })}
@@ -233,8 +243,19 @@ export function MessagePane({
           </p>
         )}
       </div>
+      {jump.detached && (
+        <button className="jump-present" onClick={() => void jump.jumpToPresent()}>
+          You are viewing older messages — Jump to present
+        </button>
+      )}
       <TypingLine channelId={channel.id} me={me.username} />
-      <Composer me={me} channel={channel} onPage={(e) => pageLog(list.current, e)} />
+      <Composer
+        me={me}
+        channel={channel}
+        reply={replyTo}
+        onReplyDone={() => setReplyTo(null)}
+        onPage={(e) => pageLog(list.current, e)}
+      />
     </section>
   );
 }
@@ -243,13 +264,21 @@ export function MessagePane({
 function Composer({
   me,
   channel,
+  reply,
+  onReplyDone,
   onPage,
 }: {
   me: Me;
   channel: Channel;
+  reply: Message | null;
+  onReplyDone: () => void;
   onPage: (e: KeyboardEvent) => boolean;
 }) {
   const [text, setText] = useState('');
+  const box = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    if (reply) box.current?.focus();
+  }, [reply]);
   const [error, setError] = useState('');
   const visitor = me.role === 'visitor';
   const lastTyping = useRef(0);
@@ -267,7 +296,8 @@ function Composer({
     setText('');
     lastTyping.current = 0;
     try {
-      await api.post(channel.id, t);
+      await api.post(channel.id, t, reply?.id);
+      onReplyDone();
       setError('');
     } catch (err) {
       setText(t);
@@ -276,6 +306,7 @@ function Composer({
   }
 
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === 'Escape' && reply) onReplyDone();
     if (onPage(e)) return;
     if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();
@@ -290,8 +321,10 @@ function Composer({
           {error}
         </p>
       )}
+      {reply && <ReplyBar to={reply} onCancel={onReplyDone} />}
       <textarea
         id="composer"
+        ref={box}
         aria-label="Message"
         placeholder={visitor ? 'Visitors can read but not post' : `Message #${channel.name}`}
         value={text}
@@ -328,12 +361,16 @@ function byOthers(messages: Message[], me: string): number {
   return messages.reduce((n, m) => n + (m.author === me ? 0 : 1), 0);
 }
 
-/** Merges by id (a later copy replaces an earlier one, except a delivered one is never undone). */
+/**
+ * Merges by id (a later copy replaces an earlier one, except a delivered one is never undone);
+ * a deleted message is dropped.
+ */
 function merge(old: Message[], incoming: Message[]): Message[] {
   const byId = new Map(old.map((m) => [m.id, m]));
   for (const m of incoming) {
     const had = byId.get(m.id);
-    byId.set(m.id, had && had.state === 'delivered' ? { ...m, state: 'delivered' } : m);
+    if (m.deleted) byId.delete(m.id);
+    else byId.set(m.id, had && had.state === 'delivered' ? { ...m, state: 'delivered' } : m);
   }
   return [...byId.values()].sort(byChannelOrder);
 }
@@ -344,13 +381,4 @@ function day(ts: number): string {
     month: 'long',
     day: 'numeric',
   });
-}
-
-function time(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-}
-
-/** Date and time in full, for the hover title of every message. */
-function fullTime(ts: number): string {
-  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 }

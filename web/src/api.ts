@@ -3,6 +3,8 @@
  * `{error: {code, message}}`, live events over server-sent events.
  */
 import type { TypingEvent } from '../../src/protocol/typing-ops.js';
+import type { Channel as WireChannel } from '../../src/protocol/common.js';
+import type { ApiChannel, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
 export interface Me {
@@ -16,32 +18,20 @@ export interface Me {
   serverKeyError?: string;
 }
 
-export interface Channel {
-  id: string;
-  name: string;
-  owner: string;
-  allowVisitors: boolean;
-  createdAt: number;
-  hosted?: boolean;
-  unread?: number;
-  joined?: boolean;
-}
+/** A channel: as joined (`GET /api/channels`, with counts) or in the directory (`joined`). */
+export type Channel = WireChannel &
+  Partial<Pick<ApiChannel, 'hosted' | 'unread' | 'mentions'>> & { joined?: boolean };
 
-export interface Message {
-  id: string;
-  channelId: string;
-  author: string;
-  ts: number;
-  lc: number;
-  text: string;
-  state: 'pending' | 'delivered' | 'failed';
-  error?: string;
-}
+/** A message in its current state (edits, delete, reactions folded in). */
+export type Message = ApiMessage;
+export type Reaction = ApiReaction;
 
 export interface Page {
   messages: Message[];
   source: 'host' | 'server' | 'local';
   hasMore: boolean;
+  /** Only on a page `around` a message: newer messages exist after it. */
+  hasNewer?: boolean;
 }
 
 export interface Peer {
@@ -132,8 +122,24 @@ export const api = {
       `/api/channels/${id}/members`,
     ),
   read: (id: string) => call('POST', `/api/channels/${id}/read`),
-  post: (id: string, text: string) =>
-    call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, { text }),
+  /** The page centred on one message (a reply's original), from this peer's copy. */
+  around: (id: string, messageId: string) =>
+    call<Page>('GET', `/api/channels/${id}/messages?around=${messageId}&limit=50`),
+  post: (id: string, text: string, replyTo?: string) =>
+    call<{ id: string; state: Message['state'] }>(
+      'POST',
+      `/api/channels/${id}/messages`,
+      replyTo ? { text, replyTo } : { text },
+    ),
+  edit: (id: string, messageId: string, text: string) =>
+    call('PATCH', `/api/channels/${id}/messages/${messageId}`, { text }),
+  remove: (id: string, messageId: string) =>
+    call('DELETE', `/api/channels/${id}/messages/${messageId}`),
+  react: (id: string, messageId: string, emoji: string, on: boolean) =>
+    call(
+      on ? 'PUT' : 'DELETE',
+      `/api/channels/${id}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`,
+    ),
   typing: (id: string) => call('POST', `/api/channels/${id}/typing`),
   streams: () => call<Stream[]>('GET', '/api/streams'),
   goLive: (channelId: string, fps: number, bitrateKbps: number) =>

@@ -1,0 +1,173 @@
+/**
+ * One message row: the quote of the message it answers, author and time (first of a group),
+ * its markdown text or, while editing, a textarea (Enter saves, Escape cancels), "(edited)",
+ * its reactions, and the actions shown on hover or focus. Mentions of me are highlighted.
+ */
+import { useId, useState, type KeyboardEvent } from 'react';
+import { api, ApiError, type Channel, type Me, type Message } from './api.js';
+import { MessageActions } from './MessageActions.js';
+import { MessageText } from './MessageText.js';
+import { Reactions } from './Reactions.js';
+import { ReplyQuote } from './ReplyQuote.js';
+import './rich.css';
+
+const MAX_TEXT = 4000;
+
+export function MessageItem({
+  m,
+  head,
+  me,
+  channel,
+  flash,
+  onReply,
+  onJump,
+}: {
+  m: Message;
+  /** First of a group: show author and time. */
+  head: boolean;
+  me: Me;
+  channel: Channel;
+  /** Just jumped to: highlighted for a moment. */
+  flash: boolean;
+  onReply: (m: Message) => void;
+  onJump: (id: string) => void;
+}) {
+  const [editing, setEditing] = useState(false);
+  const [error, setError] = useState('');
+  const mine = m.author === me.username;
+  const user = me.role === 'user';
+  const sent = m.state === 'delivered' || m.state === 'pending';
+
+  async function act(what: () => Promise<unknown>) {
+    try {
+      await what();
+      setError('');
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  }
+  const react = (emoji: string, on: boolean) =>
+    void act(() => api.react(channel.id, m.id, emoji, on));
+
+  const classes = ['message', m.state];
+  if (m.mentionsMe) classes.push('mentioned');
+  if (flash) classes.push('flash');
+  return (
+    <article
+      id={`msg-${m.id}`}
+      className={classes.join(' ')}
+      aria-label={`${m.author}: ${m.text}`}
+      tabIndex={0}
+    >
+      {m.replyTo && <ReplyQuote replyTo={m.replyTo} onJump={onJump} />}
+      {head || m.replyTo ? (
+        <header>
+          <span className="author">{m.author}</span>
+          <time dateTime={new Date(m.ts).toISOString()} title={full(m.ts)}>
+            {time(m.ts)}
+          </time>
+        </header>
+      ) : (
+        <time className="hover-time" dateTime={new Date(m.ts).toISOString()} title={full(m.ts)}>
+          {time(m.ts)}
+        </time>
+      )}
+      {editing ? (
+        <EditBox
+          initial={m.text}
+          onCancel={() => setEditing(false)}
+          onSave={async (text) => {
+            if (text.trim() && text !== m.text) await act(() => api.edit(channel.id, m.id, text));
+            setEditing(false);
+          }}
+        />
+      ) : (
+        <MessageText text={m.text} />
+      )}
+      {m.editedAt !== undefined && !editing && (
+        <span className="edited" title={`Edited ${full(m.editedAt)}`}>
+          (edited)
+        </span>
+      )}
+      {m.state !== 'delivered' && (
+        <span className="state" title={m.error}>
+          {m.state}
+        </span>
+      )}
+      <Reactions reactions={m.reactions} canReact={user} onToggle={react} />
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {sent && !editing && (
+        <MessageActions
+          author={m.author}
+          canReply={user}
+          canEdit={mine && user}
+          canDelete={user && (mine || channel.owner === me.username)}
+          onReply={() => onReply(m)}
+          onReact={(e) => react(e, !m.reactions.some((r) => r.emoji === e && r.me))}
+          onEdit={() => setEditing(true)}
+          onDelete={() => void act(() => api.remove(channel.id, m.id))}
+        />
+      )}
+    </article>
+  );
+}
+
+/** The text being edited: Enter saves, Shift+Enter a new line, Escape cancels. */
+function EditBox({
+  initial,
+  onSave,
+  onCancel,
+}: {
+  initial: string;
+  onSave: (text: string) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const [text, setText] = useState(initial);
+  const hint = useId();
+  function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      onCancel();
+    } else if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      void onSave(text);
+    }
+  }
+  return (
+    <div className="edit-box">
+      <textarea
+        aria-label="Edit message"
+        aria-describedby={hint}
+        value={text}
+        autoFocus
+        onFocus={(e) => e.currentTarget.setSelectionRange(text.length, text.length)}
+        onChange={(e) => setText(e.target.value.slice(0, MAX_TEXT))}
+        onKeyDown={onKey}
+        rows={Math.min(8, text.split('\n').length)}
+      />
+      <p className="edit-hint" id={hint}>
+        Escape to{' '}
+        <button type="button" className="link" onClick={onCancel}>
+          cancel
+        </button>{' '}
+        • Enter to{' '}
+        <button type="button" className="link" onClick={() => void onSave(text)}>
+          save
+        </button>
+      </p>
+    </div>
+  );
+}
+
+function time(ts: number): string {
+  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+function full(ts: number): string {
+  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'short' });
+}

@@ -1,0 +1,41 @@
+/**
+ * The one-line quote above a reply ("bob: text…", or that the original was deleted); a button
+ * that jumps to the original message.
+ */
+import type { Message } from './api.js';
+
+export function ReplyQuote({
+  replyTo,
+  onJump,
+}: {
+  replyTo: NonNullable<Message['replyTo']>;
+  onJump: (id: string) => void;
+}) {
+  const line = replyTo.deleted
+    ? 'Original message was deleted'
+    : replyTo.text !== undefined
+      ? oneLine(replyTo.text)
+      : 'Original message not loaded';
+  return (
+    <button
+      type="button"
+      className="reply-quote"
+      onClick={() => onJump(replyTo.id)}
+      title="Jump to the original message"
+    >
+      <span className="reply-curve" aria-hidden="true" />
+      <span className="sr-only">Replying to </span>
+      {replyTo.author && !replyTo.deleted && (
+        <span className="reply-author">@{replyTo.author}</span>
+      )}
+      <span className={replyTo.deleted ? 'reply-text gone' : 'reply-text'}>{line}</span>
+    </button>
+  );
+}
+
+/** The first line of a text, without markdown's leading marks, shortened to one line. */
+export function oneLine(text: string): string {
+  const first = text.split('\n').find((l) => l.trim()) ?? '';
+  const plain = first.replace(/^\s*(?:[>#*-]+\s*)+/, '').trim();
+  return [...plain].length > 100 ? `${[...plain].slice(0, 100).join('')}…` : plain;
+}
