@@ -216,17 +216,16 @@ export function Chat({
               {o.slice(0, 2).toUpperCase()}
               <span className="sr-only">
                 , {o === me.username ? 'Your channels' : `${o}'s channels`}
-                {unread > 0 && ', '}
+                {(unread > 0 || mentions > 0) && ', '}
               </span>
               {unread > 0 && (
                 <span className="badge unread-badge">
                   {unread}
-                  <span className="sr-only"> unread</span>
+                  <span className="sr-only"> unread{mentions > 0 && ','}</span>
                 </span>
               )}
               {mentions > 0 && (
                 <span className="badge mention-badge">
-                  <span className="sr-only">, </span>
                   {mentions}
                   <span className="sr-only"> mention{mentions > 1 ? 's' : ''}</span>
                 </span>

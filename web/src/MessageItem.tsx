@@ -57,6 +57,7 @@ export function MessageItem({
       id={`msg-${m.id}`}
       className={classes.join(' ')}
       aria-label={`${m.author}: ${m.text}`}
+      title={full(m.ts)}
       tabIndex={0}
     >
       {m.replyTo && <ReplyQuote replyTo={m.replyTo} onJump={onJump} />}
@@ -169,5 +170,5 @@ function time(ts: number): string {
 }
 
 function full(ts: number): string {
-  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'short' });
+  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 }
