@@ -102,6 +102,13 @@ export class Delivery {
                 this.later('drain', e.retryAfterMs ?? RETRY_MS);
               return;
             }
+            if (this.targetOnItsWay(m, e)) {
+              // The replica lacks the message this change names, yet a replica holds it (the
+              // host has not uploaded it to the server yet): it will get there; try again.
+              retryLater = true;
+              this.later('drain', RETRY_MS);
+              return;
+            }
             this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
             this.ctx.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
             this.ctx.announce([m]);
@@ -121,6 +128,13 @@ export class Delivery {
     } finally {
       this.draining = false;
     }
+  }
+
+  /** E_NOT_FOUND for a change whose message a replica acknowledged: not final. */
+  private targetOnItsWay(m: LocalMessage, e: HchatError): boolean {
+    if (e.code !== 'E_NOT_FOUND' || m.target === undefined) return false;
+    const target = this.ctx.store.getMessage(m.target);
+    return target !== undefined && target.state === 'delivered';
   }
 
   private async send(
