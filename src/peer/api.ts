@@ -20,6 +20,7 @@ import { lockApi } from './api-auth.js';
 import { EventStreams } from './event-stream.js';
 import { parse } from './api-parse.js';
 import { messageRoutes } from './api-messages.js';
+import { searchRoutes } from './api-search.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -161,6 +162,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     return node.join(id);
   });
   messageRoutes(app, node);
+  searchRoutes(app, node.search);
   app.post('/api/channels/:id/typing', async (req, reply) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     await node.typing.send(id);

@@ -44,6 +44,7 @@ import { Delivery, TRANSIENT } from './delivery.js';
 import { apiMessages, type ApiChannel, type ApiMessage } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
+import { PeerSearch } from './search.js';
 import { Typing } from './typing.js';
 import type { TypingEvent } from '../protocol/typing-ops.js';
 import {
@@ -101,6 +102,8 @@ export class PeerNode {
   readonly live: LiveService;
   /** Posting with replies and mentions, edits, deletes, reactions (message-actions.ts). */
   readonly actions: MessageActions = new MessageActions(this);
+  /** Full-text search over this peer's copy and the server's (peer/search.ts). */
+  readonly search: PeerSearch = new PeerSearch(this);
   /** Typing indicators: sent, passed on as host, shown (peer/typing.ts). */
   readonly typing: Typing;
   private readonly sources: ChannelSources;

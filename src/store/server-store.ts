@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
+import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import { deletes, itemRefusal } from '../shared/item-rules.js';
 import {
   itemColumns,
@@ -93,6 +94,16 @@ export interface ServerStore {
   getItem(id: string): StoredMessage | undefined;
   /** The items that name these messages (edits, deletes, reactions), in HLC order. */
   related(ids: readonly string[]): StoredMessage[];
+  /**
+   * Messages of `channelIds` whose shown text matches `match` (shared/search-text.ts `ftsMatch`),
+   * newest first (by arrival), older than message `before` when given.
+   */
+  search(
+    match: string,
+    channelIds: readonly string[],
+    limit: number,
+    before?: string,
+  ): StoredMessage[];
   close(): void;
 }
 
@@ -158,6 +169,9 @@ const MIGRATIONS = [
   CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
   CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
   `,
+  // 5: full-text search over what messages show (store/search-index.ts). The index is keyed by
+  // the messages' rowid, which only VACUUM would renumber (never run here).
+  SEARCH_MIGRATION,
 ];
 
 interface MessageRow extends ItemColumns {
@@ -232,6 +246,7 @@ const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert, kind
 export class SqliteServerStore implements ServerStore {
   private readonly db: Database.Database;
   private readonly q;
+  private readonly index: SearchIndex;
   private readonly insertTx: Database.Transaction<
     (batch: readonly MessageInsert[], now: number) => (InsertResult | HchatError)[]
   >;
@@ -314,6 +329,7 @@ export class SqliteServerStore implements ServerStore {
       ),
       erase: db.prepare('UPDATE messages SET text = ?, ext = ? WHERE id = ?'),
     };
+    this.index = new SearchIndex(db);
     this.insertTx = db.transaction((batch: readonly MessageInsert[], now: number) =>
       this.insertBatch(batch, now),
     );
@@ -504,6 +520,18 @@ export class SqliteServerStore implements ServerStore {
 
   related(ids: readonly string[]): StoredMessage[] {
     return ids.flatMap((id) => this.q.related.all(id).map(toMessage));
+  }
+
+  search(
+    match: string,
+    channelIds: readonly string[],
+    limit: number,
+    before?: string,
+  ): StoredMessage[] {
+    return this.index.hits(match, channelIds, limit, before).flatMap((h) => {
+      const r = this.q.getMessage.get(h.id);
+      return r ? [toMessage(r)] : [];
+    });
   }
 
   /** True when a delete stored here takes away this message (or the message this edit is of). */
