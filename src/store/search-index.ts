@@ -9,9 +9,12 @@
  */
 import type Database from 'better-sqlite3';
 
-/** The shown text of the message row `m` (SQL expression; `m` is a `messages` alias). */
+/**
+ * The shown text of the message row `m` (SQL expression; `m` is a `messages` alias). The unary
+ * `+` keeps SQLite on the `target` index (a channel's rows are many; a message's edits few).
+ */
 const SHOWN = (m: string) => `COALESCE((SELECT e.text FROM messages e
-    WHERE e.target = ${m}.id AND e.kind = 'edit' AND e.text <> '' AND e.channel_id = ${m}.channel_id
+    WHERE e.target = ${m}.id AND e.kind = 'edit' AND e.text <> '' AND +e.channel_id = ${m}.channel_id
     AND lower(e.author) = lower(${m}.author)
     ORDER BY e.ts DESC, e.lc DESC, e.id DESC LIMIT 1), ${m}.text)`;
 
