@@ -38,12 +38,15 @@ export function MessagePane({
   live,
   sourceTick,
   onRead,
+  focusId,
 }: {
   me: Me;
   channel: Channel;
   live: LiveMessage | null;
   sourceTick: number;
   onRead: () => Promise<void>;
+  /** Open at this message (a search result) instead of the newest. */
+  focusId?: string;
 }) {
   const [messages, setMessages] = useState<Message[]>([]);
   const [source, setSource] = useState<Page['source'] | null>(null);
@@ -57,8 +60,18 @@ export function MessagePane({
   const atBottom = useRef(true);
   const keepFrom = useRef<number | null>(null); // scrollHeight before older messages were added
 
+  const focused = useRef(false);
   const loadNewest = useCallback(async () => {
     try {
+      // Opened at a message: the page around it first, scrolled to it (once).
+      if (focusId !== undefined && !focused.current) {
+        const page = await api.around(channel.id, focusId);
+        atBottom.current = false;
+        setMessages((old) => merge(old, page.messages));
+        setHasMore((h) => h || page.hasMore);
+        setSource(page.source);
+        return;
+      }
       const page = await api.messages(channel.id);
       setMessages((old) => merge(old, page.messages));
       if (unreadAtOpen.current > 0) {
@@ -72,7 +85,7 @@ export function MessagePane({
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
-  }, [channel.id, onRead]);
+  }, [channel.id, onRead, focusId]);
 
   useEffect(() => {
     void loadNewest();
@@ -110,7 +123,11 @@ export function MessagePane({
   useLayoutEffect(() => {
     const el = list.current;
     if (!el) return;
-    if (keepFrom.current !== null) {
+    const target = focusId && !focused.current && document.getElementById(`m-${focusId}`);
+    if (target) {
+      focused.current = true;
+      target.scrollIntoView({ block: 'center' });
+    } else if (keepFrom.current !== null) {
       el.scrollTop += el.scrollHeight - keepFrom.current;
       keepFrom.current = null;
     } else if (atBottom.current) {
@@ -167,7 +184,11 @@ export function MessagePane({
                   New messages
                 </div>
               )}
-              <article className={`message ${m.state}`} aria-label={`${m.author}: ${m.text}`}>
+              <article
+                id={`m-${m.id}`}
+                className={`message ${m.state}${m.id === focusId ? ' focused' : ''}`}
+                aria-label={`${m.author}: ${m.text}`}
+              >
                 {head && (
                   <header>
                     <span className="author">{m.author}</span>

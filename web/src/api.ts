@@ -3,6 +3,7 @@
  * `{error: {code, message}}`, live events over server-sent events.
  */
 import type { TypingEvent } from '../../src/protocol/typing-ops.js';
+import type { ApiSearch } from '../../src/peer/search.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
 export interface Me {
@@ -37,6 +38,9 @@ export interface Message {
   state: 'pending' | 'delivered' | 'failed';
   error?: string;
 }
+
+/** `GET /api/search`'s answer (src/peer/search.ts). */
+export type SearchAnswer = ApiSearch;
 
 export interface Page {
   messages: Message[];
@@ -124,6 +128,13 @@ export const api = {
   create: (name: string, allowVisitors: boolean) =>
     call<Channel>('POST', '/api/channels', { name, allowVisitors }),
   join: (id: string) => call<Channel>('POST', `/api/channels/${id}/join`),
+  search: (q: string, channelId?: string) =>
+    call<SearchAnswer>(
+      'GET',
+      `/api/search?q=${encodeURIComponent(q)}${channelId ? `&channelId=${channelId}` : ''}`,
+    ),
+  around: (id: string, messageId: string) =>
+    call<Page>('GET', `/api/channels/${id}/messages?limit=50&around=${messageId}`),
   messages: (id: string, before?: string) =>
     call<Page>('GET', `/api/channels/${id}/messages?limit=50${before ? `&before=${before}` : ''}`),
   members: (id: string) =>
