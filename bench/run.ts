@@ -17,6 +17,7 @@ import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
 import { MemberWorkers } from './members.js';
 import { writeReport } from './report.js';
 import { benchCapacity } from './capacity.js';
+import { benchSearch } from './search.js';
 import {
   Client,
   ROOT,
@@ -588,6 +589,12 @@ async function main(): Promise<void> {
   const hosting = process.env.BENCH_SKIP_HOSTING ? undefined : await benchHosting();
   const stream = process.env.BENCH_SKIP_STREAM ? undefined : await benchStream();
   const capacity = process.env.BENCH_SKIP_CAPACITY ? undefined : await benchCapacity();
+  let search: Record<string, number> | undefined;
+  if (!process.env.BENCH_SKIP_SEARCH) {
+    console.log('\nsearch: a peer store of BENCH_SEARCH_MESSAGES (1,000,000) messages');
+    search = await benchSearch();
+    console.log(JSON.stringify(search, null, 2));
+  }
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -609,6 +616,7 @@ async function main(): Promise<void> {
         hosting: hosting ?? earlier.hosting,
         stream: stream ?? earlier.stream,
         capacity: capacity ?? earlier.capacity,
+        search: search ?? earlier.search,
       },
       null,
       2,

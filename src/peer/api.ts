@@ -21,6 +21,7 @@ import { EventStreams } from './event-stream.js';
 import { parse } from './api-parse.js';
 import { messageRoutes } from './api-messages.js';
 import { channelRoutes } from './api-channels.js';
+import { searchRoutes } from './api-search.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -163,6 +164,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   });
   messageRoutes(app, node);
   channelRoutes(app, node);
+  searchRoutes(app, node.search);
   app.post('/api/channels/:id/typing', async (req, reply) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     await node.typing.send(id);

@@ -45,6 +45,7 @@ import { apiMessages, type ApiChannel, type ApiMessage } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
 import { ChannelActions } from './channel-actions.js';
+import { PeerSearch } from './search.js';
 import { Typing } from './typing.js';
 import type { TypingEvent } from '../protocol/typing-ops.js';
 import {
@@ -104,6 +105,8 @@ export class PeerNode {
   readonly actions: MessageActions = new MessageActions(this);
   /** Leave; the owner's rename, topic, visitors, member removal, delete (channel-actions.ts). */
   readonly channelActions: ChannelActions = new ChannelActions(this);
+  /** Full-text search over this peer's copy and the server's (peer/search.ts). */
+  readonly search: PeerSearch = new PeerSearch(this);
   /** Typing indicators: sent, passed on as host, shown (peer/typing.ts). */
   readonly typing: Typing;
   private readonly sources: ChannelSources;

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { op } from './rpc.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
+import { SEARCH_OPS } from './search-ops.js';
 import {
   Channel,
   ChannelName,
@@ -78,6 +79,7 @@ const SessionWithToken = Session.extend({ token: z.string(), cert: z.string() })
 export const OPS = {
   ...CHANNEL_OPS,
   ...TYPING_OPS,
+  ...SEARCH_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),

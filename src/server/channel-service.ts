@@ -141,8 +141,11 @@ export class ChannelService {
     return [...conn.subs].map((id) => this.channel(id)).filter((c) => c !== undefined);
   }
 
-  /** The channel, if this session may read it; visitors never learn of other channels. */
-  private readable(s: Session, channelId: string): Channel {
+  /**
+   * The channel, if this session may read it (history, sync, search); visitors never learn of
+   * other channels.
+   */
+  readable(s: Session, channelId: string): Channel {
     const c = this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');

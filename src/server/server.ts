@@ -31,6 +31,7 @@ import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser } from './tracker.js';
 import { Presence } from './presence.js';
 import { TypingService } from './typing-service.js';
+import { SearchService } from './search-service.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
 import { AccountService } from './account-service.js';
@@ -157,6 +158,7 @@ export class CentralServer {
   private readonly sessionsPerAccount: number;
   private readonly presence: Presence;
   private readonly typing: TypingService;
+  private readonly search: SearchService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
   private constructor(opts: ServerOptions) {
@@ -202,6 +204,12 @@ export class CentralServer {
       membersOf: (id) => this.channels.members(id),
       subscribersOf: (id) => this.channels.subscribersOf(id),
       entryOf: (conn) => (conn.entryKey ? this.tracker.get(conn.entryKey) : undefined),
+    });
+    this.search = new SearchService({
+      store: this.store,
+      log: this.log,
+      readable: (s, id) => this.channels.readable(s, id),
+      myChannels: (conn) => this.channels.myChannels(conn),
     });
     this.trackerCaps = {
       entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
@@ -486,6 +494,8 @@ export class CentralServer {
         return {};
       case 'typing':
         return this.typing.typing(conn, body as OpReq<'typing'>);
+      case 'search':
+        return this.search.search(conn, body as OpReq<'search'>);
     }
   }
 

@@ -217,3 +217,23 @@ export const TRACKER_LIMITS = {
   /** Channels in one `directory` page at most (a page is also cut to the receiver's frame). */
   pageChannels: 2000,
 } as const;
+
+/** Full-text search (src/shared/search-text.ts, docs/PROTOCOL.md §3.3 `search`). */
+export const SEARCH_LIMITS = {
+  /** Characters of a query at most (the API and the `search` op refuse longer ones). */
+  maxQueryChars: 200,
+  /** Words of a query used at most (the rest are ignored); each is a prefix term. */
+  maxWords: 8,
+  /** Characters of one word used at most. */
+  maxWordChars: 64,
+  /** Results of one search at most, and by default. */
+  maxResults: 50,
+  defaultResults: 20,
+  /** Channels one `search` op may name. */
+  maxChannels: 1000,
+  /** Characters of a snippet around the first match (the whole text when it is shorter). */
+  snippetChars: 160,
+  /** `search` ops per user per second at the server, and the burst. */
+  perSecond: 5,
+  burst: 20,
+} as const;

@@ -10,6 +10,7 @@ import type { Channel, StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
 import { channelSettings, deletes } from '../shared/item-rules.js';
 import { openDatabase } from './sqlite.js';
+import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import {
   itemColumns,
   itemOfColumns,
@@ -96,6 +97,8 @@ const MIGRATIONS = [
   CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
   ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
   `,
+  // 5: full-text search over what messages show (store/search-index.ts).
+  SEARCH_MIGRATION,
 ];
 
 interface MessageRow extends ItemColumns {
@@ -190,10 +193,12 @@ export type Authored = Omit<StoredMessage, 'seq'> & { seq?: number };
 export class PeerStore {
   private readonly db: Database.Database;
   private readonly q;
+  private readonly index: SearchIndex;
 
   constructor(file: string) {
     this.db = openDatabase(file, MIGRATIONS);
     const db = this.db;
+    this.index = new SearchIndex(db);
     this.q = {
       getKv: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
       setKv: db.prepare(
@@ -497,6 +502,22 @@ export class PeerStore {
       hasMore,
       hasNewer,
     };
+  }
+
+  /**
+   * Messages of `channelIds` whose shown text matches `match` (shared/search-text.ts `ftsMatch`),
+   * newest first, older than message `before` when given.
+   */
+  search(
+    match: string,
+    channelIds: readonly string[],
+    limit: number,
+    before?: string,
+  ): Array<{ message: LocalMessage; shown: string }> {
+    return this.index.hits(match, channelIds, limit, before).flatMap((h) => {
+      const message = this.getMessage(h.id);
+      return message ? [{ message, shown: h.shown }] : [];
+    });
   }
 
   /** Who wrote in a channel, as far as this peer's copy tells. */

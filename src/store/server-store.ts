@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
+import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import { channelSettings, deletes, itemRefusal } from '../shared/item-rules.js';
 import {
   itemColumns,
@@ -97,6 +98,16 @@ export interface ServerStore {
   isRemoved(channelId: string, username: string): boolean;
   /** A member leaves (the owner cannot: it deletes the channel instead). */
   removeMember(channelId: string, username: string): void;
+  /**
+   * Messages of `channelIds` whose shown text matches `match` (shared/search-text.ts `ftsMatch`),
+   * newest first (by arrival), older than message `before` when given.
+   */
+  search(
+    match: string,
+    channelIds: readonly string[],
+    limit: number,
+    before?: string,
+  ): StoredMessage[];
   close(): void;
 }
 
@@ -168,6 +179,9 @@ const MIGRATIONS = [
     PRIMARY KEY (channel_id, username)
   ) WITHOUT ROWID;
   `,
+  // 5: full-text search over what messages show (store/search-index.ts). The index is keyed by
+  // the messages' rowid, which only VACUUM would renumber (never run here).
+  SEARCH_MIGRATION,
 ];
 
 interface MessageRow extends ItemColumns {
@@ -244,6 +258,7 @@ const MESSAGE_COLS = 'id, channel_id, seq, author, ts, lc, text, sig, cert, kind
 export class SqliteServerStore implements ServerStore {
   private readonly db: Database.Database;
   private readonly q;
+  private readonly index: SearchIndex;
   private readonly insertTx: Database.Transaction<
     (batch: readonly MessageInsert[], now: number) => (InsertResult | HchatError)[]
   >;
@@ -340,6 +355,7 @@ export class SqliteServerStore implements ServerStore {
       dropMembers: db.prepare('DELETE FROM members WHERE channel_id = ?'),
       dropChannel: db.prepare('DELETE FROM channels WHERE id = ?'),
     };
+    this.index = new SearchIndex(db);
     this.insertTx = db.transaction((batch: readonly MessageInsert[], now: number) =>
       this.insertBatch(batch, now),
     );
@@ -534,6 +550,18 @@ export class SqliteServerStore implements ServerStore {
 
   related(ids: readonly string[]): StoredMessage[] {
     return ids.flatMap((id) => this.q.related.all(id).map(toMessage));
+  }
+
+  search(
+    match: string,
+    channelIds: readonly string[],
+    limit: number,
+    before?: string,
+  ): StoredMessage[] {
+    return this.index.hits(match, channelIds, limit, before).flatMap((h) => {
+      const r = this.q.getMessage.get(h.id);
+      return r ? [toMessage(r)] : [];
+    });
   }
 
   /** True when a delete stored here takes away this message (or the message this edit is of). */

@@ -17,6 +17,7 @@ import { MessagePane } from './MessagePane.js';
 import { LiveStage } from './LiveStage.js';
 import { MemberList } from './MemberList.js';
 import { ChannelBadges, NotifyBell, useFirstSight, useMentionAlerts } from './MentionAlerts.js';
+import { Search } from './Search.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -53,6 +54,8 @@ export function Chat({
   const [live, setLive] = useState<LiveMessage | null>(null);
   const [sync, setSync] = useState<Sync | null>(null);
   const [sourceTick, setSourceTick] = useState(0);
+  /** A message to open the channel at (a search result), with a count so a repeat reopens. */
+  const [focus, setFocus] = useState<{ id: string; n: number } | null>(null);
   const current = useRef<string | null>(null);
   current.current = channelId;
   const firstSight = useFirstSight();
@@ -281,6 +284,13 @@ export function Chat({
         >
           Members
         </button>
+        <Search
+          onOpen={(cid, id) => {
+            const c = channels.find((x) => x.id === cid);
+            if (c) open(c);
+            setFocus((f) => ({ id, n: (f?.n ?? 0) + 1 }));
+          }}
+        />
         <Banner me={me} sync={sync} />
         {selected && (
           <LiveStage
@@ -293,7 +303,8 @@ export function Chat({
         )}
         {selected ? (
           <MessagePane
-            key={selected.id}
+            key={`${selected.id}:${focus?.n ?? 0}`}
+            focusId={focus?.id}
             me={me}
             channel={selected}
             live={live}

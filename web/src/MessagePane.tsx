@@ -43,12 +43,15 @@ export function MessagePane({
   live,
   sourceTick,
   onRead,
+  focusId,
 }: {
   me: Me;
   channel: Channel;
   live: LiveMessage | null;
   sourceTick: number;
   onRead: () => Promise<void>;
+  /** Open at this message (a search result) instead of the newest. */
+  focusId?: string;
 }) {
   const [messages, setMessages] = useState<Message[]>([]);
   const [source, setSource] = useState<Page['source'] | null>(null);
@@ -81,8 +84,17 @@ export function MessagePane({
     onError: setError,
   });
 
+  const focused = useRef(false);
+  const jumpNow = useRef(jump.jumpTo);
+  jumpNow.current = jump.jumpTo;
   const loadNewest = useCallback(async () => {
     try {
+      // Opened at a message (a search result): the page around it, centred on it (once).
+      if (focusId !== undefined && !focused.current) {
+        focused.current = true;
+        await jumpNow.current(focusId);
+        return;
+      }
       const page = await api.messages(channel.id);
       let got = page.messages;
       let more = page.hasMore;
@@ -106,7 +118,7 @@ export function MessagePane({
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
-  }, [channel.id, me.username, onRead]);
+  }, [channel.id, me.username, onRead, focusId]);
 
   // (Away from the present after a jump, the newest page would leave a gap: not merged then.)
   useEffect(() => {
@@ -230,7 +242,7 @@ export function MessagePane({
                 head={head}
                 me={me}
                 channel={channel}
-                flash={m.id === jump.flashId}
+                flash={m.id === jump.flashId || m.id === focusId}
                 onReply={setReplyTo}
                 onJump={(id) => void jump.jumpTo(id)}
               />

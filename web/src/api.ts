@@ -5,6 +5,7 @@
 import type { TypingEvent } from '../../src/protocol/typing-ops.js';
 import type { Channel as WireChannel } from '../../src/protocol/common.js';
 import type { ApiChannel, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
+import type { ApiSearch } from '../../src/peer/search.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
 export interface Me {
@@ -25,6 +26,9 @@ export type Channel = WireChannel &
 /** A message in its current state (edits, delete, reactions folded in). */
 export type Message = ApiMessage;
 export type Reaction = ApiReaction;
+
+/** `GET /api/search`'s answer (src/peer/search.ts). */
+export type SearchAnswer = ApiSearch;
 
 export interface Page {
   messages: Message[];
@@ -114,6 +118,11 @@ export const api = {
   create: (name: string, allowVisitors: boolean) =>
     call<Channel>('POST', '/api/channels', { name, allowVisitors }),
   join: (id: string) => call<Channel>('POST', `/api/channels/${id}/join`),
+  search: (q: string, channelId?: string) =>
+    call<SearchAnswer>(
+      'GET',
+      `/api/search?q=${encodeURIComponent(q)}${channelId ? `&channelId=${channelId}` : ''}`,
+    ),
   messages: (id: string, before?: string) =>
     call<Page>('GET', `/api/channels/${id}/messages?limit=50${before ? `&before=${before}` : ''}`),
   members: (id: string) =>

@@ -1,0 +1,90 @@
+/**
+ * The full-text index of what messages show, kept by SQLite itself (FTS5) in both stores
+ * (peer migration 5, server migration 5). One row per message, keyed by the message row's
+ * rowid: its newest edit's text by its author, else its own; gone once a delete erased it.
+ * Triggers on `messages` keep it so, whatever order the items arrive in (an edit before its
+ * message, a delete before either: store/item-columns.ts stores those as tombstones, text '').
+ * Words are folded as unicode61 with `remove_diacritics 2` does (case, accents), and prefixes of
+ * 1–6 letters have their own index (`prefix`): FTS5 answers a prefix term without one by merging
+ * the lists of every word it starts, all of them, before the first result, which for a common
+ * word over a million messages took ~50 ms (bench/search.ts); with one, it reads one list, newest
+ * first, and stops at the limit. Longer words are rarer and rarely common.
+ */
+import type Database from 'better-sqlite3';
+
+/**
+ * The shown text of the message row `m` (SQL expression; `m` is a `messages` alias). The unary
+ * `+` keeps SQLite on the `target` index (a channel's rows are many; a message's edits few).
+ */
+const SHOWN = (m: string) => `COALESCE((SELECT e.text FROM messages e
+    WHERE e.target = ${m}.id AND e.kind = 'edit' AND e.text <> '' AND +e.channel_id = ${m}.channel_id
+    AND lower(e.author) = lower(${m}.author)
+    ORDER BY e.ts DESC, e.lc DESC, e.id DESC LIMIT 1), ${m}.text)`;
+
+/** The target of edit `new`, when it shows (a message of its channel by its author, not erased). */
+const EDITED = `SELECT m.rowid AS r, m.id, m.text, m.author, m.channel_id FROM messages m
+    WHERE m.id = new.target AND m.kind = 'message' AND m.text <> ''
+    AND m.channel_id = new.channel_id AND lower(m.author) = lower(new.author)`;
+
+/** The migration that adds the index to a store's `messages` table and fills it. */
+export const SEARCH_MIGRATION = `
+  CREATE VIRTUAL TABLE message_fts USING fts5(
+    text, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3 4 5 6'
+  );
+  INSERT INTO message_fts (rowid, text)
+    SELECT m.rowid, ${SHOWN('m')} FROM messages m WHERE m.kind = 'message' AND m.text <> '';
+  CREATE TRIGGER message_fts_message AFTER INSERT ON messages
+    WHEN new.kind = 'message' AND new.text <> '' BEGIN
+    INSERT INTO message_fts (rowid, text) VALUES (new.rowid, ${SHOWN('new')});
+  END;
+  CREATE TRIGGER message_fts_edit AFTER INSERT ON messages
+    WHEN new.kind = 'edit' AND new.text <> '' BEGIN
+    DELETE FROM message_fts WHERE rowid IN (SELECT r FROM (${EDITED}));
+    INSERT INTO message_fts (rowid, text) SELECT t.r, ${SHOWN('t')} FROM (${EDITED}) t;
+  END;
+  CREATE TRIGGER message_fts_erase AFTER UPDATE OF text ON messages
+    WHEN new.kind = 'message' AND new.text = '' BEGIN
+    DELETE FROM message_fts WHERE rowid = old.rowid;
+  END;
+  CREATE TRIGGER message_fts_drop AFTER DELETE ON messages WHEN old.kind = 'message' BEGIN
+    DELETE FROM message_fts WHERE rowid = old.rowid;
+  END;
+`;
+
+/** A match: the message's id and the text it shows. */
+export interface IndexHit {
+  id: string;
+  shown: string;
+}
+
+/**
+ * Searches a store's index: the newest `limit` matches (by the row's arrival in the store, which
+ * is the channel's order on every replica but for history fetched later) among `channelIds`,
+ * older than message `before` when given.
+ */
+export class SearchIndex {
+  private readonly q;
+  private readonly rowidOf;
+
+  constructor(db: Database.Database) {
+    this.rowidOf = db.prepare<[string], { r: number }>(
+      'SELECT rowid AS r FROM messages WHERE id = ?',
+    );
+    this.q = db.prepare<[string, number, string, number], IndexHit>(
+      `SELECT m.id AS id, f.text AS shown FROM message_fts f
+       JOIN messages m ON m.rowid = f.rowid
+       WHERE message_fts MATCH ? AND f.rowid < ?
+       AND m.channel_id IN (SELECT value FROM json_each(?))
+       ORDER BY f.rowid DESC LIMIT ?`,
+    );
+  }
+
+  /** Rows matching `match` (an FTS5 expression from shared/search-text.ts `ftsMatch`). */
+  hits(match: string, channelIds: readonly string[], limit: number, before?: string): IndexHit[] {
+    if (channelIds.length === 0) return [];
+    const beforeRowid =
+      before === undefined ? Number.MAX_SAFE_INTEGER : this.rowidOf.get(before)?.r;
+    if (beforeRowid === undefined) return [];
+    return this.q.all(match, beforeRowid, JSON.stringify(channelIds), limit);
+  }
+}
