@@ -123,6 +123,7 @@ export async function benchSearch(): Promise<Record<string, number>> {
       link: undefined as unknown as ServerLink, // every channel is held here: never asked
       events: new EventHub(),
       accountName: 'alice',
+      refusal: () => undefined, // never asked: nothing comes from a replica
       connection: 'offline',
     });
     const queries = Array.from({ length: QUERIES }, () => {

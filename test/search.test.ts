@@ -184,6 +184,37 @@ describe('search', () => {
   });
 });
 
+describe('search results from the server are checked like everything else it sends', () => {
+  it('a server that alters a result is not believed', async () => {
+    const { net, alice, bob, post } = await pair();
+    const open = (await alice.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
+      .body.id as string;
+    await post(alice, 'the harbour opens at dawn', open);
+    await waitFor(
+      async () => (await search(bob, 'harbour', `&channelId=${open}`)).body.results?.length === 1,
+      15_000,
+      'the backup answers',
+    );
+    // The server turns dishonest: it rewrites the text of what it finds.
+    const svc = (net.server as any).search;
+    const honest = svc.search.bind(svc);
+    svc.search = (conn: unknown, body: unknown) => {
+      const r = honest(conn, body);
+      return {
+        ...r,
+        messages: r.messages.map((m: any) => ({ ...m, text: `${m.text} (pay here)` })),
+      };
+    };
+    const r = await search(bob, 'harbour', `&channelId=${open}`);
+    expect(r.status).toBe(200);
+    expect(r.body.results).toEqual([]);
+    svc.search = honest;
+    expect(texts((await search(bob, 'harbour', `&channelId=${open}`)).body.results)).toEqual([
+      'the harbour opens at dawn',
+    ]);
+  });
+});
+
 describe('search queries (fuzz)', () => {
   it('no query string ever makes a search fail, and words stay within their limits', () => {
     const store = new PeerStore(path.join(tempDir(), 'peer.db'));

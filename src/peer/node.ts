@@ -347,6 +347,14 @@ export class PeerNode {
     this.background(this.updateServerSubscriptions());
   }
 
+  /** Why an item from a replica may not be shown: its signature, certificate or the rules. */
+  refusal(m: StoredMessage): HchatError | undefined {
+    const target = m.target === undefined ? undefined : this.store.getMessage(m.target);
+    return (
+      this.verifier.check(m) ?? itemRefusal(m, this.store.channelOwner(m.channelId), target, false)
+    );
+  }
+
   /** A channel's members as the server lists them. */
   async memberNames(channelId: string): Promise<string[]> {
     return (await this.requireAuthed().request('members', { channelId })).members;

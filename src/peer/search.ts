@@ -42,6 +42,8 @@ export interface SearchNode {
   readonly accountName: string;
   /** `connected` when the session is live on the server. */
   readonly connection: 'connected' | 'connecting' | 'offline';
+  /** Why an item from a replica may not be shown (signature, certificate, rules), or undefined. */
+  refusal(m: StoredMessage): HchatError | undefined;
 }
 
 /** A search request. */
@@ -105,9 +107,16 @@ export class PeerSearch {
       });
       asked = true;
       hasMore ||= res.hasMore;
+      // The server is trusted for accounts, not for content: only what verifies is shown, of
+      // the channels asked about (as everything else a replica sends).
+      const asked_ = new Set(remote);
+      const ok = (m: StoredMessage) =>
+        asked_.has(m.channelId) && this.node.refusal(m) === undefined;
+      const messages = res.messages.filter((m) => (m.kind ?? 'message') === 'message' && ok(m));
+      const related = res.related.filter(ok);
       const ids = new Set(found.map((m) => m.id));
-      const fresh = res.messages.filter((m) => !ids.has(m.id)).map(asLocal);
-      found.push(...apiMessages(this.answerView(res.messages, res.related), fresh, account));
+      const fresh = messages.filter((m) => !ids.has(m.id)).map(asLocal);
+      found.push(...apiMessages(this.answerView(messages, related), fresh, account));
     }
     found.sort(newestFirst);
     if (found.length > r.limit) hasMore = true;
