@@ -1,9 +1,11 @@
 /**
- * Crash safety (SPEC §5) with real processes: random schedules of posts, status changes and
- * SIGKILLs of the host, a member or the server, some while posts are in flight. After healing,
- * every post a peer accepted (answered 201) is on every replica exactly once, nothing appears that
- * nobody wrote, and all replicas show the same order. HCHAT_CRASH_SCHEDULES sets how many
- * schedules run (default 2; each costs several seconds of process starts); the test's timeout
+ * Crash safety (SPEC §5) with real processes: random schedules of posts, edits, deletes,
+ * reactions, status changes and SIGKILLs of the host, a member or the server, some while posts
+ * are in flight. After healing, every post and change a peer accepted (answered 200/201) is on
+ * every replica exactly once, nothing appears that nobody wrote, all replicas show the same
+ * order and the same state of every message (issue 13), and a deleted text is gone from the
+ * server's backup. HCHAT_CRASH_SCHEDULES sets how many
+ * schedules run (default 3; each costs several seconds of process starts); the test's timeout
  * grows with it. HCHAT_CRASH_SEED sets fast-check's seed, and HCHAT_CRASH_SEED with
  * HCHAT_CRASH_PATH replay the one schedule that failed (fast-check prints both).
  */
@@ -18,6 +20,7 @@ type Name = (typeof NAMES)[number];
 
 type Action =
   | { kind: 'post'; who: Name; count: number }
+  | { kind: 'change'; who: Name; what: 'edit' | 'delete' | 'react' | 'unreact'; pick: number }
   | { kind: 'status'; who: Name; status: 'online' | 'invisible' | 'offline' }
   | { kind: 'kill'; who: Name; afterMs: number }
   | { kind: 'killServer'; afterMs: number };
@@ -30,6 +33,20 @@ const action: fc.Arbitrary<Action> = fc.oneof(
       kind: fc.constant('post' as const),
       who,
       count: fc.integer({ min: 1, max: 5 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('change' as const),
+      who,
+      what: fc.constantFrom(
+        'edit' as const,
+        'delete' as const,
+        'react' as const,
+        'unreact' as const,
+      ),
+      pick: fc.nat(1000),
     }),
   },
   {
@@ -62,10 +79,13 @@ const runs = scheduleRuns({
   countVar: 'HCHAT_CRASH_SCHEDULES',
   seedVar: 'HCHAT_CRASH_SEED',
   pathVar: 'HCHAT_CRASH_PATH',
-  defaultRuns: 2,
+  defaultRuns: 3,
   perRunMs: 60_000,
   minTimeoutMs: 240_000,
 });
+
+/** Ids of the messages a peer accepted, by text (changes name them). */
+const idOf = new Map<string, { id: string; author: Name }>();
 
 /** Fires posts; resolves with the texts a peer accepted (201) and all it was asked to write. */
 function fire(s: Swarm, name: Name, ch: string, texts: string[]) {
@@ -73,9 +93,26 @@ function fire(s: Swarm, name: Name, ch: string, texts: string[]) {
     texts.map((text) =>
       s
         .call(name, 'POST', `/api/channels/${ch}/messages`, { text })
-        .then((r) => (r.status === 201 ? text : undefined))
+        .then((r) => {
+          if (r.status !== 201) return undefined;
+          idOf.set(text, { id: r.body.id, author: name });
+          return text;
+        })
         .catch(() => undefined),
     ),
+  );
+}
+
+/** What every replica must agree on about a channel's messages (issue 13). */
+async function states(s: Swarm, name: Name, ch: string): Promise<string> {
+  const r = await s.call(name, 'GET', `/api/channels/${ch}/messages?limit=500`);
+  return JSON.stringify(
+    (r.body.messages as any[]).map((m) => [
+      m.id,
+      m.text,
+      m.deleted === true,
+      (m.reactions as any[]).map((x) => `${x.emoji}:${x.users.join('+')}`),
+    ]),
   );
 }
 
@@ -109,6 +146,10 @@ describe('crash schedules', () => {
 /** Plays one schedule on a swarm, heals, and checks every replica. */
 async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
   const ch = await hostedChannel(s);
+  idOf.clear();
+  /** Ids of accepted changes, and the messages deleted by one. */
+  const changes = new Set<string>();
+  const deleted = new Set<string>();
   const accepted = new Set<string>();
   const attempted = new Set<string>();
   const dead = new Set<Name | 'server'>();
@@ -125,6 +166,34 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
       const texts = Array.from({ length: a.count }, () => `${a.who}-${serial++}`);
       texts.forEach((t) => attempted.add(t));
       for (const t of await fire(s, a.who, ch, texts)) if (t) accepted.add(t);
+    } else if (a.kind === 'change') {
+      await revive(a.who);
+      // alice owns the channel: she may delete anyone's message; the others edit and delete
+      // their own, and react to any.
+      const mine = (m: { author: Name }) =>
+        a.what === 'react' ||
+        a.what === 'unreact' ||
+        m.author === a.who ||
+        (a.what === 'delete' && a.who === 'alice');
+      const choices = [...accepted].map((t) => idOf.get(t)!).filter(mine);
+      if (choices.length === 0) continue;
+      const target = choices[a.pick % choices.length]!;
+      const base = `/api/channels/${ch}/messages/${target.id}`;
+      const r = await (
+        a.what === 'edit'
+          ? s.call(a.who, 'PATCH', base, { text: `${a.who}-edit-${serial++}` })
+          : a.what === 'delete'
+            ? s.call(a.who, 'DELETE', base)
+            : s.call(
+                a.who,
+                a.what === 'react' ? 'PUT' : 'DELETE',
+                `${base}/reactions/${encodeURIComponent('👍')}`,
+              )
+      ).catch(() => undefined);
+      if (r?.status === 200) {
+        changes.add(r.body.id);
+        if (a.what === 'delete') deleted.add(target.id);
+      }
     } else if (a.kind === 'status') {
       await revive(a.who);
       expect((await s.call(a.who, 'PUT', '/api/status', { status: a.status })).status).toBe(200);
@@ -157,26 +226,44 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
   await revive('server');
   for (const n of NAMES) await revive(n);
   for (const n of NAMES) await s.call(n, 'PUT', '/api/status', { status: 'online' });
+  /** Ids of the messages a peer shows, in order, and whether every one is delivered. */
+  const view = async (n: Name) => {
+    const r = await s.call(n, 'GET', `/api/channels/${ch}/messages?limit=500`);
+    const ms = r.body.messages as any[];
+    return {
+      ids: ms.map((m) => m.id as string),
+      delivered: ms.every((m) => m.state === 'delivered'),
+    };
+  };
   const settled = async () => {
-    const onServer = s.serverMessages(ch).map((m) => m.text);
-    const views = await Promise.all(NAMES.map((n) => s.view(n, ch)));
+    const onServer = s.serverMessages(ch);
+    const serverIds = JSON.stringify(onServer.map((m) => m.id));
+    const views = await Promise.all(NAMES.map(view));
     const pending = await Promise.all(
       NAMES.map(async (n) => (await s.call(n, 'GET', '/api/me')).body.pending),
     );
+    const items = new Set(s.serverItemIds(ch));
+    const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
     return (
-      [...accepted].every((t) => onServer.includes(t)) &&
-      views.every(
-        (v) =>
-          JSON.stringify(v.texts) === JSON.stringify(onServer) &&
-          v.states.every((st) => st === 'delivered'),
-      ) &&
+      [...changes].every((id) => items.has(id)) &&
+      [...accepted].every((t) => items.has(idOf.get(t)!.id)) &&
+      shown.every((v) => v === shown[0]) &&
+      views.every((v) => JSON.stringify(v.ids) === serverIds && v.delivered) &&
       pending.every((p) => p === 0)
     );
   };
   await waitFor(settled, 30_000, () => `replicas to converge on ${JSON.stringify(schedule)}`);
-  const onServer = s.serverMessages(ch).map((m) => m.text);
-  expect(new Set(onServer).size).toBe(onServer.length); // nothing doubled
-  for (const t of accepted) expect(onServer).toContain(t); // nothing accepted lost
-  for (const t of onServer) expect(attempted.has(t)).toBe(true); // nothing invented
-  for (const n of NAMES) expect((await s.view(n, ch)).texts).toEqual(onServer);
+  const onServer = s.serverMessages(ch);
+  const ids = s.serverItemIds(ch);
+  expect(new Set(ids).size).toBe(ids.length); // nothing doubled
+  for (const t of accepted) expect(ids).toContain(idOf.get(t)!.id); // nothing accepted lost
+  for (const id of changes) expect(ids).toContain(id);
+  for (const m of onServer) {
+    if (deleted.has(m.id))
+      expect(m.text).toBe(''); // erased from the backup
+    else expect(attempted.has(m.text)).toBe(true); // nothing invented
+  }
+  for (const n of NAMES) expect((await view(n)).ids).toEqual(onServer.map((m) => m.id));
+  const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
+  for (const v of shown) expect(v).toBe(shown[0]);
 }

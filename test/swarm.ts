@@ -38,6 +38,8 @@ export interface Swarm {
   log(name: string): Array<Record<string, string>>;
   /** Messages the server stored for a channel: [id, text], in channel order. */
   serverMessages(channelId: string): Array<{ id: string; text: string; author: string }>;
+  /** Ids of every item (messages and changes) the server stored for a channel. */
+  serverItemIds(channelId: string): string[];
   serverStats(): Promise<{
     traffic: Record<string, number>;
     messages: { posted: number; forwarded: number; duplicates: number; pushed: number };
@@ -122,9 +124,17 @@ export async function startSwarm(names: string[]): Promise<Swarm> {
       db ??= new Database(path.join(sdata, 'server.db'), { readonly: true });
       return db
         .prepare<[string], { id: string; text: string; author: string }>(
-          'SELECT id, text, author FROM messages WHERE channel_id = ? ORDER BY ts, lc, id',
+          `SELECT id, text, author FROM messages WHERE channel_id = ? AND kind = 'message'
+           ORDER BY ts, lc, id`,
         )
         .all(channelId);
+    },
+    serverItemIds(channelId) {
+      db ??= new Database(path.join(sdata, 'server.db'), { readonly: true });
+      return db
+        .prepare<[string], { id: string }>('SELECT id FROM messages WHERE channel_id = ?')
+        .all(channelId)
+        .map((r) => r.id);
     },
     async serverStats() {
       return (await fetch(new URL('stats', server.ready.http))).json() as any;
