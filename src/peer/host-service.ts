@@ -281,6 +281,9 @@ export class HostService {
     const c = this.deps.channel(channelId);
     if (!c || (conn.who.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
+    // Removed by the owner: not even a channel that allows visitors is read by that account.
+    if (conn.who.role === 'user' && this.deps.store.isRemoved(c.id, conn.who.username))
+      throw new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
     if (conn.who.role === 'user' && !c.allowVisitors && !this.isMember(c, conn.who.username)) {
       throw new HchatError('E_NOT_MEMBER');
     }
@@ -288,8 +291,10 @@ export class HostService {
   }
 
   private writable(conn: MemberConn, channelId: string): void {
-    const c = this.readable(conn, channelId);
-    if (!this.isMember(c, conn.who.username)) throw new HchatError('E_NOT_MEMBER');
+    // Not a member (a removed one included): E_NOT_MEMBER, as the server answers a post.
+    const c = this.deps.channel(channelId);
+    if (c && !this.isMember(c, conn.who.username)) throw new HchatError('E_NOT_MEMBER');
+    this.readable(conn, channelId);
   }
 
   private isMember(c: Channel, username: string): boolean {

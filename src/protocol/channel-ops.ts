@@ -35,7 +35,12 @@ export const CHANNEL_OPS = {
    */
   post: op(
     'user',
-    z.object({ message: NewMessage }),
+    z.object({
+      message: NewMessage.refine(
+        (m) => m.digest === undefined,
+        'digest: a tombstone is never posted (only replicas pass them on)',
+      ),
+    }),
     z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
   ),
   /** Pushes of `message` events for these channels go to this connection (replaces the set). */

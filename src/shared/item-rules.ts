@@ -25,6 +25,8 @@ export interface RuleItem {
   mentions?: readonly string[];
   emoji?: string;
   change?: ChannelChange;
+  /** Set on a tombstone: the body was erased (its delete took it away). */
+  digest?: string;
 }
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
@@ -112,7 +114,10 @@ export function messageState(
       if (!v || newer(r, v)) votes.set(key, r);
     }
   }
-  if (deleted) return { deleted: true, reactions: [] };
+  // A tombstone's text is gone wherever it came from: it shows as deleted (an honest replica
+  // holds its delete too; a dishonest one that erased a message without one hides nothing more
+  // than by withholding it).
+  if (deleted || message.digest !== undefined) return { deleted: true, reactions: [] };
   const byEmoji = new Map<string, { first: RuleItem; users: string[] }>();
   for (const v of votes.values()) {
     if (v.kind !== 'react') continue;

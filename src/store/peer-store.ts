@@ -95,6 +95,7 @@ const MIGRATIONS = [
   ALTER TABLE messages ADD COLUMN ext TEXT;
   CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
   CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  CREATE INDEX messages_channel_items ON messages(channel_id) WHERE kind = 'channel';
   ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
   `,
   // 5: full-text search over what messages show (store/search-index.ts).
@@ -455,6 +456,13 @@ export class PeerStore {
       if (!this.q.owner.get(channelId) && !this.isHosted(channelId))
         this.q.dropMessages.run(channelId);
     })();
+  }
+
+  /** True when the channel's owner removed this user (a `channel` item held here says so). */
+  isRemoved(channelId: string, username: string): boolean {
+    const rows = this.q.channelItems.all(channelId).map(toMessage);
+    if (rows.length === 0) return false;
+    return channelSettings(rows, this.ownerOf(channelId)).removed.includes(username.toLowerCase());
   }
 
   /** A member left a hosted channel, or was removed. */

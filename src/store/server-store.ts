@@ -172,6 +172,7 @@ const MIGRATIONS = [
   ALTER TABLE messages ADD COLUMN ext TEXT;
   CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
   CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  CREATE INDEX messages_channel_items ON messages(channel_id) WHERE kind = 'channel';
   ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
   CREATE TABLE removed (
     channel_id TEXT NOT NULL,

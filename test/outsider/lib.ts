@@ -118,11 +118,29 @@ export function newKey() {
   return { publicKey, privateKey, pk: jwk.x };
 }
 
+/** PROTOCOL.md §2.1 body digest of a plain message (no reply, mentions, emoji or change). */
+function bodyDigest(text: string): string {
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify(['hchat/body/1', text, null, null, null, null]), 'utf8')
+    .digest('base64url');
+}
+
+/** PROTOCOL.md §2.1 item id of a plain message (version 4). */
 export function messageId(channelId: string, author: string, ts: number, lc: number, text: string) {
   const h = crypto
     .createHash('sha256')
     .update(
-      JSON.stringify(['hchat/message-id/1', channelId, author.toLowerCase(), ts, lc, text]),
+      JSON.stringify([
+        'hchat/item-id/2',
+        channelId,
+        author.toLowerCase(),
+        ts,
+        lc,
+        'message',
+        null,
+        bodyDigest(text),
+      ]),
       'utf8',
     )
     .digest();
@@ -136,6 +154,7 @@ export function messageId(channelId: string, author: string, ts: number, lc: num
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
+/** A plain message signed as PROTOCOL.md §2.1 says (`hchat/item/2`). */
 export function signMessage(
   key: { privateKey: crypto.KeyObject },
   cert: string,
@@ -146,13 +165,11 @@ export function signMessage(
   lc = 0,
 ) {
   const id = messageId(channelId, author, ts, lc, text);
+  const header = [channelId, author.toLowerCase(), ts, lc, 'message', null, bodyDigest(text)];
   const sig = crypto
     .sign(
       null,
-      Buffer.from(
-        JSON.stringify(['hchat/message/1', id, channelId, author.toLowerCase(), ts, lc, text]),
-        'utf8',
-      ),
+      Buffer.from(JSON.stringify(['hchat/item/2', id, ...header]), 'utf8'),
       key.privateKey,
     )
     .toString('base64url');
@@ -256,7 +273,7 @@ export class Raw {
 export async function serverHello(srv: { host: string; port: number }, maxFrame?: number) {
   const c = new Raw(srv.host, srv.port);
   await c.connected();
-  c.send({ t: 'hello', v: 3, role: 'peer', agent: 'outsider', ...(maxFrame ? { maxFrame } : {}) });
+  c.send({ t: 'hello', v: 4, role: 'peer', agent: 'outsider', ...(maxFrame ? { maxFrame } : {}) });
   const h = await c.nextFrame();
   const ping = setInterval(() => c.send({ t: 'ping' }), 2000);
   c.sock.on('close', () => clearInterval(ping));
@@ -302,7 +319,7 @@ export async function p2pConnect(
   const nonce = b64u(crypto.randomBytes(32));
   c.send({
     t: 'hello',
-    v: 3,
+    v: 4,
     role: 'peer',
     cert: me.cert,
     nonce,

@@ -29,7 +29,7 @@ async function half(port: number, me: Me) {
   const c = new Raw('127.0.0.1', port);
   await c.connected();
   const nonce = b64u(crypto.randomBytes(32));
-  c.send({ t: 'hello', v: 3, role: 'peer', cert: me.cert, nonce });
+  c.send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce });
   const h = await c.nextFrame();
   expect(h.t).toBe('hello');
   return { c, nonce, h, binding: bindingOf(c.sock) };

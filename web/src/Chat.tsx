@@ -130,6 +130,11 @@ export function Chat({
     es.addEventListener('stream', () => void refreshStreams());
     // Someone joined a channel hosted here: the member list asks again (peers is a new array).
     es.addEventListener('members', () => void refreshPeers());
+    // Renamed, a new topic, left, removed or deleted: the channel list says how it is now.
+    es.addEventListener('channel', () => {
+      void refreshChannels();
+      void refreshPeers();
+    });
     es.addEventListener('connection', (e) => {
       const { state } = JSON.parse((e as MessageEvent).data) as { state: Me['connection'] };
       setLink(state);
@@ -310,6 +315,10 @@ export function Chat({
             live={live}
             sourceTick={sourceTick}
             onRead={refreshChannels}
+            onGone={() => {
+              setChannelId(null);
+              void refreshChannels();
+            }}
           />
         ) : (
           <div className="empty">
@@ -327,6 +336,7 @@ export function Chat({
       {mentionAlerts.toasts}
       <MemberList
         channelId={channelId}
+        removable={selected && selected.owner === me.username ? me.username : null}
         link={link}
         peers={peers}
         open={membersOpen}

@@ -5,17 +5,21 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { api, type Me, type Peer } from './api.js';
+import { Confirm } from './Confirm.js';
 
 type Member = { username: string; status: string };
 
 export function MemberList({
   channelId,
+  removable,
   link,
   peers,
   open,
   onClose,
 }: {
   channelId: string | null;
+  /** Set (to the owner's name) when the viewer owns the open channel: members can be removed. */
+  removable: string | null;
   link: Me['connection'];
   peers: Peer[];
   open: boolean;
@@ -23,6 +27,7 @@ export function MemberList({
 }) {
   const connected = link === 'connected';
   const [members, setMembers] = useState<Member[] | null>(null);
+  const [removing, setRemoving] = useState<string | null>(null);
   const online = useRef<Member[]>([]);
   if (connected) online.current = [...new Map(peers.map((p) => [p.username, p])).values()];
 
@@ -68,10 +73,36 @@ export function MemberList({
               <span className="sr-only">
                 {connected ? (on ? ' online' : ' offline') : ' presence unknown'}
               </span>
+              {removable && channelId && p.username !== removable && (
+                <button
+                  type="button"
+                  className="link remove-member"
+                  aria-label={`Remove ${p.username} from the channel`}
+                  onClick={() => setRemoving(p.username)}
+                >
+                  Remove
+                </button>
+              )}
             </li>
           );
         })}
       </ul>
+      {removing && channelId && (
+        <Confirm
+          title={`Remove ${removing}`}
+          text={`Remove ${removing} from this channel? They can no longer read it, post in it or join it again.`}
+          action="Remove"
+          onAnswer={(yes) => {
+            const who = removing;
+            setRemoving(null);
+            if (yes)
+              void api.removeMember(channelId, who).then(
+                () => setMembers((m) => m?.filter((x) => x.username !== who) ?? m),
+                () => undefined,
+              );
+          }}
+        />
+      )}
     </aside>
   );
 }

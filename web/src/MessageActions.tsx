@@ -4,6 +4,7 @@
  * channel; after a confirm dialog).
  */
 import { useEffect, useRef, useState } from 'react';
+import { Confirm } from './Confirm.js';
 
 /** The picker's emoji, Discord's usual first row. */
 export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀'];
@@ -124,36 +125,14 @@ function EmojiPicker({ onPick, onClose }: { onPick: (e: string) => void; onClose
   );
 }
 
-/** A modal dialog (the browser's own focus trap and Escape): delete, or keep. */
+/** Delete, or keep: asked before a message goes for everyone. */
 function ConfirmDelete({ author, onAnswer }: { author: string; onAnswer: (yes: boolean) => void }) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
   return (
-    <dialog
-      ref={dialog}
-      className="confirm"
-      aria-labelledby="confirm-delete-title"
-      onCancel={(e) => {
-        e.preventDefault();
-        onAnswer(false);
-      }}
-    >
-      <h2 id="confirm-delete-title">Delete message</h2>
-      <p>
-        Delete this message by {author}? It disappears for everyone in the channel; this cannot be
-        undone.
-      </p>
-      <div className="confirm-buttons">
-        <button type="button" autoFocus onClick={() => onAnswer(false)}>
-          Cancel
-        </button>
-        <button type="button" className="danger-fill" onClick={() => onAnswer(true)}>
-          Delete
-        </button>
-      </div>
-    </dialog>
+    <Confirm
+      title="Delete message"
+      text={`Delete this message by ${author}? It disappears for everyone in the channel; this cannot be undone.`}
+      action="Delete"
+      onAnswer={onAnswer}
+    />
   );
 }

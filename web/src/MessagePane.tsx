@@ -25,6 +25,7 @@ import type { LiveMessage } from './Chat.js';
 import { MessageItem } from './MessageItem.js';
 import { ReplyBar } from './ReplyBar.js';
 import { TypingLine } from './TypingLine.js';
+import { ChannelActions } from './ChannelSettings.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
 
@@ -43,6 +44,7 @@ export function MessagePane({
   live,
   sourceTick,
   onRead,
+  onGone,
   focusId,
 }: {
   me: Me;
@@ -50,6 +52,8 @@ export function MessagePane({
   live: LiveMessage | null;
   sourceTick: number;
   onRead: () => Promise<void>;
+  /** The channel left this user's list (left or deleted from its header). */
+  onGone: () => void;
   /** Open at this message (a search result) instead of the newest. */
   focusId?: string;
 }) {
@@ -191,6 +195,8 @@ export function MessagePane({
           <span className="hash">#</span>
           {channel.name}
         </h2>
+        {channel.topic && <p className="topic">{channel.topic}</p>}
+        <ChannelActions me={me} channel={channel} onGone={onGone} />
         {source && (
           <span className={`source ${source}`} title="Where this channel is being served from">
             {source === 'host' && channel.owner === me.username

@@ -118,6 +118,13 @@ export const api = {
   create: (name: string, allowVisitors: boolean) =>
     call<Channel>('POST', '/api/channels', { name, allowVisitors }),
   join: (id: string) => call<Channel>('POST', `/api/channels/${id}/join`),
+  leave: (id: string) => call('POST', `/api/channels/${id}/leave`),
+  /** The owner's changes (README "Channels"). */
+  updateChannel: (id: string, change: { name?: string; topic?: string; allowVisitors?: boolean }) =>
+    call('PATCH', `/api/channels/${id}`, change),
+  removeMember: (id: string, username: string) =>
+    call('DELETE', `/api/channels/${id}/members/${encodeURIComponent(username)}`),
+  deleteChannel: (id: string) => call('DELETE', `/api/channels/${id}`),
   search: (q: string, channelId?: string) =>
     call<SearchAnswer>(
       'GET',
