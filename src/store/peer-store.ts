@@ -8,7 +8,8 @@
 import type Database from 'better-sqlite3';
 import type { Channel, StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
-import { channelSettings, deletes } from '../shared/item-rules.js';
+import { channelSettings } from '../shared/item-rules.js';
+import { erasedByDelete, erasedOnArrival, type ItemLookup } from './item-effects.js';
 import { openDatabase } from './sqlite.js';
 import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import {
@@ -384,14 +385,15 @@ export class PeerStore {
     return this.q.owner.get(channelId)?.owner ?? '';
   }
 
-  /** True when a delete held here takes away this message (or the message this edit is of). */
+  /** How the erasure rules (item-effects.ts) find items here. */
+  private readonly lookup: ItemLookup<LocalMessage> = {
+    getItem: (id) => this.getMessage(id),
+    related: (id) => this.q.related.all(id).map(toMessage),
+    owner: (channelId) => this.ownerOf(channelId),
+  };
+
   private erasedHere(m: Omit<Authored, 'seq'>): boolean {
-    const kind = m.kind ?? 'message';
-    const message =
-      kind === 'message' ? m : kind === 'edit' ? this.getMessage(m.target!) : undefined;
-    if (!message || (message.kind ?? 'message') !== 'message') return false;
-    const owner = this.ownerOf(m.channelId);
-    return this.q.related.all(message.id).some((d) => deletes(toMessage(d), message, owner));
+    return erasedOnArrival(m, this.lookup);
   }
 
   /** After an item is stored: a delete erases, a channel item changes the channel. */
@@ -472,12 +474,7 @@ export class PeerStore {
 
   /** After a delete is stored: its message and that message's edits lose their text. */
   private applyDelete(d: Omit<Authored, 'seq'>): void {
-    if (d.kind !== 'delete') return;
-    const message = this.getMessage(d.target!);
-    if (!message || !deletes(d, message, this.ownerOf(d.channelId))) return;
-    for (const m of [message, ...this.q.related.all(message.id).map(toMessage)]) {
-      if ((m.kind ?? 'message') !== 'message' && m.kind !== 'edit') continue;
-      if (m.digest !== undefined) continue;
+    for (const m of erasedByDelete(d, this.lookup)) {
       const t = tombstoneColumns(m);
       this.q.erase.run(t.text, t.ext, m.id);
     }

@@ -8,7 +8,8 @@ import { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
 import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
-import { channelSettings, deletes, itemRefusal } from '../shared/item-rules.js';
+import { channelSettings, itemRefusal } from '../shared/item-rules.js';
+import { erasedByDelete, erasedOnArrival, type ItemLookup } from './item-effects.js';
 import {
   itemColumns,
   itemOfColumns,
@@ -565,13 +566,15 @@ export class SqliteServerStore implements ServerStore {
     });
   }
 
-  /** True when a delete stored here takes away this message (or the message this edit is of). */
+  /** How the erasure rules (item-effects.ts) find items here. */
+  private readonly lookup: ItemLookup<StoredMessage> = {
+    getItem: (id) => this.getItem(id),
+    related: (id) => this.q.related.all(id).map(toMessage),
+    owner: (channelId) => this.getChannel(channelId)?.owner ?? '',
+  };
+
   private erasedHere(m: Omit<StoredMessage, 'seq'>): boolean {
-    const kind = m.kind ?? 'message';
-    const message = kind === 'message' ? m : kind === 'edit' ? this.getItem(m.target!) : undefined;
-    if (!message || (message.kind ?? 'message') !== 'message') return false;
-    const owner = this.getChannel(m.channelId)?.owner ?? '';
-    return this.q.related.all(message.id).some((d) => deletes(toMessage(d), message, owner));
+    return erasedOnArrival(m, this.lookup);
   }
 
   isRemoved(channelId: string, username: string): boolean {
@@ -613,12 +616,7 @@ export class SqliteServerStore implements ServerStore {
 
   /** After a delete is stored: its message and that message's edits lose their text. */
   private applyDelete(d: Omit<StoredMessage, 'seq'>): void {
-    if (d.kind !== 'delete') return;
-    const message = this.getItem(d.target!);
-    if (!message || !deletes(d, message, this.getChannel(d.channelId)?.owner ?? '')) return;
-    for (const m of [message, ...this.related([message.id])]) {
-      if ((m.kind ?? 'message') !== 'message' && m.kind !== 'edit') continue;
-      if (m.digest !== undefined) continue;
+    for (const m of erasedByDelete(d, this.lookup)) {
       const t = tombstoneColumns(m);
       this.q.erase.run(t.text, t.ext, m.id);
     }
