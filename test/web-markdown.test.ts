@@ -9,6 +9,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createTestnet, signIn, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
+import { seriousViolations } from './axe.js';
 
 function messages(page: Page) {
   return page.getByRole('log', { name: 'Messages' });
@@ -100,6 +101,7 @@ describe('markdown in messages', () => {
     expect(await image.getAttribute('href')).toBe('https://example.com/logo.png');
     expect(await log.locator('del').count()).toBe(1);
     await snap(page, 'markdown');
+    expect(await seriousViolations(page)).toEqual([]); // axe: no serious or critical violation
     expect(elsewhere).toEqual([]);
     expect(errors).toEqual([]);
   });

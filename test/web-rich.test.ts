@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
+import { seriousViolations } from './axe.js';
 
 const SHOTS = path.resolve(import.meta.dirname, '..', 'docs', 'screenshots');
 
@@ -91,6 +92,7 @@ describe('rich messages in the web UI', () => {
     const quote = reply.getByRole('button', { name: /^Replying to @alice filler 59/ });
     await quote.waitFor();
     await snap(a.page, 'reply');
+    expect(await seriousViolations(a.page)).toEqual([]); // axe: no serious or critical violation
     fs.copyFileSync(
       path.resolve(import.meta.dirname, '..', 'test-artifacts', 'reply.png'),
       path.join(SHOTS, 'reply.png'),
@@ -153,6 +155,7 @@ describe('rich messages in the web UI', () => {
     expect(red).toBe('rgb(196, 43, 48)');
     await b.page.getByRole('button', { name: /alice's channels, 2 unread, 1 mention$/ }).waitFor();
     await snap(b.page, 'mention-toast');
+    expect(await seriousViolations(b.page)).toEqual([]); // axe: no serious or critical violation
 
     // The toast opens the channel; the message mentioning bob is highlighted, the other is not.
     await toast.getByRole('button', { name: 'Open #general' }).click();
@@ -247,6 +250,7 @@ describe('rich messages in the web UI', () => {
     await onA.getByRole('button', { name: /^❤️ 1/ }).waitFor();
     await b.page.mouse.move(0, 0);
     await snap(b.page, 'reactions');
+    expect(await seriousViolations(b.page)).toEqual([]); // axe: no serious or critical violation
     fs.copyFileSync(
       path.resolve(import.meta.dirname, '..', 'test-artifacts', 'reactions.png'),
       path.join(SHOTS, 'reactions.png'),

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
+import { seriousViolations } from './axe.js';
 
 describe('search in the web UI', () => {
   it('typing a word shows marked results; clicking one opens the channel at that message', async () => {
@@ -38,6 +39,7 @@ describe('search in the web UI', () => {
     expect(await hit.locator('mark').allTextContents()).toEqual(['Lighthouse']);
     expect(await hit.textContent()).toContain('# general');
     await snap(page, 'search');
+    expect(await seriousViolations(page)).toEqual([]); // axe: no serious or critical violation
 
     await hit.click();
     await page.getByRole('region', { name: '#general' }).waitFor();

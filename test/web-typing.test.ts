@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
+import { seriousViolations } from './axe.js';
 import { TYPING_LIMITS } from '../src/shared/limits.js';
 
 async function openChannel(page: Page) {
@@ -41,6 +42,7 @@ describe('typing indicator in the web UI', () => {
     // bob's own page never says he is typing.
     expect(await b.page.getByText('bob is typing…').count()).toBe(0);
     await snap(c.page, 'typing');
+    expect(await seriousViolations(c.page)).toEqual([]); // axe: no serious or critical violation
 
     // bob stops: it ends by itself after TYPING_LIMITS.ttlMs (6 s).
     const shownAt = Date.now();
