@@ -99,12 +99,44 @@ export function messageId(m: IdFields): string {
     .createHash('sha256')
     .update(JSON.stringify(['hchat/item-id/2', ...itemHeader(m)]))
     .digest();
+  return uuidOf(m.ts, h);
+}
+
+/** The UUIDv8 layout of an id: 48 bits of time, then hash bits (see above). */
+function uuidOf(ts: number, h: Buffer): string {
   const b = Buffer.alloc(16);
-  b.writeUIntBE(m.ts, 0, 6);
+  b.writeUIntBE(ts, 0, 6);
   b[6] = 0x80 | (h[0]! & 0x0f);
   b[7] = h[1]!;
   b[8] = 0x80 | (h[2]! & 0x3f);
   h.copy(b, 9, 3, 10);
   const x = b.toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+/**
+ * Protocol 3's id of a plain message (`["hchat/message-id/1", channelId, author, ts, lc, text]`,
+ * same layout): messages stored before version 4 keep it, and still verify (signing.ts).
+ */
+export function legacyMessageId(m: {
+  channelId: string;
+  author: string;
+  ts: number;
+  lc: number;
+  text: string;
+}): string {
+  const h = crypto
+    .createHash('sha256')
+    .update(
+      JSON.stringify([
+        'hchat/message-id/1',
+        m.channelId,
+        m.author.toLowerCase(),
+        m.ts,
+        m.lc,
+        m.text,
+      ]),
+    )
+    .digest();
+  return uuidOf(m.ts, h);
 }

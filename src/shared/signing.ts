@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
 import { verifyEd25519 } from './ed25519.js';
 import { verifyCert, type CertClaims } from './tokens.js';
-import { itemHeader, messageId, type IdFields } from './message-id.js';
+import { itemHeader, legacyMessageId, messageId, type IdFields } from './message-id.js';
 import { MESSAGE_LIMITS } from './limits.js';
 
 /** The signed fields of an item, with its signature and certificate. */
@@ -48,6 +48,38 @@ export function loadSessionKeys(pkcs8: string): SessionKeys {
 /** The private key as PKCS#8 DER (base64), for the owner-only session file. */
 export function exportPrivateKey(keys: SessionKeys): string {
   return keys.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64');
+}
+
+/**
+ * A message written under protocol 3 (PROTOCOL.md §8): a plain text message whose id is the
+ * version-1 id. Its version-1 signature covers all it says, so it verifies as it was signed; a
+ * backup made before version 4 stays readable by members who join later.
+ */
+function isLegacy(m: Omit<Signed, 'sig' | 'cert'>): m is Omit<Signed, 'sig' | 'cert'> & {
+  text: string;
+} {
+  return (
+    m.kind === undefined &&
+    m.text !== undefined &&
+    m.replyTo === undefined &&
+    m.mentions === undefined &&
+    m.digest === undefined &&
+    legacyMessageId({ ...m, text: m.text }) === m.id
+  );
+}
+
+function legacyCanonical(m: Omit<Signed, 'sig' | 'cert'>): Buffer {
+  return Buffer.from(
+    JSON.stringify([
+      'hchat/message/1',
+      m.id,
+      m.channelId,
+      m.author.toLowerCase(),
+      m.ts,
+      m.lc,
+      m.text,
+    ]),
+  );
 }
 
 function canonical(m: Omit<Signed, 'sig' | 'cert'>): Buffer {
@@ -117,7 +149,8 @@ export class MessageVerifier {
         `message stamped ${Math.round(ahead / 1000)} s ahead of this replica's clock (at most ${this.maxSkew / 1000} s)`,
       );
     }
-    if (messageId(m) !== m.id)
+    const legacy = isLegacy(m);
+    if (!legacy && messageId(m) !== m.id)
       return new HchatError(
         'E_BAD_SIGNATURE',
         "message id is not derived from the message's content",
@@ -139,7 +172,7 @@ export class MessageVerifier {
         'certificate had expired when the message was written',
       );
     return {
-      data: canonical(m),
+      data: legacy ? legacyCanonical(m) : canonical(m),
       sig: Buffer.from(m.sig, 'base64url'),
       key: c.key,
     };
