@@ -21,7 +21,7 @@ import {
 } from '../protocol/common.js';
 import type { EventBody } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
-import { HybridClock, compareMessages, newId } from '../shared/hlc.js';
+import { HybridClock, newId } from '../shared/hlc.js';
 import { messageId, type ItemBody } from '../shared/message-id.js';
 import { itemRefusal } from '../shared/item-rules.js';
 import { RateLimiter } from '../shared/rate-limit.js';
@@ -41,9 +41,10 @@ import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
 import { Replication } from './replication.js';
 import { Delivery, TRANSIENT } from './delivery.js';
-import { apiMessages, type ApiChannel, type ApiMessage } from './api-shapes.js';
+import type { ApiChannel, ApiMessage } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
+import { ChannelPages } from './pages.js';
 import { ChannelActions } from './channel-actions.js';
 import { PeerSearch } from './search.js';
 import { Typing } from './typing.js';
@@ -88,7 +89,8 @@ export interface PeerOptions {
 }
 
 /** Where a channel's content comes from right now. */
-export type Source = 'host' | 'server' | 'local';
+export type { Source } from './pages.js';
+import type { Source } from './pages.js';
 
 const POST_WAIT_MS = 3000;
 
@@ -123,6 +125,8 @@ export class PeerNode {
   /** True while the current server connection carries our session. */
   private authed = false;
   private readonly replication: Replication;
+  /** Pages of a channel from its host, the server or this peer's copy (pages.ts). */
+  private readonly pages: ChannelPages;
   private readonly delivery: Delivery;
   private closed = false;
   /** A submit_info to send again once the server's presence budget allows it. */
@@ -256,6 +260,7 @@ export class PeerNode {
       announce: (items) => this.announceItems(items),
     };
     this.replication = new Replication(ctx);
+    this.pages = new ChannelPages(ctx, this.replication, () => this.account);
     this.delivery = new Delivery(ctx);
     this.link.on('up', () => this.background(this.onUp()));
     this.link.on('down', (reason: HchatError | undefined, wasUp: boolean) => {
@@ -809,112 +814,10 @@ export class PeerNode {
       throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
     }
     const result =
-      (await this.remotePage(channelId, limit, before, beforeMsg)) ??
-      this.localPage(channelId, limit, beforeMsg);
+      (await this.pages.remote(channelId, limit, before, beforeMsg)) ??
+      this.pages.local(channelId, limit, beforeMsg);
     if (before === undefined) this.store.markRead(account, channelId);
     return result;
-  }
-
-  /** A page from the host or the server, if one is reachable and the cursor is known there. */
-  private async remotePage(
-    channelId: string,
-    limit: number,
-    before: string | undefined,
-    beforeMsg: LocalMessage | undefined,
-  ): Promise<{ messages: ApiMessage[]; source: Source; hasMore: boolean } | undefined> {
-    const host = this.sources.linkFor(channelId);
-    try {
-      let page: { messages: StoredMessage[]; hasMore: boolean };
-      let source: Source;
-      if (this.isHostedHere(channelId)) {
-        const local = this.store.page(channelId, limit, beforeMsg);
-        this.log.write('fetch', {
-          from: 'local',
-          channel: channelId,
-          count: local.messages.length,
-          before,
-        });
-        return {
-          messages: apiMessages(this.store, local.messages, this.account),
-          source: 'host',
-          hasMore: local.hasMore,
-        };
-      } else if (host && (beforeMsg === undefined || beforeMsg.hostSeq !== null)) {
-        const answer = await host.request('history', { channelId, limit, before });
-        // Only what we verified, of this channel, is shown (a host may alter or invent).
-        const shown = this.replication.receiveFromHost(
-          [...answer.messages, ...answer.related],
-          host,
-          'fetch',
-          (id) => id === channelId,
-        );
-        page = { messages: shown.filter(isMessage), hasMore: answer.hasMore };
-        this.log.write('fetch', {
-          from: host.name,
-          channel: channelId,
-          count: page.messages.length,
-          before,
-        });
-        source = 'host';
-      } else if (this.authed && (beforeMsg === undefined || beforeMsg.seq !== null)) {
-        const answer = await this.link.request('history', { channelId, limit, before });
-        const shown = this.replication.receive(
-          [...answer.messages, ...answer.related],
-          'fetch',
-          channelId,
-        );
-        page = { messages: shown.filter(isMessage), hasMore: answer.hasMore };
-        this.log.write('fetch', {
-          from: 'server',
-          channel: channelId,
-          count: page.messages.length,
-          before,
-        });
-        source = 'server';
-      } else {
-        return undefined;
-      }
-      // Shown as this peer's copy has them now (verified, with every edit and reaction held).
-      const held = page.messages.flatMap((m) => {
-        const local = this.store.getMessage(m.id);
-        return local ? [local] : [];
-      });
-      let hasMore = page.hasMore;
-      if (before === undefined) {
-        // Our own undelivered messages are part of the channel as we see it, within the page:
-        // the newest `limit` of everything, however long the outbox (a drain may hold thousands).
-        const ids = new Set(held.map((m) => m.id));
-        for (const m of this.store.undeliveredNewest(channelId, limit + 1))
-          if (!ids.has(m.id)) held.push(m);
-      }
-      const messages = apiMessages(this.store, held, this.account);
-      if (before === undefined) {
-        messages.sort(compareMessages);
-        if (messages.length > limit) {
-          messages.splice(0, messages.length - limit);
-          hasMore = true;
-        }
-      }
-      return { messages, source, hasMore };
-    } catch (err) {
-      if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
-      return undefined;
-    }
-  }
-
-  private localPage(channelId: string, limit: number, beforeMsg: LocalMessage | undefined) {
-    const page = this.store.page(channelId, limit, beforeMsg);
-    this.log.write('fetch', {
-      from: 'local',
-      channel: channelId,
-      count: page.messages.length,
-      before: beforeMsg?.id,
-    });
-    return {
-      messages: apiMessages(this.store, page.messages, this.account),
-      source: 'local' as const,
-      hasMore: page.hasMore,
-    };
   }
 
   /**
@@ -1024,11 +927,6 @@ export class PeerNode {
       mentions: this.store.unreadMentions(account, c.id),
     };
   }
-}
-
-/** True for a message (not a change to one). */
-function isMessage(m: { kind?: string }): boolean {
-  return (m.kind ?? 'message') === 'message';
 }
 
 /** Every item of a paged answer (`get_list`, `directory`): pages are fetched until no `next`. */
