@@ -61,19 +61,16 @@ export class ChannelActions {
   }
 
   /** The owner deletes the channel: every replica drops it. */
-  async remove(channelId: string): Written {
-    const r = await this.change(channelId, { deleted: true });
-    this.node.channelsChanged();
-    return r;
+  remove(channelId: string): Written {
+    return this.change(channelId, { deleted: true });
   }
 
-  private async change(channelId: string, change: ChannelChange): Written {
+  /** Written like a message; the node refreshes its sources when a channel item lands. */
+  private change(channelId: string, change: ChannelChange): Written {
     const c = this.node.store.channel(this.node.accountName, channelId);
     if (!c) throw new HchatError('E_NOT_MEMBER');
     if (c.owner.toLowerCase() !== this.node.accountName.toLowerCase())
       throw new HchatError('E_FORBIDDEN', "only the channel's owner changes the channel");
-    const r = await this.node.write(channelId, { kind: 'channel', change });
-    this.node.channelsChanged();
-    return r;
+    return this.node.write(channelId, { kind: 'channel', change });
   }
 }

@@ -281,11 +281,12 @@ export class HostService {
     const c = this.deps.channel(channelId);
     if (!c || (conn.who.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
-    // Removed by the owner: not even a channel that allows visitors is read by that account.
-    if (conn.who.role === 'user' && this.deps.store.isRemoved(c.id, conn.who.username))
-      throw new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
-    if (conn.who.role === 'user' && !c.allowVisitors && !this.isMember(c, conn.who.username)) {
-      throw new HchatError('E_NOT_MEMBER');
+    if (conn.who.role === 'user' && !this.isMember(c, conn.who.username)) {
+      // Removed by the owner (never a member again): not even a channel that allows visitors
+      // is read by that account. Only a non-member's read looks it up.
+      if (this.deps.store.isRemoved(c.id, conn.who.username))
+        throw new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
+      if (!c.allowVisitors) throw new HchatError('E_NOT_MEMBER');
     }
     return c;
   }

@@ -149,13 +149,10 @@ export class ChannelService {
     const c = this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (s.role === 'user' && this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
-    if (
-      s.role === 'user' &&
-      !c.allowVisitors &&
-      !this.members(c.id).has(s.username.toLowerCase())
-    ) {
-      throw new HchatError('E_NOT_MEMBER');
+    if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
+      // A removed account is never a member: only a non-member's read looks it up.
+      if (this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
+      if (!c.allowVisitors) throw new HchatError('E_NOT_MEMBER');
     }
     return c;
   }

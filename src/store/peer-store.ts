@@ -324,9 +324,8 @@ export class PeerStore {
         `SELECT ${COLS} FROM messages WHERE seq IS NULL AND host_seq IS NOT NULL
          AND channel_id IN (SELECT channel_id FROM hosted) ORDER BY channel_id, host_seq LIMIT ?`,
       ),
-      owner: db.prepare<[string], { owner: string }>(
-        'SELECT owner FROM channels WHERE id = ? LIMIT 1',
-      ),
+      /** The channel as any account here holds it (settings are alike for all). */
+      anyChannel: db.prepare<[string], ChannelRow>('SELECT * FROM channels WHERE id = ? LIMIT 1'),
       related: db.prepare<[string], MessageRow>(
         `SELECT ${COLS} FROM messages WHERE target = ? ORDER BY ts, lc, id`,
       ),
@@ -382,7 +381,7 @@ export class PeerStore {
   }
 
   private ownerOf(channelId: string): string {
-    return this.q.owner.get(channelId)?.owner ?? '';
+    return this.q.anyChannel.get(channelId)?.owner ?? '';
   }
 
   /** How the erasure rules (item-effects.ts) find items here. */
@@ -410,8 +409,9 @@ export class PeerStore {
    */
   private applyChannelChange(item: Omit<Authored, 'seq'>): void {
     if (item.kind !== 'channel' || !item.change) return;
-    const owner = this.ownerOf(item.channelId);
-    if (!owner || item.author.toLowerCase() !== owner.toLowerCase()) return;
+    const c = this.q.anyChannel.get(item.channelId);
+    const owner = c?.owner ?? '';
+    if (!c || item.author.toLowerCase() !== owner.toLowerCase()) return;
     if (item.change.deleted) {
       this.q.dropChannelRows.run(item.channelId);
       if (!this.isHosted(item.channelId)) this.q.dropMessages.run(item.channelId);
@@ -419,26 +419,17 @@ export class PeerStore {
     }
     const rows = this.q.channelItems.all(item.channelId).map(toMessage);
     const s = channelSettings(rows, owner);
-    const c = this.q.owner.get(item.channelId) && this.anyChannel(item.channelId);
-    if (c) {
-      this.q.setChannel.run(
-        s.name ?? c.name,
-        s.topic ?? c.topic,
-        (s.allowVisitors ?? c.allow_visitors === 1) ? 1 : 0,
-        item.channelId,
-      );
-    }
+    this.q.setChannel.run(
+      s.name ?? c.name,
+      s.topic ?? c.topic,
+      (s.allowVisitors ?? c.allow_visitors === 1) ? 1 : 0,
+      item.channelId,
+    );
     const gone = item.change.remove;
     if (gone && gone.toLowerCase() !== owner.toLowerCase()) {
       this.q.dropMember.run(item.channelId, gone);
       this.q.dropAccountChannel.run(gone, item.channelId);
     }
-  }
-
-  private anyChannel(channelId: string): ChannelRow | undefined {
-    return this.db
-      .prepare<[string], ChannelRow>('SELECT * FROM channels WHERE id = ? LIMIT 1')
-      .get(channelId);
   }
 
   /** A hosted channel deleted, once the server holds the deletion: everything of it goes. */
@@ -455,7 +446,7 @@ export class PeerStore {
   dropChannel(account: string, channelId: string): void {
     this.db.transaction(() => {
       this.q.dropAccountChannel.run(account, channelId);
-      if (!this.q.owner.get(channelId) && !this.isHosted(channelId))
+      if (!this.q.anyChannel.get(channelId) && !this.isHosted(channelId))
         this.q.dropMessages.run(channelId);
     })();
   }

@@ -479,8 +479,9 @@ export class SqliteServerStore implements ServerStore {
       const seq = last + 1;
       const item = { ...m, author };
       // Whether it may change what it names is decided here, in batch order: an edit posted
-      // right after its message (pipelined) finds it.
-      if (!this.q.getMessage.get(m.id)) {
+      // right after its message (pipelined) finds it. A message needs no rule (nor a lookup);
+      // a change already stored is a duplicate, answered below.
+      if ((m.kind ?? 'message') !== 'message' && !this.q.getMessage.get(m.id)) {
         const target = m.target === undefined ? undefined : this.getItem(m.target);
         const owner = this.getChannel(m.channelId)?.owner ?? '';
         const refused = itemRefusal(item, owner, target, true);
@@ -504,12 +505,17 @@ export class SqliteServerStore implements ServerStore {
       );
       if (changes === 1) {
         next.set(m.channelId, seq);
+        // As stored (a tombstone if its delete was here first); a delete erases others only.
+        const stored = { id: m.id, channelId: m.channelId, seq, author, ts: m.ts, lc: m.lc };
         this.applyDelete(item);
-        const stored = toMessage(this.q.getMessage.get(m.id)!);
         this.applyChannelChange(item);
         // A deleted channel takes no more items, in this batch or after.
         if (item.kind === 'channel' && item.change?.deleted) next.delete(m.channelId);
-        return { seq, duplicate: false, stored };
+        return {
+          seq,
+          duplicate: false,
+          stored: { ...stored, ...itemOfColumns(c), sig: m.sig, cert: m.cert },
+        };
       }
       const existing = this.q.getMessage.get(m.id)!;
       if (!sameItem(toMessage(existing), item)) return new HchatError('E_MESSAGE_CONFLICT');
