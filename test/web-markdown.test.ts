@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Page } from 'playwright-core';
-import { createTestnet, signIn, type TestPeer } from './testnet.js';
+import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
 import { seriousViolations } from './axe.js';
 
@@ -160,7 +160,10 @@ describe('markdown in messages', () => {
     for (const p of payloads) await post(p);
     const log = messages(page);
     await log.getByText('overlay').waitFor();
-    expect(await log.getByRole('article').count()).toBe(payloads.length + 1);
+    // Under load a message's event may land after the last one's: every one is there in time.
+    const articles = () => log.getByRole('article').count();
+    await waitFor(async () => (await articles()) === payloads.length + 1, 5000, 'every message');
+    expect(await articles()).toBe(payloads.length + 1);
 
     // The markup is shown as what it is: text.
     await log.getByText('<script>window.__x=1</script>').first().waitFor();
