@@ -206,6 +206,12 @@ describe('golden frames against a real server and a real peer', () => {
     }
     a.send(G('history request (after changes)'));
     expectGolden(await a.answer(24), G('history answer (after changes)'), OPS.history.res);
+    // A message deleted before it was delivered: its tombstone with the delete that erased it,
+    // then that delete on its own, answered as a duplicate.
+    a.send(G('post request (tombstone, deletedBy)'));
+    expectGolden(await a.answer(25), G('post answer (tombstone, deletedBy)'), OPS.post.res);
+    a.send(G('post request (its delete, after)'));
+    expectGolden(await a.answer(26), G('post answer (its delete, after)'), OPS.post.res);
     a.send(G('submit_info request'));
     expectGolden(await a.answer(7), G('submit_info answer'), OPS.submit_info.res);
 

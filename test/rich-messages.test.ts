@@ -4,6 +4,8 @@
  * deletes (the text erased on every replica, the server's backup included), reactions, and the
  * channel's management by its owner; every replica shows the same state.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, collectEvents, signIn, waitFor, type TestPeer } from './testnet.js';
 
@@ -161,6 +163,78 @@ describe('rich messages', () => {
     });
     const last = (await page(bob, ch)).find((m) => m.id === again.body.id);
     expect(last.replyTo).toEqual({ id: reply.body.id, author: 'carol', deleted: true });
+  });
+
+  it('written, edited and deleted while offline: only tombstones leave the device, with their delete, and every replica shows them deleted', async () => {
+    const { net, alice, bob, carol, ch } = await general();
+    const post = async (text: string) =>
+      (await bob.call('POST', `/api/channels/${ch}/messages`, { text })).body.id as string;
+    const sent = await post('said before going away');
+    await waitFor(() => carol.node.store.getMessage(sent), 5000, 'carol has it');
+    const all = [alice, bob, carol];
+    const everywhere = async (ids: string[], why: string) => {
+      for (const p of all)
+        await waitFor(
+          async () => {
+            const ms = await page(p, ch);
+            return ids.every((id) => ms.find((m) => m.id === id)?.deleted);
+          },
+          8000,
+          `${p.dataDir.slice(-12)}: ${why}`,
+        );
+      await waitFor(
+        () => ids.every((id) => net.server.store.getItem(id)?.digest !== undefined),
+        8000,
+        `the server: ${why}`,
+      );
+    };
+    // Nothing of the text reached another replica: not one byte of it in their files.
+    const neverLeft = (secret: string) => {
+      const dirs = [alice.dataDir, carol.dataDir, path.join(net.dir, 'server')];
+      for (const dir of dirs)
+        for (const f of fs.readdirSync(dir).filter((f) => /\.db(-wal)?$/.test(f)))
+          expect(fs.readFileSync(path.join(dir, f)).includes(secret), `${dir}/${f}`).toBe(false);
+    };
+
+    // The host is up: bob, offline, writes one, edits the one he had sent, and deletes both.
+    await bob.call('PUT', '/api/status', { status: 'offline' });
+    const unsent = await post('secret one');
+    expect(
+      (await bob.call('PATCH', `/api/channels/${ch}/messages/${sent}`, { text: 'secret edit' }))
+        .status,
+    ).toBe(200);
+    for (const id of [unsent, sent])
+      expect((await bob.call('DELETE', `/api/channels/${ch}/messages/${id}`)).status).toBe(200);
+    await bob.call('PUT', '/api/status', { status: 'online' });
+    await everywhere([unsent, sent], 'deleted, through the host');
+    await waitFor(
+      async () => (await bob.call('GET', '/api/me')).body.pending === 0,
+      8000,
+      'bob has nothing pending',
+    );
+    // Delivered, not refused: the tombstones and their deletes are in the log of every replica.
+    const states = (await page(bob, ch)).map((m) => m.state);
+    expect(
+      states.every((s) => s === 'delivered'),
+      JSON.stringify(states),
+    ).toBe(true);
+    neverLeft('secret');
+
+    // The host is away: bob's next one goes to the server, which takes the tombstone too, and
+    // the host learns it when it comes back.
+    await alice.call('PUT', '/api/status', { status: 'offline' });
+    await bob.call('PUT', '/api/status', { status: 'offline' });
+    const unsent2 = await post('hidden two');
+    expect((await bob.call('DELETE', `/api/channels/${ch}/messages/${unsent2}`)).status).toBe(200);
+    await bob.call('PUT', '/api/status', { status: 'online' });
+    await waitFor(
+      () => net.server.store.getItem(unsent2)?.digest !== undefined,
+      8000,
+      'the server holds the tombstone',
+    );
+    await alice.call('PUT', '/api/status', { status: 'online' });
+    await everywhere([unsent2], 'deleted, through the server');
+    neverLeft('hidden');
   });
 
   it('the owner renames, sets a topic, removes a member and deletes the channel: every replica follows', async () => {

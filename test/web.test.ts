@@ -131,6 +131,15 @@ describe('web UI', () => {
     await signIn(p, 'alice');
     const page = await openPage(p.uiUrl);
     await page.page.getByLabel('Status').waitFor();
+    // Whatever the page asks before the other server is up is answered late, after what it
+    // asks later: the page must show the newest answer, not the last to arrive.
+    let swapped = false;
+    await page.page.route('**/api/session', async (route) => {
+      const stale = !swapped;
+      const res = await route.fetch();
+      if (stale) await new Promise((r) => setTimeout(r, 1500));
+      await route.fulfill({ response: res });
+    });
     // Another server, with another key, takes the address the peer pinned.
     await net.server.close();
     net.server = await CentralServer.start({
@@ -139,6 +148,7 @@ describe('web UI', () => {
       httpPort: 0,
       dataDir: path.join(net.dir, 'another-server'),
     });
+    swapped = true;
     const banner = page.page.getByRole('alert').filter({ hasText: 'Not connecting' });
     await banner.waitFor();
     expect(await banner.textContent()).toContain(net.server.fingerprint);

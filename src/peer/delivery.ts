@@ -141,13 +141,18 @@ export class Delivery {
     m: LocalMessage,
   ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
     const { author: _author, ...message } = toStored(m);
+    // Deleted before it was delivered: only its tombstone goes, with the delete that erased it.
+    const del = m.digest === undefined ? undefined : this.ctx.store.eraserOf(m);
+    if (m.digest !== undefined && !del)
+      throw new HchatError('E_BAD_REQUEST', 'a tombstone without the delete that erased it');
+    const params = del ? { message, deletedBy: toStored(del) } : { message };
     const host = this.ctx.sources.linkFor(m.channelId);
     if (host) {
-      const r = await host.request('post', { message });
+      const r = await host.request('post', params);
       return { seq: r.seq, via: 'host', name: host.name };
     }
     if (!this.ctx.authed) throw new HchatError('E_OFFLINE');
-    const r = await this.ctx.link.request('post', { message });
+    const r = await this.ctx.link.request('post', params);
     return { seq: r.seq, via: 'server', name: 'server' };
   }
 

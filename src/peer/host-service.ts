@@ -20,7 +20,7 @@ import type { Signed } from '../shared/signing.js';
 import { STREAM_OPS } from '../protocol/stream-ops.js';
 import type { LiveService } from './live.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
-import { itemRefusal } from '../shared/item-rules.js';
+import { itemRefusal, tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import { TYPING_OPS, type TypingEvent } from '../protocol/typing-ops.js';
 
 type ChannelOp = keyof typeof CHANNEL_OPS;
@@ -207,7 +207,7 @@ export class HostService {
         return { messages: fit.messages, related: fit.related, hasMore: page.hasMore || fit.cut };
       }
       case 'post': {
-        const { message } = parsed.data as Req<'post'>;
+        const { message, deletedBy } = parsed.data as Req<'post'>;
         this.writable(conn, message.channelId);
         const wait = this.deps.postLimiter.take(conn.who.username.toLowerCase());
         if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
@@ -215,22 +215,45 @@ export class HostService {
         const authored = { ...message, author: conn.who.username };
         const bad = this.deps.verify(authored) ?? this.refusal(authored);
         if (bad) throw bad;
-        const r = this.deps.store.hostAccept(authored, 'delivered');
-        if (r instanceof HchatError) throw r;
-        this.deps.log.write('post', {
-          peer: conn.name,
-          channel: message.channelId,
-          msg: message.id,
-          seq: r.hostSeq,
-          dup: r.duplicate || undefined,
-        });
-        if (!r.duplicate) {
-          this.publish(r.message, conn);
-          this.deps.accepted(r.message, conn.name);
+        let items = [authored];
+        if (deletedBy) {
+          // A tombstone comes with the delete that erased it: both are stored, in rule order.
+          const refused = this.deps.verify(deletedBy) ?? this.tombstoneRefusal(authored, deletedBy);
+          if (refused) throw refused;
+          items = tombstoneOrder(authored, deletedBy);
         }
-        return { id: message.id, seq: r.hostSeq, duplicate: r.duplicate };
+        let answer: { id: string; seq: number; duplicate: boolean } | undefined;
+        for (const item of items) {
+          const r = this.deps.store.hostAccept(item, 'delivered');
+          if (r instanceof HchatError) throw r;
+          this.deps.log.write('post', {
+            peer: conn.name,
+            channel: item.channelId,
+            msg: item.id,
+            seq: r.hostSeq,
+            dup: r.duplicate || undefined,
+          });
+          if (!r.duplicate) {
+            this.publish(r.message, conn);
+            this.deps.accepted(r.message, conn.name);
+          }
+          if (item === authored) answer = { id: item.id, seq: r.hostSeq, duplicate: r.duplicate };
+        }
+        return answer!;
       }
     }
+  }
+
+  /** Why a tombstone may not come in with this delete (shared/item-rules.ts). */
+  private tombstoneRefusal(
+    tomb: Omit<StoredMessage, 'seq'>,
+    deletedBy: Omit<StoredMessage, 'seq'>,
+  ): HchatError | undefined {
+    const c = this.deps.channel(tomb.channelId);
+    if (!c || !this.isMember(c, deletedBy.author))
+      return new HchatError('E_NOT_MEMBER', `deletedBy: ${deletedBy.author} is not a member`);
+    const edited = tomb.target === undefined ? undefined : this.deps.store.getMessage(tomb.target);
+    return tombstoneRefusal(tomb, deletedBy, c.owner, edited);
   }
 
   /** Why an authentic item may not change what it names here (shared/item-rules.ts). */

@@ -4,7 +4,7 @@
  * its own `seq` (the server's, or the host's).
  */
 import { z } from 'zod';
-import { NewMessage, StoredMessage, Uuid } from './common.js';
+import { DeletedBy, NewMessage, StoredMessage, Uuid } from './common.js';
 import { op } from './rpc.js';
 
 const Limit = z.number().int().min(1).max(500);
@@ -31,16 +31,22 @@ export const CHANNEL_OPS = {
   ),
   /**
    * A signed item by the session's user (a message, or an edit, delete, reaction or channel
-   * change: PROTOCOL.md §2.2); idempotent by id.
+   * change: PROTOCOL.md §2.2); idempotent by id. A tombstone (an item its author's own replica
+   * erased before it was delivered) comes only with `deletedBy`, the signed delete that erased
+   * it: the text of a message deleted before it was sent never leaves its author's device.
    */
   post: op(
     'user',
-    z.object({
-      message: NewMessage.refine(
-        (m) => m.digest === undefined,
-        'digest: a tombstone is never posted (only replicas pass them on)',
+    z
+      .object({ message: NewMessage, deletedBy: DeletedBy.optional() })
+      .refine(
+        (b) => b.message.digest === undefined || b.deletedBy !== undefined,
+        'message: digest: a tombstone is posted only with the delete that erased it (deletedBy)',
+      )
+      .refine(
+        (b) => b.deletedBy === undefined || b.message.digest !== undefined,
+        'deletedBy: only a tombstone comes with the delete that erased it',
       ),
-    }),
     z.object({ id: Uuid, seq: z.number().int(), duplicate: z.boolean() }),
   ),
   /** Pushes of `message` events for these channels go to this connection (replaces the set). */

@@ -197,6 +197,12 @@ export const StoredMessage = checkedItem(
   ItemFields.extend({ author: Username, seq: z.number().int().min(1) }),
 );
 
+/** The delete that erased a tombstone being posted (`post`'s `deletedBy`), with its author. */
+export const DeletedBy = checkedItem(ItemFields.extend({ author: Username })).refine(
+  (m) => m.kind === 'delete',
+  'deletedBy: expected an item of kind delete',
+);
+
 /** A live stream a peer announces in its tracker entry (SPEC §8): where to ask to watch it. */
 export const LiveStream = z.object({ streamId: Uuid, channelId: Uuid });
 

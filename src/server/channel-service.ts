@@ -8,7 +8,8 @@ import { encodeFrame } from '../protocol/frame.js';
 import type { Channel, StoredMessage } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { BAD_SIGNATURE, type MessageVerifier } from '../shared/signing.js';
+import { BAD_SIGNATURE, type MessageVerifier, type SignatureCheck } from '../shared/signing.js';
+import { tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import type { VerifyPool } from './verify-pool.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { storageError } from '../store/sqlite.js';
@@ -23,6 +24,8 @@ interface PendingPost {
   conn: Conn;
   reqId: number;
   insert: MessageInsert;
+  /** False for the delete that came with a tombstone (`deletedBy`): the tombstone answers. */
+  answers: boolean;
 }
 
 /** A channel's messages waiting for the end of the turn: their frames, ids and posters. */
@@ -439,24 +442,45 @@ export class ChannelService {
     const s = conn.session!;
     const c = this.channel(b.message.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (!this.members(c.id).has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
+    const members = this.members(c.id);
+    if (!members.has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
     const wait = this.d.postLimiter.take(s.username.toLowerCase());
     if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
     const insert = { message: b.message, author: s.username };
-    const pool = this.d.verifyPool;
-    const revoked = this.revokedBefore(b.message);
-    if (revoked) throw revoked;
-    if (!pool) {
-      const bad = this.d.verifier.check({ ...b.message, author: s.username });
-      if (bad) throw bad;
-      return this.enqueuePost({ conn, reqId, insert });
+    const inserts: MessageInsert[] = [insert];
+    if (b.deletedBy) {
+      // A tombstone comes with the delete that erased it; both are stored, in the order
+      // their rules need (the message before what names it).
+      const { author, ...del } = b.deletedBy;
+      if (!members.has(author.toLowerCase()))
+        throw new HchatError('E_NOT_MEMBER', `deletedBy: ${author} is not a member`);
+      const tomb = { ...b.message, author: s.username };
+      const edited = tomb.target === undefined ? undefined : this.d.store.getItem(tomb.target);
+      const refused = tombstoneRefusal(tomb, b.deletedBy, c.owner, edited);
+      if (refused) throw refused;
+      inserts.push({ message: del, author });
+      if (tombstoneOrder(tomb, b.deletedBy)[0] !== tomb) inserts.reverse();
     }
-    const check = this.d.verifier.prepare({ ...b.message, author: s.username });
-    if (check instanceof HchatError) throw check;
-    void pool.verify(check).then((ok) => {
+    for (const i of inserts) {
+      const revoked = this.revokedBefore(i.message);
+      if (revoked) throw revoked;
+    }
+    const enqueue = () =>
+      inserts.forEach((i) => this.enqueuePost({ conn, reqId, insert: i, answers: i === insert }));
+    const pool = this.d.verifyPool;
+    if (!pool) {
+      for (const i of inserts) {
+        const bad = this.d.verifier.check({ ...i.message, author: i.author });
+        if (bad) throw bad;
+      }
+      return enqueue();
+    }
+    const checks = inserts.map((i) => this.d.verifier.prepare({ ...i.message, author: i.author }));
+    for (const check of checks) if (check instanceof HchatError) throw check;
+    void Promise.all(checks.map((check) => pool.verify(check as SignatureCheck))).then((oks) => {
       if (this.closed) return; // the client never got an answer: its outbox sends it again
-      if (!ok) return this.d.answerError(conn, reqId, 'post', BAD_SIGNATURE());
-      this.enqueuePost({ conn, reqId, insert });
+      if (oks.includes(false)) return this.d.answerError(conn, reqId, 'post', BAD_SIGNATURE());
+      enqueue();
     });
   }
 
@@ -487,17 +511,19 @@ export class ChannelService {
       return;
     }
     for (let i = 0; i < batch.length; i++) {
-      const { conn, reqId, insert } = batch[i]!;
+      const { conn, reqId, insert, answers } = batch[i]!;
       const r = results[i]!;
       if (r instanceof HchatError) {
-        this.d.answerError(conn, reqId, 'post', r);
+        if (answers) this.d.answerError(conn, reqId, 'post', r);
         continue;
       }
-      conn.fs.send({
-        t: 'res',
-        id: reqId,
-        body: { id: insert.message.id, seq: r.seq, duplicate: r.duplicate },
-      });
+      if (answers) {
+        conn.fs.send({
+          t: 'res',
+          id: reqId,
+          body: { id: insert.message.id, seq: r.seq, duplicate: r.duplicate },
+        });
+      }
       this.d.log.write('post', {
         peer: conn.name,
         channel: insert.message.channelId,

@@ -82,6 +82,31 @@ export function deletes(d: RuleItem, message: RuleItem, owner: string): boolean 
   );
 }
 
+/**
+ * Why a tombstone may not be posted with `deletedBy` (PROTOCOL.md §2.2), or undefined: the
+ * delete must take away the tombstone's message, which is the tombstone itself or, for an
+ * erased edit, the message it edits (`edited`, when this replica holds it).
+ */
+export function tombstoneRefusal(
+  tomb: RuleItem,
+  deletedBy: RuleItem,
+  owner: string,
+  edited: RuleItem | undefined,
+): HchatError | undefined {
+  const message = tomb.kind === 'edit' ? edited : tomb;
+  if (!message) return new HchatError('E_NOT_FOUND', 'edit: no such message in this channel');
+  if (deletes(deletedBy, message, owner)) return undefined;
+  return new HchatError(
+    'E_FORBIDDEN',
+    "deletedBy: it does not take this message away (a delete of it, in its channel, by its author or the channel's owner)",
+  );
+}
+
+/** The order a tombstone and its delete are stored in: the message before what names it. */
+export function tombstoneOrder<T extends RuleItem>(tomb: T, deletedBy: T): [T, T] {
+  return deletedBy.target === tomb.id ? [tomb, deletedBy] : [deletedBy, tomb];
+}
+
 /** What a message shows, given the items that name it. */
 export interface MessageState {
   deleted: boolean;

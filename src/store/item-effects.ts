@@ -23,10 +23,15 @@ function messageOf<T extends RuleItem>(m: RuleItem, look: ItemLookup<T>): RuleIt
 
 /** True when a delete held already takes away this message (or the message this edit is of). */
 export function erasedOnArrival<T extends RuleItem>(m: RuleItem, look: ItemLookup<T>): boolean {
+  return eraser(m, look) !== undefined;
+}
+
+/** The delete held that takes away this message (or the message this edit is of), if any. */
+export function eraser<T extends RuleItem>(m: RuleItem, look: ItemLookup<T>): T | undefined {
   const message = messageOf(m, look);
-  if (!message) return false;
+  if (!message) return undefined;
   const owner = look.owner(m.channelId);
-  return look.related(message.id).some((d) => deletes(d, message, owner));
+  return look.related(message.id).find((d) => deletes(d, message, owner));
 }
 
 /** The items a just-stored delete erases: its message and that message's edits, not yet erased. */

@@ -9,7 +9,7 @@ import type Database from 'better-sqlite3';
 import type { Channel, StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
 import { channelSettings } from '../shared/item-rules.js';
-import { erasedByDelete, erasedOnArrival, type ItemLookup } from './item-effects.js';
+import { erasedByDelete, erasedOnArrival, eraser, type ItemLookup } from './item-effects.js';
 import { openDatabase } from './sqlite.js';
 import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import {
@@ -390,6 +390,11 @@ export class PeerStore {
     related: (id) => this.q.related.all(id).map(toMessage),
     owner: (channelId) => this.ownerOf(channelId),
   };
+
+  /** The delete held that erased this tombstone (posted with it: `post`'s `deletedBy`). */
+  eraserOf(m: Omit<Authored, 'seq'>): LocalMessage | undefined {
+    return eraser(m, this.lookup);
+  }
 
   private erasedHere(m: Omit<Authored, 'seq'>): boolean {
     return erasedOnArrival(m, this.lookup);

@@ -137,6 +137,15 @@ const delete1 = message(alice, {
   kind: 'delete',
   target: reply1.id,
 });
+// A message written and deleted before it was delivered: its tombstone goes, with its delete.
+const unsent1 = message(alice, { channelId: C1, ts: T0 + 50, lc: 0, text: 'typo, never sent' });
+const delete2 = message(alice, {
+  channelId: C1,
+  ts: T0 + 60,
+  lc: 0,
+  kind: 'delete',
+  target: unsent1.id,
+});
 /** What a delete leaves of an item: its header, its signature and its body's digest. */
 function tombstone<T extends { text?: string; replyTo?: string; mentions?: string[] }>(m: T) {
   const { text: _t, replyTo: _r, mentions: _m, ...rest } = m;
@@ -368,6 +377,31 @@ const frames: Frame[] = [
         ],
       },
     },
+  },
+  {
+    name: 'post request (tombstone, deletedBy)',
+    link: S,
+    frame: {
+      t: 'req',
+      id: 25,
+      op: 'post',
+      body: { message: tombstone(unsent1), deletedBy: { ...delete2, author: 'alice' } },
+    },
+  },
+  {
+    name: 'post answer (tombstone, deletedBy)',
+    link: S,
+    frame: { t: 'res', id: 25, body: { id: unsent1.id, seq: 6, duplicate: false } },
+  },
+  {
+    name: 'post request (its delete, after)',
+    link: S,
+    frame: { t: 'req', id: 26, op: 'post', body: { message: delete2 } },
+  },
+  {
+    name: 'post answer (its delete, after)',
+    link: S,
+    frame: { t: 'res', id: 26, body: { id: delete2.id, seq: 7, duplicate: true } },
   },
   {
     name: 'submit_info request',

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
 import { sign } from './kit.js';
+import { bodyDigest } from '../../src/shared/message-id.js';
 
 /** alice hosts "general"; bob is a member on raw links (P2P to alice, and the server); carol a peer. */
 async function setup() {
@@ -87,6 +88,82 @@ describe('changes to messages obey their rules at every node', () => {
     const page = await carol.call('GET', `/api/channels/${ch}/messages`);
     expect(page.body.messages.map((m: any) => m.text)).toContain('by alice');
     void net;
+  });
+
+  it("a tombstone enters only with the delete that erased it: a bare one, a stranger's delete, a forged one or a delete of something else is refused", async () => {
+    const { net, alice, carol, ch, raw, bob, p2p, aliceMsg } = await setup();
+    /** A message of bob's as a tombstone (its body replaced by its digest), and its delete. */
+    const tombstone = (text: string) => {
+      const { text: _t, ...rest } = sign(bob, { channelId: ch, text });
+      const t = { ...rest, digest: bodyDigest({ text }) };
+      return {
+        t,
+        del: { ...sign(bob, { channelId: ch, kind: 'delete', target: t.id }), author: 'bob' },
+      };
+    };
+    // The server's `post` and the host's P2P `post` take the same body.
+    const links: Array<[string, { request(op: 'post', body: unknown): Promise<unknown> }]> = [
+      ['server', raw as any],
+      ['host', p2p as any],
+    ];
+    for (const [where, link] of links) {
+      const { t, del } = tombstone(`gone at the ${where}`);
+      const other = {
+        ...sign(bob, { channelId: ch, kind: 'delete', target: aliceMsg }),
+        author: 'bob',
+      };
+      const forged = { ...del, sig: sign(bob, { channelId: ch, text: 'x' }).sig };
+      const asAlice = {
+        ...sign(bob, { channelId: ch, kind: 'delete', target: t.id }, { author: 'alice' }),
+        author: 'alice',
+      };
+      const aMessage = { ...sign(bob, { channelId: ch, text: 'not a delete' }), author: 'bob' };
+      const live = sign(bob, { channelId: ch, text: 'alive' });
+      for (const [what, body, code] of [
+        ['bare', { message: t }, 'E_BAD_REQUEST'],
+        ['a delete of another message', { message: t, deletedBy: other }, 'E_FORBIDDEN'],
+        ['a forged signature', { message: t, deletedBy: forged }, 'E_BAD_SIGNATURE'],
+        [
+          'signed by bob, claimed by alice (the owner)',
+          { message: t, deletedBy: asAlice },
+          'E_BAD_SIGNATURE',
+        ],
+        ['a message for a delete', { message: t, deletedBy: aMessage }, 'E_BAD_REQUEST'],
+        ['a live message with a delete', { message: live, deletedBy: del }, 'E_BAD_REQUEST'],
+      ] as const) {
+        await expect(
+          link.request('post', body as any),
+          `${what} at the ${where}`,
+        ).rejects.toMatchObject({
+          code,
+        });
+      }
+      // Nothing of them was stored anywhere.
+      expect(net.server.store.getItem(t.id)).toBeUndefined();
+      expect(alice.node.store.getMessage(t.id)).toBeUndefined();
+      expect(net.server.store.getItem(live.id)).toBeUndefined();
+      // With its own delete it enters, and every replica shows it deleted.
+      expect(await link.request('post', { message: t, deletedBy: del })).toMatchObject({
+        id: t.id,
+        duplicate: false,
+      });
+      for (const p of [alice, carol])
+        await waitFor(
+          async () => {
+            const page = await p.call('GET', `/api/channels/${ch}/messages`);
+            return page.body.messages.find((m: any) => m.id === t.id)?.deleted === true;
+          },
+          5000,
+          `${where}: deleted at ${p.dataDir.slice(-8)}`,
+        );
+      await waitFor(
+        () => net.server.store.getItem(del.id) !== undefined,
+        5000,
+        'the delete at the server',
+      );
+    }
+    // alice's message was never touched.
+    expect(net.server.store.getItem(aliceMsg)!.text).toBe('by alice');
   });
 
   it('reactions: a member reacts as itself only; a reaction signed for another author is refused', async () => {

@@ -3,7 +3,7 @@
  * open and tells the parts what changed. Without the API's cookie (the page was not opened at
  * the `ui=…?token=` URL its peer printed) it says how to open it instead.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, type Me } from './api.js';
 import { Entry } from './Entry.js';
 import { Chat } from './Chat.js';
@@ -13,9 +13,14 @@ export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const [locked, setLocked] = useState(false);
 
+  // Answers can come back out of order (one asked before a change, one after): only the answer
+  // to the newest question is shown, never an older one over it.
+  const asked = useRef(0);
   const refreshMe = useCallback(async () => {
+    const n = ++asked.current;
     try {
-      setMe((await api.session()).me);
+      const { me } = await api.session();
+      if (n === asked.current) setMe(me);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'E_API_TOKEN') setLocked(true);
       else throw err;

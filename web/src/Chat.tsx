@@ -69,6 +69,8 @@ export function Chat({
 
   // Refreshes can overlap: only the latest request's answer may land, or a stale one wins.
   const channelsRequest = useRef(0);
+  const peersRequest = useRef(0);
+  const streamsRequest = useRef(0);
   const refreshChannels = useCallback(async () => {
     const n = ++channelsRequest.current;
     try {
@@ -81,20 +83,26 @@ export function Chat({
 
   const connected = me.connection === 'connected';
   const refreshPeers = useCallback(async () => {
+    const n = ++peersRequest.current;
     if (!connected) return setPeers([]); // offline: nobody is known to be online
+    let list: Awaited<ReturnType<typeof api.peers>> = [];
     try {
-      setPeers(await api.peers());
+      list = await api.peers();
     } catch {
-      setPeers([]);
+      // unknown: nobody shown online
     }
+    if (n === peersRequest.current) setPeers(list);
   }, [connected]);
 
   const refreshStreams = useCallback(async () => {
+    const n = ++streamsRequest.current;
+    let list: Awaited<ReturnType<typeof api.streams>> = [];
     try {
-      setStreams(await api.streams());
+      list = await api.streams();
     } catch {
-      setStreams([]);
+      // unknown: none shown
     }
+    if (n === streamsRequest.current) setStreams(list);
   }, []);
 
   useEffect(() => {
@@ -139,7 +147,14 @@ export function Chat({
       const { state } = JSON.parse((e as MessageEvent).data) as { state: Me['connection'] };
       setLink(state);
       void refreshMe();
-      if (state === 'connected') void api.peers().then(setPeers, () => setPeers([]));
+      if (state === 'connected') {
+        // refreshPeers still sees the old state; this asks at once, in the same order.
+        const n = ++peersRequest.current;
+        const show = (list: Awaited<ReturnType<typeof api.peers>>) => {
+          if (n === peersRequest.current) setPeers(list);
+        };
+        void api.peers().then(show, () => show([]));
+      }
     });
     es.addEventListener('status', () => void refreshMe());
     // The peer ended the stream because this page fell behind (E_SLOW_CONSUMER): the browser
