@@ -33,6 +33,8 @@ export interface FetchDeps {
   me(): string;
   /** Called as chunks arrive. */
   progress(): void;
+  /** True once the node closed: nothing may touch the store. */
+  closed(): boolean;
   /** Most peers asked at once. */
   maxPeers?: number;
 }
@@ -147,6 +149,7 @@ async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): P
       inFlight.add(next);
       try {
         const data = Buffer.from(await s.chunk(next), 'base64');
+        if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         if (d.files.putChunk(id, next, data)) {
           missing.delete(next);
           d.log.write('chunk', { from: s.label, file: id, idx: next });
@@ -156,6 +159,7 @@ async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): P
           dead.add(s);
         }
       } catch (err) {
+        if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         d.log.write('drop', { peer: s.label, file: id, idx: next, code: (err as HchatError).code });
         dead.add(s);
       } finally {
