@@ -1,5 +1,5 @@
 /**
- * One file's download from several sources at once (docs/PROTOCOL.md §5.4), like BitTorrent:
+ * One file's download from several sources at once (docs/PROTOCOL.md §9.4), like BitTorrent:
  * the server names the online peers that hold the file and grants this session access to the
  * channel's files; each peer says which chunks it holds, and each takes the next chunk nobody is
  * fetching yet, a few in flight at a time. Every chunk is checked against the manifest before it

@@ -1,5 +1,5 @@
 /**
- * What a peer serves of the files it holds, on its P2P port (docs/PROTOCOL.md §5.3): to a
+ * What a peer serves of the files it holds, on its P2P port (docs/PROTOCOL.md §9.3): to a
  * connection whose proven user shows the server's grant for the channel (`file_sources`), the
  * chunks it holds of a file of that channel. Uploads can be capped (`uploadLimit`, bytes per
  * second, for the bench's seeders): a chunk waits its turn rather than being refused.

@@ -1,5 +1,5 @@
 /**
- * A peer's files (issue 14; docs/PROTOCOL.md §5): what the user attaches is cut into chunks and
+ * A peer's files (issue 14; docs/PROTOCOL.md §9): what the user attaches is cut into chunks and
  * kept here at once (pinned), then backed up to the server once (`file_put`, the missing
  * chunks), after which the server lists this peer as a holder. Files of other people's messages
  * are fetched when asked for (peer/file-fetch.ts) and kept in a cache of FILE_LIMITS.cacheBytes,

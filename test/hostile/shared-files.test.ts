@@ -1,5 +1,5 @@
 /**
- * Files against hostile parties (issue 14; docs/PROTOCOL.md §5), written from the protocol
+ * Files against hostile parties (issue 14; docs/PROTOCOL.md §9), written from the protocol
  * document: a seeder that sends corrupted chunks is blamed and dropped and the file still
  * arrives whole; someone who may not read the channel gets nothing from the server or from a
  * peer, with no grant, another channel's grant, or a grant taken from someone else; a chunk or
