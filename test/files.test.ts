@@ -116,6 +116,11 @@ describe('files from several peers', () => {
       'peer:bob',
       'peer:carol',
     ]);
+    // The channel deleted by its owner: the server's copy goes with it.
+    const copy = path.join(net.dir, 'server', 'files', up.body.id);
+    expect(fs.existsSync(copy)).toBe(true);
+    expect((await alice.call('DELETE', `/api/channels/${ch}`)).status).toBe(200);
+    await waitFor(() => !fs.existsSync(copy), 10_000, "the server drops the channel's files");
   });
 
   it('a download cut short resumes without fetching again what it has', async () => {
