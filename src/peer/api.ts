@@ -21,6 +21,7 @@ import { EventStreams } from './event-stream.js';
 import { parse } from './api-parse.js';
 import { messageRoutes } from './api-messages.js';
 import { fileRoutes } from './api-files.js';
+import { avatarRoutes } from './api-avatars.js';
 import { channelRoutes } from './api-channels.js';
 import { searchRoutes } from './api-search.js';
 
@@ -165,6 +166,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   });
   messageRoutes(app, node);
   fileRoutes(app, node, node.maxFileBytes);
+  avatarRoutes(app, node);
   channelRoutes(app, node);
   searchRoutes(app, node.search);
   app.post('/api/channels/:id/typing', async (req, reply) => {

@@ -17,6 +17,8 @@ export type LocalEventName =
   | 'typing'
   /** A file's fetch or backup progressed, or completed (docs/PROTOCOL.md §9). */
   | 'file'
+  /** A user's avatar changed (`{username, hash, ts}`): show the new one. */
+  | 'avatar'
   /** A channel's settings or membership changed (renamed, removed, deleted, left): re-read it. */
   | 'channel';
 

@@ -62,6 +62,7 @@ import { publicKeyFromBase64 } from '../shared/tokens.js';
 import { FileStore } from '../store/file-store.js';
 import { FileSeeder } from './file-seeder.js';
 import { PeerFiles } from './files.js';
+import { PeerAvatars } from './avatars.js';
 
 /** Settings of a peer process. */
 export interface PeerOptions {
@@ -142,6 +143,8 @@ export class PeerNode {
   private readonly seeder: FileSeeder;
   /** Attached and fetched files (peer/files.ts). */
   readonly files: PeerFiles;
+  /** Users' pictures (peer/avatars.ts). */
+  readonly avatars: PeerAvatars;
   /** Largest file attached here. */
   readonly maxFileBytes: number;
   private closed = false;
@@ -218,6 +221,19 @@ export class PeerNode {
       cacheBytes: opts.fileCacheBytes ?? FILE_LIMITS.cacheBytes,
     });
     this.store.fileView = (channelId, ref) => this.files.view(channelId, ref);
+    this.avatars = new PeerAvatars({
+      dir: path.join(opts.dataDir, 'avatars'),
+      log: this.log,
+      events: this.events,
+      server: () => (this.authed ? this.link : undefined),
+      serverKey: () => this.serverKey(),
+      me: () => {
+        const s = this.currentSession;
+        return s?.role === 'user' && this.keys
+          ? { username: s.username, keys: this.keys, cert: s.cert }
+          : undefined;
+      },
+    });
     this.p2p = new P2PEndpoint({
       host: opts.host,
       log: this.log,
@@ -643,6 +659,8 @@ export class PeerNode {
       });
     } else if (name === 'typing') {
       this.typing.fromServer(body as TypingEvent);
+    } else if (name === 'avatar') {
+      this.avatars.changed(body as EventBody<'avatar'>);
     } else if (name === 'session_revoked') {
       const { sessionId } = body as EventBody<'session_revoked'>;
       if (this.revoked.size >= 10_000) this.revoked.clear();

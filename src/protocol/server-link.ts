@@ -13,6 +13,7 @@ import { CHANNEL_OPS } from './channel-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 import { SEARCH_OPS } from './search-ops.js';
 import { FILE_OPS } from './files.js';
+import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
 import {
   Channel,
   ChannelName,
@@ -82,6 +83,7 @@ export const OPS = {
   ...TYPING_OPS,
   ...SEARCH_OPS,
   ...FILE_OPS,
+  ...AVATAR_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),
@@ -162,6 +164,7 @@ export function isOpName(name: string): name is OpName {
 
 /** Every server → peer event and its body. */
 export const EVENTS = {
+  ...AVATAR_EVENTS,
   /** A new message in a channel the session is a member of (or views, for visitors). */
   message: z.object({ channelId: Uuid, message: StoredMessage }),
   /**

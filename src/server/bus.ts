@@ -17,7 +17,9 @@ export type BusEvent =
   /** The owner changed the channel (a `channel` item was stored): caches are stale. */
   | { kind: 'channel_changed'; channelId: string; deleted: boolean }
   /** A member is typing (never stored; typing-service.ts). */
-  | { kind: 'typing'; channelId: string; username: string; expiresAt: number };
+  | { kind: 'typing'; channelId: string; username: string; expiresAt: number }
+  /** A user set a new avatar (avatar-service.ts). */
+  | { kind: 'avatar'; username: string; hash: string; ts: number };
 
 /** Publish/subscribe between server instances. */
 export interface EventBus {

@@ -34,6 +34,8 @@ import { TypingService } from './typing-service.js';
 import { SearchService } from './search-service.js';
 import { FileService } from './file-service.js';
 import { FileStore } from '../store/file-store.js';
+import { AvatarStore } from '../store/avatar-store.js';
+import { AvatarService } from './avatar-service.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
 import { AccountService } from './account-service.js';
@@ -168,6 +170,8 @@ export class CentralServer {
   private readonly search: SearchService;
   private readonly files: FileService;
   private readonly fileStore: FileStore;
+  private readonly avatarStore: AvatarStore;
+  private readonly avatars: AvatarService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
   private constructor(opts: ServerOptions) {
@@ -231,6 +235,20 @@ export class CentralServer {
       maxFileBytes: opts.maxFileBytes ?? FILE_LIMITS.maxFileBytes,
       quotaBytes: opts.fileQuotaBytes ?? FILE_LIMITS.quotaBytes,
       grantTtlMs: FILE_LIMITS.grantTtlMs,
+    });
+    this.avatarStore = new AvatarStore(opts.dataDir);
+    this.avatars = new AvatarService({
+      avatars: this.avatarStore,
+      bus: this.bus,
+      log: this.log,
+      serverKey: () => this.signer.publicKey,
+      coMembers: (username) => {
+        const out = new Set([username.toLowerCase()]);
+        for (const c of this.store.channelsOf(username))
+          for (const m of this.channels.members(c.id)) out.add(m);
+        return out;
+      },
+      connsOf: (username) => this.byUser.get(username) ?? [],
     });
     this.trackerCaps = {
       entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
@@ -329,6 +347,7 @@ export class CentralServer {
     await this.bus.close();
     this.store.close();
     this.fileStore.close();
+    this.avatarStore.close();
     this.log.write('shutdown', {});
     this.log.close();
   }
@@ -530,6 +549,12 @@ export class CentralServer {
         return this.files.held(conn, body as OpReq<'file_held'>);
       case 'file_sources':
         return this.files.sources(conn, body as OpReq<'file_sources'>);
+      case 'avatar_set':
+        return this.avatars.set(conn, body as OpReq<'avatar_set'>);
+      case 'avatars':
+        return this.avatars.list(body as OpReq<'avatars'>);
+      case 'avatar_get':
+        return this.avatars.get(body as OpReq<'avatar_get'>);
     }
   }
 
@@ -744,6 +769,9 @@ export class CentralServer {
         return;
       case 'typing':
         this.typing.deliver(e);
+        return;
+      case 'avatar':
+        this.avatars.deliver(e);
         return;
       case 'member_joined':
         this.channels.memberJoined(e);

@@ -256,6 +256,8 @@ export const FILE_LIMITS = {
   grantTtlMs: 10 * 60 * 1000,
   /** Bytes of other channels' files a peer keeps before evicting the least recently used. */
   cacheBytes: 512 * 1024 * 1024,
+  /** Bytes of an avatar's picture. */
+  maxAvatarBytes: 256 * 1024,
   /** Chunk requests in flight per source while fetching. */
   inFlightPerSource: 4,
 } as const;

@@ -1,0 +1,60 @@
+/**
+ * The local API's avatar routes (README "Avatars"): set yours (the picture's bytes as the body),
+ * see who has one, and read one. Served like files: its own type, `nosniff`, a sandboxing CSP.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { AvatarType } from '../protocol/avatars.js';
+import { Username } from '../protocol/common.js';
+import { HchatError } from '../protocol/errors.js';
+import { FILE_LIMITS } from '../shared/limits.js';
+import type { PeerNode } from './node.js';
+import { parse } from './api-parse.js';
+
+const UserParam = z.object({ username: Username });
+const ListQuery = z.object({
+  users: z
+    .string()
+    .max(3400)
+    .transform((s) => s.split(',').filter((u) => u !== ''))
+    .pipe(z.array(Username).max(100)),
+});
+
+/** Adds the avatar routes. */
+export function avatarRoutes(app: FastifyInstance, node: PeerNode): void {
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: FILE_LIMITS.maxAvatarBytes },
+      (_req, body, done) => done(null, body),
+    );
+    scope.setErrorHandler((err: { code?: string }) => {
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+        throw new HchatError('E_FILE_TOO_LARGE', 'avatar: at most 256 KiB');
+      throw err;
+    });
+    scope.put('/api/me/avatar', async (req) => {
+      const type = parse(AvatarType, req.headers['content-type'], 'Content-Type');
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      return node.avatars.set(type, body);
+    });
+  });
+
+  app.get('/api/avatars', async (req) => {
+    const q = parse(ListQuery, req.query, 'query');
+    return node.avatars.list(q.users);
+  });
+
+  app.get('/api/avatars/:username', async (req, reply) => {
+    const { username } = parse(UserParam, req.params, 'user');
+    const a = await node.avatars.get(username);
+    return reply
+      .header('content-type', a.type)
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', "sandbox; default-src 'none'")
+      .header('cache-control', 'private, no-cache')
+      .header('etag', `"${a.hash}"`)
+      .send(a.data);
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * Avatars at the server (docs/PROTOCOL.md §9.5): a user sets its own (checked as every peer
+ * checks it: the user's certificate and signature, the size, the clock), anyone with a session
+ * reads them, and the users who share a channel with it hear of a change (`avatar`).
+ */
+import type crypto from 'node:crypto';
+import { HchatError } from '../protocol/errors.js';
+import type { OpReq, OpRes } from '../protocol/server-link.js';
+import { avatarError } from '../shared/avatar-sig.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { FILE_LIMITS, MESSAGE_LIMITS } from '../shared/limits.js';
+import type { AvatarStore } from '../store/avatar-store.js';
+import type { EventBus } from './bus.js';
+import type { Conn } from './conn.js';
+
+export interface AvatarServiceDeps {
+  avatars: AvatarStore;
+  bus: EventBus;
+  log: ConnectionLog;
+  serverKey(): crypto.KeyObject;
+  /** Everyone who shares a channel with the user (lower case), the user included. */
+  coMembers(username: string): Set<string>;
+  connsOf(username: string): Iterable<Conn>;
+}
+
+export class AvatarService {
+  constructor(private readonly d: AvatarServiceDeps) {}
+
+  set(conn: Conn, b: OpReq<'avatar_set'>): OpRes<'avatar_set'> {
+    const s = conn.session!;
+    const a = b.avatar;
+    if (a.username.toLowerCase() !== s.username.toLowerCase())
+      throw new HchatError('E_FORBIDDEN', 'avatar: only your own');
+    if (Buffer.from(a.data, 'base64').length > FILE_LIMITS.maxAvatarBytes)
+      throw new HchatError('E_FILE_TOO_LARGE', 'avatar: at most 256 KiB');
+    if (a.ts > Date.now() + MESSAGE_LIMITS.maxClockSkewMs)
+      throw new HchatError('E_CLOCK_SKEW', 'avatar: set in the future');
+    const bad = avatarError(a, this.d.serverKey());
+    if (bad) throw bad;
+    const info = this.d.avatars.put({ ...a, username: s.username });
+    this.d.log.write('avatar', { peer: conn.name, user: s.username, hash: info.hash });
+    this.d.bus.publish({ kind: 'avatar', ...info });
+    return info;
+  }
+
+  list(b: OpReq<'avatars'>): OpRes<'avatars'> {
+    return { avatars: b.usernames.flatMap((u) => this.d.avatars.info(u) ?? []) };
+  }
+
+  get(b: OpReq<'avatar_get'>): OpRes<'avatar_get'> {
+    const avatar = this.d.avatars.get(b.username);
+    if (!avatar) throw new HchatError('E_NOT_FOUND', `${b.username} has no avatar`);
+    return { avatar };
+  }
+
+  /** A bus event: the co-members of its user connected here hear of it. */
+  deliver(e: { username: string; hash: string; ts: number }): void {
+    for (const u of this.d.coMembers(e.username))
+      for (const c of this.d.connsOf(u))
+        if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body: e });
+  }
+}

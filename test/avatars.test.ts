@@ -1,0 +1,139 @@
+/**
+ * Avatars (issue 14 item 5) through real peers' local APIs: set one, and a co-member hears of it
+ * and shows it; a change reaches it too; nobody sets another's; a cached avatar tampered with on
+ * disk is not shown; visitors have none.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  authHeaders,
+  collectEvents,
+  createTestnet,
+  rawSession,
+  signIn,
+  waitFor,
+  type TestPeer,
+} from './testnet.js';
+import { signAvatar } from '../src/shared/avatar-sig.js';
+
+async function setAvatar(p: TestPeer, data: Buffer, type = 'image/png') {
+  const res = await fetch(new URL('/api/me/avatar', p.uiUrl), {
+    method: 'PUT',
+    headers: { ...authHeaders(p.uiUrl), 'content-type': type },
+    body: new Uint8Array(data),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function getAvatar(p: TestPeer, user: string) {
+  const res = await fetch(new URL(`/api/avatars/${user}`, p.uiUrl), {
+    headers: authHeaders(p.uiUrl),
+  });
+  return { status: res.status, data: Buffer.from(await res.arrayBuffer()), headers: res.headers };
+}
+
+async function pair() {
+  const net = await createTestnet({ peers: 2 });
+  const [alice, bob] = net.peers as [TestPeer, TestPeer];
+  await signIn(alice, 'alice');
+  await signIn(bob, 'bob');
+  const ch = (await alice.call('POST', '/api/channels', { name: 'general' })).body.id as string;
+  await bob.call('POST', `/api/channels/${ch}/join`);
+  return { net, alice, bob, ch };
+}
+
+describe('avatars', () => {
+  it('set by its user, shown to a co-member, who hears when it changes', async () => {
+    const { alice, bob } = await pair();
+    const events = collectEvents(bob.uiUrl);
+    await events.ready;
+    const first = crypto.randomBytes(5000);
+    const set = await setAvatar(alice, first);
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect(set.body).toMatchObject({ username: 'alice' });
+    await waitFor(
+      () => events.events.some((e) => e.event === 'avatar' && e.data.hash === set.body.hash),
+      5000,
+      'bob hears of it',
+    );
+    const got = await getAvatar(bob, 'alice');
+    expect(got.status).toBe(200);
+    expect(got.data.equals(first)).toBe(true);
+    expect(got.headers.get('content-type')).toBe('image/png');
+    expect(got.headers.get('x-content-type-options')).toBe('nosniff');
+    expect((await bob.call('GET', '/api/avatars?users=alice,bob')).body).toEqual([
+      { username: 'alice', hash: set.body.hash, ts: set.body.ts },
+    ]);
+    expect((await getAvatar(bob, 'bob')).status).toBe(404);
+    // A new one: bob hears of it and shows it at once (not the cached one).
+    const second = crypto.randomBytes(7000);
+    const again = await setAvatar(alice, second, 'image/webp');
+    await waitFor(
+      () => events.events.some((e) => e.event === 'avatar' && e.data.hash === again.body.hash),
+      5000,
+      'the change',
+    );
+    const now = await getAvatar(bob, 'alice');
+    expect(now.data.equals(second)).toBe(true);
+    expect(now.headers.get('content-type')).toBe('image/webp');
+    // Too big, or not a picture type: refused with the reason.
+    expect((await setAvatar(alice, crypto.randomBytes(256 * 1024 + 1))).body.error.code).toBe(
+      'E_FILE_TOO_LARGE',
+    );
+    expect((await setAvatar(alice, first, 'image/svg+xml')).body.error.code).toBe('E_BAD_REQUEST');
+  });
+
+  it("nobody sets another's avatar; a tampered cached one is not shown", async () => {
+    const { net, alice, bob } = await pair();
+    const real = crypto.randomBytes(3000);
+    await setAvatar(alice, real);
+    expect((await getAvatar(bob, 'alice')).data.equals(real)).toBe(true);
+    // mallory signs a record claiming alice, with her own session (the certificate is hers).
+    const raw = await net.rawLink();
+    await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
+    const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+    const forged = signAvatar(
+      { username: 'alice', type: 'image/png', data: crypto.randomBytes(100), ts: Date.now() },
+      mallory.keys,
+      mallory.cert,
+    );
+    await expect(raw.request('avatar_set', { avatar: forged })).rejects.toMatchObject({
+      code: 'E_FORBIDDEN',
+    });
+    // Her own, with a signature that does not match the picture.
+    const own = signAvatar(
+      { username: 'mallory', type: 'image/png', data: Buffer.from('a'), ts: Date.now() },
+      mallory.keys,
+      mallory.cert,
+    );
+    await expect(
+      raw.request('avatar_set', { avatar: { ...own, data: Buffer.from('b').toString('base64') } }),
+    ).rejects.toMatchObject({
+      code: 'E_BAD_SIGNATURE',
+    });
+    expect((await getAvatar(bob, 'alice')).data.equals(real)).toBe(true);
+    // bob's cached copy changed on disk while bob is down: it is not shown; the server's is.
+    const file = path.join(bob.dataDir, 'avatars', 'alice.json');
+    const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ ...rec, data: crypto.randomBytes(3000).toString('base64') }),
+    );
+    const bob2 = await net.restartPeer(bob);
+    await waitFor(
+      async () => (await bob2.call('GET', '/api/me')).body.connection === 'connected',
+      5000,
+      'bob back',
+    );
+    expect((await getAvatar(bob2, 'alice')).data.equals(real)).toBe(true);
+  });
+
+  it('visitors have no avatar to set', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const v = net.peers[0]!;
+    expect((await v.call('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+    expect((await setAvatar(v, Buffer.from('x'))).body.error.code).toBe('E_VISITOR_READ_ONLY');
+  });
+});
