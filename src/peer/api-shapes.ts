@@ -36,6 +36,23 @@ export interface ApiMessage {
   /** Set once deleted (by its author or the channel's owner); the text is gone. */
   deleted?: true;
   reactions: ApiReaction[];
+  /** The files it carries (absent when none). */
+  files?: ApiFile[];
+}
+
+/** A file as the local API shows it (README "Files"); `url` gets its bytes from this peer. */
+export interface ApiFile {
+  id: string;
+  channelId: string;
+  name: string;
+  size: number;
+  type: string;
+  /** For images: natural size and a small data-URL preview. */
+  image?: { width: number; height: number; preview?: string };
+  url: string;
+  state: 'complete' | 'partial' | 'missing';
+  /** Bytes held here. */
+  have: number;
 }
 
 /** A channel as the local API shows it. */
