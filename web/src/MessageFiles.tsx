@@ -100,6 +100,11 @@ function ImageViewer({ f, onClose }: { f: ChatFile; onClose: () => void }) {
     const d = dialog.current;
     if (d && !d.open) d.showModal();
   }, []);
+  // Closed first, so the page is no longer inert and the focus can go back to the image.
+  const close = () => {
+    dialog.current?.close();
+    onClose();
+  };
   return (
     <dialog
       ref={dialog}
@@ -107,10 +112,10 @@ function ImageViewer({ f, onClose }: { f: ChatFile; onClose: () => void }) {
       aria-labelledby={title}
       onCancel={(e) => {
         e.preventDefault();
-        onClose();
+        close();
       }}
       onClick={(e) => {
-        if (e.target === dialog.current) onClose(); // the backdrop
+        if (e.target === dialog.current) close(); // the backdrop
       }}
     >
       <div className="viewer-head">
@@ -119,7 +124,7 @@ function ImageViewer({ f, onClose }: { f: ChatFile; onClose: () => void }) {
           {f.image!.width}×{f.image!.height} · {humanSize(f.size)}
         </span>
         <DownloadButton f={f} />
-        <button type="button" autoFocus onClick={onClose}>
+        <button type="button" autoFocus onClick={close}>
           Close
         </button>
       </div>
