@@ -115,15 +115,16 @@ async function recordProgress(page: Page, selector: string) {
 }
 
 /** Slows this page's network (DevTools throttling), so progress has something to show. */
-async function throttle(page: Page, o: { upload?: number; download?: number }) {
+async function throttler(page: Page) {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
-  await cdp.send('Network.emulateNetworkConditions', {
-    offline: false,
-    latency: 0,
-    uploadThroughput: o.upload ?? -1,
-    downloadThroughput: o.download ?? -1,
-  });
+  return (o: { upload?: number; download?: number }) =>
+    cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      uploadThroughput: o.upload ?? -1,
+      downloadThroughput: o.download ?? -1,
+    });
 }
 
 /** The files of the newest message, as a peer's API shows them. */
@@ -147,7 +148,8 @@ describe('files in the web UI', () => {
 
     // Two files by the button; uploads slowed to 4 MiB/s so the 3 MiB one shows its progress.
     const big = crypto.randomBytes(3 * 1024 * 1024);
-    await throttle(a.page, { upload: 4 * 1024 * 1024 });
+    const throttle = await throttler(a.page);
+    await throttle({ upload: 4 * 1024 * 1024 });
     const seen = await recordProgress(a.page, '.chip progress');
     await attachByButton(a.page, [
       { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not this one\n') },
@@ -176,7 +178,7 @@ describe('files in the web UI', () => {
 
     // An image pasted into the composer: sent alone, without text; its size and preview made by
     // the browser went with it.
-    await throttle(a.page, {});
+    await throttle({});
     const image = await png(a.page, 640, 480, 'image.png');
     await paste(a.page, image);
     await a.page.getByRole('listitem', { name: 'image.png, ready to send' }).waitFor();
@@ -313,7 +315,9 @@ describe('files in the web UI', () => {
     expect(await seriousViolations(b.page)).toEqual([]);
     await snap(b.page, 'file-card');
     // Downloads slowed to 8 MiB/s, so the 4 MiB show their progress.
-    await throttle(b.page, { download: 8 * 1024 * 1024 });
+    await (
+      await throttler(b.page)
+    )({ download: 8 * 1024 * 1024 });
     const seen = await recordProgress(b.page, '.download progress');
     const saved = b.page.waitForEvent('download');
     await card.getByRole('button', { name: 'Download data set.bin' }).click();

@@ -27,8 +27,8 @@ export interface Attachments {
   notice: string;
   add: (files: readonly File[]) => void;
   remove: (key: number) => void;
-  /** After sending: the sent ones go. */
-  clear: () => void;
+  /** After sending: the sent ones go (by file id; any attached meanwhile stay). */
+  clear: (sent: readonly string[]) => void;
   /** The ids to send, once every attachment is uploaded (none while one is not). */
   ready: string[] | null;
 }
@@ -101,8 +101,8 @@ export function useAttachments(channelId: string): Attachments {
     setNotice('');
   }, []);
 
-  const clear = useCallback(() => {
-    setItems((list) => list.filter((a) => a.state !== 'done'));
+  const clear = useCallback((sent: readonly string[]) => {
+    setItems((list) => list.filter((a) => !a.file || !sent.includes(a.file.id)));
   }, []);
 
   // Leaving the channel stops what is still uploading.

@@ -56,7 +56,7 @@ export function Composer({
         ...(reply ? { replyTo: reply.id } : {}),
         ...(files.length > 0 ? { files } : {}),
       });
-      attachments.clear();
+      attachments.clear(files);
       onReplyDone();
       setError('');
     } catch (err) {
