@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { Emoji, MessageText, Uuid } from '../protocol/common.js';
 import type { PeerNode } from './node.js';
 import { parse } from './api-parse.js';
+import { FileId } from '../protocol/files.js';
+import { FILE_LIMITS } from '../shared/limits.js';
 
 const IdParam = z.object({ id: Uuid });
 const MessageParam = z.object({ id: Uuid, messageId: Uuid });
@@ -18,7 +20,13 @@ const PageQuery = z
     around: Uuid.optional(),
   })
   .refine((q) => !(q.before && q.around), 'before and around: one at most');
-const PostBody = z.object({ text: MessageText, replyTo: Uuid.optional() });
+const PostBody = z
+  .object({
+    text: MessageText.optional(),
+    replyTo: Uuid.optional(),
+    files: z.array(FileId).min(1).max(FILE_LIMITS.filesPerMessage).optional(),
+  })
+  .refine((b) => b.text !== undefined || b.files !== undefined, 'text or files: at least one');
 const EditBody = z.object({ text: MessageText });
 
 /** Adds the message routes. */
@@ -32,7 +40,7 @@ export function messageRoutes(app: FastifyInstance, node: PeerNode): void {
   app.post('/api/channels/:id/messages', async (req, reply) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     const b = parse(PostBody, req.body, 'message');
-    return reply.code(201).send(await node.actions.post(id, b.text, b.replyTo));
+    return reply.code(201).send(await node.actions.post(id, b.text, b.replyTo, b.files));
   });
   app.patch('/api/channels/:id/messages/:messageId', async (req) => {
     const p = parse(MessageParam, req.params, 'message');

@@ -2,7 +2,7 @@
  * Messages and channels as the local API shows them (README "Local API"); the web UI imports
  * these types (web/src/api.ts).
  */
-import type { Channel } from '../protocol/common.js';
+import type { Channel, FileRef } from '../protocol/common.js';
 import type { LocalMessage } from '../store/peer-store.js';
 import { messageState } from '../shared/item-rules.js';
 
@@ -36,23 +36,8 @@ export interface ApiMessage {
   /** Set once deleted (by its author or the channel's owner); the text is gone. */
   deleted?: true;
   reactions: ApiReaction[];
-  /** The files it carries (absent when none). */
+  /** Its files (absent when none, and once deleted). */
   files?: ApiFile[];
-}
-
-/** A file as the local API shows it (README "Files"); `url` gets its bytes from this peer. */
-export interface ApiFile {
-  id: string;
-  channelId: string;
-  name: string;
-  size: number;
-  type: string;
-  /** For images: natural size and a small data-URL preview. */
-  image?: { width: number; height: number; preview?: string };
-  url: string;
-  state: 'complete' | 'partial' | 'missing';
-  /** Bytes held here. */
-  have: number;
 }
 
 /** A channel as the local API shows it. */
@@ -63,11 +48,23 @@ export interface ApiChannel extends Channel {
   mentions: number;
 }
 
+/** A file as the local API shows it: the message's reference and what this peer holds of it. */
+export interface ApiFile extends FileRef {
+  channelId: string;
+  /** GET it for the bytes (fetched from peers or the server first when not held here). */
+  url: string;
+  state: 'complete' | 'partial' | 'missing';
+  /** Bytes held here. */
+  have: number;
+}
+
 /** What the view of a message needs from the peer's store. */
 export interface ViewSource {
   getMessage(id: string): LocalMessage | undefined;
   related(ids: readonly string[]): LocalMessage[];
   channelOwner(channelId: string): string;
+  /** A file of a message as shown, with what this peer holds of it. */
+  fileView?(channelId: string, ref: FileRef): ApiFile;
 }
 
 /** A preview's length: enough for one line of a quote. */
@@ -113,6 +110,8 @@ export function apiMessages(
       out.mentionsMe = s.mentions.includes(me) || s.mentions.includes('here');
     }
     if (m.replyTo) out.replyTo = preview(store, m.replyTo, owner);
+    if (m.files && !s.deleted && store.fileView)
+      out.files = m.files.map((f) => store.fileView!(m.channelId, f));
     return out;
   });
 }

@@ -20,6 +20,7 @@ import { lockApi } from './api-auth.js';
 import { EventStreams } from './event-stream.js';
 import { parse } from './api-parse.js';
 import { messageRoutes } from './api-messages.js';
+import { fileRoutes } from './api-files.js';
 import { channelRoutes } from './api-channels.js';
 import { searchRoutes } from './api-search.js';
 
@@ -163,6 +164,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     return node.join(id);
   });
   messageRoutes(app, node);
+  fileRoutes(app, node, node.maxFileBytes);
   channelRoutes(app, node);
   searchRoutes(app, node.search);
   app.post('/api/channels/:id/typing', async (req, reply) => {

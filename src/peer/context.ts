@@ -32,6 +32,8 @@ export interface NodeContext {
   isHostedHere(channelId: string): boolean;
   /** True when the logged-in account joined (or hosts, or views) the channel. */
   isJoined(channelId: string): boolean;
+  /** False while a message's files are not all backed up at the server yet. */
+  filesBackedUp(m: { files?: ReadonlyArray<{ id: string }> }): boolean;
   /** Runs a task nobody awaits (see PeerNode). */
   background(task: Promise<void>): void;
   /** A message reached a replica: wake whoever waits for it. */

@@ -82,7 +82,13 @@ export class Delivery {
         // A change to a message still in this batch waits for the next round: sent together,
         // pipelined, it could reach the replica before the message it names.
         const ids = new Set(pending.map((m) => m.id));
-        const batch = pending.filter((m) => m.target === undefined || !ids.has(m.target));
+        // A message with files waits until the server holds them (its readers fetch them).
+        const waiting = pending.filter((m) => !this.ctx.filesBackedUp(m));
+        for (const m of waiting) ids.add(m.id);
+        const batch = pending.filter(
+          (m) => !waiting.includes(m) && (m.target === undefined || !ids.has(m.target)),
+        );
+        if (batch.length === 0) break;
         const results = await Promise.allSettled(batch.map((m) => this.send(m)));
         if (this.ctx.closed) return;
         let retryLater = false;

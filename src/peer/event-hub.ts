@@ -15,6 +15,8 @@ export type LocalEventName =
   | 'refused'
   | 'stream'
   | 'typing'
+  /** A file's fetch or backup progressed, or completed (docs/PROTOCOL.md §5). */
+  | 'file'
   /** A channel's settings or membership changed (renamed, removed, deleted, left): re-read it. */
   | 'channel';
 

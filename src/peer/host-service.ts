@@ -20,6 +20,8 @@ import type { Signed } from '../shared/signing.js';
 import { STREAM_OPS } from '../protocol/stream-ops.js';
 import type { LiveService } from './live.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
+import { P2P_FILE_OPS } from '../protocol/files.js';
+import type { FileOp, FileSeeder } from './file-seeder.js';
 import { itemRefusal, tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import { TYPING_OPS, type TypingEvent } from '../protocol/typing-ops.js';
 
@@ -38,6 +40,8 @@ export interface HostServiceDeps {
   accepted(message: StoredMessage, from: string): void;
   /** Livestream control (stream ops), answered by the streamer's LiveService. */
   streams(): LiveService;
+  /** The files this peer serves (file ops, docs/PROTOCOL.md §5.3). */
+  files(): FileSeeder;
   /** Posts per member (RATE_LIMITS), as the server counts them. */
   postLimiter: RateLimiter;
   /** A member (checked: a user, a member of the hosted channel) says it is typing there. */
@@ -77,18 +81,20 @@ export class HostService {
       const e = new HchatError('E_UNKNOWN_TYPE', `unknown operation "${op}"`);
       return conn.fs.send({ t: 'res', id, error: e.toWire() });
     }
-    if (Object.hasOwn(STREAM_OPS, op)) {
-      this.deps
-        .streams()
-        .request(conn, op as keyof typeof STREAM_OPS, body)
-        .then(
-          (result) => conn.fs.answer(id, result),
-          (err: unknown) => {
-            if (!(err instanceof HchatError)) throw err;
-            this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
-            conn.fs.send({ t: 'res', id, error: err.toWire() });
-          },
-        );
+    const delegated = Object.hasOwn(STREAM_OPS, op)
+      ? this.deps.streams().request(conn, op as keyof typeof STREAM_OPS, body)
+      : Object.hasOwn(P2P_FILE_OPS, op)
+        ? this.deps.files().request(conn, op as FileOp, body)
+        : undefined;
+    if (delegated) {
+      delegated.then(
+        (result) => conn.fs.answer(id, result),
+        (err: unknown) => {
+          if (!(err instanceof HchatError)) throw err;
+          this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
+          conn.fs.send({ t: 'res', id, error: err.toWire() });
+        },
+      );
       return;
     }
     try {

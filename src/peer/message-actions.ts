@@ -4,7 +4,7 @@
  * item of the channel's log, written by `PeerNode.write` (signed, queued, replicated).
  */
 import { HchatError } from '../protocol/errors.js';
-import type { ItemKind } from '../protocol/common.js';
+import type { FileRef, ItemKind } from '../protocol/common.js';
 import type { ItemBody } from '../shared/message-id.js';
 import type { LocalMessage, PeerStore } from '../store/peer-store.js';
 import { apiMessages, type ApiMessage } from './api-shapes.js';
@@ -21,6 +21,8 @@ export interface ActionsNode {
   ): Promise<{ id: string; state: LocalMessage['state'] }>;
   /** The channel's members, from the server (throws when it cannot be asked). */
   memberNames(channelId: string): Promise<string[]>;
+  /** The reference of a file attached here to the channel (throws when there is none). */
+  fileRef(channelId: string, id: string): FileRef;
 }
 
 type Written = Promise<{ id: string; state: LocalMessage['state'] }>;
@@ -29,13 +31,22 @@ type Written = Promise<{ id: string; state: LocalMessage['state'] }>;
 export class MessageActions {
   constructor(private readonly node: ActionsNode) {}
 
-  /** Posts a message; `@name` of members and `@here` become its signed mentions. */
-  async post(channelId: string, text: string, replyTo?: string): Written {
+  /**
+   * Posts a message; `@name` of members and `@here` become its signed mentions. `files` are
+   * ids of files attached here to this channel (their references are signed with the text).
+   */
+  async post(channelId: string, text?: string, replyTo?: string, files?: string[]): Written {
     if (replyTo !== undefined) this.messageIn(channelId, replyTo);
-    const mentions = resolveMentions(text, await this.members(channelId));
-    const body: ItemBody = { text };
+    const body: ItemBody = {};
+    if (text !== undefined) {
+      body.text = text;
+      const mentions = resolveMentions(text, await this.members(channelId));
+      if (mentions.length > 0) body.mentions = mentions;
+    }
     if (replyTo !== undefined) body.replyTo = replyTo;
-    if (mentions.length > 0) body.mentions = mentions;
+    if (files && files.length > 0) body.files = files.map((id) => this.node.fileRef(channelId, id));
+    if (body.text === undefined && body.files === undefined)
+      throw new HchatError('E_BAD_REQUEST', 'message: text or files, at least one');
     return this.node.write(channelId, body);
   }
 

@@ -14,6 +14,7 @@ import { HchatError } from '../protocol/errors.js';
 import {
   entryKey,
   type Channel,
+  type FileRef,
   type ItemKind,
   type Status,
   type StoredMessage,
@@ -25,7 +26,7 @@ import { HybridClock, newId } from '../shared/hlc.js';
 import { messageId, type ItemBody } from '../shared/message-id.js';
 import { itemRefusal } from '../shared/item-rules.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import { RATE_LIMITS } from '../shared/limits.js';
+import { FILE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
 import { PeerStore, type LocalMessage } from '../store/peer-store.js';
 import { ServerLink } from './server-link.js';
 import { ServerTrust } from './server-trust.js';
@@ -58,6 +59,9 @@ import {
   type SessionKeys,
 } from '../shared/signing.js';
 import { publicKeyFromBase64 } from '../shared/tokens.js';
+import { FileStore } from '../store/file-store.js';
+import { FileSeeder } from './file-seeder.js';
+import { PeerFiles } from './files.js';
 
 /** Settings of a peer process. */
 export interface PeerOptions {
@@ -81,6 +85,12 @@ export interface PeerOptions {
   /** Posts per second per member that this peer's hosted channels take, and the burst. */
   postsPerSecond?: number;
   postBurst?: number;
+  /** Bytes per second this peer uploads files at most (`--upload-limit`; default no cap). */
+  uploadLimit?: number;
+  /** Largest file attached here (FILE_LIMITS.maxFileBytes). */
+  maxFileBytes?: number;
+  /** Bytes of other people's files kept before the least recently used go. */
+  fileCacheBytes?: number;
   /**
    * bench/ only: media in plain RTP between peers, to measure what SRTP costs. No flag or
    * variable of `hchat` reaches it; bench/plain-peer.ts is the only way in.
@@ -128,6 +138,12 @@ export class PeerNode {
   /** Pages of a channel from its host, the server or this peer's copy (pages.ts). */
   private readonly pages: ChannelPages;
   private readonly delivery: Delivery;
+  private readonly fileStore: FileStore;
+  private readonly seeder: FileSeeder;
+  /** Attached and fetched files (peer/files.ts). */
+  readonly files: PeerFiles;
+  /** Largest file attached here. */
+  readonly maxFileBytes: number;
   private closed = false;
   /** A submit_info to send again once the server's presence budget allows it. */
   private announceTimer: NodeJS.Timeout | undefined;
@@ -136,6 +152,13 @@ export class PeerNode {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.log = new ConnectionLog(opts.dataDir);
     this.store = new PeerStore(path.join(opts.dataDir, 'peer.db'));
+    this.fileStore = new FileStore(path.join(opts.dataDir, 'files'));
+    this.seeder = new FileSeeder({
+      files: this.fileStore,
+      log: this.log,
+      serverKey: () => this.serverKey(),
+      uploadLimit: opts.uploadLimit,
+    });
     this.currentSession = readSession(opts.dataDir);
     this.keys = this.currentSession && loadSessionKeys(this.currentSession.key);
     this.clock = new HybridClock(Date.now, opts.maxClockSkewMs);
@@ -165,12 +188,34 @@ export class PeerNode {
         this.background(this.delivery.upload());
       },
       streams: () => this.live,
+      files: () => this.seeder,
       postLimiter: new RateLimiter(
         opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
         opts.postBurst ?? RATE_LIMITS.postBurst,
       ),
       typing: (who, channelId) => this.typing.fromMember(who, channelId),
     });
+    this.files = new PeerFiles({
+      files: this.fileStore,
+      log: this.log,
+      events: this.events,
+      username: () =>
+        this.currentSession?.role === 'user' ? this.currentSession.username : undefined,
+      server: () => (this.authed ? this.link : undefined),
+      entryOf: (username) =>
+        this.sources
+          .list()
+          .find((e) => e.role === 'user' && e.username.toLowerCase() === username.toLowerCase()),
+      dial: (entry) => this.dial(entry),
+      ownerOf: (id) => this.store.channelOwner(id) || undefined,
+      isMember: (id) =>
+        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
+      background: (task) => this.background(task),
+      backedUp: () => this.background(this.delivery.drain()),
+      maxFileBytes: (this.maxFileBytes = opts.maxFileBytes ?? FILE_LIMITS.maxFileBytes),
+      cacheBytes: opts.fileCacheBytes ?? FILE_LIMITS.cacheBytes,
+    });
+    this.store.fileView = (channelId, ref) => this.files.view(channelId, ref);
     this.p2p = new P2PEndpoint({
       host: opts.host,
       log: this.log,
@@ -257,6 +302,7 @@ export class PeerNode {
         !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
       background: (task) => this.background(task),
       resolveDelivery: (id) => this.delivery.resolveDelivery(id),
+      filesBackedUp: (m) => !m.files || m.files.every((f) => this.files.backedUp(f.id)),
       announce: (items) => this.announceItems(items),
     };
     this.replication = new Replication(ctx);
@@ -302,6 +348,7 @@ export class PeerNode {
     await this.p2p.close();
     this.delivery.releaseAll();
     this.store.close();
+    this.fileStore.close();
     this.log.close();
   }
 
@@ -333,6 +380,12 @@ export class PeerNode {
   ): void {
     if (!this.currentSession || this.closed) return;
     announce(this.store, this.events, this.currentSession.username, items);
+    // A host keeps a copy of every file of its channels, fetched as their messages come in.
+    for (const i of items) {
+      if ((i.kind ?? 'message') !== 'message' || !this.isHostedHere(i.channelId)) continue;
+      const m = this.store.getMessage(i.id);
+      if (m?.files) this.files.keep(i.channelId, m.author, m.files);
+    }
     if (items.some((i) => i.kind === 'channel')) this.channelsChanged();
   }
 
@@ -361,6 +414,16 @@ export class PeerNode {
   }
 
   /** A channel's members as the server lists them. */
+  /** True when the logged-in account reads the channel (joined, hosts, or views it). */
+  readsChannel(channelId: string): boolean {
+    return !!this.currentSession && !!this.store.channel(this.currentSession.username, channelId);
+  }
+
+  /** The reference of a file attached here to the channel (message-actions.ts). */
+  fileRef(channelId: string, id: string): FileRef {
+    return this.files.refFor(channelId, id);
+  }
+
   async memberNames(channelId: string): Promise<string[]> {
     return (await this.requireAuthed().request('members', { channelId })).members;
   }
@@ -510,6 +573,7 @@ export class PeerNode {
     this.authed = true;
     this.events.emit('connection', { state: 'connected' });
     await this.submitInfo();
+    this.background(this.files.backup());
     if (s.role === 'user') {
       const { channels } = await this.link.request('my_channels', {});
       for (const c of channels) this.store.saveChannel(s.username, c);

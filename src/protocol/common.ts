@@ -3,6 +3,7 @@
  * TypeScript type is derived from it, so a shape is written once.
  */
 import { z } from 'zod';
+import { FILE_LIMITS } from '../shared/limits.js';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
 export const PROTOCOL_VERSION = 4;
@@ -120,6 +121,51 @@ export const Digest = z
   .string()
   .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a SHA-256 digest, base64url');
 
+/** A MIME type, as `type/subtype` (parameters allowed, e.g. `text/plain; charset=utf-8`). */
+export const MimeType = z
+  .string()
+  .max(255, 'type: at most 255 characters')
+  .regex(
+    /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(?:\s*;[ -~]*)?$/i,
+    'type: expected a MIME type',
+  );
+
+/** A small preview of an image: a data URL of a JPEG, PNG or WebP. */
+export const Preview = z
+  .string()
+  .max(FILE_LIMITS.maxPreviewChars, `preview: at most ${FILE_LIMITS.maxPreviewChars} characters`)
+  .regex(
+    /^data:image\/(?:jpeg|png|webp);base64,[A-Za-z0-9+/]+=*$/,
+    'preview: expected a data URL of a JPEG, PNG or WebP',
+  );
+
+const ImageSide = z.number().int().min(1).max(65535);
+
+/** What a message says of a file: enough to show it before a byte of it is fetched. */
+export const FileRef = z.object({
+  id: Digest,
+  name: z
+    .string()
+    .min(1, 'name: must not be empty')
+    .max(FILE_LIMITS.maxNameChars, `name: at most ${FILE_LIMITS.maxNameChars} characters`)
+    .regex(/^[^\p{Cc}/\\]+$/u, 'name: no control characters or slashes'),
+  size: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 40),
+  type: MimeType,
+  image: z.object({ width: ImageSide, height: ImageSide, preview: Preview.optional() }).optional(),
+});
+export type FileRef = z.infer<typeof FileRef>;
+
+/** A message's files: each once. */
+export const FileRefs = z
+  .array(FileRef)
+  .min(1, 'files: at least one when given')
+  .max(FILE_LIMITS.filesPerMessage, `files: at most ${FILE_LIMITS.filesPerMessage}`)
+  .refine((a) => new Set(a.map((f) => f.id)).size === a.length, 'files: each file once');
+
 /**
  * An item of a channel's log as its author made it (before any replica stores it), signed
  * (shared/signing.ts): a message, or a change to one (edit, delete, reaction) or to the channel.
@@ -140,6 +186,8 @@ export const ItemFields = z.object({
   mentions: Mentions.optional(),
   emoji: Emoji.optional(),
   change: ChannelChange.optional(),
+  /** The files a message carries (PROTOCOL.md §5). */
+  files: FileRefs.optional(),
   digest: Digest.optional(),
   /** Ed25519 signature of the canonical bytes, base64url. */
   sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url'),
@@ -157,14 +205,14 @@ export const NewMessage = checkedItem(ItemFields);
 
 /** Which fields each kind carries (besides the header); the rest must be absent. */
 const KIND_FIELDS: Record<z.infer<typeof ItemKind>, readonly string[]> = {
-  message: ['text', 'replyTo', 'mentions'],
+  message: ['text', 'replyTo', 'mentions', 'files'],
   edit: ['target', 'text', 'mentions'],
   delete: ['target'],
   react: ['target', 'emoji'],
   unreact: ['target', 'emoji'],
   channel: ['change'],
 };
-const BODY_FIELDS = ['text', 'replyTo', 'mentions', 'emoji', 'change'] as const;
+const BODY_FIELDS = ['text', 'replyTo', 'mentions', 'emoji', 'change', 'files'] as const;
 
 /** Why an item's fields do not fit its kind, or undefined. */
 export function itemShapeError(m: {
@@ -184,8 +232,9 @@ export function itemShapeError(m: {
     if (BODY_FIELDS.some((f) => m[f] !== undefined)) return 'digest: a tombstone has no body';
     return undefined;
   }
-  if ((kind === 'message' || kind === 'edit') && m.text === undefined)
-    return `text: a ${kind} needs text`;
+  if (kind === 'message' && m.text === undefined && m.files === undefined)
+    return 'text: a message needs text or files';
+  if (kind === 'edit' && m.text === undefined) return 'text: an edit needs text';
   if ((kind === 'react' || kind === 'unreact') && m.emoji === undefined)
     return `emoji: a ${kind} needs one`;
   if (kind === 'channel' && m.change === undefined) return 'change: a channel item needs one';

@@ -38,6 +38,16 @@ export const ERRORS = {
     message: "the message's time is too far ahead of this replica's clock",
   },
   E_STORAGE_FULL: { status: 507, message: 'the storage of this replica is full; try again later' },
+  E_FILE_TOO_LARGE: { status: 413, message: 'the file is larger than this replica takes' },
+  E_QUOTA_EXCEEDED: {
+    status: 507,
+    message: 'your files at the server would pass your quota; delete some first',
+  },
+  E_BAD_CHUNK: { status: 422, message: "the chunk's bytes do not match its hash in the manifest" },
+  E_BAD_GRANT: {
+    status: 403,
+    message: "the file grant is not the server's, not for this channel and session, or expired",
+  },
   E_STREAM_NOT_FOUND: { status: 404, message: 'no such live stream (or not one you may watch)' },
   E_BAD_SIGNATURE: {
     status: 403,

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { StoredMessage, Uuid } from './common.js';
 import { CHANNEL_OPS } from './channel-ops.js';
+import { P2P_FILE_OPS } from './files.js';
 import { STREAM_EVENTS, STREAM_OPS } from './stream-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 
@@ -51,7 +52,12 @@ export const PeerHelloAck = z.object({
 export const PeerAuth = z.object({ t: z.literal('auth'), sig: Sig });
 
 /** Operations a member (or visitor) calls on a host, and a viewer on a streamer. */
-export const P2P_OPS = { ...CHANNEL_OPS, ...TYPING_OPS, ...STREAM_OPS } as const;
+export const P2P_OPS = {
+  ...CHANNEL_OPS,
+  ...TYPING_OPS,
+  ...STREAM_OPS,
+  ...P2P_FILE_OPS,
+} as const;
 
 /** Pushes from a host to its subscribers, and from a streamer to its viewers. */
 export const P2P_EVENTS = {

@@ -12,6 +12,7 @@ import { op } from './rpc.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 import { SEARCH_OPS } from './search-ops.js';
+import { FILE_OPS } from './files.js';
 import {
   Channel,
   ChannelName,
@@ -80,6 +81,7 @@ export const OPS = {
   ...CHANNEL_OPS,
   ...TYPING_OPS,
   ...SEARCH_OPS,
+  ...FILE_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),

@@ -10,7 +10,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { signClaims, type CertClaims, type TokenClaims } from '../shared/tokens.js';
+import {
+  signClaims,
+  type CertClaims,
+  type GrantClaims,
+  type TokenClaims,
+} from '../shared/tokens.js';
 
 const scrypt = promisify(crypto.scrypt) as (
   password: string,
@@ -77,7 +82,7 @@ export class TokenSigner {
   }
 
   /** Signs a session token or a key certificate. */
-  sign(claims: TokenClaims | CertClaims): string {
+  sign(claims: TokenClaims | CertClaims | GrantClaims): string {
     return signClaims(claims, this.privateKey);
   }
 }

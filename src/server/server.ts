@@ -32,6 +32,8 @@ import { TrackerList, entryKey, sameUser } from './tracker.js';
 import { Presence } from './presence.js';
 import { TypingService } from './typing-service.js';
 import { SearchService } from './search-service.js';
+import { FileService } from './file-service.js';
+import { FileStore } from '../store/file-store.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
 import { AccountService } from './account-service.js';
@@ -42,6 +44,7 @@ import { verifyToken } from '../shared/tokens.js';
 import { MessageVerifier } from '../shared/signing.js';
 import {
   ACCOUNT_LIMITS,
+  FILE_LIMITS,
   ADDRESS_LIMITS,
   FRAME_LIMITS,
   MESSAGE_LIMITS,
@@ -69,6 +72,10 @@ export interface ServerOptions {
    * in the same run. No flag or environment variable of `hchat` reaches it.
    */
   benchPlaintext?: boolean;
+  /** Largest file the server backs up (FILE_LIMITS.maxFileBytes). */
+  maxFileBytes?: number;
+  /** Bytes of files each user may have backed up here (FILE_LIMITS.quotaBytes). */
+  fileQuotaBytes?: number;
   /** How often peers must send a frame. */
   heartbeatMs?: number;
   /** A connection silent this long is dropped and its tracker entry removed. */
@@ -159,6 +166,8 @@ export class CentralServer {
   private readonly presence: Presence;
   private readonly typing: TypingService;
   private readonly search: SearchService;
+  private readonly files: FileService;
+  private readonly fileStore: FileStore;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
   private constructor(opts: ServerOptions) {
@@ -210,6 +219,18 @@ export class CentralServer {
       log: this.log,
       readable: (s, id) => this.channels.readable(s, id),
       myChannels: (conn) => this.channels.myChannels(conn),
+    });
+    this.fileStore = new FileStore(path.join(opts.dataDir, 'files'));
+    this.files = new FileService({
+      files: this.fileStore,
+      log: this.log,
+      readable: (s, id) => this.channels.readable(s, id),
+      members: (id) => this.channels.members(id),
+      reachable: (username) => this.tracker.entriesOf(username, 'user').length > 0,
+      signGrant: (claims) => this.signer.sign(claims),
+      maxFileBytes: opts.maxFileBytes ?? FILE_LIMITS.maxFileBytes,
+      quotaBytes: opts.fileQuotaBytes ?? FILE_LIMITS.quotaBytes,
+      grantTtlMs: FILE_LIMITS.grantTtlMs,
     });
     this.trackerCaps = {
       entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
@@ -307,6 +328,7 @@ export class CentralServer {
     this.unsubscribe();
     await this.bus.close();
     this.store.close();
+    this.fileStore.close();
     this.log.write('shutdown', {});
     this.log.close();
   }
@@ -496,6 +518,18 @@ export class CentralServer {
         return this.typing.typing(conn, body as OpReq<'typing'>);
       case 'search':
         return this.search.search(conn, body as OpReq<'search'>);
+      case 'file_put':
+        return this.files.put(conn, body as OpReq<'file_put'>);
+      case 'file_chunk_put':
+        return this.files.putChunk(conn, body as OpReq<'file_chunk_put'>);
+      case 'file_manifest':
+        return this.files.manifest(conn, body as OpReq<'file_manifest'>);
+      case 'file_chunk':
+        return this.files.chunk(conn, body as OpReq<'file_chunk'>);
+      case 'file_held':
+        return this.files.held(conn, body as OpReq<'file_held'>);
+      case 'file_sources':
+        return this.files.sources(conn, body as OpReq<'file_sources'>);
     }
   }
 

@@ -237,3 +237,25 @@ export const SEARCH_LIMITS = {
   perSecond: 5,
   burst: 20,
 } as const;
+
+/** Files (issue 14; PROTOCOL.md §5): sizes, chunks, caches and quotas. */
+export const FILE_LIMITS = {
+  /** Every chunk but a file's last is exactly this long. */
+  chunkBytes: 256 * 1024,
+  /** Largest file (servers and peers take an override: `maxFileBytes`). */
+  maxFileBytes: 25 * 1024 * 1024,
+  /** Files one message carries. */
+  filesPerMessage: 10,
+  /** Characters of a file name. */
+  maxNameChars: 255,
+  /** Characters of an image's preview (a data URL). */
+  maxPreviewChars: 2048,
+  /** Bytes of files one user may have backed up at the server (override: `fileQuotaBytes`). */
+  quotaBytes: 1024 * 1024 * 1024,
+  /** How long a file grant (`file_sources`) opens a channel's files at seeders. */
+  grantTtlMs: 10 * 60 * 1000,
+  /** Bytes of other channels' files a peer keeps before evicting the least recently used. */
+  cacheBytes: 512 * 1024 * 1024,
+  /** Chunk requests in flight per source while fetching. */
+  inFlightPerSource: 4,
+} as const;

@@ -18,7 +18,7 @@
  * original. 74 bits of hash: finding a second item for a given id costs about 2^74 hashes.
  */
 import crypto from 'node:crypto';
-import type { ChannelChange, ItemKind } from '../protocol/common.js';
+import type { ChannelChange, FileRef, ItemKind } from '../protocol/common.js';
 
 /** Largest `ts` an id can carry (48 bits). */
 export const MAX_ID_TS = 2 ** 48 - 1;
@@ -30,6 +30,7 @@ export interface ItemBody {
   mentions?: string[];
   emoji?: string;
   change?: ChannelChange;
+  files?: FileRef[];
 }
 
 /** The fields an item id is derived from. */
@@ -48,6 +49,7 @@ export interface IdFields extends ItemBody {
  * SHA-256, base64url, of JSON.stringify(["hchat/body/1", text, replyTo, mentions, emoji,
  * change]), each absent field as null and `change` as [name, topic, allowVisitors, remove,
  * deleted] (absent fields null): one byte string for one body, whatever the key order on the wire.
+ * A message with files appends them: [[id, name, size, type, width, height, preview], ...].
  */
 export function bodyDigest(b: ItemBody): string {
   const c = b.change;
@@ -70,6 +72,20 @@ export function bodyDigest(b: ItemBody): string {
         b.mentions ?? null,
         b.emoji ?? null,
         change,
+        // Files came later: a body without them keeps the digest it always had.
+        ...(b.files
+          ? [
+              b.files.map((f) => [
+                f.id,
+                f.name,
+                f.size,
+                f.type,
+                f.image?.width ?? null,
+                f.image?.height ?? null,
+                f.image?.preview ?? null,
+              ]),
+            ]
+          : []),
       ]),
     )
     .digest('base64url');

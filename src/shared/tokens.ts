@@ -36,8 +36,26 @@ export interface CertClaims {
   exp: number;
 }
 
+/**
+ * What a file grant vouches for (PROTOCOL.md §5): session `sid` of account (`r`, `u`) may read
+ * channel `c`, and so fetch its files from any peer that holds them, until `exp`. The server
+ * hands it out with `file_sources`; seeders check it with the server's key alone.
+ */
+export interface GrantClaims {
+  typ: 'file';
+  sid: string;
+  u: string;
+  r: Role;
+  /** The channel whose files it opens. */
+  c: string;
+  exp: number;
+}
+
 /** Signs claims with the server's private key. */
-export function signClaims(claims: TokenClaims | CertClaims, privateKey: crypto.KeyObject): string {
+export function signClaims(
+  claims: TokenClaims | CertClaims | GrantClaims,
+  privateKey: crypto.KeyObject,
+): string {
   const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
   return `${payload}.${crypto.sign(null, Buffer.from(payload), privateKey).toString('base64url')}`;
 }
@@ -89,6 +107,18 @@ export function verifyCert(cert: string, publicKey: crypto.KeyObject): CertClaim
     typeof c.exp === 'number' &&
     typeof c.iat === 'number'
     ? (c as unknown as CertClaims)
+    : undefined;
+}
+
+/** Checks a file grant with the server's public key; undefined when it does not hold. */
+export function verifyGrant(grant: string, publicKey: crypto.KeyObject): GrantClaims | undefined {
+  const c = verifySigned(grant, publicKey);
+  return c &&
+    c.typ === 'file' &&
+    validBase(c) &&
+    typeof c.c === 'string' &&
+    typeof c.exp === 'number'
+    ? (c as unknown as GrantClaims)
     : undefined;
 }
 

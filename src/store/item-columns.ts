@@ -1,9 +1,9 @@
 /**
  * How both stores keep an item of a channel's log in one row: `kind` and `target` in columns of
  * their own (looked up), `text` ('' when it has none), and the rest of the body (reply,
- * mentions, emoji, channel change) or a tombstone's digest as JSON in `ext`.
+ * mentions, emoji, channel change, files) or a tombstone's digest as JSON in `ext`.
  */
-import type { ChannelChange, ItemKind, NewMessage } from '../protocol/common.js';
+import type { ChannelChange, FileRef, ItemKind, NewMessage } from '../protocol/common.js';
 import { bodyDigest } from '../shared/message-id.js';
 
 /** The columns of an item's row. */
@@ -19,12 +19,13 @@ interface Ext {
   mentions?: string[];
   emoji?: string;
   change?: ChannelChange;
+  files?: FileRef[];
   digest?: string;
 }
 
 type ItemPart = Pick<
   NewMessage,
-  'kind' | 'target' | 'text' | 'replyTo' | 'mentions' | 'emoji' | 'change' | 'digest'
+  'kind' | 'target' | 'text' | 'replyTo' | 'mentions' | 'emoji' | 'change' | 'files' | 'digest'
 >;
 
 /** The row's columns of an item. */
@@ -34,6 +35,7 @@ export function itemColumns(m: ItemPart): ItemColumns {
   if (m.mentions !== undefined) ext.mentions = [...m.mentions];
   if (m.emoji !== undefined) ext.emoji = m.emoji;
   if (m.change !== undefined) ext.change = m.change;
+  if (m.files !== undefined) ext.files = m.files;
   if (m.digest !== undefined) ext.digest = m.digest;
   return {
     kind: m.kind ?? 'message',

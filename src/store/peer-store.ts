@@ -6,7 +6,8 @@
  * refused it for good (the reason is kept).
  */
 import type Database from 'better-sqlite3';
-import type { Channel, StoredMessage } from '../protocol/common.js';
+import type { Channel, FileRef, StoredMessage } from '../protocol/common.js';
+import type { ApiFile } from '../peer/api-shapes.js';
 import { HchatError } from '../protocol/errors.js';
 import { channelSettings } from '../shared/item-rules.js';
 import { erasedByDelete, erasedOnArrival, eraser, type ItemLookup } from './item-effects.js';
@@ -196,6 +197,8 @@ export class PeerStore {
   private readonly db: Database.Database;
   private readonly q;
   private readonly index: SearchIndex;
+  /** How a message's files are shown (set by the node, which holds the files: peer/files.ts). */
+  fileView?: (channelId: string, ref: FileRef) => ApiFile;
 
   constructor(file: string) {
     this.db = openDatabase(file, MIGRATIONS);

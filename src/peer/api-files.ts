@@ -1,0 +1,115 @@
+/**
+ * The local API's file routes (README "Files"): attach a file to a channel (the raw bytes as the
+ * body), fetch one in the background, ask how much of it is here, and read it. A file is served
+ * so that it can never run script in the app's origin: its own type, `nosniff`, a sandboxing
+ * CSP, and `attachment` for everything but plain raster images.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { HchatError } from '../protocol/errors.js';
+import { MimeType, Preview, Uuid } from '../protocol/common.js';
+import { FileId } from '../protocol/files.js';
+import type { PeerNode } from './node.js';
+import { parse } from './api-parse.js';
+
+const IdParam = z.object({ id: Uuid });
+const FileParam = z.object({ id: Uuid, fileId: FileId });
+const Side = z.coerce.number().int().min(1).max(65535);
+const UploadQuery = z
+  .object({ name: z.string().min(1).max(1000), width: Side.optional(), height: Side.optional() })
+  .refine(
+    (q) => (q.width === undefined) === (q.height === undefined),
+    'width and height: both or neither',
+  );
+const ReadQuery = z.object({ download: z.enum(['0', '1']).optional() });
+
+/** Types a browser shows inline without running anything. */
+const INLINE = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+/** What a served file may do in the browser: nothing but show itself. */
+const FILE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+
+/** Adds the file routes. */
+export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: number): void {
+  // The upload's body is the file itself, whatever its type (a JSON file stays bytes).
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: maxFileBytes },
+      (_req, body, done) => done(null, body),
+    );
+    scope.setErrorHandler((err: { code?: string }, _req, reply) => {
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+        throw new HchatError('E_FILE_TOO_LARGE', `files are at most ${maxFileBytes} bytes`);
+      throw err;
+    });
+    scope.post('/api/channels/:id/files', { bodyLimit: maxFileBytes }, async (req, reply) => {
+      const { id } = parse(IdParam, req.params, 'channel id');
+      const q = parse(UploadQuery, req.query, 'query');
+      const type = parse(
+        MimeType.default('application/octet-stream'),
+        req.headers['content-type'],
+        'Content-Type',
+      );
+      const rawPreview = req.headers['x-preview'];
+      const preview =
+        rawPreview === undefined ? undefined : parse(Preview, rawPreview, 'X-Preview');
+      if (preview !== undefined && q.width === undefined)
+        throw new HchatError('E_BAD_REQUEST', 'X-Preview: only with width and height');
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const file = node.files.upload(id, body, {
+        name: q.name,
+        type,
+        ...(q.width !== undefined
+          ? { image: { width: q.width, height: q.height!, ...(preview ? { preview } : {}) } }
+          : {}),
+      });
+      return reply.code(201).send(file);
+    });
+  });
+
+  app.post('/api/channels/:id/files/:fileId/fetch', async (req, reply) => {
+    const p = readable(node, parse(FileParam, req.params, 'file'));
+    void node.files.fetch(p.id, p.fileId).catch(() => undefined); // progress: events `file`
+    return reply.code(202).send(status(node, p));
+  });
+
+  app.get('/api/channels/:id/files/:fileId/status', async (req) =>
+    status(node, readable(node, parse(FileParam, req.params, 'file'))),
+  );
+
+  app.get('/api/channels/:id/files/:fileId', async (req, reply) => {
+    const p = readable(node, parse(FileParam, req.params, 'file'));
+    const q = parse(ReadQuery, req.query, 'query');
+    await node.files.fetch(p.id, p.fileId);
+    const m = node.files.manifest(p.fileId)!;
+    const inline = INLINE.has(m.type.split(';')[0]!.trim().toLowerCase()) && q.download !== '1';
+    const ascii = m.name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+    reply
+      .header('content-type', m.type)
+      .header('content-length', m.size)
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', FILE_CSP)
+      .header('cache-control', 'private, max-age=31536000, immutable')
+      .header(
+        'content-disposition',
+        `${inline ? 'inline' : 'attachment'}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(m.name)}`,
+      );
+    return reply.send(Readable.from(node.files.read(p.fileId)));
+  });
+}
+
+/** The channel must be one this peer's user reads. */
+function readable<T extends { id: string }>(node: PeerNode, p: T): T {
+  if (!node.readsChannel(p.id)) throw new HchatError('E_NOT_MEMBER');
+  return p;
+}
+
+/** What is here of the file (before its manifest came: only that nothing is). */
+function status(node: PeerNode, p: { id: string; fileId: string }) {
+  const ref = node.files.localRef(p.id, p.fileId);
+  if (ref) return node.files.view(p.id, ref);
+  const url = `/api/channels/${p.id}/files/${p.fileId}`;
+  return { id: p.fileId, channelId: p.id, url, state: 'missing', have: 0 };
+}

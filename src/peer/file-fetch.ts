@@ -1,0 +1,234 @@
+/**
+ * One file's download from several sources at once (docs/PROTOCOL.md §5.4), like BitTorrent:
+ * the server names the online peers that hold the file and grants this session access to the
+ * channel's files; each peer says which chunks it holds, and each takes the next chunk nobody is
+ * fetching yet, a few in flight at a time. Every chunk is checked against the manifest before it
+ * is kept: a peer that sends a bad one is blamed (logged) and dropped, and the chunk is asked of
+ * another source. The server serves only what no peer could. Chunks already held are never
+ * fetched again, so a download cut short resumes where it stopped. Each chunk's source is logged
+ * (`host:…`, `peer:…`, `server`).
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { Manifest } from '../protocol/files.js';
+import type { FileRef, TrackerEntry } from '../protocol/common.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { fileId, manifestError, sameRef } from '../shared/file-id.js';
+import { FILE_LIMITS } from '../shared/limits.js';
+import type { FileStore } from '../store/file-store.js';
+import type { HostLink } from './host-link.js';
+import type { ServerLink } from './server-link.js';
+
+export interface FetchDeps {
+  files: FileStore;
+  log: ConnectionLog;
+  /** The server link while it carries our session. */
+  server(): ServerLink | undefined;
+  /** The reachable tracker entry of a user, if any. */
+  entryOf(username: string): TrackerEntry | undefined;
+  /** A P2P link to a peer (not started). */
+  dial(entry: TrackerEntry): HostLink | undefined;
+  /** The channel's owner (its host). */
+  ownerOf(channelId: string): string | undefined;
+  /** This peer's user. */
+  me(): string;
+  /** Called as chunks arrive. */
+  progress(): void;
+  /** Most peers asked at once. */
+  maxPeers?: number;
+}
+
+/** One chunk source: a peer over P2P, or the server. */
+interface Source {
+  label: string;
+  has(index: number): boolean;
+  chunk(index: number): Promise<string>;
+  close(): void;
+}
+
+const CHUNK_TIMEOUT_MS = 20_000;
+
+/** Fetches what is missing of one file of one channel; resolves when it is whole here. */
+export async function fetchFile(
+  d: FetchDeps,
+  channelId: string,
+  id: string,
+  opts: { ref?: FileRef; pinned?: boolean; author?: string } = {},
+): Promise<void> {
+  const server = d.server();
+  if (!server) throw new HchatError('E_OFFLINE');
+  const {
+    holders,
+    server: serverHolds,
+    grant,
+  } = await server.request('file_sources', {
+    channelId,
+    fileId: id,
+  });
+  // The host and the author hold the file from the start; others once they fetched it.
+  const owner = d.ownerOf(channelId);
+  const candidates = new Map<string, string>();
+  for (const u of [owner, opts.author, ...holders])
+    if (u && u.toLowerCase() !== d.me().toLowerCase()) candidates.set(u.toLowerCase(), u);
+  const peers: Source[] = [];
+  await Promise.all(
+    [...candidates.values()].slice(0, d.maxPeers ?? 6).map(async (u) => {
+      const isHost = u.toLowerCase() === owner?.toLowerCase();
+      const s = await peerSource(d, u, isHost, channelId, id, grant);
+      if (s) peers.push(s);
+    }),
+  );
+  try {
+    if (!d.files.state(id))
+      await getManifest(d, [...peers, serverSource(d, channelId, id)], channelId, id, opts);
+    else if (opts.pinned) d.files.add(d.files.manifest(id)!, channelId, { pinned: true });
+    const m = d.files.manifest(id)!;
+    await pull(d, id, m, peers);
+    if (!d.files.state(id)!.complete) {
+      // What no peer could give: the server's copy.
+      if (!serverHolds && peers.length === 0)
+        throw new HchatError('E_NOT_FOUND', 'no peer or server holds this file now');
+      await pull(d, id, m, [serverSource(d, channelId, id)]);
+    }
+    if (!d.files.state(id)!.complete)
+      throw new HchatError('E_NOT_FOUND', 'no source could give every chunk of this file');
+    d.log.write('file', { file: id, channel: channelId, complete: true });
+    await d
+      .server()
+      ?.request('file_held', { channelId, fileId: id })
+      .catch(() => undefined);
+  } finally {
+    for (const p of peers) p.close();
+  }
+}
+
+async function getManifest(
+  d: FetchDeps,
+  sources: Source[],
+  channelId: string,
+  id: string,
+  opts: { ref?: FileRef; pinned?: boolean; author?: string },
+): Promise<void> {
+  for (const s of sources) {
+    const m = await (s as Source & { manifest(): Promise<Manifest> })
+      .manifest()
+      .catch(() => undefined);
+    if (!m) continue;
+    const bad = fileId(m) !== id ? 'its hash is not the file id' : manifestError(m);
+    const mismatch =
+      !bad && opts.ref && !sameRef(opts.ref, m)
+        ? "it differs from the message's reference"
+        : undefined;
+    if (bad || mismatch) {
+      d.log.write('blame', { peer: s.label, file: id, why: `manifest: ${bad ?? mismatch}` });
+      continue;
+    }
+    d.files.add(m, channelId, { pinned: opts.pinned });
+    return;
+  }
+  throw new HchatError('E_NOT_FOUND', "no source gave this file's manifest");
+}
+
+/** Fetches the missing chunks the sources hold, several at a time, each checked. */
+async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): Promise<void> {
+  const held = new Set(d.files.chunks(id));
+  const missing = new Set(m.chunks.map((_, i) => i).filter((i) => !held.has(i)));
+  const inFlight = new Set<number>();
+  const dead = new Set<Source>();
+  const lane = async (s: Source): Promise<void> => {
+    while (!dead.has(s)) {
+      let next: number | undefined;
+      for (const i of missing) {
+        if (!inFlight.has(i) && s.has(i)) {
+          next = i;
+          break;
+        }
+      }
+      if (next === undefined) return;
+      inFlight.add(next);
+      try {
+        const data = Buffer.from(await s.chunk(next), 'base64');
+        if (d.files.putChunk(id, next, data)) {
+          missing.delete(next);
+          d.log.write('chunk', { from: s.label, file: id, idx: next });
+          d.progress();
+        } else {
+          d.log.write('blame', { peer: s.label, file: id, idx: next, why: 'chunk hash mismatch' });
+          dead.add(s);
+        }
+      } catch (err) {
+        d.log.write('drop', { peer: s.label, file: id, idx: next, code: (err as HchatError).code });
+        dead.add(s);
+      } finally {
+        inFlight.delete(next);
+      }
+    }
+  };
+  // Rounds: when a source dies, what it held may be asked of the others.
+  while (missing.size > 0) {
+    const alive = sources.filter((s) => !dead.has(s) && [...missing].some((i) => s.has(i)));
+    if (alive.length === 0) return;
+    await Promise.all(
+      alive.flatMap((s) => Array.from({ length: FILE_LIMITS.inFlightPerSource }, () => lane(s))),
+    );
+  }
+}
+
+async function peerSource(
+  d: FetchDeps,
+  username: string,
+  isHost: boolean,
+  channelId: string,
+  id: string,
+  grant: string,
+): Promise<(Source & { manifest(): Promise<Manifest> }) | undefined> {
+  const entry = d.entryOf(username);
+  const link = entry && d.dial(entry);
+  if (!link) return undefined;
+  const label = `${isHost ? 'host' : 'peer'}:${username}`;
+  try {
+    await link.start();
+    if (!link.connected) throw new HchatError('E_CONNECTION_CLOSED');
+    const have = await link.request('file_have', { channelId, fileId: id, grant });
+    const chunks = new Set(have.chunks);
+    return {
+      label,
+      has: (i) => have.all || chunks.has(i),
+      chunk: async (index) =>
+        (
+          await link.request(
+            'file_chunk',
+            { channelId, fileId: id, grant, index },
+            CHUNK_TIMEOUT_MS,
+          )
+        ).data,
+      manifest: async () =>
+        (await link.request('file_manifest', { channelId, fileId: id, grant })).manifest,
+      close: () => link.stop(),
+    };
+  } catch (err) {
+    d.log.write('drop', { peer: label, file: id, code: (err as HchatError).code ?? 'E_INTERNAL' });
+    link.stop();
+    return undefined;
+  }
+}
+
+function serverSource(
+  d: FetchDeps,
+  channelId: string,
+  id: string,
+): Source & { manifest(): Promise<Manifest> } {
+  const link = () => {
+    const s = d.server();
+    if (!s) throw new HchatError('E_OFFLINE');
+    return s;
+  };
+  return {
+    label: 'server',
+    has: () => true,
+    chunk: async (index) =>
+      (await link().request('file_chunk', { channelId, fileId: id, index }, CHUNK_TIMEOUT_MS)).data,
+    manifest: async () =>
+      (await link().request('file_manifest', { channelId, fileId: id })).manifest,
+    close: () => undefined,
+  };
+}

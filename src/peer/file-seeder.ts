@@ -1,0 +1,87 @@
+/**
+ * What a peer serves of the files it holds, on its P2P port (docs/PROTOCOL.md §5.3): to a
+ * connection whose proven user shows the server's grant for the channel (`file_sources`), the
+ * chunks it holds of a file of that channel. Uploads can be capped (`uploadLimit`, bytes per
+ * second, for the bench's seeders): a chunk waits its turn rather than being refused.
+ */
+import crypto from 'node:crypto';
+import { HchatError } from '../protocol/errors.js';
+import { P2P_FILE_OPS } from '../protocol/files.js';
+import { describeIssues } from '../protocol/rpc.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { verifyGrant } from '../shared/tokens.js';
+import type { FileStore } from '../store/file-store.js';
+import type { MemberConn } from './host-service.js';
+
+export type FileOp = keyof typeof P2P_FILE_OPS;
+
+export interface FileSeederDeps {
+  files: FileStore;
+  log: ConnectionLog;
+  serverKey(): crypto.KeyObject | undefined;
+  /** Bytes per second this peer uploads at most (undefined: no cap). */
+  uploadLimit?: number;
+  now?: () => number;
+}
+
+export class FileSeeder {
+  /** When the upload cap lets the next byte go. */
+  private nextFree = 0;
+
+  constructor(private readonly d: FileSeederDeps) {}
+
+  async request(conn: MemberConn, op: FileOp, raw: unknown): Promise<unknown> {
+    const parsed = P2P_FILE_OPS[op].req.safeParse(raw ?? {});
+    if (!parsed.success)
+      throw new HchatError('E_BAD_REQUEST', `${op}: ${describeIssues(parsed.error)}`);
+    const b = parsed.data as { channelId: string; fileId: string; grant: string; index?: number };
+    this.checkGrant(conn, b.grant, b.channelId);
+    const state = this.d.files.inChannel(b.fileId, b.channelId)
+      ? this.d.files.state(b.fileId)
+      : undefined;
+    if (!state) throw new HchatError('E_NOT_FOUND', 'no such file here');
+    switch (op) {
+      case 'file_have':
+        return {
+          all: state.complete,
+          chunks: state.complete ? [] : this.d.files.chunks(b.fileId),
+        };
+      case 'file_manifest':
+        return { manifest: state.manifest };
+      case 'file_chunk': {
+        const data = this.d.files.readChunk(b.fileId, b.index!);
+        if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
+        await this.throttle(data.length);
+        this.d.files.touch(b.fileId);
+        this.d.log.write('serve', { to: conn.name, file: b.fileId, idx: b.index });
+        return { data: data.toString('base64') };
+      }
+    }
+  }
+
+  /** The grant must be the server's, for this channel, this very session, and not expired. */
+  private checkGrant(conn: MemberConn, grant: string, channelId: string): void {
+    const key = this.d.serverKey();
+    const c = key && verifyGrant(grant, key);
+    const now = (this.d.now ?? Date.now)();
+    if (
+      !c ||
+      c.c !== channelId ||
+      c.sid !== conn.who.sessionId ||
+      c.u.toLowerCase() !== conn.who.username.toLowerCase() ||
+      c.r !== conn.who.role ||
+      c.exp <= now
+    )
+      throw new HchatError('E_BAD_GRANT');
+  }
+
+  private async throttle(bytes: number): Promise<void> {
+    const limit = this.d.uploadLimit;
+    if (!limit) return;
+    const now = Date.now();
+    const start = Math.max(now, this.nextFree);
+    this.nextFree = start + (bytes / limit) * 1000;
+    const wait = start - now;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * A peer's files (issue 14; docs/PROTOCOL.md §5): what the user attaches is cut into chunks and
+ * kept here at once (pinned), then backed up to the server once (`file_put`, the missing
+ * chunks), after which the server lists this peer as a holder. Files of other people's messages
+ * are fetched when asked for (peer/file-fetch.ts) and kept in a cache of FILE_LIMITS.cacheBytes,
+ * least recently used first out; a channel's host fetches every file of its channel as the
+ * messages come in, and never evicts them.
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { FileRef, TrackerEntry } from '../protocol/common.js';
+import { FileRef as FileRefSchema } from '../protocol/common.js';
+import type { Manifest } from '../protocol/files.js';
+import { describeIssues } from '../protocol/rpc.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { chunkHash, refOf } from '../shared/file-id.js';
+import { FILE_LIMITS } from '../shared/limits.js';
+import type { FileStore } from '../store/file-store.js';
+import type { ApiFile } from './api-shapes.js';
+import type { EventHub } from './event-hub.js';
+import { fetchFile } from './file-fetch.js';
+import type { HostLink } from './host-link.js';
+import type { ServerLink } from './server-link.js';
+
+export interface PeerFilesDeps {
+  files: FileStore;
+  log: ConnectionLog;
+  events: EventHub;
+  /** The logged-in user, if any. */
+  username(): string | undefined;
+  /** The server link while it carries our session. */
+  server(): ServerLink | undefined;
+  entryOf(username: string): TrackerEntry | undefined;
+  dial(entry: TrackerEntry): HostLink | undefined;
+  ownerOf(channelId: string): string | undefined;
+  /** True when the logged-in user is a member of the channel (may attach files to it). */
+  isMember(channelId: string): boolean;
+  background(task: Promise<void>): void;
+  /** A file of ours reached the server: messages waiting for it may go. */
+  backedUp(): void;
+  maxFileBytes: number;
+  cacheBytes: number;
+}
+
+/** What the uploader says of a file beyond its bytes. */
+export interface UploadMeta {
+  name: string;
+  type: string;
+  image?: { width: number; height: number; preview?: string };
+}
+
+export class PeerFiles {
+  private readonly fetching = new Map<string, Promise<void>>();
+  private backingUp = false;
+  private readonly lastProgress = new Map<string, number>();
+
+  constructor(private readonly d: PeerFilesDeps) {}
+
+  /** Keeps an attached file here (pinned) and starts its backup to the server. */
+  upload(channelId: string, data: Buffer, meta: UploadMeta): ApiFile {
+    const me = this.d.username();
+    if (!me || !this.d.isMember(channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (data.length === 0) throw new HchatError('E_BAD_REQUEST', 'file: empty');
+    if (data.length > this.d.maxFileBytes)
+      throw new HchatError('E_FILE_TOO_LARGE', `files are at most ${this.d.maxFileBytes} bytes`);
+    const chunks: string[] = [];
+    for (let at = 0; at < data.length; at += FILE_LIMITS.chunkBytes)
+      chunks.push(chunkHash(data.subarray(at, at + FILE_LIMITS.chunkBytes)));
+    const manifest: Manifest = {
+      name: meta.name,
+      size: data.length,
+      type: meta.type,
+      ...(meta.image ? { image: meta.image } : {}),
+      chunkBytes: FILE_LIMITS.chunkBytes,
+      chunks,
+    };
+    const ref = FileRefSchema.safeParse({ ...manifest, id: 'x'.repeat(43) });
+    if (!ref.success) throw new HchatError('E_BAD_REQUEST', `file: ${describeIssues(ref.error)}`);
+    const id = this.d.files.add(manifest, channelId, { owner: me, pinned: true });
+    chunks.forEach((_, i) =>
+      this.d.files.putChunk(
+        id,
+        i,
+        data.subarray(i * FILE_LIMITS.chunkBytes, (i + 1) * FILE_LIMITS.chunkBytes),
+      ),
+    );
+    this.d.log.write('file', { channel: channelId, file: id, size: data.length, attached: true });
+    this.d.background(this.backup());
+    return this.view(channelId, refOf(manifest));
+  }
+
+  /** False while a file this user attached is not backed up at the server yet. */
+  backedUp(id: string): boolean {
+    const s = this.d.files.state(id);
+    return !s || s.backedUp || s.owner !== this.d.username();
+  }
+
+  /** The reference a message carries of a file attached here to this channel. */
+  refFor(channelId: string, id: string): FileRef {
+    const s = this.d.files.state(id);
+    if (!s || !s.complete || !this.d.files.inChannel(id, channelId))
+      throw new HchatError('E_BAD_REQUEST', `files: ${id} was not attached to this channel here`);
+    return refOf(s.manifest);
+  }
+
+  /** Sends the server what it lacks of our own files (once each), then says we hold them. */
+  async backup(): Promise<void> {
+    const me = this.d.username();
+    if (this.backingUp || !me) return;
+    this.backingUp = true;
+    try {
+      for (const id of this.d.files.notBackedUp(me)) {
+        const server = this.d.server();
+        if (!server) return;
+        const s = this.d.files.state(id);
+        if (!s) continue;
+        const channelId = this.d.files.channels(id)[0]!;
+        const { missing } = await server.request('file_put', { channelId, manifest: s.manifest });
+        for (const index of missing) {
+          const data = this.d.files.readChunk(id, index)!;
+          await server.request('file_chunk_put', {
+            channelId,
+            fileId: id,
+            index,
+            data: data.toString('base64'),
+          });
+        }
+        this.d.files.markBackedUp(id);
+        for (const c of this.d.files.channels(id))
+          await server.request('file_held', { channelId: c, fileId: id }).catch(() => undefined);
+        this.d.log.write('backup', { to: 'server', file: id, chunks: missing.length });
+        this.emit(channelId, id);
+        this.d.backedUp();
+      }
+    } catch (err) {
+      // Offline or refused for now: the next connection tries again.
+      if (!(err instanceof HchatError)) throw err;
+      this.d.log.write('backup', { to: 'server', error: err.code });
+    } finally {
+      this.backingUp = false;
+    }
+  }
+
+  /** Fetches a file of a channel unless it is here whole; one fetch per file at a time. */
+  fetch(
+    channelId: string,
+    id: string,
+    opts: { ref?: FileRef; pinned?: boolean; author?: string } = {},
+  ): Promise<void> {
+    const s = this.d.files.state(id);
+    if (s?.complete && this.d.files.inChannel(id, channelId)) {
+      if (opts.pinned && !s.pinned) this.d.files.add(s.manifest, channelId, { pinned: true });
+      this.d.files.touch(id);
+      return Promise.resolve();
+    }
+    if (s?.complete) {
+      // Held for another channel: the same bytes, now of this one too.
+      this.d.files.add(s.manifest, channelId, { pinned: opts.pinned });
+      this.d.background(this.announceHeld(channelId, id));
+      return Promise.resolve();
+    }
+    let p = this.fetching.get(id);
+    if (!p) {
+      p = fetchFile(
+        {
+          files: this.d.files,
+          log: this.d.log,
+          server: this.d.server,
+          entryOf: this.d.entryOf,
+          dial: this.d.dial,
+          ownerOf: this.d.ownerOf,
+          me: () => this.d.username() ?? '',
+          progress: () => this.progress(channelId, id),
+        },
+        channelId,
+        id,
+        opts,
+      ).finally(() => {
+        this.fetching.delete(id);
+        this.emit(channelId, id);
+        this.d.files.evict(this.d.cacheBytes);
+      });
+      this.fetching.set(id, p);
+    }
+    return p;
+  }
+
+  /** Starts fetching a file in the background (a host's copy of its channel's files). */
+  keep(channelId: string, author: string, refs: readonly FileRef[]): void {
+    for (const ref of refs) {
+      this.d.background(
+        this.fetch(channelId, ref.id, { ref, pinned: true, author }).catch((err: unknown) => {
+          if (!(err instanceof HchatError)) throw err;
+          this.d.log.write('file', { channel: channelId, file: ref.id, error: err.code });
+        }),
+      );
+    }
+  }
+
+  /** A file as the local API shows it: the message's reference and what is held here. */
+  view(channelId: string, ref: FileRef): ApiFile {
+    const s = this.d.files.inChannel(ref.id, channelId) ? this.d.files.state(ref.id) : undefined;
+    return {
+      ...ref,
+      channelId,
+      url: `/api/channels/${channelId}/files/${ref.id}`,
+      state: !s || s.heldBytes === 0 ? 'missing' : s.complete ? 'complete' : 'partial',
+      have: s?.heldBytes ?? 0,
+    };
+  }
+
+  manifest(id: string): Manifest | undefined {
+    return this.d.files.manifest(id);
+  }
+
+  /** A whole file's bytes, chunk after chunk, each checked again as it is read. */
+  async *read(id: string): AsyncGenerator<Buffer> {
+    const m = this.d.files.manifest(id);
+    for (let i = 0; m && i < m.chunks.length; i++) {
+      const data = this.d.files.readChunk(id, i);
+      if (!data) throw new HchatError('E_INTERNAL', `chunk ${i} of ${id} is damaged here`);
+      yield data;
+    }
+    this.d.files.touch(id);
+  }
+
+  /** The file's reference, when a manifest of it is here for this channel. */
+  localRef(channelId: string, id: string): FileRef | undefined {
+    const m = this.d.files.inChannel(id, channelId) ? this.d.files.manifest(id) : undefined;
+    return m && refOf(m);
+  }
+
+  private async announceHeld(channelId: string, id: string): Promise<void> {
+    await this.d
+      .server()
+      ?.request('file_held', { channelId, fileId: id })
+      .catch(() => undefined);
+  }
+
+  /** At most about ten progress events a second per file. */
+  private progress(channelId: string, id: string): void {
+    const now = Date.now();
+    if (now - (this.lastProgress.get(id) ?? 0) < 100) return;
+    this.lastProgress.set(id, now);
+    this.emit(channelId, id);
+  }
+
+  private emit(channelId: string, id: string): void {
+    const ref = this.localRef(channelId, id);
+    if (!ref) return;
+    const v = this.view(channelId, ref);
+    this.d.events.emit('file', {
+      channelId,
+      fileId: id,
+      state: v.state,
+      have: v.have,
+      size: v.size,
+    });
+  }
+}

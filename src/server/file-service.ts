@@ -1,0 +1,150 @@
+/**
+ * The server's files (issue 14; docs/PROTOCOL.md §5): one backup copy of each file, put by its
+ * author's peer (`file_put`, `file_chunk_put`: a member of the channel, within the per-user
+ * quota), served to readers of the channel only when no peer can (`file_manifest`,
+ * `file_chunk`), and the tracker's part: who holds a file whole (`file_held`), and the grant
+ * that opens a channel's files at those peers (`file_sources`).
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { Channel } from '../protocol/common.js';
+import type { OpReq, OpRes } from '../protocol/server-link.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { fileId, manifestError } from '../shared/file-id.js';
+import type { GrantClaims } from '../shared/tokens.js';
+import type { FileStore } from '../store/file-store.js';
+import type { Conn, Session } from './conn.js';
+
+export interface FileServiceDeps {
+  files: FileStore;
+  log: ConnectionLog;
+  /** The channel, if this session may read it (else throws as `history` does). */
+  readable(s: Session, channelId: string): Channel;
+  /** Lower-cased usernames of the channel's members. */
+  members(channelId: string): ReadonlySet<string>;
+  /** True while the user has a tracker entry (a P2P endpoint others can reach). */
+  reachable(username: string): boolean;
+  signGrant(claims: GrantClaims): string;
+  maxFileBytes: number;
+  quotaBytes: number;
+  grantTtlMs: number;
+}
+
+export class FileService {
+  constructor(private readonly d: FileServiceDeps) {}
+
+  put(conn: Conn, b: OpReq<'file_put'>): OpRes<'file_put'> {
+    const s = conn.session!;
+    this.member(s, b.channelId);
+    const m = b.manifest;
+    const bad = manifestError(m);
+    if (bad) throw new HchatError('E_BAD_REQUEST', bad);
+    if (m.size > this.d.maxFileBytes)
+      throw new HchatError(
+        'E_FILE_TOO_LARGE',
+        `files are at most ${this.d.maxFileBytes} bytes here`,
+      );
+    const { fileId: id, known } = this.identify(m);
+    if (!known && this.d.files.usage(s.username) + m.size > this.d.quotaBytes)
+      throw new HchatError('E_QUOTA_EXCEEDED');
+    this.d.files.add(m, b.channelId, { owner: s.username });
+    const held = new Set(this.d.files.chunks(id));
+    const missing = m.chunks.flatMap((_, i) => (held.has(i) ? [] : [i]));
+    this.d.log.write('file', {
+      peer: conn.name,
+      channel: b.channelId,
+      file: id,
+      missing: missing.length,
+    });
+    return { fileId: id, missing };
+  }
+
+  putChunk(conn: Conn, b: OpReq<'file_chunk_put'>): OpRes<'file_chunk_put'> {
+    this.member(conn.session!, b.channelId);
+    this.inChannel(b.fileId, b.channelId);
+    if (!this.d.files.putChunk(b.fileId, b.index, Buffer.from(b.data, 'base64')))
+      throw new HchatError('E_BAD_CHUNK', `chunk ${b.index} does not match the manifest`);
+    const complete = this.d.files.state(b.fileId)!.complete;
+    this.d.log.write('chunk', {
+      from: conn.name,
+      file: b.fileId,
+      idx: b.index,
+      complete: complete || undefined,
+    });
+    return { complete };
+  }
+
+  manifest(conn: Conn, b: OpReq<'file_manifest'>): OpRes<'file_manifest'> {
+    this.d.readable(conn.session!, b.channelId);
+    this.inChannel(b.fileId, b.channelId);
+    return { manifest: this.d.files.manifest(b.fileId)! };
+  }
+
+  chunk(conn: Conn, b: OpReq<'file_chunk'>): OpRes<'file_chunk'> {
+    this.d.readable(conn.session!, b.channelId);
+    this.inChannel(b.fileId, b.channelId);
+    const data = this.d.files.readChunk(b.fileId, b.index);
+    if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
+    this.d.files.touch(b.fileId);
+    this.d.log.write('serve', { to: conn.name, file: b.fileId, idx: b.index });
+    return { data: data.toString('base64') };
+  }
+
+  held(conn: Conn, b: OpReq<'file_held'>): OpRes<'file_held'> {
+    const s = conn.session!;
+    this.d.readable(s, b.channelId);
+    this.inChannel(b.fileId, b.channelId);
+    // Only users serve files (a visitor's peer has no P2P port others reach).
+    if (s.role === 'user') this.d.files.addHolder(b.fileId, b.channelId, s.username);
+    return {};
+  }
+
+  sources(conn: Conn, b: OpReq<'file_sources'>): OpRes<'file_sources'> {
+    const s = conn.session!;
+    // Not yet put here is fine (its author's backup may still be on its way): the grant opens
+    // the channel's files at its host and at the author's peer.
+    const c = this.d.readable(s, b.channelId);
+    const members = this.d.members(c.id);
+    const me = s.username.toLowerCase();
+    const holders = this.d.files
+      .holders(b.fileId, b.channelId)
+      .filter((u) => u.toLowerCase() !== me && members.has(u.toLowerCase()) && this.d.reachable(u));
+    // The host first: it holds every file of its channel.
+    holders.sort((a, b2) => Number(b2 === c.owner) - Number(a === c.owner));
+    const grant = this.d.signGrant({
+      typ: 'file',
+      sid: s.sessionId,
+      u: s.username,
+      r: s.role,
+      c: c.id,
+      exp: Date.now() + this.d.grantTtlMs,
+    });
+    return {
+      holders: holders.slice(0, 100),
+      server:
+        this.d.files.inChannel(b.fileId, b.channelId) &&
+        (this.d.files.state(b.fileId)?.complete ?? false),
+      grant,
+    };
+  }
+
+  /** A channel was deleted: its files go. */
+  channelDeleted(channelId: string): void {
+    this.d.files.dropChannel(channelId);
+  }
+
+  private member(s: Session, channelId: string): void {
+    this.d.readable(s, channelId);
+    if (!this.d.members(channelId).has(s.username.toLowerCase()))
+      throw new HchatError('E_NOT_MEMBER');
+  }
+
+  private inChannel(fileId: string, channelId: string): void {
+    if (!this.d.files.inChannel(fileId, channelId))
+      throw new HchatError('E_NOT_FOUND', 'no such file in this channel');
+  }
+
+  private identify(m: OpReq<'file_put'>['manifest']): { fileId: string; known: boolean } {
+    const id = fileId(m);
+    return { fileId: id, known: this.d.files.state(id) !== undefined };
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * Files on disk (issue 14; docs/PROTOCOL.md §5), for the server and for peers alike: each file's
+ * manifest and the chunks held of it, one file per chunk under `<dir>/<fileId>/`, written whole
+ * (temporary name, then rename) so that a crash leaves either the chunk or nothing. What is held
+ * is in `<dir>/files.db`: manifests, the channels a file belongs to, which chunks are here, who
+ * put it (quotas), whether it is pinned (never evicted), when it was last used (LRU), and who
+ * holds it whole (the server's answer to `file_sources`).
+ *
+ * A chunk is stored only when its SHA-256 is the manifest's: nothing unverified is ever kept.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import type { Manifest } from '../protocol/files.js';
+import { chunkHash, chunkLength, fileId } from '../shared/file-id.js';
+import { openDatabase } from './sqlite.js';
+
+const MIGRATIONS: readonly string[] = [
+  `
+      CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        manifest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        held INTEGER NOT NULL DEFAULT 0,
+        held_bytes INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        backed_up INTEGER NOT NULL DEFAULT 0,
+        last_used INTEGER NOT NULL
+      );
+      CREATE INDEX files_owner ON files(owner) WHERE owner IS NOT NULL;
+      CREATE TABLE file_channels (
+        file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        channel_id TEXT NOT NULL,
+        PRIMARY KEY (file_id, channel_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX file_channels_channel ON file_channels(channel_id);
+      CREATE TABLE file_chunks (
+        file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        PRIMARY KEY (file_id, idx)
+      ) WITHOUT ROWID;
+      CREATE TABLE file_holders (
+        file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        channel_id TEXT NOT NULL,
+        username TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (file_id, channel_id, username)
+      ) WITHOUT ROWID;
+  `,
+];
+
+interface FileRow {
+  id: string;
+  manifest: string;
+  size: number;
+  chunk_count: number;
+  held: number;
+  held_bytes: number;
+  owner: string | null;
+  pinned: number;
+  backed_up: number;
+  last_used: number;
+}
+
+/** What this store holds of a file. */
+export interface FileState {
+  manifest: Manifest;
+  /** Chunks held. */
+  held: number;
+  /** Bytes held. */
+  heldBytes: number;
+  complete: boolean;
+  pinned: boolean;
+  /** For a file put here by its author: the server holds it whole. */
+  backedUp: boolean;
+  /** Who put it here (its author on a peer; the user it counts against at the server). */
+  owner?: string;
+}
+
+/** The manifests and chunks one process holds. */
+export class FileStore {
+  private readonly db: Database.Database;
+  private readonly q;
+
+  constructor(
+    private readonly dir: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.db = openDatabase(path.join(dir, 'files.db'), MIGRATIONS);
+    this.q = {
+      get: this.db.prepare<[string], FileRow>('SELECT * FROM files WHERE id = ?'),
+      insert: this.db.prepare(
+        'INSERT OR IGNORE INTO files (id, manifest, size, chunk_count, owner, pinned, last_used) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      pin: this.db.prepare('UPDATE files SET pinned = 1 WHERE id = ?'),
+      bind: this.db.prepare(
+        'INSERT OR IGNORE INTO file_channels (file_id, channel_id) VALUES (?, ?)',
+      ),
+      inChannel: this.db.prepare<[string, string], { n: number }>(
+        'SELECT 1 AS n FROM file_channels WHERE file_id = ? AND channel_id = ?',
+      ),
+      channels: this.db.prepare<[string], { channel_id: string }>(
+        'SELECT channel_id FROM file_channels WHERE file_id = ?',
+      ),
+      addChunk: this.db.prepare('INSERT OR IGNORE INTO file_chunks (file_id, idx) VALUES (?, ?)'),
+      held: this.db.prepare(
+        'UPDATE files SET held = held + 1, held_bytes = held_bytes + ? WHERE id = ?',
+      ),
+      chunks: this.db.prepare<[string], { idx: number }>(
+        'SELECT idx FROM file_chunks WHERE file_id = ? ORDER BY idx',
+      ),
+      hasChunk: this.db.prepare<[string, number], { n: number }>(
+        'SELECT 1 AS n FROM file_chunks WHERE file_id = ? AND idx = ?',
+      ),
+      touch: this.db.prepare('UPDATE files SET last_used = ? WHERE id = ?'),
+      usage: this.db.prepare<[string], { bytes: number | null }>(
+        'SELECT SUM(size) AS bytes FROM files WHERE owner = ?',
+      ),
+      cached: this.db.prepare<[], { bytes: number | null }>(
+        'SELECT SUM(held_bytes) AS bytes FROM files WHERE pinned = 0',
+      ),
+      lru: this.db.prepare<[], { id: string; held_bytes: number }>(
+        'SELECT id, held_bytes FROM files WHERE pinned = 0 AND held_bytes > 0 ORDER BY last_used LIMIT 64',
+      ),
+      remove: this.db.prepare('DELETE FROM files WHERE id = ?'),
+      backedUp: this.db.prepare('UPDATE files SET backed_up = 1 WHERE id = ?'),
+      notBackedUp: this.db.prepare<[string], { id: string }>(
+        'SELECT id FROM files WHERE owner = ? AND backed_up = 0 ORDER BY last_used',
+      ),
+      addHolder: this.db.prepare(
+        'INSERT INTO file_holders (file_id, channel_id, username, at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET at = excluded.at',
+      ),
+      holders: this.db.prepare<[string, string], { username: string }>(
+        'SELECT username FROM file_holders WHERE file_id = ? AND channel_id = ? ORDER BY at DESC LIMIT 500',
+      ),
+      dropChannel: this.db.prepare('DELETE FROM file_channels WHERE channel_id = ?'),
+      orphans: this.db.prepare<[], { id: string }>(
+        'SELECT id FROM files WHERE id NOT IN (SELECT file_id FROM file_channels)',
+      ),
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Keeps a manifest (idempotent), as a file of `channelId`. `owner` is who it counts against
+   * (the first to put it); `pinned` keeps it from eviction (a file this peer wrote or hosts).
+   */
+  add(
+    manifest: Manifest,
+    channelId: string,
+    opts: { owner?: string; pinned?: boolean } = {},
+  ): string {
+    const id = fileId(manifest);
+    this.db.transaction(() => {
+      this.q.insert.run(
+        id,
+        JSON.stringify(manifest),
+        manifest.size,
+        manifest.chunks.length,
+        opts.owner ?? null,
+        opts.pinned ? 1 : 0,
+        this.now(),
+      );
+      if (opts.pinned) this.q.pin.run(id);
+      this.q.bind.run(id, channelId);
+    })();
+    return id;
+  }
+
+  state(id: string): FileState | undefined {
+    const r = this.q.get.get(id);
+    if (!r) return undefined;
+    return {
+      manifest: JSON.parse(r.manifest) as Manifest,
+      held: r.held,
+      heldBytes: r.held_bytes,
+      complete: r.held === r.chunk_count,
+      pinned: r.pinned === 1,
+      backedUp: r.backed_up === 1,
+      ...(r.owner !== null ? { owner: r.owner } : {}),
+    };
+  }
+
+  manifest(id: string): Manifest | undefined {
+    return this.state(id)?.manifest;
+  }
+
+  /** True when the file belongs to this channel here. */
+  inChannel(id: string, channelId: string): boolean {
+    return this.q.inChannel.get(id, channelId) !== undefined;
+  }
+
+  channels(id: string): string[] {
+    return this.q.channels.all(id).map((r) => r.channel_id);
+  }
+
+  /** The indexes of the chunks held, in order. */
+  chunks(id: string): number[] {
+    return this.q.chunks.all(id).map((r) => r.idx);
+  }
+
+  hasChunk(id: string, index: number): boolean {
+    return this.q.hasChunk.get(id, index) !== undefined;
+  }
+
+  /**
+   * Stores chunk `index` when its bytes hash to the manifest's; false (nothing written) when
+   * they do not. Idempotent.
+   */
+  putChunk(id: string, index: number, data: Buffer): boolean {
+    const m = this.manifest(id);
+    if (!m || index >= m.chunks.length) return false;
+    if (data.length !== chunkLength(m, index) || chunkHash(data) !== m.chunks[index]) return false;
+    if (this.hasChunk(id, index)) return true;
+    const file = this.chunkPath(id, index);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.tmp`;
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+    this.db.transaction(() => {
+      if (this.q.addChunk.run(id, index).changes === 1) this.q.held.run(data.length, id);
+    })();
+    return true;
+  }
+
+  /** A chunk's bytes, when held (checked against the manifest again: a disk can rot). */
+  readChunk(id: string, index: number): Buffer | undefined {
+    const m = this.manifest(id);
+    if (!m || !this.hasChunk(id, index)) return undefined;
+    try {
+      const data = fs.readFileSync(this.chunkPath(id, index));
+      return chunkHash(data) === m.chunks[index] ? data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Where chunk `index` lies on disk (for streaming a whole file out). */
+  chunkPath(id: string, index: number): string {
+    return path.join(this.dir, id, String(index));
+  }
+
+  touch(id: string): void {
+    this.q.touch.run(this.now(), id);
+  }
+
+  /** Bytes of the files `owner` put here (the server's quota). */
+  usage(owner: string): number {
+    return this.q.usage.get(owner)?.bytes ?? 0;
+  }
+
+  /** Files `owner` put here that the server does not hold whole yet (a peer's own uploads). */
+  notBackedUp(owner: string): string[] {
+    return this.q.notBackedUp.all(owner).map((r) => r.id);
+  }
+
+  markBackedUp(id: string): void {
+    this.q.backedUp.run(id);
+  }
+
+  /** Records that `username` holds the file whole, for readers of `channelId`. */
+  addHolder(id: string, channelId: string, username: string): void {
+    this.q.addHolder.run(id, channelId, username, this.now());
+  }
+
+  /** Who said they hold the file whole, newest first. */
+  holders(id: string, channelId: string): string[] {
+    return this.q.holders.all(id, channelId).map((r) => r.username);
+  }
+
+  /**
+   * Drops the least recently used unpinned files until the unpinned ones take at most
+   * `maxBytes`; answers the ids dropped.
+   */
+  evict(maxBytes: number): string[] {
+    const dropped: string[] = [];
+    let total = this.q.cached.get()?.bytes ?? 0;
+    while (total > maxBytes) {
+      const batch = this.q.lru.all();
+      if (batch.length === 0) break;
+      for (const r of batch) {
+        if (total <= maxBytes) break;
+        this.remove(r.id);
+        total -= r.held_bytes;
+        dropped.push(r.id);
+      }
+    }
+    return dropped;
+  }
+
+  /** A channel is gone: its files go too, unless another channel here has them. */
+  dropChannel(channelId: string): void {
+    this.q.dropChannel.run(channelId);
+    for (const { id } of this.q.orphans.all()) this.remove(id);
+  }
+
+  remove(id: string): void {
+    this.q.remove.run(id);
+    fs.rmSync(path.join(this.dir, id), { recursive: true, force: true });
+  }
+}
