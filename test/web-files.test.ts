@@ -8,11 +8,22 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
 import { seriousViolations } from './axe.js';
+import { FILE_LIMITS } from '../src/shared/limits.js';
+
+/** Keeps a screenshot of test-artifacts/ in docs/screenshots (the README shows it). */
+function keep(name: string) {
+  const root = path.resolve(import.meta.dirname, '..');
+  fs.copyFileSync(
+    path.join(root, 'test-artifacts', `${name}.png`),
+    path.join(root, 'docs', 'screenshots', `${name}.png`),
+  );
+}
 
 function log(page: Page) {
   return page.getByRole('log', { name: 'Messages' });
@@ -156,6 +167,8 @@ describe('files in the web UI', () => {
       { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big },
     ]);
     await chip(a.page, 'big.bin').getByRole('progressbar', { name: 'Uploading big.bin' }).waitFor();
+    await snap(a.page, 'attach-chips');
+    keep('attach-chips');
     // Send waits for the uploads.
     expect(await a.page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
     await a.page.getByRole('listitem', { name: 'notes.txt, ready to send' }).waitFor();
@@ -163,7 +176,6 @@ describe('files in the web UI', () => {
     const fractions = await seen();
     expect(fractions.some((x) => x > 0 && x < 1)).toBe(true); // progress between 0 and 100%
     expect(await seriousViolations(a.page)).toEqual([]); // axe, with the chips shown
-    await snap(a.page, 'attach-chips');
     // notes.txt is removed before sending: only big.bin goes, with the text.
     await chip(a.page, 'notes.txt').getByRole('button', { name: 'Remove notes.txt' }).click();
     await chip(a.page, 'notes.txt').waitFor({ state: 'detached' });
@@ -261,6 +273,7 @@ describe('files in the web UI', () => {
     expect(Math.round(before.height)).toBe(300);
     expect(await seriousViolations(b.page)).toEqual([]);
     await snap(b.page, 'image-preview');
+    keep('image-preview');
 
     release();
     await waitFor(() => full.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0));
@@ -270,6 +283,7 @@ describe('files in the web UI', () => {
     expect([after.width, after.height]).toEqual([before.width, before.height]); // no jump
     await b.page.mouse.move(0, 0);
     await snap(b.page, 'image-inline');
+    keep('image-inline');
 
     // Full size in a dialog; Escape closes it and the focus goes back to the image.
     await open.click();
@@ -312,8 +326,11 @@ describe('files in the web UI', () => {
       name: 'data set.bin, 4.0 MiB',
     });
     await card.waitFor();
+    // bob's peer fetches it only when he opens it: the card says so, from the message's state.
+    await card.getByText('Not on this device yet').waitFor();
     expect(await seriousViolations(b.page)).toEqual([]);
     await snap(b.page, 'file-card');
+    keep('file-card');
     // Downloads slowed to 8 MiB/s, so the 4 MiB show their progress.
     await (
       await throttler(b.page)
@@ -327,10 +344,11 @@ describe('files in the web UI', () => {
     expect(got.equals(bytes)).toBe(true);
     expect((await seen()).some((x) => x > 0 && x < 1)).toBe(true);
     await card.getByRole('progressbar').waitFor({ state: 'detached' });
-    // bob's peer holds it now.
+    // bob's peer holds it now, and the card heard it (the `file` event).
     const [f] = await newestFiles(bob, general);
     const status = (await bob.call('GET', `${f!.url}/status`)).body;
     expect(status).toMatchObject({ state: 'complete', have: bytes.length });
+    await card.getByText('Not on this device yet').waitFor({ state: 'detached' });
     expect(a.errors).toEqual([]);
     expect(b.errors).toEqual([]);
   });
@@ -403,10 +421,9 @@ describe('files in the web UI', () => {
         const frame = document.createElement('iframe');
         frame.src = url;
         frame.title = 'framed file';
-        await loaded(frame);
         const object = document.createElement('object');
         object.data = url;
-        await loaded(object);
+        await Promise.all([loaded(frame), loaded(object)]);
         frame.remove();
         object.remove();
       }, f.url);
@@ -430,12 +447,15 @@ describe('files in the web UI', () => {
       {
         name: 'huge.bin',
         mimeType: 'application/octet-stream',
-        buffer: Buffer.alloc(25 * 1024 * 1024 + 1),
+        buffer: Buffer.alloc(FILE_LIMITS.maxFileBytes + 1),
       },
     ]);
     const failed = chip(a.page, 'huge.bin');
     await failed.getByRole('alert').waitFor();
-    expect(await failed.getByRole('alert').textContent()).toMatch(/^Not sent: .*(25 MiB|large)/i);
+    // The API's own message, as it said it.
+    expect(await failed.getByRole('alert').textContent()).toBe(
+      `Not sent: files are at most ${FILE_LIMITS.maxFileBytes} bytes`,
+    );
     await a.page.getByRole('textbox', { name: 'Message' }).fill('with a failed file');
     expect(await a.page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
     expect(await seriousViolations(a.page)).toEqual([]);

@@ -179,7 +179,10 @@ export function AttachmentChips({ attachments }: { attachments: Attachments }) {
                 <span className="chip-name" title={a.name}>
                   {a.name}
                 </span>
-                <span className="chip-size">{humanSize(a.size)}</span>
+                <span className="chip-size">
+                  {humanSize(a.size)}
+                  {a.state === 'done' && ' · uploaded'}
+                </span>
                 {(a.state === 'uploading' || a.state === 'preparing') && (
                   <progress
                     max={Math.max(1, a.size)}

@@ -4,15 +4,16 @@
  * canvas before it is sent, and a download with its progress saved through an object URL.
  */
 import { ApiError, errorOf, type ChatFile } from './api.js';
+import { FILE_LIMITS } from '../../src/shared/limits.js';
 
 /** Images shown inline: the types the local API serves `inline` (never SVG: it can hold script). */
 const INLINE = /^image\/(png|jpeg|gif|webp)$/;
 /** The preview's longest side, then smaller ones until its data URL fits. */
 const PREVIEW_SIDES = [32, 24, 16];
 /** The local API refuses a longer `X-Preview`. */
-export const MAX_PREVIEW_CHARS = 2048;
+const MAX_PREVIEW_CHARS = FILE_LIMITS.maxPreviewChars;
 /** Files one message carries at most (the local API refuses more). */
-export const MAX_FILES = 10;
+export const MAX_FILES = FILE_LIMITS.filesPerMessage;
 
 /** What the browser tells the API about an image it uploads. */
 export interface ImageInfo {
