@@ -8,47 +8,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { attach, chunkSources, download } from './file-kit.js';
 
 type Net = Awaited<ReturnType<typeof createTestnet>>;
-
-/** Uploads bytes to a channel through the local API. */
-export async function attach(
-  p: TestPeer,
-  ch: string,
-  data: Buffer,
-  name: string,
-  type = 'application/octet-stream',
-  extra: Record<string, string> = {},
-): Promise<{ status: number; body: any }> {
-  const res = await fetch(
-    new URL(`/api/channels/${ch}/files?name=${encodeURIComponent(name)}`, p.uiUrl),
-    {
-      method: 'POST',
-      headers: { ...authHeaders(p.uiUrl), 'content-type': type, ...extra },
-      body: new Uint8Array(data),
-    },
-  );
-  return { status: res.status, body: await res.json() };
-}
-
-/** GETs a file's bytes through a peer's local API. */
-export async function download(
-  p: TestPeer,
-  url: string,
-): Promise<{ status: number; data: Buffer; headers: Headers }> {
-  const res = await fetch(new URL(url, p.uiUrl), { headers: authHeaders(p.uiUrl) });
-  return { status: res.status, data: Buffer.from(await res.arrayBuffer()), headers: res.headers };
-}
-
-/** The sources of each chunk of `fileId` a peer fetched, from its connection log. */
-export function chunkSources(p: TestPeer, fileId: string): string[] {
-  const log = fs.readFileSync(path.join(p.dataDir, 'connections.log'), 'utf8');
-  return log
-    .split('\n')
-    .filter((l) => /\bchunk\b/.test(l) && l.includes(fileId) && /\bfrom=/.test(l))
-    .map((l) => /from=(\S+)/.exec(l)![1]!);
-}
 
 async function general(peers = 3): Promise<{ net: Net; ps: TestPeer[]; ch: string }> {
   const net = await createTestnet({ peers });
@@ -122,5 +85,69 @@ describe('files', () => {
     const again = await download(dave, f.url);
     expect(again.data.equals(data)).toBe(true);
     expect(new Set(chunkSources(dave, up.body.id))).toEqual(new Set(['server']));
+  });
+});
+
+describe('files from several peers', () => {
+  it('with the host and two members holding it, a newcomer pulls chunks from at least three of them, and only those', async () => {
+    const { net, ps, ch } = await general(3);
+    const [alice, bob, carol] = ps as [TestPeer, TestPeer, TestPeer];
+    const data = crypto.randomBytes(20 * 1024 * 1024);
+    const up = await attach(alice, ch, data, 'big.bin');
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    await alice.call('POST', `/api/channels/${ch}/messages`, {
+      text: 'the dump',
+      files: [up.body.id],
+    });
+    for (const p of [bob, carol])
+      expect((await download(p, up.body.url)).data.equals(data)).toBe(true);
+    const dave = await net.addPeer('dave');
+    await signIn(dave, 'dave');
+    expect((await dave.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+    const got = await download(dave, up.body.url);
+    expect(got.data.equals(data)).toBe(true);
+    const sources = chunkSources(dave, up.body.id);
+    expect(sources.length).toBe(80);
+    const counts = Object.fromEntries(
+      [...new Set(sources)].map((s) => [s, sources.filter((x) => x === s).length]),
+    );
+    expect(Object.keys(counts).sort(), JSON.stringify(counts)).toEqual([
+      'host:alice',
+      'peer:bob',
+      'peer:carol',
+    ]);
+    // The channel deleted by its owner: the server's copy goes with it.
+    const copy = path.join(net.dir, 'server', 'files', up.body.id);
+    expect(fs.existsSync(copy)).toBe(true);
+    expect((await alice.call('DELETE', `/api/channels/${ch}`)).status).toBe(200);
+    await waitFor(() => !fs.existsSync(copy), 10_000, "the server drops the channel's files");
+  });
+
+  it('a download cut short resumes without fetching again what it has', async () => {
+    const { net, ps, ch } = await general(2);
+    const [alice] = ps as [TestPeer, TestPeer];
+    const data = crypto.randomBytes(8 * 1024 * 1024);
+    const up = await attach(alice, ch, data, 'slow.bin');
+    await alice.call('POST', `/api/channels/${ch}/messages`, { files: [up.body.id] });
+    // alice serves slowly (2 MiB/s): bob's download is cut by his peer stopping.
+    await net.restartPeer(alice, { uploadLimit: 2 * 1024 * 1024 });
+    let bob = net.peers[1]!;
+    const first = download(bob, up.body.url).catch(() => undefined);
+    await waitFor(() => chunkSources(bob, up.body.id).length >= 6, 15_000, 'some chunks');
+    bob = await net.restartPeer(bob);
+    await first;
+    const before = chunkSources(bob, up.body.id).length;
+    expect(before).toBeGreaterThanOrEqual(6);
+    expect(before).toBeLessThan(32);
+    const got = await download(bob, up.body.url);
+    expect(got.data.equals(data)).toBe(true);
+    // Each chunk came once: what was held before the cut was not asked again.
+    const log = fs.readFileSync(path.join(bob.dataDir, 'connections.log'), 'utf8');
+    const idx = log
+      .split('\n')
+      .filter((l) => /ev=chunk /.test(l) && l.includes(up.body.id))
+      .map((l) => /idx=(\d+)/.exec(l)![1]);
+    expect(idx.length).toBe(32);
+    expect(new Set(idx).size).toBe(32);
   });
 });

@@ -94,8 +94,8 @@ export interface Testnet {
   serverPort: number;
   peers: TestPeer[];
   addPeer(name?: string, extra?: Partial<PeerOptions>): Promise<TestPeer>;
-  /** Stops a peer and starts it again on the same data; it takes the old one's place. */
-  restartPeer(p: TestPeer): Promise<TestPeer>;
+  /** Stops a peer and starts it again on the same data (and `extra` options); it takes the old one's place. */
+  restartPeer(p: TestPeer, extra?: Partial<PeerOptions>): Promise<TestPeer>;
   /** Stops the server and starts it again on the same port and data. */
   restartServer(): Promise<void>;
   /** A raw protocol client (no reconnect), closed after the test. */
@@ -167,11 +167,11 @@ export async function createTestnet(
       net.peers.push(tp);
       return tp;
     },
-    async restartPeer(p) {
+    async restartPeer(p, extra = {}) {
       await p.close();
       const name = path.basename(p.dataDir);
       const i = net.peers.indexOf(p);
-      const again = await net.addPeer(name);
+      const again = await net.addPeer(name, extra);
       net.peers.pop();
       net.peers[i] = again;
       return again;

@@ -13,6 +13,7 @@ import {
   parseCount,
   parseApiToken,
   parseFanout,
+  parseBytes,
   parseHost,
   parseServer,
   parseFingerprint,
@@ -197,6 +198,20 @@ program
   )
   .addOption(
     opt(
+      '--max-file-bytes <bytes>',
+      'largest file backed up here (default 25M)',
+      'HCHAT_MAX_FILE_BYTES',
+    ).argParser(parseBytes),
+  )
+  .addOption(
+    opt(
+      '--file-quota-bytes <bytes>',
+      'bytes of files each user may have backed up here (default 1G)',
+      'HCHAT_FILE_QUOTA_BYTES',
+    ).argParser(parseBytes),
+  )
+  .addOption(
+    opt(
       '--ipv4-prefix <bits>',
       'IPv4 addresses sharing this prefix share one budget (default 24)',
       'HCHAT_IPV4_PREFIX',
@@ -233,6 +248,8 @@ program
       maxClockSkewMs?: number;
       sessionsPerAccount?: number;
       channelsPerAccount?: number;
+      maxFileBytes?: number;
+      fileQuotaBytes?: number;
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
@@ -260,6 +277,8 @@ program
         maxClockSkewMs: o.maxClockSkewMs,
         sessionsPerAccount: o.sessionsPerAccount,
         channelsPerAccount: o.channelsPerAccount,
+        maxFileBytes: o.maxFileBytes,
+        fileQuotaBytes: o.fileQuotaBytes,
       });
       onSignals(() => server.close());
       console.log(
@@ -334,6 +353,27 @@ program
   )
   .addOption(
     opt(
+      '--upload-limit <bytes>',
+      'bytes per second this peer serves files at most (default: no cap)',
+      'HCHAT_UPLOAD_LIMIT',
+    ).argParser(parseBytes),
+  )
+  .addOption(
+    opt(
+      '--max-file-bytes <bytes>',
+      'largest file you may attach (default 25M)',
+      'HCHAT_MAX_FILE_BYTES',
+    ).argParser(parseBytes),
+  )
+  .addOption(
+    opt(
+      '--file-cache-bytes <bytes>',
+      "bytes of other people's files kept here before the least recently used go (default 512M)",
+      'HCHAT_FILE_CACHE_BYTES',
+    ).argParser(parseBytes),
+  )
+  .addOption(
+    opt(
       '--udp-loss <rate>',
       'drop this fraction of incoming UDP datagrams at random (loss tests)',
       'HCHAT_UDP_LOSS',
@@ -355,6 +395,9 @@ program
       maxClockSkewMs?: number;
       udpLoss: number;
       apiToken?: string;
+      uploadLimit?: number;
+      maxFileBytes?: number;
+      fileCacheBytes?: number;
     }) => {
       const peer = await startPeer({
         serverHost: o.server.host,
@@ -369,6 +412,9 @@ program
         maxClockSkewMs: o.maxClockSkewMs,
         udpLoss: o.udpLoss,
         apiToken: o.apiToken,
+        uploadLimit: o.uploadLimit,
+        maxFileBytes: o.maxFileBytes,
+        fileCacheBytes: o.fileCacheBytes,
       });
       onSignals(() => peer.close());
       // A server key that is not trusted is said once (the link keeps retrying quietly).

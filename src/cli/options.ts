@@ -94,3 +94,12 @@ export function parseApiToken(value: string): string {
     throw new InvalidArgumentError('expected 22 to 256 characters of A-Z a-z 0-9 - _ . ~');
   return value;
 }
+
+/** A number of bytes, plain or with a unit: 500K, 25M, 1G (powers of 1024; KiB, MiB, GiB too). */
+export function parseBytes(value: string): number {
+  const m = /^(\d{1,12})(?:([KMG])(?:i?B)?)?$/i.exec(value.trim());
+  const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] ?? ' ').toUpperCase()) : NaN;
+  if (!m || !(n >= 1) || n > 2 ** 40)
+    throw new InvalidArgumentError('expected a number of bytes, for example 1048576, 500K or 25M');
+  return n;
+}

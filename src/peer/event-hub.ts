@@ -15,7 +15,7 @@ export type LocalEventName =
   | 'refused'
   | 'stream'
   | 'typing'
-  /** A file's fetch or backup progressed, or completed (docs/PROTOCOL.md §5). */
+  /** A file's fetch or backup progressed, or completed (docs/PROTOCOL.md §9). */
   | 'file'
   /** A channel's settings or membership changed (renamed, removed, deleted, left): re-read it. */
   | 'channel';

@@ -1,5 +1,5 @@
 /**
- * One file's download from several sources at once (docs/PROTOCOL.md §5.4), like BitTorrent:
+ * One file's download from several sources at once (docs/PROTOCOL.md §9.4), like BitTorrent:
  * the server names the online peers that hold the file and grants this session access to the
  * channel's files; each peer says which chunks it holds, and each takes the next chunk nobody is
  * fetching yet, a few in flight at a time. Every chunk is checked against the manifest before it
@@ -33,6 +33,8 @@ export interface FetchDeps {
   me(): string;
   /** Called as chunks arrive. */
   progress(): void;
+  /** True once the node closed: nothing may touch the store. */
+  closed(): boolean;
   /** Most peers asked at once. */
   maxPeers?: number;
 }
@@ -147,6 +149,7 @@ async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): P
       inFlight.add(next);
       try {
         const data = Buffer.from(await s.chunk(next), 'base64');
+        if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         if (d.files.putChunk(id, next, data)) {
           missing.delete(next);
           d.log.write('chunk', { from: s.label, file: id, idx: next });
@@ -156,6 +159,7 @@ async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): P
           dead.add(s);
         }
       } catch (err) {
+        if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         d.log.write('drop', { peer: s.label, file: id, idx: next, code: (err as HchatError).code });
         dead.add(s);
       } finally {

@@ -1,5 +1,5 @@
 /**
- * What a peer serves of the files it holds, on its P2P port (docs/PROTOCOL.md §5.3): to a
+ * What a peer serves of the files it holds, on its P2P port (docs/PROTOCOL.md §9.3): to a
  * connection whose proven user shows the server's grant for the channel (`file_sources`), the
  * chunks it holds of a file of that channel. Uploads can be capped (`uploadLimit`, bytes per
  * second, for the bench's seeders): a chunk waits its turn rather than being refused.
@@ -19,6 +19,8 @@ export interface FileSeederDeps {
   files: FileStore;
   log: ConnectionLog;
   serverKey(): crypto.KeyObject | undefined;
+  /** True once the node closed: nothing may touch the store. */
+  closed(): boolean;
   /** Bytes per second this peer uploads at most (undefined: no cap). */
   uploadLimit?: number;
   now?: () => number;
@@ -52,6 +54,7 @@ export class FileSeeder {
         const data = this.d.files.readChunk(b.fileId, b.index!);
         if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
         await this.throttle(data.length);
+        if (this.d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         this.d.files.touch(b.fileId);
         this.d.log.write('serve', { to: conn.name, file: b.fileId, idx: b.index });
         return { data: data.toString('base64') };

@@ -1,5 +1,5 @@
 /**
- * A peer's files (issue 14; docs/PROTOCOL.md §5): what the user attaches is cut into chunks and
+ * A peer's files (issue 14; docs/PROTOCOL.md §9): what the user attaches is cut into chunks and
  * kept here at once (pinned), then backed up to the server once (`file_put`, the missing
  * chunks), after which the server lists this peer as a holder. Files of other people's messages
  * are fetched when asked for (peer/file-fetch.ts) and kept in a cache of FILE_LIMITS.cacheBytes,
@@ -21,6 +21,17 @@ import { fetchFile } from './file-fetch.js';
 import type { HostLink } from './host-link.js';
 import type { ServerLink } from './server-link.js';
 
+/** How long a fetch that gets nowhere keeps trying. */
+const PATIENCE_MS = 20_000;
+/** Failures worth another try: nobody could serve it just now. */
+const RETRY: ReadonlySet<string> = new Set([
+  'E_NOT_FOUND',
+  'E_OFFLINE',
+  'E_TIMEOUT',
+  'E_CONNECTION_CLOSED',
+  'E_RATE_LIMITED',
+]);
+
 export interface PeerFilesDeps {
   files: FileStore;
   log: ConnectionLog;
@@ -35,6 +46,8 @@ export interface PeerFilesDeps {
   /** True when the logged-in user is a member of the channel (may attach files to it). */
   isMember(channelId: string): boolean;
   background(task: Promise<void>): void;
+  /** True once the node closed: nothing may touch the store. */
+  closed(): boolean;
   /** A file of ours reached the server: messages waiting for it may go. */
   backedUp(): void;
   maxFileBytes: number;
@@ -160,7 +173,7 @@ export class PeerFiles {
     }
     let p = this.fetching.get(id);
     if (!p) {
-      p = fetchFile(
+      p = this.fetchPatiently(
         {
           files: this.d.files,
           log: this.d.log,
@@ -169,6 +182,7 @@ export class PeerFiles {
           dial: this.d.dial,
           ownerOf: this.d.ownerOf,
           me: () => this.d.username() ?? '',
+          closed: this.d.closed,
           progress: () => this.progress(channelId, id),
         },
         channelId,
@@ -176,12 +190,37 @@ export class PeerFiles {
         opts,
       ).finally(() => {
         this.fetching.delete(id);
+        if (this.d.closed()) return;
         this.emit(channelId, id);
         this.d.files.evict(this.d.cacheBytes);
       });
       this.fetching.set(id, p);
     }
     return p;
+  }
+
+  /**
+   * fetchFile, again while it gets nowhere for a short while: right after a post the author's
+   * backup may still be on its way, and a holder that just restarted is not listed yet.
+   */
+  private async fetchPatiently(...args: Parameters<typeof fetchFile>): Promise<void> {
+    const [, , id] = args;
+    let wait = 250;
+    let held = this.d.files.state(id)?.heldBytes ?? 0;
+    for (let deadline = Date.now() + PATIENCE_MS; ;) {
+      try {
+        return await fetchFile(...args);
+      } catch (err) {
+        if (!(err instanceof HchatError) || !RETRY.has(err.code)) throw err;
+        const now = this.d.files.state(id)?.heldBytes ?? 0;
+        if (now > held) deadline = Date.now() + PATIENCE_MS; // progress: more patience
+        held = now;
+        if (Date.now() + wait > deadline || !this.d.username() || this.d.closed()) throw err;
+        this.d.log.write('file', { file: id, retry: wait, code: err.code });
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(wait * 2, 4000);
+      }
+    }
   }
 
   /** Starts fetching a file in the background (a host's copy of its channel's files). */

@@ -40,7 +40,7 @@ export interface HostServiceDeps {
   accepted(message: StoredMessage, from: string): void;
   /** Livestream control (stream ops), answered by the streamer's LiveService. */
   streams(): LiveService;
-  /** The files this peer serves (file ops, docs/PROTOCOL.md §5.3). */
+  /** The files this peer serves (file ops, docs/PROTOCOL.md §9.3). */
   files(): FileSeeder;
   /** Posts per member (RATE_LIMITS), as the server counts them. */
   postLimiter: RateLimiter;

@@ -157,6 +157,7 @@ export class PeerNode {
       files: this.fileStore,
       log: this.log,
       serverKey: () => this.serverKey(),
+      closed: () => this.closed,
       uploadLimit: opts.uploadLimit,
     });
     this.currentSession = readSession(opts.dataDir);
@@ -211,6 +212,7 @@ export class PeerNode {
       isMember: (id) =>
         !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
       background: (task) => this.background(task),
+      closed: () => this.closed,
       backedUp: () => this.background(this.delivery.drain()),
       maxFileBytes: (this.maxFileBytes = opts.maxFileBytes ?? FILE_LIMITS.maxFileBytes),
       cacheBytes: opts.fileCacheBytes ?? FILE_LIMITS.cacheBytes,

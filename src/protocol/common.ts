@@ -186,7 +186,7 @@ export const ItemFields = z.object({
   mentions: Mentions.optional(),
   emoji: Emoji.optional(),
   change: ChannelChange.optional(),
-  /** The files a message carries (PROTOCOL.md §5). */
+  /** The files a message carries (PROTOCOL.md §9). */
   files: FileRefs.optional(),
   digest: Digest.optional(),
   /** Ed25519 signature of the canonical bytes, base64url. */

@@ -1,5 +1,5 @@
 /**
- * Files (issue 14; docs/PROTOCOL.md §5): content-addressed, cut into chunks of
+ * Files (issue 14; docs/PROTOCOL.md §9): content-addressed, cut into chunks of
  * FILE_LIMITS.chunkBytes, each named by its SHA-256. A file's manifest (its reference — name,
  * size, type, image size and preview — and its chunks' hashes) is named by the hash of its
  * canonical form (shared/file-id.ts); a message carries the references of its files, signed

@@ -1,5 +1,5 @@
 /**
- * The server's files (issue 14; docs/PROTOCOL.md §5): one backup copy of each file, put by its
+ * The server's files (issue 14; docs/PROTOCOL.md §9): one backup copy of each file, put by its
  * author's peer (`file_put`, `file_chunk_put`: a member of the channel, within the per-user
  * quota), served to readers of the channel only when no peer can (`file_manifest`,
  * `file_chunk`), and the tracker's part: who holds a file whole (`file_held`), and the grant

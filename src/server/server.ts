@@ -754,6 +754,7 @@ export class CentralServer {
         return;
       case 'channel_changed':
         this.channels.channelChanged(e);
+        if (e.deleted) this.files.channelDeleted(e.channelId);
         return;
       case 'tracker': {
         // Only the sessions the entry concerns hear of it, each as it may see it.

@@ -37,7 +37,7 @@ export interface CertClaims {
 }
 
 /**
- * What a file grant vouches for (PROTOCOL.md §5): session `sid` of account (`r`, `u`) may read
+ * What a file grant vouches for (PROTOCOL.md §9): session `sid` of account (`r`, `u`) may read
  * channel `c`, and so fetch its files from any peer that holds them, until `exp`. The server
  * hands it out with `file_sources`; seeders check it with the server's key alone.
  */

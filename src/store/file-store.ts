@@ -1,5 +1,5 @@
 /**
- * Files on disk (issue 14; docs/PROTOCOL.md §5), for the server and for peers alike: each file's
+ * Files on disk (issue 14; docs/PROTOCOL.md §9), for the server and for peers alike: each file's
  * manifest and the chunks held of it, one file per chunk under `<dir>/<fileId>/`, written whole
  * (temporary name, then rename) so that a crash leaves either the chunk or nothing. What is held
  * is in `<dir>/files.db`: manifests, the channels a file belongs to, which chunks are here, who
