@@ -157,8 +157,6 @@ export const api = {
   /** A message: text, files (ids of uploads to this channel), or both. */
   post: (id: string, m: { text?: string; replyTo?: string; files?: string[] }) =>
     call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, m),
-  /** Where a file is: held here, partly, or not yet. */
-  fileStatus: (f: Pick<ApiFile, 'url'>) => call<ApiFile>('GET', `${f.url}/status`),
   edit: (id: string, messageId: string, text: string) =>
     call('PATCH', `/api/channels/${id}/messages/${messageId}`, { text }),
   remove: (id: string, messageId: string) =>
