@@ -18,6 +18,7 @@ import { LiveStage } from './LiveStage.js';
 import { MemberList } from './MemberList.js';
 import { ChannelBadges, NotifyBell, useFirstSight, useMentionAlerts } from './MentionAlerts.js';
 import { Search } from './Search.js';
+import { publishFileProgress, type FileProgress } from './file-events.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -157,6 +158,10 @@ export function Chat({
       }
     });
     es.addEventListener('status', () => void refreshMe());
+    // A file being fetched to this peer (or backed up): its views show how far it is.
+    es.addEventListener('file', (e) => {
+      publishFileProgress(JSON.parse((e as MessageEvent).data) as FileProgress);
+    });
     // The peer ended the stream because this page fell behind (E_SLOW_CONSUMER): the browser
     // reconnects by itself; reload what the missed events would have told.
     es.addEventListener('error', (e) => {

@@ -1,7 +1,7 @@
 /**
  * One message row: the quote of the message it answers, author and time (first of a group),
  * its markdown text or, while editing, a textarea (Enter saves, Escape cancels), "(edited)",
- * its reactions, and the actions shown on hover or focus. Mentions of me are highlighted.
+ * its files, its reactions, and the actions shown on hover or focus. Mentions of me are highlighted.
  */
 import { useId, useState, type KeyboardEvent } from 'react';
 import { api, ApiError, type Channel, type Me, type Message } from './api.js';
@@ -9,6 +9,7 @@ import { MessageActions } from './MessageActions.js';
 import { MessageText } from './MessageText.js';
 import { Reactions } from './Reactions.js';
 import { ReplyQuote } from './ReplyQuote.js';
+import { MessageFiles } from './MessageFiles.js';
 import './rich.css';
 
 const MAX_TEXT = 4000;
@@ -56,7 +57,7 @@ export function MessageItem({
     <article
       id={`msg-${m.id}`}
       className={classes.join(' ')}
-      aria-label={`${m.author}: ${m.text}`}
+      aria-label={`${m.author}: ${m.text}${attached(m)}`}
       title={full(m.ts)}
       tabIndex={0}
     >
@@ -83,8 +84,9 @@ export function MessageItem({
           }}
         />
       ) : (
-        <MessageText text={m.text} />
+        (m.text || !m.files) && <MessageText text={m.text} />
       )}
+      {m.files && <MessageFiles files={m.files} />}
       {m.editedAt !== undefined && !editing && (
         <span className="edited" title={`Edited ${full(m.editedAt)}`}>
           (edited)
@@ -163,6 +165,12 @@ function EditBox({
       </p>
     </div>
   );
+}
+
+/** The names of a message's files, for its accessible name: " (files: a.png, b.zip)". */
+function attached(m: Message): string {
+  if (!m.files?.length) return '';
+  return `${m.text ? ' ' : ''}(${m.files.length > 1 ? 'files' : 'file'}: ${m.files.map((f) => f.name).join(', ')})`;
 }
 
 function time(ts: number): string {

@@ -1,16 +1,10 @@
 /**
  * One channel: messages grouped by author and day, scrollback that loads older pages as you
  * scroll up and keeps your place, pinned to the bottom while you are at the bottom, `pending`
- * until delivered, where the channel is served from, and the composer.
+ * until delivered, where the channel is served from, and the composer, which takes the files
+ * dropped anywhere on the channel.
  */
-import {
-  useCallback,
-  useEffect,
-  useLayoutEffect,
-  useRef,
-  useState,
-  type KeyboardEvent,
-} from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import {
   api,
   ApiError,
@@ -19,17 +13,16 @@ import {
   type Me,
   type Message,
   type Page,
-  TYPING_EVERY_MS,
 } from './api.js';
 import type { LiveMessage } from './Chat.js';
 import { MessageItem } from './MessageItem.js';
-import { ReplyBar } from './ReplyBar.js';
+import { Composer } from './Composer.js';
+import { useAttachments, useDropZone } from './Attachments.js';
 import { TypingLine } from './TypingLine.js';
 import { ChannelActions } from './ChannelSettings.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
 
-const MAX_TEXT = 4000;
 /** Older pages loaded at most, when opening, to reach the first unread message. */
 const MAX_UNREAD_PAGES = 20;
 const SOURCE_LABEL: Record<Page['source'], string> = {
@@ -73,6 +66,8 @@ export function MessagePane({
   const [markerAbove, setMarkerAbove] = useState(false);
   usePinnedToBottom(list, atBottom);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
+  const attachments = useAttachments(channel.id);
+  const drop = useDropZone(attachments.add, me.role === 'user');
   const shown = useRef(messages);
   shown.current = messages;
   const onPage = useCallback((page: Page) => {
@@ -189,7 +184,12 @@ export function MessagePane({
   }
 
   return (
-    <section className="pane" aria-label={`#${channel.name}`}>
+    <section className="pane" aria-label={`#${channel.name}`} {...drop.handlers}>
+      {drop.dragging && (
+        <div className="drop-zone">
+          <p>Drop files to attach them to #{channel.name}</p>
+        </div>
+      )}
       <header className="pane-head">
         <h2>
           <span className="hash">#</span>
@@ -271,96 +271,11 @@ export function MessagePane({
         me={me}
         channel={channel}
         reply={replyTo}
+        attachments={attachments}
         onReplyDone={() => setReplyTo(null)}
         onPage={(e) => pageLog(list.current, e)}
       />
     </section>
-  );
-}
-
-/** Enter sends, Shift+Enter starts a new line; the message itself arrives over the event stream. */
-function Composer({
-  me,
-  channel,
-  reply,
-  onReplyDone,
-  onPage,
-}: {
-  me: Me;
-  channel: Channel;
-  reply: Message | null;
-  onReplyDone: () => void;
-  onPage: (e: KeyboardEvent) => boolean;
-}) {
-  const [text, setText] = useState('');
-  const box = useRef<HTMLTextAreaElement>(null);
-  useEffect(() => {
-    if (reply) box.current?.focus();
-  }, [reply]);
-  const [error, setError] = useState('');
-  const visitor = me.role === 'visitor';
-  const lastTyping = useRef(0);
-
-  /** Tells the channel we are typing, at most every TYPING_EVERY_MS (errors do not matter). */
-  function typed(value: string) {
-    if (!value.trim() || Date.now() - lastTyping.current < TYPING_EVERY_MS) return;
-    lastTyping.current = Date.now();
-    api.typing(channel.id).catch(() => undefined);
-  }
-
-  async function send() {
-    const t = text;
-    if (!t.trim()) return;
-    setText('');
-    lastTyping.current = 0;
-    try {
-      await api.post(channel.id, t, reply?.id);
-      onReplyDone();
-      setError('');
-    } catch (err) {
-      setText(t);
-      setError(err instanceof ApiError ? err.message : String(err));
-    }
-  }
-
-  function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
-    if (e.key === 'Escape' && reply) onReplyDone();
-    if (onPage(e)) return;
-    if (e.key === 'Enter' && !e.shiftKey) {
-      e.preventDefault();
-      void send();
-    }
-  }
-
-  return (
-    <div className="composer">
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
-      {reply && <ReplyBar to={reply} onCancel={onReplyDone} />}
-      <textarea
-        id="composer"
-        ref={box}
-        aria-label="Message"
-        placeholder={visitor ? 'Visitors can read but not post' : `Message #${channel.name}`}
-        value={text}
-        onChange={(e) => {
-          setText(e.target.value.slice(0, MAX_TEXT));
-          typed(e.target.value);
-        }}
-        onKeyDown={onKey}
-        disabled={visitor}
-        rows={1}
-      />
-      <span className={text.length > MAX_TEXT - 200 ? 'count warn' : 'count'} aria-live="polite">
-        {text.length}/{MAX_TEXT}
-      </span>
-      <button className="primary" onClick={() => void send()} disabled={visitor || !text.trim()}>
-        Send
-      </button>
-    </div>
   );
 }
 

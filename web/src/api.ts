@@ -4,7 +4,7 @@
  */
 import type { TypingEvent } from '../../src/protocol/typing-ops.js';
 import type { Channel as WireChannel } from '../../src/protocol/common.js';
-import type { ApiChannel, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
+import type { ApiChannel, ApiFile, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
 import type { ApiSearch } from '../../src/peer/search.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
@@ -26,6 +26,8 @@ export type Channel = WireChannel &
 /** A message in its current state (edits, delete, reactions folded in). */
 export type Message = ApiMessage;
 export type Reaction = ApiReaction;
+/** A file attached to a message (README "Files"). */
+export type ChatFile = ApiFile;
 
 /** `GET /api/search`'s answer (src/peer/search.ts). */
 export type SearchAnswer = ApiSearch;
@@ -88,6 +90,17 @@ export class ApiError extends Error {
   }
 }
 
+/** The API's error in an answer's body, or the HTTP status when the body says nothing. */
+export function errorOf(status: number, statusText: string, body: string): ApiError {
+  let e: { code?: string; message?: string } | undefined;
+  try {
+    e = (JSON.parse(body) as { error?: typeof e }).error;
+  } catch {
+    // not JSON: the status says it
+  }
+  return new ApiError(e?.code ?? 'E_HTTP', e?.message ?? `${status} ${statusText}`.trim(), status);
+}
+
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
@@ -141,12 +154,9 @@ export const api = {
   /** The page centred on one message (a reply's original), from this peer's copy. */
   around: (id: string, messageId: string) =>
     call<Page>('GET', `/api/channels/${id}/messages?around=${messageId}&limit=50`),
-  post: (id: string, text: string, replyTo?: string) =>
-    call<{ id: string; state: Message['state'] }>(
-      'POST',
-      `/api/channels/${id}/messages`,
-      replyTo ? { text, replyTo } : { text },
-    ),
+  /** A message: text, files (ids of uploads to this channel), or both. */
+  post: (id: string, m: { text?: string; replyTo?: string; files?: string[] }) =>
+    call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, m),
   edit: (id: string, messageId: string, text: string) =>
     call('PATCH', `/api/channels/${id}/messages/${messageId}`, { text }),
   remove: (id: string, messageId: string) =>

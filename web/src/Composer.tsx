@@ -1,0 +1,123 @@
+/**
+ * The composer: Enter sends, Shift+Enter starts a new line; files come from the attach button,
+ * a drop on the channel (MessagePane) or a paste, and go with the text (or alone). The message
+ * itself arrives over the event stream.
+ */
+import { useEffect, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
+import { api, ApiError, type Channel, type Me, type Message, TYPING_EVERY_MS } from './api.js';
+import { ReplyBar } from './ReplyBar.js';
+import { AttachButton, AttachmentChips, type Attachments } from './Attachments.js';
+import './files.css';
+
+const MAX_TEXT = 4000;
+
+export function Composer({
+  me,
+  channel,
+  reply,
+  attachments,
+  onReplyDone,
+  onPage,
+}: {
+  me: Me;
+  channel: Channel;
+  reply: Message | null;
+  attachments: Attachments;
+  onReplyDone: () => void;
+  onPage: (e: KeyboardEvent) => boolean;
+}) {
+  const [text, setText] = useState('');
+  const box = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    if (reply) box.current?.focus();
+  }, [reply]);
+  const [error, setError] = useState('');
+  const visitor = me.role === 'visitor';
+  const lastTyping = useRef(0);
+  const files = attachments.ready;
+  const waiting = attachments.items.length > 0 && files === null;
+  const canSend = !visitor && files !== null && (!!text.trim() || files.length > 0);
+
+  /** Tells the channel we are typing, at most every TYPING_EVERY_MS (errors do not matter). */
+  function typed(value: string) {
+    if (!value.trim() || Date.now() - lastTyping.current < TYPING_EVERY_MS) return;
+    lastTyping.current = Date.now();
+    api.typing(channel.id).catch(() => undefined);
+  }
+
+  async function send() {
+    const t = text;
+    if (!canSend || files === null) return;
+    setText('');
+    lastTyping.current = 0;
+    try {
+      await api.post(channel.id, {
+        ...(t.trim() ? { text: t } : {}),
+        ...(reply ? { replyTo: reply.id } : {}),
+        ...(files.length > 0 ? { files } : {}),
+      });
+      attachments.clear(files);
+      onReplyDone();
+      setError('');
+    } catch (err) {
+      setText(t);
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  }
+
+  function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === 'Escape' && reply) onReplyDone();
+    if (onPage(e)) return;
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      void send();
+    }
+  }
+
+  /** A pasted file (a screenshot, an image copied from a page) is attached, not typed. */
+  function onPaste(e: ClipboardEvent<HTMLTextAreaElement>) {
+    const pasted = [...e.clipboardData.files];
+    if (pasted.length === 0 || visitor) return;
+    e.preventDefault();
+    attachments.add(pasted);
+  }
+
+  return (
+    <div className="composer">
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {reply && <ReplyBar to={reply} onCancel={onReplyDone} />}
+      <AttachmentChips attachments={attachments} />
+      <AttachButton onFiles={attachments.add} disabled={visitor} />
+      <textarea
+        id="composer"
+        ref={box}
+        aria-label="Message"
+        placeholder={visitor ? 'Visitors can read but not post' : `Message #${channel.name}`}
+        value={text}
+        onChange={(e) => {
+          setText(e.target.value.slice(0, MAX_TEXT));
+          typed(e.target.value);
+        }}
+        onKeyDown={onKey}
+        onPaste={onPaste}
+        disabled={visitor}
+        rows={1}
+      />
+      <span className={text.length > MAX_TEXT - 200 ? 'count warn' : 'count'} aria-live="polite">
+        {text.length}/{MAX_TEXT}
+      </span>
+      <button
+        className="primary"
+        onClick={() => void send()}
+        disabled={!canSend}
+        title={waiting ? 'Waiting for the attachments (remove any that failed)' : undefined}
+      >
+        Send
+      </button>
+    </div>
+  );
+}
