@@ -454,7 +454,7 @@ describe('files in the web UI', () => {
     await failed.getByRole('alert').waitFor();
     // The API's own message, as it said it.
     expect(await failed.getByRole('alert').textContent()).toBe(
-      `Not sent: files are at most ${FILE_LIMITS.maxFileBytes} bytes`,
+      'Not sent: files are at most 25 MiB',
     );
     await a.page.getByRole('textbox', { name: 'Message' }).fill('with a failed file');
     expect(await a.page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);

@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { MimeType, Preview, Uuid } from '../protocol/common.js';
 import { FileId } from '../protocol/files.js';
+import { humanBytes } from '../shared/file-id.js';
+import { FILE_LIMITS } from '../shared/limits.js';
 import type { PeerNode } from './node.js';
 import { parse } from './api-parse.js';
 
@@ -17,7 +19,14 @@ const IdParam = z.object({ id: Uuid });
 const FileParam = z.object({ id: Uuid, fileId: FileId });
 const Side = z.coerce.number().int().min(1).max(65535);
 const UploadQuery = z
-  .object({ name: z.string().min(1).max(1000), width: Side.optional(), height: Side.optional() })
+  .object({
+    name: z
+      .string()
+      .min(1, 'name: must not be empty')
+      .max(FILE_LIMITS.maxNameChars, `name: at most ${FILE_LIMITS.maxNameChars} characters`),
+    width: Side.optional(),
+    height: Side.optional(),
+  })
   .refine(
     (q) => (q.width === undefined) === (q.height === undefined),
     'width and height: both or neither',
@@ -41,7 +50,7 @@ export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: n
     );
     scope.setErrorHandler((err: { code?: string }, _req, reply) => {
       if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-        throw new HchatError('E_FILE_TOO_LARGE', `files are at most ${maxFileBytes} bytes`);
+        throw new HchatError('E_FILE_TOO_LARGE', `files are at most ${humanBytes(maxFileBytes)}`);
       throw err;
     });
     scope.post('/api/channels/:id/files', { bodyLimit: maxFileBytes }, async (req, reply) => {

@@ -12,7 +12,7 @@ import { FileRef as FileRefSchema } from '../protocol/common.js';
 import type { Manifest } from '../protocol/files.js';
 import { describeIssues } from '../protocol/rpc.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { chunkHash, refOf } from '../shared/file-id.js';
+import { chunkHash, humanBytes, refOf } from '../shared/file-id.js';
 import { FILE_LIMITS } from '../shared/limits.js';
 import type { FileStore } from '../store/file-store.js';
 import type { ApiFile } from './api-shapes.js';
@@ -74,7 +74,10 @@ export class PeerFiles {
     if (!me || !this.d.isMember(channelId)) throw new HchatError('E_NOT_MEMBER');
     if (data.length === 0) throw new HchatError('E_BAD_REQUEST', 'file: empty');
     if (data.length > this.d.maxFileBytes)
-      throw new HchatError('E_FILE_TOO_LARGE', `files are at most ${this.d.maxFileBytes} bytes`);
+      throw new HchatError(
+        'E_FILE_TOO_LARGE',
+        `files are at most ${humanBytes(this.d.maxFileBytes)}`,
+      );
     const chunks: string[] = [];
     for (let at = 0; at < data.length; at += FILE_LIMITS.chunkBytes)
       chunks.push(chunkHash(data.subarray(at, at + FILE_LIMITS.chunkBytes)));

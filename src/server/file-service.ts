@@ -9,7 +9,7 @@ import { HchatError } from '../protocol/errors.js';
 import type { Channel } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { fileId, manifestError } from '../shared/file-id.js';
+import { fileId, humanBytes, manifestError } from '../shared/file-id.js';
 import type { GrantClaims } from '../shared/tokens.js';
 import type { FileStore } from '../store/file-store.js';
 import type { Conn, Session } from './conn.js';
@@ -41,7 +41,7 @@ export class FileService {
     if (m.size > this.d.maxFileBytes)
       throw new HchatError(
         'E_FILE_TOO_LARGE',
-        `files are at most ${this.d.maxFileBytes} bytes here`,
+        `files are at most ${humanBytes(this.d.maxFileBytes)} here`,
       );
     const { fileId: id, known } = this.identify(m);
     if (!known && this.d.files.usage(s.username) + m.size > this.d.quotaBytes)

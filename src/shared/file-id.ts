@@ -60,3 +60,10 @@ export function sameRef(ref: FileRef, m: Manifest): boolean {
     ref.image?.preview === m.image?.preview
   );
 }
+
+/** A size as people read it: 25 MiB, 300 KiB, 1,000 bytes. */
+export function humanBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n.toLocaleString('en-US')} bytes`;
+}
