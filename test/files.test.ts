@@ -151,3 +151,82 @@ describe('files from several peers', () => {
     expect(new Set(idx).size).toBe(32);
   });
 });
+
+describe('what a peer keeps', () => {
+  it("other people's files are evicted least recently used first past the cache size; the host's and one's own never", async () => {
+    const net = await createTestnet({ peers: 1 });
+    const alice = net.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'general' })).body.id as string;
+    // bob keeps at most 5 MiB of other people's files.
+    const bob = await net.addPeer('bob', { fileCacheBytes: 5 * 1024 * 1024 });
+    await signIn(bob, 'bob');
+    await bob.call('POST', `/api/channels/${ch}/join`);
+    const files = [];
+    for (const name of ['one.bin', 'two.bin']) {
+      const data = crypto.randomBytes(3 * 1024 * 1024);
+      const up = await attach(alice, ch, data, name);
+      await alice.call('POST', `/api/channels/${ch}/messages`, { files: [up.body.id] });
+      files.push({ data, up: up.body });
+    }
+    const mine = await attach(bob, ch, crypto.randomBytes(3 * 1024 * 1024), 'mine.bin');
+    await bob.call('POST', `/api/channels/${ch}/messages`, { files: [mine.body.id] });
+    const state = async (p: TestPeer, id: string) =>
+      (await p.call('GET', `/api/channels/${ch}/files/${id}/status`)).body.state;
+    expect((await download(bob, files[0]!.up.url)).data.equals(files[0]!.data)).toBe(true);
+    expect(await state(bob, files[0]!.up.id)).toBe('complete');
+    expect((await download(bob, files[1]!.up.url)).data.equals(files[1]!.data)).toBe(true);
+    // 6 MiB of alice's files do not fit 5: the older one went; bob's own stays.
+    expect(await state(bob, files[1]!.up.id)).toBe('complete');
+    expect(await state(bob, files[0]!.up.id)).toBe('missing');
+    expect(await state(bob, mine.body.id)).toBe('complete');
+    // The host (alice) keeps every file of its channel, bob's included.
+    await waitFor(
+      async () => (await state(alice, mine.body.id)) === 'complete',
+      10_000,
+      'the host copy',
+    );
+    for (const f of files) expect(await state(alice, f.up.id)).toBe('complete');
+    // Read again, it comes back.
+    expect((await download(bob, files[0]!.up.url)).data.equals(files[0]!.data)).toBe(true);
+  });
+
+  it('the server charges a file once against its quota, and refuses past it', async () => {
+    const net = await createTestnet({ peers: 1, server: { fileQuotaBytes: 5 * 1024 * 1024 } });
+    const alice = net.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'general' })).body.id as string;
+    const link = alice.node['link'];
+    const manifest = async (size: number) => {
+      const data = crypto.randomBytes(size);
+      const chunks = [];
+      for (let at = 0; at < size; at += 262144)
+        chunks.push(
+          crypto
+            .createHash('sha256')
+            .update(data.subarray(at, at + 262144))
+            .digest('base64url'),
+        );
+      return {
+        name: 'q.bin',
+        size,
+        type: 'application/octet-stream',
+        chunkBytes: 262144 as const,
+        chunks,
+      };
+    };
+    const three = await manifest(3 * 1024 * 1024);
+    expect(
+      (await link.request('file_put', { channelId: ch, manifest: three })).missing.length,
+    ).toBe(12);
+    // The same file again is not charged again.
+    expect(
+      (await link.request('file_put', { channelId: ch, manifest: three })).missing.length,
+    ).toBe(12);
+    await expect(
+      link.request('file_put', { channelId: ch, manifest: await manifest(3 * 1024 * 1024) }),
+    ).rejects.toMatchObject({
+      code: 'E_QUOTA_EXCEEDED',
+    });
+  });
+});
