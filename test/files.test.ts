@@ -228,5 +228,55 @@ describe('what a peer keeps', () => {
     ).rejects.toMatchObject({
       code: 'E_QUOTA_EXCEEDED',
     });
+    // bob (not the host) attaches past his quota: the server refuses the backup, and his
+    // outbox sends the message anyway (its file served by peers only) rather than holding it.
+    const bob = await net.addPeer('bob');
+    await signIn(bob, 'bob');
+    await bob.call('POST', `/api/channels/${ch}/join`);
+    const up = await attach(bob, ch, crypto.randomBytes(6 * 1024 * 1024), 'over.bin');
+    expect(up.status).toBe(201);
+    const posted = await bob.call('POST', `/api/channels/${ch}/messages`, {
+      files: [up.body.id],
+    });
+    expect(posted.status).toBe(201);
+    await waitFor(
+      async () => (await bob.call('GET', '/api/me')).body.pending === 0,
+      10_000,
+      'nothing pending',
+    );
+    const log = fs.readFileSync(path.join(bob.dataDir, 'connections.log'), 'utf8');
+    expect(log).toMatch(
+      new RegExp(`ev=backup to=server file=${up.body.id} refused=E_QUOTA_EXCEEDED`),
+    );
+  });
+});
+
+describe('deleting', () => {
+  it("a deleted message's files leave every replica: the server, the host, the author and whoever fetched them", async () => {
+    const { net, ps, ch } = await general(3);
+    const [alice, bob, carol] = ps as [TestPeer, TestPeer, TestPeer];
+    const data = crypto.randomBytes(600 * 1024);
+    const up = await attach(bob, ch, data, 'oops.bin');
+    const other = await attach(bob, ch, crypto.randomBytes(1000), 'keep.bin');
+    const posted = await bob.call('POST', `/api/channels/${ch}/messages`, { files: [up.body.id] });
+    // Another message names keep.bin only: it stays.
+    await bob.call('POST', `/api/channels/${ch}/messages`, { files: [other.body.id] });
+    expect((await download(carol, up.body.url)).data.equals(data)).toBe(true);
+    const dirs = [
+      path.join(net.dir, 'server', 'files'),
+      ...[alice, bob, carol].map((p) => path.join(p.dataDir, 'files')),
+    ];
+    await waitFor(
+      () => dirs.every((d) => fs.existsSync(path.join(d, up.body.id))),
+      10_000,
+      'every replica holds it',
+    );
+    expect(
+      (await bob.call('DELETE', `/api/channels/${ch}/messages/${posted.body.id}`)).status,
+    ).toBe(200);
+    for (const d of dirs)
+      await waitFor(() => !fs.existsSync(path.join(d, up.body.id)), 10_000, `gone from ${d}`);
+    expect(fs.existsSync(path.join(net.dir, 'server', 'files', other.body.id))).toBe(true);
+    expect(fs.existsSync(path.join(bob.dataDir, 'files', other.body.id))).toBe(true);
   });
 });

@@ -18,6 +18,7 @@ import type { FileStore } from '../store/file-store.js';
 import type { ApiFile } from './api-shapes.js';
 import type { EventHub } from './event-hub.js';
 import { fetchFile } from './file-fetch.js';
+import { TRANSIENT } from './delivery.js';
 import type { HostLink } from './host-link.js';
 import type { ServerLink } from './server-link.js';
 
@@ -64,6 +65,7 @@ export interface UploadMeta {
 export class PeerFiles {
   private readonly fetching = new Map<string, Promise<void>>();
   private backingUp = false;
+  private backupAgain = false;
   private readonly lastProgress = new Map<string, number>();
 
   constructor(private readonly d: PeerFilesDeps) {}
@@ -120,40 +122,60 @@ export class PeerFiles {
 
   /** Sends the server what it lacks of our own files (once each), then says we hold them. */
   async backup(): Promise<void> {
-    const me = this.d.username();
-    if (this.backingUp || !me) return;
+    if (this.backingUp) {
+      this.backupAgain = true; // a file attached meanwhile: one more round
+      return;
+    }
     this.backingUp = true;
     try {
-      for (const id of this.d.files.notBackedUp(me)) {
-        const server = this.d.server();
-        if (!server) return;
-        const s = this.d.files.state(id);
-        if (!s) continue;
-        const channelId = this.d.files.channels(id)[0]!;
-        const { missing } = await server.request('file_put', { channelId, manifest: s.manifest });
-        for (const index of missing) {
-          const data = this.d.files.readChunk(id, index)!;
-          await server.request('file_chunk_put', {
-            channelId,
-            fileId: id,
-            index,
-            data: data.toString('base64'),
-          });
+      do {
+        this.backupAgain = false;
+        const me = this.d.username();
+        if (!me) return;
+        for (const id of this.d.files.notBackedUp(me)) {
+          const server = this.d.server();
+          if (!server) return;
+          await this.backupOne(server, id);
         }
-        this.d.files.markBackedUp(id);
-        for (const c of this.d.files.channels(id))
-          await server.request('file_held', { channelId: c, fileId: id }).catch(() => undefined);
-        this.d.log.write('backup', { to: 'server', file: id, chunks: missing.length });
-        this.emit(channelId, id);
-        this.d.backedUp();
-      }
+      } while (this.backupAgain);
     } catch (err) {
-      // Offline or refused for now: the next connection tries again.
+      // Offline or busy for now: the next connection (or attachment) tries again.
       if (!(err instanceof HchatError)) throw err;
       this.d.log.write('backup', { to: 'server', error: err.code });
     } finally {
       this.backingUp = false;
     }
+  }
+
+  private async backupOne(server: ServerLink, id: string): Promise<void> {
+    const s = this.d.files.state(id);
+    if (!s) return;
+    const channelId = this.d.files.channels(id)[0]!;
+    try {
+      const { missing } = await server.request('file_put', { channelId, manifest: s.manifest });
+      for (const index of missing) {
+        const data = this.d.files.readChunk(id, index)!;
+        await server.request('file_chunk_put', {
+          channelId,
+          fileId: id,
+          index,
+          data: data.toString('base64'),
+        });
+      }
+      this.d.log.write('backup', { to: 'server', file: id, chunks: missing.length });
+    } catch (err) {
+      if (!(err instanceof HchatError) || TRANSIENT.has(err.code)) throw err;
+      // Refused for good (quota, size): its messages go anyway, served by peers only.
+      this.d.log.write('backup', { to: 'server', file: id, refused: err.code });
+      this.d.files.markBackedUp(id, false);
+      this.d.backedUp();
+      return;
+    }
+    this.d.files.markBackedUp(id);
+    for (const c of this.d.files.channels(id))
+      await server.request('file_held', { channelId: c, fileId: id }).catch(() => undefined);
+    this.emit(channelId, id);
+    this.d.backedUp();
   }
 
   /** Fetches a file of a channel unless it is here whole; one fetch per file at a time. */
@@ -224,6 +246,25 @@ export class PeerFiles {
         wait = Math.min(wait * 2, 4000);
       }
     }
+  }
+
+  /**
+   * An item reached the store: a message's files are named by it; a delete that took its
+   * message away takes the files no other message of the channel names, from this peer too.
+   */
+  itemStored(
+    m: { id: string; channelId: string; kind?: string; target?: string; files?: FileRef[] },
+    getMessage: (id: string) => { digest?: string } | undefined,
+  ): void {
+    if ((m.kind ?? 'message') === 'message' && m.files)
+      this.d.files.refMessage(
+        m.id,
+        m.channelId,
+        m.files.map((f) => f.id),
+      );
+    if (m.kind === 'delete' && m.target !== undefined && getMessage(m.target)?.digest !== undefined)
+      for (const id of this.d.files.unrefMessage(m.target))
+        this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
   }
 
   /** Starts fetching a file in the background (a host's copy of its channel's files). */

@@ -398,11 +398,12 @@ export class PeerNode {
   ): void {
     if (!this.currentSession || this.closed) return;
     announce(this.store, this.events, this.currentSession.username, items);
-    // A host keeps a copy of every file of its channels, fetched as their messages come in.
     for (const i of items) {
-      if ((i.kind ?? 'message') !== 'message' || !this.isHostedHere(i.channelId)) continue;
       const m = this.store.getMessage(i.id);
-      if (m?.files) this.files.keep(i.channelId, m.author, m.files);
+      if (m) this.files.itemStored(m, (id) => this.store.getMessage(id));
+      // A host keeps a copy of every file of its channels, fetched as their messages come in.
+      if (m?.files && (m.kind ?? 'message') === 'message' && this.isHostedHere(m.channelId))
+        this.files.keep(m.channelId, m.author, m.files);
     }
     if (items.some((i) => i.kind === 'channel')) this.channelsChanged();
   }

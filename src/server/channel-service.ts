@@ -49,6 +49,8 @@ export interface ChannelDeps {
   store: ServerStore;
   bus: EventBus;
   log: ConnectionLog;
+  /** An item was stored (`erased`: a delete that took its message away): files follow. */
+  itemStored?(m: StoredMessage, erased: boolean): void;
   verifier: MessageVerifier;
   /** Threads that check posts' signatures off the event loop (absent: checked inline). */
   verifyPool?: VerifyPool;
@@ -227,6 +229,13 @@ export class ChannelService {
 
   /** After an item is stored: a channel item changes the directory (store applied it). */
   private stored(m: StoredMessage): void {
+    if (this.d.itemStored) {
+      const erased =
+        m.kind === 'delete' && m.target !== undefined
+          ? this.d.store.getItem(m.target)?.digest !== undefined
+          : false;
+      this.d.itemStored(m, erased);
+    }
     if (m.kind !== 'channel' || !m.change) return;
     this.d.bus.publish({
       kind: 'channel_changed',

@@ -201,6 +201,7 @@ export class CentralServer {
       counts: this.counts,
       connsOf: (username) => this.byUser.get(username) ?? [],
       answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
+      itemStored: (m, erased) => this.files.itemStored(m, erased),
     });
     this.presence = new Presence({
       store: this.store,

@@ -49,6 +49,16 @@ const MIGRATIONS: readonly string[] = [
         PRIMARY KEY (file_id, channel_id, username)
       ) WITHOUT ROWID;
   `,
+  // Which messages name a file: a file whose every message in a channel was deleted leaves it.
+  `
+  CREATE TABLE file_messages (
+    message_id TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    channel_id TEXT NOT NULL,
+    PRIMARY KEY (message_id, file_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX file_messages_file ON file_messages(file_id, channel_id);
+  `,
 ];
 
 interface FileRow {
@@ -73,7 +83,7 @@ export interface FileState {
   heldBytes: number;
   complete: boolean;
   pinned: boolean;
-  /** For a file put here by its author: the server holds it whole. */
+  /** For a file put here by its author: the server holds it whole (or refused it for good). */
   backedUp: boolean;
   /** Who put it here (its author on a peer; the user it counts against at the server). */
   owner?: string;
@@ -126,7 +136,7 @@ export class FileStore {
         'SELECT id, held_bytes FROM files WHERE pinned = 0 AND held_bytes > 0 ORDER BY last_used LIMIT 64',
       ),
       remove: this.db.prepare('DELETE FROM files WHERE id = ?'),
-      backedUp: this.db.prepare('UPDATE files SET backed_up = 1 WHERE id = ?'),
+      backedUp: this.db.prepare('UPDATE files SET backed_up = ? WHERE id = ?'),
       notBackedUp: this.db.prepare<[string], { id: string }>(
         'SELECT id FROM files WHERE owner = ? AND backed_up = 0 ORDER BY last_used',
       ),
@@ -137,6 +147,20 @@ export class FileStore {
         'SELECT username FROM file_holders WHERE file_id = ? AND channel_id = ? ORDER BY at DESC LIMIT 500',
       ),
       dropChannel: this.db.prepare('DELETE FROM file_channels WHERE channel_id = ?'),
+      ref: this.db.prepare(
+        'INSERT OR IGNORE INTO file_messages (message_id, file_id, channel_id) VALUES (?, ?, ?)',
+      ),
+      refsOf: this.db.prepare<[string], { file_id: string; channel_id: string }>(
+        'SELECT file_id, channel_id FROM file_messages WHERE message_id = ?',
+      ),
+      unref: this.db.prepare('DELETE FROM file_messages WHERE message_id = ?'),
+      stillNamed: this.db.prepare<[string, string], { n: number }>(
+        'SELECT 1 AS n FROM file_messages WHERE file_id = ? AND channel_id = ? LIMIT 1',
+      ),
+      unbind: this.db.prepare('DELETE FROM file_channels WHERE file_id = ? AND channel_id = ?'),
+      bindings: this.db.prepare<[string], { n: number }>(
+        'SELECT COUNT(*) AS n FROM file_channels WHERE file_id = ?',
+      ),
       orphans: this.db.prepare<[], { id: string }>(
         'SELECT id FROM files WHERE id NOT IN (SELECT file_id FROM file_channels)',
       ),
@@ -182,7 +206,7 @@ export class FileStore {
       heldBytes: r.held_bytes,
       complete: r.held === r.chunk_count,
       pinned: r.pinned === 1,
-      backedUp: r.backed_up === 1,
+      backedUp: r.backed_up !== 0,
       ...(r.owner !== null ? { owner: r.owner } : {}),
     };
   }
@@ -260,8 +284,9 @@ export class FileStore {
     return this.q.notBackedUp.all(owner).map((r) => r.id);
   }
 
-  markBackedUp(id: string): void {
-    this.q.backedUp.run(id);
+  /** The server holds it whole (`held`), or refused it for good (its messages go anyway). */
+  markBackedUp(id: string, held = true): void {
+    this.q.backedUp.run(held ? 1 : 2, id);
   }
 
   /** Records that `username` holds the file whole, for readers of `channelId`. */
@@ -292,6 +317,31 @@ export class FileStore {
       }
     }
     return dropped;
+  }
+
+  /** A message of `channelId` names these files. */
+  refMessage(messageId: string, channelId: string, fileIds: readonly string[]): void {
+    for (const f of fileIds) this.q.ref.run(messageId, f, channelId);
+  }
+
+  /**
+   * A message was deleted: a file no other message of its channel names leaves that channel,
+   * and goes when no channel here has it. Answers the files removed.
+   */
+  unrefMessage(messageId: string): string[] {
+    const refs = this.q.refsOf.all(messageId);
+    if (refs.length === 0) return [];
+    const gone: string[] = [];
+    this.q.unref.run(messageId);
+    for (const r of refs) {
+      if (this.q.stillNamed.get(r.file_id, r.channel_id)) continue;
+      this.q.unbind.run(r.file_id, r.channel_id);
+      if (this.state(r.file_id) && this.q.bindings.get(r.file_id)!.n === 0) {
+        this.remove(r.file_id);
+        gone.push(r.file_id);
+      }
+    }
+    return gone;
   }
 
   /** A channel is gone: its files go too, unless another channel here has them. */
