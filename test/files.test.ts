@@ -280,3 +280,41 @@ describe('deleting', () => {
     expect(fs.existsSync(path.join(bob.dataDir, 'files', other.body.id))).toBe(true);
   });
 });
+
+describe('offline and visitors', () => {
+  it('attached and posted offline: sent with its file once back online; a visitor of an open channel reads it too', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [alice, bob] = net.peers as [TestPeer, TestPeer];
+    await signIn(alice, 'alice');
+    await signIn(bob, 'bob');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'open', allowVisitors: true }))
+      .body.id as string;
+    await bob.call('POST', `/api/channels/${ch}/join`);
+    await bob.call('PUT', '/api/status', { status: 'offline' });
+    const data = crypto.randomBytes(700 * 1024);
+    const up = await attach(bob, ch, data, 'offline.bin');
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    const posted = await bob.call('POST', `/api/channels/${ch}/messages`, {
+      text: 'written on the train',
+      files: [up.body.id],
+    });
+    expect(posted.body.state).toBe('pending');
+    await bob.call('PUT', '/api/status', { status: 'online' });
+    await waitFor(
+      async () => (await bob.call('GET', '/api/me')).body.pending === 0,
+      10_000,
+      'delivered',
+    );
+    const visitor = await net.addPeer('visitor');
+    expect((await visitor.call('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+    expect((await visitor.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+    const page = await visitor.call('GET', `/api/channels/${ch}/messages`);
+    const f = page.body.messages.find((m: any) => m.id === posted.body.id).files[0];
+    const got = await download(visitor, f.url);
+    expect(got.status).toBe(200);
+    expect(got.data.equals(data)).toBe(true);
+    expect(chunkSources(visitor, up.body.id).length).toBe(3);
+    // A visitor attaches nothing.
+    expect((await attach(visitor, ch, Buffer.from('x'), 'x.txt')).status).toBe(403);
+  });
+});
