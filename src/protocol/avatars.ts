@@ -35,6 +35,7 @@ export type AvatarRecord = z.infer<typeof AvatarRecord>;
 
 /** What is known of a user's avatar without its bytes. */
 export const AvatarInfo = z.object({ username: Username, hash: Digest, ts: z.number().int() });
+export type AvatarInfo = z.infer<typeof AvatarInfo>;
 
 export const AVATAR_OPS = {
   /** Sets the session's user's avatar (a newer `ts` than the one held). */

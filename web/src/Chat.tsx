@@ -7,6 +7,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } fro
 import {
   api,
   ApiError,
+  type Avatar,
   type Channel,
   type Me,
   type Message,
@@ -16,9 +17,11 @@ import {
 import { MessagePane } from './MessagePane.js';
 import { LiveStage } from './LiveStage.js';
 import { MemberList } from './MemberList.js';
-import { ChannelBadges, NotifyBell, useFirstSight, useMentionAlerts } from './MentionAlerts.js';
+import { ChannelBadges, useFirstSight, useMentionAlerts } from './MentionAlerts.js';
 import { Search } from './Search.js';
 import { publishFileProgress, type FileProgress } from './file-events.js';
+import { avatarChanged, refreshAvatars } from './avatars.js';
+import { UserPanel } from './UserPanel.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -149,6 +152,7 @@ export function Chat({
       setLink(state);
       void refreshMe();
       if (state === 'connected') {
+        refreshAvatars(); // answered from the peer's cache while it was not connected
         // refreshPeers still sees the old state; this asks at once, in the same order.
         const n = ++peersRequest.current;
         const show = (list: Awaited<ReturnType<typeof api.peers>>) => {
@@ -162,6 +166,10 @@ export function Chat({
     es.addEventListener('file', (e) => {
       publishFileProgress(JSON.parse((e as MessageEvent).data) as FileProgress);
     });
+    // A co-member's avatar changed (or yours, just set): its views show the new one.
+    es.addEventListener('avatar', (e) => {
+      avatarChanged(JSON.parse((e as MessageEvent).data) as Avatar);
+    });
     // The peer ended the stream because this page fell behind (E_SLOW_CONSUMER): the browser
     // reconnects by itself; reload what the missed events would have told.
     es.addEventListener('error', (e) => {
@@ -169,6 +177,7 @@ export function Chat({
       setSourceTick((t) => t + 1);
       void refreshChannels();
       void refreshMe();
+      refreshAvatars();
     });
     es.addEventListener('sync', (e) => {
       const s = JSON.parse((e as MessageEvent).data) as Sync & { phase?: string };
@@ -478,56 +487,6 @@ function Home({
           );
         })}
       </ul>
-    </div>
-  );
-}
-
-/** Your name, and the status menu (online, invisible, offline). */
-function UserPanel({
-  me,
-  refreshMe,
-  onLeft,
-}: {
-  me: Me;
-  refreshMe: () => Promise<void>;
-  onLeft: () => void;
-}) {
-  return (
-    <div className="user-panel">
-      {/* Green only while connected: offline or reconnecting, nobody sees you online. */}
-      <span
-        className={`dot ${me.connection !== 'connected' ? 'offline' : me.status === 'online' ? 'online' : me.status === 'invisible' ? 'invisible' : 'offline'}`}
-        aria-hidden="true"
-      />
-      <span className="me-name">
-        {me.username}
-        {me.role === 'visitor' && <small> (visitor)</small>}
-      </span>
-      <label className="sr-only" htmlFor="status">
-        Status
-      </label>
-      <NotifyBell />
-      <select
-        id="status"
-        value={me.status}
-        onChange={async (e) => {
-          await api.setStatus(e.target.value as Me['status']);
-          await refreshMe();
-        }}
-      >
-        <option value="online">Online</option>
-        <option value="invisible">Invisible</option>
-        <option value="offline">Offline</option>
-      </select>
-      <button
-        className="link"
-        onClick={async () => {
-          await api.logout();
-          onLeft();
-        }}
-      >
-        Log out
-      </button>
     </div>
   );
 }

@@ -1,11 +1,12 @@
 /**
- * The member list: the open channel's members with presence (on Home, who is online). Offline or
- * reconnecting it keeps the last list it had, greyed, since presence is not known then. Below
- * 900 px it is a panel that the toggle in the chat opens over the page.
+ * The member list: the open channel's members with their avatars and presence (on Home, who is
+ * online). Offline or reconnecting it keeps the last list it had, greyed, since presence is not
+ * known then. Below 900 px it is a panel that the toggle in the chat opens over the page.
  */
 import { useEffect, useRef, useState } from 'react';
 import { api, type Me, type Peer } from './api.js';
 import { Confirm } from './Confirm.js';
+import { Avatar } from './Avatar.js';
 
 type Member = { username: string; status: string };
 
@@ -68,7 +69,10 @@ export function MemberList({
           const on = connected && p.status === 'online';
           return (
             <li key={p.username}>
-              <span className={`dot ${on ? 'online' : 'offline'}`} aria-hidden="true" />
+              <span className="avatar-slot">
+                <Avatar username={p.username} size={28} />
+                <span className={`dot ${on ? 'online' : 'offline'}`} aria-hidden="true" />
+              </span>
               {p.username}
               <span className="sr-only">
                 {connected ? (on ? ' online' : ' offline') : ' presence unknown'}

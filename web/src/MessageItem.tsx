@@ -1,7 +1,8 @@
 /**
- * One message row: the quote of the message it answers, author and time (first of a group),
- * its markdown text or, while editing, a textarea (Enter saves, Escape cancels), "(edited)",
- * its files, its reactions, and the actions shown on hover or focus. Mentions of me are highlighted.
+ * One message row: the quote of the message it answers, the author's avatar, name and time
+ * (first of a group), its markdown text or, while editing, a textarea (Enter saves, Escape
+ * cancels), "(edited)", its files, its reactions, and the actions shown on hover or focus.
+ * Mentions of me are highlighted.
  */
 import { useId, useState, type KeyboardEvent } from 'react';
 import { api, ApiError, type Channel, type Me, type Message } from './api.js';
@@ -10,6 +11,7 @@ import { MessageText } from './MessageText.js';
 import { Reactions } from './Reactions.js';
 import { ReplyQuote } from './ReplyQuote.js';
 import { MessageFiles } from './MessageFiles.js';
+import { Avatar } from './Avatar.js';
 import './rich.css';
 
 const MAX_TEXT = 4000;
@@ -64,6 +66,7 @@ export function MessageItem({
       {m.replyTo && <ReplyQuote replyTo={m.replyTo} onJump={onJump} />}
       {head || m.replyTo ? (
         <header>
+          <Avatar username={m.author} size={40} className="message-avatar" />
           <span className="author">{m.author}</span>
           <time dateTime={new Date(m.ts).toISOString()} title={full(m.ts)}>
             {time(m.ts)}

@@ -6,6 +6,7 @@ import type { TypingEvent } from '../../src/protocol/typing-ops.js';
 import type { Channel as WireChannel } from '../../src/protocol/common.js';
 import type { ApiChannel, ApiFile, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
 import type { ApiSearch } from '../../src/peer/search.js';
+import type { AvatarInfo } from '../../src/protocol/avatars.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
 export interface Me {
@@ -28,6 +29,9 @@ export type Message = ApiMessage;
 export type Reaction = ApiReaction;
 /** A file attached to a message (README "Files"). */
 export type ChatFile = ApiFile;
+
+/** What is known of a user's avatar: its hash and when it was set (README "Avatars"). */
+export type Avatar = AvatarInfo;
 
 /** `GET /api/search`'s answer (src/peer/search.ts). */
 export type SearchAnswer = ApiSearch;
@@ -175,6 +179,20 @@ export const api = {
       bitrateKbps,
     }),
   endStream: (id: string) => call('DELETE', `/api/streams/${id}`),
+  /** Who of these users has an avatar (at most 100 names; those without one are left out). */
+  avatars: (users: string[]) =>
+    call<Avatar[]>('GET', `/api/avatars?users=${users.map(encodeURIComponent).join(',')}`),
+  /** Sets your avatar: the picture's bytes, typed PNG, JPEG or WebP, at most 256 KiB. */
+  setAvatar: async (picture: Blob): Promise<Avatar> => {
+    const res = await fetch('/api/me/avatar', {
+      method: 'PUT',
+      headers: { 'content-type': picture.type },
+      body: picture,
+    });
+    const text = await res.text();
+    if (!res.ok) throw errorOf(res.status, res.statusText, text);
+    return JSON.parse(text) as Avatar;
+  },
   watch: (id: string) =>
     call<{ streamId: string; parent: string }>('POST', `/api/streams/${id}/watch`),
   unwatch: (id: string) => call('DELETE', `/api/streams/${id}/watch`),

@@ -1,0 +1,106 @@
+/**
+ * The bottom of the sidebar: your avatar (a user's is the "Change avatar" button), your name,
+ * notifications, the status menu (online, invisible, offline) and Log out.
+ */
+import { useRef, useState } from 'react';
+import { api, type Me } from './api.js';
+import { Avatar } from './Avatar.js';
+import { AvatarEditor, PICTURE_TYPES } from './AvatarEditor.js';
+import { NotifyBell } from './MentionAlerts.js';
+
+export function UserPanel({
+  me,
+  refreshMe,
+  onLeft,
+}: {
+  me: Me;
+  refreshMe: () => Promise<void>;
+  onLeft: () => void;
+}) {
+  const input = useRef<HTMLInputElement>(null);
+  const button = useRef<HTMLButtonElement>(null);
+  const [picked, setPicked] = useState<File | null>(null);
+  // Green only while connected: offline or reconnecting, nobody sees you online.
+  const dot =
+    me.connection !== 'connected' || me.status === 'offline'
+      ? 'offline'
+      : me.status === 'online'
+        ? 'online'
+        : 'invisible';
+  const face = (
+    <>
+      <Avatar username={me.username} size={32} />
+      <span className={`dot ${dot}`} aria-hidden="true" />
+    </>
+  );
+  return (
+    <div className="user-panel">
+      {me.role === 'user' ? (
+        <>
+          <button
+            ref={button}
+            type="button"
+            className="avatar-slot change-avatar"
+            aria-label="Change avatar"
+            title="Change avatar"
+            onClick={() => input.current?.click()}
+          >
+            {face}
+          </button>
+          <input
+            ref={input}
+            type="file"
+            accept={PICTURE_TYPES}
+            hidden
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              if (f) setPicked(f);
+              e.target.value = ''; // the same file can be picked again
+            }}
+          />
+        </>
+      ) : (
+        <span className="avatar-slot">{face}</span>
+      )}
+      <span className="me-name">
+        {me.username}
+        {me.role === 'visitor' && <small> (visitor)</small>}
+      </span>
+      <label className="sr-only" htmlFor="status">
+        Status
+      </label>
+      <NotifyBell />
+      <select
+        id="status"
+        value={me.status}
+        onChange={async (e) => {
+          await api.setStatus(e.target.value as Me['status']);
+          await refreshMe();
+        }}
+      >
+        <option value="online">Online</option>
+        <option value="invisible">Invisible</option>
+        <option value="offline">Offline</option>
+      </select>
+      <button
+        className="link"
+        onClick={async () => {
+          await api.logout();
+          onLeft();
+        }}
+      >
+        Log out
+      </button>
+      {picked && (
+        <AvatarEditor
+          file={picked}
+          connected={me.connection === 'connected'}
+          onClose={() => {
+            setPicked(null);
+            button.current?.focus();
+          }}
+        />
+      )}
+    </div>
+  );
+}
