@@ -24,7 +24,12 @@ const PostBody = z
   .object({
     text: MessageText.optional(),
     replyTo: Uuid.optional(),
-    files: z.array(FileId).min(1).max(FILE_LIMITS.filesPerMessage).optional(),
+    files: z
+      .array(FileId)
+      .min(1)
+      .max(FILE_LIMITS.filesPerMessage)
+      .refine((a) => new Set(a).size === a.length, 'files: each file once')
+      .optional(),
   })
   .refine((b) => b.text !== undefined || b.files !== undefined, 'text or files: at least one');
 const EditBody = z.object({ text: MessageText });

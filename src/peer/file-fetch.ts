@@ -49,12 +49,19 @@ interface Source {
 
 const CHUNK_TIMEOUT_MS = 20_000;
 
+/** A file whose manifest is not what its message says (§9.1): never served. */
+export const FILE_LIES = () =>
+  new HchatError(
+    'E_BAD_SIGNATURE',
+    'file: not what its message says (its name, size, type or picture differ): not served',
+  );
+
 /** Fetches what is missing of one file of one channel; resolves when it is whole here. */
 export async function fetchFile(
   d: FetchDeps,
   channelId: string,
   id: string,
-  opts: { ref?: FileRef; pinned?: boolean; author?: string } = {},
+  opts: { refs?: FileRef[]; pinned?: boolean; author?: string } = {},
 ): Promise<void> {
   const server = d.server();
   if (!server) throw new HchatError('E_OFFLINE');
@@ -108,7 +115,7 @@ async function getManifest(
   sources: Source[],
   channelId: string,
   id: string,
-  opts: { ref?: FileRef; pinned?: boolean; author?: string },
+  opts: { refs?: FileRef[]; pinned?: boolean; author?: string },
 ): Promise<void> {
   for (const s of sources) {
     const m = await (s as Source & { manifest(): Promise<Manifest> })
@@ -116,13 +123,19 @@ async function getManifest(
       .catch(() => undefined);
     if (!m) continue;
     const bad = fileId(m) !== id ? 'its hash is not the file id' : manifestError(m);
-    const mismatch =
-      !bad && opts.ref && !sameRef(opts.ref, m)
-        ? "it differs from the message's reference"
-        : undefined;
-    if (bad || mismatch) {
-      d.log.write('blame', { peer: s.label, file: id, why: `manifest: ${bad ?? mismatch}` });
+    if (bad) {
+      d.log.write('blame', { peer: s.label, file: id, why: `manifest: ${bad}` });
       continue;
+    }
+    // The one manifest with this id says something else than the message: the author lied,
+    // and no source can change that.
+    if (opts.refs?.some((r) => !sameRef(r, m))) {
+      d.log.write('blame', {
+        file: id,
+        channel: channelId,
+        why: 'manifest differs from its message',
+      });
+      throw FILE_LIES();
     }
     d.files.add(m, channelId, { pinned: opts.pinned });
     return;

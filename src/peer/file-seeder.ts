@@ -32,12 +32,22 @@ export class FileSeeder {
 
   constructor(private readonly d: FileSeederDeps) {}
 
-  async request(conn: MemberConn, op: FileOp, raw: unknown): Promise<unknown> {
+  /**
+   * Answers a file op. `hostRule` is the host's own read rule for a channel it hosts, applied
+   * after the grant (a member removed since its grant was made reads nothing at the host).
+   */
+  async request(
+    conn: MemberConn,
+    op: FileOp,
+    raw: unknown,
+    hostRule?: (channelId: string) => void,
+  ): Promise<unknown> {
     const parsed = P2P_FILE_OPS[op].req.safeParse(raw ?? {});
     if (!parsed.success)
       throw new HchatError('E_BAD_REQUEST', `${op}: ${describeIssues(parsed.error)}`);
     const b = parsed.data as { channelId: string; fileId: string; grant: string; index?: number };
     this.checkGrant(conn, b.grant, b.channelId);
+    hostRule?.(b.channelId);
     const state = this.d.files.inChannel(b.fileId, b.channelId)
       ? this.d.files.state(b.fileId)
       : undefined;

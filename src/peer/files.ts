@@ -12,12 +12,12 @@ import { FileRef as FileRefSchema } from '../protocol/common.js';
 import type { Manifest } from '../protocol/files.js';
 import { describeIssues } from '../protocol/rpc.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { chunkHash, humanBytes, refOf } from '../shared/file-id.js';
+import { chunkHash, humanBytes, refOf, sameRef } from '../shared/file-id.js';
 import { FILE_LIMITS } from '../shared/limits.js';
 import type { FileStore } from '../store/file-store.js';
 import type { ApiFile } from './api-shapes.js';
 import type { EventHub } from './event-hub.js';
-import { fetchFile } from './file-fetch.js';
+import { FILE_LIES, fetchFile } from './file-fetch.js';
 import { TRANSIENT } from './delivery.js';
 import type { HostLink } from './host-link.js';
 import type { ServerLink } from './server-link.js';
@@ -44,6 +44,8 @@ export interface PeerFilesDeps {
   entryOf(username: string): TrackerEntry | undefined;
   dial(entry: TrackerEntry): HostLink | undefined;
   ownerOf(channelId: string): string | undefined;
+  /** What the messages of a channel held here say of a file (their references to it). */
+  refsOf(channelId: string, fileId: string): FileRef[];
   /** True when the logged-in user is a member of the channel (may attach files to it). */
   isMember(channelId: string): boolean;
   background(task: Promise<void>): void;
@@ -185,6 +187,16 @@ export class PeerFiles {
     opts: { ref?: FileRef; pinned?: boolean; author?: string } = {},
   ): Promise<void> {
     const s = this.d.files.state(id);
+    const refs = [...(opts.ref ? [opts.ref] : []), ...this.d.refsOf(channelId, id)];
+    // The bytes are served as what their messages say they are, or not at all (§9.1).
+    if (s && refs.some((r) => !sameRef(r, s.manifest))) {
+      this.d.log.write('blame', {
+        file: id,
+        channel: channelId,
+        why: 'manifest differs from its message',
+      });
+      return Promise.reject(FILE_LIES());
+    }
     if (s?.complete && this.d.files.inChannel(id, channelId)) {
       if (opts.pinned && !s.pinned) this.d.files.add(s.manifest, channelId, { pinned: true });
       this.d.files.touch(id);
@@ -212,7 +224,7 @@ export class PeerFiles {
         },
         channelId,
         id,
-        opts,
+        { ...opts, refs },
       ).finally(() => {
         this.fetching.delete(id);
         if (this.d.closed()) return;

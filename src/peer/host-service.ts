@@ -84,7 +84,7 @@ export class HostService {
     const delegated = Object.hasOwn(STREAM_OPS, op)
       ? this.deps.streams().request(conn, op as keyof typeof STREAM_OPS, body)
       : Object.hasOwn(P2P_FILE_OPS, op)
-        ? this.deps.files().request(conn, op as FileOp, body)
+        ? this.fileRequest(conn, op as FileOp, body)
         : undefined;
     if (delegated) {
       delegated.then(
@@ -106,6 +106,16 @@ export class HostService {
       this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
       conn.fs.send({ t: 'res', id, error: err.toWire() });
     }
+  }
+
+  /**
+   * A file op: for a channel hosted here the host also applies its own read rule, after the
+   * grant (a member removed since its grant was made reads nothing here).
+   */
+  private fileRequest(conn: MemberConn, op: FileOp, body: unknown): Promise<unknown> {
+    return this.deps.files().request(conn, op, body, (channelId) => {
+      if (this.deps.channel(channelId)) this.readable(conn, channelId);
+    });
   }
 
   /** Forgets a closed connection. */

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { HchatError } from '../protocol/errors.js';
 import {
   entryKey,
+  NewMessage,
   type Channel,
   type FileRef,
   type ItemKind,
@@ -59,6 +60,7 @@ import {
   type SessionKeys,
 } from '../shared/signing.js';
 import { publicKeyFromBase64 } from '../shared/tokens.js';
+import { describeIssues } from '../protocol/rpc.js';
 import { FileStore } from '../store/file-store.js';
 import { FileSeeder } from './file-seeder.js';
 import { PeerFiles } from './files.js';
@@ -212,6 +214,10 @@ export class PeerNode {
           .find((e) => e.role === 'user' && e.username.toLowerCase() === username.toLowerCase()),
       dial: (entry) => this.dial(entry),
       ownerOf: (id) => this.store.channelOwner(id) || undefined,
+      refsOf: (channelId, fileId) =>
+        this.fileStore
+          .messagesNaming(fileId, channelId)
+          .flatMap((id) => this.store.getMessage(id)?.files?.filter((f) => f.id === fileId) ?? []),
       isMember: (id) =>
         !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
       background: (task) => this.background(task),
@@ -977,6 +983,11 @@ export class PeerNode {
     if (refused) throw refused;
     // Signed by the author: no host and no server can alter or forge it (SPEC §7).
     const m = { ...fields, sig: signMessage(fields, this.keys!), cert: s.cert };
+    // What this peer writes is what every replica takes: the wire's own schema decides.
+    const { author: _a, ...wire } = m;
+    const shape = NewMessage.safeParse(wire);
+    if (!shape.success)
+      throw new HchatError('E_BAD_REQUEST', `message: ${describeIssues(shape.error)}`);
     if (hosted) {
       // Into the primary copy at once; pending until the server holds its backup.
       const r = this.store.hostAccept(m, 'pending');

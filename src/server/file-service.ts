@@ -46,9 +46,15 @@ export class FileService {
     const { fileId: id, known } = this.identify(m);
     if (!known && this.d.files.usage(s.username) + m.size > this.d.quotaBytes)
       throw new HchatError('E_QUOTA_EXCEEDED');
-    this.d.files.add(m, b.channelId, { owner: s.username });
-    const held = new Set(this.d.files.chunks(id));
-    const missing = m.chunks.flatMap((_, i) => (held.has(i) ? [] : [i]));
+    // The file joins the channel once every chunk was uploaded for it: knowing a manifest opens
+    // nothing, and the answer says nothing of another channel's copy.
+    this.d.files.addManifest(m, b.channelId, s.username);
+    const done = new Set(
+      this.d.files.inChannel(id, b.channelId)
+        ? m.chunks.map((_, i) => i)
+        : this.d.files.proven(id, b.channelId),
+    );
+    const missing = m.chunks.flatMap((_, i) => (done.has(i) ? [] : [i]));
     this.d.log.write('file', {
       peer: conn.name,
       channel: b.channelId,
@@ -60,10 +66,11 @@ export class FileService {
 
   putChunk(conn: Conn, b: OpReq<'file_chunk_put'>): OpRes<'file_chunk_put'> {
     this.member(conn.session!, b.channelId);
-    this.inChannel(b.fileId, b.channelId);
+    if (!this.d.files.isPut(b.fileId, b.channelId))
+      throw new HchatError('E_NOT_FOUND', 'no such file in this channel: file_put it first');
     if (!this.d.files.putChunk(b.fileId, b.index, Buffer.from(b.data, 'base64')))
       throw new HchatError('E_BAD_CHUNK', `chunk ${b.index} does not match the manifest`);
-    const complete = this.d.files.state(b.fileId)!.complete;
+    const complete = this.d.files.prove(b.fileId, b.channelId, b.index);
     this.d.log.write('chunk', {
       from: conn.name,
       file: b.fileId,
@@ -92,7 +99,10 @@ export class FileService {
   held(conn: Conn, b: OpReq<'file_held'>): OpRes<'file_held'> {
     const s = conn.session!;
     this.d.readable(s, b.channelId);
-    this.inChannel(b.fileId, b.channelId);
+    // Put for the channel is enough (its author's backup may still be on its way): a holder
+    // only ever serves against a grant, and every chunk is checked by who receives it.
+    if (!this.d.files.isPut(b.fileId, b.channelId))
+      throw new HchatError('E_NOT_FOUND', 'no such file in this channel');
     // Only users serve files (a visitor's peer has no P2P port others reach).
     if (s.role === 'user') this.d.files.addHolder(b.fileId, b.channelId, s.username);
     return {};
@@ -105,9 +115,16 @@ export class FileService {
     const c = this.d.readable(s, b.channelId);
     const members = this.d.members(c.id);
     const me = s.username.toLowerCase();
+    // A visitor learns no more than the tracker shows it (§3.5): the channel's host only.
     const holders = this.d.files
       .holders(b.fileId, b.channelId)
-      .filter((u) => u.toLowerCase() !== me && members.has(u.toLowerCase()) && this.d.reachable(u));
+      .filter(
+        (u) =>
+          u.toLowerCase() !== me &&
+          members.has(u.toLowerCase()) &&
+          (s.role === 'user' || u.toLowerCase() === c.owner.toLowerCase()) &&
+          this.d.reachable(u),
+      );
     // The host first: it holds every file of its channel.
     holders.sort((a, b2) => Number(b2 === c.owner) - Number(a === c.owner));
     const grant = this.d.signGrant({

@@ -231,7 +231,9 @@ export class CentralServer {
       log: this.log,
       readable: (s, id) => this.channels.readable(s, id),
       members: (id) => this.channels.members(id),
-      reachable: (username) => this.tracker.entriesOf(username, 'user').length > 0,
+      // Public only: an invisible user is never named (PROTOCOL.md §4.3).
+      reachable: (username) =>
+        this.tracker.entriesOf(username, 'user').some((e) => e.status === 'online'),
       signGrant: (claims) => this.signer.sign(claims),
       maxFileBytes: opts.maxFileBytes ?? FILE_LIMITS.maxFileBytes,
       quotaBytes: opts.fileQuotaBytes ?? FILE_LIMITS.quotaBytes,

@@ -59,6 +59,21 @@ const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX file_messages_file ON file_messages(file_id, channel_id);
   `,
+  // The server's proof that a channel's uploader has the bytes: a file joins a channel only
+  // when every chunk was uploaded for it (knowing a manifest opens nothing).
+  `
+  CREATE TABLE file_puts (
+    file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    channel_id TEXT NOT NULL,
+    PRIMARY KEY (file_id, channel_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE file_proofs (
+    file_id TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    channel_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (file_id, channel_id, idx)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 interface FileRow {
@@ -147,6 +162,20 @@ export class FileStore {
         'SELECT username FROM file_holders WHERE file_id = ? AND channel_id = ? ORDER BY at DESC LIMIT 500',
       ),
       dropChannel: this.db.prepare('DELETE FROM file_channels WHERE channel_id = ?'),
+      prove: this.db.prepare(
+        'INSERT OR IGNORE INTO file_proofs (file_id, channel_id, idx) VALUES (?, ?, ?)',
+      ),
+      proofs: this.db.prepare<[string, string], { idx: number }>(
+        'SELECT idx FROM file_proofs WHERE file_id = ? AND channel_id = ? ORDER BY idx',
+      ),
+      dropProofs: this.db.prepare('DELETE FROM file_proofs WHERE file_id = ? AND channel_id = ?'),
+      putFor: this.db.prepare(
+        'INSERT OR IGNORE INTO file_puts (file_id, channel_id) VALUES (?, ?)',
+      ),
+      isPut: this.db.prepare<[string, string], { n: number }>(
+        'SELECT 1 AS n FROM file_puts WHERE file_id = ? AND channel_id = ?',
+      ),
+      dropPut: this.db.prepare('DELETE FROM file_puts WHERE file_id = ? AND channel_id = ?'),
       ref: this.db.prepare(
         'INSERT OR IGNORE INTO file_messages (message_id, file_id, channel_id) VALUES (?, ?, ?)',
       ),
@@ -154,6 +183,9 @@ export class FileStore {
         'SELECT file_id, channel_id FROM file_messages WHERE message_id = ?',
       ),
       unref: this.db.prepare('DELETE FROM file_messages WHERE message_id = ?'),
+      naming: this.db.prepare<[string, string], { message_id: string }>(
+        'SELECT message_id FROM file_messages WHERE file_id = ? AND channel_id = ? LIMIT 100',
+      ),
       stillNamed: this.db.prepare<[string, string], { n: number }>(
         'SELECT 1 AS n FROM file_messages WHERE file_id = ? AND channel_id = ? LIMIT 1',
       ),
@@ -195,6 +227,53 @@ export class FileStore {
       this.q.bind.run(id, channelId);
     })();
     return id;
+  }
+
+  /**
+   * Keeps a manifest without giving the file to the channel yet (the server's `file_put`): its
+   * chunks may now be uploaded for that channel.
+   */
+  addManifest(manifest: Manifest, channelId: string, owner: string): string {
+    const id = fileId(manifest);
+    this.q.insert.run(
+      id,
+      JSON.stringify(manifest),
+      manifest.size,
+      manifest.chunks.length,
+      owner,
+      0,
+      this.now(),
+    );
+    if (!this.inChannel(id, channelId)) this.q.putFor.run(id, channelId);
+    return id;
+  }
+
+  /** True when the file was put for this channel (its chunks may be uploaded for it). */
+  isPut(id: string, channelId: string): boolean {
+    return this.inChannel(id, channelId) || this.q.isPut.get(id, channelId) !== undefined;
+  }
+
+  /** The chunks uploaded for `channelId` of a file not yet in it. */
+  proven(id: string, channelId: string): number[] {
+    return this.q.proofs.all(id, channelId).map((r) => r.idx);
+  }
+
+  /**
+   * Chunk `index` was uploaded for `channelId` (and matched): once every chunk was, the file
+   * joins the channel. Answers whether it is in the channel now.
+   */
+  prove(id: string, channelId: string, index: number): boolean {
+    if (this.inChannel(id, channelId)) return true;
+    const m = this.manifest(id);
+    if (!m) return false;
+    return this.db.transaction(() => {
+      this.q.prove.run(id, channelId, index);
+      if (this.q.proofs.all(id, channelId).length < m.chunks.length) return false;
+      this.q.dropProofs.run(id, channelId);
+      this.q.dropPut.run(id, channelId);
+      this.q.bind.run(id, channelId);
+      return true;
+    })();
   }
 
   state(id: string): FileState | undefined {
@@ -322,6 +401,11 @@ export class FileStore {
   /** A message of `channelId` names these files. */
   refMessage(messageId: string, channelId: string, fileIds: readonly string[]): void {
     for (const f of fileIds) this.q.ref.run(messageId, f, channelId);
+  }
+
+  /** The messages of `channelId` that name the file (as many as 100). */
+  messagesNaming(id: string, channelId: string): string[] {
+    return this.q.naming.all(id, channelId).map((r) => r.message_id);
   }
 
   /**

@@ -2,11 +2,12 @@
 // written from the documents alone: our own manifests, file ids and file-carrying messages
 // (files-lib.ts), raw clients of the server link (§3) and of a real peer's P2P port (§4, §9.3),
 // a hostile seeder announced through the tracker, a hostile author, and the local API of real
-// `bin/hchat` processes. Each test quotes the guarantee it checks. Tests marked FINDING fail
-// while the system breaks that guarantee (see the comment above each): presence leaks through
-// file_sources (to visitors, of invisible users), another channel's bytes through the shared
-// store, a removed member's grant still honoured by the host, a second attachment never backed
-// up, lying file references shown and served, and a duplicated file id that breaks a channel.
+// `bin/hchat` processes. Each test quotes the guarantee it checks. Tests marked FINDING failed
+// when they were written (see the comment above each): presence leaks through file_sources (to
+// visitors, of invisible users), another channel's bytes through the shared store, a removed
+// member's grant still honoured by the host, a second attachment never backed up, lying file
+// references shown and served, and a duplicated file id that breaks a channel. All seven are
+// fixed; the tests stay as the guard.
 import { test, expect, describe, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
