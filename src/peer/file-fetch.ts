@@ -42,12 +42,18 @@ export interface FetchDeps {
 /** One chunk source: a peer over P2P, or the server. */
 interface Source {
   label: string;
+  /** Asked only for what no peer holds, or what peers have been fetching for STALL_MS. */
+  reserve?: boolean;
   has(index: number): boolean;
   chunk(index: number): Promise<string>;
   close(): void;
 }
 
 const CHUNK_TIMEOUT_MS = 20_000;
+/** How long the peers fetching a chunk may take before the server in reserve asks for it too. */
+const STALL_MS = 5000;
+/** How long a peer may take to say what it holds, or to give the manifest: a silent one is skipped. */
+const ASK_TIMEOUT_MS = 3000;
 
 /** A file whose manifest is not what its message says (§9.1): never served. */
 export const FILE_LIES = () =>
@@ -91,13 +97,10 @@ export async function fetchFile(
       await getManifest(d, [...peers, serverSource(d, channelId, id)], channelId, id, opts);
     else if (opts.pinned) d.files.add(d.files.manifest(id)!, channelId, { pinned: true });
     const m = d.files.manifest(id)!;
-    await pull(d, id, m, peers);
-    if (!d.files.state(id)!.complete) {
-      // What no peer could give: the server's copy.
-      if (!serverHolds && peers.length === 0)
-        throw new HchatError('E_NOT_FOUND', 'no peer or server holds this file now');
-      await pull(d, id, m, [serverSource(d, channelId, id)]);
-    }
+    if (!serverHolds && peers.length === 0)
+      throw new HchatError('E_NOT_FOUND', 'no peer or server holds this file now');
+    // The server in reserve: it gives what no peer holds, or what a peer is too slow to give.
+    await pull(d, id, m, [...peers, { ...serverSource(d, channelId, id), reserve: true }]);
     if (!d.files.state(id)!.complete)
       throw new HchatError('E_NOT_FOUND', 'no source could give every chunk of this file');
     d.log.write('file', { file: id, channel: channelId, complete: true });
@@ -143,40 +146,70 @@ async function getManifest(
   throw new HchatError('E_NOT_FOUND', "no source gave this file's manifest");
 }
 
-/** Fetches the missing chunks the sources hold, several at a time, each checked. */
+/**
+ * Fetches the missing chunks the sources hold, several at a time, each checked. At the end
+ * (every missing chunk asked already) an idle source asks again for a chunk another is still
+ * fetching, and the first good answer wins: one stalled source costs no more than a fast one
+ * (BitTorrent's end game). Answers once nothing is missing, or no source can give more.
+ */
 async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): Promise<void> {
   const held = new Set(d.files.chunks(id));
   const missing = new Set(m.chunks.map((_, i) => i).filter((i) => !held.has(i)));
-  const inFlight = new Set<number>();
+  /** Which sources are fetching each chunk, since when. */
+  const asking = new Map<number, Map<Source, number>>();
   const dead = new Set<Source>();
-  const lane = async (s: Source): Promise<void> => {
-    while (!dead.has(s)) {
-      let next: number | undefined;
-      for (const i of missing) {
-        if (!inFlight.has(i) && s.has(i)) {
-          next = i;
-          break;
-        }
+  let whole: () => void = () => undefined;
+  const done = new Promise<void>((r) => (whole = r));
+  const peerHas = (i: number) => sources.some((p) => !p.reserve && !dead.has(p) && p.has(i));
+  const pick = (s: Source): number | undefined => {
+    let again: number | undefined;
+    const now = Date.now();
+    for (const i of missing) {
+      if (!s.has(i)) continue;
+      const who = asking.get(i);
+      const idle = !who || who.size === 0;
+      if (s.reserve) {
+        // Nobody else has it, or every peer asking has been at it for STALL_MS.
+        if (idle && !peerHas(i)) return i;
+        if (!idle && !who.has(s) && [...who.values()].every((t) => now - t > STALL_MS)) return i;
+        continue;
       }
-      if (next === undefined) return;
-      inFlight.add(next);
+      if (idle) return i;
+      if (again === undefined && !who.has(s)) again = i;
+    }
+    return again;
+  };
+  const lane = async (s: Source): Promise<void> => {
+    while (!dead.has(s) && missing.size > 0) {
+      const next = pick(s);
+      if (next === undefined) {
+        // The reserve waits while peers still work on what is missing.
+        if (!s.reserve || !sources.some((p) => !p.reserve && !dead.has(p))) return;
+        await Promise.race([new Promise((r) => setTimeout(r, STALL_MS / 5)), done]);
+        continue;
+      }
+      const who = asking.get(next) ?? new Map<Source, number>();
+      asking.set(next, who.set(s, Date.now()));
       try {
         const data = Buffer.from(await s.chunk(next), 'base64');
         if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
+        if (!missing.has(next)) continue; // another source's answer came first
         if (d.files.putChunk(id, next, data)) {
           missing.delete(next);
           d.log.write('chunk', { from: s.label, file: id, idx: next });
           d.progress();
+          if (missing.size === 0) whole();
         } else {
           d.log.write('blame', { peer: s.label, file: id, idx: next, why: 'chunk hash mismatch' });
           dead.add(s);
         }
       } catch (err) {
         if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
+        if (!missing.has(next)) continue;
         d.log.write('drop', { peer: s.label, file: id, idx: next, code: (err as HchatError).code });
         dead.add(s);
       } finally {
-        inFlight.delete(next);
+        asking.get(next)?.delete(s);
       }
     }
   };
@@ -184,9 +217,12 @@ async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): P
   while (missing.size > 0) {
     const alive = sources.filter((s) => !dead.has(s) && [...missing].some((i) => s.has(i)));
     if (alive.length === 0) return;
-    await Promise.all(
-      alive.flatMap((s) => Array.from({ length: FILE_LIMITS.inFlightPerSource }, () => lane(s))),
+    const lanes = alive.flatMap((s) =>
+      Array.from({ length: FILE_LIMITS.inFlightPerSource }, () => lane(s)),
     );
+    // Stragglers still waiting when the file is whole are left to end by themselves.
+    await Promise.race([Promise.all(lanes), done]);
+    if (missing.size === 0) lanes.forEach((l) => l.catch(() => undefined));
   }
 }
 
@@ -205,7 +241,7 @@ async function peerSource(
   try {
     await link.start();
     if (!link.connected) throw new HchatError('E_CONNECTION_CLOSED');
-    const have = await link.request('file_have', { channelId, fileId: id, grant });
+    const have = await link.request('file_have', { channelId, fileId: id, grant }, ASK_TIMEOUT_MS);
     const chunks = new Set(have.chunks);
     return {
       label,
@@ -219,7 +255,8 @@ async function peerSource(
           )
         ).data,
       manifest: async () =>
-        (await link.request('file_manifest', { channelId, fileId: id, grant })).manifest,
+        (await link.request('file_manifest', { channelId, fileId: id, grant }, ASK_TIMEOUT_MS))
+          .manifest,
       close: () => link.stop(),
     };
   } catch (err) {
