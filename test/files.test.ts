@@ -246,7 +246,7 @@ describe('what a peer keeps', () => {
     );
     const log = fs.readFileSync(path.join(bob.dataDir, 'connections.log'), 'utf8');
     expect(log).toMatch(
-      new RegExp(`ev=backup to=server file=${up.body.id} refused=E_QUOTA_EXCEEDED`),
+      new RegExp(`ev=backup to=server channel=\\S+ file=${up.body.id} refused=E_QUOTA_EXCEEDED`),
     );
   });
 });
@@ -316,5 +316,40 @@ describe('offline and visitors', () => {
     expect(chunkSources(visitor, up.body.id).length).toBe(3);
     // A visitor attaches nothing.
     expect((await attach(visitor, ch, Buffer.from('x'), 'x.txt')).status).toBe(403);
+  });
+});
+
+describe('one file, two channels', () => {
+  it('attached again to another channel, it is backed up for that one too: its readers get it from the server', async () => {
+    const net = await createTestnet({ peers: 3 });
+    const [alice, bob, carol] = net.peers as [TestPeer, TestPeer, TestPeer];
+    for (const [p, n] of [
+      [alice, 'alice'],
+      [bob, 'bob'],
+      [carol, 'carol'],
+    ] as const)
+      await signIn(p, n);
+    const one = (await alice.call('POST', '/api/channels', { name: 'one' })).body.id as string;
+    const two = (await bob.call('POST', '/api/channels', { name: 'two' })).body.id as string;
+    await alice.call('POST', `/api/channels/${two}/join`);
+    await carol.call('POST', `/api/channels/${two}/join`);
+    const data = crypto.randomBytes(600 * 1024);
+    const first = await attach(alice, one, data, 'same.bin');
+    await alice.call('POST', `/api/channels/${one}/messages`, { files: [first.body.id] });
+    const again = await attach(alice, two, data, 'same.bin');
+    expect(again.body.id).toBe(first.body.id);
+    await alice.call('POST', `/api/channels/${two}/messages`, { files: [again.body.id] });
+    await waitFor(
+      async () => (await alice.call('GET', '/api/me')).body.pending === 0,
+      10_000,
+      'delivered to two',
+    );
+    // The author and the host of "two" away: carol reads it from the server.
+    await alice.call('PUT', '/api/status', { status: 'offline' });
+    await bob.call('PUT', '/api/status', { status: 'offline' });
+    const got = await download(carol, again.body.url);
+    expect(got.status).toBe(200);
+    expect(got.data.equals(data)).toBe(true);
+    expect(new Set(chunkSources(carol, again.body.id))).toEqual(new Set(['server']));
   });
 });

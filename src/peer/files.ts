@@ -96,6 +96,8 @@ export class PeerFiles {
     const ref = FileRefSchema.safeParse({ ...manifest, id: 'x'.repeat(43) });
     if (!ref.success) throw new HchatError('E_BAD_REQUEST', `file: ${describeIssues(ref.error)}`);
     const id = this.d.files.add(manifest, channelId, { owner: me, pinned: true });
+    // Attached again (to another channel, or after fetching it): backed up for it too.
+    this.d.files.needsBackup(id, me);
     chunks.forEach((_, i) =>
       this.d.files.putChunk(
         id,
@@ -149,34 +151,49 @@ export class PeerFiles {
     }
   }
 
+  /** Backs one file up for every channel it was attached to here (the server asks each's bytes). */
   private async backupOne(server: ServerLink, id: string): Promise<void> {
     const s = this.d.files.state(id);
     if (!s) return;
-    const channelId = this.d.files.channels(id)[0]!;
-    try {
-      const { missing } = await server.request('file_put', { channelId, manifest: s.manifest });
-      for (const index of missing) {
-        const data = this.d.files.readChunk(id, index)!;
-        await server.request('file_chunk_put', {
-          channelId,
-          fileId: id,
-          index,
-          data: data.toString('base64'),
+    let refused: string | undefined;
+    const done = new Set<string>();
+    // Until every channel it is in is done: one may be added while the others are sent.
+    for (;;) {
+      const channelId = this.d.files.channels(id).find((c) => !done.has(c));
+      if (channelId === undefined) break;
+      done.add(channelId);
+      try {
+        const { missing } = await server.request('file_put', { channelId, manifest: s.manifest });
+        for (const index of missing) {
+          const data = this.d.files.readChunk(id, index)!;
+          await server.request('file_chunk_put', {
+            channelId,
+            fileId: id,
+            index,
+            data: data.toString('base64'),
+          });
+        }
+        this.d.log.write('backup', {
+          to: 'server',
+          channel: channelId,
+          file: id,
+          chunks: missing.length,
         });
+        await server.request('file_held', { channelId, fileId: id }).catch(() => undefined);
+      } catch (err) {
+        if (!(err instanceof HchatError) || TRANSIENT.has(err.code)) throw err;
+        // Refused for good (quota, size): its messages go anyway, served by peers only.
+        this.d.log.write('backup', {
+          to: 'server',
+          channel: channelId,
+          file: id,
+          refused: err.code,
+        });
+        refused = err.code;
       }
-      this.d.log.write('backup', { to: 'server', file: id, chunks: missing.length });
-    } catch (err) {
-      if (!(err instanceof HchatError) || TRANSIENT.has(err.code)) throw err;
-      // Refused for good (quota, size): its messages go anyway, served by peers only.
-      this.d.log.write('backup', { to: 'server', file: id, refused: err.code });
-      this.d.files.markBackedUp(id, false);
-      this.d.backedUp();
-      return;
     }
-    this.d.files.markBackedUp(id);
-    for (const c of this.d.files.channels(id))
-      await server.request('file_held', { channelId: c, fileId: id }).catch(() => undefined);
-    this.emit(channelId, id);
+    this.d.files.markBackedUp(id, refused === undefined);
+    for (const c of done) this.emit(c, id);
     this.d.backedUp();
   }
 

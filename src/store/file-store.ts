@@ -152,6 +152,9 @@ export class FileStore {
       ),
       remove: this.db.prepare('DELETE FROM files WHERE id = ?'),
       backedUp: this.db.prepare('UPDATE files SET backed_up = ? WHERE id = ?'),
+      needsBackup: this.db.prepare(
+        'UPDATE files SET owner = COALESCE(owner, ?), backed_up = 0 WHERE id = ?',
+      ),
       notBackedUp: this.db.prepare<[string], { id: string }>(
         'SELECT id FROM files WHERE owner = ? AND backed_up = 0 ORDER BY last_used',
       ),
@@ -361,6 +364,11 @@ export class FileStore {
   /** Files `owner` put here that the server does not hold whole yet (a peer's own uploads). */
   notBackedUp(owner: string): string[] {
     return this.q.notBackedUp.all(owner).map((r) => r.id);
+  }
+
+  /** Attached here (again): the server is to hold it for every channel it is in here. */
+  needsBackup(id: string, owner: string): void {
+    this.q.needsBackup.run(owner, id);
   }
 
   /** The server holds it whole (`held`), or refused it for good (its messages go anyway). */
