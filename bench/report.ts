@@ -210,6 +210,42 @@ function targets(data: any, rows: Row[]): string[] {
       sr.p99ms / 50,
       sr.p99ms <= 50,
     );
+  const fl = data.files;
+  if (fl?.oneSource) {
+    const o = fl.oneSource;
+    add(
+      `Files: one source (the host), ${f(o.bytes / 2 ** 20)} MiB: download ≥ 0.8× a plain TCP copy of the same bytes`,
+      `${f(o.hchatMiBps, 1)} MiB/s vs ${f(o.tcpMiBps, 1)} MiB/s (a TLS 1.3 copy: ${f(o.tlsMiBps, 1)})`,
+      o.ratio,
+      o.ratio >= 0.8,
+    );
+  }
+  if (fl?.multiSource) {
+    const ms = fl.multiSource;
+    add(
+      `Files: three seeders at ${f(ms.uploadLimit / 2 ** 20)} MiB/s each deliver ≥ 2.5× one`,
+      `${f(ms.threeMiBps, 2)} vs ${f(ms.oneMiBps, 2)} MiB/s`,
+      ms.ratio,
+      ms.ratio >= 2.5,
+    );
+  }
+  if (fl?.serverBytes) {
+    const rs = fl.serverBytes.rows as any[];
+    add(
+      `Files: the server takes one copy in and sends none out while a peer can serve (${rs.map((r) => r.members).join(', ')} members)`,
+      rs
+        .map(
+          (r) =>
+            `${r.members}: ${r.chunksIn} of ${r.chunks} chunks in, ${r.chunksServed} served, ${f(r.outPerMember)} B out a member`,
+        )
+        .join('; '),
+      Math.max(...rs.map((r) => r.chunksIn / r.chunks)),
+      rs.every(
+        (r) =>
+          r.chunksIn === r.chunks && r.chunksServed === 0 && r.chunksMembersGotFromServer === 0,
+      ),
+    );
+  }
   const m = data.slowMember;
   if (m) {
     // "Unchanged": within the run-to-run noise the issue measured (~25 %).
@@ -299,10 +335,42 @@ function srtpSection(cost: any): string[] {
   return out;
 }
 
+/** Files (bench/files.ts): downloads against copies of the same bytes, and the server's bytes. */
+function filesSection(fl: any): string[] {
+  const o = fl.oneSource;
+  const ms = fl.multiSource;
+  const sb = fl.serverBytes;
+  const mib = (n: number) => `${f(n / 2 ** 20)} MiB`;
+  const out = ['## Files', ''];
+  if (o)
+    out.push(
+      `- One source: a member downloads ${mib(o.bytes)} that only the channel's host serves, GET through its local API to the last byte: ${f(o.hchatMiBps, 1)} MiB/s (runs ${o.hchatMsRuns.join(', ')} ms). The same bytes copied between two processes over loopback: plain TCP ${f(o.tcpMiBps, 1)} MiB/s (runs ${o.tcpMsRuns.join(', ')} ms), TLS 1.3 ${f(o.tlsMiBps, 1)} MiB/s (runs ${o.tlsMsRuns.join(', ')} ms). Hybrid Chat / TCP ${f(o.ratio, 3)}, / TLS ${f(o.ratioToTls, 3)}. Chunks by source: ${JSON.stringify(o.sources)}.`,
+    );
+  if (ms)
+    out.push(
+      `- Several sources, every seeder's upload capped at ${mib(ms.uploadLimit)}/s: a newcomer downloads ${mib(ms.bytes)} at ${f(ms.threeMiBps, 2)} MiB/s from three seeders (runs ${ms.threeMsRuns.join(', ')} ms) and ${f(ms.oneMiBps, 2)} MiB/s from one (runs ${ms.oneMsRuns.join(', ')} ms): ${f(ms.ratio, 2)}×. Chunks by source: ${JSON.stringify(ms.sources)}.`,
+    );
+  if (sb) {
+    out.push(
+      '',
+      `Server bytes per file: the host attaches ${mib(sb.fileBytes)} and every member of the channel downloads it, ${sb.wave} at a time; the server's traffic counters (all frames, every connection) over that time, and the chunks its log shows it took in and served.`,
+      '',
+      '| members | bytes in | in / file size | bytes out | out per member | chunks in | chunks served | chunks members got from the server |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of sb.rows)
+      out.push(
+        `| ${r.members} | ${f(r.bytesIn)} | ${f(r.inPerFileByte, 3)} | ${f(r.bytesOut)} | ${f(r.outPerMember)} | ${r.chunksIn} of ${r.chunks} | ${r.chunksServed} | ${r.chunksMembersGotFromServer} |`,
+      );
+  }
+  return out;
+}
+
 /** Writes summary.md and the two plots next to the results file. */
 export function writeReport(resultsFile: string): string {
   const data = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
-  const rows = data.results as Row[];
+  // A run that skipped the fan-out (BENCH_SKIP_FANOUT, with no earlier run that day) has none.
+  const rows = (data.results ?? []) as Row[];
   const dir = path.dirname(resultsFile);
   const names = ['Hybrid Chat', ...(rows[0]?.anchors.map((a) => a.name) ?? []), 'Node relay'];
   const pick = (r: Row): Array<Result | undefined> => [
@@ -321,39 +389,44 @@ export function writeReport(resultsFile: string): string {
       name,
       values: rs.map((r) => (r ? pick(r)[k] && fig(pick(r)[k]!) : undefined)),
     }));
-  fs.writeFileSync(
-    path.join(dir, 'deliveries.svg'),
-    chart(
-      'Full speed: deliveries per second',
-      'deliveries/s',
-      members,
-      series(full, (r) => r.deliveriesPerSec),
-      false,
-    ),
-  );
-  fs.writeFileSync(
-    path.join(dir, 'p99.svg'),
-    chart(
-      '1,000 messages/s: p99 latency',
-      'p99 latency, ms (log)',
-      members,
-      series(thousand, (r) => r.p99ms),
-      true,
-    ),
-  );
+  if (rows.length) {
+    fs.writeFileSync(
+      path.join(dir, 'deliveries.svg'),
+      chart(
+        'Full speed: deliveries per second',
+        'deliveries/s',
+        members,
+        series(full, (r) => r.deliveriesPerSec),
+        false,
+      ),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'p99.svg'),
+      chart(
+        '1,000 messages/s: p99 latency',
+        'p99 latency, ms (log)',
+        members,
+        series(thousand, (r) => r.p99ms),
+        true,
+      ),
+    );
+  }
   const lines = [
     `# Bench summary (${data.date})`,
     '',
     `Machine: ${data.machine.cpus} cores, ${data.machine.model}, Node ${data.machine.node}. ` +
       `Raw figures: [${path.basename(resultsFile)}](${path.basename(resultsFile)}); how they are made: [bench/README.md](../README.md).`,
-    '',
-    '![deliveries per second versus members](deliveries.svg) ![p99 latency versus members](p99.svg)',
-    '',
-    '## Fan-out',
-    '',
-    `| scenario | figure | ${names.join(' | ')} |`,
-    `|---|---|${names.map(() => '---:').join('|')}|`,
   ];
+  if (rows.length)
+    lines.push(
+      '',
+      '![deliveries per second versus members](deliveries.svg) ![p99 latency versus members](p99.svg)',
+      '',
+      '## Fan-out',
+      '',
+      `| scenario | figure | ${names.join(' | ')} |`,
+      `|---|---|${names.map(() => '---:').join('|')}|`,
+    );
   for (const r of rows) {
     const rs = pick(r);
     const cells = (fig: (x: Result) => number, d: number) =>
@@ -401,6 +474,7 @@ export function writeReport(resultsFile: string): string {
       `- ${f(sr.messages)} messages stored in ${sr.buildSeconds} s (${sr.databaseMB} MB with the index); ${sr.queries} queries of 1–2 words (half of them prefixes): p50 ${sr.p50ms} ms, p99 ${sr.p99ms} ms, max ${sr.maxMs} ms, ${sr.meanResults} results on average (bench/search.ts).`,
     );
   }
+  if (data.files) lines.push('', ...filesSection(data.files));
   const md = path.join(dir, 'summary.md');
   fs.writeFileSync(md, lines.join('\n') + '\n');
   return md;

@@ -18,6 +18,7 @@ import { MemberWorkers } from './members.js';
 import { writeReport } from './report.js';
 import { benchCapacity } from './capacity.js';
 import { benchSearch } from './search.js';
+import { benchFiles } from './files.js';
 import {
   Client,
   ROOT,
@@ -595,6 +596,12 @@ async function main(): Promise<void> {
     search = await benchSearch();
     console.log(JSON.stringify(search, null, 2));
   }
+  // BENCH_SKIP_FILES=1 or BENCH_FILES=0 skips the files; BENCH_FILES_QUICK=1 only checks the code.
+  const files =
+    process.env.BENCH_SKIP_FILES || process.env.BENCH_FILES === '0'
+      ? undefined
+      : await benchFiles();
+  if (files?.quick) console.log('BENCH_FILES_QUICK: the files figures are not written');
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -617,6 +624,7 @@ async function main(): Promise<void> {
         stream: stream ?? earlier.stream,
         capacity: capacity ?? earlier.capacity,
         search: search ?? earlier.search,
+        files: (files && !files.quick ? files : undefined) ?? earlier.files,
       },
       null,
       2,
