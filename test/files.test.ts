@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { attach, chunkSources, download } from './file-kit.js';
 
 type Net = Awaited<ReturnType<typeof createTestnet>>;
@@ -351,5 +351,46 @@ describe('one file, two channels', () => {
     expect(got.status).toBe(200);
     expect(got.data.equals(data)).toBe(true);
     expect(new Set(chunkSources(carol, again.body.id))).toEqual(new Set(['server']));
+  });
+});
+
+describe('reading while fetching', () => {
+  it('a download starts before the file is all here: the first bytes come while the rest is fetched', async () => {
+    const { net, ps, ch } = await general(2);
+    const [alice] = ps as [TestPeer, TestPeer];
+    const data = crypto.randomBytes(3 * 1024 * 1024);
+    const up = await attach(alice, ch, data, 'slow.bin');
+    await alice.call('POST', `/api/channels/${ch}/messages`, { files: [up.body.id] });
+    // The host (alone holding it besides the server) serves 1 MiB/s; the server is away.
+    await waitFor(
+      () => fs.existsSync(path.join(net.dir, 'server', 'files', up.body.id, '11')),
+      10_000,
+      'backed up',
+    );
+    await net.restartPeer(alice, { uploadLimit: 1024 * 1024 });
+    const bob = net.peers[1]!;
+    await waitFor(
+      async () =>
+        ((await bob.call('GET', '/api/peers')).body as any[]).some((e) => e.username === 'alice'),
+      10_000,
+      'alice back',
+    );
+    const res = await fetch(new URL(up.body.url, bob.uiUrl), { headers: authHeaders(bob.uiUrl) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(String(data.length));
+    const reader = res.body!.getReader();
+    const parts: Buffer[] = [];
+    const first = await reader.read();
+    parts.push(Buffer.from(first.value!));
+    // Bytes are here while bob's peer holds only part of the file.
+    const status = (await bob.call('GET', `/api/channels/${ch}/files/${up.body.id}/status`)).body;
+    expect(status.state).toBe('partial');
+    expect(status.have).toBeLessThan(data.length);
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      parts.push(Buffer.from(r.value));
+    }
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
   });
 });

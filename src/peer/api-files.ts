@@ -91,8 +91,8 @@ export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: n
   app.get('/api/channels/:id/files/:fileId', async (req, reply) => {
     const p = readable(node, parse(FileParam, req.params, 'file'));
     const q = parse(ReadQuery, req.query, 'query');
-    await node.files.fetch(p.id, p.fileId);
-    const m = node.files.manifest(p.fileId)!;
+    // Sent as it arrives: the first bytes go while the rest is still being fetched.
+    const { manifest: m, chunks } = await node.files.open(p.id, p.fileId);
     const inline = INLINE.has(m.type.split(';')[0]!.trim().toLowerCase()) && q.download !== '1';
     const ascii = m.name.replace(/[^\x20-\x7e]|["\\]/g, '_');
     reply
@@ -105,7 +105,7 @@ export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: n
         'content-disposition',
         `${inline ? 'inline' : 'attachment'}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(m.name)}`,
       );
-    return reply.send(Readable.from(node.files.read(p.fileId)));
+    return reply.send(Readable.from(chunks));
   });
 }
 

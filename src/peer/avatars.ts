@@ -36,6 +36,19 @@ export interface Avatar {
   ts: number;
 }
 
+/** A checked record as shown, with when it was last asked about. */
+function entryOf(record: AvatarRecord, checked: number): { avatar: Avatar; checked: number } {
+  const data = Buffer.from(record.data, 'base64');
+  const avatar = {
+    username: record.username,
+    type: record.type,
+    data,
+    hash: avatarHash(data),
+    ts: record.ts,
+  };
+  return { avatar, checked };
+}
+
 /** How long a cached avatar is shown without asking the server again. */
 const FRESH_MS = 60_000;
 
@@ -120,17 +133,7 @@ export class PeerAvatars {
   }
 
   private keep(record: AvatarRecord): { avatar: Avatar; checked: number } {
-    const data = Buffer.from(record.data, 'base64');
-    const entry = {
-      avatar: {
-        username: record.username,
-        type: record.type,
-        data,
-        hash: avatarHash(data),
-        ts: record.ts,
-      },
-      checked: Date.now(),
-    };
+    const entry = entryOf(record, Date.now());
     const key = record.username.toLowerCase();
     this.cache.set(key, entry);
     fs.writeFileSync(this.file(key), JSON.stringify(record), { mode: 0o600 });
@@ -143,22 +146,13 @@ export class PeerAvatars {
     let record: AvatarRecord;
     try {
       const parsed = AvatarRecord.safeParse(JSON.parse(fs.readFileSync(this.file(key), 'utf8')));
-      if (!parsed.success || avatarError(parsed.data, this.d.serverKey())) return undefined;
+      if (!parsed.success || parsed.data.username.toLowerCase() !== key) return undefined;
+      if (avatarError(parsed.data, this.d.serverKey())) return undefined;
       record = parsed.data;
     } catch {
       return undefined;
     }
-    const data = Buffer.from(record.data, 'base64');
-    const entry = {
-      avatar: {
-        username: record.username,
-        type: record.type,
-        data,
-        hash: avatarHash(data),
-        ts: record.ts,
-      },
-      checked: 0,
-    };
+    const entry = entryOf(record, 0);
     this.cache.set(key, entry);
     return entry;
   }

@@ -9,7 +9,7 @@ import { HchatError } from '../protocol/errors.js';
 import { P2P_FILE_OPS } from '../protocol/files.js';
 import { describeIssues } from '../protocol/rpc.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { verifyGrant } from '../shared/tokens.js';
+import { verifyGrant, type GrantClaims } from '../shared/tokens.js';
 import type { FileStore } from '../store/file-store.js';
 import type { MemberConn } from './host-service.js';
 
@@ -29,6 +29,8 @@ export interface FileSeederDeps {
 export class FileSeeder {
   /** When the upload cap lets the next byte go. */
   private nextFree = 0;
+  /** Grants whose signature was checked (null: it does not verify). */
+  private readonly grants = new Map<string, GrantClaims | null>();
 
   constructor(private readonly d: FileSeederDeps) {}
 
@@ -74,8 +76,14 @@ export class FileSeeder {
 
   /** The grant must be the server's, for this channel, this very session, and not expired. */
   private checkGrant(conn: MemberConn, grant: string, channelId: string): void {
-    const key = this.d.serverKey();
-    const c = key && verifyGrant(grant, key);
+    // A grant's signature is checked once (a download asks with it for every chunk).
+    let c = this.grants.get(grant);
+    if (c === undefined) {
+      const key = this.d.serverKey();
+      c = (key && verifyGrant(grant, key)) || null;
+      if (this.grants.size >= 1000) this.grants.clear();
+      if (key) this.grants.set(grant, c);
+    }
     const now = (this.d.now ?? Date.now)();
     if (
       !c ||

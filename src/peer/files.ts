@@ -69,6 +69,8 @@ export class PeerFiles {
   private backingUp = false;
   private backupAgain = false;
   private readonly lastProgress = new Map<string, number>();
+  /** Readers waiting for the next chunk of a file (open). */
+  private readonly arrivals = new Map<string, Set<() => void>>();
 
   constructor(private readonly d: PeerFilesDeps) {}
 
@@ -244,6 +246,7 @@ export class PeerFiles {
         { ...opts, refs },
       ).finally(() => {
         this.fetching.delete(id);
+        this.arrived(id);
         if (this.d.closed()) return;
         this.emit(channelId, id);
         this.d.files.evict(this.d.cacheBytes);
@@ -285,15 +288,9 @@ export class PeerFiles {
     m: { id: string; channelId: string; kind?: string; target?: string; files?: FileRef[] },
     getMessage: (id: string) => { digest?: string } | undefined,
   ): void {
-    if ((m.kind ?? 'message') === 'message' && m.files)
-      this.d.files.refMessage(
-        m.id,
-        m.channelId,
-        m.files.map((f) => f.id),
-      );
-    if (m.kind === 'delete' && m.target !== undefined && getMessage(m.target)?.digest !== undefined)
-      for (const id of this.d.files.unrefMessage(m.target))
-        this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
+    const erased = m.kind === 'delete' && getMessage(m.target ?? '')?.digest !== undefined;
+    for (const id of this.d.files.itemStored(m, erased))
+      this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
   }
 
   /** Starts fetching a file in the background (a host's copy of its channel's files). */
@@ -320,19 +317,58 @@ export class PeerFiles {
     };
   }
 
-  manifest(id: string): Manifest | undefined {
-    return this.d.files.manifest(id);
+  /**
+   * Opens a file of a channel for reading while it is fetched: answers once its manifest is
+   * here, with its chunks in order, each given as soon as it arrives (and checked again as it is
+   * read). Fails as the fetch fails; a fetch that fails midway ends the chunks with its error.
+   */
+  async open(
+    channelId: string,
+    id: string,
+  ): Promise<{ manifest: Manifest; chunks: AsyncGenerator<Buffer> }> {
+    const fetched = this.fetch(channelId, id);
+    let settled = false;
+    let failure: unknown;
+    const over = fetched.then(
+      () => void (settled = true),
+      (err: unknown) => void ((settled = true), (failure = err)),
+    );
+    while (!this.localRef(channelId, id) && !settled) await Promise.race([this.arrival(id), over]);
+    if (failure !== undefined) throw failure;
+    const manifest = this.d.files.manifest(id)!;
+    const files = this.d.files;
+    const arrival = (): Promise<unknown> => Promise.race([this.arrival(id), over]);
+    async function* chunks(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < manifest.chunks.length; i++) {
+        for (;;) {
+          const data = files.hasChunk(id, i) ? files.readChunk(id, i) : undefined;
+          if (data) {
+            yield data;
+            break;
+          }
+          if (settled)
+            throw failure ?? new HchatError('E_INTERNAL', `chunk ${i} of ${id} is damaged here`);
+          await arrival();
+        }
+      }
+      files.touch(id);
+    }
+    return { manifest, chunks: chunks() };
   }
 
-  /** A whole file's bytes, chunk after chunk, each checked again as it is read. */
-  async *read(id: string): AsyncGenerator<Buffer> {
-    const m = this.d.files.manifest(id);
-    for (let i = 0; m && i < m.chunks.length; i++) {
-      const data = this.d.files.readChunk(id, i);
-      if (!data) throw new HchatError('E_INTERNAL', `chunk ${i} of ${id} is damaged here`);
-      yield data;
-    }
-    this.d.files.touch(id);
+  /** Resolves when the next chunk of a file arrives here (or its fetch ends). */
+  private arrival(id: string): Promise<void> {
+    return new Promise((resolve) => {
+      const waiting = this.arrivals.get(id) ?? new Set<() => void>();
+      waiting.add(resolve);
+      this.arrivals.set(id, waiting);
+    });
+  }
+
+  private arrived(id: string): void {
+    const waiting = this.arrivals.get(id);
+    this.arrivals.delete(id);
+    waiting?.forEach((w) => w());
   }
 
   /** The file's reference, when a manifest of it is here for this channel. */
@@ -350,6 +386,7 @@ export class PeerFiles {
 
   /** At most about ten progress events a second per file. */
   private progress(channelId: string, id: string): void {
+    this.arrived(id);
     const now = Date.now();
     if (now - (this.lastProgress.get(id) ?? 0) < 100) return;
     this.lastProgress.set(id, now);

@@ -6,7 +6,7 @@
  * that opens a channel's files at those peers (`file_sources`).
  */
 import { HchatError } from '../protocol/errors.js';
-import type { Channel } from '../protocol/common.js';
+import type { Channel, StoredMessage } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { fileId, humanBytes, manifestError } from '../shared/file-id.js';
@@ -148,25 +148,9 @@ export class FileService {
    * An item was stored: a message's files are named by it; a delete that took its message away
    * takes the files no other message of the channel names (the bytes, not only the reference).
    */
-  itemStored(
-    m: {
-      id: string;
-      channelId: string;
-      kind?: string;
-      target?: string;
-      files?: ReadonlyArray<{ id: string }>;
-    },
-    erased: boolean,
-  ): void {
-    if ((m.kind ?? 'message') === 'message' && m.files)
-      this.d.files.refMessage(
-        m.id,
-        m.channelId,
-        m.files.map((f) => f.id),
-      );
-    if (m.kind === 'delete' && m.target !== undefined && erased)
-      for (const id of this.d.files.unrefMessage(m.target))
-        this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
+  itemStored(m: StoredMessage, erased: boolean): void {
+    for (const id of this.d.files.itemStored(m, erased))
+      this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
   }
 
   /** A channel was deleted: its files go. */

@@ -406,6 +406,32 @@ export class FileStore {
     return dropped;
   }
 
+  /**
+   * An item reached a replica's log: a message names its files; a delete that took its message
+   * away (`erased`) takes the files no other message of the channel names. Answers the files
+   * removed from this store.
+   */
+  itemStored(
+    m: {
+      id: string;
+      channelId: string;
+      kind?: string;
+      target?: string;
+      files?: ReadonlyArray<{ id: string }>;
+    },
+    erased: boolean,
+  ): string[] {
+    if ((m.kind ?? 'message') === 'message' && m.files)
+      this.refMessage(
+        m.id,
+        m.channelId,
+        m.files.map((f) => f.id),
+      );
+    return m.kind === 'delete' && m.target !== undefined && erased
+      ? this.unrefMessage(m.target)
+      : [];
+  }
+
   /** A message of `channelId` names these files. */
   refMessage(messageId: string, channelId: string, fileIds: readonly string[]): void {
     for (const f of fileIds) this.q.ref.run(messageId, f, channelId);
