@@ -130,10 +130,24 @@ describe('avatars', () => {
     expect((await getAvatar(bob2, 'alice')).data.equals(real)).toBe(true);
   });
 
-  it('visitors have no avatar to set', async () => {
-    const net = await createTestnet({ peers: 1 });
-    const v = net.peers[0]!;
+  it('visitors have no avatar to set, and hear of a change of a member of a channel they view', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [alice, v] = net.peers as [TestPeer, TestPeer];
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'open', allowVisitors: true }))
+      .body.id as string;
     expect((await v.call('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+    expect((await v.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
     expect((await setAvatar(v, Buffer.from('x'))).body.error.code).toBe('E_VISITOR_READ_ONLY');
+    const events = collectEvents(v.uiUrl);
+    await events.ready;
+    const pic = crypto.randomBytes(2000);
+    const set = await setAvatar(alice, pic);
+    await waitFor(
+      () => events.events.some((e) => e.event === 'avatar' && e.data.hash === set.body.hash),
+      5000,
+      'the visitor hears of it',
+    );
+    expect((await getAvatar(v, 'alice')).data.equals(pic)).toBe(true);
   });
 });

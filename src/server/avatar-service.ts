@@ -21,6 +21,8 @@ export interface AvatarServiceDeps {
   /** Everyone who shares a channel with the user (lower case), the user included. */
   coMembers(username: string): Set<string>;
   connsOf(username: string): Iterable<Conn>;
+  /** The connections viewing the user's channels (visitors included). */
+  viewersOf(username: string): Iterable<Conn>;
 }
 
 export class AvatarService {
@@ -53,10 +55,11 @@ export class AvatarService {
     return { avatar };
   }
 
-  /** A bus event: the co-members of its user connected here hear of it. */
+  /** A bus event: the co-members of its user connected here, and who views its channels, hear of it. */
   deliver(e: { username: string; hash: string; ts: number }): void {
-    for (const u of this.d.coMembers(e.username))
-      for (const c of this.d.connsOf(u))
-        if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body: e });
+    const to = new Set<Conn>();
+    for (const u of this.d.coMembers(e.username)) for (const c of this.d.connsOf(u)) to.add(c);
+    for (const c of this.d.viewersOf(e.username)) to.add(c);
+    for (const c of to) if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body: e });
   }
 }

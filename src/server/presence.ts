@@ -162,6 +162,11 @@ export class Presence implements Memberships {
    * A visitor's connection views more channels (channel_join, subscribe): it hears of the
    * entries that host or stream them. Only channels that allow visitors count.
    */
+  /** The visitors' connections viewing a channel. */
+  viewersOf(channelId: string): ReadonlySet<Conn> {
+    return this.viewers.get(channelId) ?? new Set();
+  }
+
   view(conn: Conn, channelIds: Iterable<string>): void {
     const v = this.viewer(conn);
     if (v?.role !== 'visitor') return;

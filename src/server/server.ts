@@ -252,6 +252,10 @@ export class CentralServer {
         return out;
       },
       connsOf: (username) => this.byUser.get(username) ?? [],
+      viewersOf: (username) =>
+        this.store
+          .channelsOf(username)
+          .flatMap((c) => [...this.channels.subscribersOf(c.id), ...this.presence.viewersOf(c.id)]),
     });
     this.trackerCaps = {
       entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
