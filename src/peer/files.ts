@@ -18,7 +18,7 @@ import type { FileStore } from '../store/file-store.js';
 import type { ApiFile } from './api-shapes.js';
 import type { EventHub } from './event-hub.js';
 import { FILE_LIES, fetchFile } from './file-fetch.js';
-import { TRANSIENT } from './delivery.js';
+import { FileBackup } from './file-backup.js';
 import type { HostLink } from './host-link.js';
 import type { ServerLink } from './server-link.js';
 
@@ -66,13 +66,14 @@ export interface UploadMeta {
 
 export class PeerFiles {
   private readonly fetching = new Map<string, Promise<void>>();
-  private backingUp = false;
-  private backupAgain = false;
+  private readonly backups: FileBackup;
   private readonly lastProgress = new Map<string, number>();
   /** Readers waiting for the next chunk of a file (open). */
   private readonly arrivals = new Map<string, Set<() => void>>();
 
-  constructor(private readonly d: PeerFilesDeps) {}
+  constructor(private readonly d: PeerFilesDeps) {
+    this.backups = new FileBackup({ ...d, emit: (c, id) => this.emit(c, id) });
+  }
 
   /** Keeps an attached file here (pinned) and starts its backup to the server. */
   upload(channelId: string, data: Buffer, meta: UploadMeta): ApiFile {
@@ -126,77 +127,9 @@ export class PeerFiles {
     return refOf(s.manifest);
   }
 
-  /** Sends the server what it lacks of our own files (once each), then says we hold them. */
-  async backup(): Promise<void> {
-    if (this.backingUp) {
-      this.backupAgain = true; // a file attached meanwhile: one more round
-      return;
-    }
-    this.backingUp = true;
-    try {
-      do {
-        this.backupAgain = false;
-        const me = this.d.username();
-        if (!me) return;
-        for (const id of this.d.files.notBackedUp(me)) {
-          const server = this.d.server();
-          if (!server) return;
-          await this.backupOne(server, id);
-        }
-      } while (this.backupAgain);
-    } catch (err) {
-      // Offline or busy for now: the next connection (or attachment) tries again.
-      if (!(err instanceof HchatError)) throw err;
-      this.d.log.write('backup', { to: 'server', error: err.code });
-    } finally {
-      this.backingUp = false;
-    }
-  }
-
-  /** Backs one file up for every channel it was attached to here (the server asks each's bytes). */
-  private async backupOne(server: ServerLink, id: string): Promise<void> {
-    const s = this.d.files.state(id);
-    if (!s) return;
-    let refused: string | undefined;
-    const done = new Set<string>();
-    // Until every channel it is in is done: one may be added while the others are sent.
-    for (;;) {
-      const channelId = this.d.files.channels(id).find((c) => !done.has(c));
-      if (channelId === undefined) break;
-      done.add(channelId);
-      try {
-        const { missing } = await server.request('file_put', { channelId, manifest: s.manifest });
-        for (const index of missing) {
-          const data = this.d.files.readChunk(id, index)!;
-          await server.request('file_chunk_put', {
-            channelId,
-            fileId: id,
-            index,
-            data: data.toString('base64'),
-          });
-        }
-        this.d.log.write('backup', {
-          to: 'server',
-          channel: channelId,
-          file: id,
-          chunks: missing.length,
-        });
-        await server.request('file_held', { channelId, fileId: id }).catch(() => undefined);
-      } catch (err) {
-        if (!(err instanceof HchatError) || TRANSIENT.has(err.code)) throw err;
-        // Refused for good (quota, size): its messages go anyway, served by peers only.
-        this.d.log.write('backup', {
-          to: 'server',
-          channel: channelId,
-          file: id,
-          refused: err.code,
-        });
-        refused = err.code;
-      }
-    }
-    this.d.files.markBackedUp(id, refused === undefined);
-    for (const c of done) this.emit(c, id);
-    this.d.backedUp();
+  /** Sends the server what it lacks of our own files (peer/file-backup.ts). */
+  backup(): Promise<void> {
+    return this.backups.run();
   }
 
   /** Fetches a file of a channel unless it is here whole; one fetch per file at a time. */
