@@ -82,17 +82,24 @@ export class PeerAvatars {
     return info;
   }
 
-  /** Who of these users has an avatar (asked of the server; cached answers when offline). */
+  /**
+   * Who of these users has an avatar: asked of the server, or — offline, or when the server
+   * cannot answer now — what this peer's cache knows.
+   */
   async list(usernames: string[]): Promise<Array<{ username: string; hash: string; ts: number }>> {
     const server = this.d.server();
     if (server && usernames.length > 0) {
-      const { avatars } = await server.request('avatars', { usernames: usernames.slice(0, 100) });
-      for (const a of avatars) {
-        const c = this.cache.get(a.username.toLowerCase()) ?? this.load(a.username);
-        if (c && c.avatar.hash === a.hash) c.checked = Date.now();
-        else this.cache.delete(a.username.toLowerCase());
+      try {
+        const { avatars } = await server.request('avatars', { usernames: usernames.slice(0, 100) });
+        for (const a of avatars) {
+          const c = this.cache.get(a.username.toLowerCase()) ?? this.load(a.username);
+          if (c && c.avatar.hash === a.hash) c.checked = Date.now();
+          else this.cache.delete(a.username.toLowerCase());
+        }
+        return avatars;
+      } catch (err) {
+        if (!(err instanceof HchatError)) throw err;
       }
-      return avatars;
     }
     return usernames.flatMap((u) => {
       const c = this.cache.get(u.toLowerCase()) ?? this.load(u);
@@ -112,6 +119,8 @@ export class PeerAvatars {
       record = (await server.request('avatar_get', { username })).avatar;
     } catch (err) {
       if (err instanceof HchatError && err.code === 'E_NOT_FOUND') this.forget(key);
+      // The server cannot answer now: the copy held here is still the user's (it was checked).
+      else if (cached && err instanceof HchatError) return cached.avatar;
       throw err;
     }
     const bad =

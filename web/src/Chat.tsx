@@ -37,6 +37,20 @@ type Sync = {
   source?: string;
 };
 
+/** The events this page's stream listens to (each one's id is where a reopened stream resumes). */
+const LIVE_EVENTS = [
+  'message',
+  'presence',
+  'stream',
+  'members',
+  'channel',
+  'connection',
+  'status',
+  'file',
+  'avatar',
+  'sync',
+] as const;
+
 export function Chat({
   me,
   refreshMe,
@@ -122,9 +136,20 @@ export function Chat({
     return () => clearInterval(t);
   }, [refreshStreams]);
 
-  // One event stream for everything live.
+  // One event stream for everything live. When it is opened again (its handlers changed), it
+  // resumes after the last event seen: none emitted in between is lost.
+  const lastEvent = useRef('');
   useEffect(() => {
-    const es = new EventSource('/api/events');
+    const es = new EventSource(
+      lastEvent.current
+        ? `/api/events?since=${encodeURIComponent(lastEvent.current)}`
+        : '/api/events',
+    );
+    const seen = (e: Event) => {
+      const id = (e as MessageEvent).lastEventId;
+      if (id) lastEvent.current = id;
+    };
+    for (const name of LIVE_EVENTS) es.addEventListener(name, seen);
     es.addEventListener('message', (e) => {
       const data = JSON.parse((e as MessageEvent).data) as LiveMessage;
       setLive(data);
