@@ -103,10 +103,18 @@ export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: n
       .header('cache-control', 'private, max-age=31536000, immutable')
       .header(
         'content-disposition',
-        `${inline ? 'inline' : 'attachment'}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(m.name)}`,
+        `${inline ? 'inline' : 'attachment'}; filename="${ascii}"; filename*=UTF-8''${rfc5987(m.name)}`,
       );
     return reply.send(Readable.from(chunks));
   });
+}
+
+/** A value as RFC 5987 wants it: percent-encoded UTF-8, `'()*` included. */
+function rfc5987(value: string): string {
+  return encodeURIComponent(value).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 /** The channel must be one this peer's user reads. */
