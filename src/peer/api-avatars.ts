@@ -6,10 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AvatarType } from '../protocol/avatars.js';
 import { Username } from '../protocol/common.js';
-import { HchatError } from '../protocol/errors.js';
 import { FILE_LIMITS } from '../shared/limits.js';
 import type { PeerNode } from './node.js';
-import { parse } from './api-parse.js';
+import { bodyBytes, parse, rawBodies } from './api-parse.js';
 
 const UserParam = z.object({ username: Username });
 const ListQuery = z.object({
@@ -23,21 +22,10 @@ const ListQuery = z.object({
 /** Adds the avatar routes. */
 export function avatarRoutes(app: FastifyInstance, node: PeerNode): void {
   void app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      '*',
-      { parseAs: 'buffer', bodyLimit: FILE_LIMITS.maxAvatarBytes },
-      (_req, body, done) => done(null, body),
-    );
-    scope.setErrorHandler((err: { code?: string }) => {
-      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-        throw new HchatError('E_FILE_TOO_LARGE', 'avatar: at most 256 KiB');
-      throw err;
-    });
+    rawBodies(scope, FILE_LIMITS.maxAvatarBytes, 'avatar: at most 256 KiB');
     scope.put('/api/me/avatar', async (req) => {
       const type = parse(AvatarType, req.headers['content-type'], 'Content-Type');
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      return node.avatars.set(type, body);
+      return node.avatars.set(type, bodyBytes(req.body));
     });
   });
 

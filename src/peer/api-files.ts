@@ -13,7 +13,7 @@ import { FileId } from '../protocol/files.js';
 import { humanBytes } from '../shared/file-id.js';
 import { FILE_LIMITS } from '../shared/limits.js';
 import type { PeerNode } from './node.js';
-import { parse } from './api-parse.js';
+import { bodyBytes, parse, rawBodies } from './api-parse.js';
 
 const IdParam = z.object({ id: Uuid });
 const FileParam = z.object({ id: Uuid, fileId: FileId });
@@ -40,19 +40,9 @@ const FILE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-
 
 /** Adds the file routes. */
 export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: number): void {
-  // The upload's body is the file itself, whatever its type (a JSON file stays bytes).
+  // The upload's body is the file itself.
   void app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      '*',
-      { parseAs: 'buffer', bodyLimit: maxFileBytes },
-      (_req, body, done) => done(null, body),
-    );
-    scope.setErrorHandler((err: { code?: string }, _req, reply) => {
-      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-        throw new HchatError('E_FILE_TOO_LARGE', `files are at most ${humanBytes(maxFileBytes)}`);
-      throw err;
-    });
+    rawBodies(scope, maxFileBytes, `files are at most ${humanBytes(maxFileBytes)}`);
     scope.post('/api/channels/:id/files', { bodyLimit: maxFileBytes }, async (req, reply) => {
       const { id } = parse(IdParam, req.params, 'channel id');
       const q = parse(UploadQuery, req.query, 'query');
@@ -66,8 +56,7 @@ export function fileRoutes(app: FastifyInstance, node: PeerNode, maxFileBytes: n
         rawPreview === undefined ? undefined : parse(Preview, rawPreview, 'X-Preview');
       if (preview !== undefined && q.width === undefined)
         throw new HchatError('E_BAD_REQUEST', 'X-Preview: only with width and height');
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const file = node.files.upload(id, body, {
+      const file = node.files.upload(id, bodyBytes(req.body), {
         name: q.name,
         type,
         ...(q.width !== undefined

@@ -1,4 +1,5 @@
 /** Validation of what the local API reads: a bad request names what was wrong. */
+import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { describeIssues } from '../protocol/server-link.js';
@@ -8,4 +9,25 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T 
   const r = schema.safeParse(value ?? {});
   if (!r.success) throw new HchatError('E_BAD_REQUEST', `${what}: ${describeIssues(r.error)}`);
   return r.data;
+}
+
+/**
+ * Makes every body of `scope`'s routes the raw bytes sent, whatever their type (a JSON file stays
+ * bytes), at most `limit` of them; more is `tooLarge` (E_FILE_TOO_LARGE, naming the limit).
+ */
+export function rawBodies(scope: FastifyInstance, limit: number, tooLarge: string): void {
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) =>
+    done(null, body),
+  );
+  scope.setErrorHandler((err: { code?: string }) => {
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      throw new HchatError('E_FILE_TOO_LARGE', tooLarge);
+    throw err;
+  });
+}
+
+/** A raw body (rawBodies) as bytes: none is empty. */
+export function bodyBytes(body: unknown): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.alloc(0);
 }

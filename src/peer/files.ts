@@ -8,8 +8,7 @@
  */
 import { HchatError } from '../protocol/errors.js';
 import type { FileRef, TrackerEntry } from '../protocol/common.js';
-import { FileRef as FileRefSchema } from '../protocol/common.js';
-import type { Manifest } from '../protocol/files.js';
+import { Manifest as ManifestSchema, type Manifest } from '../protocol/files.js';
 import { describeIssues } from '../protocol/rpc.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { chunkHash, humanBytes, refOf, sameRef } from '../shared/file-id.js';
@@ -96,8 +95,10 @@ export class PeerFiles {
       chunkBytes: FILE_LIMITS.chunkBytes,
       chunks,
     };
-    const ref = FileRefSchema.safeParse({ ...manifest, id: 'x'.repeat(43) });
-    if (!ref.success) throw new HchatError('E_BAD_REQUEST', `file: ${describeIssues(ref.error)}`);
+    // What every replica will check of it (name, type, image, preview), checked here first.
+    const shape = ManifestSchema.safeParse(manifest);
+    if (!shape.success)
+      throw new HchatError('E_BAD_REQUEST', `file: ${describeIssues(shape.error)}`);
     const id = this.d.files.add(manifest, channelId, { owner: me, pinned: true });
     // Attached again (to another channel, or after fetching it): backed up for it too.
     this.d.files.needsBackup(id, me);

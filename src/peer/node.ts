@@ -405,6 +405,9 @@ export class PeerNode {
     if (!this.currentSession || this.closed) return;
     announce(this.store, this.events, this.currentSession.username, items);
     for (const i of items) {
+      // Only messages (their files) and deletes (the files they take away) concern files.
+      const kind = i.kind ?? 'message';
+      if (kind !== 'message' && kind !== 'delete') continue;
       const m = this.store.getMessage(i.id);
       if (m) this.files.itemStored(m, (id) => this.store.getMessage(id));
       // A host keeps a copy of every file of its channels, fetched as their messages come in.

@@ -108,6 +108,8 @@ export interface FileState {
 export class FileStore {
   private readonly db: Database.Database;
   private readonly q;
+  /** Manifests already parsed, by file id. */
+  private readonly manifests = new Map<string, Manifest>();
 
   constructor(
     private readonly dir: string,
@@ -283,7 +285,7 @@ export class FileStore {
     const r = this.q.get.get(id);
     if (!r) return undefined;
     return {
-      manifest: JSON.parse(r.manifest) as Manifest,
+      manifest: this.parsed(r),
       held: r.held,
       heldBytes: r.held_bytes,
       complete: r.held === r.chunk_count,
@@ -295,6 +297,20 @@ export class FileStore {
 
   manifest(id: string): Manifest | undefined {
     return this.state(id)?.manifest;
+  }
+
+  /**
+   * A row's manifest, parsed once: an id names one manifest for ever (its hash), and every
+   * chunk served or stored reads it.
+   */
+  private parsed(r: FileRow): Manifest {
+    let m = this.manifests.get(r.id);
+    if (!m) {
+      m = JSON.parse(r.manifest) as Manifest;
+      if (this.manifests.size >= 1000) this.manifests.clear();
+      this.manifests.set(r.id, m);
+    }
+    return m;
   }
 
   /** True when the file belongs to this channel here. */
@@ -469,6 +485,7 @@ export class FileStore {
   }
 
   remove(id: string): void {
+    this.manifests.delete(id);
     this.q.remove.run(id);
     fs.rmSync(path.join(this.dir, id), { recursive: true, force: true });
   }
