@@ -60,3 +60,12 @@ export async function snap(page: Page, name: string): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
+
+/** Keeps a screenshot of test-artifacts/ (taken by `snap`) in docs/screenshots: the README shows it. */
+export function keep(name: string): void {
+  const root = path.resolve(import.meta.dirname, '..');
+  fs.copyFileSync(
+    path.join(root, 'test-artifacts', `${name}.png`),
+    path.join(root, 'docs', 'screenshots', `${name}.png`),
+  );
+}

@@ -8,22 +8,12 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
-import { openPage, snap } from './browser.js';
+import { keep, openPage, snap } from './browser.js';
 import { seriousViolations } from './axe.js';
 import { FILE_LIMITS } from '../src/shared/limits.js';
-
-/** Keeps a screenshot of test-artifacts/ in docs/screenshots (the README shows it). */
-function keep(name: string) {
-  const root = path.resolve(import.meta.dirname, '..');
-  fs.copyFileSync(
-    path.join(root, 'test-artifacts', `${name}.png`),
-    path.join(root, 'docs', 'screenshots', `${name}.png`),
-  );
-}
 
 function log(page: Page) {
   return page.getByRole('log', { name: 'Messages' });
