@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { StoredMessage, Uuid } from './common.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { P2P_FILE_OPS } from './files.js';
+import { P2P_DM_OPS } from './dm.js';
 import { STREAM_EVENTS, STREAM_OPS } from './stream-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 
@@ -57,6 +58,7 @@ export const P2P_OPS = {
   ...TYPING_OPS,
   ...STREAM_OPS,
   ...P2P_FILE_OPS,
+  ...P2P_DM_OPS,
 } as const;
 
 /** Pushes from a host to its subscribers, and from a streamer to its viewers. */

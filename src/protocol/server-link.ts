@@ -14,6 +14,7 @@ import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 import { SEARCH_OPS } from './search-ops.js';
 import { FILE_OPS } from './files.js';
 import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
+import { DM_EVENTS, DM_OPS } from './dm.js';
 import {
   Channel,
   ChannelName,
@@ -84,6 +85,7 @@ export const OPS = {
   ...SEARCH_OPS,
   ...FILE_OPS,
   ...AVATAR_OPS,
+  ...DM_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),
@@ -165,6 +167,7 @@ export function isOpName(name: string): name is OpName {
 /** Every server → peer event and its body. */
 export const EVENTS = {
   ...AVATAR_EVENTS,
+  ...DM_EVENTS,
   /** A new message in a channel the session is a member of (or views, for visitors). */
   message: z.object({ channelId: Uuid, message: StoredMessage }),
   /**

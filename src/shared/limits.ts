@@ -261,3 +261,31 @@ export const FILE_LIMITS = {
   /** Chunk requests in flight per source while fetching. */
   inFlightPerSource: 4,
 } as const;
+
+/** Direct messages (issue 15; PROTOCOL.md §10). */
+export const DM_LIMITS = {
+  /** Users in one conversation, the sender included (a group DM). */
+  maxMembers: 10,
+  /** Devices one account may have published; publishing one more drops the longest unseen. */
+  maxDevicesPerUser: 10,
+  /** Devices one `dm_bundles` asks for (10 users of up to 10 devices would need more: ask twice). */
+  maxDevicesPerAsk: 20,
+  /** Envelopes in one `dm_send` or `dm_deliver`. */
+  maxBatch: 50,
+  /** One-time prekeys in one `dm_publish`. */
+  maxPrekeysPerPublish: 100,
+  /** One-time prekeys the server keeps per device (older ones are dropped first). */
+  maxPrekeysHeld: 200,
+  /** A device tops its one-time prekeys up when the server holds fewer than this. */
+  prekeyLowWater: 20,
+  /** Characters of an envelope's ciphertext (base64url): a 4,000-character text fits. */
+  maxCipherChars: 32 * 1024,
+  /** Envelopes one device's mailbox holds; further ones are refused (E_QUOTA_EXCEEDED). */
+  maxMailbox: 10_000,
+  /** Message keys a ratchet session keeps for messages that have not arrived yet. */
+  maxSkippedKeys: 2000,
+  /** Messages a single chain may skip ahead (more is refused as an attack). */
+  maxSkipPerChain: 1000,
+  /** Days a signed prekey is used before a new one replaces it. */
+  signedPrekeyDays: 7,
+} as const;
