@@ -212,6 +212,13 @@ program
   )
   .addOption(
     opt(
+      '--dm-mailbox <n>',
+      "envelopes one device's direct-message mailbox holds (default 10000)",
+      'HCHAT_DM_MAILBOX',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
       '--ipv4-prefix <bits>',
       'IPv4 addresses sharing this prefix share one budget (default 24)',
       'HCHAT_IPV4_PREFIX',
@@ -250,6 +257,7 @@ program
       channelsPerAccount?: number;
       maxFileBytes?: number;
       fileQuotaBytes?: number;
+      dmMailbox?: number;
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
@@ -279,6 +287,7 @@ program
         channelsPerAccount: o.channelsPerAccount,
         maxFileBytes: o.maxFileBytes,
         fileQuotaBytes: o.fileQuotaBytes,
+        dmMailbox: o.dmMailbox,
       });
       onSignals(() => server.close());
       console.log(

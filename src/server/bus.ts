@@ -5,6 +5,7 @@
  * share one database see each other's events (SPEC §11).
  */
 import type { StoredMessage, TrackerEntry } from '../protocol/common.js';
+import type { MailEnvelope } from '../protocol/dm.js';
 
 /** Everything instances tell each other. */
 export type BusEvent =
@@ -19,7 +20,9 @@ export type BusEvent =
   /** A member is typing (never stored; typing-service.ts). */
   | { kind: 'typing'; channelId: string; username: string; expiresAt: number }
   /** A user set a new avatar (avatar-service.ts). */
-  | { kind: 'avatar'; username: string; hash: string; ts: number };
+  | { kind: 'avatar'; username: string; hash: string; ts: number }
+  /** An envelope was left in a device's mailbox (dm-service.ts): its bound connections hear. */
+  | { kind: 'dm'; deviceId: string; envelope: MailEnvelope };
 
 /** Publish/subscribe between server instances. */
 export interface EventBus {

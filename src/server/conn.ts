@@ -18,6 +18,8 @@ export class Conn {
   inFlight = 0;
   session: Session | undefined;
   entryKey: string | undefined;
+  /** The DM device this connection's session speaks for, once it published it (`dm_publish`). */
+  dmDevice: string | undefined;
   /** Channels whose new messages are pushed to this connection (see `subscribe`). */
   readonly subs = new Set<string>();
   /**

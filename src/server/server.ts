@@ -36,6 +36,8 @@ import { FileService } from './file-service.js';
 import { FileStore } from '../store/file-store.js';
 import { AvatarStore } from '../store/avatar-store.js';
 import { AvatarService } from './avatar-service.js';
+import { DmStore } from '../store/dm-store.js';
+import { DmService } from './dm-service.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
 import { AccountService } from './account-service.js';
@@ -46,6 +48,7 @@ import { verifyToken } from '../shared/tokens.js';
 import { MessageVerifier } from '../shared/signing.js';
 import {
   ACCOUNT_LIMITS,
+  DM_LIMITS,
   FILE_LIMITS,
   ADDRESS_LIMITS,
   FRAME_LIMITS,
@@ -124,6 +127,8 @@ export interface ServerOptions {
   /** Posts per second per user, sustained, and the burst allowed above it. */
   postsPerSecond?: number;
   postBurst?: number;
+  /** Envelopes one device's mailbox holds (shared/limits.ts DM_LIMITS.maxMailbox). */
+  dmMailbox?: number;
   /** Tracker entries per account at once (shared/limits.ts TRACKER_LIMITS: 10). */
   maxTrackerEntriesPerAccount?: number;
   /** Tracker entries per address prefix at once (256). */
@@ -172,6 +177,8 @@ export class CentralServer {
   private readonly fileStore: FileStore;
   private readonly avatarStore: AvatarStore;
   private readonly avatars: AvatarService;
+  private readonly dmStore: DmStore;
+  private readonly dms: DmService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
   private constructor(opts: ServerOptions) {
@@ -256,6 +263,16 @@ export class CentralServer {
         this.store
           .channelsOf(username)
           .flatMap((c) => [...this.channels.subscribersOf(c.id), ...this.presence.viewersOf(c.id)]),
+    });
+    this.dmStore = new DmStore(opts.dataDir);
+    this.dms = new DmService({
+      dms: this.dmStore,
+      bus: this.bus,
+      log: this.log,
+      registered: (username) => this.store.getUser(username)?.username,
+      memberships: this.presence,
+      entryOf: (conn) => (conn.entryKey ? this.tracker.get(conn.entryKey) : undefined),
+      maxMailbox: opts.dmMailbox ?? DM_LIMITS.maxMailbox,
     });
     this.trackerCaps = {
       entriesPerAccount: opts.maxTrackerEntriesPerAccount ?? TRACKER_LIMITS.entriesPerAccount,
@@ -355,6 +372,7 @@ export class CentralServer {
     this.store.close();
     this.fileStore.close();
     this.avatarStore.close();
+    this.dmStore.close();
     this.log.write('shutdown', {});
     this.log.close();
   }
@@ -562,6 +580,22 @@ export class CentralServer {
         return this.avatars.list(body as OpReq<'avatars'>);
       case 'avatar_get':
         return this.avatars.get(body as OpReq<'avatar_get'>);
+      case 'dm_publish':
+        return this.dms.publish(conn, body as OpReq<'dm_publish'>);
+      case 'dm_devices':
+        return this.dms.devices(conn, body as OpReq<'dm_devices'>);
+      case 'dm_bundles':
+        return this.dms.bundles(conn, body as OpReq<'dm_bundles'>);
+      case 'dm_send':
+        return this.dms.send(conn, body as OpReq<'dm_send'>);
+      case 'dm_fetch':
+        return this.dms.fetch(conn, body as OpReq<'dm_fetch'>);
+      case 'dm_ack':
+        return this.dms.ack(conn, body as OpReq<'dm_ack'>);
+      case 'dm_block':
+        return this.dms.block(conn, body as OpReq<'dm_block'>);
+      case 'dm_blocks':
+        return this.dms.blocks(conn);
     }
   }
 
@@ -694,6 +728,7 @@ export class CentralServer {
       this.bus.publish({ kind: 'tracker', ...change });
     }
     this.presence.forget(conn);
+    this.dms.unbind(conn);
     this.channels.setSubscriptions(conn, []);
     const key = s.username.toLowerCase();
     const set = this.byUser.get(key);
@@ -779,6 +814,9 @@ export class CentralServer {
         return;
       case 'avatar':
         this.avatars.deliver(e);
+        return;
+      case 'dm':
+        this.dms.deliver(e);
         return;
       case 'member_joined':
         this.channels.memberJoined(e);

@@ -1,0 +1,337 @@
+/**
+ * Direct messages at the server (docs/PROTOCOL.md §10.1, §10.2): devices publish their keys,
+ * senders fetch prekey bundles and leave envelopes in the recipients' mailboxes, devices empty
+ * them. The server checks who may see whose address and spends nobody's prekeys or mailbox for
+ * an attacker; it never sees what an envelope holds.
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { OpReq, OpRes } from '../protocol/server-link.js';
+import type { MailEnvelope, PrekeyBundle } from '../protocol/dm.js';
+import type { TrackerEntry } from '../protocol/common.js';
+import { fitPage, pageBudget } from '../protocol/page-budget.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { verifyEd25519 } from '../shared/ed25519.js';
+import { DM_LIMITS, DM_SERVER_LIMITS } from '../shared/limits.js';
+import { RateLimiter } from '../shared/rate-limit.js';
+import type { DmStore, MailIn, PublishRefusal } from '../store/dm-store.js';
+import type { EventBus } from './bus.js';
+import type { Conn } from './conn.js';
+import { isPublic, sameUser, viewOf, type Memberships } from './tracker.js';
+
+/** The bytes a device's identity key signs to vouch for its signed prekey (§10.1). */
+export const SPK_CONTEXT = Buffer.from('hchat-dm-spk-v1', 'utf8');
+
+export interface DmServiceDeps {
+  dms: DmStore;
+  bus: EventBus;
+  log: ConnectionLog;
+  /** A registered user's name as registered, or undefined. */
+  registered(username: string): string | undefined;
+  /** Who belongs to which channel (the tracker's rule). */
+  memberships: Memberships;
+  /** The tracker entry a connection submitted, if any. */
+  entryOf(conn: Conn): TrackerEntry | undefined;
+  /** Envelopes one device's mailbox holds (DM_LIMITS.maxMailbox). */
+  maxMailbox: number;
+}
+
+const L = DM_SERVER_LIMITS;
+
+const REFUSALS: Record<PublishRefusal, string> = {
+  other_user: 'that device belongs to another user',
+  identity_changed: "a device's identity key never changes",
+  identity_taken: 'that identity key is already another device’s',
+};
+const NO_VIEWS: ReadonlySet<string> = new Set();
+
+/** Devices, prekey bundles, mailboxes and blocks of direct messages on one server instance. */
+export class DmService {
+  /** This instance's connections bound to each device (by `dm_publish`). */
+  private readonly bound = new Map<string, Set<Conn>>();
+  private readonly bundleLimiter = new RateLimiter(L.bundlesPerSecond, L.bundleBurst);
+  private readonly pairLimiter = new RateLimiter(
+    L.prekeysPerPairPerHour / 3600,
+    L.prekeysPerPairBurst,
+  );
+  private readonly envelopeLimiter = new RateLimiter(L.envelopesPerSecond, L.envelopeBurst);
+  private readonly lookupLimiter = new RateLimiter(L.lookupsPerSecond, L.lookupBurst);
+
+  constructor(private readonly d: DmServiceDeps) {}
+
+  // ---- devices and prekeys (§10.1) -----------------------------------------------------------
+
+  publish(conn: Conn, b: OpReq<'dm_publish'>): OpRes<'dm_publish'> {
+    const s = conn.session!;
+    const spk = b.signedPrekey;
+    const signed = Buffer.concat([SPK_CONTEXT, Buffer.from(spk.key, 'base64url')]);
+    const ik = Buffer.from(b.identityKey, 'base64url');
+    if (!verifyEd25519(signed, Buffer.from(spk.sig, 'base64url'), ik))
+      throw new HchatError('E_BAD_SIGNATURE', "signedPrekey: the identity key's signature fails");
+    const r = this.d.dms.publish(
+      {
+        deviceId: b.deviceId,
+        username: s.username,
+        identityKey: b.identityKey,
+        signedPrekey: spk,
+        oneTimePrekeys: b.oneTimePrekeys,
+      },
+      Date.now(),
+      DM_LIMITS.maxDevicesPerUser,
+      DM_LIMITS.maxPrekeysHeld,
+    );
+    if ('refused' in r) throw new HchatError('E_FORBIDDEN', REFUSALS[r.refused]);
+    for (const gone of r.dropped) for (const c of this.bound.get(gone) ?? []) this.unbind(c);
+    this.unbind(conn);
+    conn.dmDevice = b.deviceId;
+    addTo(this.bound, b.deviceId, conn);
+    this.d.log.write('dm_publish', {
+      peer: conn.name,
+      device: b.deviceId,
+      prekeys: b.oneTimePrekeys.length,
+      held: r.held,
+      dropped: r.dropped.length || undefined,
+    });
+    return { oneTimePrekeys: r.held };
+  }
+
+  /** The connection no longer speaks for its device (it closed, or its session ended). */
+  unbind(conn: Conn): void {
+    if (conn.dmDevice === undefined) return;
+    removeFrom(this.bound, conn.dmDevice, conn);
+    conn.dmDevice = undefined;
+  }
+
+  devices(conn: Conn, b: OpReq<'dm_devices'>): OpRes<'dm_devices'> {
+    const me = conn.session!.username;
+    this.budget(this.lookupLimiter, conn.session!.sessionId, b.usernames.length, 'dm_devices');
+    const users: OpRes<'dm_devices'>['users'] = [];
+    const seen = new Set<string>();
+    for (const asked of b.usernames) {
+      const username = this.d.registered(asked);
+      if (!username || seen.has(username.toLowerCase())) continue;
+      seen.add(username.toLowerCase());
+      const own = sameUser(username, me);
+      // A check of a sender's keys (a device receiving from it) is not a lookup: receiving an
+      // envelope must not hand its sender this user's address.
+      if (!own && !b.check) this.d.dms.recordLookup(me, username);
+      // A user who blocks the asker is never located by it.
+      const mayLocate = !b.check && (own || !this.d.dms.isBlocked(username, me));
+      users.push({
+        username,
+        devices: this.d.dms.devicesOf(username).map((dev) => {
+          const entry = mayLocate ? this.entryOfDevice(dev.deviceId, me, own) : undefined;
+          const listed = { deviceId: dev.deviceId, identityKey: dev.identityKey };
+          return entry ? { ...listed, entry } : listed;
+        }),
+      });
+    }
+    return { users };
+  }
+
+  /**
+   * The tracker entry of a session bound to the device, as `asker` may see it: its own user's
+   * always; another user's only while online and either sharing a channel with the asker (the
+   * tracker's rule, viewOf) or having looked the asker up itself.
+   */
+  private entryOfDevice(deviceId: string, asker: string, own: boolean): TrackerEntry | undefined {
+    const m = this.d.memberships;
+    for (const c of this.bound.get(deviceId) ?? []) {
+      const e = this.d.entryOf(c);
+      if (!e) continue;
+      if (own) return e;
+      const viewer = { username: asker, role: 'user' as const, views: NO_VIEWS };
+      const shared = viewOf(viewer, e, m);
+      if (shared) return shared;
+      if (isPublic(e) && this.d.dms.hasLookedUp(e.username, asker)) {
+        // Its address only: the channels it hosts or streams stay the asker's business alone.
+        const mine = m.channelsOf(asker);
+        return {
+          ...e,
+          hosts: e.hosts.filter((id) => mine.has(id)),
+          live: e.live.filter((l) => mine.has(l.channelId)),
+        };
+      }
+    }
+    return undefined;
+  }
+
+  bundles(conn: Conn, b: OpReq<'dm_bundles'>): OpRes<'dm_bundles'> {
+    const me = conn.session!.username;
+    this.budget(this.bundleLimiter, me.toLowerCase(), b.devices.length, 'dm_bundles');
+    const bundles: PrekeyBundle[] = [];
+    for (const a of b.devices) {
+      const dev = this.d.dms.device(a.deviceId);
+      if (!dev || !sameUser(dev.username, a.username)) continue;
+      const bundle: PrekeyBundle = {
+        username: dev.username,
+        deviceId: dev.deviceId,
+        identityKey: dev.identityKey,
+        signedPrekey: dev.signedPrekey,
+      };
+      // Past its budget for this device, an asker gets bundles without a one-time prekey (X3DH
+      // runs without it). A blocked asker is treated alike: a bundle must not tell it is blocked,
+      // and the budget bounds what it can spend.
+      const spend = this.pairLimiter.take(`${me.toLowerCase()} ${dev.deviceId}`) === 0;
+      const otk = spend ? this.d.dms.takePrekey(dev.deviceId) : undefined;
+      bundles.push(otk ? { ...bundle, oneTimePrekey: otk } : bundle);
+    }
+    return { bundles };
+  }
+
+  // ---- mailbox (§10.2) -----------------------------------------------------------------------
+
+  send(conn: Conn, b: OpReq<'dm_send'>): OpRes<'dm_send'> {
+    const s = conn.session!;
+    const from = this.boundDevice(conn);
+    this.budget(this.envelopeLimiter, s.sessionId, b.envelopes.length, 'dm_send');
+    const ts = Date.now();
+    const results: OpRes<'dm_send'>['results'] = [];
+    const batch: MailIn[] = [];
+    const at: number[] = []; // index in results of each batch entry
+    for (const env of b.envelopes) {
+      const to = this.d.dms.device(env.to.deviceId);
+      const line = sendLine(conn, `${s.username}/${from}`, env.to, env.id, env.body);
+      if (!to || !sameUser(to.username, env.to.username)) {
+        const error = new HchatError('E_NOT_FOUND', `${env.id}: no such device`).toWire();
+        results.push({ id: env.id, error });
+        this.d.log.write('dm_send', { ...line, code: error.code });
+        continue;
+      }
+      results.push({ id: env.id, ok: true });
+      // A recipient who blocks the sender stores nothing of it; the sender is not told.
+      if (this.d.dms.isBlocked(to.username, s.username)) {
+        this.d.log.write('dm_send', { ...line, blocked: true });
+        continue;
+      }
+      at.push(results.length - 1);
+      batch.push({
+        id: env.id,
+        toUser: to.username,
+        toDevice: to.deviceId,
+        fromUser: s.username,
+        fromDevice: from,
+        ts,
+        body: env.body,
+      });
+    }
+    const stored = this.d.dms.send(batch, this.d.maxMailbox);
+    stored.forEach((r, i) => {
+      const m = batch[i]!;
+      const to = { username: m.toUser, deviceId: m.toDevice };
+      const line = sendLine(conn, `${m.fromUser}/${m.fromDevice}`, to, m.id, m.body);
+      if (r === 'full') {
+        const error = new HchatError(
+          'E_QUOTA_EXCEEDED',
+          `${m.id}: the recipient device's mailbox is full`,
+        ).toWire();
+        results[at[i]!] = { id: m.id, error };
+        this.d.log.write('dm_send', { ...line, code: error.code });
+        return;
+      }
+      this.d.log.write('dm_send', r === 'dup' ? { ...line, dup: true } : { ...line, seq: r });
+      if (r === 'dup') return;
+      const envelope: MailEnvelope = {
+        seq: r,
+        id: m.id,
+        from: { username: m.fromUser, deviceId: m.fromDevice },
+        ts,
+        body: m.body,
+      };
+      this.d.bus.publish({ kind: 'dm', deviceId: m.toDevice, envelope });
+    });
+    return { results };
+  }
+
+  fetch(conn: Conn, b: OpReq<'dm_fetch'>): OpRes<'dm_fetch'> {
+    const device = this.boundDevice(conn);
+    const rows = this.d.dms.mail(device, b.after, L.fetchPage + 1);
+    const page = rows.slice(0, L.fetchPage);
+    const fit = fitPage(page, pageBudget(conn.fs.peerMaxFrame), 'start');
+    const more = fit.cut || rows.length > page.length;
+    this.d.log.write('dm_fetch', {
+      peer: conn.name,
+      device,
+      after: b.after,
+      count: fit.items.length,
+      more: more || undefined,
+    });
+    return { envelopes: fit.items, more };
+  }
+
+  ack(conn: Conn, b: OpReq<'dm_ack'>): OpRes<'dm_ack'> {
+    const device = this.boundDevice(conn);
+    const count = this.d.dms.ack(device, b.upTo);
+    this.d.log.write('dm_ack', { peer: conn.name, device, upTo: b.upTo, count });
+    return {};
+  }
+
+  /** A bus event: the connections bound here to the envelope's device hear of it. */
+  deliver(e: { deviceId: string; envelope: MailEnvelope }): void {
+    for (const c of this.bound.get(e.deviceId) ?? [])
+      if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'dm', body: e.envelope });
+  }
+
+  // ---- blocks --------------------------------------------------------------------------------
+
+  block(conn: Conn, b: OpReq<'dm_block'>): OpRes<'dm_block'> {
+    const me = conn.session!.username;
+    if (sameUser(b.username, me))
+      throw new HchatError('E_BAD_REQUEST', 'you cannot block yourself');
+    const target = this.d.registered(b.username);
+    if (!target) throw new HchatError('E_NOT_FOUND', `no user ${b.username}`);
+    if (!this.d.dms.setBlocked(me, target, b.blocked, L.maxBlocks))
+      throw new HchatError('E_QUOTA_EXCEEDED', `at most ${L.maxBlocks} blocked users`);
+    return { blocked: this.d.dms.blocks(me) };
+  }
+
+  blocks(conn: Conn): OpRes<'dm_blocks'> {
+    return { blocked: this.d.dms.blocks(conn.session!.username) };
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  /** The device this connection's session speaks for; it must have published it (and kept it). */
+  private boundDevice(conn: Conn): string {
+    const id = conn.dmDevice;
+    const dev = id === undefined ? undefined : this.d.dms.device(id);
+    if (!dev || !sameUser(dev.username, conn.session!.username)) {
+      this.unbind(conn);
+      throw new HchatError('E_BAD_REQUEST', 'publish your device first (dm_publish)');
+    }
+    return dev.deviceId;
+  }
+
+  private budget(limiter: RateLimiter, key: string, n: number, op: string): void {
+    const wait = limiter.take(key, n);
+    if (wait > 0) throw HchatError.rateLimited(`${op}: too many at once`, wait);
+  }
+}
+
+/** The fields of a `dm_send` log line: sizes and ids, never contents. */
+function sendLine(
+  conn: Conn,
+  from: string,
+  to: { username: string; deviceId: string },
+  id: string,
+  body: unknown,
+) {
+  return {
+    peer: conn.name,
+    from,
+    to: `${to.username}/${to.deviceId}`,
+    env: id,
+    bytes: Buffer.byteLength(JSON.stringify(body)),
+  };
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, k: K, v: V): void {
+  let set = map.get(k);
+  if (!set) map.set(k, (set = new Set()));
+  set.add(v);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, k: K, v: V): void {
+  const set = map.get(k);
+  set?.delete(v);
+  if (set?.size === 0) map.delete(k);
+}
