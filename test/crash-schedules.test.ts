@@ -1,7 +1,7 @@
 /**
  * Crash safety (SPEC §5) with real processes: random schedules of posts, edits, deletes,
- * reactions, status changes and SIGKILLs of the host, a member or the server, some while posts
- * are in flight. After healing, every post and change a peer accepted (answered 200/201) is on
+ * reactions, direct messages in a group DM of the three (issue 15), status changes and SIGKILLs
+ * of the host, a member or the server, some while posts or DMs are in flight. After healing, every post and change a peer accepted (answered 200/201) is on
  * every replica exactly once, nothing appears that nobody wrote, all replicas show the same
  * order and the same state of every message (issue 13), and a deleted text is gone from the
  * server's backup. HCHAT_CRASH_SCHEDULES sets how many
@@ -20,6 +20,7 @@ type Name = (typeof NAMES)[number];
 
 type Action =
   | { kind: 'post'; who: Name; count: number }
+  | { kind: 'dm'; who: Name; count: number }
   | { kind: 'change'; who: Name; what: 'edit' | 'delete' | 'react' | 'unreact'; pick: number }
   | { kind: 'status'; who: Name; status: 'online' | 'invisible' | 'offline' }
   | { kind: 'kill'; who: Name; afterMs: number }
@@ -33,6 +34,14 @@ const action: fc.Arbitrary<Action> = fc.oneof(
       kind: fc.constant('post' as const),
       who,
       count: fc.integer({ min: 1, max: 5 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('dm' as const),
+      who,
+      count: fc.integer({ min: 1, max: 4 }),
     }),
   },
   {
@@ -103,6 +112,29 @@ function fire(s: Swarm, name: Name, ch: string, texts: string[]) {
   );
 }
 
+/** Fires DMs in a conversation; resolves with the texts a peer accepted (201). */
+function fireDm(s: Swarm, name: Name, dm: string, texts: string[]) {
+  return Promise.all(
+    texts.map((text) =>
+      s
+        .call(name, 'POST', `/api/dms/${dm}/messages`, { text })
+        .then((r) => (r.status === 201 ? text : undefined))
+        .catch(() => undefined),
+    ),
+  );
+}
+
+/** The DM texts a peer shows, and whether its own are all delivered. */
+async function dmView(s: Swarm, name: Name, dm: string) {
+  const r = await s.call(name, 'GET', `/api/dms/${dm}/messages?limit=500`);
+  if (r.status !== 200) throw new Error(`${name}: ${JSON.stringify(r.body)}`);
+  const ms = (r.body.messages as any[]).filter((m) => m.kind === 'message');
+  return {
+    texts: ms.map((m) => m.text as string),
+    delivered: ms.every((m) => m.state === 'delivered'),
+  };
+}
+
 /** What every replica must agree on about a channel's messages (issue 13). */
 async function states(s: Swarm, name: Name, ch: string): Promise<string> {
   const r = await s.call(name, 'GET', `/api/channels/${ch}/messages?limit=500`);
@@ -146,6 +178,18 @@ describe('crash schedules', () => {
 /** Plays one schedule on a swarm, heals, and checks every replica. */
 async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
   const ch = await hostedChannel(s);
+  const dm = (
+    await waitFor(async () => {
+      const r = await s.call('alice', 'POST', '/api/dms', { members: ['bob', 'carol'] });
+      return r.status === 201 ? r : undefined;
+    }, 15_000)
+  ).body.id as string;
+  // Its first message makes the group known to every member (until then it is alice's alone).
+  const dmAccepted = new Set<string>(['alice-dm-start']);
+  const dmAttempted = new Set<string>(['alice-dm-start']);
+  await s.call('alice', 'POST', `/api/dms/${dm}/messages`, { text: 'alice-dm-start' });
+  for (const n of NAMES)
+    await waitFor(async () => (await dmView(s, n, dm)).texts.includes('alice-dm-start'), 15_000);
   idOf.clear();
   /** Ids of accepted changes, and the messages deleted by one. */
   const changes = new Set<string>();
@@ -166,6 +210,11 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
       const texts = Array.from({ length: a.count }, () => `${a.who}-${serial++}`);
       texts.forEach((t) => attempted.add(t));
       for (const t of await fire(s, a.who, ch, texts)) if (t) accepted.add(t);
+    } else if (a.kind === 'dm') {
+      await revive(a.who);
+      const texts = Array.from({ length: a.count }, () => `${a.who}-dm-${serial++}`);
+      texts.forEach((t) => dmAttempted.add(t));
+      for (const t of await fireDm(s, a.who, dm, texts)) if (t) dmAccepted.add(t);
     } else if (a.kind === 'change') {
       await revive(a.who);
       // alice owns the channel: she may delete anyone's message; the others edit and delete
@@ -199,14 +248,15 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
       expect((await s.call(a.who, 'PUT', '/api/status', { status: a.status })).status).toBe(200);
     } else if (a.kind === 'kill') {
       await revive(a.who);
-      // Kill it while some of its posts are in flight.
-      const texts = Array.from({ length: 3 }, () => `${a.who}-${serial++}`);
-      texts.forEach((t) => attempted.add(t));
-      const inFlight = fire(s, a.who, ch, texts);
+      // Kill it while some of its posts (or, at odd delays, its DMs) are in flight.
+      const dms = a.afterMs % 2 === 1;
+      const texts = Array.from({ length: 3 }, () => `${a.who}-${dms ? 'dm-' : ''}${serial++}`);
+      texts.forEach((t) => (dms ? dmAttempted : attempted).add(t));
+      const inFlight = dms ? fireDm(s, a.who, dm, texts) : fire(s, a.who, ch, texts);
       await new Promise((r) => setTimeout(r, a.afterMs));
       await s.kill(a.who);
       dead.add(a.who);
-      for (const t of await inFlight) if (t) accepted.add(t);
+      for (const t of await inFlight) if (t) (dms ? dmAccepted : accepted).add(t);
     } else {
       const texts = [`bob-${serial++}`];
       texts.forEach((t) => attempted.add(t));
@@ -235,6 +285,7 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
       delivered: ms.every((m) => m.state === 'delivered'),
     };
   };
+  let lastDms = '';
   const settled = async () => {
     const onServer = s.serverMessages(ch);
     const serverIds = JSON.stringify(onServer.map((m) => m.id));
@@ -244,7 +295,13 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
     );
     const items = new Set(s.serverItemIds(ch));
     const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
+    const dmViews = await Promise.all(NAMES.map((n) => dmView(s, n, dm)));
+    lastDms = JSON.stringify({ accepted: [...dmAccepted], views: dmViews });
     return (
+      dmViews.every(
+        (v) =>
+          v.delivered && [...dmAccepted].every((t) => v.texts.filter((x) => x === t).length === 1),
+      ) &&
       [...changes].every((id) => items.has(id)) &&
       [...accepted].every((t) => items.has(idOf.get(t)!.id)) &&
       shown.every((v) => v === shown[0]) &&
@@ -252,7 +309,11 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
       pending.every((p) => p === 0)
     );
   };
-  await waitFor(settled, 30_000, () => `replicas to converge on ${JSON.stringify(schedule)}`);
+  await waitFor(
+    settled,
+    30_000,
+    () => `replicas to converge on ${JSON.stringify(schedule)}; DMs: ${lastDms}`,
+  );
   const onServer = s.serverMessages(ch);
   const ids = s.serverItemIds(ch);
   expect(new Set(ids).size).toBe(ids.length); // nothing doubled
@@ -266,4 +327,11 @@ async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
   for (const n of NAMES) expect((await view(n)).ids).toEqual(onServer.map((m) => m.id));
   const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
   for (const v of shown) expect(v).toBe(shown[0]);
+  // DMs: every one accepted is on every peer once; none appears that nobody wrote.
+  for (const n of NAMES) {
+    const v = await dmView(s, n, dm);
+    expect(new Set(v.texts).size).toBe(v.texts.length);
+    for (const t of v.texts) expect(dmAttempted.has(t)).toBe(true);
+    for (const t of dmAccepted) expect(v.texts).toContain(t);
+  }
 }

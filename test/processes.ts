@@ -66,18 +66,21 @@ export function spawnHchat(
 /** Starts `bin/hchat server` on `data`, HTTP on any port; `port` 0 unless a test restarts it. */
 export function spawnServer(
   data: string,
-  opts: { port?: number; extra?: string[] } = {},
+  opts: { port?: number; extra?: string[]; env?: Record<string, string> } = {},
 ): Promise<HchatProcess> {
-  return spawnHchat([
-    'server',
-    '--port',
-    String(opts.port ?? 0),
-    '--http-port',
-    '0',
-    '--data',
-    data,
-    ...(opts.extra ?? []),
-  ]);
+  return spawnHchat(
+    [
+      'server',
+      '--port',
+      String(opts.port ?? 0),
+      '--http-port',
+      '0',
+      '--data',
+      data,
+      ...(opts.extra ?? []),
+    ],
+    opts.env,
+  );
 }
 
 /**

@@ -48,10 +48,17 @@ export interface Swarm {
   close(): Promise<void>;
 }
 
-export async function startSwarm(names: string[]): Promise<Swarm> {
+/**
+ * Starts a server and one peer per name, each logged in as its name; `alice@2` is a second
+ * device of alice (logged in as alice on its own data). `serverEnv` is the server's environment.
+ */
+export async function startSwarm(
+  names: string[],
+  opts: { serverEnv?: Record<string, string> } = {},
+): Promise<Swarm> {
   const dir = tempDir();
   const sdata = path.join(dir, 'server');
-  let server = await spawnServer(sdata, { port: await stablePort() });
+  let server = await spawnServer(sdata, { port: await stablePort(), env: opts.serverEnv });
   const peers: Record<string, SwarmPeer> = {};
   const startPeer = async (name: string, args: string[]) => {
     const proc = await spawnHchat(args);
@@ -97,17 +104,10 @@ export async function startSwarm(names: string[]): Promise<Swarm> {
     },
     async restartServer() {
       const [host, port] = server.ready.tcp!.split(':') as [string, string];
-      server = await spawnHchat([
-        'server',
-        '--host',
-        host,
-        '--port',
-        port,
-        '--http-port',
-        '0',
-        '--data',
-        sdata,
-      ]);
+      server = await spawnHchat(
+        ['server', '--host', host, '--port', port, '--http-port', '0', '--data', sdata],
+        opts.serverEnv,
+      );
       swarm.server = server;
     },
     async restart(name) {
@@ -150,14 +150,19 @@ export async function startSwarm(names: string[]): Promise<Swarm> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+  const registered = new Set<string>();
   for (const name of names) {
     await startPeer(name, ['peer', '--server', server.ready.tcp!, '--data', path.join(dir, name)]);
-    const reg = await swarm.call(name, 'POST', '/api/register', {
-      username: name,
-      password: `${name}-pw`,
-    });
-    if (reg.status !== 201) throw new Error(JSON.stringify(reg.body));
-    await swarm.call(name, 'POST', '/api/login', { username: name, password: `${name}-pw` });
+    const user = name.split('@')[0]!;
+    if (!registered.has(user)) {
+      const reg = await swarm.call(name, 'POST', '/api/register', {
+        username: user,
+        password: `${user}-pw`,
+      });
+      if (reg.status !== 201) throw new Error(JSON.stringify(reg.body));
+      registered.add(user);
+    }
+    await swarm.call(name, 'POST', '/api/login', { username: user, password: `${user}-pw` });
   }
   return swarm;
 }

@@ -123,3 +123,51 @@ function preview(store: ViewSource, id: string, owner: string): ApiMessage['repl
   if (s.deleted) return { id, author: t.author, deleted: true };
   return { id, author: t.author, text: [...(s.text ?? '')].slice(0, PREVIEW).join('') };
 }
+
+/** A direct-message conversation as the local API shows it (README "Direct messages"). */
+export interface ApiDm {
+  id: string;
+  /** Every member, the own user included, sorted. */
+  members: string[];
+  /** The other members' names, comma-separated. */
+  title: string;
+  /** Messages from others after the last read. */
+  unread: number;
+  /** Of those, how many mention the own user. */
+  mentions: number;
+  /** When the newest message was written (ms), or null. */
+  lastTs: number | null;
+  last?: { author: string; text: string; ts: number };
+  /** Every other member's keys are marked verified, and unchanged since. */
+  verified: boolean;
+  /** Some other member's safety number changed and was not verified again. */
+  keyChanged: boolean;
+}
+
+/** A message, or a notice, of a conversation. */
+export interface ApiDmMessage {
+  id: string;
+  kind: 'message' | 'notice';
+  /** For a notice: the user it concerns. */
+  author: string;
+  ts: number;
+  text: string;
+  /** Own messages: pending until every device got it; others': delivered. */
+  state: 'pending' | 'delivered';
+  mentions: string[];
+  mentioned: boolean;
+  /** Where it came from: P2P from the sender's device, the server's mailbox, or written here. */
+  source: 'peer' | 'server' | 'local';
+}
+
+/** The safety numbers of a conversation's other members. */
+export interface ApiSafety {
+  members: Array<{
+    username: string;
+    /** 60 digits in 12 groups of 5. */
+    safetyNumber: string;
+    verified: boolean;
+    changed: boolean;
+    devices: number;
+  }>;
+}

@@ -24,6 +24,7 @@ import { fileRoutes } from './api-files.js';
 import { avatarRoutes } from './api-avatars.js';
 import { channelRoutes } from './api-channels.js';
 import { searchRoutes } from './api-search.js';
+import { dmRoutes } from './api-dms.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -169,6 +170,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   avatarRoutes(app, node);
   channelRoutes(app, node);
   searchRoutes(app, node.search);
+  dmRoutes(app, node.dms);
   app.post('/api/channels/:id/typing', async (req, reply) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     await node.typing.send(id);

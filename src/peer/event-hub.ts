@@ -20,7 +20,13 @@ export type LocalEventName =
   /** A user's avatar changed (`{username, hash, ts}`): show the new one. */
   | 'avatar'
   /** A channel's settings or membership changed (renamed, removed, deleted, left): re-read it. */
-  | 'channel';
+  | 'channel'
+  /** A direct message or notice was stored (`{conversationId, message}`). */
+  | 'dm'
+  /** An own direct message changed state (`{conversationId, id, state}`). */
+  | 'dm_state'
+  /** The conversation list changed (new one, counts, verification, blocks): re-read it. */
+  | 'dms';
 
 /** One event as streamed. */
 export interface LocalEvent {

@@ -5,6 +5,7 @@
  * then `file_held`. A refusal for good (quota, size) ends the wait of its messages: peers alone
  * serve it. One run at a time; a file attached meanwhile gets one more round.
  */
+import { OneAtATime } from '../shared/one-at-a-time.js';
 import { HchatError } from '../protocol/errors.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import type { FileStore } from '../store/file-store.js';
@@ -23,35 +24,31 @@ export interface FileBackupDeps {
 }
 
 export class FileBackup {
-  private backingUp = false;
-  private backupAgain = false;
+  private readonly rounds = new OneAtATime(() => this.round());
 
   constructor(private readonly d: FileBackupDeps) {}
 
-  /** Sends the server what it lacks of our own files (once each), then says we hold them. */
+  /**
+   * Sends the server what it lacks of our own files (once each), then says we hold them; a file
+   * attached meanwhile gets one more round.
+   */
   async run(): Promise<void> {
-    if (this.backingUp) {
-      this.backupAgain = true; // a file attached meanwhile: one more round
-      return;
-    }
-    this.backingUp = true;
+    return this.rounds.run();
+  }
+
+  private async round(): Promise<void> {
     try {
-      do {
-        this.backupAgain = false;
-        const me = this.d.username();
-        if (!me) return;
-        for (const id of this.d.files.notBackedUp(me)) {
-          const server = this.d.server();
-          if (!server) return;
-          await this.backupOne(server, id);
-        }
-      } while (this.backupAgain);
+      const me = this.d.username();
+      if (!me) return;
+      for (const id of this.d.files.notBackedUp(me)) {
+        const server = this.d.server();
+        if (!server) return;
+        await this.backupOne(server, id);
+      }
     } catch (err) {
       // Offline or busy for now: the next connection (or attachment) tries again.
       if (!(err instanceof HchatError)) throw err;
       this.d.log.write('backup', { to: 'server', error: err.code });
-    } finally {
-      this.backingUp = false;
     }
   }
 

@@ -42,6 +42,8 @@ export interface HostServiceDeps {
   streams(): LiveService;
   /** The files this peer serves (file ops, docs/PROTOCOL.md §9.3). */
   files(): FileSeeder;
+  /** Direct messages handed over by a sender's device (`dm_deliver`, §10.6). */
+  dms(): { deliver(who: PeerIdentity, body: unknown, linkName: string): Promise<unknown> };
   /** Posts per member (RATE_LIMITS), as the server counts them. */
   postLimiter: RateLimiter;
   /** A member (checked: a user, a member of the hosted channel) says it is typing there. */
@@ -85,7 +87,9 @@ export class HostService {
       ? this.deps.streams().request(conn, op as keyof typeof STREAM_OPS, body)
       : Object.hasOwn(P2P_FILE_OPS, op)
         ? this.fileRequest(conn, op as FileOp, body)
-        : undefined;
+        : op === 'dm_deliver'
+          ? this.deps.dms().deliver(conn.who, body, conn.name)
+          : undefined;
     if (delegated) {
       delegated.then(
         (result) => conn.fs.answer(id, result),

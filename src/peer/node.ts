@@ -38,6 +38,7 @@ import { HostService } from './host-service.js';
 import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
 import { HostLink } from './host-link.js';
+import { DirectMessages } from './dms.js';
 import type { LinkCredentials } from '../shared/handshake.js';
 import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
@@ -147,6 +148,8 @@ export class PeerNode {
   readonly files: PeerFiles;
   /** Users' pictures (peer/avatars.ts). */
   readonly avatars: PeerAvatars;
+  /** Direct messages (dms.ts). */
+  readonly dms: DirectMessages;
   /** Largest file attached here. */
   readonly maxFileBytes: number;
   private closed = false;
@@ -195,6 +198,7 @@ export class PeerNode {
       },
       streams: () => this.live,
       files: () => this.seeder,
+      dms: () => this.dms,
       postLimiter: new RateLimiter(
         opts.postsPerSecond ?? RATE_LIMITS.postsPerSecond,
         opts.postBurst ?? RATE_LIMITS.postBurst,
@@ -239,6 +243,18 @@ export class PeerNode {
           ? { username: s.username, keys: this.keys, cert: s.cert }
           : undefined;
       },
+    });
+    this.dms = new DirectMessages({
+      dataDir: opts.dataDir,
+      log: this.log,
+      events: this.events,
+      account: () =>
+        this.currentSession?.role === 'user' ? this.currentSession.username : undefined,
+      isVisitor: () => this.currentSession?.role === 'visitor',
+      server: () => (this.authed ? this.link : undefined),
+      dial: (entry) => this.dial(entry),
+      background: (task) => this.background(task),
+      closed: () => this.closed,
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
@@ -371,6 +387,7 @@ export class PeerNode {
     await this.live.closeAll();
     await this.p2p.close();
     this.delivery.releaseAll();
+    this.dms.close();
     this.store.close();
     this.fileStore.close();
     this.log.close();
@@ -564,6 +581,7 @@ export class PeerNode {
 
   private onDown(wasUp: boolean): void {
     this.authed = false;
+    this.dms.offline();
     if (wasUp)
       this.events.emit('connection', {
         state: this.status === 'offline' ? 'offline' : 'connecting',
@@ -602,6 +620,7 @@ export class PeerNode {
     this.events.emit('connection', { state: 'connected' });
     await this.submitInfo();
     this.background(this.files.backup());
+    if (s.role === 'user') this.background(this.dms.online());
     if (s.role === 'user') {
       const { channels } = await this.link.request('my_channels', {});
       for (const c of channels) this.store.saveChannel(s.username, c);
@@ -669,6 +688,8 @@ export class PeerNode {
       });
     } else if (name === 'typing') {
       this.typing.fromServer(body as TypingEvent);
+    } else if (name === 'dm') {
+      this.dms.mailboxChanged();
     } else if (name === 'avatar') {
       this.avatars.changed(body as EventBody<'avatar'>);
     } else if (name === 'session_revoked') {
@@ -717,6 +738,7 @@ export class PeerNode {
     this.keys = keys;
     writeSession(this.opts.dataDir, s);
     if (!s) {
+      this.dms.offline();
       this.background(this.live.closeAll());
       this.authed = false;
       this.sources.setTracker([]);

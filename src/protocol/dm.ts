@@ -153,10 +153,16 @@ export const DM_OPS = {
     /** How many one-time prekeys the server now holds for this device. */
     z.object({ oneTimePrekeys: z.number().int() }),
   ),
-  /** The devices of these users (the session's own user included, if asked). */
+  /**
+   * The devices of these users (the session's own user included, if asked). `check`: only to
+   * check a sender's keys — it records no lookup and gives no `entry`.
+   */
   dm_devices: op(
     'user',
-    z.object({ usernames: z.array(Username).min(1).max(DM_LIMITS.maxMembers) }),
+    z.object({
+      usernames: z.array(Username).min(1).max(DM_LIMITS.maxMembers),
+      check: z.boolean().default(false),
+    }),
     z.object({
       users: z.array(z.object({ username: Username, devices: z.array(ListedDevice) })),
     }),

@@ -278,8 +278,8 @@ export const DM_LIMITS = {
   maxPrekeysHeld: 200,
   /** A device tops its one-time prekeys up when the server holds fewer than this. */
   prekeyLowWater: 20,
-  /** Characters of an envelope's ciphertext (base64url): a 4,000-character text fits. */
-  maxCipherChars: 32 * 1024,
+  /** Characters of an envelope's ciphertext (base64url): the largest valid payload (4,000 characters of 6-byte JSON escapes, 10 members, 50 mentions) fits. */
+  maxCipherChars: 48 * 1024,
   /** Envelopes one device's mailbox holds; further ones are refused (E_QUOTA_EXCEEDED). */
   maxMailbox: 10_000,
   /** Message keys a ratchet session keeps for messages that have not arrived yet. */
@@ -288,4 +288,38 @@ export const DM_LIMITS = {
   maxSkipPerChain: 1000,
   /** Days a signed prekey is used before a new one replaces it. */
   signedPrekeyDays: 7,
+  /** Envelopes one user may hand a device over P2P per second, sustained (`E_RATE_LIMITED`). */
+  p2pEnvelopesPerSecond: 100,
+  /** … and at once above that rate. */
+  p2pEnvelopeBurst: 500,
+} as const;
+
+/**
+ * What the server allows around direct messages (PROTOCOL.md §10.1, §10.2): budgets per user or
+ * session on the operations that cost a device something (its one-time prekeys, its mailbox).
+ */
+export const DM_SERVER_LIMITS = {
+  /** Devices a user may name in `dm_bundles` per second, sustained (each may cost a prekey). */
+  bundlesPerSecond: 1,
+  /** Devices a user may name in `dm_bundles` at once above that rate (a new group of 10 × 10). */
+  bundleBurst: 120,
+  /**
+   * One-time prekeys one user may take from one device per hour, sustained: past it a bundle
+   * comes without one (X3DH runs without it), so no account drains a device.
+   */
+  prekeysPerPairPerHour: 6,
+  /** One-time prekeys one user may take from one device at once above that rate. */
+  prekeysPerPairBurst: 3,
+  /** Envelopes a session may leave in mailboxes per second, sustained (`dm_send`). */
+  envelopesPerSecond: 100,
+  /** Envelopes a session may send at once above that rate (a few messages to a full group). */
+  envelopeBurst: 1000,
+  /** Users a session may name in `dm_devices` per second, sustained. */
+  lookupsPerSecond: 20,
+  /** Users a session may name in `dm_devices` at once above that rate. */
+  lookupBurst: 200,
+  /** Envelopes one `dm_fetch` reads before the page is cut to the receiver's frame. */
+  fetchPage: 200,
+  /** Users one user may block. */
+  maxBlocks: 1000,
 } as const;

@@ -1,0 +1,248 @@
+/**
+ * Receiving direct messages (docs/PROTOCOL.md §10.6): an envelope comes from a device itself
+ * over P2P (`dm_deliver`) or from this device's mailbox at the server (`dm_fetch`, after a `dm`
+ * push). Each is taken once: its id is remembered in the same transaction that stores the
+ * message and advances the ratchet, and the mailbox is acknowledged only after that commit, so
+ * a crash at any point neither loses nor doubles a message.
+ *
+ * Checks, in order: the sender is not blocked (then the envelope vanishes, unanswered by any
+ * sign); a session's first message names the identity key the server lists for that device
+ * (asked again once when it does not); the ciphertext opens; the payload is well formed, names
+ * the sender and this user among its members, a 1:1 conversation has its derived id, and a
+ * known conversation keeps its members.
+ */
+import { HchatError } from '../protocol/errors.js';
+import { DmPayload, type DmCipher, type DeviceAddress, type MailEnvelope } from '../protocol/dm.js';
+import { describeIssues } from '../protocol/rpc.js';
+import { directConversationId, isDirectId } from '../shared/dm-ids.js';
+import { MESSAGE_LIMITS } from '../shared/limits.js';
+import { OneAtATime } from '../shared/one-at-a-time.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import type { PeerDmStore } from '../store/peer-dm-store.js';
+import type { DmDirectory } from './dm-directory.js';
+import type { DmKeys } from './dm-keys.js';
+import type { DmSessions } from './dm-sessions.js';
+import type { DmTrust } from './dm-trust.js';
+import type { ServerLink } from './server-link.js';
+
+export interface DmInboxDeps {
+  store: PeerDmStore;
+  log: ConnectionLog;
+  keys: DmKeys;
+  sessions: DmSessions;
+  trust: DmTrust;
+  directory: DmDirectory;
+  account(): string | undefined;
+  server(): ServerLink | undefined;
+  closed(): boolean;
+  /** A message (or a conversation) was stored. */
+  received(conversationId: string, id: string, isNewConversation: boolean): void;
+  /** This device used one of its one-time prekeys: top the server's stock up. */
+  prekeyUsed(): void;
+}
+
+/** Where an envelope came from, as the connection log names it (`ts`: when the server took it). */
+export type DmSource = { kind: 'peer'; name: string } | { kind: 'server'; ts: number };
+
+/** How often a sender's device keys are asked again for envelopes it hands over itself. */
+const P2P_RECHECK_MS = 5000;
+
+export class DmInbox {
+  private readonly puller = new OneAtATime(
+    () => this.pullOnce(),
+    () => this.d.closed(),
+  );
+
+  constructor(private readonly d: DmInboxDeps) {}
+
+  /** Empties this device's mailbox at the server, oldest first, acknowledging what was stored. */
+  async pull(): Promise<void> {
+    return this.puller.run();
+  }
+
+  private async pullOnce(): Promise<void> {
+    for (;;) {
+      const server = this.d.server();
+      if (!server || this.d.closed()) return;
+      const { envelopes, more } = await server.request('dm_fetch', { after: 0 });
+      if (envelopes.length === 0) return;
+      let upTo = 0;
+      for (const e of envelopes) {
+        try {
+          await this.take(e.from, e.id, e.body, { kind: 'server', ts: e.ts });
+        } catch (err) {
+          if (!(err instanceof HchatError)) throw err;
+          // Waiting would not help (server checks were possible): the envelope is dropped.
+          if (err.code === 'E_OFFLINE' || err.code === 'E_CONNECTION_CLOSED') return;
+          this.refused(e, err, 'server');
+        }
+        upTo = e.seq;
+      }
+      await server.request('dm_ack', { upTo });
+      if (!more) return;
+    }
+  }
+
+  /**
+   * Takes one envelope; resolves when it is stored (or was before, or vanished as blocked).
+   * Throws the reason it was refused.
+   */
+  async take(
+    from: DeviceAddress,
+    envelopeId: string,
+    body: DmCipher,
+    source: DmSource,
+  ): Promise<void> {
+    const account = this.d.account();
+    if (!account) throw new HchatError('E_AUTH_REQUIRED', 'nobody is logged in here');
+    const { store } = this.d;
+    if (store.seen(account, envelopeId)) return;
+    // The server keeps blocked users' envelopes out of the mailbox; over P2P this device
+    // decides, on the server's current list (another device of its user may have changed it).
+    // A blocked sender's envelope is checked and answered as any other, then dropped: the
+    // answer never tells it is blocked.
+    const blocked = source.kind === 'peer' && (await this.blocks(account, from.username));
+    if (body.prekey) await this.checkIdentity(account, from, body.prekey.ik, source);
+    const own = this.d.keys.own(account);
+    const opened = this.d.sessions.open(account, own, from.username, from.deviceId, body);
+    if (body.prekey) this.d.prekeyUsed();
+    let payload: DmPayload;
+    try {
+      payload = DmPayload.parse(JSON.parse(opened.plaintext.toString('utf8')));
+    } catch (err) {
+      // It decrypted, so the session moved on: keep that, drop the message.
+      store.tx(() => {
+        opened.commit();
+        store.markSeen(account, envelopeId);
+      });
+      const why =
+        err instanceof Error && 'issues' in err ? describeIssues(err as never) : 'not JSON';
+      throw new HchatError('E_BAD_REQUEST', `dm payload: ${why}`);
+    }
+    const problem = this.payloadProblem(account, from.username, payload);
+    if (problem) {
+      store.tx(() => {
+        opened.commit();
+        store.markSeen(account, envelopeId);
+      });
+      throw new HchatError('E_FORBIDDEN', problem);
+    }
+    if (blocked) {
+      store.tx(() => {
+        opened.commit();
+        store.markSeen(account, envelopeId);
+      });
+      this.d.log.write('dm_blocked', { peer: peerName(source), from: from.username });
+      return;
+    }
+    const mine = from.username.toLowerCase() === account.toLowerCase();
+    let isNew = false;
+    let added = false;
+    store.tx(() => {
+      opened.commit();
+      store.markSeen(account, envelopeId);
+      isNew = store.addConversation(account, payload.conversation, payload.members, payload.ts);
+      added = store.addMessage(
+        account,
+        {
+          id: payload.id,
+          conversation: payload.conversation,
+          kind: 'message',
+          author: mine ? account : from.username,
+          ts: payload.ts,
+          text: payload.text,
+          mentions: payload.mentions ?? [],
+          state: 'delivered',
+          source: source.kind,
+        },
+        { unread: !mine },
+      );
+    });
+    this.d.log.write('dm_in', {
+      peer: peerName(source),
+      from: `${from.username}/${from.deviceId}`,
+      envelope: envelopeId,
+      id: payload.id,
+      duplicate: added ? undefined : 'yes',
+    });
+    if (added) this.d.received(payload.conversation, payload.id, isNew);
+  }
+
+  /** Whether the account blocks `user`, as the server says now (asked when the list says so). */
+  private async blocks(account: string, user: string): Promise<boolean> {
+    if (!this.d.store.blocked(account).includes(user.toLowerCase())) return false;
+    const server = this.d.server();
+    if (!server)
+      throw new HchatError('E_OFFLINE', 'cannot check the block list without the server');
+    const { blocked } = await server.request('dm_blocks', {});
+    this.d.store.setBlocked(account, blocked);
+    return blocked.some((b) => b.toLowerCase() === user.toLowerCase());
+  }
+
+  /**
+   * The sender device must show the identity key its user published. When it does not, the
+   * server is asked again — once for every envelope that the server took after the last ask
+   * (such a sender device was published before it sent), and at most every 5 s for envelopes
+   * handed over directly — so junk from one sender costs this user's session one question, not
+   * one per envelope. Asking is a check, not a lookup (PROTOCOL.md §10.1).
+   */
+  private async checkIdentity(
+    account: string,
+    from: DeviceAddress,
+    ik: string,
+    source: DmSource,
+  ): Promise<void> {
+    if (this.d.trust.knownKey(account, from.username, from.deviceId) === ik) return;
+    const at = this.d.directory.askedAt(from.username);
+    const stale =
+      at === undefined ||
+      (source.kind === 'server' ? at <= source.ts : Date.now() - at > P2P_RECHECK_MS);
+    if (stale) {
+      const server = this.d.server();
+      if (!server)
+        throw new HchatError(
+          'E_OFFLINE',
+          "cannot check a new sender device's key without the server",
+        );
+      await this.d.directory.refresh(server, account, [from.username], true);
+    }
+    if (this.d.trust.knownKey(account, from.username, from.deviceId) !== ik)
+      throw new HchatError(
+        'E_BAD_SIGNATURE',
+        `${from.username}/${from.deviceId}: identity key is not the one its user published`,
+      );
+  }
+
+  private payloadProblem(account: string, sender: string, p: DmPayload): string | undefined {
+    const lower = p.members.map((m) => m.toLowerCase());
+    if (new Set(lower).size !== lower.length) return 'dm: members are distinct users';
+    if (!lower.includes(account.toLowerCase())) return 'dm: this user is not among its members';
+    if (!lower.includes(sender.toLowerCase())) return 'dm: its sender is not among its members';
+    if (p.members.length === 2 && p.conversation !== directConversationId(lower[0]!, lower[1]!))
+      return 'dm: a conversation of two has the id derived from their names';
+    // A derived id belongs to a pair: a group under one would stand in for that pair's DM.
+    if (p.members.length > 2 && isDirectId(p.conversation))
+      return "dm: a group's id is random, never a pair's derived id";
+    if (p.mentions?.some((m) => !lower.includes(m))) return 'dm: mentions name members only';
+    if (p.ts > Date.now() + MESSAGE_LIMITS.maxClockSkewMs)
+      return 'dm: written more than a minute ahead of this clock';
+    const held = this.d.store.conversation(account, p.conversation);
+    if (held && held.members.map((m) => m.toLowerCase()).join() !== lower.join())
+      return 'dm: a conversation keeps its members';
+    return undefined;
+  }
+
+  private refused(e: MailEnvelope, err: HchatError, via: string): void {
+    this.d.log.write('dm_refused', {
+      peer: via,
+      from: `${e.from.username}/${e.from.deviceId}`,
+      envelope: e.id,
+      code: err.code,
+      why: err.message.slice(0, 160),
+    });
+  }
+}
+
+function peerName(s: DmSource): string {
+  return s.kind === 'server' ? 'server' : s.name;
+}

@@ -1,0 +1,368 @@
+/**
+ * Direct messages on a peer (issue 15; README "Direct messages"; docs/PROTOCOL.md §10): what
+ * the local API calls, and the node's hooks (a session came up, a `dm` push, a P2P delivery).
+ * The parts: this device's keys (dm-keys.ts), ratchet sessions (dm-sessions.ts), whose keys are
+ * trusted (dm-trust.ts), what the server says of devices (dm-directory.ts), sending
+ * (dm-outbox.ts) and receiving (dm-inbox.ts), all in `<data>/dms.db` (store/peer-dm-store.ts).
+ */
+import crypto from 'node:crypto';
+import { HchatError } from '../protocol/errors.js';
+import type { TrackerEntry } from '../protocol/common.js';
+import { DM_LIMITS } from '../shared/limits.js';
+import { RateLimiter } from '../shared/rate-limit.js';
+import { directConversationId, sortedMembers } from '../shared/dm-ids.js';
+import type { ConnectionLog } from '../shared/connlog.js';
+import { PeerDmStore, type ConversationRow, type DmMessageRow } from '../store/peer-dm-store.js';
+import type { ApiDm, ApiDmMessage, ApiSafety } from './api-shapes.js';
+import { DmDirectory } from './dm-directory.js';
+import { DmInbox } from './dm-inbox.js';
+import { DmKeys } from './dm-keys.js';
+import { DmOutbox } from './dm-outbox.js';
+import { DmSessions } from './dm-sessions.js';
+import { DmTrust } from './dm-trust.js';
+import type { EventHub } from './event-hub.js';
+import type { HostLink } from './host-link.js';
+import { resolveMentions } from './mentions.js';
+import type { ServerLink } from './server-link.js';
+import { deliverRequest } from './dm-p2p.js';
+
+/** How long a post waits for its delivery before answering `pending`. */
+const DELIVERY_WAIT_MS = 3000;
+
+export interface DirectMessagesDeps {
+  dataDir: string;
+  log: ConnectionLog;
+  events: EventHub;
+  /** The logged-in user's name; undefined for visitors and when nobody is logged in. */
+  account(): string | undefined;
+  /** True when a visitor is logged in. */
+  isVisitor(): boolean;
+  server(): ServerLink | undefined;
+  dial(entry: TrackerEntry): HostLink | undefined;
+  background(task: Promise<void>): void;
+  closed(): boolean;
+}
+
+export class DirectMessages {
+  readonly store: PeerDmStore;
+  private readonly keys: DmKeys;
+  private readonly trust: DmTrust;
+  private readonly directory: DmDirectory;
+  private readonly outbox: DmOutbox;
+  readonly inbox: DmInbox;
+  private readonly waiters = new Map<string, () => void>();
+  /** Envelopes handed over P2P, per sending user. */
+  private readonly p2pLimiter = new RateLimiter(
+    DM_LIMITS.p2pEnvelopesPerSecond,
+    DM_LIMITS.p2pEnvelopeBurst,
+  );
+  private publishing: Promise<void> | undefined;
+  /** The device id this session is bound to at the server (after `dm_publish`). */
+  private published: string | undefined;
+
+  constructor(private readonly d: DirectMessagesDeps) {
+    this.store = new PeerDmStore(d.dataDir);
+    this.keys = new DmKeys(this.store);
+    const sessions = new DmSessions(this.store);
+    this.trust = new DmTrust(
+      this.store,
+      sessions,
+      (conversationId, id) => this.announce(conversationId, id),
+      (account) => {
+        const own = this.keys.own(account);
+        return {
+          deviceId: own.deviceId,
+          identityKey: own.identity.publicKey.toString('base64url'),
+        };
+      },
+    );
+    this.directory = new DmDirectory(this.trust);
+    const base = {
+      store: this.store,
+      log: d.log,
+      keys: this.keys,
+      sessions,
+      directory: this.directory,
+      account: () => d.account(),
+      server: () => (this.published ? d.server() : undefined),
+      closed: () => d.closed(),
+    };
+    this.outbox = new DmOutbox({
+      ...base,
+      dial: (e) => d.dial(e),
+      delivered: (conversationId, id) => {
+        this.waiters.get(id)?.();
+        d.events.emit('dm_state', { conversationId, id, state: 'delivered' });
+      },
+    });
+    this.inbox = new DmInbox({
+      ...base,
+      trust: this.trust,
+      received: (conversationId, id) => this.announce(conversationId, id),
+      prekeyUsed: () => d.background(this.publish()),
+    });
+  }
+
+  close(): void {
+    this.outbox.close();
+    this.store.close();
+  }
+
+  // ---- the node's hooks -----------------------------------------------------------------------
+
+  /** A user's session is up at the server: publish this device, learn blocks, pull, send. */
+  async online(): Promise<void> {
+    const account = this.d.account();
+    if (!account) return;
+    await this.publish();
+    const server = this.d.server();
+    if (!server || !this.published) return;
+    const { blocked } = await server.request('dm_blocks', {});
+    this.store.setBlocked(account, blocked);
+    await this.inbox.pull();
+    await this.outbox.drain();
+  }
+
+  /** The session is gone (logout, or the server link went down). */
+  offline(): void {
+    this.published = undefined;
+    this.directory.clear();
+  }
+
+  /** A `dm` push: something waits in this device's mailbox. */
+  mailboxChanged(): void {
+    if (this.published) this.d.background(this.inbox.pull());
+  }
+
+  /** `dm_deliver` on the P2P link (dm-p2p.ts checks it). */
+  deliver(who: { username: string; role: string }, body: unknown, linkName: string) {
+    return deliverRequest(
+      this.inbox,
+      this.p2pLimiter,
+      () => this.ownDeviceId(),
+      who,
+      body,
+      linkName,
+    );
+  }
+
+  private ownDeviceId(): string | undefined {
+    const account = this.d.account();
+    return account ? this.keys.own(account).deviceId : undefined;
+  }
+
+  private publish(): Promise<void> {
+    this.publishing ??= (async () => {
+      try {
+        const account = this.d.account();
+        const server = this.d.server();
+        if (!account || !server) return;
+        this.published = await this.keys.publish(server, account);
+        this.d.log.write('dm_device', { peer: 'server', device: this.published });
+      } finally {
+        this.publishing = undefined;
+      }
+    })();
+    return this.publishing;
+  }
+
+  // ---- what the local API calls ---------------------------------------------------------------
+
+  list(): ApiDm[] {
+    const account = this.requireUser();
+    return this.store.conversations(account).map((c) => this.apiDm(account, c));
+  }
+
+  get(id: string): ApiDm {
+    const account = this.requireUser();
+    return this.apiDm(account, this.conversation(account, id));
+  }
+
+  /** Starts (or finds, for two) a conversation with `others`; `created` says which. */
+  async start(others: string[]): Promise<{ dm: ApiDm; created: boolean }> {
+    const account = this.requireUser();
+    const lower = others.map((o) => o.toLowerCase());
+    if (lower.includes(account.toLowerCase()))
+      throw new HchatError('E_BAD_REQUEST', 'members: name the other members, not yourself');
+    if (new Set(lower).size !== lower.length)
+      throw new HchatError('E_BAD_REQUEST', 'members: each name once');
+    if (others.length < 1 || others.length > DM_LIMITS.maxMembers - 1)
+      throw new HchatError('E_BAD_REQUEST', `members: 1 to ${DM_LIMITS.maxMembers - 1} others`);
+    const server = this.d.server();
+    if (!server || !this.published)
+      throw new HchatError('E_OFFLINE', 'starting a conversation needs the server');
+    const found = await this.directory.refresh(server, account, others);
+    const unknown = others.filter((o) => !found.has(o.toLowerCase()));
+    if (unknown.length) throw new HchatError('E_NOT_FOUND', `no such user: ${unknown.join(', ')}`);
+    const members = sortedMembers([
+      account,
+      ...others.map((o) => this.directory.canonical(o) ?? o),
+    ]);
+    const id =
+      members.length === 2 ? directConversationId(members[0]!, members[1]!) : crypto.randomUUID();
+    const created = this.store.addConversation(account, id, members, Date.now());
+    if (created) this.d.events.emit('dms', {});
+    return { dm: this.apiDm(account, this.conversation(account, id)), created };
+  }
+
+  messages(id: string, limit: number, before?: string): { messages: ApiDmMessage[] } {
+    const account = this.requireUser();
+    this.conversation(account, id);
+    return {
+      messages: this.store.messages(account, id, limit, before).map((m) => apiMessage(account, m)),
+    };
+  }
+
+  /** Writes a message: stored pending at once, then sealed and handed over (dm-outbox.ts). */
+  async post(id: string, text: string): Promise<{ id: string; state: 'pending' | 'delivered' }> {
+    const account = this.requireUser();
+    const conv = this.conversation(account, id);
+    const others = conv.members.filter((m) => m.toLowerCase() !== account.toLowerCase());
+    const blocked = this.store.blocked(account);
+    if (others.length === 1 && blocked.includes(others[0]!.toLowerCase()))
+      throw new HchatError('E_FORBIDDEN', `you blocked ${others[0]}: unblock them to write`);
+    const m: DmMessageRow = {
+      id: crypto.randomUUID(),
+      conversation: id,
+      kind: 'message',
+      author: account,
+      ts: Date.now(),
+      text,
+      mentions: resolveMentions(text, conv.members).filter((n) => n !== 'here'),
+      state: 'pending',
+      source: 'local',
+    };
+    this.store.addMessage(account, m, { unread: false, sealed: false });
+    this.d.log.write('dm_post', { id: m.id, conversation: id });
+    this.announce(id, m.id);
+    const delivered = new Promise<void>((resolve) => this.waiters.set(m.id, resolve));
+    this.d.background(this.outbox.drain());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      delivered,
+      new Promise<void>((r) => (timer = setTimeout(r, DELIVERY_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    this.waiters.delete(m.id);
+    return { id: m.id, state: this.store.message(account, m.id)?.state ?? 'pending' };
+  }
+
+  read(id: string): void {
+    const account = this.requireUser();
+    this.conversation(account, id);
+    this.store.markRead(account, id);
+    this.d.events.emit('dms', {});
+  }
+
+  /** The safety numbers, with the devices asked of the server again first when it is there. */
+  async safety(id: string): Promise<ApiSafety> {
+    const account = this.requireUser();
+    const conv = this.conversation(account, id);
+    const server = this.d.server();
+    if (server && this.published)
+      await this.directory.refresh(server, account, conv.members, true).catch(() => undefined);
+    return this.safetyNow(account, conv);
+  }
+
+  private safetyNow(account: string, conv: ConversationRow): ApiSafety {
+    const others = conv.members.filter((m) => m.toLowerCase() !== account.toLowerCase());
+    return { members: this.trust.safety(account, others) };
+  }
+
+  setVerified(id: string, username: string, verified: boolean): ApiSafety {
+    const account = this.requireUser();
+    const conv = this.conversation(account, id);
+    const member = conv.members.find(
+      (m) =>
+        m.toLowerCase() === username.toLowerCase() && m.toLowerCase() !== account.toLowerCase(),
+    );
+    if (!member) throw new HchatError('E_NOT_FOUND', `${username} is not another member here`);
+    this.trust.setVerified(account, member, verified);
+    this.d.events.emit('dms', {});
+    return this.safetyNow(account, conv);
+  }
+
+  /** The block list, as the server has it when it answers (another device may have changed it). */
+  async blocks(): Promise<{ blocked: string[] }> {
+    const account = this.requireUser();
+    const server = this.d.server();
+    if (server && this.published) {
+      const r = await server.request('dm_blocks', {}).catch(() => undefined);
+      if (r) this.store.setBlocked(account, r.blocked);
+    }
+    return { blocked: this.store.blocked(account) };
+  }
+
+  async block(username: string, blocked: boolean): Promise<{ blocked: string[] }> {
+    const account = this.requireUser();
+    if (username.toLowerCase() === account.toLowerCase())
+      throw new HchatError('E_BAD_REQUEST', 'you cannot block yourself');
+    const server = this.d.server();
+    if (!server || !this.published) throw new HchatError('E_OFFLINE', 'blocking needs the server');
+    const r = await server.request('dm_block', { username, blocked });
+    this.store.setBlocked(account, r.blocked);
+    this.d.log.write('dm_block', { peer: 'server', user: username, blocked: String(blocked) });
+    this.d.events.emit('dms', {});
+    return { blocked: this.store.blocked(account) };
+  }
+
+  /** Undelivered own messages (for `GET /api/me`'s pending count). */
+  pending(): number {
+    const account = this.d.account();
+    return account ? this.store.pendingCount(account) : 0;
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private requireUser(): string {
+    const account = this.d.account();
+    if (account) return account;
+    if (this.d.isVisitor()) throw new HchatError('E_FORBIDDEN', 'visitors have no direct messages');
+    throw new HchatError('E_AUTH_REQUIRED');
+  }
+
+  private conversation(account: string, id: string): ConversationRow {
+    const c = this.store.conversation(account, id);
+    if (!c) throw new HchatError('E_NOT_FOUND', 'no such conversation');
+    return c;
+  }
+
+  private announce(conversationId: string, id: string): void {
+    const account = this.d.account();
+    const m = account && this.store.message(account, id);
+    if (!m) return;
+    this.d.events.emit('dm', { conversationId, message: apiMessage(account, m) });
+    this.d.events.emit('dms', {});
+  }
+
+  private apiDm(account: string, c: ConversationRow): ApiDm {
+    const others = c.members.filter((m) => m.toLowerCase() !== account.toLowerCase());
+    const trust = this.trust.status(account, others);
+    const last = this.store.lastMessage(account, c.id);
+    return {
+      id: c.id,
+      members: c.members,
+      title: others.join(', '),
+      unread: c.unread,
+      mentions: c.mentions,
+      lastTs: c.lastTs,
+      ...(last ? { last: { author: last.author, text: last.text, ts: last.ts } } : {}),
+      verified: trust.verified,
+      keyChanged: trust.changed,
+    };
+  }
+}
+
+function apiMessage(account: string, m: DmMessageRow): ApiDmMessage {
+  return {
+    id: m.id,
+    kind: m.kind,
+    author: m.author,
+    ts: m.ts,
+    text: m.text,
+    state: m.state,
+    mentions: m.mentions,
+    mentioned: m.kind === 'message' && m.mentions.includes(account.toLowerCase()),
+    source: m.source,
+  };
+}
