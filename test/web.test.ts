@@ -69,10 +69,17 @@ describe('web UI', () => {
     expect(await messages(b.page).getByRole('article').count()).toBe(2);
     const members = b.page.getByRole('complementary', { name: 'Members' });
     await members.getByText('Members — 2').waitFor();
-    const names = (await members.getByRole('listitem').allTextContents()).map((t) =>
-      t.replace(/\s+/g, ' ').trim(),
+    // Each member's name and presence (its actions, such as "Message", left out).
+    const names = await members.getByRole('listitem').evaluateAll((items) =>
+      items.map((li) => {
+        const copy = li.cloneNode(true) as HTMLElement;
+        for (const button of copy.querySelectorAll('button')) button.remove();
+        return (copy.textContent ?? '').replace(/\s+/g, ' ').trim();
+      }),
     );
     expect(names).toEqual(['alice online', 'bob online']);
+    expect(await members.getByRole('button', { name: 'Message alice' }).count()).toBe(1);
+    expect(await members.getByRole('button', { name: 'Message bob' }).count()).toBe(0);
     await snap(b.page, 'chat');
 
     // Messages that arrive while bob is elsewhere: a "New messages" divider marks the first one.

@@ -3,7 +3,7 @@
  * and Home for the directory), the channel list with unread badges, the message pane, the member
  * list with presence, and your name with a status menu at the bottom.
  */
-import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import {
   api,
   ApiError,
@@ -22,6 +22,11 @@ import { Search } from './Search.js';
 import { publishFileProgress, type FileProgress } from './file-events.js';
 import { avatarChanged, refreshAvatars } from './avatars.js';
 import { UserPanel } from './UserPanel.js';
+import { Home } from './Home.js';
+import { DmList } from './DmList.js';
+import { DmView } from './DmView.js';
+import { useDms } from './useDms.js';
+import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 
 /** What the event stream tells the message pane. */
 export interface LiveMessage {
@@ -49,6 +54,9 @@ const LIVE_EVENTS = [
   'file',
   'avatar',
   'sync',
+  'dm',
+  'dm_state',
+  'dms',
 ] as const;
 
 export function Chat({
@@ -63,6 +71,8 @@ export function Chat({
   const [channels, setChannels] = useState<Channel[]>([]);
   const [owner, setOwner] = useState<string | null>(null); // null: Home
   const [channelId, setChannelId] = useState<string | null>(null);
+  /** The conversation open on Home, if any. */
+  const [dmId, setDmId] = useState<string | null>(null);
   const [peers, setPeers] = useState<Peer[]>([]);
   const [streams, setStreams] = useState<Stream[]>([]);
   const [membersOpen, setMembersOpen] = useState(false);
@@ -84,6 +94,9 @@ export function Chat({
     onOpen: (c) => open(c),
   });
   const alertMention = mentionAlerts.alert;
+  const user = me.role === 'user';
+  const dmOpenId = owner === null ? dmId : null;
+  const dms = useDms({ me: me.username, enabled: user, openId: dmOpenId, onOpen: openDm });
 
   // Refreshes can overlap: only the latest request's answer may land, or a stale one wins.
   const channelsRequest = useRef(0);
@@ -200,10 +213,17 @@ export function Chat({
     es.addEventListener('error', (e) => {
       if (!(e as MessageEvent).data) return;
       setSourceTick((t) => t + 1);
+      publishDm({ type: 'resync' });
       void refreshChannels();
       void refreshMe();
       refreshAvatars();
     });
+    // Direct messages: their views listen to these (dm-api.ts).
+    for (const type of ['dm', 'dm_state', 'dms'] as const)
+      es.addEventListener(type, (e) => {
+        const data = JSON.parse((e as MessageEvent).data) as object;
+        publishDm({ ...data, type } as DmEvent);
+      });
     es.addEventListener('sync', (e) => {
       const s = JSON.parse((e as MessageEvent).data) as Sync & { phase?: string };
       if (s.phase === 'switch') setSourceTick((t) => t + 1);
@@ -228,7 +248,8 @@ export function Chat({
   }, [channels, me.username]);
   const shown = channels.filter((c) => c.owner === owner);
   const selected = channels.find((c) => c.id === channelId) ?? null;
-  const unreadTotal = channels.reduce((n, c) => n + (c.unread ?? 0), 0);
+  const unreadTotal = channels.reduce((n, c) => n + (c.unread ?? 0), 0) + dms.unread;
+  const openDmNow = dms.list.find((d) => d.id === dmOpenId) ?? null;
 
   useEffect(() => {
     document.title = unreadTotal > 0 ? `(${unreadTotal}) Hybrid Chat` : 'Hybrid Chat';
@@ -237,14 +258,23 @@ export function Chat({
   function open(c: Channel) {
     setOwner(c.owner);
     setChannelId(c.id);
+    setDmId(null);
     if (typeof Notification !== 'undefined' && Notification.permission === 'default')
       void Notification.requestPermission();
   }
 
+  /** Opens a conversation on Home (from the list, a toast, or the member list). */
+  function openDm(d: ApiDm) {
+    dms.add(d);
+    setOwner(null);
+    setChannelId(null);
+    setDmId(d.id);
+  }
+
   return (
-    <div className={owner === null ? 'chat at-home' : 'chat'}>
-      <SkipLink to={selected ? 'composer' : 'main'}>
-        {selected ? 'Skip to message composer' : 'Skip to main content'}
+    <div className={owner === null && !openDmNow ? 'chat at-home' : 'chat'}>
+      <SkipLink to={selected || openDmNow ? 'composer' : 'main'}>
+        {selected || openDmNow ? 'Skip to message composer' : 'Skip to main content'}
       </SkipLink>
       <nav className="rail" aria-label="Servers">
         <button
@@ -253,11 +283,21 @@ export function Chat({
             // Home leaves the channel, as in Discord: what arrives there is unread.
             setOwner(null);
             setChannelId(null);
+            setDmId(null);
           }}
-          aria-label="Home"
           title="Home"
         >
-          ⌂
+          <span aria-hidden="true">⌂</span>
+          {/* Its name says the direct messages' unread count and mentions; the badge shows one. */}
+          <span className="sr-only">{homeLabel(dms.unread, dms.mentions)}</span>
+          {(dms.unread > 0 || dms.mentions > 0) && (
+            <span
+              className={`badge ${dms.mentions > 0 ? 'mention-badge' : 'unread-badge'}`}
+              aria-hidden="true"
+            >
+              {dms.mentions > 0 ? dms.mentions : dms.unread}
+            </span>
+          )}
         </button>
         {owners.map((o) => {
           const mine = channels.filter((c) => c.owner === o);
@@ -306,7 +346,9 @@ export function Chat({
               : `${owner}'s channels`}
         </h1>
         {owner === null ? (
-          <Home me={me} joined={channels} onOpen={open} onChanged={refreshChannels} />
+          <Home me={me} joined={channels} onOpen={open} onChanged={refreshChannels}>
+            {user && <DmList me={me.username} dms={dms.list} openId={dmOpenId} onOpen={openDm} />}
+          </Home>
         ) : (
           <ul className="channel-list">
             {shown.map((c) => (
@@ -374,6 +416,15 @@ export function Chat({
               void refreshChannels();
             }}
           />
+        ) : openDmNow ? (
+          <DmView
+            key={openDmNow.id}
+            me={me}
+            dm={openDmNow}
+            blocked={dms.blocked}
+            onBlocked={dms.setBlocked}
+            onChanged={dms.refresh}
+          />
         ) : (
           <div className="empty">
             <p>
@@ -387,8 +438,20 @@ export function Chat({
         )}
       </main>
 
-      {mentionAlerts.toasts}
+      <div className="toast-stack">
+        {mentionAlerts.toasts}
+        {dms.toasts}
+      </div>
       <MemberList
+        me={me.username}
+        onMessage={
+          user
+            ? async (username) => {
+                openDm(await dmApi.start([username]));
+                setMembersOpen(false);
+              }
+            : undefined
+        }
         channelId={channelId}
         removable={selected && selected.owner === me.username ? me.username : null}
         link={link}
@@ -400,120 +463,17 @@ export function Chat({
   );
 }
 
+/** The Home button's name: with the unread direct messages and mentions of you, if any. */
+function homeLabel(unread: number, mentions: number): string {
+  let label = 'Home';
+  if (unread > 0) label += `, ${unread} unread`;
+  if (mentions > 0) label += `, ${mentions} mention${mentions > 1 ? 's' : ''}`;
+  return label;
+}
+
 function notify(m: Message) {
   if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
   new Notification(`${m.author}`, { body: m.text.slice(0, 200), tag: m.channelId });
-}
-
-/** Home: create a channel, browse the directory and join. */
-function Home({
-  me,
-  joined,
-  onOpen,
-  onChanged,
-}: {
-  me: Me;
-  joined: Channel[];
-  onOpen: (c: Channel) => void;
-  onChanged: () => Promise<void>;
-}) {
-  const [name, setName] = useState('');
-  const [allowVisitors, setAllowVisitors] = useState(false);
-  const [directory, setDirectory] = useState<Channel[] | null>(null);
-  const [error, setError] = useState('');
-
-  const connected = me.connection === 'connected';
-  const browse = useCallback(async () => {
-    if (!connected) return; // the directory lives on the server
-    try {
-      setDirectory(await api.directory());
-      setError('');
-    } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
-    }
-  }, [connected]);
-  useEffect(() => {
-    void browse();
-    const timer = setInterval(() => void browse(), 10_000);
-    return () => clearInterval(timer);
-  }, [browse, joined.length]);
-
-  async function create(e: FormEvent) {
-    e.preventDefault();
-    try {
-      const c = await api.create(name, allowVisitors);
-      setName('');
-      await onChanged();
-      onOpen(c);
-    } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
-    }
-  }
-
-  async function join(c: Channel) {
-    try {
-      const j = await api.join(c.id);
-      await onChanged();
-      onOpen(j);
-    } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
-    }
-  }
-
-  return (
-    <div className="home">
-      {me.role === 'user' && (
-        <form className="create" onSubmit={create}>
-          <label>
-            Channel name
-            <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={64} />
-          </label>
-          <label className="check">
-            <input
-              type="checkbox"
-              checked={allowVisitors}
-              onChange={(e) => setAllowVisitors(e.target.checked)}
-            />
-            Allow visitors
-          </label>
-          <button type="submit" className="primary">
-            Create channel
-          </button>
-        </form>
-      )}
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
-      <h2 className="section">
-        Directory{' '}
-        <button className="link" onClick={() => void browse()} disabled={!connected}>
-          Refresh directory
-        </button>
-      </h2>
-      {!connected && (
-        <p className="hint">The directory is on the central server: back online to browse.</p>
-      )}
-      <ul className="directory">
-        {(directory ?? []).map((c) => {
-          const mine = c.joined || joined.some((j) => j.id === c.id);
-          // The name opens (or joins) the channel too, as its button does.
-          const go = () => (mine ? onOpen(joined.find((j) => j.id === c.id) ?? c) : join(c));
-          return (
-            <li key={c.id}>
-              <button className="dir-name" onClick={() => void go()} tabIndex={-1}>
-                # {c.name} <small>by {c.owner}</small>
-              </button>
-              <button onClick={() => void go()}>
-                {mine ? 'Open' : 'Join'} {c.name}
-              </button>
-            </li>
-          );
-        })}
-      </ul>
-    </div>
-  );
 }
 
 /** Offline (with pending count), reconnecting, or syncing with progress. */

@@ -1,16 +1,19 @@
 /**
  * The member list: the open channel's members with their avatars and presence (on Home, who is
- * online). Offline or reconnecting it keeps the last list it had, greyed, since presence is not
- * known then. Below 900 px it is a panel that the toggle in the chat opens over the page.
+ * online), each with "Message" (a direct message) for a user. Offline or reconnecting it keeps
+ * the last list it had, greyed, since presence is not known then. Below 900 px it is a panel
+ * that the toggle in the chat opens over the page.
  */
 import { useEffect, useRef, useState } from 'react';
-import { api, type Me, type Peer } from './api.js';
+import { api, ApiError, type Me, type Peer } from './api.js';
 import { Confirm } from './Confirm.js';
 import { Avatar } from './Avatar.js';
 
 type Member = { username: string; status: string };
 
 export function MemberList({
+  me,
+  onMessage,
   channelId,
   removable,
   link,
@@ -18,6 +21,9 @@ export function MemberList({
   open,
   onClose,
 }: {
+  me: string;
+  /** Starts or opens the 1:1 conversation with a member; absent for visitors (they have none). */
+  onMessage?: (username: string) => Promise<void>;
   channelId: string | null;
   /** Set (to the owner's name) when the viewer owns the open channel: members can be removed. */
   removable: string | null;
@@ -29,6 +35,7 @@ export function MemberList({
   const connected = link === 'connected';
   const [members, setMembers] = useState<Member[] | null>(null);
   const [removing, setRemoving] = useState<string | null>(null);
+  const [error, setError] = useState('');
   const online = useRef<Member[]>([]);
   if (connected) online.current = [...new Map(peers.map((p) => [p.username, p])).values()];
 
@@ -49,6 +56,16 @@ export function MemberList({
   useEffect(() => setMembers(null), [channelId]);
 
   const list = channelId ? (members ?? []) : online.current;
+  // Channel members are users; on Home (who is online) visitors are among them.
+  const visitors = new Set(peers.filter((p) => p.role === 'visitor').map((p) => p.username));
+  async function message(username: string) {
+    try {
+      setError('');
+      await onMessage?.(username);
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  }
   return (
     <aside
       id="member-list"
@@ -64,6 +81,11 @@ export function MemberList({
           Close member list
         </button>
       </header>
+      {error && (
+        <p className="error member-error" role="alert">
+          {error}
+        </p>
+      )}
       <ul>
         {list.map((p) => {
           const on = connected && p.status === 'online';
@@ -77,6 +99,16 @@ export function MemberList({
               <span className="sr-only">
                 {connected ? (on ? ' online' : ' offline') : ' presence unknown'}
               </span>
+              {onMessage && p.username !== me && !visitors.has(p.username) && (
+                <button
+                  type="button"
+                  className="link message-member"
+                  aria-label={`Message ${p.username}`}
+                  onClick={() => void message(p.username)}
+                >
+                  Message
+                </button>
+              )}
               {removable && channelId && p.username !== removable && (
                 <button
                   type="button"

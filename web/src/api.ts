@@ -105,7 +105,8 @@ export function errorOf(status: number, statusText: string, body: string): ApiEr
   return new ApiError(e?.code ?? 'E_HTTP', e?.message ?? `${status} ${statusText}`.trim(), status);
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** One call of the local API: JSON in and out; an error answer throws its ApiError. */
+export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },

@@ -1,0 +1,98 @@
+/**
+ * "Direct Messages" on Home, as in Discord: each conversation with its members' avatars, its
+ * title, a preview of the last message and its unread (or mention) count, newest first; and the
+ * "New message" button that starts one.
+ */
+import { useId, useState } from 'react';
+import { Avatar } from './Avatar.js';
+import { ChannelBadges } from './MentionAlerts.js';
+import { NewDmDialog } from './NewDmDialog.js';
+import { oneLine } from './ReplyQuote.js';
+import { others, type ApiDm } from './dm-api.js';
+import './dm.css';
+
+export function DmList({
+  me,
+  dms,
+  openId,
+  onOpen,
+}: {
+  me: string;
+  dms: ApiDm[];
+  openId: string | null;
+  onOpen: (dm: ApiDm) => void;
+}) {
+  const head = useId();
+  const [starting, setStarting] = useState(false);
+  return (
+    <section className="dm-section" aria-labelledby={head}>
+      <div className="dm-section-head">
+        <h2 className="section" id={head}>
+          Direct Messages
+        </h2>
+        <button type="button" className="link new-dm" onClick={() => setStarting(true)}>
+          New message
+        </button>
+      </div>
+      {dms.length === 0 ? (
+        <p className="hint">No conversations yet: start one here or from the member list.</p>
+      ) : (
+        <ul className="dm-list">
+          {dms.map((d) => {
+            const open = d.id === openId;
+            return (
+              <li key={d.id}>
+                <button
+                  type="button"
+                  className={open ? 'dm-item active' : 'dm-item'}
+                  aria-current={open || undefined}
+                  onClick={() => onOpen(d)}
+                >
+                  <DmAvatars names={others(d, me)} />
+                  <span className="dm-text">
+                    <span className="dm-title">{d.title}</span>
+                    <span className="dm-preview">{preview(d, me)}</span>
+                  </span>
+                  {!open && <ChannelBadges unread={d.unread} mentions={d.mentions} />}
+                </button>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+      {starting && (
+        <NewDmDialog
+          onClose={() => setStarting(false)}
+          onStarted={(d) => {
+            setStarting(false);
+            onOpen(d);
+          }}
+        />
+      )}
+    </section>
+  );
+}
+
+/** One avatar for a 1:1 conversation; two, overlapping, for a group. */
+export function DmAvatars({ names }: { names: string[] }) {
+  if (names.length <= 1)
+    return (
+      <span className="dm-avatars">
+        {names[0] !== undefined && <Avatar username={names[0]} size={32} />}
+      </span>
+    );
+  return (
+    <span className="dm-avatars group">
+      <Avatar username={names[0]!} size={28} />
+      <Avatar username={names[1]!} size={28} />
+    </span>
+  );
+}
+
+/** The last message in one line: "You: …", "bob: …" in a group, the text alone in a 1:1. */
+function preview(d: ApiDm, me: string): string {
+  if (!d.last) return 'No messages yet';
+  const who = d.last.author === me ? 'You: ' : d.members.length > 2 ? `${d.last.author}: ` : '';
+  // The markers of bold, italics, strike and code would show as they are typed: left out.
+  return who + oneLine(d.last.text).replace(/\*\*|__|~~|`/g, '');
+}
