@@ -8,7 +8,9 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { keep, openPage, snap } from './browser.js';
@@ -63,7 +65,19 @@ async function attachByButton(page: Page, files: Upload[]) {
   await page.getByRole('button', { name: 'Attach files' }).click();
   const c = await chooser;
   expect(c.isMultiple()).toBe(true);
-  await c.setFiles(files);
+  // Large files go by their path (Chromium reads them from disk, while the test lasts): as
+  // bytes, Playwright sends them through the DevTools protocol, which takes longer than the
+  // test's patience on a busy machine.
+  if (files.every((f) => f.buffer.length <= 1024 * 1024)) return c.setFiles(files);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-upload-'));
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+  await c.setFiles(
+    files.map((f) => {
+      const file = path.join(dir, f.name);
+      fs.writeFileSync(file, f.buffer);
+      return file;
+    }),
+  );
 }
 
 /** Pastes a file into the composer, as the clipboard gives a screenshot. */

@@ -93,9 +93,8 @@ async function upload(
   headers: Record<string, string> = {},
   query = '',
 ) {
-  const r = await fetch(
-    p.base + `/api/channels/${ch}/files?name=${encodeURIComponent(name)}${query}`,
-    {
+  const send = () =>
+    fetch(p.base + `/api/channels/${ch}/files?name=${encodeURIComponent(name)}${query}`, {
       method: 'POST',
       headers: {
         authorization: 'Bearer ' + p.token,
@@ -103,8 +102,18 @@ async function upload(
         ...headers,
       },
       body: new Uint8Array(data),
-    },
-  );
+    });
+  // A refusal answered before a large body is all sent can reach this client as a broken pipe
+  // instead of the answer (the client's race, not the peer's): send it again, a few times.
+  let r: Response | undefined;
+  for (let attempt = 1; !r; attempt++) {
+    try {
+      r = await send();
+    } catch (err) {
+      const code = (err as { cause?: { code?: string } }).cause?.code;
+      if (attempt >= 4 || (code !== 'EPIPE' && code !== 'ECONNRESET')) throw err;
+    }
+  }
   const text = await r.text();
   let body: any = text;
   try {
