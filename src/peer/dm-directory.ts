@@ -29,13 +29,15 @@ export class DmDirectory {
     /** Only checking keys (of a sender, or for safety numbers): no lookup, no addresses. */
     check = false,
   ): Promise<Map<string, Device[]>> {
+    // Stamped before asking: a device published while the answer travels is asked again.
+    const now = Date.now();
+    if (this.asked.size > 10_000) this.asked.clear();
+    for (const u of usernames) this.asked.set(askKey(account, u), now);
     const { users } = await server.request('dm_devices', { usernames, check });
     const out = new Map<string, Device[]>();
     for (const u of users) {
       const k = u.username.toLowerCase();
       if (!check) this.lists.set(k, u.devices);
-      if (this.asked.size > 10_000) this.asked.clear();
-      this.asked.set(k, Date.now());
       this.names.set(k, u.username);
       this.trust.update(account, u.username, u.devices);
       out.set(k, u.devices);
@@ -43,9 +45,9 @@ export class DmDirectory {
     return out;
   }
 
-  /** When `username`'s device keys were last asked of the server, if ever. */
-  askedAt(username: string): number | undefined {
-    return this.asked.get(username.toLowerCase());
+  /** When `account` last asked the server for `username`'s device keys, if ever. */
+  askedAt(account: string, username: string): number | undefined {
+    return this.asked.get(askKey(account, username));
   }
 
   /** The entry of a device, if the last answer listed it online. */
@@ -61,5 +63,10 @@ export class DmDirectory {
   /** Forgets everything (logout). */
   clear(): void {
     this.lists.clear();
+    this.asked.clear();
   }
+}
+
+function askKey(account: string, username: string): string {
+  return `${account.toLowerCase()}|${username.toLowerCase()}`;
 }

@@ -33,16 +33,23 @@ export interface DmInboxDeps {
   trust: DmTrust;
   directory: DmDirectory;
   account(): string | undefined;
-  server(): ServerLink | undefined;
+  /** The server link while it is bound to this account's device (dm_publish), else undefined. */
+  server(account: string): ServerLink | undefined;
   closed(): boolean;
   /** A message (or a conversation) was stored. */
-  received(conversationId: string, id: string, isNewConversation: boolean): void;
+  received(conversationId: string, id: string, author: string): void;
   /** This device used one of its one-time prekeys: top the server's stock up. */
   prekeyUsed(): void;
 }
 
-/** Where an envelope came from, as the connection log names it (`ts`: when the server took it). */
-export type DmSource = { kind: 'peer'; name: string } | { kind: 'server'; ts: number };
+/**
+ * Where an envelope came from, as the connection log names it; for the mailbox, the senders
+ * whose keys this pull round asked the server for already.
+ */
+export type DmSource = { kind: 'peer'; name: string } | { kind: 'server'; asked: Set<string> };
+
+/** How soon a pull that had to stop (the server could not check a key) is tried again. */
+const PULL_RETRY_MS = 5000;
 
 /** How often a sender's device keys are asked again for envelopes it hands over itself. */
 const P2P_RECHECK_MS = 5000;
@@ -53,6 +60,8 @@ export class DmInbox {
     () => this.d.closed(),
   );
 
+  private retry: NodeJS.Timeout | undefined;
+
   constructor(private readonly d: DmInboxDeps) {}
 
   /** Empties this device's mailbox at the server, oldest first, acknowledging what was stored. */
@@ -61,26 +70,48 @@ export class DmInbox {
   }
 
   private async pullOnce(): Promise<void> {
+    // One account's mailbox: the run ends when its session is not the one bound any more.
+    const account = this.d.account();
+    if (!account) return;
+    const source: DmSource = { kind: 'server', asked: new Set() };
     for (;;) {
-      const server = this.d.server();
+      const server = this.d.server(account);
       if (!server || this.d.closed()) return;
       const { envelopes, more } = await server.request('dm_fetch', { after: 0 });
       if (envelopes.length === 0) return;
       let upTo = 0;
       for (const e of envelopes) {
         try {
-          await this.take(e.from, e.id, e.body, { kind: 'server', ts: e.ts });
+          await this.take(account, e.from, e.id, e.body, source);
         } catch (err) {
           if (!(err instanceof HchatError)) throw err;
-          // Waiting would not help (server checks were possible): the envelope is dropped.
-          if (err.code === 'E_OFFLINE' || err.code === 'E_CONNECTION_CLOSED') return;
+          // Not now (the server could not answer a key check): keep it, and what follows.
+          if (err.code === 'E_OFFLINE') {
+            if (upTo) await server.request('dm_ack', { upTo });
+            this.retryLater();
+            return;
+          }
           this.refused(e, err, 'server');
         }
         upTo = e.seq;
       }
+      if (this.d.server(account) !== server) return;
       await server.request('dm_ack', { upTo });
       if (!more) return;
     }
+  }
+
+  private retryLater(): void {
+    if (this.retry || this.d.closed()) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.pull().catch(() => undefined);
+    }, PULL_RETRY_MS);
+    this.retry.unref();
+  }
+
+  close(): void {
+    clearTimeout(this.retry);
   }
 
   /**
@@ -88,13 +119,12 @@ export class DmInbox {
    * Throws the reason it was refused.
    */
   async take(
+    account: string,
     from: DeviceAddress,
     envelopeId: string,
     body: DmCipher,
     source: DmSource,
   ): Promise<void> {
-    const account = this.d.account();
-    if (!account) throw new HchatError('E_AUTH_REQUIRED', 'nobody is logged in here');
     const { store } = this.d;
     if (store.seen(account, envelopeId)) return;
     // The server keeps blocked users' envelopes out of the mailbox; over P2P this device
@@ -136,12 +166,11 @@ export class DmInbox {
       return;
     }
     const mine = from.username.toLowerCase() === account.toLowerCase();
-    let isNew = false;
     let added = false;
     store.tx(() => {
       opened.commit();
       store.markSeen(account, envelopeId);
-      isNew = store.addConversation(account, payload.conversation, payload.members, payload.ts);
+      store.addConversation(account, payload.conversation, payload.members, payload.ts);
       added = store.addMessage(
         account,
         {
@@ -165,13 +194,13 @@ export class DmInbox {
       id: payload.id,
       duplicate: added ? undefined : 'yes',
     });
-    if (added) this.d.received(payload.conversation, payload.id, isNew);
+    if (added) this.d.received(payload.conversation, payload.id, mine ? account : from.username);
   }
 
   /** Whether the account blocks `user`, as the server says now (asked when the list says so). */
   private async blocks(account: string, user: string): Promise<boolean> {
     if (!this.d.store.blocked(account).includes(user.toLowerCase())) return false;
-    const server = this.d.server();
+    const server = this.d.server(account);
     if (!server)
       throw new HchatError('E_OFFLINE', 'cannot check the block list without the server');
     const { blocked } = await server.request('dm_blocks', {});
@@ -181,10 +210,10 @@ export class DmInbox {
 
   /**
    * The sender device must show the identity key its user published. When it does not, the
-   * server is asked again — once for every envelope that the server took after the last ask
-   * (such a sender device was published before it sent), and at most every 5 s for envelopes
-   * handed over directly — so junk from one sender costs this user's session one question, not
-   * one per envelope. Asking is a check, not a lookup (PROTOCOL.md §10.1).
+   * server is asked again — once per sender in each pull of the mailbox (a device sends only
+   * after it was published), and at most every 5 s for envelopes handed over directly — so junk
+   * from one sender costs this user's session one question, not one per envelope. Asking is a
+   * check, not a lookup (PROTOCOL.md §10.1); when it cannot be asked, the envelope waits.
    */
   private async checkIdentity(
     account: string,
@@ -193,18 +222,27 @@ export class DmInbox {
     source: DmSource,
   ): Promise<void> {
     if (this.d.trust.knownKey(account, from.username, from.deviceId) === ik) return;
-    const at = this.d.directory.askedAt(from.username);
-    const stale =
-      at === undefined ||
-      (source.kind === 'server' ? at <= source.ts : Date.now() - at > P2P_RECHECK_MS);
-    if (stale) {
-      const server = this.d.server();
-      if (!server)
-        throw new HchatError(
-          'E_OFFLINE',
-          "cannot check a new sender device's key without the server",
-        );
-      await this.d.directory.refresh(server, account, [from.username], true);
+    const user = from.username.toLowerCase();
+    let ask: boolean;
+    if (source.kind === 'server') {
+      ask = !source.asked.has(user);
+      source.asked.add(user);
+    } else {
+      const at = this.d.directory.askedAt(account, from.username);
+      ask = at === undefined || Date.now() - at > P2P_RECHECK_MS;
+    }
+    if (ask) {
+      const server = this.d.server(account);
+      try {
+        if (!server) throw new HchatError('E_OFFLINE');
+        await this.d.directory.refresh(server, account, [from.username], true);
+      } catch (err) {
+        if (!(err instanceof HchatError)) throw err;
+        // Whatever kept the server from answering, the envelope waits (never dropped for it).
+        throw new HchatError('E_OFFLINE', "cannot check a new sender device's key now", {
+          retryAfterMs: PULL_RETRY_MS,
+        });
+      }
     }
     if (this.d.trust.knownKey(account, from.username, from.deviceId) !== ik)
       throw new HchatError(

@@ -54,7 +54,8 @@ export interface DmOutboxDeps {
   sessions: DmSessions;
   directory: DmDirectory;
   account(): string | undefined;
-  server(): ServerLink | undefined;
+  /** The server link while it is bound to this account's device, else undefined. */
+  server(account: string): ServerLink | undefined;
   dial(entry: TrackerEntry): HostLink | undefined;
   closed(): boolean;
   /** An own message's every envelope was taken. */
@@ -87,7 +88,7 @@ export class DmOutbox {
     const account = this.d.account();
     if (!account || this.d.closed()) return;
     let unfinished = false;
-    const server = this.d.server();
+    const server = this.d.server(account);
     // Each user's devices are asked once per pass, however many messages the pass seals.
     const pass = new Map<string, Device[]>();
     for (const m of this.d.store.unsealed(account)) {
@@ -211,7 +212,7 @@ export class DmOutbox {
     rows: OutboxRow[],
     pass: Map<string, Device[]>,
   ): Promise<boolean> {
-    const server = this.d.server();
+    const server = this.d.server(account);
     const byDevice = new Map<string, OutboxRow[]>();
     for (const r of rows) {
       const k = `${r.toUser.toLowerCase()}/${r.toDevice}`;
@@ -287,6 +288,9 @@ export class DmOutbox {
     const left: OutboxRow[] = [];
     try {
       for (const batch of batches(rows)) {
+        // Logged out (or in as another) meanwhile: the connection no longer sends as us.
+        if (this.d.server(account) !== server)
+          return rows.filter((r) => this.d.store.hasEnvelope(account, r.envelopeId));
         const envelopes: OutEnvelope[] = batch.map((r) => ({
           id: r.envelopeId,
           to: { username: r.toUser, deviceId: r.toDevice },
@@ -328,7 +332,7 @@ export class DmOutbox {
       });
       const done = this.d.store.dropEnvelope(account, row.envelopeId);
       if (done && this.d.store.setDelivered(account, done)) {
-        const m = this.d.store.message(account, done);
+        const m = this.d.store.message(account, done, account);
         if (m) this.d.delivered(m.conversation, done);
       }
     }

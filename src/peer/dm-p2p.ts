@@ -16,7 +16,7 @@ type Result = { id: string; ok: true } | { id: string; error: ReturnType<HchatEr
 export async function deliverRequest(
   inbox: DmInbox,
   limiter: RateLimiter,
-  ownDevice: () => string | undefined,
+  ownDevice: () => { account: string; deviceId: string } | undefined,
   who: { username: string; role: string },
   raw: unknown,
   linkName: string,
@@ -33,7 +33,7 @@ export async function deliverRequest(
     throw new HchatError('E_NOT_FOUND', 'no user with direct messages is logged in here');
   const results: Result[] = [];
   for (const e of parsed.data.envelopes) {
-    if (e.to !== device) {
+    if (e.to !== device.deviceId) {
       results.push({
         id: e.id,
         error: new HchatError('E_NOT_FOUND', 'no such device here').toWire(),
@@ -41,10 +41,13 @@ export async function deliverRequest(
       continue;
     }
     try {
-      await inbox.take({ username: who.username, deviceId: parsed.data.fromDevice }, e.id, e.body, {
-        kind: 'peer',
-        name: linkName,
-      });
+      await inbox.take(
+        device.account,
+        { username: who.username, deviceId: parsed.data.fromDevice },
+        e.id,
+        e.body,
+        { kind: 'peer', name: linkName },
+      );
       results.push({ id: e.id, ok: true });
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;

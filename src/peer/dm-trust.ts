@@ -26,7 +26,7 @@ export class DmTrust {
     private readonly store: PeerDmStore,
     private readonly sessions: DmSessions,
     /** A notice was added to a conversation. */
-    private readonly noticed: (conversationId: string, id: string) => void,
+    private readonly noticed: (conversationId: string, id: string, author: string) => void,
     /** This device of the account, with its true identity key. */
     private readonly ownDevice: (account: string) => Device,
   ) {}
@@ -62,8 +62,10 @@ export class DmTrust {
           this.sessions.drop(account, username, k.deviceId);
       }
       if (own) return;
-      // An empty list is no key at all: it changes nothing one could verify.
-      const firstSight = !contact || known.length === 0;
+      // An empty list is no key at all: after it, the next keys are a first sight — unless
+      // the keys known before it had already changed (a server emptying the list to reset
+      // the warning does not clear it).
+      const firstSight = !contact || (known.length === 0 && !contact.changed);
       this.store.saveContact(account, {
         username,
         seenFp: fp,
@@ -71,7 +73,8 @@ export class DmTrust {
         changed: firstSight ? false : true,
       });
     });
-    if (known.length === 0 || (!own && !contact)) return false;
+    if (own ? known.length === 0 : !contact || (known.length === 0 && !contact.changed))
+      return false;
     // Own devices changed too: a device nobody added would get a copy of everything sent.
     const text = own
       ? 'Your devices changed (one was added, removed or replaced). If you did not log in somewhere new, someone may be reading your messages.'
@@ -94,7 +97,7 @@ export class DmTrust {
         },
         { unread: false },
       );
-      this.noticed(c.id, id);
+      this.noticed(c.id, id, username);
     }
     return true;
   }

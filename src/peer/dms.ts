@@ -57,7 +57,7 @@ export class DirectMessages {
     DM_LIMITS.p2pEnvelopeBurst,
   );
   private publishing: Promise<void> | undefined;
-  /** The device id this session is bound to at the server (after `dm_publish`). */
+  /** The account whose device this connection is bound to at the server (after `dm_publish`). */
   private published: string | undefined;
 
   constructor(private readonly d: DirectMessagesDeps) {
@@ -67,7 +67,7 @@ export class DirectMessages {
     this.trust = new DmTrust(
       this.store,
       sessions,
-      (conversationId, id) => this.announce(conversationId, id),
+      (conversationId, id, author) => this.announce(conversationId, id, author),
       (account) => {
         const own = this.keys.own(account);
         return {
@@ -84,7 +84,7 @@ export class DirectMessages {
       sessions,
       directory: this.directory,
       account: () => d.account(),
-      server: () => (this.published ? d.server() : undefined),
+      server: (account: string) => this.serverFor(account),
       closed: () => d.closed(),
     };
     this.outbox = new DmOutbox({
@@ -98,13 +98,14 @@ export class DirectMessages {
     this.inbox = new DmInbox({
       ...base,
       trust: this.trust,
-      received: (conversationId, id) => this.announce(conversationId, id),
+      received: (conversationId, id, author) => this.announce(conversationId, id, author),
       prekeyUsed: () => d.background(this.publish()),
     });
   }
 
   close(): void {
     this.outbox.close();
+    this.inbox.close();
     this.store.close();
   }
 
@@ -115,18 +116,26 @@ export class DirectMessages {
     const account = this.d.account();
     if (!account) return;
     await this.publish();
-    const server = this.d.server();
-    if (!server || !this.published) return;
+    const server = this.serverFor(account);
+    if (!server) return;
     const { blocked } = await server.request('dm_blocks', {});
     this.store.setBlocked(account, blocked);
-    await this.inbox.pull();
-    await this.outbox.drain();
+    // Independent: a failed pull must not keep what was written offline from going out.
+    const [pulled, drained] = await Promise.allSettled([this.inbox.pull(), this.outbox.drain()]);
+    for (const r of [pulled, drained]) if (r.status === 'rejected') throw r.reason;
   }
 
   /** The session is gone (logout, or the server link went down). */
   offline(): void {
     this.published = undefined;
+    this.publishing = undefined;
     this.directory.clear();
+  }
+
+  /** The server link, while it is bound to `account`'s device on this peer. */
+  private serverFor(account: string): ServerLink | undefined {
+    if (this.published !== account.toLowerCase() || this.d.account() !== account) return undefined;
+    return this.d.server();
   }
 
   /** A `dm` push: something waits in this device's mailbox. */
@@ -146,9 +155,9 @@ export class DirectMessages {
     );
   }
 
-  private ownDeviceId(): string | undefined {
+  private ownDeviceId(): { account: string; deviceId: string } | undefined {
     const account = this.d.account();
-    return account ? this.keys.own(account).deviceId : undefined;
+    return account ? { account, deviceId: this.keys.own(account).deviceId } : undefined;
   }
 
   private publish(): Promise<void> {
@@ -157,8 +166,11 @@ export class DirectMessages {
         const account = this.d.account();
         const server = this.d.server();
         if (!account || !server) return;
-        this.published = await this.keys.publish(server, account);
-        this.d.log.write('dm_device', { peer: 'server', device: this.published });
+        const device = await this.keys.publish(server, account);
+        // Logged out (or in as another) meanwhile: that session's binding is not ours.
+        if (this.d.account() !== account || this.d.server() !== server) return;
+        this.published = account.toLowerCase();
+        this.d.log.write('dm_device', { peer: 'server', device });
       } finally {
         this.publishing = undefined;
       }
@@ -188,9 +200,8 @@ export class DirectMessages {
       throw new HchatError('E_BAD_REQUEST', 'members: each name once');
     if (others.length < 1 || others.length > DM_LIMITS.maxMembers - 1)
       throw new HchatError('E_BAD_REQUEST', `members: 1 to ${DM_LIMITS.maxMembers - 1} others`);
-    const server = this.d.server();
-    if (!server || !this.published)
-      throw new HchatError('E_OFFLINE', 'starting a conversation needs the server');
+    const server = this.serverFor(account);
+    if (!server) throw new HchatError('E_OFFLINE', 'starting a conversation needs the server');
     const found = await this.directory.refresh(server, account, others);
     const unknown = others.filter((o) => !found.has(o.toLowerCase()));
     if (unknown.length) throw new HchatError('E_NOT_FOUND', `no such user: ${unknown.join(', ')}`);
@@ -234,7 +245,7 @@ export class DirectMessages {
     };
     this.store.addMessage(account, m, { unread: false, sealed: false });
     this.d.log.write('dm_post', { id: m.id, conversation: id });
-    this.announce(id, m.id);
+    this.announce(id, m.id, account);
     const delivered = new Promise<void>((resolve) => this.waiters.set(m.id, resolve));
     this.d.background(this.outbox.drain());
     let timer: NodeJS.Timeout | undefined;
@@ -244,7 +255,7 @@ export class DirectMessages {
     ]);
     clearTimeout(timer);
     this.waiters.delete(m.id);
-    return { id: m.id, state: this.store.message(account, m.id)?.state ?? 'pending' };
+    return { id: m.id, state: this.store.message(account, m.id, account)?.state ?? 'pending' };
   }
 
   read(id: string): void {
@@ -258,8 +269,8 @@ export class DirectMessages {
   async safety(id: string): Promise<ApiSafety> {
     const account = this.requireUser();
     const conv = this.conversation(account, id);
-    const server = this.d.server();
-    if (server && this.published)
+    const server = this.serverFor(account);
+    if (server)
       await this.directory.refresh(server, account, conv.members, true).catch(() => undefined);
     return this.safetyNow(account, conv);
   }
@@ -285,8 +296,8 @@ export class DirectMessages {
   /** The block list, as the server has it when it answers (another device may have changed it). */
   async blocks(): Promise<{ blocked: string[] }> {
     const account = this.requireUser();
-    const server = this.d.server();
-    if (server && this.published) {
+    const server = this.serverFor(account);
+    if (server) {
       const r = await server.request('dm_blocks', {}).catch(() => undefined);
       if (r) this.store.setBlocked(account, r.blocked);
     }
@@ -297,8 +308,8 @@ export class DirectMessages {
     const account = this.requireUser();
     if (username.toLowerCase() === account.toLowerCase())
       throw new HchatError('E_BAD_REQUEST', 'you cannot block yourself');
-    const server = this.d.server();
-    if (!server || !this.published) throw new HchatError('E_OFFLINE', 'blocking needs the server');
+    const server = this.serverFor(account);
+    if (!server) throw new HchatError('E_OFFLINE', 'blocking needs the server');
     const r = await server.request('dm_block', { username, blocked });
     this.store.setBlocked(account, r.blocked);
     this.d.log.write('dm_block', { peer: 'server', user: username, blocked: String(blocked) });
@@ -327,9 +338,9 @@ export class DirectMessages {
     return c;
   }
 
-  private announce(conversationId: string, id: string): void {
+  private announce(conversationId: string, id: string, author: string): void {
     const account = this.d.account();
-    const m = account && this.store.message(account, id);
+    const m = account && this.store.message(account, id, author);
     if (!m) return;
     this.d.events.emit('dm', { conversationId, message: apiMessage(account, m) });
     this.d.events.emit('dms', {});

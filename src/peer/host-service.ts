@@ -94,9 +94,12 @@ export class HostService {
       delegated.then(
         (result) => conn.fs.answer(id, result),
         (err: unknown) => {
-          if (!(err instanceof HchatError)) throw err;
-          this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
-          conn.fs.send({ t: 'res', id, error: err.toWire() });
+          // A bug or a storage failure answers E_INTERNAL: a rejection nobody handles would end
+          // the process.
+          if (!(err instanceof HchatError)) console.error(`hchat peer: ${op} failed:`, err);
+          const e = err instanceof HchatError ? err : new HchatError('E_INTERNAL');
+          this.deps.log.write('refuse', { peer: conn.name, op, code: e.code });
+          conn.fs.send({ t: 'res', id, error: e.toWire() });
         },
       );
       return;

@@ -22,7 +22,12 @@ export class OneAtATime {
     try {
       do {
         this.again = false;
-        await this.round();
+        try {
+          await this.round();
+        } catch (err) {
+          // A round asked for meanwhile still runs; otherwise the caller hears of the failure.
+          if (!this.again || this.stop()) throw err;
+        }
       } while (this.again && !this.stop());
     } finally {
       this.running = false;

@@ -95,8 +95,8 @@ export class DmConversationStore {
     const added =
       this.db
         .prepare(
-          `INSERT OR IGNORE INTO messages (account, id, conversation, kind, author, ts, text, mentions, state, source, sealed, seq)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR IGNORE INTO messages (account, id, conversation, kind, author, ts, text, mentions, state, source, sealed, seq, author_lc)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           a,
@@ -111,6 +111,7 @@ export class DmConversationStore {
           m.source,
           opts.sealed === false ? 0 : 1,
           this.seq + 1,
+          lc(m.author),
         ).changes === 1;
     if (!added) return false;
     this.seq++;
@@ -124,12 +125,13 @@ export class DmConversationStore {
     return true;
   }
 
-  message(account: string, id: string): DmMessageRow | undefined {
+  /** A message by its id and author (ids are the author's: another may reuse one). */
+  message(account: string, id: string, author: string): DmMessageRow | undefined {
     const r = this.db
       .prepare(
-        'SELECT id, conversation, kind, author, ts, text, mentions, state, source FROM messages WHERE account = ? AND id = ?',
+        'SELECT id, conversation, kind, author, ts, text, mentions, state, source FROM messages WHERE account = ? AND id = ? AND author_lc = ?',
       )
-      .get(lc(account), id) as RawMessage | undefined;
+      .get(lc(account), id, lc(author)) as RawMessage | undefined;
     return r && decode(r);
   }
 
@@ -167,19 +169,21 @@ export class DmConversationStore {
     return rows.map(decode);
   }
 
+  /** Marks an own message sealed. */
   markSealed(account: string, id: string): void {
     this.db
-      .prepare('UPDATE messages SET sealed = 1 WHERE account = ? AND id = ?')
-      .run(lc(account), id);
+      .prepare('UPDATE messages SET sealed = 1 WHERE account = ? AND id = ? AND author_lc = ?')
+      .run(lc(account), id, lc(account));
   }
 
+  /** Marks an own message delivered; true when it was pending. */
   setDelivered(account: string, id: string): boolean {
     return (
       this.db
         .prepare(
-          "UPDATE messages SET state = 'delivered' WHERE account = ? AND id = ? AND state = 'pending'",
+          "UPDATE messages SET state = 'delivered' WHERE account = ? AND id = ? AND author_lc = ? AND state = 'pending'",
         )
-        .run(lc(account), id).changes === 1
+        .run(lc(account), id, lc(account)).changes === 1
     );
   }
 

@@ -64,8 +64,11 @@ const MIGRATIONS: readonly string[] = [
     -- the sealed envelopes exist (own messages): delivery may start
     sealed INTEGER NOT NULL DEFAULT 0,
     seq INTEGER NOT NULL,
-    PRIMARY KEY (account, id)
+    -- a message is its author's: another member reusing its id makes another row, never hides it
+    author_lc TEXT NOT NULL,
+    PRIMARY KEY (account, conversation, author_lc, id)
   );
+  CREATE INDEX messages_by_id ON messages (account, id);
   CREATE INDEX messages_by_conversation ON messages (account, conversation, seq);
   CREATE INDEX messages_unsealed ON messages (account, sealed, state);
   CREATE TABLE outbox (
@@ -147,13 +150,15 @@ export class PeerDmStore extends DmConversationStore {
       .run(lc(account), k.id, k.public, k.secret, k.sig, k.created);
   }
 
-  /** Drops signed prekeys older than `before` but the newest one. */
+  /**
+   * Drops the signed prekeys replaced before `before`: a key stays as long after its successor
+   * was made (senders may still hold it), whatever its own age.
+   */
   pruneSignedPrekeys(account: string, before: number): void {
-    const keep = this.signedPrekeys(account)[0];
-    if (!keep) return;
-    this.db
-      .prepare('DELETE FROM signed_prekeys WHERE account = ? AND created < ? AND id != ?')
-      .run(lc(account), before, keep.id);
+    const keys = this.signedPrekeys(account); // newest first
+    const drop = this.db.prepare('DELETE FROM signed_prekeys WHERE account = ? AND id = ?');
+    for (let i = 1; i < keys.length; i++)
+      if (keys[i - 1]!.created < before) drop.run(lc(account), keys[i]!.id);
   }
 
   oneTimePrekey(account: string, id: number): PrekeyRow | undefined {

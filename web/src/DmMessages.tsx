@@ -25,7 +25,7 @@ export function DmMessages({ messages }: { messages: ApiDmMessage[] }) {
           prev.author !== m.author ||
           m.ts - prev.ts > GROUP_MS;
         return (
-          <div key={m.id}>
+          <div key={dmKey(m)}>
             {newDay && <div className="day">{day(m.ts)}</div>}
             {m.kind === 'notice' ? <Notice m={m} /> : <DmMessage m={m} head={head} />}
           </div>
@@ -40,7 +40,7 @@ function DmMessage({ m, head }: { m: ApiDmMessage; head: boolean }) {
   if (m.mentioned) classes.push('mentioned');
   return (
     <article
-      id={`dm-${m.id}`}
+      id={`dm-${m.author}-${m.id}`}
       className={classes.join(' ')}
       aria-label={`${m.author}: ${m.text}`}
       title={full(m.ts)}
@@ -82,14 +82,14 @@ function Notice({ m }: { m: ApiDmMessage }) {
 }
 
 /**
- * Merges by id (a later copy replaces an earlier one, except that a delivered message is never
- * made pending again), oldest → newest.
+ * Merges by author and id (a later copy replaces an earlier one, except that a delivered message
+ * is never made pending again), oldest → newest.
  */
 export function mergeDm(old: ApiDmMessage[], incoming: ApiDmMessage[]): ApiDmMessage[] {
-  const byId = new Map(old.map((m) => [m.id, m]));
+  const byId = new Map(old.map((m) => [dmKey(m), m]));
   for (const m of incoming) {
-    const had = byId.get(m.id);
-    byId.set(m.id, had?.state === 'delivered' ? { ...m, state: 'delivered' } : m);
+    const had = byId.get(dmKey(m));
+    byId.set(dmKey(m), had?.state === 'delivered' ? { ...m, state: 'delivered' } : m);
   }
   return [...byId.values()].sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
@@ -108,4 +108,9 @@ function time(ts: number): string {
 
 function full(ts: number): string {
   return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+}
+
+/** A message is its author's (PROTOCOL.md §10.4): another member may reuse its id. */
+export function dmKey(m: ApiDmMessage): string {
+  return `${m.author.toLowerCase()}/${m.id}`;
 }

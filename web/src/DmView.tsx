@@ -73,7 +73,10 @@ export function DmView({
       setMessages((old) => mergeDm(old, [e.message]));
       if (e.message.author !== me.username && e.message.kind === 'message') read();
     } else if (e.type === 'dm_state' && e.conversationId === dm.id) {
-      setMessages((old) => old.map((m) => (m.id === e.id ? { ...m, state: e.state } : m)));
+      // Only one's own messages change state (and are pending before they do).
+      setMessages((old) =>
+        old.map((m) => (m.id === e.id && m.state === 'pending' ? { ...m, state: e.state } : m)),
+      );
     }
   });
 

@@ -1,0 +1,94 @@
+/**
+ * A peer's DM store and trust rules on their own (issue 15; findings of the review): a message
+ * is its author's, so another member reusing its id never hides it; a replaced signed prekey
+ * stays 30 days after its successor, so messages started with it still open; and a server that
+ * empties a contact's device list cannot clear the key-change warning.
+ */
+import fs from 'node:fs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from './testnet.js';
+import { PeerDmStore, type DmMessageRow } from '../src/store/peer-dm-store.js';
+import { DmSessions } from '../src/peer/dm-sessions.js';
+import { DmTrust } from '../src/peer/dm-trust.js';
+import { ed25519KeyPair } from '../src/e2e/primitives.js';
+
+function store(): PeerDmStore {
+  const dir = tempDir('hchat-dmstore-');
+  const s = new PeerDmStore(dir);
+  onTestFinished(() => {
+    s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return s;
+}
+
+const message = (author: string, text: string): DmMessageRow => ({
+  id: '0190a0b0-0000-4000-8000-000000000001',
+  conversation: '0190a0b0-0000-4000-8000-0000000000aa',
+  kind: 'message',
+  author,
+  ts: Date.now(),
+  text,
+  mentions: [],
+  state: 'delivered',
+  source: 'server',
+});
+
+const key = () => ed25519KeyPair().publicKey.toString('base64url');
+
+describe('a peer’s DM store and trust', () => {
+  it('a message is its author’s: another member reusing its id adds its own row and hides nothing', () => {
+    const s = store();
+    s.addConversation('bob', message('alice', '').conversation, ['alice', 'bob', 'mallory'], 1);
+    expect(s.addMessage('bob', message('mallory', 'fake'), { unread: true })).toBe(true);
+    expect(s.addMessage('bob', message('alice', 'real'), { unread: true })).toBe(true);
+    // The same author's copy again is a duplicate.
+    expect(s.addMessage('bob', message('alice', 'real'), { unread: true })).toBe(false);
+    const texts = s.messages('bob', message('alice', '').conversation, 10).map((m) => m.text);
+    expect(texts).toEqual(['fake', 'real']);
+    expect(s.message('bob', message('alice', '').id, 'alice')?.text).toBe('real');
+  });
+
+  it('a replaced signed prekey stays 30 days after its successor was made, whatever its own age', () => {
+    const s = store();
+    const day = 24 * 3600 * 1000;
+    const now = Date.now();
+    const spk = (id: number, created: number) => ({
+      id,
+      public: Buffer.alloc(32, id),
+      secret: Buffer.alloc(32, id),
+      sig: Buffer.alloc(64),
+      created,
+    });
+    s.addSignedPrekey('bob', spk(1, now - 90 * day)); // replaced 10 days ago
+    s.addSignedPrekey('bob', spk(2, now - 10 * day)); // current
+    s.pruneSignedPrekeys('bob', now - 30 * day);
+    expect(s.signedPrekeys('bob').map((k) => k.id)).toEqual([2, 1]);
+    s.addSignedPrekey('bob', spk(3, now)); // 2 replaced now; 1 replaced 10 days ago
+    s.pruneSignedPrekeys('bob', now - 30 * day);
+    expect(s.signedPrekeys('bob').map((k) => k.id)).toEqual([3, 2, 1]);
+    s.pruneSignedPrekeys('bob', now - 5 * day); // as if 25 days later: 1's successor is old
+    expect(s.signedPrekeys('bob').map((k) => k.id)).toEqual([3, 2]);
+  });
+
+  it('a server that empties a contact’s device list, then shows another key, does not clear the warning', () => {
+    const s = store();
+    const own = { deviceId: 'AAAAAAAAAAAAAAAAAAAAAA', identityKey: key() };
+    const notices: string[] = [];
+    const trust = new DmTrust(
+      s,
+      new DmSessions(s),
+      (_c, id) => notices.push(id),
+      () => own,
+    );
+    s.addConversation('alice', '0190a0b0-0000-8000-8000-0000000000bb', ['alice', 'bob'], 1);
+    const bob = { deviceId: 'BBBBBBBBBBBBBBBBBBBBBB', identityKey: key() };
+    expect(trust.update('alice', 'bob', [bob])).toBe(false); // first sight
+    trust.setVerified('alice', 'bob', true);
+    expect(trust.status('alice', ['bob'])).toEqual({ verified: true, changed: false });
+    trust.update('alice', 'bob', []); // the server "forgets" bob's devices
+    trust.update('alice', 'bob', [{ ...bob, identityKey: key() }]); // then shows another key
+    expect(trust.status('alice', ['bob'])).toEqual({ verified: false, changed: true });
+    expect(notices.length).toBeGreaterThanOrEqual(1);
+  });
+});
