@@ -15,7 +15,7 @@ import {
   parseFanout,
   parseBytes,
   parseHost,
-  parseServer,
+  parseServers,
   parseFingerprint,
   parseMs,
   parsePort,
@@ -31,15 +31,15 @@ function opt(flags: string, description: string, env: string): Option {
 }
 
 /**
- * Runs `stop` on SIGINT, SIGTERM (a supervisor) or SIGHUP (a closing terminal), then exits.
- * Returns the same stop, for other reasons to end.
+ * Runs `stop` on SIGINT, SIGTERM (a supervisor) or SIGHUP (a closing terminal), then exits;
+ * `onTerm`, when given, runs instead on SIGTERM. Returns the stop, for other reasons to end.
  */
-function onSignals(stop: () => Promise<void>): () => void {
+function onSignals(stop: () => Promise<void>, onTerm?: () => Promise<void>): () => void {
   let stopping = false;
-  const handler = () => {
+  const handler = (signal?: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    stop().then(
+    (signal === 'SIGTERM' && onTerm ? onTerm : stop)().then(
       () => process.exit(0),
       (err: unknown) => {
         console.error('hchat: error while stopping:', err);
@@ -48,7 +48,7 @@ function onSignals(stop: () => Promise<void>): () => void {
     );
   };
   for (const s of STOP_SIGNALS) process.on(s, handler);
-  return handler;
+  return () => handler();
 }
 
 /** Signals that stop a process: Ctrl-C, a supervisor, a closing terminal. */
@@ -108,6 +108,20 @@ program
     ),
   )
   .addOption(opt('--tls-key <file>', 'private key (PEM) of --tls-cert', 'HCHAT_TLS_KEY'))
+  .addOption(
+    opt(
+      '--signing-key <file>',
+      "the deployment's Ed25519 signing key (PKCS#8 PEM), the same for every instance (default: <data>/server-key.pem, made on first start)",
+      'HCHAT_SIGNING_KEY',
+    ),
+  )
+  .addOption(
+    opt(
+      '--drain-ms <ms>',
+      'on SIGTERM, how long to wait for peers to move to another instance before closing (default 10000)',
+      'HCHAT_DRAIN_MS',
+    ).argParser(parseMs),
+  )
   .addOption(
     opt('--heartbeat-ms <ms>', 'how often peers must send a frame', 'HCHAT_HEARTBEAT_MS')
       .default(5000)
@@ -239,6 +253,8 @@ program
       data: string;
       tlsCert?: string;
       tlsKey?: string;
+      signingKey?: string;
+      drainMs?: number;
       heartbeatMs: number;
       peerTimeoutMs: number;
       verifyThreads?: number;
@@ -269,6 +285,8 @@ program
         httpPort: o.httpPort,
         dataDir: path.resolve(o.data),
         tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
+        signingKeyFile: o.signingKey,
+        drainMs: o.drainMs,
         heartbeatMs: o.heartbeatMs,
         timeoutMs: o.peerTimeoutMs,
         verifyThreads: o.verifyThreads,
@@ -289,7 +307,11 @@ program
         fileQuotaBytes: o.fileQuotaBytes,
         dmMailbox: o.dmMailbox,
       });
-      onSignals(() => server.close());
+      // SIGTERM (a supervisor, a rolling restart) drains: peers move to another instance first.
+      onSignals(
+        () => server.close(),
+        () => server.drain(),
+      );
       console.log(
         `ready tcp=${server.tcpAddress} http=${server.httpUrl} fingerprint=${server.fingerprint}`,
       );
@@ -301,17 +323,17 @@ program
   .description('run a peer: your channels, your outbox, and the local web UI and JSON API')
   .addOption(
     opt(
-      '--server <host:port[#fingerprint]>',
-      'central server to register with; #fingerprint pins its TLS key (else it is trusted on first use and remembered in <data>/known_servers)',
+      '--server <host:port[#fingerprint],…>',
+      "central server to register with; #fingerprint pins its TLS key (else it is trusted on first use and remembered in <data>/known_servers); several, comma-separated, are one deployment's instances: the peer moves to the next when its instance fails or drains",
       'HCHAT_SERVER',
     )
       .makeOptionMandatory()
-      .argParser(parseServer),
+      .argParser(parseServers),
   )
   .addOption(
     opt(
       '--server-fingerprint <fingerprint>',
-      "the server's TLS key fingerprint to pin (as its ready line prints it)",
+      'the TLS key fingerprint to pin for the first --server address (as its ready line prints it)',
       'HCHAT_SERVER_FINGERPRINT',
     ).argParser(parseFingerprint),
   )
@@ -393,7 +415,7 @@ program
   .addOption(clockSkewOption())
   .action(
     async (o: {
-      server: { host: string; port: number; fingerprint?: string };
+      server: { host: string; port: number; fingerprint?: string }[];
       serverFingerprint?: string;
       host: string;
       p2pPort: number;
@@ -409,9 +431,10 @@ program
       fileCacheBytes?: number;
     }) => {
       const peer = await startPeer({
-        serverHost: o.server.host,
-        serverPort: o.server.port,
-        serverFingerprint: o.server.fingerprint ?? o.serverFingerprint,
+        serverHost: o.server[0]!.host,
+        serverPort: o.server[0]!.port,
+        serverFingerprint: o.server[0]!.fingerprint ?? o.serverFingerprint,
+        otherServers: o.server.slice(1),
         host: o.host,
         p2pPort: o.p2pPort,
         udpPort: o.udpPort,

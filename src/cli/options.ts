@@ -34,6 +34,20 @@ export function parseServer(value: string): { host: string; port: number; finger
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), fingerprint: m[3] };
 }
 
+/** A server's instances, `HOST:PORT[#FINGERPRINT]` separated by commas, in the order to try. */
+export function parseServers(value: string): ReturnType<typeof parseServer>[] {
+  const list = value.split(',').map((s) => s.trim());
+  if (list.length > 16) throw new InvalidArgumentError('at most 16 server addresses');
+  const seen = new Set<string>();
+  return list.map((s) => {
+    const a = parseServer(s);
+    const key = `${a.host}:${a.port}`;
+    if (seen.has(key)) throw new InvalidArgumentError(`${key} is listed twice`);
+    seen.add(key);
+    return a;
+  });
+}
+
 /** The fingerprint of a server's TLS key, as its `ready` line prints it. */
 export function parseFingerprint(value: string): string {
   if (!FINGERPRINT.test(value))

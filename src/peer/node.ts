@@ -73,6 +73,11 @@ export interface PeerOptions {
   serverPort: number;
   /** The server's TLS key fingerprint to pin; without it the key is trusted on first use. */
   serverFingerprint?: string;
+  /**
+   * The deployment's other server instances (`--server a,b,c`), tried in turn when the link to
+   * one fails, drops or drains; each may pin its own fingerprint.
+   */
+  otherServers?: readonly { host: string; port: number; fingerprint?: string }[];
   /** Address the P2P and UDP sockets bind to and that the tracker advertises. */
   host: string;
   p2pPort: number;
@@ -177,12 +182,8 @@ export class PeerNode {
     this.link = new ServerLink({
       host: opts.serverHost,
       port: opts.serverPort,
-      trust: new ServerTrust(
-        path.join(opts.dataDir, 'known_servers'),
-        opts.serverFingerprint
-          ? new Map([[`${opts.serverHost}:${opts.serverPort}`, opts.serverFingerprint]])
-          : undefined,
-      ),
+      alternates: opts.otherServers,
+      trust: new ServerTrust(path.join(opts.dataDir, 'known_servers'), serverPins(opts)),
       log: this.log,
       minBackoffMs: opts.minBackoffMs,
       maxBackoffMs: opts.maxBackoffMs,
@@ -692,6 +693,10 @@ export class PeerNode {
       this.dms.mailboxChanged();
     } else if (name === 'avatar') {
       this.avatars.changed(body as EventBody<'avatar'>);
+    } else if (name === 'draining') {
+      // This instance is going away: resume on the next one now, not when it closes on us.
+      this.log.write('server_draining', { server: this.link.address });
+      this.link.moveOn();
     } else if (name === 'session_revoked') {
       const { sessionId } = body as EventBody<'session_revoked'>;
       if (this.revoked.size >= 10_000) this.revoked.clear();
@@ -1075,4 +1080,15 @@ function apiPeer(e: TrackerEntry) {
     status: e.status,
     hosts: e.hosts,
   };
+}
+
+/** The fingerprints pinned for the server's instances (`--server host:port#fingerprint,…`). */
+function serverPins(o: PeerOptions): Map<string, string> | undefined {
+  const all = [
+    { host: o.serverHost, port: o.serverPort, fingerprint: o.serverFingerprint },
+    ...(o.otherServers ?? []),
+  ];
+  const pins = new Map<string, string>();
+  for (const a of all) if (a.fingerprint) pins.set(`${a.host}:${a.port}`, a.fingerprint);
+  return pins.size > 0 ? pins : undefined;
 }

@@ -30,18 +30,30 @@ export interface HelloInfo {
   maxFrame?: number;
 }
 
+/** Where a link connects. */
+export interface LinkAddress {
+  host: string;
+  port: number;
+}
+
 /** Settings of a link. */
 export interface RpcLinkOptions<Info extends HelloInfo> {
   host: string;
   port: number;
+  /**
+   * Other addresses of the same service (a server's other instances), tried in turn after
+   * host:port when a connection fails or drops, or when `moveOn` is called.
+   */
+  alternates?: readonly LinkAddress[];
   /** How the connection log names the other end (`server`, `host:<user>@<ip>:<port>`). */
   name: string;
   log?: ConnectionLog;
   /**
    * Checks the finished TLS handshake before anything is sent (the server's pinned key, or a
-   * P2P link's channel binding); throws HchatError to close the link.
+   * P2P link's channel binding); throws HchatError to close the link. `addr` is the `host:port`
+   * this connection went to.
    */
-  secure(socket: tls.TLSSocket): void;
+  secure(socket: tls.TLSSocket, addr: string): void;
   /** The first frame to send. */
   hello(): object;
   /** Validates the other end's hello; throws HchatError when it is not acceptable. */
@@ -78,7 +90,11 @@ export class RpcLink<
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private running = false;
+  /** Connections in a row that closed before their hello (reset by a hello). */
   private attempt = 0;
+  /** Every address of the service, and which one the link uses now. */
+  private readonly targets: readonly LinkAddress[];
+  private current = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastSent = 0;
@@ -89,6 +105,23 @@ export class RpcLink<
     private readonly events: Events,
   ) {
     super();
+    this.targets = [{ host: opts.host, port: opts.port }, ...(opts.alternates ?? [])];
+  }
+
+  /** `host:port` the link is connected to, or will try next. */
+  get address(): string {
+    const t = this.targets[this.current]!;
+    return `${t.host}:${t.port}`;
+  }
+
+  /**
+   * Leaves the current connection for the next address, at once (the other end said it is
+   * draining). With a single address the link reconnects to it after its backoff.
+   */
+  moveOn(): void {
+    if (!this.running) return;
+    this.fs?.close();
+    this.fs?.destroy();
   }
 
   /** How the connection log names the other end. */
@@ -170,10 +203,12 @@ export class RpcLink<
     if (!this.running) return;
     // Every link is TLS 1.3. The other end's certificate is not checked against a CA here:
     // `secure` decides (a pinned key for the server, channel binding for a peer).
+    const target = this.targets[this.current]!;
+    const addr = `${target.host}:${target.port}`;
     const socket = tls.connect({
-      host: this.opts.host,
-      port: this.opts.port,
-      servername: net.isIP(this.opts.host) ? undefined : this.opts.host,
+      host: target.host,
+      port: target.port,
+      servername: net.isIP(target.host) ? undefined : target.host,
       rejectUnauthorized: false,
       ...TLS_VERSIONS,
     });
@@ -193,11 +228,11 @@ export class RpcLink<
       socket.setTimeout(0);
       this.opts.log?.write('open', {
         peer: this.opts.name,
-        addr: `${this.opts.host}:${this.opts.port}`,
+        addr,
         tls: socket.getProtocol() ?? '?',
       });
       try {
-        this.opts.secure(socket);
+        this.opts.secure(socket, addr);
       } catch (err) {
         // Nothing, not even an error frame, goes to an end this side does not trust.
         fs.close(err instanceof HchatError ? err : new HchatError('E_INTERNAL', String(err)));
@@ -283,10 +318,18 @@ export class RpcLink<
       this.opts.log?.write('close', { peer: this.opts.name, reason: reason?.code ?? 'eof' });
     this.emit('down', reason, wasUp);
     if (this.running && this.opts.reconnect !== false) {
+      // The next address at once while some of this round are untried; then back off, doubling
+      // per round, as with a single address.
+      const n = this.targets.length;
+      this.current = (this.current + 1) % n;
       const min = this.opts.minBackoffMs ?? 100;
       const max = this.opts.maxBackoffMs ?? 5000;
-      const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random() / 2);
-      this.attempt = Math.min(this.attempt + 1, 20);
+      const rounds = Math.floor(this.attempt / n);
+      const delay =
+        n > 1 && this.attempt % n !== n - 1
+          ? min / 2
+          : Math.min(max, min * 2 ** rounds) * (0.5 + Math.random() / 2);
+      this.attempt = Math.min(this.attempt + 1, 20 * n);
       this.retryTimer = setTimeout(() => this.connect(), delay);
       this.retryTimer.unref();
     } else {

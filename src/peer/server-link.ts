@@ -9,7 +9,7 @@ import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { EVENTS, OPS, ServerHello, describeIssues } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { RpcLink } from './rpc-link.js';
+import { RpcLink, type LinkAddress } from './rpc-link.js';
 import type { ServerTrust } from './server-trust.js';
 
 /** The server's hello, as the peer keeps it. */
@@ -19,6 +19,8 @@ export type ServerInfo = z.infer<typeof ServerHello>;
 export interface ServerLinkOptions {
   host: string;
   port: number;
+  /** The server's other instances, in the order to try them (`--server a,b,c`). */
+  alternates?: readonly LinkAddress[];
   /** Whose TLS key this peer accepts at host:port (pinned, known, first use). */
   trust: ServerTrust;
   log?: ConnectionLog;
@@ -36,8 +38,7 @@ export class ServerLink extends RpcLink<typeof OPS, typeof EVENTS, ServerInfo> {
       {
         ...o,
         name: 'server',
-        secure: (socket) => {
-          const addr = `${o.host}:${o.port}`;
+        secure: (socket, addr) => {
           const { how, fingerprint } = o.trust.check(addr, socket);
           if (how !== 'known' && how !== 'pinned')
             o.log?.write('trust', { peer: 'server', addr, how, fingerprint });

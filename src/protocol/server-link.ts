@@ -186,6 +186,12 @@ export const EVENTS = {
    * revoked (logout); P2P links that it opened are closed, and new ones refused.
    */
   session_revoked: z.object({ sessionId: SessionId }),
+  /**
+   * This server instance is shutting down (SIGTERM): the peer should connect to another instance
+   * of the deployment now and resume its session there; the instance closes the connections
+   * still open when its drain time is up.
+   */
+  draining: z.object({}),
   /** A member of a channel this connection is subscribed to is typing (typing-ops.ts). */
   ...TYPING_EVENTS,
 } as const;

@@ -76,6 +76,21 @@ export class TokenSigner {
     return new TokenSigner(privateKey, crypto.createPublicKey(privateKey));
   }
 
+  /** Loads a deployment's signing key, which must be an Ed25519 private key (PEM). */
+  static load(file: string): TokenSigner {
+    let privateKey: crypto.KeyObject;
+    try {
+      privateKey = crypto.createPrivateKey(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new Error(`--signing-key ${file}: ${(err as Error).message}`);
+    }
+    if (privateKey.asymmetricKeyType !== 'ed25519')
+      throw new Error(
+        `--signing-key ${file}: an Ed25519 private key is needed, not ${privateKey.asymmetricKeyType}`,
+      );
+    return new TokenSigner(privateKey, crypto.createPublicKey(privateKey));
+  }
+
   /** The public key as base64 SPKI DER, as sent in the server hello. */
   get publicKeyBase64(): string {
     return this.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');

@@ -73,6 +73,13 @@ export interface ServerOptions {
    */
   tls?: { certFile: string; keyFile: string };
   /**
+   * The deployment's signing key (Ed25519, PKCS#8 PEM), the same file for every instance; without
+   * it the instance makes its own, `<data>/server-key.pem`, on first start.
+   */
+  signingKeyFile?: string;
+  /** How long a drain (SIGTERM) waits for peers to move before closing (default 10 s). */
+  drainMs?: number;
+  /**
    * bench/ only: the framed port without TLS, so that `npm run bench` can show what TLS costs
    * in the same run. No flag or environment variable of `hchat` reaches it.
    */
@@ -164,6 +171,8 @@ export class CentralServer {
   private readonly sweeper: NodeJS.Timeout;
   private nextConnId = 1;
   private closing = false;
+  private drainingSince: number | undefined;
+  private readonly drainMs: number;
   private readonly certTtlMs: number;
   private readonly presenceLimiter = new RateLimiter(
     RATE_LIMITS.presencePerSecond,
@@ -186,7 +195,11 @@ export class CentralServer {
     this.log = new ConnectionLog(opts.dataDir);
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
     this.bus = opts.bus ?? new LocalBus();
-    this.signer = TokenSigner.loadOrCreate(opts.dataDir);
+    // Instances of one deployment share one signing key: a session made on one is good on all.
+    this.signer = opts.signingKeyFile
+      ? TokenSigner.load(opts.signingKeyFile)
+      : TokenSigner.loadOrCreate(opts.dataDir);
+    this.drainMs = opts.drainMs ?? 10_000;
     this.verifyPool = opts.verifyThreads ? new VerifyPool(opts.verifyThreads) : undefined;
     this.certTtlMs = opts.certTtlMs ?? MESSAGE_LIMITS.certTtlMs;
     this.sessionsPerAccount = opts.sessionsPerAccount ?? ACCOUNT_LIMITS.sessionsPerAccount;
@@ -355,6 +368,32 @@ export class CentralServer {
   get httpUrl(): string {
     const a = this.http.address() as net.AddressInfo;
     return `http://${a.address}:${a.port}/`;
+  }
+
+  /** True from the start of a drain (SIGTERM) until the process ends. */
+  get draining(): boolean {
+    return this.drainingSince !== undefined;
+  }
+
+  /**
+   * Leaves the deployment gracefully (SIGTERM): stops taking connections, tells every peer to
+   * move to another instance (`draining`), and closes once they have gone or `drainMs` passed.
+   */
+  async drain(): Promise<void> {
+    if (this.closing || this.drainingSince !== undefined) return;
+    this.drainingSince = Date.now();
+    this.log.write('drain', { connections: this.conns.size });
+    this.tcp.close();
+    const frame = encodeFrame({ t: 'ev', ev: 'draining', body: {} });
+    for (const c of this.conns) if (c.helloDone && c.fs.isOpen) c.fs.sendEncoded(frame);
+    const deadline = this.drainingSince + this.drainMs;
+    while (this.conns.size > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    this.log.write('drained', {
+      ms: Date.now() - this.drainingSince,
+      left: this.conns.size,
+    });
+    await this.close();
   }
 
   /** Closes every connection and port, flushes pending writes, closes the store and the log. */
