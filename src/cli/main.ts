@@ -7,12 +7,16 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { HchatError } from '../protocol/errors.js';
 import { CentralServer } from '../server/server.js';
+import { NatsBus } from '../server/bus-nats.js';
+import { formatRecord } from '../shared/connlog.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
 import {
   parseCount,
   parseApiToken,
   parseFanout,
+  parseBus,
+  parseBusNamespace,
   parseBytes,
   parseHost,
   parseServers,
@@ -245,6 +249,20 @@ program
       'HCHAT_IPV6_PREFIX',
     ).argParser(parsePrefixBits(128)),
   )
+  .addOption(
+    opt(
+      '--bus <url>',
+      'event bus shared with the other instances of this deployment: nats://HOST:PORT (tls://… for TLS, USER:PASS@ or TOKEN@ for credentials; several separated by commas); default: in-process, one instance',
+      'HCHAT_BUS',
+    ).argParser(parseBus),
+  )
+  .addOption(
+    opt(
+      '--bus-namespace <name>',
+      'subject namespace on the bus, for deployments sharing one NATS (default hchat)',
+      'HCHAT_BUS_NAMESPACE',
+    ).argParser(parseBusNamespace),
+  )
   .action(
     async (o: {
       host: string;
@@ -274,12 +292,27 @@ program
       maxFileBytes?: number;
       fileQuotaBytes?: number;
       dmMailbox?: number;
+      bus?: string;
+      busNamespace?: string;
     }) => {
       if (o.peerTimeoutMs <= o.heartbeatMs)
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
         program.error('error: --tls-cert and --tls-key go together');
+      let bus: NatsBus | undefined;
+      if (o.bus !== undefined) {
+        try {
+          bus = await NatsBus.connect(o.bus, {
+            namespace: o.busNamespace,
+            // Link changes and dropped events, on stderr in the connection log's line format.
+            log: (ev, fields) => console.error(formatRecord(ev, fields)),
+          });
+        } catch (err) {
+          program.error(`error: --bus: ${(err as Error).message}`);
+        }
+      }
       const server = await CentralServer.start({
+        bus,
         host: o.host,
         port: o.port,
         httpPort: o.httpPort,

@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from 'commander';
 import { API_TOKEN_PATTERN } from '../peer/api-token.js';
 import { FINGERPRINT } from '../peer/server-trust.js';
+import { parseNatsUrl } from '../server/bus-nats.js';
 
 /** A TCP/UDP port; 0 means any free port. */
 export function parsePort(value: string): number {
@@ -116,4 +117,21 @@ export function parseBytes(value: string): number {
   if (!m || !(n >= 1) || n > 2 ** 40)
     throw new InvalidArgumentError('expected a number of bytes, for example 1048576, 500K or 25M');
   return n;
+}
+
+/** The event bus between server instances: `nats://HOST:PORT[,nats://…]` (server/bus-nats.ts). */
+export function parseBus(value: string): string {
+  try {
+    parseNatsUrl(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+/** A subject namespace of the bus: one NATS subject token. */
+export function parseBusNamespace(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(value))
+    throw new InvalidArgumentError('expected 1-64 characters of A-Z a-z 0-9 _ -');
+  return value;
 }

@@ -1,34 +1,31 @@
 /**
  * The server's event fan-out seam. A server instance publishes what happened (a stored message,
  * a tracker change) on the bus and delivers what it receives from the bus to its own
- * connections. `LocalBus` serves one instance; a NATS or Redis bus lets several instances that
- * share one database see each other's events (SPEC §11).
+ * connections. `LocalBus` serves one instance; `NatsBus` (bus-nats.ts) lets several instances
+ * that share one database see each other's events (SPEC §11). The events themselves are schemas
+ * (bus-events.ts), so that what arrives from another process is checked like any input.
  */
-import type { StoredMessage, TrackerEntry } from '../protocol/common.js';
-import type { MailEnvelope } from '../protocol/dm.js';
+import type { BusEvent } from './bus-events.js';
 
-/** Everything instances tell each other. */
-export type BusEvent =
-  | { kind: 'message'; channelId: string; message: StoredMessage; exceptSession?: string }
-  /** A tracker entry appeared (no `before`), changed, or left (no `after`). */
-  | { kind: 'tracker'; before?: TrackerEntry; after?: TrackerEntry }
-  | { kind: 'member_joined'; channelId: string; username: string }
-  /** A member left, or its owner removed it: it no longer reads the channel. */
-  | { kind: 'member_left'; channelId: string; username: string }
-  /** The owner changed the channel (a `channel` item was stored): caches are stale. */
-  | { kind: 'channel_changed'; channelId: string; deleted: boolean }
-  /** A member is typing (never stored; typing-service.ts). */
-  | { kind: 'typing'; channelId: string; username: string; expiresAt: number }
-  /** A user set a new avatar (avatar-service.ts). */
-  | { kind: 'avatar'; username: string; hash: string; ts: number }
-  /** An envelope was left in a device's mailbox (dm-service.ts): its bound connections hear. */
-  | { kind: 'dm'; deviceId: string; envelope: MailEnvelope };
+export type { BusEvent } from './bus-events.js';
 
 /** Publish/subscribe between server instances. */
 export interface EventBus {
+  /** Delivers to this instance's subscribers at once, and to the other instances' if any. */
   publish(event: BusEvent): void;
   /** Returns a function that unsubscribes. */
   subscribe(handler: (event: BusEvent) => void): () => void;
+  /**
+   * Whether events reach the other instances now. While false, what they publish may not reach
+   * this one either (and this one's may not reach them): the store stays the truth.
+   */
+  ready(): boolean;
+  /**
+   * Runs `handler` each time the bus comes back after an outage (this instance hears the others
+   * again), so that it can catch up from the store on what it may have missed meanwhile.
+   * Returns a function that removes it.
+   */
+  onReconnect(handler: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -43,6 +40,16 @@ export class LocalBus implements EventBus {
   subscribe(handler: (event: BusEvent) => void): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);
+  }
+
+  /** Always: there is no other instance to reach. */
+  ready(): boolean {
+    return true;
+  }
+
+  /** Never fires: an in-process bus has no outage. */
+  onReconnect(_handler: () => void): () => void {
+    return () => {};
   }
 
   async close(): Promise<void> {

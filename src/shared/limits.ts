@@ -323,3 +323,23 @@ export const DM_SERVER_LIMITS = {
   /** Users one user may block. */
   maxBlocks: 1000,
 } as const;
+
+/** The NATS event bus between server instances (src/server/bus-nats.ts). */
+export const BUS_LIMITS = {
+  /**
+   * Largest encoded event published or read (NATS's own default `max_payload`; a server set
+   * lower wins). A larger event is delivered on its own instance only and counted as dropped:
+   * the store has what it says, and the other instances' catch-up reads it there.
+   */
+  maxEventBytes: 1024 * 1024,
+  /** Wait between two attempts to reach NATS again (plus up to `reconnectJitterMs`); for ever. */
+  reconnectWaitMs: 1000,
+  reconnectJitterMs: 500,
+  /** Client pings to NATS, and how many may go unanswered before the link counts as down. */
+  pingIntervalMs: 10_000,
+  maxPingsOut: 2,
+  /** Time `close()` waits for the drain (pending events sent) before it just closes. */
+  drainMs: 5000,
+  /** At most one log line per reason for dropped events in this period (the counts go on). */
+  dropLogIntervalMs: 10_000,
+} as const;

@@ -1,0 +1,77 @@
+/**
+ * What server instances tell each other over the event bus (server/bus.ts), as zod schemas built
+ * from the protocol's own shapes. In one process the events are made by our own code; on a
+ * shared bus (NATS, server/bus-nats.ts) they arrive as bytes from the network and are input like
+ * any other: each is parsed with `BusEvent` before a handler sees it.
+ */
+import { z } from 'zod';
+import { SessionId, StoredMessage, TrackerEntry, Username, Uuid } from '../protocol/common.js';
+import { DeviceId, MailEnvelope } from '../protocol/dm.js';
+import { AvatarInfo } from '../protocol/avatars.js';
+import { TypingEvent } from '../protocol/typing-ops.js';
+
+/** A message was stored: the channel's subscribers hear of it (but `exceptSession`, its poster). */
+export const MessageStoredEvent = z
+  .object({
+    kind: z.literal('message'),
+    channelId: Uuid,
+    message: StoredMessage,
+    exceptSession: SessionId.optional(),
+  })
+  .refine((e) => e.message.channelId === e.channelId, 'message: of another channel');
+
+/** A tracker entry appeared (no `before`), changed, or left (no `after`). */
+export const TrackerChangedEvent = z
+  .object({
+    kind: z.literal('tracker'),
+    before: TrackerEntry.optional(),
+    after: TrackerEntry.optional(),
+  })
+  .refine((e) => e.before !== undefined || e.after !== undefined, 'tracker: names no entry');
+
+export const MemberJoinedEvent = z.object({
+  kind: z.literal('member_joined'),
+  channelId: Uuid,
+  username: Username,
+});
+
+/** A member left, or its owner removed it: it no longer reads the channel. */
+export const MemberLeftEvent = z.object({
+  kind: z.literal('member_left'),
+  channelId: Uuid,
+  username: Username,
+});
+
+/** The owner changed the channel (a `channel` item was stored): caches are stale. */
+export const ChannelChangedEvent = z.object({
+  kind: z.literal('channel_changed'),
+  channelId: Uuid,
+  deleted: z.boolean(),
+});
+
+/** A member is typing (never stored; typing-service.ts). */
+export const TypingBusEvent = TypingEvent.extend({ kind: z.literal('typing') });
+
+/** A user set a new avatar (avatar-service.ts). */
+export const AvatarChangedEvent = AvatarInfo.extend({ kind: z.literal('avatar') });
+
+/** An envelope was left in a device's mailbox (dm-service.ts): its bound connections hear. */
+export const DmStoredEvent = z.object({
+  kind: z.literal('dm'),
+  deviceId: DeviceId,
+  envelope: MailEnvelope,
+});
+
+/** Everything instances tell each other. */
+export const BusEvent = z.discriminatedUnion('kind', [
+  MessageStoredEvent,
+  TrackerChangedEvent,
+  MemberJoinedEvent,
+  MemberLeftEvent,
+  ChannelChangedEvent,
+  TypingBusEvent,
+  AvatarChangedEvent,
+  DmStoredEvent,
+]);
+export type BusEvent = z.infer<typeof BusEvent>;
+export type BusEventKind = BusEvent['kind'];
