@@ -9,6 +9,7 @@ import type { HchatError } from '../protocol/errors.js';
 import { CentralServer } from '../server/server.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
+import { LOG_LEVELS, createOpsLog, type LogLevel } from '../server/ops-log.js';
 import {
   parseCount,
   parseApiToken,
@@ -95,9 +96,29 @@ program
       .argParser(parsePort),
   )
   .addOption(
-    opt('--http-port <port>', 'HTTP port for health (0: any free port)', 'HCHAT_HTTP_PORT')
+    opt(
+      '--http-port <port>',
+      'HTTP port for operators: /health, /ready, /metrics (0: any free port)',
+      'HCHAT_HTTP_PORT',
+    )
       .default(7080)
       .argParser(parsePort),
+  )
+  .addOption(
+    opt(
+      '--log-level <level>',
+      'operational log (JSON lines on stderr) from this level up',
+      'HCHAT_LOG_LEVEL',
+    )
+      .choices(LOG_LEVELS)
+      .default('info'),
+  )
+  .addOption(
+    opt(
+      '--drain-ms <ms>',
+      'on SIGTERM, answer /ready with 503 this long before closing connections (default 0)',
+      'HCHAT_DRAIN_MS',
+    ).argParser(parseMs),
   )
   .addOption(opt('--data <dir>', 'data folder', 'HCHAT_DATA').default(defaultData('server')))
   .addOption(
@@ -236,6 +257,8 @@ program
       host: string;
       port: number;
       httpPort: number;
+      logLevel: LogLevel;
+      drainMs?: number;
       data: string;
       tlsCert?: string;
       tlsKey?: string;
@@ -288,6 +311,8 @@ program
         maxFileBytes: o.maxFileBytes,
         fileQuotaBytes: o.fileQuotaBytes,
         dmMailbox: o.dmMailbox,
+        opsLog: createOpsLog(o.logLevel),
+        drainMs: o.drainMs,
       });
       onSignals(() => server.close());
       console.log(

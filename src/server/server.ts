@@ -1,9 +1,9 @@
 /**
  * The central server (SPEC §1–§4): tracker, accounts, channel directory and message store, with
  * pushes to online members. One TCP port speaks the framed protocol (protocol/server-link.ts);
- * one HTTP port answers health checks.
+ * one HTTP port answers operators (ops-http.ts: health, readiness, metrics).
  */
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -58,6 +58,10 @@ import {
   TRACKER_LIMITS,
 } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
+import type { Logger } from 'pino';
+import { ServerMetrics } from './metrics.js';
+import { createOpsHttp, type ReadinessCheck } from './ops-http.js';
+import { silentLog } from './ops-log.js';
 
 const MAX_IN_FLIGHT = FRAME_LIMITS.maxInFlight;
 
@@ -133,6 +137,15 @@ export interface ServerOptions {
   maxTrackerEntriesPerAccount?: number;
   /** Tracker entries per address prefix at once (256). */
   maxTrackerEntriesPerAddress?: number;
+  /** The operational log (ops-log.ts); silent when absent. */
+  opsLog?: Logger;
+  /**
+   * How long `close` answers `/ready` with 503 "draining" while still serving its peers, so a
+   * load balancer stops sending new ones before the connections close (0: close at once).
+   */
+  drainMs?: number;
+  /** Readiness checks beyond the store's and the bus's (`GET /ready`). */
+  readiness?: ReadinessCheck[];
 }
 
 /** A running central server. */
@@ -144,6 +157,10 @@ export class CentralServer {
   readonly traffic = newTrafficStats();
   /** Messages stored, by how they arrived, and message events written to connections. */
   readonly counts: MessageCounts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
+  /** Prometheus metrics of this instance (`GET /metrics`). */
+  readonly metrics: ServerMetrics;
+  /** The operational log (JSON lines), apart from the connection log. */
+  readonly opsLog: Logger;
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
   private readonly channels: ChannelService;
@@ -164,6 +181,9 @@ export class CentralServer {
   private readonly sweeper: NodeJS.Timeout;
   private nextConnId = 1;
   private closing = false;
+  /** Closing, after answering `/ready` with 503 for `drainMs` first. */
+  private draining = false;
+  private readonly drainMs: number;
   private readonly certTtlMs: number;
   private readonly presenceLimiter = new RateLimiter(
     RATE_LIMITS.presencePerSecond,
@@ -186,6 +206,8 @@ export class CentralServer {
     this.log = new ConnectionLog(opts.dataDir);
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
     this.bus = opts.bus ?? new LocalBus();
+    this.opsLog = opts.opsLog ?? silentLog();
+    this.drainMs = opts.drainMs ?? 0;
     this.signer = TokenSigner.loadOrCreate(opts.dataDir);
     this.verifyPool = opts.verifyThreads ? new VerifyPool(opts.verifyThreads) : undefined;
     this.certTtlMs = opts.certTtlMs ?? MESSAGE_LIMITS.certTtlMs;
@@ -206,6 +228,10 @@ export class CentralServer {
       ),
       verifyPool: this.verifyPool,
       counts: this.counts,
+      ops: {
+        batchStored: (seconds) => this.metrics.batchStored(seconds),
+        internalError: (what, err) => this.opsLog.error({ err }, what),
+      },
       connsOf: (username) => this.byUser.get(username) ?? [],
       answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
       itemStored: (m, erased) => this.files.itemStored(m, erased),
@@ -323,7 +349,30 @@ export class CentralServer {
       if (this.closing) socket.destroy();
       else if (!opts.benchPlaintext) this.door.admitTcp(socket);
     });
-    this.http = http.createServer((req, res) => this.health(req, res));
+    this.metrics = new ServerMetrics({
+      conns: () => this.conns,
+      trackerEntries: () => this.tracker.size,
+      counts: this.counts,
+      queuedPosts: () => this.channels.queuedPosts,
+      queuedVerifies: () => this.verifyPool?.pending ?? 0,
+      queuedScrypt: () => this.accounts.scrypt.queued,
+    });
+    this.http = createOpsHttp({
+      metrics: this.metrics,
+      checks: [
+        // The SQLite store: a trivial query (a PostgreSQL store brings its own check).
+        { name: 'store', check: () => void this.store.getChannel('') },
+        // LocalBus lives in this process: ready while the process is.
+        { name: 'bus', check: () => undefined },
+        ...(opts.readiness ?? []),
+      ],
+      draining: () => this.draining || this.closing,
+      connections: () => this.conns.size,
+      trackerEntries: () => this.tracker.size,
+      traffic: this.traffic,
+      counts: this.counts,
+      log: this.opsLog,
+    });
     this.sweeper = setInterval(
       () => this.sweep(),
       Math.max(50, Math.min(this.heartbeatMs, this.timeoutMs / 4)),
@@ -342,6 +391,16 @@ export class CentralServer {
       throw err;
     }
     s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl, fingerprint: s.fingerprint });
+    s.opsLog.info(
+      {
+        tcp: s.tcpAddress,
+        http: s.httpUrl,
+        store: s.store.constructor.name,
+        bus: s.bus.constructor.name,
+        verifyThreads: opts.verifyThreads ?? 0,
+      },
+      'server started',
+    );
     return s;
   }
 
@@ -359,8 +418,14 @@ export class CentralServer {
 
   /** Closes every connection and port, flushes pending writes, closes the store and the log. */
   async close(): Promise<void> {
-    if (this.closing) return;
+    if (this.closing || this.draining) return;
+    if (this.drainMs > 0 && this.http.listening) {
+      this.draining = true;
+      this.opsLog.info({ drainMs: this.drainMs }, 'draining: /ready answers 503');
+      await new Promise((resolve) => setTimeout(resolve, this.drainMs));
+    }
     this.closing = true;
+    this.opsLog.info({ connections: this.conns.size }, 'shutting down');
     clearInterval(this.sweeper);
     this.accounts.close();
     this.channels.close();
@@ -375,6 +440,7 @@ export class CentralServer {
     this.dmStore.close();
     this.log.write('shutdown', {});
     this.log.close();
+    this.opsLog.info('server stopped');
   }
 
   // ---- connections ------------------------------------------------------------------------
@@ -397,6 +463,7 @@ export class CentralServer {
         },
         this.maxFrame,
         this.traffic,
+        (bytes) => this.metrics.framesOut(conn, bytes),
       ),
     );
     conn.fs.pausesReading = true; // the serving end: see FramedSocket
@@ -414,6 +481,7 @@ export class CentralServer {
   }
 
   private onFrame(conn: Conn, f: Record<string, unknown>): void {
+    this.metrics.frameIn(conn, f);
     if (f.t === 'error') {
       // The other end is closing with a fatal error: never answered (PROTOCOL.md §1).
       conn.fs.close(peerError(f));
@@ -479,10 +547,11 @@ export class CentralServer {
   private answerError(conn: Conn, id: number, op: string, err: unknown): void {
     if (!(err instanceof HchatError)) {
       // A bug here must not take every other peer down with it; log it and answer E_INTERNAL.
-      console.error(`hchat server: ${op} failed:`, err);
+      this.opsLog.error({ err, op }, 'request failed');
       err = new HchatError('E_INTERNAL');
     }
     const e = err as HchatError;
+    this.metrics.error(e.code);
     this.log.write('refuse', { peer: conn.name, op, code: e.code });
     conn.fs.send({ t: 'res', id, error: e.toWire() });
   }
@@ -846,7 +915,7 @@ export class CentralServer {
     }
   }
 
-  // ---- heartbeats and health ----------------------------------------------------------------
+  // ---- heartbeats ----------------------------------------------------------------
 
   private sweep(): void {
     const deadline = Date.now() - this.timeoutMs;
@@ -856,37 +925,6 @@ export class CentralServer {
         c.fs.destroy();
       }
     }
-  }
-
-  private health(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? '/';
-    if (req.method === 'GET' && (url === '/health' || url === '/')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          status: 'ok',
-          protocol: PROTOCOL_VERSION,
-          connections: this.conns.size,
-          trackerEntries: this.tracker.size,
-        }),
-      );
-      return;
-    }
-    if (req.method === 'GET' && url === '/stats') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          traffic: this.traffic,
-          messages: this.counts,
-          connections: this.conns.size,
-        }),
-      );
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(
-      JSON.stringify({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${url}` } }),
-    );
   }
 }
 
