@@ -360,8 +360,13 @@ export class CentralServer {
     this.http = createOpsHttp({
       metrics: this.metrics,
       checks: [
-        // The SQLite store: a trivial query (a PostgreSQL store brings its own check).
-        { name: 'store', check: () => void this.store.getChannel('') },
+        // A trivial query, awaited: the same line holds when the store's answers are promises.
+        {
+          name: 'store',
+          check: async () => {
+            await this.store.getChannel('');
+          },
+        },
         // LocalBus lives in this process: ready while the process is.
         { name: 'bus', check: () => undefined },
         ...(opts.readiness ?? []),
