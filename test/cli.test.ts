@@ -56,7 +56,8 @@ describe('hchat command', () => {
       HCHAT_HTTP_PORT: '0',
       HCHAT_DATA: path.join(dir, 's'),
     });
-    expect(s.output()).toMatch(
+    // stdout carries the ready line; the operational log goes to stderr.
+    expect(s.stdout()).toMatch(
       /^ready tcp=127\.0\.0\.1:\d+ http=http:\/\/127\.0\.0\.1:\d+\/ fingerprint=[A-Za-z0-9_-]{43}\n/,
     );
     const health = await (await fetch(new URL('health', s.ready.http))).json();

@@ -35,10 +35,14 @@ describe('server addresses and drain', () => {
       data,
     ]);
     const ui = peer.ready.ui!;
-    expect(
-      (await api(ui, 'POST', '/api/register', { username: 'alice', password: 'alice-pw-1' }))
-        .status,
-    ).toBe(201);
+    // Registering needs the server: 503 E_OFFLINE until the link found the second address.
+    await waitFor(
+      async () =>
+        (await api(ui, 'POST', '/api/register', { username: 'alice', password: 'alice-pw-1' }))
+          .status === 201,
+      10_000,
+      'registered through the second address',
+    );
     await api(ui, 'POST', '/api/login', { username: 'alice', password: 'alice-pw-1' });
     await waitFor(
       async () => (await api(ui, 'GET', '/api/me')).body.connection === 'connected',

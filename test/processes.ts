@@ -11,7 +11,12 @@ const BIN = path.resolve(import.meta.dirname, '..', 'bin', 'hchat');
 export interface HchatProcess {
   proc: ChildProcess;
   ready: Record<string, string>;
+  /** stdout and stderr, interleaved as they came. */
   output(): string;
+  /** stdout alone (the ready line and what follows it). */
+  stdout(): string;
+  /** stderr alone (the server's operational log). */
+  stderr(): string;
   /** Resolves when the process has exited. */
   exited: Promise<number | null>;
 }
@@ -28,6 +33,8 @@ export function spawnHchat(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let stdout = '';
+  let stderr = '';
   const exited = new Promise<number | null>((resolve) =>
     proc.once('exit', (code) => resolve(code)),
   );
@@ -44,6 +51,7 @@ export function spawnHchat(
     );
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
+      stdout += d.toString();
       const m = until.exec(out);
       if (m) {
         clearTimeout(timer);
@@ -52,10 +60,20 @@ export function spawnHchat(
           const i = kv.indexOf('=');
           ready[kv.slice(0, i)] = kv.slice(i + 1);
         }
-        resolve({ proc, ready, output: () => out, exited });
+        resolve({
+          proc,
+          ready,
+          output: () => out,
+          stdout: () => stdout,
+          stderr: () => stderr,
+          exited,
+        });
       }
     });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+      stderr += d.toString();
+    });
     proc.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`hchat ${args.join(' ')} exited with ${code}:\n${out}`));

@@ -11,6 +11,7 @@ import { NatsBus } from '../server/bus-nats.js';
 import { formatRecord } from '../shared/connlog.js';
 import { startPeer } from '../peer/index.js';
 import { runDemo } from './demo.js';
+import { LOG_LEVELS, createOpsLog, type LogLevel } from '../server/ops-log.js';
 import {
   parseCount,
   parseApiToken,
@@ -99,9 +100,22 @@ program
       .argParser(parsePort),
   )
   .addOption(
-    opt('--http-port <port>', 'HTTP port for health (0: any free port)', 'HCHAT_HTTP_PORT')
+    opt(
+      '--http-port <port>',
+      'HTTP port for operators: /health, /ready, /metrics (0: any free port)',
+      'HCHAT_HTTP_PORT',
+    )
       .default(7080)
       .argParser(parsePort),
+  )
+  .addOption(
+    opt(
+      '--log-level <level>',
+      'operational log (JSON lines on stderr) from this level up',
+      'HCHAT_LOG_LEVEL',
+    )
+      .choices(LOG_LEVELS)
+      .default('info'),
   )
   .addOption(opt('--data <dir>', 'data folder', 'HCHAT_DATA').default(defaultData('server')))
   .addOption(
@@ -122,7 +136,7 @@ program
   .addOption(
     opt(
       '--drain-ms <ms>',
-      'on SIGTERM, how long to wait for peers to move to another instance before closing (default 10000)',
+      'on SIGTERM, /ready answers 503 and peers are told to move to another instance; how long to wait for them before closing (default 10000)',
       'HCHAT_DRAIN_MS',
     ).argParser(parseMs),
   )
@@ -268,6 +282,7 @@ program
       host: string;
       port: number;
       httpPort: number;
+      logLevel: LogLevel;
       data: string;
       tlsCert?: string;
       tlsKey?: string;
@@ -339,6 +354,7 @@ program
         maxFileBytes: o.maxFileBytes,
         fileQuotaBytes: o.fileQuotaBytes,
         dmMailbox: o.dmMailbox,
+        opsLog: createOpsLog(o.logLevel),
       });
       // SIGTERM (a supervisor, a rolling restart) drains: peers move to another instance first.
       onSignals(

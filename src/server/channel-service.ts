@@ -44,6 +44,14 @@ export interface MessageCounts {
   pushed: number;
 }
 
+/** The channel service's hooks into the server's metrics and operational log. */
+export interface ChannelOps {
+  /** A batch of messages was stored in `seconds`. */
+  batchStored(seconds: number): void;
+  /** Something failed that no catalogued error explains (a bug, a broken store). */
+  internalError(what: string, err: unknown): void;
+}
+
 /** What the channel service needs from its server. */
 export interface ChannelDeps {
   store: ServerStore;
@@ -55,6 +63,7 @@ export interface ChannelDeps {
   /** Threads that check posts' signatures off the event loop (absent: checked inline). */
   verifyPool?: VerifyPool;
   counts: MessageCounts;
+  ops?: ChannelOps;
   /** Channels one user may own. */
   channelsPerAccount: number;
   /** Channels one user may join. */
@@ -382,7 +391,7 @@ export class ChannelService {
   /** Inserts a batch; a full disk is E_STORAGE_FULL for the whole request. */
   private storeBatch(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
     try {
-      return this.d.store.insertMessages(batch);
+      return this.timedInsert(batch);
     } catch (err) {
       throw storageError(err) ?? err;
     }
@@ -493,6 +502,19 @@ export class ChannelService {
     });
   }
 
+  /** Posts waiting for this turn's group commit. */
+  get queuedPosts(): number {
+    return this.posts.length;
+  }
+
+  /** The store's insert, timed for the metrics (store batch seconds). */
+  private timedInsert(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
+    const t0 = performance.now();
+    const results = this.d.store.insertMessages(batch);
+    this.d.ops?.batchStored((performance.now() - t0) / 1000);
+    return results;
+  }
+
   /** Stops taking posts (the server is closing; what was queued has been flushed). */
   close(): void {
     this.flushPosts();
@@ -510,12 +532,12 @@ export class ChannelService {
     this.posts = [];
     let results: (InsertResult | HchatError)[];
     try {
-      results = this.d.store.insertMessages(batch.map((p) => p.insert));
+      results = this.timedInsert(batch.map((p) => p.insert));
     } catch (err) {
       // A storage error (a full disk) fails this batch's posts, never the server: each poster
       // hears why, its outbox tries again later, and nothing stored before is touched.
       const e = storageError(err);
-      if (!e) console.error('hchat server: storing a batch of posts failed:', err);
+      if (!e) this.d.ops?.internalError('storing a batch of posts failed', err);
       for (const p of batch) this.d.answerError(p.conn, p.reqId, 'post', e ?? err);
       return;
     }
@@ -526,6 +548,8 @@ export class ChannelService {
         if (answers) this.d.answerError(conn, reqId, 'post', r);
         continue;
       }
+      if (!r.duplicate) this.d.counts.posted++;
+      else if (answers) this.d.counts.duplicates++;
       if (answers) {
         conn.fs.send({
           t: 'res',

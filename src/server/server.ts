@@ -1,9 +1,9 @@
 /**
  * The central server (SPEC §1–§4): tracker, accounts, channel directory and message store, with
  * pushes to online members. One TCP port speaks the framed protocol (protocol/server-link.ts);
- * one HTTP port answers health checks.
+ * one HTTP port answers operators (ops-http.ts: health, readiness, metrics).
  */
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -58,6 +58,10 @@ import {
   TRACKER_LIMITS,
 } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
+import type { Logger } from 'pino';
+import { ServerMetrics } from './metrics.js';
+import { createOpsHttp, type ReadinessCheck } from './ops-http.js';
+import { silentLog } from './ops-log.js';
 
 const MAX_IN_FLIGHT = FRAME_LIMITS.maxInFlight;
 
@@ -140,6 +144,10 @@ export interface ServerOptions {
   maxTrackerEntriesPerAccount?: number;
   /** Tracker entries per address prefix at once (256). */
   maxTrackerEntriesPerAddress?: number;
+  /** The operational log (ops-log.ts); silent when absent. */
+  opsLog?: Logger;
+  /** Readiness checks beyond the store's and the bus's (`GET /ready`). */
+  readiness?: ReadinessCheck[];
 }
 
 /** A running central server. */
@@ -151,6 +159,10 @@ export class CentralServer {
   readonly traffic = newTrafficStats();
   /** Messages stored, by how they arrived, and message events written to connections. */
   readonly counts: MessageCounts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
+  /** Prometheus metrics of this instance (`GET /metrics`). */
+  readonly metrics: ServerMetrics;
+  /** The operational log (JSON lines), apart from the connection log. */
+  readonly opsLog: Logger;
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
   private readonly channels: ChannelService;
@@ -195,6 +207,7 @@ export class CentralServer {
     this.log = new ConnectionLog(opts.dataDir);
     this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
     this.bus = opts.bus ?? new LocalBus();
+    this.opsLog = opts.opsLog ?? silentLog();
     // Instances of one deployment share one signing key: a session made on one is good on all.
     this.signer = opts.signingKeyFile
       ? TokenSigner.load(opts.signingKeyFile)
@@ -219,6 +232,10 @@ export class CentralServer {
       ),
       verifyPool: this.verifyPool,
       counts: this.counts,
+      ops: {
+        batchStored: (seconds) => this.metrics.batchStored(seconds),
+        internalError: (what, err) => this.opsLog.error({ err }, what),
+      },
       connsOf: (username) => this.byUser.get(username) ?? [],
       answerError: (conn, id, op, err) => this.answerError(conn, id, op, err),
       itemStored: (m, erased) => this.files.itemStored(m, erased),
@@ -336,7 +353,40 @@ export class CentralServer {
       if (this.closing) socket.destroy();
       else if (!opts.benchPlaintext) this.door.admitTcp(socket);
     });
-    this.http = http.createServer((req, res) => this.health(req, res));
+    this.metrics = new ServerMetrics({
+      conns: () => this.conns,
+      trackerEntries: () => this.tracker.size,
+      counts: this.counts,
+      queuedPosts: () => this.channels.queuedPosts,
+      queuedVerifies: () => this.verifyPool?.pending ?? 0,
+      queuedScrypt: () => this.accounts.scrypt.queued,
+    });
+    this.http = createOpsHttp({
+      metrics: this.metrics,
+      checks: [
+        // A trivial query, awaited: the same line holds when the store's answers are promises.
+        {
+          name: 'store',
+          check: async () => {
+            await this.store.getChannel('');
+          },
+        },
+        // LocalBus lives in this process: ready while the process is.
+        {
+          name: 'bus',
+          check: () => {
+            if (!this.bus.ready()) throw new Error('the event bus is not connected');
+          },
+        },
+        ...(opts.readiness ?? []),
+      ],
+      draining: () => this.draining || this.closing,
+      connections: () => this.conns.size,
+      trackerEntries: () => this.tracker.size,
+      traffic: this.traffic,
+      counts: this.counts,
+      log: this.opsLog,
+    });
     this.sweeper = setInterval(
       () => this.sweep(),
       Math.max(50, Math.min(this.heartbeatMs, this.timeoutMs / 4)),
@@ -355,6 +405,16 @@ export class CentralServer {
       throw err;
     }
     s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl, fingerprint: s.fingerprint });
+    s.opsLog.info(
+      {
+        tcp: s.tcpAddress,
+        http: s.httpUrl,
+        store: s.store.constructor.name,
+        bus: s.bus.constructor.name,
+        verifyThreads: opts.verifyThreads ?? 0,
+      },
+      'server started',
+    );
     return s;
   }
 
@@ -383,6 +443,10 @@ export class CentralServer {
     if (this.closing || this.drainingSince !== undefined) return;
     this.drainingSince = Date.now();
     this.log.write('drain', { connections: this.conns.size });
+    this.opsLog.info(
+      { connections: this.conns.size, drainMs: this.drainMs },
+      'draining: /ready answers 503, peers are told to move',
+    );
     this.tcp.close();
     const frame = encodeFrame({ t: 'ev', ev: 'draining', body: {} });
     for (const c of this.conns) if (c.helloDone && c.fs.isOpen) c.fs.sendEncoded(frame);
@@ -400,6 +464,7 @@ export class CentralServer {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.opsLog.info({ connections: this.conns.size }, 'shutting down');
     clearInterval(this.sweeper);
     this.accounts.close();
     this.channels.close();
@@ -414,6 +479,7 @@ export class CentralServer {
     this.dmStore.close();
     this.log.write('shutdown', {});
     this.log.close();
+    this.opsLog.info('server stopped');
   }
 
   // ---- connections ------------------------------------------------------------------------
@@ -436,6 +502,7 @@ export class CentralServer {
         },
         this.maxFrame,
         this.traffic,
+        (bytes) => this.metrics.framesOut(conn, bytes),
       ),
     );
     conn.fs.pausesReading = true; // the serving end: see FramedSocket
@@ -453,6 +520,7 @@ export class CentralServer {
   }
 
   private onFrame(conn: Conn, f: Record<string, unknown>): void {
+    this.metrics.frameIn(conn, f);
     if (f.t === 'error') {
       // The other end is closing with a fatal error: never answered (PROTOCOL.md §1).
       conn.fs.close(peerError(f));
@@ -518,10 +586,11 @@ export class CentralServer {
   private answerError(conn: Conn, id: number, op: string, err: unknown): void {
     if (!(err instanceof HchatError)) {
       // A bug here must not take every other peer down with it; log it and answer E_INTERNAL.
-      console.error(`hchat server: ${op} failed:`, err);
+      this.opsLog.error({ err, op }, 'request failed');
       err = new HchatError('E_INTERNAL');
     }
     const e = err as HchatError;
+    this.metrics.error(e.code);
     this.log.write('refuse', { peer: conn.name, op, code: e.code });
     conn.fs.send({ t: 'res', id, error: e.toWire() });
   }
@@ -885,7 +954,7 @@ export class CentralServer {
     }
   }
 
-  // ---- heartbeats and health ----------------------------------------------------------------
+  // ---- heartbeats ----------------------------------------------------------------
 
   private sweep(): void {
     const deadline = Date.now() - this.timeoutMs;
@@ -895,37 +964,6 @@ export class CentralServer {
         c.fs.destroy();
       }
     }
-  }
-
-  private health(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? '/';
-    if (req.method === 'GET' && (url === '/health' || url === '/')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          status: 'ok',
-          protocol: PROTOCOL_VERSION,
-          connections: this.conns.size,
-          trackerEntries: this.tracker.size,
-        }),
-      );
-      return;
-    }
-    if (req.method === 'GET' && url === '/stats') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          traffic: this.traffic,
-          messages: this.counts,
-          connections: this.conns.size,
-        }),
-      );
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(
-      JSON.stringify({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${url}` } }),
-    );
   }
 }
 

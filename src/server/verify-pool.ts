@@ -49,6 +49,13 @@ export class VerifyPool {
     });
   }
 
+  /** Checks queued or on a worker now (the `verify` queue depth of /metrics). */
+  get pending(): number {
+    let n = this.queued?.checks.length ?? 0;
+    for (const b of this.waiting.values()) n += b.checks.length;
+    return n;
+  }
+
   /** True when the signature holds. */
   verify(check: SignatureCheck): Promise<boolean> {
     return new Promise((resolve) => {

@@ -71,6 +71,8 @@ export class FramedSocket {
     private readonly handlers: FramedSocketHandlers,
     maxFrame?: number,
     private readonly stats?: TrafficStats,
+    /** Sees every buffer written (one frame or several back to back): the server's metrics. */
+    private readonly written?: (bytes: Buffer) => void,
   ) {
     this.decoder = new FrameDecoder(maxFrame);
     socket.setNoDelay(true);
@@ -165,6 +167,7 @@ export class FramedSocket {
       });
     }
     this.socket.write(frame);
+    this.written?.(frame);
     if (this.stats) {
       this.stats.bytesOut += frame.length;
       this.stats.framesOut++;
