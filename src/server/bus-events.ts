@@ -62,8 +62,28 @@ export const DmStoredEvent = z.object({
   envelope: MailEnvelope,
 });
 
+/** An instance started, or its bus link came back: the others send it their entries. */
+export const InstanceUpEvent = z.object({ kind: z.literal('instance_up') });
+
+/** An instance is alive (every few seconds; tracker-replica.ts). */
+export const InstanceAliveEvent = z.object({ kind: z.literal('instance_alive') });
+
+/**
+ * One part of an instance's snapshot of its own tracker entries; the `last` part retires, on
+ * the receiver, the entries of that instance the snapshot does not hold.
+ */
+export const TrackerSyncEvent = z.object({
+  kind: z.literal('tracker_sync'),
+  snapshot: z.string().regex(/^[\w-]{1,32}$/),
+  entries: z.array(TrackerEntry).max(1000),
+  last: z.boolean(),
+});
+
 /** Everything instances tell each other. */
 export const BusEvent = z.discriminatedUnion('kind', [
+  InstanceUpEvent,
+  InstanceAliveEvent,
+  TrackerSyncEvent,
   MessageStoredEvent,
   TrackerChangedEvent,
   MemberJoinedEvent,

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { BusEvent } from './bus-events.js';
-import type { EventBus } from './bus.js';
+import type { BusHandler, EventBus } from './bus.js';
 import type { LogValue } from '../shared/connlog.js';
 import { BUS_LIMITS } from '../shared/limits.js';
 
@@ -162,6 +162,10 @@ export function subjectOf(namespace: string, e: BusEvent): string {
       return `${p}.dm.${e.deviceId}`;
     case 'tracker':
       return `${p}.tracker`;
+    case 'instance_up':
+    case 'instance_alive':
+    case 'tracker_sync':
+      return `${p}.instance`;
     case 'avatar':
       return `${p}.avatar`;
   }
@@ -183,7 +187,7 @@ export class NatsBus implements EventBus {
     reconnects: 0,
     dropped: { malformed: 0, foreign: 0, oversize: 0, unsent: 0, handler: 0 },
   };
-  private readonly handlers = new Set<(event: BusEvent) => void>();
+  private readonly handlers = new Set<BusHandler>();
   private readonly reconnectHandlers = new Set<() => void>();
   private readonly lastDropLog = new Map<BusDropReason, number>();
   private readonly maxEventBytes: number;
@@ -274,7 +278,7 @@ export class NatsBus implements EventBus {
     for (const h of this.handlers) h(event);
   }
 
-  subscribe(handler: (event: BusEvent) => void): () => void {
+  subscribe(handler: BusHandler): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);
   }
@@ -347,7 +351,7 @@ export class NatsBus implements EventBus {
       return this.drop('foreign', { subject, kind: event.kind, from: r.data.from });
     for (const h of this.handlers) {
       try {
-        h(event);
+        h(event, r.data.from);
       } catch (err) {
         // One bad event must not stop the others, nor end the instance (its connections).
         this.drop('handler', { kind: event.kind, error: String((err as Error)?.stack ?? err) });

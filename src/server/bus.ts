@@ -9,12 +9,18 @@ import type { BusEvent } from './bus-events.js';
 
 export type { BusEvent } from './bus-events.js';
 
+/** Hears bus events; `from` is the other instance an event came from (absent: this one). */
+export type BusHandler = (event: BusEvent, from?: string) => void;
+
 /** Publish/subscribe between server instances. */
 export interface EventBus {
   /** Delivers to this instance's subscribers at once, and to the other instances' if any. */
   publish(event: BusEvent): void;
-  /** Returns a function that unsubscribes. */
-  subscribe(handler: (event: BusEvent) => void): () => void;
+  /**
+   * Returns a function that unsubscribes. `from` names the instance an event came from, when it
+   * is another (on a shared bus); events of this instance come without it.
+   */
+  subscribe(handler: BusHandler): () => void;
   /**
    * Whether events reach the other instances now. While false, what they publish may not reach
    * this one either (and this one's may not reach them): the store stays the truth.
@@ -31,13 +37,13 @@ export interface EventBus {
 
 /** In-process bus: delivers synchronously to this process's subscribers. */
 export class LocalBus implements EventBus {
-  private readonly handlers = new Set<(event: BusEvent) => void>();
+  private readonly handlers = new Set<BusHandler>();
 
   publish(event: BusEvent): void {
     for (const h of this.handlers) h(event);
   }
 
-  subscribe(handler: (event: BusEvent) => void): () => void {
+  subscribe(handler: BusHandler): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);
   }

@@ -584,6 +584,21 @@ export class ChannelService {
    * once and written alike to every recipient: one write per connection per turn, however many
    * messages the turn stored.
    */
+  /**
+   * The bus is back after an outage: what other instances stored meanwhile was not pushed here.
+   * Each subscribed channel's newest message is pushed again; a peer that lacks an earlier one
+   * sees the hole and catches up from its cursor (PROTOCOL.md §3.6), one that holds it ignores
+   * it (by id).
+   */
+  async busReconnected(): Promise<void> {
+    for (const channelId of [...this.subscribers.keys()]) {
+      const last = await this.d.store.lastSeq(channelId);
+      if (last === 0) continue;
+      const [message] = await this.d.store.since(channelId, last - 1, 1);
+      if (message && !this.closed) this.deliverMessage({ kind: 'message', channelId, message });
+    }
+  }
+
   deliverMessage(e: Extract<BusEvent, { kind: 'message' }>): void {
     let out = this.outgoing.get(e.channelId);
     if (!out) this.outgoing.set(e.channelId, (out = { frames: [], ids: [], excepts: [] }));

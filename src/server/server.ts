@@ -26,9 +26,10 @@ import { ConnectionLog } from '../shared/connlog.js';
 import { createTlsServer, loadOrCreateServerIdentity } from '../shared/tls.js';
 import { SqliteServerStore, type ServerStore } from '../store/server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
+import { TrackerReplica } from './tracker-replica.js';
 import { Conn, type Session } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
-import { TrackerList, entryKey, sameUser } from './tracker.js';
+import { TrackerList, entryKey, sameUser, type EntryChange } from './tracker.js';
 import { Presence } from './presence.js';
 import { TypingService } from './typing-service.js';
 import { SearchService } from './search-service.js';
@@ -81,6 +82,8 @@ export interface ServerOptions {
    * it the instance makes its own, `<data>/server-key.pem`, on first start.
    */
   signingKeyFile?: string;
+  /** How often this instance tells the others it is alive; 4 × silent is dead (default 2000). */
+  instanceAliveMs?: number;
   /** How long a drain (SIGTERM) waits for peers to move before closing (default 10 s). */
   drainMs?: number;
   /**
@@ -155,6 +158,9 @@ export class CentralServer {
   readonly log: ConnectionLog;
   readonly store: ServerStore;
   readonly tracker = new TrackerList();
+  /** The other instances' entries in `tracker` (one instance: nothing to keep). */
+  private readonly replica: TrackerReplica;
+  private readonly offBusReconnect: () => void;
   /** Bytes and frames over every peer connection since start (`GET /stats`). */
   readonly traffic = newTrafficStats();
   /** Messages stored, by how they arrived, and message events written to connections. */
@@ -336,7 +342,21 @@ export class CentralServer {
       maxFrame: this.maxFrame,
       publicKey: this.signer.publicKeyBase64,
     });
-    this.unsubscribe = this.bus.subscribe((e) => this.deliver(e));
+    this.unsubscribe = this.bus.subscribe((e, from) => this.deliver(e, from));
+    this.offBusReconnect = this.bus.onReconnect(() => {
+      this.channels
+        .busReconnected()
+        .catch((err: unknown) =>
+          this.opsLog.error({ err }, 'catch-up after the bus came back failed'),
+        );
+    });
+    this.replica = new TrackerReplica({
+      tracker: this.tracker,
+      bus: this.bus,
+      changed: (change) => this.trackerChanged(change),
+      aliveMs: opts.instanceAliveMs ?? 2000,
+      deadAfterMs: (opts.instanceAliveMs ?? 2000) * 4,
+    });
     const identity = loadOrCreateServerIdentity(opts.dataDir, opts.tls);
     this.fingerprint = identity.fingerprint;
     this.tcp = opts.benchPlaintext
@@ -471,6 +491,8 @@ export class CentralServer {
     await this.verifyPool?.close();
     for (const c of this.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
     await Promise.all([closeServer(this.tcp), closeServer(this.http)]);
+    this.replica.stop();
+    this.offBusReconnect();
     this.unsubscribe();
     await this.bus.close();
     this.store.close();
@@ -912,8 +934,13 @@ export class CentralServer {
 
   // ---- delivery of bus events to this instance's connections --------------------------------
 
-  private deliver(e: BusEvent): void {
+  private deliver(e: BusEvent, from?: string): void {
     switch (e.kind) {
+      case 'instance_up':
+      case 'instance_alive':
+      case 'tracker_sync':
+        if (from !== undefined) this.replica.control(e, from);
+        return;
       case 'message':
         this.channels.deliverMessage(e);
         return;
@@ -938,20 +965,26 @@ export class CentralServer {
         if (e.deleted) this.files.channelDeleted(e.channelId);
         return;
       case 'tracker': {
-        // Only the sessions the entry concerns hear of it, each as it may see it.
-        this.presence.entryChanged(e);
-        const was = e.before?.status === 'online';
-        const is = e.after?.status === 'online';
-        const entry = (e.after ?? e.before)!;
-        if (was === is) return;
-        this.log.write(is ? 'tracker_join' : 'tracker_leave', {
-          user: entry.username,
-          p2p: `${entry.ip}:${entry.port}`,
-          session: entry.sessionId,
-        });
+        // Another instance's entry changes this instance's copy of the list first.
+        const change = from === undefined ? this.replica.local(e) : this.replica.remote(e, from);
+        if (change) this.trackerChanged(change);
         return;
       }
     }
+  }
+
+  /** The list changed: only the sessions the entry concerns hear of it, each as it may see it. */
+  private trackerChanged(change: EntryChange): void {
+    this.presence.entryChanged(change);
+    const was = change.before?.status === 'online';
+    const is = change.after?.status === 'online';
+    const entry = (change.after ?? change.before)!;
+    if (was === is) return;
+    this.log.write(is ? 'tracker_join' : 'tracker_leave', {
+      user: entry.username,
+      p2p: `${entry.ip}:${entry.port}`,
+      session: entry.sessionId,
+    });
   }
 
   // ---- heartbeats ----------------------------------------------------------------

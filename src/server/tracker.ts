@@ -152,6 +152,11 @@ export class TrackerList {
     return this.entries.get(key)?.entry;
   }
 
+  /** Every entry. */
+  *all(): IterableIterator<TrackerEntry> {
+    for (const s of this.entries.values()) yield s.entry;
+  }
+
   /** The entries of one user (or visitor). */
   entriesOf(username: string, role: Role): TrackerEntry[] {
     return this.keysToEntries(this.byUser.get(userKey({ username, role })));
