@@ -113,7 +113,11 @@ async function syncThroughput() {
     const writeMs = Date.now() - t;
     t = Date.now();
     await alice.node.setStatus('online');
-    await until(() => w.server.store.lastSeq(ch.id) >= BACKLOG, 600_000, 'server has the backlog');
+    await until(
+      async () => (await w.server.store.lastSeq(ch.id)) >= BACKLOG,
+      600_000,
+      'server has the backlog',
+    );
     const uploadMs = Date.now() - t;
     t = Date.now();
     await bob.node.setStatus('online');
@@ -177,7 +181,7 @@ async function bytesPerMessage(members: number) {
         'every member received every message',
       );
       if (mode === 'online')
-        await until(() => w.server.store.lastSeq(ch.id) >= POSTS, 10_000, 'backup');
+        await until(async () => (await w.server.store.lastSeq(ch.id)) >= POSTS, 10_000, 'backup');
       const after = w.server.traffic;
       out[`${mode}BytesPerMessage`] = Math.round(
         (after.bytesIn - before.bytesIn + after.bytesOut - before.bytesOut) / POSTS,

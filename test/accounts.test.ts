@@ -49,7 +49,7 @@ describe('accounts', () => {
     );
     expect(bytes.includes(Buffer.from('alice-pw'))).toBe(false);
     expect(bytes.includes(Buffer.from('scrypt$'))).toBe(true);
-    expect(net.server.store.getUser('alice')!.passHash).toMatch(
+    expect((await net.server.store.getUser('alice'))!.passHash).toMatch(
       /^scrypt\$16384\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
     );
     const mode = fs.statSync(path.join(p.dataDir, 'session.json')).mode & 0o777;
@@ -198,7 +198,7 @@ describe('visitors', () => {
       code: 'E_VISITOR_READ_ONLY',
     });
     // Nothing was stored.
-    expect(net.server.store.history(ch.id, 10).messages).toEqual([]);
+    expect((await net.server.store.history(ch.id, 10)).messages).toEqual([]);
     // And the connection still works after the refusal.
     expect((await raw.request('directory', {})).channels).toHaveLength(1);
   });

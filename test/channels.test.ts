@@ -204,7 +204,7 @@ describe('channels and messages', () => {
         message: signed(alice, { ...fields, id: message.id, text: 'altered' }),
       }),
     ).rejects.toMatchObject({ code: 'E_BAD_SIGNATURE', message: expect.stringContaining('id') });
-    expect(net.server.store.history(id, 10).messages.map((m) => m.text)).toEqual(['once']);
+    expect((await net.server.store.history(id, 10)).messages.map((m) => m.text)).toEqual(['once']);
   });
 
   it('checks signatures on worker threads when the server has a verify pool', async () => {
@@ -230,12 +230,9 @@ describe('channels and messages', () => {
     ]);
     expect(answers.slice(0, 40).every((a) => a.status === 'fulfilled')).toBe(true);
     expect(answers[40]).toMatchObject({ status: 'rejected', reason: { code: 'E_BAD_SIGNATURE' } });
-    expect(
-      net.server.store
-        .history(id, 100)
-        .messages.map((m) => m.text)
-        .sort(),
-    ).toEqual(posts.map((p) => p.text).sort());
+    expect((await net.server.store.history(id, 100)).messages.map((m) => m.text).sort()).toEqual(
+      posts.map((p) => p.text).sort(),
+    );
   });
 
   it('pushes a burst from several posters once each, in order, never back to the posting session', async () => {

@@ -92,7 +92,9 @@ describe('forgery', () => {
     expect(results[0]).toMatchObject({ error: { code: 'E_BAD_SIGNATURE' } });
     expect(results[1]).toMatchObject({ error: { code: 'E_BAD_SIGNATURE' } });
     expect(results[2]).toMatchObject({ seq: expect.any(Number), duplicate: false });
-    expect(net.server.store.history(ch, 10).messages.map((m) => m.text)).toEqual(['genuine']);
+    expect((await net.server.store.history(ch, 10)).messages.map((m) => m.text)).toEqual([
+      'genuine',
+    ]);
     // Only the channel's owner may forward at all.
     await expect(
       bobRaw.request('forward', { messages: [{ ...genuine, author: 'bob' }] }),
@@ -213,7 +215,7 @@ describe('invisible host', () => {
       (r) => r.ev === 'open' && String(r.peer).startsWith('host:alice'),
     );
     expect(opensAfter).toHaveLength(1);
-    expect(net.server.store.history(ch, 10).messages.map((m) => m.text)).toEqual([
+    expect((await net.server.store.history(ch, 10)).messages.map((m) => m.text)).toEqual([
       'from the shadows',
       'hello?',
     ]);

@@ -28,7 +28,7 @@ describe('messages stored before protocol 4', () => {
     const genuine = old('written under protocol 3', Date.now() - 60_000);
     const forged = { ...old('also old', Date.now() - 50_000), text: 'altered since' };
     // As the old server stored them (no check on the way into the store).
-    const stored = net.server.store.insertMessages([
+    const stored = await net.server.store.insertMessages([
       { message: genuine, author: 'mallory' },
       { message: forged, author: 'mallory' },
     ]);

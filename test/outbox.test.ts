@@ -37,7 +37,7 @@ describe('offline outbox', () => {
     expect(local.messages.map((m: any) => [m.text, m.state])).toEqual(
       ids.map((_, i) => [`offline ${i}`, 'pending']),
     );
-    expect(net.server.store.history(ch.id, 50).messages).toEqual([]);
+    expect((await net.server.store.history(ch.id, 50)).messages).toEqual([]);
 
     bob.proc.kill('SIGKILL');
     await bob.exited;
@@ -49,7 +49,7 @@ describe('offline outbox', () => {
       status: 'offline',
       pending: 5,
     });
-    expect(net.server.store.history(ch.id, 50).messages).toEqual([]);
+    expect((await net.server.store.history(ch.id, 50)).messages).toEqual([]);
 
     await api(ui, 'PUT', '/api/status', { status: 'online' });
     await waitFor(
@@ -59,11 +59,11 @@ describe('offline outbox', () => {
     );
     // Drained to alice's peer (the host); the server gets its backup from her upload next.
     await waitFor(
-      () => net.server.store.history(ch.id, 50).messages.length === 5,
+      async () => (await net.server.store.history(ch.id, 50)).messages.length === 5,
       10_000,
       'the backup on the server',
     );
-    const onServer = net.server.store.history(ch.id, 50).messages;
+    const onServer = (await net.server.store.history(ch.id, 50)).messages;
     expect(onServer.map((m) => m.id)).toEqual(ids);
     expect(onServer.map((m) => m.author)).toEqual(Array(5).fill('bob'));
     const seen = (await alice.call('GET', `/api/channels/${ch.id}/messages`)).body.messages;

@@ -143,7 +143,7 @@ describe('rich messages', () => {
         `${p.dataDir.slice(-12)} sees the delete`,
       );
     await waitFor(
-      () => net.server.store.getItem(reply.body.id)?.digest !== undefined,
+      async () => (await net.server.store.getItem(reply.body.id))?.digest !== undefined,
       5000,
       'server erased it',
     );
@@ -154,7 +154,7 @@ describe('rich messages', () => {
       for (const rel of p.node.store.related([reply.body.id]))
         expect(rel.text ?? '', p.dataDir).not.toMatch(secret);
     }
-    for (const rel of net.server.store.related([reply.body.id]))
+    for (const rel of await net.server.store.related([reply.body.id]))
       expect(rel.text ?? '').not.toMatch(secret);
     // The first message's preview in later replies says the original was deleted.
     const again = await bob.call('POST', `/api/channels/${ch}/messages`, {
@@ -183,7 +183,11 @@ describe('rich messages', () => {
           `${p.dataDir.slice(-12)}: ${why}`,
         );
       await waitFor(
-        () => ids.every((id) => net.server.store.getItem(id)?.digest !== undefined),
+        async () => {
+          for (const id of ids)
+            if ((await net.server.store.getItem(id))?.digest === undefined) return false;
+          return true;
+        },
         8000,
         `the server: ${why}`,
       );
@@ -228,7 +232,7 @@ describe('rich messages', () => {
     expect((await bob.call('DELETE', `/api/channels/${ch}/messages/${unsent2}`)).status).toBe(200);
     await bob.call('PUT', '/api/status', { status: 'online' });
     await waitFor(
-      () => net.server.store.getItem(unsent2)?.digest !== undefined,
+      async () => (await net.server.store.getItem(unsent2))?.digest !== undefined,
       8000,
       'the server holds the tombstone',
     );
@@ -257,11 +261,11 @@ describe('rich messages', () => {
         `${p.dataDir.slice(-12)} sees the new settings`,
       );
     await waitFor(
-      () => net.server.store.getChannel(ch)?.name === 'lobby',
+      async () => (await net.server.store.getChannel(ch))?.name === 'lobby',
       5000,
       'the directory has it',
     );
-    expect(net.server.store.getChannel(ch)).toMatchObject({
+    expect(await net.server.store.getChannel(ch)).toMatchObject({
       topic: 'say hi',
       allowVisitors: false,
     });
@@ -295,8 +299,12 @@ describe('rich messages', () => {
         5000,
         `${p.dataDir.slice(-12)} drops it`,
       );
-    await waitFor(() => net.server.store.getChannel(ch) === undefined, 5000, 'the server drops it');
-    expect(net.server.store.since(ch, 0, 10)).toEqual([]);
+    await waitFor(
+      async () => (await net.server.store.getChannel(ch)) === undefined,
+      5000,
+      'the server drops it',
+    );
+    expect(await net.server.store.since(ch, 0, 10)).toEqual([]);
     await waitFor(
       () => alice.node.store.page(ch, 10).messages.length === 0,
       5000,

@@ -168,14 +168,20 @@ async function play(net: Testnet, schedule: readonly Action[], last: End): Promi
 
   // Heal: everyone online; every outbox empties and every copy catches up.
   for (const p of net.peers) await p.call('PUT', '/api/status', { status: 'online' });
-  const everyIdOnServer = () => accepted.every((a) => net.server.store.getItem(a.id) !== undefined);
+  const serverIds = async () =>
+    new Set((await net.server.store.since(ch, 0, 100_000)).map((m) => m.id));
+  let onServer = new Set<string>();
+  const everyIdOnServer = async () => {
+    onServer = await serverIds();
+    return accepted.every((a) => onServer.has(a.id));
+  };
   await waitFor(
     everyIdOnServer,
     20_000,
     () =>
       `the server to hold every accepted item (${JSON.stringify(schedule)}); missing ${JSON.stringify(
         accepted
-          .filter((a) => net.server.store.getItem(a.id) === undefined)
+          .filter((a) => !onServer.has(a.id))
           .map((a) => ({
             ...a,
             at: net.peers.map((p) => {
@@ -200,7 +206,7 @@ async function play(net: Testnet, schedule: readonly Action[], last: End): Promi
     );
     readers = net.peers.slice(0, 2);
     await waitFor(
-      () => net.server.store.isRemoved(ch, 'carol'),
+      async () => await net.server.store.isRemoved(ch, 'carol'),
       10_000,
       'the server removes carol',
     );
@@ -214,11 +220,11 @@ async function play(net: Testnet, schedule: readonly Action[], last: End): Promi
         'every peer drops the deleted channel',
       );
     await waitFor(
-      () => net.server.store.getChannel(ch) === undefined,
+      async () => (await net.server.store.getChannel(ch)) === undefined,
       10_000,
       'the server drops it',
     );
-    expect(net.server.store.since(ch, 0, 10)).toEqual([]);
+    expect(await net.server.store.since(ch, 0, 10)).toEqual([]);
     for (const p of net.peers)
       await waitFor(() => p.node.store.page(ch, 10).messages.length === 0, 10_000, 'the copies go');
     return;
@@ -226,8 +232,9 @@ async function play(net: Testnet, schedule: readonly Action[], last: End): Promi
 
   // The expected state: an independent fold of the accepted items, in HLC order from the
   // server's copy (every accepted item is authorized, so no rule needs re-checking here).
+  const items = new Map((await net.server.store.since(ch, 0, 100_000)).map((m) => [m.id, m]));
   const hlc = (id: string) => {
-    const i = net.server.store.getItem(id)!;
+    const i = items.get(id)!;
     return [i.ts, i.lc, i.id] as const;
   };
   const before = (x: string, y: string) => {
@@ -283,12 +290,12 @@ async function play(net: Testnet, schedule: readonly Action[], last: End): Promi
     );
   }
   // Nothing doubled: each accepted item once on the server; a deleted text gone from every store.
-  const all = net.server.store.since(ch, 0, 10_000);
+  const all = await net.server.store.since(ch, 0, 10_000);
   expect(new Set(all.map((i) => i.id)).size).toBe(all.length);
   expect(all.length).toBe(accepted.length + (last === 'removeCarol' ? 1 : 0));
   for (const [id, e] of expected) {
     if (!e.deleted) continue;
-    expect(net.server.store.getItem(id)!.text).toBeUndefined();
+    expect((await net.server.store.getItem(id))!.text).toBeUndefined();
     for (const p of readers) expect(p.node.store.getMessage(id)?.text).toBeUndefined();
   }
   if (last === 'removeCarol') {

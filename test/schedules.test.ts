@@ -100,9 +100,14 @@ async function play(net: Testnet, schedule: readonly Action[]): Promise<void> {
 
   // Heal: everyone online; wait until every outbox is empty and every copy caught up.
   for (const p of net.peers) await p.call('PUT', '/api/status', { status: 'online' });
-  const onServer = () => net.server.store.history(ch.id, 500).messages.map((m) => m.id);
-  await waitFor(() => onServer().length >= accepted.length, 15_000, 'server has every message');
-  const serverOrder = onServer();
+  const onServer = async () =>
+    (await net.server.store.history(ch.id, 500)).messages.map((m) => m.id);
+  await waitFor(
+    async () => (await onServer()).length >= accepted.length,
+    15_000,
+    'server has every message',
+  );
+  const serverOrder = await onServer();
   expect([...serverOrder].sort()).toEqual([...accepted].sort());
   for (const p of net.peers) {
     // Settled: holds as many as the server, and every acknowledgement has arrived.

@@ -198,8 +198,8 @@ describe('search results from the server are checked like everything else it sen
     // The server turns dishonest: it rewrites the text of what it finds.
     const svc = (net.server as any).search;
     const honest = svc.search.bind(svc);
-    svc.search = (conn: unknown, body: unknown) => {
-      const r = honest(conn, body);
+    svc.search = async (conn: unknown, body: unknown) => {
+      const r = await honest(conn, body);
       return {
         ...r,
         messages: r.messages.map((m: any) => ({ ...m, text: `${m.text} (pay here)` })),

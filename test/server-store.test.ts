@@ -12,10 +12,10 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const CHANNELS = ['c-one', 'c-two'];
 
 describe('server store: batched inserts', () => {
-  it('numbers each channel 1, 2, 3… across batches; a stored id is a duplicate, or a conflict if altered', () => {
+  it('numbers each channel 1, 2, 3… across batches; a stored id is a duplicate, or a conflict if altered', async () => {
     let run = 0;
-    fc.assert(
-      fc.property(
+    await fc.assert(
+      fc.asyncProperty(
         // Batches of posts drawn from a small pool of ids, so that repeats are common: the same
         // message again (an outbox retry) or the same id with other text (a forgery).
         fc.array(
@@ -29,11 +29,17 @@ describe('server store: batched inserts', () => {
           ),
           { maxLength: 8 },
         ),
-        (batches) => {
+        async (batches) => {
           const store = new SqliteServerStore(path.join(dir, `s${run++}.db`));
           try {
             for (const id of CHANNELS) {
-              store.createChannel({ id, name: id, owner: 'o', allowVisitors: false, createdAt: 1 });
+              await store.createChannel({
+                id,
+                name: id,
+                owner: 'o',
+                allowVisitors: false,
+                createdAt: 1,
+              });
             }
             // The model: what each id was first stored as, and each channel's last number.
             const stored = new Map<string, { channel: string; text: string; seq: number }>();
@@ -55,7 +61,7 @@ describe('server store: batched inserts', () => {
                   },
                 };
               });
-              const results = store.insertMessages(inserts);
+              const results = await store.insertMessages(inserts);
               inserts.forEach(({ message: m }, i) => {
                 const r = results[i]!;
                 const first = stored.get(m.id);
@@ -80,12 +86,12 @@ describe('server store: batched inserts', () => {
               });
             }
             for (const c of CHANNELS) {
-              expect(store.lastSeq(c)).toBe(last.get(c));
-              const all = store.since(c, 0, 1000);
+              expect(await store.lastSeq(c)).toBe(last.get(c));
+              const all = await store.since(c, 0, 1000);
               expect(all.map((m) => m.seq)).toEqual(all.map((_, i) => i + 1));
             }
           } finally {
-            store.close();
+            await store.close();
           }
         },
       ),

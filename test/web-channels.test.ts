@@ -68,7 +68,7 @@ describe('channel management in the web UI', () => {
       .getByRole('button', { name: 'Remove' })
       .click();
     await waitFor(
-      () => net.server.store.isRemoved(general, 'carol'),
+      async () => await net.server.store.isRemoved(general, 'carol'),
       10_000,
       'carol removed at the server',
     );
@@ -96,7 +96,7 @@ describe('channel management in the web UI', () => {
     await a.page.getByRole('button', { name: /^# ?random/ }).waitFor({ state: 'detached' });
     await b.page.getByRole('button', { name: /^# ?random/ }).waitFor({ state: 'detached' });
     await waitFor(
-      () => net.server.store.getChannel(random) === undefined,
+      async () => (await net.server.store.getChannel(random)) === undefined,
       10_000,
       'the server drops #random',
     );
@@ -109,7 +109,7 @@ describe('channel management in the web UI', () => {
       .click();
     await b.page.getByRole('button', { name: /^# ?lobby/ }).waitFor({ state: 'detached' });
     await waitFor(
-      () => !net.server.store.isMember(general, 'bob'),
+      async () => !(await net.server.store.isMember(general, 'bob')),
       10_000,
       'bob left at the server',
     );

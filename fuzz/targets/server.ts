@@ -106,7 +106,7 @@ async function run(data: Buffer): Promise<void> {
     await exchange(host, port, bytes, isOpName, ANSWER_MS);
   } finally {
     // A logout revokes the shared session: make a new one for the next inputs.
-    if (server!.store.getSession(vars.sessionId)?.revoked) await login();
+    if ((await server!.store.getSession(vars.sessionId))?.revoked) await login();
   }
 }
 

@@ -51,8 +51,26 @@ export function fitHistory<T>(
   budget: number,
 ): { messages: T[]; related: T[]; cut: boolean } {
   const page = fitPage(messages, budget, 'end');
+  return withRelated(page, related(page.items), budget);
+}
+
+/** `fitHistory` with a lookup of related items that answers later (the server's store). */
+export async function fitHistoryAsync<T>(
+  messages: readonly T[],
+  related: (kept: T[]) => Promise<readonly T[]>,
+  budget: number,
+): Promise<{ messages: T[]; related: T[]; cut: boolean }> {
+  const page = fitPage(messages, budget, 'end');
+  return withRelated(page, await related(page.items), budget);
+}
+
+function withRelated<T>(
+  page: { items: T[]; cut: boolean },
+  related: readonly T[],
+  budget: number,
+): { messages: T[]; related: T[]; cut: boolean } {
   const used = page.items.reduce((n, m) => n + itemBytes(m), 0);
-  const rest = fitPage(related(page.items), budget - used, 'start');
+  const rest = fitPage(related, budget - used, 'start');
   const fits = used + rest.items.reduce((n, m) => n + itemBytes(m), 0) <= budget;
   return { messages: page.items, related: fits ? rest.items : [], cut: page.cut };
 }

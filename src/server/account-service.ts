@@ -47,10 +47,11 @@ export class AccountService {
   constructor(
     private readonly store: ServerStore,
     private readonly limits: AccountLimits,
+    usernames: Iterable<string>,
   ) {
     this.guard = new LoginGuard(limits.login);
     this.scrypt = new ScryptQueue(limits.scrypt);
-    this.names = new NameIndex(store.usernames());
+    this.names = new NameIndex(usernames);
     this.registrationsPerAddress =
       limits.registrationsPerAddress ?? REGISTRATION_LIMITS.registrationsPerAddress;
     this.registrationWindowMs =
@@ -65,7 +66,7 @@ export class AccountService {
 
   /** Creates an account; the name must not look like an existing one. */
   async register(ip: string, username: string, password: string): Promise<void> {
-    if (this.store.getUser(username)) throw new HchatError('E_USERNAME_TAKEN');
+    if (await this.store.getUser(username)) throw new HchatError('E_USERNAME_TAKEN');
     this.names.checkNewUser(username);
     const release = this.reserveRegistration(this.prefixOf(ip));
     let passHash: string;
@@ -76,8 +77,10 @@ export class AccountService {
       throw err;
     }
     this.names.checkNewUser(username); // another registration may have won meanwhile
-    this.store.createUser({ username, passHash });
+    // Indexed before the insert's await, so that a look-alike registering meanwhile is refused.
+    // A name whose insert fails stays indexed until restart (refused as taken, never doubled).
     this.names.addUser(username);
+    await this.store.createUser({ username, passHash });
   }
 
   /** Checks a password, throttled (counted before the hash); the user on success. */
@@ -86,7 +89,7 @@ export class AccountService {
     let ok: boolean;
     let user: UserRecord | undefined;
     try {
-      user = this.store.getUser(username);
+      user = await this.store.getUser(username);
       ok = await this.scrypt.run('login', () => verifyPassword(password, user?.passHash));
     } catch (err) {
       this.guard.cancel(attempt);
@@ -100,10 +103,19 @@ export class AccountService {
     return user;
   }
 
-  /** Throws unless a visitor named `name` may enter from `ip` now. */
-  checkVisitor(ip: string, name: string): void {
+  /**
+   * Throws unless a visitor named `name` may enter from `ip` now. The caller checks again with
+   * `checkVisitorNow` in the turn it attaches the session: another may have entered meanwhile.
+   */
+  async checkVisitor(ip: string, name: string): Promise<void> {
+    this.checkVisitorNow(ip, name);
+    if (await this.store.getUser(name)) throw new HchatError('E_NAME_TAKEN');
+    this.checkVisitorNow(ip, name);
+  }
+
+  /** The checks of `checkVisitor` that need no store: room from `ip`, and no look-alike now. */
+  checkVisitorNow(ip: string, name: string): void {
     this.checkVisitorRoom(ip);
-    if (this.store.getUser(name)) throw new HchatError('E_NAME_TAKEN');
     this.names.checkVisitor(name);
   }
 

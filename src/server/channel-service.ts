@@ -2,6 +2,10 @@
  * The server's channels (SPEC §4–§5): create, directory, join, history, sync, subscriptions,
  * posts (group-committed: one transaction per event-loop turn, answered after commit), forwards
  * from hosts, and the fan-out of stored messages to subscribed connections, encoded once.
+ * The store answers asynchronously: channels and members are cached (`channel`, `members`
+ * load them; presence and typing read the cache), a user's check-then-act steps (count, then
+ * create or join) run one at a time per user, and a connection's posts are prepared in the order
+ * they came, so that they are stored, answered and pushed in that order.
  */
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
@@ -13,12 +17,16 @@ import { tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import type { VerifyPool } from './verify-pool.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { storageError } from '../store/sqlite.js';
-import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
+import { fitHistoryAsync, fitPage, pageBudget } from '../protocol/page-budget.js';
 import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
+import { KeyedQueue } from '../shared/keyed-queue.js';
 import type { BusEvent, EventBus } from './bus.js';
 import type { Conn, Session } from './conn.js';
 
 const NO_CONNS: ReadonlySet<Conn> = new Set();
+const NO_MEMBERS: ReadonlySet<string> = new Set();
+/** Channels kept in the cache at most (the oldest found goes first). */
+const CHANNEL_CACHE_MAX = 10_000;
 
 interface PendingPost {
   conn: Conn;
@@ -87,6 +95,12 @@ export class ChannelService {
   /** Sessions' revocation times (null: not revoked), as read from the store. */
   private readonly revocations = new Map<string, number | null>();
   private posts: PendingPost[] = [];
+  /** The batch being stored, if any: one at a time, so that answers and pushes keep order. */
+  private flushing: Promise<void> | undefined;
+  /** Per connection: its posts being prepared (lookups before they join a batch), in order. */
+  private readonly preparing = new WeakMap<Conn, Promise<void>>();
+  /** Count-then-act steps of one user (create, join) run one at a time. */
+  private readonly perUser = new KeyedQueue();
   /** Messages stored this turn, per channel, not yet pushed (see deliverMessage). */
   private readonly outgoing = new Map<string, OutgoingMessages>();
   private outgoingScheduled = false;
@@ -94,9 +108,14 @@ export class ChannelService {
 
   constructor(private readonly d: ChannelDeps) {}
 
-  createChannel(conn: Conn, b: OpReq<'channel_create'>): Channel {
-    const owned = this.d.store.ownedChannels(conn.session!.username);
-    const joined = this.d.store.memberships(conn.session!.username);
+  createChannel(conn: Conn, b: OpReq<'channel_create'>): Promise<Channel> {
+    const user = conn.session!.username;
+    return this.perUser.run(user.toLowerCase(), () => this.create(conn, b));
+  }
+
+  private async create(conn: Conn, b: OpReq<'channel_create'>): Promise<Channel> {
+    const owned = await this.d.store.ownedChannels(conn.session!.username);
+    const joined = await this.d.store.memberships(conn.session!.username);
     if (owned >= this.d.channelsPerAccount || joined >= this.d.membershipsPerAccount) {
       throw new HchatError(
         'E_FORBIDDEN',
@@ -110,32 +129,38 @@ export class ChannelService {
       allowVisitors: b.allowVisitors,
       createdAt: Date.now(),
     };
-    this.d.store.createChannel(channel);
-    this.members(channel.id).add(channel.owner.toLowerCase());
+    await this.d.store.createChannel(channel);
+    this.memberCache.set(channel.id, new Set([channel.owner.toLowerCase()]));
     this.addSubscription(conn, channel.id);
     this.d.log.write('channel_create', { peer: conn.name, channel: channel.id });
     return channel;
   }
 
   /** The channel with this id, from the cache or the store. */
-  channel(id: string): Channel | undefined {
-    let c = this.channelCache.get(id);
-    if (c) return c;
-    c = this.d.store.getChannel(id);
-    if (c) {
-      if (this.channelCache.size >= 10_000) this.channelCache.clear();
+  async channel(id: string): Promise<Channel | undefined> {
+    const cached = this.channelCache.get(id);
+    if (cached) return cached;
+    const c = await this.d.store.getChannel(id);
+    if (c && !this.channelCache.has(id)) {
+      if (this.channelCache.size >= CHANNEL_CACHE_MAX)
+        this.channelCache.delete(this.channelCache.keys().next().value!);
       this.channelCache.set(id, c);
     }
-    return c;
+    return this.channelCache.get(id) ?? c;
+  }
+
+  /** The channel if it is cached (it was read for a request or a push): presence's view. */
+  cachedChannel(id: string): Channel | undefined {
+    return this.channelCache.get(id);
   }
 
   /**
    * One page of the directory, in (createdAt, id) order after the cursor `after` (as `next`
    * gave it), cut to the receiver's frame; `next` when more remain.
    */
-  directory(conn: Conn, after: string | undefined): OpRes<'directory'> {
+  async directory(conn: Conn, after: string | undefined): Promise<OpRes<'directory'>> {
     const s = conn.session!;
-    const page = this.d.store.listChannels({
+    const page = await this.d.store.listChannels({
       after: after === undefined ? undefined : parseCursor(after),
       limit: this.d.pageChannels + 1,
       visitorsOnly: s.role === 'visitor',
@@ -149,42 +174,48 @@ export class ChannelService {
       : { channels: fit.items };
   }
 
-  myChannels(conn: Conn): Channel[] {
+  async myChannels(conn: Conn): Promise<Channel[]> {
     const s = conn.session!;
     if (s.role === 'user') return this.d.store.channelsOf(s.username);
-    return [...conn.subs].map((id) => this.channel(id)).filter((c) => c !== undefined);
+    const all = await Promise.all([...conn.subs].map((id) => this.channel(id)));
+    return all.filter((c) => c !== undefined);
   }
 
   /**
    * The channel, if this session may read it (history, sync, search); visitors never learn of
    * other channels.
    */
-  readable(s: Session, channelId: string): Channel {
-    const c = this.channel(channelId);
+  async readable(s: Session, channelId: string): Promise<Channel> {
+    const c = await this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
+    if (s.role === 'user' && !(await this.members(c.id)).has(s.username.toLowerCase())) {
       // A removed account is never a member: only a non-member's read looks it up.
-      if (this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
+      if (await this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
       if (!c.allowVisitors) throw new HchatError('E_NOT_MEMBER');
     }
     return c;
   }
 
-  join(conn: Conn, channelId: string): Channel {
+  join(conn: Conn, channelId: string): Promise<Channel> {
+    const user = conn.session!.username;
+    return this.perUser.run(user.toLowerCase(), () => this.joinNow(conn, channelId));
+  }
+
+  private async joinNow(conn: Conn, channelId: string): Promise<Channel> {
     const s = conn.session!;
-    const c = this.channel(channelId);
+    const c = await this.channel(channelId);
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
-    if (s.role === 'user' && !this.members(c.id).has(s.username.toLowerCase())) {
-      if (this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
-      if (this.d.store.memberships(s.username) >= this.d.membershipsPerAccount) {
+    if (s.role === 'user' && !(await this.members(c.id)).has(s.username.toLowerCase())) {
+      if (await this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
+      if ((await this.d.store.memberships(s.username)) >= this.d.membershipsPerAccount) {
         throw new HchatError(
           'E_FORBIDDEN',
           `an account may join at most ${this.d.membershipsPerAccount} channels`,
         );
       }
-      this.d.store.addMember(c.id, s.username);
+      await this.d.store.addMember(c.id, s.username);
       this.d.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
     }
     // The joining connection gets pushes until it says otherwise (subscribe).
@@ -194,14 +225,14 @@ export class ChannelService {
   }
 
   /** A member leaves a channel: no more pushes, no more reads unless it joins again. */
-  leave(conn: Conn, channelId: string): void {
+  async leave(conn: Conn, channelId: string): Promise<void> {
     const s = conn.session!;
-    const c = this.channel(channelId);
-    if (!c || !this.members(c.id).has(s.username.toLowerCase()))
+    const c = await this.channel(channelId);
+    if (!c || !(await this.members(c.id)).has(s.username.toLowerCase()))
       throw new HchatError('E_NOT_MEMBER');
     if (c.owner.toLowerCase() === s.username.toLowerCase())
       throw new HchatError('E_FORBIDDEN', 'the owner cannot leave its channel: delete it instead');
-    this.d.store.removeMember(c.id, s.username);
+    await this.d.store.removeMember(c.id, s.username);
     this.d.bus.publish({ kind: 'member_left', channelId: c.id, username: s.username });
     this.d.log.write('leave', { peer: conn.name, channel: c.id });
   }
@@ -224,11 +255,14 @@ export class ChannelService {
     this.tellOwner(e.channelId, 'member_left', { channelId: e.channelId, username: e.username });
   }
 
-  /** The owner changed the channel: cached settings and members are read again. */
+  /**
+   * The owner changed the channel: cached settings are read again (a removal comes as its own
+   * member_left); a deleted channel's members are forgotten.
+   */
   channelChanged(e: Extract<BusEvent, { kind: 'channel_changed' }>): void {
     this.channelCache.delete(e.channelId);
-    this.memberCache.delete(e.channelId);
     if (!e.deleted) return;
+    this.memberCache.delete(e.channelId);
     // After this turn's pushes (the deletion itself reaches every subscriber).
     process.nextTick(() => {
       for (const c of this.subscribers.get(e.channelId) ?? []) c.subs.delete(e.channelId);
@@ -236,15 +270,25 @@ export class ChannelService {
     });
   }
 
-  /** After an item is stored: a channel item changes the directory (store applied it). */
-  private stored(m: StoredMessage): void {
-    if (this.d.itemStored) {
-      const erased =
-        m.kind === 'delete' && m.target !== undefined
-          ? this.d.store.getItem(m.target)?.digest !== undefined
-          : false;
-      this.d.itemStored(m, erased);
+  /**
+   * The deletes among these results that took their message away (it is a tombstone now), read
+   * before the results are answered and pushed, in one turn.
+   */
+  private async erasures(results: readonly (InsertResult | HchatError)[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (!this.d.itemStored) return out;
+    for (const r of results) {
+      if (r instanceof HchatError || r.duplicate) continue;
+      const m = r.stored;
+      if (m.kind !== 'delete' || m.target === undefined) continue;
+      if ((await this.d.store.getItem(m.target))?.digest !== undefined) out.add(m.id);
     }
+    return out;
+  }
+
+  /** After an item is stored: a channel item changes the directory (store applied it). */
+  private stored(m: StoredMessage, erased: ReadonlySet<string>): void {
+    this.d.itemStored?.(m, erased.has(m.id));
     if (m.kind !== 'channel' || !m.change) return;
     this.d.bus.publish({
       kind: 'channel_changed',
@@ -259,22 +303,31 @@ export class ChannelService {
       });
   }
 
-  /** The users (lower-case) of a channel, owner included: cached, as memberships only grow. */
-  members(channelId: string): Set<string> {
+  /**
+   * The users (lower-case) of a channel, owner included: cached, kept up to date by the bus's
+   * member_joined and member_left.
+   */
+  async members(channelId: string): Promise<ReadonlySet<string>> {
+    const cached = this.memberCache.get(channelId);
+    if (cached) return cached;
+    const names = await this.d.store.members(channelId);
+    // A join or leave heard during the read already made the set: it wins.
     let set = this.memberCache.get(channelId);
-    if (!set) {
-      set = new Set(this.d.store.members(channelId).map((u) => u.toLowerCase()));
-      this.memberCache.set(channelId, set);
-    }
+    if (!set) this.memberCache.set(channelId, (set = new Set(names.map((u) => u.toLowerCase()))));
     return set;
   }
 
-  history(conn: Conn, b: OpReq<'history'>): OpRes<'history'> {
-    this.readable(conn.session!, b.channelId);
-    const page = this.d.store.history(b.channelId, b.limit, b.before);
+  /** The cached members of a channel (empty when not loaded): presence and typing's view. */
+  cachedMembers(channelId: string): ReadonlySet<string> {
+    return this.memberCache.get(channelId) ?? NO_MEMBERS;
+  }
+
+  async history(conn: Conn, b: OpReq<'history'>): Promise<OpRes<'history'>> {
+    await this.readable(conn.session!, b.channelId);
+    const page = await this.d.store.history(b.channelId, b.limit, b.before);
     // The newest messages that fit the peer's frame limit (hasMore says older ones remain),
     // with the edits, deletes and reactions that name them.
-    const fit = fitHistory(
+    const fit = await fitHistoryAsync(
       page.messages,
       (kept) => this.d.store.related(kept.map((m) => m.id)),
       pageBudget(conn.fs.peerMaxFrame),
@@ -288,12 +341,12 @@ export class ChannelService {
     return { messages: fit.messages, related: fit.related, hasMore: page.hasMore || fit.cut };
   }
 
-  sync(conn: Conn, b: OpReq<'sync'>): OpRes<'sync'> {
-    this.readable(conn.session!, b.channelId);
-    const all = this.d.store.since(b.channelId, b.since, b.limit);
+  async sync(conn: Conn, b: OpReq<'sync'>): Promise<OpRes<'sync'>> {
+    await this.readable(conn.session!, b.channelId);
+    const all = await this.d.store.since(b.channelId, b.since, b.limit);
     // Cut to the peer's frame limit; lastSeq tells it that more remains.
     const messages = fitPage(all, pageBudget(conn.fs.peerMaxFrame), 'start').items;
-    const lastSeq = this.d.store.lastSeq(b.channelId);
+    const lastSeq = await this.d.store.lastSeq(b.channelId);
     this.d.log.write('sync', {
       peer: conn.name,
       channel: b.channelId,
@@ -303,16 +356,17 @@ export class ChannelService {
     return { messages, lastSeq };
   }
 
-  subscribe(conn: Conn, b: OpReq<'subscribe'>): OpRes<'subscribe'> {
+  async subscribe(conn: Conn, b: OpReq<'subscribe'>): Promise<OpRes<'subscribe'>> {
     const s = conn.session!;
-    const ok = b.channelIds.filter((id) => {
+    const ok: string[] = [];
+    for (const id of b.channelIds) {
       try {
-        this.readable(s, id);
-        return true;
-      } catch {
-        return false;
+        await this.readable(s, id);
+        ok.push(id);
+      } catch (err) {
+        if (!(err instanceof HchatError)) throw err;
       }
-    });
+    }
     this.setSubscriptions(conn, ok);
     this.d.log.write('subscribe', { peer: conn.name, count: ok.length });
     return { channelIds: ok };
@@ -341,21 +395,30 @@ export class ChannelService {
   }
 
   /** A host uploads its channel's messages; each is stored once and pushed to subscribers. */
-  forward(conn: Conn, b: OpReq<'forward'>): OpRes<'forward'> {
+  async forward(conn: Conn, b: OpReq<'forward'>): Promise<OpRes<'forward'>> {
     const s = conn.session!;
+    // What the checks read is loaded first; they then run in one turn.
+    for (const id of new Set(b.messages.map((m) => m.channelId))) {
+      if (await this.channel(id)) await this.members(id);
+    }
+    for (const m of b.messages) await this.loadRevocation(m.cert);
+    const authors = new Map<string, string>();
+    for (const a of new Set(b.messages.map((m) => m.author)))
+      authors.set(a, (await this.d.store.getUser(a))?.username ?? a);
     // One outcome per position (two entries may share an id: a genuine message and a forgery);
     // undefined until the accepted ones are stored.
     const outcome: (HchatError | InsertResult | undefined)[] = b.messages.map((m) =>
       this.refuseForward(s, m),
     );
     const positions = outcome.flatMap((o, i) => (o === undefined ? [i] : []));
-    const stored = this.storeBatch(
+    const stored = await this.storeBatch(
       positions.map((i) => {
         const { author, ...message } = b.messages[i]!;
         // Stored as the account spells it, never as the host does.
-        return { message, author: this.d.store.getUser(author)?.username ?? author };
+        return { message, author: authors.get(author)! };
       }),
     );
+    const erased = await this.erasures(stored);
     positions.forEach((i, k) => (outcome[i] = stored[k]));
     const results: OpRes<'forward'>['results'] = [];
     b.messages.forEach((m, i) => {
@@ -382,16 +445,18 @@ export class ChannelService {
           message: r.stored,
           exceptSession: s.sessionId,
         });
-        this.stored(r.stored);
+        this.stored(r.stored, erased);
       }
     });
     return { results };
   }
 
   /** Inserts a batch; a full disk is E_STORAGE_FULL for the whole request. */
-  private storeBatch(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
+  private async storeBatch(
+    batch: readonly MessageInsert[],
+  ): Promise<(InsertResult | HchatError)[]> {
     try {
-      return this.timedInsert(batch);
+      return await this.timedInsert(batch);
     } catch (err) {
       throw storageError(err) ?? err;
     }
@@ -402,12 +467,12 @@ export class ChannelService {
     s: Session,
     m: OpReq<'forward'>['messages'][number],
   ): HchatError | undefined {
-    const c = this.channel(m.channelId);
+    const c = this.cachedChannel(m.channelId);
     if (!c) return new HchatError('E_CHANNEL_NOT_FOUND');
     if (c.owner !== s.username) {
       return new HchatError('E_FORBIDDEN', "only the channel's host may forward its messages");
     }
-    if (!this.members(c.id).has(m.author.toLowerCase())) {
+    if (!this.cachedMembers(c.id).has(m.author.toLowerCase())) {
       return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
     }
     const bad = this.d.verifier.check(m) ?? this.revokedBefore(m);
@@ -432,15 +497,23 @@ export class ChannelService {
     return undefined;
   }
 
-  /** When a session was revoked, if it was (cached: a post costs no store read). */
+  /** When a session was revoked, if it was (as loadRevocation read it: no store read here). */
   private revokedAt(sessionId: string): number | undefined {
-    let at = this.revocations.get(sessionId);
-    if (at === undefined) {
-      at = this.d.store.getSession(sessionId)?.revokedAt ?? null;
-      if (this.revocations.size >= 100_000) this.revocations.clear();
-      this.revocations.set(sessionId, at);
-    }
-    return at ?? undefined;
+    return this.revocations.get(sessionId) ?? undefined;
+  }
+
+  /**
+   * Reads once when the session of a certificate was revoked, for `revokedBefore` (cached: a post
+   * costs no store read). A revocation learnt meanwhile (sessionRevoked) wins over the read.
+   */
+  private async loadRevocation(cert: string): Promise<void> {
+    const sid = this.d.verifier.certClaims(cert)?.sid;
+    if (sid === undefined || this.revocations.has(sid)) return;
+    const at = (await this.d.store.getSession(sid))?.revokedAt ?? null;
+    if (this.revocations.has(sid)) return;
+    if (this.revocations.size >= 100_000)
+      this.revocations.delete(this.revocations.keys().next().value!);
+    this.revocations.set(sid, at);
   }
 
   /** A session was revoked on this instance (the cache learns it at once). */
@@ -448,19 +521,56 @@ export class ChannelService {
     this.revocations.set(sessionId, at);
   }
 
-  channelMembers(conn: Conn, b: OpReq<'members'>): OpRes<'members'> {
+  /** True when this instance knows the session revoked (a resume racing a logout). */
+  revokedNow(sessionId: string): boolean {
+    return typeof this.revocations.get(sessionId) === 'number';
+  }
+
+  async channelMembers(conn: Conn, b: OpReq<'members'>): Promise<OpRes<'members'>> {
     // Whoever may read the channel may see who is in it.
-    const c = this.readable(conn.session!, b.channelId);
-    return { members: this.d.store.members(c.id) };
+    const c = await this.readable(conn.session!, b.channelId);
+    return { members: await this.d.store.members(c.id) };
   }
 
   // ---- posts: group commit, then fan-out ----------------------------------------------------
 
+  /**
+   * Takes a post: what its checks read is loaded (after the connection's earlier posts), then it
+   * is checked and joins the turn's batch, or is refused.
+   */
   queuePost(conn: Conn, reqId: number, b: OpReq<'post'>): void {
-    const s = conn.session!;
-    const c = this.channel(b.message.channelId);
+    const prev = this.preparing.get(conn) ?? Promise.resolve();
+    const next = prev
+      .then(async () => {
+        const edited = await this.loadForPost(b);
+        if (!this.closed) this.checkPost(conn, reqId, b, edited);
+      })
+      .catch((err: unknown) => this.d.answerError(conn, reqId, 'post', err));
+    this.preparing.set(conn, next);
+  }
+
+  /** Loads what checkPost reads: the channel, its members, revocations, a tombstone's target. */
+  private async loadForPost(b: OpReq<'post'>): Promise<StoredMessage | undefined> {
+    if (!(await this.channel(b.message.channelId))) return undefined;
+    await this.members(b.message.channelId);
+    await this.loadRevocation(b.message.cert);
+    if (!b.deletedBy) return undefined;
+    await this.loadRevocation(b.deletedBy.cert);
+    const target = b.message.target;
+    return target === undefined ? undefined : this.d.store.getItem(target);
+  }
+
+  private checkPost(
+    conn: Conn,
+    reqId: number,
+    b: OpReq<'post'>,
+    edited: StoredMessage | undefined,
+  ): void {
+    const s = conn.session;
+    if (!s) throw new HchatError('E_AUTH_REQUIRED'); // logged out meanwhile
+    const c = this.cachedChannel(b.message.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
-    const members = this.members(c.id);
+    const members = this.cachedMembers(c.id);
     if (!members.has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
     const wait = this.d.postLimiter.take(s.username.toLowerCase());
     if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
@@ -473,7 +583,6 @@ export class ChannelService {
       if (!members.has(author.toLowerCase()))
         throw new HchatError('E_NOT_MEMBER', `deletedBy: ${author} is not a member`);
       const tomb = { ...b.message, author: s.username };
-      const edited = tomb.target === undefined ? undefined : this.d.store.getItem(tomb.target);
       const refused = tombstoneRefusal(tomb, b.deletedBy, c.owner, edited);
       if (refused) throw refused;
       inserts.push({ message: del, author });
@@ -502,37 +611,51 @@ export class ChannelService {
     });
   }
 
-  /** Posts waiting for this turn's group commit. */
+  /** Posts waiting for the next group commit. */
   get queuedPosts(): number {
     return this.posts.length;
   }
 
   /** The store's insert, timed for the metrics (store batch seconds). */
-  private timedInsert(batch: readonly MessageInsert[]): (InsertResult | HchatError)[] {
+  private async timedInsert(
+    batch: readonly MessageInsert[],
+  ): Promise<(InsertResult | HchatError)[]> {
     const t0 = performance.now();
-    const results = this.d.store.insertMessages(batch);
+    const results = await this.d.store.insertMessages(batch);
     this.d.ops?.batchStored((performance.now() - t0) / 1000);
     return results;
   }
 
-  /** Stops taking posts (the server is closing; what was queued has been flushed). */
-  close(): void {
-    this.flushPosts();
+  /** Stops taking posts (the server is closing): what was queued is stored and answered first. */
+  async close(): Promise<void> {
+    await this.flushing;
+    await this.flushPosts();
     this.closed = true;
   }
 
   private enqueuePost(p: PendingPost): void {
     this.posts.push(p);
-    if (this.posts.length === 1) setImmediate(() => this.flushPosts());
+    if (this.posts.length === 1 && !this.flushing) setImmediate(() => void this.flushPosts());
   }
 
-  private flushPosts(): void {
+  /** Stores the queued posts as one batch; posts queued meanwhile make the next batch. */
+  private flushPosts(): Promise<void> {
+    if (this.flushing || this.posts.length === 0 || this.closed) return Promise.resolve();
     const batch = this.posts;
-    if (batch.length === 0 || this.closed) return;
     this.posts = [];
+    this.flushing = this.storePosts(batch).finally(() => {
+      this.flushing = undefined;
+      if (this.posts.length > 0) setImmediate(() => void this.flushPosts());
+    });
+    return this.flushing;
+  }
+
+  private async storePosts(batch: PendingPost[]): Promise<void> {
     let results: (InsertResult | HchatError)[];
+    let erased: Set<string>;
     try {
-      results = this.timedInsert(batch.map((p) => p.insert));
+      results = await this.timedInsert(batch.map((p) => p.insert));
+      erased = await this.erasures(results);
     } catch (err) {
       // A storage error (a full disk) fails this batch's posts, never the server: each poster
       // hears why, its outbox tries again later, and nothing stored before is touched.
@@ -571,7 +694,7 @@ export class ChannelService {
           message: r.stored,
           exceptSession: conn.session?.sessionId,
         });
-        this.stored(r.stored);
+        this.stored(r.stored, erased);
       }
     }
   }
@@ -663,11 +786,17 @@ export class ChannelService {
     ev: 'member_joined' | 'member_left',
     body: { channelId: string; username: string },
   ): void {
-    const owner = this.channel(channelId)?.owner;
-    const conns = owner ? this.d.connsOf(owner.toLowerCase()) : undefined;
-    if (!conns) return;
-    const frame = encodeFrame({ t: 'ev', ev, body });
-    for (const c of conns) c.fs.sendEncoded(frame);
+    const send = (owner: string | undefined) => {
+      if (!owner) return;
+      const frame = encodeFrame({ t: 'ev', ev, body });
+      for (const c of this.d.connsOf(owner.toLowerCase())) c.fs.sendEncoded(frame);
+    };
+    const cached = this.cachedChannel(channelId);
+    if (cached) return send(cached.owner);
+    this.channel(channelId).then(
+      (c) => send(c?.owner),
+      (err: unknown) => console.error('hchat server: reading a channel failed:', err),
+    );
   }
 }
 

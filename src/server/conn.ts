@@ -16,6 +16,12 @@ export class Conn {
   helloDone = false;
   /** Requests of this connection being worked on (FRAME_LIMITS.maxInFlight at most). */
   inFlight = 0;
+  /**
+   * The end of this connection's requests so far: each waits for the one before it (but for
+   * register and login, which hash apart), so that what one request changed (a session, a
+   * membership) is there for the next, as when every store answer came at once.
+   */
+  turn: Promise<void> = Promise.resolve();
   session: Session | undefined;
   entryKey: string | undefined;
   /** The DM device this connection's session speaks for, once it published it (`dm_publish`). */

@@ -26,7 +26,7 @@ export interface DmServiceDeps {
   bus: EventBus;
   log: ConnectionLog;
   /** A registered user's name as registered, or undefined. */
-  registered(username: string): string | undefined;
+  registered(username: string): Promise<string | undefined>;
   /** Who belongs to which channel (the tracker's rule). */
   memberships: Memberships;
   /** The tracker entry a connection submitted, if any. */
@@ -101,13 +101,13 @@ export class DmService {
     conn.dmDevice = undefined;
   }
 
-  devices(conn: Conn, b: OpReq<'dm_devices'>): OpRes<'dm_devices'> {
+  async devices(conn: Conn, b: OpReq<'dm_devices'>): Promise<OpRes<'dm_devices'>> {
     const me = conn.session!.username;
     this.budget(this.lookupLimiter, conn.session!.sessionId, b.usernames.length, 'dm_devices');
+    const names = await Promise.all(b.usernames.map((u) => this.d.registered(u)));
     const users: OpRes<'dm_devices'>['users'] = [];
     const seen = new Set<string>();
-    for (const asked of b.usernames) {
-      const username = this.d.registered(asked);
+    for (const username of names) {
       if (!username || seen.has(username.toLowerCase())) continue;
       seen.add(username.toLowerCase());
       const own = sameUser(username, me);
@@ -273,11 +273,11 @@ export class DmService {
 
   // ---- blocks --------------------------------------------------------------------------------
 
-  block(conn: Conn, b: OpReq<'dm_block'>): OpRes<'dm_block'> {
+  async block(conn: Conn, b: OpReq<'dm_block'>): Promise<OpRes<'dm_block'>> {
     const me = conn.session!.username;
     if (sameUser(b.username, me))
       throw new HchatError('E_BAD_REQUEST', 'you cannot block yourself');
-    const target = this.d.registered(b.username);
+    const target = await this.d.registered(b.username);
     if (!target) throw new HchatError('E_NOT_FOUND', `no user ${b.username}`);
     if (!this.d.dms.setBlocked(me, target, b.blocked, L.maxBlocks))
       throw new HchatError('E_QUOTA_EXCEEDED', `at most ${L.maxBlocks} blocked users`);

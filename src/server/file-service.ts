@@ -18,9 +18,9 @@ export interface FileServiceDeps {
   files: FileStore;
   log: ConnectionLog;
   /** The channel, if this session may read it (else throws as `history` does). */
-  readable(s: Session, channelId: string): Channel;
+  readable(s: Session, channelId: string): Promise<Channel>;
   /** Lower-cased usernames of the channel's members. */
-  members(channelId: string): ReadonlySet<string>;
+  members(channelId: string): Promise<ReadonlySet<string>>;
   /** True while the user has a tracker entry (a P2P endpoint others can reach). */
   reachable(username: string): boolean;
   signGrant(claims: GrantClaims): string;
@@ -32,9 +32,9 @@ export interface FileServiceDeps {
 export class FileService {
   constructor(private readonly d: FileServiceDeps) {}
 
-  put(conn: Conn, b: OpReq<'file_put'>): OpRes<'file_put'> {
+  async put(conn: Conn, b: OpReq<'file_put'>): Promise<OpRes<'file_put'>> {
     const s = conn.session!;
-    this.member(s, b.channelId);
+    await this.member(s, b.channelId);
     const m = b.manifest;
     const bad = manifestError(m);
     if (bad) throw new HchatError('E_BAD_REQUEST', bad);
@@ -64,8 +64,8 @@ export class FileService {
     return { fileId: id, missing };
   }
 
-  putChunk(conn: Conn, b: OpReq<'file_chunk_put'>): OpRes<'file_chunk_put'> {
-    this.member(conn.session!, b.channelId);
+  async putChunk(conn: Conn, b: OpReq<'file_chunk_put'>): Promise<OpRes<'file_chunk_put'>> {
+    await this.member(conn.session!, b.channelId);
     if (!this.d.files.isPut(b.fileId, b.channelId))
       throw new HchatError('E_NOT_FOUND', 'no such file in this channel: file_put it first');
     if (!this.d.files.putChunk(b.fileId, b.index, Buffer.from(b.data, 'base64')))
@@ -80,14 +80,14 @@ export class FileService {
     return { complete };
   }
 
-  manifest(conn: Conn, b: OpReq<'file_manifest'>): OpRes<'file_manifest'> {
-    this.d.readable(conn.session!, b.channelId);
+  async manifest(conn: Conn, b: OpReq<'file_manifest'>): Promise<OpRes<'file_manifest'>> {
+    await this.d.readable(conn.session!, b.channelId);
     this.inChannel(b.fileId, b.channelId);
     return { manifest: this.d.files.manifest(b.fileId)! };
   }
 
-  chunk(conn: Conn, b: OpReq<'file_chunk'>): OpRes<'file_chunk'> {
-    this.d.readable(conn.session!, b.channelId);
+  async chunk(conn: Conn, b: OpReq<'file_chunk'>): Promise<OpRes<'file_chunk'>> {
+    await this.d.readable(conn.session!, b.channelId);
     this.inChannel(b.fileId, b.channelId);
     const data = this.d.files.readChunk(b.fileId, b.index);
     if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
@@ -96,9 +96,9 @@ export class FileService {
     return { data: data.toString('base64') };
   }
 
-  held(conn: Conn, b: OpReq<'file_held'>): OpRes<'file_held'> {
+  async held(conn: Conn, b: OpReq<'file_held'>): Promise<OpRes<'file_held'>> {
     const s = conn.session!;
-    this.d.readable(s, b.channelId);
+    await this.d.readable(s, b.channelId);
     // Put for the channel is enough (its author's backup may still be on its way): a holder
     // only ever serves against a grant, and every chunk is checked by who receives it.
     if (!this.d.files.isPut(b.fileId, b.channelId))
@@ -108,12 +108,12 @@ export class FileService {
     return {};
   }
 
-  sources(conn: Conn, b: OpReq<'file_sources'>): OpRes<'file_sources'> {
+  async sources(conn: Conn, b: OpReq<'file_sources'>): Promise<OpRes<'file_sources'>> {
     const s = conn.session!;
     // Not yet put here is fine (its author's backup may still be on its way): the grant opens
     // the channel's files at its host and at the author's peer.
-    const c = this.d.readable(s, b.channelId);
-    const members = this.d.members(c.id);
+    const c = await this.d.readable(s, b.channelId);
+    const members = await this.d.members(c.id);
     const me = s.username.toLowerCase();
     // A visitor learns no more than the tracker shows it (§3.5): the channel's host only.
     const holders = this.d.files
@@ -158,9 +158,9 @@ export class FileService {
     this.d.files.dropChannel(channelId);
   }
 
-  private member(s: Session, channelId: string): void {
-    this.d.readable(s, channelId);
-    if (!this.d.members(channelId).has(s.username.toLowerCase()))
+  private async member(s: Session, channelId: string): Promise<void> {
+    await this.d.readable(s, channelId);
+    if (!(await this.d.members(channelId)).has(s.username.toLowerCase()))
       throw new HchatError('E_NOT_MEMBER');
   }
 

@@ -5,6 +5,9 @@
  * hosts or streams), each with the entry cut to what that session may see, each distinct body
  * encoded once. A new membership or a visitor's new view makes the entries that became visible
  * known both ways. `get_list` is answered in pages that fit the receiver's frame.
+ * The rule is decided in one turn from caches: a user's channels are loaded when a session of
+ * theirs attaches here (`loadUser`), with those channels' members; a user not loaded counts as
+ * in no channel until a load it starts ends.
  */
 import { encodeFrame } from '../protocol/frame.js';
 import type { Channel, TrackerEntry } from '../protocol/common.js';
@@ -26,9 +29,11 @@ import {
 export interface PresenceDeps {
   store: ServerStore;
   tracker: TrackerList;
-  /** The users (lower-case) of a channel (ChannelService's cache). */
+  /** The users (lower-case) of a channel (ChannelService's cache; empty when not loaded). */
   membersOf(channelId: string): ReadonlySet<string>;
-  /** A channel, if it exists (ChannelService's cache). */
+  /** Loads a channel's members into that cache. */
+  loadMembers(channelId: string): Promise<unknown>;
+  /** A channel, if it exists and is cached (ChannelService's cache). */
   channel(channelId: string): Channel | undefined;
   /** Connections of a user on this instance (lower-case name). */
   connsOf(username: string): Iterable<Conn>;
@@ -39,6 +44,7 @@ export interface PresenceDeps {
 }
 
 const USER_CACHE_MAX = 50_000;
+const NO_CHANNELS: ReadonlySet<string> = new Set();
 
 /** Tracker visibility and fan-out on one server instance. */
 export class Presence implements Memberships {
@@ -50,14 +56,24 @@ export class Presence implements Memberships {
   constructor(private readonly d: PresenceDeps) {}
 
   channelsOf(username: string): ReadonlySet<string> {
+    const set = this.userChannels.get(username.toLowerCase());
+    if (set) return set;
+    this.loadUser(username).catch((err: unknown) =>
+      console.error('hchat server: loading memberships failed:', err),
+    );
+    return NO_CHANNELS;
+  }
+
+  /** Loads a user's channels and their members, once (memberships change by events after). */
+  async loadUser(username: string): Promise<void> {
     const k = username.toLowerCase();
-    let set = this.userChannels.get(k);
-    if (!set) {
-      if (this.userChannels.size >= USER_CACHE_MAX) this.userChannels.clear();
-      set = new Set(this.d.store.channelsOf(username).map((c) => c.id));
-      this.userChannels.set(k, set);
-    }
-    return set;
+    if (this.userChannels.has(k)) return;
+    const channels = await this.d.store.channelsOf(username);
+    for (const c of channels) await this.d.loadMembers(c.id);
+    if (this.userChannels.has(k)) return; // a load that ended meanwhile (and events since) wins
+    if (this.userChannels.size >= USER_CACHE_MAX)
+      this.userChannels.delete(this.userChannels.keys().next().value!);
+    this.userChannels.set(k, new Set(channels.map((c) => c.id)));
   }
 
   membersOf(channelId: string): ReadonlySet<string> {

@@ -8,8 +8,8 @@
 import { HchatError } from '../protocol/errors.js';
 import type { Channel } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
-import { fitHistory, pageBudget } from '../protocol/page-budget.js';
-import { ftsMatch, searchWords } from '../shared/search-text.js';
+import { fitHistoryAsync, pageBudget } from '../protocol/page-budget.js';
+import { searchWords } from '../shared/search-text.js';
 import { SEARCH_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import type { ConnectionLog } from '../shared/connlog.js';
@@ -21,9 +21,9 @@ export interface SearchDeps {
   store: ServerStore;
   log: ConnectionLog;
   /** The channel if the session may read it; throws the refusal `history` gives otherwise. */
-  readable(s: Session, channelId: string): Channel;
+  readable(s: Session, channelId: string): Promise<Channel>;
   /** The channels a connection's session is in (ChannelService.myChannels). */
-  myChannels(conn: Conn): Channel[];
+  myChannels(conn: Conn): Promise<Channel[]>;
 }
 
 /** Search on one server instance. */
@@ -32,30 +32,35 @@ export class SearchService {
 
   constructor(private readonly d: SearchDeps) {}
 
-  search(conn: Conn, b: OpReq<'search'>): OpRes<'search'> {
+  async search(conn: Conn, b: OpReq<'search'>): Promise<OpRes<'search'>> {
     const s = conn.session!;
     const wait = this.limiter.take(s.username.toLowerCase());
     if (wait > 0) throw HchatError.rateLimited('too many searches', wait);
     const ids =
       b.channelIds === undefined
-        ? this.d.myChannels(conn).map((c) => c.id)
+        ? (await this.d.myChannels(conn)).map((c) => c.id)
         : [...new Set(b.channelIds)];
-    const readable = ids.filter((id) => {
-      if (b.channelIds !== undefined) return this.d.readable(s, id) !== undefined; // throws
-      try {
-        return this.d.readable(s, id) !== undefined;
-      } catch (err) {
-        if (err instanceof HchatError) return false;
-        throw err;
+    const readable: string[] = [];
+    for (const id of ids) {
+      if (b.channelIds !== undefined) {
+        await this.d.readable(s, id); // throws
+        readable.push(id);
+        continue;
       }
-    });
-    const match = ftsMatch(searchWords(b.query));
-    if (match === undefined || readable.length === 0)
+      try {
+        await this.d.readable(s, id);
+        readable.push(id);
+      } catch (err) {
+        if (!(err instanceof HchatError)) throw err;
+      }
+    }
+    const words = searchWords(b.query);
+    if (words.length === 0 || readable.length === 0)
       return { messages: [], related: [], hasMore: false };
-    const found = this.d.store.search(match, readable, b.limit + 1, b.before);
+    const found = await this.d.store.search(words, readable, b.limit + 1, b.before);
     const more = found.length > b.limit;
     // Newest first on the wire; fitHistory keeps from the end, so it gets them oldest first.
-    const page = fitHistory(
+    const page = await fitHistoryAsync(
       found.slice(0, b.limit).reverse(),
       (kept) => this.d.store.related(kept.map((m) => m.id)),
       pageBudget(conn.fs.peerMaxFrame),

@@ -24,7 +24,8 @@ import {
 import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { createTlsServer, loadOrCreateServerIdentity } from '../shared/tls.js';
-import { SqliteServerStore, type ServerStore } from '../store/server-store.js';
+import type { ServerStore } from '../store/server-store.js';
+import { openServerStore } from '../store/open-server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { TrackerReplica } from './tracker-replica.js';
 import { Conn, type Session } from './conn.js';
@@ -65,6 +66,9 @@ import { createOpsHttp, type ReadinessCheck } from './ops-http.js';
 import { silentLog } from './ops-log.js';
 
 const MAX_IN_FLIGHT = FRAME_LIMITS.maxInFlight;
+/** Operations that hash a password (seconds under load): they do not hold a connection's turn. */
+const HASHING_OPS: ReadonlySet<string> = new Set(['register', 'login']);
+const NOTHING = (): void => undefined;
 
 /** Settings of a server process (validated by the CLI before they get here). */
 export interface ServerOptions {
@@ -100,7 +104,10 @@ export interface ServerOptions {
   /** A connection silent this long is dropped and its tracker entry removed. */
   timeoutMs?: number;
   maxFrame?: number;
+  /** An opened store (tests); else the one `storeUrl` names (store/open-server-store.ts). */
   store?: ServerStore;
+  /** `--store`: a postgres:// URL, or undefined for SQLite in the data folder. */
+  storeUrl?: string;
   bus?: EventBus;
   /** Failed logins of one account from one address prefix before it locks (5). */
   loginMaxFailures?: number;
@@ -208,10 +215,10 @@ export class CentralServer {
   private readonly dms: DmService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
-  private constructor(opts: ServerOptions) {
+  private constructor(opts: ServerOptions, store: ServerStore, usernames: readonly string[]) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.log = new ConnectionLog(opts.dataDir);
-    this.store = opts.store ?? new SqliteServerStore(path.join(opts.dataDir, 'server.db'));
+    this.store = store;
     this.bus = opts.bus ?? new LocalBus();
     this.opsLog = opts.opsLog ?? silentLog();
     // Instances of one deployment share one signing key: a session made on one is good on all.
@@ -249,8 +256,9 @@ export class CentralServer {
     this.presence = new Presence({
       store: this.store,
       tracker: this.tracker,
-      membersOf: (id) => this.channels.members(id),
-      channel: (id) => this.channels.channel(id),
+      membersOf: (id) => this.channels.cachedMembers(id),
+      loadMembers: (id) => this.channels.members(id),
+      channel: (id) => this.channels.cachedChannel(id),
       connsOf: (username) => this.byUser.get(username) ?? [],
       conns: () => this.conns,
       pageEntries: TRACKER_LIMITS.pageEntries,
@@ -288,24 +296,26 @@ export class CentralServer {
       bus: this.bus,
       log: this.log,
       serverKey: () => this.signer.publicKey,
+      // From the caches presence keeps (a user's sessions here loaded them).
       coMembers: (username) => {
         const out = new Set([username.toLowerCase()]);
-        for (const c of this.store.channelsOf(username))
-          for (const m of this.channels.members(c.id)) out.add(m);
+        for (const id of this.presence.channelsOf(username))
+          for (const m of this.channels.cachedMembers(id)) out.add(m);
         return out;
       },
       connsOf: (username) => this.byUser.get(username) ?? [],
       viewersOf: (username) =>
-        this.store
-          .channelsOf(username)
-          .flatMap((c) => [...this.channels.subscribersOf(c.id), ...this.presence.viewersOf(c.id)]),
+        [...this.presence.channelsOf(username)].flatMap((id) => [
+          ...this.channels.subscribersOf(id),
+          ...this.presence.viewersOf(id),
+        ]),
     });
     this.dmStore = new DmStore(opts.dataDir);
     this.dms = new DmService({
       dms: this.dmStore,
       bus: this.bus,
       log: this.log,
-      registered: (username) => this.store.getUser(username)?.username,
+      registered: async (username) => (await this.store.getUser(username))?.username,
       memberships: this.presence,
       entryOf: (conn) => (conn.entryKey ? this.tracker.get(conn.entryKey) : undefined),
       maxMailbox: opts.dmMailbox ?? DM_LIMITS.maxMailbox,
@@ -317,12 +327,14 @@ export class CentralServer {
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.timeoutMs = opts.timeoutMs ?? 15000;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
-    this.accounts = newAccountService(this.store, opts);
+    this.accounts = newAccountService(this.store, opts, usernames);
     // A visitor session whose peer did not come back within its grace ends for good.
     this.accounts.expire = (sessionId) => {
       if (this.closing) return;
-      this.store.revokeSession(sessionId);
       this.channels.sessionRevoked(sessionId, Date.now());
+      this.store
+        .revokeSession(sessionId)
+        .catch((err: unknown) => console.error('hchat server: revoking a session failed:', err));
     };
     this.door = new ServerDoor(
       {
@@ -388,7 +400,7 @@ export class CentralServer {
         {
           name: 'store',
           check: async () => {
-            await this.store.getChannel('');
+            await this.store.ping();
           },
         },
         // LocalBus lives in this process: ready while the process is.
@@ -414,9 +426,16 @@ export class CentralServer {
     this.sweeper.unref();
   }
 
-  /** Starts listening; resolves once both ports are bound. */
+  /** Opens the store (migrating it), then starts listening; resolves once both ports are bound. */
   static async start(opts: ServerOptions): Promise<CentralServer> {
-    const s = new CentralServer(opts);
+    const store = opts.store ?? (await openServerStore(opts.storeUrl, opts.dataDir));
+    let s: CentralServer;
+    try {
+      s = new CentralServer(opts, store, await store.usernames());
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
     try {
       await listen(s.tcp, opts.port, opts.host);
       await listen(s.http, opts.httpPort, opts.host);
@@ -487,7 +506,7 @@ export class CentralServer {
     this.opsLog.info({ connections: this.conns.size }, 'shutting down');
     clearInterval(this.sweeper);
     this.accounts.close();
-    this.channels.close();
+    await this.channels.close();
     await this.verifyPool?.close();
     for (const c of this.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
     await Promise.all([closeServer(this.tcp), closeServer(this.http)]);
@@ -495,7 +514,7 @@ export class CentralServer {
     this.offBusReconnect();
     this.unsubscribe();
     await this.bus.close();
-    this.store.close();
+    await this.store.close();
     this.fileStore.close();
     this.avatarStore.close();
     this.dmStore.close();
@@ -589,7 +608,10 @@ export class CentralServer {
         const done = () => {
           if (--conn.inFlight < MAX_IN_FLIGHT) conn.fs.release();
         };
-        this.handle(conn, id, op, body).then(done, (err: unknown) => {
+        const work = (): Promise<void> => this.handle(conn, id, op, body);
+        const task = HASHING_OPS.has(op) ? work() : conn.turn.then(work);
+        if (!HASHING_OPS.has(op)) conn.turn = task.then(NOTHING, NOTHING);
+        task.then(done, (err: unknown) => {
           done();
           this.answerError(conn, id, op, err);
         });
@@ -652,23 +674,23 @@ export class CentralServer {
         return this.logout(conn);
       case 'submit_info':
         this.presenceBudget(conn);
-        return this.submitInfo(conn, body as OpReq<'submit_info'>);
+        return await this.submitInfo(conn, body as OpReq<'submit_info'>);
       case 'set_status':
         this.presenceBudget(conn);
         return this.setStatus(conn, body as OpReq<'set_status'>);
       case 'get_list':
         return this.presence.page(conn, (body as OpReq<'get_list'>).after);
       case 'channel_create': {
-        const c = this.channels.createChannel(conn, body as OpReq<'channel_create'>);
+        const c = await this.channels.createChannel(conn, body as OpReq<'channel_create'>);
         this.presence.channelCreated(c.id, c.owner);
         return c;
       }
       case 'directory':
         return this.channels.directory(conn, (body as OpReq<'directory'>).after);
       case 'my_channels':
-        return { channels: this.channels.myChannels(conn) };
+        return { channels: await this.channels.myChannels(conn) };
       case 'channel_join': {
-        const c = this.channels.join(conn, (body as OpReq<'channel_join'>).channelId);
+        const c = await this.channels.join(conn, (body as OpReq<'channel_join'>).channelId);
         this.presence.view(conn, [c.id]); // a visitor now sees the channel's host and streamers
         return c;
       }
@@ -677,7 +699,7 @@ export class CentralServer {
       case 'sync':
         return this.channels.sync(conn, body as OpReq<'sync'>);
       case 'subscribe': {
-        const r = this.channels.subscribe(conn, body as OpReq<'subscribe'>);
+        const r = await this.channels.subscribe(conn, body as OpReq<'subscribe'>);
         this.presence.view(conn, r.channelIds);
         return r;
       }
@@ -686,7 +708,7 @@ export class CentralServer {
       case 'members':
         return this.channels.channelMembers(conn, body as OpReq<'members'>);
       case 'channel_leave':
-        this.channels.leave(conn, (body as OpReq<'channel_leave'>).channelId);
+        await this.channels.leave(conn, (body as OpReq<'channel_leave'>).channelId);
         return {};
       case 'typing':
         return this.typing.typing(conn, body as OpReq<'typing'>);
@@ -740,34 +762,46 @@ export class CentralServer {
   private async login(conn: Conn, b: OpReq<'login'>): Promise<OpRes<'login'>> {
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
     const user = await this.accounts.login(conn.fs.remote.ip, b.username, b.password);
-    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED'); // a pipelined twin won
     return this.openSession(conn, user.username, 'user', b.publicKey);
   }
 
-  private visitor(conn: Conn, b: OpReq<'visitor'>): OpRes<'visitor'> {
+  private async visitor(conn: Conn, b: OpReq<'visitor'>): Promise<OpRes<'visitor'>> {
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
-    this.accounts.checkVisitor(conn.fs.remote.ip, b.name);
+    await this.accounts.checkVisitor(conn.fs.remote.ip, b.name);
     return this.openSession(conn, b.name, 'visitor', b.publicKey);
   }
 
-  private openSession(
+  /**
+   * Opens a session on `conn`. What may have changed at an await (a pipelined twin attached a
+   * session, another visitor took the name) is checked again in the turn the session attaches;
+   * the session is stored before it is answered, and detached again if storing it failed.
+   */
+  private async openSession(
     conn: Conn,
     username: string,
     role: 'user' | 'visitor',
     publicKey: string,
-  ): OpRes<'login'> {
+  ): Promise<OpRes<'login'>> {
+    await this.presence.loadUser(username);
+    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED'); // a pipelined twin won
+    if (role === 'visitor') this.accounts.checkVisitorNow(conn.fs.remote.ip, username);
     const sessionId = newSessionId();
     const iat = Date.now();
-    this.store.createSession({ sessionId, username, role, createdAt: iat, publicKey });
-    // At most sessionsPerAccount live sessions: a new login retires the oldest ones.
-    if (role === 'user') {
-      const live = this.store.liveSessions(username, role);
-      for (const old of live.slice(0, Math.max(0, live.length - this.sessionsPerAccount)))
-        this.revoke(old.sessionId, username);
-    }
-    const token = this.signer.sign({ typ: 'session', sid: sessionId, u: username, r: role, iat });
     const session = { sessionId, username, role };
     this.attachSession(conn, session);
+    try {
+      await this.store.createSession({ sessionId, username, role, createdAt: iat, publicKey });
+    } catch (err) {
+      this.detachSession(conn, true);
+      throw err;
+    }
+    // At most sessionsPerAccount live sessions: a new login retires the oldest ones.
+    if (role === 'user') {
+      const live = await this.store.liveSessions(username, role);
+      for (const old of live.slice(0, Math.max(0, live.length - this.sessionsPerAccount)))
+        await this.revoke(old.sessionId, username);
+    }
+    const token = this.signer.sign({ typ: 'session', sid: sessionId, u: username, r: role, iat });
     return { ...session, token, cert: this.certify(session, publicKey) };
   }
 
@@ -785,24 +819,29 @@ export class CentralServer {
     });
   }
 
-  private resume(conn: Conn, b: OpReq<'resume'>): OpRes<'resume'> {
+  private async resume(conn: Conn, b: OpReq<'resume'>): Promise<OpRes<'resume'>> {
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
     const claims = verifyToken(b.token, this.signer.publicKey);
-    const s = claims && this.store.getSession(claims.sid);
+    const s = claims && (await this.store.getSession(claims.sid));
     if (!claims || !s || s.revoked || s.username !== claims.u || s.role !== claims.r) {
       throw new HchatError('E_SESSION_INVALID');
     }
     if (!s.publicKey) throw new HchatError('E_SESSION_INVALID', 'session predates key renewal');
+    await this.presence.loadUser(s.username);
+    // Checked again after the awaits: a twin may have attached, a logout revoked it meanwhile.
+    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
+    if (this.channels.revokedNow(s.sessionId)) throw new HchatError('E_SESSION_INVALID');
     if (s.role === 'visitor') this.accounts.checkVisitorRoom(conn.fs.remote.ip, s.sessionId);
     const session = { sessionId: s.sessionId, username: s.username, role: s.role };
     this.attachSession(conn, session);
     return { ...session, cert: this.certify(session, s.publicKey) };
   }
 
-  private logout(conn: Conn): OpRes<'logout'> {
+  private async logout(conn: Conn): Promise<OpRes<'logout'>> {
     const s = conn.session!;
+    const viewed = [...conn.subs];
     this.detachSession(conn, true);
-    this.revoke(s.sessionId, s.username, conn.subs);
+    await this.revoke(s.sessionId, s.username, viewed);
     return {};
   }
 
@@ -811,24 +850,33 @@ export class CentralServer {
    * the peers that may hold P2P links from it (users sharing a channel with it) are told, so they
    * drop those links and refuse new ones.
    */
-  private revoke(sessionId: string, username: string, viewed?: Iterable<string>): void {
-    this.store.revokeSession(sessionId);
+  private async revoke(
+    sessionId: string,
+    username: string,
+    viewed?: Iterable<string>,
+  ): Promise<void> {
+    // Known revoked here at once (a resume or post racing the store's answer is refused).
+    this.channels.sessionRevoked(sessionId, Date.now());
+    await this.store.revokeSession(sessionId);
     this.channels.sessionRevoked(
       sessionId,
-      this.store.getSession(sessionId)?.revokedAt ?? Date.now(),
+      (await this.store.getSession(sessionId))?.revokedAt ?? Date.now(),
     );
+    const owned = await this.store.channelsOf(username);
+    const channels = new Set(viewed ?? []);
+    for (const c of owned) channels.add(c.id);
+    const members = new Map<string, string[]>();
+    for (const id of channels) members.set(id, await this.store.members(id));
     for (const c of this.byUser.get(username.toLowerCase()) ?? []) {
       if (c.session?.sessionId === sessionId) {
         this.detachSession(c, true);
         c.fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked (logged in elsewhere)'));
       }
     }
-    const channels = new Set(viewed ?? []);
-    for (const c of this.store.channelsOf(username)) channels.add(c.id);
     const frame = encodeFrame({ t: 'ev', ev: 'session_revoked', body: { sessionId } });
     const told = new Set<Conn>();
     for (const id of channels) {
-      for (const member of this.store.members(id)) {
+      for (const member of members.get(id)!) {
         for (const c of this.byUser.get(member.toLowerCase()) ?? []) {
           if (told.has(c) || c.session?.sessionId === sessionId) continue;
           told.add(c);
@@ -871,8 +919,16 @@ export class CentralServer {
 
   // ---- tracker ------------------------------------------------------------------------------
 
-  private submitInfo(conn: Conn, b: OpReq<'submit_info'>): OpRes<'submit_info'> {
+  private async submitInfo(conn: Conn, b: OpReq<'submit_info'>): Promise<OpRes<'submit_info'>> {
     const s = conn.session!;
+    // What the entry may claim is read first; the entry then changes in one turn.
+    const hosts: string[] = [];
+    for (const id of b.hosts)
+      if ((await this.channels.channel(id))?.owner === s.username) hosts.push(id);
+    const live: typeof b.live = [];
+    if (s.role === 'user')
+      for (const l of b.live) if (await this.belongs(l.channelId, s.username)) live.push(l);
+    if (conn.session !== s) throw new HchatError('E_AUTH_REQUIRED'); // logged out meanwhile
     const entry: TrackerEntry = {
       username: s.username,
       role: s.role,
@@ -882,9 +938,9 @@ export class CentralServer {
       sessionId: s.sessionId,
       status: b.status,
       // A peer may host only channels its user owns.
-      hosts: b.hosts.filter((id) => this.store.getChannel(id)?.owner === s.username),
+      hosts,
       // A peer may announce streams only in channels its user belongs to.
-      live: s.role === 'user' ? b.live.filter((l) => this.belongs(l.channelId, s.username)) : [],
+      live,
     };
     const key = entryKey(entry);
     // Caps on entries: per account, and per address group of the connection (not of `ip`).
@@ -917,9 +973,13 @@ export class CentralServer {
     if (wait > 0) throw HchatError.rateLimited('too many presence changes', wait);
   }
 
-  private belongs(channelId: string, username: string): boolean {
-    const c = this.store.getChannel(channelId);
-    return !!c && (sameUser(c.owner, username) || this.store.isMember(channelId, username));
+  private async belongs(channelId: string, username: string): Promise<boolean> {
+    const c = await this.channels.channel(channelId);
+    return (
+      !!c &&
+      (sameUser(c.owner, username) ||
+        (await this.channels.members(c.id)).has(username.toLowerCase()))
+    );
   }
 
   private setStatus(conn: Conn, b: OpReq<'set_status'>): OpRes<'set_status'> {
@@ -1001,21 +1061,29 @@ export class CentralServer {
 }
 
 /** The account limits a server's options ask for. */
-function newAccountService(store: ServerStore, o: ServerOptions): AccountService {
-  return new AccountService(store, {
-    prefixBits: {
-      ipv4PrefixBits: o.ipv4PrefixBits ?? ADDRESS_LIMITS.ipv4PrefixBits,
-      ipv6PrefixBits: o.ipv6PrefixBits ?? ADDRESS_LIMITS.ipv6PrefixBits,
+function newAccountService(
+  store: ServerStore,
+  o: ServerOptions,
+  usernames: readonly string[],
+): AccountService {
+  return new AccountService(
+    store,
+    {
+      prefixBits: {
+        ipv4PrefixBits: o.ipv4PrefixBits ?? ADDRESS_LIMITS.ipv4PrefixBits,
+        ipv6PrefixBits: o.ipv6PrefixBits ?? ADDRESS_LIMITS.ipv6PrefixBits,
+      },
+      login: {
+        ...(o.loginMaxFailures !== undefined && { failuresPerAccountAddress: o.loginMaxFailures }),
+        ...(o.loginWindowMs !== undefined && { backoffBaseMs: o.loginWindowMs }),
+        ...o.login,
+      },
+      scrypt: o.scrypt,
+      registrationsPerAddress: o.maxRegistrationsPerAddress,
+      visitorsPerAddress: o.maxVisitorsPerAddress,
     },
-    login: {
-      ...(o.loginMaxFailures !== undefined && { failuresPerAccountAddress: o.loginMaxFailures }),
-      ...(o.loginWindowMs !== undefined && { backoffBaseMs: o.loginWindowMs }),
-      ...o.login,
-    },
-    scrypt: o.scrypt,
-    registrationsPerAddress: o.maxRegistrationsPerAddress,
-    visitorsPerAddress: o.maxVisitorsPerAddress,
-  });
+    usernames,
+  );
 }
 
 /** The error a peer's `error` frame carries, for the close log line. */

@@ -18,9 +18,9 @@ import type { Conn } from './conn.js';
 export interface TypingDeps {
   bus: EventBus;
   /** A channel, if it exists (ChannelService's cache). */
-  channel(channelId: string): Channel | undefined;
+  channel(channelId: string): Promise<Channel | undefined>;
   /** The users (lower-case) of a channel (ChannelService's cache). */
-  membersOf(channelId: string): ReadonlySet<string>;
+  membersOf(channelId: string): Promise<ReadonlySet<string>>;
   /** Connections of this instance subscribed to a channel's pushes. */
   subscribersOf(channelId: string): Iterable<Conn>;
   /** The tracker entry a connection announced, if any. */
@@ -41,12 +41,12 @@ export class TypingService {
   }
 
   /** `typing` from a user's connection: refused as a post would be, else passed on or dropped. */
-  typing(conn: Conn, b: OpReq<'typing'>): Record<string, never> {
+  async typing(conn: Conn, b: OpReq<'typing'>): Promise<Record<string, never>> {
     const s = conn.session!;
-    const c = this.d.channel(b.channelId);
+    const c = await this.d.channel(b.channelId);
     if (!c) throw new HchatError('E_CHANNEL_NOT_FOUND');
     const user = s.username.toLowerCase();
-    if (!this.d.membersOf(c.id).has(user)) throw new HchatError('E_NOT_MEMBER');
+    if (!(await this.d.membersOf(c.id)).has(user)) throw new HchatError('E_NOT_MEMBER');
     // An invisible session (or one that never announced itself) is not revealed by its typing;
     // like a repeat within the interval, it is answered as if passed on.
     if (this.d.entryOf(conn)?.status !== 'online') return {};

@@ -28,7 +28,7 @@ describe('convergence when the server link fails mid-way', () => {
       expect((await bob.call('POST', `/api/channels/${ch.id}/messages`, { text })).status).toBe(
         201,
       );
-    await waitFor(() => net.server.store.history(ch.id, 10).messages.length === 2);
+    await waitFor(async () => (await net.server.store.history(ch.id, 10)).messages.length === 2);
 
     // The server goes away exactly when carol's host link is up and she tells the server to stop
     // pushing the channel (it is read from the host now): that request fails with the link.

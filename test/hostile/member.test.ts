@@ -65,7 +65,7 @@ describe('the host checks every post exactly as the server does (finding 5)', ()
     expect(await link.request('post', { message: good })).toMatchObject({ duplicate: false });
     // Only the genuine one is in the primary copy, and only it reaches the server.
     expect(alice.node.store.page(ch, 50).messages.map((m) => m.text)).toEqual(['hello']);
-    await waitFor(() => net.server.store.history(ch, 10).messages.length === 1);
+    await waitFor(async () => (await net.server.store.history(ch, 10)).messages.length === 1);
   });
 });
 
@@ -84,7 +84,9 @@ describe('clock skew (finding 3)', () => {
     // Within ε is fine: clocks differ a little.
     const soon = sign(bob, { channelId: ch, text: 'in 30 s', ts: Date.now() + 30_000 });
     await expect(link.request('post', { message: soon })).resolves.toMatchObject({ seq: 1 });
-    expect(net.server.store.history(ch, 10).messages.map((m) => m.text)).not.toContain('tomorrow');
+    expect((await net.server.store.history(ch, 10)).messages.map((m) => m.text)).not.toContain(
+      'tomorrow',
+    );
     // alice's clock observed "in 30 s", never "tomorrow": her next post is before tomorrow.
     const mine = await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'mine' });
     expect(alice.node.store.getMessage(mine.body.id)!.ts).toBeLessThan(Date.now() + 61_000);
@@ -114,7 +116,10 @@ describe('message ids belong to their content (finding 7)', () => {
     });
     // alice's message reaches the backup with its own id.
     await alice.call('PUT', '/api/status', { status: 'online' });
-    await waitFor(() => net.server.store.history(ch, 10).messages.some((m) => m.id === id), 10_000);
+    await waitFor(
+      async () => (await net.server.store.history(ch, 10)).messages.some((m) => m.id === id),
+      10_000,
+    );
     // ...and alice hears so (her outbox marks it delivered once the server's answer is in).
     await waitFor(() => alice.node.store.getMessage(id)!.state === 'delivered', 10_000);
   });
@@ -189,7 +194,9 @@ describe('post rate limits (finding 15)', () => {
       code: 'E_RATE_LIMITED',
       retryAfterMs: expect.any(Number),
     });
-    const fromBob = net.server.store.since(ch, 0, 5000).filter((m) => m.author === 'bob').length;
+    const fromBob = (await net.server.store.since(ch, 0, 5000)).filter(
+      (m) => m.author === 'bob',
+    ).length;
     // The burst of 500, and 50 a second while the flood lasted.
     expect(fromBob).toBeLessThanOrEqual(500 + Math.ceil(50 * seconds) + 1);
     // carol is served within twice her usual time, or 200 ms: the flood's 3,000 refusals are

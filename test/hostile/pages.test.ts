@@ -63,9 +63,9 @@ describe('every page and batch fits the receiver (finding 1)', () => {
     }
     await alice.call('PUT', '/api/status', { status: 'online' });
     await waitFor(
-      () => net.server.store.lastSeq(ch) === 120,
+      async () => (await net.server.store.lastSeq(ch)) === 120,
       30_000,
-      () => `the server to hold 120 (has ${net.server.store.lastSeq(ch)})`,
+      () => 'the server to hold 120',
     );
     expect(log(alice).filter((r) => r.ev === 'close' && r.reason === 'E_FRAME_TOO_LARGE')).toEqual(
       [],
@@ -99,7 +99,7 @@ describe('storage errors never end a process (finding 2)', () => {
     );
     expect(full.length).toBeGreaterThan(0);
     // Still serving, on the same link; what was stored is intact.
-    const stored = net.server.store.lastSeq(ch);
+    const stored = await net.server.store.lastSeq(ch);
     expect((await raw.request('history', { channelId: ch, limit: 50 })).messages).toHaveLength(
       stored,
     );

@@ -27,7 +27,11 @@ async function setup() {
   await p2p.start();
   const posted = await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'by alice' });
   const aliceMsg = posted.body.id as string;
-  await waitFor(() => net.server.store.getItem(aliceMsg) !== undefined, 5000, 'backup');
+  await waitFor(
+    async () => (await net.server.store.getItem(aliceMsg)) !== undefined,
+    5000,
+    'backup',
+  );
   await waitFor(() => carol.node.store.getMessage(aliceMsg) !== undefined, 5000, 'carol has it');
   return { net, alice, carol, ch, raw, bob, p2p, aliceMsg };
 }
@@ -73,9 +77,9 @@ describe('changes to messages obey their rules at every node', () => {
     expect(state.body.messages.map((m: any) => [m.text, m.deleted])).toEqual([
       ['by alice', undefined],
     ]);
-    expect(net.server.store.getItem(aliceMsg)!.text).toBe('by alice');
-    expect(net.server.store.getChannel(ch)!.name).toBe('general');
-    expect(net.server.store.isMember(ch, 'carol')).toBe(true);
+    expect((await net.server.store.getItem(aliceMsg))!.text).toBe('by alice');
+    expect((await net.server.store.getChannel(ch))!.name).toBe('general');
+    expect(await net.server.store.isMember(ch, 'carol')).toBe(true);
   });
 
   it('a host that forwards a forged edit gets it refused by members, who keep the text', async () => {
@@ -139,9 +143,9 @@ describe('changes to messages obey their rules at every node', () => {
         });
       }
       // Nothing of them was stored anywhere.
-      expect(net.server.store.getItem(t.id)).toBeUndefined();
+      expect(await net.server.store.getItem(t.id)).toBeUndefined();
       expect(alice.node.store.getMessage(t.id)).toBeUndefined();
-      expect(net.server.store.getItem(live.id)).toBeUndefined();
+      expect(await net.server.store.getItem(live.id)).toBeUndefined();
       // With its own delete it enters, and every replica shows it deleted.
       expect(await link.request('post', { message: t, deletedBy: del })).toMatchObject({
         id: t.id,
@@ -157,13 +161,13 @@ describe('changes to messages obey their rules at every node', () => {
           `${where}: deleted at ${p.dataDir.slice(-8)}`,
         );
       await waitFor(
-        () => net.server.store.getItem(del.id) !== undefined,
+        async () => (await net.server.store.getItem(del.id)) !== undefined,
         5000,
         'the delete at the server',
       );
     }
     // alice's message was never touched.
-    expect(net.server.store.getItem(aliceMsg)!.text).toBe('by alice');
+    expect((await net.server.store.getItem(aliceMsg))!.text).toBe('by alice');
   });
 
   it('reactions: a member reacts as itself only; a reaction signed for another author is refused', async () => {
@@ -195,8 +199,12 @@ describe('changes to messages obey their rules at every node', () => {
     const { net, alice, ch, raw, bob, p2p } = await setup();
     const r = await alice.call('DELETE', `/api/channels/${ch}/members/bob`);
     expect(r.status).toBe(200);
-    await waitFor(() => net.server.store.isRemoved(ch, 'bob'), 5000, 'server applied the removal');
-    expect(net.server.store.isMember(ch, 'bob')).toBe(false);
+    await waitFor(
+      async () => await net.server.store.isRemoved(ch, 'bob'),
+      5000,
+      'server applied the removal',
+    );
+    expect(await net.server.store.isMember(ch, 'bob')).toBe(false);
     expect(alice.node.store.isMember(ch, 'bob')).toBe(false);
     const post = sign(bob, { channelId: ch, text: 'still here?' });
     await expect(p2p.request('post', { message: post })).rejects.toMatchObject({

@@ -1,0 +1,80 @@
+/**
+ * The SQLite server store's schema: numbered migrations kept in `user_version` (sqlite.ts).
+ * Never edit a step that shipped; add one.
+ */
+import { SEARCH_MIGRATION } from './search-index.js';
+
+/** The migrations of `server.db`, in order. */
+export const SERVER_MIGRATIONS = [
+  `
+  CREATE TABLE users (
+    username TEXT PRIMARY KEY COLLATE NOCASE,
+    pass_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'visitor')),
+    created_at INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE channels (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    allow_visitors INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE members (
+    channel_id TEXT NOT NULL REFERENCES channels(id),
+    username TEXT NOT NULL COLLATE NOCASE,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, username)
+  ) WITHOUT ROWID;
+  CREATE INDEX members_by_user ON members(username);
+  CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    channel_id TEXT NOT NULL REFERENCES channels(id),
+    seq INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    lc INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (channel_id, seq)
+  );
+  CREATE INDEX messages_order ON messages(channel_id, ts, lc, id);
+  `,
+  // 2: signed messages.
+  `
+  ALTER TABLE messages ADD COLUMN sig TEXT NOT NULL DEFAULT '';
+  ALTER TABLE messages ADD COLUMN cert TEXT NOT NULL DEFAULT '';
+  `,
+  // 3: the session's key is kept, so that resume can renew its certificate; per-user lookups.
+  `
+  ALTER TABLE sessions ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN revoked_at INTEGER;
+  CREATE INDEX sessions_live ON sessions(username, role, created_at) WHERE revoked = 0;
+  CREATE INDEX channels_owner ON channels(owner);
+  `,
+  // 4: rich messages: every item of a channel's log is a row (store/item-columns.ts).
+  `
+  ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+  ALTER TABLE messages ADD COLUMN target TEXT;
+  ALTER TABLE messages ADD COLUMN ext TEXT;
+  CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;
+  CREATE INDEX messages_shown ON messages(channel_id, ts, lc, id) WHERE kind = 'message';
+  CREATE INDEX messages_channel_items ON messages(channel_id) WHERE kind = 'channel';
+  ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+  CREATE TABLE removed (
+    channel_id TEXT NOT NULL,
+    username TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (channel_id, username)
+  ) WITHOUT ROWID;
+  `,
+  // 5: full-text search over what messages show (store/search-index.ts). The index is keyed by
+  // the messages' rowid, which only VACUUM would renumber (never run here).
+  SEARCH_MIGRATION,
+];

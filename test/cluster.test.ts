@@ -1,0 +1,235 @@
+/**
+ * Several server instances on one PostgreSQL database and one NATS (issue 16 "How it is
+ * checked"): three real `hchat server` processes, thirty peers spread over them; members of one
+ * channel on different instances see each other's messages live and each other's presence;
+ * SIGKILL of one instance mid-traffic: its peers move within 10 s and nothing acknowledged is
+ * lost or doubled; NATS killed and restarted mid-traffic: pushes resume and catch-up fills the
+ * gap.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPeer } from '../src/peer/index.js';
+import { api, stablePort, tempDir, waitFor, type TestPeer } from './testnet.js';
+import { spawnServer, type HchatProcess } from './processes.js';
+import { startNats } from './nats.js';
+
+const ADMIN = process.env.HCHAT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const PEERS = 30;
+const RAISED = [
+  '--max-registrations-per-address',
+  '10000',
+  '--max-tracker-entries-per-address',
+  '10000',
+  '--max-unauthenticated-per-address',
+  '10000',
+];
+
+describe('three server instances on PostgreSQL and NATS', () => {
+  const db = `hchat_cluster_${crypto.randomBytes(6).toString('hex')}`;
+  beforeAll(async () => {
+    const c = new pg.Client({ connectionString: ADMIN });
+    await c.connect();
+    await c.query(`CREATE DATABASE ${db}`);
+    await c.end();
+  });
+  afterAll(async () => {
+    const c = new pg.Client({ connectionString: ADMIN });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await c.end();
+  });
+
+  it('members on different instances see each other live; an instance killed, then NATS restarted, loses and doubles nothing', async () => {
+    const url = new URL(ADMIN);
+    url.pathname = `/${db}`;
+    const nats = await startNats();
+    const dir = tempDir();
+    const key = path.join(dir, 'signing-key.pem');
+    fs.writeFileSync(
+      key,
+      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      { mode: 0o600 },
+    );
+    const ports = [await stablePort(), await stablePort(), await stablePort()];
+    const start = (i: number) =>
+      spawnServer(path.join(dir, `srv${i}`), {
+        port: ports[i],
+        extra: [
+          '--store',
+          url.toString(),
+          '--bus',
+          nats.url,
+          '--signing-key',
+          key,
+          '--peer-timeout-ms',
+          '3000',
+          '--heartbeat-ms',
+          '1000',
+          ...RAISED,
+        ],
+      });
+    const servers: HchatProcess[] = [];
+    for (let i = 0; i < 3; i++) servers.push(await start(i));
+    const addr = (i: number) => ({ host: '127.0.0.1', port: ports[i]! });
+
+    // Peer i starts on instance i % 3 and knows the other two.
+    const peers: TestPeer[] = [];
+    const home: number[] = [];
+    for (let i = 0; i < PEERS; i++) {
+      const first = i % 3;
+      const order = [first, (first + 1) % 3, (first + 2) % 3];
+      const dataDir = path.join(dir, `p${i}`);
+      const p = await startPeer({
+        serverHost: '127.0.0.1',
+        serverPort: ports[first]!,
+        otherServers: order.slice(1).map(addr),
+        host: '127.0.0.1',
+        p2pPort: 0,
+        udpPort: 0,
+        uiPort: 0,
+        dataDir,
+        minBackoffMs: 50,
+        maxBackoffMs: 500,
+      });
+      const tp: TestPeer = Object.assign(p, {
+        dataDir,
+        call: <T = any>(method: string, route: string, body?: unknown) =>
+          api<T>(p.uiUrl, method, route, body),
+      });
+      peers.push(tp);
+      home.push(first);
+    }
+    try {
+      // Everyone registers (through its own instance) and logs in.
+      await Promise.all(
+        peers.map(async (p, i) => {
+          await waitFor(
+            async () =>
+              (await p.call('POST', '/api/register', { username: `u${i}`, password: `u${i}-pw` }))
+                .status === 201,
+            15_000,
+            `u${i} registered`,
+          );
+          expect(
+            (await p.call('POST', '/api/login', { username: `u${i}`, password: `u${i}-pw` }))
+              .status,
+          ).toBe(200);
+        }),
+      );
+      const owner = peers[0]!;
+      const ch = (
+        await owner.call('POST', '/api/channels', { name: 'general', allowVisitors: false })
+      ).body.id as string;
+      await Promise.all(
+        peers
+          .slice(1)
+          .map(async (p) =>
+            expect((await p.call('POST', `/api/channels/${ch}/join`)).status).toBe(200),
+          ),
+      );
+      // The owner leaves: the channel is served by the instances (scenario 1), so every post
+      // crosses them.
+      await owner.call('PUT', '/api/status', { status: 'offline' });
+      const members = peers.slice(1);
+
+      // Presence across instances: u1 (on instance 1) sees u2 (instance 2) and u3 (instance 0).
+      await waitFor(
+        async () => {
+          const m = (await members[0]!.call('GET', `/api/channels/${ch}/members`)).body as {
+            username: string;
+            status: string;
+          }[];
+          const online = new Set(m.filter((x) => x.status === 'online').map((x) => x.username));
+          return online.has('u2') && online.has('u3');
+        },
+        15_000,
+        'presence of members on the other instances',
+      );
+
+      const sent = new Map<string, string>(); // text → id
+      const post = async (p: TestPeer, text: string) => {
+        const r = await p.call('POST', `/api/channels/${ch}/messages`, { text });
+        expect(r.status).toBe(201);
+        sent.set(text, r.body.id);
+      };
+      const everyoneHasAll = (what: string, ms: number) =>
+        waitFor(
+          async () => {
+            for (const p of members) {
+              const got = (await p.call('GET', `/api/channels/${ch}/messages?limit=500`)).body
+                .messages as { text: string }[];
+              const texts = new Set(got.map((m) => m.text));
+              for (const t of sent.keys()) if (!texts.has(t)) return false;
+            }
+            return true;
+          },
+          ms,
+          what,
+        );
+
+      // 1. Live across instances.
+      await Promise.all(members.map((p, i) => post(p, `hello from u${i + 1}`)));
+      await everyoneHasAll('every hello on every member', 20_000);
+
+      // 2. SIGKILL instance 1 mid-traffic: its peers move within 10 s.
+      const traffic = Promise.all(
+        members.map(async (p, i) => {
+          for (let k = 0; k < 3; k++) {
+            await post(p, `during kill u${i + 1} #${k}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 150));
+      const killedAt = Date.now();
+      servers[1]!.proc.kill('SIGKILL');
+      await servers[1]!.exited;
+      const moved = members.filter((_, i) => home[i + 1] === 1);
+      const moveTimes = await Promise.all(
+        moved.map(async (p) => {
+          await waitFor(
+            async () => (await p.call('GET', '/api/me')).body.connection === 'connected',
+            10_000,
+            'a peer of the killed instance connected again',
+          );
+          return Date.now() - killedAt;
+        }),
+      );
+      await traffic;
+      console.log(
+        `failover: ${moved.length} peers moved off the killed instance in max ${Math.max(...moveTimes)} ms (median ${moveTimes.sort((a, b) => a - b)[moveTimes.length >> 1]} ms)`,
+      );
+      await everyoneHasAll('every message posted around the kill on every member', 30_000);
+
+      // 3. NATS killed and restarted mid-traffic.
+      await nats.kill();
+      await Promise.all(
+        members.slice(0, 9).map((p, i) => post(p, `while NATS was down u${i + 1}`)),
+      );
+      await nats.restart();
+      await Promise.all(
+        members.slice(9, 18).map((p, i) => post(p, `after NATS came back u${i + 10}`)),
+      );
+      await everyoneHasAll('every message posted around the NATS restart on every member', 30_000);
+
+      // Nothing doubled: each member holds each message once, with one id per text.
+      for (const p of members) {
+        const got = (await p.call('GET', `/api/channels/${ch}/messages?limit=500`)).body
+          .messages as { id: string; text: string }[];
+        const ids = got.map((m) => m.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(
+          got
+            .filter((m) => sent.has(m.text))
+            .map((m) => [m.text, m.id])
+            .sort(),
+        ).toEqual([...sent.entries()].sort());
+      }
+    } finally {
+      await Promise.all(peers.map((p) => p.close()));
+    }
+  }, 240_000);
+});
