@@ -22,6 +22,7 @@ import {
   parsePrefixBits,
   parseRate,
   parseThreads,
+  parseStoreUrl,
 } from './options.js';
 
 const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
@@ -100,6 +101,13 @@ program
       .argParser(parsePort),
   )
   .addOption(opt('--data <dir>', 'data folder', 'HCHAT_DATA').default(defaultData('server')))
+  .addOption(
+    opt(
+      '--store <url>',
+      'PostgreSQL for accounts, channels and messages: postgres://user@host:port/db (default: SQLite in the data folder)',
+      'HCHAT_STORE',
+    ).argParser(parseStoreUrl),
+  )
   .addOption(
     opt(
       '--tls-cert <file>',
@@ -237,6 +245,7 @@ program
       port: number;
       httpPort: number;
       data: string;
+      store?: string;
       tlsCert?: string;
       tlsKey?: string;
       heartbeatMs: number;
@@ -268,6 +277,7 @@ program
         port: o.port,
         httpPort: o.httpPort,
         dataDir: path.resolve(o.data),
+        storeUrl: o.store,
         tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
         heartbeatMs: o.heartbeatMs,
         timeoutMs: o.peerTimeoutMs,
