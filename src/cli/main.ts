@@ -23,6 +23,7 @@ import {
   parseServers,
   parseFingerprint,
   parseMs,
+  parseDrainMs,
   parsePort,
   parsePrefixBits,
   parseRate,
@@ -43,7 +44,11 @@ function opt(flags: string, description: string, env: string): Option {
 function onSignals(stop: () => Promise<void>, onTerm?: () => Promise<void>): () => void {
   let stopping = false;
   const handler = (signal?: NodeJS.Signals) => {
-    if (stopping) return;
+    // A second signal while stopping (a drain, a store that hangs) ends the process at once.
+    if (stopping) {
+      if (signal) process.exit(1);
+      return;
+    }
     stopping = true;
     (signal === 'SIGTERM' && onTerm ? onTerm : stop)().then(
       () => process.exit(0),
@@ -146,7 +151,7 @@ program
       '--drain-ms <ms>',
       'on SIGTERM, /ready answers 503 and peers are told to move to another instance; how long to wait for them before closing (default 10000)',
       'HCHAT_DRAIN_MS',
-    ).argParser(parseMs),
+    ).argParser(parseDrainMs),
   )
   .addOption(
     opt('--heartbeat-ms <ms>', 'how often peers must send a frame', 'HCHAT_HEARTBEAT_MS')
@@ -323,6 +328,12 @@ program
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
         program.error('error: --tls-cert and --tls-key go together');
+      // Instances that share a bus serve one deployment: a session made on one must be good
+      // on the others, so they must sign with the same key.
+      if (o.bus !== undefined && o.signingKey === undefined)
+        program.error(
+          "error: --bus needs --signing-key (the deployment's one signing key, the same file for every instance)",
+        );
       let bus: NatsBus | undefined;
       if (o.bus !== undefined) {
         try {

@@ -35,6 +35,13 @@ export function parseMs(value: string): number {
   return Number(value);
 }
 
+/** How long a drain may last: up to 10 minutes (a supervisor kills a process that hangs). */
+export function parseDrainMs(value: string): number {
+  const ms = parseMs(value);
+  if (ms > 600_000) throw new InvalidArgumentError('expected at most 600000 (10 minutes)');
+  return ms;
+}
+
 /** `HOST:PORT` of the central server, optionally `#FINGERPRINT` of its TLS key to pin. */
 export function parseServer(value: string): { host: string; port: number; fingerprint?: string } {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})(?:#(.*))?$/.exec(value);

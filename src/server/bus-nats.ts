@@ -162,6 +162,8 @@ export function subjectOf(namespace: string, e: BusEvent): string {
       return `${p}.dm.${e.deviceId}`;
     case 'tracker':
       return `${p}.tracker`;
+    case 'session_revoked':
+      return `${p}.session`;
     case 'instance_up':
     case 'instance_alive':
     case 'tracker_sync':
