@@ -504,7 +504,10 @@ program
         serverHost: o.server[0]!.host,
         serverPort: o.server[0]!.port,
         serverFingerprint: o.server[0]!.fingerprint ?? o.serverFingerprint,
-        otherServers: o.server.slice(1),
+        // --server-fingerprint pins every address given without its own (a shared certificate).
+        otherServers: o.server
+          .slice(1)
+          .map((a) => ({ ...a, fingerprint: a.fingerprint ?? o.serverFingerprint })),
         host: o.host,
         p2pPort: o.p2pPort,
         udpPort: o.udpPort,

@@ -59,13 +59,20 @@ export function parseServers(value: string): ReturnType<typeof parseServer>[] {
   const list = value.split(',').map((s) => s.trim());
   if (list.length > 16) throw new InvalidArgumentError('at most 16 server addresses');
   const seen = new Set<string>();
-  return list.map((s) => {
+  const all = list.map((s) => {
     const a = parseServer(s);
     const key = `${a.host}:${a.port}`;
     if (seen.has(key)) throw new InvalidArgumentError(`${key} is listed twice`);
     seen.add(key);
     return a;
   });
+  // A pin on some addresses only would let the others be trusted on first use at failover.
+  const pinned = all.filter((a) => a.fingerprint !== undefined).length;
+  if (pinned > 0 && pinned < all.length)
+    throw new InvalidArgumentError(
+      'pin every address (#fingerprint) or none, or give one --server-fingerprint for all',
+    );
+  return all;
 }
 
 /** The fingerprint of a server's TLS key, as its `ready` line prints it. */
