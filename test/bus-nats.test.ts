@@ -374,6 +374,19 @@ describe('hchat server --bus', () => {
       expect(r.code, r.out).not.toBe(0);
       expect(r.out).toMatch(/--bus.*nats:\/\/HOST:PORT/s);
     }
+    // A malformed URL is refused without being printed back: its password stays off the log.
+    const secret = await runHchat([
+      'server',
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--bus',
+      'nats:/ops:hunter2@127.0.0.1:4222',
+    ]);
+    expect(secret.code).not.toBe(0);
+    expect(secret.out).toMatch(/--bus/);
+    expect(secret.out).not.toMatch(/hunter2/);
     const env = await runHchat(['server', '--port', '0', '--http-port', '0'], {
       HCHAT_BUS: 'amqp://x',
     });

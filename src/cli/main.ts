@@ -129,7 +129,7 @@ program
       '--store <url>',
       'PostgreSQL for accounts, channels and messages: postgres://user@host:port/db (default: SQLite in the data folder)',
       'HCHAT_STORE',
-    ).argParser(parseStoreUrl),
+    ),
   )
   .addOption(
     opt(
@@ -281,7 +281,7 @@ program
       '--bus <url>',
       'event bus shared with the other instances of this deployment: nats://HOST:PORT (tls://… for TLS, USER:PASS@ or TOKEN@ for credentials; several separated by commas); default: in-process, one instance',
       'HCHAT_BUS',
-    ).argParser(parseBus),
+    ),
   )
   .addOption(
     opt(
@@ -328,6 +328,18 @@ program
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
         program.error('error: --tls-cert and --tls-key go together');
+      // Checked here, not by commander, whose error would print the URL (and its password).
+      for (const [flag, value, check] of [
+        ['--store', o.store, parseStoreUrl],
+        ['--bus', o.bus, parseBus],
+      ] as const) {
+        if (value === undefined) continue;
+        try {
+          check(value);
+        } catch (err) {
+          program.error(`error: option '${flag} <url>': ${(err as Error).message}`);
+        }
+      }
       // Instances that share a bus serve one deployment: a session made on one must be good
       // on the others, so they must sign with the same key.
       if (o.bus !== undefined && o.signingKey === undefined)

@@ -21,7 +21,7 @@ export function parsePort(value: string): number {
  */
 export function parseStoreUrl(value: string): string {
   if (!/^postgres(ql)?:\/\/\S+$/i.test(value))
-    throw new InvalidArgumentError(
+    throw new Error(
       'expected a postgres:// or postgresql:// URL (without --store: SQLite in the data folder)',
     );
   return value;
@@ -145,13 +145,13 @@ export function parseBytes(value: string): number {
   return n;
 }
 
-/** The event bus between server instances: `nats://HOST:PORT[,nats://…]` (server/bus-nats.ts). */
+/**
+ * The event bus between server instances: `nats://HOST:PORT[,nats://…]` (server/bus-nats.ts).
+ * Checked in the command's action, not as commander's parser: commander's error would repeat the
+ * value, and with it a password in the URL.
+ */
 export function parseBus(value: string): string {
-  try {
-    parseNatsUrl(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+  parseNatsUrl(value);
   return value;
 }
 
