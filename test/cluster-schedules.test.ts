@@ -5,7 +5,8 @@
  * shared across instances yet), plus SIGKILL of one instance (`killInstance`) and SIGTERM, so
  * that it drains (`drainInstance`), while a member's post is in flight; a stopped instance is
  * started again on its port later. The same checks after healing: nothing accepted lost or
- * doubled, same order and state everywhere. HCHAT_CLUSTER_SCHEDULES sets how many schedules run
+ * doubled, same order and state everywhere; then, the host gone, bob and carol on different
+ * instances each post and read everything from the server. HCHAT_CLUSTER_SCHEDULES sets how many schedules run
  * (default 2); HCHAT_CLUSTER_SEED and HCHAT_CLUSTER_PATH replay one, as in crash-schedules.
  */
 import { describe, it } from 'vitest';

@@ -327,6 +327,7 @@ export async function playSchedule(
   for (const n of NAMES) expect((await view(n)).ids).toEqual(onServer.map((m) => m.id));
   const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
   for (const v of shown) expect(v).toBe(shown[0]);
+  if (s.servers.length > 1) await acrossInstances(s, ch);
   if (!dm) return;
   // DMs: every one accepted is on every peer once; none appears that nobody wrote.
   for (const n of NAMES) {
@@ -335,4 +336,44 @@ export async function playSchedule(
     for (const t of v.texts) expect(dmAttempted.has(t)).toBe(true);
     for (const t of dmAccepted) expect(v.texts).toContain(t);
   }
+}
+
+/**
+ * With the host back, every replica converges through it whatever the instances did; so, last,
+ * the instances alone must serve the channel: alice leaves, bob and carol start again (a peer
+ * starts on the first address of its list: bob on instance 1, carol on 0) and each posts once
+ * through its instance; both then read, from the server, exactly what was stored, their two
+ * messages included.
+ */
+async function acrossInstances(s: Swarm, ch: string): Promise<void> {
+  expect(s.home.bob).not.toBe(s.home.carol);
+  expect((await s.call('alice', 'PUT', '/api/status', { status: 'offline' })).status).toBe(200);
+  const members = ['bob', 'carol'] as const;
+  for (const n of members) {
+    await s.kill(n);
+    await s.restart(n);
+  }
+  for (const n of members) {
+    const r = await waitFor(async () => {
+      const a = await s.call(n, 'POST', `/api/channels/${ch}/messages`, { text: `${n}-last` });
+      return a.status === 201 ? a : undefined;
+    }, 15_000);
+    expect(r.body.id).toBeTruthy();
+  }
+  let last = '';
+  await waitFor(
+    async () => {
+      const stored = (await s.serverMessages(ch)).map((m) => m.text);
+      const views = await Promise.all(members.map((n) => s.view(n, ch)));
+      last = JSON.stringify({ stored, views });
+      return (
+        ['bob-last', 'carol-last'].every((t) => stored.includes(t)) &&
+        views.every(
+          (v) => v.source === 'server' && JSON.stringify(v.texts) === JSON.stringify(stored),
+        )
+      );
+    },
+    20_000,
+    () => `bob and carol, on different instances, to read every stored message; last: ${last}`,
+  );
 }
