@@ -1,87 +1,19 @@
 /**
  * Crash safety (SPEC §5) with real processes: random schedules of posts, edits, deletes,
  * reactions, direct messages in a group DM of the three (issue 15), status changes and SIGKILLs
- * of the host, a member or the server, some while posts or DMs are in flight. After healing, every post and change a peer accepted (answered 200/201) is on
- * every replica exactly once, nothing appears that nobody wrote, all replicas show the same
- * order and the same state of every message (issue 13), and a deleted text is gone from the
- * server's backup. HCHAT_CRASH_SCHEDULES sets how many
- * schedules run (default 3; each costs several seconds of process starts); the test's timeout
- * grows with it. HCHAT_CRASH_SEED sets fast-check's seed, and HCHAT_CRASH_SEED with
- * HCHAT_CRASH_PATH replay the one schedule that failed (fast-check prints both).
+ * of the host, a member or the server, some while posts or DMs are in flight; the checks after
+ * healing are in crash-play.ts. HCHAT_CRASH_SCHEDULES sets how many schedules run (default 3;
+ * each costs several seconds of process starts); the test's timeout grows with it.
+ * HCHAT_CRASH_SEED sets fast-check's seed, and HCHAT_CRASH_SEED with HCHAT_CRASH_PATH replay the
+ * one schedule that failed (fast-check prints both).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import fc from 'fast-check';
-import { waitFor } from './testnet.js';
 import { scheduleRuns } from './schedule-runs.js';
-import { hostedChannel, startSwarm, type Swarm } from './swarm.js';
+import { hostedChannel, startSwarm } from './swarm.js';
+import { NAMES, playSchedule, scheduleAction, type ScheduleKind } from './crash-play.js';
 
-const NAMES = ['alice', 'bob', 'carol'] as const;
-type Name = (typeof NAMES)[number];
-
-type Action =
-  | { kind: 'post'; who: Name; count: number }
-  | { kind: 'dm'; who: Name; count: number }
-  | { kind: 'change'; who: Name; what: 'edit' | 'delete' | 'react' | 'unreact'; pick: number }
-  | { kind: 'status'; who: Name; status: 'online' | 'invisible' | 'offline' }
-  | { kind: 'kill'; who: Name; afterMs: number }
-  | { kind: 'killServer'; afterMs: number };
-
-const who = fc.constantFrom(...NAMES);
-const action: fc.Arbitrary<Action> = fc.oneof(
-  {
-    weight: 4,
-    arbitrary: fc.record({
-      kind: fc.constant('post' as const),
-      who,
-      count: fc.integer({ min: 1, max: 5 }),
-    }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant('dm' as const),
-      who,
-      count: fc.integer({ min: 1, max: 4 }),
-    }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant('change' as const),
-      who,
-      what: fc.constantFrom(
-        'edit' as const,
-        'delete' as const,
-        'react' as const,
-        'unreact' as const,
-      ),
-      pick: fc.nat(1000),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant('status' as const),
-      who,
-      status: fc.constantFrom('online' as const, 'invisible' as const, 'offline' as const),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant('kill' as const),
-      who,
-      afterMs: fc.integer({ min: 0, max: 40 }),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant('killServer' as const),
-      afterMs: fc.integer({ min: 0, max: 40 }),
-    }),
-  },
-);
+const KIND: ScheduleKind = { dms: true, instances: 1 };
 
 /** A schedule takes 5-30 s on a loaded 2-core machine (it may wait 30 s to settle): 60 s each. */
 const runs = scheduleRuns({
@@ -93,61 +25,6 @@ const runs = scheduleRuns({
   minTimeoutMs: 240_000,
 });
 
-/** Ids of the messages a peer accepted, by text (changes name them). */
-const idOf = new Map<string, { id: string; author: Name }>();
-
-/** Fires posts; resolves with the texts a peer accepted (201) and all it was asked to write. */
-function fire(s: Swarm, name: Name, ch: string, texts: string[]) {
-  return Promise.all(
-    texts.map((text) =>
-      s
-        .call(name, 'POST', `/api/channels/${ch}/messages`, { text })
-        .then((r) => {
-          if (r.status !== 201) return undefined;
-          idOf.set(text, { id: r.body.id, author: name });
-          return text;
-        })
-        .catch(() => undefined),
-    ),
-  );
-}
-
-/** Fires DMs in a conversation; resolves with the texts a peer accepted (201). */
-function fireDm(s: Swarm, name: Name, dm: string, texts: string[]) {
-  return Promise.all(
-    texts.map((text) =>
-      s
-        .call(name, 'POST', `/api/dms/${dm}/messages`, { text })
-        .then((r) => (r.status === 201 ? text : undefined))
-        .catch(() => undefined),
-    ),
-  );
-}
-
-/** The DM texts a peer shows, and whether its own are all delivered. */
-async function dmView(s: Swarm, name: Name, dm: string) {
-  const r = await s.call(name, 'GET', `/api/dms/${dm}/messages?limit=500`);
-  if (r.status !== 200) throw new Error(`${name}: ${JSON.stringify(r.body)}`);
-  const ms = (r.body.messages as any[]).filter((m) => m.kind === 'message');
-  return {
-    texts: ms.map((m) => m.text as string),
-    delivered: ms.every((m) => m.state === 'delivered'),
-  };
-}
-
-/** What every replica must agree on about a channel's messages (issue 13). */
-async function states(s: Swarm, name: Name, ch: string): Promise<string> {
-  const r = await s.call(name, 'GET', `/api/channels/${ch}/messages?limit=500`);
-  return JSON.stringify(
-    (r.body.messages as any[]).map((m) => [
-      m.id,
-      m.text,
-      m.deleted === true,
-      (m.reactions as any[]).map((x) => `${x.emoji}:${x.users.join('+')}`),
-    ]),
-  );
-}
-
 describe('crash schedules', () => {
   it(
     'nothing a peer accepted is lost or doubled, whatever process is SIGKILLed when',
@@ -155,11 +32,11 @@ describe('crash schedules', () => {
       try {
         await fc.assert(
           fc.asyncProperty(
-            fc.array(action, { minLength: 3, maxLength: 8 }),
+            fc.array(scheduleAction(KIND), { minLength: 3, maxLength: 8 }),
             runs.counted(async (schedule) => {
               const s = await startSwarm([...NAMES]);
               try {
-                await play(s, schedule);
+                await playSchedule(s, await hostedChannel(s), schedule, KIND);
               } finally {
                 await s.close();
               }
@@ -174,164 +51,3 @@ describe('crash schedules', () => {
     runs.timeoutMs,
   );
 });
-
-/** Plays one schedule on a swarm, heals, and checks every replica. */
-async function play(s: Swarm, schedule: readonly Action[]): Promise<void> {
-  const ch = await hostedChannel(s);
-  const dm = (
-    await waitFor(async () => {
-      const r = await s.call('alice', 'POST', '/api/dms', { members: ['bob', 'carol'] });
-      return r.status === 201 ? r : undefined;
-    }, 15_000)
-  ).body.id as string;
-  // Its first message makes the group known to every member (until then it is alice's alone).
-  const dmAccepted = new Set<string>(['alice-dm-start']);
-  const dmAttempted = new Set<string>(['alice-dm-start']);
-  await s.call('alice', 'POST', `/api/dms/${dm}/messages`, { text: 'alice-dm-start' });
-  for (const n of NAMES)
-    await waitFor(async () => (await dmView(s, n, dm)).texts.includes('alice-dm-start'), 15_000);
-  idOf.clear();
-  /** Ids of accepted changes, and the messages deleted by one. */
-  const changes = new Set<string>();
-  const deleted = new Set<string>();
-  const accepted = new Set<string>();
-  const attempted = new Set<string>();
-  const dead = new Set<Name | 'server'>();
-  let serial = 0;
-  const revive = async (n: Name | 'server') => {
-    if (!dead.has(n)) return;
-    if (n === 'server') await s.restartServer();
-    else await s.restart(n);
-    dead.delete(n);
-  };
-  for (const a of schedule) {
-    if (a.kind === 'post') {
-      await revive(a.who);
-      const texts = Array.from({ length: a.count }, () => `${a.who}-${serial++}`);
-      texts.forEach((t) => attempted.add(t));
-      for (const t of await fire(s, a.who, ch, texts)) if (t) accepted.add(t);
-    } else if (a.kind === 'dm') {
-      await revive(a.who);
-      const texts = Array.from({ length: a.count }, () => `${a.who}-dm-${serial++}`);
-      texts.forEach((t) => dmAttempted.add(t));
-      for (const t of await fireDm(s, a.who, dm, texts)) if (t) dmAccepted.add(t);
-    } else if (a.kind === 'change') {
-      await revive(a.who);
-      // alice owns the channel: she may delete anyone's message; the others edit and delete
-      // their own, and react to any.
-      const mine = (m: { author: Name }) =>
-        a.what === 'react' ||
-        a.what === 'unreact' ||
-        m.author === a.who ||
-        (a.what === 'delete' && a.who === 'alice');
-      const choices = [...accepted].map((t) => idOf.get(t)!).filter(mine);
-      if (choices.length === 0) continue;
-      const target = choices[a.pick % choices.length]!;
-      const base = `/api/channels/${ch}/messages/${target.id}`;
-      const r = await (
-        a.what === 'edit'
-          ? s.call(a.who, 'PATCH', base, { text: `${a.who}-edit-${serial++}` })
-          : a.what === 'delete'
-            ? s.call(a.who, 'DELETE', base)
-            : s.call(
-                a.who,
-                a.what === 'react' ? 'PUT' : 'DELETE',
-                `${base}/reactions/${encodeURIComponent('👍')}`,
-              )
-      ).catch(() => undefined);
-      if (r?.status === 200) {
-        changes.add(r.body.id);
-        if (a.what === 'delete') deleted.add(target.id);
-      }
-    } else if (a.kind === 'status') {
-      await revive(a.who);
-      expect((await s.call(a.who, 'PUT', '/api/status', { status: a.status })).status).toBe(200);
-    } else if (a.kind === 'kill') {
-      await revive(a.who);
-      // Kill it while some of its posts (or, at odd delays, its DMs) are in flight.
-      const dms = a.afterMs % 2 === 1;
-      const texts = Array.from({ length: 3 }, () => `${a.who}-${dms ? 'dm-' : ''}${serial++}`);
-      texts.forEach((t) => (dms ? dmAttempted : attempted).add(t));
-      const inFlight = dms ? fireDm(s, a.who, dm, texts) : fire(s, a.who, ch, texts);
-      await new Promise((r) => setTimeout(r, a.afterMs));
-      await s.kill(a.who);
-      dead.add(a.who);
-      for (const t of await inFlight) if (t) (dms ? dmAccepted : accepted).add(t);
-    } else {
-      const texts = [`bob-${serial++}`];
-      texts.forEach((t) => attempted.add(t));
-      await revive('bob');
-      const inFlight = fire(s, 'bob', ch, texts);
-      await new Promise((r) => setTimeout(r, a.afterMs));
-      if (!dead.has('server')) {
-        s.server.proc.kill('SIGKILL');
-        await s.server.exited;
-        dead.add('server');
-      }
-      for (const t of await inFlight) if (t) accepted.add(t);
-    }
-  }
-
-  // Heal: every process up, everyone online; wait until all replicas agree.
-  await revive('server');
-  for (const n of NAMES) await revive(n);
-  for (const n of NAMES) await s.call(n, 'PUT', '/api/status', { status: 'online' });
-  /** Ids of the messages a peer shows, in order, and whether every one is delivered. */
-  const view = async (n: Name) => {
-    const r = await s.call(n, 'GET', `/api/channels/${ch}/messages?limit=500`);
-    const ms = r.body.messages as any[];
-    return {
-      ids: ms.map((m) => m.id as string),
-      delivered: ms.every((m) => m.state === 'delivered'),
-    };
-  };
-  let lastDms = '';
-  const settled = async () => {
-    const onServer = s.serverMessages(ch);
-    const serverIds = JSON.stringify(onServer.map((m) => m.id));
-    const views = await Promise.all(NAMES.map(view));
-    const pending = await Promise.all(
-      NAMES.map(async (n) => (await s.call(n, 'GET', '/api/me')).body.pending),
-    );
-    const items = new Set(s.serverItemIds(ch));
-    const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
-    const dmViews = await Promise.all(NAMES.map((n) => dmView(s, n, dm)));
-    lastDms = JSON.stringify({ accepted: [...dmAccepted], views: dmViews });
-    return (
-      dmViews.every(
-        (v) =>
-          v.delivered && [...dmAccepted].every((t) => v.texts.filter((x) => x === t).length === 1),
-      ) &&
-      [...changes].every((id) => items.has(id)) &&
-      [...accepted].every((t) => items.has(idOf.get(t)!.id)) &&
-      shown.every((v) => v === shown[0]) &&
-      views.every((v) => JSON.stringify(v.ids) === serverIds && v.delivered) &&
-      pending.every((p) => p === 0)
-    );
-  };
-  await waitFor(
-    settled,
-    30_000,
-    () => `replicas to converge on ${JSON.stringify(schedule)}; DMs: ${lastDms}`,
-  );
-  const onServer = s.serverMessages(ch);
-  const ids = s.serverItemIds(ch);
-  expect(new Set(ids).size).toBe(ids.length); // nothing doubled
-  for (const t of accepted) expect(ids).toContain(idOf.get(t)!.id); // nothing accepted lost
-  for (const id of changes) expect(ids).toContain(id);
-  for (const m of onServer) {
-    if (deleted.has(m.id))
-      expect(m.text).toBe(''); // erased from the backup
-    else expect(attempted.has(m.text)).toBe(true); // nothing invented
-  }
-  for (const n of NAMES) expect((await view(n)).ids).toEqual(onServer.map((m) => m.id));
-  const shown = await Promise.all(NAMES.map((n) => states(s, n, ch)));
-  for (const v of shown) expect(v).toBe(shown[0]);
-  // DMs: every one accepted is on every peer once; none appears that nobody wrote.
-  for (const n of NAMES) {
-    const v = await dmView(s, n, dm);
-    expect(new Set(v.texts).size).toBe(v.texts.length);
-    for (const t of v.texts) expect(dmAttempted.has(t)).toBe(true);
-    for (const t of dmAccepted) expect(v.texts).toContain(t);
-  }
-}

@@ -45,7 +45,7 @@ describe('synchronization scenarios', () => {
     const s = await startSwarm(['alice', 'bob', 'carol']);
     const ch = await hostedChannel(s);
     const { A, B, C } = await hostGoesOffline(s, ch);
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(['A', 'B']);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['A', 'B']);
     expect((await s.view('alice', ch)).states).toEqual(['delivered', 'pending']);
     expect((await s.view('alice', ch)).texts).toEqual(['A', 'C']);
     // Logs on X and Y show the server as the source.
@@ -71,14 +71,14 @@ describe('synchronization scenarios', () => {
     await s.waitView('alice', ch, ['A', 'B', 'C'], 'host');
     await waitFor(async () => (await s.call('alice', 'GET', '/api/me')).body.pending === 0);
     for (const m of ['bob', 'carol']) await s.waitView(m, ch, ['A', 'B', 'C'], 'host');
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(['A', 'B', 'C']);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['A', 'B', 'C']);
     expect(s.log('server').filter((r) => r.ev === 'forward' && r.msg === C.id)).toHaveLength(1);
     // New posts go P2P; the host forwards each to the server once.
     const D = await post(s, 'bob', ch, 'D');
     expect(D.state).toBe('delivered');
     for (const m of ['alice', 'bob', 'carol'])
       await s.waitView(m, ch, ['A', 'B', 'C', 'D'], 'host');
-    await waitFor(() => s.serverMessages(ch).length === 4);
+    await waitFor(async () => (await s.serverMessages(ch)).length === 4);
     const alice = `host:alice@${s.peers.alice!.p2p}`;
     expect(s.log('bob')).toContainEqual(
       expect.objectContaining({ ev: 'post', to: alice, msg: D.id }),
@@ -121,11 +121,11 @@ describe('synchronization scenarios', () => {
       expect(v.source).toBe('host');
       expect([...v.texts].sort()).toEqual(expected);
     }
-    await waitFor(() => s.serverMessages(ch).length === N);
+    await waitFor(async () => (await s.serverMessages(ch)).length === N);
     // Every replica shows the same order.
     const order = (await s.view('alice', ch)).texts;
     for (const m of ['bob', 'carol']) expect((await s.view(m, ch)).texts).toEqual(order);
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(order);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(order);
     const after = await s.serverStats();
     expect(after.messages.forwarded - before.messages.forwarded).toBe(N);
     expect(after.messages.posted - before.messages.posted).toBe(0);
@@ -164,8 +164,8 @@ describe('synchronization scenarios', () => {
     await s.call('bob', 'PUT', '/api/status', { status: 'online' });
     for (const m of ['alice', 'bob', 'carol'])
       await s.waitView(m, ch, ['a1', 'c1', 'b1', 'b2'], 'host');
-    await waitFor(() => s.serverMessages(ch).length === 4);
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(['a1', 'c1', 'b1', 'b2']);
+    await waitFor(async () => (await s.serverMessages(ch)).length === 4);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['a1', 'c1', 'b1', 'b2']);
     expect(s.log('bob')).toContainEqual(
       expect.objectContaining({
         ev: 'sync',
@@ -185,7 +185,14 @@ describe('synchronization scenarios', () => {
     await s.waitView('carol', ch, ['a1', 'c1', 'b1', 'b2', 'c2', 'b3'], 'server');
     await s.call('alice', 'PUT', '/api/status', { status: 'online' });
     await s.waitView('alice', ch, ['a1', 'c1', 'b1', 'b2', 'c2', 'b3'], 'host');
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(['a1', 'c1', 'b1', 'b2', 'c2', 'b3']);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual([
+      'a1',
+      'c1',
+      'b1',
+      'b2',
+      'c2',
+      'b3',
+    ]);
   });
 
   it('5. joined user goes offline: writes stay local, survive SIGKILL, and nobody sees them until it is back', async () => {
@@ -200,7 +207,7 @@ describe('synchronization scenarios', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect((await s.view('carol', ch)).texts).toEqual(['hello']);
     expect((await s.view('alice', ch)).texts).toEqual(['hello']);
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(['hello']);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['hello']);
 
     await s.kill('bob');
     await s.restart('bob');
@@ -212,8 +219,8 @@ describe('synchronization scenarios', () => {
     await s.call('bob', 'PUT', '/api/status', { status: 'online' });
     for (const m of ['alice', 'bob', 'carol'])
       await s.waitView(m, ch, ['hello', 'x1', 'x2', 'x3'], 'host');
-    await waitFor(() => s.serverMessages(ch).length === 4);
-    expect(s.serverMessages(ch).map((m) => m.text)).toEqual(['hello', 'x1', 'x2', 'x3']);
+    await waitFor(async () => (await s.serverMessages(ch)).length === 4);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['hello', 'x1', 'x2', 'x3']);
     expect((await s.view('bob', ch)).states).toEqual([
       'delivered',
       'delivered',
@@ -226,16 +233,19 @@ describe('synchronization scenarios', () => {
     const s = await startSwarm(['alice', 'bob', 'carol']);
     const ch = await hostedChannel(s);
     // The server goes down: the host can accept posts but not forward them yet.
-    s.server.proc.kill('SIGKILL');
-    await s.server.exited;
+    await s.stopServer();
     const b = await post(s, 'bob', ch, 'accepted by the host');
     expect(b.state).toBe('delivered'); // the host acknowledged it: it is in the primary copy
     await s.waitView('carol', ch, ['accepted by the host'], 'host');
     await s.kill('alice');
     await s.restartServer();
     await s.restart('alice');
-    await waitFor(() => s.serverMessages(ch).length === 1, 15_000, 'the server to get the backup');
-    expect(s.serverMessages(ch).map((m) => [m.author, m.text])).toEqual([
+    await waitFor(
+      async () => (await s.serverMessages(ch)).length === 1,
+      15_000,
+      'the server to get the backup',
+    );
+    expect((await s.serverMessages(ch)).map((m) => [m.author, m.text])).toEqual([
       ['bob', 'accepted by the host'],
     ]);
     for (const m of ['alice', 'bob', 'carol'])

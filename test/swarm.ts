@@ -1,14 +1,19 @@
 /**
- * A swarm of real `bin/hchat` processes for end-to-end scenarios: one server and named peers,
- * each registered and logged in as its name. Helpers read what a user sees (the local API), what
- * each process logged, and what the server stored.
+ * A swarm of real `bin/hchat` processes for end-to-end scenarios: a server (or several instances
+ * of one on PostgreSQL and NATS) and named peers, each registered and logged in as its name.
+ * Helpers read what a user sees (the local API), what each process logged, and what the server
+ * stored.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { onTestFinished } from 'vitest';
 import { api, stablePort, tempDir, waitFor, type ApiAnswer } from './testnet.js';
-import { spawnHchat, spawnServer, type HchatProcess } from './processes.js';
+import { spawnHchat, type HchatProcess } from './processes.js';
+import { startNats, type TestNats } from './nats.js';
+import { createTestDatabase } from './pg-kit.js';
 import { parseRecord } from '../src/shared/connlog.js';
 
 export interface SwarmPeer {
@@ -19,10 +24,22 @@ export interface SwarmPeer {
   args: string[];
 }
 
+/** A message the server stored, in channel order. */
+export interface StoredMessage {
+  id: string;
+  text: string;
+  author: string;
+}
+
 export interface Swarm {
   dir: string;
+  /** The first server instance (the only one unless `instances` was given). */
   server: HchatProcess;
+  /** Every server instance, by index. */
+  servers: HchatProcess[];
   peers: Record<string, SwarmPeer>;
+  /** The instance each peer connects to first (its `--server` list starts there). */
+  home: Record<string, number>;
   call<T = any>(name: string, method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
   /** The channel as `name` sees it now: texts in order, and where they came from. */
   view(
@@ -32,14 +49,19 @@ export interface Swarm {
   /** Waits until `name` reads the channel from `source` and sees exactly `texts`. */
   waitView(name: string, channelId: string, texts: string[], source?: string): Promise<void>;
   kill(name: string): Promise<void>;
-  /** Starts the server again on the same port and data (after a kill). */
-  restartServer(): Promise<void>;
+  /**
+   * Ends server instance `i` (default 0) with `signal` and waits for its exit: SIGKILL is a
+   * crash, SIGTERM a drain (its peers are told to move first).
+   */
+  stopServer(i?: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts server instance `i` (default 0) again on the same port and data (after a stop). */
+  restartServer(i?: number): Promise<void>;
   restart(name: string): Promise<SwarmPeer>;
   log(name: string): Array<Record<string, string>>;
-  /** Messages the server stored for a channel: [id, text], in channel order. */
-  serverMessages(channelId: string): Array<{ id: string; text: string; author: string }>;
+  /** Messages the server stored for a channel, in channel order. */
+  serverMessages(channelId: string): Promise<StoredMessage[]>;
   /** Ids of every item (messages and changes) the server stored for a channel. */
-  serverItemIds(channelId: string): string[];
+  serverItemIds(channelId: string): Promise<string[]>;
   serverStats(): Promise<{
     traffic: Record<string, number>;
     messages: { posted: number; forwarded: number; duplicates: number; pushed: number };
@@ -48,31 +70,136 @@ export interface Swarm {
   close(): Promise<void>;
 }
 
+/** What the server stored, read from its SQLite file or its PostgreSQL database. */
+interface StoredReader {
+  messages(channelId: string): Promise<StoredMessage[]>;
+  itemIds(channelId: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+const MESSAGES_SQL = `SELECT id, text, author FROM messages WHERE channel_id = $1 AND kind = 'message'
+  ORDER BY ts, lc, id`;
+const ITEMS_SQL = 'SELECT id FROM messages WHERE channel_id = $1';
+
+function sqliteReader(file: string): StoredReader {
+  let db: Database.Database | undefined;
+  const open = () => (db ??= new Database(file, { readonly: true }));
+  return {
+    messages: async (ch) =>
+      open().prepare<[string], StoredMessage>(MESSAGES_SQL.replace('$1', '?')).all(ch),
+    itemIds: async (ch) =>
+      open()
+        .prepare<[string], { id: string }>(ITEMS_SQL.replace('$1', '?'))
+        .all(ch)
+        .map((r) => r.id),
+    async close() {
+      db?.close();
+      db = undefined;
+    },
+  };
+}
+
+function pgReader(url: string): StoredReader {
+  let client: Promise<pg.Client> | undefined;
+  const open = () =>
+    (client ??= (async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      return c;
+    })());
+  return {
+    messages: async (ch) => (await (await open()).query<StoredMessage>(MESSAGES_SQL, [ch])).rows,
+    itemIds: async (ch) =>
+      (await (await open()).query<{ id: string }>(ITEMS_SQL, [ch])).rows.map((r) => r.id),
+    async close() {
+      const c = client;
+      client = undefined;
+      if (c) await (await c).end();
+    },
+  };
+}
+
+/** The shared parts of a deployment of several instances: database, bus and signing key. */
+interface Cluster {
+  storeUrl: string;
+  nats: TestNats;
+  key: string;
+  drop(): Promise<void>;
+}
+
+async function startCluster(dir: string): Promise<Cluster> {
+  const db = await createTestDatabase();
+  const nats = await startNats();
+  const key = path.join(dir, 'signing-key.pem');
+  fs.writeFileSync(
+    key,
+    crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    { mode: 0o600 },
+  );
+  return { storeUrl: db.url, nats, key, drop: db.drop };
+}
+
 /**
  * Starts a server and one peer per name, each logged in as its name; `alice@2` is a second
  * device of alice (logged in as alice on its own data). `serverEnv` is the server's environment.
+ * With `instances` (2 or more) the server is that many instances on a fresh PostgreSQL database,
+ * a NATS of their own and one signing key; peer k starts on instance k mod N and lists every
+ * instance after it, in turn (so peers know all addresses, in different orders).
+ * `serverArgs` are added to every instance's command line.
  */
 export async function startSwarm(
   names: string[],
-  opts: { serverEnv?: Record<string, string> } = {},
+  opts: { serverEnv?: Record<string, string>; instances?: number; serverArgs?: string[] } = {},
 ): Promise<Swarm> {
   const dir = tempDir();
-  const sdata = path.join(dir, 'server');
-  let server = await spawnServer(sdata, { port: await stablePort(), env: opts.serverEnv });
+  const count = opts.instances ?? 1;
+  const cluster = count > 1 ? await startCluster(dir) : undefined;
+  const sdata = (i: number) => path.join(dir, i === 0 ? 'server' : `server${i}`);
+  const clusterArgs = cluster
+    ? ['--store', cluster.storeUrl, '--bus', cluster.nats.url, '--signing-key', cluster.key]
+    : [];
+  const extra = [...clusterArgs, ...(opts.serverArgs ?? [])];
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) ports.push(await stablePort());
+  // An instance opens PostgreSQL and NATS before it is ready: slower on a loaded machine.
+  const spawnInstance = (i: number) =>
+    spawnHchat(
+      [
+        'server',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(ports[i]),
+        '--http-port',
+        '0',
+        '--data',
+        sdata(i),
+        ...extra,
+      ],
+      opts.serverEnv,
+      cluster ? 30_000 : 15_000,
+    );
+  const servers: HchatProcess[] = [];
+  for (let i = 0; i < count; i++) servers.push(await spawnInstance(i));
+  const stored = cluster
+    ? pgReader(cluster.storeUrl)
+    : sqliteReader(path.join(sdata(0), 'server.db'));
   const peers: Record<string, SwarmPeer> = {};
+  const home: Record<string, number> = {};
   const startPeer = async (name: string, args: string[]) => {
     const proc = await spawnHchat(args);
     peers[name] = { proc, ui: proc.ready.ui!, p2p: proc.ready.p2p!, data: args[4]!, args };
     return peers[name]!;
   };
-  let db: Database.Database | undefined;
-  onTestFinished(() => {
-    db?.close();
+  onTestFinished(async () => {
+    await stored.close();
   });
   const swarm: Swarm = {
     dir,
-    server,
+    server: servers[0]!,
+    servers,
     peers,
+    home,
     call: (name, method, route, body) => api(peers[name]!.ui, method, route, body),
     async view(name, channelId) {
       const r = await swarm.call(name, 'GET', `/api/channels/${channelId}/messages?limit=500`);
@@ -102,13 +229,15 @@ export async function startSwarm(
       p.proc.proc.kill('SIGKILL');
       await p.proc.exited;
     },
-    async restartServer() {
-      const [host, port] = server.ready.tcp!.split(':') as [string, string];
-      server = await spawnHchat(
-        ['server', '--host', host, '--port', port, '--http-port', '0', '--data', sdata],
-        opts.serverEnv,
-      );
-      swarm.server = server;
+    async stopServer(i = 0, signal = 'SIGKILL') {
+      const s = servers[i]!;
+      if (s.proc.exitCode !== null || s.proc.signalCode !== null) return;
+      s.proc.kill(signal);
+      await s.exited;
+    },
+    async restartServer(i = 0) {
+      servers[i] = await spawnInstance(i);
+      if (i === 0) swarm.server = servers[0]!;
     },
     async restart(name) {
       return startPeer(name, peers[name]!.args);
@@ -116,43 +245,34 @@ export async function startSwarm(
     log(name) {
       const file =
         name === 'server'
-          ? path.join(sdata, 'connections.log')
+          ? path.join(sdata(0), 'connections.log')
           : path.join(peers[name]!.data, 'connections.log');
       return fs.readFileSync(file, 'utf8').trim().split('\n').map(parseRecord);
     },
-    serverMessages(channelId) {
-      db ??= new Database(path.join(sdata, 'server.db'), { readonly: true });
-      return db
-        .prepare<[string], { id: string; text: string; author: string }>(
-          `SELECT id, text, author FROM messages WHERE channel_id = ? AND kind = 'message'
-           ORDER BY ts, lc, id`,
-        )
-        .all(channelId);
-    },
-    serverItemIds(channelId) {
-      db ??= new Database(path.join(sdata, 'server.db'), { readonly: true });
-      return db
-        .prepare<[string], { id: string }>('SELECT id FROM messages WHERE channel_id = ?')
-        .all(channelId)
-        .map((r) => r.id);
-    },
+    serverMessages: (channelId) => stored.messages(channelId),
+    serverItemIds: (channelId) => stored.itemIds(channelId),
     async serverStats() {
-      return (await fetch(new URL('stats', server.ready.http))).json() as any;
+      return (await fetch(new URL('stats', swarm.server.ready.http))).json() as any;
     },
     async close() {
-      db?.close();
-      db = undefined;
-      for (const p of [swarm.server, ...Object.values(peers).map((x) => x.proc)]) {
+      await stored.close();
+      for (const p of [...servers, ...Object.values(peers).map((x) => x.proc)]) {
         if (p.proc.exitCode !== null || p.proc.signalCode !== null) continue;
         p.proc.kill('SIGKILL');
         await p.exited;
+      }
+      if (cluster) {
+        await cluster.nats.kill();
+        await cluster.drop();
       }
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   const registered = new Set<string>();
-  for (const name of names) {
-    await startPeer(name, ['peer', '--server', server.ready.tcp!, '--data', path.join(dir, name)]);
+  for (const [k, name] of names.entries()) {
+    home[name] = k % count;
+    const order = Array.from({ length: count }, (_, j) => `127.0.0.1:${ports[(k + j) % count]}`);
+    await startPeer(name, ['peer', '--server', order.join(','), '--data', path.join(dir, name)]);
     const user = name.split('@')[0]!;
     if (!registered.has(user)) {
       const reg = await swarm.call(name, 'POST', '/api/register', {
