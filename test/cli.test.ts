@@ -25,6 +25,15 @@ describe('hchat command', () => {
       expect(peer.out).toContain(env);
   });
 
+  it('--store takes a postgres:// URL only, and the refusal names the flag', async () => {
+    for (const bad of ['mysql://x@127.0.0.1/db', 'sqlite:server.db', '']) {
+      const r = await runHchat(['server', '--port', '0', '--http-port', '0', '--store', bad]);
+      expect(r.code).not.toBe(0);
+      expect(r.out).toContain('--store');
+      expect(r.out).toContain('postgres://');
+    }
+  });
+
   it('offers no way to turn off SRTP or TLS (the bench-only options stay bench-only)', async () => {
     // benchPlainMedia (peer) and benchPlaintext (server) are reached by bench/plain-*.ts alone.
     for (const cmd of ['peer', 'server', 'demo']) {

@@ -2,6 +2,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { api, createTestnet, signIn, stablePort, tempDir, waitFor } from './testnet.js';
 import { spawnHchat, spawnServer } from './processes.js';
+import { createTestDatabase } from './pg-kit.js';
+import { PostgresServerStore } from '../src/store/pg/pg-server-store.js';
 
 describe('offline outbox', () => {
   it('keeps posts written offline through SIGKILL and restart, and delivers each exactly once', async () => {
@@ -71,11 +73,19 @@ describe('offline outbox', () => {
     const mine = (await api(ui, 'GET', `/api/channels/${ch.id}/messages`)).body.messages;
     expect(mine.map((m: any) => m.state)).toEqual(Array(5).fill('delivered'));
   });
+});
 
+// The same on SQLite (no --store) and on PostgreSQL (--store postgres://…, a database of its own).
+describe.each([
+  ['sqlite', false],
+  ['postgres', true],
+] as const)('offline outbox, server on %s', (_name, onPg) => {
   it('queues while the server is down and delivers once it is back, on a peer that never restarted', async () => {
     const dir = tempDir();
     const sdata = path.join(dir, 'server');
-    let server = await spawnServer(sdata, { port: await stablePort() });
+    const db = onPg ? await createTestDatabase() : undefined;
+    const extra = db ? ['--store', db.url] : [];
+    let server = await spawnServer(sdata, { port: await stablePort(), extra });
     const tcp = server.ready.tcp!;
     const peer = await spawnHchat(['peer', '--server', tcp, '--data', path.join(dir, 'peer')]);
     const ui = peer.ready.ui!;
@@ -91,17 +101,7 @@ describe('offline outbox', () => {
     const r = await api(ui, 'POST', `/api/channels/${ch.id}/messages`, { text: 'during' });
     expect(r.body.state).toBe('pending');
 
-    server = await spawnHchat([
-      'server',
-      '--host',
-      tcp.split(':')[0]!,
-      '--port',
-      tcp.split(':')[1]!,
-      '--http-port',
-      '0',
-      '--data',
-      sdata,
-    ]);
+    server = await spawnServer(sdata, { port: Number(tcp.split(':')[1]), extra });
     await waitFor(
       async () => (await api(ui, 'GET', '/api/me')).body.pending === 0,
       15_000,
@@ -114,5 +114,15 @@ describe('offline outbox', () => {
       ['before', 'delivered'],
       ['during', 'delivered'],
     ]);
+    if (db) {
+      // The server's copy is in PostgreSQL, across its restart.
+      server.proc.kill('SIGTERM');
+      await server.exited;
+      const store = await PostgresServerStore.open(db.url);
+      const held = await store.history(ch.id, 10);
+      await store.close();
+      await db.drop();
+      expect(held.messages.map((m) => m.text)).toEqual(['before', 'during']);
+    }
   });
 });

@@ -27,6 +27,7 @@ import {
   parsePrefixBits,
   parseRate,
   parseThreads,
+  parseStoreUrl,
 } from './options.js';
 
 const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
@@ -118,6 +119,13 @@ program
       .default('info'),
   )
   .addOption(opt('--data <dir>', 'data folder', 'HCHAT_DATA').default(defaultData('server')))
+  .addOption(
+    opt(
+      '--store <url>',
+      'PostgreSQL for accounts, channels and messages: postgres://user@host:port/db (default: SQLite in the data folder)',
+      'HCHAT_STORE',
+    ).argParser(parseStoreUrl),
+  )
   .addOption(
     opt(
       '--tls-cert <file>',
@@ -284,6 +292,7 @@ program
       httpPort: number;
       logLevel: LogLevel;
       data: string;
+      store?: string;
       tlsCert?: string;
       tlsKey?: string;
       signingKey?: string;
@@ -332,6 +341,7 @@ program
         port: o.port,
         httpPort: o.httpPort,
         dataDir: path.resolve(o.data),
+        storeUrl: o.store,
         tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
         signingKeyFile: o.signingKey,
         drainMs: o.drainMs,

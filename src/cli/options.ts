@@ -15,6 +15,18 @@ export function parsePort(value: string): number {
   return Number(value);
 }
 
+/**
+ * `--store`: a postgres:// or postgresql:// URL (PostgreSQL); anything else is refused. Without
+ * the flag the server keeps SQLite in its data folder.
+ */
+export function parseStoreUrl(value: string): string {
+  if (!/^postgres(ql)?:\/\/\S+$/i.test(value))
+    throw new InvalidArgumentError(
+      'expected a postgres:// or postgresql:// URL (without --store: SQLite in the data folder)',
+    );
+  return value;
+}
+
 /** A positive number of milliseconds. */
 export function parseMs(value: string): number {
   if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {

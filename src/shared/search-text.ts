@@ -31,6 +31,24 @@ export function searchWords(query: string): string[] {
   return out;
 }
 
+/** Characters of an indexed word kept (a query word is at most maxWordChars: prefixes still match). */
+const INDEXED_WORD_CHARS = 256;
+
+/**
+ * The words of a text as an index without FTS5 keeps them (the PostgreSQL store's tsvector):
+ * runs of letters and digits, folded as foldWord does, distinct, each cut to 256 characters. A
+ * query word matches when it is the prefix of one of them, as FTS5's prefix terms do.
+ */
+export function indexWords(text: string): string[] {
+  const out = new Set<string>();
+  for (const m of text.normalize('NFC').matchAll(WORD)) {
+    if (!HAS_BASE.test(m[0])) continue;
+    const w = [...foldWord(m[0])].slice(0, INDEXED_WORD_CHARS).join('');
+    if (w !== '') out.add(w);
+  }
+  return [...out];
+}
+
 /**
  * The FTS5 MATCH expression of words: each a quoted prefix term (`"word"*`), joined by AND.
  * Undefined when there is no word (nothing to search for).

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { ServerStore } from './server-store.js';
 import { SqliteServerStore } from './sqlite-server-store.js';
+import { PostgresServerStore } from './pg/pg-server-store.js';
 
 /** Opens (and migrates) the store `url` names; SQLite in `dataDir` when undefined. */
 export async function openServerStore(
@@ -12,5 +13,11 @@ export async function openServerStore(
   dataDir: string,
 ): Promise<ServerStore> {
   if (url === undefined) return new SqliteServerStore(path.join(dataDir, 'server.db'));
-  throw new Error(`--store: expected a postgres:// or postgresql:// URL`);
+  if (isPostgresUrl(url)) return PostgresServerStore.open(url);
+  throw new Error('--store: expected a postgres:// or postgresql:// URL');
+}
+
+/** True for the URLs that select PostgreSQL. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
 }

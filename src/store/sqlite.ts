@@ -16,7 +16,8 @@ import { HchatError } from '../protocol/errors.js';
  */
 export function storageError(err: unknown): HchatError | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE')
+  // SQLite's codes, and PostgreSQL's disk_full (53100) for the server store on PostgreSQL.
+  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === '53100')
     return new HchatError('E_STORAGE_FULL', 'the disk is full; the message was not stored', {
       retryAfterMs: 5000,
     });

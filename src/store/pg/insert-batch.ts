@@ -1,0 +1,162 @@
+/**
+ * A batch of items into the PostgreSQL store, in one transaction, decided as the SQLite store
+ * decides (sqlite-server-store.ts insertBatch): numbers per channel 1, 2, 3… without gaps, an
+ * id already stored a duplicate (or a conflict if it differs), refusals by the item rules,
+ * tombstones, erasures and channel changes.
+ *
+ * Several server instances may write one channel at once: the batch first locks its channels'
+ * rows (`SELECT … FOR UPDATE`, in id order so that two batches never wait on each other in a
+ * circle), so that `last_seq` is read and written back by one transaction at a time.
+ */
+import type pg from 'pg';
+import { HchatError } from '../../protocol/errors.js';
+import type { StoredMessage } from '../../protocol/common.js';
+import { channelSettings, itemRefusal } from '../../shared/item-rules.js';
+import { erasedByDelete, erasedOnArrival } from '../item-effects.js';
+import { itemColumns, itemOfColumns, sameItem, tombstoneColumns } from '../item-columns.js';
+import type { InsertResult, MessageInsert } from '../server-store.js';
+import { itemById, lookupFor, reindex } from './items.js';
+import { toChannel, toInt, PG_MESSAGE_COLS, toMessage } from './rows.js';
+
+/** Inserts `batch` with `client` inside a transaction the caller opened. */
+export async function insertBatch(
+  client: pg.PoolClient,
+  batch: readonly MessageInsert[],
+  now: number,
+): Promise<(InsertResult | HchatError)[]> {
+  const channelIds = [...new Set(batch.map((i) => i.message.channelId))].sort();
+  const locked = await client.query(
+    'SELECT id, owner FROM channels WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
+    [channelIds],
+  );
+  const owners = new Map<string, string>(
+    locked.rows.map((r: { id: string; owner: string }) => [r.id, r.owner]),
+  );
+  const next = new Map<string, number>();
+  const out: (InsertResult | HchatError)[] = [];
+  for (const { message: m, author } of batch) {
+    let last = next.get(m.channelId);
+    if (last === undefined) {
+      const row = await client.query('SELECT last_seq FROM channels WHERE id = $1', [m.channelId]);
+      if (row.rows.length === 0) {
+        out.push(new HchatError('E_CHANNEL_NOT_FOUND'));
+        continue;
+      }
+      last = toInt(row.rows[0].last_seq);
+    }
+    const seq = last + 1;
+    const item = { ...m, author };
+    const owner = owners.get(m.channelId) ?? '';
+    const kind = m.kind ?? 'message';
+    if (kind !== 'message' && !(await itemById(client, m.id))) {
+      const target = m.target === undefined ? undefined : await itemById(client, m.target);
+      const refused = itemRefusal(item, owner, target, true);
+      if (refused) {
+        out.push(refused);
+        continue;
+      }
+    }
+    const erased =
+      (kind === 'message' || kind === 'edit') &&
+      erasedOnArrival(item, await lookupFor(client, m, owner));
+    const c = erased ? tombstoneColumns(m) : itemColumns(m);
+    const ins = await client.query(
+      `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, kind, target, ext, received_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
+      [
+        m.id,
+        m.channelId,
+        seq,
+        author,
+        m.ts,
+        m.lc,
+        c.text,
+        m.sig,
+        m.cert,
+        c.kind,
+        c.target,
+        c.ext,
+        now,
+      ],
+    );
+    if (ins.rowCount === 1) {
+      next.set(m.channelId, seq);
+      if (c.kind === 'message' && c.text !== '') await reindex(client, m.id);
+      if (c.kind === 'edit' && c.text !== '' && c.target !== null) await reindex(client, c.target);
+      const stored = { id: m.id, channelId: m.channelId, seq, author, ts: m.ts, lc: m.lc };
+      if (kind === 'delete') await applyDelete(client, item, owner);
+      await applyChannelChange(client, item);
+      // A deleted channel takes no more items, in this batch or after.
+      if (item.kind === 'channel' && item.change?.deleted) next.delete(m.channelId);
+      out.push({
+        seq,
+        duplicate: false,
+        stored: { ...stored, ...itemOfColumns(c), sig: m.sig, cert: m.cert },
+      });
+      continue;
+    }
+    const existing = (await itemById(client, m.id))!;
+    if (!sameItem(existing, item)) out.push(new HchatError('E_MESSAGE_CONFLICT'));
+    else out.push({ seq: existing.seq, duplicate: true, stored: existing });
+  }
+  for (const [channelId, seq] of next)
+    await client.query('UPDATE channels SET last_seq = $1 WHERE id = $2', [seq, channelId]);
+  return out;
+}
+
+/** After a delete is stored: its message and that message's edits lose their text. */
+async function applyDelete(
+  client: pg.PoolClient,
+  d: Omit<StoredMessage, 'seq'>,
+  owner: string,
+): Promise<void> {
+  for (const m of erasedByDelete(d, await lookupFor(client, d, owner))) {
+    const t = tombstoneColumns(m);
+    await client.query('UPDATE messages SET text = $1, ext = $2, words = NULL WHERE id = $3', [
+      t.text,
+      t.ext,
+      m.id,
+    ]);
+  }
+}
+
+/**
+ * After the owner's channel item is stored: the directory takes its settings (per field the
+ * newest), a removed member loses membership for good, and a deleted channel is dropped with
+ * everything in it.
+ */
+async function applyChannelChange(
+  client: pg.PoolClient,
+  item: Omit<StoredMessage, 'seq'>,
+): Promise<void> {
+  if (item.kind !== 'channel' || !item.change) return;
+  const row = await client.query('SELECT * FROM channels WHERE id = $1', [item.channelId]);
+  if (row.rows.length === 0) return;
+  const c = toChannel(row.rows[0]);
+  if (item.change.deleted) {
+    await client.query('DELETE FROM messages WHERE channel_id = $1', [c.id]);
+    await client.query('DELETE FROM members WHERE channel_id = $1', [c.id]);
+    await client.query('DELETE FROM channels WHERE id = $1', [c.id]);
+    return;
+  }
+  const items = await client.query(
+    `SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND kind = 'channel'`,
+    [c.id],
+  );
+  const s = channelSettings(items.rows.map(toMessage), c.owner);
+  await client.query(
+    'UPDATE channels SET name = $1, topic = $2, allow_visitors = $3 WHERE id = $4',
+    [s.name ?? c.name, s.topic ?? c.topic ?? '', s.allowVisitors ?? c.allowVisitors, c.id],
+  );
+  const gone = item.change.remove;
+  if (gone && gone.toLowerCase() !== c.owner.toLowerCase()) {
+    await client.query(
+      'DELETE FROM members WHERE channel_id = $1 AND lower(username) = lower($2)',
+      [c.id, gone],
+    );
+    await client.query(
+      'INSERT INTO removed (channel_id, username) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+      [c.id, gone],
+    );
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The PostgreSQL server store's schema, as numbered migrations recorded in `schema_migrations`.
+ * They run in one transaction under an advisory lock, so that server instances starting at once
+ * apply each step exactly once. Never edit a step that shipped; add one.
+ *
+ * Layout: a message's key is (channel_id, seq), so `since` is a range scan of the primary key,
+ * and history pages scan `messages_shown` (channel_id, ts, lc, id); both stay index range scans
+ * whatever the table's size. Identifiers compare bytewise (COLLATE "C", as SQLite's BINARY);
+ * usernames compare case-blind through lower() indexes (SQLite's NOCASE; usernames are ASCII).
+ * `words` holds the folded words of what a message shows (search), kept by the store.
+ */
+import type pg from 'pg';
+
+/** The steps, in order. */
+export const PG_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    username TEXT NOT NULL,
+    pass_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+  CREATE UNIQUE INDEX users_name ON users (lower(username));
+  CREATE TABLE sessions (
+    session_id TEXT COLLATE "C" PRIMARY KEY,
+    username TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'visitor')),
+    created_at BIGINT NOT NULL,
+    revoked BOOLEAN NOT NULL DEFAULT false,
+    revoked_at BIGINT,
+    public_key TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX sessions_live ON sessions (username, role, created_at) WHERE NOT revoked;
+  CREATE TABLE channels (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    allow_visitors BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL DEFAULT 0,
+    topic TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX channels_owner ON channels (lower(owner));
+  CREATE INDEX channels_directory ON channels (created_at, id);
+  CREATE TABLE members (
+    channel_id TEXT COLLATE "C" NOT NULL REFERENCES channels (id),
+    username TEXT NOT NULL,
+    joined_at BIGINT NOT NULL
+  );
+  CREATE UNIQUE INDEX members_key ON members (channel_id, lower(username));
+  CREATE INDEX members_by_user ON members (lower(username));
+  CREATE TABLE removed (
+    channel_id TEXT COLLATE "C" NOT NULL,
+    username TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX removed_key ON removed (channel_id, lower(username));
+  CREATE TABLE messages (
+    channel_id TEXT COLLATE "C" NOT NULL REFERENCES channels (id),
+    seq BIGINT NOT NULL,
+    id TEXT COLLATE "C" NOT NULL UNIQUE,
+    arrival BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+    author TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    lc BIGINT NOT NULL,
+    text TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    cert TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT COLLATE "C",
+    ext TEXT,
+    received_at BIGINT NOT NULL,
+    words TSVECTOR,
+    PRIMARY KEY (channel_id, seq)
+  );
+  CREATE INDEX messages_shown ON messages (channel_id, ts, lc, id) WHERE kind = 'message';
+  CREATE INDEX messages_target ON messages (target) WHERE target IS NOT NULL;
+  CREATE INDEX messages_channel_items ON messages (channel_id) WHERE kind = 'channel';
+  CREATE INDEX messages_words ON messages USING gin (words) WHERE words IS NOT NULL;
+  `,
+];
+
+/** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */
+const MIGRATION_LOCK = 0x6863686174;
+
+/** Applies the pending steps, once, whoever else is starting on the same database. */
+export async function migrate(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+    const r = await client.query<{ v: number | null }>(
+      'SELECT max(version) AS v FROM schema_migrations',
+    );
+    const current = Number(r.rows[0]?.v ?? 0);
+    if (!Number.isInteger(current) || current > PG_MIGRATIONS.length)
+      throw new Error(
+        `the database's schema version ${current} is newer than this program knows ` +
+          `(${PG_MIGRATIONS.length}); use a newer hchat`,
+      );
+    for (let v = current; v < PG_MIGRATIONS.length; v++) {
+      await client.query(PG_MIGRATIONS[v]!);
+      await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [v + 1]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The server store on PostgreSQL (`hchat server --store postgres://…`), for one or several
+ * server instances sharing one database. Same behaviour as SqliteServerStore, which
+ * test/store-conformance.test.ts checks; a batch of items is one transaction (insert-batch.ts).
+ */
+import pg from 'pg';
+import { HchatError } from '../../protocol/errors.js';
+import type { Channel, Role, StoredMessage } from '../../protocol/common.js';
+import { foldWord } from '../../shared/search-text.js';
+import type {
+  ChannelPage,
+  InsertResult,
+  MessageInsert,
+  ServerStore,
+  SessionRecord,
+  UserRecord,
+} from '../server-store.js';
+import { migrate } from './migrations.js';
+import { insertBatch } from './insert-batch.js';
+import { itemById, relatedTo } from './items.js';
+import { PG_MESSAGE_COLS, toChannel, toInt, toMessage, toSession } from './rows.js';
+
+/** PostgreSQL's code for a unique index refusing a row. */
+const UNIQUE_VIOLATION = '23505';
+/** Connections per server instance. */
+const POOL_SIZE = 10;
+
+/** The PostgreSQL store; `open` it (migrations) before use. */
+export class PostgresServerStore implements ServerStore {
+  private readonly pool: pg.Pool;
+
+  private constructor(url: string) {
+    this.pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+    // An idle client losing its connection must not end the process; the next query reconnects.
+    this.pool.on('error', (err) => console.error('hchat server: PostgreSQL:', err.message));
+  }
+
+  /** Connects to `url` and applies pending migrations. */
+  static async open(url: string): Promise<PostgresServerStore> {
+    const store = new PostgresServerStore(url);
+    try {
+      await migrate(store.pool);
+    } catch (err) {
+      await store.pool.end();
+      throw err;
+    }
+    return store;
+  }
+
+  async createUser(user: UserRecord): Promise<void> {
+    try {
+      await this.pool.query(
+        'INSERT INTO users (username, pass_hash, created_at) VALUES ($1, $2, $3)',
+        [user.username, user.passHash, Date.now()],
+      );
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new HchatError('E_USERNAME_TAKEN');
+      throw err;
+    }
+  }
+
+  async getUser(username: string): Promise<UserRecord | undefined> {
+    const r = await this.pool.query<{ username: string; pass_hash: string }>(
+      'SELECT username, pass_hash FROM users WHERE lower(username) = lower($1)',
+      [username],
+    );
+    const row = r.rows[0];
+    return row && { username: String(row.username), passHash: String(row.pass_hash) };
+  }
+
+  async usernames(): Promise<string[]> {
+    const r = await this.pool.query<{ username: string }>('SELECT username FROM users');
+    return r.rows.map((row) => String(row.username));
+  }
+
+  async createSession(s: Omit<SessionRecord, 'revoked'>): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO sessions (session_id, username, role, created_at, public_key) VALUES ($1, $2, $3, $4, $5)',
+      [s.sessionId, s.username, s.role, s.createdAt, s.publicKey],
+    );
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const r = await this.pool.query('SELECT * FROM sessions WHERE session_id = $1', [sessionId]);
+    return r.rows[0] === undefined ? undefined : toSession(r.rows[0]);
+  }
+
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.pool.query(
+      'UPDATE sessions SET revoked = true, revoked_at = $1 WHERE session_id = $2 AND NOT revoked',
+      [Date.now(), sessionId],
+    );
+  }
+
+  async liveSessions(username: string, role: Role): Promise<SessionRecord[]> {
+    const r = await this.pool.query(
+      `SELECT * FROM sessions WHERE username = $1 AND role = $2 AND NOT revoked
+       ORDER BY created_at, session_id`,
+      [username, role],
+    );
+    return r.rows.map(toSession);
+  }
+
+  async ownedChannels(username: string): Promise<number> {
+    return this.count('SELECT count(*) AS n FROM channels WHERE lower(owner) = lower($1)', [
+      username,
+    ]);
+  }
+
+  async memberships(username: string): Promise<number> {
+    return this.count('SELECT count(*) AS n FROM members WHERE lower(username) = lower($1)', [
+      username,
+    ]);
+  }
+
+  async createChannel(c: Channel): Promise<void> {
+    await this.transaction(async (client) => {
+      try {
+        await client.query(
+          'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES ($1, $2, $3, $4, $5)',
+          [c.id, c.name, c.owner, c.allowVisitors, c.createdAt],
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new HchatError('E_CHANNEL_EXISTS');
+        throw err;
+      }
+      await client.query(
+        `INSERT INTO members (channel_id, username, joined_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING`,
+        [c.id, c.owner, c.createdAt],
+      );
+    });
+  }
+
+  async getChannel(id: string): Promise<Channel | undefined> {
+    const r = await this.pool.query('SELECT * FROM channels WHERE id = $1', [id]);
+    return r.rows[0] === undefined ? undefined : toChannel(r.rows[0]);
+  }
+
+  async listChannels(o: ChannelPage): Promise<Channel[]> {
+    const r = await this.pool.query(
+      `SELECT * FROM channels WHERE (created_at, id) > ($1, $2) AND (allow_visitors OR NOT $3)
+       ORDER BY created_at, id LIMIT $4`,
+      [o.after?.createdAt ?? Number.MIN_SAFE_INTEGER, o.after?.id ?? '', o.visitorsOnly, o.limit],
+    );
+    return r.rows.map(toChannel);
+  }
+
+  async channelsOf(username: string): Promise<Channel[]> {
+    const r = await this.pool.query(
+      `SELECT c.* FROM channels c JOIN members m ON m.channel_id = c.id
+       WHERE lower(m.username) = lower($1) ORDER BY c.created_at, c.id`,
+      [username],
+    );
+    return r.rows.map(toChannel);
+  }
+
+  async addMember(channelId: string, username: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO members (channel_id, username, joined_at) VALUES ($1, $2, $3)
+       ON CONFLICT DO NOTHING`,
+      [channelId, username, Date.now()],
+    );
+  }
+
+  async isMember(channelId: string, username: string): Promise<boolean> {
+    return this.exists(
+      'SELECT 1 FROM members WHERE channel_id = $1 AND lower(username) = lower($2)',
+      [channelId, username],
+    );
+  }
+
+  async members(channelId: string): Promise<string[]> {
+    const r = await this.pool.query<{ username: string }>(
+      'SELECT username FROM members WHERE channel_id = $1',
+      [channelId],
+    );
+    return r.rows.map((row) => String(row.username));
+  }
+
+  async insertMessages(batch: readonly MessageInsert[]): Promise<(InsertResult | HchatError)[]> {
+    if (batch.length === 0) return [];
+    return this.transaction((client) => insertBatch(client, batch, Date.now()));
+  }
+
+  async history(
+    channelId: string,
+    limit: number,
+    before?: string,
+  ): Promise<{ messages: StoredMessage[]; hasMore: boolean }> {
+    let rows: unknown[];
+    if (before === undefined) {
+      const r = await this.pool.query(
+        `SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND kind = 'message'
+         ORDER BY ts DESC, lc DESC, id DESC LIMIT $2`,
+        [channelId, limit + 1],
+      );
+      rows = r.rows;
+    } else {
+      const b = await itemById(this.pool, before);
+      if (!b || b.channelId !== channelId) throw new HchatError('E_NOT_FOUND', 'no such message');
+      const r = await this.pool.query(
+        `SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND kind = 'message'
+         AND (ts, lc, id) < ($2, $3, $4) ORDER BY ts DESC, lc DESC, id DESC LIMIT $5`,
+        [channelId, b.ts, b.lc, b.id, limit + 1],
+      );
+      rows = r.rows;
+    }
+    const hasMore = rows.length > limit;
+    if (hasMore) rows.pop();
+    return { messages: rows.reverse().map(toMessage), hasMore };
+  }
+
+  async since(channelId: string, since: number, limit: number): Promise<StoredMessage[]> {
+    const r = await this.pool.query(
+      `SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND seq > $2
+       ORDER BY seq LIMIT $3`,
+      [channelId, since, limit],
+    );
+    return r.rows.map(toMessage);
+  }
+
+  async lastSeq(channelId: string): Promise<number> {
+    const r = await this.pool.query('SELECT last_seq FROM channels WHERE id = $1', [channelId]);
+    return r.rows[0] === undefined ? 0 : toInt(r.rows[0].last_seq);
+  }
+
+  async getItem(id: string): Promise<StoredMessage | undefined> {
+    return itemById(this.pool, id);
+  }
+
+  async related(ids: readonly string[]): Promise<StoredMessage[]> {
+    return relatedTo(this.pool, ids);
+  }
+
+  async isRemoved(channelId: string, username: string): Promise<boolean> {
+    return this.exists(
+      'SELECT 1 FROM removed WHERE channel_id = $1 AND lower(username) = lower($2)',
+      [channelId, username],
+    );
+  }
+
+  async removeMember(channelId: string, username: string): Promise<void> {
+    await this.pool.query(
+      'DELETE FROM members WHERE channel_id = $1 AND lower(username) = lower($2)',
+      [channelId, username],
+    );
+  }
+
+  /**
+   * Each word a prefix term (`'word':*`), all required, over the folded words of what messages
+   * show; newest arrival first. Words are runs of letters and digits (search-text.ts), so none
+   * carries tsquery syntax.
+   */
+  async search(
+    words: readonly string[],
+    channelIds: readonly string[],
+    limit: number,
+    before?: string,
+  ): Promise<StoredMessage[]> {
+    const folded = words.map(foldWord).filter((w) => w !== '');
+    if (folded.length === 0 || channelIds.length === 0) return [];
+    let beforeArrival = Number.MAX_SAFE_INTEGER;
+    if (before !== undefined) {
+      const r = await this.pool.query('SELECT arrival FROM messages WHERE id = $1', [before]);
+      if (r.rows[0] === undefined) return [];
+      beforeArrival = toInt(r.rows[0].arrival);
+    }
+    const r = await this.pool.query(
+      `SELECT ${PG_MESSAGE_COLS} FROM messages
+       WHERE words @@ (SELECT string_agg(quote_literal(w) || ':*', ' & ')::tsquery
+                       FROM unnest($1::text[]) AS w)
+       AND channel_id = ANY($2::text[]) AND kind = 'message' AND arrival < $3
+       ORDER BY arrival DESC LIMIT $4`,
+      [folded, channelIds, beforeArrival, limit],
+    );
+    return r.rows.map(toMessage);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async count(sql: string, params: unknown[]): Promise<number> {
+    const r = await this.pool.query(sql, params);
+    return toInt(r.rows[0]?.n ?? 0);
+  }
+
+  private async exists(sql: string, params: unknown[]): Promise<boolean> {
+    return (await this.pool.query(sql, params)).rows.length > 0;
+  }
+
+  /** Runs `work` in one transaction (rolled back if it throws). */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const out = await work(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION;
+}

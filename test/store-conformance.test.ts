@@ -1,0 +1,288 @@
+/**
+ * One suite, both server stores: every method of ServerStore behaves alike on SQLite and on
+ * PostgreSQL (each PostgreSQL run in a database of its own, dropped after).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HchatError } from '../src/protocol/errors.js';
+import type { NewMessage } from '../src/protocol/common.js';
+import type { InsertResult, ServerStore } from '../src/store/server-store.js';
+import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
+import { PostgresServerStore } from '../src/store/pg/pg-server-store.js';
+import { searchWords } from '../src/shared/search-text.js';
+import { createTestDatabase } from './pg-kit.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-conformance-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+const STORES: [string, () => Promise<{ store: ServerStore; done: () => Promise<void> }>][] = [
+  [
+    'sqlite',
+    async () => {
+      const store = new SqliteServerStore(path.join(dir, `s${n++}.db`));
+      return { store, done: () => store.close() };
+    },
+  ],
+  [
+    'postgres',
+    async () => {
+      const db = await createTestDatabase();
+      const store = await PostgresServerStore.open(db.url);
+      return {
+        store,
+        done: async () => {
+          await store.close();
+          await db.drop();
+        },
+      };
+    },
+  ],
+];
+
+const C1 = '00000000-0000-4000-8000-000000000001';
+const C2 = '00000000-0000-4000-8000-000000000002';
+let clock = 1000;
+
+function item(id: string, fields: Partial<NewMessage> = {}, channelId = C1): NewMessage {
+  return { id, channelId, ts: clock++, lc: 0, sig: 's', cert: 'c', ...fields } as NewMessage;
+}
+
+const ok = (r: InsertResult | HchatError): InsertResult => {
+  if (r instanceof HchatError) throw r;
+  return r;
+};
+
+describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
+  let store: ServerStore;
+  let done: () => Promise<void>;
+  beforeEach(async () => {
+    ({ store, done } = await open());
+    await store.createChannel({
+      id: C1,
+      name: 'general',
+      owner: 'Alice',
+      allowVisitors: false,
+      createdAt: 10,
+    });
+  });
+  afterEach(async () => done());
+
+  it('users: created once whatever the case, looked up case-blind, listed; ping answers', async () => {
+    await store.ping();
+    await store.createUser({ username: 'Alice', passHash: 'h1' });
+    await expect(store.createUser({ username: 'alice', passHash: 'h2' })).rejects.toMatchObject({
+      code: 'E_USERNAME_TAKEN',
+    });
+    expect(await store.getUser('ALICE')).toEqual({ username: 'Alice', passHash: 'h1' });
+    expect(await store.getUser('bob')).toBeUndefined();
+    await store.createUser({ username: 'bob', passHash: 'h3' });
+    expect((await store.usernames()).sort()).toEqual(['Alice', 'bob']);
+  });
+
+  it('sessions: live ones oldest first, a revocation once with its time', async () => {
+    const base = { username: 'alice', role: 'user' as const, publicKey: 'pk' };
+    await store.createSession({ ...base, sessionId: 's2', createdAt: 2 });
+    await store.createSession({ ...base, sessionId: 's1', createdAt: 1 });
+    await store.createSession({ ...base, sessionId: 'v1', createdAt: 3, role: 'visitor' });
+    expect((await store.liveSessions('alice', 'user')).map((s) => s.sessionId)).toEqual([
+      's1',
+      's2',
+    ]);
+    const t0 = Date.now();
+    await store.revokeSession('s1');
+    const s1 = (await store.getSession('s1'))!;
+    expect(s1).toMatchObject({ sessionId: 's1', revoked: true, publicKey: 'pk', createdAt: 1 });
+    expect(s1.revokedAt).toBeGreaterThanOrEqual(t0);
+    await store.revokeSession('s1'); // again: the first time stays
+    expect((await store.getSession('s1'))!.revokedAt).toBe(s1.revokedAt);
+    expect((await store.liveSessions('alice', 'user')).map((s) => s.sessionId)).toEqual(['s2']);
+    expect(await store.getSession('s2')).toEqual({
+      ...base,
+      sessionId: 's2',
+      createdAt: 2,
+      revoked: false,
+    });
+    expect(await store.getSession('nope')).toBeUndefined();
+  });
+
+  it('channels and members: unique ids, owner a member, directory pages, counts', async () => {
+    await expect(
+      store.createChannel({ id: C1, name: 'x', owner: 'bob', allowVisitors: true, createdAt: 1 }),
+    ).rejects.toMatchObject({ code: 'E_CHANNEL_EXISTS' });
+    await store.createChannel({
+      id: C2,
+      name: 'open',
+      owner: 'bob',
+      allowVisitors: true,
+      createdAt: 10,
+    });
+    expect(await store.getChannel(C1)).toEqual({
+      id: C1,
+      name: 'general',
+      owner: 'Alice',
+      allowVisitors: false,
+      createdAt: 10,
+    });
+    expect(await store.getChannel('missing')).toBeUndefined();
+    const all = await store.listChannels({ limit: 10, visitorsOnly: false });
+    expect(all.map((c) => c.id)).toEqual([C1, C2]);
+    const after = await store.listChannels({
+      after: { createdAt: 10, id: C1 },
+      limit: 10,
+      visitorsOnly: false,
+    });
+    expect(after.map((c) => c.id)).toEqual([C2]);
+    expect((await store.listChannels({ limit: 10, visitorsOnly: true })).map((c) => c.id)).toEqual([
+      C2,
+    ]);
+    expect((await store.listChannels({ limit: 1, visitorsOnly: false })).length).toBe(1);
+    expect(await store.ownedChannels('alice')).toBe(1);
+    expect(await store.isMember(C1, 'ALICE')).toBe(true);
+    await store.addMember(C1, 'Carol');
+    await store.addMember(C1, 'carol'); // already: nothing changes
+    expect((await store.members(C1)).sort()).toEqual(['Alice', 'Carol']);
+    expect(await store.memberships('carol')).toBe(1);
+    expect((await store.channelsOf('CAROL')).map((c) => c.id)).toEqual([C1]);
+    await store.removeMember(C1, 'CAROL');
+    expect(await store.isMember(C1, 'carol')).toBe(false);
+    expect(await store.isRemoved(C1, 'carol')).toBe(false); // leaving is not being removed
+  });
+
+  it('insert batches: 1, 2, 3… per channel; duplicates and conflicts; unknown channels', async () => {
+    await store.createChannel({
+      id: C2,
+      name: 'b',
+      owner: 'bob',
+      allowVisitors: false,
+      createdAt: 11,
+    });
+    const a = item('a', { text: 'one' });
+    const r1 = await store.insertMessages([
+      { message: a, author: 'alice' },
+      { message: item('b', { text: 'two' }), author: 'alice' },
+      { message: item('x', { text: 'other' }, C2), author: 'bob' },
+      { message: item('m', { text: 'lost' }, 'missing'), author: 'bob' },
+      { message: a, author: 'alice' }, // the same again in one batch
+    ]);
+    expect(r1.slice(0, 3).map((r) => ok(r).seq)).toEqual([1, 2, 1]);
+    expect(r1[3]).toMatchObject({ code: 'E_CHANNEL_NOT_FOUND' });
+    expect(ok(r1[4]!)).toMatchObject({ seq: 1, duplicate: true });
+    const r2 = await store.insertMessages([
+      { message: a, author: 'alice' },
+      { message: { ...a, text: 'forged' }, author: 'alice' },
+      { message: item('c', { text: 'three' }), author: 'alice' },
+    ]);
+    expect(ok(r2[0]!)).toMatchObject({ seq: 1, duplicate: true, stored: { text: 'one' } });
+    expect(r2[1]).toMatchObject({ code: 'E_MESSAGE_CONFLICT' });
+    expect(ok(r2[2]!)).toMatchObject({ seq: 3, duplicate: false });
+    expect(await store.lastSeq(C1)).toBe(3);
+    expect(await store.lastSeq('missing')).toBe(0);
+    expect((await store.since(C1, 1, 10)).map((m) => m.id)).toEqual(['b', 'c']);
+    expect((await store.since(C1, 0, 2)).map((m) => m.seq)).toEqual([1, 2]);
+    expect(await store.getItem('a')).toEqual({ ...a, author: 'alice', seq: 1 });
+  });
+
+  it('history pages newest first in channel order; before, hasMore; only messages', async () => {
+    const ids = ['h1', 'h2', 'h3', 'h4', 'h5'];
+    await store.insertMessages(
+      ids.map((id) => ({ message: item(id, { text: id }), author: 'alice' })),
+    );
+    await store.insertMessages([
+      { message: item('r1', { kind: 'react', target: 'h5', emoji: '👍' }), author: 'alice' },
+    ]);
+    const p1 = await store.history(C1, 2);
+    expect(p1.messages.map((m) => m.id)).toEqual(['h4', 'h5']);
+    expect(p1.hasMore).toBe(true);
+    const p2 = await store.history(C1, 10, 'h4');
+    expect(p2).toMatchObject({ hasMore: false });
+    expect(p2.messages.map((m) => m.id)).toEqual(['h1', 'h2', 'h3']);
+    await expect(store.history(C1, 10, 'nope')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    expect((await store.related(['h5', 'h1'])).map((m) => m.id)).toEqual(['r1']);
+  });
+
+  it('item rules: edits by their author, deletes erase, tombstones, channel changes, removal', async () => {
+    await store.addMember(C1, 'bob');
+    const m = item('m1', { text: 'hello harbour' });
+    await store.insertMessages([{ message: m, author: 'bob' }]);
+    const refused = await store.insertMessages([
+      { message: item('e0', { kind: 'edit', target: 'm1', text: 'by alice' }), author: 'carol' },
+      { message: item('e1', { kind: 'edit', target: 'nope', text: 'x' }), author: 'bob' },
+      { message: item('ch0', { kind: 'channel', change: { name: 'mine' } }), author: 'bob' },
+    ]);
+    expect(refused.map((r) => (r as HchatError).code)).toEqual([
+      'E_FORBIDDEN',
+      'E_NOT_FOUND',
+      'E_FORBIDDEN',
+    ]);
+    const edit = item('e2', { kind: 'edit', target: 'm1', text: 'hello lighthouse' });
+    await store.insertMessages([{ message: edit, author: 'bob' }]);
+    expect((await store.search(searchWords('lightho'), [C1], 10)).map((x) => x.id)).toEqual(['m1']);
+    expect(await store.search(searchWords('harbour'), [C1], 10)).toEqual([]);
+    // The owner deletes it: the message and its edit lose their text.
+    const del = item('d1', { kind: 'delete', target: 'm1' });
+    const [d] = await store.insertMessages([{ message: del, author: 'alice' }]);
+    expect(ok(d!).seq).toBe(3);
+    expect((await store.getItem('m1'))!.text).toBeUndefined();
+    expect((await store.getItem('m1'))!.digest).toBeDefined();
+    expect((await store.getItem('e2'))!.digest).toBeDefined();
+    expect(await store.search(searchWords('lighthouse'), [C1], 10)).toEqual([]);
+    // An edit arriving after its delete is stored as a tombstone.
+    const late = item('e3', { kind: 'edit', target: 'm1', text: 'too late' });
+    const [l] = await store.insertMessages([{ message: late, author: 'bob' }]);
+    expect(ok(l!).stored.digest).toBeDefined();
+    expect(ok(l!).stored.text).toBeUndefined();
+    // The owner renames the channel and removes bob.
+    await store.insertMessages([
+      {
+        message: item('c1', { kind: 'channel', change: { name: 'lobby', topic: 'hi' } }),
+        author: 'alice',
+      },
+      { message: item('c2', { kind: 'channel', change: { remove: 'BOB' } }), author: 'alice' },
+    ]);
+    expect(await store.getChannel(C1)).toMatchObject({ name: 'lobby', topic: 'hi' });
+    expect(await store.isMember(C1, 'bob')).toBe(false);
+    expect(await store.isRemoved(C1, 'Bob')).toBe(true);
+    // Deleted: the channel and all in it are gone; later items find no channel.
+    const r = await store.insertMessages([
+      { message: item('c3', { kind: 'channel', change: { deleted: true } }), author: 'alice' },
+      { message: item('after', { text: 'x' }), author: 'alice' },
+    ]);
+    expect(ok(r[0]!).duplicate).toBe(false);
+    expect(r[1]).toMatchObject({ code: 'E_CHANNEL_NOT_FOUND' });
+    expect(await store.getChannel(C1)).toBeUndefined();
+    expect(await store.since(C1, 0, 100)).toEqual([]);
+    expect(await store.members(C1)).toEqual([]);
+  });
+
+  it('search: prefixes of every word, any case and accents, newest first, before, channels', async () => {
+    await store.createChannel({
+      id: C2,
+      name: 'b',
+      owner: 'bob',
+      allowVisitors: false,
+      createdAt: 11,
+    });
+    await store.insertMessages([
+      { message: item('s1', { text: 'Café au lait at the Harbour' }), author: 'alice' },
+      { message: item('s2', { text: 'harbour-master meeting' }), author: 'alice' },
+      { message: item('s3', { text: 'the harbour elsewhere' }, C2), author: 'bob' },
+      { message: item('s4', { text: 'nothing here' }), author: 'alice' },
+    ]);
+    const ids = async (q: string, ch = [C1], before?: string) =>
+      (await store.search(searchWords(q), ch, 10, before)).map((m) => m.id);
+    expect(await ids('HARB')).toEqual(['s2', 's1']);
+    expect(await ids('cafe harb')).toEqual(['s1']);
+    expect(await ids('CAFÉ')).toEqual(['s1']);
+    expect(await ids('master')).toEqual(['s2']);
+    expect(await ids('arbour')).toEqual([]);
+    expect(await ids('harbour', [C1, C2])).toEqual(['s3', 's2', 's1']);
+    expect(await ids('harbour', [C1, C2], 's3')).toEqual(['s2', 's1']);
+    expect(await ids('harbour', [C1], 'nope')).toEqual([]);
+    expect(await ids('harbour', [])).toEqual([]);
+    expect(await store.search([], [C1], 10)).toEqual([]);
+    expect((await store.search(searchWords('harbour'), [C1], 1)).map((m) => m.id)).toEqual(['s2']);
+  });
+});
