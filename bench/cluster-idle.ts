@@ -72,6 +72,7 @@ export async function benchIdle(): Promise<Record<string, number>> {
   const d = await deploy('pg', 2);
   const sessions = new Array<Idle | undefined>(SESSIONS);
   let received = 0;
+  let dropped = 0;
   let beat: NodeJS.Timeout | undefined;
   let churn: NodeJS.Timeout | undefined;
   try {
@@ -92,10 +93,22 @@ export async function benchIdle(): Promise<Record<string, number>> {
         udpPort: 20_000 + (i % 40_000),
         status: 'online',
       });
-      sessions[i] = { client, instance };
+      const me = { client, instance };
+      sessions[i] = me;
+      // Closed by the server (a heartbeat missed, say) rather than churned by us: counted.
+      void client.closed.then(() => {
+        if (sessions[i] === me) (dropped++, (sessions[i] = undefined));
+      });
     };
     await new Promise((r) => setTimeout(r, 2000));
     const rss0 = d.instances.reduce((t, x) => t + rssKB(x.pid), 0);
+    // Heartbeats from the start (connecting takes a while): a fifth of the sessions each second, so each sends one every 5 s.
+    const ping = encodeFrame({ t: 'ping' });
+    let turn = 0;
+    const slices = HEARTBEAT_MS / 1000;
+    beat = setInterval(() => {
+      for (let i = turn++ % slices; i < SESSIONS; i += slices) sessions[i]?.client.fire(ping);
+    }, 1000);
     const connectStart = Date.now();
     for (let b = 0; b < SESSIONS; b += BATCH) {
       const batch: Promise<void>[] = [];
@@ -103,13 +116,6 @@ export async function benchIdle(): Promise<Record<string, number>> {
       await Promise.all(batch);
     }
     const connectSeconds = (Date.now() - connectStart) / 1000;
-    // Heartbeats: a fifth of the sessions each second, so each sends one every 5 s.
-    const ping = encodeFrame({ t: 'ping' });
-    let turn = 0;
-    const slices = HEARTBEAT_MS / 1000;
-    beat = setInterval(() => {
-      for (let i = turn++ % slices; i < SESSIONS; i += slices) sessions[i]?.client.fire(ping);
-    }, 1000);
     await new Promise((r) => setTimeout(r, 5000));
     const rss1 = d.instances.reduce((t, x) => t + rssKB(x.pid), 0);
     console.log(`  ${SESSIONS} sessions online in ${connectSeconds.toFixed(0)} s`);
@@ -145,6 +151,7 @@ export async function benchIdle(): Promise<Record<string, number>> {
       connectSeconds,
       rssPerSessionKB: Number(((rss1 - rss0) / SESSIONS).toFixed(1)),
       instancesRssMB: Math.round(rss1 / 1024),
+      droppedByServer: dropped,
       pushesPerSessionPerMinute: Number(((pushes1 - pushes0) / SESSIONS / minutes).toFixed(3)),
       receivedPerSessionPerMinute: Number((received / SESSIONS / minutes).toFixed(3)),
     };

@@ -42,7 +42,7 @@ export function clusterSection(c: any): string[] {
   const i = c.idle;
   if (i)
     lines.push(
-      `- ${f(i.sessions)} idle sessions over 2 instances (channels of ${i.channelSize}, ${f(i.churned)} churned in ${i.minutes} min): ${f(i.rssPerSessionKB, 1)} KB resident per session, ${f(i.pushesPerSessionPerMinute, 3)} pushes per session per minute (${f(i.receivedPerSessionPerMinute, 3)} counted by the clients).`,
+      `- ${f(i.sessions)} idle sessions over 2 instances (channels of ${i.channelSize}, ${f(i.churned)} churned in ${i.minutes} min): ${f(i.rssPerSessionKB, 1)} KB resident per session, ${f(i.pushesPerSessionPerMinute, 3)} pushes per session per minute (${f(i.receivedPerSessionPerMinute, 3)} counted by the clients); ${f(i.droppedByServer)} sessions dropped by the server.`,
     );
   if (c.skipped?.length) lines.push(`- Skipped: ${c.skipped.join('; ')}.`);
   return lines;
