@@ -3,7 +3,8 @@
  * instances (once there, once here), every event kind round-tripped, hostile payloads dropped,
  * events too big for NATS, an outage and a restart, and `hchat server --bus`.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import crypto, { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -373,6 +374,19 @@ describe('hchat server --bus', () => {
       expect(r.code, r.out).not.toBe(0);
       expect(r.out).toMatch(/--bus.*nats:\/\/HOST:PORT/s);
     }
+    // A malformed URL is refused without being printed back: its password stays off the log.
+    const secret = await runHchat([
+      'server',
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--bus',
+      'nats:/ops:hunter2@127.0.0.1:4222',
+    ]);
+    expect(secret.code).not.toBe(0);
+    expect(secret.out).toMatch(/--bus/);
+    expect(secret.out).not.toMatch(/hunter2/);
     const env = await runHchat(['server', '--port', '0', '--http-port', '0'], {
       HCHAT_BUS: 'amqp://x',
     });
@@ -384,7 +398,26 @@ describe('hchat server --bus', () => {
     const monitor = await stablePort();
     const nats = await startNats(`http_port: ${monitor}\n`);
     const dir = tempDir();
-    const s = await spawnServer(`${dir}/s`, { extra: ['--bus', nats.url] });
+    const key = `${dir}/signing-key.pem`;
+    fs.writeFileSync(
+      key,
+      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
+    // Instances on one bus must share the deployment's signing key.
+    const keyless = await runHchat([
+      'server',
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--data',
+      `${dir}/k`,
+      '--bus',
+      nats.url,
+    ]);
+    expect(keyless.code).not.toBe(0);
+    expect(keyless.out).toMatch(/--bus needs --signing-key/);
+    const s = await spawnServer(`${dir}/s`, { extra: ['--bus', nats.url, '--signing-key', key] });
     const connz = async () =>
       (
         (await (await fetch(`http://127.0.0.1:${monitor}/connz`)).json()) as {
@@ -402,9 +435,10 @@ describe('hchat server --bus', () => {
     await waitFor(async () => (await connz()).length === 0, 5000, 'the connection closed');
 
     await nats.kill();
-    const r = await runHchat(['server', '--port', '0', '--http-port', '0', '--data', `${dir}/t`], {
-      HCHAT_BUS: nats.url,
-    });
+    const r = await runHchat(
+      ['server', '--port', '0', '--http-port', '0', '--data', `${dir}/t`, '--signing-key', key],
+      { HCHAT_BUS: nats.url },
+    );
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/--bus.*cannot reach NATS/s);
   });

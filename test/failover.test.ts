@@ -138,6 +138,37 @@ describe('server addresses and drain', () => {
     }
   });
 
+  it('a peer never moves to an instance that signs with another key than the deployment', async () => {
+    const a = await spawnServer(tempDir());
+    const b = await spawnServer(tempDir()); // its own signing key: not this deployment's
+    const data = path.join(tempDir(), 'alice');
+    const peer = await spawnHchat([
+      'peer',
+      '--server',
+      `${a.ready.tcp},${b.ready.tcp}`,
+      '--data',
+      data,
+    ]);
+    const ui = peer.ready.ui!;
+    await waitFor(
+      async () =>
+        (await api(ui, 'POST', '/api/register', { username: 'alice', password: 'alice-pw-1' }))
+          .status === 201,
+      10_000,
+      'registered on the first instance',
+    );
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    const log = path.join(data, 'connections.log');
+    await waitFor(
+      () => logged(log, 'server_refused').some((l) => l.includes(`addr=${b.ready.tcp}`)),
+      10_000,
+      'the other instance refused for its key',
+    );
+    expect(logged(log, 'server_refused')[0]).toMatch(/ reason=signing_key/);
+    expect((await api(ui, 'GET', '/api/me')).body.connection).not.toBe('connected');
+  });
+
   it('refuses a --server list with a bad or repeated address, naming the flag', async () => {
     const { runHchat } = await import('./processes.js');
     const bad = await runHchat(['peer', '--server', '127.0.0.1:7000,nope', '--data', tempDir()]);
@@ -152,5 +183,15 @@ describe('server addresses and drain', () => {
     expect(bad.out).toMatch(/--server/);
     expect(twice.code).not.toBe(0);
     expect(twice.out).toMatch(/listed twice/);
+    const fp = 'A'.repeat(43);
+    const mixed = await runHchat([
+      'peer',
+      '--server',
+      `127.0.0.1:7000#${fp},127.0.0.1:7001`,
+      '--data',
+      tempDir(),
+    ]);
+    expect(mixed.code).not.toBe(0);
+    expect(mixed.out).toMatch(/pin every address/);
   });
 });

@@ -23,6 +23,7 @@ import {
   parseServers,
   parseFingerprint,
   parseMs,
+  parseDrainMs,
   parsePort,
   parsePrefixBits,
   parseRate,
@@ -43,7 +44,11 @@ function opt(flags: string, description: string, env: string): Option {
 function onSignals(stop: () => Promise<void>, onTerm?: () => Promise<void>): () => void {
   let stopping = false;
   const handler = (signal?: NodeJS.Signals) => {
-    if (stopping) return;
+    // A second signal while stopping (a drain, a store that hangs) ends the process at once.
+    if (stopping) {
+      if (signal) process.exit(1);
+      return;
+    }
     stopping = true;
     (signal === 'SIGTERM' && onTerm ? onTerm : stop)().then(
       () => process.exit(0),
@@ -124,7 +129,7 @@ program
       '--store <url>',
       'PostgreSQL for accounts, channels and messages: postgres://user@host:port/db (default: SQLite in the data folder)',
       'HCHAT_STORE',
-    ).argParser(parseStoreUrl),
+    ),
   )
   .addOption(
     opt(
@@ -146,7 +151,7 @@ program
       '--drain-ms <ms>',
       'on SIGTERM, /ready answers 503 and peers are told to move to another instance; how long to wait for them before closing (default 10000)',
       'HCHAT_DRAIN_MS',
-    ).argParser(parseMs),
+    ).argParser(parseDrainMs),
   )
   .addOption(
     opt('--heartbeat-ms <ms>', 'how often peers must send a frame', 'HCHAT_HEARTBEAT_MS')
@@ -276,7 +281,7 @@ program
       '--bus <url>',
       'event bus shared with the other instances of this deployment: nats://HOST:PORT (tls://… for TLS, USER:PASS@ or TOKEN@ for credentials; several separated by commas); default: in-process, one instance',
       'HCHAT_BUS',
-    ).argParser(parseBus),
+    ),
   )
   .addOption(
     opt(
@@ -323,6 +328,24 @@ program
         program.error('error: --peer-timeout-ms must be greater than --heartbeat-ms');
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
         program.error('error: --tls-cert and --tls-key go together');
+      // Checked here, not by commander, whose error would print the URL (and its password).
+      for (const [flag, value, check] of [
+        ['--store', o.store, parseStoreUrl],
+        ['--bus', o.bus, parseBus],
+      ] as const) {
+        if (value === undefined) continue;
+        try {
+          check(value);
+        } catch (err) {
+          program.error(`error: option '${flag} <url>': ${(err as Error).message}`);
+        }
+      }
+      // Instances that share a bus serve one deployment: a session made on one must be good
+      // on the others, so they must sign with the same key.
+      if (o.bus !== undefined && o.signingKey === undefined)
+        program.error(
+          "error: --bus needs --signing-key (the deployment's one signing key, the same file for every instance)",
+        );
       let bus: NatsBus | undefined;
       if (o.bus !== undefined) {
         try {
@@ -493,7 +516,10 @@ program
         serverHost: o.server[0]!.host,
         serverPort: o.server[0]!.port,
         serverFingerprint: o.server[0]!.fingerprint ?? o.serverFingerprint,
-        otherServers: o.server.slice(1),
+        // --server-fingerprint pins every address given without its own (a shared certificate).
+        otherServers: o.server
+          .slice(1)
+          .map((a) => ({ ...a, fingerprint: a.fingerprint ?? o.serverFingerprint })),
         host: o.host,
         p2pPort: o.p2pPort,
         udpPort: o.udpPort,

@@ -21,7 +21,7 @@ export function parsePort(value: string): number {
  */
 export function parseStoreUrl(value: string): string {
   if (!/^postgres(ql)?:\/\/\S+$/i.test(value))
-    throw new InvalidArgumentError(
+    throw new Error(
       'expected a postgres:// or postgresql:// URL (without --store: SQLite in the data folder)',
     );
   return value;
@@ -33,6 +33,13 @@ export function parseMs(value: string): number {
     throw new InvalidArgumentError('expected a whole number of milliseconds, at least 1');
   }
   return Number(value);
+}
+
+/** How long a drain may last: up to 10 minutes (a supervisor kills a process that hangs). */
+export function parseDrainMs(value: string): number {
+  const ms = parseMs(value);
+  if (ms > 600_000) throw new InvalidArgumentError('expected at most 600000 (10 minutes)');
+  return ms;
 }
 
 /** `HOST:PORT` of the central server, optionally `#FINGERPRINT` of its TLS key to pin. */
@@ -52,13 +59,20 @@ export function parseServers(value: string): ReturnType<typeof parseServer>[] {
   const list = value.split(',').map((s) => s.trim());
   if (list.length > 16) throw new InvalidArgumentError('at most 16 server addresses');
   const seen = new Set<string>();
-  return list.map((s) => {
+  const all = list.map((s) => {
     const a = parseServer(s);
     const key = `${a.host}:${a.port}`;
     if (seen.has(key)) throw new InvalidArgumentError(`${key} is listed twice`);
     seen.add(key);
     return a;
   });
+  // A pin on some addresses only would let the others be trusted on first use at failover.
+  const pinned = all.filter((a) => a.fingerprint !== undefined).length;
+  if (pinned > 0 && pinned < all.length)
+    throw new InvalidArgumentError(
+      'pin every address (#fingerprint) or none, or give one --server-fingerprint for all',
+    );
+  return all;
 }
 
 /** The fingerprint of a server's TLS key, as its `ready` line prints it. */
@@ -131,13 +145,13 @@ export function parseBytes(value: string): number {
   return n;
 }
 
-/** The event bus between server instances: `nats://HOST:PORT[,nats://…]` (server/bus-nats.ts). */
+/**
+ * The event bus between server instances: `nats://HOST:PORT[,nats://…]` (server/bus-nats.ts).
+ * Checked in the command's action, not as commander's parser: commander's error would repeat the
+ * value, and with it a password in the URL.
+ */
 export function parseBus(value: string): string {
-  try {
-    parseNatsUrl(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+  parseNatsUrl(value);
   return value;
 }
 

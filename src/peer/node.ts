@@ -559,6 +559,18 @@ export class PeerNode {
 
   private async onUp(): Promise<void> {
     const info = this.link.server;
+    const known = this.store.get('serverPublicKey');
+    if (info && known && info.publicKey !== known && this.opts.otherServers?.length) {
+      // Instances of one deployment sign with one key: one that shows another is not part of
+      // it (or someone in the middle of a first use). Never believed; the next address is tried.
+      this.trustError = new HchatError(
+        'E_SERVER_KEY_MISMATCH',
+        `the server at ${this.link.address} signs with another key than this deployment's`,
+      );
+      this.log.write('server_refused', { addr: this.link.address, reason: 'signing_key' });
+      this.link.moveOn();
+      return;
+    }
     if (info) this.store.set('serverPublicKey', info.publicKey);
     if (!this.currentSession) {
       this.events.emit('connection', { state: 'connected' });

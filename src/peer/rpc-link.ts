@@ -95,6 +95,8 @@ export class RpcLink<
   /** Every address of the service, and which one the link uses now. */
   private readonly targets: readonly LinkAddress[];
   private current = 0;
+  /** The current connection is being left on purpose (`moveOn`). */
+  private moving = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastSent = 0;
@@ -120,6 +122,7 @@ export class RpcLink<
    */
   moveOn(): void {
     if (!this.running) return;
+    this.moving = true;
     this.fs?.close();
     this.fs?.destroy();
   }
@@ -321,14 +324,20 @@ export class RpcLink<
       // The next address at once while some of this round are untried; then back off, doubling
       // per round, as with a single address.
       const n = this.targets.length;
-      this.current = (this.current + 1) % n;
       const min = this.opts.minBackoffMs ?? 100;
       const max = this.opts.maxBackoffMs ?? 5000;
       const rounds = Math.floor(this.attempt / n);
-      const delay =
+      let delay =
         n > 1 && this.attempt % n !== n - 1
           ? min / 2
           : Math.min(max, min * 2 ** rounds) * (0.5 + Math.random() / 2);
+      if (this.moving && n > 1) {
+        // Told to move (a drain): to any other address, within a second, so that the peers of
+        // a draining instance spread over the others instead of landing on one at once.
+        this.current = (this.current + 1 + Math.floor(Math.random() * (n - 1))) % n;
+        delay = Math.random() * 1000;
+      } else this.current = (this.current + 1) % n;
+      this.moving = false;
       this.attempt = Math.min(this.attempt + 1, 20 * n);
       this.retryTimer = setTimeout(() => this.connect(), delay);
       this.retryTimer.unref();

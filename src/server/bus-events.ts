@@ -5,7 +5,14 @@
  * any other: each is parsed with `BusEvent` before a handler sees it.
  */
 import { z } from 'zod';
-import { SessionId, StoredMessage, TrackerEntry, Username, Uuid } from '../protocol/common.js';
+import {
+  SessionId,
+  StoredMessage,
+  TrackerEntry,
+  Username,
+  Uuid,
+  VisitorName,
+} from '../protocol/common.js';
 import { DeviceId, MailEnvelope } from '../protocol/dm.js';
 import { AvatarInfo } from '../protocol/avatars.js';
 import { TypingEvent } from '../protocol/typing-ops.js';
@@ -62,6 +69,19 @@ export const DmStoredEvent = z.object({
   envelope: MailEnvelope,
 });
 
+/**
+ * A session was revoked (logout, or retired past the cap per account): every instance forgets
+ * it, closes its own connections of it, and tells its connections of the users who share one of
+ * `channelIds` with it (`session_revoked`).
+ */
+export const SessionRevokedEvent = z.object({
+  kind: z.literal('session_revoked'),
+  sessionId: SessionId,
+  username: z.union([Username, VisitorName]),
+  revokedAt: z.number().int().nonnegative(),
+  channelIds: z.array(Uuid).max(4000),
+});
+
 /** An instance started, or its bus link came back: the others send it their entries. */
 export const InstanceUpEvent = z.object({ kind: z.literal('instance_up') });
 
@@ -69,18 +89,22 @@ export const InstanceUpEvent = z.object({ kind: z.literal('instance_up') });
 export const InstanceAliveEvent = z.object({ kind: z.literal('instance_alive') });
 
 /**
- * One part of an instance's snapshot of its own tracker entries; the `last` part retires, on
- * the receiver, the entries of that instance the snapshot does not hold.
+ * Part `part` of `parts` of an instance's snapshot of its own tracker entries; once a receiver
+ * has every part, it retires the entries of that instance the snapshot does not hold.
  */
-export const TrackerSyncEvent = z.object({
-  kind: z.literal('tracker_sync'),
-  snapshot: z.string().regex(/^[\w-]{1,32}$/),
-  entries: z.array(TrackerEntry).max(1000),
-  last: z.boolean(),
-});
+export const TrackerSyncEvent = z
+  .object({
+    kind: z.literal('tracker_sync'),
+    snapshot: z.string().regex(/^[\w-]{1,32}$/),
+    entries: z.array(TrackerEntry).max(5000),
+    part: z.number().int().nonnegative(),
+    parts: z.number().int().min(1).max(10_000),
+  })
+  .refine((e) => e.part < e.parts, 'tracker_sync: part past parts');
 
 /** Everything instances tell each other. */
 export const BusEvent = z.discriminatedUnion('kind', [
+  SessionRevokedEvent,
   InstanceUpEvent,
   InstanceAliveEvent,
   TrackerSyncEvent,

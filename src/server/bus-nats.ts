@@ -162,6 +162,8 @@ export function subjectOf(namespace: string, e: BusEvent): string {
       return `${p}.dm.${e.deviceId}`;
     case 'tracker':
       return `${p}.tracker`;
+    case 'session_revoked':
+      return `${p}.session`;
     case 'instance_up':
     case 'instance_alive':
     case 'tracker_sync':
@@ -217,7 +219,11 @@ export class NatsBus implements EventBus {
     this.log = opts.log ?? (() => {});
     nc.subscribe(`hchat.${namespace}.>`, {
       callback: (err, msg) => {
-        if (!err) this.receive(msg.subject, msg.data);
+        if (!err) return this.receive(msg.subject, msg.data);
+        // A refused subscription (a permission violation) hears nothing: not ready until the
+        // link comes back and subscribes again.
+        this.subscribed = false;
+        this.log('bus_subscription_error', { error: err.message });
       },
     });
     this.watching = this.watch();

@@ -714,6 +714,16 @@ export class ChannelService {
    * it (by id).
    */
   async busReconnected(): Promise<void> {
+    // Joins, leaves and channel changes of the outage were missed too: read them again.
+    for (const id of [...this.memberCache.keys()]) {
+      const names = await this.d.store.members(id);
+      this.memberCache.set(id, new Set(names.map((u) => u.toLowerCase())));
+    }
+    for (const id of [...this.channelCache.keys()]) {
+      const c = await this.d.store.getChannel(id);
+      if (c) this.channelCache.set(id, c);
+      else this.channelCache.delete(id);
+    }
     for (const channelId of [...this.subscribers.keys()]) {
       const last = await this.d.store.lastSeq(channelId);
       if (last === 0) continue;

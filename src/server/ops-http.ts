@@ -73,15 +73,31 @@ export async function runReadiness(
   return results.filter((r) => r !== undefined);
 }
 
+/** How long one round of readiness checks answers every probe. */
+const READY_CACHE_MS = 1000;
+
 /** The HTTP server of the operations port (not yet listening). */
 export function createOpsHttp(d: OpsHttpDeps): http.Server {
   const timeoutMs = d.checkTimeoutMs ?? READY_CHECK_TIMEOUT_MS;
   // A failing check is logged when it starts failing, not at every probe.
   let failingBefore = '';
 
+  // One round of checks at a time, its answer kept for a second: a flood of probes on a public
+  // operations port costs the store one query a second, not one per probe.
+  let round:
+    { at: number; done: boolean; failing: Promise<{ name: string; error: string }[]> } | undefined;
+  const checked = () => {
+    if (!round || (round.done && Date.now() - round.at > READY_CACHE_MS)) {
+      const r = { at: Date.now(), done: false, failing: runReadiness(d.checks, timeoutMs) };
+      void r.failing.finally(() => (r.done = true));
+      round = r;
+    }
+    return round.failing;
+  };
+
   const ready = async (): Promise<Readiness> => {
     if (d.draining()) return { status: 'draining' };
-    const failing = await runReadiness(d.checks, timeoutMs);
+    const failing = await checked();
     const names = failing.map((f) => f.name);
     if (names.join(',') !== failingBefore) {
       if (failing.length > 0) d.log.warn({ failing }, 'not ready');

@@ -78,6 +78,15 @@ export class Presence implements Memberships {
     this.userChannels.set(k, new Set(channels.map((c) => c.id)));
   }
 
+  /** Reads every loaded user's channels again (after a bus outage: events were missed). */
+  async reloadUsers(): Promise<void> {
+    for (const k of [...this.userChannels.keys()]) {
+      const channels = await this.d.store.channelsOf(k);
+      for (const c of channels) await this.d.loadMembers(c.id);
+      this.userChannels.set(k, new Set(channels.map((c) => c.id)));
+    }
+  }
+
   membersOf(channelId: string): ReadonlySet<string> {
     return this.d.membersOf(channelId);
   }

@@ -28,6 +28,7 @@ import type { ServerStore } from '../store/server-store.js';
 import { openServerStore } from '../store/open-server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { TrackerReplica } from './tracker-replica.js';
+import { OneAtATime } from '../shared/one-at-a-time.js';
 import { Conn, type Session } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
 import { TrackerList, entryKey, sameUser, type EntryChange } from './tracker.js';
@@ -168,6 +169,10 @@ export class CentralServer {
   /** The other instances' entries in `tracker` (one instance: nothing to keep). */
   private readonly replica: TrackerReplica;
   private readonly offBusReconnect: () => void;
+  /** Catch-up after events were missed (this instance's bus link, or another's, was down). */
+  private readonly resync: OneAtATime;
+  /** Changes from other instances, told to this instance's sessions in order (presence loads). */
+  private remoteTracker: Promise<void> = Promise.resolve();
   /** Bytes and frames over every peer connection since start (`GET /stats`). */
   readonly traffic = newTrafficStats();
   /** Messages stored, by how they arrived, and message events written to connections. */
@@ -355,17 +360,18 @@ export class CentralServer {
       publicKey: this.signer.publicKeyBase64,
     });
     this.unsubscribe = this.bus.subscribe((e, from) => this.deliver(e, from));
-    this.offBusReconnect = this.bus.onReconnect(() => {
-      this.channels
-        .busReconnected()
-        .catch((err: unknown) =>
-          this.opsLog.error({ err }, 'catch-up after the bus came back failed'),
-        );
-    });
+    this.resync = new OneAtATime(
+      async () => {
+        await this.channels.busReconnected();
+        await this.presence.reloadUsers();
+      },
+      () => this.closing,
+    );
+    this.offBusReconnect = this.bus.onReconnect(() => this.resyncAfterOutage());
     this.replica = new TrackerReplica({
       tracker: this.tracker,
       bus: this.bus,
-      changed: (change) => this.trackerChanged(change),
+      changed: (change) => this.remoteTrackerChanged(change),
       aliveMs: opts.instanceAliveMs ?? 2000,
       deadAfterMs: (opts.instanceAliveMs ?? 2000) * 4,
     });
@@ -582,6 +588,8 @@ export class CentralServer {
       if (hello.data.maxFrame) conn.fs.peerMaxFrame = hello.data.maxFrame;
       this.door.helloDone(conn);
       conn.fs.sendEncoded(this.helloFrame);
+      // A connection that finished its TLS handshake as the drain began hears it too.
+      if (this.draining) conn.fs.send({ t: 'ev', ev: 'draining', body: {} });
       return;
     }
     switch (f.t) {
@@ -858,13 +866,27 @@ export class CentralServer {
     // Known revoked here at once (a resume or post racing the store's answer is refused).
     this.channels.sessionRevoked(sessionId, Date.now());
     await this.store.revokeSession(sessionId);
-    this.channels.sessionRevoked(
-      sessionId,
-      (await this.store.getSession(sessionId))?.revokedAt ?? Date.now(),
-    );
+    const revokedAt = (await this.store.getSession(sessionId))?.revokedAt ?? Date.now();
     const owned = await this.store.channelsOf(username);
     const channels = new Set(viewed ?? []);
     for (const c of owned) channels.add(c.id);
+    const e = {
+      kind: 'session_revoked' as const,
+      sessionId,
+      username,
+      revokedAt,
+      channelIds: [...channels],
+    };
+    // This instance acts before answering; the others when the event reaches them.
+    await this.sessionRevoked(e);
+    this.bus.publish(e);
+  }
+
+  /** Forgets a revoked session here: closes its connections, tells its co-members' (above). */
+  private async sessionRevoked(e: Extract<BusEvent, { kind: 'session_revoked' }>): Promise<void> {
+    const { sessionId, username } = e;
+    this.channels.sessionRevoked(sessionId, e.revokedAt);
+    const channels = e.channelIds;
     const members = new Map<string, string[]>();
     for (const id of channels) members.set(id, await this.store.members(id));
     for (const c of this.byUser.get(username.toLowerCase()) ?? []) {
@@ -903,7 +925,7 @@ export class CentralServer {
     if (conn.entryKey) {
       const change = this.tracker.remove(conn.entryKey);
       conn.entryKey = undefined;
-      this.bus.publish({ kind: 'tracker', ...change });
+      this.publishTracker(change);
     }
     this.presence.forget(conn);
     this.dms.unbind(conn);
@@ -955,12 +977,12 @@ export class CentralServer {
     }
     if (conn.entryKey && conn.entryKey !== key) {
       const change = this.tracker.remove(conn.entryKey);
-      this.bus.publish({ kind: 'tracker', ...change });
+      this.publishTracker(change);
     }
     conn.entryKey = key;
     const change = this.tracker.upsert(entry, group);
     this.log.write('add_list', { peer: conn.name, p2p: `${b.ip}:${b.port}`, status: b.status });
-    this.bus.publish({ kind: 'tracker', ...change });
+    this.publishTracker(change);
     return { entry };
   }
 
@@ -986,7 +1008,7 @@ export class CentralServer {
     const entry = conn.entryKey ? this.tracker.get(conn.entryKey) : undefined;
     if (entry) {
       const change = this.tracker.upsert({ ...entry, status: b.status });
-      this.bus.publish({ kind: 'tracker', ...change });
+      this.publishTracker(change);
     }
     this.log.write('status', { peer: conn.name, status: b.status });
     return { status: b.status };
@@ -996,10 +1018,19 @@ export class CentralServer {
 
   private deliver(e: BusEvent, from?: string): void {
     switch (e.kind) {
+      case 'session_revoked':
+        if (from !== undefined)
+          this.sessionRevoked(e).catch((err: unknown) =>
+            this.opsLog.error({ err }, 'applying a session revoked on another instance failed'),
+          );
+        return;
       case 'instance_up':
       case 'instance_alive':
       case 'tracker_sync':
-        if (from !== undefined) this.replica.control(e, from);
+        if (from === undefined) return;
+        // An instance back from an outage: what it did meanwhile never reached this one.
+        if (e.kind === 'instance_up') this.resyncAfterOutage();
+        this.replica.control(e, from);
         return;
       case 'message':
         this.channels.deliverMessage(e);
@@ -1026,11 +1057,39 @@ export class CentralServer {
         return;
       case 'tracker': {
         // Another instance's entry changes this instance's copy of the list first.
-        const change = from === undefined ? this.replica.local(e) : this.replica.remote(e, from);
-        if (change) this.trackerChanged(change);
+        if (from === undefined) this.trackerChanged(this.replica.local(e));
+        else {
+          const change = this.replica.remote(e, from);
+          if (change) this.remoteTrackerChanged(change);
+        }
         return;
       }
     }
+  }
+
+  /** Tells every instance (this one too) of a change of this instance's own entries. */
+  private publishTracker(change: EntryChange): void {
+    if (change.before || change.after) this.bus.publish({ kind: 'tracker', ...change });
+  }
+
+  private resyncAfterOutage(): void {
+    this.resync
+      .run()
+      .catch((err: unknown) => this.opsLog.error({ err }, 'catching up after a bus outage failed'));
+  }
+
+  /**
+   * A change of another instance's entry: its user's channels are loaded here first (a user with
+   * no session on this instance is not yet), so that its co-members here hear of it; in order.
+   */
+  private remoteTrackerChanged(change: EntryChange): void {
+    const e = (change.after ?? change.before)!;
+    this.remoteTracker = this.remoteTracker
+      .then(async () => {
+        if (e.role === 'user') await this.presence.loadUser(e.username);
+        if (!this.closing) this.trackerChanged(change);
+      })
+      .catch((err: unknown) => this.opsLog.error({ err }, 'telling a tracker change failed'));
   }
 
   /** The list changed: only the sessions the entry concerns hear of it, each as it may see it. */

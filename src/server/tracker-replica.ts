@@ -16,8 +16,8 @@ import type { EventBus } from './bus.js';
 import type { BusEvent } from './bus-events.js';
 import type { EntryChange, TrackerList } from './tracker.js';
 
-/** Entries per `tracker_sync` part: well under the bus's 1 MiB per event. */
-const SYNC_PART = 500;
+/** Encoded bytes of entries per `tracker_sync` part: well under the bus's 1 MiB per event. */
+const SYNC_PART_BYTES = 256 * 1024;
 
 type Control = Extract<BusEvent, { kind: 'instance_up' | 'instance_alive' | 'tracker_sync' }>;
 
@@ -36,8 +36,11 @@ export class TrackerReplica {
   private readonly origin = new Map<string, string>();
   /** Instance → when it was last heard from. */
   private readonly heard = new Map<string, number>();
-  /** Snapshots being received: `${instance} ${snapshot}` → the keys seen so far. */
-  private readonly incoming = new Map<string, Set<string>>();
+  /** Snapshots being received: `${instance} ${snapshot}` → the keys and parts seen so far. */
+  private readonly incoming = new Map<string, { keys: Set<string>; parts: Set<number> }>();
+  /** When this instance last asked the others for their entries, and last ticked. */
+  private askedAt = 0;
+  private tickedAt = Date.now();
   private readonly timer: NodeJS.Timeout;
   private readonly offReconnect: () => void;
 
@@ -67,6 +70,9 @@ export class TrackerReplica {
     if (e.after) {
       const key = entryKey(e.after);
       if (e.before && entryKey(e.before) !== key) this.drop(entryKey(e.before), from);
+      // A session that is on a connection here (it moved, and this side has not seen the old
+      // connection close yet) stays this instance's: its close will say so.
+      if (this.isLocal(key)) return undefined;
       this.origin.set(key, from);
       return this.d.tracker.upsert(e.after);
     }
@@ -84,13 +90,19 @@ export class TrackerReplica {
 
   /** `instance_up`, `instance_alive` and `tracker_sync` from another instance. */
   control(e: Control, from: string): void {
+    const known = this.heard.has(from);
     this.heardFrom(from);
+    // One declared dead and heard again (a partition, a stalled loop) has lost this one's
+    // entries, and this one its: ask again (at most once per `aliveMs`).
+    if (!known && e.kind === 'instance_alive' && Date.now() - this.askedAt > this.d.aliveMs)
+      this.hello();
     if (e.kind === 'instance_up') this.sendSnapshot();
     else if (e.kind === 'tracker_sync') this.snapshotPart(e, from);
   }
 
   /** Says this instance is here and asks the others for their entries (start, bus back). */
   private hello(): void {
+    this.askedAt = Date.now();
     this.d.bus.publish({ kind: 'instance_up' });
     // Others may have dropped this instance's entries while it was cut off: send them again.
     this.sendSnapshot();
@@ -98,7 +110,13 @@ export class TrackerReplica {
 
   private tick(): void {
     this.d.bus.publish({ kind: 'instance_alive' });
-    const deadline = Date.now() - this.d.deadAfterMs;
+    const now = Date.now();
+    const late = now - this.tickedAt > 2 * this.d.aliveMs;
+    this.tickedAt = now;
+    // A tick this late means this event loop stalled: the others' heartbeats may still be
+    // waiting to be read, so nobody is declared dead this round.
+    if (late) return;
+    const deadline = now - this.d.deadAfterMs;
     for (const [instance, at] of this.heard) {
       if (at >= deadline) continue;
       this.heard.delete(instance);
@@ -112,42 +130,56 @@ export class TrackerReplica {
     this.heard.set(instance, Date.now());
   }
 
-  /** This instance's own entries, in parts, as one snapshot. */
+  private isLocal(key: string): boolean {
+    return !this.origin.has(key) && this.d.tracker.get(key) !== undefined;
+  }
+
+  /** This instance's own entries, in numbered parts cut by size, as one snapshot. */
   private sendSnapshot(): void {
-    const own: TrackerEntry[] = [];
-    for (const e of this.d.tracker.all()) if (!this.origin.has(entryKey(e))) own.push(e);
+    const parts: TrackerEntry[][] = [[]];
+    let bytes = 0;
+    for (const e of this.d.tracker.all()) {
+      if (this.origin.has(entryKey(e))) continue;
+      const size = JSON.stringify(e).length;
+      if (bytes + size > SYNC_PART_BYTES && parts[parts.length - 1]!.length > 0) {
+        parts.push([]);
+        bytes = 0;
+      }
+      parts[parts.length - 1]!.push(e);
+      bytes += size;
+    }
     const snapshot = randomBytes(9).toString('base64url');
-    for (let i = 0; i === 0 || i < own.length; i += SYNC_PART)
-      this.d.bus.publish({
-        kind: 'tracker_sync',
-        snapshot,
-        entries: own.slice(i, i + SYNC_PART),
-        last: i + SYNC_PART >= own.length,
-      });
+    parts.forEach((entries, part) =>
+      this.d.bus.publish({ kind: 'tracker_sync', snapshot, entries, part, parts: parts.length }),
+    );
   }
 
   /** One part of another instance's snapshot; the last part retires what it no longer has. */
   private snapshotPart(e: Extract<Control, { kind: 'tracker_sync' }>, from: string): void {
     const id = `${from} ${e.snapshot}`;
-    const seen = this.incoming.get(id) ?? new Set<string>();
+    let got = this.incoming.get(id);
+    if (!got) {
+      // Snapshots that lost a part never complete: keep only the latest few.
+      if (this.incoming.size >= 64) this.incoming.delete(this.incoming.keys().next().value!);
+      this.incoming.set(id, (got = { keys: new Set(), parts: new Set() }));
+    }
+    got.parts.add(e.part);
     for (const entry of e.entries) {
       const key = entryKey(entry);
-      seen.add(key);
-      // An entry this instance holds as its own stays its own.
+      got.keys.add(key);
+      // Only what is absent, or already the sender's, is taken: an entry this instance holds
+      // as its own, or that another instance announced since, is not the snapshot's to set.
       const owner = this.origin.get(key);
-      if (owner === undefined && this.d.tracker.get(key)) continue;
       const now = this.d.tracker.get(key);
-      if (owner === from && now && JSON.stringify(now) === JSON.stringify(entry)) continue;
+      if (now && owner !== from) continue;
+      if (now && JSON.stringify(now) === JSON.stringify(entry)) continue;
       this.origin.set(key, from);
       this.d.changed(this.d.tracker.upsert(entry));
     }
-    if (!e.last) {
-      this.incoming.set(id, seen);
-      return;
-    }
+    if (got.parts.size < e.parts) return;
     this.incoming.delete(id);
     for (const [key, owner] of [...this.origin])
-      if (owner === from && !seen.has(key)) this.drop(key, from);
+      if (owner === from && !got.keys.has(key)) this.drop(key, from);
   }
 
   private drop(key: string, from: string): void {
