@@ -52,8 +52,6 @@ export class Presence implements Memberships {
   private readonly userChannels = new Map<string, Set<string>>();
   /** Visitor connections by the channel they view. */
   private readonly viewers = new Map<string, Set<Conn>>();
-  /** Per user (lower-case): its entries' changes waiting for its channels to load, chained. */
-  private readonly waiting = new Map<string, Promise<void>>();
 
   constructor(private readonly d: PresenceDeps) {}
 
@@ -110,30 +108,10 @@ export class Presence implements Memberships {
 
   // ---- changes --------------------------------------------------------------------------------
 
-  /**
-   * An entry changed (joined, left, or changed what it hosts or streams): tell who it concerns.
-   * Who shares a channel with a user is known only once its channels are loaded here; a user
-   * whose sessions are all on other instances (the change came over the bus) may not be, so its
-   * changes wait for that load, in the order they came, instead of reaching nobody.
-   */
+  /** An entry changed (joined, left, or changed what it hosts or streams): tell who it concerns. */
   entryChanged(change: EntryChange): void {
     const e = change.after ?? change.before;
     if (!e) return;
-    const k = e.username.toLowerCase();
-    const queued = this.waiting.get(k);
-    if (e.role !== 'user' || (!queued && this.userChannels.has(k))) return this.tell(change);
-    const next = (queued ?? this.loadUser(e.username))
-      .catch((err: unknown) => console.error('hchat server: loading memberships failed:', err))
-      .then(() => this.tell(change));
-    this.waiting.set(k, next);
-    void next.finally(() => {
-      if (this.waiting.get(k) === next) this.waiting.delete(k);
-    });
-  }
-
-  /** Pushes one change to the sessions it concerns (the user's channels are loaded). */
-  private tell(change: EntryChange): void {
-    const e = (change.after ?? change.before)!;
     let recipients = new Set<Conn>();
     if (e.role === 'user') {
       // Its user's co-members; when they are more than the connections, every connection.
