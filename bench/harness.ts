@@ -68,12 +68,17 @@ export const BENCH_SERVER_LIMITS = [
 /**
  * `bin/hchat server` on `data`, any free ports, the per-address limits raised; with `plain`,
  * the same server with its framed port in plain TCP (bench/plain-server.ts), for the same-run
- * cost of TLS.
+ * cost of TLS. `extra` flags follow (`--store`, `--bus`… for bench/cluster.ts).
  */
-export function startServer(data: string, node?: string, plain = false): Promise<Started> {
+export function startServer(
+  data: string,
+  node?: string,
+  plain = false,
+  extra: readonly string[] = [],
+): Promise<Started> {
   const entry = plain ? ['--import', 'tsx', 'bench/plain-server.ts'] : ['bin/hchat', 'server'];
   return startProcess(
-    [...entry, '--port', '0', '--http-port', '0', '--data', data, ...BENCH_SERVER_LIMITS],
+    [...entry, '--port', '0', '--http-port', '0', '--data', data, ...BENCH_SERVER_LIMITS, ...extra],
     node,
   );
 }
@@ -144,6 +149,12 @@ export class Client {
     socket.setNoDelay(true);
     // A reset while the bench tears down is not a bench failure; `closed` tells who cares.
     socket.on('error', () => undefined);
+    // A request whose connection closed fails instead of waiting for ever.
+    socket.on('close', () => {
+      for (const w of this.waiting.values())
+        w({ t: 'res', error: { code: 'CLOSED', message: 'the connection closed' } });
+      this.waiting.clear();
+    });
     socket.on('data', (d) => {
       for (const f of this.decoder.push(d)) {
         if (f.t === 'res') {

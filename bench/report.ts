@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { clusterSection } from './report-cluster.js';
 
 interface Result {
   deliveriesPerSec: number;
@@ -475,6 +476,8 @@ export function writeReport(resultsFile: string): string {
     );
   }
   if (data.files) lines.push('', ...filesSection(data.files));
+  const cluster = clusterSection(data.cluster);
+  if (cluster.length) lines.push('', ...cluster);
   const md = path.join(dir, 'summary.md');
   fs.writeFileSync(md, lines.join('\n') + '\n');
   return md;

@@ -19,6 +19,7 @@ import { writeReport } from './report.js';
 import { benchCapacity } from './capacity.js';
 import { benchSearch } from './search.js';
 import { benchFiles } from './files.js';
+import { benchCluster } from './cluster.js';
 import {
   Client,
   ROOT,
@@ -602,6 +603,9 @@ async function main(): Promise<void> {
       ? undefined
       : await benchFiles();
   if (files?.quick) console.log('BENCH_FILES_QUICK: the files figures are not written');
+  // Several instances (issue 16): BENCH_SKIP_CLUSTER skips it; parts skip themselves without
+  // PostgreSQL or NATS and say so.
+  const cluster = process.env.BENCH_SKIP_CLUSTER ? undefined : await benchCluster();
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -625,6 +629,7 @@ async function main(): Promise<void> {
         capacity: capacity ?? earlier.capacity,
         search: search ?? earlier.search,
         files: (files && !files.quick ? files : undefined) ?? earlier.files,
+        cluster: cluster ?? earlier.cluster,
       },
       null,
       2,

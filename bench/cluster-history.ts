@@ -1,0 +1,109 @@
+/**
+ * History pages on PostgreSQL at scale (issue 16: p99 at 10M messages, goal ≤ 5 ms). A real
+ * server on a fresh database; a user creates BENCH_HISTORY_CHANNELS channels and posts one real
+ * message in each, which the bench then copies with generate_series into the store's own
+ * `messages` table (src/store/pg/migrations.ts) until there are BENCH_HISTORY_MESSAGES in all,
+ * each with its own id, seq and time, and `channels.last_seq` is brought up to date. Copies keep
+ * the template's signature, which no longer matches them: the server does not check signatures
+ * when it reads history, and this client does not either (it parses every frame). Then
+ * BENCH_HISTORY_PAGES `history` requests of 50 messages, one at a time, each before a random
+ * message of a random channel (a tenth of them the newest page), timed from request to answer.
+ */
+import { newSessionKeys, signMessage } from '../src/shared/signing.js';
+import { messageId } from '../src/shared/message-id.js';
+import { encodeFrame } from '../src/protocol/frame.js';
+import { Client } from './harness.js';
+import { deploy, percentile } from './cluster-deploy.js';
+
+const MESSAGES = Number(process.env.BENCH_HISTORY_MESSAGES ?? 10_000_000);
+const CHANNELS = Number(process.env.BENCH_HISTORY_CHANNELS ?? 100);
+const PAGES = Number(process.env.BENCH_HISTORY_PAGES ?? 2000);
+const PAGE = 50;
+
+/** The id of copy `seq` in channel number `k`: a UUID of its numbers. */
+const copyId = (k: number, seq: number) =>
+  `${k.toString(16).padStart(8, '0')}-0000-7000-8000-${seq.toString(16).padStart(12, '0')}`;
+
+export async function benchHistory(): Promise<Record<string, number>> {
+  console.log(`\nhistory: PostgreSQL with ${MESSAGES} messages in ${CHANNELS} channels`);
+  const d = await deploy('pg', 1);
+  let c: Client | undefined;
+  let beat: NodeJS.Timeout | undefined;
+  try {
+    const inst = d.instances[0]!;
+    const keys = newSessionKeys();
+    c = await Client.connect(inst.server, true);
+    await c.request('register', { username: 'historian', password: 'bench-pw' });
+    const s = await c.request('login', {
+      username: 'historian',
+      password: 'bench-pw',
+      publicKey: keys.publicKey,
+    });
+    const channels: string[] = [];
+    const t0 = Date.now() - 365 * 86_400_000;
+    for (let k = 0; k < CHANNELS; k++) {
+      const id = `01900000-0000-7000-8000-${(0xc0000 + k).toString(16).padStart(12, '0')}`;
+      await c.request('channel_create', { id, name: `history-${k}`, allowVisitors: false });
+      const content = { channelId: id, ts: Date.now(), lc: 0, text: 'the template' };
+      const fields = { id: messageId({ ...content, author: 'historian' }), ...content };
+      const sig = signMessage({ ...fields, author: 'historian' }, keys);
+      await c.request('post', { message: { ...fields, sig, cert: s.cert } });
+      channels.push(id);
+    }
+    // Heartbeats while the copies load (minutes at 10M), or the server drops this client.
+    beat = setInterval(() => c!.fire(encodeFrame({ t: 'ping' })), 5000);
+    const per = Math.max(1, Math.floor(MESSAGES / CHANNELS));
+    const loadStart = Date.now();
+    for (const [k, id] of channels.entries()) {
+      // Seq 1 is the real message; copies take seq 2 … per+1, older than it, a second apart.
+      await d.db!.query(
+        `INSERT INTO messages (channel_id, seq, id, author, ts, lc, text, sig, cert, kind, received_at)
+         SELECT t.channel_id, g + 1,
+                lpad(to_hex($2::int), 8, '0') || '-0000-7000-8000-' || lpad(to_hex(g + 1), 12, '0'),
+                t.author, $3::bigint + g * 1000, 0, 'history message ' || g, t.sig, t.cert,
+                'message', $3::bigint + g * 1000
+         FROM messages t, generate_series(1, $4::bigint) g
+         WHERE t.channel_id = $1 AND t.seq = 1`,
+        [id, k, t0, per],
+      );
+      await d.db!.query('UPDATE channels SET last_seq = $2 WHERE id = $1', [id, per + 1]);
+    }
+    await d.db!.query('ANALYZE messages');
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    console.log(`  loaded ${per * CHANNELS} copies in ${loadSeconds.toFixed(0)} s`);
+    const times: number[] = [];
+    for (let i = 0; i < PAGES; i++) {
+      const k = Math.floor(Math.random() * CHANNELS);
+      const before =
+        i % 10 === 0
+          ? undefined
+          : copyId(k, 2 + PAGE + Math.floor(Math.random() * Math.max(1, per - PAGE)));
+      const t = process.hrtime.bigint();
+      const r = await c.request('history', {
+        channelId: channels[k],
+        limit: PAGE,
+        ...(before && { before }),
+      });
+      times.push(Number(process.hrtime.bigint() - t) / 1e6);
+      if (!Array.isArray(r.messages) || r.messages.length === 0)
+        throw new Error(`history page ${i} came back empty`);
+    }
+    const sorted = Float64Array.from(times).sort();
+    const out = {
+      messages: per * CHANNELS + CHANNELS,
+      channels: CHANNELS,
+      pages: PAGES,
+      pageSize: PAGE,
+      loadSeconds,
+      p50ms: percentile(sorted, 50),
+      p99ms: percentile(sorted, 99),
+      maxMs: sorted[sorted.length - 1]!,
+    };
+    console.log('  history pages:', JSON.stringify(out));
+    return out;
+  } finally {
+    clearInterval(beat);
+    c?.close();
+    await d.close();
+  }
+}

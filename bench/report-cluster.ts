@@ -1,0 +1,49 @@
+/** The summary's section for bench/cluster.ts (several instances, issue 16). */
+
+const f = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : '–';
+
+/** Markdown lines for the cluster results (none when the run had no cluster part). */
+export function clusterSection(c: any): string[] {
+  if (!c) return [];
+  const lines = ['## Several instances (bench/cluster.ts)', ''];
+  const fan = c.fanout;
+  if (fan) {
+    lines.push(
+      `Fan-out to ${f(c.members)} members, one publisher at full speed, median of ${c.repeats} runs of ${c.seconds} s:`,
+      '',
+      '| deployment | deliveries/s | p99 ms | instances CPU % | deliveries/s of each run |',
+      '| --- | --: | --: | --: | --- |',
+    );
+    const rows: Array<[string, any]> = [
+      ['SQLite, 1 instance', fan.sqlite1],
+      ['PostgreSQL, 1 instance', fan.pg1],
+      ['PostgreSQL + NATS, 2 instances', fan.pg2],
+    ];
+    for (const [name, r] of rows)
+      if (r)
+        lines.push(
+          `| ${name} | ${f(r.deliveriesPerSec)} | ${f(r.p99ms, 1)} | ${f(r.serverCpuPercent)} | ${r.deliveriesPerSecRuns.map((v: number) => f(v)).join(', ')} |`,
+        );
+    const x = fan.crossInstance;
+    if (x)
+      lines.push(
+        '',
+        `- Cross-instance push latency at ${f(x.rate)} messages/s: p50 ${f(x.remoteP50ms, 1)} ms, p99 ${f(x.remoteP99ms, 1)} ms (members on the publisher's instance: p50 ${f(x.localP50ms, 1)} ms, p99 ${f(x.localP99ms, 1)} ms).`,
+      );
+  }
+  const h = c.history;
+  if (h)
+    lines.push(
+      `- History page of ${h.pageSize} on PostgreSQL with ${f(h.messages)} messages in ${f(h.channels)} channels: p50 ${f(h.p50ms, 2)} ms, p99 ${f(h.p99ms, 2)} ms, max ${f(h.maxMs, 1)} ms (goal at 10M: p99 ≤ 5 ms).`,
+    );
+  const i = c.idle;
+  if (i)
+    lines.push(
+      `- ${f(i.sessions)} idle sessions over 2 instances (channels of ${i.channelSize}, ${f(i.churned)} churned in ${i.minutes} min): ${f(i.rssPerSessionKB, 1)} KB resident per session, ${f(i.pushesPerSessionPerMinute, 3)} pushes per session per minute (${f(i.receivedPerSessionPerMinute, 3)} counted by the clients); ${f(i.droppedByServer)} sessions dropped by the server.`,
+    );
+  if (c.skipped?.length) lines.push(`- Skipped: ${c.skipped.join('; ')}.`);
+  return lines;
+}
