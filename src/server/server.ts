@@ -25,7 +25,7 @@ import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { createTlsServer, loadOrCreateServerIdentity } from '../shared/tls.js';
 import type { ServerStore } from '../store/server-store.js';
-import { openServerStore } from '../store/open-server-store.js';
+import { openDmStore, openServerStore } from '../store/open-server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { TrackerReplica } from './tracker-replica.js';
 import { OneAtATime } from '../shared/one-at-a-time.js';
@@ -39,7 +39,7 @@ import { FileService } from './file-service.js';
 import { FileStore } from '../store/file-store.js';
 import { AvatarStore } from '../store/avatar-store.js';
 import { AvatarService } from './avatar-service.js';
-import { DmStore } from '../store/dm-store.js';
+import type { DmStore } from '../store/dm-store.js';
 import { DmService } from './dm-service.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
@@ -220,7 +220,12 @@ export class CentralServer {
   private readonly dms: DmService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
-  private constructor(opts: ServerOptions, store: ServerStore, usernames: readonly string[]) {
+  private constructor(
+    opts: ServerOptions,
+    store: ServerStore,
+    dmStore: DmStore,
+    usernames: readonly string[],
+  ) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.log = new ConnectionLog(opts.dataDir);
     this.store = store;
@@ -315,7 +320,7 @@ export class CentralServer {
           ...this.presence.viewersOf(id),
         ]),
     });
-    this.dmStore = new DmStore(opts.dataDir);
+    this.dmStore = dmStore;
     this.dms = new DmService({
       dms: this.dmStore,
       bus: this.bus,
@@ -436,9 +441,13 @@ export class CentralServer {
   static async start(opts: ServerOptions): Promise<CentralServer> {
     const store = opts.store ?? (await openServerStore(opts.storeUrl, opts.dataDir));
     let s: CentralServer;
+    let dms: DmStore | undefined;
     try {
-      s = new CentralServer(opts, store, await store.usernames());
+      fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+      dms = await openDmStore(opts.storeUrl, opts.dataDir);
+      s = new CentralServer(opts, store, dms, await store.usernames());
     } catch (err) {
+      await dms?.close();
       await store.close();
       throw err;
     }
@@ -523,7 +532,7 @@ export class CentralServer {
     await this.store.close();
     this.fileStore.close();
     this.avatarStore.close();
-    this.dmStore.close();
+    await this.dmStore.close();
     this.log.write('shutdown', {});
     this.log.close();
     this.opsLog.info('server stopped');
