@@ -172,6 +172,21 @@ describe.each(STORES)('DmStore conformance: %s', (_name, open) => {
     expect(await store.hasLookedUp('ALICE', 'bob')).toBe(true);
     expect(await store.hasLookedUp('bob', 'alice')).toBe(false);
   });
+
+  it('binds sessions to devices: the newest instance holds a binding, only it forgets it', async () => {
+    expect(await store.boundSessions('B1')).toEqual([]);
+    await store.bind('B1', 's2', 'i1');
+    await store.bind('B1', 's1', 'i1');
+    await store.bind('B2', 's3', 'i1');
+    expect(await store.boundSessions('B1')).toEqual(['s1', 's2']);
+    // s1 moved to instance i2; the old instance's late unbind leaves the new binding alone.
+    await store.bind('B1', 's1', 'i2');
+    await store.unbind('B1', 's1', 'i1');
+    expect(await store.boundSessions('B1')).toEqual(['s1', 's2']);
+    await store.unbind('B1', 's1', 'i2');
+    expect(await store.boundSessions('B1')).toEqual(['s2']);
+    expect(await store.boundSessions('B2')).toEqual(['s3']);
+  });
 });
 
 describe('PostgresDmStore: two instances at once', () => {

@@ -13,7 +13,9 @@ import type { ConnectionLog } from '../shared/connlog.js';
 import { verifyEd25519 } from '../shared/ed25519.js';
 import { DM_LIMITS, DM_SERVER_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import type { DmStore, MailIn, PublishRefusal } from '../store/dm-store.js';
+import { randomBytes } from 'node:crypto';
+import { KeyedQueue } from '../shared/keyed-queue.js';
+import type { DeviceRecord, DmStore, MailIn, PublishRefusal } from '../store/dm-store.js';
 import type { EventBus } from './bus.js';
 import type { Conn } from './conn.js';
 import { isPublic, sameUser, viewOf, type Memberships } from './tracker.js';
@@ -29,8 +31,10 @@ export interface DmServiceDeps {
   registered(username: string): Promise<string | undefined>;
   /** Who belongs to which channel (the tracker's rule). */
   memberships: Memberships;
-  /** The tracker entry a connection submitted, if any. */
-  entryOf(conn: Conn): TrackerEntry | undefined;
+  /** A user's tracker entries, this instance's and (in a cluster) the other instances'. */
+  entriesOf(username: string): readonly TrackerEntry[];
+  /** A store write done in the background failed. */
+  internalError(what: string, err: unknown): void;
   /** Envelopes one device's mailbox holds (DM_LIMITS.maxMailbox). */
   maxMailbox: number;
 }
@@ -44,10 +48,23 @@ const REFUSALS: Record<PublishRefusal, string> = {
 };
 const NO_VIEWS: ReadonlySet<string> = new Set();
 
-/** Devices, prekey bundles, mailboxes and blocks of direct messages on one server instance. */
+/**
+ * Devices, prekey bundles, mailboxes and blocks of direct messages on one server instance.
+ *
+ * Several instances: a device's `dm` push reaches its connections wherever they are, since the
+ * bus event names the device and every instance delivers to the connections bound here. Which
+ * session speaks for a device is kept in the store with this instance's id (bind/unbind), so
+ * `dm_devices` on any instance finds that session's tracker entry in its replica of the list;
+ * an instance that dies leaves rows behind, but its entries leave every replica, so no address
+ * is given for them (and the session's next `dm_publish`, wherever it lands, takes the row).
+ */
 export class DmService {
   /** This instance's connections bound to each device (by `dm_publish`). */
   private readonly bound = new Map<string, Set<Conn>>();
+  /** This process's name in the store's bindings. */
+  private readonly instance = randomBytes(9).toString('base64url');
+  /** The store's binding writes of one device, in the order they were made here. */
+  private readonly bindings = new KeyedQueue();
   private readonly bundleLimiter = new RateLimiter(L.bundlesPerSecond, L.bundleBurst);
   private readonly pairLimiter = new RateLimiter(
     L.prekeysPerPairPerHour / 3600,
@@ -81,9 +98,14 @@ export class DmService {
     );
     if ('refused' in r) throw new HchatError('E_FORBIDDEN', REFUSALS[r.refused]);
     for (const gone of r.dropped) for (const c of this.bound.get(gone) ?? []) this.unbind(c);
-    this.unbind(conn);
+    if (conn.dmDevice !== b.deviceId) this.unbind(conn);
+    await this.storeBinding(b.deviceId, s.sessionId, true);
     // The connection closed, or its session ended, while the store answered: nothing to bind.
-    if (conn.session !== s || !conn.fs.isOpen) return { oneTimePrekeys: r.held };
+    if (conn.session !== s || !conn.fs.isOpen) {
+      if (!this.sessionBoundHere(b.deviceId, s.sessionId))
+        await this.storeBinding(b.deviceId, s.sessionId, false);
+      return { oneTimePrekeys: r.held };
+    }
     conn.dmDevice = b.deviceId;
     addTo(this.bound, b.deviceId, conn);
     this.d.log.write('dm_publish', {
@@ -98,9 +120,31 @@ export class DmService {
 
   /** The connection no longer speaks for its device (it closed, or its session ended). */
   unbind(conn: Conn): void {
-    if (conn.dmDevice === undefined) return;
-    removeFrom(this.bound, conn.dmDevice, conn);
+    const device = conn.dmDevice;
+    if (device === undefined) return;
+    removeFrom(this.bound, device, conn);
     conn.dmDevice = undefined;
+    const session = conn.session?.sessionId;
+    if (session !== undefined && !this.sessionBoundHere(device, session))
+      this.storeBinding(device, session, false).catch((err: unknown) =>
+        this.d.internalError('forgetting a DM device binding failed', err),
+      );
+  }
+
+  /** True while a connection here of `sessionId` is bound to the device. */
+  private sessionBoundHere(deviceId: string, sessionId: string): boolean {
+    for (const c of this.bound.get(deviceId) ?? [])
+      if (c.session?.sessionId === sessionId) return true;
+    return false;
+  }
+
+  /** Writes or forgets a binding in the store, after this device's earlier writes from here. */
+  private storeBinding(deviceId: string, sessionId: string, bound: boolean): Promise<void> {
+    return this.bindings.run(deviceId, () =>
+      bound
+        ? this.d.dms.bind(deviceId, sessionId, this.instance)
+        : this.d.dms.unbind(deviceId, sessionId, this.instance),
+    );
   }
 
   async devices(conn: Conn, b: OpReq<'dm_devices'>): Promise<OpRes<'dm_devices'>> {
@@ -120,7 +164,7 @@ export class DmService {
       const mayLocate = !b.check && (own || !(await this.d.dms.isBlocked(username, me)));
       const devices = [];
       for (const dev of await this.d.dms.devicesOf(username)) {
-        const entry = mayLocate ? await this.entryOfDevice(dev.deviceId, me, own) : undefined;
+        const entry = mayLocate ? await this.entryOfDevice(dev, me, own) : undefined;
         const listed = { deviceId: dev.deviceId, identityKey: dev.identityKey };
         devices.push(entry ? { ...listed, entry } : listed);
       }
@@ -135,14 +179,16 @@ export class DmService {
    * tracker's rule, viewOf) or having looked the asker up itself.
    */
   private async entryOfDevice(
-    deviceId: string,
+    dev: DeviceRecord,
     asker: string,
     own: boolean,
   ): Promise<TrackerEntry | undefined> {
     const m = this.d.memberships;
-    for (const c of this.bound.get(deviceId) ?? []) {
-      const e = this.d.entryOf(c);
-      if (!e) continue;
+    const entries = this.d.entriesOf(dev.username);
+    if (entries.length === 0) return undefined;
+    const sessions = new Set(await this.d.dms.boundSessions(dev.deviceId));
+    for (const e of entries) {
+      if (!sessions.has(e.sessionId)) continue;
       if (own) return e;
       const viewer = { username: asker, role: 'user' as const, views: NO_VIEWS };
       const shared = viewOf(viewer, e, m);

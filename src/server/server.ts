@@ -327,7 +327,8 @@ export class CentralServer {
       log: this.log,
       registered: async (username) => (await this.store.getUser(username))?.username,
       memberships: this.presence,
-      entryOf: (conn) => (conn.entryKey ? this.tracker.get(conn.entryKey) : undefined),
+      entriesOf: (username) => this.tracker.entriesOf(username, 'user'),
+      internalError: (what, err) => this.opsLog.error({ err }, what),
       maxMailbox: opts.dmMailbox ?? DM_LIMITS.maxMailbox,
     });
     this.trackerCaps = {

@@ -113,4 +113,17 @@ export interface DmStore {
 
   /** True when `username` has asked for `target`'s devices. */
   hasLookedUp(username: string, target: string): Promise<boolean>;
+
+  /**
+   * Records that a connection of `sessionId` on server instance `instance` speaks for the device
+   * (`dm_publish`): any instance then finds the session's tracker entry (its replica holds every
+   * instance's) as the device's address. The newest binding of a (device, session) wins.
+   */
+  bind(deviceId: string, sessionId: string, instance: string): Promise<void>;
+
+  /** Forgets that binding, if `instance` still holds it (the session may have moved on). */
+  unbind(deviceId: string, sessionId: string, instance: string): Promise<void>;
+
+  /** The sessions bound to the device, on any instance. */
+  boundSessions(deviceId: string): Promise<string[]>;
 }

@@ -64,6 +64,15 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (username_lc, target_lc)
   ) WITHOUT ROWID;
   `,
+  // Which session speaks for which device (dm_publish); one process's, emptied when it opens.
+  `
+  CREATE TABLE bindings (
+    device_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    PRIMARY KEY (device_id, session_id)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 interface DeviceRow {
@@ -99,6 +108,8 @@ export class SqliteDmStore implements DmStore {
   constructor(dir: string) {
     this.db = openDatabase(path.join(dir, 'dms.db'), MIGRATIONS);
     const db = this.db;
+    // The connections of the process that wrote them are gone.
+    db.exec('DELETE FROM bindings');
     this.q = {
       device: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
       devicesOf: db.prepare<[string], DeviceRow>(
@@ -168,6 +179,15 @@ export class SqliteDmStore implements DmStore {
       lookup: db.prepare('INSERT OR IGNORE INTO lookups (username_lc, target_lc) VALUES (?, ?)'),
       lookedUp: db.prepare<[string, string], { x: number }>(
         'SELECT 1 AS x FROM lookups WHERE username_lc = ? AND target_lc = ?',
+      ),
+      bind: db.prepare(
+        'INSERT OR REPLACE INTO bindings (device_id, session_id, instance) VALUES (?, ?, ?)',
+      ),
+      unbind: db.prepare(
+        'DELETE FROM bindings WHERE device_id = ? AND session_id = ? AND instance = ?',
+      ),
+      boundSessions: db.prepare<[string], { session_id: string }>(
+        'SELECT session_id FROM bindings WHERE device_id = ? ORDER BY session_id',
       ),
     };
     this.publishTx = db.transaction(
@@ -335,6 +355,18 @@ export class SqliteDmStore implements DmStore {
   /** True when `username` has asked for `target`'s devices. */
   async hasLookedUp(username: string, target: string): Promise<boolean> {
     return !!this.q.lookedUp.get(lc(username), lc(target));
+  }
+
+  async bind(deviceId: string, sessionId: string, instance: string): Promise<void> {
+    this.q.bind.run(deviceId, sessionId, instance);
+  }
+
+  async unbind(deviceId: string, sessionId: string, instance: string): Promise<void> {
+    this.q.unbind.run(deviceId, sessionId, instance);
+  }
+
+  async boundSessions(deviceId: string): Promise<string[]> {
+    return this.q.boundSessions.all(deviceId).map((r) => r.session_id);
   }
 }
 

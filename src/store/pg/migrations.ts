@@ -123,6 +123,14 @@ export const PG_MIGRATIONS: readonly string[] = [
     target_lc TEXT NOT NULL,
     PRIMARY KEY (username_lc, target_lc)
   );
+  -- Which session speaks for which device, and through which instance (dm_publish).
+  CREATE TABLE dm_bindings (
+    device_id TEXT COLLATE "C" NOT NULL,
+    session_id TEXT COLLATE "C" NOT NULL,
+    instance TEXT NOT NULL,
+    PRIMARY KEY (device_id, session_id)
+  );
+  CREATE INDEX dm_bindings_instance ON dm_bindings (instance);
   `,
 ];
 

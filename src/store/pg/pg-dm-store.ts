@@ -315,6 +315,29 @@ export class PostgresDmStore implements DmStore {
     return r.rows.length > 0;
   }
 
+  async bind(deviceId: string, sessionId: string, instance: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO dm_bindings (device_id, session_id, instance) VALUES ($1, $2, $3)
+       ON CONFLICT (device_id, session_id) DO UPDATE SET instance = excluded.instance`,
+      [deviceId, sessionId, instance],
+    );
+  }
+
+  async unbind(deviceId: string, sessionId: string, instance: string): Promise<void> {
+    await this.pool.query(
+      'DELETE FROM dm_bindings WHERE device_id = $1 AND session_id = $2 AND instance = $3',
+      [deviceId, sessionId, instance],
+    );
+  }
+
+  async boundSessions(deviceId: string): Promise<string[]> {
+    const r = await this.pool.query(
+      'SELECT session_id FROM dm_bindings WHERE device_id = $1 ORDER BY session_id',
+      [deviceId],
+    );
+    return r.rows.map((row) => z.string().parse(row.session_id));
+  }
+
   /** Runs `work` in one transaction (rolled back if it throws). */
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
