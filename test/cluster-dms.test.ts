@@ -4,7 +4,7 @@
  * mailbox filled, from the other; an envelope left while its receiver is offline is fetched
  * through a third connection on either instance; one sent while the receiver is bound on
  * another instance is pushed live; `dm_devices` on one instance gives the address of a device
- * whose session is on the other.
+ * whose session is on the other; an avatar set on one instance reaches a co-member on the other.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -24,6 +24,8 @@ import {
   withDevice,
 } from './outsider/dm-lib.js';
 import { createTestDatabase } from './pg-kit.js';
+import { signAvatar } from '../src/shared/avatar-sig.js';
+import type { SessionKeys } from '../src/shared/signing.js';
 
 const RAISED = ['--max-registrations-per-address', '1000'];
 
@@ -53,7 +55,7 @@ async function startCluster() {
   };
 }
 
-describe('direct messages across two instances on PostgreSQL and NATS', () => {
+describe('direct messages and avatars across two instances on PostgreSQL and NATS', () => {
   it('an envelope to a device published on the other instance waits in its mailbox, then goes live', async () => {
     const at = await startCluster();
     // bob publishes his device on instance 1, then goes offline.
@@ -122,5 +124,31 @@ describe('direct messages across two instances on PostgreSQL and NATS', () => {
       5000,
       "carol's address gone",
     );
+  }, 60_000);
+
+  it('an avatar set on one instance is pushed to a co-member on the other, and read there', async () => {
+    const at = await startCluster();
+    const erin = await registerLogin(at(0), 'erin');
+    const finn = await registerLogin(at(1), 'finn');
+    const ch = crypto.randomUUID();
+    await erin.c.req('channel_create', { id: ch, name: 'g', allowVisitors: false });
+    expect((await finn.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
+    await finn.c.req('subscribe', { channelIds: [ch] });
+    const data = crypto.randomBytes(500);
+    const avatar = signAvatar(
+      { username: 'erin', type: 'image/png', data, ts: Date.now() },
+      erin.key as unknown as SessionKeys,
+      erin.cert,
+    );
+    const set = await erin.c.req('avatar_set', { avatar });
+    expect(set.error).toBeUndefined();
+    await waitFor(
+      () => finn.c.events.some((e) => e.ev === 'avatar' && e.body.hash === set.body.hash),
+      5000,
+      'the avatar push on the other instance',
+    );
+    expect((await finn.c.req('avatars', { usernames: ['erin'] })).body.avatars).toEqual([set.body]);
+    const got = (await finn.c.req('avatar_get', { username: 'erin' })).body?.avatar;
+    expect(Buffer.from(got.data, 'base64').equals(data)).toBe(true);
   }, 60_000);
 });

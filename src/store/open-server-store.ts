@@ -9,6 +9,8 @@ import { PostgresServerStore } from './pg/pg-server-store.js';
 import type { DmStore } from './dm-store.js';
 import { SqliteDmStore } from './sqlite-dm-store.js';
 import { PostgresDmStore } from './pg/pg-dm-store.js';
+import { SqliteAvatarStore, type AvatarStore } from './avatar-store.js';
+import { PostgresAvatarStore } from './pg/pg-avatar-store.js';
 
 /** Opens (and migrates) the store `url` names; SQLite in `dataDir` when undefined. */
 export async function openServerStore(
@@ -29,5 +31,15 @@ export function isPostgresUrl(url: string): boolean {
 export async function openDmStore(url: string | undefined, dataDir: string): Promise<DmStore> {
   if (url === undefined) return new SqliteDmStore(dataDir);
   if (isPostgresUrl(url)) return PostgresDmStore.open(url);
+  throw new Error('--store: expected a postgres:// or postgresql:// URL');
+}
+
+/** Opens the avatar store beside the server store `url` names. */
+export async function openAvatarStore(
+  url: string | undefined,
+  dataDir: string,
+): Promise<AvatarStore> {
+  if (url === undefined) return new SqliteAvatarStore(dataDir);
+  if (isPostgresUrl(url)) return PostgresAvatarStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }

@@ -132,6 +132,19 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX dm_bindings_instance ON dm_bindings (instance);
   `,
+  // 3: avatars (avatar-store.ts): each user's newest signed picture.
+  `
+  CREATE TABLE avatars (
+    username_lc TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    hash TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    sig TEXT NOT NULL,
+    cert TEXT NOT NULL
+  );
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */
