@@ -18,17 +18,23 @@ export interface AvatarServiceDeps {
   bus: EventBus;
   log: ConnectionLog;
   serverKey(): crypto.KeyObject;
-  /** Everyone who shares a channel with the user (lower case), the user included. */
-  coMembers(username: string): Set<string>;
+  /**
+   * The ids of the user's channels: the cache a session of it here loaded, else the store's (in a
+   * cluster the user may have no session on this instance).
+   */
+  channelsOf(username: string): Promise<Iterable<string>>;
+  /** A channel's members (lower case). */
+  membersOf(channelId: string): Promise<ReadonlySet<string>>;
   connsOf(username: string): Iterable<Conn>;
-  /** The connections viewing the user's channels (visitors included). */
-  viewersOf(username: string): Iterable<Conn>;
+  /** The connections viewing a channel (visitors included). */
+  viewersOf(channelId: string): Iterable<Conn>;
+  internalError(what: string, err: unknown): void;
 }
 
 export class AvatarService {
   constructor(private readonly d: AvatarServiceDeps) {}
 
-  set(conn: Conn, b: OpReq<'avatar_set'>): OpRes<'avatar_set'> {
+  async set(conn: Conn, b: OpReq<'avatar_set'>): Promise<OpRes<'avatar_set'>> {
     const s = conn.session!;
     const a = b.avatar;
     if (a.username.toLowerCase() !== s.username.toLowerCase())
@@ -39,27 +45,44 @@ export class AvatarService {
       throw new HchatError('E_CLOCK_SKEW', 'avatar: set in the future');
     const bad = avatarError(a, this.d.serverKey());
     if (bad) throw bad;
-    const info = this.d.avatars.put({ ...a, username: s.username });
+    const info = await this.d.avatars.put({ ...a, username: s.username });
     this.d.log.write('avatar', { peer: conn.name, user: s.username, hash: info.hash });
     this.d.bus.publish({ kind: 'avatar', ...info });
     return info;
   }
 
-  list(b: OpReq<'avatars'>): OpRes<'avatars'> {
-    return { avatars: b.usernames.flatMap((u) => this.d.avatars.info(u) ?? []) };
+  async list(b: OpReq<'avatars'>): Promise<OpRes<'avatars'>> {
+    const held = await Promise.all(b.usernames.map((u) => this.d.avatars.info(u)));
+    return { avatars: held.flatMap((a) => a ?? []) };
   }
 
-  get(b: OpReq<'avatar_get'>): OpRes<'avatar_get'> {
-    const avatar = this.d.avatars.get(b.username);
+  async get(b: OpReq<'avatar_get'>): Promise<OpRes<'avatar_get'>> {
+    const avatar = await this.d.avatars.get(b.username);
     if (!avatar) throw new HchatError('E_NOT_FOUND', `${b.username} has no avatar`);
     return { avatar };
   }
 
-  /** A bus event: the co-members of its user connected here, and who views its channels, hear of it. */
+  /**
+   * A bus event: the co-members of its user connected here, and who views its channels, hear of
+   * it. Its user's channels are read from the store when no session here loaded them (the set
+   * may have been made on another instance).
+   */
   deliver(e: { username: string; hash: string; ts: number }): void {
-    const to = new Set<Conn>();
-    for (const u of this.d.coMembers(e.username)) for (const c of this.d.connsOf(u)) to.add(c);
-    for (const c of this.d.viewersOf(e.username)) to.add(c);
-    for (const c of to) if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body: e });
+    this.recipients(e.username).then(
+      (to) => {
+        for (const c of to)
+          if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body: e });
+      },
+      (err: unknown) => this.d.internalError('delivering an avatar change failed', err),
+    );
+  }
+
+  private async recipients(username: string): Promise<Set<Conn>> {
+    const to = new Set<Conn>(this.d.connsOf(username.toLowerCase()));
+    for (const id of await this.d.channelsOf(username)) {
+      for (const u of await this.d.membersOf(id)) for (const c of this.d.connsOf(u)) to.add(c);
+      for (const c of this.d.viewersOf(id)) to.add(c);
+    }
+    return to;
   }
 }

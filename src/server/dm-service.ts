@@ -13,7 +13,9 @@ import type { ConnectionLog } from '../shared/connlog.js';
 import { verifyEd25519 } from '../shared/ed25519.js';
 import { DM_LIMITS, DM_SERVER_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import type { DmStore, MailIn, PublishRefusal } from '../store/dm-store.js';
+import { randomBytes } from 'node:crypto';
+import { KeyedQueue } from '../shared/keyed-queue.js';
+import type { DeviceRecord, DmStore, MailIn, PublishRefusal } from '../store/dm-store.js';
 import type { EventBus } from './bus.js';
 import type { Conn } from './conn.js';
 import { isPublic, sameUser, viewOf, type Memberships } from './tracker.js';
@@ -29,8 +31,10 @@ export interface DmServiceDeps {
   registered(username: string): Promise<string | undefined>;
   /** Who belongs to which channel (the tracker's rule). */
   memberships: Memberships;
-  /** The tracker entry a connection submitted, if any. */
-  entryOf(conn: Conn): TrackerEntry | undefined;
+  /** A user's tracker entries, this instance's and (in a cluster) the other instances'. */
+  entriesOf(username: string): readonly TrackerEntry[];
+  /** A store write done in the background failed. */
+  internalError(what: string, err: unknown): void;
   /** Envelopes one device's mailbox holds (DM_LIMITS.maxMailbox). */
   maxMailbox: number;
 }
@@ -44,10 +48,23 @@ const REFUSALS: Record<PublishRefusal, string> = {
 };
 const NO_VIEWS: ReadonlySet<string> = new Set();
 
-/** Devices, prekey bundles, mailboxes and blocks of direct messages on one server instance. */
+/**
+ * Devices, prekey bundles, mailboxes and blocks of direct messages on one server instance.
+ *
+ * Several instances: a device's `dm` push reaches its connections wherever they are, since the
+ * bus event names the device and every instance delivers to the connections bound here. Which
+ * session speaks for a device is kept in the store with this instance's id (bind/unbind), so
+ * `dm_devices` on any instance finds that session's tracker entry in its replica of the list;
+ * an instance that dies leaves rows behind, but its entries leave every replica, so no address
+ * is given for them (and the session's next `dm_publish`, wherever it lands, takes the row).
+ */
 export class DmService {
   /** This instance's connections bound to each device (by `dm_publish`). */
   private readonly bound = new Map<string, Set<Conn>>();
+  /** This process's name in the store's bindings. */
+  private readonly instance = randomBytes(9).toString('base64url');
+  /** The store's binding writes of one device, in the order they were made here. */
+  private readonly bindings = new KeyedQueue();
   private readonly bundleLimiter = new RateLimiter(L.bundlesPerSecond, L.bundleBurst);
   private readonly pairLimiter = new RateLimiter(
     L.prekeysPerPairPerHour / 3600,
@@ -60,14 +77,14 @@ export class DmService {
 
   // ---- devices and prekeys (§10.1) -----------------------------------------------------------
 
-  publish(conn: Conn, b: OpReq<'dm_publish'>): OpRes<'dm_publish'> {
+  async publish(conn: Conn, b: OpReq<'dm_publish'>): Promise<OpRes<'dm_publish'>> {
     const s = conn.session!;
     const spk = b.signedPrekey;
     const signed = Buffer.concat([SPK_CONTEXT, Buffer.from(spk.key, 'base64url')]);
     const ik = Buffer.from(b.identityKey, 'base64url');
     if (!verifyEd25519(signed, Buffer.from(spk.sig, 'base64url'), ik))
       throw new HchatError('E_BAD_SIGNATURE', "signedPrekey: the identity key's signature fails");
-    const r = this.d.dms.publish(
+    const r = await this.d.dms.publish(
       {
         deviceId: b.deviceId,
         username: s.username,
@@ -81,7 +98,14 @@ export class DmService {
     );
     if ('refused' in r) throw new HchatError('E_FORBIDDEN', REFUSALS[r.refused]);
     for (const gone of r.dropped) for (const c of this.bound.get(gone) ?? []) this.unbind(c);
-    this.unbind(conn);
+    if (conn.dmDevice !== b.deviceId) this.unbind(conn);
+    await this.storeBinding(b.deviceId, s.sessionId, true);
+    // The connection closed, or its session ended, while the store answered: nothing to bind.
+    if (conn.session !== s || !conn.fs.isOpen) {
+      if (!this.sessionBoundHere(b.deviceId, s.sessionId))
+        await this.storeBinding(b.deviceId, s.sessionId, false);
+      return { oneTimePrekeys: r.held };
+    }
     conn.dmDevice = b.deviceId;
     addTo(this.bound, b.deviceId, conn);
     this.d.log.write('dm_publish', {
@@ -96,9 +120,31 @@ export class DmService {
 
   /** The connection no longer speaks for its device (it closed, or its session ended). */
   unbind(conn: Conn): void {
-    if (conn.dmDevice === undefined) return;
-    removeFrom(this.bound, conn.dmDevice, conn);
+    const device = conn.dmDevice;
+    if (device === undefined) return;
+    removeFrom(this.bound, device, conn);
     conn.dmDevice = undefined;
+    const session = conn.session?.sessionId;
+    if (session !== undefined && !this.sessionBoundHere(device, session))
+      this.storeBinding(device, session, false).catch((err: unknown) =>
+        this.d.internalError('forgetting a DM device binding failed', err),
+      );
+  }
+
+  /** True while a connection here of `sessionId` is bound to the device. */
+  private sessionBoundHere(deviceId: string, sessionId: string): boolean {
+    for (const c of this.bound.get(deviceId) ?? [])
+      if (c.session?.sessionId === sessionId) return true;
+    return false;
+  }
+
+  /** Writes or forgets a binding in the store, after this device's earlier writes from here. */
+  private storeBinding(deviceId: string, sessionId: string, bound: boolean): Promise<void> {
+    return this.bindings.run(deviceId, () =>
+      bound
+        ? this.d.dms.bind(deviceId, sessionId, this.instance)
+        : this.d.dms.unbind(deviceId, sessionId, this.instance),
+    );
   }
 
   async devices(conn: Conn, b: OpReq<'dm_devices'>): Promise<OpRes<'dm_devices'>> {
@@ -113,17 +159,16 @@ export class DmService {
       const own = sameUser(username, me);
       // A check of a sender's keys (a device receiving from it) is not a lookup: receiving an
       // envelope must not hand its sender this user's address.
-      if (!own && !b.check) this.d.dms.recordLookup(me, username);
+      if (!own && !b.check) await this.d.dms.recordLookup(me, username);
       // A user who blocks the asker is never located by it.
-      const mayLocate = !b.check && (own || !this.d.dms.isBlocked(username, me));
-      users.push({
-        username,
-        devices: this.d.dms.devicesOf(username).map((dev) => {
-          const entry = mayLocate ? this.entryOfDevice(dev.deviceId, me, own) : undefined;
-          const listed = { deviceId: dev.deviceId, identityKey: dev.identityKey };
-          return entry ? { ...listed, entry } : listed;
-        }),
-      });
+      const mayLocate = !b.check && (own || !(await this.d.dms.isBlocked(username, me)));
+      const devices = [];
+      for (const dev of await this.d.dms.devicesOf(username)) {
+        const entry = mayLocate ? await this.entryOfDevice(dev, me, own) : undefined;
+        const listed = { deviceId: dev.deviceId, identityKey: dev.identityKey };
+        devices.push(entry ? { ...listed, entry } : listed);
+      }
+      users.push({ username, devices });
     }
     return { users };
   }
@@ -133,16 +178,22 @@ export class DmService {
    * always; another user's only while online and either sharing a channel with the asker (the
    * tracker's rule, viewOf) or having looked the asker up itself.
    */
-  private entryOfDevice(deviceId: string, asker: string, own: boolean): TrackerEntry | undefined {
+  private async entryOfDevice(
+    dev: DeviceRecord,
+    asker: string,
+    own: boolean,
+  ): Promise<TrackerEntry | undefined> {
     const m = this.d.memberships;
-    for (const c of this.bound.get(deviceId) ?? []) {
-      const e = this.d.entryOf(c);
-      if (!e) continue;
+    const entries = this.d.entriesOf(dev.username);
+    if (entries.length === 0) return undefined;
+    const sessions = new Set(await this.d.dms.boundSessions(dev.deviceId));
+    for (const e of entries) {
+      if (!sessions.has(e.sessionId)) continue;
       if (own) return e;
       const viewer = { username: asker, role: 'user' as const, views: NO_VIEWS };
       const shared = viewOf(viewer, e, m);
       if (shared) return shared;
-      if (isPublic(e) && this.d.dms.hasLookedUp(e.username, asker)) {
+      if (isPublic(e) && (await this.d.dms.hasLookedUp(e.username, asker))) {
         // Its address only: the channels it hosts or streams stay the asker's business alone.
         const mine = m.channelsOf(asker);
         return {
@@ -155,12 +206,12 @@ export class DmService {
     return undefined;
   }
 
-  bundles(conn: Conn, b: OpReq<'dm_bundles'>): OpRes<'dm_bundles'> {
+  async bundles(conn: Conn, b: OpReq<'dm_bundles'>): Promise<OpRes<'dm_bundles'>> {
     const me = conn.session!.username;
     this.budget(this.bundleLimiter, me.toLowerCase(), b.devices.length, 'dm_bundles');
     const bundles: PrekeyBundle[] = [];
     for (const a of b.devices) {
-      const dev = this.d.dms.device(a.deviceId);
+      const dev = await this.d.dms.device(a.deviceId);
       if (!dev || !sameUser(dev.username, a.username)) continue;
       const bundle: PrekeyBundle = {
         username: dev.username,
@@ -172,7 +223,7 @@ export class DmService {
       // runs without it). A blocked asker is treated alike: a bundle must not tell it is blocked,
       // and the budget bounds what it can spend.
       const spend = this.pairLimiter.take(`${me.toLowerCase()} ${dev.deviceId}`) === 0;
-      const otk = spend ? this.d.dms.takePrekey(dev.deviceId) : undefined;
+      const otk = spend ? await this.d.dms.takePrekey(dev.deviceId) : undefined;
       bundles.push(otk ? { ...bundle, oneTimePrekey: otk } : bundle);
     }
     return { bundles };
@@ -180,16 +231,16 @@ export class DmService {
 
   // ---- mailbox (§10.2) -----------------------------------------------------------------------
 
-  send(conn: Conn, b: OpReq<'dm_send'>): OpRes<'dm_send'> {
+  async send(conn: Conn, b: OpReq<'dm_send'>): Promise<OpRes<'dm_send'>> {
     const s = conn.session!;
-    const from = this.boundDevice(conn);
+    const from = await this.boundDevice(conn);
     this.budget(this.envelopeLimiter, s.sessionId, b.envelopes.length, 'dm_send');
     const ts = Date.now();
     const results: OpRes<'dm_send'>['results'] = [];
     const batch: MailIn[] = [];
     const at: number[] = []; // index in results of each batch entry
     for (const env of b.envelopes) {
-      const to = this.d.dms.device(env.to.deviceId);
+      const to = await this.d.dms.device(env.to.deviceId);
       const line = sendLine(conn, `${s.username}/${from}`, env.to, env.id, env.body);
       if (!to || !sameUser(to.username, env.to.username)) {
         const error = new HchatError('E_NOT_FOUND', `${env.id}: no such device`).toWire();
@@ -199,7 +250,7 @@ export class DmService {
       }
       results.push({ id: env.id, ok: true });
       // A recipient who blocks the sender stores nothing of it; the sender is not told.
-      if (this.d.dms.isBlocked(to.username, s.username)) {
+      if (await this.d.dms.isBlocked(to.username, s.username)) {
         this.d.log.write('dm_send', { ...line, blocked: true });
         continue;
       }
@@ -214,7 +265,7 @@ export class DmService {
         body: env.body,
       });
     }
-    const stored = this.d.dms.send(batch, this.d.maxMailbox);
+    const stored = await this.d.dms.send(batch, this.d.maxMailbox);
     stored.forEach((r, i) => {
       const m = batch[i]!;
       const to = { username: m.toUser, deviceId: m.toDevice };
@@ -242,9 +293,9 @@ export class DmService {
     return { results };
   }
 
-  fetch(conn: Conn, b: OpReq<'dm_fetch'>): OpRes<'dm_fetch'> {
-    const device = this.boundDevice(conn);
-    const rows = this.d.dms.mail(device, b.after, L.fetchPage + 1);
+  async fetch(conn: Conn, b: OpReq<'dm_fetch'>): Promise<OpRes<'dm_fetch'>> {
+    const device = await this.boundDevice(conn);
+    const rows = await this.d.dms.mail(device, b.after, L.fetchPage + 1);
     const page = rows.slice(0, L.fetchPage);
     const fit = fitPage(page, pageBudget(conn.fs.peerMaxFrame), 'start');
     const more = fit.cut || rows.length > page.length;
@@ -258,9 +309,9 @@ export class DmService {
     return { envelopes: fit.items, more };
   }
 
-  ack(conn: Conn, b: OpReq<'dm_ack'>): OpRes<'dm_ack'> {
-    const device = this.boundDevice(conn);
-    const count = this.d.dms.ack(device, b.upTo);
+  async ack(conn: Conn, b: OpReq<'dm_ack'>): Promise<OpRes<'dm_ack'>> {
+    const device = await this.boundDevice(conn);
+    const count = await this.d.dms.ack(device, b.upTo);
     this.d.log.write('dm_ack', { peer: conn.name, device, upTo: b.upTo, count });
     return {};
   }
@@ -279,23 +330,23 @@ export class DmService {
       throw new HchatError('E_BAD_REQUEST', 'you cannot block yourself');
     const target = await this.d.registered(b.username);
     if (!target) throw new HchatError('E_NOT_FOUND', `no user ${b.username}`);
-    if (!this.d.dms.setBlocked(me, target, b.blocked, L.maxBlocks))
+    if (!(await this.d.dms.setBlocked(me, target, b.blocked, L.maxBlocks)))
       throw new HchatError('E_QUOTA_EXCEEDED', `at most ${L.maxBlocks} blocked users`);
-    return { blocked: this.d.dms.blocks(me) };
+    return { blocked: await this.d.dms.blocks(me) };
   }
 
-  blocks(conn: Conn): OpRes<'dm_blocks'> {
-    return { blocked: this.d.dms.blocks(conn.session!.username) };
+  async blocks(conn: Conn): Promise<OpRes<'dm_blocks'>> {
+    return { blocked: await this.d.dms.blocks(conn.session!.username) };
   }
 
   // ---- helpers -------------------------------------------------------------------------------
 
   /** The device this connection's session speaks for; it must have published it (and kept it). */
-  private boundDevice(conn: Conn): string {
+  private async boundDevice(conn: Conn): Promise<string> {
     const id = conn.dmDevice;
-    const dev = id === undefined ? undefined : this.d.dms.device(id);
+    const dev = id === undefined ? undefined : await this.d.dms.device(id);
     if (!dev || !sameUser(dev.username, conn.session!.username)) {
-      this.unbind(conn);
+      if (conn.dmDevice === id) this.unbind(conn);
       throw new HchatError('E_BAD_REQUEST', 'publish your device first (dm_publish)');
     }
     return dev.deviceId;

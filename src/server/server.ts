@@ -25,7 +25,7 @@ import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { createTlsServer, loadOrCreateServerIdentity } from '../shared/tls.js';
 import type { ServerStore } from '../store/server-store.js';
-import { openServerStore } from '../store/open-server-store.js';
+import { openAvatarStore, openDmStore, openServerStore } from '../store/open-server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { TrackerReplica } from './tracker-replica.js';
 import { OneAtATime } from '../shared/one-at-a-time.js';
@@ -37,9 +37,9 @@ import { TypingService } from './typing-service.js';
 import { SearchService } from './search-service.js';
 import { FileService } from './file-service.js';
 import { FileStore } from '../store/file-store.js';
-import { AvatarStore } from '../store/avatar-store.js';
+import type { AvatarStore } from '../store/avatar-store.js';
 import { AvatarService } from './avatar-service.js';
-import { DmStore } from '../store/dm-store.js';
+import type { DmStore } from '../store/dm-store.js';
 import { DmService } from './dm-service.js';
 import { VerifyPool } from './verify-pool.js';
 import { TokenSigner, newSessionId } from './accounts.js';
@@ -220,7 +220,13 @@ export class CentralServer {
   private readonly dms: DmService;
   private readonly trackerCaps: { entriesPerAccount: number; entriesPerAddress: number };
 
-  private constructor(opts: ServerOptions, store: ServerStore, usernames: readonly string[]) {
+  private constructor(
+    opts: ServerOptions,
+    store: ServerStore,
+    dmStore: DmStore,
+    avatarStore: AvatarStore,
+    usernames: readonly string[],
+  ) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.log = new ConnectionLog(opts.dataDir);
     this.store = store;
@@ -295,34 +301,31 @@ export class CentralServer {
       quotaBytes: opts.fileQuotaBytes ?? FILE_LIMITS.quotaBytes,
       grantTtlMs: FILE_LIMITS.grantTtlMs,
     });
-    this.avatarStore = new AvatarStore(opts.dataDir);
+    this.avatarStore = avatarStore;
     this.avatars = new AvatarService({
       avatars: this.avatarStore,
       bus: this.bus,
       log: this.log,
       serverKey: () => this.signer.publicKey,
-      // From the caches presence keeps (a user's sessions here loaded them).
-      coMembers: (username) => {
-        const out = new Set([username.toLowerCase()]);
-        for (const id of this.presence.channelsOf(username))
-          for (const m of this.channels.cachedMembers(id)) out.add(m);
-        return out;
+      channelsOf: async (username) => {
+        const cached = this.presence.channelsOf(username);
+        if (cached.size > 0) return cached;
+        return (await this.store.channelsOf(username)).map((c) => c.id);
       },
+      membersOf: (id) => this.channels.members(id),
       connsOf: (username) => this.byUser.get(username) ?? [],
-      viewersOf: (username) =>
-        [...this.presence.channelsOf(username)].flatMap((id) => [
-          ...this.channels.subscribersOf(id),
-          ...this.presence.viewersOf(id),
-        ]),
+      viewersOf: (id) => [...this.channels.subscribersOf(id), ...this.presence.viewersOf(id)],
+      internalError: (what, err) => this.opsLog.error({ err }, what),
     });
-    this.dmStore = new DmStore(opts.dataDir);
+    this.dmStore = dmStore;
     this.dms = new DmService({
       dms: this.dmStore,
       bus: this.bus,
       log: this.log,
       registered: async (username) => (await this.store.getUser(username))?.username,
       memberships: this.presence,
-      entryOf: (conn) => (conn.entryKey ? this.tracker.get(conn.entryKey) : undefined),
+      entriesOf: (username) => this.tracker.entriesOf(username, 'user'),
+      internalError: (what, err) => this.opsLog.error({ err }, what),
       maxMailbox: opts.dmMailbox ?? DM_LIMITS.maxMailbox,
     });
     this.trackerCaps = {
@@ -436,9 +439,16 @@ export class CentralServer {
   static async start(opts: ServerOptions): Promise<CentralServer> {
     const store = opts.store ?? (await openServerStore(opts.storeUrl, opts.dataDir));
     let s: CentralServer;
+    let dms: DmStore | undefined;
+    let avatars: AvatarStore | undefined;
     try {
-      s = new CentralServer(opts, store, await store.usernames());
+      fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+      dms = await openDmStore(opts.storeUrl, opts.dataDir);
+      avatars = await openAvatarStore(opts.storeUrl, opts.dataDir);
+      s = new CentralServer(opts, store, dms, avatars, await store.usernames());
     } catch (err) {
+      await avatars?.close();
+      await dms?.close();
       await store.close();
       throw err;
     }
@@ -522,8 +532,8 @@ export class CentralServer {
     await this.bus.close();
     await this.store.close();
     this.fileStore.close();
-    this.avatarStore.close();
-    this.dmStore.close();
+    await this.avatarStore.close();
+    await this.dmStore.close();
     this.log.write('shutdown', {});
     this.log.close();
     this.opsLog.info('server stopped');

@@ -1,7 +1,8 @@
 /**
- * The server's avatars (docs/PROTOCOL.md §9.5): each user's newest signed avatar, in
- * `<dir>/avatars.db`. A record older than the one held is ignored (sets may arrive out of order
- * from several sessions).
+ * The server's avatars (docs/PROTOCOL.md §9.5): each user's newest signed avatar. A record older
+ * than the one held is ignored (sets may arrive out of order from several sessions, or several
+ * instances). `AvatarStore` is the seam: SQLite in `<dir>/avatars.db` for one process (here),
+ * PostgreSQL for several instances (pg/pg-avatar-store.ts), picked from `--store`.
  */
 import path from 'node:path';
 import type Database from 'better-sqlite3';
@@ -34,13 +35,24 @@ interface AvatarRow {
   cert: string;
 }
 
+/** What a held avatar is known by: its user, its picture's hash and its time. */
 export interface AvatarInfo {
   username: string;
   hash: string;
   ts: number;
 }
 
-export class AvatarStore {
+/** Each user's newest signed avatar. */
+export interface AvatarStore {
+  close(): Promise<void>;
+  /** Keeps the record when it is newer than the one held; answers what is held now. */
+  put(a: AvatarRecord): Promise<AvatarInfo>;
+  info(username: string): Promise<AvatarInfo | undefined>;
+  get(username: string): Promise<AvatarRecord | undefined>;
+}
+
+/** The avatar store on SQLite, in the data folder. */
+export class SqliteAvatarStore implements AvatarStore {
   private readonly db: Database.Database;
   private readonly q;
 
@@ -59,24 +71,24 @@ export class AvatarStore {
     };
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db.close();
   }
 
-  /** Keeps the record when it is newer than the one held; answers what is held now. */
-  put(a: AvatarRecord): AvatarInfo {
+  async put(a: AvatarRecord): Promise<AvatarInfo> {
     const data = Buffer.from(a.data, 'base64');
     const hash = avatarHash(data);
     this.q.put.run(a.username.toLowerCase(), a.username, a.type, data, hash, a.ts, a.sig, a.cert);
-    return this.info(a.username)!;
+    const r = this.q.get.get(a.username.toLowerCase())!;
+    return { username: r.username, hash: r.hash, ts: r.ts };
   }
 
-  info(username: string): AvatarInfo | undefined {
+  async info(username: string): Promise<AvatarInfo | undefined> {
     const r = this.q.get.get(username.toLowerCase());
     return r && { username: r.username, hash: r.hash, ts: r.ts };
   }
 
-  get(username: string): AvatarRecord | undefined {
+  async get(username: string): Promise<AvatarRecord | undefined> {
     const r = this.q.get.get(username.toLowerCase());
     return (
       r && {

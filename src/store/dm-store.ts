@@ -1,64 +1,12 @@
 /**
- * The server's side of direct messages (docs/PROTOCOL.md §10.1, §10.2), in `<dir>/dms.db`:
- * published devices and their prekeys, each device's mailbox of envelopes, who blocks whom and
- * who looked up whose devices. Only public keys, ciphertext and metadata: the server never holds
- * anything that opens a message.
+ * The server's side of direct messages (docs/PROTOCOL.md §10.1, §10.2): published devices and
+ * their prekeys, each device's mailbox of envelopes, who blocks whom and who looked up whose
+ * devices. Only public keys, ciphertext and metadata: the server never holds anything that opens
+ * a message. Two implementations answer alike (test/dm-store-conformance.test.ts): SQLite in the
+ * data folder for one process (sqlite-dm-store.ts), PostgreSQL for several instances sharing one
+ * database (pg/pg-dm-store.ts), where every rule below holds across instances too.
  */
-import path from 'node:path';
-import type Database from 'better-sqlite3';
 import type { DmCipher } from '../protocol/dm.js';
-import { openDatabase } from './sqlite.js';
-
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE devices (
-    device_id TEXT PRIMARY KEY,
-    username_lc TEXT NOT NULL,
-    username TEXT NOT NULL,
-    identity_key TEXT NOT NULL,
-    spk_id INTEGER NOT NULL,
-    spk_key TEXT NOT NULL,
-    spk_sig TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL
-  );
-  CREATE INDEX devices_user ON devices (username_lc, last_seen);
-  -- A key is one device's: nobody republishes another's identity under a device of its own.
-  CREATE UNIQUE INDEX devices_identity ON devices (identity_key);
-  -- n: the order prekeys arrived in (the oldest are handed out, and dropped, first).
-  CREATE TABLE prekeys (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id TEXT NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
-    id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    UNIQUE (device_id, id)
-  );
-  CREATE TABLE mailbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    to_user TEXT NOT NULL,
-    to_device TEXT NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
-    envelope_id TEXT NOT NULL,
-    from_user TEXT NOT NULL COLLATE NOCASE,
-    from_device TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    UNIQUE (to_device, envelope_id)
-  );
-  CREATE INDEX mailbox_from ON mailbox (to_user, from_user);
-  CREATE TABLE blocks (
-    username_lc TEXT NOT NULL,
-    blocked_lc TEXT NOT NULL,
-    blocked TEXT NOT NULL,
-    PRIMARY KEY (username_lc, blocked_lc)
-  ) WITHOUT ROWID;
-  -- (username asked for target's devices): target may see username's address from then on.
-  CREATE TABLE lookups (
-    username_lc TEXT NOT NULL,
-    target_lc TEXT NOT NULL,
-    PRIMARY KEY (username_lc, target_lc)
-  ) WITHOUT ROWID;
-  `,
-];
 
 /** A published device, as stored. */
 export interface DeviceRecord {
@@ -102,277 +50,80 @@ export interface MailOut {
 /** Why `publish` refused. */
 export type PublishRefusal = 'other_user' | 'identity_changed' | 'identity_taken';
 
-interface DeviceRow {
-  device_id: string;
-  username_lc: string;
-  username: string;
-  identity_key: string;
-  spk_id: number;
-  spk_key: string;
-  spk_sig: string;
-  created: number;
-  last_seen: number;
-}
-
-interface MailRow {
-  seq: number;
-  envelope_id: string;
-  from_user: string;
-  from_device: string;
-  ts: number;
-  body: string;
-}
-
-const lc = (s: string) => s.toLowerCase();
-
 /** The devices, prekeys, mailboxes, blocks and lookups of direct messages at the server. */
-export class DmStore {
-  private readonly db: Database.Database;
-  private readonly q;
-  private readonly publishTx;
-  private readonly sendTx;
+export interface DmStore {
+  close(): Promise<void>;
 
-  constructor(dir: string) {
-    this.db = openDatabase(path.join(dir, 'dms.db'), MIGRATIONS);
-    const db = this.db;
-    this.q = {
-      device: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
-      devicesOf: db.prepare<[string], DeviceRow>(
-        'SELECT * FROM devices WHERE username_lc = ? ORDER BY created, device_id',
-      ),
-      insertDevice: db.prepare(
-        `INSERT INTO devices (device_id, username_lc, username, identity_key, spk_id, spk_key,
-           spk_sig, created, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      refreshDevice: db.prepare(
-        `UPDATE devices SET username = ?, spk_id = ?, spk_key = ?, spk_sig = ?, last_seen = ?
-         WHERE device_id = ?`,
-      ),
-      oldestOther: db.prepare<[string, string], { device_id: string }>(
-        `SELECT device_id FROM devices WHERE username_lc = ? AND device_id <> ?
-         ORDER BY last_seen, created LIMIT 1`,
-      ),
-      identityUsed: db.prepare<[string], { device_id: string }>(
-        'SELECT device_id FROM devices WHERE identity_key = ?',
-      ),
-      countDevices: db.prepare<[string], { n: number }>(
-        'SELECT count(*) AS n FROM devices WHERE username_lc = ?',
-      ),
-      deleteDevice: db.prepare('DELETE FROM devices WHERE device_id = ?'),
-      addPrekey: db.prepare('INSERT OR IGNORE INTO prekeys (device_id, id, key) VALUES (?, ?, ?)'),
-      trimPrekeys: db.prepare(
-        `DELETE FROM prekeys WHERE device_id = ? AND n NOT IN
-           (SELECT n FROM prekeys WHERE device_id = ? ORDER BY n DESC LIMIT ?)`,
-      ),
-      countPrekeys: db.prepare<[string], { n: number }>(
-        'SELECT count(*) AS n FROM prekeys WHERE device_id = ?',
-      ),
-      // One statement: two asks can never be handed the same prekey, whatever runs alongside.
-      takePrekey: db.prepare<[string], { id: number; key: string }>(
-        `DELETE FROM prekeys WHERE n = (SELECT min(n) FROM prekeys WHERE device_id = ?)
-         RETURNING id, key`,
-      ),
-      hasMail: db.prepare<[string, string], { seq: number }>(
-        'SELECT seq FROM mailbox WHERE to_device = ? AND envelope_id = ?',
-      ),
-      countMail: db.prepare<[string], { n: number }>(
-        'SELECT count(*) AS n FROM mailbox WHERE to_device = ?',
-      ),
-      insertMail: db.prepare(
-        `INSERT INTO mailbox (to_user, to_device, envelope_id, from_user, from_device, ts, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      mail: db.prepare<[string, number, number], MailRow>(
-        `SELECT seq, envelope_id, from_user, from_device, ts, body FROM mailbox
-         WHERE to_device = ? AND seq > ? ORDER BY seq LIMIT ?`,
-      ),
-      ack: db.prepare('DELETE FROM mailbox WHERE to_device = ? AND seq <= ?'),
-      dropMailFrom: db.prepare('DELETE FROM mailbox WHERE to_user = ? AND from_user = ?'),
-      block: db.prepare(
-        'INSERT OR REPLACE INTO blocks (username_lc, blocked_lc, blocked) VALUES (?, ?, ?)',
-      ),
-      unblock: db.prepare('DELETE FROM blocks WHERE username_lc = ? AND blocked_lc = ?'),
-      blocks: db.prepare<[string], { blocked: string }>(
-        'SELECT blocked FROM blocks WHERE username_lc = ? ORDER BY blocked_lc',
-      ),
-      countBlocks: db.prepare<[string], { n: number }>(
-        'SELECT count(*) AS n FROM blocks WHERE username_lc = ?',
-      ),
-      blocked: db.prepare<[string, string], { x: number }>(
-        'SELECT 1 AS x FROM blocks WHERE username_lc = ? AND blocked_lc = ?',
-      ),
-      lookup: db.prepare('INSERT OR IGNORE INTO lookups (username_lc, target_lc) VALUES (?, ?)'),
-      lookedUp: db.prepare<[string, string], { x: number }>(
-        'SELECT 1 AS x FROM lookups WHERE username_lc = ? AND target_lc = ?',
-      ),
-    };
-    this.publishTx = db.transaction(
-      (p: DevicePublish, now: number, maxDevices: number, maxHeld: number) =>
-        this.publishIn(p, now, maxDevices, maxHeld),
-    );
-    this.sendTx = db.transaction(
-      (batch: readonly MailIn[], maxMailbox: number): Array<number | 'dup' | 'full'> =>
-        batch.map((m) => this.sendOne(m, maxMailbox)),
-    );
-  }
+  device(deviceId: string): Promise<DeviceRecord | undefined>;
 
-  close(): void {
-    this.db.close();
-  }
-
-  device(deviceId: string): DeviceRecord | undefined {
-    const r = this.q.device.get(deviceId);
-    return r && toDevice(r);
-  }
-
-  devicesOf(username: string): DeviceRecord[] {
-    return this.q.devicesOf.all(lc(username)).map(toDevice);
-  }
+  /** A user's devices, oldest first. */
+  devicesOf(username: string): Promise<DeviceRecord[]>;
 
   /**
    * Stores or refreshes a device and adds its new one-time prekeys (an id held already keeps
    * its first key), keeping the newest `maxHeld`. A new device past `maxDevices` drops the
    * user's longest-unseen other devices, with their prekeys and mailboxes. Answers how many
-   * one-time prekeys are held, the devices dropped, or why it refused.
+   * one-time prekeys are held, the devices dropped, or why it refused. One transaction.
    */
   publish(
     p: DevicePublish,
     now: number,
     maxDevices: number,
     maxHeld: number,
-  ): { held: number; dropped: string[] } | { refused: PublishRefusal } {
-    return this.publishTx(p, now, maxDevices, maxHeld);
-  }
+  ): Promise<{ held: number; dropped: string[] } | { refused: PublishRefusal }>;
 
-  private publishIn(
-    p: DevicePublish,
-    now: number,
-    maxDevices: number,
-    maxHeld: number,
-  ): { held: number; dropped: string[] } | { refused: PublishRefusal } {
-    const user = lc(p.username);
-    const old = this.q.device.get(p.deviceId);
-    const spk = p.signedPrekey;
-    const dropped: string[] = [];
-    if (old) {
-      if (old.username_lc !== user) return { refused: 'other_user' };
-      if (old.identity_key !== p.identityKey) return { refused: 'identity_changed' };
-      this.q.refreshDevice.run(p.username, spk.id, spk.key, spk.sig, now, p.deviceId);
-    } else {
-      if (this.q.identityUsed.get(p.identityKey)) return { refused: 'identity_taken' };
-      while (this.q.countDevices.get(user)!.n >= maxDevices) {
-        const gone = this.q.oldestOther.get(user, p.deviceId)!.device_id;
-        this.q.deleteDevice.run(gone);
-        dropped.push(gone);
-      }
-      this.q.insertDevice.run(
-        p.deviceId,
-        user,
-        p.username,
-        p.identityKey,
-        spk.id,
-        spk.key,
-        spk.sig,
-        now,
-        now,
-      );
-    }
-    for (const k of p.oneTimePrekeys) this.q.addPrekey.run(p.deviceId, k.id, k.key);
-    this.q.trimPrekeys.run(p.deviceId, p.deviceId, maxHeld);
-    return { held: this.q.countPrekeys.get(p.deviceId)!.n, dropped };
-  }
-
-  /** Hands out (and deletes) the device's oldest one-time prekey, if it has one. */
-  takePrekey(deviceId: string): { id: number; key: string } | undefined {
-    return this.q.takePrekey.get(deviceId);
-  }
+  /**
+   * Hands out (and deletes) the device's oldest one-time prekey, if it has one. A prekey is
+   * handed out once, whoever asks at the same time (on any instance).
+   */
+  takePrekey(deviceId: string): Promise<{ id: number; key: string } | undefined>;
 
   /**
    * Leaves envelopes in mailboxes, in one transaction. Per envelope: its seq, `dup` when the
    * device holds that envelope id already (one row), or `full` when the mailbox holds
    * `maxMailbox` envelopes. Recipients must exist (checked by the caller).
    */
-  send(batch: readonly MailIn[], maxMailbox: number): Array<number | 'dup' | 'full'> {
-    return this.sendTx(batch, maxMailbox);
-  }
-
-  private sendOne(m: MailIn, maxMailbox: number): number | 'dup' | 'full' {
-    if (this.q.hasMail.get(m.toDevice, m.id)) return 'dup';
-    if (this.q.countMail.get(m.toDevice)!.n >= maxMailbox) return 'full';
-    const r = this.q.insertMail.run(
-      lc(m.toUser),
-      m.toDevice,
-      m.id,
-      m.fromUser,
-      m.fromDevice,
-      m.ts,
-      JSON.stringify(m.body),
-    );
-    return Number(r.lastInsertRowid);
-  }
+  send(batch: readonly MailIn[], maxMailbox: number): Promise<Array<number | 'dup' | 'full'>>;
 
   /** A device's envelopes after `after`, oldest first, at most `limit`. */
-  mail(deviceId: string, after: number, limit: number): MailOut[] {
-    return this.q.mail.all(deviceId, after, limit).map((r) => ({
-      seq: r.seq,
-      id: r.envelope_id,
-      from: { username: r.from_user, deviceId: r.from_device },
-      ts: r.ts,
-      body: JSON.parse(r.body) as DmCipher,
-    }));
-  }
+  mail(deviceId: string, after: number, limit: number): Promise<MailOut[]>;
 
   /** Drops a device's envelopes up to `upTo`; answers how many. */
-  ack(deviceId: string, upTo: number): number {
-    return this.q.ack.run(deviceId, upTo).changes;
-  }
+  ack(deviceId: string, upTo: number): Promise<number>;
 
   /**
    * Blocks or unblocks `target` (its display spelling) for `username`; a block also drops what
    * `target` left in `username`'s mailboxes. Answers false when the block list is full.
    */
-  setBlocked(username: string, target: string, blocked: boolean, maxBlocks: number): boolean {
-    return this.db.transaction(() => {
-      if (!blocked) {
-        this.q.unblock.run(lc(username), lc(target));
-        return true;
-      }
-      if (this.isBlocked(username, target)) return true;
-      if (this.q.countBlocks.get(lc(username))!.n >= maxBlocks) return false;
-      this.q.block.run(lc(username), lc(target), target);
-      this.q.dropMailFrom.run(lc(username), target);
-      return true;
-    })();
-  }
+  setBlocked(
+    username: string,
+    target: string,
+    blocked: boolean,
+    maxBlocks: number,
+  ): Promise<boolean>;
 
   /** The users `username` blocks, by name. */
-  blocks(username: string): string[] {
-    return this.q.blocks.all(lc(username)).map((r) => r.blocked);
-  }
+  blocks(username: string): Promise<string[]>;
 
   /** True when `username` blocks `other`. */
-  isBlocked(username: string, other: string): boolean {
-    return !!this.q.blocked.get(lc(username), lc(other));
-  }
+  isBlocked(username: string, other: string): Promise<boolean>;
 
   /** Records that `username` asked for `target`'s devices. */
-  recordLookup(username: string, target: string): void {
-    this.q.lookup.run(lc(username), lc(target));
-  }
+  recordLookup(username: string, target: string): Promise<void>;
 
   /** True when `username` has asked for `target`'s devices. */
-  hasLookedUp(username: string, target: string): boolean {
-    return !!this.q.lookedUp.get(lc(username), lc(target));
-  }
-}
+  hasLookedUp(username: string, target: string): Promise<boolean>;
 
-function toDevice(r: DeviceRow): DeviceRecord {
-  return {
-    deviceId: r.device_id,
-    username: r.username,
-    identityKey: r.identity_key,
-    signedPrekey: { id: r.spk_id, key: r.spk_key, sig: r.spk_sig },
-    created: r.created,
-    lastSeen: r.last_seen,
-  };
+  /**
+   * Records that a connection of `sessionId` on server instance `instance` speaks for the device
+   * (`dm_publish`): any instance then finds the session's tracker entry (its replica holds every
+   * instance's) as the device's address. The newest binding of a (device, session) wins.
+   */
+  bind(deviceId: string, sessionId: string, instance: string): Promise<void>;
+
+  /** Forgets that binding, if `instance` still holds it (the session may have moved on). */
+  unbind(deviceId: string, sessionId: string, instance: string): Promise<void>;
+
+  /** The sessions bound to the device, on any instance. */
+  boundSessions(deviceId: string): Promise<string[]>;
 }

@@ -6,6 +6,11 @@ import path from 'node:path';
 import type { ServerStore } from './server-store.js';
 import { SqliteServerStore } from './sqlite-server-store.js';
 import { PostgresServerStore } from './pg/pg-server-store.js';
+import type { DmStore } from './dm-store.js';
+import { SqliteDmStore } from './sqlite-dm-store.js';
+import { PostgresDmStore } from './pg/pg-dm-store.js';
+import { SqliteAvatarStore, type AvatarStore } from './avatar-store.js';
+import { PostgresAvatarStore } from './pg/pg-avatar-store.js';
 
 /** Opens (and migrates) the store `url` names; SQLite in `dataDir` when undefined. */
 export async function openServerStore(
@@ -20,4 +25,21 @@ export async function openServerStore(
 /** True for the URLs that select PostgreSQL. */
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** Opens the DM store beside the server store `url` names: PostgreSQL, or `dms.db` in `dataDir`. */
+export async function openDmStore(url: string | undefined, dataDir: string): Promise<DmStore> {
+  if (url === undefined) return new SqliteDmStore(dataDir);
+  if (isPostgresUrl(url)) return PostgresDmStore.open(url);
+  throw new Error('--store: expected a postgres:// or postgresql:// URL');
+}
+
+/** Opens the avatar store beside the server store `url` names. */
+export async function openAvatarStore(
+  url: string | undefined,
+  dataDir: string,
+): Promise<AvatarStore> {
+  if (url === undefined) return new SqliteAvatarStore(dataDir);
+  if (isPostgresUrl(url)) return PostgresAvatarStore.open(url);
+  throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }

@@ -76,6 +76,75 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX messages_channel_items ON messages (channel_id) WHERE kind = 'channel';
   CREATE INDEX messages_words ON messages USING gin (words) WHERE words IS NOT NULL;
   `,
+  // 2: direct messages (dm-store.ts). A device's row is the lock its mailbox's writers take, so
+  // its seqs commit in order and its cap holds; a user's rows are guarded by an advisory lock.
+  `
+  CREATE TABLE dm_devices (
+    device_id TEXT COLLATE "C" PRIMARY KEY,
+    username_lc TEXT NOT NULL,
+    username TEXT NOT NULL,
+    identity_key TEXT COLLATE "C" NOT NULL UNIQUE,
+    spk_id BIGINT NOT NULL,
+    spk_key TEXT NOT NULL,
+    spk_sig TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL
+  );
+  CREATE INDEX dm_devices_user ON dm_devices (username_lc, last_seen);
+  CREATE TABLE dm_prekeys (
+    n BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device_id TEXT COLLATE "C" NOT NULL REFERENCES dm_devices (device_id) ON DELETE CASCADE,
+    id BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    UNIQUE (device_id, id)
+  );
+  CREATE INDEX dm_prekeys_device ON dm_prekeys (device_id, n);
+  CREATE TABLE dm_mailbox (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    to_user TEXT NOT NULL,
+    to_device TEXT COLLATE "C" NOT NULL REFERENCES dm_devices (device_id) ON DELETE CASCADE,
+    envelope_id TEXT COLLATE "C" NOT NULL,
+    from_user TEXT NOT NULL,
+    from_device TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (to_device, envelope_id)
+  );
+  CREATE INDEX dm_mailbox_device ON dm_mailbox (to_device, seq);
+  CREATE INDEX dm_mailbox_from ON dm_mailbox (to_user, lower(from_user));
+  CREATE TABLE dm_blocks (
+    username_lc TEXT NOT NULL,
+    blocked_lc TEXT NOT NULL,
+    blocked TEXT NOT NULL,
+    PRIMARY KEY (username_lc, blocked_lc)
+  );
+  CREATE TABLE dm_lookups (
+    username_lc TEXT NOT NULL,
+    target_lc TEXT NOT NULL,
+    PRIMARY KEY (username_lc, target_lc)
+  );
+  -- Which session speaks for which device, and through which instance (dm_publish).
+  CREATE TABLE dm_bindings (
+    device_id TEXT COLLATE "C" NOT NULL,
+    session_id TEXT COLLATE "C" NOT NULL,
+    instance TEXT NOT NULL,
+    PRIMARY KEY (device_id, session_id)
+  );
+  CREATE INDEX dm_bindings_instance ON dm_bindings (instance);
+  `,
+  // 3: avatars (avatar-store.ts): each user's newest signed picture.
+  `
+  CREATE TABLE avatars (
+    username_lc TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    hash TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    sig TEXT NOT NULL,
+    cert TEXT NOT NULL
+  );
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */

@@ -10,7 +10,7 @@ import type { SessionRecord } from '../server-store.js';
 import { itemOfColumns } from '../item-columns.js';
 
 /** A BIGINT column: the driver's decimal string (or a number), as a safe integer. */
-const Int = z.union([z.number(), z.string().regex(/^-?\d{1,16}$/)]).transform((v, ctx) => {
+export const Int = z.union([z.number(), z.string().regex(/^-?\d{1,16}$/)]).transform((v, ctx) => {
   const n = Number(v);
   if (!Number.isSafeInteger(n)) ctx.addIssue({ code: 'custom', message: 'not a safe integer' });
   return n;
