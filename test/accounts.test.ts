@@ -237,6 +237,13 @@ describe('front-door pieces', () => {
     // The account-wide budget (3, from unknown places) is spent: new places wait, home does not.
     await expect(g.begin('alice', 'elsewhere', 60_003)).rejects.toEqual(limited());
     await g.succeed(await g.begin('alice', 'home', 60_004), 60_004);
+    // A login from a known place with no failures writes nothing: home's record is from time 0.
+    expect(await store.knownLoginPrefixes('alice')).toEqual([{ prefix: 'home', lastAt: 0 }]);
+    // A success clears its pair's failures (in the store, for every instance).
+    await g.fail(await g.begin('alice', 'home', 60_005), 60_005);
+    expect((await store.loginBudgets(['pair|alice|home'], 60_006, 3600_000)).size).toBe(1);
+    await g.succeed(await g.begin('alice', 'home', 60_006), 60_006);
+    expect((await store.loginBudgets(['pair|alice|home'], 60_007, 3600_000)).size).toBe(0);
     // In-flight checks count before they finish.
     const a = await g.begin('bob', 'x', 0);
     await g.begin('bob', 'x', 0);

@@ -1,6 +1,7 @@
 /**
- * The shared limits (limit-rows.ts) in the SQLite store. One process uses a `server.db`, and each
- * method runs in one synchronous transaction, so counting is atomic by construction.
+ * The shared limits (limit-rows.ts) in the SQLite store. One process uses a `server.db`; each
+ * counting method runs in one synchronous IMMEDIATE transaction (the write lock taken before the
+ * read), so counting is atomic even with another connection on the same file.
  */
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -21,18 +22,15 @@ import {
 export class SqliteLimits {
   private readonly getBudget: Database.Statement<[string]>;
   private readonly putBudget: Database.Statement<[string, number, number, number]>;
-  private readonly failTx: (
-    charges: readonly LoginCharge[],
-    now: number,
-    o: LoginBackoff,
-  ) => LoginBudget[];
-  private readonly rememberTx: (account: string, prefix: string, now: number, keep: number) => void;
-  private readonly takeTx: (
-    prefix: string,
-    now: number,
-    limit: number,
-    windowMs: number,
-  ) => RegistrationTicket;
+  private readonly failTx: Database.Transaction<
+    (charges: readonly LoginCharge[], now: number, o: LoginBackoff) => LoginBudget[]
+  >;
+  private readonly rememberTx: Database.Transaction<
+    (account: string, prefix: string, now: number, keep: number) => void
+  >;
+  private readonly takeTx: Database.Transaction<
+    (prefix: string, now: number, limit: number, windowMs: number) => RegistrationTicket
+  >;
 
   constructor(private readonly db: Database.Database) {
     this.getBudget = db.prepare('SELECT * FROM login_budgets WHERE key = ?');
@@ -100,7 +98,7 @@ export class SqliteLimits {
   }
 
   addLoginFailures(charges: readonly LoginCharge[], now: number, o: LoginBackoff): LoginBudget[] {
-    return this.failTx(charges, now, o);
+    return this.failTx.immediate(charges, now, o);
   }
 
   clearLoginBudget(key: string): void {
@@ -115,7 +113,7 @@ export class SqliteLimits {
   }
 
   rememberLoginPrefix(account: string, prefix: string, now: number, keep: number): void {
-    this.rememberTx(account, prefix, now, keep);
+    this.rememberTx.immediate(account, prefix, now, keep);
   }
 
   takeRegistration(
@@ -124,7 +122,7 @@ export class SqliteLimits {
     limit: number,
     windowMs: number,
   ): RegistrationTicket {
-    return this.takeTx(prefix, now, limit, windowMs);
+    return this.takeTx.immediate(prefix, now, limit, windowMs);
   }
 
   releaseRegistration(id: string): void {
