@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createTestnet, rawSession, signIn, signed, tempDir } from './testnet.js';
 import { addressPrefix } from '../src/server/address-prefix.js';
 import { LoginGuard } from '../src/server/login-guard.js';
+import { AccountService } from '../src/server/account-service.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
 import { lookAlikeKeys } from '../src/server/name-index.js';
 import { ScryptQueue } from '../src/server/scrypt-queue.js';
@@ -257,6 +258,27 @@ describe('front-door pieces', () => {
     });
     await expect(other.begin('alice', 'evil', 60_005)).rejects.toEqual(limited());
     await expect(other.begin('alice', 'home', 60_005)).resolves.toBeDefined();
+    await store.close();
+  });
+
+  it('sweeps the store of forgotten login budgets and registrations out of their window', async () => {
+    const store = new SqliteServerStore(path.join(tempDir(), 'server.db'));
+    const accounts = new AccountService(
+      store,
+      { prefixBits: { ipv4PrefixBits: 24, ipv6PrefixBits: 64 }, registrationWindowMs: 1000 },
+      [],
+    );
+    const backoff = { backoffBaseMs: 10, backoffMaxMs: 10, forgetAfterMs: 3600_000 };
+    await store.addLoginFailures([{ key: 'pair|x|p', limit: 5 }], 0, backoff);
+    await store.addLoginFailures([{ key: 'pair|y|p', limit: 5 }], 3600_000, backoff);
+    await store.takeRegistration('p', 0, 10, 1000);
+    await store.takeRegistration('p', 3599_000, 10, 1000);
+    await store.takeRegistration('p', 3600_000, 10, 1000);
+    // At 1 h + 1 ms: the first budget (idle over forgetAfterMs) goes, and the registrations out
+    // of this server's window (1 s, not the default hour).
+    expect(await accounts.sweep(3600_001)).toBe(3);
+    expect(await accounts.sweep(3600_001)).toBe(0);
+    accounts.close();
     await store.close();
   });
 
