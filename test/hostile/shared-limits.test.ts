@@ -103,6 +103,49 @@ describe('hostile: limits across two server instances on PostgreSQL and NATS', (
     for (const c of [...clients, back, other]) c.close();
   });
 
+  it('pipelined guesses at both instances at once: the right one is not reached, each failure counts toward the lock', async () => {
+    const [a, b] = await twoInstances();
+    const home = await RawClient.open(a, '127.0.0.1');
+    expect(codeOf(await home.request('register', { username: 'target', password: PW }))).toBe('ok');
+    home.close();
+    const clients = [await RawClient.open(a, '127.0.3.1'), await RawClient.open(b, '127.0.3.2')];
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        clients[i % 2]!.request('login', {
+          username: 'target',
+          password: i === 39 ? PW : `guess-${i}`,
+          publicKey: publicKey(),
+        }),
+      ),
+    );
+    const codes = answers.map(codeOf);
+    const evaluated = codes.filter((x) => x === 'E_BAD_CREDENTIALS').length;
+    console.log(`pipelined guesses over two instances evaluated: ${evaluated} of 40`);
+    // Checks in flight are counted per instance (docs/SECURITY.md): the other instance's may
+    // pass the limit by at most inFlightPerKey; every failure counts once in the store.
+    expect(evaluated).toBeLessThanOrEqual(
+      LOGIN_LIMITS.failuresPerAccountAddress + LOGIN_LIMITS.inFlightPerKey,
+    );
+    expect(codes.filter((x) => x === 'E_RATE_LIMITED')).toHaveLength(40 - evaluated);
+    expect(codes[39]).toBe('E_RATE_LIMITED'); // the right one, late in the burst, not evaluated
+    // One guess at a time now: the lock comes at the same count as on one instance.
+    const more: string[] = [];
+    for (let i = 0; more.at(-1) !== 'E_RATE_LIMITED' && i < 10; i++)
+      more.push(
+        codeOf(
+          await clients[i % 2]!.request('login', {
+            username: 'target',
+            password: `late-${i}`,
+            publicKey: publicKey(),
+          }),
+        ),
+      );
+    expect(evaluated + more.length - 1).toBe(
+      Math.max(evaluated, LOGIN_LIMITS.failuresPerAccountAddress),
+    );
+    for (const c of clients) c.close();
+  });
+
   it('registrations spread over both instances share one budget per address prefix', async () => {
     const [a, b] = await twoInstances();
     const budget = REGISTRATION_LIMITS.registrationsPerAddress;
