@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, rawSession, signIn, signed } from './testnet.js';
+import { createTestnet, rawSession, signIn, signed, tempDir } from './testnet.js';
 import { addressPrefix } from '../src/server/address-prefix.js';
 import { LoginGuard } from '../src/server/login-guard.js';
+import { AccountService } from '../src/server/account-service.js';
+import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
 import { lookAlikeKeys } from '../src/server/name-index.js';
 import { ScryptQueue } from '../src/server/scrypt-queue.js';
 
@@ -216,34 +218,68 @@ describe('front-door pieces', () => {
     expect(addressPrefix('::1')).toBe('0:0:0:0:0:0:0:0/64');
   });
 
-  it('locks a guessing pair with doubling backoff, and never a known place for strangers', () => {
-    const g = new LoginGuard({
+  it('locks a guessing pair with doubling backoff, and never a known place for strangers', async () => {
+    const store = new SqliteServerStore(path.join(tempDir(), 'server.db'));
+    const g = new LoginGuard(store, {
       failuresPerAccountAddress: 2,
       failuresPerAccountUnknownAddresses: 3,
     });
-    g.succeed(g.begin('alice', 'home', 0));
-    for (let i = 0; i < 2; i++) g.fail(g.begin('alice', 'evil', 1), 1);
-    expect(() => g.begin('alice', 'evil', 2)).toThrowError(
-      expect.objectContaining({ code: 'E_RATE_LIMITED', retryAfterMs: 60_000 - 1 }),
-    );
-    g.fail(g.begin('alice', 'evil', 60_001), 60_001); // one probe after the lock: the lock doubles
-    expect(() => g.begin('alice', 'evil', 60_002)).toThrowError(
-      expect.objectContaining({ retryAfterMs: 120_000 - 1 }),
-    );
+    const limited = (retryAfterMs?: number) =>
+      expect.objectContaining({
+        code: 'E_RATE_LIMITED',
+        ...(retryAfterMs ? { retryAfterMs } : {}),
+      });
+    await g.succeed(await g.begin('alice', 'home', 0), 0);
+    for (let i = 0; i < 2; i++) await g.fail(await g.begin('alice', 'evil', 1), 1);
+    await expect(g.begin('alice', 'evil', 2)).rejects.toEqual(limited(60_000 - 1));
+    // One probe after the lock: the lock doubles.
+    await g.fail(await g.begin('alice', 'evil', 60_001), 60_001);
+    await expect(g.begin('alice', 'evil', 60_002)).rejects.toEqual(limited(120_000 - 1));
     // The account-wide budget (3, from unknown places) is spent: new places wait, home does not.
-    expect(() => g.begin('alice', 'elsewhere', 60_003)).toThrowError(
-      expect.objectContaining({ code: 'E_RATE_LIMITED' }),
-    );
-    const ok = g.begin('alice', 'home', 60_004);
-    g.succeed(ok);
+    await expect(g.begin('alice', 'elsewhere', 60_003)).rejects.toEqual(limited());
+    await g.succeed(await g.begin('alice', 'home', 60_004), 60_004);
+    // A login from a known place with no failures writes nothing: home's record is from time 0.
+    expect(await store.knownLoginPrefixes('alice')).toEqual([{ prefix: 'home', lastAt: 0 }]);
+    // A success clears its pair's failures (in the store, for every instance).
+    await g.fail(await g.begin('alice', 'home', 60_005), 60_005);
+    expect((await store.loginBudgets(['pair|alice|home'], 60_006, 3600_000)).size).toBe(1);
+    await g.succeed(await g.begin('alice', 'home', 60_006), 60_006);
+    expect((await store.loginBudgets(['pair|alice|home'], 60_007, 3600_000)).size).toBe(0);
     // In-flight checks count before they finish.
-    const a = g.begin('bob', 'x', 0);
-    g.begin('bob', 'x', 0);
-    expect(() => g.begin('bob', 'x', 0)).toThrowError(
-      expect.objectContaining({ code: 'E_RATE_LIMITED' }),
-    );
+    const a = await g.begin('bob', 'x', 0);
+    await g.begin('bob', 'x', 0);
+    await expect(g.begin('bob', 'x', 0)).rejects.toEqual(limited());
     g.cancel(a);
-    expect(() => g.begin('bob', 'x', 0)).not.toThrow();
+    await expect(g.begin('bob', 'x', 0)).resolves.toBeDefined();
+    // A second guard on the same store (another instance) sees the same locks and known places.
+    const other = new LoginGuard(store, {
+      failuresPerAccountAddress: 2,
+      failuresPerAccountUnknownAddresses: 3,
+    });
+    await expect(other.begin('alice', 'evil', 60_005)).rejects.toEqual(limited());
+    await expect(other.begin('alice', 'home', 60_005)).resolves.toBeDefined();
+    await store.close();
+  });
+
+  it('sweeps the store of forgotten login budgets and registrations out of their window', async () => {
+    const store = new SqliteServerStore(path.join(tempDir(), 'server.db'));
+    const accounts = new AccountService(
+      store,
+      { prefixBits: { ipv4PrefixBits: 24, ipv6PrefixBits: 64 }, registrationWindowMs: 1000 },
+      [],
+    );
+    const backoff = { backoffBaseMs: 10, backoffMaxMs: 10, forgetAfterMs: 3600_000 };
+    await store.addLoginFailures([{ key: 'pair|x|p', limit: 5 }], 0, backoff);
+    await store.addLoginFailures([{ key: 'pair|y|p', limit: 5 }], 3600_000, backoff);
+    await store.takeRegistration('p', 0, 10, 1000);
+    await store.takeRegistration('p', 3599_000, 10, 1000);
+    await store.takeRegistration('p', 3600_000, 10, 1000);
+    // At 1 h + 1 ms: the first budget (idle over forgetAfterMs) goes, and the registrations out
+    // of this server's window (1 s, not the default hour).
+    expect(await accounts.sweep(3600_001)).toBe(3);
+    expect(await accounts.sweep(3600_001)).toBe(0);
+    accounts.close();
+    await store.close();
   });
 
   it('runs logins before registrations and refuses past a full queue', async () => {

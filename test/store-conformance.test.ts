@@ -18,12 +18,28 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-conformance-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
-const STORES: [string, () => Promise<{ store: ServerStore; done: () => Promise<void> }>][] = [
+/** A fresh store, and `another`: a second store object on the same data (another instance). */
+interface Opened {
+  store: ServerStore;
+  another: () => Promise<ServerStore>;
+  done: () => Promise<void>;
+}
+
+const STORES: [string, () => Promise<Opened>][] = [
   [
     'sqlite',
     async () => {
-      const store = new SqliteServerStore(path.join(dir, `s${n++}.db`));
-      return { store, done: () => store.close() };
+      const file = path.join(dir, `s${n++}.db`);
+      const store = new SqliteServerStore(file);
+      const others: ServerStore[] = [];
+      return {
+        store,
+        another: async () => (others.push(new SqliteServerStore(file)), others.at(-1)!),
+        done: async () => {
+          for (const o of others) await o.close();
+          await store.close();
+        },
+      };
     },
   ],
   [
@@ -31,9 +47,12 @@ const STORES: [string, () => Promise<{ store: ServerStore; done: () => Promise<v
     async () => {
       const db = await createTestDatabase();
       const store = await PostgresServerStore.open(db.url);
+      const others: ServerStore[] = [];
       return {
         store,
+        another: async () => (others.push(await PostgresServerStore.open(db.url)), others.at(-1)!),
         done: async () => {
+          for (const o of others) await o.close();
           await store.close();
           await db.drop();
         },
@@ -57,9 +76,10 @@ const ok = (r: InsertResult | HchatError): InsertResult => {
 
 describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
   let store: ServerStore;
+  let another: () => Promise<ServerStore>;
   let done: () => Promise<void>;
   beforeEach(async () => {
-    ({ store, done } = await open());
+    ({ store, another, done } = await open());
     await store.createChannel({
       id: C1,
       name: 'general',
@@ -284,5 +304,132 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(await ids('harbour', [])).toEqual([]);
     expect(await store.search([], [C1], 10)).toEqual([]);
     expect((await store.search(searchWords('harbour'), [C1], 1)).map((m) => m.id)).toEqual(['s2']);
+  });
+
+  const BACKOFF = { backoffBaseMs: 1000, backoffMaxMs: 5000, forgetAfterMs: 10_000 };
+  const SWEEP = { forgetAfterMs: 10_000, registrationWindowMs: 3600_000, max: 1000 };
+
+  it('login budgets: counted, locked with doubling backoff up to the cap, forgotten, cleared, swept', async () => {
+    expect(await store.loginBudgets(['a', 'b'], 0, 10_000)).toEqual(new Map());
+    const fail = (now: number) =>
+      store.addLoginFailures(
+        [
+          { key: 'b', limit: 3 },
+          { key: 'a', limit: 2 },
+        ],
+        now,
+        BACKOFF,
+      );
+    expect(await fail(100)).toEqual([
+      { failures: 1, lockedUntil: 0, lastFailure: 100 },
+      { failures: 1, lockedUntil: 0, lastFailure: 100 },
+    ]);
+    expect(await fail(200)).toEqual([
+      { failures: 2, lockedUntil: 0, lastFailure: 200 },
+      { failures: 2, lockedUntil: 1200, lastFailure: 200 },
+    ]);
+    const after = await fail(300);
+    expect(after.map((b) => b.lockedUntil)).toEqual([1300, 2300]);
+    for (let t = 400; t < 1000; t += 100) await fail(t);
+    expect((await fail(1000))[1]).toEqual({ failures: 10, lockedUntil: 6000, lastFailure: 1000 });
+    expect(await store.loginBudgets(['a', 'b', 'c'], 1000, 10_000)).toEqual(
+      new Map([
+        ['a', { failures: 10, lockedUntil: 6000, lastFailure: 1000 }],
+        ['b', { failures: 10, lockedUntil: 6000, lastFailure: 1000 }],
+      ]),
+    );
+    // Idle and unlocked for longer than forgetAfterMs: as good as absent, and counted from 1.
+    expect(await store.loginBudgets(['a'], 11_001, 10_000)).toEqual(new Map());
+    expect(await store.addLoginFailures([{ key: 'a', limit: 2 }], 11_001, BACKOFF)).toEqual([
+      { failures: 1, lockedUntil: 0, lastFailure: 11_001 },
+    ]);
+    await store.clearLoginBudget('a');
+    expect((await store.loginBudgets(['a', 'b'], 11_002, 10_000)).has('a')).toBe(false);
+    // The sweep deletes what is forgotten, at most `max` at a time; a locked budget stays.
+    for (let i = 0; i < 5; i++)
+      await store.addLoginFailures([{ key: `old${i}`, limit: 9 }], 20_000, BACKOFF);
+    await store.addLoginFailures([{ key: 'locked', limit: 1 }], 20_000, {
+      ...BACKOFF,
+      backoffBaseMs: 60_000,
+      backoffMaxMs: 60_000,
+    });
+    expect(await store.sweepLimits(30_001, { ...SWEEP, max: 3 })).toBe(3);
+    expect(await store.sweepLimits(30_001, SWEEP)).toBe(3); // two old ones and 'b'
+    expect(await store.sweepLimits(30_001, SWEEP)).toBe(0);
+    expect((await store.loginBudgets(['locked'], 30_001, 10_000)).get('locked')?.failures).toBe(1);
+  });
+
+  it('known login prefixes: newest first, the newest `keep` kept, refreshed', async () => {
+    expect(await store.knownLoginPrefixes('alice')).toEqual([]);
+    for (let i = 0; i < 4; i++) await store.rememberLoginPrefix('alice', `p${i}`, 100 + i, 3);
+    await store.rememberLoginPrefix('bob', 'p0', 50, 3);
+    expect(await store.knownLoginPrefixes('alice')).toEqual([
+      { prefix: 'p3', lastAt: 103 },
+      { prefix: 'p2', lastAt: 102 },
+      { prefix: 'p1', lastAt: 101 },
+    ]);
+    await store.rememberLoginPrefix('alice', 'p1', 200, 3);
+    await store.rememberLoginPrefix('alice', 'p9', 201, 3);
+    expect((await store.knownLoginPrefixes('alice')).map((p) => p.prefix)).toEqual([
+      'p9',
+      'p1',
+      'p3',
+    ]);
+    expect(await store.knownLoginPrefixes('bob')).toEqual([{ prefix: 'p0', lastAt: 50 }]);
+  });
+
+  it('registrations: `limit` per window and address prefix, given back, swept', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = await store.takeRegistration('10.0.0.0/24', 1000 + i, 3, 60_000);
+      if (!('id' in t)) throw new Error('refused');
+      ids.push(t.id);
+    }
+    expect(await store.takeRegistration('10.0.0.0/24', 2000, 3, 60_000)).toEqual({
+      retryAfterMs: 1000 + 60_000 - 2000,
+    });
+    expect(await store.takeRegistration('10.0.1.0/24', 2000, 3, 60_000)).toHaveProperty('id');
+    await store.releaseRegistration(ids[2]!);
+    expect(await store.takeRegistration('10.0.0.0/24', 2000, 3, 60_000)).toHaveProperty('id');
+    expect(await store.takeRegistration('10.0.0.0/24', 61_000, 3, 60_000)).toHaveProperty('id');
+    // Out of the window (four rows, at 1000 to 2000): swept at most `max` at a time.
+    const sweep = { ...SWEEP, registrationWindowMs: 60_000 };
+    expect(await store.sweepLimits(62_000, { ...sweep, max: 1 })).toBe(1);
+    expect(await store.sweepLimits(62_000, sweep)).toBe(3);
+    expect(await store.sweepLimits(62_000, sweep)).toBe(0);
+    for (let i = 0; i < 2; i++)
+      expect(await store.takeRegistration('10.0.0.0/24', 62_000, 3, 60_000)).toHaveProperty('id');
+    expect(await store.takeRegistration('10.0.0.0/24', 62_000, 3, 60_000)).toEqual({
+      retryAfterMs: 61_000 + 60_000 - 62_000,
+    });
+  });
+
+  it('two store objects counting at once: every failure counts once, no registration past the limit', async () => {
+    const other = await another();
+    const stores = [store, other];
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        stores[i % 2]!.addLoginFailures(
+          [
+            { key: 'pair|victim|p', limit: 40 },
+            { key: 'addr|p', limit: 100 },
+          ],
+          5000,
+          BACKOFF,
+        ),
+      ),
+    );
+    // Each failure saw the count its own increment made: 1..40, each once.
+    expect(results.map((r) => r[0]!.failures).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+    expect(results.filter((r) => r[0]!.lockedUntil > 0)).toHaveLength(1);
+    expect((await other.loginBudgets(['addr|p'], 5000, 10_000)).get('addr|p')?.failures).toBe(40);
+    const tickets = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        stores[i % 2]!.takeRegistration('10.9.9.0/24', 5000, 10, 60_000),
+      ),
+    );
+    expect(tickets.filter((t) => 'id' in t)).toHaveLength(10);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * The server's account operations behind their limits: `register` (per address prefix, hashing
  * queued after logins), `login` (throttled before the hash, login-guard.ts) and `visitor` (live
- * sessions per address prefix, look-alike names refused, name-index.ts).
+ * sessions per address prefix, look-alike names refused, name-index.ts). The login budgets and
+ * the registration budget are counted in the store, shared by every server instance; visitor
+ * sessions are counted here, per instance (docs/SECURITY.md "Several server instances").
  */
 import { HchatError } from '../protocol/errors.js';
-import { REGISTRATION_LIMITS } from '../shared/limits.js';
+import { LIMIT_SWEEP, LOGIN_LIMITS, REGISTRATION_LIMITS } from '../shared/limits.js';
 import type { ServerStore, UserRecord } from '../store/server-store.js';
 import { hashPassword, verifyPassword } from './accounts.js';
 import { addressPrefix, type PrefixBits } from './address-prefix.js';
@@ -34,8 +36,6 @@ export class AccountService {
   readonly guard: LoginGuard;
   readonly scrypt: ScryptQueue;
   private readonly names: NameIndex;
-  /** Per address prefix: when its recent registrations started, oldest first. */
-  private readonly registrations = new Map<string, number[]>();
   /** Per address prefix: live visitor sessions (connected, or closed within their grace). */
   private readonly visitors = new Map<string, number>();
   /** Visitor sessions whose connection closed, still counted until their grace runs out. */
@@ -43,13 +43,14 @@ export class AccountService {
   private readonly registrationsPerAddress: number;
   private readonly registrationWindowMs: number;
   private readonly visitorsPerAddress: number;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly store: ServerStore,
     private readonly limits: AccountLimits,
     usernames: Iterable<string>,
   ) {
-    this.guard = new LoginGuard(limits.login);
+    this.guard = new LoginGuard(store, limits.login);
     this.scrypt = new ScryptQueue(limits.scrypt);
     this.names = new NameIndex(usernames);
     this.registrationsPerAddress =
@@ -57,6 +58,21 @@ export class AccountService {
     this.registrationWindowMs =
       limits.registrationWindowMs ?? REGISTRATION_LIMITS.registrationWindowMs;
     this.visitorsPerAddress = limits.visitorsPerAddress ?? REGISTRATION_LIMITS.visitorsPerAddress;
+    this.sweeper = setInterval(() => void this.sweep(), LIMIT_SWEEP.everyMs);
+    this.sweeper.unref();
+  }
+
+  /** Deletes expired limit rows from the store (bounded; every instance does, harmlessly). */
+  async sweep(now = Date.now()): Promise<number> {
+    try {
+      return await this.store.sweepLimits(now, {
+        forgetAfterMs: this.limits.login?.forgetAfterMs ?? LOGIN_LIMITS.forgetAfterMs,
+        registrationWindowMs: this.registrationWindowMs,
+        max: LIMIT_SWEEP.maxRows,
+      });
+    } catch {
+      return 0; // the store is away; the next sweep tries again
+    }
   }
 
   /** The budget key of a remote address. */
@@ -68,12 +84,12 @@ export class AccountService {
   async register(ip: string, username: string, password: string): Promise<void> {
     if (await this.store.getUser(username)) throw new HchatError('E_USERNAME_TAKEN');
     this.names.checkNewUser(username);
-    const release = this.reserveRegistration(this.prefixOf(ip));
+    const release = await this.reserveRegistration(this.prefixOf(ip));
     let passHash: string;
     try {
       passHash = await this.scrypt.run('register', () => hashPassword(password));
     } catch (err) {
-      release(); // never hashed: the attempt costs the address nothing
+      await release(); // never hashed: the attempt costs the address nothing
       throw err;
     }
     this.names.checkNewUser(username); // another registration may have won meanwhile
@@ -85,7 +101,7 @@ export class AccountService {
 
   /** Checks a password, throttled (counted before the hash); the user on success. */
   async login(ip: string, username: string, password: string): Promise<UserRecord> {
-    const attempt = this.guard.begin(username, this.prefixOf(ip));
+    const attempt = await this.guard.begin(username, this.prefixOf(ip));
     let ok: boolean;
     let user: UserRecord | undefined;
     try {
@@ -95,11 +111,12 @@ export class AccountService {
       this.guard.cancel(attempt);
       throw err;
     }
+    // An unknown user and a wrong password take the same path: the same hash, the same write.
     if (!ok || !user) {
-      this.guard.fail(attempt);
+      await this.guard.fail(attempt);
       throw new HchatError('E_BAD_CREDENTIALS');
     }
-    this.guard.succeed(attempt);
+    await this.guard.succeed(attempt);
     return user;
   }
 
@@ -172,6 +189,7 @@ export class AccountService {
 
   /** Stops every grace timer (the server is closing). */
   close(): void {
+    clearInterval(this.sweeper);
     for (const g of this.graced.values()) clearTimeout(g.timer);
     this.graced.clear();
   }
@@ -183,27 +201,23 @@ export class AccountService {
     this.names.visitorOff(username);
   }
 
-  /** Takes one registration of `prefix`'s budget; the function gives it back. */
-  private reserveRegistration(prefix: string, now = Date.now()): () => void {
-    const recent = (this.registrations.get(prefix) ?? []).filter(
-      (t) => t > now - this.registrationWindowMs,
+  /** Takes one registration of `prefix`'s budget (in the store); the function gives it back. */
+  private async reserveRegistration(
+    prefix: string,
+    now = Date.now(),
+  ): Promise<() => Promise<void>> {
+    const t = await this.store.takeRegistration(
+      prefix,
+      now,
+      this.registrationsPerAddress,
+      this.registrationWindowMs,
     );
-    if (recent.length >= this.registrationsPerAddress) {
-      const waitMs = recent[0]! + this.registrationWindowMs - now;
+    if ('retryAfterMs' in t)
       throw new HchatError(
         'E_RATE_LIMITED',
-        `too many registrations from your address; try again in ${Math.ceil(waitMs / 1000)} s`,
-        { retryAfterMs: waitMs },
+        `too many registrations from your address; try again in ${Math.ceil(t.retryAfterMs / 1000)} s`,
+        { retryAfterMs: t.retryAfterMs },
       );
-    }
-    recent.push(now);
-    this.registrations.delete(prefix); // re-inserted last: oldest prefixes first in the map
-    this.registrations.set(prefix, recent);
-    if (this.registrations.size > REGISTRATION_LIMITS.maxTrackedAddresses)
-      this.registrations.delete(this.registrations.keys().next().value!);
-    return () => {
-      const i = recent.lastIndexOf(now);
-      if (i >= 0) recent.splice(i, 1);
-    };
+    return () => this.store.releaseRegistration(t.id).catch(() => undefined);
   }
 }

@@ -9,21 +9,32 @@
  *   account: a distributed guesser. A user logging in from a prefix they logged in from before is
  *   never locked out by strangers.
  *
- * An attempt is counted BEFORE the password hash runs: `begin` reserves a failure in every budget
- * (so 60 pipelined guesses cannot all be evaluated before the first failure is recorded), and
- * `succeed` / `fail` settle it. At most `inFlightPerKey` checks run at once per budget.
+ * The budgets and the prefixes each account logged in from are kept in the server store, so every
+ * server instance of a deployment counts the same failures (docs/SECURITY.md "Several server
+ * instances"); the store counts a failure atomically (limit-rows.ts `afterFailure`). A successful
+ * login writes only what changed: the pair's budget if it had failures, the prefix if it is new
+ * (or its record older than `knownRefreshMs`).
+ *
+ * An attempt is counted BEFORE the password hash runs: `begin` reserves it in this instance's
+ * memory in every budget (so 60 pipelined guesses cannot all be evaluated before the first
+ * failure is recorded), and `succeed` / `fail` settle it. At most `inFlightPerKey` checks run at
+ * once per budget and instance.
  */
 import { HchatError } from '../protocol/errors.js';
 import { LOGIN_LIMITS, withDefaults } from '../shared/limits.js';
+import type { LoginBudget, ServerStore } from '../store/server-store.js';
 
 /** Settings of a LoginGuard (LOGIN_LIMITS by default). */
 export type LoginGuardLimits = { -readonly [K in keyof typeof LOGIN_LIMITS]: number };
 
-interface Budget {
-  failures: number;
+/** What this instance holds of a budget while attempts on it are in progress here. */
+interface Local {
+  /** Attempts reserved here and not settled. */
   inFlight: number;
-  lockedUntil: number;
-  lastFailure: number;
+  /** `begin`s reading the store. */
+  reading: number;
+  /** The newest budget a failure here wrote, and the tick it was written at. */
+  written?: { budget: LoginBudget; tick: number };
 }
 
 /** A reserved attempt: settle it with `succeed` or `fail`, exactly once. */
@@ -32,17 +43,24 @@ export interface LoginAttempt {
   readonly prefix: string;
   /** The keys charged (the account-wide one only for unknown prefixes). */
   readonly keys: readonly { key: string; limit: number }[];
+  /** The pair's budget had failures when the attempt began (a success clears it). */
+  readonly pairFailed: boolean;
+  /** The prefix needs recording on success (unknown, or its record is old). */
+  readonly rememberPrefix: boolean;
   settled: boolean;
 }
 
 /** The throttle of `login`. */
 export class LoginGuard {
   private readonly limits: LoginGuardLimits;
-  private readonly budgets = new Map<string, Budget>();
-  /** Per account (lower case): the address prefixes it logged in from, most recent last. */
-  private readonly known = new Map<string, string[]>();
+  private readonly local = new Map<string, Local>();
+  /** Counts events, so that a `begin` knows which writes here its store read may have missed. */
+  private tick = 0;
 
-  constructor(limits: Partial<LoginGuardLimits> = {}) {
+  constructor(
+    private readonly store: ServerStore,
+    limits: Partial<LoginGuardLimits> = {},
+  ) {
     this.limits = withDefaults<LoginGuardLimits>(LOGIN_LIMITS, limits);
   }
 
@@ -50,25 +68,47 @@ export class LoginGuard {
    * Reserves one attempt of `account` from `prefix`, or throws E_RATE_LIMITED (with
    * `retryAfterMs`) when a budget is locked or has as many checks running as it may.
    */
-  begin(account: string, prefix: string, now = Date.now()): LoginAttempt {
+  async begin(account: string, prefix: string, now = Date.now()): Promise<LoginAttempt> {
     const acct = account.toLowerCase();
     const l = this.limits;
-    const keys = [
-      { key: `pair|${acct}|${prefix}`, limit: l.failuresPerAccountAddress },
+    const pair = `pair|${acct}|${prefix}`;
+    const all = [
+      { key: pair, limit: l.failuresPerAccountAddress },
       { key: `addr|${prefix}`, limit: l.failuresPerAddress },
+      { key: `acct|${acct}`, limit: l.failuresPerAccountUnknownAddresses },
     ];
-    if (!this.isKnown(acct, prefix))
-      keys.push({ key: `acct|${acct}`, limit: l.failuresPerAccountUnknownAddresses });
+    const started = ++this.tick;
+    for (const { key } of all) this.entry(key).reading++;
+    let budgets: Map<string, LoginBudget>;
+    let known: { prefix: string; lastAt: number } | undefined;
+    try {
+      const [b, prefixes] = await Promise.all([
+        this.store.loginBudgets(
+          all.map((k) => k.key),
+          now,
+          l.forgetAfterMs,
+        ),
+        this.store.knownLoginPrefixes(acct),
+      ]);
+      budgets = b;
+      known = prefixes.find((p) => p.prefix === prefix);
+    } finally {
+      for (const { key } of all) this.release(key, 'reading');
+    }
+    // From here to the reservation, one turn: nothing else here runs in between.
+    const keys = known ? all.slice(0, 2) : all;
     let wait = 0;
     for (const { key, limit } of keys) {
-      const b = this.current(key, now);
-      if (!b) continue;
-      if (b.lockedUntil > now) wait = Math.max(wait, b.lockedUntil - now);
+      const local = this.local.get(key);
+      const since = local?.written && local.written.tick > started ? local.written : undefined;
+      const b = newest(budgets.get(key), since);
+      const inFlight = local?.inFlight ?? 0;
+      if (b && b.lockedUntil > now) wait = Math.max(wait, b.lockedUntil - now);
       // Past the limit, one probe at a time (each failure doubles the lock); below it, the checks
       // in flight count as failures already, so no more run than the budget has left.
       else if (
-        b.inFlight > 0 &&
-        (b.failures + b.inFlight >= limit || b.inFlight >= l.inFlightPerKey)
+        inFlight > 0 &&
+        ((b?.failures ?? 0) + inFlight >= limit || inFlight >= l.inFlightPerKey)
       )
         wait = Math.max(wait, 1000);
     }
@@ -78,35 +118,51 @@ export class LoginGuard {
         retryAfterMs: wait,
       });
     }
-    for (const { key } of keys) this.budget(key, now).inFlight++;
-    return { account: acct, prefix, keys, settled: false };
+    for (const { key } of keys) this.entry(key).inFlight++;
+    return {
+      account: acct,
+      prefix,
+      keys,
+      pairFailed: budgets.has(pair),
+      rememberPrefix: !known || now - known.lastAt > l.knownRefreshMs,
+      settled: false,
+    };
   }
 
   /** The password was right: the attempt is not a failure; the prefix becomes a known one. */
-  succeed(a: LoginAttempt): void {
+  async succeed(a: LoginAttempt, now = Date.now()): Promise<void> {
     if (a.settled) return;
     a.settled = true;
-    for (const { key } of a.keys) {
-      const b = this.budgets.get(key);
-      if (b) b.inFlight = Math.max(0, b.inFlight - 1);
+    try {
+      await Promise.all([
+        a.pairFailed && this.store.clearLoginBudget(`pair|${a.account}|${a.prefix}`),
+        a.rememberPrefix &&
+          this.store.rememberLoginPrefix(
+            a.account,
+            a.prefix,
+            now,
+            this.limits.knownPrefixesPerAccount,
+          ),
+      ]);
+    } finally {
+      for (const { key } of a.keys) this.release(key, 'inFlight');
     }
-    this.budgets.delete(`pair|${a.account}|${a.prefix}`);
-    this.remember(a.account, a.prefix);
   }
 
   /** The password was wrong (or the user unknown): one failure in each budget charged. */
-  fail(a: LoginAttempt, now = Date.now()): void {
+  async fail(a: LoginAttempt, now = Date.now()): Promise<void> {
     if (a.settled) return;
     a.settled = true;
-    for (const { key, limit } of a.keys) {
-      const b = this.budget(key, now);
-      b.inFlight = Math.max(0, b.inFlight - 1);
-      b.failures++;
-      b.lastFailure = now;
-      if (b.failures >= limit) {
-        const lock = this.limits.backoffBaseMs * 2 ** Math.min(30, b.failures - limit);
-        b.lockedUntil = now + Math.min(this.limits.backoffMaxMs, lock);
-      }
+    try {
+      const after = await this.store.addLoginFailures(a.keys, now, this.limits);
+      // Kept until no `begin` that read before this write is left to decide.
+      a.keys.forEach(({ key }, i) => {
+        const local = this.local.get(key);
+        if (local) local.written = { budget: after[i]!, tick: ++this.tick };
+      });
+    } finally {
+      // Released after the write: a check here never misses a failure in progress here.
+      for (const { key } of a.keys) this.release(key, 'inFlight');
     }
   }
 
@@ -114,65 +170,38 @@ export class LoginGuard {
   cancel(a: LoginAttempt): void {
     if (a.settled) return;
     a.settled = true;
-    for (const { key } of a.keys) {
-      const b = this.budgets.get(key);
-      if (b) b.inFlight = Math.max(0, b.inFlight - 1);
-    }
+    for (const { key } of a.keys) this.release(key, 'inFlight');
   }
 
-  /** True when `account` logged in from `prefix` before (since this process started). */
-  isKnown(account: string, prefix: string): boolean {
-    return this.known.get(account.toLowerCase())?.includes(prefix) ?? false;
-  }
-
-  /** Budgets tracked (tests, health). */
+  /** Budgets with attempts in progress at this instance (tests, health). */
   get size(): number {
-    return this.budgets.size;
+    return this.local.size;
   }
 
-  private remember(acct: string, prefix: string): void {
-    const list = this.known.get(acct) ?? [];
-    this.known.delete(acct); // re-inserted last: the map's order is least recently used first
-    const i = list.indexOf(prefix);
-    if (i >= 0) list.splice(i, 1);
-    list.push(prefix);
-    if (list.length > this.limits.knownPrefixesPerAccount) list.shift();
-    this.known.set(acct, list);
-    if (this.known.size > this.limits.knownAccounts)
-      this.known.delete(this.known.keys().next().value!);
+  private entry(key: string): Local {
+    let e = this.local.get(key);
+    if (!e) this.local.set(key, (e = { inFlight: 0, reading: 0 }));
+    return e;
   }
 
-  /** The budget of `key`, or undefined when it has none (or it was forgotten). */
-  private current(key: string, now: number): Budget | undefined {
-    const b = this.budgets.get(key);
-    if (
-      b &&
-      b.inFlight === 0 &&
-      b.lockedUntil <= now &&
-      now - b.lastFailure > this.limits.forgetAfterMs
-    ) {
-      this.budgets.delete(key);
-      return undefined;
-    }
-    return b;
+  private release(key: string, what: 'inFlight' | 'reading'): void {
+    const e = this.local.get(key);
+    if (!e) return;
+    e[what] = Math.max(0, e[what] - 1);
+    if (e.inFlight === 0 && e.reading === 0) this.local.delete(key);
   }
+}
 
-  private budget(key: string, now: number): Budget {
-    let b = this.current(key, now);
-    if (!b) {
-      b = { failures: 0, inFlight: 0, lockedUntil: 0, lastFailure: now };
-      this.budgets.set(key, b);
-      if (this.budgets.size > this.limits.maxTrackedKeys) this.sweep(now);
-    }
-    return b;
-  }
-
-  /** Drops forgotten budgets; if still too many, the oldest unlocked ones. */
-  private sweep(now: number): void {
-    for (const key of this.budgets.keys()) this.current(key, now);
-    for (const [key, b] of this.budgets) {
-      if (this.budgets.size <= this.limits.maxTrackedKeys * 0.9) break;
-      if (b.inFlight === 0 && b.lockedUntil <= now) this.budgets.delete(key);
-    }
-  }
+/** The later of a budget read from the store and one written here after that read began. */
+function newest(
+  read: LoginBudget | undefined,
+  written: { budget: LoginBudget } | undefined,
+): LoginBudget | undefined {
+  if (!written) return read;
+  if (!read) return written.budget;
+  return {
+    failures: Math.max(read.failures, written.budget.failures),
+    lockedUntil: Math.max(read.lockedUntil, written.budget.lockedUntil),
+    lastFailure: Math.max(read.lastFailure, written.budget.lastFailure),
+  };
 }

@@ -92,12 +92,21 @@ export const LOGIN_LIMITS = {
   forgetAfterMs: 60 * 60_000,
   /** Password checks in progress at once per account, per address prefix and per pair. */
   inFlightPerKey: 2,
-  /** Address prefixes remembered per account as ones it logged in from. */
+  /** Address prefixes remembered per account as ones it logged in from (the newest kept). */
   knownPrefixesPerAccount: 8,
-  /** Accounts whose known prefixes are remembered (least recently used forgotten first). */
-  knownAccounts: 100_000,
-  /** Throttle keys kept at once (the oldest are dropped past it). */
-  maxTrackedKeys: 100_000,
+  /**
+   * A login from a known prefix records it again only when its record is older than this, so
+   * that logins do not write to the store each time.
+   */
+  knownRefreshMs: 24 * 60 * 60_000,
+} as const;
+
+/** The store's rows of shared limits (login budgets, registrations): how they are swept. */
+export const LIMIT_SWEEP = {
+  /** Each server instance deletes expired rows this often. */
+  everyMs: 60_000,
+  /** Rows of each kind deleted at most per sweep (a bounded statement). */
+  maxRows: 1000,
 } as const;
 
 /** Password hashing (scrypt) at the server: one small priority queue, logins first. */
@@ -123,8 +132,6 @@ export const REGISTRATION_LIMITS = {
    * ends: visitor sessions do not outlive their peer, nor pile up on disk.
    */
   visitorGraceMs: 60_000,
-  /** Address prefixes whose registrations are remembered (the oldest dropped past it). */
-  maxTrackedAddresses: 100_000,
 } as const;
 
 /** The server's door: connections that have no session yet. */

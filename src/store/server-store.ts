@@ -8,6 +8,15 @@
  */
 import type { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
+import type {
+  LimitSweep,
+  LoginBackoff,
+  LoginBudget,
+  LoginCharge,
+  RegistrationTicket,
+} from './limit-rows.js';
+
+export type { LimitSweep, LoginBackoff, LoginBudget, LoginCharge, RegistrationTicket };
 
 /** A registered account. */
 export interface UserRecord {
@@ -109,6 +118,43 @@ export interface ServerStore {
     limit: number,
     before?: string,
   ): Promise<StoredMessage[]>;
+  // Limits every server instance shares (limit-rows.ts; docs/SECURITY.md).
+  /** The login budgets of these keys that exist and are not forgotten at `now`. */
+  loginBudgets(
+    keys: readonly string[],
+    now: number,
+    forgetAfterMs: number,
+  ): Promise<Map<string, LoginBudget>>;
+  /**
+   * One failure more in each budget (limit-rows.ts `afterFailure`), in one transaction that
+   * holds each row while it counts, so failures counted at once by several instances all count;
+   * the budgets after, in the order given.
+   */
+  addLoginFailures(
+    charges: readonly LoginCharge[],
+    now: number,
+    backoff: LoginBackoff,
+  ): Promise<LoginBudget[]>;
+  /** Forgets a login budget (a successful login clears its account and address pair). */
+  clearLoginBudget(key: string): Promise<void>;
+  /** The address prefixes `account` (lower case) logged in from, with when it was recorded. */
+  knownLoginPrefixes(account: string): Promise<{ prefix: string; lastAt: number }[]>;
+  /** Records a login of `account` from `prefix`; keeps the account's newest `keep` prefixes. */
+  rememberLoginPrefix(account: string, prefix: string, now: number, keep: number): Promise<void>;
+  /**
+   * Takes one registration of `prefix`'s budget (`limit` per `windowMs`) atomically: its id, or
+   * how long until the oldest one in the window leaves it.
+   */
+  takeRegistration(
+    prefix: string,
+    now: number,
+    limit: number,
+    windowMs: number,
+  ): Promise<RegistrationTicket>;
+  /** Gives a registration back (it never reached the password hash). */
+  releaseRegistration(id: string): Promise<void>;
+  /** Deletes up to `max` expired budgets and up to `max` old registrations; how many. */
+  sweepLimits(now: number, o: LimitSweep): Promise<number>;
   /** A cheap round trip: resolves while the store answers (`/ready`). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -77,4 +77,28 @@ export const SERVER_MIGRATIONS = [
   // 5: full-text search over what messages show (store/search-index.ts). The index is keyed by
   // the messages' rowid, which only VACUUM would renumber (never run here).
   SEARCH_MIGRATION,
+  // 6: limits shared by the server instances of a deployment (limit-rows.ts), kept here too so
+  // that both stores behave alike.
+  `
+  CREATE TABLE login_budgets (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL,
+    last_failure INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX login_budgets_idle ON login_budgets(last_failure);
+  CREATE TABLE login_prefixes (
+    account TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (account, prefix)
+  ) WITHOUT ROWID;
+  CREATE TABLE registration_attempts (
+    id TEXT PRIMARY KEY,
+    prefix TEXT NOT NULL,
+    at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX registration_attempts_prefix ON registration_attempts(prefix, at);
+  CREATE INDEX registration_attempts_at ON registration_attempts(at);
+  `,
 ];

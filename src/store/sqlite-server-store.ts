@@ -13,6 +13,14 @@ import { channelSettings, itemRefusal } from '../shared/item-rules.js';
 import { erasedByDelete, erasedOnArrival, type ItemLookup } from './item-effects.js';
 import { itemColumns, itemOfColumns, sameItem, tombstoneColumns } from './item-columns.js';
 import { SERVER_MIGRATIONS } from './sqlite-server-schema.js';
+import { SqliteLimits } from './sqlite-limits.js';
+import type {
+  LimitSweep,
+  LoginBackoff,
+  LoginBudget,
+  LoginCharge,
+  RegistrationTicket,
+} from './limit-rows.js';
 import { serverQueries, type ServerQueries } from './sqlite-server-queries.js';
 import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-server-rows.js';
 import type {
@@ -29,6 +37,7 @@ export class SqliteServerStore implements ServerStore {
   private readonly db: Database.Database;
   private readonly q: ServerQueries;
   private readonly index: SearchIndex;
+  private readonly limits: SqliteLimits;
   private readonly insertTx: Database.Transaction<
     (batch: readonly MessageInsert[], now: number) => (InsertResult | HchatError)[]
   >;
@@ -38,6 +47,7 @@ export class SqliteServerStore implements ServerStore {
     const db = this.db;
     this.q = serverQueries(db);
     this.index = new SearchIndex(db);
+    this.limits = new SqliteLimits(db);
     this.insertTx = db.transaction((batch: readonly MessageInsert[], now: number) =>
       this.insertBatch(batch, now),
     );
@@ -312,6 +322,47 @@ export class SqliteServerStore implements ServerStore {
       const t = tombstoneColumns(m);
       this.q.erase.run(t.text, t.ext, m.id);
     }
+  }
+
+  async loginBudgets(keys: readonly string[], now: number, forgetAfterMs: number) {
+    return this.limits.loginBudgets(keys, now, forgetAfterMs);
+  }
+
+  async addLoginFailures(
+    charges: readonly LoginCharge[],
+    now: number,
+    o: LoginBackoff,
+  ): Promise<LoginBudget[]> {
+    return this.limits.addLoginFailures(charges, now, o);
+  }
+
+  async clearLoginBudget(key: string): Promise<void> {
+    this.limits.clearLoginBudget(key);
+  }
+
+  async knownLoginPrefixes(account: string) {
+    return this.limits.knownLoginPrefixes(account);
+  }
+
+  async rememberLoginPrefix(account: string, prefix: string, now: number, keep: number) {
+    this.limits.rememberLoginPrefix(account, prefix, now, keep);
+  }
+
+  async takeRegistration(
+    prefix: string,
+    now: number,
+    limit: number,
+    windowMs: number,
+  ): Promise<RegistrationTicket> {
+    return this.limits.takeRegistration(prefix, now, limit, windowMs);
+  }
+
+  async releaseRegistration(id: string): Promise<void> {
+    this.limits.releaseRegistration(id);
+  }
+
+  async sweepLimits(now: number, o: LimitSweep): Promise<number> {
+    return this.limits.sweepLimits(now, o);
   }
 
   async ping(): Promise<void> {

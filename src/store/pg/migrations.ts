@@ -145,6 +145,30 @@ export const PG_MIGRATIONS: readonly string[] = [
     cert TEXT NOT NULL
   );
   `,
+  // 4: limits shared by every instance (store/limit-rows.ts): login throttle budgets, the
+  // prefixes each account logged in from, registrations per address prefix.
+  `
+  CREATE TABLE login_budgets (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_until BIGINT NOT NULL,
+    last_failure BIGINT NOT NULL
+  );
+  CREATE INDEX login_budgets_idle ON login_budgets (last_failure);
+  CREATE TABLE login_prefixes (
+    account TEXT COLLATE "C" NOT NULL,
+    prefix TEXT COLLATE "C" NOT NULL,
+    last_at BIGINT NOT NULL,
+    PRIMARY KEY (account, prefix)
+  );
+  CREATE TABLE registration_attempts (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    prefix TEXT COLLATE "C" NOT NULL,
+    at BIGINT NOT NULL
+  );
+  CREATE INDEX registration_attempts_prefix ON registration_attempts (prefix, at);
+  CREATE INDEX registration_attempts_at ON registration_attempts (at);
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */

@@ -16,6 +16,14 @@ import type {
   UserRecord,
 } from '../server-store.js';
 import { migrate } from './migrations.js';
+import { PgLimits } from './limits.js';
+import type {
+  LimitSweep,
+  LoginBackoff,
+  LoginBudget,
+  LoginCharge,
+  RegistrationTicket,
+} from '../limit-rows.js';
 import { insertBatch } from './insert-batch.js';
 import { itemById, relatedTo } from './items.js';
 import { PG_MESSAGE_COLS, toChannel, toInt, toMessage, toSession } from './rows.js';
@@ -28,11 +36,13 @@ const POOL_SIZE = 10;
 /** The PostgreSQL store; `open` it (migrations) before use. */
 export class PostgresServerStore implements ServerStore {
   private readonly pool: pg.Pool;
+  private readonly limits: PgLimits;
 
   private constructor(url: string) {
     this.pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
     // An idle client losing its connection must not end the process; the next query reconnects.
     this.pool.on('error', (err) => console.error('hchat server: PostgreSQL:', err.message));
+    this.limits = new PgLimits(this.pool, (work) => this.transaction(work));
   }
 
   /** Connects to `url` and applies pending migrations. */
@@ -275,6 +285,47 @@ export class PostgresServerStore implements ServerStore {
       [folded, channelIds, beforeArrival, limit],
     );
     return r.rows.map(toMessage);
+  }
+
+  loginBudgets(keys: readonly string[], now: number, forgetAfterMs: number) {
+    return this.limits.loginBudgets(keys, now, forgetAfterMs);
+  }
+
+  addLoginFailures(
+    charges: readonly LoginCharge[],
+    now: number,
+    o: LoginBackoff,
+  ): Promise<LoginBudget[]> {
+    return this.limits.addLoginFailures(charges, now, o);
+  }
+
+  clearLoginBudget(key: string): Promise<void> {
+    return this.limits.clearLoginBudget(key);
+  }
+
+  knownLoginPrefixes(account: string) {
+    return this.limits.knownLoginPrefixes(account);
+  }
+
+  rememberLoginPrefix(account: string, prefix: string, now: number, keep: number) {
+    return this.limits.rememberLoginPrefix(account, prefix, now, keep);
+  }
+
+  takeRegistration(
+    prefix: string,
+    now: number,
+    limit: number,
+    windowMs: number,
+  ): Promise<RegistrationTicket> {
+    return this.limits.takeRegistration(prefix, now, limit, windowMs);
+  }
+
+  releaseRegistration(id: string): Promise<void> {
+    return this.limits.releaseRegistration(id);
+  }
+
+  sweepLimits(now: number, o: LimitSweep): Promise<number> {
+    return this.limits.sweepLimits(now, o);
   }
 
   async ping(): Promise<void> {
