@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type pg from 'pg';
+import type { Transaction } from './pool.js';
 import {
   afterFailure,
   forgotten,
@@ -22,8 +23,6 @@ import {
 
 /** The advisory lock class of registration budgets (the key is the prefix's hashtext). */
 const REGISTRATION_LOCK_CLASS = 0x68636872; // "hchr"
-
-type Transaction = <T>(work: (client: pg.PoolClient) => Promise<T>) => Promise<T>;
 
 /** The limit methods of PostgresServerStore, on its pool. */
 export class PgLimits {

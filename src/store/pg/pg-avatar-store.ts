@@ -2,12 +2,12 @@
  * The avatar store on PostgreSQL (`--store postgres://…`): every instance sees the avatar any of
  * them took. One upsert keeps the newer record whoever writes at once (`WHERE excluded.ts >`).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { z } from 'zod';
 import { AvatarType, type AvatarRecord } from '../../protocol/avatars.js';
 import { avatarHash } from '../../shared/avatar-sig.js';
 import type { AvatarInfo, AvatarStore } from '../avatar-store.js';
-import { migrate } from './migrations.js';
+import { openPool } from './pool.js';
 import { Int } from './rows.js';
 
 /** Connections per server instance for avatars. */
@@ -25,25 +25,11 @@ const AvatarRow = z.object({
 
 /** The PostgreSQL avatar store; `open` it (migrations) before use. */
 export class PostgresAvatarStore implements AvatarStore {
-  private readonly pool: pg.Pool;
-
-  private constructor(url: string) {
-    this.pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-    this.pool.on('error', (err) =>
-      console.error('hchat server: PostgreSQL (avatars):', err.message),
-    );
-  }
+  private constructor(private readonly pool: pg.Pool) {}
 
   /** Connects to `url` and applies pending migrations. */
   static async open(url: string): Promise<PostgresAvatarStore> {
-    const store = new PostgresAvatarStore(url);
-    try {
-      await migrate(store.pool);
-    } catch (err) {
-      await store.pool.end();
-      throw err;
-    }
-    return store;
+    return new PostgresAvatarStore(await openPool(url, POOL_SIZE, ' (avatars)'));
   }
 
   async close(): Promise<void> {

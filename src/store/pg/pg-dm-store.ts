@@ -7,7 +7,7 @@
  * visible in order (a device that acks up to a seq never drops one committed after). A user's
  * devices and blocks change under an advisory lock of that user (its caps hold).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { z } from 'zod';
 import { DmCipher } from '../../protocol/dm.js';
 import type {
@@ -18,7 +18,7 @@ import type {
   MailOut,
   PublishRefusal,
 } from '../dm-store.js';
-import { migrate } from './migrations.js';
+import { openPool, transactionOn, type Transaction } from './pool.js';
 import { Int, toInt } from './rows.js';
 
 /** Connections per server instance for direct messages (apart from the server store's). */
@@ -52,23 +52,15 @@ const lc = (s: string) => s.toLowerCase();
 
 /** The PostgreSQL DM store; `open` it (migrations) before use. */
 export class PostgresDmStore implements DmStore {
-  private readonly pool: pg.Pool;
+  private readonly transaction: Transaction;
 
-  private constructor(url: string) {
-    this.pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-    this.pool.on('error', (err) => console.error('hchat server: PostgreSQL (DMs):', err.message));
+  private constructor(private readonly pool: pg.Pool) {
+    this.transaction = transactionOn(pool);
   }
 
   /** Connects to `url` and applies pending migrations. */
   static async open(url: string): Promise<PostgresDmStore> {
-    const store = new PostgresDmStore(url);
-    try {
-      await migrate(store.pool);
-    } catch (err) {
-      await store.pool.end();
-      throw err;
-    }
-    return store;
+    return new PostgresDmStore(await openPool(url, POOL_SIZE, ' (DMs)'));
   }
 
   async close(): Promise<void> {
@@ -336,22 +328,6 @@ export class PostgresDmStore implements DmStore {
       [deviceId],
     );
     return r.rows.map((row) => z.string().parse(row.session_id));
-  }
-
-  /** Runs `work` in one transaction (rolled back if it throws). */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const out = await work(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
   }
 }
 

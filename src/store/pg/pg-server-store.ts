@@ -3,7 +3,7 @@
  * server instances sharing one database. Same behaviour as SqliteServerStore, which
  * test/store-conformance.test.ts checks; a batch of items is one transaction (insert-batch.ts).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { HchatError } from '../../protocol/errors.js';
 import type { Channel, Role, StoredMessage } from '../../protocol/common.js';
 import { foldWord } from '../../shared/search-text.js';
@@ -15,7 +15,7 @@ import type {
   SessionRecord,
   UserRecord,
 } from '../server-store.js';
-import { migrate } from './migrations.js';
+import { openPool, transactionOn, type Transaction } from './pool.js';
 import { PgLimits } from './limits.js';
 import type {
   LimitSweep,
@@ -35,26 +35,18 @@ const POOL_SIZE = 10;
 
 /** The PostgreSQL store; `open` it (migrations) before use. */
 export class PostgresServerStore implements ServerStore {
-  private readonly pool: pg.Pool;
   private readonly limits: PgLimits;
 
-  private constructor(url: string) {
-    this.pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-    // An idle client losing its connection must not end the process; the next query reconnects.
-    this.pool.on('error', (err) => console.error('hchat server: PostgreSQL:', err.message));
-    this.limits = new PgLimits(this.pool, (work) => this.transaction(work));
+  private readonly transaction: Transaction;
+
+  private constructor(private readonly pool: pg.Pool) {
+    this.transaction = transactionOn(pool);
+    this.limits = new PgLimits(pool, this.transaction);
   }
 
   /** Connects to `url` and applies pending migrations. */
   static async open(url: string): Promise<PostgresServerStore> {
-    const store = new PostgresServerStore(url);
-    try {
-      await migrate(store.pool);
-    } catch (err) {
-      await store.pool.end();
-      throw err;
-    }
-    return store;
+    return new PostgresServerStore(await openPool(url, POOL_SIZE, ''));
   }
 
   async createUser(user: UserRecord): Promise<void> {
@@ -343,22 +335,6 @@ export class PostgresServerStore implements ServerStore {
 
   private async exists(sql: string, params: unknown[]): Promise<boolean> {
     return (await this.pool.query(sql, params)).rows.length > 0;
-  }
-
-  /** Runs `work` in one transaction (rolled back if it throws). */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const out = await work(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
   }
 }
 
