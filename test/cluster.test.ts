@@ -9,15 +9,14 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startPeer } from '../src/peer/index.js';
 import { api, stablePort, tempDir, waitFor, type TestPeer } from './testnet.js';
 import { spawnServer, type HchatProcess } from './processes.js';
 import { startNats } from './nats.js';
+import { createTestDatabase } from './pg-kit.js';
 import { registerLogin, serverHello } from './outsider/lib.js';
 
-const ADMIN = process.env.HCHAT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const PEERS = 30;
 const RAISED = [
   '--max-registrations-per-address',
@@ -29,23 +28,13 @@ const RAISED = [
 ];
 
 describe('three server instances on PostgreSQL and NATS', () => {
-  const db = `hchat_cluster_${crypto.randomBytes(6).toString('hex')}`;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
   beforeAll(async () => {
-    const c = new pg.Client({ connectionString: ADMIN });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${db}`);
-    await c.end();
+    db = await createTestDatabase();
   });
-  afterAll(async () => {
-    const c = new pg.Client({ connectionString: ADMIN });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await c.end();
-  });
+  afterAll(() => db.drop());
 
   it('members on different instances see each other live; an instance killed, then NATS restarted, loses and doubles nothing', async () => {
-    const url = new URL(ADMIN);
-    url.pathname = `/${db}`;
     const nats = await startNats();
     const dir = tempDir();
     const key = path.join(dir, 'signing-key.pem');
@@ -60,7 +49,7 @@ describe('three server instances on PostgreSQL and NATS', () => {
         port: ports[i],
         extra: [
           '--store',
-          url.toString(),
+          db.url,
           '--bus',
           nats.url,
           '--signing-key',
@@ -250,19 +239,8 @@ describe('three server instances on PostgreSQL and NATS', () => {
   }, 240_000);
 
   it('a session logged out through one instance is revoked on every instance', async () => {
-    const db2 = `${db}_rev`;
-    const admin = new pg.Client({ connectionString: ADMIN });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${db2}`);
-    await admin.end();
-    onTestFinished(async () => {
-      const c = new pg.Client({ connectionString: ADMIN });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${db2} WITH (FORCE)`);
-      await c.end();
-    });
-    const url = new URL(ADMIN);
-    url.pathname = `/${db2}`;
+    const db2 = await createTestDatabase();
+    onTestFinished(db2.drop);
     const nats = await startNats();
     const dir = tempDir();
     const key = path.join(dir, 'signing-key.pem');
@@ -274,7 +252,7 @@ describe('three server instances on PostgreSQL and NATS', () => {
     const [a, b] = await Promise.all(
       [0, 1].map((i) =>
         spawnServer(path.join(dir, `srv${i}`), {
-          extra: ['--store', url.toString(), '--bus', nats.url, '--signing-key', key, ...RAISED],
+          extra: ['--store', db2.url, '--bus', nats.url, '--signing-key', key, ...RAISED],
         }),
       ),
     );
