@@ -363,14 +363,16 @@ async function acrossInstances(s: Swarm, ch: string): Promise<void> {
   let last = '';
   await waitFor(
     async () => {
-      const stored = (await s.serverMessages(ch)).map((m) => m.text);
+      // By id: a message edited in the schedule shows its new text, while the stored row keeps
+      // the text it was posted with (the edit is an item of its own).
+      const rows = await s.serverMessages(ch);
+      const stored = rows.map((m) => m.text);
+      const storedIds = JSON.stringify(rows.map((m) => m.id));
       const views = await Promise.all(members.map((n) => s.view(n, ch)));
       last = JSON.stringify({ stored, views });
       return (
         ['bob-last', 'carol-last'].every((t) => stored.includes(t)) &&
-        views.every(
-          (v) => v.source === 'server' && JSON.stringify(v.texts) === JSON.stringify(stored),
-        )
+        views.every((v) => v.source === 'server' && JSON.stringify(v.ids) === storedIds)
       );
     },
     20_000,

@@ -41,11 +41,11 @@ export interface Swarm {
   /** The instance each peer connects to first (its `--server` list starts there). */
   home: Record<string, number>;
   call<T = any>(name: string, method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
-  /** The channel as `name` sees it now: texts in order, and where they came from. */
+  /** The channel as `name` sees it now: ids and texts in order, and where they came from. */
   view(
     name: string,
     channelId: string,
-  ): Promise<{ texts: string[]; source: string; states: string[] }>;
+  ): Promise<{ ids: string[]; texts: string[]; source: string; states: string[] }>;
   /** Waits until `name` reads the channel from `source` and sees exactly `texts`. */
   waitView(name: string, channelId: string, texts: string[], source?: string): Promise<void>;
   kill(name: string): Promise<void>;
@@ -205,6 +205,7 @@ export async function startSwarm(
       const r = await swarm.call(name, 'GET', `/api/channels/${channelId}/messages?limit=500`);
       if (r.status !== 200) throw new Error(`${name}: ${JSON.stringify(r.body)}`);
       return {
+        ids: r.body.messages.map((m: any) => m.id),
         texts: r.body.messages.map((m: any) => m.text),
         states: r.body.messages.map((m: any) => m.state),
         source: r.body.source,
