@@ -7,12 +7,9 @@
  * whose session is on the other; an avatar set on one instance reaches a co-member on the other.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { tempDir, waitFor } from './testnet.js';
-import { spawnServer } from './processes.js';
-import { startNats } from './nats.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from './testnet.js';
+import { startCluster } from './cluster-kit.js';
 import { registerLogin } from './outsider/lib.js';
 import {
   devicesOf,
@@ -23,41 +20,14 @@ import {
   sessionWith,
   withDevice,
 } from './outsider/dm-lib.js';
-import { createTestDatabase } from './pg-kit.js';
 import { signAvatar } from '../src/shared/avatar-sig.js';
 import type { SessionKeys } from '../src/shared/signing.js';
 
 const RAISED = ['--max-registrations-per-address', '1000'];
 
-/** Two instances on a fresh database and NATS, ended with the test. */
-async function startCluster() {
-  const db = await createTestDatabase();
-  onTestFinished(() => db.drop());
-  const nats = await startNats();
-  onTestFinished(() => nats.kill());
-  const dir = tempDir();
-  const key = path.join(dir, 'signing-key.pem');
-  fs.writeFileSync(
-    key,
-    crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-    { mode: 0o600 },
-  );
-  const servers = await Promise.all(
-    [0, 1].map((i) =>
-      spawnServer(path.join(dir, `srv${i}`), {
-        extra: ['--store', db.url, '--bus', nats.url, '--signing-key', key, ...RAISED],
-      }),
-    ),
-  );
-  return (i: number) => {
-    const [host, port] = servers[i]!.ready.tcp!.split(':');
-    return { host: host!, port: Number(port) };
-  };
-}
-
 describe('direct messages and avatars across two instances on PostgreSQL and NATS', () => {
   it('an envelope to a device published on the other instance waits in its mailbox, then goes live', async () => {
-    const at = await startCluster();
+    const { at } = await startCluster(RAISED);
     // bob publishes his device on instance 1, then goes offline.
     const bob = await withDevice(await registerLogin(at(1), 'bob'));
     bob.c.close();
@@ -101,7 +71,7 @@ describe('direct messages and avatars across two instances on PostgreSQL and NAT
   }, 60_000);
 
   it('dm_devices on one instance gives the address of a device whose session is on the other', async () => {
-    const at = await startCluster();
+    const { at } = await startCluster(RAISED);
     const carol = await withDevice(await registerLogin(at(1), 'carol'));
     await carol.c.req('submit_info', {
       ip: '10.3.3.3',
@@ -127,7 +97,7 @@ describe('direct messages and avatars across two instances on PostgreSQL and NAT
   }, 60_000);
 
   it('an avatar set on one instance is pushed to a co-member on the other, and read there', async () => {
-    const at = await startCluster();
+    const { at } = await startCluster(RAISED);
     const erin = await registerLogin(at(0), 'erin');
     const finn = await registerLogin(at(1), 'finn');
     const ch = crypto.randomUUID();

@@ -105,49 +105,7 @@ export function signFilesMessage(
 ) {
   const kind = item.kind ?? 'message';
   const target = item.target ?? null;
-  const digest = bodyDigest(text ?? null, files);
-  const h = crypto
-    .createHash('sha256')
-    .update(
-      JSON.stringify([
-        'hchat/item-id/2',
-        channelId,
-        me.username.toLowerCase(),
-        ts,
-        0,
-        kind,
-        target,
-        digest,
-      ]),
-    )
-    .digest();
-  const b = Buffer.alloc(16);
-  b.writeUIntBE(ts, 0, 6);
-  b[6] = 0x80 | (h[0]! & 0x0f);
-  b[7] = h[1]!;
-  b[8] = 0x80 | (h[2]! & 0x3f);
-  h.copy(b, 9, 3, 10);
-  const x = b.toString('hex');
-  const id = `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
-  const sig = crypto
-    .sign(
-      null,
-      Buffer.from(
-        JSON.stringify([
-          'hchat/item/2',
-          id,
-          channelId,
-          me.username.toLowerCase(),
-          ts,
-          0,
-          kind,
-          target,
-          digest,
-        ]),
-      ),
-      me.key.privateKey,
-    )
-    .toString('base64url');
+  const { id, sig } = signItem(me, channelId, ts, kind, target, bodyDigest(text ?? null, files));
   return {
     id,
     channelId,
@@ -347,20 +305,44 @@ export function signChannelDelete(
       JSON.stringify(['hchat/body/1', null, null, null, null, [null, null, null, null, true]]),
     ),
   );
+  const { id, sig } = signItem(me, channelId, ts, 'channel', null, digest);
+  return {
+    id,
+    channelId,
+    ts,
+    lc: 0,
+    kind: 'channel',
+    change: { deleted: true },
+    sig,
+    cert: me.cert,
+  };
+}
+
+/** A `delete` item taking `target` away (§2.1: a delete has no body), signed by its author. */
+export function signMessageDelete(
+  me: { key: { privateKey: crypto.KeyObject }; cert: string; username: string },
+  channelId: string,
+  target: string,
+  ts = Date.now(),
+) {
+  const digest = sha(Buffer.from(JSON.stringify(['hchat/body/1', null, null, null, null, null])));
+  const { id, sig } = signItem(me, channelId, ts, 'delete', target, digest);
+  return { id, channelId, ts, lc: 0, kind: 'delete', target, sig, cert: me.cert };
+}
+
+/** §2.1: an item's id (UUIDv8 from `hchat/item-id/2`) and its author's signature (lc 0). */
+function signItem(
+  me: { key: { privateKey: crypto.KeyObject }; username: string },
+  channelId: string,
+  ts: number,
+  kind: string,
+  target: string | null,
+  digest: string,
+) {
+  const author = me.username.toLowerCase();
   const h = crypto
     .createHash('sha256')
-    .update(
-      JSON.stringify([
-        'hchat/item-id/2',
-        channelId,
-        me.username.toLowerCase(),
-        ts,
-        0,
-        'channel',
-        null,
-        digest,
-      ]),
-    )
+    .update(JSON.stringify(['hchat/item-id/2', channelId, author, ts, 0, kind, target, digest]))
     .digest();
   const b = Buffer.alloc(16);
   b.writeUIntBE(ts, 0, 6);
@@ -374,29 +356,10 @@ export function signChannelDelete(
     .sign(
       null,
       Buffer.from(
-        JSON.stringify([
-          'hchat/item/2',
-          id,
-          channelId,
-          me.username.toLowerCase(),
-          ts,
-          0,
-          'channel',
-          null,
-          digest,
-        ]),
+        JSON.stringify(['hchat/item/2', id, channelId, author, ts, 0, kind, target, digest]),
       ),
       me.key.privateKey,
     )
     .toString('base64url');
-  return {
-    id,
-    channelId,
-    ts,
-    lc: 0,
-    kind: 'channel',
-    change: { deleted: true },
-    sig,
-    cert: me.cert,
-  };
+  return { id, sig };
 }
