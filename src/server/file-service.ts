@@ -11,12 +11,15 @@ import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { fileId, humanBytes, manifestError } from '../shared/file-id.js';
 import type { GrantClaims } from '../shared/tokens.js';
-import type { FileStore } from '../store/file-store.js';
+import type { ServerFileStore } from '../store/server-file-store.js';
 import type { Conn, Session } from './conn.js';
 
 export interface FileServiceDeps {
-  files: FileStore;
+  /** The backups: this process's data folder, or the store every instance shares. */
+  files: ServerFileStore;
   log: ConnectionLog;
+  /** A file effect of a stored item that failed (the store was unreachable). */
+  internalError(what: string, err: unknown): void;
   /** The channel, if this session may read it (else throws as `history` does). */
   readable(s: Session, channelId: string): Promise<Channel>;
   /** Lower-cased usernames of the channel's members. */
@@ -30,6 +33,12 @@ export interface FileServiceDeps {
 }
 
 export class FileService {
+  /**
+   * The file effects of stored items, applied one after the other in the order the items were
+   * stored (a message's files are named before its delete can take them away).
+   */
+  private effects: Promise<void> = Promise.resolve();
+
   constructor(private readonly d: FileServiceDeps) {}
 
   async put(conn: Conn, b: OpReq<'file_put'>): Promise<OpRes<'file_put'>> {
@@ -43,16 +52,17 @@ export class FileService {
         'E_FILE_TOO_LARGE',
         `files are at most ${humanBytes(this.d.maxFileBytes)} here`,
       );
-    const { fileId: id, known } = this.identify(m);
-    if (!known && this.d.files.usage(s.username) + m.size > this.d.quotaBytes)
+    const id = fileId(m);
+    // A file held already counts against whoever put it first; a new one against this user,
+    // checked in the store every instance shares.
+    if (!(await this.d.files.addManifest(m, b.channelId, s.username, this.d.quotaBytes)))
       throw new HchatError('E_QUOTA_EXCEEDED');
     // The file joins the channel once every chunk was uploaded for it: knowing a manifest opens
     // nothing, and the answer says nothing of another channel's copy.
-    this.d.files.addManifest(m, b.channelId, s.username);
     const done = new Set(
-      this.d.files.inChannel(id, b.channelId)
+      (await this.d.files.inChannel(id, b.channelId))
         ? m.chunks.map((_, i) => i)
-        : this.d.files.proven(id, b.channelId),
+        : await this.d.files.proven(id, b.channelId),
     );
     const missing = m.chunks.flatMap((_, i) => (done.has(i) ? [] : [i]));
     this.d.log.write('file', {
@@ -66,11 +76,11 @@ export class FileService {
 
   async putChunk(conn: Conn, b: OpReq<'file_chunk_put'>): Promise<OpRes<'file_chunk_put'>> {
     await this.member(conn.session!, b.channelId);
-    if (!this.d.files.isPut(b.fileId, b.channelId))
+    if (!(await this.d.files.isPut(b.fileId, b.channelId)))
       throw new HchatError('E_NOT_FOUND', 'no such file in this channel: file_put it first');
-    if (!this.d.files.putChunk(b.fileId, b.index, Buffer.from(b.data, 'base64')))
+    if (!(await this.d.files.putChunk(b.fileId, b.index, Buffer.from(b.data, 'base64'))))
       throw new HchatError('E_BAD_CHUNK', `chunk ${b.index} does not match the manifest`);
-    const complete = this.d.files.prove(b.fileId, b.channelId, b.index);
+    const complete = await this.d.files.prove(b.fileId, b.channelId, b.index);
     this.d.log.write('chunk', {
       from: conn.name,
       file: b.fileId,
@@ -82,16 +92,18 @@ export class FileService {
 
   async manifest(conn: Conn, b: OpReq<'file_manifest'>): Promise<OpRes<'file_manifest'>> {
     await this.d.readable(conn.session!, b.channelId);
-    this.inChannel(b.fileId, b.channelId);
-    return { manifest: this.d.files.manifest(b.fileId)! };
+    await this.inChannel(b.fileId, b.channelId);
+    const manifest = await this.d.files.manifest(b.fileId);
+    if (!manifest) throw new HchatError('E_NOT_FOUND', 'no such file in this channel');
+    return { manifest };
   }
 
   async chunk(conn: Conn, b: OpReq<'file_chunk'>): Promise<OpRes<'file_chunk'>> {
     await this.d.readable(conn.session!, b.channelId);
-    this.inChannel(b.fileId, b.channelId);
-    const data = this.d.files.readChunk(b.fileId, b.index);
+    await this.inChannel(b.fileId, b.channelId);
+    const data = await this.d.files.readChunk(b.fileId, b.index);
     if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
-    this.d.files.touch(b.fileId);
+    await this.d.files.touch(b.fileId);
     this.d.log.write('serve', { to: conn.name, file: b.fileId, idx: b.index });
     return { data: data.toString('base64') };
   }
@@ -101,10 +113,10 @@ export class FileService {
     await this.d.readable(s, b.channelId);
     // Put for the channel is enough (its author's backup may still be on its way): a holder
     // only ever serves against a grant, and every chunk is checked by who receives it.
-    if (!this.d.files.isPut(b.fileId, b.channelId))
+    if (!(await this.d.files.isPut(b.fileId, b.channelId)))
       throw new HchatError('E_NOT_FOUND', 'no such file in this channel');
     // Only users serve files (a visitor's peer has no P2P port others reach).
-    if (s.role === 'user') this.d.files.addHolder(b.fileId, b.channelId, s.username);
+    if (s.role === 'user') await this.d.files.addHolder(b.fileId, b.channelId, s.username);
     return {};
   }
 
@@ -116,15 +128,13 @@ export class FileService {
     const members = await this.d.members(c.id);
     const me = s.username.toLowerCase();
     // A visitor learns no more than the tracker shows it (§3.5): the channel's host only.
-    const holders = this.d.files
-      .holders(b.fileId, b.channelId)
-      .filter(
-        (u) =>
-          u.toLowerCase() !== me &&
-          members.has(u.toLowerCase()) &&
-          (s.role === 'user' || u.toLowerCase() === c.owner.toLowerCase()) &&
-          this.d.reachable(u),
-      );
+    const holders = (await this.d.files.holders(b.fileId, b.channelId)).filter(
+      (u) =>
+        u.toLowerCase() !== me &&
+        members.has(u.toLowerCase()) &&
+        (s.role === 'user' || u.toLowerCase() === c.owner.toLowerCase()) &&
+        this.d.reachable(u),
+    );
     // The host first: it holds every file of its channel.
     holders.sort((a, b2) => Number(b2 === c.owner) - Number(a === c.owner));
     const grant = this.d.signGrant({
@@ -138,8 +148,8 @@ export class FileService {
     return {
       holders: holders.slice(0, 100),
       server:
-        this.d.files.inChannel(b.fileId, b.channelId) &&
-        (this.d.files.state(b.fileId)?.complete ?? false),
+        (await this.d.files.inChannel(b.fileId, b.channelId)) &&
+        (await this.d.files.complete(b.fileId)),
       grant,
     };
   }
@@ -149,13 +159,30 @@ export class FileService {
    * takes the files no other message of the channel names (the bytes, not only the reference).
    */
   itemStored(m: StoredMessage, erased: boolean): void {
-    for (const id of this.d.files.itemStored(m, erased))
-      this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
+    if (!m.files && !(m.kind === 'delete' && erased)) return;
+    this.effect('applying a stored item to files failed', async () => {
+      for (const id of await this.d.files.itemStored(m, erased))
+        this.d.log.write('file', { channel: m.channelId, file: id, deleted: true });
+    });
   }
 
-  /** A channel was deleted: its files go. */
+  /**
+   * A channel was deleted: its files go. Called by the instance that stored the deletion only:
+   * the store may be every instance's.
+   */
   channelDeleted(channelId: string): void {
-    this.d.files.dropChannel(channelId);
+    this.effect('dropping the files of a deleted channel failed', () =>
+      this.d.files.dropChannel(channelId),
+    );
+  }
+
+  /** Resolves once the effects queued so far are applied (before the store closes). */
+  settled(): Promise<void> {
+    return this.effects;
+  }
+
+  private effect(what: string, work: () => Promise<void>): void {
+    this.effects = this.effects.then(work).catch((err: unknown) => this.d.internalError(what, err));
   }
 
   private async member(s: Session, channelId: string): Promise<void> {
@@ -164,13 +191,8 @@ export class FileService {
       throw new HchatError('E_NOT_MEMBER');
   }
 
-  private inChannel(fileId: string, channelId: string): void {
-    if (!this.d.files.inChannel(fileId, channelId))
+  private async inChannel(fileId: string, channelId: string): Promise<void> {
+    if (!(await this.d.files.inChannel(fileId, channelId)))
       throw new HchatError('E_NOT_FOUND', 'no such file in this channel');
-  }
-
-  private identify(m: OpReq<'file_put'>['manifest']): { fileId: string; known: boolean } {
-    const id = fileId(m);
-    return { fileId: id, known: this.d.files.state(id) !== undefined };
   }
 }

@@ -5,7 +5,6 @@
  */
 import type http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import fs from 'node:fs';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
@@ -25,7 +24,12 @@ import { FramedSocket, newTrafficStats } from '../shared/framed-socket.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { createTlsServer, loadOrCreateServerIdentity } from '../shared/tls.js';
 import type { ServerStore } from '../store/server-store.js';
-import { openAvatarStore, openDmStore, openServerStore } from '../store/open-server-store.js';
+import {
+  openAvatarStore,
+  openDmStore,
+  openFileStore,
+  openServerStore,
+} from '../store/open-server-store.js';
 import { LocalBus, type BusEvent, type EventBus } from './bus.js';
 import { TrackerReplica } from './tracker-replica.js';
 import { OneAtATime } from '../shared/one-at-a-time.js';
@@ -36,7 +40,7 @@ import { Presence } from './presence.js';
 import { TypingService } from './typing-service.js';
 import { SearchService } from './search-service.js';
 import { FileService } from './file-service.js';
-import { FileStore } from '../store/file-store.js';
+import type { ServerFileStore } from '../store/server-file-store.js';
 import type { AvatarStore } from '../store/avatar-store.js';
 import { AvatarService } from './avatar-service.js';
 import type { DmStore } from '../store/dm-store.js';
@@ -213,7 +217,7 @@ export class CentralServer {
   private readonly typing: TypingService;
   private readonly search: SearchService;
   private readonly files: FileService;
-  private readonly fileStore: FileStore;
+  private readonly fileStore: ServerFileStore;
   private readonly avatarStore: AvatarStore;
   private readonly avatars: AvatarService;
   private readonly dmStore: DmStore;
@@ -225,6 +229,7 @@ export class CentralServer {
     store: ServerStore,
     dmStore: DmStore,
     avatarStore: AvatarStore,
+    fileStore: ServerFileStore,
     usernames: readonly string[],
   ) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -287,10 +292,11 @@ export class CentralServer {
       readable: (s, id) => this.channels.readable(s, id),
       myChannels: (conn) => this.channels.myChannels(conn),
     });
-    this.fileStore = new FileStore(path.join(opts.dataDir, 'files'));
+    this.fileStore = fileStore;
     this.files = new FileService({
       files: this.fileStore,
       log: this.log,
+      internalError: (what, err) => this.opsLog.error({ err }, what),
       readable: (s, id) => this.channels.readable(s, id),
       members: (id) => this.channels.members(id),
       // Public only: an invisible user is never named (PROTOCOL.md §4.3).
@@ -441,12 +447,15 @@ export class CentralServer {
     let s: CentralServer;
     let dms: DmStore | undefined;
     let avatars: AvatarStore | undefined;
+    let files: ServerFileStore | undefined;
     try {
       fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
       dms = await openDmStore(opts.storeUrl, opts.dataDir);
       avatars = await openAvatarStore(opts.storeUrl, opts.dataDir);
-      s = new CentralServer(opts, store, dms, avatars, await store.usernames());
+      files = await openFileStore(opts.storeUrl, opts.dataDir);
+      s = new CentralServer(opts, store, dms, avatars, files, await store.usernames());
     } catch (err) {
+      await files?.close();
       await avatars?.close();
       await dms?.close();
       await store.close();
@@ -531,7 +540,8 @@ export class CentralServer {
     this.unsubscribe();
     await this.bus.close();
     await this.store.close();
-    this.fileStore.close();
+    await this.files.settled();
+    await this.fileStore.close();
     await this.avatarStore.close();
     await this.dmStore.close();
     this.log.write('shutdown', {});
@@ -1063,7 +1073,8 @@ export class CentralServer {
         return;
       case 'channel_changed':
         this.channels.channelChanged(e);
-        if (e.deleted) this.files.channelDeleted(e.channelId);
+        // Once, by the instance that stored the deletion: the files may be every instance's.
+        if (e.deleted && from === undefined) this.files.channelDeleted(e.channelId);
         return;
       case 'tracker': {
         // Another instance's entry changes this instance's copy of the list first.

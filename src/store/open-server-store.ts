@@ -11,6 +11,9 @@ import { SqliteDmStore } from './sqlite-dm-store.js';
 import { PostgresDmStore } from './pg/pg-dm-store.js';
 import { SqliteAvatarStore, type AvatarStore } from './avatar-store.js';
 import { PostgresAvatarStore } from './pg/pg-avatar-store.js';
+import { FileStore } from './file-store.js';
+import { SqliteServerFileStore, type ServerFileStore } from './server-file-store.js';
+import { PostgresFileStore } from './pg/pg-file-store.js';
 
 /** Opens (and migrates) the store `url` names; SQLite in `dataDir` when undefined. */
 export async function openServerStore(
@@ -41,5 +44,16 @@ export async function openAvatarStore(
 ): Promise<AvatarStore> {
   if (url === undefined) return new SqliteAvatarStore(dataDir);
   if (isPostgresUrl(url)) return PostgresAvatarStore.open(url);
+  throw new Error('--store: expected a postgres:// or postgresql:// URL');
+}
+
+/** Opens the server's file backups beside the server store `url` names (`files/` in `dataDir`). */
+export async function openFileStore(
+  url: string | undefined,
+  dataDir: string,
+): Promise<ServerFileStore> {
+  if (url === undefined)
+    return new SqliteServerFileStore(new FileStore(path.join(dataDir, 'files')));
+  if (isPostgresUrl(url)) return PostgresFileStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }

@@ -169,6 +169,64 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX registration_attempts_prefix ON registration_attempts (prefix, at);
   CREATE INDEX registration_attempts_at ON registration_attempts (at);
   `,
+  // 5: the server's file backups (pg/pg-file-store.ts), the tables of store/file-store.ts that
+  // the server uses, with the chunk bytes in a row each (at most 256 KiB; a file at most 25 MiB).
+  // Chunks are stored uncompressed (STORAGE EXTERNAL): most files are compressed already.
+  `
+  CREATE TABLE files (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    manifest TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    held_bytes BIGINT NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL,
+    last_used BIGINT NOT NULL
+  );
+  CREATE INDEX files_owner ON files (owner);
+  CREATE TABLE file_channels (
+    file_id TEXT COLLATE "C" NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    channel_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (file_id, channel_id)
+  );
+  CREATE INDEX file_channels_channel ON file_channels (channel_id);
+  CREATE TABLE file_chunks (
+    file_id TEXT COLLATE "C" NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (file_id, idx)
+  );
+  ALTER TABLE file_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+  CREATE TABLE file_holders (
+    file_id TEXT COLLATE "C" NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    channel_id TEXT COLLATE "C" NOT NULL,
+    username TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (file_id, channel_id, username)
+  );
+  CREATE INDEX file_holders_channel ON file_holders (channel_id);
+  CREATE TABLE file_messages (
+    message_id TEXT COLLATE "C" NOT NULL,
+    file_id TEXT COLLATE "C" NOT NULL,
+    channel_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (message_id, file_id)
+  );
+  CREATE INDEX file_messages_file ON file_messages (file_id, channel_id);
+  CREATE INDEX file_messages_channel ON file_messages (channel_id);
+  CREATE TABLE file_puts (
+    file_id TEXT COLLATE "C" NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    channel_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (file_id, channel_id)
+  );
+  CREATE INDEX file_puts_channel ON file_puts (channel_id);
+  CREATE TABLE file_proofs (
+    file_id TEXT COLLATE "C" NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    channel_id TEXT COLLATE "C" NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (file_id, channel_id, idx)
+  );
+  CREATE INDEX file_proofs_channel ON file_proofs (channel_id);
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */
