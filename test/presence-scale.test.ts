@@ -108,7 +108,7 @@ interface World {
 
 let w: World;
 
-/** A session token for user i, signed as the server signs them (server.ts openSession). */
+/** A session token for user i, signed as the server signs them (sessions.ts Sessions.open). */
 function tokenOf(i: number): string {
   return signClaims(
     { typ: 'session', sid: w.sid[i]!, u: userOf(i), r: 'user', iat: Date.now() },
