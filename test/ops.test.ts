@@ -149,7 +149,7 @@ describe('operations port', () => {
     reader.on('event', (name: string) => name === 'message' && heard++);
 
     const posts = Array.from({ length: 5 }, (_, i) =>
-      signed(alice, { channelId, ts: Date.now(), lc: i, text: `m${i}` }),
+      signed(alice, { channelId, ts: Date.now(), lc: i, text: `ops test message ${i}` }),
     );
     for (const message of posts) await poster.request('post', { message });
     await poster.request('post', { message: posts[0]! }); // again: a duplicate, not stored
