@@ -27,6 +27,7 @@ import type {
 } from '../limit-rows.js';
 import { historyPage } from './history-page.js';
 import { insertBatch } from './insert-batch.js';
+import { StoredMeanwhile } from './insert-rows.js';
 import { itemById, relatedTo } from './items.js';
 import { PG_MESSAGE_COLS, toChannel, toInt, toMessage, toSession } from './rows.js';
 
@@ -184,7 +185,13 @@ export class PostgresServerStore implements ServerStore {
 
   async insertMessages(batch: readonly MessageInsert[]): Promise<(InsertResult | HchatError)[]> {
     if (batch.length === 0) return [];
-    return this.transaction((client) => insertBatch(client, batch, Date.now()));
+    try {
+      return await this.transaction((client) => insertBatch(client, batch, Date.now()));
+    } catch (err) {
+      if (!(err instanceof StoredMeanwhile)) throw err;
+      // Rolled back: decided again item by item, which answers that id as other items are.
+      return this.transaction((client) => insertBatch(client, batch, Date.now(), false));
+    }
   }
 
   async history(channelId: string, limit: number, before?: string): Promise<HistoryPage> {
