@@ -37,7 +37,11 @@ export function clusterSection(c: any): string[] {
   const h = c.history;
   if (h)
     lines.push(
-      `- History page of ${h.pageSize} on PostgreSQL with ${f(h.messages)} messages in ${f(h.channels)} channels: p50 ${f(h.p50ms, 2)} ms, p99 ${f(h.p99ms, 2)} ms, max ${f(h.maxMs, 1)} ms (goal at 10M: p99 ≤ 5 ms).`,
+      `- History page of ${h.pageSize} on PostgreSQL with ${f(h.messages)} messages in ${f(h.channels)} channels: p50 ${f(h.p50ms, 2)} ms, p99 ${f(h.p99ms, 2)} ms, max ${f(h.maxMs, 1)} ms (goal at 10M: p99 ≤ 5 ms).${
+        h.anchorP50ms === undefined
+          ? ''
+          : ` Anchor, the same pages read with the store's statement by a plain client: p50 ${f(h.anchorP50ms, 2)} ms, p99 ${f(h.anchorP99ms, 2)} ms; load average ${f(h.loadAverage, 1)}${h.vacuumed ? ', table vacuumed after loading' : ''}.`
+      }`,
     );
   const i = c.idle;
   if (i)

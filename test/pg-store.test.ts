@@ -1,7 +1,9 @@
 /**
  * The PostgreSQL store with several server instances on one database: each instance is a store
  * with its own pool. Posts into one channel from all at once are numbered 1..N without gap or
- * repeat, and instances starting at once on a fresh database apply each migration once.
+ * repeat, so are batches mixing channels and kinds (the set-based runs of new messages and the
+ * items decided alone), and instances starting at once on a fresh database apply each
+ * migration once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -79,6 +81,146 @@ describe('PostgreSQL store, several instances', () => {
         const s = r.map((x) => (x as { seq: number }).seq);
         expect(s).toEqual(s.map((_, i) => s[0]! + i));
       }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('an id stored into another channel while a batch waits to insert it: the batch is decided again, no gap', async () => {
+    const store = await PostgresServerStore.open(db.url);
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    const [c1, c2] = [
+      '00000000-0000-4000-8000-0000000000e1',
+      '00000000-0000-4000-8000-0000000000e2',
+    ];
+    try {
+      for (const id of [c1, c2])
+        await store.createChannel({ id, name: id, owner: 'o', allowVisitors: false, createdAt: 1 });
+      const msg = (id: string, channelId: string) => ({
+        author: 'o',
+        message: { id, channelId, ts: 3000, lc: 0, text: id, sig: 's', cert: 'c' },
+      });
+      // Another instance's transaction holds 'contested' in c2, not yet committed: the batch's
+      // lookup does not see it, and its insert waits on the unique index.
+      await other.query('BEGIN');
+      await other.query('SELECT id FROM channels WHERE id = $1 FOR UPDATE', [c2]);
+      await other.query(
+        `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, kind, received_at)
+         VALUES ('contested', $1, 1, 'o', 1, 0, 'theirs', 's', 'c', 'message', 1)`,
+        [c2],
+      );
+      const pending = store.insertMessages([
+        msg('first', c1),
+        msg('contested', c1),
+        msg('last', c1),
+      ]);
+      for (let waited = 0; ; waited += 20) {
+        const r = await other.query(
+          "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
+        if (r.rows.length > 0) break;
+        if (waited > 10_000) throw new Error('the batch never waited on the contested id');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await other.query('UPDATE channels SET last_seq = 1 WHERE id = $1', [c2]);
+      await other.query('COMMIT');
+      const results = await pending;
+      expect(results[1]).toMatchObject({ code: 'E_MESSAGE_CONFLICT' });
+      expect(
+        results.filter((r) => !(r instanceof HchatError)).map((r) => (r as { seq: number }).seq),
+      ).toEqual([1, 2]);
+      expect((await store.since(c1, 0, 10)).map((m) => [m.id, m.seq])).toEqual([
+        ['first', 1],
+        ['last', 2],
+      ]);
+      expect(await store.lastSeq(c1)).toBe(2);
+    } finally {
+      await other.end();
+      await store.close();
+    }
+  });
+
+  it('batches at once over several channels, mixed items, one id raced into two channels: numbers 1..N per channel, every answer stored once', async () => {
+    const [a, b] = await Promise.all([
+      PostgresServerStore.open(db.url),
+      PostgresServerStore.open(db.url),
+    ]);
+    const chans = ['1', '2', '3'].map((n) => `00000000-0000-4000-8000-0000000000d${n}`);
+    try {
+      for (const id of chans)
+        await a.createChannel({ id, name: id, owner: 'o', allowVisitors: false, createdAt: 1 });
+      const msg = (id: string, channelId: string, k: number, more: object = {}) => ({
+        author: 'o',
+        message: { id, channelId, ts: 2000 + k, lc: 0, sig: 's', cert: 'c', ...more },
+      });
+      // Runs of new messages broken by an edit and a reaction of a message of the same batch
+      // (which must see it stored) and by a message sent twice (a duplicate).
+      const batch = (who: string, k: number) => {
+        const [c1, c2] = [chans[k % 3]!, chans[(k + 1) % 3]!];
+        const m = (i: number, c = c1) => msg(`${who}${k}-${i}`, c, k, { text: `word${k} ${i}` });
+        return [
+          m(0),
+          m(1, c2),
+          m(2),
+          msg(`${who}${k}-e`, c1, k, { kind: 'edit', target: `${who}${k}-0`, text: `edited${k}` }),
+          m(3),
+          m(3),
+          msg(`${who}${k}-r`, c2, k, { kind: 'react', target: `${who}${k}-1`, emoji: '👍' }),
+          m(4, c2),
+          msg(`race${k}`, who === 'a' ? c1 : c2, k, { text: who }),
+        ];
+      };
+      const BATCHES = 24;
+      const sent = ['a', 'b'].flatMap((who) =>
+        Array.from({ length: BATCHES }, (_, k) => ({ who, k, items: batch(who, k) })),
+      );
+      const results = await Promise.all(
+        sent.map(({ who, items }) => (who === 'a' ? a : b).insertMessages(items)),
+      );
+      const acked = new Map<string, { seq: number; channelId: string }>();
+      results.forEach((rs, j) =>
+        rs.forEach((r, i) => {
+          const { message: m } = sent[j]!.items[i]!;
+          if (r instanceof HchatError) {
+            // Only the losing copy of a raced id, sent into another channel, is refused.
+            expect(m.id.startsWith('race') && r.code === 'E_MESSAGE_CONFLICT').toBe(true);
+            return;
+          }
+          const before = acked.get(m.id);
+          if (r.duplicate) expect(before).toEqual({ seq: r.seq, channelId: m.channelId });
+          else {
+            expect(before).toBeUndefined();
+            acked.set(m.id, { seq: r.seq, channelId: m.channelId });
+          }
+        }),
+      );
+      // Every raced id was stored once, in one of its two channels.
+      for (let k = 0; k < BATCHES; k++) expect(acked.has(`race${k}`)).toBe(true);
+      for (const c of chans) {
+        const stored = await b.since(c, 0, 10_000);
+        const mine = [...acked].filter(([, v]) => v.channelId === c);
+        expect(stored.map((m) => m.seq)).toEqual(stored.map((_, i) => i + 1));
+        expect(await a.lastSeq(c)).toBe(stored.length);
+        expect(new Map(stored.map((m) => [m.id, m.seq]))).toEqual(
+          new Map(mine.map(([id, v]) => [id, v.seq])),
+        );
+      }
+      // Search words: a run's message by its text, an edited one by its edit only.
+      const found = async (w: string) => (await a.search([w], chans, 10)).map((m) => m.id).sort();
+      expect(await found('word5')).toEqual([
+        'a5-1',
+        'a5-2',
+        'a5-3',
+        'a5-4',
+        'b5-1',
+        'b5-2',
+        'b5-3',
+        'b5-4',
+      ]);
+      expect(await found('edited5')).toEqual(['a5-0', 'b5-0']);
+      const page = await a.history(chans[5 % 3]!, 100);
+      expect(page.related.filter((r) => r.target === 'a5-0').map((r) => r.id)).toEqual(['a5-e']);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

@@ -205,22 +205,45 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(await store.getItem('a')).toEqual({ ...a, author: 'alice', seq: 1 });
   });
 
-  it('history pages newest first in channel order; before, hasMore; only messages', async () => {
+  it('history pages newest first in channel order; before, hasMore; only messages; related', async () => {
     const ids = ['h1', 'h2', 'h3', 'h4', 'h5'];
     await store.insertMessages(
       ids.map((id) => ({ message: item(id, { text: id }), author: 'alice' })),
     );
+    const react = (id: string, target: string) => ({
+      message: item(id, { kind: 'react', target, emoji: '👍' }),
+      author: 'alice',
+    });
+    await store.insertMessages([react('r1', 'h5'), react('r2', 'h4'), react('r3', 'h5')]);
     await store.insertMessages([
-      { message: item('r1', { kind: 'react', target: 'h5', emoji: '👍' }), author: 'alice' },
+      react('r4', 'h3'),
+      { message: item('e1', { kind: 'edit', target: 'h1', text: 'h1 again' }), author: 'alice' },
     ]);
     const p1 = await store.history(C1, 2);
     expect(p1.messages.map((m) => m.id)).toEqual(['h4', 'h5']);
     expect(p1.hasMore).toBe(true);
+    // Message by message (the page's oldest first), each one's items in HLC order; none of h3.
+    expect(p1.related.map((m) => m.id)).toEqual(['r2', 'r1', 'r3']);
     const p2 = await store.history(C1, 10, 'h4');
     expect(p2).toMatchObject({ hasMore: false });
     expect(p2.messages.map((m) => m.id)).toEqual(['h1', 'h2', 'h3']);
+    expect(p2.related.map((m) => m.id)).toEqual(['e1', 'r4']);
+    expect(await store.history(C1, 10, 'h1')).toEqual({
+      messages: [],
+      hasMore: false,
+      related: [],
+    });
     await expect(store.history(C1, 10, 'nope')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
-    expect((await store.related(['h5', 'h1'])).map((m) => m.id)).toEqual(['r1']);
+    await store.createChannel({
+      id: C2,
+      name: 'other',
+      owner: 'Alice',
+      allowVisitors: false,
+      createdAt: 11,
+    });
+    await store.insertMessages([{ message: item('x1', { text: 'x1' }, C2), author: 'alice' }]);
+    await expect(store.history(C1, 10, 'x1')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    expect((await store.related(['h5', 'h1'])).map((m) => m.id)).toEqual(['r1', 'r3', 'e1']);
   });
 
   it('item rules: edits by their author, deletes erase, tombstones, channel changes, removal', async () => {

@@ -17,7 +17,7 @@ import { tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import type { VerifyPool } from './verify-pool.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { storageError } from '../store/sqlite.js';
-import { fitHistoryAsync, fitPage, pageBudget } from '../protocol/page-budget.js';
+import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
 import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
 import { KeyedQueue } from '../shared/keyed-queue.js';
 import type { BusEvent, EventBus } from './bus.js';
@@ -326,10 +326,13 @@ export class ChannelService {
     await this.readable(conn.session!, b.channelId);
     const page = await this.d.store.history(b.channelId, b.limit, b.before);
     // The newest messages that fit the peer's frame limit (hasMore says older ones remain),
-    // with the edits, deletes and reactions that name them.
-    const fit = await fitHistoryAsync(
+    // with the edits, deletes and reactions that name them (read with the page).
+    const fit = fitHistory(
       page.messages,
-      (kept) => this.d.store.related(kept.map((m) => m.id)),
+      (kept) => {
+        const ids = new Set(kept.map((m) => m.id));
+        return page.related.filter((r) => ids.has(r.target!));
+      },
       pageBudget(conn.fs.peerMaxFrame),
     );
     this.d.log.write('fetch', {

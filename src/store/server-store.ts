@@ -50,6 +50,15 @@ export interface InsertResult {
   stored: StoredMessage;
 }
 
+/** A page of `history`, oldest first, and what names its messages. */
+export interface HistoryPage {
+  messages: StoredMessage[];
+  /** Older messages remain. */
+  hasMore: boolean;
+  /** The items naming `messages` (edits, deletes, reactions), message by message, HLC order. */
+  related: StoredMessage[];
+}
+
 /** A page of `directory`: channels after a (createdAt, id) cursor. */
 export interface ChannelPage {
   after?: { createdAt: number; id: string };
@@ -90,12 +99,11 @@ export interface ServerStore {
    * gets its seq (1, 2, 3… per channel, without gaps), a duplicate's stored copy, or a refusal.
    */
   insertMessages(batch: readonly MessageInsert[]): Promise<(InsertResult | HchatError)[]>;
-  /** Newest `limit` messages older than `before` (or the newest), in channel order. */
-  history(
-    channelId: string,
-    limit: number,
-    before?: string,
-  ): Promise<{ messages: StoredMessage[]; hasMore: boolean }>;
+  /**
+   * Newest `limit` messages older than `before` (or the newest), in channel order, with the items
+   * naming them (E_NOT_FOUND when `before` is no item of this channel).
+   */
+  history(channelId: string, limit: number, before?: string): Promise<HistoryPage>;
   /** Messages with seq > since, by seq, at most `limit`. */
   since(channelId: string, since: number, limit: number): Promise<StoredMessage[]>;
   lastSeq(channelId: string): Promise<number>;

@@ -25,6 +25,7 @@ import { serverQueries, type ServerQueries } from './sqlite-server-queries.js';
 import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-server-rows.js';
 import type {
   ChannelPage,
+  HistoryPage,
   InsertResult,
   MessageInsert,
   ServerStore,
@@ -215,11 +216,7 @@ export class SqliteServerStore implements ServerStore {
     return out;
   }
 
-  async history(
-    channelId: string,
-    limit: number,
-    before?: string,
-  ): Promise<{ messages: StoredMessage[]; hasMore: boolean }> {
+  async history(channelId: string, limit: number, before?: string): Promise<HistoryPage> {
     let rows: MessageRow[];
     if (before === undefined) {
       rows = this.q.newest.all(channelId, limit + 1);
@@ -230,7 +227,8 @@ export class SqliteServerStore implements ServerStore {
     }
     const hasMore = rows.length > limit;
     if (hasMore) rows.pop();
-    return { messages: rows.reverse().map(toMessage), hasMore };
+    const messages = rows.reverse().map(toMessage);
+    return { messages, hasMore, related: await this.related(messages.map((m) => m.id)) };
   }
 
   async since(channelId: string, since: number, limit: number): Promise<StoredMessage[]> {

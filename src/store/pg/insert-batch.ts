@@ -6,7 +6,9 @@
  *
  * Several server instances may write one channel at once: the batch first locks its channels'
  * rows (`SELECT … FOR UPDATE`, in id order so that two batches never wait on each other in a
- * circle), so that `last_seq` is read and written back by one transaction at a time.
+ * circle), so that `last_seq` is read and written back by one transaction at a time. A batch
+ * is a fixed number of round trips for its runs of new plain messages (insert-rows.ts), plus a
+ * few for each other item.
  */
 import type pg from 'pg';
 import { HchatError } from '../../protocol/errors.js';
@@ -16,92 +18,121 @@ import { erasedByDelete, erasedOnArrival } from '../item-effects.js';
 import { itemColumns, itemOfColumns, sameItem, tombstoneColumns } from '../item-columns.js';
 import type { InsertResult, MessageInsert } from '../server-store.js';
 import { itemById, lookupFor, reindex } from './items.js';
+import { MessageRows, newMessages } from './insert-rows.js';
 import { toChannel, toInt, PG_MESSAGE_COLS, toMessage } from './rows.js';
 
-/** Inserts `batch` with `client` inside a transaction the caller opened. */
+/**
+ * Inserts `batch` with `client` inside a transaction the caller opened. New plain messages go in
+ * runs of one INSERT (insert-rows.ts); any other item is decided alone, after the run before it
+ * is stored, so that it sees it. `runs` false decides every item alone (after StoredMeanwhile).
+ */
 export async function insertBatch(
   client: pg.PoolClient,
   batch: readonly MessageInsert[],
   now: number,
+  runs = true,
 ): Promise<(InsertResult | HchatError)[]> {
   const channelIds = [...new Set(batch.map((i) => i.message.channelId))].sort();
-  const locked = await client.query(
-    'SELECT id, owner FROM channels WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
+  const locked = await client.query<{ id: string; owner: string; last_seq: unknown }>(
+    'SELECT id, owner, last_seq FROM channels WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
     [channelIds],
   );
-  const owners = new Map<string, string>(
-    locked.rows.map((r: { id: string; owner: string }) => [r.id, r.owner]),
-  );
-  const next = new Map<string, number>();
+  const owners = new Map(locked.rows.map((r) => [r.id, r.owner]));
+  /** Each open channel's last number; a channel deleted in this batch leaves. */
+  const last = new Map(locked.rows.map((r) => [r.id, toInt(r.last_seq)]));
+  const moved = new Map<string, number>();
+  const fresh = runs ? await newMessages(client, batch) : new Set<number>();
+  const rows = new MessageRows();
   const out: (InsertResult | HchatError)[] = [];
-  for (const { message: m, author } of batch) {
-    let last = next.get(m.channelId);
-    if (last === undefined) {
-      const row = await client.query('SELECT last_seq FROM channels WHERE id = $1', [m.channelId]);
-      if (row.rows.length === 0) {
-        out.push(new HchatError('E_CHANNEL_NOT_FOUND'));
-        continue;
-      }
-      last = toInt(row.rows[0].last_seq);
-    }
-    const seq = last + 1;
-    const item = { ...m, author };
-    const owner = owners.get(m.channelId) ?? '';
-    const kind = m.kind ?? 'message';
-    if (kind !== 'message' && !(await itemById(client, m.id))) {
-      const target = m.target === undefined ? undefined : await itemById(client, m.target);
-      const refused = itemRefusal(item, owner, target, true);
-      if (refused) {
-        out.push(refused);
-        continue;
-      }
-    }
-    const erased =
-      (kind === 'message' || kind === 'edit') &&
-      erasedOnArrival(item, await lookupFor(client, m, owner));
-    const c = erased ? tombstoneColumns(m) : itemColumns(m);
-    const ins = await client.query(
-      `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, kind, target, ext, received_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
-      [
-        m.id,
-        m.channelId,
-        seq,
-        author,
-        m.ts,
-        m.lc,
-        c.text,
-        m.sig,
-        m.cert,
-        c.kind,
-        c.target,
-        c.ext,
-        now,
-      ],
-    );
-    if (ins.rowCount === 1) {
-      next.set(m.channelId, seq);
-      if (c.kind === 'message' && c.text !== '') await reindex(client, m.id);
-      if (c.kind === 'edit' && c.text !== '' && c.target !== null) await reindex(client, c.target);
-      const stored = { id: m.id, channelId: m.channelId, seq, author, ts: m.ts, lc: m.lc };
-      if (kind === 'delete') await applyDelete(client, item, owner);
-      await applyChannelChange(client, item);
-      // A deleted channel takes no more items, in this batch or after.
-      if (item.kind === 'channel' && item.change?.deleted) next.delete(m.channelId);
-      out.push({
-        seq,
-        duplicate: false,
-        stored: { ...stored, ...itemOfColumns(c), sig: m.sig, cert: m.cert },
-      });
+  for (const [i, { message: m, author }] of batch.entries()) {
+    const before = last.get(m.channelId);
+    if (before === undefined) {
+      out.push(new HchatError('E_CHANNEL_NOT_FOUND'));
       continue;
     }
-    const existing = (await itemById(client, m.id))!;
-    if (!sameItem(existing, item)) out.push(new HchatError('E_MESSAGE_CONFLICT'));
-    else out.push({ seq: existing.seq, duplicate: true, stored: existing });
+    const seq = before + 1;
+    if (fresh.has(i)) {
+      out.push({ seq, duplicate: false, stored: rows.add(m, author, seq) });
+      last.set(m.channelId, seq);
+      moved.set(m.channelId, seq);
+      continue;
+    }
+    await rows.flush(client, now);
+    const r = await insertItem(client, { message: m, author }, seq, owners.get(m.channelId), now);
+    out.push(r);
+    if (r instanceof HchatError || r.duplicate) continue;
+    last.set(m.channelId, seq);
+    moved.set(m.channelId, seq);
+    // A deleted channel takes no more items, in this batch or after.
+    if (m.kind === 'channel' && m.change?.deleted) {
+      last.delete(m.channelId);
+      moved.delete(m.channelId);
+    }
   }
-  for (const [channelId, seq] of next)
-    await client.query('UPDATE channels SET last_seq = $1 WHERE id = $2', [seq, channelId]);
+  await rows.flush(client, now);
+  if (moved.size > 0) {
+    await client.query(
+      `UPDATE channels c SET last_seq = v.seq
+       FROM unnest($1::text[], $2::bigint[]) AS v(id, seq) WHERE c.id = v.id`,
+      [[...moved.keys()], [...moved.values()]],
+    );
+  }
   return out;
+}
+
+/** One item decided alone, as number `seq` if it is stored: rules, erasure, its effects. */
+async function insertItem(
+  client: pg.PoolClient,
+  { message: m, author }: MessageInsert,
+  seq: number,
+  owner = '',
+  now: number,
+): Promise<InsertResult | HchatError> {
+  const item = { ...m, author };
+  const kind = m.kind ?? 'message';
+  if (kind !== 'message' && !(await itemById(client, m.id))) {
+    const target = m.target === undefined ? undefined : await itemById(client, m.target);
+    const refused = itemRefusal(item, owner, target, true);
+    if (refused) return refused;
+  }
+  const erased =
+    (kind === 'message' || kind === 'edit') &&
+    erasedOnArrival(item, await lookupFor(client, m, owner));
+  const c = erased ? tombstoneColumns(m) : itemColumns(m);
+  const ins = await client.query(
+    `INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, sig, cert, kind, target, ext, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
+    [
+      m.id,
+      m.channelId,
+      seq,
+      author,
+      m.ts,
+      m.lc,
+      c.text,
+      m.sig,
+      m.cert,
+      c.kind,
+      c.target,
+      c.ext,
+      now,
+    ],
+  );
+  if (ins.rowCount === 1) {
+    if (c.kind === 'message' && c.text !== '') await reindex(client, m.id);
+    if (c.kind === 'edit' && c.text !== '' && c.target !== null) await reindex(client, c.target);
+    const stored = { id: m.id, channelId: m.channelId, seq, author, ts: m.ts, lc: m.lc };
+    if (kind === 'delete') await applyDelete(client, item, owner);
+    await applyChannelChange(client, item);
+    return {
+      seq,
+      duplicate: false,
+      stored: { ...stored, ...itemOfColumns(c), sig: m.sig, cert: m.cert },
+    };
+  }
+  const existing = (await itemById(client, m.id))!;
+  if (!sameItem(existing, item)) return new HchatError('E_MESSAGE_CONFLICT');
+  return { seq: existing.seq, duplicate: true, stored: existing };
 }
 
 /** After a delete is stored: its message and that message's edits lose their text. */

@@ -10,8 +10,8 @@ import { indexWords } from '../../shared/search-text.js';
 import type { ItemLookup } from '../item-effects.js';
 import { PG_MESSAGE_COLS, toMessage } from './rows.js';
 
-/** A pool or a client inside a transaction. */
-export type Queryable = pg.Pool | pg.PoolClient;
+/** A pool, or one client (inside a transaction, or the bench's own). */
+export type Queryable = pg.Pool | pg.ClientBase;
 
 /** The item with this id, if stored. */
 export async function itemById(q: Queryable, id: string): Promise<StoredMessage | undefined> {

@@ -9,6 +9,7 @@ import type { Channel, Role, StoredMessage } from '../../protocol/common.js';
 import { foldWord } from '../../shared/search-text.js';
 import type {
   ChannelPage,
+  HistoryPage,
   InsertResult,
   MessageInsert,
   ServerStore,
@@ -24,7 +25,9 @@ import type {
   LoginCharge,
   RegistrationTicket,
 } from '../limit-rows.js';
+import { historyPage } from './history-page.js';
 import { insertBatch } from './insert-batch.js';
+import { StoredMeanwhile } from './insert-rows.js';
 import { itemById, relatedTo } from './items.js';
 import { PG_MESSAGE_COLS, toChannel, toInt, toMessage, toSession } from './rows.js';
 
@@ -182,35 +185,17 @@ export class PostgresServerStore implements ServerStore {
 
   async insertMessages(batch: readonly MessageInsert[]): Promise<(InsertResult | HchatError)[]> {
     if (batch.length === 0) return [];
-    return this.transaction((client) => insertBatch(client, batch, Date.now()));
+    try {
+      return await this.transaction((client) => insertBatch(client, batch, Date.now()));
+    } catch (err) {
+      if (!(err instanceof StoredMeanwhile)) throw err;
+      // Rolled back: decided again item by item, which answers that id as other items are.
+      return this.transaction((client) => insertBatch(client, batch, Date.now(), false));
+    }
   }
 
-  async history(
-    channelId: string,
-    limit: number,
-    before?: string,
-  ): Promise<{ messages: StoredMessage[]; hasMore: boolean }> {
-    let rows: unknown[];
-    if (before === undefined) {
-      const r = await this.pool.query(
-        `SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND kind = 'message'
-         ORDER BY ts DESC, lc DESC, id DESC LIMIT $2`,
-        [channelId, limit + 1],
-      );
-      rows = r.rows;
-    } else {
-      const b = await itemById(this.pool, before);
-      if (!b || b.channelId !== channelId) throw new HchatError('E_NOT_FOUND', 'no such message');
-      const r = await this.pool.query(
-        `SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND kind = 'message'
-         AND (ts, lc, id) < ($2, $3, $4) ORDER BY ts DESC, lc DESC, id DESC LIMIT $5`,
-        [channelId, b.ts, b.lc, b.id, limit + 1],
-      );
-      rows = r.rows;
-    }
-    const hasMore = rows.length > limit;
-    if (hasMore) rows.pop();
-    return { messages: rows.reverse().map(toMessage), hasMore };
+  async history(channelId: string, limit: number, before?: string): Promise<HistoryPage> {
+    return historyPage(this.pool, channelId, limit, before);
   }
 
   async since(channelId: string, since: number, limit: number): Promise<StoredMessage[]> {
