@@ -1,32 +1,37 @@
 /**
- * Idle sessions over two instances (issue 16): BENCH_IDLE_SESSIONS users (default 50,000) in
- * channels of BENCH_IDLE_CHANNEL_SIZE (10), each online on one of two PostgreSQL + NATS
- * instances (alternately), sending a heartbeat every 5 s as a peer does; 1 % of them drop and come
- * back each minute (spread over the minute, back on the other instance). Measured: the
- * instances' RSS per session (after connecting, less before), and pushes per session per minute
- * over BENCH_IDLE_MINUTES (2), from the instances' /metrics and as the clients counted them.
+ * Idle sessions over several instances (issue 16): BENCH_IDLE_SESSIONS users (default 50,000) in
+ * channels of BENCH_IDLE_CHANNEL_SIZE (10), each online on one of BENCH_IDLE_INSTANCES (2)
+ * PostgreSQL + NATS instances (in turn), sending a heartbeat every 5 s as a peer does; 1 % of them drop and come
+ * back each minute (spread over the minute, back on the next instance). Measured: the
+ * instances' RSS per session (after connecting, less before), pushes per session per minute
+ * over BENCH_IDLE_MINUTES (2), from the instances' /metrics and as the clients counted them, and
+ * the instances' CPU meanwhile; the median of BENCH_IDLE_REPEATS runs, each on a fresh deployment.
  *
  * Accounts, sessions, channels and memberships are written straight into the store's tables
  * (src/store/pg/migrations.ts) and each client `resume`s with a session token signed by the
  * deployment's key (as server.ts signs them), so that opening 50,000 sessions costs no scrypt.
- * The clients live in this process (the harness's Client, every frame parsed).
+ * The clients live in worker processes of BENCH_IDLE_PER_WORKER (8,000) sessions each
+ * (bench/idle-clients.ts), each on a loopback address of its own; the instances' and workers'
+ * open-file limits are raised with prlimit (root with CAP_SYS_RESOURCE), as 25,000 connections
+ * need; where they cannot be, the run says what it needs (use more instances).
  */
 import crypto from 'node:crypto';
-import { encodeFrame } from '../src/protocol/frame.js';
-import { signClaims } from '../src/shared/tokens.js';
-import { Client, rssKB } from './harness.js';
-import { deploy, pushesTotal, type Deployment } from './cluster-deploy.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { askWorker, cpuSeconds, raiseOpenFiles, rssKB } from './harness.js';
+import { deploy, median, pushesTotal, type Deployment } from './cluster-deploy.js';
+import type { IdleReport, OpenOrder } from './idle-clients.js';
 
 const SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 50_000);
 const CHANNEL_SIZE = Number(process.env.BENCH_IDLE_CHANNEL_SIZE ?? 10);
 const MINUTES = Number(process.env.BENCH_IDLE_MINUTES ?? 2);
+const REPEATS = Math.max(1, Number(process.env.BENCH_IDLE_REPEATS ?? 1));
+const PER_WORKER = Number(process.env.BENCH_IDLE_PER_WORKER ?? 8000);
+const INSTANCES = Math.max(2, Number(process.env.BENCH_IDLE_INSTANCES ?? 2));
 const CHURN_PER_MINUTE = 0.01;
-const HEARTBEAT_MS = 5000;
-/** Connections opened at once. */
-const BATCH = 200;
-
-const userOf = (i: number) => `idle${i}`;
-const sessionOf = (i: number) => `idle-session-${i.toString().padStart(8, '0')}`;
+/** Opening every session may take this long before the run is given up (a busy machine is slow). */
+const CONNECT_DEADLINE_MS = Number(process.env.BENCH_IDLE_CONNECT_MINUTES ?? 20) * 60_000;
 
 /** Writes the users, their sessions, channels and memberships into the deployment's database. */
 async function populate(d: Deployment): Promise<void> {
@@ -61,106 +66,182 @@ async function populate(d: Deployment): Promise<void> {
   );
 }
 
-/** One idle session's connection, counting the pushes it receives. */
-interface Idle {
-  client: Client;
-  instance: number;
+/** One run's figures. */
+interface IdleRun {
+  connectSeconds: number;
+  /** Opens tried again (the server closed or did not answer one: busy). */
+  openRetries: number;
+  rssPerSessionKB: number;
+  /** Each instance's RSS growth divided by the sessions it held. */
+  rssPerSessionKBByInstance: number[];
+  instancesRssMB: number;
+  churned: number;
+  returned: number;
+  droppedByServer: number;
+  misdirected: number;
+  errors: number;
+  pushesPerSessionPerMinute: number;
+  receivedPerSessionPerMinute: number;
+  /** What 1 % churn costs: a `peer_left` and a `peer_joined` to each co-member, per churn. */
+  expectedPerSessionPerMinute: number;
+  receivedByEvent: Record<string, number>;
+  /** Each instance's CPU over the window, % of one core. */
+  instancesCpuPercent: number[];
+  loadAverage: number;
 }
 
-export async function benchIdle(): Promise<Record<string, number>> {
-  console.log(`\nidle sessions: ${SESSIONS} over 2 instances, 1 % churn a minute, ${MINUTES} min`);
-  const d = await deploy('pg', 2);
-  const sessions = new Array<Idle | undefined>(SESSIONS);
-  let received = 0;
-  let dropped = 0;
-  let beat: NodeJS.Timeout | undefined;
-  let churn: NodeJS.Timeout | undefined;
-  try {
-    await populate(d);
-    const open = async (i: number, instance: number) => {
-      const client = await Client.connect(d.instances[instance]!.server, true);
-      client.onEvent = (f) => {
-        if (f.t === 'ev') received++;
-      };
-      const token = signClaims(
-        { typ: 'session', sid: sessionOf(i), u: userOf(i), r: 'user', iat: Date.now() },
-        d.signingKey,
-      );
-      await client.request('resume', { token });
-      await client.request('submit_info', {
-        ip: '127.0.0.1',
-        port: 20_000 + (i % 40_000),
-        udpPort: 20_000 + (i % 40_000),
-        status: 'online',
-      });
-      const me = { client, instance };
-      sessions[i] = me;
-      // Closed by the server (a heartbeat missed, say) rather than churned by us: counted.
-      void client.closed.then(() => {
-        if (sessions[i] === me) (dropped++, (sessions[i] = undefined));
-      });
-    };
-    await new Promise((r) => setTimeout(r, 2000));
-    const rss0 = d.instances.reduce((t, x) => t + rssKB(x.pid), 0);
-    // Heartbeats from the start (connecting takes a while): a fifth of the sessions each second, so each sends one every 5 s.
-    const ping = encodeFrame({ t: 'ping' });
-    let turn = 0;
-    const slices = HEARTBEAT_MS / 1000;
-    beat = setInterval(() => {
-      for (let i = turn++ % slices; i < SESSIONS; i += slices) sessions[i]?.client.fire(ping);
-    }, 1000);
-    const connectStart = Date.now();
-    for (let b = 0; b < SESSIONS; b += BATCH) {
-      const batch: Promise<void>[] = [];
-      for (let i = b; i < Math.min(SESSIONS, b + BATCH); i++) batch.push(open(i, i % 2));
-      await Promise.all(batch);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Forks the client workers, raising their open-file limits. */
+function forkWorkers(count: number): ChildProcess[] {
+  return Array.from({ length: count }, () => {
+    const p = fork(path.join(import.meta.dirname, 'idle-clients.ts'), ['--idle-worker'], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    raiseOpenFiles(p.pid!, PER_WORKER + 1000);
+    return p;
+  });
+}
+
+/** One run on a fresh deployment. */
+async function idleRun(): Promise<IdleRun> {
+  const d = await deploy('pg', INSTANCES);
+  let workers: ChildProcess[] = [];
+  const cleanUp = async () => {
+    for (const p of workers) {
+      if (p.connected) p.send({ cmd: 'close' });
+      setTimeout(() => p.kill('SIGKILL'), 5000).unref();
     }
-    const connectSeconds = (Date.now() - connectStart) / 1000;
-    await new Promise((r) => setTimeout(r, 5000));
-    const rss1 = d.instances.reduce((t, x) => t + rssKB(x.pid), 0);
-    console.log(`  ${SESSIONS} sessions online in ${connectSeconds.toFixed(0)} s`);
-    // The window: 1 % a minute drop and come back on the other instance, spread over the minute.
-    const pushes0 = (await Promise.all(d.instances.map(pushesTotal))).reduce((a, b) => a + b, 0);
-    received = 0;
-    let owed = 0;
-    let churned = 0;
-    churn = setInterval(() => {
-      owed += (SESSIONS * CHURN_PER_MINUTE) / 60;
-      for (; owed >= 1; owed--) {
-        const i = Math.floor(Math.random() * SESSIONS);
-        const s = sessions[i];
-        if (!s) continue;
-        sessions[i] = undefined;
-        s.client.close();
-        churned++;
-        void open(i, 1 - s.instance).catch((err: unknown) =>
-          console.error(`  idle session ${i} did not come back: ${String(err)}`),
-        );
-      }
-    }, 1000);
-    const t0 = Date.now();
-    await new Promise((r) => setTimeout(r, MINUTES * 60_000));
-    clearInterval(churn);
-    const minutes = (Date.now() - t0) / 60_000;
-    const pushes1 = (await Promise.all(d.instances.map(pushesTotal))).reduce((a, b) => a + b, 0);
-    const out = {
-      sessions: SESSIONS,
-      channelSize: CHANNEL_SIZE,
-      minutes: Number(minutes.toFixed(2)),
-      churned,
-      connectSeconds,
-      rssPerSessionKB: Number(((rss1 - rss0) / SESSIONS).toFixed(1)),
-      instancesRssMB: Math.round(rss1 / 1024),
-      droppedByServer: dropped,
-      pushesPerSessionPerMinute: Number(((pushes1 - pushes0) / SESSIONS / minutes).toFixed(3)),
-      receivedPerSessionPerMinute: Number((received / SESSIONS / minutes).toFixed(3)),
-    };
-    console.log('  idle:', JSON.stringify(out));
-    return out;
-  } finally {
-    clearInterval(beat);
-    clearInterval(churn);
-    for (const s of sessions) s?.client.close();
+    await Promise.all(
+      workers.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)),
+    );
     await d.close();
+  };
+  // Interrupted (Ctrl-C, a timeout's SIGTERM): the instances and the database go too.
+  const interrupted = (signal: NodeJS.Signals) =>
+    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  try {
+    // Each instance holds its share of the connections, and some files and sockets of its own.
+    for (const x of d.instances) raiseOpenFiles(x.pid, Math.ceil(SESSIONS / INSTANCES) + 1000);
+    await populate(d);
+    await sleep(2000);
+    const rss0 = d.instances.map((x) => rssKB(x.pid));
+    workers = forkWorkers(Math.ceil(SESSIONS / PER_WORKER));
+    const signingKeyPem = d.signingKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const connectStart = Date.now();
+    let from = 0;
+    const opened = workers.map((p, k) => {
+      const count = Math.floor(SESSIONS / workers.length) + (k < SESSIONS % workers.length ? 1 : 0);
+      const order: OpenOrder = {
+        instances: d.instances.map((x) => x.server),
+        signingKeyPem,
+        from,
+        count,
+        channelSize: CHANNEL_SIZE,
+        localAddress: `127.0.1.${k + 1}`,
+      };
+      from += count;
+      return askWorker<{ opened: number; failed: number; retries: number }>(p, {
+        cmd: 'open',
+        ...order,
+      });
+    });
+    const answers = await within(Promise.all(opened), CONNECT_DEADLINE_MS, 'opening the sessions');
+    const failed = answers.reduce((n, a) => n + a.failed, 0);
+    if (failed > 0) throw new Error(`${failed} of ${SESSIONS} sessions did not open`);
+    const openRetries = answers.reduce((n, a) => n + a.retries, 0);
+    const connectSeconds = (Date.now() - connectStart) / 1000;
+    console.log(`  ${SESSIONS} sessions online in ${connectSeconds.toFixed(0)} s`);
+    await sleep(5000);
+    const rss1 = d.instances.map((x) => rssKB(x.pid));
+    // The window: 1 % a minute drop and come back on the next instance, spread over the minute.
+    for (const p of workers) p.send({ cmd: 'window', churnPerMinute: CHURN_PER_MINUTE });
+    const pushes0 = (await Promise.all(d.instances.map(pushesTotal))).reduce((a, b) => a + b, 0);
+    const cpu0 = d.instances.map((x) => cpuSeconds(x.pid));
+    const t0 = Date.now();
+    await sleep(MINUTES * 60_000);
+    const seconds = (Date.now() - t0) / 1000;
+    const cpu = d.instances.map((x, k) => ((cpuSeconds(x.pid) - cpu0[k]!) / seconds) * 100);
+    const loadAverage = os.loadavg()[0]!;
+    const pushes1 = (await Promise.all(d.instances.map(pushesTotal))).reduce((a, b) => a + b, 0);
+    const reports = await within(
+      Promise.all(workers.map((p) => askWorker<IdleReport>(p, { cmd: 'report' }))),
+      60_000,
+      "the workers' reports",
+    );
+    const sum = (f: (r: IdleReport) => number) => reports.reduce((n, r) => n + f(r), 0);
+    const byEvent: Record<string, number> = {};
+    for (const r of reports)
+      for (const [ev, n] of Object.entries(r.events)) byEvent[ev] = (byEvent[ev] ?? 0) + n;
+    const received = Object.values(byEvent).reduce((a, b) => a + b, 0);
+    const minutes = seconds / 60;
+    const perSessionMinute = (n: number) => Number((n / SESSIONS / minutes).toFixed(3));
+    const churned = sum((r) => r.churned);
+    // Session i opened on instance i % INSTANCES.
+    const held = d.instances.map((_, k) => Math.floor((SESSIONS - 1 - k) / INSTANCES) + 1);
+    const rssGrowth = rss1.reduce((t, r, k) => t + r - rss0[k]!, 0);
+    return {
+      connectSeconds: Math.round(connectSeconds),
+      openRetries,
+      rssPerSessionKB: Number((rssGrowth / SESSIONS).toFixed(1)),
+      rssPerSessionKBByInstance: rss1.map((r, k) => Number(((r - rss0[k]!) / held[k]!).toFixed(1))),
+      instancesRssMB: Math.round(rss1.reduce((a, b) => a + b, 0) / 1024),
+      churned,
+      returned: sum((r) => r.returned),
+      droppedByServer: sum((r) => r.dropped),
+      misdirected: sum((r) => r.misdirected),
+      errors: sum((r) => r.errors),
+      pushesPerSessionPerMinute: perSessionMinute(pushes1 - pushes0),
+      receivedPerSessionPerMinute: perSessionMinute(received),
+      expectedPerSessionPerMinute: perSessionMinute(churned * 2 * (CHANNEL_SIZE - 1)),
+      receivedByEvent: byEvent,
+      instancesCpuPercent: cpu.map((c) => Number(c.toFixed(1))),
+      loadAverage: Number(loadAverage.toFixed(1)),
+    };
+  } finally {
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
+    await cleanUp();
   }
+}
+
+/** BENCH_IDLE_REPEATS runs: the medians, and each run's figures. */
+export async function benchIdle(): Promise<Record<string, unknown>> {
+  console.log(
+    `\nidle sessions: ${SESSIONS} over ${INSTANCES} instances, 1 % churn a minute, ${MINUTES} min, ${REPEATS} run(s)`,
+  );
+  const runs: IdleRun[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    runs.push(await idleRun());
+    console.log('  idle run:', JSON.stringify(runs[runs.length - 1]));
+  }
+  const med = (f: (r: IdleRun) => number) => median(runs.map(f));
+  return {
+    sessions: SESSIONS,
+    instances: INSTANCES,
+    channelSize: CHANNEL_SIZE,
+    minutes: MINUTES,
+    repeats: REPEATS,
+    workers: Math.ceil(SESSIONS / PER_WORKER),
+    connectSeconds: med((r) => r.connectSeconds),
+    rssPerSessionKB: med((r) => r.rssPerSessionKB),
+    churned: med((r) => r.churned),
+    droppedByServer: Math.max(...runs.map((r) => r.droppedByServer)),
+    misdirected: Math.max(...runs.map((r) => r.misdirected)),
+    pushesPerSessionPerMinute: med((r) => r.pushesPerSessionPerMinute),
+    receivedPerSessionPerMinute: med((r) => r.receivedPerSessionPerMinute),
+    expectedPerSessionPerMinute: med((r) => r.expectedPerSessionPerMinute),
+    instancesCpuPercent: med((r) => r.instancesCpuPercent.reduce((a, b) => a + b, 0)),
+    loadAverage: med((r) => r.loadAverage),
+    runs,
+  };
 }

@@ -4,7 +4,7 @@
  * from /proc, connecting to a server as a real client does (TLS 1.3, its key pinned), and a raw
  * framed client that skips schema checks so the load generator stays cheap.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -95,17 +95,28 @@ export interface ServerAddress {
 /**
  * Connects as a real client does: TLS 1.3 only, the server's key checked against the pinned
  * fingerprint (a self-signed certificate: no CA to ask); resolves once the handshake is done.
- * Without a fingerprint, plain TCP.
+ * Without a fingerprint, plain TCP. `localAddress` (another 127.x.y.z) gives a load generator
+ * ephemeral ports of its own, so tens of thousands of connections do not run out of them.
  */
-export function connectServer({ addr, fingerprint }: ServerAddress): Promise<net.Socket> {
+export function connectServer(
+  { addr, fingerprint }: ServerAddress,
+  localAddress?: string,
+): Promise<net.Socket> {
   const [host, port] = addr.split(':') as [string, string];
   return new Promise((resolve, reject) => {
     if (fingerprint === undefined) {
-      const s = net.connect(Number(port), host, () => resolve(s));
+      const s = net.connect({ port: Number(port), host, localAddress }, () => resolve(s));
       s.once('error', reject);
       return;
     }
-    const s = tls.connect({ host, port: Number(port), rejectUnauthorized: false, ...TLS_VERSIONS });
+    const s = tls.connect({
+      host,
+      port: Number(port),
+      // A TCP socket of our own when it must come from `localAddress` (tls.connect's types lack it).
+      socket: localAddress ? net.connect({ port: Number(port), host, localAddress }) : undefined,
+      rejectUnauthorized: false,
+      ...TLS_VERSIONS,
+    });
     s.once('secureConnect', () => {
       const shown = peerFingerprint(s);
       if (shown === fingerprint) return resolve(s);
@@ -127,6 +138,39 @@ export async function stopProcess(proc: ChildProcess): Promise<void> {
 export function cpuSeconds(pid: number): number {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+/**
+ * Raises a running process's open-file limit to `n` (soft and hard) with prlimit(1), when it is
+ * below: a server holding tens of thousands of connections needs more than a shell's default.
+ * Raising the hard limit takes root (CAP_SYS_RESOURCE); without it, says what is needed.
+ */
+export function raiseOpenFiles(pid: number, n: number): void {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(
+    fs.readFileSync(`/proc/${pid}/limits`, 'utf8'),
+  );
+  if (m && (m[1] === 'unlimited' || Number(m[1]) >= n)) return;
+  try {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${n}:${n}`], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(
+      `process ${pid} needs ${n} open files: run the bench as root (it raises them with prlimit) or under \`ulimit -n ${n}\` (${String(err)})`,
+    );
+  }
+}
+
+/** Asks a forked worker something over IPC and resolves with its answer; rejects if it exits. */
+export function askWorker<T>(p: ChildProcess, msg: object): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: T) => {
+      p.off('exit', onExit);
+      resolve(m);
+    };
+    const onExit = (code: number | null) => reject(new Error(`worker ${p.pid} exited ${code}`));
+    p.once('message', onMsg as (m: unknown) => void);
+    p.once('exit', onExit);
+    p.send(msg);
+  });
 }
 
 /** Resident memory of a process, in KB, from /proc. */
@@ -169,12 +213,16 @@ export class Client {
   }
 
   /** Connects (see connectServer); with `hello`, says it and waits for the server's. */
-  static async connect(to: ServerAddress, hello: boolean): Promise<Client> {
-    const s = await connectServer(to);
+  static async connect(to: ServerAddress, hello: boolean, localAddress?: string): Promise<Client> {
+    const s = await connectServer(to, localAddress);
     const c = new Client(s);
     if (!hello) return c;
     s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' }));
-    await new Promise((r) => s.once('data', r));
+    // A server too busy to answer within its hello timeout closes the connection: fail, not hang.
+    await new Promise<void>((resolve, reject) => {
+      s.once('data', () => resolve());
+      s.once('close', () => reject(new Error(`${to.addr} closed the connection before its hello`)));
+    });
     return c;
   }
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { encodeFrame } from '../src/protocol/frame.js';
-import { connectServer, type ServerAddress } from './harness.js';
+import { askWorker, connectServer, type ServerAddress } from './harness.js';
 
 /** What the members connect to (Hybrid Chat over TLS when `server` has a fingerprint). */
 export type Target =
@@ -327,15 +327,6 @@ export class MemberWorkers {
   }
 
   private ask<T>(p: ChildProcess, msg: object): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const onMsg = (m: T) => {
-        p.off('exit', onExit);
-        resolve(m);
-      };
-      const onExit = (code: number | null) => reject(new Error(`member worker exited ${code}`));
-      p.once('message', onMsg as (m: unknown) => void);
-      p.once('exit', onExit);
-      p.send(msg);
-    });
+    return askWorker<T>(p, msg);
   }
 }

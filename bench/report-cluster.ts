@@ -46,7 +46,7 @@ export function clusterSection(c: any): string[] {
   const i = c.idle;
   if (i)
     lines.push(
-      `- ${f(i.sessions)} idle sessions over 2 instances (channels of ${i.channelSize}, ${f(i.churned)} churned in ${i.minutes} min): ${f(i.rssPerSessionKB, 1)} KB resident per session, ${f(i.pushesPerSessionPerMinute, 3)} pushes per session per minute (${f(i.receivedPerSessionPerMinute, 3)} counted by the clients); ${f(i.droppedByServer)} sessions dropped by the server.`,
+      `- ${f(i.sessions)} idle sessions over ${i.instances ?? 2} instances (channels of ${i.channelSize}, ${f(i.churned)} churned in ${i.minutes} min, ${i.repeats ?? 1} run(s), load average ${f(i.loadAverage, 1)}): ${f(i.rssPerSessionKB, 1)} KB resident per session, ${f(i.pushesPerSessionPerMinute, 3)} pushes per session per minute (${f(i.receivedPerSessionPerMinute, 3)} counted by the clients, ${f(i.expectedPerSessionPerMinute, 3)} expected from the churn), instances' CPU ${f(i.instancesCpuPercent, 1)} % of a core in all; ${f(i.droppedByServer)} sessions dropped by the server, ${f(i.misdirected)} pushes misdirected.`,
     );
   if (c.skipped?.length) lines.push(`- Skipped: ${c.skipped.join('; ')}.`);
   return lines;

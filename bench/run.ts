@@ -629,7 +629,8 @@ async function main(): Promise<void> {
         capacity: capacity ?? earlier.capacity,
         search: search ?? earlier.search,
         files: (files && !files.quick ? files : undefined) ?? earlier.files,
-        cluster: cluster ?? earlier.cluster,
+        // A cluster part skipped this time keeps its figures from today's earlier run too.
+        cluster: cluster ? { ...earlier.cluster, ...cluster } : earlier.cluster,
       },
       null,
       2,

@@ -41,9 +41,18 @@ export interface PresenceDeps {
   conns(): ReadonlySet<Conn>;
   /** Entries in one get_list page at most. */
   pageEntries: number;
+  /** Users kept loaded besides those connected here (USER_CACHE_MAX). */
+  usersCached?: number;
 }
 
+/**
+ * Users whose channels are kept loaded, besides those with a connection on this instance (every
+ * instance loads the users of the other instances' entries too): past it, the oldest loaded user
+ * not connected here is forgotten, and loaded again when one of its entries changes.
+ */
 const USER_CACHE_MAX = 50_000;
+/** Loaded users looked at, at most, for one to forget: a load stays O(1). */
+const EVICTION_SCAN = 64;
 const NO_CHANNELS: ReadonlySet<string> = new Set();
 
 /** Tracker visibility and fan-out on one server instance. */
@@ -71,9 +80,26 @@ export class Presence implements Memberships {
     const channels = await this.d.store.channelsOf(username);
     for (const c of channels) await this.d.loadMembers(c.id);
     if (this.userChannels.has(k)) return; // a load that ended meanwhile (and events since) wins
-    if (this.userChannels.size >= USER_CACHE_MAX)
-      this.userChannels.delete(this.userChannels.keys().next().value!);
+    if (this.userChannels.size >= (this.d.usersCached ?? USER_CACHE_MAX)) this.forgetOne();
     this.userChannels.set(k, new Set(channels.map((c) => c.id)));
+  }
+
+  /**
+   * Forgets the oldest loaded user that has no connection here. A user connected here is never
+   * forgotten: what its sessions see, and who hears of its entries, is read from its channels in
+   * one turn (channelsOf answers "none" for a user not loaded). Those passed over go to the back.
+   * When every user looked at is connected here, nobody goes: the cache then holds more than its
+   * size, as many as this instance has connections.
+   */
+  private forgetOne(): void {
+    for (let n = 0; n < EVICTION_SCAN; n++) {
+      const oldest = this.userChannels.entries().next().value;
+      if (!oldest) return;
+      const [k, channels] = oldest;
+      this.userChannels.delete(k);
+      if (isEmpty(this.d.connsOf(k))) return;
+      this.userChannels.set(k, channels);
+    }
   }
 
   /** Reads every loaded user's channels again (after a bus outage: events were missed). */
@@ -247,6 +273,11 @@ export class Presence implements Memberships {
       },
     };
   }
+}
+
+function isEmpty(xs: Iterable<unknown>): boolean {
+  for (const _ of xs) return false;
+  return true;
 }
 
 /** The entry as `after` sees it, when that differs from what `before` saw. */

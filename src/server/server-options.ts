@@ -29,6 +29,8 @@ export interface ServerOptions {
   signingKeyFile?: string;
   /** How often this instance tells the others it is alive; 4 × silent is dead (default 2000). */
   instanceAliveMs?: number;
+  /** Users presence keeps loaded besides those connected here (presence.ts USER_CACHE_MAX). */
+  presenceUsersCached?: number;
   /** How long a drain (SIGTERM) waits for peers to move before closing (default 10 s). */
   drainMs?: number;
   /**

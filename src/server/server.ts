@@ -161,6 +161,7 @@ export class CentralServer {
       connsOf: (username) => this.sessions.connsOf(username),
       conns: () => this.port.conns,
       pageEntries: TRACKER_LIMITS.pageEntries,
+      usersCached: opts.presenceUsersCached,
     });
     this.typing = new TypingService({
       bus: this.bus,
