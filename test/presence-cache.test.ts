@@ -6,8 +6,12 @@
  * the bound is 2 and visitors (each a loaded user) push the co-members ann and ben out of a
  * FIFO cache before ben comes online: ann must still hear of him, and list him.
  */
-import { describe, expect, it } from 'vitest';
-import { createTestnet, rawSession, waitFor } from './testnet.js';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createTestnet, rawSession, tempDir, waitFor } from './testnet.js';
+import { Presence } from '../src/server/presence.js';
+import { TrackerList } from '../src/server/tracker.js';
+import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
 
 describe('presence cache', () => {
   it('a user connected here keeps its channels however many users the server has seen', async () => {
@@ -42,5 +46,48 @@ describe('presence cache', () => {
     await waitFor(() => heard.includes('peer_joined:ben'), 3000, 'ann to hear that ben joined');
     const list = await ann.request('get_list', {});
     expect(list.peers.map((e) => e.username)).toEqual(['ben']);
+  });
+
+  it('loads of one user asked for at once read the store once, and all see its channels', async () => {
+    // Another instance's sessions of one user coming online arrive as a burst of tracker changes,
+    // each loading that user's channels here (tracker-service.ts), side by side.
+    const store = new SqliteServerStore(path.join(tempDir(), 'server.db'));
+    onTestFinished(() => store.close());
+    await store.createUser({ username: 'dee', passHash: 'unused' });
+    const channel = {
+      id: '01900000-0000-7000-8000-0000000ca0e2',
+      name: 'dee-room',
+      owner: 'dee',
+      allowVisitors: false,
+      createdAt: Date.now(),
+    };
+    await store.createChannel(channel);
+    let reads = 0;
+    const counted = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key === 'channelsOf')
+          return (username: string) => {
+            reads++;
+            return target.channelsOf(username);
+          };
+        const v = Reflect.get(target, key, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const presence = new Presence({
+      store: counted,
+      tracker: new TrackerList(),
+      membersOf: () => new Set(),
+      loadMembers: async () => undefined,
+      channel: () => undefined,
+      connsOf: () => [],
+      conns: () => new Set(),
+      pageEntries: 100,
+    });
+    await Promise.all(Array.from({ length: 20 }, () => presence.loadUser('Dee')));
+    expect(reads).toBe(1);
+    expect([...presence.channelsOf('dee')]).toEqual([channel.id]);
+    await presence.loadUser('dee');
+    expect(reads).toBe(1);
   });
 });

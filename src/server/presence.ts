@@ -59,6 +59,8 @@ const NO_CHANNELS: ReadonlySet<string> = new Set();
 export class Presence implements Memberships {
   /** Channels of each user (lower-case), loaded on first use; memberships only grow. */
   private readonly userChannels = new Map<string, Set<string>>();
+  /** Loads of users' channels under way, by user (lower-case). */
+  private readonly loading = new Map<string, Promise<void>>();
   /** Visitor connections by the channel they view. */
   private readonly viewers = new Map<string, Set<Conn>>();
 
@@ -73,10 +75,22 @@ export class Presence implements Memberships {
     return NO_CHANNELS;
   }
 
-  /** Loads a user's channels and their members, once (memberships change by events after). */
-  async loadUser(username: string): Promise<void> {
+  /**
+   * Loads a user's channels and their members, once (memberships change by events after): loads
+   * asked for while one of the same user runs share it, so a burst of one user's entries (its
+   * sessions on other instances coming online) reads the store once.
+   */
+  loadUser(username: string): Promise<void> {
     const k = username.toLowerCase();
-    if (this.userChannels.has(k)) return;
+    if (this.userChannels.has(k)) return Promise.resolve();
+    const running = this.loading.get(k);
+    if (running) return running;
+    const load = this.readUser(username, k).finally(() => this.loading.delete(k));
+    this.loading.set(k, load);
+    return load;
+  }
+
+  private async readUser(username: string, k: string): Promise<void> {
     const channels = await this.d.store.channelsOf(username);
     for (const c of channels) await this.d.loadMembers(c.id);
     if (this.userChannels.has(k)) return; // a load that ended meanwhile (and events since) wins

@@ -171,16 +171,26 @@ export class TrackerService {
 
   /**
    * A change of another instance's entry: its user's channels are loaded here first (a user with
-   * no session on this instance is not yet), so that its co-members here hear of it; in order.
+   * no session on this instance is not yet), so that its co-members here hear of it. The loads
+   * start at once, side by side (a burst of other instances' sessions coming online waits on the
+   * store's pool, not on one load after another); the changes are told in the order they came.
+   * Once the server closes, nothing more is loaded or told.
    */
   private remoteChanged(change: EntryChange): void {
     const e = (change.after ?? change.before)!;
-    this.remoteTracker = this.remoteTracker
-      .then(async () => {
-        if (e.role === 'user') await this.d.presence.loadUser(e.username);
-        if (!this.d.closing()) this.changed(change);
-      })
-      .catch((err: unknown) => this.d.internalError('telling a tracker change failed', err));
+    const loaded: Promise<{ failed: unknown } | undefined> =
+      e.role === 'user' && !this.d.closing()
+        ? this.d.presence.loadUser(e.username).then(
+            () => undefined,
+            (failed: unknown) => ({ failed }),
+          )
+        : Promise.resolve(undefined);
+    this.remoteTracker = this.remoteTracker.then(async () => {
+      const load = await loaded;
+      if (this.d.closing()) return;
+      if (load) this.d.internalError('telling a tracker change failed', load.failed);
+      else this.changed(change);
+    });
   }
 
   /** The list changed: only the sessions the entry concerns hear of it, each as it may see it. */
