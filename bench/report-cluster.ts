@@ -39,6 +39,22 @@ export function clusterSection(c: any): string[] {
     lines.push(
       `- History page of ${h.pageSize} on PostgreSQL with ${f(h.messages)} messages in ${f(h.channels)} channels: p50 ${f(h.p50ms, 2)} ms, p99 ${f(h.p99ms, 2)} ms, max ${f(h.maxMs, 1)} ms (goal at 10M: p99 ≤ 5 ms).`,
     );
+  const fl = c.files;
+  if (fl) {
+    const rows: Array<[string, any]> = [
+      ['SQLite, 1 instance', fl.sqlite1],
+      ['PostgreSQL + NATS, 2 instances (in on one, out on the other)', fl.pg2],
+    ];
+    const rates = rows
+      .filter(([, r]) => r)
+      .map(
+        ([name, r]) =>
+          `${name} ${f(r.putMiBps, 1)} MiB/s in, ${f(r.readMiBps, 1)} out (median of ${r.runs})`,
+      );
+    lines.push(
+      `- A ${f(fl.mib)} MiB file backed up chunk by chunk, then read back chunk by chunk: ${rates.join('; ')}.`,
+    );
+  }
   const i = c.idle;
   if (i)
     lines.push(
