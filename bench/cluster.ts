@@ -6,6 +6,8 @@
  * - cross-instance push latency p50/p99, at a paced rate, for members on the other instance
  *   (and, beside it, those on the publisher's);
  * - history page p99 on PostgreSQL with BENCH_HISTORY_MESSAGES messages (bench/cluster-history.ts);
+ * - a file backed up and read back chunk by chunk, SQLite against two PostgreSQL instances
+ *   (bench/cluster-files.ts);
  * - idle sessions over two instances with 1 % churn a minute (bench/cluster-idle.ts).
  * A part whose service (PostgreSQL, NATS) does not answer is skipped, and the report says so.
  */
@@ -22,6 +24,7 @@ import {
   pgAvailable,
   type Deployment,
 } from './cluster-deploy.js';
+import { benchClusterFiles } from './cluster-files.js';
 import { benchHistory } from './cluster-history.js';
 import { benchIdle } from './cluster-idle.js';
 
@@ -191,6 +194,8 @@ export async function benchCluster(): Promise<Record<string, unknown>> {
   }
   if (process.env.BENCH_SKIP_HISTORY) skipped.push('history: BENCH_SKIP_HISTORY');
   else if (hasPg) out.history = await benchHistory();
+  if (process.env.BENCH_SKIP_CLUSTER_FILES) skipped.push('file backups: BENCH_SKIP_CLUSTER_FILES');
+  else out.files = await benchClusterFiles(hasPg && hasNats);
   if (process.env.BENCH_SKIP_IDLE) skipped.push('idle sessions: BENCH_SKIP_IDLE');
   else if (hasPg && hasNats) out.idle = await benchIdle();
   out.skipped = skipped;

@@ -43,6 +43,22 @@ export function clusterSection(c: any): string[] {
           : ` Anchor, the same pages read with the store's statement by a plain client: p50 ${f(h.anchorP50ms, 2)} ms, p99 ${f(h.anchorP99ms, 2)} ms; load average ${f(h.loadAverage, 1)}${h.vacuumed ? ', table vacuumed after loading' : ''}.`
       }`,
     );
+  const fl = c.files;
+  if (fl) {
+    const rows: Array<[string, any]> = [
+      ['SQLite, 1 instance', fl.sqlite1],
+      ['PostgreSQL + NATS, 2 instances (in on one, out on the other)', fl.pg2],
+    ];
+    const rates = rows
+      .filter(([, r]) => r)
+      .map(
+        ([name, r]) =>
+          `${name} ${f(r.putMiBps, 1)} MiB/s in, ${f(r.readMiBps, 1)} out (median of ${r.runs})`,
+      );
+    lines.push(
+      `- A ${f(fl.mib)} MiB file backed up chunk by chunk, then read back chunk by chunk: ${rates.join('; ')}.`,
+    );
+  }
   const i = c.idle;
   if (i)
     lines.push(

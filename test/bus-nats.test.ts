@@ -3,14 +3,14 @@
  * instances (once there, once here), every event kind round-tripped, hostile payloads dropped,
  * events too big for NATS, an outage and a restart, and `hchat server --bus`.
  */
-import crypto, { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { BusEvent } from '../src/server/bus-events.js';
 import { NatsBus, parseNatsUrl, subjectOf, type NatsBusOptions } from '../src/server/bus-nats.js';
 import { startNats } from './nats.js';
+import { signingKeyFile } from './cluster-kit.js';
 import { runHchat, spawnServer } from './processes.js';
 import { stablePort, tempDir, waitFor } from './testnet.js';
 
@@ -398,11 +398,7 @@ describe('hchat server --bus', () => {
     const monitor = await stablePort();
     const nats = await startNats(`http_port: ${monitor}\n`);
     const dir = tempDir();
-    const key = `${dir}/signing-key.pem`;
-    fs.writeFileSync(
-      key,
-      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-    );
+    const key = signingKeyFile(dir);
     // Instances on one bus must share the deployment's signing key.
     const keyless = await runHchat([
       'server',

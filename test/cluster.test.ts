@@ -7,14 +7,14 @@
  * gap.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPeer } from '../src/peer/index.js';
 import { api, stablePort, tempDir, waitFor, type TestPeer } from './testnet.js';
 import { spawnServer, type HchatProcess } from './processes.js';
 import { startNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
+import { signingKeyFile, startCluster } from './cluster-kit.js';
 import { registerLogin, serverHello } from './outsider/lib.js';
 
 const PEERS = 30;
@@ -37,12 +37,7 @@ describe('three server instances on PostgreSQL and NATS', () => {
   it('members on different instances see each other live; an instance killed, then NATS restarted, loses and doubles nothing', async () => {
     const nats = await startNats();
     const dir = tempDir();
-    const key = path.join(dir, 'signing-key.pem');
-    fs.writeFileSync(
-      key,
-      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      { mode: 0o600 },
-    );
+    const key = signingKeyFile(dir);
     const ports = [await stablePort(), await stablePort(), await stablePort()];
     const start = (i: number) =>
       spawnServer(path.join(dir, `srv${i}`), {
@@ -239,36 +234,16 @@ describe('three server instances on PostgreSQL and NATS', () => {
   }, 240_000);
 
   it('a session logged out through one instance is revoked on every instance', async () => {
-    const db2 = await createTestDatabase();
-    onTestFinished(db2.drop);
-    const nats = await startNats();
-    const dir = tempDir();
-    const key = path.join(dir, 'signing-key.pem');
-    fs.writeFileSync(
-      key,
-      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      { mode: 0o600 },
-    );
-    const [a, b] = await Promise.all(
-      [0, 1].map((i) =>
-        spawnServer(path.join(dir, `srv${i}`), {
-          extra: ['--store', db2.url, '--bus', nats.url, '--signing-key', key, ...RAISED],
-        }),
-      ),
-    );
-    const at = (s: HchatProcess) => {
-      const [host, port] = s.ready.tcp!.split(':');
-      return { host: host!, port: Number(port) };
-    };
-    const alice = await registerLogin(at(a!), 'alice');
-    const bob = await registerLogin(at(b!), 'bob');
+    const { at } = await startCluster(RAISED, 2);
+    const alice = await registerLogin(at(0), 'alice');
+    const bob = await registerLogin(at(1), 'bob');
     const ch = crypto.randomUUID();
     expect(
       (await alice.c.req('channel_create', { id: ch, name: 'g', allowVisitors: false })).error,
     ).toBeUndefined();
     expect((await bob.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     // alice's session also has a connection on the other instance.
-    const { c: aliceOnB } = await serverHello(at(b!));
+    const { c: aliceOnB } = await serverHello(at(1));
     expect((await aliceOnB.req('resume', { token: alice.token })).error).toBeUndefined();
 
     expect((await alice.c.req('logout', {})).error).toBeUndefined();
@@ -285,7 +260,7 @@ describe('three server instances on PostgreSQL and NATS', () => {
       10_000,
       "the session's connection on the other instance closed",
     );
-    const { c: again } = await serverHello(at(b!));
+    const { c: again } = await serverHello(at(1));
     expect((await again.req('resume', { token: alice.token })).error?.code).toBe(
       'E_SESSION_INVALID',
     );

@@ -1,8 +1,8 @@
 /**
  * One suite, both stores of the server's file backups (issue 16): a manifest put within the
  * quota, chunks kept only when they match it, a file joining a channel once every chunk was
- * uploaded for it, holders newest first, message deletes and channel deletes taking files away,
- * on SQLite (`files/` in the data folder) and on PostgreSQL (a database of its own each run).
+ * uploaded for it, holders newest first, message deletes and channel deletes taking files away
+ * (but not a file whose upload to another channel is under way), on SQLite (`files/` in the data folder) and on PostgreSQL (a database of its own each run).
  * On PostgreSQL, two store objects (two server instances) storing the same chunks at once both
  * succeed and count each chunk once, and one user's puts through both keep the quota.
  */
@@ -214,6 +214,60 @@ describe.each(STORES)('ServerFileStore conformance: %s', (_name, open) => {
     expect(await store.inChannel(shared.id, 'C1')).toBe(false);
     expect(await store.inChannel(shared.id, 'C2')).toBe(true);
     expect(same(await store.readChunk(shared.id, 0), shared.parts[0]!)).toBe(true);
+  });
+
+  it('a deleted channel takes its pending uploads, and leaves the files another upload waits for', async () => {
+    // `moving`: in C1, half uploaded for C2. `waiting`: half uploaded for C3, in no channel.
+    // `abandoned`: put for C1 only. `kept`: in C2, put for C1 too.
+    const [moving, waiting, abandoned, kept] = ['m', 'w', 'a', 'k'].map((n) => file(2 * CHUNK, n));
+    await store.addManifest(moving!.manifest, 'C1', 'alice', QUOTA);
+    await upload(store, moving!, 'C1');
+    await store.addManifest(moving!.manifest, 'C2', 'alice', QUOTA);
+    expect(await store.prove(moving!.id, 'C2', 0)).toBe(false);
+    await store.addManifest(waiting!.manifest, 'C3', 'bob', QUOTA);
+    expect(await store.putChunk(waiting!.id, 0, waiting!.parts[0]!)).toBe(true);
+    expect(await store.prove(waiting!.id, 'C3', 0)).toBe(false);
+    await store.addManifest(abandoned!.manifest, 'C1', 'bob', QUOTA);
+    await store.addManifest(kept!.manifest, 'C2', 'carol', QUOTA);
+    await upload(store, kept!, 'C2');
+    await store.addManifest(kept!.manifest, 'C1', 'carol', QUOTA);
+    await store.addHolder(kept!.id, 'C1', 'dave');
+
+    await store.dropChannel('C1');
+    expect(await store.inChannel(moving!.id, 'C1')).toBe(false);
+    expect(await store.proven(moving!.id, 'C2')).toEqual([0]);
+    expect(same(await store.readChunk(moving!.id, 1), moving!.parts[1]!)).toBe(true);
+    expect(await store.proven(waiting!.id, 'C3')).toEqual([0]);
+    expect(same(await store.readChunk(waiting!.id, 0), waiting!.parts[0]!)).toBe(true);
+    expect(await store.manifest(abandoned!.id)).toBeUndefined();
+    expect(await store.usage('bob')).toBe(waiting!.manifest.size);
+    expect(await store.isPut(kept!.id, 'C1')).toBe(false);
+    expect(await store.holders(kept!.id, 'C1')).toEqual([]);
+    expect(await store.inChannel(kept!.id, 'C2')).toBe(true);
+
+    // The uploads waited for finish as if nothing had happened.
+    expect(await store.prove(moving!.id, 'C2', 1)).toBe(true);
+    expect(await upload(store, waiting!, 'C3')).toEqual([false, true]);
+    expect(await store.complete(waiting!.id)).toBe(true);
+  });
+
+  it('a file whose last message is deleted stays while an upload to another channel waits for it', async () => {
+    const f = file(2 * CHUNK);
+    await store.addManifest(f.manifest, 'C1', 'alice', QUOTA);
+    await upload(store, f, 'C1');
+    expect(
+      await store.itemStored({ id: 'm1', channelId: 'C1', files: [{ id: f.id }] }, false),
+    ).toEqual([]);
+    await store.addManifest(f.manifest, 'C2', 'alice', QUOTA);
+    expect(await store.prove(f.id, 'C2', 0)).toBe(false);
+
+    const del = { id: 'd1', channelId: 'C1', kind: 'delete', target: 'm1' };
+    expect(await store.itemStored(del, true)).toEqual([]);
+    expect(await store.inChannel(f.id, 'C1')).toBe(false);
+    expect(await store.proven(f.id, 'C2')).toEqual([0]);
+    expect(await store.prove(f.id, 'C2', 1)).toBe(true);
+    expect(same(await store.readChunk(f.id, 1), f.parts[1]!)).toBe(true);
+    expect(await store.usage('alice')).toBe(f.manifest.size);
   });
 });
 

@@ -5,54 +5,14 @@
  * can tell who shares one). Two real `bin/hchat server` processes on one PostgreSQL database
  * and one NATS; raw clients count what each session hears.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
-import { killAll, registerLogin, sleep, startServer, uuid7 } from './outsider/lib.js';
-import { startNats } from './nats.js';
-
-const ADMIN = process.env.HCHAT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+import { describe, expect, it } from 'vitest';
+import { registerLogin, sleep, uuid7 } from './outsider/lib.js';
+import { startCluster } from './cluster-kit.js';
 
 describe('presence over two instances', () => {
-  const db = `hchat_presence_${crypto.randomBytes(6).toString('hex')}`;
-  afterAll(async () => {
-    await killAll();
-    const c = new pg.Client({ connectionString: ADMIN });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await c.end();
-  });
-
   it('a member coming online is announced to its co-members on both instances, once each', async () => {
-    const admin = new pg.Client({ connectionString: ADMIN });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${db}`);
-    await admin.end();
-    const url = new URL(ADMIN);
-    url.pathname = `/${db}`;
-    const nats = await startNats();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hc-presence-cluster-'));
-    const key = path.join(dir, 'signing-key.pem');
-    fs.writeFileSync(
-      key,
-      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      { mode: 0o600 },
-    );
-    const flags = [
-      '--store',
-      url.toString(),
-      '--bus',
-      nats.url,
-      '--signing-key',
-      key,
-      '--max-registrations-per-address',
-      '100',
-    ];
-    const a = await startServer(flags, { data: path.join(dir, 'a') });
-    const b = await startServer(flags, { data: path.join(dir, 'b') });
+    const { at } = await startCluster(['--max-registrations-per-address', '100'], 2);
+    const [a, b] = [at(0), at(1)];
     // ann and cat on A, ben and dan on B: one channel, everyone a member before anyone is online.
     const names = ['ann', 'ben', 'cat', 'dan'];
     const home = [a, b, a, b];
@@ -93,6 +53,5 @@ describe('presence over two instances', () => {
       expect(l.body.peers.map((e: { username: string }) => e.username).sort()).toEqual(names);
     }
     for (const x of s) x.c.close();
-    await nats.kill();
   }, 60_000);
 });

@@ -4,7 +4,6 @@
  * Helpers read what a user sees (the local API), what each process logged, and what the server
  * stored.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,6 +13,7 @@ import { api, stablePort, tempDir, waitFor, type ApiAnswer } from './testnet.js'
 import { spawnHchat, type HchatProcess } from './processes.js';
 import { startNats, type TestNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
+import { signingKeyFile } from './cluster-kit.js';
 import { parseRecord } from '../src/shared/connlog.js';
 
 export interface SwarmPeer {
@@ -127,16 +127,11 @@ interface Cluster {
   drop(): Promise<void>;
 }
 
-async function startCluster(dir: string): Promise<Cluster> {
+/** The shared parts; the instances are spawned by `startSwarm` (on stable ports, restartable). */
+async function startClusterServices(dir: string): Promise<Cluster> {
   const db = await createTestDatabase();
   const nats = await startNats();
-  const key = path.join(dir, 'signing-key.pem');
-  fs.writeFileSync(
-    key,
-    crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-    { mode: 0o600 },
-  );
-  return { storeUrl: db.url, nats, key, drop: db.drop };
+  return { storeUrl: db.url, nats, key: signingKeyFile(dir), drop: db.drop };
 }
 
 /**
@@ -153,7 +148,7 @@ export async function startSwarm(
 ): Promise<Swarm> {
   const dir = tempDir();
   const count = opts.instances ?? 1;
-  const cluster = count > 1 ? await startCluster(dir) : undefined;
+  const cluster = count > 1 ? await startClusterServices(dir) : undefined;
   const sdata = (i: number) => path.join(dir, i === 0 ? 'server' : `server${i}`);
   const clusterArgs = cluster
     ? ['--store', cluster.storeUrl, '--bus', cluster.nats.url, '--signing-key', cluster.key]

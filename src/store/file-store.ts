@@ -166,7 +166,16 @@ export class FileStore {
       holders: this.db.prepare<[string, string], { username: string }>(
         'SELECT username FROM file_holders WHERE file_id = ? AND channel_id = ? ORDER BY at DESC LIMIT 500',
       ),
-      dropChannel: this.db.prepare('DELETE FROM file_channels WHERE channel_id = ?'),
+      ofChannel: this.db.prepare<[string, string], { file_id: string }>(
+        'SELECT file_id FROM file_channels WHERE channel_id = ? UNION SELECT file_id FROM file_puts WHERE channel_id = ?',
+      ),
+      dropChannel: [
+        'file_channels',
+        'file_puts',
+        'file_proofs',
+        'file_holders',
+        'file_messages',
+      ].map((table) => this.db.prepare(`DELETE FROM ${table} WHERE channel_id = ?`)),
       prove: this.db.prepare(
         'INSERT OR IGNORE INTO file_proofs (file_id, channel_id, idx) VALUES (?, ?, ?)',
       ),
@@ -195,11 +204,10 @@ export class FileStore {
         'SELECT 1 AS n FROM file_messages WHERE file_id = ? AND channel_id = ? LIMIT 1',
       ),
       unbind: this.db.prepare('DELETE FROM file_channels WHERE file_id = ? AND channel_id = ?'),
-      bindings: this.db.prepare<[string], { n: number }>(
-        'SELECT COUNT(*) AS n FROM file_channels WHERE file_id = ?',
-      ),
-      orphans: this.db.prepare<[], { id: string }>(
-        'SELECT id FROM files WHERE id NOT IN (SELECT file_id FROM file_channels)',
+      unbound: this.db.prepare<{ id: string }, { n: number }>(
+        `SELECT 1 AS n FROM files WHERE id = @id
+           AND NOT EXISTS (SELECT 1 FROM file_channels WHERE file_id = @id)
+           AND NOT EXISTS (SELECT 1 FROM file_puts WHERE file_id = @id)`,
       ),
     };
   }
@@ -460,28 +468,36 @@ export class FileStore {
 
   /**
    * A message was deleted: a file no other message of its channel names leaves that channel,
-   * and goes when no channel here has it. Answers the files removed.
+   * and goes when no channel here has it (nor waits for its upload to one). Answers the files
+   * removed.
    */
   unrefMessage(messageId: string): string[] {
     const refs = this.q.refsOf.all(messageId);
     if (refs.length === 0) return [];
-    const gone: string[] = [];
     this.q.unref.run(messageId);
-    for (const r of refs) {
-      if (this.q.stillNamed.get(r.file_id, r.channel_id)) continue;
-      this.q.unbind.run(r.file_id, r.channel_id);
-      if (this.state(r.file_id) && this.q.bindings.get(r.file_id)!.n === 0) {
-        this.remove(r.file_id);
-        gone.push(r.file_id);
-      }
-    }
-    return gone;
+    for (const r of refs)
+      if (!this.q.stillNamed.get(r.file_id, r.channel_id))
+        this.q.unbind.run(r.file_id, r.channel_id);
+    return this.removeUnbound(refs.map((r) => r.file_id));
   }
 
-  /** A channel is gone: its files go too, unless another channel here has them. */
+  /**
+   * A channel is gone, with the uploads, holders and messages it had: its files go too, unless
+   * another channel here has them or waits for their upload (as the PostgreSQL store does).
+   */
   dropChannel(channelId: string): void {
-    this.q.dropChannel.run(channelId);
-    for (const { id } of this.q.orphans.all()) this.remove(id);
+    const ids = this.q.ofChannel.all(channelId, channelId).map((r) => r.file_id);
+    this.db.transaction(() => {
+      for (const drop of this.q.dropChannel) drop.run(channelId);
+    })();
+    this.removeUnbound(ids);
+  }
+
+  /** Removes those of these files no channel here has nor waits for; answers the ones removed. */
+  private removeUnbound(ids: readonly string[]): string[] {
+    const gone = [...new Set(ids)].filter((id) => this.q.unbound.get({ id }) !== undefined);
+    for (const id of gone) this.remove(id);
+    return gone;
   }
 
   remove(id: string): void {

@@ -4,45 +4,20 @@
  * An attacker who spreads password guesses or registrations over both instances gets no more
  * than from one: the login throttles and the registration budget are counted in the store.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../testnet.js';
-import { spawnServer } from '../processes.js';
-import { createTestDatabase } from '../pg-kit.js';
+import { describe, expect, it } from 'vitest';
+import { startCluster } from '../cluster-kit.js';
 import { LOGIN_LIMITS, REGISTRATION_LIMITS } from '../../src/shared/limits.js';
 import { RawClient, publicKey } from './front-door-client.js';
 
-const NATS_URL = process.env.HCHAT_TEST_NATS ?? 'nats://127.0.0.1:4222';
 const PW = 'right-password';
 
 const codeOf = (f: Record<string, any>) => (f.body ? 'ok' : (f.error?.code ?? f.t));
 
 describe('hostile: limits across two server instances on PostgreSQL and NATS', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
-
-  /** Two instances on this test's database (each test its own data folders, same database). */
+  /** Two instances on a fresh database and NATS of this test: their ports. */
   async function twoInstances(): Promise<[number, number]> {
-    const dir = tempDir();
-    const key = path.join(dir, 'signing-key.pem');
-    fs.writeFileSync(
-      key,
-      crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      { mode: 0o600 },
-    );
-    const ports: number[] = [];
-    for (const name of ['a', 'b']) {
-      const s = await spawnServer(path.join(dir, name), {
-        extra: ['--store', db.url, '--bus', NATS_URL, '--signing-key', key],
-      });
-      ports.push(Number(s.ready.tcp!.split(':')[1]));
-    }
-    return [ports[0]!, ports[1]!];
+    const { at } = await startCluster([], 2);
+    return [at(0).port, at(1).port];
   }
 
   it('failed logins spread over both instances lock the account at the same count as on one', async () => {
