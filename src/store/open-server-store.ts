@@ -14,6 +14,9 @@ import { PostgresAvatarStore } from './pg/pg-avatar-store.js';
 import { FileStore } from './file-store.js';
 import { SqliteServerFileStore, type ServerFileStore } from './server-file-store.js';
 import { PostgresFileStore } from './pg/pg-file-store.js';
+import type { ApiTokenStore } from './api-token-store.js';
+import { SqliteApiTokenStore } from './sqlite-api-token-store.js';
+import { PostgresApiTokenStore } from './pg/pg-api-token-store.js';
 
 /** Opens (and migrates) the store `url` names; SQLite in `dataDir` when undefined. */
 export async function openServerStore(
@@ -34,6 +37,19 @@ export function isPostgresUrl(url: string): boolean {
 export async function openDmStore(url: string | undefined, dataDir: string): Promise<DmStore> {
   if (url === undefined) return new SqliteDmStore(dataDir);
   if (isPostgresUrl(url)) return PostgresDmStore.open(url);
+  throw new Error('--store: expected a postgres:// or postgresql:// URL');
+}
+
+/**
+ * Opens the bots and API tokens beside the server store `url` names: PostgreSQL, or `tokens.db`
+ * in `dataDir`.
+ */
+export async function openApiTokenStore(
+  url: string | undefined,
+  dataDir: string,
+): Promise<ApiTokenStore> {
+  if (url === undefined) return new SqliteApiTokenStore(dataDir);
+  if (isPostgresUrl(url)) return PostgresApiTokenStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }
 

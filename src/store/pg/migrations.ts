@@ -227,6 +227,31 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX file_proofs_channel ON file_proofs (channel_id);
   `,
+  // 6: bots and API tokens of the REST API (pg/pg-api-token-store.ts). Only the SHA-256 of a
+  // token's secret is kept; revocation is a mark every instance reads on every request.
+  `
+  CREATE TABLE api_bots (
+    username TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+  CREATE UNIQUE INDEX api_bots_name ON api_bots (lower(username));
+  CREATE INDEX api_bots_owner ON api_bots (lower(owner), created_at);
+  CREATE TABLE api_tokens (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    account TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT[] NOT NULL,
+    channels TEXT[],
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+  );
+  CREATE INDEX api_tokens_owner ON api_tokens (lower(owner), created_at);
+  CREATE INDEX api_tokens_account ON api_tokens (lower(account));
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */
