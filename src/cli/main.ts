@@ -257,6 +257,20 @@ program
   )
   .addOption(
     opt(
+      '--api-rate <n>',
+      'REST API requests per second per token (default 20)',
+      'HCHAT_API_RATE',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
+      '--api-burst <n>',
+      'REST API requests per token in a burst (default 100)',
+      'HCHAT_API_BURST',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
       '--dm-mailbox <n>',
       "envelopes one device's direct-message mailbox holds (default 10000)",
       'HCHAT_DM_MAILBOX',
@@ -321,6 +335,8 @@ program
       maxFileBytes?: number;
       fileQuotaBytes?: number;
       dmMailbox?: number;
+      apiRate?: number;
+      apiBurst?: number;
       bus?: string;
       busNamespace?: string;
     }) => {
@@ -387,6 +403,8 @@ program
         maxFileBytes: o.maxFileBytes,
         fileQuotaBytes: o.fileQuotaBytes,
         dmMailbox: o.dmMailbox,
+        apiRate: o.apiRate,
+        apiBurst: o.apiBurst,
         opsLog: createOpsLog(o.logLevel),
       });
       // SIGTERM (a supervisor, a rolling restart) drains: peers move to another instance first.

@@ -25,6 +25,7 @@ import { avatarRoutes } from './api-avatars.js';
 import { channelRoutes } from './api-channels.js';
 import { searchRoutes } from './api-search.js';
 import { dmRoutes } from './api-dms.js';
+import { tokenRoutes } from './api-tokens.js';
 
 /**
  * Where `npm run build` puts the web UI (vite.config.ts): dist/web, next to this file's folder
@@ -171,6 +172,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   channelRoutes(app, node);
   searchRoutes(app, node.search);
   dmRoutes(app, node.dms);
+  tokenRoutes(app, node);
   app.post('/api/channels/:id/typing', async (req, reply) => {
     const { id } = parse(IdParam, req.params, 'channel id');
     await node.typing.send(id);

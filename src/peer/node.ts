@@ -21,7 +21,7 @@ import {
   type StoredMessage,
   type TrackerEntry,
 } from '../protocol/common.js';
-import type { EventBody } from '../protocol/server-link.js';
+import type { EventBody, OpReq, OpRes } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { HybridClock, newId } from '../shared/hlc.js';
 import { messageId, type ItemBody } from '../shared/message-id.js';
@@ -517,6 +517,15 @@ export class PeerNode {
     if (this.isHostedHere(channelId)) return 'host';
     if (this.sources.linkFor(channelId)) return 'host';
     return this.authed ? 'server' : 'local';
+  }
+
+  /** The user's bots and REST API tokens at the server (issue 17; docs/REST.md). */
+  async tokenOp<K extends 'bot_create' | 'bots' | 'token_create' | 'tokens' | 'token_revoke'>(
+    op: K,
+    body: OpReq<K>,
+  ): Promise<OpRes<K>> {
+    this.requireUser('make bots or API tokens');
+    return (await this.requireAuthed().request(op, body as never)) as OpRes<K>;
   }
 
   private requireUser(what: string): SavedSession {

@@ -25,6 +25,8 @@ export const ERRORS = {
     message: 'visitors can read but not create or change content',
   },
   E_FORBIDDEN: { status: 403, message: 'not allowed' },
+  E_TOKEN_INVALID: { status: 401, message: 'the API token is unknown, revoked or expired' },
+  E_TOKEN_SCOPE: { status: 403, message: "the API token's scopes do not allow this" },
   E_NOT_MEMBER: { status: 403, message: 'join the channel first' },
   E_CHANNEL_NOT_FOUND: { status: 404, message: 'no such channel' },
   E_CHANNEL_EXISTS: { status: 409, message: 'a channel with that id already exists' },

@@ -9,6 +9,7 @@ export { Request, Response, Event, Fatal, WireError, describeIssues } from './rp
 import { WireError } from './rpc.js';
 import { z } from 'zod';
 import { op } from './rpc.js';
+import { TOKEN_OPS } from './token-ops.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 import { SEARCH_OPS } from './search-ops.js';
@@ -86,6 +87,7 @@ export const OPS = {
   ...FILE_OPS,
   ...AVATAR_OPS,
   ...DM_OPS,
+  ...TOKEN_OPS,
   register: op(
     'anyone',
     z.object({ username: Username, password: Password }),

@@ -14,6 +14,9 @@ import { LoginGuard, type LoginGuardLimits } from './login-guard.js';
 import { NameIndex } from './name-index.js';
 import { ScryptQueue, type ScryptQueueLimits } from './scrypt-queue.js';
 
+/** The stored "hash" of a bot's account: never a scrypt hash, so no password matches it. */
+export const BOT_PASS_HASH = '!bot';
+
 /** Settings of the account limits (each defaults to its constant in shared/limits.ts). */
 export interface AccountLimits {
   prefixBits: PrefixBits;
@@ -99,6 +102,18 @@ export class AccountService {
     await this.store.createUser({ username, passHash });
   }
 
+  /**
+   * Creates a bot's account (issue 17): a user name like any other, without a password (its
+   * stored hash is no scrypt hash, so no login ever matches it); its owner's bot cap instead of
+   * the address's registration budget.
+   */
+  async createBot(username: string): Promise<void> {
+    if (await this.store.getUser(username)) throw new HchatError('E_USERNAME_TAKEN');
+    this.names.checkNewUser(username);
+    this.names.addUser(username);
+    await this.store.createUser({ username, passHash: BOT_PASS_HASH });
+  }
+
   /** Checks a password, throttled (counted before the hash); the user on success. */
   async login(ip: string, username: string, password: string): Promise<UserRecord> {
     const attempt = await this.guard.begin(username, this.prefixOf(ip));
@@ -106,7 +121,9 @@ export class AccountService {
     let user: UserRecord | undefined;
     try {
       user = await this.store.getUser(username);
-      ok = await this.scrypt.run('login', () => verifyPassword(password, user?.passHash));
+      // A bot's account has no password: it takes the unknown user's path, dummy hash and all.
+      const hash = user?.passHash === BOT_PASS_HASH ? undefined : user?.passHash;
+      ok = await this.scrypt.run('login', () => verifyPassword(password, hash));
     } catch (err) {
       this.guard.cancel(attempt);
       throw err;

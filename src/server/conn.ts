@@ -2,7 +2,28 @@
  * One peer connection on the server and its state machine: hello → open → authenticated.
  */
 import { peerName } from '../shared/connlog.js';
-import type { FramedSocket } from '../shared/framed-socket.js';
+import type { HchatError } from '../protocol/errors.js';
+
+/**
+ * What a connection's services use of its link: a peer's framed socket (FramedSocket), or a REST
+ * API call or gateway link that speaks the same operations over HTTP (server/api/).
+ */
+export interface ConnLink {
+  readonly remote: { ip: string; port: number };
+  /** The largest frame the other end takes: pages are cut to fit it. */
+  peerMaxFrame: number;
+  readonly isOpen: boolean;
+  send(obj: object): void;
+  /** Answers request `id` (E_FRAME_TOO_LARGE instead when it does not fit). */
+  answer(id: number, body: unknown): void;
+  /** Sends a frame encoded once for many links (protocol/frame.ts `encodeFrame`). */
+  sendEncoded(frame: Buffer): void;
+  setMaxFrame(n: number): void;
+  hold(): void;
+  release(): void;
+  fail(err: HchatError): void;
+  close(reason?: HchatError): void;
+}
 
 /** The session a connection carries once logged in. */
 export interface Session {
@@ -11,8 +32,8 @@ export interface Session {
   role: 'user' | 'visitor';
 }
 
-/** One peer connection. */
-export class Conn {
+/** One peer connection (or one API call or gateway link: `L`). */
+export class Conn<L extends ConnLink = ConnLink> {
   helloDone = false;
   /** Requests of this connection being worked on (FRAME_LIMITS.maxInFlight at most). */
   inFlight = 0;
@@ -36,7 +57,7 @@ export class Conn {
 
   constructor(
     readonly id: number,
-    readonly fs: FramedSocket,
+    readonly fs: L,
   ) {}
 
   get name(): string {

@@ -38,7 +38,7 @@ export interface FramedPortDeps {
 /** The framed port and its connections. */
 export class FramedPort {
   /** Every open connection of this instance. */
-  readonly conns = new Set<Conn>();
+  readonly conns = new Set<Conn<FramedSocket>>();
   readonly server: net.Server;
   private readonly sweeper: NodeJS.Timeout;
   private nextConnId = 1;
@@ -79,7 +79,7 @@ export class FramedPort {
     this.d.door.handshakeDone(socket);
     if (!this.d.door.admit(socket)) return;
     const id = this.nextConnId++;
-    const conn: Conn = new Conn(
+    const conn: Conn<FramedSocket> = new Conn(
       id,
       new FramedSocket(
         socket,
@@ -98,7 +98,7 @@ export class FramedPort {
     this.d.log.write('open', { peer: conn.name, conn: id });
   }
 
-  private onClose(conn: Conn, reason: HchatError | undefined): void {
+  private onClose(conn: Conn<FramedSocket>, reason: HchatError | undefined): void {
     this.conns.delete(conn);
     const name = conn.name; // before the session is detached: the line names who left
     this.d.closed(conn);

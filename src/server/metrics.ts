@@ -10,10 +10,11 @@ import { HEADER_BYTES } from '../protocol/frame.js';
 import { isOpName } from '../protocol/server-link.js';
 import type { MessageCounts } from './channel-service.js';
 import type { Conn } from './conn.js';
+import type { FramedSocket } from '../shared/framed-socket.js';
 
 /** What the metrics read from their server when scraped. */
 export interface MetricsSource {
-  conns(): Iterable<Conn>;
+  conns(): Iterable<Conn<FramedSocket>>;
   trackerEntries(): number;
   counts: MessageCounts;
   /** Posts waiting for the group commit. */

@@ -35,6 +35,8 @@ export interface OpsHttpDeps {
   counts: MessageCounts;
   log: Logger;
   checkTimeoutMs?: number;
+  /** The REST API's handler, which takes every `/api/` request (undefined until it is built). */
+  api?: () => http.RequestListener | undefined;
 }
 
 /** The result of the readiness checks: every failing one, named, with why. */
@@ -138,6 +140,8 @@ export function createOpsHttp(d: OpsHttpDeps): http.Server {
   };
 
   return http.createServer((req, res) => {
+    const api = d.api?.();
+    if (api && req.url?.startsWith('/api/')) return api(req, res);
     route(req, res).catch((err: unknown) => {
       d.log.error({ err, route: req.url }, 'operations endpoint failed');
       if (!res.headersSent)

@@ -91,6 +91,9 @@ export interface ServerOptions {
   /** Posts per second per user, sustained, and the burst allowed above it. */
   postsPerSecond?: number;
   postBurst?: number;
+  /** REST API requests per second per token, and the burst above it (API_LIMITS: 20, 100). */
+  apiRate?: number;
+  apiBurst?: number;
   /** Envelopes one device's mailbox holds (shared/limits.ts DM_LIMITS.maxMailbox). */
   dmMailbox?: number;
   /** Tracker entries per account at once (shared/limits.ts TRACKER_LIMITS: 10). */

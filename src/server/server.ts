@@ -21,6 +21,7 @@ import {
   openAvatarStore,
   openDmStore,
   openFileStore,
+  openApiTokenStore,
   openServerStore,
 } from '../store/open-server-store.js';
 import { LocalBus, type EventBus } from './bus.js';
@@ -61,6 +62,10 @@ import { TrackerService } from './tracker-service.js';
 import { BusDelivery } from './bus-delivery.js';
 import { FrameDispatch } from './frame-dispatch.js';
 import { FramedPort } from './framed-port.js';
+import type { ApiTokenStore } from '../store/api-token-store.js';
+import { TokenService } from './token-service.js';
+import { runApiCall } from './api/api-call.js';
+import { createRestApi } from './api/rest-api.js';
 
 export type { ServerOptions } from './server-options.js';
 
@@ -108,6 +113,10 @@ export class CentralServer {
   private readonly avatars: AvatarService;
   private readonly dmStore: DmStore;
   private readonly dms: DmService;
+  private readonly apiTokens: ApiTokenStore;
+  private readonly tokens: TokenService;
+  /** The REST API's request handler, once built (`start`). */
+  private restHandler: http.RequestListener | undefined;
 
   private constructor(
     opts: ServerOptions,
@@ -115,6 +124,7 @@ export class CentralServer {
     dmStore: DmStore,
     avatarStore: AvatarStore,
     fileStore: ServerFileStore,
+    apiTokens: ApiTokenStore,
     usernames: readonly string[],
   ) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -222,6 +232,14 @@ export class CentralServer {
     this.timeoutMs = opts.timeoutMs ?? 15000;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.accounts = newAccountService(this.store, opts, usernames);
+    this.apiTokens = apiTokens;
+    this.tokens = new TokenService({
+      store: this.store,
+      tokens: apiTokens,
+      accounts: this.accounts,
+      signer: this.signer,
+      log: this.log,
+    });
     this.door = new ServerDoor(
       {
         helloTimeoutMs: opts.helloTimeoutMs,
@@ -345,7 +363,41 @@ export class CentralServer {
       traffic: this.traffic,
       counts: this.counts,
       log: this.opsLog,
+      api: () => this.restHandler,
     });
+  }
+
+  /** Builds the REST API v1 on the HTTP port (issue 17). */
+  private async startRestApi(opts: ServerOptions): Promise<void> {
+    const { handle } = await createRestApi(this.http, {
+      opsLog: this.opsLog,
+      tokens: this.tokens,
+      rate: opts.apiRate,
+      burst: opts.apiBurst,
+      call: async (token, remote, op, body) =>
+        (await runApiCall(
+          {
+            frames: this.frames,
+            finished: (conn) => {
+              this.channels.setSubscriptions(conn, []);
+              this.presence.forget(conn);
+            },
+          },
+          token,
+          remote,
+          op,
+          body,
+        )) as never,
+      user: async (name) => {
+        const u = await this.store.getUser(name);
+        if (!u) return undefined;
+        const bot = await this.apiTokens.getBot(u.username);
+        return { username: u.username, owner: bot?.owner };
+      },
+      channel: (id) => this.store.getChannel(id),
+      channelsOf: (name) => this.store.channelsOf(name),
+    });
+    this.restHandler = handle;
   }
 
   /** Opens the store (migrating it), then starts listening; resolves once both ports are bound. */
@@ -355,13 +407,16 @@ export class CentralServer {
     let dms: DmStore | undefined;
     let avatars: AvatarStore | undefined;
     let files: ServerFileStore | undefined;
+    let apiTokens: ApiTokenStore | undefined;
     try {
       fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
       dms = await openDmStore(opts.storeUrl, opts.dataDir);
       avatars = await openAvatarStore(opts.storeUrl, opts.dataDir);
       files = await openFileStore(opts.storeUrl, opts.dataDir);
-      s = new CentralServer(opts, store, dms, avatars, files, await store.usernames());
+      apiTokens = await openApiTokenStore(opts.storeUrl, opts.dataDir);
+      s = new CentralServer(opts, store, dms, avatars, files, apiTokens, await store.usernames());
     } catch (err) {
+      await apiTokens?.close();
       await files?.close();
       await avatars?.close();
       await dms?.close();
@@ -369,6 +424,7 @@ export class CentralServer {
       throw err;
     }
     try {
+      await s.startRestApi(opts);
       await listen(s.port.server, opts.port, opts.host);
       await listen(s.http, opts.httpPort, opts.host);
     } catch (err) {
@@ -449,6 +505,7 @@ export class CentralServer {
     await this.fileStore.close();
     await this.avatarStore.close();
     await this.dmStore.close();
+    await this.apiTokens.close();
     this.log.write('shutdown', {});
     this.log.close();
     this.opsLog.info('server stopped');
@@ -542,6 +599,16 @@ export class CentralServer {
         return this.dms.block(conn, body as OpReq<'dm_block'>);
       case 'dm_blocks':
         return this.dms.blocks(conn);
+      case 'bot_create':
+        return this.tokens.botCreate(conn.session!, body as OpReq<'bot_create'>);
+      case 'bots':
+        return this.tokens.bots(conn.session!);
+      case 'token_create':
+        return this.tokens.tokenCreate(conn.session!, body as OpReq<'token_create'>);
+      case 'tokens':
+        return this.tokens.tokens(conn.session!);
+      case 'token_revoke':
+        return this.tokens.tokenRevoke(conn.session!, body as OpReq<'token_revoke'>);
     }
   }
 }

@@ -350,3 +350,24 @@ export const BUS_LIMITS = {
   /** At most one log line per reason for dropped events in this period (the counts go on). */
   dropLogIntervalMs: 10_000,
 } as const;
+
+/** The public REST API v1, its tokens and bots (issue 17; docs/REST.md). */
+export const API_LIMITS = {
+  /** Bots one user may own. */
+  maxBotsPerOwner: 10,
+  /** Tokens one user may have at once (revoked and expired ones do not count). */
+  maxTokensPerOwner: 50,
+  /** Channels a token may be limited to. */
+  maxTokenChannels: 100,
+  /** Longest lifetime a token may be given, in days (none given: it does not expire). */
+  maxTokenDays: 365,
+  /** Requests each token may make: `rate` a second, in bursts of up to `burst`. */
+  tokenRate: 20,
+  tokenBurst: 100,
+  /** Largest request body the REST API reads. */
+  maxBodyBytes: 64 * 1024,
+  /** The largest answer a REST call is cut to (a page is cut to fit, as on the wire). */
+  maxAnswerBytes: 1024 * 1024,
+  /** Lifetime of a bot key certificate (and never past its token's expiry). */
+  certMs: 30 * 24 * 3600 * 1000,
+} as const;

@@ -34,6 +34,18 @@ export class RateLimiter {
     return Math.ceil(((n - b.tokens) / this.rate) * 1000);
   }
 
+  /** The whole tokens left in `key`'s bucket now (a full bucket for a key never seen). */
+  left(key: string, now = Date.now()): number {
+    const b = this.buckets.get(key);
+    if (!b) return this.burst;
+    return Math.floor(Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate));
+  }
+
+  /** Seconds until `key`'s bucket is full again. */
+  secondsToFull(key: string, now = Date.now()): number {
+    return Math.ceil((this.burst - this.left(key, now)) / this.rate);
+  }
+
   private sweep(now: number): void {
     for (const [k, b] of this.buckets) {
       if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.burst) this.buckets.delete(k);

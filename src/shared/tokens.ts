@@ -34,6 +34,8 @@ export interface CertClaims {
   iat: number;
   /** Expiry, ms since the epoch: links refuse it after, messages stamped after it fail. */
   exp: number;
+  /** The account is a bot (issue 17): members' UIs mark its messages BOT. */
+  bot?: true;
 }
 
 /**

@@ -1,0 +1,148 @@
+/**
+ * The public REST API v1 on the server's HTTP port (issue 17; docs/REST.md): bearer tokens,
+ * per-token rate limits with `RateLimit-*` headers, the routes (rest-routes.ts) and their
+ * OpenAPI 3.1 document, generated from the same zod schemas the routes validate with, served at
+ * `/api/v1/openapi.json` with a reference page at `/api/v1/docs` (bundled, no CDN). Errors answer
+ * `{"error":{"code","message"}}` with the wire protocol's codes and their HTTP statuses.
+ */
+import type http from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import { ERRORS, HchatError } from '../../protocol/errors.js';
+import { PROTOCOL_VERSION } from '../../protocol/common.js';
+import { API_LIMITS } from '../../shared/limits.js';
+import { RateLimiter } from '../../shared/rate-limit.js';
+import type { ApiTokenRecord } from '../../store/api-token-store.js';
+import { restRoutes, type RestRouteDeps } from './rest-routes.js';
+
+/** The prefix of every route of this version. */
+export const API_PREFIX = '/api/v1';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The live token of the call (set by the auth hook on every route but the document's). */
+    token?: ApiTokenRecord;
+  }
+  interface FastifyContextConfig {
+    /** What the route needs of its token: reading, or writing too. Absent: no token needed. */
+    scope?: 'read' | 'write';
+  }
+}
+
+/** What the REST API needs from its server. */
+export interface RestApiDeps extends RestRouteDeps {
+  opsLog: Logger;
+  rate?: number;
+  burst?: number;
+}
+
+/**
+ * Builds the API on `server` (the HTTP port's server, which hands it `/api/v1` requests):
+ * resolves with the request handler once every route is ready.
+ */
+export async function createRestApi(
+  server: http.Server,
+  d: RestApiDeps,
+): Promise<{ app: FastifyInstance; handle: http.RequestListener }> {
+  let handle: http.RequestListener | undefined;
+  const app = Fastify({
+    bodyLimit: API_LIMITS.maxBodyBytes,
+    // The HTTP port's server is made elsewhere; fastify routes what it is handed.
+    serverFactory: (handler) => {
+      handle = handler;
+      return server;
+    },
+    logger: false,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // Answers are built from validated data and sent as they are (the contract tests check them).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  const limiter = new RateLimiter(d.rate ?? API_LIMITS.tokenRate, d.burst ?? API_LIMITS.tokenBurst);
+  const burst = d.burst ?? API_LIMITS.tokenBurst;
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toHchatError(err, req);
+    if (e.code === 'E_INTERNAL') d.opsLog.error({ err, route: req.url }, 'REST call failed');
+    if (e.code === 'E_RATE_LIMITED' && e.retryAfterMs !== undefined)
+      void reply.header('retry-after', Math.ceil(e.retryAfterMs / 1000));
+    return reply.code(ERRORS[e.code].status).send({ error: e.toWire() });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({
+      error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` },
+    }),
+  );
+
+  // Every route that names a scope needs a live token with it; the call then counts against the
+  // token's budget, told in the RateLimit-* headers of every answer.
+  app.addHook('onRequest', async (req, reply) => {
+    const scope = req.routeOptions.config.scope;
+    if (scope === undefined) return;
+    const token = await d.tokens.authenticate(req.headers.authorization);
+    const wait = limiter.take(token.id);
+    void reply.header('ratelimit-limit', burst);
+    void reply.header('ratelimit-remaining', limiter.left(token.id));
+    void reply.header('ratelimit-reset', limiter.secondsToFull(token.id));
+    if (wait > 0) throw HchatError.rateLimited('too many requests with this token', wait);
+    if (!token.scopes.includes(scope))
+      throw new HchatError('E_TOKEN_SCOPE', `this token has no ${scope} scope`);
+    req.token = token;
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Hybrid Chat REST API',
+        version: `1 (protocol ${PROTOCOL_VERSION})`,
+        description:
+          'Bots and integrations: users, channels, messages and presence with scoped tokens. ' +
+          'Messages are signed by their author (docs/PROTOCOL.md §2.1).',
+      },
+      components: {
+        securitySchemes: { token: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ token: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: `${API_PREFIX}/docs` });
+  await app.register(restRoutes(d), { prefix: API_PREFIX });
+  app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, () => app.swagger());
+  await app.ready();
+  return { app, handle: handle! };
+}
+
+/** The HchatError an error of a call stands for. */
+function toHchatError(err: unknown, req: FastifyRequest): HchatError {
+  if (err instanceof HchatError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'request';
+    const why = err.validation
+      .slice(0, 3)
+      .map((v) => `${v.instancePath.replace(/^\//, '').replace(/\//g, '.') || where}: ${v.message}`)
+      .join('; ');
+    return new HchatError('E_BAD_REQUEST', `${req.method} ${req.routeOptions.url}: ${why}`);
+  }
+  const code = (err as { code?: unknown }).code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new HchatError(
+      'E_FRAME_TOO_LARGE',
+      `the request body exceeds ${API_LIMITS.maxBodyBytes} bytes`,
+    );
+  if (typeof code === 'string' && code.startsWith('FST_ERR_CTP'))
+    return new HchatError('E_BAD_REQUEST', (err as Error).message);
+  if ((err as { statusCode?: number }).statusCode === 400)
+    return new HchatError('E_BAD_REQUEST', (err as Error).message);
+  return new HchatError('E_INTERNAL');
+}
