@@ -9,16 +9,11 @@ const bot = await BotClient.connect({
   token: process.env.HCHAT_TOKEN!,
 });
 const me = bot.me.username.toLowerCase();
-const seen = new Map<string, number>();
-for (const c of await bot.channels()) seen.set(c.id, (await bot.items(c.id, 0, 1)).lastSeq);
-console.log(`echo bot ${bot.me.username} ready in ${seen.size} channels`);
-for (;;) {
-  for (const [channelId, since] of seen) {
-    const { messages, lastSeq } = await bot.items(channelId, since);
-    for (const m of messages)
-      if (m.mentions?.includes(me) && m.text)
-        await bot.reply(m, m.text.replace(`@${me}`, '').trim() || '…');
-    seen.set(channelId, messages.at(-1)?.seq ?? Math.max(since, lastSeq));
-  }
-  await new Promise((r) => setTimeout(r, 500));
+console.log(`echo bot ${bot.me.username} ready in ${(await bot.channels()).length} channels`);
+
+for await (const m of bot.newItems()) {
+  // Messages (not edits or reactions) by others that mention this bot.
+  if ((m.kind ?? 'message') !== 'message' || m.author.toLowerCase() === me) continue;
+  if (!m.mentions?.includes(me) || !m.text) continue;
+  await bot.reply(m, m.text.replace(`@${me}`, '').trim() || '…');
 }

@@ -147,6 +147,39 @@ export class BotClient {
     })) as OpRes<'post'>;
   }
 
+  /**
+   * Every new item of the channels the account is a member of, as it arrives, starting from
+   * now (items already there are not replayed), until `signal` aborts. Items the client posted
+   * itself are included: skip them by `author`.
+   */
+  async *newItems(
+    o: { signal?: AbortSignal; pollMs?: number } = {},
+  ): AsyncGenerator<StoredMessage> {
+    const cursors = new Map<string, number>();
+    const wait = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        o.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    while (!o.signal?.aborted) {
+      for (const c of await this.channels()) {
+        if (!cursors.has(c.id)) {
+          cursors.set(c.id, (await this.items(c.id, 0, 1)).lastSeq);
+          continue;
+        }
+        for (;;) {
+          const since = cursors.get(c.id)!;
+          const page = await this.items(c.id, since);
+          for (const m of page.messages) yield m;
+          const last = page.messages.at(-1)?.seq ?? since;
+          cursors.set(c.id, last);
+          if (last >= page.lastSeq || page.messages.length === 0) break;
+        }
+      }
+      await wait(o.pollMs ?? 500);
+    }
+  }
+
   /** Lets the clock see items read elsewhere (the gateway), so later posts order after them. */
   observe(items: readonly StoredMessage[]): void {
     for (const m of items) this.clock.observe(m);
