@@ -64,3 +64,9 @@ export const Items = z.object({ messages: z.array(StoredMessage), lastSeq: z.num
 
 export const KeyBody = z.object({ publicKey: PublicKey });
 export const KeyCert = z.object({ cert: z.string(), exp: z.number().int(), bot: z.boolean() });
+
+/** Opening the gateway: `resume` (a session id from `ready`) and `seq` (the last event seen). */
+export const GatewayQuery = z.object({
+  resume: z.string().max(64).optional(),
+  seq: z.coerce.number().int().min(0).optional(),
+});

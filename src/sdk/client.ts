@@ -12,6 +12,7 @@ import type { OpRes } from '../protocol/server-link.js';
 import { HybridClock } from '../shared/hlc.js';
 import { messageId, type IdFields } from '../shared/message-id.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../shared/signing.js';
+import { GatewayConnection, type GatewayFrame } from './gateway.js';
 
 /** An error answer of the API: the wire protocol's code, why, and the HTTP status. */
 export class ApiError extends Error {
@@ -148,37 +149,74 @@ export class BotClient {
   }
 
   /**
-   * Every new item of the channels the account is a member of, as it arrives, starting from
-   * now (items already there are not replayed), until `signal` aborts. Items the client posted
-   * itself are included: skip them by `author`.
+   * Every new item of the channels the account is a member of, as it arrives, from now on
+   * (items already there are not replayed), until `signal` aborts or the token is refused.
+   * Pushed by the gateway; each channel's items come once each, in seq order: a gap (a cut
+   * the gateway could not resume) is filled from `GET …/items` before what follows it. Items the
+   * client posted itself are included: skip them by `author`.
    */
-  async *newItems(
-    o: { signal?: AbortSignal; pollMs?: number } = {},
-  ): AsyncGenerator<StoredMessage> {
+  async *newItems(o: { signal?: AbortSignal } = {}): AsyncGenerator<StoredMessage> {
     const cursors = new Map<string, number>();
-    const wait = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ms);
-        o.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
-    while (!o.signal?.aborted) {
-      for (const c of await this.channels()) {
-        if (!cursors.has(c.id)) {
-          cursors.set(c.id, (await this.items(c.id, 0, 1)).lastSeq);
+    const queue: GatewayFrame[] = [];
+    let wake: (() => void) | undefined;
+    const gw = new GatewayConnection(
+      this.base.replace(/^http/, 'ws') + '/gateway',
+      this.token,
+      (f) => {
+        queue.push(f);
+        wake?.();
+      },
+    );
+    this.gatewayConn = gw;
+    o.signal?.addEventListener('abort', () => (gw.stop(), wake?.()), { once: true });
+    gw.start();
+    /** Items of `channelId` after its cursor up to `upTo` (or all), fetched page by page. */
+    const fill = async function* (self: BotClient, channelId: string, upTo = Infinity) {
+      for (;;) {
+        const since = cursors.get(channelId)!;
+        if (since >= upTo) return;
+        const page = await self.items(channelId, since);
+        for (const m of page.messages) {
+          if (m.seq > upTo) return;
+          cursors.set(channelId, m.seq);
+          yield m;
+        }
+        if (page.messages.length === 0 || cursors.get(channelId)! >= page.lastSeq) return;
+      }
+    };
+    try {
+      while (!gw.stopping) {
+        const f = queue.shift();
+        if (!f) {
+          await new Promise<void>((resolve) => (wake = resolve));
           continue;
         }
-        for (;;) {
-          const since = cursors.get(c.id)!;
-          const page = await this.items(c.id, since);
-          for (const m of page.messages) yield m;
-          const last = page.messages.at(-1)?.seq ?? since;
-          cursors.set(c.id, last);
-          if (last >= page.lastSeq || page.messages.length === 0) break;
+        if (f.t === 'fatal') throw new ApiError(401, 'E_TOKEN_INVALID', f.reason);
+        if (f.t === 'ready') {
+          // A new session: channels not seen yet start now; the others catch up what a cut
+          // that could not be resumed missed.
+          for (const id of f.channels) {
+            if (!cursors.has(id)) cursors.set(id, (await this.items(id, 0, 1)).lastSeq);
+            else yield* fill(this, id);
+          }
+        } else if (f.t === 'event' && f.type === 'message') {
+          const m = (f.data as { message: StoredMessage }).message;
+          this.clock.observe(m);
+          if (!cursors.has(m.channelId)) cursors.set(m.channelId, m.seq - 1);
+          const at = cursors.get(m.channelId)!;
+          if (m.seq <= at) continue;
+          if (m.seq > at + 1) yield* fill(this, m.channelId, m.seq - 1);
+          cursors.set(m.channelId, m.seq);
+          yield m;
         }
       }
-      await wait(o.pollMs ?? 500);
+    } finally {
+      gw.stop();
     }
   }
+
+  /** The gateway connection of `newItems`, if one runs (tests cut it). */
+  gatewayConn: GatewayConnection | undefined;
 
   /** Lets the clock see items read elsewhere (the gateway), so later posts order after them. */
   observe(items: readonly StoredMessage[]): void {

@@ -66,6 +66,7 @@ import type { ApiTokenStore } from '../store/api-token-store.js';
 import { TokenService } from './token-service.js';
 import { runApiCall } from './api/api-call.js';
 import { createRestApi } from './api/rest-api.js';
+import { Gateway } from './api/gateway.js';
 
 export type { ServerOptions } from './server-options.js';
 
@@ -117,6 +118,7 @@ export class CentralServer {
   private readonly tokens: TokenService;
   /** The REST API's request handler, once built (`start`). */
   private restHandler: http.RequestListener | undefined;
+  private gateway: Gateway | undefined;
 
   private constructor(
     opts: ServerOptions,
@@ -369,20 +371,25 @@ export class CentralServer {
 
   /** Builds the REST API v1 on the HTTP port (issue 17). */
   private async startRestApi(opts: ServerOptions): Promise<void> {
+    const finished = (conn: Conn): void => {
+      this.channels.setSubscriptions(conn, []);
+      this.presence.forget(conn);
+    };
+    this.gateway = new Gateway({
+      frames: this.frames,
+      tokens: this.apiTokens,
+      channelsOf: (name) => this.store.channelsOf(name),
+      finished,
+    });
     const { handle } = await createRestApi(this.http, {
+      gateway: this.gateway,
       opsLog: this.opsLog,
       tokens: this.tokens,
       rate: opts.apiRate,
       burst: opts.apiBurst,
       call: async (token, remote, op, body) =>
         (await runApiCall(
-          {
-            frames: this.frames,
-            finished: (conn) => {
-              this.channels.setSubscriptions(conn, []);
-              this.presence.forget(conn);
-            },
-          },
+          { frames: this.frames, finished },
           token,
           remote,
           op,
@@ -493,6 +500,7 @@ export class CentralServer {
     this.opsLog.info({ connections: this.port.conns.size }, 'shutting down');
     this.port.stopSweep();
     this.accounts.close();
+    this.gateway?.close();
     await this.channels.close();
     await this.verifyPool?.close();
     for (const c of this.port.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
@@ -607,8 +615,11 @@ export class CentralServer {
         return this.tokens.tokenCreate(conn.session!, body as OpReq<'token_create'>);
       case 'tokens':
         return this.tokens.tokens(conn.session!);
-      case 'token_revoke':
-        return this.tokens.tokenRevoke(conn.session!, body as OpReq<'token_revoke'>);
+      case 'token_revoke': {
+        const r = await this.tokens.tokenRevoke(conn.session!, body as OpReq<'token_revoke'>);
+        this.gateway?.revoked((body as OpReq<'token_revoke'>).id);
+        return r;
+      }
     }
   }
 }

@@ -9,6 +9,7 @@ import type http from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
+import fastifyWebsocket from '@fastify/websocket';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -81,6 +82,10 @@ export async function createRestApi(
       error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` },
     }),
   );
+
+  // First: its own request hook marks upgrades, so that a refused one (a bad token, below) has
+  // its socket closed after the answer rather than left open.
+  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
 
   // Every route that names a scope needs a live token with it; the call then counts against the
   // token's budget, told in the RateLimit-* headers of every answer.

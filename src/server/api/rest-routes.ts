@@ -25,10 +25,12 @@ import {
   RestMe,
   RestUser,
   UserIdParams,
+  GatewayQuery,
 } from '../../protocol/rest.js';
 import { OPS, type OpName, type OpReq, type OpRes } from '../../protocol/server-link.js';
 import type { ApiTokenRecord } from '../../store/api-token-store.js';
 import type { TokenService } from '../token-service.js';
+import type { Gateway } from './gateway.js';
 
 /** What the routes need from their server. */
 export interface RestRouteDeps {
@@ -46,6 +48,8 @@ export interface RestRouteDeps {
   channel(id: string): Promise<Channel | undefined>;
   /** The channels an account is a member of. */
   channelsOf(username: string): Promise<Channel[]>;
+  /** The real-time gateway of this instance (gateway.ts). */
+  gateway: Gateway;
 }
 
 const ERRORS = { 400: RestError, 401: RestError, 403: RestError, 404: RestError, 429: RestError };
@@ -183,6 +187,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
           name: req.body.name,
           allowVisitors: req.body.allowVisitors,
         });
+        d.gateway.refresh(tokenOf(req).account);
         return reply.code(201).send(c);
       },
     );
@@ -220,7 +225,9 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
       },
       async (req) => {
         checkScope(tokenOf(req), req.params.channel_id);
-        return call(req, 'channel_join', { channelId: req.params.channel_id });
+        const c = await call(req, 'channel_join', { channelId: req.params.channel_id });
+        d.gateway.refresh(tokenOf(req).account);
+        return c;
       },
     );
 
@@ -236,7 +243,9 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
       },
       async (req) => {
         checkScope(tokenOf(req), req.params.channel_id);
-        return call(req, 'channel_leave', { channelId: req.params.channel_id });
+        const r = await call(req, 'channel_leave', { channelId: req.params.channel_id });
+        d.gateway.refresh(tokenOf(req).account);
+        return r;
       },
     );
 
@@ -348,6 +357,27 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
           for (const u of m.members) members.add(u.toLowerCase());
         }
         return { ...page, peers: page.peers.filter((p) => members.has(p.username.toLowerCase())) };
+      },
+    );
+
+    app.get(
+      '/gateway',
+      {
+        websocket: true,
+        config: read,
+        schema: {
+          summary:
+            'The real-time gateway (WebSocket): numbered events of the token’s channels, with resume (docs/REST.md “Gateway”)',
+          querystring: GatewayQuery,
+        },
+      },
+      (socket, req) => {
+        const q = req.query as z.infer<typeof GatewayQuery>;
+        const resume = q.resume !== undefined ? { session: q.resume, seq: q.seq ?? 0 } : undefined;
+        d.gateway.open(socket, tokenOf(req), remoteOf(req), resume).catch((err: unknown) => {
+          const e = err instanceof HchatError ? err : new HchatError('E_INTERNAL');
+          socket.close(1011, e.code);
+        });
       },
     );
 

@@ -1,0 +1,276 @@
+/**
+ * The REST API's real-time gateway (issue 17; docs/REST.md "Gateway"): a WebSocket at
+ * `/api/v1/gateway` that streams what the token's account is pushed on the wire (new items of
+ * its channels, typing), each event numbered in its gateway session, with resume after a
+ * disconnect. A gateway session is a connection of the server like a peer's (a `Conn` on a
+ * `GatewayLink`), subscribed to the account's channels within the token's scope; it keeps
+ * receiving while its socket is away (up to `resumeMs`), so a client that resumes with the last
+ * seq it saw gets every event after it, once. Bounded: at most `bufferEvents` kept for resume;
+ * a socket that does not read (more than `maxBufferedBytes` unsent) is closed, and resumes.
+ */
+import crypto from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { HchatError } from '../../protocol/errors.js';
+import { FrameDecoder } from '../../protocol/frame.js';
+import type { OpName } from '../../protocol/server-link.js';
+import type { WireError } from '../../protocol/rpc.js';
+import type { z } from 'zod';
+import type { ApiTokenRecord, ApiTokenStore } from '../../store/api-token-store.js';
+import { Conn, type ConnLink } from '../conn.js';
+import type { FrameDispatch } from '../frame-dispatch.js';
+import type { Channel } from '../../protocol/common.js';
+
+export const GATEWAY_LIMITS = {
+  /** Events kept per session for a resume. */
+  bufferEvents: 1000,
+  /** How long a session outlives its socket, waiting for a resume. */
+  resumeMs: 60_000,
+  /** Unsent bytes on a socket before it is closed as a slow reader (4008; it may resume). */
+  maxBufferedBytes: 1024 * 1024,
+  /** Server pings; a socket that answered none since the last one is closed. */
+  heartbeatMs: 15_000,
+  /** How often each session re-reads its token (revocation on another instance) and channels. */
+  refreshMs: 5_000,
+  /** Sessions per token at once. */
+  sessionsPerToken: 4,
+} as const;
+
+type Wire = z.infer<typeof WireError>;
+
+/** The link of a gateway session: pushes in, events out; answers to its own requests. */
+class GatewayLink implements ConnLink {
+  peerMaxFrame = 1024 * 1024;
+  private open = true;
+  private readonly decoder = new FrameDecoder(16 * 1024 * 1024);
+  private readonly waiting = new Map<number, (r: { body?: unknown; error?: Wire }) => void>();
+
+  constructor(
+    readonly remote: { ip: string; port: number },
+    private readonly onEvent: (ev: string, body: unknown) => void,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+  /** Resolves with the answer to request `id`. */
+  expect(id: number): Promise<{ body?: unknown; error?: Wire }> {
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  }
+  send(obj: object): void {
+    const f = obj as { t?: string; id?: number; ev?: string; body?: unknown; error?: Wire };
+    if (f.t === 'res') {
+      this.waiting.get(f.id!)?.({ body: f.body, error: f.error });
+      this.waiting.delete(f.id!);
+    } else if (f.t === 'ev') this.onEvent(f.ev!, f.body);
+  }
+  answer(id: number, body: unknown): void {
+    this.send({ t: 'res', id, body });
+  }
+  /** Pushes encoded once for many connections: one frame, or several back to back. */
+  sendEncoded(frame: Buffer): void {
+    if (!this.open) return;
+    for (const f of this.decoder.push(frame)) this.send(f);
+  }
+  setMaxFrame(): void {}
+  hold(): void {}
+  release(): void {}
+  fail(err: HchatError): void {
+    this.open = false;
+    for (const w of this.waiting.values()) w({ error: err.toWire() });
+    this.waiting.clear();
+  }
+  close(reason?: HchatError): void {
+    this.fail(reason ?? new HchatError('E_SHUTTING_DOWN'));
+  }
+}
+
+/** What the gateway needs from its server. */
+export interface GatewayDeps {
+  frames: FrameDispatch;
+  tokens: ApiTokenStore;
+  channelsOf(username: string): Promise<Channel[]>;
+  /** Forgets what a session's connection left behind (subscriptions, views). */
+  finished(conn: Conn): void;
+}
+
+let lastGatewayConn = 1_000_000_000;
+
+/** One gateway session: its connection, its numbered events, and its socket while attached. */
+class GatewaySession {
+  readonly id = `gw_${crypto.randomBytes(16).toString('base64url')}`;
+  seq = 0;
+  readonly buffer: { seq: number; text: string }[] = [];
+  socket: WebSocket | undefined;
+  readonly conn: Conn<GatewayLink>;
+  private nextReq = 1;
+  expiry: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly token: ApiTokenRecord,
+    remote: { ip: string; port: number },
+  ) {
+    const link = new GatewayLink(remote, (ev, body) => this.event(ev, body));
+    this.conn = new Conn(++lastGatewayConn, link);
+    this.conn.helloDone = true;
+    this.conn.session = { sessionId: this.id, username: token.account, role: 'user' };
+  }
+
+  /** Runs wire operation `op` on this session's own connection. */
+  async run(frames: FrameDispatch, op: OpName, body: unknown): Promise<unknown> {
+    const id = this.nextReq++;
+    const answered = this.conn.fs.expect(id);
+    frames.onFrame(this.conn, { t: 'req', id, op, body });
+    const r = await answered;
+    if (r.error) throw HchatError.fromWire(r.error);
+    return r.body;
+  }
+
+  private event(type: string, data: unknown): void {
+    const seq = ++this.seq;
+    const text = JSON.stringify({ t: 'event', seq, type, data });
+    this.buffer.push({ seq, text });
+    if (this.buffer.length > GATEWAY_LIMITS.bufferEvents) this.buffer.shift();
+    this.deliver(text);
+  }
+
+  deliver(text: string): void {
+    const s = this.socket;
+    if (!s || s.readyState !== s.OPEN) return;
+    if (s.bufferedAmount > GATEWAY_LIMITS.maxBufferedBytes) {
+      // A reader this far behind is cut; it resumes from the last seq it read.
+      s.close(4008, 'slow consumer: resume from your last seq');
+      return;
+    }
+    s.send(text);
+  }
+}
+
+/** Every gateway session of this instance. */
+export class Gateway {
+  private readonly sessions = new Map<string, GatewaySession>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly d: GatewayDeps) {
+    this.timer = setInterval(() => void this.refreshAll(), GATEWAY_LIMITS.refreshMs);
+    this.timer.unref();
+  }
+
+  /**
+   * A socket authenticated with `token`: resumes session `resume` from `seq` when it can (then
+   * `resumed` follows the replayed events), or starts a new one (`invalid_session` first if a
+   * resume was asked for and cannot be served, then `ready`).
+   */
+  async open(
+    socket: WebSocket,
+    token: ApiTokenRecord,
+    remote: { ip: string; port: number },
+    resume?: { session: string; seq: number },
+  ): Promise<void> {
+    const old = resume ? this.sessions.get(resume.session) : undefined;
+    const oldest = old?.buffer[0]?.seq ?? (old ? old.seq + 1 : 0);
+    if (old && old.token.id === token.id && resume!.seq <= old.seq && resume!.seq >= oldest - 1) {
+      this.attach(old, socket);
+      for (const e of old.buffer) if (e.seq > resume!.seq) socket.send(e.text);
+      socket.send(JSON.stringify({ t: 'resumed', session: old.id, seq: old.seq }));
+      return;
+    }
+    if (resume) socket.send(JSON.stringify({ t: 'invalid_session' }));
+    const mine = [...this.sessions.values()].filter((s) => s.token.id === token.id);
+    if (mine.length >= GATEWAY_LIMITS.sessionsPerToken)
+      this.end(mine[0]!, 4005, 'too many gateway sessions for this token');
+    const s = new GatewaySession(token, remote);
+    this.sessions.set(s.id, s);
+    const channels = await this.subscribe(s);
+    // Ready first (seq 0), then what arrived while subscribing, then the rest as it comes.
+    socket.send(
+      JSON.stringify({
+        t: 'ready',
+        session: s.id,
+        seq: 0,
+        user: token.account,
+        channels,
+        heartbeatMs: GATEWAY_LIMITS.heartbeatMs,
+      }),
+    );
+    this.attach(s, socket);
+    for (const e of s.buffer) socket.send(e.text);
+  }
+
+  /** The account's channels changed (a join or leave through this instance): subscribe anew. */
+  refresh(account: string): void {
+    for (const s of this.sessions.values())
+      if (s.token.account.toLowerCase() === account.toLowerCase()) void this.subscribe(s);
+  }
+
+  /** A token was revoked here: its sessions end now. */
+  revoked(tokenId: string): void {
+    for (const s of [...this.sessions.values()])
+      if (s.token.id === tokenId) this.end(s, 4004, 'E_TOKEN_INVALID');
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const s of [...this.sessions.values()]) {
+      // The process is going: no close handshake to wait for (a client may never answer it).
+      s.socket?.terminate();
+      this.end(s, 1001, 'E_SHUTTING_DOWN');
+    }
+  }
+
+  private attach(s: GatewaySession, socket: WebSocket): void {
+    s.socket?.close(4009, 'resumed elsewhere');
+    clearTimeout(s.expiry);
+    s.socket = socket;
+    let alive = true;
+    const ping = setInterval(() => {
+      if (!alive) return socket.terminate();
+      alive = false;
+      socket.ping();
+    }, GATEWAY_LIMITS.heartbeatMs);
+    socket.on('pong', () => (alive = true));
+    socket.on('message', (data) => {
+      alive = true;
+      if (String(data) === '{"t":"ping"}') socket.send('{"t":"pong"}');
+    });
+    socket.on('close', () => {
+      clearInterval(ping);
+      if (s.socket !== socket) return;
+      s.socket = undefined;
+      s.expiry = setTimeout(() => this.end(s, 1000, 'expired'), GATEWAY_LIMITS.resumeMs);
+      s.expiry.unref();
+    });
+  }
+
+  /** Subscribes the session to its account's channels within its token's; their ids. */
+  private async subscribe(s: GatewaySession): Promise<string[]> {
+    const t = s.token;
+    const ids = (await this.d.channelsOf(t.account))
+      .map((c) => c.id)
+      .filter((id) => t.channels === null || t.channels.includes(id));
+    const r = (await s.run(this.d.frames, 'subscribe', { channelIds: ids })) as {
+      channelIds: string[];
+    };
+    return r.channelIds;
+  }
+
+  private async refreshAll(): Promise<void> {
+    for (const s of [...this.sessions.values()]) {
+      try {
+        const t = await this.d.tokens.getToken(s.token.id);
+        if (!t || t.revokedAt !== null || (t.expiresAt !== null && t.expiresAt <= Date.now()))
+          this.end(s, 4004, 'E_TOKEN_INVALID');
+        else await this.subscribe(s);
+      } catch {
+        // The store is away: the next round tries again.
+      }
+    }
+  }
+
+  private end(s: GatewaySession, code: number, reason: string): void {
+    if (!this.sessions.delete(s.id)) return;
+    clearTimeout(s.expiry);
+    s.socket?.close(code, reason);
+    s.conn.fs.close();
+    this.d.finished(s.conn);
+  }
+}

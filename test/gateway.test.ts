@@ -1,0 +1,150 @@
+/**
+ * The REST API's gateway (issue 17; docs/REST.md "Gateway") on a real testnet, played first by a
+ * raw WebSocket client written from the document (ready, numbered events, resume after a cut,
+ * invalid_session, refusals, revocation closing the stream at once), then through the SDK, whose
+ * stream of new items survives a cut without losing or doubling one.
+ */
+import { describe, expect, it, onTestFinished } from 'vitest';
+import WebSocket from 'ws';
+import { BotClient } from '../src/sdk/client.js';
+import type { StoredMessage } from '../src/protocol/common.js';
+import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+
+async function world() {
+  const net = await createTestnet({ peers: 1 });
+  const [alice] = net.peers as [TestPeer];
+  await signIn(alice, 'alice');
+  const general = (
+    await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false })
+  ).body.id as string;
+  const token = async (scopes = ['read', 'write']) => {
+    const t = await alice.call('POST', '/api/tokens', { name: 'gw', scopes });
+    return t.body as { id: string; token: string };
+  };
+  const post = async (text: string) =>
+    expect((await alice.call('POST', `/api/channels/${general}/messages`, { text })).status).toBe(
+      201,
+    );
+  const url = net.server.httpUrl.replace(/^http/, 'ws') + 'api/v1/gateway';
+  return { net, alice, general, token, post, url };
+}
+
+/** A raw gateway client: every frame it got, and the close code. */
+function open(url: string, token: string | undefined) {
+  const frames: any[] = [];
+  let closed: number | undefined;
+  let refused: number | undefined;
+  const ws = new WebSocket(url, {
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  });
+  ws.on('message', (d) => frames.push(JSON.parse(String(d))));
+  ws.on('close', (code) => (closed = code));
+  ws.on('unexpected-response', (_req, res) => {
+    refused = res.statusCode;
+    ws.terminate();
+  });
+  ws.on('error', () => undefined);
+  onTestFinished(() => ws.terminate());
+  return {
+    ws,
+    frames,
+    closed: () => closed,
+    refused: () => refused,
+    events: () => frames.filter((f) => f.t === 'event' && f.type === 'message'),
+  };
+}
+
+describe('gateway', () => {
+  it('streams numbered events and resumes after a cut with exactly what was missed', async () => {
+    const { general, token, post, url } = await world();
+    const t = await token();
+    const a = open(url, t.token);
+    const ready = await waitFor(() => a.frames.find((f) => f.t === 'ready'));
+    expect(ready).toMatchObject({ seq: 0, user: 'alice', channels: [general] });
+    for (const text of ['one', 'two', 'three']) await post(text);
+    await waitFor(() => a.events().length === 3);
+    expect(a.events().map((e) => [e.seq, e.data.message.text])).toEqual([
+      [1, 'one'],
+      [2, 'two'],
+      [3, 'three'],
+    ]);
+    // Cut as a network failure would; the session keeps what arrives meanwhile.
+    a.ws.terminate();
+    await waitFor(() => a.closed() !== undefined);
+    for (const text of ['four', 'five']) await post(text);
+    const t0 = Date.now();
+    const b = open(`${url}?resume=${ready.session}&seq=3`, t.token);
+    const resumed = await waitFor(() => b.frames.find((f) => f.t === 'resumed'));
+    console.log(`gateway resume: 2 missed events back in ${Date.now() - t0} ms`);
+    expect(resumed).toEqual({ t: 'resumed', session: ready.session, seq: 5 });
+    expect(b.frames.map((f) => (f.t === 'event' ? f.data.message.text : f.t))).toEqual([
+      'four',
+      'five',
+      'resumed',
+    ]);
+    await post('six');
+    await waitFor(() => b.events().length === 3);
+    expect(b.events().at(-1)).toMatchObject({ seq: 6, data: { message: { text: 'six' } } });
+    // An unknown session, or a seq the session no longer holds: invalid_session, then ready.
+    const c = open(`${url}?resume=gw_nope&seq=1`, t.token);
+    await waitFor(() => c.frames.some((f) => f.t === 'ready'));
+    expect(c.frames[0]).toEqual({ t: 'invalid_session' });
+    // Another token cannot take over this session.
+    const other = await token();
+    const d = open(`${url}?resume=${ready.session}&seq=6`, other.token);
+    await waitFor(() => d.frames.some((f) => f.t === 'ready'));
+    expect(d.frames[0]).toEqual({ t: 'invalid_session' });
+  });
+
+  it('refuses bad tokens at the door and closes at once when the token is revoked', async () => {
+    const { alice, token, url } = await world();
+    const none = open(url, undefined);
+    await waitFor(() => none.refused());
+    expect(none.refused()).toBe(401);
+    const wrong = open(url, 'tok_AAAAAAAAAAAAAAAAAAAAAA.' + 'A'.repeat(43));
+    await waitFor(() => wrong.refused());
+    expect(wrong.refused()).toBe(401);
+    const writeOnly = await token(['write']);
+    const w = open(url, writeOnly.token);
+    await waitFor(() => w.refused());
+    expect(w.refused()).toBe(403);
+    const t = await token();
+    const a = open(url, t.token);
+    await waitFor(() => a.frames.some((f) => f.t === 'ready'));
+    expect((await alice.call('DELETE', `/api/tokens/${t.id}`)).status).toBe(204);
+    await waitFor(() => a.closed(), 2000);
+    expect(a.closed()).toBe(4004);
+  });
+
+  it('gives the SDK every new item once, in order, across a cut', async () => {
+    const { net, general, token, post } = await world();
+    const sdk = await BotClient.connect({ url: net.server.httpUrl, token: (await token()).token });
+    const got: StoredMessage[] = [];
+    const stop = new AbortController();
+    onTestFinished(() => stop.abort());
+    const reading = (async () => {
+      for await (const m of sdk.newItems({ signal: stop.signal })) got.push(m);
+    })();
+    await waitFor(() => sdk.gatewayConn !== undefined);
+    await new Promise((r) => setTimeout(r, 300)); // the first ready
+    await post('before the cut');
+    await waitFor(() => got.length === 1);
+    sdk.gatewayConn!.cut();
+    for (let i = 0; i < 5; i++) await post(`during ${i}`);
+    await post('after');
+    await waitFor(() => got.length >= 7);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.map((m) => m.text)).toEqual([
+      'before the cut',
+      'during 0',
+      'during 1',
+      'during 2',
+      'during 3',
+      'during 4',
+      'after',
+    ]);
+    expect(got.every((m) => m.channelId === general)).toBe(true);
+    stop.abort();
+    await reading;
+  });
+});
