@@ -388,13 +388,7 @@ export class CentralServer {
       rate: opts.apiRate,
       burst: opts.apiBurst,
       call: async (token, remote, op, body) =>
-        (await runApiCall(
-          { frames: this.frames, finished },
-          token,
-          remote,
-          op,
-          body,
-        )) as never,
+        (await runApiCall({ frames: this.frames, finished }, token, remote, op, body)) as never,
       user: async (name) => {
         const u = await this.store.getUser(name);
         if (!u) return undefined;
