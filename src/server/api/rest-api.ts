@@ -113,6 +113,7 @@ export async function createRestApi(
           'Bots and integrations: users, channels, messages and presence with scoped tokens. ' +
           'Messages are signed by their author (docs/PROTOCOL.md §2.1).',
       },
+      servers: [{ url: '/', description: 'the server that serves this document' }],
       components: {
         securitySchemes: { token: { type: 'http', scheme: 'bearer' } },
       },
