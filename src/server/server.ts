@@ -64,9 +64,8 @@ import { FrameDispatch } from './frame-dispatch.js';
 import { FramedPort } from './framed-port.js';
 import type { ApiTokenStore } from '../store/api-token-store.js';
 import { TokenService } from './token-service.js';
-import { runApiCall } from './api/api-call.js';
-import { createRestApi } from './api/rest-api.js';
-import { Gateway } from './api/gateway.js';
+import { startApi } from './api/start-api.js';
+import type { Gateway } from './api/gateway.js';
 
 export type { ServerOptions } from './server-options.js';
 
@@ -371,34 +370,22 @@ export class CentralServer {
 
   /** Builds the REST API v1 on the HTTP port (issue 17). */
   private async startRestApi(opts: ServerOptions): Promise<void> {
-    const finished = (conn: Conn): void => {
-      this.channels.setSubscriptions(conn, []);
-      this.presence.forget(conn);
-    };
-    this.gateway = new Gateway({
+    const api = await startApi({
+      http: this.http,
       frames: this.frames,
-      tokens: this.apiTokens,
-      channelsOf: (name) => this.store.channelsOf(name),
-      finished,
-    });
-    const { handle } = await createRestApi(this.http, {
-      gateway: this.gateway,
-      opsLog: this.opsLog,
+      store: this.store,
+      apiTokens: this.apiTokens,
       tokens: this.tokens,
+      opsLog: this.opsLog,
+      finished: (conn) => {
+        this.channels.setSubscriptions(conn, []);
+        this.presence.forget(conn);
+      },
       rate: opts.apiRate,
       burst: opts.apiBurst,
-      call: async (token, remote, op, body) =>
-        (await runApiCall({ frames: this.frames, finished }, token, remote, op, body)) as never,
-      user: async (name) => {
-        const u = await this.store.getUser(name);
-        if (!u) return undefined;
-        const bot = await this.apiTokens.getBot(u.username);
-        return { username: u.username, owner: bot?.owner };
-      },
-      channel: (id) => this.store.getChannel(id),
-      channelsOf: (name) => this.store.channelsOf(name),
     });
-    this.restHandler = handle;
+    this.restHandler = api.handle;
+    this.gateway = api.gateway;
   }
 
   /** Opens the store (migrating it), then starts listening; resolves once both ports are bound. */

@@ -1,0 +1,63 @@
+/**
+ * Builds the public REST API v1 and its gateway on the server's HTTP port (issue 17): the
+ * server hands in what a call reaches (its frame dispatch, stores, token service), and gets
+ * back the request handler for `/api/` and the gateway (revocations and shutdown reach it).
+ */
+import type http from 'node:http';
+import type { Logger } from 'pino';
+import type { ApiTokenStore } from '../../store/api-token-store.js';
+import type { ServerStore } from '../../store/server-store.js';
+import type { Conn } from '../conn.js';
+import type { FrameDispatch } from '../frame-dispatch.js';
+import type { TokenService } from '../token-service.js';
+import { runApiCall } from './api-call.js';
+import { Gateway } from './gateway.js';
+import { createRestApi } from './rest-api.js';
+
+export interface StartApiDeps {
+  http: http.Server;
+  frames: FrameDispatch;
+  store: ServerStore;
+  apiTokens: ApiTokenStore;
+  tokens: TokenService;
+  opsLog: Logger;
+  /** Forgets what a call's or a gateway session's connection left (subscriptions, views). */
+  finished(conn: Conn): void;
+  rate?: number;
+  burst?: number;
+}
+
+export async function startApi(
+  d: StartApiDeps,
+): Promise<{ handle: http.RequestListener; gateway: Gateway }> {
+  const gateway = new Gateway({
+    frames: d.frames,
+    tokens: d.apiTokens,
+    channelsOf: (name) => d.store.channelsOf(name),
+    finished: d.finished,
+  });
+  const { handle } = await createRestApi(d.http, {
+    gateway,
+    opsLog: d.opsLog,
+    tokens: d.tokens,
+    rate: d.rate,
+    burst: d.burst,
+    call: async (token, remote, op, body) =>
+      (await runApiCall(
+        { frames: d.frames, finished: d.finished },
+        token,
+        remote,
+        op,
+        body,
+      )) as never,
+    user: async (name) => {
+      const u = await d.store.getUser(name);
+      if (!u) return undefined;
+      const bot = await d.apiTokens.getBot(u.username);
+      return { username: u.username, owner: bot?.owner };
+    },
+    channel: (id) => d.store.getChannel(id),
+    channelsOf: (name) => d.store.channelsOf(name),
+  });
+  return { handle, gateway };
+}
