@@ -124,6 +124,7 @@ export async function benchSearch(): Promise<Record<string, number>> {
       events: new EventHub(),
       accountName: 'alice',
       refusal: () => undefined, // never asked: nothing comes from a replica
+      certClaims: () => undefined, // no real certificates here: nobody is a bot
       connection: 'offline',
     });
     const queries = Array.from({ length: QUERIES }, () => {

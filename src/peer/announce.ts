@@ -6,7 +6,7 @@
  */
 import type { EventHub } from './event-hub.js';
 import type { PeerStore } from '../store/peer-store.js';
-import { apiMessages } from './api-shapes.js';
+import { apiMessages, type CertReader } from './api-shapes.js';
 
 /** An item just stored, sent or refused. */
 interface Touched {
@@ -19,6 +19,7 @@ interface Touched {
 /** Emits one `message` event per message these items show or change. */
 export function announce(
   store: PeerStore,
+  certs: CertReader,
   events: EventHub,
   viewer: string,
   items: readonly Touched[],
@@ -36,6 +37,6 @@ export function announce(
     const m = store.getMessage(id);
     return m && (m.kind ?? 'message') === 'message' ? [m] : [];
   });
-  for (const message of apiMessages(store, messages, viewer))
+  for (const message of apiMessages(store, messages, viewer, certs))
     events.emit('message', { channelId: message.channelId, message });
 }

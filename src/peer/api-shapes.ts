@@ -38,6 +38,8 @@ export interface ApiMessage {
   reactions: ApiReaction[];
   /** Its files (absent when none, and once deleted). */
   files?: ApiFile[];
+  /** Its author is a bot: its key certificate says so (PROTOCOL.md §2.1; absent for a person). */
+  bot?: true;
 }
 
 /** A channel as the local API shows it. */
@@ -67,14 +69,26 @@ export interface ViewSource {
   fileView?(channelId: string, ref: FileRef): ApiFile;
 }
 
+/**
+ * Reads the claims of a certificate the server signed (MessageVerifier.certClaims, which
+ * remembers those it checked when the message arrived), or undefined when it cannot tell.
+ */
+export interface CertReader {
+  certClaims(cert: string): { bot?: true } | undefined;
+}
+
 /** A preview's length: enough for one line of a quote. */
 const PREVIEW = 200;
 
-/** Messages (kind `message`) as `viewer` sees them, each folded with the items naming it. */
+/**
+ * Messages (kind `message`) as `viewer` sees them, each folded with the items naming it; `certs`
+ * tells which authors' certificates are bots'.
+ */
 export function apiMessages(
   store: ViewSource,
   messages: readonly LocalMessage[],
   viewer: string,
+  certs: CertReader,
 ): ApiMessage[] {
   const related = store.related(messages.map((m) => m.id));
   const byTarget = new Map<string, LocalMessage[]>();
@@ -103,6 +117,7 @@ export function apiMessages(
       })),
     };
     if (m.error) out.error = m.error;
+    if (certs.certClaims(m.cert)?.bot === true) out.bot = true;
     if (s.deleted) out.deleted = true;
     if (s.editedAt !== undefined) out.editedAt = s.editedAt;
     if (s.mentions) {

@@ -7,11 +7,11 @@ import { HchatError } from '../protocol/errors.js';
 import type { FileRef, ItemKind } from '../protocol/common.js';
 import type { ItemBody } from '../shared/message-id.js';
 import type { LocalMessage, PeerStore } from '../store/peer-store.js';
-import { apiMessages, type ApiMessage } from './api-shapes.js';
+import { apiMessages, type ApiMessage, type CertReader } from './api-shapes.js';
 import { resolveMentions } from './mentions.js';
 
 /** What the actions need from their node. */
-export interface ActionsNode {
+export interface ActionsNode extends CertReader {
   readonly store: PeerStore;
   /** The logged-in account (throws when none). */
   readonly accountName: string;
@@ -79,7 +79,7 @@ export class MessageActions {
     const m = this.messageIn(channelId, id);
     const page = this.node.store.around(m, Math.floor(limit / 2));
     return {
-      messages: apiMessages(this.node.store, page.messages, this.node.accountName),
+      messages: apiMessages(this.node.store, page.messages, this.node.accountName, this.node),
       source: 'local',
       hasMore: page.hasMore,
       hasNewer: page.hasNewer,

@@ -60,7 +60,7 @@ import {
   signMessage,
   type SessionKeys,
 } from '../shared/signing.js';
-import { publicKeyFromBase64 } from '../shared/tokens.js';
+import { publicKeyFromBase64, type CertClaims } from '../shared/tokens.js';
 import { describeIssues } from '../protocol/rpc.js';
 import { FileStore } from '../store/file-store.js';
 import { FileSeeder } from './file-seeder.js';
@@ -421,7 +421,7 @@ export class PeerNode {
     items: ReadonlyArray<{ id: string; channelId: string; kind?: string; target?: string }>,
   ): void {
     if (!this.currentSession || this.closed) return;
-    announce(this.store, this.events, this.currentSession.username, items);
+    announce(this.store, this.verifier, this.events, this.currentSession.username, items);
     for (const i of items) {
       // Only messages (their files) and deletes (the files they take away) concern files.
       const kind = i.kind ?? 'message';
@@ -457,6 +457,11 @@ export class PeerNode {
     return (
       this.verifier.check(m) ?? itemRefusal(m, this.store.channelOwner(m.channelId), target, false)
     );
+  }
+
+  /** The claims of a certificate the server signed (remembered by the verifier), or undefined. */
+  certClaims(cert: string): CertClaims | undefined {
+    return this.verifier.certClaims(cert);
   }
 
   /** A channel's members as the server lists them. */

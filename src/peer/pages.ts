@@ -49,7 +49,7 @@ export class ChannelPages {
           before,
         });
         return {
-          messages: apiMessages(this.ctx.store, local.messages, this.account()),
+          messages: apiMessages(this.ctx.store, local.messages, this.account(), this.ctx.verifier),
           source: 'host',
           hasMore: local.hasMore,
         };
@@ -101,7 +101,7 @@ export class ChannelPages {
         for (const m of this.ctx.store.undeliveredNewest(channelId, limit + 1))
           if (!ids.has(m.id)) held.push(m);
       }
-      const messages = apiMessages(this.ctx.store, held, this.account());
+      const messages = apiMessages(this.ctx.store, held, this.account(), this.ctx.verifier);
       if (before === undefined) {
         messages.sort(compareMessages);
         if (messages.length > limit) {
@@ -125,7 +125,7 @@ export class ChannelPages {
       before: beforeMsg?.id,
     });
     return {
-      messages: apiMessages(this.ctx.store, page.messages, this.account()),
+      messages: apiMessages(this.ctx.store, page.messages, this.account(), this.ctx.verifier),
       source: 'local' as const,
       hasMore: page.hasMore,
     };

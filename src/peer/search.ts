@@ -10,7 +10,7 @@ import type { StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
 import { ftsMatch, searchWords, snippet, type SnippetPart } from '../shared/search-text.js';
 import type { LocalMessage, PeerStore } from '../store/peer-store.js';
-import { apiMessages, type ApiMessage, type ViewSource } from './api-shapes.js';
+import { apiMessages, type ApiMessage, type CertReader, type ViewSource } from './api-shapes.js';
 import type { EventHub } from './event-hub.js';
 import type { ServerLink } from './server-link.js';
 
@@ -34,7 +34,7 @@ export interface ApiSearch {
 }
 
 /** What search needs from its node. */
-export interface SearchNode {
+export interface SearchNode extends CertReader {
   readonly store: PeerStore;
   readonly link: ServerLink;
   readonly events: EventHub;
@@ -94,6 +94,7 @@ export class PeerSearch {
           this.node.store,
           hits.slice(0, r.limit).map((h) => h.message),
           account,
+          this.node,
         ),
       );
     }
@@ -116,7 +117,7 @@ export class PeerSearch {
       const related = res.related.filter(ok);
       const ids = new Set(found.map((m) => m.id));
       const fresh = messages.filter((m) => !ids.has(m.id)).map(asLocal);
-      found.push(...apiMessages(this.answerView(messages, related), fresh, account));
+      found.push(...apiMessages(this.answerView(messages, related), fresh, account, this.node));
     }
     found.sort(newestFirst);
     if (found.length > r.limit) hasMore = true;

@@ -55,3 +55,11 @@ export const TOKEN_OPS = {
   /** Revokes one of the caller's tokens, on every instance at once. `E_NOT_FOUND` otherwise. */
   token_revoke: op('user', z.object({ id: z.string().max(64) }), z.object({})),
 } as const;
+
+export type TokenScope = z.infer<typeof TokenScope>;
+export type TokenInfo = z.infer<typeof TokenInfo>;
+export type BotInfo = z.infer<typeof BotInfo>;
+/** What `token_create` (and the local API's `POST /api/tokens`) takes. */
+export type NewToken = z.infer<typeof TOKEN_OPS.token_create.req>;
+/** A token just made: its record and, this once, its secret. */
+export type MadeToken = z.infer<typeof TOKEN_OPS.token_create.res>;

@@ -1,8 +1,8 @@
 /**
- * One message row: the quote of the message it answers, the author's avatar, name and time
- * (first of a group), its markdown text or, while editing, a textarea (Enter saves, Escape
- * cancels), "(edited)", its files, its reactions, and the actions shown on hover or focus.
- * Mentions of me are highlighted.
+ * One message row: the quote of the message it answers, the author's avatar, name (a bot's
+ * marked BOT) and time (first of a group), its markdown text or, while editing, a textarea
+ * (Enter saves, Escape cancels), "(edited)", its files, its reactions, and the actions shown on
+ * hover or focus. Mentions of me are highlighted.
  */
 import { useId, useState, type KeyboardEvent } from 'react';
 import { api, ApiError, type Channel, type Me, type Message } from './api.js';
@@ -12,6 +12,7 @@ import { Reactions } from './Reactions.js';
 import { ReplyQuote } from './ReplyQuote.js';
 import { MessageFiles } from './MessageFiles.js';
 import { Avatar } from './Avatar.js';
+import { BotTag } from './BotTag.js';
 import './rich.css';
 
 const MAX_TEXT = 4000;
@@ -59,7 +60,7 @@ export function MessageItem({
     <article
       id={`msg-${m.id}`}
       className={classes.join(' ')}
-      aria-label={`${m.author}: ${m.text}${attached(m)}`}
+      aria-label={`${m.author}${m.bot ? ' (bot)' : ''}: ${m.text}${attached(m)}`}
       title={full(m.ts)}
       tabIndex={0}
     >
@@ -68,6 +69,7 @@ export function MessageItem({
         <header>
           <Avatar username={m.author} size={40} className="message-avatar" />
           <span className="author">{m.author}</span>
+          {m.bot && <BotTag />}
           <time dateTime={new Date(m.ts).toISOString()} title={full(m.ts)}>
             {time(m.ts)}
           </time>

@@ -1,11 +1,12 @@
 /**
  * Search (README "Search"): a box in the top bar; its results, newest first, each with the
- * channel, the author and the shown text around the match, the words found marked (`<mark>`)
- * from the ranges the peer sends (never from markup in a message). Choosing one opens its
- * channel at that message.
+ * channel, the author (a bot's marked BOT) and the shown text around the match, the words found
+ * marked (`<mark>`) from the ranges the peer sends (never from markup in a message). Choosing
+ * one opens its channel at that message.
  */
 import { useRef, useState, type FormEvent } from 'react';
 import { api, ApiError, type SearchAnswer } from './api.js';
+import { BotTag } from './BotTag.js';
 
 export function Search({
   onOpen,
@@ -77,7 +78,14 @@ export function Search({
                   }}
                 >
                   <span className="where">
-                    # {r.channelName || 'channel'} · <b>{r.message.author}</b> ·{' '}
+                    # {r.channelName || 'channel'} · <b>{r.message.author}</b>
+                    {r.message.bot && (
+                      <>
+                        {' '}
+                        <BotTag />
+                      </>
+                    )}{' '}
+                    ·{' '}
                     <time dateTime={new Date(r.message.ts).toISOString()}>
                       {new Date(r.message.ts).toLocaleString()}
                     </time>

@@ -1,11 +1,13 @@
 /**
  * The bottom of the sidebar: your avatar (a user's is the "Change avatar" button), your name,
- * notifications, the status menu (online, invisible, offline) and Log out.
+ * notifications, the status menu (online, invisible, offline), a user's "Bots and tokens"
+ * (BotsPanel.tsx) and Log out.
  */
 import { useRef, useState } from 'react';
 import { api, type Me } from './api.js';
 import { Avatar } from './Avatar.js';
 import { AvatarEditor, PICTURE_TYPES } from './AvatarEditor.js';
+import { BotsPanel } from './BotsPanel.js';
 import { NotifyBell } from './MentionAlerts.js';
 
 export function UserPanel({
@@ -20,6 +22,8 @@ export function UserPanel({
   const input = useRef<HTMLInputElement>(null);
   const button = useRef<HTMLButtonElement>(null);
   const [picked, setPicked] = useState<File | null>(null);
+  const botsButton = useRef<HTMLButtonElement>(null);
+  const [botsOpen, setBotsOpen] = useState(false);
   // Green only while connected: offline or reconnecting, nobody sees you online.
   const dot =
     me.connection !== 'connected' || me.status === 'offline'
@@ -82,6 +86,17 @@ export function UserPanel({
         <option value="invisible">Invisible</option>
         <option value="offline">Offline</option>
       </select>
+      {me.role === 'user' && (
+        <button
+          ref={botsButton}
+          type="button"
+          className="link"
+          aria-haspopup="dialog"
+          onClick={() => setBotsOpen(true)}
+        >
+          Bots and tokens
+        </button>
+      )}
       <button
         className="link"
         onClick={async () => {
@@ -91,6 +106,15 @@ export function UserPanel({
       >
         Log out
       </button>
+      {botsOpen && (
+        <BotsPanel
+          me={me.username}
+          onClose={() => {
+            setBotsOpen(false);
+            botsButton.current?.focus();
+          }}
+        />
+      )}
       {picked && (
         <AvatarEditor
           file={picked}

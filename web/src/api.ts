@@ -7,6 +7,7 @@ import type { Channel as WireChannel } from '../../src/protocol/common.js';
 import type { ApiChannel, ApiFile, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
 import type { ApiSearch } from '../../src/peer/search.js';
 import type { AvatarInfo } from '../../src/protocol/avatars.js';
+import type { BotInfo, MadeToken, NewToken, TokenInfo } from '../../src/protocol/token-ops.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 
 export interface Me {
@@ -32,6 +33,12 @@ export type ChatFile = ApiFile;
 
 /** What is known of a user's avatar: its hash and when it was set (README "Avatars"). */
 export type Avatar = AvatarInfo;
+
+/** A bot account of yours, and an API token as listed (never its secret) (docs/REST.md). */
+export type Bot = BotInfo;
+export type Token = TokenInfo;
+/** What `POST /api/tokens` takes, and answers: the token with its secret, shown this once. */
+export type { MadeToken, NewToken };
 
 /** `GET /api/search`'s answer (src/peer/search.ts). */
 export type SearchAnswer = ApiSearch;
@@ -197,6 +204,12 @@ export const api = {
   watch: (id: string) =>
     call<{ streamId: string; parent: string }>('POST', `/api/streams/${id}/watch`),
   unwatch: (id: string) => call('DELETE', `/api/streams/${id}/watch`),
+  /** Your bots and REST API tokens (docs/REST.md "Tokens"). */
+  bots: async () => (await call<{ bots: Bot[] }>('GET', '/api/bots')).bots,
+  createBot: (username: string) => call<Bot>('POST', '/api/bots', { username }),
+  tokens: async () => (await call<{ tokens: Token[] }>('GET', '/api/tokens')).tokens,
+  createToken: (t: NewToken) => call<MadeToken>('POST', '/api/tokens', t),
+  revokeToken: (id: string) => call('DELETE', `/api/tokens/${encodeURIComponent(id)}`),
 };
 
 /** Orders messages as every replica does: (ts, lc, id). */
