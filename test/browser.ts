@@ -1,44 +1,69 @@
 /**
- * A real Chromium for UI tests: Debian's /usr/bin/chromium driven by playwright-core, headless,
- * with a fresh profile, closed after the test. Console errors are collected: a page that logs
- * one fails its test.
+ * A real Chromium for UI tests: Debian's /usr/bin/chromium driven by playwright-core, headless.
+ * One browser per test file (per set of command-line flags), closed after the file; each page
+ * gets a fresh browser context (its own cookies, storage and cache, as a fresh profile would),
+ * closed after its test. Starting Chromium costs seconds on a busy 2-core machine; a context
+ * costs a fraction of that. Console errors are collected: a page that logs one fails its test.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { onTestFinished } from 'vitest';
-import { chromium, type Page } from 'playwright-core';
+import { afterAll, onTestFinished } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 const CHROMIUM = '/usr/bin/chromium';
 
-/** Opens a page at `url`; `errors` collects what the page logged as errors. */
+/** This file's browsers, by their extra flags (a flag such as a fake camera is browser-wide). */
+const browsers = new Map<string, Promise<Browser>>();
+
+afterAll(async () => {
+  const all = [...browsers.values()];
+  browsers.clear();
+  for (const b of all) await (await b.catch(() => undefined))?.close();
+});
+
+function browser(extraArgs: string[]): Promise<Browser> {
+  const key = extraArgs.join(' ');
+  let b = browsers.get(key);
+  if (!b) {
+    if (!fs.existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+    b = chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        ...extraArgs,
+      ],
+    });
+    browsers.set(key, b);
+    // A launch that failed is not kept: the next test tries again.
+    b.catch(() => browsers.delete(key));
+  }
+  return b;
+}
+
+/** Opens a page at `url` in a fresh context; `errors` collects what the page logged as errors. */
 export async function openPage(
   url: string,
   size = { width: 1280, height: 760 },
   extraArgs: string[] = [],
 ): Promise<{ page: Page; errors: string[] }> {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: size,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      ...extraArgs,
-    ],
-  });
+  let b = await browser(extraArgs);
+  // A browser that died in an earlier test (a crash) is replaced rather than failing every test.
+  if (!b.isConnected()) {
+    browsers.delete(extraArgs.join(' '));
+    b = await browser(extraArgs);
+  }
+  const ctx = await b.newContext({ viewport: size });
   onTestFinished(async () => {
-    await ctx.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await ctx.close().catch(() => undefined);
   });
-  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  const page = await ctx.newPage();
   // Under the test's own timeout, so a failure names the locator it waited for.
   page.setDefaultTimeout(10_000);
   const errors: string[] = [];

@@ -171,10 +171,10 @@ describe('files in the web UI', () => {
       { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big },
     ]);
     await chip(a.page, 'big.bin').getByRole('progressbar', { name: 'Uploading big.bin' }).waitFor();
+    // Send waits for the uploads (asked at once: the upload lasts under a second).
+    expect(await a.page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
     await snap(a.page, 'attach-chips');
     keep('attach-chips');
-    // Send waits for the uploads.
-    expect(await a.page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
     await a.page.getByRole('listitem', { name: 'notes.txt, ready to send' }).waitFor();
     await a.page.getByRole('listitem', { name: 'big.bin, ready to send' }).waitFor();
     const fractions = await seen();

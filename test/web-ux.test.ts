@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
+import { END_MS } from '../web/src/stall.js';
 
 const FAKE_MEDIA = [
   '--use-fake-device-for-media-stream',
@@ -294,6 +295,10 @@ describe('web UI: what a first user hits', () => {
     await tile.getByText(/Interrupted: no video for \d+ s/).waitFor({ timeout: 8000 });
     await b.page.locator('.stream-entry').getByText('INTERRUPTED').waitFor();
     await snap(b.page, 'stream-interrupted');
+    // The page's clock jumps END_MS ahead rather than the test waiting them out: the tile's own
+    // once-a-second check then finds no frame for that long, as it would after real seconds.
+    await b.page.clock.install();
+    await b.page.clock.fastForward(END_MS);
     await tile.waitFor({ state: 'detached', timeout: 20_000 });
     await b.page.getByRole('alert').getByText('The stream ended').waitFor();
     await b.page.locator('.stream-entry').getByText('ENDED').waitFor();

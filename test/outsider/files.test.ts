@@ -55,8 +55,17 @@ type Server = Awaited<ReturnType<typeof startServer>>;
 type Peer = Awaited<ReturnType<typeof startPeer>>;
 type RawUser = Awaited<ReturnType<typeof registerLogin>>;
 
-async function userPeer(srv: Server, name: string, extra: string[] = []) {
-  const p = await startPeer(srv, extra);
+/**
+ * A peer signed in as `name`. `started` is its process when it was started earlier (processes
+ * take seconds to start: tests start the ones they need side by side).
+ */
+async function userPeer(
+  srv: Server,
+  name: string,
+  extra: string[] = [],
+  started?: Promise<Peer>,
+): Promise<Peer> {
+  const p = await (started ?? startPeer(srv, extra));
   await p.api('POST', '/api/register', { username: name, password: name + '-pw' });
   // Many logins from one address: the server's login budget (§7 E_RATE_LIMITED) says how long
   // to wait, as any client must.
@@ -677,6 +686,8 @@ describe('holders, removal and invisibility', () => {
 
   beforeAll(async () => {
     srv = await startServer(SRV);
+    // bob's process starts now; he signs in once the file is on the server.
+    const bobStarted = startPeer(srv);
     alice = await userPeer(srv, 'alice');
     A = (await alice.api('POST', '/api/channels', { name: 'secret', allowVisitors: false })).body
       .id;
@@ -687,7 +698,7 @@ describe('holders, removal and invisibility', () => {
     await upload(alice, A, data, 'f.bin');
     await alice.api('POST', `/api/channels/${A}/messages`, { files: [F.id] });
     await serverHolds(carol, A, F.id);
-    bob = await userPeer(srv, 'bob');
+    bob = await userPeer(srv, 'bob', [], bobStarted);
     await bob.api('POST', `/api/channels/${A}/join`);
     const got = await getRaw(bob, `/api/channels/${A}/files/${F.id}`);
     expect(got.data.equals(data)).toBe(true);
@@ -886,10 +897,9 @@ describe('backup of attachments', () => {
     // missing chunk, then file_held. Its outbox sends a message with files only once the server
     // holds all of them".
     const srv = await startServer(SRV);
-    const alice = await userPeer(srv, 'alice');
+    const [alice, erin] = await Promise.all([userPeer(srv, 'alice'), userPeer(srv, 'erin')]);
     const A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body
       .id;
-    const erin = await userPeer(srv, 'erin');
     await erin.api('POST', `/api/channels/${A}/join`);
     const one = await upload(erin, A, crypto.randomBytes(300 * 1024), 'one.bin');
     const two = await upload(erin, A, crypto.randomBytes(300 * 1024), 'two.bin');
@@ -1352,11 +1362,13 @@ describe('the local API', () => {
 
   beforeAll(async () => {
     srv = await startServer(SRV);
-    alice = await userPeer(srv, 'alice', ['--max-file-bytes', '1048576']);
+    [alice, dave] = await Promise.all([
+      userPeer(srv, 'alice', ['--max-file-bytes', '1048576']),
+      userPeer(srv, 'dave'),
+    ]);
     A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body.id;
     dataF = crypto.randomBytes(CHUNK + 7);
     F = (await upload(alice, A, dataF, 'f.bin')).body;
-    dave = await userPeer(srv, 'dave');
   }, 30000);
 
   test('files that could run script are served with nosniff, a sandboxing CSP and as attachments', async () => {
@@ -1753,10 +1765,9 @@ describe('a visitor’s peer', () => {
     // README: POST /api/channels/:id/files is "a member only (403 E_NOT_MEMBER)"; "Visitors …
     // every write is refused with 403 E_VISITOR_READ_ONLY, by the peer and by the server".
     const srv = await startServer(SRV);
-    const alice = await userPeer(srv, 'alice');
+    const [alice, v] = await Promise.all([userPeer(srv, 'alice'), startPeer(srv)]);
     const P = (await alice.api('POST', '/api/channels', { name: 'p', allowVisitors: true })).body
       .id;
-    const v = await startPeer(srv);
     expect((await v.api('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
     expect((await v.api('POST', `/api/channels/${P}/join`)).status).toBe(200);
     const up = await upload(v, P, Buffer.from('hi'), 'hi.txt', 'text/plain');
@@ -1813,10 +1824,9 @@ describe('the same file twice in one message', () => {
     // …/messages "files (1–10) must be attached here to this channel first". A message that every
     // other replica must refuse must not enter the host's primary copy.
     const srv = await startServer(SRV);
-    const alice = await userPeer(srv, 'alice');
+    const [alice, carol] = await Promise.all([userPeer(srv, 'alice'), userPeer(srv, 'carol')]);
     const A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body
       .id;
-    const carol = await userPeer(srv, 'carol');
     await carol.api('POST', `/api/channels/${A}/join`);
     const walt = await registerLogin(srv, 'walt');
     await walt.c.req('channel_join', { channelId: A });
