@@ -374,8 +374,11 @@ export class CentralServer {
       tokens: this.tokens,
       rate: opts.apiRate,
       burst: opts.apiBurst,
-      call: async (token, remote, op, body) =>
-        (await runApiCall(
+      call: async (token, remote, op, body) => {
+        // A call is a session of the account attaching here, as a login is: what it may see
+        // (presence above all) is read from its channels, which must be loaded first.
+        await this.presence.loadUser(token.account);
+        return (await runApiCall(
           {
             frames: this.frames,
             finished: (conn) => {
@@ -387,7 +390,8 @@ export class CentralServer {
           remote,
           op,
           body,
-        )) as never,
+        )) as never;
+      },
       user: async (name) => {
         const u = await this.store.getUser(name);
         if (!u) return undefined;
