@@ -148,14 +148,29 @@ export class BotClient {
   }
 
   /**
+   * Where each of the account's channels stands now (channel id → its last seq): `newItems`'
+   * cursors to read from this moment on, fixed before anything else happens.
+   */
+  async positions(): Promise<Map<string, number>> {
+    const at = new Map<string, number>();
+    for (const c of await this.channels()) at.set(c.id, (await this.items(c.id, 0, 1)).lastSeq);
+    return at;
+  }
+
+  /**
    * Every new item of the channels the account is a member of, as it arrives, starting from
    * now (items already there are not replayed), until `signal` aborts. Items the client posted
    * itself are included: skip them by `author`.
+   *
+   * `cursors` (channel id → the last seq read) says where each channel's reading stands; a
+   * channel not in it starts from now. It is updated as each item is handed out, so a caller
+   * that passes the same map again after an error (a 429, the server away) resumes where it
+   * stopped, losing nothing and repeating nothing.
    */
   async *newItems(
-    o: { signal?: AbortSignal; pollMs?: number } = {},
+    o: { signal?: AbortSignal; pollMs?: number; cursors?: Map<string, number> } = {},
   ): AsyncGenerator<StoredMessage> {
-    const cursors = new Map<string, number>();
+    const cursors = o.cursors ?? new Map<string, number>();
     const wait = (ms: number) =>
       new Promise<void>((resolve) => {
         const t = setTimeout(resolve, ms);
@@ -170,9 +185,11 @@ export class BotClient {
         for (;;) {
           const since = cursors.get(c.id)!;
           const page = await this.items(c.id, since);
-          for (const m of page.messages) yield m;
+          for (const m of page.messages) {
+            cursors.set(c.id, m.seq);
+            yield m;
+          }
           const last = page.messages.at(-1)?.seq ?? since;
-          cursors.set(c.id, last);
           if (last >= page.lastSeq || page.messages.length === 0) break;
         }
       }

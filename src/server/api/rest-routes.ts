@@ -29,6 +29,7 @@ import {
 import { OPS, type OpName, type OpReq, type OpRes } from '../../protocol/server-link.js';
 import type { ApiTokenRecord } from '../../store/api-token-store.js';
 import type { TokenService } from '../token-service.js';
+import { readClaims } from '../../shared/tokens.js';
 
 /** What the routes need from their server. */
 export interface RestRouteDeps {
@@ -365,10 +366,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
       async (req) => {
         const t = tokenOf(req);
         const cert = await d.tokens.certify(t, req.body.publicKey);
-        const claims = JSON.parse(Buffer.from(cert.split('.')[0]!, 'base64url').toString()) as {
-          exp: number;
-          bot?: true;
-        };
+        const claims = readClaims(cert) as { exp: number; bot?: true };
         return { cert, exp: claims.exp, bot: claims.bot === true };
       },
     );
