@@ -85,6 +85,9 @@ describe('REST API v1', () => {
       'secret',
     ]);
     expect((await call(token, 'POST', `/channels/${general}/join`)).status).toBe(200);
+    // Presence, from the first call on (the account's channels are loaded before it runs).
+    const online = (await call(token, 'GET', '/presence')).body.peers.map((p: any) => p.username);
+    expect(online.sort()).toEqual(['alice', 'bob']);
     expect((await call(token, 'GET', `/channels/${general}`)).body.name).toBe('general');
     expect((await call(token, 'GET', `/channels/${general}/members`)).body.members).toContain(
       'helper',

@@ -161,3 +161,22 @@ export function parseBusNamespace(value: string): string {
     throw new InvalidArgumentError('expected 1-64 characters of A-Z a-z 0-9 _ -');
   return value;
 }
+
+/** An http:// or https:// base URL (a server's `http=`), without a trailing slash. */
+export function parseHttpUrl(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(
+      'expected an http:// or https:// URL, e.g. http://127.0.0.1:7080',
+    );
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new InvalidArgumentError(
+      'expected an http:// or https:// URL, e.g. http://127.0.0.1:7080',
+    );
+  if (u.username || u.password || u.search || u.hash)
+    throw new InvalidArgumentError('expected a base URL without credentials, query or fragment');
+  return value.replace(/\/+$/, '');
+}

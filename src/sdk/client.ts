@@ -149,14 +149,31 @@ export class BotClient {
   }
 
   /**
+   * Where each of the account's channels stands now (channel id → its last seq): `newItems`'
+   * cursors to read from this moment on, fixed before anything else happens.
+   */
+  async positions(): Promise<Map<string, number>> {
+    const at = new Map<string, number>();
+    for (const c of await this.channels()) at.set(c.id, (await this.items(c.id, 0, 1)).lastSeq);
+    return at;
+  }
+
+  /**
    * Every new item of the channels the account is a member of, as it arrives, from now on
    * (items already there are not replayed), until `signal` aborts or the token is refused.
    * Pushed by the gateway; each channel's items come once each, in seq order: a gap (a cut
    * the gateway could not resume) is filled from `GET …/items` before what follows it. Items the
    * client posted itself are included: skip them by `author`.
+   *
+   * `cursors` (channel id → the last seq read) says where each channel's reading stands; a
+   * channel not in it starts from now. It is updated as each item is handed out, so a caller
+   * that passes the same map again after an error (a 429, the server away) resumes where it
+   * stopped, losing nothing and repeating nothing.
    */
-  async *newItems(o: { signal?: AbortSignal } = {}): AsyncGenerator<StoredMessage> {
-    const cursors = new Map<string, number>();
+  async *newItems(
+    o: { signal?: AbortSignal; cursors?: Map<string, number> } = {},
+  ): AsyncGenerator<StoredMessage> {
+    const cursors = o.cursors ?? new Map<string, number>();
     const queue: GatewayFrame[] = [];
     let wake: (() => void) | undefined;
     const gw = new GatewayConnection(
@@ -185,9 +202,11 @@ export class BotClient {
       }
     };
     try {
-      while (!gw.stopping) {
+      while (!o.signal?.aborted) {
         const f = queue.shift();
         if (!f) {
+          // Stopped (a refused token says so in a last frame, handled above): nothing more.
+          if (gw.stopping) break;
           await new Promise<void>((resolve) => (wake = resolve));
           continue;
         }

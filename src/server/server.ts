@@ -383,6 +383,7 @@ export class CentralServer {
       },
       rate: opts.apiRate,
       burst: opts.apiBurst,
+      attach: (account) => this.presence.loadUser(account),
     });
     this.restHandler = api.handle;
     this.gateway = api.gateway;

@@ -371,3 +371,23 @@ export const API_LIMITS = {
   /** Lifetime of a bot key certificate (and never past its token's expiry). */
   certMs: 30 * 24 * 3600 * 1000,
 } as const;
+
+/**
+ * `hchat bot`, the autoresponder (src/bot/). Its config is trusted (its author runs the bot);
+ * the messages it reads are not: these bound what a message can make it do.
+ */
+export const BOT_LIMITS = {
+  /** Longest regex a rule may have (a pattern is compiled once, at start). */
+  maxPatternChars: 200,
+  /** A rule's regex runs on at most this many characters of a message's text. */
+  regexInputChars: 4000,
+  /** Rules in one config. */
+  maxRules: 100,
+  /** Channels a config may join at start. */
+  maxChannels: 100,
+  /** The away message answers at most once in this time per channel. */
+  awayCooldownMs: 10 * 60 * 1000,
+  /** Wait after a failed poll (the server away, a 429 without Retry-After), doubling to the max. */
+  retryMinMs: 1000,
+  retryMaxMs: 30_000,
+} as const;

@@ -31,6 +31,7 @@ import { OPS, type OpName, type OpReq, type OpRes } from '../../protocol/server-
 import type { ApiTokenRecord } from '../../store/api-token-store.js';
 import type { TokenService } from '../token-service.js';
 import type { Gateway } from './gateway.js';
+import { readClaims } from '../../shared/tokens.js';
 
 /** What the routes need from their server. */
 export interface RestRouteDeps {
@@ -395,10 +396,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
       async (req) => {
         const t = tokenOf(req);
         const cert = await d.tokens.certify(t, req.body.publicKey);
-        const claims = JSON.parse(Buffer.from(cert.split('.')[0]!, 'base64url').toString()) as {
-          exp: number;
-          bot?: true;
-        };
+        const claims = readClaims(cert) as { exp: number; bot?: true };
         return { cert, exp: claims.exp, bot: claims.bot === true };
       },
     );

@@ -23,6 +23,8 @@ export interface StartApiDeps {
   opsLog: Logger;
   /** Forgets what a call's or a gateway session's connection left (subscriptions, views). */
   finished(conn: Conn): void;
+  /** Loads what a session of `account` needs on this instance (its channels, for presence). */
+  attach(account: string): Promise<unknown>;
   rate?: number;
   burst?: number;
 }
@@ -42,14 +44,18 @@ export async function startApi(
     tokens: d.tokens,
     rate: d.rate,
     burst: d.burst,
-    call: async (token, remote, op, body) =>
-      (await runApiCall(
+    call: async (token, remote, op, body) => {
+      // A call is a session of the account attaching here, as a login is: what it may see
+      // (presence above all) is read from its channels, which must be loaded first.
+      await d.attach(token.account);
+      return (await runApiCall(
         { frames: d.frames, finished: d.finished },
         token,
         remote,
         op,
         body,
-      )) as never,
+      )) as never;
+    },
     user: async (name) => {
       const u = await d.store.getUser(name);
       if (!u) return undefined;
