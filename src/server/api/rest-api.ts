@@ -6,7 +6,7 @@
  * `{"error":{"code","message"}}` with the wire protocol's codes and their HTTP statuses.
  */
 import type http from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
@@ -62,6 +62,12 @@ export async function createRestApi(
       return server;
     },
     logger: false,
+    // Errors fastify meets before any route (an over-long parameter, a bad %-escape) answer in
+    // the API's own shape, as every other refusal does.
+    frameworkErrors: (err, _req, reply) => {
+      const e = new HchatError('E_BAD_REQUEST', `the request's path: ${err.message}`);
+      void (reply as FastifyReply).code(400).send({ error: e.toWire() });
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   // Answers are built from validated data and sent as they are (the contract tests check them).
