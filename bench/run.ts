@@ -20,6 +20,7 @@ import { benchCapacity } from './capacity.js';
 import { benchSearch } from './search.js';
 import { benchFiles } from './files.js';
 import { benchCluster } from './cluster.js';
+import { benchBots } from './bots.js';
 import {
   Client,
   ROOT,
@@ -606,6 +607,13 @@ async function main(): Promise<void> {
   // Several instances (issue 16): BENCH_SKIP_CLUSTER skips it; parts skip themselves without
   // PostgreSQL or NATS and say so.
   const cluster = process.env.BENCH_SKIP_CLUSTER ? undefined : await benchCluster();
+  // Bots (issue 17): a mention answered by `hchat bot` on the REST API and its gateway.
+  let bots: Record<string, number> | undefined;
+  if (!process.env.BENCH_SKIP_BOTS) {
+    console.log('\nbots: mention to answer, hchat bot against a wire client');
+    bots = await benchBots();
+    console.log(JSON.stringify(bots, null, 2));
+  }
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -631,6 +639,7 @@ async function main(): Promise<void> {
         files: (files && !files.quick ? files : undefined) ?? earlier.files,
         // A cluster part skipped this time keeps its figures from today's earlier run too.
         cluster: cluster ? { ...earlier.cluster, ...cluster } : earlier.cluster,
+        bots: bots ?? earlier.bots,
       },
       null,
       2,

@@ -3,13 +3,17 @@
  * makes a bot (a taken name is refused in the dialog), makes a read-and-write token for it
  * limited to #general, sees it once and copies it. The bot, on the SDK with that token, joins
  * #general and posts: her page shows the message with a BOT tag. She revokes the token in the
- * panel and the bot's next call is refused with E_TOKEN_INVALID. axe finds nothing serious on
+ * panel and the bot's next call is refused with E_TOKEN_INVALID. With the same token, `hchat bot`
+ * answers alice's mention typed in the composer, and stops when the token is revoked. axe finds nothing serious on
  * the open panel; the page logs no error but the refused name's.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { ApiError, BotClient } from '../src/sdk/client.js';
-import { createTestnet, signIn, type TestPeer } from './testnet.js';
+import { createTestnet, signIn, tempDir, type TestPeer } from './testnet.js';
+import { spawnHchat } from './processes.js';
 import { openPage, snap } from './browser.js';
 import { seriousViolations } from './axe.js';
 
@@ -92,6 +96,34 @@ describe('bots and tokens in the web UI', () => {
     const own = log.getByRole('article', { name: /^alice: hello team/ });
     expect(await own.locator('.bot-tag').count()).toBe(0);
 
+    // `hchat bot` on the copied token: alice mentions it in the composer, its answer shows.
+    const dir = tempDir();
+    const config = path.join(dir, 'bot.json');
+    fs.writeFileSync(path.join(dir, 'bot.token'), token, { mode: 0o600 });
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        tokenFile: 'bot.token',
+        rules: [{ when: 'mention', reply: 'at your service, {author}' }],
+      }),
+    );
+    const running = await spawnHchat(
+      ['bot', '--config', config, '--url', net.server.httpUrl],
+      {},
+      15_000,
+      /^ready (bot=.*)$/m,
+    );
+    await page.getByRole('textbox', { name: 'Message' }).fill('@helper are you there?');
+    const t0 = performance.now();
+    await page.keyboard.press('Enter');
+    const answer = log.getByRole('article', {
+      name: /^helper \(bot\): at your service, alice/,
+    });
+    await answer.waitFor();
+    console.log(
+      `hchat bot in the browser: mention to answer shown ${Math.round(performance.now() - t0)} ms`,
+    );
+
     // Revoked in the panel (confirmed): the bot's next call is refused.
     await page.getByRole('button', { name: 'Bots and tokens' }).click();
     const revoke = panel.getByRole('button', { name: 'Revoke helper token' });
@@ -115,7 +147,10 @@ describe('bots and tokens in the web UI', () => {
     const refused = await bot.post(general, 'still here?').catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ApiError);
     expect((refused as ApiError).code).toBe('E_TOKEN_INVALID');
-    expect(await log.getByRole('article').count()).toBe(2);
+    // The running bot stops at once, saying why.
+    expect(await running.exited).toBe(1);
+    expect(running.stderr()).toContain('E_TOKEN_INVALID');
+    expect(await log.getByRole('article').count()).toBe(4);
     await page.keyboard.press('Escape');
     await panel.waitFor({ state: 'detached' });
     expect(await focused(page, 'button', 'Bots and tokens')).toBe(true);

@@ -413,8 +413,12 @@ export class CentralServer {
       throw err;
     }
     try {
-      await s.startRestApi(opts);
+      // The framed port first: building the REST API takes tens of milliseconds, and peers
+      // waiting to resume should not wait for it (a late framed port made the rich schedule
+      // "restartServer, then removeCarol" fail; test/rich-schedules.test.ts). The HTTP port
+      // opens once the API is built, so no request meets it half made.
       await listen(s.port.server, opts.port, opts.host);
+      await s.startRestApi(opts);
       await listen(s.http, opts.httpPort, opts.host);
     } catch (err) {
       await s.close();
