@@ -28,7 +28,7 @@ const runs = scheduleRuns({
   countVar: 'HCHAT_CLUSTER_SCHEDULES',
   seedVar: 'HCHAT_CLUSTER_SEED',
   pathVar: 'HCHAT_CLUSTER_PATH',
-  defaultRuns: 2,
+  defaultRuns: 1,
   perRunMs: 75_000,
   minTimeoutMs: 240_000,
 });

@@ -20,7 +20,7 @@ const runs = scheduleRuns({
   countVar: 'HCHAT_CRASH_SCHEDULES',
   seedVar: 'HCHAT_CRASH_SEED',
   pathVar: 'HCHAT_CRASH_PATH',
-  defaultRuns: 3,
+  defaultRuns: 2,
   perRunMs: 60_000,
   minTimeoutMs: 240_000,
 });

@@ -199,14 +199,15 @@ describe('post rate limits (finding 15)', () => {
     ).length;
     // The burst of 500, and 50 a second while the flood lasted.
     expect(fromBob).toBeLessThanOrEqual(500 + Math.ceil(50 * seconds) + 1);
-    // carol is served within twice her usual time, or 200 ms: the flood's 3,000 refusals are
+    // carol is served within twice her usual time, or 1 s: the flood's 3,000 refusals are
     // answered in turn with hers (and this test process signs and reads them all too), so
-    // measured here she waits 40-60 ms instead of 1 ms (before the limit, all 3,000 were checked
-    // and stored ahead of her).
+    // measured here she waits 40-60 ms instead of 1 ms on a quiet machine, and above 200 ms in a
+    // loaded CI run (seen twice). Before the limit, all 3,000 were checked and stored ahead of
+    // her: seconds. The bound tells the two apart without timing the machine's load.
     console.log(
       `carol's post latency: ${baseline.toFixed(1)} ms before, ${during.toFixed(1)} ms during`,
     );
-    expect(during).toBeLessThanOrEqual(Math.max(2 * baseline, 200));
+    expect(during).toBeLessThanOrEqual(Math.max(2 * baseline, 1000));
   });
 });
 
