@@ -148,13 +148,18 @@ export class BotClient {
     })) as OpRes<'post'>;
   }
 
+  /** A channel's last seq now (where reading from this moment on starts). */
+  private async lastSeq(channelId: string): Promise<number> {
+    return (await this.items(channelId, 0, 1)).lastSeq;
+  }
+
   /**
    * Where each of the account's channels stands now (channel id → its last seq): `newItems`'
    * cursors to read from this moment on, fixed before anything else happens.
    */
   async positions(): Promise<Map<string, number>> {
     const at = new Map<string, number>();
-    for (const c of await this.channels()) at.set(c.id, (await this.items(c.id, 0, 1)).lastSeq);
+    for (const c of await this.channels()) at.set(c.id, await this.lastSeq(c.id));
     return at;
   }
 
@@ -215,7 +220,7 @@ export class BotClient {
           // A new session: channels not seen yet start now; the others catch up what a cut
           // that could not be resumed missed.
           for (const id of f.channels) {
-            if (!cursors.has(id)) cursors.set(id, (await this.items(id, 0, 1)).lastSeq);
+            if (!cursors.has(id)) cursors.set(id, await this.lastSeq(id));
             else yield* fill(this, id);
           }
         } else if (f.t === 'event' && f.type === 'message') {
