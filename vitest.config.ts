@@ -8,6 +8,11 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Files run one after another in a worker and share its modules: importing the server, the
+    // peer and playwright afresh for each file cost 1–2 s a file. What a module keeps per file
+    // (test/browser.ts's browsers) is closed by the setup file after each file.
+    isolate: false,
+    setupFiles: ['test/setup.ts'],
     // Two cores here: two files at a time keeps multi-process tests from starving each other
     // (three made the suite no faster, 978 s against 997 s, and timed out the relay tree test).
     maxWorkers: 2,

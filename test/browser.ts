@@ -1,13 +1,13 @@
 /**
  * A real Chromium for UI tests: Debian's /usr/bin/chromium driven by playwright-core, headless.
- * One browser per test file (per set of command-line flags), closed after the file; each page
+ * One browser per test file (per set of command-line flags), closed after the file (test/setup.ts); each page
  * gets a fresh browser context (its own cookies, storage and cache, as a fresh profile would),
  * closed after its test. Starting Chromium costs seconds on a busy 2-core machine; a context
  * costs a fraction of that. Console errors are collected: a page that logs one fails its test.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, onTestFinished } from 'vitest';
+import { onTestFinished } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -15,11 +15,15 @@ const CHROMIUM = '/usr/bin/chromium';
 /** This file's browsers, by their extra flags (a flag such as a fake camera is browser-wide). */
 const browsers = new Map<string, Promise<Browser>>();
 
-afterAll(async () => {
+/** Closes this worker's browsers; test/setup.ts calls it after every test file. */
+export async function closeBrowsers(): Promise<void> {
   const all = [...browsers.values()];
   browsers.clear();
   for (const b of all) await (await b.catch(() => undefined))?.close();
-});
+}
+// Test files share a worker's modules (vitest isolate: false), so this module is loaded once per
+// worker: the per-file close is registered by the setup file, which runs for every file.
+(globalThis as { hchatCloseBrowsers?: () => Promise<void> }).hchatCloseBrowsers = closeBrowsers;
 
 function browser(extraArgs: string[]): Promise<Browser> {
   const key = extraArgs.join(' ');

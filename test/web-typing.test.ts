@@ -38,6 +38,9 @@ describe('typing indicator in the web UI', () => {
     // bob types: carol is told, politely (a live region that does not interrupt).
     await composer.pressSequentially('hello ca');
     await c.page.getByText('bob is typing…').waitFor();
+    // The line lives TYPING_LIMITS.ttlMs from bob's latest typing event, so never less than that
+    // from when it first showed (whatever the snapshot and axe below take).
+    const shownAt = Date.now();
     expect(await line.getAttribute('aria-live')).toBe('polite');
     // bob's own page never says he is typing.
     expect(await b.page.getByText('bob is typing…').count()).toBe(0);
@@ -45,11 +48,10 @@ describe('typing indicator in the web UI', () => {
     expect(await seriousViolations(c.page)).toEqual([]); // axe: no serious or critical violation
 
     // bob stops: it ends by itself after TYPING_LIMITS.ttlMs (6 s).
-    const shownAt = Date.now();
     await c.page
       .getByText('bob is typing…')
       .waitFor({ state: 'detached', timeout: TYPING_LIMITS.ttlMs + 3000 });
-    expect(Date.now() - shownAt).toBeGreaterThan(TYPING_LIMITS.ttlMs - 2000);
+    expect(Date.now() - shownAt).toBeGreaterThan(TYPING_LIMITS.ttlMs - 500);
 
     // Two typists at once (alice through her local API): named together.
     await composer.pressSequentially('rol');
