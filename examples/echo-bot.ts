@@ -9,9 +9,10 @@ const bot = await BotClient.connect({
   token: process.env.HCHAT_TOKEN!,
 });
 const me = bot.me.username.toLowerCase();
-console.log(`echo bot ${bot.me.username} ready in ${(await bot.channels()).length} channels`);
+const from = await bot.positions(); // read from here on: nothing posted after "ready" is missed
+console.log(`echo bot ${bot.me.username} ready in ${from.size} channels`);
 
-for await (const m of bot.newItems()) {
+for await (const m of bot.newItems({ cursors: from })) {
   // Messages (not edits or reactions) by others that mention this bot.
   if ((m.kind ?? 'message') !== 'message' || m.author.toLowerCase() === me) continue;
   if (!m.mentions?.includes(me) || !m.text) continue;

@@ -150,6 +150,61 @@ describe('hchat bot', () => {
     expect(bot.stderr()).toContain('stopped: E_TOKEN_INVALID');
   }, 40_000);
 
+  it("answers every mention of a burst past its token's budget, late rather than never", async () => {
+    // A budget of 2 requests a second in bursts of 10: starting takes a few, 12 answers more.
+    const net = await createTestnet({ peers: 1, server: { apiRate: 2, apiBurst: 10 } });
+    const [alice] = net.peers as [TestPeer];
+    await signIn(alice, 'alice');
+    const general = (
+      await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false })
+    ).body.id as string;
+    expect((await alice.call('POST', '/api/bots', { username: 'pinger' })).status).toBe(201);
+    const token = (
+      await alice.call('POST', '/api/tokens', {
+        name: 'pinger',
+        account: 'pinger',
+        scopes: ['read', 'write'],
+      })
+    ).body.token as string;
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'pinger.token'), token, { mode: 0o600 });
+    const config = path.join(dir, 'bot.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        channels: [general],
+        tokenFile: 'pinger.token',
+        rules: [{ when: { regex: '^ping (\\d+)$' }, reply: 'pong {1}' }],
+      }),
+    );
+    const bot = await spawnHchat(
+      ['bot', '--config', config, '--url', net.server.httpUrl],
+      {},
+      15_000,
+      /^ready (bot=.*)$/m,
+    );
+    for (let i = 0; i < 12; i++)
+      await alice.call('POST', `/api/channels/${general}/messages`, { text: `@pinger ping ${i}` });
+    const pongs = async () =>
+      (
+        (await alice.call('GET', `/api/channels/${general}/messages?limit=100`)).body
+          .messages as Shown[]
+      )
+        .filter((m) => m.author === 'pinger')
+        .map((m) => m.text);
+    await waitFor(
+      async () => (await pongs()).length >= 12,
+      20_000,
+      () => `12 answers; the bot's output:\n${bot.output()}`,
+    );
+    expect((await pongs()).sort()).toEqual(
+      Array.from({ length: 12 }, (_, i) => `pong ${i}`).sort(),
+    );
+    // The budget did run out on the way (else this test shows nothing), and no answer failed.
+    expect(bot.stdout()).toMatch(/^limited retry_ms=\d+$/m);
+    expect(bot.stdout()).not.toMatch(/^error /m);
+  }, 40_000);
+
   it('refuses a bad config, naming the field, before connecting', async () => {
     const dir = tempDir();
     // More refusals, without a process each: test/bot-rules.test.ts "names the field…".

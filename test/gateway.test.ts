@@ -10,8 +10,8 @@ import { BotClient } from '../src/sdk/client.js';
 import type { StoredMessage } from '../src/protocol/common.js';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 
-async function world() {
-  const net = await createTestnet({ peers: 1 });
+async function world(peers = 1) {
+  const net = await createTestnet({ peers });
   const [alice] = net.peers as [TestPeer];
   await signIn(alice, 'alice');
   const general = (
@@ -27,6 +27,17 @@ async function world() {
     );
   const url = net.server.httpUrl.replace(/^http/, 'ws') + 'api/v1/gateway';
   return { net, alice, general, token, post, url };
+}
+
+/** The events of a raw client other than messages, as `type user` (or `type user channel`). */
+function others(frames: any[]) {
+  return frames
+    .filter((f) => f.t === 'event' && f.type !== 'message' && f.type !== 'typing')
+    .map((f) =>
+      f.type.startsWith('peer_')
+        ? `${f.type} ${f.data.entry.username} ${f.data.entry.status}`
+        : `${f.type} ${f.data.username} ${f.data.channelId}`,
+    );
 }
 
 /** A raw gateway client: every frame it got, and the close code. */
@@ -114,6 +125,45 @@ describe('gateway', () => {
     expect((await alice.call('DELETE', `/api/tokens/${t.id}`)).status).toBe(204);
     await waitFor(() => a.closed(), 2000);
     expect(a.closed()).toBe(4004);
+  });
+
+  it('streams the presence and member changes a token may see, and none of another channel', async () => {
+    const { net, alice, general, token, url } = await world(2);
+    const bob = net.peers[1]!;
+    const other = (await alice.call('POST', '/api/channels', { name: 'other' })).body.id as string;
+    const all = open(url, (await token()).token);
+    const t = await alice.call('POST', '/api/tokens', {
+      name: 'other only',
+      scopes: ['read'],
+      channels: [other],
+    });
+    const scoped = open(url, t.body.token);
+    await waitFor(() => all.frames.some((f) => f.t === 'ready'));
+    await waitFor(() => scoped.frames.some((f) => f.t === 'ready'));
+    // bob comes online sharing no channel with alice: nobody hears of him.
+    await signIn(bob, 'bob');
+    await bob.call('POST', `/api/channels/${general}/join`);
+    // He joins general: a member change, and his entry became visible to alice.
+    await waitFor(() => others(all.frames).length >= 2, 5000, 'the join and bob online');
+    expect(others(all.frames)).toEqual([`member_joined bob ${general}`, 'peer_joined bob online']);
+    // Invisible, he is never shown: he leaves the list; back online, he is in it again.
+    await bob.call('PUT', '/api/status', { status: 'invisible' });
+    await waitFor(() => others(all.frames).length >= 3, 5000, 'bob gone invisible');
+    await bob.call('PUT', '/api/status', { status: 'online' });
+    await waitFor(() => others(all.frames).length >= 4, 5000, 'bob back online');
+    await bob.call('POST', `/api/channels/${general}/leave`);
+    await waitFor(() => others(all.frames).length >= 5, 5000, 'bob leaving');
+    expect(others(all.frames).slice(2)).toEqual([
+      'peer_left bob online',
+      'peer_joined bob online',
+      `member_left bob ${general}`,
+    ]);
+    // Numbered with the messages, one after another.
+    const seqs = all.frames.filter((f) => f.t === 'event').map((f) => f.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    // The token of "other" alone heard of none of it: bob shares no channel of its scope.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(others(scoped.frames)).toEqual([]);
   });
 
   it('gives the SDK every new item once, in order, across a cut', async () => {

@@ -110,11 +110,13 @@ export async function startBot(o: BotRunOptions): Promise<RunningBot> {
     if (action) {
       const rule = action.rule.index;
       if (action.reply) {
-        const r = await bot.reply(m, action.reply.text, { mentions: action.reply.mentions });
+        const reply = action.reply;
+        const r = await whenAllowed(() => bot.reply(m, reply.text, { mentions: reply.mentions }));
         o.log(line('replied', { ...where, rule, message: r.id }));
       }
       if (action.react) {
-        await bot.react(m, action.react);
+        const emoji = action.react;
+        await whenAllowed(() => bot.react(m, emoji));
         o.log(line('reacted', { ...where, rule, emoji: action.react }));
       }
       return;
@@ -127,7 +129,7 @@ export async function startBot(o: BotRunOptions): Promise<RunningBot> {
     cooldowns.mark(key, Date.now());
     const reply = awayReply(away.message, seen, { me, owner });
     if (!reply) return;
-    const r = await bot.reply(m, reply.text, { mentions: reply.mentions });
+    const r = await whenAllowed(() => bot.reply(m, reply.text, { mentions: reply.mentions }));
     o.log(line('away', { ...where, owner, message: r.id }));
   };
 
@@ -136,6 +138,24 @@ export async function startBot(o: BotRunOptions): Promise<RunningBot> {
       const t = setTimeout(resolve, ms);
       abort.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
     });
+
+  /**
+   * An answer past the token's budget (429) is sent when the server says it may be, not
+   * dropped: a person who asked gets it late rather than never. At most `limitedTries` tries.
+   */
+  const whenAllowed = async <T>(send: () => Promise<T>): Promise<T> => {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await send();
+      } catch (err) {
+        const limited = err instanceof ApiError && err.status === 429;
+        if (!limited || tries >= BOT_LIMITS.limitedTries || abort.signal.aborted) throw err;
+        const ms = err.retryAfterMs ?? BOT_LIMITS.retryMinMs;
+        o.log(line('limited', { retry_ms: ms }));
+        await sleep(ms);
+      }
+    }
+  };
 
   const done = (async () => {
     let wait: number = BOT_LIMITS.retryMinMs;

@@ -33,5 +33,6 @@ Config file (JSON; examples/autoresponder.json is a complete one):
   this template, at most once per ${BOT_LIMITS.awayCooldownMs / 60_000} minutes per channel.
 
 The bot logs one line per action on stdout (replied, reacted, away, error; never the token),
-and "ready bot=<name> channels=<n>" once it listens. Tokens, scopes and the API: docs/REST.md.
+and "ready bot=<name> channels=<n>" once it listens. An answer past the token's request budget
+(429) is sent when the server allows ("limited retry_ms=<n>"), not dropped. Tokens, scopes and the API: docs/REST.md.
 `;

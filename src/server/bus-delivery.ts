@@ -27,6 +27,11 @@ export interface BusDeliveryDeps {
   dms: Pick<DmService, 'deliver'>;
   files: Pick<FileService, 'channelDeleted'>;
   sessions: Pick<Sessions, 'revoked'>;
+  /** The REST API's gateway (api/gateway.ts): revocations end its sessions, members are news. */
+  gateway: {
+    tokenRevoked(tokenId: string): void;
+    memberChanged(e: Extract<BusEvent, { kind: 'member_joined' | 'member_left' }>): void;
+  };
   tracker: Pick<TrackerService, 'busEvent' | 'control'>;
   internalError(what: string, err: unknown): void;
   /** True once the server is closing. */
@@ -89,9 +94,14 @@ export class BusDelivery {
       case 'member_joined':
         d.channels.memberJoined(e);
         d.presence.memberJoined(e.channelId, e.username);
+        d.gateway.memberChanged(e);
         return;
       case 'member_left':
         d.channels.memberLeft(e);
+        d.gateway.memberChanged(e);
+        return;
+      case 'token_revoked':
+        d.gateway.tokenRevoked(e.tokenId);
         return;
       case 'channel_changed':
         d.channels.channelChanged(e);

@@ -82,6 +82,12 @@ export const SessionRevokedEvent = z.object({
   channelIds: z.array(Uuid).max(4000),
 });
 
+/** An API token was revoked: every instance ends its gateway sessions of it at once. */
+export const TokenRevokedEvent = z.object({
+  kind: z.literal('token_revoked'),
+  tokenId: z.string().min(1).max(64),
+});
+
 /** An instance started, or its bus link came back: the others send it their entries. */
 export const InstanceUpEvent = z.object({ kind: z.literal('instance_up') });
 
@@ -116,6 +122,7 @@ export const BusEvent = z.discriminatedUnion('kind', [
   TypingBusEvent,
   AvatarChangedEvent,
   DmStoredEvent,
+  TokenRevokedEvent,
 ]);
 export type BusEvent = z.infer<typeof BusEvent>;
 export type BusEventKind = BusEvent['kind'];

@@ -170,6 +170,8 @@ export function subjectOf(namespace: string, e: BusEvent): string {
       return `${p}.instance`;
     case 'avatar':
       return `${p}.avatar`;
+    case 'token_revoked':
+      return `${p}.token`;
   }
 }
 

@@ -39,6 +39,8 @@ export interface PresenceDeps {
   connsOf(username: string): Iterable<Conn>;
   /** Every connection on this instance. */
   conns(): ReadonlySet<Conn>;
+  /** Others that hear of every change, deciding for themselves who may see it (the gateway). */
+  entryChanged?(change: EntryChange): void;
   /** Entries in one get_list page at most. */
   pageEntries: number;
   /** Users kept loaded besides those connected here (USER_CACHE_MAX). */
@@ -179,6 +181,7 @@ export class Presence implements Memberships {
       const ev = eventFor(v, change, this);
       if (ev) out.send(c, ev.ev, ev.entry);
     }
+    this.d.entryChanged?.(change);
   }
 
   /**
@@ -269,7 +272,7 @@ export class Presence implements Memberships {
   }
 
   /** These memberships without `username` in `channelId` (how they were before it joined). */
-  private without(username: string, channelId: string): Memberships {
+  without(username: string, channelId: string): Memberships {
     return {
       channelsOf: (u) => {
         const set = this.channelsOf(u);

@@ -171,6 +171,7 @@ export class CentralServer {
       channel: (id) => this.channels.cachedChannel(id),
       connsOf: (username) => this.sessions.connsOf(username),
       conns: () => this.port.conns,
+      entryChanged: (change) => this.gateway?.entryChanged(change),
       pageEntries: TRACKER_LIMITS.pageEntries,
       usersCached: opts.presenceUsersCached,
     });
@@ -240,6 +241,7 @@ export class CentralServer {
       accounts: this.accounts,
       signer: this.signer,
       log: this.log,
+      bus: this.bus,
     });
     this.door = new ServerDoor(
       {
@@ -277,6 +279,11 @@ export class CentralServer {
       dms: this.dms,
       files: this.files,
       sessions: this.sessions,
+      // Built after the services (startRestApi): reached through the field.
+      gateway: {
+        tokenRevoked: (id) => this.gateway?.revoked(id),
+        memberChanged: (e) => this.gateway?.memberChanged(e),
+      },
       tracker: {
         busEvent: (e, from) => this.trackerService.busEvent(e, from),
         control: (e, from) => this.trackerService.control(e, from),
@@ -384,6 +391,8 @@ export class CentralServer {
       rate: opts.apiRate,
       burst: opts.apiBurst,
       attach: (account) => this.presence.loadUser(account),
+      memberships: this.presence,
+      entriesOf: (username) => this.tracker.entriesOf(username, 'user'),
     });
     this.restHandler = api.handle;
     this.gateway = api.gateway;
@@ -601,11 +610,8 @@ export class CentralServer {
         return this.tokens.tokenCreate(conn.session!, body as OpReq<'token_create'>);
       case 'tokens':
         return this.tokens.tokens(conn.session!);
-      case 'token_revoke': {
-        const r = await this.tokens.tokenRevoke(conn.session!, body as OpReq<'token_revoke'>);
-        this.gateway?.revoked((body as OpReq<'token_revoke'>).id);
-        return r;
-      }
+      case 'token_revoke':
+        return this.tokens.tokenRevoke(conn.session!, body as OpReq<'token_revoke'>);
     }
   }
 }

@@ -17,6 +17,7 @@ import type { ServerStore } from '../store/server-store.js';
 import type { AccountService } from './account-service.js';
 import type { TokenSigner } from './accounts.js';
 import type { Session } from './conn.js';
+import type { EventBus } from './bus.js';
 
 /** A token string: `tok_` + 22 base64url characters (its id), a dot, 43 (its secret). */
 const TOKEN_RE = /^(tok_[A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
@@ -34,6 +35,8 @@ export interface TokenServiceDeps {
   accounts: AccountService;
   signer: TokenSigner;
   log: ConnectionLog;
+  /** Tells every instance (and this one) of a revocation: their gateway sessions end at once. */
+  bus: Pick<EventBus, 'publish'>;
 }
 
 /** The public view of a stored token. */
@@ -118,6 +121,7 @@ export class TokenService {
     if (!(await this.d.tokens.revokeToken(b.id, s.username, now)))
       throw new HchatError('E_NOT_FOUND', 'no such live token of yours');
     this.d.log.write('token_revoke', { owner: s.username, token: b.id });
+    this.d.bus.publish({ kind: 'token_revoked', tokenId: b.id });
     return {};
   }
 

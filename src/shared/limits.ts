@@ -390,4 +390,6 @@ export const BOT_LIMITS = {
   /** Wait after a failed poll (the server away, a 429 without Retry-After), doubling to the max. */
   retryMinMs: 1000,
   retryMaxMs: 30_000,
+  /** Tries of one reply or reaction refused with 429, each after the wait the server names. */
+  limitedTries: 10,
 } as const;

@@ -1,8 +1,9 @@
 /**
  * The REST API's real-time gateway (issue 17; docs/REST.md "Gateway"): a WebSocket at
  * `/api/v1/gateway` that streams what the token's account is pushed on the wire (new items of
- * its channels, typing), each event numbered in its gateway session, with resume after a
- * disconnect. A gateway session is a connection of the server like a peer's (a `Conn` on a
+ * its channels, typing), the presence of the users it may see (`peer_joined`, `peer_left`, by
+ * the tracker's visibility rule) and member changes of its channels, each event numbered in its
+ * gateway session, with resume after a disconnect. A gateway session is a connection of the server like a peer's (a `Conn` on a
  * `GatewayLink`), subscribed to the account's channels within the token's scope; it keeps
  * receiving while its socket is away (up to `resumeMs`), so a client that resumes with the last
  * seq it saw gets every event after it, once. Bounded: at most `bufferEvents` kept for resume;
@@ -18,7 +19,9 @@ import type { z } from 'zod';
 import type { ApiTokenRecord, ApiTokenStore } from '../../store/api-token-store.js';
 import { Conn, type ConnLink } from '../conn.js';
 import type { FrameDispatch } from '../frame-dispatch.js';
-import type { Channel } from '../../protocol/common.js';
+import type { Channel, TrackerEntry } from '../../protocol/common.js';
+import type { BusEvent } from '../bus.js';
+import { eventFor, isOwn, type EntryChange, type Memberships, type Viewer } from '../tracker.js';
 
 export const GATEWAY_LIMITS = {
   /** Events kept per session for a resume. */
@@ -89,6 +92,12 @@ export interface GatewayDeps {
   frames: FrameDispatch;
   tokens: ApiTokenStore;
   channelsOf(username: string): Promise<Channel[]>;
+  /** Who belongs where, for the presence a session may see (the server's Presence). */
+  memberships: Memberships & { without(username: string, channelId: string): Memberships };
+  /** The tracker's entries of a user. */
+  entriesOf(username: string): readonly TrackerEntry[];
+  /** Loads what a session of `account` needs here (its channels and their members). */
+  attach(account: string): Promise<unknown>;
   /** Forgets what a session's connection left behind (subscriptions, views). */
   finished(conn: Conn): void;
 }
@@ -102,6 +111,10 @@ class GatewaySession {
   readonly buffer: { seq: number; text: string }[] = [];
   socket: WebSocket | undefined;
   readonly conn: Conn<GatewayLink>;
+  /** The channels it is subscribed to (the account's, within the token's). */
+  channels = new Set<string>();
+  /** Its account as the tracker's visibility rule sees a viewer: a user who views no channel. */
+  readonly viewer: Viewer;
   private nextReq = 1;
   expiry: NodeJS.Timeout | undefined;
 
@@ -113,6 +126,7 @@ class GatewaySession {
     this.conn = new Conn(++lastGatewayConn, link);
     this.conn.helloDone = true;
     this.conn.session = { sessionId: this.id, username: token.account, role: 'user' };
+    this.viewer = { username: token.account, role: 'user', views: new Set() };
   }
 
   /** Runs wire operation `op` on this session's own connection. */
@@ -125,7 +139,7 @@ class GatewaySession {
     return r.body;
   }
 
-  private event(type: string, data: unknown): void {
+  event(type: string, data: unknown): void {
     const seq = ++this.seq;
     const text = JSON.stringify({ t: 'event', seq, type, data });
     this.buffer.push({ seq, text });
@@ -180,6 +194,7 @@ export class Gateway {
       this.end(mine[0]!, 4005, 'too many gateway sessions for this token');
     const s = new GatewaySession(token, remote);
     this.sessions.set(s.id, s);
+    await this.d.attach(token.account);
     const channels = await this.subscribe(s);
     // Ready first (seq 0), then what arrived while subscribing, then the rest as it comes.
     socket.send(
@@ -202,7 +217,54 @@ export class Gateway {
       if (s.token.account.toLowerCase() === account.toLowerCase()) void this.subscribe(s);
   }
 
-  /** A token was revoked here: its sessions end now. */
+  /**
+   * A tracker entry changed: each session hears of it as its account may see it (the rule of
+   * `peer_joined` and `peer_left` on the wire), and, for a token of some channels only, when the
+   * entry's user is a member of one of them.
+   */
+  entryChanged(change: EntryChange): void {
+    const e = change.after ?? change.before;
+    if (!e) return;
+    for (const s of this.sessions.values()) {
+      if (isOwn(s.viewer, e)) continue;
+      const scope = s.token.channels;
+      const name = e.username.toLowerCase();
+      if (scope && !scope.some((id) => this.d.memberships.membersOf(id).has(name))) continue;
+      const ev = eventFor(s.viewer, change, this.d.memberships);
+      if (ev) s.event(ev.ev, { entry: ev.entry });
+    }
+  }
+
+  /**
+   * A user joined or left a channel (or its owner removed them): the sessions subscribed to it
+   * hear of it, and so do the user's own, which then subscribe anew. A join also makes entries
+   * visible (the joiner's to the members, the members' to the joiner): `peer_joined` for those.
+   */
+  memberChanged(e: Extract<BusEvent, { kind: 'member_joined' | 'member_left' }>): void {
+    const name = e.username.toLowerCase();
+    for (const s of this.sessions.values()) {
+      const own = s.token.account.toLowerCase() === name;
+      const inScope = s.token.channels === null || s.token.channels.includes(e.channelId);
+      if (!inScope || !(own || s.channels.has(e.channelId))) continue;
+      s.event(e.kind, { channelId: e.channelId, username: e.username });
+      if (e.kind === 'member_joined') this.newlyVisible(s, e.channelId, name, own);
+      if (own) void this.subscribe(s).catch(() => undefined);
+    }
+  }
+
+  /** `peer_joined` for the entries `username`'s join of `channelId` made visible to `s`. */
+  private newlyVisible(s: GatewaySession, channelId: string, username: string, own: boolean) {
+    const m = this.d.memberships;
+    const before = m.without(username, channelId);
+    const users = own ? [...m.membersOf(channelId)].filter((u) => u !== username) : [username];
+    for (const u of users)
+      for (const entry of this.d.entriesOf(u)) {
+        const ev = eventFor(s.viewer, { before: entry, after: entry }, m, before);
+        if (ev) s.event(ev.ev, { entry: ev.entry });
+      }
+  }
+
+  /** A token was revoked (on any instance): its sessions here end now. */
   revoked(tokenId: string): void {
     for (const s of [...this.sessions.values()])
       if (s.token.id === tokenId) this.end(s, 4004, 'E_TOKEN_INVALID');
@@ -250,6 +312,7 @@ export class Gateway {
     const r = (await s.run(this.d.frames, 'subscribe', { channelIds: ids })) as {
       channelIds: string[];
     };
+    s.channels = new Set(r.channelIds);
     return r.channelIds;
   }
 

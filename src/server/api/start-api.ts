@@ -11,7 +11,7 @@ import type { Conn } from '../conn.js';
 import type { FrameDispatch } from '../frame-dispatch.js';
 import type { TokenService } from '../token-service.js';
 import { runApiCall } from './api-call.js';
-import { Gateway } from './gateway.js';
+import { Gateway, type GatewayDeps } from './gateway.js';
 import { createRestApi } from './rest-api.js';
 
 export interface StartApiDeps {
@@ -25,6 +25,10 @@ export interface StartApiDeps {
   finished(conn: Conn): void;
   /** Loads what a session of `account` needs on this instance (its channels, for presence). */
   attach(account: string): Promise<unknown>;
+  /** Who belongs where (the server's Presence): what presence a gateway session may see. */
+  memberships: GatewayDeps['memberships'];
+  /** The tracker's entries of a user. */
+  entriesOf: GatewayDeps['entriesOf'];
   rate?: number;
   burst?: number;
 }
@@ -36,6 +40,9 @@ export async function startApi(
     frames: d.frames,
     tokens: d.apiTokens,
     channelsOf: (name) => d.store.channelsOf(name),
+    memberships: d.memberships,
+    entriesOf: d.entriesOf,
+    attach: d.attach,
     finished: d.finished,
   });
   const { handle } = await createRestApi(d.http, {
