@@ -649,16 +649,7 @@ export class PeerNode {
     this.background(this.files.backup());
     if (s.role === 'user') this.background(this.dms.online());
     if (s.role === 'user') {
-      const { channels } = await this.link.request('my_channels', {});
-      for (const c of channels) this.store.saveChannel(s.username, c);
-      // Left elsewhere, removed by the owner or deleted while this peer was away: gone here too.
-      const listed = new Set(channels.map((c) => c.id));
-      for (const c of this.store.channels(s.username)) {
-        if (listed.has(c.id) || this.isHostedHere(c.id)) continue;
-        this.store.dropChannel(s.username, c.id);
-        this.log.write('channel_gone', { channel: c.id });
-        this.events.emit('channel', { channelId: c.id });
-      }
+      await this.reconcileChannels(s.username);
       for (const id of this.store.hostedIds()) {
         if (!this.isHostedHere(id)) continue;
         const { members } = await this.link.request('members', { channelId: id });
@@ -686,6 +677,25 @@ export class PeerNode {
   }
 
   /** Asks the server to push only the channels it serves us: all but those read from a host. */
+  /**
+   * The account's channels as the server lists them: saved, and those it no longer lists (left
+   * elsewhere, removed by the owner or deleted while this peer was away) gone here too.
+   */
+  private async reconcileChannels(username: string): Promise<void> {
+    const { channels } = await this.link.request('my_channels', {});
+    // A list read before the server stored a removal this peer already holds (from the host,
+    // while the list was on its way) would bring the channel back: the owner's signed item wins.
+    for (const c of channels)
+      if (!this.store.isRemoved(c.id, username, c.owner)) this.store.saveChannel(username, c);
+    const listed = new Set(channels.map((c) => c.id));
+    for (const c of this.store.channels(username)) {
+      if (listed.has(c.id) || this.isHostedHere(c.id)) continue;
+      this.store.dropChannel(username, c.id);
+      this.log.write('channel_gone', { channel: c.id });
+      this.events.emit('channel', { channelId: c.id });
+    }
+  }
+
   private async updateServerSubscriptions(): Promise<void> {
     const s = this.currentSession;
     if (!s || !this.authed) return;
@@ -693,7 +703,12 @@ export class PeerNode {
       .channels(s.username)
       .map((c) => c.id)
       .filter((id) => !this.sources.linkFor(id));
-    await this.link.request('subscribe', { channelIds });
+    const granted = new Set((await this.link.request('subscribe', { channelIds })).channelIds);
+    // A channel the server no longer lets this account read was left, removed or deleted
+    // between the channel list read at login and now: its push (the removal) went before this
+    // subscription, so only the list tells. Read it again.
+    if (s.role === 'user' && channelIds.some((id) => !granted.has(id)))
+      await this.reconcileChannels(s.username);
   }
 
   private onEvent(name: string, body: unknown): void {

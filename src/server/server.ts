@@ -423,9 +423,10 @@ export class CentralServer {
     }
     try {
       // The framed port first: building the REST API takes tens of milliseconds, and peers
-      // waiting to resume should not wait for it (a late framed port made the rich schedule
-      // "restartServer, then removeCarol" fail; test/rich-schedules.test.ts). The HTTP port
-      // opens once the API is built, so no request meets it half made.
+      // waiting to resume should not wait for it. (A late framed port once exposed a peer's
+      // stale channel list undoing a removal it held: node.ts reconcileChannels,
+      // test/hostile/convergence.test.ts.) The HTTP port opens once the API is built, so no
+      // request meets it half made.
       await listen(s.port.server, opts.port, opts.host);
       await s.startRestApi(opts);
       await listen(s.http, opts.httpPort, opts.host);

@@ -459,11 +459,14 @@ export class PeerStore {
     })();
   }
 
-  /** True when the channel's owner removed this user (a `channel` item held here says so). */
-  isRemoved(channelId: string, username: string): boolean {
+  /**
+   * True when the channel's owner removed this user (a `channel` item held here says so). `owner`
+   * when this peer may no longer know it: once the removal dropped the channel's last row here.
+   */
+  isRemoved(channelId: string, username: string, owner = this.ownerOf(channelId)): boolean {
     const rows = this.q.channelItems.all(channelId).map(toMessage);
     if (rows.length === 0) return false;
-    return channelSettings(rows, this.ownerOf(channelId)).removed.includes(username.toLowerCase());
+    return channelSettings(rows, owner).removed.includes(username.toLowerCase());
   }
 
   /** A member left a hosted channel, or was removed. */

@@ -4,7 +4,10 @@
  * - a member whose link to the channel's host comes up while the server goes away still catches
  *   up from the host (random schedule 760 of seed -142747209 left it without server seq 2);
  * - a status chosen while the server is unreachable is kept and applied on reconnect: the user
- *   never shows online to anyone after the server is back.
+ *   never shows online to anyone after the server is back;
+ * - a removal a member got from the host is not undone by the channel list the server gave
+ *   before it stored that removal (random schedule "restartServer, then removeCarol" of seed
+ *   -1056220379, once the server's framed port opened later).
  */
 import { describe, expect, it } from 'vitest';
 import { HchatError } from '../../src/protocol/errors.js';
@@ -128,5 +131,50 @@ describe('convergence when the server link fails mid-way', () => {
           e.event === 'presence' && e.data.peer?.username === 'carol' && e.data.kind === 'joined',
       );
     expect(joined).toEqual([]);
+  }, 40_000);
+
+  it('a removal held from the host is not undone by a channel list read before the server had it', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [alice, carol] = net.peers as [any, any];
+    await signIn(alice, 'alice');
+    await signIn(carol, 'carol');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'g', allowVisitors: false }))
+      .body;
+    await carol.call('POST', `/api/channels/${ch.id}/join`);
+    await waitFor(() => carol.node.sources.linkFor(ch.id), 10_000, "carol's link to the host");
+
+    // carol's next channel list is read from the server at once, then held until the owner's
+    // removal has reached her from the host: the list says she is a member, the item says not.
+    const link = carol.node.link;
+    const request = link.request.bind(link);
+    let stale = 0;
+    let removal: string | undefined;
+    link.request = ((op: string, body: any, timeoutMs?: number) => {
+      if (op !== 'my_channels' || stale > 0) return request(op as any, body, timeoutMs);
+      stale++;
+      return request(op as any, body, timeoutMs).then(async (list: any) => {
+        expect(list.channels.map((c: any) => c.id)).toContain(ch.id);
+        await waitFor(
+          () => removal && carol.node.store.getMessage(removal),
+          10_000,
+          'the removal to reach carol from the host',
+        );
+        stale++;
+        return list;
+      });
+    }) as typeof link.request;
+
+    await net.restartServer(); // carol's session resumes: her channel list is read again
+    await waitFor(() => stale === 1, 10_000, "carol's channel list read");
+    const removed = await alice.call('DELETE', `/api/channels/${ch.id}/members/carol`);
+    expect(removed.status).toBe(200);
+    removal = removed.body.id;
+    await waitFor(() => stale === 2, 10_000, 'the stale list handed back');
+    const lists = async () =>
+      ((await carol.call('GET', '/api/channels')).body as any[]).some((c) => c.id === ch.id);
+    // Unfixed: the stale list brought the channel back, for good.
+    await waitFor(async () => !(await lists()), 5000, 'carol no longer lists it');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await lists()).toBe(false);
   }, 40_000);
 });
