@@ -1,9 +1,11 @@
 /**
- * The REST API's OpenAPI document (issue 17): the checked-in copy (docs/openapi.json) and the
- * types generated from it (src/sdk/api-types.ts) are exactly what a running server serves
- * (regenerate with `npm run openapi`); the document passes Redocly's `recommended` lint rules;
- * and a client generated from it (openapi-typescript types + openapi-fetch) compiles and drives
- * the API on a real testnet.
+ * The OpenAPI documents (issue 17) of the REST API (docs/openapi.json, its types
+ * src/sdk/api-types.ts) and of a peer's local API (docs/local-api.openapi.json, its types
+ * web/src/local-api-types.ts): the checked-in copies are exactly what the running code serves
+ * (regenerate with `npm run openapi`); each passes Redocly's `recommended` lint rules; and a
+ * client generated from the REST API's (openapi-typescript types + openapi-fetch) compiles and
+ * drives it on a real testnet. test/local-openapi.test.ts holds the local API's answers to its
+ * document.
  */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -11,13 +13,7 @@ import createClient from 'openapi-fetch';
 import prettier from 'prettier';
 import { createConfig, lintFromString } from '@redocly/openapi-core';
 import type { paths } from '../src/sdk/api-types.js';
-import {
-  DOC_FILE,
-  TYPES_FILE,
-  documentText,
-  servedDocument,
-  typesText,
-} from '../scripts/openapi.js';
+import { LOCAL_API, REST_API, documentText, typesText } from '../scripts/openapi.js';
 import { createTestnet, signIn, type TestPeer } from './testnet.js';
 
 async function pretty(text: string, file: string): Promise<string> {
@@ -25,26 +21,32 @@ async function pretty(text: string, file: string): Promise<string> {
   return prettier.format(text, { ...options, filepath: file });
 }
 
-describe('the OpenAPI document', () => {
-  it('is checked in as the server serves it, with its generated types', async () => {
-    const doc = await servedDocument();
-    expect(fs.readFileSync(DOC_FILE, 'utf8')).toBe(await pretty(documentText(doc), DOC_FILE));
-    expect(fs.readFileSync(TYPES_FILE, 'utf8')).toBe(
-      await pretty(await typesText(doc), TYPES_FILE),
+describe.each([
+  ['the REST API', REST_API],
+  ['the local API', LOCAL_API],
+])('the OpenAPI document of %s', (_name, api) => {
+  it('is checked in as the running code serves it, with its generated types', async () => {
+    const doc = await api.served();
+    const { docFile, typesFile } = api;
+    expect(fs.readFileSync(docFile, 'utf8')).toBe(await pretty(documentText(doc), docFile));
+    expect(fs.readFileSync(typesFile, 'utf8')).toBe(
+      await pretty(await typesText(api, doc), typesFile),
     );
   });
 
   it('passes Redocly’s recommended rules without an error', async () => {
     const config = await createConfig({ extends: ['recommended'] });
     const problems = await lintFromString({
-      source: fs.readFileSync(DOC_FILE, 'utf8'),
-      absoluteRef: DOC_FILE,
+      source: fs.readFileSync(api.docFile, 'utf8'),
+      absoluteRef: api.docFile,
       config,
     });
     const errors = problems.filter((p) => p.severity === 'error');
     expect(errors.map((p) => `${p.ruleId}: ${p.message} at ${p.location[0]?.pointer}`)).toEqual([]);
   });
+});
 
+describe('the REST API’s document', () => {
   it('drives the API through a client generated from it', async () => {
     const net = await createTestnet({ peers: 1 });
     const [alice] = net.peers as [TestPeer];

@@ -6,7 +6,7 @@
  */
 import type { EventHub } from './event-hub.js';
 import type { PeerStore } from '../store/peer-store.js';
-import { apiMessages, type CertReader } from './api-shapes.js';
+import { apiMessages, type CertReader } from './message-view.js';
 
 /** An item just stored, sent or refused. */
 interface Touched {

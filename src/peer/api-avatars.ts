@@ -9,6 +9,8 @@ import { Username } from '../protocol/common.js';
 import { FILE_LIMITS } from '../shared/limits.js';
 import type { PeerNode } from './node.js';
 import { bodyBytes, parse, rawBodies } from './api-parse.js';
+import { doc } from './api-doc.js';
+import { Avatar } from './api-shapes.js';
 
 const UserParam = z.object({ username: Username });
 const ListQuery = z.object({
@@ -19,30 +21,64 @@ const ListQuery = z.object({
     .pipe(z.array(Username).max(100)),
 });
 
+const AvatarHeaders = z.object({ 'content-type': AvatarType });
+
 /** Adds the avatar routes. */
 export function avatarRoutes(app: FastifyInstance, node: PeerNode): void {
   void app.register(async (scope) => {
     rawBodies(scope, FILE_LIMITS.maxAvatarBytes, 'avatar: at most 256 KiB');
-    scope.put('/api/me/avatar', async (req) => {
-      const type = parse(AvatarType, req.headers['content-type'], 'Content-Type');
-      return node.avatars.set(type, bodyBytes(req.body));
-    });
+    scope.put(
+      '/api/me/avatar',
+      doc('Sets this user’s avatar: the body is the picture, PNG, JPEG or WebP, ≤ 256 KiB', {
+        headers: AvatarHeaders,
+        consumes: AvatarType.options,
+        body: z.string(),
+        response: { 200: Avatar },
+      }),
+      async (req) => {
+        const type = parse(
+          AvatarHeaders.shape['content-type'],
+          req.headers['content-type'],
+          'Content-Type',
+        );
+        return node.avatars.set(type, bodyBytes(req.body));
+      },
+    );
   });
 
-  app.get('/api/avatars', async (req) => {
-    const q = parse(ListQuery, req.query, 'query');
-    return node.avatars.list(q.users);
-  });
+  app.get(
+    '/api/avatars',
+    doc('Which of these users have an avatar (those without one are left out)', {
+      querystring: ListQuery,
+      response: { 200: z.array(Avatar) },
+    }),
+    async (req) => {
+      const q = parse(ListQuery, req.query, 'query');
+      return node.avatars.list(q.users);
+    },
+  );
 
-  app.get('/api/avatars/:username', async (req, reply) => {
-    const { username } = parse(UserParam, req.params, 'user');
-    const a = await node.avatars.get(username);
-    return reply
-      .header('content-type', a.type)
-      .header('x-content-type-options', 'nosniff')
-      .header('content-security-policy', "sandbox; default-src 'none'")
-      .header('cache-control', 'private, no-cache')
-      .header('etag', `"${a.hash}"`)
-      .send(a.data);
-  });
+  app.get(
+    '/api/avatars/:username',
+    doc('A user’s avatar, checked: its user’s signature', {
+      params: UserParam,
+      response: {
+        200: {
+          description: 'The picture',
+          content: Object.fromEntries(AvatarType.options.map((t) => [t, { schema: z.string() }])),
+        },
+      },
+    }),
+    async (req, reply) => {
+      const { username } = parse(UserParam, req.params, 'user');
+      const a = await node.avatars.get(username);
+      return reply
+        .header('content-type', a.type)
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "sandbox; default-src 'none'")
+        .header('cache-control', 'private, no-cache')
+        .header('etag', `"${a.hash}"`)
+        .send(a.data);
+    },
+  );
 }

@@ -9,6 +9,8 @@ import { MessageText, Username, Uuid } from '../protocol/common.js';
 import { DM_LIMITS } from '../shared/limits.js';
 import type { DirectMessages } from './dms.js';
 import { parse } from './api-parse.js';
+import { NO_CONTENT, doc } from './api-doc.js';
+import { ApiDm, ApiSafety, Blocks, DmPage, DmWritten } from './api-shapes.js';
 
 const IdParam = z.object({ id: Uuid });
 const UserParam = z.object({ username: Username });
@@ -27,38 +29,98 @@ const VerifyBody = z.object({ username: Username, verified: z.boolean() });
 
 /** Adds the direct-message routes. */
 export function dmRoutes(app: FastifyInstance, dms: DirectMessages): void {
-  app.get('/api/dms', async () => dms.list());
-  app.post('/api/dms', async (req, reply) => {
-    const b = parse(StartBody, req.body, 'dm');
-    const { dm, created } = await dms.start(b.members);
-    return reply.code(created ? 201 : 200).send(dm);
-  });
-  app.get('/api/dms/:id', async (req) => dms.get(parse(IdParam, req.params, 'dm id').id));
-  app.get('/api/dms/:id/messages', async (req) => {
-    const { id } = parse(IdParam, req.params, 'dm id');
-    const q = parse(PageQuery, req.query, 'query');
-    return dms.messages(id, q.limit, q.before);
-  });
-  app.post('/api/dms/:id/messages', async (req, reply) => {
-    const { id } = parse(IdParam, req.params, 'dm id');
-    const b = parse(PostBody, req.body, 'message');
-    return reply.code(201).send(await dms.post(id, b.text));
-  });
-  app.post('/api/dms/:id/read', async (req, reply) => {
-    dms.read(parse(IdParam, req.params, 'dm id').id);
-    return reply.code(204).send();
-  });
-  app.get('/api/dms/:id/safety', async (req) => dms.safety(parse(IdParam, req.params, 'dm id').id));
-  app.put('/api/dms/:id/safety', async (req) => {
-    const { id } = parse(IdParam, req.params, 'dm id');
-    const b = parse(VerifyBody, req.body, 'safety');
-    return dms.setVerified(id, b.username, b.verified);
-  });
-  app.get('/api/blocks', async () => dms.blocks());
-  app.put('/api/blocks/:username', async (req) =>
-    dms.block(parse(UserParam, req.params, 'user').username, true),
+  app.get(
+    '/api/dms',
+    doc('This user’s conversations, newest activity first', {
+      response: { 200: z.array(ApiDm) },
+    }),
+    async () => dms.list(),
   );
-  app.delete('/api/blocks/:username', async (req) =>
-    dms.block(parse(UserParam, req.params, 'user').username, false),
+  app.post(
+    '/api/dms',
+    doc('Starts a conversation, or answers the one two users already have', {
+      body: StartBody,
+      response: { 200: ApiDm, 201: ApiDm },
+    }),
+    async (req, reply) => {
+      const b = parse(StartBody, req.body, 'dm');
+      const { dm, created } = await dms.start(b.members);
+      return reply.code(created ? 201 : 200).send(dm);
+    },
+  );
+  app.get(
+    '/api/dms/:id',
+    doc('A conversation', { params: IdParam, response: { 200: ApiDm } }),
+    async (req) => dms.get(parse(IdParam, req.params, 'dm id').id),
+  );
+  app.get(
+    '/api/dms/:id/messages',
+    doc('A page of a conversation’s messages and notices, oldest first', {
+      params: IdParam,
+      querystring: PageQuery,
+      response: { 200: DmPage },
+    }),
+    async (req) => {
+      const { id } = parse(IdParam, req.params, 'dm id');
+      const q = parse(PageQuery, req.query, 'query');
+      return dms.messages(id, q.limit, q.before);
+    },
+  );
+  app.post(
+    '/api/dms/:id/messages',
+    doc('Writes in a conversation, end-to-end encrypted to every device', {
+      params: IdParam,
+      body: PostBody,
+      response: { 201: DmWritten },
+    }),
+    async (req, reply) => {
+      const { id } = parse(IdParam, req.params, 'dm id');
+      const b = parse(PostBody, req.body, 'message');
+      return reply.code(201).send(await dms.post(id, b.text));
+    },
+  );
+  app.post(
+    '/api/dms/:id/read',
+    doc('Marks a conversation read', { params: IdParam, response: { 204: NO_CONTENT } }),
+    async (req, reply) => {
+      dms.read(parse(IdParam, req.params, 'dm id').id);
+      return reply.code(204).send();
+    },
+  );
+  app.get(
+    '/api/dms/:id/safety',
+    doc('The other members’ safety numbers', { params: IdParam, response: { 200: ApiSafety } }),
+    async (req) => dms.safety(parse(IdParam, req.params, 'dm id').id),
+  );
+  app.put(
+    '/api/dms/:id/safety',
+    doc('Marks (or unmarks) a member’s keys verified', {
+      params: IdParam,
+      body: VerifyBody,
+      response: { 200: ApiSafety },
+    }),
+    async (req) => {
+      const { id } = parse(IdParam, req.params, 'dm id');
+      const b = parse(VerifyBody, req.body, 'safety');
+      return dms.setVerified(id, b.username, b.verified);
+    },
+  );
+  app.get(
+    '/api/blocks',
+    doc('The users this user blocks', { response: { 200: Blocks } }),
+    async () => dms.blocks(),
+  );
+  app.put(
+    '/api/blocks/:username',
+    doc('Blocks a user on every device of this user', {
+      params: UserParam,
+      response: { 200: Blocks },
+    }),
+    async (req) => dms.block(parse(UserParam, req.params, 'user').username, true),
+  );
+  app.delete(
+    '/api/blocks/:username',
+    doc('Unblocks a user', { params: UserParam, response: { 200: Blocks } }),
+    async (req) => dms.block(parse(UserParam, req.params, 'user').username, false),
   );
 }

@@ -6,6 +6,8 @@ import { SearchQuery } from '../protocol/search-ops.js';
 import { SEARCH_LIMITS } from '../shared/limits.js';
 import type { PeerSearch } from './search.js';
 import { parse } from './api-parse.js';
+import { doc } from './api-doc.js';
+import { ApiSearch } from './api-shapes.js';
 
 const Query = z.object({
   q: SearchQuery,
@@ -21,5 +23,12 @@ const Query = z.object({
 
 /** Adds the search route. */
 export function searchRoutes(app: FastifyInstance, search: PeerSearch): void {
-  app.get('/api/search', async (req) => search.search(parse(Query, req.query, 'query')));
+  app.get(
+    '/api/search',
+    doc('Full-text search of the messages this user may read, newest first', {
+      querystring: Query,
+      response: { 200: ApiSearch },
+    }),
+    async (req) => search.search(parse(Query, req.query, 'query')),
+  );
 }

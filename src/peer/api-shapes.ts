@@ -1,188 +1,286 @@
 /**
- * Messages and channels as the local API shows them (README "Local API"); the web UI imports
- * these types (web/src/api.ts).
+ * What the local API answers (README "Local API"), as zod schemas: each route declares them
+ * (api-doc.ts makes the OpenAPI document of them), the code builds its answers to their types,
+ * and the web UI's types are generated from that document (web/src/local-api-types.ts).
  */
-import type { Channel, FileRef } from '../protocol/common.js';
-import type { LocalMessage } from '../store/peer-store.js';
-import { messageState } from '../shared/item-rules.js';
+import { z } from 'zod';
+import {
+  Channel as WireChannel,
+  FileRef,
+  Role,
+  SessionId,
+  Status,
+  TrackerEntry,
+  Username,
+  Uuid,
+} from '../protocol/common.js';
+import { AvatarInfo } from '../protocol/avatars.js';
+import { BotInfo, TOKEN_OPS, TokenInfo } from '../protocol/token-ops.js';
+import { named } from './api-doc.js';
 
-/** A reaction on a message: who reacted with this emoji, and whether the viewer did. */
-export interface ApiReaction {
-  emoji: string;
-  count: number;
-  users: string[];
-  me: boolean;
-}
+/** The signed-in user, and this peer's link to the server. */
+export const Me = named(
+  'Me',
+  z.object({
+    username: z.string(),
+    role: Role,
+    status: Status,
+    sessionId: SessionId,
+    connection: z.enum(['connected', 'connecting', 'offline']),
+    /** Messages of this user still in the outbox. */
+    pending: z.number().int(),
+    /** Set while the central server shows a TLS key this peer does not trust (README). */
+    serverKeyError: z.string().optional(),
+  }),
+);
+export type Me = z.infer<typeof Me>;
 
-/** A message as the local API shows it: its current state after edits, deletes and reactions. */
-export interface ApiMessage {
-  id: string;
-  channelId: string;
-  author: string;
-  ts: number;
-  lc: number;
-  /** The text shown: the newest edit's ('' once deleted). */
-  text: string;
-  state: LocalMessage['state'];
-  error?: string;
-  /** The message this one answers, with a preview when this peer holds it. */
-  replyTo?: { id: string; author?: string; text?: string; deleted?: boolean };
-  /** Users mentioned (lower case), or `here`. */
-  mentions?: string[];
-  /** True when it mentions the viewer (by name, or `here`). */
-  mentionsMe?: boolean;
-  /** When it was last edited. */
-  editedAt?: number;
-  /** Set once deleted (by its author or the channel's owner); the text is gone. */
-  deleted?: true;
-  reactions: ApiReaction[];
-  /** Its files (absent when none, and once deleted). */
-  files?: ApiFile[];
-  /** Its author is a bot: its key certificate says so (PROTOCOL.md §2.1; absent for a person). */
-  bot?: true;
-}
+export const Session = z.object({ me: Me.nullable() });
+export const Registered = z.object({ username: Username });
+export const SignedIn = named(
+  'SignedIn',
+  z.object({ username: z.string(), role: Role, sessionId: SessionId }),
+);
+export const StatusAnswer = z.object({ status: Status });
+
+/** A logged-in session as the tracker lists it. */
+export const Peer = named('Peer', TrackerEntry.omit({ live: true }));
+
+/** A channel of the server's directory, and whether this user joined it. */
+export const DirectoryChannel = named(
+  'DirectoryChannel',
+  WireChannel.extend({ joined: z.boolean() }),
+);
 
 /** A channel as the local API shows it. */
-export interface ApiChannel extends Channel {
-  hosted: boolean;
-  unread: number;
-  /** Unread messages that mention this user. */
-  mentions: number;
-}
+export const ApiChannel = named(
+  'Channel',
+  WireChannel.extend({
+    hosted: z.boolean(),
+    unread: z.number().int(),
+    /** Unread messages that mention this user. */
+    mentions: z.number().int(),
+  }),
+);
+export type ApiChannel = z.infer<typeof ApiChannel>;
+
+/** A member of a channel and whether this user may see it online. */
+export const Member = named(
+  'Member',
+  z.object({ username: Username, status: z.enum(['online', 'offline']) }),
+);
 
 /** A file as the local API shows it: the message's reference and what this peer holds of it. */
-export interface ApiFile extends FileRef {
-  channelId: string;
-  /** GET it for the bytes (fetched from peers or the server first when not held here). */
-  url: string;
-  state: 'complete' | 'partial' | 'missing';
-  /** Bytes held here. */
-  have: number;
-}
+export const ApiFile = named(
+  'File',
+  FileRef.extend({
+    channelId: Uuid,
+    /** GET it for the bytes (fetched from peers or the server first when not held here). */
+    url: z.string(),
+    state: z.enum(['complete', 'partial', 'missing']),
+    /** Bytes held here. */
+    have: z.number().int(),
+  }),
+);
+export type ApiFile = z.infer<typeof ApiFile>;
 
-/** What the view of a message needs from the peer's store. */
-export interface ViewSource {
-  getMessage(id: string): LocalMessage | undefined;
-  related(ids: readonly string[]): LocalMessage[];
-  channelOwner(channelId: string): string;
-  /** A file of a message as shown, with what this peer holds of it. */
-  fileView?(channelId: string, ref: FileRef): ApiFile;
-}
+/** A file whose manifest has not come yet: nothing of it is here. */
+export const MissingFile = named(
+  'MissingFile',
+  z.object({
+    id: z.string(),
+    channelId: Uuid,
+    url: z.string(),
+    state: z.literal('missing'),
+    have: z.literal(0),
+  }),
+);
+export const FileStatus = z.union([ApiFile, MissingFile]);
+export type FileStatus = z.infer<typeof FileStatus>;
 
-/**
- * Reads the claims of a certificate the server signed (MessageVerifier.certClaims, which
- * remembers those it checked when the message arrived), or undefined when it cannot tell.
- */
-export interface CertReader {
-  certClaims(cert: string): { bot?: true } | undefined;
-}
+/** A reaction on a message: who reacted with this emoji, and whether the viewer did. */
+export const ApiReaction = named(
+  'Reaction',
+  z.object({
+    emoji: z.string(),
+    count: z.number().int(),
+    users: z.array(z.string()),
+    me: z.boolean(),
+  }),
+);
+export type ApiReaction = z.infer<typeof ApiReaction>;
 
-/** A preview's length: enough for one line of a quote. */
-const PREVIEW = 200;
+/** Where an item stands: in the outbox, taken by a replica, or refused for good (`error`). */
+export const MessageState = z.enum(['pending', 'delivered', 'failed']);
 
-/**
- * Messages (kind `message`) as `viewer` sees them, each folded with the items naming it; `certs`
- * tells which authors' certificates are bots'.
- */
-export function apiMessages(
-  store: ViewSource,
-  messages: readonly LocalMessage[],
-  viewer: string,
-  certs: CertReader,
-): ApiMessage[] {
-  const related = store.related(messages.map((m) => m.id));
-  const byTarget = new Map<string, LocalMessage[]>();
-  for (const r of related) {
-    const list = byTarget.get(r.target!) ?? [];
-    list.push(r);
-    byTarget.set(r.target!, list);
-  }
-  const me = viewer.toLowerCase();
-  return messages.map((m) => {
-    const owner = store.channelOwner(m.channelId);
-    const s = messageState(m, byTarget.get(m.id) ?? [], owner);
-    const out: ApiMessage = {
-      id: m.id,
-      channelId: m.channelId,
-      author: m.author,
-      ts: m.ts,
-      lc: m.lc,
-      text: s.text ?? '',
-      state: m.state,
-      reactions: s.reactions.map((r) => ({
-        emoji: r.emoji,
-        count: r.users.length,
-        users: r.users,
-        me: r.users.some((u) => u.toLowerCase() === me),
-      })),
-    };
-    if (m.error) out.error = m.error;
-    if (certs.certClaims(m.cert)?.bot === true) out.bot = true;
-    if (s.deleted) out.deleted = true;
-    if (s.editedAt !== undefined) out.editedAt = s.editedAt;
-    if (s.mentions) {
-      out.mentions = [...s.mentions];
-      out.mentionsMe = s.mentions.includes(me) || s.mentions.includes('here');
-    }
-    if (m.replyTo) out.replyTo = preview(store, m.replyTo, owner);
-    if (m.files && !s.deleted && store.fileView)
-      out.files = m.files.map((f) => store.fileView!(m.channelId, f));
-    return out;
-  });
-}
+/** A message as the local API shows it: its current state after edits, deletes and reactions. */
+export const ApiMessage = named(
+  'Message',
+  z.object({
+    id: z.string(),
+    channelId: Uuid,
+    author: z.string(),
+    ts: z.number().int(),
+    lc: z.number().int(),
+    /** The text shown: the newest edit's ('' once deleted). */
+    text: z.string(),
+    state: MessageState,
+    error: z.string().optional(),
+    /** The message this one answers, with a preview when this peer holds it. */
+    replyTo: z
+      .object({
+        id: z.string(),
+        author: z.string().optional(),
+        text: z.string().optional(),
+        deleted: z.boolean().optional(),
+      })
+      .optional(),
+    /** Users mentioned (lower case), or `here`. */
+    mentions: z.array(z.string()).optional(),
+    /** True when it mentions the viewer (by name, or `here`). */
+    mentionsMe: z.boolean().optional(),
+    /** When it was last edited. */
+    editedAt: z.number().int().optional(),
+    /** Set once deleted (by its author or the channel's owner); the text is gone. */
+    deleted: z.literal(true).optional(),
+    reactions: z.array(ApiReaction),
+    /** Its files (absent when none, and once deleted). */
+    files: z.array(ApiFile).optional(),
+    /** Its author is a bot: its key certificate says so (PROTOCOL.md §2.1; absent for a person). */
+    bot: z.literal(true).optional(),
+  }),
+);
+export type ApiMessage = z.infer<typeof ApiMessage>;
 
-function preview(store: ViewSource, id: string, owner: string): ApiMessage['replyTo'] {
-  const t = store.getMessage(id);
-  if (!t || (t.kind ?? 'message') !== 'message') return { id };
-  const s = messageState(t, store.related([id]), owner);
-  if (s.deleted) return { id, author: t.author, deleted: true };
-  return { id, author: t.author, text: [...(s.text ?? '')].slice(0, PREVIEW).join('') };
-}
+/** Where a page came from: the channel's host, the server, or this peer's own copy. */
+export const PageSource = z.enum(['host', 'server', 'local']);
+
+/** A page of a channel's messages, oldest first. */
+export const Page = named(
+  'Page',
+  z.object({
+    messages: z.array(ApiMessage),
+    source: PageSource,
+    hasMore: z.boolean(),
+    /** Only on a page `around` a message: newer messages exist after it. */
+    hasNewer: z.boolean().optional(),
+  }),
+);
+export type Page = z.infer<typeof Page>;
+
+/** An item just written (a message, an edit, a delete, a reaction, a channel change). */
+export const Written = named('Written', z.object({ id: z.string(), state: MessageState }));
+export type Written = z.infer<typeof Written>;
+
+/** A piece of a search result's snippet: `match` for a word found. */
+export const SnippetPart = z.object({ text: z.string(), match: z.boolean() });
+
+export const ApiSearchResult = named(
+  'SearchResult',
+  z.object({
+    channelId: Uuid,
+    /** The channel's name ('' when this peer does not know the channel). */
+    channelName: z.string(),
+    message: ApiMessage,
+    /** The shown text around the first match, cut where the query's words are. */
+    snippet: z.array(SnippetPart),
+  }),
+);
+export type ApiSearchResult = z.infer<typeof ApiSearchResult>;
+
+/** The answer of `GET /api/search`. */
+export const ApiSearch = named(
+  'SearchAnswer',
+  z.object({
+    results: z.array(ApiSearchResult),
+    /** Where the results came from. */
+    source: z.enum(['local', 'server', 'both']),
+    /** True when older matches remain (ask again with the last result's id as `before`). */
+    hasMore: z.boolean(),
+  }),
+);
+export type ApiSearch = z.infer<typeof ApiSearch>;
+
+/** What is known of a user's avatar: its hash and when it was set. */
+export const Avatar = named('Avatar', AvatarInfo);
 
 /** A direct-message conversation as the local API shows it (README "Direct messages"). */
-export interface ApiDm {
-  id: string;
-  /** Every member, the own user included, sorted. */
-  members: string[];
-  /** The other members' names, comma-separated. */
-  title: string;
-  /** Messages from others after the last read. */
-  unread: number;
-  /** Of those, how many mention the own user. */
-  mentions: number;
-  /** When the newest message was written (ms), or null. */
-  lastTs: number | null;
-  last?: { author: string; text: string; ts: number };
-  /** Every other member's keys are marked verified, and unchanged since. */
-  verified: boolean;
-  /** Some other member's safety number changed and was not verified again. */
-  keyChanged: boolean;
-}
+export const ApiDm = named(
+  'Dm',
+  z.object({
+    id: z.string(),
+    /** Every member, the own user included, sorted. */
+    members: z.array(z.string()),
+    /** The other members' names, comma-separated. */
+    title: z.string(),
+    /** Messages from others after the last read. */
+    unread: z.number().int(),
+    /** Of those, how many mention the own user. */
+    mentions: z.number().int(),
+    /** When the newest message was written (ms), or null. */
+    lastTs: z.number().int().nullable(),
+    last: z.object({ author: z.string(), text: z.string(), ts: z.number().int() }).optional(),
+    /** Every other member's keys are marked verified, and unchanged since. */
+    verified: z.boolean(),
+    /** Some other member's safety number changed and was not verified again. */
+    keyChanged: z.boolean(),
+  }),
+);
+export type ApiDm = z.infer<typeof ApiDm>;
+
+/** Own messages: pending until every device got it; others': delivered. */
+export const DmState = z.enum(['pending', 'delivered']);
 
 /** A message, or a notice, of a conversation. */
-export interface ApiDmMessage {
-  id: string;
-  kind: 'message' | 'notice';
-  /** For a notice: the user it concerns. */
-  author: string;
-  ts: number;
-  text: string;
-  /** Own messages: pending until every device got it; others': delivered. */
-  state: 'pending' | 'delivered';
-  mentions: string[];
-  mentioned: boolean;
-  /** Where it came from: P2P from the sender's device, the server's mailbox, or written here. */
-  source: 'peer' | 'server' | 'local';
-}
+export const ApiDmMessage = named(
+  'DmMessage',
+  z.object({
+    id: z.string(),
+    kind: z.enum(['message', 'notice']),
+    /** For a notice: the user it concerns. */
+    author: z.string(),
+    ts: z.number().int(),
+    text: z.string(),
+    state: DmState,
+    mentions: z.array(z.string()),
+    mentioned: z.boolean(),
+    /** Where it came from: P2P from the sender's device, the server's mailbox, or written here. */
+    source: z.enum(['peer', 'server', 'local']),
+  }),
+);
+export type ApiDmMessage = z.infer<typeof ApiDmMessage>;
+
+export const DmPage = z.object({ messages: z.array(ApiDmMessage) });
+export const DmWritten = z.object({ id: z.string(), state: DmState });
 
 /** The safety numbers of a conversation's other members. */
-export interface ApiSafety {
-  members: Array<{
-    username: string;
-    /** 60 digits in 12 groups of 5. */
-    safetyNumber: string;
-    verified: boolean;
-    changed: boolean;
-    devices: number;
-  }>;
-}
+export const ApiSafety = named(
+  'Safety',
+  z.object({
+    members: z.array(
+      z.object({
+        username: z.string(),
+        /** 60 digits in 12 groups of 5. */
+        safetyNumber: z.string(),
+        verified: z.boolean(),
+        changed: z.boolean(),
+        devices: z.number().int(),
+      }),
+    ),
+  }),
+);
+export type ApiSafety = z.infer<typeof ApiSafety>;
+
+export const Blocks = z.object({ blocked: z.array(z.string()) });
+
+/** Bots and REST API tokens: the server's own shapes (protocol/token-ops.ts). */
+export const Bot = named('Bot', BotInfo);
+export const Token = named('Token', TokenInfo);
+export const NewToken = named('NewToken', TOKEN_OPS.token_create.req);
+export const MadeToken = named(
+  'MadeToken',
+  TOKEN_OPS.token_create.res,
+  'A token just made: its record and, this once, its secret',
+);
+export const Bots = z.object({ bots: z.array(Bot) });
+export const Tokens = z.object({ tokens: z.array(Token) });

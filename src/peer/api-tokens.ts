@@ -8,28 +8,55 @@
  *   DELETE /api/tokens/:id                                           → 204
  */
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { OPS } from '../protocol/server-link.js';
 import type { PeerNode } from './node.js';
 import { parse } from './api-parse.js';
+import { NO_CONTENT, doc } from './api-doc.js';
+import { Bot, Bots, MadeToken, NewToken, Tokens } from './api-shapes.js';
 
-const TokenId = z.object({ id: z.string().max(64) });
+const TokenId = OPS.token_revoke.req;
+const BotBody = OPS.bot_create.req;
 
 /** Adds the bot and token routes. */
 export function tokenRoutes(app: FastifyInstance, node: PeerNode): void {
-  app.post('/api/bots', async (req, reply) => {
-    const b = parse(OPS.bot_create.req, req.body, 'bot');
-    return reply.code(201).send(await node.tokenOp('bot_create', b));
-  });
-  app.get('/api/bots', async () => node.tokenOp('bots', {}));
-  app.post('/api/tokens', async (req, reply) => {
-    const b = parse(OPS.token_create.req, req.body, 'token');
-    return reply.code(201).send(await node.tokenOp('token_create', b));
-  });
-  app.get('/api/tokens', async () => node.tokenOp('tokens', {}));
-  app.delete('/api/tokens/:id', async (req, reply) => {
-    const { id } = parse(TokenId, req.params, 'token');
-    await node.tokenOp('token_revoke', { id });
-    return reply.code(204).send();
-  });
+  app.post(
+    '/api/bots',
+    doc('Makes a bot account owned by this user', { body: BotBody, response: { 201: Bot } }),
+    async (req, reply) => {
+      const b = parse(BotBody, req.body, 'bot');
+      return reply.code(201).send(await node.tokenOp('bot_create', b));
+    },
+  );
+  app.get(
+    '/api/bots',
+    doc('This user’s bots, oldest first', { response: { 200: Bots } }),
+    async () => node.tokenOp('bots', {}),
+  );
+  app.post(
+    '/api/tokens',
+    doc('Makes a REST API token; its secret is in this answer only', {
+      body: NewToken,
+      response: { 201: MadeToken },
+    }),
+    async (req, reply) => {
+      const b = parse(NewToken, req.body, 'token');
+      return reply.code(201).send(await node.tokenOp('token_create', b));
+    },
+  );
+  app.get(
+    '/api/tokens',
+    doc('This user’s tokens and its bots’, newest first (never their secrets)', {
+      response: { 200: Tokens },
+    }),
+    async () => node.tokenOp('tokens', {}),
+  );
+  app.delete(
+    '/api/tokens/:id',
+    doc('Revokes a token', { params: TokenId, response: { 204: NO_CONTENT } }),
+    async (req, reply) => {
+      const { id } = parse(TokenId, req.params, 'token');
+      await node.tokenOp('token_revoke', { id });
+      return reply.code(204).send();
+    },
+  );
 }

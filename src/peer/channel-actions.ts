@@ -4,6 +4,7 @@
  * owner's changes are `channel` items of the channel's log, signed and replicated like
  * messages (PeerNode.write); every replica applies them (store/*-store.ts applyChannelChange).
  */
+import type { Written as ApiWritten } from './api-shapes.js';
 import { HchatError } from '../protocol/errors.js';
 import type { ChannelChange, ItemKind } from '../protocol/common.js';
 import type { ItemBody } from '../shared/message-id.js';
@@ -25,7 +26,7 @@ export interface ChannelActionsNode {
   channelsChanged(): void;
 }
 
-type Written = Promise<{ id: string; state: LocalMessage['state'] }>;
+type Written = Promise<ApiWritten>;
 
 /** The channel actions of one node. */
 export class ChannelActions {

@@ -34,6 +34,7 @@ import type { EventHub } from './event-hub.js';
 import type { MemberConn } from './host-service.js';
 import type { PeerIdentity } from './p2p.js';
 import { ChildHops, fetchHop } from './live-keys.js';
+import type { NewStream, Stream, StreamStats } from './api-live-shapes.js';
 import { newSrtpCounters, type Hop, type SrtpCounters } from '../stream/hops.js';
 
 type StreamOp = keyof typeof STREAM_OPS;
@@ -144,14 +145,7 @@ export class LiveService {
   // ---- streamer ------------------------------------------------------------------------------
 
   /** Goes live in a channel; a browser source then feeds frames through `frame()`. */
-  async goLive(
-    channelId: string,
-    opts: GoLive,
-  ): Promise<{
-    streamId: string;
-    ingestPort?: number;
-    srtp?: { suite: typeof SRTP_SUITE; key: string };
-  }> {
+  async goLive(channelId: string, opts: GoLive): Promise<NewStream> {
     const me = this.deps.me();
     if (!me) throw new HchatError('E_AUTH_REQUIRED');
     if (me.role !== 'user') throw new HchatError('E_VISITOR_READ_ONLY', 'visitors cannot go live');
@@ -532,8 +526,8 @@ export class LiveService {
   // ---- viewer --------------------------------------------------------------------------------
 
   /** Live streams this user may watch: ours, and those of peers in our channels. */
-  async list(): Promise<Array<StreamInfo & { watching: boolean; mine: boolean }>> {
-    const out: Array<StreamInfo & { watching: boolean; mine: boolean }> = [];
+  async list(): Promise<Stream[]> {
+    const out: Stream[] = [];
     for (const l of this.lives.values())
       out.push({ ...this.infoOf(l), watching: false, mine: true });
     const me = this.deps.me();
@@ -720,7 +714,7 @@ export class LiveService {
   // ---- both ----------------------------------------------------------------------------------
 
   /** Stats of a stream: as its streamer, or as a viewer. */
-  stats(streamId: string): unknown {
+  stats(streamId: string): StreamStats {
     const live = this.lives.get(streamId);
     if (live) {
       return {

@@ -7,7 +7,8 @@ import { HchatError } from '../protocol/errors.js';
 import type { FileRef, ItemKind } from '../protocol/common.js';
 import type { ItemBody } from '../shared/message-id.js';
 import type { LocalMessage, PeerStore } from '../store/peer-store.js';
-import { apiMessages, type ApiMessage, type CertReader } from './api-shapes.js';
+import type { ApiMessage, Written as ApiWritten } from './api-shapes.js';
+import { apiMessages, type CertReader } from './message-view.js';
 import { resolveMentions } from './mentions.js';
 
 /** What the actions need from their node. */
@@ -25,7 +26,7 @@ export interface ActionsNode extends CertReader {
   fileRef(channelId: string, id: string): FileRef;
 }
 
-type Written = Promise<{ id: string; state: LocalMessage['state'] }>;
+type Written = Promise<ApiWritten>;
 
 /** The message actions of one node. */
 export class MessageActions {

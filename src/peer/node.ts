@@ -44,7 +44,7 @@ import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
 import { Replication } from './replication.js';
 import { Delivery, TRANSIENT } from './delivery.js';
-import type { ApiChannel, ApiMessage } from './api-shapes.js';
+import type { ApiChannel, ApiMessage, Me } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
 import { ChannelPages } from './pages.js';
@@ -855,15 +855,7 @@ export class PeerNode {
     this.setSession(undefined);
   }
 
-  me(): {
-    username: string;
-    role: string;
-    status: Status;
-    sessionId: string;
-    connection: string;
-    pending: number;
-    serverKeyError?: string;
-  } {
+  me(): Me {
     const s = this.currentSession;
     if (!s) throw new HchatError('E_AUTH_REQUIRED');
     return {

@@ -8,30 +8,12 @@
  */
 import type { StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
-import { ftsMatch, searchWords, snippet, type SnippetPart } from '../shared/search-text.js';
+import { ftsMatch, searchWords, snippet } from '../shared/search-text.js';
 import type { LocalMessage, PeerStore } from '../store/peer-store.js';
-import { apiMessages, type ApiMessage, type CertReader, type ViewSource } from './api-shapes.js';
+import type { ApiMessage, ApiSearch } from './api-shapes.js';
+import { apiMessages, type CertReader, type ViewSource } from './message-view.js';
 import type { EventHub } from './event-hub.js';
 import type { ServerLink } from './server-link.js';
-
-/** One search result as the local API shows it. */
-export interface ApiSearchResult {
-  channelId: string;
-  /** The channel's name ('' when this peer does not know the channel). */
-  channelName: string;
-  message: ApiMessage;
-  /** The shown text around the first match, cut where the query's words are. */
-  snippet: SnippetPart[];
-}
-
-/** The answer of `GET /api/search`. */
-export interface ApiSearch {
-  results: ApiSearchResult[];
-  /** Where the results came from. */
-  source: 'local' | 'server' | 'both';
-  /** True when older matches remain (ask again with the last result's id as `before`). */
-  hasMore: boolean;
-}
 
 /** What search needs from its node. */
 export interface SearchNode extends CertReader {

@@ -14,18 +14,20 @@
  * Pure bookkeeping, no socket. Refusals are counted on the stream's SrtpCounters, which every
  * hop of that stream shares, so that stats survive re-keying and re-parenting.
  */
+import { z } from 'zod';
 import { SrtpContext, encodeMasterKey, newMasterKey, decodeMasterKey } from './srtp.js';
 import type { Remote } from './media-socket.js';
 
 /** SRTP refusals of one stream on this peer (viewer and streamer stats). */
-export interface SrtpCounters {
+export const SrtpCounters = z.object({
   /** Packets whose tag did not verify: altered, or under no key or another key. */
-  srtpAuthFailures: number;
+  srtpAuthFailures: z.number().int(),
   /** Authentic packets seen before, or too far behind the replay window. */
-  srtpReplays: number;
+  srtpReplays: z.number().int(),
   /** Datagrams too short for SRTP/SRTCP, or authentic but not RTP/RTCP. */
-  srtpMalformed: number;
-}
+  srtpMalformed: z.number().int(),
+});
+export type SrtpCounters = z.infer<typeof SrtpCounters>;
 
 export function newSrtpCounters(): SrtpCounters {
   return { srtpAuthFailures: 0, srtpReplays: 0, srtpMalformed: 0 };

@@ -4,6 +4,7 @@
  * its sinks (browser, export, stats), answers its parent's consent checks, and relays to its own
  * children (those that answer its consent checks) when the streamer made it a relay. A parent that goes silent is reported (`stalled`) so the streamer can place us elsewhere.
  */
+import { z } from 'zod';
 import type { MediaSocket, Remote, SsrcHandler } from './media-socket.js';
 import {
   CONSENT_ANSWER,
@@ -40,23 +41,24 @@ export interface ViewingOptions {
   stalled(): void;
 }
 
-/** What `GET /api/streams/:id/stats` reports for a viewer. */
-export interface ViewerStats {
-  framesComplete: number;
-  framesDropped: number;
-  packetsLost: number;
-  packetsRecovered: number;
-  latencyMs: { p50: number | null; p99: number | null };
-  bitrateKbps: number;
-  fps: number;
-  parent: string;
-  audioFrames: number;
-  uploadBytes: number;
-  children: string[];
-  nacksSent: number;
-  plisSent: number;
-  foreignDatagrams: number;
-}
+/** What `GET /api/streams/:id/stats` reports for a viewer (the local API's document names it). */
+export const ViewerStats = z.object({
+  framesComplete: z.number().int(),
+  framesDropped: z.number().int(),
+  packetsLost: z.number().int(),
+  packetsRecovered: z.number().int(),
+  latencyMs: z.object({ p50: z.number().nullable(), p99: z.number().nullable() }),
+  bitrateKbps: z.number(),
+  fps: z.number(),
+  parent: z.string(),
+  audioFrames: z.number().int(),
+  uploadBytes: z.number().int(),
+  children: z.array(z.string()),
+  nacksSent: z.number().int(),
+  plisSent: z.number().int(),
+  foreignDatagrams: z.number().int(),
+});
+export type ViewerStats = z.infer<typeof ViewerStats>;
 
 const TICK_MS = 10;
 const REPORT_MS = 1000;

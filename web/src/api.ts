@@ -3,86 +3,66 @@
  * `{error: {code, message}}`, live events over server-sent events.
  */
 import type { TypingEvent } from '../../src/protocol/typing-ops.js';
-import type { Channel as WireChannel } from '../../src/protocol/common.js';
-import type { ApiChannel, ApiFile, ApiMessage, ApiReaction } from '../../src/peer/api-shapes.js';
-import type { ApiSearch } from '../../src/peer/search.js';
-import type { AvatarInfo } from '../../src/protocol/avatars.js';
-import type { BotInfo, MadeToken, NewToken, TokenInfo } from '../../src/protocol/token-ops.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
+import type { components, paths } from './local-api-types.js';
 
-export interface Me {
-  username: string;
-  role: 'user' | 'visitor';
-  status: 'online' | 'invisible' | 'offline';
-  sessionId: string;
-  connection: 'connected' | 'connecting' | 'offline';
-  pending: number;
-  /** Set while the central server shows a TLS key this peer does not trust (README). */
-  serverKeyError?: string;
+/** The local API's answers, as its OpenAPI document names them (docs/local-api.openapi.json). */
+type Schemas = components['schemas'];
+/** What `method path` answers with `status` (200 by default), as the document says. */
+export type Answer<
+  P extends keyof paths,
+  M extends 'get' | 'post' | 'put' | 'patch' | 'delete' = 'get',
+  S extends number = 200,
+> = paths[P][M] extends {
+  responses: Record<S, { content: { 'application/json': infer T } }>;
 }
+  ? T
+  : never;
+
+export type Me = Schemas['Me'];
 
 /** A channel: as joined (`GET /api/channels`, with counts) or in the directory (`joined`). */
-export type Channel = WireChannel &
-  Partial<Pick<ApiChannel, 'hosted' | 'unread' | 'mentions'>> & { joined?: boolean };
+export type Channel = Omit<Schemas['DirectoryChannel'], 'joined'> &
+  Partial<Pick<Schemas['Channel'], 'hosted' | 'unread' | 'mentions'>> & { joined?: boolean };
 
 /** A message in its current state (edits, delete, reactions folded in). */
-export type Message = ApiMessage;
-export type Reaction = ApiReaction;
+export type Message = Schemas['Message'];
+export type Reaction = Schemas['Reaction'];
 /** A file attached to a message (README "Files"). */
-export type ChatFile = ApiFile;
+export type ChatFile = Schemas['File'];
 
 /** What is known of a user's avatar: its hash and when it was set (README "Avatars"). */
-export type Avatar = AvatarInfo;
+export type Avatar = Schemas['Avatar'];
 
 /** A bot account of yours, and an API token as listed (never its secret) (docs/REST.md). */
-export type Bot = BotInfo;
-export type Token = TokenInfo;
+export type Bot = Schemas['Bot'];
+export type Token = Schemas['Token'];
 /** What `POST /api/tokens` takes, and answers: the token with its secret, shown this once. */
-export type { MadeToken, NewToken };
+export type NewToken = Schemas['NewTokenInput'];
+export type MadeToken = Schemas['MadeToken'];
 
-/** `GET /api/search`'s answer (src/peer/search.ts). */
-export type SearchAnswer = ApiSearch;
+/** `GET /api/search`'s answer. */
+export type SearchAnswer = Schemas['SearchAnswer'];
 
-export interface Page {
-  messages: Message[];
-  source: 'host' | 'server' | 'local';
-  hasMore: boolean;
-  /** Only on a page `around` a message: newer messages exist after it. */
-  hasNewer?: boolean;
-}
+/** A page of a channel's messages (`around` one: with `hasNewer`). */
+export type Page = Schemas['Page'];
 
-export interface Peer {
-  username: string;
-  role: string;
-  status: string;
-  sessionId: string;
-}
+/** A session the tracker lists. */
+export type Peer = Schemas['Peer'];
 
 /** A live stream this user may watch (README "Livestream API"). */
-export interface Stream {
-  streamId: string;
-  channelId: string;
-  streamer: string;
-  source: 'browser' | 'rtp' | 'synthetic';
-  startedAt: number;
-  fps: number;
-  bitrateKbps: number;
-  viewers: number;
-  watching: boolean;
-  mine: boolean;
-}
+export type Stream = Schemas['Stream'];
 
-/** A viewer's stats of a stream. */
-export interface ViewerStats {
-  framesComplete: number;
-  framesDropped: number;
-  packetsLost: number;
-  packetsRecovered: number;
-  latencyMs: { p50: number | null; p99: number | null };
-  bitrateKbps: number;
-  fps: number;
-  parent: string;
-}
+/** A viewer's stats of a stream, as the play socket sends them (no role, no SRTP counters). */
+export type ViewerStats = Omit<
+  Schemas['ViewerStats'],
+  'role' | 'srtpUnkeyed' | 'srtpAuthFailures' | 'srtpReplays' | 'srtpMalformed'
+>;
+
+/** A channel's member, online or not. */
+export type Member = Schemas['Member'];
+/** An item just written: a message, an edit, a delete, a reaction. */
+export type Written = Schemas['Written'];
 
 /** The `typing` event: the wire's shape, with `expiresAt` on this machine's clock. */
 export type Typing = TypingEvent;
@@ -130,7 +110,7 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
 
 export const api = {
   me: () => call<Me>('GET', '/api/me'),
-  session: () => call<{ me: Me | null }>('GET', '/api/session'),
+  session: () => call<Answer<'/api/session'>>('GET', '/api/session'),
   register: (username: string, password: string) =>
     call('POST', '/api/register', { username, password }),
   login: (username: string, password: string) => call('POST', '/api/login', { username, password }),
@@ -157,18 +137,14 @@ export const api = {
     ),
   messages: (id: string, before?: string) =>
     call<Page>('GET', `/api/channels/${id}/messages?limit=50${before ? `&before=${before}` : ''}`),
-  members: (id: string) =>
-    call<Array<{ username: string; status: 'online' | 'offline' }>>(
-      'GET',
-      `/api/channels/${id}/members`,
-    ),
+  members: (id: string) => call<Member[]>('GET', `/api/channels/${id}/members`),
   read: (id: string) => call('POST', `/api/channels/${id}/read`),
   /** The page centred on one message (a reply's original), from this peer's copy. */
   around: (id: string, messageId: string) =>
     call<Page>('GET', `/api/channels/${id}/messages?around=${messageId}&limit=50`),
   /** A message: text, files (ids of uploads to this channel), or both. */
   post: (id: string, m: { text?: string; replyTo?: string; files?: string[] }) =>
-    call<{ id: string; state: Message['state'] }>('POST', `/api/channels/${id}/messages`, m),
+    call<Written>('POST', `/api/channels/${id}/messages`, m),
   edit: (id: string, messageId: string, text: string) =>
     call('PATCH', `/api/channels/${id}/messages/${messageId}`, { text }),
   remove: (id: string, messageId: string) =>
@@ -181,7 +157,7 @@ export const api = {
   typing: (id: string) => call('POST', `/api/channels/${id}/typing`),
   streams: () => call<Stream[]>('GET', '/api/streams'),
   goLive: (channelId: string, fps: number, bitrateKbps: number) =>
-    call<{ streamId: string }>('POST', `/api/channels/${channelId}/streams`, {
+    call<Schemas['NewStream']>('POST', `/api/channels/${channelId}/streams`, {
       source: 'browser',
       fps,
       bitrateKbps,
@@ -201,13 +177,12 @@ export const api = {
     if (!res.ok) throw errorOf(res.status, res.statusText, text);
     return JSON.parse(text) as Avatar;
   },
-  watch: (id: string) =>
-    call<{ streamId: string; parent: string }>('POST', `/api/streams/${id}/watch`),
+  watch: (id: string) => call<Schemas['Watching']>('POST', `/api/streams/${id}/watch`),
   unwatch: (id: string) => call('DELETE', `/api/streams/${id}/watch`),
   /** Your bots and REST API tokens (docs/REST.md "Tokens"). */
-  bots: async () => (await call<{ bots: Bot[] }>('GET', '/api/bots')).bots,
+  bots: async () => (await call<Answer<'/api/bots'>>('GET', '/api/bots')).bots,
   createBot: (username: string) => call<Bot>('POST', '/api/bots', { username }),
-  tokens: async () => (await call<{ tokens: Token[] }>('GET', '/api/tokens')).tokens,
+  tokens: async () => (await call<Answer<'/api/tokens'>>('GET', '/api/tokens')).tokens,
   createToken: (t: NewToken) => call<MadeToken>('POST', '/api/tokens', t),
   revokeToken: (id: string) => call('DELETE', `/api/tokens/${encodeURIComponent(id)}`),
 };

@@ -3,10 +3,13 @@
  * events (`dm`, `dm_state`, `dms`), handed from the one EventSource (Chat.tsx) to the DM views.
  */
 import { useEffect, useRef } from 'react';
-import { call } from './api.js';
-import type { ApiDm, ApiDmMessage, ApiSafety } from '../../src/peer/api-shapes.js';
+import { call, type Answer } from './api.js';
+import type { components } from './local-api-types.js';
 
-export type { ApiDm, ApiDmMessage, ApiSafety };
+/** A conversation, one of its messages or notices, and its safety numbers (the API's document). */
+export type ApiDm = components['schemas']['Dm'];
+export type ApiDmMessage = components['schemas']['DmMessage'];
+export type ApiSafety = components['schemas']['Safety'];
 
 /** Messages asked for per page. */
 export const DM_PAGE = 50;
@@ -21,12 +24,12 @@ export const dmApi = {
   get: (id: string) => call<ApiDm>('GET', `/api/dms/${enc(id)}`),
   /** A page, oldest → newest: the newest ones, or those before `before`. */
   messages: (id: string, before?: string) =>
-    call<{ messages: ApiDmMessage[] }>(
+    call<Answer<'/api/dms/{id}/messages'>>(
       'GET',
       `/api/dms/${enc(id)}/messages?limit=${DM_PAGE}${before ? `&before=${enc(before)}` : ''}`,
     ),
   post: (id: string, text: string) =>
-    call<{ id: string; state: ApiDmMessage['state'] }>('POST', `/api/dms/${enc(id)}/messages`, {
+    call<Answer<'/api/dms/{id}/messages', 'post', 201>>('POST', `/api/dms/${enc(id)}/messages`, {
       text,
     }),
   read: (id: string) => call('POST', `/api/dms/${enc(id)}/read`),
@@ -34,10 +37,11 @@ export const dmApi = {
   /** Marks a member's keys verified (which also acknowledges a change), or clears that. */
   verify: (id: string, username: string, verified: boolean) =>
     call<ApiSafety>('PUT', `/api/dms/${enc(id)}/safety`, { username, verified }),
-  blocks: () => call<{ blocked: string[] }>('GET', '/api/blocks'),
-  block: (username: string) => call<{ blocked: string[] }>('PUT', `/api/blocks/${enc(username)}`),
+  blocks: () => call<Answer<'/api/blocks'>>('GET', '/api/blocks'),
+  block: (username: string) =>
+    call<Answer<'/api/blocks/{username}', 'put'>>('PUT', `/api/blocks/${enc(username)}`),
   unblock: (username: string) =>
-    call<{ blocked: string[] }>('DELETE', `/api/blocks/${enc(username)}`),
+    call<Answer<'/api/blocks/{username}', 'delete'>>('DELETE', `/api/blocks/${enc(username)}`),
 };
 
 /** What the event stream tells the DM views; `resync` follows a gap in the stream. */
