@@ -2,7 +2,6 @@
  * A deployment for tests: real `hchat server` processes on one fresh PostgreSQL database and one
  * NATS of their own, signing with one key (README "Several server instances"), ended with the test.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
@@ -10,15 +9,14 @@ import { tempDir } from './testnet.js';
 import { spawnServer } from './processes.js';
 import { startNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
+import { newKeyPair } from '../src/shared/keygen.js';
 
 /** Writes a deployment's Ed25519 signing key (PEM, 0600) in `dir`; answers its path. */
 export function signingKeyFile(dir: string): string {
   const key = path.join(dir, 'signing-key.pem');
-  fs.writeFileSync(
-    key,
-    crypto.generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-    { mode: 0o600 },
-  );
+  fs.writeFileSync(key, newKeyPair('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o600,
+  });
   return key;
 }
 

@@ -18,6 +18,7 @@ import {
   startServer,
   uuid7,
 } from './outsider/lib.js';
+import { newKeyPair } from '../src/shared/keygen.js';
 
 afterEach(killAll);
 
@@ -29,9 +30,9 @@ const SPK_CONTEXT = Buffer.from('hchat-dm-spk-v1');
 
 /** A device's keys, made the way PROTOCOL.md §10.1 says. */
 function newDevice() {
-  const ik = crypto.generateKeyPairSync('ed25519');
+  const ik = newKeyPair('ed25519');
   const x = () => {
-    const k = crypto.generateKeyPairSync('x25519');
+    const k = newKeyPair('x25519');
     return Buffer.from((k.publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
   };
   const spk = x();

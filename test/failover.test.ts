@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { api, stablePort, tempDir, waitFor } from './testnet.js';
 import { spawnHchat, spawnServer } from './processes.js';
 import { serverHello } from './outsider/lib.js';
+import { newKeyPair } from '../src/shared/keygen.js';
 
 /** The lines of a connection log file (`t=… ev=… …`) of one event. */
 function logged(file: string, event: string): string[] {
@@ -96,7 +97,7 @@ describe('server addresses and drain', () => {
   it('instances given one --signing-key sign as one; a key that is not Ed25519 is refused', async () => {
     const dir = tempDir();
     const key = path.join(dir, 'signing-key.pem');
-    const { privateKey } = crypto.generateKeyPairSync('ed25519');
+    const { privateKey } = newKeyPair('ed25519');
     fs.writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const hello = async (s: { ready: Record<string, string> }) => {
       const [host, port] = s.ready.tcp!.split(':');

@@ -9,6 +9,7 @@ import { parseRecord } from '../src/shared/connlog.js';
 import type { HostLink } from '../src/peer/host-link.js';
 import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { publicKeyFromBase64, verifyCert } from '../src/shared/tokens.js';
+import { newKeyPair } from '../src/shared/keygen.js';
 
 describe('peer_connect', () => {
   it('connects to a peer found in the tracker list; each side checks the other itself', async () => {
@@ -55,7 +56,7 @@ describe('peer_connect', () => {
     const tn = await createTestnet({ peers: 1 });
     const b = tn.peers[0]!;
     await signIn(b, 'bob');
-    const { privateKey } = crypto.generateKeyPairSync('ed25519');
+    const { privateKey } = newKeyPair('ed25519');
     const payload = Buffer.from(
       JSON.stringify({
         typ: 'key',

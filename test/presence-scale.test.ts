@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteServerStore } from '../src/store/server-store.js';
 import { signClaims } from '../src/shared/tokens.js';
 import { killAll, startServer, uuid7 } from './outsider/lib.js';
+import { newKeyPair } from '../src/shared/keygen.js';
 
 const SESSIONS = Number(process.env.HCHAT_PRESENCE_SESSIONS ?? 5000);
 const CHANNEL_SIZE = 10;
@@ -178,7 +179,7 @@ const JOINED_CHANNEL = Math.min(42, CHANNELS - 1);
 
 beforeAll(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hc-presence-'));
-  const { privateKey } = crypto.generateKeyPairSync('ed25519');
+  const { privateKey } = newKeyPair('ed25519');
   const keyFile = path.join(dir, 'signing-key.pem');
   fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   // The data, through the store's public API, before the server opens it.

@@ -16,6 +16,7 @@ import {
   type GrantClaims,
   type TokenClaims,
 } from '../shared/tokens.js';
+import { newKeyPair } from '../shared/keygen.js';
 
 const scrypt = promisify(crypto.scrypt) as (
   password: string,
@@ -68,7 +69,7 @@ export class TokenSigner {
       pem = fs.readFileSync(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      const { privateKey } = crypto.generateKeyPairSync('ed25519');
+      const { privateKey } = newKeyPair('ed25519');
       pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
       fs.writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
     }

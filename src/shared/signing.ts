@@ -14,6 +14,7 @@ import { verifyEd25519 } from './ed25519.js';
 import { verifyCert, type CertClaims } from './tokens.js';
 import { itemHeader, legacyMessageId, messageId, type IdFields } from './message-id.js';
 import { MESSAGE_LIMITS } from './limits.js';
+import { newKeyPair } from './keygen.js';
 
 /** The signed fields of an item, with its signature and certificate. */
 export interface Signed extends IdFields {
@@ -31,7 +32,7 @@ export interface SessionKeys {
 
 /** A fresh key pair for a new session. */
 export function newSessionKeys(): SessionKeys {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  const { privateKey, publicKey } = newKeyPair('ed25519');
   return { privateKey, publicKey: publicKey.export({ format: 'jwk' }).x! };
 }
 

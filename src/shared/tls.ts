@@ -25,6 +25,7 @@ import {
   Validity,
   Version,
 } from '@peculiar/asn1-x509';
+import { newKeyPair } from './keygen.js';
 
 /** A TLS key and its certificate, PEM, with the key's fingerprint. */
 export interface TlsIdentity {
@@ -80,7 +81,7 @@ export function channelBinding(socket: tls.TLSSocket): Buffer {
  * years: peers pin the key, not the dates).
  */
 export function selfSignedIdentity(commonName: string): TlsIdentity {
-  const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey, privateKey } = newKeyPair('p256');
   const alg = new AlgorithmIdentifier({ algorithm: OID_ECDSA_SHA256 });
   const name = new Name([
     new RelativeDistinguishedName([

@@ -3,7 +3,6 @@
  * findings 3, 4, 5, 7, 8, 15): forged posts over P2P, messages from the future, id squatting,
  * visitor certificates passed off as users', post floods, and a revoked session's links.
  */
-import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
 import {
@@ -17,6 +16,7 @@ import {
 import { sign } from './kit.js';
 import { messageId } from '../../src/shared/message-id.js';
 import type { ServerLink } from '../../src/peer/server-link.js';
+import { newKeyPair } from '../../src/shared/keygen.js';
 
 /** alice hosts "general" on her peer; bob is a member on a raw link (no peer of his own). */
 async function hostedWithRawBob() {
@@ -45,7 +45,7 @@ describe('the host checks every post exactly as the server does (finding 5)', ()
     const good = sign(bob, { channelId: ch, text: 'hello' });
     const tampered = { ...good, text: 'hellO' };
     tampered.id = messageId({ ...tampered, author: 'bob' });
-    const selfMade = crypto.generateKeyPairSync('ed25519');
+    const selfMade = newKeyPair('ed25519');
     const fakeCert = `${Buffer.from(JSON.stringify({ typ: 'key', sid: 'x'.repeat(22), u: 'bob', r: 'user', pk: selfMade.publicKey.export({ format: 'jwk' }).x, iat: 0, exp: 9e15 })).toString('base64url')}.${'A'.repeat(86)}`;
     const forged: Array<[string, any]> = [
       ['tampered text', tampered],

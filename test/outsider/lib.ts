@@ -113,7 +113,14 @@ export async function startPeer(
 export const b64u = (b: Buffer) => b.toString('base64url');
 
 export function newKey() {
-  const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+  // Encoded at generation, then read back: exporting the KeyObjects generateKeyPairSync returns
+  // can deadlock Node 20 when a garbage collection meets the export (src/shared/keygen.ts).
+  const der = crypto.generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  });
+  const publicKey = crypto.createPublicKey({ key: der.publicKey, format: 'der', type: 'spki' });
+  const privateKey = crypto.createPrivateKey({ key: der.privateKey, format: 'der', type: 'pkcs8' });
   const jwk = publicKey.export({ format: 'jwk' }) as { x: string };
   return { publicKey, privateKey, pk: jwk.x };
 }
