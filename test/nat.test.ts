@@ -1,0 +1,70 @@
+/**
+ * Peers behind home routers (issue 18), in network namespaces that each test builds and removes
+ * (test/netns.ts): the server on the internet at 203.0.113.1, alice's peer at home 1 behind one
+ * NAT, bob's at home 2 behind another.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createNatWorld, type HomePeer, type NatWorld } from './netns.js';
+import { waitFor } from './testnet.js';
+import { parseRecord } from '../src/shared/connlog.js';
+
+/** The server and two peers, alice at home 1 and bob at home 2; alice hosts a channel bob joined. */
+async function hostedAcrossNats(world: NatWorld) {
+  const server = await world.startServer();
+  const alice = await world.startPeer(0, server, 'alice');
+  const bob = await world.startPeer(1, server, 'bob');
+  const ch = (await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false }))
+    .body as { id: string };
+  expect((await bob.call('POST', `/api/channels/${ch.id}/join`)).status).toBe(200);
+  return { alice, bob, ch: ch.id };
+}
+
+/** What `peer` shows of a channel now: texts in order and where they came from. */
+async function view(peer: HomePeer, ch: string): Promise<{ texts: string[]; source: string }> {
+  const r = await peer.call('GET', `/api/channels/${ch}/messages?limit=50`);
+  return { texts: r.body.messages.map((m: { text: string }) => m.text), source: r.body.source };
+}
+
+function serverLog(world: NatWorld): Array<Record<string, string>> {
+  return fs
+    .readFileSync(path.join(world.dir, 'server', 'connections.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(parseRecord);
+}
+
+describe('peers behind NATs', () => {
+  it('the test world: the server sees each home at its router’s address, never its LAN one', async () => {
+    const world = createNatWorld([{}, {}]);
+    const server = await world.startServer();
+    await world.startPeer(0, server, 'alice');
+    await world.startPeer(1, server, 'bob');
+    const auths = serverLog(world).filter((r) => r.ev === 'auth');
+    expect(auths.map((r) => r.peer)).toEqual([
+      expect.stringMatching(/^peer:alice@203\.0\.113\.11:\d+$/),
+      expect.stringMatching(/^peer:bob@203\.0\.113\.12:\d+$/),
+    ]);
+    // Home 2 has no way to home 1's private network.
+    const out = world.run(world.homes[1]!.ns, [
+      process.execPath,
+      '-e',
+      `require('node:net').connect(1, '${world.homes[0]!.lanIp}').on('error', (e) => console.log(e.code))`,
+    ]);
+    expect(out.trim()).toMatch(/^(ENETUNREACH|EHOSTUNREACH)$/);
+  });
+
+  it('a member behind another NAT cannot dial the host at its LAN address: it reads from the server', async () => {
+    const world = createNatWorld([{}, {}]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    expect((await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'hi' })).status).toBe(
+      201,
+    );
+    await waitFor(async () => (await view(bob, ch)).texts.includes('hi'), 15_000, 'bob to see hi');
+    expect((await view(bob, ch)).source).toBe('server');
+    // No P2P link ever opened: alice's entry names 10.0.1.2, which home 2 cannot reach.
+    expect(bob.log().filter((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toEqual([]);
+    expect(bob.log()).toContainEqual(expect.objectContaining({ from: 'server', channel: ch }));
+  });
+});
