@@ -55,6 +55,41 @@ describe('peers behind NATs', () => {
     expect(out.trim()).toMatch(/^(ENETUNREACH|EHOSTUNREACH)$/);
   });
 
+  it('each peer announces its host and server-reflexive candidates; a co-member sees them', async () => {
+    const world = createNatWorld([{}, { symmetric: true }]);
+    const { alice, bob } = await hostedAcrossNats(world);
+    const entryOf = async (viewer: HomePeer, user: string) =>
+      waitFor(
+        async () => {
+          const peers = (await viewer.call('GET', '/api/peers')).body as Array<Record<string, any>>;
+          return peers.find((e) => e.username === user && e.candidates?.length === 4);
+        },
+        10_000,
+        `${user}'s candidates`,
+      );
+    const a = await entryOf(bob, 'alice');
+    const [, alicePort] = alice.p2p.split(':');
+    expect(a.candidates).toEqual([
+      { type: 'host', proto: 'tcp', ip: '10.0.1.2', port: Number(alicePort) },
+      { type: 'host', proto: 'udp', ip: '10.0.1.2', port: a.udpPort },
+      // MASQUERADE kept the ports: the public port is the local one (`base`).
+      {
+        type: 'srflx',
+        proto: 'tcp',
+        ip: '203.0.113.11',
+        port: expect.any(Number),
+        base: expect.any(Number),
+      },
+      { type: 'srflx', proto: 'udp', ip: '203.0.113.11', port: a.udpPort, base: a.udpPort },
+    ]);
+    expect(a.candidates[2].port).toBe(a.candidates[2].base);
+    // Behind --random-fully the public ports are drawn at random: not the local ones.
+    const b = await entryOf(alice, 'bob');
+    const srflx = b.candidates.filter((c: { type: string }) => c.type === 'srflx');
+    expect(srflx.map((c: { ip: string }) => c.ip)).toEqual(['203.0.113.12', '203.0.113.12']);
+    expect(srflx.some((c: { port: number; base: number }) => c.port !== c.base)).toBe(true);
+  });
+
   it('a member behind another NAT cannot dial the host at its LAN address: it reads from the server', async () => {
     const world = createNatWorld([{}, {}]);
     const { alice, bob, ch } = await hostedAcrossNats(world);

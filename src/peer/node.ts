@@ -14,6 +14,7 @@ import { HchatError } from '../protocol/errors.js';
 import {
   entryKey,
   NewMessage,
+  type Candidate,
   type Channel,
   type FileRef,
   type ItemKind,
@@ -37,6 +38,7 @@ import { P2PEndpoint } from './p2p.js';
 import { HostService } from './host-service.js';
 import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
+import { hostCandidates, reflexiveCandidates } from './reflexive.js';
 import { HostLink } from './host-link.js';
 import { DirectMessages } from './dms.js';
 import type { LinkCredentials } from '../shared/handshake.js';
@@ -160,6 +162,8 @@ export class PeerNode {
   private closed = false;
   /** A submit_info to send again once the server's presence budget allows it. */
   private announceTimer: NodeJS.Timeout | undefined;
+  /** Where the server saw this peer on its current connection (reflexive.ts), announced with it. */
+  private reflexive: Candidate[] = [];
 
   private constructor(private readonly opts: PeerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -624,7 +628,9 @@ export class PeerNode {
       status === 'online' ? this.store.hostedIds().filter((id) => this.isHostedHere(id)) : [];
     const live = status === 'online' ? this.live.announced() : [];
     try {
-      await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts, live });
+      const own = this.p2p.advertised;
+      const candidates = [...hostCandidates(own), ...this.reflexive];
+      await this.link.request('submit_info', { ...own, status, hosts, live, candidates });
     } catch (err) {
       // Too many changes at once (many channels made in a row): announce the latest state a
       // moment later; the entry the server holds meanwhile is only a little behind.
@@ -645,6 +651,8 @@ export class PeerNode {
     if (!s) return;
     this.authed = true;
     this.events.emit('connection', { state: 'connected' });
+    // Learnt again on each connection: the NAT's mapping (or the network) may have changed.
+    this.reflexive = await reflexiveCandidates(this.link, this.p2p.media, this.p2p.advertised);
     await this.submitInfo();
     this.background(this.files.backup());
     if (s.role === 'user') this.background(this.dms.online());
@@ -1105,6 +1113,7 @@ function apiPeer(e: TrackerEntry) {
     sessionId: e.sessionId,
     status: e.status,
     hosts: e.hosts,
+    candidates: e.candidates ?? [],
   };
 }
 

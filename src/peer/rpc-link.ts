@@ -127,6 +127,11 @@ export class RpcLink<
     this.fs?.destroy();
   }
 
+  /** The local port of the current connection (0 while there is none). */
+  get localPort(): number {
+    return this.fs?.socket.localPort ?? 0;
+  }
+
   /** How the connection log names the other end. */
   get name(): string {
     return this.opts.name;

@@ -16,7 +16,9 @@ import { SEARCH_OPS } from './search-ops.js';
 import { FILE_OPS } from './files.js';
 import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
 import { DM_EVENTS, DM_OPS } from './dm.js';
+import { NAT_LIMITS } from '../shared/limits.js';
 import {
+  Candidate,
   Channel,
   ChannelName,
   Ip,
@@ -115,9 +117,15 @@ export const OPS = {
       status: z.enum(['online', 'invisible']),
       hosts: z.array(Uuid).max(1000).default([]),
       live: z.array(LiveStream).max(16).default([]),
+      candidates: z.array(Candidate).max(NAT_LIMITS.candidatesPerEntry).optional(),
     }),
     z.object({ entry: TrackerEntry }),
   ),
+  /**
+   * Where this connection comes from as the server sees it (the peer's TCP server-reflexive
+   * address), and the server's STUN port for the UDP one (PROTOCOL.md §3.8).
+   */
+  reflect: op('anyone', Empty, z.object({ ip: Ip, port: Port, udpPort: Port.optional() })),
   set_status: op(
     'session',
     z.object({ status: z.enum(['online', 'invisible']) }),

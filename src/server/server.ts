@@ -66,6 +66,7 @@ import type { ApiTokenStore } from '../store/api-token-store.js';
 import { TokenService } from './token-service.js';
 import { startApi } from './api/start-api.js';
 import type { Gateway } from './api/gateway.js';
+import { StunResponder } from './stun-responder.js';
 
 export type { ServerOptions } from './server-options.js';
 
@@ -95,6 +96,8 @@ export class CentralServer {
   private readonly door: ServerDoor;
   /** The framed-protocol port and its connections. */
   private readonly port: FramedPort;
+  /** The STUN port (PROTOCOL.md §3.8), unless the options said none. */
+  private stun: StunResponder | undefined;
   /** SHA-256 of the TLS key's SPKI, base64url: what peers pin (`--server host:port#…`). */
   readonly fingerprint: string;
   private readonly http: http.Server;
@@ -427,13 +430,22 @@ export class CentralServer {
       // "restartServer, then removeCarol" fail; test/rich-schedules.test.ts). The HTTP port
       // opens once the API is built, so no request meets it half made.
       await listen(s.port.server, opts.port, opts.host);
+      if (opts.stunPort !== false) {
+        s.stun = new StunResponder(opts.host, (ip) => s.accounts.prefixOf(ip));
+        await s.stun.listen(opts.stunPort ?? 0, opts.host);
+      }
       await s.startRestApi(opts);
       await listen(s.http, opts.httpPort, opts.host);
     } catch (err) {
       await s.close();
       throw err;
     }
-    s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl, fingerprint: s.fingerprint });
+    s.log.write('listen', {
+      tcp: s.tcpAddress,
+      http: s.httpUrl,
+      ...(s.stun ? { stun: s.stun.port } : {}),
+      fingerprint: s.fingerprint,
+    });
     s.opsLog.info(
       {
         tcp: s.tcpAddress,
@@ -499,7 +511,7 @@ export class CentralServer {
     await this.channels.close();
     await this.verifyPool?.close();
     for (const c of this.port.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
-    await Promise.all([closeServer(this.port.server), closeServer(this.http)]);
+    await Promise.all([closeServer(this.port.server), closeServer(this.http), this.stun?.close()]);
     this.trackerService.stop();
     this.delivery.stop();
     await this.bus.close();
@@ -526,6 +538,11 @@ export class CentralServer {
         return this.sessions.resume(conn, body as OpReq<'resume'>);
       case 'logout':
         return this.sessions.logout(conn);
+      case 'reflect': {
+        // What the server sees of this connection: the peer's TCP server-reflexive address.
+        const { ip, port } = conn.fs.remote;
+        return { ip, port, ...(this.stun ? { udpPort: this.stun.port } : {}) };
+      }
       case 'submit_info':
         this.trackerService.presenceBudget(conn);
         return await this.trackerService.submitInfo(conn, body as OpReq<'submit_info'>);

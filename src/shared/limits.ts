@@ -393,3 +393,15 @@ export const BOT_LIMITS = {
   /** Tries of one reply or reaction refused with 429, each after the wait the server names. */
   limitedTries: 10,
 } as const;
+
+/** NAT traversal (docs/PROTOCOL.md §3.8, issue 18). */
+export const NAT_LIMITS = {
+  /** Candidates in one tracker entry at most (host and server-reflexive, TCP and UDP). */
+  candidatesPerEntry: 8,
+  /** STUN Binding answers per second to one address group, sustained (the server's UDP port). */
+  stunPerSecond: 10,
+  /** STUN Binding answers one address group may get at once above that rate. */
+  stunBurst: 20,
+  /** How long a peer waits for the server's STUN answer, each try (it tries twice). */
+  stunWaitMs: 300,
+} as const;
