@@ -39,6 +39,7 @@ import { HostService } from './host-service.js';
 import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
 import { hostCandidates, reflexiveCandidates } from './reflexive.js';
+import { Puncher } from './punch.js';
 import { HostLink } from './host-link.js';
 import { DirectMessages } from './dms.js';
 import type { LinkCredentials } from '../shared/handshake.js';
@@ -162,6 +163,8 @@ export class PeerNode {
   private closed = false;
   /** A submit_info to send again once the server's presence budget allows it. */
   private announceTimer: NodeJS.Timeout | undefined;
+  /** Dials hosts, punching through NATs where it must (punch.ts). */
+  private readonly puncher: Puncher;
   /** Where the server saw this peer on its current connection (reflexive.ts), announced with it. */
   private reflexive: Candidate[] = [];
 
@@ -270,6 +273,14 @@ export class PeerNode {
       isRevoked: (sid) => this.revoked.has(sid),
       udpLoss: opts.udpLoss,
       benchPlainMedia: opts.benchPlainMedia,
+    });
+    this.puncher = new Puncher({
+      link: this.link,
+      host: opts.host,
+      log: this.log,
+      ownReflexive: () => this.reflexive,
+      serving: () => this.authed && this.p2p.serving,
+      adopt: (socket) => this.p2p.adopt(socket),
     });
     this.live = new LiveService({
       log: this.log,
@@ -506,7 +517,16 @@ export class PeerNode {
   /** A P2P link to another peer's entry, made with this session's credentials. */
   private dial(entry: TrackerEntry): HostLink | undefined {
     const creds = this.credentials();
-    return creds && new HostLink(entry, creds, () => this.serverKey(), this.log);
+    return (
+      creds &&
+      new HostLink(
+        entry,
+        creds,
+        () => this.serverKey(),
+        this.log,
+        () => this.puncher.connect(entry),
+      )
+    );
   }
 
   /** True when this peer holds the primary copy of the channel for its logged-in owner. */
@@ -711,6 +731,8 @@ export class PeerNode {
       // A hole before this seq means a push was missed: fetch what lies between.
       if (this.store.cursor(message.channelId) < message.seq)
         this.background(this.replication.catchUp(message.channelId));
+    } else if (name === 'punch') {
+      this.puncher.onEvent(body as EventBody<'punch'>);
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
       const before = this.sources.get(entryKey(entry));

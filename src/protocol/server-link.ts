@@ -12,6 +12,7 @@ import { op } from './rpc.js';
 import { TOKEN_OPS } from './token-ops.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
+import { NAT_EVENTS, NAT_OPS } from './nat-ops.js';
 import { SEARCH_OPS } from './search-ops.js';
 import { FILE_OPS } from './files.js';
 import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
@@ -85,6 +86,7 @@ const SessionWithToken = Session.extend({ token: z.string(), cert: z.string() })
 export const OPS = {
   ...CHANNEL_OPS,
   ...TYPING_OPS,
+  ...NAT_OPS,
   ...SEARCH_OPS,
   ...FILE_OPS,
   ...AVATAR_OPS,
@@ -121,11 +123,6 @@ export const OPS = {
     }),
     z.object({ entry: TrackerEntry }),
   ),
-  /**
-   * Where this connection comes from as the server sees it (the peer's TCP server-reflexive
-   * address), and the server's STUN port for the UDP one (PROTOCOL.md §3.8).
-   */
-  reflect: op('anyone', Empty, z.object({ ip: Ip, port: Port, udpPort: Port.optional() })),
   set_status: op(
     'session',
     z.object({ status: z.enum(['online', 'invisible']) }),
@@ -204,6 +201,7 @@ export const EVENTS = {
   draining: z.object({}),
   /** A member of a channel this connection is subscribed to is typing (typing-ops.ts). */
   ...TYPING_EVENTS,
+  ...NAT_EVENTS,
 } as const;
 
 export type EventName = keyof typeof EVENTS;

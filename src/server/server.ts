@@ -67,6 +67,7 @@ import { TokenService } from './token-service.js';
 import { startApi } from './api/start-api.js';
 import type { Gateway } from './api/gateway.js';
 import { StunResponder } from './stun-responder.js';
+import { PunchService } from './punch-service.js';
 
 export type { ServerOptions } from './server-options.js';
 
@@ -77,6 +78,7 @@ export class CentralServer {
   readonly tracker = new TrackerList();
   /** This instance's entries in `tracker`, and the other instances' (tracker-service.ts). */
   private readonly trackerService: TrackerService;
+  private readonly punches: PunchService;
   private readonly sessions: Sessions;
   private readonly delivery: BusDelivery;
   private readonly frames: FrameDispatch;
@@ -293,6 +295,12 @@ export class CentralServer {
       },
       internalError,
       closing,
+    });
+    this.punches = new PunchService({
+      log: this.log,
+      tracker: this.tracker,
+      presence: this.presence,
+      connsOf: (username) => this.sessions.connsOf(username),
     });
     this.trackerService = new TrackerService({
       tracker: this.tracker,
@@ -543,6 +551,8 @@ export class CentralServer {
         const { ip, port } = conn.fs.remote;
         return { ip, port, ...(this.stun ? { udpPort: this.stun.port } : {}) };
       }
+      case 'punch':
+        return this.punches.punch(conn, body as OpReq<'punch'>);
       case 'submit_info':
         this.trackerService.presenceBudget(conn);
         return await this.trackerService.submitInfo(conn, body as OpReq<'submit_info'>);

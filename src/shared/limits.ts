@@ -404,4 +404,14 @@ export const NAT_LIMITS = {
   stunBurst: 20,
   /** How long a peer waits for the server's STUN answer, each try (it tries twice). */
   stunWaitMs: 300,
+  /** `punch` requests per second per session, sustained. */
+  punchPerSecond: 2,
+  /** `punch` requests a session may make at once above that rate. */
+  punchBurst: 10,
+  /** How long the punched session may answer a punch (even an entry it may not see). */
+  punchAnswerMs: 10_000,
+  /** How long both sides keep dialling each other before a punch has failed. */
+  punchDeadlineMs: 5_000,
+  /** A failed punch to a host waits 2, 4, 8 … s before the next, at most this long. */
+  punchBackoffMaxMs: 60_000,
 } as const;
