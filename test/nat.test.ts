@@ -131,6 +131,18 @@ describe('peers behind NATs', () => {
     );
   });
 
+  it('routers that answer unsolicited SYNs with RST: the punch still connects, by dialling again at once', async () => {
+    const world = createNatWorld([{ noFirewall: true }, { noFirewall: true }]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    await waitFor(async () => (await view(bob, ch)).source === 'host', 30_000, 'bob on the host');
+    expect(bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toMatchObject({
+      peer: `host:alice@${alice.p2p}`,
+      via: 'punched',
+    });
+    const tries = bob.log().filter((r) => r.ev === 'punch');
+    console.log(`RST routers: ${tries.map((r) => `${r.result} ${r.ms} ms`).join(', ')}`);
+  });
+
   it('behind a symmetric NAT (--random-fully) the member does not punch: it reads from the server, and everything still works', async () => {
     const world = createNatWorld([{}, { symmetric: true }]);
     const { alice, bob, ch } = await hostedAcrossNats(world);

@@ -27,6 +27,11 @@ export interface NatSpec {
    * one destination says nothing of the next (behaves like a symmetric NAT).
    */
   symmetric?: boolean;
+  /**
+   * No firewall: unsolicited SYNs reach the router's own stack, which answers RST (a router
+   * that REJECTs does the same), instead of being dropped silently.
+   */
+  noFirewall?: boolean;
 }
 
 /** One home: its router's namespace and its own. */
@@ -144,20 +149,21 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
     // A home router's firewall: nothing from the internet that it did not ask for, neither to
     // the router nor through it, and silently (no RST: a refused SYN would end the other side's
     // simultaneous open before ours reached its router).
-    for (const chain of ['INPUT', 'FORWARD'])
-      inNat([
-        'iptables',
-        '-A',
-        chain,
-        '-i',
-        'wan',
-        '-m',
-        'conntrack',
-        '--ctstate',
-        'NEW,INVALID',
-        '-j',
-        'DROP',
-      ]);
+    if (!spec.noFirewall)
+      for (const chain of ['INPUT', 'FORWARD'])
+        inNat([
+          'iptables',
+          '-A',
+          chain,
+          '-i',
+          'wan',
+          '-m',
+          'conntrack',
+          '--ctstate',
+          'NEW,INVALID',
+          '-j',
+          'DROP',
+        ]);
     return { ns: home, nat, lanIp, wanIp };
   });
   const inNs = (ns: string) => ['ip', 'netns', 'exec', ns];
