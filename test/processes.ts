@@ -21,14 +21,19 @@ export interface HchatProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `bin/hchat args…` and waits for its ready line. Killed at the end of the test. */
+/**
+ * Starts `bin/hchat args…` and waits for its ready line. Killed at the end of the test. `wrap`
+ * runs it through another command (`ip netns exec <ns>`: test/netns.ts), which execs it in place.
+ */
 export function spawnHchat(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 15_000,
   until: RegExp = /^ready (.*)$/m,
+  wrap: string[] = [],
 ): Promise<HchatProcess> {
-  const proc = spawn(process.execPath, [BIN, ...args], {
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const proc = spawn(cmd!, [...pre, BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

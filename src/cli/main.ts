@@ -112,6 +112,15 @@ program
   )
   .addOption(
     opt(
+      '--stun-port <port>',
+      'UDP port where peers learn their public address (STUN Binding; peers are told which; default 0: any free port)',
+      'HCHAT_STUN_PORT',
+    )
+      .default(0)
+      .argParser(parsePort),
+  )
+  .addOption(
+    opt(
       '--http-port <port>',
       'HTTP port for operators: /health, /ready, /metrics (0: any free port)',
       'HCHAT_HTTP_PORT',
@@ -314,6 +323,7 @@ program
       host: string;
       port: number;
       httpPort: number;
+      stunPort: number;
       logLevel: LogLevel;
       data: string;
       store?: string;
@@ -383,6 +393,7 @@ program
         bus,
         host: o.host,
         port: o.port,
+        stunPort: o.stunPort,
         httpPort: o.httpPort,
         dataDir: path.resolve(o.data),
         storeUrl: o.store,

@@ -8,6 +8,7 @@
  * tracker list).
  */
 import type crypto from 'node:crypto';
+import type net from 'node:net';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
@@ -36,6 +37,8 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
     creds: LinkCredentials,
     serverKey: () => crypto.KeyObject | undefined,
     log?: ConnectionLog,
+    /** Makes the TCP connection (direct or punched, punch.ts); else entry ip:port is dialled. */
+    dial?: () => Promise<{ socket: net.Socket; via: string }>,
   ) {
     const ownSession = creds.sessionId;
     let nonce = '';
@@ -48,6 +51,7 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
         log,
         reconnect: false,
         connectTimeoutMs: 3000,
+        dial,
         // Anyone may show any TLS key here: the signed transcript binds this very connection.
         secure: (socket) => {
           binding = channelBinding(socket);

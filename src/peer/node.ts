@@ -14,6 +14,7 @@ import { HchatError } from '../protocol/errors.js';
 import {
   entryKey,
   NewMessage,
+  type Candidate,
   type Channel,
   type FileRef,
   type ItemKind,
@@ -37,6 +38,8 @@ import { P2PEndpoint } from './p2p.js';
 import { HostService } from './host-service.js';
 import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
+import { hostCandidates, reflexiveCandidates } from './reflexive.js';
+import { Puncher } from './punch.js';
 import { HostLink } from './host-link.js';
 import { DirectMessages } from './dms.js';
 import type { LinkCredentials } from '../shared/handshake.js';
@@ -160,6 +163,10 @@ export class PeerNode {
   private closed = false;
   /** A submit_info to send again once the server's presence budget allows it. */
   private announceTimer: NodeJS.Timeout | undefined;
+  /** Dials hosts, punching through NATs where it must (punch.ts). */
+  private readonly puncher: Puncher;
+  /** Where the server saw this peer on its current connection (reflexive.ts), announced with it. */
+  private reflexive: Candidate[] = [];
 
   private constructor(private readonly opts: PeerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -266,6 +273,14 @@ export class PeerNode {
       isRevoked: (sid) => this.revoked.has(sid),
       udpLoss: opts.udpLoss,
       benchPlainMedia: opts.benchPlainMedia,
+    });
+    this.puncher = new Puncher({
+      link: this.link,
+      host: opts.host,
+      log: this.log,
+      ownReflexive: () => this.reflexive,
+      serving: () => this.authed && this.p2p.serving,
+      adopt: (socket) => this.p2p.adopt(socket),
     });
     this.live = new LiveService({
       log: this.log,
@@ -502,7 +517,16 @@ export class PeerNode {
   /** A P2P link to another peer's entry, made with this session's credentials. */
   private dial(entry: TrackerEntry): HostLink | undefined {
     const creds = this.credentials();
-    return creds && new HostLink(entry, creds, () => this.serverKey(), this.log);
+    return (
+      creds &&
+      new HostLink(
+        entry,
+        creds,
+        () => this.serverKey(),
+        this.log,
+        () => this.puncher.connect(entry),
+      )
+    );
   }
 
   /** True when this peer holds the primary copy of the channel for its logged-in owner. */
@@ -624,7 +648,9 @@ export class PeerNode {
       status === 'online' ? this.store.hostedIds().filter((id) => this.isHostedHere(id)) : [];
     const live = status === 'online' ? this.live.announced() : [];
     try {
-      await this.link.request('submit_info', { ...this.p2p.advertised, status, hosts, live });
+      const own = this.p2p.advertised;
+      const candidates = [...hostCandidates(own), ...this.reflexive];
+      await this.link.request('submit_info', { ...own, status, hosts, live, candidates });
     } catch (err) {
       // Too many changes at once (many channels made in a row): announce the latest state a
       // moment later; the entry the server holds meanwhile is only a little behind.
@@ -645,6 +671,8 @@ export class PeerNode {
     if (!s) return;
     this.authed = true;
     this.events.emit('connection', { state: 'connected' });
+    // Learnt again on each connection: the NAT's mapping (or the network) may have changed.
+    this.reflexive = await reflexiveCandidates(this.link, this.p2p.media, this.p2p.advertised);
     await this.submitInfo();
     this.background(this.files.backup());
     if (s.role === 'user') this.background(this.dms.online());
@@ -718,6 +746,8 @@ export class PeerNode {
       // A hole before this seq means a push was missed: fetch what lies between.
       if (this.store.cursor(message.channelId) < message.seq)
         this.background(this.replication.catchUp(message.channelId));
+    } else if (name === 'punch') {
+      this.puncher.onEvent(body as EventBody<'punch'>);
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
       const before = this.sources.get(entryKey(entry));
@@ -1112,6 +1142,7 @@ function apiPeer(e: TrackerEntry) {
     sessionId: e.sessionId,
     status: e.status,
     hosts: e.hosts,
+    candidates: e.candidates ?? [],
   };
 }
 

@@ -127,6 +127,11 @@ export class P2PEndpoint {
     }
   }
 
+  /** True while the P2P port accepts connections (not invisible, not offline). */
+  get serving(): boolean {
+    return this.tcp.listening;
+  }
+
   /** Where other peers reach this one, as submitted to the tracker. */
   get advertised(): { ip: string; port: number; udpPort: number } {
     const ip =
@@ -145,6 +150,15 @@ export class P2PEndpoint {
       this.tcp.listening ? this.tcp.close(() => resolve()) : resolve(),
     );
     await this.media.close();
+  }
+
+  /**
+   * Takes a connection this peer made itself by hole punching (punch.ts) as if it had been
+   * accepted: TLS server side, then the handshake of every member connection.
+   */
+  adopt(socket: net.Socket): void {
+    if (!this.tcp.listening) return void socket.destroy(); // invisible or offline meanwhile
+    this.tcp.emit('connection', socket);
   }
 
   /** Closes every member connection (the user went offline). */

@@ -60,6 +60,11 @@ export interface RpcLinkOptions<Info extends HelloInfo> {
   parseHello(f: Record<string, unknown>): Info;
   /** A frame to send right after the other end's hello was accepted (a handshake's last step). */
   helloReply?(info: Info): object | undefined;
+  /**
+   * Makes the TCP connection itself (a P2P link that may be punched, peer/punch.ts) instead of
+   * dialling host:port; `via` is logged with `open`. TLS then runs over the socket it gives.
+   */
+  dial?: () => Promise<{ socket: net.Socket; via: string }>;
   /** Reconnect automatically (default true); off for one-shot clients and tests. */
   reconnect?: boolean;
   /** Give up on a TCP connect that has not completed in this time. */
@@ -125,6 +130,11 @@ export class RpcLink<
     this.moving = true;
     this.fs?.close();
     this.fs?.destroy();
+  }
+
+  /** The local port of the current connection (0 while there is none). */
+  get localPort(): number {
+    return this.fs?.socket.localPort ?? 0;
   }
 
   /** How the connection log names the other end. */
@@ -207,7 +217,17 @@ export class RpcLink<
     // Every link is TLS 1.3. The other end's certificate is not checked against a CA here:
     // `secure` decides (a pinned key for the server, channel binding for a peer).
     const target = this.targets[this.current]!;
-    const addr = `${target.host}:${target.port}`;
+    if (this.opts.dial) {
+      this.opts.dial().then(
+        ({ socket, via }) => {
+          if (!this.running) return void socket.destroy();
+          const tlsSocket = tls.connect({ socket, rejectUnauthorized: false, ...TLS_VERSIONS });
+          this.secure(tlsSocket, `${socket.remoteAddress}:${socket.remotePort}`, via);
+        },
+        (err: unknown) => this.dialFailed(err),
+      );
+      return;
+    }
     const socket = tls.connect({
       host: target.host,
       port: target.port,
@@ -215,6 +235,19 @@ export class RpcLink<
       rejectUnauthorized: false,
       ...TLS_VERSIONS,
     });
+    this.secure(socket, `${target.host}:${target.port}`);
+  }
+
+  /** A dial of our own failed before any connection: as a connection closed before its hello. */
+  private dialFailed(err: unknown): void {
+    const reason = err instanceof HchatError ? err : new HchatError('E_TIMEOUT', String(err));
+    this.emit('down', reason, false);
+    if (this.running && this.opts.reconnect !== false) this.retryLater();
+    else this.running = false;
+  }
+
+  /** Runs the link over a TLS connection being made to `addr`. */
+  private secure(socket: tls.TLSSocket, addr: string, via?: string): void {
     let opened = false;
     if (this.opts.connectTimeoutMs) {
       socket.setTimeout(this.opts.connectTimeoutMs, () => {
@@ -233,6 +266,7 @@ export class RpcLink<
         peer: this.opts.name,
         addr,
         tls: socket.getProtocol() ?? '?',
+        ...(via ? { via } : {}),
       });
       try {
         this.opts.secure(socket, addr);
@@ -320,30 +354,32 @@ export class RpcLink<
     if (opened)
       this.opts.log?.write('close', { peer: this.opts.name, reason: reason?.code ?? 'eof' });
     this.emit('down', reason, wasUp);
-    if (this.running && this.opts.reconnect !== false) {
-      // The next address at once while some of this round are untried; then back off, doubling
-      // per round, as with a single address.
-      const n = this.targets.length;
-      const min = this.opts.minBackoffMs ?? 100;
-      const max = this.opts.maxBackoffMs ?? 5000;
-      const rounds = Math.floor(this.attempt / n);
-      let delay =
-        n > 1 && this.attempt % n !== n - 1
-          ? min / 2
-          : Math.min(max, min * 2 ** rounds) * (0.5 + Math.random() / 2);
-      if (this.moving && n > 1) {
-        // Told to move (a drain): to any other address, within a second, so that the peers of
-        // a draining instance spread over the others instead of landing on one at once.
-        this.current = (this.current + 1 + Math.floor(Math.random() * (n - 1))) % n;
-        delay = Math.random() * 1000;
-      } else this.current = (this.current + 1) % n;
-      this.moving = false;
-      this.attempt = Math.min(this.attempt + 1, 20 * n);
-      this.retryTimer = setTimeout(() => this.connect(), delay);
-      this.retryTimer.unref();
-    } else {
-      this.running = false;
-    }
+    if (this.running && this.opts.reconnect !== false) this.retryLater();
+    else this.running = false;
+  }
+
+  /** Connects again after the backoff (the next address at once while a round has untried ones). */
+  private retryLater(): void {
+    // The next address at once while some of this round are untried; then back off, doubling
+    // per round, as with a single address.
+    const n = this.targets.length;
+    const min = this.opts.minBackoffMs ?? 100;
+    const max = this.opts.maxBackoffMs ?? 5000;
+    const rounds = Math.floor(this.attempt / n);
+    let delay =
+      n > 1 && this.attempt % n !== n - 1
+        ? min / 2
+        : Math.min(max, min * 2 ** rounds) * (0.5 + Math.random() / 2);
+    if (this.moving && n > 1) {
+      // Told to move (a drain): to any other address, within a second, so that the peers of
+      // a draining instance spread over the others instead of landing on one at once.
+      this.current = (this.current + 1 + Math.floor(Math.random() * (n - 1))) % n;
+      delay = Math.random() * 1000;
+    } else this.current = (this.current + 1) % n;
+    this.moving = false;
+    this.attempt = Math.min(this.attempt + 1, 20 * n);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer.unref();
   }
 
   private startHeartbeat(fs: FramedSocket, info: HelloInfo): void {

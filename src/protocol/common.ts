@@ -3,7 +3,7 @@
  * TypeScript type is derived from it, so a shape is written once.
  */
 import { z } from 'zod';
-import { FILE_LIMITS } from '../shared/limits.js';
+import { FILE_LIMITS, NAT_LIMITS } from '../shared/limits.js';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
 export const PROTOCOL_VERSION = 4;
@@ -255,6 +255,20 @@ export const DeletedBy = checkedItem(ItemFields.extend({ author: Username })).re
 /** A live stream a peer announces in its tracker entry (SPEC §8): where to ask to watch it. */
 export const LiveStream = z.object({ streamId: Uuid, channelId: Uuid });
 
+/**
+ * One address where a peer may be reached (docs/PROTOCOL.md §3.8), in the manner of ICE
+ * (RFC 8445): `host` is an address of the peer's own machine, `srflx` (server-reflexive) the
+ * public address the server saw its traffic come from, `base` then being the local port that
+ * traffic left from (equal to `port` when the NAT kept the port).
+ */
+export const Candidate = z.object({
+  type: z.enum(['host', 'srflx']),
+  proto: z.enum(['tcp', 'udp']),
+  ip: Ip,
+  port: Port,
+  base: Port.optional(),
+});
+
 /** One tracker entry: a logged-in peer session and where to reach it. */
 export const TrackerEntry = z.object({
   username: z.string(),
@@ -268,6 +282,8 @@ export const TrackerEntry = z.object({
   hosts: z.array(Uuid).max(1000),
   /** Streams this peer has live, in channels its user belongs to. */
   live: z.array(LiveStream).max(16).default([]),
+  /** Where else it may be reached (§3.8); absent from entries of peers that do not announce any. */
+  candidates: z.array(Candidate).max(NAT_LIMITS.candidatesPerEntry).optional(),
 });
 
 export type Username = z.infer<typeof Username>;
@@ -279,6 +295,7 @@ export type ItemKind = z.infer<typeof ItemKind>;
 export type ChannelChange = z.infer<typeof ChannelChange>;
 export type StoredMessage = z.infer<typeof StoredMessage>;
 export type TrackerEntry = z.infer<typeof TrackerEntry>;
+export type Candidate = z.infer<typeof Candidate>;
 
 /** The key that makes a tracker entry unique: (ip and port, user name, session id). */
 export function entryKey(e: Pick<TrackerEntry, 'ip' | 'port' | 'username' | 'sessionId'>): string {

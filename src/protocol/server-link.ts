@@ -12,11 +12,14 @@ import { op } from './rpc.js';
 import { TOKEN_OPS } from './token-ops.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
+import { NAT_EVENTS, NAT_OPS } from './nat-ops.js';
 import { SEARCH_OPS } from './search-ops.js';
 import { FILE_OPS } from './files.js';
 import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
 import { DM_EVENTS, DM_OPS } from './dm.js';
+import { NAT_LIMITS } from '../shared/limits.js';
 import {
+  Candidate,
   Channel,
   ChannelName,
   Ip,
@@ -83,6 +86,7 @@ const SessionWithToken = Session.extend({ token: z.string(), cert: z.string() })
 export const OPS = {
   ...CHANNEL_OPS,
   ...TYPING_OPS,
+  ...NAT_OPS,
   ...SEARCH_OPS,
   ...FILE_OPS,
   ...AVATAR_OPS,
@@ -115,6 +119,7 @@ export const OPS = {
       status: z.enum(['online', 'invisible']),
       hosts: z.array(Uuid).max(1000).default([]),
       live: z.array(LiveStream).max(16).default([]),
+      candidates: z.array(Candidate).max(NAT_LIMITS.candidatesPerEntry).optional(),
     }),
     z.object({ entry: TrackerEntry }),
   ),
@@ -196,6 +201,7 @@ export const EVENTS = {
   draining: z.object({}),
   /** A member of a channel this connection is subscribed to is typing (typing-ops.ts). */
   ...TYPING_EVENTS,
+  ...NAT_EVENTS,
 } as const;
 
 export type EventName = keyof typeof EVENTS;

@@ -42,6 +42,11 @@ export interface ServerOptions {
   maxFileBytes?: number;
   /** Bytes of files each user may have backed up here (FILE_LIMITS.quotaBytes). */
   fileQuotaBytes?: number;
+  /**
+   * UDP port of the STUN responder (docs/PROTOCOL.md §3.8), on `host`: 0 for any free port
+   * (the default), false for none (`reflect` then names no UDP port).
+   */
+  stunPort?: number | false;
   /** How often peers must send a frame. */
   heartbeatMs?: number;
   /** A connection silent this long is dropped and its tracker entry removed. */

@@ -66,6 +66,8 @@ import type { ApiTokenStore } from '../store/api-token-store.js';
 import { TokenService } from './token-service.js';
 import { startApi } from './api/start-api.js';
 import type { Gateway } from './api/gateway.js';
+import { StunResponder } from './stun-responder.js';
+import { PunchService } from './punch-service.js';
 
 export type { ServerOptions } from './server-options.js';
 
@@ -76,6 +78,7 @@ export class CentralServer {
   readonly tracker = new TrackerList();
   /** This instance's entries in `tracker`, and the other instances' (tracker-service.ts). */
   private readonly trackerService: TrackerService;
+  private readonly punches: PunchService;
   private readonly sessions: Sessions;
   private readonly delivery: BusDelivery;
   private readonly frames: FrameDispatch;
@@ -95,6 +98,8 @@ export class CentralServer {
   private readonly door: ServerDoor;
   /** The framed-protocol port and its connections. */
   private readonly port: FramedPort;
+  /** The STUN port (PROTOCOL.md §3.8), unless the options said none. */
+  private stun: StunResponder | undefined;
   /** SHA-256 of the TLS key's SPKI, base64url: what peers pin (`--server host:port#…`). */
   readonly fingerprint: string;
   private readonly http: http.Server;
@@ -291,6 +296,12 @@ export class CentralServer {
       internalError,
       closing,
     });
+    this.punches = new PunchService({
+      log: this.log,
+      tracker: this.tracker,
+      presence: this.presence,
+      connsOf: (username) => this.sessions.connsOf(username),
+    });
     this.trackerService = new TrackerService({
       tracker: this.tracker,
       bus: this.bus,
@@ -428,13 +439,22 @@ export class CentralServer {
       // test/hostile/convergence.test.ts.) The HTTP port opens once the API is built, so no
       // request meets it half made.
       await listen(s.port.server, opts.port, opts.host);
+      if (opts.stunPort !== false) {
+        s.stun = new StunResponder(opts.host, (ip) => s.accounts.prefixOf(ip));
+        await s.stun.listen(opts.stunPort ?? 0, opts.host);
+      }
       await s.startRestApi(opts);
       await listen(s.http, opts.httpPort, opts.host);
     } catch (err) {
       await s.close();
       throw err;
     }
-    s.log.write('listen', { tcp: s.tcpAddress, http: s.httpUrl, fingerprint: s.fingerprint });
+    s.log.write('listen', {
+      tcp: s.tcpAddress,
+      http: s.httpUrl,
+      ...(s.stun ? { stun: s.stun.port } : {}),
+      fingerprint: s.fingerprint,
+    });
     s.opsLog.info(
       {
         tcp: s.tcpAddress,
@@ -500,7 +520,7 @@ export class CentralServer {
     await this.channels.close();
     await this.verifyPool?.close();
     for (const c of this.port.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
-    await Promise.all([closeServer(this.port.server), closeServer(this.http)]);
+    await Promise.all([closeServer(this.port.server), closeServer(this.http), this.stun?.close()]);
     this.trackerService.stop();
     this.delivery.stop();
     await this.bus.close();
@@ -527,6 +547,13 @@ export class CentralServer {
         return this.sessions.resume(conn, body as OpReq<'resume'>);
       case 'logout':
         return this.sessions.logout(conn);
+      case 'reflect': {
+        // What the server sees of this connection: the peer's TCP server-reflexive address.
+        const { ip, port } = conn.fs.remote;
+        return { ip, port, ...(this.stun ? { udpPort: this.stun.port } : {}) };
+      }
+      case 'punch':
+        return this.punches.punch(conn, body as OpReq<'punch'>);
       case 'submit_info':
         this.trackerService.presenceBudget(conn);
         return await this.trackerService.submitInfo(conn, body as OpReq<'submit_info'>);

@@ -74,6 +74,10 @@ export class TrackerService {
     if (s.role === 'user')
       for (const l of b.live) if (await this.belongs(l.channelId, s.username)) live.push(l);
     if (conn.session !== s) throw new HchatError('E_AUTH_REQUIRED'); // logged out meanwhile
+    // A server-reflexive candidate is the address this server saw: one naming another address is
+    // not one (the peer may claim any host address, as it may claim any `ip`).
+    const seen = conn.fs.remote.ip;
+    const candidates = (b.candidates ?? []).filter((c) => c.type === 'host' || c.ip === seen);
     const entry: TrackerEntry = {
       username: s.username,
       role: s.role,
@@ -86,6 +90,7 @@ export class TrackerService {
       hosts,
       // A peer may announce streams only in channels its user belongs to.
       live,
+      ...(candidates.length > 0 ? { candidates } : {}),
     };
     const key = entryKey(entry);
     // Caps on entries: per account, and per address group of the connection (not of `ip`).

@@ -393,3 +393,25 @@ export const BOT_LIMITS = {
   /** Tries of one reply or reaction refused with 429, each after the wait the server names. */
   limitedTries: 10,
 } as const;
+
+/** NAT traversal (docs/PROTOCOL.md §3.8, issue 18). */
+export const NAT_LIMITS = {
+  /** Candidates in one tracker entry at most (host and server-reflexive, TCP and UDP). */
+  candidatesPerEntry: 8,
+  /** STUN Binding answers per second to one address group, sustained (the server's UDP port). */
+  stunPerSecond: 10,
+  /** STUN Binding answers one address group may get at once above that rate. */
+  stunBurst: 20,
+  /** How long a peer waits for the server's STUN answer, each try (it tries twice). */
+  stunWaitMs: 300,
+  /** `punch` requests per second per session, sustained. */
+  punchPerSecond: 2,
+  /** `punch` requests a session may make at once above that rate. */
+  punchBurst: 10,
+  /** How long the punched session may answer a punch (even an entry it may not see). */
+  punchAnswerMs: 10_000,
+  /** How long both sides keep dialling each other before a punch has failed. */
+  punchDeadlineMs: 5_000,
+  /** A failed punch to a host waits 2, 4, 8 … s before the next, at most this long. */
+  punchBackoffMaxMs: 60_000,
+} as const;

@@ -9,6 +9,7 @@
  * counted and ignored; `--udp-loss` drops a fraction of what arrives, at random, to test loss
  * recovery on a kernel without netem. `sendPlain` is for exports to local tools alone.
  */
+import { looksLikeStun } from '../protocol/stun.js';
 import dgram from 'node:dgram';
 import { MAX_DATAGRAM, RtpError, isRtcp, parseRtp, type RtpPacket } from './rtp.js';
 import { parseRtcp, type RtcpPacket } from './rtcp.js';
@@ -134,7 +135,18 @@ export class MediaSocket {
     });
   }
 
+  /**
+   * Where STUN datagrams go (peer/reflexive.ts): the server's Binding answers share this socket,
+   * as its public address is the one to learn, and are told apart by their first byte and cookie
+   * (RFC 7983) before anything is parsed as SRTP.
+   */
+  onStun: ((datagram: Buffer, from: Remote) => void) | undefined;
+
   private receive(datagram: Buffer, from: Remote): void {
+    if (looksLikeStun(datagram)) {
+      this.onStun?.(datagram, from);
+      return;
+    }
     if (this.loss > 0 && Math.random() < this.loss) {
       this.stats.dropped++;
       return;

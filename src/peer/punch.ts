@@ -1,0 +1,235 @@
+/**
+ * TCP hole punching for P2P links (docs/PROTOCOL.md §3.9). A member whose host sits behind
+ * another NAT cannot dial it; instead both dial each other at the same moment, each from a local
+ * port whose public mapping it predicts (a NAT that keeps ports maps it to the same number), so
+ * that each side's SYN opens its own NAT for the other's: TCP simultaneous open. The server only
+ * passes the two `punch` messages, with each side's public address as it sees it.
+ *
+ * What comes out is a plain connected socket: the link then runs exactly as a direct one (TLS,
+ * the handshake of §4.1), the member as TLS client, the host as TLS server (P2PEndpoint.adopt).
+ */
+import crypto from 'node:crypto';
+import net from 'node:net';
+import type { Candidate, TrackerEntry } from '../protocol/common.js';
+import { HchatError } from '../protocol/errors.js';
+import type { PunchEvent } from '../protocol/nat-ops.js';
+import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
+import { NAT_LIMITS } from '../shared/limits.js';
+import type { ServerLink } from './server-link.js';
+
+/** How a P2P link reached its host. */
+export type Via = 'direct' | 'punched';
+
+/** What the puncher needs from its node. */
+export interface PuncherDeps {
+  link: ServerLink;
+  /** The address P2P sockets bind to (the peer's `--host`). */
+  host: string;
+  log: ConnectionLog;
+  /** This peer's server-reflexive candidates on its current server connection. */
+  ownReflexive(): readonly Candidate[];
+  /** True while this peer accepts P2P links (online, logged in as a user). */
+  serving(): boolean;
+  /** Hands a punched connection to the P2P endpoint, as if it had been accepted. */
+  adopt(socket: net.Socket): void;
+}
+
+/** A member's way to its hosts, and a host's answers to members' punches. */
+export class Puncher {
+  /** Punches this peer started, waiting for the other side's answer, by id. */
+  private readonly waiting = new Map<string, (e: PunchEvent) => void>();
+  /** Failed punches per entry key: how many in a row, and no new one before `until`. */
+  private readonly failures = new Map<string, { count: number; until: number }>();
+
+  constructor(private readonly d: PuncherDeps) {}
+
+  /**
+   * A connected socket to the entry's host: dialled directly where that can work, punched when
+   * the entry says its host is behind a NAT that keeps ports (and this peer is not behind the
+   * same one). Throws when neither works; the caller reads from the server meanwhile.
+   */
+  async connect(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
+    if (!this.shouldPunch(entry)) {
+      return { socket: await dialDirect(entry.ip, entry.port), via: 'direct' };
+    }
+    const key = entry.sessionId;
+    const failed = this.failures.get(key);
+    if (failed && failed.until > Date.now())
+      throw new HchatError('E_TIMEOUT', 'the last punch to this host failed: not again yet');
+    const started = Date.now();
+    const name = hostName(entry.username, entry.ip, entry.port);
+    try {
+      const { socket, addr } = await this.punch(entry);
+      this.failures.delete(key);
+      this.d.log.write('punch', { peer: name, addr, result: 'ok', ms: Date.now() - started });
+      return { socket, via: 'punched' };
+    } catch (err) {
+      const count = (failed?.count ?? 0) + 1;
+      const wait = Math.min(NAT_LIMITS.punchBackoffMaxMs, 1000 * 2 ** count);
+      this.failures.set(key, { count, until: Date.now() + wait });
+      const reason = err instanceof HchatError ? err.code : 'error';
+      this.d.log.write('punch', { peer: name, result: 'failed', reason, ms: Date.now() - started });
+      throw err;
+    }
+  }
+
+  /** A `punch` event from the server: the answer to ours, or a member asking us (the host). */
+  onEvent(e: PunchEvent): void {
+    const answer = this.waiting.get(e.id);
+    if (answer) {
+      this.waiting.delete(e.id);
+      answer(e);
+      return;
+    }
+    if (!this.d.serving()) return; // nobody can reach us now: say nothing
+    void this.answer(e);
+  }
+
+  /**
+   * Whether to punch rather than dial: the entry's host is behind a NAT (its public address is
+   * not its own) that keeps ports, as is ours if we are behind one, and not the same NAT.
+   */
+  private shouldPunch(entry: TrackerEntry): boolean {
+    const theirs = tcpReflexive(entry.candidates ?? []);
+    if (!theirs || theirs.ip === entry.ip) return false;
+    const ours = tcpReflexive(this.d.ownReflexive());
+    if (ours && ours.ip === theirs.ip) return false; // one home: its LAN address works
+    return keepsPorts(theirs) && (!ours || keepsPorts(ours));
+  }
+
+  /** Our side of a punch we start: ask the host through the server, then dial its answer. */
+  private async punch(entry: TrackerEntry): Promise<{ socket: net.Socket; addr: string }> {
+    const deadline = Date.now() + NAT_LIMITS.punchDeadlineMs;
+    const port = await freePort(this.d.host);
+    const id = crypto.randomBytes(12).toString('base64url');
+    const answered = new Promise<PunchEvent>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new HchatError('E_TIMEOUT', 'the host did not answer the punch'));
+      }, NAT_LIMITS.punchDeadlineMs);
+      timer.unref();
+      this.waiting.set(id, (e) => {
+        clearTimeout(timer);
+        resolve(e);
+      });
+    });
+    try {
+      await this.d.link.request('punch', {
+        to: { username: entry.username, sessionId: entry.sessionId },
+        port,
+        id,
+      });
+    } catch (err) {
+      this.waiting.delete(id);
+      answered.catch(() => undefined);
+      throw err;
+    }
+    const e = await answered;
+    if (e.from.sessionId !== entry.sessionId)
+      throw new HchatError('E_SESSION_INVALID', 'the punch was answered by another session');
+    const socket = await simultaneousOpen(this.d.host, port, e.ip, e.port, deadline);
+    return { socket, addr: `${e.ip}:${e.port}` };
+  }
+
+  /** The host's side: answer with our own port, and dial the member from it at once. */
+  private async answer(e: PunchEvent): Promise<void> {
+    const started = Date.now();
+    const name = peerName(e.from.username, e.ip, e.port);
+    try {
+      const port = await freePort(this.d.host);
+      const deadline = Date.now() + NAT_LIMITS.punchDeadlineMs;
+      // Our SYN leaves before the answer reaches the member: when theirs comes, our NAT knows it.
+      const dialling = simultaneousOpen(this.d.host, port, e.ip, e.port, deadline);
+      dialling.catch(() => undefined);
+      await this.d.link.request('punch', {
+        to: { username: e.from.username, sessionId: e.from.sessionId },
+        port,
+        id: e.id,
+      });
+      const socket = await dialling;
+      this.d.log.write('punch', { peer: name, result: 'ok', ms: Date.now() - started });
+      this.d.adopt(socket);
+    } catch (err) {
+      const reason = err instanceof HchatError ? err.code : 'error';
+      this.d.log.write('punch', { peer: name, result: 'failed', reason, ms: Date.now() - started });
+    }
+  }
+}
+
+function tcpReflexive(cs: readonly Candidate[]): Candidate | undefined {
+  return cs.find((c) => c.type === 'srflx' && c.proto === 'tcp');
+}
+
+/** The NAT gave the local port its own number: a fresh local port will likely keep its too. */
+function keepsPorts(c: Candidate): boolean {
+  return c.base === undefined || c.base === c.port;
+}
+
+/** A TCP connection to ip:port, given up after 3 s (PROTOCOL.md §4.1). */
+function dialDirect(ip: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: ip, port });
+    s.setTimeout(3000, () => s.destroy(new HchatError('E_TIMEOUT', 'connect timed out')));
+    s.once('connect', () => {
+      s.setTimeout(0);
+      resolve(s);
+    });
+    s.once('error', (err) =>
+      reject(err instanceof HchatError ? err : new HchatError('E_TIMEOUT', err.message)),
+    );
+  });
+}
+
+/**
+ * Between a refused attempt and the next. A router that answers an unsolicited SYN with RST
+ * (one without a firewall, or that REJECTs) ends the other side's attempt when its SYN comes
+ * first: both sides must then be dialling again, from the same port, when the other's next SYN
+ * arrives. 10 ms keeps them dialling nearly all the time, at most 100 SYNs a second for the 5 s.
+ */
+const RETRY_GAP_MS = 10;
+
+/** A local port free now on `host` (the kernel's pick), for a connection to bind to. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Dials ip:port from host:localPort until a connection is made or the deadline passes. Each
+ * attempt waits for the kernel's own SYN retries (a router that drops what it did not ask for
+ * just delays it); a refused one is tried again RETRY_GAP_MS later from the same port.
+ */
+function simultaneousOpen(
+  host: string,
+  localPort: number,
+  ip: string,
+  port: number,
+  deadline: number,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = net.connect({ host: ip, port, localAddress: host, localPort });
+      const timer = setTimeout(() => s.destroy(), Math.max(0, deadline - Date.now()));
+      let connected = false;
+      s.once('connect', () => {
+        connected = true;
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once('error', () => undefined);
+      s.once('close', () => {
+        clearTimeout(timer);
+        if (connected) return; // the link's own close, later
+        if (Date.now() + 100 < deadline) setTimeout(attempt, RETRY_GAP_MS);
+        else reject(new HchatError('E_TIMEOUT', `no simultaneous open with ${ip}:${port}`));
+      });
+    };
+    attempt();
+  });
+}

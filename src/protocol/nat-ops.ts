@@ -1,0 +1,46 @@
+/**
+ * NAT traversal on the peer ↔ server link (issue 18; docs/PROTOCOL.md §3.8, §3.9): `reflect`
+ * tells a connection where the server sees it come from; `punch` asks the server to tell another
+ * session "connect to me now, at this port", which that session answers the same way, so that
+ * both dial each other at once through their NATs (TCP simultaneous open).
+ */
+import { z } from 'zod';
+import { Ip, Port, Role, SessionId } from './common.js';
+import { op } from './rpc.js';
+
+/** A punch's id: chosen by the session that starts it, repeated by the answer. */
+export const PunchId = z.string().regex(/^[A-Za-z0-9_-]{8,32}$/, 'expected a punch id');
+
+/** The operations. */
+export const NAT_OPS = {
+  /**
+   * Where this connection comes from as the server sees it (the peer's TCP server-reflexive
+   * address), and the server's STUN port for the UDP one.
+   */
+  reflect: op('anyone', z.object({}), z.object({ ip: Ip, port: Port, udpPort: Port.optional() })),
+  /**
+   * Tells session `to` (an entry the caller sees online, or one that punched the caller in the
+   * last 10 s) to connect now to the caller's public address at `port`.
+   */
+  punch: op(
+    'session',
+    z.object({
+      to: z.object({ username: z.string().min(1).max(64), sessionId: SessionId }),
+      port: Port,
+      id: PunchId,
+    }),
+    z.object({}),
+  ),
+} as const;
+
+/** `punch` push: `from` asks this session to connect to `ip`:`port` now (its public address). */
+export const PunchEvent = z.object({
+  from: z.object({ username: z.string().min(1).max(64), role: Role, sessionId: SessionId }),
+  ip: Ip,
+  port: Port,
+  id: PunchId,
+});
+export type PunchEvent = z.infer<typeof PunchEvent>;
+
+/** The push. */
+export const NAT_EVENTS = { punch: PunchEvent } as const;

@@ -1,0 +1,167 @@
+/**
+ * Peers behind home routers (issue 18), in network namespaces that each test builds and removes
+ * (test/netns.ts): the server on the internet at 203.0.113.1, alice's peer at home 1 behind one
+ * NAT, bob's at home 2 behind another.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createNatWorld, type HomePeer, type NatWorld } from './netns.js';
+import { waitFor } from './testnet.js';
+import { parseRecord } from '../src/shared/connlog.js';
+
+/** The server and two peers, alice at home 1 and bob at home 2; alice hosts a channel bob joined. */
+async function hostedAcrossNats(world: NatWorld) {
+  const server = await world.startServer();
+  const alice = await world.startPeer(0, server, 'alice');
+  const bob = await world.startPeer(1, server, 'bob');
+  const ch = (await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false }))
+    .body as { id: string };
+  expect((await bob.call('POST', `/api/channels/${ch.id}/join`)).status).toBe(200);
+  return { alice, bob, ch: ch.id };
+}
+
+/** What `peer` shows of a channel now: texts in order and where they came from. */
+async function view(peer: HomePeer, ch: string): Promise<{ texts: string[]; source: string }> {
+  const r = await peer.call('GET', `/api/channels/${ch}/messages?limit=50`);
+  return { texts: r.body.messages.map((m: { text: string }) => m.text), source: r.body.source };
+}
+
+function serverLog(world: NatWorld): Array<Record<string, string>> {
+  return fs
+    .readFileSync(path.join(world.dir, 'server', 'connections.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(parseRecord);
+}
+
+describe('peers behind NATs', () => {
+  it('the test world: the server sees each home at its router’s address, never its LAN one', async () => {
+    const world = createNatWorld([{}, {}]);
+    const server = await world.startServer();
+    await world.startPeer(0, server, 'alice');
+    await world.startPeer(1, server, 'bob');
+    const auths = serverLog(world).filter((r) => r.ev === 'auth');
+    expect(auths.map((r) => r.peer)).toEqual([
+      expect.stringMatching(/^peer:alice@203\.0\.113\.11:\d+$/),
+      expect.stringMatching(/^peer:bob@203\.0\.113\.12:\d+$/),
+    ]);
+    // Home 2 has no way to home 1's private network.
+    const out = world.run(world.homes[1]!.ns, [
+      process.execPath,
+      '-e',
+      `require('node:net').connect(1, '${world.homes[0]!.lanIp}').on('error', (e) => console.log(e.code))`,
+    ]);
+    expect(out.trim()).toMatch(/^(ENETUNREACH|EHOSTUNREACH)$/);
+  });
+
+  it('each peer announces its host and server-reflexive candidates; a co-member sees them', async () => {
+    const world = createNatWorld([{}, { symmetric: true }]);
+    const { alice, bob } = await hostedAcrossNats(world);
+    const entryOf = async (viewer: HomePeer, user: string) =>
+      waitFor(
+        async () => {
+          const peers = (await viewer.call('GET', '/api/peers')).body as Array<Record<string, any>>;
+          return peers.find((e) => e.username === user && e.candidates?.length === 4);
+        },
+        10_000,
+        `${user}'s candidates`,
+      );
+    const a = await entryOf(bob, 'alice');
+    const [, alicePort] = alice.p2p.split(':');
+    expect(a.candidates).toEqual([
+      { type: 'host', proto: 'tcp', ip: '10.0.1.2', port: Number(alicePort) },
+      { type: 'host', proto: 'udp', ip: '10.0.1.2', port: a.udpPort },
+      // MASQUERADE kept the ports: the public port is the local one (`base`).
+      {
+        type: 'srflx',
+        proto: 'tcp',
+        ip: '203.0.113.11',
+        port: expect.any(Number),
+        base: expect.any(Number),
+      },
+      { type: 'srflx', proto: 'udp', ip: '203.0.113.11', port: a.udpPort, base: a.udpPort },
+    ]);
+    expect(a.candidates[2].port).toBe(a.candidates[2].base);
+    // Behind --random-fully the public ports are drawn at random: not the local ones.
+    const b = await entryOf(alice, 'bob');
+    const srflx = b.candidates.filter((c: { type: string }) => c.type === 'srflx');
+    expect(srflx.map((c: { ip: string }) => c.ip)).toEqual(['203.0.113.12', '203.0.113.12']);
+    expect(srflx.some((c: { port: number; base: number }) => c.port !== c.base)).toBe(true);
+  });
+
+  it('a member behind another NAT reaches the host by TCP hole punching; posts and pushes go P2P', async () => {
+    const world = createNatWorld([{}, {}]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    // alice's entry names 10.0.1.2, which home 2 cannot reach: bob punches through both NATs.
+    await waitFor(async () => (await view(bob, ch)).source === 'host', 20_000, 'bob on the host');
+    const open = bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:alice@'));
+    expect(open).toMatchObject({
+      peer: `host:alice@${alice.p2p}`,
+      addr: expect.stringMatching(/^203\.0\.113\.11:\d+$/),
+      via: 'punched',
+    });
+    const punched = bob.log().find((r) => r.ev === 'punch' && r.result === 'ok');
+    expect(punched).toBeDefined();
+    // Setup: from the punch's start to the link open (TLS done), by bob's clock.
+    const setup = Date.parse(open!.t!) - Date.parse(punched!.t!) + Number(punched!.ms);
+    console.log(`punched link: punch ${punched!.ms} ms, link open ${setup} ms after it started`);
+    expect(alice.log()).toContainEqual(
+      expect.objectContaining({
+        ev: 'auth',
+        peer: expect.stringMatching(/^peer:bob@203\.0\.113\.12:/),
+      }),
+    );
+    // The link carries the channel both ways, as on one machine.
+    expect(
+      (await bob.call('POST', `/api/channels/${ch}/messages`, { text: 'from bob' })).status,
+    ).toBe(201);
+    expect(
+      (await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'from alice' })).status,
+    ).toBe(201);
+    for (const p of [alice, bob])
+      await waitFor(
+        async () => (await view(p, ch)).texts.join() === 'from bob,from alice',
+        10_000,
+        'both messages on both peers',
+      );
+    expect(bob.log()).toContainEqual(
+      expect.objectContaining({ ev: 'post', to: `host:alice@${alice.p2p}` }),
+    );
+    expect(bob.log()).toContainEqual(
+      expect.objectContaining({ ev: 'push', from: `host:alice@${alice.p2p}` }),
+    );
+  });
+
+  it('routers that answer unsolicited SYNs with RST: the punch still connects, by dialling again at once', async () => {
+    const world = createNatWorld([{ noFirewall: true }, { noFirewall: true }]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    await waitFor(async () => (await view(bob, ch)).source === 'host', 30_000, 'bob on the host');
+    expect(bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toMatchObject({
+      peer: `host:alice@${alice.p2p}`,
+      via: 'punched',
+    });
+    const tries = bob.log().filter((r) => r.ev === 'punch');
+    console.log(`RST routers: ${tries.map((r) => `${r.result} ${r.ms} ms`).join(', ')}`);
+  });
+
+  it('behind a symmetric NAT (--random-fully) the member does not punch: it reads from the server, and everything still works', async () => {
+    const world = createNatWorld([{}, { symmetric: true }]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    expect((await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'hi' })).status).toBe(
+      201,
+    );
+    expect((await bob.call('POST', `/api/channels/${ch}/messages`, { text: 'hello' })).status).toBe(
+      201,
+    );
+    for (const p of [alice, bob])
+      await waitFor(
+        async () => (await view(p, ch)).texts.join() === 'hi,hello',
+        15_000,
+        'both messages',
+      );
+    expect((await view(bob, ch)).source).toBe('server');
+    expect(bob.log().filter((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toEqual([]);
+    expect(bob.log()).toContainEqual(expect.objectContaining({ ev: 'post', to: 'server' }));
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * The server's side of hole punching (docs/PROTOCOL.md §3.9), with raw sessions on 127.0.0.1:
+ * who may punch whom, what the punched session is told, and the rate limit. The punch itself,
+ * through NATs, is in test/nat.test.ts.
+ */
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { ServerLink } from '../src/peer/server-link.js';
+import { createTestnet, rawSession, waitFor, type RawSession } from './testnet.js';
+
+type Tn = Awaited<ReturnType<typeof createTestnet>>;
+
+/** A raw client logged in as `username`, with an online entry; its `punch` events collected. */
+async function client(tn: Tn, username: string) {
+  const link = await tn.rawLink();
+  await link.request('register', { username, password: `${username}-pw` });
+  const s = await rawSession(link, { username, password: `${username}-pw` });
+  await link.request('submit_info', {
+    ip: '10.1.1.1',
+    port: 4000,
+    udpPort: 4001,
+    status: 'online',
+  });
+  const punches: Array<Record<string, any>> = [];
+  link.on('event', (name: string, body: Record<string, any>) => {
+    if (name === 'punch') punches.push(body);
+  });
+  return { link, s, punches };
+}
+
+const punch = (
+  link: ServerLink,
+  to: RawSession,
+  id = crypto.randomBytes(9).toString('base64url'),
+) =>
+  link.request('punch', {
+    to: { username: to.username, sessionId: to.sessionId },
+    port: 40_000,
+    id,
+  });
+
+describe('punch at the server', () => {
+  it('passes a punch only to an entry the caller may see, or back to a session that punched it', async () => {
+    const tn = await createTestnet();
+    const carl = await client(tn, 'carl');
+    const dana = await client(tn, 'dana');
+    // Strangers: dana's entry is nobody's business of carl's.
+    await expect(punch(carl.link, dana.s)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(punch(dana.link, carl.s)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    // Co-members see each other's entries: the punch goes through, with carl's address as seen.
+    const ch = await carl.link.request('channel_create', {
+      id: crypto.randomUUID(),
+      name: 'p',
+      allowVisitors: false,
+    });
+    await dana.link.request('channel_join', { channelId: ch.id });
+    await punch(carl.link, dana.s, 'first-punch');
+    await waitFor(() => dana.punches.length === 1);
+    expect(dana.punches[0]).toEqual({
+      from: { username: 'carl', role: 'user', sessionId: carl.s.sessionId },
+      ip: '127.0.0.1',
+      port: 40_000,
+      id: 'first-punch',
+    });
+    // A host may not punch a visitor (it does not see visitors' entries), but may answer one
+    // that punched it: the visitor sees the entry that hosts a channel it views.
+    const open = await carl.link.request('channel_create', {
+      id: crypto.randomUUID(),
+      name: 'open',
+      allowVisitors: true,
+    });
+    await carl.link.request('submit_info', {
+      ip: '10.1.1.1',
+      port: 4000,
+      udpPort: 4001,
+      status: 'online',
+      hosts: [open.id],
+    });
+    const v = await tn.rawLink();
+    const vs = await rawSession(v, { name: 'visitor1' });
+    const toVisitor: unknown[] = [];
+    v.on('event', (name: string, body: unknown) => name === 'punch' && toVisitor.push(body));
+    await v.request('submit_info', { ip: '10.1.1.2', port: 4000, udpPort: 4001, status: 'online' });
+    await v.request('channel_join', { channelId: open.id });
+    await expect(punch(carl.link, vs)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await punch(v, carl.s, 'visitor-asks');
+    await punch(carl.link, vs, 'visitor-asks');
+    await waitFor(() => toVisitor.length === 1);
+    expect(toVisitor[0]).toMatchObject({ from: { username: 'carl' }, id: 'visitor-asks' });
+  });
+
+  it('limits punches per session', async () => {
+    const tn = await createTestnet();
+    const carl = await client(tn, 'carl');
+    const dana = await client(tn, 'dana');
+    const ch = await carl.link.request('channel_create', {
+      id: crypto.randomUUID(),
+      name: 'p',
+      allowVisitors: false,
+    });
+    await dana.link.request('channel_join', { channelId: ch.id });
+    const results = await Promise.allSettled(
+      Array.from({ length: 14 }, () => punch(carl.link, dana.s)),
+    );
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason.code] : []));
+    // The burst (10), and at most one more refilled meanwhile (2 a second) on a slow machine.
+    expect(refused.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(refused)).toEqual(new Set(['E_RATE_LIMITED']));
+  });
+});
