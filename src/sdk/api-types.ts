@@ -1147,6 +1147,15 @@ export interface paths {
                   streamId: string;
                   channelId: string;
                 }[];
+                candidates?: {
+                  /** @enum {string} */
+                  type: 'host' | 'srflx';
+                  /** @enum {string} */
+                  proto: 'tcp' | 'udp';
+                  ip: string;
+                  port: number;
+                  base?: number;
+                }[];
               }[];
               next?: string;
             };

@@ -3366,6 +3366,15 @@ export interface components {
       /** @enum {string} */
       status: 'online' | 'invisible';
       hosts: string[];
+      candidates?: {
+        /** @enum {string} */
+        type: 'host' | 'srflx';
+        /** @enum {string} */
+        proto: 'tcp' | 'udp';
+        ip: string;
+        port: number;
+        base?: number;
+      }[];
     };
     DirectoryChannel: {
       id: string;
