@@ -10,6 +10,7 @@ import net from 'node:net';
 import { BINDING_REQUEST, bindingSuccess, parseStun } from '../protocol/stun.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
+import { bindUdp } from '../shared/udp-bind.js';
 
 /** A UDP socket answering STUN Binding requests. */
 export class StunResponder {
@@ -29,13 +30,7 @@ export class StunResponder {
   }
 
   listen(port: number, host: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind(port, host, () => {
-        this.socket.off('error', reject);
-        resolve();
-      });
-    });
+    return bindUdp(this.socket, port, host);
   }
 
   get port(): number {

@@ -15,6 +15,7 @@ import { MAX_DATAGRAM, RtpError, isRtcp, parseRtp, type RtpPacket } from './rtp.
 import { parseRtcp, type RtcpPacket } from './rtcp.js';
 import { HopTable, type Hop } from './hops.js';
 import type { SrtpFailure } from './srtp.js';
+import { bindUdp } from '../shared/udp-bind.js';
 
 /** The sender of a datagram. */
 export interface Remote {
@@ -78,13 +79,7 @@ export class MediaSocket {
   }
 
   async bind(port: number, host: string): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind(port, host, () => {
-        this.socket.off('error', reject);
-        resolve();
-      });
-    });
+    await bindUdp(this.socket, port, host);
   }
 
   get port(): number {

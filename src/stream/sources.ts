@@ -11,6 +11,7 @@ import { PT_VP8, RtpError, isRtcp, parseRtp } from './rtp.js';
 import type { MediaKind } from './sender.js';
 import type { MediaFrame } from './sender.js';
 import type { SrtpContext } from './srtp.js';
+import { bindUdp } from '../shared/udp-bind.js';
 
 /** A source of frames; `keyframe()` asks for the next video frame to be a keyframe. */
 export interface FrameSource {
@@ -126,13 +127,7 @@ export class RtpIngest implements FrameSource {
     srtp?: SrtpContext,
   ): Promise<RtpIngest> {
     const ingest = new RtpIngest(onFrame, srtp);
-    await new Promise<void>((resolve, reject) => {
-      ingest.socket.once('error', reject);
-      ingest.socket.bind(port, host, () => {
-        ingest.socket.off('error', reject);
-        resolve();
-      });
-    });
+    await bindUdp(ingest.socket, port, host);
     return ingest;
   }
 
