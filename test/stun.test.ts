@@ -80,6 +80,25 @@ describe('reflect and the STUN port', () => {
     }
   });
 
+  it('a peer stopping while it waits for a STUN answer throws nothing, and learns nothing', async () => {
+    // Seen in CI: a STUN retry fired after the peer closed its media socket, and dgram threw
+    // ERR_SOCKET_DGRAM_NOT_RUNNING from the timer, an uncaught exception in the peer.
+    const silent = new MediaSocket();
+    await silent.bind(0, '127.0.0.1');
+    const media = new MediaSocket();
+    await media.bind(0, '127.0.0.1');
+    try {
+      const asked = stunBinding(media, { ip: '127.0.0.1', port: silent.port });
+      await media.close();
+      expect(() =>
+        media.sendPlain(Buffer.alloc(20), { ip: '127.0.0.1', port: silent.port }),
+      ).not.toThrow();
+      expect(await asked).toBeUndefined();
+    } finally {
+      await silent.close();
+    }
+  });
+
   it('keeps host candidates as claimed, and a server-reflexive one only at the address it saw', async () => {
     const tn = await createTestnet();
     const link = await tn.rawLink();

@@ -65,7 +65,8 @@ export async function reflexiveCandidates(
 
 /**
  * Asks the server's STUN port where `media`'s datagrams come from: twice at most, waiting
- * NAT_LIMITS.stunWaitMs each time; undefined when no answer came (UDP blocked, or no server).
+ * NAT_LIMITS.stunWaitMs each time; undefined when no answer came (UDP blocked, or no server),
+ * or when `media` closed meanwhile (the peer stopping).
  */
 export async function stunBinding(
   media: MediaSocket,
@@ -84,7 +85,7 @@ export async function stunBinding(
         resolve(m.mapped);
       };
       const ask = () => {
-        if (tries++ === 2) return resolve(undefined);
+        if (media.closed || tries++ === 2) return resolve(undefined);
         media.sendPlain(bindingRequest(txId), server);
         timer = setTimeout(ask, NAT_LIMITS.stunWaitMs);
         timer.unref();

@@ -49,6 +49,7 @@ export interface MediaSocketStats {
 export class MediaSocket {
   private readonly socket = dgram.createSocket('udp4');
   private readonly handlers = new Map<number, SsrcHandler>();
+  private isClosed = false;
   readonly stats: MediaSocketStats = {
     received: 0,
     sent: 0,
@@ -112,8 +113,17 @@ export class MediaSocket {
     return this.sendPlain(d, to);
   }
 
-  /** Sends a datagram as it is: SRTP made by the caller, or RTP to a local tool. */
+  /** Whether close() was called: nothing is sent after it. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /**
+   * Sends a datagram as it is: SRTP made by the caller, or RTP to a local tool. After close() it
+   * sends nothing and returns 0, as a timer may still fire (a STUN retry, a stream's report).
+   */
   sendPlain(datagram: Uint8Array, to: Remote): number {
+    if (this.isClosed) return 0;
     this.stats.sent++;
     this.stats.bytesSent += datagram.length;
     this.socket.send(datagram, to.port, to.ip);
@@ -121,6 +131,7 @@ export class MediaSocket {
   }
 
   close(): Promise<void> {
+    this.isClosed = true;
     return new Promise((resolve) => {
       try {
         this.socket.close(() => resolve());
