@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createNatWorld, type HomePeer, type NatWorld } from './netns.js';
 import { waitFor } from './testnet.js';
+import { packets, startCapture } from './pcap.js';
 import { parseRecord } from '../src/shared/connlog.js';
 
 /** The server and two peers, alice at home 1 and bob at home 2; alice hosts a channel bob joined. */
@@ -145,23 +146,61 @@ describe('peers behind NATs', () => {
     console.log(`RST routers: ${tries.map((r) => `${r.result} ${r.ms} ms`).join(', ')}`);
   });
 
-  it('behind a symmetric NAT (--random-fully) the member does not punch: it reads from the server, and everything still works', async () => {
+  it('behind a symmetric NAT (--random-fully) the member does not punch: the link goes through the server’s relay, which sees only TLS', async () => {
     const world = createNatWorld([{}, { symmetric: true }]);
     const { alice, bob, ch } = await hostedAcrossNats(world);
-    expect((await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'hi' })).status).toBe(
-      201,
+    await waitFor(async () => (await view(bob, ch)).source === 'host', 20_000, 'bob on the host');
+    expect(bob.log().filter((r) => r.ev === 'punch')).toEqual([]);
+    const open = bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:alice@'));
+    expect(open).toMatchObject({
+      peer: `host:alice@${alice.p2p}`,
+      addr: expect.stringMatching(/^203\.0\.113\.1:\d+$/),
+      via: 'relay',
+    });
+    const relayed = bob.log().find((r) => r.ev === 'relay_link' && r.result === 'ok');
+    const setup = Date.parse(open!.t!) - Date.parse(relayed!.t!) + Number(relayed!.ms);
+    console.log(`relayed link: relay ${relayed!.ms} ms, link open ${setup} ms after it started`);
+    // What crosses the internet to and from the relay port: TLS records, never the text.
+    const relayPort = serverLog(world).find((r) => r.ev === 'listen')!.relay!;
+    const pcap = path.join(world.dir, 'relay.pcap');
+    const stop = await startCapture(pcap, `tcp port ${relayPort}`, {
+      iface: 'br0',
+      ns: world.inet,
+    });
+    const secret = `relay-secret-${Date.now()}`;
+    await postBothWays(alice, bob, ch, 'hi', secret);
+    await stop();
+    const seen = Buffer.concat(packets(pcap).map((p) => p.payload));
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.includes(Buffer.from(secret))).toBe(false);
+    // TLS 1.3 application data records (type 23, legacy version 3.3) are what it carried.
+    expect(seen.includes(Buffer.from([0x17, 0x03, 0x03]))).toBe(true);
+    expect(bob.log()).toContainEqual(
+      expect.objectContaining({ ev: 'post', to: `host:alice@${alice.p2p}` }),
     );
-    expect((await bob.call('POST', `/api/channels/${ch}/messages`, { text: 'hello' })).status).toBe(
-      201,
+    expect(serverLog(world)).toContainEqual(
+      expect.objectContaining({ ev: 'relay_open', peer: expect.stringMatching(/^peer:bob@/) }),
     );
-    for (const p of [alice, bob])
-      await waitFor(
-        async () => (await view(p, ch)).texts.join() === 'hi,hello',
-        15_000,
-        'both messages',
-      );
-    expect((await view(bob, ch)).source).toBe('server');
-    expect(bob.log().filter((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toEqual([]);
-    expect(bob.log()).toContainEqual(expect.objectContaining({ ev: 'post', to: 'server' }));
+  });
+
+  it('a firewall that lets only the server through: the punch fails, and the link is relayed', async () => {
+    const world = createNatWorld([{ onlyServer: true }, {}]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    await waitFor(async () => (await view(bob, ch)).source === 'host', 30_000, 'bob on the host');
+    expect(bob.log()).toContainEqual(
+      expect.objectContaining({ ev: 'punch', result: 'failed', reason: 'E_TIMEOUT' }),
+    );
+    expect(bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toMatchObject({
+      via: 'relay',
+    });
+    await postBothWays(alice, bob, ch, 'through', 'the relay');
   });
 });
+
+/** alice and bob each post one message; both see both, in order. */
+async function postBothWays(alice: HomePeer, bob: HomePeer, ch: string, a: string, b: string) {
+  expect((await alice.call('POST', `/api/channels/${ch}/messages`, { text: a })).status).toBe(201);
+  expect((await bob.call('POST', `/api/channels/${ch}/messages`, { text: b })).status).toBe(201);
+  for (const p of [alice, bob])
+    await waitFor(async () => (await view(p, ch)).texts.join() === `${a},${b}`, 15_000, 'both');
+}

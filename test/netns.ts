@@ -32,6 +32,11 @@ export interface NatSpec {
    * that REJECTs does the same), instead of being dropped silently.
    */
   noFirewall?: boolean;
+  /**
+   * A stricter firewall (an office's, a hotel's): the home may reach the server's address and
+   * nothing else on the internet, so no hole can be punched, whatever the NAT.
+   */
+  onlyServer?: boolean;
 }
 
 /** One home: its router's namespace and its own. */
@@ -164,6 +169,8 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
           '-j',
           'DROP',
         ]);
+    if (spec.onlyServer)
+      inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '!', '-d', SERVER_IP, '-j', 'DROP']);
     return { ns: home, nat, lanIp, wanIp };
   });
   const inNs = (ns: string) => ['ip', 'netns', 'exec', ns];

@@ -10,11 +10,29 @@ import { onTestFinished } from 'vitest';
 export const canCapture =
   spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0 && process.getuid?.() === 0;
 
-/** Starts tcpdump on lo for `filter` into `file`; resolves, once it listens, with its stop. */
-export async function startCapture(file: string, filter: string): Promise<() => Promise<void>> {
-  const proc = spawn('tcpdump', ['-i', 'lo', '-U', '-n', '-s', '0', '-w', file, filter], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+/**
+ * Starts tcpdump on `iface` (lo by default) for `filter` into `file`, inside network namespace
+ * `ns` when given (test/netns.ts); resolves, once it listens, with its stop.
+ */
+export async function startCapture(
+  file: string,
+  filter: string,
+  where: { iface?: string; ns?: string } = {},
+): Promise<() => Promise<void>> {
+  const args = [
+    '-i',
+    where.iface ?? 'lo',
+    '--immediate-mode',
+    '-U',
+    '-n',
+    '-s',
+    '0',
+    '-w',
+    file,
+    filter,
+  ];
+  const [cmd, ...pre] = where.ns ? ['ip', 'netns', 'exec', where.ns, 'tcpdump'] : ['tcpdump'];
+  const proc = spawn(cmd!, [...pre, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   onTestFinished(async () => {
     proc.kill('SIGKILL');

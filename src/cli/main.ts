@@ -121,6 +121,15 @@ program
   )
   .addOption(
     opt(
+      '--relay-port <port>',
+      'TCP port relaying P2P links that no hole punch can open (peers are told which; default 0: any free port)',
+      'HCHAT_RELAY_PORT',
+    )
+      .default(0)
+      .argParser(parsePort),
+  )
+  .addOption(
+    opt(
       '--http-port <port>',
       'HTTP port for operators: /health, /ready, /metrics (0: any free port)',
       'HCHAT_HTTP_PORT',
@@ -324,6 +333,7 @@ program
       port: number;
       httpPort: number;
       stunPort: number;
+      relayPort: number;
       logLevel: LogLevel;
       data: string;
       store?: string;
@@ -394,6 +404,7 @@ program
         host: o.host,
         port: o.port,
         stunPort: o.stunPort,
+        relayPort: o.relayPort,
         httpPort: o.httpPort,
         dataDir: path.resolve(o.data),
         storeUrl: o.store,

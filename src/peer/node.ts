@@ -748,6 +748,8 @@ export class PeerNode {
         this.background(this.replication.catchUp(message.channelId));
     } else if (name === 'punch') {
       this.puncher.onEvent(body as EventBody<'punch'>);
+    } else if (name === 'relay') {
+      this.puncher.onRelay(body as EventBody<'relay'>);
     } else if (name === 'peer_joined' || name === 'peer_left') {
       const { entry } = body as EventBody<'peer_joined'>;
       const before = this.sources.get(entryKey(entry));

@@ -12,13 +12,15 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Candidate, TrackerEntry } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
-import type { PunchEvent } from '../protocol/nat-ops.js';
+import type { PunchEvent, RelayEvent } from '../protocol/nat-ops.js';
 import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
+import { hostOf } from './reflexive.js';
+import { relayDialHost, relayDialMember } from './relay-dial.js';
 import type { ServerLink } from './server-link.js';
 
 /** How a P2P link reached its host. */
-export type Via = 'direct' | 'punched';
+export type Via = 'direct' | 'punched' | 'relay';
 
 /** What the puncher needs from its node. */
 export interface PuncherDeps {
@@ -44,18 +46,32 @@ export class Puncher {
   constructor(private readonly d: PuncherDeps) {}
 
   /**
-   * A connected socket to the entry's host: dialled directly where that can work, punched when
-   * the entry says its host is behind a NAT that keeps ports (and this peer is not behind the
-   * same one). Throws when neither works; the caller reads from the server meanwhile.
+   * A connected socket to the entry's host: dialled directly where that can work; punched when
+   * the entry says its host is behind a NAT (not ours) and both NATs keep ports; through the
+   * server's relay when a NAT between does not keep ports, or the punch failed. Throws when
+   * nothing works; the caller reads from the server meanwhile.
    */
   async connect(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
-    if (!this.shouldPunch(entry)) {
-      return { socket: await dialDirect(entry.ip, entry.port), via: 'direct' };
+    const plan = this.plan(entry);
+    if (plan === 'direct') return { socket: await dialDirect(entry.ip, entry.port), via: 'direct' };
+    if (plan === 'punch') {
+      const failed = this.failures.get(entry.sessionId);
+      // A punch that failed lately fails again: the relay, until the backoff is over.
+      if (!failed || failed.until <= Date.now()) {
+        try {
+          return await this.punchTo(entry);
+        } catch {
+          // logged by punchTo; the relay is the last resort
+        }
+      }
     }
+    return this.relayTo(entry);
+  }
+
+  /** Punches a hole to the entry's host; a failure is logged and backs off. */
+  private async punchTo(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
     const key = entry.sessionId;
     const failed = this.failures.get(key);
-    if (failed && failed.until > Date.now())
-      throw new HchatError('E_TIMEOUT', 'the last punch to this host failed: not again yet');
     const started = Date.now();
     const name = hostName(entry.username, entry.ip, entry.port);
     try {
@@ -73,6 +89,53 @@ export class Puncher {
     }
   }
 
+  /** A link to the entry's host through the server's relay (PROTOCOL.md §3.10). */
+  private async relayTo(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
+    const started = Date.now();
+    const name = hostName(entry.username, entry.ip, entry.port);
+    try {
+      const r = await this.d.link.request('relay', {
+        to: { username: entry.username, sessionId: entry.sessionId },
+        id: crypto.randomBytes(12).toString('base64url'),
+      });
+      const ip = hostOf(this.d.link.address);
+      const socket = await relayDialMember({ ip, port: r.port, token: r.token });
+      this.d.log.write('relay_link', {
+        peer: name,
+        addr: `${ip}:${r.port}`,
+        result: 'ok',
+        ms: Date.now() - started,
+      });
+      return { socket, via: 'relay' };
+    } catch (err) {
+      const reason = err instanceof HchatError ? err.code : 'error';
+      this.d.log.write('relay_link', {
+        peer: name,
+        result: 'failed',
+        reason,
+        ms: Date.now() - started,
+      });
+      throw err;
+    }
+  }
+
+  /** A `relay` event: a member asks us (the host) to meet it at the server's relay. */
+  onRelay(e: RelayEvent): void {
+    if (!this.d.serving()) return; // nobody can reach us now: say nothing
+    const ip = hostOf(this.d.link.address);
+    const name = peerName(e.from.username, ip, e.port);
+    relayDialHost({ ip, port: e.port, token: e.token }).then(
+      (socket) => {
+        this.d.log.write('relay_link', { peer: name, addr: `${ip}:${e.port}`, result: 'ok' });
+        this.d.adopt(socket);
+      },
+      (err: unknown) => {
+        const reason = err instanceof HchatError ? err.code : 'error';
+        this.d.log.write('relay_link', { peer: name, result: 'failed', reason });
+      },
+    );
+  }
+
   /** A `punch` event from the server: the answer to ours, or a member asking us (the host). */
   onEvent(e: PunchEvent): void {
     const answer = this.waiting.get(e.id);
@@ -86,15 +149,16 @@ export class Puncher {
   }
 
   /**
-   * Whether to punch rather than dial: the entry's host is behind a NAT (its public address is
-   * not its own) that keeps ports, as is ours if we are behind one, and not the same NAT.
+   * How to reach the entry's host: dial it when it is not behind a NAT (its public address is
+   * its own) or behind ours (one home: its LAN address works); punch when its NAT keeps ports,
+   * as ours does if we are behind one; else (a port we cannot predict) the relay.
    */
-  private shouldPunch(entry: TrackerEntry): boolean {
+  private plan(entry: TrackerEntry): 'direct' | 'punch' | 'relay' {
     const theirs = tcpReflexive(entry.candidates ?? []);
-    if (!theirs || theirs.ip === entry.ip) return false;
+    if (!theirs || theirs.ip === entry.ip) return 'direct';
     const ours = tcpReflexive(this.d.ownReflexive());
-    if (ours && ours.ip === theirs.ip) return false; // one home: its LAN address works
-    return keepsPorts(theirs) && (!ours || keepsPorts(ours));
+    if (ours && ours.ip === theirs.ip) return 'direct';
+    return keepsPorts(theirs) && (!ours || keepsPorts(ours)) ? 'punch' : 'relay';
   }
 
   /** Our side of a punch we start: ask the host through the server, then dial its answer. */

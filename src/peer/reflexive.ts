@@ -97,6 +97,7 @@ export async function stunBinding(
   }
 }
 
-function hostOf(address: string): string {
+/** The host part of a server address, `host:port` or `[ipv6]:port`. */
+export function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
 }

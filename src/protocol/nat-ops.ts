@@ -2,7 +2,8 @@
  * NAT traversal on the peer ↔ server link (issue 18; docs/PROTOCOL.md §3.8, §3.9): `reflect`
  * tells a connection where the server sees it come from; `punch` asks the server to tell another
  * session "connect to me now, at this port", which that session answers the same way, so that
- * both dial each other at once through their NATs (TCP simultaneous open).
+ * both dial each other at once through their NATs (TCP simultaneous open); `relay` has the
+ * server carry the link's bytes where no punch can work.
  */
 import { z } from 'zod';
 import { Ip, Port, Role, SessionId } from './common.js';
@@ -10,6 +11,14 @@ import { op } from './rpc.js';
 
 /** A punch's id: chosen by the session that starts it, repeated by the answer. */
 export const PunchId = z.string().regex(/^[A-Za-z0-9_-]{8,32}$/, 'expected a punch id');
+
+/** A relay token: 32 random bytes in base64url, one per side of a relayed link. */
+export const RelayToken = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a relay token');
+
+/** The session a punch or relay names. */
+const SessionRef = z.object({ username: z.string().min(1).max(64), sessionId: SessionId });
+/** The session a punch or relay comes from. */
+const From = z.object({ username: z.string().min(1).max(64), role: Role, sessionId: SessionId });
 
 /** The operations. */
 export const NAT_OPS = {
@@ -22,25 +31,31 @@ export const NAT_OPS = {
    * Tells session `to` (an entry the caller sees online, or one that punched the caller in the
    * last 10 s) to connect now to the caller's public address at `port`.
    */
-  punch: op(
+  punch: op('session', z.object({ to: SessionRef, port: Port, id: PunchId }), z.object({})),
+  /**
+   * Asks the server to relay a P2P link to session `to` (an entry the caller sees online): the
+   * answer's token is the caller's, the `relay` event's the other side's; both connect to the
+   * server's relay `port` (§3.10).
+   */
+  relay: op(
     'session',
-    z.object({
-      to: z.object({ username: z.string().min(1).max(64), sessionId: SessionId }),
-      port: Port,
-      id: PunchId,
-    }),
-    z.object({}),
+    z.object({ to: SessionRef, id: PunchId }),
+    z.object({ port: Port, token: RelayToken }),
   ),
 } as const;
 
 /** `punch` push: `from` asks this session to connect to `ip`:`port` now (its public address). */
 export const PunchEvent = z.object({
-  from: z.object({ username: z.string().min(1).max(64), role: Role, sessionId: SessionId }),
+  from: From,
   ip: Ip,
   port: Port,
   id: PunchId,
 });
 export type PunchEvent = z.infer<typeof PunchEvent>;
 
-/** The push. */
-export const NAT_EVENTS = { punch: PunchEvent } as const;
+/** `relay` push: `from` asks this session to meet it at the server's relay `port` with `token`. */
+export const RelayEvent = z.object({ from: From, port: Port, token: RelayToken, id: PunchId });
+export type RelayEvent = z.infer<typeof RelayEvent>;
+
+/** The pushes. */
+export const NAT_EVENTS = { punch: PunchEvent, relay: RelayEvent } as const;

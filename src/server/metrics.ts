@@ -23,6 +23,8 @@ export interface MetricsSource {
   queuedVerifies(): number;
   /** Password hashes waiting for their turn, by class. */
   queuedScrypt(): { login: number; register: number };
+  /** The P2P relay's links now and its counters, when it runs one. */
+  relay(): { links: number; bytes: number } | undefined;
 }
 
 /** Frame types a server reads: a label outside these is `other` (labels stay few). */
@@ -115,6 +117,21 @@ export class ServerMetrics {
       help: 'Requests answered with an error, by code',
       labelNames: ['code'],
       registers,
+    });
+    new client.Gauge({
+      name: 'hchat_relay_links',
+      help: 'P2P links the relay carries now, pending or paired (docs/PROTOCOL.md §3.10)',
+      registers,
+      collect() {
+        this.set(src.relay()?.links ?? 0);
+      },
+    });
+    new client.Counter({
+      name: 'hchat_relay_bytes_total',
+      help: "Bytes the relay passed between P2P links' two sides, both ways",
+      labelNames: ['kind'],
+      registers,
+      collect: followCounts('kind', () => ({ p2p: src.relay()?.bytes ?? 0 })),
     });
     new client.Gauge({
       name: 'hchat_queue_depth',

@@ -37,12 +37,8 @@ export class PunchService {
     const wait = this.limiter.take(s.sessionId);
     if (wait > 0) throw HchatError.rateLimited('too many punches', wait);
     const now = Date.now();
-    const target = this.findConn(b.to.username, b.to.sessionId);
-    const entry = target?.entryKey ? this.d.tracker.get(target.entryKey) : undefined;
     const answering = (this.recent.get(`${b.to.sessionId}>${s.sessionId}`) ?? 0) > now;
-    const viewer = this.d.presence.viewer(conn)!;
-    if (!target || !entry || (!answering && !viewOf(viewer, entry, this.d.presence)))
-      throw new HchatError('E_NOT_FOUND', 'no such session online to punch');
+    const target = this.reachable(conn, b.to, answering);
     this.sweep(now);
     this.recent.set(`${s.sessionId}>${b.to.sessionId}`, now + NAT_LIMITS.punchAnswerMs);
     target.fs.sendEncoded(
@@ -59,6 +55,20 @@ export class PunchService {
     );
     this.d.log.write('punch', { peer: conn.name, to: target.name, id: b.id });
     return {};
+  }
+
+  /**
+   * The connection of session `to` on this instance, when `conn`'s session may see its entry
+   * (the tracker's visibility rule), or `answering` (it asked `conn` moments ago); else
+   * `E_NOT_FOUND`, the same for a session that does not exist as for one it may not see.
+   */
+  reachable(conn: Conn, to: { username: string; sessionId: string }, answering = false): Conn {
+    const target = this.findConn(to.username, to.sessionId);
+    const entry = target?.entryKey ? this.d.tracker.get(target.entryKey) : undefined;
+    const viewer = this.d.presence.viewer(conn)!;
+    if (!target || !entry || (!answering && !viewOf(viewer, entry, this.d.presence)))
+      throw new HchatError('E_NOT_FOUND', 'no such session online');
+    return target;
   }
 
   private findConn(username: string, sessionId: string): Conn | undefined {

@@ -47,6 +47,11 @@ export interface ServerOptions {
    * (the default), false for none (`reflect` then names no UDP port).
    */
   stunPort?: number | false;
+  /**
+   * TCP port of the relay for P2P links (docs/PROTOCOL.md §3.10), on `host`: 0 for any free
+   * port (the default), false for none (`relay` is then answered E_UNKNOWN_TYPE, as by an older server).
+   */
+  relayPort?: number | false;
   /** How often peers must send a frame. */
   heartbeatMs?: number;
   /** A connection silent this long is dropped and its tracker entry removed. */

@@ -67,6 +67,7 @@ import { TokenService } from './token-service.js';
 import { startApi } from './api/start-api.js';
 import type { Gateway } from './api/gateway.js';
 import { StunResponder } from './stun-responder.js';
+import { RelayService } from './relay-service.js';
 import { PunchService } from './punch-service.js';
 
 export type { ServerOptions } from './server-options.js';
@@ -100,6 +101,8 @@ export class CentralServer {
   private readonly port: FramedPort;
   /** The STUN port (PROTOCOL.md §3.8), unless the options said none. */
   private stun: StunResponder | undefined;
+  /** The relay for P2P links (`--relay-port`), unless turned off. */
+  readonly relays: RelayService | undefined;
   /** SHA-256 of the TLS key's SPKI, base64url: what peers pin (`--server host:port#…`). */
   readonly fingerprint: string;
   private readonly http: http.Server;
@@ -302,6 +305,11 @@ export class CentralServer {
       presence: this.presence,
       connsOf: (username) => this.sessions.connsOf(username),
     });
+    if (opts.relayPort !== false)
+      this.relays = new RelayService({
+        log: this.log,
+        reachable: (conn, to) => this.punches.reachable(conn, to),
+      });
     this.trackerService = new TrackerService({
       tracker: this.tracker,
       bus: this.bus,
@@ -341,6 +349,7 @@ export class CentralServer {
       queuedPosts: () => this.channels.queuedPosts,
       queuedVerifies: () => this.verifyPool?.pending ?? 0,
       queuedScrypt: () => this.accounts.scrypt.queued,
+      relay: () => this.relays && { links: this.relays.links, bytes: this.relays.stats.bytes },
     });
     this.frames = new FrameDispatch({
       log: this.log,
@@ -443,6 +452,7 @@ export class CentralServer {
         s.stun = new StunResponder(opts.host, (ip) => s.accounts.prefixOf(ip));
         await s.stun.listen(opts.stunPort ?? 0, opts.host);
       }
+      await s.relays?.listen(opts.relayPort || 0, opts.host);
       await s.startRestApi(opts);
       await listen(s.http, opts.httpPort, opts.host);
     } catch (err) {
@@ -453,6 +463,7 @@ export class CentralServer {
       tcp: s.tcpAddress,
       http: s.httpUrl,
       ...(s.stun ? { stun: s.stun.port } : {}),
+      ...(s.relays ? { relay: s.relays.port } : {}),
       fingerprint: s.fingerprint,
     });
     s.opsLog.info(
@@ -520,7 +531,12 @@ export class CentralServer {
     await this.channels.close();
     await this.verifyPool?.close();
     for (const c of this.port.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
-    await Promise.all([closeServer(this.port.server), closeServer(this.http), this.stun?.close()]);
+    await Promise.all([
+      closeServer(this.port.server),
+      closeServer(this.http),
+      this.stun?.close(),
+      this.relays?.close(),
+    ]);
     this.trackerService.stop();
     this.delivery.stop();
     await this.bus.close();
@@ -554,6 +570,9 @@ export class CentralServer {
       }
       case 'punch':
         return this.punches.punch(conn, body as OpReq<'punch'>);
+      case 'relay':
+        if (!this.relays) throw new HchatError('E_UNKNOWN_TYPE', 'this server runs no relay');
+        return this.relays.relay(conn, body as OpReq<'relay'>);
       case 'submit_info':
         this.trackerService.presenceBudget(conn);
         return await this.trackerService.submitInfo(conn, body as OpReq<'submit_info'>);

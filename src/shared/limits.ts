@@ -414,4 +414,18 @@ export const NAT_LIMITS = {
   punchDeadlineMs: 5_000,
   /** A failed punch to a host waits 2, 4, 8 … s before the next, at most this long. */
   punchBackoffMaxMs: 60_000,
+  /** `relay` requests per second per session, sustained. */
+  relayPerSecond: 2,
+  /** `relay` requests a session may make at once above that rate. */
+  relayBurst: 10,
+  /** How long a relay waits for both sides of a `relay` to connect before it drops it. */
+  relayPairMs: 10_000,
+  /** How long a connection to the relay port may take to send its 37-byte header. */
+  relayHeaderMs: 5_000,
+  /** A relayed link with no byte either way this long is closed (P2P links ping every 2 s). */
+  relayIdleMs: 60_000,
+  /** Relayed links (pending or paired) one session may have asked for at once. */
+  relayLinksPerSession: 16,
+  /** Relayed links (pending or paired) one server instance carries at once. */
+  relayLinksTotal: 4096,
 } as const;

@@ -1,0 +1,245 @@
+/**
+ * The server's relay for P2P links (docs/PROTOCOL.md §3.10), with raw sessions and raw sockets
+ * on 127.0.0.1: who may ask for a relay, what each side is told, the 37-byte header, the pairing
+ * byte, bytes passed through untouched both ways and counted, and the hostile other side (bad
+ * headers, tokens guessed, reused or sent early, bytes before the pairing, floods). A real link
+ * relayed through NATs is in test/nat.test.ts.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ServerLink } from '../src/peer/server-link.js';
+import { parseRecord } from '../src/shared/connlog.js';
+import { createTestnet, rawSession, waitFor, type RawSession } from './testnet.js';
+
+type Tn = Awaited<ReturnType<typeof createTestnet>>;
+
+/** A raw client logged in as `username`, with an online entry; its `relay` events collected. */
+async function client(tn: Tn, username: string) {
+  const link = await tn.rawLink();
+  await link.request('register', { username, password: `${username}-pw` });
+  const s = await rawSession(link, { username, password: `${username}-pw` });
+  await link.request('submit_info', {
+    ip: '10.1.1.1',
+    port: 4000,
+    udpPort: 4001,
+    status: 'online',
+  });
+  const relays: Array<Record<string, any>> = [];
+  link.on('event', (name: string, body: Record<string, any>) => {
+    if (name === 'relay') relays.push(body);
+  });
+  return { link, s, relays };
+}
+
+/** carl and dana, co-members of one channel: each sees the other's entry. */
+async function coMembers(tn: Tn) {
+  const carl = await client(tn, 'carl');
+  const dana = await client(tn, 'dana');
+  const ch = await carl.link.request('channel_create', {
+    id: crypto.randomUUID(),
+    name: 'r',
+    allowVisitors: false,
+  });
+  await dana.link.request('channel_join', { channelId: ch.id });
+  return { carl, dana };
+}
+
+const relay = (
+  link: ServerLink,
+  to: RawSession,
+  id = crypto.randomBytes(9).toString('base64url'),
+) => link.request('relay', { to: { username: to.username, sessionId: to.sessionId }, id });
+
+/** The 37-byte header of §3.10: "HCRL", version 1, the token's 32 bytes. */
+function header(token: string): Buffer {
+  return Buffer.concat([Buffer.from('HCRL'), Buffer.from([1]), Buffer.from(token, 'base64url')]);
+}
+
+/** A connection to the relay port, with everything it reads collected. */
+async function open(
+  port: number,
+): Promise<{ s: net.Socket; got: () => Buffer; closed: () => boolean }> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await new Promise((resolve, reject) => s.once('connect', resolve).once('error', reject));
+  let got = Buffer.alloc(0);
+  let closed = false;
+  s.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+  s.on('error', () => undefined);
+  s.on('close', () => (closed = true));
+  return { s, got: () => got, closed: () => closed };
+}
+
+function serverLog(tn: Tn): Array<Record<string, string>> {
+  return fs
+    .readFileSync(path.join(tn.dir, 'server', 'connections.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(parseRecord);
+}
+
+describe('the relay at the server', () => {
+  it('pairs two sides by their tokens, says so to the asker, and passes bytes both ways untouched', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await relay(carl.link, dana.s, 'relay-one');
+    expect(r).toEqual({ port: expect.any(Number), token: expect.stringMatching(/^[\w-]{43}$/) });
+    await waitFor(() => dana.relays.length === 1);
+    expect(dana.relays[0]).toEqual({
+      from: { username: 'carl', role: 'user', sessionId: carl.s.sessionId },
+      port: r.port,
+      token: expect.stringMatching(/^[\w-]{43}$/),
+      id: 'relay-one',
+    });
+    expect(dana.relays[0]!.token).not.toBe(r.token);
+    // The asker first: nothing comes until the other side is in.
+    const a = await open(r.port);
+    a.s.write(header(r.token));
+    await new Promise((res) => setTimeout(res, 200));
+    expect(a.got().length).toBe(0);
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    expect(a.got()).toEqual(Buffer.from([0x01]));
+    expect(b.got().length).toBe(0); // the host hears nothing of the relay itself
+    // Any bytes, both ways, as they were sent.
+    const up = crypto.randomBytes(200_000);
+    const down = crypto.randomBytes(70_000);
+    a.s.write(up);
+    b.s.write(down);
+    await waitFor(() => b.got().length === up.length && a.got().length === 1 + down.length);
+    expect(b.got().equals(up)).toBe(true);
+    expect(a.got().subarray(1).equals(down)).toBe(true);
+    expect(tn.server.relays!.stats.bytes).toBe(up.length + down.length);
+    expect(tn.server.relays!.links).toBe(1);
+    const metrics = await (await fetch(new URL('/metrics', tn.server.httpUrl))).text();
+    expect(metrics).toContain(`hchat_relay_bytes_total{kind="p2p"} ${up.length + down.length}`);
+    expect(metrics).toContain('hchat_relay_links 1');
+    // One side closing ends the other, and the link is counted in the log.
+    a.s.end();
+    await waitFor(() => b.closed());
+    await waitFor(() => tn.server.relays!.links === 0);
+    expect(serverLog(tn)).toContainEqual(
+      expect.objectContaining({
+        ev: 'relay_close',
+        id: 'relay-one',
+        up: String(up.length),
+        down: String(down.length),
+      }),
+    );
+  });
+
+  it('relays only to an entry the caller may see; a stranger is E_NOT_FOUND, as a session that does not exist', async () => {
+    const tn = await createTestnet();
+    const carl = await client(tn, 'carl');
+    const dana = await client(tn, 'dana');
+    await expect(relay(carl.link, dana.s)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(
+      relay(carl.link, { username: 'nobody', sessionId: 'abcdefghijklmnop' } as RawSession),
+    ).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    expect(dana.relays).toEqual([]);
+    // Not logged in: no relay at all.
+    const anon = await tn.rawLink();
+    await expect(relay(anon, dana.s)).rejects.toMatchObject({ code: 'E_AUTH_REQUIRED' });
+    // A malformed request names what was wrong.
+    await expect(
+      carl.link.request('relay', {
+        to: { username: 'dana', sessionId: dana.s.sessionId },
+        id: 'x',
+      }),
+    ).rejects.toMatchObject({ code: 'E_BAD_REQUEST', message: expect.stringContaining('id') });
+  });
+
+  it('refuses a bad header, a guessed token, a token used twice and bytes before the pairing; others keep being relayed', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const port = (await relay(carl.link, dana.s)).port;
+    const refusedBefore = () => tn.server.relays!.stats.refused;
+    const cases: Array<[string, Buffer]> = [
+      ['magic', Buffer.concat([Buffer.from('HTTP'), Buffer.alloc(33)])],
+      ['version', Buffer.concat([Buffer.from('HCRL'), Buffer.from([2]), Buffer.alloc(32)])],
+      ['guessed token', header(crypto.randomBytes(32).toString('base64url'))],
+    ];
+    for (const [, bytes] of cases) {
+      const c = await open(port);
+      c.s.write(bytes);
+      await waitFor(() => c.closed(), 3000, 'the relay closes a bad header');
+      expect(c.got().length).toBe(0);
+    }
+    expect(refusedBefore()).toBe(cases.length);
+    // A header with more behind it, before the pairing: refused.
+    const r1 = await relay(carl.link, dana.s);
+    const early = await open(port);
+    early.s.write(Buffer.concat([header(r1.token), Buffer.from('ClientHello')]));
+    await waitFor(() => early.closed(), 3000, 'bytes behind the header');
+    // A token used twice: the second connection goes, the first stays.
+    const r2 = await relay(carl.link, dana.s);
+    await waitFor(() => dana.relays.length === 3);
+    const first = await open(port);
+    first.s.write(header(r2.token));
+    const again = await open(port);
+    again.s.write(header(r2.token));
+    await waitFor(() => again.closed(), 3000, 'a token used twice');
+    expect(first.closed()).toBe(false);
+    // A waiting side that sends before its pairing ends its link.
+    first.s.write('too soon');
+    await waitFor(() => first.closed(), 3000, 'bytes before the pairing');
+    // Meanwhile a good pair still forms and carries bytes.
+    const r3 = await relay(carl.link, dana.s);
+    await waitFor(() => dana.relays.length === 4);
+    const a = await open(port);
+    a.s.write(header(r3.token));
+    const b = await open(port);
+    b.s.write(header(dana.relays[3]!.token));
+    await waitFor(() => a.got().length === 1);
+    b.s.write('still relayed');
+    await waitFor(() => a.got().subarray(1).toString() === 'still relayed');
+  });
+
+  it('a header sent a byte at a time still pairs; a silent connection is dropped', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await relay(carl.link, dana.s);
+    await waitFor(() => dana.relays.length === 1);
+    const a = await open(r.port);
+    for (const byte of header(r.token)) {
+      a.s.write(Buffer.from([byte]));
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    // Says nothing: gone after the header wait (5 s).
+    const silent = await open(r.port);
+    await waitFor(() => silent.closed(), 8000, 'a silent connection dropped');
+  }, 15_000);
+
+  it('limits relay requests per session, and the links one session holds', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const results = await Promise.allSettled(
+      Array.from({ length: 14 }, () => relay(carl.link, dana.s)),
+    );
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason.code] : []));
+    // The burst (10), and at most one more refilled meanwhile (2 a second) on a slow machine.
+    expect(refused.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(refused)).toEqual(new Set(['E_RATE_LIMITED']));
+    // 10 or 11 pending links now; at most 16 at once, however slowly they are asked for.
+    let held = 14 - refused.length;
+    let capped = false;
+    for (let i = 0; i < 10 && !capped; i++) {
+      await new Promise((res) => setTimeout(res, 600));
+      try {
+        await relay(carl.link, dana.s);
+        held++;
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'E_RATE_LIMITED' });
+        capped = held >= 16;
+      }
+    }
+    expect(held).toBe(16);
+    expect(capped).toBe(true);
+  }, 20_000);
+});
