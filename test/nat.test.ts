@@ -204,3 +204,96 @@ async function postBothWays(alice: HomePeer, bob: HomePeer, ch: string, a: strin
   for (const p of [alice, bob])
     await waitFor(async () => (await view(p, ch)).texts.join() === `${a},${b}`, 15_000, 'both');
 }
+
+describe('livestreams behind NATs', () => {
+  it('a viewer behind another NAT gets the stream straight from the streamer: UDP holes punched both ways', async () => {
+    const world = createNatWorld([{}, {}]);
+    const { alice, bob, ch } = await hostedAcrossNats(world);
+    const streamId = await goLive(alice, ch);
+    await watch(bob, streamId);
+    await waitFor(async () => (await frames(bob, streamId)) >= 60, 15_000, 'bob: 60 frames');
+    // Fed by alice from her router's public address, as her STUN candidate announced it.
+    expect(bob.log()).toContainEqual(
+      expect.objectContaining({
+        ev: 'watching',
+        parent: expect.stringMatching(/^alice@203\.0\.113\.11:\d+$/),
+      }),
+    );
+    const st = (await alice.call('GET', `/api/streams/${streamId}/stats`)).body;
+    expect(st).toMatchObject({ viewers: 1, children: ['bob'], srtpAuthFailures: 0 });
+    expect(alice.log()).toContainEqual(
+      expect.objectContaining({ ev: 'watch', udp: expect.stringMatching(/^203\.0\.113\.12:/) }),
+    );
+  });
+
+  it('a relay tree across three homes: a hop inside one home goes over its LAN, hops between homes through both NATs', async () => {
+    const world = createNatWorld([{}, {}, {}]);
+    const server = await world.startServer();
+    // k = 1: the tree is a chain, in the order the viewers come: alice → bob → dave → carol.
+    const alice = await world.startPeer(0, server, 'alice', ['--stream-fanout', '1']);
+    const bob = await world.startPeer(1, server, 'bob');
+    const dave = await world.startPeer(1, server, 'dave');
+    const carol = await world.startPeer(2, server, 'carol');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'live', allowVisitors: false }))
+      .body.id as string;
+    for (const p of [bob, dave, carol])
+      expect((await p.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+    const streamId = await goLive(alice, ch);
+    for (const p of [bob, dave, carol]) {
+      await watch(p, streamId);
+      await waitFor(async () => (await frames(p, streamId)) >= 30, 20_000, 'frames');
+    }
+    await waitFor(
+      async () => (await frames(carol, streamId)) >= 90,
+      20_000,
+      'carol, two relays down, to complete 90 frames',
+    );
+    const parentOf = async (p: HomePeer) =>
+      (await p.call('GET', `/api/streams/${streamId}/stats`)).body.parent;
+    expect([await parentOf(bob), await parentOf(dave), await parentOf(carol)]).toEqual([
+      'alice',
+      'bob',
+      'dave',
+    ]);
+    // Where each takes its media from (its parent named at watch time, or since).
+    const parentAt = (p: HomePeer) => {
+      const r = p
+        .log()
+        .filter((x) => x.ev === 'watching' || x.ev === 'stream_parent')
+        .at(-1)!;
+      return r.udp ?? r.parent!.split('@')[1];
+    };
+    // bob from alice's router, dave from bob over their LAN, carol from home 2's router.
+    expect(parentAt(bob)).toMatch(/^203\.0\.113\.11:\d+$/);
+    expect(parentAt(dave)).toMatch(/^10\.0\.2\.2:\d+$/);
+    expect(parentAt(carol)).toMatch(/^203\.0\.113\.12:\d+$/);
+    const keyed = (p: HomePeer) => p.log().filter((r) => r.ev === 'stream_keyed');
+    expect(keyed(dave).at(-1)).toMatchObject({ parent: 'bob' });
+    expect(keyed(carol).at(-1)).toMatchObject({ parent: 'dave' });
+    const daveStats = (await dave.call('GET', `/api/streams/${streamId}/stats`)).body;
+    expect(daveStats.children).toEqual(['carol']);
+    expect(daveStats.uploadBytes).toBeGreaterThan(50_000);
+  });
+});
+
+async function goLive(p: HomePeer, ch: string): Promise<string> {
+  const live = await p.call('POST', `/api/channels/${ch}/streams`, {
+    source: 'synthetic',
+    fps: 30,
+    bitrateKbps: 300,
+  });
+  expect(live.status).toBe(201);
+  return live.body.streamId;
+}
+
+async function watch(p: HomePeer, streamId: string): Promise<void> {
+  await waitFor(
+    async () => (await p.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+    15_000,
+    'watching',
+  );
+}
+
+async function frames(p: HomePeer, streamId: string): Promise<number> {
+  return (await p.call('GET', `/api/streams/${streamId}/stats`)).body.framesComplete ?? 0;
+}

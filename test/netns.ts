@@ -72,8 +72,11 @@ export interface NatWorld {
   run(ns: string, cmd: string[]): string;
   /** Starts `bin/hchat server` on the internet (TCP port 7000). */
   startServer(): Promise<HchatProcess>;
-  /** Starts a peer at home `i` for `server`, registered and logged in as `username`. */
-  startPeer(i: number, server: HchatProcess, username: string): Promise<HomePeer>;
+  /**
+   * Starts a peer at home `i` for `server`, registered and logged in as `username`, with
+   * `extra` flags (several peers may share a home: their ports are free ones).
+   */
+  startPeer(i: number, server: HchatProcess, username: string, extra?: string[]): Promise<HomePeer>;
 }
 
 /** Namespaces of this family are `hcnat<pid>x<random>-<role>`: stale ones name a dead pid. */
@@ -196,7 +199,7 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
         ),
       );
     },
-    async startPeer(i, server, username) {
+    async startPeer(i, server, username, extra = []) {
       const home = homes[i]!;
       const data = path.join(dir, username);
       const proc = track(
@@ -211,6 +214,7 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
             home.lanIp,
             '--data',
             data,
+            ...extra,
           ],
           {},
           15_000,

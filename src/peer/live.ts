@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
-import type { Channel, TrackerEntry } from '../protocol/common.js';
+import type { Candidate, Channel, TrackerEntry } from '../protocol/common.js';
 import {
   STREAM_OPS,
   type StreamChild,
@@ -34,6 +34,7 @@ import type { EventHub } from './event-hub.js';
 import type { MemberConn } from './host-service.js';
 import type { PeerIdentity } from './p2p.js';
 import { ChildHops, fetchHop } from './live-keys.js';
+import { mediaAddress, publicIp, udpCandidates } from './media-address.js';
 import type { NewStream, Stream, StreamStats } from './api-live-shapes.js';
 import { newSrtpCounters, type Hop, type SrtpCounters } from '../stream/hops.js';
 
@@ -67,6 +68,8 @@ export interface LiveDeps {
   announce(): void;
   /** True while this user is invisible: it watches as a hidden viewer. */
   hidden(): boolean;
+  /** This peer's candidates as it announces them (§3.8): host and server-reflexive. */
+  candidates(): Candidate[];
 }
 
 /** `POST /api/channels/:id/streams` settings. */
@@ -86,6 +89,8 @@ interface Viewer {
   udpPort: number;
   /** Its P2P TCP port, where its children ask it for keys; undefined: never a relay. */
   p2pPort?: number;
+  /** Its UDP candidates, as it gave them in `watch` (passed on to its parent, §5.5). */
+  candidates?: Candidate[];
 }
 
 /** A stream this peer is sending. */
@@ -277,7 +282,7 @@ export class LiveService {
         // The stream may have stopped, or the viewer gone, while rights were checked.
         if (this.lives.get(b.streamId) !== live || !conn.fs.isOpen)
           throw new HchatError('E_STREAM_NOT_FOUND');
-        return this.addViewer(live, conn, b.udpPort, b.hidden === true, b.p2pPort);
+        return this.addViewer(live, conn, b.udpPort, b.hidden === true, b.p2pPort, b.candidates);
       }
       case 'unwatch': {
         const b = parsed.data as Req<'unwatch'>;
@@ -396,19 +401,24 @@ export class LiveService {
     udpPort: number,
     hidden: boolean,
     p2pPort: number | undefined,
+    candidates: Candidate[] | undefined,
   ): unknown {
     const id = conn.who.sessionId;
     this.removeViewer(live, id);
     // An invisible viewer is fed by the streamer itself and never named to anyone else. So is a
     // viewer that gave no P2P port: its children could not ask it for their keys.
     const leaf = hidden || p2pPort === undefined;
+    // Where its datagrams will come from as we see them: its public address when it is behind
+    // another NAT (§5.5), else the address its link came from.
+    const at = mediaAddress({ ip: conn.ip, port: udpPort }, candidates, this.publicIp());
     live.viewers.set(id, {
       id,
       conn,
       username: conn.who.username,
-      ip: conn.ip,
-      udpPort,
+      ip: at.ip,
+      udpPort: at.port,
       p2pPort: leaf ? undefined : p2pPort,
+      ...(candidates?.length ? { candidates: udpCandidates(candidates) } : {}),
     });
     const parent = leaf ? live.tree.addHidden(id) : live.tree.add(id);
     this.deps.log.write('watch', {
@@ -443,7 +453,13 @@ export class LiveService {
     const childrenOf = (id: string): StreamChild[] =>
       live.tree.childrenOf(id).map((c) => {
         const v = live.viewers.get(c)!;
-        return { username: v.username, sessionId: v.id, ip: v.ip, udpPort: v.udpPort };
+        return {
+          username: v.username,
+          sessionId: v.id,
+          ip: v.ip,
+          udpPort: v.udpPort,
+          ...(v.candidates ? { candidates: v.candidates } : {}),
+        };
       });
     const direct = childrenOf(ROOT);
     live.broadcast.fanout.setChildren(
@@ -475,6 +491,7 @@ export class LiveService {
     if (p === undefined || p === ROOT) {
       const a = this.deps.advertised();
       const sessionId = this.deps.me()?.sessionId ?? '';
+      const candidates = udpCandidates(this.deps.candidates());
       return {
         username: live.info.streamer,
         ip: a.ip,
@@ -482,6 +499,7 @@ export class LiveService {
         port: a.port,
         sessionId,
         role: 'user',
+        ...(candidates.length ? { candidates } : {}),
       };
     }
     // Only viewers that gave their P2P port are ever placed under (RelayTree: not leaves).
@@ -493,6 +511,7 @@ export class LiveService {
       port: v.p2pPort!,
       sessionId: v.id,
       role: v.conn.who.role,
+      ...(v.candidates ? { candidates: v.candidates } : {}),
     };
   }
 
@@ -584,6 +603,7 @@ export class LiveService {
           hidden,
           // An invisible peer's P2P port is closed: it cannot relay.
           p2pPort: hidden ? undefined : this.deps.advertised().port,
+          candidates: udpCandidates(this.deps.candidates()),
         },
         5000,
       );
@@ -591,7 +611,8 @@ export class LiveService {
       link.stop();
       throw err;
     }
-    const { stream, parent } = answer;
+    const stream = answer.stream;
+    const parent = this.reachParent(answer.parent);
     const viewing = new Viewing(this.deps.socket, {
       videoSsrc: stream.videoSsrc,
       audioSsrc: stream.audioSsrc,
@@ -599,7 +620,7 @@ export class LiveService {
       stalled: () => {
         link
           .request('stalled', { streamId })
-          .then(({ parent: p }) => this.newParent(streamId, w, p))
+          .then(({ parent: p }) => this.newParent(streamId, w, this.reachParent(p)))
           .catch(() => undefined);
       },
     });
@@ -621,11 +642,15 @@ export class LiveService {
     link.on('event', (name: string, body: any) => {
       if (body?.streamId !== streamId) return;
       if (name === 'stream_parent') {
-        const p = body.parent as StreamParent;
+        const p = this.reachParent(body.parent as StreamParent);
         this.newParent(streamId, w, p);
-        this.deps.log.write('stream_parent', { stream: streamId, parent: p.username });
+        this.deps.log.write('stream_parent', {
+          stream: streamId,
+          parent: p.username,
+          udp: `${p.ip}:${p.udpPort}`,
+        });
       } else if (name === 'stream_children') {
-        const kids = body.children as StreamChild[];
+        const kids = (body.children as StreamChild[]).map((c) => this.reachChild(c));
         w.children = kids;
         w.hops.keep(kids.map((c) => ({ sessionId: c.sessionId, ip: c.ip, port: c.udpPort })));
         viewing.fanout.setChildren(
@@ -644,6 +669,23 @@ export class LiveService {
     });
     this.deps.events.emit('stream', { state: 'watching', ...stream, watching: true, mine: false });
     return { streamId, parent: parent.username };
+  }
+
+  /** This peer's public address, when it is behind a NAT (§3.8). */
+  private publicIp(): string | undefined {
+    return publicIp(this.deps.candidates());
+  }
+
+  /** A parent with the UDP address its media will come from as we see it (§5.5). */
+  private reachParent(p: StreamParent): StreamParent {
+    const at = mediaAddress({ ip: p.ip, port: p.udpPort }, p.candidates, this.publicIp());
+    return { ...p, ip: at.ip, udpPort: at.port };
+  }
+
+  /** A child with the UDP address its datagrams will come from as we see them (§5.5). */
+  private reachChild(c: StreamChild): StreamChild {
+    const at = mediaAddress({ ip: c.ip, port: c.udpPort }, c.candidates, this.publicIp());
+    return { ...c, ip: at.ip, udpPort: at.port };
   }
 
   /** The streamer named another parent: media is taken from it once its hop is keyed. */
@@ -666,7 +708,10 @@ export class LiveService {
         ssrcs: [w.info.videoSsrc, w.info.audioSsrc],
         counters: w.srtp,
         streamerLink: w.link,
-        dial: (e) => this.deps.dial(e),
+        // A relay behind a NAT is reached as its tracker entry says (punched or relayed, §3.9,
+        // §3.10); the entry made of its StreamParent only when we cannot see its own.
+        dial: (e) =>
+          this.deps.dial(this.deps.entries().find((x) => x.sessionId === e.sessionId) ?? e),
         current,
       },
       w.parent,

@@ -303,6 +303,7 @@ export class PeerNode {
       entries: () => this.sources.list(),
       announce: () => this.background(this.submitInfo()),
       hidden: () => this.status !== 'online',
+      candidates: () => [...hostCandidates(this.p2p.advertised), ...this.reflexive],
     });
     this.sources = new ChannelSources({
       log: this.log,
@@ -649,7 +650,7 @@ export class PeerNode {
     const live = status === 'online' ? this.live.announced() : [];
     try {
       const own = this.p2p.advertised;
-      const candidates = [...hostCandidates(own), ...this.reflexive];
+      const candidates = [...hostCandidates(own), ...this.reflexive]; // as live.ts gives them
       await this.link.request('submit_info', { ...own, status, hosts, live, candidates });
     } catch (err) {
       // Too many changes at once (many channels made in a row): announce the latest state a

@@ -9,7 +9,7 @@
  * two: the streamer's link for a child of the streamer, a link to the relay otherwise.
  */
 import { z } from 'zod';
-import { Ip, Port, Role, SessionId, Username, Uuid } from './common.js';
+import { Candidate, Ip, Port, Role, SessionId, Username, Uuid } from './common.js';
 import { op } from './rpc.js';
 
 const U32 = z.number().int().min(0).max(0xffffffff);
@@ -32,6 +32,9 @@ export const StreamInfo = z.object({
   audioSsrc: U32,
 });
 
+/** UDP candidates (§3.8) a viewer or parent gives for its media port, at most 4. */
+export const MediaCandidates = z.array(Candidate).max(4);
+
 /**
  * Who feeds a viewer: the streamer itself or a relaying viewer, with the P2P endpoint (`port`,
  * TCP) and session the viewer dials to ask it for the hop's keys.
@@ -44,6 +47,8 @@ export const StreamParent = z.object({
   sessionId: SessionId,
   /** Whose certificate the parent's P2P endpoint must show (a visitor may relay). */
   role: Role,
+  /** The parent's UDP candidates (§3.8): where its media comes from across NATs (§5.5). */
+  candidates: MediaCandidates.optional(),
 });
 
 /** An SRTP master key and salt (16 + 14 bytes), base64 as in SDES `inline:` (RFC 4568). */
@@ -58,6 +63,8 @@ export const StreamChild = z.object({
   sessionId: SessionId,
   ip: Ip,
   udpPort: Port,
+  /** The child's UDP candidates, as it gave them in `watch` (§5.5). */
+  candidates: MediaCandidates.optional(),
 });
 
 /** Operations a viewer calls on a streamer. */
@@ -80,6 +87,11 @@ export const STREAM_OPS = {
        * that does not give it is never made a relay.
        */
       p2pPort: Port.optional(),
+      /**
+       * The viewer's UDP candidates (§3.8: its media port's host and server-reflexive
+       * addresses), so that a parent behind another NAT sends to its public one (§5.5).
+       */
+      candidates: MediaCandidates.optional(),
     }),
     z.object({ stream: StreamInfo, parent: StreamParent }),
   ),

@@ -1,0 +1,48 @@
+/**
+ * Where to send a peer's media, from where this peer stands (docs/PROTOCOL.md §5.5): a viewer,
+ * its parent and a relay's children announce their UDP candidates (§3.8) in `watch`,
+ * `StreamParent` and `StreamChild`, and each side picks the address the other's datagrams will
+ * come from as it sees them, so that both ends of a hop agree on it (the hop's keys, consent and
+ * feedback are all looked up by that address):
+ *
+ *   - the other's server-reflexive UDP address, when it is behind a NAT other than ours: its
+ *     NAT maps its media port to that public address for every destination (a NAT that keeps
+ *     ports, as STUN showed), and the first datagrams each side sends open its own NAT for the
+ *     other's (UDP hole punching: the viewer's PLI and reports, the parent's consent checks);
+ *   - its host address when it is behind the same NAT as we are (one home: the LAN works, and
+ *     a router need not loop back to itself);
+ *   - otherwise what the protocol said before candidates: the address as given.
+ *
+ * Claimed addresses are safe to use: media goes to an address only once it answered a consent
+ * check sent there (stream/consent.ts), so a false one gets only the small checks.
+ */
+import type { Candidate } from '../protocol/common.js';
+import type { Remote } from '../stream/media-socket.js';
+
+/** At most this many candidates travel with a viewer or parent (host and srflx, UDP). */
+export const MEDIA_CANDIDATES = 4; // MediaCandidates in protocol/stream-ops.ts
+
+/** The UDP candidates of a peer's announced ones, as media messages carry them. */
+export function udpCandidates(cs: readonly Candidate[]): Candidate[] {
+  return cs.filter((c) => c.proto === 'udp').slice(0, MEDIA_CANDIDATES);
+}
+
+/** This peer's public address, as its server-reflexive candidates show it (UDP first). */
+export function publicIp(own: readonly Candidate[]): string | undefined {
+  const srflx = own.filter((c) => c.type === 'srflx');
+  return (srflx.find((c) => c.proto === 'udp') ?? srflx[0])?.ip;
+}
+
+/** The address to exchange media with a peer whose `given` address and candidates these are. */
+export function mediaAddress(
+  given: Remote,
+  candidates: readonly Candidate[] | undefined,
+  ourPublicIp: string | undefined,
+): Remote {
+  const udp = (candidates ?? []).filter((c) => c.proto === 'udp');
+  const srflx = udp.find((c) => c.type === 'srflx');
+  const host = udp.find((c) => c.type === 'host');
+  if (srflx && srflx.ip !== ourPublicIp) return { ip: srflx.ip, port: srflx.port };
+  if (srflx && host) return { ip: host.ip, port: host.port };
+  return { ip: given.ip, port: given.port };
+}
