@@ -274,6 +274,39 @@ describe('livestreams behind NATs', () => {
     expect(daveStats.children).toEqual(['carol']);
     expect(daveStats.uploadBytes).toBeGreaterThan(50_000);
   });
+
+  for (const [what, spec] of [
+    ['behind a NAT that draws a new port per destination', { symmetric: true }],
+    ['behind a router that blocks UDP', { blockUdp: true }],
+  ] as const)
+    it(`a viewer ${what} gets the stream through a media tunnel in the server's relay, counted apart`, async () => {
+      const world = createNatWorld([{}, spec]);
+      const { alice, bob, ch } = await hostedAcrossNats(world);
+      const streamId = await goLive(alice, ch);
+      await watch(bob, streamId);
+      await waitFor(async () => (await frames(bob, streamId)) >= 60, 20_000, 'bob: 60 frames');
+      expect(bob.log()).toContainEqual(
+        expect.objectContaining({ ev: 'media_tunnel', side: 'child', peer: 'alice' }),
+      );
+      expect(alice.log()).toContainEqual(
+        expect.objectContaining({ ev: 'media_tunnel', side: 'parent' }),
+      );
+      const st = (await alice.call('GET', `/api/streams/${streamId}/stats`)).body;
+      expect(st).toMatchObject({ children: ['bob'], srtpAuthFailures: 0 });
+      expect(serverLog(world)).toContainEqual(
+        expect.objectContaining({ ev: 'relay_open', kind: 'media' }),
+      );
+      // The media crossed the relay: unwatching ends the tunnel, whose close counts its bytes.
+      expect((await bob.call('DELETE', `/api/streams/${streamId}/watch`)).status).toBeLessThan(300);
+      await waitFor(
+        () => serverLog(world).some((r) => r.ev === 'relay_close' && r.kind === 'media'),
+        10_000,
+        'the tunnel closed',
+      );
+      const closed = serverLog(world).find((r) => r.ev === 'relay_close' && r.kind === 'media')!;
+      expect(Number(closed.down)).toBeGreaterThan(50_000); // alice → bob: the stream
+      expect(Number(closed.up)).toBeGreaterThan(0); // bob → alice: reports, consent answers
+    });
 });
 
 async function goLive(p: HomePeer, ch: string): Promise<string> {

@@ -37,6 +37,8 @@ export interface NatSpec {
    * nothing else on the internet, so no hole can be punched, whatever the NAT.
    */
   onlyServer?: boolean;
+  /** UDP blocked: the router forwards no UDP from home (STUN and media alike). */
+  blockUdp?: boolean;
 }
 
 /** One home: its router's namespace and its own. */
@@ -172,6 +174,7 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
           '-j',
           'DROP',
         ]);
+    if (spec.blockUdp) inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '-p', 'udp', '-j', 'DROP']);
     if (spec.onlyServer)
       inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '!', '-d', SERVER_IP, '-j', 'DROP']);
     return { ns: home, nat, lanIp, wanIp };

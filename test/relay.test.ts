@@ -112,7 +112,7 @@ describe('the relay at the server', () => {
     await waitFor(() => b.got().length === up.length && a.got().length === 1 + down.length);
     expect(b.got().equals(up)).toBe(true);
     expect(a.got().subarray(1).equals(down)).toBe(true);
-    expect(tn.server.relays!.stats.bytes).toBe(up.length + down.length);
+    expect(tn.server.relays!.stats.bytes).toEqual({ p2p: up.length + down.length, media: 0 });
     expect(tn.server.relays!.links).toBe(1);
     const metrics = await (await fetch(new URL('/metrics', tn.server.httpUrl))).text();
     expect(metrics).toContain(`hchat_relay_bytes_total{kind="p2p"} ${up.length + down.length}`);

@@ -21,7 +21,8 @@ import {
 import { describeIssues } from '../protocol/rpc.js';
 import { STREAM_LIMITS } from '../shared/limits.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import type { MediaSocket } from '../stream/media-socket.js';
+import type net from 'node:net';
+import type { MediaSocket, Remote } from '../stream/media-socket.js';
 import { Broadcast } from '../stream/broadcast.js';
 import { Viewing } from '../stream/viewing.js';
 import { ROOT, RelayTree } from '../stream/relay-tree.js';
@@ -34,7 +35,7 @@ import type { EventHub } from './event-hub.js';
 import type { MemberConn } from './host-service.js';
 import type { PeerIdentity } from './p2p.js';
 import { ChildHops, fetchHop } from './live-keys.js';
-import { mediaAddress, publicIp, udpCandidates } from './media-address.js';
+import { mediaAddress, mediaCandidates, needsTunnel, publicIp } from './media-address.js';
 import type { NewStream, Stream, StreamStats } from './api-live-shapes.js';
 import { newSrtpCounters, type Hop, type SrtpCounters } from '../stream/hops.js';
 
@@ -70,6 +71,12 @@ export interface LiveDeps {
   hidden(): boolean;
   /** This peer's candidates as it announces them (§3.8): host and server-reflexive. */
   candidates(): Candidate[];
+  /** A media tunnel to our parent in a stream through the server's relay (§5.6). */
+  mediaRelay(
+    parent: { username: string; sessionId: string },
+    streamId: string,
+    name: string,
+  ): Promise<net.Socket>;
 }
 
 /** `POST /api/channels/:id/streams` settings. */
@@ -128,6 +135,8 @@ interface Watch {
   children: StreamChild[];
   hops: ChildHops;
   srtp: SrtpCounters;
+  /** The media tunnel to the parent, when the hop goes through the server's relay (§5.6). */
+  tunnel?: Remote;
 }
 
 const MEMBERS_TTL_MS = 10_000;
@@ -136,6 +145,8 @@ export class LiveService {
   private readonly lives = new Map<string, Live>();
   private readonly watches = new Map<string, Watch>();
   private readonly memberCache = new Map<string, { at: number; members: Set<string> }>();
+  /** Media tunnels children opened to us through the relay (§5.6), by child session. */
+  private readonly childTunnels = new Map<string, Remote>();
 
   constructor(private readonly deps: LiveDeps) {}
 
@@ -325,14 +336,16 @@ export class LiveService {
     if (live) {
       const v = live.viewers.get(sid);
       if (v && v.conn === conn && live.tree.parentOf(sid) === ROOT) {
-        granted = live.hops.grant(sid, { ip: v.ip, port: v.udpPort });
-        live.broadcast.fanout.recheck({ ip: v.ip, port: v.udpPort });
+        const at = this.childAt(sid, { ip: v.ip, port: v.udpPort });
+        granted = live.hops.grant(sid, at);
+        live.broadcast.fanout.recheck(at);
       }
     } else if (w) {
       const c = w.children.find((k) => k.sessionId === sid);
       if (c) {
-        granted = w.hops.grant(sid, { ip: c.ip, port: c.udpPort });
-        w.viewing.fanout.recheck({ ip: c.ip, port: c.udpPort });
+        const at = this.childAt(sid, { ip: c.ip, port: c.udpPort });
+        granted = w.hops.grant(sid, at);
+        w.viewing.fanout.recheck(at);
       }
     } else {
       throw new HchatError('E_STREAM_NOT_FOUND');
@@ -418,7 +431,7 @@ export class LiveService {
       ip: at.ip,
       udpPort: at.port,
       p2pPort: leaf ? undefined : p2pPort,
-      ...(candidates?.length ? { candidates: udpCandidates(candidates) } : {}),
+      ...(candidates?.length ? { candidates: mediaCandidates(candidates) } : {}),
     });
     const parent = leaf ? live.tree.addHidden(id) : live.tree.add(id);
     this.deps.log.write('watch', {
@@ -461,7 +474,7 @@ export class LiveService {
           ...(v.candidates ? { candidates: v.candidates } : {}),
         };
       });
-    const direct = childrenOf(ROOT);
+    const direct = childrenOf(ROOT).map((c) => this.tunnelled(c));
     live.broadcast.fanout.setChildren(
       direct.map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
     );
@@ -491,7 +504,7 @@ export class LiveService {
     if (p === undefined || p === ROOT) {
       const a = this.deps.advertised();
       const sessionId = this.deps.me()?.sessionId ?? '';
-      const candidates = udpCandidates(this.deps.candidates());
+      const candidates = mediaCandidates(this.deps.candidates());
       return {
         username: live.info.streamer,
         ip: a.ip,
@@ -603,7 +616,7 @@ export class LiveService {
           hidden,
           // An invisible peer's P2P port is closed: it cannot relay.
           p2pPort: hidden ? undefined : this.deps.advertised().port,
-          candidates: udpCandidates(this.deps.candidates()),
+          candidates: mediaCandidates(this.deps.candidates()),
         },
         5000,
       );
@@ -650,13 +663,9 @@ export class LiveService {
           udp: `${p.ip}:${p.udpPort}`,
         });
       } else if (name === 'stream_children') {
-        const kids = (body.children as StreamChild[]).map((c) => this.reachChild(c));
-        w.children = kids;
-        w.hops.keep(kids.map((c) => ({ sessionId: c.sessionId, ip: c.ip, port: c.udpPort })));
-        viewing.fanout.setChildren(
-          kids.map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
-        );
-        this.deps.log.write('relay', { stream: streamId, children: kids.length });
+        w.children = (body.children as StreamChild[]).map((c) => this.reachChild(c));
+        this.feedChildren(w);
+        this.deps.log.write('relay', { stream: streamId, children: w.children.length });
       } else if (name === 'stream_ended') {
         this.endWatch(streamId, 'ended');
       }
@@ -688,6 +697,54 @@ export class LiveService {
     return { ...c, ip: at.ip, udpPort: at.port };
   }
 
+  /** Where a child's media goes: through the tunnel it opened to us, if any, else `at`. */
+  private childAt(sessionId: string, at: Remote): Remote {
+    return this.childTunnels.get(sessionId) ?? at;
+  }
+
+  /** A child as we feed it: its address replaced by its tunnel's when it opened one. */
+  private tunnelled(c: StreamChild): StreamChild {
+    const t = this.childTunnels.get(c.sessionId);
+    return t ? { ...c, ip: t.ip, udpPort: t.port } : c;
+  }
+
+  /** A relay's children, at the addresses we feed them at, to its fan-out and hop keys. */
+  private feedChildren(w: Watch): void {
+    const kids = w.children.map((c) => this.tunnelled(c));
+    w.hops.keep(kids.map((c) => ({ sessionId: c.sessionId, ip: c.ip, port: c.udpPort })));
+    w.viewing.fanout.setChildren(
+      kids.map((c) => ({ username: c.username, ip: c.ip, port: c.udpPort })),
+    );
+  }
+
+  /**
+   * A media tunnel a child opened to us through the server's relay (§5.6): taken when that
+   * session is our child in that stream (as the streamer, or as its relay), else closed. Its
+   * hop is keyed by the tunnel from the child's next `stream_key` on.
+   */
+  acceptTunnel(from: { sessionId: string }, streamId: string, socket: net.Socket): void {
+    const sid = from.sessionId;
+    const live = this.lives.get(streamId);
+    const w = this.watches.get(streamId);
+    const ours = live
+      ? live.viewers.has(sid) && live.tree.parentOf(sid) === ROOT
+      : w?.children.some((c) => c.sessionId === sid);
+    if (!ours) return void socket.destroy();
+    const old = this.childTunnels.get(sid);
+    const remote = this.deps.socket.tunnel(socket, () => {
+      if (this.childTunnels.get(sid) !== remote) return;
+      this.childTunnels.delete(sid);
+      // Back to the child's own address; the tree or its next stream_key sets it right.
+      if (live && this.lives.get(streamId) === live) this.syncTree(live);
+      if (w && this.watches.get(streamId) === w) this.feedChildren(w);
+    });
+    this.childTunnels.set(sid, remote);
+    if (old) this.deps.socket.closeTunnel(old);
+    if (live) this.syncTree(live);
+    else if (w) this.feedChildren(w);
+    this.deps.log.write('media_tunnel', { stream: streamId, peer: sid, side: 'parent' });
+  }
+
   /** The streamer named another parent: media is taken from it once its hop is keyed. */
   private newParent(streamId: string, w: Watch, p: StreamParent): void {
     if (this.watches.get(streamId) !== w) return;
@@ -700,6 +757,57 @@ export class LiveService {
   private rekey(streamId: string, w: Watch): void {
     const gen = ++w.keyGen;
     const current = () => this.watches.get(streamId) === w && w.keyGen === gen;
+    if (w.tunnel) {
+      this.deps.socket.closeTunnel(w.tunnel);
+      w.tunnel = undefined;
+    }
+    void this.reachable(streamId, w, current).then(
+      (parent) => parent && this.fetchKeys(streamId, w, parent, current),
+    );
+  }
+
+  /**
+   * The parent as media will reach it: itself, or (when UDP cannot cross the NATs between us,
+   * §5.6) a media tunnel to it through the server's relay; undefined when that failed or went
+   * stale (the stall logic then asks the streamer for another parent).
+   */
+  private async reachable(
+    streamId: string,
+    w: Watch,
+    current: () => boolean,
+  ): Promise<StreamParent | undefined> {
+    const parent = w.parent;
+    if (!needsTunnel(this.deps.candidates(), parent.candidates)) return parent;
+    const name = `${parent.username}@${parent.ip}:${parent.udpPort}`;
+    let socket: net.Socket;
+    try {
+      socket = await this.deps.mediaRelay(parent, streamId, name);
+    } catch {
+      return undefined; // logged by the relay dial
+    }
+    if (!current()) return void socket.destroy();
+    const remote = this.deps.socket.tunnel(socket, () => {
+      if (w.tunnel === remote && current())
+        this.deps.log.write('media_tunnel_closed', { stream: streamId });
+    });
+    w.tunnel = remote;
+    const tunnelled = { ...parent, ip: remote.ip, udpPort: remote.port };
+    w.viewing.setParent({ username: parent.username, ip: remote.ip, port: remote.port });
+    this.deps.log.write('media_tunnel', {
+      stream: streamId,
+      peer: parent.username,
+      side: 'child',
+      udp: `${remote.ip}:${remote.port}`,
+    });
+    return tunnelled;
+  }
+
+  private fetchKeys(
+    streamId: string,
+    w: Watch,
+    parent: StreamParent,
+    current: () => boolean,
+  ): void {
     void fetchHop(
       {
         socket: this.deps.socket,
@@ -714,7 +822,7 @@ export class LiveService {
           this.deps.dial(this.deps.entries().find((x) => x.sessionId === e.sessionId) ?? e),
         current,
       },
-      w.parent,
+      parent,
     ).then((hop) => {
       if (!hop || !current()) return;
       this.deps.socket.hops.add(hop); // replaces the hop from the previous parent
@@ -739,6 +847,7 @@ export class LiveService {
     w.viewing.stop();
     w.hops.clear();
     if (w.upHop) this.deps.socket.hops.remove(w.upHop);
+    if (w.tunnel) this.deps.socket.closeTunnel(w.tunnel);
     w.link.removeAllListeners();
     w.link.stop();
     this.deps.log.write('watch_end', {

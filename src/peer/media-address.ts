@@ -19,12 +19,33 @@
 import type { Candidate } from '../protocol/common.js';
 import type { Remote } from '../stream/media-socket.js';
 
-/** At most this many candidates travel with a viewer or parent (host and srflx, UDP). */
+/** At most this many candidates travel with a viewer or parent. */
 export const MEDIA_CANDIDATES = 4; // MediaCandidates in protocol/stream-ops.ts
 
-/** The UDP candidates of a peer's announced ones, as media messages carry them. */
-export function udpCandidates(cs: readonly Candidate[]): Candidate[] {
-  return cs.filter((c) => c.proto === 'udp').slice(0, MEDIA_CANDIDATES);
+/**
+ * The candidates of a peer's announced ones that media messages carry: its UDP ones, and its
+ * TCP server-reflexive one (a NAT that answered no STUN: UDP blocked, see needsTunnel).
+ */
+export function mediaCandidates(cs: readonly Candidate[]): Candidate[] {
+  return cs.filter((c) => c.proto === 'udp' || c.type === 'srflx').slice(0, MEDIA_CANDIDATES);
+}
+
+/**
+ * Whether a hop between us and a peer with these candidates must go through the server's relay
+ * as a media tunnel (§5.6): not inside one home; otherwise when either side's NAT draws a new
+ * UDP port per destination (its srflx port is not its base: no address to aim at), or stands in
+ * front of a peer whose STUN went unanswered (UDP blocked).
+ */
+export function needsTunnel(own: readonly Candidate[], theirs: readonly Candidate[] = []): boolean {
+  const ours = publicIp(own);
+  if (ours !== undefined && ours === publicIp(theirs)) return false;
+  return unreachableUdp(own) || unreachableUdp(theirs);
+}
+
+function unreachableUdp(cs: readonly Candidate[]): boolean {
+  const udp = cs.find((c) => c.type === 'srflx' && c.proto === 'udp');
+  if (udp) return udp.base !== undefined && udp.base !== udp.port;
+  return cs.some((c) => c.type === 'srflx' && c.proto === 'tcp');
 }
 
 /** This peer's public address, as its server-reflexive candidates show it (UDP first). */

@@ -281,6 +281,7 @@ export class PeerNode {
       ownReflexive: () => this.reflexive,
       serving: () => this.authed && this.p2p.serving,
       adopt: (socket) => this.p2p.adopt(socket),
+      mediaTunnel: (from, streamId, socket) => this.live.acceptTunnel(from, streamId, socket),
     });
     this.live = new LiveService({
       log: this.log,
@@ -304,6 +305,7 @@ export class PeerNode {
       announce: () => this.background(this.submitInfo()),
       hidden: () => this.status !== 'online',
       candidates: () => [...hostCandidates(this.p2p.advertised), ...this.reflexive],
+      mediaRelay: (parent, streamId, name) => this.puncher.relayMedia(parent, streamId, name),
     });
     this.sources = new ChannelSources({
       log: this.log,

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Candidate, TrackerEntry } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
-import type { PunchEvent, RelayEvent } from '../protocol/nat-ops.js';
+import type { PunchEvent, RelayEvent, RelayKind } from '../protocol/nat-ops.js';
 import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { hostOf } from './reflexive.js';
@@ -34,6 +34,8 @@ export interface PuncherDeps {
   serving(): boolean;
   /** Hands a punched connection to the P2P endpoint, as if it had been accepted. */
   adopt(socket: net.Socket): void;
+  /** Hands a media tunnel a child opened to us through the relay to the livestreams (§5.6). */
+  mediaTunnel(from: RelayEvent['from'], streamId: string, socket: net.Socket): void;
 }
 
 /** A member's way to its hosts, and a host's answers to members' punches. */
@@ -91,26 +93,50 @@ export class Puncher {
 
   /** A link to the entry's host through the server's relay (PROTOCOL.md §3.10). */
   private async relayTo(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
-    const started = Date.now();
     const name = hostName(entry.username, entry.ip, entry.port);
+    const socket = await this.relayed(name, { to: entry, kind: 'p2p' });
+    return { socket, via: 'relay' };
+  }
+
+  /**
+   * A media tunnel to our parent in a stream through the server's relay (§5.6), for a hop whose
+   * UDP cannot cross the NATs between: a socket for RFC 4571 frames once the parent is in.
+   */
+  relayMedia(
+    parent: { username: string; sessionId: string },
+    streamId: string,
+    name: string,
+  ): Promise<net.Socket> {
+    return this.relayed(name, { to: parent, kind: 'media', streamId });
+  }
+
+  /** Asks `relay` of the server and meets the other side at its relay port; logged. */
+  private async relayed(
+    name: string,
+    r: { to: { username: string; sessionId: string }; kind: RelayKind; streamId?: string },
+  ): Promise<net.Socket> {
+    const started = Date.now();
     try {
-      const r = await this.d.link.request('relay', {
-        to: { username: entry.username, sessionId: entry.sessionId },
+      const a = await this.d.link.request('relay', {
+        to: { username: r.to.username, sessionId: r.to.sessionId },
         id: crypto.randomBytes(12).toString('base64url'),
+        ...(r.kind === 'media' ? { kind: r.kind, streamId: r.streamId } : {}),
       });
       const ip = hostOf(this.d.link.address);
-      const socket = await relayDialMember({ ip, port: r.port, token: r.token });
+      const socket = await relayDialMember({ ip, port: a.port, token: a.token });
       this.d.log.write('relay_link', {
         peer: name,
-        addr: `${ip}:${r.port}`,
+        kind: r.kind,
+        addr: `${ip}:${a.port}`,
         result: 'ok',
         ms: Date.now() - started,
       });
-      return { socket, via: 'relay' };
+      return socket;
     } catch (err) {
       const reason = err instanceof HchatError ? err.code : 'error';
       this.d.log.write('relay_link', {
         peer: name,
+        kind: r.kind,
         result: 'failed',
         reason,
         ms: Date.now() - started,
@@ -124,14 +150,17 @@ export class Puncher {
     if (!this.d.serving()) return; // nobody can reach us now: say nothing
     const ip = hostOf(this.d.link.address);
     const name = peerName(e.from.username, ip, e.port);
+    const kind = e.kind ?? 'p2p';
+    if (kind === 'media' && e.streamId === undefined) return; // names no stream: nothing to carry
     relayDialHost({ ip, port: e.port, token: e.token }).then(
       (socket) => {
-        this.d.log.write('relay_link', { peer: name, addr: `${ip}:${e.port}`, result: 'ok' });
-        this.d.adopt(socket);
+        this.d.log.write('relay_link', { peer: name, kind, addr: `${ip}:${e.port}`, result: 'ok' });
+        if (kind === 'media') this.d.mediaTunnel(e.from, e.streamId!, socket);
+        else this.d.adopt(socket);
       },
       (err: unknown) => {
         const reason = err instanceof HchatError ? err.code : 'error';
-        this.d.log.write('relay_link', { peer: name, result: 'failed', reason });
+        this.d.log.write('relay_link', { peer: name, kind, result: 'failed', reason });
       },
     );
   }

@@ -6,7 +6,7 @@
  * server carry the link's bytes where no punch can work.
  */
 import { z } from 'zod';
-import { Ip, Port, Role, SessionId } from './common.js';
+import { Ip, Port, Role, SessionId, Uuid } from './common.js';
 import { op } from './rpc.js';
 
 /** A punch's id: chosen by the session that starts it, repeated by the answer. */
@@ -14,6 +14,10 @@ export const PunchId = z.string().regex(/^[A-Za-z0-9_-]{8,32}$/, 'expected a pun
 
 /** A relay token: 32 random bytes in base64url, one per side of a relayed link. */
 export const RelayToken = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a relay token');
+
+/** What a relayed connection carries: a P2P link (§3.10), or a livestream hop's media (§5.6). */
+export const RelayKind = z.enum(['p2p', 'media']);
+export type RelayKind = z.infer<typeof RelayKind>;
 
 /** The session a punch or relay names. */
 const SessionRef = z.object({ username: z.string().min(1).max(64), sessionId: SessionId });
@@ -39,7 +43,14 @@ export const NAT_OPS = {
    */
   relay: op(
     'session',
-    z.object({ to: SessionRef, id: PunchId }),
+    z.object({
+      to: SessionRef,
+      id: PunchId,
+      /** `media`: a tunnel for a livestream hop's SRTP (§5.6), counted apart; `p2p` by default. */
+      kind: RelayKind.optional(),
+      /** The stream a media tunnel is for (the viewer's parent checks it is its child there). */
+      streamId: Uuid.optional(),
+    }),
     z.object({ port: Port, token: RelayToken }),
   ),
 } as const;
@@ -54,7 +65,14 @@ export const PunchEvent = z.object({
 export type PunchEvent = z.infer<typeof PunchEvent>;
 
 /** `relay` push: `from` asks this session to meet it at the server's relay `port` with `token`. */
-export const RelayEvent = z.object({ from: From, port: Port, token: RelayToken, id: PunchId });
+export const RelayEvent = z.object({
+  from: From,
+  port: Port,
+  token: RelayToken,
+  id: PunchId,
+  kind: RelayKind.optional(),
+  streamId: Uuid.optional(),
+});
 export type RelayEvent = z.infer<typeof RelayEvent>;
 
 /** The pushes. */

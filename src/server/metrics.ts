@@ -24,7 +24,7 @@ export interface MetricsSource {
   /** Password hashes waiting for their turn, by class. */
   queuedScrypt(): { login: number; register: number };
   /** The P2P relay's links now and its counters, when it runs one. */
-  relay(): { links: number; bytes: number } | undefined;
+  relay(): { links: number; bytes: { p2p: number; media: number } } | undefined;
 }
 
 /** Frame types a server reads: a label outside these is `other` (labels stay few). */
@@ -128,10 +128,10 @@ export class ServerMetrics {
     });
     new client.Counter({
       name: 'hchat_relay_bytes_total',
-      help: "Bytes the relay passed between P2P links' two sides, both ways",
+      help: 'Bytes the relay passed between the two sides of its links, both ways, by what they carry (P2P links, livestream media)',
       labelNames: ['kind'],
       registers,
-      collect: followCounts('kind', () => ({ p2p: src.relay()?.bytes ?? 0 })),
+      collect: followCounts('kind', () => src.relay()?.bytes ?? { p2p: 0, media: 0 }),
     });
     new client.Gauge({
       name: 'hchat_queue_depth',

@@ -21,6 +21,7 @@ import {
   RELAY_TOKEN_BYTES,
   parseRelayHeader,
 } from '../protocol/relay-header.js';
+import type { RelayKind } from '../protocol/nat-ops.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
@@ -44,6 +45,7 @@ interface Side {
 /** A relayed link: asked for by `a` (the member), offered to `b` (the host). */
 interface Pair {
   id: string;
+  kind: RelayKind;
   session: string;
   a: Side;
   b: Side;
@@ -58,8 +60,8 @@ interface Pair {
 export interface RelayStats {
   /** Links paired so far. */
   paired: number;
-  /** Bytes passed through, both ways, by links paired so far. */
-  bytes: number;
+  /** Bytes passed through, both ways, by links paired so far, by what they carry. */
+  bytes: Record<RelayKind, number>;
   /** Connections to the relay port refused: a bad header, an unknown or used token. */
   refused: number;
 }
@@ -72,7 +74,7 @@ export class RelayService {
   private readonly pairs = new Set<Pair>();
   /** Links asked for per session, pending or paired. */
   private readonly perSession = new Map<string, number>();
-  readonly stats: RelayStats = { paired: 0, bytes: 0, refused: 0 };
+  readonly stats: RelayStats = { paired: 0, bytes: { p2p: 0, media: 0 }, refused: 0 };
 
   constructor(private readonly d: RelayServiceDeps) {
     this.server.on('error', () => undefined);
@@ -116,8 +118,10 @@ export class RelayService {
     if (this.pairs.size >= NAT_LIMITS.relayLinksTotal)
       throw HchatError.rateLimited('the relay is full', 1000);
     const token = () => crypto.randomBytes(RELAY_TOKEN_BYTES).toString('base64url');
+    const kind = b.kind ?? 'p2p';
     const pair: Pair = {
       id: b.id,
+      kind,
       session: s.sessionId,
       a: { token: token(), name: conn.name },
       b: { token: token(), name: target.name },
@@ -140,10 +144,12 @@ export class RelayService {
           port: this.port,
           token: pair.b.token,
           id: b.id,
+          ...(b.kind ? { kind: b.kind } : {}),
+          ...(b.streamId ? { streamId: b.streamId } : {}),
         },
       }),
     );
-    this.d.log.write('relay_link', { peer: conn.name, to: target.name, id: b.id });
+    this.d.log.write('relay_link', { peer: conn.name, to: target.name, id: b.id, kind });
     return { port: this.port, token: pair.a.token };
   }
 
@@ -194,11 +200,11 @@ export class RelayService {
     b.removeAllListeners('data');
     a.on('data', (d: Buffer) => {
       pair.up += d.length;
-      this.stats.bytes += d.length;
+      this.stats.bytes[pair.kind] += d.length;
     });
     b.on('data', (d: Buffer) => {
       pair.down += d.length;
-      this.stats.bytes += d.length;
+      this.stats.bytes[pair.kind] += d.length;
     });
     for (const s of [a, b]) s.setTimeout(NAT_LIMITS.relayIdleMs, () => this.end(pair, 'idle'));
     // Only the side that asked hears it: it speaks first (its TLS ClientHello), and the other
@@ -206,7 +212,12 @@ export class RelayService {
     a.write(Buffer.from([RELAY_PAIRED]));
     a.pipe(b);
     b.pipe(a);
-    this.d.log.write('relay_open', { peer: pair.a.name, to: pair.b.name, id: pair.id });
+    this.d.log.write('relay_open', {
+      peer: pair.a.name,
+      to: pair.b.name,
+      id: pair.id,
+      kind: pair.kind,
+    });
   }
 
   private end(pair: Pair, reason: string): void {
@@ -223,6 +234,7 @@ export class RelayService {
       peer: pair.a.name,
       to: pair.b.name,
       id: pair.id,
+      kind: pair.kind,
       reason,
       up: pair.up,
       down: pair.down,

@@ -7,7 +7,9 @@
  * hold no key for is not sent (counted). Datagrams under no key, a wrong key or replayed are
  * dropped and counted, never parsed. Malformed datagrams and datagrams for no stream of ours are
  * counted and ignored; `--udp-loss` drops a fraction of what arrives, at random, to test loss
- * recovery on a kernel without netem. `sendPlain` is for exports to local tools alone.
+ * recovery on a kernel without netem. `sendPlain` is for exports to local tools alone. A hop whose
+ * UDP cannot cross the NATs between travels over a media tunnel (media-tunnel.ts) that stands
+ * here for one more remote: sent and received through it as through the socket.
  */
 import { looksLikeStun } from '../protocol/stun.js';
 import dgram from 'node:dgram';
@@ -16,6 +18,8 @@ import { parseRtcp, type RtcpPacket } from './rtcp.js';
 import { HopTable, type Hop } from './hops.js';
 import type { SrtpFailure } from './srtp.js';
 import { bindUdp } from '../shared/udp-bind.js';
+import type net from 'node:net';
+import { MediaTunnel } from './media-tunnel.js';
 
 /** The sender of a datagram. */
 export interface Remote {
@@ -50,6 +54,9 @@ export class MediaSocket {
   private readonly socket = dgram.createSocket('udp4');
   private readonly handlers = new Map<number, SsrcHandler>();
   private isClosed = false;
+  /** Hops carried over TCP (§5.6), by the made-up remote that stands for each. */
+  private readonly tunnels = new Map<string, MediaTunnel>();
+  private tunnelSeq = 0;
   readonly stats: MediaSocketStats = {
     received: 0,
     sent: 0,
@@ -124,14 +131,49 @@ export class MediaSocket {
    */
   sendPlain(datagram: Uint8Array, to: Remote): number {
     if (this.isClosed) return 0;
+    const tunnel = this.tunnels.get(`${to.ip}:${to.port}`);
+    if (tunnel) {
+      if (!tunnel.send(datagram)) return 0;
+      this.stats.sent++;
+      this.stats.bytesSent += datagram.length;
+      return datagram.length;
+    }
     this.stats.sent++;
     this.stats.bytesSent += datagram.length;
     this.socket.send(datagram, to.port, to.ip);
     return datagram.length;
   }
 
+  /**
+   * Carries a hop over a TCP connection (a media tunnel through the server's relay, §5.6): the
+   * answer is the remote that stands for it (`relay:<n>`, no address), to key the hop by and
+   * send to as to any other; what arrives through it is received as from that remote.
+   */
+  tunnel(socket: net.Socket, onClose: () => void): Remote {
+    this.tunnelSeq = (this.tunnelSeq % 65535) + 1;
+    const remote = { ip: 'relay', port: this.tunnelSeq };
+    const key = `${remote.ip}:${remote.port}`;
+    this.tunnels.get(key)?.close();
+    const t = new MediaTunnel(
+      socket,
+      (d) => this.receive(d, remote),
+      () => {
+        if (this.tunnels.get(key) === t) this.tunnels.delete(key);
+        onClose();
+      },
+    );
+    this.tunnels.set(key, t);
+    return remote;
+  }
+
+  /** Closes the tunnel that `remote` stands for, if it is one. */
+  closeTunnel(remote: Remote): void {
+    this.tunnels.get(`${remote.ip}:${remote.port}`)?.close();
+  }
+
   close(): Promise<void> {
     this.isClosed = true;
+    for (const t of this.tunnels.values()) t.close();
     return new Promise((resolve) => {
       try {
         this.socket.close(() => resolve());
