@@ -23,9 +23,16 @@ async function hostedAcrossNats(world: NatWorld) {
 }
 
 /** What `peer` shows of a channel now: texts in order and where they came from. */
-async function view(peer: HomePeer, ch: string): Promise<{ texts: string[]; source: string }> {
+async function view(
+  peer: HomePeer,
+  ch: string,
+): Promise<{ texts: string[]; source: string; link?: string }> {
   const r = await peer.call('GET', `/api/channels/${ch}/messages?limit=50`);
-  return { texts: r.body.messages.map((m: { text: string }) => m.text), source: r.body.source };
+  return {
+    texts: r.body.messages.map((m: { text: string }) => m.text),
+    source: r.body.source,
+    link: r.body.link,
+  };
 }
 
 function serverLog(world: NatWorld): Array<Record<string, string>> {
@@ -113,6 +120,9 @@ describe('peers behind NATs', () => {
         peer: expect.stringMatching(/^peer:bob@203\.0\.113\.12:/),
       }),
     );
+    // The local API says how (the UI's badge: "P2P from its host · through both routers").
+    expect((await view(bob, ch)).link).toBe('punched');
+    expect((await view(alice, ch)).link).toBeUndefined(); // hosted on alice's own peer
     // The link carries the channel both ways, as on one machine.
     expect(
       (await bob.call('POST', `/api/channels/${ch}/messages`, { text: 'from bob' })).status,
@@ -151,6 +161,7 @@ describe('peers behind NATs', () => {
     const { alice, bob, ch } = await hostedAcrossNats(world);
     await waitFor(async () => (await view(bob, ch)).source === 'host', 20_000, 'bob on the host');
     expect(bob.log().filter((r) => r.ev === 'punch')).toEqual([]);
+    expect((await view(bob, ch)).link).toBe('relay');
     const open = bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:alice@'));
     expect(open).toMatchObject({
       peer: `host:alice@${alice.p2p}`,

@@ -14,6 +14,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { spawnHchat, type HchatProcess } from './processes.js';
@@ -62,6 +63,12 @@ export interface HomePeer {
   call<T = any>(method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
   /** Its connection log, one record per line (docs/PROTOCOL.md §6). */
   log(): Array<Record<string, string>>;
+  /**
+   * Its web UI's URL (with its token) for a browser in the test's own namespace: a listener
+   * on the same 127.0.0.1 port here, passing each connection to the home's forwarder (the
+   * peer wants its own host:port as the Host of every request).
+   */
+  uiUrl(): Promise<string>;
 }
 
 export interface NatWorld {
@@ -240,6 +247,20 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
             .trim()
             .split('\n')
             .map(parseRecord),
+        async uiUrl() {
+          const bridge = net.createServer((c) => {
+            const u = net.connect(sock);
+            c.pipe(u).pipe(c);
+            u.on('error', () => c.destroy());
+            c.on('error', () => u.destroy());
+          });
+          await new Promise<void>((resolve, reject) => {
+            bridge.once('error', reject);
+            bridge.listen(Number(ui.port), '127.0.0.1', resolve);
+          });
+          onTestFinished(() => new Promise<void>((r) => bridge.close(() => r())));
+          return ui.toString();
+        },
       };
       const password = `${username}-pw`;
       const reg = await peer.call('POST', '/api/register', { username, password });

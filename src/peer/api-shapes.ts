@@ -155,12 +155,21 @@ export type ApiMessage = z.infer<typeof ApiMessage>;
 /** Where a page came from: the channel's host, the server, or this peer's own copy. */
 export const PageSource = z.enum(['host', 'server', 'local']);
 
+/**
+ * How the link to a channel's host was made (docs/PROTOCOL.md §3.9, §3.10): dialled, through a
+ * hole punched in both NATs, or through the server's relay.
+ */
+export const LinkVia = z.enum(['direct', 'punched', 'relay']);
+export type LinkVia = z.infer<typeof LinkVia>;
+
 /** A page of a channel's messages, oldest first. */
 export const Page = named(
   'Page',
   z.object({
     messages: z.array(ApiMessage),
     source: PageSource,
+    /** With `source: host` when another peer hosts it: how this peer's link to it was made. */
+    link: LinkVia.optional(),
     hasMore: z.boolean(),
     /** Only on a page `around` a message: newer messages exist after it. */
     hasNewer: z.boolean().optional(),

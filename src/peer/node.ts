@@ -47,7 +47,7 @@ import type crypto from 'node:crypto';
 import type { NodeContext } from './context.js';
 import { Replication } from './replication.js';
 import { Delivery, TRANSIENT } from './delivery.js';
-import type { ApiChannel, ApiMessage, Me } from './api-shapes.js';
+import type { ApiChannel, ApiMessage, LinkVia, Me } from './api-shapes.js';
 import { announce } from './announce.js';
 import { MessageActions } from './message-actions.js';
 import { ChannelPages } from './pages.js';
@@ -995,7 +995,7 @@ export class PeerNode {
     channelId: string,
     limit: number,
     before?: string,
-  ): Promise<{ messages: ApiMessage[]; source: Source; hasMore: boolean }> {
+  ): Promise<{ messages: ApiMessage[]; source: Source; link?: LinkVia; hasMore: boolean }> {
     const account = this.account;
     if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
     const beforeMsg = before === undefined ? undefined : this.store.getMessage(before);

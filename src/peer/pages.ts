@@ -8,7 +8,7 @@ import { HchatError } from '../protocol/errors.js';
 import type { StoredMessage } from '../protocol/common.js';
 import { compareMessages } from '../shared/hlc.js';
 import type { LocalMessage } from '../store/peer-store.js';
-import type { ApiMessage } from './api-shapes.js';
+import { LinkVia, type ApiMessage } from './api-shapes.js';
 import { apiMessages } from './message-view.js';
 import type { NodeContext } from './context.js';
 import { TRANSIENT } from './delivery.js';
@@ -16,6 +16,10 @@ import type { Replication } from './replication.js';
 
 /** Where a page came from. */
 export type Source = 'host' | 'server' | 'local';
+
+function isLinkVia(v: string | undefined): v is LinkVia {
+  return LinkVia.safeParse(v).success;
+}
 
 /** True for a message (not a change to one). */
 function isMessage(m: { kind?: string }): boolean {
@@ -36,11 +40,14 @@ export class ChannelPages {
     limit: number,
     before: string | undefined,
     beforeMsg: LocalMessage | undefined,
-  ): Promise<{ messages: ApiMessage[]; source: Source; hasMore: boolean } | undefined> {
+  ): Promise<
+    { messages: ApiMessage[]; source: Source; link?: LinkVia; hasMore: boolean } | undefined
+  > {
     const host = this.ctx.sources.linkFor(channelId);
     try {
       let page: { messages: StoredMessage[]; hasMore: boolean };
       let source: Source;
+      let link: LinkVia | undefined;
       if (this.ctx.isHostedHere(channelId)) {
         const local = this.ctx.store.page(channelId, limit, beforeMsg);
         this.ctx.log.write('fetch', {
@@ -71,6 +78,7 @@ export class ChannelPages {
           before,
         });
         source = 'host';
+        link = isLinkVia(host.via) ? host.via : 'direct';
       } else if (this.ctx.authed && (beforeMsg === undefined || beforeMsg.seq !== null)) {
         const answer = await this.ctx.link.request('history', { channelId, limit, before });
         const shown = this.replication.receive(
@@ -110,7 +118,7 @@ export class ChannelPages {
           hasMore = true;
         }
       }
-      return { messages, source, hasMore };
+      return { messages, source, ...(link ? { link } : {}), hasMore };
     } catch (err) {
       if (!(err instanceof HchatError) || !TRANSIENT.has(err.code)) throw err;
       return undefined;

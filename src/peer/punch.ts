@@ -17,10 +17,11 @@ import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { hostOf } from './reflexive.js';
 import { relayDialHost, relayDialMember } from './relay-dial.js';
+import type { LinkVia } from './api-shapes.js';
 import type { ServerLink } from './server-link.js';
 
-/** How a P2P link reached its host. */
-export type Via = 'direct' | 'punched' | 'relay';
+/** How a P2P link reached its host (the local API's LinkVia). */
+export type Via = LinkVia;
 
 /** What the puncher needs from its node. */
 export interface PuncherDeps {

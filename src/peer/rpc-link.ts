@@ -91,6 +91,8 @@ export class RpcLink<
   Info extends HelloInfo,
 > extends EventEmitter {
   private fs: FramedSocket | undefined;
+  /** How the open connection was made (`direct`, `punched`, `relay`), as `dial` said. */
+  private viaNow: string | undefined;
   private info: Info | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -246,6 +248,11 @@ export class RpcLink<
     else this.running = false;
   }
 
+  /** How the current connection was made, when a `dial` made it (undefined: dialled here). */
+  get via(): string | undefined {
+    return this.viaNow;
+  }
+
   /** Runs the link over a TLS connection being made to `addr`. */
   private secure(socket: tls.TLSSocket, addr: string, via?: string): void {
     let opened = false;
@@ -261,6 +268,7 @@ export class RpcLink<
     this.fs = fs;
     socket.once('secureConnect', () => {
       opened = true;
+      this.viaNow = via;
       socket.setTimeout(0);
       this.opts.log?.write('open', {
         peer: this.opts.name,

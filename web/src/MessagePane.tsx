@@ -30,6 +30,17 @@ const SOURCE_LABEL: Record<Page['source'], string> = {
   server: 'Central server',
   local: 'Local copy (offline)',
 };
+/** How the link to another peer's host was made, after "P2P from its host" (NAT traversal). */
+const LINK_LABEL: Record<NonNullable<Page['link']>, string> = {
+  direct: '',
+  punched: ' · through both routers',
+  relay: ' · relayed by the server',
+};
+const LINK_TITLE: Record<NonNullable<Page['link']>, string> = {
+  direct: 'Connected straight to the host',
+  punched: 'Connected to the host through a hole punched in both home routers',
+  relay: 'No direct path to the host: the server relays the encrypted link (it cannot read it)',
+};
 
 export function MessagePane({
   me,
@@ -52,6 +63,7 @@ export function MessagePane({
 }) {
   const [messages, setMessages] = useState<Message[]>([]);
   const [source, setSource] = useState<Page['source'] | null>(null);
+  const [link, setLink] = useState<Page['link']>(undefined);
   const [hasMore, setHasMore] = useState(false);
   const [loadingOlder, setLoadingOlder] = useState(false);
   const [error, setError] = useState('');
@@ -111,6 +123,7 @@ export function MessagePane({
       }
       setMessages((old) => merge(old, got));
       setSource(page.source);
+      setLink(page.link);
       setHasMore((h) => h || more);
       setError('');
       void onRead();
@@ -198,10 +211,17 @@ export function MessagePane({
         {channel.topic && <p className="topic">{channel.topic}</p>}
         <ChannelActions me={me} channel={channel} onGone={onGone} />
         {source && (
-          <span className={`source ${source}`} title="Where this channel is being served from">
+          <span
+            className={`source ${source}${link ? ` via-${link}` : ''}`}
+            title={
+              source === 'host' && link
+                ? LINK_TITLE[link]
+                : 'Where this channel is being served from'
+            }
+          >
             {source === 'host' && channel.owner === me.username
               ? 'Hosted on this peer'
-              : SOURCE_LABEL[source]}
+              : SOURCE_LABEL[source] + (source === 'host' && link ? LINK_LABEL[link] : '')}
           </span>
         )}
       </header>

@@ -3462,6 +3462,8 @@ export interface components {
       messages: components['schemas']['Message'][];
       /** @enum {string} */
       source: 'host' | 'server' | 'local';
+      /** @enum {string} */
+      link?: 'direct' | 'punched' | 'relay';
       hasMore: boolean;
       hasNewer?: boolean;
     };
