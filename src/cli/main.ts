@@ -30,6 +30,7 @@ import {
   parseMs,
   parseDrainMs,
   parsePort,
+  parsePortOrOff,
   parsePrefixBits,
   parseRate,
   parseThreads,
@@ -122,11 +123,11 @@ program
   .addOption(
     opt(
       '--relay-port <port>',
-      'TCP port relaying P2P links that no hole punch can open (peers are told which; default 0: any free port)',
+      'TCP port relaying P2P links and livestream media that no hole punch can carry (peers are told which; default 0: any free port; off: no relay)',
       'HCHAT_RELAY_PORT',
     )
       .default(0)
-      .argParser(parsePort),
+      .argParser(parsePortOrOff),
   )
   .addOption(
     opt(
@@ -333,7 +334,7 @@ program
       port: number;
       httpPort: number;
       stunPort: number;
-      relayPort: number;
+      relayPort: number | false;
       logLevel: LogLevel;
       data: string;
       store?: string;

@@ -15,6 +15,11 @@ export function parsePort(value: string): number {
   return Number(value);
 }
 
+/** A port, or `off` (false) for a service the process may run without (`--relay-port`). */
+export function parsePortOrOff(value: string): number | false {
+  return value === 'off' ? false : parsePort(value);
+}
+
 /**
  * `--store`: a postgres:// or postgresql:// URL (PostgreSQL); anything else is refused. Without
  * the flag the server keeps SQLite in its data folder.

@@ -170,14 +170,18 @@ export class RelayService {
     const onData = (d: Buffer) => {
       head = Buffer.concat([head, d]);
       if (head.length < RELAY_HEADER_BYTES) return;
-      // Nothing may follow the header before the relay says paired: the sides wait for it.
-      if (head.length > RELAY_HEADER_BYTES) return refuse('bytes before the pairing');
       clearTimeout(timer);
       socket.off('data', onData);
-      const h = parseRelayHeader(head);
+      const h = parseRelayHeader(head.subarray(0, RELAY_HEADER_BYTES));
       if ('error' in h) return refuse(h.error);
       const pair = this.byToken.get(h.token);
       if (!pair) return refuse('unknown token');
+      // Nothing may follow the header before the relay says paired (the sides wait for it): a
+      // header with bytes behind it ends its link, and its token with it.
+      if (head.length > RELAY_HEADER_BYTES) {
+        refuse('bytes before the pairing');
+        return this.end(pair, 'bytes before the pairing');
+      }
       const side = pair.a.token === h.token ? pair.a : pair.b;
       if (side.socket) return refuse('token already used');
       side.socket = socket;

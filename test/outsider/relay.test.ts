@@ -478,52 +478,46 @@ describe('hostile bytes on the relay port', () => {
     ]);
   });
 
-  // FINDING: §3.10 says "a header with bytes behind it, ends the link". The relay refuses only
-  // that connection (relay_refused "bytes before the pairing") and keeps the link pending with
+  // FOUND here and fixed (relay-service.ts): §3.10 says "a header with bytes behind it ends the
+  // link". The relay refused only that connection (relay_refused "bytes before the pairing") and kept the link pending with
   // its token unused: the same token, sent again with a clean header, pairs. Reproduce: host
   // connects with its token; member sends header + 5 bytes in one write (closed at once); the
   // host stays open; a second member connection with the same token gets 0x01 and is spliced
   // to the host. Same with the host's header glued to bytes: the member waits its 10 s.
-  test.fails(
-    'a header with bytes behind it ends the link: the other side is closed and the token is spent',
-    async () => {
-      const { host, member } = await hostAndMember(srv);
-      const seen: Record<string, unknown> = {};
-      // The host is in; the member's header comes with a ClientHello's first bytes glued on.
-      const r = await askRelay(member, host);
-      const h = await relayConnect(r.port, relayHeader(r.th));
-      await sleep(100);
-      const glued = Buffer.concat([relayHeader(r.tm), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x10])]);
-      const m = await relayConnect(r.port, glued);
-      seen.memberClosed = await m.closedWithin(1500);
-      seen.hostClosed = await h.closedWithin(1500);
-      // Nothing of the glued bytes may reach the host, whatever else happens.
-      seen.hostGot = h.received;
-      const again = await relayConnect(r.port, relayHeader(r.tm));
-      seen.tokenAgain = await silentlyRefused(again, 1500);
-      // The member waits; the host's header comes with bytes behind it.
-      const r2 = await askRelay(member, host);
-      const m2 = await relayConnect(r2.port, relayHeader(r2.tm));
-      await sleep(100);
-      const h2 = await relayConnect(
-        r2.port,
-        Buffer.concat([relayHeader(r2.th), Buffer.from('hi')]),
-      );
-      seen.host2Closed = await h2.closedWithin(1500);
-      seen.member2Closed = await m2.closedWithin(1500);
-      seen.member2Got = m2.received;
-      for (const e of [h, m, again, m2, h2]) e.destroy();
-      expect(seen).toEqual({
-        memberClosed: true,
-        hostClosed: true,
-        hostGot: 0,
-        tokenAgain: { closed: true, bytes: 0 },
-        host2Closed: true,
-        member2Closed: true,
-        member2Got: 0,
-      });
-    },
-  );
+  test('a header with bytes behind it ends the link: the other side is closed and the token is spent', async () => {
+    const { host, member } = await hostAndMember(srv);
+    const seen: Record<string, unknown> = {};
+    // The host is in; the member's header comes with a ClientHello's first bytes glued on.
+    const r = await askRelay(member, host);
+    const h = await relayConnect(r.port, relayHeader(r.th));
+    await sleep(100);
+    const glued = Buffer.concat([relayHeader(r.tm), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x10])]);
+    const m = await relayConnect(r.port, glued);
+    seen.memberClosed = await m.closedWithin(1500);
+    seen.hostClosed = await h.closedWithin(1500);
+    // Nothing of the glued bytes may reach the host, whatever else happens.
+    seen.hostGot = h.received;
+    const again = await relayConnect(r.port, relayHeader(r.tm));
+    seen.tokenAgain = await silentlyRefused(again, 1500);
+    // The member waits; the host's header comes with bytes behind it.
+    const r2 = await askRelay(member, host);
+    const m2 = await relayConnect(r2.port, relayHeader(r2.tm));
+    await sleep(100);
+    const h2 = await relayConnect(r2.port, Buffer.concat([relayHeader(r2.th), Buffer.from('hi')]));
+    seen.host2Closed = await h2.closedWithin(1500);
+    seen.member2Closed = await m2.closedWithin(1500);
+    seen.member2Got = m2.received;
+    for (const e of [h, m, again, m2, h2]) e.destroy();
+    expect(seen).toEqual({
+      memberClosed: true,
+      hostClosed: true,
+      hostGot: 0,
+      tokenAgain: { closed: true, bytes: 0 },
+      host2Closed: true,
+      member2Closed: true,
+      member2Got: 0,
+    });
+  });
 
   // The half of the promise that holds: glued bytes never reach the other side.
   test('bytes glued behind a header never reach the other side', async () => {
@@ -876,25 +870,22 @@ describe.concurrent('deadlines and limits', () => {
     for (const p of pairs) (p.m.destroy(), p.h.destroy());
   });
 
-  // FINDING: §3.10 names `--relay-port off` as the way to run a server without a relay (which
+  // FOUND here and fixed (cli parsePortOrOff): §3.10 names `--relay-port off` as the way to run a server without a relay (which
   // then answers `relay` E_UNKNOWN_TYPE), but `hchat server --relay-port off` does not start:
   // "option '--relay-port <port>' argument 'off' is invalid. expected a port number from 0 to
   // 65535", and 0 means "any free port". There is no documented way to turn the relay off.
-  test.fails(
-    'a server started with --relay-port off answers relay E_UNKNOWN_TYPE and keeps the link',
-    async () => {
-      const plain = await startServer([
-        '--relay-port',
-        'off',
-        '--max-registrations-per-address',
-        '100',
-      ]);
-      const { host, member } = await hostAndMember(plain);
-      const r = await member.c.req('relay', { to: toOf(host), id: relayId() });
-      expect(code(r)).toBe('E_UNKNOWN_TYPE');
-      expect(code(await member.c.req('reflect', {}))).toBe('OK');
-      expect(logRecords(plain.data).find((x) => x.ev === 'listen')?.relay).toBeUndefined();
-      await plain.kill();
-    },
-  );
+  test('a server started with --relay-port off answers relay E_UNKNOWN_TYPE and keeps the link', async () => {
+    const plain = await startServer([
+      '--relay-port',
+      'off',
+      '--max-registrations-per-address',
+      '100',
+    ]);
+    const { host, member } = await hostAndMember(plain);
+    const r = await member.c.req('relay', { to: toOf(host), id: relayId() });
+    expect(code(r)).toBe('E_UNKNOWN_TYPE');
+    expect(code(await member.c.req('reflect', {}))).toBe('OK');
+    expect(logRecords(plain.data).find((x) => x.ev === 'listen')?.relay).toBeUndefined();
+    await plain.kill();
+  });
 });
