@@ -149,7 +149,7 @@ export class Puncher {
   /** A `relay` event: a member asks us (the host) to meet it at the server's relay. */
   onRelay(e: RelayEvent): void {
     if (!this.d.serving()) return; // nobody can reach us now: say nothing
-    const ip = hostOf(this.d.link.address);
+    const ip = e.ip ?? hostOf(this.d.link.address);
     const name = peerName(e.from.username, ip, e.port);
     const kind = e.kind ?? 'p2p';
     if (kind === 'media' && e.streamId === undefined) return; // names no stream: nothing to carry

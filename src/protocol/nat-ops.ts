@@ -72,6 +72,8 @@ export const RelayEvent = z.object({
   id: PunchId,
   kind: RelayKind.optional(),
   streamId: Uuid.optional(),
+  /** The relay's address when it is another instance's than this session's server (§3.7). */
+  ip: Ip.optional(),
 });
 export type RelayEvent = z.infer<typeof RelayEvent>;
 

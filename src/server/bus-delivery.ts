@@ -33,6 +33,8 @@ export interface BusDeliveryDeps {
     memberChanged(e: Extract<BusEvent, { kind: 'member_joined' | 'member_left' }>): void;
   };
   tracker: Pick<TrackerService, 'busEvent' | 'control'>;
+  /** NAT signals for this instance's sessions (punch-service.ts). */
+  nat: { deliver(e: Extract<BusEvent, { kind: 'nat_signal' }>): void };
   internalError(what: string, err: unknown): void;
   /** True once the server is closing. */
   closing(): boolean;
@@ -102,6 +104,10 @@ export class BusDelivery {
         return;
       case 'token_revoked':
         d.gateway.tokenRevoked(e.tokenId);
+        return;
+      case 'nat_signal':
+        // Ours went to our own connections directly; another instance's may be for one here.
+        if (from !== undefined) d.nat.deliver(e);
         return;
       case 'channel_changed':
         d.channels.channelChanged(e);

@@ -16,6 +16,7 @@ import {
 import { DeviceId, MailEnvelope } from '../protocol/dm.js';
 import { AvatarInfo } from '../protocol/avatars.js';
 import { TypingEvent } from '../protocol/typing-ops.js';
+import { PunchEvent, RelayEvent } from '../protocol/nat-ops.js';
 
 /** A message was stored: the channel's subscribers hear of it (but `exceptSession`, its poster). */
 export const MessageStoredEvent = z
@@ -88,6 +89,25 @@ export const TokenRevokedEvent = z.object({
   tokenId: z.string().min(1).max(64),
 });
 
+/**
+ * A NAT signal (`punch` or `relay`, docs/PROTOCOL.md §3.9, §3.10) for a session whose connection
+ * is on another instance: that instance passes it on (punch-service.ts).
+ */
+export const NatSignalEvent = z.discriminatedUnion('ev', [
+  z.object({
+    kind: z.literal('nat_signal'),
+    ev: z.literal('punch'),
+    to: z.object({ username: z.union([Username, VisitorName]), sessionId: SessionId }),
+    body: PunchEvent,
+  }),
+  z.object({
+    kind: z.literal('nat_signal'),
+    ev: z.literal('relay'),
+    to: z.object({ username: z.union([Username, VisitorName]), sessionId: SessionId }),
+    body: RelayEvent,
+  }),
+]);
+
 /** An instance started, or its bus link came back: the others send it their entries. */
 export const InstanceUpEvent = z.object({ kind: z.literal('instance_up') });
 
@@ -123,6 +143,7 @@ export const BusEvent = z.discriminatedUnion('kind', [
   AvatarChangedEvent,
   DmStoredEvent,
   TokenRevokedEvent,
+  NatSignalEvent,
 ]);
 export type BusEvent = z.infer<typeof BusEvent>;
 export type BusEventKind = BusEvent['kind'];

@@ -172,6 +172,8 @@ export function subjectOf(namespace: string, e: BusEvent): string {
       return `${p}.avatar`;
     case 'token_revoked':
       return `${p}.token`;
+    case 'nat_signal':
+      return `${p}.nat`;
   }
 }
 

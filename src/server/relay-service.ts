@@ -14,7 +14,6 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
-import { encodeFrame } from '../protocol/frame.js';
 import {
   RELAY_HEADER_BYTES,
   RELAY_PAIRED,
@@ -27,12 +26,15 @@ import type { ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import type { Conn } from './conn.js';
+import type { Reachable } from './punch-service.js';
 
 /** What the relay needs from its server. */
 export interface RelayServiceDeps {
   log: ConnectionLog;
-  /** Session `to`'s connection, when `conn` may reach it (PunchService.reachable). */
-  reachable(conn: Conn, to: { username: string; sessionId: string }): Conn;
+  /** Session `to`, when `conn` may reach it, here or on another instance (PunchService). */
+  reachable(conn: Conn, to: { username: string; sessionId: string }): Reachable;
+  /** This relay's address for a host on another instance; undefined: unknown (a wildcard). */
+  ip: string | undefined;
 }
 
 /** One side of a relayed link: who it is, and its socket once it came. */
@@ -135,21 +137,23 @@ export class RelayService {
     this.byToken.set(pair.a.token, pair);
     this.byToken.set(pair.b.token, pair);
     this.perSession.set(s.sessionId, (this.perSession.get(s.sessionId) ?? 0) + 1);
-    target.fs.sendEncoded(
-      encodeFrame({
-        t: 'ev',
-        ev: 'relay',
-        body: {
-          from: { username: s.username, role: s.role, sessionId: s.sessionId },
-          port: this.port,
-          token: pair.b.token,
-          id: b.id,
-          ...(b.kind ? { kind: b.kind } : {}),
-          ...(b.streamId ? { streamId: b.streamId } : {}),
-        },
-      }),
-    );
-    this.d.log.write('relay_link', { peer: conn.name, to: target.name, id: b.id, kind });
+    target.send('relay', {
+      from: { username: s.username, role: s.role, sessionId: s.sessionId },
+      port: this.port,
+      token: pair.b.token,
+      id: b.id,
+      ...(b.kind ? { kind: b.kind } : {}),
+      ...(b.streamId ? { streamId: b.streamId } : {}),
+      // A host on another instance must come here, not to its own server's address.
+      ...(!target.local && this.d.ip ? { ip: this.d.ip } : {}),
+    });
+    this.d.log.write('relay_link', {
+      peer: conn.name,
+      to: target.name,
+      id: b.id,
+      kind,
+      ...(target.local ? {} : { via: 'bus' }),
+    });
     return { port: this.port, token: pair.a.token };
   }
 

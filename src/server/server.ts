@@ -296,11 +296,13 @@ export class CentralServer {
         busEvent: (e, from) => this.trackerService.busEvent(e, from),
         control: (e, from) => this.trackerService.control(e, from),
       },
+      nat: { deliver: (e) => this.punches.deliver(e) },
       internalError,
       closing,
     });
     this.punches = new PunchService({
       log: this.log,
+      bus: this.bus,
       tracker: this.tracker,
       presence: this.presence,
       connsOf: (username) => this.sessions.connsOf(username),
@@ -309,6 +311,9 @@ export class CentralServer {
       this.relays = new RelayService({
         log: this.log,
         reachable: (conn, to) => this.punches.reachable(conn, to),
+        // Told to a host on another instance, which reaches this relay at this address (a
+        // wildcard listens everywhere: the host then tries its own server's address).
+        ip: opts.host === '0.0.0.0' || opts.host === '::' ? undefined : opts.host,
       });
     this.trackerService = new TrackerService({
       tracker: this.tracker,
