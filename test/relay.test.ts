@@ -12,7 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ServerLink } from '../src/peer/server-link.js';
 import { parseRecord } from '../src/shared/connlog.js';
-import { createTestnet, rawSession, waitFor, type RawSession } from './testnet.js';
+import { createTestnet, rawSession, signIn, waitFor, type RawSession } from './testnet.js';
 
 type Tn = Awaited<ReturnType<typeof createTestnet>>;
 
@@ -242,4 +242,42 @@ describe('the relay at the server', () => {
     expect(held).toBe(16);
     expect(capped).toBe(true);
   }, 20_000);
+});
+
+describe('media tunnels at the parent', () => {
+  it('a streamer takes a media tunnel only from its child in that stream; a stranger’s is closed', async () => {
+    const tn = await createTestnet({ peers: 1 });
+    const alice = tn.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'live' })).body.id as string;
+    const live = await alice.call('POST', `/api/channels/${ch}/streams`, {
+      source: 'synthetic',
+      fps: 10,
+      bitrateKbps: 100,
+    });
+    expect(live.status).toBe(201);
+    // mallory, a member who never watched, asks the server for a media tunnel to alice.
+    const m = await client(tn, 'mallory');
+    await m.link.request('channel_join', { channelId: ch });
+    const aliceEntry = await waitFor(async () => {
+      const { peers } = await m.link.request('get_list', {});
+      return peers.find((e: { username: string }) => e.username === 'alice');
+    });
+    const r = await m.link.request('relay', {
+      to: { username: 'alice', sessionId: aliceEntry.sessionId },
+      id: 'not-a-child',
+      kind: 'media',
+      streamId: live.body.streamId,
+    });
+    const c = await open(r.port);
+    c.s.write(header(r.token));
+    // alice comes to the relay (the pair forms), sees mallory is no child of hers, and leaves.
+    await waitFor(() => c.closed(), 5000, 'the tunnel closed by the streamer');
+    expect(c.got().length).toBeLessThanOrEqual(1);
+    expect(serverLog(tn)).toContainEqual(
+      expect.objectContaining({ ev: 'relay_close', id: 'not-a-child', kind: 'media', down: '0' }),
+    );
+    const log = fs.readFileSync(path.join(alice.dataDir, 'connections.log'), 'utf8');
+    expect(log).not.toContain('media_tunnel');
+  });
 });
