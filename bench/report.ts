@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { clusterSection } from './report-cluster.js';
+import { natSection } from './report-nat.js';
 
 interface Result {
   deliveriesPerSec: number;
@@ -478,6 +479,8 @@ export function writeReport(resultsFile: string): string {
   if (data.files) lines.push('', ...filesSection(data.files));
   const cluster = clusterSection(data.cluster);
   if (cluster.length) lines.push('', ...cluster);
+  const nat = natSection(data.nat);
+  if (nat.length) lines.push('', ...nat);
   const md = path.join(dir, 'summary.md');
   fs.writeFileSync(md, lines.join('\n') + '\n');
   return md;

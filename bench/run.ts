@@ -21,6 +21,7 @@ import { benchSearch } from './search.js';
 import { benchFiles } from './files.js';
 import { benchCluster } from './cluster.js';
 import { benchBots } from './bots.js';
+import { benchNat } from './nat.js';
 import {
   Client,
   ROOT,
@@ -614,6 +615,10 @@ async function main(): Promise<void> {
     bots = await benchBots();
     console.log(JSON.stringify(bots, null, 2));
   }
+  // NAT traversal (issue 18): link setup, chat latency and bulk over direct, punched and relayed
+  // links in network namespaces; skips itself (and says why) without root.
+  const nat = process.env.BENCH_SKIP_NAT ? undefined : await benchNat();
+  if (nat) console.log(JSON.stringify(nat, null, 2));
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -640,6 +645,7 @@ async function main(): Promise<void> {
         // A cluster part skipped this time keeps its figures from today's earlier run too.
         cluster: cluster ? { ...earlier.cluster, ...cluster } : earlier.cluster,
         bots: bots ?? earlier.bots,
+        nat: nat ?? earlier.nat,
       },
       null,
       2,

@@ -1,25 +1,14 @@
 /**
  * Spawning the real `bin/hchat` for tests that kill processes or restart them on the same data.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
+import { launchHchat, type HchatProcess } from './hchat-spawn.js';
+
+export type { HchatProcess };
 
 const BIN = path.resolve(import.meta.dirname, '..', 'bin', 'hchat');
-
-/** A spawned hchat process and the fields of its ready line. */
-export interface HchatProcess {
-  proc: ChildProcess;
-  ready: Record<string, string>;
-  /** stdout and stderr, interleaved as they came. */
-  output(): string;
-  /** stdout alone (the ready line and what follows it). */
-  stdout(): string;
-  /** stderr alone (the server's operational log). */
-  stderr(): string;
-  /** Resolves when the process has exited. */
-  exited: Promise<number | null>;
-}
 
 /**
  * Starts `bin/hchat args…` and waits for its ready line. Killed at the end of the test. `wrap`
@@ -32,58 +21,14 @@ export function spawnHchat(
   until: RegExp = /^ready (.*)$/m,
   wrap: string[] = [],
 ): Promise<HchatProcess> {
-  const [cmd, ...pre] = [...wrap, process.execPath];
-  const proc = spawn(cmd!, [...pre, BIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) =>
-    proc.once('exit', (code) => resolve(code)),
-  );
+  const { proc, exited, ready } = launchHchat(args, env, timeoutMs, until, wrap);
   onTestFinished(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGKILL');
       await exited;
     }
   });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no ready line from hchat ${args.join(' ')}:\n${out}`)),
-      timeoutMs,
-    );
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      stdout += d.toString();
-      const m = until.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        const ready: Record<string, string> = {};
-        for (const kv of (m[1] ?? '').split(' ')) {
-          const i = kv.indexOf('=');
-          ready[kv.slice(0, i)] = kv.slice(i + 1);
-        }
-        resolve({
-          proc,
-          ready,
-          output: () => out,
-          stdout: () => stdout,
-          stderr: () => stderr,
-          exited,
-        });
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => {
-      out += d.toString();
-      stderr += d.toString();
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`hchat ${args.join(' ')} exited with ${code}:\n${out}`));
-    });
-  });
+  return ready;
 }
 
 /** Starts `bin/hchat server` on `data`, HTTP on any port; `port` 0 unless a test restarts it. */

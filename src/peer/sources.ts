@@ -41,7 +41,8 @@ interface LinkRecord {
   channels: string[];
 }
 
-const RETRY_MS = 2000;
+/** How long after a link to a host dropped or failed it is tried again. */
+export const RETRY_MS = 2000;
 
 /**
  * The member's host links, one per host entry. Entries are indexed by the channels they host, so

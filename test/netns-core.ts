@@ -1,0 +1,400 @@
+/**
+ * A small internet in Linux network namespaces (issue 18), without vitest: test/netns.ts builds
+ * one per test and removes it when the test ends; bench/nat.ts builds one per run and removes it
+ * itself (also on an error or SIGINT). An "internet" namespace whose bridge holds the server's
+ * address, and per home a NAT namespace (its WAN address on that bridge, iptables MASQUERADE, a
+ * home router's firewall) in front of a home namespace with a private LAN. Addresses are RFC
+ * 5737 documentation ranges on the internet side and 10.0.i.0/24 at home i, so nothing here can
+ * leak to a real network.
+ *
+ * Processes run inside a namespace through `ip netns exec` (which execs in place: the pid is the
+ * process's own). A peer's local API listens on 127.0.0.1 of its home, which the builder's own
+ * namespace cannot reach: a forwarder in the home serves it on a Unix socket, whose path is
+ * shared by every namespace. Needs root and iproute2 and iptables (.ci/run installs them).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { launchHchat, type HchatProcess } from './hchat-spawn.js';
+import { parseRecord } from '../src/shared/connlog.js';
+// Types only: erased at run time, so vitest (which testnet.ts imports) is not loaded.
+import type { ApiAnswer } from './testnet.js';
+
+/** How a home's router maps ports. */
+export interface NatSpec {
+  /**
+   * `--random-fully`: every connection gets a random public port, so a mapping learnt through
+   * one destination says nothing of the next (behaves like a symmetric NAT).
+   */
+  symmetric?: boolean;
+  /**
+   * No firewall: unsolicited SYNs reach the router's own stack, which answers RST (a router
+   * that REJECTs does the same), instead of being dropped silently.
+   */
+  noFirewall?: boolean;
+  /**
+   * A stricter firewall (an office's, a hotel's): the home may reach the server's address and
+   * nothing else on the internet, so no hole can be punched, whatever the NAT.
+   */
+  onlyServer?: boolean;
+  /** UDP blocked: the router forwards no UDP from home (STUN and media alike). */
+  blockUdp?: boolean;
+}
+
+/** One home: its router's namespace and its own. */
+export interface Home {
+  /** The home's namespace, where its peer runs. */
+  ns: string;
+  /** The router's namespace. */
+  nat: string;
+  /** The home machine's private address. */
+  lanIp: string;
+  /** The router's address on the internet: what the server sees of the home. */
+  wanIp: string;
+}
+
+/** A peer process in a home, with its local API reached through the home's forwarder. */
+export interface HomePeer {
+  proc: HchatProcess;
+  /** `ip:port` of its P2P listener, as its ready line says. */
+  p2p: string;
+  data: string;
+  /** Where `call` reaches its local API: for callers that need the raw HTTP (streams, bytes). */
+  api: { socketPath: string; port: number; token: string };
+  call<T = any>(method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
+  /** Its connection log, one record per line (docs/PROTOCOL.md §6). */
+  log(): Array<Record<string, string>>;
+  /**
+   * Its web UI's URL (with its token) for a browser in the caller's own namespace: a listener
+   * on the same 127.0.0.1 port there, passing each connection to the home's forwarder (the
+   * peer wants its own host:port as the Host of every request). Closed with the world.
+   */
+  uiUrl(): Promise<string>;
+}
+
+export interface NatWorld {
+  /** The namespace of the internet, where the server runs. */
+  inet: string;
+  serverIp: string;
+  homes: Home[];
+  dir: string;
+  /** Runs a command in a namespace to completion; returns its stdout. */
+  run(ns: string, cmd: string[]): string;
+  /** Starts `bin/hchat server` on the internet (TCP port 7000). */
+  startServer(): Promise<HchatProcess>;
+  /**
+   * Starts a peer at home `i` for `server`, registered and logged in as `username`, with
+   * `extra` flags (several peers may share a home: their ports are free ones).
+   */
+  startPeer(i: number, server: HchatProcess, username: string, extra?: string[]): Promise<HomePeer>;
+}
+
+/** A world its builder owns: `close` ends its processes, removes its namespaces and files. */
+export interface OwnedNatWorld extends NatWorld {
+  close(): Promise<void>;
+}
+
+/** Namespaces of this family are `hcnat<pid>x<random>-<role>`: stale ones name a dead pid. */
+const FAMILY = 'hcnat';
+export const SERVER_IP = '203.0.113.1';
+const SERVER_PORT = 7000;
+
+/**
+ * Builds the world; the caller must `close` it (once is enough: later calls wait for the
+ * first). A build that fails half-way removes what it made before it throws.
+ */
+export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
+  if (process.getuid?.() !== 0) throw new Error('the NAT world needs root (network namespaces)');
+  removeStale();
+  const prefix = `${FAMILY}${process.pid}x${crypto.randomBytes(3).toString('hex')}`;
+  const created: string[] = [];
+  const procs: ChildProcess[] = [];
+  const bridges: net.Server[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-nat-'));
+  const removeAll = () => {
+    for (const ns of created.splice(0).reverse()) ip(['netns', 'del', ns], true);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      // Processes first: a namespace with a process left in it outlives `ip netns del`.
+      await Promise.all(procs.map(killAndWait));
+      await Promise.all(bridges.map((b) => new Promise((r) => b.close(r))));
+      removeAll();
+    })());
+  const addNs = (role: string) => {
+    const ns = `${prefix}-${role}`;
+    ip(['netns', 'add', ns]);
+    created.push(ns);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    return ns;
+  };
+  let inet: string;
+  let homes: Home[];
+  try {
+    inet = addNs('inet');
+    ip(['-n', inet, 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', inet, 'addr', 'add', `${SERVER_IP}/24`, 'dev', 'br0']);
+    ip(['-n', inet, 'link', 'set', 'br0', 'up']);
+    homes = specs.map((spec, k) => addHome(addNs, inet, spec, k + 1));
+  } catch (err) {
+    removeAll();
+    throw err;
+  }
+  const inNs = (ns: string) => ['ip', 'netns', 'exec', ns];
+  /** Starts `bin/hchat`, owned by the world from its first moment (killed on close). */
+  const hchat = (args: string[], ns: string) => {
+    const launched = launchHchat(args, {}, 15_000, undefined, inNs(ns));
+    procs.push(launched.proc);
+    return launched.ready;
+  };
+  const world: NatWorld = {
+    inet,
+    serverIp: SERVER_IP,
+    homes,
+    dir,
+    run: (ns, cmd) => exec('ip', ['netns', 'exec', ns, ...cmd]),
+    async startServer() {
+      const args = ['server', '--host', SERVER_IP, '--port', String(SERVER_PORT)];
+      return hchat([...args, '--http-port', '0', '--data', path.join(dir, 'server')], inet);
+    },
+    async startPeer(i, server, username, extra = []) {
+      const home = homes[i]!;
+      const data = path.join(dir, username);
+      const proc = await hchat(
+        [
+          'peer',
+          '--server',
+          `${SERVER_IP}:${SERVER_PORT}`,
+          '--server-fingerprint',
+          server.ready.fingerprint!,
+          '--host',
+          home.lanIp,
+          '--data',
+          data,
+          ...extra,
+        ],
+        home.ns,
+      );
+      const ui = new URL(proc.ready.ui!);
+      const sock = path.join(dir, `${username}.sock`);
+      await forwarder(inNs(home.ns), sock, Number(ui.port), (p) => procs.push(p));
+      const token = ui.searchParams.get('token')!;
+      const peer: HomePeer = {
+        proc,
+        p2p: proc.ready.p2p!,
+        data,
+        api: { socketPath: sock, port: Number(ui.port), token },
+        call: (method, route, body) => callVia(sock, Number(ui.port), token, method, route, body),
+        log: () =>
+          fs
+            .readFileSync(path.join(data, 'connections.log'), 'utf8')
+            .trim()
+            .split('\n')
+            .map(parseRecord),
+        async uiUrl() {
+          const bridge = net.createServer((c) => {
+            const u = net.connect(sock);
+            c.pipe(u).pipe(c);
+            u.on('error', () => c.destroy());
+            c.on('error', () => u.destroy());
+          });
+          bridges.push(bridge);
+          await new Promise<void>((resolve, reject) => {
+            bridge.once('error', reject);
+            bridge.listen(Number(ui.port), '127.0.0.1', resolve);
+          });
+          return ui.toString();
+        },
+      };
+      const password = `${username}-pw`;
+      const reg = await peer.call('POST', '/api/register', { username, password });
+      if (reg.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(reg.body)}`);
+      const login = await peer.call('POST', '/api/login', { username, password });
+      if (login.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(login.body)}`);
+      return peer;
+    },
+  };
+  return { ...world, close };
+}
+
+/** Home `i`: its router's namespace (NAT, firewall) and its own, wired to the internet's bridge. */
+function addHome(addNs: (role: string) => string, inet: string, spec: NatSpec, i: number): Home {
+  const nat = addNs(`nat${i}`);
+  const home = addNs(`home${i}`);
+  const wanIp = `203.0.113.${10 + i}`;
+  const gw = `10.0.${i}.1`;
+  const lanIp = `10.0.${i}.2`;
+  // Each veth is made straight in its two namespaces: no name is ever taken in the root one.
+  ip(['link', 'add', 'wan', 'netns', nat, 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', inet]);
+  ip(['-n', inet, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
+  ip(['-n', nat, 'addr', 'add', `${wanIp}/24`, 'dev', 'wan']);
+  ip(['-n', nat, 'link', 'set', 'wan', 'up']);
+  ip(['link', 'add', 'lan', 'netns', nat, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', home]);
+  ip(['-n', nat, 'addr', 'add', `${gw}/24`, 'dev', 'lan']);
+  ip(['-n', nat, 'link', 'set', 'lan', 'up']);
+  ip(['-n', home, 'addr', 'add', `${lanIp}/24`, 'dev', 'eth0']);
+  ip(['-n', home, 'link', 'set', 'eth0', 'up']);
+  ip(['-n', home, 'route', 'add', 'default', 'via', gw]);
+  const inNat = (cmd: string[]) => exec('ip', ['netns', 'exec', nat, ...cmd]);
+  inNat(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  inNat([
+    'iptables',
+    '-t',
+    'nat',
+    '-A',
+    'POSTROUTING',
+    '-o',
+    'wan',
+    '-j',
+    'MASQUERADE',
+    ...(spec.symmetric ? ['--random-fully'] : []),
+  ]);
+  // A home router's firewall: nothing from the internet that it did not ask for, neither to
+  // the router nor through it, and silently (no RST: a refused SYN would end the other side's
+  // simultaneous open before ours reached its router).
+  if (!spec.noFirewall)
+    for (const chain of ['INPUT', 'FORWARD'])
+      inNat([
+        'iptables',
+        '-A',
+        chain,
+        '-i',
+        'wan',
+        '-m',
+        'conntrack',
+        '--ctstate',
+        'NEW,INVALID',
+        '-j',
+        'DROP',
+      ]);
+  if (spec.blockUdp) inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '-p', 'udp', '-j', 'DROP']);
+  if (spec.onlyServer)
+    inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '!', '-d', SERVER_IP, '-j', 'DROP']);
+  return { ns: home, nat, lanIp, wanIp };
+}
+
+function ip(args: string[], quiet = false): void {
+  try {
+    exec('ip', args);
+  } catch (err) {
+    if (!quiet) throw err;
+  }
+}
+
+function exec(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: 10_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Removes the namespaces of earlier runs whose process is gone (a crash skipped its cleanup). */
+function removeStale(): void {
+  const names = exec('ip', ['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(FAMILY));
+  for (const ns of names) {
+    const pid = Number(/^hcnat(\d+)x/.exec(ns)?.[1]);
+    if (pid && !alive(pid)) ip(['netns', 'del', ns], true);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function killAndWait(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((resolve) => p.once('exit', resolve));
+  p.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * Serves 127.0.0.1:port of a namespace on a Unix socket; resolves once it listens. `own` gets
+ * the process as soon as it exists, so that it is ended even if it never listens.
+ */
+async function forwarder(
+  wrap: string[],
+  sock: string,
+  port: number,
+  own: (p: ChildProcess) => void,
+): Promise<void> {
+  const script = `const net = require('node:net');
+net.createServer((c) => {
+  const u = net.connect(${port}, '127.0.0.1');
+  c.pipe(u).pipe(c);
+  u.on('error', () => c.destroy());
+  c.on('error', () => u.destroy());
+}).listen(${JSON.stringify(sock)}, () => console.log('ready'));`;
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const p = spawn(cmd!, [...pre, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  own(p);
+  let out = '';
+  p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('timed out waiting for the API forwarder')),
+      10_000,
+    );
+    p.stdout!.on('data', () => {
+      if (out.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the API forwarder exited with ${code}`));
+    });
+  });
+}
+
+/** A local API call through a forwarder's socket, as the peer's own 127.0.0.1:port. */
+function callVia<T>(
+  socketPath: string,
+  port: number,
+  token: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<ApiAnswer<T>> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        socketPath,
+        method,
+        path: route,
+        headers: {
+          host: `127.0.0.1:${port}`,
+          authorization: `Bearer ${token}`,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
