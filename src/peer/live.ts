@@ -35,7 +35,13 @@ import type { EventHub } from './event-hub.js';
 import type { MemberConn } from './host-service.js';
 import type { PeerIdentity } from './p2p.js';
 import { ChildHops, fetchHop } from './live-keys.js';
-import { mediaAddress, mediaCandidates, needsTunnel, publicIp } from './media-address.js';
+import {
+  acrossNats,
+  mediaAddress,
+  mediaCandidates,
+  needsTunnel,
+  publicIp,
+} from './media-address.js';
 import type { NewStream, Stream, StreamStats } from './api-live-shapes.js';
 import { newSrtpCounters, type Hop, type SrtpCounters } from '../stream/hops.js';
 
@@ -137,6 +143,8 @@ interface Watch {
   srtp: SrtpCounters;
   /** The media tunnel to the parent, when the hop goes through the server's relay (§5.6). */
   tunnel?: Remote;
+  /** The parent session whose UDP hop stayed silent across NATs: tunnelled from then on. */
+  udpFailed?: string;
 }
 
 const MEMBERS_TTL_MS = 10_000;
@@ -631,6 +639,9 @@ export class LiveService {
       audioSsrc: stream.audioSsrc,
       parent: { username: parent.username, ip: parent.ip, port: parent.udpPort },
       stalled: () => {
+        // Across NATs a silent hop may be a firewall that lets no UDP through (to anyone but
+        // the server): the same parent through a media tunnel first, then the streamer.
+        if (this.tryTunnel(streamId, w)) return;
         link
           .request('stalled', { streamId })
           .then(({ parent: p }) => this.newParent(streamId, w, this.reachParent(p)))
@@ -678,6 +689,20 @@ export class LiveService {
     });
     this.deps.events.emit('stream', { state: 'watching', ...stream, watching: true, mine: false });
     return { streamId, parent: parent.username };
+  }
+
+  /**
+   * A stall on a UDP hop between two different NATs: tunnel the same parent (once per parent)
+   * rather than report it. False when that is not the case, or was tried already.
+   */
+  private tryTunnel(streamId: string, w: Watch): boolean {
+    const p = w.parent;
+    if (w.tunnel || w.udpFailed === p.sessionId) return false;
+    if (!acrossNats(this.deps.candidates(), p.candidates)) return false;
+    w.udpFailed = p.sessionId;
+    this.deps.log.write('media_udp_silent', { stream: streamId, parent: p.username });
+    this.rekey(streamId, w);
+    return true;
   }
 
   /** This peer's public address, when it is behind a NAT (§3.8). */
@@ -777,7 +802,8 @@ export class LiveService {
     current: () => boolean,
   ): Promise<StreamParent | undefined> {
     const parent = w.parent;
-    if (!needsTunnel(this.deps.candidates(), parent.candidates)) return parent;
+    const own = this.deps.candidates();
+    if (w.udpFailed !== parent.sessionId && !needsTunnel(own, parent.candidates)) return parent;
     const name = `${parent.username}@${parent.ip}:${parent.udpPort}`;
     let socket: net.Socket;
     try {

@@ -42,6 +42,16 @@ export function needsTunnel(own: readonly Candidate[], theirs: readonly Candidat
   return unreachableUdp(own) || unreachableUdp(theirs);
 }
 
+/**
+ * Whether a hop between us and a peer with these candidates crosses a NAT (one side behind one,
+ * and not both behind the same): where a silent UDP hop may be a firewall, and a tunnel may help.
+ */
+export function acrossNats(own: readonly Candidate[], theirs: readonly Candidate[] = []): boolean {
+  const ours = publicIp(own);
+  const their = publicIp(theirs);
+  return (ours !== undefined || their !== undefined) && ours !== their;
+}
+
 function unreachableUdp(cs: readonly Candidate[]): boolean {
   const udp = cs.find((c) => c.type === 'srflx' && c.proto === 'udp');
   if (udp) return udp.base !== undefined && udp.base !== udp.port;
