@@ -6,26 +6,15 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ServerLink } from '../src/peer/server-link.js';
+import { natClient } from './nat-client.js';
 import { createTestnet, rawSession, waitFor, type RawSession } from './testnet.js';
 
 type Tn = Awaited<ReturnType<typeof createTestnet>>;
 
-/** A raw client logged in as `username`, with an online entry; its `punch` events collected. */
+/** A raw client with an online entry; its `punch` events collected as `punches`. */
 async function client(tn: Tn, username: string) {
-  const link = await tn.rawLink();
-  await link.request('register', { username, password: `${username}-pw` });
-  const s = await rawSession(link, { username, password: `${username}-pw` });
-  await link.request('submit_info', {
-    ip: '10.1.1.1',
-    port: 4000,
-    udpPort: 4001,
-    status: 'online',
-  });
-  const punches: Array<Record<string, any>> = [];
-  link.on('event', (name: string, body: Record<string, any>) => {
-    if (name === 'punch') punches.push(body);
-  });
-  return { link, s, punches };
+  const c = await natClient(tn, username, 'punch');
+  return { link: c.link, s: c.s, punches: c.events };
 }
 
 const punch = (

@@ -12,26 +12,15 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ServerLink } from '../src/peer/server-link.js';
 import { parseRecord } from '../src/shared/connlog.js';
-import { createTestnet, rawSession, signIn, waitFor, type RawSession } from './testnet.js';
+import { natClient } from './nat-client.js';
+import { createTestnet, signIn, waitFor, type RawSession } from './testnet.js';
 
 type Tn = Awaited<ReturnType<typeof createTestnet>>;
 
-/** A raw client logged in as `username`, with an online entry; its `relay` events collected. */
+/** A raw client with an online entry; its `relay` events collected as `relays`. */
 async function client(tn: Tn, username: string) {
-  const link = await tn.rawLink();
-  await link.request('register', { username, password: `${username}-pw` });
-  const s = await rawSession(link, { username, password: `${username}-pw` });
-  await link.request('submit_info', {
-    ip: '10.1.1.1',
-    port: 4000,
-    udpPort: 4001,
-    status: 'online',
-  });
-  const relays: Array<Record<string, any>> = [];
-  link.on('event', (name: string, body: Record<string, any>) => {
-    if (name === 'relay') relays.push(body);
-  });
-  return { link, s, relays };
+  const c = await natClient(tn, username, 'relay');
+  return { link: c.link, s: c.s, relays: c.events };
 }
 
 /** carl and dana, co-members of one channel: each sees the other's entry. */
