@@ -8,7 +8,8 @@
  * Processes run inside a namespace through `ip netns exec` (which execs in place: the pid is the
  * process's own). A peer's local API listens on 127.0.0.1 of its home, which the test's own
  * namespace cannot reach: a forwarder in the home serves it on a Unix socket, whose path is
- * shared by every namespace. Needs root and iproute2 and iptables (.ci/run installs them).
+ * shared by every namespace (the server's HTTP port, on the internet, likewise). Needs root and
+ * iproute2 and iptables (.ci/run installs them).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -56,10 +57,16 @@ export interface HomePeer {
   proc: HchatProcess;
   /** `ip:port` of its P2P listener, as its ready line says. */
   p2p: string;
+  /** Its `ui=` URL as printed: on the home's 127.0.0.1, which only `call` reaches. */
+  ui: string;
   data: string;
+  /** The `bin/hchat` arguments it was started with. */
+  args: string[];
   call<T = any>(method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
   /** Its connection log, one record per line (docs/PROTOCOL.md §6). */
   log(): Array<Record<string, string>>;
+  /** SIGKILLs the peer (a crash) and its forwarder; resolves once both have exited. */
+  kill(): Promise<void>;
 }
 
 export interface NatWorld {
@@ -70,10 +77,26 @@ export interface NatWorld {
   dir: string;
   /** Runs a command in a namespace to completion; returns its stdout. */
   run(ns: string, cmd: string[]): string;
-  /** Starts `bin/hchat server` on the internet (TCP port 7000). */
-  startServer(): Promise<HchatProcess>;
-  /** Starts a peer at home `i` for `server`, registered and logged in as `username`. */
-  startPeer(i: number, server: HchatProcess, username: string): Promise<HomePeer>;
+  /**
+   * Starts `bin/hchat server` on the internet (TCP port 7000, on `<dir>/server`, with `extra`
+   * flags): called again after the server stopped, it restarts it on the same port and data.
+   */
+  startServer(extra?: string[], env?: Record<string, string>): Promise<HchatProcess>;
+  /**
+   * Starts a peer at home `i` for `server`, registered and logged in as `username`, with
+   * `extra` flags (several peers may share a home: their ports are free ones).
+   */
+  startPeer(i: number, server: HchatProcess, username: string, extra?: string[]): Promise<HomePeer>;
+  /**
+   * Starts a peer at home `i` for `server` on `<dir>/<name>` (with `extra` flags), neither
+   * registered nor logged in: on a folder an earlier peer left, it is that peer restarted on the
+   * same data.
+   */
+  spawnPeer(i: number, server: HchatProcess, name: string, extra?: string[]): Promise<HomePeer>;
+  /** GET on the server's HTTP port (`/stats`, `/health`…), which is on the internet only. */
+  serverHttp<T = any>(server: HchatProcess, route: string): Promise<ApiAnswer<T>>;
+  /** Kills every process and removes the world now (else done when the test finishes). */
+  close(): Promise<void>;
 }
 
 /** Namespaces of this family are `hcnat<pid>x<random>-<role>`: stale ones name a dead pid. */
@@ -89,12 +112,15 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
   const created: string[] = [];
   const procs: ChildProcess[] = [];
   const dir = tempDir('hchat-nat-');
-  onTestFinished(async () => {
-    // Processes first: a namespace with a process left in it outlives `ip netns del`.
-    await Promise.all(procs.map(killAndWait));
-    for (const ns of created.reverse()) ip(['netns', 'del', ns], true);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    (closed ??= (async () => {
+      // Processes first: a namespace with a process left in it outlives `ip netns del`.
+      await Promise.all(procs.map(killAndWait));
+      for (const ns of created.reverse()) ip(['netns', 'del', ns], true);
+      fs.rmSync(dir, { recursive: true, force: true });
+    })());
+  onTestFinished(close);
   const addNs = (role: string) => {
     const ns = `${prefix}-${role}`;
     ip(['netns', 'add', ns]);
@@ -178,62 +204,28 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
     procs.push(p.proc);
     return p;
   };
+  let sockets = 0;
+  const serverSockets = new WeakMap<HchatProcess, { path: string; host: string }>();
   const world: NatWorld = {
     inet,
     serverIp: SERVER_IP,
     homes,
     dir,
     run: (ns, cmd) => exec('ip', ['netns', 'exec', ns, ...cmd]),
-    async startServer() {
+    async startServer(extra = [], env = {}) {
       const args = ['server', '--host', SERVER_IP, '--port', String(SERVER_PORT)];
       return track(
         await spawnHchat(
-          [...args, '--http-port', '0', '--data', path.join(dir, 'server')],
-          {},
+          [...args, '--http-port', '0', '--data', path.join(dir, 'server'), ...extra],
+          env,
           15_000,
           undefined,
           inNs(inet),
         ),
       );
     },
-    async startPeer(i, server, username) {
-      const home = homes[i]!;
-      const data = path.join(dir, username);
-      const proc = track(
-        await spawnHchat(
-          [
-            'peer',
-            '--server',
-            `${SERVER_IP}:${SERVER_PORT}`,
-            '--server-fingerprint',
-            server.ready.fingerprint!,
-            '--host',
-            home.lanIp,
-            '--data',
-            data,
-          ],
-          {},
-          15_000,
-          undefined,
-          inNs(home.ns),
-        ),
-      );
-      const ui = new URL(proc.ready.ui!);
-      const sock = path.join(dir, `${username}.sock`);
-      procs.push(await forwarder(inNs(home.ns), sock, Number(ui.port)));
-      const token = ui.searchParams.get('token')!;
-      const peer: HomePeer = {
-        proc,
-        p2p: proc.ready.p2p!,
-        data,
-        call: (method, route, body) => callVia(sock, Number(ui.port), token, method, route, body),
-        log: () =>
-          fs
-            .readFileSync(path.join(data, 'connections.log'), 'utf8')
-            .trim()
-            .split('\n')
-            .map(parseRecord),
-      };
+    async startPeer(i, server, username, extra = []) {
+      const peer = await world.spawnPeer(i, server, username, extra);
       const password = `${username}-pw`;
       const reg = await peer.call('POST', '/api/register', { username, password });
       if (reg.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(reg.body)}`);
@@ -241,6 +233,61 @@ export function createNatWorld(specs: NatSpec[]): NatWorld {
       if (login.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(login.body)}`);
       return peer;
     },
+    async spawnPeer(i, server, name, extra = []) {
+      const home = homes[i]!;
+      const data = path.join(dir, name);
+      const args = [
+        'peer',
+        '--server',
+        `${SERVER_IP}:${SERVER_PORT}`,
+        '--server-fingerprint',
+        server.ready.fingerprint!,
+        '--host',
+        home.lanIp,
+        '--data',
+        data,
+        ...extra,
+      ];
+      const proc = track(await spawnHchat(args, {}, 15_000, undefined, inNs(home.ns)));
+      const ui = new URL(proc.ready.ui!);
+      // A socket per process: a restarted peer's API is on another port, its old socket stale.
+      const sock = path.join(dir, `${name}.${++sockets}.sock`);
+      const fwd = await forwarder(inNs(home.ns), sock, '127.0.0.1', Number(ui.port));
+      procs.push(fwd);
+      const token = ui.searchParams.get('token')!;
+      const auth = { authorization: `Bearer ${token}` };
+      return {
+        proc,
+        p2p: proc.ready.p2p!,
+        ui: proc.ready.ui!,
+        data,
+        args,
+        call: (method, route, body) =>
+          requestVia(sock, `127.0.0.1:${ui.port}`, method, route, auth, body),
+        log: () =>
+          fs
+            .readFileSync(path.join(data, 'connections.log'), 'utf8')
+            .trim()
+            .split('\n')
+            .map(parseRecord),
+        kill: async () => {
+          await killAndWait(proc.proc);
+          await killAndWait(fwd);
+        },
+      };
+    },
+    async serverHttp(server, route) {
+      let sock = serverSockets.get(server);
+      if (!sock) {
+        const base = new URL(server.ready.http!);
+        const file = path.join(dir, `server.${++sockets}.sock`);
+        procs.push(await forwarder(inNs(inet), file, base.hostname, Number(base.port)));
+        sock = { path: file, host: base.host };
+        serverSockets.set(server, sock);
+      }
+      return requestVia(sock.path, sock.host, 'GET', route, {});
+    },
+    close,
   };
   return world;
 }
@@ -289,11 +336,16 @@ async function killAndWait(p: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Serves 127.0.0.1:port of a namespace on a Unix socket; resolves once it listens. */
-async function forwarder(wrap: string[], sock: string, port: number): Promise<ChildProcess> {
+/** Serves host:port of a namespace on a Unix socket; resolves once it listens. */
+async function forwarder(
+  wrap: string[],
+  sock: string,
+  host: string,
+  port: number,
+): Promise<ChildProcess> {
   const script = `const net = require('node:net');
 net.createServer((c) => {
-  const u = net.connect(${port}, '127.0.0.1');
+  const u = net.connect(${port}, ${JSON.stringify(host)});
   c.pipe(u).pipe(c);
   u.on('error', () => c.destroy());
   c.on('error', () => u.destroy());
@@ -307,13 +359,13 @@ net.createServer((c) => {
   return p;
 }
 
-/** A local API call through a forwarder's socket, as the peer's own 127.0.0.1:port. */
-function callVia<T>(
+/** An HTTP request through a forwarder's socket, as to `host` (the address it forwards to). */
+function requestVia<T>(
   socketPath: string,
-  port: number,
-  token: string,
+  host: string,
   method: string,
   route: string,
+  headers: Record<string, string>,
   body?: unknown,
 ): Promise<ApiAnswer<T>> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -324,8 +376,8 @@ function callVia<T>(
         method,
         path: route,
         headers: {
-          host: `127.0.0.1:${port}`,
-          authorization: `Bearer ${token}`,
+          host,
+          ...headers,
           ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
         },
       },
@@ -333,8 +385,13 @@ function callVia<T>(
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
+        // JSON comes parsed, anything else (the server's /metrics) as text.
+        const json = /json/.test(res.headers['content-type'] ?? '');
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
+          resolve({
+            status: res.statusCode ?? 0,
+            body: !text ? undefined : json ? JSON.parse(text) : text,
+          }),
         );
       },
     );
