@@ -10,7 +10,8 @@
  * Processes run inside a namespace through `ip netns exec` (which execs in place: the pid is the
  * process's own). A peer's local API listens on 127.0.0.1 of its home, which the builder's own
  * namespace cannot reach: a forwarder in the home serves it on a Unix socket, whose path is
- * shared by every namespace. Needs root and iproute2 and iptables (.ci/run installs them).
+ * shared by every namespace (the server's HTTP port, on the internet, likewise). Needs root and
+ * iproute2 and iptables (.ci/run installs them).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -62,7 +63,11 @@ export interface HomePeer {
   proc: HchatProcess;
   /** `ip:port` of its P2P listener, as its ready line says. */
   p2p: string;
+  /** Its `ui=` URL as printed: on the home's 127.0.0.1, which only `call` and `uiUrl` reach. */
+  ui: string;
   data: string;
+  /** The `bin/hchat` arguments it was started with. */
+  args: string[];
   /** Where `call` reaches its local API: for callers that need the raw HTTP (streams, bytes). */
   api: { socketPath: string; port: number; token: string };
   call<T = any>(method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
@@ -74,6 +79,8 @@ export interface HomePeer {
    * peer wants its own host:port as the Host of every request). Closed with the world.
    */
   uiUrl(): Promise<string>;
+  /** SIGKILLs the peer (a crash) and its forwarder; resolves once both have exited. */
+  kill(): Promise<void>;
 }
 
 export interface NatWorld {
@@ -84,16 +91,31 @@ export interface NatWorld {
   dir: string;
   /** Runs a command in a namespace to completion; returns its stdout. */
   run(ns: string, cmd: string[]): string;
-  /** Starts `bin/hchat server` on the internet (TCP port 7000). */
-  startServer(): Promise<HchatProcess>;
+  /**
+   * Starts `bin/hchat server` on the internet (TCP port 7000, on `<dir>/server`, with `extra`
+   * flags and `env`): called again after the server stopped, it restarts it on the same port
+   * and data.
+   */
+  startServer(extra?: string[], env?: Record<string, string>): Promise<HchatProcess>;
   /**
    * Starts a peer at home `i` for `server`, registered and logged in as `username`, with
    * `extra` flags (several peers may share a home: their ports are free ones).
    */
   startPeer(i: number, server: HchatProcess, username: string, extra?: string[]): Promise<HomePeer>;
+  /**
+   * Starts a peer at home `i` for `server` on `<dir>/<name>` (with `extra` flags), neither
+   * registered nor logged in: on a folder an earlier peer left, it is that peer restarted on the
+   * same data.
+   */
+  spawnPeer(i: number, server: HchatProcess, name: string, extra?: string[]): Promise<HomePeer>;
+  /** GET on the server's HTTP port (`/stats`, `/health`…), which is on the internet only. */
+  serverHttp<T = any>(server: HchatProcess, route: string): Promise<ApiAnswer<T>>;
 }
 
-/** A world its builder owns: `close` ends its processes, removes its namespaces and files. */
+/**
+ * A world with its `close`: ends its processes, removes its namespaces and files (a test's world
+ * is also closed when the test finishes; closing it earlier is allowed).
+ */
 export interface OwnedNatWorld extends NatWorld {
   close(): Promise<void>;
 }
@@ -148,49 +170,66 @@ export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
   }
   const inNs = (ns: string) => ['ip', 'netns', 'exec', ns];
   /** Starts `bin/hchat`, owned by the world from its first moment (killed on close). */
-  const hchat = (args: string[], ns: string) => {
-    const launched = launchHchat(args, {}, 15_000, undefined, inNs(ns));
+  const hchat = (args: string[], ns: string, env: Record<string, string> = {}) => {
+    const launched = launchHchat(args, env, 15_000, undefined, inNs(ns));
     procs.push(launched.proc);
     return launched.ready;
   };
+  let sockets = 0;
+  const serverSockets = new WeakMap<HchatProcess, { path: string; host: string }>();
   const world: NatWorld = {
     inet,
     serverIp: SERVER_IP,
     homes,
     dir,
     run: (ns, cmd) => exec('ip', ['netns', 'exec', ns, ...cmd]),
-    async startServer() {
+    async startServer(extra = [], env = {}) {
       const args = ['server', '--host', SERVER_IP, '--port', String(SERVER_PORT)];
-      return hchat([...args, '--http-port', '0', '--data', path.join(dir, 'server')], inet);
+      const data = path.join(dir, 'server');
+      return hchat([...args, '--http-port', '0', '--data', data, ...extra], inet, env);
     },
     async startPeer(i, server, username, extra = []) {
+      const peer = await world.spawnPeer(i, server, username, extra);
+      const password = `${username}-pw`;
+      const reg = await peer.call('POST', '/api/register', { username, password });
+      if (reg.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(reg.body)}`);
+      const login = await peer.call('POST', '/api/login', { username, password });
+      if (login.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(login.body)}`);
+      return peer;
+    },
+    async spawnPeer(i, server, name, extra = []) {
       const home = homes[i]!;
-      const data = path.join(dir, username);
-      const proc = await hchat(
-        [
-          'peer',
-          '--server',
-          `${SERVER_IP}:${SERVER_PORT}`,
-          '--server-fingerprint',
-          server.ready.fingerprint!,
-          '--host',
-          home.lanIp,
-          '--data',
-          data,
-          ...extra,
-        ],
-        home.ns,
-      );
+      const data = path.join(dir, name);
+      const args = [
+        'peer',
+        '--server',
+        `${SERVER_IP}:${SERVER_PORT}`,
+        '--server-fingerprint',
+        server.ready.fingerprint!,
+        '--host',
+        home.lanIp,
+        '--data',
+        data,
+        ...extra,
+      ];
+      const proc = await hchat(args, home.ns);
       const ui = new URL(proc.ready.ui!);
-      const sock = path.join(dir, `${username}.sock`);
-      await forwarder(inNs(home.ns), sock, Number(ui.port), (p) => procs.push(p));
+      // A socket per process: a restarted peer's API is on another port, its old socket stale.
+      const sock = path.join(dir, `${name}.${++sockets}.sock`);
+      const fwd = await forwarder(inNs(home.ns), sock, '127.0.0.1', Number(ui.port), (p) =>
+        procs.push(p),
+      );
       const token = ui.searchParams.get('token')!;
-      const peer: HomePeer = {
+      const auth = { authorization: `Bearer ${token}` };
+      return {
         proc,
         p2p: proc.ready.p2p!,
+        ui: proc.ready.ui!,
         data,
+        args,
         api: { socketPath: sock, port: Number(ui.port), token },
-        call: (method, route, body) => callVia(sock, Number(ui.port), token, method, route, body),
+        call: (method, route, body) =>
+          requestVia(sock, `127.0.0.1:${ui.port}`, method, route, auth, body),
         log: () =>
           fs
             .readFileSync(path.join(data, 'connections.log'), 'utf8')
@@ -211,13 +250,22 @@ export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
           });
           return ui.toString();
         },
+        async kill() {
+          await killAndWait(proc.proc);
+          await killAndWait(fwd);
+        },
       };
-      const password = `${username}-pw`;
-      const reg = await peer.call('POST', '/api/register', { username, password });
-      if (reg.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(reg.body)}`);
-      const login = await peer.call('POST', '/api/login', { username, password });
-      if (login.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(login.body)}`);
-      return peer;
+    },
+    async serverHttp(server, route) {
+      let sock = serverSockets.get(server);
+      if (!sock) {
+        const base = new URL(server.ready.http!);
+        const file = path.join(dir, `server.${++sockets}.sock`);
+        await forwarder(inNs(inet), file, base.hostname, Number(base.port), (p) => procs.push(p));
+        sock = { path: file, host: base.host };
+        serverSockets.set(server, sock);
+      }
+      return requestVia(sock.path, sock.host, 'GET', route, {});
     },
   };
   return { ...world, close };
@@ -324,18 +372,19 @@ async function killAndWait(p: ChildProcess): Promise<void> {
 }
 
 /**
- * Serves 127.0.0.1:port of a namespace on a Unix socket; resolves once it listens. `own` gets
- * the process as soon as it exists, so that it is ended even if it never listens.
+ * Serves host:port of a namespace on a Unix socket; resolves with its process once it listens.
+ * `own` gets the process as soon as it exists, so that it is ended even if it never listens.
  */
 async function forwarder(
   wrap: string[],
   sock: string,
+  host: string,
   port: number,
   own: (p: ChildProcess) => void,
-): Promise<void> {
+): Promise<ChildProcess> {
   const script = `const net = require('node:net');
 net.createServer((c) => {
-  const u = net.connect(${port}, '127.0.0.1');
+  const u = net.connect(${port}, ${JSON.stringify(host)});
   c.pipe(u).pipe(c);
   u.on('error', () => c.destroy());
   c.on('error', () => u.destroy());
@@ -361,15 +410,16 @@ net.createServer((c) => {
       reject(new Error(`the API forwarder exited with ${code}`));
     });
   });
+  return p;
 }
 
-/** A local API call through a forwarder's socket, as the peer's own 127.0.0.1:port. */
-function callVia<T>(
+/** An HTTP request through a forwarder's socket, as to `host` (the address it forwards to). */
+function requestVia<T>(
   socketPath: string,
-  port: number,
-  token: string,
+  host: string,
   method: string,
   route: string,
+  headers: Record<string, string>,
   body?: unknown,
 ): Promise<ApiAnswer<T>> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -380,8 +430,8 @@ function callVia<T>(
         method,
         path: route,
         headers: {
-          host: `127.0.0.1:${port}`,
-          authorization: `Bearer ${token}`,
+          host,
+          ...headers,
           ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
         },
       },
@@ -389,8 +439,13 @@ function callVia<T>(
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
+        // JSON comes parsed, anything else (the server's /metrics) as text.
+        const json = /json/.test(res.headers['content-type'] ?? '');
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
+          resolve({
+            status: res.statusCode ?? 0,
+            body: !text ? undefined : json ? JSON.parse(text) : text,
+          }),
         );
       },
     );

@@ -2,19 +2,23 @@
  * A swarm of real `bin/hchat` processes for end-to-end scenarios: a server (or several instances
  * of one on PostgreSQL and NATS) and named peers, each registered and logged in as its name.
  * Helpers read what a user sees (the local API), what each process logged, and what the server
- * stored.
+ * stored. Everything runs on 127.0.0.1, or with `nat` each peer in a home of its own behind a
+ * router and the server on the internet of test/netns.ts (test/swarm-nat.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { onTestFinished } from 'vitest';
-import { api, stablePort, tempDir, waitFor, type ApiAnswer } from './testnet.js';
+import { api, stablePort, tempDir, type ApiAnswer } from './testnet.js';
 import { spawnHchat, type HchatProcess } from './processes.js';
 import { startNats, type TestNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
 import { signingKeyFile } from './cluster-kit.js';
 import { parseRecord } from '../src/shared/connlog.js';
+import { channelReader, pgReader, sqliteReader, type StoredMessage } from './swarm-reads.js';
+import { startNatSwarm } from './swarm-nat.js';
+import type { NatSpec, NatWorld } from './netns.js';
+
+export type { StoredMessage } from './swarm-reads.js';
 
 export interface SwarmPeer {
   proc: HchatProcess;
@@ -22,13 +26,6 @@ export interface SwarmPeer {
   p2p: string;
   data: string;
   args: string[];
-}
-
-/** A message the server stored, in channel order. */
-export interface StoredMessage {
-  id: string;
-  text: string;
-  author: string;
 }
 
 export interface Swarm {
@@ -40,6 +37,8 @@ export interface Swarm {
   peers: Record<string, SwarmPeer>;
   /** The instance each peer connects to first (its `--server` list starts there). */
   home: Record<string, number>;
+  /** In NAT mode, the namespaces the swarm runs in (home k is the k-th name's). */
+  world?: NatWorld;
   call<T = any>(name: string, method: string, route: string, body?: unknown): Promise<ApiAnswer<T>>;
   /** The channel as `name` sees it now: ids and texts in order, and where they came from. */
   view(
@@ -70,53 +69,13 @@ export interface Swarm {
   close(): Promise<void>;
 }
 
-/** What the server stored, read from its SQLite file or its PostgreSQL database. */
-interface StoredReader {
-  messages(channelId: string): Promise<StoredMessage[]>;
-  itemIds(channelId: string): Promise<string[]>;
-  close(): Promise<void>;
-}
-
-const MESSAGES_SQL = `SELECT id, text, author FROM messages WHERE channel_id = $1 AND kind = 'message'
-  ORDER BY ts, lc, id`;
-const ITEMS_SQL = 'SELECT id FROM messages WHERE channel_id = $1';
-
-function sqliteReader(file: string): StoredReader {
-  let db: Database.Database | undefined;
-  const open = () => (db ??= new Database(file, { readonly: true }));
-  return {
-    messages: async (ch) =>
-      open().prepare<[string], StoredMessage>(MESSAGES_SQL.replace('$1', '?')).all(ch),
-    itemIds: async (ch) =>
-      open()
-        .prepare<[string], { id: string }>(ITEMS_SQL.replace('$1', '?'))
-        .all(ch)
-        .map((r) => r.id),
-    async close() {
-      db?.close();
-      db = undefined;
-    },
-  };
-}
-
-function pgReader(url: string): StoredReader {
-  let client: Promise<pg.Client> | undefined;
-  const open = () =>
-    (client ??= (async () => {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      return c;
-    })());
-  return {
-    messages: async (ch) => (await (await open()).query<StoredMessage>(MESSAGES_SQL, [ch])).rows,
-    itemIds: async (ch) =>
-      (await (await open()).query<{ id: string }>(ITEMS_SQL, [ch])).rows.map((r) => r.id),
-    async close() {
-      const c = client;
-      client = undefined;
-      if (c) await (await c).end();
-    },
-  };
+/** Options of `startSwarm`. */
+export interface SwarmOptions {
+  serverEnv?: Record<string, string>;
+  instances?: number;
+  serverArgs?: string[];
+  /** One home per peer, in the order of the names: the swarm runs across NATs. */
+  nat?: NatSpec[];
 }
 
 /** The shared parts of a deployment of several instances: database, bus and signing key. */
@@ -140,12 +99,11 @@ async function startClusterServices(dir: string): Promise<Cluster> {
  * With `instances` (2 or more) the server is that many instances on a fresh PostgreSQL database,
  * a NATS of their own and one signing key; peer k starts on instance k mod N and lists every
  * instance after it, in turn (so peers know all addresses, in different orders).
- * `serverArgs` are added to every instance's command line.
+ * `serverArgs` are added to every instance's command line. With `nat`, the server (one instance)
+ * runs on the internet and each peer at its own home behind the router `nat[k]` describes.
  */
-export async function startSwarm(
-  names: string[],
-  opts: { serverEnv?: Record<string, string>; instances?: number; serverArgs?: string[] } = {},
-): Promise<Swarm> {
+export async function startSwarm(names: string[], opts: SwarmOptions = {}): Promise<Swarm> {
+  if (opts.nat) return startNatSwarm(names, opts.nat, opts);
   const dir = tempDir();
   const count = opts.instances ?? 1;
   const cluster = count > 1 ? await startClusterServices(dir) : undefined;
@@ -196,30 +154,7 @@ export async function startSwarm(
     peers,
     home,
     call: (name, method, route, body) => api(peers[name]!.ui, method, route, body),
-    async view(name, channelId) {
-      const r = await swarm.call(name, 'GET', `/api/channels/${channelId}/messages?limit=500`);
-      if (r.status !== 200) throw new Error(`${name}: ${JSON.stringify(r.body)}`);
-      return {
-        ids: r.body.messages.map((m: any) => m.id),
-        texts: r.body.messages.map((m: any) => m.text),
-        states: r.body.messages.map((m: any) => m.state),
-        source: r.body.source,
-      };
-    },
-    async waitView(name, channelId, texts, source) {
-      let last: unknown;
-      await waitFor(
-        async () => {
-          const v = await swarm.view(name, channelId);
-          last = v;
-          return (
-            JSON.stringify(v.texts) === JSON.stringify(texts) && (!source || v.source === source)
-          );
-        },
-        15_000,
-        `${name} to see ${JSON.stringify(texts)} from ${source ?? 'any source'} (last: ${JSON.stringify(last)})`,
-      );
-    },
+    ...channelReader((name, method, route) => swarm.call(name, method, route), 15_000),
     async kill(name) {
       const p = peers[name]!;
       p.proc.proc.kill('SIGKILL');
