@@ -4,10 +4,9 @@
  * behind another cone NAT (his link to alice is a punched hole) and carol behind a symmetric NAT
  * (hers goes through the server's relay). Each scenario asserts exactly what it does on
  * 127.0.0.1, `host:alice@…` sources included.
- *
- * Scenario 3 (the livestream period) is left out: its media travels peer to peer over UDP, and
- * UDP media across NATs was being built on another branch when this file was written; the
- * scenario belongs here once that has landed.
+ * In scenario 3 bob's video comes through holes punched in both NATs, carol's through a media
+ * tunnel in the server's relay (her NAT draws ports): the server's framed port still carries no
+ * media, and the relay counts what it passed as `kind=media`.
  */
 import { describe, expect, it } from 'vitest';
 import type { NatSpec } from './netns.js';
@@ -17,6 +16,7 @@ import {
   hostGoesOnline,
   joinedUserGoesOffline,
   joinedUserGoesOnline,
+  livestream,
   sigkilledHost,
 } from './scenarios.js';
 
@@ -48,6 +48,20 @@ describe('synchronization scenarios across NATs (alice and bob behind cone NATs,
   it(
     '1. host goes offline: members switch to the server, which serves what the host had synced',
     play(hostGoesOffline),
+  );
+
+  it(
+    '3. livestream period: chat flows P2P through the host; bob’s video through punched holes, carol’s through a media tunnel in the relay',
+    play(async (s, ch) => {
+      await livestream(s, ch);
+      expect(s.log('bob').some((r) => r.ev === 'media_tunnel')).toBe(false);
+      expect(s.log('carol')).toContainEqual(
+        expect.objectContaining({ ev: 'media_tunnel', side: 'child', peer: 'alice' }),
+      );
+      expect(s.log('server')).toContainEqual(
+        expect.objectContaining({ ev: 'relay_open', kind: 'media' }),
+      );
+    }),
   );
 
   it(
