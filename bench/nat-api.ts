@@ -1,9 +1,11 @@
 /**
- * What bench/nat.ts needs of a peer in a home namespace beyond `HomePeer.call` (JSON): its local
- * API in raw bytes (a file up and down) and its event stream (when a message reaches the host),
- * both through the home's forwarder socket (test/netns-core.ts), as `call` goes.
+ * What the NAT bench needs of a peer in a home namespace beyond `HomePeer.call` (JSON): its local
+ * API in raw bytes (a file up and down), its event stream (when a message reaches the host) and a
+ * watched stream's whole frames (the page's `/play` WebSocket), all through the home's forwarder
+ * socket (test/netns-core.ts), as `call` goes.
  */
 import http from 'node:http';
+import WebSocket from 'ws';
 import type { HomePeer } from '../test/netns-core.js';
 
 /** One local API request in bytes; the status and the whole answer. */
@@ -85,6 +87,78 @@ export function messageEvents(peer: HomePeer): Promise<MessageEvents> {
       },
     );
     req.on('error', reject);
+  });
+}
+
+/** One whole frame as the viewer's page gets it, dated by the bench's clock on arrival. */
+export interface PlayedFrame {
+  video: boolean;
+  /** The streamer's capture time (its `Date.now()`, whole ms), from the frame's RTP extension. */
+  captureMs: number;
+  /** The bench's wall clock (`clock`) when the message came: the same clock (one kernel). */
+  arrivedMs: number;
+  /** The frame's bytes (its payload, without the RTP headers). */
+  bytes: number;
+}
+
+/**
+ * The wall clock in fractions of a millisecond (`Date.now()` has whole ones, truncated): the
+ * monotonic clock plus its offset to the wall clock, read where `Date.now()` turns over (the wall
+ * clock is then a whole ms). The turnover lies between the monotonic readings either side of the
+ * last two `Date.now()` calls; the scheduler may stop the loop between them for a ms (2 shared
+ * cores), so of up to 20 turnovers the one they bracket tightest is kept (5 µs is enough).
+ */
+export function fineClock(): () => number {
+  let best = { width: Infinity, offset: 0 };
+  for (let i = 0; i < 20 && best.width > 0.005; i++) {
+    // Each monotonic reading precedes the `Date.now()` call after it.
+    let at = performance.now();
+    const first = Date.now();
+    let before = at;
+    let wall = first;
+    while (wall === first) {
+      before = at;
+      at = performance.now();
+      wall = Date.now();
+    }
+    const width = performance.now() - before;
+    if (width < best.width) best = { width, offset: wall - at };
+  }
+  const offset = best.offset;
+  return () => offset + performance.now();
+}
+
+/**
+ * The viewer's `GET /api/streams/:id/play` (src/peer/live-ws.ts): `onFrame` gets each frame as
+ * it comes (video from a keyframe on), dated by `clock`; resolves once the socket is open.
+ */
+export function playFrames(
+  peer: HomePeer,
+  streamId: string,
+  clock: () => number,
+  onFrame: (f: PlayedFrame) => void,
+): Promise<WebSocket> {
+  const ws = new WebSocket(`ws+unix://${peer.api.socketPath}:/api/streams/${streamId}/play`, {
+    headers: headers(peer),
+  });
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    // Dated first: nothing of the bench's own runs between the message and its time.
+    const arrivedMs = clock();
+    // Text messages are the viewer's stats, once a second: not frames.
+    if (!isBinary) return;
+    onFrame({
+      video: data[0] === 1,
+      captureMs: data.readDoubleBE(2),
+      arrivedMs,
+      bytes: data.length - 14,
+    });
+  });
+  // After the open, an error or close matters only as frames that stop coming (the caller
+  // counts them); rejecting a settled promise does nothing.
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.on('error', reject);
+    ws.once('close', (code, why) => reject(new Error(`play: closed ${code} ${why.toString()}`)));
   });
 }
 

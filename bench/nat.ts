@@ -8,6 +8,8 @@
  * - `punched`: at home 2, behind another cone NAT: TCP hole punching;
  * - `relayed`: at home 3, behind a symmetric NAT (`--random-fully`): the server's relay.
  *
+ * (Home 4, behind a cone NAT that forwards no UDP, is the livestream part's alone.)
+ *
  * 1. Link setup: from the moment a member decides to connect to its TLS link open, BENCH_NAT_SETUPS
  *    (20) times each. The link is cut (`ss -K` in the member's namespace); the member dials again
  *    RETRY_MS (2 s, src/peer/sources.ts) after its `close` record, and logs `open` when TLS is
@@ -22,64 +24,51 @@
  * 3. Bulk: each member downloads a BENCH_NAT_FILE_MIB (16) MiB file that only alice holds among
  *    the peers (the server in reserve), once per run: MiB/s, and the server's CPU over each
  *    download (from /proc) per MiB of the file; for the relayed link, the bytes the relay passed.
+ * 4. Livestream (bench/nat-stream.ts): alice streams 500 kbit/s to a viewer on her LAN, one
+ *    behind a cone NAT (punched UDP), one behind a symmetric NAT and one behind a router that
+ *    blocks UDP (media tunnels in the server's relay): frame latency, frames complete, bitrate;
+ *    the relay's media bytes per second and the server's CPU per MiB of them.
  *
- * Every figure is also given as a ratio to the direct link's in the same run. Needs root; without
- * it (or iproute2, iptables, ss, tcpdump) it says why and skips. Every namespace and process it made is
+ * BENCH_NAT_PARTS (`setup,chat,bulk,stream`, all by default) picks parts. Every figure is also
+ * given as a ratio to the direct link's (the LAN viewer's) in the same run. Needs root; without
+ * it (or iproute2, iptables, ss, tcpdump, curl) it says why and skips. Every namespace and process it made is
  * removed at its end, also on an error or SIGINT/SIGTERM.
  */
 import crypto from 'node:crypto';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { parseRecord } from '../src/shared/connlog.js';
 import { RETRY_MS } from '../src/peer/sources.js';
-import type { HchatProcess } from '../test/hchat-spawn.js';
 import { buildNatWorld, type HomePeer, type OwnedNatWorld } from '../test/netns-core.js';
 import { cpuSeconds } from './harness.js';
 import { messageEvents, rawCall } from './nat-api.js';
+import {
+  KINDS,
+  median,
+  pct,
+  round,
+  serverLog,
+  sleep,
+  time,
+  until,
+  type Kind,
+  type Member,
+  type Rig,
+} from './nat-kit.js';
+import { streamPart } from './nat-stream.js';
 import { watchSyns, type SynTimes } from './syn-times.js';
 
 const SETUPS = Number(process.env.BENCH_NAT_SETUPS ?? 20);
 const POSTS = Number(process.env.BENCH_NAT_POSTS ?? 200);
 const RUNS = Math.max(3, Number(process.env.BENCH_NAT_RUNS ?? 3));
 const FILE_MIB = Number(process.env.BENCH_NAT_FILE_MIB ?? 16);
+const PARTS = new Set((process.env.BENCH_NAT_PARTS ?? 'setup,chat,bulk,stream').split(','));
 /** Posts before the first run's, not counted: the first ones pay for cold code paths. */
 const WARM_POSTS = 10;
 /** Between two cuts of one member's link: the retry, the setup, and room to spare. */
 const CUT_PERIOD_MS = RETRY_MS + 400;
 
-const KINDS = ['direct', 'punched', 'relayed'] as const;
-type Kind = (typeof KINDS)[number];
 /** Each kind's home (alice is at home 1, index 0) and the `via` its `open` record must show. */
 const HOME: Record<Kind, number> = { direct: 0, punched: 1, relayed: 2 };
 const VIA: Record<Kind, string> = { direct: 'direct', punched: 'punched', relayed: 'relay' };
-
-interface Member {
-  kind: Kind;
-  peer: HomePeer;
-  ns: string;
-}
-
-interface Rig {
-  world: OwnedNatWorld;
-  server: HchatProcess;
-  alice: HomePeer;
-  members: Member[];
-  ch: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-/** Nearest rank: of 20 samples, p99 is the largest. */
-const pct = (v: number[], q: number) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-};
-const time = (r: Record<string, string>) => Date.parse(r.t!);
 
 /** Why the bench cannot run here, if it cannot. */
 function missing(): string | undefined {
@@ -89,6 +78,7 @@ function missing(): string | undefined {
     ['iptables', '-V'],
     ['ss', '-V'],
     ['tcpdump', '--version'],
+    ['curl', '--version'],
   ] as const) {
     try {
       execFileSync(cmd, [arg], { stdio: 'ignore' });
@@ -97,21 +87,6 @@ function missing(): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Waits for `check` to give a value, polling; throws after `ms`. */
-async function until<T>(
-  check: () => T | undefined | Promise<T | undefined>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`nat bench: timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /** A peer's connection log from record `from` on (what one step of the bench made). */
@@ -372,15 +347,6 @@ async function shows(peer: HomePeer, ch: string, id: string): Promise<boolean> {
   return page.body.messages.some((m: { id: string }) => m.id === id);
 }
 
-/** Records of the server's connection log (the relay's `relay_close` counts its bytes). */
-function serverLog(rig: Rig): Array<Record<string, string>> {
-  return fs
-    .readFileSync(path.join(rig.world.dir, 'server', 'connections.log'), 'utf8')
-    .trim()
-    .split('\n')
-    .map(parseRecord);
-}
-
 async function bulkPart(rig: Rig) {
   const bytes = FILE_MIB * 1024 * 1024;
   console.log(`nat: bulk, a ${FILE_MIB} MiB file to each member, ${RUNS} runs`);
@@ -481,7 +447,8 @@ export async function benchNat(): Promise<Record<string, unknown> | undefined> {
   }
   console.log('\nnat: direct, punched and relayed P2P links in network namespaces');
   const started = Date.now();
-  const world = buildNatWorld([{}, {}, { symmetric: true }]);
+  // Home 4 (index 3): the livestream's viewer behind a router that blocks UDP.
+  const world = buildNatWorld([{}, {}, { symmetric: true }, { blockUdp: true }]);
   /** Processes the bench starts in the world itself (a capture): ended before the world. */
   const owned: ChildProcess[] = [];
   const close = async () => {
@@ -497,10 +464,11 @@ export async function benchNat(): Promise<Record<string, unknown> | undefined> {
   process.once('SIGTERM', interrupted);
   try {
     const rig = await buildRig(world);
-    const setup = await setupPart(rig, (p) => owned.push(p));
-    const chat = await chatPart(rig);
-    const bulk = await bulkPart(rig);
-    return { seconds: Math.round((Date.now() - started) / 1000), setup, chat, bulk };
+    const setup = PARTS.has('setup') ? await setupPart(rig, (p) => owned.push(p)) : undefined;
+    const chat = PARTS.has('chat') ? await chatPart(rig) : undefined;
+    const bulk = PARTS.has('bulk') ? await bulkPart(rig) : undefined;
+    const stream = PARTS.has('stream') ? await streamPart(rig, 3, RUNS) : undefined;
+    return { seconds: Math.round((Date.now() - started) / 1000), setup, chat, bulk, stream };
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
