@@ -102,7 +102,7 @@ interface Viewer {
   udpPort: number;
   /** Its P2P TCP port, where its children ask it for keys; undefined: never a relay. */
   p2pPort?: number;
-  /** Its UDP candidates, as it gave them in `watch` (passed on to its parent, §5.5). */
+  /** Its UDP candidates, as it gave them in `watch` (passed on to its parent, §5.6). */
   candidates?: Candidate[];
 }
 
@@ -430,7 +430,7 @@ export class LiveService {
     // viewer that gave no P2P port: its children could not ask it for their keys.
     const leaf = hidden || p2pPort === undefined;
     // Where its datagrams will come from as we see them: its public address when it is behind
-    // another NAT (§5.5), else the address its link came from.
+    // another NAT (§5.6), else the address its link came from.
     const at = mediaAddress({ ip: conn.ip, port: udpPort }, candidates, this.publicIp());
     live.viewers.set(id, {
       id,
@@ -710,13 +710,13 @@ export class LiveService {
     return publicIp(this.deps.candidates());
   }
 
-  /** A parent with the UDP address its media will come from as we see it (§5.5). */
+  /** A parent with the UDP address its media will come from as we see it (§5.6). */
   private reachParent(p: StreamParent): StreamParent {
     const at = mediaAddress({ ip: p.ip, port: p.udpPort }, p.candidates, this.publicIp());
     return { ...p, ip: at.ip, udpPort: at.port };
   }
 
-  /** A child with the UDP address its datagrams will come from as we see them (§5.5). */
+  /** A child with the UDP address its datagrams will come from as we see them (§5.6). */
   private reachChild(c: StreamChild): StreamChild {
     const at = mediaAddress({ ip: c.ip, port: c.udpPort }, c.candidates, this.publicIp());
     return { ...c, ip: at.ip, udpPort: at.port };

@@ -1,5 +1,5 @@
 /**
- * Where to send a peer's media, from where this peer stands (docs/PROTOCOL.md §5.5): a viewer,
+ * Where to send a peer's media, from where this peer stands (docs/PROTOCOL.md §5.6): a viewer,
  * its parent and a relay's children announce their UDP candidates (§3.8) in `watch`,
  * `StreamParent` and `StreamChild`, and each side picks the address the other's datagrams will
  * come from as it sees them, so that both ends of a hop agree on it (the hop's keys, consent and

@@ -32,7 +32,10 @@ export const StreamInfo = z.object({
   audioSsrc: U32,
 });
 
-/** UDP candidates (§3.8) a viewer or parent gives for its media port, at most 4. */
+/**
+ * Candidates (§3.8) a viewer or parent gives for its media: its UDP ones (`host`, `srflx`) and
+ * its TCP `srflx` (a NAT with no UDP `srflx` blocks UDP, §5.6); at most 4.
+ */
 export const MediaCandidates = z.array(Candidate).max(4);
 
 /**
@@ -47,7 +50,7 @@ export const StreamParent = z.object({
   sessionId: SessionId,
   /** Whose certificate the parent's P2P endpoint must show (a visitor may relay). */
   role: Role,
-  /** The parent's UDP candidates (§3.8): where its media comes from across NATs (§5.5). */
+  /** The parent's media candidates (§3.8, §5.6): where its media comes from across NATs. */
   candidates: MediaCandidates.optional(),
 });
 
@@ -63,7 +66,7 @@ export const StreamChild = z.object({
   sessionId: SessionId,
   ip: Ip,
   udpPort: Port,
-  /** The child's UDP candidates, as it gave them in `watch` (§5.5). */
+  /** The child's media candidates, as it gave them in `watch` (§5.6). */
   candidates: MediaCandidates.optional(),
 });
 
@@ -89,7 +92,7 @@ export const STREAM_OPS = {
       p2pPort: Port.optional(),
       /**
        * The viewer's UDP candidates (§3.8: its media port's host and server-reflexive
-       * addresses), so that a parent behind another NAT sends to its public one (§5.5).
+       * addresses), so that a parent behind another NAT sends to its public one (§5.6).
        */
       candidates: MediaCandidates.optional(),
     }),
