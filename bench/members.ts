@@ -75,9 +75,10 @@ class Tally {
   private cpuAtStart: NodeJS.CpuUsage | undefined;
   private cpuAtEnd: NodeJS.CpuUsage | undefined;
   /**
-   * Connections that stop reading once the window is over, until the next one opens: members
-   * slower than the server (checking signatures, say) would otherwise read a backlog of up to the
-   * server's 16 MiB per member for minutes, with the worker's IPC (`stop`, `close`) behind it.
+   * Connections that stop reading once the window is over while they are behind, until the next
+   * one opens: members slower than the server (checking signatures, say) would otherwise read a
+   * backlog of up to the server's 16 MiB per member for minutes, with the worker's IPC (`stop`,
+   * `close`) behind it.
    */
   private readonly readers: Array<{ pause(): unknown; resume(): unknown }> = [];
   private reading = true;
@@ -120,8 +121,12 @@ class Tally {
     if (!this.opened || now < this.start) return;
     if (now >= this.end) {
       if (this.cpuAtStart && !this.cpuAtEnd) this.cpuAtEnd = process.cpuUsage();
-      if (this.reading) for (const r of this.readers) r.pause();
-      this.reading = false;
+      // Only a member that is behind (reading what was sent in the window) stops: one that keeps
+      // up goes on reading, so that a next window finds it as it was.
+      if (this.reading && sentNs < this.end) {
+        for (const r of this.readers) r.pause();
+        this.reading = false;
+      }
       return;
     }
     this.cpuAtStart ??= process.cpuUsage();
