@@ -7,7 +7,8 @@
  *
  * What counts as the acknowledgement that frees a window slot: Hybrid Chat's answer to `post`
  * (after the message is stored), MQTT QoS 1's PUBACK, and for QoS 0 and IRC (which acknowledge
- * nothing) the message's arrival at the first member.
+ * nothing) the message's arrival at the first member. Members and the probe parse every packet
+ * or line whole and check it (bench/member-checks.ts).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import type { Target } from './members.js';
+import { IrcLines, ircSentAt, mqttSentAt, type IrcMessage } from './member-checks.js';
 
 /** A rig's publisher, shaped like the bench's own Client. */
 export interface Publisher {
@@ -94,7 +96,11 @@ export async function mosquittoRig(qos: 0 | 1, publishers = 1): Promise<Rig> {
     const probe = await connect();
     clients.push(probe);
     await probe.subscribeAsync(topic, { qos });
-    probe.on('message', (_t, payload) => pubs[publisherOf(payload.toString())]!.onAck());
+    // The probe checks what it gets as the members do (bench/member-checks.ts).
+    probe.on('message', (t, payload) => {
+      mqttSentAt(t, payload, topic);
+      pubs[publisherOf(payload.toString())]!.onAck();
+    });
   }
   return {
     name: `Mosquitto QoS ${qos}`,
@@ -134,38 +140,32 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** A raw IRC connection: lines in, lines out. */
+/** A raw IRC connection: lines in, each parsed (bench/member-checks.ts), lines out. */
 class IrcConn {
-  private buf = '';
-  onLine: (line: string) => void = () => undefined;
+  onLine: (m: IrcMessage) => void = () => undefined;
 
   constructor(readonly socket: net.Socket) {
     socket.setEncoding('utf8');
-    socket.on('data', (d: string) => {
-      this.buf += d;
-      let i;
-      while ((i = this.buf.indexOf('\r\n')) >= 0) {
-        const line = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 2);
-        if (line.startsWith('PING ')) this.send(`PONG ${line.slice(5)}`);
-        else this.onLine(line);
-      }
+    const lines = new IrcLines((m) => {
+      if (m.command === 'PING') this.send(`PONG :${m.params[0] ?? ''}`);
+      else this.onLine(m);
     });
+    socket.on('data', (d: string) => lines.push(d));
   }
 
   send(line: string): void {
     this.socket.write(`${line}\r\n`);
   }
 
-  /** Resolves when a line matching `re` arrives. */
-  waitFor(re: RegExp): Promise<string> {
+  /** Resolves when a message with this command (or numeric reply) arrives. */
+  waitFor(command: string): Promise<IrcMessage> {
     return new Promise((resolve) => {
       const prev = this.onLine;
-      this.onLine = (l) => {
-        if (re.test(l)) {
+      this.onLine = (m) => {
+        if (m.command === command) {
           this.onLine = prev;
-          resolve(l);
-        } else prev(l);
+          resolve(m);
+        } else prev(m);
       };
     });
   }
@@ -177,7 +177,7 @@ class IrcConn {
     });
     socket.setNoDelay(true);
     const c = new IrcConn(socket);
-    const welcome = c.waitFor(/^:\S+ 001 /);
+    const welcome = c.waitFor('001');
     c.send(`NICK ${nick}`);
     c.send(`USER ${nick} 0 * :${nick}`);
     await welcome;
@@ -242,13 +242,13 @@ Password = bench
     for (let k = 0; k < publishers; k++) {
       const pub = await IrcConn.open(port, `pub${k}`);
       pub.send('OPER bench bench');
-      await pub.waitFor(/^:\S+ 381 /);
+      await pub.waitFor('381');
       // +F: relaxed flood protection for the publisher (operators may set it).
       pub.send(`MODE pub${k} +F`);
       conns.push(pub);
     }
     const first = await IrcConn.open(port, 'probe');
-    const joined = (c: IrcConn) => c.waitFor(/ 366 /); // end of NAMES: in the channel
+    const joined = (c: IrcConn) => c.waitFor('366'); // end of NAMES: in the channel
     await Promise.all(
       [...conns, first].map((c) => {
         const w = joined(c);
@@ -260,9 +260,12 @@ Password = bench
       onAck: () => undefined,
       fire: (payload: string) => pub.send(`PRIVMSG #bench :${payload}`),
     }));
-    first.onLine = (line) => {
-      const at = line.indexOf(' PRIVMSG #bench :');
-      if (at >= 0) pubs[publisherOf(line.slice(at + 17))]!.onAck();
+    // The probe parses and checks every line as the members do.
+    first.onLine = (m) => {
+      if (m.command === 'PRIVMSG') {
+        ircSentAt(m, '#bench');
+        pubs[publisherOf(m.params[1]!)]!.onAck();
+      }
     };
     return {
       name: 'ngIRCd',

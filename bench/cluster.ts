@@ -81,7 +81,13 @@ async function fanoutRun(make: () => Promise<Deployment>, rate?: number): Promis
       const share = Math.floor(MEMBERS / n) + (k < MEMBERS % n ? 1 : 0);
       workers.push(
         await MemberWorkers.start(
-          { kind: 'hchat', server: inst.server, channelId, publicKey: keys.publicKey },
+          {
+            kind: 'hchat',
+            server: inst.server,
+            channelId,
+            publicKey: keys.publicKey,
+            signatures: false,
+          },
           share,
           n === 1 ? 2 : 1,
         ),

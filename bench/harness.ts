@@ -161,6 +161,11 @@ export function raiseOpenFiles(pid: number, n: number): void {
 
 /** Asks a forked worker something over IPC and resolves with its answer; rejects if it exits. */
 export function askWorker<T>(p: ChildProcess, msg: object): Promise<T> {
+  // A worker that died already (a member refused a frame and threw, say) will never answer.
+  if (!p.connected)
+    return Promise.reject(
+      new Error(`worker ${p.pid} is gone (exit ${p.exitCode ?? p.signalCode})`),
+    );
   return new Promise((resolve, reject) => {
     const onMsg = (m: T) => {
       p.off('exit', onExit);

@@ -1,12 +1,14 @@
 /**
  * Receiving members of the fan-out bench, in processes of their own (`npm run bench` forks two),
  * so that the load generator is not one process holding every client. A worker connects its
- * share of members to the server under test, counts deliveries and samples latencies (send time
- * in the message, `process.hrtime` is one monotonic clock for every process here) while told to
- * measure. Protocol over the IPC channel:
+ * share of members to the server under test, parses and checks every frame, packet or line they
+ * receive as that protocol's real clients do (bench/member-checks.ts), counts deliveries and
+ * samples latencies (send time in the message, `process.hrtime` is one monotonic clock for every
+ * process here) while told to measure. Protocol over the IPC channel:
  *
  *   parent → worker  {cmd: "connect", target, from, count}   → {ok} | {error}
- *                    {cmd: "measure", start, end}             (count arrivals in [start, end))
+ *                    {cmd: "measure", start, end}             (count arrivals in [start, end);
+ *                                                              best sent before `start`)
  *                    {cmd: "stop"}                            → {deliveries, samples, cpuUs}
  *                    {cmd: "close"}                           (disconnect and exit)
  */
@@ -17,11 +19,20 @@ import mqtt from 'mqtt';
 import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { encodeFrame } from '../src/protocol/frame.js';
 import { askWorker, connectServer, type ServerAddress } from './harness.js';
+import { HchatReader, IrcLines, ircSentAt, mqttSentAt } from './member-checks.js';
 
 /** What the members connect to (Hybrid Chat over TLS when `server` has a fingerprint). */
 export type Target =
-  | { kind: 'hchat'; server: ServerAddress; channelId: string; publicKey: string }
-  | { kind: 'relay'; addr: string }
+  | {
+      kind: 'hchat';
+      server: ServerAddress;
+      channelId: string;
+      publicKey: string;
+      /** Members also verify every message's certificate and signature, as a peer does. */
+      signatures: boolean;
+    }
+  /** The Node relay, which forwards push frames its publishers made (bench/relay-frames.ts). */
+  | { kind: 'relay'; addr: string; channelId: string }
   | { kind: 'mqtt'; qos: 0 | 1; topic: string }
   | { kind: 'irc'; port: number };
 
@@ -29,16 +40,22 @@ export type Target =
 export interface WindowReport {
   deliveries: number;
   samples: number[];
+  /** CPU of the worker (µs, user + system) from the window's first delivery to its end. */
   cpuUs: number;
   /** Members whose connection the server closed (a slow consumer dropped, say) since connecting. */
   dropped: number;
 }
 
 const SAMPLES = 50_000;
+/** The anchors' IRC channel (bench/anchors.ts). */
+const IRC_CHANNEL = '#bench';
 
 // ---- the worker side ---------------------------------------------------------------------------
 
-/** Counts deliveries and keeps a uniform sample of their latencies (reservoir). */
+/**
+ * Counts deliveries and keeps a uniform sample of their latencies (reservoir), and the worker's
+ * CPU over the window.
+ */
 class Tally {
   /** The window, on the monotonic clock all processes share: [start, end). */
   start = 0n;
@@ -48,6 +65,23 @@ class Tally {
   /** Connections that closed while we were not closing them. */
   dropped = 0;
   closing = false;
+  /** A window was opened: before the first, deliveries are neither counted nor paused for. */
+  private opened = false;
+  /**
+   * The process's CPU when the first delivery of the window was read, and the first after it.
+   * Taken by deliveries, not by the IPC messages: a worker that falls behind reads a backlog for
+   * seconds in one turn of its event loop, and its `measure` and `stop` wait behind it.
+   */
+  private cpuAtStart: NodeJS.CpuUsage | undefined;
+  private cpuAtEnd: NodeJS.CpuUsage | undefined;
+  /**
+   * Connections that stop reading once the window is over while they are behind, until the next
+   * one opens: members slower than the server (checking signatures, say) would otherwise read a
+   * backlog of up to the server's 16 MiB per member for minutes, with the worker's IPC (`stop`,
+   * `close`) behind it.
+   */
+  private readonly readers: Array<{ pause(): unknown; resume(): unknown }> = [];
+  private reading = true;
 
   /** Counts `close` of a member's connection as a drop unless we are closing. */
   watch(closable: { once(event: 'close', f: () => void): unknown }): void {
@@ -56,11 +90,46 @@ class Tally {
     });
   }
 
+  /** Registers a connection to pause after the window (see readers). */
+  holdAfterWindow(socket: { pause(): unknown; resume(): unknown }): void {
+    this.readers.push(socket);
+  }
+
+  /** Starts counting the window [start, end) (nanoseconds on the shared clock). */
+  open(start: bigint, end: bigint): void {
+    this.deliveries = 0;
+    this.samples = [];
+    this.start = start;
+    this.end = end;
+    this.cpuAtStart = this.cpuAtEnd = undefined;
+    if (!this.reading) for (const r of this.readers) r.resume();
+    this.reading = true;
+    this.opened = true;
+  }
+
+  /** CPU (µs, user + system) from the window's first delivery to its end (or now). */
+  cpuUs(): number {
+    if (!this.cpuAtStart) return 0;
+    const end = this.cpuAtEnd ?? process.cpuUsage();
+    return end.user - this.cpuAtStart.user + end.system - this.cpuAtStart.system;
+  }
+
   add(sentNs: bigint): void {
     const now = process.hrtime.bigint();
-    // Deliveries count by arrival time, so a busy worker that reads its `stop` late counts the
-    // same window as everybody else.
-    if (now < this.start || now >= this.end) return;
+    // Deliveries count by the time the member read them, so a worker that reads its `measure`
+    // or `stop` late counts the same window as everybody else.
+    if (!this.opened || now < this.start) return;
+    if (now >= this.end) {
+      if (this.cpuAtStart && !this.cpuAtEnd) this.cpuAtEnd = process.cpuUsage();
+      // Only a member that is behind (reading what was sent in the window) stops: one that keeps
+      // up goes on reading, so that a next window finds it as it was.
+      if (this.reading && sentNs < this.end) {
+        for (const r of this.readers) r.pause();
+        this.reading = false;
+      }
+      return;
+    }
+    this.cpuAtStart ??= process.cpuUsage();
     this.deliveries++;
     const ms = Number(now - sentNs) / 1e6;
     if (this.samples.length < SAMPLES) this.samples.push(ms);
@@ -71,103 +140,46 @@ class Tally {
   }
 }
 
-const sentAt = (text: string): bigint => BigInt(text.slice(0, text.indexOf('|')));
-
-/** How a pushed message's frame body begins (JSON.stringify keeps the servers' key order). */
-const MESSAGE_PREFIX = Buffer.from('{"t":"ev","ev":"message","body":');
-const TEXT_KEY = Buffer.from('"text":"');
-const BAR = '|'.charCodeAt(0);
-/** Every FULL_PARSE_EVERY-th message frame is also parsed whole and checked against the scan. */
-const FULL_PARSE_EVERY = 64;
-
-/**
- * The send time at the start of a message frame's text, read off the bytes: members read as
- * little as each protocol allows (the IRC member likewise finds ` PRIVMSG #bench :` in a line),
- * so that the member processes, which share the two cores with the server, cost what the
- * protocol costs and not what a general JSON parser does.
- */
-function sentAtRaw(body: Buffer): bigint {
-  const start = body.indexOf(TEXT_KEY) + TEXT_KEY.length;
-  const end = body.indexOf(BAR, start);
-  if (start < TEXT_KEY.length || end < 0 || end - start > 20)
-    throw new Error(`a message frame without a send time: ${body.toString('utf8')}`);
-  return BigInt(body.toString('latin1', start, end));
-}
-
-/**
- * Connects (TLS 1.3 with the key pinned, or plain TCP: harness.ts connectServer) and splits the
- * bytes received into frame bodies (protocol/frame.ts: u32 length, then the body). Message frames
- * go to `onMessage` as bytes; any other frame is parsed and goes to `onFrame`.
- */
-async function framed(
-  to: ServerAddress,
-  onMessage: (sentNs: bigint) => void,
-  onFrame: (f: Record<string, any>) => void,
-): Promise<net.Socket> {
-  const s = await connectServer(to);
-  let pending: Buffer | undefined;
-  let messages = 0;
-  s.on('data', (chunk: Buffer) => {
-    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-    let at = 0;
-    while (buf.length - at >= 4) {
-      const len = buf.readUInt32BE(at);
-      if (buf.length - at - 4 < len) break;
-      const body = buf.subarray(at + 4, at + 4 + len);
-      at += 4 + len;
-      if (body.subarray(0, MESSAGE_PREFIX.length).equals(MESSAGE_PREFIX)) {
-        const ns = sentAtRaw(body);
-        if (++messages % FULL_PARSE_EVERY === 0) {
-          const f = JSON.parse(body.toString('utf8'));
-          if (f.t !== 'ev' || f.ev !== 'message' || sentAt(f.body.message.text) !== ns)
-            throw new Error(`a message frame the scan misread: ${body.toString('utf8')}`);
-        }
-        onMessage(ns);
-      } else onFrame(JSON.parse(body.toString('utf8')));
-    }
-    pending = at < buf.length ? buf.subarray(at) : undefined;
-    if (pending && at > 0) pending = Buffer.from(pending); // do not pin the whole chunk
-  });
-  return s;
-}
-
 /** Connects one member; returns how to close it. */
 async function member(target: Target, i: number, tally: Tally): Promise<() => void> {
   switch (target.kind) {
-    case 'hchat': {
-      const waiting = new Map<number, () => void>();
-      const s = await framed(
-        target.server,
-        (ns) => tally.add(ns),
-        (f) => {
-          if (f.t === 'res') waiting.get(f.id)?.();
-        },
-      );
+    case 'hchat':
+    case 'relay': {
+      const hchat = target.kind === 'hchat';
+      const s = await connectServer(hchat ? target.server : { addr: target.addr });
       s.setNoDelay(true);
+      s.on('error', () => undefined); // a reset is a close, which the tally counts
+      const send = (f: object) => s.write(encodeFrame(f));
+      const waiting = new Map<number, () => void>();
+      const reader = new HchatReader(
+        {
+          channelId: target.channelId,
+          signatures: hchat && target.signatures,
+          hello: hchat,
+        },
+        (ns) => tally.add(ns),
+        (id) => waiting.get(id)?.(),
+        send,
+      );
+      s.on('data', (chunk: Buffer) => reader.push(chunk));
       tally.watch(s);
+      tally.holdAfterWindow(s);
+      if (!hchat) return () => s.destroy();
       const req = (id: number, op: string, body: object) =>
         new Promise<void>((r) => {
           waiting.set(id, r);
-          s.write(encodeFrame({ t: 'req', id, op, body }));
+          reader.asking(id, op);
+          send({ t: 'req', id, op, body });
         });
-      s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' }));
+      send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' });
       await req(1, 'visitor', { name: `member ${i}`, publicKey: target.publicKey });
       await req(2, 'channel_join', { channelId: target.channelId });
       // Heartbeats, as peers send them, so the server keeps us.
-      const beat = setInterval(() => s.write(encodeFrame({ t: 'ping' })), 5000);
+      const beat = setInterval(() => send({ t: 'ping' }), 5000);
       return () => {
         clearInterval(beat);
         s.destroy();
       };
-    }
-    case 'relay': {
-      const s = await framed(
-        { addr: target.addr },
-        (ns) => tally.add(ns),
-        () => undefined,
-      );
-      tally.watch(s);
-      return () => s.destroy();
     }
     case 'mqtt': {
       const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', {
@@ -177,7 +189,8 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
       });
       await c.subscribeAsync(target.topic, { qos: target.qos });
       tally.watch(c);
-      c.on('message', (_t, payload) => tally.add(sentAt(payload.toString())));
+      // The client has parsed the whole packet (member-checks.ts): the app checks and decodes.
+      c.on('message', (topic, payload) => tally.add(mqttSentAt(topic, payload, target.topic)));
       return () => void c.end(true);
     }
     case 'irc': {
@@ -187,31 +200,35 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
       });
       s.setNoDelay(true);
       s.setEncoding('utf8');
-      let buf = '';
+      s.on('error', () => undefined);
       let joined: () => void = () => undefined;
       let refused: (err: Error) => void = () => undefined;
       const done = new Promise<void>((resolve, reject) => {
         joined = resolve;
         refused = reject;
       });
-      s.on('data', (d: string) => {
-        buf += d;
-        let k;
-        while ((k = buf.indexOf('\r\n')) >= 0) {
-          const line = buf.slice(0, k);
-          buf = buf.slice(k + 2);
-          const at = line.indexOf(' PRIVMSG #bench :');
-          if (at >= 0) tally.add(sentAt(line.slice(at + 17)));
-          else if (line.startsWith('PING ')) s.write(`PONG ${line.slice(5)}\r\n`);
-          else if (/ 001 /.test(line)) s.write('JOIN #bench\r\n');
-          else if (/ 366 /.test(line)) joined();
-          // An error reply (4xx/5xx numeric) or ERROR while signing on or joining: say so.
-          else if (/^(:\S+ [45]\d\d |ERROR )/.test(line)) refused(new Error(`ngIRCd: ${line}`));
+      const lines = new IrcLines((m) => {
+        switch (m.command) {
+          case 'PRIVMSG':
+            return tally.add(ircSentAt(m, IRC_CHANNEL));
+          case 'PING':
+            return void s.write(`PONG :${m.params[0] ?? ''}\r\n`);
+          case '001':
+            return void s.write(`JOIN ${IRC_CHANNEL}\r\n`);
+          case '366':
+            return joined();
+          case 'ERROR':
+            return refused(new Error(`ngIRCd: ERROR ${m.params.join(' ')}`));
         }
+        // An error reply (4xx/5xx numeric) while signing on or joining: say so.
+        if (/^[45]\d\d$/.test(m.command))
+          refused(new Error(`ngIRCd: ${m.command} ${m.params.join(' ')}`));
       });
+      s.on('data', (d: string) => lines.push(d));
       s.write(`NICK w${process.pid % 100000}x${i}\r\nUSER m 0 * :m\r\n`);
       await done;
       tally.watch(s);
+      tally.holdAfterWindow(s);
       return () => s.destroy();
     }
   }
@@ -220,7 +237,6 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
 if (process.send && process.argv.includes('--members-worker')) {
   const tally = new Tally();
   let closers: Array<() => void> = [];
-  let cpu0 = process.cpuUsage();
   process.on('message', (m: any) => {
     void (async () => {
       if (m.cmd === 'connect') {
@@ -239,17 +255,12 @@ if (process.send && process.argv.includes('--members-worker')) {
           process.send!({ error: String(err) });
         }
       } else if (m.cmd === 'measure') {
-        tally.deliveries = 0;
-        tally.samples = [];
-        tally.start = BigInt(m.start);
-        tally.end = BigInt(m.end);
-        cpu0 = process.cpuUsage();
+        tally.open(BigInt(m.start), BigInt(m.end));
       } else if (m.cmd === 'stop') {
-        const cpu = process.cpuUsage(cpu0);
         const report: WindowReport = {
           deliveries: tally.deliveries,
           samples: tally.samples,
-          cpuUs: cpu.user + cpu.system,
+          cpuUs: tally.cpuUs(),
           dropped: tally.dropped,
         };
         process.send!(report);
@@ -265,6 +276,9 @@ if (process.send && process.argv.includes('--members-worker')) {
 
 // ---- the parent side ---------------------------------------------------------------------------
 
+/** More `node` options for the member processes (`--cpu-prof --cpu-prof-dir=DIR`, say). */
+const MEMBER_NODE_ARGS = (process.env.BENCH_MEMBER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 /** Member processes for one run. */
 export class MemberWorkers {
   private constructor(private readonly procs: ChildProcess[]) {}
@@ -274,7 +288,7 @@ export class MemberWorkers {
     const n = Math.max(1, Math.min(workers, count));
     const procs = Array.from({ length: n }, () =>
       fork(path.join(import.meta.dirname, 'members.ts'), ['--members-worker'], {
-        execArgv: ['--import', 'tsx'],
+        execArgv: ['--import', 'tsx', ...MEMBER_NODE_ARGS],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );

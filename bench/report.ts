@@ -19,6 +19,9 @@ interface Result {
   messagesPerSec: number;
   /** Absent in results from before it was counted. */
   membersDropped?: number;
+  /** Member processes' CPU per delivery; absent before members parsed every frame (issue 19). */
+  membersCpuPerDeliveryUs?: number;
+  membersCpuPerDeliveryUsRuns?: number[];
   runs?: number;
   deliveriesPerSecRuns?: number[];
   serverCpuPerDeliveryUsRuns?: number[];
@@ -31,6 +34,8 @@ interface Row {
   /** Absent in results from before the many-publishers cells: 1. */
   publishers?: number;
   hchat: Result;
+  /** The same server, its members also verifying every signature (issue 19); absent before. */
+  hchatSig?: Result;
   /** The same server without TLS (bench/plain-server.ts), same run; absent before issue 12. */
   hchatPlain?: Result;
   relay?: Result;
@@ -38,13 +43,17 @@ interface Row {
 }
 
 const COLORS = ['#5865f2', '#e67e22', '#c0392b', '#27ae60', '#7f8c8d'];
+/** The signatures column's colour, apart, so that the others keep theirs in older plots. */
+const SIG_COLOR = '#8e44ad';
+/** The column of Hybrid Chat whose members also verify signatures (bench/run.ts SIG_NAME). */
+const SIG_NAME = 'Hybrid Chat, members check signatures';
 
 /** A line chart: one series per server, members on x (equally spaced), value on y. */
 function chart(
   title: string,
   yLabel: string,
   xs: number[],
-  series: Array<{ name: string; values: Array<number | undefined> }>,
+  series: Array<{ name: string; values: Array<number | undefined>; color?: string }>,
   log: boolean,
 ): string {
   const W = 640;
@@ -87,7 +96,7 @@ function chart(
     out.push(`<text x="${x(i)}" y="${H - B + 16}" text-anchor="middle">${m}</text>`),
   );
   series.forEach((s, k) => {
-    const color = COLORS[k % COLORS.length];
+    const color = s.color ?? COLORS[k % COLORS.length];
     const pts = s.values
       .map((v, i) => (v !== undefined && v > 0 ? `${x(i)},${y(v)}` : undefined))
       .filter(Boolean);
@@ -188,6 +197,27 @@ function targets(data: any, rows: Row[]): string[] {
         ours <= irc.serverCpuPerDeliveryUs,
       );
   }
+  // Issue 19: a member's CPU per delivery (reading, TLS, parsing and checking every frame) against
+  // the MQTT client's (Mosquitto QoS 0's members, which parse every packet), IRC's beside it.
+  for (const r of rows.filter((x) => x.rate === null && (x.publishers ?? 1) === 1)) {
+    const mq = anchor(r, 'Mosquitto QoS 0')?.membersCpuPerDeliveryUs;
+    const irc = anchor(r, 'ngIRCd')?.membersCpuPerDeliveryUs;
+    const beside = irc === undefined ? '' : `; IRC's ${f(irc, 2)} µs`;
+    const modes: Array<[string, Result | undefined]> = [
+      ['the JSON checked against the schemas', r.hchat],
+      ['signatures verified too', r.hchatSig],
+    ];
+    for (const [how, x] of modes) {
+      const ours = x?.membersCpuPerDeliveryUs;
+      if (mq === undefined || ours === undefined) continue;
+      add(
+        `${r.scenario}: member CPU per delivery (${how}) ≤ the MQTT client's`,
+        `${f(ours, 2)} µs vs ${f(mq, 2)} µs${beside}`,
+        ours / mq,
+        ours <= mq,
+      );
+    }
+  }
   const idle = data.capacity?.idle;
   if (idle)
     add(
@@ -286,13 +316,17 @@ function tlsSection(rows: Row[]): string[] {
     ['server CPU µs/delivery', (x) => x.serverCpuPerDeliveryUs, 2],
     ['latency p99 ms', (x) => x.p99ms, 1],
     ['deliveries/s', (x) => x.deliveriesPerSec, 0],
+    ['member CPU µs/delivery', (x) => x.membersCpuPerDeliveryUs ?? NaN, 2],
   ];
   for (const r of both) {
-    figures.forEach(([name, fig, d], k) =>
-      out.push(
-        `| ${k ? '' : r.scenario} | ${name} | ${f(fig(r.hchat), d)} | ${f(fig(r.hchatPlain!), d)} | ${f(fig(r.hchat) / fig(r.hchatPlain!), 2)} |`,
-      ),
-    );
+    // A figure older results lack (member CPU, before issue 19) is left out.
+    figures
+      .filter(([, fig]) => !Number.isNaN(fig(r.hchat)))
+      .forEach(([name, fig, d], k) =>
+        out.push(
+          `| ${k ? '' : r.scenario} | ${name} | ${f(fig(r.hchat), d)} | ${f(fig(r.hchatPlain!), d)} | ${f(fig(r.hchat) / fig(r.hchatPlain!), 2)} |`,
+        ),
+      );
     const each = (x: Result, runs: (x: Result) => number[] | undefined, d: number) =>
       runs(x)
         ?.map((v) => f(v, d))
@@ -374,9 +408,17 @@ export function writeReport(resultsFile: string): string {
   // A run that skipped the fan-out (BENCH_SKIP_FANOUT, with no earlier run that day) has none.
   const rows = (data.results ?? []) as Row[];
   const dir = path.dirname(resultsFile);
-  const names = ['Hybrid Chat', ...(rows[0]?.anchors.map((a) => a.name) ?? []), 'Node relay'];
+  // The signatures column only when the results have it (results from before issue 19 do not).
+  const withSig = rows.some((r) => r.hchatSig);
+  const names = [
+    'Hybrid Chat',
+    ...(withSig ? [SIG_NAME] : []),
+    ...(rows[0]?.anchors.map((a) => a.name) ?? []),
+    'Node relay',
+  ];
   const pick = (r: Row): Array<Result | undefined> => [
     r.hchat,
+    ...(withSig ? [r.hchatSig] : []),
     ...r.anchors.map((a) => a.result),
     r.relay,
   ];
@@ -390,6 +432,8 @@ export function writeReport(resultsFile: string): string {
     names.map((name, k) => ({
       name,
       values: rs.map((r) => (r ? pick(r)[k] && fig(pick(r)[k]!) : undefined)),
+      // The signatures column (second when present) does not shift the others' colours.
+      color: name === SIG_NAME ? SIG_COLOR : COLORS[(withSig && k > 1 ? k - 1 : k) % COLORS.length],
     }));
   if (rows.length) {
     fs.writeFileSync(
@@ -438,6 +482,10 @@ export function writeReport(resultsFile: string): string {
       `| | p50 / p99 ms | ${rs.map((x) => (x ? `${f(x.p50ms, 1)} / ${f(x.p99ms, 1)}` : '–')).join(' | ')} |`,
     );
     lines.push(`| | server µs/delivery | ${cells((x) => x.serverCpuPerDeliveryUs, 2)} |`);
+    if (rs.some((x) => x?.membersCpuPerDeliveryUs !== undefined))
+      lines.push(
+        `| | member µs/delivery (read, parse, check) | ${cells((x) => x.membersCpuPerDeliveryUs ?? NaN, 2)} |`,
+      );
     lines.push(`| | not delivered in the window | ${cells((x) => x.lost, 0)} |`);
     lines.push(
       `| | members dropped by the server | ${rs.map((x) => (x?.membersDropped === undefined ? '–' : f(x.membersDropped))).join(' | ')} |`,

@@ -15,6 +15,7 @@ import { benchHosting } from './hosting.js';
 import { benchStream } from './stream.js';
 import { mosquittoRig, ngircdRig, type Rig } from './anchors.js';
 import { MemberWorkers } from './members.js';
+import { PushFrames } from './relay-frames.js';
 import { writeReport } from './report.js';
 import { benchCapacity } from './capacity.js';
 import { benchSearch } from './search.js';
@@ -58,12 +59,19 @@ interface Result {
   loadGenCpuPercent: number;
   /** The member processes together (200 % = both cores). */
   membersCpuPercent: number;
+  /**
+   * The member processes' CPU (user + system: reading, TLS, parsing and checking every frame)
+   * over the window, per delivery counted (bench/member-checks.ts says what each protocol's
+   * members check).
+   */
+  membersCpuPerDeliveryUs: number;
   /** Members whose connection the server closed during the run (slow consumers dropped). */
   membersDropped: number;
   /** A median of this many runs (bench/run.ts medianOf), and each run's deliveries/s and CPU. */
   runs?: number;
   deliveriesPerSecRuns?: number[];
   serverCpuPerDeliveryUsRuns?: number[];
+  membersCpuPerDeliveryUsRuns?: number[];
 }
 
 /** What drive needs of the publisher (the bench's Client, or an anchor's). */
@@ -107,6 +115,10 @@ async function drive<T>(
       pump(k);
     };
   });
+  // The window is announced before anything is sent: a member process that falls behind reads a
+  // backlog for seconds at a time, and its IPC waits behind it.
+  const t0 = process.hrtime.bigint() + 1_000_000_000n;
+  workers.measure(t0, t0 + BigInt(SECONDS * 1e9));
   let ticker: NodeJS.Timeout | undefined;
   if (rate === undefined) publishers.forEach((_, k) => pump(k));
   else {
@@ -116,16 +128,15 @@ async function drive<T>(
       while (running && sent < due) send(sent % publishers.length);
     }, 10);
   }
-  await new Promise((r) => setTimeout(r, 1000)); // warm-up
+  await new Promise((r) => setTimeout(r, Number(t0 - process.hrtime.bigint()) / 1e6)); // warm-up
   const cpu0 = cpuSeconds(serverPid);
   const lg0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  workers.measure(t0, t0 + BigInt(SECONDS * 1e9));
+  const opened = process.hrtime.bigint();
   measuring = true;
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   measuring = false;
   // Everything about the window is read as it closes; the workers may answer later (busy).
-  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const elapsed = Number(process.hrtime.bigint() - opened) / 1e9;
   const cpu = cpuSeconds(serverPid) - cpu0;
   const lg = process.cpuUsage(lg0);
   const rss = rssMB(serverPid);
@@ -136,7 +147,8 @@ async function drive<T>(
   const sorted = Float64Array.from(report.samples).sort();
   return {
     members,
-    deliveriesPerSec: report.deliveries / elapsed,
+    // The members count deliveries read in [t0, t0 + SECONDS) exactly.
+    deliveriesPerSec: report.deliveries / SECONDS,
     messagesPerSec: sentMeasured / elapsed,
     p50ms: percentile(sorted, 50),
     p99ms: percentile(sorted, 99),
@@ -150,6 +162,7 @@ async function drive<T>(
     serverRssMB: rss,
     loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
     membersCpuPercent: (report.cpuUs / 1e6 / elapsed) * 100,
+    membersCpuPerDeliveryUs: report.cpuUs / report.deliveries,
     membersDropped: report.dropped,
   };
 }
@@ -275,14 +288,28 @@ async function withHchat<T>(
   }
 }
 
-/** One run against Hybrid Chat's server: over TLS as peers use it, or with `plain`, without. */
-function benchHchat({ members, rate, publishers }: Cell, plain = false): Promise<Result> {
+/**
+ * One run against Hybrid Chat's server: over TLS as peers use it, or with `plain`, without.
+ * Members parse and schema-check every frame; with `signatures` they also verify each message's
+ * certificate and signature, as a peer does (bench/member-checks.ts).
+ */
+function benchHchat(
+  { members, rate, publishers }: Cell,
+  plain = false,
+  signatures = false,
+): Promise<Result> {
   return withHchat(
     '01900000-0000-7000-8000-00000000be01',
     publishers,
     async (h) => {
       const workers = await MemberWorkers.start(
-        { kind: 'hchat', server: h.server, channelId: h.channelId, publicKey: h.publicKey },
+        {
+          kind: 'hchat',
+          server: h.server,
+          channelId: h.channelId,
+          publicKey: h.publicKey,
+          signatures,
+        },
         members,
       );
       try {
@@ -314,7 +341,13 @@ function benchSlowMember(): Promise<Record<string, unknown>> {
     };
     void slow.closed.then(() => (closed = true));
     const workers = await MemberWorkers.start(
-      { kind: 'hchat', server: h.server, channelId: h.channelId, publicKey: h.publicKey },
+      {
+        kind: 'hchat',
+        server: h.server,
+        channelId: h.channelId,
+        publicKey: h.publicKey,
+        signatures: false,
+      },
       99,
     );
     let n = 0;
@@ -375,17 +408,23 @@ function benchSlowMember(): Promise<Record<string, unknown>> {
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
+/**
+ * One run against the Node relay: its publishers send the push frames Hybrid Chat's server sends
+ * (signed, bench/relay-frames.ts), which its members parse and check as Hybrid Chat's do.
+ */
 async function benchRelay({ members, rate, publishers }: Cell): Promise<Result> {
   const { proc, ready } = await startProcess(['--import', 'tsx', 'bench/relay.ts'], SERVER_NODE);
   const addr = ready.tcp!;
+  const channelId = '01900000-0000-7000-8000-00000000be03';
+  const frames = new PushFrames(channelId, publishers);
   let workers: MemberWorkers | undefined;
   try {
     const pubs = await Promise.all(
       Array.from({ length: publishers }, () => Client.connect({ addr }, false)),
     );
-    workers = await MemberWorkers.start({ kind: 'relay', addr }, members);
+    workers = await MemberWorkers.start({ kind: 'relay', addr, channelId }, members);
     const result = await drive(rate, pubs, workers, members, proc.pid!, (k, i, ns) =>
-      encodeFrame({ t: 'ev', ev: 'message', body: { message: { text: payload(ns, k), i } } }),
+      frames.frame(k, i, payload(ns, k)),
     );
     for (const p of pubs) p.close();
     return result;
@@ -446,17 +485,28 @@ function medianOf(runs: Result[]): Result {
   out.runs = runs.length;
   out.deliveriesPerSecRuns = runs.map((r) => Math.round(r.deliveriesPerSec));
   out.serverCpuPerDeliveryUsRuns = runs.map((r) => round2(r.serverCpuPerDeliveryUs));
+  out.membersCpuPerDeliveryUsRuns = runs.map((r) => round2(r.membersCpuPerDeliveryUs));
   return out;
 }
 
-/** BENCH_ONLY=relay,mqtt0,mqtt1,ngircd: run only these beside Hybrid Chat (profiling). */
+/** BENCH_ONLY=relay,mqtt0,mqtt1,ngircd,sig,plain: run only these beside Hybrid Chat (profiling). */
 const ONLY = process.env.BENCH_ONLY?.split(',');
 
 const RATES = (process.env.BENCH_RATES ?? '1000,10000').split(',').filter(Boolean).map(Number);
 const SLOW_SECONDS = Number(process.env.BENCH_SLOW_SECONDS ?? 60);
 
-/** One row per figure: Hybrid Chat, then each anchor, then ours / the best anchor. */
-function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>): void {
+/** The column of Hybrid Chat whose members also verify every signature. */
+const SIG_NAME = 'Hybrid Chat, members check signatures';
+
+/**
+ * One row per figure: Hybrid Chat, Hybrid Chat with members checking signatures (when it ran),
+ * then each anchor, then ours (members checking the JSON) / the best anchor.
+ */
+function table(
+  hchat: Result,
+  sig: Result | undefined,
+  anchors: Array<{ name: string; result?: Result }>,
+): void {
   const ok = anchors.filter((a) => a.result) as Array<{ name: string; result: Result }>;
   const rows: Array<[string, (r: Result) => number, number, 'high' | 'low' | 'none']> = [
     ['deliveries/s', (r) => r.deliveriesPerSec, 0, 'high'],
@@ -469,20 +519,23 @@ function table(hchat: Result, anchors: Array<{ name: string; result?: Result }>)
     ['server RSS MB', (r) => r.serverRssMB, 1, 'none'],
     ['publisher process CPU %', (r) => r.loadGenCpuPercent, 0, 'none'],
     ['member processes CPU % (of 200)', (r) => r.membersCpuPercent, 0, 'none'],
+    ['member CPU µs/delivery (read, parse, check)', (r) => r.membersCpuPerDeliveryUs, 2, 'low'],
     ['not delivered in the window', (r) => r.lost, 0, 'none'],
     ['members dropped by the server', (r) => r.membersDropped, 0, 'none'],
   ];
+  const sigHead = sig ? ` ${SIG_NAME} |` : '';
   console.log(
-    `| figure | hchat (stores every message) | ${anchors.map((a) => a.name + (a.result ? '' : ' (did not run)')).join(' | ')} | hchat / best anchor |`,
+    `| figure | hchat (stores every message) |${sigHead} ${anchors.map((a) => a.name + (a.result ? '' : ' (did not run)')).join(' | ')} | hchat / best anchor |`,
   );
-  console.log(`|---|---:|${anchors.map(() => '---:').join('|')}|---:|`);
+  console.log(`|---|---:|${sig ? '---:|' : ''}${anchors.map(() => '---:').join('|')}|---:|`);
   for (const [name, f, digits, better] of rows) {
     const values = ok.map((a) => f(a.result));
     const best =
       better === 'high' ? Math.max(...values) : better === 'low' ? Math.min(...values) : NaN;
     const ratio = Number.isFinite(best) && best > 0 ? fmt(f(hchat) / best, 2) : '';
+    const sigCell = sig ? ` ${fmt(f(sig), digits)} |` : '';
     console.log(
-      `| ${name} | ${fmt(f(hchat), digits)} | ${anchors.map((a) => (a.result ? fmt(f(a.result), digits) : '–')).join(' | ')} | ${ratio} |`,
+      `| ${name} | ${fmt(f(hchat), digits)} |${sigCell} ${anchors.map((a) => (a.result ? fmt(f(a.result), digits) : '–')).join(' | ')} | ${ratio} |`,
     );
   }
   for (const a of anchors)
@@ -496,6 +549,7 @@ function tlsTable(tls: Result, plain: Result): void {
     ['latency p99 ms', (r) => r.p99ms, 2],
     ['deliveries/s', (r) => r.deliveriesPerSec, 0],
     ['member processes CPU % (of 200)', (r) => r.membersCpuPercent, 0],
+    ['member CPU µs/delivery', (r) => r.membersCpuPerDeliveryUs, 2],
   ];
   console.log(
     '\n| figure | hchat, TLS 1.3 | hchat, plain TCP | TLS / plain |\n|---|---:|---:|---:|',
@@ -541,6 +595,13 @@ async function main(): Promise<void> {
       ]),
       ['hchat', async () => ({ name: 'Hybrid Chat', result: await benchHchat(cell) })],
       [
+        'sig',
+        async () => ({
+          name: SIG_NAME,
+          result: await benchHchat(cell, false, true),
+        }),
+      ],
+      [
         'plain',
         async () => ({ name: 'Hybrid Chat without TLS', result: await benchHchat(cell, true) }),
       ],
@@ -563,14 +624,15 @@ async function main(): Promise<void> {
         : { name: all[0]!.name, error: all[0]!.error };
     };
     const hchat = summed('hchat')!.result!;
+    const hchatSig = summed('sig')?.result;
     const hchatPlain = summed('plain')?.result;
     const relay = summed('relay')?.result;
     const anchors = ANCHORS.flatMap(([key]) => summed(key) ?? []);
     console.log('');
-    table(hchat, anchors);
+    table(hchat, hchatSig, anchors);
     if (relay)
       console.log(
-        `Node relay (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery`,
+        `Node relay (forwards, stores nothing): ${fmt(relay.deliveriesPerSec)} deliveries/s, p99 ${fmt(relay.p99ms, 2)} ms, ${fmt(relay.serverCpuPerDeliveryUs, 2)} µs/delivery, members ${fmt(relay.membersCpuPerDeliveryUs, 2)} µs/delivery`,
       );
     if (hchatPlain) tlsTable(hchat, hchatPlain);
     results.push({
@@ -579,6 +641,7 @@ async function main(): Promise<void> {
       rate: cell.rate ?? null,
       publishers: cell.publishers,
       hchat,
+      hchatSig,
       hchatPlain,
       relay,
       anchors,
