@@ -142,7 +142,9 @@ export async function fuzz(
     }
     log(`[${target.name}] seeds: ${initial.length} inputs, ${seen.size} features`);
 
-    const deadline = t0 + opts.seconds * 1000;
+    // Seconds of mutation, as the option says: seeds that took long (a loaded machine, a target
+    // that answers over HTTP) do not eat the pass (CI once saw a 2 s pass with 0 mutations).
+    const deadline = Date.now() + opts.seconds * 1000;
     const maxCrashes = opts.maxCrashes ?? 5;
     let lastReport = Date.now();
     const dictionary = target.dictionary ?? [];
