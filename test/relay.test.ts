@@ -270,3 +270,24 @@ describe('media tunnels at the parent', () => {
     expect(log).not.toContain('media_tunnel');
   });
 });
+
+describe('a replayed header', () => {
+  it('with bytes behind it cannot end the link its token opened', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await relay(carl.link, dana.s);
+    await waitFor(() => dana.relays.length === 1);
+    const a = await open(r.port);
+    a.s.write(header(r.token));
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    // Someone who saw the member's header on the wire sends it again, with bytes behind it.
+    const replay = await open(r.port);
+    replay.s.write(Buffer.concat([header(r.token), Buffer.from('junk')]));
+    await waitFor(() => replay.closed(), 3000, 'the replay refused');
+    b.s.write('still here');
+    await waitFor(() => a.got().subarray(1).toString() === 'still here', 3000, 'the link lives');
+    expect(a.closed() || b.closed()).toBe(false);
+  });
+});

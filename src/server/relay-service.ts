@@ -180,14 +180,16 @@ export class RelayService {
       if ('error' in h) return refuse(h.error);
       const pair = this.byToken.get(h.token);
       if (!pair) return refuse('unknown token');
+      const side = pair.a.token === h.token ? pair.a : pair.b;
+      // A used token is refused whatever follows it: a header replayed by someone who saw it on
+      // the wire cannot end the link it opened.
+      if (side.socket) return refuse('token already used');
       // Nothing may follow the header before the relay says paired (the sides wait for it): a
       // header with bytes behind it ends its link, and its token with it.
       if (head.length > RELAY_HEADER_BYTES) {
         refuse('bytes before the pairing');
         return this.end(pair, 'bytes before the pairing');
       }
-      const side = pair.a.token === h.token ? pair.a : pair.b;
-      if (side.socket) return refuse('token already used');
       side.socket = socket;
       // Bytes before the pairing, or the end of a waiting side, end the link.
       socket.once('data', () => {
