@@ -21,6 +21,7 @@ import { FramedSocket } from '../shared/framed-socket.js';
 import { DEFAULT_MAX_FRAME, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { TLS_VERSIONS } from '../shared/tls.js';
+import { COMPACT_OPS, RefReader } from '../protocol/compact.js';
 
 /** What every hello answer tells: how often to send, when to give up on silence. */
 export interface HelloInfo {
@@ -28,6 +29,8 @@ export interface HelloInfo {
   timeoutMs: number;
   /** Largest frame the other end accepts (1 MiB when it does not say). */
   maxFrame?: number;
+  /** Present when the link speaks compact pushes and pages (PROTOCOL.md §3.11). */
+  compact?: number;
 }
 
 /** Where a link connects. */
@@ -94,6 +97,8 @@ export class RpcLink<
   /** How the open connection was made (`direct`, `punched`, `relay`), as `dial` said. */
   private viaNow: string | undefined;
   private info: Info | undefined;
+  /** The numbers the other end defined, on a compact link (§3.11). */
+  private refs: RefReader | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private running = false;
@@ -299,6 +304,7 @@ export class RpcLink<
       const reply = this.opts.helloReply?.(info);
       if (reply) fs.send(reply);
       this.info = info;
+      this.refs = info.compact !== undefined ? new RefReader() : undefined;
       this.attempt = 0;
       this.startHeartbeat(fs, info);
       this.emit('up', info);
@@ -316,7 +322,10 @@ export class RpcLink<
           p.reject(HchatError.fromWire(res.data.error));
           return;
         }
-        const body = this.ops[p.op]!.res.safeParse(res.data.body);
+        // A compact page's items name numbers the link holds: a broken one breaks the link.
+        const raw =
+          this.refs && COMPACT_OPS.has(p.op) ? this.refs.expandPage(res.data.body) : res.data.body;
+        const body = this.ops[p.op]!.res.safeParse(raw);
         if (!body.success) {
           p.reject(new HchatError('E_BAD_FRAME', `${p.op} answer: ${describeIssues(body.error)}`));
           return;
@@ -336,6 +345,16 @@ export class RpcLink<
         this.emit('event', name, body.data);
         return;
       }
+      case 'ref':
+      case 'm': {
+        if (!this.refs || !Object.hasOwn(this.events, 'message'))
+          throw new HchatError('E_UNKNOWN_TYPE', `${f.t} frame on a link that is not compact`);
+        if (f.t === 'ref') return this.refs.define(f);
+        const body = this.events['message']!.safeParse(this.refs.expand(f));
+        if (!body.success) throw new HchatError('E_BAD_FRAME', `m: ${describeIssues(body.error)}`);
+        this.emit('event', 'message', body.data);
+        return;
+      }
       case 'pong':
       case 'ping':
         if (f.t === 'ping') fs.send({ t: 'pong' });
@@ -353,6 +372,7 @@ export class RpcLink<
     clearInterval(this.heartbeat);
     const wasUp = this.info !== undefined;
     this.info = undefined;
+    this.refs = undefined;
     this.fs = undefined;
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
+import { COMPACT_VERSION } from '../protocol/compact.js';
 import { EVENTS, OPS, ServerHello, describeIssues } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { RpcLink, type LinkAddress } from './rpc-link.js';
@@ -49,6 +50,7 @@ export class ServerLink extends RpcLink<typeof OPS, typeof EVENTS, ServerInfo> {
           role: 'peer',
           agent: 'hchat-peer',
           maxFrame: DEFAULT_MAX_FRAME,
+          compact: COMPACT_VERSION,
         }),
         parseHello: (f) => {
           const hello = ServerHello.safeParse(f);

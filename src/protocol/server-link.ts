@@ -18,6 +18,7 @@ import { FILE_OPS } from './files.js';
 import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
 import { DM_EVENTS, DM_OPS } from './dm.js';
 import { NAT_LIMITS } from '../shared/limits.js';
+import { COMPACT_VERSION } from './compact.js';
 import {
   Candidate,
   Channel,
@@ -51,6 +52,8 @@ export const ClientHello = z.object({
     .min(64 * 1024)
     .max(64 * 1024 * 1024)
     .optional(),
+  /** Asks for compact pushes and pages (PROTOCOL.md §3.11): the highest version it speaks. */
+  compact: z.number().int().min(1).optional(),
 });
 export const ServerHello = z.object({
   t: z.literal('hello'),
@@ -63,6 +66,8 @@ export const ServerHello = z.object({
   maxFrame: z.number().int().positive(),
   /** Ed25519 public key (SPKI, base64) that signs session tokens. */
   publicKey: z.string(),
+  /** Present when the peer asked: the compact version this link now speaks (§3.11). */
+  compact: z.literal(COMPACT_VERSION).optional(),
 });
 
 // Forward compatible (PROTOCOL.md §1): unknown members of any body are ignored.

@@ -7,6 +7,7 @@
  * create or join) run one at a time per user, and a connection's posts are prepared in the order
  * they came, so that they are stored, answered and pushed in that order.
  */
+import { compactBatch, type CompactBatch, type RefRegistry } from '../shared/compact-refs.js';
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
 import type { Channel, StoredMessage } from '../protocol/common.js';
@@ -39,6 +40,7 @@ interface PendingPost {
 /** A channel's messages waiting for the end of the turn: their frames, ids and posters. */
 interface OutgoingMessages {
   frames: Buffer[];
+  messages: StoredMessage[];
   ids: string[];
   /** The session each message is not pushed to (its poster's), if any. */
   excepts: (string | undefined)[];
@@ -62,6 +64,8 @@ export interface ChannelOps {
 
 /** What the channel service needs from its server. */
 export interface ChannelDeps {
+  /** This instance's numbering of certificates and channels for compact links (§3.11). */
+  refs: RefRegistry;
   store: ServerStore;
   bus: EventBus;
   log: ConnectionLog;
@@ -737,10 +741,12 @@ export class ChannelService {
 
   deliverMessage(e: Extract<BusEvent, { kind: 'message' }>): void {
     let out = this.outgoing.get(e.channelId);
-    if (!out) this.outgoing.set(e.channelId, (out = { frames: [], ids: [], excepts: [] }));
+    if (!out)
+      this.outgoing.set(e.channelId, (out = { frames: [], messages: [], ids: [], excepts: [] }));
     out.frames.push(
       encodeFrame({ t: 'ev', ev: 'message', body: { channelId: e.channelId, message: e.message } }),
     );
+    out.messages.push(e.message);
     out.ids.push(e.message.id);
     out.excepts.push(e.exceptSession);
     if (!this.outgoingScheduled) {
@@ -761,17 +767,24 @@ export class ChannelService {
     const excepted = new Map<string, number>();
     for (const id of out.excepts) if (id !== undefined) excepted.set(id, 0);
     if (subs && subs.size > 0) {
-      const all = out.frames.length === 1 ? out.frames[0]! : Buffer.concat(out.frames);
+      const full = { frames: out.frames, all: concat(out.frames) };
+      // Compact links (§3.11) get the same messages compact: encoded once too, when one is here.
+      let compact: ReturnType<typeof compactPush> | undefined;
       for (const c of subs) {
+        let frames = full;
+        if (c.refs) {
+          frames = compact ??= compactPush(this.d.refs, out.messages);
+          c.refs.prepare(compact.batch);
+        }
         const sid = c.session?.sessionId;
         const conns = sid === undefined ? undefined : excepted.get(sid);
         if (conns === undefined) {
-          c.fs.sendEncoded(all);
+          c.fs.sendEncoded(frames.all);
           continue;
         }
         excepted.set(sid!, conns + 1);
         for (let i = 0; i < out.frames.length; i++)
-          if (out.excepts[i] !== sid) c.fs.sendEncoded(out.frames[i]!);
+          if (out.excepts[i] !== sid) c.fs.sendEncoded(frames.frames[i]!);
       }
     }
     for (let i = 0; i < out.ids.length; i++) {
@@ -811,6 +824,20 @@ export class ChannelService {
       (err: unknown) => console.error('hchat server: reading a channel failed:', err),
     );
   }
+}
+
+/** One channel's messages of a turn as compact `m` frames, and the numbers they use. */
+function compactPush(
+  refs: RefRegistry,
+  messages: readonly StoredMessage[],
+): { frames: Buffer[]; all: Buffer; batch: CompactBatch } {
+  const batch = compactBatch(refs, messages);
+  const frames = batch.items.map((item) => encodeFrame({ t: 'm', ...item }));
+  return { frames, all: concat(frames), batch };
+}
+
+function concat(frames: Buffer[]): Buffer {
+  return frames.length === 1 ? frames[0]! : Buffer.concat(frames);
 }
 
 const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');

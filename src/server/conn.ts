@@ -3,6 +3,7 @@
  */
 import { peerName } from '../shared/connlog.js';
 import type { HchatError } from '../protocol/errors.js';
+import type { LinkRefs } from '../shared/compact-refs.js';
 
 /**
  * What a connection's services use of its link: a peer's framed socket (FramedSocket), or a REST
@@ -47,6 +48,8 @@ export class Conn<L extends ConnLink = ConnLink> {
   entryKey: string | undefined;
   /** The DM device this connection's session speaks for, once it published it (`dm_publish`). */
   dmDevice: string | undefined;
+  /** Set when the hellos agreed compact pushes and pages (PROTOCOL.md §3.11). */
+  refs: LinkRefs | undefined;
   /** Channels whose new messages are pushed to this connection (see `subscribe`). */
   readonly subs = new Set<string>();
   /**

@@ -19,6 +19,9 @@ import {
   type OpReq,
 } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
+import { COMPACT_OPS, COMPACT_VERSION } from '../protocol/compact.js';
+import type { StoredMessage } from '../protocol/common.js';
+import { LinkRefs, compactBatch, type RefRegistry } from '../shared/compact-refs.js';
 import { FRAME_LIMITS } from '../shared/limits.js';
 import type { Conn } from './conn.js';
 import type { ServerMetrics } from './metrics.js';
@@ -35,6 +38,8 @@ export interface FrameDispatchDeps {
   metrics: Pick<ServerMetrics, 'frameIn' | 'error'>;
   /** What the server's hello says of it (PROTOCOL.md §1.2). */
   hello: { heartbeatMs: number; timeoutMs: number; maxFrame: number; publicKey: string };
+  /** This instance's numbering of certificates and channels for compact links (§3.11). */
+  refs: RefRegistry;
   /** The connection finished its hello (door.ts). */
   helloDone(conn: Conn): void;
   /** True while the instance drains: a new connection hears it at once. */
@@ -48,9 +53,10 @@ export interface FrameDispatchDeps {
 /** Frames in, answers out, for every connection of one instance. */
 export class FrameDispatch {
   private readonly helloFrame: Buffer;
+  private readonly compactHelloFrame: Buffer;
 
   constructor(private readonly d: FrameDispatchDeps) {
-    this.helloFrame = encodeFrame({
+    const hello = {
       t: 'hello',
       v: PROTOCOL_VERSION,
       role: 'server',
@@ -58,7 +64,9 @@ export class FrameDispatch {
       timeoutMs: d.hello.timeoutMs,
       maxFrame: d.hello.maxFrame,
       publicKey: d.hello.publicKey,
-    });
+    };
+    this.helloFrame = encodeFrame(hello);
+    this.compactHelloFrame = encodeFrame({ ...hello, compact: COMPACT_VERSION });
   }
 
   /** A frame from `conn`; a throw here is a protocol error that ends the connection. */
@@ -82,8 +90,11 @@ export class FrameDispatch {
       }
       conn.helloDone = true;
       if (hello.data.maxFrame) conn.fs.peerMaxFrame = hello.data.maxFrame;
+      // Compact pushes and pages when the peer asks for them (§3.11): version 1, the only one.
+      const fs = conn.fs;
+      if (hello.data.compact !== undefined) conn.refs = new LinkRefs((f) => fs.sendEncoded(f));
       this.d.helloDone(conn);
-      conn.fs.sendEncoded(this.helloFrame);
+      conn.fs.sendEncoded(conn.refs ? this.compactHelloFrame : this.helloFrame);
       // A connection that finished its TLS handshake as the drain began hears it too.
       if (this.d.draining()) conn.fs.send({ t: 'ev', ev: 'draining', body: {} });
       return;
@@ -162,7 +173,26 @@ export class FrameDispatch {
       return;
     }
     const result = await this.d.run(conn, op, parsed.data);
-    if (conn.fs.isOpen) conn.fs.answer(id, result);
+    if (!conn.fs.isOpen) return;
+    if (conn.refs && COMPACT_OPS.has(op)) return this.answerCompact(conn, conn.refs, id, result);
+    conn.fs.answer(id, result);
+  }
+
+  /**
+   * A page (history, sync, search) to a compact link: its items compact, after the `ref` frames
+   * the link lacks for them (§3.11).
+   */
+  private answerCompact(conn: Conn, refs: LinkRefs, id: number, result: unknown): void {
+    const page = result as { messages: StoredMessage[]; related?: StoredMessage[] };
+    const related = page.related ?? [];
+    const batch = compactBatch(this.d.refs, [...page.messages, ...related]);
+    refs.prepare(batch);
+    const n = page.messages.length;
+    conn.fs.answer(id, {
+      ...page,
+      messages: batch.items.slice(0, n),
+      ...(page.related ? { related: batch.items.slice(n) } : {}),
+    });
   }
 }
 

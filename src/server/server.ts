@@ -7,6 +7,7 @@
  * (frame-dispatch.ts), sessions (sessions.ts), the tracker (tracker-service.ts) and bus events
  * (bus-delivery.ts) each live in their own module.
  */
+import { RefRegistry } from '../shared/compact-refs.js';
 import type http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
@@ -147,7 +148,9 @@ export class CentralServer {
       : TokenSigner.loadOrCreate(opts.dataDir);
     this.drainMs = opts.drainMs ?? 10_000;
     this.verifyPool = opts.verifyThreads ? new VerifyPool(opts.verifyThreads) : undefined;
+    const refs = new RefRegistry();
     this.channels = new ChannelService({
+      refs,
       store: this.store,
       bus: this.bus,
       log: this.log,
@@ -357,6 +360,7 @@ export class CentralServer {
       relay: () => this.relays && { links: this.relays.links, bytes: this.relays.stats.bytes },
     });
     this.frames = new FrameDispatch({
+      refs,
       log: this.log,
       opsLog: this.opsLog,
       metrics: this.metrics,
