@@ -5,7 +5,9 @@
  *
  * - Hybrid Chat (and the Node relay, which forwards the same push frames): the peer's own path
  *   (peer/rpc-link.ts onFrame, peer/replication.ts): protocol/frame.ts FrameDecoder (strict UTF-8,
- *   JSON.parse, an object with `t`), the envelope's zod schema (Event, Response, ServerHello),
+ *   JSON.parse, an object with `t`), compact frames rebuilt as the peer rebuilds them
+ *   (protocol/compact.ts RefReader: `ref` definitions, `m` pushes with the id derived from the
+ *   content), the envelope's zod schema (Event, Response, ServerHello),
  *   the event's body against its zod schema (EVENTS.message: StoredMessage with its per-kind
  *   rule), the channel it is about; with `signatures`, also shared/signing.ts MessageVerifier
  *   (clock, id = hash of the content, the key certificate against the server's key, cached as a
@@ -32,6 +34,7 @@ import {
   isOpName,
 } from '../src/protocol/server-link.js';
 import { MessageVerifier } from '../src/shared/signing.js';
+import { COMPACT_OPS, RefReader } from '../src/protocol/compact.js';
 import { publicKeyFromBase64 } from '../src/shared/tokens.js';
 
 /** Length of every bench message's text (bench/run.ts payload). */
@@ -55,6 +58,8 @@ export interface HchatChecks {
   hello: boolean;
   /** The server's key (SPKI, base64) when no hello gives it (the relay's made-up server). */
   serverKey?: string;
+  /** The frames are compact (§3.11) without a hello saying so (the relay's). */
+  compact?: boolean;
 }
 
 /**
@@ -67,6 +72,8 @@ export class HchatReader {
   private readonly verifier: MessageVerifier;
   private serverKey: crypto.KeyObject | undefined;
   private helloSeen: boolean;
+  /** The numbers the server defined, once the link is compact (PROTOCOL.md §3.11). */
+  private refs: RefReader | undefined;
   /** Request id → operation, so that its answer is checked against that operation's schema. */
   private readonly asked = new Map<number, string>();
   /** The code of a fatal error frame the server sent before closing (E_SLOW_CONSUMER, say). */
@@ -79,6 +86,7 @@ export class HchatReader {
     private readonly reply: (frame: object) => void = () => undefined,
   ) {
     this.helloSeen = !checks.hello;
+    if (checks.compact) this.refs = new RefReader();
     if (checks.serverKey) this.serverKey = publicKeyFromBase64(checks.serverKey);
     // One verifier per member, as each peer has its own (and its own certificate cache).
     this.verifier = new MessageVerifier(() => this.serverKey);
@@ -100,26 +108,27 @@ export class HchatReader {
       const hello = ServerHello.safeParse(f);
       if (!hello.success) throw bad(`server hello: ${describeIssues(hello.error)}`, f);
       this.serverKey = publicKeyFromBase64(hello.data.publicKey);
+      if (hello.data.compact !== undefined) this.refs = new RefReader();
       this.helloSeen = true;
       return;
     }
     switch (f.t) {
+      case 'ref':
+        if (!this.refs) throw bad('a ref frame on a link that is not compact', f);
+        this.refs.define(f);
+        return;
+      case 'm':
+        // A compact push: rebuilt as the peer's link does (peer/rpc-link.ts), then as an event.
+        if (!this.refs) throw bad('an m frame on a link that is not compact', f);
+        return this.message(this.refs.expand(f), f);
       case 'ev': {
         const ev = Event.safeParse(f);
         if (!ev.success) throw bad(`ev: ${describeIssues(ev.error)}`, f);
         const name = ev.data.ev;
         if (!Object.hasOwn(EVENTS, name)) return; // forward compatible, as a peer
+        if (name === 'message') return this.message(ev.data.body, f);
         const body = EVENTS[name as keyof typeof EVENTS].safeParse(ev.data.body);
         if (!body.success) throw bad(`${name}: ${describeIssues(body.error)}`, f);
-        if (name !== 'message') return;
-        const { channelId, message } = body.data as { channelId: string; message: any };
-        if (channelId !== this.checks.channelId || message.channelId !== channelId)
-          throw bad('a message of another channel', f);
-        if (this.checks.signatures) {
-          const refused = this.verifier.check(message);
-          if (refused) throw bad(`${refused.code}: ${refused.message}`, f);
-        }
-        this.onMessage(sentAt(message.text));
         return;
       }
       case 'res': {
@@ -129,7 +138,9 @@ export class HchatReader {
         this.asked.delete(res.data.id);
         if (res.data.error) throw bad(`${op}: ${res.data.error.code}`, f);
         if (op !== undefined && isOpName(op)) {
-          const body = OPS[op].res.safeParse(res.data.body);
+          const raw =
+            this.refs && COMPACT_OPS.has(op) ? this.refs.expandPage(res.data.body) : res.data.body;
+          const body = OPS[op].res.safeParse(raw);
           if (!body.success) throw bad(`${op} answer: ${describeIssues(body.error)}`, f);
         }
         this.onAnswer(res.data.id, res.data.body);
@@ -147,6 +158,20 @@ export class HchatReader {
       default:
         throw bad(`unknown frame type ${JSON.stringify(f.t)}`, f);
     }
+  }
+
+  /** A `message` event's body: its schema, its channel, its signature if asked, its text. */
+  private message(raw: unknown, f: object): void {
+    const body = EVENTS.message.safeParse(raw);
+    if (!body.success) throw bad(`message: ${describeIssues(body.error)}`, f);
+    const { channelId, message } = body.data;
+    if (channelId !== this.checks.channelId || message.channelId !== channelId)
+      throw bad('a message of another channel', f);
+    if (this.checks.signatures) {
+      const refused = this.verifier.check(message);
+      if (refused) throw bad(`${refused.code}: ${refused.message}`, f);
+    }
+    this.onMessage(sentAt(message.text!));
   }
 }
 

@@ -19,6 +19,7 @@ import mqtt from 'mqtt';
 import { PROTOCOL_VERSION } from '../src/protocol/common.js';
 import { encodeFrame } from '../src/protocol/frame.js';
 import { askWorker, connectServer, type ServerAddress } from './harness.js';
+import { COMPACT_VERSION } from '../src/protocol/compact.js';
 import { HchatReader, IrcLines, ircSentAt, mqttSentAt } from './member-checks.js';
 
 /** What the members connect to (Hybrid Chat over TLS when `server` has a fingerprint). */
@@ -156,6 +157,7 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
           channelId: target.channelId,
           signatures: hchat && target.signatures,
           hello: hchat,
+          compact: !hchat,
         },
         (ns) => tally.add(ns),
         (id) => waiting.get(id)?.(),
@@ -171,7 +173,8 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
           reader.asking(id, op);
           send({ t: 'req', id, op, body });
         });
-      send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' });
+      // As the peer says it (peer/server-link.ts): compact pushes (PROTOCOL.md §3.11).
+      send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', compact: COMPACT_VERSION });
       await req(1, 'visitor', { name: `member ${i}`, publicKey: target.publicKey });
       await req(2, 'channel_join', { channelId: target.channelId });
       // Heartbeats, as peers send them, so the server keeps us.

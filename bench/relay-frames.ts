@@ -1,8 +1,10 @@
 /**
  * What the Node relay's publishers send (bench/relay.ts forwards the bytes unchanged): the push
- * frame Hybrid Chat's server sends for a stored message (`ev` `message`, server/channel-service.ts
- * deliverMessage), signed by a publisher whose key certificate a made-up server key signed, so
- * that the relay's members parse and check exactly what Hybrid Chat's members do.
+ * frames Hybrid Chat's server sends a compact link for a stored message (PROTOCOL.md §3.11,
+ * server/channel-service.ts push: the `ref` frames of a publisher's certificate and the channel
+ * before its first message, then `m` frames, encoded by the same shared/compact-refs.ts), signed
+ * by a publisher whose key certificate a made-up server key signed, so that the relay's members
+ * parse and check exactly what Hybrid Chat's members do. Members connect before the first frame.
  */
 import crypto from 'node:crypto';
 import { randomUUID } from 'node:crypto';
@@ -10,12 +12,14 @@ import { encodeFrame } from '../src/protocol/frame.js';
 import { messageId } from '../src/shared/message-id.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
 import { signClaims } from '../src/shared/tokens.js';
+import { RefRegistry, compactBatch } from '../src/shared/compact-refs.js';
 
 /** Makes push frames for `channelId`, one publisher each. */
 export class PushFrames {
   /** The made-up server's key (SPKI, base64), for members that check signatures. */
   readonly serverKey: string;
   private readonly authors: Array<{ username: string; keys: SessionKeys; cert: string }>;
+  private readonly refs = new RefRegistry();
 
   constructor(
     private readonly channelId: string,
@@ -46,11 +50,27 @@ export class PushFrames {
 
   /** Publisher k's message number `seq`, with `text`, as the server would push it. */
   frame(k: number, seq: number, text: string): Buffer {
+    return encodeFrame({
+      t: 'm',
+      ...compactBatch(this.refs, [this.message(k, seq, text)]).items[0],
+    });
+  }
+
+  /** Publisher k's message number `seq`, stored and signed. */
+  message(k: number, seq: number, text: string) {
     const { username, keys, cert } = this.authors[k]!;
     const content = { channelId: this.channelId, ts: Date.now(), lc: seq & 0xffff, text };
     const fields = { id: messageId({ ...content, author: username }), ...content };
     const sig = signMessage({ ...fields, author: username }, keys);
-    const message = { ...fields, sig, cert, author: username, seq };
-    return encodeFrame({ t: 'ev', ev: 'message', body: { channelId: this.channelId, message } });
+    return { ...fields, sig, cert, author: username, seq };
+  }
+
+  /**
+   * The `ref` frames that define the channel and publisher k's certificate: sent once, after the
+   * members connected and before k's first message, as the server sends a link's definitions.
+   */
+  prelude(k: number): Buffer[] {
+    const batch = compactBatch(this.refs, [this.message(k, 1, 'x')]);
+    return [...batch.channels, ...batch.certs].map((r) => r.def);
   }
 }

@@ -17,16 +17,18 @@ const text = (ns: bigint) => `${ns}|0|${'x'.repeat(100)}`.slice(0, 100);
 function reader(signatures: boolean, frames: PushFrames) {
   const got: bigint[] = [];
   const r = new HchatReader(
-    { channelId: CHANNEL, signatures, hello: false, serverKey: frames.serverKey },
+    { channelId: CHANNEL, signatures, hello: false, serverKey: frames.serverKey, compact: true },
     (ns) => got.push(ns),
   );
+  // The channel's and the publisher's definitions come first, as the relay's members get them.
+  for (const d of frames.prelude(0)) r.push(d);
   return { r, got };
 }
 
-/** A push frame with its message changed after signing (the frame re-encoded). */
+/** A compact push frame with its message changed after signing (the frame re-encoded). */
 function altered(frame: Buffer, change: (m: Record<string, any>) => void): Buffer {
   const f = JSON.parse(frame.subarray(4).toString('utf8'));
-  change(f.body.message);
+  change(f);
   return encodeFrame(f);
 }
 
@@ -60,7 +62,13 @@ describe('Hybrid Chat members', () => {
     });
     expect(() => reader(false, frames).r.push(noSig)).toThrow(/sig/);
     const other = new PushFrames('01900000-0000-7000-8000-00000000be04', 1);
-    expect(() => reader(false, frames).r.push(other.frame(0, 1, text(1n)))).toThrow(/channel/);
+    const r = reader(false, frames).r;
+    for (const d of other.prelude(0)) r.push(d);
+    expect(() => r.push(other.frame(0, 1, text(1n)))).toThrow(/channel/);
+    // A number the link never defined: the link is out of step, the member stops.
+    expect(() =>
+      reader(false, frames).r.push(altered(frames.frame(0, 1, text(1n)), (m) => (m.k = 9))),
+    ).toThrow(/certificate number 9 is not defined/);
     expect(() => reader(false, frames).r.push(Buffer.from([0, 0, 0, 2, 0x7b, 0x7d]))).toThrow(
       /"t"/,
     );
