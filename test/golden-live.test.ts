@@ -30,6 +30,7 @@ import {
   PeerHelloAck,
 } from '../src/protocol/peer-link.js';
 import { Fatal, Request, Response } from '../src/protocol/rpc.js';
+import { RefFrame, RefReader } from '../src/protocol/compact.js';
 import { messageId } from '../src/shared/message-id.js';
 import { loadSessionKeys, signMessage } from '../src/shared/signing.js';
 import {
@@ -184,11 +185,48 @@ describe('golden frames against a real server and a real peer', () => {
     b.send(G('channel_join request'));
     expect(OPS.channel_join.res.safeParse((await b.answer(4)).body).success).toBe(true);
 
+    // ---- dave: a member on a compact link (§3.11) ----
+    const d = new Raw(port);
+    expect(ClientHello.safeParse(G('compact peer hello').frame).success).toBe(true);
+    d.send(G('compact peer hello'));
+    expectGolden(
+      await d.next((f) => f.t === 'hello', 'compact server hello'),
+      G('compact server hello'),
+      ServerHello,
+      true,
+    );
+    d.send({ t: 'req', id: 1, op: 'register', body: { username: 'dave', password: 'dave-pw' } });
+    await d.answer(1);
+    d.send({
+      t: 'req',
+      id: 2,
+      op: 'login',
+      body: { username: 'dave', password: 'dave-pw', publicKey: bobKey },
+    });
+    await d.answer(2);
+    d.send(G('channel_join request'));
+    await d.answer(4);
+
     // ---- the golden post, as it is: signature, certificate and id verify at the server ----
     a.send(G('post request'));
     expectGolden(await a.answer(4), G('post answer'), OPS.post.res);
     const ev = await b.next((f) => f.t === 'ev' && f.ev === 'message', 'message event');
     expectGolden(ev, G('message event'), EVENTS.message);
+    // Dave gets alice's certificate and the channel defined, then the compact push; rebuilt,
+    // it is the full event bob got.
+    await d.next((f) => f.t === 'm', 'compact message event');
+    const compact = d.frames.filter((f) => ['ref', 'm'].includes(f.t));
+    expect(compact.map((f) => f.t)).toEqual(['ref', 'ref', 'm']);
+    expectGolden(compact[0]!, G('ref (certificate)'), RefFrame, true);
+    expectGolden(compact[1]!, G('ref (channel)'), RefFrame, true);
+    expectGolden(compact[2]!, G('compact message event'));
+    const refs = new RefReader();
+    refs.define(compact[0]!);
+    refs.define(compact[1]!);
+    expect(refs.expand(compact[2]!)).toEqual(G('message event').frame.body);
+    d.send(G('sync request'));
+    expectGolden(await d.answer(5), G('compact sync answer'));
+    expect(refs.expandPage((await d.answer(5)).body)).toEqual(G('sync answer').frame.body);
     a.send(G('sync request'));
     expectGolden(await a.answer(5), G('sync answer'), OPS.sync.res);
     a.send(G('history request'));

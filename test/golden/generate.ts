@@ -104,6 +104,9 @@ function message(
 
 const post1 = message(alice, { channelId: C1, ts: T0, lc: 0, text: 'héllo 👋' });
 const stored1 = { ...post1, author: 'alice', seq: 1 };
+/** stored1 on a compact link (§3.11): channel 0, certificate 0, id and author left out. */
+const { id: _id1, channelId: _c1, cert: _cert1, author: _a1, ...rest1 } = stored1;
+const compact1 = { c: 0, ...rest1, k: 0 };
 // A reply that mentions bob, its edit, a reaction to the first post, and the reply's delete.
 const reply1 = message(alice, {
   channelId: C1,
@@ -315,6 +318,41 @@ const frames: Frame[] = [
     name: 'history answer',
     link: S,
     frame: { t: 'res', id: 6, body: { messages: [stored1], hasMore: false, related: [] } },
+  },
+  // ---- a compact link (§3.11): dave asked for it; alice's post reaches him compact ----
+  {
+    name: 'compact peer hello',
+    link: S,
+    frame: {
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      role: 'peer',
+      agent: 'hchat-peer',
+      maxFrame: 1048576,
+      compact: 1,
+    },
+  },
+  {
+    name: 'compact server hello',
+    link: S,
+    frame: {
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      role: 'server',
+      heartbeatMs: 5000,
+      timeoutMs: 15000,
+      maxFrame: 1048576,
+      publicKey: serverSpki,
+      compact: 1,
+    },
+  },
+  { name: 'ref (certificate)', link: S, frame: { t: 'ref', k: 0, cert: alice.cert } },
+  { name: 'ref (channel)', link: S, frame: { t: 'ref', c: 0, channelId: C1 } },
+  { name: 'compact message event', link: S, frame: { t: 'm', ...compact1 } },
+  {
+    name: 'compact sync answer',
+    link: S,
+    frame: { t: 'res', id: 5, body: { messages: [compact1], lastSeq: 1 } },
   },
   {
     name: 'post request (reply, mention)',
