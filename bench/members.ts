@@ -32,8 +32,11 @@ export type Target =
       /** Members also verify every message's certificate and signature, as a peer does. */
       signatures: boolean;
     }
-  /** The Node relay, which forwards push frames its publishers made (bench/relay-frames.ts). */
-  | { kind: 'relay'; addr: string; channelId: string }
+  /**
+   * The Node relay, which forwards push frames its publishers made (bench/relay-frames.ts);
+   * `defs` (base64) are the `ref` frames a compact link would have had before (§3.11).
+   */
+  | { kind: 'relay'; addr: string; channelId: string; defs: string }
   | { kind: 'mqtt'; qos: 0 | 1; topic: string }
   | { kind: 'irc'; port: number };
 
@@ -163,6 +166,9 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
         (id) => waiting.get(id)?.(),
         send,
       );
+      // The relay's links are compact from the start: its publishers' certificates and the
+      // channel were defined before the window, as on a server link that has been up a while.
+      if (target.kind === 'relay') reader.push(Buffer.from(target.defs, 'base64'));
       s.on('data', (chunk: Buffer) => reader.push(chunk));
       tally.watch(s);
       tally.holdAfterWindow(s);

@@ -1,10 +1,10 @@
 /**
  * What the Node relay's publishers send (bench/relay.ts forwards the bytes unchanged): the push
  * frames Hybrid Chat's server sends a compact link for a stored message (PROTOCOL.md §3.11,
- * server/channel-service.ts push: the `ref` frames of a publisher's certificate and the channel
- * before its first message, then `m` frames, encoded by the same shared/compact-refs.ts), signed
+ * server/channel-service.ts push): `m` frames encoded by the same shared/compact-refs.ts, signed
  * by a publisher whose key certificate a made-up server key signed, so that the relay's members
- * parse and check exactly what Hybrid Chat's members do. Members connect before the first frame.
+ * parse and check exactly what Hybrid Chat's members do. The `ref` frames of the publishers'
+ * certificates and the channel are given to the members as they start.
  */
 import crypto from 'node:crypto';
 import { randomUUID } from 'node:crypto';
@@ -66,8 +66,8 @@ export class PushFrames {
   }
 
   /**
-   * The `ref` frames that define the channel and publisher k's certificate: sent once, after the
-   * members connected and before k's first message, as the server sends a link's definitions.
+   * The `ref` frames that define the channel and publisher k's certificate, which a compact link
+   * gets before k's first message (the relay's members are given them when they start).
    */
   prelude(k: number): Buffer[] {
     const batch = compactBatch(this.refs, [this.message(k, 1, 'x')]);

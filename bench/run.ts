@@ -422,17 +422,8 @@ async function benchRelay({ members, rate, publishers }: Cell): Promise<Result> 
     const pubs = await Promise.all(
       Array.from({ length: publishers }, () => Client.connect({ addr }, false)),
     );
-    workers = await MemberWorkers.start({ kind: 'relay', addr, channelId }, members);
-    // The definitions (§3.11) every member needs before the first message: the relay acks each.
-    await Promise.all(
-      pubs.map(async (p, k) => {
-        const defs = frames.prelude(k);
-        let acks = 0;
-        const all = new Promise<void>((r) => (p.onAck = () => ++acks === defs.length && r()));
-        for (const d of defs) p.fire(d);
-        await all;
-      }),
-    );
+    const defs = Buffer.concat(pubs.flatMap((_, k) => frames.prelude(k))).toString('base64');
+    workers = await MemberWorkers.start({ kind: 'relay', addr, channelId, defs }, members);
     const result = await drive(rate, pubs, workers, members, proc.pid!, (k, i, ns) =>
       frames.frame(k, i, payload(ns, k)),
     );

@@ -62,33 +62,32 @@ export function bodyDigest(b: ItemBody): string {
         c.deleted ?? null,
       ]
     : null;
-  return crypto
-    .createHash('sha256')
-    .update(
-      JSON.stringify([
-        'hchat/body/1',
-        b.text ?? null,
-        b.replyTo ?? null,
-        b.mentions ?? null,
-        b.emoji ?? null,
-        change,
-        // Files came later: a body without them keeps the digest it always had.
-        ...(b.files
-          ? [
-              b.files.map((f) => [
-                f.id,
-                f.name,
-                f.size,
-                f.type,
-                f.image?.width ?? null,
-                f.image?.height ?? null,
-                f.image?.preview ?? null,
-              ]),
-            ]
-          : []),
-      ]),
-    )
-    .digest('base64url');
+  return crypto.hash(
+    'sha256',
+    JSON.stringify([
+      'hchat/body/1',
+      b.text ?? null,
+      b.replyTo ?? null,
+      b.mentions ?? null,
+      b.emoji ?? null,
+      change,
+      // Files came later: a body without them keeps the digest it always had.
+      ...(b.files
+        ? [
+            b.files.map((f) => [
+              f.id,
+              f.name,
+              f.size,
+              f.type,
+              f.image?.width ?? null,
+              f.image?.height ?? null,
+              f.image?.preview ?? null,
+            ]),
+          ]
+        : []),
+    ]),
+    'base64url',
+  );
 }
 
 /** The digest an item carries (a tombstone) or its body's. */
@@ -97,7 +96,7 @@ export function digestOf(m: IdFields): string {
 }
 
 /** The header every signature and id covers, as JSON values (PROTOCOL.md §2.2). */
-export function itemHeader(m: IdFields): unknown[] {
+export function itemHeader(m: IdFields, digest = digestOf(m)): unknown[] {
   return [
     m.channelId,
     m.author.toLowerCase(),
@@ -105,29 +104,31 @@ export function itemHeader(m: IdFields): unknown[] {
     m.lc,
     m.kind ?? 'message',
     m.target ?? null,
-    digestOf(m),
+    digest,
   ];
 }
 
-/** The id of an item with these fields. */
-export function messageId(m: IdFields): string {
-  const h = crypto
-    .createHash('sha256')
-    .update(JSON.stringify(['hchat/item-id/2', ...itemHeader(m)]))
-    .digest();
-  return uuidOf(m.ts, h);
+/** The id of an item with these fields (`digest`: its digestOf, when the caller has it). */
+export function messageId(m: IdFields, digest?: string): string {
+  return uuidOf(
+    m.ts,
+    crypto.hash('sha256', JSON.stringify(['hchat/item-id/2', ...itemHeader(m, digest)]), 'hex'),
+  );
 }
 
-/** The UUIDv8 layout of an id: 48 bits of time, then hash bits (see above). */
-function uuidOf(ts: number, h: Buffer): string {
-  const b = Buffer.alloc(16);
-  b.writeUIntBE(ts, 0, 6);
-  b[6] = 0x80 | (h[0]! & 0x0f);
-  b[7] = h[1]!;
-  b[8] = 0x80 | (h[2]! & 0x3f);
-  h.copy(b, 9, 3, 10);
-  const x = b.toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+const HEX = '0123456789abcdef';
+
+/**
+ * The UUIDv8 layout of an id: 48 bits of time, then hash bits (see above), from the hash in hex
+ * (one-shot hashing to hex is the cheapest form Node offers: this runs for every item received).
+ */
+function uuidOf(ts: number, h: string): string {
+  if (!Number.isSafeInteger(ts) || ts < 0 || ts > MAX_ID_TS)
+    throw new RangeError(`ts ${ts} is not an integer from 0 to 2^48-1`);
+  const t = ts.toString(16).padStart(12, '0');
+  // byte 6: 0x80 | (h[0] & 0x0f); byte 7: h[1]; byte 8: 0x80 | (h[2] & 0x3f); bytes 9-15: h[3..9]
+  const b8 = HEX[8 | (parseInt(h[4]!, 16) & 3)]! + h[5]!;
+  return `${t.slice(0, 8)}-${t.slice(8)}-8${h[1]}${h.slice(2, 4)}-${b8}${h.slice(6, 8)}-${h.slice(8, 20)}`;
 }
 
 /**
@@ -141,18 +142,10 @@ export function legacyMessageId(m: {
   lc: number;
   text: string;
 }): string {
-  const h = crypto
-    .createHash('sha256')
-    .update(
-      JSON.stringify([
-        'hchat/message-id/1',
-        m.channelId,
-        m.author.toLowerCase(),
-        m.ts,
-        m.lc,
-        m.text,
-      ]),
-    )
-    .digest();
+  const h = crypto.hash(
+    'sha256',
+    JSON.stringify(['hchat/message-id/1', m.channelId, m.author.toLowerCase(), m.ts, m.lc, m.text]),
+    'hex',
+  );
   return uuidOf(m.ts, h);
 }

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
 import { verifyEd25519 } from './ed25519.js';
 import { verifyCert, type CertClaims } from './tokens.js';
-import { itemHeader, legacyMessageId, messageId, type IdFields } from './message-id.js';
+import { digestOf, itemHeader, legacyMessageId, messageId, type IdFields } from './message-id.js';
 import { MESSAGE_LIMITS } from './limits.js';
 import { newKeyPair } from './keygen.js';
 
@@ -83,8 +83,8 @@ function legacyCanonical(m: Omit<Signed, 'sig' | 'cert'>): Buffer {
   );
 }
 
-function canonical(m: Omit<Signed, 'sig' | 'cert'>): Buffer {
-  return Buffer.from(JSON.stringify(['hchat/item/2', m.id, ...itemHeader(m)]));
+function canonical(m: Omit<Signed, 'sig' | 'cert'>, digest?: string): Buffer {
+  return Buffer.from(JSON.stringify(['hchat/item/2', m.id, ...itemHeader(m, digest)]));
 }
 
 /** Signs a message as its author. */
@@ -150,8 +150,12 @@ export class MessageVerifier {
         `message stamped ${Math.round(ahead / 1000)} s ahead of this replica's clock (at most ${this.maxSkew / 1000} s)`,
       );
     }
-    const legacy = isLegacy(m);
-    if (!legacy && messageId(m) !== m.id)
+    // The body is hashed once, for the id and the signed bytes alike; the version-1 id is tried
+    // only for an item whose id is not the version-2 one.
+    const digest = digestOf(m);
+    const v2 = messageId(m, digest) === m.id;
+    const legacy = !v2 && isLegacy(m);
+    if (!v2 && !legacy)
       return new HchatError(
         'E_BAD_SIGNATURE',
         "message id is not derived from the message's content",
@@ -173,7 +177,7 @@ export class MessageVerifier {
         'certificate had expired when the message was written',
       );
     return {
-      data: legacy ? legacyCanonical(m) : canonical(m),
+      data: legacy ? legacyCanonical(m) : canonical(m, digest),
       sig: Buffer.from(m.sig, 'base64url'),
       key: c.key,
     };
