@@ -48,7 +48,17 @@ export class CompactReader {
   /** every frame as it came, before any rebuild */
   readonly log: any[] = [];
 
-  constructor(raw: Raw) {
+  /**
+   * @param instance every value each number was ever given on this server instance, shared by
+   *   the readers of its links: a number is never reused for another value there (§3.11)
+   */
+  constructor(
+    raw: Raw,
+    readonly instance: { k: Map<number, string>; c: Map<number, string> } = {
+      k: new Map(),
+      c: new Map(),
+    },
+  ) {
     raw.onFrame = (f, n) => {
       this.log.push(structuredClone(f));
       try {
@@ -84,16 +94,25 @@ export class CompactReader {
       .join(',');
     if (keys === 'cert,k') {
       if (!isNumber(f.k) || typeof f.cert !== 'string') throw new Error('bad certificate ref');
+      this.once('k', f.k, f.cert);
       this.put(this.certs, f.k, f.cert);
       this.defined.k++;
       this.numbersSeen.k.add(f.k);
     } else if (keys === 'c,channelId') {
       if (!isNumber(f.c) || typeof f.channelId !== 'string' || !UUID.test(f.channelId))
         throw new Error('bad channel ref');
+      this.once('c', f.c, f.channelId);
       this.put(this.channels, f.c, f.channelId);
       this.defined.c++;
       this.numbersSeen.c.add(f.c);
     } else throw new Error('a ref frame with members ' + keys);
+  }
+
+  private once(kind: 'k' | 'c', n: number, v: string) {
+    const was = this.instance[kind].get(n);
+    if (was !== undefined && was !== v)
+      throw new Error(`${kind} number ${n} reused for another value`);
+    this.instance[kind].set(n, v);
   }
 
   private put(table: Map<number, string>, n: number, v: string) {

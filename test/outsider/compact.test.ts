@@ -24,7 +24,7 @@ let serverKey: crypto.KeyObject;
 const code = (r: any) => r?.error?.code ?? (r?.body ? 'OK' : JSON.stringify(r));
 
 /** A connection that said hello; `compact` as given (absent when undefined). */
-async function open(compact?: unknown, attach?: (c: Raw) => void) {
+async function open(compact?: unknown, attach?: (c: Raw) => void, maxFrame?: number) {
   const c = new Raw(srv.host, srv.port);
   attach?.(c);
   await c.connected();
@@ -34,6 +34,7 @@ async function open(compact?: unknown, attach?: (c: Raw) => void) {
     role: 'peer',
     agent: 'outsider-compact',
     ...(compact === undefined ? {} : { compact }),
+    ...(maxFrame ? { maxFrame } : {}),
   });
   const hello = await c.nextFrame();
   const ping = setInterval(() => c.send({ t: 'ping' }), 2000);
@@ -99,6 +100,7 @@ async function waitFor(f: () => boolean, what: string, ms = 10000) {
 let olga: Account, oscar: Account, rita: Account;
 let rc: Raw, rf: Raw; // rita's compact link and her full-form link (one session)
 let cr: CompactReader, fr: FullReader;
+let X: string; // the channel of more than 128 authors
 let A: string; // the channel of messages, replies, edits, reactions, deletes
 let subscribed: string[] = [];
 let expectedPushes = 0;
@@ -280,7 +282,7 @@ test(`past ${TABLE_SIZE} channel and certificate numbers on one link, with pages
 }, 80000);
 
 test(`an answer with more than ${FRAME_NAMES} authors names ${FRAME_NAMES} certificates by number and carries the rest whole`, async () => {
-  const X = uuid7();
+  X = uuid7();
   expect(
     code(await olga.c.req('channel_create', { id: X, name: 'many authors', allowVisitors: false })),
   ).toBe('OK');
@@ -373,7 +375,7 @@ test('a peer that sends ref or m frames gets E_UNKNOWN_TYPE and is closed; other
 
 test('after a reconnect the tables start empty: the new link gets ref frames again', async () => {
   let cr2!: CompactReader;
-  const { c: rc2 } = await open(1, (c) => (cr2 = new CompactReader(c)));
+  const { c: rc2 } = await open(1, (c) => (cr2 = new CompactReader(c, cr.instance)));
   expect(code(await rc2.req('resume', { token: rita.token }))).toBe('OK');
   expect(code(await rc2.req('subscribe', { channelIds: [A] }))).toBe('OK');
   const m = await post(olga.c, olga, A, { body: { text: 'to the new link' } });
@@ -395,4 +397,57 @@ test('after a reconnect the tables start empty: the new link gets ref frames aga
   expect(cr2.errors).toEqual([]);
   expect(a.body).toStrictEqual(b.body);
   rc2.close();
+});
+
+test('pages are cut to maxFrame by their full size: the compact page holds the same items as the full one', async () => {
+  // 200 items of about 750 bytes each in X: more than a 64 KiB frame holds in the full form.
+  let cr3!: CompactReader;
+  let fr3!: FullReader;
+  const { c: rc3 } = await open(1, (c) => (cr3 = new CompactReader(c, cr.instance)), 65536);
+  const { c: rf3 } = await open(undefined, (c) => (fr3 = new FullReader(c)), 65536);
+  for (const c of [rc3, rf3]) expect(code(await c.req('resume', { token: rita.token }))).toBe('OK');
+  for (const [op, body] of [
+    ['history', { channelId: X, limit: 500 }],
+    ['sync', { channelId: X, since: 0, limit: 500 }],
+    ['search', { query: 'author', channelIds: [X], limit: 50 }],
+  ] as const) {
+    const a = await ask(rc3, op, body);
+    const b = await ask(rf3, op, body);
+    expect(cr3.errors).toEqual([]);
+    expect(fr3.errors).toEqual([]);
+    expect(code(b)).toBe('OK');
+    if (op !== 'search') expect(b.body.messages.length).toBeLessThan(200); // the full page was cut
+    expect([op, a.body]).toStrictEqual([op, b.body]);
+  }
+  rc3.close();
+  rf3.close();
+});
+
+test('a ref frame before hello is E_HELLO_REQUIRED (§3.2)', async () => {
+  const c = new Raw(srv.host, srv.port);
+  await c.connected();
+  c.send({ t: 'ref', c: 0, channelId: A });
+  const f = await c.nextFrame();
+  expect(f).toMatchObject({ t: 'error', code: 'E_HELLO_REQUIRED' });
+  await c.closeP;
+  await stillServing('served after a ref before hello');
+});
+
+test('the connection that posted gets no m frame of its own post; the others do (§3.5)', async () => {
+  let ocr!: CompactReader;
+  const { c: oc } = await open(1, (c) => (ocr = new CompactReader(c, cr.instance)));
+  expect(code(await oc.req('resume', { token: olga.token }))).toBe('OK');
+  expect(code(await oc.req('subscribe', { channelIds: [A] }))).toBe('OK');
+  const m = await post(oc, olga, A, { body: { text: 'olga on her compact link' } });
+  expectedPushes++;
+  await pushesAgree();
+  expect(cr.pushes.at(-1)!.message.id).toBe(m.id);
+  await post(oscar.c, oscar, A, { body: { text: 'oscar, seen by olga' } });
+  expectedPushes++;
+  await pushesAgree();
+  await waitFor(() => ocr.pushes.length === 1, "oscar's push on olga's link");
+  await sleep(100);
+  expect(ocr.errors).toEqual([]);
+  expect(ocr.pushes.map((p) => p.message.text)).toEqual(['oscar, seen by olga']);
+  oc.close();
 });
