@@ -330,8 +330,8 @@ async function stillServing(text: string) {
   await sameAnswer('history', { channelId: A, limit: 3 });
 }
 
-test('a hello whose compact is a string, 0, negative, a fraction or a boolean is E_BAD_FRAME, and others are still served', async () => {
-  for (const bad of ['1', 0, -1, 1.5, true]) {
+test('a hello whose compact is a string, 0, negative, a fraction, a boolean, null, an array or an object is E_BAD_FRAME, and others are still served', async () => {
+  for (const bad of ['1', 0, -1, 1.5, true, null, [1], { v: 1 }]) {
     const { c, hello } = await open(bad);
     expect([bad, hello.t, hello.code]).toEqual([bad, 'error', 'E_BAD_FRAME']);
     await c.closeP;
@@ -450,4 +450,36 @@ test('the connection that posted gets no m frame of its own post; the others do 
   expect(ocr.errors).toEqual([]);
   expect(ocr.pushes.map((p) => p.message.text)).toEqual(['oscar, seen by olga']);
   oc.close();
+});
+
+test("a visitor's compact link rebuilds what a member's full link gets", async () => {
+  const V = uuid7();
+  const created = await olga.c.req('channel_create', {
+    id: V,
+    name: 'open to visitors',
+    allowVisitors: true,
+  });
+  expect(code(created)).toBe('OK');
+  expect(code(await rc.req('channel_join', { channelId: V }))).toBe('OK');
+  subscribed.push(V);
+  expect(code(await rf.req('subscribe', { channelIds: subscribed }))).toBe('OK');
+  let vr!: CompactReader;
+  const { c: vc } = await open(1, (c) => (vr = new CompactReader(c, cr.instance)));
+  expect(code(await vc.req('visitor', { name: 'Vera Visitor', publicKey: newKey().pk }))).toBe(
+    'OK',
+  );
+  expect(code(await vc.req('channel_join', { channelId: V }))).toBe('OK');
+  expect(code(await oscar.c.req('channel_join', { channelId: V }))).toBe('OK');
+  const m1 = await post(olga.c, olga, V, { body: { text: 'welcome, visitors' } });
+  await post(oscar.c, oscar, V, { kind: 'react', target: m1.id, body: { emoji: '👋' } });
+  expectedPushes += 2;
+  await pushesAgree();
+  await waitFor(() => vr.pushes.length === 2, 'the visitor pushes');
+  expect(vr.errors).toEqual([]);
+  expect(bySeq(vr.pushes)).toStrictEqual(bySeq(fr.pushes.filter((p) => p.message.channelId === V)));
+  const a = await ask(vc, 'history', { channelId: V, limit: 50 });
+  const b = await ask(rf, 'history', { channelId: V, limit: 50 });
+  expect(vr.errors).toEqual([]);
+  expect(a.body).toStrictEqual(b.body);
+  vc.close();
 });
