@@ -211,6 +211,8 @@ export class Raw {
   private waiters = new Map<number, (f: any) => void>();
   private frameWaiters: ((f: any) => void)[] = [];
   onEvent?: (f: any) => void;
+  /** Every frame in wire order, with its body's length in bytes, before anything else sees it. */
+  onFrame?: (f: any, bodyBytes: number) => void;
   closeP: Promise<void>;
 
   constructor(host: string, port: number, opts: { localAddress?: string } = {}) {
@@ -226,6 +228,7 @@ export class Raw {
         if (this.buf.length < 4 + n) break;
         const f = JSON.parse(this.buf.subarray(4, 4 + n).toString('utf8'));
         this.buf = this.buf.subarray(4 + n);
+        this.onFrame?.(f, n);
         this.handle(f);
       }
     });
