@@ -16,7 +16,17 @@ import { ServerTrust } from '../src/peer/server-trust.js';
 import { createTlsServer, selfSignedIdentity } from '../src/shared/tls.js';
 import { ConnectionLog } from '../src/shared/connlog.js';
 import { HchatError } from '../src/protocol/errors.js';
-import { createTestnet, rawSession, signed, tempDir, waitFor } from './testnet.js';
+import { P2P_EVENTS, P2P_OPS } from '../src/protocol/peer-link.js';
+import { p2pConnect } from './outsider/lib.js';
+import {
+  createTestnet,
+  rawHostLink,
+  rawSession,
+  signIn,
+  signed,
+  tempDir,
+  waitFor,
+} from './testnet.js';
 
 /**
  * A raw client over TLS that counts the bytes of its TCP connection (what crosses the wire,
@@ -310,6 +320,68 @@ describe('compact pushes and pages (§3.11)', () => {
       expect(got.find((f) => f.t === 'error')).toMatchObject({ code: c.code });
       link.stop();
     }
+  });
+});
+
+describe('compact pushes and pages on the P2P link (§3.11, §4.2)', () => {
+  it('a host pushes and pages compact to a member that asked, and in full to one that did not; both rebuild the same', async () => {
+    const tn = await createTestnet({ peers: 1 });
+    const alice = tn.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'hosted', allowVisitors: false }))
+      .body.id as string;
+    await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'before' });
+    const link = await tn.rawLink();
+    await link.request('register', { username: 'carol', password: 'carol-pw' });
+    const carol = await rawSession(link, { username: 'carol', password: 'carol-pw' });
+    await link.request('channel_join', { channelId: ch });
+    const entry = await waitFor(
+      async () =>
+        (await link.request('get_list', {})).peers.find(
+          (e) => e.username === 'alice' && e.hosts.includes(ch),
+        ),
+      10_000,
+      "alice's entry hosting the channel",
+    );
+    const me = { cert: carol.cert, key: carol.keys };
+    const compact = await p2pConnect(entry.port, me, undefined, { compact: 1 });
+    const full = await p2pConnect(entry.port, me);
+    onTestFinished(() => (compact.c.close(), full.c.close()));
+    expect(compact.hello.compact).toBe(1);
+    expect(full.hello.compact).toBeUndefined();
+    for (const x of [compact, full])
+      expect((await x.c.req('subscribe', { channelIds: [ch] })).body.channelIds).toEqual([ch]);
+
+    // The real member's link asks for it too, and rebuilds what it gets.
+    const member = rawHostLink(entry, carol);
+    await member.start();
+    expect(member.remoteHello?.compact).toBe(1);
+    await member.request('subscribe', { channelIds: [ch] });
+    const pushed: unknown[] = [];
+    member.on('event', (name, body) => name === 'message' && pushed.push(body));
+
+    await alice.call('POST', `/api/channels/${ch}/messages`, { text: TEXT(1) });
+    const ev = await waitFor(
+      () => full.c.events.find((f: any) => f.body.message.text === TEXT(1)),
+      10_000,
+      'ev',
+    );
+    const m = await waitFor(() => compact.c.frames.find((f: any) => f.t === 'm'), 10_000, 'm');
+    const refs = new RefReader();
+    for (const f of compact.c.frames) if (f.t === 'ref') refs.define(f);
+    expect(compact.c.frames.map((f: any) => f.t)).toEqual(['hello', 'ref', 'ref', 'm']);
+    expect(refs.expand(m)).toEqual(ev.body);
+    expect(Buffer.byteLength(JSON.stringify(m)) + 4).toBeLessThanOrEqual(300);
+    await waitFor(() => pushed.length === 1 || undefined, 10_000, 'the member link rebuilt it');
+    expect(pushed[0]).toEqual(P2P_EVENTS.message.parse(ev.body));
+
+    const body = { channelId: ch, limit: 50 };
+    const page = (await full.c.req('history', body)).body;
+    const compactPage = (await compact.c.req('history', body)).body;
+    expect(page.messages.map((x: any) => x.text)).toEqual(['before', TEXT(1)]);
+    expect(compactPage.messages[0].channelId).toBeUndefined();
+    expect(refs.expandPage(compactPage)).toEqual(page);
+    expect(await member.request('history', body)).toEqual(P2P_OPS.history.res.parse(page));
   });
 });
 

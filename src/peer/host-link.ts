@@ -7,6 +7,7 @@
  * No automatic reconnection: the node decides when a host is worth trying again (it follows the
  * tracker list).
  */
+import { COMPACT_VERSION } from '../protocol/compact.js';
 import type crypto from 'node:crypto';
 import type net from 'node:net';
 import type { z } from 'zod';
@@ -65,6 +66,7 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
             cert: creds.cert,
             nonce,
             maxFrame: DEFAULT_MAX_FRAME,
+            compact: COMPACT_VERSION,
           };
         },
         parseHello: (f) => {

@@ -4,6 +4,14 @@
  * right itself, as strictly as the server: visitors only read channels that allow them and never
  * write; users read and post only where they are members.
  */
+import { COMPACT_OPS } from '../protocol/compact.js';
+import {
+  LinkRefs,
+  RefRegistry,
+  compactPage,
+  compactPush,
+  type CompactPush,
+} from '../shared/compact-refs.js';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import type { Channel, StoredMessage } from '../protocol/common.js';
@@ -50,6 +58,9 @@ export interface HostServiceDeps {
   typing(who: PeerIdentity, channelId: string): void;
 }
 
+/** A page answer (history, sync) as the compact encoding takes it. */
+type Page = { messages: StoredMessage[]; related?: StoredMessage[] };
+
 /** One member connection on the host. */
 export interface MemberConn {
   fs: FramedSocket;
@@ -58,11 +69,15 @@ export interface MemberConn {
   ip: string;
   name: string;
   subs: Set<string>;
+  /** Set when the member asked for compact pushes and pages in its hello (§3.11, §4.2). */
+  refs?: LinkRefs;
 }
 
 /** Serves hosted channels to connected members. */
 export class HostService {
   private readonly subscribers = new Map<string, Set<MemberConn>>();
+  /** This peer's numbering of certificates and channels for its compact member links. */
+  private readonly refs = new RefRegistry();
 
   constructor(private readonly deps: HostServiceDeps) {}
 
@@ -107,7 +122,10 @@ export class HostService {
     try {
       const result =
         op === 'typing' ? this.typing(conn, body) : this.run(conn, op as ChannelOp, body);
-      conn.fs.answer(id, result);
+      // A page to a compact link (§3.11): its items compact, after the `ref` frames it lacks.
+      if (conn.refs && COMPACT_OPS.has(op))
+        conn.fs.answer(id, compactPage(this.refs, conn.refs, result as Page));
+      else conn.fs.answer(id, result);
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
       this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
@@ -141,10 +159,16 @@ export class HostService {
       ev: 'message',
       body: { channelId: message.channelId, message },
     });
+    // Compact links get it as an `m` frame, encoded once too (§3.11).
+    let compact: CompactPush | undefined;
     let n = 0;
     for (const c of subs) {
       if (c === except) continue;
-      c.fs.sendEncoded(frame);
+      if (c.refs) {
+        compact ??= compactPush(this.refs, [message]);
+        c.refs.prepare(compact.batch);
+        c.fs.sendEncoded(compact.all);
+      } else c.fs.sendEncoded(frame);
       n++;
     }
     this.deps.log.write('push', {

@@ -6,6 +6,8 @@
  * signature, and the connecting peer's transcript signature must follow. Until then frames are capped small and a deadline runs. Each connection is logged with
  * who is at the other end.
  */
+import { COMPACT_VERSION } from '../protocol/compact.js';
+import { LinkRefs } from '../shared/compact-refs.js';
 import type crypto from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -179,7 +181,7 @@ export class P2PEndpoint {
     const r = remoteOf(socket);
     let member: MemberConn | undefined;
     // Set once our hello answered theirs: what their `auth` must sign.
-    let pending: { claims: CertClaims; data: Buffer } | undefined;
+    let pending: { claims: CertClaims; data: Buffer; compact: boolean } | undefined;
     const name = () => peerName(member?.who.username, r.ip, r.port);
     const fs: FramedSocket = new FramedSocket(
       socket,
@@ -224,7 +226,7 @@ export class P2PEndpoint {
     fs: FramedSocket,
     f: Record<string, unknown>,
     binding: Buffer,
-  ): { claims: CertClaims; data: Buffer } {
+  ): { claims: CertClaims; data: Buffer; compact: boolean } {
     if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
     // The version first: another version's hello has other members (version 1 sent a token).
     if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION) {
@@ -242,6 +244,8 @@ export class P2PEndpoint {
     if (this.opts.isRevoked(claims.sid))
       throw new HchatError('E_SESSION_INVALID', 'session revoked');
     if (hello.data.maxFrame) fs.peerMaxFrame = hello.data.maxFrame;
+    // Compact pushes and pages when the member asks (§3.11, §4.2): version 1, the only one.
+    const compact = hello.data.compact !== undefined;
     const nonce = newNonce();
     const parts = {
       peerNonce: hello.data.nonce,
@@ -260,21 +264,23 @@ export class P2PEndpoint {
       heartbeatMs: this.heartbeatMs,
       timeoutMs: this.timeoutMs,
       maxFrame: DEFAULT_MAX_FRAME,
+      ...(compact ? { compact: COMPACT_VERSION } : {}),
     });
-    return { claims, data: transcript('peer', parts) };
+    return { claims, data: transcript('peer', parts), compact };
   }
 
   /** Checks the connecting peer's transcript signature: then it is who its certificate says. */
   private authenticate(
     fs: FramedSocket,
     f: Record<string, unknown>,
-    pending: { claims: CertClaims; data: Buffer },
+    pending: { claims: CertClaims; data: Buffer; compact: boolean },
     ip: string,
   ): MemberConn {
     if (f.t !== 'auth') throw new HchatError('E_AUTH_REQUIRED', 'the handshake needs auth next');
     const auth = PeerAuth.safeParse(f);
     if (!auth.success) throw new HchatError('E_BAD_FRAME', `auth: ${describeIssues(auth.error)}`);
     verifyTranscript(pending.claims, pending.data, auth.data.sig);
-    return { fs, who: identityOf(pending.claims), ip, name: '', subs: new Set() };
+    const refs = pending.compact ? new LinkRefs((frame) => fs.sendEncoded(frame)) : undefined;
+    return { fs, who: identityOf(pending.claims), ip, name: '', subs: new Set(), refs };
   }
 }

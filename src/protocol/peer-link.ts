@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { StoredMessage, Uuid } from './common.js';
 import { CHANNEL_OPS } from './channel-ops.js';
+import { COMPACT_VERSION } from './compact.js';
 import { P2P_FILE_OPS } from './files.js';
 import { P2P_DM_OPS } from './dm.js';
 import { STREAM_EVENTS, STREAM_OPS } from './stream-ops.js';
@@ -34,6 +35,8 @@ export const PeerHello = z.object({
   nonce: Nonce,
   /** Largest frame this side accepts (default 1 MiB). */
   maxFrame: MaxFrame.optional(),
+  /** Asks for compact pushes and pages (PROTOCOL.md §3.11, §4.2). */
+  compact: z.number().int().min(1).optional(),
 });
 
 /** Answer of the accepting peer: its certificate, its nonce, and its transcript signature. */
@@ -47,6 +50,8 @@ export const PeerHelloAck = z.object({
   heartbeatMs: z.number().int().positive(),
   timeoutMs: z.number().int().positive(),
   maxFrame: MaxFrame.optional(),
+  /** Present when the connecting peer asked: this link is compact (§3.11). */
+  compact: z.literal(COMPACT_VERSION).optional(),
 });
 
 /** Third frame, from the connecting peer: its transcript signature. */

@@ -7,7 +7,7 @@
  * create or join) run one at a time per user, and a connection's posts are prepared in the order
  * they came, so that they are stored, answered and pushed in that order.
  */
-import { compactBatch, type CompactBatch, type RefRegistry } from '../shared/compact-refs.js';
+import { compactPush, type CompactPush, type RefRegistry } from '../shared/compact-refs.js';
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
 import type { Channel, StoredMessage } from '../protocol/common.js';
@@ -769,7 +769,7 @@ export class ChannelService {
     if (subs && subs.size > 0) {
       const full = { frames: out.frames, all: concat(out.frames) };
       // Compact links (§3.11) get the same messages compact: encoded once too, when one is here.
-      let compact: ReturnType<typeof compactPush> | undefined;
+      let compact: CompactPush | undefined;
       for (const c of subs) {
         let frames = full;
         if (c.refs) {
@@ -824,16 +824,6 @@ export class ChannelService {
       (err: unknown) => console.error('hchat server: reading a channel failed:', err),
     );
   }
-}
-
-/** One channel's messages of a turn as compact `m` frames, and the numbers they use. */
-function compactPush(
-  refs: RefRegistry,
-  messages: readonly StoredMessage[],
-): { frames: Buffer[]; all: Buffer; batch: CompactBatch } {
-  const batch = compactBatch(refs, messages);
-  const frames = batch.items.map((item) => encodeFrame({ t: 'm', ...item }));
-  return { frames, all: concat(frames), batch };
 }
 
 function concat(frames: Buffer[]): Buffer {

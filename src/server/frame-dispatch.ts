@@ -21,7 +21,9 @@ import {
 import type { ConnectionLog } from '../shared/connlog.js';
 import { COMPACT_OPS, COMPACT_VERSION } from '../protocol/compact.js';
 import type { StoredMessage } from '../protocol/common.js';
-import { LinkRefs, compactBatch, type RefRegistry } from '../shared/compact-refs.js';
+import { LinkRefs, compactPage, type RefRegistry } from '../shared/compact-refs.js';
+
+type Page = { messages: StoredMessage[]; related?: StoredMessage[] };
 import { FRAME_LIMITS } from '../shared/limits.js';
 import type { Conn } from './conn.js';
 import type { ServerMetrics } from './metrics.js';
@@ -174,25 +176,10 @@ export class FrameDispatch {
     }
     const result = await this.d.run(conn, op, parsed.data);
     if (!conn.fs.isOpen) return;
-    if (conn.refs && COMPACT_OPS.has(op)) return this.answerCompact(conn, conn.refs, id, result);
+    // A page to a compact link (§3.11): its items compact, after the `ref` frames it lacks.
+    if (conn.refs && COMPACT_OPS.has(op))
+      return conn.fs.answer(id, compactPage(this.d.refs, conn.refs, result as Page));
     conn.fs.answer(id, result);
-  }
-
-  /**
-   * A page (history, sync, search) to a compact link: its items compact, after the `ref` frames
-   * the link lacks for them (§3.11).
-   */
-  private answerCompact(conn: Conn, refs: LinkRefs, id: number, result: unknown): void {
-    const page = result as { messages: StoredMessage[]; related?: StoredMessage[] };
-    const related = page.related ?? [];
-    const batch = compactBatch(this.d.refs, [...page.messages, ...related]);
-    refs.prepare(batch);
-    const n = page.messages.length;
-    conn.fs.answer(id, {
-      ...page,
-      messages: batch.items.slice(0, n),
-      ...(page.related ? { related: batch.items.slice(n) } : {}),
-    });
   }
 }
 

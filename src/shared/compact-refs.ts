@@ -132,3 +132,40 @@ export class LinkRefs {
     );
   }
 }
+
+/** Messages as compact `m` frames (each, and all back to back) and the numbers they use. */
+export interface CompactPush {
+  frames: Buffer[];
+  all: Buffer;
+  batch: CompactBatch;
+}
+
+/** Encodes `messages` (pushed together) once for every compact link. */
+export function compactPush(
+  registry: RefRegistry,
+  messages: readonly StoredMessage[],
+): CompactPush {
+  const batch = compactBatch(registry, messages);
+  const frames = batch.items.map((item) => encodeFrame({ t: 'm', ...item }));
+  return { frames, all: frames.length === 1 ? frames[0]! : Buffer.concat(frames), batch };
+}
+
+/**
+ * A page (the answer of history, sync or search) for a compact link: its items compact, after
+ * the `ref` frames the link lacks for them have been sent.
+ */
+export function compactPage(
+  registry: RefRegistry,
+  refs: LinkRefs,
+  page: { messages: StoredMessage[]; related?: StoredMessage[] },
+): object {
+  const related = page.related ?? [];
+  const batch = compactBatch(registry, [...page.messages, ...related]);
+  refs.prepare(batch);
+  const n = page.messages.length;
+  return {
+    ...page,
+    messages: batch.items.slice(0, n),
+    ...(page.related ? { related: batch.items.slice(n) } : {}),
+  };
+}

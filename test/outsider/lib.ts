@@ -323,6 +323,8 @@ export async function p2pConnect(
   port: number,
   me: { cert: string; key: { privateKey: crypto.KeyObject } },
   maxFrame?: number,
+  /** More hello members (`compact`, §3.11). */
+  extra: Record<string, unknown> = {},
 ) {
   const c = new Raw('127.0.0.1', port);
   await c.connected();
@@ -334,6 +336,7 @@ export async function p2pConnect(
     cert: me.cert,
     nonce,
     ...(maxFrame ? { maxFrame } : {}),
+    ...extra,
   });
   const h = await c.nextFrame();
   if (h.t !== 'hello') return { c, hello: h, ok: false };
