@@ -212,17 +212,25 @@ export class Client {
             this.waiting.delete(f.id as number);
             w(f);
           } else this.onAck();
-        } else if (f.t === 'ev' || f.t === 'req' || f.t === 'error') this.onEvent(f);
+        } else if (['ev', 'req', 'error', 'ref', 'm'].includes(f.t as string)) this.onEvent(f);
       }
     });
   }
 
-  /** Connects (see connectServer); with `hello`, says it and waits for the server's. */
-  static async connect(to: ServerAddress, hello: boolean, localAddress?: string): Promise<Client> {
+  /**
+   * Connects (see connectServer); with `hello`, says it (with its members, if an object: say
+   * `compact`) and waits for the server's.
+   */
+  static async connect(
+    to: ServerAddress,
+    hello: boolean | Record<string, unknown>,
+    localAddress?: string,
+  ): Promise<Client> {
     const s = await connectServer(to, localAddress);
     const c = new Client(s);
     if (!hello) return c;
-    s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer' }));
+    const more = typeof hello === 'object' ? hello : {};
+    s.write(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', ...more }));
     // A server too busy to answer within its hello timeout closes the connection: fail, not hang.
     await new Promise<void>((resolve, reject) => {
       s.once('data', () => resolve());

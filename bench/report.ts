@@ -218,6 +218,15 @@ function targets(data: any, rows: Row[]): string[] {
       );
     }
   }
+  // Issue 19 item 1: one pushed message with a 100-character text, on a compact link (§3.11).
+  const fs19 = data.frameSize;
+  if (fs19)
+    add(
+      'Pushed message frame, 100-character text: ≤ 300 bytes (compact link, PROTOCOL.md §3.11)',
+      `${f(fs19.compactPushBytes)} B (${f(fs19.compactPushBytes + fs19.tlsRecordBytes)} B in its TLS record; full form ${f(fs19.fullPushBytes)} B)`,
+      fs19.compactPushBytes / 300,
+      fs19.compactPushBytes <= 300,
+    );
   const idle = data.capacity?.idle;
   if (idle)
     add(

@@ -325,6 +325,48 @@ function benchHchat(
 }
 
 /**
+ * Issue 19 item 1: the frames one pushed message with a 100-character text takes, on a compact
+ * link (as every peer asks for it, PROTOCOL.md §3.11) and in the full form, as two members of one
+ * channel receive them from the real server (each frame's bytes: its 4-byte length and its JSON,
+ * re-encoded as received). The first message a compact link gets also brings its `ref` frames;
+ * the figure is the second's. On the wire a frame sent alone adds a TLS 1.3 record's 22 bytes
+ * (test/compact.test.ts measures 264 + 22 = 286 at the TCP level).
+ */
+async function benchFrameSize(): Promise<Record<string, number>> {
+  return withHchat('01900000-0000-7000-8000-00000000be05', 1, async (h) => {
+    const frames: Record<string, { t: string; bytes: number }[]> = { compact: [], full: [] };
+    for (const kind of ['compact', 'full'] as const) {
+      const c = await Client.connect(h.server, kind === 'compact' ? { compact: 1 } : true);
+      await c.request('visitor', { name: `reader ${kind}`, publicKey: h.publicKey });
+      await c.request('channel_join', { channelId: h.channelId });
+      c.onEvent = (f) =>
+        frames[kind]!.push({ t: f.t, bytes: Buffer.byteLength(JSON.stringify(f)) + 4 });
+    }
+    const pub = h.publishers[0]!;
+    for (let i = 0; i < 2; i++) {
+      const ns = process.hrtime.bigint();
+      pub.fire(h.post(0, i + 1, payload(ns, 0)));
+      const want = i + 1;
+      const deadline = Date.now() + 10_000;
+      while (
+        frames.full!.length < want ||
+        frames.compact!.filter((f) => f.t === 'm').length < want
+      ) {
+        if (Date.now() > deadline) throw new Error('frame sizes: the pushes did not arrive');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    const m = frames.compact!.filter((f) => f.t === 'm');
+    return {
+      compactPushBytes: m[1]!.bytes,
+      fullPushBytes: frames.full![1]!.bytes,
+      firstCompactPushBytes: frames.compact!.slice(0, 3).reduce((n, f) => n + f.bytes, 0),
+      tlsRecordBytes: 22,
+    };
+  });
+}
+
+/**
  * A member stops reading for SLOW_SECONDS while 99 others receive 1,000 messages/s: the server's
  * memory over that time, the others' latency before and during it, and what became of the slow
  * member (the server drops a reader with more than 16 MiB queued: E_SLOW_CONSUMER).
@@ -648,6 +690,9 @@ async function main(): Promise<void> {
       anchors,
     });
   }
+  console.log('\nframe sizes: one pushed message with a 100-character text');
+  const frameSize = await benchFrameSize();
+  console.log(JSON.stringify(frameSize, null, 2));
   let slowMember: Record<string, unknown> | undefined;
   if (!process.env.BENCH_SKIP_SLOW) {
     console.log(`\nslow member: 1 of 100 stops reading for ${SLOW_SECONDS} s at 1,000 messages/s`);
@@ -700,6 +745,7 @@ async function main(): Promise<void> {
         window: WINDOW,
         seconds: SECONDS,
         results: results.length ? results : earlier.results,
+        frameSize,
         slowMember: slowMember ?? earlier.slowMember,
         hosting: hosting ?? earlier.hosting,
         stream: stream ?? earlier.stream,
