@@ -6,6 +6,7 @@
  * signature, and the connecting peer's transcript signature must follow. Until then frames are capped small and a deadline runs. Each connection is logged with
  * who is at the other end.
  */
+import { closeServer, listen } from '../shared/listen.js';
 import { COMPACT_VERSION } from '../protocol/compact.js';
 import { LinkRefs } from '../shared/compact-refs.js';
 import type crypto from 'node:crypto';
@@ -97,15 +98,9 @@ export class P2PEndpoint {
     await this.media.bind(udpPort, this.opts.host);
   }
 
-  private listenTcp(port: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.tcp.once('error', reject);
-      this.tcp.listen(port, this.opts.host, () => {
-        this.tcp.off('error', reject);
-        this.port = (this.tcp.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
+  private async listenTcp(port: number): Promise<void> {
+    await listen(this.tcp, port, this.opts.host);
+    this.port = (this.tcp.address() as net.AddressInfo).port;
   }
 
   /**
@@ -148,9 +143,7 @@ export class P2PEndpoint {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const c of this.open.keys()) c.destroy();
-    await new Promise<void>((resolve) =>
-      this.tcp.listening ? this.tcp.close(() => resolve()) : resolve(),
-    );
+    await closeServer(this.tcp);
     await this.media.close();
   }
 

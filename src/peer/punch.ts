@@ -17,6 +17,7 @@ import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { hostOf } from './reflexive.js';
 import { relayDialHost, relayDialMember } from './relay-dial.js';
+import { dialTcp } from './dial-tcp.js';
 import type { LinkVia } from './api-shapes.js';
 import type { ServerLink } from './server-link.js';
 
@@ -56,7 +57,7 @@ export class Puncher {
    */
   async connect(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
     const plan = this.plan(entry);
-    if (plan === 'direct') return { socket: await dialDirect(entry.ip, entry.port), via: 'direct' };
+    if (plan === 'direct') return { socket: await dialTcp(entry.ip, entry.port), via: 'direct' };
     if (plan === 'punch') {
       const failed = this.failures.get(entry.sessionId);
       // A punch that failed lately fails again: the relay, until the backoff is over.
@@ -257,21 +258,6 @@ function tcpReflexive(cs: readonly Candidate[]): Candidate | undefined {
 /** The NAT gave the local port its own number: a fresh local port will likely keep its too. */
 function keepsPorts(c: Candidate): boolean {
   return c.base === undefined || c.base === c.port;
-}
-
-/** A TCP connection to ip:port, given up after 3 s (PROTOCOL.md §4.1). */
-function dialDirect(ip: string, port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: ip, port });
-    s.setTimeout(3000, () => s.destroy(new HchatError('E_TIMEOUT', 'connect timed out')));
-    s.once('connect', () => {
-      s.setTimeout(0);
-      resolve(s);
-    });
-    s.once('error', (err) =>
-      reject(err instanceof HchatError ? err : new HchatError('E_TIMEOUT', err.message)),
-    );
-  });
 }
 
 /**

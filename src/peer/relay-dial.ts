@@ -6,6 +6,7 @@
  * on either side is a plain socket the link runs over as over a direct one: TLS end to end, the
  * handshake of §4.1, the member as TLS client. The relay passes ciphertext and nothing else.
  */
+import { dialTcp } from './dial-tcp.js';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
 import { RELAY_PAIRED, relayHeader } from '../protocol/relay-header.js';
@@ -57,19 +58,8 @@ export function relayDialMember(r: RelayAddress): Promise<net.Socket> {
  * member's ClientHello will come through it once the relay paired them (or it closes, when the
  * member never came).
  */
-export function relayDialHost(r: RelayAddress): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: r.ip, port: r.port });
-    s.setNoDelay(true);
-    s.setTimeout(3000, () => s.destroy(new HchatError('E_TIMEOUT', 'the relay did not answer')));
-    s.once('error', (err) =>
-      reject(err instanceof HchatError ? err : new HchatError('E_CONNECTION_CLOSED', err.message)),
-    );
-    s.once('connect', () => {
-      s.setTimeout(0);
-      s.removeAllListeners('error');
-      s.write(relayHeader(r.token));
-      resolve(s);
-    });
-  });
+export async function relayDialHost(r: RelayAddress): Promise<net.Socket> {
+  const s = await dialTcp(r.ip, r.port, 'the relay did not answer');
+  s.write(relayHeader(r.token));
+  return s;
 }

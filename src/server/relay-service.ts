@@ -11,6 +11,7 @@
  * not form in NAT_LIMITS.relayPairMs is dropped, a header must come in relayHeaderMs, an idle
  * link closes after relayIdleMs. Relayed bytes are counted apart (metrics, connection log).
  */
+import { closeServer, listen } from '../shared/listen.js';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
@@ -83,13 +84,7 @@ export class RelayService {
   }
 
   listen(port: number, host: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return listen(this.server, port, host);
   }
 
   get port(): number {
@@ -103,10 +98,7 @@ export class RelayService {
 
   close(): Promise<void> {
     for (const p of this.pairs) this.end(p, 'closing');
-    return new Promise((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+    return closeServer(this.server);
   }
 
   /** `relay`: a token for the caller, and the `relay` event with the other's token to `to`. */

@@ -8,6 +8,7 @@
  * (bus-delivery.ts) each live in their own module.
  */
 import { RefRegistry } from '../shared/compact-refs.js';
+import { closeServer, listen } from '../shared/listen.js';
 import type http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
@@ -670,22 +671,4 @@ export class CentralServer {
         return this.tokens.tokenRevoke(conn.session!, body as OpReq<'token_revoke'>);
     }
   }
-}
-
-function listen(server: net.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    if ('closeAllConnections' in server) (server as http.Server).closeAllConnections();
-  });
 }
