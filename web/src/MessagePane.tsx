@@ -14,7 +14,7 @@ import {
   type Message,
   type Page,
 } from './api.js';
-import type { LiveMessage } from './Chat.js';
+import { useLiveMessages } from './live-messages.js';
 import { MessageItem } from './MessageItem.js';
 import { Composer } from './Composer.js';
 import { useAttachments, useDropZone } from './Attachments.js';
@@ -45,7 +45,6 @@ const LINK_TITLE: Record<NonNullable<Page['link']>, string> = {
 export function MessagePane({
   me,
   channel,
-  live,
   sourceTick,
   onRead,
   onGone,
@@ -53,7 +52,6 @@ export function MessagePane({
 }: {
   me: Me;
   channel: Channel;
-  live: LiveMessage | null;
   sourceTick: number;
   onRead: () => Promise<void>;
   /** The channel left this user's list (left or deleted from its header). */
@@ -137,21 +135,39 @@ export function MessagePane({
     if (!jump.detached) void loadNewest();
   }, [loadNewest, sourceTick]);
 
-  // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
-  useEffect(() => {
-    if (live && live.channelId === channel.id) {
-      // An event carries a message's whole state: a change to one shown replaces it by id.
-      const isNew = !shown.current.some((m) => m.id === live.message.id);
-      // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
-      if (isNew && jump.detached) return;
-      setMessages((old) => merge(old, [live.message]));
-      if (!isNew || live.message.deleted || live.message.author === me.username) return;
-      // Arrived while the reader is scrolled up: mark where the new ones start.
-      if (!atBottom.current) setMarkerId((id) => id ?? live.message.id);
-      // Shown in the open channel: read (the unread counts of other channels come from the peer).
-      void api.read(channel.id).then(onRead, () => undefined);
+  // Marking the channel read: one request at a time, and one more if messages came meanwhile
+  // (a burst of 100 a second asks a few times, not 100).
+  const readState = useRef<'idle' | 'busy' | 'again'>('idle');
+  const markRead = useCallback(() => {
+    if (readState.current !== 'idle') {
+      readState.current = 'again';
+      return;
     }
-  }, [live, channel.id, me.username, onRead]);
+    readState.current = 'busy';
+    void api
+      .read(channel.id)
+      .then(onRead, () => undefined)
+      .finally(() => {
+        const again = readState.current === 'again';
+        readState.current = 'idle';
+        if (again) markRead();
+      });
+  }, [channel.id, onRead]);
+
+  // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
+  // Each event is merged by a state update of its own, so a burst between two renders loses none.
+  useLiveMessages(channel.id, (m) => {
+    // An event carries a message's whole state: a change to one shown replaces it by id.
+    const isNew = !shown.current.some((s) => s.id === m.id);
+    // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
+    if (isNew && jump.detached) return;
+    setMessages((old) => merge(old, [m]));
+    if (!isNew || m.deleted || m.author === me.username) return;
+    // Arrived while the reader is scrolled up: mark where the new ones start.
+    if (!atBottom.current) setMarkerId((id) => id ?? m.id);
+    // Shown in the open channel: read (the unread counts of other channels come from the peer).
+    markRead();
+  });
 
   async function loadOlder() {
     if (loadingOlder || !hasMore || messages.length === 0) return;
@@ -319,6 +335,12 @@ function byOthers(messages: Message[], me: string): number {
  * a deleted message is dropped.
  */
 function merge(old: Message[], incoming: Message[]): Message[] {
+  // The common case, a new message after the newest shown: appended without sorting them all.
+  const one = incoming.length === 1 ? incoming[0]! : undefined;
+  const last = old[old.length - 1];
+  if (one && !one.deleted && (!last || byChannelOrder(last, one) < 0)) {
+    if (!old.some((m) => m.id === one.id)) return [...old, one];
+  }
   const byId = new Map(old.map((m) => [m.id, m]));
   for (const m of incoming) {
     const had = byId.get(m.id);
