@@ -7,15 +7,42 @@
 import { describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
-import { openPage } from './browser.js';
+import { openPage, snap } from './browser.js';
+import { seriousViolations } from './axe.js';
 
 function log(page: Page): Locator {
   return page.getByRole('log', { name: 'Messages' });
 }
 
+/** How far the log is from its bottom, in pixels. */
+function fromBottom(page: Page): Promise<number> {
+  return log(page).evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+}
+
+/** The message rows in the DOM now. */
+function rowsInDom(page: Page): Promise<number> {
+  return log(page).getByRole('article').count();
+}
+
+/** The text of the first message row whose top is inside the log's box. */
+function firstInView(page: Page): Promise<string> {
+  return log(page).evaluate((el) => {
+    const top = el.getBoundingClientRect().top;
+    const rows = [...el.querySelectorAll('article')].sort(
+      (a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top,
+    );
+    const first = rows.find((r) => r.getBoundingClientRect().top >= top);
+    return first?.querySelector('.text')?.textContent ?? '';
+  });
+}
+
 /** Alice hosts `name`, bob is a member; both signed in. */
 async function channelOfTwo(name: string) {
-  const net = await createTestnet({ peers: 2 });
+  // Alice's history is uploaded to the server in a moment, not at the post limit of 50 a second.
+  const net = await createTestnet({
+    peers: 2,
+    server: { postsPerSecond: 1_000_000, postBurst: 1_000_000 },
+  });
   const [pa, pb] = net.peers as [TestPeer, TestPeer];
   await signIn(pa, 'alice');
   await signIn(pb, 'bob');
@@ -71,6 +98,76 @@ describe('web UI: the message log as a virtual list', () => {
       20_000,
       () => `every message in the log: ${missing.length} of ${N} missing (${missing.slice(0, 5)})`,
     );
+    expect(a.errors).toEqual([]);
+  });
+
+  it('a channel of 5,000 messages opens with few rows in the DOM, scrolls up to older ones, follows new ones at the bottom and keeps its place above', async () => {
+    const { net, pa, pb, ch } = await channelOfTwo('big');
+    const N = 5000;
+    // Written while offline (the quick way to a long history), then uploaded to the server.
+    await pa.node.setStatus('offline');
+    for (let i = 0; i < N; i++) await pa.node.post(ch, `big ${i}`);
+    await pa.node.setStatus('online');
+    await waitFor(async () => (await net.server.store.lastSeq(ch)) >= N, 20_000, 'the upload');
+
+    const a = await openPage(pa.uiUrl);
+    await a.page.getByRole('button', { name: 'Your channels' }).click();
+    await log(a.page)
+      .getByText(`big ${N - 1}`, { exact: true })
+      .waitFor();
+    await waitFor(async () => (await fromBottom(a.page)) < 5, 5000, 'at the bottom');
+    // Each row says its place in the loaded list; older pages remain, so the size is unknown.
+    const last = log(a.page).getByRole('article').last();
+    expect(await last.getAttribute('aria-setsize')).toBe('-1');
+    expect(await rowsInDom(a.page)).toBeLessThan(50); // a page of 50 loaded, fewer shown
+
+    // Scrolling up loads older pages; the DOM keeps only the rows near the view.
+    const older = `big ${N - 400}`;
+    let top = '';
+    await waitFor(
+      async () => {
+        top = await log(a.page).evaluate((el) => {
+          el.scrollTop = 0;
+          return el.querySelector('article .text')?.textContent ?? '';
+        });
+        return (await log(a.page).getByText(older, { exact: true }).count()) > 0;
+      },
+      30_000,
+      () => `${older} in the log, reached ${top}`,
+    );
+    expect(await rowsInDom(a.page)).toBeLessThan(80);
+    expect(await seriousViolations(a.page)).toEqual([]);
+
+    // Scrolled up: a new message keeps the rows in view where they are.
+    await log(a.page).evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
+    await a.page.waitForTimeout(200);
+    const before = await firstInView(a.page);
+    await pb.call('POST', `/api/channels/${ch}/messages`, { text: 'while you read' });
+    await waitFor(
+      async () =>
+        (await pa.call('GET', `/api/channels/${ch}/messages?limit=1`)).body.messages[0]?.text ===
+        'while you read',
+      5000,
+      'the host to hold it',
+    );
+    await a.page.waitForTimeout(500); // its event reached the page meanwhile
+    expect(await firstInView(a.page)).toBe(before);
+    expect(await log(a.page).getByText('while you read').count()).toBe(0);
+
+    // Back at the bottom, a new message shows and the log stays at the bottom.
+    await log(a.page).evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await log(a.page).getByText('while you read').waitFor();
+    await waitFor(async () => (await fromBottom(a.page)) < 5, 5000, 'at the bottom again');
+    // The newest row's place: the pages loaded while scrolling up are all in the list.
+    const loaded = Number(
+      await log(a.page).getByRole('article').last().getAttribute('aria-posinset'),
+    );
+    expect(loaded).toBeGreaterThan(400);
+    await pb.call('POST', `/api/channels/${ch}/messages`, { text: 'fresh at the bottom' });
+    await log(a.page).getByText('fresh at the bottom').waitFor();
+    await waitFor(async () => (await fromBottom(a.page)) < 5, 5000, 'following the newest');
+    await snap(a.page, 'virtual-list');
+    expect(await seriousViolations(a.page)).toEqual([]);
     expect(a.errors).toEqual([]);
   });
 });
