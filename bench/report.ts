@@ -197,6 +197,15 @@ function targets(data: any, rows: Row[]): string[] {
         ours <= irc.serverCpuPerDeliveryUs,
       );
   }
+  // Issue 19 item 5: the web UI at 100 msg/s into the open channel (bench/web-ui.ts).
+  const w = data.webUi;
+  if (w)
+    add(
+      `web UI at ${f(w.rate)} msg/s into the open channel: no long task > 50 ms in a ${w.seconds} s trace`,
+      `${f(w.longTasks)} long tasks, longest ${f(w.longestTaskMs)} ms; heap ${w.heapBeforeMB} → ${w.heapAfterMB} MB; every message shown: ${w.everyMessageShown ? 'yes' : 'no'}; open ${f(w.cached)} cached: ${f(w.openMs)} ms`,
+      w.longestTaskMs / 50,
+      w.longTasks === 0 && w.everyMessageShown,
+    );
   // Issue 19: a member's CPU per delivery (reading, TLS, parsing and checking every frame) against
   // the MQTT client's (Mosquitto QoS 0's members, which parse every packet), IRC's beside it.
   for (const r of rows.filter((x) => x.rate === null && (x.publishers ?? 1) === 1)) {

@@ -23,6 +23,7 @@ import { benchFiles } from './files.js';
 import { benchCluster } from './cluster.js';
 import { benchBots } from './bots.js';
 import { benchNat } from './nat.js';
+import { benchWebUi } from './web-ui.js';
 import {
   Client,
   ROOT,
@@ -728,6 +729,13 @@ async function main(): Promise<void> {
   // links in network namespaces; skips itself (and says why) without root.
   const nat = process.env.BENCH_SKIP_NAT ? undefined : await benchNat();
   if (nat) console.log(JSON.stringify(nat, null, 2));
+  // The web UI (issue 19 item 5): Chromium on a channel of 100,000 messages and at 100 msg/s.
+  let webUi: Record<string, unknown> | undefined;
+  if (!process.env.BENCH_SKIP_WEB_UI) {
+    console.log('\nweb UI: open 100,000 cached messages, scroll, 100 msg/s into the open channel');
+    webUi = await benchWebUi();
+    console.log(JSON.stringify(webUi, null, 2));
+  }
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -756,6 +764,8 @@ async function main(): Promise<void> {
         cluster: cluster ? { ...earlier.cluster, ...cluster } : earlier.cluster,
         bots: bots ?? earlier.bots,
         nat: nat ?? earlier.nat,
+        // A quick web UI run (BENCH_WEB_QUICK) checks the code; its figures are not kept.
+        webUi: (webUi && !webUi.quick ? webUi : undefined) ?? earlier.webUi,
       },
       null,
       2,

@@ -178,11 +178,12 @@ describe('web UI: what a first user hits', () => {
     await a.page.keyboard.press('PageUp');
     await waitFor(async () => (await fromBottom(a.page)) > 200, 5000, 'paged up in the log');
 
-    // Grouped messages have no header, and still a title with the full date and time.
+    // Grouped messages have no header, and still a title with the full date and time (the
+    // rows in the DOM: the log is a virtual list, the rows near the view).
     const titles = await log(a.page)
       .getByRole('article')
       .evaluateAll((els) => els.map((e) => e.getAttribute('title') ?? ''));
-    expect(titles.length).toBeGreaterThanOrEqual(50);
+    expect(titles.length).toBeGreaterThanOrEqual(20);
     expect(await log(a.page).locator('article header').count()).toBeLessThan(titles.length);
     const year = String(new Date().getFullYear());
     expect(titles.filter((t) => !t.includes(year) || !/\d:\d\d:\d\d/.test(t))).toEqual([]);

@@ -27,12 +27,7 @@ import { DmList } from './DmList.js';
 import { DmView } from './DmView.js';
 import { useDms } from './useDms.js';
 import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
-
-/** What the event stream tells the message pane. */
-export interface LiveMessage {
-  channelId: string;
-  message: Message;
-}
+import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 
 type Sync = {
   channelId: string;
@@ -79,7 +74,6 @@ export function Chat({
   // The connection as the latest event says (me.connection lags behind it by one request).
   const [link, setLink] = useState<Me['connection']>(me.connection);
   useEffect(() => setLink(me.connection), [me.connection]);
-  const [live, setLive] = useState<LiveMessage | null>(null);
   const [sync, setSync] = useState<Sync | null>(null);
   const [sourceTick, setSourceTick] = useState(0);
   /** A message to open the channel at (a search result), with a count so a repeat reopens. */
@@ -165,7 +159,7 @@ export function Chat({
     for (const name of LIVE_EVENTS) es.addEventListener(name, seen);
     es.addEventListener('message', (e) => {
       const data = JSON.parse((e as MessageEvent).data) as LiveMessage;
-      setLive(data);
+      publishLiveMessage(data);
       if (data.channelId !== current.current) void refreshChannels();
       if (data.message.author === me.username) void refreshMe(); // the pending count changed
       // Edits, deletes and reactions come as the message's new state: only news alerts.
@@ -408,7 +402,6 @@ export function Chat({
             focusId={focus?.id}
             me={me}
             channel={selected}
-            live={live}
             sourceTick={sourceTick}
             onRead={refreshChannels}
             onGone={() => {

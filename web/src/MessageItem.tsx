@@ -4,7 +4,7 @@
  * (Enter saves, Escape cancels), "(edited)", its files, its reactions, and the actions shown on
  * hover or focus. Mentions of me are highlighted.
  */
-import { useId, useState, type KeyboardEvent } from 'react';
+import { memo, useId, useState, type KeyboardEvent } from 'react';
 import { api, ApiError, type Channel, type Me, type Message } from './api.js';
 import { MessageActions } from './MessageActions.js';
 import { MessageText } from './MessageText.js';
@@ -17,12 +17,15 @@ import './rich.css';
 
 const MAX_TEXT = 4000;
 
-export function MessageItem({
+/** One message row; rendered again only when one of its props changed (a burst re-renders the log). */
+export const MessageItem = memo(function MessageItem({
   m,
   head,
   me,
   channel,
   flash,
+  pos,
+  setSize,
   onReply,
   onJump,
 }: {
@@ -33,6 +36,9 @@ export function MessageItem({
   channel: Channel;
   /** Just jumped to: highlighted for a moment. */
   flash: boolean;
+  /** Its place in the loaded list (1-based) and the list's size (-1: older ones not loaded). */
+  pos?: number;
+  setSize?: number;
   onReply: (m: Message) => void;
   onJump: (id: string) => void;
 }) {
@@ -63,6 +69,8 @@ export function MessageItem({
       aria-label={`${m.author}${m.bot ? ' (bot)' : ''}: ${m.text}${attached(m)}`}
       title={full(m.ts)}
       tabIndex={0}
+      aria-posinset={pos}
+      aria-setsize={setSize}
     >
       {m.replyTo && <ReplyQuote replyTo={m.replyTo} onJump={onJump} />}
       {head || m.replyTo ? (
@@ -122,7 +130,7 @@ export function MessageItem({
       )}
     </article>
   );
-}
+});
 
 /** The text being edited: Enter saves, Shift+Enter a new line, Escape cancels. */
 function EditBox({

@@ -1,8 +1,8 @@
 /**
- * One channel: messages grouped by author and day, scrollback that loads older pages as you
- * scroll up and keeps your place, pinned to the bottom while you are at the bottom, `pending`
- * until delivered, where the channel is served from, and the composer, which takes the files
- * dropped anywhere on the channel.
+ * One channel: messages grouped by author and day in a virtual list (MessageList.tsx), scrollback
+ * that loads older pages as you scroll up and keeps your place, pinned to the bottom while you
+ * are at the bottom, `pending` until delivered, where the channel is served from, and the
+ * composer, which takes the files dropped anywhere on the channel.
  */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import {
@@ -14,8 +14,9 @@ import {
   type Message,
   type Page,
 } from './api.js';
-import type { LiveMessage } from './Chat.js';
-import { MessageItem } from './MessageItem.js';
+import { useLiveMessages } from './live-messages.js';
+import { MessageList } from './MessageList.js';
+import { AT_BOTTOM_PX, useVirtualLog, type VirtualLog } from './virtual-log.js';
 import { Composer } from './Composer.js';
 import { useAttachments, useDropZone } from './Attachments.js';
 import { TypingLine } from './TypingLine.js';
@@ -45,7 +46,6 @@ const LINK_TITLE: Record<NonNullable<Page['link']>, string> = {
 export function MessagePane({
   me,
   channel,
-  live,
   sourceTick,
   onRead,
   onGone,
@@ -53,7 +53,6 @@ export function MessagePane({
 }: {
   me: Me;
   channel: Channel;
-  live: LiveMessage | null;
   sourceTick: number;
   onRead: () => Promise<void>;
   /** The channel left this user's list (left or deleted from its header). */
@@ -71,12 +70,14 @@ export function MessagePane({
   const [markerId, setMarkerId] = useState<string | null>(null);
   const unreadAtOpen = useRef(channel.unread ?? 0);
   const list = useRef<HTMLDivElement>(null);
+  const rows = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
-  const keepFrom = useRef<number | null>(null); // scrollHeight before older messages were added
+  /** Set while older messages are being added above: keeps the rows in view in place. */
+  const keepPlace = useRef<ReturnType<VirtualLog['keepPlace']> | null>(null);
   /** Once, after opening with unread messages: show the first unread one instead of the newest. */
   const showMarker = useRef(false);
   const [markerAbove, setMarkerAbove] = useState(false);
-  usePinnedToBottom(list, atBottom);
+  usePinnedToBottom(list, atBottom, rows);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const attachments = useAttachments(channel.id);
   const drop = useDropZone(attachments.add, me.role === 'user');
@@ -86,10 +87,12 @@ export function MessagePane({
     setMessages(merge([], page.messages));
     setHasMore(page.hasMore);
   }, []);
+  const vlog = useVirtualLog(list, rows, messages);
   const jump = useJump({
     channelId: channel.id,
     list,
     messages,
+    reveal: vlog.reveal,
     atBottom,
     onPage,
     onError: setError,
@@ -137,28 +140,46 @@ export function MessagePane({
     if (!jump.detached) void loadNewest();
   }, [loadNewest, sourceTick]);
 
-  // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
-  useEffect(() => {
-    if (live && live.channelId === channel.id) {
-      // An event carries a message's whole state: a change to one shown replaces it by id.
-      const isNew = !shown.current.some((m) => m.id === live.message.id);
-      // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
-      if (isNew && jump.detached) return;
-      setMessages((old) => merge(old, [live.message]));
-      if (!isNew || live.message.deleted || live.message.author === me.username) return;
-      // Arrived while the reader is scrolled up: mark where the new ones start.
-      if (!atBottom.current) setMarkerId((id) => id ?? live.message.id);
-      // Shown in the open channel: read (the unread counts of other channels come from the peer).
-      void api.read(channel.id).then(onRead, () => undefined);
+  // Marking the channel read: one request at a time, and one more if messages came meanwhile
+  // (a burst of 100 a second asks a few times, not 100).
+  const readState = useRef<'idle' | 'busy' | 'again'>('idle');
+  const markRead = useCallback(() => {
+    if (readState.current !== 'idle') {
+      readState.current = 'again';
+      return;
     }
-  }, [live, channel.id, me.username, onRead]);
+    readState.current = 'busy';
+    void api
+      .read(channel.id)
+      .then(onRead, () => undefined)
+      .finally(() => {
+        const again = readState.current === 'again';
+        readState.current = 'idle';
+        if (again) markRead();
+      });
+  }, [channel.id, onRead]);
+
+  // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
+  // Each event is merged by a state update of its own, so a burst between two renders loses none.
+  useLiveMessages(channel.id, (m) => {
+    // An event carries a message's whole state: a change to one shown replaces it by id.
+    const isNew = !shown.current.some((s) => s.id === m.id);
+    // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
+    if (isNew && jump.detached) return;
+    setMessages((old) => merge(old, [m]));
+    if (!isNew || m.deleted || m.author === me.username) return;
+    // Arrived while the reader is scrolled up: mark where the new ones start.
+    if (!atBottom.current) setMarkerId((id) => id ?? m.id);
+    // Shown in the open channel: read (the unread counts of other channels come from the peer).
+    markRead();
+  });
 
   async function loadOlder() {
     if (loadingOlder || !hasMore || messages.length === 0) return;
     setLoadingOlder(true);
     try {
       const page = await api.messages(channel.id, messages[0]!.id);
-      keepFrom.current = list.current?.scrollHeight ?? null;
+      keepPlace.current = vlog.keepPlace();
       setMessages((old) => merge(old, page.messages));
       setHasMore(page.hasMore);
     } catch (err) {
@@ -168,18 +189,17 @@ export function MessagePane({
     }
   }
 
-  // After a render: keep the reader's place when older messages came in above, or stay pinned.
+  // After a render: once, when opened with unread messages, show the first unread one; keep the
+  // reader's place when older messages came in above; or stay pinned to the bottom.
   useLayoutEffect(() => {
     const el = list.current;
     if (!el) return;
-    const marker = el.querySelector<HTMLElement>('.new-marker');
-    if (showMarker.current && marker) {
+    if (showMarker.current && markerId && vlog.reveal(markerId, 'start')) {
       showMarker.current = false;
-      el.scrollTop = marker.offsetTop - el.offsetTop - 8;
-      atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-    } else if (keepFrom.current !== null) {
-      el.scrollTop += el.scrollHeight - keepFrom.current;
-      keepFrom.current = null;
+      atBottom.current = false;
+    } else if (keepPlace.current) {
+      keepPlace.current(vlog.offsetOf);
+      keepPlace.current = null;
     } else if (atBottom.current) {
       el.scrollTop = el.scrollHeight;
     }
@@ -188,13 +208,15 @@ export function MessagePane({
   function onScroll() {
     const el = list.current;
     if (!el) return;
-    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-    const marker = el.querySelector<HTMLElement>('.new-marker');
-    setMarkerAbove(!!marker && marker.offsetTop - el.offsetTop < el.scrollTop);
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < AT_BOTTOM_PX;
+    const markerAt = markerId ? vlog.offsetOf(markerId) : undefined;
+    setMarkerAbove(markerAt !== undefined && markerAt < el.scrollTop - 8);
     if (atBottom.current && markerId && messages[messages.length - 1]?.id !== markerId)
       void onRead();
     if (el.scrollTop < 80) void loadOlder();
   }
+
+  const onJump = useCallback((id: string) => void jumpNow.current(id), []);
 
   return (
     <section className="pane" aria-label={`#${channel.name}`} {...drop.handlers}>
@@ -229,58 +251,40 @@ export function MessagePane({
         <button
           className="unread-bar"
           onClick={() => {
-            const el = list.current;
-            const marker = el?.querySelector<HTMLElement>('.new-marker');
-            if (el && marker) el.scrollTop = marker.offsetTop - el.offsetTop - 8;
+            if (markerId) vlog.reveal(markerId, 'start');
           }}
         >
           New messages above · Jump to first unread
         </button>
       )}
-      <div
-        className="messages"
-        ref={list}
+      <MessageList
+        list={list}
+        rows={rows}
+        vlog={vlog}
+        messages={messages}
+        complete={!hasMore}
+        me={me}
+        channel={channel}
+        markerId={markerId}
+        flashIds={[jump.flashId, focusId]}
         onScroll={onScroll}
-        role="log"
-        aria-live="polite"
-        aria-label="Messages"
-        tabIndex={0}
-      >
-        {hasMore && (
-          <button className="older" onClick={loadOlder} disabled={loadingOlder}>
-            {loadingOlder ? 'Loading…' : 'Load older messages'}
-          </button>
-        )}
-        {messages.map((m, i) => {
-          const prev = messages[i - 1];
-          const newDay = !prev || day(prev.ts) !== day(m.ts);
-          const head = newDay || !prev || prev.author !== m.author || m.ts - prev.ts > 5 * 60_000;
-          return (
-            <div key={m.id}>
-              {newDay && <div className="day">{day(m.ts)}</div>}
-              {m.id === markerId && (
-                <div className="new-marker" role="separator" aria-label="New messages">
-                  New messages
-                </div>
-              )}
-              <MessageItem
-                m={m}
-                head={head}
-                me={me}
-                channel={channel}
-                flash={m.id === jump.flashId || m.id === focusId}
-                onReply={setReplyTo}
-                onJump={(id) => void jump.jumpTo(id)}
-              />
-            </div>
-          );
-        })}
-        {error && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
-      </div>
+        onReply={setReplyTo}
+        onJump={onJump}
+        before={
+          hasMore && (
+            <button className="older" onClick={loadOlder} disabled={loadingOlder}>
+              {loadingOlder ? 'Loading…' : 'Load older messages'}
+            </button>
+          )
+        }
+        after={
+          error && (
+            <p className="error" role="alert">
+              {error}
+            </p>
+          )
+        }
+      />
       {jump.detached && (
         <button className="jump-present" onClick={() => void jump.jumpToPresent()}>
           You are viewing older messages — Jump to present
@@ -319,6 +323,12 @@ function byOthers(messages: Message[], me: string): number {
  * a deleted message is dropped.
  */
 function merge(old: Message[], incoming: Message[]): Message[] {
+  // The common case, a new message after the newest shown: appended without sorting them all.
+  const one = incoming.length === 1 ? incoming[0]! : undefined;
+  const last = old[old.length - 1];
+  if (one && !one.deleted && (!last || byChannelOrder(last, one) < 0)) {
+    if (!old.some((m) => m.id === one.id)) return [...old, one];
+  }
   const byId = new Map(old.map((m) => [m.id, m]));
   for (const m of incoming) {
     const had = byId.get(m.id);
@@ -326,12 +336,4 @@ function merge(old: Message[], incoming: Message[]): Message[] {
     else byId.set(m.id, had && had.state === 'delivered' ? { ...m, state: 'delivered' } : m);
   }
   return [...byId.values()].sort(byChannelOrder);
-}
-
-function day(ts: number): string {
-  return new Date(ts).toLocaleDateString(undefined, {
-    year: 'numeric',
-    month: 'long',
-    day: 'numeric',
-  });
 }

@@ -4,10 +4,14 @@
  */
 import { useEffect, type KeyboardEvent, type RefObject } from 'react';
 
-/** While `atBottom` holds, a resize of the log (not only new content) keeps it at the bottom. */
+/**
+ * While `atBottom` holds, a resize of the log (a stream opening above it) or of its content
+ * (rows of the virtual list measured taller than estimated) keeps it at the bottom.
+ */
 export function usePinnedToBottom(
   list: RefObject<HTMLElement | null>,
   atBottom: RefObject<boolean>,
+  content?: RefObject<HTMLElement | null>,
 ): void {
   useEffect(() => {
     const el = list.current;
@@ -16,8 +20,9 @@ export function usePinnedToBottom(
       if (atBottom.current) el.scrollTop = el.scrollHeight;
     });
     ro.observe(el);
+    if (content?.current) ro.observe(content.current);
     return () => ro.disconnect();
-  }, [list, atBottom]);
+  }, [list, atBottom, content]);
 }
 
 /** PageUp/PageDown from the composer scroll the log (as in Discord); true when handled. */

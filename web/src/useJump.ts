@@ -2,7 +2,8 @@
  * Jumping to a message (a reply's original): scrolled to and highlighted for a moment when it is
  * in the loaded list; otherwise the page around it (`?around=`) replaces the list, detached from
  * the present until "Jump to present" loads the newest page again. While detached, live events
- * only update messages already shown (new ones would leave a gap).
+ * only update messages already shown (new ones would leave a gap). The log is a virtual list: a
+ * message out of view is not in the DOM until `reveal` scrolls to it.
  */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type RefObject } from 'react';
 import { api, ApiError, type Message, type Page } from './api.js';
@@ -13,6 +14,7 @@ export function useJump({
   channelId,
   list,
   messages,
+  reveal,
   atBottom,
   onPage,
   onError,
@@ -20,6 +22,8 @@ export function useJump({
   channelId: string;
   list: RefObject<HTMLDivElement | null>;
   messages: Message[];
+  /** Scrolls the virtual list to this message, so that its row is rendered. */
+  reveal: (id: string) => boolean;
   atBottom: RefObject<boolean>;
   /** Replaces the loaded list with this page. */
   onPage: (page: Page) => void;
@@ -28,6 +32,8 @@ export function useJump({
   const [flashId, setFlashId] = useState<string | null>(null);
   const [detached, setDetached] = useState(false);
   const scrollTo = useRef<string | null>(null);
+  /** The message `reveal` was asked for (once per jump). */
+  const revealed = useRef<string | null>(null);
   const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(timer.current), []);
 
@@ -43,8 +49,13 @@ export function useJump({
     const el = list.current;
     if (!id || !el) return;
     const target = document.getElementById(`msg-${id}`);
-    if (!target) return;
+    if (!target) {
+      // Not rendered (out of view): scroll the list to it; a later render finds it.
+      if (revealed.current !== id && reveal(id)) revealed.current = id;
+      return;
+    }
     scrollTo.current = null;
+    revealed.current = null;
     const t = target.getBoundingClientRect();
     const l = el.getBoundingClientRect();
     el.scrollTop += t.top - l.top - l.height / 2 + t.height / 2;
