@@ -98,6 +98,24 @@ class Raw {
     return channelBinding(this.socket);
   }
 
+  /** Registers `name` (password `<name>-pw`) and logs in with `key`, as requests 1 and 2. */
+  async signUp(name: string, key: string): Promise<Record<string, any>> {
+    this.send({
+      t: 'req',
+      id: 1,
+      op: 'register',
+      body: { username: name, password: `${name}-pw` },
+    });
+    await this.answer(1);
+    this.send({
+      t: 'req',
+      id: 2,
+      op: 'login',
+      body: { username: name, password: `${name}-pw`, publicKey: key },
+    });
+    return (await this.answer(2)).body;
+  }
+
   /** The answer to request `id`, waited for. */
   answer(id: number): Promise<Record<string, any>> {
     return this.next((f) => f.t === 'res' && f.id === id, `answer ${id}`);
@@ -171,15 +189,7 @@ describe('golden frames against a real server and a real peer', () => {
     b.send(G('peer hello'));
     await b.next((f) => f.t === 'hello', 'server hello (bob)');
     const bobKey = keys.sessions.bob.publicKey;
-    b.send({ t: 'req', id: 1, op: 'register', body: { username: 'bob', password: 'bob-pw' } });
-    await b.answer(1);
-    b.send({
-      t: 'req',
-      id: 2,
-      op: 'login',
-      body: { username: 'bob', password: 'bob-pw', publicKey: bobKey },
-    });
-    expect((await b.answer(2)).body).toMatchObject({ username: 'bob' });
+    expect(await b.signUp('bob', bobKey)).toMatchObject({ username: 'bob' });
     b.send(G('history request of a non-member'));
     expectGolden(await b.answer(3), G('error answer'));
     b.send(G('channel_join request'));
@@ -195,15 +205,7 @@ describe('golden frames against a real server and a real peer', () => {
       ServerHello,
       true,
     );
-    d.send({ t: 'req', id: 1, op: 'register', body: { username: 'dave', password: 'dave-pw' } });
-    await d.answer(1);
-    d.send({
-      t: 'req',
-      id: 2,
-      op: 'login',
-      body: { username: 'dave', password: 'dave-pw', publicKey: bobKey },
-    });
-    await d.answer(2);
+    await d.signUp('dave', bobKey);
     d.send(G('channel_join request'));
     await d.answer(4);
 

@@ -181,6 +181,16 @@ const entry = {
   live: [],
 };
 
+const serverHello = {
+  t: 'hello',
+  v: PROTOCOL_VERSION,
+  role: 'server',
+  heartbeatMs: 5000,
+  timeoutMs: 15000,
+  maxFrame: 1048576,
+  publicKey: serverSpki,
+};
+
 type Frame = { name: string; link: 'server' | 'p2p'; fresh?: string[]; frame: object };
 const S = 'server' as const;
 const P = 'p2p' as const;
@@ -198,19 +208,7 @@ const frames: Frame[] = [
       maxFrame: 1048576,
     },
   },
-  {
-    name: 'server hello',
-    link: S,
-    frame: {
-      t: 'hello',
-      v: PROTOCOL_VERSION,
-      role: 'server',
-      heartbeatMs: 5000,
-      timeoutMs: 15000,
-      maxFrame: 1048576,
-      publicKey: serverSpki,
-    },
-  },
+  { name: 'server hello', link: S, frame: serverHello },
   {
     name: 'register request',
     link: S,
@@ -332,20 +330,7 @@ const frames: Frame[] = [
       compact: 1,
     },
   },
-  {
-    name: 'compact server hello',
-    link: S,
-    frame: {
-      t: 'hello',
-      v: PROTOCOL_VERSION,
-      role: 'server',
-      heartbeatMs: 5000,
-      timeoutMs: 15000,
-      maxFrame: 1048576,
-      publicKey: serverSpki,
-      compact: 1,
-    },
-  },
+  { name: 'compact server hello', link: S, frame: { ...serverHello, compact: 1 } },
   { name: 'ref (certificate)', link: S, frame: { t: 'ref', k: 0, cert: alice.cert } },
   { name: 'ref (channel)', link: S, frame: { t: 'ref', c: 0, channelId: C1 } },
   { name: 'compact message event', link: S, frame: { t: 'm', ...compact1 } },

@@ -2,7 +2,7 @@
 // body digest (`hchat/body/1`), item id (`hchat/item-id/2`), signature (`hchat/item/2`).
 // Shared by the outsider tests (rich-items, compact).
 import crypto from 'node:crypto';
-import { certClaims } from './lib.js';
+import { certClaims, idLayout } from './lib.js';
 
 export type Change = {
   name?: string;
@@ -63,14 +63,7 @@ export function itemId(
       'utf8',
     )
     .digest();
-  const b = Buffer.alloc(16);
-  b.writeUIntBE(ts, 0, 6);
-  b[6] = 0x80 | (h[0]! & 0x0f);
-  b[7] = h[1]!;
-  b[8] = 0x80 | (h[2]! & 0x3f);
-  h.copy(b, 9, 3, 10);
-  const x = b.toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  return idLayout(ts, h);
 }
 
 export const sigInput = (

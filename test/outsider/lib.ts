@@ -126,7 +126,7 @@ export function newKey() {
 }
 
 /** PROTOCOL.md §2.1 body digest of a plain message (no reply, mentions, emoji or change). */
-function bodyDigest(text: string): string {
+export function bodyDigest(text: string): string {
   return crypto
     .createHash('sha256')
     .update(JSON.stringify(['hchat/body/1', text, null, null, null, null]), 'utf8')
@@ -151,6 +151,11 @@ export function messageId(channelId: string, author: string, ts: number, lc: num
       'utf8',
     )
     .digest();
+  return idLayout(ts, h);
+}
+
+/** PROTOCOL.md §2.1 _Message ids_: the UUIDv8 of `ts` and the hash `h`. */
+export function idLayout(ts: number, h: Buffer): string {
   const b = Buffer.alloc(16);
   b.writeUIntBE(ts, 0, 6);
   b[6] = 0x80 | (h[0]! & 0x0f);
