@@ -39,7 +39,6 @@ interface PendingPost {
 
 /** A channel's messages waiting for the end of the turn: their frames, ids and posters. */
 interface OutgoingMessages {
-  frames: Buffer[];
   messages: StoredMessage[];
   ids: string[];
   /** The session each message is not pushed to (its poster's), if any. */
@@ -741,11 +740,7 @@ export class ChannelService {
 
   deliverMessage(e: Extract<BusEvent, { kind: 'message' }>): void {
     let out = this.outgoing.get(e.channelId);
-    if (!out)
-      this.outgoing.set(e.channelId, (out = { frames: [], messages: [], ids: [], excepts: [] }));
-    out.frames.push(
-      encodeFrame({ t: 'ev', ev: 'message', body: { channelId: e.channelId, message: e.message } }),
-    );
+    if (!out) this.outgoing.set(e.channelId, (out = { messages: [], ids: [], excepts: [] }));
     out.messages.push(e.message);
     out.ids.push(e.message.id);
     out.excepts.push(e.exceptSession);
@@ -767,15 +762,16 @@ export class ChannelService {
     const excepted = new Map<string, number>();
     for (const id of out.excepts) if (id !== undefined) excepted.set(id, 0);
     if (subs && subs.size > 0) {
-      const full = { frames: out.frames, all: concat(out.frames) };
-      // Compact links (§3.11) get the same messages compact: encoded once too, when one is here.
+      // Each form is encoded once, when a link that takes it is here: compact links (§3.11, every
+      // peer's) get `m` frames, the others (older clients, the API's gateway) the full `message`.
+      let full: Pushed | undefined;
       let compact: CompactPush | undefined;
       for (const c of subs) {
-        let frames = full;
+        let frames: Pushed;
         if (c.refs) {
           frames = compact ??= compactPush(this.d.refs, out.messages);
           c.refs.prepare(compact.batch);
-        }
+        } else frames = full ??= fullPush(channelId, out.messages);
         const sid = c.session?.sessionId;
         const conns = sid === undefined ? undefined : excepted.get(sid);
         if (conns === undefined) {
@@ -783,7 +779,7 @@ export class ChannelService {
           continue;
         }
         excepted.set(sid!, conns + 1);
-        for (let i = 0; i < out.frames.length; i++)
+        for (let i = 0; i < out.messages.length; i++)
           if (out.excepts[i] !== sid) c.fs.sendEncoded(frames.frames[i]!);
       }
     }
@@ -826,8 +822,18 @@ export class ChannelService {
   }
 }
 
-function concat(frames: Buffer[]): Buffer {
-  return frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+/** One channel's pushes of a turn, each frame and all back to back. */
+interface Pushed {
+  frames: Buffer[];
+  all: Buffer;
+}
+
+/** The full form of the `message` events (§3.5) of one channel's messages of a turn. */
+function fullPush(channelId: string, messages: readonly StoredMessage[]): Pushed {
+  const frames = messages.map((message) =>
+    encodeFrame({ t: 'ev', ev: 'message', body: { channelId, message } }),
+  );
+  return { frames, all: frames.length === 1 ? frames[0]! : Buffer.concat(frames) };
 }
 
 const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
