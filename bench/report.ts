@@ -16,6 +16,8 @@ interface Result {
   lost: number;
   serverCpuPerDeliveryUs: number;
   serverRssMB: number;
+  /** Absent in results from before it was measured (issue 19). */
+  serverIdleRssMB?: number;
   messagesPerSec: number;
   /** Absent in results from before it was counted. */
   membersDropped?: number;
@@ -226,6 +228,18 @@ function targets(data: any, rows: Row[]): string[] {
         ours <= mq,
       );
     }
+  }
+  // Issue 19: memory under the 100-member load against the same server before its first message.
+  for (const r of [full100, k100]) {
+    const idle = r?.hchat.serverIdleRssMB;
+    if (!r || idle === undefined) continue;
+    const ratio = r.hchat.serverRssMB / idle;
+    add(
+      `${r.scenario}: server RSS ≤ 2× its RSS before the load`,
+      `${f(r.hchat.serverRssMB, 1)} MB vs ${f(idle, 1)} MB`,
+      ratio,
+      ratio <= 2,
+    );
   }
   // Issue 19 item 1: one pushed message with a 100-character text, on a compact link (§3.11).
   const fs19 = data.frameSize;

@@ -56,6 +56,8 @@ interface Result {
   serverCpuPerDeliveryUs: number;
   serverCpuPercent: number;
   serverRssMB: number;
+  /** The server's RSS with every client connected, before the first message (issue 19). */
+  serverIdleRssMB: number;
   /** The publishing process (and probe member). */
   loadGenCpuPercent: number;
   /** The member processes together (200 % = both cores). */
@@ -95,6 +97,7 @@ async function drive<T>(
   serverPid: number,
   frameFor: (k: number, i: number, sentNs: bigint) => T,
 ): Promise<Result> {
+  const idleRss = rssMB(serverPid);
   let sent = 0;
   let sentMeasured = 0;
   let measuring = false;
@@ -161,6 +164,7 @@ async function drive<T>(
     serverCpuPerDeliveryUs: (cpu / report.deliveries) * 1e6,
     serverCpuPercent: (cpu / elapsed) * 100,
     serverRssMB: rss,
+    serverIdleRssMB: idleRss,
     loadGenCpuPercent: ((lg.user + lg.system) / 1e6 / elapsed) * 100,
     membersCpuPercent: (report.cpuUs / 1e6 / elapsed) * 100,
     membersCpuPerDeliveryUs: report.cpuUs / report.deliveries,
@@ -561,6 +565,7 @@ function table(
     ['server CPU µs/delivery', (r) => r.serverCpuPerDeliveryUs, 2, 'low'],
     ['server CPU %', (r) => r.serverCpuPercent, 0, 'none'],
     ['server RSS MB', (r) => r.serverRssMB, 1, 'none'],
+    ['server RSS MB before the first message', (r) => r.serverIdleRssMB, 1, 'none'],
     ['publisher process CPU %', (r) => r.loadGenCpuPercent, 0, 'none'],
     ['member processes CPU % (of 200)', (r) => r.membersCpuPercent, 0, 'none'],
     ['member CPU µs/delivery (read, parse, check)', (r) => r.membersCpuPerDeliveryUs, 2, 'low'],
