@@ -78,6 +78,7 @@ describe('coverage-guided fuzzer', () => {
     ['server', 3],
     ['p2p', 3],
     ['api', 2],
+    ['compact', 2],
   ] as const) {
     it(`target ${target}: no contract broken in a ${seconds} s pass`, async () => {
       const { code, report, stderr } = await fuzzOnce(target, {
