@@ -36,6 +36,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 // `{"t":"ev","ev":"` and `{"t":"res","id":`: how encodeFrame spells a push and an answer
 // (JSON.stringify keeps the key order of the objects the server builds).
 const EV_PREFIX = Buffer.from('{"t":"ev","ev":"');
+/** A compact link's `message` push (PROTOCOL.md §3.11): counted as the event it stands for. */
+const M_PREFIX = Buffer.from('{"t":"m",');
 const RES_PREFIX = Buffer.from('{"t":"res","id":');
 
 /** The metrics of one server instance. */
@@ -202,6 +204,8 @@ export class ServerMetrics {
         const to = buf.indexOf(0x22, from); // the closing quote; event names have no escapes
         if (to > from && to - from <= 40)
           this.pushes.inc({ type: buf.toString('latin1', from, to) });
+      } else if (startsWith(buf, body, M_PREFIX)) {
+        this.pushes.inc({ type: 'message' });
       } else if (startsWith(buf, body, RES_PREFIX)) {
         this.answered(conn, readInt(buf, body + RES_PREFIX.length));
       }
