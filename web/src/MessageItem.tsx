@@ -13,6 +13,7 @@ import { ReplyQuote } from './ReplyQuote.js';
 import { MessageFiles } from './MessageFiles.js';
 import { Avatar } from './Avatar.js';
 import { BotTag } from './BotTag.js';
+import { full, time } from './dates.js';
 import './rich.css';
 
 const MAX_TEXT = 4000;
@@ -184,12 +185,4 @@ function EditBox({
 function attached(m: Message): string {
   if (!m.files?.length) return '';
   return `${m.text ? ' ' : ''}(${m.files.length > 1 ? 'files' : 'file'}: ${m.files.map((f) => f.name).join(', ')})`;
-}
-
-function time(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-}
-
-function full(ts: number): string {
-  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 }

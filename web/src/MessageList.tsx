@@ -7,7 +7,8 @@
 import type { ReactNode, RefObject, UIEvent } from 'react';
 import type { Channel, Me, Message } from './api.js';
 import { MessageItem } from './MessageItem.js';
-import { rowPlace, day, type VirtualLog } from './virtual-log.js';
+import { day } from './dates.js';
+import { rowPlace, type VirtualLog } from './virtual-log.js';
 
 export function MessageList({
   list,
