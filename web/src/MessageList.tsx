@@ -77,8 +77,10 @@ export function MessageList({
               <MessageItem
                 m={m}
                 head={head}
-                me={me}
-                channel={channel}
+                me={me.username}
+                user={me.role === 'user'}
+                channelId={channel.id}
+                channelOwner={channel.owner}
                 flash={flashIds.includes(m.id)}
                 pos={item.index + 1}
                 setSize={complete ? messages.length : -1}

@@ -24,6 +24,8 @@ import { ChannelActions } from './ChannelSettings.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
 
+/** While messages keep coming into the open channel, it is marked read at most this often. */
+const READ_GAP_MS = 500;
 /** Older pages loaded at most, when opening, to reach the first unread message. */
 const MAX_UNREAD_PAGES = 20;
 const SOURCE_LABEL: Record<Page['source'], string> = {
@@ -140,22 +142,34 @@ export function MessagePane({
     if (!jump.detached) void loadNewest();
   }, [loadNewest, sourceTick]);
 
-  // Marking the channel read: one request at a time, and one more if messages came meanwhile
-  // (a burst of 100 a second asks a few times, not 100).
+  // Marking the channel read: one request at a time, at most one per READ_GAP_MS, and one more
+  // if messages came meanwhile (a burst of 100 a second asks twice a second, not 100 times; each
+  // answer refreshes the channel list).
   const readState = useRef<'idle' | 'busy' | 'again'>('idle');
+  const readTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(readTimer.current), []);
   const markRead = useCallback(() => {
     if (readState.current !== 'idle') {
       readState.current = 'again';
       return;
     }
     readState.current = 'busy';
+    const started = performance.now();
     void api
       .read(channel.id)
       .then(onRead, () => undefined)
       .finally(() => {
-        const again = readState.current === 'again';
-        readState.current = 'idle';
-        if (again) markRead();
+        if (readState.current !== 'again') {
+          readState.current = 'idle';
+          return;
+        }
+        readTimer.current = setTimeout(
+          () => {
+            readState.current = 'idle';
+            markRead();
+          },
+          Math.max(0, started + READ_GAP_MS - performance.now()),
+        );
       });
   }, [channel.id, onRead]);
 
