@@ -80,6 +80,9 @@ export function useVirtualLog(
     rangeExtractor,
     overscan: OVERSCAN,
     scrollMargin: margin,
+    // A scroll renders the pane in React's next batch, not synchronously inside the scroll event:
+    // following a burst at the bottom, each scroll would otherwise render the whole pane again.
+    useFlushSync: false,
   });
 
   /** Scrolls message `id` into view (rendering it); false when it is not in the list. */
