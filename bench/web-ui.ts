@@ -11,7 +11,8 @@
  *    BENCH_WEB_SECONDS (30 s) on a 10 ms clock, BENCH_REPEATS times: the page's long tasks
  *    (PerformanceObserver 'longtask': over 50 ms), the longest, the JS heap before and after
  *    (after a garbage collection, through the DevTools protocol), and whether every message
- *    showed (the newest row's aria-posinset).
+ *    showed (the newest row's aria-posinset). BENCH_WEB_PROFILE=file.cpuprofile: a CPU profile
+ *    of the first live run is written there, its top functions added to the result.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { CentralServer } from '../src/server/server.js';
 import { startPeer, type PeerProcess } from '../src/peer/index.js';
+import { profilePage } from './cpu-profile.js';
 
 const QUICK = process.argv.includes('--quick') || !!process.env.BENCH_WEB_QUICK;
 const CACHED = Number(process.env.BENCH_WEB_CACHED ?? (QUICK ? 5000 : 100_000));
@@ -27,6 +29,8 @@ const SECONDS = Number(process.env.BENCH_WEB_SECONDS ?? (QUICK ? 5 : 30));
 const SCROLL_S = Number(process.env.BENCH_WEB_SCROLL_S ?? (QUICK ? 3 : 10));
 const REPEATS = QUICK ? 1 : Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
 const LONG_TASK_MS = 50;
+/** A file to write a CPU profile of the first live run to (and its top functions to the result). */
+const PROFILE = process.env.BENCH_WEB_PROFILE;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -172,6 +176,7 @@ export async function benchWebUi(): Promise<Record<string, unknown>> {
     // 3. RATE messages/s into the open channel for SECONDS, REPEATS times.
     const runs: Array<Record<string, number>> = [];
     let sent = 0;
+    let profile: Awaited<ReturnType<Awaited<ReturnType<typeof profilePage>>>> | undefined;
     for (let r = 0; r < REPEATS; r++) {
       await page.goto(alice.uiUrl);
       await page.getByRole('button', { name: 'Your channels' }).click();
@@ -182,6 +187,7 @@ export async function benchWebUi(): Promise<Record<string, unknown>> {
       const before = await heapMB(page);
       const startCount = await loadedCount(page);
       await takeLongTasks(page);
+      const stopProfile = PROFILE && r === 0 ? await profilePage(page, PROFILE) : undefined;
       const total = RATE * SECONDS;
       const t0 = performance.now();
       const posts: Promise<unknown>[] = [];
@@ -198,6 +204,7 @@ export async function benchWebUi(): Promise<Record<string, unknown>> {
         `every live message shown (${await loadedCount(page)} of ${startCount + total})`,
       );
       const long = await takeLongTasks(page);
+      if (stopProfile) profile = await stopProfile();
       const after = await heapMB(page);
       runs.push({
         longTasks: long.filter((d) => d > LONG_TASK_MS).length,
@@ -232,6 +239,7 @@ export async function benchWebUi(): Promise<Record<string, unknown>> {
       everyMessageShown: runs.every((x) => x.shown === RATE * SECONDS),
       liveRuns: runs,
       pageErrors: errors.length,
+      ...(profile && { profile }),
     };
   } finally {
     await ctx?.close().catch(() => undefined);

@@ -101,6 +101,44 @@ describe('web UI: the message log as a virtual list', () => {
     expect(a.errors).toEqual([]);
   });
 
+  it('a burst of 100 messages a second adds to the log a few times a second, not once a message', async () => {
+    const { pa, pb, ch } = await channelOfTwo('paced');
+    const a = await openPage(pa.uiUrl);
+    await a.page.getByRole('button', { name: 'Your channels' }).click();
+    await log(a.page).waitFor();
+    // Each time the newest row shown is a newer message than before: one merge of live messages
+    // that reached the DOM (the rows say their place in the list).
+    await log(a.page).evaluate((el) => {
+      const w = window as unknown as { advances: number };
+      w.advances = 0;
+      let newest = 0;
+      new MutationObserver(() => {
+        const rows = [...el.querySelectorAll('article')];
+        const now = Math.max(0, ...rows.map((r) => Number(r.getAttribute('aria-posinset'))));
+        if (now > newest) w.advances++;
+        newest = Math.max(newest, now);
+      }).observe(el, { subtree: true, childList: true, attributes: true });
+    });
+    const N = 300;
+    const t0 = Date.now();
+    const posts: Promise<unknown>[] = [];
+    for (let i = 0; i < N; i++) {
+      posts.push(pb.call('POST', `/api/channels/${ch}/messages`, { text: `paced ${i}` }));
+      await new Promise((r) => setTimeout(r, Math.max(0, t0 + (i + 1) * 10 - Date.now())));
+    }
+    await Promise.all(posts);
+    await log(a.page)
+      .getByText(`paced ${N - 1}`, { exact: true })
+      .waitFor();
+    const advances = await a.page.evaluate(
+      () => (window as unknown as { advances: number }).advances,
+    );
+    // Once a message: about 300. Batched (at most one merge per 100 ms): about 3 s × 10.
+    expect(advances).toBeGreaterThan(5);
+    expect(advances).toBeLessThan(N / 4);
+    expect(a.errors).toEqual([]);
+  });
+
   it('a channel of 5,000 messages opens with few rows in the DOM, scrolls up to older ones, follows new ones at the bottom and keeps its place above', async () => {
     const { net, pa, pb, ch } = await channelOfTwo('big');
     const N = 5000;

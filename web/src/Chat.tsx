@@ -28,6 +28,7 @@ import { DmView } from './DmView.js';
 import { useDms } from './useDms.js';
 import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 import { publishLiveMessage, type LiveMessage } from './live-messages.js';
+import { keepUnchanged } from './keep-unchanged.js';
 
 type Sync = {
   channelId: string;
@@ -100,7 +101,8 @@ export function Chat({
     const n = ++channelsRequest.current;
     try {
       const list = await api.channels();
-      if (n === channelsRequest.current) setChannels(list);
+      if (n === channelsRequest.current)
+        setChannels((old) => keepUnchanged(old, list, (c) => c.id));
     } catch (err) {
       if (err instanceof ApiError && err.code === 'E_AUTH_REQUIRED') onLeft();
     }

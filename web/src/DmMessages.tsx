@@ -7,6 +7,7 @@
 import { Avatar } from './Avatar.js';
 import { MessageText } from './MessageText.js';
 import type { ApiDmMessage } from './dm-api.js';
+import { day, full, sameDay, time } from './dates.js';
 import './rich.css';
 
 /** A new group starts after this long without a message from the same author. */
@@ -17,7 +18,7 @@ export function DmMessages({ messages }: { messages: ApiDmMessage[] }) {
     <>
       {messages.map((m, i) => {
         const prev = messages[i - 1];
-        const newDay = !prev || day(prev.ts) !== day(m.ts);
+        const newDay = !prev || !sameDay(prev.ts, m.ts);
         const head =
           newDay ||
           !prev ||
@@ -92,22 +93,6 @@ export function mergeDm(old: ApiDmMessage[], incoming: ApiDmMessage[]): ApiDmMes
     byId.set(dmKey(m), had?.state === 'delivered' ? { ...m, state: 'delivered' } : m);
   }
   return [...byId.values()].sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-function day(ts: number): string {
-  return new Date(ts).toLocaleDateString(undefined, {
-    year: 'numeric',
-    month: 'long',
-    day: 'numeric',
-  });
-}
-
-function time(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-}
-
-function full(ts: number): string {
-  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 }
 
 /** A message is its author's (PROTOCOL.md §10.4): another member may reuse its id. */

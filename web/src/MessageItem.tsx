@@ -5,7 +5,7 @@
  * hover or focus. Mentions of me are highlighted.
  */
 import { memo, useId, useState, type KeyboardEvent } from 'react';
-import { api, ApiError, type Channel, type Me, type Message } from './api.js';
+import { api, ApiError, type Message } from './api.js';
 import { MessageActions } from './MessageActions.js';
 import { MessageText } from './MessageText.js';
 import { Reactions } from './Reactions.js';
@@ -13,16 +13,22 @@ import { ReplyQuote } from './ReplyQuote.js';
 import { MessageFiles } from './MessageFiles.js';
 import { Avatar } from './Avatar.js';
 import { BotTag } from './BotTag.js';
+import { full, time } from './dates.js';
 import './rich.css';
 
 const MAX_TEXT = 4000;
 
-/** One message row; rendered again only when one of its props changed (a burst re-renders the log). */
+/**
+ * One message row; rendered again only when one of its props changed (a burst re-renders the
+ * log). Its props are values, not the session or channel objects, which each refresh replaces.
+ */
 export const MessageItem = memo(function MessageItem({
   m,
   head,
   me,
-  channel,
+  user,
+  channelId,
+  channelOwner,
   flash,
   pos,
   setSize,
@@ -32,8 +38,11 @@ export const MessageItem = memo(function MessageItem({
   m: Message;
   /** First of a group: show author and time. */
   head: boolean;
-  me: Me;
-  channel: Channel;
+  /** The reader's username, and whether they may write (a user, not a visitor). */
+  me: string;
+  user: boolean;
+  channelId: string;
+  channelOwner: string;
   /** Just jumped to: highlighted for a moment. */
   flash: boolean;
   /** Its place in the loaded list (1-based) and the list's size (-1: older ones not loaded). */
@@ -44,8 +53,7 @@ export const MessageItem = memo(function MessageItem({
 }) {
   const [editing, setEditing] = useState(false);
   const [error, setError] = useState('');
-  const mine = m.author === me.username;
-  const user = me.role === 'user';
+  const mine = m.author === me;
   const sent = m.state === 'delivered' || m.state === 'pending';
 
   async function act(what: () => Promise<unknown>) {
@@ -57,7 +65,7 @@ export const MessageItem = memo(function MessageItem({
     }
   }
   const react = (emoji: string, on: boolean) =>
-    void act(() => api.react(channel.id, m.id, emoji, on));
+    void act(() => api.react(channelId, m.id, emoji, on));
 
   const classes = ['message', m.state];
   if (m.mentionsMe) classes.push('mentioned');
@@ -92,7 +100,7 @@ export const MessageItem = memo(function MessageItem({
           initial={m.text}
           onCancel={() => setEditing(false)}
           onSave={async (text) => {
-            if (text.trim() && text !== m.text) await act(() => api.edit(channel.id, m.id, text));
+            if (text.trim() && text !== m.text) await act(() => api.edit(channelId, m.id, text));
             setEditing(false);
           }}
         />
@@ -121,11 +129,11 @@ export const MessageItem = memo(function MessageItem({
           author={m.author}
           canReply={user}
           canEdit={mine && user}
-          canDelete={user && (mine || channel.owner === me.username)}
+          canDelete={user && (mine || channelOwner === me)}
           onReply={() => onReply(m)}
           onReact={(e) => react(e, !m.reactions.some((r) => r.emoji === e && r.me))}
           onEdit={() => setEditing(true)}
-          onDelete={() => void act(() => api.remove(channel.id, m.id))}
+          onDelete={() => void act(() => api.remove(channelId, m.id))}
         />
       )}
     </article>
@@ -184,12 +192,4 @@ function EditBox({
 function attached(m: Message): string {
   if (!m.files?.length) return '';
   return `${m.text ? ' ' : ''}(${m.files.length > 1 ? 'files' : 'file'}: ${m.files.map((f) => f.name).join(', ')})`;
-}
-
-function time(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-}
-
-function full(ts: number): string {
-  return new Date(ts).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 }

@@ -7,7 +7,8 @@
 import type { ReactNode, RefObject, UIEvent } from 'react';
 import type { Channel, Me, Message } from './api.js';
 import { MessageItem } from './MessageItem.js';
-import { rowPlace, day, type VirtualLog } from './virtual-log.js';
+import { day } from './dates.js';
+import { rowPlace, type VirtualLog } from './virtual-log.js';
 
 export function MessageList({
   list,
@@ -76,8 +77,10 @@ export function MessageList({
               <MessageItem
                 m={m}
                 head={head}
-                me={me}
-                channel={channel}
+                me={me.username}
+                user={me.role === 'user'}
+                channelId={channel.id}
+                channelOwner={channel.owner}
                 flash={flashIds.includes(m.id)}
                 pos={item.index + 1}
                 setSize={complete ? messages.length : -1}

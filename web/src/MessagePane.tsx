@@ -24,6 +24,8 @@ import { ChannelActions } from './ChannelSettings.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
 
+/** While messages keep coming into the open channel, it is marked read at most this often. */
+const READ_GAP_MS = 500;
 /** Older pages loaded at most, when opening, to reach the first unread message. */
 const MAX_UNREAD_PAGES = 20;
 const SOURCE_LABEL: Record<Page['source'], string> = {
@@ -140,36 +142,50 @@ export function MessagePane({
     if (!jump.detached) void loadNewest();
   }, [loadNewest, sourceTick]);
 
-  // Marking the channel read: one request at a time, and one more if messages came meanwhile
-  // (a burst of 100 a second asks a few times, not 100).
+  // Marking the channel read: one request at a time, at most one per READ_GAP_MS, and one more
+  // if messages came meanwhile (a burst of 100 a second asks twice a second, not 100 times; each
+  // answer refreshes the channel list).
   const readState = useRef<'idle' | 'busy' | 'again'>('idle');
+  const readTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(readTimer.current), []);
   const markRead = useCallback(() => {
     if (readState.current !== 'idle') {
       readState.current = 'again';
       return;
     }
     readState.current = 'busy';
+    const started = performance.now();
     void api
       .read(channel.id)
       .then(onRead, () => undefined)
       .finally(() => {
-        const again = readState.current === 'again';
-        readState.current = 'idle';
-        if (again) markRead();
+        if (readState.current !== 'again') {
+          readState.current = 'idle';
+          return;
+        }
+        readTimer.current = setTimeout(
+          () => {
+            readState.current = 'idle';
+            markRead();
+          },
+          Math.max(0, started + READ_GAP_MS - performance.now()),
+        );
       });
   }, [channel.id, onRead]);
 
-  // Live messages of this channel: new ones, and state changes of ours (pending → delivered).
-  // Each event is merged by a state update of its own, so a burst between two renders loses none.
-  useLiveMessages(channel.id, (m) => {
+  // Live messages of this channel: new ones, and state changes of ours (pending → delivered),
+  // a batch at a time (live-messages.ts), merged by one state update.
+  useLiveMessages(channel.id, (batch) => {
+    const ids = new Set(shown.current.map((s) => s.id));
     // An event carries a message's whole state: a change to one shown replaces it by id.
-    const isNew = !shown.current.some((s) => s.id === m.id);
     // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
-    if (isNew && jump.detached) return;
-    setMessages((old) => merge(old, [m]));
-    if (!isNew || m.deleted || m.author === me.username) return;
+    const taken = jump.detached ? batch.filter((m) => ids.has(m.id)) : batch;
+    if (taken.length === 0) return;
+    setMessages((old) => merge(old, taken));
+    const news = taken.filter((m) => !ids.has(m.id) && !m.deleted && m.author !== me.username);
+    if (news.length === 0) return;
     // Arrived while the reader is scrolled up: mark where the new ones start.
-    if (!atBottom.current) setMarkerId((id) => id ?? m.id);
+    if (!atBottom.current) setMarkerId((id) => id ?? news[0]!.id);
     // Shown in the open channel: read (the unread counts of other channels come from the peer).
     markRead();
   });
@@ -323,12 +339,7 @@ function byOthers(messages: Message[], me: string): number {
  * a deleted message is dropped.
  */
 function merge(old: Message[], incoming: Message[]): Message[] {
-  // The common case, a new message after the newest shown: appended without sorting them all.
-  const one = incoming.length === 1 ? incoming[0]! : undefined;
-  const last = old[old.length - 1];
-  if (one && !one.deleted && (!last || byChannelOrder(last, one) < 0)) {
-    if (!old.some((m) => m.id === one.id)) return [...old, one];
-  }
+  if (appendable(old, incoming)) return [...old, ...incoming];
   const byId = new Map(old.map((m) => [m.id, m]));
   for (const m of incoming) {
     const had = byId.get(m.id);
@@ -336,4 +347,17 @@ function merge(old: Message[], incoming: Message[]): Message[] {
     else byId.set(m.id, had && had.state === 'delivered' ? { ...m, state: 'delivered' } : m);
   }
   return [...byId.values()].sort(byChannelOrder);
+}
+
+/**
+ * The common case, new messages after the newest shown and in order (a live batch): appended
+ * without sorting them all.
+ */
+function appendable(old: Message[], incoming: Message[]): boolean {
+  let prev = old[old.length - 1];
+  for (const m of incoming) {
+    if (m.deleted || (prev && byChannelOrder(prev, m) >= 0)) return false;
+    prev = m;
+  }
+  return !incoming.some((m) => old.some((o) => o.id === m.id));
 }

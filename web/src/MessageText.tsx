@@ -5,7 +5,7 @@
  * produced, links go to http:, https: or mailto: only and open in a new tab without an opener or a
  * referrer, and nothing is ever loaded from elsewhere: an image is shown as a link to it.
  */
-import { memo, type ReactNode } from 'react';
+import { memo, type ReactElement, type ReactNode } from 'react';
 import Markdown, { type Components, type Options } from 'react-markdown';
 import remarkEmoji from 'remark-emoji';
 import remarkGfm from 'remark-gfm';
@@ -124,20 +124,54 @@ function stripIds() {
 const remarkPlugins: Options['remarkPlugins'] = [[remarkGfm, { singleTilde: false }], remarkEmoji];
 const rehypePlugins: Options['rehypePlugins'] = [stripIds];
 
+/** Texts rendered at most kept (a few screens of rows scrolled through, and back). */
+const RENDERED_MAX = 1000;
+/** The latest texts rendered, oldest first: a row scrolled back into view is not parsed again. */
+const rendered = new Map<string, ReactElement>();
+
+/**
+ * A text's markdown, rendered: `Markdown` is called as a function (it uses no hooks) so that its
+ * result, a tree of elements, can be kept; parsing builds a processor with every plugin per call.
+ */
+export function render(text: string): ReactElement {
+  const hit = rendered.get(text);
+  if (hit) {
+    rendered.delete(text);
+    rendered.set(text, hit);
+    return hit;
+  }
+  const tree = Markdown({
+    children: text,
+    remarkPlugins,
+    rehypePlugins,
+    allowedElements: ALLOWED,
+    unwrapDisallowed: true,
+    urlTransform: safeUrl,
+    components,
+  });
+  rendered.set(text, tree);
+  if (rendered.size > RENDERED_MAX) rendered.delete(rendered.keys().next().value!);
+  return tree;
+}
+
+/**
+ * Words, digits, spaces and `,'!?` between them: no markdown, autolink, emoji or entity can start
+ * in such a text, which renders as one paragraph (test/message-text.test.ts checks it against the
+ * parser). Most chat lines are this, and skip the parser.
+ */
+const PLAIN = /^[\p{L}\p{N}](?:[\p{L}\p{N} ,'!?]*[\p{L}\p{N}'!?])?$/u;
+
+/** Whether `text` renders as itself, one paragraph, without parsing. */
+export function isPlain(text: string): boolean {
+  return PLAIN.test(text) && !text.includes('  ');
+}
+
+/** A message's text, rendered: a plain one directly, any other through the parser. */
+export function renderText(text: string): ReactElement {
+  return isPlain(text) ? <p>{text}</p> : render(text);
+}
+
 /** One message's text, rendered. */
 export const MessageText = memo(function MessageText({ text }: { text: string }) {
-  return (
-    <div className="text">
-      <Markdown
-        remarkPlugins={remarkPlugins}
-        rehypePlugins={rehypePlugins}
-        allowedElements={ALLOWED}
-        unwrapDisallowed
-        urlTransform={safeUrl}
-        components={components}
-      >
-        {text}
-      </Markdown>
-    </div>
-  );
+  return <div className="text">{renderText(text)}</div>;
 });

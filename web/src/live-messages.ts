@@ -1,7 +1,9 @@
 /**
  * The `message` events of the event stream, handed from the one EventSource (Chat.tsx) to the
- * open channel's pane. Every event reaches the pane: a burst (100 messages a second) arrives as
- * many events between two renders, and each one is passed on, never only the latest.
+ * open channel's pane. Every event reaches the pane, never only the latest; a burst (100 messages
+ * a second) is handed on in batches, at most one per BATCH_MS, so the log renders a few times a
+ * second rather than once a message (each render of a long log costs milliseconds: one per event
+ * made the page's long tasks). A message after a quiet moment is handed on at once.
  */
 import { useEffect, useRef } from 'react';
 import type { Message } from './api.js';
@@ -12,6 +14,9 @@ export interface LiveMessage {
   message: Message;
 }
 
+/** At most one batch of live messages per this many milliseconds. */
+export const BATCH_MS = 100;
+
 const bus = new EventTarget();
 
 /** Passes a `message` event on to the views of its channel. */
@@ -19,13 +24,33 @@ export function publishLiveMessage(e: LiveMessage): void {
   bus.dispatchEvent(new CustomEvent<LiveMessage>(e.channelId, { detail: e }));
 }
 
-/** Calls `on` (its latest version) with every live message of `channelId` while mounted. */
-export function useLiveMessages(channelId: string, on: (m: Message) => void): void {
+/**
+ * Calls `on` (its latest version) with the live messages of `channelId` while mounted, in the
+ * order they came, a batch at a time.
+ */
+export function useLiveMessages(channelId: string, on: (batch: Message[]) => void): void {
   const latest = useRef(on);
   latest.current = on;
   useEffect(() => {
-    const listener = (e: Event) => latest.current((e as CustomEvent<LiveMessage>).detail.message);
+    let queue: Message[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let last = -Infinity;
+    const flush = () => {
+      timer = undefined;
+      last = performance.now();
+      const batch = queue;
+      queue = [];
+      latest.current(batch);
+    };
+    const listener = (e: Event) => {
+      queue.push((e as CustomEvent<LiveMessage>).detail.message);
+      if (timer === undefined)
+        timer = setTimeout(flush, Math.max(0, last + BATCH_MS - performance.now()));
+    };
     bus.addEventListener(channelId, listener);
-    return () => bus.removeEventListener(channelId, listener);
+    return () => {
+      bus.removeEventListener(channelId, listener);
+      clearTimeout(timer);
+    };
   }, [channelId]);
 }

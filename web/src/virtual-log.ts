@@ -16,6 +16,7 @@ import {
 } from 'react';
 import { defaultRangeExtractor, useVirtualizer, type Range } from '@tanstack/react-virtual';
 import type { Message } from './api.js';
+import { sameDay } from './dates.js';
 
 /** Within this many pixels of the bottom, the log counts as at the bottom (and follows). */
 export const AT_BOTTOM_PX = 40;
@@ -27,20 +28,11 @@ const GROUPED_ROW = 26;
 /** Within a group, messages of one author less than this far apart show no author line. */
 const GROUP_MS = 5 * 60_000;
 
-/** The day a message was written, as the log's separators say it. */
-export function day(ts: number): string {
-  return new Date(ts).toLocaleDateString(undefined, {
-    year: 'numeric',
-    month: 'long',
-    day: 'numeric',
-  });
-}
-
 /** Where row `i` stands: the first of its day, the first of a group (author and time shown). */
 export function rowPlace(messages: Message[], i: number): { newDay: boolean; head: boolean } {
   const m = messages[i]!;
   const prev = messages[i - 1];
-  const newDay = !prev || day(prev.ts) !== day(m.ts);
+  const newDay = !prev || !sameDay(prev.ts, m.ts);
   const head = newDay || !prev || prev.author !== m.author || m.ts - prev.ts > GROUP_MS;
   return { newDay, head };
 }
@@ -88,6 +80,9 @@ export function useVirtualLog(
     rangeExtractor,
     overscan: OVERSCAN,
     scrollMargin: margin,
+    // A scroll renders the pane in React's next batch, not synchronously inside the scroll event:
+    // following a burst at the bottom, each scroll would otherwise render the whole pane again.
+    useFlushSync: false,
   });
 
   /** Scrolls message `id` into view (rendering it); false when it is not in the list. */
