@@ -179,8 +179,10 @@ async function member(target: Target, i: number, tally: Tally): Promise<() => vo
           reader.asking(id, op);
           send({ t: 'req', id, op, body });
         });
-      // As the peer says it (peer/server-link.ts): compact pushes (PROTOCOL.md §3.11).
-      send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', compact: COMPACT_VERSION });
+      // As the peer says it (peer/server-link.ts): compact pushes (PROTOCOL.md §3.11), unless
+      // BENCH_FULL_FORM asks for members that do not (an older client: the full form, §3.5).
+      const compact = process.env.BENCH_FULL_FORM ? {} : { compact: COMPACT_VERSION };
+      send({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', ...compact });
       await req(1, 'visitor', { name: `member ${i}`, publicKey: target.publicKey });
       await req(2, 'channel_join', { channelId: target.channelId });
       // Heartbeats, as peers send them, so the server keeps us.
