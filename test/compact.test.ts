@@ -114,6 +114,17 @@ describe('compact pushes and pages (§3.11)', () => {
     );
   });
 
+  it('a compact item cannot give the rebuilt message a prototype (a __proto__ member is dropped)', () => {
+    const reader = new RefReader();
+    reader.define({ t: 'ref', c: 1, channelId: uuidOf(1) });
+    const raw = JSON.parse(
+      `{"c":1,"cert":${JSON.stringify(item(1).cert)},"ts":1,"lc":0,"text":"x","sig":"x","__proto__":{"seq":7}}`,
+    );
+    const { message } = reader.expand(raw);
+    expect(Object.getPrototypeOf(message)).toBe(Object.prototype);
+    expect(message.seq).toBeUndefined();
+  });
+
   it('a pushed 100-character message is at most 300 bytes on the wire; its certificate and channel cross once, and it rebuilds to the full form', async () => {
     const tn = await createTestnet();
     const link = await tn.rawLink();

@@ -161,10 +161,11 @@ export class RefReader {
       if (!held) throw bad(`certificate number ${k} is not defined on this link`);
       entry = held;
     } else throw bad('neither k nor cert');
-    // Copied member by member (not spread, then deleted: that leaves a slow dictionary object).
+    // Copied member by member (not spread, then deleted: that leaves a slow dictionary object);
+    // a `__proto__` member (JSON.parse makes it an own one) would set the copy's prototype.
     const message: Record<string, unknown> = {};
-    for (const key in item)
-      if (key !== 'c' && key !== 'k' && key !== 't')
+    for (const key of Object.keys(item))
+      if (key !== 'c' && key !== 'k' && key !== 't' && key !== '__proto__')
         message[key] = (item as Record<string, unknown>)[key];
     message.channelId = channelId;
     message.cert = entry.cert;
