@@ -8,12 +8,8 @@
  *    server does.
  * Server and peers run in this process (the figures are bytes and elapsed times, not CPU).
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { CentralServer } from '../src/server/server.js';
+import { benchWorld, until } from './world.js';
 import { publicKeyFromBase64 } from '../src/shared/tokens.js';
-import { startPeer, type PeerProcess } from '../src/peer/index.js';
 import { ServerTrust } from '../src/peer/server-trust.js';
 import { ServerLink } from '../src/peer/server-link.js';
 import { HostLink } from '../src/peer/host-link.js';
@@ -23,55 +19,19 @@ const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
 const MEMBER_COUNTS = (process.env.BENCH_HOST_MEMBERS ?? '10,50,200').split(',').map(Number);
 const POSTS = 50;
 
-async function until(
-  check: () => boolean | Promise<boolean>,
-  ms: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function world() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-host-'));
-  const server = await CentralServer.start({
-    host: '127.0.0.1',
-    port: 0,
-    httpPort: 0,
-    dataDir: path.join(dir, 'server'),
-    // Every bench client comes from 127.0.0.1: the per-address limits raised.
+/**
+ * The server with every bench client's per-address limits raised (all come from 127.0.0.1), and
+ * the per-user post rate too, which also paces a host's `forward` of its backlog (50 a second by
+ * default): the bench measures how fast a sync can go, not the limiter.
+ */
+const world = () =>
+  benchWorld('hchat-bench-host-', {
     maxRegistrationsPerAddress: 1_000_000,
     maxVisitorsPerAddress: 1_000_000,
     maxTrackerEntriesPerAddress: 1_000_000,
+    postsPerSecond: 1_000_000,
+    postBurst: 1_000_000,
   });
-  const [host, port] = server.tcpAddress.split(':') as [string, string];
-  const peers: PeerProcess[] = [];
-  const peer = async (name: string) => {
-    const p = await startPeer({
-      serverHost: host,
-      serverPort: Number(port),
-      serverFingerprint: server.fingerprint,
-      host: '127.0.0.1',
-      p2pPort: 0,
-      udpPort: 0,
-      uiPort: 0,
-      dataDir: path.join(dir, name),
-    });
-    peers.push(p);
-    await p.node.register(name, `${name}-bench`);
-    await p.node.login(name, `${name}-bench`);
-    return p;
-  };
-  const close = async () => {
-    for (const p of peers) await p.close();
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  return { server, host, port: Number(port), peer, close };
-}
 
 /** A raw member: logs in over its own server link, then reads from the server or the host. */
 async function rawMember(w: Awaited<ReturnType<typeof world>>, name: string, channelId: string) {

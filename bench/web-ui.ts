@@ -14,12 +14,9 @@
  *    showed (the newest row's aria-posinset). BENCH_WEB_PROFILE=file.cpuprofile: a CPU profile
  *    of the first live run is written there, its top functions added to the result.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { CentralServer } from '../src/server/server.js';
-import { startPeer, type PeerProcess } from '../src/peer/index.js';
+import { benchWorld, until } from './world.js';
 import { profilePage } from './cpu-profile.js';
 
 const QUICK = process.argv.includes('--quick') || !!process.env.BENCH_WEB_QUICK;
@@ -34,14 +31,6 @@ const PROFILE = process.env.BENCH_WEB_PROFILE;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => Promise<boolean> | boolean, ms: number, what: string) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Collects the page's long tasks from its start (injected before any script of the page). */
 function watchLongTasks(): void {
@@ -82,35 +71,13 @@ async function loadedCount(page: Page): Promise<number> {
 }
 
 export async function benchWebUi(): Promise<Record<string, unknown>> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-web-'));
-  const server = await CentralServer.start({
-    host: '127.0.0.1',
-    port: 0,
-    httpPort: 0,
-    dataDir: path.join(dir, 'server'),
+  const w = await benchWorld('hchat-bench-web-', {
     postsPerSecond: 1_000_000,
     postBurst: 1_000_000,
   });
-  const [host, port] = server.tcpAddress.split(':') as [string, string];
-  const peers: PeerProcess[] = [];
+  const { dir, server, peer } = w;
   let ctx: BrowserContext | undefined;
   try {
-    const peer = async (name: string) => {
-      const p = await startPeer({
-        serverHost: host,
-        serverPort: Number(port),
-        serverFingerprint: server.fingerprint,
-        host: '127.0.0.1',
-        p2pPort: 0,
-        udpPort: 0,
-        uiPort: 0,
-        dataDir: path.join(dir, name),
-      });
-      peers.push(p);
-      await p.node.register(name, `${name}-bench`);
-      await p.node.login(name, `${name}-bench`);
-      return p;
-    };
     const alice = await peer('alice');
     const bob = await peer('bob');
     const ch = await alice.node.createChannel('big', false);
@@ -243,9 +210,7 @@ export async function benchWebUi(): Promise<Record<string, unknown>> {
     };
   } finally {
     await ctx?.close().catch(() => undefined);
-    for (const p of peers) await p.close();
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await w.close();
   }
 }
 
