@@ -10,7 +10,10 @@ import {
   RefRegistry,
   compactPage,
   compactPush,
+  fullPush,
   type CompactPush,
+  type Page,
+  type Pushed,
 } from '../shared/compact-refs.js';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
@@ -57,9 +60,6 @@ export interface HostServiceDeps {
   /** A member (checked: a user, a member of the hosted channel) says it is typing there. */
   typing(who: PeerIdentity, channelId: string): void;
 }
-
-/** A page answer (history, sync) as the compact encoding takes it. */
-type Page = { messages: StoredMessage[]; related?: StoredMessage[] };
 
 /** One member connection on the host. */
 export interface MemberConn {
@@ -154,12 +154,9 @@ export class HostService {
   publish(message: StoredMessage, except?: MemberConn): void {
     const subs = this.subscribers.get(message.channelId);
     if (!subs || subs.size === 0) return;
-    const frame = encodeFrame({
-      t: 'ev',
-      ev: 'message',
-      body: { channelId: message.channelId, message },
-    });
-    // Compact links get it as an `m` frame, encoded once too (§3.11).
+    // Each form is encoded once, when a link that takes it is here: compact links (§3.11) get an
+    // `m` frame, the others the full `message` event.
+    let full: Pushed | undefined;
     let compact: CompactPush | undefined;
     let n = 0;
     for (const c of subs) {
@@ -168,7 +165,7 @@ export class HostService {
         compact ??= compactPush(this.refs, [message]);
         c.refs.prepare(compact.batch);
         c.fs.sendEncoded(compact.all);
-      } else c.fs.sendEncoded(frame);
+      } else c.fs.sendEncoded((full ??= fullPush(message.channelId, [message])).all);
       n++;
     }
     this.deps.log.write('push', {

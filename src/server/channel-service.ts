@@ -7,7 +7,13 @@
  * create or join) run one at a time per user, and a connection's posts are prepared in the order
  * they came, so that they are stored, answered and pushed in that order.
  */
-import { compactPush, type CompactPush, type RefRegistry } from '../shared/compact-refs.js';
+import {
+  compactPush,
+  fullPush,
+  type CompactPush,
+  type Pushed,
+  type RefRegistry,
+} from '../shared/compact-refs.js';
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
 import type { Channel, StoredMessage } from '../protocol/common.js';
@@ -820,20 +826,6 @@ export class ChannelService {
       (err: unknown) => console.error('hchat server: reading a channel failed:', err),
     );
   }
-}
-
-/** One channel's pushes of a turn, each frame and all back to back. */
-interface Pushed {
-  frames: Buffer[];
-  all: Buffer;
-}
-
-/** The full form of the `message` events (§3.5) of one channel's messages of a turn. */
-function fullPush(channelId: string, messages: readonly StoredMessage[]): Pushed {
-  const frames = messages.map((message) =>
-    encodeFrame({ t: 'ev', ev: 'message', body: { channelId, message } }),
-  );
-  return { frames, all: frames.length === 1 ? frames[0]! : Buffer.concat(frames) };
 }
 
 const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');

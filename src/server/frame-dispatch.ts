@@ -20,10 +20,7 @@ import {
 } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { COMPACT_OPS, COMPACT_VERSION } from '../protocol/compact.js';
-import type { StoredMessage } from '../protocol/common.js';
-import { LinkRefs, compactPage, type RefRegistry } from '../shared/compact-refs.js';
-
-type Page = { messages: StoredMessage[]; related?: StoredMessage[] };
+import { LinkRefs, compactPage, type Page, type RefRegistry } from '../shared/compact-refs.js';
 import { FRAME_LIMITS } from '../shared/limits.js';
 import type { Conn } from './conn.js';
 import type { ServerMetrics } from './metrics.js';

@@ -133,11 +133,23 @@ export class LinkRefs {
   }
 }
 
-/** Messages as compact `m` frames (each, and all back to back) and the numbers they use. */
-export interface CompactPush {
+/** One channel's pushes of a turn: each frame, and all back to back. */
+export interface Pushed {
   frames: Buffer[];
   all: Buffer;
+}
+
+/** Messages as compact `m` frames and the numbers they use. */
+export interface CompactPush extends Pushed {
   batch: CompactBatch;
+}
+
+/** The full form (§3.5 `message` events) of one channel's messages, for links not compact. */
+export function fullPush(channelId: string, messages: readonly StoredMessage[]): Pushed {
+  const frames = messages.map((message) =>
+    encodeFrame({ t: 'ev', ev: 'message', body: { channelId, message } }),
+  );
+  return { frames, all: frames.length === 1 ? frames[0]! : Buffer.concat(frames) };
 }
 
 /** Encodes `messages` (pushed together) once for every compact link. */
@@ -154,11 +166,13 @@ export function compactPush(
  * A page (the answer of history, sync or search) for a compact link: its items compact, after
  * the `ref` frames the link lacks for them have been sent.
  */
-export function compactPage(
-  registry: RefRegistry,
-  refs: LinkRefs,
-  page: { messages: StoredMessage[]; related?: StoredMessage[] },
-): object {
+/** The answer of history, sync or search, as compactPage takes it. */
+export interface Page {
+  messages: StoredMessage[];
+  related?: StoredMessage[];
+}
+
+export function compactPage(registry: RefRegistry, refs: LinkRefs, page: Page): object {
   const related = page.related ?? [];
   const batch = compactBatch(registry, [...page.messages, ...related]);
   refs.prepare(batch);
