@@ -12,7 +12,7 @@ import { HchatError } from '../protocol/errors.js';
 import { channelSettings } from '../shared/item-rules.js';
 import { erasedByDelete, erasedOnArrival, eraser, type ItemLookup } from './item-effects.js';
 import { openDatabase } from './sqlite.js';
-import { SEARCH_MIGRATION, SearchIndex } from './search-index.js';
+import { SEARCH_DEFERRED_MIGRATION, SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import {
   itemColumns,
   itemOfColumns,
@@ -102,6 +102,8 @@ const MIGRATIONS = [
   `,
   // 5: full-text search over what messages show (store/search-index.ts).
   SEARCH_MIGRATION,
+  // 6: new messages are indexed for search in batches, after the transaction that stores them.
+  SEARCH_DEFERRED_MIGRATION,
 ];
 
 interface MessageRow extends ItemColumns {
@@ -584,6 +586,7 @@ export class PeerStore {
   addPending(m: Omit<LocalMessage, 'state' | 'seq' | 'hostSeq' | 'error'>): void {
     this.db.transaction(() => {
       this.q.insertPending.run(...this.row(m));
+      this.index.written();
       this.applied(m);
     })();
   }
@@ -600,6 +603,7 @@ export class PeerStore {
       for (const m of messages) {
         const before = this.q.getMessage.get(m.id);
         this.q.insertStored.run(...this.row(m), m.seq);
+        this.index.written();
         if (!before) {
           fresh.push(m);
           this.applied(m);
@@ -635,6 +639,7 @@ export class PeerStore {
           continue;
         }
         this.q.insertFromHost.run(...this.row(m), m.seq);
+        this.index.written();
         if (!before) {
           fresh.push(m);
           this.applied(m);
@@ -692,6 +697,7 @@ export class PeerStore {
       }
       const hostSeq = this.q.nextHostSeq.get(m.channelId)!.last_host_seq;
       this.q.insertHosted.run(...this.row(m), state, m.seq ?? null, hostSeq);
+      this.index.written();
       this.applied(m);
       if (m.seq !== undefined) this.advanceCursor(m.channelId);
       return { hostSeq, duplicate: false, message: { ...toStored(m), seq: hostSeq } };
@@ -823,6 +829,7 @@ export class PeerStore {
   }
 
   close(): void {
+    this.index.close();
     this.db.close();
   }
 }

@@ -9,6 +9,15 @@
  * the lists of every word it starts, all of them, before the first result, which for a common
  * word over a million messages took ~50 ms (bench/search.ts); with one, it reads one list, newest
  * first, and stops at the limit. Longer words are rarer and rarely common.
+ *
+ * A new message is indexed a moment later, many at a time, not in the transaction that stores
+ * it (migration SEARCH_DEFERRED_MIGRATION): FTS5 writes a segment per transaction, and with a
+ * message a transaction (a small channel at a modest rate, the common case) that was a third of
+ * the server's CPU per message (issue 19). Its insert trigger only notes the row in
+ * `message_fts_pending`; `drain` indexes what is noted, at most DRAIN_MS after it was stored and
+ * always before a search, so a search still finds every message stored before it.
+ * A row is in the index or pending, never both: an edit of a pending message is left to the
+ * drain, which indexes what the row shows then.
  */
 import type Database from 'better-sqlite3';
 
@@ -51,6 +60,36 @@ export const SEARCH_MIGRATION = `
   END;
 `;
 
+/** At most this long after a message is stored, it is in the index (searches do not wait). */
+export const DRAIN_MS = 250;
+
+/**
+ * The migration that makes indexing follow in batches (see the header): a new message's row is
+ * noted as pending; an edit re-indexes its message only once that is indexed; a dropped row is
+ * no longer pending (its rowid may be used again).
+ */
+export const SEARCH_DEFERRED_MIGRATION = `
+  CREATE TABLE message_fts_pending (r INTEGER PRIMARY KEY);
+  DROP TRIGGER message_fts_message;
+  CREATE TRIGGER message_fts_message AFTER INSERT ON messages
+    WHEN new.kind = 'message' AND new.text <> '' BEGIN
+    INSERT OR IGNORE INTO message_fts_pending (r) VALUES (new.rowid);
+  END;
+  DROP TRIGGER message_fts_edit;
+  CREATE TRIGGER message_fts_edit AFTER INSERT ON messages
+    WHEN new.kind = 'edit' AND new.text <> '' BEGIN
+    DELETE FROM message_fts WHERE rowid IN (SELECT r FROM (${EDITED}) t
+      WHERE t.r NOT IN (SELECT r FROM message_fts_pending));
+    INSERT INTO message_fts (rowid, text) SELECT t.r, ${SHOWN('t')} FROM (${EDITED}) t
+      WHERE t.r NOT IN (SELECT r FROM message_fts_pending);
+  END;
+  DROP TRIGGER message_fts_drop;
+  CREATE TRIGGER message_fts_drop AFTER DELETE ON messages WHEN old.kind = 'message' BEGIN
+    DELETE FROM message_fts WHERE rowid = old.rowid;
+    DELETE FROM message_fts_pending WHERE r = old.rowid;
+  END;
+`;
+
 /** A match: the message's id and the text it shows. */
 export interface IndexHit {
   id: string;
@@ -65,8 +104,22 @@ export interface IndexHit {
 export class SearchIndex {
   private readonly q;
   private readonly rowidOf;
+  private readonly pending;
+  private readonly drainTx;
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
+    this.pending = db.prepare<[], { r: number }>('SELECT r FROM message_fts_pending LIMIT 1');
+    const index = db.prepare(
+      `INSERT INTO message_fts (rowid, text)
+       SELECT m.rowid, ${SHOWN('m')} FROM message_fts_pending p JOIN messages m ON m.rowid = p.r
+       WHERE m.kind = 'message' AND m.text <> ''`,
+    );
+    const clear = db.prepare('DELETE FROM message_fts_pending');
+    this.drainTx = db.transaction(() => {
+      index.run();
+      clear.run();
+    });
     this.rowidOf = db.prepare<[string], { r: number }>(
       'SELECT rowid AS r FROM messages WHERE id = ?',
     );
@@ -82,9 +135,40 @@ export class SearchIndex {
   /** Rows matching `match` (an FTS5 expression from shared/search-text.ts `ftsMatch`). */
   hits(match: string, channelIds: readonly string[], limit: number, before?: string): IndexHit[] {
     if (channelIds.length === 0) return [];
+    this.drain();
     const beforeRowid =
       before === undefined ? Number.MAX_SAFE_INTEGER : this.rowidOf.get(before)?.r;
     if (beforeRowid === undefined) return [];
     return this.q.all(match, beforeRowid, JSON.stringify(channelIds), limit);
+  }
+
+  /** Messages were stored: they are indexed within DRAIN_MS, with whatever else came by then. */
+  written(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      try {
+        this.drain();
+      } catch {
+        // Busy (another process holds the write lock) or closing: the next write or search
+        // drains what is left.
+        if (this.db.open) this.written();
+      }
+    }, DRAIN_MS);
+    this.timer.unref();
+  }
+
+  /** Indexes every message noted as pending, in one transaction. */
+  drain(): void {
+    if (this.pending.get() === undefined) return;
+    // IMMEDIATE: the write lock first, as every other writer of these files takes it.
+    this.drainTx.immediate();
+  }
+
+  /** Indexes what is pending and stops the timer; before the store closes its database. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.db.open) this.drain();
   }
 }

@@ -2,7 +2,7 @@
  * The SQLite server store's schema: numbered migrations kept in `user_version` (sqlite.ts).
  * Never edit a step that shipped; add one.
  */
-import { SEARCH_MIGRATION } from './search-index.js';
+import { SEARCH_DEFERRED_MIGRATION, SEARCH_MIGRATION } from './search-index.js';
 
 /** The migrations of `server.db`, in order. */
 export const SERVER_MIGRATIONS = [
@@ -101,4 +101,9 @@ export const SERVER_MIGRATIONS = [
   CREATE INDEX registration_attempts_prefix ON registration_attempts(prefix, at);
   CREATE INDEX registration_attempts_at ON registration_attempts(at);
   `,
+  // 7: new messages are indexed for search in batches, after the transaction that stores them.
+  SEARCH_DEFERRED_MIGRATION,
+  // 8: messages_order duplicated messages_shown for every query the server runs (pages are of
+  // shown messages; sync goes by seq), and cost every insert a page write.
+  `DROP INDEX messages_order;`,
 ];

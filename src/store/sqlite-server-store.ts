@@ -150,7 +150,9 @@ export class SqliteServerStore implements ServerStore {
   async insertMessages(batch: readonly MessageInsert[]): Promise<(InsertResult | HchatError)[]> {
     // IMMEDIATE: the write lock is taken before last_seq is read, so that another process on
     // the same file can never hand out the same numbers.
-    return this.insertTx.immediate(batch, Date.now());
+    const out = this.insertTx.immediate(batch, Date.now());
+    this.index.written();
+    return out;
   }
 
   /**
@@ -368,6 +370,7 @@ export class SqliteServerStore implements ServerStore {
   }
 
   async close(): Promise<void> {
+    this.index.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -1,0 +1,190 @@
+/**
+ * The search index follows the messages in batches (store/search-index.ts, issue 19 item 3):
+ * a message is noted in the transaction that stores it and indexed a moment later with others.
+ * Whatever the order of posts, edits, deletes, batches of indexing, restarts and searches from
+ * another store object on the same file, a search finds exactly the messages that show its word,
+ * by their newest text; and the index does catch up by itself, without a search.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { NewMessage } from '../src/protocol/common.js';
+import { HchatError } from '../src/protocol/errors.js';
+import { searchWords } from '../src/shared/search-text.js';
+import { DRAIN_MS } from '../src/store/search-index.js';
+import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-search-index-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
+const C = '00000000-0000-4000-8000-00000000000c';
+const WORDS = ['apple', 'banana', 'cherry', 'damson', 'elder', 'fig'] as const;
+const AUTHORS = ['bob', 'carol'] as const;
+
+type Op =
+  | { op: 'post'; author: number; words: number[] }
+  | { op: 'edit'; target: number; words: number[] }
+  | { op: 'delete'; target: number }
+  | { op: 'drain' }
+  | { op: 'reopen' }
+  | { op: 'search'; word: number; other: boolean };
+
+const words = fc.array(fc.nat(WORDS.length - 1), { minLength: 1, maxLength: 3 });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({ op: fc.constant('post' as const), author: fc.nat(1), words }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant('edit' as const), target: fc.nat(), words }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('delete' as const), target: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('drain' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('search' as const),
+      word: fc.nat(WORDS.length - 1),
+      other: fc.boolean(),
+    }),
+  },
+);
+
+/** What a message shows in the model: its author, newest text, or nothing once deleted. */
+interface Shown {
+  id: string;
+  author: string;
+  text: string;
+  deleted: boolean;
+}
+
+async function openStore(file: string, fresh: boolean): Promise<SqliteServerStore> {
+  const store = new SqliteServerStore(file);
+  if (fresh) {
+    await store.createUser({ username: 'alice', passHash: 'x' });
+    await store.createChannel({
+      id: C,
+      name: 'fruit',
+      owner: 'alice',
+      allowVisitors: false,
+      createdAt: 1,
+    });
+    for (const a of AUTHORS) await store.addMember(C, a);
+  }
+  return store;
+}
+
+function must<T>(r: T | HchatError): T {
+  if (r instanceof HchatError) throw r;
+  return r;
+}
+
+describe('search index in batches', () => {
+  it('finds exactly what messages show, whatever the order of writes, batches and restarts', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const file = path.join(dir, `p${files++}.db`);
+        let store = await openStore(file, true);
+        const other = new SqliteServerStore(file);
+        const model: Shown[] = [];
+        let clock = 1000;
+        let n = 0;
+        const insert = async (author: string, fields: Partial<NewMessage>) => {
+          const message = {
+            id: `m${n++}`,
+            channelId: C,
+            ts: clock++,
+            lc: 0,
+            sig: 's',
+            cert: 'c',
+            ...fields,
+          } as NewMessage;
+          must((await store.insertMessages([{ message, author }]))[0]!);
+          return message.id;
+        };
+        try {
+          for (const o of ops) {
+            if (o.op === 'post') {
+              const author = AUTHORS[o.author]!;
+              const text = o.words.map((w) => WORDS[w]).join(' ');
+              model.push({ id: await insert(author, { text }), author, text, deleted: false });
+            } else if (o.op === 'edit' && model.length) {
+              const m = model[o.target % model.length]!;
+              const text = o.words.map((w) => WORDS[w]).join(' ');
+              await insert(m.author, { kind: 'edit', target: m.id, text });
+              if (!m.deleted) m.text = text;
+            } else if (o.op === 'delete' && model.length) {
+              const m = model[o.target % model.length]!;
+              await insert('alice', { kind: 'delete', target: m.id });
+              m.deleted = true;
+            } else if (o.op === 'drain') {
+              // What the timer does DRAIN_MS after a write.
+              (store as unknown as { index: { drain(): void } }).index.drain();
+            } else if (o.op === 'reopen') {
+              await store.close();
+              store = await openStore(file, false);
+            } else if (o.op === 'search') {
+              const word = WORDS[o.word]!;
+              const by = o.other ? other : store;
+              const found = (await by.search(searchWords(word), [C], 1000)).map((m) => m.id);
+              const want = model
+                .filter((m) => !m.deleted && m.text.split(' ').includes(word))
+                .map((m) => m.id)
+                .reverse();
+              expect(found, `search '${word}'`).toEqual(want);
+            }
+          }
+        } finally {
+          await other.close();
+          await store.close();
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a message is indexed within DRAIN_MS of being stored, with no search to ask for it', async () => {
+    const file = path.join(dir, `t${files++}.db`);
+    const store = await openStore(file, true);
+    // Another connection reads the index as it is on disk, without draining anything.
+    const reader = new Database(file, { readonly: true });
+    const indexed = () =>
+      (reader.prepare('SELECT count(*) AS n FROM message_fts').get() as { n: number }).n;
+    try {
+      for (let i = 0; i < 20; i++)
+        must(
+          (
+            await store.insertMessages([
+              {
+                message: {
+                  id: `t${i}`,
+                  channelId: C,
+                  ts: 2000 + i,
+                  lc: 0,
+                  sig: 's',
+                  cert: 'c',
+                  text: `cherry ${i}`,
+                } as NewMessage,
+                author: 'bob',
+              },
+            ])
+          )[0]!,
+        );
+      // Stored, not indexed yet: the writes did not pay for the index.
+      expect(indexed()).toBe(0);
+      const t0 = Date.now();
+      while (indexed() < 20 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+      expect(indexed()).toBe(20);
+      expect(Date.now() - t0).toBeLessThan(DRAIN_MS + 1000);
+    } finally {
+      reader.close();
+      await store.close();
+    }
+  });
+});
