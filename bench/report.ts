@@ -199,6 +199,21 @@ function targets(data: any, rows: Row[]): string[] {
         ours <= irc.serverCpuPerDeliveryUs,
       );
   }
+  // Issue 19: where real chat lives, a small channel at a modest rate: the server's CPU per
+  // message (each delivered to every member) against Mosquitto QoS 0's in the same cell.
+  const k10 = row(10, 1000);
+  const mq10 = k10 && anchor(k10, 'Mosquitto QoS 0');
+  if (k10 && mq10) {
+    // CPU per delivery × deliveries per message (the members counted, whatever the anchor's probe).
+    const perMessage = (x: Result) =>
+      (x.serverCpuPerDeliveryUs * x.deliveriesPerSec) / x.messagesPerSec;
+    add(
+      "10 members at 1,000 msg/s: server CPU per message ≤ Mosquitto QoS 0's",
+      `${f(perMessage(k10.hchat))} µs vs ${f(perMessage(mq10))} µs`,
+      perMessage(k10.hchat) / perMessage(mq10),
+      perMessage(k10.hchat) <= perMessage(mq10),
+    );
+  }
   // Issue 19 item 5: the web UI at 100 msg/s into the open channel (bench/web-ui.ts).
   const w = data.webUi;
   if (w)
