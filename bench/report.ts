@@ -571,6 +571,17 @@ export function writeReport(resultsFile: string): string {
       `- ${f(sr.messages)} messages stored in ${sr.buildSeconds} s (${sr.databaseMB} MB with the index); ${sr.queries} queries of 1–2 words (half of them prefixes): p50 ${sr.p50ms} ms, p99 ${sr.p99ms} ms, max ${sr.maxMs} ms, ${sr.meanResults} results on average (bench/search.ts).`,
     );
   }
+  if (data.storeCost) {
+    const sc = data.storeCost;
+    lines.push('', "## What storing a message costs the server's store", '');
+    for (const [batch, x] of [
+      [1, sc.perTransaction1],
+      [10, sc.perTransaction10],
+    ] as const)
+      lines.push(
+        `- ${f(batch)} message${batch > 1 ? 's' : ''} a transaction: ${x.indexedLaterUs} µs of CPU a message, its search index following in batches; ${x.indexedInTransactionUs} µs with the index written in the storing transaction (as before; runs ${x.indexedLaterUsRuns.join(', ')} and ${x.indexedInTransactionUsRuns.join(', ')}; bench/store-cost.ts).`,
+      );
+  }
   if (data.files) lines.push('', ...filesSection(data.files));
   const cluster = clusterSection(data.cluster);
   if (cluster.length) lines.push('', ...cluster);

@@ -24,6 +24,7 @@ import { benchCluster } from './cluster.js';
 import { benchBots } from './bots.js';
 import { benchNat } from './nat.js';
 import { benchWebUi } from './web-ui.js';
+import { benchStoreCost } from './store-cost.js';
 import {
   Client,
   ROOT,
@@ -699,6 +700,13 @@ async function main(): Promise<void> {
   console.log('\nframe sizes: one pushed message with a 100-character text');
   const frameSize = await benchFrameSize();
   console.log(JSON.stringify(frameSize, null, 2));
+  // Issue 19 item 3: what storing a message costs the server's store, its index in batches or not.
+  let storeCost: Record<string, unknown> | undefined;
+  if (!process.env.BENCH_SKIP_STORE_COST) {
+    console.log('\nstore cost: CPU per message stored, 1 and 10 a transaction');
+    storeCost = await benchStoreCost();
+    console.log(JSON.stringify(storeCost, null, 2));
+  }
   let slowMember: Record<string, unknown> | undefined;
   if (!process.env.BENCH_SKIP_SLOW) {
     console.log(`\nslow member: 1 of 100 stops reading for ${SLOW_SECONDS} s at 1,000 messages/s`);
@@ -759,6 +767,7 @@ async function main(): Promise<void> {
         seconds: SECONDS,
         results: results.length ? results : earlier.results,
         frameSize,
+        storeCost: storeCost ?? earlier.storeCost,
         slowMember: slowMember ?? earlier.slowMember,
         hosting: hosting ?? earlier.hosting,
         stream: stream ?? earlier.stream,

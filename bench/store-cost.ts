@@ -1,0 +1,107 @@
+/**
+ * What storing a message costs the server's SQLite store (issue 19 item 3: the server's CPU per
+ * message in small channels at modest rates, where each group commit holds one message or a
+ * few). Run by `npm run bench` or alone (`node --import tsx bench/store-cost.ts`).
+ *
+ * The real `SqliteServerStore` takes BENCH_STORE_MESSAGES (5,000) messages of 15 words in
+ * transactions of 1 and of 10, then one search (which indexes whatever is still pending, so every
+ * message is in the search index when the clock stops): CPU µs per message, user + system.
+ * Beside it, in the same rotation, the same store with the search index kept inside the storing
+ * transaction, as before it followed in batches: the insert trigger of SEARCH_MIGRATION put back
+ * in a scratch database. Medians of BENCH_REPEATS (3) runs.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { NewMessage } from '../src/protocol/common.js';
+import { HchatError } from '../src/protocol/errors.js';
+import { searchWords } from '../src/shared/search-text.js';
+import { SEARCH_MIGRATION } from '../src/store/search-index.js';
+import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
+
+const MESSAGES = Number(process.env.BENCH_STORE_MESSAGES ?? 5000);
+const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
+const BATCHES = [1, 10];
+const C = '00000000-0000-4000-8000-0000000000b5';
+const WORDS = ['meeting', 'lunch', 'tomorrow', 'deploy', 'review', 'weather', 'paris', 'great'];
+const WORDS2 = ['the', 'is', 'at', 'we', 'noon', 'ship', 'it', 'today', 'thanks', 'again'];
+
+/** The insert trigger as it was: the index written in the transaction that stores the row. */
+const IN_TRANSACTION = /CREATE TRIGGER message_fts_message[\s\S]*?END;/.exec(SEARCH_MIGRATION)![0];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (n: number) => Math.round(n * 10) / 10;
+
+function text(i: number): string {
+  const w = Array.from({ length: 15 }, (_, j) =>
+    j % 2 ? WORDS2[(i + j * 7) % WORDS2.length] : WORDS[(i * 3 + j) % WORDS.length],
+  );
+  return `${w.join(' ')} ${i}`;
+}
+
+/** CPU µs per message stored (and indexed) by one fresh store. */
+async function run(batch: number, inTransaction: boolean): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-store-'));
+  const store = new SqliteServerStore(path.join(dir, 'server.db'));
+  try {
+    if (inTransaction) {
+      const db = (store as unknown as { db: { exec(sql: string): void } }).db;
+      db.exec(`DROP TRIGGER message_fts_message; ${IN_TRANSACTION}`);
+    }
+    await store.createUser({ username: 'bob', passHash: 'x' });
+    await store.createChannel({
+      id: C,
+      name: 'b',
+      owner: 'bob',
+      allowVisitors: false,
+      createdAt: 1,
+    });
+    const items = Array.from({ length: MESSAGES }, (_, i) => ({
+      message: {
+        id: `01900000-0000-7000-8000-${i.toString(16).padStart(12, '0')}`,
+        channelId: C,
+        ts: 1_700_000_000_000 + i,
+        lc: 0,
+        text: text(i),
+        sig: 's'.repeat(86),
+        cert: 'c'.repeat(300),
+      } as NewMessage,
+      author: 'bob',
+    }));
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < MESSAGES; i += batch)
+      for (const r of await store.insertMessages(items.slice(i, i + batch)))
+        if (r instanceof HchatError) throw r;
+    const found = await store.search(searchWords('deploy'), [C], 1);
+    const cpu = process.cpuUsage(cpu0);
+    if (found.length !== 1) throw new Error('the stored messages are not all searchable');
+    return (cpu.user + cpu.system) / MESSAGES;
+  } finally {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchStoreCost(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = { messages: MESSAGES, repeats: REPEATS };
+  for (const batch of BATCHES) {
+    const later: number[] = [];
+    const inTx: number[] = [];
+    for (let r = 0; r < REPEATS; r++) {
+      // Alternating which goes first, so that neither always meets a warmer cache.
+      if (r % 2) inTx.push(await run(batch, true));
+      later.push(await run(batch, false));
+      if (r % 2 === 0) inTx.push(await run(batch, true));
+    }
+    out[`perTransaction${batch}`] = {
+      indexedLaterUs: round(median(later)),
+      indexedInTransactionUs: round(median(inTx)),
+      indexedLaterUsRuns: later.map(round),
+      indexedInTransactionUsRuns: inTx.map(round),
+    };
+  }
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`)
+  console.log(JSON.stringify(await benchStoreCost(), null, 2));
