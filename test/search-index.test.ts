@@ -187,4 +187,44 @@ describe('search index in batches', () => {
       await store.close();
     }
   });
+  it('a search while the index cannot be written answers from what is indexed; it catches up after', async () => {
+    const file = path.join(dir, `b${files++}.db`);
+    const store = await openStore(file, true);
+    (store as unknown as { db: Database.Database }).db.pragma('busy_timeout = 50');
+    const post = async (id: string, text: string) =>
+      must(
+        (
+          await store.insertMessages([
+            {
+              message: {
+                id,
+                channelId: C,
+                ts: 3000,
+                lc: 0,
+                sig: 's',
+                cert: 'c',
+                text,
+              } as NewMessage,
+              author: 'bob',
+            },
+          ])
+        )[0]!,
+      );
+    const found = async () =>
+      (await store.search(searchWords('fig'), [C], 10)).map((m) => m.id).sort();
+    // Another process holds the write lock: the index cannot take what is pending.
+    const other = new Database(file);
+    try {
+      await post('f1', 'fig one');
+      expect(await found()).toEqual(['f1']);
+      await post('f2', 'fig two');
+      other.prepare('BEGIN IMMEDIATE').run();
+      expect(await found()).toEqual(['f1']);
+      other.prepare('COMMIT').run();
+      expect(await found()).toEqual(['f1', 'f2']);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
 });

@@ -135,7 +135,13 @@ export class SearchIndex {
   /** Rows matching `match` (an FTS5 expression from shared/search-text.ts `ftsMatch`). */
   hits(match: string, channelIds: readonly string[], limit: number, before?: string): IndexHit[] {
     if (channelIds.length === 0) return [];
-    this.drain();
+    try {
+      this.drain();
+    } catch {
+      // The index cannot be written now (a full disk, another process's long write): the search
+      // answers from what is indexed, and the timer tries again.
+      this.written();
+    }
     const beforeRowid =
       before === undefined ? Number.MAX_SAFE_INTEGER : this.rowidOf.get(before)?.r;
     if (beforeRowid === undefined) return [];
