@@ -16,6 +16,8 @@ import { HchatError } from '../src/protocol/errors.js';
 import { searchWords } from '../src/shared/search-text.js';
 import { DRAIN_MS } from '../src/store/search-index.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
+import { SERVER_MIGRATIONS } from '../src/store/sqlite-server-schema.js';
+import { openDatabase } from '../src/store/sqlite.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-search-index-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -224,6 +226,46 @@ describe('search index in batches', () => {
       expect(await found()).toEqual(['f1', 'f2']);
     } finally {
       other.close();
+      await store.close();
+    }
+  });
+  it('a store made before the index followed in batches keeps finding its messages, old and new', async () => {
+    const file = path.join(dir, `u${files++}.db`);
+    // The schema as it was (migrations 1–6), a message in it indexed by the old trigger.
+    const before = openDatabase(file, SERVER_MIGRATIONS.slice(0, 6));
+    before.exec(`INSERT INTO users (username, pass_hash, created_at) VALUES ('bob', 'x', 1);
+      INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES ('${C}', 'f', 'bob', 0, 1);
+      INSERT INTO messages (id, channel_id, seq, author, ts, lc, text, received_at)
+        VALUES ('old', '${C}', 1, 'bob', 1, 0, 'banana bread', 1);
+      UPDATE channels SET last_seq = 1 WHERE id = '${C}';`);
+    before.close();
+    const store = await openStore(file, false);
+    const ids = async (w: string) => (await store.search(searchWords(w), [C], 10)).map((m) => m.id);
+    try {
+      expect(await ids('banana')).toEqual(['old']);
+      const item = (id: string, f: Partial<NewMessage>) =>
+        ({ id, channelId: C, ts: 10, lc: 0, sig: 's', cert: 'c', ...f }) as NewMessage;
+      must(
+        (
+          await store.insertMessages([
+            { message: item('new', { text: 'banana split' }), author: 'bob' },
+          ])
+        )[0]!,
+      );
+      // An edit of the message stored before re-indexes it at once.
+      must(
+        (
+          await store.insertMessages([
+            {
+              message: item('e', { kind: 'edit', target: 'old', text: 'cherry bread' }),
+              author: 'bob',
+            },
+          ])
+        )[0]!,
+      );
+      expect(await ids('banana')).toEqual(['new']);
+      expect(await ids('cherry')).toEqual(['old']);
+    } finally {
       await store.close();
     }
   });
