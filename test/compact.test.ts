@@ -18,6 +18,8 @@ import { ConnectionLog } from '../src/shared/connlog.js';
 import { HchatError } from '../src/protocol/errors.js';
 import { P2P_EVENTS, P2P_OPS } from '../src/protocol/peer-link.js';
 import { p2pConnect } from './outsider/lib.js';
+import { newSessionKeys } from '../src/shared/signing.js';
+import { readClaims } from '../src/shared/tokens.js';
 import {
   createTestnet,
   rawHostLink,
@@ -183,6 +185,46 @@ describe('compact pushes and pages (§3.11)', () => {
     // On the wire, one TLS record around it (22 bytes of TLS 1.3 overhead), pushed alone.
     for (const n of wire.slice(1)) expect(n).toBeLessThanOrEqual(300);
     console.log(`compact push on the wire (TCP payload, TLS included): ${wire.join(', ')} B`);
+  });
+
+  it("a session's own posts come back as nothing on its compact link: no push, no `ref` for them", async () => {
+    const tn = await createTestnet();
+    const link = await tn.rawLink();
+    await link.request('register', { username: 'alice', password: 'alice-pw' });
+    const alice = await rawSession(link, { username: 'alice', password: 'alice-pw' });
+    const channel = await link.request('channel_create', {
+      id: crypto.randomUUID(),
+      name: 'own',
+      allowVisitors: false,
+    });
+    const bob = new Wire(tn.serverPort);
+    expect((await bob.hello(true)).compact).toBe(1);
+    await bob.request('register', { username: 'bob', password: 'bob-pw' });
+    const keys = newSessionKeys();
+    const login = await bob.request('login', {
+      username: 'bob',
+      password: 'bob-pw',
+      publicKey: keys.publicKey,
+    });
+    const me = { username: 'bob', keys, cert: login.cert as string };
+    await bob.request('channel_join', { channelId: channel.id });
+    await bob.request('subscribe', { channelIds: [channel.id] });
+    const from = bob.frames.length;
+    let ts = Date.now();
+    for (let i = 0; i < 3; i++)
+      await bob.request('post', {
+        message: signed(me, { channelId: channel.id, ts: ++ts, lc: 0, text: `mine ${i}` }),
+      });
+    // Someone else's message: the first frames bob's link needs define its author and channel.
+    await link.request('post', {
+      message: signed(alice, { channelId: channel.id, ts: ++ts, lc: 0, text: 'theirs' }),
+    });
+    await bob.next((f) => f.t === 'm' && f.text === 'theirs');
+    const got = bob.since(from).map((x) => x.f);
+    expect(got.map((f) => f.t)).toEqual(['res', 'res', 'res', 'ref', 'ref', 'm']);
+    expect(got.filter((f) => f.t === 'ref' && f.cert).map((f) => readClaims(f.cert)?.u)).toEqual([
+      'alice',
+    ]);
   });
 
   it('history, sync and search answers are compact on a compact link, and the peer link rebuilds them equal to the full form', async () => {

@@ -772,19 +772,24 @@ export class ChannelService {
       // peer's) get `m` frames, the others (older clients, the API's gateway) the full `message`.
       let full: Pushed | undefined;
       let compact: CompactPush | undefined;
+      // When one session posted them all, its connections get nothing (nor is a form encoded or
+      // a `ref` sent for them).
+      const first = out.excepts[0];
+      const onlyFrom = first !== undefined && out.excepts.every((e) => e === first) ? first : '';
       for (const c of subs) {
+        const sid = c.session?.sessionId;
+        const conns = sid === undefined ? undefined : excepted.get(sid);
+        if (conns !== undefined) excepted.set(sid!, conns + 1);
+        if (sid === onlyFrom) continue;
         let frames: Pushed;
         if (c.refs) {
           frames = compact ??= compactPush(this.d.refs, out.messages);
           c.refs.prepare(compact.batch);
         } else frames = full ??= fullPush(channelId, out.messages);
-        const sid = c.session?.sessionId;
-        const conns = sid === undefined ? undefined : excepted.get(sid);
         if (conns === undefined) {
           c.fs.sendEncoded(frames.all);
           continue;
         }
-        excepted.set(sid!, conns + 1);
         for (let i = 0; i < out.messages.length; i++)
           if (out.excepts[i] !== sid) c.fs.sendEncoded(frames.frames[i]!);
       }
