@@ -20,6 +20,7 @@
  * drain, which indexes what the row shows then.
  */
 import type Database from 'better-sqlite3';
+import { storageError } from './sqlite.js';
 
 /**
  * The shown text of the message row `m` (SQL expression; `m` is a `messages` alias). The unary
@@ -62,6 +63,15 @@ export const SEARCH_MIGRATION = `
 
 /** At most this long after a message is stored, it is in the index (searches do not wait). */
 export const DRAIN_MS = 250;
+
+/**
+ * Indexes the pending rows. CROSS JOIN keeps SQLite's order: the pending rows first, each row
+ * looked up by rowid. Left to choose, without statistics it scanned every message of the store
+ * through messages_shown (`kind = 'message'`), a cost that grew with the store, not the batch.
+ */
+export const INDEX_PENDING = `INSERT INTO message_fts (rowid, text)
+  SELECT m.rowid, ${SHOWN('m')} FROM message_fts_pending p CROSS JOIN messages m ON m.rowid = p.r
+  WHERE m.kind = 'message' AND m.text <> ''`;
 
 /**
  * The migration that makes indexing follow in batches (see the header): a new message's row is
@@ -110,11 +120,7 @@ export class SearchIndex {
 
   constructor(private readonly db: Database.Database) {
     this.pending = db.prepare<[], { r: number }>('SELECT r FROM message_fts_pending LIMIT 1');
-    const index = db.prepare(
-      `INSERT INTO message_fts (rowid, text)
-       SELECT m.rowid, ${SHOWN('m')} FROM message_fts_pending p JOIN messages m ON m.rowid = p.r
-       WHERE m.kind = 'message' AND m.text <> ''`,
-    );
+    const index = db.prepare(INDEX_PENDING);
     const clear = db.prepare('DELETE FROM message_fts_pending');
     this.drainTx = db.transaction(() => {
       index.run();
@@ -137,9 +143,10 @@ export class SearchIndex {
     if (channelIds.length === 0) return [];
     try {
       this.drain();
-    } catch {
+    } catch (err) {
       // The index cannot be written now (a full disk, another process's long write): the search
-      // answers from what is indexed, and the timer tries again.
+      // answers from what is indexed, and the timer tries again. Anything else is a fault.
+      if (!cannotWriteNow(err)) throw err;
       this.written();
     }
     const beforeRowid =
@@ -155,10 +162,10 @@ export class SearchIndex {
       this.timer = undefined;
       try {
         this.drain();
-      } catch {
-        // Busy (another process holds the write lock) or closing: the next write or search
-        // drains what is left.
-        if (this.db.open) this.written();
+      } catch (err) {
+        // Busy or full: again later. Anything else: the next write or search meets it (a search
+        // then fails with it rather than answering from a stale index).
+        if (this.db.open && cannotWriteNow(err)) this.written();
       }
     }, DRAIN_MS);
     this.timer.unref();
@@ -175,6 +182,17 @@ export class SearchIndex {
   close(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.db.open) this.drain();
+    try {
+      if (this.db.open) this.drain();
+    } catch {
+      // What is pending stays noted in the file: the next search or write after opening it
+      // indexes it. Closing goes on.
+    }
   }
+}
+
+/** An error that says the index cannot be written now but may be later: busy, locked or full. */
+function cannotWriteNow(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || !!storageError(err);
 }
