@@ -22,6 +22,8 @@
  *                    {cmd: "window", ...WindowOrder}      (post and churn until `end`; count
  *                                                          deliveries of posts sent in
  *                                                          [start, end))
+ *                    {cmd: "owed"}                        → {owed} (deliveries of the window's
+ *                                                          posts still to come)
  *                    {cmd: "report"}                      → MixReport
  *                    {cmd: "close"}                       (disconnect and exit)
  */
@@ -77,7 +79,10 @@ export interface MixReport {
   /** Latencies (ms) post sent → delivered, uniform samples, through the server and hosts. */
   serverSamples: number[];
   hostSamples: number[];
-  /** Deliveries owed to members online at the post and still online, that never came. */
+  /**
+   * Deliveries owed to members online at the post and still online, that had not come when the
+   * report was asked for (bench/mix.ts asks once they stop coming).
+   */
   lost: number;
   /** Deliveries nobody was owed: a member that was back before the push (or a duplicate). */
   unowed: number;
@@ -496,6 +501,11 @@ if (process.send && process.argv.includes('--mix-worker')) {
         clearInterval(churner);
         poster = postUntilEnd(w.rate);
         churner = churnUntilEnd(w.churnPerMinute);
+      } else if (m.cmd === 'owed') {
+        let owed = 0;
+        for (const ch of chans)
+          for (const [ns, set] of ch.pending) if (inWindow(ns)) owed += set.size;
+        process.send!({ owed });
       } else if (m.cmd === 'report') {
         let lost = 0;
         for (const ch of chans)

@@ -60,8 +60,12 @@ const HOSTS = Math.max(2, Number(env.BENCH_MIX_HOSTS ?? Math.ceil(Math.ceil(CHAN
 const WORKERS = 2;
 /** More `node` options for the member processes (as bench/members.ts: `--cpu-prof …`). */
 const MEMBER_NODE_ARGS = (env.BENCH_MEMBER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-/** After a window, how long the last deliveries may take before they count as lost. */
+/**
+ * After a window, deliveries still owed count as lost once none came for this long (members
+ * that fell behind read their backlog first), or when DRAIN_MAX_MS passed.
+ */
 const GRACE_MS = 3000;
+const DRAIN_MAX_MS = 60_000;
 /** Opening every session may take this long before the run is given up. */
 const OPEN_DEADLINE_MS = Number(env.BENCH_MIX_OPEN_SECONDS ?? 300) * 1000;
 
@@ -99,6 +103,11 @@ function populate(file: string, plan: readonly PlannedChannel[], sessions: numbe
     }
   })();
   db.close();
+}
+
+/** Seconds a process's main thread has waited on a run queue (ready, no core free), from /proc. */
+function runQueueSeconds(pid: number): number {
+  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
 }
 
 /** Members of the channels host k hosts: its P2P links. */
@@ -217,6 +226,30 @@ export interface MixRun {
   hostsCpuPercent: number[];
   membersCpuPercent: number;
   loadAverage: number;
+  /**
+   * % of the window the server's and each member process's main thread was ready to run but
+   * waiting for a core (/proc/<pid>/schedstat): how much the shared machine held them back.
+   */
+  serverWaitPercent: number;
+  membersWaitPercent: number[];
+  /** From the window's end until its deliveries stopped coming (members behind read a backlog). */
+  drainMs: number;
+}
+
+/** Waits until the window's deliveries stop coming (see GRACE_MS); returns how long it took. */
+async function drained(workers: ChildProcess[]): Promise<number> {
+  const t0 = Date.now();
+  let last = Infinity;
+  let since = Date.now();
+  for (;;) {
+    await sleep(500);
+    const owed = (
+      await Promise.all(workers.map((p) => askWorker<{ owed: number }>(p, { cmd: 'owed' })))
+    ).reduce((n, o) => n + o.owed, 0);
+    if (owed < last) ((last = owed), (since = Date.now()));
+    if (owed === 0 || Date.now() - since >= GRACE_MS || Date.now() - t0 >= DRAIN_MAX_MS)
+      return Date.now() - t0;
+  }
 }
 
 /** One window: post, churn, measure; then the workers' counts. */
@@ -235,6 +268,8 @@ async function measure(workers: ChildProcess[], shares: number[], server: number
   await sleep(WARMUP * 1000);
   const t0 = performance.now();
   const cpu0 = [server, ...hosts].map(cpuSeconds);
+  const waiting = [server, ...workers.map((p) => p.pid!)];
+  const wait0 = waiting.map(runQueueSeconds);
   let rssMax = 0;
   while (process.hrtime.bigint() < endNs) {
     rssMax = Math.max(rssMax, rssKB(server));
@@ -244,8 +279,11 @@ async function measure(workers: ChildProcess[], shares: number[], server: number
   const cpu = [server, ...hosts].map((pid, k) =>
     round(((cpuSeconds(pid) - cpu0[k]!) / elapsed) * 100),
   );
+  const waited = waiting.map((pid, k) =>
+    round(((runQueueSeconds(pid) - wait0[k]!) / elapsed) * 100),
+  );
   const loadAverage = round(os.loadavg()[0]!, 2);
-  await sleep(GRACE_MS);
+  const drainMs = await drained(workers);
   const reports = await Promise.all(workers.map((p) => askWorker<MixReport>(p, { cmd: 'report' })));
   const sum = (f: (r: MixReport) => number) => reports.reduce((n, r) => n + f(r), 0);
   const group = (f: (r: MixReport) => number[], seen: (r: MixReport) => number) =>
@@ -291,6 +329,9 @@ async function measure(workers: ChildProcess[], shares: number[], server: number
     hostsCpuPercent: cpu.slice(1),
     membersCpuPercent: round((sum((r) => r.cpuUs) / 1e6 / SECONDS) * 100),
     loadAverage,
+    serverWaitPercent: waited[0]!,
+    membersWaitPercent: waited.slice(1),
+    drainMs,
   } satisfies MixRun;
 }
 

@@ -50,7 +50,7 @@ export function mixSection(m: any): string[] {
   row('member processes CPU, % of one core', m.membersCpuPercent, (r) => r.membersCpuPercent);
   lines.push(
     '',
-    `Server RSS: ${f(m.server.rssEmptyMB, 1)} MB started, ${f(m.server.rssIdleMB, 1)} MB with every session online (idle: ${f(m.server.idleCpuPercent, 1)} % CPU), ${f(m.server.rssEndMB, 1)} MB at the end. Churn per run: ${m.runs.map((r: any) => `${r.churned} left, ${r.returned} back (p50 ${f(r.returnP50ms)} ms), ${r.caughtUp} caught up`).join('; ')}. Hosts accepted ${f(m.hostAccepted)} posts; the server's backup holds ${f(m.backedUp)} of them. Load average at each run's end: ${m.runs.map((r: any) => f(r.loadAverage, 1)).join(', ')} (2 cores, shared).`,
+    `Server RSS: ${f(m.server.rssEmptyMB, 1)} MB started, ${f(m.server.rssIdleMB, 1)} MB with every session online (idle: ${f(m.server.idleCpuPercent, 1)} % CPU), ${f(m.server.rssEndMB, 1)} MB at the end. Churn per run: ${m.runs.map((r: any) => `${r.churned} left, ${r.returned} back (p50 ${f(r.returnP50ms)} ms), ${r.caughtUp} caught up`).join('; ')}. The last deliveries of each window came ${m.runs.map((r: any) => f(r.drainMs / 1000, 1)).join(', ')} s after it ended. Hosts accepted ${f(m.hostAccepted)} posts; the server's backup holds ${f(m.backedUp)} of them. Load average at each run's end: ${m.runs.map((r: any) => f(r.loadAverage, 1)).join(', ')} (2 cores, shared); time ready but waiting for a core (% of the window): server ${m.runs.map((r: any) => f(r.serverWaitPercent)).join(', ')}, member processes ${m.runs.map((r: any) => r.membersWaitPercent.map((x: number) => f(x)).join(' + ')).join(', ')}.`,
   );
   return lines;
 }
