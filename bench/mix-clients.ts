@@ -97,6 +97,9 @@ export interface MixReport {
   caughtUp: number;
   /** Connections closed by the other end (server or host) since opening. */
   dropped: number;
+  /** Sessions back after a drop (reconnected as a peer does), and given up, since opening. */
+  reconnected: number;
+  gaveUp: number;
   /** Posts hosts accepted, since opening. */
   hostAccepted: number;
   /** Why (`server|host <error code>`), since opening. */
@@ -146,6 +149,8 @@ interface Session {
   live: boolean;
   /** Leaving on purpose (churn, close): a close is not a drop. */
   leaving: boolean;
+  /** A return after a drop is scheduled. */
+  retrying?: boolean;
   joined: boolean;
   /** The highest seq of its channel it holds (its source's numbering). */
   cursor: number;
@@ -192,6 +197,10 @@ if (process.send && process.argv.includes('--mix-worker')) {
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   let dropped = 0;
+  /** Sessions back after a drop, and those given up after 6 tries, since opening. */
+  let reconnected = 0;
+  let gaveUp = 0;
+  let closing = false;
   /** Posts a host accepted since opening (each must reach the server's backup). */
   let hostAccepted = 0;
   /** Why links were dropped: `server|host <error code>` → count. */
@@ -239,8 +248,34 @@ if (process.send && process.argv.includes('--mix-worker')) {
       dropped++;
       const why = `${link === s.hostLink ? 'host' : 'server'} ${reason?.code ?? 'eof'}`;
       dropReasons[why] = (dropReasons[why] ?? 0) + 1;
-      offline(s);
+      leave(s);
+      comeBack(s);
     });
+
+  /**
+   * A session whose link dropped (or whose return failed) comes back as a peer does: after a
+   * backoff doubling from 0.5 s to 5 s (×0.5–1 jitter), then catches up; 6 tries at most.
+   */
+  const comeBack = (s: Session, attempt = 0) => {
+    if (s.retrying || closing) return;
+    s.retrying = true;
+    const delay = Math.min(5000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+    setTimeout(() => {
+      s.retrying = false;
+      if (closing) return;
+      open(s).then(
+        () => {
+          reconnected++;
+          return catchUp(s).catch(() => undefined);
+        },
+        () => {
+          leave(s);
+          if (attempt < 5) comeBack(s, attempt + 1);
+          else gaveUp++;
+        },
+      );
+    }, delay);
+  };
 
   /** Finds the host's tracker entry for s's channel (it may take a moment to be listed). */
   const hostEntry = async (s: Session) => {
@@ -435,6 +470,7 @@ if (process.send && process.argv.includes('--mix-worker')) {
           .catch(() => {
             tally.failedReturns++;
             leave(s);
+            comeBack(s);
           });
       }
     }, 100);
@@ -524,6 +560,8 @@ if (process.send && process.argv.includes('--mix-worker')) {
           lost,
           dropped,
           dropReasons,
+          reconnected,
+          gaveUp,
           hostAccepted,
           lagP99ms: lag.percentile(99) / 1e6,
           lagMaxMs: lag.max / 1e6,
@@ -531,6 +569,7 @@ if (process.send && process.argv.includes('--mix-worker')) {
           cpuUs: cpu.user - from.user + cpu.system - from.system,
         } satisfies MixReport);
       } else if (m.cmd === 'close') {
+        closing = true;
         clearInterval(poster);
         clearInterval(churner);
         for (const s of sessions) leave(s);

@@ -216,6 +216,9 @@ export interface MixRun {
   caughtUp: number;
   dropped: number;
   dropReasons: Array<Record<string, number>>;
+  /** Dropped sessions back (as a peer reconnects) and given up, since opening. */
+  reconnected: number;
+  gaveUp: number;
   /** Sessions online at the source of their channel when the window was counted. */
   online: number;
   /** Each member process's event-loop delay, p99 and max (ms). */
@@ -321,6 +324,8 @@ async function measure(workers: ChildProcess[], shares: number[], server: number
     caughtUp: sum((r) => r.caughtUp),
     dropped: sum((r) => r.dropped),
     dropReasons: reports.map((r) => r.dropReasons),
+    reconnected: sum((r) => r.reconnected),
+    gaveUp: sum((r) => r.gaveUp),
     online: sum((r) => r.online),
     membersLagP99ms: reports.map((r) => Math.round(r.lagP99ms)),
     membersLagMaxMs: reports.map((r) => Math.round(r.lagMaxMs)),

@@ -40,8 +40,8 @@ describe('the realistic mix', () => {
       BENCH_MIX_SESSIONS: '200',
       BENCH_MIX_CHANNELS: '20',
       BENCH_MIX_RATE: '50',
-      BENCH_MIX_SECONDS: '4',
-      BENCH_MIX_WARMUP: '2',
+      BENCH_MIX_SECONDS: '3',
+      BENCH_MIX_WARMUP: '1',
       BENCH_MIX_REPEATS: '1',
       BENCH_MIX_CHURN: '0.5',
     };
