@@ -104,6 +104,8 @@ export interface MixReport {
   hostAccepted: number;
   /** Why (`server|host <error code>`), since opening. */
   dropReasons: Record<string, number>;
+  /** The first error message of each reason. */
+  dropExamples: Record<string, string>;
   /** The event loop's delay over the window (warm-up included), p99 and max. */
   lagP99ms: number;
   lagMaxMs: number;
@@ -205,6 +207,8 @@ if (process.send && process.argv.includes('--mix-worker')) {
   let hostAccepted = 0;
   /** Why links were dropped: `server|host <error code>` → count. */
   const dropReasons: Record<string, number> = {};
+  /** The first error message of each reason. */
+  const dropExamples: Record<string, string> = {};
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   let cpuAtEnd: NodeJS.CpuUsage | undefined;
   let poster: NodeJS.Timeout | undefined;
@@ -248,6 +252,7 @@ if (process.send && process.argv.includes('--mix-worker')) {
       dropped++;
       const why = `${link === s.hostLink ? 'host' : 'server'} ${reason?.code ?? 'eof'}`;
       dropReasons[why] = (dropReasons[why] ?? 0) + 1;
+      if (reason?.message && !dropExamples[why]) dropExamples[why] = reason.message.slice(0, 300);
       leave(s);
       comeBack(s);
     });
@@ -560,6 +565,7 @@ if (process.send && process.argv.includes('--mix-worker')) {
           lost,
           dropped,
           dropReasons,
+          dropExamples,
           reconnected,
           gaveUp,
           hostAccepted,

@@ -216,6 +216,7 @@ export interface MixRun {
   caughtUp: number;
   dropped: number;
   dropReasons: Array<Record<string, number>>;
+  dropExamples: Record<string, string>;
   /** Dropped sessions back (as a peer reconnects) and given up, since opening. */
   reconnected: number;
   gaveUp: number;
@@ -324,6 +325,7 @@ async function measure(workers: ChildProcess[], shares: number[], server: number
     caughtUp: sum((r) => r.caughtUp),
     dropped: sum((r) => r.dropped),
     dropReasons: reports.map((r) => r.dropReasons),
+    dropExamples: Object.assign({}, ...reports.map((r) => r.dropExamples)),
     reconnected: sum((r) => r.reconnected),
     gaveUp: sum((r) => r.gaveUp),
     online: sum((r) => r.online),
