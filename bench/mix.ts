@@ -511,7 +511,7 @@ export async function benchMix() {
       postsPerSec: med((r) => r.postsPerSec),
       serverCpuPercent: med((r) => r.serverCpuPercent),
       serverRssMaxMB: med((r) => r.serverRssMaxMB),
-      hostsCpuPercent: med((r) => r.hostsCpuPercent.reduce((a, b) => a + b, 0)),
+      hostsCpuPercent: round(med((r) => r.hostsCpuPercent.reduce((a, b) => a + b, 0))),
       membersCpuPercent: med((r) => r.membersCpuPercent),
       lost: runs.reduce((n, r) => n + r.lost, 0),
       hostAccepted: accepted,
