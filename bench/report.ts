@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { clusterSection } from './report-cluster.js';
 import { natSection } from './report-nat.js';
+import { mixSection, mixTarget } from './report-mix.js';
 
 interface Result {
   deliveriesPerSec: number;
@@ -223,6 +224,11 @@ function targets(data: any, rows: Row[]): string[] {
       w.longestTaskMs / 50,
       w.longTasks === 0 && w.everyMessageShown,
     );
+  // Issue 19 item 4: thousands of small channels, churn, hosts (bench/mix.ts).
+  if (data.mix) {
+    const t = mixTarget(data.mix);
+    add(t.target, t.measured, t.ratio, t.met);
+  }
   // Issue 19: a member's CPU per delivery (reading, TLS, parsing and checking every frame) against
   // the MQTT client's (Mosquitto QoS 0's members, which parse every packet), IRC's beside it.
   for (const r of rows.filter((x) => x.rate === null && (x.publishers ?? 1) === 1)) {
@@ -585,6 +591,8 @@ export function writeReport(resultsFile: string): string {
   if (data.files) lines.push('', ...filesSection(data.files));
   const cluster = clusterSection(data.cluster);
   if (cluster.length) lines.push('', ...cluster);
+  const mix = mixSection(data.mix);
+  if (mix.length) lines.push('', ...mix);
   const nat = natSection(data.nat);
   if (nat.length) lines.push('', ...nat);
   const md = path.join(dir, 'summary.md');

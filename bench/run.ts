@@ -22,6 +22,7 @@ import { benchSearch } from './search.js';
 import { benchFiles } from './files.js';
 import { benchCluster } from './cluster.js';
 import { benchBots } from './bots.js';
+import { benchMix } from './mix.js';
 import { benchNat } from './nat.js';
 import { benchWebUi } from './web-ui.js';
 import { benchStoreCost } from './store-cost.js';
@@ -749,6 +750,13 @@ async function main(): Promise<void> {
     webUi = await benchWebUi();
     console.log(JSON.stringify(webUi, null, 2));
   }
+  // A realistic mix (issue 19 item 4): 10,000 sessions, 1,000 Zipf-sized channels, churn, hosts.
+  let mix: Awaited<ReturnType<typeof benchMix>> | undefined;
+  if (!process.env.BENCH_SKIP_MIX) {
+    mix = await benchMix();
+    const { runs: _, ...figures } = mix;
+    console.log(JSON.stringify(figures, null, 2));
+  }
   if (ONLY) return console.log('BENCH_ONLY: a partial run, not written to bench/results');
   const date = new Date().toISOString().slice(0, 10);
   const out = path.join(ROOT, 'bench', 'results', `${date}.json`);
@@ -780,6 +788,7 @@ async function main(): Promise<void> {
         nat: nat ?? earlier.nat,
         // A quick web UI run (BENCH_WEB_QUICK) checks the code; its figures are not kept.
         webUi: (webUi && !webUi.quick ? webUi : undefined) ?? earlier.webUi,
+        mix: mix ?? earlier.mix,
       },
       null,
       2,
