@@ -102,14 +102,21 @@ export class RefWindow {
     const want = [...new Set(nums)];
     if (want.length > COMPACT_LIMITS.refsPerFrame)
       throw new Error(`a frame may use at most ${COMPACT_LIMITS.refsPerFrame} numbers`);
-    // A number defined in this call stays until `refs` more are: with at most half the table
-    // wanted, a second pass re-defines whatever the first pushed out, and nothing more.
-    for (let pass = 0; pass < 2; pass++)
+    // Defining a number pushes out the oldest, which may be one this frame wants and held when
+    // its turn came (two passes were not enough: a number held then pushed out by the second
+    // pass went undefined, and the receiver broke the link). So: until every wanted number is
+    // held. Each wanted number is defined at most once here: once defined it is newer than every
+    // number not defined in this call, and with at most half the table wanted there are always
+    // such older numbers to push out first.
+    for (let missing = true; missing;) {
+      missing = false;
       for (const n of want)
         if (!this.held.has(n)) {
           this.held.define(n, true);
           define(n);
+          missing = true;
         }
+    }
   }
 }
 
