@@ -12,8 +12,8 @@
  *
  * A new message is indexed a moment later, many at a time, not in the transaction that stores
  * it (migration SEARCH_DEFERRED_MIGRATION): FTS5 writes a segment per transaction, and with a
- * message a transaction (a small channel at a modest rate, the common case) that was about a fifth of
- * the server's CPU per message (issue 19). Its insert trigger only notes the row in
+ * message a transaction (a small channel at a modest rate, the common case) that was about a
+ * fifth of the server's CPU per message (issue 19). Its insert trigger only notes the row in
  * `message_fts_pending`; `drain` indexes what is noted, at most DRAIN_MS after it was stored and
  * always before a search, so a search still finds every message stored before it.
  * A row is in the index or pending, never both: an edit of a pending message is left to the
