@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { askWorker, cpuSeconds, raiseOpenFiles, rssKB } from './harness.js';
+import { askWorker, closeWorkers, cpuSeconds, raiseOpenFiles, rssKB } from './harness.js';
 import { deploy, median, pushesTotal, type Deployment } from './cluster-deploy.js';
 import type { IdleReport, OpenOrder } from './idle-clients.js';
 
@@ -117,13 +117,7 @@ async function idleRun(): Promise<IdleRun> {
   const d = await deploy('pg', INSTANCES);
   let workers: ChildProcess[] = [];
   const cleanUp = async () => {
-    for (const p of workers) {
-      if (p.connected) p.send({ cmd: 'close' });
-      setTimeout(() => p.kill('SIGKILL'), 5000).unref();
-    }
-    await Promise.all(
-      workers.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)),
-    );
+    await closeWorkers(workers);
     await d.close();
   };
   // Interrupted (Ctrl-C, a timeout's SIGTERM): the instances and the database go too.

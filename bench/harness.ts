@@ -84,6 +84,20 @@ export function startServer(
 }
 
 /**
+ * Asks bench worker processes to close (`{cmd: 'close'}`), kills any still there 5 s later, and
+ * waits for every one to exit.
+ */
+export async function closeWorkers(workers: readonly ChildProcess[]): Promise<void> {
+  for (const p of workers) {
+    if (p.connected) p.send({ cmd: 'close' });
+    setTimeout(() => p.kill('SIGKILL'), 5000).unref();
+  }
+  await Promise.all(
+    workers.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)),
+  );
+}
+
+/**
  * Where a client reaches a Hybrid Chat server: `ip:port`, and the fingerprint of its TLS key to
  * pin (from its ready line); without one, plain TCP (a bench/plain-server.ts server, or the relay).
  */

@@ -28,6 +28,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteServerStore } from '../src/store/server-store.js';
 import {
+  closeWorkers,
   askWorker,
   cpuSeconds,
   raiseOpenFiles,
@@ -353,13 +354,7 @@ export async function benchMix() {
   const procs: ChildProcess[] = [];
   let workers: ChildProcess[] = [];
   const cleanUp = async () => {
-    for (const p of workers) {
-      if (p.connected) p.send({ cmd: 'close' });
-      setTimeout(() => p.kill('SIGKILL'), 5000).unref();
-    }
-    await Promise.all(
-      workers.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)),
-    );
+    await closeWorkers(workers);
     await Promise.all(procs.map((p) => stopProcess(p)));
     fs.rmSync(dir, { recursive: true, force: true });
   };

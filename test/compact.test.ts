@@ -88,6 +88,20 @@ class Wire {
   }
 }
 
+/** A testnet, alice signed in on a raw link (the peer's own), and a channel of hers. */
+async function aliceWithChannel(name: string) {
+  const tn = await createTestnet();
+  const link = await tn.rawLink();
+  await link.request('register', { username: 'alice', password: 'alice-pw' });
+  const alice = await rawSession(link, { username: 'alice', password: 'alice-pw' });
+  const channel = await link.request('channel_create', {
+    id: crypto.randomUUID(),
+    name,
+    allowVisitors: false,
+  });
+  return { tn, link, alice, channel };
+}
+
 const TEXT = (i: number) => `${i}|`.padEnd(100, 'x');
 
 describe('compact pushes and pages (§3.11)', () => {
@@ -159,15 +173,7 @@ describe('compact pushes and pages (§3.11)', () => {
   });
 
   it('a pushed 100-character message is at most 300 bytes on the wire; its certificate and channel cross once, and it rebuilds to the full form', async () => {
-    const tn = await createTestnet();
-    const link = await tn.rawLink();
-    await link.request('register', { username: 'alice', password: 'alice-pw' });
-    const alice = await rawSession(link, { username: 'alice', password: 'alice-pw' });
-    const channel = await link.request('channel_create', {
-      id: crypto.randomUUID(),
-      name: 'compact',
-      allowVisitors: false,
-    });
+    const { tn, link, alice, channel } = await aliceWithChannel('compact');
 
     const joined = async (w: Wire, name: string, compact: boolean) => {
       const hello = await w.hello(compact);
@@ -219,15 +225,7 @@ describe('compact pushes and pages (§3.11)', () => {
   });
 
   it("a session's own posts come back as nothing on its compact link: no push, no `ref` for them", async () => {
-    const tn = await createTestnet();
-    const link = await tn.rawLink();
-    await link.request('register', { username: 'alice', password: 'alice-pw' });
-    const alice = await rawSession(link, { username: 'alice', password: 'alice-pw' });
-    const channel = await link.request('channel_create', {
-      id: crypto.randomUUID(),
-      name: 'own',
-      allowVisitors: false,
-    });
+    const { tn, link, alice, channel } = await aliceWithChannel('own');
     const bob = new Wire(tn.serverPort);
     expect((await bob.hello(true)).compact).toBe(1);
     await bob.request('register', { username: 'bob', password: 'bob-pw' });
