@@ -148,12 +148,15 @@ describe('peers behind NATs', () => {
     const world = createNatWorld([{ noFirewall: true }, { noFirewall: true }]);
     const { alice, bob, ch } = await hostedAcrossNats(world);
     await waitFor(async () => (await view(bob, ch)).source === 'host', 30_000, 'bob on the host');
+    // Printed first, so that a failure (once under CI load: the relay instead) says how it went.
+    const tries = bob.log().filter((r) => r.ev === 'punch');
+    console.log(
+      `RST routers: ${tries.map((r) => `${r.result} ${r.reason ?? ''} ${r.ms} ms`).join(', ')}`,
+    );
     expect(bob.log().find((r) => r.ev === 'open' && r.peer?.startsWith('host:'))).toMatchObject({
       peer: `host:alice@${alice.p2p}`,
       via: 'punched',
     });
-    const tries = bob.log().filter((r) => r.ev === 'punch');
-    console.log(`RST routers: ${tries.map((r) => `${r.result} ${r.ms} ms`).join(', ')}`);
   });
 
   it('behind a symmetric NAT (--random-fully) the member does not punch: the link goes through the server’s relay, which sees only TLS', async () => {
