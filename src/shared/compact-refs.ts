@@ -146,9 +146,15 @@ export interface CompactPush extends Pushed {
 
 /** The full form (§3.5 `message` events) of one channel's messages, for links not compact. */
 export function fullPush(channelId: string, messages: readonly StoredMessage[]): Pushed {
-  const frames = messages.map((message) =>
-    encodeFrame({ t: 'ev', ev: 'message', body: { channelId, message } }),
+  return pushed(
+    messages.map((message) =>
+      encodeFrame({ t: 'ev', ev: 'message', body: { channelId, message } }),
+    ),
   );
+}
+
+/** Frames, each and all back to back (one write for a recipient that gets them all). */
+function pushed(frames: Buffer[]): Pushed {
   return { frames, all: frames.length === 1 ? frames[0]! : Buffer.concat(frames) };
 }
 
@@ -158,20 +164,19 @@ export function compactPush(
   messages: readonly StoredMessage[],
 ): CompactPush {
   const batch = compactBatch(registry, messages);
-  const frames = batch.items.map((item) => encodeFrame({ t: 'm', ...item }));
-  return { frames, all: frames.length === 1 ? frames[0]! : Buffer.concat(frames), batch };
+  return { ...pushed(batch.items.map((item) => encodeFrame({ t: 'm', ...item }))), batch };
 }
 
-/**
- * A page (the answer of history, sync or search) for a compact link: its items compact, after
- * the `ref` frames the link lacks for them have been sent.
- */
 /** The answer of history, sync or search, as compactPage takes it. */
 export interface Page {
   messages: StoredMessage[];
   related?: StoredMessage[];
 }
 
+/**
+ * A page (the answer of history, sync or search) for a compact link: its items compact, after
+ * the `ref` frames the link lacks for them have been sent.
+ */
 export function compactPage(registry: RefRegistry, refs: LinkRefs, page: Page): object {
   const related = page.related ?? [];
   const batch = compactBatch(registry, [...page.messages, ...related]);
