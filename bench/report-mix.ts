@@ -20,6 +20,17 @@ export function mixTarget(m: any): {
   };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** `server|host <code>` → count, summed over the member processes. */
+function dropReasons(run: any): string {
+  const sum: Record<string, number> = {};
+  for (const byProcess of run.dropReasons ?? [])
+    for (const [why, n] of Object.entries(byProcess)) sum[why] = (sum[why] ?? 0) + Number(n);
+  const all = Object.entries(sum).sort((a, b) => b[1] - a[1]);
+  return all.length ? all.map(([why, n]) => `${why} ${f(n)}`).join(', ') : 'none';
+}
+
 /** Markdown lines for the mix's results (none when the run had no mix). */
 export function mixSection(m: any): string[] {
   if (!m) return [];
@@ -48,9 +59,13 @@ export function mixSection(m: any): string[] {
     r.hostsCpuPercent.reduce((a: number, b: number) => a + b, 0),
   );
   row('member processes CPU, % of one core', m.membersCpuPercent, (r) => r.membersCpuPercent);
+  // The members' own delay is in every end-to-end figure: a message waits for a busy member to
+  // read it. Runs from before this row was added have no such figure (shown as –).
+  const lag = (r: any) => Math.max(...(r.membersLagMaxMs ?? [NaN]));
+  row('member processes: event loop late at most, ms', median(m.runs.map(lag)), lag);
   lines.push(
     '',
-    `Server RSS: ${f(m.server.rssEmptyMB, 1)} MB started, ${f(m.server.rssIdleMB, 1)} MB with every session online (idle: ${f(m.server.idleCpuPercent, 1)} % CPU), ${f(m.server.rssEndMB, 1)} MB at the end. Churn per run: ${m.runs.map((r: any) => `${r.churned} left, ${r.returned} back (p50 ${f(r.returnP50ms)} ms), ${r.caughtUp} caught up`).join('; ')}. Links dropped by the server or a host since the sessions opened: ${f(m.runs.at(-1).dropped)} (${f(m.runs.at(-1).reconnected)} sessions back, ${f(m.runs.at(-1).gaveUp)} given up). The last deliveries of each window came ${m.runs.map((r: any) => f(r.drainMs / 1000, 1)).join(', ')} s after it ended. Hosts accepted ${f(m.hostAccepted)} posts; the server's backup holds ${f(m.backedUp)} of them. Load average at each run's end: ${m.runs.map((r: any) => f(r.loadAverage, 1)).join(', ')} (2 cores, shared); time ready but waiting for a core (% of the window): server ${m.runs.map((r: any) => f(r.serverWaitPercent)).join(', ')}, member processes ${m.runs.map((r: any) => r.membersWaitPercent.map((x: number) => f(x)).join(' + ')).join(', ')}.`,
+    `Server RSS: ${f(m.server.rssEmptyMB, 1)} MB started, ${f(m.server.rssIdleMB, 1)} MB with every session online (idle: ${f(m.server.idleCpuPercent, 1)} % CPU), ${f(m.server.rssEndMB, 1)} MB at the end. Churn per run: ${m.runs.map((r: any) => `${r.churned} left, ${r.returned} back (p50 ${f(r.returnP50ms)} ms), ${f(r.caughtUp)} caught up`).join('; ')}. Links dropped since the sessions opened: ${f(m.runs.at(-1).dropped)} (${f(m.runs.at(-1).reconnected)} sessions back, ${f(m.runs.at(-1).gaveUp)} given up), by the reason each member's link gave: ${dropReasons(m.runs.at(-1))} (E_HEARTBEAT_TIMEOUT is the member's own check: nothing read from that link for 3 heartbeats, which a member whose event loop is late by more than that also concludes). The last deliveries of each window came ${m.runs.map((r: any) => f(r.drainMs / 1000, 1)).join(', ')} s after it ended. Hosts accepted ${f(m.hostAccepted)} posts; the server's backup holds ${f(m.backedUp)} of them. Load average at each run's end: ${m.runs.map((r: any) => f(r.loadAverage, 1)).join(', ')} (2 cores, shared); time ready but waiting for a core (% of the window): server ${m.runs.map((r: any) => f(r.serverWaitPercent)).join(', ')}, member processes ${m.runs.map((r: any) => r.membersWaitPercent.map((x: number) => f(x)).join(' + ')).join(', ')}.`,
   );
   return lines;
 }

@@ -8,11 +8,26 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
 import { planMix, zipfSizes } from '../bench/mix-plan.js';
+import { mixSection } from '../bench/report-mix.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 describe('the realistic mix', () => {
+  it('reports the members’ own event-loop delay and why links dropped, summed over processes', () => {
+    const m = JSON.parse(
+      fs.readFileSync(path.join(ROOT, 'bench/results/2026-12-03.json'), 'utf8'),
+    ).mix;
+    const md = mixSection(m).join('\n');
+    // Runs' largest delays 9,412, 8,758 and 11,794 ms: the median of the three, then each.
+    expect(md).toContain(
+      '| member processes: event loop late at most, ms | 9,412 | 9,412, 8,758, 11,794 |',
+    );
+    // The last run's two member processes saw 1,953 and 4,044 host links time out.
+    expect(md).toContain("by the reason each member's link gave: host E_HEARTBEAT_TIMEOUT 5,997");
+  });
+
   it('plans 10,000 sessions in 1,000 channels by Zipf: a few of 500, most of 5–20, half hosted', () => {
     const sizes = zipfSizes(1000, 10_000);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(10_000);
