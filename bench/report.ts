@@ -455,6 +455,19 @@ function filesSection(fl: any): string[] {
   return out;
 }
 
+/** How long the store's writes held the event loop, with and without SQLite's checkpoints. */
+function storeHolds(x: any): string[] {
+  if (!x.writes) return []; // results from before these figures
+  const w = (h: any) =>
+    `p99 ${h.p99Ms} ms, longest ${h.maxMs} ms, ${h.over5msPer1000} in 1,000 over 5 ms`;
+  const lines = [`  - each storing call held the event loop: ${w(x.writes)}.`];
+  if (x.noCheckpointsWrites)
+    lines.push(
+      `  - with SQLite's automatic checkpoints off (the WAL left to grow, a measure only): ${x.noCheckpointsUs} µs of CPU a message (runs ${x.noCheckpointsUsRuns.join(', ')}); each call ${w(x.noCheckpointsWrites)}. The difference is the checkpoints' cost to the thread that commits.`,
+    );
+  return lines;
+}
+
 /** Writes summary.md and the two plots next to the results file. */
 export function writeReport(resultsFile: string): string {
   const data = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
@@ -586,6 +599,7 @@ export function writeReport(resultsFile: string): string {
     ] as const)
       lines.push(
         `- ${f(batch)} message${batch > 1 ? 's' : ''} a transaction: ${x.indexedLaterUs} µs of CPU a message, its search index following in batches; ${x.indexedInTransactionUs} µs with the index written in the storing transaction (as before; runs ${x.indexedLaterUsRuns.join(', ')} and ${x.indexedInTransactionUsRuns.join(', ')}; bench/store-cost.ts).`,
+        ...storeHolds(x),
       );
   }
   if (data.files) lines.push('', ...filesSection(data.files));

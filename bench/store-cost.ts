@@ -11,6 +11,10 @@
  * Beside it, in the same rotation, the same store with the search index kept inside the storing
  * transaction, as before it followed in batches: the insert trigger of SEARCH_MIGRATION put back
  * in a scratch database. Medians of BENCH_REPEATS (3) runs.
+ * Also how long each storing call held the event loop (p99, longest, share over 5 ms), and, at 1
+ * message a transaction, the same with SQLite's automatic checkpoints off: the difference is what
+ * the checkpoints (every 1,000 WAL pages, copying them into the database file and syncing it, in
+ * the thread that commits) cost the writer.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,15 +47,25 @@ function text(i: number): string {
   return `${w.join(' ')} ${i}`;
 }
 
-/** CPU µs per message stored (and indexed) by one fresh store. */
-async function run(batch: number, inTransaction: boolean): Promise<number> {
+/** What one fresh store's writes cost: CPU µs per message, and each transaction's wall time. */
+interface Run {
+  cpuUs: number;
+  /** How long each storing call held the event loop, ms. */
+  writeMs: number[];
+}
+
+/**
+ * One fresh store. `inTransaction`: the search index written in the storing transaction (as
+ * before). `checkpoints: false`: SQLite's automatic checkpoints off (the WAL left to grow: not
+ * a way to run, a measure of what the checkpoints cost the writing thread).
+ */
+async function run(batch: number, inTransaction: boolean, checkpoints = true): Promise<Run> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-bench-store-'));
   const store = new SqliteServerStore(path.join(dir, 'server.db'));
   try {
-    if (inTransaction) {
-      const db = (store as unknown as { db: { exec(sql: string): void } }).db;
-      db.exec(`DROP TRIGGER message_fts_message; ${IN_TRANSACTION}`);
-    }
+    const db = (store as unknown as { db: { exec(sql: string): void; pragma(p: string): void } })
+      .db;
+    if (inTransaction) db.exec(`DROP TRIGGER message_fts_message; ${IN_TRANSACTION}`);
     await store.createUser({ username: 'bob', passHash: 'x' });
     await store.createChannel({
       id: C,
@@ -74,41 +88,66 @@ async function run(batch: number, inTransaction: boolean): Promise<number> {
     }));
     for (let i = 0; i < BASE; i += 1000) await store.insertMessages(items.slice(i, i + 1000));
     await store.search(searchWords('deploy'), [C], 1);
+    if (!checkpoints) db.pragma('wal_autocheckpoint = 0');
+    const writeMs: number[] = [];
     const cpu0 = process.cpuUsage();
     // Each transaction in a turn of its own, as the server's group commits are: the index's
     // timer runs between them as it does in use.
     for (let i = BASE; i < BASE + MESSAGES; i += batch) {
+      const t0 = performance.now();
       for (const r of await store.insertMessages(items.slice(i, i + batch)))
         if (r instanceof HchatError) throw r;
+      writeMs.push(performance.now() - t0);
       await new Promise((r) => setImmediate(r));
     }
     // The last message's number is a word of its own: found only once everything is indexed.
     const found = await store.search(searchWords(String(BASE + MESSAGES - 1)), [C], 10);
     const cpu = process.cpuUsage(cpu0);
     if (found.length !== 1) throw new Error('the stored messages are not all searchable');
-    return (cpu.user + cpu.system) / MESSAGES;
+    return { cpuUs: (cpu.user + cpu.system) / MESSAGES, writeMs };
   } finally {
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** How long the writes of one run held the event loop: p99, max, and how many per 1,000 over 5 ms. */
+function holds(r: Run): { p99Ms: number; maxMs: number; over5msPer1000: number } {
+  const xs = [...r.writeMs].sort((a, b) => a - b);
+  return {
+    p99Ms: Math.round(xs[Math.floor(xs.length * 0.99)]! * 100) / 100,
+    maxMs: round(xs.at(-1)!),
+    over5msPer1000: round((1000 * xs.filter((x) => x > 5).length) / xs.length),
+  };
+}
+
 export async function benchStoreCost(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { messages: MESSAGES, repeats: REPEATS };
   for (const batch of BATCHES) {
-    const later: number[] = [];
-    const inTx: number[] = [];
+    const later: Run[] = [];
+    const inTx: Run[] = [];
+    const noCheckpoints: Run[] = [];
     for (let r = 0; r < REPEATS; r++) {
       // Alternating which goes first, so that neither always meets a warmer cache.
       if (r % 2) inTx.push(await run(batch, true));
       later.push(await run(batch, false));
       if (r % 2 === 0) inTx.push(await run(batch, true));
+      if (batch === 1) noCheckpoints.push(await run(batch, false, false));
     }
+    const cpu = (rs: Run[]) => rs.map((x) => round(x.cpuUs));
+    // The run of median CPU stands for its variant's event-loop holds too.
+    const mid = (rs: Run[]) => [...rs].sort((a, b) => a.cpuUs - b.cpuUs)[rs.length >> 1]!;
     out[`perTransaction${batch}`] = {
-      indexedLaterUs: round(median(later)),
-      indexedInTransactionUs: round(median(inTx)),
-      indexedLaterUsRuns: later.map(round),
-      indexedInTransactionUsRuns: inTx.map(round),
+      indexedLaterUs: median(cpu(later)),
+      indexedInTransactionUs: median(cpu(inTx)),
+      indexedLaterUsRuns: cpu(later),
+      indexedInTransactionUsRuns: cpu(inTx),
+      writes: holds(mid(later)),
+      ...(noCheckpoints.length && {
+        noCheckpointsUs: median(cpu(noCheckpoints)),
+        noCheckpointsUsRuns: cpu(noCheckpoints),
+        noCheckpointsWrites: holds(mid(noCheckpoints)),
+      }),
     };
   }
   return out;
