@@ -593,6 +593,7 @@ export function writeReport(resultsFile: string): string {
   if (data.storeCost) {
     const sc = data.storeCost;
     lines.push('', "## What storing a message costs the server's store", '');
+    if (sc.separateRun) lines.push(`Run on its own, after the rest: ${sc.separateRun}.`, '');
     for (const [batch, x] of [
       [1, sc.perTransaction1],
       [10, sc.perTransaction10],
