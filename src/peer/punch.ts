@@ -62,10 +62,14 @@ export class Puncher {
       const failed = this.failures.get(entry.sessionId);
       // A punch that failed lately fails again: the relay, until the backoff is over.
       if (!failed || failed.until <= Date.now()) {
-        try {
-          return await this.punchTo(entry);
-        } catch {
-          // logged by punchTo; the relay is the last resort
+        for (let round = 1; ; round++) {
+          try {
+            return await this.punchTo(entry);
+          } catch (err) {
+            // Logged by punchTo; the relay is the last resort. Refused attempts say the other
+            // router answers: the SYNs only missed each other, and another round may meet.
+            if (round >= NAT_LIMITS.punchRounds || !wasRefused(err)) break;
+          }
         }
       }
     }
@@ -261,15 +265,33 @@ function keepsPorts(c: Candidate): boolean {
 }
 
 /**
- * Attempts per millisecond a side makes at most, on average since it started. A router that
- * answers an unsolicited SYN with RST (one without a firewall, or that REJECTs) ends the other
- * side's attempt when its SYN comes first: the SYNs connect only if they cross between the
- * routers, within one trip from one router to the other. So a refused attempt is repeated at
- * once, from the same port, keeping each side dialling nearly all the time. Over the internet the
- * RST's round trip paces that (one attempt per round trip); where the routers are a fraction of a
- * millisecond apart, this bound does (at most 1,000 SYNs a second, for the 5 s of a punch).
+ * Attempts per millisecond this process makes at most, all its punches together, on average; a
+ * burst of ATTEMPT_BURST may go at once. A router that answers an unsolicited SYN with RST (one
+ * without a firewall, or that REJECTs) ends the other side's attempt when its SYN comes first:
+ * the SYNs connect only if they cross between the routers, within one trip from one router to
+ * the other. So a refused attempt is repeated at once, from the same port, keeping each side
+ * dialling nearly all the time. Over the internet the RST's round trip paces that (one attempt
+ * per round trip); where the routers are a fraction of a millisecond apart, this budget does: at
+ * most 1,000 SYNs a second from this process, however many punches it was asked for at once.
  */
 const ATTEMPTS_PER_MS = 1;
+const ATTEMPT_BURST = 50;
+const budget = { tokens: ATTEMPT_BURST, at: Date.now() };
+
+/** Takes one attempt from the process's budget; false when it has none left now. */
+function mayAttempt(): boolean {
+  const now = Date.now();
+  budget.tokens = Math.min(ATTEMPT_BURST, budget.tokens + (now - budget.at) * ATTEMPTS_PER_MS);
+  budget.at = now;
+  if (budget.tokens < 1) return false;
+  budget.tokens--;
+  return true;
+}
+
+/** A punch that timed out after some of its attempts were refused (RST), not just unanswered. */
+function wasRefused(err: unknown): boolean {
+  return ((err as { refused?: number } | null)?.refused ?? 0) > 0;
+}
 
 /** A local port free now on `host` (the kernel's pick), for a connection to bind to. */
 function freePort(host: string): Promise<number> {
@@ -286,21 +308,33 @@ function freePort(host: string): Promise<number> {
 /**
  * Dials ip:port from host:localPort until a connection is made or the deadline passes. Each
  * attempt waits for the kernel's own SYN retries (a router that drops what it did not ask for
- * just delays it); a refused one is tried again from the same port, at once while within
- * ATTEMPTS_PER_MS, else a millisecond later.
+ * just delays it); a refused one is tried again from the same port, at once while the process's
+ * budget allows (ATTEMPTS_PER_MS), else as soon as it does.
  */
-function simultaneousOpen(
+export function simultaneousOpen(
   host: string,
   localPort: number,
   ip: string,
   port: number,
   deadline: number,
 ): Promise<net.Socket> {
-  const started = Date.now();
-  let attempts = 0;
+  let refused = 0;
   return new Promise((resolve, reject) => {
+    const next = (): void => {
+      if (Date.now() + 100 >= deadline)
+        reject(
+          Object.assign(
+            new HchatError(
+              'E_TIMEOUT',
+              `no simultaneous open with ${ip}:${port} (${refused} refused)`,
+            ),
+            { refused },
+          ),
+        );
+      else if (mayAttempt()) attempt();
+      else setTimeout(next, 1);
+    };
     const attempt = () => {
-      attempts++;
       const s = net.connect({ host: ip, port, localAddress: host, localPort });
       const timer = setTimeout(() => s.destroy(), Math.max(0, deadline - Date.now()));
       let connected = false;
@@ -309,17 +343,15 @@ function simultaneousOpen(
         clearTimeout(timer);
         resolve(s);
       });
-      s.once('error', () => undefined);
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') refused++;
+      });
       s.once('close', () => {
         clearTimeout(timer);
         if (connected) return; // the link's own close, later
-        const now = Date.now();
-        if (now + 100 >= deadline)
-          reject(new HchatError('E_TIMEOUT', `no simultaneous open with ${ip}:${port}`));
-        else if (attempts < (now - started) * ATTEMPTS_PER_MS) setImmediate(attempt);
-        else setTimeout(attempt, 1);
+        setImmediate(next);
       });
     };
-    attempt();
+    next();
   });
 }

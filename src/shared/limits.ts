@@ -412,6 +412,8 @@ export const NAT_LIMITS = {
   punchAnswerMs: 10_000,
   /** How long both sides keep dialling each other before a punch has failed. */
   punchDeadlineMs: 5_000,
+  /** Rounds of a punch whose attempts were refused (RST) before the relay; one if none was. */
+  punchRounds: 2,
   /** A failed punch to a host waits 2, 4, 8 … s before the next, at most this long. */
   punchBackoffMaxMs: 60_000,
   /** `relay` requests per second per session, sustained. */

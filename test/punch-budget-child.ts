@@ -1,0 +1,38 @@
+/**
+ * Run by test/punch.test.ts in a network namespace of its own (`unshare -n`), so that the
+ * kernel's count of connection attempts (`ActiveOpens` in /proc/net/snmp) is this process's
+ * alone: `PUNCHES` punches at once towards a port nobody listens on, each SYN answered RST at
+ * once, for `MS` milliseconds. Prints {opens, elapsed, failed} as JSON.
+ */
+import fs from 'node:fs';
+import { simultaneousOpen } from '../src/peer/punch.js';
+
+const MS = Number(process.argv[2] ?? 2000);
+const PUNCHES = Number(process.argv[3] ?? 10);
+
+function activeOpens(): number {
+  const [names, values] = fs
+    .readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Tcp:'))
+    .map((l) => l.trim().split(/\s+/));
+  return Number(values![names!.indexOf('ActiveOpens')]);
+}
+
+const before = activeOpens();
+const t0 = Date.now();
+const results = await Promise.all(
+  Array.from({ length: PUNCHES }, (_, i) =>
+    simultaneousOpen('127.0.0.1', 40_000 + i, '127.0.0.1', 9, t0 + MS).then(
+      (s) => (s.destroy(), 'connected'),
+      () => 'failed',
+    ),
+  ),
+);
+console.log(
+  JSON.stringify({
+    opens: activeOpens() - before,
+    elapsed: Date.now() - t0,
+    failed: results.filter((r) => r === 'failed').length,
+  }),
+);
