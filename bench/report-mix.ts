@@ -62,7 +62,8 @@ export function mixSection(m: any): string[] {
   // The members' own delay is in every end-to-end figure: a message waits for a busy member to
   // read it. Runs from before this row was added have no such figure (shown as –).
   const lag = (r: any) => Math.max(...(r.membersLagMaxMs ?? [NaN]));
-  row('member processes: event loop late at most, ms', median(m.runs.map(lag)), lag);
+  const lags = m.runs.map(lag).filter(Number.isFinite);
+  row('member processes: event loop late at most, ms', lags.length ? median(lags) : NaN, lag);
   lines.push(
     '',
     `Server RSS: ${f(m.server.rssEmptyMB, 1)} MB started, ${f(m.server.rssIdleMB, 1)} MB with every session online (idle: ${f(m.server.idleCpuPercent, 1)} % CPU), ${f(m.server.rssEndMB, 1)} MB at the end. Churn per run: ${m.runs.map((r: any) => `${r.churned} left, ${r.returned} back (p50 ${f(r.returnP50ms)} ms), ${f(r.caughtUp)} caught up`).join('; ')}. Links dropped since the sessions opened: ${f(m.runs.at(-1).dropped)} (${f(m.runs.at(-1).reconnected)} sessions back, ${f(m.runs.at(-1).gaveUp)} given up), by the reason each member's link gave: ${dropReasons(m.runs.at(-1))} (E_HEARTBEAT_TIMEOUT is the member's own check: nothing read from that link for 3 heartbeats, which a member whose event loop is late by more than that also concludes). The last deliveries of each window came ${m.runs.map((r: any) => f(r.drainMs / 1000, 1)).join(', ')} s after it ended. Hosts accepted ${f(m.hostAccepted)} posts; the server's backup holds ${f(m.backedUp)} of them. Load average at each run's end: ${m.runs.map((r: any) => f(r.loadAverage, 1)).join(', ')} (2 cores, shared); time ready but waiting for a core (% of the window): server ${m.runs.map((r: any) => f(r.serverWaitPercent)).join(', ')}, member processes ${m.runs.map((r: any) => r.membersWaitPercent.map((x: number) => f(x)).join(' + ')).join(', ')}.`,

@@ -2,7 +2,8 @@
  * Run by test/punch.test.ts in a network namespace of its own (`unshare -n`), so that the
  * kernel's count of connection attempts (`ActiveOpens` in /proc/net/snmp) is this process's
  * alone: `PUNCHES` punches at once towards a port nobody listens on, each SYN answered RST at
- * once, for `MS` milliseconds. Prints {opens, elapsed, failed} as JSON.
+ * once, for `MS` milliseconds. Prints {opens, elapsed, failed, refusedEach} as JSON (each
+ * punch's refused attempts; -1 for one that connected).
  */
 import fs from 'node:fs';
 import { simultaneousOpen } from '../src/peer/punch.js';
@@ -24,8 +25,8 @@ const t0 = Date.now();
 const results = await Promise.all(
   Array.from({ length: PUNCHES }, (_, i) =>
     simultaneousOpen('127.0.0.1', 40_000 + i, '127.0.0.1', 9, t0 + MS).then(
-      (s) => (s.destroy(), 'connected'),
-      () => 'failed',
+      (s) => (s.destroy(), -1),
+      (err: { refused?: number }) => err.refused ?? 0,
     ),
   ),
 );
@@ -33,6 +34,7 @@ console.log(
   JSON.stringify({
     opens: activeOpens() - before,
     elapsed: Date.now() - t0,
-    failed: results.filter((r) => r === 'failed').length,
+    failed: results.filter((r) => r >= 0).length,
+    refusedEach: results,
   }),
 );

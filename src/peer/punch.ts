@@ -64,11 +64,16 @@ export class Puncher {
       if (!failed || failed.until <= Date.now()) {
         for (let round = 1; ; round++) {
           try {
-            return await this.punchTo(entry);
+            return await this.punchTo(entry, round);
           } catch (err) {
-            // Logged by punchTo; the relay is the last resort. Refused attempts say the other
-            // router answers: the SYNs only missed each other, and another round may meet.
-            if (round >= NAT_LIMITS.punchRounds || !wasRefused(err)) break;
+            // Logged by punchTo. Refused attempts say the other router answers: the SYNs may
+            // only have missed each other, and another round may meet.
+            if (round < NAT_LIMITS.punchRounds && wasRefused(err)) continue;
+            // One backoff per connection tried, whatever its rounds; then the relay.
+            const count = (failed?.count ?? 0) + 1;
+            const wait = Math.min(NAT_LIMITS.punchBackoffMaxMs, 1000 * 2 ** count);
+            this.failures.set(entry.sessionId, { count, until: Date.now() + wait });
+            break;
           }
         }
       }
@@ -76,23 +81,34 @@ export class Puncher {
     return this.relayTo(entry);
   }
 
-  /** Punches a hole to the entry's host; a failure is logged and backs off. */
-  private async punchTo(entry: TrackerEntry): Promise<{ socket: net.Socket; via: Via }> {
-    const key = entry.sessionId;
-    const failed = this.failures.get(key);
+  /** One round of punching a hole to the entry's host, logged (the round named after the first). */
+  private async punchTo(
+    entry: TrackerEntry,
+    round: number,
+  ): Promise<{ socket: net.Socket; via: Via }> {
     const started = Date.now();
     const name = hostName(entry.username, entry.ip, entry.port);
+    const which = round > 1 ? { round } : {};
     try {
       const { socket, addr } = await this.punch(entry);
-      this.failures.delete(key);
-      this.d.log.write('punch', { peer: name, addr, result: 'ok', ms: Date.now() - started });
+      this.failures.delete(entry.sessionId);
+      this.d.log.write('punch', {
+        peer: name,
+        addr,
+        result: 'ok',
+        ms: Date.now() - started,
+        ...which,
+      });
       return { socket, via: 'punched' };
     } catch (err) {
-      const count = (failed?.count ?? 0) + 1;
-      const wait = Math.min(NAT_LIMITS.punchBackoffMaxMs, 1000 * 2 ** count);
-      this.failures.set(key, { count, until: Date.now() + wait });
       const reason = err instanceof HchatError ? err.code : 'error';
-      this.d.log.write('punch', { peer: name, result: 'failed', reason, ms: Date.now() - started });
+      this.d.log.write('punch', {
+        peer: name,
+        result: 'failed',
+        reason,
+        ms: Date.now() - started,
+        ...which,
+      });
       throw err;
     }
   }
@@ -275,6 +291,8 @@ function keepsPorts(c: Candidate): boolean {
  * most 1,000 SYNs a second from this process, however many punches it was asked for at once.
  */
 const ATTEMPTS_PER_MS = 1;
+/** Between an attempt that failed otherwise than refused (no route, a local error) and the next. */
+const OTHER_ERROR_GAP_MS = 10;
 const ATTEMPT_BURST = 50;
 const budget = { tokens: ATTEMPT_BURST, at: Date.now() };
 
@@ -320,6 +338,7 @@ export function simultaneousOpen(
 ): Promise<net.Socket> {
   let refused = 0;
   return new Promise((resolve, reject) => {
+    let wasRst = false;
     const next = (): void => {
       if (Date.now() + 100 >= deadline)
         reject(
@@ -343,13 +362,19 @@ export function simultaneousOpen(
         clearTimeout(timer);
         resolve(s);
       });
+      wasRst = false;
       s.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNREFUSED') refused++;
+        if (err.code !== 'ECONNREFUSED') return;
+        refused++;
+        wasRst = true;
       });
       s.once('close', () => {
         clearTimeout(timer);
         if (connected) return; // the link's own close, later
-        setImmediate(next);
+        // Refused: again at once (the budget allowing). Anything else (no route, a local error)
+        // would come back as fast and learn nothing: OTHER_ERROR_GAP_MS later.
+        if (wasRst) setImmediate(next);
+        else setTimeout(next, OTHER_ERROR_GAP_MS);
       });
     };
     next();
