@@ -291,10 +291,10 @@ function keepsPorts(c: Candidate): boolean {
  * most 1,000 SYNs a second from this process, however many punches it was asked for at once.
  */
 const ATTEMPTS_PER_MS = 1;
-/** Between an attempt that failed otherwise than refused (no route, a local error) and the next. */
-const OTHER_ERROR_GAP_MS = 10;
 const ATTEMPT_BURST = 50;
 const budget = { tokens: ATTEMPT_BURST, at: Date.now() };
+/** Between an attempt that failed otherwise than refused (no route, a local error) and the next. */
+const OTHER_ERROR_GAP_MS = 10;
 
 /** Takes one attempt from the process's budget; false when it has none left now. */
 function mayAttempt(): boolean {
@@ -338,7 +338,6 @@ export function simultaneousOpen(
 ): Promise<net.Socket> {
   let refused = 0;
   return new Promise((resolve, reject) => {
-    let wasRst = false;
     const next = (): void => {
       if (Date.now() + 100 >= deadline)
         reject(
@@ -362,18 +361,16 @@ export function simultaneousOpen(
         clearTimeout(timer);
         resolve(s);
       });
-      wasRst = false;
+      const refusedBefore = refused;
       s.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ECONNREFUSED') return;
-        refused++;
-        wasRst = true;
+        if (err.code === 'ECONNREFUSED') refused++;
       });
       s.once('close', () => {
         clearTimeout(timer);
         if (connected) return; // the link's own close, later
         // Refused: again at once (the budget allowing). Anything else (no route, a local error)
         // would come back as fast and learn nothing: OTHER_ERROR_GAP_MS later.
-        if (wasRst) setImmediate(next);
+        if (refused > refusedBefore) setImmediate(next);
         else setTimeout(next, OTHER_ERROR_GAP_MS);
       });
     };
