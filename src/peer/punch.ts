@@ -289,12 +289,18 @@ function keepsPorts(c: Candidate): boolean {
  * dialling nearly all the time. Over the internet the RST's round trip paces that (one attempt
  * per round trip); where the routers are a fraction of a millisecond apart, this budget does: at
  * most 1,000 SYNs a second from this process, however many punches it was asked for at once.
+ * When it runs short, the addresses being dialled take turns (`takeTurn`): a session that asks
+ * for many punches towards its own address, which answers RST, gets one address's share, not
+ * the budget.
  */
 const ATTEMPTS_PER_MS = 1;
 const ATTEMPT_BURST = 50;
 const budget = { tokens: ATTEMPT_BURST, at: Date.now() };
 /** Between an attempt that failed otherwise than refused (no route, a local error) and the next. */
 const OTHER_ERROR_GAP_MS = 10;
+/** Attempts waiting for the budget, per address dialled; the addresses are served in turn. */
+const waiting = new Map<string, Array<() => void>>();
+let draining: NodeJS.Timeout | undefined;
 
 /** Takes one attempt from the process's budget; false when it has none left now. */
 function mayAttempt(): boolean {
@@ -304,6 +310,33 @@ function mayAttempt(): boolean {
   if (budget.tokens < 1) return false;
   budget.tokens--;
   return true;
+}
+
+/**
+ * Runs `attempt` (a dial towards `address`) now if the budget allows and nothing waits, else in
+ * its address's turn: one attempt per address waiting, round after round, as the budget refills.
+ */
+function takeTurn(address: string, attempt: () => void): void {
+  if (waiting.size === 0 && mayAttempt()) return attempt();
+  const queue = waiting.get(address);
+  if (queue) queue.push(attempt);
+  else waiting.set(address, [attempt]);
+  draining ??= setTimeout(drain, 1);
+}
+
+function drain(): void {
+  draining = undefined;
+  // One attempt per address a pass; a Map keeps insertion order, so an address served goes to
+  // the back of the line, behind those the budget did not reach this time.
+  for (const address of [...waiting.keys()]) {
+    if (!mayAttempt()) break;
+    const queue = waiting.get(address)!;
+    waiting.delete(address);
+    const attempt = queue.shift()!;
+    if (queue.length > 0) waiting.set(address, queue);
+    attempt();
+  }
+  if (waiting.size > 0) draining = setTimeout(drain, 1);
 }
 
 /** A punch that timed out after some of its attempts were refused (RST), not just unanswered. */
@@ -327,7 +360,7 @@ function freePort(host: string): Promise<number> {
  * Dials ip:port from host:localPort until a connection is made or the deadline passes. Each
  * attempt waits for the kernel's own SYN retries (a router that drops what it did not ask for
  * just delays it); a refused one is tried again from the same port, at once while the process's
- * budget allows (ATTEMPTS_PER_MS), else as soon as it does.
+ * budget allows (ATTEMPTS_PER_MS), else in `ip`'s turn (takeTurn).
  */
 export function simultaneousOpen(
   host: string,
@@ -349,8 +382,7 @@ export function simultaneousOpen(
             { refused },
           ),
         );
-      else if (mayAttempt()) attempt();
-      else setTimeout(next, 1);
+      else takeTurn(ip, attempt);
     };
     const attempt = () => {
       const s = net.connect({ host: ip, port, localAddress: host, localPort });
