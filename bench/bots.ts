@@ -17,6 +17,7 @@ import type { StoredMessage } from '../src/protocol/common.js';
 import { messageId } from '../src/shared/message-id.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../src/shared/signing.js';
 import { Client, ROOT, startServer, stopProcess, type ServerAddress } from './harness.js';
+import { median } from './stats.js';
 
 const MENTIONS = Number(process.env.BENCH_BOT_MENTIONS ?? 100);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -165,7 +166,6 @@ export async function benchBots(): Promise<Record<string, number>> {
     await stopProcess(server.proc);
     fs.rmSync(data, { recursive: true, force: true });
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const out = {
     mentions: MENTIONS,
     runs: runs.length,

@@ -141,8 +141,3 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
     ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
     : NaN;
 }
-
-/** The median of some numbers. */
-export function median(xs: readonly number[]): number {
-  return percentile(Float64Array.from(xs).sort(), 50);
-}

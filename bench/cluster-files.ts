@@ -14,7 +14,8 @@ import { chunkHash, fileId } from '../src/shared/file-id.js';
 import { FILE_LIMITS } from '../src/shared/limits.js';
 import { newSessionKeys } from '../src/shared/signing.js';
 import { Client } from './harness.js';
-import { deploy, median, natsAvailable, pgAvailable, type Deployment } from './cluster-deploy.js';
+import { deploy, natsAvailable, pgAvailable, type Deployment } from './cluster-deploy.js';
+import { median } from './stats.js';
 
 const MIB = Number(process.env.BENCH_CLUSTER_FILE_MIB ?? 25);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);

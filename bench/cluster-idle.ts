@@ -20,7 +20,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { askWorker, closeWorkers, cpuSeconds, raiseOpenFiles, rssKB } from './harness.js';
-import { deploy, median, pushesTotal, type Deployment } from './cluster-deploy.js';
+import { deploy, pushesTotal, type Deployment } from './cluster-deploy.js';
+import { median } from './stats.js';
 import type { IdleReport, OpenOrder } from './idle-clients.js';
 
 const SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 50_000);

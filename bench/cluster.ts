@@ -18,12 +18,12 @@ import { Client, cpuSeconds } from './harness.js';
 import { MemberWorkers, type WindowReport } from './members.js';
 import {
   deploy,
-  median,
   natsAvailable,
   percentile,
   pgAvailable,
   type Deployment,
 } from './cluster-deploy.js';
+import { median } from './stats.js';
 import { benchClusterFiles } from './cluster-files.js';
 import { benchHistory } from './cluster-history.js';
 import { benchIdle } from './cluster-idle.js';

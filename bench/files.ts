@@ -38,6 +38,7 @@ import {
   type ServerAddress,
   type Started,
 } from './harness.js';
+import { median } from './stats.js';
 
 const MiB = 1024 * 1024;
 const QUICK = !!process.env.BENCH_FILES_QUICK;
@@ -56,10 +57,6 @@ const BIN = path.join(ROOT, 'bin', 'hchat');
 
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 
 /** A peer as the bench drives it: its local API (`ui=` URL with token) and data folder. */

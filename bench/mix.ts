@@ -48,6 +48,7 @@ import {
   type OpenOrder,
   type WindowOrder,
 } from './mix-clients.js';
+import { median } from './stats.js';
 
 const env = process.env;
 const SESSIONS = Number(env.BENCH_MIX_SESSIONS ?? 10_000);
@@ -186,11 +187,6 @@ function weightedPercentile(groups: Array<{ values: number[]; weight: number }>,
   for (const [v, w] of all) if ((acc += w) >= (p / 100) * total) return v;
   return NaN;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** One measured run's figures. */
 export interface MixRun {

@@ -29,10 +29,6 @@ export interface Rig {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
-export const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 /** Nearest rank: of 20 samples, p99 is the largest. */
 export const pct = (v: number[], q: number) => {
   const s = [...v].sort((a, b) => a - b);

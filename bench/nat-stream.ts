@@ -28,7 +28,8 @@ import type WebSocket from 'ws';
 import type { HomePeer } from '../test/netns-core.js';
 import { cpuSeconds } from './harness.js';
 import { fineClock, playFrames, type PlayedFrame } from './nat-api.js';
-import { median, pct, round, serverLog, sleep, time, until, type Rig } from './nat-kit.js';
+import { pct, round, serverLog, sleep, time, until, type Rig } from './nat-kit.js';
+import { median } from './stats.js';
 
 const SECONDS = Number(process.env.BENCH_NAT_STREAM_SECONDS ?? 20);
 const KBPS = Number(process.env.BENCH_NAT_STREAM_KBPS ?? 500);

@@ -40,9 +40,9 @@ import { RETRY_MS } from '../src/peer/sources.js';
 import { buildNatWorld, type HomePeer, type OwnedNatWorld } from '../test/netns-core.js';
 import { cpuSeconds } from './harness.js';
 import { messageEvents, rawCall } from './nat-api.js';
+import { median } from './stats.js';
 import {
   KINDS,
-  median,
   pct,
   round,
   serverLog,

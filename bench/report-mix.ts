@@ -1,4 +1,5 @@
 /** The summary's section and target row for bench/mix.ts (a realistic mix, issue 19 item 4). */
+import { median } from './stats.js';
 
 const f = (n: number, digits = 0) =>
   Number.isFinite(n)
@@ -19,8 +20,6 @@ export function mixTarget(m: any): {
     met: m.p99ms <= 50 && m.serverCpuPercent <= 50 && m.lost === 0,
   };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** `server|host <code>` → count, summed over the member processes. */
 function dropReasons(run: any): string {

@@ -24,6 +24,7 @@ import { HchatError } from '../src/protocol/errors.js';
 import { searchWords } from '../src/shared/search-text.js';
 import { SEARCH_MIGRATION } from '../src/store/search-index.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
+import { median } from './stats.js';
 
 const MESSAGES = Number(process.env.BENCH_STORE_MESSAGES ?? 5000);
 /** Messages the store holds before the measured ones (a store in use is not empty). */
@@ -37,7 +38,6 @@ const WORDS2 = ['the', 'is', 'at', 'we', 'noon', 'ship', 'it', 'today', 'thanks'
 /** The insert trigger as it was: the index written in the transaction that stores the row. */
 const IN_TRANSACTION = /CREATE TRIGGER message_fts_message[\s\S]*?END;/.exec(SEARCH_MIGRATION)![0];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (n: number) => Math.round(n * 10) / 10;
 
 function text(i: number): string {

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { benchWorld, until } from './world.js';
 import { profilePage } from './cpu-profile.js';
+import { median } from './stats.js';
 
 const QUICK = process.argv.includes('--quick') || !!process.env.BENCH_WEB_QUICK;
 const CACHED = Number(process.env.BENCH_WEB_CACHED ?? (QUICK ? 5000 : 100_000));
@@ -29,7 +30,6 @@ const LONG_TASK_MS = 50;
 /** A file to write a CPU profile of the first live run to (and its top functions to the result). */
 const PROFILE = process.env.BENCH_WEB_PROFILE;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Collects the page's long tasks from its start (injected before any script of the page). */
