@@ -135,3 +135,57 @@ describe('frame codec', () => {
     );
   });
 });
+
+describe('strings that are not Unicode text (PROTOCOL.md §1)', () => {
+  /** A frame of exactly these JSON characters (encodeFrame would re-encode the escapes). */
+  const frameOf = (json: string) => {
+    const b = Buffer.from(json, 'utf8');
+    const frame = Buffer.alloc(HEADER_BYTES + b.length);
+    frame.writeUInt32BE(b.length);
+    b.copy(frame, HEADER_BYTES);
+    return frame;
+  };
+  const refused = expect.objectContaining({
+    code: 'E_BAD_FRAME',
+    message: expect.stringContaining('lone surrogate'),
+  });
+
+  it('refuses a lone surrogate escape in any value or key, however deep; takes pairs and escaped backslashes', () => {
+    const deep = `{"t":"x","a":${'['.repeat(5000)}"\\udfff"${']'.repeat(5000)}}`;
+    for (const json of [
+      '{"t":"x","s":"\\udfff"}',
+      '{"t":"x","s":"ok \\uD800"}',
+      '{"t":"x","a":[{"b":"\\ud800x"}]}',
+      '{"t":"x","\\udc00":1}',
+      '{"t":"x","s":"\\ude00\\ud83d"}', // low then high: two lone halves
+      deep,
+    ])
+      expect(() => new FrameDecoder().push(frameOf(json)), json.slice(0, 40)).toThrowError(refused);
+    for (const [json, s] of [
+      ['{"t":"x","s":"\\ud83d\\ude00"}', '😀'],
+      ['{"t":"x","s":"\\uD83D\\uDE00"}', '😀'],
+      ['{"t":"x","s":"\\\\udfff"}', '\\udfff'], // a backslash, then the letters udfff
+    ] as const)
+      expect(new FrameDecoder().push(frameOf(json))).toEqual([{ t: 'x', s }]);
+  });
+
+  it('(property) refuses a frame exactly when one of its strings does not survive UTF-8', () => {
+    // Any UTF-16 code units, surrogate halves often (alone, or as pairs by chance); JSON.stringify
+    // escapes a lone one as \\udXXX and writes a pair as its character.
+    const unit = fc.oneof(
+      fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+      fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)),
+    );
+    const units = fc.string({ unit, maxLength: 8 });
+    fc.assert(
+      fc.property(units, units, (key, value) => {
+        const json = JSON.stringify({ t: 'x', [key]: value, k: [value] });
+        const text = (x: string) => Buffer.from(x, 'utf8').toString('utf8') === x;
+        const decode = () => new FrameDecoder().push(frameOf(json));
+        if (text(key) && text(value)) expect(decode()).toEqual([JSON.parse(json)]);
+        else expect(decode).toThrowError(refused);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -5,6 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ERRORS, HchatError } from '../protocol/errors.js';
+import { LONE_SURROGATE, holdsLoneSurrogate } from '../protocol/frame.js';
 import type { PeerNode } from './node.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,11 +58,16 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, {});
+    let value: unknown;
     try {
-      done(null, JSON.parse(text));
+      value = JSON.parse(text);
     } catch {
-      done(new HchatError('E_BAD_REQUEST', 'body is not valid JSON'), undefined);
+      return done(new HchatError('E_BAD_REQUEST', 'body is not valid JSON'), undefined);
     }
+    // Such a text could not be signed and stored as it is (protocol/frame.ts).
+    if (holdsLoneSurrogate(value, text))
+      return done(new HchatError('E_BAD_REQUEST', `body: ${LONE_SURROGATE}`), undefined);
+    done(null, value);
   });
 
   app.addHook('onRequest', async (req) => checkOrigin(req, port()));

@@ -127,6 +127,40 @@ export class FrameDecoder {
 // strings decode to one text). ignoreBOM keeps a leading BOM, which JSON then refuses.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** Why JSON text whose strings are not Unicode text is refused. */
+export const LONE_SURROGATE =
+  'a string holds a lone surrogate (a \\uD800-\\uDFFF escape without its pair): not Unicode text';
+
+/** A `\u` escape of a surrogate (D800-DFFF): the only way valid UTF-8 JSON can make a lone one. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+/** A surrogate code point alone: with the `u` flag, a well-formed pair is one code point, not Cs. */
+const LONE = /\p{Cs}/u;
+
+/**
+ * True when `value` holds a string (a value or a key) with a lone surrogate, which UTF-8 cannot
+ * encode: stored or signed, it would come back as U+FFFD, another text. Given the JSON `text` it
+ * was parsed from, text without a surrogate escape is passed at once (the common case, one
+ * regular expression); otherwise every string is checked, without recursion (nesting may be deep).
+ */
+export function holdsLoneSurrogate(value: unknown, text?: string): boolean {
+  if (text !== undefined && !SURROGATE_ESCAPE.test(text)) return false;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (LONE.test(v)) return true;
+    } else if (v !== null && typeof v === 'object') {
+      if (Array.isArray(v)) for (const x of v) stack.push(x);
+      else
+        for (const [k, x] of Object.entries(v)) {
+          if (LONE.test(k)) return true;
+          stack.push(x);
+        }
+    }
+  }
+  return false;
+}
+
 function parseBody(body: Buffer): Record<string, unknown> {
   let text: string;
   try {
@@ -140,6 +174,7 @@ function parseBody(body: Buffer): Record<string, unknown> {
   } catch {
     throw new HchatError('E_BAD_FRAME', 'frame body is not valid JSON');
   }
+  if (holdsLoneSurrogate(value, text)) throw new HchatError('E_BAD_FRAME', LONE_SURROGATE);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new HchatError('E_BAD_FRAME', 'frame body must be a JSON object');
   }

@@ -693,4 +693,32 @@ describe('hostile REST: errors the framework answers', () => {
       expect(a.body.error.code, route).toBe('E_BAD_REQUEST');
     }
   });
+
+  it('refuses a body whose strings are not Unicode text (a lone surrogate), naming it; nothing is stored', async () => {
+    // A lone surrogate (a \uD800-\uDFFF escape without its pair) is valid JSON but no text:
+    // stored, it came back as U+FFFD, so a signed message no longer matched its id, and a channel
+    // name grew past its 64 characters and broke every peer's directory (PROTOCOL.md §1).
+    const { general, token, call } = await world();
+    const t = await token({});
+    const keys = newSessionKeys();
+    const cert = (await call(t, 'POST', '/keys', { publicKey: keys.publicKey })).body.cert;
+    const bad = item('alice', keys, cert, { channelId: general, text: 'bad \udfff text' });
+    expectError(
+      await call(t, 'POST', `/channels/${general}/messages`, bad),
+      400,
+      'E_BAD_REQUEST',
+      'lone surrogate',
+    );
+    expectError(
+      await call(t, 'POST', '/channels', { name: '\udfff'.repeat(64), allowVisitors: true }),
+      400,
+      'E_BAD_REQUEST',
+      'lone surrogate',
+    );
+    // A well-formed pair (an emoji escaped as JSON encoders may) is text, and goes through.
+    const good = item('alice', keys, cert, { channelId: general, text: 'ok \ud83d\ude00' });
+    expect((await call(t, 'POST', `/channels/${general}/messages`, good)).status).toBe(201);
+    const page = await call(t, 'GET', `/channels/${general}/messages`);
+    expect(page.body.messages.map((m: { text?: string }) => m.text)).toEqual(['ok 😀']);
+  });
 });

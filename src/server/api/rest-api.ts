@@ -18,6 +18,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { ERRORS, HchatError } from '../../protocol/errors.js';
+import { LONE_SURROGATE, holdsLoneSurrogate } from '../../protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../protocol/common.js';
 import { API_LIMITS } from '../../shared/limits.js';
 import { RateLimiter } from '../../shared/rate-limit.js';
@@ -107,6 +108,13 @@ export async function createRestApi(
     if (!token.scopes.includes(scope))
       throw new HchatError('E_TOKEN_SCOPE', `this token has no ${scope} scope`);
     req.token = token;
+  });
+
+  // A body's strings must be Unicode text, as a frame's must (PROTOCOL.md §1): a lone surrogate
+  // could not be signed and stored as it is.
+  app.addHook('preValidation', async (req) => {
+    if (holdsLoneSurrogate(req.body))
+      throw new HchatError('E_BAD_REQUEST', `body: ${LONE_SURROGATE}`);
   });
 
   await app.register(fastifySwagger, {
