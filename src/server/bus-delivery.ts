@@ -21,7 +21,7 @@ export interface BusDeliveryDeps {
     ChannelService,
     'deliverMessage' | 'memberJoined' | 'memberLeft' | 'channelChanged' | 'busReconnected'
   >;
-  presence: Pick<Presence, 'memberJoined' | 'reloadUsers'>;
+  presence: Pick<Presence, 'memberJoined' | 'memberLeft' | 'channelDeleted' | 'reloadUsers'>;
   typing: Pick<TypingService, 'deliver'>;
   avatars: Pick<AvatarService, 'deliver'>;
   dms: Pick<DmService, 'deliver'>;
@@ -100,6 +100,7 @@ export class BusDelivery {
         return;
       case 'member_left':
         d.channels.memberLeft(e);
+        d.presence.memberLeft(e.channelId, e.username);
         d.gateway.memberChanged(e);
         return;
       case 'token_revoked':
@@ -111,6 +112,7 @@ export class BusDelivery {
         return;
       case 'channel_changed':
         d.channels.channelChanged(e);
+        if (e.deleted) d.presence.channelDeleted(e.channelId);
         // Once, by the instance that stored the deletion: the files may be every instance's.
         if (e.deleted && from === undefined) d.files.channelDeleted(e.channelId);
         return;

@@ -59,7 +59,7 @@ const NO_CHANNELS: ReadonlySet<string> = new Set();
 
 /** Tracker visibility and fan-out on one server instance. */
 export class Presence implements Memberships {
-  /** Channels of each user (lower-case), loaded on first use; memberships only grow. */
+  /** Channels of each user (lower-case), loaded on first use, then kept by joins and leaves. */
   private readonly userChannels = new Map<string, Set<string>>();
   /** Loads of users' channels under way, by user (lower-case). */
   private readonly loading = new Map<string, Promise<void>>();
@@ -216,6 +216,61 @@ export class Presence implements Memberships {
         for (const e of mine) {
           const ev = eventFor(v, { before: e, after: e }, this, before);
           if (ev) out.send(c, ev.ev, ev.entry);
+        }
+      }
+    }
+  }
+
+  /**
+   * `username` left `channelId`, or was removed (after ChannelService forgot the membership): it
+   * no longer shares that channel with its members. Whoever no longer sees whom hears
+   * `peer_left`, both ways; an entry still seen through another channel is told with its `hosts`
+   * and `live` cut anew.
+   */
+  memberLeft(channelId: string, username: string): void {
+    const k = username.toLowerCase();
+    this.membershipsEnded(channelId, [k], new Set([...this.membersOf(channelId), k]));
+  }
+
+  /** `channelId` was deleted: none of its members (loaded here) belongs to it any more. */
+  channelDeleted(channelId: string): void {
+    const members: string[] = [];
+    for (const [k, channels] of this.userChannels) if (channels.has(channelId)) members.push(k);
+    this.membershipsEnded(channelId, members, new Set(members));
+  }
+
+  /**
+   * `gone` (lower-case) no longer belong to `channelId`, whose members were `was`: their channel
+   * sets forget it, and each connection of those members is told what it no longer sees.
+   */
+  private membershipsEnded(
+    channelId: string,
+    gone: readonly string[],
+    was: ReadonlySet<string>,
+  ): void {
+    const had = new Set(gone.filter((k) => this.userChannels.get(k)?.has(channelId)));
+    if (had.size === 0) return;
+    const before: Memberships = {
+      channelsOf: (u) => {
+        const set = this.channelsOf(u);
+        if (!had.has(u.toLowerCase()) || set.has(channelId)) return set;
+        return new Set([...set, channelId]);
+      },
+      membersOf: (id) => this.membersOf(id),
+    };
+    for (const k of had) this.userChannels.get(k)!.delete(channelId);
+    const out = new Outbox();
+    for (const a of was) {
+      for (const c of this.d.connsOf(a)) {
+        const v = this.viewer(c);
+        if (v?.role !== 'user') continue;
+        for (const b of was) {
+          // Only pairs with one side gone changed; a user's own entries are not its business here.
+          if (b === a || (!had.has(a) && !had.has(b))) continue;
+          for (const e of this.d.tracker.entriesOf(b, 'user')) {
+            const ev = eventFor(v, { before: e, after: e }, this, before);
+            if (ev) out.send(c, ev.ev, ev.entry);
+          }
         }
       }
     }

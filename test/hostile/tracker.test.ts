@@ -14,6 +14,9 @@ import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { ChannelSources } from '../../src/peer/sources.js';
 import type { Channel, TrackerEntry } from '../../src/protocol/common.js';
 import { TRACKER_LIMITS } from '../../src/shared/limits.js';
+import { newSessionKeys } from '../../src/shared/signing.js';
+import type { RawSession } from '../testnet.js';
+import { sign } from './kit.js';
 
 const PW = 'tracker-pw-1';
 let nextPort = 20_000;
@@ -154,6 +157,96 @@ describe('hostile: what a session learns from the tracker (finding 14)', () => {
     const toDave = trackerEvents(dave).find((e) => e.entry.username === 'alice')!;
     expect(toDave.entry.hosts).toEqual([general]);
     expect(names(await listed(dave))).toEqual(['alice', 'bob', 'dave']);
+  });
+
+  it('a member who leaves, is removed or whose channel is deleted stops seeing and being seen: peer_left both ways, punch and relay refused', async () => {
+    // Found by an outside attacker: the server kept "ever shared a channel" as "shares one", so
+    // after bob left, alice could still make his peer dial her and learn his address (punch,
+    // relay, dm_devices), and neither side was told peer_left.
+    const tn = await createTestnet();
+    const port = tn.serverPort;
+    const login = async (username: string) => {
+      const keys = newSessionKeys();
+      const c = await RawClient.open(port);
+      await c.request('register', { username, password: PW });
+      const r = await c.request('login', { username, password: PW, publicKey: keys.publicKey });
+      expect(r.body?.username).toBe(username);
+      const s = { username, sessionId: r.body.sessionId as string, keys, cert: r.body.cert };
+      return Object.assign(c, { p2pPort: 0, s });
+    };
+    const alice = await login('alice');
+    const ends: Array<[string, (c: string) => Promise<Record<string, any>>]> = [
+      ['bob', (c) => bob.request('channel_leave', { channelId: c })],
+      [
+        'carol',
+        (c) =>
+          alice.request('post', {
+            message: sign(alice.s as RawSession, {
+              channelId: c,
+              kind: 'channel',
+              change: { remove: 'carol' },
+            }),
+          }),
+      ],
+      [
+        'dave',
+        (c) =>
+          alice.request('post', {
+            message: sign(alice.s as RawSession, {
+              channelId: c,
+              kind: 'channel',
+              change: { deleted: true },
+            }),
+          }),
+      ],
+    ];
+    const bob = await login('bob');
+    const others = { bob, carol: await login('carol'), dave: await login('dave') };
+    const rooms: Record<string, string> = {};
+    for (const [name, who] of Object.entries(others)) {
+      rooms[name] = await channel(alice, `with-${name}`, false);
+      expect((await who.request('channel_join', { channelId: rooms[name] })).error).toBeUndefined();
+    }
+    await announce(alice, Object.values(rooms));
+    for (const who of Object.values(others)) await announce(who);
+    expect(names(await listed(alice))).toEqual(['alice', 'bob', 'carol', 'dave']);
+    let n = 0;
+    const nat = (from: typeof alice, to: typeof alice) => {
+      const ref = { username: to.s.username, sessionId: to.s.sessionId };
+      const id = `after-end-${n++}`;
+      return Promise.all([
+        from.request('punch', { to: ref, port: 40_000, id }),
+        from.request('relay', { to: ref, id: `${id}-r` }),
+      ]);
+    };
+    for (const [name, end] of ends) {
+      const who = others[name as keyof typeof others];
+      for (const r of await nat(alice, who)) expect(r.error, name).toBeUndefined();
+      expect((await end(rooms[name]!)).error, name).toBeUndefined();
+      const left = (c: typeof alice, u: string) => () =>
+        trackerEvents(c).some((e) => e.ev === 'peer_left' && e.entry.username === u);
+      expect(await alice.until(left(alice, name), 5000), `alice told ${name} left`).toBe(true);
+      expect(await who.until(left(who, 'alice'), 5000), `${name} told alice left`).toBe(true);
+      expect(names(await listed(alice))).not.toContain(name);
+      expect(names(await listed(who))).toEqual([name]);
+      // (The other way, `who` may still answer alice's punch of moments ago: §3.9.)
+      for (const r of await nat(alice, who)) expect(r.error?.code, name).toBe('E_NOT_FOUND');
+    }
+    // Leaving one of two shared channels ends nothing: erin is still seen, and still punchable.
+    const erin = await login('erin');
+    const [one, two] = [await channel(alice, 'e1', false), await channel(alice, 'e2', false)];
+    for (const c of [one, two]) await erin.request('channel_join', { channelId: c });
+    await announce(erin);
+    expect(names(await listed(alice))).toContain('erin');
+    expect((await erin.request('channel_leave', { channelId: one })).error).toBeUndefined();
+    await sleep(300);
+    expect(
+      trackerEvents(alice)
+        .filter((e) => e.ev === 'peer_left')
+        .map((e) => e.entry.username),
+    ).not.toContain('erin');
+    expect(names(await listed(alice))).toContain('erin');
+    for (const r of await nat(alice, erin)) expect(r.error).toBeUndefined();
   });
 
   it('costs O(relevant) pushes: 1,500 visitor entries joining and leaving', async () => {
