@@ -19,6 +19,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { benchWorld, until } from './world.js';
 import { profilePage } from './cpu-profile.js';
 import { median } from './stats.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../test/chromium.js';
 
 const QUICK = process.argv.includes('--quick') || !!process.env.BENCH_WEB_QUICK;
 const CACHED = Number(process.env.BENCH_WEB_CACHED ?? (QUICK ? 5000 : 100_000));
@@ -90,17 +91,10 @@ export async function benchWebUi(): Promise<Record<string, unknown>> {
     const seedS = (Date.now() - t) / 1000;
 
     ctx = await chromium.launchPersistentContext(path.join(dir, 'chromium'), {
-      executablePath: '/usr/bin/chromium',
+      executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1280, height: 760 },
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: [...CHROMIUM_ARGS],
     });
     await ctx.addInitScript(watchLongTasks);
     const page = ctx.pages()[0] ?? (await ctx.newPage());

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-const CHROMIUM = '/usr/bin/chromium';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
 /** This file's browsers, by their extra flags (a flag such as a fake camera is browser-wide). */
 const browsers = new Map<string, Promise<Browser>>();
@@ -34,15 +34,7 @@ function browser(extraArgs: string[]): Promise<Browser> {
     b = chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        ...extraArgs,
-      ],
+      args: [...CHROMIUM_ARGS, ...extraArgs],
     });
     browsers.set(key, b);
     // A launch that failed is not kept: the next test tries again.
