@@ -93,10 +93,11 @@ describe('the relay at the server', () => {
     await waitFor(() => a.got().length === 1);
     expect(a.got()).toEqual(Buffer.from([0x01]));
     expect(b.got().length).toBe(0); // the host hears nothing of the relay itself
-    // Any bytes, both ways, as they were sent.
+    // Any bytes, both ways, as they were sent: the member's first (§3.10).
     const up = crypto.randomBytes(200_000);
     const down = crypto.randomBytes(70_000);
     a.s.write(up);
+    await waitFor(() => b.got().length > 0);
     b.s.write(down);
     await waitFor(() => b.got().length === up.length && a.got().length === 1 + down.length);
     expect(b.got().equals(up)).toBe(true);
@@ -183,6 +184,8 @@ describe('the relay at the server', () => {
     const b = await open(port);
     b.s.write(header(dana.relays[3]!.token));
     await waitFor(() => a.got().length === 1);
+    a.s.write('hello');
+    await waitFor(() => b.got().toString() === 'hello');
     b.s.write('still relayed');
     await waitFor(() => a.got().subarray(1).toString() === 'still relayed');
   });
@@ -231,6 +234,79 @@ describe('the relay at the server', () => {
     expect(held).toBe(16);
     expect(capped).toBe(true);
   }, 20_000);
+  it('a host that speaks before the member ends the link: its bytes are not passed on, both connections close, both tokens are spent', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await relay(carl.link, dana.s, 'host-first');
+    await waitFor(() => dana.relays.length === 1);
+    const a = await open(r.port);
+    a.s.write(header(r.token));
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    // Paired; the member has sent nothing yet, and the host speaks.
+    b.s.write('host speaks first');
+    await waitFor(
+      () => a.closed() && b.closed(),
+      3000,
+      () => `both sides closed; the member got ${JSON.stringify(a.got().subarray(1).toString())}`,
+    );
+    expect(a.got()).toEqual(Buffer.from([0x01]));
+    expect(b.got().length).toBe(0);
+    await waitFor(() => tn.server.relays!.links === 0);
+    expect(serverLog(tn)).toContainEqual(
+      expect.objectContaining({
+        ev: 'relay_close',
+        id: 'host-first',
+        reason: 'host spoke first',
+        up: '0',
+        down: '0',
+      }),
+    );
+    // Both tokens are spent: either one again is refused without a word.
+    for (const token of [r.token, dana.relays[0]!.token]) {
+      const again = await open(r.port);
+      again.s.write(header(token));
+      await waitFor(() => again.closed(), 3000, 'a spent token refused');
+      expect(again.got().length).toBe(0);
+    }
+    // The order §3.10 asks for: the member first, then the host answers.
+    const r2 = await relay(carl.link, dana.s, 'member-first');
+    await waitFor(() => dana.relays.length === 2);
+    const m = await open(r2.port);
+    m.s.write(header(r2.token));
+    const h = await open(r2.port);
+    h.s.write(header(dana.relays[1]!.token));
+    await waitFor(() => m.got().length === 1);
+    m.s.write('ClientHello');
+    await waitFor(() => h.got().toString() === 'ClientHello');
+    h.s.write('ServerHello');
+    await waitFor(() => m.got().subarray(1).toString() === 'ServerHello');
+    expect(m.closed() || h.closed()).toBe(false);
+  });
+
+  it('a media tunnel’s parent may speak first: its bytes are passed on', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await carl.link.request('relay', {
+      to: { username: 'dana', sessionId: dana.s.sessionId },
+      id: 'media-first',
+      kind: 'media',
+      streamId: crypto.randomUUID(),
+    });
+    await waitFor(() => dana.relays.length === 1);
+    const a = await open(r.port);
+    a.s.write(header(r.token));
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    // The parent's first consent check goes out as it hands the child the hop's keys (§5.6).
+    b.s.write('consent check');
+    await waitFor(() => a.got().subarray(1).toString() === 'consent check');
+    a.s.write('answer');
+    await waitFor(() => b.got().toString() === 'answer');
+    expect(a.closed() || b.closed()).toBe(false);
+  });
 });
 
 describe('media tunnels at the parent', () => {
@@ -286,6 +362,8 @@ describe('a replayed header', () => {
     const replay = await open(r.port);
     replay.s.write(Buffer.concat([header(r.token), Buffer.from('junk')]));
     await waitFor(() => replay.closed(), 3000, 'the replay refused');
+    a.s.write('hello');
+    await waitFor(() => b.got().toString() === 'hello');
     b.s.write('still here');
     await waitFor(() => a.got().subarray(1).toString() === 'still here', 3000, 'the link lives');
     expect(a.closed() || b.closed()).toBe(false);

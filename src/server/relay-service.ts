@@ -3,7 +3,8 @@
  * NAT that draws a new port per connection, a firewall that lets only the server through), a
  * member asks `relay` for a host's session; the server hands each side a one-time token, and
  * both connect to its relay port with that token. Once both are in, the relay writes one byte
- * to the member and passes bytes through untouched, both ways: the link's TLS runs end to end between
+ * to the member and passes bytes through untouched, both ways (a P2P link's host speaks only
+ * after the member: host bytes before then end the link): the link's TLS runs end to end between
  * member and host, so the relay carries ciphertext it cannot read or alter unnoticed, and the
  * §4.1 handshake (bound to that TLS) decides who is at each end, as on a direct link.
  *
@@ -204,7 +205,13 @@ export class RelayService {
       pair.up += d.length;
       this.stats.bytes[pair.kind] += d.length;
     });
+    // A P2P link's host is a TLS server: it speaks only once the member's first bytes (its
+    // ClientHello) reached it. Bytes from it before then end the link and go nowhere: nothing
+    // passes host → member until the member spoke. A media tunnel's parent may speak first
+    // (its first consent check goes out as it hands the child the hop's keys, §5.6).
+    const hostWaits = pair.kind === 'p2p';
     b.on('data', (d: Buffer) => {
+      if (hostWaits && pair.up === 0) return this.end(pair, 'host spoke first');
       pair.down += d.length;
       this.stats.bytes[pair.kind] += d.length;
     });
@@ -213,7 +220,8 @@ export class RelayService {
     // side's first bytes are then the ClientHello alone, ready for its TLS server.
     a.write(Buffer.from([RELAY_PAIRED]));
     a.pipe(b);
-    b.pipe(a);
+    if (hostWaits) a.once('data', () => b.pipe(a));
+    else b.pipe(a);
     this.d.log.write('relay_open', {
       peer: pair.a.name,
       to: pair.b.name,
