@@ -2,8 +2,9 @@
  * The server's relay for P2P links (docs/PROTOCOL.md §3.10), with raw sessions and raw sockets
  * on 127.0.0.1: who may ask for a relay, what each side is told, the 37-byte header, the pairing
  * byte, bytes passed through untouched both ways and counted, and the hostile other side (bad
- * headers, tokens guessed, reused or sent early, bytes before the pairing, floods). A real link
- * relayed through NATs is in test/nat.test.ts.
+ * headers, tokens guessed, reused or sent early, bytes before the pairing, a host that speaks
+ * first, floods), and the links one session, one account or one address group's visitors may
+ * hold. A real link relayed through NATs is in test/nat.test.ts.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import type { ServerLink } from '../src/peer/server-link.js';
 import { parseRecord } from '../src/shared/connlog.js';
 import { natClient } from './nat-client.js';
-import { createTestnet, signIn, waitFor, type RawSession } from './testnet.js';
+import { createTestnet, rawSession, signIn, waitFor, type RawSession } from './testnet.js';
 
 type Tn = Awaited<ReturnType<typeof createTestnet>>;
 
@@ -61,6 +62,38 @@ async function open(
   return { s, got: () => got, closed: () => closed };
 }
 
+/**
+ * `relay` from `link` to `to`, waiting out the request rate (2 a second, burst 10); a refusal for
+ * any other reason (a cap on links) is thrown.
+ */
+async function relayPatiently(link: ServerLink, to: RawSession, id: string) {
+  for (;;) {
+    try {
+      return await relay(link, to, id);
+    } catch (err) {
+      const e = err as { code?: string; message?: string; retryAfterMs?: number };
+      if (e.code !== 'E_RATE_LIMITED' || !/relay requests/.test(e.message ?? '')) throw err;
+      await new Promise((res) => setTimeout(res, Math.min(e.retryAfterMs ?? 500, 1000)));
+    }
+  }
+}
+
+/** A link asked for by `link` towards `host` and paired: both sides in, the member's 0x01 read. */
+async function pairedLink(
+  link: ServerLink,
+  host: { s: RawSession; relays: Array<Record<string, any>> },
+) {
+  const id = crypto.randomBytes(9).toString('base64url');
+  const r = await relayPatiently(link, host.s, id);
+  const ev = await waitFor(() => host.relays.find((e) => e.id === id));
+  const a = await open(r.port);
+  a.s.write(header(r.token));
+  const b = await open(r.port);
+  b.s.write(header(ev.token as string));
+  await waitFor(() => a.got().length === 1);
+  return { a, b };
+}
+
 function serverLog(tn: Tn): Array<Record<string, string>> {
   return fs
     .readFileSync(path.join(tn.dir, 'server', 'connections.log'), 'utf8')
@@ -93,10 +126,11 @@ describe('the relay at the server', () => {
     await waitFor(() => a.got().length === 1);
     expect(a.got()).toEqual(Buffer.from([0x01]));
     expect(b.got().length).toBe(0); // the host hears nothing of the relay itself
-    // Any bytes, both ways, as they were sent.
+    // Any bytes, both ways, as they were sent: the member's first (§3.10).
     const up = crypto.randomBytes(200_000);
     const down = crypto.randomBytes(70_000);
     a.s.write(up);
+    await waitFor(() => b.got().length > 0);
     b.s.write(down);
     await waitFor(() => b.got().length === up.length && a.got().length === 1 + down.length);
     expect(b.got().equals(up)).toBe(true);
@@ -183,6 +217,8 @@ describe('the relay at the server', () => {
     const b = await open(port);
     b.s.write(header(dana.relays[3]!.token));
     await waitFor(() => a.got().length === 1);
+    a.s.write('hello');
+    await waitFor(() => b.got().toString() === 'hello');
     b.s.write('still relayed');
     await waitFor(() => a.got().subarray(1).toString() === 'still relayed');
   });
@@ -231,6 +267,158 @@ describe('the relay at the server', () => {
     expect(held).toBe(16);
     expect(capped).toBe(true);
   }, 20_000);
+  it('a host that speaks before the member ends the link: its bytes are not passed on, both connections close, both tokens are spent', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await relay(carl.link, dana.s, 'host-first');
+    await waitFor(() => dana.relays.length === 1);
+    const a = await open(r.port);
+    a.s.write(header(r.token));
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    // Paired; the member has sent nothing yet, and the host speaks.
+    b.s.write('host speaks first');
+    await waitFor(
+      () => a.closed() && b.closed(),
+      3000,
+      () => `both sides closed; the member got ${JSON.stringify(a.got().subarray(1).toString())}`,
+    );
+    expect(a.got()).toEqual(Buffer.from([0x01]));
+    expect(b.got().length).toBe(0);
+    await waitFor(() => tn.server.relays!.links === 0);
+    expect(serverLog(tn)).toContainEqual(
+      expect.objectContaining({
+        ev: 'relay_close',
+        id: 'host-first',
+        reason: 'host spoke first',
+        up: '0',
+        down: '0',
+      }),
+    );
+    // Both tokens are spent: either one again is refused without a word.
+    for (const token of [r.token, dana.relays[0]!.token]) {
+      const again = await open(r.port);
+      again.s.write(header(token));
+      await waitFor(() => again.closed(), 3000, 'a spent token refused');
+      expect(again.got().length).toBe(0);
+    }
+    // The order §3.10 asks for: the member first, then the host answers.
+    const r2 = await relay(carl.link, dana.s, 'member-first');
+    await waitFor(() => dana.relays.length === 2);
+    const m = await open(r2.port);
+    m.s.write(header(r2.token));
+    const h = await open(r2.port);
+    h.s.write(header(dana.relays[1]!.token));
+    await waitFor(() => m.got().length === 1);
+    m.s.write('ClientHello');
+    await waitFor(() => h.got().toString() === 'ClientHello');
+    h.s.write('ServerHello');
+    await waitFor(() => m.got().subarray(1).toString() === 'ServerHello');
+    expect(m.closed() || h.closed()).toBe(false);
+  });
+
+  it('a media tunnel’s parent may speak first: its bytes are passed on', async () => {
+    const tn = await createTestnet();
+    const { carl, dana } = await coMembers(tn);
+    const r = await carl.link.request('relay', {
+      to: { username: 'dana', sessionId: dana.s.sessionId },
+      id: 'media-first',
+      kind: 'media',
+      streamId: crypto.randomUUID(),
+    });
+    await waitFor(() => dana.relays.length === 1);
+    const a = await open(r.port);
+    a.s.write(header(r.token));
+    const b = await open(r.port);
+    b.s.write(header(dana.relays[0]!.token));
+    await waitFor(() => a.got().length === 1);
+    // The parent's first consent check goes out as it hands the child the hop's keys (§5.6).
+    b.s.write('consent check');
+    await waitFor(() => a.got().subarray(1).toString() === 'consent check');
+    a.s.write('answer');
+    await waitFor(() => b.got().toString() === 'answer');
+    expect(a.closed() || b.closed()).toBe(false);
+  });
+
+  it('bounds the links one account holds, those of its ended sessions included: a new login gets no fresh allowance', async () => {
+    // 32 links per account here (160 by default: 10 sessions × 16).
+    const tn = await createTestnet({ server: { maxRelayLinksPerAccount: 32 } });
+    const { carl, dana } = await coMembers(tn);
+    const held: Array<Awaited<ReturnType<typeof pairedLink>>> = [];
+    // carl's session holds its 16 paired links and logs out: they stay (§3.10); a second
+    // session does the same.
+    let link = carl.link;
+    for (let session = 0; session < 2; session++) {
+      if (session > 0) {
+        link = await tn.rawLink();
+        await rawSession(link, { username: 'carl', password: 'carl-pw' });
+      }
+      for (let i = 0; i < 16; i++) held.push(await pairedLink(link, dana));
+      await link.request('logout', {});
+    }
+    expect(tn.server.relays!.links).toBe(32);
+    // A third session holds nothing itself, but the account holds its 32.
+    link = await tn.rawLink();
+    const third = await rawSession(link, { username: 'carl', password: 'carl-pw' });
+    await expect(relay(link, dana.s)).rejects.toMatchObject({
+      code: 'E_RATE_LIMITED',
+      message: expect.stringContaining('account'),
+      retryAfterMs: expect.any(Number),
+    });
+    expect(held.filter(({ a, b }) => a.closed() || b.closed())).toEqual([]);
+    // Another account is not bound by carl's: dana asks towards carl's new session.
+    await link.request('submit_info', {
+      ip: '10.1.1.3',
+      port: 4000,
+      udpPort: 4001,
+      status: 'online',
+    });
+    await relay(dana.link, third);
+    // One of the account's links ends: room for one more.
+    held[0]!.a.s.destroy();
+    await waitFor(() => tn.server.relays!.links === 32); // carl's 31, and dana's
+    await relay(link, dana.s);
+  }, 30_000);
+
+  it('bounds the links visitors from one address group hold together, those of ended visitor sessions included', async () => {
+    // 16 links per address group's visitors here (320 by default: 20 visitor sessions × 16).
+    const tn = await createTestnet({ server: { maxRelayLinksPerAddress: 16 } });
+    const carl = await client(tn, 'carl');
+    const ch = await carl.link.request('channel_create', {
+      id: crypto.randomUUID(),
+      name: 'open',
+      allowVisitors: true,
+    });
+    await carl.link.request('submit_info', {
+      ip: '10.1.1.1',
+      port: 4000,
+      udpPort: 4001,
+      status: 'online',
+      hosts: [ch.id],
+    });
+    const visitor = async (name: string) => {
+      const link = await tn.rawLink();
+      await rawSession(link, { name });
+      await link.request('channel_join', { channelId: ch.id });
+      return link;
+    };
+    const held: Array<Awaited<ReturnType<typeof pairedLink>>> = [];
+    const v1 = await visitor('visitor1');
+    for (let i = 0; i < 16; i++) held.push(await pairedLink(v1, carl));
+    await v1.request('logout', {});
+    // Another visitor from the same group, under another name: the group holds its 16.
+    const v2 = await visitor('visitor2');
+    await expect(relay(v2, carl.s)).rejects.toMatchObject({
+      code: 'E_RATE_LIMITED',
+      message: expect.stringContaining('visitors'),
+    });
+    expect(held.filter(({ a, b }) => a.closed() || b.closed())).toEqual([]);
+    // One of them ends: room for one more.
+    held[0]!.b.s.destroy();
+    await waitFor(() => tn.server.relays!.links === 15);
+    await relay(v2, carl.s);
+  }, 30_000);
 });
 
 describe('media tunnels at the parent', () => {
@@ -286,6 +474,8 @@ describe('a replayed header', () => {
     const replay = await open(r.port);
     replay.s.write(Buffer.concat([header(r.token), Buffer.from('junk')]));
     await waitFor(() => replay.closed(), 3000, 'the replay refused');
+    a.s.write('hello');
+    await waitFor(() => b.got().toString() === 'hello');
     b.s.write('still here');
     await waitFor(() => a.got().subarray(1).toString() === 'still here', 3000, 'the link lives');
     expect(a.closed() || b.closed()).toBe(false);

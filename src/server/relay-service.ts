@@ -3,13 +3,16 @@
  * NAT that draws a new port per connection, a firewall that lets only the server through), a
  * member asks `relay` for a host's session; the server hands each side a one-time token, and
  * both connect to its relay port with that token. Once both are in, the relay writes one byte
- * to the member and passes bytes through untouched, both ways: the link's TLS runs end to end between
+ * to the member and passes bytes through untouched, both ways (a P2P link's host speaks only
+ * after the member: host bytes before then end the link): the link's TLS runs end to end between
  * member and host, so the relay carries ciphertext it cannot read or alter unnoticed, and the
  * §4.1 handshake (bound to that TLS) decides who is at each end, as on a direct link.
  *
- * Bounded: requests per session (rate), links per session and per instance, a pair that does
- * not form in NAT_LIMITS.relayPairMs is dropped, a header must come in relayHeaderMs, an idle
- * link closes after relayIdleMs. Relayed bytes are counted apart (metrics, connection log).
+ * Bounded: requests per session (rate); links per session, per account (those its ended
+ * sessions asked for included: a link outlives its session) or, for visitors, per address group,
+ * and per instance; a pair that does not form in NAT_LIMITS.relayPairMs is dropped, a header
+ * must come in relayHeaderMs, an idle link closes after relayIdleMs. Relayed bytes are counted
+ * apart (metrics, connection log).
  */
 import { closeServer, listen } from '../shared/listen.js';
 import crypto from 'node:crypto';
@@ -36,6 +39,14 @@ export interface RelayServiceDeps {
   reachable(conn: Conn, to: { username: string; sessionId: string }): Reachable;
   /** This relay's address for a host on another instance; undefined: unknown (a wildcard). */
   ip: string | undefined;
+  /** The address group of `ip` (AccountService.prefixOf): one budget for its visitors. */
+  prefixOf(ip: string): string;
+  /**
+   * Links (pending or paired) the sessions of one account may hold together, and the visitor
+   * sessions of one address group: links of sessions that ended count until they close.
+   */
+  linksPerAccount: number;
+  linksPerAddress: number;
 }
 
 /** One side of a relayed link: who it is, and its socket once it came. */
@@ -50,6 +61,8 @@ interface Pair {
   id: string;
   kind: RelayKind;
   session: string;
+  /** Whose budget the link counts against: `user:<name>`, or `visitors:<address group>`. */
+  holder: string;
   a: Side;
   b: Side;
   timer: NodeJS.Timeout;
@@ -77,6 +90,8 @@ export class RelayService {
   private readonly pairs = new Set<Pair>();
   /** Links asked for per session, pending or paired. */
   private readonly perSession = new Map<string, number>();
+  /** Links asked for per account or visitors' address group (Pair.holder), pending or paired. */
+  private readonly perHolder = new Map<string, number>();
   readonly stats: RelayStats = { paired: 0, bytes: { p2p: 0, media: 0 }, refused: 0 };
 
   constructor(private readonly d: RelayServiceDeps) {
@@ -109,6 +124,22 @@ export class RelayService {
     const target = this.d.reachable(conn, b.to);
     if ((this.perSession.get(s.sessionId) ?? 0) >= NAT_LIMITS.relayLinksPerSession)
       throw HchatError.rateLimited('too many relayed links for this session', 1000);
+    // A link outlives the session that asked for it (logout, revocation): without this, each
+    // new login of one account would hold 16 more, until the instance was full.
+    const visitor = s.role === 'visitor';
+    const holder = visitor
+      ? `visitors:${this.d.prefixOf(conn.fs.remote.ip)}`
+      : `user:${s.username.toLowerCase()}`;
+    if (
+      (this.perHolder.get(holder) ?? 0) >=
+      (visitor ? this.d.linksPerAddress : this.d.linksPerAccount)
+    )
+      throw HchatError.rateLimited(
+        visitor
+          ? 'too many relayed links for visitors from this address'
+          : 'too many relayed links for this account',
+        1000,
+      );
     if (this.pairs.size >= NAT_LIMITS.relayLinksTotal)
       throw HchatError.rateLimited('the relay is full', 1000);
     const token = () => crypto.randomBytes(RELAY_TOKEN_BYTES).toString('base64url');
@@ -117,6 +148,7 @@ export class RelayService {
       id: b.id,
       kind,
       session: s.sessionId,
+      holder,
       a: { token: token(), name: conn.name },
       b: { token: token(), name: target.name },
       timer: setTimeout(() => this.end(pair, 'unpaired'), NAT_LIMITS.relayPairMs),
@@ -129,6 +161,7 @@ export class RelayService {
     this.byToken.set(pair.a.token, pair);
     this.byToken.set(pair.b.token, pair);
     this.perSession.set(s.sessionId, (this.perSession.get(s.sessionId) ?? 0) + 1);
+    this.perHolder.set(holder, (this.perHolder.get(holder) ?? 0) + 1);
     target.send('relay', {
       from: { username: s.username, role: s.role, sessionId: s.sessionId },
       port: this.port,
@@ -204,7 +237,13 @@ export class RelayService {
       pair.up += d.length;
       this.stats.bytes[pair.kind] += d.length;
     });
+    // A P2P link's host is a TLS server: it speaks only once the member's first bytes (its
+    // ClientHello) reached it. Bytes from it before then end the link and go nowhere: nothing
+    // passes host → member until the member spoke. A media tunnel's parent may speak first
+    // (its first consent check goes out as it hands the child the hop's keys, §5.6).
+    const hostWaits = pair.kind === 'p2p';
     b.on('data', (d: Buffer) => {
+      if (hostWaits && pair.up === 0) return this.end(pair, 'host spoke first');
       pair.down += d.length;
       this.stats.bytes[pair.kind] += d.length;
     });
@@ -213,7 +252,8 @@ export class RelayService {
     // side's first bytes are then the ClientHello alone, ready for its TLS server.
     a.write(Buffer.from([RELAY_PAIRED]));
     a.pipe(b);
-    b.pipe(a);
+    if (hostWaits) a.once('data', () => b.pipe(a));
+    else b.pipe(a);
     this.d.log.write('relay_open', {
       peer: pair.a.name,
       to: pair.b.name,
@@ -227,9 +267,14 @@ export class RelayService {
     clearTimeout(pair.timer);
     this.byToken.delete(pair.a.token);
     this.byToken.delete(pair.b.token);
-    const n = (this.perSession.get(pair.session) ?? 1) - 1;
-    if (n > 0) this.perSession.set(pair.session, n);
-    else this.perSession.delete(pair.session);
+    for (const [counts, key] of [
+      [this.perSession, pair.session],
+      [this.perHolder, pair.holder],
+    ] as const) {
+      const n = (counts.get(key) ?? 1) - 1;
+      if (n > 0) counts.set(key, n);
+      else counts.delete(key);
+    }
     pair.a.socket?.destroy();
     pair.b.socket?.destroy();
     this.d.log.write('relay_close', {

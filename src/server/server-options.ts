@@ -110,6 +110,10 @@ export interface ServerOptions {
   maxTrackerEntriesPerAccount?: number;
   /** Tracker entries per address prefix at once (256). */
   maxTrackerEntriesPerAddress?: number;
+  /** Relayed links of one account's sessions at once, ended sessions' included (160). */
+  maxRelayLinksPerAccount?: number;
+  /** Relayed links of the visitor sessions of one address prefix at once (320). */
+  maxRelayLinksPerAddress?: number;
   /** The operational log (ops-log.ts); silent when absent. */
   opsLog?: Logger;
   /** Readiness checks beyond the store's and the bus's (`GET /ready`). */

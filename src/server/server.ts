@@ -49,6 +49,7 @@ import {
   DM_LIMITS,
   FILE_LIMITS,
   MESSAGE_LIMITS,
+  NAT_LIMITS,
   RATE_LIMITS,
   SERVER_DOOR_LIMITS,
   TRACKER_LIMITS,
@@ -318,6 +319,9 @@ export class CentralServer {
         // Told to a host on another instance, which reaches this relay at this address (a
         // wildcard listens everywhere: the host then tries its own server's address).
         ip: opts.host === '0.0.0.0' || opts.host === '::' ? undefined : opts.host,
+        prefixOf: (ip) => this.accounts.prefixOf(ip),
+        linksPerAccount: opts.maxRelayLinksPerAccount ?? NAT_LIMITS.relayLinksPerAccount,
+        linksPerAddress: opts.maxRelayLinksPerAddress ?? NAT_LIMITS.relayLinksPerAddress,
       });
     this.trackerService = new TrackerService({
       tracker: this.tracker,

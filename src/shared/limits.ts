@@ -394,6 +394,9 @@ export const BOT_LIMITS = {
   limitedTries: 10,
 } as const;
 
+/** Relayed links (pending or paired) one session may have asked for at once. */
+const RELAY_LINKS_PER_SESSION = 16;
+
 /** NAT traversal (docs/PROTOCOL.md §3.8, issue 18). */
 export const NAT_LIMITS = {
   /** Candidates in one tracker entry at most (host and server-reflexive, TCP and UDP). */
@@ -427,7 +430,18 @@ export const NAT_LIMITS = {
   /** A relayed link with no byte either way this long is closed (P2P links ping every 2 s). */
   relayIdleMs: 60_000,
   /** Relayed links (pending or paired) one session may have asked for at once. */
-  relayLinksPerSession: 16,
+  relayLinksPerSession: RELAY_LINKS_PER_SESSION,
+  /**
+   * Relayed links (pending or paired) the sessions of one account may have asked for at once,
+   * those of its ended sessions included (a link outlives its session): what its live sessions
+   * may hold, sessionsPerAccount × relayLinksPerSession.
+   */
+  relayLinksPerAccount: ACCOUNT_LIMITS.sessionsPerAccount * RELAY_LINKS_PER_SESSION,
+  /**
+   * The same for the visitor sessions of one address group (who have no account): what its live
+   * visitors may hold, visitorsPerAddress × relayLinksPerSession.
+   */
+  relayLinksPerAddress: REGISTRATION_LIMITS.visitorsPerAddress * RELAY_LINKS_PER_SESSION,
   /** Relayed links (pending or paired) one server instance carries at once. */
   relayLinksTotal: 4096,
 } as const;

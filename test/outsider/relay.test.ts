@@ -94,10 +94,12 @@ describe('asking for a relay', () => {
     expect(m.received).toBe(1);
     expect(h.received).toBe(0);
 
-    // Both ways at once, a large random payload each.
+    // Both ways, a large random payload each: the member's first bytes before the host's
+    // (§3.10: the host sends nothing before they reach it).
     const up = crypto.randomBytes(4 << 20);
     const down = crypto.randomBytes(3 << 20);
     m.write(up);
+    expect(await h.until(() => h.received > 0, 5000)).toBe(true);
     h.write(down);
     expect(await h.until(() => h.received >= up.length, 15000)).toBe(true);
     expect(await m.until(() => m.received >= 1 + down.length, 15000)).toBe(true);
@@ -391,8 +393,8 @@ describe('tokens', () => {
     const m3 = await relayConnect(r.port, relayHeader(r.tm));
     expect(await silentlyRefused(m3)).toEqual({ closed: true, bytes: 0 });
     m1.write(Buffer.from('ping'));
-    h1.write(Buffer.from('pong'));
     expect(await h1.until(() => h1.received === 4, 3000)).toBe(true);
+    h1.write(Buffer.from('pong'));
     expect(await m1.until(() => m1.received === 5, 3000)).toBe(true);
     expect(h1.data().toString()).toBe('ping');
     expect(m1.data().subarray(1).toString()).toBe('pong');
@@ -581,6 +583,7 @@ describe('hostile bytes on the relay port', () => {
     const up = crypto.randomBytes(1 << 20);
     const down = crypto.randomBytes(1 << 20);
     m.write(up);
+    expect(await h.until(() => h.received > 0, 5000)).toBe(true);
     h.write(down);
     expect(await h.until(() => h.received >= up.length, 10000)).toBe(true);
     expect(await m.until(() => m.received >= 1 + down.length, 10000)).toBe(true);
@@ -614,6 +617,11 @@ describe('hostile bytes on the relay port', () => {
       expect(paired).toBe(true);
       const payload = crypto.randomBytes(2 << 20);
       const [from, to, skip] = dir === 'up' ? [m, h, 0] : [h, m, 1];
+      if (dir === 'down') {
+        // The member's first bytes before the host's (§3.10).
+        m.write(Buffer.from('hi'));
+        expect(await h.until(() => h.received === 2, 3000)).toBe(true);
+      }
       from.sock.end(payload);
       expect(await to.closedWithin(10000)).toBe(true);
       expect({ dir, n: to.received - skip }).toEqual({ dir, n: payload.length });
@@ -818,6 +826,7 @@ describe.concurrent('deadlines and limits', () => {
     const up = crypto.randomBytes(1 << 20);
     const down = crypto.randomBytes(1 << 20);
     m.write(up);
+    expect(await h.until(() => h.received > 0, 5000)).toBe(true);
     h.write(down);
     expect(await h.until(() => h.received >= up.length, 10000)).toBe(true);
     expect(await m.until(() => m.received >= 1 + down.length, 10000)).toBe(true);
