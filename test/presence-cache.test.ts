@@ -90,4 +90,32 @@ describe('presence cache', () => {
     await presence.loadUser('dee');
     expect(reads).toBe(1);
   });
+
+  it('a membership that ends while the user is being loaded is not brought back by the load', async () => {
+    // Found in review: the load read the store before the removal, and its answer overwrote it,
+    // so the removed user kept seeing (and being seen by) the channel's members on this instance.
+    const inStore = new Map([['mallory', ['X']]]);
+    const members = new Map([['X', new Set(['alice', 'mallory'])]]);
+    const tick = () => new Promise((r) => setTimeout(r, 20));
+    const presence = new Presence({
+      store: {
+        channelsOf: async (u: string) => (inStore.get(u.toLowerCase()) ?? []).map((id) => ({ id })),
+      } as never,
+      tracker: new TrackerList(),
+      membersOf: (id) => members.get(id) ?? new Set(),
+      loadMembers: tick,
+      channel: () => undefined,
+      connsOf: () => [],
+      conns: () => new Set(),
+      pageEntries: 100,
+    });
+    const load = presence.loadUser('mallory'); // reads X, then loads X's members
+    await new Promise((r) => setTimeout(r, 5));
+    // Removed meanwhile: the store changes, then the bus event (ChannelService first).
+    inStore.set('mallory', []);
+    members.get('X')!.delete('mallory');
+    presence.memberLeft('X', 'mallory');
+    await load;
+    expect([...presence.channelsOf('mallory')]).toEqual([]);
+  });
 });

@@ -56,6 +56,12 @@ const USER_CACHE_MAX = 50_000;
 /** Loaded users looked at, at most, for one to forget: a load stays O(1). */
 const EVICTION_SCAN = 64;
 const NO_CHANNELS: ReadonlySet<string> = new Set();
+/**
+ * Pairs of members told of memberships that ended, at most: a leave tells a channel of up to
+ * 16,384 members, a deletion one of up to 128 (a deleted channel of 200 members took 0.46 s and
+ * 39,402 events; see channelDeleted).
+ */
+const TELL_PAIRS_MAX = 16_384;
 
 /** Tracker visibility and fan-out on one server instance. */
 export class Presence implements Memberships {
@@ -63,6 +69,8 @@ export class Presence implements Memberships {
   private readonly userChannels = new Map<string, Set<string>>();
   /** Loads of users' channels under way, by user (lower-case). */
   private readonly loading = new Map<string, Promise<void>>();
+  /** Users whose memberships changed while their load was under way: it reads again. */
+  private readonly changedWhileLoading = new Set<string>();
   /** Visitor connections by the channel they view. */
   private readonly viewers = new Map<string, Set<Conn>>();
 
@@ -93,8 +101,16 @@ export class Presence implements Memberships {
   }
 
   private async readUser(username: string, k: string): Promise<void> {
-    const channels = await this.d.store.channelsOf(username);
-    for (const c of channels) await this.d.loadMembers(c.id);
+    let channels;
+    // A membership that ended (or began) while the store was read may be missing from what it
+    // read: read again, a few times at most.
+    for (let tries = 0; ; tries++) {
+      this.changedWhileLoading.delete(k);
+      channels = await this.d.store.channelsOf(username);
+      for (const c of channels) await this.d.loadMembers(c.id);
+      if (!this.changedWhileLoading.has(k) || tries === 2) break;
+    }
+    this.changedWhileLoading.delete(k);
     if (this.userChannels.has(k)) return; // a load that ended meanwhile (and events since) wins
     if (this.userChannels.size >= (this.d.usersCached ?? USER_CACHE_MAX)) this.forgetOne();
     this.userChannels.set(k, new Set(channels.map((c) => c.id)));
@@ -123,7 +139,11 @@ export class Presence implements Memberships {
     for (const k of [...this.userChannels.keys()]) {
       const channels = await this.d.store.channelsOf(k);
       for (const c of channels) await this.d.loadMembers(c.id);
-      this.userChannels.set(k, new Set(channels.map((c) => c.id)));
+      const now = new Set(channels.map((c) => c.id));
+      // Memberships that ended meanwhile are told as a leave would have been.
+      for (const id of [...(this.userChannels.get(k) ?? [])])
+        if (!now.has(id)) this.memberLeft(id, k);
+      this.userChannels.set(k, now);
     }
   }
 
@@ -190,6 +210,7 @@ export class Presence implements Memberships {
    */
   memberJoined(channelId: string, username: string): void {
     const k = username.toLowerCase();
+    if (this.loading.has(k)) this.changedWhileLoading.add(k);
     this.userChannels.get(k)?.add(channelId);
     const owner = this.d.channel(channelId)?.owner;
     if (owner) this.userChannels.get(owner.toLowerCase())?.add(channelId);
@@ -229,51 +250,82 @@ export class Presence implements Memberships {
    */
   memberLeft(channelId: string, username: string): void {
     const k = username.toLowerCase();
-    this.membershipsEnded(channelId, [k], new Set([...this.membersOf(channelId), k]));
+    const cached = this.membersOf(channelId);
+    // Members not cached here (they joined on other instances): those loaded here who have it.
+    const was = cached.size > 0 ? new Set(cached) : this.loadedMembersOf(channelId);
+    this.membershipsEnded(channelId, [k], was.add(k));
   }
 
-  /** `channelId` was deleted: none of its members (loaded here) belongs to it any more. */
+  /**
+   * `channelId` was deleted: none of its members (loaded here) belongs to it any more. Past
+   * TELL_PAIRS_MAX pairs of members nobody is told (each member hears of the deletion itself,
+   * PROTOCOL.md §3.5): a channel of 3,000 members would take 9 million events.
+   */
   channelDeleted(channelId: string): void {
-    const members: string[] = [];
-    for (const [k, channels] of this.userChannels) if (channels.has(channelId)) members.push(k);
-    this.membershipsEnded(channelId, members, new Set(members));
+    const members = this.loadedMembersOf(channelId);
+    this.membershipsEnded(channelId, [...members], members);
+  }
+
+  /**
+   * These memberships with `users` (lower-case) still in `channelId`: how they were before they
+   * left it. Each user's set is made once.
+   */
+  plus(users: ReadonlySet<string>, channelId: string): Memberships {
+    const made = new Map<string, ReadonlySet<string>>();
+    return {
+      channelsOf: (u) => {
+        const k = u.toLowerCase();
+        const set = this.channelsOf(u);
+        if (!users.has(k) || set.has(channelId)) return set;
+        let copy = made.get(k);
+        if (!copy) made.set(k, (copy = new Set([...set, channelId])));
+        return copy;
+      },
+      membersOf: (id) => {
+        const set = this.membersOf(id);
+        if (id !== channelId) return set;
+        return new Set([...set, ...users]);
+      },
+    };
+  }
+
+  /** The users loaded here who belong to `channelId`. */
+  private loadedMembersOf(channelId: string): Set<string> {
+    const out = new Set<string>();
+    for (const [k, channels] of this.userChannels) if (channels.has(channelId)) out.add(k);
+    return out;
   }
 
   /**
    * `gone` (lower-case) no longer belong to `channelId`, whose members were `was`: their channel
-   * sets forget it, and each connection of those members is told what it no longer sees.
+   * sets forget it, and each connection of a pair with one side gone is told what it no longer
+   * sees (O(gone × was)). A user whose load is under way reads its channels again when it ends.
    */
-  private membershipsEnded(
-    channelId: string,
-    gone: readonly string[],
-    was: ReadonlySet<string>,
-  ): void {
+  private membershipsEnded(channelId: string, gone: readonly string[], was: ReadonlySet<string>) {
+    for (const k of gone) if (this.loading.has(k)) this.changedWhileLoading.add(k);
     const had = new Set(gone.filter((k) => this.userChannels.get(k)?.has(channelId)));
     if (had.size === 0) return;
-    const before: Memberships = {
-      channelsOf: (u) => {
-        const set = this.channelsOf(u);
-        if (!had.has(u.toLowerCase()) || set.has(channelId)) return set;
-        return new Set([...set, channelId]);
-      },
-      membersOf: (id) => this.membersOf(id),
-    };
+    const before = this.plus(had, channelId);
     for (const k of had) this.userChannels.get(k)!.delete(channelId);
+    if (had.size * was.size > TELL_PAIRS_MAX) return;
     const out = new Outbox();
-    for (const a of was) {
+    // What `a`'s connections no longer see of `b`'s entries.
+    const tell = (a: string, b: string) => {
+      if (a === b) return;
       for (const c of this.d.connsOf(a)) {
         const v = this.viewer(c);
         if (v?.role !== 'user') continue;
-        for (const b of was) {
-          // Only pairs with one side gone changed; a user's own entries are not its business here.
-          if (b === a || (!had.has(a) && !had.has(b))) continue;
-          for (const e of this.d.tracker.entriesOf(b, 'user')) {
-            const ev = eventFor(v, { before: e, after: e }, this, before);
-            if (ev) out.send(c, ev.ev, ev.entry);
-          }
+        for (const e of this.d.tracker.entriesOf(b, 'user')) {
+          const ev = eventFor(v, { before: e, after: e }, this, before);
+          if (ev) out.send(c, ev.ev, ev.entry);
         }
       }
-    }
+    };
+    for (const g of had)
+      for (const a of was) {
+        tell(a, g);
+        if (!had.has(a)) tell(g, a);
+      }
   }
 
   /** A user created a channel: it belongs to it (other instances learn it on a join). */

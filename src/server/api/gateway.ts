@@ -93,7 +93,10 @@ export interface GatewayDeps {
   tokens: ApiTokenStore;
   channelsOf(username: string): Promise<Channel[]>;
   /** Who belongs where, for the presence a session may see (the server's Presence). */
-  memberships: Memberships & { without(username: string, channelId: string): Memberships };
+  memberships: Memberships & {
+    without(username: string, channelId: string): Memberships;
+    plus(users: ReadonlySet<string>, channelId: string): Memberships;
+  };
   /** The tracker's entries of a user. */
   entriesOf(username: string): readonly TrackerEntry[];
   /** Loads what a session of `account` needs here (its channels and their members). */
@@ -248,6 +251,7 @@ export class Gateway {
       if (!inScope || !(own || s.channels.has(e.channelId))) continue;
       s.event(e.kind, { channelId: e.channelId, username: e.username });
       if (e.kind === 'member_joined') this.newlyVisible(s, e.channelId, name, own);
+      else this.noLongerVisible(s, e.channelId, name, own);
       if (own) void this.subscribe(s).catch(() => undefined);
     }
   }
@@ -256,6 +260,21 @@ export class Gateway {
   private newlyVisible(s: GatewaySession, channelId: string, username: string, own: boolean) {
     const m = this.d.memberships;
     const before = m.without(username, channelId);
+    const users = own ? [...m.membersOf(channelId)].filter((u) => u !== username) : [username];
+    for (const u of users)
+      for (const entry of this.d.entriesOf(u)) {
+        const ev = eventFor(s.viewer, { before: entry, after: entry }, m, before);
+        if (ev) s.event(ev.ev, { entry: ev.entry });
+      }
+  }
+
+  /**
+   * `peer_left` (or the entry cut anew) for what `username`'s leaving `channelId` hid from `s`
+   * (after Presence forgot the membership).
+   */
+  private noLongerVisible(s: GatewaySession, channelId: string, username: string, own: boolean) {
+    const m = this.d.memberships;
+    const before = m.plus(new Set([username]), channelId);
     const users = own ? [...m.membersOf(channelId)].filter((u) => u !== username) : [username];
     for (const u of users)
       for (const entry of this.d.entriesOf(u)) {
