@@ -11,6 +11,7 @@
  * the sender and this user among its members, a 1:1 conversation has its derived id, and a
  * known conversation keeps its members.
  */
+import { LONE_SURROGATE, holdsLoneSurrogate } from '../protocol/frame.js';
 import { HchatError } from '../protocol/errors.js';
 import { DmPayload, type DmCipher, type DeviceAddress, type MailEnvelope } from '../protocol/dm.js';
 import { describeIssues } from '../protocol/rpc.js';
@@ -138,7 +139,11 @@ export class DmInbox {
     if (body.prekey) this.d.prekeyUsed();
     let payload: DmPayload;
     try {
-      payload = DmPayload.parse(JSON.parse(opened.plaintext.toString('utf8')));
+      const text = opened.plaintext.toString('utf8');
+      const parsed: unknown = JSON.parse(text);
+      // Stored, a lone surrogate would come back as U+FFFD: the two copies would differ.
+      if (holdsLoneSurrogate(parsed, text)) throw new Error(LONE_SURROGATE);
+      payload = DmPayload.parse(parsed);
     } catch (err) {
       // It decrypted, so the session moved on: keep that, drop the message.
       store.tx(() => {
@@ -146,7 +151,11 @@ export class DmInbox {
         store.markSeen(account, envelopeId);
       });
       const why =
-        err instanceof Error && 'issues' in err ? describeIssues(err as never) : 'not JSON';
+        err instanceof Error && 'issues' in err
+          ? describeIssues(err as never)
+          : err instanceof Error && err.message === LONE_SURROGATE
+            ? LONE_SURROGATE
+            : 'not JSON';
       throw new HchatError('E_BAD_REQUEST', `dm payload: ${why}`);
     }
     const problem = this.payloadProblem(account, from.username, payload);
