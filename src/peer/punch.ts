@@ -382,7 +382,8 @@ export function simultaneousOpen(
             { refused },
           ),
         );
-      else takeTurn(ip, attempt);
+      // An attempt that waited past the deadline is not made: the next check rejects.
+      else takeTurn(ip, () => (Date.now() + 100 >= deadline ? next() : attempt()));
     };
     const attempt = () => {
       const s = net.connect({ host: ip, port, localAddress: host, localPort });
