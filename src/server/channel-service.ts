@@ -98,6 +98,8 @@ export interface ChannelDeps {
 /** Channels, messages and their fan-out on one server instance. */
 export class ChannelService {
   private readonly memberCache = new Map<string, Set<string>>();
+  /** Channels whose members are being read from the store, and the joins and leaves meanwhile. */
+  private readonly membersReading = new Map<string, { reads: number; changes: number }>();
   /** Channels found are kept until their owner changes them (channel_changed). */
   private readonly channelCache = new Map<string, Channel>();
   private readonly subscribers = new Map<string, Set<Conn>>();
@@ -251,6 +253,8 @@ export class ChannelService {
    * and the owner's host is told (it checks members itself).
    */
   memberLeft(e: Extract<BusEvent, { kind: 'member_left' }>): void {
+    const reading = this.membersReading.get(e.channelId);
+    if (reading) reading.changes++;
     this.memberCache.get(e.channelId)?.delete(e.username.toLowerCase());
     const subs = this.subscribers.get(e.channelId);
     // After this turn's pushes (the removal item itself reaches the removed member).
@@ -319,11 +323,25 @@ export class ChannelService {
   async members(channelId: string): Promise<ReadonlySet<string>> {
     const cached = this.memberCache.get(channelId);
     if (cached) return cached;
-    const names = await this.d.store.members(channelId);
-    // A join or leave heard during the read already made the set: it wins.
-    let set = this.memberCache.get(channelId);
-    if (!set) this.memberCache.set(channelId, (set = new Set(names.map((u) => u.toLowerCase()))));
-    return set;
+    let reading = this.membersReading.get(channelId);
+    if (!reading) this.membersReading.set(channelId, (reading = { reads: 0, changes: 0 }));
+    reading.reads++;
+    try {
+      let names: string[];
+      // A join or leave heard during the read may be missing from what it read (the bus event
+      // found no set to change): read again, a few times at most.
+      for (let tries = 0; ; tries++) {
+        const changes = reading.changes;
+        names = await this.d.store.members(channelId);
+        if (reading.changes === changes || tries === 2) break;
+      }
+      // A set another read made meanwhile, kept up to date since, wins.
+      let set = this.memberCache.get(channelId);
+      if (!set) this.memberCache.set(channelId, (set = new Set(names.map((u) => u.toLowerCase()))));
+      return set;
+    } finally {
+      if (--reading.reads === 0) this.membersReading.delete(channelId);
+    }
   }
 
   /** The cached members of a channel (empty when not loaded): presence and typing's view. */
@@ -809,6 +827,8 @@ export class ChannelService {
 
   /** A user joined a channel: the member cache learns it, and the owner's host is told. */
   memberJoined(e: Extract<BusEvent, { kind: 'member_joined' }>): void {
+    const reading = this.membersReading.get(e.channelId);
+    if (reading) reading.changes++;
     this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
     // The owner's host checks members itself: tell it.
     this.tellOwner(e.channelId, 'member_joined', { channelId: e.channelId, username: e.username });
