@@ -78,6 +78,16 @@ async function relayPatiently(link: ServerLink, to: RawSession, id: string) {
   }
 }
 
+/** Both sides in at the relay `port` with their tokens, the member's 0x01 read: `a` the member. */
+async function join(port: number, memberToken: string, hostToken: string) {
+  const a = await open(port);
+  a.s.write(header(memberToken));
+  const b = await open(port);
+  b.s.write(header(hostToken));
+  await waitFor(() => a.got().length === 1);
+  return { a, b };
+}
+
 /** A link asked for by `link` towards `host` and paired: both sides in, the member's 0x01 read. */
 async function pairedLink(
   link: ServerLink,
@@ -86,12 +96,7 @@ async function pairedLink(
   const id = crypto.randomBytes(9).toString('base64url');
   const r = await relayPatiently(link, host.s, id);
   const ev = await waitFor(() => host.relays.find((e) => e.id === id));
-  const a = await open(r.port);
-  a.s.write(header(r.token));
-  const b = await open(r.port);
-  b.s.write(header(ev.token as string));
-  await waitFor(() => a.got().length === 1);
-  return { a, b };
+  return join(r.port, r.token, ev.token as string);
 }
 
 function serverLog(tn: Tn): Array<Record<string, string>> {
@@ -272,11 +277,7 @@ describe('the relay at the server', () => {
     const { carl, dana } = await coMembers(tn);
     const r = await relay(carl.link, dana.s, 'host-first');
     await waitFor(() => dana.relays.length === 1);
-    const a = await open(r.port);
-    a.s.write(header(r.token));
-    const b = await open(r.port);
-    b.s.write(header(dana.relays[0]!.token));
-    await waitFor(() => a.got().length === 1);
+    const { a, b } = await join(r.port, r.token, dana.relays[0]!.token);
     // Paired; the member has sent nothing yet, and the host speaks.
     b.s.write('host speaks first');
     await waitFor(
@@ -306,11 +307,7 @@ describe('the relay at the server', () => {
     // The order §3.10 asks for: the member first, then the host answers.
     const r2 = await relay(carl.link, dana.s, 'member-first');
     await waitFor(() => dana.relays.length === 2);
-    const m = await open(r2.port);
-    m.s.write(header(r2.token));
-    const h = await open(r2.port);
-    h.s.write(header(dana.relays[1]!.token));
-    await waitFor(() => m.got().length === 1);
+    const { a: m, b: h } = await join(r2.port, r2.token, dana.relays[1]!.token);
     m.s.write('ClientHello');
     await waitFor(() => h.got().toString() === 'ClientHello');
     h.s.write('ServerHello');
@@ -328,11 +325,7 @@ describe('the relay at the server', () => {
       streamId: crypto.randomUUID(),
     });
     await waitFor(() => dana.relays.length === 1);
-    const a = await open(r.port);
-    a.s.write(header(r.token));
-    const b = await open(r.port);
-    b.s.write(header(dana.relays[0]!.token));
-    await waitFor(() => a.got().length === 1);
+    const { a, b } = await join(r.port, r.token, dana.relays[0]!.token);
     // The parent's first consent check goes out as it hands the child the hop's keys (§5.6).
     b.s.write('consent check');
     await waitFor(() => a.got().subarray(1).toString() === 'consent check');
@@ -465,11 +458,7 @@ describe('a replayed header', () => {
     const { carl, dana } = await coMembers(tn);
     const r = await relay(carl.link, dana.s);
     await waitFor(() => dana.relays.length === 1);
-    const a = await open(r.port);
-    a.s.write(header(r.token));
-    const b = await open(r.port);
-    b.s.write(header(dana.relays[0]!.token));
-    await waitFor(() => a.got().length === 1);
+    const { a, b } = await join(r.port, r.token, dana.relays[0]!.token);
     // Someone who saw the member's header on the wire sends it again, with bytes behind it.
     const replay = await open(r.port);
     replay.s.write(Buffer.concat([header(r.token), Buffer.from('junk')]));
