@@ -35,6 +35,7 @@ import { ServerTrust } from './server-trust.js';
 import { EventHub } from './event-hub.js';
 import { readSession, writeSession, type SavedSession } from './session-file.js';
 import { P2PEndpoint } from './p2p.js';
+import { Revocations } from './revocations.js';
 import { HostService } from './host-service.js';
 import { LiveService } from './live.js';
 import { ChannelSources } from './sources.js';
@@ -140,8 +141,8 @@ export class PeerNode {
   private readonly verifier: MessageVerifier;
   /** The server key's SPKI and key object, as last decoded. */
   private decodedServerKey: { spki: string; key: crypto.KeyObject } | undefined;
-  /** Sessions the server said were revoked: their P2P links are refused (bounded). */
-  private readonly revoked = new Set<string>();
+  /** Sessions the server said were revoked, or checked live: their P2P links are refused. */
+  private readonly revocations: Revocations;
   /** Why the last connection to the server was refused, when its TLS key was not trusted. */
   private trustError: HchatError | undefined;
   /** True while the current server connection carries our session. */
@@ -264,13 +265,17 @@ export class PeerNode {
       background: (task) => this.background(task),
       closed: () => this.closed,
     });
+    this.revocations = new Revocations({
+      store: this.store,
+      server: () => (this.authed ? this.link : undefined),
+    });
     this.p2p = new P2PEndpoint({
       host: opts.host,
       log: this.log,
       service: this.hostService,
       serverKey: () => this.serverKey(),
       credentials: () => this.credentials(),
-      isRevoked: (sid) => this.revoked.has(sid),
+      isRevoked: (sid) => this.revocations.isRevoked(sid),
       udpLoss: opts.udpLoss,
       benchPlainMedia: opts.benchPlainMedia,
     });
@@ -635,6 +640,7 @@ export class PeerNode {
 
   private onDown(wasUp: boolean): void {
     this.authed = false;
+    this.revocations.connectionChanged();
     this.dms.offline();
     if (wasUp)
       this.events.emit('connection', {
@@ -673,6 +679,7 @@ export class PeerNode {
     const s = this.currentSession;
     if (!s) return;
     this.authed = true;
+    this.revocations.connectionChanged();
     this.events.emit('connection', { state: 'connected' });
     // Learnt again on each connection: the NAT's mapping (or the network) may have changed.
     this.reflexive = await reflexiveCandidates(this.link, this.p2p.media, this.p2p.advertised);
@@ -775,8 +782,7 @@ export class PeerNode {
       this.link.moveOn();
     } else if (name === 'session_revoked') {
       const { sessionId } = body as EventBody<'session_revoked'>;
-      if (this.revoked.size >= 10_000) this.revoked.clear();
-      this.revoked.add(sessionId);
+      this.revocations.revoked(sessionId);
       this.p2p.dropSession(sessionId);
     } else if (name === 'member_joined') {
       const { channelId, username } = body as EventBody<'member_joined'>;
@@ -822,6 +828,7 @@ export class PeerNode {
       this.dms.offline();
       this.background(this.live.closeAll());
       this.authed = false;
+      this.revocations.connectionChanged();
       this.sources.setTracker([]);
     }
   }
@@ -916,6 +923,7 @@ export class PeerNode {
       // No connection to anything: the server, the hosts we read from, the members we serve.
       this.link.stop();
       this.authed = false;
+      this.revocations.connectionChanged();
       await this.p2p.setServing(false);
       this.sources.setTracker([]);
       await this.live.closeAll();

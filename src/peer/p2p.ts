@@ -47,13 +47,19 @@ export interface P2POptions {
   serverKey(): crypto.KeyObject | undefined;
   /** This peer's own certificate and key, while logged in. */
   credentials(): LinkCredentials | undefined;
-  /** True for a session the server said was revoked (logout). */
-  isRevoked(sessionId: string): boolean;
+  /**
+   * True for a session the server said was revoked (logout); a promise while the server is asked
+   * (a session not checked since this peer's server connection came up: revocations.ts).
+   */
+  isRevoked(sessionId: string): boolean | Promise<boolean>;
   /** Fraction of incoming datagrams to drop at random (loss injection for tests). */
   udpLoss?: number;
   /** bench/ only (bench/plain-peer.ts): media in plain RTP between peers (MediaSocket). */
   benchPlainMedia?: boolean;
 }
+
+/** A connecting peer's hello, checked, and the claims of its certificate. */
+type CheckedHello = { claims: CertClaims; hello: ReturnType<typeof PeerHello.parse> };
 
 /** Who is at the other end of a P2P connection, as its certificate says. */
 export type PeerIdentity = LinkIdentity;
@@ -194,7 +200,25 @@ export class P2PEndpoint {
             });
             return;
           }
-          pending = this.answerHello(fs, f, binding);
+          const hello = this.checkHello(fs, f);
+          const revoked = this.opts.isRevoked(hello.claims.sid);
+          if (revoked === true) throw new HchatError('E_SESSION_INVALID', 'session revoked');
+          if (revoked === false) return void (pending = this.answerHello(fs, hello, binding));
+          // Nothing more is read until the server answered whether the session is live.
+          fs.hold();
+          revoked.then(
+            (no) => {
+              if (!fs.isOpen) return;
+              if (no) return fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked'));
+              try {
+                pending = this.answerHello(fs, hello, binding);
+              } catch (err) {
+                return fs.fail(err instanceof HchatError ? err : new HchatError('E_INTERNAL'));
+              }
+              fs.release();
+            },
+            () => fs.fail(new HchatError('E_INTERNAL')),
+          );
         },
         close: (reason) => {
           this.open.delete(fs);
@@ -214,12 +238,8 @@ export class P2PEndpoint {
     this.opts.log.write('open', { peer: name(), dir: 'in' });
   }
 
-  /** Checks the connecting peer's hello and answers with ours, signed. */
-  private answerHello(
-    fs: FramedSocket,
-    f: Record<string, unknown>,
-    binding: Buffer,
-  ): { claims: CertClaims; data: Buffer; compact: boolean } {
+  /** Checks the connecting peer's hello and its certificate (not yet whether it was revoked). */
+  private checkHello(fs: FramedSocket, f: Record<string, unknown>): CheckedHello {
     if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
     // The version first: another version's hello has other members (version 1 sent a token).
     if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION) {
@@ -231,17 +251,25 @@ export class P2PEndpoint {
     const hello = PeerHello.safeParse(f);
     if (!hello.success)
       throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
+    if (!this.opts.credentials())
+      throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
+    return { claims: checkLinkCert(hello.data.cert, this.opts.serverKey()), hello: hello.data };
+  }
+
+  /** Answers a checked hello with ours, signed. */
+  private answerHello(
+    fs: FramedSocket,
+    { claims, hello }: CheckedHello,
+    binding: Buffer,
+  ): { claims: CertClaims; data: Buffer; compact: boolean } {
     const own = this.opts.credentials();
     if (!own) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
-    const claims = checkLinkCert(hello.data.cert, this.opts.serverKey());
-    if (this.opts.isRevoked(claims.sid))
-      throw new HchatError('E_SESSION_INVALID', 'session revoked');
-    if (hello.data.maxFrame) fs.peerMaxFrame = hello.data.maxFrame;
+    if (hello.maxFrame) fs.peerMaxFrame = hello.maxFrame;
     // Compact pushes and pages when the member asks (§3.11, §4.2): version 1, the only one.
-    const compact = hello.data.compact !== undefined;
+    const compact = hello.compact !== undefined;
     const nonce = newNonce();
     const parts = {
-      peerNonce: hello.data.nonce,
+      peerNonce: hello.nonce,
       hostNonce: nonce,
       peerSession: claims.sid,
       hostSession: own.sessionId,
@@ -273,6 +301,9 @@ export class P2PEndpoint {
     const auth = PeerAuth.safeParse(f);
     if (!auth.success) throw new HchatError('E_BAD_FRAME', `auth: ${describeIssues(auth.error)}`);
     verifyTranscript(pending.claims, pending.data, auth.data.sig);
+    // Revoked between our hello and this auth: the event found no link of it to drop yet.
+    if (this.opts.isRevoked(pending.claims.sid) === true)
+      throw new HchatError('E_SESSION_INVALID', 'session revoked');
     const refs = pending.compact ? new LinkRefs((frame) => fs.sendEncoded(frame)) : undefined;
     return { fs, who: identityOf(pending.claims), ip, name: '', subs: new Set(), refs };
   }

@@ -115,6 +115,12 @@ export const OPS = {
     Session.extend({ cert: z.string() }),
   ),
   logout: op('session', Empty, Empty),
+  /**
+   * Whether a session is still live (not revoked, known to the server): a host asks before it
+   * accepts a P2P handshake from a session it has not heard of since it came online, so a
+   * logout it missed while away or stopped is not accepted (PROTOCOL.md §3.3, §4.1).
+   */
+  session_check: op('session', z.object({ sessionId: SessionId }), z.object({ live: z.boolean() })),
   submit_info: op(
     'session',
     z.object({

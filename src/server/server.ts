@@ -577,6 +577,8 @@ export class CentralServer {
         return this.sessions.resume(conn, body as OpReq<'resume'>);
       case 'logout':
         return this.sessions.logout(conn);
+      case 'session_check':
+        return this.sessions.check(body as OpReq<'session_check'>);
       case 'reflect': {
         // What the server sees of this connection: the peer's TCP server-reflexive address.
         const { ip, port } = conn.fs.remote;

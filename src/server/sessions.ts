@@ -161,6 +161,18 @@ export class Sessions {
   }
 
   /**
+   * `session_check`: whether a session is live. Asked by a host that did not hear of it since it
+   * came online (its P2P handshake, PROTOCOL.md §4.1): a revocation it missed while offline or
+   * stopped is answered here. Unknown counts as not live. A session id is only known from its
+   * certificate, and the answer says no more than a handshake with that certificate would.
+   */
+  async check(b: OpReq<'session_check'>): Promise<OpRes<'session_check'>> {
+    if (this.d.channels.revokedNow(b.sessionId)) return { live: false };
+    const s = await this.d.store.getSession(b.sessionId);
+    return { live: !!s && !s.revoked && !this.d.channels.revokedNow(b.sessionId) };
+  }
+
+  /**
    * Revokes a session: its token and certificate stop working here, its connections close, and
    * the peers that may hold P2P links from it (users sharing a channel with it) are told, so they
    * drop those links and refuse new ones.

@@ -104,6 +104,12 @@ const MIGRATIONS = [
   SEARCH_MIGRATION,
   // 6: new messages are indexed for search in batches, after the transaction that stores them.
   SEARCH_DEFERRED_MIGRATION,
+  // 7: sessions the server said were revoked (logout): their P2P handshakes are refused here,
+  // after a restart too (PROTOCOL.md §4.1).
+  `
+  CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, learnt_at INTEGER NOT NULL);
+  CREATE INDEX revoked_sessions_learnt ON revoked_sessions(learnt_at);
+  `,
 ];
 
 interface MessageRow extends ItemColumns {
@@ -210,6 +216,17 @@ export class PeerStore {
       getKv: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
       setKv: db.prepare(
         'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
+      isRevoked: db.prepare<[string], { n: number }>(
+        'SELECT 1 AS n FROM revoked_sessions WHERE session_id = ?',
+      ),
+      addRevoked: db.prepare(
+        'INSERT INTO revoked_sessions (session_id, learnt_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
+      ),
+      countRevoked: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM revoked_sessions'),
+      pruneRevoked: db.prepare(
+        `DELETE FROM revoked_sessions WHERE session_id IN
+           (SELECT session_id FROM revoked_sessions ORDER BY learnt_at LIMIT ?)`,
       ),
       upsertChannel: db.prepare(
         `INSERT INTO channels (account, id, name, owner, allow_visitors, created_at, topic)
@@ -545,6 +562,21 @@ export class PeerStore {
 
   set(key: string, value: string): void {
     this.q.setKv.run(key, value);
+  }
+
+  /** True when the server said this session was revoked (kept across restarts). */
+  isSessionRevoked(sessionId: string): boolean {
+    return this.q.isRevoked.get(sessionId) !== undefined;
+  }
+
+  /**
+   * Keeps a session the server said was revoked. Bounded: past `max` the oldest go (their
+   * certificates, at most MESSAGE_LIMITS.certTtlMs long, have most likely expired by then).
+   */
+  addRevokedSession(sessionId: string, now: number, max = 50_000): void {
+    this.q.addRevoked.run(sessionId, now);
+    const { n } = this.q.countRevoked.get()!;
+    if (n > max) this.q.pruneRevoked.run(n - max);
   }
 
   /** Records that `account` joined (or hosts, or views) a channel. */

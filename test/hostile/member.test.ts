@@ -16,6 +16,7 @@ import {
 import { sign } from './kit.js';
 import { messageId } from '../../src/shared/message-id.js';
 import type { ServerLink } from '../../src/peer/server-link.js';
+import type { TrackerEntry } from '../../src/protocol/common.js';
 import { newKeyPair } from '../../src/shared/keygen.js';
 
 /** alice hosts "general" on her peer; bob is a member on a raw link (no peer of his own). */
@@ -242,6 +243,50 @@ describe('revoked sessions (finding 4)', () => {
     expect(results[1]).toMatchObject({
       error: { code: 'E_BAD_SIGNATURE', message: expect.stringContaining('revoked') },
     });
+  });
+});
+
+/** Opens a P2P link from a raw session to a host: 'up', or the code it was refused with. */
+async function handshake(entry: TrackerEntry, s: RawSession): Promise<string> {
+  const link = rawHostLink(entry, s);
+  const result = new Promise<string>((resolve) => {
+    link.once('up', () => resolve('up'));
+    link.once('down', (reason?: { code?: string }) => resolve(reason?.code ?? 'down'));
+  });
+  await link.start();
+  const r = await result;
+  link.stop();
+  return r;
+}
+
+describe('a revocation the host did not hear of (outside attacker: revoked-cert)', () => {
+  it('a host that was offline at the logout refuses the revoked session once back', async () => {
+    const { net, alice, raw, bob, entry } = await hostedWithRawBob();
+    expect(await handshake(entry, bob)).toBe('up');
+    await alice.call('PUT', '/api/status', { status: 'offline' });
+    await raw.request('logout', {}); // alice's peer is not connected: no session_revoked reaches it
+    // bob, on another session (still live), sees alice come back.
+    const raw2 = await net.rawLink();
+    const bob2 = await rawSession(raw2, { username: 'bob', password: 'bob-pw-1' });
+    await alice.call('PUT', '/api/status', { status: 'online' });
+    const back = await waitFor(
+      async () => (await raw2.request('get_list', {})).peers.find((e) => e.username === 'alice'),
+      10_000,
+      "alice's entry again",
+    );
+    // The logged-out session's certificate and key are refused; the live session is not.
+    expect(await handshake(back, bob)).toBe('E_SESSION_INVALID');
+    expect(await handshake(back, bob2)).toBe('up');
+  });
+
+  it('a host keeps what it learnt across a restart, even with the server down', async () => {
+    const { net, alice, raw, bob, entry } = await hostedWithRawBob();
+    await raw.request('logout', {});
+    expect(await handshake(entry, bob)).toBe('E_SESSION_INVALID'); // heard live
+    await net.server.close();
+    const again = await net.restartPeer(alice);
+    const [ip, port] = again.p2p.split(':') as [string, string];
+    expect(await handshake({ ...entry, ip, port: Number(port) }, bob)).toBe('E_SESSION_INVALID');
   });
 });
 
