@@ -308,7 +308,7 @@ export class Presence implements Memberships {
     const before = this.plus(had, channelId);
     for (const k of had) this.userChannels.get(k)!.delete(channelId);
     if (had.size * was.size > TELL_PAIRS_MAX) return;
-    const out = new Outbox();
+    const told: Array<[Conn, 'peer_joined' | 'peer_left', TrackerEntry]> = [];
     // What `a`'s connections no longer see of `b`'s entries.
     const tell = (a: string, b: string) => {
       if (a === b) return;
@@ -317,7 +317,7 @@ export class Presence implements Memberships {
         if (v?.role !== 'user') continue;
         for (const e of this.d.tracker.entriesOf(b, 'user')) {
           const ev = eventFor(v, { before: e, after: e }, this, before);
-          if (ev) out.send(c, ev.ev, ev.entry);
+          if (ev) told.push([c, ev.ev, ev.entry]);
         }
       }
     };
@@ -326,6 +326,14 @@ export class Presence implements Memberships {
         tell(a, g);
         if (!had.has(a)) tell(g, a);
       }
+    if (told.length === 0) return;
+    // Decided now, written after this turn: a leaver hears its `channel_leave` answered before
+    // the events its leave caused (as when the bus is NATS), so its peer no longer serves the
+    // channel when they come.
+    setImmediate(() => {
+      const out = new Outbox();
+      for (const [c, ev, entry] of told) out.send(c, ev, entry);
+    });
   }
 
   /** A user created a channel: it belongs to it (other instances learn it on a join). */
