@@ -29,6 +29,7 @@ import { useDms } from './useDms.js';
 import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 import { keepUnchanged } from './keep-unchanged.js';
+import { withKey } from './auth.js';
 
 type Sync = {
   channelId: string;
@@ -150,9 +151,11 @@ export function Chat({
   const lastEvent = useRef('');
   useEffect(() => {
     const es = new EventSource(
-      lastEvent.current
-        ? `/api/events?since=${encodeURIComponent(lastEvent.current)}`
-        : '/api/events',
+      withKey(
+        lastEvent.current
+          ? `/api/events?since=${encodeURIComponent(lastEvent.current)}`
+          : '/api/events',
+      ),
     );
     const seen = (e: Event) => {
       const id = (e as MessageEvent).lastEventId;

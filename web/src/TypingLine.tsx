@@ -5,6 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import type { Message, Typing } from './api.js';
+import { withKey } from './auth.js';
 
 export function TypingLine({ channelId, me }: { channelId: string; me: string }) {
   /** Typist → when their typing state ends (this machine's clock). */
@@ -12,7 +13,7 @@ export function TypingLine({ channelId, me }: { channelId: string; me: string })
 
   useEffect(() => {
     setTypists(new Map());
-    const es = new EventSource('/api/events');
+    const es = new EventSource(withKey('/api/events'));
     es.addEventListener('typing', (e) => {
       const t = JSON.parse((e as MessageEvent).data) as Typing;
       // A replayed event (the stream resumed) may be over already.
