@@ -8,7 +8,8 @@
  * - requests the page makes itself carry `Authorization: Bearer <token>` (`authHeaders`);
  * - addresses the browser loads by itself (event streams, WebSockets, `<img>` of
  *   files and avatars) carry a URL key (`withKey`): `<expiry>.<HMAC-SHA256(token, …)>`, good for
- *   GET requests only and for 12 hours at most; a new one is made every hour.
+ *   GET requests only and for 12 hours at most; a new one is made every hour (an event stream the
+ *   browser gave up on, its key refused, is opened again with the new one: Chat.tsx, TypingLine).
  */
 
 const STORE = 'hchat_api_token';
