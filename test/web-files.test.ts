@@ -17,6 +17,20 @@ import { keep, openPage, snap } from './browser.js';
 import { seriousViolations } from './axe.js';
 import { FILE_LIMITS } from '../src/shared/limits.js';
 
+/**
+ * `route` of the peer at `uiUrl` with a URL key in its query, as the page loads it (an `<img>`,
+ * a frame): GET only, made from the token (src/peer/api-auth.ts, web/src/auth.ts).
+ */
+function withUrlKey(uiUrl: string, route: string): string {
+  const u = new URL(uiUrl);
+  const expiry = Math.floor(Date.now() / 1000) + 3600;
+  const mac = crypto
+    .createHmac('sha256', u.searchParams.get('token')!)
+    .update(`hchat url key v1 ${expiry}`)
+    .digest('base64url');
+  return new URL(`${route}?key=${expiry}.${mac}`, u.origin).href;
+}
+
 function log(page: Page) {
   return page.getByRole('log', { name: 'Messages' });
 }
@@ -250,7 +264,7 @@ describe('files in the web UI', () => {
     // bob's page gets no file bytes until the test lets them through: the preview must show.
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    await b.page.route(/\/api\/channels\/[^/]+\/files\/[^/?]+$/, async (route) => {
+    await b.page.route(/\/api\/channels\/[^/]+\/files\/[^/?]+(\?key=[^&]+)?$/, async (route) => {
       await held;
       await route.continue();
     });
@@ -405,7 +419,7 @@ describe('files in the web UI', () => {
       // Opened in a tab of bob's browser (it downloads, or shows without running anything).
       const tab = await b.page.context().newPage();
       tab.on('console', (m) => logged.push(m.text()));
-      await tab.goto(new URL(f.url, bob.baseUrl).href).catch(() => undefined);
+      await tab.goto(withUrlKey(bob.uiUrl, f.url)).catch(() => undefined);
       await tab.waitForLoadState('load');
       expect(await tab.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBe(
         undefined,
@@ -414,23 +428,26 @@ describe('files in the web UI', () => {
       await tab.close();
 
       // Framed and embedded in the app's own page: nothing reaches it.
-      await b.page.evaluate(async (url) => {
-        const loaded = (el: HTMLElement) =>
-          new Promise<void>((resolve) => {
-            el.addEventListener('load', () => resolve(), { once: true });
-            el.addEventListener('error', () => resolve(), { once: true });
-            setTimeout(resolve, 2000); // a frame that downloads fires neither
-            document.body.append(el);
-          });
-        const frame = document.createElement('iframe');
-        frame.src = url;
-        frame.title = 'framed file';
-        const object = document.createElement('object');
-        object.data = url;
-        await Promise.all([loaded(frame), loaded(object)]);
-        frame.remove();
-        object.remove();
-      }, f.url);
+      await b.page.evaluate(
+        async (url) => {
+          const loaded = (el: HTMLElement) =>
+            new Promise<void>((resolve) => {
+              el.addEventListener('load', () => resolve(), { once: true });
+              el.addEventListener('error', () => resolve(), { once: true });
+              setTimeout(resolve, 2000); // a frame that downloads fires neither
+              document.body.append(el);
+            });
+          const frame = document.createElement('iframe');
+          frame.src = url;
+          frame.title = 'framed file';
+          const object = document.createElement('object');
+          object.data = url;
+          await Promise.all([loaded(frame), loaded(object)]);
+          frame.remove();
+          object.remove();
+        },
+        withUrlKey(bob.uiUrl, f.url),
+      );
     }
     expect(await b.page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBe(
       undefined,

@@ -1,68 +1,86 @@
 /**
  * The local API's lock: every request but the UI's static files must carry the API token, as
- * `Authorization: Bearer <token>` (scripts) or as the cookie the page gets for it (browsers).
+ * `Authorization: Bearer <token>` (scripts, and the page's own fetches), or, on a GET only, a
+ * URL key made from it (`?key=`, below), for what a browser loads by address.
  *
- * The page is opened at the printed `/?token=<token>`: that request answers `303 → /` with the
- * cookie, so the token leaves the address bar and history at once. The cookie is HttpOnly,
- * SameSite=Strict, named after the port (cookies are per host, not per port: each peer on
- * 127.0.0.1 has its own), and holds a MAC derived from the token, never the token itself.
+ * No cookie opens anything. Browsers do not keep cookies apart by port, so a cookie set by this
+ * peer would be sent to every other server on 127.0.0.1 the user's browser visits (another OS
+ * user's, say), which could replay it from outside any browser. The page is opened at the printed
+ * `/?token=<token>`; it is served as is (no-store, no referrer), and the page's script moves the
+ * token into the tab's sessionStorage (kept per origin: scheme, host and port) and takes it out
+ * of the address bar and history (history.replaceState) before anything else (web/src/api.ts).
+ *
+ * The URL key is for the addresses a browser loads by itself, where no header can be set: event
+ * streams (EventSource), the live WebSockets, `<img>` of files and avatars. It is
+ * `<expiry>.<mac>`: the expiry in seconds since 1970, at most URL_KEY_LIFE ahead, and
+ * HMAC-SHA256(token, "hchat url key v1 " + expiry) in base64url, which the page computes itself
+ * (WebCrypto). It opens GET requests only (and so WebSocket upgrades), until its expiry, and
+ * travels only in addresses of this origin (the page and the API answer with no referrer).
  * Every comparison takes the same time whatever the guess.
  */
 import crypto from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HchatError } from '../protocol/errors.js';
 
 /** Routes of the UI's static files (no data in them), served without the token. */
 const PUBLIC_ROUTES = new Set(['/', '/*']);
 
+/** How far ahead a URL key's expiry may be, in seconds (the page makes a new one each hour). */
+export const URL_KEY_LIFE = 12 * 3600;
+
 /** SHA-256, so that values of any length compare in constant time. */
 const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
 
-/** Locks `app` with `token`; `port` is the API's port (it names the cookie). */
-export function lockApi(app: FastifyInstance, token: string, port: () => number): void {
-  const tokenDigest = digest(token);
-  const cookieValue = crypto
+/** The URL key of `token` that expires at `expiry` (seconds since 1970). */
+export function urlKey(token: string, expiry: number): string {
+  const mac = crypto
     .createHmac('sha256', token)
-    .update('hchat local API cookie v1')
+    .update(`hchat url key v1 ${expiry}`)
     .digest('base64url');
-  const cookieDigest = digest(cookieValue);
-  const cookieName = () => `hchat_api_${port()}`;
+  return `${expiry}.${mac}`;
+}
+
+/** Locks `app` with `token`. */
+export function lockApi(app: FastifyInstance, token: string): void {
+  const tokenDigest = digest(token);
   const same = (a: Buffer, b: Buffer) => crypto.timingSafeEqual(a, b);
 
-  /** True when the request carries the token or the cookie. */
-  const holdsKey = (req: FastifyRequest): boolean => {
+  /** True when `given` is a URL key of the token that has not expired. */
+  const validKey = (given: string): boolean => {
+    const m = /^(\d{1,12})\.[A-Za-z0-9_-]{43}$/.exec(given);
+    const expiry = m ? Number(m[1]) : 0;
+    const now = Date.now() / 1000;
+    const inTime = expiry > now && expiry <= now + URL_KEY_LIFE + 60;
+    return same(digest(given), digest(urlKey(token, expiry))) && inTime;
+  };
+
+  /** True when the request carries the token, or (a GET) a URL key. */
+  const holdsKey = (req: FastifyRequest, query: URLSearchParams): boolean => {
     const auth = req.headers.authorization;
     const bearer = auth !== undefined && /^Bearer (.+)$/i.exec(auth)?.[1];
-    const cookie = readCookie(req.headers.cookie, cookieName());
-    // Both checks always run: which one failed takes no measurably different time.
     const byBearer = same(digest(bearer || ''), tokenDigest) && !!bearer;
-    const byCookie = same(digest(cookie ?? ''), cookieDigest) && cookie !== undefined;
-    return byBearer || byCookie;
+    const key = query.get('key');
+    const byKey = (req.method === 'GET' || req.method === 'HEAD') && key !== null && validKey(key);
+    return byBearer || byKey;
   };
 
   app.addHook('onRequest', async (req, reply) => {
     const [pathname, query] = splitUrl(req.url);
     if (PUBLIC_ROUTES.has(req.routeOptions.url ?? '') && !pathname.startsWith('/api')) {
-      if (pathname === '/' && query.has('token')) return exchange(reply, query.get('token')!);
       return;
     }
-    if (!holdsKey(req)) throw new HchatError('E_API_TOKEN');
+    if (!holdsKey(req, query)) throw new HchatError('E_API_TOKEN');
+    // The key is the lock's, not the route's.
+    if (req.query && typeof req.query === 'object') delete (req.query as { key?: string }).key;
+    void reply.header('referrer-policy', 'no-referrer');
   });
-
-  /** `/?token=`: the cookie when the token is right, and in any case the address without it. */
-  const exchange = (reply: FastifyReply, given: string): FastifyReply => {
-    if (same(digest(given), tokenDigest))
-      void reply.header(
-        'set-cookie',
-        `${cookieName()}=${cookieValue}; HttpOnly; SameSite=Strict; Path=/`,
-      );
-    return reply
-      .code(303)
-      .header('location', '/')
-      .header('cache-control', 'no-store')
-      .header('referrer-policy', 'no-referrer')
-      .send();
-  };
+  // The page opened with its token: kept out of caches, and out of any Referer (set last: the
+  // static files' own cache header would win otherwise).
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (splitUrl(req.url)[1].has('token'))
+      void reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    return payload;
+  });
 }
 
 function splitUrl(url: string): [string, URLSearchParams] {
@@ -70,14 +88,4 @@ function splitUrl(url: string): [string, URLSearchParams] {
   return i < 0
     ? [url, new URLSearchParams()]
     : [url.slice(0, i), new URLSearchParams(url.slice(i))];
-}
-
-/** The value of cookie `name` in a Cookie header, if present. */
-function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
-  }
-  return undefined;
 }

@@ -85,17 +85,18 @@ export function documentApi(app: FastifyInstance): void {
         version: `protocol ${PROTOCOL_VERSION}`,
         description:
           'The API of one peer on 127.0.0.1, which its web UI uses (README "Local API", SPEC §10). ' +
-          'Every /api route needs the peer’s API token: `Authorization: Bearer <token>`, or the ' +
-          'cookie the page gets for it.',
+          'Every /api route needs the peer’s API token: `Authorization: Bearer <token>`, or, on a ' +
+          'GET only, a URL key made from it (`?key=<expiry>.<HMAC-SHA256(token, "hchat url key v1 " + expiry)>`, ' +
+          'at most 12 hours ahead), for what a browser loads by address. No cookie opens anything.',
       },
       servers: [{ url: '/', description: 'the peer that serves this document' }],
       components: {
         securitySchemes: {
           token: { type: 'http', scheme: 'bearer' },
-          cookie: { type: 'apiKey', in: 'cookie', name: 'hchat_api_<port>' },
+          urlKey: { type: 'apiKey', in: 'query', name: 'key' },
         },
       },
-      security: [{ token: [] }, { cookie: [] }],
+      security: [{ token: [] }, { urlKey: [] }],
     },
     transform: createJsonSchemaTransform({ schemaRegistry: localApiSchemas }),
     transformObject: createJsonSchemaTransformObject({ schemaRegistry: localApiSchemas }),

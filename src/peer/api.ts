@@ -71,7 +71,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   });
 
   app.addHook('onRequest', async (req) => checkOrigin(req, port()));
-  lockApi(app, token, port);
+  lockApi(app, token);
   // A WebSocket upgrade refused by the checks above was answered over the bare socket, which the
   // HTTP server no longer tracks: close it, or it stays open (and holds `close()`) for ever.
   app.addHook('onResponse', async (req) => {

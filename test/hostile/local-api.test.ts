@@ -1,8 +1,10 @@
 /**
  * The local API's credential (issue 11, finding 18), played by another local process: without the
- * peer's API token (or the cookie its page gets for it) every route answers 401, whatever else it
- * sends; the token lives in `<data>/api-token`, readable by the owner only.
+ * peer's API token (or, on a GET, a URL key made from it) every route answers 401, whatever else
+ * it sends; the token lives in `<data>/api-token`, readable by the owner only. No cookie opens
+ * anything: a browser sends its cookies for 127.0.0.1 to every port of it.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -10,6 +12,17 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createTestnet, signIn, tempDir } from '../testnet.js';
 import { spawnHchat } from '../processes.js';
+import { openPage } from '../browser.js';
+
+/** A URL key of `token` (src/peer/api-auth.ts), expiring `ahead` seconds from now. */
+function urlKey(token: string, ahead = 3600): string {
+  const expiry = Math.floor(Date.now() / 1000) + ahead;
+  const mac = crypto
+    .createHmac('sha256', token)
+    .update(`hchat url key v1 ${expiry}`)
+    .digest('base64url');
+  return `${expiry}.${mac}`;
+}
 
 const ID = '00000000-0000-4000-8000-000000000000';
 
@@ -132,7 +145,7 @@ describe('local API credential', () => {
     });
   });
 
-  it('refuses a wrong token, a token in the wrong place, and another peer’s cookie', async () => {
+  it('refuses a wrong token, a token in the wrong place, and another peer’s URL key', async () => {
     const net = await createTestnet({ peers: 2 });
     const [a, b] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]];
     await signIn(a, 'alice');
@@ -156,42 +169,96 @@ describe('local API credential', () => {
       'X-Api-Key header': ['/api/me', { 'x-api-key': t }],
       'token in the query': [`/api/me?token=${t}`, {}],
       'raw token as cookie': ['/api/me', { cookie: `token=${t}` }],
+      'token as the page’s cookie': ['/api/me', { cookie: `hchat_api_${A.port}=${t}` }],
+      'token as URL key': [`/api/me?key=${t}`, {}],
+      'URL key of a wrong token': [`/api/me?key=${urlKey(flipped)}`, {}],
+      'URL key expired': [`/api/me?key=${urlKey(t, -5)}`, {}],
+      'URL key beyond 12 hours': [`/api/me?key=${urlKey(t, 13 * 3600)}`, {}],
+      'URL key cut short': [`/api/me?key=${urlKey(t).slice(0, -1)}`, {}],
     };
     for (const [what, [route, headers]] of Object.entries(tries))
       expect(await request(A.origin, 'GET', route, headers), what).toMatchObject(refused);
 
-    // A cookie peer B's page got is worth nothing at peer A (same host, another port).
-    const exchange = await request(B.origin, 'GET', `/?token=${B.token}`);
-    expect(exchange.status).toBe(303);
-    const bCookie = String(exchange.headers['set-cookie']![0]).split(';')[0]!;
-    expect((await request(B.origin, 'GET', '/api/session', { cookie: bCookie })).status).toBe(200);
-    expect(await request(A.origin, 'GET', '/api/me', { cookie: bCookie })).toMatchObject(refused);
-    const [, bValue] = bCookie.split('=');
-    expect(
-      await request(A.origin, 'GET', '/api/me', { cookie: `hchat_api_${A.port}=${bValue}` }),
-    ).toMatchObject(refused);
-    expect(await upgrade(A.origin, `/api/streams/${ID}/play`, { cookie: bCookie })).toBe(401);
+    // A URL key opens GETs (and WebSocket upgrades) of its own peer, nothing that writes.
+    const key = urlKey(t);
+    expect((await request(A.origin, 'GET', `/api/me?key=${key}`)).status).toBe(200);
+    expect(await upgrade(A.origin, `/api/streams/${ID}/play?key=${key}`)).not.toBe(401);
+    for (const [method, route, body] of ROUTES.filter(([m]) => m !== 'GET'))
+      expect(
+        await request(A.origin, method, `${route}?key=${key}`, {}, body),
+        `${method} ${route} with a URL key`,
+      ).toMatchObject(refused);
+    // ... and nothing at another peer on the same host.
+    expect(await request(B.origin, 'GET', `/api/session?key=${key}`)).toMatchObject(refused);
+    expect(await upgrade(B.origin, `/api/streams/${ID}/play?key=${key}`)).toBe(401);
+    expect((await request(B.origin, 'GET', `/api/session?key=${urlKey(B.token!)}`)).status).toBe(
+      200,
+    );
+    // Nothing happened: alice is still logged in and online.
+    expect((await a.call('GET', '/api/me')).body).toMatchObject({ status: 'online' });
   });
 
-  it('swaps the token in the URL for an HttpOnly SameSite=Strict cookie and a clean address', async () => {
+  it('serves the page at /?token= with no cookie, out of caches and referrers', async () => {
     const net = await createTestnet({ peers: 1 });
     const { origin, token } = door(net.peers[0]!.uiUrl);
-    const r = await request(origin, 'GET', `/?token=${token}`);
-    expect(r.status).toBe(303);
-    expect(r.headers.location).toBe('/');
-    expect(r.headers['referrer-policy']).toBe('no-referrer');
-    const cookie = String(r.headers['set-cookie']![0]);
-    expect(cookie).toMatch(/HttpOnly/i);
-    expect(cookie).toMatch(/SameSite=Strict/i);
-    expect(cookie).toMatch(/Path=\//);
-    expect(cookie).not.toContain(token!);
-    const pair = cookie.split(';')[0]!;
-    expect((await request(origin, 'GET', '/api/session', { cookie: pair })).status).toBe(200);
-    // A wrong token in the URL gets no cookie; the page itself is served to anyone.
-    const wrong = await request(origin, 'GET', '/?token=nope');
-    expect(wrong.status).toBe(303);
-    expect(wrong.headers['set-cookie']).toBeUndefined();
+    for (const t of [token!, 'nope']) {
+      const r = await request(origin, 'GET', `/?token=${t}`);
+      expect(r.status).toBe(200);
+      expect(r.headers['set-cookie']).toBeUndefined();
+      expect(r.headers['cache-control']).toBe('no-store');
+      expect(r.headers['referrer-policy']).toBe('no-referrer');
+    }
     expect((await request(origin, 'GET', '/')).status).toBe(200);
+  });
+
+  it('gives the browser nothing another server on 127.0.0.1 can replay (the cookie leak)', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const { origin, token } = door(p.uiUrl);
+    // Another OS user's server on the same host, any port: it keeps whatever cookie comes in.
+    let stolen = '';
+    const evil = http.createServer((req, res) => {
+      stolen ||= req.headers.cookie ?? '';
+      res.setHeader('content-type', 'text/html');
+      res.end('<!doctype html><p>nothing to see</p>');
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    try {
+      // The user opens their UI as README says: logged in, the token out of the address bar.
+      const { page } = await openPage(p.uiUrl);
+      await page.getByRole('button', { name: 'Log out' }).waitFor();
+      expect(page.url()).toBe(`${origin}/`);
+      // Later, a link to a page of the other server.
+      const evilUrl = `http://127.0.0.1:${(evil.address() as { port: number }).port}/hello`;
+      await page.goto(evilUrl);
+      // Replayed from outside any browser, with whatever the page's cookies and the browser's
+      // cookie jar hold: refused, on reads, writes and the event stream.
+      const jar = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+      for (const cookie of [stolen, jar].filter((c) => c !== '')) {
+        expect(await request(origin, 'GET', '/api/channels', { cookie })).toMatchObject(refused);
+        expect(
+          await request(
+            origin,
+            'POST',
+            '/api/channels',
+            { cookie },
+            { name: 'x', allowVisitors: false },
+          ),
+        ).toMatchObject(refused);
+        expect(await request(origin, 'GET', '/api/events', { cookie })).toMatchObject(refused);
+      }
+      expect(stolen).not.toMatch(/hchat_api_/);
+      const cookies = await page.context().cookies();
+      expect(cookies.filter((c) => c.name.startsWith('hchat_api_'))).toEqual([]);
+      // The token itself, as a script sends it, still opens the API.
+      expect(
+        (await request(origin, 'GET', '/api/channels', { authorization: `Bearer ${token}` }))
+          .status,
+      ).toBe(200);
+    } finally {
+      evil.close();
+    }
   });
 
   it('keeps the token in an owner-only file, reused across restarts; --api-token sets it', async () => {

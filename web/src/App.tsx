@@ -1,7 +1,7 @@
 /**
  * The app: the entry screen until a session exists, then the chat. It keeps one event stream
- * open and tells the parts what changed. Without the API's cookie (the page was not opened at
- * the `ui=…?token=` URL its peer printed) it says how to open it instead.
+ * open and tells the parts what changed. Without the API token (the page was not opened at
+ * the `ui=…?token=` URL its peer printed: auth.ts) it says how to open it instead.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, type Me } from './api.js';

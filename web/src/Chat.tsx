@@ -29,6 +29,7 @@ import { useDms } from './useDms.js';
 import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 import { keepUnchanged } from './keep-unchanged.js';
+import { withKey } from './auth.js';
 
 type Sync = {
   channelId: string;
@@ -148,11 +149,15 @@ export function Chat({
   // One event stream for everything live. When it is opened again (its handlers changed), it
   // resumes after the last event seen: none emitted in between is lost.
   const lastEvent = useRef('');
+  // Opened again, with a new URL key, when the browser gave up on it (auth.ts: a refused key).
+  const [streamTick, setStreamTick] = useState(0);
   useEffect(() => {
     const es = new EventSource(
-      lastEvent.current
-        ? `/api/events?since=${encodeURIComponent(lastEvent.current)}`
-        : '/api/events',
+      withKey(
+        lastEvent.current
+          ? `/api/events?since=${encodeURIComponent(lastEvent.current)}`
+          : '/api/events',
+      ),
     );
     const seen = (e: Event) => {
       const id = (e as MessageEvent).lastEventId;
@@ -214,6 +219,11 @@ export function Chat({
       void refreshMe();
       refreshAvatars();
     });
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    es.addEventListener('error', () => {
+      if (es.readyState === EventSource.CLOSED && retry === undefined)
+        retry = setTimeout(() => setStreamTick((t) => t + 1), 3000);
+    });
     // Direct messages: their views listen to these (dm-api.ts).
     for (const type of ['dm', 'dm_state', 'dms'] as const)
       es.addEventListener(type, (e) => {
@@ -225,8 +235,12 @@ export function Chat({
       if (s.phase === 'switch') setSourceTick((t) => t + 1);
       else setSync(s.done ? null : s);
     });
-    return () => es.close();
+    return () => {
+      clearTimeout(retry);
+      es.close();
+    };
   }, [
+    streamTick,
     me.username,
     refreshChannels,
     refreshMe,

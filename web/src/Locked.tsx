@@ -1,4 +1,4 @@
-/** Shown when the page has no API cookie: how to open it with its token. */
+/** Shown when the page has no API token (auth.ts): how to open it with its token. */
 export function Locked() {
   return (
     <main className="entry">

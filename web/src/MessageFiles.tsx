@@ -8,6 +8,7 @@ import type { ChatFile } from './api.js';
 import { download, humanSize, isInlineImage } from './files.js';
 import { useFileState } from './file-events.js';
 import { fileIcon } from './Attachments.js';
+import { withKey } from './auth.js';
 
 /** The largest box an image takes in the message list (it keeps its shape inside). */
 const MAX_W = 400;
@@ -62,7 +63,7 @@ function InlineImage({ f }: { f: ChatFile }) {
         {!failed && (
           <img
             className="image-full"
-            src={f.url}
+            src={withKey(f.url)}
             alt={f.name}
             width={width}
             height={height}
@@ -128,7 +129,7 @@ function ImageViewer({ f, onClose }: { f: ChatFile; onClose: () => void }) {
           Close
         </button>
       </div>
-      <img className="viewer-image" src={f.url} alt={f.name} />
+      <img className="viewer-image" src={withKey(f.url)} alt={f.name} />
     </dialog>
   );
 }

@@ -5,14 +5,22 @@
  */
 import { useEffect, useState } from 'react';
 import type { Message, Typing } from './api.js';
+import { withKey } from './auth.js';
 
 export function TypingLine({ channelId, me }: { channelId: string; me: string }) {
   /** Typist → when their typing state ends (this machine's clock). */
   const [typists, setTypists] = useState<ReadonlyMap<string, number>>(new Map());
 
+  // Opened again, with a new URL key, when the browser gave up on it (auth.ts: a refused key).
+  const [streamTick, setStreamTick] = useState(0);
   useEffect(() => {
     setTypists(new Map());
-    const es = new EventSource('/api/events');
+    const es = new EventSource(withKey('/api/events'));
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    es.addEventListener('error', () => {
+      if (es.readyState === EventSource.CLOSED && retry === undefined)
+        retry = setTimeout(() => setStreamTick((t) => t + 1), 3000);
+    });
     es.addEventListener('typing', (e) => {
       const t = JSON.parse((e as MessageEvent).data) as Typing;
       // A replayed event (the stream resumed) may be over already.
@@ -32,8 +40,11 @@ export function TypingLine({ channelId, me }: { channelId: string; me: string })
         return next;
       });
     });
-    return () => es.close();
-  }, [channelId, me]);
+    return () => {
+      clearTimeout(retry);
+      es.close();
+    };
+  }, [channelId, me, streamTick]);
 
   // Wakes up when the first typing state ends, and drops every one that did.
   useEffect(() => {

@@ -1,10 +1,12 @@
 /**
  * The local API as the UI uses it (README "Local API"): same origin, JSON, errors as
- * `{error: {code, message}}`, live events over server-sent events.
+ * `{error: {code, message}}`, live events over server-sent events; the token as
+ * `Authorization: Bearer` (auth.ts).
  */
 import type { TypingEvent } from '../../src/protocol/typing-ops.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 import type { components, paths } from './local-api-types.js';
+import { authHeaders } from './auth.js';
 
 /** The local API's answers, as its OpenAPI document names them (docs/local-api.openapi.json). */
 type Schemas = components['schemas'];
@@ -96,7 +98,10 @@ export function errorOf(status: number, statusText: string, body: string): ApiEr
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...authHeaders(),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -170,7 +175,7 @@ export const api = {
   setAvatar: async (picture: Blob): Promise<Avatar> => {
     const res = await fetch('/api/me/avatar', {
       method: 'PUT',
-      headers: { 'content-type': picture.type },
+      headers: { ...authHeaders(), 'content-type': picture.type },
       body: picture,
     });
     const text = await res.text();

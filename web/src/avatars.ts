@@ -8,6 +8,7 @@
  */
 import { useEffect, useState } from 'react';
 import { api, type Avatar } from './api.js';
+import { withKey } from './auth.js';
 
 /** A username the API accepts (src/protocol/common.ts Username); a visitor's name may not be one. */
 const USERNAME = /^[A-Za-z0-9_.-]{2,32}$/;
@@ -29,7 +30,7 @@ const keyOf = (username: string) => username.toLowerCase();
 
 /** The picture's address: its hash in the query, so a new one is a new address. */
 export function avatarUrl(username: string, hash: string): string {
-  return `/api/avatars/${encodeURIComponent(username)}?v=${hash}`;
+  return withKey(`/api/avatars/${encodeURIComponent(username)}?v=${hash}`);
 }
 
 /** The default avatar of a user: up to two initials, and a colour that is always the same. */

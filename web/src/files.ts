@@ -4,6 +4,7 @@
  * canvas before it is sent, and a download with its progress saved through an object URL.
  */
 import { ApiError, errorOf, type ChatFile } from './api.js';
+import { authHeaders } from './auth.js';
 import { FILE_LIMITS } from '../../src/shared/limits.js';
 
 /** Images shown inline: the types the local API serves `inline` (never SVG: it can hold script). */
@@ -108,6 +109,7 @@ export function upload(
     let query = `name=${encodeURIComponent(file.name || 'pasted-file')}`;
     if (image) query += `&width=${image.width}&height=${image.height}`;
     xhr.open('POST', `/api/channels/${channelId}/files?${query}`);
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.setRequestHeader('content-type', file.type || 'application/octet-stream');
     if (image?.preview) xhr.setRequestHeader('x-preview', image.preview);
     xhr.upload.onprogress = (e) => onProgress(e.loaded);
@@ -140,7 +142,7 @@ export async function download(
   onProgress: (got: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const res = await fetch(`${f.url}?download=1`, { signal });
+  const res = await fetch(`${f.url}?download=1`, { signal, headers: authHeaders() });
   if (!res.ok || !res.body) throw errorOf(res.status, res.statusText, await res.text());
   const reader = res.body.getReader();
   const parts: Uint8Array<ArrayBuffer>[] = [];

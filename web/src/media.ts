@@ -6,6 +6,7 @@
  */
 
 import type { ViewerStats } from './api.js';
+import { withKey } from './auth.js';
 
 const KIND_VIDEO = 1;
 const KIND_AUDIO = 2;
@@ -17,7 +18,7 @@ declare class MediaStreamTrackProcessor<T> {
 }
 
 function wsUrl(path: string): string {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${withKey(path)}`;
 }
 
 function pack(kind: number, flags: number, bytes: Uint8Array): Uint8Array {
