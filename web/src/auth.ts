@@ -18,7 +18,8 @@ const KEY_LIFE = 12 * 3600;
 /** How often a new URL key is made, in milliseconds. */
 const KEY_RENEW = 3600 * 1000;
 
-let token = takeToken();
+// Outside a page (a module of the UI imported by a Node test) there is no address to read.
+const token = typeof location === 'undefined' ? '' : takeToken();
 let key = '';
 
 /** The token: from the address (once, then out of it) or from this tab's storage. */
