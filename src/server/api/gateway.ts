@@ -250,31 +250,29 @@ export class Gateway {
       const inScope = s.token.channels === null || s.token.channels.includes(e.channelId);
       if (!inScope || !(own || s.channels.has(e.channelId))) continue;
       s.event(e.kind, { channelId: e.channelId, username: e.username });
-      if (e.kind === 'member_joined') this.newlyVisible(s, e.channelId, name, own);
-      else this.noLongerVisible(s, e.channelId, name, own);
+      const m = this.d.memberships;
+      const before =
+        e.kind === 'member_joined'
+          ? m.without(name, e.channelId)
+          : m.plus(new Set([name]), e.channelId);
+      this.visibilityChanged(s, e.channelId, name, own, before);
       if (own) void this.subscribe(s).catch(() => undefined);
     }
   }
 
-  /** `peer_joined` for the entries `username`'s join of `channelId` made visible to `s`. */
-  private newlyVisible(s: GatewaySession, channelId: string, username: string, own: boolean) {
-    const m = this.d.memberships;
-    const before = m.without(username, channelId);
-    const users = own ? [...m.membersOf(channelId)].filter((u) => u !== username) : [username];
-    for (const u of users)
-      for (const entry of this.d.entriesOf(u)) {
-        const ev = eventFor(s.viewer, { before: entry, after: entry }, m, before);
-        if (ev) s.event(ev.ev, { entry: ev.entry });
-      }
-  }
-
   /**
-   * `peer_left` (or the entry cut anew) for what `username`'s leaving `channelId` hid from `s`
-   * (after Presence forgot the membership).
+   * What `username`'s join or leave of `channelId` changed in what `s` sees: `peer_joined` for
+   * the entries it made visible, `peer_left` (or the entry cut anew) for those it hid. Presence
+   * already holds the memberships after the change; `before` is how they were.
    */
-  private noLongerVisible(s: GatewaySession, channelId: string, username: string, own: boolean) {
+  private visibilityChanged(
+    s: GatewaySession,
+    channelId: string,
+    username: string,
+    own: boolean,
+    before: Memberships,
+  ) {
     const m = this.d.memberships;
-    const before = m.plus(new Set([username]), channelId);
     const users = own ? [...m.membersOf(channelId)].filter((u) => u !== username) : [username];
     for (const u of users)
       for (const entry of this.d.entriesOf(u)) {
