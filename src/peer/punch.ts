@@ -15,6 +15,7 @@ import { HchatError } from '../protocol/errors.js';
 import type { PunchEvent, RelayEvent, RelayKind } from '../protocol/nat-ops.js';
 import { hostName, peerName, type ConnectionLog } from '../shared/connlog.js';
 import { NAT_LIMITS } from '../shared/limits.js';
+import { RateLimiter } from '../shared/rate-limit.js';
 import { hostOf } from './reflexive.js';
 import { relayDialHost, relayDialMember } from './relay-dial.js';
 import { dialTcp } from './dial-tcp.js';
@@ -295,7 +296,8 @@ function keepsPorts(c: Candidate): boolean {
  */
 const ATTEMPTS_PER_MS = 1;
 const ATTEMPT_BURST = 50;
-const budget = { tokens: ATTEMPT_BURST, at: Date.now() };
+/** The process's one bucket (RateLimiter counts in seconds). */
+const budget = new RateLimiter(ATTEMPTS_PER_MS * 1000, ATTEMPT_BURST);
 /** Between an attempt that failed otherwise than refused (no route, a local error) and the next. */
 const OTHER_ERROR_GAP_MS = 10;
 /** Attempts waiting for the budget, per address dialled; the addresses are served in turn. */
@@ -303,14 +305,7 @@ const waiting = new Map<string, Array<() => void>>();
 let draining: NodeJS.Timeout | undefined;
 
 /** Takes one attempt from the process's budget; false when it has none left now. */
-function mayAttempt(): boolean {
-  const now = Date.now();
-  budget.tokens = Math.min(ATTEMPT_BURST, budget.tokens + (now - budget.at) * ATTEMPTS_PER_MS);
-  budget.at = now;
-  if (budget.tokens < 1) return false;
-  budget.tokens--;
-  return true;
-}
+const mayAttempt = (): boolean => budget.take('') === 0;
 
 /**
  * Runs `attempt` (a dial towards `address`) now if the budget allows and nothing waits, else in
