@@ -1,7 +1,7 @@
 /** Helpers of the file tests (issue 14): attach and read through a peer's local API, and where each chunk came from. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { authHeaders, type TestPeer } from './testnet.js';
+import { authHeaders, waitFor, type TestPeer } from './testnet.js';
 
 /** Uploads bytes to a channel through the local API. */
 export async function attach(
@@ -39,4 +39,17 @@ export function chunkSources(p: TestPeer, fileId: string): string[] {
     .split('\n')
     .filter((l) => /\bchunk\b/.test(l) && l.includes(fileId) && /\bfrom=/.test(l))
     .map((l) => /from=(\S+)/.exec(l)![1]!);
+}
+
+/**
+ * The sources of a download's `count` chunks: a peer writes its log once per turn
+ * (src/shared/connlog.ts), so the last chunks' lines may land just after the download answered.
+ */
+export async function loggedChunkSources(
+  p: TestPeer,
+  fileId: string,
+  count: number,
+): Promise<string[]> {
+  await waitFor(() => chunkSources(p, fileId).length >= count, 5_000, `${count} chunks logged`);
+  return chunkSources(p, fileId);
 }

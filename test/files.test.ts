@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
-import { attach, chunkSources, download } from './file-kit.js';
+import { attach, chunkSources, download, loggedChunkSources } from './file-kit.js';
 
 type Net = Awaited<ReturnType<typeof createTestnet>>;
 
@@ -62,7 +62,7 @@ describe('files', () => {
     expect(got.headers.get('content-disposition')).toMatch(/^attachment; filename="report.bin"/);
     expect(got.headers.get('x-content-type-options')).toBe('nosniff');
     expect(got.headers.get('content-security-policy')).toMatch(/sandbox/);
-    const fromCarol = chunkSources(carol, up.body.id);
+    const fromCarol = await loggedChunkSources(carol, up.body.id, 13);
     expect(fromCarol.length).toBe(13);
     expect(
       fromCarol.every((s) => s === 'host:alice' || s === 'peer:bob'),
@@ -84,7 +84,7 @@ describe('files', () => {
     expect((await dave.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
     const again = await download(dave, f.url);
     expect(again.data.equals(data)).toBe(true);
-    expect(new Set(chunkSources(dave, up.body.id))).toEqual(new Set(['server']));
+    expect(new Set(await loggedChunkSources(dave, up.body.id, 13))).toEqual(new Set(['server']));
   });
 });
 
@@ -106,7 +106,7 @@ describe('files from several peers', () => {
     expect((await dave.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
     const got = await download(dave, up.body.url);
     expect(got.data.equals(data)).toBe(true);
-    const sources = chunkSources(dave, up.body.id);
+    const sources = await loggedChunkSources(dave, up.body.id, 80);
     expect(sources.length).toBe(80);
     const counts = Object.fromEntries(
       [...new Set(sources)].map((s) => [s, sources.filter((x) => x === s).length]),
@@ -313,7 +313,7 @@ describe('offline and visitors', () => {
     const got = await download(visitor, f.url);
     expect(got.status).toBe(200);
     expect(got.data.equals(data)).toBe(true);
-    expect(chunkSources(visitor, up.body.id).length).toBe(3);
+    expect((await loggedChunkSources(visitor, up.body.id, 3)).length).toBe(3);
     // A visitor attaches nothing.
     expect((await attach(visitor, ch, Buffer.from('x'), 'x.txt')).status).toBe(403);
   });
@@ -350,7 +350,7 @@ describe('one file, two channels', () => {
     const got = await download(carol, again.body.url);
     expect(got.status).toBe(200);
     expect(got.data.equals(data)).toBe(true);
-    expect(new Set(chunkSources(carol, again.body.id))).toEqual(new Set(['server']));
+    expect(new Set(await loggedChunkSources(carol, again.body.id, 3))).toEqual(new Set(['server']));
   });
 });
 

@@ -59,8 +59,18 @@ export interface Probe {
   error?: string;
 }
 
+/**
+ * How long a probe waits for the door to close a connection it must refuse: a refusal is at
+ * once, but a door under a full suite's load answered after more than 3 s.
+ */
+const CLOSE_WAIT_MS = 10_000;
+
 /** Plain TCP: send `data` (maybe nothing) and collect the answer until close or `waitMs`. */
-export function rawProbe(port: number, data: Buffer | null, waitMs = 3000): Promise<Probe> {
+export function rawProbe(
+  port: number,
+  data: Buffer | null,
+  waitMs = CLOSE_WAIT_MS,
+): Promise<Probe> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const chunks: Buffer[] = [];
@@ -78,7 +88,11 @@ export function rawProbe(port: number, data: Buffer | null, waitMs = 3000): Prom
 }
 
 /** A TLS client limited to `maxVersion`: did the handshake finish? */
-export function tlsProbe(port: number, opts: tls.ConnectionOptions, waitMs = 3000): Promise<Probe> {
+export function tlsProbe(
+  port: number,
+  opts: tls.ConnectionOptions,
+  waitMs = CLOSE_WAIT_MS,
+): Promise<Probe> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     let secure = false;
@@ -102,7 +116,7 @@ export function tlsProbe(port: number, opts: tls.ConnectionOptions, waitMs = 300
  * Finish TLS 1.3, then write `garbage` straight onto the TCP socket under it (bytes that are no
  * TLS record): the listener must drop that connection.
  */
-export function garbageAfterHandshake(port: number, garbage: Buffer, waitMs = 3000) {
+export function garbageAfterHandshake(port: number, garbage: Buffer, waitMs = CLOSE_WAIT_MS) {
   return new Promise<Probe>((resolve) => {
     const t0 = Date.now();
     const raw = net.connect(port, '127.0.0.1');
