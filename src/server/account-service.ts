@@ -25,6 +25,8 @@ export interface AccountLimits {
   registrationsPerAddress?: number;
   registrationWindowMs?: number;
   visitorsPerAddress?: number;
+  /** scrypt's N of new password hashes, as a power of two (PASSWORD_HASH.costLog2). */
+  passwordCostLog2?: number;
 }
 
 /** A session as far as the limits care. */
@@ -90,7 +92,9 @@ export class AccountService {
     const release = await this.reserveRegistration(this.prefixOf(ip));
     let passHash: string;
     try {
-      passHash = await this.scrypt.run('register', () => hashPassword(password));
+      passHash = await this.scrypt.run('register', () =>
+        hashPassword(password, this.limits.passwordCostLog2),
+      );
     } catch (err) {
       await release(); // never hashed: the attempt costs the address nothing
       throw err;
@@ -123,7 +127,9 @@ export class AccountService {
       user = await this.store.getUser(username);
       // A bot's account has no password: it takes the unknown user's path, dummy hash and all.
       const hash = user?.passHash === BOT_PASS_HASH ? undefined : user?.passHash;
-      ok = await this.scrypt.run('login', () => verifyPassword(password, hash));
+      ok = await this.scrypt.run('login', () =>
+        verifyPassword(password, hash, this.limits.passwordCostLog2),
+      );
     } catch (err) {
       this.guard.cancel(attempt);
       throw err;
