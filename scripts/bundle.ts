@@ -6,8 +6,11 @@
  * Each command still loads only its part (chunks split at src/cli/main.ts's dynamic imports).
  * Left outside: native addons, and packages that read files beside their own code.
  */
+import fs from 'node:fs';
 import esbuild from 'esbuild';
 
+// Chunks are named by their content: without this, an earlier build's would stay beside them.
+fs.rmSync('dist/hchat', { recursive: true, force: true });
 await esbuild.build({
   entryPoints: ['dist/cli/main.js'],
   outdir: 'dist/hchat',
