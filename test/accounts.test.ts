@@ -8,8 +8,6 @@ import { AccountService } from '../src/server/account-service.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
 import { lookAlikeKeys } from '../src/server/name-index.js';
 import { ScryptQueue } from '../src/server/scrypt-queue.js';
-import { hashPassword, verifyPassword } from '../src/server/accounts.js';
-import { newAccountService } from '../src/server/server-options.js';
 
 describe('accounts', () => {
   it('registers, logs in, reports the session, and logs out', async () => {
@@ -43,29 +41,8 @@ describe('accounts', () => {
     expect((await p.call('GET', '/api/me')).status).toBe(401);
   });
 
-  it('hashes new passwords at the set cost, checks older hashes at theirs, and refuses a cost out of bounds', async () => {
-    const old = await hashPassword('pw-one', 11);
-    expect(old).toMatch(/^scrypt\$2048\$8\$1\$/);
-    // The cost changed to 12 (and to 17, whose 128 MiB needs scrypt's memory bound raised).
-    expect(await verifyPassword('pw-one', old, 12)).toBe(true);
-    expect(await verifyPassword('pw-two', old, 12)).toBe(false);
-    expect(await hashPassword('pw-one', 12)).toMatch(/^scrypt\$4096\$/);
-    expect(await verifyPassword('pw-one', await hashPassword('pw-one', 17), 10)).toBe(true);
-    // No such user: a dummy hash of the current cost is checked, and never matches.
-    expect(await verifyPassword('pw-one', undefined, 12)).toBe(false);
-    const net = await createTestnet({ peers: 1, server: { passwordCost: 12 } });
-    await signIn(net.peers[0]!, 'alice');
-    expect((await net.server.store.getUser('alice'))!.passHash).toMatch(/^scrypt\$4096\$/);
-    for (const passwordCost of [9, 18, 12.5])
-      expect(
-        () => newAccountService(net.server.store, { passwordCost } as never, []),
-        String(passwordCost),
-      ).toThrow(/passwordCost: expected a whole number from 10 to 17/);
-  });
-
   it('stores only a salted scrypt hash, never the password, and keeps the session file owner-only', async () => {
-    // At the default cost (test/testnet.ts lowers it).
-    const net = await createTestnet({ peers: 1, server: { passwordCost: undefined } });
+    const net = await createTestnet({ peers: 1 });
     const p = net.peers[0]!;
     await signIn(p, 'alice');
     const files = ['server.db', 'server.db-wal'].map((f) => path.join(net.dir, 'server', f));

@@ -4,9 +4,6 @@
  */
 import { afterAll } from 'vitest';
 
-// The servers tests spawn hash passwords cheaply too (see test/testnet.ts), unless a test says.
-process.env.HCHAT_PASSWORD_COST ??= '10';
-
 afterAll(async () => {
   // Chromium started by this file's tests (test/browser.ts), if any.
   await (globalThis as { hchatCloseBrowsers?: () => Promise<void> }).hchatCloseBrowsers?.();

@@ -113,9 +113,6 @@ export async function createTestnet(
     maxRegistrationsPerAddress: 10_000,
     maxVisitorsPerAddress: 10_000,
     maxTrackerEntriesPerAddress: 10_000,
-    // Cheap password hashes (N = 2^10, ~4 ms instead of ~60): a suite registers over a thousand
-    // users. test/accounts.test.ts checks the default cost and the option.
-    passwordCost: 10,
   };
   const server = await CentralServer.start({
     host: '127.0.0.1',

@@ -31,9 +31,7 @@ import {
   parseRate,
   parseThreads,
   parseStoreUrl,
-  parsePasswordCost,
 } from './options.js';
-import { PASSWORD_HASH } from '../shared/limits.js';
 
 const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
 
@@ -184,15 +182,6 @@ program
     opt('--peer-timeout-ms <ms>', 'drop a peer silent this long', 'HCHAT_PEER_TIMEOUT_MS')
       .default(15000)
       .argParser(parseMs),
-  )
-  .addOption(
-    opt(
-      '--password-cost <n>',
-      "scrypt's N for new password hashes, as a power of two (older hashes keep theirs)",
-      'HCHAT_PASSWORD_COST',
-    )
-      .default(PASSWORD_HASH.costLog2)
-      .argParser(parsePasswordCost),
   )
   .addOption(
     opt(
@@ -352,7 +341,6 @@ program
       heartbeatMs: number;
       peerTimeoutMs: number;
       verifyThreads?: number;
-      passwordCost: number;
       maxRegistrationsPerAddress?: number;
       maxVisitorsPerAddress?: number;
       maxTrackerEntriesPerAddress?: number;
@@ -427,7 +415,6 @@ program
         heartbeatMs: o.heartbeatMs,
         timeoutMs: o.peerTimeoutMs,
         verifyThreads: o.verifyThreads,
-        passwordCost: o.passwordCost,
         maxRegistrationsPerAddress: o.maxRegistrationsPerAddress,
         maxVisitorsPerAddress: o.maxVisitorsPerAddress,
         maxTrackerEntriesPerAddress: o.maxTrackerEntriesPerAddress,

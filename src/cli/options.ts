@@ -6,7 +6,6 @@ import { InvalidArgumentError } from 'commander';
 import { API_TOKEN_PATTERN } from '../peer/api-token.js';
 import { FINGERPRINT } from '../peer/server-trust.js';
 import { parseNatsUrl } from '../server/bus-nats.js';
-import { PASSWORD_HASH } from '../shared/limits.js';
 
 /** A TCP/UDP port; 0 means any free port. */
 export function parsePort(value: string): number {
@@ -116,14 +115,6 @@ export function parseFanout(value: string): number {
 export function parseThreads(value: string): number {
   if (!/^\d{1,2}$/.test(value) || Number(value) > 16)
     throw new InvalidArgumentError('expected a whole number of threads from 0 to 16');
-  return Number(value);
-}
-
-/** A password hash's cost: scrypt's N as a power of two, within PASSWORD_HASH's bounds. */
-export function parsePasswordCost(value: string): number {
-  const { minCostLog2: min, maxCostLog2: max } = PASSWORD_HASH;
-  if (!/^\d{1,2}$/.test(value) || Number(value) < min || Number(value) > max)
-    throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
   return Number(value);
 }
 

@@ -25,8 +25,6 @@ export interface AccountLimits {
   registrationsPerAddress?: number;
   registrationWindowMs?: number;
   visitorsPerAddress?: number;
-  /** scrypt's N of new password hashes, as a power of two (PASSWORD_HASH.costLog2). */
-  passwordCostLog2?: number;
 }
 
 /** A session as far as the limits care. */
@@ -92,9 +90,7 @@ export class AccountService {
     const release = await this.reserveRegistration(this.prefixOf(ip));
     let passHash: string;
     try {
-      passHash = await this.scrypt.run('register', () =>
-        hashPassword(password, this.limits.passwordCostLog2),
-      );
+      passHash = await this.scrypt.run('register', () => hashPassword(password));
     } catch (err) {
       await release(); // never hashed: the attempt costs the address nothing
       throw err;
@@ -127,9 +123,7 @@ export class AccountService {
       user = await this.store.getUser(username);
       // A bot's account has no password: it takes the unknown user's path, dummy hash and all.
       const hash = user?.passHash === BOT_PASS_HASH ? undefined : user?.passHash;
-      ok = await this.scrypt.run('login', () =>
-        verifyPassword(password, hash, this.limits.passwordCostLog2),
-      );
+      ok = await this.scrypt.run('login', () => verifyPassword(password, hash));
     } catch (err) {
       this.guard.cancel(attempt);
       throw err;

@@ -17,7 +17,6 @@ import {
   type TokenClaims,
 } from '../shared/tokens.js';
 import { newKeyPair } from '../shared/keygen.js';
-import { PASSWORD_HASH } from '../shared/limits.js';
 
 const scrypt = promisify(crypto.scrypt) as (
   password: string,
@@ -26,48 +25,32 @@ const scrypt = promisify(crypto.scrypt) as (
   options: crypto.ScryptOptions,
 ) => Promise<Buffer>;
 
-const SCRYPT = { r: 8, p: 1, keylen: 32 };
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
 
-/** scrypt's options for N, r and p, with the memory they need allowed (Node's default is 32 MiB). */
-const scryptOptions = (N: number, r: number, p: number): crypto.ScryptOptions => ({
-  N,
-  r,
-  p,
-  maxmem: 256 * N * r,
-});
-
-/** Hashes a password with a fresh random salt, at scrypt's N = 2^costLog2. */
-export async function hashPassword(
-  password: string,
-  costLog2: number = PASSWORD_HASH.costLog2,
-): Promise<string> {
-  const N = 2 ** costLog2;
+/** Hashes a password with a fresh random salt. */
+export async function hashPassword(password: string): Promise<string> {
   const salt = crypto.randomBytes(16);
-  const key = await scrypt(password, salt, SCRYPT.keylen, scryptOptions(N, SCRYPT.r, SCRYPT.p));
-  return `scrypt$${N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+  const key = await scrypt(password, salt, SCRYPT.keylen, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
-/**
- * Checks a password against a stored hash, at the N the hash names. When `stored` is undefined
- * (no such user) it checks a dummy hash of the current cost, so that path costs what a wrong
- * password does.
- */
+// Checked against when the user does not exist, so that path costs one scrypt too.
+const DUMMY_HASH = `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
+
+/** Checks a password against a stored hash (or a dummy one when `stored` is undefined). */
 export async function verifyPassword(
   password: string,
   stored: string | undefined,
-  costLog2: number = PASSWORD_HASH.costLog2,
 ): Promise<boolean> {
-  const dummy = `scrypt$${2 ** costLog2}$${SCRYPT.r}$${SCRYPT.p}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
-  const parts = (stored ?? dummy).split('$');
+  const parts = (stored ?? DUMMY_HASH).split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [, n, r, p, salt, hash] = parts as [string, string, string, string, string, string];
   const expected = Buffer.from(hash, 'base64');
-  const key = await scrypt(
-    password,
-    Buffer.from(salt, 'base64'),
-    expected.length,
-    scryptOptions(Number(n), Number(r), Number(p)),
-  );
+  const key = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, {
+    N: Number(n),
+    r: Number(r),
+    p: Number(p),
+  });
   return crypto.timingSafeEqual(key, expected) && stored !== undefined;
 }
 

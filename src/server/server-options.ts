@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { ServerStore } from '../store/server-store.js';
-import { ADDRESS_LIMITS, PASSWORD_HASH } from '../shared/limits.js';
+import { ADDRESS_LIMITS } from '../shared/limits.js';
 import type { EventBus } from './bus.js';
 import { AccountService } from './account-service.js';
 import type { LoginGuardLimits } from './login-guard.js';
@@ -114,8 +114,6 @@ export interface ServerOptions {
   maxRelayLinksPerAccount?: number;
   /** Relayed links of the visitor sessions of one address prefix at once (320). */
   maxRelayLinksPerAddress?: number;
-  /** scrypt's N of new password hashes as a power of two, 10 to 17 (14). */
-  passwordCost?: number;
   /** The operational log (ops-log.ts); silent when absent. */
   opsLog?: Logger;
   /** Readiness checks beyond the store's and the bus's (`GET /ready`). */
@@ -128,18 +126,6 @@ export function newAccountService(
   o: ServerOptions,
   usernames: readonly string[],
 ): AccountService {
-  const cost = o.passwordCost;
-  if (
-    cost !== undefined &&
-    !(
-      Number.isInteger(cost) &&
-      cost >= PASSWORD_HASH.minCostLog2 &&
-      cost <= PASSWORD_HASH.maxCostLog2
-    )
-  )
-    throw new RangeError(
-      `passwordCost: expected a whole number from ${PASSWORD_HASH.minCostLog2} to ${PASSWORD_HASH.maxCostLog2}`,
-    );
   return new AccountService(
     store,
     {
@@ -155,7 +141,6 @@ export function newAccountService(
       scrypt: o.scrypt,
       registrationsPerAddress: o.maxRegistrationsPerAddress,
       visitorsPerAddress: o.maxVisitorsPerAddress,
-      passwordCostLog2: o.passwordCost,
     },
     usernames,
   );

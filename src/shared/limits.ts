@@ -109,17 +109,6 @@ export const LIMIT_SWEEP = {
   maxRows: 1000,
 } as const;
 
-/**
- * The cost of a password hash: scrypt's N is 2^costLog2 (r = 8, p = 1; 2^14 takes ~16 MiB and
- * ~60 ms here). Each hash keeps its own N, so a changed cost applies to new passwords and every
- * older hash still checks. `--password-cost` sets it within these bounds.
- */
-export const PASSWORD_HASH = {
-  costLog2: 14,
-  minCostLog2: 10,
-  maxCostLog2: 17,
-} as const;
-
 /** Password hashing (scrypt) at the server: one small priority queue, logins first. */
 export const SCRYPT_LIMITS = {
   /** scrypt computations running at once (each takes ~16 MiB and one thread-pool thread). */
