@@ -29,7 +29,7 @@ import { useDms } from './useDms.js';
 import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 import { keepUnchanged } from './keep-unchanged.js';
-import { withKey } from './auth.js';
+import { reopenWhenGivenUp, withKey } from './auth.js';
 
 type Sync = {
   channelId: string;
@@ -219,11 +219,7 @@ export function Chat({
       void refreshMe();
       refreshAvatars();
     });
-    let retry: ReturnType<typeof setTimeout> | undefined;
-    es.addEventListener('error', () => {
-      if (es.readyState === EventSource.CLOSED && retry === undefined)
-        retry = setTimeout(() => setStreamTick((t) => t + 1), 3000);
-    });
+    const stopRetry = reopenWhenGivenUp(es, () => setStreamTick((t) => t + 1));
     // Direct messages: their views listen to these (dm-api.ts).
     for (const type of ['dm', 'dm_state', 'dms'] as const)
       es.addEventListener(type, (e) => {
@@ -236,7 +232,7 @@ export function Chat({
       else setSync(s.done ? null : s);
     });
     return () => {
-      clearTimeout(retry);
+      stopRetry();
       es.close();
     };
   }, [

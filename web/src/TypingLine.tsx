@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import type { Message, Typing } from './api.js';
-import { withKey } from './auth.js';
+import { reopenWhenGivenUp, withKey } from './auth.js';
 
 export function TypingLine({ channelId, me }: { channelId: string; me: string }) {
   /** Typist → when their typing state ends (this machine's clock). */
@@ -16,11 +16,7 @@ export function TypingLine({ channelId, me }: { channelId: string; me: string })
   useEffect(() => {
     setTypists(new Map());
     const es = new EventSource(withKey('/api/events'));
-    let retry: ReturnType<typeof setTimeout> | undefined;
-    es.addEventListener('error', () => {
-      if (es.readyState === EventSource.CLOSED && retry === undefined)
-        retry = setTimeout(() => setStreamTick((t) => t + 1), 3000);
-    });
+    const stopRetry = reopenWhenGivenUp(es, () => setStreamTick((t) => t + 1));
     es.addEventListener('typing', (e) => {
       const t = JSON.parse((e as MessageEvent).data) as Typing;
       // A replayed event (the stream resumed) may be over already.
@@ -41,7 +37,7 @@ export function TypingLine({ channelId, me }: { channelId: string; me: string })
       });
     });
     return () => {
-      clearTimeout(retry);
+      stopRetry();
       es.close();
     };
   }, [channelId, me, streamTick]);

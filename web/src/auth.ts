@@ -51,6 +51,19 @@ export function withKey(url: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}key=${key}`;
 }
 
+/**
+ * Calls `reopen` 3 s after the browser gave up on `es` (closed it: its URL key refused), so that
+ * it is opened again with the current key; returns what cancels that when `es` is closed on purpose.
+ */
+export function reopenWhenGivenUp(es: EventSource, reopen: () => void): () => void {
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  es.addEventListener('error', () => {
+    if (es.readyState === EventSource.CLOSED && retry === undefined)
+      retry = setTimeout(reopen, 3000);
+  });
+  return () => clearTimeout(retry);
+}
+
 function base64url(bytes: ArrayBuffer): string {
   let s = '';
   for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b);
