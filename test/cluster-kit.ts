@@ -22,7 +22,8 @@ export function signingKeyFile(dir: string): string {
 
 /**
  * `instances` servers on a fresh database and NATS, each given `extra` flags too. `at(i)` is
- * instance i's framed-protocol address; `dbUrl` the database they share.
+ * instance i's framed-protocol address; `dbUrl` the database they share; `nats` their NATS (to kill
+ * and restart).
  */
 export async function startCluster(extra: string[] = [], instances = 2) {
   const db = await createTestDatabase();
@@ -42,5 +43,5 @@ export async function startCluster(extra: string[] = [], instances = 2) {
     const [host, port] = servers[i]!.ready.tcp!.split(':');
     return { host: host!, port: Number(port) };
   };
-  return { at, servers, dbUrl: db.url };
+  return { at, servers, dbUrl: db.url, nats };
 }

@@ -140,10 +140,12 @@ export class Presence implements Memberships {
       const channels = await this.d.store.channelsOf(k);
       for (const c of channels) await this.d.loadMembers(c.id);
       const now = new Set(channels.map((c) => c.id));
-      // Memberships that ended meanwhile are told as a leave would have been.
-      for (const id of [...(this.userChannels.get(k) ?? [])])
-        if (!now.has(id)) this.memberLeft(id, k);
+      const before = new Set(this.userChannels.get(k) ?? []);
+      // Memberships that ended meanwhile are told as a leave would have been, those that began
+      // as a join would have been (after the user's channels are what the store says).
+      for (const id of before) if (!now.has(id)) this.memberLeft(id, k);
       this.userChannels.set(k, now);
+      for (const id of now) if (!before.has(id)) this.memberJoined(id, k);
     }
   }
 
