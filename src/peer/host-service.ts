@@ -317,6 +317,22 @@ export class HostService {
     }
   }
 
+  /**
+   * The channel changed (a `channel` item): a link that may no longer read it (a visitor's, or a
+   * non-member's, once it stops allowing visitors) gets no more of it (PROTOCOL.md §2.2).
+   */
+  keepReaders(channelId: string): void {
+    const subs = this.subscribers.get(channelId);
+    for (const c of [...(subs ?? [])]) {
+      try {
+        this.readable(c, channelId);
+      } catch {
+        subs!.delete(c);
+        c.subs.delete(channelId);
+      }
+    }
+  }
+
   /** The channel was deleted: nobody gets more of it. */
   channelDeleted(channelId: string): void {
     for (const c of this.subscribers.get(channelId) ?? []) c.subs.delete(channelId);

@@ -1102,6 +1102,7 @@ export class PeerNode {
       // A removed member's links stop getting this channel (after the removal reached them).
       if (m.change?.remove) this.hostService.memberLeft(channelId, m.change.remove);
       if (m.change?.deleted) this.hostService.channelDeleted(channelId);
+      else if (m.change?.allowVisitors === false) this.hostService.keepReaders(channelId);
     } else {
       this.store.addPending(m);
     }

@@ -55,6 +55,8 @@ export const ChannelChangedEvent = z.object({
   kind: z.literal('channel_changed'),
   channelId: Uuid,
   deleted: z.boolean(),
+  /** The channel's new setting, when the change set it (false: visitors and non-members go). */
+  allowVisitors: z.boolean().optional(),
 });
 
 /** A member is typing (never stored; typing-service.ts). */

@@ -93,6 +93,8 @@ export interface ChannelDeps {
   connsOf(username: string): Iterable<Conn>;
   /** Answers a request with an error (and logs it). */
   answerError(conn: Conn, id: number, op: string, err: unknown): void;
+  /** A channel stopped allowing visitors (presence: no visitor views it any more). */
+  closedToVisitors?(channelId: string): void;
 }
 
 /** Channels, messages and their fan-out on one server instance. */
@@ -274,6 +276,15 @@ export class ChannelService {
    */
   channelChanged(e: Extract<BusEvent, { kind: 'channel_changed' }>): void {
     this.channelCache.delete(e.channelId);
+    if (e.allowVisitors === false && !e.deleted) {
+      // After this turn's pushes (the change itself reaches every subscriber), only members
+      // read it: visitors' and non-members' subscriptions end (PROTOCOL.md §2.2).
+      process.nextTick(() => {
+        this.membersOnly(e.channelId).catch((err: unknown) =>
+          this.d.ops?.internalError('ending the subscriptions of non-members failed', err),
+        );
+      });
+    }
     if (!e.deleted) return;
     this.memberCache.delete(e.channelId);
     // After this turn's pushes (the deletion itself reaches every subscriber).
@@ -281,6 +292,25 @@ export class ChannelService {
       for (const c of this.subscribers.get(e.channelId) ?? []) c.subs.delete(e.channelId);
       this.subscribers.delete(e.channelId);
     });
+  }
+
+  /**
+   * The channel no longer allows visitors: a subscription of a visitor, or of a user who is not a
+   * member, ends; so does a visitor's view of it (presence). Members come from the cache when it
+   * holds them (the same turn), else from the store.
+   */
+  private async membersOnly(channelId: string): Promise<void> {
+    const subs = this.subscribers.get(channelId);
+    if (subs?.size) {
+      const members = this.memberCache.get(channelId) ?? (await this.members(channelId));
+      for (const c of [...subs]) {
+        const s = c.session;
+        if (s?.role === 'user' && members.has(s.username.toLowerCase())) continue;
+        subs.delete(c);
+        c.subs.delete(channelId);
+      }
+    }
+    this.d.closedToVisitors?.(channelId);
   }
 
   /**
@@ -307,6 +337,7 @@ export class ChannelService {
       kind: 'channel_changed',
       channelId: m.channelId,
       deleted: m.change.deleted === true,
+      ...(m.change.allowVisitors === undefined ? {} : { allowVisitors: m.change.allowVisitors }),
     });
     if (m.change.remove)
       this.d.bus.publish({

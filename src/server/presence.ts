@@ -19,6 +19,8 @@ import {
   entryKey,
   eventFor,
   isOwn,
+  sameView,
+  viewOf,
   type EntryChange,
   type Memberships,
   type TrackerList,
@@ -374,6 +376,29 @@ export class Presence implements Memberships {
         told.add(key);
         const was = viewOfBoth(before, v, e, this);
         if (was) out.send(conn, 'peer_joined', was);
+      }
+    }
+  }
+
+  /**
+   * `channelId` no longer allows visitors: no visitor's connection views it any more, and each
+   * hears of the entries it saw through it alone (`peer_left`) or sees cut anew (`peer_joined`).
+   */
+  closedToVisitors(channelId: string): void {
+    const viewing = this.viewers.get(channelId);
+    if (!viewing) return;
+    this.viewers.delete(channelId);
+    const out = new Outbox();
+    for (const conn of viewing) {
+      const v = this.viewer(conn);
+      const before: Viewer | undefined = v && { ...v, views: new Set(conn.views) };
+      conn.views.delete(channelId);
+      if (!v || !before) continue;
+      for (const e of this.d.tracker.entriesIn(channelId)) {
+        const was = viewOf(before, e, this);
+        const is = viewOf(v, e, this);
+        if (was && !is) out.send(conn, 'peer_left', was);
+        else if (was && is && !sameView(was, is)) out.send(conn, 'peer_joined', is);
       }
     }
   }

@@ -175,6 +175,7 @@ export class CentralServer {
       connsOf: (username) => this.sessions.connsOf(username),
       answerError: (conn, id, op, err) => this.frames.answerError(conn, id, op, err),
       itemStored: (m, erased) => this.files.itemStored(m, erased),
+      closedToVisitors: (id) => this.presence.closedToVisitors(id),
     });
     this.presence = new Presence({
       store: this.store,

@@ -248,7 +248,8 @@ function shareAny(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return false;
 }
 
-function sameView(a: TrackerEntry, b: TrackerEntry): boolean {
+/** True when two cuts of an entry say the same. */
+export function sameView(a: TrackerEntry, b: TrackerEntry): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 

@@ -130,6 +130,57 @@ describe('hostile: what a session learns from the tracker (finding 14)', () => {
     expect(everything).not.toContain(`"port":${carol.p2pPort}`);
   });
 
+  it('a visitor viewing a channel that stops allowing visitors loses its host (peer_left) and its pushes', async () => {
+    // Found by an outside attacker (test/outsider/read-privacy.test.ts): a closed channel's
+    // visitors and subscribed non-members still got its pushes; the host's entry stayed too.
+    const tn = await createTestnet();
+    const port = tn.serverPort;
+    const keys = newSessionKeys();
+    const alice = Object.assign(await RawClient.open(port), { p2pPort: 0 });
+    await alice.request('register', { username: 'alice', password: PW });
+    const r = await alice.request('login', {
+      username: 'alice',
+      password: PW,
+      publicKey: keys.publicKey,
+    });
+    const s = { username: 'alice', sessionId: r.body.sessionId as string, keys, cert: r.body.cert };
+    const lobby = await channel(alice, 'lobby', true);
+    const other = await channel(alice, 'other', true);
+    const v = await visitor(port, 'curious');
+    const w = await visitor(port, 'wide');
+    expect((await v.request('channel_join', { channelId: lobby })).body?.id).toBe(lobby);
+    expect((await w.request('subscribe', { channelIds: [lobby, other] })).error).toBeUndefined();
+    await announce(alice, [lobby, other]);
+    await v.until(() => trackerEvents(v).some((e) => e.entry.username === 'alice'), 5000);
+    await w.until(() => trackerEvents(w).some((e) => e.entry.username === 'alice'), 5000);
+    const say = (change: Record<string, unknown> | undefined, text?: string) =>
+      alice.request('post', {
+        message: sign(s as RawSession, {
+          channelId: lobby,
+          ...(change ? { kind: 'channel' as const, change } : { text }),
+        }),
+      });
+    expect((await say({ allowVisitors: false })).error).toBeUndefined();
+    // v saw alice only through lobby: she is gone for it; w still sees her, hosting other only.
+    await v.until(() => trackerEvents(v).some((e) => e.ev === 'peer_left'), 5000);
+    expect(trackerEvents(v).at(-1)).toMatchObject({
+      ev: 'peer_left',
+      entry: { username: 'alice' },
+    });
+    await w.until(() => trackerEvents(w).length >= 2, 5000);
+    expect(trackerEvents(w).at(-1)).toMatchObject({
+      ev: 'peer_joined',
+      entry: { username: 'alice', hosts: [other] },
+    });
+    const pushes = (c: RawClient) =>
+      c.frames.filter((f) => f.t === 'ev' && f.ev === 'message').length;
+    const [pv, pw] = [pushes(v), pushes(w)];
+    expect((await say(undefined, 'members only now')).error).toBeUndefined();
+    await sleep(500);
+    expect([pushes(v), pushes(w)]).toEqual([pv, pw]);
+    expect(names(await listed(v))).toEqual([]);
+  });
+
   it('gives a user only the entries of co-members, and both sides learn of each other on join', async () => {
     const tn = await createTestnet();
     const port = tn.serverPort;
