@@ -271,4 +271,21 @@ describe('search queries (fuzz)', () => {
       store.close();
     }
   });
+
+  it('uses the first 8 distinct words (repeats, by case and accents, count once)', () => {
+    // PROTOCOL.md §3.3 Search: an outside reader could not tell which 8 words a query with
+    // repeats keeps (test/outsider/read-privacy.test.ts's notes).
+    expect(searchWords('a A á a b c d e f g h i')).toEqual([
+      'a',
+      'b',
+      'c',
+      'd',
+      'e',
+      'f',
+      'g',
+      'h',
+    ]);
+    expect(searchWords('one two three four five six seven eight nine')).toHaveLength(8);
+    expect(searchWords('zz Zz ZZ')).toEqual(['zz']);
+  });
 });
