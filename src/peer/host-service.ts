@@ -315,6 +315,7 @@ export class HostService {
       subs!.delete(c);
       c.subs.delete(channelId);
     }
+    this.keepWatchers(channelId);
   }
 
   /**
@@ -331,6 +332,15 @@ export class HostService {
         c.subs.delete(channelId);
       }
     }
+    this.keepWatchers(channelId);
+  }
+
+  /** Viewers of the channel's streams that may no longer watch them leave (live.ts). */
+  private keepWatchers(channelId: string): void {
+    this.deps
+      .streams()
+      .keepWatchers(channelId)
+      .catch((err: unknown) => console.error('hchat peer: ending viewers failed:', err));
   }
 
   /** The channel was deleted: nobody gets more of it. */

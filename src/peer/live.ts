@@ -411,6 +411,20 @@ export class LiveService {
     this.syncTree(live);
   }
 
+  /**
+   * The channel's readers changed (it stopped allowing visitors, or a member left or was
+   * removed): a viewer that may no longer watch it leaves its streams' trees, and gets no more
+   * media (PROTOCOL.md §2.2, §5.2).
+   */
+  async keepWatchers(channelId: string): Promise<void> {
+    this.memberCache.delete(channelId);
+    for (const live of [...this.lives.values()]) {
+      if (live.info.channelId !== channelId) continue;
+      for (const v of [...live.viewers.values()])
+        if (!(await this.mayWatch(v.conn.who, channelId))) this.removeViewer(live, v.id, v.conn);
+    }
+  }
+
   /** A P2P connection closed: its viewers leave every tree. */
   detach(conn: MemberConn): void {
     for (const live of this.lives.values()) this.removeViewer(live, conn.who.sessionId, conn);

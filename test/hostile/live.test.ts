@@ -68,6 +68,37 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
     }
   });
 
+  it('a visitor watching a channel that stops allowing visitors gets no more media', async () => {
+    // Found with test/outsider/read-privacy.test.ts: a closed channel's visitors still got its
+    // pushes; its streams went on feeding them too.
+    const { net, streamer, streamId } = await liveStage(0);
+    const guest = await RawViewer.watch(net, 'streamer', streamId, { name: 'guest' });
+    try {
+      await waitFor(() => guest.videoSeqs.length >= 60, 15_000, 'the guest to receive video');
+      const channelId = (await streamer.call('GET', '/api/channels')).body.find(
+        (c: { name: string }) => c.name === 'live',
+      ).id;
+      const r = await streamer.call('PATCH', `/api/channels/${channelId}`, {
+        allowVisitors: false,
+      });
+      expect(r.status).toBe(200);
+      await sleep(1000);
+      const before = guest.uniqueBytes;
+      await sleep(2000);
+      expect(guest.uniqueBytes - before).toBe(0);
+      // And it cannot come back.
+      const again = await guest.link
+        .request('watch', { streamId, udpPort: guest.port, p2pPort: 9 })
+        .then(
+          () => 'watching',
+          (e: { code?: string }) => e.code,
+        );
+      expect(again).not.toBe('watching');
+    } finally {
+      guest.close();
+    }
+  });
+
   it('refuses RTCP larger than a datagram, and NACKs for a stream the viewer does not receive', async () => {
     const { net, streamer, streamId } = await liveStage(0);
     const other = await streamer.call('POST', '/api/channels', {
