@@ -304,6 +304,7 @@ export class PeerNode {
         this.currentSession ? this.store.channel(this.currentSession.username, id) : undefined,
       hostedMember: (id, username) =>
         this.isHostedHere(id) ? this.store.isMember(id, username) : undefined,
+      hostedRemoved: (id, username) => this.isHostedHere(id) && this.store.isRemoved(id, username),
       members: async (id) =>
         (await this.requireAuthed().request('members', { channelId: id })).members,
       entries: () => this.sources.list(),

@@ -99,6 +99,22 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
     }
   });
 
+  it('a member the owner removes gets no more media, even from a channel that allows visitors', async () => {
+    const { streamer, viewers, streamId } = await liveStage(1);
+    const [honest] = viewers;
+    const frames = async () => (await stats(honest!, streamId)).framesComplete as number;
+    await waitFor(async () => (await frames()) > 30, 15_000, 'the member to receive video');
+    const channelId = (await streamer.call('GET', '/api/channels')).body.find(
+      (c: { name: string }) => c.name === 'live',
+    ).id;
+    const r = await streamer.call('DELETE', `/api/channels/${channelId}/members/honest0`);
+    expect(r.status).toBe(200);
+    await sleep(1500);
+    const before = await frames();
+    await sleep(2000);
+    expect((await frames()) - before).toBe(0);
+  });
+
   it('refuses RTCP larger than a datagram, and NACKs for a stream the viewer does not receive', async () => {
     const { net, streamer, streamId } = await liveStage(0);
     const other = await streamer.call('POST', '/api/channels', {
