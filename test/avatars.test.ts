@@ -1,7 +1,8 @@
 /**
  * Avatars (issue 14 item 5) through real peers' local APIs: set one, and a co-member hears of it
  * and shows it; a change reaches it too; nobody sets another's; a cached avatar tampered with on
- * disk is not shown; visitors have none.
+ * disk is not shown; visitors have none. The pictures are real ones (test/pictures.ts): bytes that
+ * are no picture of their type are refused.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -17,6 +18,7 @@ import {
   type TestPeer,
 } from './testnet.js';
 import { signAvatar } from '../src/shared/avatar-sig.js';
+import { png, WEBP_LOSSY_12x8 } from './pictures.js';
 
 async function setAvatar(p: TestPeer, data: Buffer, type = 'image/png') {
   const res = await fetch(new URL('/api/me/avatar', p.uiUrl), {
@@ -49,7 +51,7 @@ describe('avatars', () => {
     const { alice, bob } = await pair();
     const events = collectEvents(bob.uiUrl);
     await events.ready;
-    const first = crypto.randomBytes(5000);
+    const first = png(64, 64, 1);
     const set = await setAvatar(alice, first);
     expect(set.status, JSON.stringify(set.body)).toBe(200);
     expect(set.body).toMatchObject({ username: 'alice' });
@@ -68,7 +70,7 @@ describe('avatars', () => {
     ]);
     expect((await getAvatar(bob, 'bob')).status).toBe(404);
     // A new one: bob hears of it and shows it at once (not the cached one).
-    const second = crypto.randomBytes(7000);
+    const second = WEBP_LOSSY_12x8;
     const again = await setAvatar(alice, second, 'image/webp');
     await waitFor(
       () => events.events.some((e) => e.event === 'avatar' && e.data.hash === again.body.hash),
@@ -83,11 +85,17 @@ describe('avatars', () => {
       'E_FILE_TOO_LARGE',
     );
     expect((await setAvatar(alice, first, 'image/svg+xml')).body.error.code).toBe('E_BAD_REQUEST');
+    // Bytes that are not a whole picture of the type they are sent as: refused before signing.
+    const notJpeg = await setAvatar(alice, first, 'image/jpeg');
+    expect(notJpeg.status).toBe(400);
+    expect(notJpeg.body.error).toMatchObject({ code: 'E_BAD_REQUEST' });
+    expect(notJpeg.body.error.message).toMatch(/image\/jpeg.*not a JPEG/);
+    expect((await getAvatar(bob, 'alice')).data.equals(second)).toBe(true);
   });
 
   it("nobody sets another's avatar; a tampered cached one is not shown", async () => {
     const { net, alice, bob } = await pair();
-    const real = crypto.randomBytes(3000);
+    const real = png(48, 48, 2);
     await setAvatar(alice, real);
     expect((await getAvatar(bob, 'alice')).data.equals(real)).toBe(true);
     // mallory signs a record claiming alice, with her own session (the certificate is hers).
@@ -141,7 +149,7 @@ describe('avatars', () => {
     expect((await setAvatar(v, Buffer.from('x'))).body.error.code).toBe('E_VISITOR_READ_ONLY');
     const events = collectEvents(v.uiUrl);
     await events.ready;
-    const pic = crypto.randomBytes(2000);
+    const pic = png(32, 32, 3);
     const set = await setAvatar(alice, pic);
     await waitFor(
       () => events.events.some((e) => e.event === 'avatar' && e.data.hash === set.body.hash),

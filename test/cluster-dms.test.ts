@@ -21,6 +21,7 @@ import {
   withDevice,
 } from './outsider/dm-lib.js';
 import { signAvatar } from '../src/shared/avatar-sig.js';
+import { png } from './pictures.js';
 import type { SessionKeys } from '../src/shared/signing.js';
 
 const RAISED = ['--max-registrations-per-address', '1000'];
@@ -104,7 +105,7 @@ describe('direct messages and avatars across two instances on PostgreSQL and NAT
     await erin.c.req('channel_create', { id: ch, name: 'g', allowVisitors: false });
     expect((await finn.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     await finn.c.req('subscribe', { channelIds: [ch] });
-    const data = crypto.randomBytes(500);
+    const data = png(16, 16);
     const avatar = signAvatar(
       { username: 'erin', type: 'image/png', data, ts: Date.now() },
       erin.key as unknown as SessionKeys,

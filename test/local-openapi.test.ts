@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { contract } from './openapi-contract.js';
+import { png } from './pictures.js';
 import { authHeaders, createTestnet, waitFor, type TestPeer } from './testnet.js';
 
 /** What one call sends besides its method and route. */
@@ -140,7 +141,7 @@ describe('the local API against its OpenAPI document', () => {
     await a.ok(400, 'GET', '/api/search');
 
     // Avatars.
-    const picture = crypto.randomBytes(300);
+    const picture = png(10, 10);
     await a.ok(200, 'PUT', '/api/me/avatar', {
       bytes: picture,
       headers: { 'content-type': 'image/png' },
@@ -149,7 +150,12 @@ describe('the local API against its OpenAPI document', () => {
       bytes: picture,
       headers: { 'content-type': 'image/svg+xml' },
     });
+    await a.ok(400, 'PUT', '/api/me/avatar', {
+      bytes: picture.subarray(0, 40),
+      headers: { 'content-type': 'image/png' },
+    });
     await b.ok(200, 'GET', '/api/avatars?users=alice,bob');
+    await b.ok(400, 'GET', '/api/avatars?users=,,,');
     expect(await b.ok(200, 'GET', '/api/avatars/alice')).toEqual(picture);
     await b.ok(404, 'GET', '/api/avatars/bob');
 

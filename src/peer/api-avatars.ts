@@ -18,7 +18,9 @@ const ListQuery = z.object({
     .string()
     .max(3400)
     .transform((s) => s.split(',').filter((u) => u !== ''))
-    .pipe(z.array(Username).max(100)),
+    .pipe(
+      z.array(Username).min(1, 'users: name 1 to 100 users').max(100, 'users: name 1 to 100 users'),
+    ),
 });
 
 const AvatarHeaders = z.object({ 'content-type': AvatarType });

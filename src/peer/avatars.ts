@@ -1,7 +1,7 @@
 /**
  * Avatars at a peer (docs/PROTOCOL.md §9.5): the user sets its own (signed here with the
  * session's key, kept at the server); others' are fetched from the server when first shown,
- * checked (certificate and signature), and cached in `<data>/avatars/` by user. A cached one is
+ * checked (certificate, signature, and that the bytes are a whole picture of their type), and cached in `<data>/avatars/` by user. A cached one is
  * asked about again when the server says it changed (`avatar`), or when it was last checked more
  * than a minute ago.
  */
@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HchatError } from '../protocol/errors.js';
 import { AvatarRecord, type AvatarType } from '../protocol/avatars.js';
-import { avatarError, avatarHash, signAvatar } from '../shared/avatar-sig.js';
+import { avatarError, avatarHash, avatarPictureError, signAvatar } from '../shared/avatar-sig.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { FILE_LIMITS } from '../shared/limits.js';
 import type { SessionKeys } from '../shared/signing.js';
@@ -69,6 +69,9 @@ export class PeerAvatars {
     if (data.length === 0) throw new HchatError('E_BAD_REQUEST', 'avatar: empty');
     if (data.length > FILE_LIMITS.maxAvatarBytes)
       throw new HchatError('E_FILE_TOO_LARGE', 'avatar: at most 256 KiB');
+    // Refused here, before it is signed, as the server and every peer would refuse it.
+    const notPicture = avatarPictureError(type, data);
+    if (notPicture) throw notPicture;
     const server = this.d.server();
     if (!server) throw new HchatError('E_OFFLINE');
     const record = signAvatar(

@@ -5,6 +5,7 @@
  * by hash.
  */
 import { z } from 'zod';
+import { base64Bytes } from './base64.js';
 import { Digest, Username } from './common.js';
 import { op } from './rpc.js';
 import { FILE_LIMITS } from '../shared/limits.js';
@@ -13,14 +14,15 @@ import { FILE_LIMITS } from '../shared/limits.js';
 export const AvatarType = z.enum(['image/png', 'image/jpeg', 'image/webp']);
 export type AvatarType = z.infer<typeof AvatarType>;
 
-/** A signed avatar: the picture (base64), its type, when it was set, and its user's signature. */
+/**
+ * A signed avatar: the picture (canonical base64, at least one byte), its type, when it was set,
+ * and its user's signature. That the bytes are a whole picture of that type is checked with the
+ * signature (shared/avatar-sig.ts `avatarError`).
+ */
 export const AvatarRecord = z.object({
   username: Username,
   type: AvatarType,
-  data: z
-    .string()
-    .min(4)
-    .max(Math.ceil(FILE_LIMITS.maxAvatarBytes / 3) * 4 + 4, 'data: an avatar is at most 256 KiB'),
+  data: base64Bytes(FILE_LIMITS.maxAvatarBytes),
   ts: z
     .number()
     .int()

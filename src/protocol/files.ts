@@ -10,6 +10,7 @@
  * channel (`file_sources`), on their P2P port (`file_have`, `file_manifest`, `file_chunk`).
  */
 import { z } from 'zod';
+import { base64Bytes } from './base64.js';
 import { Digest, FileRef, Uuid } from './common.js';
 export { FileRef, FileRefs } from './common.js';
 import { op } from './rpc.js';
@@ -28,8 +29,8 @@ export const Manifest = FileRef.omit({ id: true }).extend({
 });
 export type Manifest = z.infer<typeof Manifest>;
 
-/** A chunk's bytes, base64. */
-const ChunkData = z.string().max(Math.ceil(FILE_LIMITS.chunkBytes / 3) * 4 + 4);
+/** A chunk's bytes, canonical base64 (a file has at least one byte, so each chunk has). */
+const ChunkData = base64Bytes(FILE_LIMITS.chunkBytes);
 const Index = z.number().int().min(0);
 const FileOf = z.object({ channelId: Uuid, fileId: FileId });
 

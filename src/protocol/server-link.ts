@@ -19,6 +19,7 @@ import { AVATAR_EVENTS, AVATAR_OPS } from './avatars.js';
 import { DM_EVENTS, DM_OPS } from './dm.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { COMPACT_VERSION } from './compact.js';
+import { base64Bytes } from './base64.js';
 import {
   Candidate,
   Channel,
@@ -64,8 +65,8 @@ export const ServerHello = z.object({
   /** The server closes a connection silent for this long. */
   timeoutMs: z.number().int().positive(),
   maxFrame: z.number().int().positive(),
-  /** Ed25519 public key (SPKI, base64) that signs session tokens. */
-  publicKey: z.string(),
+  /** Ed25519 public key (SPKI, canonical base64) that signs session tokens. */
+  publicKey: base64Bytes(1024),
   /** Present when the peer asked: the compact version this link now speaks (§3.11). */
   compact: z.literal(COMPACT_VERSION).optional(),
 });

@@ -1,6 +1,8 @@
 /**
  * Avatars at the server (docs/PROTOCOL.md §9.5): a user sets its own (checked as every peer
- * checks it: the user's certificate and signature, the size, the clock), anyone with a session
+ * checks it: the user's certificate and signature, the size, the clock, that the bytes are a
+ * whole picture of its type; and, as only the server can, that the signing session was not
+ * revoked before the avatar's time), anyone with a session
  * reads them, and the users who share a channel with it hear of a change (`avatar`).
  */
 import type crypto from 'node:crypto';
@@ -12,12 +14,15 @@ import { FILE_LIMITS, MESSAGE_LIMITS } from '../shared/limits.js';
 import type { AvatarStore } from '../store/avatar-store.js';
 import type { EventBus } from './bus.js';
 import type { Conn } from './conn.js';
+import type { Revocations } from './revocations.js';
 
 export interface AvatarServiceDeps {
   avatars: AvatarStore;
   bus: EventBus;
   log: ConnectionLog;
   serverKey(): crypto.KeyObject;
+  /** Which sessions were revoked: an avatar signed after its session's end is refused. */
+  revocations: Pick<Revocations, 'load' | 'signedAfter'>;
   /**
    * The ids of the user's channels: the cache a session of it here loaded, else the store's (in a
    * cluster the user may have no session on this instance).
@@ -45,6 +50,10 @@ export class AvatarService {
       throw new HchatError('E_CLOCK_SKEW', 'avatar: set in the future');
     const bad = avatarError(a, this.d.serverKey());
     if (bad) throw bad;
+    // As for posts (§3.3 logout): the key of a session that has ended signs nothing new.
+    await this.d.revocations.load(a.cert);
+    const revoked = this.d.revocations.signedAfter('avatar', a);
+    if (revoked) throw revoked;
     const info = await this.d.avatars.put({ ...a, username: s.username });
     this.d.log.write('avatar', { peer: conn.name, user: s.username, hash: info.hash });
     this.d.bus.publish({ kind: 'avatar', ...info });

@@ -22,6 +22,7 @@ import type { ConnectionLog } from '../shared/connlog.js';
 import { BAD_SIGNATURE, type MessageVerifier, type SignatureCheck } from '../shared/signing.js';
 import { tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import type { VerifyPool } from './verify-pool.js';
+import type { Revocations } from './revocations.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { storageError } from '../store/sqlite.js';
 import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
@@ -77,6 +78,8 @@ export interface ChannelDeps {
   /** An item was stored (`erased`: a delete that took its message away): files follow. */
   itemStored?(m: StoredMessage, erased: boolean): void;
   verifier: MessageVerifier;
+  /** Which sessions were revoked: a message signed after its session's end is refused. */
+  revocations: Revocations;
   /** Threads that check posts' signatures off the event loop (absent: checked inline). */
   verifyPool?: VerifyPool;
   counts: MessageCounts;
@@ -105,8 +108,6 @@ export class ChannelService {
   /** Channels found are kept until their owner changes them (channel_changed). */
   private readonly channelCache = new Map<string, Channel>();
   private readonly subscribers = new Map<string, Set<Conn>>();
-  /** Sessions' revocation times (null: not revoked), as read from the store. */
-  private readonly revocations = new Map<string, number | null>();
   private posts: PendingPost[] = [];
   /** The batch being stored, if any: one at a time, so that answers and pushes keep order. */
   private flushing: Promise<void> | undefined;
@@ -462,7 +463,7 @@ export class ChannelService {
     for (const id of new Set(b.messages.map((m) => m.channelId))) {
       if (await this.channel(id)) await this.members(id);
     }
-    for (const m of b.messages) await this.loadRevocation(m.cert);
+    for (const m of b.messages) await this.d.revocations.load(m.cert);
     const authors = new Map<string, string>();
     for (const a of new Set(b.messages.map((m) => m.author)))
       authors.set(a, (await this.d.store.getUser(a))?.username ?? a);
@@ -536,55 +537,13 @@ export class ChannelService {
     if (!this.cachedMembers(c.id).has(m.author.toLowerCase())) {
       return new HchatError('E_NOT_MEMBER', `${m.author} is not a member`);
     }
-    const bad = this.d.verifier.check(m) ?? this.revokedBefore(m);
+    const bad = this.d.verifier.check(m) ?? this.d.revocations.signedAfter('message', m);
     if (bad) return bad;
     // Every message that enters counts against its author's post budget, whichever way it came:
     // forwarding one's own channel is no way around the post limit (checked after the signature,
     // so nobody can spend another user's budget with forgeries).
     const wait = this.d.postLimiter.take(m.author.toLowerCase());
     return wait > 0 ? HchatError.rateLimited(`too many messages by ${m.author}`, wait) : undefined;
-  }
-
-  /**
-   * A message signed under a session that was revoked before the message's time is refused:
-   * only the server knows of every revocation, so it keeps a stolen key of a logged-out session
-   * from entering through a host's forward (or a later session's outbox).
-   */
-  private revokedBefore(m: { cert: string; ts: number }): HchatError | undefined {
-    const sid = this.d.verifier.certClaims(m.cert)?.sid;
-    const at = sid === undefined ? undefined : this.revokedAt(sid);
-    if (at !== undefined && m.ts > at)
-      return new HchatError('E_BAD_SIGNATURE', 'signed after its session was revoked');
-    return undefined;
-  }
-
-  /** When a session was revoked, if it was (as loadRevocation read it: no store read here). */
-  private revokedAt(sessionId: string): number | undefined {
-    return this.revocations.get(sessionId) ?? undefined;
-  }
-
-  /**
-   * Reads once when the session of a certificate was revoked, for `revokedBefore` (cached: a post
-   * costs no store read). A revocation learnt meanwhile (sessionRevoked) wins over the read.
-   */
-  private async loadRevocation(cert: string): Promise<void> {
-    const sid = this.d.verifier.certClaims(cert)?.sid;
-    if (sid === undefined || this.revocations.has(sid)) return;
-    const at = (await this.d.store.getSession(sid))?.revokedAt ?? null;
-    if (this.revocations.has(sid)) return;
-    if (this.revocations.size >= 100_000)
-      this.revocations.delete(this.revocations.keys().next().value!);
-    this.revocations.set(sid, at);
-  }
-
-  /** A session was revoked on this instance (the cache learns it at once). */
-  sessionRevoked(sessionId: string, at: number): void {
-    this.revocations.set(sessionId, at);
-  }
-
-  /** True when this instance knows the session revoked (a resume racing a logout). */
-  revokedNow(sessionId: string): boolean {
-    return typeof this.revocations.get(sessionId) === 'number';
   }
 
   async channelMembers(conn: Conn, b: OpReq<'members'>): Promise<OpRes<'members'>> {
@@ -614,9 +573,9 @@ export class ChannelService {
   private async loadForPost(b: OpReq<'post'>): Promise<StoredMessage | undefined> {
     if (!(await this.channel(b.message.channelId))) return undefined;
     await this.members(b.message.channelId);
-    await this.loadRevocation(b.message.cert);
+    await this.d.revocations.load(b.message.cert);
     if (!b.deletedBy) return undefined;
-    await this.loadRevocation(b.deletedBy.cert);
+    await this.d.revocations.load(b.deletedBy.cert);
     const target = b.message.target;
     return target === undefined ? undefined : this.d.store.getItem(target);
   }
@@ -650,7 +609,7 @@ export class ChannelService {
       if (tombstoneOrder(tomb, b.deletedBy)[0] !== tomb) inserts.reverse();
     }
     for (const i of inserts) {
-      const revoked = this.revokedBefore(i.message);
+      const revoked = this.d.revocations.signedAfter('message', i.message);
       if (revoked) throw revoked;
     }
     const enqueue = () =>

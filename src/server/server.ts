@@ -29,6 +29,7 @@ import {
 import { LocalBus, type EventBus } from './bus.js';
 import type { Conn } from './conn.js';
 import { ChannelService, type MessageCounts } from './channel-service.js';
+import { Revocations } from './revocations.js';
 import { TrackerList } from './tracker.js';
 import { Presence } from './presence.js';
 import { TypingService } from './typing-service.js';
@@ -97,6 +98,7 @@ export class CentralServer {
   private readonly bus: EventBus;
   private readonly signer: TokenSigner;
   private readonly channels: ChannelService;
+  private readonly revocations: Revocations;
   private readonly verifyPool: VerifyPool | undefined;
   private readonly accounts: AccountService;
   private readonly door: ServerDoor;
@@ -151,14 +153,20 @@ export class CentralServer {
     this.drainMs = opts.drainMs ?? 10_000;
     this.verifyPool = opts.verifyThreads ? new VerifyPool(opts.verifyThreads) : undefined;
     const refs = new RefRegistry();
+    const verifier = new MessageVerifier(() => this.signer.publicKey, {
+      maxClockSkewMs: opts.maxClockSkewMs,
+    });
+    this.revocations = new Revocations({
+      store: this.store,
+      sessionOf: (cert) => verifier.certClaims(cert)?.sid,
+    });
     this.channels = new ChannelService({
       refs,
       store: this.store,
       bus: this.bus,
       log: this.log,
-      verifier: new MessageVerifier(() => this.signer.publicKey, {
-        maxClockSkewMs: opts.maxClockSkewMs,
-      }),
+      verifier,
+      revocations: this.revocations,
       channelsPerAccount: opts.channelsPerAccount ?? ACCOUNT_LIMITS.channelsPerAccount,
       membershipsPerAccount: opts.membershipsPerAccount ?? ACCOUNT_LIMITS.membershipsPerAccount,
       pageChannels: TRACKER_LIMITS.pageChannels,
@@ -223,6 +231,7 @@ export class CentralServer {
       bus: this.bus,
       log: this.log,
       serverKey: () => this.signer.publicKey,
+      revocations: this.revocations,
       channelsOf: async (username) => {
         const cached = this.presence.channelsOf(username);
         if (cached.size > 0) return cached;
@@ -276,6 +285,7 @@ export class CentralServer {
       accounts: this.accounts,
       door: this.door,
       channels: this.channels,
+      revocations: this.revocations,
       presence: this.presence,
       dms: this.dms,
       dropEntry: (conn) => this.trackerService.dropEntry(conn),

@@ -16,6 +16,7 @@ import { newSessionId, type TokenSigner } from './accounts.js';
 import type { AccountService } from './account-service.js';
 import type { ServerDoor } from './door.js';
 import type { ChannelService } from './channel-service.js';
+import type { Revocations } from './revocations.js';
 import type { Presence } from './presence.js';
 import type { DmService } from './dm-service.js';
 
@@ -30,6 +31,8 @@ export interface SessionsDeps {
   accounts: AccountService;
   door: ServerDoor;
   channels: ChannelService;
+  /** Which sessions were revoked: learns each revocation here at once. */
+  revocations: Revocations;
   presence: Presence;
   dms: DmService;
   /** Removes the connection's tracker entry, if it has one (its session is ending). */
@@ -51,7 +54,7 @@ export class Sessions {
     // A visitor session whose peer did not come back within its grace ends for good.
     d.accounts.expire = (sessionId) => {
       if (d.closing()) return;
-      d.channels.sessionRevoked(sessionId, Date.now());
+      d.revocations.revoked(sessionId, Date.now());
       d.store
         .revokeSession(sessionId)
         .catch((err: unknown) => console.error('hchat server: revoking a session failed:', err));
@@ -144,7 +147,7 @@ export class Sessions {
     await this.d.presence.loadUser(s.username);
     // Checked again after the awaits: a twin may have attached, a logout revoked it meanwhile.
     if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
-    if (this.d.channels.revokedNow(s.sessionId)) throw new HchatError('E_SESSION_INVALID');
+    if (this.d.revocations.isRevoked(s.sessionId)) throw new HchatError('E_SESSION_INVALID');
     if (s.role === 'visitor') this.d.accounts.checkVisitorRoom(conn.fs.remote.ip, s.sessionId);
     const session = { sessionId: s.sessionId, username: s.username, role: s.role };
     this.attach(conn, session);
@@ -167,9 +170,9 @@ export class Sessions {
    * certificate, and the answer says no more than a handshake with that certificate would.
    */
   async check(b: OpReq<'session_check'>): Promise<OpRes<'session_check'>> {
-    if (this.d.channels.revokedNow(b.sessionId)) return { live: false };
+    if (this.d.revocations.isRevoked(b.sessionId)) return { live: false };
     const s = await this.d.store.getSession(b.sessionId);
-    return { live: !!s && !s.revoked && !this.d.channels.revokedNow(b.sessionId) };
+    return { live: !!s && !s.revoked && !this.d.revocations.isRevoked(b.sessionId) };
   }
 
   /**
@@ -183,7 +186,7 @@ export class Sessions {
     viewed?: Iterable<string>,
   ): Promise<void> {
     // Known revoked here at once (a resume or post racing the store's answer is refused).
-    this.d.channels.sessionRevoked(sessionId, Date.now());
+    this.d.revocations.revoked(sessionId, Date.now());
     await this.d.store.revokeSession(sessionId);
     const revokedAt = (await this.d.store.getSession(sessionId))?.revokedAt ?? Date.now();
     const owned = await this.d.store.channelsOf(username);
@@ -204,7 +207,7 @@ export class Sessions {
   /** Forgets a revoked session here: closes its connections, tells its co-members' (above). */
   async revoked(e: SessionRevoked): Promise<void> {
     const { sessionId, username } = e;
-    this.d.channels.sessionRevoked(sessionId, e.revokedAt);
+    this.d.revocations.revoked(sessionId, e.revokedAt);
     const channels = e.channelIds;
     const members = new Map<string, string[]>();
     for (const id of channels) members.set(id, await this.d.store.members(id));

@@ -6,8 +6,10 @@
  */
 import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
-import type { AvatarRecord } from '../protocol/avatars.js';
+import type { AvatarRecord, AvatarType } from '../protocol/avatars.js';
 import { verifyEd25519 } from './ed25519.js';
+import { FILE_LIMITS } from './limits.js';
+import { pictureError } from './picture.js';
 import type { SessionKeys } from './signing.js';
 import { verifyCert } from './tokens.js';
 
@@ -41,7 +43,10 @@ export function signAvatar(
 
 /**
  * Why an avatar record does not hold, or undefined: its certificate must be the server's, a
- * user's, that user's, not expired when it was set, and its signature must verify.
+ * user's, that user's, not expired when it was set, its signature must verify (E_BAD_SIGNATURE),
+ * and its bytes must be a whole picture of its type, at most FILE_LIMITS.maxAvatarSide pixels
+ * wide and high (E_BAD_REQUEST, `avatarPictureError`). Whether the certificate's session was
+ * revoked only the server knows: it checks that apart.
  */
 export function avatarError(
   a: AvatarRecord,
@@ -61,7 +66,18 @@ export function avatarError(
     Buffer.from(a.sig, 'base64url'),
     Buffer.from(c.pk, 'base64url'),
   );
-  return ok
+  if (!ok) return new HchatError('E_BAD_SIGNATURE', 'avatar: the signature does not verify');
+  return avatarPictureError(a.type, data);
+}
+
+/**
+ * Why these bytes are no avatar of this type, or undefined: they must be a whole PNG, JPEG or
+ * WebP of the declared type (shared/picture.ts), at most FILE_LIMITS.maxAvatarSide pixels wide
+ * and high.
+ */
+export function avatarPictureError(type: AvatarType, data: Buffer): HchatError | undefined {
+  const why = pictureError(data, type, FILE_LIMITS.maxAvatarSide);
+  return why === undefined
     ? undefined
-    : new HchatError('E_BAD_SIGNATURE', 'avatar: the signature does not verify');
+    : new HchatError('E_BAD_REQUEST', `avatar (${type}): ${why}`);
 }

@@ -265,6 +265,11 @@ export const FILE_LIMITS = {
   cacheBytes: 512 * 1024 * 1024,
   /** Bytes of an avatar's picture. */
   maxAvatarBytes: 256 * 1024,
+  /**
+   * Pixels of an avatar's picture, wide and high, as its header declares them (the UI sends at
+   * most 256×256): a small file declaring more would make every viewer decode a huge bitmap.
+   */
+  maxAvatarSide: 1024,
   /** Chunk requests in flight per source while fetching. */
   inFlightPerSource: 4,
 } as const;

@@ -3,7 +3,8 @@
  * document: a seeder that sends corrupted chunks is blamed and dropped and the file still
  * arrives whole; someone who may not read the channel gets nothing from the server or from a
  * peer, with no grant, another channel's grant, or a grant taken from someone else; a chunk or
- * a manifest that does not match is refused by the server.
+ * a manifest that does not match, or a chunk's bytes in a base64 that is not canonical, is refused
+ * by the server.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -169,6 +170,16 @@ describe('files against hostile parties', () => {
         }),
       ),
     ).toBe('E_BAD_CHUNK');
+    expect(await code(link.request('file_chunk', { channelId: ch, fileId, index: 0 }))).toBe(
+      'E_NOT_FOUND',
+    );
+    // The right bytes, spelled in a base64 a lax decoder would take (§1: canonical only).
+    const b64 = data.toString('base64');
+    for (const lax of ['!!' + b64, b64.slice(0, 8) + '\n' + b64.slice(8), b64 + '=', '%%%%'])
+      expect(
+        await code(link.request('file_chunk_put', { channelId: ch, fileId, index: 0, data: lax })),
+        JSON.stringify(lax.slice(0, 12)),
+      ).toBe('E_BAD_REQUEST');
     expect(await code(link.request('file_chunk', { channelId: ch, fileId, index: 0 }))).toBe(
       'E_NOT_FOUND',
     );

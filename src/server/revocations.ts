@@ -1,0 +1,58 @@
+/**
+ * Revoked sessions (docs/PROTOCOL.md §3.3 logout): the server's one answer to "was this signed
+ * with the key of a session that had ended?", asked by every operation that takes something a
+ * session key signed (posts and forwards, avatars). A certificate stays valid until it expires;
+ * only the server knows of every revocation, so it keeps a stolen key of a logged-out session from
+ * entering anything signed after the logout.
+ */
+import { HchatError } from '../protocol/errors.js';
+import type { ServerStore } from '../store/server-store.js';
+
+export interface RevocationsDeps {
+  store: Pick<ServerStore, 'getSession'>;
+  /** The session id a certificate the server signed names, or undefined. */
+  sessionOf(cert: string): string | undefined;
+}
+
+/** Sessions' revocation times, read once from the store per session and learnt as they happen. */
+export class Revocations {
+  /** Session id → when it was revoked (null: live when read). */
+  private readonly at = new Map<string, number | null>();
+
+  constructor(private readonly d: RevocationsDeps) {}
+
+  /**
+   * Reads once when the session of a certificate was revoked, for `signedAfter` (cached: a post
+   * costs no store read). A revocation learnt meanwhile (`revoked`) wins over the read.
+   */
+  async load(cert: string): Promise<void> {
+    const sid = this.d.sessionOf(cert);
+    if (sid === undefined || this.at.has(sid)) return;
+    const at = (await this.d.store.getSession(sid))?.revokedAt ?? null;
+    if (this.at.has(sid)) return;
+    if (this.at.size >= 100_000) this.at.delete(this.at.keys().next().value!);
+    this.at.set(sid, at);
+  }
+
+  /**
+   * E_BAD_SIGNATURE when something stamped `ts` was signed under a certificate whose session was
+   * revoked before `ts` (as `load` read it: no store read here), else undefined.
+   */
+  signedAfter(what: string, m: { cert: string; ts: number }): HchatError | undefined {
+    const sid = this.d.sessionOf(m.cert);
+    const at = sid === undefined ? undefined : (this.at.get(sid) ?? undefined);
+    if (at !== undefined && m.ts > at)
+      return new HchatError('E_BAD_SIGNATURE', `${what}: signed after its session was revoked`);
+    return undefined;
+  }
+
+  /** A session was revoked (here, or on another instance): known at once. */
+  revoked(sessionId: string, at: number): void {
+    this.at.set(sessionId, at);
+  }
+
+  /** True when this instance knows the session revoked (a resume racing a logout). */
+  isRevoked(sessionId: string): boolean {
+    return typeof this.at.get(sessionId) === 'number';
+  }
+}
