@@ -1,18 +1,25 @@
 /**
  * Revoked sessions (docs/PROTOCOL.md §3.3 logout): the server's one answer to "was this signed
  * with the key of a session that had ended?", asked by every operation that takes something a
- * session key signed (posts and forwards, avatars). A certificate stays valid until it expires;
+ * session key signed (posts and forwards, avatars), or the key of an API token (REST `POST /keys`)
+ * once the token is revoked. A certificate stays valid until it expires;
  * only the server knows of every revocation, so it keeps a stolen key of a logged-out session from
  * entering anything signed after the logout.
  */
 import { HchatError } from '../protocol/errors.js';
 import type { ServerStore } from '../store/server-store.js';
+import type { ApiTokenStore } from '../store/api-token-store.js';
 
 export interface RevocationsDeps {
   store: Pick<ServerStore, 'getSession'>;
+  /** API tokens: a key certified through the REST API names its token in place of a session. */
+  tokens?: Pick<ApiTokenStore, 'getToken'>;
   /** The session id a certificate the server signed names, or undefined. */
   sessionOf(cert: string): string | undefined;
 }
+
+/** A certificate made for an API token's key (POST /keys) names the token (`tok_…`). */
+const isTokenId = (sid: string) => sid.startsWith('tok_');
 
 /** Sessions' revocation times, read once from the store per session and learnt as they happen. */
 export class Revocations {
@@ -28,7 +35,10 @@ export class Revocations {
   async load(cert: string): Promise<void> {
     const sid = this.d.sessionOf(cert);
     if (sid === undefined || this.at.has(sid)) return;
-    const at = (await this.d.store.getSession(sid))?.revokedAt ?? null;
+    const at =
+      (isTokenId(sid)
+        ? (await this.d.tokens?.getToken(sid))?.revokedAt
+        : (await this.d.store.getSession(sid))?.revokedAt) ?? null;
     if (this.at.has(sid)) return;
     if (this.at.size >= 100_000) this.at.delete(this.at.keys().next().value!);
     this.at.set(sid, at);
@@ -46,7 +56,7 @@ export class Revocations {
     return undefined;
   }
 
-  /** A session was revoked (here, or on another instance): known at once. */
+  /** A session (or an API token) was revoked (here, or on another instance): known at once. */
   revoked(sessionId: string, at: number): void {
     this.at.set(sessionId, at);
   }

@@ -158,6 +158,7 @@ export class CentralServer {
     });
     this.revocations = new Revocations({
       store: this.store,
+      tokens: apiTokens,
       sessionOf: (cert) => verifier.certClaims(cert)?.sid,
     });
     this.channels = new ChannelService({
@@ -305,7 +306,11 @@ export class CentralServer {
       sessions: this.sessions,
       // Built after the services (startRestApi): reached through the field.
       gateway: {
-        tokenRevoked: (id) => this.gateway?.revoked(id),
+        tokenRevoked: (id) => {
+          // What its keys sign from now on is refused (keys certified through POST /keys).
+          this.revocations.revoked(id, Date.now());
+          this.gateway?.revoked(id);
+        },
         memberChanged: (e) => this.gateway?.memberChanged(e),
       },
       tracker: {

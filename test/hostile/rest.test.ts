@@ -359,6 +359,31 @@ describe('hostile REST: identity of what is posted', () => {
   });
 });
 
+describe('hostile REST: a revoked token', () => {
+  it('what a key certified for a revoked token signs after the revocation is refused, by any path', async () => {
+    // A key certified through POST /keys names its token, not a session: revoking the token
+    // left its certificate good for 30 days (found in review of the avatar fix).
+    const { alice, general, token, call } = await world();
+    const doomed = await token({});
+    const other = await token({});
+    const keys = newSessionKeys();
+    const cert = (await call(doomed, 'POST', '/keys', { publicKey: keys.publicKey })).body.cert;
+    const early = item('alice', keys, cert, { channelId: general, text: 'before the revocation' });
+    const id = claims(cert).sid as string;
+    expect((await alice.call('DELETE', `/api/tokens/${id}`)).status).toBe(204);
+    await new Promise((r) => setTimeout(r, 5));
+    const late = item('alice', keys, cert, { channelId: general, text: 'with a leaked key' });
+    // Through another live token of the same account: the signature is what is refused.
+    expectError(
+      await call(other, 'POST', `/channels/${general}/messages`, late),
+      403,
+      'E_BAD_SIGNATURE',
+    );
+    // What it signed before still goes in (an outbox written before the revocation).
+    expect((await call(other, 'POST', `/channels/${general}/messages`, early)).status).toBe(201);
+  });
+});
+
 describe('hostile REST: tokens in odd places', () => {
   it('refuses tokens outside the header with the one 401, never a 5xx, and keeps serving', async () => {
     const { net, token, call } = await world();
