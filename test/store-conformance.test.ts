@@ -455,4 +455,43 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     );
     expect(tickets.filter((t) => 'id' in t)).toHaveLength(10);
   });
+
+  it('two store objects adding channels and memberships at once never pass the caps', async () => {
+    const stores = [store, await another()];
+    const caps = { owned: 4, memberships: 6 };
+    const created = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        stores[i % 2]!.createChannel(
+          { id: `cap-${i}`, name: 'c', owner: 'mallory', allowVisitors: false, createdAt: i },
+          caps,
+        ),
+      ),
+    );
+    expect(created.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+    for (const r of created)
+      if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'E_FORBIDDEN' });
+    expect(await store.ownedChannels('Mallory')).toBe(4);
+    for (let i = 0; i < 6; i++)
+      await store.createChannel({
+        id: `open-${i}`,
+        name: 'o',
+        owner: 'Alice',
+        allowVisitors: true,
+        createdAt: 100 + i,
+      });
+    const joined = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => stores[i % 2]!.addMember(`open-${i}`, 'MALLORY', 6)),
+    );
+    expect(joined.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    expect(await store.memberships('mallory')).toBe(6);
+    // Joining a channel one is a member of again is no new membership, even at the cap.
+    await store.addMember('cap-0', 'mallory', 6);
+    // At the memberships cap, an account may not own one more either.
+    await expect(
+      store.createChannel(
+        { id: 'cap-x', name: 'c', owner: 'mallory', allowVisitors: false, createdAt: 1 },
+        { owned: 10, memberships: 6 },
+      ),
+    ).rejects.toMatchObject({ code: 'E_FORBIDDEN' });
+  });
 });

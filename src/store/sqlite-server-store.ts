@@ -23,14 +23,16 @@ import type {
 } from './limit-rows.js';
 import { serverQueries, type ServerQueries } from './sqlite-server-queries.js';
 import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-server-rows.js';
-import type {
-  ChannelPage,
-  HistoryPage,
-  InsertResult,
-  MessageInsert,
-  ServerStore,
-  SessionRecord,
-  UserRecord,
+import {
+  channelCapError,
+  type ChannelCaps,
+  type ChannelPage,
+  type HistoryPage,
+  type InsertResult,
+  type MessageInsert,
+  type ServerStore,
+  type SessionRecord,
+  type UserRecord,
 } from './server-store.js';
 
 /** The embedded SQLite store, in `<data>/server.db`. */
@@ -102,8 +104,15 @@ export class SqliteServerStore implements ServerStore {
     this.q.revokeSession.run(Date.now(), sessionId);
   }
 
-  async createChannel(c: Channel): Promise<void> {
+  async createChannel(c: Channel, caps?: ChannelCaps): Promise<void> {
     this.db.transaction(() => {
+      // Counted and inserted in one synchronous transaction: nothing comes between.
+      if (caps) {
+        const owned = this.q.ownedChannels.get(c.owner)?.n ?? 0;
+        const joined = this.q.memberships.get(c.owner)?.n ?? 0;
+        if (owned >= caps.owned || joined >= caps.memberships)
+          throw channelCapError('own', caps.owned);
+      }
       try {
         this.q.insertChannel.run(c.id, c.name, c.owner, c.allowVisitors ? 1 : 0, c.createdAt);
       } catch (err) {
@@ -135,8 +144,14 @@ export class SqliteServerStore implements ServerStore {
     return this.q.channelsOf.all(username).map(toChannel);
   }
 
-  async addMember(channelId: string, username: string): Promise<void> {
-    this.q.addMember.run(channelId, username, Date.now());
+  async addMember(channelId: string, username: string, maxMemberships?: number): Promise<void> {
+    this.db.transaction(() => {
+      if (maxMemberships !== undefined && !this.q.isMember.get(channelId, username)) {
+        if ((this.q.memberships.get(username)?.n ?? 0) >= maxMemberships)
+          throw channelCapError('join', maxMemberships);
+      }
+      this.q.addMember.run(channelId, username, Date.now());
+    })();
   }
 
   async isMember(channelId: string, username: string): Promise<boolean> {
