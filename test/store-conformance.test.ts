@@ -102,6 +102,27 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect((await store.usernames()).sort()).toEqual(['Alice', 'bob']);
   });
 
+  it('users: a look-alike of an account is refused by the store, also from two objects at once', async () => {
+    await store.createUser({ username: 'alice', passHash: 'h' });
+    for (const n of ['aIice', 'ALICE', '\u0430lice']) {
+      await expect(store.createUser({ username: n, passHash: 'h' }), n).rejects.toMatchObject({
+        code: 'E_USERNAME_TAKEN',
+      });
+    }
+    const stores = [store, await another()];
+    for (let round = 0; round < 4; round++) {
+      const names = [`mallet${round}`, `MALLET${round}`, `rnallet${round}`, `ma11et${round}`];
+      const rs = await Promise.allSettled(
+        names.map((n, i) => stores[i % 2]!.createUser({ username: n, passHash: 'h' })),
+      );
+      expect(
+        rs.filter((r) => r.status === 'fulfilled'),
+        names.join('/'),
+      ).toHaveLength(1);
+    }
+    expect((await store.usernames()).sort()).toHaveLength(5);
+  });
+
   it('sessions: live ones oldest first, a revocation once with its time', async () => {
     const base = { username: 'alice', role: 'user' as const, publicKey: 'pk' };
     await store.createSession({ ...base, sessionId: 's2', createdAt: 2 });

@@ -75,6 +75,11 @@ export function channelCapError(what: 'own' | 'join', cap: number): HchatError {
   return new HchatError('E_FORBIDDEN', `an account may ${what} at most ${cap} channels`);
 }
 
+/** The refusal of a name that looks like an account's (its look-alike key is taken). */
+export function lookAlikeTaken(): HchatError {
+  return new HchatError('E_USERNAME_TAKEN', 'that username looks like one that is taken');
+}
+
 /** A page of `directory`: channels after a (createdAt, id) cursor. */
 export interface ChannelPage {
   after?: { createdAt: number; id: string };
@@ -84,7 +89,10 @@ export interface ChannelPage {
 
 /** What the server needs from storage. */
 export interface ServerStore {
-  /** Throws E_USERNAME_TAKEN when the name (any case) is registered. */
+  /**
+   * Throws E_USERNAME_TAKEN when the name (any case) is registered, or when one of its look-alike
+   * keys (shared/look-alike.ts) is an account's: checked by the insert, so atomically.
+   */
   createUser(user: UserRecord): Promise<void>;
   getUser(username: string): Promise<UserRecord | undefined>;
   /** Every registered username (the server indexes their confusable skeletons at start). */

@@ -9,6 +9,7 @@ import type { Channel, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
 import { SearchIndex } from './search-index.js';
 import { ftsMatch } from '../shared/search-text.js';
+import { lookAlikeKeys } from '../shared/look-alike.js';
 import { channelSettings, itemRefusal } from '../shared/item-rules.js';
 import { erasedByDelete, erasedOnArrival, type ItemLookup } from './item-effects.js';
 import { itemColumns, itemOfColumns, sameItem, tombstoneColumns } from './item-columns.js';
@@ -25,6 +26,7 @@ import { serverQueries, type ServerQueries } from './sqlite-server-queries.js';
 import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-server-rows.js';
 import {
   channelCapError,
+  lookAlikeTaken,
   type ChannelCaps,
   type ChannelPage,
   type HistoryPage,
@@ -57,14 +59,23 @@ export class SqliteServerStore implements ServerStore {
   }
 
   async createUser(user: UserRecord): Promise<void> {
-    try {
-      this.q.insertUser.run(user.username, user.passHash, Date.now());
-    } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        throw new HchatError('E_USERNAME_TAKEN');
+    this.db.transaction(() => {
+      try {
+        this.q.insertUser.run(user.username, user.passHash, Date.now());
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw new HchatError('E_USERNAME_TAKEN');
+        }
+        throw err;
       }
-      throw err;
-    }
+      try {
+        for (const k of lookAlikeKeys(user.username)) this.q.insertNameKey.run(k, user.username);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+          throw lookAlikeTaken();
+        throw err;
+      }
+    })();
   }
 
   async getUser(username: string): Promise<UserRecord | undefined> {

@@ -7,8 +7,10 @@ import type pg from 'pg';
 import { HchatError } from '../../protocol/errors.js';
 import type { Channel, Role, StoredMessage } from '../../protocol/common.js';
 import { foldWord } from '../../shared/search-text.js';
+import { lookAlikeKeys } from '../../shared/look-alike.js';
 import {
   channelCapError,
+  lookAlikeTaken,
   type ChannelCaps,
   type ChannelPage,
   type HistoryPage,
@@ -55,15 +57,27 @@ export class PostgresServerStore implements ServerStore {
   }
 
   async createUser(user: UserRecord): Promise<void> {
-    try {
-      await this.pool.query(
-        'INSERT INTO users (username, pass_hash, created_at) VALUES ($1, $2, $3)',
-        [user.username, user.passHash, Date.now()],
-      );
-    } catch (err) {
-      if (isUniqueViolation(err)) throw new HchatError('E_USERNAME_TAKEN');
-      throw err;
-    }
+    await this.transaction(async (client) => {
+      try {
+        await client.query(
+          'INSERT INTO users (username, pass_hash, created_at) VALUES ($1, $2, $3)',
+          [user.username, user.passHash, Date.now()],
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new HchatError('E_USERNAME_TAKEN');
+        throw err;
+      }
+      try {
+        // The unique key refuses a look-alike of any account, registered at once or before.
+        await client.query(
+          'INSERT INTO user_name_keys (key, username) SELECT unnest($1::text[]), $2',
+          [lookAlikeKeys(user.username), user.username],
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw lookAlikeTaken();
+        throw err;
+      }
+    });
   }
 
   async getUser(username: string): Promise<UserRecord | undefined> {
