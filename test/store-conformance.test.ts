@@ -226,6 +226,27 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(await store.getItem('a')).toEqual({ ...a, author: 'alice', seq: 1 });
   });
 
+  it('insert batches: an item whose posting session is revoked in the store is refused', async () => {
+    const other = await another();
+    for (const id of ['s-live', 's-gone'])
+      await store.createSession({
+        sessionId: id,
+        username: 'Alice',
+        role: 'user',
+        createdAt: 1,
+        publicKey: 'k',
+      });
+    await other.revokeSession('s-gone'); // logged out through another instance
+    const r = await store.insertMessages([
+      { message: item('p1', { text: 'a' }), author: 'Alice', session: 's-gone' },
+      { message: item('p2', { text: 'b' }), author: 'Alice', session: 's-live' },
+      { message: item('p3', { text: 'c' }), author: 'Alice' },
+    ]);
+    expect(r[0]).toMatchObject({ code: 'E_SESSION_INVALID' });
+    expect([ok(r[1]!).seq, ok(r[2]!).seq]).toEqual([1, 2]);
+    expect(await store.getItem('p1')).toBeUndefined();
+  });
+
   it('history pages newest first in channel order; before, hasMore; only messages; related', async () => {
     const ids = ['h1', 'h2', 'h3', 'h4', 'h5'];
     await store.insertMessages(

@@ -626,7 +626,8 @@ export class ChannelService {
     if (!members.has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
     const wait = this.d.postLimiter.take(s.username.toLowerCase());
     if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
-    const insert = { message: b.message, author: s.username };
+    // The store refuses it if the session was logged out meanwhile on any instance.
+    const insert = { message: b.message, author: s.username, session: s.sessionId };
     const inserts: MessageInsert[] = [insert];
     if (b.deletedBy) {
       // A tombstone comes with the delete that erased it; both are stored, in the order
@@ -637,7 +638,7 @@ export class ChannelService {
       const tomb = { ...b.message, author: s.username };
       const refused = tombstoneRefusal(tomb, b.deletedBy, c.owner, edited);
       if (refused) throw refused;
-      inserts.push({ message: del, author });
+      inserts.push({ message: del, author, session: s.sessionId });
       if (tombstoneOrder(tomb, b.deletedBy)[0] !== tomb) inserts.reverse();
     }
     for (const i of inserts) {

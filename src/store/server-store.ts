@@ -41,6 +41,16 @@ export interface SessionRecord {
 export interface MessageInsert {
   message: NewMessage;
   author: string;
+  /**
+   * The session that posted it, if it came as its `post`: the batch refuses the item
+   * (E_SESSION_INVALID) when the store has that session revoked, whichever instance revoked it.
+   */
+  session?: string;
+}
+
+/** The refusal of an item whose posting session is revoked in the store. */
+export function revokedPoster(): HchatError {
+  return new HchatError('E_SESSION_INVALID', 'the session that posted it is logged out');
 }
 
 /** The outcome of inserting one message: its place in the channel, or that it was there. */

@@ -27,6 +27,7 @@ import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-serve
 import {
   channelCapError,
   lookAlikeTaken,
+  revokedPoster,
   type ChannelCaps,
   type ChannelPage,
   type HistoryPage,
@@ -188,7 +189,12 @@ export class SqliteServerStore implements ServerStore {
    */
   private insertBatch(batch: readonly MessageInsert[], now: number): (InsertResult | HchatError)[] {
     const next = new Map<string, number>();
-    const out = batch.map(({ message: m, author }): InsertResult | HchatError => {
+    // Read in this transaction: a logout stored before it is seen, whichever process made it.
+    const revoked = new Set<string>();
+    for (const sid of new Set(batch.flatMap((i) => (i.session === undefined ? [] : [i.session]))))
+      if (this.q.getSession.get(sid)?.revoked) revoked.add(sid);
+    const out = batch.map(({ message: m, author, session }): InsertResult | HchatError => {
+      if (session !== undefined && revoked.has(session)) return revokedPoster();
       let last = next.get(m.channelId);
       if (last === undefined) {
         const row = this.q.lastSeq.get(m.channelId);
