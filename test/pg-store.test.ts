@@ -30,6 +30,44 @@ describe('PostgreSQL store, several instances', () => {
     await Promise.all(stores.map((s) => s.close()));
   });
 
+  it('migration 7 gives the accounts there are their look-alike keys, oldest first', async () => {
+    const old = await createTestDatabase();
+    try {
+      const c = new pg.Client({ connectionString: old.url });
+      await c.connect();
+      await c.query(`CREATE TABLE schema_migrations (
+        version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      for (let v = 0; v < 6; v++) {
+        await c.query(PG_MIGRATIONS[v] as string);
+        await c.query('INSERT INTO schema_migrations (version) VALUES ($1)', [v + 1]);
+      }
+      // Two look-alikes registered before the keys existed: the older keeps the key.
+      for (const [name, at] of [
+        ['alice', 1],
+        ['rnallory', 2],
+        ['mallory', 3],
+      ] as const)
+        await c.query('INSERT INTO users (username, pass_hash, created_at) VALUES ($1, $2, $3)', [
+          name,
+          'h',
+          at,
+        ]);
+      await c.end();
+      const store = await PostgresServerStore.open(old.url);
+      try {
+        for (const n of ['aIice', 'ma11ory', 'rnaIlory'])
+          await expect(store.createUser({ username: n, passHash: 'h' }), n).rejects.toMatchObject({
+            code: 'E_USERNAME_TAKEN',
+          });
+        await store.createUser({ username: 'bob', passHash: 'h' });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await old.drop();
+    }
+  });
+
   it('instances inserting into one channel at once: seqs 1..N, no gap, no repeat', async () => {
     const [a, b] = await Promise.all([
       PostgresServerStore.open(db.url),

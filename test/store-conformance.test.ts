@@ -102,6 +102,27 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect((await store.usernames()).sort()).toEqual(['Alice', 'bob']);
   });
 
+  it('users: a look-alike of an account is refused by the store, also from two objects at once', async () => {
+    await store.createUser({ username: 'alice', passHash: 'h' });
+    for (const n of ['aIice', 'ALICE', '\u0430lice']) {
+      await expect(store.createUser({ username: n, passHash: 'h' }), n).rejects.toMatchObject({
+        code: 'E_USERNAME_TAKEN',
+      });
+    }
+    const stores = [store, await another()];
+    for (let round = 0; round < 4; round++) {
+      const names = [`mallet${round}`, `MALLET${round}`, `rnallet${round}`, `ma11et${round}`];
+      const rs = await Promise.allSettled(
+        names.map((n, i) => stores[i % 2]!.createUser({ username: n, passHash: 'h' })),
+      );
+      expect(
+        rs.filter((r) => r.status === 'fulfilled'),
+        names.join('/'),
+      ).toHaveLength(1);
+    }
+    expect((await store.usernames()).sort()).toHaveLength(5);
+  });
+
   it('sessions: live ones oldest first, a revocation once with its time', async () => {
     const base = { username: 'alice', role: 'user' as const, publicKey: 'pk' };
     await store.createSession({ ...base, sessionId: 's2', createdAt: 2 });
@@ -203,6 +224,27 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect((await store.since(C1, 1, 10)).map((m) => m.id)).toEqual(['b', 'c']);
     expect((await store.since(C1, 0, 2)).map((m) => m.seq)).toEqual([1, 2]);
     expect(await store.getItem('a')).toEqual({ ...a, author: 'alice', seq: 1 });
+  });
+
+  it('insert batches: an item whose posting session is revoked in the store is refused', async () => {
+    const other = await another();
+    for (const id of ['s-live', 's-gone'])
+      await store.createSession({
+        sessionId: id,
+        username: 'Alice',
+        role: 'user',
+        createdAt: 1,
+        publicKey: 'k',
+      });
+    await other.revokeSession('s-gone'); // logged out through another instance
+    const r = await store.insertMessages([
+      { message: item('p1', { text: 'a' }), author: 'Alice', session: 's-gone' },
+      { message: item('p2', { text: 'b' }), author: 'Alice', session: 's-live' },
+      { message: item('p3', { text: 'c' }), author: 'Alice' },
+    ]);
+    expect(r[0]).toMatchObject({ code: 'E_SESSION_INVALID' });
+    expect([ok(r[1]!).seq, ok(r[2]!).seq]).toEqual([1, 2]);
+    expect(await store.getItem('p1')).toBeUndefined();
   });
 
   it('history pages newest first in channel order; before, hasMore; only messages; related', async () => {
@@ -454,5 +496,44 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
       ),
     );
     expect(tickets.filter((t) => 'id' in t)).toHaveLength(10);
+  });
+
+  it('two store objects adding channels and memberships at once never pass the caps', async () => {
+    const stores = [store, await another()];
+    const caps = { owned: 4, memberships: 6 };
+    const created = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        stores[i % 2]!.createChannel(
+          { id: `cap-${i}`, name: 'c', owner: 'mallory', allowVisitors: false, createdAt: i },
+          caps,
+        ),
+      ),
+    );
+    expect(created.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+    for (const r of created)
+      if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'E_FORBIDDEN' });
+    expect(await store.ownedChannels('Mallory')).toBe(4);
+    for (let i = 0; i < 6; i++)
+      await store.createChannel({
+        id: `open-${i}`,
+        name: 'o',
+        owner: 'Alice',
+        allowVisitors: true,
+        createdAt: 100 + i,
+      });
+    const joined = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => stores[i % 2]!.addMember(`open-${i}`, 'MALLORY', 6)),
+    );
+    expect(joined.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    expect(await store.memberships('mallory')).toBe(6);
+    // Joining a channel one is a member of again is no new membership, even at the cap.
+    await store.addMember('cap-0', 'mallory', 6);
+    // At the memberships cap, an account may not own one more either.
+    await expect(
+      store.createChannel(
+        { id: 'cap-x', name: 'c', owner: 'mallory', allowVisitors: false, createdAt: 1 },
+        { owned: 10, memberships: 6 },
+      ),
+    ).rejects.toMatchObject({ code: 'E_FORBIDDEN' });
   });
 });

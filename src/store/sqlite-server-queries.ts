@@ -17,6 +17,7 @@ export type ServerQueries = ReturnType<typeof serverQueries>;
 export function serverQueries(db: Database.Database) {
   return {
     insertUser: db.prepare('INSERT INTO users (username, pass_hash, created_at) VALUES (?, ?, ?)'),
+    insertNameKey: db.prepare('INSERT INTO user_name_keys (key, username) VALUES (?, ?)'),
     getUser: db.prepare<[string], { username: string; pass_hash: string }>(
       'SELECT username, pass_hash FROM users WHERE username = ?',
     ),

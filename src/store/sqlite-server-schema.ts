@@ -2,10 +2,12 @@
  * The SQLite server store's schema: numbered migrations kept in `user_version` (sqlite.ts).
  * Never edit a step that shipped; add one.
  */
+import { lookAlikeKeys } from '../shared/look-alike.js';
 import { SEARCH_DEFERRED_MIGRATION, SEARCH_MIGRATION } from './search-index.js';
+import type { Migration } from './sqlite.js';
 
 /** The migrations of `server.db`, in order. */
-export const SERVER_MIGRATIONS = [
+export const SERVER_MIGRATIONS: Migration[] = [
   `
   CREATE TABLE users (
     username TEXT PRIMARY KEY COLLATE NOCASE,
@@ -106,4 +108,24 @@ export const SERVER_MIGRATIONS = [
   // 8: messages_order duplicated messages_shown for every query the server runs (pages are of
   // shown messages; sync goes by seq), and cost every insert a page write.
   `DROP INDEX messages_order;`,
+  // 9: every account's look-alike keys (shared/look-alike.ts), unique, as on PostgreSQL (the
+  // store refuses a look-alike itself); filled for the accounts there are, oldest first.
+  {
+    sql: `
+  CREATE TABLE user_name_keys (
+    key TEXT PRIMARY KEY,
+    username TEXT NOT NULL COLLATE NOCASE
+  ) WITHOUT ROWID;
+  `,
+    fill: (db) => {
+      const users = db
+        .prepare<[], { username: string }>(
+          'SELECT username FROM users ORDER BY created_at, username',
+        )
+        .all();
+      const add = db.prepare('INSERT OR IGNORE INTO user_name_keys (key, username) VALUES (?, ?)');
+      for (const { username } of users)
+        for (const k of lookAlikeKeys(username)) add.run(k, username);
+    },
+  },
 ];

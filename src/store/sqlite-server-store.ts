@@ -9,6 +9,7 @@ import type { Channel, Role, StoredMessage } from '../protocol/common.js';
 import { openDatabase } from './sqlite.js';
 import { SearchIndex } from './search-index.js';
 import { ftsMatch } from '../shared/search-text.js';
+import { lookAlikeKeys } from '../shared/look-alike.js';
 import { channelSettings, itemRefusal } from '../shared/item-rules.js';
 import { erasedByDelete, erasedOnArrival, type ItemLookup } from './item-effects.js';
 import { itemColumns, itemOfColumns, sameItem, tombstoneColumns } from './item-columns.js';
@@ -23,14 +24,18 @@ import type {
 } from './limit-rows.js';
 import { serverQueries, type ServerQueries } from './sqlite-server-queries.js';
 import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-server-rows.js';
-import type {
-  ChannelPage,
-  HistoryPage,
-  InsertResult,
-  MessageInsert,
-  ServerStore,
-  SessionRecord,
-  UserRecord,
+import {
+  channelCapError,
+  lookAlikeTaken,
+  revokedPoster,
+  type ChannelCaps,
+  type ChannelPage,
+  type HistoryPage,
+  type InsertResult,
+  type MessageInsert,
+  type ServerStore,
+  type SessionRecord,
+  type UserRecord,
 } from './server-store.js';
 
 /** The embedded SQLite store, in `<data>/server.db`. */
@@ -55,14 +60,23 @@ export class SqliteServerStore implements ServerStore {
   }
 
   async createUser(user: UserRecord): Promise<void> {
-    try {
-      this.q.insertUser.run(user.username, user.passHash, Date.now());
-    } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        throw new HchatError('E_USERNAME_TAKEN');
+    this.db.transaction(() => {
+      try {
+        this.q.insertUser.run(user.username, user.passHash, Date.now());
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+          throw new HchatError('E_USERNAME_TAKEN');
+        }
+        throw err;
       }
-      throw err;
-    }
+      try {
+        for (const k of lookAlikeKeys(user.username)) this.q.insertNameKey.run(k, user.username);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+          throw lookAlikeTaken();
+        throw err;
+      }
+    })();
   }
 
   async getUser(username: string): Promise<UserRecord | undefined> {
@@ -102,8 +116,15 @@ export class SqliteServerStore implements ServerStore {
     this.q.revokeSession.run(Date.now(), sessionId);
   }
 
-  async createChannel(c: Channel): Promise<void> {
+  async createChannel(c: Channel, caps?: ChannelCaps): Promise<void> {
     this.db.transaction(() => {
+      // Counted and inserted in one synchronous transaction: nothing comes between.
+      if (caps) {
+        const owned = this.q.ownedChannels.get(c.owner)?.n ?? 0;
+        const joined = this.q.memberships.get(c.owner)?.n ?? 0;
+        if (owned >= caps.owned || joined >= caps.memberships)
+          throw channelCapError('own', caps.owned);
+      }
       try {
         this.q.insertChannel.run(c.id, c.name, c.owner, c.allowVisitors ? 1 : 0, c.createdAt);
       } catch (err) {
@@ -135,8 +156,14 @@ export class SqliteServerStore implements ServerStore {
     return this.q.channelsOf.all(username).map(toChannel);
   }
 
-  async addMember(channelId: string, username: string): Promise<void> {
-    this.q.addMember.run(channelId, username, Date.now());
+  async addMember(channelId: string, username: string, maxMemberships?: number): Promise<void> {
+    this.db.transaction(() => {
+      if (maxMemberships !== undefined && !this.q.isMember.get(channelId, username)) {
+        if ((this.q.memberships.get(username)?.n ?? 0) >= maxMemberships)
+          throw channelCapError('join', maxMemberships);
+      }
+      this.q.addMember.run(channelId, username, Date.now());
+    })();
   }
 
   async isMember(channelId: string, username: string): Promise<boolean> {
@@ -162,7 +189,12 @@ export class SqliteServerStore implements ServerStore {
    */
   private insertBatch(batch: readonly MessageInsert[], now: number): (InsertResult | HchatError)[] {
     const next = new Map<string, number>();
-    const out = batch.map(({ message: m, author }): InsertResult | HchatError => {
+    // Read in this transaction: a logout stored before it is seen, whichever process made it.
+    const revoked = new Set<string>();
+    for (const sid of new Set(batch.flatMap((i) => (i.session === undefined ? [] : [i.session]))))
+      if (this.q.getSession.get(sid)?.revoked) revoked.add(sid);
+    const out = batch.map(({ message: m, author, session }): InsertResult | HchatError => {
+      if (session !== undefined && revoked.has(session)) return revokedPoster();
       let last = next.get(m.channelId);
       if (last === undefined) {
         const row = this.q.lastSeq.get(m.channelId);

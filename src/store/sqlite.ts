@@ -28,8 +28,11 @@ import { STORE_LIMITS } from '../shared/limits.js';
 /** SQLite's codes for a file that is not a database or whose pages are damaged. */
 const DAMAGED = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT', 'SQLITE_CORRUPT_VTAB']);
 
+/** A migration: SQL, or SQL and then a `fill` that only JavaScript can compute (one transaction). */
+export type Migration = string | { sql: string; fill: (db: Database.Database) => void };
+
 /** Opens (creating if needed) the database at `file` and applies pending migrations. */
-export function openDatabase(file: string, migrations: readonly string[]): Database.Database {
+export function openDatabase(file: string, migrations: readonly Migration[]): Database.Database {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let db: Database.Database;
   try {
@@ -53,7 +56,9 @@ export function openDatabase(file: string, migrations: readonly string[]): Datab
     }
     for (let v = current; v < migrations.length; v++) {
       db.transaction(() => {
-        db.exec(migrations[v]!);
+        const step = migrations[v]!;
+        db.exec(typeof step === 'string' ? step : step.sql);
+        if (typeof step !== 'string') step.fill(db);
         db.pragma(`user_version = ${v + 1}`);
       })();
     }

@@ -16,7 +16,7 @@ import type { StoredMessage } from '../../protocol/common.js';
 import { channelSettings, itemRefusal } from '../../shared/item-rules.js';
 import { erasedByDelete, erasedOnArrival } from '../item-effects.js';
 import { itemColumns, itemOfColumns, sameItem, tombstoneColumns } from '../item-columns.js';
-import type { InsertResult, MessageInsert } from '../server-store.js';
+import { revokedPoster, type InsertResult, type MessageInsert } from '../server-store.js';
 import { itemById, lookupFor, reindex } from './items.js';
 import { MessageRows, newMessages } from './insert-rows.js';
 import { toChannel, toInt, PG_MESSAGE_COLS, toMessage } from './rows.js';
@@ -38,13 +38,18 @@ export async function insertBatch(
     [channelIds],
   );
   const owners = new Map(locked.rows.map((r) => [r.id, r.owner]));
+  const revoked = await revokedPosters(client, batch);
   /** Each open channel's last number; a channel deleted in this batch leaves. */
   const last = new Map(locked.rows.map((r) => [r.id, toInt(r.last_seq)]));
   const moved = new Map<string, number>();
   const fresh = runs ? await newMessages(client, batch) : new Set<number>();
   const rows = new MessageRows();
   const out: (InsertResult | HchatError)[] = [];
-  for (const [i, { message: m, author }] of batch.entries()) {
+  for (const [i, { message: m, author, session }] of batch.entries()) {
+    if (session !== undefined && revoked.has(session)) {
+      out.push(revokedPoster());
+      continue;
+    }
     const before = last.get(m.channelId);
     if (before === undefined) {
       out.push(new HchatError('E_CHANNEL_NOT_FOUND'));
@@ -78,6 +83,23 @@ export async function insertBatch(
     );
   }
   return out;
+}
+
+/**
+ * The batch's posting sessions that are revoked: one primary-key lookup per batch, in its
+ * transaction, so that a logout committed on any instance before it is seen.
+ */
+async function revokedPosters(
+  client: pg.PoolClient,
+  batch: readonly MessageInsert[],
+): Promise<Set<string>> {
+  const ids = [...new Set(batch.flatMap((i) => (i.session === undefined ? [] : [i.session])))];
+  if (ids.length === 0) return new Set();
+  const r = await client.query<{ session_id: string }>(
+    'SELECT session_id FROM sessions WHERE session_id = ANY($1::text[]) AND revoked',
+    [ids],
+  );
+  return new Set(r.rows.map((row) => String(row.session_id)));
 }
 
 /** One item decided alone, as number `seq` if it is stored: rules, erasure, its effects. */

@@ -10,9 +10,18 @@
  * `words` holds the folded words of what a message shows (search), kept by the store.
  */
 import type pg from 'pg';
+import { lookAlikeKeys } from '../../shared/look-alike.js';
+
+/**
+ * A step whose rows only JavaScript can compute: its SQL, then `fill`, in the same transaction.
+ */
+export interface PgMigrationStep {
+  sql: string;
+  fill: (client: pg.PoolClient) => Promise<void>;
+}
 
 /** The steps, in order. */
-export const PG_MIGRATIONS: readonly string[] = [
+export const PG_MIGRATIONS: readonly (string | PgMigrationStep)[] = [
   `
   CREATE TABLE users (
     username TEXT NOT NULL,
@@ -252,6 +261,33 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX api_tokens_owner ON api_tokens (lower(owner), created_at);
   CREATE INDEX api_tokens_account ON api_tokens (lower(account));
   `,
+  // 7: every account's look-alike keys (shared/look-alike.ts), one row each, unique: a name that
+  // looks like an account's is refused by the insert itself, whichever instance registers it.
+  // Filled for the accounts there are, oldest first (a look-alike registered before keeps no key).
+  {
+    sql: `
+  CREATE TABLE user_name_keys (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    username TEXT NOT NULL
+  );
+  CREATE INDEX user_name_keys_user ON user_name_keys (lower(username));
+  `,
+    fill: async (client) => {
+      const users = await client.query<{ username: string }>(
+        'SELECT username FROM users ORDER BY created_at, username',
+      );
+      const keys: string[] = [];
+      const names: string[] = [];
+      for (const { username } of users.rows) {
+        for (const k of lookAlikeKeys(username)) (keys.push(k), names.push(username));
+      }
+      await client.query(
+        `INSERT INTO user_name_keys (key, username)
+         SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+        [keys, names],
+      );
+    },
+  },
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */
@@ -275,7 +311,9 @@ export async function migrate(pool: pg.Pool): Promise<void> {
           `(${PG_MIGRATIONS.length}); use a newer hchat`,
       );
     for (let v = current; v < PG_MIGRATIONS.length; v++) {
-      await client.query(PG_MIGRATIONS[v]!);
+      const step = PG_MIGRATIONS[v]!;
+      await client.query(typeof step === 'string' ? step : step.sql);
+      if (typeof step !== 'string') await step.fill(client);
       await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [v + 1]);
     }
     await client.query('COMMIT');

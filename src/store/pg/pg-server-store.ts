@@ -7,14 +7,18 @@ import type pg from 'pg';
 import { HchatError } from '../../protocol/errors.js';
 import type { Channel, Role, StoredMessage } from '../../protocol/common.js';
 import { foldWord } from '../../shared/search-text.js';
-import type {
-  ChannelPage,
-  HistoryPage,
-  InsertResult,
-  MessageInsert,
-  ServerStore,
-  SessionRecord,
-  UserRecord,
+import { lookAlikeKeys } from '../../shared/look-alike.js';
+import {
+  channelCapError,
+  lookAlikeTaken,
+  type ChannelCaps,
+  type ChannelPage,
+  type HistoryPage,
+  type InsertResult,
+  type MessageInsert,
+  type ServerStore,
+  type SessionRecord,
+  type UserRecord,
 } from '../server-store.js';
 import { openPool, transactionOn, type Transaction } from './pool.js';
 import { PgLimits } from './limits.js';
@@ -53,15 +57,27 @@ export class PostgresServerStore implements ServerStore {
   }
 
   async createUser(user: UserRecord): Promise<void> {
-    try {
-      await this.pool.query(
-        'INSERT INTO users (username, pass_hash, created_at) VALUES ($1, $2, $3)',
-        [user.username, user.passHash, Date.now()],
-      );
-    } catch (err) {
-      if (isUniqueViolation(err)) throw new HchatError('E_USERNAME_TAKEN');
-      throw err;
-    }
+    await this.transaction(async (client) => {
+      try {
+        await client.query(
+          'INSERT INTO users (username, pass_hash, created_at) VALUES ($1, $2, $3)',
+          [user.username, user.passHash, Date.now()],
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new HchatError('E_USERNAME_TAKEN');
+        throw err;
+      }
+      try {
+        // The unique key refuses a look-alike of any account, registered at once or before.
+        await client.query(
+          'INSERT INTO user_name_keys (key, username) SELECT unnest($1::text[]), $2',
+          [lookAlikeKeys(user.username), user.username],
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw lookAlikeTaken();
+        throw err;
+      }
+    });
   }
 
   async getUser(username: string): Promise<UserRecord | undefined> {
@@ -118,8 +134,20 @@ export class PostgresServerStore implements ServerStore {
     ]);
   }
 
-  async createChannel(c: Channel): Promise<void> {
+  async createChannel(c: Channel, caps?: ChannelCaps): Promise<void> {
     await this.transaction(async (client) => {
+      if (caps) {
+        await lockChannelCaps(client, c.owner);
+        const owned = await countOn(
+          client,
+          'SELECT count(*) AS n FROM channels WHERE lower(owner) = lower($1)',
+          c.owner,
+        );
+        if (owned >= caps.owned) throw channelCapError('own', caps.owned);
+        // Past the memberships cap an account may not own one more either (as it may not join).
+        if ((await countMemberships(client, c.owner)) >= caps.memberships)
+          throw channelCapError('own', caps.owned);
+      }
       try {
         await client.query(
           'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES ($1, $2, $3, $4, $5)',
@@ -160,12 +188,28 @@ export class PostgresServerStore implements ServerStore {
     return r.rows.map(toChannel);
   }
 
-  async addMember(channelId: string, username: string): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO members (channel_id, username, joined_at) VALUES ($1, $2, $3)
-       ON CONFLICT DO NOTHING`,
-      [channelId, username, Date.now()],
-    );
+  async addMember(channelId: string, username: string, maxMemberships?: number): Promise<void> {
+    const insert = (client: pg.PoolClient | pg.Pool) =>
+      client.query(
+        `INSERT INTO members (channel_id, username, joined_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING`,
+        [channelId, username, Date.now()],
+      );
+    if (maxMemberships === undefined) {
+      await insert(this.pool);
+      return;
+    }
+    await this.transaction(async (client) => {
+      await lockChannelCaps(client, username);
+      const member = await client.query(
+        'SELECT 1 FROM members WHERE channel_id = $1 AND lower(username) = lower($2)',
+        [channelId, username],
+      );
+      if (member.rows.length > 0) return;
+      if ((await countMemberships(client, username)) >= maxMemberships)
+        throw channelCapError('join', maxMemberships);
+      await insert(client);
+    });
   }
 
   async isMember(channelId: string, username: string): Promise<boolean> {
@@ -321,6 +365,29 @@ export class PostgresServerStore implements ServerStore {
   private async exists(sql: string, params: unknown[]): Promise<boolean> {
     return (await this.pool.query(sql, params)).rows.length > 0;
   }
+}
+
+/**
+ * Takes the transaction's lock of `username`'s channel caps: whoever counts its channels or
+ * memberships to add one holds it until commit, so that instances adding at once count in turn.
+ */
+async function lockChannelCaps(client: pg.PoolClient, username: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+    `hchat channels ${username.toLowerCase()}`,
+  ]);
+}
+
+async function countOn(client: pg.PoolClient, sql: string, username: string): Promise<number> {
+  const r = await client.query(sql, [username]);
+  return toInt(r.rows[0]?.n ?? 0);
+}
+
+function countMemberships(client: pg.PoolClient, username: string): Promise<number> {
+  return countOn(
+    client,
+    'SELECT count(*) AS n FROM members WHERE lower(username) = lower($1)',
+    username,
+  );
 }
 
 function isUniqueViolation(err: unknown): boolean {
