@@ -31,7 +31,9 @@ import type {
   ServerStore,
   SessionRecord,
   UserRecord,
+  VisitorNameLease,
 } from './server-store.js';
+import { MemoryVisitorNames } from './visitor-names.js';
 
 /** The embedded SQLite store, in `<data>/server.db`. */
 export class SqliteServerStore implements ServerStore {
@@ -39,6 +41,8 @@ export class SqliteServerStore implements ServerStore {
   private readonly q: ServerQueries;
   private readonly index: SearchIndex;
   private readonly limits: SqliteLimits;
+  /** One process owns the file: its visitors are the deployment's (visitor-names.ts). */
+  private readonly visitorNames = new MemoryVisitorNames();
   private readonly insertTx: Database.Transaction<
     (batch: readonly MessageInsert[], now: number) => (InsertResult | HchatError)[]
   >;
@@ -363,6 +367,23 @@ export class SqliteServerStore implements ServerStore {
 
   async sweepLimits(now: number, o: LimitSweep): Promise<number> {
     return this.limits.sweepLimits(now, o);
+  }
+
+  async claimVisitorName(lease: VisitorNameLease, now: number): Promise<boolean> {
+    return this.visitorNames.claim(lease, now);
+  }
+
+  async renewVisitorNames(
+    instance: string,
+    sessionIds: readonly string[],
+    now: number,
+    expiresAt: number,
+  ): Promise<void> {
+    this.visitorNames.renew(instance, sessionIds, now, expiresAt);
+  }
+
+  async releaseVisitorName(sessionId: string, instance: string): Promise<void> {
+    this.visitorNames.release(sessionId, instance);
   }
 
   async ping(): Promise<void> {
