@@ -15,7 +15,7 @@ import { spawnServer, type HchatProcess } from './processes.js';
 import { startNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
 import { signingKeyFile, startCluster } from './cluster-kit.js';
-import { registerLogin, serverHello } from './outsider/lib.js';
+import { newKey, registerLogin, serverHello, sleep } from './outsider/lib.js';
 
 const PEERS = 30;
 const RAISED = [
@@ -265,5 +265,31 @@ describe('three server instances on PostgreSQL and NATS', () => {
       'E_SESSION_INVALID',
     );
     for (const c of [alice.c, bob.c, again]) c.close();
+  });
+
+  it("a visitor's name is held on every instance while it is present, and freed by its logout", async () => {
+    const { at } = await startCluster(RAISED, 2);
+    const opened: Awaited<ReturnType<typeof serverHello>>['c'][] = [];
+    const visit = async (i: number, name: string) => {
+      const { c } = await serverHello(at(i));
+      opened.push(c);
+      const r = await c.req('visitor', { name, publicKey: newKey().pk });
+      return { c, r, got: r.error?.code ?? 'entered' };
+    };
+    const first = await visit(0, 'Pilgrim');
+    expect(first.got).toBe('entered');
+    expect((await visit(1, 'pilgrim')).got).toBe('E_NAME_TAKEN');
+    // Its connection closed: still present (resumable within its grace), still its name.
+    first.c.close();
+    await sleep(300);
+    expect((await visit(1, 'PILGRIM')).got).toBe('E_NAME_TAKEN');
+    // Resumed on the other instance, then logged out there: the name is free on both at once.
+    const { c: back } = await serverHello(at(1));
+    opened.push(back);
+    expect((await back.req('resume', { token: first.r.body.token })).error).toBeUndefined();
+    expect((await visit(0, 'pilgrim')).got).toBe('E_NAME_TAKEN');
+    expect((await back.req('logout', {})).error).toBeUndefined();
+    expect((await visit(0, 'pilgrim')).got).toBe('entered');
+    for (const c of opened) c.close();
   });
 });

@@ -469,6 +469,37 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     });
   });
 
+  it('visitor names: held by one session at a time, all keys or none, renewed, released, expired', async () => {
+    const lease = (keys: string[], sessionId: string, instance: string, expiresAt = 1000) => ({
+      keys,
+      sessionId,
+      instance,
+      expiresAt,
+    });
+    expect(await store.claimVisitorName(lease(['rover'], 'v1', 'A'), 0)).toBe(true);
+    // Another session, any instance: refused while the lease runs; the same session: taken again.
+    expect(await store.claimVisitorName(lease(['rover'], 'v2', 'B'), 10)).toBe(false);
+    expect(await store.claimVisitorName(lease(['rover'], 'v1', 'B', 2000), 10)).toBe(true);
+    // All keys or none: 'x' stays free when 'rover' is refused.
+    expect(await store.claimVisitorName(lease(['x', 'rover'], 'v3', 'A'), 10)).toBe(false);
+    expect(await store.claimVisitorName(lease(['x'], 'v4', 'A'), 10)).toBe(true);
+    // Only the instance holding a session's keys renews or releases them (v1 moved to B).
+    await store.renewVisitorNames('A', ['v1', 'v4'], 20, 1500);
+    await store.releaseVisitorName('v1', 'A');
+    expect(await store.claimVisitorName(lease(['rover'], 'v2', 'B'), 1600)).toBe(false);
+    expect(await store.claimVisitorName(lease(['x'], 'v2', 'B'), 1400)).toBe(false);
+    expect(await store.claimVisitorName(lease(['x'], 'v2', 'B'), 1500)).toBe(true); // ran out
+    await store.releaseVisitorName('v1', 'B');
+    expect(await store.claimVisitorName(lease(['rover'], 'v5', 'A'), 1600)).toBe(true);
+    // Claims at once for the same key: exactly one wins.
+    const at = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        store.claimVisitorName(lease(['k' + (i % 2), 'same'], `w${i}`, `I${i}`, 9000), 5000),
+      ),
+    );
+    expect(at.filter(Boolean)).toHaveLength(1);
+  });
+
   it('two store objects counting at once: every failure counts once, no registration past the limit', async () => {
     const other = await another();
     const stores = [store, other];

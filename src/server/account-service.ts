@@ -3,15 +3,17 @@
  * queued after logins), `login` (throttled before the hash, login-guard.ts) and `visitor` (live
  * sessions per address prefix, look-alike names refused, name-index.ts). The login budgets and
  * the registration budget are counted in the store, shared by every server instance; visitor
- * sessions are counted here, per instance (docs/SECURITY.md "Several server instances").
+ * sessions are counted here, per instance (docs/SECURITY.md "Several server instances"). A
+ * present visitor's name is held in the store, so that no instance admits a look-alike of it.
  */
+import { randomBytes } from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
 import { LIMIT_SWEEP, LOGIN_LIMITS, REGISTRATION_LIMITS } from '../shared/limits.js';
 import type { ServerStore, UserRecord } from '../store/server-store.js';
 import { hashPassword, verifyPassword } from './accounts.js';
 import { addressPrefix, type PrefixBits } from './address-prefix.js';
 import { LoginGuard, type LoginGuardLimits } from './login-guard.js';
-import { NameIndex } from './name-index.js';
+import { lookAlikeKeys, NameIndex } from './name-index.js';
 import { ScryptQueue, type ScryptQueueLimits } from './scrypt-queue.js';
 
 /** The stored "hash" of a bot's account: never a scrypt hash, so no password matches it. */
@@ -25,6 +27,7 @@ export interface AccountLimits {
   registrationsPerAddress?: number;
   registrationWindowMs?: number;
   visitorsPerAddress?: number;
+  visitorNameLeaseMs?: number;
 }
 
 /** A session as far as the limits care. */
@@ -43,6 +46,14 @@ export class AccountService {
   private readonly visitors = new Map<string, number>();
   /** Visitor sessions whose connection closed, still counted until their grace runs out. */
   private readonly graced = new Map<string, { prefix: string; timer: NodeJS.Timeout }>();
+  /** Visitor sessions → their connections on this instance. */
+  private readonly attached = new Map<string, number>();
+  /** This instance, as the holder of visitor names in the store. */
+  private readonly instance = randomBytes(9).toString('base64url');
+  /** Visitor sessions whose name this instance holds in the store (renewed until released). */
+  private readonly leased = new Set<string>();
+  private readonly nameLeaseMs: number;
+  private readonly renewer: NodeJS.Timeout;
   private readonly registrationsPerAddress: number;
   private readonly registrationWindowMs: number;
   private readonly visitorsPerAddress: number;
@@ -63,6 +74,23 @@ export class AccountService {
     this.visitorsPerAddress = limits.visitorsPerAddress ?? REGISTRATION_LIMITS.visitorsPerAddress;
     this.sweeper = setInterval(() => void this.sweep(), LIMIT_SWEEP.everyMs);
     this.sweeper.unref();
+    this.nameLeaseMs = limits.visitorNameLeaseMs ?? REGISTRATION_LIMITS.visitorNameLeaseMs;
+    this.renewer = setInterval(() => void this.renewNames(), Math.ceil(this.nameLeaseMs / 3));
+    this.renewer.unref();
+  }
+
+  /** Extends the store's hold on the names of this instance's visitors (every instance does). */
+  async renewNames(now = Date.now()): Promise<void> {
+    try {
+      await this.store.renewVisitorNames(
+        this.instance,
+        [...this.leased],
+        now,
+        now + this.nameLeaseMs,
+      );
+    } catch {
+      // the store is away; the next renewal tries again (a lease outlives two missed ones)
+    }
   }
 
   /** Deletes expired limit rows from the store (bounded; every instance does, harmlessly). */
@@ -147,7 +175,36 @@ export class AccountService {
     this.checkVisitorNow(ip, name);
   }
 
-  /** The checks of `checkVisitor` that need no store: room from `ip`, and no look-alike now. */
+  /**
+   * Takes visitor session `sessionId`'s name in the store, for every instance to see: throws
+   * E_NAME_TAKEN when a visitor present on any instance holds it or a look-alike. Atomic across
+   * instances (server-store.ts `claimVisitorName`); a session takes its own name again at resume.
+   * Held until the visitor leaves (`sessionOff`), or for `visitorNameLeaseMs` past this
+   * instance's last renewal. Whoever claims and then does not attach calls `releaseVisitorName`.
+   */
+  async claimVisitorName(sessionId: string, name: string, now = Date.now()): Promise<void> {
+    const lease = {
+      keys: lookAlikeKeys(name),
+      sessionId,
+      instance: this.instance,
+      expiresAt: now + this.nameLeaseMs,
+    };
+    if (!(await this.store.claimVisitorName(lease, now)))
+      throw new HchatError('E_NAME_TAKEN', 'that name is or looks like a visitor present now');
+    this.leased.add(sessionId);
+  }
+
+  /** Frees `sessionId`'s name in the store unless the session is still present here. */
+  releaseVisitorName(sessionId: string): void {
+    if (this.attached.has(sessionId) || this.graced.has(sessionId)) return;
+    if (!this.leased.delete(sessionId)) return;
+    this.store.releaseVisitorName(sessionId, this.instance).catch(() => undefined); // the lease runs out by itself: it is no longer renewed
+  }
+
+  /**
+   * The checks of `checkVisitor` that need no store: room from `ip`, and no look-alike of a
+   * registered user (a present visitor's name is taken in the store: `claimVisitorName`).
+   */
   checkVisitorNow(ip: string, name: string): void {
     this.checkVisitorRoom(ip);
     this.names.checkVisitor(name);
@@ -175,11 +232,11 @@ export class AccountService {
       // Back within its grace (a restarted peer resuming): it was still counted, where it was.
       clearTimeout(graced.timer);
       this.graced.delete(s.sessionId);
-      this.uncount(graced.prefix, s.username);
+      this.uncount(graced.prefix);
     }
     const p = this.prefixOf(ip);
     this.visitors.set(p, (this.visitors.get(p) ?? 0) + 1);
-    this.names.visitorOn(s.username);
+    this.attached.set(s.sessionId, (this.attached.get(s.sessionId) ?? 0) + 1);
   }
 
   /**
@@ -190,15 +247,32 @@ export class AccountService {
   sessionOff(ip: string, s: SessionLike, loggedOut = false): void {
     if (s.role !== 'visitor') return;
     const prefix = this.prefixOf(ip);
-    if (loggedOut) return this.uncount(prefix, s.username);
+    const n = (this.attached.get(s.sessionId) ?? 0) - 1;
+    if (n > 0) this.attached.set(s.sessionId, n);
+    else this.attached.delete(s.sessionId);
+    if (loggedOut) {
+      this.uncount(prefix);
+      return this.releaseVisitorName(s.sessionId);
+    }
     const timer = setTimeout(() => {
       if (this.graced.get(s.sessionId)?.timer !== timer) return;
       this.graced.delete(s.sessionId);
-      this.uncount(prefix, s.username);
+      this.uncount(prefix);
+      this.releaseVisitorName(s.sessionId);
       this.expire?.(s.sessionId);
     }, REGISTRATION_LIMITS.visitorGraceMs);
     timer.unref();
     this.graced.set(s.sessionId, { prefix, timer });
+  }
+
+  /** A session was revoked (through any instance): a visitor's grace here ends now. */
+  sessionEnded(sessionId: string): void {
+    const g = this.graced.get(sessionId);
+    if (!g) return;
+    clearTimeout(g.timer);
+    this.graced.delete(sessionId);
+    this.uncount(g.prefix);
+    this.releaseVisitorName(sessionId);
   }
 
   /** Called when a visitor session's grace ran out: the server revokes it. */
@@ -207,15 +281,15 @@ export class AccountService {
   /** Stops every grace timer (the server is closing). */
   close(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.renewer);
     for (const g of this.graced.values()) clearTimeout(g.timer);
     this.graced.clear();
   }
 
-  private uncount(prefix: string, username: string): void {
+  private uncount(prefix: string): void {
     const n = (this.visitors.get(prefix) ?? 0) - 1;
     if (n > 0) this.visitors.set(prefix, n);
     else this.visitors.delete(prefix);
-    this.names.visitorOff(username);
   }
 
   /** Takes one registration of `prefix`'s budget (in the store); the function gives it back. */

@@ -4,16 +4,17 @@
  * or another live visitor, and a new account may not take one that matches an existing account.
  * The keys are shared/look-alike.ts's. This index answers at once on this instance; the store
  * holds every account's keys under a unique index, which decides between instances.
+ * Registered users are indexed here; live visitors' keys are held in the store, where every
+ * instance sees them (server-store.ts `claimVisitorName`).
  */
 import { HchatError } from '../protocol/errors.js';
 import { lookAlikeKeys } from '../shared/look-alike.js';
 
 export { lookAlikeKeys, skeleton } from '../shared/look-alike.js';
 
-/** Registered usernames and live visitor names, by look-alike key. */
+/** Registered usernames, by look-alike key. */
 export class NameIndex {
   private readonly users = new Map<string, string>();
-  private readonly visitors = new Map<string, number>();
 
   constructor(usernames: Iterable<string>) {
     for (const u of usernames) this.addUser(u);
@@ -33,32 +34,15 @@ export class NameIndex {
     }
   }
 
-  /** Throws E_NAME_TAKEN when `name` looks like a registered user or a live visitor. */
+  /** Throws E_NAME_TAKEN when `name` looks like a registered user (visitors: the store). */
   checkVisitor(name: string): void {
-    for (const k of lookAlikeKeys(name)) {
+    for (const k of lookAlikeKeys(name))
       if (this.users.has(k))
         throw new HchatError('E_NAME_TAKEN', 'that name is or looks like a registered user');
-      if (this.visitors.has(k))
-        throw new HchatError('E_NAME_TAKEN', 'that name is or looks like a visitor present now');
-    }
   }
 
   /** A new account. */
   addUser(username: string): void {
     for (const k of lookAlikeKeys(username)) if (!this.users.has(k)) this.users.set(k, username);
-  }
-
-  /** A visitor session became live (attached to a connection). */
-  visitorOn(name: string): void {
-    for (const k of lookAlikeKeys(name)) this.visitors.set(k, (this.visitors.get(k) ?? 0) + 1);
-  }
-
-  /** A visitor session is no longer live. */
-  visitorOff(name: string): void {
-    for (const k of lookAlikeKeys(name)) {
-      const n = (this.visitors.get(k) ?? 0) - 1;
-      if (n > 0) this.visitors.set(k, n);
-      else this.visitors.delete(k);
-    }
   }
 }

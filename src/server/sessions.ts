@@ -90,7 +90,9 @@ export class Sessions {
   /**
    * Opens a session on `conn`. What may have changed at an await (a pipelined twin attached a
    * session, another visitor took the name) is checked again in the turn the session attaches;
-   * the session is stored before it is answered, and detached again if storing it failed.
+   * a visitor's name is first taken in the store, where every instance sees it (a look-alike
+   * taken on any instance, even at the same instant, refuses it); the session is stored before
+   * it is answered, and detached again if storing it failed.
    */
   private async open(
     conn: Conn,
@@ -99,9 +101,15 @@ export class Sessions {
     publicKey: string,
   ): Promise<OpRes<'login'>> {
     await this.d.presence.loadUser(username);
-    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED'); // a pipelined twin won
-    if (role === 'visitor') this.d.accounts.checkVisitorNow(conn.fs.remote.ip, username);
     const sessionId = newSessionId();
+    if (role === 'visitor') await this.d.accounts.claimVisitorName(sessionId, username);
+    try {
+      if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED'); // a pipelined twin won
+      if (role === 'visitor') this.d.accounts.checkVisitorNow(conn.fs.remote.ip, username);
+    } catch (err) {
+      this.d.accounts.releaseVisitorName(sessionId);
+      throw err;
+    }
     const iat = Date.now();
     const session = { sessionId, username, role };
     this.attach(conn, session);
@@ -145,10 +153,17 @@ export class Sessions {
     }
     if (!s.publicKey) throw new HchatError('E_SESSION_INVALID', 'session predates key renewal');
     await this.d.presence.loadUser(s.username);
-    // Checked again after the awaits: a twin may have attached, a logout revoked it meanwhile.
-    if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
-    if (this.d.revocations.isRevoked(s.sessionId)) throw new HchatError('E_SESSION_INVALID');
-    if (s.role === 'visitor') this.d.accounts.checkVisitorRoom(conn.fs.remote.ip, s.sessionId);
+    // A visitor takes its name again: it may come from an instance that died or closed.
+    if (s.role === 'visitor') await this.d.accounts.claimVisitorName(s.sessionId, s.username);
+    try {
+      // Checked again after the awaits: a twin may have attached, a logout revoked it meanwhile.
+      if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
+      if (this.d.revocations.isRevoked(s.sessionId)) throw new HchatError('E_SESSION_INVALID');
+      if (s.role === 'visitor') this.d.accounts.checkVisitorRoom(conn.fs.remote.ip, s.sessionId);
+    } catch (err) {
+      if (s.role === 'visitor') this.d.accounts.releaseVisitorName(s.sessionId);
+      throw err;
+    }
     const session = { sessionId: s.sessionId, username: s.username, role: s.role };
     this.attach(conn, session);
     return { ...session, cert: this.certify(session, s.publicKey) };
@@ -208,6 +223,7 @@ export class Sessions {
   async revoked(e: SessionRevoked): Promise<void> {
     const { sessionId, username } = e;
     this.d.revocations.revoked(sessionId, e.revokedAt);
+    this.d.accounts.sessionEnded(sessionId);
     const channels = e.channelIds;
     const members = new Map<string, string[]>();
     for (const id of channels) members.set(id, await this.d.store.members(id));

@@ -132,6 +132,11 @@ export const REGISTRATION_LIMITS = {
    * ends: visitor sessions do not outlive their peer, nor pile up on disk.
    */
   visitorGraceMs: 60_000,
+  /**
+   * A visitor's name is held in the store for this long, renewed by its instance every third of
+   * it while the visitor is present: an instance that dies frees its visitors' names within it.
+   */
+  visitorNameLeaseMs: 30_000,
 } as const;
 
 /** The server's door: connections that have no session yet. */

@@ -97,6 +97,18 @@ export interface ChannelPage {
   visitorsOnly: boolean;
 }
 
+/**
+ * A visitor's hold on its name, deployment-wide (PROTOCOL.md §3.3 `visitor`): the look-alike keys
+ * of the name (server/name-index.ts), held for one session by the instance it is on, until
+ * `expiresAt` unless that instance renews it.
+ */
+export interface VisitorNameLease {
+  keys: readonly string[];
+  sessionId: string;
+  instance: string;
+  expiresAt: number;
+}
+
 /** What the server needs from storage. */
 export interface ServerStore {
   /**
@@ -204,6 +216,22 @@ export interface ServerStore {
   releaseRegistration(id: string): Promise<void>;
   /** Deletes up to `max` expired budgets and up to `max` old registrations; how many. */
   sweepLimits(now: number, o: LimitSweep): Promise<number>;
+  // Visitor names present now, on every instance (visitor-names.ts).
+  /**
+   * Takes every key of `lease` for its session, atomically: true, or false and nothing taken when
+   * a key is held by another session whose lease has not run out at `now`. Taking the keys of a
+   * session again (resumed on another instance) moves them to the new instance.
+   */
+  claimVisitorName(lease: VisitorNameLease, now: number): Promise<boolean>;
+  /** Extends to `expiresAt` the keys `instance` holds for these sessions; forgets expired keys. */
+  renewVisitorNames(
+    instance: string,
+    sessionIds: readonly string[],
+    now: number,
+    expiresAt: number,
+  ): Promise<void>;
+  /** Frees the keys `instance` holds for `sessionId` (the visitor left). */
+  releaseVisitorName(sessionId: string, instance: string): Promise<void>;
   /** A cheap round trip: resolves while the store answers (`/ready`). */
   ping(): Promise<void>;
   close(): Promise<void>;

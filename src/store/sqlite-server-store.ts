@@ -36,7 +36,9 @@ import {
   type ServerStore,
   type SessionRecord,
   type UserRecord,
+  type VisitorNameLease,
 } from './server-store.js';
+import { MemoryVisitorNames } from './visitor-names.js';
 
 /** The embedded SQLite store, in `<data>/server.db`. */
 export class SqliteServerStore implements ServerStore {
@@ -44,6 +46,8 @@ export class SqliteServerStore implements ServerStore {
   private readonly q: ServerQueries;
   private readonly index: SearchIndex;
   private readonly limits: SqliteLimits;
+  /** One process owns the file: its visitors are the deployment's (visitor-names.ts). */
+  private readonly visitorNames = new MemoryVisitorNames();
   private readonly insertTx: Database.Transaction<
     (batch: readonly MessageInsert[], now: number) => (InsertResult | HchatError)[]
   >;
@@ -395,6 +399,23 @@ export class SqliteServerStore implements ServerStore {
 
   async sweepLimits(now: number, o: LimitSweep): Promise<number> {
     return this.limits.sweepLimits(now, o);
+  }
+
+  async claimVisitorName(lease: VisitorNameLease, now: number): Promise<boolean> {
+    return this.visitorNames.claim(lease, now);
+  }
+
+  async renewVisitorNames(
+    instance: string,
+    sessionIds: readonly string[],
+    now: number,
+    expiresAt: number,
+  ): Promise<void> {
+    this.visitorNames.renew(instance, sessionIds, now, expiresAt);
+  }
+
+  async releaseVisitorName(sessionId: string, instance: string): Promise<void> {
+    this.visitorNames.release(sessionId, instance);
   }
 
   async ping(): Promise<void> {

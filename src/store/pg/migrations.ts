@@ -288,6 +288,18 @@ export const PG_MIGRATIONS: readonly (string | PgMigrationStep)[] = [
       );
     },
   },
+  // 8: visitor names present now, on every instance (pg/visitor-names.ts): one row per look-alike
+  // key of a present visitor's name, held by its session and instance until its lease runs out.
+  `
+  CREATE TABLE visitor_names (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    session_id TEXT COLLATE "C" NOT NULL,
+    instance TEXT COLLATE "C" NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX visitor_names_session ON visitor_names (session_id);
+  CREATE INDEX visitor_names_expiry ON visitor_names (expires_at);
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */

@@ -19,9 +19,11 @@ import {
   type ServerStore,
   type SessionRecord,
   type UserRecord,
+  type VisitorNameLease,
 } from '../server-store.js';
 import { openPool, transactionOn, type Transaction } from './pool.js';
 import { PgLimits } from './limits.js';
+import { PgVisitorNames } from './visitor-names.js';
 import type {
   LimitSweep,
   LoginBackoff,
@@ -43,12 +45,14 @@ const POOL_SIZE = 10;
 /** The PostgreSQL store; `open` it (migrations) before use. */
 export class PostgresServerStore implements ServerStore {
   private readonly limits: PgLimits;
+  private readonly visitorNames: PgVisitorNames;
 
   private readonly transaction: Transaction;
 
   private constructor(private readonly pool: pg.Pool) {
     this.transaction = transactionOn(pool);
     this.limits = new PgLimits(pool, this.transaction);
+    this.visitorNames = new PgVisitorNames(pool, this.transaction);
   }
 
   /** Connects to `url` and applies pending migrations. */
@@ -347,6 +351,23 @@ export class PostgresServerStore implements ServerStore {
 
   sweepLimits(now: number, o: LimitSweep): Promise<number> {
     return this.limits.sweepLimits(now, o);
+  }
+
+  claimVisitorName(lease: VisitorNameLease, now: number): Promise<boolean> {
+    return this.visitorNames.claim(lease, now);
+  }
+
+  renewVisitorNames(
+    instance: string,
+    sessionIds: readonly string[],
+    now: number,
+    expiresAt: number,
+  ): Promise<void> {
+    return this.visitorNames.renew(instance, sessionIds, now, expiresAt);
+  }
+
+  releaseVisitorName(sessionId: string, instance: string): Promise<void> {
+    return this.visitorNames.release(sessionId, instance);
   }
 
   async ping(): Promise<void> {

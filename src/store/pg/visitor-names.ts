@@ -1,0 +1,68 @@
+/**
+ * Visitor names present now, in PostgreSQL (table `visitor_names`, one row per look-alike key):
+ * the uniqueness of the key is what makes two instances unable to admit look-alike visitors at
+ * once. A claim upserts its keys in sorted order in one transaction (two claims never wait on each
+ * other crosswise); a key held by another session, unexpired, leaves its row untouched, and the
+ * claim rolls back.
+ */
+import type pg from 'pg';
+import type { VisitorNameLease } from '../server-store.js';
+import type { Transaction } from './pool.js';
+
+/** Thrown inside the claim's transaction to roll it back. */
+class Taken extends Error {}
+
+/** The visitor-name methods of PostgresServerStore, on its pool. */
+export class PgVisitorNames {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly transaction: Transaction,
+  ) {}
+
+  async claim(lease: VisitorNameLease, now: number): Promise<boolean> {
+    const keys = [...new Set(lease.keys)].sort();
+    try {
+      await this.transaction(async (client) => {
+        for (const key of keys) {
+          const r = await client.query(
+            `INSERT INTO visitor_names (key, session_id, instance, expires_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO UPDATE SET session_id = EXCLUDED.session_id,
+               instance = EXCLUDED.instance, expires_at = EXCLUDED.expires_at
+             WHERE visitor_names.session_id = EXCLUDED.session_id
+               OR visitor_names.expires_at <= $5
+             RETURNING key`,
+            [key, lease.sessionId, lease.instance, lease.expiresAt, now],
+          );
+          if (r.rowCount === 0) throw new Taken();
+        }
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof Taken) return false;
+      throw err;
+    }
+  }
+
+  async renew(
+    instance: string,
+    sessionIds: readonly string[],
+    now: number,
+    expiresAt: number,
+  ): Promise<void> {
+    if (sessionIds.length > 0)
+      await this.pool.query(
+        `UPDATE visitor_names SET expires_at = $1
+         WHERE instance = $2 AND session_id = ANY($3::text[])`,
+        [expiresAt, instance, [...sessionIds]],
+      );
+    await this.pool.query('DELETE FROM visitor_names WHERE expires_at <= $1', [now]);
+  }
+
+  async release(sessionId: string, instance: string): Promise<void> {
+    await this.pool.query('DELETE FROM visitor_names WHERE session_id = $1 AND instance = $2', [
+      sessionId,
+      instance,
+    ]);
+  }
+}
