@@ -881,6 +881,8 @@ export class PeerNode {
   }
 
   private setSession(s: SavedSession | undefined, keys?: SessionKeys): void {
+    // The next account on this peer replays none of the last one's events (local-reads.ts).
+    if (this.currentSession?.sessionId !== s?.sessionId) this.events.forget();
     this.currentSession = s;
     this.keys = keys;
     writeSession(this.opts.dataDir, s);
