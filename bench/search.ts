@@ -120,6 +120,7 @@ export async function benchSearch(): Promise<Record<string, number>> {
       link: undefined as unknown as ServerLink, // every channel is held here: never asked
       events: new EventHub(),
       accountName: 'alice',
+      readableChannels: () => store.channels('alice'),
       refusal: () => undefined, // never asked: nothing comes from a replica
       certClaims: () => undefined, // no real certificates here: nobody is a bot
       connection: 'offline',

@@ -50,6 +50,14 @@ export class EventHub {
     for (const l of this.listeners) l(e);
   }
 
+  /**
+   * Empties the window (ids go on increasing): what was told before cannot be replayed with
+   * `since=`. Another account logged in, and the last one's events are not its to read.
+   */
+  forget(): void {
+    this.ring.length = 0;
+  }
+
   /** Events after `since` still in the window, oldest first. */
   since(since: number): LocalEvent[] {
     return this.ring.filter((e) => e.id > since);

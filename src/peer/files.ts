@@ -156,6 +156,12 @@ export class PeerFiles {
       return Promise.resolve();
     }
     if (s?.complete) {
+      // Held for another channel, which this copy may hold for another account here: the same
+      // bytes are this channel's too only when one of its messages here names them.
+      if (refs.length === 0)
+        return Promise.reject(
+          new HchatError('E_NOT_FOUND', 'no message of this channel here names this file'),
+        );
       // Held for another channel: the same bytes, now of this one too.
       this.d.files.add(s.manifest, channelId, { pinned: opts.pinned });
       this.d.background(this.announceHeld(channelId, id));

@@ -16,6 +16,8 @@ export interface ActionsNode extends CertReader {
   readonly store: PeerStore;
   /** The logged-in account (throws when none). */
   readonly accountName: string;
+  /** True when the logged-in account reads the channel (local-reads.ts). */
+  readsChannel(channelId: string): boolean;
   write(
     channelId: string,
     body: ItemBody & { kind?: ItemKind; target?: string },
@@ -71,7 +73,11 @@ export class MessageActions {
     return this.node.write(channelId, { kind: on ? 'react' : 'unreact', target: id, emoji });
   }
 
-  /** Messages around `id` from this peer's copy (replies jump there). */
+  /**
+   * Messages around `id` from this peer's copy (replies jump there), for an account that reads
+   * the channel, as the plain page (`E_NOT_MEMBER` otherwise: this copy may hold the channel for
+   * another account of this peer).
+   */
   around(
     channelId: string,
     id: string,
@@ -87,8 +93,13 @@ export class MessageActions {
     };
   }
 
-  /** A message (not a change to one) of this channel, held here. */
+  /**
+   * A message (not a change to one) of a channel this account reads, held here. The channel is
+   * checked first, so that nobody learns which messages this copy holds of a channel it does not
+   * read.
+   */
   private messageIn(channelId: string, id: string): LocalMessage {
+    if (!this.node.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
     const m = this.node.store.getMessage(id);
     if (!m || m.channelId !== channelId || (m.kind ?? 'message') !== 'message')
       throw new HchatError('E_NOT_FOUND', 'no such message in this channel');

@@ -71,16 +71,26 @@ export function apiMessages(
       out.mentions = [...s.mentions];
       out.mentionsMe = s.mentions.includes(me) || s.mentions.includes('here');
     }
-    if (m.replyTo) out.replyTo = preview(store, m.replyTo, owner);
+    if (m.replyTo) out.replyTo = preview(store, m.replyTo, m.channelId, owner);
     if (m.files && !s.deleted && store.fileView)
       out.files = m.files.map((f) => store.fileView!(m.channelId, f));
     return out;
   });
 }
 
-function preview(store: ViewSource, id: string, owner: string): ApiMessage['replyTo'] {
+/**
+ * The preview of the message a reply answers: only one of the reply's own channel. `replyTo` is
+ * any id (PROTOCOL.md §2.2), and this copy may hold channels the viewer does not read (another
+ * account's here): a reply naming one of their messages shows no more than an unknown id.
+ */
+function preview(
+  store: ViewSource,
+  id: string,
+  channelId: string,
+  owner: string,
+): ApiMessage['replyTo'] {
   const t = store.getMessage(id);
-  if (!t || (t.kind ?? 'message') !== 'message') return { id };
+  if (!t || t.channelId !== channelId || (t.kind ?? 'message') !== 'message') return { id };
   const s = messageState(t, store.related([id]), owner);
   if (s.deleted) return { id, author: t.author, deleted: true };
   return { id, author: t.author, text: [...(s.text ?? '')].slice(0, PREVIEW).join('') };

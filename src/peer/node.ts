@@ -29,7 +29,7 @@ import { messageId, type ItemBody } from '../shared/message-id.js';
 import { itemRefusal } from '../shared/item-rules.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { FILE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
-import { PeerStore, type LocalMessage } from '../store/peer-store.js';
+import { PeerStore, type LocalChannel, type LocalMessage } from '../store/peer-store.js';
 import { ServerLink } from './server-link.js';
 import { ServerTrust } from './server-trust.js';
 import { EventHub } from './event-hub.js';
@@ -70,6 +70,7 @@ import { FileStore } from '../store/file-store.js';
 import { FileSeeder } from './file-seeder.js';
 import { PeerFiles } from './files.js';
 import { PeerAvatars } from './avatars.js';
+import { mayRead, refusesReading } from './local-reads.js';
 
 /** Settings of a peer process. */
 export interface PeerOptions {
@@ -231,8 +232,7 @@ export class PeerNode {
         this.fileStore
           .messagesNaming(fileId, channelId)
           .flatMap((id) => this.store.getMessage(id)?.files?.filter((f) => f.id === fileId) ?? []),
-      isMember: (id) =>
-        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
+      isMember: (id) => this.readsChannel(id),
       background: (task) => this.background(task),
       closed: () => this.closed,
       backedUp: () => this.background(this.delivery.drain()),
@@ -300,8 +300,7 @@ export class PeerNode {
       },
       dial: (entry) => this.dial(entry),
       advertised: () => this.p2p.advertised,
-      channel: (id) =>
-        this.currentSession ? this.store.channel(this.currentSession.username, id) : undefined,
+      channel: (id) => this.readableChannel(id),
       hostedMember: (id, username) =>
         this.isHostedHere(id) ? this.store.isMember(id, username) : undefined,
       hostedRemoved: (id, username) => this.isHostedHere(id) && this.store.isRemoved(id, username),
@@ -318,16 +317,16 @@ export class PeerNode {
       dial: (entry) => this.dial(entry),
       loggedIn: () => this.currentSession !== undefined,
       ownSession: () => this.currentSession?.sessionId,
-      channels: () =>
-        this.currentSession
-          ? this.store
-              .channels(this.currentSession.username)
-              .filter((c) => !this.isHostedHere(c.id))
-          : [],
+      channels: () => this.readableChannels().filter((c) => !this.isHostedHere(c.id)),
       linkUp: (link, channelIds) => this.background(this.onHostUp(link, channelIds)),
       linkDown: (channelIds) => this.background(this.onHostDown(channelIds)),
       message: (link, m) =>
-        this.replication.receiveFromHost([m], link, 'push', (id) => this.sources.serves(link, id)),
+        this.replication.receiveFromHost(
+          [m],
+          link,
+          'push',
+          (id) => this.sources.serves(link, id) && this.readsChannel(id),
+        ),
       typing: (link, e) => this.typing.fromHost(link, e),
     });
     this.typing = new Typing({
@@ -335,8 +334,7 @@ export class PeerNode {
       hostService: this.hostService,
       session: () => this.currentSession,
       status: () => this.status,
-      isJoined: (id) =>
-        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
+      isJoined: (id) => this.readsChannel(id),
       isHostedHere: (id) => this.isHostedHere(id),
       hostLink: (id) => this.sources.linkFor(id),
       serves: (link, id) => this.sources.serves(link, id),
@@ -363,8 +361,7 @@ export class PeerNode {
         return node.closed;
       },
       isHostedHere: (id) => this.isHostedHere(id),
-      isJoined: (id) =>
-        !!this.currentSession && !!this.store.channel(this.currentSession.username, id),
+      isJoined: (id) => this.readsChannel(id),
       background: (task) => this.background(task),
       resolveDelivery: (id) => this.delivery.resolveDelivery(id),
       filesBackedUp: (m) => !m.files || m.files.every((f) => this.files.backedUp(f.id)),
@@ -471,6 +468,7 @@ export class PeerNode {
 
   /** Channels joined or hosted changed: sources and server subscriptions follow. */
   channelsChanged(): void {
+    this.forgetUnreadable();
     this.sources.refresh();
     this.background(this.updateServerSubscriptions());
   }
@@ -488,10 +486,57 @@ export class PeerNode {
     return this.verifier.certClaims(cert);
   }
 
-  /** A channel's members as the server lists them. */
-  /** True when the logged-in account reads the channel (joined, hosts, or views it). */
+  /**
+   * True when the logged-in account reads the channel (joined, hosts, or views it while it
+   * allows visitors): the one rule of every local read (local-reads.ts).
+   */
   readsChannel(channelId: string): boolean {
-    return !!this.currentSession && !!this.store.channel(this.currentSession.username, channelId);
+    return this.readableChannel(channelId) !== undefined;
+  }
+
+  /** The channel as the logged-in account holds it here, if it reads it (local-reads.ts). */
+  private readableChannel(channelId: string): LocalChannel | undefined {
+    const s = this.currentSession;
+    const c = s && this.store.channel(s.username, channelId);
+    return s && mayRead(s.role, c) ? c : undefined;
+  }
+
+  /** The channels the logged-in account reads here (none when nobody is logged in). */
+  readableChannels(): LocalChannel[] {
+    const s = this.currentSession;
+    return s ? this.store.channels(s.username).filter((c) => mayRead(s.role, c)) : [];
+  }
+
+  /**
+   * A channel the logged-in account holds but may no longer read (a visitor's, once the channel
+   * stops allowing visitors: its channel item says so) leaves its list here: nothing more of it
+   * is shown, searched or stored for this account. The messages stay while another account here
+   * holds the channel (a member keeps everything), else they go with it.
+   */
+  private forgetUnreadable(): void {
+    const s = this.currentSession;
+    if (!s || this.closed) return;
+    for (const c of this.store.channels(s.username))
+      if (!mayRead(s.role, c)) this.forgetChannel(s.username, c.id);
+  }
+
+  /** The account no longer reads the channel: it leaves its list, and the UI is told. */
+  private forgetChannel(account: string, channelId: string): void {
+    this.store.dropChannel(account, channelId);
+    this.log.write('channel_gone', { channel: channelId });
+    this.events.emit('channel', { channelId });
+  }
+
+  /**
+   * A visitor's server or host answered that the channel does not exist for it (it stopped
+   * allowing visitors, or was deleted): forgotten here as its channel item would have it.
+   */
+  private refusedReading(channelId: string, err: unknown): void {
+    const s = this.currentSession;
+    if (s?.role !== 'visitor' || !refusesReading(err)) return;
+    if (!this.store.channel(s.username, channelId)) return;
+    this.forgetChannel(s.username, channelId);
+    this.sources.refresh();
   }
 
   /** The reference of a file attached here to the channel (message-actions.ts). */
@@ -695,16 +740,15 @@ export class PeerNode {
         this.store.setMembers(id, members);
       }
     } else {
-      for (const c of this.store.channels(s.username)) {
-        await this.link.request('channel_join', { channelId: c.id });
-      }
+      this.forgetUnreadable();
+      await this.rejoinViews(this.readableChannels().map((c) => c.id));
     }
     this.sources.setTracker(await this.trackerList(this.link));
     await this.updateServerSubscriptions();
     this.background(this.delivery.drain());
     // Upload first: catching up a hosted channel meanwhile would fetch our own uploads back.
     await this.delivery.upload();
-    for (const c of this.store.channels(s.username)) {
+    for (const c of this.readableChannels()) {
       await this.sources.settle(c.id);
       // Every channel catches up from where it is read, the host's too: a host link that came up
       // while the server link was failing lost its catch-up with it (schedule 760), and this
@@ -715,7 +759,21 @@ export class PeerNode {
     }
   }
 
-  /** Asks the server to push only the channels it serves us: all but those read from a host. */
+  /**
+   * A visitor's views start again on each connection (`channel_join`); a channel that stopped
+   * allowing visitors (or was deleted) meanwhile answers E_CHANNEL_NOT_FOUND: forgotten here.
+   */
+  private async rejoinViews(channelIds: readonly string[]): Promise<void> {
+    for (const id of channelIds) {
+      try {
+        await this.link.request('channel_join', { channelId: id });
+      } catch (err) {
+        if (!refusesReading(err)) throw err;
+        this.refusedReading(id, err);
+      }
+    }
+  }
+
   /**
    * The account's channels as the server lists them: saved, and those it no longer lists (left
    * elsewhere, removed by the owner or deleted while this peer was away) gone here too.
@@ -735,14 +793,16 @@ export class PeerNode {
     }
   }
 
+  /** Asks the server to push only the channels it serves us: all but those read from a host. */
   private async updateServerSubscriptions(): Promise<void> {
     const s = this.currentSession;
     if (!s || !this.authed) return;
-    const channelIds = this.store
-      .channels(s.username)
+    const channelIds = this.readableChannels()
       .map((c) => c.id)
       .filter((id) => !this.sources.linkFor(id));
     const granted = new Set((await this.link.request('subscribe', { channelIds })).channelIds);
+    // A visitor's channel the server no longer shows it: asked once more, forgotten if so.
+    if (s.role === 'visitor') await this.rejoinViews(channelIds.filter((id) => !granted.has(id)));
     // A channel the server no longer lets this account read was left, removed or deleted
     // between the channel list read at login and now: its push (the removal) went before this
     // subscription, so only the list tells. Read it again.
@@ -822,6 +882,8 @@ export class PeerNode {
   }
 
   private setSession(s: SavedSession | undefined, keys?: SessionKeys): void {
+    // The next account on this peer replays none of the last one's events (local-reads.ts).
+    if (this.currentSession?.sessionId !== s?.sessionId) this.events.forget();
     this.currentSession = s;
     this.keys = keys;
     writeSession(this.opts.dataDir, s);
@@ -961,18 +1023,17 @@ export class PeerNode {
   }
 
   async directory(): Promise<Array<Channel & { joined: boolean }>> {
-    const account = this.account;
     const link = this.requireAuthed();
     const channels = await allPages(async (after) => {
       const page = await link.request('directory', after === undefined ? {} : { after });
       return { items: page.channels, next: page.next };
     });
-    return channels.map((c) => ({ ...c, joined: this.store.channel(account, c.id) !== undefined }));
+    return channels.map((c) => ({ ...c, joined: this.readsChannel(c.id) }));
   }
 
   channels(): ApiChannel[] {
     const account = this.account;
-    return this.store.channels(account).map((c) => this.apiChannel(account, c));
+    return this.readableChannels().map((c) => this.apiChannel(account, c));
   }
 
   async createChannel(name: string, allowVisitors: boolean): Promise<ApiChannel> {
@@ -1006,14 +1067,18 @@ export class PeerNode {
     before?: string,
   ): Promise<{ messages: ApiMessage[]; source: Source; link?: LinkVia; hasMore: boolean }> {
     const account = this.account;
-    if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
     const beforeMsg = before === undefined ? undefined : this.store.getMessage(before);
     if (before !== undefined && (!beforeMsg || beforeMsg.channelId !== channelId)) {
       throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
     }
-    const result =
-      (await this.pages.remote(channelId, limit, before, beforeMsg)) ??
-      this.pages.local(channelId, limit, beforeMsg);
+    const remote = await this.pages
+      .remote(channelId, limit, before, beforeMsg)
+      .catch((err: unknown) => {
+        this.refusedReading(channelId, err);
+        throw err;
+      });
+    const result = remote ?? this.pages.local(channelId, limit, beforeMsg);
     if (before === undefined) this.store.markRead(account, channelId);
     return result;
   }
@@ -1025,8 +1090,7 @@ export class PeerNode {
   async members(
     channelId: string,
   ): Promise<Array<{ username: string; status: 'online' | 'offline' }>> {
-    const account = this.account;
-    if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
     const link = this.requireAuthed();
     const [{ members }, peers] = await Promise.all([
       link.request('members', { channelId }),
@@ -1052,7 +1116,7 @@ export class PeerNode {
   /** Everything in the channel so far counts as read (the UI shows it). */
   markRead(channelId: string): void {
     const account = this.account;
-    if (!this.store.channel(account, channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
     this.store.markRead(account, channelId);
   }
 
@@ -1075,7 +1139,7 @@ export class PeerNode {
     body: ItemBody & { kind?: ItemKind; target?: string },
   ): Promise<{ id: string; state: LocalMessage['state'] }> {
     const s = this.requireUser('write in channels');
-    if (!this.store.channel(s.username, channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
     // Decided before the item is stored: a channel's deletion takes it out of the list at once,
     // yet its host still uploads that last item to the server.
     const hosted = this.isHostedHere(channelId);

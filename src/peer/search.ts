@@ -9,7 +9,7 @@
 import type { StoredMessage } from '../protocol/common.js';
 import { HchatError } from '../protocol/errors.js';
 import { ftsMatch, searchWords, snippet } from '../shared/search-text.js';
-import type { LocalMessage, PeerStore } from '../store/peer-store.js';
+import type { LocalChannel, LocalMessage, PeerStore } from '../store/peer-store.js';
 import type { ApiMessage, ApiSearch } from './api-shapes.js';
 import { apiMessages, type CertReader, type ViewSource } from './message-view.js';
 import type { EventHub } from './event-hub.js';
@@ -22,6 +22,8 @@ export interface SearchNode extends CertReader {
   readonly events: EventHub;
   /** The logged-in account (throws when none). */
   readonly accountName: string;
+  /** The channels the logged-in account reads here (local-reads.ts). */
+  readableChannels(): LocalChannel[];
   /** `connected` when the session is live on the server. */
   readonly connection: 'connected' | 'connecting' | 'offline';
   /** Why an item from a replica may not be shown (signature, certificate, rules), or undefined. */
@@ -59,7 +61,10 @@ export class PeerSearch {
     const words = searchWords(r.q);
     const match = ftsMatch(words);
     if (match === undefined) return { results: [], source: 'local', hasMore: false };
-    const held = this.node.store.channels(account).map((c) => c.id);
+    // Only what this account reads: the copy may hold other accounts' channels, and a visitor's
+    // channel that stopped allowing visitors (local-reads.ts).
+    const readable = this.node.readableChannels();
+    const held = readable.map((c) => c.id);
     const scope = r.channelId === undefined ? held : [r.channelId];
     const local = scope.filter((id) => held.includes(id));
     const remote = scope.filter((id) => !held.includes(id) || this.behind.has(id));
@@ -108,7 +113,7 @@ export class PeerSearch {
       .filter((m) => !m.deleted)
       .map((message) => ({
         channelId: message.channelId,
-        channelName: this.node.store.channel(account, message.channelId)?.name ?? '',
+        channelName: readable.find((c) => c.id === message.channelId)?.name ?? '',
         message,
         snippet: snippet(message.text, words),
       }));
