@@ -18,14 +18,15 @@ export function isCanonicalBase64(s: string): boolean {
 }
 
 /**
- * Canonical base64 of 1 to `maxBytes` bytes. The length is bounded in characters (4 per 3
- * bytes), so a caller that must tell "too large" apart (E_FILE_TOO_LARGE) checks the decoded
- * length itself; up to two bytes past `maxBytes` fit in the last group of four.
+ * Canonical base64 of `minBytes` (1 or 0) to `maxBytes` bytes. The length is bounded in
+ * characters (4 per 3 bytes), so a caller that must tell "too large" apart (E_FILE_TOO_LARGE)
+ * checks the decoded length itself; up to two bytes past `maxBytes` fit in the last group of
+ * four. A file chunk takes 0 (`""`): its length is checked against its manifest (E_BAD_CHUNK).
  */
-export function base64Bytes(maxBytes: number) {
+export function base64Bytes(maxBytes: number, minBytes: 0 | 1 = 1) {
   return z
     .string()
-    .min(4, { message: 'expected base64 of at least one byte', abort: true })
+    .min(minBytes * 4, { message: 'expected base64 of at least one byte', abort: true })
     .max(Math.ceil(maxBytes / 3) * 4, {
       message: `expected at most ${maxBytes} bytes`,
       abort: true,

@@ -30,7 +30,7 @@ export const Manifest = FileRef.omit({ id: true }).extend({
 export type Manifest = z.infer<typeof Manifest>;
 
 /** A chunk's bytes, canonical base64 (a file has at least one byte, so each chunk has). */
-const ChunkData = base64Bytes(FILE_LIMITS.chunkBytes);
+const ChunkData = base64Bytes(FILE_LIMITS.chunkBytes, 0);
 const Index = z.number().int().min(0);
 const FileOf = z.object({ channelId: Uuid, fileId: FileId });
 
