@@ -153,7 +153,7 @@ export class HostService {
   /** Pushes a message newly in the primary copy to its subscribers (encoded once). */
   publish(message: StoredMessage, except?: MemberConn): void {
     const subs = this.subscribers.get(message.channelId);
-    if (!subs || subs.size === 0) return;
+    if (!subs || subs.size === 0) return this.channelChanged(message);
     // Each form is encoded once, when a link that takes it is here: compact links (§3.11) get an
     // `m` frame, the others the full `message` event.
     let full: Pushed | undefined;
@@ -174,6 +174,19 @@ export class HostService {
       msg: message.id,
       recipients: n,
     });
+    this.channelChanged(message);
+  }
+
+  /**
+   * After a `channel` item reached the subscribers (the removed member and the visitors
+   * included), whoever may no longer read gets no more: whichever way it came here (made on this
+   * peer, posted by the owner's other peer over P2P, pushed or synced from the server).
+   */
+  private channelChanged(m: StoredMessage): void {
+    if (m.kind !== 'channel' || !m.change) return;
+    if (m.change.deleted) return this.channelDeleted(m.channelId);
+    if (m.change.remove) this.memberLeft(m.channelId, m.change.remove);
+    if (m.change.allowVisitors === false) this.keepReaders(m.channelId);
   }
 
   /**
@@ -322,7 +335,7 @@ export class HostService {
    * The channel changed (a `channel` item): a link that may no longer read it (a visitor's, or a
    * non-member's, once it stops allowing visitors) gets no more of it (PROTOCOL.md §2.2).
    */
-  keepReaders(channelId: string): void {
+  private keepReaders(channelId: string): void {
     const subs = this.subscribers.get(channelId);
     for (const c of [...(subs ?? [])]) {
       try {

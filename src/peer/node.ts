@@ -1163,11 +1163,8 @@ export class PeerNode {
       // Into the primary copy at once; pending until the server holds its backup.
       const r = this.store.hostAccept(m, 'pending');
       if (r instanceof HchatError) throw r;
+      // Pushed to its members; a channel item then ends the links that may no longer read it.
       this.hostService.publish(r.message);
-      // A removed member's links stop getting this channel (after the removal reached them).
-      if (m.change?.remove) this.hostService.memberLeft(channelId, m.change.remove);
-      if (m.change?.deleted) this.hostService.channelDeleted(channelId);
-      else if (m.change?.allowVisitors === false) this.hostService.keepReaders(channelId);
     } else {
       this.store.addPending(m);
     }

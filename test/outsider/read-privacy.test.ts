@@ -788,6 +788,34 @@ describe("a host's P2P link", () => {
   });
 });
 
+describe('a host, when its owner closes the channel from another session', () => {
+  it('stops pushing to a visitor even when the change came over P2P, not from the host itself', async () => {
+    // Found in review: the host ended visitors' links only for changes made on the host peer; the
+    // owner's other session (a second device) posting the item to the host left them subscribed.
+    const srv = await startServer();
+    const alice = await peerUser(srv, 'alice');
+    const ch = (await alice.api('POST', '/api/channels', { name: 'room', allowVisitors: true }))
+      .body.id as string;
+    const other = await registerLogin(srv, 'alice', 'pw-alice'); // the owner's second session
+    const v = await visitor(srv, 'Guest');
+    const vl = await p2pConnect(alice.p2pPort, v);
+    const ol = await p2pConnect(alice.p2pPort, other);
+    const seenV = tap(vl.c);
+    expect((await vl.c.req('subscribe', { channelIds: [ch] })).body?.channelIds).toEqual([ch]);
+    const change = makeItem(signer(other), ch, {
+      kind: 'channel',
+      body: { change: { allowVisitors: false } },
+    });
+    expect((await ol.c.req('post', { message: change })).error).toBeUndefined();
+    await sleep(500);
+    const mv = seenV().length;
+    const said = makeItem(signer(other), ch, { body: { text: 'okapi members only' } });
+    expect((await ol.c.req('post', { message: said })).error).toBeUndefined();
+    await sleep(800);
+    expect(seenV().slice(mv)).not.toContain('members only');
+  });
+});
+
 const q = (s: string) => encodeURIComponent(s);
 const found = (r: { body: any }): string[] =>
   (r.body?.results ?? []).map((x: any) => String(x.message?.text ?? ''));
