@@ -153,8 +153,13 @@ export class Sessions {
     }
     if (!s.publicKey) throw new HchatError('E_SESSION_INVALID', 'session predates key renewal');
     await this.d.presence.loadUser(s.username);
-    // A visitor takes its name again: it may come from an instance that died or closed.
-    if (s.role === 'visitor') await this.d.accounts.claimVisitorName(s.sessionId, s.username);
+    // A visitor takes its name again: it may come from an instance that died or closed. Taken
+    // by another visitor meanwhile, the session is over (the peer enters anew, PROTOCOL §3.3).
+    if (s.role === 'visitor')
+      await this.d.accounts.claimVisitorName(s.sessionId, s.username).catch((err: unknown) => {
+        if (!(err instanceof HchatError) || err.code !== 'E_NAME_TAKEN') throw err;
+        throw new HchatError('E_SESSION_INVALID', 'another visitor took this name meanwhile');
+      });
     try {
       // Checked again after the awaits: a twin may have attached, a logout revoked it meanwhile.
       if (conn.session) throw new HchatError('E_ALREADY_AUTHENTICATED');
