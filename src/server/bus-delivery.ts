@@ -29,7 +29,7 @@ export interface BusDeliveryDeps {
   sessions: Pick<Sessions, 'revoked'>;
   /** The REST API's gateway (api/gateway.ts): revocations end its sessions, members are news. */
   gateway: {
-    tokenRevoked(tokenId: string): void;
+    tokenRevoked(tokenId: string, revokedAt?: number): void;
     memberChanged(e: Extract<BusEvent, { kind: 'member_joined' | 'member_left' }>): void;
   };
   tracker: Pick<TrackerService, 'busEvent' | 'control'>;
@@ -104,7 +104,7 @@ export class BusDelivery {
         d.gateway.memberChanged(e);
         return;
       case 'token_revoked':
-        d.gateway.tokenRevoked(e.tokenId);
+        d.gateway.tokenRevoked(e.tokenId, e.revokedAt);
         return;
       case 'nat_signal':
         // Ours went to our own connections directly; another instance's may be for one here.

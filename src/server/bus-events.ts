@@ -89,6 +89,8 @@ export const SessionRevokedEvent = z.object({
 export const TokenRevokedEvent = z.object({
   kind: z.literal('token_revoked'),
   tokenId: z.string().min(1).max(64),
+  /** When it was revoked (what its keys signed after is refused); absent: when heard. */
+  revokedAt: z.number().int().min(0).optional(),
 });
 
 /**

@@ -18,8 +18,14 @@ export interface RevocationsDeps {
   sessionOf(cert: string): string | undefined;
 }
 
-/** A certificate made for an API token's key (POST /keys) names the token (`tok_…`). */
-const isTokenId = (sid: string) => sid.startsWith('tok_');
+/**
+ * A certificate made for an API token's key (POST /keys) names the token: `tok_` and 22
+ * base64url characters (token-service.ts). A session id is 22 characters in all: never one.
+ */
+const isTokenId = (sid: string) => /^tok_[A-Za-z0-9_-]{22}$/.test(sid);
+
+/** Revocations and "live when read" kept at most (the oldest go first). */
+const KEPT = 100_000;
 
 /** Sessions' revocation times, read once from the store per session and learnt as they happen. */
 export class Revocations {
@@ -40,8 +46,7 @@ export class Revocations {
         ? (await this.d.tokens?.getToken(sid))?.revokedAt
         : (await this.d.store.getSession(sid))?.revokedAt) ?? null;
     if (this.at.has(sid)) return;
-    if (this.at.size >= 100_000) this.at.delete(this.at.keys().next().value!);
-    this.at.set(sid, at);
+    this.keep(sid, at);
   }
 
   /**
@@ -58,7 +63,14 @@ export class Revocations {
 
   /** A session (or an API token) was revoked (here, or on another instance): known at once. */
   revoked(sessionId: string, at: number): void {
-    this.at.set(sessionId, at);
+    this.keep(sessionId, at);
+  }
+
+  /** Sets one entry, forgetting the oldest past KEPT (forgotten: read again on next use). */
+  private keep(sid: string, at: number | null): void {
+    this.at.delete(sid);
+    if (this.at.size >= KEPT) this.at.delete(this.at.keys().next().value!);
+    this.at.set(sid, at);
   }
 
   /** True when this instance knows the session revoked (a resume racing a logout). */

@@ -306,9 +306,9 @@ export class CentralServer {
       sessions: this.sessions,
       // Built after the services (startRestApi): reached through the field.
       gateway: {
-        tokenRevoked: (id) => {
-          // What its keys sign from now on is refused (keys certified through POST /keys).
-          this.revocations.revoked(id, Date.now());
+        tokenRevoked: (id, at) => {
+          // What its keys signed after is refused (keys certified through POST /keys).
+          this.revocations.revoked(id, at ?? Date.now());
           this.gateway?.revoked(id);
         },
         memberChanged: (e) => this.gateway?.memberChanged(e),

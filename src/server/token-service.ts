@@ -121,7 +121,7 @@ export class TokenService {
     if (!(await this.d.tokens.revokeToken(b.id, s.username, now)))
       throw new HchatError('E_NOT_FOUND', 'no such live token of yours');
     this.d.log.write('token_revoke', { owner: s.username, token: b.id });
-    this.d.bus.publish({ kind: 'token_revoked', tokenId: b.id });
+    this.d.bus.publish({ kind: 'token_revoked', tokenId: b.id, revokedAt: now });
     return {};
   }
 
