@@ -292,17 +292,20 @@ export class ChannelService {
    * holds them (the same turn), else from the store.
    */
   private async membersOnly(channelId: string): Promise<void> {
-    const subs = this.subscribers.get(channelId);
-    if (subs?.size) {
-      const members = this.memberCache.get(channelId) ?? (await this.members(channelId));
-      for (const c of [...subs]) {
-        const s = c.session;
-        if (s?.role === 'user' && members.has(s.username.toLowerCase())) continue;
-        subs.delete(c);
-        c.subs.delete(channelId);
-      }
-    }
+    const drop = (c: Conn) => {
+      this.subscribers.get(channelId)?.delete(c);
+      c.subs.delete(channelId);
+    };
+    // Visitors at once (no member list needed), users once the members are known.
+    for (const c of [...(this.subscribers.get(channelId) ?? [])])
+      if (c.session?.role !== 'user') drop(c);
     this.d.closedToVisitors?.(channelId);
+    if (!this.subscribers.get(channelId)?.size) return;
+    const members = this.memberCache.get(channelId) ?? (await this.members(channelId));
+    for (const c of [...(this.subscribers.get(channelId) ?? [])]) {
+      const s = c.session;
+      if (s?.role !== 'user' || !members.has(s.username.toLowerCase())) drop(c);
+    }
   }
 
   /**
