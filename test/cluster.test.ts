@@ -290,6 +290,15 @@ describe('three server instances on PostgreSQL and NATS', () => {
     expect((await visit(0, 'pilgrim')).got).toBe('E_NAME_TAKEN');
     expect((await back.req('logout', {})).error).toBeUndefined();
     expect((await visit(0, 'pilgrim')).got).toBe('entered');
+    // A look-alike of an account registered through the other instance, after this one started
+    // (found in review: only this instance's own registrations were looked at).
+    const { c: reg } = await serverHello(at(1));
+    opened.push(reg);
+    expect(
+      (await reg.req('register', { username: 'mallet7', password: 'pw-mallet7' })).error,
+    ).toBeUndefined();
+    expect((await visit(0, 'rnallet7')).got).toBe('E_NAME_TAKEN');
+    expect((await visit(0, 'Mallet7')).got).toBe('E_NAME_TAKEN');
     for (const c of opened) c.close();
   });
 });

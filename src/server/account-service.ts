@@ -190,7 +190,10 @@ export class AccountService {
       expiresAt: now + this.nameLeaseMs,
     };
     if (!(await this.store.claimVisitorName(lease, now)))
-      throw new HchatError('E_NAME_TAKEN', 'that name is or looks like a visitor present now');
+      throw new HchatError(
+        'E_NAME_TAKEN',
+        'that name is or looks like an account or a visitor present now',
+      );
     this.leased.add(sessionId);
   }
 

@@ -23,6 +23,12 @@ export class PgVisitorNames {
     const keys = [...new Set(lease.keys)].sort();
     try {
       await this.transaction(async (client) => {
+        // An account's name (registered through any instance) is never a visitor's either.
+        const account = await client.query(
+          'SELECT 1 FROM user_name_keys WHERE key = ANY($1::text[]) LIMIT 1',
+          [keys],
+        );
+        if (account.rowCount) throw new Taken();
         for (const key of keys) {
           const r = await client.query(
             `INSERT INTO visitor_names (key, session_id, instance, expires_at)
