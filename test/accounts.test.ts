@@ -6,7 +6,7 @@ import { addressPrefix } from '../src/server/address-prefix.js';
 import { LoginGuard } from '../src/server/login-guard.js';
 import { AccountService } from '../src/server/account-service.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
-import { lookAlikeKeys } from '../src/server/name-index.js';
+import { lookAlikeKeys } from '../src/shared/look-alike.js';
 import { ScryptQueue } from '../src/server/scrypt-queue.js';
 
 describe('accounts', () => {

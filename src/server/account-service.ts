@@ -13,7 +13,8 @@ import type { ServerStore, UserRecord } from '../store/server-store.js';
 import { hashPassword, verifyPassword } from './accounts.js';
 import { addressPrefix, type PrefixBits } from './address-prefix.js';
 import { LoginGuard, type LoginGuardLimits } from './login-guard.js';
-import { lookAlikeKeys, NameIndex } from './name-index.js';
+import { lookAlikeKeys } from '../shared/look-alike.js';
+import { NameIndex } from './name-index.js';
 import { ScryptQueue, type ScryptQueueLimits } from './scrypt-queue.js';
 
 /** The stored "hash" of a bot's account: never a scrypt hash, so no password matches it. */

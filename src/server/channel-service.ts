@@ -301,7 +301,7 @@ export class ChannelService {
       if (c.session?.role !== 'user') drop(c);
     this.d.closedToVisitors?.(channelId);
     if (!this.subscribers.get(channelId)?.size) return;
-    const members = this.memberCache.get(channelId) ?? (await this.members(channelId));
+    const members = await this.members(channelId);
     for (const c of [...(this.subscribers.get(channelId) ?? [])]) {
       const s = c.session;
       if (s?.role !== 'user' || !members.has(s.username.toLowerCase())) drop(c);

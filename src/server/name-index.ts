@@ -10,8 +10,6 @@
 import { HchatError } from '../protocol/errors.js';
 import { lookAlikeKeys } from '../shared/look-alike.js';
 
-export { lookAlikeKeys, skeleton } from '../shared/look-alike.js';
-
 /** Registered usernames, by look-alike key. */
 export class NameIndex {
   private readonly users = new Map<string, string>();

@@ -9,6 +9,7 @@
 import { HchatError } from '../protocol/errors.js';
 import type { ServerStore } from '../store/server-store.js';
 import type { ApiTokenStore } from '../store/api-token-store.js';
+import { isTokenId } from './token-service.js';
 
 export interface RevocationsDeps {
   store: Pick<ServerStore, 'getSession'>;
@@ -17,12 +18,6 @@ export interface RevocationsDeps {
   /** The session id a certificate the server signed names, or undefined. */
   sessionOf(cert: string): string | undefined;
 }
-
-/**
- * A certificate made for an API token's key (POST /keys) names the token: `tok_` and 22
- * base64url characters (token-service.ts). A session id is 22 characters in all: never one.
- */
-const isTokenId = (sid: string) => /^tok_[A-Za-z0-9_-]{22}$/.test(sid);
 
 /** Revocations and "live when read" kept at most (the oldest go first). */
 const KEPT = 100_000;

@@ -19,8 +19,16 @@ import type { TokenSigner } from './accounts.js';
 import type { Session } from './conn.js';
 import type { EventBus } from './bus.js';
 
-/** A token string: `tok_` + 22 base64url characters (its id), a dot, 43 (its secret). */
-const TOKEN_RE = /^(tok_[A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+/** A token's id: `tok_` + 22 base64url characters (a session id is 22 characters in all). */
+const TOKEN_ID = 'tok_[A-Za-z0-9_-]{22}';
+/** A token string: its id, a dot, 43 base64url characters (its secret). */
+const TOKEN_RE = new RegExp(`^(${TOKEN_ID})\\.([A-Za-z0-9_-]{43})$`);
+const TOKEN_ID_RE = new RegExp(`^${TOKEN_ID}$`);
+
+/** True for a token's id (what a key certificate made through POST /keys names as its `sid`). */
+export function isTokenId(id: string): boolean {
+  return TOKEN_ID_RE.test(id);
+}
 /** Compared against when the token is unknown, so that path hashes and compares too. */
 const NO_HASH = Buffer.alloc(32);
 

@@ -6,7 +6,8 @@
  * or bytes after its end are refused; so are the dimensions a caller does not want (a small file
  * declaring 65535×65535 pixels makes every viewer's browser try to decode gigabytes).
  *
- * Pure: no I/O, no allocation beyond the answer (the PNG walk checks each chunk's CRC-32).
+ * Pure: no I/O; it reads the bytes where they are, copying none (the PNG walk checks each
+ * chunk's CRC-32).
  */
 import zlib from 'node:zlib';
 

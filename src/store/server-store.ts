@@ -99,7 +99,7 @@ export interface ChannelPage {
 
 /**
  * A visitor's hold on its name, deployment-wide (PROTOCOL.md §3.3 `visitor`): the look-alike keys
- * of the name (server/name-index.ts), held for one session by the instance it is on, until
+ * of the name (shared/look-alike.ts), held for one session by the instance it is on, until
  * `expiresAt` unless that instance renews it.
  */
 export interface VisitorNameLease {
