@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
@@ -35,6 +36,29 @@ function ffmpeg(args: string[]): {
  * ffmpeg sending `seconds` of testsrc (VP8) and a sine (Opus) as RTP to a local port; as SRTP
  * under `srtpKey` (base64 key ‖ salt) when given.
  */
+/** An even port p with p..p+3 free for UDP (video RTP and RTCP, audio RTP and RTCP), below
+ * the ephemeral range (32768 and up here) so no socket another test opens meanwhile takes one. */
+async function freeSinkPorts(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const p = 20000 + Math.floor(Math.random() * 5000) * 2;
+    const socks: dgram.Socket[] = [];
+    let ok = true;
+    for (let i = 0; i < 4 && ok; i++) {
+      const s = dgram.createSocket('udp4');
+      ok = await new Promise<boolean>((resolve) => {
+        s.once('error', () => resolve(false));
+        s.bind(p + i, '0.0.0.0', () => resolve(true));
+      });
+      socks.push(s);
+    }
+    await Promise.all(
+      socks.map((s) => new Promise<void>((r) => s.close(() => r())).catch(() => {})),
+    );
+    if (ok) return p;
+  }
+  throw new Error('no four free UDP ports found');
+}
+
 function feed(port: number, seconds: number, srtpKey?: string) {
   const scheme = srtpKey ? 'srtp' : 'rtp';
   const url = `${scheme}://127.0.0.1:${port}?pkt_size=1200&rtcpport=${port}`;
@@ -114,7 +138,7 @@ describe('ffmpeg interop', () => {
 
     // The last viewer exports what it receives; ffmpeg reads it with the SDP we hand out.
     const dir = net.dir;
-    const sinkPort = 40000 + Math.floor(Math.random() * 10000) * 2;
+    const sinkPort = await freeSinkPorts();
     // The SDP can be had before the forward starts (ffmpeg is started first, then the forward).
     const sdpRes = await fetch(
       new URL(`/api/streams/${streamId}/sdp?port=${sinkPort}`, viewers[9]!.uiUrl),
@@ -201,7 +225,7 @@ describe('ffmpeg interop', () => {
     const plain = feed(ingestPort, 1);
     expect((await plain.done).code).toBe(0);
     // The viewer exports as SRTP: the keys are in the SDP, which ffmpeg reads.
-    const sinkPort = 40000 + Math.floor(Math.random() * 10000) * 2;
+    const sinkPort = await freeSinkPorts();
     const fwd = await viewer.call('POST', `/api/streams/${streamId}/forward`, {
       host: '127.0.0.1',
       port: sinkPort,
