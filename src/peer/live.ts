@@ -67,8 +67,11 @@ export interface LiveDeps {
   channel(id: string): Channel | undefined;
   /** Whether a user is a member, when this peer hosts the channel (its own list); else undefined. */
   hostedMember(channelId: string, username: string): boolean | undefined;
-  /** Whether the owner removed a user from a channel this peer hosts (never a reader again). */
-  hostedRemoved(channelId: string, username: string): boolean;
+  /**
+   * Whether the owner removed a user from the channel (never a reader again), by the owner's
+   * signed channel items this peer holds: hosted here or only joined.
+   */
+  removed(channelId: string, username: string): boolean;
   /** The channel's members as the server has them. */
   members(channelId: string): Promise<string[]>;
   /** The tracker list as last heard. */
@@ -561,7 +564,7 @@ export class LiveService {
     const c = this.deps.channel(channelId);
     if (!c) return false;
     // Removed by the owner: not even a channel that allows visitors is watched by that account.
-    if (who.role === 'user' && this.deps.hostedRemoved(channelId, who.username)) return false;
+    if (who.role === 'user' && this.deps.removed(channelId, who.username)) return false;
     if (c.allowVisitors) return true;
     if (who.role !== 'user') return false;
     const name = who.username.toLowerCase();

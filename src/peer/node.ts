@@ -303,7 +303,7 @@ export class PeerNode {
       channel: (id) => this.readableChannel(id),
       hostedMember: (id, username) =>
         this.isHostedHere(id) ? this.store.isMember(id, username) : undefined,
-      hostedRemoved: (id, username) => this.isHostedHere(id) && this.store.isRemoved(id, username),
+      removed: (id, username) => this.store.isRemoved(id, username),
       members: async (id) =>
         (await this.requireAuthed().request('members', { channelId: id })).members,
       entries: () => this.sources.list(),
@@ -453,7 +453,16 @@ export class PeerNode {
       if (m?.files && (m.kind ?? 'message') === 'message' && this.isHostedHere(m.channelId))
         this.files.keep(m.channelId, m.author, m.files);
     }
-    if (items.some((i) => i.kind === 'channel')) this.channelsChanged();
+    const changed = new Set(items.filter((i) => i.kind === 'channel').map((i) => i.channelId));
+    if (changed.size === 0) return;
+    this.channelsChanged();
+    // A streamer that does not host the channel learns of the owner's changes here (a host
+    // applies them as it publishes, host-service.ts): viewers that may no longer read it leave.
+    for (const id of changed)
+      if (!this.isHostedHere(id))
+        this.live
+          .keepWatchers(id)
+          .catch((err: unknown) => console.error('hchat peer: ending viewers failed:', err));
   }
 
   /** The logged-in account's name (E_AUTH_REQUIRED when nobody is logged in). */

@@ -4,7 +4,7 @@
  */
 import dgram from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { waitFor, type TestPeer } from '../testnet.js';
+import { createTestnet, signIn, waitFor, type TestPeer } from '../testnet.js';
 import { RawViewer, liveStage, nackBytes, openViewerLink } from './stream-kit.js';
 import { STREAM_LIMITS } from '../../src/shared/limits.js';
 
@@ -113,6 +113,57 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
     const before = await frames();
     await sleep(2000);
     expect((await frames()) - before).toBe(0);
+  });
+
+  it('a member streaming in a channel it does not host stops feeding those the owner shuts out', async () => {
+    // The streamer is a member, not the host: it learns of the owner's changes from the
+    // channel's items as they reach it, and must apply them to its viewers as a host does.
+    const net = await createTestnet();
+    const owner = await net.addPeer('owner');
+    await signIn(owner, 'owner');
+    const c = await owner.call('POST', '/api/channels', { name: 'live', allowVisitors: true });
+    const channelId = c.body.id as string;
+    const [streamer, member] = [await net.addPeer('streamer'), await net.addPeer('member')];
+    for (const [p, name] of [
+      [streamer, 'streamer'],
+      [member, 'member'],
+    ] as const) {
+      await signIn(p, name);
+      expect((await p.call('POST', `/api/channels/${channelId}/join`)).status).toBe(200);
+    }
+    const live = await streamer.call('POST', `/api/channels/${channelId}/streams`, {
+      source: 'synthetic',
+      fps: 30,
+      bitrateKbps: 400,
+    });
+    expect(live.status).toBe(201);
+    const streamId = live.body.streamId as string;
+    await waitFor(
+      async () => (await member.call('POST', `/api/streams/${streamId}/watch`)).status === 200,
+      10_000,
+      'watch',
+    );
+    const guest = await RawViewer.watch(net, 'streamer', streamId, { name: 'guest', channelId });
+    try {
+      const frames = async () => (await stats(member, streamId)).framesComplete as number;
+      await waitFor(async () => (await frames()) > 30, 15_000, 'the member to receive video');
+      await waitFor(() => guest.videoSeqs.length >= 60, 15_000, 'the guest to receive video');
+      // The owner removes the member, then closes the channel to visitors.
+      expect((await owner.call('DELETE', `/api/channels/${channelId}/members/member`)).status).toBe(
+        200,
+      );
+      expect(
+        (await owner.call('PATCH', `/api/channels/${channelId}`, { allowVisitors: false })).status,
+      ).toBe(200);
+      await sleep(1500);
+      const [memberBefore, guestBefore] = [await frames(), guest.uniqueBytes];
+      await sleep(2000);
+      expect((await frames()) - memberBefore, 'frames to the removed member').toBe(0);
+      expect(guest.uniqueBytes - guestBefore, 'bytes to the visitor').toBe(0);
+      expect((await stats(streamer, streamId)).framesSent).toBeGreaterThan(0);
+    } finally {
+      guest.close();
+    }
   });
 
   it('refuses RTCP larger than a datagram, and NACKs for a stream the viewer does not receive', async () => {

@@ -53,14 +53,17 @@ export async function openViewerLink(
 export async function openViewerSession(
   net: Testnet,
   streamer: string,
-  how: { username: string; password: string } | { name: string },
+  how: ({ username: string; password: string } | { name: string }) & { channelId?: string },
 ): Promise<{ link: HostLink; session: RawSession }> {
   const raw = await net.rawLink();
-  const s = await rawSession(raw, how);
-  // The tracker shows a session only the streamers of channels it reads (PROTOCOL.md §3.5).
+  const { channelId, ...who } = how;
+  const s = await rawSession(raw, who);
+  // The tracker shows a session only the streamers of channels it reads (PROTOCOL.md §3.5):
+  // the streamer's own, or the one named (where the streamer is a member).
   const { channels } = await raw.request('directory', {});
   for (const c of channels)
-    if (c.owner === streamer) await raw.request('channel_join', { channelId: c.id });
+    if (c.owner === streamer || c.id === channelId)
+      await raw.request('channel_join', { channelId: c.id });
   const entry = (await raw.request('get_list', {})).peers.find(
     (e: TrackerEntry) => e.username === streamer,
   );
@@ -146,7 +149,7 @@ export class RawViewer {
     net: Testnet,
     streamer: string,
     streamId: string,
-    how: { username: string; password: string } | { name: string },
+    how: ({ username: string; password: string } | { name: string }) & { channelId?: string },
   ): Promise<RawViewer> {
     const { link, session } = await openViewerSession(net, streamer, how);
     const v = new RawViewer(link, session, streamId);
