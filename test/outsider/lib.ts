@@ -224,7 +224,16 @@ export class Raw {
     // PROTOCOL.md §1.1: TLS 1.3; this client accepts any key (it pins nothing).
     this.sock = tls.connect({ host, port, ...opts, rejectUnauthorized: false });
     this.sock.on('error', () => {});
-    this.closeP = new Promise((r) => this.sock.on('close', () => ((this.closed = true), r())));
+    this.closeP = new Promise((r) =>
+      this.sock.on('close', () => {
+        this.closed = true;
+        // No answer can come any more: say so now rather than at each request's timeout.
+        for (const [id, w] of [...this.waiters])
+          w({ t: 'res', id, error: { code: 'CLOSED_LOCAL' } });
+        this.waiters.clear();
+        r();
+      }),
+    );
     this.sock.on('data', (d) => {
       this.bytesIn += d.length;
       this.buf = Buffer.concat([this.buf, d]);
@@ -277,6 +286,8 @@ export class Raw {
         resolve({ t: 'res', id, error: { code: 'TIMEOUT_LOCAL' } });
       }, ms);
       this.waiters.set(id, (f) => (clearTimeout(t), resolve(f)));
+      if (this.closed)
+        return this.waiters.get(id)!({ t: 'res', id, error: { code: 'CLOSED_LOCAL' } });
       this.send({ t: 'req', id, op, body });
     });
   }
