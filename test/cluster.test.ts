@@ -301,4 +301,29 @@ describe('three server instances on PostgreSQL and NATS', () => {
     expect((await visit(0, 'Mallet7')).got).toBe('E_NAME_TAKEN');
     for (const c of opened) c.close();
   });
+  it("a visitor resumed on another instance within its grace is not ended by the first one's grace timer", async () => {
+    const { at } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
+    const { c: first } = await serverHello(at(0));
+    const v = await first.req('visitor', { name: 'rambler', publicKey: newKey().pk });
+    expect(v.error).toBeUndefined();
+    // Its connection to instance 0 drops; its peer comes back through instance 1 at once.
+    first.close();
+    const { c: back } = await serverHello(at(1));
+    expect((await back.req('resume', { token: v.body.token })).error).toBeUndefined();
+    // Instance 0's grace runs out: the session lives on where it is.
+    await sleep(3000);
+    expect(back.closed).toBe(false);
+    expect((await back.req('directory', {})).error).toBeUndefined();
+    const { c: third } = await serverHello(at(0));
+    expect((await third.req('resume', { token: v.body.token })).error).toBeUndefined();
+    third.close();
+    back.close();
+    // Gone from both: its grace (on instance 1 now) ends it.
+    await sleep(3000);
+    const { c: late } = await serverHello(at(0));
+    expect((await late.req('resume', { token: v.body.token })).error?.code).toBe(
+      'E_SESSION_INVALID',
+    );
+    late.close();
+  });
 });

@@ -479,7 +479,12 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(await store.claimVisitorName(lease(['rover'], 'v1', 'A'), 0)).toBe(true);
     // Another session, any instance: refused while the lease runs; the same session: taken again.
     expect(await store.claimVisitorName(lease(['rover'], 'v2', 'B'), 10)).toBe(false);
+    expect(await store.visitorNameHolder('v1', 10)).toBe('A');
     expect(await store.claimVisitorName(lease(['rover'], 'v1', 'B', 2000), 10)).toBe(true);
+    // The holder is where the session was taken last (a resume moves it), while its lease runs.
+    expect(await store.visitorNameHolder('v1', 10)).toBe('B');
+    expect(await store.visitorNameHolder('v1', 2000)).toBeUndefined();
+    expect(await store.visitorNameHolder('nobody', 10)).toBeUndefined();
     // All keys or none: 'x' stays free when 'rover' is refused.
     expect(await store.claimVisitorName(lease(['x', 'rover'], 'v3', 'A'), 10)).toBe(false);
     expect(await store.claimVisitorName(lease(['x'], 'v4', 'A'), 10)).toBe(true);

@@ -206,6 +206,13 @@ program
   )
   .addOption(
     opt(
+      '--visitor-grace-ms <ms>',
+      'how long a visitor session whose connection closed stays resumable (default 60000)',
+      'HCHAT_VISITOR_GRACE_MS',
+    ).argParser(parseMs),
+  )
+  .addOption(
+    opt(
       '--max-tracker-entries-per-address <n>',
       'tracker entries (announced peer sessions) from one address prefix at once (default 256)',
       'HCHAT_MAX_TRACKER_ENTRIES_PER_ADDRESS',
@@ -343,6 +350,7 @@ program
       verifyThreads?: number;
       maxRegistrationsPerAddress?: number;
       maxVisitorsPerAddress?: number;
+      visitorGraceMs?: number;
       maxTrackerEntriesPerAddress?: number;
       maxUnauthenticatedPerAddress?: number;
       maxUnauthenticated?: number;
@@ -417,6 +425,7 @@ program
         verifyThreads: o.verifyThreads,
         maxRegistrationsPerAddress: o.maxRegistrationsPerAddress,
         maxVisitorsPerAddress: o.maxVisitorsPerAddress,
+        visitorGraceMs: o.visitorGraceMs,
         maxTrackerEntriesPerAddress: o.maxTrackerEntriesPerAddress,
         maxUnauthenticatedPerAddress: o.maxUnauthenticatedPerAddress,
         maxUnauthenticated: o.maxUnauthenticated,

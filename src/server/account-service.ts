@@ -29,6 +29,8 @@ export interface AccountLimits {
   registrationWindowMs?: number;
   visitorsPerAddress?: number;
   visitorNameLeaseMs?: number;
+  /** How long a visitor session whose connection closed stays resumable (REGISTRATION_LIMITS). */
+  visitorGraceMs?: number;
 }
 
 /** A session as far as the limits care. */
@@ -262,11 +264,24 @@ export class AccountService {
       if (this.graced.get(s.sessionId)?.timer !== timer) return;
       this.graced.delete(s.sessionId);
       this.uncount(prefix);
-      this.releaseVisitorName(s.sessionId);
-      this.expire?.(s.sessionId);
-    }, REGISTRATION_LIMITS.visitorGraceMs);
+      void this.endUnlessElsewhere(s.sessionId);
+    }, this.limits.visitorGraceMs ?? REGISTRATION_LIMITS.visitorGraceMs);
     timer.unref();
     this.graced.set(s.sessionId, { prefix, timer });
+  }
+
+  /**
+   * A visitor's grace here ran out: the session ends, unless its peer resumed it on another
+   * instance meanwhile (that instance holds its name now, and ends it in its turn). Without an
+   * answer from the store, it ends.
+   */
+  private async endUnlessElsewhere(sessionId: string): Promise<void> {
+    const holder = await this.store.visitorNameHolder(sessionId, Date.now()).catch(() => undefined);
+    // Back here while the store answered: present again, nothing ends.
+    if (this.attached.has(sessionId) || this.graced.has(sessionId)) return;
+    this.releaseVisitorName(sessionId);
+    if (holder !== undefined && holder !== this.instance) return;
+    this.expire?.(sessionId);
   }
 
   /** A session was revoked (through any instance): a visitor's grace here ends now. */

@@ -74,6 +74,8 @@ export interface ServerOptions {
   maxRegistrationsPerAddress?: number;
   /** Live visitor sessions per address prefix (20). */
   maxVisitorsPerAddress?: number;
+  /** How long a visitor session whose connection closed stays resumable, in ms (60 s). */
+  visitorGraceMs?: number;
   /** Connections without a session per address prefix (64). */
   maxUnauthenticatedPerAddress?: number;
   /** Connections without a session in total (1024). */
@@ -141,6 +143,7 @@ export function newAccountService(
       scrypt: o.scrypt,
       registrationsPerAddress: o.maxRegistrationsPerAddress,
       visitorsPerAddress: o.maxVisitorsPerAddress,
+      visitorGraceMs: o.visitorGraceMs,
     },
     usernames,
   );

@@ -232,6 +232,11 @@ export interface ServerStore {
   ): Promise<void>;
   /** Frees the keys `instance` holds for `sessionId` (the visitor left). */
   releaseVisitorName(sessionId: string, instance: string): Promise<void>;
+  /**
+   * The instance whose unexpired lease holds `sessionId`'s name at `now`, or undefined: where the
+   * visitor is present (it moves with a resume on another instance).
+   */
+  visitorNameHolder(sessionId: string, now: number): Promise<string | undefined>;
   /** A cheap round trip: resolves while the store answers (`/ready`). */
   ping(): Promise<void>;
   close(): Promise<void>;

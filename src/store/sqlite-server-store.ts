@@ -418,6 +418,10 @@ export class SqliteServerStore implements ServerStore {
     this.visitorNames.release(sessionId, instance);
   }
 
+  async visitorNameHolder(sessionId: string, now: number): Promise<string | undefined> {
+    return this.visitorNames.holder(sessionId, now);
+  }
+
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
   }

@@ -27,6 +27,12 @@ export class MemoryVisitorNames {
     }
   }
 
+  holder(sessionId: string, now: number): string | undefined {
+    for (const h of this.held.values())
+      if (h.sessionId === sessionId && h.expiresAt > now) return h.instance;
+    return undefined;
+  }
+
   release(sessionId: string, instance: string): void {
     for (const [k, h] of this.held)
       if (h.sessionId === sessionId && h.instance === instance) this.held.delete(k);

@@ -370,6 +370,10 @@ export class PostgresServerStore implements ServerStore {
     return this.visitorNames.release(sessionId, instance);
   }
 
+  visitorNameHolder(sessionId: string, now: number): Promise<string | undefined> {
+    return this.visitorNames.holder(sessionId, now);
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
   }

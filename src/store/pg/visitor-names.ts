@@ -65,6 +65,14 @@ export class PgVisitorNames {
     await this.pool.query('DELETE FROM visitor_names WHERE expires_at <= $1', [now]);
   }
 
+  async holder(sessionId: string, now: number): Promise<string | undefined> {
+    const r = await this.pool.query(
+      'SELECT instance FROM visitor_names WHERE session_id = $1 AND expires_at > $2 LIMIT 1',
+      [sessionId, now],
+    );
+    return (r.rows[0] as { instance: string } | undefined)?.instance;
+  }
+
   async release(sessionId: string, instance: string): Promise<void> {
     await this.pool.query('DELETE FROM visitor_names WHERE session_id = $1 AND instance = $2', [
       sessionId,
