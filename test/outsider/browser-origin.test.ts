@@ -640,4 +640,41 @@ describe('a hostile web page against the local API and web UI', () => {
       authorizedCalls: 0,
     });
   });
+
+  it('what a page could hold of the token opens only what the docs say: a URL key reads by GET until its expiry, 12 h ahead at most; no cookie, query token or key opens a POST (SECURITY.md "No cookie opens anything")', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const get = async (route: string, headers: Record<string, string> = {}) =>
+      (await fetch(peerOrigin + route, { headers })).status;
+    const post = async (route: string, headers: Record<string, string> = {}) =>
+      (
+        await fetch(peerOrigin + route, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ text: 'posted with a URL key' }),
+        })
+      ).status;
+    const msgs = `/api/channels/${channelId}/messages`;
+    const got = {
+      freshKeyGet: await get(`${msgs}?key=${urlKey(token, now + 3600)}`),
+      expiredKeyGet: await get(`${msgs}?key=${urlKey(token, now - 5)}`),
+      keyBeyond12h: await get(`${msgs}?key=${urlKey(token, now + 13 * 3600)}`),
+      keyOtherToken: await get(`${msgs}?key=${urlKey('x'.repeat(43), now + 3600)}`),
+      keyPost: await post(`${msgs}?key=${urlKey(token, now + 3600)}`),
+      keyAsBearerPost: await post(msgs, { authorization: `Bearer ${urlKey(token, now + 3600)}` }),
+      tokenInQueryGet: await get(`${msgs}?token=${token}`),
+      tokenInCookieGet: await get(msgs, { cookie: `token=${token}; api-token=${token}` }),
+      tokenInCookiePost: await post(msgs, { cookie: `token=${token}; hchat=${token}` }),
+    };
+    expect(got).toEqual({
+      freshKeyGet: 200,
+      expiredKeyGet: 401,
+      keyBeyond12h: 401,
+      keyOtherToken: 401,
+      keyPost: 401,
+      keyAsBearerPost: 401,
+      tokenInQueryGet: 401,
+      tokenInCookieGet: 401,
+      tokenInCookiePost: 401,
+    });
+  });
 });
