@@ -629,14 +629,24 @@ describe('a hostile web page against the local API and web UI', () => {
     });
     await popup.waitForTimeout(500);
     const popupText = await popup.locator('body').innerText();
+    // And opened without an opener (no handle for the page, and no opener to tell it by).
+    const [detached] = await Promise.all([
+      ctx.waitForEvent('page'),
+      tab.evaluate((base) => void window.open(`${base}/`, '_blank', 'noopener'), peerOrigin),
+    ]);
+    await detached.waitForLoadState();
+    await detached.waitForTimeout(2000);
+    const detachedText = await detached.locator('body').innerText();
     const fromPopup = peerAnswers.slice(mark).filter((a) => a.auth && a.status < 400);
     await ctx.close();
     expect(await snapshot()).toEqual(before);
     expect({
       loggedInWindow: popupText.includes('secret-room'),
+      loggedInWithoutOpener: detachedText.includes('secret-room'),
       authorizedCalls: fromPopup.length,
     }).toEqual({
       loggedInWindow: false,
+      loggedInWithoutOpener: false,
       authorizedCalls: 0,
     });
   });

@@ -29,6 +29,10 @@ function takeToken(): string {
   let kept = '';
   try {
     if (given !== null) sessionStorage.setItem(STORE, given);
+    // A page of another site opened this window: the browser copied its tab's storage here (the
+    // HTML standard's session storage copy), our token with it, and that page holds a handle on
+    // this window. The token stays behind: this window asks for the ui= address like a new tab.
+    else if (openedByAnotherSite()) sessionStorage.removeItem(STORE);
     kept = sessionStorage.getItem(STORE) ?? '';
   } catch {
     // no storage (a locked-down browser): the token lives as long as the page
@@ -38,6 +42,17 @@ function takeToken(): string {
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
   }
   return given ?? kept;
+}
+
+/** True when this window was opened by a page of another origin (its opener is unreadable). */
+function openedByAnotherSite(): boolean {
+  const opener = window.opener as Window | null;
+  if (!opener) return false;
+  try {
+    return opener.location.origin !== location.origin;
+  } catch {
+    return true;
+  }
 }
 
 /** The headers that open the API: the token, when the page has one. */
