@@ -4,6 +4,7 @@
  * Tests that fail here are places where the running product differs from that contract.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -1052,5 +1053,185 @@ describe('SPEC Appendix: the five synchronization scenarios', () => {
     expect(sorted.map((m) => m.id)).toEqual(hi);
     await Promise.all([H.kill(), X.kill(), Y.kill()]);
     await srv.kill('SIGINT');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('SPEC §11: several instances on PostgreSQL and NATS; --server a:PORT,b:PORT fails over', () => {
+  const db = `hchat_contract_${process.pid}`;
+  const admin = process.env.HCHAT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+  afterAll(async () => {
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await c.end();
+  });
+
+  it('a peer given two instances moves to the second when the first dies, and keeps chatting', async () => {
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    await c.query(`CREATE DATABASE ${db}`);
+    await c.end();
+    const key = crypto
+      .generateKeyPairSync('ed25519')
+      .privateKey.export({ type: 'pkcs8', format: 'pem' });
+    const keyFile = path.join(TOP, 'signing-key.pem');
+    fs.writeFileSync(keyFile, key, { mode: 0o600 });
+    const store = admin.replace(/\/[^/]*$/, `/${db}`);
+    const common = [
+      '--store',
+      store,
+      '--bus',
+      'nats://127.0.0.1:4222',
+      '--bus-namespace',
+      db,
+      '--signing-key',
+      keyFile,
+    ];
+    const s1 = await run([
+      'server',
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--data',
+      path.join(TOP, 'c1'),
+      ...common,
+    ]);
+    const s2 = await run([
+      'server',
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--data',
+      path.join(TOP, 'c2'),
+      ...common,
+    ]);
+    const a1 = SERVER_READY.exec(s1.ready)!;
+    const a2 = SERVER_READY.exec(s2.ready)!;
+    const list = `${a1[1]}:${a1[2]}#${a1[5]},${a2[1]}:${a2[2]}#${a2[5]}`;
+    const [H, X] = await Promise.all([
+      startPeer(path.join(TOP, 'ch'), list),
+      startPeer(path.join(TOP, 'cx'), list),
+    ]);
+    try {
+      const alice = await signUp(H, 'calice');
+      await signUp(X, 'cbob');
+      const ch = (await H.call('POST', '/api/channels', { name: 'scaled', allowVisitors: false }))
+        .body.id;
+      expect((await X.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+      await H.call('POST', `/api/channels/${ch}/messages`, { text: 'before' });
+      await waitFor(async () => (await texts(X, ch)).includes('before'));
+      await s1.kill('SIGKILL');
+      // the host goes offline: bob must now read and post through the surviving instance
+      await H.call('PUT', '/api/status', { status: 'offline' });
+      await waitFor(
+        async () => (await page(X, ch)).source === 'server',
+        20_000,
+        'bob on the server (instance 2)',
+      );
+      const r = await X.call('POST', `/api/channels/${ch}/messages`, {
+        text: 'through instance 2',
+      });
+      expect(r.status).toBe(201);
+      await waitFor(
+        async () =>
+          (await page(X, ch)).messages.find((m) => m.id === r.body.id)?.state === 'delivered',
+        10_000,
+        'delivered by instance 2',
+      );
+      await H.call('PUT', '/api/status', { status: 'online' });
+      await waitFor(
+        async () => (await texts(H, ch)).includes('through instance 2'),
+        15_000,
+        `${alice} gets it`,
+      );
+      expect((await texts(H, ch)).filter((t) => t === 'through instance 2').length).toBe(1);
+    } finally {
+      await Promise.all([H.kill(), X.kill(), s1.kill('SIGKILL'), s2.kill('SIGINT')]);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('SPEC §2 and §5: a clean leave at once, a silent one within the heartbeat bound; an unreachable host', () => {
+  it('tracker: SIGTERM leaves the list at once; a frozen host leaves it in bounded time, members post through the server, nothing lost', async () => {
+    const port = await freePort();
+    const data = path.join(TOP, 'srv5');
+    const srv = await run([
+      'server',
+      '--port',
+      String(port),
+      '--http-port',
+      '0',
+      '--data',
+      data,
+      '--heartbeat-ms',
+      '500',
+      '--peer-timeout-ms',
+      '2000',
+    ]);
+    const tcp = `127.0.0.1:${port}`;
+    let [H, X, Z] = await Promise.all([
+      startPeer(path.join(TOP, 'h5'), tcp),
+      startPeer(path.join(TOP, 'x5'), tcp),
+      startPeer(path.join(TOP, 'z5'), tcp),
+    ]);
+    try {
+      const alice = await signUp(H, 'falice');
+      const bob = await signUp(X, 'fbob');
+      const zed = await signUp(Z, 'fzed');
+      const ch = (await H.call('POST', '/api/channels', { name: 'frozen', allowVisitors: false }))
+        .body.id;
+      expect((await X.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+      expect((await Z.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+      const listed = async (who: string) =>
+        (await X.call('GET', '/api/peers')).body.some((e: any) => e.username === who);
+      await waitFor(() => listed(zed), 5000, 'zed listed');
+      // a clean stop: gone from the list at once
+      const t0 = Date.now();
+      await Z.kill('SIGTERM');
+      await waitFor(async () => !(await listed(zed)), 5000, 'zed gone');
+      expect(Date.now() - t0).toBeLessThan(1500);
+      // a frozen host (no FIN, no heartbeat): unreachable
+      await waitFor(async () => (await page(X, ch)).source === 'host', 8000, 'bob on the host');
+      H.child.kill('SIGSTOP');
+      const r = await X.call('POST', `/api/channels/${ch}/messages`, {
+        text: 'while the host is frozen',
+      });
+      expect(r.status).toBe(201);
+      await waitFor(async () => !(await listed(alice)), 6000, 'the frozen host gone from the list');
+      await waitFor(
+        async () =>
+          (await page(X, ch)).messages.find((m) => m.id === r.body.id)?.state === 'delivered',
+        8000,
+        'delivered through the server',
+      );
+      expect((await page(X, ch)).source).toBe('server');
+      H.child.kill('SIGCONT');
+      await waitFor(
+        async () => (await texts(H, ch)).includes('while the host is frozen'),
+        15_000,
+        'the host gets it',
+      );
+      await waitFor(
+        async () => (await page(X, ch)).source === 'host',
+        15_000,
+        'bob back on the host',
+      );
+      expect((await texts(H, ch)).filter((t) => t === 'while the host is frozen').length).toBe(1);
+      expect((await texts(X, ch)).filter((t) => t === 'while the host is frozen').length).toBe(1);
+      expect(bob).toBeTruthy();
+    } finally {
+      H.child.kill('SIGCONT');
+      await Promise.all([H.kill(), X.kill(), Z.kill()]);
+      await srv.kill('SIGINT');
+    }
   });
 });
