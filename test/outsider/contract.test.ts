@@ -587,6 +587,15 @@ describe('SPEC §10 local API: answers, errors, visitors, events', () => {
     expectError({ status: nope.status, body: await nope.json() }, 401, 'E_API_TOKEN');
   });
 
+  it('text of 4000 characters is accepted (README: text 1–4000 characters), also when they are emoji', async () => {
+    const a = await B.call('POST', `/api/channels/${open.id}/messages`, { text: 'x'.repeat(4000) });
+    expect(a.status, JSON.stringify(a.body)).toBe(201);
+    const e = await B.call('POST', `/api/channels/${open.id}/messages`, {
+      text: '😀'.repeat(4000),
+    });
+    expect(e.status, JSON.stringify(e.body)).toBe(201);
+  });
+
   it('a channel that does not exist is 404 E_CHANNEL_NOT_FOUND for join, read and post (not "join it first")', async () => {
     const ghost = '01a23f22-0000-7000-8000-000000000000';
     expectError(await B.call('POST', `/api/channels/${ghost}/join`), 404, 'E_CHANNEL_NOT_FOUND');
@@ -742,6 +751,43 @@ describe('SPEC §10 local API: answers, errors, visitors, events', () => {
       ),
     ).toBe(true);
     expect(logB.some((r) => r.from?.startsWith(`host:${alice}@127.0.0.1:`))).toBe(true);
+  });
+
+  it('one user on two peers (SPEC §2): both sessions listed, the second device has the same channels and messages', async () => {
+    const B2 = await startPeer(path.join(TOP, 'b2bis'), srv.tcp);
+    try {
+      const l = await B2.call('POST', '/api/login', { username: bob, password: `${bob}-pw` });
+      expect(l.status, JSON.stringify(l.body)).toBe(200);
+      await waitFor(
+        async () =>
+          (await A.call('GET', '/api/peers')).body.filter((e: any) => e.username === bob).length ===
+          2,
+        8000,
+        "two bob sessions in alice's list",
+      );
+      const chans = await waitFor(
+        async () => {
+          const c = await B2.call('GET', '/api/channels');
+          return c.body.some?.((x: any) => x.id === open.id) ? c.body : null;
+        },
+        8000,
+        'the second device lists the joined channel',
+      );
+      expect(chans.find((x: any) => x.id === open.id).hosted).toBe(false);
+      const r = await B2.call('POST', `/api/channels/${open.id}/messages`, {
+        text: 'from my laptop',
+      });
+      expect(r.status).toBe(201);
+      await waitFor(
+        async () => (await texts(B, open.id)).includes('from my laptop'),
+        8000,
+        'seen on the first device',
+      );
+      expect(await texts(B2, open.id)).toContain('m1');
+    } finally {
+      await B2.call('POST', '/api/logout');
+      await B2.kill();
+    }
   });
 
   it('invisible: works normally, but other users see the user as gone (peers, presence, members)', async () => {
