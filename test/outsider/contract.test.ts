@@ -622,6 +622,20 @@ describe('SPEC §10 local API: answers, errors, visitors, events', () => {
     }
   });
 
+  it('a refused visitor entry (409 E_NAME_TAKEN) leaves the current session logged in', async () => {
+    const bad = await B.call('POST', '/api/visitor', { name: alice });
+    expectError(bad, 409, 'E_NAME_TAKEN');
+    const me = await B.call('GET', '/api/me');
+    try {
+      expect(me.status, JSON.stringify(me.body)).toBe(200);
+      expect(me.body.username).toBe(bob);
+    } finally {
+      await B.call('POST', '/api/login', { username: bob, password: `${bob}-pw` });
+      evB = collectEvents(B.ui);
+      await evB.ready;
+    }
+  });
+
   it('visitors: POST /api/visitor, read a channel that allows visitors, never one that does not, write nothing', async () => {
     const evA = collectEvents(A.ui);
     await evA.ready;
