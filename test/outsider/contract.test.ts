@@ -1173,6 +1173,22 @@ describe('SPEC Appendix: the five synchronization scenarios', () => {
     await sees(Y, want, 20_000);
   });
 
+  it('an invisible host: its channel is served by the server (README), the host still gets every message', async () => {
+    expect((await H.call('PUT', '/api/status', { status: 'invisible' })).body).toEqual({
+      status: 'invisible',
+    });
+    await waitFor(async () => (await page(X, ch)).source === 'server', 10_000, 'X on the server');
+    expect((await X.call('GET', '/api/peers')).body.some((e: any) => e.username === alice)).toBe(
+      false,
+    );
+    await post(X, 'to-invisible');
+    await post(H, 'from-invisible');
+    await sees(H, ['to-invisible', 'from-invisible']);
+    await sees(Y, ['to-invisible', 'from-invisible']);
+    expect((await H.call('PUT', '/api/status', { status: 'online' })).status).toBe(200);
+    await waitFor(async () => (await page(X, ch)).source === 'host', 15_000, 'X back on the host');
+  });
+
   it('every replica converges to the same set in the same order, nothing doubled', async () => {
     const [h, x, y] = await Promise.all([
       page(H, ch, '?limit=500'),
