@@ -223,6 +223,7 @@ describe('front-door pieces', () => {
     const g = new LoginGuard(store, {
       failuresPerAccountAddress: 2,
       failuresPerAccountUnknownAddresses: 3,
+      queuedPerKey: 1,
     });
     const limited = (retryAfterMs?: number) =>
       expect.objectContaining({
@@ -245,12 +246,24 @@ describe('front-door pieces', () => {
     expect((await store.loginBudgets(['pair|alice|home'], 60_006, 3600_000)).size).toBe(1);
     await g.succeed(await g.begin('alice', 'home', 60_006), 60_006);
     expect((await store.loginBudgets(['pair|alice|home'], 60_007, 3600_000)).size).toBe(0);
-    // In-flight checks count before they finish.
+    // In-flight checks count before they finish: past inFlightPerKey (2) a login waits its turn,
+    // past queuedPerKey (1 here) it is refused.
     const a = await g.begin('bob', 'x', 0);
     await g.begin('bob', 'x', 0);
+    let third: 'waiting' | 'in' = 'waiting';
+    const waiting = g.begin('bob', 'x', 0).then((t) => ((third = 'in'), t));
     await expect(g.begin('bob', 'x', 0)).rejects.toEqual(limited());
+    await new Promise((r) => setTimeout(r, 50));
+    expect(third).toBe('waiting');
     g.cancel(a);
-    await expect(g.begin('bob', 'x', 0)).resolves.toBeDefined();
+    await expect(waiting).resolves.toBeDefined();
+    // Failures in progress fill the budget: a waiter is refused once they are counted.
+    const c1 = await g.begin('carol', 'y', 60_010);
+    const c2 = await g.begin('carol', 'y', 60_010);
+    const behind = g.begin('carol', 'y', 60_010);
+    await g.fail(c1);
+    await g.fail(c2);
+    await expect(behind).rejects.toEqual(limited());
     // A second guard on the same store (another instance) sees the same locks and known places.
     const other = new LoginGuard(store, {
       failuresPerAccountAddress: 2,

@@ -18,7 +18,9 @@
  * An attempt is counted BEFORE the password hash runs: `begin` reserves it in this instance's
  * memory in every budget (so 60 pipelined guesses cannot all be evaluated before the first
  * failure is recorded), and `succeed` / `fail` settle it. At most `inFlightPerKey` checks run at
- * once per budget and instance.
+ * once per budget and instance; up to `queuedPerKey` more wait their turn (honest users behind one
+ * address logging in at the same moment are let in one after another, not refused), the rest are
+ * refused.
  */
 import { HchatError } from '../protocol/errors.js';
 import { LOGIN_LIMITS, withDefaults } from '../shared/limits.js';
@@ -33,6 +35,8 @@ interface Local {
   inFlight: number;
   /** `begin`s reading the store. */
   reading: number;
+  /** `begin`s waiting for a check in progress here to end (woken by `release`). */
+  waiters: (() => void)[];
   /** The newest budget a failure here wrote, and the tick it was written at. */
   written?: { budget: LoginBudget; tick: number };
 }
@@ -98,6 +102,7 @@ export class LoginGuard {
     // From here to the reservation, one turn: nothing else here runs in between.
     const keys = known ? all.slice(0, 2) : all;
     let wait = 0;
+    let busy: string | undefined;
     for (const { key, limit } of keys) {
       const local = this.local.get(key);
       const since = local?.written && local.written.tick > started ? local.written : undefined;
@@ -110,8 +115,14 @@ export class LoginGuard {
         inFlight > 0 &&
         ((b?.failures ?? 0) + inFlight >= limit || inFlight >= l.inFlightPerKey)
       )
-        wait = Math.max(wait, 1000);
+        busy ??= key;
     }
+    if (wait === 0 && busy !== undefined && this.local.get(busy)!.waiters.length < l.queuedPerKey) {
+      // Its turn comes when a check in progress here ends: then everything is read again.
+      await new Promise<void>((resolve) => this.local.get(busy)!.waiters.push(resolve));
+      return this.begin(account, prefix, Date.now());
+    }
+    if (busy !== undefined) wait = Math.max(wait, 1000);
     if (wait > 0) {
       const s = Math.ceil(wait / 1000);
       throw new HchatError('E_RATE_LIMITED', `too many login attempts; try again in ${s} s`, {
@@ -180,7 +191,7 @@ export class LoginGuard {
 
   private entry(key: string): Local {
     let e = this.local.get(key);
-    if (!e) this.local.set(key, (e = { inFlight: 0, reading: 0 }));
+    if (!e) this.local.set(key, (e = { inFlight: 0, reading: 0, waiters: [] }));
     return e;
   }
 
@@ -188,7 +199,11 @@ export class LoginGuard {
     const e = this.local.get(key);
     if (!e) return;
     e[what] = Math.max(0, e[what] - 1);
-    if (e.inFlight === 0 && e.reading === 0) this.local.delete(key);
+    // Every waiter looks again (one that cannot go yet waits for the next check to end: there is
+    // one in progress then, or it is refused), so none is left waiting with nothing in progress.
+    const waiters = what === 'inFlight' ? e.waiters.splice(0) : [];
+    if (e.inFlight === 0 && e.reading === 0 && e.waiters.length === 0) this.local.delete(key);
+    for (const wake of waiters) wake();
   }
 }
 

@@ -92,6 +92,8 @@ export const LOGIN_LIMITS = {
   forgetAfterMs: 60 * 60_000,
   /** Password checks in progress at once per account, per address prefix and per pair. */
   inFlightPerKey: 2,
+  /** Logins waiting for one of those to end, per budget; more are refused (E_RATE_LIMITED). */
+  queuedPerKey: 16,
   /** Address prefixes remembered per account as ones it logged in from (the newest kept). */
   knownPrefixesPerAccount: 8,
   /**
