@@ -48,7 +48,10 @@ export function messageRoutes(app: FastifyInstance, node: PeerNode): void {
     async (req) => {
       const { id } = parse(IdParam, req.params, 'channel id');
       const q = parse(PageQuery, req.query, 'query');
-      if (q.around !== undefined) return node.actions.around(id, q.around, q.limit);
+      if (q.around !== undefined) {
+        if (!node.readsChannel(id)) throw await node.unreadable(id);
+        return node.actions.around(id, q.around, q.limit);
+      }
       return node.messages(id, q.limit, q.before);
     },
   );

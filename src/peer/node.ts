@@ -637,6 +637,20 @@ export class PeerNode {
     return this.link;
   }
 
+  /**
+   * Why the account cannot read or write `channelId` here: `E_CHANNEL_NOT_FOUND` when the server
+   * says there is no such channel, else `E_NOT_MEMBER` (join it first; also while offline, when
+   * nobody can tell).
+   */
+  async unreadable(channelId: string): Promise<HchatError> {
+    try {
+      await this.requireAuthed().request('members', { channelId });
+    } catch (err) {
+      if (err instanceof HchatError && err.code === 'E_CHANNEL_NOT_FOUND') return err;
+    }
+    return new HchatError('E_NOT_MEMBER');
+  }
+
   private requireAuthed(): ServerLink {
     const link = this.requireLink();
     if (!this.currentSession) throw new HchatError('E_AUTH_REQUIRED');
@@ -1076,7 +1090,7 @@ export class PeerNode {
     before?: string,
   ): Promise<{ messages: ApiMessage[]; source: Source; link?: LinkVia; hasMore: boolean }> {
     const account = this.account;
-    if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (!this.readsChannel(channelId)) throw await this.unreadable(channelId);
     const beforeMsg = before === undefined ? undefined : this.store.getMessage(before);
     if (before !== undefined && (!beforeMsg || beforeMsg.channelId !== channelId)) {
       throw new HchatError('E_NOT_FOUND', 'no such message in this channel');
@@ -1148,7 +1162,7 @@ export class PeerNode {
     body: ItemBody & { kind?: ItemKind; target?: string },
   ): Promise<{ id: string; state: LocalMessage['state'] }> {
     const s = this.requireUser('write in channels');
-    if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
+    if (!this.readsChannel(channelId)) throw await this.unreadable(channelId);
     // Decided before the item is stored: a channel's deletion takes it out of the list at once,
     // yet its host still uploads that last item to the server.
     const hosted = this.isHostedHere(channelId);
