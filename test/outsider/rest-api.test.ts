@@ -765,6 +765,11 @@ describe('REST API v1, attacked from outside', () => {
     await u.c.req('token_revoke', { id: made[0]!.split('.')[0] });
     const again = await u.c.req('token_create', { name: 'again', scopes: ['read'] });
     expect(again.body?.token, JSON.stringify(again)).toBeTruthy();
+    // PROTOCOL §11 `bot_create`: "`E_FORBIDDEN` past 10 bots per user" (one made above).
+    for (let i = 0; i < 9; i++)
+      expect((await u.c.req('bot_create', { username: uname('cb') })).error).toBeUndefined();
+    const eleventh = await u.c.req('bot_create', { username: uname('cb') });
+    expect(eleventh.error?.code, JSON.stringify(eleventh)).toBe('E_FORBIDDEN');
   });
 
   it('a token of some channels cannot widen itself by joining, and a bot token cannot reach a DM', async () => {
@@ -1086,6 +1091,7 @@ describe('hchat bot and budgets, attacked from outside', () => {
     let off = 0;
     let closeCode: number | null = null;
     let frames = 0;
+    let firstPayload: Buffer | undefined;
     while (off + 2 <= buf.length) {
       const op = buf[off]! & 0x0f;
       let len = buf[off + 1]! & 0x7f;
@@ -1099,14 +1105,40 @@ describe('hchat bot and budgets, attacked from outside', () => {
       }
       if (p + len > buf.length) break;
       frames++;
+      if (frames === 1) firstPayload = buf.subarray(p, p + len);
       if (op === 8) closeCode = len >= 2 ? buf.readUInt16BE(p) : 1005;
       off = p + len;
     }
     sock.destroy();
+    // The first frame is `ready`: its session is resumable ("closed (4008, slow consumer): resume";
+    // "keeping its last 1,000 events").
+    const ready = JSON.parse(firstPayload!.toString('utf8'));
+    expect(ready.t).toBe('ready');
+    const again = await openGateway(rt, `?resume=${ready.session}&seq=0`);
+    await again.next((f) => f.t === 'resumed', 8000);
+    const evs = again.frames.filter((f) => f.t === 'event' && f.type === 'message');
+    const resumed = again.frames.find((f) => f.t === 'resumed');
+    expect(evs.length, 'events replayed after the slow-consumer close').toBeGreaterThan(350);
+    expect(resumed.seq).toBe(evs.at(-1).seq);
+    expect(evs.map((f) => f.seq)).toEqual(evs.map((_, i) => i + 1));
+    again.ws.terminate();
     expect(
       closeCode === 4008 || (closedWhilePaused && closeCode === null),
       `slow reader: ${frames} frames (${buf.length} bytes) queued, close code ${closeCode}, closed while paused ${closedWhilePaused}`,
     ).toBe(true);
+    // SECURITY.md Limits: "answers cut to 1 MiB like a page on the wire"; PROTOCOL §3.3 `sync`: "The
+    // page is cut …, keeping the oldest: the peer asks again from its new cursor".
+    const rt2 = await token(reader, { scopes: ['read'] });
+    const MiB = 1024 * 1024;
+    const page = await rest(rt2, 'GET', `/channels/${ch}/items?since=0&limit=500`);
+    expect(page.status).toBe(200);
+    expect(Buffer.byteLength(page.text), 'items page bytes').toBeLessThanOrEqual(MiB);
+    expect(page.body.messages.length).toBeGreaterThan(0);
+    expect(page.body.lastSeq).toBeGreaterThan(page.body.messages.at(-1).seq);
+    const hist = await rest(rt2, 'GET', `/channels/${ch}/messages?limit=500`);
+    expect(hist.status).toBe(200);
+    expect(Buffer.byteLength(hist.text), 'history page bytes').toBeLessThanOrEqual(MiB);
+    expect(hist.body.hasMore).toBe(true);
   });
 
   it('mass assignment: body members that name an owner, author, seq or time are not taken from the caller', async () => {
@@ -1373,4 +1405,112 @@ describe('hchat bot and budgets, attacked from outside', () => {
     expect(items.text).not.toContain('after revocation');
     for (const c of [alice.c, bob.c, alice1.c]) c.close();
   }, 30_000);
+
+  it('requests with a token’s id and a wrong secret do not spend the real token’s budget', async () => {
+    // REST.md: "Each token may make 20 requests a second, in bursts of 100"; a wrong secret is "401
+    // `E_TOKEN_INVALID`". Token ids are not secret (the connection log names a token by its id, and
+    // `tokens` lists them), so a budget spent by wrong-secret calls would let anyone starve a bot.
+    const u = await user('ds');
+    const t = await token(u, { scopes: ['read'] });
+    const id = t.split('.')[0]!;
+    const wrong = id + '.' + 'B'.repeat(43);
+    const bad = await Promise.all(
+      Array.from({ length: 150 }, () => rest(wrong, 'GET', '/users/@me')),
+    );
+    expect(new Set(bad.map((a) => a.status))).toEqual(new Set([401]));
+    const r = await rest(t, 'GET', '/users/@me');
+    expect(r.status, 'the real token after 150 wrong-secret calls').toBe(200);
+    expect(Number(r.headers.get('ratelimit-remaining'))).toBeGreaterThanOrEqual(90);
+    // RateLimit-Reset: seconds until the budget is full again (100 at 20/s: 5 s when spent).
+    const burst = await Promise.all(Array.from({ length: 99 }, () => rest(t, 'GET', '/users/@me')));
+    const last = burst
+      .filter((a) => a.status === 200)
+      .sort(
+        (a, b) =>
+          Number(a.headers.get('ratelimit-remaining')) -
+          Number(b.headers.get('ratelimit-remaining')),
+      )[0]!;
+    const reset = Number(last.headers.get('ratelimit-reset'));
+    expect(reset, 'RateLimit-Reset when nearly spent').toBeGreaterThanOrEqual(3);
+    expect(reset).toBeLessThanOrEqual(6);
+  });
+
+  it('hchat bot run on two users’ own tokens: the two bots never answer each other in a loop', async () => {
+    // REST.md `hchat bot`: "It skips messages whose certificate says `bot: true`, its own included,
+    // so bots never answer each other"; README: "bots (its own messages included) are never
+    // answered, so two bots cannot loop". A token may act as "the user's own (default)" account
+    // (REST.md Tokens), whose certificate does not say bot.
+    const ua = await user('la');
+    const ub = await user('lb');
+    const ch = await channel(ua);
+    await join(ub, ch);
+    const ta = await token(ua);
+    const tb = await token(ub);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hc-bot2-'));
+    const kids: ReturnType<typeof spawn>[] = [];
+    const outs: string[] = ['', ''];
+    for (const [i, t] of [ta, tb].entries()) {
+      fs.writeFileSync(path.join(dir, `t${i}`), t, { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(dir, `b${i}.json`),
+        JSON.stringify({
+          channels: [ch],
+          tokenFile: `t${i}`,
+          rules: [{ when: 'mention', reply: 'Hi @{author}' }],
+        }),
+      );
+      const child = spawn(
+        process.execPath,
+        [BIN, 'bot', '--config', path.join(dir, `b${i}.json`), '--url', base],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: envWithout('HCHAT_TOKEN', 'HCHAT_URL', 'HCHAT_BOT_CONFIG'),
+        },
+      );
+      child.stdout!.on('data', (d) => (outs[i] += d));
+      child.stderr!.on('data', (d) => (outs[i] += d));
+      kids.push(child);
+    }
+    const killer = setTimeout(() => kids.forEach((k) => k.kill('SIGKILL')), 25_000);
+    try {
+      for (
+        let i = 0;
+        i < 200 &&
+        !outs.every((o) => /^ready bot=/m.test(o)) &&
+        kids.every((k) => k.exitCode === null);
+        i++
+      )
+        await sleep(50);
+      if (!outs.every((o) => /^ready bot=/m.test(o))) {
+        // Refusing to run on a person's token keeps the promise too.
+        expect(outs.join('\n')).toMatch(/bot/i);
+        return;
+      }
+      // ub (a person, by another client) mentions ua: ua's bot answers "Hi @ub", ub's bot answers …
+      const k = await certify(tb);
+      const m = signItem({ privateKey: k.key.privateKey }, k.cert, ch, ub.username, {
+        text: `@${ua.username} hello`,
+        mentions: [ua.username.toLowerCase()],
+      });
+      expect((await rest(tb, 'POST', `/channels/${ch}/messages`, m)).status).toBe(201);
+      await sleep(3000);
+      const items = await rest(
+        await token(ua, { scopes: ['read'] }),
+        'GET',
+        `/channels/${ch}/items?since=0&limit=500`,
+      );
+      expect(items.status, items.text).toBe(200);
+      const replies = (items.body.messages as any[]).filter((x) => x.replyTo);
+      expect(
+        replies.length,
+        `replies after 3 s: ${replies
+          .map((r) => r.author + ': ' + r.text)
+          .slice(0, 6)
+          .join(' | ')}`,
+      ).toBeLessThanOrEqual(2);
+    } finally {
+      clearTimeout(killer);
+      kids.forEach((k) => k.kill('SIGKILL'));
+    }
+  });
 });
