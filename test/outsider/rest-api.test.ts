@@ -307,6 +307,8 @@ describe('REST API v1, attacked from outside', () => {
     // GET /users/{stranger}: 404 as for nobody; GET /users/{other} through the limited token: the
     // token does not see channel b, so it must not learn that `other` shares one with its account.
     expect((await rest(full, 'GET', `/users/${stranger.username}`)).status).toBe(404);
+    const ou = await rest(limited, 'GET', `/users/${other.username}`);
+    expect(ou.status, 'a co-member of a channel outside the token').toBe(404);
     const o = await rest(limited, 'GET', `/users/${other.username}/channels`);
     expect(o.status === 404 || (o.body?.channels ?? []).length === 0, o.text).toBe(true);
   });
@@ -1512,5 +1514,219 @@ describe('hchat bot and budgets, attacked from outside', () => {
       clearTimeout(killer);
       kids.forEach((k) => k.kill('SIGKILL'));
     }
+  });
+
+  it('a deleted channel’s id taken again by someone else carries none of its items or members', async () => {
+    // PROTOCOL §2.2: "a deleted channel is dropped with its items and members (later requests about it
+    // answer `E_CHANNEL_NOT_FOUND`)"; §2.1: `seq` is "1, 2, 3, … with no gaps". POST /channels takes
+    // `{name, allowVisitors?, id?}` (REST.md).
+    const alice = await user('da');
+    const bob = await user('db');
+    const mallory = await user('dm');
+    const x = await channel(alice);
+    await join(bob, x);
+    const at = await token(alice);
+    const ak = await certify(at);
+    const secret = signMessage(
+      { privateKey: ak.key.privateKey },
+      ak.cert,
+      x,
+      alice.username,
+      'the old secret',
+    );
+    expect((await rest(at, 'POST', `/channels/${x}/messages`, secret)).status).toBe(201);
+    const del = signItem(
+      { privateKey: ak.key.privateKey },
+      ak.cert,
+      x,
+      alice.username,
+      { kind: 'channel', change: { deleted: true } },
+      Date.now(),
+      1,
+    );
+    const d = await rest(at, 'POST', `/channels/${x}/messages`, del);
+    expect(d.status, d.text).toBe(201);
+    expect((await rest(at, 'GET', `/channels/${x}/items?since=0`)).body?.error?.code).toBe(
+      'E_CHANNEL_NOT_FOUND',
+    );
+    const mt = await token(mallory);
+    const c = await rest(mt, 'POST', '/channels', { name: 'reborn', id: x });
+    expect([201, 409], c.text).toContain(c.status);
+    if (c.status !== 201) return;
+    const items = await rest(mt, 'GET', `/channels/${x}/items?since=0`);
+    expect(items.status).toBe(200);
+    expect(items.text).not.toContain('the old secret');
+    expect(items.body.messages).toEqual([]);
+    expect(items.body.lastSeq).toBe(0);
+    const members = await rest(mt, 'GET', `/channels/${x}/members`);
+    expect(members.body.members.map((m: string) => m.toLowerCase())).toEqual([
+      mallory.username.toLowerCase(),
+    ]);
+    // Bob, a member of the old channel, is no member of the new one.
+    const bt = await token(bob, { scopes: ['read'] });
+    const bh = await rest(bt, 'GET', `/channels/${x}/messages`);
+    expect(bh.status).toBe(403);
+    expect((await rest(bt, 'GET', '/users/@me/channels')).text).not.toContain(x);
+  });
+
+  it('the reference page is bundled (no CDN) and a refused gateway upgrade’s socket is closed at once', async () => {
+    // REST.md: "a reference page is at **`/api/v1/docs`** (bundled with the server, no CDN)";
+    // SECURITY.md: "The gateway … is refused before the upgrade like any call (a refused upgrade's
+    // socket is closed, not left open)".
+    const page = await fetch(base + '/api/v1/docs');
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const external = [...html.matchAll(/(?:src|href)\s*=\s*["']?((?:https?:)?\/\/[^"' >]+)/gi)].map(
+      (m) => m[1],
+    );
+    expect(external, 'external resources of /api/v1/docs').toEqual([]);
+    const t0 = Date.now();
+    const out = await rawHttp(
+      `GET /api/v1/gateway HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        `Authorization: Bearer tok_nothing.nothing\r\n\r\n`,
+      4000,
+    );
+    expect(out.split('\r\n')[0]).toMatch(/^HTTP\/1\.1 401/);
+    expect(Date.now() - t0, 'the refused socket closes by itself').toBeLessThan(2000);
+  });
+
+  it('a small-order public key gets no certificate, and its universal signature is refused', async () => {
+    // PROTOCOL §2.1: "The server checks signatures with libsodium's rules, which are stricter than RFC
+    // 8032's minimum: a non-canonical signature (S ≥ L) or a small-order public key is refused." A
+    // certificate is public (every message carries one): a certified identity-point key lets anyone
+    // "sign" any item as its account for a verifier that is only RFC 8032 (node:crypto accepts R =
+    // identity, S = 0 for every message under it).
+    const u = await user('so');
+    const t = await token(u);
+    const ch = await channel(u);
+    const identity = Buffer.alloc(32);
+    identity[0] = 1;
+    const k = await rest(t, 'POST', '/keys', { publicKey: identity.toString('base64url') });
+    const failures: string[] = [];
+    if (k.status === 200)
+      failures.push('POST /keys certified the identity point (a small-order key)');
+    const cert = k.status === 200 ? (k.body.cert as string) : u.cert;
+    // The universal signature (R = identity, S = 0) on an item under that certificate.
+    const text = 'forged by anyone';
+    const ts = Date.now();
+    const m = signMessage({ privateKey: u.key.privateKey }, cert, ch, u.username, text, ts, 0);
+    const universal = Buffer.alloc(64);
+    universal[0] = 1;
+    const p = await rest(t, 'POST', `/channels/${ch}/messages`, {
+      ...m,
+      sig: universal.toString('base64url'),
+    });
+    if (p.status !== 403 || p.body?.error?.code !== 'E_BAD_SIGNATURE')
+      failures.push(`universal signature: ${p.status} ${p.text.slice(0, 150)}`);
+    // A login with a small-order key: refused too.
+    const { c } = await serverHello(srv);
+    const l = await c.req('login', {
+      username: u.username,
+      password: u.password,
+      publicKey: identity.toString('base64url'),
+    });
+    if (l.body?.cert) failures.push('login certified the identity point');
+    c.close();
+    expect(failures).toEqual([]);
+  });
+
+  it('the connection log stays one printable record a line, with the real address, whatever a client sends', async () => {
+    // PROTOCOL §6: "one line per record, printable ASCII, `key=value` pairs …; Values with characters
+    // outside `A-Z a-z 0-9 . _ : @ / + , = ~ -` are percent-encoded"; §11: "A REST call is logged as
+    // the wire operation it runs, under `peer=<account>@<ip>:<port>` of the HTTP client". SECURITY.md:
+    // the log "names a token by its id, never its secret".
+    const u = await user('lg');
+    const t = await token(u);
+    const ch = await channel(u);
+    const nasty = {
+      'x-forwarded-for': '6.6.6.6',
+      'x-real-ip': '6.6.6.6',
+      forwarded: 'for=6.6.6.6',
+      'user-agent': 'evil\u0085agent ev=forged',
+    };
+    await rest(t, 'GET', '/users/@me', undefined, nasty);
+    await rest(t, 'GET', `/channels/${ch}/messages?limit=1%0Aev%3Dforged`, undefined, nasty);
+    await rest(t, 'GET', '/channels/%0d%0at=2020-01-01T00:00:00Z%20ev=forged', undefined, nasty);
+    await rest(t, 'POST', '/channels', { name: 'log\u202ename ev=forged' }, nasty);
+    await rest(t, 'POST', `/channels/${ch}/join`, undefined, nasty);
+    await sleep(1500); // the log is flushed in batches
+    const logPath = path.join(srv.data, 'connections.log');
+    const lines = fs.readFileSync(logPath, 'utf8').split('\n').filter(Boolean);
+    const bad = lines.filter(
+      (l) => !/^t=\S+ ev=[a-z_]+( [a-zA-Z_]+=\S*)*$/.test(l) || /[^\x20-\x7e]/.test(l),
+    );
+    expect(bad.slice(0, 5)).toEqual([]);
+    const mine = lines.filter((l) => l.toLowerCase().includes(u.username.toLowerCase() + '@'));
+    expect(mine.length, 'REST calls are logged under the account').toBeGreaterThan(0);
+    for (const l of mine) {
+      expect(l).not.toContain('6.6.6.6');
+      expect(l).toMatch(/@127\.0\.0\.1:\d+/);
+    }
+    expect(lines.join('\n')).not.toContain(t.split('.')[1]!);
+    expect(lines.some((l) => / ev=forged/.test(l))).toBe(false);
+  });
+
+  it('a gateway client cannot subscribe itself beyond its token by frames or query parameters', async () => {
+    // REST.md Gateway: `ready` … "subscribed to `channels` (the account's, within the token's)";
+    // every frame client → server is `{"t":"ping"}` (the only one documented). REST.md Tokens: "the
+    // token sees only these channels".
+    const u = await user('gs');
+    const owner = await user('go');
+    const a = await channel(u);
+    const b = await channel(u); // the account's, outside the token
+    const priv = await channel(owner); // not the account's at all
+    const tok = await token(u, { scopes: ['read'], channels: [a] });
+    const q = `?channels=${b},${priv}&channelIds=${b}&subscribe=${priv}&channel=${b}`;
+    const g = await openGateway(tok, q);
+    expect(g.frames[0].channels).toEqual([a]);
+    for (const f of [
+      { t: 'subscribe', channelIds: [b, priv] },
+      { t: 'subscribe', channels: [b, priv] },
+      { t: 'req', id: 1, op: 'subscribe', body: { channelIds: [b, priv] } },
+      { t: 'req', id: 2, op: 'channel_join', body: { channelId: priv } },
+      { t: 'join', channelId: priv },
+      { t: 'resume', session: g.frames[0].session, seq: 0, channels: [b] },
+    ])
+      g.ws.send(JSON.stringify(f));
+    await sleep(300);
+    const ut = await token(u);
+    const ot = await token(owner);
+    const uk = await certify(ut);
+    const okk = await certify(ot);
+    const mb = signMessage({ privateKey: uk.key.privateKey }, uk.cert, b, u.username, 'in b');
+    const mp = signMessage(
+      { privateKey: okk.key.privateKey },
+      okk.cert,
+      priv,
+      owner.username,
+      'in priv',
+    );
+    const ma = signMessage(
+      { privateKey: uk.key.privateKey },
+      uk.cert,
+      a,
+      u.username,
+      'in a',
+      Date.now() + 1,
+    );
+    expect((await rest(ut, 'POST', `/channels/${b}/messages`, mb)).status).toBe(201);
+    expect((await rest(ot, 'POST', `/channels/${priv}/messages`, mp)).status).toBe(201);
+    expect((await rest(ut, 'POST', `/channels/${a}/messages`, ma)).status).toBe(201);
+    await g.next((f) => f.t === 'event' && f.data?.message?.id === ma.id);
+    await sleep(200);
+    const heard = g.frames.filter((f) => f.t === 'event').map((f) => f.data?.channelId);
+    expect(
+      heard.filter((c) => c && c !== a),
+      JSON.stringify(g.frames.slice(0, 8)),
+    ).toEqual([]);
+    expect(JSON.stringify(g.frames)).not.toContain('in priv');
+    expect(JSON.stringify(g.frames)).not.toContain('in b');
+    // Nor did a frame make the account a member of the channel it does not belong to.
+    const m = await rest(ot, 'GET', `/channels/${priv}/members`);
+    expect(m.body.members.map((x: string) => x.toLowerCase())).toEqual([
+      owner.username.toLowerCase(),
+    ]);
+    g.ws.terminate();
   });
 });
