@@ -633,6 +633,21 @@ describe('REST API v1, attacked from outside', () => {
       ['GET', '/users/{user_id}', '/users/@me', undefined, 'tok_nope.nope'],
       ['POST', '/channels', '/channels', { name: 'x'.repeat(70_000) }],
     ];
+    const shapeBot = uname('sb');
+    await owner.c.req('bot_create', { username: shapeBot });
+    const shapeBotTok = await token(owner, { account: shapeBot, channels: [ch], expiresInDays: 2 });
+    await rest(shapeBotTok, 'POST', `/channels/${ch}/join`);
+    calls.push(
+      ['GET', '/users/{user_id}', '/users/@me', undefined, shapeBotTok],
+      ['GET', '/users/{user_id}', `/users/${shapeBot}`],
+      ['GET', '/users/{user_id}/channels', `/users/${shapeBot}/channels`],
+      ['GET', C + '/members', `/channels/${ch}/members`, undefined, shapeBotTok],
+      ['POST', '/keys', '/keys', { publicKey: newKey().pk }, shapeBotTok],
+      ['POST', '/channels', '/channels', { name: 'limited' }, shapeBotTok],
+      ['GET', '/users/{user_id}', '/users/no-such-user-here'],
+      ['GET', '/users/{user_id}', '/users/x'],
+      ['GET', C + '/items', `/channels/${ch}/items?since=-1`],
+    );
     for (const [method, tmpl, route, body, t] of calls) {
       const a = await rest(t ?? tok, method, route, body);
       check(method, tmpl, a);
@@ -824,6 +839,7 @@ function signItem(
     replyTo?: string;
     mentions?: string[];
     emoji?: string;
+    files?: Array<{ id: string; name: string; size: number; type: string }>;
     change?: {
       name?: string;
       topic?: string;
@@ -854,6 +870,7 @@ function signItem(
               ch.deleted ?? null,
             ]
           : null,
+        ...(m.files ? [m.files.map((f) => [f.id, f.name, f.size, f.type, null, null, null])] : []),
       ]),
       'utf8',
     )
@@ -1654,7 +1671,7 @@ describe('hchat bot and budgets, attacked from outside', () => {
     const logPath = path.join(srv.data, 'connections.log');
     const lines = fs.readFileSync(logPath, 'utf8').split('\n').filter(Boolean);
     const bad = lines.filter(
-      (l) => !/^t=\S+ ev=[a-z_]+( [a-zA-Z_]+=\S*)*$/.test(l) || /[^\x20-\x7e]/.test(l),
+      (l) => !/^t=\S+ ev=[a-z_]+( [a-zA-Z0-9_]+=\S*)*$/.test(l) || /[^\x20-\x7e]/.test(l),
     );
     expect(bad.slice(0, 5)).toEqual([]);
     const mine = lines.filter((l) => l.toLowerCase().includes(u.username.toLowerCase() + '@'));
@@ -1728,5 +1745,97 @@ describe('hchat bot and budgets, attacked from outside', () => {
       owner.username.toLowerCase(),
     ]);
     g.ws.terminate();
+  });
+
+  it('hchat bot survives items that are not plain texts (files only, edits, deletes, reactions, channel changes) and keeps answering', async () => {
+    // SECURITY.md: "`hchat bot` reads untrusted messages with a trusted config … no text crashes the
+    // rules"; PROTOCOL §2.2: a `message` has "`text?` … (`text` or `files`, at least one)"; items of
+    // every kind reach the gateway ("every item stored in a subscribed channel: messages, edits,
+    // deletes, reactions, channel changes").
+    const owner = await user('sv');
+    const botName = uname('svb');
+    await owner.c.req('bot_create', { username: botName });
+    const ch = await channel(owner);
+    const botTok = await token(owner, { account: botName });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hc-bot3-'));
+    fs.writeFileSync(path.join(dir, 't'), botTok, { mode: 0o600 });
+    fs.writeFileSync(
+      path.join(dir, 'b.json'),
+      JSON.stringify({
+        channels: [ch],
+        tokenFile: 't',
+        rules: [
+          { when: 'mention', reply: 'Hi @{author}: {text} in {channel}' },
+          { when: { keyword: 'ping' }, react: '👍' },
+        ],
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      [BIN, 'bot', '--config', path.join(dir, 'b.json'), '--url', base],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: envWithout('HCHAT_TOKEN', 'HCHAT_URL', 'HCHAT_BOT_CONFIG'),
+      },
+    );
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    try {
+      for (let i = 0; i < 200 && !/^ready bot=/m.test(out) && child.exitCode === null; i++)
+        await sleep(50);
+      expect(out).toMatch(/^ready bot=/m);
+      const ot = await token(owner);
+      const k = await certify(ot);
+      const sign = (m: Parameters<typeof signItem>[4], lc: number) =>
+        signItem({ privateKey: k.key.privateKey }, k.cert, ch, owner.username, m, Date.now(), lc);
+      const mention = [botName.toLowerCase()];
+      const first = sign({ text: `@${botName} first`, mentions: mention }, 0);
+      const sent: Array<[string, any]> = [];
+      const post = async (what: string, m: any) => {
+        const r = await rest(ot, 'POST', `/channels/${ch}/messages`, m);
+        sent.push([what, r.status]);
+      };
+      await post(
+        'files only, mentioning the bot',
+        sign(
+          {
+            files: [{ id: 'A'.repeat(43), name: 'x.txt', size: 1, type: 'text/plain' }],
+            mentions: mention,
+          },
+          1,
+        ),
+      );
+      await post('first', first);
+      await post(
+        'edit',
+        sign(
+          { kind: 'edit', target: first.id, text: `@${botName} edited ping`, mentions: mention },
+          2,
+        ),
+      );
+      await post('react', sign({ kind: 'react', target: first.id, emoji: '🔥' }, 3));
+      await post('rename', sign({ kind: 'channel', change: { name: '{author} {text} @here' } }, 4));
+      await post('delete', sign({ kind: 'delete', target: first.id }, 5));
+      await sleep(800);
+      const last = sign({ text: `@${botName} still there?`, mentions: mention }, 6);
+      await post('last', last);
+      let reply: any;
+      for (let i = 0; i < 60 && !reply; i++) {
+        const items = await rest(ot, 'GET', `/channels/${ch}/items?since=0&limit=500`);
+        reply = (items.body.messages as any[]).find((x) => x.replyTo === last.id);
+        if (!reply) await sleep(100);
+      }
+      expect(child.exitCode, 'the bot process is still running: ' + out.slice(-500)).toBeNull();
+      expect(
+        reply,
+        `no answer to the last mention; posts ${JSON.stringify(sent)}; bot said: ${out.slice(-600)}`,
+      ).toBeTruthy();
+      expect(reply.mentions ?? []).not.toContain('here');
+    } finally {
+      clearTimeout(killer);
+      child.kill('SIGKILL');
+    }
   });
 });
