@@ -1838,4 +1838,66 @@ describe('hchat bot and budgets, attacked from outside', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('token_create refuses out-of-range fields, naming them (a name is printable: no C0/C1, U+2028/U+2029)', async () => {
+    // PROTOCOL §11 `token_create`: "`{name: 1–64 printable, account?: username, scopes: ["read"/"write"]
+    // (1–2), channels?: [uuid] (1–100), expiresInDays?: 1–365}`"; §7 `E_BAD_REQUEST`: "the message names
+    // the fields"; §2.1: "_Printable_ means without C0/C1 control characters and without
+    // U+2028/U+2029".
+    const u = await user('tc');
+    const ch = await channel(u);
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ name: '', scopes: ['read'] }, 'name'],
+      [{ name: 'x'.repeat(65), scopes: ['read'] }, 'name'],
+      [{ name: 'line\nbreak', scopes: ['read'] }, 'name'],
+      [{ name: 'bell\u0007', scopes: ['read'] }, 'name'],
+      [{ name: 'ls\u2028', scopes: ['read'] }, 'name'],
+      [{ name: 'ps\u2029', scopes: ['read'] }, 'name'],
+      [{ name: 'c1\u0085', scopes: ['read'] }, 'name'],
+      [{ name: 'del\u007f', scopes: ['read'] }, 'name'],
+      [{ name: 'n', scopes: [] }, 'scopes'],
+      [{ name: 'n', scopes: ['admin'] }, 'scopes'],
+      [{ name: 'n', scopes: ['read', 'write', 'read'] }, 'scopes'],
+      [{ name: 'n', scopes: ['read'], channels: [] }, 'channels'],
+      [{ name: 'n', scopes: ['read'], channels: ['not-a-uuid'] }, 'channels'],
+      [
+        { name: 'n', scopes: ['read'], channels: Array.from({ length: 101 }, () => ch) },
+        'channels',
+      ],
+      [{ name: 'n', scopes: ['read'], expiresInDays: 0 }, 'expiresInDays'],
+      [{ name: 'n', scopes: ['read'], expiresInDays: 366 }, 'expiresInDays'],
+      [{ name: 'n', scopes: ['read'], expiresInDays: -1 }, 'expiresInDays'],
+      [{ name: 'n', scopes: ['read'], expiresInDays: 1e308 }, 'expiresInDays'],
+      [{ name: 'n', scopes: ['read'], expiresInDays: 0.0001 }, 'expiresInDays'],
+    ];
+    const failures: string[] = [];
+    for (const [body, field] of bad) {
+      const r = await u.c.req('token_create', body);
+      if (r.body?.token) failures.push(`${JSON.stringify(body).slice(0, 80)}: a token was made`);
+      else if (r.error?.code !== 'E_BAD_REQUEST' || !String(r.error.message).includes(field))
+        failures.push(`${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(r.error)}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('gateway sessions end 1001 when the server stops', async () => {
+    // REST.md Gateway Closes: "1001 the server is shutting down".
+
+    // 1001 on shutdown: a server of its own, stopped with SIGTERM and a short drain.
+    const s2 = await startServer(['--drain-ms', '500']);
+    const base2 = s2.ready.match(/http=(http:\/\/[\d.]+:\d+)\//)![1]!;
+    const v = await registerLogin(s2, uname('sd'));
+    const vt = (await v.c.req('token_create', { name: 'sd', scopes: ['read'] })).body
+      .token as string;
+    const ws = new WebSocket(base2.replace('http', 'ws') + '/api/v1/gateway', {
+      headers: { authorization: 'Bearer ' + vt },
+    });
+    ws.on('error', () => {});
+    await new Promise((r) => ws.once('message', r));
+    const closed = new Promise<number>((r) => ws.on('close', (c) => r(c)));
+    s2.child.kill('SIGTERM');
+    const code = await Promise.race([closed, sleep(5000).then(() => -1)]);
+    expect(code, 'gateway close code on shutdown').toBe(1001);
+    v.c.close();
+  });
 });
