@@ -1900,4 +1900,111 @@ describe('hchat bot and budgets, attacked from outside', () => {
     expect(code, 'gateway close code on shutdown').toBe(1001);
     v.c.close();
   });
+
+  it('gateway: sessions whose socket dropped still count toward the 4 per token (no pile of detached sessions)', async () => {
+    // REST.md Gateway: "The session outlives its socket for 60 s, still subscribed, keeping its last
+    // 1,000 events"; Closes: "4005 more than 4 sessions for the token (the oldest goes)". A detached
+    // session is a session: were it not counted, one token could keep any number of them, each
+    // subscribed and holding up to 1,000 events for a minute.
+    const u = await user('dt');
+    const tok = await token(u, { scopes: ['read'] });
+    const sessions: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const g = await openGateway(tok);
+      sessions.push(g.frames[0].session);
+      g.ws.terminate();
+      await g.closed;
+    }
+    await sleep(200);
+    // Only the newest 4 may still be resumable; the oldest must be gone. (The newest first: a failed
+    // resume opens a new session, which retires the oldest.)
+    const alive: number[] = [];
+    for (const i of [11, 0, 1, 2, 3, 7]) {
+      const g = await openGateway(tok, `?resume=${sessions[i]}&seq=0`);
+      if (g.frames.some((f) => f.t === 'resumed')) alive.push(i);
+      g.ws.terminate();
+      await g.closed;
+    }
+    expect(
+      alive.filter((i) => i < 8),
+      `resumable of 12 detached sessions: ${alive}`,
+    ).toEqual([]);
+  });
+
+  it('names are printable wherever a channel takes one: POST /channels and channel items', async () => {
+    // PROTOCOL §2.1: channel `name: 1–64 printable characters after trimming`, `topic?: ≤ 256 printable
+    // characters`; "_Printable_ means without C0/C1 control characters and without U+2028/U+2029".
+    const u = await user('pn');
+    const t = await token(u);
+    const ch = await channel(u);
+    const k = await certify(t);
+    const failures: string[] = [];
+    for (const bad of ['a\u2028b', 'a\u2029b', 'a\u0085b', 'a\u007fb', 'a\u0000b', '   ']) {
+      const c = await rest(t, 'POST', '/channels', { name: bad });
+      if (c.status !== 400) failures.push(`POST /channels ${JSON.stringify(bad)}: ${c.status}`);
+      for (const change of [{ name: bad }, { topic: bad }]) {
+        if (bad === '   ' && 'topic' in change) continue;
+        const m = signItem(
+          { privateKey: k.key.privateKey },
+          k.cert,
+          ch,
+          u.username,
+          { kind: 'channel', change },
+          Date.now(),
+          failures.length,
+        );
+        const r = await rest(t, 'POST', `/channels/${ch}/messages`, m);
+        if (r.status !== 400)
+          failures.push(
+            `channel item ${JSON.stringify(change)}: ${r.status} ${r.text.slice(0, 100)}`,
+          );
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('after its user logs out, a token still works but the logged-out session’s key signs nothing through it', async () => {
+    // PROTOCOL §3.3 `logout`: "revokes the session (token and certificate are refused from now on:
+    // whatever its key signed with a `ts` after the revocation … is `E_BAD_SIGNATURE`"; REST.md: each
+    // route "is checked exactly as a peer's request would be (… signatures …)"; a token "lasts until
+    // revoked".
+    const u = await user('lo');
+    const ch = await channel(u);
+    const t = await token(u);
+    const before = signMessage(
+      { privateKey: u.key.privateKey },
+      u.cert,
+      ch,
+      u.username,
+      'before logout',
+    );
+    expect((await rest(t, 'POST', `/channels/${ch}/messages`, before)).status).toBe(201);
+    expect((await u.c.req('logout', {})).error).toBeUndefined();
+    await sleep(5);
+    const after = signMessage(
+      { privateKey: u.key.privateKey },
+      u.cert,
+      ch,
+      u.username,
+      'after logout',
+      Date.now(),
+      1,
+    );
+    const r = await rest(t, 'POST', `/channels/${ch}/messages`, after);
+    expect(r.status, r.text).toBe(403);
+    expect(r.body.error.code).toBe('E_BAD_SIGNATURE');
+    // The token itself is not a session: it still reads, and its own certified key still writes.
+    expect((await rest(t, 'GET', `/channels/${ch}/messages`)).status).toBe(200);
+    const k = await certify(t);
+    const own = signMessage(
+      { privateKey: k.key.privateKey },
+      k.cert,
+      ch,
+      u.username,
+      'by the token key',
+      Date.now(),
+      2,
+    );
+    expect((await rest(t, 'POST', `/channels/${ch}/messages`, own)).status).toBe(201);
+  });
 });
