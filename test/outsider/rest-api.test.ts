@@ -361,6 +361,49 @@ describe('REST API v1, attacked from outside', () => {
       ['unknown route', () => rest(tok, 'GET', '/nothing-here'), [404]],
       ['wrong method', () => rest(tok, 'DELETE', `/channels/${ch}`), [404, 405]],
       ['array body', () => rest(tok, 'POST', '/channels', '[]'), [400]],
+      [
+        'form-urlencoded body',
+        () =>
+          rest(tok, 'POST', '/channels', 'name=formed', {
+            'content-type': 'application/x-www-form-urlencoded',
+          }),
+        [400, 415],
+      ],
+      [
+        'utf-16 JSON',
+        () =>
+          fetch(base + '/api/v1/channels', {
+            method: 'POST',
+            headers: {
+              authorization: 'Bearer ' + tok,
+              'content-type': 'application/json; charset=utf-16le',
+            },
+            body: Buffer.from(JSON.stringify({ name: 'sixteen' }), 'utf16le'),
+          }).then(async (r) => {
+            const text = await r.text();
+            let body: any;
+            try {
+              body = JSON.parse(text);
+            } catch {}
+            return { status: r.status, headers: r.headers, body, text };
+          }),
+        [201, 400, 415],
+      ],
+      ['JSON with a BOM', () => rest(tok, 'POST', '/channels', '\ufeff{"name":"bom"}'), [201, 400]],
+      [
+        'multipart body',
+        () =>
+          rest(
+            tok,
+            'POST',
+            '/channels',
+            '--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nm\r\n--x--\r\n',
+            {
+              'content-type': 'multipart/form-data; boundary=x',
+            },
+          ),
+        [400, 415],
+      ],
       ['null body', () => rest(tok, 'POST', '/channels', 'null'), [400]],
     ];
     const failures: string[] = [];
@@ -702,6 +745,10 @@ describe('REST API v1, attacked from outside', () => {
       g.frames.some((f) => f.t === 'event' && f.data?.message?.id === id2),
       'a left channel still pushes to the gateway',
     ).toBe(false);
+    // Joining again through REST subscribes the session at once.
+    expect((await rest(botTok, 'POST', `/channels/${ch}/join`)).status).toBe(200);
+    const id3 = await post('after joining again');
+    await g.next((f) => f.t === 'event' && f.type === 'message' && f.data.message.id === id3, 2000);
     // Sequence numbers are 1, 2, 3, … without gaps.
     const seqs = g.frames.filter((f) => f.t === 'event').map((f) => f.seq);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
@@ -905,7 +952,7 @@ function envWithout(...names: string[]) {
   return env;
 }
 
-describe('hchat bot and budgets, attacked from outside', () => {
+describe('hchat bot, budgets, gateway sessions and tokens, attacked from outside', () => {
   it('hchat bot: a reply mentions only the names its template writes, never @here or a name from the message, and a bot is never answered', async () => {
     // README "hchat bot" / `hchat bot --help`: "A reply mentions only the names its template writes
     // (@alice, @{author}, @{owner}), never one from someone's text"; SECURITY.md: "(`{text}` holding
@@ -2006,5 +2053,53 @@ describe('hchat bot and budgets, attacked from outside', () => {
       2,
     );
     expect((await rest(t, 'POST', `/channels/${ch}/messages`, own)).status).toBe(201);
+  });
+
+  it('presence and typing through the API: no visitor entry, no typing of an invisible member', async () => {
+    // PROTOCOL §3.5 Tracker visibility: "a _user_ sees the entries of the users it shares a channel
+    // with … Nothing else reaches it"; §3.3 Typing: "It also drops, as quietly, a typing from a session
+    // whose tracker entry is not `online`, so an invisible user is never revealed by its typing".
+    // REST.md Gateway: `typing` "a member typing in a subscribed channel".
+    const me = await user('ty');
+    const friend = await user('tf');
+    const ghost = await user('tg');
+    const ch = await channel(me, true);
+    await join(friend, ch);
+    await join(ghost, ch);
+    const { c: vc } = await serverHello(srv);
+    const vis = await vc.req('visitor', { name: 'Viewer ' + n++, publicKey: newKey().pk });
+    expect(vis.body?.role).toBe('visitor');
+    await vc.req('channel_join', { channelId: ch });
+    await vc.req('submit_info', { ip: '127.0.0.1', port: 42001, udpPort: 42001, status: 'online' });
+    await friend.c.req('submit_info', {
+      ip: '127.0.0.1',
+      port: 42002,
+      udpPort: 42002,
+      status: 'online',
+    });
+    await ghost.c.req('submit_info', {
+      ip: '127.0.0.1',
+      port: 42003,
+      udpPort: 42003,
+      status: 'invisible',
+    });
+    const t = await token(me, { scopes: ['read'] });
+    const g = await openGateway(t);
+    const p = await rest(t, 'GET', '/presence');
+    const names = (p.body.peers as any[]).map((e) => `${e.role}:${e.username}`);
+    expect(names).toContain(`user:${friend.username}`);
+    expect(
+      names.filter((x) => x.startsWith('visitor:')),
+      'visitor entries',
+    ).toEqual([]);
+    expect(names).not.toContain(`user:${ghost.username}`);
+    await ghost.c.req('typing', { channelId: ch });
+    await friend.c.req('typing', { channelId: ch });
+    await g.next((f) => f.type === 'typing' && f.data.username === friend.username);
+    await sleep(300);
+    const typists = g.frames.filter((f) => f.type === 'typing').map((f) => f.data.username);
+    expect(typists, 'typing heard').not.toContain(ghost.username);
+    g.ws.terminate();
+    vc.close();
   });
 });
