@@ -2102,4 +2102,52 @@ describe('hchat bot, budgets, gateway sessions and tokens, attacked from outside
     g.ws.terminate();
     vc.close();
   });
+
+  it('item members out of their rules are refused 400 through the API: mentions, emoji, text', async () => {
+    // PROTOCOL §2.2: "`mentions` is an array of at most 50 distinct strings, each a username in lower
+    // case or `here`"; "`emoji` is 1–32 printable characters without spaces"; §2.1: `text` "1–4000
+    // characters, not blank (at most 16,000 UTF-8 bytes)"; §7 `E_BAD_REQUEST` "names the fields".
+    const u = await user('im');
+    const t = await token(u);
+    const ch = await channel(u);
+    const k = await certify(t);
+    const first = signMessage({ privateKey: k.key.privateKey }, k.cert, ch, u.username, 'target');
+    expect((await rest(t, 'POST', `/channels/${ch}/messages`, first)).status).toBe(201);
+    let lc = 1;
+    const sign = (m: Parameters<typeof signItem>[4]) =>
+      signItem({ privateKey: k.key.privateKey }, k.cert, ch, u.username, m, Date.now(), lc++);
+    const cases: Array<[string, any, string]> = [
+      ['duplicate mentions', sign({ text: 'hi', mentions: ['here', 'here'] }), 'mentions'],
+      [
+        'upper-case mention',
+        sign({ text: 'hi', mentions: [u.username.toUpperCase()] }),
+        'mentions',
+      ],
+      [
+        '51 mentions',
+        sign({ text: 'hi', mentions: Array.from({ length: 51 }, (_, i) => `user${i}`) }),
+        'mentions',
+      ],
+      ['emoji with a space', sign({ kind: 'react', target: first.id, emoji: '👍 👍' }), 'emoji'],
+      ['emoji with U+2028', sign({ kind: 'react', target: first.id, emoji: '👍\u2028' }), 'emoji'],
+      [
+        'emoji of 33 characters',
+        sign({ kind: 'react', target: first.id, emoji: 'x'.repeat(33) }),
+        'emoji',
+      ],
+      ['blank text', sign({ text: ' \n\t ' }), 'text'],
+      ['text over 16,000 bytes', sign({ text: '\u{1F600}'.repeat(4001) }), 'text'],
+      ['react without a target', sign({ kind: 'react', emoji: '👍' }), 'target'],
+      ['message with a target', sign({ kind: 'message', text: 'x', target: first.id }), 'target'],
+    ];
+    const failures: string[] = [];
+    for (const [what, m, field] of cases) {
+      const r = await rest(t, 'POST', `/channels/${ch}/messages`, m);
+      if (r.status !== 400 || r.body?.error?.code !== 'E_BAD_REQUEST')
+        failures.push(`${what}: ${r.status} ${r.text.slice(0, 120)}`);
+      else if (!r.body.error.message.includes(field))
+        failures.push(`${what}: message does not name ${field}: ${r.body.error.message}`);
+    }
+    expect(failures).toEqual([]);
+  });
 });
