@@ -538,6 +538,8 @@ export class CentralServer {
       'draining: /ready answers 503, peers are told to move',
     );
     this.port.server.close();
+    // Gateway sessions resume on another instance (docs/REST.md): told at once, with 1001.
+    this.gateway?.close();
     const frame = encodeFrame({ t: 'ev', ev: 'draining', body: {} });
     for (const c of this.port.conns) if (c.helloDone && c.fs.isOpen) c.fs.sendEncoded(frame);
     const deadline = this.drainingSince + this.drainMs;

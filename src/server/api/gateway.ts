@@ -23,6 +23,9 @@ import type { Channel, TrackerEntry } from '../../protocol/common.js';
 import type { BusEvent } from '../bus.js';
 import { eventFor, isOwn, type EntryChange, type Memberships, type Viewer } from '../tracker.js';
 
+/** How long a closing socket may take to answer the close frame before it is cut. */
+const CLOSE_GRACE_MS = 1000;
+
 export const GATEWAY_LIMITS = {
   /** Events kept per session for a resume. */
   bufferEvents: 1000,
@@ -287,12 +290,14 @@ export class Gateway {
       if (s.token.id === tokenId) this.end(s, 4004, 'E_TOKEN_INVALID');
   }
 
+  /** The instance is going (a drain begins, or it closes): every session ends with 1001. */
   close(): void {
     clearInterval(this.timer);
     for (const s of [...this.sessions.values()]) {
-      // The process is going: no close handshake to wait for (a client may never answer it).
-      s.socket?.terminate();
+      const socket = s.socket;
       this.end(s, 1001, 'E_SHUTTING_DOWN');
+      // The close frame is sent; a client that never answers it does not hold the process.
+      if (socket) setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
     }
   }
 
