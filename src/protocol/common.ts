@@ -11,7 +11,7 @@ export const PROTOCOL_VERSION = 4;
 export const MAX_TEXT = 4000;
 
 // Printable characters only: no C0/C1 controls, no line or paragraph separators.
-const PRINTABLE = /^[^\p{Cc}\u2028\u2029]+$/u;
+export const PRINTABLE = /^[^\p{Cc}\u2028\u2029]+$/u;
 
 export const Username = z
   .string()

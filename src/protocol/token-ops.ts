@@ -5,9 +5,20 @@
  * of `token_create`; the server keeps only its secret's hash.
  */
 import { z } from 'zod';
-import { ChannelName, Username, Uuid } from './common.js';
+import { PRINTABLE, Username, Uuid } from './common.js';
 import { op } from './rpc.js';
 import { API_LIMITS } from '../shared/limits.js';
+
+/**
+ * A token's name: 1–64 printable characters (§2.1), checked before the surrounding spaces are
+ * trimmed, so that a line or paragraph separator at either end is refused, not dropped.
+ */
+const TokenName = z
+  .string()
+  .regex(PRINTABLE, 'name: printable characters only')
+  .trim()
+  .min(1, 'name: 1-64 printable characters')
+  .max(64, 'name: 1-64 printable characters');
 
 export const TokenScope = z.enum(['read', 'write']);
 
@@ -42,7 +53,7 @@ export const TOKEN_OPS = {
   token_create: op(
     'user',
     z.object({
-      name: ChannelName,
+      name: TokenName,
       account: Username.optional(),
       scopes: z.array(TokenScope).min(1).max(2),
       channels: z.array(Uuid).min(1).max(API_LIMITS.maxTokenChannels).optional(),
