@@ -42,7 +42,13 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
   );
   app.post(
     '/api/login',
-    doc('Logs in (a new session of this peer)', { body: Creds, response: { 200: SignedIn } }),
+    doc('Logs in (a new session of this peer)', {
+      body: Creds,
+      description:
+        'The new session replaces the current one (which logs out) only once the server opened ' +
+        'it; a refused login leaves the current session, its link and its events as they were.',
+      response: { 200: SignedIn },
+    }),
     async (req) => {
       const b = parse(Creds, req.body, 'login');
       return node.login(b.username, b.password);
@@ -52,6 +58,9 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
     '/api/visitor',
     doc('Enters as a visitor, under a name no user has', {
       body: VisitorBody,
+      description:
+        'Replaces the current session as a login does; refused (`E_NAME_TAKEN`: a user’s name), ' +
+        'it leaves the current session as it was.',
       response: { 200: SignedIn },
     }),
     async (req) => {

@@ -124,6 +124,10 @@ export class PeerNode {
   readonly log: ConnectionLog;
   readonly store: PeerStore;
   readonly link: ServerLink;
+  /** Whose TLS key this peer accepts at each server address (the link's, and a spare's). */
+  private readonly serverTrust: ServerTrust;
+  /** The last of the session changes (log in, visitor entry, log out, resume), run in turn. */
+  private sessionTurn: Promise<unknown> = Promise.resolve();
   readonly p2p: P2PEndpoint;
   readonly hostService: HostService;
   readonly live: LiveService;
@@ -192,7 +196,10 @@ export class PeerNode {
       host: opts.serverHost,
       port: opts.serverPort,
       alternates: opts.otherServers,
-      trust: new ServerTrust(path.join(opts.dataDir, 'known_servers'), serverPins(opts)),
+      trust: (this.serverTrust = new ServerTrust(
+        path.join(opts.dataDir, 'known_servers'),
+        serverPins(opts),
+      )),
       log: this.log,
       minBackoffMs: opts.minBackoffMs,
       maxBackoffMs: opts.maxBackoffMs,
@@ -687,24 +694,32 @@ export class PeerNode {
       return;
     }
     if (info) this.store.set('serverPublicKey', info.publicKey);
-    if (!this.currentSession) {
-      this.events.emit('connection', { state: 'connected' });
-      return;
-    }
-    try {
-      const r = await this.link.request('resume', { token: this.currentSession.token });
-      // The server renews the key certificate at each resume (same key, later expiry).
-      if (this.currentSession && r.cert !== this.currentSession.cert)
-        this.setSession({ ...this.currentSession, cert: r.cert }, this.keys);
-    } catch (err) {
-      if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
-        // The server no longer knows this session (revoked, or its data was reset): log in again.
-        this.setSession(undefined);
-        this.events.emit('status', { session: 'invalid' });
+    // In turn with logins and logouts: a resume never races a session change on this link.
+    const resumed = await this.inTurn(async () => {
+      const s = this.currentSession;
+      // A login or visitor entry that ran meanwhile opened its session on this connection.
+      if (this.authed || !this.link.connected) return false;
+      if (!s) {
+        this.events.emit('connection', { state: 'connected' });
+        return false;
       }
-      return;
-    }
-    await this.afterAuth();
+      try {
+        const r = await this.link.request('resume', { token: s.token });
+        // The server renews the key certificate at each resume (same key, later expiry).
+        if (r.cert !== s.cert) this.setSession({ ...s, cert: r.cert }, this.keys);
+      } catch (err) {
+        if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
+          // The server no longer knows this session (revoked, or its data was reset): log in again.
+          this.setSession(undefined);
+          this.events.emit('status', { session: 'invalid' });
+        }
+        return false;
+      }
+      // Marked before the turn ends: the next login sees that this connection carries it.
+      this.authed = true;
+      return true;
+    });
+    if (resumed) await this.afterAuth();
   }
 
   private onDown(wasUp: boolean): void {
@@ -803,6 +818,9 @@ export class PeerNode {
    */
   private async reconcileChannels(username: string): Promise<void> {
     const { channels } = await this.link.request('my_channels', {});
+    // Another account logged in meanwhile: this list is its own, not `username`'s to keep.
+    const now = this.currentSession;
+    if (now?.role !== 'user' || now.username !== username) return;
     // A list read before the server stored a removal this peer already holds (from the host,
     // while the list was on its way) would bring the channel back: the owner's signed item wins.
     for (const c of channels)
@@ -925,30 +943,96 @@ export class PeerNode {
     return this.requireLink().request('register', { username, password });
   }
 
+  /**
+   * Logs in as `username`: the new session replaces the current one once the server opened it.
+   * Refused (wrong password, locked, offline), the current session stays as it was.
+   */
   async login(
     username: string,
     password: string,
   ): Promise<{ username: string; role: 'user'; sessionId: string }> {
-    const link = this.requireLink();
-    await this.dropSession();
-    const keys = newSessionKeys();
-    const r = await link.request('login', { username, password, publicKey: keys.publicKey });
-    return { username: r.username, role: 'user', sessionId: (await this.adopt(r, keys)).sessionId };
+    return this.inTurn(async () => {
+      const keys = newSessionKeys();
+      const r = await this.openSession((link) =>
+        link.request('login', { username, password, publicKey: keys.publicKey }),
+      );
+      const s = await this.adopt(r, keys);
+      return { username: s.username, role: 'user', sessionId: s.sessionId };
+    });
   }
 
+  /** Enters as a visitor named `name`; refused (a user's name), the current session stays. */
   async visitor(name: string): Promise<{ username: string; role: 'visitor'; sessionId: string }> {
-    const link = this.requireLink();
-    await this.dropSession();
-    const keys = newSessionKeys();
-    const r = await link.request('visitor', { name, publicKey: keys.publicKey });
-    return {
-      username: r.username,
-      role: 'visitor',
-      sessionId: (await this.adopt(r, keys)).sessionId,
-    };
+    return this.inTurn(async () => {
+      const keys = newSessionKeys();
+      const r = await this.openSession((link) =>
+        link.request('visitor', { name, publicKey: keys.publicKey }),
+      );
+      const s = await this.adopt(r, keys);
+      return { username: s.username, role: 'visitor', sessionId: s.sessionId };
+    });
   }
 
-  private async adopt(r: Omit<SavedSession, 'key'>, keys: SessionKeys): Promise<SavedSession> {
+  /** Runs the session changes (log in, visitor entry, log out, resume) one after the other. */
+  private inTurn<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.sessionTurn.then(task, task);
+    this.sessionTurn = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Opens a new session at the server with `open` (a login or a visitor entry), and ends the
+   * current one only once that succeeded: a refused attempt changes nothing here. The server
+   * carries one session per connection, so while ours carries the current session the new one
+   * is opened on a spare connection to the same address; the current session then logs out,
+   * and the new one is resumed on our connection. Answers with `resumed` false when the link
+   * dropped meanwhile (the next `up` resumes it).
+   */
+  private async openSession(
+    open: (link: ServerLink) => Promise<OpRes<'login'>>,
+  ): Promise<OpRes<'login'> & { resumed: boolean }> {
+    const link = this.requireLink();
+    if (!this.authed) {
+      // Our connection carries no session (nobody is logged in, or a resume failed).
+      const r = await open(link);
+      this.setSession(undefined);
+      return { ...r, resumed: true };
+    }
+    const r = await this.onSpareLink(open);
+    await link.request('logout', {}).catch(() => undefined);
+    this.setSession(undefined);
+    try {
+      const { cert } = await link.request('resume', { token: r.token });
+      return { ...r, cert, resumed: true };
+    } catch {
+      // A connection that still carries the last session (its logout went unanswered) is left:
+      // the next one resumes the new session.
+      if (link.connected) link.moveOn();
+      return { ...r, resumed: false };
+    }
+  }
+
+  /** Runs `task` on a connection of its own to the server address the link uses now. */
+  private async onSpareLink<T>(task: (link: ServerLink) => Promise<T>): Promise<T> {
+    const spare = new ServerLink({
+      ...this.link.target,
+      trust: this.serverTrust,
+      log: this.log,
+      reconnect: false,
+    });
+    try {
+      await spare.start();
+      if (!spare.connected) throw this.trustError ?? new HchatError('E_OFFLINE');
+      return await task(spare);
+    } finally {
+      spare.stop();
+    }
+  }
+
+  private async adopt(
+    r: Omit<SavedSession, 'key'> & { resumed: boolean },
+    keys: SessionKeys,
+  ): Promise<SavedSession> {
     const s: SavedSession = {
       username: r.username,
       role: r.role,
@@ -964,23 +1048,20 @@ export class PeerNode {
       role: s.role,
       session: s.sessionId,
     });
+    if (!r.resumed) return s;
+    this.authed = true;
     await this.afterAuth().catch((err: unknown) => {
       if (!(err instanceof HchatError)) throw err;
     });
     return s;
   }
 
-  private async dropSession(): Promise<void> {
-    if (this.currentSession && this.authed) {
-      await this.link.request('logout', {}).catch(() => undefined);
-    }
-    this.setSession(undefined);
-  }
-
   async logout(): Promise<void> {
-    if (!this.currentSession) return;
-    if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
-    this.setSession(undefined);
+    await this.inTurn(async () => {
+      if (!this.currentSession) return;
+      if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
+      this.setSession(undefined);
+    });
   }
 
   me(): Me {

@@ -110,6 +110,8 @@ export class RpcLink<
   /** The current connection is being left on purpose (`moveOn`). */
   private moving = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Ends the wait of `start()` while it lasts. */
+  private starting: (() => void) | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastSent = 0;
 
@@ -120,6 +122,11 @@ export class RpcLink<
   ) {
     super();
     this.targets = [{ host: opts.host, port: opts.port }, ...(opts.alternates ?? [])];
+  }
+
+  /** The address the link is connected to, or will try next. */
+  get target(): LinkAddress {
+    return this.targets[this.current]!;
   }
 
   /** `host:port` the link is connected to, or will try next. */
@@ -159,19 +166,30 @@ export class RpcLink<
     return this.info;
   }
 
-  /** Starts connecting (and reconnecting until stop()). Resolves on the first hello or failure. */
+  /**
+   * Starts connecting (and reconnecting until stop()). Resolves on the first hello, or once
+   * every address has failed once (a dead first address is not the end of the first try: the
+   * next ones are tried at once), or on stop().
+   */
   start(): Promise<void> {
     if (this.running) return Promise.resolve();
     this.running = true;
     this.attempt = 0;
     return new Promise((resolve) => {
+      let failed = 0;
       const done = () => {
         this.off('up', done);
-        this.off('down', done);
+        this.off('down', down);
+        if (this.starting === done) this.starting = undefined;
         resolve();
       };
-      this.once('up', done);
-      this.once('down', done);
+      const down = () => {
+        failed += 1;
+        if (failed >= this.targets.length || this.opts.reconnect === false) done();
+      };
+      this.starting = done;
+      this.on('up', done);
+      this.on('down', down);
       this.connect();
     });
   }
@@ -180,6 +198,7 @@ export class RpcLink<
   stop(): void {
     this.running = false;
     clearTimeout(this.retryTimer);
+    this.starting?.();
     this.fs?.close();
     this.fs?.destroy();
   }

@@ -75,7 +75,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Logs in (a new session of this peer) */
+    /**
+     * Logs in (a new session of this peer)
+     * @description The new session replaces the current one (which logs out) only once the server opened it; a refused login leaves the current session, its link and its events as they were.
+     */
     post: {
       parameters: {
         query?: never;
@@ -136,7 +139,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Enters as a visitor, under a name no user has */
+    /**
+     * Enters as a visitor, under a name no user has
+     * @description Replaces the current session as a login does; refused (`E_NAME_TAKEN`: a user’s name), it leaves the current session as it was.
+     */
     post: {
       parameters: {
         query?: never;

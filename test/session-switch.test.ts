@@ -1,0 +1,132 @@
+/**
+ * Changing who is logged in on a running peer (README "Local API": `POST /api/login`,
+ * `POST /api/visitor`): a refused attempt leaves the current session as it was (its server
+ * link, live events, local data), a successful one replaces it, and attempts made at once end
+ * with one session, live on the server. Also: with `--server a,b` and a dead `a`, the peer is
+ * usable as soon as it is started.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  collectEvents,
+  createTestnet,
+  signIn,
+  stablePort,
+  waitFor,
+  type ApiAnswer,
+} from './testnet.js';
+
+describe('session changes on a running peer', () => {
+  it('a refused login or visitor entry while logged in changes nothing: session, server link, live events', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [p, q] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]];
+    await signIn(p, 'alice');
+    await signIn(q, 'bob');
+    const ch = (await q.call('POST', '/api/channels', { name: 'talk', allowVisitors: false })).body;
+    expect((await p.call('POST', `/api/channels/${ch.id}/join`)).status).toBe(200);
+    const before = (await p.call('GET', '/api/me')).body;
+    const ev = collectEvents(p.uiUrl);
+    await ev.ready;
+
+    const bad = await p.call('POST', '/api/login', { username: 'bob', password: 'not-bobs-pw' });
+    expect(bad).toMatchObject({ status: 401, body: { error: { code: 'E_BAD_CREDENTIALS' } } });
+    const taken = await p.call('POST', '/api/visitor', { name: 'bob' });
+    expect(taken).toMatchObject({ status: 409, body: { error: { code: 'E_NAME_TAKEN' } } });
+
+    // The same session, still live on the server, still on its connection.
+    expect((await p.call('GET', '/api/me')).body).toEqual(before);
+    expect((await net.server.store.getSession(before.sessionId))?.revoked).toBe(false);
+    expect((await p.call('GET', '/api/peers')).status).toBe(200);
+    expect((await p.call('GET', '/api/channels')).body.map((c: any) => c.id)).toEqual([ch.id]);
+    // The event stream opened before the attempts still carries what happens next.
+    const m = await q.call('POST', `/api/channels/${ch.id}/messages`, { text: 'still here?' });
+    expect(m.status).toBe(201);
+    await waitFor(
+      () =>
+        ev.events.some((e) => e.event === 'message' && JSON.stringify(e.data).includes(m.body.id)),
+      5_000,
+      'the message event on the stream opened before the refused attempts',
+    );
+    // And what the server pushes reaches it (a new member of alice's channel, told by the server).
+    const mine = (await p.call('POST', '/api/channels', { name: 'mine', allowVisitors: false }))
+      .body;
+    expect((await q.call('POST', `/api/channels/${mine.id}/join`)).status).toBe(200);
+    await waitFor(
+      () => ev.events.some((e) => e.event === 'members' && e.data?.channelId === mine.id),
+      5_000,
+      'the server’s member_joined push',
+    );
+  });
+
+  it('a login as another account while logged in switches: the new session is live, the last revoked, its channels unreadable', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    expect(
+      (await p.call('POST', '/api/register', { username: 'bob', password: 'bob-pw' })).status,
+    ).toBe(201);
+    await signIn(p, 'alice');
+    const alice = (await p.call('GET', '/api/me')).body;
+    const diary = (await p.call('POST', '/api/channels', { name: 'diary', allowVisitors: false }))
+      .body;
+    await p.call('POST', `/api/channels/${diary.id}/messages`, { text: 'wombat secret' });
+
+    const login = await p.call('POST', '/api/login', { username: 'bob', password: 'bob-pw' });
+    expect(login.status).toBe(200);
+    const me = (await p.call('GET', '/api/me')).body;
+    expect(me).toMatchObject({ username: 'bob', sessionId: login.body.sessionId });
+    expect(me.connection).toBe('connected');
+    expect((await net.server.store.getSession(alice.sessionId))?.revoked).toBe(true);
+    expect((await net.server.store.getSession(me.sessionId))?.revoked).toBe(false);
+    expect((await p.call('GET', '/api/channels')).body).toEqual([]);
+    expect((await p.call('GET', `/api/channels/${diary.id}/messages`)).status).toBe(403);
+    // The server link carries bob's session: what bob makes is bob's.
+    const own = await p.call('POST', '/api/channels', { name: 'bobs', allowVisitors: true });
+    expect(own).toMatchObject({ status: 201, body: { owner: 'bob' } });
+
+    // And on to a visitor.
+    const v = await p.call('POST', '/api/visitor', { name: 'Guest' });
+    expect(v).toMatchObject({ status: 200, body: { username: 'Guest', role: 'visitor' } });
+    expect((await net.server.store.getSession(me.sessionId))?.revoked).toBe(true);
+    expect((await p.call('GET', '/api/me')).body.connection).toBe('connected');
+    const dir = (await p.call('GET', '/api/directory')).body.map((c: any) => c.id);
+    expect(dir).toEqual([own.body.id]);
+  });
+
+  it('two logins at once while logged in: both answered, the peer ends with the last, live on the server', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const p = net.peers[0]!;
+    for (const u of ['bob', 'carol'])
+      await p.call('POST', '/api/register', { username: u, password: `${u}-pw` });
+    await signIn(p, 'alice');
+    const [b, c] = (await Promise.all(
+      ['bob', 'carol'].map((u) =>
+        p.call('POST', '/api/login', { username: u, password: `${u}-pw` }),
+      ),
+    )) as [ApiAnswer, ApiAnswer];
+    expect([b.status, c.status]).toEqual([200, 200]);
+    const me = (await p.call('GET', '/api/me')).body;
+    const won = me.sessionId === b.body.sessionId ? b : c;
+    const lost = won === b ? c : b;
+    expect(me).toMatchObject({ username: won.body.username, connection: 'connected' });
+    expect((await net.server.store.getSession(lost.body.sessionId))?.revoked).toBe(true);
+    expect((await net.server.store.getSession(won.body.sessionId))?.revoked).toBe(false);
+    const own = await p.call('POST', '/api/channels', { name: 'x', allowVisitors: false });
+    expect(own).toMatchObject({ status: 201, body: { owner: won.body.username } });
+  });
+
+  it('--server a,b with a dead a: a request made as soon as the peer started reaches b', async () => {
+    const net = await createTestnet();
+    const dead = await stablePort();
+    // A long backoff: the next address is tried 500 ms after the first failed.
+    const p = await net.addPeer('multi', {
+      serverPort: dead,
+      serverFingerprint: undefined,
+      otherServers: [
+        { host: net.serverHost, port: net.serverPort, fingerprint: net.server.fingerprint },
+      ],
+      minBackoffMs: 1000,
+      maxBackoffMs: 1000,
+    });
+    const r = await p.call('POST', '/api/register', { username: 'multi', password: 'multi-pw' });
+    expect(r).toEqual({ status: 201, body: { username: 'multi' } });
+  });
+});
