@@ -4,6 +4,7 @@
  * A session is made on one instance and good on all (one signing key for the deployment); a
  * revocation acts here at once and on the other instances when its bus event reaches them.
  */
+import { checkSigningKey } from '../shared/ed25519.js';
 import { HchatError } from '../protocol/errors.js';
 import { encodeFrame } from '../protocol/frame.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
@@ -100,6 +101,7 @@ export class Sessions {
     role: 'user' | 'visitor',
     publicKey: string,
   ): Promise<OpRes<'login'>> {
+    checkSigningKey(publicKey);
     await this.d.presence.loadUser(username);
     const sessionId = newSessionId();
     if (role === 'visitor') await this.d.accounts.claimVisitorName(sessionId, username);

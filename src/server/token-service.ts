@@ -6,6 +6,7 @@
  * read and one hash comparison, so neither wording nor timing tells which it was. Secrets are
  * never logged: the connection log names a token by its id.
  */
+import { checkSigningKey } from '../shared/ed25519.js';
 import crypto from 'node:crypto';
 import { HchatError } from '../protocol/errors.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
@@ -158,6 +159,7 @@ export class TokenService {
    * `bot` for a bot; valid 30 days and never past the token's expiry.
    */
   async certify(token: ApiTokenRecord, publicKey: string, now = Date.now()): Promise<string> {
+    checkSigningKey(publicKey);
     const bot = (await this.d.tokens.getBot(token.account)) !== undefined;
     const exp = Math.min(now + API_LIMITS.certMs, token.expiresAt ?? Infinity);
     const claims: CertClaims = {

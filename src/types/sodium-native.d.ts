@@ -13,6 +13,8 @@ declare module 'sodium-native' {
     /** Throws when the key is not a valid Ed25519 point. */
     crypto_sign_ed25519_pk_to_curve25519(x25519Public: Buffer, ed25519Public: Buffer): void;
     crypto_sign_ed25519_sk_to_curve25519(x25519Secret: Buffer, ed25519Secret: Buffer): void;
+    /** True for a canonical point of the main subgroup that is not of small order. */
+    crypto_core_ed25519_is_valid_point(point: Buffer): boolean;
     crypto_scalarmult_BYTES: number;
     crypto_scalarmult_SCALARBYTES: number;
     /** Throws when the result is all zeros (a small-order point). */
