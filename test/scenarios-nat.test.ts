@@ -10,6 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { NatSpec } from './netns.js';
+import { waitFor } from './testnet.js';
 import { hostedChannel, startSwarm, type Swarm } from './swarm.js';
 import {
   hostGoesOffline,
@@ -17,6 +18,8 @@ import {
   joinedUserGoesOffline,
   joinedUserGoesOnline,
   livestream,
+  post,
+  postedTo,
   sigkilledHost,
 } from './scenarios.js';
 
@@ -99,6 +102,37 @@ describe('synchronization scenarios across NATs (alice and bob behind cone NATs,
     '5. joined user goes offline: writes stay local, survive SIGKILL, and nobody sees them until it is back',
     play(joinedUserGoesOffline),
   );
+
+  it('4 after a network cut: what bob wrote while his home was cut off goes to the host once his link is back, not to the server that answers first', async () => {
+    // Links that go silent are dropped within 2 s (the host link's own bound is 6 s).
+    const s = await startSwarm(['alice', 'bob', 'carol'], {
+      nat: HOMES,
+      serverArgs: ['--heartbeat-ms', '500', '--peer-timeout-ms', '2000'],
+    });
+    const ch = await hostedChannel(s);
+    await post(s, 'alice', ch, 'a1');
+    await s.waitView('bob', ch, ['a1'], 'host');
+    const router = s.world!.homes[1]!.nat;
+    s.world!.run(router, ['ip', 'link', 'set', 'wan', 'down']);
+    let b1: { id: string; state: string };
+    try {
+      await waitFor(
+        async () => (await s.view('bob', ch)).source === 'local',
+        20_000,
+        'bob to lose both the server and the host',
+      );
+      b1 = await post(s, 'bob', ch, 'b1');
+      expect(b1.state).toBe('pending');
+    } finally {
+      s.world!.run(router, ['ip', 'link', 'set', 'wan', 'up']);
+    }
+    // Back: the server link comes up first (the punch to the host goes through the server),
+    // then the link to the host; the outbox waits for it.
+    for (const m of ['alice', 'bob', 'carol']) await s.waitView(m, ch, ['a1', 'b1'], 'host');
+    expect(postedTo(s, 'bob', [b1.id])).toEqual([`host:alice@${s.peers.alice!.p2p}`]);
+    await waitFor(async () => (await s.serverMessages(ch)).length === 2);
+    expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['a1', 'b1']);
+  });
 
   it(
     "a SIGKILLed host loses nothing it accepted: members' posts reach the server once it is back (carol's relayed link is down with the server)",

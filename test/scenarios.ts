@@ -23,6 +23,14 @@ export async function post(
   return r.body;
 }
 
+/** Where `name`'s connection log says each of these messages was posted (`post` lines, in order). */
+export function postedTo(s: Swarm, name: string, ids: string[]): string[] {
+  return s
+    .log(name)
+    .filter((r) => r.ev === 'post' && ids.includes(r.msg!))
+    .map((r) => r.to!);
+}
+
 /** Scenario 1's steps; scenario 2 starts where it ends. */
 async function hostOfflineSteps(s: Swarm, ch: string) {
   const A = await post(s, 'alice', ch, 'A');
@@ -156,30 +164,40 @@ export async function joinedUserGoesOnline(s: Swarm, ch: string): Promise<void> 
   await s.call('bob', 'PUT', '/api/status', { status: 'offline' });
   await post(s, 'alice', ch, 'a1');
   await post(s, 'carol', ch, 'c1');
-  expect((await post(s, 'bob', ch, 'b1')).state).toBe('pending');
-  expect((await post(s, 'bob', ch, 'b2')).state).toBe('pending');
+  const b1 = await post(s, 'bob', ch, 'b1');
+  const b2 = await post(s, 'bob', ch, 'b2');
+  expect([b1.state, b2.state]).toEqual(['pending', 'pending']);
   await s.call('bob', 'PUT', '/api/status', { status: 'online' });
   for (const m of ['alice', 'bob', 'carol'])
     await s.waitView(m, ch, ['a1', 'c1', 'b1', 'b2'], 'host');
   await waitFor(async () => (await s.serverMessages(ch)).length === 4);
   expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['a1', 'c1', 'b1', 'b2']);
+  const host = `host:alice@${s.peers.alice!.p2p}`;
   expect(s.log('bob')).toContainEqual(
-    expect.objectContaining({
-      ev: 'sync',
-      from: `host:alice@${s.peers.alice!.p2p}`,
-      channel: ch,
-    }),
+    expect.objectContaining({ ev: 'sync', from: host, channel: ch }),
   );
+  // The outbox went to the host (online, reachable), not to the server that came up first.
+  expect(postedTo(s, 'bob', [b1.id, b2.id])).toEqual([host, host]);
 
   // With the host away, the same happens through the server.
   await s.call('alice', 'PUT', '/api/status', { status: 'offline' });
   await s.call('bob', 'PUT', '/api/status', { status: 'offline' });
   await s.waitView('carol', ch, ['a1', 'c1', 'b1', 'b2'], 'server');
   await post(s, 'carol', ch, 'c2');
-  expect((await post(s, 'bob', ch, 'b3')).state).toBe('pending');
+  const b3 = await post(s, 'bob', ch, 'b3');
+  expect(b3.state).toBe('pending');
   await s.call('bob', 'PUT', '/api/status', { status: 'online' });
   await s.waitView('bob', ch, ['a1', 'c1', 'b1', 'b2', 'c2', 'b3'], 'server');
   await s.waitView('carol', ch, ['a1', 'c1', 'b1', 'b2', 'c2', 'b3'], 'server');
+  // No host listed: straight to the server, without waiting for one (a wait is 3 s).
+  expect(postedTo(s, 'bob', [b3.id])).toEqual(['server']);
+  const at = (r: Record<string, string> | undefined) => Date.parse(r!.t!);
+  const online = s
+    .log('bob')
+    .filter((r) => r.ev === 'status' && r.status === 'online')
+    .at(-1);
+  const sent = s.log('bob').find((r) => r.ev === 'post' && r.msg === b3.id);
+  expect(at(sent) - at(online)).toBeLessThan(2000);
   await s.call('alice', 'PUT', '/api/status', { status: 'online' });
   await s.waitView('alice', ch, ['a1', 'c1', 'b1', 'b2', 'c2', 'b3'], 'host');
   expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual([
@@ -198,7 +216,12 @@ export async function joinedUserGoesOffline(s: Swarm, ch: string): Promise<void>
   await post(s, 'alice', ch, 'hello');
   await s.waitView('bob', ch, ['hello'], 'host');
   await s.call('bob', 'PUT', '/api/status', { status: 'offline' });
-  for (const t of ['x1', 'x2', 'x3']) expect((await post(s, 'bob', ch, t)).state).toBe('pending');
+  const xs: string[] = [];
+  for (const t of ['x1', 'x2', 'x3']) {
+    const x = await post(s, 'bob', ch, t);
+    expect(x.state).toBe('pending');
+    xs.push(x.id);
+  }
   expect((await s.view('bob', ch)).source).toBe('local');
   expect((await s.view('bob', ch)).texts).toEqual(['hello', 'x1', 'x2', 'x3']);
   await new Promise((r) => setTimeout(r, 300));
@@ -224,6 +247,9 @@ export async function joinedUserGoesOffline(s: Swarm, ch: string): Promise<void>
     'delivered',
     'delivered',
   ]);
+  // Restarted while offline, then online: its outbox still goes to the host.
+  const host = `host:alice@${s.peers.alice!.p2p}`;
+  expect(postedTo(s, 'bob', xs)).toEqual([host, host, host]);
 }
 
 /**

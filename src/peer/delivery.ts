@@ -9,6 +9,7 @@ import { toStored, type LocalMessage } from '../store/peer-store.js';
 import type { NodeContext } from './context.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { fitPage, pageBudget } from '../protocol/page-budget.js';
+import { SETTLE_MS } from './sources.js';
 
 const DRAIN_BATCH = 256;
 const UPLOAD_BATCH = 500;
@@ -69,7 +70,8 @@ export class Delivery {
 
   /**
    * Sends pending outbox messages, oldest first, pipelined, each to its channel's host when
-   * reachable, else to the server; each is acknowledged once (resends are idempotent by id).
+   * reachable (waiting a little for a link being made), else to the server; each is
+   * acknowledged once (resends are idempotent by id).
    */
   async drain(): Promise<void> {
     const s = this.ctx.session;
@@ -89,6 +91,16 @@ export class Delivery {
           (m) => !waiting.includes(m) && (m.target === undefined || !ids.has(m.target)),
         );
         if (batch.length === 0) break;
+        // Each goes to its channel's host when the host is reachable: a peer back online (or
+        // reconnected) has just heard the tracker list and is still opening its host links, so
+        // a link being made (and the list, while the server sends it) is waited for, bounded,
+        // before the server is chosen. A host not listed, or not answering, costs no wait.
+        await this.ctx.sources.settleAll(
+          batch.map((m) => m.channelId),
+          SETTLE_MS,
+          this.ctx.authed,
+        );
+        if (this.ctx.closed) return;
         const results = await Promise.allSettled(batch.map((m) => this.send(m)));
         if (this.ctx.closed) return;
         let retryLater = false;

@@ -933,7 +933,7 @@ export class PeerNode {
       this.background(this.live.closeAll());
       this.authed = false;
       this.revocations.connectionChanged();
-      this.sources.setTracker([]);
+      this.sources.forget();
     }
   }
 
@@ -1092,7 +1092,7 @@ export class PeerNode {
       this.authed = false;
       this.revocations.connectionChanged();
       await this.p2p.setServing(false);
-      this.sources.setTracker([]);
+      this.sources.forget();
       await this.live.closeAll();
       this.events.emit('connection', { state: 'offline' });
     } else {

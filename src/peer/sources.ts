@@ -44,6 +44,9 @@ interface LinkRecord {
 /** How long after a link to a host dropped or failed it is tried again. */
 export const RETRY_MS = 2000;
 
+/** How long a read or the outbox waits at most for a link to a host that is being made. */
+export const SETTLE_MS = 3000;
+
 /**
  * The member's host links, one per host entry. Entries are indexed by the channels they host, so
  * that a tracker event costs only the channels that entry hosts (of those we read); everything is
@@ -62,15 +65,29 @@ export class ChannelSources {
   private readonly links = new Map<string, LinkRecord>();
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
+  /** True once a tracker list was heard in this session (false again when offline or logged out). */
+  private listed = false;
 
   constructor(private readonly deps: SourcesDeps) {}
 
   /** Replaces the known tracker list (after get_list). */
   setTracker(peers: readonly TrackerEntry[]): void {
+    this.listed = true;
     this.entries.clear();
     this.byHosted.clear();
     for (const e of peers) this.put(e);
     this.refresh();
+  }
+
+  /** Forgets the tracker list and every host link (offline, or logged out) until the next one. */
+  forget(): void {
+    this.setTracker([]);
+    this.listed = false;
+  }
+
+  /** True once a tracker list was heard since the last `forget` (hosts are known). */
+  get hasList(): boolean {
+    return this.listed;
   }
 
   upsert(e: TrackerEntry): void {
@@ -112,14 +129,29 @@ export class ChannelSources {
    * Resolves once no link that would serve `channelId` is still connecting (it is up, or it
    * failed), or after `ms`: a member reads from the server only when the host is not coming.
    */
-  async settle(channelId: string, ms = 3000): Promise<void> {
+  async settle(channelId: string, ms = SETTLE_MS): Promise<void> {
+    await this.settleAll([channelId], ms);
+  }
+
+  /**
+   * `settle` for several channels at once, with one deadline; with `listing`, it first waits
+   * for the tracker list (one is on its way: the server link just came up), since without it no
+   * host is known.
+   */
+  async settleAll(channelIds: Iterable<string>, ms = SETTLE_MS, listing = false): Promise<void> {
     const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      const key = this.assigned.get(channelId);
-      const r = key === undefined ? undefined : this.links.get(key);
-      if (!r || r.up || !r.channels.includes(channelId)) return;
+    const ids = [...new Set(channelIds)];
+    while (Date.now() < deadline && !this.closed) {
+      if ((this.listed || !listing) && !ids.some((id) => this.connecting(id))) return;
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** True while the link that would serve `channelId` is still being made. */
+  private connecting(channelId: string): boolean {
+    const key = this.assigned.get(channelId);
+    const r = key === undefined ? undefined : this.links.get(key);
+    return !!r && !r.up && r.channels.includes(channelId);
   }
 
   /** Reads our channels again, opens links to hosts that serve them, closes unneeded ones. */
