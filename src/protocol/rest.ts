@@ -48,10 +48,21 @@ export const NewChannelBody = z.object({
   allowVisitors: z.boolean().default(false),
 });
 
-const Limit = z.coerce.number().int().min(1).max(500).default(50);
+/**
+ * A whole number in a query string: decimal digits only. Anything else (a sign, hex, an exponent,
+ * a fraction, spaces, which a plain number coercion would take) stays a string, and is refused.
+ */
+const decimal = (v: unknown) => (typeof v === 'string' && /^[0-9]{1,16}$/.test(v) ? Number(v) : v);
+const QueryInt = (min: number, max: number) =>
+  z.preprocess(decimal, z.number().int().min(min).max(max));
+/** QueryInt, `def` when absent. */
+const QueryIntOr = (min: number, max: number, def: number) =>
+  z.preprocess(decimal, z.number().int().min(min).max(max).default(def));
+
+const Limit = QueryIntOr(1, 500, 50);
 export const HistoryQuery = z.object({ limit: Limit, before: Uuid.optional() });
 export const ItemsQuery = z.object({
-  since: z.coerce.number().int().min(0).default(0),
+  since: QueryIntOr(0, Number.MAX_SAFE_INTEGER, 0),
   limit: Limit,
 });
 
@@ -68,5 +79,5 @@ export const KeyCert = z.object({ cert: z.string(), exp: z.number().int(), bot: 
 /** Opening the gateway: `resume` (a session id from `ready`) and `seq` (the last event seen). */
 export const GatewayQuery = z.object({
   resume: z.string().max(64).optional(),
-  seq: z.coerce.number().int().min(0).optional(),
+  seq: QueryInt(0, Number.MAX_SAFE_INTEGER).optional(),
 });

@@ -844,6 +844,7 @@ const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel b
 function parseCursor(cursor: string): { createdAt: number; id: string } | undefined {
   const i = cursor.indexOf(':');
   const createdAt = Number(cursor.slice(0, i));
-  if (i <= 0 || !Number.isFinite(createdAt)) throw new HchatError('E_BAD_REQUEST', 'bad cursor');
+  if (i <= 0 || !Number.isFinite(createdAt))
+    throw new HchatError('E_BAD_REQUEST', 'after: not a cursor this server gave');
   return { createdAt, id: cursor.slice(i + 1) };
 }

@@ -54,6 +54,8 @@ export interface RestRouteDeps {
 }
 
 const ERRORS = { 400: RestError, 401: RestError, 403: RestError, 404: RestError, 429: RestError };
+/** A route that reads a body may also answer 413: over `API_LIMITS.maxBodyBytes` (64 KiB). */
+const BODY_ERRORS = { ...ERRORS, 413: RestError };
 const read = { scope: 'read' as const };
 const write = { scope: 'write' as const };
 
@@ -177,7 +179,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
         schema: {
           summary: 'Creates a channel owned by the token’s account',
           body: NewChannelBody.extend({ name: ChannelName }),
-          response: { 201: Channel, ...ERRORS, 409: RestError },
+          response: { 201: Channel, ...BODY_ERRORS, 409: RestError },
         },
       },
       async (req, reply) => {
@@ -221,7 +223,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
         schema: {
           summary: 'Joins a channel: the token’s account becomes a member',
           params: ChannelIdParams,
-          response: { 200: Channel, ...ERRORS },
+          response: { 200: Channel, ...BODY_ERRORS },
         },
       },
       async (req) => {
@@ -239,7 +241,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
         schema: {
           summary: 'Leaves a channel',
           params: ChannelIdParams,
-          response: { 200: z.object({}), ...ERRORS },
+          response: { 200: z.object({}), ...BODY_ERRORS },
         },
       },
       async (req) => {
@@ -322,7 +324,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
           response: {
             201: OPS.post.res,
             200: OPS.post.res,
-            ...ERRORS,
+            ...BODY_ERRORS,
             409: RestError,
             422: RestError,
           },
@@ -390,7 +392,7 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
           summary:
             'Certifies an Ed25519 public key for the token’s account: messages signed with it carry this certificate',
           body: KeyBody,
-          response: { 200: KeyCert, ...ERRORS },
+          response: { 200: KeyCert, ...BODY_ERRORS },
         },
       },
       async (req) => {
