@@ -205,6 +205,36 @@ describe('hchat bot', () => {
     expect(bot.stdout()).not.toMatch(/^error /m);
   }, 40_000);
 
+  it("refuses to run on a person's token, saying how to make a bot's, and joins nothing", async () => {
+    // A person's certificate does not say bot: two `hchat bot`s on their users' own tokens took
+    // each other's replies for people's words and answered for ever (outside test 'hchat bot
+    // run on two users' own tokens…'). Only a bot runs it, and bots never answer bots.
+    const net = await createTestnet({ peers: 1 });
+    const [alice] = net.peers as [TestPeer];
+    await signIn(alice, 'alice');
+    const general = (
+      await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false })
+    ).body.id as string;
+    const token = (
+      await alice.call('POST', '/api/tokens', { name: 'mine', scopes: ['read', 'write'] })
+    ).body.token as string;
+    const dir = tempDir();
+    const config = path.join(dir, 'bot.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({ channels: [general], rules: [{ when: 'mention', reply: 'Hi @{author}' }] }),
+    );
+    const r = await runHchat(['bot', '--config', config, '--url', net.server.httpUrl], {
+      HCHAT_TOKEN: token,
+    });
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).not.toMatch(/^ready /m);
+    expect(r.out).toContain("the token acts as alice, a person's account, not a bot's");
+    for (const s of ['Bots and tokens', 'POST /api/bots', '"account": "<bot>"'])
+      expect(r.out).toContain(s);
+    expect(r.out).not.toContain(token.split('.')[1]);
+  }, 30_000);
+
   it('refuses a bad config, naming the field, before connecting', async () => {
     const dir = tempDir();
     // More refusals, without a process each: test/bot-rules.test.ts "names the field…".

@@ -185,6 +185,27 @@ describe('bot rules', () => {
       'alice',
       'dave',
     ]);
+    // A name filled in never becomes a special mention: an author named `here` (an account from
+    // before the server refused the name, or another server) is not pinged as every member.
+    const here = vars({ author: 'here', owner: 'HERE', text: '' });
+    expect(replyMentions('Hi @{author}', 'Hi @here', here)).toEqual([]);
+    expect(replyMentions('@{owner}: {text}', '@HERE: ', here)).toEqual([]);
+    expect(replyMentions('@here: @{author} wrote', '@here: @here wrote', here)).toEqual(['here']);
+    const piece = fc.constantFrom('@{author}', '@{owner}', '{text}', '{1}', '@', 'here', '.', ' ');
+    const name = fc.constantFrom('here', 'HERE', 'here.', 'alice', '');
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 8 }).map((p) => p.join('')),
+        fc.constantFrom('@here', 'here', '', '@{author} @here'),
+        name,
+        name,
+        (template, text, author, owner) => {
+          const v = vars({ text, author, owner, groups: ['', 'here'] });
+          const ms = replyMentions(template, fillTemplate(template, v), v);
+          if (!mentionedNames(template).includes('here')) expect(ms).not.toContain('here');
+        },
+      ),
+    );
     fc.assert(
       fc.property(fc.string(), fc.string(), (template, text) => {
         const filled = fillTemplate(template, vars({ text }));

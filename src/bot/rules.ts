@@ -5,7 +5,7 @@
  * BOT_LIMITS.regexInputChars characters, a template is filled in one pass (a `{author}` inside
  * someone's text stays text), and a reply mentions only the names its template put there.
  */
-import { MAX_TEXT, type StoredMessage } from '../protocol/common.js';
+import { MAX_TEXT, SPECIAL_MENTIONS, type StoredMessage } from '../protocol/common.js';
 import { mentionedNames } from '../peer/mentions.js';
 import { BOT_LIMITS } from '../shared/limits.js';
 import { readClaims } from '../shared/tokens.js';
@@ -28,7 +28,7 @@ export interface TemplateVars {
   /** The text without the bot's own mention. */
   text: string;
   channel: string;
-  /** The bot's owner (empty for a user's own token). */
+  /** The bot's owner. */
   owner: string;
   /** What the rule's regex (or keyword) matched, and the regex's groups. */
   match: string;
@@ -95,14 +95,18 @@ export function messageText(filled: string): string | undefined {
 /**
  * Whom a reply mentions: the names written in its template (`@alice`, `@here`), and the author
  * or owner where the template says `@{author}` or `@{owner}`; never a name that came in with
- * someone's text (a `{text}` holding `@here` pings nobody).
+ * someone's text (a `{text}` holding `@here` pings nobody), and never a special mention
+ * (`here`) that a filled-in value spelt: only a literal `@here` in the template pings everyone.
+ * The server refuses such names (PROTOCOL.md §3.3), but an account made before that, or
+ * another server, may hold one.
  */
 export function replyMentions(template: string, text: string, v: TemplateVars): string[] {
-  const allowed = new Set(mentionedNames(template));
+  const literal = new Set(mentionedNames(template));
+  const allowed = new Set(literal);
   for (const k of ['author', 'owner'] as const)
     if (template.includes(`@{${k}}`) && v[k]) allowed.add(v[k].toLowerCase());
   return mentionedNames(text)
-    .filter((n) => allowed.has(n))
+    .filter((n) => allowed.has(n) && (!SPECIAL_MENTIONS.includes(n) || literal.has(n)))
     .slice(0, 50);
 }
 

@@ -57,6 +57,10 @@ export async function startBot(o: BotRunOptions): Promise<RunningBot> {
     throw new Error(`cannot reach ${o.url}: ${cause?.code ?? cause?.message ?? why(err)}`);
   });
   const me = bot.me.username;
+  // Only a bot's account: its certificate says `bot: true`, which every `hchat bot` skips, so
+  // two of them never answer each other. On a person's account (a user's own token) two bots
+  // would take each other's replies for a person's words and answer for ever.
+  if (bot.me.bot !== true) throw new NotABotError(me);
   const owner = bot.me.owner;
   for (const [i, id] of o.config.channels.entries()) {
     try {
@@ -65,10 +69,6 @@ export async function startBot(o: BotRunOptions): Promise<RunningBot> {
       throw new Error(`channels[${i}] (${id}): ${(err as Error).message}`);
     }
   }
-  if (o.config.away && owner === undefined)
-    o.log(
-      line('warning', { away: 'off', why: 'the token is not a bot’s: no owner to stand in for' }),
-    );
   const names = new Map<string, string>();
   for (const c of await bot.channels()) names.set(c.id, c.name);
   // Fixed before the ready line: a message posted once the bot says it is ready is seen.
@@ -192,6 +192,20 @@ export async function startBot(o: BotRunOptions): Promise<RunningBot> {
     },
     done,
   };
+}
+
+/** A token that acts as a person's account, not a bot's: `hchat bot` does not run on it. */
+export class NotABotError extends Error {
+  constructor(readonly account: string) {
+    super(
+      `the token acts as ${account}, a person's account, not a bot's: hchat bot runs only as a bot ` +
+        `(its messages are marked as a bot's, and bots never answer bots, so two cannot loop). ` +
+        `Make a bot and a token that acts as it: in the web UI, "Bots and tokens" (create the bot, ` +
+        `then a token for it, "Read and write"); or through your peer's local API, ` +
+        `POST /api/bots {"username": "<bot>"} then POST /api/tokens {"name": "<bot>", ` +
+        `"account": "<bot>", "scopes": ["read", "write"]} (README "Write a bot in 5 minutes").`,
+    );
+  }
 }
 
 /** A token refused: nothing the bot does can work any more. */

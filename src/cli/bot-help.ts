@@ -25,7 +25,10 @@ Config file (JSON; examples/autoresponder.json is a complete one):
   any case; keyword and regex rules look at the text without the bot's mention. A regex is at
   most ${BOT_LIMITS.maxPatternChars} characters and runs on the first ${BOT_LIMITS.regexInputChars} characters of a text; the config is trusted
   (you wrote it), the messages are not. Messages by the bot itself or by any other bot (their
-  certificate says bot) are never answered, so two bots cannot loop.
+  certificate says bot) are never answered, so two bots cannot loop. It runs only on a bot's
+  token: make the bot and a token that acts as it ("Bots and tokens" in the web UI); on your
+  own token it stops at start. A name filled in never pings as @here: only a literal @here in
+  the template does.
 
   away: direct messages are end-to-end encrypted between devices and a bot has none, so it
   cannot answer its owner's DMs. Instead, when a channel message mentions the bot's owner and

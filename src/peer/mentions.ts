@@ -2,6 +2,7 @@
  * Mentions (SPEC §11, README "Messages"): `@name` of a channel member and `@here` (every online
  * member), found in a message's text when it is written and signed with it as its `mentions`.
  */
+import { SPECIAL_MENTIONS } from '../protocol/common.js';
 
 /** `@name` at the start or after a character that cannot be part of a name. */
 const MENTION = /(?:^|[^A-Za-z0-9_.@-])@([A-Za-z0-9_.-]{2,32})/g;
@@ -17,6 +18,6 @@ export function mentionedNames(text: string): string[] {
 export function resolveMentions(text: string, members: readonly string[]): string[] {
   const known = new Set(members.map((m) => m.toLowerCase()));
   return mentionedNames(text)
-    .filter((n) => n === 'here' || known.has(n))
+    .filter((n) => SPECIAL_MENTIONS.includes(n) || known.has(n))
     .slice(0, 50);
 }

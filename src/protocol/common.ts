@@ -16,6 +16,12 @@ export const PRINTABLE = /^[^\p{Cc}\u2028\u2029]+$/u;
 export const Username = z
   .string()
   .regex(/^[A-Za-z0-9_.-]{2,32}$/, 'username: 2-32 characters of A-Z a-z 0-9 _ . -');
+/**
+ * The mentions that name no user (PROTOCOL.md §2.2): `here` is every online member. No account
+ * or visitor may take one of these names, or a look-alike (server/name-index.ts), and `hchat bot`
+ * never turns a name it fills in into one (bot/rules.ts).
+ */
+export const SPECIAL_MENTIONS: readonly string[] = ['here'];
 export const Password = z
   .string()
   .min(6, 'password: at least 6 characters')

@@ -354,4 +354,37 @@ describe('hostile: look-alike names (finding 21)', () => {
       );
     expect(codeOf(await c.request('register', { username: 'bob2', password: PW }))).toBe('ok');
   });
+
+  it('gives no account, bot or visitor the name of a special mention (here), nor a look-alike', async () => {
+    // PROTOCOL §2.2: the mention `here` is every online member. A user named `here` would make a
+    // bot's `Hi @{author}` ping everyone (outside test 'hchat bot: a reply mentions only…').
+    const net = await createTestnet();
+    const c = await RawClient.open(net.serverPort);
+    // Any case, trailing dots (a mention drops them: `@here.` reads `@here`).
+    const reserved = ['here', 'HERE', 'here.', 'Here..'];
+    for (const username of reserved) {
+      const r = await c.request('register', { username, password: PW });
+      expect(codeOf(r), username).toBe('E_USERNAME_TAKEN');
+      expect(r.error.message, username).toMatch(/@here/);
+    }
+    for (const username of ['there', 'heres', 'here_'])
+      expect(codeOf(await c.request('register', { username, password: PW })), username).toBe('ok');
+    expect(codeOf(await login(c, 'there', PW))).toBe('ok');
+    for (const username of reserved) {
+      const r = await c.request('bot_create', { username });
+      expect(codeOf(r), username).toBe('E_USERNAME_TAKEN');
+      expect(r.error.message, username).toMatch(/@here/);
+    }
+    expect(codeOf(await c.request('bot_create', { username: 'herebot' }))).toBe('ok');
+    const v = await RawClient.open(net.serverPort);
+    // A visitor name may hold any letter: a Cyrillic е, fullwidth letters; and a leading @.
+    const lookAlikes = ['h\u0435re', '\uff48\uff45\uff52\uff45', '@here', ' here '];
+    for (const name of [...reserved, ...lookAlikes])
+      expect(codeOf(await v.request('visitor', { name, publicKey: publicKey() })), name).toBe(
+        'E_NAME_TAKEN',
+      );
+    expect(
+      codeOf(await v.request('visitor', { name: 'here and there', publicKey: publicKey() })),
+    ).toBe('ok');
+  });
 });
