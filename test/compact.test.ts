@@ -181,7 +181,7 @@ describe('compact pushes and pages (§3.11)', () => {
       await w.request('login', {
         username: name,
         password: `${name}-pw`,
-        publicKey: 'A'.repeat(43),
+        publicKey: newSessionKeys().publicKey,
       });
       await w.request('channel_join', { channelId: channel.id });
       await w.request('subscribe', { channelIds: [channel.id] });
@@ -294,7 +294,7 @@ describe('compact pushes and pages (§3.11)', () => {
     await full.request('login', {
       username: 'rita',
       password: 'rita-pw',
-      publicKey: 'A'.repeat(43),
+      publicKey: newSessionKeys().publicKey,
     });
     await full.request('channel_join', { channelId: channel.id });
     const raw = new Wire(tn.serverPort);
@@ -302,7 +302,7 @@ describe('compact pushes and pages (§3.11)', () => {
     await raw.request('login', {
       username: 'rita',
       password: 'rita-pw',
-      publicKey: 'A'.repeat(43),
+      publicKey: newSessionKeys().publicKey,
     });
 
     const asks: [keyof typeof OPS & ('history' | 'sync' | 'search'), object][] = [
