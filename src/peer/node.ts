@@ -868,9 +868,10 @@ export class PeerNode {
       if (name === 'peer_joined') this.sources.upsert(entry);
       else this.sources.remove(entry);
       this.live.trackerChanged(before, name === 'peer_joined' ? entry : undefined);
+      // A peer that left is offline now, whatever its last entry said.
       this.events.emit('presence', {
         kind: name === 'peer_joined' ? 'joined' : 'left',
-        peer: apiPeer(entry),
+        peer: name === 'peer_joined' ? apiPeer(entry) : { ...apiPeer(entry), status: 'offline' },
       });
     } else if (name === 'typing') {
       this.typing.fromServer(body as TypingEvent);

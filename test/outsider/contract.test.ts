@@ -701,6 +701,12 @@ describe('SPEC §10 local API: answers, errors, visitors, events', () => {
       8000,
       'presence left',
     );
+    // The peer that left is shown as it is now: offline (found by this tester: it said online).
+    const left = evA.events.find(
+      (e) =>
+        e.event === 'presence' && e.data.kind === 'left' && JSON.stringify(e.data).includes(bob),
+    );
+    expect(left?.data.peer.status).toBe('offline');
     await B.call('PUT', '/api/status', { status: 'online' });
     await waitFor(
       () =>
