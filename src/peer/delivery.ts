@@ -101,11 +101,17 @@ export class Delivery {
           this.ctx.authed,
         );
         if (this.ctx.closed) return;
+        // Another account logged in meanwhile: this one's messages wait for its next session
+        // (sent now, they would go out under the new account's session and be refused).
+        if (this.switched(s)) return;
         const results = await Promise.allSettled(batch.map((m) => this.send(m)));
         if (this.ctx.closed) return;
+        // Switched while they were on their way: a refusal may be the new session's, not final.
+        const switched = this.switched(s);
         let retryLater = false;
         results.forEach((r, i) => {
           const m = batch[i]!;
+          if (r.status === 'rejected' && switched) return;
           if (r.status === 'fulfilled') {
             const { seq, via, name } = r.value;
             this.ctx.store.markDelivered(m.id, seq, via);
@@ -141,11 +147,18 @@ export class Delivery {
           }
           this.resolveDelivery(m.id);
         });
-        if (retryLater) break;
+        if (retryLater || switched) break;
       }
     } finally {
       this.draining = false;
+      // The account that logged in meanwhile found this drain busy: its own starts now.
+      if (this.switched(s)) this.later('drain', 0);
     }
+  }
+
+  /** True when the session `s` is no longer this peer's (logged out, or another logged in). */
+  private switched(s: { sessionId: string }): boolean {
+    return this.ctx.session?.sessionId !== s.sessionId;
   }
 
   /** E_NOT_FOUND for a change whose message a replica acknowledged: not final. */
@@ -193,6 +206,8 @@ export class Delivery {
           messages: batch.map(toStored),
         });
         if (this.ctx.closed) return;
+        // Another account logged in while the batch was on its way: a refusal may be its.
+        const switched = this.switched(s);
         const byId = new Map(batch.map((m) => [m.id, m]));
         let retryIn: number | undefined;
         this.ctx.store.setServerSeqs(results.flatMap((r) => ('seq' in r ? [r] : [])));
@@ -216,6 +231,8 @@ export class Delivery {
           } else if (TRANSIENT.has(r.error.code as ErrorCode)) {
             // Not now (rate limit, full disk): the same batch goes again later.
             retryIn = r.error.retryAfterMs ?? RETRY_MS;
+          } else if (switched) {
+            continue; // kept for the next upload, whoever is logged in then
           } else {
             this.uploadRefused.add(r.id);
             this.ctx.log.write('refused', {
@@ -229,6 +246,7 @@ export class Delivery {
           }
           this.resolveDelivery(r.id);
         }
+        if (switched) break;
         if (retryIn !== undefined) {
           this.later('upload', retryIn);
           break;

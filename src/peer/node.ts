@@ -116,6 +116,9 @@ export interface PeerOptions {
 export type { Source } from './pages.js';
 import type { Source } from './pages.js';
 
+/** How long a spare connection (a login while a session is live) may take to say hello. */
+const SPARE_START_MS = 10_000;
+
 const POST_WAIT_MS = 3000;
 
 /** A running peer. */
@@ -965,6 +968,12 @@ export class PeerNode {
   /** Enters as a visitor named `name`; refused (a user's name), the current session stays. */
   async visitor(name: string): Promise<{ username: string; role: 'visitor'; sessionId: string }> {
     return this.inTurn(async () => {
+      // A visitor entering again (under its own name, say) leaves first: while its session
+      // lives, its name is held, and the new entry would be refused.
+      if (this.currentSession?.role === 'visitor') {
+        if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
+        this.setSession(undefined);
+      }
       const keys = newSessionKeys();
       const r = await this.openSession((link) =>
         link.request('visitor', { name, publicKey: keys.publicKey }),
@@ -1021,11 +1030,23 @@ export class PeerNode {
       log: this.log,
       reconnect: false,
     });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await spare.start();
+      // Bounded: a server that takes the connection and never says hello must not hold the
+      // session turn (every later login, logout and resume waits behind it).
+      await Promise.race([
+        spare.start(),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new HchatError('E_OFFLINE', 'the server did not answer in time')),
+            SPARE_START_MS,
+          );
+        }),
+      ]);
       if (!spare.connected) throw this.trustError ?? new HchatError('E_OFFLINE');
       return await task(spare);
     } finally {
+      clearTimeout(timer);
       spare.stop();
     }
   }
