@@ -763,6 +763,15 @@ export class PeerNode {
 
   /** Everything a fresh session does: announce, refresh channels, find hosts, sync, drain. */
   private async afterAuth(): Promise<void> {
+    try {
+      await this.afterAuthSteps();
+    } finally {
+      // Whatever failed before the list came, nothing waits for it on this connection.
+      this.sources.noListComing();
+    }
+  }
+
+  private async afterAuthSteps(): Promise<void> {
     const s = this.currentSession;
     if (!s) return;
     this.authed = true;

@@ -67,6 +67,8 @@ export class ChannelSources {
   private closed = false;
   /** True once a tracker list was heard in this session (false again when offline or logged out). */
   private listed = false;
+  /** Hosts (entry keys) whose last link failed before it came up: nothing waits for them. */
+  private readonly failing = new Set<string>();
 
   constructor(private readonly deps: SourcesDeps) {}
 
@@ -83,6 +85,14 @@ export class ChannelSources {
   forget(): void {
     this.setTracker([]);
     this.listed = false;
+  }
+
+  /**
+   * No tracker list is on its way (the steps after a login or resume stopped before it): what
+   * waits for one (`settleAll` with `listing`) stops waiting; the hosts stay unknown until one.
+   */
+  noListComing(): void {
+    this.listed = true;
   }
 
   /** True once a tracker list was heard since the last `forget` (hosts are known). */
@@ -151,7 +161,7 @@ export class ChannelSources {
   private connecting(channelId: string): boolean {
     const key = this.assigned.get(channelId);
     const r = key === undefined ? undefined : this.links.get(key);
-    return !!r && !r.up && r.channels.includes(channelId);
+    return !!r && !r.up && !this.failing.has(key!) && r.channels.includes(channelId);
   }
 
   /** Reads our channels again, opens links to hosts that serve them, closes unneeded ones. */
@@ -176,6 +186,7 @@ export class ChannelSources {
     const key = entryKey(e);
     const before = this.entries.get(key);
     if (before) this.drop(before);
+    this.failing.delete(key); // announced again: worth a wait
     this.entries.set(key, e);
     for (const id of e.hosts) {
       let set = this.byHosted.get(id);
@@ -276,12 +287,16 @@ export class ChannelSources {
     this.links.set(key, r);
     link.on('up', () => {
       r.up = true;
+      this.failing.delete(key);
       this.deps.linkUp(link, r.channels);
     });
     link.on('down', () => {
       const wasUp = r.up;
       r.up = false;
       if (this.links.get(key) !== r) return; // closed on purpose, already handled
+      // Failed before it came up: its retries are not waited for (a post or a read goes to
+      // the server at once) until a link to it comes up or its entry changes.
+      if (!wasUp) this.failing.add(key);
       this.links.delete(key);
       if (wasUp) this.deps.linkDown(r.channels);
       this.scheduleRetry();
