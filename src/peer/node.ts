@@ -979,10 +979,7 @@ export class PeerNode {
     return this.inTurn(async () => {
       // A visitor entering again (under its own name, say) leaves first: while its session
       // lives, its name is held, and the new entry would be refused.
-      if (this.currentSession?.role === 'visitor') {
-        if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
-        this.setSession(undefined);
-      }
+      if (this.currentSession?.role === 'visitor') await this.endSession();
       const keys = newSessionKeys();
       const r = await this.openSession((link) =>
         link.request('visitor', { name, publicKey: keys.publicKey }),
@@ -1018,8 +1015,7 @@ export class PeerNode {
       return { ...r, resumed: true };
     }
     const r = await this.onSpareLink(open);
-    await link.request('logout', {}).catch(() => undefined);
-    this.setSession(undefined);
+    await this.endSession();
     try {
       const { cert } = await link.request('resume', { token: r.token });
       return { ...r, cert, resumed: true };
@@ -1089,10 +1085,14 @@ export class PeerNode {
 
   async logout(): Promise<void> {
     await this.inTurn(async () => {
-      if (!this.currentSession) return;
-      if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
-      this.setSession(undefined);
+      if (this.currentSession) await this.endSession();
     });
+  }
+
+  /** Logs the current session out at the server (when its link carries it) and here. */
+  private async endSession(): Promise<void> {
+    if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
+    this.setSession(undefined);
   }
 
   me(): Me {
