@@ -169,6 +169,33 @@ describe('server addresses and drain', () => {
     expect((await api(ui, 'GET', '/api/me')).body.connection).not.toBe('connected');
   });
 
+  it('a frozen instance first in --server (TCP accepted, nothing answered) costs seconds, not the start: the peer goes on to the next', async () => {
+    // SIGSTOP: the kernel still completes TCP connections to it, but no TLS handshake or hello
+    // ever comes back, as from a hung process. PROTOCOL §3.2: a peer gives an address 5 s.
+    const frozen = await spawnServer(tempDir());
+    frozen.proc.kill('SIGSTOP');
+    const live = await spawnServer(tempDir());
+    const data = path.join(tempDir(), 'alice');
+    const t0 = Date.now();
+    const peer = await spawnHchat(
+      ['peer', '--server', `${frozen.ready.tcp},${live.ready.tcp}`, '--data', data],
+      {},
+      20_000,
+    );
+    const readyIn = Date.now() - t0;
+    const reg = await api(peer.ready.ui!, 'POST', '/api/register', {
+      username: 'alice',
+      password: 'alice-pw-1',
+    });
+    expect({ status: reg.status, readyWithin10s: readyIn < 10_000 }).toEqual({
+      status: 201,
+      readyWithin10s: true,
+    });
+    const peerLog = path.join(data, 'connections.log');
+    expect(logged(peerLog, 'open').some((l) => l.includes(`addr=${live.ready.tcp}`))).toBe(true);
+    frozen.proc.kill('SIGKILL');
+  });
+
   it('refuses a --server list with a bad or repeated address, naming the flag', async () => {
     const { runHchat } = await import('./processes.js');
     const bad = await runHchat(['peer', '--server', '127.0.0.1:7000,nope', '--data', tempDir()]);

@@ -70,7 +70,10 @@ export interface RpcLinkOptions<Info extends HelloInfo> {
   dial?: () => Promise<{ socket: net.Socket; via: string }>;
   /** Reconnect automatically (default true); off for one-shot clients and tests. */
   reconnect?: boolean;
-  /** Give up on a TCP connect that has not completed in this time. */
+  /**
+   * Give up on a connection whose TLS handshake and the other end's hello have not both come in
+   * this time (a dead address, or one that accepts TCP and then says nothing), and try the next.
+   */
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   minBackoffMs?: number;
@@ -280,20 +283,31 @@ export class RpcLink<
   /** Runs the link over a TLS connection being made to `addr`. */
   private secure(socket: tls.TLSSocket, addr: string, via?: string): void {
     let opened = false;
-    if (this.opts.connectTimeoutMs) {
-      socket.setTimeout(this.opts.connectTimeoutMs, () => {
-        if (!opened) socket.destroy();
-      });
-    }
+    const limit = this.opts.connectTimeoutMs;
+    // One deadline for TCP, TLS and the hello together: an end that trickles bytes cannot hold it.
+    const deadline = limit
+      ? setTimeout(() => {
+          if (this.fs !== fs || this.info) return;
+          // Nothing is sent to an end that has not proved who it is.
+          fs.close(new HchatError('E_TIMEOUT', `${addr}: no hello within ${limit} ms`));
+          fs.destroy();
+        }, limit)
+      : undefined;
+    deadline?.unref();
     const fs = new FramedSocket(socket, {
-      frame: (f) => this.onFrame(fs, f),
-      close: (reason) => this.onClose(fs, opened, reason),
+      frame: (f) => {
+        if (!this.info) this.onHello(fs, f, deadline);
+        else this.onFrame(fs, f);
+      },
+      close: (reason) => {
+        clearTimeout(deadline);
+        this.onClose(fs, opened, reason);
+      },
     });
     this.fs = fs;
     socket.once('secureConnect', () => {
       opened = true;
       this.viaNow = via;
-      socket.setTimeout(0);
       this.opts.log?.write('open', {
         peer: this.opts.name,
         addr,
@@ -313,20 +327,30 @@ export class RpcLink<
     });
   }
 
-  private onFrame(fs: FramedSocket, f: Record<string, unknown>): void {
+  /** The other end's first frame: its hello (or an error, which ends the connection). */
+  private onHello(
+    fs: FramedSocket,
+    f: Record<string, unknown>,
+    deadline: NodeJS.Timeout | undefined,
+  ): void {
     if (f.t === 'error') {
       fs.close(fatalFrom(f));
       return;
     }
-    if (!this.info) {
-      const info = this.opts.parseHello(f);
-      const reply = this.opts.helloReply?.(info);
-      if (reply) fs.send(reply);
-      this.info = info;
-      this.refs = info.compact !== undefined ? new RefReader() : undefined;
-      this.attempt = 0;
-      this.startHeartbeat(fs, info);
-      this.emit('up', info);
+    const info = this.opts.parseHello(f);
+    clearTimeout(deadline);
+    const reply = this.opts.helloReply?.(info);
+    if (reply) fs.send(reply);
+    this.info = info;
+    this.refs = info.compact !== undefined ? new RefReader() : undefined;
+    this.attempt = 0;
+    this.startHeartbeat(fs, info);
+    this.emit('up', info);
+  }
+
+  private onFrame(fs: FramedSocket, f: Record<string, unknown>): void {
+    if (f.t === 'error') {
+      fs.close(fatalFrom(f));
       return;
     }
     switch (f.t) {

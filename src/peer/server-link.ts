@@ -13,6 +13,9 @@ import type { ConnectionLog } from '../shared/connlog.js';
 import { RpcLink, type LinkAddress } from './rpc-link.js';
 import type { ServerTrust } from './server-trust.js';
 
+/** How long a server address has for TCP, TLS and its hello (PROTOCOL §3.2). */
+export const SERVER_CONNECT_TIMEOUT_MS = 5000;
+
 /** The server's hello, as the peer keeps it. */
 export type ServerInfo = z.infer<typeof ServerHello>;
 
@@ -28,6 +31,8 @@ export interface ServerLinkOptions {
   /** Reconnect automatically (default true); off for one-shot clients and tests. */
   reconnect?: boolean;
   requestTimeoutMs?: number;
+  /** How long an address has for TCP, TLS and its hello before the next is tried (PROTOCOL §3.2). */
+  connectTimeoutMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -37,6 +42,7 @@ export class ServerLink extends RpcLink<typeof OPS, typeof EVENTS, ServerInfo> {
   constructor(o: ServerLinkOptions) {
     super(
       {
+        connectTimeoutMs: SERVER_CONNECT_TIMEOUT_MS,
         ...o,
         name: 'server',
         secure: (socket, addr) => {
