@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { api, stablePort, tempDir, waitFor } from './testnet.js';
 import { spawnHchat, spawnServer } from './processes.js';
 import { serverHello } from './outsider/lib.js';
+import { startCluster } from './cluster-kit.js';
 import { newKeyPair } from '../src/shared/keygen.js';
 
 /** The lines of a connection log file (`t=… ev=… …`) of one event. */
@@ -194,6 +195,64 @@ describe('server addresses and drain', () => {
     const peerLog = path.join(data, 'connections.log');
     expect(logged(peerLog, 'open').some((l) => l.includes(`addr=${live.ready.tcp}`))).toBe(true);
     frozen.proc.kill('SIGKILL');
+  });
+
+  it('an instance that freezes under a connected peer: the peer hears silence past timeoutMs, moves to the next, and its post is stored once', async () => {
+    // The instances ask a frame every second and drop a link silent for 3 s (their hello says
+    // so); a peer closes a link whose server is silent that long (PROTOCOL §3.2).
+    const k = await startCluster(['--heartbeat-ms', '1000', '--peer-timeout-ms', '3000']);
+    const [a, b] = k.servers.map((s) => s.ready.tcp!);
+    const data = path.join(tempDir(), 'alice');
+    const peer = await spawnHchat(['peer', '--server', `${a},${b}`, '--data', data]);
+    const ui = peer.ready.ui!;
+    expect(
+      (await api(ui, 'POST', '/api/register', { username: 'alice', password: 'alice-pw-1' }))
+        .status,
+    ).toBe(201);
+    await api(ui, 'POST', '/api/login', { username: 'alice', password: 'alice-pw-1' });
+    const ch = (await api(ui, 'POST', '/api/channels', { name: 'room' })).body.id as string;
+    const log = path.join(data, 'connections.log');
+    expect(logged(log, 'open').some((l) => l.includes(`addr=${a}`))).toBe(true);
+
+    k.servers[0]!.proc.kill('SIGSTOP');
+    const t0 = Date.now();
+    const sent = await api(ui, 'POST', `/api/channels/${ch}/messages`, {
+      text: 'through the freeze',
+    });
+    expect(sent.status).toBeLessThan(300);
+    await waitFor(
+      async () =>
+        logged(log, 'open').some((l) => l.includes(`addr=${b}`)) &&
+        (await api(ui, 'GET', '/api/me')).body.connection === 'connected',
+      15_000,
+      'the peer moved to the other instance',
+    );
+    const movedIn = Date.now() - t0;
+    await waitFor(
+      async () => {
+        const page = await api(ui, 'GET', `/api/channels/${ch}/messages`);
+        return page.body.messages?.some(
+          (m: { text?: string; state?: string }) =>
+            m.text === 'through the freeze' && m.state === 'delivered',
+        );
+      },
+      10_000,
+      'the post stored through the other instance',
+    );
+    const { Client } = await import('pg');
+    const pg = new Client({ connectionString: k.dbUrl });
+    await pg.connect();
+    try {
+      const n = await pg.query(
+        "SELECT count(*)::int AS n FROM messages WHERE channel_id = $1 AND kind = 'message'",
+        [ch],
+      );
+      expect(n.rows[0].n).toBe(1);
+    } finally {
+      await pg.end();
+    }
+    expect(movedIn).toBeLessThan(10_000);
+    k.servers[0]!.proc.kill('SIGKILL');
   });
 
   it('refuses a --server list with a bad or repeated address, naming the flag', async () => {
