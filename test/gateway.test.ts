@@ -9,9 +9,11 @@ import WebSocket from 'ws';
 import { BotClient } from '../src/sdk/client.js';
 import type { StoredMessage } from '../src/protocol/common.js';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { serverHello } from './outsider/lib.js';
+import type { ServerOptions } from '../src/server/server-options.js';
 
-async function world(peers = 1) {
-  const net = await createTestnet({ peers });
+async function world(peers = 1, server: Partial<ServerOptions> = {}) {
+  const net = await createTestnet({ peers, server });
   const [alice] = net.peers as [TestPeer];
   await signIn(alice, 'alice');
   const general = (
@@ -166,6 +168,28 @@ describe('gateway', () => {
     // The token of "other" alone heard of none of it: bob shares no channel of its scope.
     await new Promise((r) => setTimeout(r, 300));
     expect(others(scoped.frames)).toEqual([]);
+  });
+
+  it('a gateway connection made while the instance drains is closed 1001 at once, with no session', async () => {
+    // REST.md "Gateway": an instance that drains ends its sessions with 1001, and they resume on
+    // another one. One that opened a new session meanwhile would hold its client there.
+    const { net, token, url } = await world(1, { drainMs: 5000 });
+    const t = await token();
+    const before = open(url, t.token);
+    await waitFor(() => before.frames.find((f) => f.t === 'ready'));
+    // A client that ignores `draining` keeps the instance (and its HTTP port) up meanwhile.
+    const { c: stubborn } = await serverHello({ host: net.serverHost, port: net.serverPort });
+    onTestFinished(() => stubborn.close());
+    const draining = net.server.drain();
+    await waitFor(() => before.closed() === 1001);
+    const late = open(url, t.token);
+    await waitFor(() => late.closed() !== undefined || late.frames.length > 0, 3000);
+    expect({ frames: late.frames.map((f) => f.t), closed: late.closed() }).toEqual({
+      frames: [],
+      closed: 1001,
+    });
+    stubborn.close();
+    await draining;
   });
 
   it('gives the SDK every new item once, in order, across a cut', async () => {

@@ -168,6 +168,8 @@ class GatewaySession {
 /** Every gateway session of this instance. */
 export class Gateway {
   private readonly sessions = new Map<string, GatewaySession>();
+  /** The instance is going: a new socket is closed 1001 at once, to go to another instance. */
+  private closed = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly d: GatewayDeps) {
@@ -186,6 +188,11 @@ export class Gateway {
     remote: { ip: string; port: number },
     resume?: { session: string; seq: number },
   ): Promise<void> {
+    if (this.closed) {
+      socket.close(1001, 'E_SHUTTING_DOWN');
+      setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+      return;
+    }
     const old = resume ? this.sessions.get(resume.session) : undefined;
     const oldest = old?.buffer[0]?.seq ?? (old ? old.seq + 1 : 0);
     if (old && old.token.id === token.id && resume!.seq <= old.seq && resume!.seq >= oldest - 1) {
@@ -292,6 +299,7 @@ export class Gateway {
 
   /** The instance is going (a drain begins, or it closes): every session ends with 1001. */
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
     for (const s of [...this.sessions.values()]) {
       const socket = s.socket;
