@@ -8,7 +8,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import {
   FrameLink,
   ProtoError,
@@ -17,7 +16,6 @@ import {
   bodyDigest,
   dialHost,
   dialTls,
-  encodeFrame,
   fingerprintOf,
   itemId,
   itemSigInput,
@@ -576,7 +574,7 @@ describe('channels and messages on the server link (§2.2, §3.3, §3.5, §3.6, 
     expect(mf.id).toBeUndefined();
     expect(mf.author).toBeUndefined();
     const { t: _t, c: _c, k: _k, ...rest } = mf;
-    const rebuilt = {
+    const rebuilt: any = {
       ...rest,
       channelId: chRef!.channelId,
       cert: certRef!.cert,
@@ -1023,7 +1021,7 @@ describe('more of what a client relies on', () => {
           username: 'mallory',
           password: 'mallory-pw',
         });
-        return x.status !== 503 && x;
+        return x.status !== 503 ? x : null;
       },
       6000,
       'an answer other than 503',
@@ -1039,5 +1037,176 @@ describe('more of what a client relies on', () => {
     const t0 = Date.now();
     expect((await l.fatal(8000))?.code).toBe('E_HELLO_REQUIRED');
     expect(Date.now() - t0).toBeGreaterThan(4000);
+  });
+});
+
+describe('P2P edges (§4.1, §4.2, §4.3, §6)', () => {
+  test('host front door, rights per request, compact, revocation, offline host', async () => {
+    const made = await api(alicePeer.ui, 'POST', '/api/channels', {
+      name: 'alice-edges',
+      allowVisitors: true,
+    });
+    const chE = made.body.id as string;
+    const priv = (
+      await api(alicePeer.ui, 'POST', '/api/channels', {
+        name: 'alice-private',
+        allowVisitors: false,
+      })
+    ).body.id as string;
+    await api(alicePeer.ui, 'POST', `/api/channels/${chE}/messages`, { text: 'edge hello' });
+    const uma = await user('uma');
+    await uma.link.call('channel_join', { channelId: chE });
+    const entry = await until(
+      async () => {
+        const l = await uma.link.call('get_list', {});
+        return l.peers.find((p: any) => p.username === 'alice' && p.hosts.includes(chE));
+      },
+      8000,
+      'alice entry',
+    );
+    // the handshake's own refusals
+    const fatalOf = async (first: unknown) => {
+      const { sock } = await dialTls(entry.ip, entry.port);
+      const l = new FrameLink(sock);
+      conns.push(l);
+      l.send(first);
+      return (await l.fatal())?.code;
+    };
+    const nonce = b64u(crypto.randomBytes(32));
+    const big = Buffer.alloc(4);
+    big.writeUInt32BE(16_385);
+    const bigFatal = async () => {
+      const { sock } = await dialTls(entry.ip, entry.port);
+      const l = new FrameLink(sock);
+      conns.push(l);
+      l.write(big);
+      return (await l.fatal())?.code;
+    };
+    expect(
+      await Promise.all([
+        fatalOf({ t: 'hello', v: 3, role: 'peer', cert: uma.s.cert, nonce }),
+        fatalOf({ t: 'hello', v: 4, role: 'host', cert: uma.s.cert, nonce }),
+        fatalOf({ t: 'hello', v: 4, role: 'peer', cert: uma.s.cert.slice(0, -3) + 'AAA', nonce }),
+        bigFatal(),
+      ]),
+    ).toEqual(['E_VERSION_MISMATCH', 'E_BAD_FRAME', 'E_SESSION_INVALID', 'E_FRAME_TOO_LARGE']);
+    // a frame other than auth after the host hello
+    {
+      const { sock } = await dialTls(entry.ip, entry.port);
+      const l = new FrameLink(sock);
+      conns.push(l);
+      l.send({ t: 'hello', v: 4, role: 'peer', cert: uma.s.cert, nonce });
+      expect((await l.next()).role).toBe('host');
+      l.send({ t: 'req', id: 1, op: 'history', body: { channelId: chE, limit: 1 } });
+      expect((await l.fatal())?.code).toBe('E_AUTH_REQUIRED');
+    }
+
+    // compact on P2P: the host answers compact 1 and pushes m frames
+    const { link, hostHello } = await dialHost(entry, uma.s, uma.serverKey, {
+      helloExtra: { compact: 1 },
+    });
+    conns.push(link);
+    expect(hostHello.compact).toBe(1);
+    const page = await until(
+      async () => (await link.request('history', { channelId: chE, limit: 5 })).body,
+      5000,
+      'page',
+    );
+    expect(page.messages[0].c).toBeTypeOf('number');
+    expect(page.messages[0].channelId).toBeUndefined();
+    await link.call('subscribe', { channelIds: [chE] });
+    await api(alicePeer.ui, 'POST', `/api/channels/${chE}/messages`, { text: 'compact via host' });
+    const mf = await link.next(
+      (f) => f.t === 'm' && f.text === 'compact via host',
+      5000,
+      'm frame from host',
+    );
+    const certRef = link.seen.find((f) => f.t === 'ref' && f.k === mf.k);
+    expect(readClaims(certRef!.cert).claims.u).toBe('alice');
+
+    // rights per request
+    expect((await link.request('history', { channelId: uuidv7(), limit: 5 })).error?.code).toBe(
+      'E_CHANNEL_NOT_FOUND',
+    );
+    expect((await link.request('history', { channelId: priv, limit: 5 })).error?.code).toBe(
+      'E_NOT_MEMBER',
+    );
+    const notMine = signItem(uma.s, { channelId: priv, text: 'not a member' });
+    expect((await link.request('post', { message: notMine })).error?.code).toBe('E_NOT_MEMBER');
+    const skew = signItem(uma.s, { channelId: chE, text: 'future', ts: Date.now() + 120_000 });
+    expect((await link.request('post', { message: skew })).error?.code).toBe('E_CLOCK_SKEW');
+    const otherAuthor = signItem(uma.s, {
+      channelId: chE,
+      text: 'edit hank',
+      kind: 'edit',
+      target: uuidv7(),
+    });
+    expect((await link.request('post', { message: otherAuthor })).error?.code).toBe('E_NOT_FOUND');
+
+    // a visitor reads an allowVisitors channel from the host but never posts
+    const vc = await conn();
+    const vkeys = newKeys();
+    const v = await vc.link.call('visitor', { name: 'Walker', publicKey: vkeys.publicKey });
+    await vc.link.call('channel_join', { channelId: chE });
+    const vs: Session = { ...v, keys: vkeys, clock: new (await import('./indie-lib.js')).Hlc() };
+    const ventry = await until(
+      async () => {
+        const l = await vc.link.call('get_list', {});
+        return l.peers.find((p: any) => p.username === 'alice' && p.hosts.includes(chE));
+      },
+      5000,
+      'alice entry for the visitor',
+    );
+    expect(ventry.hosts).toEqual([chE]); // cut to the channels it views
+    const vlink = (await dialHost(ventry, vs, vc.serverKey)).link;
+    conns.push(vlink);
+    const vpage = await vlink.call('history', { channelId: chE, limit: 5 });
+    expect(vpage.messages.length).toBeGreaterThan(0);
+    expect((await vlink.request('history', { channelId: priv, limit: 5 })).error?.code).toBe(
+      'E_CHANNEL_NOT_FOUND',
+    );
+    const vpost = await vlink.request('post', {
+      message: signItem(vs, { channelId: chE, text: 'hi' }),
+    });
+    expect(vpost.error?.code).toBe('E_VISITOR_READ_ONLY');
+
+    // revocation: uma logs out at the server; the host closes her link E_SESSION_INVALID
+    const c2 = await conn();
+    await c2.link.call('resume', { token: uma.s.token });
+    await c2.link.call('logout', {});
+    expect((await link.fatal(5000))?.code).toBe('E_SESSION_INVALID');
+
+    // offline host: every member link closed with E_OFFLINE
+    expect((await api(alicePeer.ui, 'PUT', '/api/status', { status: 'offline' })).status).toBe(200);
+    expect((await vlink.fatal(5000))?.code).toBe('E_OFFLINE');
+    expect((await api(alicePeer.ui, 'PUT', '/api/status', { status: 'online' })).status).toBe(200);
+  });
+
+  test('§6 peer_connect: a completed P2P handshake is logged (member and host side) — FAILS: never written', async () => {
+    // PROTOCOL.md §6 table: "`peer_connect` | peer | `peer`, `user`, `session` | P2P handshake completed".
+    // dave's peer completed the handshake with the indie host (its `open peer=host:carol@…` and
+    // `sync from=host:carol@…` lines are there), and alice's peer completed handshakes with bob,
+    // uma and a visitor (its `auth peer=peer:bob@…` lines): no process wrote `ev=peer_connect`.
+    const dave = fs.readFileSync(path.join(dir, 'dave', 'connections.log'), 'utf8');
+    const alice = fs.readFileSync(path.join(dir, 'alice', 'connections.log'), 'utf8');
+    expect(dave).toMatch(/ ev=open peer=host:carol@/);
+    expect(alice).toMatch(/ ev=auth peer=peer:bob@/);
+    expect({
+      member: / ev=peer_connect .*user=carol/.test(dave),
+      host: / ev=peer_connect .*user=bob/.test(alice),
+    }).toEqual({ member: true, host: true });
+  });
+
+  test("the member's connection log names the indie host (§6)", async () => {
+    const log = fs.readFileSync(path.join(dir, 'dave', 'connections.log'), 'utf8').split('\n');
+    const open = log.find((l) => / ev=open .*peer=host:carol@127\.0\.0\.1:\d+/.test(l));
+    expect(open, log.join('\n').slice(-2000)).toBeTruthy();
+    expect(open).toMatch(/ tls=TLSv1\.3/);
+    expect(open).toMatch(/ via=direct/);
+    expect(log.some((l) => / ev=fetch .*from=host:carol@/.test(l) || / ev=get_list /.test(l))).toBe(
+      true,
+    );
+    for (const l of log.filter(Boolean))
+      expect(l).toMatch(/^t=\d{4}-\d\d-\d\dT[\d:.]+Z ev=[a-z_]+( [a-z_A-Z]+=\S*)*$/);
   });
 });

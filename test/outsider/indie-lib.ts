@@ -266,7 +266,10 @@ export function selfSignedCert(): { key: string; cert: string } {
   );
   const sig = crypto.sign('sha256', tbs, privateKey);
   const der = seq(tbs, alg, tlv(0x03, Buffer.from([0]), sig));
-  const pem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`;
+  const pem = `-----BEGIN CERTIFICATE-----\n${der
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n')}\n-----END CERTIFICATE-----\n`;
   return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: pem };
 }
 
