@@ -1210,3 +1210,68 @@ describe('P2P edges (§4.1, §4.2, §4.3, §6)', () => {
       expect(l).toMatch(/^t=\d{4}-\d\d-\d\dT[\d:.]+Z ev=[a-z_]+( [a-z_A-Z]+=\S*)*$/);
   });
 });
+
+describe('limits a client meets', () => {
+  test('65th connection without a session from one address group: E_RATE_LIMITED with retryAfterMs (§3.2)', async () => {
+    const open: FrameLink[] = [];
+    for (let i = 0; i < 70; i++) {
+      const l = await rawConn();
+      open.push(l);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = open.map((l) => l.seen.find((f) => f.t === 'error')).filter(Boolean);
+    for (const l of open) l.close();
+    expect(refused.length).toBeGreaterThanOrEqual(6);
+    expect(refused[0]!.code).toBe('E_RATE_LIMITED');
+    expect(refused[0]!.retryAfterMs).toBeGreaterThan(0);
+  });
+
+  test('paging cursors and ranges: directory/get_list next, bad cursor, history limit (§3.3)', async () => {
+    const a = await user('vic');
+    const d = await a.link.call('directory', {});
+    expect(Array.isArray(d.channels)).toBe(true);
+    expect((await a.link.request('directory', { after: 'not-a-cursor' })).error?.code).toBe(
+      'E_BAD_REQUEST',
+    );
+    const l = await a.link.call('get_list', {});
+    expect(Array.isArray(l.peers)).toBe(true);
+    const chV = uuidv7();
+    await a.link.call('channel_create', { id: chV, name: 'v', allowVisitors: false });
+    expect((await a.link.request('history', { channelId: chV, limit: 0 })).error?.code).toBe(
+      'E_BAD_REQUEST',
+    );
+    expect((await a.link.request('history', { channelId: chV, limit: 501 })).error?.code).toBe(
+      'E_BAD_REQUEST',
+    );
+    expect((await a.link.call('history', { channelId: chV, limit: 500 })).messages).toEqual([]);
+  });
+
+  test('an 11th login revokes the oldest session: its connection ends E_SESSION_INVALID (§3.3)', async () => {
+    const first = await user('walt');
+    const watcher = await user('xena');
+    const chW = uuidv7();
+    await first.link.call('channel_create', { id: chW, name: 'w', allowVisitors: false });
+    await watcher.link.call('channel_join', { channelId: chW });
+    const revoked = watcher.link.ev(
+      'session_revoked',
+      (b) => b.sessionId === first.s.sessionId,
+      8000,
+    );
+    for (let i = 0; i < 10; i++) {
+      const c = await conn();
+      await login(c, 'walt', 'walt-password');
+    }
+    expect((await first.link.fatal())?.code).toBe('E_SESSION_INVALID');
+    expect(await revoked).toEqual({ sessionId: first.s.sessionId });
+  });
+
+  test('P2P: a handshake not completed within 5 s is E_TIMEOUT (§4.1)', async () => {
+    const [ip, p] = alicePeer.ready.p2p!.split(':');
+    const { sock } = await dialTls(ip!, Number(p));
+    const l = new FrameLink(sock);
+    conns.push(l);
+    const t0 = Date.now();
+    expect((await l.fatal(8000))?.code).toBe('E_TIMEOUT');
+    expect(Date.now() - t0).toBeGreaterThan(4000);
+  });
+});
