@@ -313,20 +313,20 @@ describe('accounts: register, login, resume, logout (§2.1, §3.3)', () => {
       password: 'wrong-password',
       publicKey: newKeys().publicKey,
     });
-    expect(bad.error?.code).toBe('E_BAD_CREDENTIALS');
+    expect(bad.error?.code, JSON.stringify(bad)).toBe('E_BAD_CREDENTIALS');
     const nobody = await c.link.request('login', {
       username: 'nobody',
       password: 'wrong-password',
       publicKey: newKeys().publicKey,
     });
-    expect(nobody.error?.code).toBe('E_BAD_CREDENTIALS');
+    expect(nobody.error?.code, JSON.stringify(nobody)).toBe('E_BAD_CREDENTIALS');
     // a key off the curve / of small order is refused (§2.1)
     const small = await c.link.request('login', {
       username: 'gina',
       password: 'gina-password',
       publicKey: b64u(Buffer.alloc(32)),
     });
-    expect(small.error?.code).toBe('E_BAD_REQUEST');
+    expect(small.error?.code, JSON.stringify(small)).toBe('E_BAD_REQUEST');
     const s = await login(c, 'gina', 'gina-password');
     expect(s.username).toBe('gina');
     expect(s.sessionId).toMatch(/^[A-Za-z0-9_-]{22}$/);
@@ -360,7 +360,7 @@ describe('accounts: register, login, resume, logout (§2.1, §3.3)', () => {
     expect(rs).toMatchObject({ username: 'gina', role: 'user', sessionId: s.sessionId });
     const renewed = readClaims(rs.cert, c.serverKey).claims;
     expect(renewed.pk).toBe(s.keys.publicKey);
-    expect(renewed.iat).toBeGreaterThan(cert.claims.iat);
+    expect(renewed.iat, JSON.stringify([renewed, cert.claims])).toBeGreaterThan(cert.claims.iat);
     const c3 = await conn();
     expect(
       (await c3.link.request('resume', { token: s.token.slice(0, -2) + 'AA' })).error?.code,
