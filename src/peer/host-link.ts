@@ -119,5 +119,13 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
       P2P_OPS,
       P2P_EVENTS,
     );
+    // The host proved the tracker entry's session over this very connection (PROTOCOL §4.1).
+    this.on('up', () =>
+      log?.write('peer_connect', {
+        peer: this.name,
+        user: entry.username,
+        session: entry.sessionId,
+      }),
+    );
   }
 }

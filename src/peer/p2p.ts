@@ -198,6 +198,11 @@ export class P2PEndpoint {
               role: member.who.role,
               session: member.who.sessionId,
             });
+            this.opts.log.write('peer_connect', {
+              peer: member.name,
+              user: member.who.username,
+              session: member.who.sessionId,
+            });
             return;
           }
           const hello = this.checkHello(fs, f);

@@ -1182,8 +1182,9 @@ describe('P2P edges (§4.1, §4.2, §4.3, §6)', () => {
     expect((await api(alicePeer.ui, 'PUT', '/api/status', { status: 'online' })).status).toBe(200);
   });
 
-  test('§6 peer_connect: a completed P2P handshake is logged (member and host side) — FAILS: never written', async () => {
+  test('§6 peer_connect: a completed P2P handshake is logged (member and host side)', async () => {
     // PROTOCOL.md §6 table: "`peer_connect` | peer | `peer`, `user`, `session` | P2P handshake completed".
+    // Found failing (never written) by this independent client; now both ends write it.
     // dave's peer completed the handshake with the indie host (its `open peer=host:carol@…` and
     // `sync from=host:carol@…` lines are there), and alice's peer completed handshakes with bob,
     // uma and a visitor (its `auth peer=peer:bob@…` lines): no process wrote `ev=peer_connect`.
