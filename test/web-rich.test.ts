@@ -141,7 +141,36 @@ describe('rich messages in the web UI', () => {
     await b.page.getByRole('button', { name: /^# ?random/ }).click();
     await b.page.getByRole('region', { name: '#random' }).waitFor();
 
-    await send(a.page, 'hey @bob, look at this');
+    // Typing a mention suggests the channel's members (not yourself), and @here; Enter picks.
+    const box = a.page.getByRole('textbox', { name: 'Message' });
+    await box.click();
+    await a.page.keyboard.type('hey @');
+    const suggest = a.page.getByRole('listbox', { name: 'Mention' });
+    await suggest.waitFor();
+    expect(await suggest.getByRole('option').allTextContents()).toEqual([
+      '@bob',
+      '@here everyone online',
+    ]);
+    await a.page.keyboard.type('B');
+    await waitFor(async () => (await suggest.getByRole('option').count()) === 1);
+    const bobOption = suggest.getByRole('option', { name: '@bob' });
+    expect(await bobOption.getAttribute('aria-selected')).toBe('true');
+    expect(await box.getAttribute('aria-activedescendant')).toBe(
+      await bobOption.getAttribute('id'),
+    );
+    expect(await seriousViolations(a.page)).toEqual([]);
+    await a.page.keyboard.press('Enter'); // picks the name, does not send
+    await suggest.waitFor({ state: 'detached' });
+    expect(await box.inputValue()).toBe('hey @bob ');
+    await a.page.keyboard.type('look @h');
+    await suggest.getByRole('option', { name: /@here/ }).waitFor();
+    await a.page.keyboard.press('Escape'); // closes the list, keeps the text
+    await suggest.waitFor({ state: 'detached' });
+    await a.page.keyboard.press('Backspace');
+    await a.page.keyboard.press('Backspace');
+    await a.page.keyboard.type('at this');
+    await a.page.keyboard.press('Enter');
+    expect(await box.inputValue()).toBe('');
     await send(a.page, 'no mention here');
     // The toast, in a live region, though bob's tab is visible.
     const toast = b.page.getByRole('status').filter({ hasText: 'alice mentioned you in #general' });

@@ -2,10 +2,7 @@
  * Mentions (SPEC §11, README "Messages"): `@name` of a channel member and `@here` (every online
  * member), found in a message's text when it is written and signed with it as its `mentions`.
  */
-import { SPECIAL_MENTIONS } from '../protocol/common.js';
-
-/** `@name` at the start or after a character that cannot be part of a name. */
-const MENTION = /(?:^|[^A-Za-z0-9_.@-])@([A-Za-z0-9_.-]{2,32})/g;
+import { MENTION, SPECIAL_MENTIONS } from '../shared/mention-syntax.js';
 
 /** The names a text mentions (lower case, each once, in order), and `here`. */
 export function mentionedNames(text: string): string[] {

@@ -19,9 +19,9 @@ export const Username = z
 /**
  * The mentions that name no user (PROTOCOL.md §2.2): `here` is every online member. No account
  * or visitor may take one of these names, or a look-alike (server/name-index.ts), and `hchat bot`
- * never turns a name it fills in into one (bot/rules.ts).
+ * never turns a name it fills in into one (bot/rules.ts). Defined with the mention syntax.
  */
-export const SPECIAL_MENTIONS: readonly string[] = ['here'];
+export { SPECIAL_MENTIONS } from '../shared/mention-syntax.js';
 export const Password = z
   .string()
   .min(6, 'password: at least 6 characters')

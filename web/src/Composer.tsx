@@ -7,6 +7,7 @@ import { useEffect, useRef, useState, type ClipboardEvent, type KeyboardEvent } 
 import { api, ApiError, type Channel, type Me, type Message, TYPING_EVERY_MS } from './api.js';
 import { ReplyBar } from './ReplyBar.js';
 import { AttachButton, AttachmentChips, type Attachments } from './Attachments.js';
+import { useMentionSuggest } from './MentionSuggest.js';
 import './files.css';
 
 const MAX_TEXT = 4000;
@@ -37,6 +38,17 @@ export function Composer({
   const files = attachments.ready;
   const waiting = attachments.items.length > 0 && files === null;
   const canSend = !visitor && files !== null && (!!text.trim() || files.length > 0);
+  // A name picked from the suggestions: the caret goes after it once the text is rendered.
+  const caretTo = useRef<number | null>(null);
+  const suggest = useMentionSuggest(channel.id, me.username, (value, caret) => {
+    setText(value.slice(0, MAX_TEXT));
+    caretTo.current = caret;
+  });
+  useEffect(() => {
+    if (caretTo.current === null || !box.current) return;
+    box.current.setSelectionRange(caretTo.current, caretTo.current);
+    caretTo.current = null;
+  }, [text]);
 
   /** Tells the channel we are typing, at most every TYPING_EVERY_MS (errors do not matter). */
   function typed(value: string) {
@@ -66,6 +78,7 @@ export function Composer({
   }
 
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (suggest.key(e)) return;
     if (e.key === 'Escape' && reply) onReplyDone();
     if (onPage(e)) return;
     if (e.key === 'Enter' && !e.shiftKey) {
@@ -90,6 +103,7 @@ export function Composer({
         </p>
       )}
       {reply && <ReplyBar to={reply} onCancel={onReplyDone} />}
+      {suggest.list}
       <AttachmentChips attachments={attachments} />
       <AttachButton onFiles={attachments.add} disabled={visitor} />
       <textarea
@@ -102,6 +116,9 @@ export function Composer({
           setText(e.target.value.slice(0, MAX_TEXT));
           typed(e.target.value);
         }}
+        onSelect={(e) => void suggest.look(e.currentTarget.value, e.currentTarget.selectionStart)}
+        onBlur={suggest.close}
+        {...suggest.boxProps}
         onKeyDown={onKey}
         onPaste={onPaste}
         disabled={visitor}

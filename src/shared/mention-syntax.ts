@@ -1,0 +1,27 @@
+/**
+ * How a mention is written in a message's text (README "Replies, reactions, mentions, edits"):
+ * `@name` at the start or after a character that cannot be part of a name. The peer resolves
+ * them when a message is written (peer/mentions.ts); the web UI's composer suggests names as one
+ * is typed (web/src/MentionSuggest.tsx). Plain, so that the web UI can import it.
+ */
+
+/** Mentions that are no user's name: `@here` is every online member. */
+export const SPECIAL_MENTIONS: readonly string[] = ['here'];
+
+/** The characters of a name after `@` (usernames are made of these, PROTOCOL §3.3 register). */
+const NAME_CHAR = 'A-Za-z0-9_.-';
+
+/** Every `@name` of a text: group 1 is the name (2–32 of its characters). */
+export const MENTION = new RegExp(`(?:^|[^@${NAME_CHAR}])@([${NAME_CHAR}]{2,32})`, 'g');
+
+/**
+ * The mention being typed at `caret`: the `@` at `start` and the part of a name after it up to
+ * the caret (possibly empty), or null when the caret is not in one.
+ */
+export function mentionAt(text: string, caret: number): { start: number; query: string } | null {
+  const before = text.slice(0, caret);
+  const m = new RegExp(`(?:^|[^@${NAME_CHAR}])@([${NAME_CHAR}]{0,32})$`).exec(before);
+  if (!m) return null;
+  const query = m[1]!;
+  return { start: caret - query.length - 1, query };
+}

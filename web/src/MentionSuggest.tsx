@@ -1,0 +1,112 @@
+/**
+ * Names suggested while a mention is typed in the composer (`@b` → bob, as in Discord): the
+ * channel's members whose name starts with what follows the `@`, and `@here`. Arrow keys move
+ * through them, Enter or Tab puts `@name ` in the text, Escape closes the list. The text box stays
+ * focused throughout (the list is its `aria-activedescendant`), so a screen reader hears the
+ * option in focus.
+ */
+import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { api } from './api.js';
+import { SPECIAL_MENTIONS, mentionAt } from '../../src/shared/mention-syntax.js';
+
+/** At most this many names at once. */
+const SHOWN = 8;
+
+export const SUGGEST_ID = 'mention-suggest';
+
+/** The open list: where the `@` is, the names offered, and the one in focus. */
+type Open = { start: number; names: string[]; active: number };
+
+/**
+ * The suggestions of a composer's text box. `look(text, caret)` is called as the text or the
+ * caret changes; `key(e)` answers the keys the list takes (true: handled, do not act on it);
+ * `picked` tells the composer the new text and where its caret goes.
+ */
+export function useMentionSuggest(
+  channelId: string,
+  me: string,
+  picked: (text: string, caret: number) => void,
+) {
+  const [open, setOpen] = useState<Open | null>(null);
+  const members = useRef<{ channelId: string; names: string[] } | null>(null);
+  const latest = useRef({ text: '', caret: 0 });
+  useEffect(() => setOpen(null), [channelId]);
+
+  /** The channel's members, asked once per channel (a failure offers none, and asks again). */
+  async function names(): Promise<string[]> {
+    if (members.current?.channelId === channelId) return members.current.names;
+    const list = await api.members(channelId).catch(() => null);
+    if (!list) return [];
+    const found = list
+      .map((m) => m.username)
+      .filter((n) => n.toLowerCase() !== me.toLowerCase())
+      .sort((a, b) => a.localeCompare(b));
+    members.current = { channelId, names: found };
+    return found;
+  }
+
+  async function look(text: string, caret: number) {
+    latest.current = { text, caret };
+    const at = mentionAt(text, caret);
+    if (!at) return setOpen(null);
+    const q = at.query.toLowerCase();
+    const all = [...(await names()), ...SPECIAL_MENTIONS];
+    // The text moved on while the members were asked: that later call decides.
+    if (latest.current.text !== text || latest.current.caret !== caret) return;
+    const shown = all.filter((n) => n.toLowerCase().startsWith(q)).slice(0, SHOWN);
+    setOpen(shown.length > 0 ? { start: at.start, names: shown, active: 0 } : null);
+  }
+
+  function pick(name: string) {
+    if (!open) return;
+    const { text, caret } = latest.current;
+    const before = `${text.slice(0, open.start)}@${name} `;
+    setOpen(null);
+    picked(before + text.slice(caret).replace(/^ /, ''), before.length);
+  }
+
+  function key(e: KeyboardEvent): boolean {
+    if (!open) return false;
+    const n = open.names.length;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      const step = e.key === 'ArrowDown' ? 1 : n - 1;
+      setOpen({ ...open, active: (open.active + step) % n });
+    } else if ((e.key === 'Enter' && !e.shiftKey) || e.key === 'Tab') {
+      pick(open.names[open.active]!);
+    } else if (e.key === 'Escape') {
+      setOpen(null);
+    } else return false;
+    e.preventDefault();
+    return true;
+  }
+
+  /** What the text box carries for assistive technology while the list is open. */
+  const boxProps = {
+    'aria-autocomplete': 'list' as const,
+    ...(open
+      ? { 'aria-controls': SUGGEST_ID, 'aria-activedescendant': `${SUGGEST_ID}-${open.active}` }
+      : {}),
+  };
+
+  const list = open && (
+    <ul className="mention-suggest" id={SUGGEST_ID} role="listbox" aria-label="Mention">
+      {open.names.map((name, i) => (
+        <li
+          key={name}
+          id={`${SUGGEST_ID}-${i}`}
+          role="option"
+          aria-selected={i === open.active}
+          className={i === open.active ? 'active' : undefined}
+          // The text box keeps the focus: a click picks without a blur.
+          onMouseDown={(e) => e.preventDefault()}
+          onClick={() => pick(name)}
+        >
+          @{name}
+          {SPECIAL_MENTIONS.includes(name) && <span className="hint"> everyone online</span>}
+        </li>
+      ))}
+    </ul>
+  );
+
+  return { look, key, boxProps, list, close: () => setOpen(null) };
+}
