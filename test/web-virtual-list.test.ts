@@ -147,6 +147,51 @@ describe('web UI: the message log as a virtual list', () => {
     expect(a.errors).toEqual([]);
   });
 
+  it('opened at its first unread with all of it in view, the log follows what comes next; scrolled up, a bar says new messages came below and jumps to them', async () => {
+    const { pa, pb, ch } = await channelOfTwo('follow');
+    const say = async (text: string) =>
+      expect((await pa.call('POST', `/api/channels/${ch}/messages`, { text })).status).toBe(201);
+    for (let i = 1; i <= 4; i++) await say(`unread ${i}`);
+    await waitFor(
+      async () =>
+        (await pb.call('GET', '/api/channels')).body.find((c: any) => c.id === ch)?.unread === 4,
+      10_000,
+      '4 unread at bob',
+    );
+    const b = await openPage(pb.uiUrl);
+    await b.page.getByRole('button', { name: /alice's channels/ }).click();
+    await log(b.page).getByRole('separator', { name: 'New messages' }).waitFor();
+    /** Whether the newest message shows, at the bottom of the log. */
+    const newestShows = (text: string) => async () => {
+      const row = log(b.page).getByRole('article').last();
+      return (
+        (await row.getAttribute('aria-label'))?.endsWith(`: ${text}`) === true &&
+        (await row.isVisible()) &&
+        (await fromBottom(b.page)) < 5
+      );
+    };
+    // Nothing to scroll when it opened (no scroll event says it is at the bottom): it follows
+    // others' messages past the log's height all the same.
+    for (let i = 1; i <= 30; i++) await say(`next ${i}`);
+    await waitFor(newestShows('next 30'), 5000, 'following the newest');
+
+    // Scrolled up: new messages stay below, and a bar says so; it jumps to them.
+    await log(b.page).evaluate((el) => (el.scrollTop = 0));
+    await b.page.waitForTimeout(200);
+    await say('below 1');
+    await say('below 2');
+    const bar = b.page.getByRole('button', { name: '2 new messages below · Jump to newest' });
+    await bar.waitFor();
+    expect(await fromBottom(b.page)).toBeGreaterThan(100);
+    expect(await seriousViolations(b.page)).toEqual([]);
+    await bar.click();
+    await waitFor(newestShows('below 2'), 5000, 'at the newest after the bar');
+    await bar.waitFor({ state: 'detached' });
+    await say('after the bar');
+    await waitFor(newestShows('after the bar'), 5000, 'following again');
+    expect(b.errors).toEqual([]);
+  });
+
   it('a channel of 5,000 messages opens with few rows in the DOM, scrolls up to older ones, follows new ones at the bottom and keeps its place above', async () => {
     const { net, pa, pb, ch } = await channelOfTwo('big');
     const N = 5000;

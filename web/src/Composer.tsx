@@ -18,6 +18,7 @@ export function Composer({
   reply,
   attachments,
   onReplyDone,
+  onSend,
   onPage,
 }: {
   me: Me;
@@ -25,6 +26,8 @@ export function Composer({
   reply: Message | null;
   attachments: Attachments;
   onReplyDone: () => void;
+  /** A message is being sent: the log goes to the newest message and follows (as Discord). */
+  onSend?: () => void;
   onPage: (e: KeyboardEvent) => boolean;
 }) {
   const [text, setText] = useState('');
@@ -62,6 +65,7 @@ export function Composer({
     if (!canSend || files === null) return;
     setText('');
     lastTyping.current = 0;
+    onSend?.();
     try {
       await api.post(channel.id, {
         ...(t.trim() ? { text: t } : {}),

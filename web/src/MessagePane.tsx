@@ -79,6 +79,10 @@ export function MessagePane({
   /** Once, after opening with unread messages: show the first unread one instead of the newest. */
   const showMarker = useRef(false);
   const [markerAbove, setMarkerAbove] = useState(false);
+  /** New messages by others that came while the reader was scrolled up (the bar below). */
+  const [newBelow, setNewBelow] = useState(0);
+  /** The log's scrollTop at the last scroll event: a scroll up leaves the bottom, others do not. */
+  const lastTop = useRef(0);
   usePinnedToBottom(list, atBottom, rows);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const attachments = useAttachments(channel.id);
@@ -184,8 +188,11 @@ export function MessagePane({
     setMessages((old) => merge(old, taken));
     const news = taken.filter((m) => !ids.has(m.id) && !m.deleted && m.author !== me.username);
     if (news.length === 0) return;
-    // Arrived while the reader is scrolled up: mark where the new ones start.
-    if (!atBottom.current) setMarkerId((id) => id ?? news[0]!.id);
+    // Arrived while the reader is scrolled up: mark where the new ones start, and say so below.
+    if (!atBottom.current) {
+      setMarkerId((id) => id ?? news[0]!.id);
+      setNewBelow((n) => n + news.length);
+    }
     // Shown in the open channel: read (the unread counts of other channels come from the peer).
     markRead();
   });
@@ -224,7 +231,14 @@ export function MessagePane({
   function onScroll() {
     const el = list.current;
     if (!el) return;
-    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < AT_BOTTOM_PX;
+    // At the bottom within AT_BOTTOM_PX; following, only a scroll up leaves it (rows measured
+    // taller, an image loaded, or the virtualizer's own adjustments move the bottom away without
+    // the reader scrolling: the pin brings it back).
+    const up = el.scrollTop < lastTop.current - 1;
+    lastTop.current = el.scrollTop;
+    atBottom.current =
+      el.scrollHeight - el.scrollTop - el.clientHeight < AT_BOTTOM_PX || (atBottom.current && !up);
+    if (atBottom.current && newBelow > 0) setNewBelow(0);
     const markerAt = markerId ? vlog.offsetOf(markerId) : undefined;
     setMarkerAbove(markerAt !== undefined && markerAt < el.scrollTop - 8);
     if (atBottom.current && markerId && messages[messages.length - 1]?.id !== markerId)
@@ -233,6 +247,18 @@ export function MessagePane({
   }
 
   const onJump = useCallback((id: string) => void jumpNow.current(id), []);
+
+  /** To the newest message, following from there (the bar below, and one's own send). */
+  const toNewest = useCallback(() => {
+    const el = list.current;
+    atBottom.current = true;
+    setNewBelow(0);
+    if (jump.detached) {
+      void jump.jumpToPresent();
+      return;
+    }
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [jump]);
 
   return (
     <section className="pane" aria-label={`#${channel.name}`} {...drop.handlers}>
@@ -301,6 +327,11 @@ export function MessagePane({
           )
         }
       />
+      {newBelow > 0 && !jump.detached && (
+        <button className="new-below-bar" onClick={toNewest}>
+          {newBelow === 1 ? '1 new message' : `${newBelow} new messages`} below · Jump to newest
+        </button>
+      )}
       {jump.detached && (
         <button className="jump-present" onClick={() => void jump.jumpToPresent()}>
           You are viewing older messages — Jump to present
@@ -313,6 +344,7 @@ export function MessagePane({
         reply={replyTo}
         attachments={attachments}
         onReplyDone={() => setReplyTo(null)}
+        onSend={toNewest}
         onPage={(e) => pageLog(list.current, e)}
       />
     </section>

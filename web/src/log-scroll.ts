@@ -6,7 +6,9 @@ import { useEffect, type KeyboardEvent, type RefObject } from 'react';
 
 /**
  * While `atBottom` holds, a resize of the log (a stream opening above it) or of its content
- * (rows of the virtual list measured taller than estimated) keeps it at the bottom.
+ * (rows of the virtual list measured taller than estimated, an image loaded) keeps it at the
+ * bottom. A log whose content all fits (nothing to scroll, so no scroll event to say so) is at
+ * the bottom: it follows what comes next.
  */
 export function usePinnedToBottom(
   list: RefObject<HTMLElement | null>,
@@ -17,6 +19,7 @@ export function usePinnedToBottom(
     const el = list.current;
     if (!el || typeof ResizeObserver === 'undefined') return;
     const ro = new ResizeObserver(() => {
+      if (!atBottom.current && el.scrollHeight <= el.clientHeight + 1) atBottom.current = true;
       if (atBottom.current) el.scrollTop = el.scrollHeight;
     });
     ro.observe(el);
