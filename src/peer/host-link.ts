@@ -51,7 +51,9 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
         name: hostName(entry.username, entry.ip, entry.port),
         log,
         reconnect: false,
-        connectTimeoutMs: 3000,
+        // TCP, TLS and the host's hello; the host may first take up to 3 s to check our
+        // session with the server (PROTOCOL §4.1), and gives the whole handshake 5 s.
+        connectTimeoutMs: 5000,
         dial,
         // Anyone may show any TLS key here: the signed transcript binds this very connection.
         secure: (socket) => {
