@@ -189,8 +189,11 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
     }),
     async (req, reply) => {
       const q = parse(EventsQuery, req.query, 'query');
-      const lastHeader = Number(req.headers['last-event-id']);
-      streams.serve(req, reply, q.since ?? (Number.isInteger(lastHeader) ? lastHeader : undefined));
+      // The browser's own reconnection sends the last id it got as Last-Event-ID, with the URL
+      // it was opened at: that header is newer than the URL's `since`, which would replay again.
+      const header = req.headers['last-event-id'];
+      const lastHeader = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : NaN;
+      streams.serve(req, reply, Number.isSafeInteger(lastHeader) ? lastHeader : q.since);
     },
   );
 }

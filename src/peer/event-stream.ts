@@ -38,9 +38,11 @@ export class EventStreams {
     const hub = this.hub;
     const highWater = this.limits.eventStreamHighWater;
     // From `since`, as far back as the window goes (a reconnecting reader that was dropped gets
-    // what is left, not another drop); an id from before a restart of this peer (ids start again
-    // at 1) means everything kept.
-    let cursor = Math.max(Math.min(since ?? hub.lastId, hub.lastId), hub.oldestId - 1);
+    // what is left, not another drop); an id past the last one is from before a restart of this
+    // peer (ids start again at 1) and means everything kept: what the restarted peer told before
+    // its reader came back (the messages it caught up on, a new post) is not skipped.
+    const from = since === undefined ? hub.lastId : since > hub.lastId ? 0 : since;
+    let cursor = Math.max(from, hub.oldestId - 1);
     let ended = false;
 
     const write = (e: LocalEvent) =>

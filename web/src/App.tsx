@@ -8,6 +8,7 @@ import { api, ApiError, type Me } from './api.js';
 import { Entry } from './Entry.js';
 import { Chat } from './Chat.js';
 import { Locked } from './Locked.js';
+import { E_PEER_UNREACHABLE } from './peer-reach.js';
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
@@ -23,7 +24,8 @@ export function App() {
       if (n === asked.current) setMe(me);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'E_API_TOKEN') setLocked(true);
-      else throw err;
+      // The peer is not running: the last session known stays, under the page's banner.
+      else if (!(err instanceof ApiError && err.code === E_PEER_UNREACHABLE)) throw err;
     }
   }, []);
 

@@ -30,6 +30,7 @@ import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 import { keepUnchanged } from './keep-unchanged.js';
 import { reopenWhenGivenUp, withKey } from './auth.js';
+import { peerReachable, setPeerReachable, usePeerReachable } from './peer-reach.js';
 
 type Sync = {
   channelId: string;
@@ -57,7 +58,7 @@ const LIVE_EVENTS = [
 ] as const;
 
 export function Chat({
-  me,
+  me: session,
   refreshMe,
   onLeft,
 }: {
@@ -65,6 +66,13 @@ export function Chat({
   refreshMe: () => Promise<void>;
   onLeft: () => void;
 }) {
+  // While the page cannot reach its own peer (its process stopped), nothing it shows is live:
+  // the views see you as offline (your dot grey, members greyed) under a banner that says why.
+  const reachable = usePeerReachable();
+  const me = useMemo<Me>(
+    () => (reachable ? session : { ...session, connection: 'offline' }),
+    [session, reachable],
+  );
   const [channels, setChannels] = useState<Channel[]>([]);
   const [owner, setOwner] = useState<string | null>(null); // null: Home
   const [channelId, setChannelId] = useState<string | null>(null);
@@ -123,6 +131,7 @@ export function Chat({
   }, [connected]);
 
   const refreshStreams = useCallback(async () => {
+    if (!peerReachable()) return; // asked again once the event stream is back
     const n = ++streamsRequest.current;
     let list: Awaited<ReturnType<typeof api.streams>> = [];
     try {
@@ -151,6 +160,10 @@ export function Chat({
   const lastEvent = useRef('');
   // Opened again, with a new URL key, when the browser gave up on it (auth.ts: a refused key).
   const [streamTick, setStreamTick] = useState(0);
+  // The stream was lost (the peer stopped, or restarted): once it is open again, what the page
+  // shows is read again, since the events of that time may be gone (a restarted peer starts its
+  // events anew) and a peer that was down missed nothing it can tell.
+  const lost = useRef(false);
   useEffect(() => {
     const es = new EventSource(
       withKey(
@@ -163,6 +176,22 @@ export function Chat({
       const id = (e as MessageEvent).lastEventId;
       if (id) lastEvent.current = id;
     };
+    /** Reads again all that events would have told: channels, counts, the open channel, … */
+    const reload = () => {
+      setSourceTick((t) => t + 1);
+      publishDm({ type: 'resync' });
+      void refreshChannels();
+      void refreshMe();
+      void refreshPeers();
+      void refreshStreams();
+      refreshAvatars();
+    };
+    es.addEventListener('open', () => {
+      setPeerReachable(true);
+      if (!lost.current) return;
+      lost.current = false;
+      reload();
+    });
     for (const name of LIVE_EVENTS) es.addEventListener(name, seen);
     es.addEventListener('message', (e) => {
       const data = JSON.parse((e as MessageEvent).data) as LiveMessage;
@@ -211,13 +240,13 @@ export function Chat({
     });
     // The peer ended the stream because this page fell behind (E_SLOW_CONSUMER): the browser
     // reconnects by itself; reload what the missed events would have told.
+    // Otherwise the stream broke: the browser tries again (every 3 s) while the peer is gone, and
+    // one request tells whether it is (api.ts marks it unreachable when nothing answers).
     es.addEventListener('error', (e) => {
-      if (!(e as MessageEvent).data) return;
-      setSourceTick((t) => t + 1);
-      publishDm({ type: 'resync' });
-      void refreshChannels();
-      void refreshMe();
-      refreshAvatars();
+      if ((e as MessageEvent).data) return reload();
+      if (es.readyState === EventSource.OPEN) return;
+      lost.current = true;
+      if (peerReachable()) void api.session().catch(() => undefined);
     });
     const stopRetry = reopenWhenGivenUp(es, () => setStreamTick((t) => t + 1));
     // Direct messages: their views listen to these (dm-api.ts).
@@ -398,7 +427,7 @@ export function Chat({
             setFocus((f) => ({ id, n: (f?.n ?? 0) + 1 }));
           }}
         />
-        <Banner me={me} sync={sync} />
+        <Banner me={me} reachable={reachable} sync={sync} />
         {selected && (
           <LiveStage
             key={`live-${selected.id}`}
@@ -459,7 +488,7 @@ export function Chat({
         }
         channelId={channelId}
         removable={selected && selected.owner === me.username ? me.username : null}
-        link={link}
+        link={reachable ? link : 'offline'}
         peers={peers}
         open={membersOpen}
         onClose={() => setMembersOpen(false)}
@@ -481,8 +510,15 @@ function notify(m: Message) {
   new Notification(`${m.author}`, { body: m.text.slice(0, 200), tag: m.channelId });
 }
 
-/** Offline (with pending count), reconnecting, or syncing with progress. */
-function Banner({ me, sync }: { me: Me; sync: Sync | null }) {
+/** Your peer unreachable, offline (with pending count), reconnecting, or syncing with progress. */
+function Banner({ me, reachable, sync }: { me: Me; reachable: boolean; sync: Sync | null }) {
+  if (!reachable) {
+    return (
+      <div className="banner unreachable" role="alert">
+        Your peer is not running: nothing is sent or received. This page reconnects once it is back.
+      </div>
+    );
+  }
   if (me.connection === 'offline') {
     return (
       <div className="banner offline" role="status">

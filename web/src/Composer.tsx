@@ -8,6 +8,7 @@ import { api, ApiError, type Channel, type Me, type Message, TYPING_EVERY_MS } f
 import { ReplyBar } from './ReplyBar.js';
 import { AttachButton, AttachmentChips, type Attachments } from './Attachments.js';
 import { useMentionSuggest } from './MentionSuggest.js';
+import { E_PEER_UNREACHABLE, usePeerReachable } from './peer-reach.js';
 import './files.css';
 
 const MAX_TEXT = 4000;
@@ -36,6 +37,15 @@ export function Composer({
     if (reply) box.current?.focus();
   }, [reply]);
   const [error, setError] = useState('');
+  /** The last send failed because the peer did not answer: said until it is back. */
+  const [unsent, setUnsent] = useState(false);
+  const reachable = usePeerReachable();
+  useEffect(() => {
+    if (reachable && unsent) {
+      setUnsent(false);
+      setError('');
+    }
+  }, [reachable, unsent]);
   const visitor = me.role === 'visitor';
   const lastTyping = useRef(0);
   const files = attachments.ready;
@@ -76,8 +86,16 @@ export function Composer({
       onReplyDone();
       setError('');
     } catch (err) {
-      setText(t);
-      setError(err instanceof ApiError ? err.message : String(err));
+      setText((now) => now || t); // kept (unless something new was typed meanwhile)
+      const gone = err instanceof ApiError && err.code === E_PEER_UNREACHABLE;
+      setUnsent(gone);
+      setError(
+        gone
+          ? 'Your peer is not running; the message was not sent (it is kept here).'
+          : err instanceof ApiError
+            ? err.message
+            : String(err),
+      );
     }
   }
 

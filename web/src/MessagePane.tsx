@@ -23,6 +23,7 @@ import { TypingLine } from './TypingLine.js';
 import { ChannelActions } from './ChannelSettings.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
+import { usePeerReachable } from './peer-reach.js';
 
 /** While messages keep coming into the open channel, it is marked read at most this often. */
 const READ_GAP_MS = 500;
@@ -68,6 +69,8 @@ export function MessagePane({
   const [hasMore, setHasMore] = useState(false);
   const [loadingOlder, setLoadingOlder] = useState(false);
   const [error, setError] = useState('');
+  // Your peer stopped: the channel is served from nowhere until it is back (Chat's banner).
+  const reachable = usePeerReachable();
   /** Where the "New messages" divider goes: the first message the reader had not seen. */
   const [markerId, setMarkerId] = useState<string | null>(null);
   const unreadAtOpen = useRef(channel.unread ?? 0);
@@ -130,7 +133,9 @@ export function MessagePane({
         unreadAtOpen.current = 0;
         showMarker.current = true;
       }
-      setMessages((old) => merge(old, got));
+      // Read again after a while away (the peer was down): a newest page that does not reach
+      // what is shown replaces it, or the log would hide a gap between them.
+      setMessages((old) => (more && after(got[0], old.at(-1)) ? got : merge(old, got)));
       setSource(page.source);
       setLink(page.link);
       setHasMore((h) => h || more);
@@ -274,7 +279,7 @@ export function MessagePane({
         </h2>
         {channel.topic && <p className="topic">{channel.topic}</p>}
         <ChannelActions me={me} channel={channel} onGone={onGone} />
-        {source && (
+        {source && reachable && (
           <span
             className={`source ${source}${link ? ` via-${link}` : ''}`}
             title={
@@ -359,6 +364,11 @@ function firstUnread(messages: Message[], me: string, unread: number): string | 
     if (++seen === unread) return messages[i]!.id;
   }
   return messages.find((m) => m.author !== me)?.id ?? null;
+}
+
+/** Whether `a` comes after `b` in the channel (false when either is missing). */
+function after(a: Message | undefined, b: Message | undefined): boolean {
+  return !!a && !!b && byChannelOrder(a, b) > 0;
 }
 
 /** How many of `messages` others wrote. */

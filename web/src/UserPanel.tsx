@@ -9,6 +9,7 @@ import { Avatar } from './Avatar.js';
 import { AvatarEditor, PICTURE_TYPES } from './AvatarEditor.js';
 import { BotsPanel } from './BotsPanel.js';
 import { NotifyBell } from './MentionAlerts.js';
+import { usePeerReachable } from './peer-reach.js';
 
 export function UserPanel({
   me,
@@ -24,6 +25,8 @@ export function UserPanel({
   const [picked, setPicked] = useState<File | null>(null);
   const botsButton = useRef<HTMLButtonElement>(null);
   const [botsOpen, setBotsOpen] = useState(false);
+  // Your peer is not running: there is nobody to tell a new status to (Chat's banner says so).
+  const reachable = usePeerReachable();
   // Green only while connected: offline or reconnecting, nobody sees you online.
   const dot =
     me.connection !== 'connected' || me.status === 'offline'
@@ -77,6 +80,7 @@ export function UserPanel({
       <select
         id="status"
         value={me.status}
+        disabled={!reachable}
         onChange={async (e) => {
           await api.setStatus(e.target.value as Me['status']);
           await refreshMe();

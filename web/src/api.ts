@@ -7,6 +7,7 @@ import type { TypingEvent } from '../../src/protocol/typing-ops.js';
 import { TYPING_LIMITS } from '../../src/shared/limits.js';
 import type { components, paths } from './local-api-types.js';
 import { authHeaders } from './auth.js';
+import { E_PEER_UNREACHABLE, setPeerReachable } from './peer-reach.js';
 
 /** The local API's answers, as its OpenAPI document names them (docs/local-api.openapi.json). */
 type Schemas = components['schemas'];
@@ -94,9 +95,31 @@ export function errorOf(status: number, statusText: string, body: string): ApiEr
   return new ApiError(e?.code ?? 'E_HTTP', e?.message ?? `${status} ${statusText}`.trim(), status);
 }
 
+/** What a request the peer did not answer says (not the browser's "TypeError: Failed to fetch"). */
+export const PEER_UNREACHABLE_TEXT =
+  'Your peer is not running (or not answering), so this was not done';
+
+/**
+ * `fetch`, but a request that got no answer at all (the peer's process is gone, or its port is
+ * closed) throws an ApiError `E_PEER_UNREACHABLE` that says so, and marks the peer unreachable;
+ * any answer marks it reachable again (peer-reach.ts).
+ */
+export async function reach(path: string, init: RequestInit): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    if (init.signal?.aborted) throw err;
+    setPeerReachable(false);
+    throw new ApiError(E_PEER_UNREACHABLE, PEER_UNREACHABLE_TEXT, 0);
+  }
+  setPeerReachable(true);
+  return res;
+}
+
 /** One call of the local API: JSON in and out; an error answer throws its ApiError. */
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(path, {
+  const res = await reach(path, {
     method,
     headers: {
       ...authHeaders(),
@@ -173,7 +196,7 @@ export const api = {
     call<Avatar[]>('GET', `/api/avatars?users=${users.map(encodeURIComponent).join(',')}`),
   /** Sets your avatar: the picture's bytes, typed PNG, JPEG or WebP, at most 256 KiB. */
   setAvatar: async (picture: Blob): Promise<Avatar> => {
-    const res = await fetch('/api/me/avatar', {
+    const res = await reach('/api/me/avatar', {
       method: 'PUT',
       headers: { ...authHeaders(), 'content-type': picture.type },
       body: picture,

@@ -3,7 +3,7 @@
  * browser API that reports upload progress), the size and tiny preview of an image made with a
  * canvas before it is sent, and a download with its progress saved through an object URL.
  */
-import { ApiError, errorOf, type ChatFile } from './api.js';
+import { ApiError, errorOf, reach, type ChatFile } from './api.js';
 import { authHeaders } from './auth.js';
 import { FILE_LIMITS } from '../../src/shared/limits.js';
 
@@ -142,7 +142,7 @@ export async function download(
   onProgress: (got: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const res = await fetch(`${f.url}?download=1`, { signal, headers: authHeaders() });
+  const res = await reach(`${f.url}?download=1`, { signal, headers: authHeaders() });
   if (!res.ok || !res.body) throw errorOf(res.status, res.statusText, await res.text());
   const reader = res.body.getReader();
   const parts: Uint8Array<ArrayBuffer>[] = [];
