@@ -61,4 +61,31 @@ describe('an event stream resumed by the browser', () => {
     const fromBefore = await messageIds(ui, '', { 'last-event-id': '999999' });
     expect(fromBefore).toEqual(all);
   });
+
+  it('after a real restart that told more than the reader had seen, the reader still gets it all', async () => {
+    const dir = tempDir();
+    const s = await spawnServer(path.join(dir, 's'));
+    const args = ['peer', '--server', s.ready.tcp!, '--data', path.join(dir, 'p')];
+    const p = await spawnHchat(args);
+    const ui = p.ready.ui!;
+    await api(ui, 'POST', '/api/register', { username: 'erin', password: 'erin-pass1' });
+    await api(ui, 'POST', '/api/login', { username: 'erin', password: 'erin-pass1' });
+    const ch = (await api(ui, 'POST', '/api/channels', { name: 'resume' })).body;
+    await api(ui, 'POST', `/api/channels/${ch.id}/messages`, { text: 'before' });
+    const seen = await messageIds(ui, '?since=0', {});
+    const lastSeen = seen.at(-1)!;
+    p.proc.kill('SIGINT');
+    await p.exited;
+    // The same peer again (its session resumes), telling more than the reader saw before.
+    const again = await spawnHchat([...args, '--ui-port', new URL(ui).port]);
+    for (let i = 1; i <= 12; i++)
+      expect(
+        (await api(ui, 'POST', `/api/channels/${ch.id}/messages`, { text: `after ${i}` })).status,
+      ).toBe(201);
+    const kept = await messageIds(ui, '?since=0', {});
+    expect(kept.length).toBeGreaterThanOrEqual(12);
+    // The browser comes back with the id it had: every message event of this run reaches it.
+    expect(await messageIds(ui, '', { 'last-event-id': `${lastSeen}` })).toEqual(kept);
+    again.proc.kill('SIGINT');
+  });
 });

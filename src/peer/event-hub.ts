@@ -39,9 +39,19 @@ export interface LocalEvent {
 export class EventHub {
   private readonly ring: LocalEvent[] = [];
   private readonly listeners = new Set<(e: LocalEvent) => void>();
-  private nextId = 1;
+  /**
+   * Ids go on increasing across restarts of the peer: they start from the clock (microseconds'
+   * worth of room per millisecond), so that a reader's id from before a restart is lower than
+   * every id of this run and it gets all that is kept, however much was told before it came back.
+   */
+  private nextId: number;
 
-  constructor(private readonly keep = 1000) {}
+  constructor(
+    private readonly keep = 1000,
+    startAt = Date.now() * 1000,
+  ) {
+    this.nextId = startAt;
+  }
 
   emit(event: LocalEventName, data: unknown): void {
     const e = { id: this.nextId++, event, data };
@@ -80,7 +90,7 @@ export class EventHub {
     return () => this.listeners.delete(fn);
   }
 
-  /** Id of the latest event (0 before any). */
+  /** Id of the latest event (one below the first id before any). */
   get lastId(): number {
     return this.nextId - 1;
   }

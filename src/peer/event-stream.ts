@@ -38,9 +38,10 @@ export class EventStreams {
     const hub = this.hub;
     const highWater = this.limits.eventStreamHighWater;
     // From `since`, as far back as the window goes (a reconnecting reader that was dropped gets
-    // what is left, not another drop); an id past the last one is from before a restart of this
-    // peer (ids start again at 1) and means everything kept: what the restarted peer told before
-    // its reader came back (the messages it caught up on, a new post) is not skipped.
+    // what is left, not another drop). Ids of a run start above those of earlier runs
+    // (event-hub.ts), so a reader's id from before a restart gets everything kept: what the
+    // restarted peer told before its reader came back is not skipped. An id past the last one
+    // (a clock set back between runs) means everything kept too.
     const from = since === undefined ? hub.lastId : since > hub.lastId ? 0 : since;
     let cursor = Math.max(from, hub.oldestId - 1);
     let ended = false;
