@@ -88,4 +88,23 @@ describe('an event stream resumed by the browser', () => {
     expect(await messageIds(ui, '', { 'last-event-id': `${lastSeen}` })).toEqual(kept);
     again.proc.kill('SIGINT');
   });
+
+  it('a stream ends cleanly when its peer stops (no cut chunked response for the browser to log)', async () => {
+    const dir = tempDir();
+    const s = await spawnServer(path.join(dir, 's'));
+    const p = await spawnHchat(['peer', '--server', s.ready.tcp!, '--data', path.join(dir, 'p')]);
+    const ui = p.ready.ui!;
+    const res = await fetch(new URL('/api/events', ui), { headers: authHeaders(ui) });
+    expect(res.status).toBe(200);
+    const read = (async () => {
+      let text = '';
+      for await (const chunk of res.body!) text += Buffer.from(chunk).toString();
+      return text;
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    p.proc.kill('SIGINT');
+    // A cut stream rejects ("terminated"); an ended one resolves with what it said.
+    await expect(read).resolves.toContain(': hybrid chat events');
+    await p.exited;
+  });
 });

@@ -177,6 +177,11 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
     },
   );
   const streams = new EventStreams(node.events);
+  // Streams end cleanly when the peer stops (a browser would log a cut one as an error).
+  app.addHook('preClose', (done) => {
+    streams.endAll();
+    done();
+  });
   app.get(
     '/api/events',
     doc('Live events, as server-sent events (README "Events")', {

@@ -19,6 +19,8 @@ const END_GRACE_MS = 5_000;
 /** The event streams of one local API. */
 export class EventStreams {
   private open = 0;
+  /** How to end each open stream (`endAll`). */
+  private readonly enders = new Set<() => void>();
 
   constructor(
     private readonly hub: EventHub,
@@ -72,6 +74,7 @@ export class EventStreams {
       if (ended) return;
       ended = true;
       this.open--;
+      this.enders.delete(finish);
       stop();
       clearInterval(keepAlive);
       res.end();
@@ -92,6 +95,12 @@ export class EventStreams {
       if (res.writableLength < highWater) res.write(': keep-alive\n\n');
     }, KEEP_ALIVE_MS);
     res.on('close', finish);
+    this.enders.add(finish);
     pump();
+  }
+
+  /** Ends every open stream with its last bytes (the API is closing). */
+  endAll(): void {
+    for (const end of [...this.enders]) end();
   }
 }
