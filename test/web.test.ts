@@ -219,6 +219,14 @@ describe('web UI', () => {
     }
     await log.getByText('line 0', { exact: true }).waitFor();
     await snap(a.page, 'narrow');
+    // On a phone the text box keeps most of the composer's width: no character count until the
+    // text nears the 4,000 limit (as Discord), then it shows, in warning colour.
+    const box = a.page.getByRole('textbox', { name: 'Message' });
+    const width = (await box.boundingBox())!.width;
+    expect(width, 'text box width at 360 px').toBeGreaterThan(160);
+    expect(await a.page.getByText('/4000').count()).toBe(0);
+    await box.fill('x'.repeat(3850));
+    await a.page.getByText('3850/4000').waitFor();
     expect(a.errors).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import { AttachButton, AttachmentChips, type Attachments } from './Attachments.j
 import { useMentionSuggest } from './MentionSuggest.js';
 import { E_PEER_UNREACHABLE, usePeerReachable } from './peer-reach.js';
 import './files.css';
+import { TextCount } from './TextCount.js';
 
 const MAX_TEXT = 4000;
 
@@ -146,9 +147,7 @@ export function Composer({
         disabled={visitor}
         rows={1}
       />
-      <span className={text.length > MAX_TEXT - 200 ? 'count warn' : 'count'} aria-live="polite">
-        {text.length}/{MAX_TEXT}
-      </span>
+      <TextCount length={text.length} max={MAX_TEXT} />
       <button
         className="primary"
         onClick={() => void send()}

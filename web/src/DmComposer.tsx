@@ -6,6 +6,7 @@
  */
 import { useState, type KeyboardEvent } from 'react';
 import { ApiError } from './api.js';
+import { TextCount } from './TextCount.js';
 
 const MAX_TEXT = 4000;
 
@@ -64,9 +65,7 @@ export function DmComposer({
         onKeyDown={onKey}
         rows={1}
       />
-      <span className={text.length > MAX_TEXT - 200 ? 'count warn' : 'count'} aria-live="polite">
-        {text.length}/{MAX_TEXT}
-      </span>
+      <TextCount length={text.length} max={MAX_TEXT} />
       <button className="primary" onClick={() => void send()} disabled={!canSend}>
         Send
       </button>
