@@ -208,6 +208,14 @@ describe('rich messages in the web UI', () => {
     await message(b.page, 'alice', '@bob again').waitFor();
     await b.page.waitForTimeout(300);
     expect(await b.page.getByText('alice mentioned you in #general').count()).toBe(0);
+    // A toast closes once its channel is open, also when opened from the sidebar.
+    await b.page.getByRole('button', { name: /^# ?random/ }).click();
+    await b.page.getByRole('region', { name: '#random' }).waitFor();
+    await send(a.page, 'once more, @bob');
+    await toast.waitFor();
+    await b.page.getByRole('button', { name: /^# ?general/ }).click();
+    await message(b.page, 'alice', 'once more, @bob').waitFor();
+    await toast.waitFor({ state: 'detached', timeout: 2000 });
     expect(a.errors).toEqual([]);
     expect(b.errors).toEqual([]);
   });
@@ -284,6 +292,30 @@ describe('rich messages in the web UI', () => {
       path.resolve(import.meta.dirname, '..', 'test-artifacts', 'reactions.png'),
       path.join(SHOTS, 'reactions.png'),
     );
+    // One picker at a time: it closes when another message's actions open (hover, or the focus
+    // on another message), on Escape, and on a click outside.
+    const picker = b.page.getByRole('group', { name: 'Pick a reaction' });
+    const other = message(b.page, 'bob', 'bob wrote this well');
+    const openPicker = async () => {
+      await hers.hover();
+      await hers.getByRole('button', { name: 'React', exact: true }).click();
+      await picker.waitFor();
+    };
+    await openPicker();
+    await other.hover();
+    await picker.waitFor({ state: 'detached', timeout: 2000 });
+    await openPicker();
+    await other.focus();
+    await picker.waitFor({ state: 'detached', timeout: 2000 });
+    await openPicker();
+    await b.page.mouse.move(0, 0);
+    await b.page.getByRole('textbox', { name: 'Message' }).focus();
+    await b.page.keyboard.press('Escape');
+    await picker.waitFor({ state: 'detached', timeout: 2000 });
+    await openPicker();
+    await b.page.getByRole('heading', { name: 'general' }).click();
+    await picker.waitFor({ state: 'detached', timeout: 2000 });
+
     // bob toggles 👍 off: alice's page shows 1 again.
     await chipB.click();
     await onA.getByRole('button', { name: /^👍 1, reacted by alice$/ }).waitFor();

@@ -190,12 +190,13 @@ describe('web UI: what a first user hits', () => {
     expect(a.errors).toEqual([]);
   });
 
-  it('with more unread than a page, the channel opens at the first unread, behind a styled divider, with a jump bar', async () => {
+  it('with more unread than a page, the channel opens at the first unread, behind a styled divider that starts a new group, with a jump bar', async () => {
     const { pa, pb, ch } = await twoMembers();
-    await post(pb, ch.id, 3, 'read before');
+    // alice wrote the last message read too: the first unread would continue her group.
+    await post(pa, ch.id, 3, 'read before');
     await waitFor(
       async () =>
-        (await pa.call('GET', `/api/channels/${ch.id}/messages`)).body.messages.length === 3,
+        (await pb.call('GET', `/api/channels/${ch.id}/messages`)).body.messages.length === 3,
     );
     await pb.call('POST', `/api/channels/${ch.id}/read`);
     await post(pa, ch.id, 120, 'unread');
@@ -216,6 +217,11 @@ describe('web UI: what a first user hits', () => {
       (el) => el.parentElement?.querySelector('article')?.getAttribute('aria-label') ?? '',
     );
     expect(after).toBe('alice: unread 0');
+    // As in Discord, the first message under the divider shows its author (and avatar).
+    const author = await marker.evaluate(
+      (el) => el.parentElement?.querySelector('article header .author')?.textContent ?? null,
+    );
+    expect(author).toBe('alice');
     const inView = () =>
       marker.evaluate((el) => {
         const box = el.getBoundingClientRect();

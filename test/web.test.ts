@@ -115,6 +115,9 @@ describe('web UI', () => {
     await signIn(pa, 'alice');
     const ch = (await pa.call('POST', '/api/channels', { name: 'lobby', allowVisitors: true }))
       .body;
+    // A history longer than a page, all of it from before the visitor came.
+    for (let i = 0; i < 60; i++)
+      await pa.call('POST', `/api/channels/${ch.id}/messages`, { text: `history ${i}` });
     await pa.call('POST', `/api/channels/${ch.id}/messages`, { text: 'visitors welcome' });
     await pa.call('POST', '/api/channels', { name: 'staff', allowVisitors: false });
 
@@ -123,7 +126,18 @@ describe('web UI', () => {
     await v.page.getByLabel('Display name').fill('guest');
     await v.page.getByRole('button', { name: 'Enter as visitor' }).click();
     await v.page.getByRole('button', { name: 'Join lobby' }).click();
-    await messages(v.page).getByText('visitors welcome').waitFor();
+    // A first visit opens at the newest message, as Discord opens a newly joined channel: no
+    // "New messages" divider over the whole history, nothing counted unread.
+    const newest = messages(v.page).getByText('visitors welcome');
+    await newest.waitFor();
+    await waitFor(
+      () => messages(v.page).evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 5),
+      5000,
+      'the log at its newest message',
+    );
+    expect(await newest.isVisible()).toBe(true);
+    expect(await messages(v.page).getByRole('separator', { name: 'New messages' }).count()).toBe(0);
+    expect(await v.page.getByRole('button', { name: /unread/ }).count()).toBe(0);
     expect(await v.page.getByRole('button', { name: 'Join staff' }).count()).toBe(0);
     const box = v.page.getByRole('textbox', { name: 'Message' });
     expect(await box.isDisabled()).toBe(true);

@@ -110,6 +110,12 @@ const MIGRATIONS = [
   CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, learnt_at INTEGER NOT NULL);
   CREATE INDEX revoked_sessions_learnt ON revoked_sessions(learnt_at);
   `,
+  // 8: when the account joined the channel on this peer (ms). The history written before that is
+  // not unread: a channel joined (or first seen on this device) opens at its newest message, as in
+  // Discord, not at its first under a "New messages" divider. 0 (before): everything counts.
+  `
+  ALTER TABLE channels ADD COLUMN joined_at INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 interface MessageRow extends ItemColumns {
@@ -229,8 +235,8 @@ export class PeerStore {
            (SELECT session_id FROM revoked_sessions ORDER BY learnt_at LIMIT ?)`,
       ),
       upsertChannel: db.prepare(
-        `INSERT INTO channels (account, id, name, owner, allow_visitors, created_at, topic)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO channels (account, id, name, owner, allow_visitors, created_at, topic, joined_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(account, id) DO UPDATE SET name = excluded.name,
            allow_visitors = excluded.allow_visitors, topic = excluded.topic`,
       ),
@@ -242,12 +248,14 @@ export class PeerStore {
       ),
       unread: db.prepare<[string, string, string], { n: number }>(
         `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
-         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.author <> ? COLLATE NOCASE
+         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.ts >= c.joined_at
+         AND m.author <> ? COLLATE NOCASE
          AND m.kind = 'message'`,
       ),
       unreadMentions: db.prepare<[string, string, string, string], { n: number }>(
         `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
-         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.author <> ? COLLATE NOCASE
+         WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.ts >= c.joined_at
+         AND m.author <> ? COLLATE NOCASE
          AND m.kind = 'message' AND m.ext IS NOT NULL
          AND EXISTS (SELECT 1 FROM json_each(m.ext, '$.mentions') j WHERE j.value IN (lower(?), 'here'))`,
       ),
@@ -579,7 +587,10 @@ export class PeerStore {
     if (n > max) this.q.pruneRevoked.run(n - max);
   }
 
-  /** Records that `account` joined (or hosts, or views) a channel. */
+  /**
+   * Records that `account` joined (or hosts, or views) a channel; the first time, since when its
+   * messages count as unread (what was written before is history, not news).
+   */
   saveChannel(account: string, c: Channel): void {
     this.q.upsertChannel.run(
       account,
@@ -589,6 +600,7 @@ export class PeerStore {
       c.allowVisitors ? 1 : 0,
       c.createdAt,
       c.topic ?? '',
+      Date.now(),
     );
   }
 

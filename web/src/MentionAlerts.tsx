@@ -2,7 +2,8 @@
  * Mentions of me, as Discord shows them: a red count on the channel and on its owner's rail
  * button, and, when a message mentioning me arrives for a channel that is not the open one (the
  * tab visible or not), an in-page toast "bob mentioned you in #general" plus a system
- * notification when the user allowed them (asked from the bell button, a user gesture).
+ * notification when the user allowed them (asked from the bell button, a user gesture). A toast
+ * closes once its channel is open, however it was opened.
  */
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import type { Channel, Message } from './api.js';
@@ -79,6 +80,15 @@ export function useMentionAlerts({
   state.current = { channels, openId, onOpen };
 
   const dismiss = useCallback((id: string) => setToasts((t) => t.filter((x) => x.id !== id)), []);
+
+  // A toast's channel opened by other means (its name in the sidebar, a search result): the
+  // toast has said what it had to, and goes.
+  useEffect(() => {
+    if (openId !== null)
+      setToasts((t) =>
+        t.some((x) => x.channel.id === openId) ? t.filter((x) => x.channel.id !== openId) : t,
+      );
+  }, [openId]);
 
   const alert = useCallback(
     (m: Message) => {

@@ -1,6 +1,7 @@
 /**
  * What one can do to a message, shown while it is hovered or has the focus: Reply, React (a
- * small picker of common emoji), Edit (one's own), Delete (one's own, or any in one's own
+ * small picker of common emoji, one open at a time: it closes when another message's actions
+ * open, on Escape, and on a click outside), Edit (one's own), Delete (one's own, or any in one's own
  * channel; after a confirm dialog).
  */
 import { useEffect, useRef, useState } from 'react';
@@ -31,9 +32,41 @@ export function MessageActions({
   const [picking, setPicking] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const reactButton = useRef<HTMLButtonElement>(null);
+  const bar = useRef<HTMLDivElement>(null);
+
+  // One picker at a time, as in Discord: it closes when another message's actions open (the
+  // pointer over another message, or the focus on it), on Escape, and on a click outside.
+  useEffect(() => {
+    if (!picking) return;
+    const doc = bar.current?.ownerDocument;
+    if (!doc) return;
+    const own = bar.current?.closest('article') ?? null;
+    const close = () => setPicking(false);
+    const elsewhere = (e: Event) => {
+      const other = (e.target as Element | null)?.closest?.('article');
+      if (other && other !== own) close();
+    };
+    const outside = (e: Event) => {
+      if (!bar.current?.contains(e.target as Node)) close();
+    };
+    const escape = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') close();
+    };
+    doc.addEventListener('pointerover', elsewhere);
+    doc.addEventListener('focusin', elsewhere);
+    doc.addEventListener('pointerdown', outside);
+    doc.addEventListener('keydown', escape);
+    return () => {
+      doc.removeEventListener('pointerover', elsewhere);
+      doc.removeEventListener('focusin', elsewhere);
+      doc.removeEventListener('pointerdown', outside);
+      doc.removeEventListener('keydown', escape);
+    };
+  }, [picking]);
 
   return (
     <div
+      ref={bar}
       className={picking || confirming ? 'msg-actions open' : 'msg-actions'}
       role="toolbar"
       aria-label="Message actions"

@@ -59,7 +59,7 @@ export function MessageList({
       <div className="rows" ref={rows} style={{ height: v.getTotalSize() }} {...vlog.focusHandlers}>
         {v.getVirtualItems().map((item) => {
           const m = messages[item.index]!;
-          const { newDay, head } = rowPlace(messages, item.index);
+          const { newDay, head } = rowPlace(messages, item.index, markerId);
           return (
             <div
               key={item.key}

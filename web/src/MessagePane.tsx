@@ -96,7 +96,7 @@ export function MessagePane({
     setMessages(merge([], page.messages));
     setHasMore(page.hasMore);
   }, []);
-  const vlog = useVirtualLog(list, rows, messages);
+  const vlog = useVirtualLog(list, rows, messages, markerId);
   const jump = useJump({
     channelId: channel.id,
     list,

@@ -28,12 +28,20 @@ const GROUPED_ROW = 26;
 /** Within a group, messages of one author less than this far apart show no author line. */
 const GROUP_MS = 5 * 60_000;
 
-/** Where row `i` stands: the first of its day, the first of a group (author and time shown). */
-export function rowPlace(messages: Message[], i: number): { newDay: boolean; head: boolean } {
+/**
+ * Where row `i` stands: the first of its day, the first of a group (author and time shown). As in
+ * Discord, the first message under the "New messages" divider (`markerId`) starts a group.
+ */
+export function rowPlace(
+  messages: Message[],
+  i: number,
+  markerId: string | null = null,
+): { newDay: boolean; head: boolean } {
   const m = messages[i]!;
   const prev = messages[i - 1];
   const newDay = !prev || !sameDay(prev.ts, m.ts);
-  const head = newDay || !prev || prev.author !== m.author || m.ts - prev.ts > GROUP_MS;
+  const head =
+    newDay || !prev || m.id === markerId || prev.author !== m.author || m.ts - prev.ts > GROUP_MS;
   return { newDay, head };
 }
 
@@ -41,6 +49,8 @@ export function useVirtualLog(
   list: RefObject<HTMLDivElement | null>,
   rows: RefObject<HTMLDivElement | null>,
   messages: Message[],
+  /** The first unread message (the "New messages" divider), which starts a group. */
+  markerId: string | null = null,
 ) {
   // The rows start below what comes first in the log (the "Load older messages" button).
   const [margin, setMargin] = useState(0);
@@ -58,10 +68,10 @@ export function useVirtualLog(
   const getItemKey = useCallback((i: number) => messages[i]!.id, [messages]);
   const estimateSize = useCallback(
     (i: number) => {
-      const { newDay, head } = rowPlace(messages, i);
+      const { newDay, head } = rowPlace(messages, i, markerId);
       return (head ? HEAD_ROW : GROUPED_ROW) + (newDay ? 34 : 0);
     },
-    [messages],
+    [messages, markerId],
   );
   const rangeExtractor = useCallback(
     (range: Range) => {
