@@ -118,8 +118,21 @@ describe('rich messages in the web UI', () => {
     expect(box!.y + box!.height).toBeLessThanOrEqual(view!.y + view!.height);
     expect(await log(b.page).getByText('a reply from bob').count()).toBe(0);
     await b.page.getByRole('button', { name: /Jump to present/ }).click();
-    await message(b.page, 'bob', 'a reply from bob').waitFor();
+    const newest = message(b.page, 'bob', 'a reply from bob');
+    await newest.waitFor();
     expect(await b.page.getByRole('button', { name: /Jump to present/ }).count()).toBe(0);
+    // The newest message is at the bottom of a full log: its reaction picker opens above it,
+    // all of it inside the log (below, the log's edge would cut it).
+    await newest.hover();
+    await newest.getByRole('button', { name: 'React', exact: true }).click();
+    const picker = b.page.getByRole('group', { name: 'Pick a reaction' });
+    await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('cat');
+    const pickerBox = (await picker.boundingBox())!;
+    const logBox = (await log(b.page).boundingBox())!;
+    expect(pickerBox.y).toBeGreaterThanOrEqual(logBox.y);
+    expect(pickerBox.y + pickerBox.height).toBeLessThanOrEqual(logBox.y + logBox.height);
+    await b.page.keyboard.press('Escape');
+    await picker.waitFor({ state: 'detached' });
 
     // A reply to a message since deleted says so.
     await alice.call('DELETE', `/api/channels/${general}/messages/${first}`);
@@ -285,6 +298,16 @@ describe('rich messages in the web UI', () => {
     await b.page.keyboard.press('ArrowRight');
     await b.page.keyboard.press('Enter');
     await onA.getByRole('button', { name: /^❤️ 1/ }).waitFor();
+    // Any emoji, by its name: the picker's search ("heart" finds 😍 heart eyes); Enter picks.
+    await hers.hover();
+    await hers.getByRole('button', { name: 'React', exact: true }).click();
+    const search = b.page.getByRole('searchbox', { name: 'Search emoji' });
+    await search.fill('heart');
+    await b.page.getByRole('button', { name: 'React with 😍 heart eyes' }).waitFor();
+    expect(await seriousViolations(b.page)).toEqual([]);
+    await search.fill(':heart_eyes');
+    await search.press('Enter');
+    await onA.getByRole('button', { name: /^😍 1, reacted by bob$/ }).waitFor();
     await b.page.mouse.move(0, 0);
     await snap(b.page, 'reactions');
     expect(await seriousViolations(b.page)).toEqual([]); // axe: no serious or critical violation

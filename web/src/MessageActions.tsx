@@ -5,6 +5,7 @@
  * channel; after a confirm dialog).
  */
 import { useEffect, useRef, useState } from 'react';
+import { search as searchEmoji } from 'node-emoji';
 import { Confirm } from './Confirm.js';
 
 /** The picker's emoji, Discord's usual first row. */
@@ -99,6 +100,7 @@ export function MessageActions({
       )}
       {picking && (
         <EmojiPicker
+          up={roomBelow(bar.current) < PICKER_HEIGHT}
           onPick={(e) => {
             setPicking(false);
             onReact(e);
@@ -123,9 +125,37 @@ export function MessageActions({
   );
 }
 
-/** Eight emoji in a row; arrow keys move between them, Escape closes. */
-function EmojiPicker({ onPick, onClose }: { onPick: (e: string) => void; onClose: () => void }) {
+/** Emoji found by name, at most this many at once. */
+const FOUND = 24;
+/** About the picker's height with its search and three rows found (px). */
+const PICKER_HEIGHT = 190;
+
+/** Pixels between `el` and the bottom of the message log it is in (the page's, outside one). */
+function roomBelow(el: HTMLElement | null): number {
+  if (!el) return Infinity;
+  const log = el.closest('[role="log"]') ?? el.ownerDocument.documentElement;
+  return log.getBoundingClientRect().bottom - el.getBoundingClientRect().bottom;
+}
+
+/**
+ * Eight emoji in a row, and a search over every emoji by its short name (`heart` finds 😍
+ * heart_eyes…); arrow keys move between the emoji, Enter in the search picks the first found,
+ * Escape closes.
+ */
+function EmojiPicker({
+  up,
+  onPick,
+  onClose,
+}: {
+  /** Opens above the actions (no room below them in the log). */
+  up: boolean;
+  onPick: (e: string) => void;
+  onClose: () => void;
+}) {
   const box = useRef<HTMLDivElement>(null);
+  const [query, setQuery] = useState('');
+  const q = query.trim().toLowerCase().replace(/^:|:$/g, '');
+  const found = q ? searchEmoji(q).slice(0, FOUND) : [];
   useEffect(() => {
     box.current?.querySelector('button')?.focus();
   }, []);
@@ -135,7 +165,10 @@ function EmojiPicker({ onPick, onClose }: { onPick: (e: string) => void; onClose
     if (e.key === 'Escape') {
       e.stopPropagation();
       onClose();
-    } else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+    } else if (e.key === 'Enter' && e.target instanceof HTMLInputElement) {
+      e.preventDefault();
+      if (found[0]) onPick(found[0].emoji);
+    } else if (i >= 0 && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
       e.preventDefault();
       const n = buttons.length;
       buttons[(i + (e.key === 'ArrowRight' ? 1 : n - 1)) % n]?.focus();
@@ -143,17 +176,43 @@ function EmojiPicker({ onPick, onClose }: { onPick: (e: string) => void; onClose
   }
   return (
     <div
-      className="emoji-picker"
+      className={up ? 'emoji-picker up' : 'emoji-picker'}
       role="group"
       aria-label="Pick a reaction"
       ref={box}
       onKeyDown={onKeyDown}
     >
-      {QUICK_EMOJI.map((e) => (
-        <button key={e} type="button" aria-label={`React with ${e}`} onClick={() => onPick(e)}>
-          {e}
-        </button>
-      ))}
+      <div className="quick">
+        {QUICK_EMOJI.map((e) => (
+          <button key={e} type="button" aria-label={`React with ${e}`} onClick={() => onPick(e)}>
+            {e}
+          </button>
+        ))}
+      </div>
+      <input
+        type="search"
+        aria-label="Search emoji"
+        placeholder="Search emoji"
+        value={query}
+        maxLength={32}
+        onChange={(e) => setQuery(e.target.value)}
+      />
+      {q && (
+        <div className="found" role="group" aria-label={`${found.length} emoji found`}>
+          {found.map((f) => (
+            <button
+              key={f.name}
+              type="button"
+              aria-label={`React with ${f.emoji} ${f.name.replace(/_/g, ' ')}`}
+              title={`:${f.name}:`}
+              onClick={() => onPick(f.emoji)}
+            >
+              {f.emoji}
+            </button>
+          ))}
+          {found.length === 0 && <span className="none">No emoji named so</span>}
+        </div>
+      )}
     </div>
   );
 }
