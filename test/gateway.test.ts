@@ -11,6 +11,8 @@ import type { StoredMessage } from '../src/protocol/common.js';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { serverHello } from './outsider/lib.js';
 import type { ServerOptions } from '../src/server/server-options.js';
+import pg from 'pg';
+import { createTestDatabase } from './pg-kit.js';
 
 async function world(peers = 1, server: Partial<ServerOptions> = {}) {
   const net = await createTestnet({ peers, server });
@@ -188,6 +190,48 @@ describe('gateway', () => {
       frames: [],
       closed: 1001,
     });
+    stubborn.close();
+    await draining;
+  });
+
+  it('a gateway connection still being set up when the drain begins is closed 1001 too, not left hanging', async () => {
+    // Review proof: Gateway.open checks `closed` once, then awaits the store (the account's
+    // channels) before it sends `ready`; close() in between ends the new session, and open goes
+    // on with it: the socket stays open on the going instance, told nothing. The store is
+    // PostgreSQL, as in a deployment of several instances (the only one that drains); a lock
+    // held on `members` holds the channels read while the drain begins.
+    const db = await createTestDatabase();
+    onTestFinished(() => db.drop());
+    const { net, token, url } = await world(1, { drainMs: 5000, storeUrl: db.url });
+    const t = await token();
+    const { c: stubborn } = await serverHello({ host: net.serverHost, port: net.serverPort });
+    onTestFinished(() => stubborn.close());
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    onTestFinished(() => locker.end().catch(() => undefined));
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE members IN ACCESS EXCLUSIVE MODE');
+    const late = open(url, t.token);
+    // The socket is past the check: its read of the account's channels waits for the lock.
+    await waitFor(async () => {
+      const r = await locker.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%members%'`,
+      );
+      return r.rows[0].n > 0;
+    }, 10_000);
+    const t0 = Date.now();
+    const draining = net.server.drain();
+    await locker.query('COMMIT');
+    // The stubborn connection keeps the instance draining for 5 s: the socket should not wait.
+    // (On the current code it hears nothing, ever: its session was ended under it, and the
+    // subscribe it still runs on that session's closed connection is never answered.)
+    await waitFor(() => late.closed() !== undefined, 3000).catch(() => undefined);
+    const got = { frames: late.frames.map((f) => f.t), closed: late.closed() };
+    console.log(
+      `late gateway socket after the drain began: ${JSON.stringify(got)} in ${Date.now() - t0} ms`,
+    );
+    expect(got).toEqual({ frames: [], closed: 1001 });
     stubborn.close();
     await draining;
   });
