@@ -60,6 +60,8 @@ class GatewayLink implements ConnLink {
   }
   /** Resolves with the answer to request `id`. */
   expect(id: number): Promise<{ body?: unknown; error?: Wire }> {
+    // Closed: nothing will answer (a request made after the session ended).
+    if (!this.open) return Promise.resolve({ error: new HchatError('E_SHUTTING_DOWN').toWire() });
     return new Promise((resolve) => this.waiting.set(id, resolve));
   }
   send(obj: object): void {
@@ -188,11 +190,7 @@ export class Gateway {
     remote: { ip: string; port: number },
     resume?: { session: string; seq: number },
   ): Promise<void> {
-    if (this.closed) {
-      socket.close(1001, 'E_SHUTTING_DOWN');
-      setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
-      return;
-    }
+    if (this.closed) return this.turnAway(socket);
     const old = resume ? this.sessions.get(resume.session) : undefined;
     const oldest = old?.buffer[0]?.seq ?? (old ? old.seq + 1 : 0);
     if (old && old.token.id === token.id && resume!.seq <= old.seq && resume!.seq >= oldest - 1) {
@@ -207,8 +205,18 @@ export class Gateway {
       this.end(mine[0]!, 4005, 'too many gateway sessions for this token');
     const s = new GatewaySession(token, remote);
     this.sessions.set(s.id, s);
-    await this.d.attach(token.account);
-    const channels = await this.subscribe(s);
+    // The instance may begin to drain (or close) while the store answers: the session is then
+    // ended with no socket to tell yet, and the socket hears 1001 here, as a later one does.
+    const gone = () => this.closed || this.sessions.get(s.id) !== s;
+    let channels: string[];
+    try {
+      await this.d.attach(token.account);
+      channels = await this.subscribe(s);
+    } catch (err) {
+      if (gone()) return this.turnAway(socket);
+      throw err;
+    }
+    if (gone()) return this.turnAway(socket);
     // Ready first (seq 0), then what arrived while subscribing, then the rest as it comes.
     socket.send(
       JSON.stringify({
@@ -357,6 +365,12 @@ export class Gateway {
         // The store is away: the next round tries again.
       }
     }
+  }
+
+  /** A socket this going instance takes no session on: 1001, to resume on another instance. */
+  private turnAway(socket: WebSocket): void {
+    socket.close(1001, 'E_SHUTTING_DOWN');
+    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   private end(s: GatewaySession, code: number, reason: string): void {
