@@ -15,13 +15,18 @@ const NAME_CHAR = 'A-Za-z0-9_.-';
 export const MENTION = new RegExp(`(?:^|[^@${NAME_CHAR}])@([${NAME_CHAR}]{2,32})`, 'g');
 
 /**
- * The mention being typed at `caret`: the `@` at `start` and the part of a name after it up to
- * the caret (possibly empty), or null when the caret is not in one.
+ * The mention being typed at `caret`: the `@` at `start`, the part of a name after it up to the
+ * caret (possibly empty), and `end`, past the name's characters that follow the caret (what a
+ * picked name replaces); or null when the caret is not in one.
  */
-export function mentionAt(text: string, caret: number): { start: number; query: string } | null {
+export function mentionAt(
+  text: string,
+  caret: number,
+): { start: number; end: number; query: string } | null {
   const before = text.slice(0, caret);
   const m = new RegExp(`(?:^|[^@${NAME_CHAR}])@([${NAME_CHAR}]{0,32})$`).exec(before);
   if (!m) return null;
   const query = m[1]!;
-  return { start: caret - query.length - 1, query };
+  const rest = new RegExp(`^[${NAME_CHAR}]*`).exec(text.slice(caret))![0];
+  return { start: caret - query.length - 1, end: caret + rest.length, query };
 }

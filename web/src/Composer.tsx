@@ -7,6 +7,7 @@ import { useEffect, useRef, useState, type ClipboardEvent, type KeyboardEvent } 
 import { api, ApiError, type Channel, type Me, type Message, TYPING_EVERY_MS } from './api.js';
 import { ReplyBar } from './ReplyBar.js';
 import { AttachButton, AttachmentChips, type Attachments } from './Attachments.js';
+import { flushSync } from 'react-dom';
 import { useMentionSuggest } from './MentionSuggest.js';
 import { E_PEER_UNREACHABLE, usePeerReachable } from './peer-reach.js';
 import './files.css';
@@ -52,17 +53,12 @@ export function Composer({
   const files = attachments.ready;
   const waiting = attachments.items.length > 0 && files === null;
   const canSend = !visitor && files !== null && (!!text.trim() || files.length > 0);
-  // A name picked from the suggestions: the caret goes after it once the text is rendered.
-  const caretTo = useRef<number | null>(null);
-  const suggest = useMentionSuggest(channel.id, me.username, (value, caret) => {
-    setText(value.slice(0, MAX_TEXT));
-    caretTo.current = caret;
+  // A name picked from the suggestions: the text is rendered at once, then the caret goes after
+  // the name (also when the text came out the same).
+  const suggest = useMentionSuggest(channel.id, me.username, box, (value, caret) => {
+    flushSync(() => setText(value.slice(0, MAX_TEXT)));
+    box.current?.setSelectionRange(caret, caret);
   });
-  useEffect(() => {
-    if (caretTo.current === null || !box.current) return;
-    box.current.setSelectionRange(caretTo.current, caretTo.current);
-    caretTo.current = null;
-  }, [text]);
 
   /** Tells the channel we are typing, at most every TYPING_EVERY_MS (errors do not matter). */
   function typed(value: string) {
@@ -138,6 +134,7 @@ export function Composer({
         onChange={(e) => {
           setText(e.target.value.slice(0, MAX_TEXT));
           typed(e.target.value);
+          void suggest.look(e.target.value, e.target.selectionStart);
         }}
         onSelect={(e) => void suggest.look(e.currentTarget.value, e.currentTarget.selectionStart)}
         onBlur={suggest.close}

@@ -1,11 +1,12 @@
 /**
  * Names suggested while a mention is typed in the composer (`@b` → bob, as in Discord): the
  * channel's members whose name starts with what follows the `@`, and `@here`. Arrow keys move
- * through them, Enter or Tab puts `@name ` in the text, Escape closes the list. The text box stays
+ * through them, Enter or Tab puts `@name ` in the text (Enter sends when the name in focus is
+ * typed out already), Escape closes the list. The text box stays
  * focused throughout (the list is its `aria-activedescendant`), so a screen reader hears the
  * option in focus.
  */
-import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent, type RefObject } from 'react';
 import { api } from './api.js';
 import { SPECIAL_MENTIONS, mentionAt } from '../../src/shared/mention-syntax.js';
 
@@ -14,17 +15,19 @@ const SHOWN = 8;
 
 export const SUGGEST_ID = 'mention-suggest';
 
-/** The open list: where the `@` is, the names offered, and the one in focus. */
-type Open = { start: number; names: string[]; active: number };
+/** The open list: what was typed after the `@`, the names offered, and the one in focus. */
+type Open = { query: string; names: string[]; active: number };
 
 /**
- * The suggestions of a composer's text box. `look(text, caret)` is called as the text or the
- * caret changes; `key(e)` answers the keys the list takes (true: handled, do not act on it);
- * `picked` tells the composer the new text and where its caret goes.
+ * The suggestions of the composer's text box `box`. `look(text, caret)` is called as the text or
+ * the caret changes; `key(e)` answers the keys the list takes (true: handled, do not act on it);
+ * `picked` tells the composer the new text and where its caret goes. A pick reads the box as it is
+ * then, and replaces the whole name around the caret.
  */
 export function useMentionSuggest(
   channelId: string,
   me: string,
+  box: RefObject<HTMLTextAreaElement | null>,
   picked: (text: string, caret: number) => void,
 ) {
   const [open, setOpen] = useState<Open | null>(null);
@@ -54,15 +57,16 @@ export function useMentionSuggest(
     // The text moved on while the members were asked: that later call decides.
     if (latest.current.text !== text || latest.current.caret !== caret) return;
     const shown = all.filter((n) => n.toLowerCase().startsWith(q)).slice(0, SHOWN);
-    setOpen(shown.length > 0 ? { start: at.start, names: shown, active: 0 } : null);
+    setOpen(shown.length > 0 ? { query: at.query, names: shown, active: 0 } : null);
   }
 
   function pick(name: string) {
-    if (!open) return;
-    const { text, caret } = latest.current;
-    const before = `${text.slice(0, open.start)}@${name} `;
     setOpen(null);
-    picked(before + text.slice(caret).replace(/^ /, ''), before.length);
+    const el = box.current;
+    const at = el && mentionAt(el.value, el.selectionStart);
+    if (!el || !at) return;
+    const before = `${el.value.slice(0, at.start)}@${name} `;
+    picked(before + el.value.slice(at.end).replace(/^ /, ''), before.length);
   }
 
   function key(e: KeyboardEvent): boolean {
@@ -71,6 +75,10 @@ export function useMentionSuggest(
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       const step = e.key === 'ArrowDown' ? 1 : n - 1;
       setOpen({ ...open, active: (open.active + step) % n });
+    } else if (e.key === 'Enter' && !e.shiftKey && whole(open)) {
+      // The name is typed out already: Enter sends, as it would without the list.
+      setOpen(null);
+      return false;
     } else if ((e.key === 'Enter' && !e.shiftKey) || e.key === 'Tab') {
       pick(open.names[open.active]!);
     } else if (e.key === 'Escape') {
@@ -79,6 +87,9 @@ export function useMentionSuggest(
     e.preventDefault();
     return true;
   }
+
+  /** The name in focus is what was typed, in full. */
+  const whole = (o: Open) => o.names[o.active]!.toLowerCase() === o.query.toLowerCase();
 
   /** What the text box carries for assistive technology while the list is open. */
   const boxProps = {
