@@ -191,7 +191,11 @@ export function MessagePane({
     const taken = jump.detached ? batch.filter((m) => ids.has(m.id)) : batch;
     if (taken.length === 0) return;
     setMessages((old) => merge(old, taken));
-    const news = taken.filter((m) => !ids.has(m.id) && !m.deleted && m.author !== me.username);
+    // One count a message: a batch may carry a new one and a change to it (its last state counts).
+    const last = new Map(taken.map((m) => [m.id, m]));
+    const news = [...last.values()].filter(
+      (m) => !ids.has(m.id) && !m.deleted && m.author !== me.username,
+    );
     if (news.length === 0) return;
     // Arrived while the reader is scrolled up: mark where the new ones start, and say so below.
     if (!atBottom.current) {
