@@ -19,7 +19,14 @@ export function usePinnedToBottom(
     const el = list.current;
     if (!el || typeof ResizeObserver === 'undefined') return;
     const ro = new ResizeObserver(() => {
-      if (!atBottom.current && el.scrollHeight <= el.clientHeight + 1) atBottom.current = true;
+      // Not an empty log (before its first page, as when it opens at a message found by a
+      // search or a reply's quote: that jump must not turn into following the newest).
+      if (
+        !atBottom.current &&
+        el.scrollHeight <= el.clientHeight + 1 &&
+        el.querySelector('article')
+      )
+        atBottom.current = true;
       if (atBottom.current) el.scrollTop = el.scrollHeight;
     });
     ro.observe(el);
