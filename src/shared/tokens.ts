@@ -69,17 +69,13 @@ function verifySigned(
   const dot = signed.indexOf('.');
   if (dot <= 0) return undefined;
   const payload = signed.slice(0, dot);
+  // Only the signature exactly as it was written (Node's decoder skips characters outside the
+  // alphabet and ignores unused bits: another spelling of the same bytes is not this token).
+  const text = signed.slice(dot + 1);
+  const sig = Buffer.from(text, 'base64url');
+  if (sig.length !== 64 || sig.toString('base64url') !== text) return undefined;
   try {
-    if (
-      !crypto.verify(
-        null,
-        Buffer.from(payload),
-        publicKey,
-        Buffer.from(signed.slice(dot + 1), 'base64url'),
-      )
-    ) {
-      return undefined;
-    }
+    if (!crypto.verify(null, Buffer.from(payload), publicKey, sig)) return undefined;
     return readClaims(signed);
   } catch {
     return undefined;
