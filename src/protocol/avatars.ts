@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { base64Bytes } from './base64.js';
+import { base64urlBytes } from './base64url.js';
 import { Digest, Username } from './common.js';
 import { op } from './rpc.js';
 import { FILE_LIMITS } from '../shared/limits.js';
@@ -29,7 +30,7 @@ export const AvatarRecord = z.object({
     .min(0)
     .max(2 ** 48 - 1),
   /** Ed25519 signature of the canonical bytes (shared/avatar-sig.ts), base64url. */
-  sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url'),
+  sig: base64urlBytes(64, 'expected an Ed25519 signature, base64url'),
   /** The server's certificate of the signing session's key. */
   cert: z.string().min(1).max(1000),
 });

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { FILE_LIMITS, NAT_LIMITS } from '../shared/limits.js';
+import { base64urlBytes } from './base64url.js';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
 export const PROTOCOL_VERSION = 4;
@@ -86,9 +87,7 @@ export const Channel = z.object({
 });
 
 /** Raw Ed25519 public key, base64url. */
-export const PublicKey = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a raw Ed25519 public key, base64url');
+export const PublicKey = base64urlBytes(32, 'expected a raw Ed25519 public key, base64url');
 
 /** What an item of a channel's log is (PROTOCOL.md §2.2); absent on the wire means `message`. */
 export const ItemKind = z.enum(['message', 'edit', 'delete', 'react', 'unreact', 'channel']);
@@ -123,9 +122,7 @@ export const ChannelChange = z
   .strict()
   .refine((c) => Object.values(c).some((v) => v !== undefined), 'change: names nothing');
 /** SHA-256 of an item's body, base64url: what a tombstone keeps of the text it lost. */
-export const Digest = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a SHA-256 digest, base64url');
+export const Digest = base64urlBytes(32, 'expected a SHA-256 digest, base64url');
 
 /** A MIME type, as `type/subtype` (parameters allowed, e.g. `text/plain; charset=utf-8`). */
 export const MimeType = z
@@ -196,7 +193,7 @@ export const ItemFields = z.object({
   files: FileRefs.optional(),
   digest: Digest.optional(),
   /** Ed25519 signature of the canonical bytes, base64url. */
-  sig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url'),
+  sig: base64urlBytes(64, 'expected an Ed25519 signature, base64url'),
   /** The server's certificate of the author's session key. */
   cert: z.string().min(1).max(1000),
 });

@@ -9,17 +9,13 @@
  * never the contents, the conversation or its other members.
  */
 import { z } from 'zod';
+import { base64urlBytes } from './base64url.js';
 import { MessageText, Mentions, TrackerEntry, Username, Uuid } from './common.js';
 import { op, WireError } from './rpc.js';
 import { DM_LIMITS } from '../shared/limits.js';
 
 const b64u = (bytes: number, what: string) =>
-  z
-    .string()
-    .regex(
-      new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`),
-      `expected ${what} (${bytes} bytes, base64url)`,
-    );
+  base64urlBytes(bytes, `expected ${what} (${bytes} bytes, base64url)`);
 
 /** A device's id: 16 random bytes, base64url, chosen by the device. */
 export const DeviceId = b64u(16, 'a device id');

@@ -6,6 +6,7 @@
  * server carry the link's bytes where no punch can work.
  */
 import { z } from 'zod';
+import { base64urlBytes } from './base64url.js';
 import { Ip, Port, Role, SessionId, Uuid } from './common.js';
 import { op } from './rpc.js';
 
@@ -13,7 +14,7 @@ import { op } from './rpc.js';
 export const PunchId = z.string().regex(/^[A-Za-z0-9_-]{8,32}$/, 'expected a punch id');
 
 /** A relay token: 32 random bytes in base64url, one per side of a relayed link. */
-export const RelayToken = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a relay token');
+export const RelayToken = base64urlBytes(32, 'expected a relay token');
 
 /** What a relayed connection carries: a P2P link (§3.10), or a livestream hop's media (§5.6). */
 export const RelayKind = z.enum(['p2p', 'media']);

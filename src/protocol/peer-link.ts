@@ -9,6 +9,7 @@
  * message's `seq` is the host's sequence number.
  */
 import { z } from 'zod';
+import { base64urlBytes } from './base64url.js';
 import { StoredMessage, Uuid } from './common.js';
 import { CHANNEL_OPS } from './channel-ops.js';
 import { COMPACT_VERSION } from './compact.js';
@@ -17,8 +18,8 @@ import { P2P_DM_OPS } from './dm.js';
 import { STREAM_EVENTS, STREAM_OPS } from './stream-ops.js';
 import { TYPING_EVENTS, TYPING_OPS } from './typing-ops.js';
 
-const Nonce = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 random bytes, base64url');
-const Sig = z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected an Ed25519 signature, base64url');
+const Nonce = base64urlBytes(32, 'expected 32 random bytes, base64url');
+const Sig = base64urlBytes(64, 'expected an Ed25519 signature, base64url');
 const Cert = z.string().min(1).max(2000);
 const MaxFrame = z
   .number()

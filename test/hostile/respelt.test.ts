@@ -1,0 +1,100 @@
+/**
+ * One spelling for one string of bytes (PROTOCOL.md §1): a base64url member of fixed length whose
+ * last character has unused bits (an Ed25519 signature's 86th character carries 2 bits of the
+ * signature and 4 unused ones) has 4 or 16 spellings that a lenient decoder reads as the same
+ * bytes. Only the canonical one, with the unused bits zero, is taken: written from the protocol
+ * document, the hostile side sends the others.
+ */
+import fc from 'fast-check';
+import { v7 as uuidv7 } from 'uuid';
+import { describe, expect, it } from 'vitest';
+import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
+import { sign } from './kit.js';
+import { newSessionKeys } from '../../src/shared/signing.js';
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** `s` with its last character's unused bits (`unused` of them) set to `bits` (not 0). */
+function respelt(s: string, unused: number, bits: number): string {
+  const v = ALPHABET.indexOf(s.at(-1)!);
+  return s.slice(0, -1) + ALPHABET[(v & ~((1 << unused) - 1)) | bits];
+}
+
+describe('base64url members are taken in their canonical spelling only', () => {
+  it('the same bytes are the same bytes however respelt (what makes a respelling dangerous)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        fc.integer({ min: 1, max: 15 }),
+        (bytes, bits) => {
+          const s = Buffer.from(bytes).toString('base64url');
+          const other = respelt(s, 4, bits);
+          expect(other).not.toBe(s);
+          expect(Buffer.from(other, 'base64url').equals(Buffer.from(bytes))).toBe(true);
+        },
+      ),
+    );
+  });
+
+  it('the server and a host refuse a post whose signature is respelt, naming sig; the canonical one is taken', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const alice = net.peers[0]!;
+    await signIn(alice, 'alice');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'hosted', allowVisitors: false }))
+      .body.id as string;
+    const raw = await net.rawLink();
+    await raw.request('register', { username: 'bob', password: 'bob-pw-1' });
+    const bob = await rawSession(raw, { username: 'bob', password: 'bob-pw-1' });
+    await raw.request('channel_join', { channelId: ch });
+    await waitFor(() => alice.node.store.isMember(ch, 'bob'));
+    // A channel the server holds (bob's own, with no host online for it).
+    const own = (
+      await raw.request('channel_create', { id: uuidv7(), name: 'bobs', allowVisitors: false })
+    ).id;
+    const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
+    const host = rawHostLink(entry, bob);
+    await host.start();
+
+    for (const [where, channelId, send] of [
+      ['server', own, (message: unknown) => raw.request('post', { message } as never)],
+      ['host', ch, (message: unknown) => host.request('post', { message } as never)],
+    ] as const) {
+      for (let bits = 1; bits < 16; bits++) {
+        const good = sign(bob, { channelId, text: `respelt ${bits}` });
+        const bad = { ...good, sig: respelt(good.sig, 4, bits) };
+        await expect(send(bad), `${where}, unused bits ${bits}`).rejects.toMatchObject({
+          code: 'E_BAD_REQUEST',
+          message: expect.stringContaining('sig'),
+        });
+        // Refused before it was stored: the canonical spelling is a new message, not a duplicate.
+        expect(await send(good), `${where}, canonical`).toMatchObject({ duplicate: false });
+      }
+    }
+  });
+
+  it("login refuses a session key whose spelling is not canonical (a key's 43rd character has 2 unused bits)", async () => {
+    const net = await createTestnet({ peers: 0 });
+    const raw = await net.rawLink();
+    await raw.request('register', { username: 'carol', password: 'carol-pw-1' });
+    const keys = newSessionKeys();
+    for (let bits = 1; bits < 4; bits++) {
+      await expect(
+        raw.request('login', {
+          username: 'carol',
+          password: 'carol-pw-1',
+          publicKey: respelt(keys.publicKey, 2, bits),
+        }),
+        `unused bits ${bits}`,
+      ).rejects.toMatchObject({
+        code: 'E_BAD_REQUEST',
+        message: expect.stringContaining('publicKey'),
+      });
+    }
+    const ok = await raw.request('login', {
+      username: 'carol',
+      password: 'carol-pw-1',
+      publicKey: keys.publicKey,
+    });
+    expect(ok.cert).toBeTruthy();
+  });
+});
