@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../src/protocol/common.js';
+import { ServerLink } from '../src/peer/server-link.js';
 import { ServerTrust } from '../src/peer/server-trust.js';
 import { selfSignedIdentity } from '../src/shared/tls.js';
 import { spawnHchat, spawnServer, type HchatProcess } from './processes.js';
@@ -342,6 +343,45 @@ describe('the server link over TLS', () => {
     await spawnServer(path.join(dir, 's2'), { port });
     const r = await keyRefusal(p.ready.ui!, '/api/login', 'eve');
     expect(r.body.error.message).toContain('CA-issued');
+  });
+
+  it('a peer dials TLS 1.3 only: a server that offers at most TLS 1.2 never gets a handshake or a frame', async () => {
+    const id = selfSignedIdentity('old server');
+    let secured = 0;
+    const heard: Buffer[] = [];
+    const old = tls.createServer(
+      { key: id.key, cert: id.cert, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' },
+      (s) => {
+        secured++;
+        s.on('data', (b) => heard.push(b));
+      },
+    );
+    await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));
+    onTestFinished(() => void old.close());
+    const port = (old.address() as net.AddressInfo).port;
+    const link = new ServerLink({
+      host: '127.0.0.1',
+      port,
+      trust: ServerTrust.pinned('127.0.0.1', port, id.fingerprint),
+      reconnect: false,
+      connectTimeoutMs: 2000,
+    });
+    onTestFinished(() => link.stop());
+    // Twice: the second dial reuses what the first made (the process's TLS context).
+    for (let i = 0; i < 2; i++) {
+      // Refused (the test's point), or finished: then the assertions below say what went wrong.
+      const refused = new Promise((r) => {
+        old.once('tlsClientError', r);
+        old.once('secureConnection', r);
+      });
+      const down = new Promise((r) => link.once('down', r));
+      void link.start();
+      await refused;
+      await down;
+    }
+    expect(secured, 'TLS 1.2 handshakes finished').toBe(0);
+    expect(Buffer.concat(heard).length).toBe(0);
+    expect(link.connected).toBe(false);
   });
 
   it('refuses a damaged known_servers file instead of trusting anew', () => {

@@ -20,7 +20,7 @@ import {
 import { FramedSocket } from '../shared/framed-socket.js';
 import { DEFAULT_MAX_FRAME, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { TLS_VERSIONS } from '../shared/tls.js';
+import { dialContext } from '../shared/tls.js';
 import { COMPACT_OPS, RefReader } from '../protocol/compact.js';
 
 /** What every hello answer tells: how often to send, when to give up on silence. */
@@ -250,7 +250,11 @@ export class RpcLink<
       this.opts.dial().then(
         ({ socket, via }) => {
           if (!this.running) return void socket.destroy();
-          const tlsSocket = tls.connect({ socket, rejectUnauthorized: false, ...TLS_VERSIONS });
+          const tlsSocket = tls.connect({
+            socket,
+            rejectUnauthorized: false,
+            secureContext: dialContext(),
+          });
           this.secure(tlsSocket, `${socket.remoteAddress}:${socket.remotePort}`, via);
         },
         (err: unknown) => this.dialFailed(err),
@@ -262,7 +266,7 @@ export class RpcLink<
       port: target.port,
       servername: net.isIP(target.host) ? undefined : target.host,
       rejectUnauthorized: false,
-      ...TLS_VERSIONS,
+      secureContext: dialContext(),
     });
     this.secure(socket, `${target.host}:${target.port}`);
   }
