@@ -155,6 +155,27 @@ describe('a new user in the web UI', () => {
     expect(errors).toEqual([]);
   });
 
+  // Below 900 px the Members button and the search box share the top of the page with the toasts
+  // (README "How the UI behaves": the member list opens from its button there): for the 8 s a
+  // mention toast shows, a click on Members landed on the toast.
+  it('a mention toast covers neither the Members button nor the search box on a narrow window', async () => {
+    const id = await channel('alice', 'toasty', ['bob']);
+    await channel('bob', 'bobs-toasty');
+    const { page, errors } = await openPage(ui.bob!);
+    await open(page, 'bobs-toasty', 'bob');
+    for (const width of [800, 600, 360]) {
+      await page.setViewportSize({ width, height: 760 });
+      await post('alice', id, `hey @bob at ${width} px`);
+      const toast = page.getByRole('status').filter({ hasText: 'alice mentioned you in #toasty' });
+      await toast.waitFor();
+      const members = page.getByRole('button', { name: 'Members' });
+      expect(await clickable(members), `Members at ${width} px`).toBe('yes');
+      const search = page.getByRole('searchbox').first();
+      expect(await clickable(search), `search at ${width} px`).toBe('yes');
+    }
+    expect(errors).toEqual([]);
+  });
+
   // README: "Hover a message … for Reply, React …"; "Reactions show as chips under the message".
   // On a message that mentions you (highlighted) followed by another such message, React opens
   // its picker under the next row: the emoji are in the accessibility tree, but a click lands on

@@ -427,6 +427,10 @@ export function Chat({
             setFocus((f) => ({ id, n: (f?.n ?? 0) + 1 }));
           }}
         />
+        <div className="toast-stack">
+          {mentionAlerts.toasts}
+          {dms.toasts}
+        </div>
         <Banner me={me} reachable={reachable} sync={sync} />
         {selected && (
           <LiveStage
@@ -472,10 +476,6 @@ export function Chat({
         )}
       </main>
 
-      <div className="toast-stack">
-        {mentionAlerts.toasts}
-        {dms.toasts}
-      </div>
       <MemberList
         me={me.username}
         onMessage={
