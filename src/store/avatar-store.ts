@@ -8,6 +8,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { AvatarRecord } from '../protocol/avatars.js';
 import { avatarHash } from '../shared/avatar-sig.js';
+import { canonicalSig } from './item-columns.js';
 import { openDatabase } from './sqlite.js';
 
 const MIGRATIONS: readonly string[] = [
@@ -96,7 +97,7 @@ export class SqliteAvatarStore implements AvatarStore {
         type: r.type,
         data: r.data.toString('base64'),
         ts: r.ts,
-        sig: r.sig,
+        sig: canonicalSig(r.sig),
         cert: r.cert,
       }
     );

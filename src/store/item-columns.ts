@@ -83,3 +83,13 @@ export function sameItem(
     (a.digest ?? bodyDigest(a)) === (b.digest ?? bodyDigest(b))
   );
 }
+
+/**
+ * A signature as a row gives it back, in its canonical spelling (PROTOCOL.md §1): a row written
+ * before receivers required that spelling (a hostile client's respelt `sig`: the same bytes) was
+ * refused by every reader of a page holding it. Not base64url at all: left for the schema.
+ */
+export function canonicalSig(sig: string): string {
+  const canonical = Buffer.from(sig, 'base64url').toString('base64url');
+  return canonical.length === sig.length ? canonical : sig;
+}

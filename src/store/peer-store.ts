@@ -14,6 +14,7 @@ import { erasedByDelete, erasedOnArrival, eraser, type ItemLookup } from './item
 import { openDatabase } from './sqlite.js';
 import { SEARCH_DEFERRED_MIGRATION, SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import {
+  canonicalSig,
   itemColumns,
   itemOfColumns,
   sameItem,
@@ -152,7 +153,7 @@ function toMessage(r: MessageRow): LocalMessage {
     ts: r.ts,
     lc: r.lc,
     ...itemOfColumns(r),
-    sig: r.sig,
+    sig: canonicalSig(r.sig),
     cert: r.cert,
     state: r.state,
     seq: r.seq,
@@ -779,7 +780,9 @@ export class PeerStore {
   /** True when this exact message (content and signature) is stored here already. */
   holds(m: StoredMessage): boolean {
     const r = this.q.getMessage.get(m.id);
-    return r !== undefined && r.sig === m.sig && r.cert === m.cert && sameContent(r, m);
+    return (
+      r !== undefined && canonicalSig(r.sig) === m.sig && r.cert === m.cert && sameContent(r, m)
+    );
   }
 
   /** Replaces the member list of a hosted channel. */

@@ -3,7 +3,7 @@
  */
 import type { Channel, Role, StoredMessage } from '../protocol/common.js';
 import type { SessionRecord } from './server-store.js';
-import { itemOfColumns, type ItemColumns } from './item-columns.js';
+import { canonicalSig, itemOfColumns, type ItemColumns } from './item-columns.js';
 
 export interface MessageRow extends ItemColumns {
   id: string;
@@ -68,7 +68,7 @@ export function toMessage(r: MessageRow): StoredMessage {
     ts: r.ts,
     lc: r.lc,
     ...itemOfColumns(r),
-    sig: r.sig,
+    sig: canonicalSig(r.sig),
     cert: r.cert,
   };
 }

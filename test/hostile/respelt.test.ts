@@ -6,6 +6,8 @@
  * document, the hostile side sends the others.
  */
 import fc from 'fast-check';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
@@ -70,6 +72,46 @@ describe('base64url members are taken in their canonical spelling only', () => {
         expect(await send(good), `${where}, canonical`).toMatchObject({ duplicate: false });
       }
     }
+  });
+
+  it('a message stored with a respelt signature before the rule (a hostile client then) still reaches readers, canonically spelt', async () => {
+    const net = await createTestnet({ peers: 1 });
+    const alice = net.peers[0]!;
+    await signIn(alice, 'alice');
+    const hosted = (
+      await alice.call('POST', '/api/channels', { name: 'old-hosted', allowVisitors: false })
+    ).body.id as string;
+    const raw = await net.rawLink();
+    await raw.request('register', { username: 'dave', password: 'dave-pw-1' });
+    const dave = await rawSession(raw, { username: 'dave', password: 'dave-pw-1' });
+    const own = (
+      await raw.request('channel_create', { id: uuidv7(), name: 'old', allowVisitors: false })
+    ).id;
+    const good = sign(dave, { channelId: own, text: 'from before the rule' });
+    await raw.request('post', { message: good });
+    const hostedGood = sign(dave, { channelId: hosted, text: 'hosted, from before the rule' });
+    await raw.request('channel_join', { channelId: hosted });
+    await waitFor(() => alice.node.store.isMember(hosted, 'dave'));
+    const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'alice')!;
+    const host = rawHostLink(entry, dave);
+    await host.start();
+    await host.request('post', { message: hostedGood });
+    // What an older version stored as it came: the same bytes, another spelling.
+    const respell = (file: string, id: string, sig: string) => {
+      const db = new Database(file);
+      try {
+        expect(db.prepare('UPDATE messages SET sig = ? WHERE id = ?').run(sig, id).changes).toBe(1);
+      } finally {
+        db.close();
+      }
+    };
+    respell(path.join(net.dir, 'server', 'server.db'), good.id, respelt(good.sig, 4, 5));
+    respell(path.join(alice.dataDir, 'peer.db'), hostedGood.id, respelt(hostedGood.sig, 4, 9));
+    // The server's history and a host's history both answer it, as it was signed.
+    const page = await raw.request('history', { channelId: own, limit: 10 });
+    expect(page.messages.map((m) => [m.id, m.sig])).toEqual([[good.id, good.sig]]);
+    const hostPage = await host.request('history', { channelId: hosted, limit: 10 });
+    expect(hostPage.messages.map((m) => [m.id, m.sig])).toEqual([[hostedGood.id, hostedGood.sig]]);
   });
 
   it("login refuses a session key whose spelling is not canonical (a key's 43rd character has 2 unused bits)", async () => {

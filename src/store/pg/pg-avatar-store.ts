@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { AvatarType, type AvatarRecord } from '../../protocol/avatars.js';
 import { avatarHash } from '../../shared/avatar-sig.js';
 import type { AvatarInfo, AvatarStore } from '../avatar-store.js';
+import { canonicalSig } from '../item-columns.js';
 import { openPool } from './pool.js';
 import { Int } from './rows.js';
 
@@ -63,7 +64,7 @@ export class PostgresAvatarStore implements AvatarStore {
         type: r.type,
         data: r.data.toString('base64'),
         ts: r.ts,
-        sig: r.sig,
+        sig: canonicalSig(r.sig),
         cert: r.cert,
       }
     );

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Channel, StoredMessage } from '../../protocol/common.js';
 import { ItemKind } from '../../protocol/common.js';
 import type { SessionRecord } from '../server-store.js';
-import { itemOfColumns } from '../item-columns.js';
+import { canonicalSig, itemOfColumns } from '../item-columns.js';
 
 /** A BIGINT column: the driver's decimal string (or a number), as a safe integer. */
 export const Int = z.union([z.number(), z.string().regex(/^-?\d{1,16}$/)]).transform((v, ctx) => {
@@ -92,7 +92,7 @@ export function toMessage(row: unknown): StoredMessage {
     ts: r.ts,
     lc: r.lc,
     ...itemOfColumns(r),
-    sig: r.sig,
+    sig: canonicalSig(r.sig),
     cert: r.cert,
   };
 }
