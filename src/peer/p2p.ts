@@ -30,6 +30,7 @@ import {
   type LinkIdentity,
 } from '../shared/handshake.js';
 import { FRAME_LIMITS } from '../shared/limits.js';
+import { HeartbeatSweep } from '../shared/heartbeat-sweep.js';
 import { channelBinding, createTlsServer, selfSignedIdentity } from '../shared/tls.js';
 import type { CertClaims } from '../shared/tokens.js';
 import type { HostService, MemberConn } from './host-service.js';
@@ -74,7 +75,7 @@ export class P2PEndpoint {
   /** Livestream media (RTP/RTCP), peer to peer. */
   readonly media: MediaSocket;
   private readonly open = new Map<FramedSocket, MemberConn | undefined>();
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly sweeper: HeartbeatSweep;
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
   /** The P2P port, kept while the listener is closed (invisible or offline). */
@@ -86,7 +87,7 @@ export class P2PEndpoint {
     const identity = selfSignedIdentity('hchat peer');
     this.tcp = createTlsServer(identity, FRAME_LIMITS.handshakeMs, opts.log, (s) => this.accept(s));
     // Members that went silent (crash, cable pulled) are dropped like the server drops peers.
-    this.sweeper = setInterval(() => {
+    this.sweeper = new HeartbeatSweep(this.heartbeatMs, () => {
       const deadline = Date.now() - this.timeoutMs;
       for (const c of this.open.keys()) {
         if (c.lastSeen < deadline) {
@@ -94,8 +95,7 @@ export class P2PEndpoint {
           c.destroy();
         }
       }
-    }, this.heartbeatMs);
-    this.sweeper.unref();
+    });
     this.media = new MediaSocket(opts.udpLoss ?? 0, opts.benchPlainMedia);
   }
 
@@ -147,7 +147,7 @@ export class P2PEndpoint {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.sweeper.stop();
     for (const c of this.open.keys()) c.destroy();
     await closeServer(this.tcp);
     await this.media.close();

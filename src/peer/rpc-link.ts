@@ -21,6 +21,7 @@ import { FramedSocket } from '../shared/framed-socket.js';
 import { DEFAULT_MAX_FRAME, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { dialContext } from '../shared/tls.js';
+import { HeartbeatSweep } from '../shared/heartbeat-sweep.js';
 import { COMPACT_OPS, RefReader } from '../protocol/compact.js';
 
 /** What every hello answer tells: how often to send, when to give up on silence. */
@@ -115,7 +116,7 @@ export class RpcLink<
   private retryTimer: NodeJS.Timeout | undefined;
   /** Ends the wait of `start()` while it lasts. */
   private starting: (() => void) | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: HeartbeatSweep | undefined;
   private lastSent = 0;
 
   constructor(
@@ -416,7 +417,7 @@ export class RpcLink<
 
   private onClose(fs: FramedSocket, opened: boolean, reason: HchatError | undefined): void {
     if (this.fs !== fs) return;
-    clearInterval(this.heartbeat);
+    this.heartbeat?.stop();
     const wasUp = this.info !== undefined;
     this.info = undefined;
     this.refs = undefined;
@@ -458,28 +459,25 @@ export class RpcLink<
   }
 
   private startHeartbeat(fs: FramedSocket, info: HelloInfo): void {
-    clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(
-      () => {
-        const now = Date.now();
-        if (now - fs.lastSeen > info.timeoutMs) {
-          fs.fail(
-            new HchatError(
-              'E_HEARTBEAT_TIMEOUT',
-              `${this.opts.name} silent past the heartbeat timeout`,
-            ),
-          );
-          fs.destroy();
-          return;
-        }
-        if (now - this.lastSent >= info.heartbeatMs * 0.8) {
-          this.lastSent = now;
-          fs.send({ t: 'ping' });
-        }
-      },
-      Math.max(20, Math.floor(info.heartbeatMs / 2)),
-    );
-    this.heartbeat.unref();
+    this.heartbeat?.stop();
+    this.heartbeat = new HeartbeatSweep(Math.max(20, Math.floor(info.heartbeatMs / 2)), () => {
+      if (this.fs !== fs) return;
+      const now = Date.now();
+      if (now - fs.lastSeen > info.timeoutMs) {
+        fs.fail(
+          new HchatError(
+            'E_HEARTBEAT_TIMEOUT',
+            `${this.opts.name} silent past the heartbeat timeout`,
+          ),
+        );
+        fs.destroy();
+        return;
+      }
+      if (now - this.lastSent >= info.heartbeatMs * 0.8) {
+        this.lastSent = now;
+        fs.send({ t: 'ping' });
+      }
+    });
   }
 }
 

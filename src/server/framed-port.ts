@@ -7,6 +7,7 @@ import net from 'node:net';
 import { HchatError } from '../protocol/errors.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { FramedSocket, type TrafficStats } from '../shared/framed-socket.js';
+import { HeartbeatSweep } from '../shared/heartbeat-sweep.js';
 import { createTlsServer, type TlsIdentity } from '../shared/tls.js';
 import { Conn } from './conn.js';
 import type { ServerDoor } from './door.js';
@@ -40,7 +41,7 @@ export class FramedPort {
   /** Every open connection of this instance. */
   readonly conns = new Set<Conn<FramedSocket>>();
   readonly server: net.Server;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly sweeper: HeartbeatSweep;
   private nextConnId = 1;
 
   constructor(private readonly d: FramedPortDeps) {
@@ -53,11 +54,9 @@ export class FramedPort {
       if (d.closing()) socket.destroy();
       else if (!d.plaintext) d.door.admitTcp(socket);
     });
-    this.sweeper = setInterval(
-      () => this.sweep(),
-      Math.max(50, Math.min(d.heartbeatMs, d.timeoutMs / 4)),
+    this.sweeper = new HeartbeatSweep(Math.max(50, Math.min(d.heartbeatMs, d.timeoutMs / 4)), () =>
+      this.sweep(),
     );
-    this.sweeper.unref();
   }
 
   /** `ip:port` the port is bound to. */
@@ -68,7 +67,7 @@ export class FramedPort {
 
   /** Stops the heartbeat sweep (the server is closing). */
   stopSweep(): void {
-    clearInterval(this.sweeper);
+    this.sweeper.stop();
   }
 
   private accept(socket: net.Socket): void {

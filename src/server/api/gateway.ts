@@ -22,6 +22,7 @@ import type { FrameDispatch } from '../frame-dispatch.js';
 import type { Channel, TrackerEntry } from '../../protocol/common.js';
 import type { BusEvent } from '../bus.js';
 import { eventFor, isOwn, type EntryChange, type Memberships, type Viewer } from '../tracker.js';
+import { HeartbeatSweep } from '../../shared/heartbeat-sweep.js';
 
 /** How long a closing socket may take to answer the close frame before it is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -322,18 +323,20 @@ export class Gateway {
     clearTimeout(s.expiry);
     s.socket = socket;
     let alive = true;
-    const ping = setInterval(() => {
+    // Not answered since the last tick: gone (a tick late by this process's own stall first
+    // reads what came meanwhile: shared/heartbeat-sweep.ts).
+    const ping = new HeartbeatSweep(GATEWAY_LIMITS.heartbeatMs, () => {
       if (!alive) return socket.terminate();
       alive = false;
       socket.ping();
-    }, GATEWAY_LIMITS.heartbeatMs);
+    });
     socket.on('pong', () => (alive = true));
     socket.on('message', (data) => {
       alive = true;
       if (String(data) === '{"t":"ping"}') socket.send('{"t":"pong"}');
     });
     socket.on('close', () => {
-      clearInterval(ping);
+      ping.stop();
       if (s.socket !== socket) return;
       s.socket = undefined;
       s.expiry = setTimeout(() => this.end(s, 1000, 'expired'), GATEWAY_LIMITS.resumeMs);
