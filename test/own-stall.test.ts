@@ -6,6 +6,7 @@
  * the reconnections made them later still. A real server in its own process; the link in this
  * one, whose thread the test holds.
  */
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ServerLink } from '../src/peer/server-link.js';
@@ -48,6 +49,46 @@ describe('a held event loop is not the other end going silent', () => {
       await sleep(300);
       expect(downs, `round ${round}`).toEqual([]);
       expect(link.connected).toBe(true);
+    }
+  });
+
+  it('a link busy past the timeout after reading its last answer, with nothing asked meanwhile, is not dropped: a server only answers', async () => {
+    // PROTOCOL §3.2: the server answers pings; it owes nothing while nothing is asked. A member
+    // process whose turns take seconds read its pong early in a turn and checked at its end.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(import.meta.dirname, 'patient-server.ts')],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    onTestFinished(() => void child.kill('SIGKILL'));
+    const [port, fingerprint] = await new Promise<[number, string]>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (b) => {
+        out += b;
+        const m = /ready (\d+) (\S+)/.exec(out);
+        if (m) resolve([Number(m[1]), m[2]!]);
+      });
+      child.once('exit', () => reject(new Error(`patient server exited: ${out}`)));
+    });
+    const link = new ServerLink({
+      host: '127.0.0.1',
+      port,
+      trust: ServerTrust.pinned('127.0.0.1', port, fingerprint),
+      reconnect: false,
+    });
+    onTestFinished(() => link.stop());
+    await link.start();
+    const downs: (string | undefined)[] = [];
+    link.on('down', (e?: HchatError) => downs.push(e?.code ?? 'eof'));
+    for (let round = 0; round < 2; round++) {
+      // Runs in the turn that read the answer: 3.5 s of work follow its last read.
+      await link.request('reflect', {});
+      hold(3500);
+      await sleep(1500);
+      expect(downs, `round ${round}`).toEqual([]);
+      await expect(link.request('reflect', {})).resolves.toMatchObject({ ip: '127.0.0.1' });
     }
   });
 });

@@ -118,6 +118,11 @@ export class RpcLink<
   private starting: (() => void) | undefined;
   private heartbeat: HeartbeatSweep | undefined;
   private lastSent = 0;
+  /**
+   * When this end began waiting for the other to speak: the first request or ping it sent after
+   * the last byte it read (0, or at most `lastSeen`: waiting for nothing).
+   */
+  private waitingSince = 0;
 
   constructor(
     private readonly opts: RpcLinkOptions<Info>,
@@ -237,7 +242,7 @@ export class RpcLink<
         timeoutMs ?? this.opts.requestTimeoutMs ?? 15_000,
       );
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
-      this.lastSent = Date.now();
+      this.sent(fs, Date.now());
       fs.sendEncoded(frame);
     });
   }
@@ -327,7 +332,8 @@ export class RpcLink<
         fs.destroy();
         return;
       }
-      this.lastSent = Date.now();
+      this.waitingSince = 0;
+      this.sent(fs, Date.now());
       fs.send(this.opts.hello());
     });
   }
@@ -458,12 +464,20 @@ export class RpcLink<
     this.retryTimer.unref();
   }
 
+  /** A request or ping sent at `now`: the other end owes an answer from then, if from no sooner. */
+  private sent(fs: FramedSocket, now: number): void {
+    this.lastSent = now;
+    if (this.waitingSince <= fs.lastSeen) this.waitingSince = now;
+  }
+
   private startHeartbeat(fs: FramedSocket, info: HelloInfo): void {
     this.heartbeat?.stop();
     this.heartbeat = new HeartbeatSweep(Math.max(20, Math.floor(info.heartbeatMs / 2)), () => {
       if (this.fs !== fs) return;
       const now = Date.now();
-      if (now - fs.lastSeen > info.timeoutMs) {
+      // The other end owes an answer to what was sent since it last spoke (§3.2: the server
+      // answers pings), not to time this end spent busy after its last read.
+      if (this.waitingSince > fs.lastSeen && now - this.waitingSince > info.timeoutMs) {
         fs.fail(
           new HchatError(
             'E_HEARTBEAT_TIMEOUT',
@@ -474,7 +488,7 @@ export class RpcLink<
         return;
       }
       if (now - this.lastSent >= info.heartbeatMs * 0.8) {
-        this.lastSent = now;
+        this.sent(fs, now);
         fs.send({ t: 'ping' });
       }
     });
