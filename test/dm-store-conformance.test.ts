@@ -149,6 +149,29 @@ describe.each(STORES)('DmStore conformance: %s', (_name, open) => {
     expect(await store.send([], 2)).toEqual([]);
   });
 
+  it('gives an envelope stored with respelt keys back in their canonical spelling', async () => {
+    // What a server before the rule (PROTOCOL.md §1) took: a key's 43rd character, a device
+    // id's 22nd, with unused bits set (the same bytes). dm_fetch's readers take only the canonical.
+    const last = (s: string, c: string) => s.slice(0, -1) + c;
+    const dh = b64(32, 7); // ...Bw: 2 unused bits
+    const ik = b64(32, 3);
+    const from = b64(16, 1); // ...AQ: 4 unused bits
+    expect([dh.at(-1), ik.at(-1), from.at(-1)]).toEqual(['c', 'M', 'Q']);
+    const stored = {
+      v: 1 as const,
+      prekey: { ik: last(ik, 'P'), ek: last(dh, 'f'), spk: 1 },
+      dh: last(dh, 'd'),
+      pn: 0,
+      n: 0,
+      ct: b64(48, 9),
+    };
+    await store.publish(device('B1', 'bob', 1), 1, 5, 10);
+    await store.send([{ ...mail('e1', 'B1'), fromDevice: last(from, 'R'), body: stored }], 5);
+    const [m] = await store.mail('B1', 0, 10);
+    expect(m!.from.deviceId).toBe(from);
+    expect(m!.body).toEqual({ ...stored, prekey: { ik, ek: dh, spk: 1 }, dh });
+  });
+
   it('blocks: a cap, no duplicates, drops what the blocked left, and unblocks', async () => {
     await store.publish(device('B1', 'bob', 1), 1, 5, 10);
     await store.send([mail('e1', 'B1', 'bob', 'Mallory'), mail('e2', 'B1', 'bob', 'alice')], 10);

@@ -7,6 +7,7 @@
  * database (pg/pg-dm-store.ts), where every rule below holds across instances too.
  */
 import type { DmCipher } from '../protocol/dm.js';
+import { canonicalBase64url } from './item-columns.js';
 
 /** A published device, as stored. */
 export interface DeviceRecord {
@@ -45,6 +46,33 @@ export interface MailOut {
   from: { username: string; deviceId: string };
   ts: number;
   body: DmCipher;
+}
+
+/**
+ * An envelope as a mailbox row gives it back, its keys and sender device id in their canonical
+ * spelling (PROTOCOL.md §1): one left before `dm_send` required that spelling (a hostile sender's
+ * respelt `dh`: the same bytes) made every `dm_fetch` of its device fail, and so stopped that
+ * device's mailbox for good (nothing after it was read, nothing was acknowledged).
+ */
+export function canonicalMail(m: MailOut): MailOut {
+  const { body } = m;
+  return {
+    ...m,
+    from: { ...m.from, deviceId: canonicalBase64url(m.from.deviceId, 16) },
+    body: {
+      ...body,
+      ...(body.prekey
+        ? {
+            prekey: {
+              ...body.prekey,
+              ik: canonicalBase64url(body.prekey.ik, 32),
+              ek: canonicalBase64url(body.prekey.ek, 32),
+            },
+          }
+        : {}),
+      dh: canonicalBase64url(body.dh, 32),
+    },
+  };
 }
 
 /** Why `publish` refused. */

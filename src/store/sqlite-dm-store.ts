@@ -5,13 +5,14 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { DmCipher } from '../protocol/dm.js';
-import type {
-  DeviceRecord,
-  DevicePublish,
-  DmStore,
-  MailIn,
-  MailOut,
-  PublishRefusal,
+import {
+  canonicalMail,
+  type DeviceRecord,
+  type DevicePublish,
+  type DmStore,
+  type MailIn,
+  type MailOut,
+  type PublishRefusal,
 } from './dm-store.js';
 import { openDatabase } from './sqlite.js';
 
@@ -300,13 +301,15 @@ export class SqliteDmStore implements DmStore {
 
   /** A device's envelopes after `after`, oldest first, at most `limit`. */
   async mail(deviceId: string, after: number, limit: number): Promise<MailOut[]> {
-    return this.q.mail.all(deviceId, after, limit).map((r) => ({
-      seq: r.seq,
-      id: r.envelope_id,
-      from: { username: r.from_user, deviceId: r.from_device },
-      ts: r.ts,
-      body: JSON.parse(r.body) as DmCipher,
-    }));
+    return this.q.mail.all(deviceId, after, limit).map((r) =>
+      canonicalMail({
+        seq: r.seq,
+        id: r.envelope_id,
+        from: { username: r.from_user, deviceId: r.from_device },
+        ts: r.ts,
+        body: JSON.parse(r.body) as DmCipher,
+      }),
+    );
   }
 
   /** Drops a device's envelopes up to `upTo`; answers how many. */

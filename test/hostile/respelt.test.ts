@@ -13,6 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
 import { sign } from './kit.js';
 import { newSessionKeys } from '../../src/shared/signing.js';
+import { newKeyPair } from '../../src/shared/keygen.js';
+import crypto from 'node:crypto';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
@@ -112,6 +114,85 @@ describe('base64url members are taken in their canonical spelling only', () => {
     expect(page.messages.map((m) => [m.id, m.sig])).toEqual([[good.id, good.sig]]);
     const hostPage = await host.request('history', { channelId: hosted, limit: 10 });
     expect(hostPage.messages.map((m) => [m.id, m.sig])).toEqual([[hostedGood.id, hostedGood.sig]]);
+  });
+
+  it('an envelope left in a mailbox with respelt keys before the rule still reaches its device, canonically spelt', async () => {
+    const net = await createTestnet({ peers: 0 });
+    const b64u = (b: Buffer) => b.toString('base64url');
+    const x25519 = () =>
+      Buffer.from(
+        (newKeyPair('x25519').publicKey.export({ format: 'jwk' }) as { x: string }).x,
+        'base64url',
+      );
+    /** A user with a published device, as PROTOCOL.md §10.1 makes one. */
+    const withDevice = async (username: string) => {
+      const link = await net.rawLink();
+      await link.request('register', { username, password: `${username}-pw-1` });
+      await rawSession(link, { username, password: `${username}-pw-1` });
+      const ik = newKeyPair('ed25519');
+      const spk = x25519();
+      const deviceId = b64u(crypto.randomBytes(16));
+      await link.request('dm_publish', {
+        deviceId,
+        identityKey: (ik.publicKey.export({ format: 'jwk' }) as { x: string }).x,
+        signedPrekey: {
+          id: 1,
+          key: b64u(spk),
+          sig: b64u(
+            crypto.sign(null, Buffer.concat([Buffer.from('hchat-dm-spk-v1'), spk]), ik.privateKey),
+          ),
+        },
+        oneTimePrekeys: [],
+      });
+      return { link, username, deviceId };
+    };
+    const erin = await withDevice('erin');
+    const mallory = await withDevice('mallory');
+    const ik = newKeyPair('ed25519');
+    const body = {
+      v: 1 as const,
+      prekey: {
+        ik: (ik.publicKey.export({ format: 'jwk' }) as { x: string }).x,
+        ek: b64u(x25519()),
+        spk: 1,
+      },
+      dh: b64u(x25519()),
+      pn: 0,
+      n: 0,
+      ct: b64u(crypto.randomBytes(64)),
+    };
+    const id = crypto.randomUUID();
+    const sent = await mallory.link.request('dm_send', {
+      envelopes: [{ id, to: { username: erin.username, deviceId: erin.deviceId }, body }],
+    });
+    expect(sent.results).toEqual([{ id, ok: true }]);
+    // What an older version stored as it came: the same bytes, other spellings (a key's 43rd
+    // character has 2 unused bits).
+    const db = new Database(path.join(net.dir, 'server', 'dms.db'));
+    try {
+      const respeltBody = {
+        ...body,
+        prekey: {
+          ...body.prekey,
+          ik: respelt(body.prekey.ik, 2, 1),
+          ek: respelt(body.prekey.ek, 2, 2),
+        },
+        dh: respelt(body.dh, 2, 3),
+      };
+      expect(
+        db
+          .prepare('UPDATE mailbox SET body = ?, from_device = ? WHERE envelope_id = ?')
+          .run(JSON.stringify(respeltBody), respelt(mallory.deviceId, 4, 7), id).changes,
+      ).toBe(1);
+    } finally {
+      db.close();
+    }
+    // The device's mailbox answers it, as it was sent: one such envelope does not stop the
+    // device from reading its mailbox (and what came after it) for good.
+    const page = await erin.link.request('dm_fetch', { after: 0 });
+    expect(page.envelopes.map((e) => [e.id, e.from, e.body])).toEqual([
+      [id, { username: 'mallory', deviceId: mallory.deviceId }, body],
+    ]);
   });
 
   it("login refuses a session key whose spelling is not canonical (a key's 43rd character has 2 unused bits)", async () => {

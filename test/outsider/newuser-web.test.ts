@@ -176,6 +176,30 @@ describe('a new user in the web UI', () => {
     expect(errors).toEqual([]);
   });
 
+  // On a phone Home is the directory (the sidebar takes the height, the chat column shrinks to its
+  // search row at the bottom): a toast must still show on the screen, not below it.
+  it('a mention toast shows on the screen while Home is open on a phone', async () => {
+    const id = await channel('alice', 'toasty-home', ['bob']);
+    const { page, errors } = await openPage(ui.bob!);
+    for (const width of [360, 600]) {
+      await page.setViewportSize({ width, height: 760 });
+      await page.getByRole('heading', { name: 'Home', exact: true }).waitFor();
+      await post('alice', id, `hey @bob on Home at ${width} px`);
+      const toast = page
+        .getByRole('status')
+        .filter({ hasText: 'alice mentioned you in #toasty-home' })
+        .last();
+      await toast.waitFor({ state: 'attached' });
+      const box = (await toast.boundingBox())!;
+      expect(
+        box.y >= 0 && box.y + box.height <= 760 && box.x >= 0 && box.x + box.width <= width,
+        `toast at ${width} px: ${JSON.stringify(box)}`,
+      ).toBe(true);
+      expect(await clickable(toast), `toast at ${width} px`).toBe('yes');
+    }
+    expect(errors).toEqual([]);
+  });
+
   // README: "Hover a message … for Reply, React …"; "Reactions show as chips under the message".
   // On a message that mentions you (highlighted) followed by another such message, React opens
   // its picker under the next row: the emoji are in the accessibility tree, but a click lands on

@@ -10,13 +10,14 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { DmCipher } from '../../protocol/dm.js';
-import type {
-  DeviceRecord,
-  DevicePublish,
-  DmStore,
-  MailIn,
-  MailOut,
-  PublishRefusal,
+import {
+  canonicalMail,
+  type DeviceRecord,
+  type DevicePublish,
+  type DmStore,
+  type MailIn,
+  type MailOut,
+  type PublishRefusal,
 } from '../dm-store.js';
 import { openPool, transactionOn, type Transaction } from './pool.js';
 import { Int, toInt } from './rows.js';
@@ -222,13 +223,15 @@ export class PostgresDmStore implements DmStore {
     );
     return r.rows.map((row) => {
       const m = MailRow.parse(row);
-      return {
+      // Spelt canonically before the schema sees it (canonicalMail): a row from before the rule.
+      const mail = canonicalMail({
         seq: m.seq,
         id: m.envelope_id,
         from: { username: m.from_user, deviceId: m.from_device },
         ts: m.ts,
-        body: DmCipher.parse(JSON.parse(m.body)),
-      };
+        body: JSON.parse(m.body) as DmCipher,
+      });
+      return { ...mail, body: DmCipher.parse(mail.body) };
     });
   }
 
