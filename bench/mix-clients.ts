@@ -250,7 +250,10 @@ if (process.send && process.argv.includes('--mix-worker')) {
     link.on('down', (reason?: HchatError) => {
       if (s.leaving || (s.link !== link && s.hostLink !== link)) return;
       dropped++;
-      const why = `${link === s.hostLink ? 'host' : 'server'} ${reason?.code ?? 'eof'}`;
+      // A heartbeat timeout is this member's own check (rpc-link.ts: "… silent past the
+      // heartbeat timeout"), or the other end's error frame (it found this member silent).
+      const own = /silent past the heartbeat timeout$/.test(reason?.message ?? '');
+      const why = `${link === s.hostLink ? 'host' : 'server'} ${reason?.code ?? 'eof'}${own ? ' (this end)' : ''}`;
       dropReasons[why] = (dropReasons[why] ?? 0) + 1;
       if (reason?.message && !dropExamples[why]) dropExamples[why] = reason.message.slice(0, 300);
       leave(s);
