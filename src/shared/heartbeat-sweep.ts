@@ -1,5 +1,5 @@
 /**
- * The timer behind every heartbeat check (PROTOCOL.md §1: a link silent past `timeoutMs` is
+ * The timer behind every heartbeat check (PROTOCOL.md §3.2: a link silent past `timeoutMs` is
  * dropped). A check counts the time since the other end's last byte was read; when this
  * process's own event loop was held (a long task, a collector pause, a suspended laptop, an
  * overloaded machine), what the other end sent meanwhile is still unread in the kernel's
