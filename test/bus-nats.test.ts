@@ -40,7 +40,11 @@ const ns = () => `t${randomBytes(6).toString('hex')}`;
 
 // ---- generated events: every kind, within the protocol's own schemas -------------------------
 
-const b64u = (n: number) => fc.stringMatching(new RegExp(`^[A-Za-z0-9_-]{${n}}$`));
+/** `bytes` random bytes in canonical base64url (PROTOCOL.md §1: one spelling for them). */
+const b64u = (bytes: number) =>
+  fc
+    .uint8Array({ minLength: bytes, maxLength: bytes })
+    .map((b) => Buffer.from(b).toString('base64url'));
 const username = fc.stringMatching(/^[A-Za-z0-9_.-]{2,32}$/);
 const uuid = fc.uuid();
 const text = fc
@@ -50,7 +54,7 @@ const itemHeader = {
   id: uuid,
   ts: fc.integer({ min: 0, max: 2 ** 48 - 1 }),
   lc: fc.integer({ min: 0, max: 0xffff }),
-  sig: b64u(86),
+  sig: b64u(64),
   cert: fc.string({ minLength: 1, maxLength: 100 }),
   author: username,
   seq: fc.integer({ min: 1, max: 2 ** 40 }),
@@ -72,7 +76,7 @@ const storedMessage = (channelId: string) =>
       ...itemHeader,
       channelId: fc.constant(channelId),
       kind: fc.constant('message' as const),
-      digest: b64u(43),
+      digest: b64u(32),
     }),
   );
 const trackerEntry = fc.record({
@@ -123,20 +127,20 @@ const arbEvent: fc.Arbitrary<BusEvent> = fc.oneof(
   fc.record({
     kind: fc.constant('avatar' as const),
     username,
-    hash: b64u(43),
+    hash: b64u(32),
     ts: fc.integer({ min: 0, max: 2 ** 48 }),
   }),
   fc.record({
     kind: fc.constant('dm' as const),
-    deviceId: b64u(22),
+    deviceId: b64u(16),
     envelope: fc.record({
       seq: fc.integer({ min: 1, max: 2 ** 40 }),
       id: uuid,
-      from: fc.record({ username, deviceId: b64u(22) }),
+      from: fc.record({ username, deviceId: b64u(16) }),
       ts: fc.integer({ min: 0, max: 2 ** 48 }),
       body: fc.record({
         v: fc.constant(1 as const),
-        dh: b64u(43),
+        dh: b64u(32),
         pn: fc.integer({ min: 0, max: 0xffffffff }),
         n: fc.integer({ min: 0, max: 0xffffffff }),
         ct: fc.stringMatching(/^[A-Za-z0-9_-]{22,200}$/),
