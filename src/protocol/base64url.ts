@@ -6,6 +6,9 @@ import { z } from 'zod';
 
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
+/** How many characters unpadded base64url spells `bytes` bytes with. */
+export const base64urlChars = (bytes: number) => Math.ceil((bytes * 8) / 6);
+
 /**
  * The canonical base64url (RFC 4648 §5, unpadded) spelling of exactly `bytes` bytes: its length,
  * and a last character whose unused bits are zero. Node's decoder ignores those bits, so each
@@ -13,7 +16,7 @@ const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
  * only the one an encoder writes is taken, as for base64 (base64.ts).
  */
 export function base64urlPattern(bytes: number): RegExp {
-  const chars = Math.ceil((bytes * 8) / 6);
+  const chars = base64urlChars(bytes);
   const unused = chars * 6 - bytes * 8;
   const last = [...BASE64URL].filter((_, v) => v % (1 << unused) === 0).join('');
   return new RegExp(`^[A-Za-z0-9_-]{${chars - 1}}[${last.replace('-', '\\-')}]$`);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { AvatarRecord } from '../protocol/avatars.js';
 import { avatarHash } from '../shared/avatar-sig.js';
-import { canonicalSig } from './item-columns.js';
+import { canonicalSig } from './canonical-spelling.js';
 import { openDatabase } from './sqlite.js';
 
 const MIGRATIONS: readonly string[] = [

@@ -7,7 +7,7 @@
  * database (pg/pg-dm-store.ts), where every rule below holds across instances too.
  */
 import type { DmCipher } from '../protocol/dm.js';
-import { canonicalBase64url } from './item-columns.js';
+import { canonicalBase64url } from './canonical-spelling.js';
 
 /** A published device, as stored. */
 export interface DeviceRecord {

@@ -83,19 +83,3 @@ export function sameItem(
     (a.digest ?? bodyDigest(a)) === (b.digest ?? bodyDigest(b))
   );
 }
-
-/**
- * Fixed-length bytes (a key, a signature) as a row gives them back, in their canonical base64url
- * spelling (PROTOCOL.md §1): a row written before receivers required that spelling (a hostile
- * client's respelling: the same bytes) was refused by every reader of a page holding it. Not
- * `bytes` long base64url: left for the schema.
- */
-export function canonicalBase64url(s: string, bytes: number): string {
-  if (s.length !== Math.ceil((bytes * 8) / 6) || !/^[A-Za-z0-9_-]*$/.test(s)) return s;
-  return Buffer.from(s, 'base64url').toString('base64url');
-}
-
-/** A signature as a row gives it back, in its canonical spelling (canonicalBase64url). */
-export function canonicalSig(sig: string): string {
-  return canonicalBase64url(sig, 64);
-}

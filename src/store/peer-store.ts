@@ -14,13 +14,13 @@ import { erasedByDelete, erasedOnArrival, eraser, type ItemLookup } from './item
 import { openDatabase } from './sqlite.js';
 import { SEARCH_DEFERRED_MIGRATION, SEARCH_MIGRATION, SearchIndex } from './search-index.js';
 import {
-  canonicalSig,
   itemColumns,
   itemOfColumns,
   sameItem,
   tombstoneColumns,
   type ItemColumns,
 } from './item-columns.js';
+import { canonicalSig } from './canonical-spelling.js';
 
 /** Delivery state of a message on this peer. */
 export type MessageState = 'pending' | 'delivered' | 'failed';

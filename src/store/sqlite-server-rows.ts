@@ -3,7 +3,8 @@
  */
 import type { Channel, Role, StoredMessage } from '../protocol/common.js';
 import type { SessionRecord } from './server-store.js';
-import { canonicalSig, itemOfColumns, type ItemColumns } from './item-columns.js';
+import { canonicalSig } from './canonical-spelling.js';
+import { itemOfColumns, type ItemColumns } from './item-columns.js';
 
 export interface MessageRow extends ItemColumns {
   id: string;

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AvatarType, type AvatarRecord } from '../../protocol/avatars.js';
 import { avatarHash } from '../../shared/avatar-sig.js';
 import type { AvatarInfo, AvatarStore } from '../avatar-store.js';
-import { canonicalSig } from '../item-columns.js';
+import { canonicalSig } from '../canonical-spelling.js';
 import { openPool } from './pool.js';
 import { Int } from './rows.js';
 

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { Channel, StoredMessage } from '../../protocol/common.js';
 import { ItemKind } from '../../protocol/common.js';
 import type { SessionRecord } from '../server-store.js';
-import { canonicalSig, itemOfColumns } from '../item-columns.js';
+import { canonicalSig } from '../canonical-spelling.js';
+import { itemOfColumns } from '../item-columns.js';
 
 /** A BIGINT column: the driver's decimal string (or a number), as a safe integer. */
 export const Int = z.union([z.number(), z.string().regex(/^-?\d{1,16}$/)]).transform((v, ctx) => {
