@@ -1102,10 +1102,15 @@ describe('hchat bot, budgets, gateway sessions and tokens, attacked from outside
     const sock = net.connect(httpPort, '127.0.0.1');
     sock.on('error', () => {});
     let head = '';
+    // Bytes past the HTTP head that came in its segment (the `ready` frame, on a loaded machine).
+    let early = Buffer.alloc(0);
     await new Promise<void>((resolve) => {
       const onData = (d: Buffer) => {
         head += d.toString('latin1');
-        if (head.includes('\r\n\r\n')) {
+        const end = head.indexOf('\r\n\r\n');
+        if (end >= 0) {
+          early = Buffer.from(head.slice(end + 4), 'latin1');
+          head = head.slice(0, end + 4);
           sock.off('data', onData);
           sock.pause();
           resolve();
@@ -1149,7 +1154,7 @@ describe('hchat bot, budgets, gateway sessions and tokens, attacked from outside
     expect(answers.filter((a) => a.status === 201).length).toBeGreaterThan(350);
     await sleep(1000);
     // Now read what was queued: it must end with a close frame 4008 (or the socket is gone).
-    const chunks: Buffer[] = [];
+    const chunks: Buffer[] = [early];
     sock.on('data', (d) => chunks.push(d));
     sock.resume();
     // On a loaded machine the last events may still be on their way: the close ends the wait.
