@@ -43,12 +43,16 @@ function browser(extraArgs: string[]): Promise<Browser> {
   return b;
 }
 
-/** Opens a page at `url` in a fresh context; `errors` collects what the page logged as errors. */
+/**
+ * Opens a page at `url` in a fresh context; `errors` collects what the page logged as errors.
+ * `live` settles once the page's event stream (/api/events) is answered: what happens after it
+ * reaches the page live (a message posted before it would only show when read).
+ */
 export async function openPage(
   url: string,
   size = { width: 1280, height: 760 },
   extraArgs: string[] = [],
-): Promise<{ page: Page; errors: string[] }> {
+): Promise<{ page: Page; errors: string[]; live: Promise<void> }> {
   let b = await browser(extraArgs);
   // A browser that died in an earlier test (a crash) is replaced rather than failing every test.
   if (!b.isConnected()) {
@@ -67,12 +71,15 @@ export async function openPage(
     if (m.type() === 'error') errors.push(m.text());
   });
   page.on('pageerror', (e) => errors.push(String(e)));
+  let streamed = () => {};
+  const live = new Promise<void>((resolve) => (streamed = resolve));
   page.on('response', (r) => {
     if (r.status() >= 400)
       errors.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+    else if (new URL(r.url()).pathname === '/api/events') streamed();
   });
   await page.goto(url);
-  return { page, errors };
+  return { page, errors, live };
 }
 
 /** Saves a screenshot under test-artifacts/ (the best ones are kept in docs/screenshots). */

@@ -918,7 +918,8 @@ export class PeerNode {
 
   private async onHostUp(link: HostLink, channelIds: string[]): Promise<void> {
     await link.request('subscribe', { channelIds });
-    for (const id of channelIds)
+    // Only of channels still read here: one just left (the link went with it) has no view.
+    for (const id of channelIds.filter((c) => this.readsChannel(c)))
       this.events.emit('sync', { channelId: id, source: 'host', phase: 'switch' });
     // Not chained after a server request: when the server link failed first, the catch-up from
     // the host was lost with it and the member stayed without what it missed (schedule 760).
@@ -928,7 +929,7 @@ export class PeerNode {
   }
 
   private async onHostDown(channelIds: string[]): Promise<void> {
-    for (const id of channelIds)
+    for (const id of channelIds.filter((c) => this.readsChannel(c)))
       this.events.emit('sync', { channelId: id, source: this.sourceOf(id), phase: 'switch' });
     await this.updateServerSubscriptions();
     this.background(this.delivery.drain());

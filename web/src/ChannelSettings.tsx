@@ -12,11 +12,17 @@ export function ChannelActions({
   me,
   channel,
   onGone,
+  onLeaving,
 }: {
   me: Me;
   channel: Channel;
   /** The channel left this user's list (left or deleted). */
   onGone: () => void;
+  /**
+   * True from the moment the user confirms leaving or deleting (the view asks nothing more of
+   * the channel: once the peer has taken it out, it would be refused), false if that failed.
+   */
+  onLeaving: (leaving: boolean) => void;
 }) {
   const [editing, setEditing] = useState(false);
   const [asking, setAsking] = useState<'leave' | 'delete' | null>(null);
@@ -24,14 +30,21 @@ export function ChannelActions({
   const owner = channel.owner === me.username;
   if (me.role !== 'user') return null;
 
-  async function act(f: () => Promise<unknown>, after?: () => void) {
+  async function act(f: () => Promise<unknown>, after?: () => void, failed?: () => void) {
     try {
       setError('');
       await f();
       after?.();
     } catch (err) {
+      failed?.();
       setError(err instanceof ApiError ? err.message : String(err));
     }
+  }
+
+  /** Leaves or deletes the channel: nothing more is asked of it meanwhile. */
+  function go(f: () => Promise<unknown>) {
+    onLeaving(true);
+    void act(f, onGone, () => onLeaving(false));
   }
 
   return (
@@ -73,7 +86,7 @@ export function ChannelActions({
           action="Leave"
           onAnswer={(yes) => {
             setAsking(null);
-            if (yes) void act(() => api.leave(channel.id), onGone);
+            if (yes) go(() => api.leave(channel.id));
           }}
         />
       )}
@@ -84,7 +97,7 @@ export function ChannelActions({
           action="Delete channel"
           onAnswer={(yes) => {
             setAsking(null);
-            if (yes) void act(() => api.deleteChannel(channel.id), onGone);
+            if (yes) go(() => api.deleteChannel(channel.id));
           }}
         />
       )}

@@ -86,6 +86,8 @@ export function Chat({
   useEffect(() => setLink(me.connection), [me.connection]);
   const [sync, setSync] = useState<Sync | null>(null);
   const [sourceTick, setSourceTick] = useState(0);
+  /** The channel this user is leaving or deleting, from its confirmation to the answer. */
+  const [leaving, setLeaving] = useState<string | null>(null);
   /** A message to open the channel at (a search result), with a count so a repeat reopens. */
   const [focus, setFocus] = useState<{ id: string; n: number } | null>(null);
   const current = useRef<string | null>(null);
@@ -257,8 +259,10 @@ export function Chat({
       });
     es.addEventListener('sync', (e) => {
       const s = JSON.parse((e as MessageEvent).data) as Sync & { phase?: string };
-      if (s.phase === 'switch') setSourceTick((t) => t + 1);
-      else setSync(s.done ? null : s);
+      // The open channel now reads from elsewhere (its host came or went): read it again there.
+      if (s.phase === 'switch') {
+        if (s.channelId === current.current) setSourceTick((t) => t + 1);
+      } else setSync(s.done ? null : s);
     });
     return () => {
       stopRetry();
@@ -451,8 +455,10 @@ export function Chat({
             onRead={refreshChannels}
             onGone={() => {
               setChannelId(null);
+              setLeaving(null);
               void refreshChannels();
             }}
+            onLeaving={(yes) => setLeaving(yes ? selected.id : null)}
           />
         ) : openDmNow ? (
           <DmView
@@ -487,6 +493,7 @@ export function Chat({
             : undefined
         }
         channelId={channelId}
+        paused={leaving !== null && leaving === channelId}
         removable={selected && selected.owner === me.username ? me.username : null}
         link={reachable ? link : 'offline'}
         peers={peers}

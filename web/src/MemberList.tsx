@@ -15,6 +15,7 @@ export function MemberList({
   me,
   onMessage,
   channelId,
+  paused = false,
   removable,
   link,
   peers,
@@ -25,6 +26,8 @@ export function MemberList({
   /** Starts or opens the 1:1 conversation with a member; absent for visitors (they have none). */
   onMessage?: (username: string) => Promise<void>;
   channelId: string | null;
+  /** The channel is being left or deleted: its members are not asked again meanwhile. */
+  paused?: boolean;
   /** Set (to the owner's name) when the viewer owns the open channel: members can be removed. */
   removable: string | null;
   link: Me['connection'];
@@ -43,7 +46,7 @@ export function MemberList({
   // new array then). Offline the last answer stays.
   useEffect(() => {
     if (!channelId) return setMembers(null);
-    if (!connected) return;
+    if (!connected || paused) return;
     let stale = false;
     api.members(channelId).then(
       (m) => !stale && setMembers(m),
@@ -52,7 +55,7 @@ export function MemberList({
     return () => {
       stale = true;
     };
-  }, [channelId, connected, peers]);
+  }, [channelId, connected, paused, peers]);
   useEffect(() => setMembers(null), [channelId]);
 
   const list = channelId ? (members ?? []) : online.current;

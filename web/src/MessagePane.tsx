@@ -52,6 +52,7 @@ export function MessagePane({
   sourceTick,
   onRead,
   onGone,
+  onLeaving,
   focusId,
 }: {
   me: Me;
@@ -60,6 +61,8 @@ export function MessagePane({
   onRead: () => Promise<void>;
   /** The channel left this user's list (left or deleted from its header). */
   onGone: () => void;
+  /** The user confirmed leaving or deleting it (true), or that failed (false). */
+  onLeaving: (leaving: boolean) => void;
   /** Open at this message (a search result) instead of the newest. */
   focusId?: string;
 }) {
@@ -88,6 +91,11 @@ export function MessagePane({
   const lastTop = useRef(0);
   usePinnedToBottom(list, atBottom, rows);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
+  /**
+   * Set while this user leaves or deletes the channel: its reads stop, since the peer refuses
+   * them once the channel is out of its list, and the pane closes when the answer comes.
+   */
+  const leaving = useRef(false);
   const attachments = useAttachments(channel.id);
   const drop = useDropZone(attachments.add, me.role === 'user');
   const shown = useRef(messages);
@@ -111,6 +119,7 @@ export function MessagePane({
   const jumpNow = useRef(jump.jumpTo);
   jumpNow.current = jump.jumpTo;
   const loadNewest = useCallback(async () => {
+    if (leaving.current) return;
     try {
       // Opened at a message (a search result): the page around it, centred on it (once).
       if (focusId !== undefined && !focused.current) {
@@ -158,6 +167,7 @@ export function MessagePane({
   const readTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(readTimer.current), []);
   const markRead = useCallback(() => {
+    if (leaving.current) return;
     if (readState.current !== 'idle') {
       readState.current = 'again';
       return;
@@ -207,7 +217,7 @@ export function MessagePane({
   });
 
   async function loadOlder() {
-    if (loadingOlder || !hasMore || messages.length === 0) return;
+    if (loadingOlder || !hasMore || messages.length === 0 || leaving.current) return;
     setLoadingOlder(true);
     try {
       const page = await api.messages(channel.id, messages[0]!.id);
@@ -282,7 +292,15 @@ export function MessagePane({
           {channel.name}
         </h2>
         {channel.topic && <p className="topic">{channel.topic}</p>}
-        <ChannelActions me={me} channel={channel} onGone={onGone} />
+        <ChannelActions
+          me={me}
+          channel={channel}
+          onGone={onGone}
+          onLeaving={(yes) => {
+            leaving.current = yes;
+            onLeaving(yes);
+          }}
+        />
         {source && reachable && (
           <span
             className={`source ${source}${link ? ` via-${link}` : ''}`}
