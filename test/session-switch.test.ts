@@ -5,10 +5,13 @@
  * with one session, live on the server. Also: with `--server a,b` and a dead `a`, the peer is
  * usable as soon as it is started.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   collectEvents,
   createTestnet,
+  peerLog,
   signIn,
   stablePort,
   waitFor,
@@ -89,6 +92,43 @@ describe('session changes on a running peer', () => {
     expect((await p.call('GET', '/api/me')).body.connection).toBe('connected');
     const dir = (await p.call('GET', '/api/directory')).body.map((c: any) => c.id);
     expect(dir).toEqual([own.body.id]);
+  });
+
+  // SECURITY.md: a logout revokes the session at the server. Made while the server was away,
+  // it only forgot the session here: its token and certificate stayed good at the server, for
+  // whoever had copied them, until they expired. Now it is owed, kept on disk, and carried out
+  // once the server answers again.
+  it('a logout made while the server is away revokes the session once it is back, though the peer restarted meanwhile', async () => {
+    const net = await createTestnet({ peers: 1 });
+    let p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const alice = (await p.call('GET', '/api/me')).body;
+    const { token } = JSON.parse(fs.readFileSync(path.join(p.dataDir, 'session.json'), 'utf8'));
+    await net.stopServer();
+    await waitFor(
+      async () => (await p.call('GET', '/api/me')).body.connection !== 'connected',
+      5_000,
+      'the peer sees the server gone',
+    );
+    expect((await p.call('POST', '/api/logout')).status).toBe(204);
+    expect((await p.call('GET', '/api/me')).status).toBe(401);
+    p = await net.restartPeer(p);
+    await net.startServer();
+    await waitFor(
+      async () => (await net.server.store.getSession(alice.sessionId))?.revoked,
+      10_000,
+      "alice's session revoked at the server",
+    );
+    const raw = await net.rawLink();
+    await expect(raw.request('resume', { token })).rejects.toMatchObject({
+      code: 'E_SESSION_INVALID',
+    });
+    // Nobody is logged in on the peer, and it stays so; its log tells the logout's two steps.
+    expect((await p.call('GET', '/api/me')).status).toBe(401);
+    const told = peerLog(p)
+      .filter((r) => r.ev === 'logout' && r.session === alice.sessionId)
+      .map((r) => r.result);
+    expect(told).toEqual(['owed', 'ok']);
   });
 
   it('two logins at once while logged in: both answered, the peer ends with the last, live on the server', async () => {

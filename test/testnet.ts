@@ -98,6 +98,9 @@ export interface Testnet {
   restartPeer(p: TestPeer, extra?: Partial<PeerOptions>): Promise<TestPeer>;
   /** Stops the server and starts it again on the same port and data. */
   restartServer(): Promise<void>;
+  /** Stops the server (`startServer` brings it back on the same port and data). */
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
   /** A raw protocol client (no reconnect), closed after the test. */
   rawLink(): Promise<ServerLink>;
 }
@@ -177,7 +180,13 @@ export async function createTestnet(
       return again;
     },
     async restartServer() {
+      await net.stopServer();
+      await net.startServer();
+    },
+    async stopServer() {
       await net.server.close();
+    },
+    async startServer() {
       net.server = await CentralServer.start({ ...serverOpts, port: serverPort });
     },
     async rawLink() {

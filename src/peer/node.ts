@@ -24,6 +24,7 @@ import {
 } from '../protocol/common.js';
 import type { EventBody, OpReq, OpRes } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
+import { OwedLogouts } from './owed-logouts.js';
 import { HybridClock, newId } from '../shared/hlc.js';
 import { messageId, type ItemBody } from '../shared/message-id.js';
 import { itemRefusal } from '../shared/item-rules.js';
@@ -151,6 +152,8 @@ export class PeerNode {
   private decodedServerKey: { spki: string; key: crypto.KeyObject } | undefined;
   /** Sessions the server said were revoked, or checked live: their P2P links are refused. */
   private readonly revocations: Revocations;
+  /** Sessions ended here while the server did not answer: logged out there once it does. */
+  private readonly owedLogouts: OwedLogouts;
   /** Why the last connection to the server was refused, when its TLS key was not trusted. */
   private trustError: HchatError | undefined;
   /** True while the current server connection carries our session. */
@@ -278,6 +281,11 @@ export class PeerNode {
     this.revocations = new Revocations({
       store: this.store,
       server: () => (this.authed ? this.link : undefined),
+    });
+    this.owedLogouts = new OwedLogouts({
+      store: this.store,
+      log: this.log,
+      onSpareLink: (task) => this.onSpareLink(task),
     });
     this.p2p = new P2PEndpoint({
       host: opts.host,
@@ -697,6 +705,8 @@ export class PeerNode {
       return;
     }
     if (info) this.store.set('serverPublicKey', info.publicKey);
+    // Sessions ended here while this server was away are revoked there now.
+    this.background(this.owedLogouts.pay());
     // In turn with logins and logouts: a resume never races a session change on this link.
     const resumed = await this.inTurn(async () => {
       const s = this.currentSession;
@@ -1090,9 +1100,22 @@ export class PeerNode {
     });
   }
 
-  /** Logs the current session out at the server (when its link carries it) and here. */
+  /**
+   * Logs the current session out at the server (when its link carries it) and here. Unanswered
+   * (offline, or the link dropped meanwhile), the logout is owed: carried out once it answers.
+   */
   private async endSession(): Promise<void> {
-    if (this.authed) await this.link.request('logout', {}).catch(() => undefined);
+    const s = this.currentSession;
+    const answered =
+      this.authed &&
+      (await this.link.request('logout', {}).then(
+        () => true,
+        () => false,
+      ));
+    if (s && !answered) {
+      this.owedLogouts.owe(s.token, s.sessionId);
+      if (this.link.connected) this.background(this.owedLogouts.pay());
+    } else if (s) this.log.write('logout', { peer: 'server', session: s.sessionId, result: 'ok' });
     this.setSession(undefined);
   }
 
