@@ -66,6 +66,20 @@ describe('web UI: what a first user hits', () => {
     await b.page.getByRole('region', { name: '#lobby' }).waitFor();
     await log(b.page).waitFor();
     await snap(b.page, 'channel-360');
+    // In a channel the log gets the height: the sidebar is its heading and a toggle. Before, the
+    // channel list and the user panel took 40 % of the screen, and the log began below 60 %.
+    const top = (await log(b.page).boundingBox())!.y;
+    expect(top, 'the log begins in the upper 40 % of the screen').toBeLessThan(0.4 * 640);
+    const panelShown = () => b.page.locator('.user-panel').isVisible();
+    expect(await panelShown()).toBe(false);
+    const channels = b.page.getByRole('button', { name: 'Channels', exact: true });
+    await channels.click();
+    expect(await channels.getAttribute('aria-expanded')).toBe('true');
+    expect(await panelShown()).toBe(true);
+    // Picking a channel there opens it, and the list folds away again.
+    await b.page.getByRole('button', { name: /^# ?lobby/ }).click();
+    await b.page.locator('.user-panel').waitFor({ state: 'hidden' });
+    expect(await channels.getAttribute('aria-expanded')).toBe('false');
 
     await b.page.setViewportSize({ width: 800, height: 640 });
     const members = b.page.getByRole('complementary', { name: 'Members' });

@@ -81,6 +81,11 @@ export function Chat({
   const [peers, setPeers] = useState<Peer[]>([]);
   const [streams, setStreams] = useState<Stream[]>([]);
   const [membersOpen, setMembersOpen] = useState(false);
+  /**
+   * On a phone (≤ 600 px) an open channel or conversation gets the height: the sidebar shrinks to
+   * its heading and a toggle, which shows the channel list and the user panel again.
+   */
+  const [sidebarOpen, setSidebarOpen] = useState(false);
   // The connection as the latest event says (me.connection lags behind it by one request).
   const [link, setLink] = useState<Me['connection']>(me.connection);
   useEffect(() => setLink(me.connection), [me.connection]);
@@ -298,6 +303,7 @@ export function Chat({
     setOwner(c.owner);
     setChannelId(c.id);
     setDmId(null);
+    setSidebarOpen(false);
     if (typeof Notification !== 'undefined' && Notification.permission === 'default')
       void Notification.requestPermission();
   }
@@ -308,10 +314,15 @@ export function Chat({
     setOwner(null);
     setChannelId(null);
     setDmId(d.id);
+    setSidebarOpen(false);
   }
 
   return (
-    <div className={owner === null && !openDmNow ? 'chat at-home' : 'chat'}>
+    <div
+      className={
+        owner === null && !openDmNow ? 'chat at-home' : sidebarOpen ? 'chat sidebar-open' : 'chat'
+      }
+    >
       <SkipLink to={selected || openDmNow ? 'composer' : 'main'}>
         {selected || openDmNow ? 'Skip to message composer' : 'Skip to main content'}
       </SkipLink>
@@ -376,7 +387,7 @@ export function Chat({
         })}
       </nav>
 
-      <aside className="sidebar" aria-label="Channels">
+      <aside className="sidebar" id="sidebar" aria-label="Channels">
         <h1 className="sidebar-head">
           {owner === null
             ? 'Home'
@@ -384,6 +395,15 @@ export function Chat({
               ? 'Your channels'
               : `${owner}'s channels`}
         </h1>
+        <button
+          type="button"
+          className="sidebar-toggle"
+          aria-expanded={sidebarOpen}
+          aria-controls="sidebar"
+          onClick={() => setSidebarOpen((o) => !o)}
+        >
+          {owner === null ? 'Home' : 'Channels'}
+        </button>
         {owner === null ? (
           <Home me={me} joined={channels} onOpen={open} onChanged={refreshChannels}>
             {user && <DmList me={me.username} dms={dms.list} openId={dmOpenId} onOpen={openDm} />}
