@@ -131,6 +131,52 @@ describe('session changes on a running peer', () => {
     expect(told).toEqual(['owed', 'ok']);
   });
 
+  // An owed token is good at its own deployment only, and is owed to it: a peer pointed at
+  // another deployment meanwhile (--server, another signing key) neither hands it that server
+  // (a bearer token of a live session, to an operator that could use it where it holds) nor
+  // drops it as "gone" when that server does not know it (it was never logged out where it is).
+  it("an owed logout is not carried to another deployment's server: kept, and paid where the session lives", async () => {
+    const net = await createTestnet({ peers: 1 });
+    const other = await createTestnet();
+    let p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const alice = (await p.call('GET', '/api/me')).body;
+    await net.stopServer();
+    await waitFor(
+      async () => (await p.call('GET', '/api/me')).body.connection !== 'connected',
+      5_000,
+      'the peer sees the server gone',
+    );
+    expect((await p.call('POST', '/api/logout')).status).toBe(204);
+    // The peer is pointed at another deployment for a while.
+    p = await net.restartPeer(p, {
+      serverPort: other.serverPort,
+      serverFingerprint: other.server.fingerprint,
+    });
+    const yAddr = `${other.serverHost}:${other.serverPort}`;
+    await waitFor(
+      () => peerLog(p).some((r) => r.ev === 'open' && r.addr === yAddr),
+      10_000,
+      'the peer reaches the other deployment',
+    );
+    await new Promise((r) => setTimeout(r, 1_000));
+    const logged = () =>
+      peerLog(p)
+        .filter((r) => r.ev === 'logout')
+        .map((r) => `${r.result} ${r.session}`);
+    expect(logged()).toEqual([`owed ${alice.sessionId}`]);
+    // Back on its own deployment: the session is logged out there.
+    p = await net.restartPeer(p);
+    await net.startServer();
+    await waitFor(
+      async () => (await net.server.store.getSession(alice.sessionId))?.revoked,
+      10_000,
+      "alice's session revoked at her deployment",
+    );
+    await waitFor(() => logged().length === 2, 5_000, 'the logout logged');
+    expect(logged()).toEqual([`owed ${alice.sessionId}`, `ok ${alice.sessionId}`]);
+  });
+
   it('two logins at once while logged in: both answered, the peer ends with the last, live on the server', async () => {
     const net = await createTestnet({ peers: 1 });
     const p = net.peers[0]!;
