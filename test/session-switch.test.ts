@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { newSessionKeys } from '../src/shared/signing.js';
 import {
   collectEvents,
   createTestnet,
@@ -175,6 +176,48 @@ describe('session changes on a running peer', () => {
     );
     await waitFor(() => logged().length === 2, 5_000, 'the logout logged');
     expect(logged()).toEqual([`owed ${alice.sessionId}`, `ok ${alice.sessionId}`]);
+  });
+
+  // A session the server link does not carry (its resume was refused for now: here a visitor's,
+  // the address's visitor room being full) is still live at the server. A login then opened the
+  // new session on that link and only forgot the last one here: it was never logged out.
+  it('a login made while the current session is not resumed owes its logout: the session is revoked once the server can', async () => {
+    const net = await createTestnet({ peers: 1, server: { maxVisitorsPerAddress: 1 } });
+    let p = net.peers[0]!;
+    expect(
+      (await p.call('POST', '/api/register', { username: 'alice', password: 'alice-pw' })).status,
+    ).toBe(201);
+    const v = await p.call('POST', '/api/visitor', { name: 'guest1' });
+    expect(v.status).toBe(200);
+    const visitor = v.body.sessionId as string;
+    const opens = () => peerLog(p).filter((r) => r.ev === 'open').length;
+    const opened = opens();
+    await net.stopServer();
+    // The peer comes back slowly: another visitor from this address takes the one place first.
+    p = await net.restartPeer(p, { minBackoffMs: 2_000, maxBackoffMs: 2_000 });
+    await net.startServer();
+    const raw = await net.rawLink();
+    const guest2 = await raw.request('visitor', {
+      name: 'guest2',
+      publicKey: newSessionKeys().publicKey,
+    });
+    expect(guest2.role).toBe('visitor');
+    await waitFor(() => opens() > opened, 10_000, 'the peer back on the server');
+    await new Promise((r) => setTimeout(r, 500));
+    // Its resume was refused (no room): the session stays, not carried by the link.
+    const me = (await p.call('GET', '/api/me')).body;
+    expect([me.sessionId, me.connection]).toEqual([visitor, 'connecting']);
+    const login = await p.call('POST', '/api/login', { username: 'alice', password: 'alice-pw' });
+    expect(login.status).toBe(200);
+    // The place is free again; the next time the server answers, the visitor is logged out.
+    await raw.request('logout', {});
+    await net.restartServer();
+    await waitFor(
+      async () => (await net.server.store.getSession(visitor))?.revoked,
+      10_000,
+      "the visitor's session revoked at the server",
+    );
+    expect((await p.call('GET', '/api/me')).body.username).toBe('alice');
   });
 
   it('two logins at once while logged in: both answered, the peer ends with the last, live on the server', async () => {
