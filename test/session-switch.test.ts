@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { newSessionKeys } from '../src/shared/signing.js';
 import {
   collectEvents,
   createTestnet,
@@ -129,6 +130,94 @@ describe('session changes on a running peer', () => {
       .filter((r) => r.ev === 'logout' && r.session === alice.sessionId)
       .map((r) => r.result);
     expect(told).toEqual(['owed', 'ok']);
+  });
+
+  // An owed token is good at its own deployment only, and is owed to it: a peer pointed at
+  // another deployment meanwhile (--server, another signing key) neither hands it that server
+  // (a bearer token of a live session, to an operator that could use it where it holds) nor
+  // drops it as "gone" when that server does not know it (it was never logged out where it is).
+  it("an owed logout is not carried to another deployment's server: kept, and paid where the session lives", async () => {
+    const net = await createTestnet({ peers: 1 });
+    const other = await createTestnet();
+    let p = net.peers[0]!;
+    await signIn(p, 'alice');
+    const alice = (await p.call('GET', '/api/me')).body;
+    await net.stopServer();
+    await waitFor(
+      async () => (await p.call('GET', '/api/me')).body.connection !== 'connected',
+      5_000,
+      'the peer sees the server gone',
+    );
+    expect((await p.call('POST', '/api/logout')).status).toBe(204);
+    // The peer is pointed at another deployment for a while.
+    p = await net.restartPeer(p, {
+      serverPort: other.serverPort,
+      serverFingerprint: other.server.fingerprint,
+    });
+    const yAddr = `${other.serverHost}:${other.serverPort}`;
+    await waitFor(
+      () => peerLog(p).some((r) => r.ev === 'open' && r.addr === yAddr),
+      10_000,
+      'the peer reaches the other deployment',
+    );
+    await new Promise((r) => setTimeout(r, 1_000));
+    const logged = () =>
+      peerLog(p)
+        .filter((r) => r.ev === 'logout')
+        .map((r) => `${r.result} ${r.session}`);
+    expect(logged()).toEqual([`owed ${alice.sessionId}`]);
+    // Back on its own deployment: the session is logged out there.
+    p = await net.restartPeer(p);
+    await net.startServer();
+    await waitFor(
+      async () => (await net.server.store.getSession(alice.sessionId))?.revoked,
+      10_000,
+      "alice's session revoked at her deployment",
+    );
+    await waitFor(() => logged().length === 2, 5_000, 'the logout logged');
+    expect(logged()).toEqual([`owed ${alice.sessionId}`, `ok ${alice.sessionId}`]);
+  });
+
+  // A session the server link does not carry (its resume was refused for now: here a visitor's,
+  // the address's visitor room being full) is still live at the server. A login then opened the
+  // new session on that link and only forgot the last one here: it was never logged out.
+  it('a login made while the current session is not resumed owes its logout: the session is revoked once the server can', async () => {
+    const net = await createTestnet({ peers: 1, server: { maxVisitorsPerAddress: 1 } });
+    let p = net.peers[0]!;
+    expect(
+      (await p.call('POST', '/api/register', { username: 'alice', password: 'alice-pw' })).status,
+    ).toBe(201);
+    const v = await p.call('POST', '/api/visitor', { name: 'guest1' });
+    expect(v.status).toBe(200);
+    const visitor = v.body.sessionId as string;
+    const opens = () => peerLog(p).filter((r) => r.ev === 'open').length;
+    const opened = opens();
+    await net.stopServer();
+    // The peer comes back slowly: another visitor from this address takes the one place first.
+    p = await net.restartPeer(p, { minBackoffMs: 2_000, maxBackoffMs: 2_000 });
+    await net.startServer();
+    const raw = await net.rawLink();
+    const guest2 = await raw.request('visitor', {
+      name: 'guest2',
+      publicKey: newSessionKeys().publicKey,
+    });
+    expect(guest2.role).toBe('visitor');
+    await waitFor(() => opens() > opened, 10_000, 'the peer back on the server');
+    await new Promise((r) => setTimeout(r, 500));
+    // Its resume was refused (no room): the session stays, not carried by the link.
+    const me = (await p.call('GET', '/api/me')).body;
+    expect([me.sessionId, me.connection]).toEqual([visitor, 'connecting']);
+    const login = await p.call('POST', '/api/login', { username: 'alice', password: 'alice-pw' });
+    expect(login.status).toBe(200);
+    // The place is free again; the next time the server answers, the visitor is logged out.
+    await raw.request('logout', {});
+    await net.restartServer();
+    await waitFor(
+      async () => (await net.server.store.getSession(visitor))?.revoked,
+      10_000,
+      "the visitor's session revoked at the server",
+    );
+    expect((await p.call('GET', '/api/me')).body.username).toBe('alice');
   });
 
   it('two logins at once while logged in: both answered, the peer ends with the last, live on the server', async () => {

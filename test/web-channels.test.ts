@@ -134,4 +134,39 @@ describe('channel management in the web UI', () => {
     expect(a.errors).toEqual([]);
     expect(b.errors).toEqual([]);
   });
+
+  // While a leave is under way the pane reads nothing of the channel (above). When the leave is
+  // refused, the channel stays open: what came meanwhile was shown, and is read, as any message
+  // that comes into the open channel (it stayed unread: the read mark had been held back).
+  it('a leave that fails leaves the channel as it was: what came during it is read', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [alice, bob] = net.peers as [TestPeer, TestPeer];
+    await signIn(alice, 'alice');
+    await signIn(bob, 'bob');
+    const general = (await alice.call('POST', '/api/channels', { name: 'general' })).body
+      .id as string;
+    await bob.call('POST', `/api/channels/${general}/join`);
+    const b = await openPage(bob.uiUrl);
+    await openChannel(b.page, /alice's channels/, 'general');
+    const unread = async () =>
+      ((await bob.call('GET', '/api/channels')).body as any[]).find((c) => c.id === general)
+        ?.unread;
+    // The leave reaches bob's peer only once alice's message is on his page, and is refused
+    // there: it asks to leave a channel bob is not in (his peer answers E_NOT_MEMBER).
+    const other = (await alice.call('POST', '/api/channels', { name: 'other' })).body.id as string;
+    await b.page.route(`**/api/channels/${general}/leave`, async (route) => {
+      await alice.call('POST', `/api/channels/${general}/messages`, { text: 'wait, stay' });
+      await b.page.getByText('wait, stay').waitFor();
+      await waitFor(async () => (await unread()) === 1, 5_000, 'the message unread meanwhile');
+      await new Promise((r) => setTimeout(r, 300));
+      await route.continue({ url: route.request().url().replace(general, other) });
+    });
+    await b.page.getByRole('button', { name: 'Leave channel' }).click();
+    await b.page
+      .getByRole('dialog', { name: 'Leave #general' })
+      .getByRole('button', { name: 'Leave' })
+      .click();
+    await b.page.getByRole('region', { name: '#general' }).getByRole('alert').waitFor();
+    await waitFor(async () => (await unread()) === 0, 5_000, 'the message read');
+  });
 });

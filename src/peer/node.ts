@@ -1022,6 +1022,9 @@ export class PeerNode {
     if (!this.authed) {
       // Our connection carries no session (nobody is logged in, or a resume failed).
       const r = await open(link);
+      // One not resumed (refused for now) is still live at the server: its logout is owed.
+      const last = this.currentSession;
+      if (last) this.oweLogout(last);
       this.setSession(undefined);
       return { ...r, resumed: true };
     }
@@ -1112,11 +1115,15 @@ export class PeerNode {
         () => true,
         () => false,
       ));
-    if (s && !answered) {
-      this.owedLogouts.owe(s.token, s.sessionId);
-      if (this.link.connected) this.background(this.owedLogouts.pay());
-    } else if (s) this.log.write('logout', { peer: 'server', session: s.sessionId, result: 'ok' });
+    if (s && !answered) this.oweLogout(s);
+    else if (s) this.log.write('logout', { peer: 'server', session: s.sessionId, result: 'ok' });
     this.setSession(undefined);
+  }
+
+  /** `s` ended here unheard by the server: logged out there once it answers (now, if it does). */
+  private oweLogout(s: SavedSession): void {
+    this.owedLogouts.owe(s.token, s.sessionId);
+    if (this.link.connected) this.background(this.owedLogouts.pay());
   }
 
   me(): Me {

@@ -5,10 +5,14 @@
  * the peer's store (mode 0600, as `session.json` keeps the live one) and logged out as soon as
  * the server answers again, on a connection of its own: `resume` with it, then `logout`.
  * The newest MAX_OWED are kept (the server retires an account's oldest sessions beyond its cap).
+ * A token goes only to a server of the deployment that signed it (it verifies with the key the
+ * server shows): one of another deployment (the peer pointed elsewhere meanwhile) is neither
+ * handed a live session's token nor taken for an answer that the session is gone.
  */
 import { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
 import type { ConnectionLog } from '../shared/connlog.js';
+import { publicKeyFromBase64, readClaims, verifyToken } from '../shared/tokens.js';
 import type { ServerLink } from './server-link.js';
 
 export const MAX_OWED = 16;
@@ -71,20 +75,26 @@ export class OwedLogouts {
   private async run(): Promise<void> {
     try {
       await this.d.onSpareLink(async (link) => {
+        const spki = link.server?.publicKey;
+        const key = spki === undefined ? undefined : publicKeyFromBase64(spki);
         for (const token of this.list()) {
-          let session: string | undefined;
+          // Signed by another deployment: kept for it, never sent here.
+          if (!key || !verifyToken(token, key)) continue;
+          const sid = readClaims(token)?.sid;
+          let done = false;
           try {
-            session = (await link.request('resume', { token })).sessionId;
+            await link.request('resume', { token });
             await link.request('logout', {});
+            done = true;
           } catch (err) {
-            // Revoked or expired already (or not a session of this deployment): nothing owed.
+            // Revoked or expired already: nothing owed.
             if (!(err instanceof HchatError) || err.code !== 'E_SESSION_INVALID') throw err;
           }
           this.settle(token);
           this.d.log.write('logout', {
             peer: 'server',
-            session,
-            result: session ? 'ok' : 'gone',
+            session: typeof sid === 'string' ? sid : undefined,
+            result: done ? 'ok' : 'gone',
           });
         }
       });

@@ -479,6 +479,7 @@ export function Chat({
               void refreshChannels();
             }}
             onLeaving={(yes) => setLeaving(yes ? selected.id : null)}
+            leavingNow={leaving === selected.id}
           />
         ) : openDmNow ? (
           <DmView

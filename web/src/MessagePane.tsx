@@ -53,6 +53,7 @@ export function MessagePane({
   onRead,
   onGone,
   onLeaving,
+  leavingNow = false,
   focusId,
 }: {
   me: Me;
@@ -63,6 +64,8 @@ export function MessagePane({
   onGone: () => void;
   /** The user confirmed leaving or deleting it (true), or that failed (false). */
   onLeaving: (leaving: boolean) => void;
+  /** Opened again (a search result) while the user leaves or deletes it: paused from the start. */
+  leavingNow?: boolean;
   /** Open at this message (a search result) instead of the newest. */
   focusId?: string;
 }) {
@@ -95,7 +98,9 @@ export function MessagePane({
    * Set while this user leaves or deletes the channel: its reads stop, since the peer refuses
    * them once the channel is out of its list, and the pane closes when the answer comes.
    */
-  const leaving = useRef(false);
+  const leaving = useRef(leavingNow);
+  /** A read held back meanwhile: done once a leave that failed leaves the channel open. */
+  const missed = useRef(false);
   const attachments = useAttachments(channel.id);
   const drop = useDropZone(attachments.add, me.role === 'user');
   const shown = useRef(messages);
@@ -119,7 +124,10 @@ export function MessagePane({
   const jumpNow = useRef(jump.jumpTo);
   jumpNow.current = jump.jumpTo;
   const loadNewest = useCallback(async () => {
-    if (leaving.current) return;
+    if (leaving.current) {
+      missed.current = true;
+      return;
+    }
     try {
       // Opened at a message (a search result): the page around it, centred on it (once).
       if (focusId !== undefined && !focused.current) {
@@ -167,7 +175,10 @@ export function MessagePane({
   const readTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(readTimer.current), []);
   const markRead = useCallback(() => {
-    if (leaving.current) return;
+    if (leaving.current) {
+      missed.current = true;
+      return;
+    }
     if (readState.current !== 'idle') {
       readState.current = 'again';
       return;
@@ -299,6 +310,12 @@ export function MessagePane({
           onLeaving={(yes) => {
             leaving.current = yes;
             onLeaving(yes);
+            // Refused: the channel stays open, and what came meanwhile is read now.
+            if (!yes && missed.current) {
+              missed.current = false;
+              if (jump.detached) markRead();
+              else void loadNewest();
+            }
           }}
         />
         {source && reachable && (
