@@ -34,6 +34,7 @@ describe('channel management in the web UI', () => {
     for (const p of [bob, carol])
       for (const ch of [general, random]) await p.call('POST', `/api/channels/${ch}/join`);
     await alice.call('POST', `/api/channels/${general}/messages`, { text: 'hello all' });
+    await bob.call('POST', '/api/channels', { name: 'notes' });
 
     const a = await openPage(alice.uiUrl);
     const b = await openPage(bob.uiUrl);
@@ -105,10 +106,13 @@ describe('channel management in the web UI', () => {
     // meanwhile the peer has left, and its link to alice's host (bob's last channel there) went
     // with it. The page asks nothing more of #lobby from the moment bob confirms: a read then
     // was refused (a 403 in the console, in CI).
+    let answered = () => {};
+    const leaveAnswered = new Promise<void>((r) => (answered = r));
     await b.page.route(`**/api/channels/${general}/leave`, async (route) => {
       const answer = await route.fetch();
       await new Promise((r) => setTimeout(r, 1500));
       await route.fulfill({ response: answer });
+      answered();
     });
     const asked: string[] = [];
     let confirmed = false;
@@ -124,7 +128,13 @@ describe('channel management in the web UI', () => {
     await leave.waitFor();
     confirmed = true;
     await leave.click();
-    await b.page.getByRole('button', { name: /^# ?lobby/ }).waitFor({ state: 'detached' });
+    // bob goes on to his own channel before the answer: it stays open when the answer comes
+    // (the answer closed whatever channel was open then).
+    await openChannel(b.page, /Your channels/, 'notes');
+    await leaveAnswered;
+    await b.page.getByRole('button', { name: /alice's channels/ }).waitFor({ state: 'detached' });
+    await new Promise((r) => setTimeout(r, 200)); // the answer's handling, on the page
+    expect(await b.page.getByRole('region', { name: '#notes' }).isVisible()).toBe(true);
     expect(asked).toEqual([]);
     await waitFor(
       async () => !(await net.server.store.isMember(general, 'bob')),

@@ -474,8 +474,10 @@ export function Chat({
             sourceTick={sourceTick}
             onRead={refreshChannels}
             onGone={() => {
-              setChannelId(null);
-              setLeaving(null);
+              // The answer may come after another channel was opened: that one stays open.
+              const gone = selected.id;
+              setChannelId((id) => (id === gone ? null : id));
+              setLeaving((id) => (id === gone ? null : id));
               void refreshChannels();
             }}
             onLeaving={(yes) => setLeaving(yes ? selected.id : null)}
