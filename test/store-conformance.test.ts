@@ -366,6 +366,9 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(await ids('harbour', [C1, C2])).toEqual(['s3', 's2', 's1']);
     expect(await ids('harbour', [C1, C2], 's3')).toEqual(['s2', 's1']);
     expect(await ids('harbour', [C1], 'nope')).toEqual([]);
+    // `before` of a channel not searched answers as an unknown id: it tells nothing of where, or
+    // whether, that message is (test/outsider/search-punch.test.ts: an existence oracle).
+    expect(await ids('harbour', [C1], 's3')).toEqual([]);
     expect(await ids('harbour', [])).toEqual([]);
     expect(await store.search([], [C1], 10)).toEqual([]);
     expect((await store.search(searchWords('harbour'), [C1], 1)).map((m) => m.id)).toEqual(['s2']);

@@ -126,8 +126,10 @@ export class SearchIndex {
       index.run();
       clear.run();
     });
-    this.rowidOf = db.prepare<[string], { r: number }>(
-      'SELECT rowid AS r FROM messages WHERE id = ?',
+    // `before` counts only as a message of a searched channel: any other (one of a channel the
+    // searcher may not read) answers as an unknown id, so that it tells nothing of that channel.
+    this.rowidOf = db.prepare<[string, string], { r: number }>(
+      'SELECT rowid AS r FROM messages WHERE id = ? AND channel_id IN (SELECT value FROM json_each(?))',
     );
     this.q = db.prepare<[string, number, string, number], IndexHit>(
       `SELECT m.id AS id, f.text AS shown FROM message_fts f
@@ -149,10 +151,11 @@ export class SearchIndex {
       if (!cannotWriteNow(err)) throw err;
       this.written();
     }
+    const channels = JSON.stringify(channelIds);
     const beforeRowid =
-      before === undefined ? Number.MAX_SAFE_INTEGER : this.rowidOf.get(before)?.r;
+      before === undefined ? Number.MAX_SAFE_INTEGER : this.rowidOf.get(before, channels)?.r;
     if (beforeRowid === undefined) return [];
-    return this.q.all(match, beforeRowid, JSON.stringify(channelIds), limit);
+    return this.q.all(match, beforeRowid, channels, limit);
   }
 
   /** Messages were stored: they are indexed within DRAIN_MS, with whatever else came by then. */

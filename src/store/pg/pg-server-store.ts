@@ -297,7 +297,11 @@ export class PostgresServerStore implements ServerStore {
     if (folded.length === 0 || channelIds.length === 0) return [];
     let beforeArrival = Number.MAX_SAFE_INTEGER;
     if (before !== undefined) {
-      const r = await this.pool.query('SELECT arrival FROM messages WHERE id = $1', [before]);
+      // Only a message of a searched channel (search-index.ts says why).
+      const r = await this.pool.query(
+        'SELECT arrival FROM messages WHERE id = $1 AND channel_id = ANY($2::text[])',
+        [before, channelIds],
+      );
       if (r.rows[0] === undefined) return [];
       beforeArrival = toInt(r.rows[0].arrival);
     }
