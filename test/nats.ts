@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { stablePort, tempDir, waitFor } from './testnet.js';
@@ -24,10 +25,23 @@ export interface TestNats {
 
 /** Starts nats-server on 127.0.0.1; `config` is the text of a configuration file, if any. */
 export async function startNats(config?: string): Promise<TestNats> {
+  const nats = await launchNats(config, () => tempDir('hchat-nats-'));
+  onTestFinished(nats.kill);
+  return nats;
+}
+
+/**
+ * `startNats` without vitest's end of test: the caller kills it (a deployment several tests share,
+ * started once and ended in `afterAll`).
+ */
+export async function launchNats(
+  config?: string,
+  dir: () => string = () => fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-nats-')),
+): Promise<TestNats> {
   const port = await stablePort();
   let args = ['-p', String(port), '-a', '127.0.0.1'];
   if (config !== undefined) {
-    const file = path.join(tempDir('hchat-nats-'), 'nats.conf');
+    const file = path.join(dir(), 'nats.conf');
     fs.writeFileSync(file, config);
     args = ['-c', file, ...args];
   }
@@ -54,7 +68,11 @@ export async function startNats(config?: string): Promise<TestNats> {
     p.kill('SIGKILL');
     await exited;
   };
-  onTestFinished(kill);
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    await kill();
+    throw err;
+  }
   return { port, url: `nats://127.0.0.1:${port}`, kill, restart: launch };
 }

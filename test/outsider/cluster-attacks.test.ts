@@ -1,11 +1,14 @@
 // An outside attacker against several server instances sharing one PostgreSQL database and one
 // NATS (README "Several server instances", PROTOCOL.md §3.7, SECURITY.md "Several server
 // instances", SCALING.md, SPEC §11). Written from those documents and the test helpers alone.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from '../testnet.js';
 import { spawnServer, type HchatProcess } from '../processes.js';
-import { startNats } from '../nats.js';
+import { launchHchat, type Launched } from '../hchat-spawn.js';
+import { launchNats, startNats, type TestNats } from '../nats.js';
 import { createTestDatabase } from '../pg-kit.js';
 import { signingKeyFile } from '../cluster-kit.js';
 import { sign } from '../hostile/kit.js';
@@ -19,7 +22,21 @@ afterEach(() => {
   for (const c of clients.splice(0)) c.close();
 });
 
-/** `n` instances on a fresh database and a NATS of their own, signing with one key. */
+/** Instance i's framed-protocol address (`at`) and HTTP base (`http`). */
+function addresses(servers: HchatProcess[]) {
+  const at = (i: number): Addr => {
+    const [host, port] = servers[i]!.ready.tcp!.split(':');
+    return { host: host!, port: Number(port) };
+  };
+  const http = (i: number) => servers[i]!.ready.http!.replace(/\/$/, '');
+  return { at, http };
+}
+
+/**
+ * `n` instances on a fresh database and a NATS of their own, signing with one key: for the tests
+ * that count per address group (127.0.0.1 for every client here), kill an instance or the bus, or
+ * need flags of their own.
+ */
 async function cluster(n: number, extra: string[] = []) {
   const db = await createTestDatabase();
   onTestFinished(() => db.drop());
@@ -33,12 +50,96 @@ async function cluster(n: number, extra: string[] = []) {
       }),
     ),
   );
-  const at = (i: number): Addr => {
-    const [host, port] = servers[i]!.ready.tcp!.split(':');
-    return { host: host!, port: Number(port) };
+  return { ...addresses(servers), servers, nats, db, dir };
+}
+
+/**
+ * The deployment the other tests share (three instances, started by the first of them, ended
+ * after the file): each test names its accounts, bots and visitors with a suffix of its own
+ * (`names`), makes its own channels and tokens, and so meets nothing of another test's. What they
+ * share is 127.0.0.1's address group, so these flags raise the limits of it that they would
+ * otherwise add up against (registrations: about 60 in all), and the per-account ones some of
+ * them test at other values (owned channels: 4, no other test creating more than one per account;
+ * post rates: no other test posting more than a few a second). The limits counted per address
+ * group that a test here attacks (registrations), and a bus or an instance killed, stay with
+ * `cluster`.
+ */
+const SHARED_FLAGS = [
+  '--max-registrations-per-address',
+  '1000',
+  '--channels-per-account',
+  '4',
+  '--posts-per-second',
+  '1000',
+  '--post-burst',
+  '1000',
+];
+let sharedDeployment:
+  Promise<{ k: ReturnType<typeof addresses>; end: () => Promise<void> }> | undefined;
+
+async function launchShared() {
+  const db = await createTestDatabase();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-test-'));
+  let nats: TestNats | undefined;
+  const launched: Launched[] = [];
+  const end = async () => {
+    for (const l of launched)
+      if (l.proc.exitCode === null && l.proc.signalCode === null) l.proc.kill('SIGKILL');
+    await Promise.all(launched.map((l) => l.exited));
+    await nats?.kill();
+    await db.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
   };
-  const http = (i: number) => servers[i]!.ready.http!.replace(/\/$/, '');
-  return { at, http, servers, nats, db, dir };
+  try {
+    nats = await launchNats();
+    const key = signingKeyFile(dir);
+    for (let i = 0; i < 3; i++) {
+      launched.push(
+        launchHchat([
+          'server',
+          '--port',
+          '0',
+          '--http-port',
+          '0',
+          '--data',
+          path.join(dir, `srv${i}`),
+          '--store',
+          db.url,
+          '--bus',
+          nats.url,
+          '--signing-key',
+          key,
+          ...SHARED_FLAGS,
+        ]),
+      );
+    }
+    return { k: addresses(await Promise.all(launched.map((l) => l.ready))), end };
+  } catch (err) {
+    await end();
+    throw err;
+  }
+}
+
+afterAll(async () => {
+  const d = sharedDeployment;
+  sharedDeployment = undefined;
+  if (d) await (await d.catch(() => undefined))?.end();
+});
+
+const SUFFIX_LETTERS = 'abcdefghjkpqstxyz'; // none a look-alike of another, alone or paired
+let suffixes = 0;
+
+/**
+ * The shared deployment's instances 0, 1 and 2, and `names`: `base` with this test's suffix
+ * (`_` and two letters), so that no name of it is, or looks like, another test's.
+ */
+async function shared() {
+  sharedDeployment ??= launchShared();
+  const { k } = await sharedDeployment;
+  const n = suffixes++;
+  const L = SUFFIX_LETTERS;
+  const suffix = `_${L[Math.floor(n / L.length) % L.length]}${L[n % L.length]}`;
+  return { ...k, suffix, names: (base: string) => base + suffix };
 }
 
 async function hello(a: Addr) {
@@ -103,9 +204,9 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // with the same token …) the server closes the connection with error E_SESSION_INVALID";
   // §3.7: "a session, its token and its certificate are good on every instance".
   it('a logout on one instance is honoured by the others: resume, session_check, the open connection, co-members', async () => {
-    const k = await cluster(2);
-    const alice = await user(k.at(0), 'alice');
-    const bob = await user(k.at(1), 'bob');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
+    const bob = await user(k.at(1), k.names('bob'));
     const ch = await createChannel(alice);
     expect((await bob.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     // alice's session also open on instance 1 (the victim's second connection).
@@ -144,14 +245,14 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // certificate, sent on instance 1 right after instance 0 answered the logout, must not be
   // stored ("token and certificate are refused from now on").
   it('a post sent on another instance right after the logout was answered is not stored', async () => {
-    const k = await cluster(2);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const ch = await createChannel(alice);
-    const bob = await user(k.at(1), 'bob');
+    const bob = await user(k.at(1), k.names('bob'));
     expect((await bob.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     const stored: string[] = [];
     for (let round = 0; round < 5; round++) {
-      const u = round === 0 ? alice : await user(k.at(0), `alice${round}`);
+      const u = round === 0 ? alice : await user(k.at(0), k.names(`alice${round}`));
       if (round > 0) {
         expect((await u.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
       }
@@ -175,22 +276,27 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // the oldest"; SECURITY.md lists post rates, presence, visitors, the door and the relay as
   // per instance, not the session cap.
   it('the 10-session cap of an account counts the sessions made on every instance', async () => {
-    const k = await cluster(2);
-    const first = await user(k.at(0), 'alice');
+    const k = await shared();
+    const first = await user(k.at(0), k.names('alice'));
     const logins: { c: Raw; token: string; sessionId: string }[] = [first];
     for (let i = 1; i <= 10; i++) {
       const c = await hello(k.at(i % 2));
       const key = newKey();
       const l = await c.req('login', {
-        username: 'alice',
+        username: first.username,
         password: first.password,
         publicKey: key.pk,
       });
       expect(l.error, `login ${i}`).toBeUndefined();
       logins.push({ c, token: l.body.token, sessionId: l.body.sessionId });
     }
-    await sleep(500);
     const newest = logins[10]!;
+    // The oldest's revocation, given the same 500 ms as before at most.
+    await waitUntil(
+      async () =>
+        (await newest.c.req('session_check', { sessionId: first.sessionId })).body?.live === false,
+      500,
+    );
     const live: boolean[] = [];
     for (const l of logins) {
       const r = await newest.c.req('session_check', { sessionId: l.sessionId });
@@ -208,8 +314,8 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // PROTOCOL.md §3.3 login: "An account has at most 10 live sessions: a login past it revokes
   // the oldest".
   it('logins sent at once to three instances leave exactly 10 live sessions, the others closed', async () => {
-    const k = await cluster(3);
-    const first = await user(k.at(0), 'alice');
+    const k = await shared();
+    const first = await user(k.at(0), k.names('alice'));
     const sessions: { c: Raw; id: string }[] = [{ c: first.c, id: first.sessionId }];
     // Waves of six logins at once, two per instance (at most 2 password checks run at once per
     // budget on each instance).
@@ -217,20 +323,32 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
       const conns = await Promise.all(Array.from({ length: 6 }, (_, i) => hello(k.at(i % 3))));
       const rs = await Promise.all(
         conns.map((c) =>
-          c.req('login', { username: 'alice', password: first.password, publicKey: newKey().pk }),
+          c.req('login', {
+            username: first.username,
+            password: first.password,
+            publicKey: newKey().pk,
+          }),
         ),
       );
       rs.forEach((r, i) => r.body && sessions.push({ c: conns[i]!, id: r.body.sessionId }));
     }
     expect(sessions.length).toBeGreaterThan(12);
-    await sleep(1500);
-    const asker = await user(k.at(1), 'bob');
-    let live = 0;
-    let revokedButOpen = 0;
-    for (const x of sessions) {
-      if ((await asker.c.req('session_check', { sessionId: x.id })).body?.live) live++;
-      else if (!x.c.closed) revokedButOpen++;
-    }
+    const asker = await user(k.at(1), k.names('bob'));
+    const count = async () => {
+      let live = 0;
+      let revokedButOpen = 0;
+      for (const x of sessions) {
+        if ((await asker.c.req('session_check', { sessionId: x.id })).body?.live) live++;
+        else if (!x.c.closed) revokedButOpen++;
+      }
+      return { live, revokedButOpen };
+    };
+    // Revocations and closes, given 1.5 s at most (as the fixed wait before gave them).
+    await waitUntil(async () => {
+      const n = await count();
+      return n.live === 10 && n.revokedButOpen === 0;
+    }, 1500);
+    const { live, revokedButOpen } = await count();
     expect({ sessions: sessions.length, live, revokedButOpen }).toEqual({
       sessions: sessions.length,
       live: 10,
@@ -241,8 +359,8 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // PROTOCOL.md §3.3 channel_create: "E_FORBIDDEN when the user already owns 200 channels"
   // (--channels-per-account); not among the limits SECURITY.md says are held per instance.
   it('the owned-channel cap holds for creations sent at once to three instances', async () => {
-    const k = await cluster(3, ['--channels-per-account', '4']);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared(); // --channels-per-account 4
+    const alice = await user(k.at(0), k.names('alice'));
     const conns = [alice.c];
     for (const i of [1, 2]) conns.push((await resumeOn(k.at(i), alice.token)).c);
     const rs = await Promise.all(
@@ -258,13 +376,13 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // PROTOCOL.md §11 bot_create: "E_FORBIDDEN past 10 bots per user"; SECURITY.md: "the token and
   // bot caps are in the store, counted under a lock per owner".
   it('the bot cap holds for creations sent at once to three instances', async () => {
-    const k = await cluster(3);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const conns = [alice.c];
     for (const i of [1, 2]) conns.push((await resumeOn(k.at(i), alice.token)).c);
     const rs = await Promise.all(
       Array.from({ length: 15 }, (_, i) =>
-        conns[i % 3]!.req('bot_create', { username: `robot${i}` }),
+        conns[i % 3]!.req('bot_create', { username: k.names(`robot${i}`) }),
       ),
     );
     const ok = rs.filter((r) => !r.error).length;
@@ -275,11 +393,11 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // PROTOCOL.md §3.3 register: "E_USERNAME_TAKEN also for a name whose confusable skeleton
   // matches an account's" (SECURITY.md: "new usernames may not look like existing ones").
   it('look-alike usernames registered at once on different instances: one wins', async () => {
-    const k = await cluster(3, ['--max-registrations-per-address', '100']);
+    const k = await shared(); // --max-registrations-per-address 1000
     const conns = await Promise.all([0, 1, 2].map((i) => hello(k.at(i))));
     const wrong: string[] = [];
     for (let round = 0; round < 4; round++) {
-      const base = `mallet${round}`;
+      const base = k.names(`mallet${round}`);
       const names = [base, base.toUpperCase(), `rn${base.slice(1)}`];
       const rs = await Promise.all(
         names.map((n, i) => conns[i]!.req('register', { username: n, password: 'pw-pw-pw-1' })),
@@ -297,24 +415,28 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // a visitor present now are refused". Only the visitor *count* per address group is documented
   // as per instance.
   it('a visitor cannot take the name of a visitor present on another instance', async () => {
-    const k = await cluster(3);
-    await user(k.at(0), 'alice');
+    // The only test with visitors on the shared deployment: the live visitors of 127.0.0.1 (20 per
+    // instance) are its own, and its names (suffixed) look like no other test's.
+    const k = await shared();
+    const s = k.suffix;
+    await user(k.at(0), `alice${s}`);
     const got: Record<string, string> = {};
     const visit = async (i: number, name: string) => {
       const c = await hello(k.at(i));
       const r = await c.req('visitor', { name, publicKey: newKey().pk });
       return r.error?.code ?? `entered as ${r.body.username}`;
     };
-    got['first wanderer on 0'] = await visit(0, 'wanderer');
-    await sleep(1000);
-    got['Wanderer on 0'] = await visit(0, 'Wanderer');
-    got['Wanderer on 1'] = await visit(1, 'Wanderer');
-    got['WANDERER on 2'] = await visit(2, 'WANDERER');
-    got['Alice (registered) on 2'] = await visit(2, 'Alice');
-    const together = await Promise.all([0, 1, 2].map((i) => visit(i, i === 1 ? 'ROVER' : 'rover')));
+    got['first wanderer on 0'] = await visit(0, `wanderer${s}`);
+    got['Wanderer on 0'] = await visit(0, `Wanderer${s}`);
+    got['Wanderer on 1'] = await visit(1, `Wanderer${s}`);
+    got['WANDERER on 2'] = await visit(2, `WANDERER${s.toUpperCase()}`);
+    got['Alice (registered) on 2'] = await visit(2, `Alice${s}`);
+    const together = await Promise.all(
+      [0, 1, 2].map((i) => visit(i, i === 1 ? `ROVER${s.toUpperCase()}` : `rover${s}`)),
+    );
     got['rover at once on 0,1,2'] = String(together.filter((r) => r.startsWith('entered')).length);
     expect(got).toEqual({
-      'first wanderer on 0': 'entered as wanderer',
+      'first wanderer on 0': `entered as wanderer${s}`,
       'Wanderer on 0': 'E_NAME_TAKEN',
       'Wanderer on 1': 'E_NAME_TAKEN',
       'WANDERER on 2': 'E_NAME_TAKEN',
@@ -327,13 +449,16 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // The budgets … are the same on every instance of a deployment (counted in its store)";
   // README: "an attacker spread over the instances gets what one gives".
   it('password guesses spread over three instances share one budget', async () => {
-    const k = await cluster(3);
-    const victim = await user(k.at(0), 'victim');
+    // On the shared deployment: the only failed logins there are these (every other test logs in
+    // with the right password), 12 of the 30 that lock the address group, and what locks is the
+    // pair (this test's victim, 127.0.0.1).
+    const k = await shared();
+    const victim = await user(k.at(0), k.names('victim'));
     const conns = await Promise.all([0, 1, 2].map((i) => hello(k.at(i))));
     const codes: string[] = [];
     for (let i = 0; i < 12; i++) {
       const r = await conns[i % 3]!.req('login', {
-        username: 'victim',
+        username: victim.username,
         password: `guess-${i}`,
         publicKey: newKey().pk,
       });
@@ -344,7 +469,7 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
     // The right password from the locked pair is refused too, on every instance.
     for (const i of [0, 1, 2]) {
       const r = await conns[i]!.req('login', {
-        username: 'victim',
+        username: victim.username,
         password: victim.password,
         publicKey: newKey().pk,
       });
@@ -385,10 +510,10 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // true and the first seq"; README aim 1: "reaches every replica exactly once"; §3.7: "a message
   // stored through one instance is pushed by every instance to the connections subscribed".
   it('one post sent to three instances at once is stored once, numbered once and pushed once', async () => {
-    const k = await cluster(3);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const ch = await createChannel(alice);
-    const watchers = await Promise.all([0, 1, 2].map((i) => user(k.at(i), `watcher${i}`)));
+    const watchers = await Promise.all([0, 1, 2].map((i) => user(k.at(i), k.names(`watcher${i}`))));
     for (const w of watchers) {
       expect((await w.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     }
@@ -427,8 +552,8 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // README "Running on PostgreSQL": "numbers each channel's messages correctly however many
   // instances write it"; §3.6 "exactly once".
   it('different posts to the same channel from three instances at once get distinct, contiguous seqs', async () => {
-    const k = await cluster(3, ['--posts-per-second', '1000', '--post-burst', '1000']);
-    const us = await Promise.all([0, 1, 2].map((i) => user(k.at(i), `writer${i}`)));
+    const k = await shared(); // --posts-per-second 1000 --post-burst 1000
+    const us = await Promise.all([0, 1, 2].map((i) => user(k.at(i), k.names(`writer${i}`))));
     const ch = await createChannel(us[0]!);
     for (const u of us.slice(1)) {
       expect((await u.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
@@ -454,12 +579,12 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // N instances, at most N × 10 (each admits at most 10 it did not know of), and no new entry
   // until the account is back under 10. An atomic cap would cost a store round trip per submit.
   it('tracker entries of one account stay at 10 across instances one after another, at most N × 10 at once', async () => {
-    const k = await cluster(2);
+    const k = await shared(); // instances 0 and 1: N = 2
     for (const [label, together] of [
       ['sequential', false],
       ['at once', true],
     ] as const) {
-      const u = await user(k.at(0), together ? 'carla' : 'dora');
+      const u = await user(k.at(0), k.names(together ? 'carla' : 'dora'));
       const conns: Raw[] = [];
       for (let i = 0; i < 24; i++) {
         const s = await resumeOn(k.at(i % 2), u.token);
@@ -508,10 +633,10 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // "peer_left … the last channel two users shared no longer holds both (one left …: told to
   // both sides)"; SPEC §11 "presence is scoped to what each session can see".
   it('presence across instances reaches only co-members, never a stranger, and ends with the shared channel', async () => {
-    const k = await cluster(2);
-    const alice = await user(k.at(0), 'alice');
-    const bob = await user(k.at(1), 'bob'); // shares nothing with alice
-    const carol = await user(k.at(1), 'carol');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
+    const bob = await user(k.at(1), k.names('bob')); // shares nothing with alice
+    const carol = await user(k.at(1), k.names('carol'));
     const ch = await createChannel(alice);
     expect((await carol.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     expect((await online(bob.c, 40002)).error).toBeUndefined();
@@ -520,19 +645,25 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
     const sees = (u: Login, name: string) =>
       u.c.events.some((e) => e.ev === 'peer_joined' && JSON.stringify(e.body).includes(name));
     // Positive control: carol (other instance, co-member) hears of alice.
-    expect(await waitUntil(() => sees(carol, 'alice'), 5000)).toBe(true);
-    expect(await waitUntil(() => sees(alice, 'carol'), 5000)).toBe(true);
+    expect(await waitUntil(() => sees(carol, alice.username), 5000)).toBe(true);
+    expect(await waitUntil(() => sees(alice, carol.username), 5000)).toBe(true);
     await sleep(500);
     const leaks: string[] = [];
-    if (sees(bob, 'alice')) leaks.push('bob heard peer_joined of alice');
-    if (sees(alice, 'bob')) leaks.push('alice heard peer_joined of bob');
-    if (JSON.stringify(await entriesOf(bob.c)).includes('alice')) leaks.push('bob lists alice');
-    if (JSON.stringify(await entriesOf(alice.c)).includes('"bob"')) leaks.push('alice lists bob');
+    if (sees(bob, alice.username)) leaks.push('bob heard peer_joined of alice');
+    if (sees(alice, bob.username)) leaks.push('alice heard peer_joined of bob');
+    if (JSON.stringify(await entriesOf(bob.c)).includes(alice.username))
+      leaks.push('bob lists alice');
+    if (JSON.stringify(await entriesOf(alice.c)).includes(`"${bob.username}"`))
+      leaks.push('alice lists bob');
 
     // Invisible: carol must lose alice's entry.
     expect((await alice.c.req('set_status', { status: 'invisible' })).error).toBeUndefined();
-    await sleep(1000);
-    if (JSON.stringify(await entriesOf(carol.c)).includes('alice'))
+    if (
+      !(await waitUntil(
+        async () => !JSON.stringify(await entriesOf(carol.c)).includes(alice.username),
+        1000,
+      ))
+    )
       leaks.push('carol lists invisible alice');
     // alice's typing while invisible must not reach carol either.
     carol.c.events.length = 0;
@@ -542,7 +673,10 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
       leaks.push('invisible alice typing reached carol');
     expect((await alice.c.req('set_status', { status: 'online' })).error).toBeUndefined();
     expect(
-      await waitUntil(async () => JSON.stringify(await entriesOf(carol.c)).includes('alice'), 5000),
+      await waitUntil(
+        async () => JSON.stringify(await entriesOf(carol.c)).includes(alice.username),
+        5000,
+      ),
     ).toBe(true);
 
     // carol leaves on instance 1: both sides are strangers from then on.
@@ -551,16 +685,16 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
     expect((await carol.c.req('channel_leave', { channelId: ch })).error).toBeUndefined();
     const left = (u: Login, name: string) =>
       u.c.events.some((e) => e.ev === 'peer_left' && JSON.stringify(e.body).includes(name));
-    if (!(await waitUntil(() => left(alice, 'carol'), 5000)))
+    if (!(await waitUntil(() => left(alice, carol.username), 5000)))
       leaks.push('alice got no peer_left of carol');
-    if (!(await waitUntil(() => left(carol, 'alice'), 2000)))
+    if (!(await waitUntil(() => left(carol, alice.username), 2000)))
       leaks.push('carol got no peer_left of alice');
-    if (JSON.stringify(await entriesOf(alice.c)).includes('carol'))
+    if (JSON.stringify(await entriesOf(alice.c)).includes(carol.username))
       leaks.push('alice still lists carol');
-    if (JSON.stringify(await entriesOf(carol.c)).includes('alice'))
+    if (JSON.stringify(await entriesOf(carol.c)).includes(alice.username))
       leaks.push('carol still lists alice');
     const punch = await carol.c.req('punch', {
-      to: { username: 'alice', sessionId: alice.sessionId },
+      to: { username: alice.username, sessionId: alice.sessionId },
       port: 40003,
       id: 'abcdefgh12',
     });
@@ -572,10 +706,10 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // channel …)"; history/sync: "E_NOT_MEMBER for a user who is not a member of a channel that does
   // not allow visitors"; post: "E_NOT_MEMBER". SCALING.md: membership checks come from caches.
   it('a leave made on one instance is honoured at once by another that served the member', async () => {
-    const k = await cluster(2);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const ch = await createChannel(alice);
-    const bob = await user(k.at(0), 'bob');
+    const bob = await user(k.at(0), k.names('bob'));
     expect((await bob.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
     // Warm instance 0 with bob's membership.
     expect((await post(bob, ch, 'hello').send()).error).toBeUndefined();
@@ -610,17 +744,21 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // E_NOT_MEMBER"; "then stops pushing to those who may no longer read"; "a deleted channel …
   // later requests about it answer E_CHANNEL_NOT_FOUND".
   it('a removal and a deletion signed through one instance bind the members on another', async () => {
-    const k = await cluster(2);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const ch = await createChannel(alice, true);
-    const bob = await user(k.at(1), 'bob');
-    const carol = await user(k.at(1), 'carol');
+    const bob = await user(k.at(1), k.names('bob'));
+    const carol = await user(k.at(1), k.names('carol'));
     for (const u of [bob, carol]) {
       expect((await u.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
       expect((await post(u, ch, `hi from ${u.username}`).send()).error).toBeUndefined();
     }
-    const me = { username: 'alice', keys: alice.key, cert: alice.cert } as any;
-    const removal = sign(me, { channelId: ch, kind: 'channel', change: { remove: 'bob' } } as any);
+    const me = { username: alice.username, keys: alice.key, cert: alice.cert } as any;
+    const removal = sign(me, {
+      channelId: ch,
+      kind: 'channel',
+      change: { remove: bob.username },
+    } as any);
     const rr = await alice.c.req('post', { message: removal });
     expect(rr.error).toBeUndefined();
     await sleep(500);
@@ -814,7 +952,7 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
 
   // PROTOCOL.md §3.2: hello rules and their errors; §1 forward compatibility.
   it('every instance refuses odd hellos the same documented way', async () => {
-    const k = await cluster(2);
+    const k = await shared();
     const cases: [string, Record<string, unknown> | null, string | 'hello'][] = [
       ['v 3', { v: 3, role: 'peer' }, 'E_VERSION_MISMATCH'],
       ['v 5', { v: 5, role: 'peer' }, 'E_VERSION_MISMATCH'],
@@ -853,12 +991,12 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // stored record)"; SECURITY.md: "Revocation is a stored mark read on every call, on every
   // instance: nothing is cached".
   it('an API token revoked through one instance is refused at once by the others', async () => {
-    const k = await cluster(3);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const t = await alice.c.req('token_create', { name: 'probe', scopes: ['read'] });
     expect(t.error).toBeUndefined();
     const get = (i: number) =>
-      fetch(`${k.http(i)}/api/v1/users/alice`, {
+      fetch(`${k.http(i)}/api/v1/users/${alice.username}`, {
         headers: { authorization: `Bearer ${t.body.token}` },
       }).then((r) => r.status);
     // Warm every instance with the token.
@@ -873,17 +1011,18 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   // §3.7 "Every instance signs with the deployment's one key". A token minted by another server
   // (its own key) for a user of the same name must be worthless here.
   it('a token from another deployment for a same-named user resumes nothing on any instance', async () => {
-    const k = await cluster(2);
-    const alice = await user(k.at(0), 'alice');
+    const k = await shared();
+    const alice = await user(k.at(0), k.names('alice'));
     const lone = await spawnServer(path.join(tempDir(), 'lone'));
     const [h, p] = lone.ready.tcp!.split(':');
-    const fake = await user({ host: h!, port: Number(p) }, 'alice');
+    const fake = await user({ host: h!, port: Number(p) }, alice.username);
     const results: string[] = [];
     for (const i of [0, 1]) {
       const { r } = await resumeOn(k.at(i), fake.token);
       results.push(r.error?.code ?? `resumed as ${r.body?.username}`);
     }
     expect(results).toEqual(['E_SESSION_INVALID', 'E_SESSION_INVALID']);
-    expect(alice.username).toBe('alice');
+    expect(alice.username).toBe(k.names('alice'));
+    expect(fake.username).toBe(alice.username);
   });
 });
