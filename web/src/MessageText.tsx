@@ -31,7 +31,6 @@ const ALLOWED: string[] = [
   'ul',
   'ol',
   'li',
-  'hr',
   'table',
   'thead',
   'tbody',
@@ -124,6 +123,34 @@ function stripIds() {
 const remarkPlugins: Options['remarkPlugins'] = [[remarkGfm, { singleTilde: false }], remarkEmoji];
 const rehypePlugins: Options['rehypePlugins'] = [stripIds];
 
+/**
+ * Quotes and list items one line may open, one in another, before the text is shown as written
+ * instead: the parser recurses once per level, and a message of 4,000 characters nesting one in
+ * each two (`>>>>…`, `- - - …`) threw "Maximum call stack size exceeded" after seconds of work,
+ * taking the page down for every reader of the channel (test/outsider/hostile-content.test.ts).
+ */
+export const MAX_NESTING = 16;
+const CONTAINER = /^ {0,3}(?:>|[-*+](?=[ \t])|\d{1,9}[.)](?=[ \t]))[ \t]?/;
+
+/** Whether some line of `text` opens more than MAX_NESTING quotes or list items. */
+export function tooDeep(text: string): boolean {
+  for (const line of text.split('\n')) {
+    let rest = line;
+    for (let n = 0; ; n++) {
+      const m = CONTAINER.exec(rest);
+      if (!m) break;
+      if (n === MAX_NESTING) return true;
+      rest = rest.slice(m[0].length);
+    }
+  }
+  return false;
+}
+
+/** A text shown as written: no markup, its line breaks kept. */
+function asWritten(text: string): ReactElement {
+  return <p className="as-written">{text}</p>;
+}
+
 /** Texts rendered at most kept (a few screens of rows scrolled through, and back). */
 const RENDERED_MAX = 1000;
 /** The latest texts rendered, oldest first: a row scrolled back into view is not parsed again. */
@@ -140,15 +167,23 @@ export function render(text: string): ReactElement {
     rendered.set(text, hit);
     return hit;
   }
-  const tree = Markdown({
-    children: text,
-    remarkPlugins,
-    rehypePlugins,
-    allowedElements: ALLOWED,
-    unwrapDisallowed: true,
-    urlTransform: safeUrl,
-    components,
-  });
+  let tree: ReactElement;
+  try {
+    tree = tooDeep(text)
+      ? asWritten(text)
+      : Markdown({
+          children: text,
+          remarkPlugins,
+          rehypePlugins,
+          allowedElements: ALLOWED,
+          unwrapDisallowed: true,
+          urlTransform: safeUrl,
+          components,
+        });
+  } catch {
+    // Whatever else the parser cannot take costs this message its markup, never the page.
+    tree = asWritten(text);
+  }
   rendered.set(text, tree);
   if (rendered.size > RENDERED_MAX) rendered.delete(rendered.keys().next().value!);
   return tree;

@@ -1,6 +1,6 @@
 /**
  * The one-line quote above a reply ("bob: text…", or that the original was deleted); a button
- * that jumps to the original message.
+ * that jumps to the original message when this peer holds it.
  */
 import type { Message } from './api.js';
 
@@ -16,6 +16,20 @@ export function ReplyQuote({
     : replyTo.text !== undefined
       ? oneLine(replyTo.text)
       : 'Original message not loaded';
+  const inner = (
+    <>
+      <span className="reply-curve" aria-hidden="true" />
+      <span className="sr-only">Replying to </span>
+      {replyTo.author && !replyTo.deleted && (
+        <span className="reply-author">@{replyTo.author}</span>
+      )}
+      <span className={replyTo.deleted ? 'reply-text gone' : 'reply-text'}>{line}</span>
+    </>
+  );
+  // Not held here (no preview: of another channel, or no message at all, as `replyTo` may name
+  // any id): there is nothing to jump to, and asking for the page around it is refused.
+  if (replyTo.text === undefined && !replyTo.deleted)
+    return <span className="reply-quote unloaded">{inner}</span>;
   return (
     <button
       type="button"
@@ -23,12 +37,7 @@ export function ReplyQuote({
       onClick={() => onJump(replyTo.id)}
       title="Jump to the original message"
     >
-      <span className="reply-curve" aria-hidden="true" />
-      <span className="sr-only">Replying to </span>
-      {replyTo.author && !replyTo.deleted && (
-        <span className="reply-author">@{replyTo.author}</span>
-      )}
-      <span className={replyTo.deleted ? 'reply-text gone' : 'reply-text'}>{line}</span>
+      {inner}
     </button>
   );
 }
