@@ -143,7 +143,7 @@ describe('direct messages in the web UI', () => {
 
     // alice blocks bob (after confirming): she can no longer write to him, and his next message
     // does not reach her, though bob is given no sign of it (his copy ends delivered).
-    await aConv.getByRole('button', { name: 'Block' }).click();
+    await aConv.getByRole('button', { name: 'Block', exact: true }).click();
     await a.page
       .getByRole('dialog', { name: 'Block bob' })
       .getByRole('button', { name: 'Block' })
@@ -183,7 +183,7 @@ describe('direct messages in the web UI', () => {
       .getByRole('dialog', { name: 'Unblock bob' })
       .getByRole('button', { name: 'Unblock' })
       .click();
-    await aConv.getByRole('button', { name: 'Block' }).waitFor();
+    await aConv.getByRole('button', { name: 'Block', exact: true }).waitFor();
     expect(await aBox.isDisabled()).toBe(false);
     await write(a.page, 'sorry, back now');
     await bConv.getByText('sorry, back now').waitFor();
