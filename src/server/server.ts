@@ -558,6 +558,11 @@ export class CentralServer {
     this.closing = true;
     this.opsLog.info({ connections: this.port.conns.size }, 'shutting down');
     this.port.stopSweep();
+    // The sessions still here end now, while the bus is up: the other instances drop their
+    // tracker entries at once. After a drain the port no longer listens, so nothing waited for
+    // these connections to close, and the entries lingered there until this instance had been
+    // silent for 8 s (test/outsider/cluster-attacks.test.ts, the drain).
+    for (const c of this.port.conns) this.sessions.detach(c);
     this.accounts.close();
     this.gateway?.close();
     await this.channels.close();
