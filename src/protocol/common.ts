@@ -29,11 +29,12 @@ export const Password = z
   .max(256, 'password: at most 256 characters');
 // What a visitor name may not contain: controls, format characters (bidi overrides such as
 // U+202E, zero-width spaces and joiners), every default-ignorable code point, private-use,
-// unassigned and lone surrogate code points, line/paragraph separators, any space but U+0020, and
-// the colon. Such characters make a name look like another or hide what it says; the server also
+// unassigned and lone surrogate code points, line/paragraph separators, any space but U+0020, the
+// braille blank U+2800 (a symbol, but drawn as nothing: "bob\u2800" showed as "bob"), and the
+// colon. Such characters make a name look like another or hide what it says; the server also
 // refuses names that merely look like another (server/name-index.ts).
 const NAME_FORBIDDEN =
-  /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Bidi_Control}:]|[^\S ]/u;
+  /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\u2800:]|[^\S ]/u;
 
 export const VisitorName = z
   .string()
