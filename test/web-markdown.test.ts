@@ -106,20 +106,41 @@ describe('markdown in messages', () => {
     expect(errors).toEqual([]);
   });
 
+  // A link whose text is not its address (`[text](url)`: the text may name another site) asks
+  // first, saying where it goes, as Discord does; one that shows its address opens at once.
   it('a link opens a new tab, without opener or referrer, and the chat stays where it was', async () => {
     const { page, errors, post } = await aliceInChannel('links');
     const target = await linkTarget();
-    await post(`the notes are at [this page](${target.url})`);
-    const link = messages(page).getByRole('link', { name: 'this page' });
+    await post(`the notes are at [https://good.example](${target.url})`);
+    const link = messages(page).getByRole('link', { name: 'https://good.example' });
     await link.waitFor();
     const appUrl = page.url();
-    const [popup] = await Promise.all([page.context().waitForEvent('page'), link.click()]);
+    await link.click();
+    const ask = page.getByRole('dialog', { name: 'Leaving Hybrid Chat' });
+    await ask.getByText(`This link goes to ${target.url}`).waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    const [popup] = await Promise.all([
+      page.context().waitForEvent('page'),
+      ask.getByRole('button', { name: 'Open link' }).click(),
+    ]);
     await popup.waitForLoadState();
     expect(popup.url()).toBe(target.url);
     expect(await popup.evaluate(() => window.opener)).toBeNull();
     expect(target.referers).toEqual([undefined]);
     expect(page.url()).toBe(appUrl);
-    await messages(page).getByRole('link', { name: 'this page' }).waitFor();
+    await ask.waitFor({ state: 'detached' });
+    await popup.close();
+
+    // Its own address as its text: no question.
+    await post(`or straight: ${target.url}`);
+    const plain = messages(page).getByRole('link', { name: target.url });
+    const [again] = await Promise.all([page.context().waitForEvent('page'), plain.click()]);
+    await again.waitForLoadState();
+    expect(again.url()).toBe(target.url);
+    expect(await again.evaluate(() => window.opener)).toBeNull();
+    expect(target.referers).toEqual([undefined, undefined]);
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    await messages(page).getByRole('link', { name: 'https://good.example' }).waitFor();
     expect(errors).toEqual([]);
   });
 

@@ -5,10 +5,12 @@
  * produced, links go to http:, https: or mailto: only and open in a new tab without an opener or a
  * referrer, and nothing is ever loaded from elsewhere: an image is shown as a link to it.
  */
-import { memo, type ReactElement, type ReactNode } from 'react';
+import { memo, useState, type ReactElement, type ReactNode } from 'react';
+import { createPortal } from 'react-dom';
 import Markdown, { type Components, type Options } from 'react-markdown';
 import remarkEmoji from 'remark-emoji';
 import remarkGfm from 'remark-gfm';
+import { Confirm } from './Confirm.js';
 
 /** The only URL schemes a message may link to. */
 const LINK_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
@@ -57,7 +59,22 @@ export function safeUrl(url: string): string | undefined {
   }
 }
 
-/** Link, or plain text when the URL was refused. */
+/**
+ * Whether a link's text is its own address (`https://x.example`, an autolink `www.x.example`, an
+ * e-mail address): then it says where it goes. Any other text may say anything.
+ */
+export function showsItsAddress(text: ReactNode, href: string): boolean {
+  if (typeof text !== 'string') return false;
+  const t = text.trim();
+  return [t, `http://${t}`, `https://${t}`, `mailto:${t}`].some((u) => safeUrl(u) === href);
+}
+
+/**
+ * Link, or plain text when the URL was refused. A link whose text is not its address (markdown's
+ * `[text](url)`: the text may name another site) asks first, showing where it goes, as Discord
+ * does; one that shows its address opens at once. Either opens a new tab without an opener or a
+ * referrer.
+ */
 function Link({
   href,
   title,
@@ -67,11 +84,42 @@ function Link({
   title?: string | undefined;
   children?: ReactNode;
 }) {
+  const [asking, setAsking] = useState(false);
   if (!href) return <span className="unlinked">{children}</span>;
+  const masked = !showsItsAddress(children, href);
   return (
-    <a href={href} title={title} target="_blank" rel="noopener noreferrer">
-      {children}
-    </a>
+    <>
+      <a
+        href={href}
+        title={title ?? (masked ? href : undefined)}
+        target="_blank"
+        rel="noopener noreferrer"
+        onClick={
+          masked
+            ? (e) => {
+                e.preventDefault();
+                setAsking(true);
+              }
+            : undefined
+        }
+      >
+        {children}
+      </a>
+      {/* On the page's body: a dialog is not text of a paragraph. */}
+      {asking &&
+        createPortal(
+          <Confirm
+            title="Leaving Hybrid Chat"
+            text={`This link goes to ${href}`}
+            action="Open link"
+            onAnswer={(yes) => {
+              setAsking(false);
+              if (yes) window.open(href, '_blank', 'noopener,noreferrer');
+            }}
+          />,
+          document.body,
+        )}
+    </>
   );
 }
 
