@@ -293,7 +293,7 @@ export class PeerNode {
       service: this.hostService,
       serverKey: () => this.serverKey(),
       credentials: () => this.credentials(),
-      isRevoked: (sid) => this.revocations.isRevoked(sid),
+      isRevoked: (sid, visitor) => this.revocations.isRevoked(sid, visitor),
       udpLoss: opts.udpLoss,
       benchPlainMedia: opts.benchPlainMedia,
     });

@@ -52,7 +52,7 @@ export interface P2POptions {
    * True for a session the server said was revoked (logout); a promise while the server is asked
    * (a session not checked since this peer's server connection came up: revocations.ts).
    */
-  isRevoked(sessionId: string): boolean | Promise<boolean>;
+  isRevoked(sessionId: string, visitor: boolean): boolean | Promise<boolean>;
   /** Fraction of incoming datagrams to drop at random (loss injection for tests). */
   udpLoss?: number;
   /** bench/ only (bench/plain-peer.ts): media in plain RTP between peers (MediaSocket). */
@@ -206,7 +206,7 @@ export class P2PEndpoint {
             return;
           }
           const hello = this.checkHello(fs, f);
-          const revoked = this.opts.isRevoked(hello.claims.sid);
+          const revoked = this.opts.isRevoked(hello.claims.sid, hello.claims.r === 'visitor');
           if (revoked === true) throw new HchatError('E_SESSION_INVALID', 'session revoked');
           if (revoked === false) return void (pending = this.answerHello(fs, hello, binding));
           // Nothing more is read until the server answered whether the session is live.
@@ -307,7 +307,7 @@ export class P2PEndpoint {
     if (!auth.success) throw new HchatError('E_BAD_FRAME', `auth: ${describeIssues(auth.error)}`);
     verifyTranscript(pending.claims, pending.data, auth.data.sig);
     // Revoked between our hello and this auth: the event found no link of it to drop yet.
-    if (this.opts.isRevoked(pending.claims.sid) === true)
+    if (this.opts.isRevoked(pending.claims.sid, false) === true)
       throw new HchatError('E_SESSION_INVALID', 'session revoked');
     const refs = pending.compact ? new LinkRefs((frame) => fs.sendEncoded(frame)) : undefined;
     return { fs, who: identityOf(pending.claims), ip, name: '', subs: new Set(), refs };

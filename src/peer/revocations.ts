@@ -44,10 +44,15 @@ export class Revocations {
     this.asking.clear();
   }
 
-  /** True when the session is known revoked; a promise when the server must be asked first. */
-  isRevoked(sessionId: string): boolean | Promise<boolean> {
+  /**
+   * True when the session is known revoked; a promise when the server must be asked first. A
+   * visitor's session is asked about at each handshake, whatever was said before: its end when
+   * its grace runs out (its peer gone, PROTOCOL.md §3.3) comes as no event, so an earlier "live"
+   * let the ended session in again, under a name another visitor may hold by then.
+   */
+  isRevoked(sessionId: string, visitor = false): boolean | Promise<boolean> {
     if (this.opts.store.isSessionRevoked(sessionId)) return true;
-    if (this.live.has(sessionId)) return false;
+    if (!visitor && this.live.has(sessionId)) return false;
     const link = this.opts.server();
     if (!link) return false; // not connected: only what the store holds is known
     let p = this.asking.get(sessionId);
