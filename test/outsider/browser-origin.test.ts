@@ -564,7 +564,16 @@ describe('a hostile web page against the local API and web UI', () => {
     const link = ui.locator(`a[href="${landing}"]`).first();
     await link.waitFor();
     expect(ui.url()).not.toContain(token);
-    const [opened] = await Promise.all([ctx.waitForEvent('page'), link.click()]);
+    // Its text is not its address: the page asks first, showing where it goes (README), then
+    // opens it.
+    await link.click();
+    const [opened] = await Promise.all([
+      ctx.waitForEvent('page'),
+      ui
+        .getByRole('dialog', { name: 'Leaving Hybrid Chat' })
+        .getByRole('button', { name: 'Open link' })
+        .click(),
+    ]);
     await opened.waitForLoadState();
     const seenByAttacker = await opened.evaluate(() => ({
       referrer: document.referrer,
