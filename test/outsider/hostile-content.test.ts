@@ -7,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { createTestnet, rawSession, signIn, waitFor, type TestPeer } from '../testnet.js';
 import { openPage } from '../browser.js';
 import { sign } from '../hostile/kit.js';
+import { composerReachable, longTasks, watchLongTasks } from '../page-health.js';
 
 async function setup() {
   const net = await createTestnet();
@@ -32,45 +33,8 @@ async function victimPage(victim: TestPeer, name: string, waitText: string) {
   await live;
   await page.getByText(name).first().click();
   await page.locator('article', { hasText: waitText }).first().waitFor();
-  await page.evaluate(() => {
-    const w = window as unknown as { __lt: number[] };
-    w.__lt = [];
-    new PerformanceObserver((l) => {
-      for (const e of l.getEntries()) w.__lt.push(e.duration);
-    }).observe({ type: 'longtask', buffered: true });
-  });
+  await watchLongTasks(page);
   return { page, errors };
-}
-
-async function longTasks(page: Page): Promise<number[]> {
-  return page.evaluate(() =>
-    (window as unknown as { __lt: number[] }).__lt.filter((d) => d > 1000),
-  );
-}
-
-/** The composer and Send are on screen and are what a click at their centre reaches. */
-async function composerReachable(page: Page): Promise<string[]> {
-  return page.evaluate(() => {
-    const bad: string[] = [];
-    for (const sel of ['#composer', '.composer button.primary']) {
-      const el = document.querySelector(sel) as HTMLElement | null;
-      if (!el) {
-        bad.push(`${sel} missing`);
-        continue;
-      }
-      const r = el.getBoundingClientRect();
-      const x = r.left + r.width / 2;
-      const y = r.top + r.height / 2;
-      if (r.width === 0 || x < 0 || y < 0 || x > innerWidth || y > innerHeight) {
-        bad.push(`${sel} off screen at ${Math.round(x)},${Math.round(y)}`);
-        continue;
-      }
-      const hit = document.elementFromPoint(x, y);
-      if (!hit || (hit !== el && !el.contains(hit)))
-        bad.push(`${sel} covered by ${hit?.tagName}.${(hit as HTMLElement)?.className}`);
-    }
-    return bad;
-  });
 }
 
 /** What no message may produce in the page (SECURITY.md "Message text in the web UI"). */

@@ -11,6 +11,7 @@ import { openPage } from '../browser.js';
 import { registerLogin } from './lib.js';
 import { devicesOf, pairId, payload, seal, sessionWith, withDevice } from './dm-lib.js';
 import { png, pngChunk, PNG_SIGNATURE } from '../pictures.js';
+import { composerReachable, longTasks, watchLongTasks } from '../page-health.js';
 
 /** victim, bob (its known contact, owner of #general and #other) and mallory, a co-member. */
 async function setup() {
@@ -67,45 +68,8 @@ async function victimPage(
       .first()
       .click();
   } else if (open) await page.getByText(open, { exact: true }).first().click();
-  await page.evaluate(() => {
-    const w = window as unknown as { __lt: number[] };
-    w.__lt = [];
-    new PerformanceObserver((l) => {
-      for (const e of l.getEntries()) w.__lt.push(e.duration);
-    }).observe({ type: 'longtask', buffered: true });
-  });
+  await watchLongTasks(page);
   return { page, errors };
-}
-
-async function longTasks(page: Page): Promise<number[]> {
-  return page.evaluate(() =>
-    (window as unknown as { __lt: number[] }).__lt.filter((d) => d > 1000),
-  );
-}
-
-/** The composer and Send are on screen and are what a click at their centre reaches. */
-async function composerReachable(page: Page): Promise<string[]> {
-  return page.evaluate(() => {
-    const bad: string[] = [];
-    for (const sel of ['#composer', '.composer button.primary']) {
-      const el = document.querySelector(sel) as HTMLElement | null;
-      if (!el) {
-        bad.push(`${sel} missing`);
-        continue;
-      }
-      const r = el.getBoundingClientRect();
-      const x = r.left + r.width / 2;
-      const y = r.top + r.height / 2;
-      if (r.width === 0 || x < 0 || y < 0 || x > innerWidth || y > innerHeight) {
-        bad.push(`${sel} off screen at ${Math.round(x)},${Math.round(y)}`);
-        continue;
-      }
-      const hit = document.elementFromPoint(x, y);
-      if (!hit || (hit !== el && !el.contains(hit)))
-        bad.push(`${sel} covered by ${hit?.tagName}.${(hit as HTMLElement)?.className}`);
-    }
-    return bad;
-  });
 }
 
 /**
