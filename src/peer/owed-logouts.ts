@@ -2,8 +2,9 @@
  * Logouts owed to the server (SECURITY.md "Local processes": a logout the server did not hear).
  * A session ended here while the server did not answer (the link was down, or dropped during the
  * logout) is still live there: its token and certificate stay good, for whoever copied them,
- * until they expire. So its token is kept in the peer's store (mode 0600, as `session.json` keeps the live one) and logged out as soon as
- * the server answers again, on a connection of its own: `resume` with it, then `logout`.
+ * until they expire. So its token is kept in the peer's store (mode 0600, as `session.json`
+ * keeps the live one) and logged out as soon as the server answers again, on a connection of its
+ * own: `resume` with it, then `logout`.
  * The newest MAX_OWED are kept (the server retires an account's oldest sessions beyond its cap).
  * A token goes only to a server of the deployment that signed it (it verifies with the key the
  * server shows): one of another deployment (the peer pointed elsewhere meanwhile) is neither
