@@ -233,7 +233,20 @@ describe('a new user in the web UI', () => {
     const id = await channel('alice', 'follow', ['bob']);
     const { page, errors } = await openPage(ui.bob!);
     for (let i = 1; i <= 8; i++) await post('alice', id, `unread ${i}`);
-    await page.getByRole('button', { name: /alice's channels, \d+ unread/ }).waitFor();
+    // The page counts all eight before the channel is opened. (Earlier tests leave alice's other
+    // channels unread, so any count on her rail button would do before the first one is here.)
+    const unread = await within(10_000, async () => {
+      const r = await api(ui.bob!, 'GET', '/api/channels');
+      return (r.body as { id: string; unread?: number }[]).some(
+        (c) => c.id === id && c.unread === 8,
+      );
+    });
+    expect(unread, "bob's peer counts 8 unread in #follow").toBe(true);
+    const r = await api(ui.bob!, 'GET', '/api/channels');
+    const total = (r.body as { owner: string; unread?: number }[])
+      .filter((c) => c.owner === 'alice')
+      .reduce((n, c) => n + (c.unread ?? 0), 0);
+    await page.getByRole('button', { name: `alice's channels, ${total} unread` }).waitFor();
     await open(page, 'follow', 'alice');
     await page.getByRole('separator', { name: 'New messages' }).waitFor();
     // bob sends a picture with a line of text (README "Files and images": the + button).
