@@ -19,6 +19,7 @@ import {
 } from './testnet.js';
 import { signAvatar } from '../src/shared/avatar-sig.js';
 import { png, WEBP_LOSSY_12x8 } from './pictures.js';
+import { FILE_LIMITS } from '../src/shared/limits.js';
 
 async function setAvatar(p: TestPeer, data: Buffer, type = 'image/png') {
   const res = await fetch(new URL('/api/me/avatar', p.uiUrl), {
@@ -136,6 +137,41 @@ describe('avatars', () => {
       'bob back',
     );
     expect((await getAvatar(bob2, 'alice')).data.equals(real)).toBe(true);
+  });
+
+  // SECURITY.md "Files and avatars": each change is told to every co-member, whose pages fetch
+  // the new picture from the server; a user changing it in a loop would have the server send
+  // 256 KiB to each of them every time. FILE_LIMITS.avatarBurst changes at once, then one per
+  // avatarEveryMs.
+  it('avatar changes are budgeted per user: the one past the burst is 429 and changes nothing', async () => {
+    const { alice, bob } = await pair();
+    const events = collectEvents(bob.uiUrl);
+    await events.ready;
+    let last = '';
+    for (let i = 0; i < FILE_LIMITS.avatarBurst; i++) {
+      const r = await setAvatar(alice, png(40, 40, 10 + i));
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      last = r.body.hash;
+    }
+    const over = await setAvatar(alice, png(40, 40, 99));
+    expect(over.status, JSON.stringify(over.body)).toBe(429);
+    expect(over.body.error.code).toBe('E_RATE_LIMITED');
+    expect(over.body.error.message).toMatch(/avatar/);
+    // What everyone sees is the last one taken; bob heard of no more than the burst.
+    expect((await bob.call('GET', '/api/avatars?users=alice')).body).toMatchObject([
+      { username: 'alice', hash: last },
+    ]);
+    expect(
+      (await getAvatar(bob, 'alice')).data.equals(png(40, 40, 10 + FILE_LIMITS.avatarBurst - 1)),
+    ).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(events.events.filter((e) => e.event === 'avatar').length).toBe(FILE_LIMITS.avatarBurst);
+    // Another user's budget is their own; alice's session goes on (she still posts).
+    expect((await setAvatar(bob, png(40, 40, 7))).status).toBe(200);
+    const ch = (await alice.call('GET', '/api/channels')).body[0].id as string;
+    expect(
+      (await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'still here' })).status,
+    ).toBe(201);
   });
 
   it('visitors have no avatar to set, and hear of a change of a member of a channel they view', async () => {

@@ -11,6 +11,7 @@ import type { OpReq, OpRes } from '../protocol/server-link.js';
 import { avatarError } from '../shared/avatar-sig.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { FILE_LIMITS, MESSAGE_LIMITS } from '../shared/limits.js';
+import { RateLimiter } from '../shared/rate-limit.js';
 import type { AvatarStore } from '../store/avatar-store.js';
 import type { EventBus } from './bus.js';
 import type { Conn } from './conn.js';
@@ -37,6 +38,12 @@ export interface AvatarServiceDeps {
 }
 
 export class AvatarService {
+  /** Changes per user (FILE_LIMITS.avatarBurst, then one per avatarEveryMs), on this instance. */
+  private readonly changes = new RateLimiter(
+    1000 / FILE_LIMITS.avatarEveryMs,
+    FILE_LIMITS.avatarBurst,
+  );
+
   constructor(private readonly d: AvatarServiceDeps) {}
 
   async set(conn: Conn, b: OpReq<'avatar_set'>): Promise<OpRes<'avatar_set'>> {
@@ -54,6 +61,9 @@ export class AvatarService {
     await this.d.revocations.load(a.cert);
     const revoked = this.d.revocations.signedAfter('avatar', a);
     if (revoked) throw revoked;
+    // Counted once it would be stored: a refused one costs its user nothing.
+    const wait = this.changes.take(s.username.toLowerCase());
+    if (wait > 0) throw HchatError.rateLimited('avatar: changed too often', wait);
     const info = await this.d.avatars.put({ ...a, username: s.username });
     this.d.log.write('avatar', { peer: conn.name, user: s.username, hash: info.hash });
     this.d.bus.publish({ kind: 'avatar', ...info });

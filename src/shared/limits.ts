@@ -277,6 +277,13 @@ export const FILE_LIMITS = {
    * most 256×256): a small file declaring more would make every viewer decode a huge bitmap.
    */
   maxAvatarSide: 1024,
+  /**
+   * Avatar changes a user may make at once (`avatar_set`), then one per `avatarEveryMs`: each
+   * change is told to every co-member, whose pages fetch the new picture (up to 256 KiB) from the
+   * server, so a change costs the server far more than the request did.
+   */
+  avatarBurst: 10,
+  avatarEveryMs: 30_000,
   /** Chunk requests in flight per source while fetching. */
   inFlightPerSource: 4,
 } as const;
