@@ -363,14 +363,34 @@ describe('rich messages in the web UI', () => {
 
     // The owner deletes bob's message.
     await send(b.page, 'something off-topic');
-    const offTopic = message(a.page, 'bob', 'something off-topic');
+    // First bob fixes it: Up in the empty composer edits his newest message (README), Escape or
+    // Enter gives the focus back to the composer.
+    const composer = b.page.getByRole('textbox', { name: 'Message' });
+    const focused = () => composer.evaluate((el) => el === document.activeElement);
+    await message(b.page, 'bob', 'something off-topic').waitFor();
+    await composer.fill('a draft');
+    await composer.press('ArrowUp'); // text in the box: the caret moves, nothing is edited
+    expect(await editor.count()).toBe(0);
+    await composer.fill('');
+    await composer.press('ArrowUp');
+    await editor.waitFor();
+    expect(await editor.inputValue()).toBe('something off-topic');
+    await editor.press('Escape');
+    await editor.waitFor({ state: 'detached' });
+    expect(await focused()).toBe(true);
+    await composer.press('ArrowUp');
+    await editor.fill('something quite off-topic');
+    await editor.press('Enter');
+    await editor.waitFor({ state: 'detached' });
+    expect(await focused()).toBe(true);
+    const offTopic = message(a.page, 'bob', 'something quite off-topic');
     await offTopic.hover();
     await offTopic.getByRole('button', { name: 'Delete', exact: true }).click();
     await a.page
       .getByRole('dialog', { name: 'Delete message' })
       .getByRole('button', { name: 'Delete', exact: true })
       .click();
-    await message(b.page, 'bob', 'something off-topic').waitFor({ state: 'detached' });
+    await message(b.page, 'bob', 'something quite off-topic').waitFor({ state: 'detached' });
     await offTopic.waitFor({ state: 'detached' });
     // Nothing doubled: each remaining message once on each page.
     expect(await log(a.page).getByRole('article').count()).toBe(1);

@@ -23,6 +23,7 @@ export function Composer({
   onReplyDone,
   onSend,
   onPage,
+  onEditLast,
 }: {
   me: Me;
   channel: Channel;
@@ -32,6 +33,8 @@ export function Composer({
   /** A message is being sent: the log goes to the newest message and follows (as Discord). */
   onSend?: () => void;
   onPage: (e: KeyboardEvent) => boolean;
+  /** Up in the empty composer: edits your newest message; false when there is none. */
+  onEditLast?: () => boolean;
 }) {
   const [text, setText] = useState('');
   const box = useRef<HTMLTextAreaElement>(null);
@@ -98,6 +101,12 @@ export function Composer({
 
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
     if (suggest.key(e)) return;
+    // Up in an empty composer edits your newest message (as in Discord).
+    const plain = !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey;
+    if (e.key === 'ArrowUp' && plain && text === '' && onEditLast?.()) {
+      e.preventDefault();
+      return;
+    }
     if (e.key === 'Escape' && reply) onReplyDone();
     if (onPage(e)) return;
     if (e.key === 'Enter' && !e.shiftKey) {

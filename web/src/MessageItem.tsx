@@ -30,10 +30,12 @@ export const MessageItem = memo(function MessageItem({
   channelId,
   channelOwner,
   flash,
+  editing,
   pos,
   setSize,
   onReply,
   onJump,
+  onEditing,
 }: {
   m: Message;
   /** First of a group: show author and time. */
@@ -45,13 +47,16 @@ export const MessageItem = memo(function MessageItem({
   channelOwner: string;
   /** Just jumped to: highlighted for a moment. */
   flash: boolean;
+  /** Its text is being edited (held by the pane: Up in an empty composer starts it too). */
+  editing: boolean;
   /** Its place in the loaded list (1-based) and the list's size (-1: older ones not loaded). */
   pos?: number;
   setSize?: number;
   onReply: (m: Message) => void;
   onJump: (id: string) => void;
+  /** Starts editing a message (its id) or ends it (null). */
+  onEditing: (id: string | null) => void;
 }) {
-  const [editing, setEditing] = useState(false);
   const [error, setError] = useState('');
   const mine = m.author === me;
   const sent = m.state === 'delivered' || m.state === 'pending';
@@ -98,10 +103,10 @@ export const MessageItem = memo(function MessageItem({
       {editing ? (
         <EditBox
           initial={m.text}
-          onCancel={() => setEditing(false)}
+          onCancel={() => doneEditing(onEditing)}
           onSave={async (text) => {
             if (text.trim() && text !== m.text) await act(() => api.edit(channelId, m.id, text));
-            setEditing(false);
+            doneEditing(onEditing);
           }}
         />
       ) : (
@@ -132,13 +137,19 @@ export const MessageItem = memo(function MessageItem({
           canDelete={user && (mine || channelOwner === me)}
           onReply={() => onReply(m)}
           onReact={(e) => react(e, !m.reactions.some((r) => r.emoji === e && r.me))}
-          onEdit={() => setEditing(true)}
+          onEdit={() => onEditing(m.id)}
           onDelete={() => void act(() => api.remove(channelId, m.id))}
         />
       )}
     </article>
   );
 });
+
+/** Editing ends: the focus goes back to the composer (as in Discord), not to the page. */
+function doneEditing(onEditing: (id: string | null) => void) {
+  onEditing(null);
+  document.getElementById('composer')?.focus();
+}
 
 /** The text being edited: Enter saves, Shift+Enter a new line, Escape cancels. */
 function EditBox({

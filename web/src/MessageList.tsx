@@ -20,9 +20,11 @@ export function MessageList({
   channel,
   markerId,
   flashIds,
+  editId,
   onScroll,
   onReply,
   onJump,
+  onEditing,
   before,
   after,
 }: {
@@ -37,9 +39,12 @@ export function MessageList({
   markerId: string | null;
   /** Messages highlighted for a moment (just jumped to). */
   flashIds: ReadonlyArray<string | null | undefined>;
+  /** The message whose text is being edited, if any. */
+  editId: string | null;
   onScroll: (e: UIEvent<HTMLDivElement>) => void;
   onReply: (m: Message) => void;
   onJump: (id: string) => void;
+  onEditing: (id: string | null) => void;
   /** Shown above the rows (the "Load older messages" button), and below them (an error). */
   before: ReactNode;
   after: ReactNode;
@@ -82,10 +87,12 @@ export function MessageList({
                 channelId={channel.id}
                 channelOwner={channel.owner}
                 flash={flashIds.includes(m.id)}
+                editing={m.id === editId}
                 pos={item.index + 1}
                 setSize={complete ? messages.length : -1}
                 onReply={onReply}
                 onJump={onJump}
+                onEditing={onEditing}
               />
             </div>
           );

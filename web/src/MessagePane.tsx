@@ -94,6 +94,8 @@ export function MessagePane({
   const lastTop = useRef(0);
   usePinnedToBottom(list, atBottom, rows);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
+  /** The message whose text is being edited (its Edit action, or Up in an empty composer). */
+  const [editId, setEditId] = useState<string | null>(null);
   /**
    * Set while this user leaves or deletes the channel: its reads stop, since the peer refuses
    * them once the channel is out of its list, and the pane closes when the answer comes.
@@ -290,6 +292,23 @@ export function MessagePane({
     if (el) el.scrollTop = el.scrollHeight;
   }, [jump]);
 
+  /**
+   * Up in an empty composer edits your newest message, as in Discord: false when there is none
+   * here to edit (a visitor; viewing older messages after a jump), and the key does what it does.
+   */
+  const editLast = useCallback(() => {
+    if (me.role !== 'user' || jump.detached) return false;
+    let m: Message | undefined;
+    for (let i = messages.length - 1; i >= 0 && !m; i--) {
+      const x = messages[i]!;
+      if (x.author === me.username && isSent(x) && !x.deleted) m = x;
+    }
+    if (!m) return false;
+    setEditId(m.id);
+    vlog.reveal(m.id);
+    return true;
+  }, [messages, me, jump.detached, vlog]);
+
   return (
     <section className="pane" aria-label={`#${channel.name}`} {...drop.handlers}>
       {drop.dragging && (
@@ -353,9 +372,11 @@ export function MessagePane({
         channel={channel}
         markerId={markerId}
         flashIds={[jump.flashId, focusId]}
+        editId={editId}
         onScroll={onScroll}
         onReply={setReplyTo}
         onJump={onJump}
+        onEditing={setEditId}
         before={
           hasMore && (
             <button className="older" onClick={loadOlder} disabled={loadingOlder}>
@@ -390,6 +411,7 @@ export function MessagePane({
         onReplyDone={() => setReplyTo(null)}
         onSend={toNewest}
         onPage={(e) => pageLog(list.current, e)}
+        onEditLast={editLast}
       />
     </section>
   );
@@ -403,6 +425,11 @@ function firstUnread(messages: Message[], me: string, unread: number): string | 
     if (++seen === unread) return messages[i]!.id;
   }
   return messages.find((m) => m.author !== me)?.id ?? null;
+}
+
+/** Sent by this peer or delivered: a message that may be edited (not one that failed). */
+function isSent(m: Message): boolean {
+  return m.state === 'delivered' || m.state === 'pending';
 }
 
 /** Whether `a` comes after `b` in the channel (false when either is missing). */
