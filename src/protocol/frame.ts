@@ -1,5 +1,5 @@
 /**
- * Length-prefixed frames, shared by every TCP link (peer↔server, and later peer↔peer).
+ * Length-prefixed frames, shared by every TCP link (peer↔server and peer↔peer).
  *
  *   0               4                         4+N
  *   +---------------+-------------------------+

@@ -1,6 +1,6 @@
 /**
  * Livestream control over the peer ↔ peer TCP link (SPEC §8; docs/PROTOCOL.md §5). A viewer
- * connects to the streamer's P2P endpoint with its session token, lists the live streams it may
+ * connects to the streamer's P2P endpoint (§4.1's handshake: no session token crosses it), lists the live streams it may
  * watch and asks to watch one, giving the UDP port where media should go; the streamer places it
  * in the relay tree and answers with the parent that will feed it. The streamer then tells relays
  * which children to feed and viewers when their parent changes. Media itself is SRTP over UDP

@@ -35,7 +35,7 @@ export interface FrameDispatchDeps {
   log: ConnectionLog;
   opsLog: Logger;
   metrics: Pick<ServerMetrics, 'frameIn' | 'error'>;
-  /** What the server's hello says of it (PROTOCOL.md §1.2). */
+  /** What the server's hello says of it (PROTOCOL.md §3.2). */
   hello: { heartbeatMs: number; timeoutMs: number; maxFrame: number; publicKey: string };
   /** This instance's numbering of certificates and channels for compact links (§3.11). */
   refs: RefRegistry;

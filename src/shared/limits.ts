@@ -163,7 +163,7 @@ export function withDefaults<T extends Record<string, number>>(
     if (v !== undefined && k in defaults) (out as Record<string, number>)[k] = v;
   return out;
 }
-/** The livestream's UDP side (RTP/RTCP, docs/PROTOCOL.md §9.4) and its control ops (§5.2, §5.3). */
+/** The livestream's UDP side (RTP/RTCP, docs/PROTOCOL.md §5.4) and its control ops (§5.2, §5.3). */
 export const STREAM_LIMITS = {
   /** FCI entries in one generic NACK at most (our viewers send at most 200); more: refused. */
   maxNackFci: 200,
