@@ -97,8 +97,12 @@ export class ChannelPages {
       } else {
         return undefined;
       }
-      // Shown as this peer's copy has them now (verified, with every edit and reaction held).
+      // Shown as this peer's copy has them now (verified, with every edit and reaction held),
+      // each once: a page that repeats a message (a hostile server or host) shows it once.
+      const seen = new Set<string>();
       const held = page.messages.flatMap((m) => {
+        if (seen.has(m.id)) return [];
+        seen.add(m.id);
         const local = this.ctx.store.getMessage(m.id);
         return local ? [local] : [];
       });

@@ -102,8 +102,9 @@ export class PeerSearch {
         asked_.has(m.channelId) && this.node.refusal(m) === undefined;
       const messages = res.messages.filter((m) => (m.kind ?? 'message') === 'message' && ok(m));
       const related = res.related.filter(ok);
+      // Each message once: one found here already, or repeated in the answer, is not listed again.
       const ids = new Set(found.map((m) => m.id));
-      const fresh = messages.filter((m) => !ids.has(m.id)).map(asLocal);
+      const fresh = messages.filter((m) => !ids.has(m.id) && !!ids.add(m.id)).map(asLocal);
       found.push(...apiMessages(this.answerView(messages, related), fresh, account, this.node));
     }
     found.sort(newestFirst);
