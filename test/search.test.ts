@@ -5,13 +5,14 @@
  * and through the server's `search` op played by a raw client; a visitor searches a channel
  * that allows visitors at the server. Plus a fuzz run: no query string ever fails a search.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createTestnet, rawSession, signIn, waitFor, type TestPeer } from './testnet.js';
 import { ftsMatch, searchWords, snippet } from '../src/shared/search-text.js';
 import { PeerStore } from '../src/store/peer-store.js';
 import { tempDir } from './testnet.js';
-import path from 'node:path';
 
 type Result = {
   channelId: string;
@@ -181,6 +182,12 @@ describe('search', () => {
     ]);
     await raw.request('channel_join', { channelId: open });
     expect((await raw.request('search', { query: 'lobby', limit: 10 })).messages).toHaveLength(1);
+    // SECURITY.md "Search": the server logs that a search happened, never the query.
+    net.server.log.flush();
+    const log = fs.readFileSync(path.join(net.dir, 'server', 'connections.log'), 'utf8');
+    const searches = log.split('\n').filter((l) => /\bev=search\b/.test(l));
+    expect(searches.length).toBeGreaterThanOrEqual(3);
+    for (const line of searches) expect(line).not.toMatch(/lobby|guest/i);
   });
 });
 
