@@ -31,6 +31,7 @@ import { itemRefusal } from '../shared/item-rules.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { FILE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
 import { PeerStore, type LocalChannel, type LocalMessage } from '../store/peer-store.js';
+import { allMembers, allMyChannels } from './list-pages.js';
 import { ServerLink } from './server-link.js';
 import { ServerTrust } from './server-trust.js';
 import { EventHub } from './event-hub.js';
@@ -322,8 +323,7 @@ export class PeerNode {
       hostedMember: (id, username) =>
         this.isHostedHere(id) ? this.store.isMember(id, username) : undefined,
       removed: (id, username) => this.store.isRemoved(id, username),
-      members: async (id) =>
-        (await this.requireAuthed().request('members', { channelId: id })).members,
+      members: async (id) => allMembers(this.requireAuthed(), id),
       entries: () => this.sources.list(),
       announce: () => this.background(this.submitInfo()),
       hidden: () => this.status !== 'online',
@@ -572,7 +572,7 @@ export class PeerNode {
   }
 
   async memberNames(channelId: string): Promise<string[]> {
-    return (await this.requireAuthed().request('members', { channelId })).members;
+    return allMembers(this.requireAuthed(), channelId);
   }
 
   private get account(): string {
@@ -796,8 +796,7 @@ export class PeerNode {
       await this.reconcileChannels(s.username);
       for (const id of this.store.hostedIds()) {
         if (!this.isHostedHere(id)) continue;
-        const { members } = await this.link.request('members', { channelId: id });
-        this.store.setMembers(id, members);
+        this.store.setMembers(id, await allMembers(this.link, id));
       }
     } else {
       this.forgetUnreadable();
@@ -839,7 +838,7 @@ export class PeerNode {
    * elsewhere, removed by the owner or deleted while this peer was away) gone here too.
    */
   private async reconcileChannels(username: string): Promise<void> {
-    const { channels } = await this.link.request('my_channels', {});
+    const channels = await allMyChannels(this.link);
     // Another account logged in meanwhile: this list is its own, not `username`'s to keep.
     const now = this.currentSession;
     if (now?.role !== 'user' || now.username !== username) return;
@@ -1258,8 +1257,8 @@ export class PeerNode {
   ): Promise<Array<{ username: string; status: 'online' | 'offline' }>> {
     if (!this.readsChannel(channelId)) throw new HchatError('E_NOT_MEMBER');
     const link = this.requireAuthed();
-    const [{ members }, peers] = await Promise.all([
-      link.request('members', { channelId }),
+    const [members, peers] = await Promise.all([
+      allMembers(link, channelId),
       this.trackerList(link),
     ]);
     const online = new Set(

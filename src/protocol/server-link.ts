@@ -160,7 +160,11 @@ export const OPS = {
     z.object({ after: Cursor.optional() }),
     z.object({ channels: z.array(Channel), next: Cursor.optional() }),
   ),
-  my_channels: op('session', Empty, z.object({ channels: z.array(Channel) })),
+  my_channels: op(
+    'session',
+    z.object({ after: Cursor.optional() }),
+    z.object({ channels: z.array(Channel), next: Cursor.optional() }),
+  ),
   channel_join: op('session', z.object({ channelId: Uuid }), Channel),
   /** Leaves a channel (members; its owner deletes it instead). */
   channel_leave: op('user', z.object({ channelId: Uuid }), z.object({})),
@@ -171,7 +175,11 @@ export const OPS = {
     z.object({ results: z.array(ForwardResult) }),
   ),
   /** A channel's members: for its host (who checks members itself) and for member lists. */
-  members: op('session', z.object({ channelId: Uuid }), z.object({ members: z.array(Username) })),
+  members: op(
+    'session',
+    z.object({ channelId: Uuid, after: Username.optional() }),
+    z.object({ members: z.array(Username), next: Username.optional() }),
+  ),
 } as const;
 
 export type OpName = keyof typeof OPS;

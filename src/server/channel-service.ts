@@ -184,11 +184,35 @@ export class ChannelService {
       : { channels: fit.items };
   }
 
-  async myChannels(conn: Conn): Promise<Channel[]> {
+  /** A user's memberships (a visitor's: its views on this connection), all of them. */
+  async channelsOfSession(conn: Conn): Promise<Channel[]> {
     const s = conn.session!;
     if (s.role === 'user') return this.d.store.channelsOf(s.username);
     const all = await Promise.all([...conn.subs].map((id) => this.channel(id)));
     return all.filter((c) => c !== undefined);
+  }
+
+  /**
+   * A user's memberships (a visitor's views on this connection), in (createdAt, id) order after
+   * the cursor `after`, cut to the receiver's frame; `next` when more remain (1,000 channels
+   * with long names and topics are more than a 1 MiB frame).
+   */
+  async myChannels(conn: Conn, after: string | undefined): Promise<OpRes<'my_channels'>> {
+    const all = await this.channelsOfSession(conn);
+    const from = after === undefined ? undefined : parseCursor(after);
+    const list = all
+      .filter(
+        (c) =>
+          !from ||
+          c.createdAt > from.createdAt ||
+          (c.createdAt === from.createdAt && c.id > from.id),
+      )
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const fit = fitPage(list, pageBudget(conn.fs.peerMaxFrame), 'start');
+    const last = fit.items[fit.items.length - 1];
+    return fit.cut && last
+      ? { channels: fit.items, next: `${last.createdAt}:${last.id}` }
+      : { channels: fit.items };
   }
 
   /**
@@ -543,7 +567,13 @@ export class ChannelService {
   async channelMembers(conn: Conn, b: OpReq<'members'>): Promise<OpRes<'members'>> {
     // Whoever may read the channel may see who is in it.
     const c = await this.readable(conn.session!, b.channelId);
-    return { members: await this.d.store.members(c.id) };
+    // In code-unit order after `after`, cut to the receiver's frame; `next` when more remain.
+    const list = (await this.d.store.members(c.id))
+      .filter((u) => b.after === undefined || u > b.after)
+      .sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    const fit = fitPage(list, pageBudget(conn.fs.peerMaxFrame), 'start');
+    const last = fit.items[fit.items.length - 1];
+    return fit.cut && last ? { members: fit.items, next: last } : { members: fit.items };
   }
 
   // ---- posts: group commit, then fan-out ----------------------------------------------------

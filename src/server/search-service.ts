@@ -22,7 +22,7 @@ export interface SearchDeps {
   log: ConnectionLog;
   /** The channel if the session may read it; throws the refusal `history` gives otherwise. */
   readable(s: Session, channelId: string): Promise<Channel>;
-  /** The channels a connection's session is in (ChannelService.myChannels). */
+  /** The channels a connection's session is in (ChannelService.channelsOfSession). */
   myChannels(conn: Conn): Promise<Channel[]>;
 }
 

@@ -209,7 +209,7 @@ export class CentralServer {
       store: this.store,
       log: this.log,
       readable: (s, id) => this.channels.readable(s, id),
-      myChannels: (conn) => this.channels.myChannels(conn),
+      myChannels: (conn) => this.channels.channelsOfSession(conn),
     });
     this.fileStore = fileStore;
     this.files = new FileService({
@@ -629,7 +629,7 @@ export class CentralServer {
       case 'directory':
         return this.channels.directory(conn, (body as OpReq<'directory'>).after);
       case 'my_channels':
-        return { channels: await this.channels.myChannels(conn) };
+        return this.channels.myChannels(conn, (body as OpReq<'my_channels'>).after);
       case 'channel_join': {
         const c = await this.channels.join(conn, (body as OpReq<'channel_join'>).channelId);
         this.presence.view(conn, [c.id]); // a visitor now sees the channel's host and streamers

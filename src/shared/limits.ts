@@ -34,7 +34,7 @@ export const ACCOUNT_LIMITS = {
   channelsPerAccount: 200,
   /** Live sessions per account: logging in past it revokes the oldest. */
   sessionsPerAccount: 10,
-  /** Channels one user may join (their list must fit one `my_channels` answer). */
+  /** Channels one user may join (`my_channels` lists them a frame-sized page at a time). */
   membershipsPerAccount: 1000,
 } as const;
 
