@@ -640,6 +640,14 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
       text: 'written offline',
     });
     expect(queued.body.state).toBe('pending');
+    // SPEC appendix, scenario 1: with the host away, bob reads from the server, and his log
+    // says so.
+    await until('bob to read from the server', async () => {
+      const r = await curl(bob.base, bob.token, 'GET', `/api/channels/${channelId}/messages`);
+      return r.body.source === 'server';
+    });
+    const bobLog = fs.readFileSync(path.join(bob.data, 'connections.log'), 'latin1');
+    expect(bobLog).toMatch(new RegExp(` ev=(fetch|sync) from=server channel=${channelId}`));
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       const code = await stop(alice.p, sig);
       expect(code, `${sig}: ${alice.p.output()}`).toBe(0);
@@ -659,6 +667,28 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
       const r = await curl(bob.base, bob.token, 'GET', `/api/channels/${channelId}/messages`);
       return r.body.messages?.filter((m: any) => m.text === 'written offline').length === 1;
     });
+  });
+
+  it('FINDING: the connection log names a visitor called `alice@10.0.0.5` as `peer:alice@10.0.0.5@127.0.0.1:…`: alice, at another address, at a glance', async () => {
+    // SPEC §9: the log names the other end "so that one can tell where each piece of data came
+    // from"; PROTOCOL §6: `peer=peer:<user>@<ip>:<port>`, with `@` among the characters left
+    // as they are. Usernames cannot hold `@`, but visitor names may (README: "1–32 printable
+    // characters, not a registered username"; a colon is refused, `@` is not). A visitor who
+    // calls itself `alice@10.0.0.5` is logged `peer=peer:alice@10.0.0.5@127.0.0.1:54124`: read
+    // (or split at the first `@`) as alice, from 10.0.0.5. `@` in the name part should be
+    // percent-encoded like a space is.
+    const b = (m: string, r: string, x?: unknown) => curl(bob.base, bob.token, m, r, x);
+    expect((await b('POST', '/api/logout')).status).toBe(204);
+    const v = await b('POST', '/api/visitor', { name: 'alice@10.0.0.5' });
+    expect(v.body).toMatchObject({ role: 'visitor', username: 'alice@10.0.0.5' });
+    expect((await b('POST', `/api/channels/${channelId}/join`)).status).toBe(200);
+    const log = fs.readFileSync(path.join(dir, 'server', 'connections.log'), 'latin1');
+    const named = log.split('\n').filter((l) => / role=visitor/.test(l) && / ev=join /.test(l));
+    expect(named.length).toBeGreaterThan(0);
+    for (const l of named) {
+      const peer = / peer=(\S+)/.exec(l)![1]!;
+      expect(peer, l).toMatch(/^peer:[^@]+@[\d.]+:\d+$/);
+    }
   });
 
   it('a pinned fingerprint that is not the server’s: "error: E_SERVER_KEY_MISMATCH: …" once, and the API answers it (502) with what to do', async () => {
