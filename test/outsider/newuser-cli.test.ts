@@ -725,12 +725,41 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
       password: 'zed-password',
     });
     expect(r.status).toBe(503);
-    await sleep(2000);
-    const after = p.p.output().slice(p.p.stdout().indexOf('\n') + 1);
-    expect(after + p.p.stderr(), 'the terminal names the address that does not answer').toContain(
-      `127.0.0.1:${nobody}`,
+    await sleep(1500);
+    const terminal = p.p.output().replace(/^ready .*\n/m, '');
+    expect
+      .soft(terminal, 'the terminal names the address that does not answer')
+      .toContain(`127.0.0.1:${nobody}`);
+    expect.soft(r.body.error.message, r.body.error.message).toContain(`127.0.0.1:${nobody}`);
+    // What does hold (README: "it keeps trying them"): a server started there later is reached
+    // by itself, and trusted on first use.
+    await start(['server', '--port', String(nobody), '--http-port', '0', '--data', `${dir}/late`]);
+    await until('the peer to reach the late server', async () => {
+      const x = await curl(p.base, p.token, 'POST', '/api/register', {
+        username: 'zed',
+        password: 'zed-password',
+      });
+      return x.status === 201;
+    });
+  });
+
+  it('FINDING: --server given the server’s http= port (the easy mistake): silent, no `tls_error` in connections.log (PROTOCOL §6)', async () => {
+    // The server's ready line prints two addresses, `tcp=` and `http=`; a user who copies the
+    // wrong one gets a peer that prints its ready line and then nothing: E_OFFLINE "set status
+    // online or wait for reconnection" for ever. PROTOCOL §6 lists `tls_error` (server, peer:
+    // `addr`, `reason`) for "a TLS handshake failed (plaintext, old version, garbage)"; the
+    // peer's handshakes with the plaintext HTTP port fail and its log stays empty.
+    const httpPort = new URL(http).port;
+    const p = await startPeer('http-port', ['--server', `127.0.0.1:${httpPort}`]);
+    await sleep(1500);
+    const log = fs.readFileSync(path.join(p.data, 'connections.log'), 'latin1');
+    const terminal = p.p.output().replace(/^ready .*\n/m, '');
+    expect
+      .soft(terminal, 'the terminal names the address that does not speak TLS')
+      .toContain(`127.0.0.1:${httpPort}`);
+    expect(log, 'connections.log').toMatch(
+      new RegExp(`ev=tls_error addr=127\\.0\\.0\\.1:${httpPort} `),
     );
-    expect(r.body.error.message).toContain(`127.0.0.1:${nobody}`);
   });
 });
 
