@@ -182,6 +182,7 @@ let fp = '';
 let alice: Peer;
 let bob: Peer;
 let channelId = '';
+let latePeer: Peer | undefined;
 
 beforeAll(async () => {
   // README "Running it yourself": `bin/hchat server --port 7000 --http-port 7080 --data ./server-data`
@@ -746,6 +747,7 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
     // <addr> …`, once (README). SPEC §7: "the one link closes with a clear error".
     const nobody = await stablePort();
     const p = await startPeer('unreachable', ['--server', `127.0.0.1:${nobody}`]);
+    latePeer = p;
     const r = await curl(p.base, p.token, 'POST', '/api/register', {
       username: 'zed',
       password: 'zed-password',
@@ -767,6 +769,21 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
       });
       return x.status === 201;
     });
+  });
+
+  it('FINDING: a peer stopped with SIGINT logs no `close` for its link to the server (SPEC §9: one line per connection, opened and closed)', async () => {
+    // SPEC §9: "one line per connection (opened, closed, who, address)"; PROTOCOL §6: `open` /
+    // `close` (all processes) "a connection opened … or closed", `reason` `eof` or an error
+    // code. The server logs its side (`close … reason=eof`); the peer's own log ends with the
+    // link open, as if the process had been killed: a reader of that log cannot tell a clean
+    // stop from a crash.
+    const p = latePeer!;
+    expect(await stop(p.p, 'SIGINT')).toBe(0);
+    const log = fs.readFileSync(path.join(p.data, 'connections.log'), 'latin1');
+    const opens = log.match(/ ev=open peer=server /g)?.length ?? 0;
+    const closes = log.match(/ ev=close peer=server /g)?.length ?? 0;
+    expect(opens).toBeGreaterThan(0);
+    expect(closes, log).toBe(opens);
   });
 
   it('FINDING: --server given the server’s http= port (the easy mistake): silent, no `tls_error` in connections.log (PROTOCOL §6)', async () => {
