@@ -183,6 +183,8 @@ let alice: Peer;
 let bob: Peer;
 let channelId = '';
 let latePeer: Peer | undefined;
+let peerHelp = '';
+let botToken = '';
 
 beforeAll(async () => {
   // README "Running it yourself": `bin/hchat server --port 7000 --http-port 7080 --data ./server-data`
@@ -288,6 +290,7 @@ describe('first contact: --help and mistakes on the command line', () => {
       }
       return m;
     };
+    peerHelp = peer.out;
     const sf = flagsOf(srv.out);
     const pf = flagsOf(peer.out);
     for (const f of serverFlags) {
@@ -307,9 +310,8 @@ describe('first contact: --help and mistakes on the command line', () => {
     // (given `--server a,b --server-fingerprint X`, b is refused for showing another key). Its
     // --help says "the TLS key fingerprint to pin for the first --server address": a user who
     // reads it expects the other addresses trusted on first use.
-    const peer = await run(['peer', '--help']);
     const entry = /--server-fingerprint[\s\S]*?(?=\n {2}--)/
-      .exec(peer.out)![0]
+      .exec(peerHelp)![0]
       .replace(/\s+/g, ' ');
     expect(entry, entry).not.toMatch(/first --server address/);
     expect(entry).toMatch(/every|each|all/);
@@ -321,14 +323,9 @@ describe('first contact: --help and mistakes on the command line', () => {
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['server', '--prot', '7000', '--data', d], /unknown option '--prot'/],
       [['server', '--port', 'abc', '--data', d], /'--port <port>' argument 'abc' is invalid/],
-      [['server', '--http-port', '-1', '--data', d], /'--http-port <port>' argument '-1'/],
       [
         ['peer', '--server', tcp, '--ui-port', '99999', '--data', d],
         /--ui-port <port>' argument '99999'/,
-      ],
-      [
-        ['peer', '--server', tcp, '--udp-port', '65536', '--data', d],
-        /--udp-port <port>' argument '65536'/,
       ],
       [['peer', '--server', 'localhost', '--data', d], /argument 'localhost' is invalid/],
       [['peer', '--server', `${tcp}#short`, '--data', d], /fingerprint: 43 base64url/],
@@ -346,7 +343,7 @@ describe('first contact: --help and mistakes on the command line', () => {
     expect(fs.existsSync(d)).toBe(false);
   });
 
-  it('a port already in use (--port, --http-port, --ui-port, --udp-port): exit 1 naming the address, no stack trace', async () => {
+  it('a port already in use (--port, --ui-port, --udp-port): exit 1 naming the address, no stack trace', async () => {
     const tcpBusy = net.createServer();
     await new Promise<void>((r) => tcpBusy.listen(0, '127.0.0.1', () => r()));
     const busy = (tcpBusy.address() as net.AddressInfo).port;
@@ -357,7 +354,6 @@ describe('first contact: --help and mistakes on the command line', () => {
       const d = (n: string) => path.join(dir, `busy-${n}`);
       const cases: Array<[string[], number]> = [
         [['server', '--port', String(busy), '--http-port', '0', '--data', d('s1')], busy],
-        [['server', '--port', '0', '--http-port', String(busy), '--data', d('s2')], busy],
         [['peer', '--server', tcp, '--ui-port', String(busy), '--data', d('p1')], busy],
         [['peer', '--server', tcp, '--udp-port', String(ubusy), '--data', d('p3')], ubusy],
       ];
@@ -851,6 +847,47 @@ describe('hchat bot and hchat demo', () => {
       /^replied channel=general to=alice rule=0/m.test(bot.stdout()),
     );
     expect(bot.output()).not.toContain(botTok.body.token);
+    expect(await stop(bot, 'SIGINT')).toBe(0);
+    botToken = botTok.body.token;
+  });
+
+  it('FINDING: hchat bot ends, with exit 0 and not a word, when its server restarts (README: the gateway "resumes after a cut")', async () => {
+    // README: `hchat bot` runs "on the same SDK", whose `bot.newItems()` "streams new items
+    // through the real-time gateway (…, a WebSocket that resumes after a cut without losing or
+    // doubling an item)". Restart the server (SIGINT, SIGTERM or SIGKILL alike): the bot
+    // process ends at once with exit code 0 and prints nothing, so a supervisor that restarts
+    // failed services (systemd's Restart=on-failure) leaves it dead, and the next mention goes
+    // unanswered.
+    const config = path.join(ROOT, 'examples', 'autoresponder.json');
+    const bot = await start(['bot', '--config', config, '--url', http], { HCHAT_TOKEN: botToken });
+    expect(await stop(server, 'SIGINT')).toBe(0);
+    server = await start([
+      'server',
+      '--port',
+      tcp.split(':')[1]!,
+      '--http-port',
+      new URL(http).port,
+      '--data',
+      `${dir}/server`,
+    ]);
+    await sleep(2000);
+    expect(bot.proc.exitCode, `the bot after the restart: ${bot.output()}`).toBeNull();
+    await until('alice back on the server', async () => {
+      const me = await curl(alice.base, alice.token, 'GET', '/api/me');
+      return me.body.connection === 'connected';
+    });
+    await curl(alice.base, alice.token, 'POST', `/api/channels/${channelId}/messages`, {
+      text: '@echo are you back',
+    });
+    await until('the bot’s answer after the restart', async () => {
+      const r = await curl(
+        alice.base,
+        alice.token,
+        'GET',
+        `/api/channels/${channelId}/messages?limit=5`,
+      );
+      return r.body.messages?.some((m: any) => m.author === 'echo' && /are you back/.test(m.text));
+    });
     expect(await stop(bot, 'SIGINT')).toBe(0);
   });
 
