@@ -782,6 +782,49 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
     expect(closes, log).toBe(opens);
   });
 
+  it('FINDING: `hchat server --data <a peer’s folder>` fails with "no such table: devices" and leaves the peer unable to start ("use a newer hchat")', async () => {
+    // README "Running it yourself" keeps both kinds of folder side by side (`--data
+    // ./server-data`, `--data ./alice`), and both default under ~/.hchat/; giving the server a
+    // peer's folder is an easy slip. README: a damaged file "stops the process at start with a
+    // message naming the file". Today the server says `hchat: no such table: devices` (no file,
+    // no folder), and on its way out has written its own schema into the peer's dms.db (the
+    // peer's direct-message keys): the peer then refuses to start, `dms.db: schema version 2 is
+    // newer than this program knows (1); use a newer hchat`, which no newer hchat fixes.
+    const copy = path.join(dir, 'peer-folder-copy');
+    fs.cpSync(latePeer!.data, copy, { recursive: true });
+    const srv = await run(['server', '--port', '0', '--http-port', '0', '--data', copy]);
+    expect(srv.code).toBe(1);
+    expect(srv.out).not.toMatch(STACK);
+    const dead = await stablePort();
+    const peer = await run(['peer', '--server', `127.0.0.1:${dead}`, '--data', copy], { ms: 8000 });
+    expect(peer.stdout, `the peer on its own folder after that: ${peer.out}`).toMatch(
+      /^ready ui=/m,
+    );
+    expect(srv.out, srv.out).toContain(copy);
+  });
+
+  it('FINDING: `hchat peer --data <a server’s folder>` says "schema version 2 is newer … use a newer hchat", and leaves its files there', async () => {
+    // The same slip the other way round: the peer stops (good) but tells the user to upgrade,
+    // which cannot help, and it has already written api-token and peer.db among the server's
+    // files.
+    const copy = path.join(dir, 'server-folder-copy');
+    fs.cpSync(path.join(dir, 'late'), copy, { recursive: true });
+    const before = new Set(fs.readdirSync(copy));
+    const peer = await run(
+      ['peer', '--server', `127.0.0.1:${await stablePort()}`, '--data', copy],
+      {
+        ms: 8000,
+      },
+    );
+    expect(peer.code).toBe(1);
+    expect(peer.out).not.toMatch(STACK);
+    expect.soft(peer.out, peer.out).not.toMatch(/newer hchat/);
+    expect.soft(peer.out).toMatch(/server/i);
+    expect(fs.readdirSync(copy).filter((f) => !before.has(f) && !/-(wal|shm)$/.test(f))).toEqual(
+      [],
+    );
+  });
+
   it('FINDING: --server given the server’s http= port (the easy mistake): silent, no `tls_error` in connections.log (PROTOCOL §6)', async () => {
     // The server's ready line prints two addresses, `tcp=` and `http=`; a user who copies the
     // wrong one gets a peer that prints its ready line and then nothing: E_OFFLINE "set status
