@@ -470,7 +470,7 @@ program
   .addOption(
     opt(
       '--server-fingerprint <fingerprint>',
-      'the TLS key fingerprint to pin for the first --server address (as its ready line prints it)',
+      'the TLS key fingerprint to pin for every --server address given without its own #fingerprint (a certificate the instances share; as the ready line prints it)',
       'HCHAT_SERVER_FINGERPRINT',
     ).argParser(parseFingerprint),
   )
@@ -568,7 +568,12 @@ program
       fileCacheBytes?: number;
     }) => {
       const { startPeer } = await import('../peer/index.js');
-      const peer = await startPeer({
+      // A signal before the ready line (the server does not answer yet) stops it cleanly too.
+      const early = new AbortController();
+      const earlyStop = () => early.abort();
+      for (const s of STOP_SIGNALS) process.on(s, earlyStop);
+      const starting = startPeer({
+        startAbort: early.signal,
         serverHost: o.server[0]!.host,
         serverPort: o.server[0]!.port,
         serverFingerprint: o.server[0]!.fingerprint ?? o.serverFingerprint,
@@ -589,6 +594,11 @@ program
         maxFileBytes: o.maxFileBytes,
         fileCacheBytes: o.fileCacheBytes,
       });
+      const peer = await starting.catch((err: unknown) => {
+        if (early.signal.aborted) process.exit(0);
+        throw err;
+      });
+      for (const s of STOP_SIGNALS) process.off(s, earlyStop);
       onSignals(() => peer.close());
       // A server key that is not trusted is said once (the link keeps retrying quietly).
       let said = '';
@@ -599,6 +609,15 @@ program
       };
       sayKeyError(peer.node.serverKeyError);
       peer.node.link.on('down', sayKeyError);
+      // So is a server that cannot be reached (once per address and reason; it keeps trying).
+      const sayUnreachable = (f?: { addr: string; reason: string }) => {
+        if (f)
+          console.error(
+            `error: E_OFFLINE: the server at ${f.addr} cannot be reached (${f.reason}); retrying`,
+          );
+      };
+      sayUnreachable(peer.node.link.lastFailure);
+      peer.node.link.on('unreachable', sayUnreachable);
       console.log(`ready ui=${peer.uiUrl} p2p=${peer.p2p} udp=${peer.udp}`);
     },
   );

@@ -78,9 +78,21 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     if (req.raw.headers.upgrade !== undefined) req.raw.socket?.destroy();
   });
 
-  app.setErrorHandler((err: unknown, _req, reply) => {
+  app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof HchatError) return sendError(reply, err);
-    const e = err as { statusCode?: number; message?: string };
+    const e = err as { statusCode?: number; message?: string; code?: string };
+    // A body of a type no route here reads (curl -d sends a form by default): what to send.
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const type = req.headers['content-type'] ?? 'none';
+      return sendError(
+        reply,
+        new HchatError(
+          'E_BAD_REQUEST',
+          `Content-Type ${type} is not taken by ${req.method} ${req.url.split('?')[0]}: ` +
+            'send JSON with "Content-Type: application/json"',
+        ),
+      );
+    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       return reply
         .code(e.statusCode)

@@ -32,8 +32,15 @@ export interface PeerProcess {
 
 /** Starts a peer and its local API. */
 export async function startPeer(opts: PeerProcessOptions): Promise<PeerProcess> {
-  const apiToken = loadApiToken(opts.dataDir, opts.apiToken);
+  // The node first: it takes the data folder (one process per folder) before anything is written.
   const node = await PeerNode.start(opts);
+  let apiToken: string;
+  try {
+    apiToken = loadApiToken(opts.dataDir, opts.apiToken);
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
   let uiPort = opts.uiPort;
   const api = buildApi(node, () => uiPort, apiToken);
   try {

@@ -32,6 +32,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import { FILE_LIMITS, RATE_LIMITS } from '../shared/limits.js';
 import { PeerStore, type LocalChannel, type LocalMessage } from '../store/peer-store.js';
 import { allMembers, allMyChannels } from './list-pages.js';
+import { DataLock } from '../store/data-lock.js';
 import { ServerLink } from './server-link.js';
 import { ServerTrust } from './server-trust.js';
 import { EventHub } from './event-hub.js';
@@ -76,6 +77,8 @@ import { mayRead, refusesReading } from './local-reads.js';
 
 /** Settings of a peer process. */
 export interface PeerOptions {
+  /** Ends the start early (a signal while the server does not answer yet): `start` rejects. */
+  startAbort?: AbortSignal;
   serverHost: string;
   serverPort: number;
   /** The server's TLS key fingerprint to pin; without it the key is trusted on first use. */
@@ -180,6 +183,8 @@ export class PeerNode {
   private readonly puncher: Puncher;
   /** Where the server saw this peer on its current connection (reflexive.ts), announced with it. */
   private reflexive: Candidate[] = [];
+  /** This process's hold on its data folder (one process per folder). */
+  private lock: DataLock | undefined;
 
   private constructor(private readonly opts: PeerOptions) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -403,11 +408,19 @@ export class PeerNode {
 
   /** Opens the store, binds the P2P and UDP ports, and connects unless the user chose offline. */
   static async start(opts: PeerOptions): Promise<PeerNode> {
-    const node = new PeerNode(opts);
+    const lock = DataLock.take(opts.dataDir, 'peer');
+    let node: PeerNode;
+    try {
+      node = new PeerNode(opts);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    node.lock = lock;
     try {
       await node.p2p.listen(opts.p2pPort, opts.udpPort);
       await node.p2p.setServing(node.status === 'online');
-      if (node.status !== 'offline') await node.link.start();
+      if (node.status !== 'offline') await untilAborted(node.link.start(), opts.startAbort);
     } catch (err) {
       await node.close();
       throw err;
@@ -422,7 +435,8 @@ export class PeerNode {
     clearTimeout(this.announceTimer);
     // The sockets' close events come later; nothing may touch the store after this.
     this.link.removeAllListeners();
-    this.link.stop();
+    // Its `close` record is written before the log closes (a clean stop is no crash to read).
+    await Promise.race([this.link.stop(), new Promise((r) => setTimeout(r, 1000).unref())]);
     this.sources.close();
     await this.live.closeAll();
     await this.p2p.close();
@@ -431,6 +445,7 @@ export class PeerNode {
     this.store.close();
     this.fileStore.close();
     this.log.close();
+    this.lock?.release();
   }
 
   // ---- state ------------------------------------------------------------------------------
@@ -651,8 +666,18 @@ export class PeerNode {
   }
 
   private requireLink(): ServerLink {
-    if (!this.link.connected) throw this.trustError ?? new HchatError('E_OFFLINE');
+    if (!this.link.connected) throw this.trustError ?? this.offlineError();
     return this.link;
+  }
+
+  /** Not connected: where and why, when the server could not be reached (not when offline). */
+  private offlineError(): HchatError {
+    const f = this.link.lastFailure;
+    if (this.status === 'offline' || !f) return new HchatError('E_OFFLINE');
+    return new HchatError(
+      'E_OFFLINE',
+      `not connected: the central server at ${f.addr} cannot be reached (${f.reason}); retrying`,
+    );
   }
 
   /**
@@ -1396,4 +1421,15 @@ function serverPins(o: PeerOptions): Map<string, string> | undefined {
   const pins = new Map<string, string>();
   for (const a of all) if (a.fingerprint) pins.set(`${a.host}:${a.port}`, a.fingerprint);
   return pins.size > 0 ? pins : undefined;
+}
+
+/** `work`, or a rejection as soon as `signal` aborts (the work goes on, unawaited). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(new HchatError('E_SHUTTING_DOWN', 'stopped'));
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(new HchatError('E_SHUTTING_DOWN', 'stopped while starting'));
+    signal.addEventListener('abort', stop, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+  });
 }

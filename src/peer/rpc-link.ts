@@ -20,7 +20,7 @@ import {
 import { FramedSocket } from '../shared/framed-socket.js';
 import { DEFAULT_MAX_FRAME, HEADER_BYTES, encodeFrame } from '../protocol/frame.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { dialContext } from '../shared/tls.js';
+import { dialContext, tlsReason } from '../shared/tls.js';
 import { HeartbeatSweep } from '../shared/heartbeat-sweep.js';
 import { COMPACT_OPS, RefReader } from '../protocol/compact.js';
 
@@ -108,12 +108,20 @@ export class RpcLink<
   private running = false;
   /** Connections in a row that closed before their hello (reset by a hello). */
   private attempt = 0;
+  /**
+   * Why the newest connection failed before its hello (the address and the reason: a socket or
+   * TLS code, or E_TIMEOUT), until one comes up. Logged and told (`unreachable`) once per change,
+   * not at every retry.
+   */
+  lastFailure: { addr: string; reason: string } | undefined;
   /** Every address of the service, and which one the link uses now. */
   private readonly targets: readonly LinkAddress[];
   private current = 0;
   /** The current connection is being left on purpose (`moveOn`). */
   private moving = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Who waits for the current connection's close to be handled (`stop`). */
+  private readonly closeWaiters: Array<() => void> = [];
   /** Ends the wait of `start()` while it lasts. */
   private starting: (() => void) | undefined;
   private heartbeat: HeartbeatSweep | undefined;
@@ -204,12 +212,17 @@ export class RpcLink<
   }
 
   /** Closes the connection and stops reconnecting. */
-  stop(): void {
+  /** Stops; resolves once the connection's close is handled (and logged), at once if none. */
+  stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.retryTimer);
     this.starting?.();
-    this.fs?.close();
-    this.fs?.destroy();
+    const fs = this.fs;
+    if (!fs) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    fs.close();
+    fs.destroy();
+    return closed;
   }
 
   /** Sends a request and resolves with its validated answer. */
@@ -277,6 +290,24 @@ export class RpcLink<
     this.secure(socket, `${target.host}:${target.port}`);
   }
 
+  /**
+   * A connection to `addr` ended before its hello: logged (`tls_error` when the other end does
+   * not speak TLS, else `unreachable`) and told, once per address and reason.
+   */
+  private failedAt(addr: string, reason: string): void {
+    if (!this.running) return;
+    const was = this.lastFailure;
+    this.lastFailure = { addr, reason };
+    if (was?.addr === addr && was.reason === reason) return;
+    const tlsFailed = /^(ERR_SSL|EPROTO|ERR_TLS)/.test(reason);
+    this.opts.log?.write(tlsFailed ? 'tls_error' : 'unreachable', {
+      ...(tlsFailed ? {} : { peer: this.opts.name }),
+      addr,
+      reason,
+    });
+    this.emit('unreachable', this.lastFailure);
+  }
+
   /** A dial of our own failed before any connection: as a connection closed before its hello. */
   private dialFailed(err: unknown): void {
     const reason = err instanceof HchatError ? err : new HchatError('E_TIMEOUT', String(err));
@@ -293,6 +324,11 @@ export class RpcLink<
   /** Runs the link over a TLS connection being made to `addr`. */
   private secure(socket: tls.TLSSocket, addr: string, via?: string): void {
     let opened = false;
+    /** The socket's own error before the TLS handshake finished (refused, not TLS, reset). */
+    let failed: string | undefined;
+    socket.once('error', (err) => {
+      if (!opened) failed = tlsReason(err);
+    });
     const limit = this.opts.connectTimeoutMs;
     // One deadline for TCP, TLS and the hello together: an end that trickles bytes cannot hold it.
     const deadline = limit
@@ -311,6 +347,7 @@ export class RpcLink<
       },
       close: (reason) => {
         clearTimeout(deadline);
+        if (!this.info && this.fs === fs) this.failedAt(addr, failed ?? reason?.code ?? 'eof');
         this.onClose(fs, opened, reason);
       },
     });
@@ -355,6 +392,7 @@ export class RpcLink<
     this.info = info;
     this.refs = info.compact !== undefined ? new RefReader() : undefined;
     this.attempt = 0;
+    this.lastFailure = undefined;
     this.startHeartbeat(fs, info);
     this.emit('up', info);
   }
@@ -435,6 +473,7 @@ export class RpcLink<
     }
     if (opened)
       this.opts.log?.write('close', { peer: this.opts.name, reason: reason?.code ?? 'eof' });
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
     this.emit('down', reason, wasUp);
     if (this.running && this.opts.reconnect !== false) this.retryLater();
     else this.running = false;

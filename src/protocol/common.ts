@@ -31,10 +31,11 @@ export const Password = z
 // U+202E, zero-width spaces and joiners), every default-ignorable code point, private-use,
 // unassigned and lone surrogate code points, line/paragraph separators, any space but U+0020, the
 // braille blank U+2800 (a symbol, but drawn as nothing: "bob\u2800" showed as "bob"), and the
-// colon. Such characters make a name look like another or hide what it says; the server also
+// colon and `@` (`alice@10.0.0.5` read as alice at another address where links are named
+// `user@ip:port`, and as a mention). Such characters make a name look like another or hide what it says; the server also
 // refuses names that merely look like another (server/name-index.ts).
 const NAME_FORBIDDEN =
-  /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\u2800:]|[^\S ]/u;
+  /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\u2800:@]|[^\S ]/u;
 
 export const VisitorName = z
   .string()
@@ -43,7 +44,7 @@ export const VisitorName = z
   .max(32, 'name: 1-32 printable characters')
   .refine(
     (s) => !NAME_FORBIDDEN.test(s),
-    'name: printable characters only (no colon, no invisible, bidi or format characters)',
+    'name: printable characters only (no colon, no @, no invisible, bidi or format characters)',
   );
 export const ChannelName = z
   .string()

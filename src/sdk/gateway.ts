@@ -23,6 +23,7 @@ export class GatewayConnection {
   private seq = 0;
   private stopped = false;
   private pause = 250;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly url: string,
@@ -60,7 +61,9 @@ export class GatewayConnection {
         this.stop();
         return this.on({ t: 'fatal', reason: 'E_TOKEN_INVALID' });
       }
-      setTimeout(() => this.start(), this.pause).unref();
+      // Not unref'd: while it waits to reconnect, nothing else may keep the process alive (a
+      // bot whose server restarted ended at once with exit 0, its socket gone).
+      this.retry = setTimeout(() => this.start(), this.pause);
       this.pause = Math.min(this.pause * 2, 10_000);
     });
   }
@@ -72,6 +75,7 @@ export class GatewayConnection {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.retry);
     this.socket?.close();
   }
 

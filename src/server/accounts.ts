@@ -73,7 +73,13 @@ export class TokenSigner {
       pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
       fs.writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
     }
-    const privateKey = crypto.createPrivateKey(pem);
+    let privateKey: crypto.KeyObject;
+    try {
+      privateKey = crypto.createPrivateKey(pem);
+    } catch (err) {
+      // Never replaced: every session and certificate of the deployment was signed with it.
+      throw new Error(`${file} is damaged: ${(err as Error).message}`);
+    }
     return new TokenSigner(privateKey, crypto.createPublicKey(privateKey));
   }
 

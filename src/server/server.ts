@@ -7,6 +7,7 @@
  * (frame-dispatch.ts), sessions (sessions.ts), the tracker (tracker-service.ts) and bus events
  * (bus-delivery.ts) each live in their own module.
  */
+import { DataLock } from '../store/data-lock.js';
 import { RefRegistry } from '../shared/compact-refs.js';
 import { closeServer, listen } from '../shared/listen.js';
 import type http from 'node:http';
@@ -79,6 +80,8 @@ export type { ServerOptions } from './server-options.js';
 /** A running central server. */
 export class CentralServer {
   readonly log: ConnectionLog;
+  /** This process's hold on its data folder (one process per folder). */
+  private lock: DataLock | undefined;
   readonly store: ServerStore;
   readonly tracker = new TrackerList();
   /** This instance's entries in `tracker`, and the other instances' (tracker-service.ts). */
@@ -450,7 +453,14 @@ export class CentralServer {
 
   /** Opens the store (migrating it), then starts listening; resolves once both ports are bound. */
   static async start(opts: ServerOptions): Promise<CentralServer> {
-    const store = opts.store ?? (await openServerStore(opts.storeUrl, opts.dataDir));
+    const lock = DataLock.take(opts.dataDir, 'server');
+    let store: ServerStore;
+    try {
+      store = opts.store ?? (await openServerStore(opts.storeUrl, opts.dataDir));
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     let s: CentralServer;
     let dms: DmStore | undefined;
     let avatars: AvatarStore | undefined;
@@ -469,8 +479,10 @@ export class CentralServer {
       await avatars?.close();
       await dms?.close();
       await store.close();
+      lock.release();
       throw err;
     }
+    s.lock = lock;
     try {
       // The framed port first: building the REST API takes tens of milliseconds, and peers
       // waiting to resume should not wait for it. (A late framed port once exposed a peer's
@@ -586,6 +598,7 @@ export class CentralServer {
     await this.apiTokens.close();
     this.log.write('shutdown', {});
     this.log.close();
+    this.lock?.release();
     this.opsLog.info('server stopped');
   }
 

@@ -155,7 +155,7 @@ export function loadOrCreateServerIdentity(
   if (given) {
     const cert = fs.readFileSync(given.certFile, 'utf8');
     const key = fs.readFileSync(given.keyFile, 'utf8');
-    return { cert, key, fingerprint: fingerprintOfCert(cert) };
+    return { cert, key, fingerprint: readingFile(given.certFile, () => fingerprintOfCert(cert)) };
   }
   const keyFile = path.join(dataDir, 'tls-key.pem');
   const certFile = path.join(dataDir, 'tls-cert.pem');
@@ -163,8 +163,8 @@ export function loadOrCreateServerIdentity(
     const cert = fs.readFileSync(certFile, 'utf8');
     const key = fs.readFileSync(keyFile, 'utf8');
     // A damaged or mismatched pair is refused, never silently replaced: peers pin this key.
-    const certKey = new crypto.X509Certificate(cert).publicKey;
-    const own = crypto.createPublicKey(crypto.createPrivateKey(key));
+    const certKey = readingFile(certFile, () => new crypto.X509Certificate(cert).publicKey);
+    const own = readingFile(keyFile, () => crypto.createPublicKey(crypto.createPrivateKey(key)));
     if (fingerprintOf(certKey) !== fingerprintOf(own))
       throw new Error(`${certFile} does not hold the certificate of ${keyFile}`);
     return { cert, key, fingerprint: fingerprintOf(own) };
@@ -173,6 +173,15 @@ export function loadOrCreateServerIdentity(
   fs.writeFileSync(keyFile, id.key, { mode: 0o600 });
   fs.writeFileSync(certFile, id.cert, { mode: 0o600 });
   return id;
+}
+
+/** `read()`'s answer; its error names `file` (OpenSSL's alone says nothing of which). */
+function readingFile<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw new Error(`${file} is damaged: ${(err as Error).message}`);
+  }
 }
 
 function toArrayBuffer(b: Buffer): ArrayBuffer {

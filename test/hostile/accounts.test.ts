@@ -404,12 +404,16 @@ describe('hostile: look-alike names (finding 21)', () => {
     }
     expect(codeOf(await c.request('bot_create', { username: 'herebot' }))).toBe('ok');
     const v = await RawClient.open(net.serverPort);
-    // A visitor name may hold any letter: a Cyrillic е, fullwidth letters; and a leading @.
-    const lookAlikes = ['h\u0435re', '\uff48\uff45\uff52\uff45', '@here', ' here '];
+    // A visitor name may hold any letter: a Cyrillic е, fullwidth letters. No `@` at all (PROTOCOL
+    // §3.3), so `@here` is refused as malformed.
+    const lookAlikes = ['h\u0435re', '\uff48\uff45\uff52\uff45', ' here '];
     for (const name of [...reserved, ...lookAlikes])
       expect(codeOf(await v.request('visitor', { name, publicKey: publicKey() })), name).toBe(
         'E_NAME_TAKEN',
       );
+    expect(codeOf(await v.request('visitor', { name: '@here', publicKey: publicKey() }))).toBe(
+      'E_BAD_REQUEST',
+    );
     expect(
       codeOf(await v.request('visitor', { name: 'here and there', publicKey: publicKey() })),
     ).toBe('ok');

@@ -674,11 +674,16 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
     // characters, not a registered username"; a colon is refused, `@` is not). A visitor who
     // calls itself `alice@10.0.0.5` is logged `peer=peer:alice@10.0.0.5@127.0.0.1:54124`: read
     // (or split at the first `@`) as alice, from 10.0.0.5. `@` in the name part should be
-    // percent-encoded like a space is.
+    // percent-encoded like a space is. (Fixed the other way: a visitor name may hold no `@`, as
+    // it may hold no colon: it is refused with 400 naming the `@`, and no line of the log can
+    // read so. README "Rules for names"; PROTOCOL §3.3.)
     const b = (m: string, r: string, x?: unknown) => curl(bob.base, bob.token, m, r, x);
     expect((await b('POST', '/api/logout')).status).toBe(204);
-    const v = await b('POST', '/api/visitor', { name: 'alice@10.0.0.5' });
-    expect(v.body).toMatchObject({ role: 'visitor', username: 'alice@10.0.0.5' });
+    const refused = await b('POST', '/api/visitor', { name: 'alice@10.0.0.5' });
+    expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+    expect(refused.body.error.message).toMatch(/no @/);
+    const v = await b('POST', '/api/visitor', { name: 'alice at 10.0.0.5' });
+    expect(v.body).toMatchObject({ role: 'visitor', username: 'alice at 10.0.0.5' });
     expect((await b('POST', `/api/channels/${channelId}/join`)).status).toBe(200);
     const log = fs.readFileSync(path.join(dir, 'server', 'connections.log'), 'latin1');
     const named = log.split('\n').filter((l) => / role=visitor/.test(l) && / ev=join /.test(l));
