@@ -211,8 +211,10 @@ export class RpcLink<
     });
   }
 
-  /** Closes the connection and stops reconnecting. */
-  /** Stops; resolves once the connection's close is handled (and logged), at once if none. */
+  /**
+   * Closes the connection and stops reconnecting; resolves once the close is handled (and
+   * logged), at once when there is no connection.
+   */
   stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.retryTimer);

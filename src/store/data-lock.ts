@@ -10,7 +10,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 
 export class DataLock {
-  private constructor(private readonly db: Database.Database | undefined) {}
+  private constructor(private readonly db: Database.Database) {}
 
   /**
    * Makes the folder `dir` if it is not there and takes its lock for a `what` process; throws,
@@ -59,6 +59,6 @@ export class DataLock {
 
   /** Lets the folder go (at close). */
   release(): void {
-    this.db?.close();
+    this.db.close();
   }
 }
