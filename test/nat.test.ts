@@ -11,11 +11,22 @@ import { waitFor } from './testnet.js';
 import { packets, startCapture } from './pcap.js';
 import { parseRecord } from '../src/shared/connlog.js';
 
-/** The server and two peers, alice at home 1 and bob at home 2; alice hosts a channel bob joined. */
-async function hostedAcrossNats(world: NatWorld) {
+/**
+ * A punch that cannot succeed fails after 1 s here, not 5 (`--punch-deadline-ms`): what follows
+ * is the same, sooner.
+ */
+const PUNCH_FAILS_SOONER = ['--punch-deadline-ms', '1000'];
+
+/**
+ * The server and two peers, alice at home 1 and bob at home 2 (with `bobArgs`); alice hosts a
+ * channel bob joined.
+ */
+async function hostedAcrossNats(world: NatWorld, bobArgs: string[] = []) {
   const server = await world.startServer();
-  const alice = await world.startPeer(0, server, 'alice');
-  const bob = await world.startPeer(1, server, 'bob');
+  const [alice, bob] = await world.startPeers(server, [
+    [0, 'alice'],
+    [1, 'bob', bobArgs],
+  ]);
   const ch = (await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false }))
     .body as { id: string };
   expect((await bob.call('POST', `/api/channels/${ch.id}/join`)).status).toBe(200);
@@ -47,8 +58,11 @@ describe('peers behind NATs', () => {
   it('the test world: the server sees each home at its router’s address, never its LAN one', async () => {
     const world = createNatWorld([{}, {}]);
     const server = await world.startServer();
-    await world.startPeer(0, server, 'alice');
-    await world.startPeer(1, server, 'bob');
+    // Logged in in this order (their processes start at once).
+    await world.startPeers(server, [
+      [0, 'alice'],
+      [1, 'bob'],
+    ]);
     const auths = serverLog(world).filter((r) => r.ev === 'auth');
     expect(auths.map((r) => r.peer)).toEqual([
       expect.stringMatching(/^peer:alice@203\.0\.113\.11:\d+$/),
@@ -199,7 +213,7 @@ describe('peers behind NATs', () => {
 
   it('a firewall that lets only the server through: the punch fails, and the link is relayed', async () => {
     const world = createNatWorld([{ onlyServer: true }, {}]);
-    const { alice, bob, ch } = await hostedAcrossNats(world);
+    const { alice, bob, ch } = await hostedAcrossNats(world, PUNCH_FAILS_SOONER);
     await waitFor(async () => (await view(bob, ch)).source === 'host', 30_000, 'bob on the host');
     expect(bob.log()).toContainEqual(
       expect.objectContaining({ ev: 'punch', result: 'failed', reason: 'E_TIMEOUT' }),
@@ -246,10 +260,12 @@ describe('livestreams behind NATs', () => {
     const world = createNatWorld([{}, {}, {}]);
     const server = await world.startServer();
     // k = 1: the tree is a chain, in the order the viewers come: alice → bob → dave → carol.
-    const alice = await world.startPeer(0, server, 'alice', ['--stream-fanout', '1']);
-    const bob = await world.startPeer(1, server, 'bob');
-    const dave = await world.startPeer(1, server, 'dave');
-    const carol = await world.startPeer(2, server, 'carol');
+    const [alice, bob, dave, carol] = await world.startPeers(server, [
+      [0, 'alice', ['--stream-fanout', '1']],
+      [1, 'bob'],
+      [1, 'dave'],
+      [2, 'carol'],
+    ]);
     const ch = (await alice.call('POST', '/api/channels', { name: 'live', allowVisitors: false }))
       .body.id as string;
     for (const p of [bob, dave, carol])
@@ -299,7 +315,9 @@ describe('livestreams behind NATs', () => {
   ] as const)
     it(`a viewer ${what} gets the stream through a media tunnel in the server's relay, counted apart`, async () => {
       const world = createNatWorld([{}, spec]);
-      const { alice, bob, ch } = await hostedAcrossNats(world);
+      // Behind that firewall bob's punches to alice fail: sooner with a shorter deadline.
+      const bobArgs = 'onlyServer' in spec ? PUNCH_FAILS_SOONER : [];
+      const { alice, bob, ch } = await hostedAcrossNats(world, bobArgs);
       const streamId = await goLive(alice, ch);
       await watch(bob, streamId);
       await waitFor(async () => (await frames(bob, streamId)) >= 60, 20_000, 'bob: 60 frames');

@@ -83,6 +83,9 @@ export interface HomePeer {
   kill(): Promise<void>;
 }
 
+/** A peer for `startPeers`: its home, its user's name, and extra flags. */
+export type PeerToStart = [i: number, username: string, extra?: string[]];
+
 export interface NatWorld {
   /** The namespace of the internet, where the server runs. */
   inet: string;
@@ -102,6 +105,15 @@ export interface NatWorld {
    * `extra` flags (several peers may share a home: their ports are free ones).
    */
   startPeer(i: number, server: HchatProcess, username: string, extra?: string[]): Promise<HomePeer>;
+  /**
+   * `startPeer` for each of `peers` (`[home, username, extra?]`): the processes start at once,
+   * and are then registered and logged in one after another, in the order given (as calls of
+   * `startPeer` one after another would, less the wait for each process to start).
+   */
+  startPeers<L extends PeerToStart[]>(
+    server: HchatProcess,
+    peers: [...L],
+  ): Promise<{ [K in keyof L]: HomePeer }>;
   /**
    * Starts a peer at home `i` for `server` on `<dir>/<name>` (with `extra` flags), neither
    * registered nor logged in: on a folder an earlier peer left, it is that peer restarted on the
@@ -138,7 +150,9 @@ export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
   const bridges: net.Server[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-nat-'));
   const removeAll = () => {
-    for (const ns of created.splice(0).reverse()) ip(['netns', 'del', ns], true);
+    // One `ip` for them all; -force goes on past a namespace a failed build never made.
+    const names = created.splice(0).reverse();
+    if (names.length) ipBatchForced(names.map((ns) => `netns del ${ns}`));
     fs.rmSync(dir, { recursive: true, force: true });
   };
   let closing: Promise<void> | undefined;
@@ -149,21 +163,45 @@ export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
       await Promise.all(bridges.map((b) => new Promise((r) => b.close(r))));
       removeAll();
     })());
-  const addNs = (role: string) => {
-    const ns = `${prefix}-${role}`;
-    ip(['netns', 'add', ns]);
-    created.push(ns);
-    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    return ns;
-  };
   let inet: string;
   let homes: Home[];
   try {
-    inet = addNs('inet');
-    ip(['-n', inet, 'link', 'add', 'br0', 'type', 'bridge']);
-    ip(['-n', inet, 'addr', 'add', `${SERVER_IP}/24`, 'dev', 'br0']);
-    ip(['-n', inet, 'link', 'set', 'br0', 'up']);
-    homes = specs.map((spec, k) => addHome(addNs, inet, spec, k + 1));
+    // The same `ip` and `iptables` commands as one at a time, `ip`'s in one process per
+    // namespace (and one in ours for the namespaces and the veths between them).
+    const nsName = (role: string) => `${prefix}-${role}`;
+    inet = nsName('inet');
+    const plans = specs.map((spec, k) => planHome(nsName, inet, spec, k + 1));
+    const all = [inet, ...plans.flatMap((p) => [p.home.nat, p.home.ns])];
+    created.push(...all);
+    // One shell runs it all: a process started from this one (large) costs tens of ms under
+    // load, one started from a shell a few.
+    const script = [
+      'pids=',
+      ipBatchLine([...all.map((ns) => `netns add ${ns}`), ...plans.flatMap((p) => p.root)]),
+      ipBatchLine(
+        [
+          'link set lo up',
+          'link add br0 type bridge',
+          `addr add ${SERVER_IP}/24 dev br0`,
+          'link set br0 up',
+          ...plans.flatMap((p) => p.inet),
+        ],
+        inet,
+      ),
+      // The homes at once, each in a subshell of its own; any that fails fails the build.
+      ...plans.map((p) =>
+        [
+          '(',
+          ipBatchLine(['link set lo up', ...p.nat], p.home.nat),
+          ipBatchLine(['link set lo up', ...p.lan], p.home.ns),
+          ...p.router.map((cmd) => `ip netns exec ${p.home.nat} ${cmd}`),
+          ') & pids="$pids $!"',
+        ].join('\n'),
+      ),
+      'for p in $pids; do wait $p; done',
+    ];
+    exec('sh', ['-ec', script.join('\n')]);
+    homes = plans.map((p) => p.home);
   } catch (err) {
     removeAll();
     throw err;
@@ -189,13 +227,21 @@ export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
       return hchat([...args, '--http-port', '0', '--data', data, ...extra], inet, env);
     },
     async startPeer(i, server, username, extra = []) {
-      const peer = await world.spawnPeer(i, server, username, extra);
-      const password = `${username}-pw`;
-      const reg = await peer.call('POST', '/api/register', { username, password });
-      if (reg.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(reg.body)}`);
-      const login = await peer.call('POST', '/api/login', { username, password });
-      if (login.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(login.body)}`);
-      return peer;
+      return signIn(await world.spawnPeer(i, server, username, extra), username);
+    },
+    async startPeers(server, list) {
+      const spawned = list.map(([i, username, extra]) =>
+        world.spawnPeer(i, server, username, extra),
+      );
+      // Every start is waited for before one that failed fails the call: none is left half-way
+      // (the world ends them all when it closes).
+      const settled = await Promise.allSettled(spawned);
+      const peers: HomePeer[] = [];
+      for (const [k, r] of settled.entries()) {
+        if (r.status === 'rejected') throw r.reason;
+        peers.push(await signIn(r.value, list[k]![1]));
+      }
+      return peers as { [K in keyof typeof list]: HomePeer };
     },
     async spawnPeer(i, server, name, extra = []) {
       const home = homes[i]!;
@@ -271,60 +317,91 @@ export function buildNatWorld(specs: NatSpec[]): OwnedNatWorld {
   return { ...world, close };
 }
 
-/** Home `i`: its router's namespace (NAT, firewall) and its own, wired to the internet's bridge. */
-function addHome(addNs: (role: string) => string, inet: string, spec: NatSpec, i: number): Home {
-  const nat = addNs(`nat${i}`);
-  const home = addNs(`home${i}`);
+/** What building home `i` takes: the commands, by the namespace they run in. */
+interface HomePlan {
+  home: Home;
+  /** `ip` commands in the builder's namespace (the veths, made straight in their two ends). */
+  root: string[];
+  /** `ip` commands in the internet's namespace. */
+  inet: string[];
+  /** `ip` commands in the router's namespace. */
+  nat: string[];
+  /** `ip` commands in the home's namespace. */
+  lan: string[];
+  /** Shell commands in the router's namespace: forwarding, NAT and firewall. */
+  router: string[];
+}
+
+/** Registers `username` on `peer` (password `<username>-pw`) and logs it in. */
+async function signIn(peer: HomePeer, username: string): Promise<HomePeer> {
+  const password = `${username}-pw`;
+  const reg = await peer.call('POST', '/api/register', { username, password });
+  if (reg.status !== 201) throw new Error(`register ${username}: ${JSON.stringify(reg.body)}`);
+  const login = await peer.call('POST', '/api/login', { username, password });
+  if (login.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(login.body)}`);
+  return peer;
+}
+
+/** What building home `i` takes (NAT, firewall) and its own, wired to the internet's bridge. */
+function planHome(
+  nsName: (role: string) => string,
+  inet: string,
+  spec: NatSpec,
+  i: number,
+): HomePlan {
+  const nat = nsName(`nat${i}`);
+  const home = nsName(`home${i}`);
   const wanIp = `203.0.113.${10 + i}`;
   const gw = `10.0.${i}.1`;
   const lanIp = `10.0.${i}.2`;
-  // Each veth is made straight in its two namespaces: no name is ever taken in the root one.
-  ip(['link', 'add', 'wan', 'netns', nat, 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', inet]);
-  ip(['-n', inet, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
-  ip(['-n', nat, 'addr', 'add', `${wanIp}/24`, 'dev', 'wan']);
-  ip(['-n', nat, 'link', 'set', 'wan', 'up']);
-  ip(['link', 'add', 'lan', 'netns', nat, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', home]);
-  ip(['-n', nat, 'addr', 'add', `${gw}/24`, 'dev', 'lan']);
-  ip(['-n', nat, 'link', 'set', 'lan', 'up']);
-  ip(['-n', home, 'addr', 'add', `${lanIp}/24`, 'dev', 'eth0']);
-  ip(['-n', home, 'link', 'set', 'eth0', 'up']);
-  ip(['-n', home, 'route', 'add', 'default', 'via', gw]);
-  const inNat = (cmd: string[]) => exec('ip', ['netns', 'exec', nat, ...cmd]);
-  inNat(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  inNat([
-    'iptables',
-    '-t',
-    'nat',
-    '-A',
-    'POSTROUTING',
-    '-o',
-    'wan',
-    '-j',
-    'MASQUERADE',
-    ...(spec.symmetric ? ['--random-fully'] : []),
-  ]);
+  const router = [
+    'sysctl -qw net.ipv4.ip_forward=1',
+    `iptables -t nat -A POSTROUTING -o wan -j MASQUERADE${spec.symmetric ? ' --random-fully' : ''}`,
+  ];
   // A home router's firewall: nothing from the internet that it did not ask for, neither to
   // the router nor through it, and silently (no RST: a refused SYN would end the other side's
   // simultaneous open before ours reached its router).
   if (!spec.noFirewall)
     for (const chain of ['INPUT', 'FORWARD'])
-      inNat([
-        'iptables',
-        '-A',
-        chain,
-        '-i',
-        'wan',
-        '-m',
-        'conntrack',
-        '--ctstate',
-        'NEW,INVALID',
-        '-j',
-        'DROP',
-      ]);
-  if (spec.blockUdp) inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '-p', 'udp', '-j', 'DROP']);
-  if (spec.onlyServer)
-    inNat(['iptables', '-A', 'FORWARD', '-i', 'lan', '!', '-d', SERVER_IP, '-j', 'DROP']);
-  return { ns: home, nat, lanIp, wanIp };
+      router.push(`iptables -A ${chain} -i wan -m conntrack --ctstate NEW,INVALID -j DROP`);
+  if (spec.blockUdp) router.push('iptables -A FORWARD -i lan -p udp -j DROP');
+  if (spec.onlyServer) router.push(`iptables -A FORWARD -i lan ! -d ${SERVER_IP} -j DROP`);
+  return {
+    home: { ns: home, nat, lanIp, wanIp },
+    // Each veth is made straight in its two namespaces: no name is ever taken in the root one.
+    root: [
+      `link add wan netns ${nat} type veth peer name p${i} netns ${inet}`,
+      `link add lan netns ${nat} type veth peer name eth0 netns ${home}`,
+    ],
+    inet: [`link set p${i} master br0 up`],
+    nat: [
+      `addr add ${wanIp}/24 dev wan`,
+      'link set wan up',
+      `addr add ${gw}/24 dev lan`,
+      'link set lan up',
+    ],
+    lan: [`addr add ${lanIp}/24 dev eth0`, 'link set eth0 up', `route add default via ${gw}`],
+    router,
+  };
+}
+
+/** A shell line that runs `ip` commands in one process, in namespace `ns` if given. */
+function ipBatchLine(lines: string[], ns?: string): string {
+  return `ip ${ns ? `-n ${ns} ` : ''}-batch - <<'EOF'\n${lines.join('\n')}\nEOF`;
+}
+
+/** Runs `ip` commands in one process, all of them: one that fails (nothing to undo) is skipped. */
+function ipBatchForced(lines: string[]): void {
+  try {
+    execFileSync('ip', ['-force', '-batch', '-'], {
+      input: lines.join('\n') + '\n',
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  } catch {
+    // It still ran the others; what failed was a namespace a failed build never made.
+  }
 }
 
 function ip(args: string[], quiet = false): void {

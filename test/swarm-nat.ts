@@ -39,8 +39,8 @@ export async function startNatSwarm(
   const inHome: Record<string, HomePeer> = {};
   const peers: Record<string, SwarmPeer> = {};
   const home: Record<string, number> = {};
-  const startPeer = async (name: string) => {
-    const p = await world.spawnPeer(names.indexOf(name), servers[0]!, name);
+  const startPeer = async (name: string, spawned?: Promise<HomePeer>) => {
+    const p = await (spawned ?? world.spawnPeer(names.indexOf(name), servers[0]!, name));
     inHome[name] = p;
     peers[name] = { proc: p.proc, ui: p.ui, p2p: p.p2p, data: p.data, args: p.args };
     return peers[name]!;
@@ -92,9 +92,14 @@ export async function startNatSwarm(
     },
   };
   const registered = new Set<string>();
-  for (const name of names) {
+  // The processes start at once; they are registered and logged in one after another, in order.
+  const spawned = names.map((name, k) => world.spawnPeer(k, servers[0]!, name));
+  // A start that fails fails the swarm once every start has ended (the world ends them all).
+  const failed = (await Promise.allSettled(spawned)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  for (const [k, name] of names.entries()) {
     home[name] = 0;
-    await startPeer(name);
+    await startPeer(name, spawned[k]);
     const user = name.split('@')[0]!;
     const password = `${user}-pw`;
     if (!registered.has(user)) {

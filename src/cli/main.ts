@@ -549,6 +549,20 @@ program
       .default(0)
       .argParser(parseRate),
   )
+  .addOption(
+    opt(
+      '--file-patience-ms <ms>',
+      'how long a file fetch that gets nowhere keeps trying (default 20000; for tests of fetches that cannot succeed)',
+      'HCHAT_FILE_PATIENCE_MS',
+    ).argParser(parseMs),
+  )
+  .addOption(
+    opt(
+      '--punch-deadline-ms <ms>',
+      'how long a hole punch dials before the relay takes over (default 5000; for tests of punches that cannot succeed)',
+      'HCHAT_PUNCH_DEADLINE_MS',
+    ).argParser(parseMs),
+  )
   .addOption(clockSkewOption())
   .action(
     async (o: {
@@ -562,6 +576,8 @@ program
       streamFanout: number;
       maxClockSkewMs?: number;
       udpLoss: number;
+      punchDeadlineMs?: number;
+      filePatienceMs?: number;
       apiToken?: string;
       uploadLimit?: number;
       maxFileBytes?: number;
@@ -589,6 +605,8 @@ program
         streamFanout: o.streamFanout,
         maxClockSkewMs: o.maxClockSkewMs,
         udpLoss: o.udpLoss,
+        punchDeadlineMs: o.punchDeadlineMs,
+        filePatienceMs: o.filePatienceMs,
         apiToken: o.apiToken,
         uploadLimit: o.uploadLimit,
         maxFileBytes: o.maxFileBytes,

@@ -54,6 +54,8 @@ export interface PeerFilesDeps {
   backedUp(): void;
   maxFileBytes: number;
   cacheBytes: number;
+  /** How long a fetch that gets nowhere keeps trying (default PATIENCE_MS). */
+  patienceMs?: number;
 }
 
 /** What the uploader says of a file beyond its bytes. */
@@ -204,13 +206,14 @@ export class PeerFiles {
     const [, , id] = args;
     let wait = 250;
     let held = this.d.files.state(id)?.heldBytes ?? 0;
-    for (let deadline = Date.now() + PATIENCE_MS; ;) {
+    const patience = this.d.patienceMs ?? PATIENCE_MS;
+    for (let deadline = Date.now() + patience; ;) {
       try {
         return await fetchFile(...args);
       } catch (err) {
         if (!(err instanceof HchatError) || !RETRY.has(err.code)) throw err;
         const now = this.d.files.state(id)?.heldBytes ?? 0;
-        if (now > held) deadline = Date.now() + PATIENCE_MS; // progress: more patience
+        if (now > held) deadline = Date.now() + patience; // progress: more patience
         held = now;
         if (Date.now() + wait > deadline || !this.d.username() || this.d.closed()) throw err;
         this.d.log.write('file', { file: id, retry: wait, code: err.code });

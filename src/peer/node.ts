@@ -97,6 +97,11 @@ export interface PeerOptions {
   maxBackoffMs?: number;
   /** Fraction of incoming UDP datagrams to drop (loss injection for tests). */
   udpLoss?: number;
+  /**
+   * How long a hole punch dials before it has failed and the relay takes over (default
+   * `NAT_LIMITS.punchDeadlineMs`; tests of punches that must fail shorten it).
+   */
+  punchDeadlineMs?: number;
   /** Viewers the streamer (and each relay) feeds directly (SPEC §8 k). */
   streamFanout?: number;
   /** ε: messages stamped further ahead of this peer's clock are refused (E_CLOCK_SKEW). */
@@ -110,6 +115,11 @@ export interface PeerOptions {
   maxFileBytes?: number;
   /** Bytes of other people's files kept before the least recently used go. */
   fileCacheBytes?: number;
+  /**
+   * How long a file fetch that gets nowhere keeps trying (default 20 s, PROTOCOL §9.4; tests of
+   * fetches that must fail shorten it).
+   */
+  filePatienceMs?: number;
   /**
    * bench/ only: media in plain RTP between peers, to measure what SRTP costs. No flag or
    * variable of `hchat` reaches it; bench/plain-peer.ts is the only way in.
@@ -257,6 +267,7 @@ export class PeerNode {
       backedUp: () => this.background(this.delivery.drain()),
       maxFileBytes: (this.maxFileBytes = opts.maxFileBytes ?? FILE_LIMITS.maxFileBytes),
       cacheBytes: opts.fileCacheBytes ?? FILE_LIMITS.cacheBytes,
+      patienceMs: opts.filePatienceMs,
     });
     this.store.fileView = (channelId, ref) => this.files.view(channelId, ref);
     this.avatars = new PeerAvatars({
@@ -311,6 +322,7 @@ export class PeerNode {
       serving: () => this.authed && this.p2p.serving,
       adopt: (socket) => this.p2p.adopt(socket),
       mediaTunnel: (from, streamId, socket) => this.live.acceptTunnel(from, streamId, socket),
+      punchDeadlineMs: opts.punchDeadlineMs,
     });
     this.live = new LiveService({
       log: this.log,

@@ -39,6 +39,8 @@ export interface PuncherDeps {
   adopt(socket: net.Socket): void;
   /** Hands a media tunnel a child opened to us through the relay to the livestreams (§5.6). */
   mediaTunnel(from: RelayEvent['from'], streamId: string, socket: net.Socket): void;
+  /** How long a punch dials before it has failed (default `NAT_LIMITS.punchDeadlineMs`). */
+  punchDeadlineMs?: number;
 }
 
 /** A member's way to its hosts, and a host's answers to members' punches. */
@@ -48,7 +50,12 @@ export class Puncher {
   /** Failed punches per entry key: how many in a row, and no new one before `until`. */
   private readonly failures = new Map<string, { count: number; until: number }>();
 
-  constructor(private readonly d: PuncherDeps) {}
+  /** How long both sides of a punch dial each other before it has failed. */
+  private readonly deadlineMs: number;
+
+  constructor(private readonly d: PuncherDeps) {
+    this.deadlineMs = d.punchDeadlineMs ?? NAT_LIMITS.punchDeadlineMs;
+  }
 
   /**
    * A connected socket to the entry's host: dialled directly where that can work; punched when
@@ -215,14 +222,14 @@ export class Puncher {
 
   /** Our side of a punch we start: ask the host through the server, then dial its answer. */
   private async punch(entry: TrackerEntry): Promise<{ socket: net.Socket; addr: string }> {
-    const deadline = Date.now() + NAT_LIMITS.punchDeadlineMs;
+    const deadline = Date.now() + this.deadlineMs;
     const port = await freePort(this.d.host);
     const id = crypto.randomBytes(12).toString('base64url');
     const answered = new Promise<PunchEvent>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
         reject(new HchatError('E_TIMEOUT', 'the host did not answer the punch'));
-      }, NAT_LIMITS.punchDeadlineMs);
+      }, this.deadlineMs);
       timer.unref();
       this.waiting.set(id, (e) => {
         clearTimeout(timer);
@@ -253,7 +260,7 @@ export class Puncher {
     const name = peerName(e.from.username, e.ip, e.port);
     try {
       const port = await freePort(this.d.host);
-      const deadline = Date.now() + NAT_LIMITS.punchDeadlineMs;
+      const deadline = Date.now() + this.deadlineMs;
       // Our SYN leaves before the answer reaches the member: when theirs comes, our NAT knows it.
       const dialling = simultaneousOpen(this.d.host, port, e.ip, e.port, deadline);
       dialling.catch(() => undefined);

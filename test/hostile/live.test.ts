@@ -259,14 +259,18 @@ describe('hostile viewer and streamer (livestream)', { timeout: 60_000 }, () => 
       const burst = await Promise.allSettled(
         Array.from({ length: 6 }, () => mallory.link.request('stalled', { streamId })),
       );
+      // The report taken was taken (by the streamer's clock) before its answer came here.
+      let taken = Date.now();
       const limited = burst.filter(
         (r) => r.status === 'rejected' && r.reason?.code === 'E_RATE_LIMITED',
       ).length;
       await sleep(STREAM_LIMITS.stallSettleMs + 300);
       // Twice more, each after the rate limit's interval: taken, and each moves only mallory.
       for (let i = 0; i < 2; i++) {
-        await sleep(STREAM_LIMITS.stallReportIntervalMs);
+        // The interval counts from the last report taken; the settle wait was part of it.
+        await sleep(STREAM_LIMITS.stallReportIntervalMs - (Date.now() - taken));
         await mallory.link.request('stalled', { streamId });
+        taken = Date.now();
         await sleep(STREAM_LIMITS.stallSettleMs + 300);
       }
       const after = await Promise.all(viewers.map((v) => stats(v, streamId)));

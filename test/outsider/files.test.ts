@@ -1350,7 +1350,8 @@ describe('a hostile author', () => {
 
 // ---------------------------------------------------------------------------------------------
 // The local API (README "Local API": POST/GET /api/channels/:id/files…). alice's peer runs with
-// --max-file-bytes 1 MiB; dave's peer (default 25 MiB) is not a member of alice's channel.
+// --max-file-bytes 1 MiB; dave's peer (default 25 MiB) is not a member of alice's channel. A fetch
+// that gets nowhere gives up after 2 s at dave's peer (--file-patience-ms), not 20 s.
 // ---------------------------------------------------------------------------------------------
 describe('the local API', () => {
   let srv: Server;
@@ -1364,7 +1365,7 @@ describe('the local API', () => {
     srv = await startServer(SRV);
     [alice, dave] = await Promise.all([
       userPeer(srv, 'alice', ['--max-file-bytes', '1048576']),
-      userPeer(srv, 'dave'),
+      userPeer(srv, 'dave', ['--file-patience-ms', '2000']),
     ]);
     A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body.id;
     dataF = crypto.randomBytes(CHUNK + 7);
