@@ -583,11 +583,11 @@ program
       maxFileBytes?: number;
       fileCacheBytes?: number;
     }) => {
-      const { startPeer } = await import('../peer/index.js');
       // A signal before the ready line (the server does not answer yet) stops it cleanly too.
       const early = new AbortController();
       const earlyStop = () => early.abort();
       for (const s of STOP_SIGNALS) process.on(s, earlyStop);
+      const { startPeer } = await import('../peer/index.js');
       const starting = startPeer({
         startAbort: early.signal,
         serverHost: o.server[0]!.host,
@@ -617,7 +617,9 @@ program
         throw err;
       });
       for (const s of STOP_SIGNALS) process.off(s, earlyStop);
-      onSignals(() => peer.close());
+      const trigger = onSignals(() => peer.close());
+      // A signal just as the start ended: stop now, as it asked.
+      if (early.signal.aborted) return trigger();
       // A server key that is not trusted is said once (the link keeps retrying quietly).
       let said = '';
       const sayKeyError = (reason?: HchatError) => {

@@ -700,8 +700,9 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
     // `--server` address failed once"); a user who presses Ctrl-C then (the likeliest moment:
     // "why is nothing printed?") gets a process ended by SIGINT itself (status 130 in a shell),
     // not the clean stop it gets a second later.
+    let dialled = false;
     const mute = net.createServer(() => {
-      /* accepts, never speaks */
+      dialled = true; // accepts, never speaks
     });
     await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
     try {
@@ -709,7 +710,9 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
       const l = launchHchat(['peer', '--server', `127.0.0.1:${port}`, '--data', `${dir}/mute`]);
       running.add(l);
       l.ready.catch(() => undefined);
-      await sleep(2000);
+      // It is waiting for its server once it has dialled it (however slowly it started).
+      await until('the peer to dial its server', async () => dialled);
+      await sleep(500);
       expect(l.proc.stdout?.readableLength ?? 0).toBe(0);
       l.proc.kill('SIGINT');
       const code = await Promise.race([l.exited, sleep(8000).then(() => 'hung')]);
