@@ -272,11 +272,11 @@ globalThis.Date = ShiftedDate;
 }
 
 /**
- * Two `bin/hchat server` instances of one deployment (a fresh PostgreSQL database, a NATS of their
+ * `count` `bin/hchat server` instances of one deployment (a fresh PostgreSQL database, a NATS of their
  * own, one signing key: README "Several server instances"), outside vitest's per-test cleanup so
  * that a scenario may run beside other tests; `stop()` ends all of it.
  */
-export async function startDeployment() {
+export async function startDeployment(extra: string[] = [], count = 2) {
   const { createTestDatabase } = await import('../pg-kit.js');
   const { launchNats } = await import('../nats.js');
   const { launchHchat } = await import('../hchat-spawn.js');
@@ -286,7 +286,8 @@ export async function startDeployment() {
   fs.writeFileSync(key, kp.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   const db = await createTestDatabase();
   const nats = await launchNats();
-  const launched = [0, 1].map((i) =>
+  const ids = Array.from({ length: count }, (_, i) => i);
+  const launched = ids.map((i) =>
     launchHchat([
       'server',
       '--port',
@@ -301,6 +302,7 @@ export async function startDeployment() {
       nats.url,
       '--signing-key',
       key,
+      ...extra,
     ]),
   );
   const servers = await Promise.all(launched.map((l) => l.ready));
@@ -319,7 +321,7 @@ export async function startDeployment() {
     at,
     kill,
     async stop() {
-      await Promise.all([0, 1].map(kill));
+      await Promise.all(ids.map(kill));
       await nats.kill();
       await db.drop().catch(() => {});
       fs.rmSync(dir, { recursive: true, force: true });
