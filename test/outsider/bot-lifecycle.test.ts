@@ -907,6 +907,7 @@ interface LeaseResult {
   };
   revokedClose: number;
   revokedMs: number;
+  restAfterRevoke: number;
   first: string;
   lookAlikeOnB: string | undefined;
   resumedOnB: string | undefined;
@@ -990,6 +991,7 @@ async function leaseScenario(): Promise<LeaseResult> {
     const gc = openGateway(C.http, t2.token);
     await gc.ready;
     await ok(bob, 'token_revoke', { id: t2.id });
+    const restAfterRevoke = (await rest(C.http, t2.token, 'GET', '/users/@me')).status;
     const r0 = Date.now();
     const revokedClose = await Promise.race([gc.closed, sleep(3_000).then(() => 0)]);
     const revokedMs = Date.now() - r0;
@@ -1005,6 +1007,7 @@ async function leaseScenario(): Promise<LeaseResult> {
       removal: { attempts, gateway, wire },
       revokedClose,
       revokedMs,
+      restAfterRevoke,
       first: v.r.body?.username,
       lookAlikeOnB,
       resumedOnB: res.body?.username,
@@ -1026,6 +1029,8 @@ test('several instances: a member removed through one instance gets nothing post
   // once over the bus …)".
   expect(r.revokedClose).toBe(4004);
   expect(r.revokedMs).toBeLessThan(2_000);
+  // "Revocation is read by every call, on every instance: it holds from the next request."
+  expect(r.restAfterRevoke).toBe(401);
   // FINDING: PROTOCOL.md §2.2: "a removed member leaves the member list for good (it can neither
   // read nor post …). It pushes the item to the channel's subscribers first, the removed member
   // included, then stops pushing to those who may no longer read"; SECURITY.md: "a removed member
