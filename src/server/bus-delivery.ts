@@ -31,6 +31,8 @@ export interface BusDeliveryDeps {
   gateway: {
     tokenRevoked(tokenId: string, revokedAt?: number): void;
     memberChanged(e: Extract<BusEvent, { kind: 'member_joined' | 'member_left' }>): void;
+    /** A channel was deleted; `was` its members loaded here. */
+    channelDeleted(channelId: string, was: ReadonlySet<string>): void;
   };
   tracker: Pick<TrackerService, 'busEvent' | 'control'>;
   /** NAT signals for this instance's sessions (punch-service.ts). */
@@ -112,7 +114,8 @@ export class BusDelivery {
         return;
       case 'channel_changed':
         d.channels.channelChanged(e);
-        if (e.deleted) d.presence.channelDeleted(e.channelId);
+        if (e.deleted)
+          d.gateway.channelDeleted(e.channelId, d.presence.channelDeleted(e.channelId));
         // Once, by the instance that stored the deletion: the files may be every instance's.
         if (e.deleted && from === undefined) d.files.channelDeleted(e.channelId);
         return;

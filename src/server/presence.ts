@@ -63,7 +63,7 @@ const NO_CHANNELS: ReadonlySet<string> = new Set();
  * 16,384 members, a deletion one of up to 128 (a deleted channel of 200 members took 0.46 s and
  * 39,402 events; see channelDeleted).
  */
-const TELL_PAIRS_MAX = 16_384;
+export const TELL_PAIRS_MAX = 16_384;
 
 /** Tracker visibility and fan-out on one server instance. */
 export class Presence implements Memberships {
@@ -263,11 +263,13 @@ export class Presence implements Memberships {
   /**
    * `channelId` was deleted: none of its members (loaded here) belongs to it any more. Past
    * TELL_PAIRS_MAX pairs of members nobody is told (each member hears of the deletion itself,
-   * PROTOCOL.md §3.5): a channel of 3,000 members would take 9 million events.
+   * PROTOCOL.md §3.5): a channel of 3,000 members would take 9 million events. Answers the
+   * members it had (loaded here), for the gateway's sessions.
    */
-  channelDeleted(channelId: string): void {
+  channelDeleted(channelId: string): ReadonlySet<string> {
     const members = this.loadedMembersOf(channelId);
     this.membershipsEnded(channelId, [...members], members);
+    return members;
   }
 
   /**

@@ -315,6 +315,7 @@ export class CentralServer {
           this.gateway?.revoked(id);
         },
         memberChanged: (e) => this.gateway?.memberChanged(e),
+        channelDeleted: (id, was) => this.gateway?.channelDeleted(id, was),
       },
       tracker: {
         busEvent: (e, from) => this.trackerService.busEvent(e, from),

@@ -18,11 +18,13 @@ import type { WireError } from '../../protocol/rpc.js';
 import type { z } from 'zod';
 import type { ApiTokenRecord, ApiTokenStore } from '../../store/api-token-store.js';
 import { Conn, type ConnLink } from '../conn.js';
+import { scopedEvent } from './token-scope.js';
 import type { FrameDispatch } from '../frame-dispatch.js';
 import type { Channel, TrackerEntry } from '../../protocol/common.js';
 import type { BusEvent } from '../bus.js';
 import { eventFor, isOwn, type EntryChange, type Memberships, type Viewer } from '../tracker.js';
 import { HeartbeatSweep } from '../../shared/heartbeat-sweep.js';
+import { TELL_PAIRS_MAX } from '../presence.js';
 
 /** How long a closing socket may take to answer the close frame before it is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -122,6 +124,11 @@ class GatewaySession {
   readonly conn: Conn<GatewayLink>;
   /** The channels it is subscribed to (the account's, within the token's). */
   channels = new Set<string>();
+  /**
+   * Channels its account just left or was removed from: nothing more of them is told, also what
+   * another instance pushes before this session is subscribed anew (PROTOCOL.md §2.2).
+   */
+  readonly left = new Set<string>();
   /** Its account as the tracker's visibility rule sees a viewer: a user who views no channel. */
   readonly viewer: Viewer;
   private nextReq = 1;
@@ -148,8 +155,14 @@ class GatewaySession {
     return r.body;
   }
 
-  event(type: string, data: unknown): void {
+  event(type: string, body: unknown): void {
+    if (this.left.size > 0 && type !== 'member_left' && type !== 'member_joined') {
+      const ch = channelOf(body);
+      if (ch !== undefined && this.left.has(ch)) return;
+    }
     const seq = ++this.seq;
+    // A token of some channels is told no other channel, also inside a tracker entry.
+    const data = scopedEvent(body, this.token.channels);
     const text = JSON.stringify({ t: 'event', seq, type, data });
     this.buffer.push({ seq, text });
     if (this.buffer.length > GATEWAY_LIMITS.bufferEvents) this.buffer.shift();
@@ -275,7 +288,34 @@ export class Gateway {
           ? m.without(name, e.channelId)
           : m.plus(new Set([name]), e.channelId);
       this.visibilityChanged(s, e.channelId, name, own, before);
+      if (own && e.kind === 'member_left') {
+        // After this turn's pushes (the removal item itself reaches the removed member).
+        process.nextTick(() => s.left.add(e.channelId));
+      } else if (own) s.left.delete(e.channelId);
       if (own) void this.subscribe(s).catch(() => undefined);
+    }
+  }
+
+  /**
+   * `channelId` was deleted, `was` its members loaded here: each member's sessions hear of the
+   * entries they no longer see (`peer_left`), as wire sessions do (presence.ts), within the
+   * same bound (TELL_PAIRS_MAX pairs).
+   */
+  channelDeleted(channelId: string, was: ReadonlySet<string>): void {
+    if (was.size * was.size > TELL_PAIRS_MAX) return;
+    const m = this.d.memberships;
+    const before = m.plus(was, channelId);
+    for (const s of this.sessions.values()) {
+      const a = s.token.account.toLowerCase();
+      if (!was.has(a)) continue;
+      if (s.token.channels !== null && !s.token.channels.includes(channelId)) continue;
+      for (const b of was) {
+        if (b === a) continue;
+        for (const entry of this.d.entriesOf(b)) {
+          const ev = eventFor(s.viewer, { before: entry, after: entry }, m, before);
+          if (ev) s.event(ev.ev, { entry: ev.entry });
+        }
+      }
     }
   }
 
@@ -354,6 +394,7 @@ export class Gateway {
       channelIds: string[];
     };
     s.channels = new Set(r.channelIds);
+    for (const id of r.channelIds) s.left.delete(id);
     return r.channelIds;
   }
 
@@ -383,4 +424,12 @@ export class Gateway {
     s.conn.fs.close();
     this.d.finished(s.conn);
   }
+}
+
+/** The channel an event is about (a message's, or the `channelId` of its body), if any. */
+function channelOf(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const b = body as { channelId?: unknown; message?: { channelId?: unknown } };
+  const id = typeof b.channelId === 'string' ? b.channelId : b.message?.channelId;
+  return typeof id === 'string' ? id : undefined;
 }

@@ -31,6 +31,7 @@ import { OPS, type OpName, type OpReq, type OpRes } from '../../protocol/server-
 import type { ApiTokenRecord } from '../../store/api-token-store.js';
 import type { TokenService } from '../token-service.js';
 import type { Gateway } from './gateway.js';
+import { scopedEntry } from './token-scope.js';
 import { readClaims } from '../../shared/tokens.js';
 
 /** What the routes need from their server. */
@@ -87,6 +88,18 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
     const app = plain.withTypeProvider<ZodTypeProvider>();
     const call = <K extends OpName>(req: FastifyRequest, op: K, body: OpReq<K>) =>
       d.call(tokenOf(req), remoteOf(req), op, body);
+
+    /** A channel's members, every page of them (the wire answer is cut to a frame). */
+    const allMembers = async (req: FastifyRequest, channelId: string): Promise<string[]> => {
+      const out: string[] = [];
+      let after: string | undefined;
+      do {
+        const r = await call(req, 'members', { channelId, ...(after ? { after } : {}) });
+        out.push(...r.members);
+        after = r.next;
+      } while (after !== undefined);
+      return out;
+    };
 
     /** `user_id` as an account name: `@me` is the token's own. */
     const nameOf = (req: FastifyRequest, userId: string) =>
@@ -259,12 +272,12 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
         schema: {
           summary: 'A channel’s members',
           params: ChannelIdParams,
-          response: { 200: OPS.members.res, ...ERRORS },
+          response: { 200: OPS.members.res.omit({ next: true }), ...ERRORS },
         },
       },
       async (req) => {
         checkScope(tokenOf(req), req.params.channel_id);
-        return call(req, 'members', { channelId: req.params.channel_id });
+        return { members: await allMembers(req, req.params.channel_id) };
       },
     );
 
@@ -356,10 +369,11 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
         if (t.channels === null) return page;
         const members = new Set<string>();
         for (const id of t.channels) {
-          const m = await call(req, 'members', { channelId: id }).catch(() => ({ members: [] }));
-          for (const u of m.members) members.add(u.toLowerCase());
+          const m = await allMembers(req, id).catch(() => []);
+          for (const u of m) members.add(u.toLowerCase());
         }
-        return { ...page, peers: page.peers.filter((p) => members.has(p.username.toLowerCase())) };
+        const peers = page.peers.filter((p) => members.has(p.username.toLowerCase()));
+        return { ...page, peers: peers.map((p) => scopedEntry(p, t.channels)) };
       },
     );
 
