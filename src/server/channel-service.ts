@@ -277,8 +277,13 @@ export class ChannelService {
     const subs = this.subscribers.get(e.channelId);
     // After this turn's pushes (the removal item itself reaches the removed member).
     process.nextTick(() => {
-      for (const c of this.d.connsOf(e.username.toLowerCase())) {
-        if (c.session?.role !== 'user') continue;
+      const name = e.username.toLowerCase();
+      const gone = (c: Conn) =>
+        c.session?.role === 'user' && c.session.username.toLowerCase() === name;
+      // Every subscriber of its user: its sessions, and connections no session list holds (the
+      // REST gateway's, whose subscription a re-subscribe read before the removal may renew).
+      for (const c of [...(subs ?? []), ...this.d.connsOf(name)]) {
+        if (!gone(c)) continue;
         subs?.delete(c);
         c.subs.delete(e.channelId);
       }
