@@ -5,6 +5,7 @@
  * nothing is lost and no answer ever breaks the link.
  */
 import { FRAME_LIMITS } from '../shared/limits.js';
+import { HchatError } from './errors.js';
 
 /** Bytes an item takes inside a JSON array (its encoding and a comma). */
 export function itemBytes(item: unknown): number {
@@ -42,6 +43,24 @@ export function fitPage<T>(
 }
 
 /**
+ * A page of a list (`directory`, `get_list`, `my_channels`, `members`): the longest run of
+ * `items` from the start that fits a receiver taking `maxFrame` bytes, and `next`, the cursor of
+ * its last item, when some were cut or `more` remain beyond `items`.
+ */
+export function listPage<T>(
+  items: readonly T[],
+  maxFrame: number,
+  cursorOf: (last: T) => string,
+  more = false,
+): { items: T[]; next?: string } {
+  const fit = fitPage(items, pageBudget(maxFrame), 'start');
+  const last = fit.items[fit.items.length - 1];
+  return (fit.cut || more) && last !== undefined
+    ? { items: fit.items, next: cursorOf(last) }
+    : { items: fit.items };
+}
+
+/**
  * A history page: the newest messages that fit, then as many of the items naming them
  * (`related`, oldest first) as fit the rest of the budget.
  */
@@ -73,4 +92,27 @@ function withRelated<T>(
   const rest = fitPage(related, budget - used, 'start');
   const fits = used + rest.items.reduce((n, m) => n + itemBytes(m), 0) <= budget;
   return { messages: page.items, related: fits ? rest.items : [], cut: page.cut };
+}
+
+/** Pages read for one list at most: a server that never ends one is refused. */
+const MAX_PAGES = 10_000;
+
+/**
+ * Every item of a paged list (the reader's side of the above: `my_channels`, `members`), asking
+ * again after each page's `next`; a list that does not move on, or never ends, is refused.
+ */
+export async function readWhole<T>(
+  page: (after: string | undefined) => Promise<{ items: T[]; next?: string | undefined }>,
+): Promise<T[]> {
+  const all: T[] = [];
+  let after: string | undefined;
+  for (let n = 0; n < MAX_PAGES; n++) {
+    const p = await page(after);
+    all.push(...p.items);
+    if (p.next === undefined) return all;
+    if (p.next === after || p.items.length === 0)
+      throw new HchatError('E_BAD_FRAME', 'a page of a list that does not move on');
+    after = p.next;
+  }
+  throw new HchatError('E_BAD_FRAME', `a list of more than ${MAX_PAGES} pages`);
 }

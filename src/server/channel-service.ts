@@ -25,7 +25,7 @@ import type { VerifyPool } from './verify-pool.js';
 import type { Revocations } from './revocations.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { storageError } from '../store/sqlite.js';
-import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
+import { fitHistory, fitPage, listPage, pageBudget } from '../protocol/page-budget.js';
 import type { InsertResult, MessageInsert, ServerStore } from '../store/server-store.js';
 import { KeyedQueue } from '../shared/keyed-queue.js';
 import type { BusEvent, EventBus } from './bus.js';
@@ -176,12 +176,8 @@ export class ChannelService {
       visitorsOnly: s.role === 'visitor',
     });
     const slice = page.slice(0, this.d.pageChannels);
-    const fit = fitPage(slice, pageBudget(conn.fs.peerMaxFrame), 'start');
-    const last = fit.items[fit.items.length - 1];
-    const more = fit.cut || page.length > slice.length;
-    return more && last
-      ? { channels: fit.items, next: `${last.createdAt}:${last.id}` }
-      : { channels: fit.items };
+    const p = listPage(slice, conn.fs.peerMaxFrame, cursorOf, page.length > slice.length);
+    return { channels: p.items, ...(p.next === undefined ? {} : { next: p.next }) };
   }
 
   /** A user's memberships (a visitor's: its views on this connection), all of them. */
@@ -208,11 +204,8 @@ export class ChannelService {
           (c.createdAt === from.createdAt && c.id > from.id),
       )
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const fit = fitPage(list, pageBudget(conn.fs.peerMaxFrame), 'start');
-    const last = fit.items[fit.items.length - 1];
-    return fit.cut && last
-      ? { channels: fit.items, next: `${last.createdAt}:${last.id}` }
-      : { channels: fit.items };
+    const p = listPage(list, conn.fs.peerMaxFrame, cursorOf);
+    return { channels: p.items, ...(p.next === undefined ? {} : { next: p.next }) };
   }
 
   /**
@@ -576,9 +569,8 @@ export class ChannelService {
     const list = (await this.d.store.members(c.id))
       .filter((u) => b.after === undefined || u > b.after)
       .sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-    const fit = fitPage(list, pageBudget(conn.fs.peerMaxFrame), 'start');
-    const last = fit.items[fit.items.length - 1];
-    return fit.cut && last ? { members: fit.items, next: last } : { members: fit.items };
+    const p = listPage(list, conn.fs.peerMaxFrame, (last) => last);
+    return { members: p.items, ...(p.next === undefined ? {} : { next: p.next }) };
   }
 
   // ---- posts: group commit, then fan-out ----------------------------------------------------
@@ -874,6 +866,9 @@ export class ChannelService {
 }
 
 const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
+
+/** A channel's cursor in (createdAt, id) order, as `next` gives it. */
+const cursorOf = (c: Channel) => `${c.createdAt}:${c.id}`;
 
 /** A directory cursor (`createdAt:id`, as `next` gave it); a malformed one is E_BAD_REQUEST. */
 function parseCursor(cursor: string): { createdAt: number; id: string } | undefined {

@@ -11,7 +11,7 @@
  */
 import { encodeFrame } from '../protocol/frame.js';
 import type { Channel, TrackerEntry } from '../protocol/common.js';
-import { fitPage, pageBudget } from '../protocol/page-budget.js';
+import { listPage } from '../protocol/page-budget.js';
 import type { ServerStore } from '../store/server-store.js';
 import type { Conn } from './conn.js';
 import {
@@ -166,10 +166,8 @@ export class Presence implements Memberships {
     const all = this.d.tracker.visibleTo(this.viewer(conn)!, this);
     const start = after === undefined ? 0 : firstAfter(all, after);
     const slice = all.slice(start, start + this.d.pageEntries);
-    const fit = fitPage(slice, pageBudget(conn.fs.peerMaxFrame), 'start');
-    const more = fit.cut || start + slice.length < all.length;
-    const last = fit.items[fit.items.length - 1];
-    return more && last ? { peers: fit.items, next: entryKey(last) } : { peers: fit.items };
+    const p = listPage(slice, conn.fs.peerMaxFrame, entryKey, start + slice.length < all.length);
+    return { peers: p.items, ...(p.next === undefined ? {} : { next: p.next }) };
   }
 
   // ---- changes --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import type { ApiTokenRecord } from '../../store/api-token-store.js';
 import type { TokenService } from '../token-service.js';
 import type { Gateway } from './gateway.js';
 import { scopedEntry } from './token-scope.js';
+import { readWhole } from '../../protocol/page-budget.js';
 import { readClaims } from '../../shared/tokens.js';
 
 /** What the routes need from their server. */
@@ -90,16 +91,11 @@ export function restRoutes(d: RestRouteDeps): FastifyPluginAsync {
       d.call(tokenOf(req), remoteOf(req), op, body);
 
     /** A channel's members, every page of them (the wire answer is cut to a frame). */
-    const allMembers = async (req: FastifyRequest, channelId: string): Promise<string[]> => {
-      const out: string[] = [];
-      let after: string | undefined;
-      do {
+    const allMembers = (req: FastifyRequest, channelId: string): Promise<string[]> =>
+      readWhole(async (after) => {
         const r = await call(req, 'members', { channelId, ...(after ? { after } : {}) });
-        out.push(...r.members);
-        after = r.next;
-      } while (after !== undefined);
-      return out;
-    };
+        return { items: r.members, next: r.next };
+      });
 
     /** `user_id` as an account name: `@me` is the token's own. */
     const nameOf = (req: FastifyRequest, userId: string) =>
