@@ -16,6 +16,8 @@ import { startNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
 import { signingKeyFile, startCluster } from './cluster-kit.js';
 import { newKey, registerLogin, serverHello, sleep } from './outsider/lib.js';
+import { signChannelItem } from './outsider/botlife-lib.js';
+import { connect } from '@nats-io/transport-node';
 
 const PEERS = 30;
 const RAISED = [
@@ -232,6 +234,44 @@ describe('three server instances on PostgreSQL and NATS', () => {
       await Promise.all(peers.map((p) => p.close()));
     }
   }, 240_000);
+
+  it('a removed member is pushed the removal and nothing stored after it, when the bus brings both in one read', async () => {
+    const { at, nats } = await startCluster(RAISED, 1);
+    const alice = await registerLogin(at(0), 'alice');
+    const bob = await registerLogin(at(0), 'bob');
+    const ch = crypto.randomUUID();
+    expect(
+      (await alice.c.req('channel_create', { id: ch, name: 'g', allowVisitors: false })).error,
+    ).toBeUndefined();
+    expect((await bob.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
+    // Another instance (here the test, on the deployment's NATS) stored alice's removal of bob
+    // and, right after it, another item of hers: it publishes the three events in store order,
+    // in one flush, so that the instance reads them at once.
+    const stored = (seq: number, change: { remove?: string; name?: string }) => ({
+      ...signChannelItem(alice.key, alice.cert, ch, 'alice', change, Date.now(), seq),
+      seq,
+      author: 'alice',
+    });
+    const removal = stored(1, { remove: 'bob' });
+    const after = stored(2, { name: 'after' });
+    const nc = await connect({ servers: nats.url.replace('nats://', '') });
+    const send = (subject: string, event: object) =>
+      nc.publish(
+        `hchat.hchat.${subject}.${ch}`,
+        JSON.stringify({ v: 1, from: 'other-instance', event }),
+      );
+    send('msg', { kind: 'message', channelId: ch, message: removal });
+    send('member_left', { kind: 'member_left', channelId: ch, username: 'bob' });
+    send('msg', { kind: 'message', channelId: ch, message: after });
+    await nc.flush();
+    const pushed = () =>
+      bob.c.events.filter((e) => e.ev === 'message').map((e) => e.body.message.id as string);
+    await waitFor(() => pushed().includes(removal.id), 10_000, 'the removal pushed to bob');
+    await sleep(300);
+    expect(pushed()).toEqual([removal.id]);
+    await nc.close();
+    for (const c of [alice.c, bob.c]) c.close();
+  });
 
   it('a session logged out through one instance is revoked on every instance', async () => {
     const { at } = await startCluster(RAISED, 2);

@@ -268,19 +268,26 @@ export class ChannelService {
     if (reading) reading.changes++;
     this.memberCache.get(e.channelId)?.delete(e.username.toLowerCase());
     const subs = this.subscribers.get(e.channelId);
-    // After this turn's pushes (the removal item itself reaches the removed member).
-    process.nextTick(() => {
-      const name = e.username.toLowerCase();
-      const gone = (c: Conn) =>
-        c.session?.role === 'user' && c.session.username.toLowerCase() === name;
-      // Every subscriber of its user: its sessions, and connections no session list holds (the
-      // REST gateway's, whose subscription a re-subscribe read before the removal may renew).
-      for (const c of [...(subs ?? []), ...this.d.connsOf(name)]) {
-        if (!gone(c)) continue;
-        subs?.delete(c);
-        c.subs.delete(e.channelId);
-      }
-    });
+    // What was queued for the channel before the leave was heard still reaches the member (the
+    // removal item itself: the bus brings events in the order they were stored); nothing after
+    // it does, even an item heard in the same turn (one read from NATS holds several events, and
+    // a push waited for the turn's end: a post made 0–3 ms after a removal on another instance
+    // reached the removed member's gateway in a loaded test run).
+    const queued = this.outgoing.get(e.channelId);
+    if (queued) {
+      this.outgoing.delete(e.channelId);
+      this.push(e.channelId, queued);
+    }
+    const name = e.username.toLowerCase();
+    const gone = (c: Conn) =>
+      c.session?.role === 'user' && c.session.username.toLowerCase() === name;
+    // Every subscriber of its user: its sessions, and connections no session list holds (the
+    // REST gateway's, whose subscription a re-subscribe read before the removal may renew).
+    for (const c of [...(subs ?? []), ...this.d.connsOf(name)]) {
+      if (!gone(c)) continue;
+      subs?.delete(c);
+      c.subs.delete(e.channelId);
+    }
     this.tellOwner(e.channelId, 'member_left', { channelId: e.channelId, username: e.username });
   }
 
