@@ -132,6 +132,60 @@ describe('REST API v1', () => {
     expect(logs).not.toContain(token.split('.')[1]);
   });
 
+  it('a member removed by the owner takes its bots along: they read and post nothing more, and no bot of its joins again', async () => {
+    const { net, alice, bob, general, call } = await world();
+    const tokenOf = async (account: string) => {
+      expect((await bob.call('POST', '/api/bots', { username: account })).status).toBe(201);
+      const t = await bob.call('POST', '/api/tokens', {
+        name: account,
+        account,
+        scopes: ['read', 'write'],
+      });
+      return t.body.token as string;
+    };
+    const helper = await tokenOf('bobhelper');
+    expect((await call(helper, 'POST', `/channels/${general}/join`)).status).toBe(200);
+    const sdk = await BotClient.connect({ url: net.server.httpUrl, token: helper });
+    expect((await sdk.post(general, 'before')).duplicate).toBe(false);
+    // alice's own bot is a member too, and stays one.
+    expect((await alice.call('POST', '/api/bots', { username: 'alicebot' })).status).toBe(201);
+    const own = (
+      await alice.call('POST', '/api/tokens', {
+        name: 'alicebot',
+        account: 'alicebot',
+        scopes: ['read', 'write'],
+      })
+    ).body.token as string;
+    expect((await call(own, 'POST', `/channels/${general}/join`)).status).toBe(200);
+
+    expect((await alice.call('DELETE', `/api/channels/${general}/members/bob`)).status).toBe(200);
+    // Removed for good (PROTOCOL.md §2.2), and so are the bots bob owns: the removed member
+    // would otherwise read on through a bot it made before, or one it makes afterwards.
+    const refused = await waitFor(async () => {
+      const r = await call(helper, 'GET', `/channels/${general}/messages`);
+      return r.status === 200 ? undefined : r;
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('E_FORBIDDEN');
+    await expect(sdk.post(general, 'after')).rejects.toMatchObject({ status: 403 });
+    expect((await call(helper, 'GET', '/users/@me/channels')).body.channels).toEqual([]);
+    const rejoin = await call(helper, 'POST', `/channels/${general}/join`);
+    expect(rejoin.status).toBe(403);
+    expect(rejoin.body.error.code).toBe('E_FORBIDDEN');
+    const later = await tokenOf('bobhelper2');
+    const fresh = await call(later, 'POST', `/channels/${general}/join`);
+    expect(fresh.status).toBe(403);
+    expect(fresh.body.error.code).toBe('E_FORBIDDEN');
+    expect((await call(later, 'GET', `/channels/${general}/items?since=0`)).status).toBe(403);
+    const members = (await call(own, 'GET', `/channels/${general}/members`)).body.members;
+    expect(members).toContain('alicebot');
+    expect(members).not.toContain('bobhelper');
+    expect(members).not.toContain('bob');
+    // Nothing bob's bot posted after the removal reached alice.
+    const shown = await alice.call('GET', `/api/channels/${general}/messages`);
+    expect(shown.body.messages.map((m: any) => m.text)).not.toContain('after');
+  });
+
   it('keeps a token inside its scopes and channels', async () => {
     const { net, alice, general, secret, call } = await world();
     const readOnly = (await alice.call('POST', '/api/tokens', { name: 'reader', scopes: ['read'] }))

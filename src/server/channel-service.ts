@@ -98,6 +98,14 @@ export interface ChannelDeps {
   answerError(conn: Conn, id: number, op: string, err: unknown): void;
   /** A channel stopped allowing visitors (presence: no visitor views it any more). */
   closedToVisitors?(channelId: string): void;
+  /**
+   * Bots and their owners (REST.md): the owner of `username` if it is a bot, and the bots a
+   * user owns. A member removed from a channel takes its bots along (PROTOCOL.md §2.2).
+   */
+  bots?: {
+    ownerOf(username: string): Promise<string | undefined>;
+    of(owner: string): Promise<string[]>;
+  };
 }
 
 /** Channels, messages and their fan-out on one server instance. */
@@ -218,7 +226,7 @@ export class ChannelService {
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (s.role === 'user' && !(await this.members(c.id)).has(s.username.toLowerCase())) {
       // A removed account is never a member: only a non-member's read looks it up.
-      if (await this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
+      if (await this.isRemoved(c.id, s.username)) throw REMOVED();
       if (!c.allowVisitors) throw new HchatError('E_NOT_MEMBER');
     }
     return c;
@@ -235,15 +243,45 @@ export class ChannelService {
     if (!c || (s.role === 'visitor' && !c.allowVisitors))
       throw new HchatError('E_CHANNEL_NOT_FOUND');
     if (s.role === 'user' && !(await this.members(c.id)).has(s.username.toLowerCase())) {
-      if (await this.d.store.isRemoved(c.id, s.username)) throw REMOVED();
+      if (await this.isRemoved(c.id, s.username)) throw REMOVED();
       // E_FORBIDDEN past the cap, counted by the store with the insert (every instance).
       await this.d.store.addMember(c.id, s.username, this.d.membershipsPerAccount);
+      // A bot whose owner was removed meanwhile (on any instance): the removal's sweep of its
+      // owner's bots may have run before this insert, so it is undone here.
+      const owner = await this.d.bots?.ownerOf(s.username);
+      if (owner !== undefined && (await this.d.store.isRemoved(c.id, owner))) {
+        await this.d.store.removeMember(c.id, s.username);
+        throw REMOVED();
+      }
       this.d.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
     }
     // The joining connection gets pushes until it says otherwise (subscribe).
     this.addSubscription(conn, c.id);
     this.d.log.write('join', { peer: conn.name, channel: c.id, role: s.role });
     return c;
+  }
+
+  /**
+   * Whether the owner removed `username` from the channel, or the user who owns it, a bot
+   * (PROTOCOL.md §2.2: a removed member's bots leave with it, and none of its bots joins again).
+   */
+  private async isRemoved(channelId: string, username: string): Promise<boolean> {
+    if (await this.d.store.isRemoved(channelId, username)) return true;
+    const owner = await this.d.bots?.ownerOf(username);
+    return owner !== undefined && (await this.d.store.isRemoved(channelId, owner));
+  }
+
+  /** The owner removed `owner` from the channel: the bots it owns that are members leave too. */
+  private async removeBotsOf(channelId: string, owner: string): Promise<void> {
+    const bots = (await this.d.bots?.of(owner)) ?? [];
+    if (bots.length === 0) return;
+    const members = await this.members(channelId);
+    for (const bot of bots) {
+      if (!members.has(bot.toLowerCase())) continue;
+      await this.d.store.removeMember(channelId, bot);
+      this.d.bus.publish({ kind: 'member_left', channelId, username: bot });
+      this.d.log.write('leave', { user: bot, channel: channelId, reason: 'owner_removed' });
+    }
   }
 
   /** A member leaves a channel: no more pushes, no more reads unless it joins again. */
@@ -363,12 +401,16 @@ export class ChannelService {
       deleted: m.change.deleted === true,
       ...(m.change.allowVisitors === undefined ? {} : { allowVisitors: m.change.allowVisitors }),
     });
-    if (m.change.remove)
+    if (m.change.remove) {
       this.d.bus.publish({
         kind: 'member_left',
         channelId: m.channelId,
         username: m.change.remove,
       });
+      this.removeBotsOf(m.channelId, m.change.remove).catch((err: unknown) =>
+        this.d.ops?.internalError('removing the bots of a removed member failed', err),
+      );
+    }
   }
 
   /**

@@ -188,6 +188,10 @@ export class CentralServer {
       answerError: (conn, id, op, err) => this.frames.answerError(conn, id, op, err),
       itemStored: (m, erased) => this.files.itemStored(m, erased),
       closedToVisitors: (id) => this.presence.closedToVisitors(id),
+      bots: {
+        ownerOf: async (username) => (await apiTokens.getBot(username))?.owner,
+        of: async (owner) => (await apiTokens.botsOf(owner)).map((b) => b.username),
+      },
     });
     this.presence = new Presence({
       store: this.store,
