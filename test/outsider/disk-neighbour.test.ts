@@ -363,6 +363,30 @@ describe('files on disk, seen by another local user', () => {
 });
 
 describe('the local API, from another local user', () => {
+  it('FINDING: a token given with --api-token is not left in the process list for other users', async () => {
+    // README gives `hchat peer --api-token <token>`; every local user reads every process's
+    // command line (`ps`, /proc/<pid>/cmdline), and the token opens the whole local API.
+    const d = path.join(root, 'argv-token');
+    const secret = 'Argv_' + crypto.randomBytes(16).toString('base64url');
+    const p = await launch([
+      'peer',
+      '--server',
+      serverAddr,
+      '--ui-port',
+      '0',
+      '--api-token',
+      secret,
+      '--data',
+      d,
+    ]).ready;
+    expect(new URL(p.ready.ui!).searchParams.get('token')).toBe(secret);
+    const seen = asNobody(`cat /proc/${p.proc.pid}/cmdline | tr '\\0' ' '`);
+    expect(seen.status).toBe(0);
+    expect(seen.stdout).toContain('hchat');
+    expect(seen.stdout).not.toContain(secret);
+    await stop(p);
+  });
+
   it('answers on 127.0.0.1 only: no other address of this machine reaches it', async () => {
     const port = Number(new URL(alice.base).port);
     const addrs = ['127.0.0.2', '::1'];
