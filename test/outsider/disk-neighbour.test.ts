@@ -292,6 +292,23 @@ describe('files on disk, seen by another local user', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('no password is written anywhere, and the API token only to api-token', async () => {
+    // SPEC §3 "Passwords are stored only as a slow salted hash … never logged"; the API token
+    // is a secret of its own file (0600), not of the logs or databases beside it.
+    const hits: string[] = [];
+    for (const name of ['srv', 'alice', 'bob'])
+      for (const f of walk(path.join(root, name))) {
+        if (!fs.statSync(f).isFile()) continue;
+        const bytes = fs.readFileSync(f);
+        for (const secret of ['alice-disk-password', 'bob-disk-password', alice.token, bob.token])
+          if (bytes.includes(secret) && !(path.basename(f) === 'api-token'))
+            hits.push(`${path.relative(root, f)} holds ${secret.slice(0, 6)}…`);
+      }
+    expect(hits).toEqual([]);
+    // Nor in what the processes printed, but for the ready line's own URL.
+    for (const p of [server, alice.p, bob.p]) expect(p.stderr()).not.toMatch(/disk-password/);
+  });
+
   it('FINDING: a data folder another local user owns is refused before anything in it is read or written', async () => {
     // The neighbour made the folder first (a path in /tmp, a guessed name), with an API token of
     // their choosing and a symlink to a file of the user's.
@@ -401,6 +418,33 @@ describe('the local API, from another local user', () => {
       });
       expect(reached, `${host}:${port}`).toBe(false);
     }
+  });
+
+  it('serves no file outside the web UI to a caller without the token (path traversal)', async () => {
+    const port = Number(new URL(alice.base).port);
+    const raw = (target: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () =>
+          s.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`),
+        );
+        let got = '';
+        s.on('data', (d) => (got += d.toString()));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+    const up = path
+      .relative('/', alice.data)
+      .split('/')
+      .map(() => '..');
+    for (const sep of ['/', '%2f', '%2F', '%5c'])
+      for (const dot of ['..', '%2e%2e', '.%2e'])
+        for (const prefix of ['/', '/assets/'])
+          for (const f of [`${alice.data.slice(1)}/api-token`, 'etc/passwd']) {
+            const target = prefix + up.map(() => dot).join(sep) + sep + f.split('/').join(sep);
+            const got = await raw(target);
+            expect(got, target).not.toContain(alice.token);
+            expect(got, target).not.toContain('root:x:0:0');
+          }
   });
 
   it('refuses every /api route without the token, and its error pages leak nothing', async () => {
