@@ -447,6 +447,50 @@ describe('the local API, from another local user', () => {
           }
   });
 
+  it('an SRTP ingest port takes nothing from a neighbour; a plain one takes anyone’s frames', async () => {
+    // README "Livestream API": with `srtp: true` "the port then takes only SRTP under that key";
+    // SECURITY.md: plain RTP ingest is for one's own machine alone, as every local user reaches
+    // 127.0.0.1. The neighbour sends VP8 keyframes as RTP to both kinds of port.
+    const sender = path.join(root, 'rtp-send.cjs');
+    fs.writeFileSync(
+      sender,
+      `const s = require('dgram').createSocket('udp4');
+       const port = Number(process.argv[2]);
+       let n = 0;
+       const next = () => {
+         const p = Buffer.alloc(23);
+         p[0] = 0x80; p[1] = 0x80 | 96;
+         p.writeUInt16BE(n + 1, 2); p.writeUInt32BE(n * 3000, 4); p.writeUInt32BE(0x1234, 8);
+         p[12] = 0x10; p[13] = 0x10;
+         p.set([0x9d, 0x01, 0x2a], 16); p.writeUInt16LE(16, 19); p.writeUInt16LE(16, 21);
+         s.send(p, port, '127.0.0.1', () => (++n < 30 ? setTimeout(next, 10) : s.close()));
+       };
+       next();`,
+      { mode: 0o644 },
+    );
+    const framesFrom = async (srtp: boolean) => {
+      const st = await alice.api('POST', `/api/channels/${channelId}/streams`, {
+        source: 'rtp',
+        srtp,
+      });
+      expect(st.status).toBe(201);
+      const r = asNobody(`${process.execPath} ${sender} ${st.body.ingestPort}`);
+      expect(r.status, r.stderr).toBe(0);
+      const stats = await until(async () => {
+        const x = await alice.api('GET', `/api/streams/${st.body.streamId}/stats`);
+        return x.body.ingest?.packets >= 30 ? x.body : undefined;
+      });
+      expect((await alice.api('DELETE', `/api/streams/${st.body.streamId}`)).status).toBe(204);
+      return stats;
+    };
+    const plain = await framesFrom(false);
+    expect(plain.framesSent).toBeGreaterThan(0);
+    const srtp = await framesFrom(true);
+    expect(srtp.framesSent).toBe(0);
+    expect(srtp.ingest.videoFrames).toBe(0);
+    expect(srtp.ingest.srtpAuthFailures).toBe(30);
+  });
+
   it('refuses every /api route without the token, and its error pages leak nothing', async () => {
     const secrets = [alice.token, bob.token, alice.data, root, 'alice-disk-password'];
     const leaks = (s: string) => secrets.filter((x) => s.includes(x));
