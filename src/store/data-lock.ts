@@ -53,7 +53,11 @@ export class DataLock {
           `--data ${dir} is in use by another running hchat process: one process per data folder ` +
             '(stop that one, or give this one another --data)',
         );
-      throw err;
+      // lock.db holds nothing but the lock: name it, and say that it may simply go.
+      throw new Error(
+        `${path.join(dir, 'lock.db')}: cannot take the folder's lock (${(err as Error).message}); ` +
+          'it holds nothing but the lock: delete it and start again',
+      );
     }
     return new DataLock(db);
   }

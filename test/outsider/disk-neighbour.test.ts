@@ -571,6 +571,7 @@ describe('damaged and tampered files', () => {
       ],
       ['garbage-dmsdb', 'dms.db', (f) => fs.writeFileSync(f, crypto.randomBytes(8192))],
       ['garbage-known', 'known_servers', (f) => fs.writeFileSync(f, 'not a line of it\n')],
+      ['garbage-lock', 'lock.db', (f) => fs.writeFileSync(f, crypto.randomBytes(8192))],
     ];
     const dirs = cases.map(([name, file, damage]) => {
       const d = path.join(root, name);
