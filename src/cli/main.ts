@@ -31,6 +31,7 @@ import {
   parseRate,
   parseThreads,
   parseStoreUrl,
+  redactedArgs,
 } from './options.js';
 
 const defaultData = (what: string) => path.join(os.homedir(), '.hchat', what);
@@ -716,6 +717,13 @@ program
       process.exit(1);
     });
   });
+
+// A secret on the command line (--api-token, --token, a URL's credentials) is readable by every
+// local user in the process list: show the command without it from now on (process.title
+// rewrites what /proc/<pid>/cmdline answers). It was readable while Node started: the
+// environment variables (HCHAT_API_TOKEN, …), private to the user, never are.
+const shown = redactedArgs(process.argv.slice(2));
+if (shown) process.title = ['hchat', ...shown].join(' ');
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as NodeJS.ErrnoException;

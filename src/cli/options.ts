@@ -185,3 +185,41 @@ export function parseHttpUrl(value: string): string {
     throw new InvalidArgumentError('expected a base URL without credentials, query or fragment');
   return value.replace(/\/+$/, '');
 }
+
+/** Flags whose whole value is a secret. */
+const SECRET_FLAGS = new Set(['--api-token', '--token']);
+/** Flags whose value is a URL that may carry credentials (`user:pass@`, `token@`). */
+const URL_FLAGS = new Set(['--store', '--bus']);
+
+/**
+ * The command line with its secrets replaced by `***`: the values of `--api-token` and
+ * `--token`, and the credentials of `--store` and `--bus` URLs; undefined when it holds none.
+ * Any local user reads a process's command line (`ps`, /proc/<pid>/cmdline), so the process
+ * shows this one instead as soon as it runs (README "Local API").
+ */
+export function redactedArgs(args: readonly string[]): string[] | undefined {
+  let changed = false;
+  const hide = (flag: string, value: string): string => {
+    if (SECRET_FLAGS.has(flag)) {
+      changed = true;
+      return '***';
+    }
+    if (URL_FLAGS.has(flag)) {
+      const v = value.replace(/(:\/\/)[^/@,\s]*@/g, '$1***@');
+      if (v !== value) changed = true;
+      return v;
+    }
+    return value;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      out.push(`${a.slice(0, eq)}=${hide(a.slice(0, eq), a.slice(eq + 1))}`);
+    } else if ((SECRET_FLAGS.has(a) || URL_FLAGS.has(a)) && i + 1 < args.length) {
+      out.push(a, hide(a, args[++i]!));
+    } else out.push(a);
+  }
+  return changed ? out : undefined;
+}

@@ -14,8 +14,8 @@ export class DataLock {
 
   /**
    * Makes the folder `dir` if it is not there and takes its lock for a `what` process; throws,
-   * naming the folder and what is wrong, when it is a file, cannot be written, or another
-   * process holds it.
+   * naming the folder and what is wrong, when it is a file, cannot be written, belongs to
+   * another user or may be written by others, or another process holds it.
    */
   static take(dir: string, what: 'peer' | 'server'): DataLock {
     let db: Database.Database;
@@ -31,6 +31,7 @@ export class DataLock {
             `give this ${what} a folder of its own`,
         );
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      DataLock.checkOwn(dir);
       db = new Database(path.join(dir, 'lock.db'), { timeout: 0 });
     } catch (err) {
       const said = (err as Error).message;
@@ -52,9 +53,36 @@ export class DataLock {
           `--data ${dir} is in use by another running hchat process: one process per data folder ` +
             '(stop that one, or give this one another --data)',
         );
-      throw err;
+      // lock.db holds nothing but the lock: name it, and say that it may simply go.
+      throw new Error(
+        `${path.join(dir, 'lock.db')}: cannot take the folder's lock (${(err as Error).message}); ` +
+          'it holds nothing but the lock: delete it and start again',
+      );
     }
     return new DataLock(db);
+  }
+
+  /**
+   * Throws, naming the folder, unless it (where a symlink leads) belongs to this process's user
+   * and no other user may write it: another local user who made the folder first, or who may
+   * write it, could plant the API token, a symlink or a database of their choosing, or replace a
+   * key, as SSH refuses a loose `~/.ssh` and PostgreSQL a loose data directory. Checked before
+   * anything in the folder is read or written.
+   */
+  private static checkOwn(dir: string): void {
+    const uid = process.geteuid?.();
+    if (uid === undefined) return;
+    const st = fs.statSync(dir);
+    if (st.uid !== uid)
+      throw new Error(
+        `--data ${dir} belongs to another user (uid ${st.uid}, this process runs as ${uid}): ` +
+          'give a folder of your own (made if missing)',
+      );
+    if (st.mode & 0o022)
+      throw new Error(
+        `--data ${dir} may be written by other users (mode ${(st.mode & 0o7777).toString(8)}): ` +
+          `make it private first (chmod 700 ${dir})`,
+      );
   }
 
   /** Lets the folder go (at close). */

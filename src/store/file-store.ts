@@ -351,7 +351,10 @@ export class FileStore {
     const file = this.chunkPath(id, index);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, data);
+    // 0600 whatever the umask, as every other file of the data folder: a chunk is a piece of
+    // someone's file. A leftover of a crash goes first, so the mode is this write's own.
+    fs.rmSync(tmp, { force: true });
+    fs.writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
     fs.renameSync(tmp, file);
     this.db.transaction(() => {
       if (this.q.addChunk.run(id, index).changes === 1) this.q.held.run(data.length, id);
