@@ -294,6 +294,10 @@ describe('session lifecycle (outsider)', () => {
           (n) => n > 0,
         ),
       ).toBe(1);
+      // Asked about a few times while in session: still served.
+      await sleep(3 * CHECK);
+      expect(link.c.closed).toBe(false);
+      expect((await link.c.req('history', { channelId, limit: 10 })).error).toBeUndefined();
 
       if (end === 'its grace ran out') {
         v.c.close();
