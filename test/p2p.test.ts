@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn } from './testnet.js';
+import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from './testnet.js';
 import { FrameDecoder, encodeFrame } from '../src/protocol/frame.js';
 import { parseRecord } from '../src/shared/connlog.js';
 import type { HostLink } from '../src/peer/host-link.js';
@@ -50,6 +50,27 @@ describe('peer_connect', () => {
         peer: expect.stringMatching(/^peer:alice@127\.0\.0\.1:\d+$/),
       }),
     );
+  });
+
+  it('closes a link once the certificate it proved expires, as its handshake would be refused then (PROTOCOL.md §4.1)', async () => {
+    const tn = await createTestnet({ peers: 1, server: { certTtlMs: 3000 } });
+    const b = tn.peers[0]!;
+    await signIn(b, 'bob');
+    const ch = (await b.call('POST', '/api/channels', { name: 'open', allowVisitors: true })).body;
+    // A visitor still in session (its server connection stays up): only the expiry can end it.
+    const raw = await tn.rawLink();
+    const guest = await rawSession(raw, { name: 'lingerer' });
+    await raw.request('channel_join', { channelId: ch.id });
+    const entry = (await raw.request('get_list', {})).peers.find((e) => e.username === 'bob')!;
+    const link = rawHostLink(entry, guest);
+    await link.start();
+    expect((await link.request('subscribe', { channelIds: [ch.id] })).channelIds).toEqual([ch.id]);
+    const { exp } = verifyCert(guest.cert, guest.serverKey)!;
+    expect(exp - Date.now()).toBeGreaterThan(500);
+    expect(link.connected).toBe(true);
+    // The host's sweep runs every heartbeat (2 s): closed within two of the expiry.
+    await waitFor(() => !link.connected, exp - Date.now() + 5000, 'the link closed');
+    expect(Date.now()).toBeGreaterThanOrEqual(exp);
   });
 
   it('refuses a certificate the central server did not sign', async () => {

@@ -6,7 +6,7 @@
  * someone's text stays text), and a reply mentions only the names its template put there.
  */
 import { MAX_TEXT, SPECIAL_MENTIONS, type StoredMessage } from '../protocol/common.js';
-import { mentionedNames } from '../peer/mentions.js';
+import { mentionedNames, namedMentions } from '../shared/mention-syntax.js';
 import { BOT_LIMITS } from '../shared/limits.js';
 import { readClaims } from '../shared/tokens.js';
 import type { BotRule } from './config.js';
@@ -16,7 +16,10 @@ export interface SeenMessage {
   author: string;
   /** Its text as written. */
   text: string;
-  /** The names it mentions (lower case), as signed with it. */
+  /**
+   * The names it mentions (lower case), as signed with it. Only those its text names count
+   * (`mentions`, below): a signed name the text does not show pings nobody (PROTOCOL.md §2.2).
+   */
   mentions: readonly string[];
   /** The name of its channel. */
   channel: string;
@@ -137,7 +140,7 @@ export function firstMatch(
   for (const rule of rules) {
     const t = rule.trigger;
     if (t.kind === 'mention') {
-      if (m.mentions.includes(me.toLowerCase())) return { rule, text, match: '', groups: [] };
+      if (mentions(m).includes(me.toLowerCase())) return { rule, text, match: '', groups: [] };
       continue;
     }
     const found = t.pattern.exec(input);
@@ -184,8 +187,13 @@ export function mentionsOwner(m: SeenMessage, owner: string | undefined): owner 
   return (
     owner !== undefined &&
     m.author.toLowerCase() !== owner.toLowerCase() &&
-    m.mentions.includes(owner.toLowerCase())
+    mentions(m).includes(owner.toLowerCase())
   );
+}
+
+/** The mentions of a message that count: signed with it and named in its text. */
+function mentions(m: SeenMessage): string[] {
+  return namedMentions(m.text, m.mentions);
 }
 
 /** The away message's text and mentions for a message. */

@@ -564,6 +564,13 @@ program
       'HCHAT_PUNCH_DEADLINE_MS',
     ).argParser(parseMs),
   )
+  .addOption(
+    opt(
+      '--visitor-check-ms <ms>',
+      'how often this peer, as a channel host, asks the server whether the visitors on its P2P links are still in session (default 30000; for tests of visitor sessions that end)',
+      'HCHAT_VISITOR_CHECK_MS',
+    ).argParser(parseMs),
+  )
   .addOption(clockSkewOption())
   .action(
     async (o: {
@@ -578,6 +585,7 @@ program
       maxClockSkewMs?: number;
       udpLoss: number;
       punchDeadlineMs?: number;
+      visitorCheckMs?: number;
       filePatienceMs?: number;
       apiToken?: string;
       uploadLimit?: number;
@@ -607,6 +615,7 @@ program
         maxClockSkewMs: o.maxClockSkewMs,
         udpLoss: o.udpLoss,
         punchDeadlineMs: o.punchDeadlineMs,
+        visitorCheckMs: o.visitorCheckMs,
         filePatienceMs: o.filePatienceMs,
         apiToken: o.apiToken,
         uploadLimit: o.uploadLimit,

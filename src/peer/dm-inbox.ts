@@ -17,6 +17,7 @@ import { DmPayload, type DmCipher, type DeviceAddress, type MailEnvelope } from 
 import { describeIssues } from '../protocol/rpc.js';
 import { directConversationId, isDirectId } from '../shared/dm-ids.js';
 import { MESSAGE_LIMITS } from '../shared/limits.js';
+import { namedMentions } from '../shared/mention-syntax.js';
 import { OneAtATime } from '../shared/one-at-a-time.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import type { PeerDmStore } from '../store/peer-dm-store.js';
@@ -189,7 +190,8 @@ export class DmInbox {
           author: mine ? account : from.username,
           ts: payload.ts,
           text: payload.text,
-          mentions: payload.mentions ?? [],
+          // Only the mentions its text names count, in the unread badge and the view (§10.4).
+          mentions: namedMentions(payload.text, payload.mentions),
           state: 'delivered',
           source: source.kind,
         },

@@ -22,7 +22,7 @@ import { DmSessions } from './dm-sessions.js';
 import { DmTrust } from './dm-trust.js';
 import type { EventHub } from './event-hub.js';
 import type { HostLink } from './host-link.js';
-import { resolveMentions } from './mentions.js';
+import { namedMentions, resolveMentions } from './mentions.js';
 import type { ServerLink } from './server-link.js';
 import { deliverRequest } from './dm-p2p.js';
 
@@ -365,6 +365,8 @@ export class DirectMessages {
 }
 
 function apiMessage(account: string, m: DmMessageRow): ApiDmMessage {
+  // As stored from now on (dm-inbox.ts); a row stored before keeps what it was sent with.
+  const mentions = namedMentions(m.text, m.mentions);
   return {
     id: m.id,
     kind: m.kind,
@@ -372,8 +374,8 @@ function apiMessage(account: string, m: DmMessageRow): ApiDmMessage {
     ts: m.ts,
     text: m.text,
     state: m.state,
-    mentions: m.mentions,
-    mentioned: m.kind === 'message' && m.mentions.includes(account.toLowerCase()),
+    mentions,
+    mentioned: m.kind === 'message' && mentions.includes(account.toLowerCase()),
     source: m.source,
   };
 }

@@ -65,6 +65,8 @@ export interface HostServiceDeps {
 export interface MemberConn {
   fs: FramedSocket;
   who: PeerIdentity;
+  /** When the certificate it proved expires (ms since the epoch): the link closes then. */
+  certExp: number;
   /** The other end's IP address, as this socket sees it. */
   ip: string;
   name: string;

@@ -102,6 +102,11 @@ export interface PeerOptions {
    * `NAT_LIMITS.punchDeadlineMs`; tests of punches that must fail shorten it).
    */
   punchDeadlineMs?: number;
+  /**
+   * How often this host asks the server whether the visitors on its P2P links are still in
+   * session (default `VISITOR_CHECK_MS`, p2p.ts; tests of sessions that end shorten it).
+   */
+  visitorCheckMs?: number;
   /** Viewers the streamer (and each relay) feeds directly (SPEC §8 k). */
   streamFanout?: number;
   /** ε: messages stamped further ahead of this peer's clock are refused (E_CLOCK_SKEW). */
@@ -311,6 +316,7 @@ export class PeerNode {
       serverKey: () => this.serverKey(),
       credentials: () => this.credentials(),
       isRevoked: (sid, visitor) => this.revocations.isRevoked(sid, visitor),
+      visitorCheckMs: opts.visitorCheckMs,
       udpLoss: opts.udpLoss,
       benchPlainMedia: opts.benchPlainMedia,
     });

@@ -53,11 +53,21 @@ export interface P2POptions {
    * (a session not checked since this peer's server connection came up: revocations.ts).
    */
   isRevoked(sessionId: string, visitor: boolean): boolean | Promise<boolean>;
+  /**
+   * How often the visitor sessions of open links are asked about again (default
+   * VISITOR_CHECK_MS). A visitor's session ends with no event when its grace runs out, and a
+   * visitor that hid its views from the server ends it by `logout` with no event to this host
+   * (PROTOCOL.md §4.1): only asking tells, and a link of an ended session is closed.
+   */
+  visitorCheckMs?: number;
   /** Fraction of incoming datagrams to drop at random (loss injection for tests). */
   udpLoss?: number;
   /** bench/ only (bench/plain-peer.ts): media in plain RTP between peers (MediaSocket). */
   benchPlainMedia?: boolean;
 }
+
+/** How often a host asks whether the visitors on its links are still in session (§4.1). */
+export const VISITOR_CHECK_MS = 30_000;
 
 /** A connecting peer's hello, checked, and the claims of its certificate. */
 type CheckedHello = { claims: CertClaims; hello: ReturnType<typeof PeerHello.parse> };
@@ -76,6 +86,9 @@ export class P2PEndpoint {
   readonly media: MediaSocket;
   private readonly open = new Map<FramedSocket, MemberConn | undefined>();
   private readonly sweeper: HeartbeatSweep;
+  private readonly visitorTimer: NodeJS.Timeout;
+  /** True while the visitor sessions of open links are being asked about. */
+  private checkingVisitors = false;
   private readonly heartbeatMs: number;
   private readonly timeoutMs: number;
   /** The P2P port, kept while the listener is closed (invisible or offline). */
@@ -86,16 +99,25 @@ export class P2PEndpoint {
     this.timeoutMs = opts.timeoutMs ?? 6000;
     const identity = selfSignedIdentity('hchat peer');
     this.tcp = createTlsServer(identity, FRAME_LIMITS.handshakeMs, opts.log, (s) => this.accept(s));
-    // Members that went silent (crash, cable pulled) are dropped like the server drops peers.
+    // Members that went silent (crash, cable pulled) are dropped like the server drops peers,
+    // and a link whose certificate expired meanwhile as its handshake would be refused now.
     this.sweeper = new HeartbeatSweep(this.heartbeatMs, () => {
-      const deadline = Date.now() - this.timeoutMs;
-      for (const c of this.open.keys()) {
+      const now = Date.now();
+      const deadline = now - this.timeoutMs;
+      for (const [c, m] of this.open) {
         if (c.lastSeen < deadline) {
           c.fail(new HchatError('E_HEARTBEAT_TIMEOUT'));
           c.destroy();
+        } else if (m && m.certExp < now) {
+          c.fail(new HchatError('E_SESSION_INVALID', 'certificate expired'));
         }
       }
     });
+    this.visitorTimer = setInterval(
+      () => void this.checkVisitors(),
+      opts.visitorCheckMs ?? VISITOR_CHECK_MS,
+    );
+    this.visitorTimer.unref();
     this.media = new MediaSocket(opts.udpLoss ?? 0, opts.benchPlainMedia);
   }
 
@@ -148,6 +170,7 @@ export class P2PEndpoint {
 
   async close(): Promise<void> {
     this.sweeper.stop();
+    clearInterval(this.visitorTimer);
     for (const c of this.open.keys()) c.destroy();
     await closeServer(this.tcp);
     await this.media.close();
@@ -172,6 +195,28 @@ export class P2PEndpoint {
     for (const [fs, m] of this.open) {
       if (m?.who.sessionId === sessionId)
         fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked'));
+    }
+  }
+
+  /**
+   * Asks again about the session of every visitor with an open link, one at a time, and closes
+   * the links of those that ended (PROTOCOL.md §4.1). Without the server (offline, no answer)
+   * nothing is learnt and the links stay, as a handshake would be let in then.
+   */
+  private async checkVisitors(): Promise<void> {
+    if (this.checkingVisitors) return;
+    this.checkingVisitors = true;
+    try {
+      const sessions = new Set<string>();
+      for (const m of this.open.values())
+        if (m?.who.role === 'visitor') sessions.add(m.who.sessionId);
+      for (const sid of sessions) {
+        if (await this.opts.isRevoked(sid, true)) this.dropSession(sid);
+      }
+    } catch {
+      // A store error: the next round asks again.
+    } finally {
+      this.checkingVisitors = false;
     }
   }
 
@@ -310,6 +355,14 @@ export class P2PEndpoint {
     if (this.opts.isRevoked(pending.claims.sid, false) === true)
       throw new HchatError('E_SESSION_INVALID', 'session revoked');
     const refs = pending.compact ? new LinkRefs((frame) => fs.sendEncoded(frame)) : undefined;
-    return { fs, who: identityOf(pending.claims), ip, name: '', subs: new Set(), refs };
+    return {
+      fs,
+      who: identityOf(pending.claims),
+      certExp: pending.claims.exp,
+      ip,
+      name: '',
+      subs: new Set(),
+      refs,
+    };
   }
 }

@@ -11,6 +11,7 @@ import type { History, Items, RestMe } from '../protocol/rest.js';
 import type { OpRes } from '../protocol/server-link.js';
 import { HybridClock } from '../shared/hlc.js';
 import { messageId, type IdFields } from '../shared/message-id.js';
+import { namedMentions } from '../shared/mention-syntax.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../shared/signing.js';
 import { GatewayConnection, type GatewayFrame } from './gateway.js';
 
@@ -29,8 +30,20 @@ export class ApiError extends Error {
 /** What `post` and `reply` may add to a message's text. */
 export interface PostOptions {
   replyTo?: string;
-  /** Names mentioned (lower case), or `here`. */
+  /**
+   * Names mentioned (lower case), or `here`. Receivers count only those the text writes as
+   * `@name` (PROTOCOL.md §2.2): a name listed here but absent from the text pings nobody.
+   */
   mentions?: string[];
+}
+
+/**
+ * Whom a message mentions: the names of its signed `mentions` that its text writes (`@name`,
+ * `@here`). Read mentions through this, never `m.mentions` alone: any member can sign a list
+ * of names its text does not show (a silent ping), and receivers ignore those (§2.2).
+ */
+export function mentionsOf(m: { text?: string; mentions?: readonly string[] }): string[] {
+  return namedMentions(m.text, m.mentions);
 }
 
 export interface ConnectOptions {

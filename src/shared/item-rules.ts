@@ -11,6 +11,7 @@
  */
 import { HchatError } from '../protocol/errors.js';
 import type { ChannelChange, ItemKind } from '../protocol/common.js';
+import { namedMentions } from './mention-syntax.js';
 
 /** The fields of an item these rules read. */
 export interface RuleItem {
@@ -112,6 +113,7 @@ export interface MessageState {
   deleted: boolean;
   /** The text shown: the newest edit's, else the message's own (absent once deleted). */
   text?: string;
+  /** The shown item's signed `mentions` that its text names (the others ping nobody). */
   mentions?: readonly string[];
   /** When the shown edit was made. */
   editedAt?: number;
@@ -158,7 +160,8 @@ export function messageState(
     .map(([emoji, e]) => ({ emoji, users: e.users.sort((a, b) => a.localeCompare(b)) }));
   const shown = lastEdit ?? message;
   const state: MessageState = { deleted: false, text: shown.text, reactions };
-  if (shown.mentions) state.mentions = shown.mentions;
+  // A signed mention the text does not name shows nowhere, so it counts nowhere (§2.2).
+  if (shown.mentions) state.mentions = namedMentions(shown.text, shown.mentions);
   if (lastEdit) state.editedAt = lastEdit.ts;
   return state;
 }

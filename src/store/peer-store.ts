@@ -10,6 +10,7 @@ import type { Channel, FileRef, StoredMessage } from '../protocol/common.js';
 import type { ApiFile } from '../peer/api-shapes.js';
 import { HchatError } from '../protocol/errors.js';
 import { channelSettings } from '../shared/item-rules.js';
+import { namedMentions } from '../shared/mention-syntax.js';
 import { erasedByDelete, erasedOnArrival, eraser, type ItemLookup } from './item-effects.js';
 import { openDatabase } from './sqlite.js';
 import { SEARCH_DEFERRED_MIGRATION, SEARCH_MIGRATION, SearchIndex } from './search-index.js';
@@ -135,6 +136,12 @@ interface MessageRow extends ItemColumns {
   error: string | null;
 }
 
+/** A message that may mention someone: its text and members (`ext`, JSON). */
+interface MentionCandidate {
+  text: string | null;
+  ext: string;
+}
+
 interface ChannelRow {
   id: string;
   name: string;
@@ -253,8 +260,9 @@ export class PeerStore {
          AND m.author <> ? COLLATE NOCASE
          AND m.kind = 'message'`,
       ),
-      unreadMentions: db.prepare<[string, string, string, string], { n: number }>(
-        `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
+      // Candidates only: whether the text names the mention is checked in unreadMentions.
+      unreadMentions: db.prepare<[string, string, string, string], MentionCandidate>(
+        `SELECT m.text AS text, m.ext AS ext FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
          WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.ts >= c.joined_at
          AND m.author <> ? COLLATE NOCASE
          AND m.kind = 'message' AND m.ext IS NOT NULL
@@ -618,9 +626,18 @@ export class PeerStore {
     return this.q.unread.get(account, channelId, account)?.n ?? 0;
   }
 
-  /** Unread messages of a channel that mention `account` (by name or `here`). */
+  /**
+   * Unread messages of a channel that mention `account` (by name or `here`): signed in its
+   * `mentions` and named in its text, as the message shows it (PROTOCOL.md §2.2).
+   */
   unreadMentions(account: string, channelId: string): number {
-    return this.q.unreadMentions.get(account, channelId, account, account)?.n ?? 0;
+    const me = account.toLowerCase();
+    let n = 0;
+    for (const r of this.q.unreadMentions.iterate(account, channelId, account, account)) {
+      const { mentions } = JSON.parse(r.ext) as { mentions?: string[] };
+      if (namedMentions(r.text ?? undefined, mentions).some((x) => x === me || x === 'here')) n++;
+    }
+    return n;
   }
 
   markRead(account: string, channelId: string): void {

@@ -225,6 +225,29 @@ describe('hostile senders on the victim’s P2P port (§10.4, §10.6)', () => {
     expect.soft(hey?.mentions ?? [], 'mentions of a non-member').not.toContain('bob');
   });
 
+  test('a signed mention its text does not name counts no mention (silent ping, PROTOCOL.md §2.2, §10.4)', async () => {
+    // Broken: `mentions: ["alice"]` under a text that names nobody raised alice's mention badge
+    // and `mentioned`, although the message shows no mention; a written `@alice` must still count.
+    const v = await hostile('vince');
+    const s = await sessionWith(v, 'alice', aliceDev);
+    const id = pairId('alice', 'vince');
+    const members = ['alice', 'vince'];
+    const t = Date.now();
+    await deliver(v, [
+      msg(s, { conversation: id, members, ts: t, text: 'nothing to see', mentions: ['alice'] }),
+      msg(s, { conversation: id, members, ts: t + 1, text: 'hey @alice', mentions: ['alice'] }),
+    ]);
+    const conv = await until(async () => {
+      const c = (await aliceShows()).find((x) => x.id === id);
+      return c?.messages.length === 2 ? c : undefined;
+    });
+    const flags = Object.fromEntries(conv.messages.map((m: any) => [m.text, m.mentioned]));
+    expect({ badge: conv.mentions, flags }).toEqual({
+      badge: 1,
+      flags: { 'nothing to see': false, 'hey @alice': true },
+    });
+  });
+
   test('a claimed fromDevice of another user, of the victim’s own user, or unknown is refused', async () => {
     // Broken: a message sealed with mike's own keys but claiming bob's device (or alice's
     // other device) is taken and shown in alice's 1:1 with bob as bob's (or alice's) words.

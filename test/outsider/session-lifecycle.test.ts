@@ -207,8 +207,12 @@ describe('session lifecycle (outsider)', () => {
     expect(res.filter((r) => r.error?.code === 'E_NAME_TAKEN').length).toBe(3);
   });
 
-  async function hostWithLobby(srv: { host: string; port: number }, name: string) {
-    const host = await startPeer(srv);
+  async function hostWithLobby(
+    srv: { host: string; port: number },
+    name: string,
+    extra: string[] = [],
+  ) {
+    const host = await startPeer(srv, extra);
     const reg = await host.api('POST', '/api/register', { username: name, password: 'pw-' + name });
     expect(reg.status).toBeLessThan(300);
     expect(
@@ -257,6 +261,70 @@ describe('session lifecycle (outsider)', () => {
         served: false,
         read: null,
       });
+    });
+  }
+
+  // The hole: a visitor opened a P2P link while in session; its session then ended with no event
+  // to the host (its grace ran out, or it hid its views from the server and logged out), and the
+  // link kept serving it, pushes and reads, for as long as it answered pings.
+  for (const end of ['its grace ran out', 'it logged out after hiding its views'] as const) {
+    it(`a visitor whose session ended (${end}) is cut from the host's P2P link it opened before: no more pushes, no more reads (§4.1 "asked again while its link is open")`, async () => {
+      const CHECK = 500;
+      const srv = await startServer([...OPEN, '--visitor-grace-ms', String(GRACE)]);
+      const { host, channelId } = await hostWithLobby(srv, 'keeper', [
+        '--visitor-check-ms',
+        String(CHECK),
+      ]);
+      const v = await serverHello(srv);
+      const k = newKey();
+      const e = await v.c.req('visitor', { name: 'lingerer', publicKey: k.pk });
+      expect((await v.c.req('channel_join', { channelId })).error).toBeUndefined();
+      const link = await p2pConnect(host.p2pPort, { cert: e.body.cert, key: k });
+      expect(link.ok).toBe(true);
+      expect((await link.c.req('subscribe', { channelIds: [channelId] })).body?.channelIds).toEqual(
+        [channelId],
+      );
+      const pushed = (from: number, text: string) =>
+        link.c.events.slice(from).filter((f) => JSON.stringify(f).includes(text)).length;
+      // In session: the host pushes to it.
+      await host.api('POST', `/api/channels/${channelId}/messages`, { text: 'while in session' });
+      expect(
+        await waitFor(
+          () => pushed(0, 'while in session'),
+          (n) => n > 0,
+        ),
+      ).toBe(1);
+      // Asked about a few times while in session: still served.
+      await sleep(3 * CHECK);
+      expect(link.c.closed).toBe(false);
+      expect((await link.c.req('history', { channelId, limit: 10 })).error).toBeUndefined();
+
+      if (end === 'its grace ran out') {
+        v.c.close();
+      } else {
+        // No view left at the server: its logout's session_revoked reaches no host.
+        expect((await v.c.req('subscribe', { channelIds: [] })).body?.channelIds).toEqual([]);
+        expect((await v.c.req('logout', {})).error).toBeUndefined();
+      }
+      const w = await registerLogin(srv, 'watcher4');
+      const live = await waitFor(
+        async () => (await w.c.req('session_check', { sessionId: e.body.sessionId })).body?.live,
+        (l) => l === false,
+        GRACE + 5000,
+      );
+      expect(live).toBe(false);
+      // Within a bound of the session's end (a check round, and one under way), the link is done.
+      await sleep(2 * CHECK + 1000);
+      const m0 = link.c.events.length;
+      await host.api('POST', `/api/channels/${channelId}/messages`, { text: 'after the end' });
+      await sleep(1500);
+      const read = link.c.closed
+        ? null
+        : await link.c.req('history', { channelId, limit: 10 }, 3000).catch(() => null);
+      expect({
+        pushed: pushed(m0, 'after the end'),
+        read: JSON.stringify(read ?? {}).includes('after the end'),
+      }).toEqual({ pushed: 0, read: false });
     });
   }
 
