@@ -10,10 +10,9 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     // Files run one after another in a worker and share its modules: importing the server, the
-    // peer and playwright afresh for each file cost 1–2 s a file. What a module keeps per file
-    // (test/browser.ts's browsers) is closed by the setup file after each file.
+    // peer and playwright afresh for each file cost 1–2 s a file. test/browser.ts's Chromium
+    // serves every browser test file of its worker (a fresh context per page), not one each.
     isolate: false,
-    setupFiles: ['test/setup.ts'],
     // Two cores here: two files at a time keeps multi-process tests from starving each other
     // (three made the suite no faster, 978 s against 997 s, and timed out the relay tree test).
     maxWorkers: 2,

@@ -1,8 +1,9 @@
 /**
  * A real Chromium for UI tests: Debian's /usr/bin/chromium driven by playwright-core, headless.
- * One browser per test file (per set of command-line flags), closed after the file (test/setup.ts); each page
- * gets a fresh browser context (its own cookies, storage and cache, as a fresh profile would),
- * closed after its test. Starting Chromium costs seconds on a busy 2-core machine; a context
+ * One browser per test worker (per set of command-line flags), shared by the worker's test files
+ * one after another and closed when the worker exits; each page gets a fresh browser context (its
+ * own cookies, storage and cache, as a fresh profile would), closed after its test. Starting
+ * Chromium costs seconds on a busy 2-core machine (and its first page a second more); a context
  * costs a fraction of that. Console errors are collected: a page that logs one fails its test.
  */
 import fs from 'node:fs';
@@ -12,18 +13,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
-/** This file's browsers, by their extra flags (a flag such as a fake camera is browser-wide). */
+/**
+ * This worker's browsers, by their extra flags (a flag such as a fake camera is browser-wide).
+ * Test files share a worker's modules (vitest isolate: false), so this module is loaded once per
+ * worker and its browsers serve every browser test file the worker runs.
+ */
 const browsers = new Map<string, Promise<Browser>>();
 
-/** Closes this worker's browsers; test/setup.ts calls it after every test file. */
-export async function closeBrowsers(): Promise<void> {
-  const all = [...browsers.values()];
-  browsers.clear();
-  for (const b of all) await (await b.catch(() => undefined))?.close();
-}
-// Test files share a worker's modules (vitest isolate: false), so this module is loaded once per
-// worker: the per-file close is registered by the setup file, which runs for every file.
-(globalThis as { hchatCloseBrowsers?: () => Promise<void> }).hchatCloseBrowsers = closeBrowsers;
+// Nothing closes them between files: playwright-core kills what it launched when the worker
+// process exits or is told to stop (SIGTERM).
 
 function browser(extraArgs: string[]): Promise<Browser> {
   const key = extraArgs.join(' ');

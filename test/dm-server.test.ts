@@ -6,14 +6,16 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { DM_LIMITS } from '../src/shared/limits.js';
 import {
   b64u,
   killAll,
+  names,
   newKey,
   registerLogin,
   serverHello,
+  sharedServer,
   sleep,
   startServer,
   uuid7,
@@ -26,6 +28,14 @@ type Server = Awaited<ReturnType<typeof startServer>>;
 type Client = Awaited<ReturnType<typeof registerLogin>>;
 
 const SRV = ['--max-registrations-per-address', '1000'];
+
+/**
+ * The server the tests share that neither restart it, change its mailbox size nor read its whole
+ * log: each names its users with a suffix of its own (`names`), so none meets another's devices,
+ * mailboxes, blocks or budgets. A visitor's per-address budget is raised as they add up.
+ */
+const server = sharedServer([...SRV, '--max-visitors-per-address', '1000']);
+afterAll(server.end);
 const SPK_CONTEXT = Buffer.from('hchat-dm-spk-v1');
 
 /** A device's keys, made the way PROTOCOL.md §10.1 says. */
@@ -98,23 +108,24 @@ async function devicesOf(asker: Client, username: string) {
 
 describe('devices and prekeys (§10.1)', () => {
   test('a visitor is refused every DM operation, and a connection without a session too', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob', 5);
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'), 5);
     const { c } = await serverHello(srv);
     const dev = newDevice();
     const bodies: Record<string, unknown> = {
       dm_publish: publishBody(dev, dev.otks(3)),
-      dm_devices: { usernames: ['bob'] },
-      dm_bundles: { devices: [{ username: 'bob', deviceId: bob.dev.deviceId }] },
+      dm_devices: { usernames: [n('bob')] },
+      dm_bundles: { devices: [{ username: n('bob'), deviceId: bob.dev.deviceId }] },
       dm_send: { envelopes: [envelopeTo(bob)] },
       dm_fetch: {},
       dm_ack: { upTo: 1 },
-      dm_block: { username: 'bob', blocked: true },
+      dm_block: { username: n('bob'), blocked: true },
       dm_blocks: {},
     };
     for (const [op, body] of Object.entries(bodies))
       expect((await c.req(op, body)).error?.code, op).toBe('E_AUTH_REQUIRED');
-    expect((await c.req('visitor', { name: 'vic', publicKey: newKey().pk })).body).toBeTruthy();
+    expect((await c.req('visitor', { name: n('vic'), publicKey: newKey().pk })).body).toBeTruthy();
     for (const [op, body] of Object.entries(bodies))
       expect((await c.req(op, body)).error?.code, op).toBe('E_VISITOR_READ_ONLY');
     // Nothing was spent or stored: bob's prekeys are all there, his mailbox is empty.
@@ -125,8 +136,9 @@ describe('devices and prekeys (§10.1)', () => {
   });
 
   test('a bad prekey signature, a changed identity key and another user’s device id are refused', async () => {
-    const srv = await startServer(SRV);
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
     const dev = newDevice();
     const forged = {
       ...publishBody(dev),
@@ -146,7 +158,7 @@ describe('devices and prekeys (§10.1)', () => {
     expect(r.error?.code).toBe('E_FORBIDDEN');
     expect(r.error?.message).toMatch(/identity key never changes/);
     // Another user claiming alice's device id, with her keys or its own: never.
-    const mallory = await registerLogin(srv, 'mallory');
+    const mallory = await registerLogin(srv, n('mallory'));
     expect((await mallory.c.req('dm_publish', publishBody(dev))).error?.code).toBe('E_FORBIDDEN');
     expect((await mallory.c.req('dm_publish', changed)).error?.code).toBe('E_FORBIDDEN');
     // Nor alice's identity key (and her signed prekey) under a device id of mallory's own.
@@ -156,16 +168,19 @@ describe('devices and prekeys (§10.1)', () => {
     });
     expect(copy.error?.code).toBe('E_FORBIDDEN');
     expect(copy.error?.message).toMatch(/identity key/);
-    expect(await devicesOf(mallory, 'mallory')).toEqual([{ username: 'mallory', devices: [] }]);
-    const listed = await devicesOf(mallory, 'alice');
+    expect(await devicesOf(mallory, n('mallory'))).toEqual([
+      { username: n('mallory'), devices: [] },
+    ]);
+    const listed = await devicesOf(mallory, n('alice'));
     expect(listed).toEqual([
-      { username: 'alice', devices: [{ deviceId: dev.deviceId, identityKey: dev.identityKey }] },
+      { username: n('alice'), devices: [{ deviceId: dev.deviceId, identityKey: dev.identityKey }] },
     ]);
   });
 
   test('one-time prekeys: first key of an id wins, at most 200 held (oldest dropped first)', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'));
     const first = bob.dev.otks(100, 0);
     expect((await bob.c.req('dm_publish', publishBody(bob.dev, first))).body.oneTimePrekeys).toBe(
       100,
@@ -179,8 +194,8 @@ describe('devices and prekeys (§10.1)', () => {
       (await bob.c.req('dm_publish', publishBody(bob.dev, bob.dev.otks(100, 150)))).body
         .oneTimePrekeys,
     ).toBe(200);
-    const alice = await registerLogin(srv, 'alice');
-    const addr = { username: 'bob', deviceId: bob.dev.deviceId };
+    const alice = await registerLogin(srv, n('alice'));
+    const addr = { username: n('bob'), deviceId: bob.dev.deviceId };
     const b = await alice.c.req('dm_bundles', { devices: [addr] });
     // ids 0–49 were the oldest: dropped to stay at 200; id 50 is now the oldest, with its first key.
     expect(b.body.bundles[0].oneTimePrekey).toEqual(first[50]);
@@ -192,19 +207,20 @@ describe('devices and prekeys (§10.1)', () => {
     // Unknown devices, and devices named under the wrong user, are left out.
     const none = await alice.c.req('dm_bundles', {
       devices: [
-        { username: 'alice', deviceId: bob.dev.deviceId },
-        { username: 'bob', deviceId: b64u(crypto.randomBytes(16)) },
+        { username: n('alice'), deviceId: bob.dev.deviceId },
+        { username: n('bob'), deviceId: b64u(crypto.randomBytes(16)) },
       ],
     });
     expect(none.body).toEqual({ bundles: [] });
   });
 
   test('a one-time prekey is handed out exactly once, however many ask at once', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob', 20);
-    const addr = { username: 'bob', deviceId: bob.dev.deviceId };
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'), 20);
+    const addr = { username: n('bob'), deviceId: bob.dev.deviceId };
     const askers: Client[] = [];
-    for (let i = 0; i < 8; i++) askers.push(await registerLogin(srv, `asker${i}`));
+    for (let i = 0; i < 8; i++) askers.push(await registerLogin(srv, n(`asker${i}`)));
     // Every asker fires 4 requests at once, each naming bob's device twice.
     const answers = await Promise.all(
       askers.flatMap((a) =>
@@ -221,10 +237,11 @@ describe('devices and prekeys (§10.1)', () => {
   });
 
   test('one user cannot drain a device: past a few, its bundles come without a one-time prekey', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob', 100);
-    const mallory = await registerLogin(srv, 'mallory');
-    const addr = { username: 'bob', deviceId: bob.dev.deviceId };
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'), 100);
+    const mallory = await registerLogin(srv, n('mallory'));
+    const addr = { username: n('bob'), deviceId: bob.dev.deviceId };
     const r = await mallory.c.req('dm_bundles', { devices: Array(20).fill(addr) });
     const got = r.body.bundles.filter((b: any) => b.oneTimePrekey).length;
     expect(r.body.bundles).toHaveLength(20);
@@ -247,12 +264,13 @@ describe('devices and prekeys (§10.1)', () => {
   });
 
   test('an eleventh device drops the longest-unseen other one, with its mailbox', async () => {
-    const srv = await startServer(SRV);
-    const alice = await userWithDevice(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await userWithDevice(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const devs = [newDevice()];
     expect((await bob.c.req('dm_publish', publishBody(devs[0]!))).body).toBeTruthy();
-    const first = { username: 'bob', dev: devs[0]! };
+    const first = { username: n('bob'), dev: devs[0]! };
     expect(
       (await alice.c.req('dm_send', { envelopes: [envelopeTo(first)] })).body.results[0].ok,
     ).toBe(true);
@@ -261,18 +279,18 @@ describe('devices and prekeys (§10.1)', () => {
       await sleep(2);
       expect((await bob.c.req('dm_publish', publishBody(devs[i]!))).error).toBeUndefined();
     }
-    expect((await devicesOf(alice, 'bob'))[0]!.devices).toHaveLength(10);
+    expect((await devicesOf(alice, n('bob')))[0]!.devices).toHaveLength(10);
     // The first is refreshed (seen now): the second is the longest unseen.
     const bobAgain = await serverHello(srv);
     await bobAgain.c.req('login', {
-      username: 'bob',
+      username: n('bob'),
       password: bob.password,
       publicKey: newKey().pk,
     });
     expect((await bobAgain.c.req('dm_publish', publishBody(devs[0]!))).error).toBeUndefined();
     const eleventh = newDevice();
     expect((await bob.c.req('dm_publish', publishBody(eleventh))).error).toBeUndefined();
-    const now = (await devicesOf(alice, 'bob'))[0]!.devices.map((d) => d.deviceId);
+    const now = (await devicesOf(alice, n('bob')))[0]!.devices.map((d) => d.deviceId);
     expect(now).toHaveLength(10);
     expect(now).toContain(devs[0]!.deviceId);
     expect(now).not.toContain(devs[1]!.deviceId);
@@ -280,7 +298,7 @@ describe('devices and prekeys (§10.1)', () => {
     // The dropped device's mailbox went with it; the kept one still has its envelope.
     expect((await bobAgain.c.req('dm_fetch', {})).body.envelopes).toHaveLength(1);
     const gone = await alice.c.req('dm_send', {
-      envelopes: [envelopeTo({ username: 'bob', dev: devs[1]! })],
+      envelopes: [envelopeTo({ username: n('bob'), dev: devs[1]! })],
     });
     expect(gone.body.results[0].error.code).toBe('E_NOT_FOUND');
   });
@@ -288,30 +306,32 @@ describe('devices and prekeys (§10.1)', () => {
 
 describe('the mailbox (§10.2)', () => {
   test('`from` is the sending session’s user and device, whatever the request says', async () => {
-    const srv = await startServer(SRV);
-    const alice = await userWithDevice(srv, 'alice');
-    const bob = await userWithDevice(srv, 'bob');
-    const mallory = await userWithDevice(srv, 'mallory');
+    const srv = await server.get();
+    const n = names();
+    const alice = await userWithDevice(srv, n('alice'));
+    const bob = await userWithDevice(srv, n('bob'));
+    const mallory = await userWithDevice(srv, n('mallory'));
     const env = {
       ...envelopeTo(bob),
-      from: { username: 'alice', deviceId: alice.dev.deviceId },
+      from: { username: n('alice'), deviceId: alice.dev.deviceId },
     };
     const r = await mallory.c.req('dm_send', {
       envelopes: [env],
-      from: { username: 'alice', deviceId: alice.dev.deviceId },
+      from: { username: n('alice'), deviceId: alice.dev.deviceId },
       fromDevice: alice.dev.deviceId,
     });
     expect(r.body.results).toEqual([{ id: env.id, ok: true }]);
     const got = (await bob.c.req('dm_fetch', {})).body.envelopes;
     expect(got).toHaveLength(1);
-    expect(got[0].from).toEqual({ username: 'mallory', deviceId: mallory.dev.deviceId });
+    expect(got[0].from).toEqual({ username: n('mallory'), deviceId: mallory.dev.deviceId });
     expect(got[0].body).toEqual(env.body);
   });
 
   test('sending needs a published device; unknown devices are refused per envelope', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob');
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'));
+    const alice = await registerLogin(srv, n('alice'));
     const r = await alice.c.req('dm_send', { envelopes: [envelopeTo(bob)] });
     expect(r.error?.code).toBe('E_BAD_REQUEST');
     expect(r.error?.message).toMatch(/publish your device first \(dm_publish\)/);
@@ -319,8 +339,8 @@ describe('the mailbox (§10.2)', () => {
     expect((await alice.c.req('dm_ack', { upTo: 10 })).error?.code).toBe('E_BAD_REQUEST');
     await alice.c.req('dm_publish', publishBody(newDevice()));
     const good = envelopeTo(bob);
-    const unknown = envelopeTo({ username: 'bob', dev: newDevice() });
-    const wrongUser = envelopeTo({ username: 'alice', dev: bob.dev });
+    const unknown = envelopeTo({ username: n('bob'), dev: newDevice() });
+    const wrongUser = envelopeTo({ username: n('alice'), dev: bob.dev });
     const res = await alice.c.req('dm_send', { envelopes: [good, unknown, wrongUser] });
     expect(res.body.results[0]).toEqual({ id: good.id, ok: true });
     expect(res.body.results[1].error.code).toBe('E_NOT_FOUND');
@@ -331,9 +351,10 @@ describe('the mailbox (§10.2)', () => {
   });
 
   test('an oversize ciphertext is refused with a message naming `ct`', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob');
-    const alice = await userWithDevice(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'));
+    const alice = await userWithDevice(srv, n('alice'));
     const r = await alice.c.req('dm_send', {
       envelopes: [envelopeTo(bob, 'A'.repeat(DM_LIMITS.maxCipherChars + 1))],
     });
@@ -346,10 +367,11 @@ describe('the mailbox (§10.2)', () => {
   });
 
   test('nobody fetches or acks another device’s mailbox', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob');
-    const alice = await userWithDevice(srv, 'alice');
-    const mallory = await userWithDevice(srv, 'mallory');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'));
+    const alice = await userWithDevice(srv, n('alice'));
+    const mallory = await userWithDevice(srv, n('mallory'));
     for (let i = 0; i < 3; i++) await alice.c.req('dm_send', { envelopes: [envelopeTo(bob)] });
     expect((await mallory.c.req('dm_fetch', {})).body).toEqual({ envelopes: [], more: false });
     expect((await mallory.c.req('dm_ack', { upTo: 1_000_000 })).body).toEqual({});
@@ -391,14 +413,15 @@ describe('the mailbox (§10.2)', () => {
   });
 
   test('a fetch is cut to the receiver’s frame and says there is more', async () => {
-    const srv = await startServer(SRV);
-    const alice = await userWithDevice(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await userWithDevice(srv, n('alice'));
     const small = await serverHello(srv, 64 * 1024);
-    await small.c.req('register', { username: 'bob', password: 'pw-bob' });
-    await small.c.req('login', { username: 'bob', password: 'pw-bob', publicKey: newKey().pk });
+    await small.c.req('register', { username: n('bob'), password: 'pw-bob' });
+    await small.c.req('login', { username: n('bob'), password: 'pw-bob', publicKey: newKey().pk });
     const dev = newDevice();
     await small.c.req('dm_publish', publishBody(dev));
-    const bob = { username: 'bob', dev };
+    const bob = { username: n('bob'), dev };
     const envs = Array.from({ length: 6 }, () => envelopeTo(bob, b64u(crypto.randomBytes(24_000))));
     await alice.c.req('dm_send', { envelopes: envs });
     const seen: string[] = [];
@@ -416,21 +439,22 @@ describe('the mailbox (§10.2)', () => {
   });
 
   test('a blocked sender’s envelopes vanish, its bundles are anyone’s (nothing tells it is blocked), and it is not told', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob', 10);
-    const mallory = await userWithDevice(srv, 'mallory');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'), 10);
+    const mallory = await userWithDevice(srv, n('mallory'));
     const early = envelopeTo(bob);
     await mallory.c.req('dm_send', { envelopes: [early] });
-    expect((await bob.c.req('dm_block', { username: 'bob', blocked: true })).error?.code).toBe(
+    expect((await bob.c.req('dm_block', { username: n('bob'), blocked: true })).error?.code).toBe(
       'E_BAD_REQUEST',
     );
     expect((await bob.c.req('dm_block', { username: 'nobody', blocked: true })).error?.code).toBe(
       'E_NOT_FOUND',
     );
-    expect((await bob.c.req('dm_block', { username: 'MALLORY', blocked: true })).body).toEqual({
-      blocked: ['mallory'],
+    expect((await bob.c.req('dm_block', { username: n('MALLORY'), blocked: true })).body).toEqual({
+      blocked: [n('mallory')],
     });
-    expect((await bob.c.req('dm_blocks', {})).body).toEqual({ blocked: ['mallory'] });
+    expect((await bob.c.req('dm_blocks', {})).body).toEqual({ blocked: [n('mallory')] });
     const late = envelopeTo(bob);
     expect((await mallory.c.req('dm_send', { envelopes: [late] })).body.results).toEqual([
       { id: late.id, ok: true },
@@ -438,13 +462,13 @@ describe('the mailbox (§10.2)', () => {
     // Neither what was waiting nor what came after reaches bob.
     expect((await bob.c.req('dm_fetch', {})).body.envelopes).toEqual([]);
     const b = await mallory.c.req('dm_bundles', {
-      devices: [{ username: 'bob', deviceId: bob.dev.deviceId }],
+      devices: [{ username: n('bob'), deviceId: bob.dev.deviceId }],
     });
     // A bundle as anyone gets it (the per-pair budget bounds what a blocked user can spend).
     expect(b.body.bundles[0].oneTimePrekey).toBeDefined();
     expect((await bob.c.req('dm_publish', publishBody(bob.dev))).body.oneTimePrekeys).toBe(9);
     // Unblocked: envelopes reach bob again.
-    expect((await bob.c.req('dm_block', { username: 'mallory', blocked: false })).body).toEqual({
+    expect((await bob.c.req('dm_block', { username: n('mallory'), blocked: false })).body).toEqual({
       blocked: [],
     });
     const after = envelopeTo(bob);
@@ -455,12 +479,17 @@ describe('the mailbox (§10.2)', () => {
   });
 
   test('an envelope is pushed (`dm`) to the connections of its online device', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob');
-    const alice = await userWithDevice(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'));
+    const alice = await userWithDevice(srv, n('alice'));
     // bob's second device, on another connection: it hears nothing of the first one's mail.
     const other = await serverHello(srv);
-    await other.c.req('login', { username: 'bob', password: bob.password, publicKey: newKey().pk });
+    await other.c.req('login', {
+      username: n('bob'),
+      password: bob.password,
+      publicKey: newKey().pk,
+    });
     await other.c.req('dm_publish', publishBody(newDevice()));
     const env = envelopeTo(bob);
     const pushed = new Promise<any>((resolve) => {
@@ -471,7 +500,7 @@ describe('the mailbox (§10.2)', () => {
     const body = await pushed;
     expect(body).toMatchObject({
       id: env.id,
-      from: { username: 'alice', deviceId: alice.dev.deviceId },
+      from: { username: n('alice'), deviceId: alice.dev.deviceId },
       body: env.body,
     });
     expect(body.seq).toBeGreaterThan(0);
@@ -503,27 +532,31 @@ describe('the mailbox (§10.2)', () => {
 
 describe('who may see a device’s address (§10.1 dm_devices)', () => {
   test('a stranger gets no entry until the target looked it up; never when invisible or blocked', async () => {
-    const srv = await startServer(SRV);
-    const alice = await userWithDevice(srv, 'alice');
-    const bob = await userWithDevice(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await userWithDevice(srv, n('alice'));
+    const bob = await userWithDevice(srv, n('bob'));
     await online(bob, 40001);
     await online(alice, 40002);
-    const entryOfBob = async () => (await devicesOf(alice, 'bob'))[0]!.devices[0]!.entry;
-    expect(await devicesOf(alice, 'bob')).toEqual([
+    const entryOfBob = async () => (await devicesOf(alice, n('bob')))[0]!.devices[0]!.entry;
+    expect(await devicesOf(alice, n('bob'))).toEqual([
       {
-        username: 'bob',
+        username: n('bob'),
         devices: [{ deviceId: bob.dev.deviceId, identityKey: bob.dev.identityKey }],
       },
     ]);
     // Unknown users are left out; alice sees her own device with its entry.
-    const mine = await alice.c.req('dm_devices', { usernames: ['nobody', 'Alice'] });
+    const mine = await alice.c.req('dm_devices', { usernames: ['nobody', n('Alice')] });
     expect(mine.body.users).toHaveLength(1);
-    expect(mine.body.users[0].devices[0].entry).toMatchObject({ username: 'alice', port: 40002 });
+    expect(mine.body.users[0].devices[0].entry).toMatchObject({
+      username: n('alice'),
+      port: 40002,
+    });
     // bob looks alice up: from then on alice may see where bob is (he is talking to her). alice
     // asked for bob first, so bob sees her at once.
-    expect((await devicesOf(bob, 'alice'))[0]!.devices[0]!.entry).toMatchObject({ port: 40002 });
+    expect((await devicesOf(bob, n('alice')))[0]!.devices[0]!.entry).toMatchObject({ port: 40002 });
     expect(await entryOfBob()).toMatchObject({
-      username: 'bob',
+      username: n('bob'),
       ip: '127.0.0.1',
       port: 40001,
       status: 'online',
@@ -531,21 +564,22 @@ describe('who may see a device’s address (§10.1 dm_devices)', () => {
     // Invisible: no entry for anyone else; bob's own devices still show it to him.
     expect((await bob.c.req('set_status', { status: 'invisible' })).body.status).toBe('invisible');
     expect(await entryOfBob()).toBeUndefined();
-    expect((await devicesOf(bob, 'bob'))[0]!.devices[0]!.entry).toMatchObject({
+    expect((await devicesOf(bob, n('bob')))[0]!.devices[0]!.entry).toMatchObject({
       status: 'invisible',
     });
     await bob.c.req('set_status', { status: 'online' });
     expect(await entryOfBob()).toBeDefined();
     // A user who blocks the asker is never located by it.
-    await bob.c.req('dm_block', { username: 'alice', blocked: true });
+    await bob.c.req('dm_block', { username: n('alice'), blocked: true });
     expect(await entryOfBob()).toBeUndefined();
   });
 
   test('a co-member sees the entry without any lookup (the tracker’s rule)', async () => {
-    const srv = await startServer(SRV);
-    const bob = await userWithDevice(srv, 'bob');
-    const carol = await userWithDevice(srv, 'carol');
-    const dave = await userWithDevice(srv, 'dave');
+    const srv = await server.get();
+    const n = names();
+    const bob = await userWithDevice(srv, n('bob'));
+    const carol = await userWithDevice(srv, n('carol'));
+    const dave = await userWithDevice(srv, n('dave'));
     await online(bob, 40011);
     const ch = await carol.c.req('channel_create', {
       id: uuid7(),
@@ -553,8 +587,8 @@ describe('who may see a device’s address (§10.1 dm_devices)', () => {
       allowVisitors: false,
     });
     expect((await bob.c.req('channel_join', { channelId: ch.body.id })).error).toBeUndefined();
-    expect((await devicesOf(carol, 'bob'))[0]!.devices[0]!.entry).toMatchObject({ port: 40011 });
-    expect((await devicesOf(dave, 'bob'))[0]!.devices[0]!.entry).toBeUndefined();
+    expect((await devicesOf(carol, n('bob')))[0]!.devices[0]!.entry).toMatchObject({ port: 40011 });
+    expect((await devicesOf(dave, n('bob')))[0]!.devices[0]!.entry).toBeUndefined();
   });
 });
 

@@ -22,6 +22,8 @@ import {
   registerLogin,
   serverHello,
   killAll,
+  names,
+  sharedServer,
   sleep,
   newKey,
   uuid7,
@@ -50,6 +52,13 @@ afterAll(killAll);
 
 // Every test comes from 127.0.0.1: raise the per-address registration and visitor budgets.
 const SRV = ['--max-registrations-per-address', '1000', '--max-visitors-per-address', '1000'];
+
+/**
+ * The server of the describes of one test each that need no flags of their own: each names its
+ * users with a suffix of its own (`names`), and its channels and files are its own.
+ */
+const shared = sharedServer(SRV);
+afterAll(shared.end);
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 type Peer = Awaited<ReturnType<typeof startPeer>>;
@@ -896,8 +905,9 @@ describe('backup of attachments', () => {
     // §9.4 Attach: "The author's peer … backs it up: file_put, then file_chunk_put for each
     // missing chunk, then file_held. Its outbox sends a message with files only once the server
     // holds all of them".
-    const srv = await startServer(SRV);
-    const [alice, erin] = await Promise.all([userPeer(srv, 'alice'), userPeer(srv, 'erin')]);
+    const srv = await shared.get();
+    const n = names();
+    const [alice, erin] = await Promise.all([userPeer(srv, n('alice')), userPeer(srv, n('erin'))]);
     const A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body
       .id;
     await erin.api('POST', `/api/channels/${A}/join`);
@@ -908,7 +918,7 @@ describe('backup of attachments', () => {
       files: [one.body.id, two.body.id],
     });
     expect(post.status).toBe(201);
-    const watcher = await registerLogin(srv, 'walt');
+    const watcher = await registerLogin(srv, n('walt'));
     await watcher.c.req('channel_join', { channelId: A });
     const held = async () => ({
       one: !!(await watcher.c.req('file_sources', { channelId: A, fileId: one.body.id })).body
@@ -1717,11 +1727,12 @@ describe('deleting a channel', () => {
     // server drops a deleted channel's files; §2.2: only "the channel's owner" deletes a channel.
     // mallory puts the same file (she holds it, or only its manifest) into her own channel, then
     // deletes that channel: alice's channel keeps its backup.
-    const srv = await startServer(SRV);
-    const alice = await userPeer(srv, 'alice');
+    const srv = await shared.get();
+    const n = names();
+    const alice = await userPeer(srv, n('alice'));
     const A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body
       .id;
-    const bob = await registerLogin(srv, 'bob');
+    const bob = await registerLogin(srv, n('bob'));
     await bob.c.req('channel_join', { channelId: A });
     const data = crypto.randomBytes(2 * CHUNK);
     const F = manifestOf(data, 'meme.png', 'image/png', { width: 10, height: 10 });
@@ -1732,7 +1743,7 @@ describe('deleting a channel', () => {
     // alice goes offline: the server is the only source left.
     await alice.api('PUT', '/api/status', { status: 'offline' });
 
-    const mallory = await registerLogin(srv, 'mallory');
+    const mallory = await registerLogin(srv, n('mallory'));
     const B = (
       await mallory.c.req('channel_create', { id: uuid7(), name: 'b', allowVisitors: false })
     ).body.id;
@@ -1765,11 +1776,12 @@ describe('a visitor’s peer', () => {
   test('cannot attach a file, even to a channel that allows visitors', async () => {
     // README: POST /api/channels/:id/files is "a member only (403 E_NOT_MEMBER)"; "Visitors …
     // every write is refused with 403 E_VISITOR_READ_ONLY, by the peer and by the server".
-    const srv = await startServer(SRV);
-    const [alice, v] = await Promise.all([userPeer(srv, 'alice'), startPeer(srv)]);
+    const srv = await shared.get();
+    const n = names();
+    const [alice, v] = await Promise.all([userPeer(srv, n('alice')), startPeer(srv)]);
     const P = (await alice.api('POST', '/api/channels', { name: 'p', allowVisitors: true })).body
       .id;
-    expect((await v.api('POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+    expect((await v.api('POST', '/api/visitor', { name: n('guest') })).status).toBe(200);
     expect((await v.api('POST', `/api/channels/${P}/join`)).status).toBe(200);
     const up = await upload(v, P, Buffer.from('hi'), 'hi.txt', 'text/plain');
     expect(up.status).toBe(403);
@@ -1824,12 +1836,16 @@ describe('the same file twice in one message', () => {
     // §9.1: "files: [{id, name, size, type, image?}] (1–10, each id once)"; README: POST
     // …/messages "files (1–10) must be attached here to this channel first". A message that every
     // other replica must refuse must not enter the host's primary copy.
-    const srv = await startServer(SRV);
-    const [alice, carol] = await Promise.all([userPeer(srv, 'alice'), userPeer(srv, 'carol')]);
+    const srv = await shared.get();
+    const n = names();
+    const [alice, carol] = await Promise.all([
+      userPeer(srv, n('alice')),
+      userPeer(srv, n('carol')),
+    ]);
     const A = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body
       .id;
     await carol.api('POST', `/api/channels/${A}/join`);
-    const walt = await registerLogin(srv, 'walt');
+    const walt = await registerLogin(srv, n('walt'));
     await walt.c.req('channel_join', { channelId: A });
     const f = (await upload(alice, A, crypto.randomBytes(1000), 'f.txt', 'text/plain')).body;
     await serverHolds(walt, A, f.id);

@@ -19,7 +19,11 @@ export interface Proc {
 
 const procs: Proc[] = [];
 
-export async function startProc(args: string[], data?: string): Promise<Proc> {
+/**
+ * Starts `bin/hchat` with `args`. `keep`: not ended by `killAll` (a process tests share, which
+ * whoever started it ends with `kill`).
+ */
+export async function startProc(args: string[], data?: string, keep = false): Promise<Proc> {
   const dir = data ?? fs.mkdtempSync(path.join(os.tmpdir(), 'hc-out-'));
   const child = spawn(process.execPath, [BIN, ...args, '--data', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,7 +55,7 @@ export async function startProc(args: string[], data?: string): Promise<Proc> {
         child.kill('SIGKILL');
       }),
   };
-  procs.push(p);
+  if (!keep) procs.push(p);
   return p;
 }
 
@@ -61,11 +65,12 @@ export async function killAll() {
 
 export async function startServer(
   extra: string[] = [],
-  opts: { data?: string; port?: number } = {},
+  opts: { data?: string; port?: number; keep?: boolean } = {},
 ) {
   const p = await startProc(
     ['server', '--port', String(opts.port ?? 0), '--http-port', '0', ...extra],
     opts.data,
+    opts.keep,
   );
   const m = p.ready.match(/tcp=([\d.]+):(\d+)/)!;
   return { ...p, host: m[1]!, port: Number(m[2]) };
@@ -108,6 +113,40 @@ export async function startPeer(
     udpPort: Number(m[7]),
     api,
   };
+}
+
+/**
+ * One server for the tests of a file that cannot meet each other's data (each names its own
+ * users with `names`, below): started by the first test that asks, ended after the file. Tests
+ * whose assertions depend on what else the server holds, or that restart or kill it, start their
+ * own with `startServer`.
+ */
+export function sharedServer(extra: string[] = []) {
+  let s: ReturnType<typeof startServer> | undefined;
+  return {
+    get: () => (s ??= startServer(extra, { keep: true })),
+    end: async () => {
+      const started = s;
+      s = undefined;
+      if (started) await (await started.catch(() => undefined))?.kill();
+    },
+  };
+}
+
+const NAME_LETTERS = 'abcdefghjkpqstxyz'; // none a look-alike of another, alone or paired
+let nameSets = 0;
+
+/**
+ * `base` with a suffix of its own for each call of `names()` (`_` and two letters): the users and
+ * visitors of one test on a shared server never are, nor look like, another test's.
+ */
+export function names(): (base: string) => string {
+  const n = nameSets++;
+  const suffix =
+    '_' +
+    NAME_LETTERS[Math.floor(n / NAME_LETTERS.length) % NAME_LETTERS.length]! +
+    NAME_LETTERS[n % NAME_LETTERS.length]!;
+  return (base) => base + suffix;
 }
 
 export const b64u = (b: Buffer) => b.toString('base64url');

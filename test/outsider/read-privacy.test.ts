@@ -2,13 +2,15 @@
 // a host's P2P link): what a user must not see. Written from README.md, docs/PROTOCOL.md (§2.2,
 // §3.3, §3.5, §3.11, §4), docs/SECURITY.md and docs/REST.md alone; every process is real
 // (`bin/hchat server`, `bin/hchat peer`), the hostile side speaks raw TLS frames.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   killAll,
+  names,
   newKey,
   p2pConnect,
   registerLogin,
   serverHello,
+  sharedServer,
   sleep,
   startPeer,
   startServer,
@@ -18,6 +20,18 @@ import {
 import { makeItem, type Signer } from './items-lib.js';
 
 afterEach(killAll);
+
+/**
+ * The server most tests share (each with users and visitors of its own, `names`): no test here
+ * reads anything of another's, and the per-address budgets they would add up against are raised.
+ */
+const server = sharedServer([
+  '--max-registrations-per-address',
+  '1000',
+  '--max-visitors-per-address',
+  '1000',
+]);
+afterAll(server.end);
 
 type Srv = Awaited<ReturnType<typeof startServer>>;
 type User = Awaited<ReturnType<typeof registerLogin>>;
@@ -70,9 +84,10 @@ async function visitor(srv: Srv, name: string) {
 
 describe('server link: who may search, read and hear what', () => {
   it('a non-member finds, reads, syncs, lists and hears nothing of a private channel', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const seenByBob = tap(bob.c);
     const priv = await channel(alice, 'secret-room', false);
     const mine = await channel(bob, 'bobs-room', false);
@@ -102,7 +117,9 @@ describe('server link: who may search, read and hear what', () => {
     // subscribe keeps only the readable ones; a mention of bob there reaches him nowhere.
     const sub = await bob.c.req('subscribe', { channelIds: [mine, priv] });
     expect(sub.body.channelIds).toEqual([mine]);
-    await post(alice, priv, { body: { text: 'hey @bob zebracorn again', mentions: ['bob'] } });
+    await post(alice, priv, {
+      body: { text: `hey @${bob.username} zebracorn again`, mentions: [bob.username] },
+    });
     await alice.c.req('typing', { channelId: priv });
     await sleep(500);
     expect(seenByBob()).not.toContain('launch codes');
@@ -154,9 +171,10 @@ describe('server link: who may search, read and hear what', () => {
   });
 
   it('a removed member finds, reads and hears nothing more, even where visitors may read', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const seenByBob = tap(bob.c);
     const priv = await channel(alice, 'private', false);
     const open = await channel(alice, 'open', true);
@@ -166,7 +184,7 @@ describe('server link: who may search, read and hear what', () => {
     }
     expect(texts(await search(bob, { query: 'narwhal' }))).toHaveLength(2);
     for (const ch of [priv, open])
-      await post(alice, ch, { kind: 'channel', body: { change: { remove: 'bob' } } });
+      await post(alice, ch, { kind: 'channel', body: { change: { remove: bob.username } } });
     await sleep(300);
     const mark = seenByBob().length;
     for (const ch of [priv, open]) await say(alice, ch, 'narwhal after removal');
@@ -195,9 +213,10 @@ describe('server link: who may search, read and hear what', () => {
   });
 
   it('a member who left finds and hears nothing more of a private channel', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const seenByBob = tap(bob.c);
     const priv = await channel(alice, 'private', false);
     await bob.c.req('channel_join', { channelId: priv });
@@ -214,13 +233,14 @@ describe('server link: who may search, read and hear what', () => {
   });
 
   it('once a channel stops allowing visitors, outsiders lose it on every path', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const carol = await registerLogin(srv, 'carol');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const carol = await registerLogin(srv, n('carol'));
     const seenByCarol = tap(carol.c);
     const open = await channel(alice, 'open', true);
     await say(alice, open, 'ibis public then');
-    const v = await visitor(srv, 'Guest');
+    const v = await visitor(srv, n('Guest'));
     const seenByV = tap(v.c);
     expect((await v.c.req('channel_join', { channelId: open })).body?.id).toBe(open);
     // carol, a user but no member, may read it while it allows visitors, and subscribes.
@@ -265,9 +285,10 @@ describe('server link: who may search, read and hear what', () => {
   });
 
   it('a deleted channel is found nowhere', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const ch = await channel(alice, 'doomed', true);
     await bob.c.req('channel_join', { channelId: ch });
     await say(alice, ch, 'dodo extinct soon');
@@ -281,15 +302,16 @@ describe('server link: who may search, read and hear what', () => {
     expect(code(await bob.c.req('history', { channelId: ch, limit: 5 }))).toBe(
       'E_CHANNEL_NOT_FOUND',
     );
-    const v = await visitor(srv, 'Guest');
+    const v = await visitor(srv, n('Guest'));
     expect(texts(await search(v, { query: 'dodo', channelIds: [ch] }))).toEqual([]);
   });
 });
 
 describe('server link: edited-away and deleted text', () => {
   it('edited-away text is not found; only the newest edit by (ts, lc, id) is, whatever the arrival order', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
     const ch = await channel(alice, 'edits', false);
     const m = await say(alice, ch, 'quokkaold original');
     const olderEdit = makeItem(signer(alice), ch, {
@@ -311,7 +333,7 @@ describe('server link: edited-away and deleted text', () => {
     const found = await search(alice, { query: 'quokkanew' });
     expect(found.body.messages.map((x: any) => x.id)).toEqual([m.id]);
     // A stranger's edit is refused (E_FORBIDDEN) and changes nothing searchable.
-    const mallory = await registerLogin(srv, 'mallory');
+    const mallory = await registerLogin(srv, n('mallory'));
     await mallory.c.req('channel_join', { channelId: ch });
     const forged = makeItem(signer(mallory), ch, {
       kind: 'edit',
@@ -327,14 +349,15 @@ describe('server link: edited-away and deleted text', () => {
   });
 
   it('a delete leaves no old text in search, history related, sync or pushes, also for an edit that comes after it', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const ch = await channel(alice, 'deletes', false);
     await bob.c.req('channel_join', { channelId: ch });
     const keep = await say(alice, ch, 'lemur stays here');
     const gone = await post(bob, ch, {
-      body: { text: 'platypusgone secret', mentions: ['alice'], replyTo: keep.id },
+      body: { text: 'platypusgone secret', mentions: [alice.username], replyTo: keep.id },
     });
     await post(bob, ch, { kind: 'edit', target: gone.id, body: { text: 'echidnagone secret' } });
     await post(alice, ch, { kind: 'react', target: gone.id, body: { emoji: '👍' } });
@@ -342,7 +365,7 @@ describe('server link: edited-away and deleted text', () => {
     await post(alice, ch, { kind: 'delete', target: gone.id });
 
     // An observer who connects afterwards, compact and full, and bob's live link.
-    const carol = await registerLogin(srv, 'carol');
+    const carol = await registerLogin(srv, n('carol'));
     await carol.c.req('channel_join', { channelId: ch });
     const seenByCarol = tap(carol.c);
     const seenByBob = tap(bob.c);
@@ -377,8 +400,9 @@ describe('server link: edited-away and deleted text', () => {
   });
 
   it('a compact link serves tombstones too (history, sync, search pages)', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
     const ch = await channel(alice, 'compact', false);
     const m = await say(alice, ch, 'pangolin compactsecret');
     await post(alice, ch, { kind: 'edit', target: m.id, body: { text: 'pangolin compactedit' } });
@@ -386,7 +410,7 @@ describe('server link: edited-away and deleted text', () => {
     await post(alice, ch, { kind: 'delete', target: m.id });
 
     // A compact hello (§3.11): the observer logs in as bob on a compact link.
-    const raw = await compactLogin(srv, 'bob');
+    const raw = await compactLogin(srv, n('bob'));
     await raw.c.req('channel_join', { channelId: ch });
     const seen = tap(raw.c);
     const h = await raw.c.req('history', { channelId: ch, limit: 50 });
@@ -420,8 +444,9 @@ async function compactLogin(srv: Srv, username: string) {
 
 describe('server link: queries are text, limits hold', () => {
   it('FTS operators, quotes, prefixes and column names are plain words or separators', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
     const ch = await channel(alice, 'fts', false);
     await say(alice, ch, 'alpha beta');
     await say(alice, ch, 'gamma delta');
@@ -459,8 +484,9 @@ describe('server link: queries are text, limits hold', () => {
   });
 
   it('lengths count code points; more than 200 is refused; a lone surrogate closes the link', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
     await channel(alice, 'len', false);
     // 200 characters outside the BMP are 400 UTF-16 units: §2.1 "Lengths … count Unicode code points".
     expect(code(await search(alice, { query: '😀'.repeat(200) }))).toBeUndefined();
@@ -487,9 +513,10 @@ describe('server link: queries are text, limits hold', () => {
   });
 
   it('history `before` naming another channel’s message is E_NOT_FOUND, and says no more than an unknown id', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const priv = await channel(alice, 'private', false);
     const hidden = await say(alice, priv, 'tapir hidden');
     const mine = await channel(bob, 'bobs', false);
@@ -533,9 +560,10 @@ function rest(srv: Srv, token: string) {
 
 describe('REST API v1: a token limited to one channel', () => {
   it('sees only its channel on every read route, the gateway and presence', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
-    const bob = await registerLogin(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
+    const bob = await registerLogin(srv, n('bob'));
     const inside = await channel(alice, 'inside', false);
     const outside = await channel(alice, 'outside', false);
     await bob.c.req('channel_join', { channelId: outside });
@@ -579,11 +607,11 @@ describe('REST API v1: a token limited to one channel', () => {
     const mine = await get('/users/@me/channels');
     expect(mine.status).toBe(200);
     expect(mine.text).not.toContain(outside);
-    const shared = await get('/users/bob/channels');
+    const shared = await get(`/users/${bob.username}/channels`);
     expect(shared.text).not.toContain(outside);
     const presence = await get('/presence');
     expect(presence.status).toBe(200);
-    expect(presence.text).not.toContain('"bob"');
+    expect(presence.text).not.toContain(`"${bob.username}"`);
 
     // The gateway: subscribed to the token's channels only; nothing of the other arrives.
     const { default: WebSocket } = await import('ws');
@@ -609,16 +637,19 @@ describe('REST API v1: a token limited to one channel', () => {
   });
 
   it('a bot that is no member reads no private channel; tombstones over REST carry no text', async () => {
-    const srv = await startServer();
-    const alice = await registerLogin(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await registerLogin(srv, n('alice'));
     const priv = await channel(alice, 'private', false);
     const m = await say(alice, priv, 'marmot erased words');
     await post(alice, priv, { kind: 'edit', target: m.id, body: { text: 'marmot edited words' } });
     await post(alice, priv, { kind: 'delete', target: m.id });
-    expect((await alice.c.req('bot_create', { username: 'helper' })).body?.username).toBe('helper');
+    expect((await alice.c.req('bot_create', { username: n('helper') })).body?.username).toBe(
+      n('helper'),
+    );
     const botTok = await alice.c.req('token_create', {
       name: 'bot',
-      account: 'helper',
+      account: n('helper'),
       scopes: ['read'],
     });
     const asBot = rest(srv, botTok.body.token);
@@ -660,8 +691,9 @@ async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 8000)
 
 describe("a host's P2P link", () => {
   it('answers a non-member and a visitor only what they may read, and has no search', async () => {
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
     const priv = (await alice.api('POST', '/api/channels', { name: 'priv', allowVisitors: false }))
       .body.id as string;
     const open = (await alice.api('POST', '/api/channels', { name: 'open', allowVisitors: true }))
@@ -672,7 +704,7 @@ describe("a host's P2P link", () => {
     await alice.api('POST', `/api/channels/${open}/messages`, { text: 'jackal public' });
     expect(hidden.status).toBe(201);
 
-    const bob = await registerLogin(srv, 'bob');
+    const bob = await registerLogin(srv, n('bob'));
     const { c, ok } = await p2pConnect(alice.p2pPort, bob);
     expect(ok).toBe(true);
     const seen = tap(c);
@@ -696,7 +728,7 @@ describe("a host's P2P link", () => {
     await sleep(500);
     expect(seen()).not.toContain('jackal private');
 
-    const v = await visitor(srv, 'Guest');
+    const v = await visitor(srv, n('Guest'));
     const vl = await p2pConnect(alice.p2pPort, v);
     expect(vl.ok).toBe(true);
     expect(code(await vl.c.req('history', { channelId: priv, limit: 10 }))).toBe(
@@ -709,11 +741,12 @@ describe("a host's P2P link", () => {
   });
 
   it('serves no erased text to a member, and drops a member the owner removed', async () => {
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
     const ch = (await alice.api('POST', '/api/channels', { name: 'room', allowVisitors: true }))
       .body.id as string;
-    const carol = await registerLogin(srv, 'carol');
+    const carol = await registerLogin(srv, n('carol'));
     expect((await carol.c.req('channel_join', { channelId: ch })).body?.id).toBe(ch);
     const m = await alice.api('POST', `/api/channels/${ch}/messages`, { text: 'wildebeest old' });
     await alice.api('PATCH', `/api/channels/${ch}/messages/${m.body.id}`, {
@@ -736,7 +769,7 @@ describe("a host's P2P link", () => {
     expect(seenC()).not.toContain('wildebeest edited');
 
     // The owner removes carol: "A host does the same on its P2P link" (§2.2).
-    const rm = await alice.api('DELETE', `/api/channels/${ch}/members/carol`);
+    const rm = await alice.api('DELETE', `/api/channels/${ch}/members/${carol.username}`);
     expect(rm.status).toBeLessThan(300);
     await sleep(500);
     const mc = seenC().length;
@@ -753,13 +786,14 @@ describe("a host's P2P link", () => {
   });
 
   it('stops pushing to a non-member and a visitor once the channel no longer allows visitors', async () => {
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
     const ch = (await alice.api('POST', '/api/channels', { name: 'room', allowVisitors: true }))
       .body.id as string;
     await alice.api('POST', `/api/channels/${ch}/messages`, { text: 'gazelle open' });
-    const dave = await registerLogin(srv, 'dave'); // a user, no member
-    const v = await visitor(srv, 'Guest');
+    const dave = await registerLogin(srv, n('dave')); // a user, no member
+    const v = await visitor(srv, n('Guest'));
     const dl = await p2pConnect(alice.p2pPort, dave);
     const vl = await p2pConnect(alice.p2pPort, v);
     const seenD = tap(dl.c);
@@ -792,12 +826,13 @@ describe('a host, when its owner closes the channel from another session', () =>
   it('stops pushing to a visitor even when the change came over P2P, not from the host itself', async () => {
     // Found in review: the host ended visitors' links only for changes made on the host peer; the
     // owner's other session (a second device) posting the item to the host left them subscribed.
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
     const ch = (await alice.api('POST', '/api/channels', { name: 'room', allowVisitors: true }))
       .body.id as string;
-    const other = await registerLogin(srv, 'alice', 'pw-alice'); // the owner's second session
-    const v = await visitor(srv, 'Guest');
+    const other = await registerLogin(srv, n('alice'), 'pw-' + n('alice')); // the owner's second session
+    const v = await visitor(srv, n('Guest'));
     const vl = await p2pConnect(alice.p2pPort, v);
     const ol = await p2pConnect(alice.p2pPort, other);
     const seenV = tap(vl.c);
@@ -822,8 +857,9 @@ const found = (r: { body: any }): string[] =>
 
 describe("a peer's local API", () => {
   it('after logout, the next account on the same peer finds and reads nothing of the last one’s channels', async () => {
-    const srv = await startServer();
-    const p = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const p = await peerUser(srv, n('alice'));
     const priv = (await p.api('POST', '/api/channels', { name: 'diary', allowVisitors: false }))
       .body.id as string;
     const m = await p.api('POST', `/api/channels/${priv}/messages`, {
@@ -833,11 +869,15 @@ describe("a peer's local API", () => {
     expect(found(await p.api('GET', '/api/search?q=kangaroo'))).toEqual(['kangaroo diary entry']);
     expect((await p.api('POST', '/api/logout')).status).toBe(204);
     expect(
-      (await p.api('POST', '/api/register', { username: 'bob', password: 'pw-bob' })).status,
+      (await p.api('POST', '/api/register', { username: n('bob'), password: 'pw-' + n('bob') }))
+        .status,
     ).toBe(201);
-    const login = await p.api('POST', '/api/login', { username: 'bob', password: 'pw-bob' });
+    const login = await p.api('POST', '/api/login', {
+      username: n('bob'),
+      password: 'pw-' + n('bob'),
+    });
     expect(login.status).toBe(200);
-    expect(login.body.username).toBe('bob');
+    expect(login.body.username).toBe(n('bob'));
 
     // "Full-text search of the messages this user may read" (local-api.openapi.json /api/search);
     // bob is no member of alice's private channel.
@@ -858,9 +898,10 @@ describe("a peer's local API", () => {
   });
 
   it('a removed member’s and a leaver’s peer no longer search the channel; a deleted message is found nowhere', async () => {
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
-    const bob = await peerUser(srv, 'bob');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
+    const bob = await peerUser(srv, n('bob'));
     const a = (await alice.api('POST', '/api/channels', { name: 'a', allowVisitors: false })).body
       .id as string;
     const b = (await alice.api('POST', '/api/channels', { name: 'b', allowVisitors: false })).body
@@ -906,7 +947,9 @@ describe("a peer's local API", () => {
     expect(JSON.stringify(pageA.body)).not.toContain('deleted text');
 
     // alice removes bob from a; bob leaves b.
-    expect((await alice.api('DELETE', `/api/channels/${a}/members/bob`)).status).toBeLessThan(300);
+    expect(
+      (await alice.api('DELETE', `/api/channels/${a}/members/${n('bob')}`)).status,
+    ).toBeLessThan(300);
     expect((await bob.api('POST', `/api/channels/${b}/leave`)).status).toBeLessThan(300);
     await waitFor(
       () => bob.api('GET', '/api/channels'),
@@ -919,8 +962,9 @@ describe("a peer's local API", () => {
   });
 
   it('a visitor on a peer searches only channels that allow visitors; query edges are refused cleanly', async () => {
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
     const priv = (await alice.api('POST', '/api/channels', { name: 'priv', allowVisitors: false }))
       .body.id as string;
     const open = (await alice.api('POST', '/api/channels', { name: 'open', allowVisitors: true }))
@@ -928,7 +972,7 @@ describe("a peer's local API", () => {
     await alice.api('POST', `/api/channels/${priv}/messages`, { text: 'bison private' });
     await alice.api('POST', `/api/channels/${open}/messages`, { text: 'bison public' });
     const vp = await startPeer(srv);
-    expect((await vp.api('POST', '/api/visitor', { name: 'Guest' })).status).toBe(200);
+    expect((await vp.api('POST', '/api/visitor', { name: n('Guest') })).status).toBe(200);
     const named = await vp.api('GET', `/api/search?q=bison&channelId=${priv}`);
     expect(named.status).toBeGreaterThanOrEqual(400);
     expect(JSON.stringify(named.body)).not.toContain('bison private');
@@ -955,13 +999,14 @@ describe("a peer's local API", () => {
   });
 
   it('a visitor’s peer shows nothing new of a channel once it stops allowing visitors', async () => {
-    const srv = await startServer();
-    const alice = await peerUser(srv, 'alice');
+    const srv = await server.get();
+    const n = names();
+    const alice = await peerUser(srv, n('alice'));
     const ch = (await alice.api('POST', '/api/channels', { name: 'open', allowVisitors: true }))
       .body.id as string;
     await alice.api('POST', `/api/channels/${ch}/messages`, { text: 'condor first' });
     const vp = await startPeer(srv);
-    expect((await vp.api('POST', '/api/visitor', { name: 'Guest' })).status).toBe(200);
+    expect((await vp.api('POST', '/api/visitor', { name: n('Guest') })).status).toBe(200);
     expect((await vp.api('POST', `/api/channels/${ch}/join`)).status).toBe(200);
     await waitFor(
       () => vp.api('GET', `/api/channels/${ch}/messages`),

@@ -1,13 +1,15 @@
 // Outside attacks on the lifecycle of accounts and sessions, written from README.md,
 // docs/PROTOCOL.md (§3.2–§3.7, §4.1, §11), docs/SECURITY.md and docs/REST.md only.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   certClaims,
   killAll,
+  names,
   newKey,
   p2pConnect,
   registerLogin,
   serverHello,
+  sharedServer,
   signMessage,
   sleep,
   startPeer,
@@ -22,6 +24,19 @@ afterEach(async () => {
   await killAll();
 });
 
+/**
+ * The servers the tests that neither restart a server nor count what it holds share, each test
+ * with users and visitors of its own (`names`): one with the default visitor grace, one with
+ * GRACE. Visitors from 127.0.0.1 add up across tests: their per-address budget is raised.
+ */
+const VISITORS = ['--max-visitors-per-address', '1000'];
+const open = sharedServer([...OPEN, ...VISITORS]);
+const graced = sharedServer([...OPEN, ...VISITORS, '--visitor-grace-ms', String(GRACE)]);
+afterAll(async () => {
+  await open.end();
+  await graced.end();
+});
+
 async function waitFor<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 8000) {
   const end = Date.now() + ms;
   let v = await f();
@@ -34,8 +49,9 @@ async function waitFor<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 8
 
 describe('session lifecycle (outsider)', () => {
   it('a connection that logs out and logs in as another account keeps none of the first account’s subscriptions (§3.3 subscribe: "the readable ones")', async () => {
-    const srv = await startServer(OPEN);
-    const a = await registerLogin(srv, 'alice');
+    const srv = await open.get();
+    const n = names();
+    const a = await registerLogin(srv, n('alice'));
     // alice's private channel: the connection is subscribed to it by channel_create.
     const channelId = uuid7();
     const cr = await a.c.req('channel_create', {
@@ -48,25 +64,25 @@ describe('session lifecycle (outsider)', () => {
     expect(sub.body.channelIds).toEqual([channelId]);
     // alice logs out on that connection; mallory logs in on the same one.
     expect((await a.c.req('logout', {})).error).toBeUndefined();
-    await a.c.req('register', { username: 'mallory', password: 'pw-mallory' });
+    await a.c.req('register', { username: n('mallory'), password: 'pw-mallory' });
     const mk = newKey();
     const ml = await a.c.req('login', {
-      username: 'mallory',
+      username: n('mallory'),
       password: 'pw-mallory',
       publicKey: mk.pk,
     });
-    expect(ml.body?.username).toBe('mallory');
+    expect(ml.body?.username).toBe(n('mallory'));
     // alice posts and types from another session.
     const a2 = await serverHello(srv);
     const k2 = newKey();
     const l2 = await a2.c.req('login', {
-      username: 'alice',
+      username: n('alice'),
       password: a.password,
       publicKey: k2.pk,
     });
     await a2.c.req('submit_info', { ip: '127.0.0.1', port: 9, udpPort: 9, status: 'online' });
     const before = a.c.events.length;
-    const msg = signMessage(k2, l2.body.cert, channelId, 'alice', 'for alice only');
+    const msg = signMessage(k2, l2.body.cert, channelId, n('alice'), 'for alice only');
     const p = await a2.c.req('post', { message: msg });
     expect(p.body?.seq).toBeGreaterThan(0);
     await a2.c.req('typing', { channelId });
@@ -78,8 +94,9 @@ describe('session lifecycle (outsider)', () => {
   });
 
   it('a logout closes every connection of the session, and a certificate renewed by resume elsewhere is dead after it (§3.2, §3.3 logout)', async () => {
-    const srv = await startServer(OPEN);
-    const a = await registerLogin(srv, 'alice');
+    const srv = await open.get();
+    const n = names();
+    const a = await registerLogin(srv, n('alice'));
     const channelId = uuid7();
     await a.c.req('channel_create', { id: channelId, name: 'c', allowVisitors: false });
     // the same session resumed on a second connection: a renewed cert of the same key.
@@ -100,7 +117,7 @@ describe('session lifecycle (outsider)', () => {
     // the token resumes nowhere, and a post signed later under either cert is refused
     const c = await serverHello(srv);
     expect((await c.c.req('resume', { token: a.token })).error?.code).toBe('E_SESSION_INVALID');
-    const other = await registerLogin(srv, 'bob');
+    const other = await registerLogin(srv, n('bob'));
     expect((await other.c.req('session_check', { sessionId: a.sessionId })).body?.live).toBe(false);
   });
 
@@ -137,24 +154,25 @@ describe('session lifecycle (outsider)', () => {
   });
 
   it('a visitor’s name is held through its grace, then free; the session does not resume after its grace (§3.3 visitor, resume; PROTOCOL.md "A visitor is present…")', async () => {
-    const srv = await startServer([...OPEN, '--visitor-grace-ms', String(GRACE)]);
+    const srv = await graced.get();
+    const n = names();
     const v1 = await serverHello(srv);
     const k1 = newKey();
-    const e1 = await v1.c.req('visitor', { name: 'zed', publicKey: k1.pk });
+    const e1 = await v1.c.req('visitor', { name: n('zed'), publicKey: k1.pk });
     expect(e1.body?.role).toBe('visitor');
     v1.c.close();
     await sleep(200);
     // within the grace: nobody else may take it
     const v2 = await serverHello(srv);
-    expect((await v2.c.req('visitor', { name: 'zed', publicKey: newKey().pk })).error?.code).toBe(
-      'E_NAME_TAKEN',
-    );
+    expect(
+      (await v2.c.req('visitor', { name: n('zed'), publicKey: newKey().pk })).error?.code,
+    ).toBe('E_NAME_TAKEN');
     // resumed within the grace: still present; closed again, a new grace
     const v1b = await serverHello(srv);
-    expect((await v1b.c.req('resume', { token: e1.body.token })).body?.username).toBe('zed');
+    expect((await v1b.c.req('resume', { token: e1.body.token })).body?.username).toBe(n('zed'));
     v1b.c.close();
     await sleep(GRACE + 1500);
-    const watcher = await registerLogin(srv, 'watcher');
+    const watcher = await registerLogin(srv, n('watcher'));
     expect(
       (await watcher.c.req('session_check', { sessionId: e1.body.sessionId })).body?.live,
     ).toBe(false);
@@ -165,7 +183,7 @@ describe('session lifecycle (outsider)', () => {
     );
     // and the name is free
     const v3 = await serverHello(srv);
-    expect((await v3.c.req('visitor', { name: 'zed', publicKey: newKey().pk })).body?.role).toBe(
+    expect((await v3.c.req('visitor', { name: n('zed'), publicKey: newKey().pk })).body?.role).toBe(
       'visitor',
     );
     const again = await serverHello(srv);
@@ -175,32 +193,34 @@ describe('session lifecycle (outsider)', () => {
   });
 
   it('a visitor resumed on a second connection keeps its name and session when its first connection closes (§3.3 visitor: "present now")', async () => {
-    const srv = await startServer([...OPEN, '--visitor-grace-ms', String(GRACE)]);
+    const srv = await graced.get();
+    const n = names();
     const v1 = await serverHello(srv);
-    const e1 = await v1.c.req('visitor', { name: 'quinn', publicKey: newKey().pk });
+    const e1 = await v1.c.req('visitor', { name: n('quinn'), publicKey: newKey().pk });
     expect(e1.body?.role).toBe('visitor');
     const v1b = await serverHello(srv);
-    expect((await v1b.c.req('resume', { token: e1.body.token })).body?.username).toBe('quinn');
+    expect((await v1b.c.req('resume', { token: e1.body.token })).body?.username).toBe(n('quinn'));
     v1.c.close(); // the older connection ends; the session lives on v1b
     await sleep(GRACE + 1500);
     expect(v1b.c.closed).toBe(false);
-    const watcher = await registerLogin(srv, 'watcher2');
+    const watcher = await registerLogin(srv, n('watcher2'));
     expect(
       (await watcher.c.req('session_check', { sessionId: e1.body.sessionId })).body?.live,
     ).toBe(true);
     const thief = await serverHello(srv);
     expect(
-      (await thief.c.req('visitor', { name: 'quinn', publicKey: newKey().pk })).error?.code,
+      (await thief.c.req('visitor', { name: n('quinn'), publicKey: newKey().pk })).error?.code,
     ).toBe('E_NAME_TAKEN');
     expect((await v1b.c.req('directory', {})).error).toBeUndefined();
   });
 
   it('two visitors racing for one name: exactly one gets it (§3.3 visitor)', async () => {
-    const srv = await startServer(OPEN);
+    const srv = await open.get();
+    const n = names();
     const conns = await Promise.all([0, 1, 2, 3].map(() => serverHello(srv)));
     const res = await Promise.all(
       conns.map((c, i) =>
-        c.c.req('visitor', { name: i % 2 ? 'RACE' : 'race', publicKey: newKey().pk }),
+        c.c.req('visitor', { name: i % 2 ? n('RACE') : n('race'), publicKey: newKey().pk }),
       ),
     );
     expect(res.filter((r) => r.body?.role === 'visitor').length).toBe(1);
@@ -229,11 +249,12 @@ describe('session lifecycle (outsider)', () => {
 
   for (const checkedBefore of [true, false]) {
     it(`a visitor whose grace ran out (its name taken by another visitor) is refused by a host ${checkedBefore ? 'that accepted it before' : 'it never met'} (§4.1: "its session not revoked"; §3.3 session_check)`, async () => {
-      const srv = await startServer([...OPEN, '--visitor-grace-ms', String(GRACE)]);
-      const { host, channelId } = await hostWithLobby(srv, 'hoster');
+      const srv = await graced.get();
+      const n = names();
+      const { host, channelId } = await hostWithLobby(srv, n('hoster'));
       const v = await serverHello(srv);
       const k = newKey();
-      const e = await v.c.req('visitor', { name: 'vee', publicKey: k.pk });
+      const e = await v.c.req('visitor', { name: n('vee'), publicKey: k.pk });
       const me = { cert: e.body.cert as string, key: k };
       if (checkedBefore) {
         const l1 = await p2pConnect(host.p2pPort, me);
@@ -244,14 +265,14 @@ describe('session lifecycle (outsider)', () => {
       // the visitor leaves the server; its grace runs out; another visitor takes the name
       v.c.close();
       await sleep(GRACE + 1500);
-      const w = await registerLogin(srv, 'watcher3');
+      const w = await registerLogin(srv, n('watcher3'));
       expect((await w.c.req('session_check', { sessionId: e.body.sessionId })).body?.live).toBe(
         false,
       );
       const v2 = await serverHello(srv);
-      expect((await v2.c.req('visitor', { name: 'vee', publicKey: newKey().pk })).body?.role).toBe(
-        'visitor',
-      );
+      expect(
+        (await v2.c.req('visitor', { name: n('vee'), publicKey: newKey().pk })).body?.role,
+      ).toBe('visitor');
       // the old visitor's certificate (30 days) at the host
       const l2 = await p2pConnect(host.p2pPort, me);
       let read: any = null;
@@ -329,11 +350,12 @@ describe('session lifecycle (outsider)', () => {
   }
 
   it('a visitor reads no more of a channel once it stops allowing visitors: not from the server, not from the host (PROTOCOL.md §2.2)', async () => {
-    const srv = await startServer(OPEN);
-    const { host, channelId } = await hostWithLobby(srv, 'owner1');
+    const srv = await open.get();
+    const n = names();
+    const { host, channelId } = await hostWithLobby(srv, n('owner1'));
     const v = await serverHello(srv);
     const k = newKey();
-    const e = await v.c.req('visitor', { name: 'peeker', publicKey: k.pk });
+    const e = await v.c.req('visitor', { name: n('peeker'), publicKey: k.pk });
     expect((await v.c.req('channel_join', { channelId })).error).toBeUndefined();
     expect((await v.c.req('subscribe', { channelIds: [channelId] })).body?.channelIds).toEqual([
       channelId,
@@ -359,34 +381,38 @@ describe('session lifecycle (outsider)', () => {
   });
 
   it('the peer’s local API shows the next account nothing of the last one’s (SECURITY.md "What an account reads of the peer’s copy")', async () => {
-    const srv = await startServer(OPEN);
+    const srv = await open.get();
+    const n = names();
     const p = await startPeer(srv);
-    for (const u of ['anna', 'bert', 'cleo'])
+    for (const u of [n('anna'), n('bert'), n('cleo')])
       expect(
         (await p.api('POST', '/api/register', { username: u, password: 'pw-' + u })).status,
       ).toBeLessThan(300);
     expect(
-      (await p.api('POST', '/api/login', { username: 'anna', password: 'pw-anna' })).status,
+      (await p.api('POST', '/api/login', { username: n('anna'), password: 'pw-' + n('anna') }))
+        .status,
     ).toBe(200);
     const ch = await p.api('POST', '/api/channels', { name: 'anna-private', allowVisitors: false });
     const channelId = (ch.body.id ?? ch.body.channel?.id) as string;
     await p.api('POST', `/api/channels/${channelId}/messages`, { text: 'zebracode private' });
-    const dm = await p.api('POST', '/api/dms', { members: ['cleo'] });
+    const dm = await p.api('POST', '/api/dms', { members: [n('cleo')] });
     const dmId = dm.body?.id ?? dm.body?.conversation?.id;
     expect(dm.status, JSON.stringify(dm.body)).toBeLessThan(300);
     if (dmId) await p.api('POST', `/api/dms/${dmId}/messages`, { text: 'zebradm secret' });
-    await p.api('PUT', '/api/blocks/cleo');
+    await p.api('PUT', `/api/blocks/${n('cleo')}`);
     await sleep(500);
     expect((await p.api('POST', '/api/logout')).status).toBeLessThan(300);
     expect(
-      (await p.api('POST', '/api/login', { username: 'bert', password: 'pw-bert' })).status,
+      (await p.api('POST', '/api/login', { username: n('bert'), password: 'pw-' + n('bert') }))
+        .status,
     ).toBe(200);
     await sleep(500);
     const seen: Record<string, unknown> = {};
     const get = async (k: string, route: string) => {
       const r = await p.api('GET', route);
       const s = JSON.stringify(r.body);
-      if (r.status === 200 && /zebra|anna-private|cleo/.test(s)) seen[k] = s.slice(0, 200);
+      if (r.status === 200 && (/zebra|anna-private/.test(s) || s.includes(n('cleo'))))
+        seen[k] = s.slice(0, 200);
     };
     await get('channels', '/api/channels');
     await get('messages', `/api/channels/${channelId}/messages`);
