@@ -305,7 +305,16 @@ export async function startDeployment(extra: string[] = [], count = 2) {
       ...extra,
     ]),
   );
-  const servers = await Promise.all(launched.map((l) => l.ready));
+  // One instance that fails to start (slow under load) must not leave the others, NATS and the
+  // database behind: this runs outside vitest's cleanup (three servers outlived a run that way).
+  const servers = await Promise.all(launched.map((l) => l.ready)).catch(async (err: unknown) => {
+    for (const l of launched) if (l.proc.exitCode === null) l.proc.kill('SIGKILL');
+    await Promise.all(launched.map((l) => l.exited));
+    await nats.kill();
+    await db.drop().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   const at = (i: number) => {
     const [host, port] = servers[i]!.ready.tcp!.split(':');
     return { host: host!, port: Number(port), http: servers[i]!.ready.http! };
