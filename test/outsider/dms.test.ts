@@ -228,10 +228,10 @@ describe('hostile senders on the victim’s P2P port (§10.4, §10.6)', () => {
   test('a signed mention its text does not name counts no mention (silent ping, PROTOCOL.md §2.2, §10.4)', async () => {
     // Broken: `mentions: ["alice"]` under a text that names nobody raised alice's mention badge
     // and `mentioned`, although the message shows no mention; a written `@alice` must still count.
-    const v = await hostile('vince');
+    const v = await hostile('vera');
     const s = await sessionWith(v, 'alice', aliceDev);
-    const id = pairId('alice', 'vince');
-    const members = ['alice', 'vince'];
+    const id = pairId('alice', 'vera');
+    const members = ['alice', 'vera'];
     const t = Date.now();
     await deliver(v, [
       msg(s, { conversation: id, members, ts: t, text: 'nothing to see', mentions: ['alice'] }),
@@ -474,7 +474,7 @@ describe('the server link (§10.1, §10.2)', () => {
       password: 'vince-pw-123',
       publicKey: newKey().pk,
     });
-    expect(l.body?.username).toBe('vince');
+    expect(l.body?.username, JSON.stringify(l)).toBe('vince');
     const v = await withDevice({ c, username: 'vince' });
     const m = await withDevice(await registerLogin(srv, 'padder'));
     const to = { username: 'vince', deviceId: v.dev.deviceId };
