@@ -172,6 +172,16 @@ let bob: Peer;
 let channelId: string;
 let bobMessageId: string;
 const BOB_TEXT = 'bob wrote exactly this';
+/** A peer of the shared server, in `root`/`name`. */
+const peerArgs = (name: string) => [
+  'peer',
+  '--server',
+  serverAddr,
+  '--ui-port',
+  '0',
+  '--data',
+  path.join(root, name),
+];
 
 beforeAll(async () => {
   server = await launch(
@@ -179,15 +189,6 @@ beforeAll(async () => {
     true,
   ).ready;
   serverAddr = `${server.ready.tcp}#${server.ready.fingerprint}`;
-  const peerArgs = (name: string) => [
-    'peer',
-    '--server',
-    serverAddr,
-    '--ui-port',
-    '0',
-    '--data',
-    path.join(root, name),
-  ];
   const [a, b] = await Promise.all([
     launch(peerArgs('alice'), true).ready,
     launch(peerArgs('bob'), true).ready,
@@ -669,18 +670,7 @@ describe('damaged and tampered files', () => {
     ).ready;
     alice = peerOf(a, alice.data);
     // carol, a new member, reads the channel from its host.
-    const c = peerOf(
-      await launch([
-        'peer',
-        '--server',
-        serverAddr,
-        '--ui-port',
-        '0',
-        '--data',
-        path.join(root, 'carol'),
-      ]).ready,
-      path.join(root, 'carol'),
-    );
+    const c = peerOf(await launch(peerArgs('carol')).ready, path.join(root, 'carol'));
     const creds = { username: 'carol', password: 'carol-disk-password' };
     expect((await c.api('POST', '/api/register', creds)).status).toBe(201);
     expect((await c.api('POST', '/api/login', creds)).status).toBe(200);
