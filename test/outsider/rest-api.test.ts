@@ -496,27 +496,41 @@ describe('REST API v1, attacked from outside', () => {
     const u = await user('rl');
     const tok = await token(u);
     const ch = await channel(u);
-    const answers = [
-      await rest(tok, 'GET', '/users/@me'),
-      await rest(tok, 'GET', `/channels/${ch}/messages?limit=0`),
-      await rest(tok, 'GET', `/channels/${uuid7()}`),
-      await rest(tok, 'POST', '/channels', { name: '' }),
-      await rest(tok, 'POST', '/channels', '{bad json'),
-      await rest(tok, 'GET', '/users/nobody-here-at-all'),
+    // Each request spends one: `remaining` falls by one, less what the 20 a second put back
+    // between two requests (on a loaded machine a request can take 50 ms, one token's refill).
+    const calls: Array<() => Promise<Awaited<ReturnType<typeof rest>>>> = [
+      () => rest(tok, 'GET', '/users/@me'),
+      () => rest(tok, 'GET', `/channels/${ch}/messages?limit=0`),
+      () => rest(tok, 'GET', `/channels/${uuid7()}`),
+      () => rest(tok, 'POST', '/channels', { name: '' }),
+      () => rest(tok, 'POST', '/channels', '{bad json'),
+      () => rest(tok, 'GET', '/users/nobody-here-at-all'),
     ];
+    const answers: Array<{ a: Awaited<ReturnType<typeof rest>>; start: number; end: number }> = [];
+    for (const call of calls) {
+      const start = Date.now();
+      const a = await call();
+      answers.push({ a, start, end: Date.now() });
+    }
     const failures: string[] = [];
     let prev = Infinity;
-    for (const [i, a] of answers.entries()) {
+    for (const [i, { a }] of answers.entries()) {
       const lim = a.headers.get('ratelimit-limit');
       const rem = a.headers.get('ratelimit-remaining');
       const reset = a.headers.get('ratelimit-reset');
       if (lim !== '100' || rem === null || reset === null)
         failures.push(`answer ${i} (${a.status}): limit=${lim} remaining=${rem} reset=${reset}`);
       else {
-        if (!(Number(rem) < prev)) failures.push(`answer ${i}: remaining ${rem} did not fall`);
+        const gapMs = i === 0 ? 0 : answers[i]!.end - answers[i - 1]!.start;
+        const refill = Math.ceil((20 * gapMs) / 1000);
+        if (!(Number(rem) < prev + refill))
+          failures.push(
+            `answer ${i}: remaining ${rem} after ${prev} (${gapMs} ms: ${refill} back)`,
+          );
         prev = Number(rem);
       }
     }
+    expect(Number(answers[0]!.a.headers.get('ratelimit-remaining'))).toBeLessThan(100);
     expect(failures).toEqual([]);
   });
 
