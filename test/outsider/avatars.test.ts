@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   b64u,
+  readAnswer,
   certClaims,
   killAll,
   newKey,
@@ -629,12 +630,7 @@ async function put(peer: Peer, body: Buffer, type?: string) {
     },
     body: new Uint8Array(body),
   });
-  const text = await r.text();
-  let json: any = text;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: r.status, body: json };
+  return readAnswer(r);
 }
 
 async function get(peer: Peer, route: string) {

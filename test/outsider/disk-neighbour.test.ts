@@ -17,6 +17,7 @@ import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchHchat, type HchatProcess, type Launched } from '../hchat-spawn.js';
+import { localApi } from './lib.js';
 
 const running = new Set<Launched>();
 const NOBODY = 65534;
@@ -71,24 +72,7 @@ function peerOf(p: HchatProcess, data: string): Peer {
   const ui = new URL(p.ready.ui!);
   const base = ui.origin;
   const token = ui.searchParams.get('token')!;
-  const api = async (method: string, route: string, body?: unknown, type?: string) => {
-    const raw = body instanceof Buffer || typeof body === 'string';
-    const r = await fetch(base + route, {
-      method,
-      headers: {
-        authorization: 'Bearer ' + token,
-        ...(body !== undefined ? { 'content-type': type ?? 'application/json' } : {}),
-      },
-      body: body === undefined ? undefined : raw ? (body as any) : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let json: any = text;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: r.status, body: json };
-  };
-  return { p, data, base, token, api };
+  return { p, data, base, token, api: localApi(base, token) };
 }
 
 /** A small PNG (RGB, `n`×`n`), made here so that the avatar is a whole picture. */

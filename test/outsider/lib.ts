@@ -88,22 +88,7 @@ export async function startPeer(
   )!;
   const base = m[1];
   const token = m[3];
-  const api = async (method: string, route: string, body?: unknown) => {
-    const r = await fetch(base + route, {
-      method,
-      headers: {
-        authorization: 'Bearer ' + token,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const text = await r.text();
-    let json: any = text;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: r.status, body: json };
-  };
+  const api = localApi(base!, token!);
   return {
     ...p,
     base,
@@ -112,6 +97,35 @@ export async function startPeer(
     p2pPort: Number(m[5]),
     udpPort: Number(m[7]),
     api,
+  };
+}
+
+/** An HTTP answer's status, and its body as JSON when it parses, else as text. */
+export async function readAnswer(r: Response): Promise<{ status: number; body: any }> {
+  const text = await r.text();
+  let json: any = text;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: r.status, body: json };
+}
+
+/**
+ * Calls a peer's local API at `base` with its token: `body` goes as JSON, or as it is when it is
+ * bytes or a string (sent as `type`, JSON by default).
+ */
+export function localApi(base: string, token: string) {
+  return async (method: string, route: string, body?: unknown, type?: string) => {
+    const raw = body instanceof Buffer || typeof body === 'string';
+    const r = await fetch(base + route, {
+      method,
+      headers: {
+        authorization: 'Bearer ' + token,
+        ...(body !== undefined ? { 'content-type': type ?? 'application/json' } : {}),
+      },
+      body: body === undefined ? undefined : raw ? (body as any) : JSON.stringify(body),
+    });
+    return readAnswer(r);
   };
 }
 
