@@ -12,7 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BotClient } from '../src/sdk/client.js';
 import { runHchat, spawnHchat } from './processes.js';
-import { createTestnet, signIn, tempDir, waitFor, type TestPeer } from './testnet.js';
+import { botToken, createTestnet, signIn, tempDir, waitFor, type TestPeer } from './testnet.js';
 
 const EXAMPLE = path.resolve(import.meta.dirname, '..', 'examples', 'autoresponder.json');
 
@@ -158,14 +158,7 @@ describe('hchat bot', () => {
     const general = (
       await alice.call('POST', '/api/channels', { name: 'general', allowVisitors: false })
     ).body.id as string;
-    expect((await alice.call('POST', '/api/bots', { username: 'pinger' })).status).toBe(201);
-    const token = (
-      await alice.call('POST', '/api/tokens', {
-        name: 'pinger',
-        account: 'pinger',
-        scopes: ['read', 'write'],
-      })
-    ).body.token as string;
+    const token = await botToken(alice, 'pinger');
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'pinger.token'), token, { mode: 0o600 });
     const config = path.join(dir, 'bot.json');

@@ -14,7 +14,7 @@ import { BotClient, ApiError } from '../src/sdk/client.js';
 import { newSessionKeys, signMessage } from '../src/shared/signing.js';
 import { messageId } from '../src/shared/message-id.js';
 import { contract } from './openapi-contract.js';
-import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { botToken, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 
 type Net = Awaited<ReturnType<typeof createTestnet>>;
 
@@ -134,28 +134,12 @@ describe('REST API v1', () => {
 
   it('a member removed by the owner takes its bots along: they read and post nothing more, and no bot of its joins again', async () => {
     const { net, alice, bob, general, call } = await world();
-    const tokenOf = async (account: string) => {
-      expect((await bob.call('POST', '/api/bots', { username: account })).status).toBe(201);
-      const t = await bob.call('POST', '/api/tokens', {
-        name: account,
-        account,
-        scopes: ['read', 'write'],
-      });
-      return t.body.token as string;
-    };
-    const helper = await tokenOf('bobhelper');
+    const helper = await botToken(bob, 'bobhelper');
     expect((await call(helper, 'POST', `/channels/${general}/join`)).status).toBe(200);
     const sdk = await BotClient.connect({ url: net.server.httpUrl, token: helper });
     expect((await sdk.post(general, 'before')).duplicate).toBe(false);
     // alice's own bot is a member too, and stays one.
-    expect((await alice.call('POST', '/api/bots', { username: 'alicebot' })).status).toBe(201);
-    const own = (
-      await alice.call('POST', '/api/tokens', {
-        name: 'alicebot',
-        account: 'alicebot',
-        scopes: ['read', 'write'],
-      })
-    ).body.token as string;
+    const own = await botToken(alice, 'alicebot');
     expect((await call(own, 'POST', `/channels/${general}/join`)).status).toBe(200);
 
     expect((await alice.call('DELETE', `/api/channels/${general}/members/bob`)).status).toBe(200);
@@ -172,7 +156,7 @@ describe('REST API v1', () => {
     const rejoin = await call(helper, 'POST', `/channels/${general}/join`);
     expect(rejoin.status).toBe(403);
     expect(rejoin.body.error.code).toBe('E_FORBIDDEN');
-    const later = await tokenOf('bobhelper2');
+    const later = await botToken(bob, 'bobhelper2');
     const fresh = await call(later, 'POST', `/channels/${general}/join`);
     expect(fresh.status).toBe(403);
     expect(fresh.body.error.code).toBe('E_FORBIDDEN');
@@ -289,14 +273,7 @@ describe('REST API v1', () => {
 
   it('refuses forged, misdirected and malformed posts with the wire protocol’s errors', async () => {
     const { net, alice, general, secret, call } = await world();
-    await alice.call('POST', '/api/bots', { username: 'helper' });
-    const token = (
-      await alice.call('POST', '/api/tokens', {
-        name: 'h',
-        account: 'helper',
-        scopes: ['read', 'write'],
-      })
-    ).body.token as string;
+    const token = await botToken(alice, 'helper');
     await call(token, 'POST', `/channels/${general}/join`);
     const keys = newSessionKeys();
     const cert = (await call(token, 'POST', '/keys', { publicKey: keys.publicKey })).body;

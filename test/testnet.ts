@@ -213,6 +213,22 @@ export async function signIn(p: TestPeer, username: string): Promise<void> {
   if (l.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(l.body)}`);
 }
 
+/**
+ * Makes bot `username` owned by the peer's signed-in user (README "Bots") and a read and write
+ * token for it; answers the token.
+ */
+export async function botToken(p: TestPeer, username: string): Promise<string> {
+  const b = await p.call('POST', '/api/bots', { username });
+  if (b.status !== 201) throw new Error(`bot ${username}: ${JSON.stringify(b.body)}`);
+  const t = await p.call('POST', '/api/tokens', {
+    name: username,
+    account: username,
+    scopes: ['read', 'write'],
+  });
+  if (t.status !== 201) throw new Error(`token of ${username}: ${JSON.stringify(t.body)}`);
+  return t.body.token as string;
+}
+
 /** Polls `check` until it returns a truthy value, or fails after `ms`. */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
