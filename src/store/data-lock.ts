@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { untrustedFolder } from './folder-trust.js';
 
 export class DataLock {
   private constructor(private readonly db: Database.Database) {}
@@ -63,26 +64,17 @@ export class DataLock {
   }
 
   /**
-   * Throws, naming the folder, unless it (where a symlink leads) belongs to this process's user
-   * and no other user may write it: another local user who made the folder first, or who may
-   * write it, could plant the API token, a symlink or a database of their choosing, or replace a
-   * key, as SSH refuses a loose `~/.ssh` and PostgreSQL a loose data directory. Checked before
-   * anything in the folder is read or written.
+   * Throws, naming the folder, unless it (where a symlink leads) and the folders above it are
+   * this process's user's own (folder-trust.ts): another local user who made the folder first,
+   * who may write it, or who may rename it away, could plant the API token, a symlink or a
+   * database of their choosing, or replace a key, as SSH refuses a loose `~/.ssh` and PostgreSQL
+   * a loose data directory. Checked before anything in the folder is read or written.
    */
   private static checkOwn(dir: string): void {
     const uid = process.geteuid?.();
     if (uid === undefined) return;
-    const st = fs.statSync(dir);
-    if (st.uid !== uid)
-      throw new Error(
-        `--data ${dir} belongs to another user (uid ${st.uid}, this process runs as ${uid}): ` +
-          'give a folder of your own (made if missing)',
-      );
-    if (st.mode & 0o022)
-      throw new Error(
-        `--data ${dir} may be written by other users (mode ${(st.mode & 0o7777).toString(8)}): ` +
-          `make it private first (chmod 700 ${dir})`,
-      );
+    const wrong = untrustedFolder(dir, uid);
+    if (wrong) throw new Error(wrong);
   }
 
   /** Lets the folder go (at close). */

@@ -349,6 +349,69 @@ describe('files on disk, seen by another local user', () => {
     }
   });
 
+  it('FINDING: a data folder inside a folder another user owns, or may write without the sticky bit, is refused naming that folder', async () => {
+    // Each data folder is the user's own and private, but the neighbour may rename it away (and
+    // put one of theirs in its place before the next start) through the folder above it.
+    const cases: Array<[string, (above: string) => void]> = [
+      [
+        'theirs',
+        (d) => {
+          fs.chownSync(d, NOBODY, NOBODY);
+          fs.chmodSync(d, 0o755);
+        },
+      ],
+      ['open', (d) => fs.chmodSync(d, 0o777)],
+      // A group with a member other than the user (nobody's primary group) may write it.
+      [
+        'shared-group',
+        (d) => {
+          fs.chownSync(d, process.getuid!(), NOBODY);
+          fs.chmodSync(d, 0o775);
+        },
+      ],
+    ];
+    const outcomes = await Promise.all(
+      cases.map(async ([name, loosen]) => {
+        const above = path.join(root, `above-${name}`);
+        const data = path.join(above, 'mine');
+        fs.mkdirSync(data, { recursive: true, mode: 0o700 });
+        fs.chmodSync(data, 0o700);
+        loosen(above);
+        const res = await outcome(
+          launch(['peer', '--server', serverAddr, '--ui-port', '0', '--data', data]),
+        );
+        return { above, data, res };
+      }),
+    );
+    for (const { above, data, res } of outcomes) {
+      expect(res.ready === undefined, res.out).toBe(true);
+      expect(res.hung).toBeUndefined();
+      expect(res.code).not.toBe(0);
+      expect(res.out).toContain(`is inside ${above}`);
+      expect(fs.readdirSync(data)).toEqual([]);
+    }
+  });
+
+  it('a private data folder in a sticky folder all may write (as /tmp) is used, and so is one its user’s private group may write', async () => {
+    const sticky = path.join(root, 'sticky');
+    fs.mkdirSync(sticky);
+    fs.chmodSync(sticky, 0o1777);
+    const inSticky = path.join(sticky, 'mine');
+    fs.mkdirSync(inSticky, { mode: 0o700 });
+    // umask 002 on a system of user-private groups: the group is the user's alone (root's group
+    // has no other member here), so group write is the user's own (OpenSSH's rule on Debian).
+    const groupOwn = path.join(root, 'group-own');
+    fs.mkdirSync(groupOwn);
+    fs.chownSync(groupOwn, process.getuid!(), process.getgid!());
+    fs.chmodSync(groupOwn, 0o770);
+    for (const data of [inSticky, groupOwn]) {
+      const p = await launch(['peer', '--server', serverAddr, '--ui-port', '0', '--data', data])
+        .ready;
+      expect(fs.existsSync(path.join(data, 'api-token'))).toBe(true);
+      await stop(p);
+    }
+  });
+
   it('a data folder given as a symlink to the user’s own private folder is used as it is', async () => {
     const real = path.join(root, 'real');
     fs.mkdirSync(real, { mode: 0o700 });
