@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import { renderHome } from './home-page.js';
 import { lockApi } from './api-auth.js';
+import { fromThisUser } from './same-user.js';
 import { documentApi } from './api-doc.js';
 import { sessionRoutes } from './api-session.js';
 import { streamRoutes } from './api-streams.js';
@@ -70,6 +71,14 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     done(null, value);
   });
 
+  // Another local user's connection is refused whatever it carries (a token can leak).
+  app.addHook('onRequest', async (req) => {
+    if (!fromThisUser(req.raw.socket))
+      throw new HchatError(
+        'E_FORBIDDEN',
+        "this peer's local API answers only its own operating-system user",
+      );
+  });
   app.addHook('onRequest', async (req) => checkOrigin(req, port()));
   lockApi(app, token);
   // A WebSocket upgrade refused by the checks above was answered over the bare socket, which the

@@ -452,6 +452,70 @@ describe('the local API, from another local user', () => {
     await stop(p);
   });
 
+  it('FINDING: a token that leaked to another local user opens nothing from that user’s processes', async () => {
+    // SECURITY.md: a page left open while its peer is down hands the token (and URL keys) to
+    // whoever takes the UI port meanwhile. Held by another OS user, neither may read, post or
+    // watch: the boundary is the OS user, not the token.
+    const expiry = Math.floor(Date.now() / 1000) + 3600;
+    const key = `${expiry}.${crypto.createHmac('sha256', alice.token).update(`hchat url key v1 ${expiry}`).digest('base64url')}`;
+    const script = `
+      const [base, token, key] = process.argv.slice(1);
+      const ask = async (method, route, body, auth = true) => {
+        try {
+          const ctl = new AbortController();
+          const r = await fetch(base + route, {
+            method,
+            signal: ctl.signal,
+            headers: { ...(auth ? { authorization: 'Bearer ' + token } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+            body: body ? JSON.stringify(body) : undefined,
+          });
+          // An event stream that opened never ends: its status is the answer.
+          if (r.ok && route.startsWith('/api/events')) return ctl.abort(), r.status + ' stream';
+          return r.status + ' ' + (await r.text()).slice(0, 200);
+        } catch (err) { return 'closed ' + err.message; }
+      };
+      const out = [
+        await ask('GET', '/api/me'),
+        await ask('GET', '/api/channels'),
+        await ask('POST', '/api/channels', { name: 'planted', allowVisitors: false }),
+        await ask('GET', '/api/events?key=' + key, undefined, false),
+      ];
+      console.log(JSON.stringify(out));`;
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--reuid',
+        String(NOBODY),
+        '--regid',
+        String(NOBODY),
+        '--clear-groups',
+        process.execPath,
+        '-e',
+        script,
+        alice.base,
+        alice.token,
+        key,
+      ],
+      { encoding: 'utf8', timeout: 15_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const answers = JSON.parse(r.stdout) as string[];
+    for (const a of answers) {
+      expect(a, a).toMatch(/^403 /);
+      expect(a).toContain('E_FORBIDDEN');
+    }
+    // The same token and key from this user's own process: the door was the user, not the token.
+    const me = await alice.api('GET', '/api/me');
+    expect(me.status).toBe(200);
+    expect(me.body.username).toBe('alice');
+    const channels = await alice.api('GET', '/api/channels');
+    expect(channels.body.map((c: { name: string }) => c.name)).not.toContain('planted');
+    const ctl = new AbortController();
+    const events = await fetch(`${alice.base}/api/events?key=${key}`, { signal: ctl.signal });
+    expect(events.status).toBe(200);
+    ctl.abort();
+  });
+
   it('answers on 127.0.0.1 only: no other address of this machine reaches it', async () => {
     const port = Number(new URL(alice.base).port);
     const addrs = ['127.0.0.2', '::1'];
