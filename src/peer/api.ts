@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import { renderHome } from './home-page.js';
 import { lockApi } from './api-auth.js';
-import { fromThisUser } from './same-user.js';
+import { isThisUser, tcpPeerOwner } from '../shared/socket-owner.js';
 import { documentApi } from './api-doc.js';
 import { sessionRoutes } from './api-session.js';
 import { streamRoutes } from './api-streams.js';
@@ -73,7 +73,8 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
 
   // Another local user's connection is refused whatever it carries (a token can leak).
   app.addHook('onRequest', async (req) => {
-    if (!fromThisUser(req.raw.socket))
+    const owner = tcpPeerOwner(req.raw.socket);
+    if (owner === undefined || !isThisUser(owner))
       throw new HchatError(
         'E_FORBIDDEN',
         "this peer's local API answers only its own operating-system user",

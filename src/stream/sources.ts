@@ -12,6 +12,10 @@ import type { MediaKind } from './sender.js';
 import type { MediaFrame } from './sender.js';
 import type { SrtpContext } from './srtp.js';
 import { bindUdp } from '../shared/udp-bind.js';
+import { isThisUser, udpOwner } from '../shared/socket-owner.js';
+
+/** How long whether a sender is this user's is taken as known. */
+const SENDER_RECHECK_MS = 5000;
 
 /** A source of frames; `keyframe()` asks for the next video frame to be a keyframe. */
 export interface FrameSource {
@@ -88,12 +92,16 @@ export interface IngestStats {
   /** SRTP ingest: datagrams whose tag did not verify (plain RTP included), replays. */
   srtpAuthFailures: number;
   srtpReplays: number;
+  /** Datagrams from a socket of another local user than this process's (or root): dropped. */
+  foreign: number;
 }
 
 /**
  * A local UDP port that accepts RTP (VP8 on PT 96, Opus on PT 97-127, RTCP multiplexed or not) and
  * turns it into whole frames for the streamer, which numbers and sends them anew. Only the
- * address it is bound to (loopback by default) can reach it.
+ * address it is bound to (loopback by default) can reach it, and of the local processes only this
+ * process's user's (shared/socket-owner.ts): another user's datagrams are dropped, so that a
+ * neighbour cannot stream as the streamer.
  */
 export class RtpIngest implements FrameSource {
   private readonly socket = dgram.createSocket('udp4');
@@ -107,13 +115,19 @@ export class RtpIngest implements FrameSource {
     audioFrames: 0,
     srtpAuthFailures: 0,
     srtpReplays: 0,
+    foreign: 0,
   };
+  /** Whether each sender (`ip:port`) is this user's, and when that was looked up. */
+  private readonly senders = new Map<string, { ok: boolean; at: number }>();
 
   private constructor(
     private readonly onFrame: (f: MediaFrame) => void,
     private readonly srtp?: SrtpContext,
   ) {
-    this.socket.on('message', (d) => this.receive(d));
+    this.socket.on('message', (d, from) => {
+      if (this.fromThisUser(from.address, from.port)) this.receive(d);
+      else this.stats.foreign++;
+    });
     this.socket.on('error', () => undefined);
     this.timer = setInterval(() => this.flush(Date.now()), 10);
     this.timer.unref();
@@ -147,6 +161,21 @@ export class RtpIngest implements FrameSource {
         resolve();
       }
     });
+  }
+
+  /** Whether the socket at `ip`:`port` is this user's (a closed one is no one's). */
+  private fromThisUser(ip: string, port: number): boolean {
+    const key = `${ip}:${port}`;
+    const now = Date.now();
+    const known = this.senders.get(key);
+    // Looked up again now and then: a port another user let go may be this user's next.
+    if (known && now - known.at < SENDER_RECHECK_MS) return known.ok;
+    const owner = udpOwner(ip, port);
+    const ok = owner !== undefined && isThisUser(owner);
+    // Senders come and go (each ffmpeg run has a port of its own): a bounded memory.
+    if (this.senders.size >= 64) this.senders.clear();
+    this.senders.set(key, { ok, at: now });
+    return ok;
   }
 
   private receive(datagram: Buffer): void {

@@ -7,7 +7,8 @@
 // docs/SECURITY.md "Local processes": "the boundary is the OS user"; ARCHITECTURE.md "Where the
 // data lives" (0600 secrets); SECURITY.md "the server, every host and every member check every
 // message they store or show". Tests marked FINDING failed on the code they were written against.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -427,6 +428,28 @@ describe('files on disk, seen by another local user', () => {
   });
 });
 
+/** A script that sends 30 VP8 keyframes as RTP to 127.0.0.1:<its argument>, 10 ms apart. */
+function rtpSender(): string {
+  const sender = path.join(root, 'rtp-send.cjs');
+  fs.writeFileSync(
+    sender,
+    `const s = require('dgram').createSocket('udp4');
+     const port = Number(process.argv[2]);
+     let n = 0;
+     const next = () => {
+       const p = Buffer.alloc(23);
+       p[0] = 0x80; p[1] = 0x80 | 96;
+       p.writeUInt16BE(n + 1, 2); p.writeUInt32BE(n * 3000, 4); p.writeUInt32BE(0x1234, 8);
+       p[12] = 0x10; p[13] = 0x10;
+       p.set([0x9d, 0x01, 0x2a], 16); p.writeUInt16LE(16, 19); p.writeUInt16LE(16, 21);
+       s.send(p, port, '127.0.0.1', () => (++n < 30 ? setTimeout(next, 10) : s.close()));
+     };
+     next();`,
+    { mode: 0o644 },
+  );
+  return sender;
+}
+
 describe('the local API, from another local user', () => {
   it('FINDING: a token given with --api-token is not left in the process list for other users', async () => {
     // README gives `hchat peer --api-token <token>`; every local user reads every process's
@@ -559,48 +582,102 @@ describe('the local API, from another local user', () => {
           }
   });
 
-  it('an SRTP ingest port takes nothing from a neighbour; a plain one takes anyone’s frames', async () => {
-    // README "Livestream API": with `srtp: true` "the port then takes only SRTP under that key";
-    // SECURITY.md: plain RTP ingest is for one's own machine alone, as every local user reaches
-    // 127.0.0.1. The neighbour sends VP8 keyframes as RTP to both kinds of port.
-    const sender = path.join(root, 'rtp-send.cjs');
-    fs.writeFileSync(
-      sender,
-      `const s = require('dgram').createSocket('udp4');
-       const port = Number(process.argv[2]);
-       let n = 0;
-       const next = () => {
-         const p = Buffer.alloc(23);
-         p[0] = 0x80; p[1] = 0x80 | 96;
-         p.writeUInt16BE(n + 1, 2); p.writeUInt32BE(n * 3000, 4); p.writeUInt32BE(0x1234, 8);
-         p[12] = 0x10; p[13] = 0x10;
-         p.set([0x9d, 0x01, 0x2a], 16); p.writeUInt16LE(16, 19); p.writeUInt16LE(16, 21);
-         s.send(p, port, '127.0.0.1', () => (++n < 30 ? setTimeout(next, 10) : s.close()));
-       };
-       next();`,
-      { mode: 0o644 },
-    );
-    const framesFrom = async (srtp: boolean) => {
+  it('FINDING: an ingest port takes no frame from a neighbour, plain or SRTP; a plain one takes its own user’s, an SRTP one only sealed ones', async () => {
+    // SECURITY.md: loopback is no boundary between the users of one machine. The neighbour (and
+    // then the user's own process) sends VP8 keyframes as RTP to both kinds of port.
+    const sender = rtpSender();
+    const framesFrom = async (srtp: boolean, neighbour: boolean) => {
       const st = await alice.api('POST', `/api/channels/${channelId}/streams`, {
         source: 'rtp',
         srtp,
       });
       expect(st.status).toBe(201);
-      const r = asNobody(`${process.execPath} ${sender} ${st.body.ingestPort}`);
+      const cmd = [process.execPath, sender, String(st.body.ingestPort)];
+      const r = neighbour
+        ? asNobody(cmd.join(' '))
+        : spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 15_000 });
       expect(r.status, r.stderr).toBe(0);
       const stats = await until(async () => {
         const x = await alice.api('GET', `/api/streams/${st.body.streamId}/stats`);
-        return x.body.ingest?.packets >= 30 ? x.body : undefined;
+        const i = x.body.ingest;
+        return i && i.packets + i.foreign >= 30 ? x.body : undefined;
       });
       expect((await alice.api('DELETE', `/api/streams/${st.body.streamId}`)).status).toBe(204);
       return stats;
     };
-    const plain = await framesFrom(false);
-    expect(plain.framesSent).toBeGreaterThan(0);
-    const srtp = await framesFrom(true);
-    expect(srtp.framesSent).toBe(0);
-    expect(srtp.ingest.videoFrames).toBe(0);
-    expect(srtp.ingest.srtpAuthFailures).toBe(30);
+    for (const srtp of [false, true]) {
+      const theirs = await framesFrom(srtp, true);
+      expect(theirs.framesSent, `srtp ${srtp}`).toBe(0);
+      expect(theirs.ingest.videoFrames).toBe(0);
+      expect(theirs.ingest.foreign).toBe(30);
+    }
+    const own = await framesFrom(false, false);
+    expect(own.framesSent).toBeGreaterThan(0);
+    expect(own.ingest.foreign).toBe(0);
+    const unsealed = await framesFrom(true, false);
+    expect(unsealed.framesSent).toBe(0);
+    expect(unsealed.ingest.srtpAuthFailures).toBe(30);
+  });
+
+  it('FINDING: a stream forwarded to a port a neighbour holds sends them nothing; the user’s own player gets it', async () => {
+    // README "Livestream API": `forward {host: "127.0.0.1", port}` sends RTP to `port` (and
+    // audio to port + 2). A neighbour who bound that port first (before the user's ffplay) got
+    // the stream. Their listener counts what reaches it for 4 s.
+    const listener = path.join(root, 'rtp-listen.cjs');
+    fs.writeFileSync(
+      listener,
+      `const s = require('dgram').createSocket('udp4');
+       let n = 0;
+       s.on('message', () => n++);
+       s.bind(0, '127.0.0.1', () => {
+         console.log(s.address().port);
+         setTimeout(() => (console.log(n), s.close()), 4000);
+       });`,
+      { mode: 0o644 },
+    );
+    const theirs = spawn(
+      'setpriv',
+      ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'].concat([
+        process.execPath,
+        listener,
+      ]),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    theirs.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const theirPort = Number(await until(async () => /^(\d+)\n/.exec(out)?.[1]));
+    const mine = dgram.createSocket('udp4');
+    let got = 0;
+    mine.on('message', () => got++);
+    await new Promise<void>((r) => mine.bind(0, '127.0.0.1', () => r()));
+    try {
+      const st = await alice.api('POST', `/api/channels/${channelId}/streams`, {
+        source: 'rtp',
+        srtp: false,
+      });
+      expect(st.status).toBe(201);
+      for (const port of [theirPort, mine.address().port]) {
+        const f = await alice.api('POST', `/api/streams/${st.body.streamId}/forward`, {
+          host: '127.0.0.1',
+          port,
+        });
+        expect(f.status, JSON.stringify(f.body)).toBe(200);
+      }
+      const r = spawnSync(process.execPath, [rtpSender(), String(st.body.ingestPort)], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      await until(async () => got > 0 || undefined);
+      const counted = await new Promise<string>((resolve) =>
+        theirs.once('exit', () => resolve(out.trim().split('\n')[1] ?? '')),
+      );
+      expect(counted).toBe('0');
+      expect((await alice.api('DELETE', `/api/streams/${st.body.streamId}`)).status).toBe(204);
+    } finally {
+      mine.close();
+      theirs.kill();
+    }
   });
 
   it('refuses every /api route without the token, and its error pages leak nothing', async () => {
