@@ -341,6 +341,46 @@ describe('three server instances on PostgreSQL and NATS', () => {
     expect((await visit(0, 'Mallet7')).got).toBe('E_NAME_TAKEN');
     for (const c of opened) c.close();
   });
+  it('a visitor whose instance died for good is ended by another instance once its grace runs out; one that resumed elsewhere lives on', async () => {
+    // PROTOCOL.md §3.3: a visitor is present until its logout, its revocation, or the end of its
+    // grace; an instance that stops with visitors present frees their names (its lease runs out)
+    // and another instance takes over their graces. Before, such a session stayed live for ever:
+    // `session_check` answered `live: true`, and a host kept serving the visitor over P2P.
+    const { at, servers } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
+    const { c: a1 } = await serverHello(at(0));
+    const { c: a2 } = await serverHello(at(0));
+    const stray = await a1.req('visitor', { name: 'stray', publicKey: newKey().pk });
+    const mover = await a2.req('visitor', { name: 'mover', publicKey: newKey().pk });
+    expect(stray.error).toBeUndefined();
+    expect(mover.error).toBeUndefined();
+    const host = await registerLogin(at(1), 'warden' + crypto.randomBytes(3).toString('hex'));
+    const live = async (sessionId: string) => {
+      const r = await host.c.req('session_check', { sessionId });
+      expect(r.error).toBeUndefined();
+      return r.body.live as boolean;
+    };
+    expect(await live(stray.body.sessionId)).toBe(true);
+    // Instance 0 dies and never comes back; one of its visitors comes back through instance 1.
+    servers[0]!.proc.kill('SIGKILL');
+    await servers[0]!.exited;
+    const { c: back } = await serverHello(at(1));
+    expect((await back.req('resume', { token: mover.body.token })).error).toBeUndefined();
+    // The other one never does: its name lease runs out (30 s), instance 1 takes over its
+    // grace, and the grace ends it.
+    await waitFor(
+      async () => !(await live(stray.body.sessionId)),
+      90_000,
+      "the dead instance's visitor session ended",
+    );
+    const { c: late } = await serverHello(at(1));
+    expect((await late.req('resume', { token: stray.body.token })).error?.code).toBe(
+      'E_SESSION_INVALID',
+    );
+    // The one that resumed on instance 1 is present there, and live.
+    expect(await live(mover.body.sessionId)).toBe(true);
+    expect(back.closed).toBe(false);
+    for (const c of [a1, a2, host.c, back, late]) c.close();
+  }, 150_000);
   it("a visitor resumed on another instance within its grace is not ended by the first one's grace timer", async () => {
     const { at } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
     const { c: first } = await serverHello(at(0));

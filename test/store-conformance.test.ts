@@ -508,6 +508,29 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(at.filter(Boolean)).toHaveLength(1);
   });
 
+  it('unheld visitor sessions: live visitor sessions whose name no unexpired lease holds', async () => {
+    const session = (sessionId: string, role: 'user' | 'visitor') =>
+      store.createSession({ sessionId, username: sessionId, role, createdAt: 1, publicKey: 'k' });
+    for (const id of ['held', 'lapsed', 'never', 'gone']) await session('uv-' + id, 'visitor');
+    await session('uv-user', 'user');
+    await store.revokeSession('uv-gone');
+    const lease = (key: string, sessionId: string, expiresAt: number) => ({
+      keys: [key],
+      sessionId,
+      instance: 'A',
+      expiresAt,
+    });
+    expect(await store.claimVisitorName(lease('uvheld', 'uv-held', 5000), 0)).toBe(true);
+    expect(await store.claimVisitorName(lease('uvlapsed', 'uv-lapsed', 1000), 0)).toBe(true);
+    // Users and revoked sessions never; a visitor whose lease runs only until it has run out.
+    const unheld = async (now: number) =>
+      (await store.unheldVisitorSessions(now, 100)).filter((id) => id.startsWith('uv-')).sort();
+    expect(await unheld(500)).toEqual(['uv-never']);
+    expect(await unheld(1000)).toEqual(['uv-lapsed', 'uv-never']);
+    expect(await unheld(5000)).toEqual(['uv-held', 'uv-lapsed', 'uv-never']);
+    expect(await store.unheldVisitorSessions(5000, 1)).toHaveLength(1);
+  });
+
   it('two store objects counting at once: every failure counts once, no registration past the limit', async () => {
     const other = await another();
     const stores = [store, other];

@@ -237,6 +237,11 @@ export interface ServerStore {
    * visitor is present (it moves with a resume on another instance).
    */
   visitorNameHolder(sessionId: string, now: number): Promise<string | undefined>;
+  /**
+   * Up to `max` live (unrevoked) visitor sessions whose name no unexpired lease holds at `now`:
+   * present on no instance, connected nor within a grace there (their instance died or stopped).
+   */
+  unheldVisitorSessions(now: number, max: number): Promise<string[]>;
   /** A cheap round trip: resolves while the store answers (`/ready`). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -422,6 +422,16 @@ export class SqliteServerStore implements ServerStore {
     return this.visitorNames.holder(sessionId, now);
   }
 
+  async unheldVisitorSessions(now: number, max: number): Promise<string[]> {
+    const held = this.visitorNames.heldSessions(now);
+    const out: string[] = [];
+    for (const { session_id: id } of this.q.liveVisitorSessions.iterate()) {
+      if (out.length >= max) break;
+      if (!held.has(id)) out.push(id);
+    }
+    return out;
+  }
+
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
   }
