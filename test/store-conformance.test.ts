@@ -319,16 +319,26 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     const [l] = await store.insertMessages([{ message: late, author: 'bob' }]);
     expect(ok(l!).stored.digest).toBeDefined();
     expect(ok(l!).stored.text).toBeUndefined();
-    // The owner renames the channel and removes bob.
+    // The owner renames the channel and removes bob; bob's bot leaves in the same insert (its
+    // `leavers`), another account stays, and the owner never leaves.
+    await store.addMember(C1, 'bobbot', 1000);
+    await store.addMember(C1, 'carlbot', 1000);
     await store.insertMessages([
       {
         message: item('c1', { kind: 'channel', change: { name: 'lobby', topic: 'hi' } }),
         author: 'alice',
       },
-      { message: item('c2', { kind: 'channel', change: { remove: 'BOB' } }), author: 'alice' },
+      {
+        message: item('c2', { kind: 'channel', change: { remove: 'BOB' } }),
+        author: 'alice',
+        leavers: ['BobBot', 'Alice'],
+      },
     ]);
     expect(await store.getChannel(C1)).toMatchObject({ name: 'lobby', topic: 'hi' });
     expect(await store.isMember(C1, 'bob')).toBe(false);
+    expect(await store.isMember(C1, 'bobbot')).toBe(false);
+    expect(await store.isMember(C1, 'carlbot')).toBe(true);
+    expect(await store.isMember(C1, 'alice')).toBe(true);
     expect(await store.isRemoved(C1, 'Bob')).toBe(true);
     // Deleted: the channel and all in it are gone; later items find no channel.
     const r = await store.insertMessages([
