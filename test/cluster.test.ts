@@ -16,7 +16,8 @@ import { startNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
 import { signingKeyFile, startCluster } from './cluster-kit.js';
 import { newKey, registerLogin, serverHello, sleep } from './outsider/lib.js';
-import { signChannelItem } from './outsider/botlife-lib.js';
+import { rest, signChannelItem } from './outsider/botlife-lib.js';
+import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 
 const PEERS = 30;
@@ -273,6 +274,97 @@ describe('three server instances on PostgreSQL and NATS', () => {
     for (const c of [alice.c, bob.c]) c.close();
   });
 
+  it("a member's removal and its bots' leaving are one unit: a crash between storing the one and the other cannot leave the bots members", async () => {
+    // PROTOCOL.md §2.2: a removed member's bots leave the channel with it. The crash is played
+    // deterministically: the test holds the bot's membership row locked, so the statement that
+    // takes the bot out waits; the instance is then killed, and the statement it waited on ends
+    // with it. Before, the removal was stored in a transaction of its own and the bots swept
+    // after it, so this left the removed member's bot a member (it kept reading the channel).
+    const { at, servers, dbUrl } = await startCluster(RAISED, 2);
+    const suffix = crypto.randomBytes(3).toString('hex');
+    const alice = await registerLogin(at(0), 'owner' + suffix);
+    const bob = await registerLogin(at(0), 'ousted' + suffix);
+    const ch = crypto.randomUUID();
+    const created = await alice.c.req('channel_create', {
+      id: ch,
+      name: 'unit',
+      allowVisitors: false,
+    });
+    expect(created.error).toBeUndefined();
+    expect((await bob.c.req('channel_join', { channelId: ch })).error).toBeUndefined();
+    const bot = (await bob.c.req('bot_create', { username: 'helper' + suffix })).body
+      .username as string;
+    const tok = (
+      await bob.c.req('token_create', { name: 't', scopes: ['read', 'write'], account: bot })
+    ).body.token as string;
+    const http = (i: number) => servers[i]!.ready.http!;
+    expect((await rest(http(0), tok, 'POST', `/channels/${ch}/join`)).status).toBeLessThan(300);
+    expect((await rest(http(1), tok, 'GET', `/channels/${ch}/messages`)).status).toBe(200);
+
+    const locker = new pg.Client({ connectionString: dbUrl });
+    const watcher = new pg.Client({ connectionString: dbUrl });
+    await locker.connect();
+    await watcher.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        'SELECT 1 FROM members WHERE channel_id = $1 AND lower(username) = lower($2) FOR UPDATE',
+        [ch, bot],
+      );
+      const lockerPid = (await locker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const waiting = async () =>
+        (
+          await watcher.query(
+            `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+             AND wait_event_type = 'Lock' AND pid <> $1`,
+            [lockerPid],
+          )
+        ).rows.map((r: { pid: number }) => r.pid);
+      const removal = signChannelItem(alice.key, alice.cert, ch, alice.username, {
+        remove: bob.username,
+      });
+      void alice.c.req('post', { message: removal }).catch(() => undefined);
+      // The instance is inside the removal, waiting to take the bot out: it dies there.
+      await waitFor(async () => (await waiting()).length > 0, 20_000, 'the bot row waited on');
+      servers[0]!.proc.kill('SIGKILL');
+      await servers[0]!.exited;
+      for (const pid of await waiting())
+        await watcher.query('SELECT pg_terminate_backend($1)', [pid]);
+      await locker.query('ROLLBACK');
+      const state = async () => ({
+        removed:
+          (
+            await watcher.query(
+              'SELECT 1 FROM removed WHERE channel_id = $1 AND lower(username) = lower($2)',
+              [ch, bob.username],
+            )
+          ).rowCount === 1,
+        botMember:
+          (
+            await watcher.query(
+              'SELECT 1 FROM members WHERE channel_id = $1 AND lower(username) = lower($2)',
+              [ch, bot],
+            )
+          ).rowCount === 1,
+      });
+      // Stored and left, or neither: never the removal stored with the bot still a member.
+      const after = await state();
+      expect(after, JSON.stringify(after)).not.toEqual({ removed: true, botMember: true });
+      // The owner's peer sends its removal again, to the instance that is left: now it holds.
+      const { c: again } = await serverHello(at(1));
+      expect((await again.req('resume', { token: alice.token })).error).toBeUndefined();
+      const resent = await again.req('post', { message: removal });
+      expect(resent.error).toBeUndefined();
+      expect(await state()).toEqual({ removed: true, botMember: false });
+      expect((await rest(http(1), tok, 'GET', `/channels/${ch}/messages`)).status).toBe(403);
+      again.close();
+    } finally {
+      await locker.end();
+      await watcher.end();
+    }
+    for (const c of [alice.c, bob.c]) c.close();
+  });
+
   it('a session logged out through one instance is revoked on every instance', async () => {
     const { at } = await startCluster(RAISED, 2);
     const alice = await registerLogin(at(0), 'alice');
@@ -341,6 +433,46 @@ describe('three server instances on PostgreSQL and NATS', () => {
     expect((await visit(0, 'Mallet7')).got).toBe('E_NAME_TAKEN');
     for (const c of opened) c.close();
   });
+  it('a visitor whose instance died for good is ended by another instance once its grace runs out; one that resumed elsewhere lives on', async () => {
+    // PROTOCOL.md §3.3: a visitor is present until its logout, its revocation, or the end of its
+    // grace; an instance that stops with visitors present frees their names (its lease runs out)
+    // and another instance takes over their graces. Before, such a session stayed live for ever:
+    // `session_check` answered `live: true`, and a host kept serving the visitor over P2P.
+    const { at, servers } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
+    const { c: a1 } = await serverHello(at(0));
+    const { c: a2 } = await serverHello(at(0));
+    const stray = await a1.req('visitor', { name: 'stray', publicKey: newKey().pk });
+    const mover = await a2.req('visitor', { name: 'mover', publicKey: newKey().pk });
+    expect(stray.error).toBeUndefined();
+    expect(mover.error).toBeUndefined();
+    const host = await registerLogin(at(1), 'warden' + crypto.randomBytes(3).toString('hex'));
+    const live = async (sessionId: string) => {
+      const r = await host.c.req('session_check', { sessionId });
+      expect(r.error).toBeUndefined();
+      return r.body.live as boolean;
+    };
+    expect(await live(stray.body.sessionId)).toBe(true);
+    // Instance 0 dies and never comes back; one of its visitors comes back through instance 1.
+    servers[0]!.proc.kill('SIGKILL');
+    await servers[0]!.exited;
+    const { c: back } = await serverHello(at(1));
+    expect((await back.req('resume', { token: mover.body.token })).error).toBeUndefined();
+    // The other one never does: its name lease runs out (30 s), instance 1 takes over its
+    // grace, and the grace ends it.
+    await waitFor(
+      async () => !(await live(stray.body.sessionId)),
+      90_000,
+      "the dead instance's visitor session ended",
+    );
+    const { c: late } = await serverHello(at(1));
+    expect((await late.req('resume', { token: stray.body.token })).error?.code).toBe(
+      'E_SESSION_INVALID',
+    );
+    // The one that resumed on instance 1 is present there, and live.
+    expect(await live(mover.body.sessionId)).toBe(true);
+    expect(back.closed).toBe(false);
+    for (const c of [a1, a2, host.c, back, late]) c.close();
+  }, 150_000);
   it("a visitor resumed on another instance within its grace is not ended by the first one's grace timer", async () => {
     const { at } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
     const { c: first } = await serverHello(at(0));

@@ -319,16 +319,26 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     const [l] = await store.insertMessages([{ message: late, author: 'bob' }]);
     expect(ok(l!).stored.digest).toBeDefined();
     expect(ok(l!).stored.text).toBeUndefined();
-    // The owner renames the channel and removes bob.
+    // The owner renames the channel and removes bob; bob's bot leaves in the same insert (its
+    // `leavers`), another account stays, and the owner never leaves.
+    await store.addMember(C1, 'bobbot', 1000);
+    await store.addMember(C1, 'carlbot', 1000);
     await store.insertMessages([
       {
         message: item('c1', { kind: 'channel', change: { name: 'lobby', topic: 'hi' } }),
         author: 'alice',
       },
-      { message: item('c2', { kind: 'channel', change: { remove: 'BOB' } }), author: 'alice' },
+      {
+        message: item('c2', { kind: 'channel', change: { remove: 'BOB' } }),
+        author: 'alice',
+        leavers: ['BobBot', 'Alice'],
+      },
     ]);
     expect(await store.getChannel(C1)).toMatchObject({ name: 'lobby', topic: 'hi' });
     expect(await store.isMember(C1, 'bob')).toBe(false);
+    expect(await store.isMember(C1, 'bobbot')).toBe(false);
+    expect(await store.isMember(C1, 'carlbot')).toBe(true);
+    expect(await store.isMember(C1, 'alice')).toBe(true);
     expect(await store.isRemoved(C1, 'Bob')).toBe(true);
     // Deleted: the channel and all in it are gone; later items find no channel.
     const r = await store.insertMessages([
@@ -506,6 +516,29 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
       ),
     );
     expect(at.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('unheld visitor sessions: live visitor sessions whose name no unexpired lease holds', async () => {
+    const session = (sessionId: string, role: 'user' | 'visitor') =>
+      store.createSession({ sessionId, username: sessionId, role, createdAt: 1, publicKey: 'k' });
+    for (const id of ['held', 'lapsed', 'never', 'gone']) await session('uv-' + id, 'visitor');
+    await session('uv-user', 'user');
+    await store.revokeSession('uv-gone');
+    const lease = (key: string, sessionId: string, expiresAt: number) => ({
+      keys: [key],
+      sessionId,
+      instance: 'A',
+      expiresAt,
+    });
+    expect(await store.claimVisitorName(lease('uvheld', 'uv-held', 5000), 0)).toBe(true);
+    expect(await store.claimVisitorName(lease('uvlapsed', 'uv-lapsed', 1000), 0)).toBe(true);
+    // Users and revoked sessions never; a visitor whose lease runs only until it has run out.
+    const unheld = async (now: number) =>
+      (await store.unheldVisitorSessions(now, 100)).filter((id) => id.startsWith('uv-')).sort();
+    expect(await unheld(500)).toEqual(['uv-never']);
+    expect(await unheld(1000)).toEqual(['uv-lapsed', 'uv-never']);
+    expect(await unheld(5000)).toEqual(['uv-held', 'uv-lapsed', 'uv-never']);
+    expect(await store.unheldVisitorSessions(5000, 1)).toHaveLength(1);
   });
 
   it('two store objects counting at once: every failure counts once, no registration past the limit', async () => {

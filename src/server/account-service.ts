@@ -17,6 +17,9 @@ import { lookAlikeKeys } from '../shared/look-alike.js';
 import { NameIndex } from './name-index.js';
 import { ScryptQueue, type ScryptQueueLimits } from './scrypt-queue.js';
 
+/** Visitor sessions no instance holds, taken over per sweep at most (the rest at the next). */
+const ADOPT_PER_SWEEP = 1000;
+
 /** The stored "hash" of a bot's account: never a scrypt hash, so no password matches it. */
 export const BOT_PASS_HASH = '!bot';
 
@@ -49,6 +52,11 @@ export class AccountService {
   private readonly visitors = new Map<string, number>();
   /** Visitor sessions whose connection closed, still counted until their grace runs out. */
   private readonly graced = new Map<string, { prefix: string; timer: NodeJS.Timeout }>();
+  /**
+   * Visitor sessions no instance held (their instance died or stopped) whose grace this instance
+   * took over: each ends when its timer runs out, unless resumed meanwhile (PROTOCOL.md §3.3).
+   */
+  private readonly adopted = new Map<string, NodeJS.Timeout>();
   /** Visitor sessions → their connections on this instance. */
   private readonly attached = new Map<string, number>();
   /** This instance, as the holder of visitor names in the store. */
@@ -78,7 +86,10 @@ export class AccountService {
     this.sweeper = setInterval(() => void this.sweep(), LIMIT_SWEEP.everyMs);
     this.sweeper.unref();
     this.nameLeaseMs = limits.visitorNameLeaseMs ?? REGISTRATION_LIMITS.visitorNameLeaseMs;
-    this.renewer = setInterval(() => void this.renewNames(), Math.ceil(this.nameLeaseMs / 3));
+    this.renewer = setInterval(
+      () => void this.renewNames().then(() => this.adoptUnheld()),
+      Math.ceil(this.nameLeaseMs / 3),
+    );
     this.renewer.unref();
   }
 
@@ -93,6 +104,33 @@ export class AccountService {
       );
     } catch {
       // the store is away; the next renewal tries again (a lease outlives two missed ones)
+    }
+  }
+
+  /**
+   * Takes over the grace of the visitor sessions no instance holds any more: their instance
+   * died or stopped with them present (its name leases ran out), so no timer there will end
+   * them. Each ends `visitorGraceMs` from now unless its peer resumes it meanwhile, as if its
+   * connection had closed here. Every instance does this; ending a session twice is harmless,
+   * and one resumed on another instance is left to that one (`endUnlessElsewhere`).
+   */
+  async adoptUnheld(now = Date.now()): Promise<void> {
+    let found: string[];
+    try {
+      found = await this.store.unheldVisitorSessions(now, ADOPT_PER_SWEEP);
+    } catch {
+      return; // the store is away; the next sweep looks again
+    }
+    for (const sessionId of found) {
+      if (this.attached.has(sessionId) || this.graced.has(sessionId)) continue;
+      if (this.adopted.has(sessionId)) continue;
+      const timer = setTimeout(() => {
+        if (this.adopted.get(sessionId) !== timer) return;
+        this.adopted.delete(sessionId);
+        void this.endUnlessElsewhere(sessionId);
+      }, this.limits.visitorGraceMs ?? REGISTRATION_LIMITS.visitorGraceMs);
+      timer.unref();
+      this.adopted.set(sessionId, timer);
     }
   }
 
@@ -233,6 +271,7 @@ export class AccountService {
   /** A session was attached to a connection from `ip`. */
   sessionOn(ip: string, s: SessionLike): void {
     if (s.role !== 'visitor') return;
+    this.unadopt(s.sessionId);
     const graced = this.graced.get(s.sessionId);
     if (graced) {
       // Back within its grace (a restarted peer resuming): it was still counted, where it was.
@@ -286,6 +325,7 @@ export class AccountService {
 
   /** A session was revoked (through any instance): a visitor's grace here ends now. */
   sessionEnded(sessionId: string): void {
+    this.unadopt(sessionId);
     const g = this.graced.get(sessionId);
     if (!g) return;
     clearTimeout(g.timer);
@@ -303,6 +343,16 @@ export class AccountService {
     clearInterval(this.renewer);
     for (const g of this.graced.values()) clearTimeout(g.timer);
     this.graced.clear();
+    for (const timer of this.adopted.values()) clearTimeout(timer);
+    this.adopted.clear();
+  }
+
+  /** A grace taken over here is over: its session is back, or ended. */
+  private unadopt(sessionId: string): void {
+    const timer = this.adopted.get(sessionId);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.adopted.delete(sessionId);
   }
 
   private uncount(prefix: string): void {

@@ -271,13 +271,19 @@ export class ChannelService {
     return owner !== undefined && (await this.d.store.isRemoved(channelId, owner));
   }
 
-  /** The owner removed `owner` from the channel: the bots it owns that are members leave too. */
+  /**
+   * The owner removed `owner` from the channel: the bots it owns that are members leave too. The
+   * removal's own transaction took them out of the store (`leavers`, `withLeavers`), so a crash
+   * after it cannot leave them members; here every instance's cache is told, and a bot made
+   * since, which joined before the removal was stored, is taken out too.
+   */
   private async removeBotsOf(channelId: string, owner: string): Promise<void> {
     const bots = (await this.d.bots?.of(owner)) ?? [];
     if (bots.length === 0) return;
-    const members = await this.members(channelId);
+    // Not loaded here: which were members is not known any more (the store has them out).
+    const members = this.memberCache.get(channelId);
     for (const bot of bots) {
-      if (!members.has(bot.toLowerCase())) continue;
+      if (members && !members.has(bot.toLowerCase())) continue;
       await this.d.store.removeMember(channelId, bot);
       this.d.bus.publish({ kind: 'member_left', channelId, username: bot });
       this.d.log.write('leave', { user: bot, channel: channelId, reason: 'owner_removed' });
@@ -711,10 +717,29 @@ export class ChannelService {
   private async timedInsert(
     batch: readonly MessageInsert[],
   ): Promise<(InsertResult | HchatError)[]> {
+    const inserts = await this.withLeavers(batch);
     const t0 = performance.now();
-    const results = await this.d.store.insertMessages(batch);
+    const results = await this.d.store.insertMessages(inserts);
     this.d.ops?.batchStored((performance.now() - t0) / 1000);
     return results;
+  }
+
+  /**
+   * A channel item that removes a member names the member's bots as its `leavers`: they leave the
+   * channel in the transaction that stores the removal (PROTOCOL.md §2.2, a removed member's bots
+   * leave with it), so no crash between the two leaves them members.
+   */
+  private async withLeavers(batch: readonly MessageInsert[]): Promise<readonly MessageInsert[]> {
+    const bots = this.d.bots;
+    const removed = (i: MessageInsert) =>
+      i.message.kind === 'channel' ? i.message.change?.remove : undefined;
+    if (!bots || !batch.some((i) => removed(i) !== undefined)) return batch;
+    return Promise.all(
+      batch.map(async (i) => {
+        const gone = removed(i);
+        return gone === undefined ? i : { ...i, leavers: await bots.of(gone) };
+      }),
+    );
   }
 
   /** Stops taking posts (the server is closing): what was queued is stored and answered first. */

@@ -136,7 +136,8 @@ export const REGISTRATION_LIMITS = {
   visitorGraceMs: 60_000,
   /**
    * A visitor's name is held in the store for this long, renewed by its instance every third of
-   * it while the visitor is present: an instance that dies frees its visitors' names within it.
+   * it while the visitor is present: an instance that dies frees its visitors' names within it,
+   * and the other instances then take over those visitors' graces (account-service.ts).
    */
   visitorNameLeaseMs: 30_000,
 } as const;

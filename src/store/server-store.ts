@@ -46,6 +46,12 @@ export interface MessageInsert {
    * (E_SESSION_INVALID) when the store has that session revoked, whichever instance revoked it.
    */
   session?: string;
+  /**
+   * For a `channel` item that removes a member: the accounts that leave the channel with it (the
+   * member's bots, PROTOCOL.md §2.2), taken out of its members in the same transaction, so that
+   * no crash can store the removal and leave them members.
+   */
+  leavers?: readonly string[];
 }
 
 /** The refusal of an item whose posting session is revoked in the store. */
@@ -237,6 +243,11 @@ export interface ServerStore {
    * visitor is present (it moves with a resume on another instance).
    */
   visitorNameHolder(sessionId: string, now: number): Promise<string | undefined>;
+  /**
+   * Up to `max` live (unrevoked) visitor sessions whose name no unexpired lease holds at `now`:
+   * present on no instance, connected nor within a grace there (their instance died or stopped).
+   */
+  unheldVisitorSessions(now: number, max: number): Promise<string[]>;
   /** A cheap round trip: resolves while the store answers (`/ready`). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -29,6 +29,9 @@ export function serverQueries(db: Database.Database) {
       `SELECT * FROM sessions WHERE username = ? AND role = ? AND revoked = 0
          ORDER BY created_at, session_id`,
     ),
+    liveVisitorSessions: db.prepare<[], { session_id: string }>(
+      "SELECT session_id FROM sessions WHERE role = 'visitor' AND revoked = 0",
+    ),
     memberships: db.prepare<[string], { n: number }>(
       'SELECT COUNT(*) AS n FROM members WHERE username = ?',
     ),

@@ -128,4 +128,7 @@ export const SERVER_MIGRATIONS: Migration[] = [
         for (const k of lookAlikeKeys(username)) add.run(k, username);
     },
   },
+  // 10: the live visitor sessions, for finding those no lease holds (a restart lost them all:
+  // the names are held in memory, visitor-names.ts), to end them once their grace ran out.
+  `CREATE INDEX sessions_visitors_live ON sessions(session_id) WHERE role = 'visitor' AND revoked = 0;`,
 ];

@@ -197,7 +197,7 @@ export class SqliteServerStore implements ServerStore {
     const revoked = new Set<string>();
     for (const sid of new Set(batch.flatMap((i) => (i.session === undefined ? [] : [i.session]))))
       if (this.q.getSession.get(sid)?.revoked) revoked.add(sid);
-    const out = batch.map(({ message: m, author, session }): InsertResult | HchatError => {
+    const out = batch.map(({ message: m, author, session, leavers }): InsertResult | HchatError => {
       if (session !== undefined && revoked.has(session)) return revokedPoster();
       let last = next.get(m.channelId);
       if (last === undefined) {
@@ -237,7 +237,7 @@ export class SqliteServerStore implements ServerStore {
         // As stored (a tombstone if its delete was here first); a delete erases others only.
         const stored = { id: m.id, channelId: m.channelId, seq, author, ts: m.ts, lc: m.lc };
         this.applyDelete(item);
-        this.applyChannelChange(item);
+        this.applyChannelChange(item, leavers);
         // A deleted channel takes no more items, in this batch or after.
         if (item.kind === 'channel' && item.change?.deleted) next.delete(m.channelId);
         return {
@@ -328,7 +328,10 @@ export class SqliteServerStore implements ServerStore {
    * newest), a removed member loses membership for good, and a deleted channel is dropped with
    * everything in it.
    */
-  private applyChannelChange(item: Omit<StoredMessage, 'seq'>): void {
+  private applyChannelChange(
+    item: Omit<StoredMessage, 'seq'>,
+    leavers: readonly string[] = [],
+  ): void {
     if (item.kind !== 'channel' || !item.change) return;
     const c = this.channel(item.channelId);
     if (!c) return;
@@ -349,6 +352,9 @@ export class SqliteServerStore implements ServerStore {
     if (gone && gone.toLowerCase() !== c.owner.toLowerCase()) {
       this.q.removeMember.run(c.id, gone);
       this.q.addRemoved.run(c.id, gone);
+      // The accounts that leave with it (its bots), in the same transaction; never the owner.
+      for (const u of leavers)
+        if (u.toLowerCase() !== c.owner.toLowerCase()) this.q.removeMember.run(c.id, u);
     }
   }
 
@@ -420,6 +426,16 @@ export class SqliteServerStore implements ServerStore {
 
   async visitorNameHolder(sessionId: string, now: number): Promise<string | undefined> {
     return this.visitorNames.holder(sessionId, now);
+  }
+
+  async unheldVisitorSessions(now: number, max: number): Promise<string[]> {
+    const held = this.visitorNames.heldSessions(now);
+    const out: string[] = [];
+    for (const { session_id: id } of this.q.liveVisitorSessions.iterate()) {
+      if (out.length >= max) break;
+      if (!held.has(id)) out.push(id);
+    }
+    return out;
   }
 
   async ping(): Promise<void> {

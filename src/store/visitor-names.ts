@@ -33,6 +33,13 @@ export class MemoryVisitorNames {
     return undefined;
   }
 
+  /** The sessions an unexpired lease holds at `now`. */
+  heldSessions(now: number): Set<string> {
+    const out = new Set<string>();
+    for (const h of this.held.values()) if (h.expiresAt > now) out.add(h.sessionId);
+    return out;
+  }
+
   release(sessionId: string, instance: string): void {
     for (const [k, h] of this.held)
       if (h.sessionId === sessionId && h.instance === instance) this.held.delete(k);

@@ -45,7 +45,7 @@ export async function insertBatch(
   const fresh = runs ? await newMessages(client, batch) : new Set<number>();
   const rows = new MessageRows();
   const out: (InsertResult | HchatError)[] = [];
-  for (const [i, { message: m, author, session }] of batch.entries()) {
+  for (const [i, { message: m, author, session, leavers }] of batch.entries()) {
     if (session !== undefined && revoked.has(session)) {
       out.push(revokedPoster());
       continue;
@@ -63,7 +63,13 @@ export async function insertBatch(
       continue;
     }
     await rows.flush(client, now);
-    const r = await insertItem(client, { message: m, author }, seq, owners.get(m.channelId), now);
+    const r = await insertItem(
+      client,
+      { message: m, author, leavers },
+      seq,
+      owners.get(m.channelId),
+      now,
+    );
     out.push(r);
     if (r instanceof HchatError || r.duplicate) continue;
     last.set(m.channelId, seq);
@@ -105,7 +111,7 @@ async function revokedPosters(
 /** One item decided alone, as number `seq` if it is stored: rules, erasure, its effects. */
 async function insertItem(
   client: pg.PoolClient,
-  { message: m, author }: MessageInsert,
+  { message: m, author, leavers }: MessageInsert,
   seq: number,
   owner = '',
   now: number,
@@ -145,7 +151,7 @@ async function insertItem(
     if (c.kind === 'edit' && c.text !== '' && c.target !== null) await reindex(client, c.target);
     const stored = { id: m.id, channelId: m.channelId, seq, author, ts: m.ts, lc: m.lc };
     if (kind === 'delete') await applyDelete(client, item, owner);
-    await applyChannelChange(client, item);
+    await applyChannelChange(client, item, leavers);
     return {
       seq,
       duplicate: false,
@@ -181,6 +187,7 @@ async function applyDelete(
 async function applyChannelChange(
   client: pg.PoolClient,
   item: Omit<StoredMessage, 'seq'>,
+  leavers: readonly string[] = [],
 ): Promise<void> {
   if (item.kind !== 'channel' || !item.change) return;
   const row = await client.query('SELECT * FROM channels WHERE id = $1', [item.channelId]);
@@ -203,9 +210,13 @@ async function applyChannelChange(
   );
   const gone = item.change.remove;
   if (gone && gone.toLowerCase() !== c.owner.toLowerCase()) {
+    // The removed member, and the accounts that leave with it (its bots), never the owner.
+    const out = [gone, ...leavers]
+      .map((u) => u.toLowerCase())
+      .filter((u) => u !== c.owner.toLowerCase());
     await client.query(
-      'DELETE FROM members WHERE channel_id = $1 AND lower(username) = lower($2)',
-      [c.id, gone],
+      'DELETE FROM members WHERE channel_id = $1 AND lower(username) = ANY($2::text[])',
+      [c.id, out],
     );
     await client.query(
       'INSERT INTO removed (channel_id, username) VALUES ($1, $2) ON CONFLICT DO NOTHING',

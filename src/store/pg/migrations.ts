@@ -300,6 +300,11 @@ export const PG_MIGRATIONS: readonly (string | PgMigrationStep)[] = [
   CREATE INDEX visitor_names_session ON visitor_names (session_id);
   CREATE INDEX visitor_names_expiry ON visitor_names (expires_at);
   `,
+  // 9: the live visitor sessions, for the instances to find those no instance holds any more
+  // (pg/visitor-names.ts `unheld`: their instance died; another ends them once their grace ran).
+  `
+  CREATE INDEX sessions_visitors_live ON sessions (session_id) WHERE role = 'visitor' AND NOT revoked;
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */

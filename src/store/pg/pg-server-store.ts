@@ -378,6 +378,10 @@ export class PostgresServerStore implements ServerStore {
     return this.visitorNames.holder(sessionId, now);
   }
 
+  unheldVisitorSessions(now: number, max: number): Promise<string[]> {
+    return this.visitorNames.unheld(now, max);
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
   }

@@ -73,6 +73,18 @@ export class PgVisitorNames {
     return (r.rows[0] as { instance: string } | undefined)?.instance;
   }
 
+  async unheld(now: number, max: number): Promise<string[]> {
+    const r = await this.pool.query(
+      `SELECT s.session_id FROM sessions s
+       WHERE s.role = 'visitor' AND NOT s.revoked
+         AND NOT EXISTS (SELECT 1 FROM visitor_names v
+                         WHERE v.session_id = s.session_id AND v.expires_at > $1)
+       LIMIT $2`,
+      [now, max],
+    );
+    return r.rows.map((row: { session_id: string }) => row.session_id);
+  }
+
   async release(sessionId: string, instance: string): Promise<void> {
     await this.pool.query('DELETE FROM visitor_names WHERE session_id = $1 AND instance = $2', [
       sessionId,
