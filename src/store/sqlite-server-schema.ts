@@ -128,4 +128,13 @@ export const SERVER_MIGRATIONS: Migration[] = [
         for (const k of lookAlikeKeys(username)) add.run(k, username);
     },
   },
+  // 10: the ids of deleted channels, never given to another channel: an item's signature covers
+  // its channel's id alone, so a channel made under a deleted one's id would take (`forward`)
+  // and show what its members signed for the deleted one (PROTOCOL.md §2.2).
+  `
+  CREATE TABLE deleted_channels (
+    id TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
