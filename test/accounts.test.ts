@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, rawSession, signIn, signed, tempDir } from './testnet.js';
-import { addressPrefix } from '../src/server/address-prefix.js';
+import { addressPrefix } from '../src/shared/address-prefix.js';
 import { LoginGuard } from '../src/server/login-guard.js';
 import { AccountService } from '../src/server/account-service.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';

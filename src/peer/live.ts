@@ -592,19 +592,31 @@ export class LiveService {
     for (const l of this.lives.values())
       out.push({ ...this.infoOf(l), watching: false, mine: true });
     const me = this.deps.me();
-    const asked = await Promise.all(
-      this.deps
-        .entries()
-        .filter(
-          (e) =>
-            e.sessionId !== me?.sessionId &&
-            e.live.some((l) => this.deps.channel(l.channelId) !== undefined),
-        )
-        .map((e) => this.askStreamer(e)),
-    );
-    for (const streams of asked)
-      for (const s of streams)
-        out.push({ ...s, watching: this.watches.has(s.streamId), mine: false });
+    const streamers = this.deps
+      .entries()
+      .filter(
+        (e) =>
+          e.sessionId !== me?.sessionId &&
+          e.live.some((l) => this.deps.channel(l.channelId) !== undefined),
+      );
+    const asked = await Promise.all(streamers.map((e) => this.askStreamer(e)));
+    streamers.forEach((e, i) => {
+      for (const s of asked[i]!) {
+        // The streamer's answer is its own word: a stream counts only where its tracker entry
+        // (kept by the server to channels it belongs to) announces it, and it is the stream of
+        // the user the link proved, whatever the answer names (PROTOCOL.md §5.1).
+        const announced = e.live.some(
+          (l) => l.streamId === s.streamId && l.channelId === s.channelId,
+        );
+        if (!announced || !this.deps.channel(s.channelId)) continue;
+        out.push({
+          ...s,
+          streamer: e.username,
+          watching: this.watches.has(s.streamId),
+          mine: false,
+        });
+      }
+    });
     return out;
   }
 
@@ -653,7 +665,8 @@ export class LiveService {
       link.stop();
       throw err;
     }
-    const stream = answer.stream;
+    // The stream is the one asked for, of the user whose entry announced it (PROTOCOL.md §5.1).
+    const stream = { ...answer.stream, streamId, streamer: entry.username };
     const parent = this.reachParent(answer.parent);
     const viewing = new Viewing(this.deps.socket, {
       videoSsrc: stream.videoSsrc,

@@ -35,6 +35,7 @@ import { channelBinding, createTlsServer, selfSignedIdentity } from '../shared/t
 import type { CertClaims } from '../shared/tokens.js';
 import type { HostService, MemberConn } from './host-service.js';
 import { MediaSocket } from '../stream/media-socket.js';
+import { P2PDoor } from './p2p-door.js';
 
 /** What the endpoint needs from its node. */
 export interface P2POptions {
@@ -85,6 +86,8 @@ export class P2PEndpoint {
   /** Livestream media (RTP/RTCP), peer to peer. */
   readonly media: MediaSocket;
   private readonly open = new Map<FramedSocket, MemberConn | undefined>();
+  /** Connections whose handshake is not complete, capped per address prefix and in total. */
+  private readonly door = new P2PDoor();
   private readonly sweeper: HeartbeatSweep;
   private readonly visitorTimer: NodeJS.Timeout;
   /** True while the visitor sessions of open links are being asked about. */
@@ -99,6 +102,8 @@ export class P2PEndpoint {
     this.timeoutMs = opts.timeoutMs ?? 6000;
     const identity = selfSignedIdentity('hchat peer');
     this.tcp = createTlsServer(identity, FRAME_LIMITS.handshakeMs, opts.log, (s) => this.accept(s));
+    // Connections count against the door's caps from their first TCP byte (p2p-door.ts).
+    this.tcp.on('connection', (socket: net.Socket) => void this.door.admit(socket));
     // Members that went silent (crash, cable pulled) are dropped like the server drops peers,
     // and a link whose certificate expired meanwhile as its handshake would be refused now.
     this.sweeper = new HeartbeatSweep(this.heartbeatMs, () => {
@@ -235,6 +240,7 @@ export class P2PEndpoint {
           if (pending) {
             member = this.authenticate(fs, f, pending, r.ip);
             clearTimeout(timer);
+            this.door.done(r.ip, r.port);
             fs.setMaxFrame(DEFAULT_MAX_FRAME);
             this.open.set(fs, member);
             member.name = name();

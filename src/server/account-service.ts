@@ -11,7 +11,7 @@ import { HchatError } from '../protocol/errors.js';
 import { LIMIT_SWEEP, LOGIN_LIMITS, REGISTRATION_LIMITS } from '../shared/limits.js';
 import type { ServerStore, UserRecord } from '../store/server-store.js';
 import { hashPassword, verifyPassword } from './accounts.js';
-import { addressPrefix, type PrefixBits } from './address-prefix.js';
+import { addressPrefix, type PrefixBits } from '../shared/address-prefix.js';
 import { LoginGuard, type LoginGuardLimits } from './login-guard.js';
 import { lookAlikeKeys } from '../shared/look-alike.js';
 import { NameIndex } from './name-index.js';

@@ -154,6 +154,18 @@ export const SERVER_DOOR_LIMITS = {
   unauthenticatedTotal: 1024,
 } as const;
 
+/**
+ * A peer's P2P port (docs/PROTOCOL.md §4.1): connections whose handshake is not complete, counted
+ * from their first TCP byte (TLS included) until `auth` is checked or they close. Past either cap
+ * a new connection is closed at once, without a word (its TLS has not even started).
+ */
+export const P2P_DOOR_LIMITS = {
+  /** Connections without a completed handshake per address prefix (ADDRESS_LIMITS). */
+  unauthenticatedPerAddress: 64,
+  /** Connections without a completed handshake in total. */
+  unauthenticatedTotal: 256,
+} as const;
+
 /** `defaults` with the overrides that are set (an `undefined` override keeps the default). */
 export function withDefaults<T extends Record<string, number>>(
   defaults: Readonly<T>,

@@ -91,6 +91,18 @@ export function channelCapError(what: 'own' | 'join', cap: number): HchatError {
   return new HchatError('E_FORBIDDEN', `an account may ${what} at most ${cap} channels`);
 }
 
+/**
+ * The refusal of a channel under a deleted channel's id, alike from every store: an item's
+ * signature covers its channel's id alone, so a channel made under that id would take and show
+ * what was signed for the deleted one (PROTOCOL.md §2.2).
+ */
+export function deletedChannelIdError(): HchatError {
+  return new HchatError(
+    'E_CHANNEL_EXISTS',
+    'that id belonged to a channel that was deleted: a channel id is never used again',
+  );
+}
+
 /** The refusal of a name that looks like an account's (its look-alike key is taken). */
 export function lookAlikeTaken(): HchatError {
   return new HchatError('E_USERNAME_TAKEN', 'that username looks like one that is taken');
@@ -135,7 +147,8 @@ export interface ServerStore {
   /** How many channels a user is a member of (owned ones included). */
   memberships(username: string): Promise<number>;
   /**
-   * Creates the channel with its owner as member; E_CHANNEL_EXISTS when the id is taken, and
+   * Creates the channel with its owner as member; E_CHANNEL_EXISTS when the id is taken or was a
+   * deleted channel's (never used again), and
    * E_FORBIDDEN when `caps` are given and the owner is at one of them (counted atomically).
    */
   createChannel(c: Channel, caps?: ChannelCaps): Promise<void>;

@@ -105,5 +105,11 @@ export function serverQueries(db: Database.Database) {
     dropMessages: db.prepare('DELETE FROM messages WHERE channel_id = ?'),
     dropMembers: db.prepare('DELETE FROM members WHERE channel_id = ?'),
     dropChannel: db.prepare('DELETE FROM channels WHERE id = ?'),
+    addDeletedChannel: db.prepare(
+      'INSERT OR IGNORE INTO deleted_channels (id, deleted_at) VALUES (?, ?)',
+    ),
+    isDeletedChannel: db.prepare<[string], { id: string }>(
+      'SELECT id FROM deleted_channels WHERE id = ?',
+    ),
   };
 }

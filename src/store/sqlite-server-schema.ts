@@ -131,4 +131,13 @@ export const SERVER_MIGRATIONS: Migration[] = [
   // 10: the live visitor sessions, for finding those no lease holds (a restart lost them all:
   // the names are held in memory, visitor-names.ts), to end them once their grace ran out.
   `CREATE INDEX sessions_visitors_live ON sessions(session_id) WHERE role = 'visitor' AND revoked = 0;`,
+  // 11: the ids of deleted channels, never given to another channel: an item's signature covers
+  // its channel's id alone, so a channel made under a deleted one's id would take (`forward`)
+  // and show what its members signed for the deleted one (PROTOCOL.md §2.2).
+  `
+  CREATE TABLE deleted_channels (
+    id TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

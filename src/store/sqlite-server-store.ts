@@ -26,6 +26,7 @@ import { serverQueries, type ServerQueries } from './sqlite-server-queries.js';
 import { toChannel, toMessage, toSession, type MessageRow } from './sqlite-server-rows.js';
 import {
   channelCapError,
+  deletedChannelIdError,
   lookAlikeTaken,
   revokedPoster,
   type ChannelCaps,
@@ -129,6 +130,8 @@ export class SqliteServerStore implements ServerStore {
         if (owned >= caps.owned || joined >= caps.memberships)
           throw channelCapError('own', caps.owned);
       }
+      // A deleted channel's id is never given to another channel (PROTOCOL.md §2.2).
+      if (this.q.isDeletedChannel.get(c.id)) throw deletedChannelIdError();
       try {
         this.q.insertChannel.run(c.id, c.name, c.owner, c.allowVisitors ? 1 : 0, c.createdAt);
       } catch (err) {
@@ -339,6 +342,7 @@ export class SqliteServerStore implements ServerStore {
       this.q.dropMessages.run(c.id);
       this.q.dropMembers.run(c.id);
       this.q.dropChannel.run(c.id);
+      this.q.addDeletedChannel.run(c.id, Date.now());
       return;
     }
     const s = channelSettings(this.q.channelItems.all(c.id).map(toMessage), c.owner);

@@ -197,6 +197,10 @@ async function applyChannelChange(
     await client.query('DELETE FROM messages WHERE channel_id = $1', [c.id]);
     await client.query('DELETE FROM members WHERE channel_id = $1', [c.id]);
     await client.query('DELETE FROM channels WHERE id = $1', [c.id]);
+    await client.query(
+      'INSERT INTO deleted_channels (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+      [c.id, Date.now()],
+    );
     return;
   }
   const items = await client.query(

@@ -305,6 +305,15 @@ export const PG_MIGRATIONS: readonly (string | PgMigrationStep)[] = [
   `
   CREATE INDEX sessions_visitors_live ON sessions (session_id) WHERE role = 'visitor' AND NOT revoked;
   `,
+  // 10: the ids of deleted channels, never given to another channel: an item's signature covers
+  // its channel's id alone, so a channel made under a deleted one's id would take (`forward`)
+  // and show what its members signed for the deleted one (PROTOCOL.md §2.2).
+  `
+  CREATE TABLE deleted_channels (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    deleted_at BIGINT NOT NULL
+  );
+  `,
 ];
 
 /** Any 64-bit number of our own: the advisory lock migrations take ("hchat" in ASCII). */

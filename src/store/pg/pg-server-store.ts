@@ -10,6 +10,7 @@ import { foldWord } from '../../shared/search-text.js';
 import { lookAlikeKeys } from '../../shared/look-alike.js';
 import {
   channelCapError,
+  deletedChannelIdError,
   lookAlikeTaken,
   type ChannelCaps,
   type ChannelPage,
@@ -161,6 +162,10 @@ export class PostgresServerStore implements ServerStore {
         if (isUniqueViolation(err)) throw new HchatError('E_CHANNEL_EXISTS');
         throw err;
       }
+      // Read after the insert: one that waited for a deletion of this id to commit sees it here
+      // (a deleted channel's id is never used again, PROTOCOL.md §2.2).
+      const deleted = await client.query('SELECT 1 FROM deleted_channels WHERE id = $1', [c.id]);
+      if (deleted.rows.length > 0) throw deletedChannelIdError();
       await client.query(
         `INSERT INTO members (channel_id, username, joined_at) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING`,

@@ -4,7 +4,7 @@
  * (127.0.0.2, 127.0.0.3, … or a whole /64 handed out by any host) gets one budget, not thousands.
  */
 import net from 'node:net';
-import { ADDRESS_LIMITS } from '../shared/limits.js';
+import { ADDRESS_LIMITS } from './limits.js';
 
 /** How many leading bits of an address make its budget. */
 export interface PrefixBits {

@@ -1,0 +1,69 @@
+// A hostile streamer's `stream_list` (docs/PROTOCOL.md §5.1, §5.2): a member announces its live
+// streams in its tracker entry (`live`, kept by the server only for channels it belongs to), and
+// a viewer asks it for the details over the P2P link, whose handshake (§4.1) proves who it is.
+// Played with the hostile-host kit (a P2P listener that completes the handshake as mallory and
+// answers what it likes) against a real peer's local API (README "Livestream API").
+import { expect, test } from 'vitest';
+import { createTestnet, rawSession, signIn, waitFor } from '../testnet.js';
+import { hostileHost, quietHost } from '../hostile/kit.js';
+
+const stream = (streamId: string, channelId: string, streamer: string) => ({
+  streamId,
+  channelId,
+  streamer,
+  source: 'synthetic',
+  startedAt: Date.now(),
+  fps: 5,
+  bitrateKbps: 100,
+  viewers: 0,
+  videoSsrc: 1,
+  audioSsrc: 2,
+});
+
+test("a member's stream is listed as its own, in a channel its entry announces it in: never as another user's, nor where it is no member", async () => {
+  const net = await createTestnet({ peers: 2 });
+  const [alice, bob] = net.peers as [any, any];
+  await signIn(alice, 'alice');
+  await signIn(bob, 'bob');
+  const open = (await alice.call('POST', '/api/channels', { name: 'live', allowVisitors: false }))
+    .body.id as string;
+  const secret = (
+    await alice.call('POST', '/api/channels', { name: 'secret', allowVisitors: false })
+  ).body.id as string;
+  for (const c of [open, secret]) await bob.call('POST', `/api/channels/${c}/join`);
+  const raw = await net.rawLink();
+  await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
+  const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+  await raw.request('channel_join', { channelId: open });
+
+  // Mallory goes live in the channel she shares with bob (her entry says so), and her peer
+  // describes that stream as alice's, and one more, never announced, in alice's secret channel.
+  const mine = '11111111-2222-4333-8444-555555555555';
+  const unannounced = '66666666-7777-4888-8999-aaaaaaaaaaaa';
+  const host = await hostileHost(
+    mallory,
+    quietHost({
+      stream_list: () => ({
+        streams: [stream(mine, open, 'alice'), stream(unannounced, secret, 'alice')],
+      }),
+    }),
+  );
+  await raw.request('submit_info', {
+    ip: '127.0.0.1',
+    port: host.port,
+    udpPort: host.port,
+    status: 'online',
+    live: [{ streamId: mine, channelId: open }],
+  });
+  const listed = await waitFor(async () => {
+    const r = await bob.call('GET', '/api/streams');
+    return r.body.length > 0 && host.conns.length > 0 ? r.body : undefined;
+  });
+  expect(
+    listed.map((s: any) => ({
+      streamId: s.streamId,
+      channelId: s.channelId,
+      streamer: s.streamer,
+    })),
+  ).toEqual([{ streamId: mine, channelId: open, streamer: 'mallory' }]);
+}, 60_000);
