@@ -1423,7 +1423,7 @@ export class PeerNode {
       allowVisitors: c.allowVisitors,
       createdAt: c.createdAt,
       ...(c.topic ? { topic: c.topic } : {}),
-      hosted: c.owner.toLowerCase() === account.toLowerCase(),
+      hosted: this.isHostedHere(c.id),
       unread: this.store.unread(account, c.id),
       mentions: this.store.unreadMentions(account, c.id),
     };

@@ -82,6 +82,35 @@ describe('SPEC §2 and §4: one user on several peers', () => {
     await waitFor(async () => !(await listed(B2, ch.id)), 10_000, 'the leave');
     expect((await B2.api('GET', `/api/channels/${ch.id}/messages`)).status).toBe(403);
   });
+
+  it('`hosted` is true on the peer that hosts the channel only: the owner’s second device reads it from the first', async () => {
+    // README: "A channel lives on the peer that created it (`hosted: true` there). Members read
+    // and post through that peer while it is reachable"; `source` is `host` for the host "over
+    // P2P". The owner's other device holds no primary copy: it is a reader like any member.
+    const srv = await shared.get();
+    const n = names();
+    const alice = n('alice');
+    const [A1, A2] = await Promise.all([startPeer(srv), startPeer(srv)]);
+    await signIn(A1, alice);
+    const ch = (await A1.api('POST', '/api/channels', { name: 'home', allowVisitors: false })).body;
+    expect(ch.hosted).toBe(true);
+    await A1.api('POST', `/api/channels/${ch.id}/messages`, { text: 'on the laptop' });
+    await signIn(A2, alice);
+    expect(await listed(A2, ch.id)).toMatchObject({ owner: alice, hosted: false });
+    expect(await listed(A1, ch.id)).toMatchObject({ owner: alice, hosted: true });
+    const page = await waitFor(async () => {
+      const r = (await A2.api('GET', `/api/channels/${ch.id}/messages`)).body;
+      return r.source === 'host' && r;
+    });
+    expect(page.messages.map((m: any) => m.text)).toEqual(['on the laptop']);
+    const w = await A2.api('POST', `/api/channels/${ch.id}/messages`, { text: 'on the desk' });
+    expect(w.body.state).toBe('delivered');
+    await waitFor(async () =>
+      (await A1.api('GET', `/api/channels/${ch.id}/messages`)).body.messages.some(
+        (m: any) => m.text === 'on the desk',
+      ),
+    );
+  });
 });
 
 describe('SPEC §9: the connection log', () => {
