@@ -956,6 +956,7 @@ export class PeerNode {
       if (this.isHostedHere(channelId)) this.store.addMember(channelId, username);
       // The UI's member list asks again now, not on the next presence change (issue 13 §8).
       this.events.emit('members', { channelId, username });
+      if (this.isMe(username)) this.background(this.membershipElsewhere());
     } else if (name === 'member_left') {
       const { channelId, username } = body as EventBody<'member_left'>;
       if (this.isHostedHere(channelId)) {
@@ -963,6 +964,33 @@ export class PeerNode {
         this.hostService.memberLeft(channelId, username);
       }
       this.events.emit('members', { channelId, username });
+      if (this.isMe(username)) this.background(this.membershipElsewhere());
+    }
+  }
+
+  /** Whether `username` is the logged-in user (not a visitor) of this peer. */
+  private isMe(username: string): boolean {
+    const s = this.currentSession;
+    return s?.role === 'user' && s.username.toLowerCase() === username.toLowerCase();
+  }
+
+  /**
+   * The account joined, created or left a channel on another of its devices (the server tells
+   * `member_joined`/`member_left` of its own name to its other sessions): the list is read
+   * again, and a channel new here is read as one joined here (README: `channel` event).
+   */
+  private async membershipElsewhere(): Promise<void> {
+    const s = this.currentSession;
+    if (s?.role !== 'user' || !this.authed) return;
+    const before = new Set(this.store.channels(s.username).map((c) => c.id));
+    await this.reconcileChannels(s.username);
+    if (this.currentSession !== s) return;
+    const added = this.store.channels(s.username).filter((c) => !before.has(c.id));
+    this.channelsChanged();
+    for (const c of added) {
+      this.events.emit('channel', { channelId: c.id });
+      await this.sources.settle(c.id);
+      if (!this.sources.linkFor(c.id)) await this.replication.catchUp(c.id);
     }
   }
 
@@ -1395,7 +1423,7 @@ export class PeerNode {
       allowVisitors: c.allowVisitors,
       createdAt: c.createdAt,
       ...(c.topic ? { topic: c.topic } : {}),
-      hosted: c.owner.toLowerCase() === account.toLowerCase(),
+      hosted: this.isHostedHere(c.id),
       unread: this.store.unread(account, c.id),
       mentions: this.store.unreadMentions(account, c.id),
     };

@@ -37,17 +37,26 @@ export const TrackerChangedEvent = z
   })
   .refine((e) => e.before !== undefined || e.after !== undefined, 'tracker: names no entry');
 
+/**
+ * A user joined (or created) a channel. `exceptSession`: the session that did it, which knows;
+ * the user's other sessions (its other devices) hear of it.
+ */
 export const MemberJoinedEvent = z.object({
   kind: z.literal('member_joined'),
   channelId: Uuid,
   username: Username,
+  exceptSession: SessionId.optional(),
 });
 
-/** A member left, or its owner removed it: it no longer reads the channel. */
+/**
+ * A member left, or its owner removed it: it no longer reads the channel. `exceptSession`: the
+ * session that left, as for `member_joined`.
+ */
 export const MemberLeftEvent = z.object({
   kind: z.literal('member_left'),
   channelId: Uuid,
   username: Username,
+  exceptSession: SessionId.optional(),
 });
 
 /** The owner changed the channel (a `channel` item was stored): caches are stale. */

@@ -150,6 +150,13 @@ export class ChannelService {
     });
     this.memberCache.set(channel.id, new Set([channel.owner.toLowerCase()]));
     this.addSubscription(conn, channel.id);
+    // The owner's other devices list it too (they read it from this one, its host).
+    this.d.bus.publish({
+      kind: 'member_joined',
+      channelId: channel.id,
+      username: channel.owner,
+      exceptSession: conn.session!.sessionId,
+    });
     this.d.log.write('channel_create', { peer: conn.name, channel: channel.id });
     return channel;
   }
@@ -253,7 +260,12 @@ export class ChannelService {
         await this.d.store.removeMember(c.id, s.username);
         throw REMOVED();
       }
-      this.d.bus.publish({ kind: 'member_joined', channelId: c.id, username: s.username });
+      this.d.bus.publish({
+        kind: 'member_joined',
+        channelId: c.id,
+        username: s.username,
+        exceptSession: s.sessionId,
+      });
     }
     // The joining connection gets pushes until it says otherwise (subscribe).
     this.addSubscription(conn, c.id);
@@ -299,7 +311,12 @@ export class ChannelService {
     if (c.owner.toLowerCase() === s.username.toLowerCase())
       throw new HchatError('E_FORBIDDEN', 'the owner cannot leave its channel: delete it instead');
     await this.d.store.removeMember(c.id, s.username);
-    this.d.bus.publish({ kind: 'member_left', channelId: c.id, username: s.username });
+    this.d.bus.publish({
+      kind: 'member_left',
+      channelId: c.id,
+      username: s.username,
+      exceptSession: s.sessionId,
+    });
     this.d.log.write('leave', { peer: conn.name, channel: c.id });
   }
 
@@ -332,7 +349,7 @@ export class ChannelService {
       subs?.delete(c);
       c.subs.delete(e.channelId);
     }
-    this.tellOwner(e.channelId, 'member_left', { channelId: e.channelId, username: e.username });
+    this.tellOwnerAndUser(e, 'member_left');
   }
 
   /**
@@ -911,24 +928,34 @@ export class ChannelService {
     }
   }
 
-  /** A user joined a channel: the member cache learns it, and the owner's host is told. */
+  /**
+   * A user joined a channel: the member cache learns it, and the owner's host and the user's
+   * other devices are told.
+   */
   memberJoined(e: Extract<BusEvent, { kind: 'member_joined' }>): void {
     const reading = this.membersReading.get(e.channelId);
     if (reading) reading.changes++;
     this.memberCache.get(e.channelId)?.add(e.username.toLowerCase());
-    // The owner's host checks members itself: tell it.
-    this.tellOwner(e.channelId, 'member_joined', { channelId: e.channelId, username: e.username });
+    this.tellOwnerAndUser(e, 'member_joined');
   }
 
-  private tellOwner(
-    channelId: string,
+  /**
+   * Every connection of the channel's owner (its host checks members itself) and of the user who
+   * joined or left (its other devices list the channel, or drop it), but the session that did it.
+   */
+  private tellOwnerAndUser(
+    e: { channelId: string; username: string; exceptSession?: string | undefined },
     ev: 'member_joined' | 'member_left',
-    body: { channelId: string; username: string },
   ): void {
+    const { channelId, username } = e;
     const send = (owner: string | undefined) => {
-      if (!owner) return;
-      const frame = encodeFrame({ t: 'ev', ev, body });
-      for (const c of this.d.connsOf(owner.toLowerCase())) c.fs.sendEncoded(frame);
+      const to = new Set<Conn>();
+      for (const name of owner ? [owner, username] : [username])
+        for (const c of this.d.connsOf(name.toLowerCase()))
+          if (c.session?.role === 'user' && c.session.sessionId !== e.exceptSession) to.add(c);
+      if (to.size === 0) return;
+      const frame = encodeFrame({ t: 'ev', ev, body: { channelId, username } });
+      for (const c of to) c.fs.sendEncoded(frame);
     };
     const cached = this.cachedChannel(channelId);
     if (cached) return send(cached.owner);
