@@ -32,6 +32,9 @@ const ForwardBody = z.object({
   srtp: z.boolean().default(false),
 });
 
+/** Whose stream to watch, when several users announce the same stream id (PROTOCOL.md §5.1). */
+const WatchBody = z.object({ streamer: z.string().min(1).max(64).optional() });
+
 /** The WebSocket routes: what each carries. */
 const SOCKETS = [
   ['publish', publish, 'The streamer’s browser sends its WebCodecs chunks (WebSocket; live-ws.ts)'],
@@ -74,11 +77,13 @@ export function streamRoutes(app: FastifyInstance, node: PeerNode): void {
     '/api/streams/:streamId/watch',
     doc('Starts watching: joins the stream’s relay tree', {
       params: StreamParam,
+      body: WatchBody,
       response: { 200: Watching },
     }),
     async (req) => {
       const { streamId } = parse(StreamParam, req.params, 'stream id');
-      return node.live.watch(streamId);
+      const { streamer } = parse(WatchBody, req.body ?? {}, 'watch');
+      return node.live.watch(streamId, streamer);
     },
   );
   app.delete(

@@ -636,13 +636,39 @@ export class LiveService {
         this.deps.events.emit('stream', { state: 'ended', ...l, streamer, mine: false });
   }
 
-  /** Starts watching: joins the stream's relay tree at its streamer. */
-  async watch(streamId: string): Promise<{ streamId: string; parent: string }> {
+  /**
+   * Starts watching: joins the stream's relay tree at its streamer, `streamer` when given. A
+   * stream id is the streamer's word: another user may announce the same one (PROTOCOL.md §5.1),
+   * so when several users' entries announce it the streamer must be named, and only that user's
+   * entry is dialled.
+   */
+  async watch(streamId: string, streamer?: string): Promise<{ streamId: string; parent: string }> {
     const have = this.watches.get(streamId);
-    if (have) return { streamId, parent: have.viewing.parent.username };
+    if (have) {
+      if (streamer !== undefined && have.info.streamer.toLowerCase() !== streamer.toLowerCase())
+        throw new HchatError(
+          'E_BAD_REQUEST',
+          `this peer watches stream ${streamId} of ${have.info.streamer}: stop watching it first`,
+        );
+      return { streamId, parent: have.viewing.parent.username };
+    }
     if (this.lives.has(streamId))
       throw new HchatError('E_BAD_REQUEST', 'this peer is the streamer of that stream');
-    const entry = this.deps.entries().find((e) => e.live.some((l) => l.streamId === streamId));
+    const announcing = this.deps
+      .entries()
+      .filter(
+        (e) =>
+          e.live.some((l) => l.streamId === streamId) &&
+          (streamer === undefined || e.username.toLowerCase() === streamer.toLowerCase()),
+      );
+    const users = [...new Set(announcing.map((e) => e.username))];
+    if (users.length > 1)
+      throw new HchatError(
+        'E_BAD_REQUEST',
+        `several users announce stream ${streamId} (${users.join(', ')}): name the streamer, ` +
+          '{"streamer": "<username>"}',
+      );
+    const entry = announcing[0];
     const link = entry && this.deps.dial(entry);
     if (!link) throw new HchatError('E_STREAM_NOT_FOUND');
     await link.start();

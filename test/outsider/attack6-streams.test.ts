@@ -67,3 +67,54 @@ test("a member's stream is listed as its own, in a channel its entry announces i
     })),
   ).toEqual([{ streamId: mine, channelId: open, streamer: 'mallory' }]);
 }, 60_000);
+
+test('a stream id another user announces too is watched only at the streamer named: never at the copy', async () => {
+  const net = await createTestnet({ peers: 2 });
+  const [alice, bob] = net.peers as [any, any];
+  await signIn(alice, 'alice');
+  await signIn(bob, 'bob');
+  const open = (await alice.call('POST', '/api/channels', { name: 'live', allowVisitors: false }))
+    .body.id as string;
+  await bob.call('POST', `/api/channels/${open}/join`);
+  const live = await alice.call('POST', `/api/channels/${open}/streams`, { source: 'synthetic' });
+  expect(live.status).toBe(201);
+  const streamId = live.body.streamId as string;
+  // Mallory, a member too, announces alice's stream id as hers, and would serve a stream of
+  // her own to whoever asks her for it.
+  const raw = await net.rawLink();
+  await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
+  const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+  await raw.request('channel_join', { channelId: open });
+  const asked: string[] = [];
+  const host = await hostileHost(
+    mallory,
+    quietHost({
+      stream_list: () => ({ streams: [stream(streamId, open, 'mallory')] }),
+      watch: () => {
+        asked.push('watch');
+        return { stream: stream(streamId, open, 'mallory'), parent: { username: 'mallory' } };
+      },
+    }),
+  );
+  await raw.request('submit_info', {
+    ip: '127.0.0.1',
+    port: host.port,
+    udpPort: host.port,
+    status: 'online',
+    live: [{ streamId, channelId: open }],
+  });
+  const listed = await waitFor(async () => {
+    const r = await bob.call('GET', '/api/streams');
+    return r.body.length === 2 ? r.body : undefined;
+  });
+  expect(listed.map((s: any) => s.streamer).sort()).toEqual(['alice', 'mallory']);
+  // Unnamed, the viewer cannot tell which one is meant: it says so and dials neither.
+  const unnamed = await bob.call('POST', `/api/streams/${streamId}/watch`);
+  expect(unnamed.status).toBe(400);
+  expect(unnamed.body.error.message).toContain('name the streamer');
+  const watched = await bob.call('POST', `/api/streams/${streamId}/watch`, { streamer: 'alice' });
+  expect(watched.status, JSON.stringify(watched.body)).toBe(200);
+  expect(watched.body.parent).toBe('alice');
+  expect(asked).toEqual([]);
+  host.close();
+}, 60_000);

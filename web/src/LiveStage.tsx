@@ -103,7 +103,7 @@ export function LiveStage({
     const audio = new AudioContext();
     try {
       if (watching) await stopWatching();
-      await api.watch(s.streamId);
+      await api.watch(s.streamId, s.streamer);
       setWatching({ streamId: s.streamId, audio });
     } catch (err) {
       void audio.close();

@@ -205,7 +205,8 @@ export const api = {
     if (!res.ok) throw errorOf(res.status, res.statusText, text);
     return JSON.parse(text) as Avatar;
   },
-  watch: (id: string) => call<Schemas['Watching']>('POST', `/api/streams/${id}/watch`),
+  watch: (id: string, streamer: string) =>
+    call<Schemas['Watching']>('POST', `/api/streams/${id}/watch`, { streamer }),
   unwatch: (id: string) => call('DELETE', `/api/streams/${id}/watch`),
   /** Your bots and REST API tokens (docs/REST.md "Tokens"). */
   bots: async () => (await call<Answer<'/api/bots'>>('GET', '/api/bots')).bots,

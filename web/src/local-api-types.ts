@@ -2816,7 +2816,13 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody?: never;
+      requestBody: {
+        content: {
+          'application/json': {
+            streamer?: string;
+          };
+        };
+      };
       responses: {
         /** @description Done */
         200: {
