@@ -1,6 +1,6 @@
 /**
  * What the parts of a peer node share: its stores, links and logs, and live views of its session
- * state. PeerNode builds one and hands it to Replication and Delivery.
+ * state. PeerNode builds one and hands it to ChannelReads, Replication, Delivery, ChannelPages and ChannelOps.
  */
 import type { PeerStore } from '../store/peer-store.js';
 import type { ConnectionLog } from '../shared/connlog.js';

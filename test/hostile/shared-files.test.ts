@@ -102,7 +102,7 @@ describe('files against hostile parties', () => {
       {
         username: 'alice',
         role: 'user',
-        sessionId: alice.node['currentSession']!.sessionId,
+        sessionId: alice.node.session!.sessionId,
         ip: '127.0.0.1',
         port: alice.node['p2p'].advertised.port,
         udpPort: 0,
