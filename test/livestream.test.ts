@@ -339,8 +339,10 @@ describe('livestream', () => {
       }))
         await send(d);
     }
-    udp.close();
+    // Open until read, as a real sender's is: the port takes a datagram only from a socket this
+    // user holds, which a closed one is no longer (shared/socket-owner.ts).
     await waitFor(async () => (await stats(streamer, live.body.streamId)).framesSent >= 9);
+    udp.close();
     expect((await streamer.call('GET', '/api/me')).status).toBe(200);
   });
 });

@@ -428,7 +428,11 @@ describe('files on disk, seen by another local user', () => {
   });
 });
 
-/** A script that sends 30 VP8 keyframes as RTP to 127.0.0.1:<its argument>, 10 ms apart. */
+/**
+ * A script that sends 30 VP8 keyframes as RTP to 127.0.0.1:<its argument>, 10 ms apart, and keeps
+ * its socket 2 s more, as a sender does while it streams: the ingest port tells whose socket a
+ * datagram came from while that socket is open.
+ */
 function rtpSender(): string {
   const sender = path.join(root, 'rtp-send.cjs');
   fs.writeFileSync(
@@ -442,7 +446,7 @@ function rtpSender(): string {
        p.writeUInt16BE(n + 1, 2); p.writeUInt32BE(n * 3000, 4); p.writeUInt32BE(0x1234, 8);
        p[12] = 0x10; p[13] = 0x10;
        p.set([0x9d, 0x01, 0x2a], 16); p.writeUInt16LE(16, 19); p.writeUInt16LE(16, 21);
-       s.send(p, port, '127.0.0.1', () => (++n < 30 ? setTimeout(next, 10) : s.close()));
+       s.send(p, port, '127.0.0.1', () => (++n < 30 ? setTimeout(next, 10) : setTimeout(() => s.close(), 2000)));
      };
      next();`,
     { mode: 0o644 },
