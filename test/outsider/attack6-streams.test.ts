@@ -20,21 +20,30 @@ const stream = (streamId: string, channelId: string, streamer: string) => ({
   audioSsrc: 2,
 });
 
-test("a member's stream is listed as its own, in a channel its entry announces it in: never as another user's, nor where it is no member", async () => {
+/**
+ * alice and bob on peers, alice's channel "live" (bob joined), and mallory, a raw member of it
+ * too; `more` channels of alice's that bob joins as well.
+ */
+async function stage(more: string[] = []) {
   const net = await createTestnet({ peers: 2 });
   const [alice, bob] = net.peers as [any, any];
   await signIn(alice, 'alice');
   await signIn(bob, 'bob');
-  const open = (await alice.call('POST', '/api/channels', { name: 'live', allowVisitors: false }))
-    .body.id as string;
-  const secret = (
-    await alice.call('POST', '/api/channels', { name: 'secret', allowVisitors: false })
-  ).body.id as string;
-  for (const c of [open, secret]) await bob.call('POST', `/api/channels/${c}/join`);
+  const ids: string[] = [];
+  for (const name of ['live', ...more])
+    ids.push((await alice.call('POST', '/api/channels', { name, allowVisitors: false })).body.id);
+  for (const c of ids) await bob.call('POST', `/api/channels/${c}/join`);
   const raw = await net.rawLink();
   await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
   const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
+  const open = ids[0]!;
   await raw.request('channel_join', { channelId: open });
+  return { alice, bob, open, more: ids.slice(1), raw, mallory };
+}
+
+test("a member's stream is listed as its own, in a channel its entry announces it in: never as another user's, nor where it is no member", async () => {
+  const { bob, open, more, raw, mallory } = await stage(['secret']);
+  const secret = more[0]!;
 
   // Mallory goes live in the channel she shares with bob (her entry says so), and her peer
   // describes that stream as alice's, and one more, never announced, in alice's secret channel.
@@ -69,22 +78,12 @@ test("a member's stream is listed as its own, in a channel its entry announces i
 }, 60_000);
 
 test('a stream id another user announces too is watched only at the streamer named: never at the copy', async () => {
-  const net = await createTestnet({ peers: 2 });
-  const [alice, bob] = net.peers as [any, any];
-  await signIn(alice, 'alice');
-  await signIn(bob, 'bob');
-  const open = (await alice.call('POST', '/api/channels', { name: 'live', allowVisitors: false }))
-    .body.id as string;
-  await bob.call('POST', `/api/channels/${open}/join`);
+  const { alice, bob, open, raw, mallory } = await stage();
   const live = await alice.call('POST', `/api/channels/${open}/streams`, { source: 'synthetic' });
   expect(live.status).toBe(201);
   const streamId = live.body.streamId as string;
   // Mallory, a member too, announces alice's stream id as hers, and would serve a stream of
   // her own to whoever asks her for it.
-  const raw = await net.rawLink();
-  await raw.request('register', { username: 'mallory', password: 'mallory-pw' });
-  const mallory = await rawSession(raw, { username: 'mallory', password: 'mallory-pw' });
-  await raw.request('channel_join', { channelId: open });
   const asked: string[] = [];
   const host = await hostileHost(
     mallory,
