@@ -188,9 +188,25 @@ describe('SPEC §9: the connection log', () => {
     // The host names each member by its user and address; the server got each message once.
     await waitFor(() => rec(A.data, 'post', b1.id).length > 0);
     expect(rec(A.data, 'post', b1.id)).toEqual([
-      expect.stringMatching(new RegExp(` peer=peer:${bob}@127\\.0\\.0\\.1:\\d+ `)),
+      expect.stringMatching(
+        new RegExp(` peer=peer:${bob}@127\\.0\\.0\\.1:\\d+ channel=\\S+ msg=\\S+ seq=\\d+$`),
+      ),
     ]);
     await waitFor(() => rec(srv.data, 'forward', b1.id).length === 1);
+    // §6: a host writes the server's keys: `post` with `peer=` (a member's, never `to=`), and
+    // `push to=members` with `recipients` for a message it passes on to its subscribers (the
+    // poster's link left out: bob's subscribed link is among them, he subscribed before he
+    // posted); its own message has no `post`, only its `forward` to the server.
+    await waitFor(
+      () => rec(A.data, 'forward', b1.id).length > 0 && rec(A.data, 'forward', a1.id).length > 0,
+    );
+    expect(rec(A.data, 'push', b1.id)).toEqual([
+      expect.stringMatching(/ ev=push to=members channel=\S+ msg=\S+ recipients=\d+$/),
+    ]);
+    expect(rec(A.data, 'post', a1.id)).toEqual([]);
+    expect(rec(A.data, 'forward', a1.id)).toEqual([
+      expect.stringMatching(/ ev=forward to=server channel=\S+ msg=\S+ seq=\d+$/),
+    ]);
 
     // The host goes away: what carol gets now came from the server, and her log says so.
     await A.kill();
