@@ -8,7 +8,7 @@ import {
   formatRecord,
   parseRecord,
 } from '../src/shared/connlog.js';
-import { tempDir } from './testnet.js';
+import { tempDir, waitFor } from './testnet.js';
 
 describe('connection log', () => {
   it('writes printable ASCII key=value lines that parse back to what was logged', () => {
@@ -52,5 +52,73 @@ describe('connection log', () => {
     expect(
       fs.readFileSync(path.join(dir, 'connections.log'), 'utf8').trimEnd().split('\n'),
     ).toHaveLength(2);
+  });
+
+  describe('records of parties without a session (LOG_LIMITS)', () => {
+    const read = (dir: string) =>
+      fs
+        .readFileSync(path.join(dir, 'connections.log'), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map(parseRecord);
+
+    it('writes a share per address group, says how many it left out, and always writes sessions', () => {
+      const dir = tempDir();
+      const log = new ConnectionLog(dir, undefined, {
+        limits: { outsiderRecordsPerGroup: 3, outsiderRecordsTotal: 100 },
+      });
+      for (let i = 0; i < 10; i++) {
+        log.outsider(`10.0.0.${i + 1}`, i % 2 ? 'refuse' : 'open', { i });
+        log.write('post', { peer: 'peer:alice@10.0.0.9:1', i });
+      }
+      log.outsider('10.0.1.5', 'tls_error', { i: 'other' });
+      log.outsider('2001:db8::1', 'open', { i: 'v6' });
+      log.close();
+      const r = read(dir);
+      expect(r.filter((x) => x.ev === 'post')).toHaveLength(10);
+      expect(r.filter((x) => x.ev === 'open' || x.ev === 'refuse').map((x) => x.i)).toEqual([
+        '0',
+        '1',
+        '2',
+        'v6',
+      ]);
+      expect(r.find((x) => x.ev === 'tls_error')?.i).toBe('other');
+      const left = r.filter((x) => x.ev === 'suppressed');
+      expect(left).toEqual([
+        expect.objectContaining({ group: '10.0.0.0/24', suppressed: '7', events: 'refuse,open' }),
+      ]);
+      expect(Date.parse(left[0]!.since!)).not.toBeNaN();
+    });
+
+    it('bounds all groups together too: what is past the total is counted under *', () => {
+      const dir = tempDir();
+      const log = new ConnectionLog(dir, undefined, {
+        limits: { outsiderRecordsPerGroup: 5, outsiderRecordsTotal: 8 },
+      });
+      for (let i = 0; i < 6; i++) log.outsider('10.0.0.1', 'open', { i });
+      for (let i = 0; i < 6; i++) log.outsider('10.0.1.1', 'open', { i });
+      for (let i = 0; i < 3; i++) log.outsider('10.0.2.1', 'close', { i });
+      log.close();
+      const r = read(dir);
+      expect(r.filter((x) => x.ev === 'open')).toHaveLength(8);
+      expect(r.filter((x) => x.ev === 'suppressed')).toEqual([
+        expect.objectContaining({ group: '10.0.0.0/24', suppressed: '1' }),
+        expect.objectContaining({ group: '*', suppressed: '6', events: 'open,close' }),
+      ]);
+    });
+
+    it('says what it left out when the window ends, and a new window has a new share', async () => {
+      const dir = tempDir();
+      const log = new ConnectionLog(dir, undefined, {
+        limits: { outsiderRecordsPerGroup: 2, outsiderWindowMs: 200 },
+      });
+      for (let i = 0; i < 5; i++) log.outsider('127.0.0.1', 'refuse', { i });
+      const left = await waitFor(() => read(dir).find((x) => x.ev === 'suppressed'));
+      expect(left).toMatchObject({ group: '127.0.0.0/24', suppressed: '3' });
+      log.outsider('127.0.0.1', 'refuse', { i: 'next' });
+      log.close();
+      const r = read(dir);
+      expect(r.map((x) => x.i ?? x.ev)).toEqual(['0', '1', 'suppressed', 'next']);
+    });
   });
 });

@@ -280,7 +280,10 @@ export class P2PEndpoint {
           this.open.delete(fs);
           clearTimeout(timer);
           if (member) this.opts.service.detach(member);
-          this.opts.log.write('close', { peer: name(), reason: reason?.code ?? 'eof' });
+          const line = { peer: name(), reason: reason?.code ?? 'eof' };
+          // Before its handshake a link is a stranger's: within its group's share (LOG_LIMITS).
+          if (member) this.opts.log.write('close', line);
+          else this.opts.log.outsider(r.ip, 'close', line);
         },
       },
       FRAME_LIMITS.preAuthMaxFrame,
@@ -291,7 +294,7 @@ export class P2PEndpoint {
       FRAME_LIMITS.handshakeMs,
     );
     this.open.set(fs, undefined);
-    this.opts.log.write('open', { peer: name(), dir: 'in' });
+    this.opts.log.outsider(r.ip, 'open', { peer: name(), dir: 'in' });
   }
 
   /** Checks the connecting peer's hello and its certificate (not yet whether it was revoked). */

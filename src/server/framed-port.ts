@@ -94,15 +94,20 @@ export class FramedPort {
     conn.fs.pausesReading = true; // the serving end: see FramedSocket
     this.conns.add(conn);
     this.d.door.opened(conn);
-    this.d.log.write('open', { peer: conn.name, conn: id });
+    // No session yet: within its address group's share of the log (LOG_LIMITS); its `auth`
+    // record, once it logs in, is always written.
+    this.d.log.outsider(conn.fs.remote.ip, 'open', { peer: conn.name, conn: id });
   }
 
   private onClose(conn: Conn<FramedSocket>, reason: HchatError | undefined): void {
     this.conns.delete(conn);
     const name = conn.name; // before the session is detached: the line names who left
+    const session = conn.session !== undefined;
     this.d.closed(conn);
     this.d.door.closed(conn);
-    this.d.log.write('close', { peer: name, conn: conn.id, reason: reason?.code ?? 'eof' });
+    const line = { peer: name, conn: conn.id, reason: reason?.code ?? 'eof' };
+    if (session) this.d.log.write('close', line);
+    else this.d.log.outsider(conn.fs.remote.ip, 'close', line);
   }
 
   private sweep(): void {

@@ -193,7 +193,8 @@ export class RelayService {
       socket.off('data', onData);
       this.stats.refused++;
       const r = `${socket.remoteAddress}:${socket.remotePort}`;
-      this.d.log.write('relay_refused', { addr: r, reason: why });
+      // Anyone may connect here: within its address group's share of the log (LOG_LIMITS).
+      this.d.log.outsider(socket.remoteAddress ?? '', 'relay_refused', { addr: r, reason: why });
       socket.destroy();
     };
     const onData = (d: Buffer) => {

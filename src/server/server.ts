@@ -145,7 +145,10 @@ export class CentralServer {
     usernames: readonly string[],
   ) {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    this.log = new ConnectionLog(opts.dataDir);
+    // Records of strangers are bounded per address group, grouped as the door groups them.
+    this.log = new ConnectionLog(opts.dataDir, undefined, {
+      prefixOf: (ip) => this.accounts.prefixOf(ip),
+    });
     this.store = store;
     this.bus = opts.bus ?? new LocalBus();
     this.opsLog = opts.opsLog ?? silentLog();

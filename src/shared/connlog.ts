@@ -7,10 +7,17 @@
  *
  * Lines are buffered and written together once per event-loop turn (and synchronously on close),
  * so a busy process does one write system call per turn, not one per record.
+ *
+ * Records a party without a session can cause go through `outsider`, which writes at most
+ * LOG_LIMITS of them per address group and window and says how many it left out (`suppressed`):
+ * a stranger cannot rotate the records of sessions out of the log (log-budget.ts).
  * docs/PROTOCOL.md §6 lists the events and keys.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { addressPrefix } from './address-prefix.js';
+import { LOG_LIMITS, withDefaults } from './limits.js';
+import { LogBudget, type LogBudgetLimits } from './log-budget.js';
 
 /** Records per file before rotation. */
 export const LOG_ROTATE_RECORDS = 10_000;
@@ -69,6 +76,13 @@ export function peerName(user: string | undefined, ip: string, port: number): st
   return `peer:${user ?? '-'}@${ip}:${port}`;
 }
 
+/** How the log groups and bounds the records of parties without a session. */
+export interface OutsiderOptions {
+  /** The address group of an IP (the door's grouping); ADDRESS_LIMITS by default. */
+  prefixOf?: (ip: string) => string;
+  limits?: Partial<LogBudgetLimits>;
+}
+
 /** Appends records to `<dir>/connections.log`, rotating at `maxRecords`. */
 export class ConnectionLog {
   readonly file: string;
@@ -77,14 +91,20 @@ export class ConnectionLog {
   private queue: string[] = [];
   private scheduled = false;
   private closed = false;
+  private readonly budget: LogBudget;
+  private readonly prefixOf: (ip: string) => string;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     dir: string,
     private readonly maxRecords = LOG_ROTATE_RECORDS,
+    outsiders: OutsiderOptions = {},
   ) {
     this.file = path.join(dir, 'connections.log');
     this.records = countLines(this.file);
     this.fd = fs.openSync(this.file, 'a', 0o600);
+    this.budget = new LogBudget(withDefaults<LogBudgetLimits>(LOG_LIMITS, outsiders.limits));
+    this.prefixOf = outsiders.prefixOf ?? ((ip) => addressPrefix(ip));
   }
 
   /** Adds one record. */
@@ -94,6 +114,25 @@ export class ConnectionLog {
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Adds a record that a party without a session at `ip` caused, within its address group's
+   * share (LOG_LIMITS); past it the record is counted, and a `suppressed` record says how many
+   * were left out when the window ends (or the log closes).
+   * Records of sessions go through `write`, always.
+   */
+  outsider(ip: string, ev: string, fields: Record<string, LogValue> = {}): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const end = this.budget.windowEnd;
+    if (end !== undefined && now >= end) this.endWindow();
+    if (this.budget.take(this.prefixOf(ip), ev, now)) return this.write(ev, fields);
+    if (this.summaryTimer === undefined) {
+      const wait = Math.max(0, (this.budget.windowEnd ?? now) - now);
+      this.summaryTimer = setTimeout(() => this.endWindow(), wait);
+      this.summaryTimer.unref(); // a process may end sooner: `close` writes the summaries then
     }
   }
 
@@ -112,9 +151,17 @@ export class ConnectionLog {
   /** Flushes and closes the file. */
   close(): void {
     if (this.closed) return;
+    this.endWindow();
     this.flush();
     this.closed = true;
     fs.closeSync(this.fd);
+  }
+
+  /** Ends the outsiders' window: one `suppressed` record per group that had records left out. */
+  private endWindow(): void {
+    clearTimeout(this.summaryTimer);
+    this.summaryTimer = undefined;
+    for (const s of this.budget.end()) this.write('suppressed', { ...s });
   }
 
   private rotate(): void {

@@ -166,6 +166,23 @@ export const P2P_DOOR_LIMITS = {
   unauthenticatedTotal: 256,
 } as const;
 
+/**
+ * The connection log's share for parties without a session (docs/PROTOCOL.md §6): records that a
+ * stranger can cause (a request refused before a login, a connection opened or closed without a
+ * session or a completed handshake, a failed TLS handshake, a refused relay connection) are
+ * written at most this many times per address group (ADDRESS_LIMITS) and in all, per window; the
+ * rest are counted and said in one `suppressed` record per group when the window ends. Otherwise
+ * a stranger could rotate every earlier record out of the log (it keeps one old file).
+ */
+export const LOG_LIMITS = {
+  /** Records without a session written per address group per window. */
+  outsiderRecordsPerGroup: 60,
+  /** Records without a session written per window from every group together. */
+  outsiderRecordsTotal: 600,
+  /** The window: it starts at the first such record and lasts this long. */
+  outsiderWindowMs: 60_000,
+} as const;
+
 /** `defaults` with the overrides that are set (an `undefined` override keeps the default). */
 export function withDefaults<T extends Record<string, number>>(
   defaults: Readonly<T>,

@@ -204,7 +204,8 @@ export function createTlsServer(
   );
   server.on('tlsClientError', (err, socket: net.Socket) => {
     const r = remoteOf(socket);
-    log.write('tls_error', { addr: `${r.ip}:${r.port}`, reason: tlsReason(err) });
+    // Nobody is known yet: within its address group's share of the log (LOG_LIMITS).
+    log.outsider(r.ip, 'tls_error', { addr: `${r.ip}:${r.port}`, reason: tlsReason(err) });
     socket.destroy();
   });
   return server;

@@ -6,7 +6,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { killAll, names, serverHello, sharedServer, sleep, startPeer, startServer } from './lib.js';
+import {
+  killAll,
+  names,
+  registerLogin,
+  sharedServer,
+  sleep,
+  startPeer,
+  startServer,
+  uuid7,
+} from './lib.js';
 import { waitFor } from '../testnet.js';
 
 const shared = sharedServer();
@@ -115,15 +124,19 @@ describe('SPEC §2 and §4: one user on several peers', () => {
 
 describe('SPEC §9: the connection log', () => {
   it('at 10,000 records a new file starts, the previous one kept as connections.log.1', async () => {
-    // Its own server: the count is of this process's records. Requests before a login are
-    // refused, each one a `refuse` record (PROTOCOL.md §6): a cheap way to write 10,000.
+    // Its own server: the count is of this process's records. A logged-in user's refused
+    // requests are each a `refuse` record (PROTOCOL.md §6): a cheap way to write 10,000. (Those
+    // of a connection without a session are bounded per address group: not these.)
     const srv = await startServer();
-    const { c } = await serverHello(srv);
+    const { c } = await registerLogin(srv, 'filler');
+    const unknown = uuid7();
     const before = logLines(srv.data).length;
     const answers = await Promise.all(
-      Array.from({ length: 10_050 - before }, () => c.req('get_list', {})),
+      Array.from({ length: 10_050 - before }, () =>
+        c.req('sync', { channelId: unknown, since: 0, limit: 1 }),
+      ),
     );
-    expect(answers.every((a) => a.error?.code === 'E_AUTH_REQUIRED')).toBe(true);
+    expect(new Set(answers.map((a) => a.error?.code))).toEqual(new Set(['E_CHANNEL_NOT_FOUND']));
     c.close();
     const current = await waitFor((): string[] | undefined => {
       if (!fs.existsSync(path.join(srv.data, 'connections.log.1'))) return undefined;
@@ -134,7 +147,9 @@ describe('SPEC §9: the connection log', () => {
     expect(old).toHaveLength(10_000);
     expect(old[0]).toMatch(/^t=\S+ ev=listen /);
     for (const l of [...old, ...current]) expect(l).toMatch(/^t=\S+ ev=[a-z_]+( [A-Za-z]+=\S+)*$/);
-    expect(current.slice(0, 50).every((l) => / ev=refuse .*op=get_list/.test(l))).toBe(true);
+    expect(current.slice(0, 50).every((l) => / ev=refuse peer=peer:filler@.*op=sync/.test(l))).toBe(
+      true,
+    );
   });
 
   it('each transfer names its other end: host:<owner>@<its P2P address> while the host serves, server once it is gone', async () => {
@@ -173,9 +188,25 @@ describe('SPEC §9: the connection log', () => {
     // The host names each member by its user and address; the server got each message once.
     await waitFor(() => rec(A.data, 'post', b1.id).length > 0);
     expect(rec(A.data, 'post', b1.id)).toEqual([
-      expect.stringMatching(new RegExp(` peer=peer:${bob}@127\\.0\\.0\\.1:\\d+ `)),
+      expect.stringMatching(
+        new RegExp(` peer=peer:${bob}@127\\.0\\.0\\.1:\\d+ channel=\\S+ msg=\\S+ seq=\\d+$`),
+      ),
     ]);
     await waitFor(() => rec(srv.data, 'forward', b1.id).length === 1);
+    // §6: a host writes the server's keys: `post` with `peer=` (a member's, never `to=`), and
+    // `push to=members` with `recipients` for a message it passes on to its subscribers (the
+    // poster's link left out: bob's subscribed link is among them, he subscribed before he
+    // posted); its own message has no `post`, only its `forward` to the server.
+    await waitFor(
+      () => rec(A.data, 'forward', b1.id).length > 0 && rec(A.data, 'forward', a1.id).length > 0,
+    );
+    expect(rec(A.data, 'push', b1.id)).toEqual([
+      expect.stringMatching(/ ev=push to=members channel=\S+ msg=\S+ recipients=\d+$/),
+    ]);
+    expect(rec(A.data, 'post', a1.id)).toEqual([]);
+    expect(rec(A.data, 'forward', a1.id)).toEqual([
+      expect.stringMatching(/ ev=forward to=server channel=\S+ msg=\S+ seq=\d+$/),
+    ]);
 
     // The host goes away: what carol gets now came from the server, and her log says so.
     await A.kill();
