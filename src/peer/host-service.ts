@@ -115,7 +115,7 @@ export class HostService {
           // the process.
           if (!(err instanceof HchatError)) console.error(`hchat peer: ${op} failed:`, err);
           const e = err instanceof HchatError ? err : new HchatError('E_INTERNAL');
-          this.deps.log.write('refuse', { peer: conn.name, op, code: e.code });
+          this.deps.log.refusal(conn.who.username, { peer: conn.name, op, code: e.code });
           conn.fs.send({ t: 'res', id, error: e.toWire() });
         },
       );
@@ -130,7 +130,7 @@ export class HostService {
       else conn.fs.answer(id, result);
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
-      this.deps.log.write('refuse', { peer: conn.name, op, code: err.code });
+      this.deps.log.refusal(conn.who.username, { peer: conn.name, op, code: err.code });
       conn.fs.send({ t: 'res', id, error: err.toWire() });
     }
   }

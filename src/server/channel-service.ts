@@ -575,7 +575,8 @@ export class ChannelService {
       const r = outcome[i]!;
       if (r instanceof HchatError) {
         results.push({ id: m.id, error: r.toWire() });
-        this.d.log.write('refuse', { peer: conn.name, op: 'forward', msg: m.id, code: r.code });
+        const line = { peer: conn.name, op: 'forward', msg: m.id, code: r.code };
+        this.d.log.refusal(conn.session!.username, line);
         return;
       }
       results.push({ id: m.id, seq: r.seq, duplicate: r.duplicate });

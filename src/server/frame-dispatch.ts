@@ -151,9 +151,10 @@ export class FrameDispatch {
     const e = err as HchatError;
     this.d.metrics.error(e.code);
     const line = { peer: conn.name, op, code: e.code };
-    // A refusal without a session is a stranger's: within its address group's share of the log
-    // (LOG_LIMITS), so a flood of them cannot rotate the sessions' records out.
-    if (conn.session) this.d.log.write('refuse', line);
+    // Refusals cost the refused nothing: a stranger's within its address group's share of the
+    // log, a session's within its account's (LOG_LIMITS), so a flood of them cannot rotate the
+    // other records out.
+    if (conn.session) this.d.log.refusal(conn.session.username, line);
     else this.d.log.outsider(conn.fs.remote.ip, 'refuse', line);
     conn.fs.send({ t: 'res', id, error: e.toWire() });
   }

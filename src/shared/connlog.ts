@@ -10,7 +10,8 @@
  *
  * Records a party without a session can cause go through `outsider`, which writes at most
  * LOG_LIMITS of them per address group and window and says how many it left out (`suppressed`):
- * a stranger cannot rotate the records of sessions out of the log (log-budget.ts).
+ * a stranger cannot rotate the records of sessions out of the log (log-budget.ts). A session's
+ * refused requests go through `refusal`, within its account's share, for the same reason.
  * docs/PROTOCOL.md §6 lists the events and keys.
  */
 import fs from 'node:fs';
@@ -124,11 +125,26 @@ export class ConnectionLog {
    * Records of sessions go through `write`, always.
    */
   outsider(ip: string, ev: string, fields: Record<string, LogValue> = {}): void {
+    this.within(this.prefixOf(ip), ev, fields);
+  }
+
+  /**
+   * Adds a `refuse` record of a session of `username`, within the account's share (its group is
+   * `user:<name>`, lower case): an account's refused requests cost the refuser nothing, and
+   * unbounded they too would rotate every other record out of the log. Accepted requests are
+   * written with `write`, always.
+   */
+  refusal(username: string, fields: Record<string, LogValue>): void {
+    this.within(`user:${username.toLowerCase()}`, 'refuse', fields);
+  }
+
+  /** Writes the record if `group` has a share left in the window; counts it otherwise. */
+  private within(group: string, ev: string, fields: Record<string, LogValue>): void {
     if (this.closed) return;
     const now = Date.now();
     const end = this.budget.windowEnd;
     if (end !== undefined && now >= end) this.endWindow();
-    if (this.budget.take(this.prefixOf(ip), ev, now)) return this.write(ev, fields);
+    if (this.budget.take(group, ev, now)) return this.write(ev, fields);
     if (this.summaryTimer === undefined) {
       const wait = Math.max(0, (this.budget.windowEnd ?? now) - now);
       this.summaryTimer = setTimeout(() => this.endWindow(), wait);

@@ -118,6 +118,40 @@ test('a stranger flooding refusals from one address cannot push a logged-in post
   expect(left + kept).toBeGreaterThanOrEqual(180 * 62 + 20);
 }, 120_000);
 
+test('an account flooding refused requests cannot push another user’s post out of the server log', async () => {
+  // Logged in, mallory's requests are refused at no cost to her (a channel she is not in), each
+  // a `refuse` record: bounded per account, as a stranger's are per address group.
+  const data = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'hc-logflood-'));
+  const srv = await startServer([], { data });
+  const alice = await registerLogin(srv, 'alice');
+  const ch = uuid7();
+  await alice.c.req('channel_create', { id: ch, name: 'audit', allowVisitors: false });
+  const msg = signMessage(alice.key, alice.cert, ch, 'alice', 'what alice said');
+  expect((await alice.c.req('post', { message: msg })).body?.seq).toBeGreaterThan(0);
+  const mallory = await registerLogin(srv, 'mallory');
+  let refused = 0;
+  for (let batch = 0; batch < 21; batch++) {
+    const answers = await Promise.all(
+      Array.from({ length: 1000 }, () =>
+        mallory.c.req('history', { channelId: ch, limit: 1 }, 20_000),
+      ),
+    );
+    refused += answers.filter((a) => a.error?.code === 'E_NOT_MEMBER').length;
+  }
+  expect(refused).toBe(21_000);
+  alice.c.close();
+  mallory.c.close();
+  await stop(srv);
+  const log = records(data);
+  expect(log.find((r) => r.ev === 'post' && r.msg === msg.id)).toMatchObject({
+    peer: expect.stringMatching(/^peer:alice@/),
+  });
+  const said = log.filter((r) => r.ev === 'suppressed' && r.group === 'user:mallory');
+  const kept = log.filter((r) => r.ev === 'refuse' && r.peer?.startsWith('peer:mallory@'));
+  expect(kept.length).toBeGreaterThan(0);
+  expect(kept.length + said.reduce((n, r) => n + Number(r.suppressed), 0)).toBe(21_000);
+}, 120_000);
+
 test("a stranger at a peer's P2P port gets a bounded share of the peer's log", async () => {
   const srv = await startServer();
   const peer = await startPeer(srv);
