@@ -74,7 +74,7 @@ describe('attack7: forward judges each item as post does', () => {
     );
     // carol's message in her channel is whole, with no reaction; mallory's channel holds none of them.
     const page = await carol.l.request('history', { channelId: other, limit: 10 });
-    const kept = page.messages.find((m: any) => m.id === victim.id);
+    const kept = page.messages.find((m: any) => m.id === victim.id)!;
     expect(kept.text).toBe('keep me');
     expect(kept.digest).toBeUndefined();
     expect(page.related ?? []).toEqual([]);
