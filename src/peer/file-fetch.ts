@@ -92,16 +92,27 @@ export async function fetchFile(
       if (s) peers.push(s);
     }),
   );
+  const bound = () => d.files.inChannel(id, channelId);
   try {
     if (!d.files.state(id))
       await getManifest(d, [...peers, serverSource(d, channelId, id)], channelId, id, opts);
-    else if (opts.pinned) d.files.add(d.files.manifest(id)!, channelId, { pinned: true });
+    else if (bound()) {
+      if (opts.pinned) d.files.add(d.files.manifest(id)!, channelId, { pinned: true });
+    } else d.files.offer(d.files.manifest(id)!, channelId, { pinned: opts.pinned });
     const m = d.files.manifest(id)!;
+    // The server holds it whole for this channel: its uploader proved every chunk for it, so
+    // the bytes are this channel's, whatever channel brought them here. Otherwise each chunk
+    // must come again from a source of this channel (pull): that a message here names a file
+    // held for another channel proves nothing (§9.1, SECURITY.md "Knowing a file's id…").
+    if (serverHolds && !bound()) d.files.add(m, channelId, { pinned: opts.pinned });
     if (!serverHolds && peers.length === 0)
       throw new HchatError('E_NOT_FOUND', 'no peer or server holds this file now');
     // The server in reserve: it gives what no peer holds, or what a peer is too slow to give.
-    await pull(d, id, m, [...peers, { ...serverSource(d, channelId, id), reserve: true }]);
-    if (!d.files.state(id)!.complete)
+    await pull(d, channelId, id, m, [
+      ...peers,
+      { ...serverSource(d, channelId, id), reserve: true },
+    ]);
+    if (!bound() || !d.files.state(id)!.complete)
       throw new HchatError('E_NOT_FOUND', 'no source could give every chunk of this file');
     d.log.write('file', { file: id, channel: channelId, complete: true });
     await d
@@ -140,7 +151,9 @@ async function getManifest(
       });
       throw FILE_LIES();
     }
-    d.files.add(m, channelId, { pinned: opts.pinned });
+    // The file becomes this channel's once its chunks came for it (pull), or the server
+    // says it holds it for this channel.
+    d.files.offer(m, channelId, { pinned: opts.pinned });
     return;
   }
   throw new HchatError('E_NOT_FOUND', "no source gave this file's manifest");
@@ -152,8 +165,16 @@ async function getManifest(
  * fetching, and the first good answer wins: one stalled source costs no more than a fast one
  * (BitTorrent's end game). Answers once nothing is missing, or no source can give more.
  */
-async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): Promise<void> {
-  const held = new Set(d.files.chunks(id));
+async function pull(
+  d: FetchDeps,
+  channelId: string,
+  id: string,
+  m: Manifest,
+  sources: Source[],
+): Promise<void> {
+  // What this channel's sources gave (or all, once the file is the channel's): a chunk held
+  // for another channel is asked again here, and proves the file this channel's.
+  const held = new Set(d.files.chunksFor(id, channelId));
   const missing = new Set(m.chunks.map((_, i) => i).filter((i) => !held.has(i)));
   /** Which sources are fetching each chunk, since when. */
   const asking = new Map<number, Map<Source, number>>();
@@ -195,6 +216,7 @@ async function pull(d: FetchDeps, id: string, m: Manifest, sources: Source[]): P
         if (d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         if (!missing.has(next)) continue; // another source's answer came first
         if (d.files.putChunk(id, next, data)) {
+          d.files.prove(id, channelId, next);
           missing.delete(next);
           d.log.write('chunk', { from: s.label, file: id, idx: next });
           d.progress();

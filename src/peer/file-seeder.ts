@@ -1,7 +1,7 @@
 /**
  * What a peer serves of the files it holds, on its P2P port (docs/PROTOCOL.md §9.3): to a
  * connection whose proven user shows the server's grant for the channel (`file_sources`), the
- * chunks it holds of a file of that channel. Uploads can be capped (`uploadLimit`, bytes per
+ * chunks it holds of a file of that channel (got for that channel: not merely the same bytes). Uploads can be capped (`uploadLimit`, bytes per
  * second, for the bench's seeders): a chunk waits its turn rather than being refused.
  */
 import crypto from 'node:crypto';
@@ -50,20 +50,22 @@ export class FileSeeder {
     const b = parsed.data as { channelId: string; fileId: string; grant: string; index?: number };
     this.checkGrant(conn, b.grant, b.channelId);
     hostRule?.(b.channelId);
-    const state = this.d.files.inChannel(b.fileId, b.channelId)
-      ? this.d.files.state(b.fileId)
-      : undefined;
+    // Only what is held for this channel: the same bytes held for another channel are not
+    // this one's (a message of this channel naming them proves nothing: §9.1).
+    const bound = this.d.files.inChannel(b.fileId, b.channelId);
+    const mine = this.d.files.chunksFor(b.fileId, b.channelId);
+    const state = bound || mine.length > 0 ? this.d.files.state(b.fileId) : undefined;
     if (!state) throw new HchatError('E_NOT_FOUND', 'no such file here');
+    const all = bound && state.complete;
     switch (op) {
       case 'file_have':
-        return {
-          all: state.complete,
-          chunks: state.complete ? [] : this.d.files.chunks(b.fileId),
-        };
+        return { all, chunks: all ? [] : mine };
       case 'file_manifest':
         return { manifest: state.manifest };
       case 'file_chunk': {
-        const data = this.d.files.readChunk(b.fileId, b.index!);
+        const data = mine.includes(b.index!)
+          ? this.d.files.readChunk(b.fileId, b.index!)
+          : undefined;
         if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
         await this.throttle(data.length);
         if (this.d.closed()) throw new HchatError('E_SHUTTING_DOWN');

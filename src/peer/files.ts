@@ -157,19 +157,16 @@ export class PeerFiles {
       this.d.files.touch(id);
       return Promise.resolve();
     }
-    if (s?.complete) {
-      // Held for another channel, which this copy may hold for another account here: the same
-      // bytes are this channel's too only when one of its messages here names them.
-      if (refs.length === 0)
-        return Promise.reject(
-          new HchatError('E_NOT_FOUND', 'no message of this channel here names this file'),
-        );
-      // Held for another channel: the same bytes, now of this one too.
-      this.d.files.add(s.manifest, channelId, { pinned: opts.pinned });
-      this.d.background(this.announceHeld(channelId, id));
-      return Promise.resolve();
-    }
-    let p = this.fetching.get(id);
+    // Held for another channel, which this copy may hold for another account here: the same
+    // bytes are this channel's only when one of its messages here names them, and then only
+    // once this channel's sources vouch for them (fetchFile): anyone may name a file.
+    if (s && !this.d.files.inChannel(id, channelId) && refs.length === 0)
+      return Promise.reject(
+        new HchatError('E_NOT_FOUND', 'no message of this channel here names this file'),
+      );
+    // One fetch per file and channel at a time (a file is each channel's on its own proof).
+    const key = `${channelId} ${id}`;
+    let p = this.fetching.get(key);
     if (!p) {
       p = this.fetchPatiently(
         {
@@ -187,13 +184,13 @@ export class PeerFiles {
         id,
         { ...opts, refs },
       ).finally(() => {
-        this.fetching.delete(id);
+        this.fetching.delete(key);
         this.arrived(id);
         if (this.d.closed()) return;
         this.emit(channelId, id);
         this.d.files.evict(this.d.cacheBytes);
       });
-      this.fetching.set(id, p);
+      this.fetching.set(key, p);
     }
     return p;
   }
@@ -318,13 +315,6 @@ export class PeerFiles {
   localRef(channelId: string, id: string): FileRef | undefined {
     const m = this.d.files.inChannel(id, channelId) ? this.d.files.manifest(id) : undefined;
     return m && refOf(m);
-  }
-
-  private async announceHeld(channelId: string, id: string): Promise<void> {
-    await this.d
-      .server()
-      ?.request('file_held', { channelId, fileId: id })
-      .catch(() => undefined);
   }
 
   /** At most about ten progress events a second per file. */

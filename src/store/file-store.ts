@@ -238,6 +238,9 @@ export class FileStore {
       );
       if (opts.pinned) this.q.pin.run(id);
       this.q.bind.run(id, channelId);
+      // In the channel now: what was proven towards it (`offer`, `prove`) is moot.
+      this.q.dropProofs.run(id, channelId);
+      this.q.dropPut.run(id, channelId);
     })();
     return id;
   }
@@ -259,6 +262,35 @@ export class FileStore {
     );
     if (!this.inChannel(id, channelId)) this.q.putFor.run(id, channelId);
     return id;
+  }
+
+  /**
+   * A peer's copy of a file it fetches for `channelId` and does not hold for it yet: the
+   * manifest is kept, but the file becomes the channel's here only once every chunk came for
+   * it (`prove`), as at the server. Bytes held for another channel are not this one's because
+   * a message of this one names them: anyone who knows a file's reference may write that.
+   */
+  offer(manifest: Manifest, channelId: string, opts: { pinned?: boolean } = {}): string {
+    const id = fileId(manifest);
+    this.db.transaction(() => {
+      this.q.insert.run(
+        id,
+        JSON.stringify(manifest),
+        manifest.size,
+        manifest.chunks.length,
+        null,
+        opts.pinned ? 1 : 0,
+        this.now(),
+      );
+      if (opts.pinned) this.q.pin.run(id);
+      if (!this.inChannel(id, channelId)) this.q.putFor.run(id, channelId);
+    })();
+    return id;
+  }
+
+  /** The chunks held here that are `channelId`'s: all of them once the file is in it. */
+  chunksFor(id: string, channelId: string): number[] {
+    return this.inChannel(id, channelId) ? this.chunks(id) : this.proven(id, channelId);
   }
 
   /** True when the file was put for this channel (its chunks may be uploaded for it). */
