@@ -8,7 +8,7 @@
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startPeer } from '../src/peer/index.js';
 import { api, stablePort, tempDir, waitFor, type TestPeer } from './testnet.js';
 import { spawnServer, type HchatProcess } from './processes.js';
@@ -473,6 +473,76 @@ describe('three server instances on PostgreSQL and NATS', () => {
     expect(back.closed).toBe(false);
     for (const c of [a1, a2, host.c, back, late]) c.close();
   }, 150_000);
+  it("a connected visitor outlives a store outage that swept its name's lease: its instance takes the name again; one whose name another visitor took meanwhile is ended", async () => {
+    // An instance that cannot reach PostgreSQL for over 30 s misses its renewals; its visitors'
+    // lease rows expire and the other instances' renewals delete them (pg/visitor-names.ts
+    // `renew`), while the visitors stay connected to it. The outage is simulated in the store
+    // itself: deleting those rows leaves the store as that sweep leaves it, without cutting
+    // anyone's network, and the instance's next renewal finds them gone, as it does once the
+    // store answers again. Before, renewal only extended rows that still existed: the names
+    // stayed free and another instance took over the visitors' grace and ended them while
+    // they were connected. The grace is above the 10 s renewal period, so that a re-claim made
+    // after another instance adopted the session still comes before that grace runs out.
+    const grace = 13_000;
+    const { at, dbUrl } = await startCluster([...RAISED, '--visitor-grace-ms', String(grace)], 2);
+    const { c: steady } = await serverHello(at(0));
+    const { c: drifter } = await serverHello(at(0));
+    const s = await steady.req('visitor', { name: 'steady', publicKey: newKey().pk });
+    const d = await drifter.req('visitor', { name: 'drifter', publicKey: newKey().pk });
+    expect(s.error).toBeUndefined();
+    expect(d.error).toBeUndefined();
+    const host = await registerLogin(at(1), 'warden' + crypto.randomBytes(3).toString('hex'));
+    const live = async (sessionId: string) => {
+      const r = await host.c.req('session_check', { sessionId });
+      expect(r.error).toBeUndefined();
+      return r.body.live as boolean;
+    };
+    const client = new pg.Client({ connectionString: dbUrl });
+    client.on('error', () => {}); // the database is dropped at the test's end
+    await client.connect();
+    onTestFinished(() => client.end().catch(() => {}));
+    const holders = async (sessionId: string) =>
+      (
+        await client.query('SELECT DISTINCT instance FROM visitor_names WHERE session_id = $1', [
+          sessionId,
+        ])
+      ).rows.map((r: { instance: string }) => r.instance);
+    const [instance0] = await holders(s.body.sessionId);
+    expect(instance0).toBeDefined();
+    expect(await holders(d.body.sessionId)).toEqual([instance0]);
+
+    const swept = Date.now();
+    await client.query('DELETE FROM visitor_names WHERE session_id = ANY($1::text[])', [
+      [s.body.sessionId, d.body.sessionId],
+    ]);
+    // Meanwhile another visitor enters on the other instance under a look-alike of drifter.
+    const { c: taker } = await serverHello(at(1));
+    const t = await taker.req('visitor', { name: 'Drifter', publicKey: newKey().pk });
+    expect(t.error).toBeUndefined();
+
+    // steady's instance takes its name again at its next renewal.
+    await waitFor(
+      async () => (await holders(s.body.sessionId)).join() === instance0,
+      20_000,
+      "steady's instance to take its name again",
+    );
+    // drifter's name is another visitor's now: its session is over (PROTOCOL.md §3.3, as a resume
+    // whose name was taken), its connection closed, and it cannot be resumed.
+    await waitFor(() => drifter.closed, 20_000, "drifter's session to end");
+    const { c: late } = await serverHello(at(1));
+    expect((await late.req('resume', { token: d.body.token })).error?.code).toBe(
+      'E_SESSION_INVALID',
+    );
+    expect(await holders(t.body.sessionId)).toHaveLength(1);
+    // Past the moment when a grace taken over before the re-claim would have ended it: steady is
+    // still live, still connected, and served.
+    await sleep(Math.max(0, swept + 10_000 + grace + 2000 - Date.now()));
+    expect(await live(s.body.sessionId)).toBe(true);
+    expect(steady.closed).toBe(false);
+    expect((await steady.req('directory', {})).error).toBeUndefined();
+    expect(await live(t.body.sessionId)).toBe(true);
+    for (const c of [steady, drifter, taker, late, host.c]) c.close();
+  }, 90_000);
   it("a visitor resumed on another instance within its grace is not ended by the first one's grace timer", async () => {
     const { at } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
     const { c: first } = await serverHello(at(0));

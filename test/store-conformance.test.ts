@@ -501,14 +501,59 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     // All keys or none: 'x' stays free when 'rover' is refused.
     expect(await store.claimVisitorName(lease(['x', 'rover'], 'v3', 'A'), 10)).toBe(false);
     expect(await store.claimVisitorName(lease(['x'], 'v4', 'A'), 10)).toBe(true);
-    // Only the instance holding a session's keys renews or releases them (v1 moved to B).
-    await store.renewVisitorNames('A', ['v1', 'v4'], 20, 1500);
+    // Only the instance holding a session's keys renews or releases them (v1 moved to B); the
+    // renewal answers the sessions it holds fewer keys of than given (v1: none here any more).
+    expect(
+      await store.renewVisitorNames(
+        'A',
+        [
+          { sessionId: 'v1', keys: ['rover'] },
+          { sessionId: 'v4', keys: ['x'] },
+        ],
+        20,
+        1500,
+      ),
+    ).toEqual(['v1']);
     await store.releaseVisitorName('v1', 'A');
     expect(await store.claimVisitorName(lease(['rover'], 'v2', 'B'), 1600)).toBe(false);
     expect(await store.claimVisitorName(lease(['x'], 'v2', 'B'), 1400)).toBe(false);
     expect(await store.claimVisitorName(lease(['x'], 'v2', 'B'), 1500)).toBe(true); // ran out
     await store.releaseVisitorName('v1', 'B');
     expect(await store.claimVisitorName(lease(['rover'], 'v5', 'A'), 1600)).toBe(true);
+    // A lease that ran out is forgotten by a renewal (any instance's), and its instance's next
+    // renewal answers it short, each key counted: what it would claim again.
+    expect(await store.claimVisitorName(lease(['p', 'q'], 'v6', 'C', 3000), 1600)).toBe(true);
+    expect(await store.claimVisitorName(lease(['r'], 'v7', 'C', 3000), 1600)).toBe(true);
+    expect(await store.renewVisitorNames('A', [], 3000, 4000)).toEqual([]);
+    expect(await store.visitorNameHolder('v6', 2000)).toBeUndefined();
+    expect(await store.claimVisitorName(lease(['q'], 'v8', 'D', 6000), 3000)).toBe(true);
+    expect(
+      (
+        await store.renewVisitorNames(
+          'C',
+          [
+            { sessionId: 'v6', keys: ['p', 'q'] },
+            { sessionId: 'v7', keys: ['r'] },
+          ],
+          3000,
+          6000,
+        )
+      ).sort(),
+    ).toEqual(['v6', 'v7']);
+    // Claimed again: v7 gets its key back; v6 cannot, 'q' is v8's now.
+    expect(await store.claimVisitorName(lease(['r'], 'v7', 'C', 6000), 3000)).toBe(true);
+    expect(await store.claimVisitorName(lease(['p', 'q'], 'v6', 'C', 6000), 3000)).toBe(false);
+    expect(
+      await store.renewVisitorNames(
+        'C',
+        [
+          { sessionId: 'v6', keys: ['p', 'q'] },
+          { sessionId: 'v7', keys: ['r'] },
+        ],
+        3000,
+        6000,
+      ),
+    ).toEqual(['v6']);
     // Claims at once for the same key: exactly one wins.
     const at = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>

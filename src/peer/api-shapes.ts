@@ -162,6 +162,12 @@ export const PageSource = z.enum(['host', 'server', 'local']);
 export const LinkVia = z.enum(['direct', 'punched', 'relay']);
 export type LinkVia = z.infer<typeof LinkVia>;
 
+/**
+ * The user's messages not delivered (pending, failed), oldest first, in every channel: also those
+ * of channels the user no longer reads (left, removed, deleted), which show nowhere else.
+ */
+export const Outbox = named('Outbox', z.object({ messages: z.array(ApiMessage) }));
+
 /** A page of a channel's messages, oldest first. */
 export const Page = named(
   'Page',

@@ -18,6 +18,7 @@ import { documentApi } from './api-doc.js';
 import { sessionRoutes } from './api-session.js';
 import { streamRoutes } from './api-streams.js';
 import { messageRoutes } from './api-messages.js';
+import { outboxRoutes } from './api-outbox.js';
 import { fileRoutes } from './api-files.js';
 import { avatarRoutes } from './api-avatars.js';
 import { channelRoutes } from './api-channels.js';
@@ -138,6 +139,7 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
   void app.register(async (api) => {
     sessionRoutes(api, node);
     messageRoutes(api, node);
+    outboxRoutes(api, node);
     fileRoutes(api, node, node.maxFileBytes);
     avatarRoutes(api, node);
     channelRoutes(api, node);

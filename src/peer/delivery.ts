@@ -136,14 +136,15 @@ export class Delivery {
             this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
             this.ctx.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
             this.ctx.announce([m]);
-            if ((m.kind ?? 'message') !== 'message') {
-              this.ctx.events.emit('refused', {
-                channelId: m.channelId,
-                id: m.id,
-                from: 'outbox',
-                reason: e.message,
-              });
-            }
+            // Said for a message too: its channel may be gone from the user's list (removed,
+            // or deleted, while it waited here), where its `failed` state shows nowhere.
+            this.ctx.events.emit('refused', {
+              channelId: m.channelId,
+              id: m.id,
+              from: 'outbox',
+              code: e.code,
+              reason: e.message,
+            });
           }
           this.resolveDelivery(m.id);
         });

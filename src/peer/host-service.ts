@@ -33,7 +33,12 @@ import type { LiveService } from './live.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
 import { P2P_FILE_OPS } from '../protocol/files.js';
 import type { FileOp, FileSeeder } from './file-seeder.js';
-import { itemRefusal, tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
+import {
+  REMOVED_REASON,
+  itemRefusal,
+  tombstoneOrder,
+  tombstoneRefusal,
+} from '../shared/item-rules.js';
 import { TYPING_OPS, type TypingEvent } from '../protocol/typing-ops.js';
 
 type ChannelOp = keyof typeof CHANNEL_OPS;
@@ -393,7 +398,7 @@ export class HostService {
       // Removed by the owner (never a member again): not even a channel that allows visitors
       // is read by that account. Only a non-member's read looks it up.
       if (this.deps.store.isRemoved(c.id, conn.who.username))
-        throw new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
+        throw new HchatError('E_FORBIDDEN', REMOVED_REASON);
       if (!c.allowVisitors) throw new HchatError('E_NOT_MEMBER');
     }
     return c;
@@ -402,7 +407,11 @@ export class HostService {
   private writable(conn: MemberConn, channelId: string): void {
     // Not a member (a removed one included): E_NOT_MEMBER, as the server answers a post.
     const c = this.deps.channel(channelId);
-    if (c && !this.isMember(c, conn.who.username)) throw new HchatError('E_NOT_MEMBER');
+    if (c && !this.isMember(c, conn.who.username))
+      throw new HchatError(
+        'E_NOT_MEMBER',
+        this.deps.store.isRemoved(c.id, conn.who.username) ? REMOVED_REASON : undefined,
+      );
     this.readable(conn, channelId);
   }
 

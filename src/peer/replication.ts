@@ -163,6 +163,7 @@ export class Replication {
       channelId: m.channelId,
       id: m.id,
       from,
+      code: bad.code,
       reason: bad.message,
     });
   }

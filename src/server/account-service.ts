@@ -61,8 +61,11 @@ export class AccountService {
   private readonly attached = new Map<string, number>();
   /** This instance, as the holder of visitor names in the store. */
   private readonly instance = randomBytes(9).toString('base64url');
-  /** Visitor sessions whose name this instance holds in the store (renewed until released). */
-  private readonly leased = new Set<string>();
+  /**
+   * Visitor sessions whose name this instance holds in the store (renewed until released): the
+   * name, and its look-alike keys, which a renewal takes again when the store lost them.
+   */
+  private readonly leased = new Map<string, { name: string; keys: readonly string[] }>();
   private readonly nameLeaseMs: number;
   private readonly renewer: NodeJS.Timeout;
   private readonly registrationsPerAddress: number;
@@ -93,17 +96,37 @@ export class AccountService {
     this.renewer.unref();
   }
 
-  /** Extends the store's hold on the names of this instance's visitors (every instance does). */
+  /**
+   * Extends the store's hold on the names of this instance's visitors (every instance does). A
+   * visitor still connected here whose name the store no longer holds for this instance (the
+   * store was out of reach longer than a lease, and another instance's renewal swept it) takes
+   * it again, so that no instance takes it for a visitor whose instance died and ends it; if
+   * another visitor took the name meanwhile, this session is over, as a resume's would be
+   * (PROTOCOL.md §3.3): `nameLost`. A visitor within its grace here is only extended.
+   */
   async renewNames(now = Date.now()): Promise<void> {
+    let short: string[];
     try {
-      await this.store.renewVisitorNames(
-        this.instance,
-        [...this.leased],
-        now,
-        now + this.nameLeaseMs,
-      );
+      const held = [...this.leased].map(([sessionId, l]) => ({ sessionId, keys: l.keys }));
+      short = await this.store.renewVisitorNames(this.instance, held, now, now + this.nameLeaseMs);
     } catch {
-      // the store is away; the next renewal tries again (a lease outlives two missed ones)
+      return; // the store is away; the next renewal tries again (a lease outlives two missed ones)
+    }
+    for (const sessionId of short) {
+      const held = this.leased.get(sessionId);
+      if (!held || !this.attached.has(sessionId)) continue;
+      const at = Date.now();
+      const lease = {
+        keys: held.keys,
+        sessionId,
+        instance: this.instance,
+        expiresAt: at + this.nameLeaseMs,
+      };
+      const taken = await this.store.claimVisitorName(lease, at).then(
+        (ok) => !ok,
+        () => false, // the store is away again: the next renewal tries again
+      );
+      if (taken && this.attached.has(sessionId)) this.nameLost?.(sessionId, held.name);
     }
   }
 
@@ -235,7 +258,7 @@ export class AccountService {
         'E_NAME_TAKEN',
         'that name is or looks like an account or a visitor present now',
       );
-    this.leased.add(sessionId);
+    this.leased.set(sessionId, { name, keys: lease.keys });
   }
 
   /** Frees `sessionId`'s name in the store unless the session is still present here. */
@@ -336,6 +359,13 @@ export class AccountService {
 
   /** Called when a visitor session's grace ran out: the server revokes it. */
   expire: ((sessionId: string) => void) | undefined;
+
+  /**
+   * Called when a visitor connected here lost its name to another visitor (it took the name
+   * while the store had forgotten this one's lease): the server revokes the session, closing its
+   * connection; its peer's resume is refused and it enters again.
+   */
+  nameLost: ((sessionId: string, name: string) => void) | undefined;
 
   /** Stops every grace timer (the server is closing). */
   close(): void {

@@ -20,7 +20,7 @@ import type { Channel, StoredMessage } from '../protocol/common.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { BAD_SIGNATURE, type MessageVerifier, type SignatureCheck } from '../shared/signing.js';
-import { tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
+import { REMOVED_REASON, tombstoneOrder, tombstoneRefusal } from '../shared/item-rules.js';
 import type { VerifyPool } from './verify-pool.js';
 import type { Revocations } from './revocations.js';
 import type { RateLimiter } from '../shared/rate-limit.js';
@@ -657,6 +657,7 @@ export class ChannelService {
     const next = prev
       .then(async () => {
         const edited = await this.loadForPost(b);
+        await this.refuseRemoved(conn, b.message.channelId);
         if (!this.closed) this.checkPost(conn, reqId, b, edited);
       })
       .catch((err: unknown) => this.d.answerError(conn, reqId, 'post', err));
@@ -672,6 +673,19 @@ export class ChannelService {
     await this.d.revocations.load(b.deletedBy.cert);
     const target = b.message.target;
     return target === undefined ? undefined : this.d.store.getItem(target);
+  }
+
+  /**
+   * A post by an account its owner removed from the channel is refused saying so (not the plain
+   * E_NOT_MEMBER "join the channel first"): it was written before the removal reached its peer
+   * (offline), and its author learns why it failed. Only a non-member's post looks it up.
+   */
+  private async refuseRemoved(conn: Conn, channelId: string): Promise<void> {
+    const s = conn.session;
+    if (s?.role !== 'user' || !this.cachedChannel(channelId)) return;
+    if (this.cachedMembers(channelId).has(s.username.toLowerCase())) return;
+    if (await this.isRemoved(channelId, s.username))
+      throw new HchatError('E_NOT_MEMBER', REMOVED_REASON);
   }
 
   private checkPost(
@@ -967,7 +981,7 @@ export class ChannelService {
   }
 }
 
-const REMOVED = () => new HchatError('E_FORBIDDEN', 'removed from this channel by its owner');
+const REMOVED = () => new HchatError('E_FORBIDDEN', REMOVED_REASON);
 
 /** A channel's cursor in (createdAt, id) order, as `next` gives it. */
 const cursorOf = (c: Channel) => `${c.createdAt}:${c.id}`;

@@ -60,6 +60,13 @@ export class Sessions {
         .revokeSession(sessionId)
         .catch((err: unknown) => console.error('hchat server: revoking a session failed:', err));
     };
+    // A connected visitor whose name another visitor took while the store forgot its lease.
+    d.accounts.nameLost = (sessionId, name) => {
+      if (d.closing()) return;
+      this.revoke(sessionId, name).catch((err: unknown) =>
+        console.error('hchat server: revoking a session failed:', err),
+      );
+    };
   }
 
   /** This instance's connections with a session of `username` (lower-case). */

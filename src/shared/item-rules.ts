@@ -166,6 +166,9 @@ export function messageState(
   return state;
 }
 
+/** Why a removed member may neither read, join nor post (every replica says the same). */
+export const REMOVED_REASON = 'removed from this channel by its owner';
+
 /** Folds a channel's `channel` items by its owner into the settings they set (per field, newest). */
 export function channelSettings(
   items: readonly RuleItem[],

@@ -299,6 +299,14 @@ export class PeerStore {
       pendingCount: db.prepare<[string], { n: number }>(
         `SELECT COUNT(*) AS n FROM messages WHERE state = 'pending' AND author = ? COLLATE NOCASE`,
       ),
+      undelivered: db.prepare<[string, number], MessageRow>(
+        `SELECT ${COLS} FROM messages WHERE state <> 'delivered' AND author = ? COLLATE NOCASE
+         AND kind = 'message' ORDER BY local_seq LIMIT ?`,
+      ),
+      discardFailed: db.prepare(
+        `DELETE FROM messages WHERE id = ? AND author = ? COLLATE NOCASE AND state = 'failed'
+         AND kind = 'message'`,
+      ),
       newestUndelivered: db.prepare<[string, number], MessageRow>(
         `SELECT ${COLS} FROM messages WHERE channel_id = ? AND state <> 'delivered' AND kind = 'message'
          ORDER BY ts DESC, lc DESC, id DESC LIMIT ?`,
@@ -379,6 +387,8 @@ export class PeerStore {
       dropAccountChannel: db.prepare('DELETE FROM channels WHERE account = ? AND id = ?'),
       dropChannelRows: db.prepare('DELETE FROM channels WHERE id = ?'),
       dropMessages: db.prepare('DELETE FROM messages WHERE channel_id = ?'),
+      /** The channel's items but this peer's own undelivered ones (its outbox, pending or failed). */
+      dropReceived: db.prepare("DELETE FROM messages WHERE channel_id = ? AND state = 'delivered'"),
       dropHosted: db.prepare('DELETE FROM hosted WHERE channel_id = ?'),
       dropHostedMembers: db.prepare('DELETE FROM hosted_members WHERE channel_id = ?'),
       authors: db.prepare<[string], { author: string }>(
@@ -449,7 +459,9 @@ export class PeerStore {
    * After the owner's channel item is stored: every account's view of the channel takes its
    * settings (per field the newest); a removed member leaves the host's member list, and the
    * channel leaves the removed account's list; a deleted channel leaves every list, and its
-   * messages go (a host keeps them until the server has the deletion: `purgeDeleted`).
+   * messages go (a host keeps them until the server has the deletion: `purgeDeleted`), but the
+   * outbox's: a pending item is still sent (a replica's refusal tells why it failed), a failed
+   * one stays readable (`undelivered`) until its author dismisses it.
    */
   private applyChannelChange(item: Omit<Authored, 'seq'>): void {
     if (item.kind !== 'channel' || !item.change) return;
@@ -458,7 +470,7 @@ export class PeerStore {
     if (!c || item.author.toLowerCase() !== owner.toLowerCase()) return;
     if (item.change.deleted) {
       this.q.dropChannelRows.run(item.channelId);
-      if (!this.isHosted(item.channelId)) this.q.dropMessages.run(item.channelId);
+      if (!this.isHosted(item.channelId)) this.q.dropReceived.run(item.channelId);
       return;
     }
     const rows = this.q.channelItems.all(item.channelId).map(toMessage);
@@ -486,12 +498,17 @@ export class PeerStore {
     })();
   }
 
-  /** An account leaves a channel (or learns it was removed, or the channel is gone). */
+  /**
+   * An account leaves a channel (or learns it was removed, or the channel is gone). Once no
+   * account here holds it, what was received of it goes; the outbox's items stay (SPEC §5: a
+   * post accepted here is never lost): pending ones are still sent, and the replica that refuses
+   * them says why they failed (README "Local API", `GET /api/outbox`).
+   */
   dropChannel(account: string, channelId: string): void {
     this.db.transaction(() => {
       this.q.dropAccountChannel.run(account, channelId);
       if (!this.q.anyChannel.get(channelId) && !this.isHosted(channelId))
-        this.q.dropMessages.run(channelId);
+        this.q.dropReceived.run(channelId);
     })();
   }
 
@@ -858,6 +875,20 @@ export class PeerStore {
 
   pendingCount(author: string): number {
     return this.q.pendingCount.get(author)?.n ?? 0;
+  }
+
+  /**
+   * `author`'s messages not delivered (pending, or failed), in the order they were written, in
+   * every channel: also those of channels the account no longer reads, where nothing else shows
+   * them.
+   */
+  undelivered(author: string, limit: number): LocalMessage[] {
+    return this.q.undelivered.all(author, limit).map(toMessage);
+  }
+
+  /** `author` dismisses a failed message of theirs: it goes. False when there is none such. */
+  discardFailed(author: string, id: string): boolean {
+    return this.q.discardFailed.run(id, author).changes > 0;
   }
 
   /** The newest `limit` messages of a channel not yet delivered, in channel order. */

@@ -127,6 +127,9 @@ export interface VisitorNameLease {
   expiresAt: number;
 }
 
+/** A session's visitor name as its instance renews it: the session and all its keys. */
+export type VisitorNameHeld = Pick<VisitorNameLease, 'sessionId' | 'keys'>;
+
 /** What the server needs from storage. */
 export interface ServerStore {
   /**
@@ -242,13 +245,18 @@ export interface ServerStore {
    * session again (resumed on another instance) moves them to the new instance.
    */
   claimVisitorName(lease: VisitorNameLease, now: number): Promise<boolean>;
-  /** Extends to `expiresAt` the keys `instance` holds for these sessions; forgets expired keys. */
+  /**
+   * Extends to `expiresAt` the keys `instance` holds for these sessions (each given with all its
+   * keys); forgets expired keys. Answers the sessions of which `instance` held fewer keys than
+   * given: their lease ran out and was forgotten (the store was out of reach of `instance`), or
+   * another instance took them (a resume there). The caller may claim them again.
+   */
   renewVisitorNames(
     instance: string,
-    sessionIds: readonly string[],
+    leases: readonly VisitorNameHeld[],
     now: number,
     expiresAt: number,
-  ): Promise<void>;
+  ): Promise<string[]>;
   /** Frees the keys `instance` holds for `sessionId` (the visitor left). */
   releaseVisitorName(sessionId: string, instance: string): Promise<void>;
   /**

@@ -37,6 +37,7 @@ import {
   type ServerStore,
   type SessionRecord,
   type UserRecord,
+  type VisitorNameHeld,
   type VisitorNameLease,
 } from './server-store.js';
 import { MemoryVisitorNames } from './visitor-names.js';
@@ -417,11 +418,11 @@ export class SqliteServerStore implements ServerStore {
 
   async renewVisitorNames(
     instance: string,
-    sessionIds: readonly string[],
+    leases: readonly VisitorNameHeld[],
     now: number,
     expiresAt: number,
-  ): Promise<void> {
-    this.visitorNames.renew(instance, sessionIds, now, expiresAt);
+  ): Promise<string[]> {
+    return this.visitorNames.renew(instance, leases, now, expiresAt);
   }
 
   async releaseVisitorName(sessionId: string, instance: string): Promise<void> {

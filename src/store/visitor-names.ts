@@ -3,7 +3,7 @@
  * the whole deployment's. Same behaviour as the PostgreSQL table (pg/visitor-names.ts), which
  * several instances share; test/store-conformance.test.ts runs one suite against both.
  */
-import type { VisitorNameLease } from './server-store.js';
+import type { VisitorNameHeld, VisitorNameLease } from './server-store.js';
 
 /** Look-alike key → the lease holding it. */
 export class MemoryVisitorNames {
@@ -19,12 +19,23 @@ export class MemoryVisitorNames {
     return true;
   }
 
-  renew(instance: string, sessionIds: readonly string[], now: number, expiresAt: number): void {
-    const renewed = new Set(sessionIds);
+  renew(
+    instance: string,
+    leases: readonly VisitorNameHeld[],
+    now: number,
+    expiresAt: number,
+  ): string[] {
+    const renewed = new Map(leases.map((l) => [l.sessionId, 0]));
     for (const [k, h] of this.held) {
-      if (h.instance === instance && renewed.has(h.sessionId)) h.expiresAt = expiresAt;
-      else if (h.expiresAt <= now) this.held.delete(k);
+      const n = h.instance === instance ? renewed.get(h.sessionId) : undefined;
+      if (n !== undefined) {
+        h.expiresAt = expiresAt;
+        renewed.set(h.sessionId, n + 1);
+      } else if (h.expiresAt <= now) this.held.delete(k);
     }
+    return leases
+      .filter((l) => renewed.get(l.sessionId)! < new Set(l.keys).size)
+      .map((l) => l.sessionId);
   }
 
   holder(sessionId: string, now: number): string | undefined {

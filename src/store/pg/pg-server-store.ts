@@ -20,6 +20,7 @@ import {
   type ServerStore,
   type SessionRecord,
   type UserRecord,
+  type VisitorNameHeld,
   type VisitorNameLease,
 } from '../server-store.js';
 import { openPool, transactionOn, type Transaction } from './pool.js';
@@ -368,11 +369,11 @@ export class PostgresServerStore implements ServerStore {
 
   renewVisitorNames(
     instance: string,
-    sessionIds: readonly string[],
+    leases: readonly VisitorNameHeld[],
     now: number,
     expiresAt: number,
-  ): Promise<void> {
-    return this.visitorNames.renew(instance, sessionIds, now, expiresAt);
+  ): Promise<string[]> {
+    return this.visitorNames.renew(instance, leases, now, expiresAt);
   }
 
   releaseVisitorName(sessionId: string, instance: string): Promise<void> {

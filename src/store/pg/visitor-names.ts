@@ -6,7 +6,7 @@
  * claim rolls back.
  */
 import type pg from 'pg';
-import type { VisitorNameLease } from '../server-store.js';
+import type { VisitorNameHeld, VisitorNameLease } from '../server-store.js';
 import type { Transaction } from './pool.js';
 
 /** Thrown inside the claim's transaction to roll it back. */
@@ -52,17 +52,34 @@ export class PgVisitorNames {
 
   async renew(
     instance: string,
-    sessionIds: readonly string[],
+    leases: readonly VisitorNameHeld[],
     now: number,
     expiresAt: number,
-  ): Promise<void> {
-    if (sessionIds.length > 0)
-      await this.pool.query(
-        `UPDATE visitor_names SET expires_at = $1
-         WHERE instance = $2 AND session_id = ANY($3::text[])`,
-        [expiresAt, instance, [...sessionIds]],
+  ): Promise<string[]> {
+    let short: string[] = [];
+    if (leases.length > 0) {
+      // One statement: the rows extended, counted per session against the keys it should hold;
+      // only the sessions short of keys come back (none, unless a lease ran out or moved).
+      const r = await this.pool.query(
+        `WITH want AS (SELECT * FROM unnest($3::text[], $4::int[]) AS w(session_id, n)),
+         renewed AS (
+           UPDATE visitor_names v SET expires_at = $1 FROM want
+           WHERE v.instance = $2 AND v.session_id = want.session_id
+           RETURNING v.session_id),
+         held AS (SELECT session_id, count(*) AS c FROM renewed GROUP BY session_id)
+         SELECT want.session_id FROM want LEFT JOIN held USING (session_id)
+         WHERE coalesce(held.c, 0) < want.n`,
+        [
+          expiresAt,
+          instance,
+          leases.map((l) => l.sessionId),
+          leases.map((l) => new Set(l.keys).size),
+        ],
       );
+      short = r.rows.map((row: { session_id: string }) => row.session_id);
+    }
     await this.pool.query('DELETE FROM visitor_names WHERE expires_at <= $1', [now]);
+    return short;
   }
 
   async holder(sessionId: string, now: number): Promise<string | undefined> {
