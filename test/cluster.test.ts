@@ -313,10 +313,12 @@ describe('three server instances on PostgreSQL and NATS', () => {
       );
       const lockerPid = (await locker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       const waiting = async () =>
+        // Waiting on the locker's row itself: not on another lock an instance's periodic work
+        // (leases, sweeps) may wait on for a moment, which would kill the instance too soon.
         (
           await watcher.query(
             `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-             AND wait_event_type = 'Lock' AND pid <> $1`,
+             AND wait_event_type = 'Lock' AND $1 = ANY(pg_blocking_pids(pid))`,
             [lockerPid],
           )
         ).rows.map((r: { pid: number }) => r.pid);
