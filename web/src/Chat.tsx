@@ -26,6 +26,7 @@ import { Home } from './Home.js';
 import { DmList } from './DmList.js';
 import { DmView } from './DmView.js';
 import { useDms } from './useDms.js';
+import { publishRefused, Undelivered } from './Undelivered.js';
 import { dmApi, publishDm, type ApiDm, type DmEvent } from './dm-api.js';
 import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 import { keepUnchanged } from './keep-unchanged.js';
@@ -55,6 +56,7 @@ const LIVE_EVENTS = [
   'dm',
   'dm_state',
   'dms',
+  'refused',
 ] as const;
 
 export function Chat({
@@ -192,6 +194,7 @@ export function Chat({
       void refreshPeers();
       void refreshStreams();
       refreshAvatars();
+      publishRefused();
     };
     es.addEventListener('open', () => {
       setPeerReachable(true);
@@ -237,6 +240,8 @@ export function Chat({
       }
     });
     es.addEventListener('status', () => void refreshMe());
+    // A message of yours refused for good: if its channel left your list, the notice shows it.
+    es.addEventListener('refused', () => publishRefused());
     // A file being fetched to this peer (or backed up): its views show how far it is.
     es.addEventListener('file', (e) => {
       publishFileProgress(JSON.parse((e as MessageEvent).data) as FileProgress);
@@ -456,6 +461,7 @@ export function Chat({
           {dms.toasts}
         </div>
         <Banner me={me} reachable={reachable} sync={sync} />
+        <Undelivered channels={channels} />
         {selected && (
           <LiveStage
             key={`live-${selected.id}`}

@@ -214,6 +214,10 @@ export const api = {
   tokens: async () => (await call<Answer<'/api/tokens'>>('GET', '/api/tokens')).tokens,
   createToken: (t: NewToken) => call<MadeToken>('POST', '/api/tokens', t),
   revokeToken: (id: string) => call('DELETE', `/api/tokens/${encodeURIComponent(id)}`),
+  /** Your messages not delivered, pending or failed, in every channel (README "Local API"). */
+  outbox: async () => (await call<Answer<'/api/outbox'>>('GET', '/api/outbox')).messages,
+  /** Dismisses a failed message of yours: it goes from this peer. */
+  dismiss: (id: string) => call('DELETE', `/api/outbox/${encodeURIComponent(id)}`),
 };
 
 /** Orders messages as every replica does: (ts, lc, id). */
