@@ -225,18 +225,9 @@ export class FileStore {
     channelId: string,
     opts: { owner?: string; pinned?: boolean } = {},
   ): string {
-    const id = fileId(manifest);
+    let id = '';
     this.db.transaction(() => {
-      this.q.insert.run(
-        id,
-        JSON.stringify(manifest),
-        manifest.size,
-        manifest.chunks.length,
-        opts.owner ?? null,
-        opts.pinned ? 1 : 0,
-        this.now(),
-      );
-      if (opts.pinned) this.q.pin.run(id);
+      id = this.keep(manifest, opts.owner ?? null, opts.pinned);
       this.q.bind.run(id, channelId);
       // In the channel now: what was proven towards it (`offer`, `prove`) is moot.
       this.q.dropProofs.run(id, channelId);
@@ -250,16 +241,7 @@ export class FileStore {
    * chunks may now be uploaded for that channel.
    */
   addManifest(manifest: Manifest, channelId: string, owner: string): string {
-    const id = fileId(manifest);
-    this.q.insert.run(
-      id,
-      JSON.stringify(manifest),
-      manifest.size,
-      manifest.chunks.length,
-      owner,
-      0,
-      this.now(),
-    );
+    const id = this.keep(manifest, owner, false);
     if (!this.inChannel(id, channelId)) this.q.putFor.run(id, channelId);
     return id;
   }
@@ -271,20 +253,30 @@ export class FileStore {
    * a message of this one names them: anyone who knows a file's reference may write that.
    */
   offer(manifest: Manifest, channelId: string, opts: { pinned?: boolean } = {}): string {
-    const id = fileId(manifest);
+    let id = '';
     this.db.transaction(() => {
-      this.q.insert.run(
-        id,
-        JSON.stringify(manifest),
-        manifest.size,
-        manifest.chunks.length,
-        null,
-        opts.pinned ? 1 : 0,
-        this.now(),
-      );
-      if (opts.pinned) this.q.pin.run(id);
+      id = this.keep(manifest, null, opts.pinned);
       if (!this.inChannel(id, channelId)) this.q.putFor.run(id, channelId);
     })();
+    return id;
+  }
+
+  /**
+   * Keeps a manifest (idempotent: a file already here keeps its owner), counted against `owner`
+   * when it is new, pinned when asked; its id.
+   */
+  private keep(manifest: Manifest, owner: string | null, pinned = false): string {
+    const id = fileId(manifest);
+    this.q.insert.run(
+      id,
+      JSON.stringify(manifest),
+      manifest.size,
+      manifest.chunks.length,
+      owner,
+      pinned ? 1 : 0,
+      this.now(),
+    );
+    if (pinned) this.q.pin.run(id);
     return id;
   }
 
