@@ -82,9 +82,8 @@ describe('a peer’s local API reads by account', () => {
       return m?.seq != null ? m : undefined;
     });
     const pushed = { ...toStored(held), seq: held.seq! };
-    (shared.node as unknown as { onEvent(n: string, b: unknown): void }).onEvent('message', {
-      message: pushed,
-    });
+    // As the server pushes it: an `event` of the node's server link.
+    shared.node.link.emit('event', 'message', { message: pushed });
     await sleep(1000);
     expect(shared.node.store.getMessage(later.body.id)).toBeUndefined();
     const page = await shared.call('GET', `/api/channels/${ch}/messages`);

@@ -28,6 +28,8 @@ export class ChannelPosts {
   private posts: PendingPost[] = [];
   /** The batch being stored, if any: one at a time, so that answers and pushes keep order. */
   private flushing: Promise<void> | undefined;
+  /** The bots each removal just stored took out with it (`withLeavers`), until `stored` tells. */
+  private readonly leaversOf = new Map<string, readonly string[]>();
   /** Per connection: its posts being prepared (lookups before they join a batch), in order. */
   private readonly preparing = new WeakMap<Conn, Promise<void>>();
   /** True once closed: no more posts are taken. */
@@ -148,6 +150,11 @@ export class ChannelPosts {
     const t0 = performance.now();
     const results = await this.d.store.insertMessages(inserts);
     this.d.ops?.batchStored((performance.now() - t0) / 1000);
+    inserts.forEach((i, k) => {
+      const r = results[k];
+      if (i.leavers?.length && r && !(r instanceof HchatError) && !r.duplicate)
+        this.leaversOf.set(i.message.id, i.leavers);
+    });
     return results;
   }
 
@@ -365,6 +372,16 @@ export class ChannelPosts {
         channelId: m.channelId,
         username: m.change.remove,
       });
+      // The bots that left in the same transaction leave every cache in the same turn as their
+      // owner: a bot read between the two would still be served.
+      const leavers = this.leaversOf.get(m.id) ?? [];
+      this.leaversOf.delete(m.id);
+      const members = this.cache.memberCache.get(m.channelId);
+      for (const bot of leavers) {
+        if (members && !members.has(bot.toLowerCase())) continue;
+        this.d.bus.publish({ kind: 'member_left', channelId: m.channelId, username: bot });
+        this.d.log.write('leave', { user: bot, channel: m.channelId, reason: 'owner_removed' });
+      }
       this.membership
         .removeBotsOf(m.channelId, m.change.remove)
         .catch((err: unknown) =>

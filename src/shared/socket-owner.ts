@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 
 /** A uid; 'unknown' when this system does not tell; undefined when no such socket is listed. */
 export type Owner = number | 'unknown' | undefined;
@@ -19,8 +19,12 @@ const LE = os.endianness() === 'LE';
 /** Each TCP connection's owner, looked up once (a connection carries many requests). */
 const tcpOwners = new WeakMap<Socket, number | 'unknown'>();
 
-/** The owner of the other end of TCP connection `socket` (a connection between local ports). */
+/**
+ * The owner of the other end of TCP connection `socket` (a connection between local ports). A
+ * request made inside this process (Fastify's `inject`, no connection at all) is this process's.
+ */
 export function tcpPeerOwner(socket: Socket): Owner {
+  if (!(socket instanceof net.Socket)) return process.geteuid?.() ?? 'unknown';
   const known = tcpOwners.get(socket);
   if (known !== undefined) return known;
   const { remoteAddress, remotePort, localAddress, localPort } = socket;

@@ -125,7 +125,7 @@ describe('hostile path (SRTP)', { timeout: 60_000 }, () => {
       ip: '127.0.0.1',
       port: r.p2p.advertised.port as number,
       udpPort: r.p2p.advertised.udpPort as number,
-      sessionId: r.currentSession.sessionId as string,
+      sessionId: r.session.sessionId as string,
     };
     const ask = async (l: typeof link) =>
       l.request('stream_key', { streamId }).then(
