@@ -109,13 +109,31 @@ export class ChannelMembership {
    * since, which joined before the removal was stored, is taken out too.
    */
   async removeBotsOf(channelId: string, owner: string): Promise<void> {
-    const bots = (await this.d.bots?.of(owner)) ?? [];
-    if (bots.length === 0) return;
-    // Not loaded here: which were members is not known any more (the store has them out).
+    const bots = this.cachedAsMembers(channelId, (await this.d.bots?.of(owner)) ?? []);
+    for (const bot of bots) await this.d.store.removeMember(channelId, bot);
+    this.told(channelId, bots);
+  }
+
+  /**
+   * Bots that left with their removed owner, out of the store already (the removal's `leavers`):
+   * every instance's cache is told at once, in the same turn as the owner's removal.
+   */
+  botsLeft(channelId: string, bots: readonly string[]): void {
+    this.told(channelId, this.cachedAsMembers(channelId, bots));
+  }
+
+  /**
+   * Those of `bots` this instance holds as members; all of them when it holds no list (not
+   * loaded here: which were members is not known any more, the store has them out).
+   */
+  private cachedAsMembers(channelId: string, bots: readonly string[]): readonly string[] {
     const members = this.cache.memberCache.get(channelId);
+    return members ? bots.filter((b) => members.has(b.toLowerCase())) : bots;
+  }
+
+  /** Every instance's cache, and the log, learn that the bots left with their owner. */
+  private told(channelId: string, bots: readonly string[]): void {
     for (const bot of bots) {
-      if (members && !members.has(bot.toLowerCase())) continue;
-      await this.d.store.removeMember(channelId, bot);
       this.d.bus.publish({ kind: 'member_left', channelId, username: bot });
       this.d.log.write('leave', { user: bot, channel: channelId, reason: 'owner_removed' });
     }

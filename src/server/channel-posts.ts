@@ -41,6 +41,7 @@ export class ChannelPosts {
     /** Takes a removed member's bots out too, and tells who was removed (channel-membership.ts). */
     private readonly membership: {
       removeBotsOf(channelId: string, owner: string): Promise<void>;
+      botsLeft(channelId: string, bots: readonly string[]): void;
       isRemoved(channelId: string, username: string): Promise<boolean>;
     },
   ) {}
@@ -374,14 +375,8 @@ export class ChannelPosts {
       });
       // The bots that left in the same transaction leave every cache in the same turn as their
       // owner: a bot read between the two would still be served.
-      const leavers = this.leaversOf.get(m.id) ?? [];
+      this.membership.botsLeft(m.channelId, this.leaversOf.get(m.id) ?? []);
       this.leaversOf.delete(m.id);
-      const members = this.cache.memberCache.get(m.channelId);
-      for (const bot of leavers) {
-        if (members && !members.has(bot.toLowerCase())) continue;
-        this.d.bus.publish({ kind: 'member_left', channelId: m.channelId, username: bot });
-        this.d.log.write('leave', { user: bot, channel: m.channelId, reason: 'owner_removed' });
-      }
       this.membership
         .removeBotsOf(m.channelId, m.change.remove)
         .catch((err: unknown) =>
