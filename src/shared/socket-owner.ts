@@ -32,9 +32,9 @@ export function tcpPeerOwner(socket: Socket): Owner {
   const to = v4(localAddress);
   if (from === undefined || to === undefined || !remotePort || !localPort) return undefined;
   // The other end's socket, as the kernel lists it: its local address is our remote one.
-  const owner = lookUp('tcp', (local, remote) =>
-    local === addr(from, remotePort) ? remote === addr(to, localPort) : undefined,
-  );
+  const theirs = addr(from, remotePort);
+  const ours = addr(to, localPort);
+  const owner = lookUp('tcp', (local, remote) => local === theirs && remote === ours);
   if (owner !== undefined) tcpOwners.set(socket, owner);
   return owner;
 }
@@ -48,7 +48,36 @@ export function udpOwner(ip: string, port: number): Owner {
   if (a === undefined) return undefined;
   const exact = addr(a, port);
   const any = addr('0.0.0.0', port);
-  return lookUp('udp', (local) => local === exact || local === any || undefined);
+  return lookUp('udp', (local) => local === exact || local === any);
+}
+
+/**
+ * Whether the UDP sockets at addresses (a datagram's source, an export's destination) are this
+ * user's, each looked up again after `recheckMs` (a port another user let go may be this user's
+ * next) and remembered for at most 64 addresses at once (senders come and go). A port nobody
+ * holds counts as this user's when `unheld` says so (a player not started yet), else not (the
+ * sender of a datagram that closed its socket: whose it was cannot be told).
+ */
+export class UdpOwners {
+  private readonly known = new Map<string, { ok: boolean; at: number }>();
+
+  constructor(
+    private readonly recheckMs: number,
+    private readonly unheld: boolean,
+  ) {}
+
+  /** Whether `ip`:`port` is held by this user (or root), or by nobody when that counts. */
+  ours(ip: string, port: number): boolean {
+    const key = `${ip}:${port}`;
+    const now = Date.now();
+    const seen = this.known.get(key);
+    if (seen && now - seen.at < this.recheckMs) return seen.ok;
+    const owner = udpOwner(ip, port);
+    const ok = owner === undefined ? this.unheld : isThisUser(owner);
+    if (this.known.size >= 64) this.known.clear();
+    this.known.set(key, { ok, at: now });
+    return ok;
+  }
 }
 
 /** Whether `owner` is this process's user or root (or this system does not tell). */
@@ -62,10 +91,7 @@ export function isThisUser(owner: Owner): boolean {
  * The uid of the first socket of /proc/net/`proto` (then its IPv6 twin, for IPv4 addresses
  * mapped) for which `match(local, remote)` (each `<hex ip>:<hex port>` in the IPv4 form) is true.
  */
-function lookUp(
-  proto: 'tcp' | 'udp',
-  match: (local: string, remote: string) => boolean | undefined,
-): Owner {
+function lookUp(proto: 'tcp' | 'udp', match: (local: string, remote: string) => boolean): Owner {
   let readAny = false;
   for (const [file, mapped] of [
     [`/proc/net/${proto}`, false],

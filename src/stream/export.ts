@@ -9,10 +9,7 @@ import { SRTP_SUITE, SrtpContext, decodeMasterKey, encodeMasterKey, newMasterKey
 import { AUDIO_CLOCK, PT_OPUS, PT_VP8, VIDEO_CLOCK, encodeRtp, type RtpPacket } from './rtp.js';
 import type { MediaKind } from './sender.js';
 import { isVp8Keyframe } from './vp8.js';
-import { isThisUser, udpOwner } from '../shared/socket-owner.js';
-
-/** How long who holds an export's port is taken as known. */
-const HOLDER_RECHECK_MS = 1000;
+import { UdpOwners } from '../shared/socket-owner.js';
 
 /** The master keys of an SRTP export, base64 of key ‖ salt, one per m-line. */
 export interface ExportKeys {
@@ -78,8 +75,8 @@ export class RtpExport {
   sent = 0;
   /** Packets not sent: their port was held by another local user. */
   refused = 0;
-  /** Whether each port (video, audio) is this user's or nobody's, and when that was looked up. */
-  private readonly holders = new Map<number, { ok: boolean; at: number }>();
+  /** Whether each port (video, audio) is this user's or nobody's, looked up again each second. */
+  private readonly holders = new UdpOwners(1000, true);
   private readonly gate = new KeyframeGate();
   /** With SRTP: the keys (for the SDP) and a sending context per m-line. */
   readonly keys?: ExportKeys;
@@ -112,7 +109,7 @@ export class RtpExport {
     if (packets.length === 0) return;
     if (kind === 'video' && !this.gate.pass(packets, isVp8Keyframe(packets[0]!.payload))) return;
     const port = kind === 'video' ? this.port : this.port + 2;
-    if (!this.mayReceive(port)) {
+    if (!this.holders.ours(this.ip, port)) {
       this.refused += packets.length;
       return;
     }
@@ -122,16 +119,5 @@ export class RtpExport {
       const d = encodeRtp(p);
       this.socket.sendPlain(ctx ? ctx.protectRtp(d) : d, { ip: this.ip, port });
     }
-  }
-
-  /** Whether `port` is held by this user or by nobody yet (a player not started yet). */
-  private mayReceive(port: number): boolean {
-    const now = Date.now();
-    const known = this.holders.get(port);
-    if (known && now - known.at < HOLDER_RECHECK_MS) return known.ok;
-    const owner = udpOwner(this.ip, port);
-    const ok = owner === undefined || isThisUser(owner);
-    this.holders.set(port, { ok, at: now });
-    return ok;
   }
 }

@@ -12,10 +12,7 @@ import type { MediaKind } from './sender.js';
 import type { MediaFrame } from './sender.js';
 import type { SrtpContext } from './srtp.js';
 import { bindUdp } from '../shared/udp-bind.js';
-import { isThisUser, udpOwner } from '../shared/socket-owner.js';
-
-/** How long whether a sender is this user's is taken as known. */
-const SENDER_RECHECK_MS = 5000;
+import { UdpOwners } from '../shared/socket-owner.js';
 
 /** A source of frames; `keyframe()` asks for the next video frame to be a keyframe. */
 export interface FrameSource {
@@ -117,15 +114,15 @@ export class RtpIngest implements FrameSource {
     srtpReplays: 0,
     foreign: 0,
   };
-  /** Whether each sender (`ip:port`) is this user's, and when that was looked up. */
-  private readonly senders = new Map<string, { ok: boolean; at: number }>();
+  /** Whether each sender is this user's, looked up again every 5 s; a closed one is no one's. */
+  private readonly senders = new UdpOwners(5000, false);
 
   private constructor(
     private readonly onFrame: (f: MediaFrame) => void,
     private readonly srtp?: SrtpContext,
   ) {
     this.socket.on('message', (d, from) => {
-      if (this.fromThisUser(from.address, from.port)) this.receive(d);
+      if (this.senders.ours(from.address, from.port)) this.receive(d);
       else this.stats.foreign++;
     });
     this.socket.on('error', () => undefined);
@@ -161,21 +158,6 @@ export class RtpIngest implements FrameSource {
         resolve();
       }
     });
-  }
-
-  /** Whether the socket at `ip`:`port` is this user's (a closed one is no one's). */
-  private fromThisUser(ip: string, port: number): boolean {
-    const key = `${ip}:${port}`;
-    const now = Date.now();
-    const known = this.senders.get(key);
-    // Looked up again now and then: a port another user let go may be this user's next.
-    if (known && now - known.at < SENDER_RECHECK_MS) return known.ok;
-    const owner = udpOwner(ip, port);
-    const ok = owner !== undefined && isThisUser(owner);
-    // Senders come and go (each ffmpeg run has a port of its own): a bounded memory.
-    if (this.senders.size >= 64) this.senders.clear();
-    this.senders.set(key, { ok, at: now });
-    return ok;
   }
 
   private receive(datagram: Buffer): void {
