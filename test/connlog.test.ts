@@ -107,6 +107,38 @@ describe('connection log', () => {
       ]);
     });
 
+    it('writes reads answered to sessions within a share per reader: its account, or the visitors of its address group', () => {
+      const dir = tempDir();
+      const log = new ConnectionLog(dir, undefined, {
+        limits: { readRecordsPerGroup: 2, readRecordsTotal: 100, outsiderRecordsPerGroup: 1 },
+      });
+      const mallory = { role: 'user', username: 'Mallory', ip: '10.0.0.1' } as const;
+      for (let i = 0; i < 5; i++) {
+        log.read(mallory, i % 2 ? 'fetch' : 'sync', { peer: 'peer:Mallory@10.0.0.1:1', i });
+        // Where stored data came from is always written, whatever the reads spent.
+        log.write('post', { peer: 'peer:alice@10.0.0.9:1', i });
+      }
+      // Visitors have no account: theirs count per address group, whatever name they take.
+      for (const name of ['Guest1', 'Guest2', 'Guest3'])
+        log.read({ role: 'visitor', username: name, ip: '10.0.1.7' }, 'sync', { i: name });
+      // Another share: a refusal of mallory's is still written.
+      log.refusal('mallory', { peer: 'peer:Mallory@10.0.0.1:1', op: 'history', code: 'E_X' });
+      log.close();
+      const r = read(dir);
+      expect(r.filter((x) => x.ev === 'post')).toHaveLength(5);
+      expect(r.filter((x) => x.ev === 'sync' || x.ev === 'fetch').map((x) => x.i)).toEqual([
+        '0',
+        '1',
+        'Guest1',
+        'Guest2',
+      ]);
+      expect(r.filter((x) => x.ev === 'refuse')).toHaveLength(1);
+      expect(r.filter((x) => x.ev === 'suppressed')).toEqual([
+        expect.objectContaining({ group: 'reads:mallory', suppressed: '3', events: 'sync,fetch' }),
+        expect.objectContaining({ group: 'reads:visitors@10.0.1.0/24', suppressed: '1' }),
+      ]);
+    });
+
     it('says what it left out when the window ends, and a new window has a new share', async () => {
       const dir = tempDir();
       const log = new ConnectionLog(dir, undefined, {

@@ -11,7 +11,7 @@ import { describeIssues } from '../protocol/rpc.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { verifyGrant, type GrantClaims } from '../shared/tokens.js';
 import type { FileStore } from '../store/file-store.js';
-import type { MemberConn } from './host-service.js';
+import { readerOf, type MemberConn } from './host-service.js';
 
 export type FileOp = keyof typeof P2P_FILE_OPS;
 
@@ -70,7 +70,7 @@ export class FileSeeder {
         await this.throttle(data.length);
         if (this.d.closed()) throw new HchatError('E_SHUTTING_DOWN');
         this.d.files.touch(b.fileId);
-        this.d.log.write('serve', { to: conn.name, file: b.fileId, idx: b.index });
+        this.d.log.read(readerOf(conn), 'serve', { to: conn.name, file: b.fileId, idx: b.index });
         return { data: data.toString('base64') };
       }
     }

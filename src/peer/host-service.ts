@@ -24,7 +24,7 @@ import { P2P_OPS } from '../protocol/peer-link.js';
 import { fitHistory, fitPage, pageBudget } from '../protocol/page-budget.js';
 import { CHANNEL_OPS } from '../protocol/channel-ops.js';
 import type { FramedSocket } from '../shared/framed-socket.js';
-import type { ConnectionLog } from '../shared/connlog.js';
+import type { ConnectionLog, Reader } from '../shared/connlog.js';
 import { hostNumbered, type PeerStore } from '../store/peer-store.js';
 import type { PeerIdentity } from './p2p.js';
 import type { Signed } from '../shared/signing.js';
@@ -78,6 +78,11 @@ export interface MemberConn {
   subs: Set<string>;
   /** Set when the member asked for compact pushes and pages in its hello (§3.11, §4.2). */
   refs?: LinkRefs;
+}
+
+/** Whom a read on a member's link is answered to (ConnectionLog `read`). */
+export function readerOf(conn: MemberConn): Reader {
+  return { role: conn.who.role, username: conn.who.username, ip: conn.ip };
 }
 
 /** Serves hosted channels to connected members. */
@@ -237,7 +242,7 @@ export class HostService {
         const all = this.deps.store.hostSince(b.channelId, b.since, b.limit);
         // Cut to the member's frame limit; lastSeq tells it that more remains.
         const messages = fitPage(all, pageBudget(conn.fs.peerMaxFrame), 'start').items;
-        this.deps.log.write('sync', {
+        this.deps.log.read(readerOf(conn), 'sync', {
           peer: conn.name,
           channel: b.channelId,
           since: b.since,
@@ -262,7 +267,7 @@ export class HostService {
               .map(hostNumbered),
           pageBudget(conn.fs.peerMaxFrame),
         );
-        this.deps.log.write('fetch', {
+        this.deps.log.read(readerOf(conn), 'fetch', {
           peer: conn.name,
           channel: b.channelId,
           count: fit.messages.length,

@@ -96,7 +96,7 @@ export class ChannelReads {
       },
       pageBudget(conn.fs.peerMaxFrame),
     );
-    this.d.log.write('fetch', {
+    this.d.log.read(conn.reader, 'fetch', {
       peer: conn.name,
       channel: b.channelId,
       count: fit.messages.length,
@@ -111,7 +111,7 @@ export class ChannelReads {
     // Cut to the peer's frame limit; lastSeq tells it that more remains.
     const messages = fitPage(all, pageBudget(conn.fs.peerMaxFrame), 'start').items;
     const lastSeq = await this.d.store.lastSeq(b.channelId);
-    this.d.log.write('sync', {
+    this.d.log.read(conn.reader, 'sync', {
       peer: conn.name,
       channel: b.channelId,
       since: b.since,

@@ -1,7 +1,7 @@
 /**
  * One peer connection on the server and its state machine: hello → open → authenticated.
  */
-import { peerName } from '../shared/connlog.js';
+import { peerName, type Reader } from '../shared/connlog.js';
 import type { HchatError } from '../protocol/errors.js';
 import type { LinkRefs } from '../shared/compact-refs.js';
 
@@ -66,5 +66,11 @@ export class Conn<L extends ConnLink = ConnLink> {
   get name(): string {
     const r = this.fs.remote;
     return peerName(this.session?.username, r.ip, r.port);
+  }
+
+  /** Whom a read on this connection is answered to (its session's: ConnectionLog `read`). */
+  get reader(): Reader {
+    const s = this.session!;
+    return { role: s.role, username: s.username, ip: this.fs.remote.ip };
   }
 }

@@ -299,7 +299,7 @@ export class DmService {
     const page = rows.slice(0, L.fetchPage);
     const fit = fitPage(page, pageBudget(conn.fs.peerMaxFrame), 'start');
     const more = fit.cut || rows.length > page.length;
-    this.d.log.write('dm_fetch', {
+    this.d.log.read(conn.reader, 'dm_fetch', {
       peer: conn.name,
       device,
       after: b.after,

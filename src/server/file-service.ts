@@ -104,7 +104,7 @@ export class FileService {
     const data = await this.d.files.readChunk(b.fileId, b.index);
     if (!data) throw new HchatError('E_NOT_FOUND', `chunk ${b.index} is not held here`);
     await this.d.files.touch(b.fileId);
-    this.d.log.write('serve', { to: conn.name, file: b.fileId, idx: b.index });
+    this.d.log.read(conn.reader, 'serve', { to: conn.name, file: b.fileId, idx: b.index });
     return { data: data.toString('base64') };
   }
 

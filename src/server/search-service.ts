@@ -65,7 +65,7 @@ export class SearchService {
       (kept) => this.d.store.related(kept.map((m) => m.id)),
       pageBudget(conn.fs.peerMaxFrame),
     );
-    this.d.log.write('search', {
+    this.d.log.read(conn.reader, 'search', {
       peer: conn.name,
       channels: readable.length,
       count: page.messages.length,

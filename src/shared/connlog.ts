@@ -11,14 +11,15 @@
  * Records a party without a session can cause go through `outsider`, which writes at most
  * LOG_LIMITS of them per address group and window and says how many it left out (`suppressed`):
  * a stranger cannot rotate the records of sessions out of the log (log-budget.ts). A session's
- * refused requests go through `refusal`, within its account's share, for the same reason.
- * docs/PROTOCOL.md §6 lists the events and keys.
+ * refused requests go through `refusal`, within its account's share, and the reads answered to
+ * it through `read`, within its reader's share, for the same reason. What tells where stored
+ * data came from goes through `write`, always. docs/PROTOCOL.md §6 lists the events and keys.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { addressPrefix } from './address-prefix.js';
 import { LOG_LIMITS, withDefaults } from './limits.js';
-import { LogBudget, type LogBudgetLimits } from './log-budget.js';
+import { LogBudget } from './log-budget.js';
 
 /** Records per file before rotation. */
 export const LOG_ROTATE_RECORDS = 10_000;
@@ -77,11 +78,27 @@ export function peerName(user: string | undefined, ip: string, port: number): st
   return `peer:${user ?? '-'}@${ip}:${port}`;
 }
 
-/** How the log groups and bounds the records of parties without a session. */
+/** The log's shares (LOG_LIMITS by default). */
+export type LogLimits = { -readonly [K in keyof typeof LOG_LIMITS]: number };
+
+/** How the log groups and bounds the records of parties without a session, and of reads. */
 export interface OutsiderOptions {
   /** The address group of an IP (the door's grouping); ADDRESS_LIMITS by default. */
   prefixOf?: (ip: string) => string;
-  limits?: Partial<LogBudgetLimits>;
+  limits?: Partial<LogLimits>;
+}
+
+/** Whom a read was answered to (`ConnectionLog.read`): a session's role and user, its address. */
+export interface Reader {
+  role: 'user' | 'visitor';
+  username: string;
+  ip: string;
+}
+
+/** One bounded share of the log: its budget, and the timer that ends its window. */
+interface Share {
+  readonly budget: LogBudget;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** Appends records to `<dir>/connections.log`, rotating at `maxRecords`. */
@@ -92,9 +109,11 @@ export class ConnectionLog {
   private queue: string[] = [];
   private scheduled = false;
   private closed = false;
-  private readonly budget: LogBudget;
+  /** Strangers' records and sessions' refusals. */
+  private readonly outsiders: Share;
+  /** Records of reads answered to sessions. */
+  private readonly readers: Share;
   private readonly prefixOf: (ip: string) => string;
-  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     dir: string,
@@ -104,7 +123,23 @@ export class ConnectionLog {
     this.file = path.join(dir, 'connections.log');
     this.records = countLines(this.file);
     this.fd = fs.openSync(this.file, 'a', 0o600);
-    this.budget = new LogBudget(withDefaults<LogBudgetLimits>(LOG_LIMITS, outsiders.limits));
+    const l = withDefaults<LogLimits>(LOG_LIMITS, outsiders.limits);
+    this.outsiders = {
+      budget: new LogBudget({
+        perGroup: l.outsiderRecordsPerGroup,
+        total: l.outsiderRecordsTotal,
+        windowMs: l.outsiderWindowMs,
+      }),
+      timer: undefined,
+    };
+    this.readers = {
+      budget: new LogBudget({
+        perGroup: l.readRecordsPerGroup,
+        total: l.readRecordsTotal,
+        windowMs: l.readWindowMs,
+      }),
+      timer: undefined,
+    };
     this.prefixOf = outsiders.prefixOf ?? ((ip) => addressPrefix(ip));
   }
 
@@ -125,7 +160,7 @@ export class ConnectionLog {
    * Records of sessions go through `write`, always.
    */
   outsider(ip: string, ev: string, fields: Record<string, LogValue> = {}): void {
-    this.within(this.prefixOf(ip), ev, fields);
+    this.within(this.outsiders, this.prefixOf(ip), ev, fields);
   }
 
   /**
@@ -135,20 +170,35 @@ export class ConnectionLog {
    * written with `write`, always.
    */
   refusal(username: string, fields: Record<string, LogValue>): void {
-    this.within(`user:${username.toLowerCase()}`, 'refuse', fields);
+    this.within(this.outsiders, `user:${username.toLowerCase()}`, 'refuse', fields);
+  }
+
+  /**
+   * Adds a record of a read answered to `reader` (`sync`, `fetch`, `search`, `serve`,
+   * `dm_fetch`), within its reader's share: an account's (group `reads:<name>`, lower case), or
+   * that of the visitors of its address group (`reads:visitors@<group>`), who have no account. A
+   * read allowed is as cheap to repeat as one refused, and unbounded its records would rotate
+   * out those of where the stored data came from. Those are written with `write`, always.
+   */
+  read(reader: Reader, ev: string, fields: Record<string, LogValue>): void {
+    const group =
+      reader.role === 'user'
+        ? `reads:${reader.username.toLowerCase()}`
+        : `reads:visitors@${this.prefixOf(reader.ip)}`;
+    this.within(this.readers, group, ev, fields);
   }
 
   /** Writes the record if `group` has a share left in the window; counts it otherwise. */
-  private within(group: string, ev: string, fields: Record<string, LogValue>): void {
+  private within(share: Share, group: string, ev: string, fields: Record<string, LogValue>): void {
     if (this.closed) return;
     const now = Date.now();
-    const end = this.budget.windowEnd;
-    if (end !== undefined && now >= end) this.endWindow();
-    if (this.budget.take(group, ev, now)) return this.write(ev, fields);
-    if (this.summaryTimer === undefined) {
-      const wait = Math.max(0, (this.budget.windowEnd ?? now) - now);
-      this.summaryTimer = setTimeout(() => this.endWindow(), wait);
-      this.summaryTimer.unref(); // a process may end sooner: `close` writes the summaries then
+    const end = share.budget.windowEnd;
+    if (end !== undefined && now >= end) this.endWindow(share);
+    if (share.budget.take(group, ev, now)) return this.write(ev, fields);
+    if (share.timer === undefined) {
+      const wait = Math.max(0, (share.budget.windowEnd ?? now) - now);
+      share.timer = setTimeout(() => this.endWindow(share), wait);
+      share.timer.unref(); // a process may end sooner: `close` writes the summaries then
     }
   }
 
@@ -167,17 +217,18 @@ export class ConnectionLog {
   /** Flushes and closes the file. */
   close(): void {
     if (this.closed) return;
-    this.endWindow();
+    this.endWindow(this.outsiders);
+    this.endWindow(this.readers);
     this.flush();
     this.closed = true;
     fs.closeSync(this.fd);
   }
 
-  /** Ends the outsiders' window: one `suppressed` record per group that had records left out. */
-  private endWindow(): void {
-    clearTimeout(this.summaryTimer);
-    this.summaryTimer = undefined;
-    for (const s of this.budget.end()) this.write('suppressed', { ...s });
+  /** Ends a share's window: one `suppressed` record per group that had records left out. */
+  private endWindow(share: Share): void {
+    clearTimeout(share.timer);
+    share.timer = undefined;
+    for (const s of share.budget.end()) this.write('suppressed', { ...s });
   }
 
   private rotate(): void {

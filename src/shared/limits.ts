@@ -167,12 +167,17 @@ export const P2P_DOOR_LIMITS = {
 } as const;
 
 /**
- * The connection log's share for parties without a session (docs/PROTOCOL.md §6): records that a
- * stranger can cause (a request refused before a login, a connection opened or closed without a
- * session or a completed handshake, a failed TLS handshake, a refused relay connection) are
- * written at most this many times per address group (ADDRESS_LIMITS) and in all, per window; the
- * rest are counted and said in one `suppressed` record per group when the window ends. Otherwise
- * a stranger could rotate every earlier record out of the log (it keeps one old file).
+ * The connection log's shares (docs/PROTOCOL.md §6). Records that a stranger can cause (a request
+ * refused before a login, a connection opened or closed without a session or a completed
+ * handshake, a failed TLS handshake, a refused relay connection) are written at most
+ * `outsiderRecordsPerGroup` times per address group (ADDRESS_LIMITS) and `outsiderRecordsTotal`
+ * in all, per window; a session's refused requests count the same way against its account.
+ * Records of reads answered to a session (`sync`, `fetch`, `search`, `serve`, `dm_fetch`) have a
+ * share of their own, per reader: its account, or the visitors of an address group. The rest are
+ * counted and said in one `suppressed` record per group when the window ends. Otherwise a party
+ * could rotate every earlier record out of the log (it keeps one old file), and with them the
+ * records of where stored data came from; those (posts, forwards, pushes, pages received) are
+ * always written.
  */
 export const LOG_LIMITS = {
   /** Records without a session written per address group per window. */
@@ -181,6 +186,12 @@ export const LOG_LIMITS = {
   outsiderRecordsTotal: 600,
   /** The window: it starts at the first such record and lasts this long. */
   outsiderWindowMs: 60_000,
+  /** Records of reads answered to one reader (account, or visitors of an address group). */
+  readRecordsPerGroup: 120,
+  /** Records of reads written per window for every reader together. */
+  readRecordsTotal: 1_200,
+  /** The readers' window: it starts at the first read record and lasts this long. */
+  readWindowMs: 60_000,
 } as const;
 
 /** `defaults` with the overrides that are set (an `undefined` override keeps the default). */

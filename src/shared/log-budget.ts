@@ -1,25 +1,35 @@
 /**
- * The connection log's budget for records a party without a session can cause (LOG_LIMITS,
- * docs/PROTOCOL.md §6). Pure counting, no I/O and no clock of its own: the log asks it, with the
- * time, whether a record may be written, and writes the `suppressed` records it hands back.
+ * A budget of the connection log (LOG_LIMITS, docs/PROTOCOL.md §6): for the records a party
+ * without a session can cause, and for the records of reads answered to sessions. Pure counting,
+ * no I/O and no clock of its own: the log asks it, with the time, whether a record may be
+ * written, and writes the `suppressed` records it hands back.
  *
- * A window starts at the first such record and lasts `outsiderWindowMs`. In it each address group
- * has `outsiderRecordsPerGroup` records and all groups together `outsiderRecordsTotal`; past its
- * own share a group's records are counted against it, past the total the others' are counted
- * under the group `*`. So a window writes at most the total, plus one summary per group that
- * spent its share (at most total / share of them), plus one for `*`.
+ * A window starts at the first such record and lasts `windowMs`. In it each group (an address
+ * group, an account) has `perGroup` records and all groups together `total`; past its own share
+ * a group's records are counted against it, past the total the others' are counted under the
+ * group `*`. So a window writes at most the total, plus one summary per group that spent its
+ * share (at most total / share of them), plus one for `*`.
  */
-import type { LOG_LIMITS } from './limits.js';
 
-/** The budget's settings (LOG_LIMITS by default). */
-export type LogBudgetLimits = { -readonly [K in keyof typeof LOG_LIMITS]: number };
+/** One budget's settings (from LOG_LIMITS). */
+export interface LogBudgetLimits {
+  /** Records written per group per window. */
+  perGroup: number;
+  /** Records written per window from every group together. */
+  total: number;
+  /** The window: it starts at the first record and lasts this long. */
+  windowMs: number;
+}
 
 /** What a `suppressed` record says: how many records of `group` were left out, of which events. */
 export interface Suppressed {
-  /** The address group (`127.0.0.0/24`, `2001:db8::/64`), or `*` for those past the total. */
+  /**
+   * The group: an address group (`127.0.0.0/24`, `2001:db8::/64`), an account (`user:<name>`,
+   * `reads:<name>`), or `*` for those past the total.
+   */
   group: string;
   suppressed: number;
-  /** The events left out, comma-separated (`open,refuse,close`). */
+  /** The events left out, comma-separated (`open,refuse,close`, `sync,fetch`). */
   events: string;
   /** When the window began (ISO time). */
   since: string;
@@ -31,7 +41,7 @@ interface Tally {
   events: Set<string>;
 }
 
-/** Counts records without a session per address group and window. */
+/** Counts records per group and window. */
 export class LogBudget {
   private start: number | undefined;
   private total = 0;
@@ -42,7 +52,7 @@ export class LogBudget {
 
   /** When the current window ends (undefined: none is open). */
   get windowEnd(): number | undefined {
-    return this.start === undefined ? undefined : this.start + this.limits.outsiderWindowMs;
+    return this.start === undefined ? undefined : this.start + this.limits.windowMs;
   }
 
   /**
@@ -52,11 +62,11 @@ export class LogBudget {
   take(group: string, ev: string, now: number): boolean {
     if (this.start === undefined) this.start = now;
     let tally = this.groups.get(group);
-    if (tally && tally.written >= this.limits.outsiderRecordsPerGroup) {
+    if (tally && tally.written >= this.limits.perGroup) {
       count(tally, ev);
       return false;
     }
-    if (this.total >= this.limits.outsiderRecordsTotal) {
+    if (this.total >= this.limits.total) {
       count(this.overflow, ev); // no tally of its own: the map holds at most `total` groups
       return false;
     }

@@ -15,7 +15,10 @@ import {
   Raw,
   frame,
   killAll,
+  newKey,
+  p2pConnect,
   registerLogin,
+  serverHello,
   signMessage,
   sleep,
   startPeer,
@@ -151,6 +154,142 @@ test('an account flooding refused requests cannot push another user’s post out
   expect(kept.length).toBeGreaterThan(0);
   expect(kept.length + said.reduce((n, r) => n + Number(r.suppressed), 0)).toBe(21_000);
 }, 120_000);
+
+/** A data folder whose connection log is 20 records short of its rotation (an earlier run's). */
+function almostFull(): string {
+  const data = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'hc-logflood-'));
+  const filler = Array.from(
+    { length: LOG_ROTATE_RECORDS - 20 },
+    (_, i) => `t=2024-01-01T00:00:00.000Z ev=status status=online n=${i}`,
+  );
+  fs.writeFileSync(path.join(data, 'connections.log'), filler.join('\n') + '\n', { mode: 0o600 });
+  return data;
+}
+
+/** Sends `n` requests built by `req(i)` on `c`, 1000 at a time; the answers without an error. */
+async function flood(c: Raw, n: number, req: (i: number) => [string, unknown]): Promise<number> {
+  let ok = 0;
+  for (let done = 0; done < n; done += 1000) {
+    const answers = await Promise.all(
+      Array.from({ length: Math.min(1000, n - done) }, (_, i) => c.req(...req(done + i), 20_000)),
+    );
+    ok += answers.filter((a) => a.body && !a.error).length;
+  }
+  return ok;
+}
+
+test('a reader flooding accepted reads cannot push where stored messages came from out of the server log', async () => {
+  // Reads a session may make (sync and history pages of a channel it can read) are answered and
+  // logged; unbounded, 21,000 of them rotated the log twice, and with it the record of who
+  // posted what from where. They count against the reader's share (`reads:<name>`).
+  const data = almostFull();
+  const srv = await startServer([], { data });
+  const alice = await registerLogin(srv, 'alice');
+  const ch = uuid7();
+  await alice.c.req('channel_create', { id: ch, name: 'open', allowVisitors: true });
+  const msg = signMessage(alice.key, alice.cert, ch, 'alice', 'what alice said');
+  expect((await alice.c.req('post', { message: msg })).body?.seq).toBeGreaterThan(0);
+
+  const mallory = await registerLogin(srv, 'mallory');
+  expect((await mallory.c.req('channel_join', { channelId: ch })).body?.id).toBe(ch);
+  const read = await flood(mallory.c, 21_000, (i) =>
+    i % 2
+      ? ['sync', { channelId: ch, since: 0, limit: 1 }]
+      : ['history', { channelId: ch, limit: 1 }],
+  );
+  expect(read).toBe(21_000);
+  // A visitor's reads count against its address group's visitors.
+  const { c: guest } = await serverHello(srv);
+  expect(
+    (await guest.req('visitor', { name: 'Lurker', publicKey: newKey().pk })).body,
+  ).toBeTruthy();
+  expect(await flood(guest, 300, () => ['sync', { channelId: ch, since: 0, limit: 1 }])).toBe(300);
+  alice.c.close();
+  mallory.c.close();
+  guest.close();
+  await stop(srv);
+
+  const log = records(data);
+  // Where alice's message came from is still there, and so are the older records.
+  expect(log.find((r) => r.ev === 'post' && r.msg === msg.id)).toMatchObject({
+    peer: expect.stringMatching(/^peer:alice@127\.0\.0\.1:\d+$/),
+    channel: ch,
+  });
+  expect(log.some((r) => r.ev === 'status' && r.n === String(LOG_ROTATE_RECORDS - 21))).toBe(true);
+  // What was left out is said, per reader: how many, and which reads.
+  const reads = (peer: RegExp) =>
+    log.filter((r) => (r.ev === 'sync' || r.ev === 'fetch') && peer.test(r.peer ?? '')).length;
+  const said = (group: string) =>
+    log
+      .filter((r) => r.ev === 'suppressed' && r.group === group)
+      .reduce((n, r) => n + Number(r.suppressed), 0);
+  expect(reads(/^peer:mallory@/)).toBeGreaterThan(0);
+  expect(reads(/^peer:mallory@/) + said('reads:mallory')).toBe(21_000);
+  expect(
+    log
+      .find((r) => r.ev === 'suppressed' && r.group === 'reads:mallory')
+      ?.events?.split(',')
+      .sort(),
+  ).toEqual(['fetch', 'sync']);
+  expect(said('reads:visitors@127.0.0.0/24')).toBeGreaterThan(0);
+  expect(reads(/^peer:Lurker@/) + said('reads:visitors@127.0.0.0/24')).toBe(300);
+}, 180_000);
+
+test("a member flooding a host with accepted reads cannot push where its messages came from out of the host's log", async () => {
+  const srv = await startServer();
+  const data = almostFull();
+  const host = await startPeer(srv, [], { data });
+  await host.api('POST', '/api/register', { username: 'hostess', password: 'pw-hostess' });
+  expect(
+    (await host.api('POST', '/api/login', { username: 'hostess', password: 'pw-hostess' })).status,
+  ).toBe(200);
+  const ch = (await host.api('POST', '/api/channels', { name: 'open', allowVisitors: true })).body
+    .id as string;
+
+  // carol posts through the host: its `post` record says the message came from her.
+  const carol = await registerLogin(srv, 'carol');
+  expect((await carol.c.req('channel_join', { channelId: ch })).body?.id).toBe(ch);
+  const cl = await p2pConnect(host.p2pPort, carol);
+  expect(cl.ok).toBe(true);
+  const msg = signMessage(carol.key, carol.cert, ch, 'carol', 'what carol said');
+  let posted: any;
+  for (let i = 0; i < 50; i++) {
+    posted = await cl.c.req('post', { message: msg });
+    if (posted.body) break;
+    await sleep(100); // the host learns of her joining from the server
+  }
+  expect(posted.body?.seq).toBeGreaterThan(0);
+
+  // mallory, no member, reads the open channel over P2P, 21,000 times.
+  const mallory = await registerLogin(srv, 'mallory');
+  const ml = await p2pConnect(host.p2pPort, mallory);
+  expect(ml.ok).toBe(true);
+  const read = await flood(ml.c, 21_000, (i) =>
+    i % 2
+      ? ['sync', { channelId: ch, since: 0, limit: 1 }]
+      : ['history', { channelId: ch, limit: 1 }],
+  );
+  expect(read).toBe(21_000);
+  cl.c.close();
+  ml.c.close();
+  await stop(host);
+
+  const log = records(data);
+  expect(log.find((r) => r.ev === 'post' && r.msg === msg.id)).toMatchObject({
+    peer: expect.stringMatching(/^peer:carol@127\.0\.0\.1:\d+$/),
+    channel: ch,
+  });
+  expect(log.some((r) => r.ev === 'status' && r.n === String(LOG_ROTATE_RECORDS - 21))).toBe(true);
+  const kept = log.filter(
+    (r) => (r.ev === 'sync' || r.ev === 'fetch') && r.peer?.startsWith('peer:mallory@'),
+  ).length;
+  const said = log
+    .filter((r) => r.ev === 'suppressed' && r.group === 'reads:mallory')
+    .reduce((n, r) => n + Number(r.suppressed), 0);
+  expect(kept).toBeGreaterThan(0);
+  expect(said).toBeGreaterThan(0);
+  expect(kept + said).toBe(21_000);
+}, 180_000);
 
 test("a stranger at a peer's P2P port gets a bounded share of the peer's log", async () => {
   const srv = await startServer();
