@@ -5,7 +5,14 @@
  * author's list; the user is told (event `refused`). Nothing of it reaches a replica.
  */
 import { describe, expect, it } from 'vitest';
-import { collectEvents, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import {
+  collectEvents,
+  createTestnet,
+  peerLog,
+  signIn,
+  waitFor,
+  type TestPeer,
+} from './testnet.js';
 
 /** alice hosts "general"; bob joins it, goes offline and writes there. */
 async function offlinePost(): Promise<{
@@ -72,6 +79,17 @@ async function backOnline(
   );
   const refused = seen.events.find((e) => e.event === 'refused' && e.data.id === id)!;
   expect(refused.data).toMatchObject({ channelId: ch, code, reason });
+  // Its connection log says which replica refused it, as every `refused` record does (§6).
+  const record = await waitFor(
+    () => peerLog(bob).find((r) => r.ev === 'refused' && r.msg === id),
+    5000,
+    'the refused record',
+  );
+  expect(record).toMatchObject({
+    channel: ch,
+    code,
+    from: expect.stringMatching(/^(server|host:alice@127\.0\.0\.1:\d+)$/),
+  });
   // Dismissed by the user, it goes.
   expect((await bob.call('DELETE', `/api/outbox/${id}`)).status).toBe(204);
   expect((await bob.call('GET', '/api/outbox')).body.messages).toEqual([]);

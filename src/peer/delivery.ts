@@ -32,6 +32,10 @@ export const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
 /** How long the outbox waits after E_RATE_LIMITED or E_STORAGE_FULL without a hint. */
 const RETRY_MS = 1000;
 
+/** A replica's answer to one outbox message: its seq, or its error; `name` is that replica's. */
+type Sent =
+  { seq: number; via: 'server' | 'host'; name: string } | { name: string; error: HchatError };
+
 /** The outbox and the host's upload of one node. */
 export class Delivery {
   private draining = false;
@@ -112,14 +116,16 @@ export class Delivery {
         results.forEach((r, i) => {
           const m = batch[i]!;
           if (r.status === 'rejected' && switched) return;
-          if (r.status === 'fulfilled') {
-            const { seq, via, name } = r.value;
+          if (r.status === 'rejected') throw r.reason; // not a replica's answer: a bug
+          const sent = r.value;
+          if ('error' in sent && switched) return;
+          if ('seq' in sent) {
+            const { seq, via, name } = sent;
             this.ctx.store.markDelivered(m.id, seq, via);
             this.ctx.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
             this.ctx.announce([m]);
           } else {
-            const e = r.reason as HchatError;
-            if (!(e instanceof HchatError)) throw e;
+            const e = sent.error;
             if (TRANSIENT.has(e.code)) {
               retryLater = true;
               if (e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL')
@@ -134,7 +140,12 @@ export class Delivery {
               return;
             }
             this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
-            this.ctx.log.write('refused', { channel: m.channelId, msg: m.id, code: e.code });
+            this.ctx.log.write('refused', {
+              from: sent.name,
+              channel: m.channelId,
+              msg: m.id,
+              code: e.code,
+            });
             this.ctx.announce([m]);
             // Said for a message too: its channel may be gone from the user's list (removed,
             // or deleted, while it waited here), where its `failed` state shows nowhere.
@@ -169,23 +180,32 @@ export class Delivery {
     return target !== undefined && target.state === 'delivered';
   }
 
-  private async send(
-    m: LocalMessage,
-  ): Promise<{ seq: number; via: 'server' | 'host'; name: string }> {
+  /**
+   * Sends `m` to its channel's host, or else to the server: what that replica answered, named as
+   * the connection log names it (`server`, `host:…`; `local` for what this peer refuses itself).
+   */
+  private async send(m: LocalMessage): Promise<Sent> {
     const { author: _author, ...message } = toStored(m);
     // Deleted before it was delivered: only its tombstone goes, with the delete that erased it.
     const del = m.digest === undefined ? undefined : this.ctx.store.eraserOf(m);
-    if (m.digest !== undefined && !del)
-      throw new HchatError('E_BAD_REQUEST', 'a tombstone without the delete that erased it');
+    if (m.digest !== undefined && !del) {
+      const error = new HchatError(
+        'E_BAD_REQUEST',
+        'a tombstone without the delete that erased it',
+      );
+      return { name: 'local', error };
+    }
     const params = del ? { message, deletedBy: toStored(del) } : { message };
     const host = this.ctx.sources.linkFor(m.channelId);
-    if (host) {
-      const r = await host.request('post', params);
-      return { seq: r.seq, via: 'host', name: host.name };
+    const name = host ? host.name : 'server';
+    try {
+      if (host) return { seq: (await host.request('post', params)).seq, via: 'host', name };
+      if (!this.ctx.authed) throw new HchatError('E_OFFLINE');
+      return { seq: (await this.ctx.link.request('post', params)).seq, via: 'server', name };
+    } catch (err) {
+      if (err instanceof HchatError) return { name, error: err };
+      throw err;
     }
-    if (!this.ctx.authed) throw new HchatError('E_OFFLINE');
-    const r = await this.ctx.link.request('post', params);
-    return { seq: r.seq, via: 'server', name: 'server' };
   }
 
   /** Forwards every message of hosted channels the server lacks, once each, in host order. */
