@@ -99,8 +99,21 @@ export class FramedPort {
     this.d.log.outsider(conn.fs.remote.ip, 'open', { peer: conn.name, conn: id });
   }
 
+  /**
+   * Ends every connection (the server closes): each is failed with `reason` first, so that what
+   * the sessions' ends publish reaches none of them, then closed here at once (its session
+   * detached, its `close` record written) rather than when its socket closes, which may come
+   * after the log is shut (a drain stopped listening: nothing waits for these sockets).
+   */
+  closeAll(reason: HchatError): void {
+    const all = [...this.conns];
+    for (const c of all) c.fs.fail(reason);
+    for (const c of all) this.onClose(c, reason);
+  }
+
+  /** `conn` ended: once, whichever comes first, `closeAll` or its socket's close. */
   private onClose(conn: Conn<FramedSocket>, reason: HchatError | undefined): void {
-    this.conns.delete(conn);
+    if (!this.conns.delete(conn)) return;
     const name = conn.name; // before the session is detached: the line names who left
     const session = conn.session !== undefined;
     this.d.closed(conn);

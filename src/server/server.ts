@@ -582,13 +582,14 @@ export class CentralServer {
     this.gateway?.close();
     await this.channels.close();
     await this.verifyPool?.close();
-    for (const c of this.port.conns) c.fs.fail(new HchatError('E_SHUTTING_DOWN'));
     // Their sessions end now, while the bus is up: the other instances drop their tracker entries
     // at once. After a drain the port no longer listens, so nothing waited for these connections
     // to close, and the entries lingered there until this instance had been silent for 8 s
     // (test/outsider/cluster-attacks.test.ts, the drain). After the connections were failed: the
     // peers still on this instance are told nothing (their hosts did not leave; they come back).
-    for (const c of this.port.conns) this.sessions.detach(c);
+    // Each gets its `close` record now, naming its session, before the log is shut
+    // (test/outsider/log-shutdown.test.ts).
+    this.port.closeAll(new HchatError('E_SHUTTING_DOWN'));
     await Promise.all([
       closeServer(this.port.server),
       closeServer(this.http),
