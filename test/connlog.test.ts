@@ -139,6 +139,36 @@ describe('connection log', () => {
       ]);
     });
 
+    it('writes records of direct messages within a share per account that caused them, apart from reads', () => {
+      const dir = tempDir();
+      const log = new ConnectionLog(dir, undefined, {
+        limits: { dmRecordsPerAccount: 2, dmRecordsTotal: 100, readRecordsPerGroup: 1 },
+      });
+      for (let i = 0; i < 5; i++) {
+        log.dm('Mallory', i % 2 ? 'dm_refused' : 'dm_send', { from: 'Mallory/d1', i });
+        log.write('post', { peer: 'peer:alice@10.0.0.9:1', i });
+      }
+      log.dm('bob', 'dm_in', { from: 'bob/d2', i: 'bob' });
+      // Another share: mallory's reads are still written.
+      log.read({ role: 'user', username: 'mallory', ip: '10.0.0.1' }, 'dm_fetch', { i: 'read' });
+      log.close();
+      const r = read(dir);
+      expect(r.filter((x) => x.ev === 'post')).toHaveLength(5);
+      expect(r.filter((x) => x.ev?.startsWith('dm_')).map((x) => x.i)).toEqual([
+        '0',
+        '1',
+        'bob',
+        'read',
+      ]);
+      expect(r.filter((x) => x.ev === 'suppressed')).toEqual([
+        expect.objectContaining({
+          group: 'dm:mallory',
+          suppressed: '3',
+          events: 'dm_send,dm_refused',
+        }),
+      ]);
+    });
+
     it('says what it left out when the window ends, and a new window has a new share', async () => {
       const dir = tempDir();
       const log = new ConnectionLog(dir, undefined, {

@@ -172,7 +172,7 @@ export class DmInbox {
         opened.commit();
         store.markSeen(account, envelopeId);
       });
-      this.d.log.write('dm_blocked', { peer: peerName(source), from: from.username });
+      this.d.log.dm(from.username, 'dm_blocked', { peer: peerName(source), from: from.username });
       return;
     }
     const mine = from.username.toLowerCase() === account.toLowerCase();
@@ -198,7 +198,7 @@ export class DmInbox {
         { unread: !mine },
       );
     });
-    this.d.log.write('dm_in', {
+    this.d.log.dm(from.username, 'dm_in', {
       peer: peerName(source),
       from: `${from.username}/${from.deviceId}`,
       envelope: envelopeId,
@@ -282,7 +282,7 @@ export class DmInbox {
   }
 
   private refused(e: MailEnvelope, err: HchatError, via: string): void {
-    this.d.log.write('dm_refused', {
+    this.d.log.dm(e.from.username, 'dm_refused', {
       peer: via,
       from: `${e.from.username}/${e.from.deviceId}`,
       envelope: e.id,

@@ -323,7 +323,7 @@ export class DmOutbox {
         left.push(row);
         continue;
       }
-      this.d.log.write(gone ? 'dm_drop' : 'dm_out', {
+      this.d.log.dm(account, gone ? 'dm_drop' : 'dm_out', {
         peer: via,
         id: row.messageId,
         envelope: row.envelopeId,

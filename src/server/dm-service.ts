@@ -108,7 +108,7 @@ export class DmService {
     }
     conn.dmDevice = b.deviceId;
     addTo(this.bound, b.deviceId, conn);
-    this.d.log.write('dm_publish', {
+    this.d.log.dm(s.username, 'dm_publish', {
       peer: conn.name,
       device: b.deviceId,
       prekeys: b.oneTimePrekeys.length,
@@ -245,13 +245,13 @@ export class DmService {
       if (!to || !sameUser(to.username, env.to.username)) {
         const error = new HchatError('E_NOT_FOUND', `${env.id}: no such device`).toWire();
         results.push({ id: env.id, error });
-        this.d.log.write('dm_send', { ...line, code: error.code });
+        this.d.log.dm(s.username, 'dm_send', { ...line, code: error.code });
         continue;
       }
       results.push({ id: env.id, ok: true });
       // A recipient who blocks the sender stores nothing of it; the sender is not told.
       if (await this.d.dms.isBlocked(to.username, s.username)) {
-        this.d.log.write('dm_send', { ...line, blocked: true });
+        this.d.log.dm(s.username, 'dm_send', { ...line, blocked: true });
         continue;
       }
       at.push(results.length - 1);
@@ -276,10 +276,14 @@ export class DmService {
           `${m.id}: the recipient device's mailbox is full`,
         ).toWire();
         results[at[i]!] = { id: m.id, error };
-        this.d.log.write('dm_send', { ...line, code: error.code });
+        this.d.log.dm(m.fromUser, 'dm_send', { ...line, code: error.code });
         return;
       }
-      this.d.log.write('dm_send', r === 'dup' ? { ...line, dup: true } : { ...line, seq: r });
+      this.d.log.dm(
+        m.fromUser,
+        'dm_send',
+        r === 'dup' ? { ...line, dup: true } : { ...line, seq: r },
+      );
       if (r === 'dup') return;
       const envelope: MailEnvelope = {
         seq: r,
@@ -312,7 +316,12 @@ export class DmService {
   async ack(conn: Conn, b: OpReq<'dm_ack'>): Promise<OpRes<'dm_ack'>> {
     const device = await this.boundDevice(conn);
     const count = await this.d.dms.ack(device, b.upTo);
-    this.d.log.write('dm_ack', { peer: conn.name, device, upTo: b.upTo, count });
+    this.d.log.dm(conn.session!.username, 'dm_ack', {
+      peer: conn.name,
+      device,
+      upTo: b.upTo,
+      count,
+    });
     return {};
   }
 

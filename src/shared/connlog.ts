@@ -12,7 +12,8 @@
  * LOG_LIMITS of them per address group and window and says how many it left out (`suppressed`):
  * a stranger cannot rotate the records of sessions out of the log (log-budget.ts). A session's
  * refused requests go through `refusal`, within its account's share, and the reads answered to
- * it through `read`, within its reader's share, for the same reason. What tells where stored
+ * it through `read`, within its reader's share, and the records of direct messages through `dm`,
+ * within the share of the account that caused them, for the same reason. What tells where stored
  * data came from goes through `write`, always. docs/PROTOCOL.md §6 lists the events and keys.
  */
 import fs from 'node:fs';
@@ -113,6 +114,8 @@ export class ConnectionLog {
   private readonly outsiders: Share;
   /** Records of reads answered to sessions. */
   private readonly readers: Share;
+  /** Records of direct messages. */
+  private readonly dms: Share;
   private readonly prefixOf: (ip: string) => string;
 
   constructor(
@@ -137,6 +140,14 @@ export class ConnectionLog {
         perGroup: l.readRecordsPerGroup,
         total: l.readRecordsTotal,
         windowMs: l.readWindowMs,
+      }),
+      timer: undefined,
+    };
+    this.dms = {
+      budget: new LogBudget({
+        perGroup: l.dmRecordsPerAccount,
+        total: l.dmRecordsTotal,
+        windowMs: l.dmWindowMs,
       }),
       timer: undefined,
     };
@@ -188,6 +199,20 @@ export class ConnectionLog {
     this.within(this.readers, group, ev, fields);
   }
 
+  /**
+   * Adds a record of a direct message (docs/PROTOCOL.md §10), within the share of the account
+   * that caused it (group `dm:<name>`, lower case): an envelope's sender (`dm_send` at the server;
+   * `dm_in`, `dm_refused`, `dm_blocked`, `dm_out`, `dm_drop` at a peer), or the session whose
+   * `dm_publish` or `dm_ack` it is. Sending costs an account one request per 50 envelopes, and
+   * unbounded one record per envelope would rotate every other record out of the server's log,
+   * and of the recipient's. A DM record is traffic, not provenance: who sent an envelope is kept
+   * with it (the mailbox row, the message a device stored), and the server keeps no envelope
+   * once its device took it.
+   */
+  dm(account: string, ev: string, fields: Record<string, LogValue>): void {
+    this.within(this.dms, `dm:${account.toLowerCase()}`, ev, fields);
+  }
+
   /** Writes the record if `group` has a share left in the window; counts it otherwise. */
   private within(share: Share, group: string, ev: string, fields: Record<string, LogValue>): void {
     if (this.closed) return;
@@ -219,6 +244,7 @@ export class ConnectionLog {
     if (this.closed) return;
     this.endWindow(this.outsiders);
     this.endWindow(this.readers);
+    this.endWindow(this.dms);
     this.flush();
     this.closed = true;
     fs.closeSync(this.fd);

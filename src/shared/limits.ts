@@ -173,11 +173,13 @@ export const P2P_DOOR_LIMITS = {
  * `outsiderRecordsPerGroup` times per address group (ADDRESS_LIMITS) and `outsiderRecordsTotal`
  * in all, per window; a session's refused requests count the same way against its account.
  * Records of reads answered to a session (`sync`, `fetch`, `search`, `serve`, `dm_fetch`) have a
- * share of their own, per reader: its account, or the visitors of an address group. The rest are
- * counted and said in one `suppressed` record per group when the window ends. Otherwise a party
- * could rotate every earlier record out of the log (it keeps one old file), and with them the
- * records of where stored data came from; those (posts, forwards, pushes, pages received) are
- * always written.
+ * share of their own, per reader: its account, or the visitors of an address group. Records of
+ * direct messages (an envelope sent, stored, refused, dropped or handed over; a device's keys, an
+ * acknowledgement) have another, per account that caused them: an envelope's sender, a session's
+ * user. The rest are counted and said in one `suppressed` record per group when the window ends.
+ * Otherwise a party could rotate every earlier record out of the log (it keeps one old file), and
+ * with them the records of where stored data came from; those (posts, forwards, pushes, pages
+ * received) are always written.
  */
 export const LOG_LIMITS = {
   /** Records without a session written per address group per window. */
@@ -192,6 +194,12 @@ export const LOG_LIMITS = {
   readRecordsTotal: 1_200,
   /** The readers' window: it starts at the first read record and lasts this long. */
   readWindowMs: 60_000,
+  /** Records of direct messages caused by one account (an envelope's sender), per window. */
+  dmRecordsPerAccount: 120,
+  /** Records of direct messages written per window for every account together. */
+  dmRecordsTotal: 1_200,
+  /** The direct messages' window: it starts at the first such record and lasts this long. */
+  dmWindowMs: 60_000,
 } as const;
 
 /** `defaults` with the overrides that are set (an `undefined` override keeps the default). */

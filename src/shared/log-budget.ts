@@ -1,8 +1,8 @@
 /**
  * A budget of the connection log (LOG_LIMITS, docs/PROTOCOL.md §6): for the records a party
- * without a session can cause, and for the records of reads answered to sessions. Pure counting,
- * no I/O and no clock of its own: the log asks it, with the time, whether a record may be
- * written, and writes the `suppressed` records it hands back.
+ * without a session can cause, for the records of reads answered to sessions, and for those of
+ * direct messages. Pure counting, no I/O and no clock of its own: the log asks it, with the time,
+ * whether a record may be written, and writes the `suppressed` records it hands back.
  *
  * A window starts at the first such record and lasts `windowMs`. In it each group (an address
  * group, an account) has `perGroup` records and all groups together `total`; past its own share
@@ -25,7 +25,7 @@ export interface LogBudgetLimits {
 export interface Suppressed {
   /**
    * The group: an address group (`127.0.0.0/24`, `2001:db8::/64`), an account (`user:<name>`,
-   * `reads:<name>`), or `*` for those past the total.
+   * `reads:<name>`, `dm:<name>`), or `*` for those past the total.
    */
   group: string;
   suppressed: number;
