@@ -3,8 +3,9 @@
  * (dist/hchat/), which bin/hchat runs. Node resolves and reads some 450 module files to start a
  * server from dist/ and node_modules/, which took most of a process's start: a server was ready
  * in ~0.9 s, bundled in ~0.65 s (every spawned server and peer of the tests pays it too).
- * Each command still loads only its part (chunks split at src/cli/main.ts's dynamic imports).
- * Left outside: native addons, and packages that read files beside their own code.
+ * Each command still loads only its part (chunks split at the dynamic imports of
+ * src/cli/*-command.ts). Left outside: native addons, and packages that read files beside their
+ * own code.
  */
 import fs from 'node:fs';
 import esbuild from 'esbuild';

@@ -9,7 +9,8 @@
  * - addresses the browser loads by itself (event streams, WebSockets, `<img>` of
  *   files and avatars) carry a URL key (`withKey`): `<expiry>.<HMAC-SHA256(token, …)>`, good for
  *   GET requests only and for 12 hours at most; a new one is made every hour (an event stream the
- *   browser gave up on, its key refused, is opened again with the new one: Chat.tsx, TypingLine).
+ *   browser gave up on, its key refused, is opened again with the new one: useLiveEvents.ts,
+ *   TypingLine).
  */
 
 const STORE = 'hchat_api_token';

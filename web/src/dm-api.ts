@@ -1,6 +1,7 @@
 /**
  * Direct messages through the local API (issue 15; README "Direct messages"), and their live
- * events (`dm`, `dm_state`, `dms`), handed from the one EventSource (Chat.tsx) to the DM views.
+ * events (`dm`, `dm_state`, `dms`), handed from the one EventSource (useLiveEvents.ts) to the DM
+ * views.
  */
 import { useEffect, useRef } from 'react';
 import { call, type Answer } from './api.js';

@@ -1,6 +1,6 @@
 /**
  * The `file` events of the event stream (a fetch or a backup upload progressing), handed from
- * the one EventSource (Chat.tsx) to whichever attachment shows that file.
+ * the one EventSource (useLiveEvents.ts) to whichever attachment shows that file.
  */
 import { useEffect, useState } from 'react';
 import type { ChatFile } from './api.js';

@@ -1,9 +1,9 @@
 /**
- * The `message` events of the event stream, handed from the one EventSource (Chat.tsx) to the
- * open channel's pane. Every event reaches the pane, never only the latest; a burst (100 messages
- * a second) is handed on in batches, at most one per BATCH_MS, so the log renders a few times a
- * second rather than once a message (each render of a long log costs milliseconds: one per event
- * made the page's long tasks). A message after a quiet moment is handed on at once.
+ * The `message` events of the event stream, handed from the one EventSource (useLiveEvents.ts) to
+ * the open channel's pane. Every event reaches the pane, never only the latest; a burst (100
+ * messages a second) is handed on in batches, at most one per BATCH_MS, so the log renders a few
+ * times a second rather than once a message (each render of a long log costs milliseconds: one per
+ * event made the page's long tasks). A message after a quiet moment is handed on at once.
  */
 import { useEffect, useRef } from 'react';
 import type { Message } from './api.js';

@@ -1,8 +1,8 @@
 /**
  * Whether this page reaches its own peer, the process that serves it and its local API. The peer
  * can stop while the page stays open (closed, crashed, restarted): then nothing the page asks is
- * answered, and what it shows is the last it knew. The event stream (Chat.tsx) says when it is
- * lost and when it is back; a request that gets no answer at all (`api.ts`) says it too, and one
+ * answered, and what it shows is the last it knew. The event stream (useLiveEvents.ts) says when it
+ * is lost and when it is back; a request that gets no answer at all (`api.ts`) says it too, and one
  * that gets any answer says the peer is there. The views read it with `usePeerReachable`: the
  * banner, your own dot (grey), the member list (greyed), the composer's error.
  */
