@@ -231,6 +231,7 @@ export class PeerStore {
       setKv: db.prepare(
         'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
+      deleteKv: db.prepare('DELETE FROM kv WHERE key = ?'),
       isRevoked: db.prepare<[string], { n: number }>(
         'SELECT 1 AS n FROM revoked_sessions WHERE session_id = ?',
       ),
@@ -596,6 +597,11 @@ export class PeerStore {
 
   set(key: string, value: string): void {
     this.q.setKv.run(key, value);
+  }
+
+  /** Forgets a key of `kv` (nothing when it is not there). */
+  delete(key: string): void {
+    this.q.deleteKv.run(key);
   }
 
   /** True when the server said this session was revoked (kept across restarts). */
