@@ -214,6 +214,45 @@ describe('web UI', () => {
     expect(b.errors).toEqual([]);
   });
 
+  it('logging out while offline leads to a login page that works: once back, what was written offline is delivered', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [pa, pb] = net.peers as [TestPeer, TestPeer];
+    await signIn(pa, 'alice');
+    await signIn(pb, 'bob');
+    const ch = (await pa.call('POST', '/api/channels', { name: 'general', allowVisitors: false }))
+      .body;
+    await pb.call('POST', `/api/channels/${ch.id}/join`);
+
+    const b = await openPage(pb.uiUrl);
+    await b.page.getByRole('button', { name: "alice's channels" }).click();
+    await b.page.getByRole('region', { name: '#general' }).waitFor();
+    await b.page.getByLabel('Status').selectOption('offline');
+    await b.page.getByText('You are offline').waitFor();
+    await send(b.page, 'written on the train');
+    await b.page.getByText('1 message waiting to be sent').waitFor();
+    await b.page.getByRole('button', { name: 'Log out' }).click();
+
+    // The login page: logging in again is coming back (README "Status").
+    await b.page.getByLabel('Username').fill('bob');
+    await b.page.getByLabel('Password').fill('bob-pw');
+    await b.page.getByRole('button', { name: 'Log in' }).click();
+    await b.page.getByRole('button', { name: 'Log out' }).waitFor();
+    await waitFor(
+      async () =>
+        (await pa.call('GET', `/api/channels/${ch.id}/messages`)).body.messages.length === 1,
+      10_000,
+      'bob’s message written offline, at alice’s',
+    );
+    expect(
+      (await pa.call('GET', `/api/channels/${ch.id}/messages`)).body.messages.map(
+        (m: { author: string; text: string }) => `${m.author}: ${m.text}`,
+      ),
+    ).toEqual(['bob: written on the train']);
+    expect(await b.page.getByLabel('Status').inputValue()).toBe('online');
+    expect(await b.page.getByText('You are offline').count()).toBe(0);
+    expect(b.errors).toEqual([]);
+  });
+
   it('scrollback loads older pages as you scroll up', async () => {
     const net = await createTestnet({ peers: 1 });
     const [pa] = net.peers as [TestPeer];

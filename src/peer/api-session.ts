@@ -70,7 +70,12 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
   );
   app.post(
     '/api/logout',
-    doc('Ends the session', { response: { 204: NO_CONTENT } }),
+    doc('Ends the session', {
+      description:
+        'Nobody’s status is chosen while nobody is logged in: a peer its user had taken offline ' +
+        'connects to the server again (for the next login, and to log this session out there).',
+      response: { 204: NO_CONTENT },
+    }),
     async (_req, reply) => {
       await node.logout();
       return reply.code(204).send();
@@ -91,6 +96,10 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
     '/api/status',
     doc('Sets the status: online, invisible, or offline (no connection at all)', {
       body: StatusBody,
+      description:
+        'The logged-in account’s choice on this peer, kept across restarts until it chooses ' +
+        'again or logs out; logging in again ends an offline. `E_AUTH_REQUIRED` when nobody is ' +
+        'logged in.',
       response: { 200: StatusAnswer },
     }),
     async (req) => {

@@ -31,6 +31,7 @@ import type { Replication } from './replication.js';
 import type { Revocations } from './revocations.js';
 import type { ServerLink } from './server-link.js';
 import type { Sessions } from './sessions.js';
+import type { StatusChoices } from './status-choice.js';
 import type { ChannelSources } from './sources.js';
 import type { Typing } from './typing.js';
 import { refusesReading } from './local-reads.js';
@@ -57,8 +58,8 @@ export interface LinkLifecycleDeps {
   readonly puncher: Puncher;
   readonly typing: Typing;
   readonly hostService: HostService;
-  /** The status the user chose. */
-  readonly status: Status;
+  /** The status each account chose here (status-choice.ts). */
+  readonly statuses: StatusChoices;
   /** True once the node closed. */
   readonly closed: boolean;
   /** True when this peer holds the primary copy of the channel for its logged-in owner. */
@@ -145,6 +146,7 @@ export class LinkLifecycle {
         if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
           // The server no longer knows this session (revoked, or its data was reset): log in again.
           this.d.sessions.setSession(undefined);
+          await this.sessionChanged();
           this.d.events.emit('status', { session: 'invalid' });
         }
         return false;
@@ -162,7 +164,7 @@ export class LinkLifecycle {
     this.d.dms.offline();
     if (wasUp)
       this.d.events.emit('connection', {
-        state: this.d.status === 'offline' ? 'offline' : 'connecting',
+        state: this.d.statuses.current === 'offline' ? 'offline' : 'connecting',
       });
   }
 
@@ -170,7 +172,7 @@ export class LinkLifecycle {
   async submitInfo(): Promise<void> {
     const s = this.d.sessions.currentSession;
     if (!s || !this.d.sessions.authed) return;
-    const status = this.d.status === 'invisible' ? 'invisible' : 'online';
+    const status = this.d.statuses.current === 'invisible' ? 'invisible' : 'online';
     const hosts =
       status === 'online' ? this.d.store.hostedIds().filter((id) => this.d.isHostedHere(id)) : [];
     const live = status === 'online' ? this.d.live.announced() : [];
@@ -399,11 +401,24 @@ export class LinkLifecycle {
     for (const id of channelIds) await this.d.replication.catchUp(id);
   }
 
+  /**
+   * A session started or ended here. Logging in is choosing to be reachable: an `offline` the
+   * account chose here is over. The P2P port and the server link then follow the status of
+   * whoever is logged in now (nobody: `online`, so that someone can log in, and a logout the
+   * server did not hear goes out).
+   */
+  async sessionChanged(): Promise<void> {
+    if (this.d.sessions.currentSession) this.d.statuses.loggedIn();
+    const status = this.d.statuses.current;
+    await this.d.p2p.setServing(status === 'online');
+    // Not connected because the last account chose offline: connects (at once when running).
+    if (status !== 'offline') await this.d.link.start();
+  }
+
   /** The user chose a status: offline ends every connection, invisible hides the P2P port. */
   async setStatus(status: Status): Promise<{ status: Status }> {
-    if (!this.d.sessions.currentSession) throw new HchatError('E_AUTH_REQUIRED');
-    const before = this.d.status;
-    this.d.store.set('status', status);
+    const before = this.d.statuses.current;
+    if (!this.d.statuses.choose(status)) throw new HchatError('E_AUTH_REQUIRED');
     this.d.log.write('status', { status });
     if (status === 'offline') {
       // No connection to anything: the server, the hosts we read from, the members we serve.

@@ -15,6 +15,7 @@ import type { FileRef, Status, StoredMessage, TrackerEntry } from '../protocol/c
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import { ConnectionLog } from '../shared/connlog.js';
 import { OwedLogouts } from './owed-logouts.js';
+import { StatusChoices } from './status-choice.js';
 import { HybridClock } from '../shared/hlc.js';
 import { itemRefusal } from '../shared/item-rules.js';
 import { RateLimiter } from '../shared/rate-limit.js';
@@ -75,6 +76,8 @@ export class PeerNode {
   private readonly reads: ChannelReads;
   /** Who is logged in, and the session changes (sessions.ts). */
   private readonly sessions: Sessions;
+  /** The status each account chose here (status-choice.ts). */
+  private readonly statuses: StatusChoices;
   /** What each server connection brings and ends, and the server's pushes (link-lifecycle.ts). */
   private readonly lifecycle: LinkLifecycle;
   /** The local API's channel operations (channel-ops.ts). */
@@ -165,6 +168,7 @@ export class PeerNode {
         return node.status;
       },
       afterAuth: () => this.lifecycle.afterAuth(),
+      sessionChanged: () => this.lifecycle.sessionChanged(),
       ended: () => {
         this.dms.offline();
         this.background(this.live.closeAll());
@@ -173,6 +177,7 @@ export class PeerNode {
       },
       background: (task) => this.background(task),
     });
+    this.statuses = new StatusChoices(this.store, () => this.session);
     this.hostService = new HostService({
       store: this.store,
       log: this.log,
@@ -379,9 +384,7 @@ export class PeerNode {
       puncher: this.puncher,
       typing: this.typing,
       hostService: this.hostService,
-      get status() {
-        return node.status;
-      },
+      statuses: this.statuses,
       get closed() {
         return node.closed;
       },
@@ -446,10 +449,9 @@ export class PeerNode {
     return this.sessions.currentSession;
   }
 
-  /** The status the user chose (kept across restarts). */
+  /** The status the logged-in account chose here (kept across restarts; nobody: `online`). */
   get status(): Status {
-    const s = this.store.get('status');
-    return s === 'invisible' || s === 'offline' ? s : 'online';
+    return this.statuses.current;
   }
 
   /** `connected` (session live on the server), `connecting`, or `offline` (user's choice). */

@@ -39,6 +39,11 @@ export interface SessionsDeps {
   readonly status: Status;
   /** Everything a fresh session does on the link: announce, sync, drain (link-lifecycle.ts). */
   afterAuth(): Promise<void>;
+  /**
+   * A session started or ended here: the status of whoever is logged in now applies to the P2P
+   * port and the server link (link-lifecycle.ts).
+   */
+  sessionChanged(): Promise<void>;
   /** Nobody is logged in any more: what the last session had open here closes. */
   ended(): void;
   /** Runs a task nobody awaits (see PeerNode). */
@@ -235,6 +240,7 @@ export class Sessions {
       role: s.role,
       session: s.sessionId,
     });
+    await this.d.sessionChanged();
     if (!r.resumed) return s;
     this.authed = true;
     await this.d.afterAuth().catch((err: unknown) => {
@@ -243,9 +249,16 @@ export class Sessions {
     return s;
   }
 
+  /**
+   * Ends the session. Nobody is logged in then, so no status is chosen: a peer its user had
+   * taken offline connects again (for the next login, and to log this session out at the
+   * server if it did not hear the logout).
+   */
   async logout(): Promise<void> {
     await this.inTurn(async () => {
-      if (this.currentSession) await this.endSession();
+      if (!this.currentSession) return;
+      await this.endSession();
+      await this.d.sessionChanged();
     });
   }
 

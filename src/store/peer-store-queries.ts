@@ -19,6 +19,7 @@ export function peerQueries(db: Database.Database) {
     setKv: db.prepare(
       'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
     ),
+    deleteKv: db.prepare('DELETE FROM kv WHERE key = ?'),
     isRevoked: db.prepare<[string], { n: number }>(
       'SELECT 1 AS n FROM revoked_sessions WHERE session_id = ?',
     ),

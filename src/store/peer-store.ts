@@ -40,6 +40,11 @@ export class PeerStore extends PeerOutboxStore {
     this.q.setKv.run(key, value);
   }
 
+  /** Forgets a key of `kv` (nothing when it is not there). */
+  delete(key: string): void {
+    this.q.deleteKv.run(key);
+  }
+
   /** True when the server said this session was revoked (kept across restarts). */
   isSessionRevoked(sessionId: string): boolean {
     return this.q.isRevoked.get(sessionId) !== undefined;

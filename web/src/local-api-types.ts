@@ -202,7 +202,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Ends the session */
+    /**
+     * Ends the session
+     * @description Nobody’s status is chosen while nobody is logged in: a peer its user had taken offline connects to the server again (for the next login, and to log this session out there).
+     */
     post: {
       parameters: {
         query?: never;
@@ -363,7 +366,10 @@ export interface paths {
       cookie?: never;
     };
     get?: never;
-    /** Sets the status: online, invisible, or offline (no connection at all) */
+    /**
+     * Sets the status: online, invisible, or offline (no connection at all)
+     * @description The logged-in account’s choice on this peer, kept across restarts until it chooses again or logs out; logging in again ends an offline. `E_AUTH_REQUIRED` when nobody is logged in.
+     */
     put: {
       parameters: {
         query?: never;
