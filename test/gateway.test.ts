@@ -260,3 +260,103 @@ describe('gateway', () => {
     await reading;
   });
 });
+
+/**
+ * REST.md "Resume": what the sessions of one account keep for resume is bounded (an event
+ * several of them keep counting once); past it, the oldest detached sessions are dropped first
+ * (`invalid_session`, then `ready`), then live ones keep fewer events. Run with a 1 MiB bound:
+ * messages of 4,000 characters are some 4.5 KB as events.
+ */
+describe('gateway resume budget', () => {
+  const bound = { gatewayAccountBytes: 1024 * 1024 };
+  const long = (i: number) => String(i).padEnd(4000, '.');
+  const texts = (frames: any[]) =>
+    frames.filter((f) => f.t === 'event' && f.type === 'message').map((f) => f.data.message.text);
+  const cut = async (c: ReturnType<typeof open>) => {
+    c.ws.terminate();
+    await waitFor(() => c.closed() !== undefined);
+  };
+  /** Posts `long(from)` … `long(from + n - 1)` to `channel`, ten at a time; their texts. */
+  const post = async (alice: TestPeer, channel: string, n: number, from = 0) => {
+    const sent = Array.from({ length: n }, (_, i) => long(from + i));
+    for (let i = 0; i < n; i += 10) {
+      const answers = await Promise.all(
+        sent
+          .slice(i, i + 10)
+          .map((text) => alice.call('POST', `/api/channels/${channel}/messages`, { text })),
+      );
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 201));
+    }
+    return sent;
+  };
+  const sorted = (a: string[]) => [...a].sort();
+
+  it('sessions resumed within the bound get every missed event, however many of them keep it', async () => {
+    const { general, token, url, alice } = await world(1, bound);
+    const t = await token(['read']);
+    const live = open(url, t.token);
+    const away = [open(url, t.token), open(url, t.token), open(url, t.token)];
+    const readies = await Promise.all(
+      [live, ...away].map((c) => waitFor(() => c.frames.find((f) => f.t === 'ready'))),
+    );
+    for (const c of away) await cut(c);
+    // 150 of them are about 700 KB: within the bound once, four times over it as copies.
+    const sent = await post(alice, general, 150);
+    await waitFor(() => live.events().length === sent.length);
+    expect(sorted(texts(live.frames))).toEqual(sorted(sent));
+    for (const ready of readies.slice(1)) {
+      const back = open(`${url}?resume=${ready.session}&seq=0`, t.token);
+      const resumed = await waitFor(() => back.frames.find((f) => f.t === 'resumed'));
+      expect(resumed.seq).toBe(sent.length);
+      // Every one it missed, once, in the order the live session was told them.
+      expect(back.events()).toEqual(live.events());
+    }
+  });
+
+  it('past the bound the oldest detached session is dropped first and must start anew; a live one is told everything', async () => {
+    const { general, url, alice } = await world(1, bound);
+    const other = (await alice.call('POST', '/api/channels', { name: 'other' })).body.id as string;
+    const scoped = async (channel: string) =>
+      (
+        await alice.call('POST', '/api/tokens', {
+          name: 'gw',
+          scopes: ['read'],
+          channels: [channel],
+        })
+      ).body.token as string;
+    const [tg, to] = [await scoped(general), await scoped(other)];
+    // The first session goes away holding about 470 KB of general's events.
+    const first = open(url, tg);
+    const firstReady = await waitFor(() => first.frames.find((f) => f.t === 'ready'));
+    await cut(first);
+    await post(alice, general, 100);
+    // The second goes away after it, and takes in about 700 KB of other's: together past the
+    // bound, each alone within it.
+    const second = open(url, to);
+    const secondReady = await waitFor(() => second.frames.find((f) => f.t === 'ready'));
+    await cut(second);
+    const missed = await post(alice, other, 150);
+    const f = open(`${url}?resume=${firstReady.session}&seq=0`, tg);
+    await waitFor(() => f.frames.some((x) => x.t === 'ready'));
+    expect(f.frames[0]).toEqual({ t: 'invalid_session' });
+    const s = open(`${url}?resume=${secondReady.session}&seq=0`, to);
+    const resumed = await waitFor(() => s.frames.find((x) => x.t === 'resumed'));
+    expect(resumed.seq).toBe(150);
+    expect(sorted(texts(s.frames))).toEqual(sorted(missed));
+    // Live past the bound: it hears every event, numbered on; it keeps only the latest.
+    const told = await post(alice, other, 100, 150);
+    await waitFor(() => s.events().length === 250);
+    expect(sorted(texts(s.frames))).toEqual(sorted([...missed, ...told]));
+    expect(s.events().map((e) => e.seq)).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    await cut(s);
+    const tooOld = open(`${url}?resume=${secondReady.session}&seq=0`, to);
+    await waitFor(() => tooOld.frames.some((x) => x.t === 'ready'));
+    expect(tooOld.frames[0]).toEqual({ t: 'invalid_session' });
+    const recent = open(`${url}?resume=${secondReady.session}&seq=250`, to);
+    expect(await waitFor(() => recent.frames.find((x) => x.t === 'resumed'))).toEqual({
+      t: 'resumed',
+      session: secondReady.session,
+      seq: 250,
+    });
+  });
+});

@@ -106,6 +106,9 @@ export interface ServerOptions {
   /** REST API requests per second per token, and the burst above it (API_LIMITS: 20, 100). */
   apiRate?: number;
   apiBurst?: number;
+  /** Bytes the REST gateway keeps for resume per account and per instance (API_LIMITS). */
+  gatewayAccountBytes?: number;
+  gatewayInstanceBytes?: number;
   /** Envelopes one device's mailbox holds (shared/limits.ts DM_LIMITS.maxMailbox). */
   dmMailbox?: number;
   /** Tracker entries per account at once (shared/limits.ts TRACKER_LIMITS: 10). */

@@ -451,6 +451,8 @@ export class CentralServer {
       },
       rate: opts.apiRate,
       burst: opts.apiBurst,
+      accountBytes: opts.gatewayAccountBytes,
+      instanceBytes: opts.gatewayInstanceBytes,
       attach: (account) => this.presence.loadUser(account),
       memberships: this.presence,
       entriesOf: (username) => this.tracker.entriesOf(username, 'user'),

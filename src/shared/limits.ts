@@ -438,6 +438,14 @@ export const API_LIMITS = {
   maxAnswerBytes: 1024 * 1024,
   /** Lifetime of a bot key certificate (and never past its token's expiry). */
   certMs: 30 * 24 * 3600 * 1000,
+  /**
+   * Bytes of events the gateway sessions of one account keep for resume, together (an event
+   * several of them keep counts once): past it its oldest detached sessions are dropped, then
+   * its live ones keep fewer events.
+   */
+  gatewayAccountBytes: 16 * 1024 * 1024,
+  /** The same, for every gateway session of one instance (any account's oldest detached first). */
+  gatewayInstanceBytes: 256 * 1024 * 1024,
 } as const;
 
 /**

@@ -6,8 +6,10 @@
  * gateway session, with resume after a disconnect. A gateway session is a connection of the server like a peer's (a `Conn` on a
  * `GatewayLink`), subscribed to the account's channels within the token's scope; it keeps
  * receiving while its socket is away (up to `resumeMs`), so a client that resumes with the last
- * seq it saw gets every event after it, once. Bounded: at most `bufferEvents` kept for resume;
- * a socket that does not read (more than `maxBufferedBytes` unsent) is closed, and resumes.
+ * seq it saw gets every event after it, once. Bounded: at most `bufferEvents` kept for resume,
+ * each event encoded once and shared by the sessions that keep it, within a budget per account
+ * and per instance (resume-buffers.ts); a socket that does not read (more than
+ * `maxBufferedBytes` unsent) is closed, and resumes.
  */
 import crypto from 'node:crypto';
 import type { WebSocket } from 'ws';
@@ -25,6 +27,14 @@ import type { BusEvent } from '../bus.js';
 import { eventFor, isOwn, type EntryChange, type Memberships, type Viewer } from '../tracker.js';
 import { HeartbeatSweep } from '../../shared/heartbeat-sweep.js';
 import { TELL_PAIRS_MAX } from '../presence.js';
+import { API_LIMITS } from '../../shared/limits.js';
+import {
+  ResumeBudget,
+  sharedEvent,
+  eventText,
+  type ResumeBuffer,
+  type SharedEvent,
+} from './resume-buffers.js';
 
 /** How long a closing socket may take to answer the close frame before it is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -45,17 +55,19 @@ export const GATEWAY_LIMITS = {
 } as const;
 
 type Wire = z.infer<typeof WireError>;
+type Frame = Record<string, unknown>;
 
 /** The link of a gateway session: pushes in, events out; answers to its own requests. */
 class GatewayLink implements ConnLink {
   peerMaxFrame = 1024 * 1024;
   private open = true;
-  private readonly decoder = new FrameDecoder(16 * 1024 * 1024);
   private readonly waiting = new Map<number, (r: { body?: unknown; error?: Wire }) => void>();
 
   constructor(
     readonly remote: { ip: string; port: number },
     private readonly onEvent: (ev: string, body: unknown) => void,
+    /** Decodes a frame encoded once for many links, once for all of them. */
+    private readonly decode: (frame: Buffer) => readonly Frame[],
   ) {}
 
   get isOpen(): boolean {
@@ -80,7 +92,7 @@ class GatewayLink implements ConnLink {
   /** Pushes encoded once for many connections: one frame, or several back to back. */
   sendEncoded(frame: Buffer): void {
     if (!this.open) return;
-    for (const f of this.decoder.push(frame)) this.send(f);
+    for (const f of this.decode(frame)) this.send(f);
   }
   setMaxFrame(): void {}
   hold(): void {}
@@ -111,6 +123,9 @@ export interface GatewayDeps {
   attach(account: string): Promise<unknown>;
   /** Forgets what a session's connection left behind (subscriptions, views). */
   finished(conn: Conn): void;
+  /** Bytes an account's sessions, and this instance's, keep for resume (API_LIMITS). */
+  accountBytes?: number;
+  instanceBytes?: number;
 }
 
 let lastGatewayConn = 1_000_000_000;
@@ -118,8 +133,8 @@ let lastGatewayConn = 1_000_000_000;
 /** One gateway session: its connection, its numbered events, and its socket while attached. */
 class GatewaySession {
   readonly id = `gw_${crypto.randomBytes(16).toString('base64url')}`;
-  seq = 0;
-  readonly buffer: { seq: number; text: string }[] = [];
+  /** Its numbered events kept for a resume (references to events encoded once). */
+  readonly buffer: ResumeBuffer;
   socket: WebSocket | undefined;
   readonly conn: Conn<GatewayLink>;
   /** The channels it is subscribed to (the account's, within the token's). */
@@ -137,8 +152,16 @@ class GatewaySession {
   constructor(
     readonly token: ApiTokenRecord,
     remote: { ip: string; port: number },
+    private readonly shared: SharedEvents,
+    /** Ends the session when the budget drops its events (it can no longer resume). */
+    drop: (s: GatewaySession) => void,
   ) {
-    const link = new GatewayLink(remote, (ev, body) => this.event(ev, body));
+    this.buffer = shared.budget.open(token.account, () => drop(this));
+    const link = new GatewayLink(
+      remote,
+      (ev, body) => this.event(ev, body),
+      (frame) => shared.decode(frame),
+    );
     this.conn = new Conn(++lastGatewayConn, link);
     this.conn.helloDone = true;
     this.conn.session = { sessionId: this.id, username: token.account, role: 'user' };
@@ -160,16 +183,11 @@ class GatewaySession {
       const ch = channelOf(body);
       if (ch !== undefined && this.left.has(ch)) return;
     }
-    const seq = ++this.seq;
-    // A token of some channels is told no other channel, also inside a tracker entry.
+    // A token of some channels is told no other channel, also inside a tracker entry: that
+    // event is its own; any other is encoded once for every session handed the same body.
     const data = scopedEvent(body, this.token.channels);
-    const text = JSON.stringify({ t: 'event', seq, type, data });
-    this.buffer.push({ seq, text });
-    if (this.buffer.length > GATEWAY_LIMITS.bufferEvents) this.buffer.shift();
-    this.deliver(text);
-  }
-
-  deliver(text: string): void {
+    const e = data === body ? this.shared.encode(type, body) : sharedEvent(type, data);
+    const seq = this.shared.budget.push(this.buffer, e);
     const s = this.socket;
     if (!s || s.readyState !== s.OPEN) return;
     if (s.bufferedAmount > GATEWAY_LIMITS.maxBufferedBytes) {
@@ -177,7 +195,37 @@ class GatewaySession {
       s.close(4008, 'slow consumer: resume from your last seq');
       return;
     }
-    s.send(text);
+    s.send(eventText(seq, e));
+  }
+}
+
+/**
+ * What the sessions of an instance share: frames pushed to many of them decoded once, events
+ * encoded once per body (every session handed the same body object holds the same encoding),
+ * and the budget of what they keep.
+ */
+class SharedEvents {
+  private readonly decoded = new WeakMap<Buffer, readonly Frame[]>();
+  private readonly encoded = new WeakMap<object, { type: string; e: SharedEvent }>();
+
+  constructor(readonly budget: ResumeBudget) {}
+
+  decode(frame: Buffer): readonly Frame[] {
+    let frames = this.decoded.get(frame);
+    if (!frames) {
+      frames = new FrameDecoder(16 * 1024 * 1024).push(frame);
+      this.decoded.set(frame, frames);
+    }
+    return frames;
+  }
+
+  encode(type: string, body: unknown): SharedEvent {
+    if (typeof body !== 'object' || body === null) return sharedEvent(type, body);
+    const known = this.encoded.get(body);
+    if (known?.type === type) return known.e;
+    const e = sharedEvent(type, body);
+    this.encoded.set(body, { type, e });
+    return e;
   }
 }
 
@@ -187,8 +235,16 @@ export class Gateway {
   /** The instance is going: a new socket is closed 1001 at once, to go to another instance. */
   private closed = false;
   private readonly timer: NodeJS.Timeout;
+  private readonly shared: SharedEvents;
 
   constructor(private readonly d: GatewayDeps) {
+    this.shared = new SharedEvents(
+      new ResumeBudget({
+        bufferEvents: GATEWAY_LIMITS.bufferEvents,
+        accountBytes: d.accountBytes ?? API_LIMITS.gatewayAccountBytes,
+        instanceBytes: d.instanceBytes ?? API_LIMITS.gatewayInstanceBytes,
+      }),
+    );
     this.timer = setInterval(() => void this.refreshAll(), GATEWAY_LIMITS.refreshMs);
     this.timer.unref();
   }
@@ -206,18 +262,20 @@ export class Gateway {
   ): Promise<void> {
     if (this.closed) return this.turnAway(socket);
     const old = resume ? this.sessions.get(resume.session) : undefined;
-    const oldest = old?.buffer[0]?.seq ?? (old ? old.seq + 1 : 0);
-    if (old && old.token.id === token.id && resume!.seq <= old.seq && resume!.seq >= oldest - 1) {
+    if (old && old.token.id === token.id && old.buffer.covers(resume!.seq)) {
       this.attach(old, socket);
-      for (const e of old.buffer) if (e.seq > resume!.seq) socket.send(e.text);
-      socket.send(JSON.stringify({ t: 'resumed', session: old.id, seq: old.seq }));
+      for (const text of old.buffer.after(resume!.seq)) socket.send(text);
+      socket.send(JSON.stringify({ t: 'resumed', session: old.id, seq: old.buffer.seq }));
       return;
     }
     if (resume) socket.send(JSON.stringify({ t: 'invalid_session' }));
     const mine = [...this.sessions.values()].filter((s) => s.token.id === token.id);
     if (mine.length >= GATEWAY_LIMITS.sessionsPerToken)
       this.end(mine[0]!, 4005, 'too many gateway sessions for this token');
-    const s = new GatewaySession(token, remote);
+    // A session whose events the budget drops ends: a resume of it is invalid_session.
+    const s = new GatewaySession(token, remote, this.shared, (dropped) =>
+      this.end(dropped, 1000, 'events dropped'),
+    );
     this.sessions.set(s.id, s);
     // The instance may begin to drain (or close) while the store answers: the session is then
     // ended with no socket to tell yet, and the socket hears 1001 here, as a later one does.
@@ -243,7 +301,7 @@ export class Gateway {
       }),
     );
     this.attach(s, socket);
-    for (const e of s.buffer) socket.send(e.text);
+    for (const text of s.buffer.after(0)) socket.send(text);
   }
 
   /** The account's channels changed (a join or leave through this instance): subscribe anew. */
@@ -361,6 +419,7 @@ export class Gateway {
   private attach(s: GatewaySession, socket: WebSocket): void {
     s.socket?.close(4009, 'resumed elsewhere');
     clearTimeout(s.expiry);
+    this.shared.budget.attach(s.buffer);
     s.socket = socket;
     let alive = true;
     // Not answered since the last tick: gone (a tick late by this process's own stall first
@@ -379,6 +438,7 @@ export class Gateway {
       ping.stop();
       if (s.socket !== socket) return;
       s.socket = undefined;
+      this.shared.budget.detach(s.buffer);
       s.expiry = setTimeout(() => this.end(s, 1000, 'expired'), GATEWAY_LIMITS.resumeMs);
       s.expiry.unref();
     });
@@ -420,6 +480,7 @@ export class Gateway {
   private end(s: GatewaySession, code: number, reason: string): void {
     if (!this.sessions.delete(s.id)) return;
     clearTimeout(s.expiry);
+    this.shared.budget.release(s.buffer);
     s.socket?.close(code, reason);
     s.conn.fs.close();
     this.d.finished(s.conn);

@@ -31,6 +31,9 @@ export interface StartApiDeps {
   entriesOf: GatewayDeps['entriesOf'];
   rate?: number;
   burst?: number;
+  /** Bytes the gateway keeps for resume per account and per instance (API_LIMITS). */
+  accountBytes?: number;
+  instanceBytes?: number;
 }
 
 export async function startApi(
@@ -44,6 +47,8 @@ export async function startApi(
     entriesOf: d.entriesOf,
     attach: d.attach,
     finished: d.finished,
+    accountBytes: d.accountBytes,
+    instanceBytes: d.instanceBytes,
   });
   const { handle } = await createRestApi(d.http, {
     gateway,
