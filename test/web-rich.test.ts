@@ -292,9 +292,11 @@ describe('rich messages in the web UI', () => {
     const chipB = hers.getByRole('button', { name: /^👍 2/ });
     await chipB.waitFor();
     expect(await chipB.getAttribute('aria-pressed')).toBe('true');
-    // A second emoji from the picker, by keyboard: arrow right to ❤️, Enter.
+    // A second emoji from the picker, by keyboard: it opens in its search; up to the row of
+    // eight (👍), arrow right to ❤️, Enter.
     await hers.hover();
     await hers.getByRole('button', { name: 'React', exact: true }).click();
+    await b.page.keyboard.press('ArrowUp');
     await b.page.keyboard.press('ArrowRight');
     await b.page.keyboard.press('Enter');
     await onA.getByRole('button', { name: /^❤️ 1/ }).waitFor();

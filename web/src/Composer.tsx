@@ -1,7 +1,8 @@
 /**
- * The composer: Enter sends, Shift+Enter starts a new line; files come from the attach button,
- * a drop on the channel (MessagePane) or a paste, and go with the text (or alone). The message
- * itself arrives over the event stream.
+ * The composer: Enter sends, Shift+Enter starts a new line (the box grows with its lines);
+ * files come from the attach button, a drop on the channel (MessagePane) or a paste, and go with
+ * the text (or alone). The message itself arrives over the event stream. What is typed stays
+ * the channel's draft until sent (drafts.ts); a text over the limit is kept whole and not sent.
  */
 import { useEffect, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
 import { api, ApiError, type Channel, type Me, type Message, TYPING_EVERY_MS } from './api.js';
@@ -11,9 +12,9 @@ import { flushSync } from 'react-dom';
 import { useMentionSuggest } from './MentionSuggest.js';
 import { E_PEER_UNREACHABLE, usePeerReachable } from './peer-reach.js';
 import './files.css';
-import { TextCount } from './TextCount.js';
-
-const MAX_TEXT = 4000;
+import { useTextLimit } from './TextCount.js';
+import { useDraft } from './drafts.js';
+import { useAutoGrow } from './auto-grow.js';
 
 export function Composer({
   me,
@@ -36,8 +37,10 @@ export function Composer({
   /** Up in the empty composer: edits your newest message; false when there is none. */
   onEditLast?: () => boolean;
 }) {
-  const [text, setText] = useState('');
+  const [text, setText] = useDraft(`${me.username}/channel/${channel.id}`);
   const box = useRef<HTMLTextAreaElement>(null);
+  useAutoGrow(box, text);
+  const limit = useTextLimit(text);
   useEffect(() => {
     if (reply) box.current?.focus();
   }, [reply]);
@@ -55,11 +58,12 @@ export function Composer({
   const lastTyping = useRef(0);
   const files = attachments.ready;
   const waiting = attachments.items.length > 0 && files === null;
-  const canSend = !visitor && files !== null && (!!text.trim() || files.length > 0);
+  const canSend =
+    !visitor && files !== null && limit.over === 0 && (!!text.trim() || files.length > 0);
   // A name picked from the suggestions: the text is rendered at once, then the caret goes after
   // the name (also when the text came out the same).
   const suggest = useMentionSuggest(channel.id, me.username, box, (value, caret) => {
-    flushSync(() => setText(value.slice(0, MAX_TEXT)));
+    flushSync(() => setText(value));
     box.current?.setSelectionRange(caret, caret);
   });
 
@@ -72,6 +76,7 @@ export function Composer({
 
   async function send() {
     const t = text;
+    if (limit.over > 0) limit.refuse();
     if (!canSend || files === null) return;
     setText('');
     lastTyping.current = 0;
@@ -130,6 +135,7 @@ export function Composer({
           {error}
         </p>
       )}
+      {limit.refusal}
       {reply && <ReplyBar to={reply} onCancel={onReplyDone} />}
       {suggest.list}
       <AttachmentChips attachments={attachments} />
@@ -141,7 +147,7 @@ export function Composer({
         placeholder={visitor ? 'Visitors can read but not post' : `Message #${channel.name}`}
         value={text}
         onChange={(e) => {
-          setText(e.target.value.slice(0, MAX_TEXT));
+          setText(e.target.value);
           typed(e.target.value);
           void suggest.look(e.target.value, e.target.selectionStart);
         }}
@@ -151,14 +157,20 @@ export function Composer({
         onKeyDown={onKey}
         onPaste={onPaste}
         disabled={visitor}
+        aria-invalid={limit.over > 0 || undefined}
+        {...limit.described}
         rows={1}
       />
-      <TextCount length={text.length} max={MAX_TEXT} />
+      {limit.count}
       <button
         className="primary"
         onClick={() => void send()}
         disabled={!canSend}
-        title={waiting ? 'Waiting for the attachments (remove any that failed)' : undefined}
+        {...limit.described}
+        title={
+          limit.reason ??
+          (waiting ? 'Waiting for the attachments (remove any that failed)' : undefined)
+        }
       >
         Send
       </button>

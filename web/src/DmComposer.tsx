@@ -1,21 +1,25 @@
 /**
- * The composer of a conversation: as the channel's (Enter sends, Shift+Enter starts a new line,
- * PageUp/PageDown scroll the messages), without files (DMs have no attachments yet) or typing
- * indicators. The text comes back if sending fails. Disabled (with the reason as placeholder)
- * in a 1:1 with a blocked user: the peer refuses to write to them.
+ * The composer of a conversation: as the channel's (Enter sends, Shift+Enter starts a new line
+ * and the box grows with its lines, PageUp/PageDown scroll the messages, a draft kept per
+ * conversation, a text over the limit kept whole and not sent), without files (DMs have no
+ * attachments yet) or typing indicators. The text comes back if sending fails. Disabled (with
+ * the reason as placeholder) in a 1:1 with a blocked user: the peer refuses to write to them.
  */
-import { useState, type KeyboardEvent } from 'react';
+import { useRef, useState, type KeyboardEvent } from 'react';
 import { ApiError } from './api.js';
-import { TextCount } from './TextCount.js';
-
-const MAX_TEXT = 4000;
+import { useTextLimit } from './TextCount.js';
+import { useDraft } from './drafts.js';
+import { useAutoGrow } from './auto-grow.js';
 
 export function DmComposer({
+  draft,
   title,
   disabled,
   onSend,
   onPage,
 }: {
+  /** Whose draft the text is: `<user>/dm/<conversation id>` (drafts.ts). */
+  draft: string;
   /** The conversation's title, for the placeholder. */
   title: string;
   /** Why nothing can be written here now, if so. */
@@ -23,12 +27,16 @@ export function DmComposer({
   onSend: (text: string) => Promise<void>;
   onPage: (e: KeyboardEvent) => boolean;
 }) {
-  const [text, setText] = useState('');
+  const [text, setText] = useDraft(draft);
   const [error, setError] = useState('');
-  const canSend = !disabled && !!text.trim();
+  const box = useRef<HTMLTextAreaElement>(null);
+  useAutoGrow(box, text);
+  const limit = useTextLimit(text);
+  const canSend = !disabled && !!text.trim() && limit.over === 0;
 
   async function send() {
     const t = text;
+    if (limit.over > 0) limit.refuse();
     if (!canSend) return;
     setText('');
     try {
@@ -55,18 +63,28 @@ export function DmComposer({
           {error}
         </p>
       )}
+      {limit.refusal}
       <textarea
         id="composer"
+        ref={box}
         aria-label="Message"
         placeholder={disabled ?? `Message ${title}`}
         disabled={!!disabled}
         value={text}
-        onChange={(e) => setText(e.target.value.slice(0, MAX_TEXT))}
+        onChange={(e) => setText(e.target.value)}
         onKeyDown={onKey}
+        aria-invalid={limit.over > 0 || undefined}
+        {...limit.described}
         rows={1}
       />
-      <TextCount length={text.length} max={MAX_TEXT} />
-      <button className="primary" onClick={() => void send()} disabled={!canSend}>
+      {limit.count}
+      <button
+        className="primary"
+        onClick={() => void send()}
+        disabled={!canSend}
+        {...limit.described}
+        title={limit.reason}
+      >
         Send
       </button>
     </div>

@@ -200,6 +200,7 @@ export function DmView({
         </p>
       )}
       <DmComposer
+        draft={`${me.username}/dm/${dm.id}`}
         title={dm.title}
         disabled={isBlocked ? `You blocked ${single}: unblock them to write` : undefined}
         onSend={send}

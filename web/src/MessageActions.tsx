@@ -4,7 +4,7 @@
  * open, on Escape, and on a click outside), Edit (one's own), Delete (one's own, or any in one's own
  * channel; after a confirm dialog).
  */
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { search as searchEmoji } from 'node-emoji';
 import { Confirm } from './Confirm.js';
 
@@ -139,8 +139,9 @@ function roomBelow(el: HTMLElement | null): number {
 
 /**
  * Eight emoji in a row, and a search over every emoji by its short name (`heart` finds 😍
- * heart_eyes…); arrow keys move between the emoji, Enter in the search picks the first found,
- * Escape closes.
+ * heart_eyes…). It opens with the focus in the search, as Discord's: typing searches, Enter
+ * picks the first found. Up goes to the row of eight, Down to what was found (and back); the
+ * left and right arrows move between the emoji; Escape closes.
  */
 function EmojiPicker({
   up,
@@ -156,18 +157,34 @@ function EmojiPicker({
   const [query, setQuery] = useState('');
   const q = query.trim().toLowerCase().replace(/^:|:$/g, '');
   const found = q ? searchEmoji(q).slice(0, FOUND) : [];
-  useEffect(() => {
-    box.current?.querySelector('button')?.focus();
-  }, []);
+  const search = useRef<HTMLInputElement>(null);
+  // The focus starts in the search (before the first key can be typed: a layout effect).
+  useLayoutEffect(() => search.current?.focus({ preventScroll: true }), []);
   function onKeyDown(e: React.KeyboardEvent) {
     const buttons = [...(box.current?.querySelectorAll('button') ?? [])];
     const i = buttons.indexOf(document.activeElement as HTMLButtonElement);
+    const inSearch = e.target === search.current;
+    const row = (document.activeElement as Element | null)?.closest('.quick, .found');
     if (e.key === 'Escape') {
       e.stopPropagation();
       onClose();
-    } else if (e.key === 'Enter' && e.target instanceof HTMLInputElement) {
+    } else if (e.key === 'Enter' && inSearch) {
       e.preventDefault();
       if (found[0]) onPick(found[0].emoji);
+    } else if (inSearch && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
+      const to = box.current?.querySelector<HTMLButtonElement>(
+        e.key === 'ArrowUp' ? '.quick button' : '.found button',
+      );
+      if (to) {
+        e.preventDefault();
+        to.focus();
+      }
+    } else if (
+      (row?.classList.contains('quick') && e.key === 'ArrowDown') ||
+      (row?.classList.contains('found') && e.key === 'ArrowUp')
+    ) {
+      e.preventDefault();
+      search.current?.focus();
     } else if (i >= 0 && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
       e.preventDefault();
       const n = buttons.length;
@@ -190,6 +207,7 @@ function EmojiPicker({
         ))}
       </div>
       <input
+        ref={search}
         type="search"
         aria-label="Search emoji"
         placeholder="Search emoji"

@@ -14,9 +14,8 @@ import { MessageFiles } from './MessageFiles.js';
 import { Avatar } from './Avatar.js';
 import { BotTag } from './BotTag.js';
 import { full, time } from './dates.js';
+import { useTextLimit } from './TextCount.js';
 import './rich.css';
-
-const MAX_TEXT = 4000;
 
 /**
  * One message row; rendered again only when one of its props changed (a burst re-renders the
@@ -151,7 +150,10 @@ function doneEditing(onEditing: (id: string | null) => void) {
   document.getElementById('composer')?.focus();
 }
 
-/** The text being edited: Enter saves, Shift+Enter a new line, Escape cancels. */
+/**
+ * The text being edited: Enter saves, Shift+Enter a new line, Escape cancels; a text over the
+ * limit is kept whole and not saved (the composer's TextCount says by how much).
+ */
 function EditBox({
   initial,
   onSave,
@@ -163,6 +165,11 @@ function EditBox({
 }) {
   const [text, setText] = useState(initial);
   const hint = useId();
+  const limit = useTextLimit(text);
+  function save() {
+    if (limit.over > 0) limit.refuse();
+    else void onSave(text);
+  }
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
     if (e.key === 'Escape') {
       e.preventDefault();
@@ -170,18 +177,19 @@ function EditBox({
       onCancel();
     } else if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();
-      void onSave(text);
+      save();
     }
   }
   return (
     <div className="edit-box">
       <textarea
         aria-label="Edit message"
-        aria-describedby={hint}
+        aria-describedby={limit.over > 0 ? `${hint} ${limit.described['aria-describedby']}` : hint}
+        aria-invalid={limit.over > 0 || undefined}
         value={text}
         autoFocus
         onFocus={(e) => e.currentTarget.setSelectionRange(text.length, text.length)}
-        onChange={(e) => setText(e.target.value.slice(0, MAX_TEXT))}
+        onChange={(e) => setText(e.target.value)}
         onKeyDown={onKey}
         rows={Math.min(8, text.split('\n').length)}
       />
@@ -191,10 +199,12 @@ function EditBox({
           cancel
         </button>{' '}
         • Enter to{' '}
-        <button type="button" className="link" onClick={() => void onSave(text)}>
+        <button type="button" className="link" onClick={save}>
           save
         </button>
       </p>
+      {limit.count}
+      {limit.refusal}
     </div>
   );
 }

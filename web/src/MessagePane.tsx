@@ -15,6 +15,7 @@ import {
   type Page,
 } from './api.js';
 import { useLiveMessages } from './live-messages.js';
+import { requote } from './reply-quotes.js';
 import { MessageList } from './MessageList.js';
 import { AT_BOTTOM_PX, useVirtualLog, type VirtualLog } from './virtual-log.js';
 import { Composer } from './Composer.js';
@@ -212,8 +213,9 @@ export function MessagePane({
     // An event carries a message's whole state: a change to one shown replaces it by id.
     // Away from the present (a jump), a new one would leave a gap: "Jump to present" loads it.
     const taken = jump.detached ? batch.filter((m) => ids.has(m.id)) : batch;
+    // Replies shown quote the batch's messages as they are now (an edit, a delete).
+    setMessages((old) => requote(taken.length > 0 ? merge(old, taken) : old, batch));
     if (taken.length === 0) return;
-    setMessages((old) => merge(old, taken));
     // One count a message: a batch may carry a new one and a change to it (its last state counts).
     const last = new Map(taken.map((m) => [m.id, m]));
     const news = [...last.values()].filter(

@@ -10,6 +10,7 @@ import { AvatarEditor, PICTURE_TYPES } from './AvatarEditor.js';
 import { BotsPanel } from './BotsPanel.js';
 import { NotifyBell } from './MentionAlerts.js';
 import { usePeerReachable } from './peer-reach.js';
+import { forgetDrafts } from './drafts.js';
 
 export function UserPanel({
   me,
@@ -105,6 +106,7 @@ export function UserPanel({
         className="link"
         onClick={async () => {
           await api.logout();
+          forgetDrafts();
           onLeft();
         }}
       >
