@@ -87,6 +87,8 @@ export class ChannelOps {
     // Hosted here from now on: announce it so members find us.
     this.ctx.store.markHosted(c.id);
     this.ctx.store.setMembers(c.id, [s.username]);
+    // The account's membership changed: its other pages (tabs, scripts) list the channel now.
+    this.ctx.events.emit('channel', { channelId: c.id });
     await this.d.submitInfo();
     return this.apiChannel(s.username, c);
   }
@@ -94,8 +96,12 @@ export class ChannelOps {
   async join(channelId: string): Promise<ApiChannel> {
     const account = this.d.account;
     const c = await this.d.sessions.requireAuthed().request('channel_join', { channelId });
+    const joined = this.ctx.store.channel(account, c.id) !== undefined;
     this.ctx.store.saveChannel(account, c);
     this.ctx.sources.refresh();
+    // A membership new here: the account's other pages (tabs, scripts) list the channel at once,
+    // as README's `channel` event says, not on their next reload.
+    if (!joined) this.ctx.events.emit('channel', { channelId: c.id });
     await this.ctx.sources.settle(c.id);
     if (!this.ctx.sources.linkFor(c.id)) await this.d.replication.catchUp(c.id);
     return this.apiChannel(account, c);
