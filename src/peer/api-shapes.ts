@@ -64,11 +64,16 @@ export const ApiChannel = named(
 );
 export type ApiChannel = z.infer<typeof ApiChannel>;
 
-/** A member of a channel and whether this user may see it online. */
-export const Member = named(
-  'Member',
-  z.object({ username: Username, status: z.enum(['online', 'offline']) }),
-);
+/**
+ * A member's presence as this session may know it: `unknown` where it may not (a visitor is told
+ * the presence of a channel's host and streamers only, docs/SECURITY.md "The tracker").
+ */
+export const MemberStatus = z.enum(['online', 'offline', 'unknown']);
+export type MemberStatus = z.infer<typeof MemberStatus>;
+
+/** A member of a channel and its presence as this session may know it. */
+export const Member = named('Member', z.object({ username: Username, status: MemberStatus }));
+export type Member = z.infer<typeof Member>;
 
 /** A file as the local API shows it: the message's reference and what this peer holds of it. */
 export const ApiFile = named(

@@ -11,7 +11,7 @@ import { itemRefusal } from '../shared/item-rules.js';
 import { messageId, type ItemBody } from '../shared/message-id.js';
 import { signMessage } from '../shared/signing.js';
 import type { LocalChannel, LocalMessage } from '../store/peer-store.js';
-import type { ApiChannel, ApiMessage, LinkVia } from './api-shapes.js';
+import type { ApiChannel, ApiMessage, LinkVia, Member, MemberStatus } from './api-shapes.js';
 import type { Delivery } from './delivery.js';
 import type { NodeContext } from './context.js';
 import { allMembers } from './list-pages.js';
@@ -87,6 +87,8 @@ export class ChannelOps {
     // Hosted here from now on: announce it so members find us.
     this.ctx.store.markHosted(c.id);
     this.ctx.store.setMembers(c.id, [s.username]);
+    // The account's membership changed: its other pages (tabs, scripts) list the channel now.
+    this.ctx.events.emit('channel', { channelId: c.id });
     await this.d.submitInfo();
     return this.apiChannel(s.username, c);
   }
@@ -94,8 +96,12 @@ export class ChannelOps {
   async join(channelId: string): Promise<ApiChannel> {
     const account = this.d.account;
     const c = await this.d.sessions.requireAuthed().request('channel_join', { channelId });
+    const joined = this.ctx.store.channel(account, c.id) !== undefined;
     this.ctx.store.saveChannel(account, c);
     this.ctx.sources.refresh();
+    // A membership new here: the account's other pages (tabs, scripts) list the channel at once,
+    // as README's `channel` event says, not on their next reload.
+    if (!joined) this.ctx.events.emit('channel', { channelId: c.id });
     await this.ctx.sources.settle(c.id);
     if (!this.ctx.sources.linkFor(c.id)) await this.d.replication.catchUp(c.id);
     return this.apiChannel(account, c);
@@ -124,12 +130,12 @@ export class ChannelOps {
   }
 
   /**
-   * A channel's members with their presence as this user may see it: online when a visible
-   * tracker entry of theirs exists (invisible users appear offline).
+   * A channel's members with their presence as this session may know it: online when a visible
+   * tracker entry of theirs says so (invisible users appear offline). A visitor sees the entries
+   * of the channel's host and streamers only (docs/SECURITY.md "The tracker"): whoever else it
+   * does not see is `unknown` to it, not offline.
    */
-  async members(
-    channelId: string,
-  ): Promise<Array<{ username: string; status: 'online' | 'offline' }>> {
+  async members(channelId: string): Promise<Member[]> {
     if (!this.ctx.isJoined(channelId)) throw new HchatError('E_NOT_MEMBER');
     const link = this.d.sessions.requireAuthed();
     const [members, peers] = await Promise.all([
@@ -139,18 +145,15 @@ export class ChannelOps {
     const online = new Set(
       peers.filter((p) => p.status === 'online').map((p) => p.username.toLowerCase()),
     );
+    const unseen: MemberStatus =
+      this.d.sessions.currentSession?.role === 'visitor' ? 'unknown' : 'offline';
+    const order: Record<MemberStatus, number> = { online: 0, offline: 1, unknown: 2 };
     return members
       .map((username) => ({
         username,
-        status: online.has(username.toLowerCase()) ? ('online' as const) : ('offline' as const),
+        status: online.has(username.toLowerCase()) ? ('online' as const) : unseen,
       }))
-      .sort((a, b) =>
-        a.status === b.status
-          ? a.username.localeCompare(b.username)
-          : a.status === 'online'
-            ? -1
-            : 1,
-      );
+      .sort((a, b) => order[a.status] - order[b.status] || a.username.localeCompare(b.username));
   }
 
   /** Everything in the channel so far counts as read (the UI shows it). */

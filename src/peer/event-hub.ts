@@ -19,7 +19,10 @@ export type LocalEventName =
   | 'file'
   /** A user's avatar changed (`{username, hash, ts}`): show the new one. */
   | 'avatar'
-  /** A channel's settings or membership changed (renamed, removed, deleted, left): re-read it. */
+  /**
+   * A channel's settings or the account's membership changed (created, joined, left, renamed,
+   * removed, deleted; here, on another page or on another of its devices): re-read it.
+   */
   | 'channel'
   /** A direct message or notice was stored (`{conversationId, message}`). */
   | 'dm'

@@ -17,8 +17,15 @@ export interface World {
   ui: Record<string, string>;
 }
 
-/** Starts a server and a peer per name in `beforeAll`, and stops them all in `afterAll`. */
-export function world(names: readonly string[]): World {
+/**
+ * Starts a server and a peer per name in `beforeAll`, and stops them all in `afterAll`.
+ * `devices` adds peers where an account of `names` logs in again (its second device): key the
+ * peer's name in `ui`, value the account's.
+ */
+export function world(
+  names: readonly string[],
+  devices: Readonly<Record<string, string>> = {},
+): World {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-newuser2-'));
   const running: Launched[] = [];
   const w: World = { ui: {} };
@@ -41,6 +48,14 @@ export function world(names: readonly string[]): World {
         if (r.status !== 201) throw new Error(`register ${n}: ${JSON.stringify(r.body)}`);
         const l = await api(ui, 'POST', '/api/login', { username: n, password });
         if (l.status !== 200) throw new Error(`login ${n}: ${JSON.stringify(l.body)}`);
+      }),
+    );
+    await Promise.all(
+      Object.entries(devices).map(async ([key, n]) => {
+        const ui = (await start(['peer', '--server', pin, '--data', `${dir}/${key}`])).ui!;
+        w.ui[key] = ui;
+        const l = await api(ui, 'POST', '/api/login', { username: n, password: `${n}-pass1` });
+        if (l.status !== 200) throw new Error(`login ${n} on ${key}: ${JSON.stringify(l.body)}`);
       }),
     );
   }, 80_000);

@@ -1,15 +1,17 @@
 /**
  * The member list: the open channel's members with their avatars and presence (on Home, who is
  * online), each with "Message" (a direct message) for a user. Offline or reconnecting it keeps
- * the last list it had, greyed, since presence is not known then. Below 900 px it is a panel
+ * the last list it had, greyed, since presence is not known then. A member whose presence this
+ * session may not know (a visitor's view: `unknown`) has no dot and reads "presence hidden". Below 900 px it is a panel
  * that the toggle in the chat opens over the page.
  */
 import { useEffect, useRef, useState } from 'react';
-import { api, ApiError, type Me, type Peer } from './api.js';
+import { api, ApiError, type Me, type Member as ChannelMember, type Peer } from './api.js';
 import { Confirm } from './Confirm.js';
 import { Avatar } from './Avatar.js';
 
-type Member = { username: string; status: string };
+/** A channel's member, or on Home a user online (a tracker entry's status). */
+type Member = { username: string; status: ChannelMember['status'] | Peer['status'] };
 
 export function MemberList({
   me,
@@ -92,16 +94,25 @@ export function MemberList({
       <ul>
         {list.map((p) => {
           const on = connected && p.status === 'online';
+          // A visitor is not told members' presence (only the host's): no dot, nor "offline".
+          const hidden = p.status === 'unknown';
+          const presence = hidden
+            ? 'presence hidden'
+            : !connected
+              ? 'presence unknown'
+              : on
+                ? 'online'
+                : 'offline';
           return (
             <li key={p.username}>
               <span className="avatar-slot">
                 <Avatar username={p.username} size={28} />
-                <span className={`dot ${on ? 'online' : 'offline'}`} aria-hidden="true" />
+                {!hidden && (
+                  <span className={`dot ${on ? 'online' : 'offline'}`} aria-hidden="true" />
+                )}
               </span>
               {p.username}
-              <span className="sr-only">
-                {connected ? (on ? ' online' : ' offline') : ' presence unknown'}
-              </span>
+              <span className="sr-only"> {presence}</span>
               {onMessage && p.username !== me && !visitors.has(p.username) && (
                 <button
                   type="button"

@@ -3525,7 +3525,7 @@ export interface components {
     Member: {
       username: string;
       /** @enum {string} */
-      status: 'online' | 'offline';
+      status: 'online' | 'offline' | 'unknown';
     };
     File: {
       id: string;

@@ -124,7 +124,8 @@ export function useLiveEvents(
     es.addEventListener('stream', () => void refreshStreams());
     // Someone joined a channel hosted here: the member list asks again (peers is a new array).
     es.addEventListener('members', () => void refreshPeers());
-    // Renamed, a new topic, left, removed or deleted: the channel list says how it is now.
+    // Created, joined (here, in another tab or on another device), renamed, a new topic, left,
+    // removed or deleted: the channel list says how it is now.
     es.addEventListener('channel', () => {
       void refreshChannels();
       void refreshPeers();
