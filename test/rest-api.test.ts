@@ -170,6 +170,21 @@ describe('REST API v1', () => {
     expect(shown.body.messages.map((m: any) => m.text)).not.toContain('after');
   });
 
+  it('the directory leaves out a channel whose owner removed the bot’s owner, for every bot of its: none may join it (PROTOCOL.md §2.2)', async () => {
+    const { alice, bob, general, secret, call } = await world();
+    const helper = await botToken(bob, 'bobhelper');
+    const own = await botToken(alice, 'alicebot');
+    const listed = async (token: string) =>
+      ((await call(token, 'GET', '/channels')).body.channels as any[]).map((c) => c.id);
+    expect(await listed(helper)).toEqual([general, secret]);
+    expect((await alice.call('DELETE', `/api/channels/${general}/members/bob`)).status).toBe(200);
+    await waitFor(async () => !(await listed(helper)).includes(general));
+    expect(await listed(helper)).toEqual([secret]);
+    const later = await botToken(bob, 'bobhelper2');
+    expect(await listed(later)).toEqual([secret]);
+    expect(await listed(own)).toEqual([general, secret]);
+  });
+
   it('keeps a token inside its scopes and channels', async () => {
     const { net, alice, general, secret, call } = await world();
     const readOnly = (await alice.call('POST', '/api/tokens', { name: 'reader', scopes: ['read'] }))

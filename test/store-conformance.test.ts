@@ -192,6 +192,27 @@ describe.each(STORES)('ServerStore conformance: %s', (_name, open) => {
     expect(await store.isRemoved(C1, 'carol')).toBe(false); // leaving is not being removed
   });
 
+  it('directory pages leave out the channels whose owner removed one of the accounts named (any case)', async () => {
+    await store.createChannel({
+      id: C2,
+      name: 'open',
+      owner: 'Alice',
+      allowVisitors: true,
+      createdAt: 11,
+    });
+    await store.insertMessages([
+      { message: item('rm', { kind: 'channel', change: { remove: 'Bob' } }), author: 'Alice' },
+    ]);
+    const ids = async (removedOf?: string[], visitorsOnly = false, limit = 10) =>
+      (await store.listChannels({ limit, visitorsOnly, removedOf })).map((c) => c.id);
+    expect(await ids()).toEqual([C1, C2]);
+    expect(await ids(['BOB'])).toEqual([C2]);
+    expect(await ids(['bobbot', 'bob'])).toEqual([C2]); // a bot, and its owner
+    expect(await ids(['carol'])).toEqual([C1, C2]);
+    expect(await ids(['bob'], false, 1)).toEqual([C2]); // the page is full of what it shows
+    expect(await ids(['bob'], true)).toEqual([C2]);
+  });
+
   it('insert batches: 1, 2, 3… per channel; duplicates and conflicts; unknown channels', async () => {
     await store.createChannel({
       id: C2,

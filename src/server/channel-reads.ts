@@ -25,14 +25,19 @@ export class ChannelReads {
 
   /**
    * One page of the directory, in (createdAt, id) order after the cursor `after` (as `next`
-   * gave it), cut to the receiver's frame; `next` when more remain.
+   * gave it), cut to the receiver's frame; `next` when more remain. The channels this session may
+   * join or view (SPEC: a visitor's allow visitors; none whose owner removed the user, or the
+   * user who owns this bot, since neither may join it again).
    */
   async directory(conn: Conn, after: string | undefined): Promise<OpRes<'directory'>> {
     const s = conn.session!;
+    const owner = s.role === 'user' ? await this.d.bots?.ownerOf(s.username) : undefined;
     const page = await this.d.store.listChannels({
       after: after === undefined ? undefined : parseCursor(after),
       limit: this.d.pageChannels + 1,
       visitorsOnly: s.role === 'visitor',
+      removedOf:
+        s.role === 'visitor' ? [] : owner === undefined ? [s.username] : [s.username, owner],
     });
     const slice = page.slice(0, this.d.pageChannels);
     const p = listPage(slice, conn.fs.peerMaxFrame, cursorOf, page.length > slice.length);

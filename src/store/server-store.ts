@@ -113,6 +113,11 @@ export interface ChannelPage {
   after?: { createdAt: number; id: string };
   limit: number;
   visitorsOnly: boolean;
+  /**
+   * Accounts whose removal from a channel by its owner leaves it out (any case): the reader,
+   * and a bot's owner (PROTOCOL.md §2.2: neither may join it again).
+   */
+  removedOf?: readonly string[];
 }
 
 /**

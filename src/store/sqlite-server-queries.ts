@@ -45,9 +45,11 @@ export function serverQueries(db: Database.Database) {
       'INSERT INTO channels (id, name, owner, allow_visitors, created_at) VALUES (?, ?, ?, ?, ?)',
     ),
     getChannel: db.prepare<[string], ChannelRow>('SELECT * FROM channels WHERE id = ?'),
-    listChannels: db.prepare<[number, number, string, number, number], ChannelRow>(
-      `SELECT * FROM channels
+    listChannels: db.prepare<[number, number, string, number, string, number], ChannelRow>(
+      `SELECT * FROM channels c
          WHERE (created_at > ? OR (created_at = ? AND id > ?)) AND allow_visitors >= ?
+           AND NOT EXISTS (SELECT 1 FROM removed r WHERE r.channel_id = c.id
+                             AND r.username IN (SELECT value FROM json_each(?)))
          ORDER BY created_at, id LIMIT ?`,
     ),
     channelsOf: db.prepare<[string], ChannelRow>(

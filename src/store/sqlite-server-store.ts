@@ -157,7 +157,11 @@ export class SqliteServerStore implements ServerStore {
   async listChannels(o: ChannelPage): Promise<Channel[]> {
     const t = o.after?.createdAt ?? Number.MIN_SAFE_INTEGER;
     const id = o.after?.id ?? '';
-    return this.q.listChannels.all(t, t, id, o.visitorsOnly ? 1 : 0, o.limit).map(toChannel);
+    // removed.username is NOCASE: the names match in any case.
+    const removedOf = JSON.stringify(o.removedOf ?? []);
+    return this.q.listChannels
+      .all(t, t, id, o.visitorsOnly ? 1 : 0, removedOf, o.limit)
+      .map(toChannel);
   }
 
   async channelsOf(username: string): Promise<Channel[]> {

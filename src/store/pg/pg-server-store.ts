@@ -182,9 +182,17 @@ export class PostgresServerStore implements ServerStore {
 
   async listChannels(o: ChannelPage): Promise<Channel[]> {
     const r = await this.pool.query(
-      `SELECT * FROM channels WHERE (created_at, id) > ($1, $2) AND (allow_visitors OR NOT $3)
+      `SELECT * FROM channels c WHERE (created_at, id) > ($1, $2) AND (allow_visitors OR NOT $3)
+         AND NOT EXISTS (SELECT 1 FROM removed r WHERE r.channel_id = c.id
+                           AND lower(r.username) = ANY($5::text[]))
        ORDER BY created_at, id LIMIT $4`,
-      [o.after?.createdAt ?? Number.MIN_SAFE_INTEGER, o.after?.id ?? '', o.visitorsOnly, o.limit],
+      [
+        o.after?.createdAt ?? Number.MIN_SAFE_INTEGER,
+        o.after?.id ?? '',
+        o.visitorsOnly,
+        o.limit,
+        (o.removedOf ?? []).map((u) => u.toLowerCase()),
+      ],
     );
     return r.rows.map(toChannel);
   }
