@@ -8,6 +8,8 @@ import { AccountService } from '../src/server/account-service.js';
 import { SqliteServerStore } from '../src/store/sqlite-server-store.js';
 import { lookAlikeKeys } from '../src/shared/look-alike.js';
 import { ScryptQueue } from '../src/server/scrypt-queue.js';
+import type { ServerLink } from '../src/peer/server-link.js';
+import type { HchatError } from '../src/protocol/errors.js';
 
 describe('accounts', () => {
   it('registers, logs in, reports the session, and logs out', async () => {
@@ -203,6 +205,41 @@ describe('visitors', () => {
     expect((await net.server.store.history(ch.id, 10)).messages).toEqual([]);
     // And the connection still works after the refusal.
     expect((await raw.request('directory', {})).channels).toHaveLength(1);
+  });
+});
+
+/** The error a raw link was closed with (it does not reconnect). */
+function closedWith(link: ServerLink): Promise<HchatError | undefined> {
+  return new Promise((resolve) => link.once('down', (reason?: HchatError) => resolve(reason)));
+}
+
+describe('why a session is closed (PROTOCOL.md §3.2: error E_SESSION_INVALID says what happened)', () => {
+  it('a visitor whose session was logged out from another connection is told so', async () => {
+    const net = await createTestnet();
+    const first = await net.rawLink();
+    const v = await rawSession(first, { name: 'vee' });
+    const second = await net.rawLink();
+    await second.request('resume', { token: v.token });
+    const closed = closedWith(first);
+    await second.request('logout', {});
+    const why = await closed;
+    expect(why?.code).toBe('E_SESSION_INVALID');
+    expect(why?.message).toBe('session ended: logged out from another connection');
+  });
+
+  it('a user whose session a newer login retired (past the sessions per account) is told so', async () => {
+    const net = await createTestnet({ server: { sessionsPerAccount: 2 } });
+    const first = await net.rawLink();
+    await first.request('register', { username: 'alice', password: 'alice-pw' });
+    await rawSession(first, { username: 'alice', password: 'alice-pw' });
+    const closed = closedWith(first);
+    for (let i = 0; i < 2; i++)
+      await rawSession(await net.rawLink(), { username: 'alice', password: 'alice-pw' });
+    const why = await closed;
+    expect(why?.code).toBe('E_SESSION_INVALID');
+    expect(why?.message).toBe(
+      'session ended: a newer login of this account retired it (too many sessions at once)',
+    );
   });
 });
 

@@ -394,6 +394,14 @@ describe('three server instances on PostgreSQL and NATS', () => {
       10_000,
       "the session's connection on the other instance closed",
     );
+    // Saying why, though the logout reached it through the bus.
+    expect(aliceOnB.frames.filter((f: any) => f.t === 'error')).toEqual([
+      {
+        t: 'error',
+        code: 'E_SESSION_INVALID',
+        message: 'session ended: logged out from another connection',
+      },
+    ]);
     const { c: again } = await serverHello(at(1));
     expect((await again.req('resume', { token: alice.token })).error?.code).toBe(
       'E_SESSION_INVALID',
@@ -531,6 +539,15 @@ describe('three server instances on PostgreSQL and NATS', () => {
     // drifter's name is another visitor's now: its session is over (PROTOCOL.md §3.3, as a resume
     // whose name was taken), its connection closed, and it cannot be resumed.
     await waitFor(() => drifter.closed, 20_000, "drifter's session to end");
+    // Told what happened: its name went to another visitor (not "logged in elsewhere").
+    expect(drifter.frames.filter((f: any) => f.t === 'error')).toEqual([
+      {
+        t: 'error',
+        code: 'E_SESSION_INVALID',
+        message:
+          'session ended: another visitor took this name while this server could not hold it',
+      },
+    ]);
     const { c: late } = await serverHello(at(1));
     expect((await late.req('resume', { token: d.body.token })).error?.code).toBe(
       'E_SESSION_INVALID',

@@ -82,9 +82,11 @@ export const DmStoredEvent = z.object({
 });
 
 /**
- * A session was revoked (logout, or retired past the cap per account): every instance forgets
- * it, closes its own connections of it, and tells its connections of the users who share one of
- * `channelIds` with it (`session_revoked`).
+ * A session was revoked: every instance forgets it, closes its own connections of it saying
+ * `why` (sessions.ts), and tells its connections of the users who share one of `channelIds` with
+ * it (`session_revoked`). `why`: it logged out (on another connection), a newer login of its
+ * account retired it past the cap per account, or another visitor took its name while its
+ * instance could not hold it; absent from an instance that does not say.
  */
 export const SessionRevokedEvent = z.object({
   kind: z.literal('session_revoked'),
@@ -92,6 +94,7 @@ export const SessionRevokedEvent = z.object({
   username: z.union([Username, VisitorName]),
   revokedAt: z.number().int().nonnegative(),
   channelIds: z.array(Uuid).max(4000),
+  why: z.enum(['logout', 'cap', 'name_taken']).optional(),
 });
 
 /** An API token was revoked: every instance ends its gateway sessions of it at once. */

@@ -22,6 +22,18 @@ import type { Presence } from './presence.js';
 import type { DmService } from './dm-service.js';
 
 type SessionRevoked = Extract<BusEvent, { kind: 'session_revoked' }>;
+/** Why a session was revoked. */
+type RevokedWhy = NonNullable<SessionRevoked['why']>;
+
+/**
+ * What the connections of a revoked session are told as they close (`error E_SESSION_INVALID`,
+ * PROTOCOL.md §3.2): what happened to it, in the words of the one who reads it.
+ */
+const ENDED: Record<RevokedWhy, string> = {
+  logout: 'session ended: logged out from another connection',
+  cap: 'session ended: a newer login of this account retired it (too many sessions at once)',
+  name_taken: 'session ended: another visitor took this name while this server could not hold it',
+};
 
 /** What sessions need from their server. */
 export interface SessionsDeps {
@@ -63,7 +75,7 @@ export class Sessions {
     // A connected visitor whose name another visitor took while the store forgot its lease.
     d.accounts.nameLost = (sessionId, name) => {
       if (d.closing()) return;
-      this.revoke(sessionId, name).catch((err: unknown) =>
+      this.revoke(sessionId, name, 'name_taken').catch((err: unknown) =>
         console.error('hchat server: revoking a session failed:', err),
       );
     };
@@ -132,7 +144,7 @@ export class Sessions {
     if (role === 'user') {
       const live = await this.d.store.liveSessions(username, role);
       for (const old of live.slice(0, Math.max(0, live.length - this.d.sessionsPerAccount)))
-        await this.revoke(old.sessionId, username);
+        await this.revoke(old.sessionId, username, 'cap');
     }
     const token = this.d.signer.sign({ typ: 'session', sid: sessionId, u: username, r: role, iat });
     return { ...session, token, cert: this.certify(session, publicKey) };
@@ -188,7 +200,7 @@ export class Sessions {
     const s = conn.session!;
     const viewed = [...conn.subs];
     this.detach(conn, true);
-    await this.revoke(s.sessionId, s.username, viewed);
+    await this.revoke(s.sessionId, s.username, 'logout', viewed);
     return {};
   }
 
@@ -205,13 +217,14 @@ export class Sessions {
   }
 
   /**
-   * Revokes a session: its token and certificate stop working here, its connections close, and
-   * the peers that may hold P2P links from it (users sharing a channel with it) are told, so they
-   * drop those links and refuse new ones.
+   * Revokes a session: its token and certificate stop working here, its connections close
+   * saying `why`, and the peers that may hold P2P links from it (users sharing a channel with
+   * it) are told, so they drop those links and refuse new ones.
    */
   private async revoke(
     sessionId: string,
     username: string,
+    why: RevokedWhy,
     viewed?: Iterable<string>,
   ): Promise<void> {
     // Known revoked here at once (a resume or post racing the store's answer is refused).
@@ -227,6 +240,7 @@ export class Sessions {
       username,
       revokedAt,
       channelIds: [...channels],
+      why,
     };
     // This instance acts before answering; the others when the event reaches them.
     await this.revoked(e);
@@ -244,7 +258,7 @@ export class Sessions {
     for (const c of this.byUser.get(username.toLowerCase()) ?? []) {
       if (c.session?.sessionId === sessionId) {
         this.detach(c, true);
-        c.fs.fail(new HchatError('E_SESSION_INVALID', 'session revoked (logged in elsewhere)'));
+        c.fs.fail(new HchatError('E_SESSION_INVALID', e.why ? ENDED[e.why] : 'session revoked'));
       }
     }
     const frame = encodeFrame({ t: 'ev', ev: 'session_revoked', body: { sessionId } });

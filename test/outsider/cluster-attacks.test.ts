@@ -200,8 +200,8 @@ const messageEvents = (c: Raw, id: string) =>
 
 describe('outsider: several instances on PostgreSQL and NATS', () => {
   // PROTOCOL.md §3.3 logout: "revokes the session (token and certificate are refused from now
-  // on, session_revoked goes out)"; §3.2: "When its session is revoked (logged out elsewhere
-  // with the same token …) the server closes the connection with error E_SESSION_INVALID";
+  // on, session_revoked goes out)"; §3.2: "When its session is revoked the server closes the
+  // connection with error E_SESSION_INVALID whose message says why";
   // §3.7: "a session, its token and its certificate are good on every instance".
   it('a logout on one instance is honoured by the others: resume, session_check, the open connection, co-members', async () => {
     const k = await shared();
