@@ -299,6 +299,13 @@ program
   )
   .addOption(
     opt(
+      '--api-bad-token-burst <n>',
+      'failed REST API tokens one address group may send at once before its requests are refused (429) unread; then one per 2 s (default 30)',
+      'HCHAT_API_BAD_TOKEN_BURST',
+    ).argParser(parseCount),
+  )
+  .addOption(
+    opt(
       '--dm-mailbox <n>',
       "envelopes one device's direct-message mailbox holds (default 10000)",
       'HCHAT_DM_MAILBOX',
@@ -368,6 +375,7 @@ program
       dmMailbox?: number;
       apiRate?: number;
       apiBurst?: number;
+      apiBadTokenBurst?: number;
       bus?: string;
       busNamespace?: string;
     }) => {
@@ -443,6 +451,7 @@ program
         dmMailbox: o.dmMailbox,
         apiRate: o.apiRate,
         apiBurst: o.apiBurst,
+        apiBadTokenBurst: o.apiBadTokenBurst,
         opsLog: createOpsLog(o.logLevel),
       });
       // SIGTERM (a supervisor, a rolling restart) drains: peers move to another instance first.

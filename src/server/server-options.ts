@@ -106,6 +106,8 @@ export interface ServerOptions {
   /** REST API requests per second per token, and the burst above it (API_LIMITS: 20, 100). */
   apiRate?: number;
   apiBurst?: number;
+  /** Failed REST API tokens one address group may send at once (API_LIMITS.badTokenBurst: 30). */
+  apiBadTokenBurst?: number;
   /** Envelopes one device's mailbox holds (shared/limits.ts DM_LIMITS.maxMailbox). */
   dmMailbox?: number;
   /** Tracker entries per account at once (shared/limits.ts TRACKER_LIMITS: 10). */
