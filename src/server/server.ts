@@ -631,7 +631,7 @@ export class CentralServer {
       case 'logout':
         return this.sessions.logout(conn);
       case 'session_check':
-        return this.sessions.check(body as OpReq<'session_check'>);
+        return this.sessions.check(conn, body as OpReq<'session_check'>);
       case 'reflect': {
         // What the server sees of this connection: the peer's TCP server-reflexive address.
         const { ip, port } = conn.fs.remote;
