@@ -15,7 +15,7 @@ import { spawnServer, type HchatProcess } from './processes.js';
 import { startNats } from './nats.js';
 import { createTestDatabase } from './pg-kit.js';
 import { signingKeyFile, startCluster } from './cluster-kit.js';
-import { newKey, registerLogin, serverHello, sleep } from './outsider/lib.js';
+import { checkSession, newKey, registerLogin, serverHello, sleep } from './outsider/lib.js';
 import { rest, signChannelItem } from './outsider/botlife-lib.js';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
@@ -451,15 +451,23 @@ describe('three server instances on PostgreSQL and NATS', () => {
     const { at, servers } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
     const { c: a1 } = await serverHello(at(0));
     const { c: a2 } = await serverHello(at(0));
-    const stray = await a1.req('visitor', { name: 'stray', publicKey: newKey().pk });
-    const mover = await a2.req('visitor', { name: 'mover', publicKey: newKey().pk });
+    const keys = new Map<string, ReturnType<typeof newKey>>();
+    const enter = async (c: typeof a1, name: string) => {
+      const key = newKey();
+      const r = await c.req('visitor', { name, publicKey: key.pk });
+      if (r.body) keys.set(r.body.sessionId, key);
+      return r;
+    };
+    const stray = await enter(a1, 'stray');
+    const mover = await enter(a2, 'mover');
     expect(stray.error).toBeUndefined();
     expect(mover.error).toBeUndefined();
+    // Asked as a host the visitor dials asks (the dial of its hello, PROTOCOL.md §4.1).
     const host = await registerLogin(at(1), 'warden' + crypto.randomBytes(3).toString('hex'));
     const live = async (sessionId: string) => {
-      const r = await host.c.req('session_check', { sessionId });
-      expect(r.error).toBeUndefined();
-      return r.body.live as boolean;
+      const r = await checkSession(host, sessionId, keys.get(sessionId)!);
+      expect(typeof r).toBe('boolean');
+      return r as boolean;
     };
     expect(await live(stray.body.sessionId)).toBe(true);
     // Instance 0 dies and never comes back; one of its visitors comes back through instance 1.
@@ -497,15 +505,23 @@ describe('three server instances on PostgreSQL and NATS', () => {
     const { at, dbUrl } = await startCluster([...RAISED, '--visitor-grace-ms', String(grace)], 2);
     const { c: steady } = await serverHello(at(0));
     const { c: drifter } = await serverHello(at(0));
-    const s = await steady.req('visitor', { name: 'steady', publicKey: newKey().pk });
-    const d = await drifter.req('visitor', { name: 'drifter', publicKey: newKey().pk });
+    const keys = new Map<string, ReturnType<typeof newKey>>();
+    const enter = async (c: typeof steady, name: string) => {
+      const key = newKey();
+      const r = await c.req('visitor', { name, publicKey: key.pk });
+      if (r.body) keys.set(r.body.sessionId, key);
+      return r;
+    };
+    const s = await enter(steady, 'steady');
+    const d = await enter(drifter, 'drifter');
     expect(s.error).toBeUndefined();
     expect(d.error).toBeUndefined();
+    // Asked as a host the visitor dials asks (the dial of its hello, PROTOCOL.md §4.1).
     const host = await registerLogin(at(1), 'warden' + crypto.randomBytes(3).toString('hex'));
     const live = async (sessionId: string) => {
-      const r = await host.c.req('session_check', { sessionId });
-      expect(r.error).toBeUndefined();
-      return r.body.live as boolean;
+      const r = await checkSession(host, sessionId, keys.get(sessionId)!);
+      expect(typeof r).toBe('boolean');
+      return r as boolean;
     };
     const client = new pg.Client({ connectionString: dbUrl });
     client.on('error', () => {}); // the database is dropped at the test's end
@@ -527,7 +543,7 @@ describe('three server instances on PostgreSQL and NATS', () => {
     ]);
     // Meanwhile another visitor enters on the other instance under a look-alike of drifter.
     const { c: taker } = await serverHello(at(1));
-    const t = await taker.req('visitor', { name: 'Drifter', publicKey: newKey().pk });
+    const t = await enter(taker, 'Drifter');
     expect(t.error).toBeUndefined();
 
     // steady's instance takes its name again at its next renewal.

@@ -426,8 +426,8 @@ describe('compact pushes and pages on the P2P link (§3.11, §4.2)', () => {
       "alice's entry hosting the channel",
     );
     const me = { cert: carol.cert, key: carol.keys };
-    const compact = await p2pConnect(entry.port, me, undefined, { compact: 1 });
-    const full = await p2pConnect(entry.port, me);
+    const compact = await p2pConnect(entry, me, undefined, { compact: 1 });
+    const full = await p2pConnect(entry, me);
     onTestFinished(() => (compact.c.close(), full.c.close()));
     expect(compact.hello.compact).toBe(1);
     expect(full.hello.compact).toBeUndefined();

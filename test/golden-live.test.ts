@@ -9,6 +9,8 @@
  * - resume's `token`: the token the live login answered (sessions are created by the server);
  * - the P2P hello's `cert`: the certificate the live login answered (certificates expire after 30
  *   days; a link refuses an expired one, while a message only needs one valid when stamped);
+ * - the P2P hello's `dial`: the signature of the dial to the real host's session, over this
+ *   connection's binding;
  * - the P2P `auth.sig`: the transcript signature over the host's fresh nonce and session;
  * - the hosted channel's id (a real peer chooses it), and so the P2P post's `id` (derived from the
  *   content, §2) and `sig` (re-signed with alice's golden key).
@@ -34,6 +36,7 @@ import { RefFrame, RefReader } from '../src/protocol/compact.js';
 import { messageId } from '../src/shared/message-id.js';
 import { loadSessionKeys, signMessage } from '../src/shared/signing.js';
 import {
+  dialTranscript,
   signTranscript,
   transcript,
   verifyTranscript,
@@ -67,10 +70,13 @@ class Raw {
   readonly frames: Record<string, any>[] = [];
   closed = false;
   readonly socket: tls.TLSSocket;
+  /** Resolves once the TLS handshake is done. */
+  private readonly secure: Promise<void>;
   private readonly decoder = new FrameDecoder();
 
   constructor(port: number) {
     this.socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    this.secure = new Promise((resolve) => this.socket.once('secureConnect', () => resolve()));
     this.socket.on('data', (b) => this.frames.push(...this.decoder.push(b)));
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => (this.closed = true));
@@ -93,8 +99,7 @@ class Raw {
 
   /** The TLS connection's channel binding, once its handshake is done. */
   async binding(): Promise<Buffer> {
-    if (!this.socket.getProtocol())
-      await new Promise((resolve) => this.socket.once('secureConnect', resolve));
+    await this.secure;
     return channelBinding(this.socket);
   }
 
@@ -301,17 +306,27 @@ describe('golden frames against a real server and a real peer', () => {
     const [ip, p2pPort] = carol.p2p.split(':') as [string, string];
     expect(ip).toBe('127.0.0.1');
     const m = new Raw(Number(p2pPort));
+    const serverKey = publicKeyFromBase64(keys.serverPublicKey);
+    const aliceSession = checkLinkCert(login.body.cert, serverKey).sid;
+    const aliceKeys = loadSessionKeys(keys.sessions.alice.pkcs8);
+    const carolSession = (await carol.call('GET', '/api/session')).body.me.sessionId as string;
     const peerHello = G('p2p hello');
     put(peerHello.frame, 'cert', login.body.cert); // fresh: a certificate that has not expired
+    // fresh: the dial of this connection to the real host's session
+    const dial = dialTranscript({
+      peerNonce: peerHello.frame.nonce,
+      peerSession: aliceSession,
+      hostSession: carolSession,
+      binding: await m.binding(),
+    });
+    put(peerHello.frame, 'dial', signTranscript(aliceKeys, dial));
     expect(PeerHello.safeParse(peerHello.frame).success).toBe(true);
     m.send(peerHello.frame);
     const ack = await m.next((f) => f.t === 'hello', 'p2p hello answer');
     expectGolden(ack, G('p2p hello answer'), PeerHelloAck, true);
     // The host proved its certificate's key: its signature over the transcript verifies.
-    const serverKey = publicKeyFromBase64(keys.serverPublicKey);
     const hostClaims = checkLinkCert(ack.cert, serverKey);
-    expect(hostClaims).toMatchObject({ typ: 'key', u: 'carol', r: 'user' });
-    const aliceSession = checkLinkCert(login.body.cert, serverKey).sid;
+    expect(hostClaims).toMatchObject({ typ: 'key', u: 'carol', r: 'user', sid: carolSession });
     const parts = {
       peerNonce: peerHello.frame.nonce,
       hostNonce: ack.nonce,
@@ -320,7 +335,6 @@ describe('golden frames against a real server and a real peer', () => {
       binding: await m.binding(), // fresh: this TLS connection's
     };
     verifyTranscript(hostClaims, transcript('host', parts), ack.sig);
-    const aliceKeys = loadSessionKeys(keys.sessions.alice.pkcs8);
     const auth = G('p2p auth');
     put(auth.frame, 'sig', signTranscript(aliceKeys, transcript('peer', parts))); // fresh: transcript
     expect(PeerAuth.safeParse(auth.frame).success).toBe(true);

@@ -105,6 +105,7 @@ describe('peer_connect', () => {
             role: 'peer',
             cert: forged,
             nonce: crypto.randomBytes(32).toString('base64url'),
+            dial: crypto.randomBytes(64).toString('base64url'),
           }),
         ),
       );

@@ -110,12 +110,14 @@ export async function createTestnet(
   o: { peers?: number; server?: Partial<ServerOptions> } = {},
 ): Promise<Testnet> {
   const dir = tempDir();
-  // Every test peer comes from 127.0.0.1: the per-address limits on registrations and visitors
-  // are raised here; test/hostile/ sets the ones it attacks to their defaults itself.
+  // Every test peer comes from 127.0.0.1: the per-address limits on registrations, visitors,
+  // tracker entries and failed REST API tokens are raised here; test/hostile/ sets the ones it
+  // attacks to their defaults itself.
   const raised: Partial<ServerOptions> = {
     maxRegistrationsPerAddress: 10_000,
     maxVisitorsPerAddress: 10_000,
     maxTrackerEntriesPerAddress: 10_000,
+    apiBadTokenBurst: 100_000,
   };
   const server = await CentralServer.start({
     host: '127.0.0.1',

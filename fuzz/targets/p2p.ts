@@ -21,7 +21,12 @@ import { PeerNode } from '../../src/peer/node.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
 import { messageId } from '../../src/shared/message-id.js';
-import { newNonce, signTranscript, transcript } from '../../src/shared/handshake.js';
+import {
+  dialTranscript,
+  newNonce,
+  signTranscript,
+  transcript,
+} from '../../src/shared/handshake.js';
 import { P2P_OPS } from '../../src/protocol/peer-link.js';
 import { newSessionKeys, signMessage, type SessionKeys } from '../../src/shared/signing.js';
 import type { FuzzTarget } from '../engine/target.js';
@@ -102,8 +107,21 @@ async function handshake(c: Client): Promise<void> {
   if (c.closed) return;
   const binding = channelBinding(c.socket);
   const nonce = newNonce();
+  const dial = dialTranscript({
+    peerNonce: nonce,
+    peerSession: vars.sessionId,
+    hostSession: host!.session!.sessionId,
+    binding,
+  });
   c.socket.write(
-    encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, role: 'peer', cert: vars.cert, nonce }),
+    encodeFrame({
+      t: 'hello',
+      v: PROTOCOL_VERSION,
+      role: 'peer',
+      cert: vars.cert,
+      nonce,
+      dial: signTranscript(keys!, dial),
+    }),
   );
   await c.until(() => c.frames.some((f) => f.t === 'hello'), ANSWER_MS);
   const ack = c.frames.find((f) => f.t === 'hello');
@@ -166,7 +184,7 @@ function seeds(): Buffer[] {
     ],
     [HELLO, '{"t":"ev","ev":"message","body":{}}'],
     [
-      `{"t":"hello","v":${PROTOCOL_VERSION},"role":"peer","cert":"$CERT","nonce":"${'A'.repeat(43)}"}`,
+      `{"t":"hello","v":${PROTOCOL_VERSION},"role":"peer","cert":"$CERT","nonce":"${'A'.repeat(43)}","dial":"${'A'.repeat(86)}"}`,
     ],
     ['{"t":"hello","v":1,"role":"peer","token":"x.y"}'],
     [req(1, 'history', {})],

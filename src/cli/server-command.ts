@@ -230,6 +230,13 @@ export function addServerCommand(program: Command): void {
     )
     .addOption(
       opt(
+        '--api-bad-token-burst <n>',
+        'failed REST API tokens one address group may send at once before its requests are refused (429) unread; then one per 2 s (default 30)',
+        'HCHAT_API_BAD_TOKEN_BURST',
+      ).argParser(parseCount),
+    )
+    .addOption(
+      opt(
         '--dm-mailbox <n>',
         "envelopes one device's direct-message mailbox holds (default 10000)",
         'HCHAT_DM_MAILBOX',
@@ -299,6 +306,7 @@ export function addServerCommand(program: Command): void {
         dmMailbox?: number;
         apiRate?: number;
         apiBurst?: number;
+        apiBadTokenBurst?: number;
         bus?: string;
         busNamespace?: string;
       }) => {
@@ -374,6 +382,7 @@ export function addServerCommand(program: Command): void {
           dmMailbox: o.dmMailbox,
           apiRate: o.apiRate,
           apiBurst: o.apiBurst,
+          apiBadTokenBurst: o.apiBadTokenBurst,
           opsLog: createOpsLog(o.logLevel),
         });
         // SIGTERM (a supervisor, a rolling restart) drains: peers move to another instance first.

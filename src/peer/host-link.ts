@@ -19,6 +19,7 @@ import { describeIssues } from '../protocol/rpc.js';
 import { hostName, type ConnectionLog } from '../shared/connlog.js';
 import {
   checkLinkCert,
+  dialTranscript,
   newNonce,
   signTranscript,
   transcript,
@@ -61,12 +62,21 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
         },
         hello: () => {
           nonce = newNonce();
+          // Signed for the session of the entry dialled, on this connection: the host shows it
+          // to the server to ask whether our session is live (PROTOCOL §4.1).
+          const dial = dialTranscript({
+            peerNonce: nonce,
+            peerSession: ownSession,
+            hostSession: entry.sessionId,
+            binding,
+          });
           return {
             t: 'hello',
             v: PROTOCOL_VERSION,
             role: 'peer',
             cert: creds.cert,
             nonce,
+            dial: signTranscript(creds.keys, dial),
             maxFrame: DEFAULT_MAX_FRAME,
             compact: COMPACT_VERSION,
           };

@@ -16,14 +16,16 @@ import { HchatError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { PeerAuth, PeerHello } from '../protocol/peer-link.js';
-import { describeIssues } from '../protocol/server-link.js';
+import { describeIssues, type DialProof } from '../protocol/server-link.js';
 import { FramedSocket, remoteOf } from '../shared/framed-socket.js';
 import { peerName, type ConnectionLog } from '../shared/connlog.js';
 import {
   checkLinkCert,
+  dialTranscript,
   identityOf,
   newNonce,
   signTranscript,
+  signedBy,
   transcript,
   verifyTranscript,
   type LinkCredentials,
@@ -51,9 +53,12 @@ export interface P2POptions {
   credentials(): LinkCredentials | undefined;
   /**
    * True for a session the server said was revoked (logout); a promise while the server is asked
-   * (a session not checked since this peer's server connection came up: revocations.ts).
+   * (a session not checked since this peer's server connection came up: revocations.ts), shown
+   * `proof`: the dial signature of the session's hello to this peer.
    */
-  isRevoked(sessionId: string, visitor: boolean): boolean | Promise<boolean>;
+  isRevoked(sessionId: string, visitor: boolean, proof: DialProof): boolean | Promise<boolean>;
+  /** True for a session known revoked here, without asking anyone. */
+  knownRevoked(sessionId: string): boolean;
   /**
    * How often the visitor sessions of open links are asked about again (default
    * VISITOR_CHECK_MS). A visitor's session ends with no event when its grace runs out, and a
@@ -70,8 +75,18 @@ export interface P2POptions {
 /** How often a host asks whether the visitors on its links are still in session (§4.1). */
 export const VISITOR_CHECK_MS = 30_000;
 
-/** A connecting peer's hello, checked, and the claims of its certificate. */
-type CheckedHello = { claims: CertClaims; hello: ReturnType<typeof PeerHello.parse> };
+/**
+ * A connecting peer's hello, checked, the claims of its certificate, and the proof of its dial
+ * to show the server (`session_check`).
+ */
+type CheckedHello = {
+  claims: CertClaims;
+  hello: ReturnType<typeof PeerHello.parse>;
+  proof: DialProof;
+};
+
+/** What a hello we answered leaves for the connecting peer's `auth` to complete. */
+type Pending = { claims: CertClaims; data: Buffer; compact: boolean; proof: DialProof };
 
 /** Who is at the other end of a P2P connection, as its certificate says. */
 export type PeerIdentity = LinkIdentity;
@@ -86,6 +101,8 @@ export class P2PEndpoint {
   /** Livestream media (RTP/RTCP), peer to peer. */
   readonly media: MediaSocket;
   private readonly open = new Map<FramedSocket, MemberConn | undefined>();
+  /** The dial proof each member link's hello carried: a visitor's is shown again later. */
+  private readonly proofs = new WeakMap<MemberConn, DialProof>();
   /** Connections whose handshake is not complete, capped per address prefix and in total. */
   private readonly door = new P2PDoor();
   private readonly sweeper: HeartbeatSweep;
@@ -212,11 +229,13 @@ export class P2PEndpoint {
     if (this.checkingVisitors) return;
     this.checkingVisitors = true;
     try {
-      const sessions = new Set<string>();
-      for (const m of this.open.values())
-        if (m?.who.role === 'visitor') sessions.add(m.who.sessionId);
-      for (const sid of sessions) {
-        if (await this.opts.isRevoked(sid, true)) this.dropSession(sid);
+      const sessions = new Map<string, DialProof>();
+      for (const m of this.open.values()) {
+        const proof = m && this.proofs.get(m);
+        if (m?.who.role === 'visitor' && proof) sessions.set(m.who.sessionId, proof);
+      }
+      for (const [sid, proof] of sessions) {
+        if (await this.opts.isRevoked(sid, true, proof)) this.dropSession(sid);
       }
     } catch {
       // A store error: the next round asks again.
@@ -230,7 +249,7 @@ export class P2PEndpoint {
     const r = remoteOf(socket);
     let member: MemberConn | undefined;
     // Set once our hello answered theirs: what their `auth` must sign.
-    let pending: { claims: CertClaims; data: Buffer; compact: boolean } | undefined;
+    let pending: Pending | undefined;
     const name = () => peerName(member?.who.username, r.ip, r.port);
     const fs: FramedSocket = new FramedSocket(
       socket,
@@ -239,6 +258,7 @@ export class P2PEndpoint {
           if (member) return this.opts.service.frame(member, f);
           if (pending) {
             member = this.authenticate(fs, f, pending, r.ip);
+            this.proofs.set(member, pending.proof);
             clearTimeout(timer);
             this.door.done(r.ip, r.port);
             fs.setMaxFrame(DEFAULT_MAX_FRAME);
@@ -256,8 +276,12 @@ export class P2PEndpoint {
             });
             return;
           }
-          const hello = this.checkHello(fs, f);
-          const revoked = this.opts.isRevoked(hello.claims.sid, hello.claims.r === 'visitor');
+          const hello = this.checkHello(fs, f, binding);
+          const revoked = this.opts.isRevoked(
+            hello.claims.sid,
+            hello.claims.r === 'visitor',
+            hello.proof,
+          );
           if (revoked === true) throw new HchatError('E_SESSION_INVALID', 'session revoked');
           if (revoked === false) return void (pending = this.answerHello(fs, hello, binding));
           // Nothing more is read until the server answered whether the session is live.
@@ -297,8 +321,11 @@ export class P2PEndpoint {
     this.opts.log.outsider(r.ip, 'open', { peer: name(), dir: 'in' });
   }
 
-  /** Checks the connecting peer's hello and its certificate (not yet whether it was revoked). */
-  private checkHello(fs: FramedSocket, f: Record<string, unknown>): CheckedHello {
+  /**
+   * Checks the connecting peer's hello, its certificate and its dial signature (not yet whether
+   * it was revoked).
+   */
+  private checkHello(fs: FramedSocket, f: Record<string, unknown>, binding: Buffer): CheckedHello {
     if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
     // The version first: another version's hello has other members (version 1 sent a token).
     if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION) {
@@ -310,17 +337,35 @@ export class P2PEndpoint {
     const hello = PeerHello.safeParse(f);
     if (!hello.success)
       throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
-    if (!this.opts.credentials())
-      throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
-    return { claims: checkLinkCert(hello.data.cert, this.opts.serverKey()), hello: hello.data };
+    const own = this.opts.credentials();
+    if (!own) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
+    const claims = checkLinkCert(hello.data.cert, this.opts.serverKey());
+    // It dials this session, on this connection: what the server is shown when asked (§4.1).
+    const dial = dialTranscript({
+      peerNonce: hello.data.nonce,
+      peerSession: claims.sid,
+      hostSession: own.sessionId,
+      binding,
+    });
+    if (!signedBy(claims.pk, dial, hello.data.dial))
+      throw new HchatError(
+        'E_SESSION_INVALID',
+        "the hello's dial signature does not verify (for this peer's session and connection)",
+      );
+    const proof = {
+      nonce: hello.data.nonce,
+      binding: binding.toString('base64url'),
+      sig: hello.data.dial,
+    };
+    return { claims, hello: hello.data, proof };
   }
 
   /** Answers a checked hello with ours, signed. */
   private answerHello(
     fs: FramedSocket,
-    { claims, hello }: CheckedHello,
+    { claims, hello, proof }: CheckedHello,
     binding: Buffer,
-  ): { claims: CertClaims; data: Buffer; compact: boolean } {
+  ): Pending {
     const own = this.opts.credentials();
     if (!own) throw new HchatError('E_AUTH_REQUIRED', 'this peer is not logged in');
     if (hello.maxFrame) fs.peerMaxFrame = hello.maxFrame;
@@ -346,14 +391,14 @@ export class P2PEndpoint {
       maxFrame: DEFAULT_MAX_FRAME,
       ...(compact ? { compact: COMPACT_VERSION } : {}),
     });
-    return { claims, data: transcript('peer', parts), compact };
+    return { claims, data: transcript('peer', parts), compact, proof };
   }
 
   /** Checks the connecting peer's transcript signature: then it is who its certificate says. */
   private authenticate(
     fs: FramedSocket,
     f: Record<string, unknown>,
-    pending: { claims: CertClaims; data: Buffer; compact: boolean },
+    pending: Pending,
     ip: string,
   ): MemberConn {
     if (f.t !== 'auth') throw new HchatError('E_AUTH_REQUIRED', 'the handshake needs auth next');
@@ -361,7 +406,7 @@ export class P2PEndpoint {
     if (!auth.success) throw new HchatError('E_BAD_FRAME', `auth: ${describeIssues(auth.error)}`);
     verifyTranscript(pending.claims, pending.data, auth.data.sig);
     // Revoked between our hello and this auth: the event found no link of it to drop yet.
-    if (this.opts.isRevoked(pending.claims.sid, false) === true)
+    if (this.opts.knownRevoked(pending.claims.sid))
       throw new HchatError('E_SESSION_INVALID', 'session revoked');
     const refs = pending.compact ? new LinkRefs((frame) => fs.sendEncoded(frame)) : undefined;
     return {

@@ -10,6 +10,7 @@
  */
 import { HchatError } from '../protocol/errors.js';
 import type { PeerStore } from '../store/peer-store.js';
+import type { DialProof } from '../protocol/server-link.js';
 import type { ServerLink } from './server-link.js';
 
 /** How long a handshake waits for the server's answer before going on without it. */
@@ -44,20 +45,27 @@ export class Revocations {
     this.asking.clear();
   }
 
+  /** True when the session is known revoked here (its event, an earlier check). */
+  knownRevoked(sessionId: string): boolean {
+    return this.opts.store.isSessionRevoked(sessionId);
+  }
+
   /**
-   * True when the session is known revoked; a promise when the server must be asked first. A
-   * visitor's session is asked about at each handshake, whatever was said before: its end when
-   * its grace runs out (its peer gone, PROTOCOL.md §3.3) comes as no event, so an earlier "live"
-   * let the ended session in again, under a name another visitor may hold by then.
+   * True when the session is known revoked; a promise when the server must be asked first,
+   * showing `proof`, the dial signature of the session's hello on a link to this peer (the
+   * server answers only about a session that dialled the asker). A visitor's session is asked
+   * about at each handshake, whatever was said before: its end when its grace runs out (its
+   * peer gone, PROTOCOL.md §3.3) comes as no event, so an earlier "live" let the ended session
+   * in again, under a name another visitor may hold by then.
    */
-  isRevoked(sessionId: string, visitor = false): boolean | Promise<boolean> {
+  isRevoked(sessionId: string, visitor: boolean, proof: DialProof): boolean | Promise<boolean> {
     if (this.opts.store.isSessionRevoked(sessionId)) return true;
     if (!visitor && this.live.has(sessionId)) return false;
     const link = this.opts.server();
     if (!link) return false; // not connected: only what the store holds is known
     let p = this.asking.get(sessionId);
     if (!p) {
-      const asked: Promise<boolean> = this.ask(link, sessionId).finally(() => {
+      const asked: Promise<boolean> = this.ask(link, sessionId, proof).finally(() => {
         if (this.asking.get(sessionId) === asked) this.asking.delete(sessionId);
       });
       this.asking.set(sessionId, (p = asked));
@@ -65,11 +73,11 @@ export class Revocations {
     return p;
   }
 
-  private async ask(link: ServerLink, sessionId: string): Promise<boolean> {
+  private async ask(link: ServerLink, sessionId: string, proof: DialProof): Promise<boolean> {
     const epoch = this.epoch;
     let live: boolean;
     try {
-      ({ live } = await link.request('session_check', { sessionId }, CHECK_WAIT_MS));
+      ({ live } = await link.request('session_check', { sessionId, proof }, CHECK_WAIT_MS));
     } catch (err) {
       // No answer (the link dropped, too slow, an older server): as if offline.
       if (err instanceof HchatError) return false;

@@ -27,6 +27,10 @@ export const ERRORS = {
   E_FORBIDDEN: { status: 403, message: 'not allowed' },
   E_TOKEN_INVALID: { status: 401, message: 'the API token is unknown, revoked or expired' },
   E_TOKEN_SCOPE: { status: 403, message: "the API token's scopes do not allow this" },
+  E_TOO_MANY_BAD_TOKENS: {
+    status: 429,
+    message: 'too many failed API token attempts from this address; wait and try again',
+  },
   E_NOT_MEMBER: { status: 403, message: 'join the channel first' },
   E_CHANNEL_NOT_FOUND: { status: 404, message: 'no such channel' },
   E_CHANNEL_EXISTS: { status: 409, message: 'a channel with that id already exists' },

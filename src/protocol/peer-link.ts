@@ -27,13 +27,17 @@ const MaxFrame = z
   .min(64 * 1024)
   .max(64 * 1024 * 1024);
 
-/** First frame of the connecting peer: its key certificate and a fresh nonce. */
+/**
+ * First frame of the connecting peer: its key certificate, a fresh nonce, and its signature of
+ * the dial (shared/handshake.ts `dialTranscript`), which the host shows the server.
+ */
 export const PeerHello = z.object({
   t: z.literal('hello'),
   v: z.number().int(),
   role: z.literal('peer'),
   cert: Cert,
   nonce: Nonce,
+  dial: Sig,
   /** Largest frame this side accepts (default 1 MiB). */
   maxFrame: MaxFrame.optional(),
   /** Asks for compact pushes and pages (PROTOCOL.md §3.11, §4.2). */

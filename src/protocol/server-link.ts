@@ -20,6 +20,7 @@ import { DM_EVENTS, DM_OPS } from './dm.js';
 import { NAT_LIMITS } from '../shared/limits.js';
 import { COMPACT_VERSION } from './compact.js';
 import { base64Bytes } from './base64.js';
+import { base64urlBytes } from './base64url.js';
 import {
   Candidate,
   Channel,
@@ -40,6 +41,18 @@ import {
   PROTOCOL_VERSION,
   PublicKey,
 } from './common.js';
+
+/**
+ * What a host shows of a session's P2P hello when it asks about it (`session_check`): that
+ * session's nonce and dial signature, and the TLS channel binding of that connection (PROTOCOL.md
+ * §4.1).
+ */
+export const DialProof = z.object({
+  nonce: base64urlBytes(32, 'expected the dialling peer nonce (32 bytes, base64url)'),
+  binding: base64urlBytes(32, 'expected the channel binding (32 bytes, base64url)'),
+  sig: base64urlBytes(64, 'expected an Ed25519 signature, base64url'),
+});
+export type DialProof = z.infer<typeof DialProof>;
 
 export const ClientHello = z.object({
   t: z.literal('hello'),
@@ -117,11 +130,17 @@ export const OPS = {
   ),
   logout: op('session', Empty, Empty),
   /**
-   * Whether a session is still live (not revoked, known to the server): a host asks before it
-   * accepts a P2P handshake from a session it has not heard of since it came online, so a
-   * logout it missed while away or stopped is not accepted (PROTOCOL.md §3.3, §4.1).
+   * Whether a session that is dialling the asker is still live (not revoked, known to the
+   * server): a host asks before it accepts a P2P handshake from a session it has not heard of
+   * since it came online, so a logout it missed while away or stopped is not accepted. `proof` is
+   * the dial's signature from the session's hello; without one that verifies, the answer is
+   * that of an unknown session (PROTOCOL.md §3.3, §4.1).
    */
-  session_check: op('session', z.object({ sessionId: SessionId }), z.object({ live: z.boolean() })),
+  session_check: op(
+    'session',
+    z.object({ sessionId: SessionId, proof: DialProof }),
+    z.object({ live: z.boolean() }),
+  ),
   submit_info: op(
     'session',
     z.object({

@@ -25,6 +25,8 @@ export interface MetricsSource {
   queuedScrypt(): { login: number; register: number };
   /** The P2P relay's links now and its counters, when it runs one. */
   relay(): { links: number; bytes: { p2p: number; media: number } } | undefined;
+  /** REST API bearer checks: tokens read from the store (valid, invalid), and refusals before. */
+  apiTokens(): { valid: number; invalid: number; throttled: number };
 }
 
 /** Frame types a server reads: a label outside these is `other` (labels stay few). */
@@ -134,6 +136,22 @@ export class ServerMetrics {
       labelNames: ['kind'],
       registers,
       collect: followCounts('kind', () => src.relay()?.bytes ?? { p2p: 0, media: 0 }),
+    });
+    new client.Counter({
+      name: 'hchat_api_token_reads_total',
+      help: 'REST API bearer tokens read from the store, by what they turned out to be',
+      labelNames: ['result'],
+      registers,
+      collect: followCounts('result', () => {
+        const { valid, invalid } = src.apiTokens();
+        return { valid, invalid };
+      }),
+    });
+    new client.Counter({
+      name: 'hchat_api_tokens_throttled_total',
+      help: 'REST API requests refused (429 E_TOO_MANY_BAD_TOKENS) before their token was read: their address group sent too many bad tokens',
+      registers,
+      collect: followCount(() => src.apiTokens().throttled),
     });
     new client.Gauge({
       name: 'hchat_queue_depth',
@@ -258,6 +276,16 @@ function followCounts<L extends string>(
       // inc(0) too: a series is shown (at 0) before its first event.
       this.inc({ [labelName]: value } as Partial<Record<L, string>>, Math.max(0, delta));
     }
+  };
+}
+
+/** followCounts for a counter without labels. */
+function followCount(read: () => number): (this: client.Counter) => void {
+  let seen = 0;
+  return function (this: client.Counter) {
+    const total = read();
+    this.inc(Math.max(0, total - seen));
+    seen = total;
   };
 }
 

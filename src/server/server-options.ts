@@ -109,6 +109,8 @@ export interface ServerOptions {
   /** Bytes the REST gateway keeps for resume per account and per instance (API_LIMITS). */
   gatewayAccountBytes?: number;
   gatewayInstanceBytes?: number;
+  /** Failed REST API tokens one address group may send at once (API_LIMITS.badTokenBurst: 30). */
+  apiBadTokenBurst?: number;
   /** Envelopes one device's mailbox holds (shared/limits.ts DM_LIMITS.maxMailbox). */
   dmMailbox?: number;
   /** Tracker entries per account at once (shared/limits.ts TRACKER_LIMITS: 10). */

@@ -70,6 +70,7 @@ import { FramedPort } from './framed-port.js';
 import type { ApiTokenStore } from '../store/api-token-store.js';
 import { TokenService } from './token-service.js';
 import { startApi } from './api/start-api.js';
+import { BadTokenThrottle } from './api/bad-tokens.js';
 import type { Gateway } from './api/gateway.js';
 import { StunResponder } from './stun-responder.js';
 import { RelayService } from './relay-service.js';
@@ -96,6 +97,8 @@ export class CentralServer {
   readonly counts: MessageCounts = { posted: 0, forwarded: 0, duplicates: 0, pushed: 0 };
   /** Prometheus metrics of this instance (`GET /metrics`). */
   readonly metrics: ServerMetrics;
+  /** Failed REST API tokens per address group (api/bad-tokens.ts). */
+  private readonly badTokens: BadTokenThrottle;
   /** The operational log (JSON lines), apart from the connection log. */
   readonly opsLog: Logger;
   private readonly bus: EventBus;
@@ -382,6 +385,9 @@ export class CentralServer {
       closed: (conn) => this.sessions.detach(conn),
       closing,
     });
+    this.badTokens = new BadTokenThrottle((ip) => this.accounts.prefixOf(ip), {
+      badTokenBurst: opts.apiBadTokenBurst,
+    });
     this.metrics = new ServerMetrics({
       conns: () => this.port.conns,
       trackerEntries: () => this.tracker.size,
@@ -390,6 +396,7 @@ export class CentralServer {
       queuedVerifies: () => this.verifyPool?.pending ?? 0,
       queuedScrypt: () => this.accounts.scrypt.queued,
       relay: () => this.relays && { links: this.relays.links, bytes: this.relays.stats.bytes },
+      apiTokens: () => this.badTokens.counts,
     });
     this.frames = new FrameDispatch({
       refs,
@@ -444,6 +451,7 @@ export class CentralServer {
       store: this.store,
       apiTokens: this.apiTokens,
       tokens: this.tokens,
+      badTokens: this.badTokens,
       opsLog: this.opsLog,
       finished: (conn) => {
         this.channels.setSubscriptions(conn, []);
@@ -626,7 +634,7 @@ export class CentralServer {
       case 'logout':
         return this.sessions.logout(conn);
       case 'session_check':
-        return this.sessions.check(body as OpReq<'session_check'>);
+        return this.sessions.check(conn, body as OpReq<'session_check'>);
       case 'reflect': {
         // What the server sees of this connection: the peer's TCP server-reflexive address.
         const { ip, port } = conn.fs.remote;

@@ -10,6 +10,8 @@ import { encodeFrame } from '../protocol/frame.js';
 import type { OpReq, OpRes } from '../protocol/server-link.js';
 import type { ConnectionLog } from '../shared/connlog.js';
 import { verifyToken } from '../shared/tokens.js';
+import { dialTranscript, signedBy } from '../shared/handshake.js';
+import { newSessionKeys } from '../shared/signing.js';
 import type { ServerStore } from '../store/server-store.js';
 import type { BusEvent, EventBus } from './bus.js';
 import type { Conn, Session } from './conn.js';
@@ -34,6 +36,9 @@ const ENDED: Record<RevokedWhy, string> = {
   cap: 'session ended: a newer login of this account retired it (too many sessions at once)',
   name_taken: 'session ended: another visitor took this name while this server could not hold it',
 };
+
+/** Checked against when a session is unknown (or has no key), so that path verifies too. */
+const NO_KEY = newSessionKeys().publicKey;
 
 /** What sessions need from their server. */
 export interface SessionsDeps {
@@ -205,15 +210,27 @@ export class Sessions {
   }
 
   /**
-   * `session_check`: whether a session is live. Asked by a host that did not hear of it since it
-   * came online (its P2P handshake, PROTOCOL.md §4.1): a revocation it missed while offline or
-   * stopped is answered here. Unknown counts as not live. A session id is only known from its
-   * certificate, and the answer says no more than a handshake with that certificate would.
+   * `session_check`: whether a session that is dialling the asker is live. Asked by a host that
+   * did not hear of it since it came online (its P2P handshake, PROTOCOL.md §4.1): a revocation
+   * it missed while offline or stopped is answered here. The asker shows the dial signature of
+   * the session's hello, which names the asker's session: only a session that dialled the asker
+   * is answered about. Any other, like an unknown one, is not live, after the same work (one
+   * store read, one signature check), so the answer tells nobody else whether a session is
+   * around: a session id is in every certificate and tracker entry, and a visitor's session
+   * lives exactly while the visitor is there.
    */
-  async check(b: OpReq<'session_check'>): Promise<OpRes<'session_check'>> {
-    if (this.d.revocations.isRevoked(b.sessionId)) return { live: false };
+  async check(conn: Conn, b: OpReq<'session_check'>): Promise<OpRes<'session_check'>> {
     const s = await this.d.store.getSession(b.sessionId);
-    return { live: !!s && !s.revoked && !this.d.revocations.isRevoked(b.sessionId) };
+    const dial = dialTranscript({
+      peerNonce: b.proof.nonce,
+      peerSession: b.sessionId,
+      hostSession: conn.session!.sessionId,
+      binding: Buffer.from(b.proof.binding, 'base64url'),
+    });
+    const dialled = signedBy(s?.publicKey || NO_KEY, dial, b.proof.sig);
+    return {
+      live: dialled && !!s && !s.revoked && !this.d.revocations.isRevoked(b.sessionId),
+    };
   }
 
   /**

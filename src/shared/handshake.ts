@@ -58,6 +58,34 @@ export function transcript(
   );
 }
 
+/**
+ * What the connecting peer signs in its hello, before the host has said anything: that its
+ * session dials the host session of the tracker entry it dialled, on this TLS connection. The
+ * host shows it to the server in `session_check` (PROTOCOL.md §3.3, §4.1): the server answers
+ * only about a session that proved it dialled the asker.
+ */
+export function dialTranscript(t: {
+  peerNonce: string;
+  peerSession: string;
+  hostSession: string;
+  binding: Buffer;
+}): Buffer {
+  return Buffer.from(
+    JSON.stringify([
+      'hchat/p2p-dial/1',
+      t.peerNonce,
+      t.peerSession,
+      t.hostSession,
+      t.binding.toString('base64url'),
+    ]),
+  );
+}
+
+/** True when `sig` (base64url) is the signature of `data` by the raw Ed25519 key `pk`. */
+export function signedBy(pk: string, data: Buffer, sig: string): boolean {
+  return verifyEd25519(data, Buffer.from(sig, 'base64url'), Buffer.from(pk, 'base64url'));
+}
+
 /** Signs a transcript with the session key. */
 export function signTranscript(keys: SessionKeys, data: Buffer): string {
   return crypto.sign(null, data, keys.privateKey).toString('base64url');
@@ -83,8 +111,7 @@ export function checkLinkCert(
 
 /** Throws E_SESSION_INVALID unless `sig` is the certified key's signature of `data`. */
 export function verifyTranscript(claims: CertClaims, data: Buffer, sig: string): void {
-  const key = Buffer.from(claims.pk, 'base64url');
-  if (!verifyEd25519(data, Buffer.from(sig, 'base64url'), key))
+  if (!signedBy(claims.pk, data, sig))
     throw new HchatError('E_SESSION_INVALID', 'handshake signature does not verify');
 }
 

@@ -446,6 +446,21 @@ export const API_LIMITS = {
   gatewayAccountBytes: 16 * 1024 * 1024,
   /** The same, for every gateway session of one instance (any account's oldest detached first). */
   gatewayInstanceBytes: 256 * 1024 * 1024,
+  /**
+   * Failed bearer tokens (missing, malformed, unknown, wrong, revoked, expired) one address group
+   * (ADDRESS_LIMITS) may send at once, per server instance: past it the group's requests are
+   * answered 429 `E_TOO_MANY_BAD_TOKENS` without reading the store.
+   */
+  badTokenBurst: 30,
+  /** Then one more failed token per this interval, per address group. */
+  badTokenEveryMs: 2000,
+  /**
+   * Longest wait failures can build up: checks that ran at once, all failing, count each (the
+   * wait grows by `badTokenEveryMs` per failure past the budget) up to this.
+   */
+  badTokenMaxWaitMs: 60 * 60_000,
+  /** Address groups whose failures one instance remembers at once (the oldest forgotten first). */
+  badTokenGroups: 100_000,
 } as const;
 
 /**

@@ -27,7 +27,7 @@ import { bodyDigest, messageId, type ItemBody } from '../../src/shared/message-i
 import type { ItemKind } from '../../src/protocol/common.js';
 import { signMessage, loadSessionKeys, type SessionKeys } from '../../src/shared/signing.js';
 import { signClaims } from '../../src/shared/tokens.js';
-import { transcript, signTranscript } from '../../src/shared/handshake.js';
+import { dialTranscript, transcript, signTranscript } from '../../src/shared/handshake.js';
 
 /** The clock of the golden world: 2025-11-26T09:40:00Z. */
 export const T0 = 1764150000000;
@@ -514,13 +514,22 @@ const frames: Frame[] = [
   {
     name: 'p2p hello',
     link: P,
-    fresh: ['cert'],
+    fresh: ['cert', 'dial'],
     frame: {
       t: 'hello',
       v: PROTOCOL_VERSION,
       role: 'peer',
       cert: alice.cert,
       nonce: peerNonce,
+      dial: signTranscript(
+        alice.keys,
+        dialTranscript({
+          peerNonce,
+          peerSession: alice.sessionId,
+          hostSession: carol.sessionId,
+          binding: parts.binding,
+        }),
+      ),
       maxFrame: 1048576,
     },
   },

@@ -9,11 +9,13 @@ import { describe, expect, it } from 'vitest';
 import { createTestnet, rawHostLink, rawSession, signIn, waitFor } from '../testnet.js';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/common.js';
+import { dialTranscript, signTranscript } from '../../src/shared/handshake.js';
+import { channelBinding } from '../../src/shared/tls.js';
 
 /** Writes `bytes` to a port; the frames that came back and whether/when it closed. */
 function exchange(
   port: number,
-  bytes: Buffer[],
+  bytes: Buffer[] | ((s: tls.TLSSocket) => Buffer[]),
   ms = 8000,
 ): Promise<{ frames: Record<string, unknown>[]; closedAfterMs?: number; error?: string }> {
   return new Promise((resolve) => {
@@ -40,7 +42,9 @@ function exchange(
       clearTimeout(timer);
       resolve({ frames, closedAfterMs: Date.now() - t0 });
     });
-    s.on('secureConnect', () => bytes.forEach((b) => s.write(b)));
+    s.on('secureConnect', () =>
+      (typeof bytes === 'function' ? bytes(s) : bytes).forEach((b) => s.write(b)),
+    );
   });
 }
 
@@ -65,14 +69,19 @@ describe("a peer's P2P port before the handshake (finding 13)", () => {
     const raw = await tn.rawLink();
     await raw.request('register', { username: 'eve', password: 'eve-pw-1' });
     const eve = await rawSession(raw, { username: 'eve', password: 'eve-pw-1' });
-    const hello = encodeFrame({
-      t: 'hello',
-      v: PROTOCOL_VERSION,
-      role: 'peer',
-      cert: eve.cert,
-      nonce: crypto.randomBytes(32).toString('base64url'),
-    });
-    const half = await exchange(port, [hello], 9000);
+    const hostSession = alice.node.session!.sessionId;
+    const hello = (s: tls.TLSSocket) => {
+      const nonce = crypto.randomBytes(32).toString('base64url');
+      const dial = dialTranscript({
+        peerNonce: nonce,
+        peerSession: eve.sessionId,
+        hostSession,
+        binding: channelBinding(s),
+      });
+      const f = { t: 'hello', v: PROTOCOL_VERSION, role: 'peer', cert: eve.cert, nonce };
+      return [encodeFrame({ ...f, dial: signTranscript(eve.keys, dial) })];
+    };
+    const half = await exchange(port, hello, 9000);
     expect(half.frames.map((f) => f.t)).toEqual(['hello', 'error']);
     expect(half.frames[1]).toMatchObject({ code: 'E_TIMEOUT' });
   });

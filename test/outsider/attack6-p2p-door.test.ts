@@ -10,26 +10,31 @@ import {
   Raw,
   b64u,
   certClaims,
+  dialSig,
+  dialTarget,
   killAll,
   registerLogin,
   sleep,
   startPeer,
   startServer,
+  type DialTarget,
 } from './lib.js';
 
 afterAll(killAll);
 
 /** The §4.1 handshake as `me`, from `localAddress`. */
-async function dial(port: number, me: { cert: string; key: any }, localAddress: string) {
+async function dial(to: DialTarget, me: { cert: string; key: any }, localAddress: string) {
+  const { port, sessionId } = await dialTarget(to);
   const c = new Raw('127.0.0.1', port, { localAddress });
   await c.connected();
   const nonce = b64u(crypto.randomBytes(32));
-  c.send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce });
-  const h = await c.nextFrame(8000);
-  if (h.t !== 'hello') return { c, hello: h };
   const binding = c.sock
     .exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
     .toString('base64url');
+  const dial = dialSig(me.key.privateKey, nonce, certClaims(me.cert).sid, sessionId, binding);
+  c.send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce, dial });
+  const h = await c.nextFrame(8000);
+  if (h.t !== 'hello') return { c, hello: h };
   const t = [
     'hchat/p2p/3',
     'peer',
@@ -77,7 +82,7 @@ test('one address group holds a bounded number of P2P connections before their h
   await sleep(1000);
   const stillOpen = held.filter((s) => !s.destroyed && s.readyState === 'open').length;
   // Meanwhile a member from another address group completes its handshake and reads.
-  const { c, hello } = await dial(host.p2pPort, member, '127.0.1.1');
+  const { c, hello } = await dial(host, member, '127.0.1.1');
   const page =
     hello.t === 'hello' ? await c.req('history', { channelId: ch, limit: 10 }, 5000) : hello;
   c.close();

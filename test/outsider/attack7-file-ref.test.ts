@@ -62,7 +62,7 @@ describe('attack7: a file of one channel is not opened through another', () => {
     const entry = (await raw.request('get_list', {})).peers.find(
       (e: any) => e.username === 'alice',
     )!;
-    const { c, ok } = await p2pConnect(entry.port, { cert: mallory.cert, key: mallory.keys });
+    const { c, ok } = await p2pConnect(entry, { cert: mallory.cert, key: mallory.keys });
     expect(ok).toBe(true);
     const ask = (op: string, more: object = {}) =>
       c.req(op, { channelId: lobby, fileId: id, grant: src.grant, ...more });

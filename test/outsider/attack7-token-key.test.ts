@@ -55,7 +55,7 @@ describe('attack7: a channel-limited token’s key opens no other channel over P
     );
     // Its session is the token (sid = the token's id), which no host takes for a live session:
     // refused at the handshake, or refused at every request past it.
-    const { c, ok } = await p2pConnect(entry.port, { cert, key });
+    const { c, ok } = await p2pConnect(entry, { cert, key });
     if (ok) {
       const h = await c.req('history', { channelId: secret, limit: 50 });
       expect(JSON.stringify(h)).not.toContain('the secret plan');

@@ -121,7 +121,7 @@ it('a visitor reading a host’s public channel over P2P cannot push the host’
       (await bob.c.req('get_list', {})).body?.peers?.some((p: any) => p.hosts?.includes(ch)),
     15_000,
   );
-  const link = await p2pConnect(host.p2pPort, bob);
+  const link = await p2pConnect(host, bob);
   expect(link.ok).toBe(true);
   const msg = signMessage(bob.key, bob.cert, ch, 'bobby', 'bob was here, at the host');
   const posted = await link.c.req('post', { message: msg });
@@ -135,7 +135,7 @@ it('a visitor reading a host’s public channel over P2P cannot push the host’
   const v = await c.req('visitor', { name: 'drifter', publicKey: key.pk });
   expect(v.body?.role).toBe('visitor');
   await c.req('channel_join', { channelId: ch });
-  const vlink = await p2pConnect(host.p2pPort, { cert: v.body.cert, key });
+  const vlink = await p2pConnect(host, { cert: v.body.cert, key });
   expect(vlink.ok).toBe(true);
   const ok = await flood(vlink.c, 2 * ROTATE + 500, 'history', { channelId: ch, limit: 1 });
   expect(ok).toBe(2 * ROTATE + 500);

@@ -12,7 +12,16 @@ import { launchNats, startNats, type TestNats } from '../nats.js';
 import { createTestDatabase } from '../pg-kit.js';
 import { signingKeyFile } from '../cluster-kit.js';
 import { sign } from '../hostile/kit.js';
-import { Raw, registerLogin, serverHello, signMessage, newKey, sleep, uuid7 } from './lib.js';
+import {
+  Raw,
+  checkSession,
+  registerLogin,
+  serverHello,
+  signMessage,
+  newKey,
+  sleep,
+  uuid7,
+} from './lib.js';
 
 type Addr = { host: string; port: number };
 type Login = Awaited<ReturnType<typeof registerLogin>>;
@@ -221,9 +230,9 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
       const { r } = await resumeOn(k.at(i), alice.token);
       expect(r.error?.code, `resume on instance ${i}`).toBe('E_SESSION_INVALID');
     }
-    // bob (on instance 1) asks whether alice's session is live.
-    const chk = await bob.c.req('session_check', { sessionId: alice.sessionId });
-    expect(chk.body).toEqual({ live: false });
+    // bob (on instance 1), a host alice's session dials (its hello's dial, §4.1), asks whether
+    // it is live.
+    expect(await checkSession(bob, alice.sessionId, alice.key)).toBe(false);
     // The connection of that session on instance 1 is closed with E_SESSION_INVALID.
     expect(await waitUntil(() => second.c.closed, 5000)).toBe(true);
     expect(second.c.frames.some((f) => f.t === 'error' && f.code === 'E_SESSION_INVALID')).toBe(
@@ -278,7 +287,12 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   it('the 10-session cap of an account counts the sessions made on every instance', async () => {
     const k = await shared();
     const first = await user(k.at(0), k.names('alice'));
-    const logins: { c: Raw; token: string; sessionId: string }[] = [first];
+    const logins: {
+      c: Raw;
+      token: string;
+      sessionId: string;
+      key: { privateKey: import('node:crypto').KeyObject };
+    }[] = [first];
     for (let i = 1; i <= 10; i++) {
       const c = await hello(k.at(i % 2));
       const key = newKey();
@@ -288,21 +302,16 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
         publicKey: key.pk,
       });
       expect(l.error, `login ${i}`).toBeUndefined();
-      logins.push({ c, token: l.body.token, sessionId: l.body.sessionId });
+      logins.push({ c, token: l.body.token, sessionId: l.body.sessionId, key });
     }
     const newest = logins[10]!;
+    // Asked as a host each session dials would ask (the dial of its hello, §4.1).
+    const asHost = (l: (typeof logins)[number]) => checkSession(newest, l.sessionId, l.key);
     // The oldest's revocation, given the same 500 ms as before at most.
-    await waitUntil(
-      async () =>
-        (await newest.c.req('session_check', { sessionId: first.sessionId })).body?.live === false,
-      500,
-    );
-    const live: boolean[] = [];
-    for (const l of logins) {
-      const r = await newest.c.req('session_check', { sessionId: l.sessionId });
-      live.push(r.body?.live);
-    }
-    expect(live.filter(Boolean).length, `live: ${JSON.stringify(live)}`).toBe(10);
+    await waitUntil(async () => (await asHost(first)) === false, 500);
+    const live: (boolean | string)[] = [];
+    for (const l of logins) live.push(await asHost(l));
+    expect(live.filter((x) => x === true).length, `live: ${JSON.stringify(live)}`).toBe(10);
     expect(live[0]).toBe(false);
     for (const i of [0, 1]) {
       const { r } = await resumeOn(k.at(i), first.token);
@@ -316,21 +325,26 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
   it('logins sent at once to three instances leave exactly 10 live sessions, the others closed', async () => {
     const k = await shared();
     const first = await user(k.at(0), k.names('alice'));
-    const sessions: { c: Raw; id: string }[] = [{ c: first.c, id: first.sessionId }];
+    const sessions: { c: Raw; id: string; key: ReturnType<typeof newKey> }[] = [
+      { c: first.c, id: first.sessionId, key: first.key },
+    ];
     // Waves of six logins at once, two per instance (at most 2 password checks run at once per
     // budget on each instance).
     for (let wave = 0; wave < 4; wave++) {
       const conns = await Promise.all(Array.from({ length: 6 }, (_, i) => hello(k.at(i % 3))));
+      const keys = conns.map(() => newKey());
       const rs = await Promise.all(
-        conns.map((c) =>
+        conns.map((c, i) =>
           c.req('login', {
             username: first.username,
             password: first.password,
-            publicKey: newKey().pk,
+            publicKey: keys[i]!.pk,
           }),
         ),
       );
-      rs.forEach((r, i) => r.body && sessions.push({ c: conns[i]!, id: r.body.sessionId }));
+      rs.forEach(
+        (r, i) => r.body && sessions.push({ c: conns[i]!, id: r.body.sessionId, key: keys[i]! }),
+      );
     }
     expect(sessions.length).toBeGreaterThan(12);
     const asker = await user(k.at(1), k.names('bob'));
@@ -338,7 +352,7 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
       let live = 0;
       let revokedButOpen = 0;
       for (const x of sessions) {
-        if ((await asker.c.req('session_check', { sessionId: x.id })).body?.live) live++;
+        if ((await checkSession(asker, x.id, x.key)) === true) live++;
         else if (!x.c.closed) revokedButOpen++;
       }
       return { live, revokedButOpen };

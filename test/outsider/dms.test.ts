@@ -57,7 +57,7 @@ async function until<T>(f: () => Promise<T | undefined | false>, ms = 8000, what
 /** A registered user with a published device and a P2P link to alice's peer. */
 async function hostile(name: string) {
   const u = await withDevice(await registerLogin(srv, name));
-  const p = await p2pConnect(alice.p2pPort, { cert: u.cert, key: u.key });
+  const p = await p2pConnect(alice, { cert: u.cert, key: u.key });
   expect(p.ok).toBe(true);
   return { ...u, link: p.c };
 }
@@ -408,7 +408,7 @@ describe('hostile senders on the victim’s P2P port (§10.4, §10.6)', () => {
     const { c } = await serverHello(srv);
     const vk = newKey();
     const v = await c.req('visitor', { name: 'vic', publicKey: vk.pk });
-    const vp = await p2pConnect(alice.p2pPort, { cert: v.body.cert, key: vk });
+    const vp = await p2pConnect(alice, { cert: v.body.cert, key: vk });
     const vr = await vp.c.req('dm_deliver', {
       fromDevice: j.dev.deviceId,
       envelopes: [{ id: crypto.randomUUID(), to: aliceDev, body: junk }],

@@ -591,9 +591,9 @@ describe('server and P2P doors of a private channel', () => {
         .sign(null, Buffer.from(forged.slice(0, -1), 'ascii'), ownKey.privateKey)
         .toString('base64url');
 
-    const asMallory = (await p2pConnect(alice.p2pPort, mallory)).c;
-    const asBob2 = (await p2pConnect(alice.p2pPort, bob2)).c;
-    const asBob = (await p2pConnect(alice.p2pPort, bob)).c;
+    const asMallory = (await p2pConnect(alice, mallory)).c;
+    const asBob2 = (await p2pConnect(alice, bob2)).c;
+    const asBob = (await p2pConnect(alice, bob)).c;
     const ops = async (c: typeof asBob, channelId: string, grant: unknown, fileId = F.id) => [
       code(await c.req('file_have', { channelId, fileId, grant })),
       code(await c.req('file_manifest', { channelId, fileId, grant })),
@@ -646,7 +646,7 @@ describe('server and P2P doors of a private channel', () => {
     // request"; a grant "names this channel"; "A file it does not hold for that channel is E_NOT_FOUND".
     const g = await grantOf(vic, P, G.id);
     expect(grantClaims(g)).toMatchObject({ r: 'visitor', c: P, sid: vic.sessionId });
-    const { c } = await p2pConnect(alice.p2pPort, vic);
+    const { c } = await p2pConnect(alice, vic);
     const ch = await c.req('file_chunk', { channelId: P, fileId: G.id, grant: g, index: 1 });
     expect(Buffer.from(ch.body.data, 'base64').equals(G.parts[1]!)).toBe(true);
     expect(
@@ -665,7 +665,7 @@ describe('server and P2P doors of a private channel', () => {
     // would not fit the member's maxFrame is "res {error: E_FRAME_TOO_LARGE} for that request
     // alone, and the link stays open".
     const g = await grantOf(bob, A, F.id);
-    const { c } = await p2pConnect(alice.p2pPort, bob, 65536);
+    const { c } = await p2pConnect(alice, bob, 65536);
     const sizes = frameSizes(c.sock);
     for (const index of [3, -1, 1.5, 2 ** 40, '0'])
       expect(
@@ -735,8 +735,8 @@ describe('holders, removal and invisibility', () => {
     const mg = (await mallory.c.req('file_sources', { channelId: B, fileId: F.id })).body.grant;
     // bob is a member of B too: his peer holds F for A only.
     expect((await bob.api('POST', `/api/channels/${B}/join`)).status).toBe(200);
-    const asMallory = (await p2pConnect(entry.port, mallory)).c;
-    const asCarol = (await p2pConnect(entry.port, carol)).c;
+    const asMallory = (await p2pConnect(entry, mallory)).c;
+    const asCarol = (await p2pConnect(entry, carol)).c;
     const chunk = (c: typeof asCarol, channelId: string, grant: string) =>
       c.req('file_chunk', { channelId, fileId: F.id, grant, index: 0 }).then(code);
     expect({
@@ -788,7 +788,7 @@ describe('holders, removal and invisibility', () => {
     await dave.c.req('channel_join', { channelId: A });
     const grant = (await dave.c.req('file_sources', { channelId: A, fileId: F.id })).body.grant;
     expect(grantClaims(grant)).toMatchObject({ u: 'dave', c: A });
-    const { c } = await p2pConnect(alice.p2pPort, dave);
+    const { c } = await p2pConnect(alice, dave);
     expect(code(await c.req('file_have', { channelId: A, fileId: F.id, grant }))).toBe('OK');
     await dave.c.req('submit_info', { ip: '127.0.0.1', port: 9, udpPort: 9, status: 'online' });
 
@@ -822,7 +822,7 @@ describe('holders, removal and invisibility', () => {
     });
     // At the host, with the grant taken before the removal (still within its 10 minutes), on the
     // link opened before and on a new one.
-    const again = (await p2pConnect(alice.p2pPort, dave)).c;
+    const again = (await p2pConnect(alice, dave)).c;
     const host = {
       oldLink: code(await c.req('file_chunk', { channelId: A, fileId: F.id, grant, index: 0 })),
       newLink: code(await again.req('file_chunk', { channelId: A, fileId: F.id, grant, index: 1 })),
@@ -1341,7 +1341,7 @@ describe('a hostile author', () => {
       .body.id;
     await mallory.c.req('channel_join', { channelId: C });
     await sleep(300);
-    const { c } = await p2pConnect(carol.p2pPort, mallory);
+    const { c } = await p2pConnect(carol, mallory);
     const atHost: Record<string, string> = {};
     const saveB = B;
     B = C;
@@ -1816,7 +1816,7 @@ describe('an expired grant', () => {
     const claims = grantClaims(grant);
     expect(claims.exp).toBeLessThan(Date.now()); // the grant arrived expired
     expect(verifiesWith(bob.hello.publicKey, grant)).toBe(true);
-    const { c } = await p2pConnect(alice.p2pPort, bob);
+    const { c } = await p2pConnect(alice, bob);
     expect({
       have: code(await c.req('file_have', { channelId: A, fileId: f.id, grant })),
       manifest: code(await c.req('file_manifest', { channelId: A, fileId: f.id, grant })),

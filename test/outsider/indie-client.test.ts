@@ -14,6 +14,7 @@ import {
   api,
   b64u,
   bodyDigest,
+  channelBinding,
   dialHost,
   dialTls,
   fingerprintOf,
@@ -22,9 +23,11 @@ import {
   login,
   newKeys,
   openServer,
+  p2pDial,
   rawFrame,
   readClaims,
   sha256,
+  signB64u,
   signItem,
   startHost,
   start,
@@ -961,12 +964,33 @@ describe('more of what a client relies on', () => {
         a.serverKey,
       ),
     ).toBeNull();
-    expect(await a.link.call('session_check', { sessionId: b.s.sessionId })).toEqual({
-      live: true,
+    // session_check: about a session that dialled the asker, shown its hello's dial (§4.1).
+    const nonce = b64u(crypto.randomBytes(32));
+    const binding = b64u(crypto.randomBytes(32));
+    const proof = (s: Session, host: string) => ({
+      nonce,
+      binding,
+      sig: signB64u(s.keys, p2pDial(nonce, s.sessionId, host, binding)),
     });
-    expect(await a.link.call('session_check', { sessionId: 'AAAAAAAAAAAAAAAAAAAAAA' })).toEqual({
-      live: false,
-    });
+    expect(
+      await a.link.call('session_check', {
+        sessionId: b.s.sessionId,
+        proof: proof(b.s, a.s.sessionId),
+      }),
+    ).toEqual({ live: true });
+    // A dial to someone else, or no session at all: as unknown.
+    expect(
+      await a.link.call('session_check', {
+        sessionId: b.s.sessionId,
+        proof: proof(b.s, b.s.sessionId),
+      }),
+    ).toEqual({ live: false });
+    expect(
+      await a.link.call('session_check', {
+        sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
+        proof: proof(b.s, a.s.sessionId),
+      }),
+    ).toEqual({ live: false });
   });
 
   test('forward: only the channel owner; judged per message (§3.3)', async () => {
@@ -1091,7 +1115,14 @@ describe('P2P edges (§4.1, §4.2, §4.3, §6)', () => {
       await Promise.all([
         fatalOf({ t: 'hello', v: 3, role: 'peer', cert: uma.s.cert, nonce }),
         fatalOf({ t: 'hello', v: 4, role: 'host', cert: uma.s.cert, nonce }),
-        fatalOf({ t: 'hello', v: 4, role: 'peer', cert: uma.s.cert.slice(0, -3) + 'AAA', nonce }),
+        fatalOf({
+          t: 'hello',
+          v: 4,
+          role: 'peer',
+          cert: uma.s.cert.slice(0, -3) + 'AAA',
+          nonce,
+          dial: b64u(crypto.randomBytes(64)),
+        }),
         bigFatal(),
       ]),
     ).toEqual(['E_VERSION_MISMATCH', 'E_BAD_FRAME', 'E_SESSION_INVALID', 'E_FRAME_TOO_LARGE']);
@@ -1100,7 +1131,11 @@ describe('P2P edges (§4.1, §4.2, §4.3, §6)', () => {
       const { sock } = await dialTls(entry.ip, entry.port);
       const l = new FrameLink(sock);
       conns.push(l);
-      l.send({ t: 'hello', v: 4, role: 'peer', cert: uma.s.cert, nonce });
+      const dial = signB64u(
+        uma.s.keys,
+        p2pDial(nonce, uma.s.sessionId, entry.sessionId, channelBinding(sock)),
+      );
+      l.send({ t: 'hello', v: 4, role: 'peer', cert: uma.s.cert, nonce, dial });
       expect((await l.next()).role).toBe('host');
       l.send({ t: 'req', id: 1, op: 'history', body: { channelId: chE, limit: 1 } });
       expect((await l.fatal())?.code).toBe('E_AUTH_REQUIRED');

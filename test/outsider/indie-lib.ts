@@ -516,6 +516,14 @@ export const p2pTranscript = (
 ) =>
   JSON.stringify(['hchat/p2p/3', signer, peerNonce, hostNonce, peerSession, hostSession, binding]);
 
+/** The dial a member signs in its hello (§4.1): its nonce, its session, the host's, the binding. */
+export const p2pDial = (
+  peerNonce: string,
+  peerSession: string,
+  hostSession: string,
+  binding: string,
+) => JSON.stringify(['hchat/p2p-dial/1', peerNonce, peerSession, hostSession, binding]);
+
 /** Member side: dials a tracker entry, checks the host's proof, proves its own. */
 export async function dialHost(
   entry: { ip: string; port: number; username: string; sessionId: string },
@@ -527,7 +535,9 @@ export async function dialHost(
   const link = new FrameLink(sock);
   const binding = channelBinding(sock);
   const nonce = b64u(crypto.randomBytes(32));
-  link.send({ t: 'hello', v: 4, role: 'peer', cert: s.cert, nonce, ...opts.helloExtra });
+  const mySid = readClaims(s.cert).claims.sid;
+  const dial = signB64u(s.keys, p2pDial(nonce, mySid, entry.sessionId, binding));
+  link.send({ t: 'hello', v: 4, role: 'peer', cert: s.cert, nonce, dial, ...opts.helloExtra });
   const h = await link.next(() => true, 5000, 'host hello');
   if (h.t !== 'hello') throw new Error(`host answered ${JSON.stringify(h)}`);
   const { claims, valid } = readClaims(h.cert, serverKey);
@@ -535,7 +545,6 @@ export async function dialHost(
   if (claims.u.toLowerCase() !== entry.username.toLowerCase() || claims.sid !== entry.sessionId)
     throw new Error('host cert is not the dialled entry');
   if (claims.exp < Date.now()) throw new Error('host cert expired');
-  const mySid = readClaims(s.cert).claims.sid;
   const ok = crypto.verify(
     null,
     Buffer.from(p2pTranscript('host', nonce, h.nonce, mySid, claims.sid, binding)),
@@ -585,6 +594,16 @@ export function startHost(
         if (!valid || claims.typ !== 'key' || claims.exp < Date.now())
           throw new Error('E_SESSION_INVALID');
         const binding = channelBinding(sock);
+        // The member's dial names this host's session on this connection (§4.1).
+        const dialled =
+          typeof hello.dial === 'string' &&
+          crypto.verify(
+            null,
+            Buffer.from(p2pDial(hello.nonce, claims.sid, mySid, binding)),
+            ed25519FromRaw(claims.pk),
+            Buffer.from(String(hello.dial), 'base64url'),
+          );
+        if (!dialled) throw new Error('E_SESSION_INVALID');
         const nonce = b64u(crypto.randomBytes(32));
         link.send({
           t: 'hello',

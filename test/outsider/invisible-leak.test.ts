@@ -36,7 +36,7 @@ test('an invisible viewer is never named to another viewer (stream_children)', a
   const rob = await registerLogin(srv, 'rob');
   const list = await rob.c.req('get_list', {});
   expect(list.body.peers.map((p: any) => p.username)).not.toContain('ivy'); // the tracker hides her
-  const { c } = await p2pConnect(st.p2pPort, rob);
+  const { c } = await p2pConnect(st, rob);
   const udp = dgram.createSocket('udp4');
   await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
   expect((await c.req('watch', { streamId, udpPort: udp.address().port })).body).toBeTruthy();

@@ -272,11 +272,18 @@ export class Raw {
   /** Every frame in wire order, with its body's length in bytes, before anything else sees it. */
   onFrame?: (f: any, bodyBytes: number) => void;
   closeP: Promise<void>;
+  /** Resolves once the TLS handshake is done (the channel binding exists from then on). */
+  private readonly secure: Promise<void>;
 
   constructor(host: string, port: number, opts: { localAddress?: string } = {}) {
     // PROTOCOL.md §1.1: TLS 1.3; this client accepts any key (it pins nothing).
     this.sock = tls.connect({ host, port, ...opts, rejectUnauthorized: false });
     this.sock.on('error', () => {});
+    this.secure = new Promise((resolve, reject) => {
+      this.sock.once('secureConnect', () => resolve());
+      this.sock.once('error', reject);
+    });
+    this.secure.catch(() => undefined);
     this.closeP = new Promise((r) =>
       this.sock.on('close', () => {
         this.closed = true;
@@ -301,11 +308,7 @@ export class Raw {
     });
   }
   connected() {
-    return new Promise<void>((r, j) => {
-      if (this.sock.getProtocol()) return r();
-      this.sock.once('secureConnect', () => r());
-      this.sock.once('error', j);
-    });
+    return this.secure;
   }
   private handle(f: any) {
     if (f.t === 'ping') return this.send({ t: 'pong' });
@@ -387,30 +390,87 @@ export function certClaims(cert: string) {
   return JSON.parse(Buffer.from(cert.split('.')[0]!, 'base64url').toString('utf8'));
 }
 
+/**
+ * Where a P2P dial goes: a tracker entry (its port and its session, §3.5), or a peer started
+ * here (its session read from its local API).
+ */
+export type DialTarget =
+  { port: number; sessionId: string } | { p2pPort: number; api: ReturnType<typeof localApi> };
+
+/** The port and session a dial goes to. */
+export async function dialTarget(to: DialTarget): Promise<{ port: number; sessionId: string }> {
+  if ('sessionId' in to) return to;
+  const s = await to.api('GET', '/api/session');
+  const sessionId = s.body?.me?.sessionId as string | undefined;
+  if (!sessionId) throw new Error(`the peer at ${to.p2pPort} has no session to dial`);
+  return { port: to.p2pPort, sessionId };
+}
+
+/** RFC 9266 tls-exporter of a connection: 32 bytes, label EXPORTER-Channel-Binding, no context. */
+export function bindingOf(sock: tls.TLSSocket): string {
+  return sock
+    .exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
+    .toString('base64url');
+}
+
+/**
+ * The hello's `dial` (§4.1): the dialling session's signature of its nonce, its session, the host
+ * session it dials and the connection's binding.
+ */
+export function dialSig(
+  key: crypto.KeyObject,
+  nonce: string,
+  peerSession: string,
+  hostSession: string,
+  binding: string,
+): string {
+  const data = JSON.stringify(['hchat/p2p-dial/1', nonce, peerSession, hostSession, binding]);
+  return crypto.sign(null, Buffer.from(data), key).toString('base64url');
+}
+
+/**
+ * `session_check` (§3.3) about `sessionId` as `asker` (a session on its server connection),
+ * showing the dial that session's key would sign in a hello to the asker (§4.1): what a host
+ * asks about a session that dials it. Resolves with `live`, or the error's code.
+ */
+export async function checkSession(
+  asker: { c: Raw; sessionId: string },
+  sessionId: string,
+  key: { privateKey: crypto.KeyObject },
+): Promise<boolean | string> {
+  const nonce = b64u(crypto.randomBytes(32));
+  const binding = b64u(crypto.randomBytes(32));
+  const sig = dialSig(key.privateKey, nonce, sessionId, asker.sessionId, binding);
+  const r = await asker.c.req('session_check', { sessionId, proof: { nonce, binding, sig } });
+  return r.body?.live ?? r.error?.code;
+}
+
 /** Dial a peer's P2P port and complete the handshake as (cert, key). */
 export async function p2pConnect(
-  port: number,
+  to: DialTarget,
   me: { cert: string; key: { privateKey: crypto.KeyObject } },
   maxFrame?: number,
   /** More hello members (`compact`, §3.11). */
   extra: Record<string, unknown> = {},
 ) {
+  const { port, sessionId: hostSid } = await dialTarget(to);
   const c = new Raw('127.0.0.1', port);
   await c.connected();
   const nonce = b64u(crypto.randomBytes(32));
+  const peerSid = certClaims(me.cert).sid;
+  const binding = bindingOf(c.sock);
   c.send({
     t: 'hello',
     v: 4,
     role: 'peer',
     cert: me.cert,
     nonce,
+    dial: dialSig(me.key.privateKey, nonce, peerSid, hostSid, binding),
     ...(maxFrame ? { maxFrame } : {}),
     ...extra,
   });
   const h = await c.nextFrame();
   if (h.t !== 'hello') return { c, hello: h, ok: false };
-  const peerSid = certClaims(me.cert).sid;
-  const hostSid = certClaims(h.cert).sid;
   const sig = crypto
     .sign(
       null,
@@ -421,11 +481,8 @@ export async function p2pConnect(
           nonce,
           h.nonce,
           peerSid,
-          hostSid,
-          // RFC 9266 tls-exporter: 32 bytes, label EXPORTER-Channel-Binding, empty context
-          c.sock
-            .exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
-            .toString('base64url'),
+          certClaims(h.cert).sid,
+          binding,
         ]),
       ),
       me.key.privateKey,

@@ -249,7 +249,7 @@ test("a member flooding a host with accepted reads cannot push where its message
   // carol posts through the host: its `post` record says the message came from her.
   const carol = await registerLogin(srv, 'carol');
   expect((await carol.c.req('channel_join', { channelId: ch })).body?.id).toBe(ch);
-  const cl = await p2pConnect(host.p2pPort, carol);
+  const cl = await p2pConnect(host, carol);
   expect(cl.ok).toBe(true);
   const msg = signMessage(carol.key, carol.cert, ch, 'carol', 'what carol said');
   let posted: any;
@@ -262,7 +262,7 @@ test("a member flooding a host with accepted reads cannot push where its message
 
   // mallory, no member, reads the open channel over P2P, 21,000 times.
   const mallory = await registerLogin(srv, 'mallory');
-  const ml = await p2pConnect(host.p2pPort, mallory);
+  const ml = await p2pConnect(host, mallory);
   expect(ml.ok).toBe(true);
   const read = await flood(ml.c, 21_000, (i) =>
     i % 2

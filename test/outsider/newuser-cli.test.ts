@@ -260,6 +260,7 @@ describe('first contact: --help and mistakes on the command line', () => {
       '--file-quota-bytes',
       '--api-rate',
       '--api-burst',
+      '--api-bad-token-burst',
       '--dm-mailbox',
       '--ipv4-prefix',
       '--ipv6-prefix',

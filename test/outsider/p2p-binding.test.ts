@@ -1,6 +1,7 @@
 // Outsider attacks on the P2P handshake's channel binding (PROTOCOL.md §1.1, §4.1): a member
 // signature is good on its own TLS connection only (another connection's binding, a replay,
-// the v2 transcript and a transparent relay are refused E_SESSION_INVALID); the host's hello
+// the v2 transcript and a transparent relay are refused E_SESSION_INVALID, the relay at the
+// member's hello, whose dial signature covers the binding too); the host's hello
 // signature covers the binding; a real member refuses a host whose signature covers another
 // connection, and sends its auth only to one whose signature covers its own.
 import { test, expect, afterAll } from 'vitest';
@@ -17,6 +18,9 @@ import {
   certClaims,
   frame,
   uuid7,
+  dialSig,
+  dialTarget,
+  type DialTarget,
 } from './lib.js';
 import { bindingOf, hostHello, transcript, makeCert, onFrames } from './tls.js';
 
@@ -24,15 +28,32 @@ afterAll(killAll);
 
 type Me = { cert: string; key: { privateKey: crypto.KeyObject } };
 
-/** Dial the host and stop right before `auth`. */
-async function half(port: number, me: Me) {
-  const c = new Raw('127.0.0.1', port);
+/**
+ * Say hello to a host (its port and session; `via`: another port to dial, a relay) with the dial
+ * signed over `dialBinding` (this connection's by default), and return what it answers.
+ */
+async function hello(
+  to: DialTarget,
+  me: Me,
+  o: { via?: number; dialBinding?: (own: string) => string } = {},
+) {
+  const host = await dialTarget(to);
+  const c = new Raw('127.0.0.1', o.via ?? host.port);
   await c.connected();
   const nonce = b64u(crypto.randomBytes(32));
-  c.send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce });
+  const binding = bindingOf(c.sock);
+  const signed = o.dialBinding?.(binding) ?? binding;
+  const dial = dialSig(me.key.privateKey, nonce, certClaims(me.cert).sid, host.sessionId, signed);
+  c.send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce, dial });
   const h = await c.nextFrame();
-  expect(h.t).toBe('hello');
-  return { c, nonce, h, binding: bindingOf(c.sock) };
+  return { c, nonce, h, binding };
+}
+
+/** Dial the host and stop right before `auth`. */
+async function half(to: DialTarget, me: Me) {
+  const x = await hello(to, me);
+  expect(x.h.t).toBe('hello');
+  return x;
 }
 
 const peerSig = (me: Me, nonce: string, h: any, binding: string) =>
@@ -70,13 +91,13 @@ test('a member signature is good only on its own TLS connection', async () => {
   const me = { cert: m.cert, key: m.key };
 
   // Control: the right transcript on the right connection is taken.
-  const ok = await half(alice.p2pPort, me);
+  const ok = await half(alice, me);
   expect(await authOutcome(ok.c, peerSig(me, ok.nonce, ok.h, ok.binding))).toMatchObject({
     accepted: true,
   });
   // The host's hello signature covers this connection's binding, and no other's.
-  const a = await half(alice.p2pPort, me);
-  const b = await half(alice.p2pPort, me);
+  const a = await half(alice, me);
+  const b = await half(alice, me);
   const hostPk = crypto.createPublicKey({
     key: { kty: 'OKP', crv: 'Ed25519', x: certClaims(a.h.cert).pk },
     format: 'jwk',
@@ -97,10 +118,10 @@ test('a member signature is good only on its own TLS connection', async () => {
   const wrongBinding = await authOutcome(a.c, peerSig(me, a.nonce, a.h, b.binding));
   // 2. A signature that was valid for connection b, replayed on connection c.
   const validForB = peerSig(me, b.nonce, b.h, b.binding);
-  const c = await half(alice.p2pPort, me);
+  const c = await half(alice, me);
   const replayed = await authOutcome(c.c, validForB);
   // 3. The version 2 transcript (no binding).
-  const d = await half(alice.p2pPort, me);
+  const d = await half(alice, me);
   const v2 = crypto
     .sign(
       null,
@@ -119,9 +140,9 @@ test('a member signature is good only on its own TLS connection', async () => {
     .toString('base64url');
   const v2Outcome = await authOutcome(d.c, v2);
   // 4. The v3 label with the binding left out, and with an all-zero binding.
-  const e = await half(alice.p2pPort, me);
+  const e = await half(alice, me);
   const noBinding = await authOutcome(e.c, peerSig(me, e.nonce, e.h, ''));
-  const f = await half(alice.p2pPort, me);
+  const f = await half(alice, me);
   const zero = await authOutcome(f.c, peerSig(me, f.nonce, f.h, b64u(Buffer.alloc(32))));
   // b itself, honest after all, still works: the refusals above did not spoil the host.
   expect(await authOutcome(b.c, validForB)).toMatchObject({ accepted: true });
@@ -131,6 +152,10 @@ test('a member signature is good only on its own TLS connection', async () => {
     expect(o.error, name).toBe('E_SESSION_INVALID');
     expect(o.closed, name).toBe(true);
   }
+  // The hello's dial signature (§4.1) covers the connection too: signed over another binding,
+  // it is refused at once, before the host shows anything of its own.
+  const other = await hello(alice, me, { dialBinding: () => b64u(crypto.randomBytes(32)) });
+  expect(other.h).toMatchObject({ t: 'error', code: 'E_SESSION_INVALID' });
 }, 40000);
 
 test('a transparent TLS relay between a member and a host is refused by the host', async () => {
@@ -149,24 +174,13 @@ test('a transparent TLS relay between a member and a host is refused by the host
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
   const port = (relay.address() as any).port;
-  const x = await half(port, me);
-  const hostPk = crypto.createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: certClaims(x.h.cert).pk },
-    format: 'jwk',
-  });
-  // The member sees the relay: the host's signature fails over the member's binding.
-  expect(
-    crypto.verify(
-      null,
-      transcript('host', x.nonce, x.h.nonce, m.sessionId, certClaims(x.h.cert).sid, x.binding),
-      hostPk,
-      Buffer.from(x.h.sig, 'base64url'),
-    ),
-  ).toBe(false);
-  // A member that does not check is still refused by the host.
-  const o = await authOutcome(x.c, peerSig(me, x.nonce, x.h, x.binding));
+  // The member's hello, relayed: its dial signature covers the member's connection to the
+  // relay, not the relay's to the host, which refuses it before showing anything of its own.
+  const x = await hello(alice, me, { via: port });
   expect(relayedToHost).toBeGreaterThan(0);
-  expect(o).toMatchObject({ accepted: false, error: 'E_SESSION_INVALID', closed: true });
+  expect(x.h).toMatchObject({ t: 'error', code: 'E_SESSION_INVALID' });
+  await Promise.race([x.c.closeP, sleep(3000)]);
+  expect(x.c.closed).toBe(true);
   relay.close();
 }, 30000);
 

@@ -705,7 +705,7 @@ describe("a host's P2P link", () => {
     expect(hidden.status).toBe(201);
 
     const bob = await registerLogin(srv, n('bob'));
-    const { c, ok } = await p2pConnect(alice.p2pPort, bob);
+    const { c, ok } = await p2pConnect(alice, bob);
     expect(ok).toBe(true);
     const seen = tap(c);
     // §4.2: "a user who is neither the owner nor a member … reads only channels that allow visitors".
@@ -729,7 +729,7 @@ describe("a host's P2P link", () => {
     expect(seen()).not.toContain('jackal private');
 
     const v = await visitor(srv, n('Guest'));
-    const vl = await p2pConnect(alice.p2pPort, v);
+    const vl = await p2pConnect(alice, v);
     expect(vl.ok).toBe(true);
     expect(code(await vl.c.req('history', { channelId: priv, limit: 10 }))).toBe(
       'E_CHANNEL_NOT_FOUND',
@@ -756,7 +756,7 @@ describe("a host's P2P link", () => {
     expect(del.status).toBe(200);
     await alice.api('POST', `/api/channels/${ch}/messages`, { text: 'wildebeest stays' });
 
-    const cl = await p2pConnect(alice.p2pPort, carol);
+    const cl = await p2pConnect(alice, carol);
     const seenC = tap(cl.c);
     const h = await waitFor(
       () => cl.c.req('history', { channelId: ch, limit: 50 }),
@@ -794,8 +794,8 @@ describe("a host's P2P link", () => {
     await alice.api('POST', `/api/channels/${ch}/messages`, { text: 'gazelle open' });
     const dave = await registerLogin(srv, n('dave')); // a user, no member
     const v = await visitor(srv, n('Guest'));
-    const dl = await p2pConnect(alice.p2pPort, dave);
-    const vl = await p2pConnect(alice.p2pPort, v);
+    const dl = await p2pConnect(alice, dave);
+    const vl = await p2pConnect(alice, v);
     const seenD = tap(dl.c);
     const seenV = tap(vl.c);
     expect((await dl.c.req('subscribe', { channelIds: [ch] })).body?.channelIds).toEqual([ch]);
@@ -833,8 +833,8 @@ describe('a host, when its owner closes the channel from another session', () =>
       .body.id as string;
     const other = await registerLogin(srv, n('alice'), 'pw-' + n('alice')); // the owner's second session
     const v = await visitor(srv, n('Guest'));
-    const vl = await p2pConnect(alice.p2pPort, v);
-    const ol = await p2pConnect(alice.p2pPort, other);
+    const vl = await p2pConnect(alice, v);
+    const ol = await p2pConnect(alice, other);
     const seenV = tap(vl.c);
     expect((await vl.c.req('subscribe', { channelIds: [ch] })).body?.channelIds).toEqual([ch]);
     const change = makeItem(signer(other), ch, {

@@ -18,6 +18,7 @@ import {
   b64u,
   certClaims,
   newKey,
+  dialSig,
 } from './lib.js';
 import { bindingOf, onFrames, transcript } from './tls.js';
 import {
@@ -686,10 +687,11 @@ describe('a real peer as host', () => {
       return null;
     };
     const nonce = b64u(crypto.randomBytes(32));
-    send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce });
+    const B = bindingOf(s);
+    const dial = dialSig(me.key.privateKey, nonce, me.sessionId, entry.sessionId, B);
+    send({ t: 'hello', v: 4, role: 'peer', cert: me.cert, nonce, dial });
     const hh = await next((f) => f.t === 'hello' || f.t === 'error');
     expect(hh?.t).toBe('hello');
-    const B = bindingOf(s);
     const hostPk = crypto.createPublicKey({
       key: { kty: 'OKP', crv: 'Ed25519', x: certClaims(hh.cert).pk },
       format: 'jwk',

@@ -8,7 +8,19 @@
 import { test, expect, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
 import { uuid7 as uuid } from './lib.js';
-import { startServer, startPeer, killAll, sleep, certClaims, Raw, newKey, b64u } from './lib.js';
+import {
+  startServer,
+  startPeer,
+  killAll,
+  sleep,
+  certClaims,
+  Raw,
+  newKey,
+  b64u,
+  dialTarget,
+  dialSig,
+  type DialTarget,
+} from './lib.js';
 import { bodyDigest, itemId, verifyItem, makeItem } from './items-lib.js';
 import type { Kind, MakeOpts, Signer } from './items-lib.js';
 
@@ -40,18 +52,20 @@ async function registerLogin(srv: { host: string; port: number }, username: stri
 
 /** §4.1 handshake to a host, as `me` (v as above; transcript label hchat/p2p/3). */
 async function p2pConnect(
-  port: number,
+  to: DialTarget,
   me: { cert: string; key: { privateKey: crypto.KeyObject } },
 ) {
+  const { port, sessionId: hostSid } = await dialTarget(to);
   const c = new Raw('127.0.0.1', port);
   await c.connected();
   const nonce = b64u(crypto.randomBytes(32));
-  c.send({ t: 'hello', v: V, role: 'peer', cert: me.cert, nonce });
-  const h = await c.nextFrame();
-  if (h.t !== 'hello') throw new Error('host hello refused ' + JSON.stringify(h));
   const binding = c.sock
     .exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
     .toString('base64url');
+  const dial = dialSig(me.key.privateKey, nonce, certClaims(me.cert).sid, hostSid, binding);
+  c.send({ t: 'hello', v: V, role: 'peer', cert: me.cert, nonce, dial });
+  const h = await c.nextFrame();
+  if (h.t !== 'hello') throw new Error('host hello refused ' + JSON.stringify(h));
   const tr = [
     'hchat/p2p/3',
     'peer',
@@ -395,7 +409,7 @@ test('the server refuses every rule break of §2.2 with the documented code', as
 
 let malP2P: Raw;
 test('the host (P2P post) refuses every rule break of §2.2 with the documented code', async () => {
-  malP2P = await p2pConnect(alice.p2pPort, mal);
+  malP2P = await p2pConnect(alice, mal);
   // Control: mallory's own honest message is taken by the host (host seq) and backed up.
   const mine = makeItem(mal, C1, { body: { text: 'mallory via the host' } });
   expect(code(await malP2P.req('post', { message: mine }))).toBe('OK');
@@ -435,7 +449,7 @@ test('a tombstone (digest, no text) posted as a new message is refused', async (
   const atHost = tombstoneOf(mal, C2, { body: { text: 'never sent (host)' } });
   // Its id and signature are good: only the shape is wrong.
   expect(verifyItem({ ...atServer, author: 'mallory' }, serverKey)).toBe(true);
-  const p2p = await p2pConnect(alice.p2pPort, mal);
+  const p2p = await p2pConnect(alice, mal);
   const rs = code(await post(mal.c, atServer));
   const rh = code(await p2p.req('post', { message: atHost }));
   p2p.close();
@@ -563,7 +577,7 @@ test('a removed member cannot read a visitors-allowed channel at its host either
 }, 20000);
 
 test('a member that left (channel_leave) gets no more pushes, from the server or the host', async () => {
-  const p2p = await p2pConnect(alice.p2pPort, carol);
+  const p2p = await p2pConnect(alice, carol);
   expect((await p2p.req('subscribe', { channelIds: [C1] })).body.channelIds).toEqual([C1]);
   // Control: while a member, carol gets a new message from both sources.
   const before = makeItem(bob, C1, { body: { text: 'before the leave' } });

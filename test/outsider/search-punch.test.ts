@@ -915,7 +915,7 @@ describe('typing at a real host over P2P', () => {
     await goOnline(inv, [], 'invisible');
     await sleep(800);
     const link = async (u: Client) => {
-      const l = await p2pConnect(host.p2pPort, u);
+      const l = await p2pConnect(host, u);
       expect(l.ok).toBe(true);
       await sleep(100);
       return l.c;

@@ -1,8 +1,12 @@
 // Outside attacks on the lifecycle of accounts and sessions, written from README.md,
 // docs/PROTOCOL.md (§3.2–§3.7, §4.1, §11), docs/SECURITY.md and docs/REST.md only.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   certClaims,
+  checkSession,
   killAll,
   names,
   newKey,
@@ -118,7 +122,7 @@ describe('session lifecycle (outsider)', () => {
     const c = await serverHello(srv);
     expect((await c.c.req('resume', { token: a.token })).error?.code).toBe('E_SESSION_INVALID');
     const other = await registerLogin(srv, n('bob'));
-    expect((await other.c.req('session_check', { sessionId: a.sessionId })).body?.live).toBe(false);
+    expect(await checkSession(other, a.sessionId, a.key)).toBe(false);
   });
 
   it('a session retired by the 10-session cap, and a logged-out one, stay dead across a server restart (§3.3 login, logout, resume)', async () => {
@@ -172,10 +176,9 @@ describe('session lifecycle (outsider)', () => {
     expect((await v1b.c.req('resume', { token: e1.body.token })).body?.username).toBe(n('zed'));
     v1b.c.close();
     await sleep(GRACE + 1500);
+    // A host it dials is told so (session_check with the dial of its hello, §4.1).
     const watcher = await registerLogin(srv, n('watcher'));
-    expect(
-      (await watcher.c.req('session_check', { sessionId: e1.body.sessionId })).body?.live,
-    ).toBe(false);
+    expect(await checkSession(watcher, e1.body.sessionId, k1)).toBe(false);
     // after the grace the session is over even though nobody took the name
     const late = await serverHello(srv);
     expect((await late.c.req('resume', { token: e1.body.token })).error?.code).toBe(
@@ -196,7 +199,8 @@ describe('session lifecycle (outsider)', () => {
     const srv = await graced.get();
     const n = names();
     const v1 = await serverHello(srv);
-    const e1 = await v1.c.req('visitor', { name: n('quinn'), publicKey: newKey().pk });
+    const k1 = newKey();
+    const e1 = await v1.c.req('visitor', { name: n('quinn'), publicKey: k1.pk });
     expect(e1.body?.role).toBe('visitor');
     const v1b = await serverHello(srv);
     expect((await v1b.c.req('resume', { token: e1.body.token })).body?.username).toBe(n('quinn'));
@@ -204,9 +208,7 @@ describe('session lifecycle (outsider)', () => {
     await sleep(GRACE + 1500);
     expect(v1b.c.closed).toBe(false);
     const watcher = await registerLogin(srv, n('watcher2'));
-    expect(
-      (await watcher.c.req('session_check', { sessionId: e1.body.sessionId })).body?.live,
-    ).toBe(true);
+    expect(await checkSession(watcher, e1.body.sessionId, k1)).toBe(true);
     const thief = await serverHello(srv);
     expect(
       (await thief.c.req('visitor', { name: n('quinn'), publicKey: newKey().pk })).error?.code,
@@ -257,7 +259,7 @@ describe('session lifecycle (outsider)', () => {
       const e = await v.c.req('visitor', { name: n('vee'), publicKey: k.pk });
       const me = { cert: e.body.cert as string, key: k };
       if (checkedBefore) {
-        const l1 = await p2pConnect(host.p2pPort, me);
+        const l1 = await p2pConnect(host, me);
         expect(l1.ok).toBe(true);
         expect((await l1.c.req('history', { channelId, limit: 10 })).error).toBeUndefined();
         l1.c.close();
@@ -266,15 +268,13 @@ describe('session lifecycle (outsider)', () => {
       v.c.close();
       await sleep(GRACE + 1500);
       const w = await registerLogin(srv, n('watcher3'));
-      expect((await w.c.req('session_check', { sessionId: e.body.sessionId })).body?.live).toBe(
-        false,
-      );
+      expect(await checkSession(w, e.body.sessionId, k)).toBe(false);
       const v2 = await serverHello(srv);
       expect(
         (await v2.c.req('visitor', { name: n('vee'), publicKey: newKey().pk })).body?.role,
       ).toBe('visitor');
       // the old visitor's certificate (30 days) at the host
-      const l2 = await p2pConnect(host.p2pPort, me);
+      const l2 = await p2pConnect(host, me);
       let read: any = null;
       if (l2.ok) read = await l2.c.req('history', { channelId, limit: 10 }, 3000);
       const served = l2.ok && !l2.c.closed && !read?.error;
@@ -300,7 +300,7 @@ describe('session lifecycle (outsider)', () => {
       const k = newKey();
       const e = await v.c.req('visitor', { name: 'lingerer', publicKey: k.pk });
       expect((await v.c.req('channel_join', { channelId })).error).toBeUndefined();
-      const link = await p2pConnect(host.p2pPort, { cert: e.body.cert, key: k });
+      const link = await p2pConnect(host, { cert: e.body.cert, key: k });
       expect(link.ok).toBe(true);
       expect((await link.c.req('subscribe', { channelIds: [channelId] })).body?.channelIds).toEqual(
         [channelId],
@@ -329,7 +329,7 @@ describe('session lifecycle (outsider)', () => {
       }
       const w = await registerLogin(srv, 'watcher4');
       const live = await waitFor(
-        async () => (await w.c.req('session_check', { sessionId: e.body.sessionId })).body?.live,
+        () => checkSession(w, e.body.sessionId, k),
         (l) => l === false,
         GRACE + 5000,
       );
@@ -360,7 +360,7 @@ describe('session lifecycle (outsider)', () => {
     expect((await v.c.req('subscribe', { channelIds: [channelId] })).body?.channelIds).toEqual([
       channelId,
     ]);
-    const link = await p2pConnect(host.p2pPort, { cert: e.body.cert, key: k });
+    const link = await p2pConnect(host, { cert: e.body.cert, key: k });
     expect(link.ok).toBe(true);
     await link.c.req('subscribe', { channelIds: [channelId] });
     const pt = await host.api('PATCH', `/api/channels/${channelId}`, { allowVisitors: false });
@@ -436,8 +436,18 @@ describe('session lifecycle (outsider)', () => {
     const sess = await p.api('GET', '/api/session');
     const sid = sess.body?.me?.sessionId as string;
     expect(sid, JSON.stringify(sess.body)).toBeTruthy();
+    // The session's key, from the peer's own session file (what it signs its P2P dials with):
+    // the watchers below ask as hosts it dialled would (§4.1).
+    const saved = JSON.parse(fs.readFileSync(path.join(p.data, 'session.json'), 'utf8'));
+    const key = {
+      privateKey: crypto.createPrivateKey({
+        key: Buffer.from(saved.key, 'base64'),
+        format: 'der',
+        type: 'pkcs8',
+      }),
+    };
     const w0 = await registerLogin(srv, 'watcher8');
-    expect((await w0.c.req('session_check', { sessionId: sid })).body?.live).toBe(true);
+    expect(await checkSession(w0, sid, key)).toBe(true);
     await srv.kill();
     await sleep(300);
     expect((await p.api('POST', '/api/logout')).status).toBeLessThan(300);
@@ -447,7 +457,7 @@ describe('session lifecycle (outsider)', () => {
     await startPeer(srv2, [], { data: p.data });
     const w = await registerLogin(srv2, 'watcher9');
     const live = await waitFor(
-      async () => (await w.c.req('session_check', { sessionId: sid })).body?.live,
+      () => checkSession(w, sid, key),
       (v) => v === false,
       10000,
     );

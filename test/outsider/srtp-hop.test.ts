@@ -176,7 +176,7 @@ test('SRTP hop keys: interop both ways, and altered / replayed / foreign packets
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
   const myP2p = (listener.address() as any).port as number;
 
-  const link = await p2pConnect(alice.p2pPort, { cert: m.cert, key: m.key });
+  const link = await p2pConnect(alice, { cert: m.cert, key: m.key });
   expect(link.ok).toBe(true);
   link.c.onEvent = (e) => {
     if (e.ev === 'stream_children' && e.body.streamId === streamId)
@@ -255,11 +255,11 @@ test('SRTP hop keys: interop both ways, and altered / replayed / foreign packets
   expect(d('srtpReplays')).toBeGreaterThanOrEqual(replayed.length);
 
   // --- Carol, a member but not bob's parent: refused keys, and cannot inject into bob's hop.
-  const cl = await p2pConnect(alice.p2pPort, { cert: carol.cert, key: carol.key });
+  const cl = await p2pConnect(alice, { cert: carol.cert, key: carol.key });
   expect(cl.ok).toBe(true);
   const notChild = await cl.c.req('stream_key', { streamId });
   expect(notChild.error?.code).toBe('E_FORBIDDEN');
-  const toBob = await p2pConnect(bob.p2pPort, { cert: carol.cert, key: carol.key });
+  const toBob = await p2pConnect(bob, { cert: carol.cert, key: carol.key });
   expect(toBob.ok).toBe(true);
   const notBobsChild = await toBob.c.req('stream_key', { streamId });
   expect(notBobsChild.error?.code).toBe('E_FORBIDDEN');
@@ -335,7 +335,7 @@ test('a too-short datagram from a child is counted by its streamer', async () =>
   const streamId = live.body.streamId as string;
   const m = await registerLogin(srv, 'mallory');
   await m.c.req('channel_join', { channelId: ch.id });
-  const link = await p2pConnect(alice.p2pPort, { cert: m.cert, key: m.key });
+  const link = await p2pConnect(alice, { cert: m.cert, key: m.key });
   const u = await udpSocket();
   const w = await link.c.req('watch', { streamId, udpPort: (u.address() as any).port });
   expect(w.body?.parent?.username).toBe('alice');

@@ -23,6 +23,7 @@ import { PROTOCOL_VERSION } from '../../protocol/common.js';
 import { API_LIMITS } from '../../shared/limits.js';
 import { RateLimiter } from '../../shared/rate-limit.js';
 import type { ApiTokenRecord } from '../../store/api-token-store.js';
+import type { BadTokenThrottle } from './bad-tokens.js';
 import { restRoutes, type RestRouteDeps } from './rest-routes.js';
 
 /** The prefix of every route of this version. */
@@ -42,6 +43,8 @@ declare module 'fastify' {
 /** What the REST API needs from its server. */
 export interface RestApiDeps extends RestRouteDeps {
   opsLog: Logger;
+  /** Failed tokens per address group: a spent budget answers 429 before the store is read. */
+  badTokens: BadTokenThrottle;
   rate?: number;
   burst?: number;
 }
@@ -80,7 +83,7 @@ export async function createRestApi(
   app.setErrorHandler((err, req, reply) => {
     const e = toHchatError(err, req);
     if (e.code === 'E_INTERNAL') d.opsLog.error({ err, route: req.url }, 'REST call failed');
-    if (e.code === 'E_RATE_LIMITED' && e.retryAfterMs !== undefined)
+    if (ERRORS[e.code].status === 429 && e.retryAfterMs !== undefined)
       void reply.header('retry-after', Math.ceil(e.retryAfterMs / 1000));
     return reply.code(ERRORS[e.code].status).send({ error: e.toWire() });
   });
@@ -95,11 +98,14 @@ export async function createRestApi(
   await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
 
   // Every route that names a scope needs a live token with it; the call then counts against the
-  // token's budget, told in the RateLimit-* headers of every answer.
+  // token's budget, told in the RateLimit-* headers of every answer. An address group that sent
+  // too many bad tokens is refused before its token is read (bad-tokens.ts).
   app.addHook('onRequest', async (req, reply) => {
     const scope = req.routeOptions.config.scope;
     if (scope === undefined) return;
-    const token = await d.tokens.authenticate(req.headers.authorization);
+    const token = await d.badTokens.guard(req.socket.remoteAddress ?? '?', () =>
+      d.tokens.authenticate(req.headers.authorization),
+    );
     const wait = limiter.take(token.id);
     void reply.header('ratelimit-limit', burst);
     void reply.header('ratelimit-remaining', limiter.left(token.id));

@@ -11,6 +11,7 @@ import type { Conn } from '../conn.js';
 import type { FrameDispatch } from '../frame-dispatch.js';
 import type { TokenService } from '../token-service.js';
 import { runApiCall } from './api-call.js';
+import type { BadTokenThrottle } from './bad-tokens.js';
 import { Gateway, type GatewayDeps } from './gateway.js';
 import { createRestApi } from './rest-api.js';
 
@@ -20,6 +21,8 @@ export interface StartApiDeps {
   store: ServerStore;
   apiTokens: ApiTokenStore;
   tokens: TokenService;
+  /** Failed bearer tokens per address group (the server's, so that its metrics count them). */
+  badTokens: BadTokenThrottle;
   opsLog: Logger;
   /** Forgets what a call's or a gateway session's connection left (subscriptions, views). */
   finished(conn: Conn): void;
@@ -54,6 +57,7 @@ export async function startApi(
     gateway,
     opsLog: d.opsLog,
     tokens: d.tokens,
+    badTokens: d.badTokens,
     rate: d.rate,
     burst: d.burst,
     call: async (token, remote, op, body) => {
