@@ -3,7 +3,8 @@
  * by username. What the peer refuses (an unknown user, yourself, too many) is said in the
  * dialog, which stays open.
  */
-import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent } from 'react';
+import { useModal } from './useModal.js';
 import { ApiError } from './api.js';
 import { dmApi, type ApiDm } from './dm-api.js';
 import { DM_LIMITS } from '../../src/shared/limits.js';
@@ -18,15 +19,11 @@ export function NewDmDialog({
   onClose: () => void;
   onStarted: (dm: ApiDm) => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const id = useId();
   const [names, setNames] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
 
   async function start(e: FormEvent) {
     e.preventDefault();
