@@ -32,6 +32,7 @@ import { publishLiveMessage, type LiveMessage } from './live-messages.js';
 import { keepUnchanged } from './keep-unchanged.js';
 import { reopenWhenGivenUp, withKey } from './auth.js';
 import { peerReachable, setPeerReachable, usePeerReachable } from './peer-reach.js';
+import { ToastStack } from './ToastStack.js';
 
 type Sync = {
   channelId: string;
@@ -456,10 +457,10 @@ export function Chat({
             setFocus((f) => ({ id, n: (f?.n ?? 0) + 1 }));
           }}
         />
-        <div className="toast-stack">
+        <ToastStack>
           {mentionAlerts.toasts}
           {dms.toasts}
-        </div>
+        </ToastStack>
         <Banner me={me} reachable={reachable} sync={sync} />
         <Undelivered channels={channels} />
         {selected && (
