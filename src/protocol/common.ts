@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { FILE_LIMITS, NAT_LIMITS } from '../shared/limits.js';
+import { USERNAME } from '../shared/mention-syntax.js';
 import { base64urlBytes } from './base64url.js';
 
 /** Protocol version spoken in hello frames; bumped on any incompatible change. */
@@ -16,7 +17,7 @@ export const PRINTABLE = /^[^\p{Cc}\u2028\u2029]+$/u;
 
 export const Username = z
   .string()
-  .regex(/^[A-Za-z0-9_.-]{2,32}$/, 'username: 2-32 characters of A-Z a-z 0-9 _ . -');
+  .regex(USERNAME, 'username: 2-32 characters of A-Z a-z 0-9 _ . -');
 /**
  * The mentions that name no user (PROTOCOL.md §2.2): `here` is every online member. No account
  * or visitor may take one of these names, or a look-alike (server/name-index.ts), and `hchat bot`

@@ -12,6 +12,9 @@ export const SPECIAL_MENTIONS: readonly string[] = ['here'];
 /** The characters of a name after `@` (usernames are made of these, PROTOCOL §3.3 register). */
 const NAME_CHAR = 'A-Za-z0-9_.-';
 
+/** A whole username: 2–32 of those characters (the `Username` schema of protocol/common.ts). */
+export const USERNAME = new RegExp(`^[${NAME_CHAR}]{2,32}$`);
+
 /** Every `@name` of a text: group 1 is the name (2–32 of its characters). */
 export const MENTION = new RegExp(`(?:^|[^@${NAME_CHAR}])@([${NAME_CHAR}]{2,32})`, 'g');
 

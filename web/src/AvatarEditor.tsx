@@ -4,6 +4,7 @@
  * will see it; Save sends it (README "Avatars") and says why when the peer refuses it.
  */
 import { useEffect, useId, useRef, useState, type KeyboardEvent, type PointerEvent } from 'react';
+import { useModal } from './useModal.js';
 import { api } from './api.js';
 import { avatarChanged } from './avatars.js';
 import {
@@ -31,7 +32,7 @@ export function AvatarEditor({
   connected: boolean;
   onClose: () => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const canvas = useRef<HTMLCanvasElement>(null);
   const another = useRef<HTMLInputElement>(null);
   const id = useId();
@@ -42,11 +43,6 @@ export function AvatarEditor({
   const [error, setError] = useState('');
   const [saving, setSaving] = useState(false);
   const drag = useRef<{ x: number; y: number } | null>(null);
-
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
 
   // Each picked file is decoded once; the bitmap is released when another replaces it.
   useEffect(() => {
@@ -74,10 +70,8 @@ export function AvatarEditor({
     if (picture && crop && canvas.current) drawCrop(canvas.current, picture, crop);
   }, [picture, crop]);
 
-  const close = () => {
-    dialog.current?.close();
-    onClose();
-  };
+  // useModal gives the focus back to "Change avatar" once the editor is gone.
+  const close = onClose;
 
   function zoomTo(z: number) {
     if (!picture || !crop) return;

@@ -5,13 +5,14 @@
  * in the dialog.
  */
 import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from 'react';
+import { useModal } from './useModal.js';
 import { api, ApiError, type Bot, type Channel, type MadeToken, type Token } from './api.js';
 import { Confirm } from './Confirm.js';
 import { MadeTokenBox, TokenForm } from './TokenForm.js';
 import './bots.css';
 
 export function BotsPanel({ me, onClose }: { me: string; onClose: () => void }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const tokensHeading = useRef<HTMLHeadingElement>(null);
   const id = useId();
   const [bots, setBots] = useState<Bot[]>([]);
@@ -25,18 +26,11 @@ export function BotsPanel({ me, onClose }: { me: string; onClose: () => void }) 
   const [answered, setAnswered] = useState(0);
 
   useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
-  useEffect(() => {
     if (answered > 0) tokensHeading.current?.focus();
   }, [answered]);
 
-  // Closed first: what lies under a modal dialog cannot take the focus back.
-  const close = () => {
-    dialog.current?.close();
-    onClose();
-  };
+  // useModal gives the focus back to "Bots and tokens" once the panel is gone.
+  const close = onClose;
 
   /** Runs one call of the API; its refusal is shown in the dialog. True when it succeeded. */
   const attempt = useCallback(async (f: () => Promise<unknown>): Promise<boolean> => {

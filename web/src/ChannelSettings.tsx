@@ -3,7 +3,8 @@
  * name, topic and visitor setting, or deletes it; a member leaves it. Each asks the local API,
  * which signs the change and replicates it; the `channel` event brings the new state back.
  */
-import { useEffect, useId, useRef, useState } from 'react';
+import { useId, useState } from 'react';
+import { useModal } from './useModal.js';
 import { api, ApiError, type Channel, type Me } from './api.js';
 import { Confirm } from './Confirm.js';
 import './channel.css';
@@ -116,15 +117,11 @@ function SettingsDialog({
   onSave: (change: { name?: string; topic?: string; allowVisitors?: boolean }) => void;
   onDelete: () => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const id = useId();
   const [name, setName] = useState(channel.name);
   const [topic, setTopic] = useState(channel.topic ?? '');
   const [visitors, setVisitors] = useState(channel.allowVisitors);
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
   return (
     <dialog
       ref={dialog}

@@ -25,6 +25,7 @@ import { SkipLink } from './SkipLink.js';
 import { ServerRail } from './ServerRail.js';
 import { useChatLists } from './useChatLists.js';
 import { useLiveEvents } from './useLiveEvents.js';
+import { ToastStack } from './ToastStack.js';
 
 export function Chat({
   me: session,
@@ -222,10 +223,10 @@ export function Chat({
             setFocus((f) => ({ id, n: (f?.n ?? 0) + 1 }));
           }}
         />
-        <div className="toast-stack">
+        <ToastStack>
           {mentionAlerts.toasts}
           {dms.toasts}
-        </div>
+        </ToastStack>
         <Banner me={me} reachable={reachable} sync={sync} />
         <Undelivered channels={channels} />
         {selected && (

@@ -1,5 +1,6 @@
 /** A modal confirmation (the browser's own focus trap and Escape): do it, or keep things. */
-import { useEffect, useId, useRef } from 'react';
+import { useId } from 'react';
+import { useModal } from './useModal.js';
 
 export function Confirm({
   title,
@@ -13,12 +14,8 @@ export function Confirm({
   action: string;
   onAnswer: (yes: boolean) => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const titleId = useId();
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
   return (
     <dialog
       ref={dialog}

@@ -11,6 +11,7 @@ import { Confirm } from './Confirm.js';
 import { DmAvatars } from './DmList.js';
 import { DmComposer } from './DmComposer.js';
 import { DmMessages, mergeDm } from './DmMessages.js';
+import { ToastSlot } from './ToastStack.js';
 import { SafetyDialog } from './SafetyDialog.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { DM_PAGE, dmApi, others, useDmEvents, type ApiDm, type ApiDmMessage } from './dm-api.js';
@@ -162,6 +163,7 @@ export function DmView({
         </div>
       </header>
       {dm.keyChanged && <KeyChangedBanner dm={dm} onVerify={() => setSafetyOpen(true)} />}
+      <ToastSlot />
       <div
         className="messages"
         ref={list}

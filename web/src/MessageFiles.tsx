@@ -4,6 +4,7 @@
  * a card with a Download button that shows its progress.
  */
 import { useEffect, useId, useRef, useState } from 'react';
+import { useModal } from './useModal.js';
 import type { ChatFile } from './api.js';
 import { download, humanSize, isInlineImage } from './files.js';
 import { useFileState } from './file-events.js';
@@ -41,7 +42,6 @@ function InlineImage({ f }: { f: ChatFile }) {
   const [loaded, setLoaded] = useState(false);
   const [failed, setFailed] = useState(false);
   const [open, setOpen] = useState(false);
-  const opener = useRef<HTMLButtonElement>(null);
   const scale = Math.min(1, MAX_W / width, MAX_H / height);
   // The box has the image's shape before a byte of it arrives: no jump when it does.
   const box = {
@@ -51,7 +51,6 @@ function InlineImage({ f }: { f: ChatFile }) {
   return (
     <figure className="inline-image">
       <button
-        ref={opener}
         type="button"
         className={loaded ? 'image-open loaded' : 'image-open'}
         style={box}
@@ -80,32 +79,17 @@ function InlineImage({ f }: { f: ChatFile }) {
           <Availability f={f} />
         </figcaption>
       )}
-      {open && (
-        <ImageViewer
-          f={f}
-          onClose={() => {
-            setOpen(false);
-            opener.current?.focus();
-          }}
-        />
-      )}
+      {open && <ImageViewer f={f} onClose={() => setOpen(false)} />}
     </figure>
   );
 }
 
 /** The image at full size in a modal dialog: Escape, the Close button or a click outside closes. */
 function ImageViewer({ f, onClose }: { f: ChatFile; onClose: () => void }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const title = useId();
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
-  // Closed first, so the page is no longer inert and the focus can go back to the image.
-  const close = () => {
-    dialog.current?.close();
-    onClose();
-  };
+  // useModal gives the focus back to the image once the viewer is gone.
+  const close = onClose;
   return (
     <dialog
       ref={dialog}

@@ -21,6 +21,7 @@ import { AT_BOTTOM_PX, useVirtualLog, type VirtualLog } from './virtual-log.js';
 import { Composer } from './Composer.js';
 import { useAttachments, useDropZone } from './Attachments.js';
 import { TypingLine } from './TypingLine.js';
+import { ToastSlot } from './ToastStack.js';
 import { ChannelActions } from './ChannelSettings.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
@@ -354,6 +355,7 @@ export function MessagePane({
           </span>
         )}
       </header>
+      <ToastSlot />
       {markerAbove && (
         <button
           className="unread-bar"

@@ -1,15 +1,40 @@
 /**
  * "New message": starts a conversation with one user (a DM) or up to nine (a group DM), named
- * by username. What the peer refuses (an unknown user, yourself, too many) is said in the
- * dialog, which stays open.
+ * by username, with or without the `@` the app writes names with. A name that cannot be a
+ * username is said before anything is asked; what the peer refuses (an unknown user, yourself)
+ * is said in the dialog, which stays open.
  */
-import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent } from 'react';
+import { useModal } from './useModal.js';
 import { ApiError } from './api.js';
 import { dmApi, type ApiDm } from './dm-api.js';
 import { DM_LIMITS } from '../../src/shared/limits.js';
+import { USERNAME } from '../../src/shared/mention-syntax.js';
 
 /** Other users a conversation may have (the own user is the last member). */
 const MAX_OTHERS = DM_LIMITS.maxMembers - 1;
+
+/**
+ * The usernames typed (separated by commas or spaces, `@alice` as `alice`, each once), or what
+ * is wrong with them, in words naming the names.
+ */
+export function typedMembers(text: string): { members: string[] } | { error: string } {
+  const typed = text.split(/[\s,]+/).filter(Boolean);
+  if (typed.length === 0) return { error: 'Name at least one user.' };
+  const bad = typed.filter((t) => !USERNAME.test(t.replace(/^@/, '')));
+  if (bad.length > 0) {
+    const quoted = bad.map((b) => `“${b}”`).join(', ');
+    const verb = bad.length === 1 ? 'is not a username' : 'are not usernames';
+    return { error: `${quoted} ${verb}: a username is 2 to 32 letters, digits, _ . or -.` };
+  }
+  const seen = new Set<string>();
+  const members = typed
+    .map((t) => t.replace(/^@/, ''))
+    .filter((n) => !seen.has(n.toLowerCase()) && seen.add(n.toLowerCase()));
+  if (members.length > MAX_OTHERS)
+    return { error: `A conversation has at most ${MAX_OTHERS} other members.` };
+  return { members };
+}
 
 export function NewDmDialog({
   onClose,
@@ -18,25 +43,19 @@ export function NewDmDialog({
   onClose: () => void;
   onStarted: (dm: ApiDm) => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const id = useId();
   const [names, setNames] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
 
   async function start(e: FormEvent) {
     e.preventDefault();
-    const members = names.split(/[\s,]+/).filter(Boolean);
-    if (members.length === 0) return setError('Name at least one user.');
-    if (members.length > MAX_OTHERS)
-      return setError(`A conversation has at most ${MAX_OTHERS} other members.`);
+    const typed = typedMembers(names);
+    if ('error' in typed) return setError(typed.error);
     setBusy(true);
     try {
-      onStarted(await dmApi.start(members));
+      onStarted(await dmApi.start(typed.members));
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     } finally {
@@ -70,8 +89,8 @@ export function NewDmDialog({
           }}
         />
         <p className="hint" id={`${id}-hint`}>
-          One name for a direct message, up to {MAX_OTHERS} for a group, separated by commas or
-          spaces.
+          One name for a direct message (bob or @bob), up to {MAX_OTHERS} for a group, separated by
+          commas or spaces.
         </p>
         {error && (
           <p className="error" id={`${id}-error`} role="alert">

@@ -4,7 +4,8 @@
  * compare in person or over another channel; then "Mark as verified" (which also acknowledges a
  * changed number) or "Clear verification".
  */
-import { useEffect, useId, useRef, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
+import { useModal } from './useModal.js';
 import { ApiError } from './api.js';
 import { dmApi, type ApiDm, type ApiSafety } from './dm-api.js';
 
@@ -20,14 +21,10 @@ export function SafetyDialog({
   /** A verification changed: the conversation's `verified`/`keyChanged` did too. */
   onChanged: () => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const id = useId();
   const [safety, setSafety] = useState<ApiSafety | null>(null);
   const [error, setError] = useState('');
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal();
-  }, []);
   useEffect(() => {
     let stale = false;
     dmApi.safety(dm.id).then(

@@ -22,9 +22,7 @@ export function UserPanel({
   onLeft: () => void;
 }) {
   const input = useRef<HTMLInputElement>(null);
-  const button = useRef<HTMLButtonElement>(null);
   const [picked, setPicked] = useState<File | null>(null);
-  const botsButton = useRef<HTMLButtonElement>(null);
   const [botsOpen, setBotsOpen] = useState(false);
   // Your peer is not running: there is nobody to tell a new status to (Chat's banner says so).
   const reachable = usePeerReachable();
@@ -46,7 +44,6 @@ export function UserPanel({
       {me.role === 'user' ? (
         <>
           <button
-            ref={button}
             type="button"
             className="avatar-slot change-avatar"
             aria-label="Change avatar"
@@ -93,7 +90,6 @@ export function UserPanel({
       </select>
       {me.role === 'user' && (
         <button
-          ref={botsButton}
           type="button"
           className="link"
           aria-haspopup="dialog"
@@ -112,23 +108,12 @@ export function UserPanel({
       >
         Log out
       </button>
-      {botsOpen && (
-        <BotsPanel
-          me={me.username}
-          onClose={() => {
-            setBotsOpen(false);
-            botsButton.current?.focus();
-          }}
-        />
-      )}
+      {botsOpen && <BotsPanel me={me.username} onClose={() => setBotsOpen(false)} />}
       {picked && (
         <AvatarEditor
           file={picked}
           connected={me.connection === 'connected'}
-          onClose={() => {
-            setPicked(null);
-            button.current?.focus();
-          }}
+          onClose={() => setPicked(null)}
         />
       )}
     </div>

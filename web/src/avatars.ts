@@ -9,9 +9,9 @@
 import { useEffect, useState } from 'react';
 import { api, type Avatar } from './api.js';
 import { withKey } from './auth.js';
+// A username the API accepts (src/protocol/common.ts Username); a visitor's name may not be one.
+import { USERNAME } from '../../src/shared/mention-syntax.js';
 
-/** A username the API accepts (src/protocol/common.ts Username); a visitor's name may not be one. */
-const USERNAME = /^[A-Za-z0-9_.-]{2,32}$/;
 /** Names per request (the API takes at most 100). */
 const BATCH = 100;
 /** Colours of the default avatar: classes `avatar-c0` … `avatar-c11` (avatars.css). */

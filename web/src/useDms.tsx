@@ -1,8 +1,9 @@
 /**
  * The user's direct messages as the chat needs them everywhere: the conversations (for Home and
  * the rail's badge), who is blocked, and the alerts of a new message in a conversation that is
- * not open (an in-page toast, and a system notification when the user allowed them), as
- * MentionAlerts does for mentions in channels. Visitors have none: nothing is asked then.
+ * not open (an in-page toast, which closes once that conversation is open however it was opened,
+ * and a system notification when the user allowed them), as MentionAlerts does for mentions in
+ * channels. Visitors have none: nothing is asked then.
  */
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import { ApiError } from './api.js';
@@ -81,6 +82,15 @@ export function useDms({
   }, []);
 
   const dismiss = useCallback((id: string) => setToasts((t) => t.filter((x) => x.id !== id)), []);
+
+  // A toast's conversation opened by other means (the Direct Messages list, a member's
+  // Message): the toast has said what it had to, and goes, as a mention toast does.
+  useEffect(() => {
+    if (openId !== null)
+      setToasts((t) =>
+        t.some((x) => x.dm.id === openId) ? t.filter((x) => x.dm.id !== openId) : t,
+      );
+  }, [openId]);
 
   const seen = useRef(new Set<string>());
   const alert = useCallback(
