@@ -117,8 +117,26 @@ export async function reach(path: string, init: RequestInit): Promise<Response> 
   return res;
 }
 
+/**
+ * Set from the moment this page asks to log out until it logs in again: the views still shown
+ * while the page leaves (a refresh an event started, the peer's link coming up once nobody is
+ * logged in) ask nothing more, as every answer would be a 401 the console shows.
+ */
+let signedOut = false;
+/** What a page asks while nobody is logged in. */
+const SIGNED_OUT_PATHS = new Set([
+  '/api/me',
+  '/api/session',
+  '/api/register',
+  '/api/login',
+  '/api/visitor',
+  '/api/logout',
+]);
+
 /** One call of the local API: JSON in and out; an error answer throws its ApiError. */
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  if (signedOut && !SIGNED_OUT_PATHS.has(path.split('?')[0]!))
+    throw new ApiError('E_AUTH_REQUIRED', 'logged out on this page', 401);
   const res = await reach(path, {
     method,
     headers: {
@@ -136,14 +154,29 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return data as T;
 }
 
+/** A login or visitor entry went through: the page asks again. */
+function signedIn<T>(answer: T): T {
+  signedOut = false;
+  return answer;
+}
+
 export const api = {
   me: () => call<Me>('GET', '/api/me'),
   session: () => call<Answer<'/api/session'>>('GET', '/api/session'),
   register: (username: string, password: string) =>
     call('POST', '/api/register', { username, password }),
-  login: (username: string, password: string) => call('POST', '/api/login', { username, password }),
-  visitor: (name: string) => call('POST', '/api/visitor', { name }),
-  logout: () => call('POST', '/api/logout'),
+  login: (username: string, password: string) =>
+    call('POST', '/api/login', { username, password }).then(signedIn),
+  visitor: (name: string) => call('POST', '/api/visitor', { name }).then(signedIn),
+  logout: async () => {
+    signedOut = true;
+    try {
+      return await call('POST', '/api/logout');
+    } catch (err) {
+      signedOut = false; // still logged in
+      throw err;
+    }
+  },
   setStatus: (status: Me['status']) => call('PUT', '/api/status', { status }),
   channels: () => call<Channel[]>('GET', '/api/channels'),
   directory: () => call<Channel[]>('GET', '/api/directory'),
