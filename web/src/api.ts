@@ -123,6 +123,8 @@ export async function reach(path: string, init: RequestInit): Promise<Response> 
  * logged in) ask nothing more, as every answer would be a 401 the console shows.
  */
 let signedOut = false;
+/** A logout is on its way (a session read answered meanwhile may predate it). */
+let loggingOut = false;
 /** What a page asks while nobody is logged in. */
 const SIGNED_OUT_PATHS = new Set([
   '/api/me',
@@ -162,7 +164,12 @@ function signedIn<T>(answer: T): T {
 
 export const api = {
   me: () => call<Me>('GET', '/api/me'),
-  session: () => call<Answer<'/api/session'>>('GET', '/api/session'),
+  // Someone logged in (in another tab of this peer, say): this page may ask again.
+  session: () =>
+    call<Answer<'/api/session'>>('GET', '/api/session').then((a) => {
+      if (a.me && !loggingOut) signedOut = false;
+      return a;
+    }),
   register: (username: string, password: string) =>
     call('POST', '/api/register', { username, password }),
   login: (username: string, password: string) =>
@@ -170,11 +177,14 @@ export const api = {
   visitor: (name: string) => call('POST', '/api/visitor', { name }).then(signedIn),
   logout: async () => {
     signedOut = true;
+    loggingOut = true;
     try {
       return await call('POST', '/api/logout');
     } catch (err) {
       signedOut = false; // still logged in
       throw err;
+    } finally {
+      loggingOut = false;
     }
   },
   setStatus: (status: Me['status']) => call('PUT', '/api/status', { status }),
