@@ -25,7 +25,8 @@ import {
   startServer,
   until,
   uuid7,
-  type Proc,
+  logLines,
+  stopGently as stop,
 } from './attack8-lib.js';
 import { devicesOf, newDevice, publishBody, x25519, type Device } from './dm-lib.js';
 
@@ -33,22 +34,7 @@ afterAll(killAll);
 
 const ROTATE = 10_000;
 
-function records(data: string): string[] {
-  const out: string[] = [];
-  for (const f of ['connections.log.1', 'connections.log']) {
-    const file = path.join(data, f);
-    if (fs.existsSync(file))
-      out.push(...fs.readFileSync(file, 'latin1').split('\n').filter(Boolean));
-  }
-  return out;
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGINT');
-  await exited;
-}
+const records = logLines;
 
 /** `user`'s ten sessions, each on its own connection and bound to a device of its own. */
 async function tenDevices(srv: { host: string; port: number }, user: string) {

@@ -23,7 +23,8 @@ import {
   startServer,
   until,
   uuid7,
-  type Proc,
+  logLines,
+  stopGently as stop,
 } from './attack8-lib.js';
 
 afterAll(killAll);
@@ -33,29 +34,14 @@ const ROTATE = 10_000;
 
 /** Every record of a data folder's connection log (the old file first), as key=value maps. */
 function records(data: string): Record<string, string>[] {
-  const out: Record<string, string>[] = [];
-  for (const f of ['connections.log.1', 'connections.log']) {
-    const file = path.join(data, f);
-    if (!fs.existsSync(file)) continue;
-    for (const line of fs.readFileSync(file, 'latin1').split('\n')) {
-      if (!line) continue;
-      const r: Record<string, string> = {};
-      for (const kv of line.split(' ')) {
-        const i = kv.indexOf('=');
-        if (i > 0) r[kv.slice(0, i)] = decodeURIComponent(kv.slice(i + 1));
-      }
-      out.push(r);
+  return logLines(data).map((line) => {
+    const r: Record<string, string> = {};
+    for (const kv of line.split(' ')) {
+      const i = kv.indexOf('=');
+      if (i > 0) r[kv.slice(0, i)] = decodeURIComponent(kv.slice(i + 1));
     }
-  }
-  return out;
-}
-
-/** Stops a process as an operator does (SIGINT: the log is flushed). */
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGINT');
-  await exited;
+    return r;
+  });
 }
 
 /** `n` requests made by `c`, 500 at a time (the server works on 16 at once anyway). */

@@ -493,3 +493,22 @@ export async function p2pConnect(
   c.sock.on('close', () => clearInterval(ping));
   return { c, hello: h, ok: true };
 }
+
+/** The lines of a process's connection log in `data`, the rotated file's first (PROTOCOL.md §6). */
+export function logLines(data: string): string[] {
+  const out: string[] = [];
+  for (const f of ['connections.log.1', 'connections.log']) {
+    const file = path.join(data, f);
+    if (fs.existsSync(file))
+      out.push(...fs.readFileSync(file, 'latin1').split('\n').filter(Boolean));
+  }
+  return out;
+}
+
+/** Stops a process the way an operator does (SIGINT: a clean close, its log flushed). */
+export async function stopGently(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGINT');
+  await exited;
+}

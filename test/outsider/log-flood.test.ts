@@ -24,28 +24,15 @@ import {
   startPeer,
   startServer,
   uuid7,
-  type Proc,
+  logLines,
+  stopGently as stop,
 } from './lib.js';
 
 afterAll(killAll);
 
 /** Every record of a data folder's connection log, the old file first. */
 function records(data: string): Record<string, string>[] {
-  const out: Record<string, string>[] = [];
-  for (const f of ['connections.log.1', 'connections.log']) {
-    const file = path.join(data, f);
-    if (!fs.existsSync(file)) continue;
-    for (const l of fs.readFileSync(file, 'latin1').split('\n')) if (l) out.push(parseRecord(l));
-  }
-  return out;
-}
-
-/** Stops a process the way an operator does (SIGINT: a clean close, its log flushed). */
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
-  p.child.kill('SIGINT');
-  await exited;
+  return logLines(data).map(parseRecord);
 }
 
 /** Settles when `s` closes. */
