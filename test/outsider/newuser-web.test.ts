@@ -242,11 +242,20 @@ describe('a new user in the web UI', () => {
       );
     });
     expect(unread, "bob's peer counts 8 unread in #follow").toBe(true);
-    const r = await api(ui.bob!, 'GET', '/api/channels');
-    const total = (r.body as { owner: string; unread?: number }[])
-      .filter((c) => c.owner === 'alice')
-      .reduce((n, c) => n + (c.unread ?? 0), 0);
-    await page.getByRole('button', { name: `alice's channels, ${total} unread` }).waitFor();
+    // The rail button of alice's channels says the sum the peer counts. Both are read again until
+    // they agree: an earlier test's message may still be arriving and change the sum meanwhile.
+    const rail = page.getByRole('button', { name: /alice's channels/ });
+    let said = '';
+    let total = -1;
+    const agree = await within(10_000, async () => {
+      const r = await api(ui.bob!, 'GET', '/api/channels');
+      total = (r.body as { owner: string; unread?: number }[])
+        .filter((c) => c.owner === 'alice')
+        .reduce((n, c) => n + (c.unread ?? 0), 0);
+      said = await rail.evaluate((b) => b.textContent ?? '', undefined, { timeout: 1000 });
+      return said.includes(`alice's channels, ${total} unread`);
+    });
+    expect(agree, `rail says "${said}", the peer counts ${total}`).toBe(true);
     await open(page, 'follow', 'alice');
     await page.getByRole('separator', { name: 'New messages' }).waitFor();
     // bob sends a picture with a line of text (README "Files and images": the + button).
