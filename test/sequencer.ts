@@ -1,6 +1,6 @@
 /**
  * The order test files start in: longest first, by the times recorded in test/durations.json,
- * so that two workers end together instead of one waiting out a long file picked up last.
+ * so that the workers end together instead of one waiting out a long file picked up last.
  * Without it a clean clone (no vitest cache) starts the largest files first, whatever they
  * take: a 100 s file of 112 lines came last and the suite took 976 s instead of 845 s.
  * Files not recorded yet (new ones) start first, as vitest's own order does.
