@@ -79,4 +79,27 @@ describe('the REST API’s document', () => {
     expect(refused.response.status).toBe(404);
     expect(refused.error?.error.code).toBe('E_CHANNEL_NOT_FOUND');
   });
+
+  // docs/REST.md: "reference page is at /api/v1/docs (bundled with the server, no CDN)".
+  it('has its reference page at /api/v1/docs, bundled with the server, showing the same document', async () => {
+    const net = await createTestnet({ peers: 0 });
+    const base = net.server.httpUrl.replace(/\/$/, '');
+    const page = await fetch(`${base}/api/v1/docs/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    const scripts = [...html.matchAll(/src="([^"]+)"/g)].map((m) => m[1]!);
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const src of scripts) {
+      expect(src, 'served from the server itself').not.toMatch(/^(https?:)?\/\//);
+      const r = await fetch(new URL(src, `${base}/api/v1/docs/`));
+      expect(r.status, src).toBe(200);
+      expect(r.headers.get('content-type'), src).toMatch(/javascript/);
+      expect((await r.arrayBuffer()).byteLength, src).toBeGreaterThan(0);
+    }
+    const shown = await (await fetch(`${base}/api/v1/docs/json`)).json();
+    const served = await (await fetch(`${base}/api/v1/openapi.json`)).json();
+    expect(shown).toEqual(served);
+    expect(served.paths['/api/v1/users/{user_id}']).toBeDefined();
+  });
 });

@@ -3,16 +3,17 @@
  * the zod schemas each route declares, the very ones its handler validates with through
  * `parse()` (api-parse.ts), which names what was wrong in its own words (README "Local API").
  * Fastify itself validates nothing here: its validator passes every request through to the
- * handler. Served at `GET /api/openapi.json`, behind the API token like every `/api` route.
+ * handler. Served at `GET /api/openapi.json`, behind the API token like every `/api` route, made
+ * when first read (openapi-later.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import fastifySwagger from '@fastify/swagger';
 import {
   createJsonSchemaTransform,
   createJsonSchemaTransformObject,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
+import { documentLater } from '../shared/openapi-later.js';
 
 /**
  * The named schemas of the local API: its own registry, not zod's global one, so that its
@@ -77,7 +78,7 @@ export function documentApi(app: FastifyInstance): void {
   app.setValidatorCompiler(() => () => true);
   // Answers are sent as built (test/local-openapi.test.ts checks them against the document).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  void app.register(fastifySwagger, {
+  const docs = documentLater(app, {
     openapi: {
       openapi: '3.1.0',
       info: {
@@ -105,7 +106,7 @@ export function documentApi(app: FastifyInstance): void {
   app.get(
     OPENAPI_ROUTE,
     { schema: { hide: true } },
-    () => (document ??= usedOnly(app.swagger() as OpenApiDocument)),
+    async () => (document ??= usedOnly((await docs()).swagger() as OpenApiDocument)),
   );
 }
 

@@ -7,8 +7,6 @@
  */
 import type http from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import fastifySwagger from '@fastify/swagger';
-import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -22,6 +20,7 @@ import { LONE_SURROGATE, holdsLoneSurrogate } from '../../protocol/frame.js';
 import { PROTOCOL_VERSION } from '../../protocol/common.js';
 import { API_LIMITS } from '../../shared/limits.js';
 import { RateLimiter } from '../../shared/rate-limit.js';
+import { documentLater } from '../../shared/openapi-later.js';
 import type { ApiTokenRecord } from '../../store/api-token-store.js';
 import type { BadTokenThrottle } from './bad-tokens.js';
 import { restRoutes, type RestRouteDeps } from './rest-routes.js';
@@ -123,28 +122,56 @@ export async function createRestApi(
       throw new HchatError('E_BAD_REQUEST', `body: ${LONE_SURROGATE}`);
   });
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Hybrid Chat REST API',
-        version: `1 (protocol ${PROTOCOL_VERSION})`,
-        description:
-          'Bots and integrations: users, channels, messages and presence with scoped tokens. ' +
-          'Messages are signed by their author (docs/PROTOCOL.md §2.1).',
+  // The document and its pages are made when first asked for (openapi-later.ts).
+  const docs = documentLater(
+    app,
+    {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Hybrid Chat REST API',
+          version: `1 (protocol ${PROTOCOL_VERSION})`,
+          description:
+            'Bots and integrations: users, channels, messages and presence with scoped tokens. ' +
+            'Messages are signed by their author (docs/PROTOCOL.md §2.1).',
+        },
+        servers: [{ url: '/', description: 'the server that serves this document' }],
+        components: {
+          securitySchemes: { token: { type: 'http', scheme: 'bearer' } },
+        },
+        security: [{ token: [] }],
       },
-      servers: [{ url: '/', description: 'the server that serves this document' }],
-      components: {
-        securitySchemes: { token: { type: 'http', scheme: 'bearer' } },
-      },
-      security: [{ token: [] }],
+      transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
     },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
-  });
-  await app.register(fastifySwaggerUi, { routePrefix: `${API_PREFIX}/docs` });
+    async (instance) => {
+      const { default: swaggerUi } = await import('@fastify/swagger-ui');
+      await instance.register(swaggerUi, { routePrefix: `${API_PREFIX}/docs` });
+    },
+  );
   await app.register(restRoutes(d), { prefix: API_PREFIX });
-  app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, () => app.swagger());
+  app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () =>
+    (await docs()).swagger(),
+  );
+  // swagger-ui's pages, answered by the document's instance.
+  const page = async (req: FastifyRequest, reply: FastifyReply) => {
+    const res = await (
+      await docs()
+    ).inject({
+      method: req.method as 'GET' | 'HEAD',
+      url: req.url,
+      headers: { accept: req.headers.accept ?? '*/*' },
+    });
+    const {
+      'content-length': _length,
+      'transfer-encoding': _te,
+      connection: _c,
+      ...headers
+    } = res.headers;
+    return reply.code(res.statusCode).headers(headers).send(res.rawPayload);
+  };
+  app.get(`${API_PREFIX}/docs`, { schema: { hide: true } }, page);
+  app.get(`${API_PREFIX}/docs/*`, { schema: { hide: true } }, page);
   await app.ready();
   return { app, handle: handle! };
 }
