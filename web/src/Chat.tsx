@@ -5,7 +5,7 @@
  * (ServerRail.tsx), the banner (Banner.tsx), the lists it shows (useChatLists.ts) and the event
  * stream that keeps them live (useLiveEvents.ts).
  */
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { Channel, Me } from './api.js';
 import { MessagePane } from './MessagePane.js';
 import { LiveStage } from './LiveStage.js';
@@ -26,6 +26,7 @@ import { ServerRail } from './ServerRail.js';
 import { useChatLists } from './useChatLists.js';
 import { useLiveEvents } from './useLiveEvents.js';
 import { ToastStack } from './ToastStack.js';
+import { ChannelGone } from './ChannelGone.js';
 
 export function Chat({
   me: session,
@@ -105,6 +106,13 @@ export function Chat({
   }, [channels, me.username]);
   const shown = channels.filter((c) => c.owner === owner);
   const selected = channels.find((c) => c.id === channelId) ?? null;
+  // The open channel as last listed: said by name if it leaves the list while open (ChannelGone).
+  const lastOpen = useRef<Channel | null>(null);
+  if (selected) lastOpen.current = selected;
+  const gone =
+    !selected && channelId !== null && lastOpen.current?.id === channelId && leaving !== channelId
+      ? lastOpen.current
+      : null;
   const unreadTotal = channels.reduce((n, c) => n + (c.unread ?? 0), 0) + dms.unread;
   const openDmNow = dms.list.find((d) => d.id === dmOpenId) ?? null;
 
@@ -256,6 +264,8 @@ export function Chat({
             onLeaving={(yes) => setLeaving(yes ? selected.id : null)}
             leavingNow={leaving === selected.id}
           />
+        ) : gone ? (
+          <ChannelGone channel={gone} onClose={() => setChannelId(null)} />
         ) : openDmNow ? (
           <DmView
             key={openDmNow.id}
@@ -288,7 +298,7 @@ export function Chat({
               }
             : undefined
         }
-        channelId={channelId}
+        channelId={selected ? channelId : null}
         paused={leaving !== null && leaving === channelId}
         removable={selected && selected.owner === me.username ? me.username : null}
         link={reachable ? link : 'offline'}
