@@ -90,7 +90,11 @@ export function sessionRoutes(app: FastifyInstance, node: PeerNode): void {
   app.get(
     '/api/session',
     doc('Who is signed in here, or null (never 401)', { response: { 200: Session } }),
-    async () => ({ me: node.session ? node.me() : null }),
+    async () => {
+      if (node.session) return { me: node.me() };
+      const ended = node.sessionEnded;
+      return ended ? { me: null, ended } : { me: null };
+    },
   );
   app.put(
     '/api/status',

@@ -35,7 +35,14 @@ export const Me = named(
 );
 export type Me = z.infer<typeof Me>;
 
-export const Session = z.object({ me: Me.nullable() });
+export const Session = z.object({
+  me: Me.nullable(),
+  /**
+   * Nobody is logged in because the server ended the last session: its error code and why
+   * (`session ended: a newer login of this account retired it …`). Gone once a session starts.
+   */
+  ended: z.object({ code: z.string(), message: z.string() }).optional(),
+});
 export const Registered = z.object({ username: Username });
 export const SignedIn = named(
   'SignedIn',

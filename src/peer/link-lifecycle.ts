@@ -90,6 +90,8 @@ export class LinkLifecycle {
   reflexive: Candidate[] = [];
   /** A submit_info to send again once the server's presence budget allows it. */
   private announceTimer: NodeJS.Timeout | undefined;
+  /** Why the server closed the last link with our session on it (E_SESSION_INVALID), if it did. */
+  private endedBy: HchatError | undefined;
 
   /** Follows the link's `up`, `down` and `event` from now on. */
   constructor(private readonly d: LinkLifecycleDeps) {
@@ -98,6 +100,9 @@ export class LinkLifecycle {
       // A server key this peer does not trust is the answer to every call until it is fixed.
       const before = this.trustError?.message;
       this.trustError = reason?.code === 'E_SERVER_KEY_MISMATCH' ? reason : undefined;
+      // The server ended the session on this link, and said why: told to the user once the
+      // resume on the next link is refused.
+      if (reason?.code === 'E_SESSION_INVALID' && wasUp) this.endedBy = reason;
       this.onDown(wasUp);
       // The UI learns of it (GET /api/me says why) even when no connection was up to lose.
       if (this.trustError && this.trustError.message !== before && !wasUp)
@@ -142,10 +147,15 @@ export class LinkLifecycle {
         // The server renews the key certificate at each resume (same key, later expiry).
         if (r.cert !== s.cert)
           this.d.sessions.setSession({ ...s, cert: r.cert }, this.d.sessions.keys);
+        this.endedBy = undefined;
       } catch (err) {
         if (err instanceof HchatError && err.code === 'E_SESSION_INVALID') {
           // The server no longer knows this session (revoked, or its data was reset): log in again.
+          // Why, as the server said when it closed the last link, else as the resume's refusal.
+          const why = this.endedBy ?? err;
+          this.endedBy = undefined;
           this.d.sessions.setSession(undefined);
+          this.d.sessions.endedBy = { code: why.code, message: why.message };
           await this.sessionChanged();
           this.d.events.emit('status', { session: 'invalid' });
         }

@@ -450,6 +450,11 @@ export class PeerNode {
     return this.sessions.currentSession;
   }
 
+  /** Why the server ended the last session, until a session starts again (sessions.ts). */
+  get sessionEnded(): { code: string; message: string } | undefined {
+    return this.sessions.endedBy;
+  }
+
   /** The status the logged-in account chose here (kept across restarts; nobody: `online`). */
   get status(): Status {
     return this.statuses.current;

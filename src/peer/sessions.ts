@@ -57,6 +57,11 @@ export class Sessions {
   /** The session's signing keys. */
   keys: SessionKeys | undefined;
   /**
+   * Why the server ended the last session, when it did (a newer login retired it, its visitor
+   * name went to another): told by GET /api/session until someone logs in or enters again.
+   */
+  endedBy: { code: string; message: string } | undefined;
+  /**
    * True while the current server connection carries our session (set here on a log in, by
    * the link lifecycle on a resume, and cleared when the connection goes or the user goes offline).
    */
@@ -75,6 +80,7 @@ export class Sessions {
     if (this.currentSession?.sessionId !== s?.sessionId) this.d.events.forget();
     this.currentSession = s;
     this.keys = keys;
+    this.endedBy = undefined;
     writeSession(this.d.dataDir, s);
     if (!s) {
       this.authed = false;

@@ -5,6 +5,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, type Me } from './api.js';
+import type { Ended } from './Entry.js';
 import { Entry } from './Entry.js';
 import { Chat } from './Chat.js';
 import { Locked } from './Locked.js';
@@ -12,6 +13,8 @@ import { E_PEER_UNREACHABLE } from './peer-reach.js';
 
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);
+  /** Why the server ended the last session, when nobody is logged in because of it. */
+  const [ended, setEnded] = useState<Ended | undefined>(undefined);
   const [locked, setLocked] = useState(false);
 
   // Answers can come back out of order (one asked before a change, one after): only the answer
@@ -20,8 +23,11 @@ export function App() {
   const refreshMe = useCallback(async () => {
     const n = ++asked.current;
     try {
-      const { me } = await api.session();
-      if (n === asked.current) setMe(me);
+      const { me, ended } = await api.session();
+      if (n === asked.current) {
+        setMe(me);
+        setEnded(ended);
+      }
     } catch (err) {
       if (err instanceof ApiError && err.code === 'E_API_TOKEN') setLocked(true);
       // The peer is not running: the last session known stays, under the page's banner.
@@ -33,8 +39,17 @@ export function App() {
     void refreshMe();
   }, [refreshMe]);
 
+  // Left (logged out here, or the session is gone): the session read says whether the server
+  // ended it, and why. One function for the page's life: the chat's lists and its event stream
+  // are made from it, and a new one at each answer about `me` (a status, the link going down)
+  // read the channels again and reopened the stream, after the session had ended too.
+  const onLeft = useCallback(() => {
+    setMe(null);
+    void refreshMe();
+  }, [refreshMe]);
+
   if (locked) return <Locked />;
   if (me === undefined) return <div className="splash">Hybrid Chat</div>;
-  if (me === null) return <Entry onEntered={refreshMe} />;
-  return <Chat me={me} refreshMe={refreshMe} onLeft={() => setMe(null)} />;
+  if (me === null) return <Entry onEntered={refreshMe} ended={ended} />;
+  return <Chat me={me} refreshMe={refreshMe} onLeft={onLeft} />;
 }

@@ -46,7 +46,7 @@ export function Chat({
   );
   const connected = me.connection === 'connected';
   const lists = useChatLists({ connected, onLeft });
-  const { channels, peers, streams, refreshChannels, refreshPeers, refreshStreams } = lists;
+  const { channels, peers, streams, refreshChannels, refreshStreams } = lists;
   const [owner, setOwner] = useState<string | null>(null); // null: Home
   const [channelId, setChannelId] = useState<string | null>(null);
   /** The conversation open on Home, if any. */
@@ -76,10 +76,10 @@ export function Chat({
   const dmOpenId = owner === null ? dmId : null;
   const dms = useDms({ me: me.username, enabled: user, openId: dmOpenId, onOpen: openDm });
 
+  // The peers are read by useChatLists itself, at first and whenever the link comes or goes.
   useEffect(() => {
     void refreshChannels();
-    void refreshPeers();
-  }, [refreshChannels, refreshPeers]);
+  }, [refreshChannels]);
 
   // Live streams: on stream and presence events (a tracker entry's `live` changed), and every
   // few seconds for viewer counts.

@@ -19,7 +19,13 @@ function cleanError(message: string): string {
   return m.charAt(0).toUpperCase() + m.slice(1);
 }
 
-export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
+/** Why the server ended the last session (GET /api/session `ended`). */
+export interface Ended {
+  code: string;
+  message: string;
+}
+
+export function Entry({ onEntered, ended }: { onEntered: () => Promise<void>; ended?: Ended }) {
   const [mode, setMode] = useState<Mode>('login');
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
@@ -54,6 +60,11 @@ export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
     <main className="entry">
       <form className="entry-card" onSubmit={submit} aria-labelledby="entry-title">
         <h1 id="entry-title">Hybrid Chat</h1>
+        {ended && (
+          <p className="entry-ended" role="status">
+            The server ended your last session: {endedWhy(ended)}.
+          </p>
+        )}
         <div className="tabs" role="tablist" aria-label="How to enter">
           {(['login', 'register', 'visitor'] as const).map((m) => (
             <button
@@ -132,4 +143,10 @@ export function Entry({ onEntered }: { onEntered: () => Promise<void> }) {
       </form>
     </main>
   );
+}
+
+/** What the server said of the session's end, without its own "session ended:" lead-in. */
+function endedWhy(e: Ended): string {
+  const why = e.message.replace(/^session ended:\s*/i, '').trim();
+  return why || (e.code === 'E_SESSION_INVALID' ? 'it no longer knows it' : e.code);
 }

@@ -327,6 +327,10 @@ export interface paths {
           content: {
             'application/json': {
               me: components['schemas']['Me'] | null;
+              ended?: {
+                code: string;
+                message: string;
+              };
             };
           };
         };

@@ -3,7 +3,7 @@
  * and mention counts), the peers you may see, and the live streams. The chat and its event stream
  * (useLiveEvents.ts) say when each is read again.
  */
-import { useCallback, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, type Channel, type Peer, type Stream } from './api.js';
 import { keepUnchanged } from './keep-unchanged.js';
 import { peerReachable } from './peer-reach.js';
@@ -35,9 +35,14 @@ export function useChatLists({ connected, onLeft }: { connected: boolean; onLeft
     }
   }, [onLeft]);
 
+  // Read through a ref: one refreshPeers for the page's life. The chat's event stream is made
+  // from these functions, and a new one at each change of the link reopened the stream and read
+  // the channels again (after a session the server ended, a refused read: a 401 in the console).
+  const isConnected = useRef(connected);
+  isConnected.current = connected;
   const refreshPeers = useCallback(async () => {
     const n = ++peersRequest.current;
-    if (!connected) return setPeers([]); // offline: nobody is known to be online
+    if (!isConnected.current) return setPeers([]); // offline: nobody is known to be online
     let list: Awaited<ReturnType<typeof api.peers>> = [];
     try {
       list = await api.peers();
@@ -45,7 +50,11 @@ export function useChatLists({ connected, onLeft }: { connected: boolean; onLeft
       // unknown: nobody shown online
     }
     if (n === peersRequest.current) setPeers(list);
-  }, [connected]);
+  }, []);
+  // The link came up or went down: who is online is read again (none while it is down).
+  useEffect(() => {
+    void refreshPeers();
+  }, [connected, refreshPeers]);
 
   const refreshStreams = useCallback(async () => {
     if (!peerReachable()) return; // asked again once the event stream is back

@@ -90,7 +90,11 @@ export function useLiveEvents(
       if (id) lastEvent.current = id;
     };
     /** Reads again all that events would have told: channels, counts, the open channel, … */
-    const reload = () => {
+    const reload = async () => {
+      // The peer closes its event streams when its session changes (the server may have ended
+      // it): the session is read first, and a page whose user is gone asks nothing else.
+      const now = await api.session().catch(() => undefined);
+      if (now && now.me?.username !== me) return refreshMe();
       setSourceTick((t) => t + 1);
       publishDm({ type: 'resync' });
       void refreshChannels();
@@ -104,7 +108,7 @@ export function useLiveEvents(
       setPeerReachable(true);
       if (!lost.current) return;
       lost.current = false;
-      reload();
+      void reload();
     });
     for (const name of LIVE_EVENTS) es.addEventListener(name, seen);
     es.addEventListener('message', (e) => {
@@ -155,7 +159,7 @@ export function useLiveEvents(
     // Otherwise the stream broke: the browser tries again (every 3 s) while the peer is gone, and
     // one request tells whether it is (api.ts marks it unreachable when nothing answers).
     es.addEventListener('error', (e) => {
-      if ((e as MessageEvent).data) return reload();
+      if ((e as MessageEvent).data) return void reload();
       if (es.readyState === EventSource.OPEN) return;
       lost.current = true;
       if (peerReachable()) void api.session().catch(() => undefined);
