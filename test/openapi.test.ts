@@ -8,6 +8,7 @@
  * document.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import createClient from 'openapi-fetch';
 import prettier from 'prettier';
@@ -15,6 +16,21 @@ import { createConfig, lintFromString } from '@redocly/openapi-core';
 import type { paths } from '../src/sdk/api-types.js';
 import { LOCAL_API, REST_API, documentText, typesText } from '../scripts/openapi.js';
 import { createTestnet, signIn, type TestPeer } from './testnet.js';
+
+/** GET `rawPath` as it is written (fetch would resolve its `..`): its status and JSON body. */
+function rawGet(base: string, rawPath: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(new URL(base), { path: rawPath }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text || 'null') }),
+      );
+    });
+    req.on('error', reject);
+  });
+}
 
 async function pretty(text: string, file: string): Promise<string> {
   const options = await prettier.resolveConfig(file);
@@ -101,5 +117,19 @@ describe('the REST API’s document', () => {
     const served = await (await fetch(`${base}/api/v1/openapi.json`)).json();
     expect(shown).toEqual(served);
     expect(served.paths['/api/v1/users/{user_id}']).toBeDefined();
+    // A page's URL that leaves /docs reaches no route through it: refused as an unknown route,
+    // in the API's shape (the pages' own server only describes the routes).
+    for (const raw of [
+      '/api/v1/docs/../users/@me',
+      '/api/v1/docs/%2e%2e/channels',
+      '/api/v1/docs/nope',
+    ]) {
+      const r = await rawGet(base, raw);
+      expect({ raw, status: r.status, code: r.body.error?.code }).toEqual({
+        raw,
+        status: 404,
+        code: 'E_NOT_FOUND',
+      });
+    }
   });
 });

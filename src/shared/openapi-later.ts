@@ -45,7 +45,8 @@ export function documentLater(
           url: r.url,
           schema: r.schema,
           config: r.config,
-          handler: async () => null,
+          // Only described: a request that reaches one here (a page's URL with `..`) is refused.
+          handler: async (_req, reply) => reply.callNotFound(),
         });
     });
     await d.ready();

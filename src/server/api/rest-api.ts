@@ -168,6 +168,8 @@ export async function createRestApi(
       connection: _c,
       ...headers
     } = res.headers;
+    // Not one of its pages (a path that left /docs with `..`, say): refused as any unknown route.
+    if (res.statusCode === 404) return reply.callNotFound();
     return reply.code(res.statusCode).headers(headers).send(res.rawPayload);
   };
   app.get(`${API_PREFIX}/docs`, { schema: { hide: true } }, page);
