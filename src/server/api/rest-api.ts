@@ -158,7 +158,7 @@ export async function createRestApi(
     const res = await (
       await docs()
     ).inject({
-      method: req.method as 'GET' | 'HEAD',
+      method: 'GET', // a HEAD's answer is the GET's, sent without its body
       url: req.url,
       headers: { accept: req.headers.accept ?? '*/*' },
     });
