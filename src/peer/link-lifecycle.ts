@@ -155,7 +155,8 @@ export class LinkLifecycle {
           const why = this.endedBy ?? err;
           this.endedBy = undefined;
           this.d.sessions.setSession(undefined);
-          this.d.sessions.endedBy = { code: why.code, message: why.message };
+          // Shown on the login page as text: a few lines at most, whatever the server sent.
+          this.d.sessions.endedBy = { code: why.code, message: why.message.slice(0, 300) };
           await this.sessionChanged();
           this.d.events.emit('status', { session: 'invalid' });
         }
