@@ -55,8 +55,10 @@ function parseProm(text: string): { types: Map<string, string>; samples: Sample[
       rest = rest.slice(l[0].length);
     }
     const raw = m[4]!;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
-    if (raw !== 'NaN' && Number.isNaN(value)) throw new Error(`bad value: ${line}`);
+    // Values as Go's ParseFloat reads them, which Prometheus uses: NaN and Inf in any case
+    // (prom-client writes `Nan`, for a gauge with no sample yet such as the event loop's lag).
+    const value = /^\+?inf$/i.test(raw) ? Infinity : /^-inf$/i.test(raw) ? -Infinity : Number(raw);
+    if (!/^nan$/i.test(raw) && Number.isNaN(value)) throw new Error(`bad value: ${line}`);
     const name = m[1]!;
     const family = [name, name.replace(/_(bucket|sum|count|total|created)$/, '')].find((n) =>
       types.has(n),

@@ -25,6 +25,9 @@ const ListQuery = z.object({
 
 const AvatarHeaders = z.object({ 'content-type': AvatarType });
 
+/** `v`: the version wanted (the `hash` an `avatar` event or list gave), asked of the server when not held here. */
+const PictureQuery = z.object({ v: z.string().max(128).optional() });
+
 /** Adds the avatar routes. */
 export function avatarRoutes(app: FastifyInstance, node: PeerNode): void {
   void app.register(async (scope) => {
@@ -64,6 +67,7 @@ export function avatarRoutes(app: FastifyInstance, node: PeerNode): void {
     '/api/avatars/:username',
     doc('A user’s avatar, checked: its user’s signature', {
       params: UserParam,
+      querystring: PictureQuery,
       response: {
         200: {
           description: 'The picture',
@@ -73,7 +77,8 @@ export function avatarRoutes(app: FastifyInstance, node: PeerNode): void {
     }),
     async (req, reply) => {
       const { username } = parse(UserParam, req.params, 'user');
-      const a = await node.avatars.get(username);
+      const { v } = parse(PictureQuery, req.query, 'query');
+      const a = await node.avatars.get(username, v);
       return reply
         .header('content-type', a.type)
         .header('x-content-type-options', 'nosniff')

@@ -110,12 +110,21 @@ export class PeerAvatars {
     });
   }
 
-  /** A user's avatar, from the cache while fresh, else from the server (checked). */
-  async get(username: string): Promise<Avatar> {
+  /**
+   * A user's avatar, from the cache while fresh (asked by its hash `want`: while it is that
+   * one), else from the server (checked).
+   */
+  async get(username: string, want?: string): Promise<Avatar> {
     const key = username.toLowerCase();
     const cached = this.cache.get(key) ?? this.load(username);
     const server = this.d.server();
-    if (cached && (Date.now() - cached.checked < FRESH_MS || !server)) return cached.avatar;
+    // A version asked for by its hash (a page that heard of a change before this peer did) is
+    // asked of the server unless it is the one held; otherwise a recent check is enough.
+    const fresh =
+      want === undefined
+        ? Date.now() - (cached?.checked ?? 0) < FRESH_MS
+        : cached?.avatar.hash === want;
+    if (cached && (fresh || !server)) return cached.avatar;
     if (!server) throw new HchatError('E_NOT_FOUND', `no avatar of ${username} here`);
     let record: AvatarRecord;
     try {

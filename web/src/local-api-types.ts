@@ -1577,7 +1577,9 @@ export interface paths {
     /** A user’s avatar, checked: its user’s signature */
     get: {
       parameters: {
-        query?: never;
+        query?: {
+          v?: string;
+        };
         header?: never;
         path: {
           username: string;
