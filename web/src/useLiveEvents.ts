@@ -91,8 +91,9 @@ export function useLiveEvents(
     };
     /** Reads again all that events would have told: channels, counts, the open channel, … */
     const reload = async () => {
-      // The peer closes its event streams when its session changes (the server may have ended
-      // it): the session is read first, and a page whose user is gone asks nothing else.
+      // The session may have changed while the stream was away (the server ended it, or the
+      // peer restarted without it): it is read first, and a page whose user is gone asks nothing
+      // else of the peer.
       const now = await api.session().catch(() => undefined);
       if (now && now.me?.username !== me) return refreshMe();
       setSourceTick((t) => t + 1);
