@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPage } from '../browser.js';
 import { launchHchat, type Launched } from '../hchat-spawn.js';
 import { api, stablePort } from '../testnet.js';
+import { clickable, within } from './newuser2-lib.js';
 
 /**
  * One server and three peers for the whole file (alice, bob, dora), each user registered and
@@ -101,30 +102,6 @@ async function post(user: string, channelId: string, text: string): Promise<void
 async function open(page: Page, name: string, owner: string): Promise<void> {
   await page.getByRole('button', { name: `# ${name} by ${owner}` }).click();
   await page.getByRole('heading', { name: `#${name}` }).waitFor();
-}
-
-/** Polls `check` until it is true or `ms` passed; the last answer. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Whether a click at the middle of `sel` lands on it, else what is drawn over it. */
-async function clickable(sel: Locator): Promise<string> {
-  const box = await sel.boundingBox();
-  if (!box) return 'not laid out';
-  return sel.evaluate(
-    (el, [x, y]) => {
-      const hit = document.elementFromPoint(x!, y!);
-      if (hit && (hit === el || el.contains(hit))) return 'yes';
-      return `covered by <${hit?.tagName.toLowerCase()}> ${(hit?.textContent ?? '').slice(0, 60)}`;
-    },
-    [box.x + box.width / 2, box.y + box.height / 2],
-  );
 }
 
 /** Whether `sel` shows inside the message log's visible part (not scrolled out of it). */

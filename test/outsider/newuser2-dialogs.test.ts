@@ -22,28 +22,14 @@
 // - File names. "Other files show as a card with their size and a Download button"; the UI is
 //   made for 360 px too. On a phone-width window the Download button left the name three
 //   letters: `notes.txt` showed as "not…", so one could not tell which file it was.
-import type { Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { seriousViolations } from '../axe.js';
 import { openPage } from '../browser.js';
 import { api } from '../testnet.js';
-import { channel, evidence, openFromHome, post, within, world } from './newuser2-lib.js';
+import { channel, clickable, evidence, openFromHome, post, within, world } from './newuser2-lib.js';
 
 const w = world(['alice', 'bob', 'carol']);
-
-/** Whether a click at the middle of `sel` lands on it, else what is drawn over it. */
-async function clickable(sel: Locator): Promise<string> {
-  const box = await sel.boundingBox();
-  if (!box) return 'not laid out';
-  return sel.evaluate(
-    (el, [x, y]) => {
-      const hit = document.elementFromPoint(x!, y!);
-      if (hit && (hit === el || el.contains(hit))) return 'yes';
-      return `covered by <${hit?.tagName.toLowerCase()}> ${(hit?.textContent ?? '').slice(0, 60)}`;
-    },
-    [box.x + box.width / 2, box.y + box.height / 2],
-  );
-}
 
 /** What has the focus, as a person would name it. */
 function focused(page: Page): Promise<string> {

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 import { launchHchat, type Launched } from '../hchat-spawn.js';
 import { api } from '../testnet.js';
@@ -108,6 +108,20 @@ export async function within(ms: number, check: () => Promise<boolean>): Promise
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Whether a click at the middle of `sel` lands on it, else what is drawn over it. */
+export async function clickable(sel: Locator): Promise<string> {
+  const box = await sel.boundingBox();
+  if (!box) return 'not laid out';
+  return sel.evaluate(
+    (el, [x, y]) => {
+      const hit = document.elementFromPoint(x!, y!);
+      if (hit && (hit === el || el.contains(hit))) return 'yes';
+      return `covered by <${hit?.tagName.toLowerCase()}> ${(hit?.textContent ?? '').slice(0, 60)}`;
+    },
+    [box.x + box.width / 2, box.y + box.height / 2],
+  );
 }
 
 /** Saves a screenshot where the finding's report points (test-artifacts/, not docs/). */
