@@ -1,7 +1,8 @@
 /**
  * Idle sessions over several instances (issue 16): BENCH_IDLE_SESSIONS users (default 50,000) in
- * channels of BENCH_IDLE_CHANNEL_SIZE (10), each online on one of BENCH_IDLE_INSTANCES (2)
- * PostgreSQL + NATS instances (in turn), sending a heartbeat every 5 s as a peer does; 1 % of them drop and come
+ * channels of BENCH_IDLE_CHANNEL_SIZE (10), each online on one of BENCH_IDLE_INSTANCES (2, or
+ * more where a process may not hold its share of the connections: below) PostgreSQL + NATS
+ * instances (in turn), sending a heartbeat every 5 s as a peer does; 1 % of them drop and come
  * back each minute (spread over the minute, back on the next instance). Measured: the
  * instances' RSS per session (after connecting, less before), pushes per session per minute
  * over BENCH_IDLE_MINUTES (2), from the instances' /metrics and as the clients counted them, and
@@ -13,13 +14,22 @@
  * The clients live in worker processes of BENCH_IDLE_PER_WORKER (8,000) sessions each
  * (bench/idle-clients.ts), each on a loopback address of its own; the instances' and workers'
  * open-file limits are raised with prlimit (root with CAP_SYS_RESOURCE), as 25,000 connections
- * need; where they cannot be, the run says what it needs (use more instances).
+ * need. Where they cannot be (root without that capability, in a container), no process may
+ * open more files than the hard limit it inherited, and the sessions go over as many instances
+ * as it takes (three for 50,000 under a limit of 20,000); the report says how many.
  */
 import crypto from 'node:crypto';
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { askWorker, closeWorkers, cpuSeconds, raiseOpenFiles, rssKB } from './harness.js';
+import {
+  askWorker,
+  closeWorkers,
+  cpuSeconds,
+  openFilesCeiling,
+  raiseOpenFiles,
+  rssKB,
+} from './harness.js';
 import { deploy, pushesTotal, type Deployment } from './cluster-deploy.js';
 import { median } from './stats.js';
 import type { IdleReport, OpenOrder } from './idle-clients.js';
@@ -29,7 +39,19 @@ const CHANNEL_SIZE = Number(process.env.BENCH_IDLE_CHANNEL_SIZE ?? 10);
 const MINUTES = Number(process.env.BENCH_IDLE_MINUTES ?? 2);
 const REPEATS = Math.max(1, Number(process.env.BENCH_IDLE_REPEATS ?? 1));
 const PER_WORKER = Number(process.env.BENCH_IDLE_PER_WORKER ?? 8000);
-const INSTANCES = Math.max(2, Number(process.env.BENCH_IDLE_INSTANCES ?? 2));
+/** Files an instance needs beyond its sessions' connections (its store, bus, logs, HTTP). */
+const SPARE_FILES = 1000;
+/**
+ * Two instances, or as many more as it takes for each to hold its share of the connections
+ * where a process may not open more than openFilesCeiling() files (a container whose root
+ * lacks CAP_SYS_RESOURCE: 20,000 here, so 50,000 sessions take three).
+ */
+const INSTANCES = Math.max(
+  2,
+  Number(
+    process.env.BENCH_IDLE_INSTANCES ?? Math.ceil(SESSIONS / (openFilesCeiling() - SPARE_FILES)),
+  ),
+);
 const CHURN_PER_MINUTE = 0.01;
 /** Opening every session may take this long before the run is given up (a busy machine is slow). */
 const CONNECT_DEADLINE_MS = Number(process.env.BENCH_IDLE_CONNECT_MINUTES ?? 20) * 60_000;
@@ -127,7 +149,8 @@ async function idleRun(): Promise<IdleRun> {
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     // Each instance holds its share of the connections, and some files and sockets of its own.
-    for (const x of d.instances) raiseOpenFiles(x.pid, Math.ceil(SESSIONS / INSTANCES) + 1000);
+    for (const x of d.instances)
+      raiseOpenFiles(x.pid, Math.ceil(SESSIONS / INSTANCES) + SPARE_FILES);
     await populate(d);
     await sleep(2000);
     const rss0 = d.instances.map((x) => rssKB(x.pid));

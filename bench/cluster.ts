@@ -77,6 +77,7 @@ async function fanoutRun(make: () => Promise<Deployment>, rate?: number): Promis
     const channelId = '01900000-0000-7000-8000-00000000c105';
     await pub.request('channel_create', { id: channelId, name: 'bench', allowVisitors: true });
     const n = d.instances.length;
+    let first = 0;
     for (const [k, inst] of d.instances.entries()) {
       const share = Math.floor(MEMBERS / n) + (k < MEMBERS % n ? 1 : 0);
       workers.push(
@@ -90,8 +91,10 @@ async function fanoutRun(make: () => Promise<Deployment>, rate?: number): Promis
           },
           share,
           n === 1 ? 2 : 1,
+          first,
         ),
       );
+      first += share;
     }
     // Members on another instance hear of the channel's messages over the bus once they joined.
     const post = (i: number, text: string) => {

@@ -155,6 +155,20 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * The most open files a process started from this one can be given: unbounded with
+ * CAP_SYS_RESOURCE (raiseOpenFiles may lift the hard limit), else this process's hard limit,
+ * which its children inherit and prlimit cannot raise (a container without that capability).
+ */
+export function openFilesCeiling(): number {
+  const cap = /^CapEff:\s+([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  if (cap && (BigInt(`0x${cap[1]}`) >> 24n) & 1n) return Infinity; // CAP_SYS_RESOURCE is bit 24
+  const hard = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(
+    fs.readFileSync('/proc/self/limits', 'utf8'),
+  );
+  return !hard || hard[1] === 'unlimited' ? Infinity : Number(hard[1]);
+}
+
+/**
  * Raises a running process's open-file limit to `n` (soft and hard) with prlimit(1), when it is
  * below: a server holding tens of thousands of connections needs more than a shell's default.
  * Raising the hard limit takes root (CAP_SYS_RESOURCE); without it, says what is needed.

@@ -294,8 +294,17 @@ const MEMBER_NODE_ARGS = (process.env.BENCH_MEMBER_NODE_ARGS ?? '').split(' ').f
 export class MemberWorkers {
   private constructor(private readonly procs: ChildProcess[]) {}
 
-  /** Forks `workers` processes and connects `count` members among them. */
-  static async start(target: Target, count: number, workers = 2): Promise<MemberWorkers> {
+  /**
+   * Forks `workers` processes and connects `count` members among them, numbered from `first`
+   * (a visitor's name is its number: members of one deployment, on whichever instance, need
+   * numbers of their own, as a visitor name is the deployment's while its visitor is there).
+   */
+  static async start(
+    target: Target,
+    count: number,
+    workers = 2,
+    first = 0,
+  ): Promise<MemberWorkers> {
     const n = Math.max(1, Math.min(workers, count));
     const procs = Array.from({ length: n }, () =>
       fork(path.join(import.meta.dirname, 'members.ts'), ['--members-worker'], {
@@ -304,7 +313,7 @@ export class MemberWorkers {
       }),
     );
     const w = new MemberWorkers(procs);
-    let from = 0;
+    let from = first;
     const answers = procs.map((p, k) => {
       const share = Math.floor(count / n) + (k < count % n ? 1 : 0);
       const a = w.ask<{ ok?: boolean; error?: string }>(p, {
