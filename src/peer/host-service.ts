@@ -254,7 +254,9 @@ export class HostService {
         const b = parsed.data as Req<'history'>;
         this.readable(conn, b.channelId);
         const before = b.before === undefined ? undefined : this.deps.store.getMessage(b.before);
-        if (b.before !== undefined && (!before || before.channelId !== b.channelId)) {
+        // PROTOCOL.md §4.2 as §3.3: `before` names a message of this channel, no other item.
+        const isMessage = before && (before.kind ?? 'message') === 'message';
+        if (b.before !== undefined && (!isMessage || before.channelId !== b.channelId)) {
           throw new HchatError('E_NOT_FOUND', 'no such message');
         }
         const page = this.deps.store.page(b.channelId, b.limit, before);

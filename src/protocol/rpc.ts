@@ -19,7 +19,8 @@ export const Request = z.object({
   t: z.literal('req'),
   id: z.number().int().min(0).max(0xffffffff),
   op: z.string().max(64),
-  body: z.unknown(),
+  /** PROTOCOL.md §3.1: a missing body is `{}` (each operation's schema then reads it). */
+  body: z.unknown().default(() => ({})),
 });
 export const Response = z.object({
   t: z.literal('res'),

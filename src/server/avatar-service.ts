@@ -64,7 +64,10 @@ export class AvatarService {
     // Counted once it would be stored: a refused one costs its user nothing.
     const wait = this.changes.take(s.username.toLowerCase());
     if (wait > 0) throw HchatError.rateLimited('avatar: changed too often', wait);
+    const before = await this.d.avatars.info(s.username);
     const info = await this.d.avatars.put({ ...a, username: s.username });
+    // PROTOCOL.md §9.5: an older or the same avatar changes nothing, and nobody hears of it.
+    if (before && before.ts === info.ts && before.hash === info.hash) return info;
     this.d.log.write('avatar', { peer: conn.name, user: s.username, hash: info.hash });
     this.d.bus.publish({ kind: 'avatar', ...info });
     return info;
@@ -87,10 +90,13 @@ export class AvatarService {
    * may have been made on another instance).
    */
   deliver(e: { username: string; hash: string; ts: number }): void {
+    // The event as PROTOCOL.md §9.5 spells it: the bus event's own members (its `kind`) stay
+    // off the wire.
+    const body = { username: e.username, hash: e.hash, ts: e.ts };
     this.recipients(e.username).then(
       (to) => {
         for (const c of to)
-          if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body: e });
+          if (c.session && c.fs.isOpen) c.fs.send({ t: 'ev', ev: 'avatar', body });
       },
       (err: unknown) => this.d.internalError('delivering an avatar change failed', err),
     );

@@ -129,7 +129,8 @@ export class SearchIndex {
     // `before` counts only as a message of a searched channel: any other (one of a channel the
     // searcher may not read) answers as an unknown id, so that it tells nothing of that channel.
     this.rowidOf = db.prepare<[string, string], { r: number }>(
-      'SELECT rowid AS r FROM messages WHERE id = ? AND channel_id IN (SELECT value FROM json_each(?))',
+      `SELECT rowid AS r FROM messages WHERE id = ? AND kind = 'message'
+       AND channel_id IN (SELECT value FROM json_each(?))`,
     );
     this.q = db.prepare<[string, number, string, number], IndexHit>(
       `SELECT m.id AS id, f.text AS shown FROM message_fts f

@@ -181,7 +181,8 @@ export interface ServerStore {
   insertMessages(batch: readonly MessageInsert[]): Promise<(InsertResult | HchatError)[]>;
   /**
    * Newest `limit` messages older than `before` (or the newest), in channel order, with the items
-   * naming them (E_NOT_FOUND when `before` is no item of this channel).
+   * naming them (E_NOT_FOUND when `before` is no message of this channel: an item of another
+   * kind, an edit or a reaction say, is not one).
    */
   history(channelId: string, limit: number, before?: string): Promise<HistoryPage>;
   /** Messages with seq > since, by seq, at most `limit`. */

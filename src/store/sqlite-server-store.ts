@@ -268,7 +268,9 @@ export class SqliteServerStore implements ServerStore {
       rows = this.q.newest.all(channelId, limit + 1);
     } else {
       const b = this.q.getMessage.get(before);
-      if (!b || b.channel_id !== channelId) throw new HchatError('E_NOT_FOUND', 'no such message');
+      // PROTOCOL.md §3.3: `before` names a message of this channel, not any other item.
+      if (!b || b.channel_id !== channelId || b.kind !== 'message')
+        throw new HchatError('E_NOT_FOUND', 'no such message');
       rows = this.q.olderThan.all(channelId, b.ts, b.lc, b.id, limit + 1);
     }
     const hasMore = rows.length > limit;

@@ -23,7 +23,7 @@ const M_COLS = PG_MESSAGE_COLS.split(', ')
  */
 function pageSql(before: boolean): string {
   const older = before
-    ? 'AND (ts, lc, id) < (SELECT ts, lc, id FROM messages WHERE id = $3 AND channel_id = $1)'
+    ? `AND (ts, lc, id) < (SELECT ts, lc, id FROM messages WHERE id = $3 AND channel_id = $1 AND kind = 'message')`
     : '';
   return `WITH page AS MATERIALIZED (
       SELECT ${PG_MESSAGE_COLS} FROM messages WHERE channel_id = $1 AND kind = 'message' ${older}
@@ -54,10 +54,10 @@ export async function historyPage(
   const pageRows = rows.filter((row) => row.of_ts === null);
   if (pageRows.length === 0 && before !== undefined) {
     // Nothing older, or no such message in this channel: only an empty page asks which.
-    const b = await q.query('SELECT 1 FROM messages WHERE id = $1 AND channel_id = $2', [
-      before,
-      channelId,
-    ]);
+    const b = await q.query(
+      `SELECT 1 FROM messages WHERE id = $1 AND channel_id = $2 AND kind = 'message'`,
+      [before, channelId],
+    );
     if (b.rows.length === 0) throw new HchatError('E_NOT_FOUND', 'no such message');
   }
   const hasMore = pageRows.length > limit;

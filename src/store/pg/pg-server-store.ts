@@ -313,7 +313,7 @@ export class PostgresServerStore implements ServerStore {
     if (before !== undefined) {
       // Only a message of a searched channel (search-index.ts says why).
       const r = await this.pool.query(
-        'SELECT arrival FROM messages WHERE id = $1 AND channel_id = ANY($2::text[])',
+        `SELECT arrival FROM messages WHERE id = $1 AND channel_id = ANY($2::text[]) AND kind = 'message'`,
         [before, channelIds],
       );
       if (r.rows[0] === undefined) return [];
