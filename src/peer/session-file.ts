@@ -75,3 +75,35 @@ export function writeSession(dir: string, s: SavedSession | undefined): void {
   fs.chmodSync(tmp, 0o600);
   fs.renameSync(tmp, file);
 }
+
+/**
+ * Why the server ended the last session (`<data>/session-ended.json`): kept across a restart of
+ * the peer, so that the login page still says it until a session starts again (README, GET
+ * /api/session `ended`).
+ */
+export const SessionEnded = z.object({
+  code: z.string().min(1).max(64),
+  message: z.string().max(300),
+});
+export type SessionEnded = z.infer<typeof SessionEnded>;
+
+/** The reason kept, if any; an unreadable or malformed file is no reason (it only informs). */
+export function readSessionEnded(dir: string): SessionEnded | undefined {
+  try {
+    const e = SessionEnded.safeParse(
+      JSON.parse(fs.readFileSync(path.join(dir, 'session-ended.json'), 'utf8')),
+    );
+    return e.success ? e.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps (or, with undefined, forgets) why the last session ended, as writeSession does. */
+export function writeSessionEnded(dir: string, e: SessionEnded | undefined): void {
+  const file = path.join(dir, 'session-ended.json');
+  if (!e) return fs.rmSync(file, { force: true });
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(e), { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}

@@ -17,7 +17,14 @@ import type { EventHub } from './event-hub.js';
 import type { OwedLogouts } from './owed-logouts.js';
 import { ServerLink } from './server-link.js';
 import type { ServerTrust } from './server-trust.js';
-import { readSession, writeSession, type SavedSession } from './session-file.js';
+import {
+  readSession,
+  readSessionEnded,
+  writeSession,
+  writeSessionEnded,
+  type SavedSession,
+  type SessionEnded,
+} from './session-file.js';
 
 /** How long a spare connection (a login while a session is live) may take to say hello. */
 const SPARE_START_MS = 10_000;
@@ -60,7 +67,17 @@ export class Sessions {
    * Why the server ended the last session, when it did (a newer login retired it, its visitor
    * name went to another): told by GET /api/session until someone logs in or enters again.
    */
-  endedBy: { code: string; message: string } | undefined;
+  get endedBy(): SessionEnded | undefined {
+    return this.ended;
+  }
+
+  /** Keeps why the server ended the session (in the data folder: a restart still says it). */
+  set endedBy(e: SessionEnded | undefined) {
+    this.ended = e;
+    writeSessionEnded(this.d.dataDir, e);
+  }
+
+  private ended: SessionEnded | undefined;
   /**
    * True while the current server connection carries our session (set here on a log in, by
    * the link lifecycle on a resume, and cleared when the connection goes or the user goes offline).
@@ -72,6 +89,9 @@ export class Sessions {
   constructor(private readonly d: SessionsDeps) {
     this.currentSession = readSession(d.dataDir);
     this.keys = this.currentSession && loadSessionKeys(this.currentSession.key);
+    // Why the last session ended matters only while none is open (a stale note goes).
+    if (!this.currentSession) this.ended = readSessionEnded(d.dataDir);
+    else writeSessionEnded(d.dataDir, undefined);
   }
 
   /** Saves `s` (or, undefined, that nobody is logged in) as this peer's session. */
@@ -80,7 +100,7 @@ export class Sessions {
     if (this.currentSession?.sessionId !== s?.sessionId) this.d.events.forget();
     this.currentSession = s;
     this.keys = keys;
-    this.endedBy = undefined;
+    if (this.ended) this.endedBy = undefined;
     writeSession(this.d.dataDir, s);
     if (!s) {
       this.authed = false;

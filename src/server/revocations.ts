@@ -19,57 +19,95 @@ export interface RevocationsDeps {
   sessionOf(cert: string): string | undefined;
 }
 
-/** Revocations and "live when read" kept at most (the oldest go first). */
+/** Sessions and tokens known at most (the oldest go first). */
 const KEPT = 100_000;
+
+/** What is known of a certificate's session (or API token) when it was read. */
+interface Known {
+  /** When it was revoked; null: live when read. */
+  at: number | null;
+  /** An API token's channels (`null`: every channel of its account); absent for a session. */
+  channels?: ReadonlySet<string> | null;
+}
 
 /** Sessions' revocation times, read once from the store per session and learnt as they happen. */
 export class Revocations {
-  /** Session id → when it was revoked (null: live when read). */
-  private readonly at = new Map<string, number | null>();
+  private readonly known = new Map<string, Known>();
 
   constructor(private readonly d: RevocationsDeps) {}
 
   /**
-   * Reads once when the session of a certificate was revoked, for `signedAfter` (cached: a post
-   * costs no store read). A revocation learnt meanwhile (`revoked`) wins over the read.
+   * Reads once when the session of a certificate was revoked (and an API token's channels), for
+   * `signedAfter` (cached: a post costs no store read). A revocation learnt meanwhile
+   * (`revoked`) wins over the read.
    */
   async load(cert: string): Promise<void> {
     const sid = this.d.sessionOf(cert);
-    if (sid === undefined || this.at.has(sid)) return;
-    const at =
-      (isTokenId(sid)
-        ? (await this.d.tokens?.getToken(sid))?.revokedAt
-        : (await this.d.store.getSession(sid))?.revokedAt) ?? null;
-    if (this.at.has(sid)) return;
-    this.keep(sid, at);
+    if (sid === undefined || this.known.has(sid)) return;
+    let read: Known;
+    if (isTokenId(sid)) {
+      const t = await this.d.tokens?.getToken(sid);
+      // A certificate naming a token this deployment does not know stands for nothing.
+      read = t
+        ? { at: t.revokedAt, channels: t.channels && new Set(t.channels) }
+        : { at: 0, channels: null };
+    } else read = { at: (await this.d.store.getSession(sid))?.revokedAt ?? null };
+    if (this.known.has(sid)) return;
+    this.keep(sid, read);
   }
 
   /**
-   * E_BAD_SIGNATURE when something stamped `ts` was signed under a certificate whose session was
-   * revoked before `ts` (as `load` read it: no store read here), else undefined.
+   * E_BAD_SIGNATURE when what a certificate's key signed (stamped `ts`, in `channelId` when it
+   * is a channel's item) may not enter, as `load` read its session: no store read here.
+   *
+   * - A session's key: anything stamped after the session was revoked (what it signed before
+   *   may still arrive: a peer's offline writes, a host's backups).
+   * - An API token's key (REST `POST /keys`): anything once the token is revoked, whatever its
+   *   stamp, since the signer picks the clock and a token's key has no offline writes to wait
+   *   for (its posts go through the REST API, which stores them as it answers); and any item of a
+   *   channel outside the token's channels, which the key must not reach by another way (a host
+   *   forwarding it) than the token may.
    */
-  signedAfter(what: string, m: { cert: string; ts: number }): HchatError | undefined {
+  signedAfter(
+    what: string,
+    m: { cert: string; ts: number; channelId?: string },
+  ): HchatError | undefined {
     const sid = this.d.sessionOf(m.cert);
-    const at = sid === undefined ? undefined : (this.at.get(sid) ?? undefined);
-    if (at !== undefined && m.ts > at)
+    const k = sid === undefined ? undefined : this.known.get(sid);
+    if (!k) return undefined;
+    if (k.channels !== undefined) {
+      if (k.at !== null)
+        return new HchatError('E_BAD_SIGNATURE', `${what}: signed with the key of a revoked token`);
+      if (m.channelId !== undefined && k.channels !== null && !k.channels.has(m.channelId))
+        return new HchatError(
+          'E_BAD_SIGNATURE',
+          `${what}: its key's token may not write in this channel`,
+        );
+      return undefined;
+    }
+    if (k.at !== null && m.ts > k.at)
       return new HchatError('E_BAD_SIGNATURE', `${what}: signed after its session was revoked`);
     return undefined;
   }
 
   /** A session (or an API token) was revoked (here, or on another instance): known at once. */
   revoked(sessionId: string, at: number): void {
-    this.keep(sessionId, at);
+    const before = this.known.get(sessionId);
+    this.keep(
+      sessionId,
+      isTokenId(sessionId) ? { at, channels: before?.channels ?? null } : { at },
+    );
   }
 
   /** Sets one entry, forgetting the oldest past KEPT (forgotten: read again on next use). */
-  private keep(sid: string, at: number | null): void {
-    this.at.delete(sid);
-    if (this.at.size >= KEPT) this.at.delete(this.at.keys().next().value!);
-    this.at.set(sid, at);
+  private keep(sid: string, k: Known): void {
+    this.known.delete(sid);
+    if (this.known.size >= KEPT) this.known.delete(this.known.keys().next().value!);
+    this.known.set(sid, k);
   }
 
   /** True when this instance knows the session revoked (a resume racing a logout). */
   isRevoked(sessionId: string): boolean {
-    return typeof this.at.get(sessionId) === 'number';
+    return typeof this.known.get(sessionId)?.at === 'number';
   }
 }
