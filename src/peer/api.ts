@@ -38,6 +38,9 @@ const WEB_ROOT = [
 const CSP =
   "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 
+/** The error code of a status a plugin answered with (PROTOCOL.md §7); others: E_BAD_REQUEST. */
+const FASTIFY_CODES: Record<number, string> = { 403: 'E_FORBIDDEN', 404: 'E_NOT_FOUND' };
+
 /**
  * Builds the API for a node; `port` is the port it will listen on (for Host checks), `token` the
  * credential every request but the UI's static files must carry (api-auth.ts).
@@ -105,9 +108,12 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
       );
     }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      // A plugin's refusal (the static files' of a path leaving their folder: 403) under the
+      // code PROTOCOL.md §7 pairs with its status.
+      const code = FASTIFY_CODES[e.statusCode] ?? 'E_BAD_REQUEST';
       return reply
         .code(e.statusCode)
-        .send({ error: { code: 'E_BAD_REQUEST', message: e.message ?? 'bad request' } });
+        .send({ error: { code, message: e.message ?? 'bad request' } });
     }
     console.error('hchat peer: API error:', err);
     return sendError(reply, new HchatError('E_INTERNAL'));

@@ -209,6 +209,11 @@ describe('local API credential', () => {
       expect(r.headers['referrer-policy']).toBe('no-referrer');
     }
     expect((await request(origin, 'GET', '/')).status).toBe(200);
+    // A path leaving the page's folder is refused, under the code PROTOCOL.md §7 pairs with 403
+    // (it said E_BAD_REQUEST, found by test/outsider/attack9's attacker).
+    const out = await request(origin, 'GET', '/assets/..%2f..%2fpackage.json');
+    expect(out.status).toBe(403);
+    expect(out.body).toEqual({ error: { code: 'E_FORBIDDEN', message: 'Forbidden' } });
   });
 
   it('gives the browser nothing another server on 127.0.0.1 can replay (the cookie leak)', async () => {
