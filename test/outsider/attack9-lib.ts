@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'hchat');
 
@@ -365,4 +365,30 @@ export async function restartPeer(server: Server, dir: string): Promise<Peer> {
       return { status: r.status, json, text, headers: r.headers };
     },
   };
+}
+
+/**
+ * The scene of the token-key attacks: alice registered and logged in on her peer, mallory on a
+ * raw link owning (hosting) a channel `room` that alice joined. The caller closes `w`.
+ */
+export async function aliceInMallorysRoom(
+  server: Server,
+  alice: Peer,
+): Promise<{ w: Wire; room: string }> {
+  const account = { username: 'alice', password: 'alice-pw1' };
+  if ((await alice.api('POST', '/api/register', account)).status !== 201)
+    throw new Error('alice could not register');
+  if ((await alice.api('POST', '/api/login', account)).status !== 200)
+    throw new Error('alice could not log in');
+  const { w } = await wireUser(server, 'mallory');
+  const room = randomUUID();
+  const made = await w.req('channel_create', {
+    id: room,
+    name: 'mallory-room',
+    allowVisitors: false,
+  });
+  if (made.error) throw new Error(JSON.stringify(made.error));
+  if ((await alice.api('POST', `/api/channels/${room}/join`)).status !== 200)
+    throw new Error("alice could not join mallory's room");
+  return { w, room };
 }

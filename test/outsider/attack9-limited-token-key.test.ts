@@ -3,16 +3,15 @@
 // answers E_CHANNEL_NOT_FOUND as if it did not exist"; SECURITY.md "The REST API v1 and its
 // tokens": who attacks is "a token holder trying to do more than its token allows". POST /keys
 // certifies a key "for the token's account".
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  aliceInMallorysRoom,
   cleanDirs,
   keypair,
   rest,
   signedMessage,
   startPeer,
   startServer,
-  Wire,
   type Peer,
   type Server,
 } from './attack9-lib.js';
@@ -31,40 +30,13 @@ describe('attack9: the key a channel-limited token certifies', () => {
   });
 
   it('does not sign for its account in a channel outside the token’s list', async () => {
-    expect(
-      (await alice.api('POST', '/api/register', { username: 'alice', password: 'alice-pw1' }))
-        .status,
-    ).toBe(201);
-    expect(
-      (await alice.api('POST', '/api/login', { username: 'alice', password: 'alice-pw1' })).status,
-    ).toBe(200);
-    const A = (
-      await alice.api('POST', '/api/channels', { name: 'integration', allowVisitors: false })
-    ).json.id as string;
-
-    // mallory runs an integration: alice gives it a token limited to channel A.
-    const w = await Wire.connect(s);
+    // mallory runs an integration (alice gives it a token limited to channel A) and owns
+    // channel C, of which alice is a member.
+    const { w, room: C } = await aliceInMallorysRoom(s, alice);
     try {
-      expect(
-        (await w.req('register', { username: 'mallory', password: 'mallory-pw1' })).error,
-      ).toBeUndefined();
-      expect(
-        (
-          await w.req('login', {
-            username: 'mallory',
-            password: 'mallory-pw1',
-            publicKey: keypair().pk,
-          })
-        ).error,
-      ).toBeUndefined();
-      // mallory also owns channel C, of which alice is a member.
-      const C = randomUUID();
-      expect(
-        (await w.req('channel_create', { id: C, name: 'mallory-room', allowVisitors: false }))
-          .error,
-      ).toBeUndefined();
-      expect((await alice.api('POST', `/api/channels/${C}/join`)).status).toBe(200);
-
+      const A = (
+        await alice.api('POST', '/api/channels', { name: 'integration', allowVisitors: false })
+      ).json.id as string;
       const tok = (
         await alice.api('POST', '/api/tokens', {
           name: 'for mallory',

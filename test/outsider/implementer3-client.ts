@@ -19,13 +19,38 @@ export interface ServerProc {
   stop(): Promise<void>;
 }
 
+/** Starts `bin/hchat <args>` and waits (30 s at most) for its stdout to match `ready`. */
+async function launch(
+  args: string[],
+  ready: RegExp,
+  what: string,
+): Promise<{ proc: ChildProcess; line: string }> {
+  const repo = path.resolve(new URL('../..', import.meta.url).pathname);
+  const proc = spawn(process.execPath, [path.join(repo, 'bin/hchat'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const line: string = await new Promise((resolve, reject) => {
+    let out = '';
+    const to = setTimeout(() => reject(new Error(`${what} not ready: ${err}`)), 30_000);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(to);
+        resolve(m[0]);
+      }
+    });
+    proc.on('exit', (c) => reject(new Error(`${what} exited ${c} ${err}`)));
+  });
+  return { proc, line };
+}
+
 export async function startServer(extra: string[] = []): Promise<ServerProc> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'impl3-'));
-  const repo = path.resolve(new URL('../..', import.meta.url).pathname);
-  const proc = spawn(
-    process.execPath,
+  const { proc, line } = await launch(
     [
-      path.join(repo, 'bin/hchat'),
       'server',
       '--port',
       '0',
@@ -37,23 +62,9 @@ export async function startServer(extra: string[] = []): Promise<ServerProc> {
       'warn',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    /ready [^\n]*\n/,
+    'server',
   );
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const line: string = await new Promise((resolve, reject) => {
-    let out = '';
-    const to = setTimeout(() => reject(new Error('server not ready: ' + err)), 30_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = out.match(/ready [^\n]*\n/);
-      if (m) {
-        clearTimeout(to);
-        resolve(m[0]);
-      }
-    });
-    proc.on('exit', (c) => reject(new Error('server exited ' + c + ' ' + err)));
-  });
   const m = line.match(/tcp=([\d.]+):(\d+) http=(\S+) fingerprint=(\S+)/)!;
   return {
     proc,
@@ -507,11 +518,8 @@ export interface PeerProc {
   stop(): Promise<void>;
 }
 export async function startPeer(srv: ServerProc, name: string): Promise<PeerProc> {
-  const repo = path.resolve(new URL('../..', import.meta.url).pathname);
-  const proc = spawn(
-    process.execPath,
+  const { proc, line } = await launch(
     [
-      path.join(repo, 'bin/hchat'),
       'peer',
       '--server',
       `${srv.host}:${srv.port}#${srv.fingerprint}`,
@@ -520,22 +528,9 @@ export async function startPeer(srv: ServerProc, name: string): Promise<PeerProc
       '--ui-port',
       '0',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    /ready ui=\S+/,
+    'peer',
   );
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const line: string = await new Promise((res, rej) => {
-    let out = '';
-    const to = setTimeout(() => rej(new Error('peer not ready ' + err)), 30_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const m = out.match(/ready ui=\S+/);
-      if (m) {
-        clearTimeout(to);
-        res(m[0]);
-      }
-    });
-  });
   const u = new URL(line.slice('ready ui='.length));
   const api = u.origin;
   const token = u.searchParams.get('token')!;

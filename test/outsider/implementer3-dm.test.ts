@@ -2,14 +2,14 @@
 // against a real peer (bin/hchat peer), both directions.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
   startServer,
+  startPeer,
   connectUser,
   uname,
   b64u,
+  type PeerProc,
   type ServerProc,
   type Session,
 } from './implementer3-client.js';
@@ -182,62 +182,16 @@ function device() {
 let srv: ServerProc;
 let me: Session; // our own client, user
 let other: Session; // second client user for server-side checks
-let peer: ChildProcess;
-let api = '';
-let apiToken = '';
+let peer: PeerProc;
 let peerUser = '';
-const peerDir = { d: '' };
 
-async function call(method: string, p: string, body?: any) {
-  const r = await fetch(api + p, {
-    method,
-    headers: {
-      authorization: `Bearer ${apiToken}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const t = await r.text();
-  return { status: r.status, body: t ? JSON.parse(t) : null };
-}
+const call = (method: string, p: string, body?: any) => peer.call(method, p, body);
 
 beforeAll(async () => {
   srv = await startServer();
   me = await connectUser(srv, uname('xa').toLowerCase());
   other = await connectUser(srv, uname('xo').toLowerCase());
-  peerDir.d = path.join(srv.dir, 'peer');
-  const repo = path.resolve(new URL('../..', import.meta.url).pathname);
-  peer = spawn(
-    process.execPath,
-    [
-      path.join(repo, 'bin/hchat'),
-      'peer',
-      '--server',
-      `${srv.host}:${srv.port}#${srv.fingerprint}`,
-      '--data',
-      peerDir.d,
-      '--ui-port',
-      '0',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let err = '';
-  peer.stderr!.on('data', (d) => (err += d));
-  const line: string = await new Promise((res, rej) => {
-    let out = '';
-    const to = setTimeout(() => rej(new Error('peer not ready ' + err)), 30_000);
-    peer.stdout!.on('data', (d) => {
-      out += d;
-      const m = out.match(/ready ui=\S+/);
-      if (m) {
-        clearTimeout(to);
-        res(m[0]);
-      }
-    });
-  });
-  const u = new URL(line.slice('ready ui='.length));
-  api = u.origin;
-  apiToken = u.searchParams.get('token')!;
+  peer = await startPeer(srv, 'peer');
   peerUser = uname('pb').toLowerCase();
   expect(
     (await call('POST', '/api/register', { username: peerUser, password: 'secret-pass' })).status,
@@ -250,12 +204,7 @@ beforeAll(async () => {
 afterAll(async () => {
   me?.conn.close();
   other?.conn.close();
-  if (peer && peer.exitCode === null) {
-    const done = new Promise((r) => peer.once('exit', r));
-    peer.kill('SIGINT');
-    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-    if (peer.exitCode === null) peer.kill('SIGKILL');
-  }
+  await peer?.stop();
   await srv?.stop();
 });
 
