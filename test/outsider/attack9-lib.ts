@@ -89,10 +89,14 @@ export interface Peer extends Proc {
   ): Promise<{ status: number; json: any; text: string; headers: Headers }>;
 }
 
-export async function startPeer(server: Server, extra: string[] = []): Promise<Peer> {
+export async function startPeer(
+  server: Server,
+  extra: string[] = [],
+  dir = freshDir('peer'),
+): Promise<Peer> {
   const p = await startProc(
     ['peer', '--server', `${server.tcpHost}:${server.tcpPort}#${server.fingerprint}`, ...extra],
-    freshDir('peer'),
+    dir,
   );
   const m = /ui=(http:\/\/[\d.:]+)\/\?token=(\S+)/.exec(p.line)!;
   const ui = m[1]!;
@@ -337,34 +341,8 @@ export async function wireUser(
 
 // Starts a peer again on a data folder it used before (README: "A peer restarted on the same
 // --data resumes its session, outbox, status and caches").
-export async function restartPeer(server: Server, dir: string): Promise<Peer> {
-  const p = await startProc(
-    ['peer', '--server', `${server.tcpHost}:${server.tcpPort}#${server.fingerprint}`],
-    dir,
-  );
-  const m = /ui=(http:\/\/[\d.:]+)\/\?token=(\S+)/.exec(p.line)!;
-  const ui = m[1]!;
-  const token = m[2]!;
-  return {
-    ...p,
-    ui,
-    token,
-    async api(method, path, body, headers = {}) {
-      const h: Record<string, string> = { authorization: `Bearer ${token}`, ...headers };
-      let b: any = undefined;
-      if (body !== undefined) {
-        b = JSON.stringify(body);
-        h['content-type'] = 'application/json';
-      }
-      const r = await fetch(ui + path, { method, headers: h, body: b });
-      const text = await r.text();
-      let json: any = undefined;
-      try {
-        json = JSON.parse(text);
-      } catch {}
-      return { status: r.status, json, text, headers: r.headers };
-    },
-  };
+export function restartPeer(server: Server, dir: string): Promise<Peer> {
+  return startPeer(server, [], dir);
 }
 
 /**
