@@ -1,0 +1,97 @@
+/**
+ * bin/hchat's code cache (README "Tests"): the first start of a command in a build leaves V8's
+ * cache of what it compiled, later starts read it instead of writing it again, and a cache that
+ * is not V8's (garbage on disk) costs only the saving: the process starts, and writes a good one.
+ * Run on a copy of the install (bin/hchat beside dist/hchat/), so that the repository's own cache
+ * is never touched while other tests start processes from it.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from './testnet.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** A copy of bin/hchat and the bundle in a fresh folder, using the repository's node_modules. */
+function install(): string {
+  const dir = tempDir('hchat-install-');
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.mkdirSync(path.join(dir, 'dist', 'hchat'), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'bin', 'hchat'), path.join(dir, 'bin', 'hchat'));
+  for (const f of ['main.cjs', 'build-id'])
+    fs.copyFileSync(path.join(ROOT, 'dist', 'hchat', f), path.join(dir, 'dist', 'hchat', f));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  return dir;
+}
+
+/** Starts `hchat server` of `installDir`, waits for its ready line, then `lingerMs`; stops it. */
+async function startServer(installDir: string, lingerMs: number): Promise<void> {
+  const data = tempDir();
+  const proc = spawn(
+    process.execPath,
+    [
+      path.join(installDir, 'bin', 'hchat'),
+      'server',
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--data',
+      data,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  onTestFinished(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line:\n${out}`)), 20_000);
+    const read = (d: Buffer) => {
+      out += d.toString();
+      if (/^ready /m.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout.on('data', read);
+    proc.stderr.on('data', read);
+    proc.once('exit', (code) => reject(new Error(`exited ${code} before ready:\n${out}`)));
+  });
+  await new Promise((r) => setTimeout(r, lingerMs));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
+function cacheFile(installDir: string): string {
+  const id = fs.readFileSync(path.join(installDir, 'dist', 'hchat', 'build-id'), 'utf8').trim();
+  return path.join(installDir, 'dist', 'hchat', 'cache', `server-${id}.bin`);
+}
+
+describe('bin/hchat code cache', () => {
+  it('is made by the first start of a command, read by the next, and remade when it is garbage', async () => {
+    const dir = install();
+    const file = cacheFile(dir);
+    expect(fs.existsSync(file)).toBe(false);
+
+    await startServer(dir, 3000);
+    const made = fs.statSync(file);
+    expect(made.size, 'a cache of the code compiled at start').toBeGreaterThan(100_000);
+
+    // Read, not written again: it is replaced (a new file) only when V8 rejects it.
+    await startServer(dir, 3000);
+    const after = fs.statSync(file);
+    expect([after.ino, after.mtimeMs]).toEqual([made.ino, made.mtimeMs]);
+
+    fs.writeFileSync(file, Buffer.alloc(made.size, 0x5a));
+    await startServer(dir, 3000);
+    const remade = fs.readFileSync(file);
+    expect(remade.equals(Buffer.alloc(made.size, 0x5a))).toBe(false);
+    expect(remade.length).toBeGreaterThan(100_000);
+    // No file left aside by the writes (each is written under another name, then renamed).
+    expect(fs.readdirSync(path.dirname(file))).toEqual([path.basename(file)]);
+  });
+});
