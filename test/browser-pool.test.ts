@@ -10,19 +10,29 @@ import type { Page } from 'playwright-core';
 import { openPage } from './browser.js';
 
 let server: http.Server;
+let other: http.Server;
 let origin = '';
+/** Another origin, which only a second tab of the first test visits. */
+let otherOrigin = '';
 let first: Page | undefined;
 /** What a console listener of the first test heard. */
 const heard: string[] = [];
 
-beforeAll(async () => {
-  server = http.createServer((_req, res) => {
+async function serve(): Promise<[http.Server, string]> {
+  const s = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>t</title>');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return [s, `http://127.0.0.1:${(s.address() as AddressInfo).port}`];
+}
+
+beforeAll(async () => {
+  [server, origin] = await serve();
+  [other, otherOrigin] = await serve();
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(async () => {
+  for (const s of [server, other]) await new Promise<void>((resolve) => s.close(() => resolve()));
+});
 
 describe('browser pages kept between tests', () => {
   it('a test leaves cookies, storage, a permission, a second tab and listeners behind', async () => {
@@ -33,7 +43,9 @@ describe('browser pages kept between tests', () => {
       document.cookie = 'left=behind; max-age=3600';
     });
     await page.context().grantPermissions(['clipboard-read'], { origin });
-    await page.context().newPage();
+    const tab = await page.context().newPage();
+    await tab.goto(`${otherOrigin}/tab`);
+    await tab.evaluate(() => localStorage.setItem('left', 'by a tab'));
     page.on('console', (m) => heard.push(m.text()));
     expect(await page.context().cookies()).toHaveLength(1);
     expect(page.context().pages()).toHaveLength(2);
@@ -53,6 +65,8 @@ describe('browser pages kept between tests', () => {
         .state,
     }));
     expect(left).toEqual({ local: 0, session: 0, cookie: '', permission: 'prompt' });
+    await page.goto(`${otherOrigin}/again`);
+    expect(await page.evaluate(() => localStorage.length), 'what the tab left').toBe(0);
     await page.evaluate(() => console.log('heard only by this test'));
     await page.waitForTimeout(200);
     expect(heard, 'a listener of the last test').toEqual([]);

@@ -136,14 +136,16 @@ async function blankPage(b: Browser): Promise<BlankPage> {
   taint(page, TAINTING.page);
   taint(ctx, TAINTING.ctx);
   taint(page.clock, TAINTING.clock);
-  trackOrigins(blank);
+  trackOrigins(blank, page);
+  // Tabs the test opens in the context (closed by `release`): their origins are wiped too.
+  ctx.on('page', (tab) => trackOrigins(blank, tab));
   return blank;
 }
 
-/** Notes each origin the page goes to: `release` clears their storage. */
-function trackOrigins(blank: BlankPage): void {
-  blank.page.on('framenavigated', (f) => {
-    if (f === blank.page.mainFrame()) blank.origins.add(new URL(f.url()).origin);
+/** Notes each origin `page` goes to: `release` clears their storage. */
+function trackOrigins(blank: BlankPage, page: Page): void {
+  page.on('framenavigated', (f) => {
+    if (f === page.mainFrame()) blank.origins.add(new URL(f.url()).origin);
   });
 }
 
@@ -168,7 +170,7 @@ async function release(b: Browser, blank: BlankPage): Promise<void> {
     await ctx.clearCookies();
     await ctx.clearPermissions();
     blank.origins.clear();
-    trackOrigins(blank);
+    trackOrigins(blank, page);
     idle.get(b)?.push(blank);
   } catch {
     await ctx.close().catch(() => undefined);

@@ -680,7 +680,7 @@ async function peerUser(srv: Srv, username: string) {
   return p;
 }
 
-async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 8000): Promise<T> {
+async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
