@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from 'commander';
 import { API_TOKEN_PATTERN } from '../peer/api-token.js';
 import { FINGERPRINT } from '../peer/server-trust.js';
-import { parseNatsUrl } from '../server/bus-nats.js';
+import { parseNatsUrl } from '../server/nats-url.js';
 
 /** A TCP/UDP port; 0 means any free port. */
 export function parsePort(value: string): number {

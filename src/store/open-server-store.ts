@@ -1,22 +1,18 @@
 /**
  * Which server store a `--store` value names: none is SQLite in the data folder (one process),
- * a postgres:// or postgresql:// URL is PostgreSQL (several server instances may share it).
+ * a postgres:// or postgresql:// URL is PostgreSQL (several server instances may share it). The
+ * PostgreSQL stores are loaded only then: a server on SQLite never loads `pg`.
  */
 import path from 'node:path';
 import type { ServerStore } from './server-store.js';
 import { SqliteServerStore } from './sqlite-server-store.js';
-import { PostgresServerStore } from './pg/pg-server-store.js';
 import type { DmStore } from './dm-store.js';
 import { SqliteDmStore } from './sqlite-dm-store.js';
-import { PostgresDmStore } from './pg/pg-dm-store.js';
 import { SqliteAvatarStore, type AvatarStore } from './avatar-store.js';
-import { PostgresAvatarStore } from './pg/pg-avatar-store.js';
 import { FileStore } from './file-store.js';
 import { SqliteServerFileStore, type ServerFileStore } from './server-file-store.js';
-import { PostgresFileStore } from './pg/pg-file-store.js';
 import type { ApiTokenStore } from './api-token-store.js';
 import { SqliteApiTokenStore } from './sqlite-api-token-store.js';
-import { PostgresApiTokenStore } from './pg/pg-api-token-store.js';
 
 /** Opens (and migrates) the store `url` names; SQLite in `dataDir` when undefined. */
 export async function openServerStore(
@@ -24,7 +20,8 @@ export async function openServerStore(
   dataDir: string,
 ): Promise<ServerStore> {
   if (url === undefined) return new SqliteServerStore(path.join(dataDir, 'server.db'));
-  if (isPostgresUrl(url)) return PostgresServerStore.open(url);
+  if (isPostgresUrl(url))
+    return (await import('./pg/pg-server-store.js')).PostgresServerStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }
 
@@ -36,7 +33,7 @@ export function isPostgresUrl(url: string): boolean {
 /** Opens the DM store beside the server store `url` names: PostgreSQL, or `dms.db` in `dataDir`. */
 export async function openDmStore(url: string | undefined, dataDir: string): Promise<DmStore> {
   if (url === undefined) return new SqliteDmStore(dataDir);
-  if (isPostgresUrl(url)) return PostgresDmStore.open(url);
+  if (isPostgresUrl(url)) return (await import('./pg/pg-dm-store.js')).PostgresDmStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }
 
@@ -49,7 +46,8 @@ export async function openApiTokenStore(
   dataDir: string,
 ): Promise<ApiTokenStore> {
   if (url === undefined) return new SqliteApiTokenStore(dataDir);
-  if (isPostgresUrl(url)) return PostgresApiTokenStore.open(url);
+  if (isPostgresUrl(url))
+    return (await import('./pg/pg-api-token-store.js')).PostgresApiTokenStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }
 
@@ -59,7 +57,8 @@ export async function openAvatarStore(
   dataDir: string,
 ): Promise<AvatarStore> {
   if (url === undefined) return new SqliteAvatarStore(dataDir);
-  if (isPostgresUrl(url)) return PostgresAvatarStore.open(url);
+  if (isPostgresUrl(url))
+    return (await import('./pg/pg-avatar-store.js')).PostgresAvatarStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }
 
@@ -70,6 +69,7 @@ export async function openFileStore(
 ): Promise<ServerFileStore> {
   if (url === undefined)
     return new SqliteServerFileStore(new FileStore(path.join(dataDir, 'files')));
-  if (isPostgresUrl(url)) return PostgresFileStore.open(url);
+  if (isPostgresUrl(url))
+    return (await import('./pg/pg-file-store.js')).PostgresFileStore.open(url);
   throw new Error('--store: expected a postgres:// or postgresql:// URL');
 }
