@@ -25,12 +25,20 @@ function install(): string {
   return dir;
 }
 
-/** Starts `hchat server` of `installDir`, waits for its ready line, then `lingerMs`; stops it. */
-async function startServer(installDir: string, lingerMs: number): Promise<void> {
+/**
+ * Starts `hchat server` of `installDir` (under `node nodeArgs…`), waits for its ready line, then
+ * `lingerMs`; stops it.
+ */
+async function startServer(
+  installDir: string,
+  lingerMs: number,
+  nodeArgs: string[] = [],
+): Promise<void> {
   const data = tempDir();
   const proc = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       path.join(installDir, 'bin', 'hchat'),
       'server',
       '--port',
@@ -93,5 +101,30 @@ describe('bin/hchat code cache', () => {
     expect(remade.length).toBeGreaterThan(100_000);
     // No file left aside by the writes (each is written under another name, then renamed).
     expect(fs.readdirSync(path.dirname(file))).toEqual([path.basename(file)]);
+  });
+  it('is kept apart for each set of node options, which V8 would reject it under', async () => {
+    const dir = install();
+    const file = cacheFile(dir);
+    await startServer(dir, 3000);
+    const plain = fs.statSync(file);
+    // V8 rejects a cache made under other flags: a start under one (a profiler's, an operator's
+    // NODE_OPTIONS) writes its own, and the plain starts' cache stays as it was.
+    await startServer(dir, 3000, ['--stack-trace-limit=50']);
+    const names = fs.readdirSync(path.dirname(file)).sort();
+    expect(names).toHaveLength(2);
+    const flagged = names.find((n) => n !== path.basename(file))!;
+    expect(flagged).toMatch(/^server-[0-9a-f]+-[0-9a-f]{8}\.bin$/);
+    const kept = fs.statSync(file);
+    expect([kept.ino, kept.mtimeMs]).toEqual([plain.ino, plain.mtimeMs]);
+    // …and each is read by the starts it was made for, not written again.
+    const flaggedFile = path.join(path.dirname(file), flagged);
+    const before = fs.statSync(flaggedFile);
+    await startServer(dir, 3000, ['--stack-trace-limit=50']);
+    await startServer(dir, 3000);
+    const again = [fs.statSync(file), fs.statSync(flaggedFile)].map((st) => [st.ino, st.mtimeMs]);
+    expect(again).toEqual([
+      [plain.ino, plain.mtimeMs],
+      [before.ino, before.mtimeMs],
+    ]);
   });
 });
