@@ -49,6 +49,52 @@ describe('a peer’s DM store and trust', () => {
     expect(s.message('bob', message('alice', '').id, 'alice')?.text).toBe('real');
   });
 
+  it('only its author’s edits and deletion change a message, whichever arrives first', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    s.addConversation('bob', conv, ['alice', 'bob', 'mallory'], 1);
+    const change = (
+      author: string,
+      id: string,
+      kind: 'edit' | 'delete',
+      text: string,
+      ts: number,
+    ): DmMessageRow => ({
+      ...message(author, text),
+      id,
+      kind,
+      ts,
+      target: message('alice', '').id,
+    });
+    const ids = (n: number) => `0190a0b0-0000-4000-8000-00000000010${n}`;
+    // mallory's change of alice's message comes before it: it must never apply.
+    s.addMessage('bob', change('mallory', ids(1), 'edit', 'forged', 5), { unread: false });
+    s.addMessage('bob', change('mallory', ids(2), 'delete', '', 6), { unread: false });
+    s.addMessage('bob', message('alice', 'real'), { unread: true });
+    expect(s.message('bob', message('alice', '').id, 'alice')).toMatchObject({ text: 'real' });
+    expect(s.message('bob', message('alice', '').id, 'alice')?.deleted).toBeUndefined();
+    // alice's own: the latest edit by time shows, whatever order they came in.
+    s.addMessage('bob', change('alice', ids(4), 'edit', 'second', 20), { unread: false });
+    s.addMessage('bob', change('alice', ids(3), 'edit', 'first', 10), { unread: false });
+    expect(s.message('bob', message('alice', '').id, 'alice')).toMatchObject({
+      text: 'second',
+      edited: 20,
+    });
+    // Only messages and notices are listed; changes are not unread.
+    expect(s.messages('bob', conv, 10).map((m) => m.text)).toEqual(['second']);
+    expect(s.conversation('bob', conv)?.unread).toBe(1);
+    s.addMessage('bob', change('alice', ids(5), 'delete', '', 30), { unread: false });
+    expect(s.message('bob', message('alice', '').id, 'alice')).toMatchObject({
+      text: '',
+      deleted: true,
+    });
+    // Nothing of the texts is left in its rows, the edits' included.
+    const left = s.db
+      .prepare("SELECT count(*) AS n FROM messages WHERE text IN ('real', 'first', 'second')")
+      .get() as { n: number };
+    expect(left.n).toBe(0);
+  });
+
   it('a replaced signed prekey stays 30 days after its successor was made, whatever its own age', () => {
     const s = store();
     const day = 24 * 3600 * 1000;

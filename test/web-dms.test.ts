@@ -2,9 +2,10 @@
  * Direct messages in the browser (issue 15 items 1 and 4), as people use them: alice starts a
  * DM with bob from the member list of a shared channel; bob sees the unread and mention badge on
  * Home (and a toast) before opening it; they write both ways and each sees the other's message
- * live; both see the same safety number; alice marks bob verified, then blocks him, and bob's
- * next message does not reach her. It works at 800 px; a visitor has no Direct Messages. axe
- * finds no serious or critical violation; no console error on any page.
+ * live; alice edits one of her messages and deletes another, and bob sees both; both see the
+ * same safety number; alice marks bob verified, then blocks him, and bob's next message does not
+ * reach her. It works at 800 px; a visitor has no Direct Messages. axe finds no serious or
+ * critical violation; no console error on any page.
  */
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
@@ -101,6 +102,31 @@ describe('direct messages in the web UI', () => {
       10_000,
       "alice's message delivered",
     );
+    // alice edits her message in place and deletes another (after confirming): bob sees both.
+    const release = aConv.locator('.message', { hasText: 'release' });
+    await release.hover();
+    await release.getByRole('button', { name: 'Edit', exact: true }).click();
+    const editBox = release.getByRole('textbox', { name: 'Edit message' });
+    await editBox.fill('the **release** notes, v2');
+    await editBox.press('Enter');
+    const bLog = bConv.getByRole('log', { name: 'Messages' });
+    await bLog.locator('.message', { hasText: 'notes, v2' }).getByText('(edited)').waitFor();
+    await aConv.locator('.message', { hasText: 'notes, v2' }).getByText('(edited)').waitFor();
+    await write(a.page, 'wrong window, sorry');
+    await bLog.getByText('wrong window, sorry').waitFor();
+    const wrong = aConv.locator('.message', { hasText: 'wrong window' });
+    await wrong.hover();
+    await wrong.getByRole('button', { name: 'Delete', exact: true }).click();
+    const confirm = a.page.getByRole('dialog', { name: 'Delete message' });
+    await confirm.getByText('disappears for everyone in the conversation').waitFor();
+    await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+    await wrong.waitFor({ state: 'detached' });
+    await bLog.getByText('wrong window, sorry').waitFor({ state: 'detached' });
+    // bob has neither Edit nor Delete on alice's messages.
+    const hers = bLog.locator('.message', { hasText: 'notes, v2' });
+    await hers.hover();
+    expect(await hers.getByRole('button', { name: /^(Edit|Delete)$/ }).count()).toBe(0);
+
     expect(await seriousViolations(a.page)).toEqual([]);
     await snap(a.page, 'dms');
     keep('dms');

@@ -25,6 +25,7 @@ const PageQuery = z.object({
   before: Uuid.optional(),
 });
 const PostBody = z.object({ text: MessageText });
+const MessageParam = z.object({ id: Uuid, messageId: Uuid });
 const VerifyBody = z.object({ username: Username, verified: z.boolean() });
 
 /** Adds the direct-message routes. */
@@ -77,6 +78,30 @@ export function dmRoutes(app: FastifyInstance, dms: DirectMessages): void {
       const { id } = parse(IdParam, req.params, 'dm id');
       const b = parse(PostBody, req.body, 'message');
       return reply.code(201).send(await dms.post(id, b.text));
+    },
+  );
+  app.patch(
+    '/api/dms/:id/messages/:messageId',
+    doc('Edits one of this user’s messages, on every device of the conversation', {
+      params: MessageParam,
+      body: PostBody,
+      response: { 200: DmWritten },
+    }),
+    async (req) => {
+      const p = parse(MessageParam, req.params, 'message');
+      const b = parse(PostBody, req.body, 'edit');
+      return dms.edit(p.id, p.messageId, b.text);
+    },
+  );
+  app.delete(
+    '/api/dms/:id/messages/:messageId',
+    doc('Deletes one of this user’s messages, on every device of the conversation', {
+      params: MessageParam,
+      response: { 200: DmWritten },
+    }),
+    async (req) => {
+      const p = parse(MessageParam, req.params, 'message');
+      return dms.remove(p.id, p.messageId);
     },
   );
   app.post(

@@ -273,6 +273,10 @@ export const ApiDmMessage = named(
     mentioned: z.boolean(),
     /** Where it came from: P2P from the sender's device, the server's mailbox, or written here. */
     source: z.enum(['peer', 'server', 'local']),
+    /** When its author last edited it (that edit's time, ms); `text` is the edited text. */
+    edited: z.number().int().optional(),
+    /** Its author deleted it: `text` is empty, and nothing of it is kept. */
+    deleted: z.literal(true).optional(),
   }),
 );
 export type ApiDmMessage = z.infer<typeof ApiDmMessage>;

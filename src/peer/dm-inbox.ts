@@ -181,21 +181,23 @@ export class DmInbox {
       opened.commit();
       store.markSeen(account, envelopeId);
       store.addConversation(account, payload.conversation, payload.members, payload.ts);
+      const text = payload.t === 'delete' ? '' : payload.text;
       added = store.addMessage(
         account,
         {
           id: payload.id,
           conversation: payload.conversation,
-          kind: 'message',
+          kind: payload.t === 'msg' ? 'message' : payload.t,
           author: mine ? account : from.username,
           ts: payload.ts,
-          text: payload.text,
+          text,
           // Only the mentions its text names count, in the unread badge and the view (§10.4).
-          mentions: namedMentions(payload.text, payload.mentions),
+          mentions: payload.t === 'delete' ? [] : namedMentions(text, payload.mentions),
           state: 'delivered',
           source: source.kind,
+          ...(payload.t === 'msg' ? {} : { target: payload.target }),
         },
-        { unread: !mine },
+        { unread: !mine && payload.t === 'msg' },
       );
     });
     this.d.log.dm(from.username, 'dm_in', {
@@ -203,9 +205,17 @@ export class DmInbox {
       from: `${from.username}/${from.deviceId}`,
       envelope: envelopeId,
       id: payload.id,
+      kind: payload.t === 'msg' ? undefined : payload.t,
+      target: payload.t === 'msg' ? undefined : payload.target,
       duplicate: added ? undefined : 'yes',
     });
-    if (added) this.d.received(payload.conversation, payload.id, mine ? account : from.username);
+    // A change is told as the message it changed, when that is here.
+    if (added)
+      this.d.received(
+        payload.conversation,
+        payload.t === 'msg' ? payload.id : payload.target,
+        mine ? account : from.username,
+      );
   }
 
   /** Whether the account blocks `user`, as the server says now (asked when the list says so). */
@@ -272,12 +282,22 @@ export class DmInbox {
     // A derived id belongs to a pair: a group under one would stand in for that pair's DM.
     if (p.members.length > 2 && isDirectId(p.conversation))
       return "dm: a group's id is random, never a pair's derived id";
-    if (p.mentions?.some((m) => !lower.includes(m))) return 'dm: mentions name members only';
+    if (p.t !== 'delete' && p.mentions?.some((m) => !lower.includes(m)))
+      return 'dm: mentions name members only';
     if (p.ts > Date.now() + MESSAGE_LIMITS.maxClockSkewMs)
       return 'dm: written more than a minute ahead of this clock';
     const held = this.d.store.conversation(account, p.conversation);
     if (held && held.members.map((m) => m.toLowerCase()).join() !== lower.join())
       return 'dm: a conversation keeps its members';
+    if (p.t !== 'msg') {
+      // Its author's own message (held, or still on its way: a change only ever applies to the
+      // message of its own sender, so one that comes first waits harmlessly).
+      const target = this.d.store.item(account, p.target, sender);
+      if (target && (target.kind !== 'message' || target.conversation !== p.conversation))
+        return `dm: ${p.t} names a message of its conversation`;
+      if (!target && this.d.store.heldByOthers(account, p.conversation, p.target, sender))
+        return `dm: only its author may ${p.t} a message`;
+    }
     return undefined;
   }
 

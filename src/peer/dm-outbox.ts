@@ -156,15 +156,7 @@ export class DmOutbox {
         this.d.sessions.start(account, own, b);
       }
     }
-    const payload: DmPayload = {
-      t: 'msg',
-      conversation: conv.id,
-      members: conv.members,
-      id: m.id,
-      ts: m.ts,
-      text: m.text,
-      ...(m.mentions.length ? { mentions: m.mentions } : {}),
-    };
+    const payload = payloadOf(m, conv.id, conv.members);
     const plaintext = Buffer.from(JSON.stringify(payload));
     const ready = targets.filter((t) => this.d.sessions.has(account, t.username, t.deviceId));
     this.d.store.tx(() => {
@@ -338,4 +330,14 @@ export class DmOutbox {
     }
     return left;
   }
+}
+
+/** What goes inside the envelopes of an own message, edit or deletion (PROTOCOL.md §10.4). */
+function payloadOf(m: DmMessageRow, conversation: string, members: string[]): DmPayload {
+  const head = { conversation, members, id: m.id, ts: m.ts };
+  const mentions = m.mentions.length ? { mentions: m.mentions } : {};
+  if (m.kind === 'edit')
+    return { t: 'edit', ...head, target: m.target!, text: m.text, ...mentions };
+  if (m.kind === 'delete') return { t: 'delete', ...head, target: m.target! };
+  return { t: 'msg', ...head, text: m.text, ...mentions };
 }

@@ -12,7 +12,12 @@ import { DM_LIMITS } from '../shared/limits.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { directConversationId, sortedMembers } from '../shared/dm-ids.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import { PeerDmStore, type ConversationRow, type DmMessageRow } from '../store/peer-dm-store.js';
+import {
+  PeerDmStore,
+  type ConversationRow,
+  type DmMessageRow,
+  type DmShownRow,
+} from '../store/peer-dm-store.js';
 import type { ApiDm, ApiDmMessage, ApiSafety } from './api-shapes.js';
 import { DmDirectory } from './dm-directory.js';
 import { DmInbox } from './dm-inbox.js';
@@ -92,6 +97,9 @@ export class DirectMessages {
       dial: (e) => d.dial(e),
       delivered: (conversationId, id) => {
         this.waiters.get(id)?.();
+        // Messages only: an edit or deletion shows through the message it changed.
+        const account = d.account();
+        if (account && this.store.item(account, id, account)?.kind !== 'message') return;
         d.events.emit('dm_state', { conversationId, id, state: 'delivered' });
       },
     });
@@ -258,6 +266,72 @@ export class DirectMessages {
     return { id: m.id, state: this.store.message(account, m.id, account)?.state ?? 'pending' };
   }
 
+  /**
+   * Edits one of this user's messages: the edit is stored at once (the message reads edited
+   * here), then sealed and handed over to every device as a message is (dm-outbox.ts).
+   */
+  edit(id: string, messageId: string, text: string): { id: string; state: 'pending' } {
+    const account = this.requireUser();
+    const conv = this.conversation(account, id);
+    const target = this.ownMessage(account, id, messageId, 'edit');
+    return this.change(account, {
+      id: crypto.randomUUID(),
+      conversation: id,
+      kind: 'edit',
+      author: account,
+      // After its last edit whatever this clock says: the latest edit is the one that shows.
+      ts: Math.max(Date.now(), (target.edited ?? target.ts) + 1),
+      text,
+      mentions: resolveMentions(text, conv.members).filter((n) => n !== 'here'),
+      state: 'pending',
+      source: 'local',
+      target: messageId,
+    });
+  }
+
+  /** Deletes one of this user's messages, here at once and then on every device. */
+  remove(id: string, messageId: string): { id: string; state: 'pending' } {
+    const account = this.requireUser();
+    this.conversation(account, id);
+    const target = this.ownMessage(account, id, messageId, 'delete');
+    return this.change(account, {
+      id: crypto.randomUUID(),
+      conversation: id,
+      kind: 'delete',
+      author: account,
+      ts: Math.max(Date.now(), (target.edited ?? target.ts) + 1),
+      text: '',
+      mentions: [],
+      state: 'pending',
+      source: 'local',
+      target: messageId,
+    });
+  }
+
+  /** This user's message `messageId` of the conversation, not deleted: what it may change. */
+  private ownMessage(account: string, conversation: string, messageId: string, what: string) {
+    const m = this.store.message(account, messageId, account);
+    if (m?.kind === 'message' && m.conversation === conversation && !m.deleted) return m;
+    if (m?.kind === 'message' && m.conversation === conversation)
+      throw new HchatError('E_NOT_FOUND', 'that message was deleted');
+    if (this.store.heldByOthers(account, conversation, messageId, account))
+      throw new HchatError('E_FORBIDDEN', `only its author may ${what} a message`);
+    throw new HchatError('E_NOT_FOUND', 'no such message of yours in this conversation');
+  }
+
+  /** Stores an own edit or deletion, tells the views, and sends it. */
+  private change(account: string, c: DmMessageRow): { id: string; state: 'pending' } {
+    this.store.addMessage(account, c, { unread: false, sealed: false });
+    this.d.log.write(c.kind === 'edit' ? 'dm_edit' : 'dm_delete', {
+      id: c.id,
+      conversation: c.conversation,
+      target: c.target,
+    });
+    this.announce(c.conversation, c.target!, account);
+    this.d.background(this.outbox.drain());
+    return { id: c.id, state: 'pending' };
+  }
+
   read(id: string): void {
     const account = this.requireUser();
     this.conversation(account, id);
@@ -364,12 +438,12 @@ export class DirectMessages {
   }
 }
 
-function apiMessage(account: string, m: DmMessageRow): ApiDmMessage {
+function apiMessage(account: string, m: DmShownRow): ApiDmMessage {
   // As stored from now on (dm-inbox.ts); a row stored before keeps what it was sent with.
   const mentions = namedMentions(m.text, m.mentions);
   return {
     id: m.id,
-    kind: m.kind,
+    kind: m.kind === 'notice' ? 'notice' : 'message',
     author: m.author,
     ts: m.ts,
     text: m.text,
@@ -377,5 +451,7 @@ function apiMessage(account: string, m: DmMessageRow): ApiDmMessage {
     mentions,
     mentioned: m.kind === 'message' && mentions.includes(account.toLowerCase()),
     source: m.source,
+    ...(m.edited !== undefined ? { edited: m.edited } : {}),
+    ...(m.deleted ? { deleted: true } : {}),
   };
 }

@@ -108,9 +108,8 @@ export const EnvelopeResult = z.union([
 /** A conversation id: for two users it is derived from their names (§10.4), else random. */
 export const ConversationId = Uuid;
 
-/** What the ciphertext holds (§10.4): one message of a conversation, in JSON. */
-export const DmPayload = z.object({
-  t: z.literal('msg'),
+/** What every payload names (§10.4): its conversation, the members, its own id and time. */
+const PayloadHeader = z.object({
   conversation: ConversationId,
   /** Every member, the sender included, sorted, each once: fixed for the conversation's life. */
   members: z
@@ -118,7 +117,7 @@ export const DmPayload = z.object({
     .min(2)
     .max(DM_LIMITS.maxMembers)
     .refine((a) => a.every((u, i) => i === 0 || a[i - 1]! < u), 'members: sorted, each once'),
-  /** The message's id: the same in every device's envelope. */
+  /** The payload's id: the same in every device's envelope. */
   id: Uuid,
   /** Sender's clock, ms. */
   ts: z
@@ -126,9 +125,26 @@ export const DmPayload = z.object({
     .int()
     .min(0)
     .max(2 ** 48 - 1),
-  text: MessageText,
-  mentions: Mentions.optional(),
 });
+
+/**
+ * What the ciphertext holds (§10.4), in JSON: a message of a conversation, or its author's edit
+ * or deletion of one of their own (`target`, the message's id).
+ */
+export const DmPayload = z.discriminatedUnion('t', [
+  PayloadHeader.extend({
+    t: z.literal('msg'),
+    text: MessageText,
+    mentions: Mentions.optional(),
+  }),
+  PayloadHeader.extend({
+    t: z.literal('edit'),
+    target: Uuid,
+    text: MessageText,
+    mentions: Mentions.optional(),
+  }),
+  PayloadHeader.extend({ t: z.literal('delete'), target: Uuid }),
+]);
 export type DmPayload = z.infer<typeof DmPayload>;
 
 /** A device of a user, and where it is now if its user lets the asker see it (§10.1). */

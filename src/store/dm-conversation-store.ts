@@ -16,13 +16,22 @@ export interface ConversationRow {
 export interface DmMessageRow {
   id: string;
   conversation: string;
-  kind: 'message' | 'notice';
+  /** `edit` and `delete`: its author's change to their message `target`. */
+  kind: 'message' | 'notice' | 'edit' | 'delete';
   author: string;
   ts: number;
   text: string;
   mentions: string[];
   state: 'pending' | 'delivered';
   source: 'peer' | 'server' | 'local';
+  target?: string;
+}
+
+/** A message as it reads now: its author's latest edit and deletion folded in. */
+export interface DmShownRow extends DmMessageRow {
+  /** When its author last edited it (that edit's `ts`). */
+  edited?: number;
+  deleted?: boolean;
 }
 export interface OutboxRow {
   envelopeId: string;
@@ -31,9 +40,14 @@ export interface OutboxRow {
   toDevice: string;
   body: string;
 }
-interface RawMessage extends Omit<DmMessageRow, 'mentions'> {
+interface RawMessage extends Omit<DmMessageRow, 'mentions' | 'target'> {
   mentions: string;
+  target: string | null;
 }
+
+const COLUMNS = 'id, conversation, kind, author, ts, text, mentions, state, source, target';
+/** What a conversation shows: its messages and notices (edits and deletions fold into them). */
+const SHOWN = "kind IN ('message', 'notice')";
 
 export class DmConversationStore {
   private seq: number;
@@ -95,8 +109,8 @@ export class DmConversationStore {
     const added =
       this.db
         .prepare(
-          `INSERT OR IGNORE INTO messages (account, id, conversation, kind, author, ts, text, mentions, state, source, sealed, seq, author_lc)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR IGNORE INTO messages (account, id, conversation, kind, author, ts, text, mentions, state, source, sealed, seq, author_lc, target)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           a,
@@ -112,9 +126,14 @@ export class DmConversationStore {
           opts.sealed === false ? 0 : 1,
           this.seq + 1,
           lc(m.author),
+          m.target ?? null,
         ).changes === 1;
     if (!added) return false;
     this.seq++;
+    // A change (or a message whose deletion came first) leaves nothing of a deleted text.
+    this.eraseIfDeleted(a, m.conversation, lc(m.author), m.target ?? m.id);
+    // An edit or a deletion changes a message: no new activity, nothing unread.
+    if (m.kind === 'edit' || m.kind === 'delete') return true;
     const mentioned = m.mentions.includes(a) ? 1 : 0;
     this.db
       .prepare(
@@ -125,18 +144,36 @@ export class DmConversationStore {
     return true;
   }
 
-  /** A message by its id and author (ids are the author's: another may reuse one). */
-  message(account: string, id: string, author: string): DmMessageRow | undefined {
+  /** A row by its id and author (ids are the author's: another may reuse one), of any kind. */
+  item(account: string, id: string, author: string): DmMessageRow | undefined {
     const r = this.db
-      .prepare(
-        'SELECT id, conversation, kind, author, ts, text, mentions, state, source FROM messages WHERE account = ? AND id = ? AND author_lc = ?',
-      )
+      .prepare(`SELECT ${COLUMNS} FROM messages WHERE account = ? AND id = ? AND author_lc = ?`)
       .get(lc(account), id, lc(author)) as RawMessage | undefined;
     return r && decode(r);
   }
 
+  /** Whether a message `id` of the conversation is held from someone other than `author`. */
+  heldByOthers(account: string, conversation: string, id: string, author: string): boolean {
+    return !!this.db
+      .prepare(
+        `SELECT 1 FROM messages WHERE account = ? AND conversation = ? AND id = ?
+           AND author_lc != ? AND kind = 'message'`,
+      )
+      .get(lc(account), conversation, id, lc(author));
+  }
+
+  /** A message or notice by its id and author, as it reads now (edits and deletion folded in). */
+  message(account: string, id: string, author: string): DmShownRow | undefined {
+    const r = this.db
+      .prepare(
+        `SELECT ${COLUMNS} FROM messages WHERE account = ? AND id = ? AND author_lc = ? AND ${SHOWN}`,
+      )
+      .get(lc(account), id, lc(author)) as RawMessage | undefined;
+    return r && this.fold(account, [decode(r)])[0];
+  }
+
   /** The newest `limit` messages of a conversation before `before` (its id), oldest first. */
-  messages(account: string, conversation: string, limit: number, before?: string): DmMessageRow[] {
+  messages(account: string, conversation: string, limit: number, before?: string): DmShownRow[] {
     const a = lc(account);
     const cut = before
       ? (
@@ -147,24 +184,99 @@ export class DmConversationStore {
       : undefined;
     const rows = this.db
       .prepare(
-        `SELECT id, conversation, kind, author, ts, text, mentions, state, source FROM messages
-         WHERE account = ? AND conversation = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+        `SELECT ${COLUMNS} FROM messages
+         WHERE account = ? AND conversation = ? AND seq < ? AND ${SHOWN} ORDER BY seq DESC LIMIT ?`,
       )
       .all(a, conversation, cut ?? Number.MAX_SAFE_INTEGER, limit) as RawMessage[];
-    return rows.reverse().map(decode);
+    return this.fold(account, rows.reverse().map(decode));
   }
 
-  lastMessage(account: string, conversation: string): DmMessageRow | undefined {
-    return this.messages(account, conversation, 1).find((m) => m.kind === 'message');
+  /** The conversation's last message, unless a notice came after it (its deleted ones skipped). */
+  lastMessage(account: string, conversation: string): DmShownRow | undefined {
+    for (const m of this.messages(account, conversation, 20).reverse()) {
+      if (m.kind !== 'message') return undefined;
+      if (!m.deleted) return m;
+    }
+    return undefined;
   }
 
-  /** Own messages whose envelopes are not sealed yet, oldest first. */
+  /**
+   * Each message with its author's changes folded in: deleted when its author deleted it (its
+   * text is gone), else the text of its author's latest edit (by time, then id). Another
+   * member's edit or deletion of it never counts.
+   */
+  private fold(account: string, rows: DmMessageRow[]): DmShownRow[] {
+    const messages = rows.filter((m) => m.kind === 'message');
+    if (messages.length === 0) return rows;
+    const changes = this.db
+      .prepare(
+        `SELECT ${COLUMNS}, author_lc AS authorLc FROM messages
+         WHERE account = ? AND conversation = ? AND target IN (SELECT value FROM json_each(?))
+           AND kind IN ('edit', 'delete')`,
+      )
+      .all(
+        lc(account),
+        messages[0]!.conversation,
+        JSON.stringify(messages.map((m) => m.id)),
+      ) as Array<RawMessage & { authorLc: string }>;
+    if (changes.length === 0) return rows;
+    const byTarget = new Map<string, Array<RawMessage & { authorLc: string }>>();
+    for (const c of changes) {
+      const key = `${c.authorLc}/${c.target}`;
+      byTarget.set(key, [...(byTarget.get(key) ?? []), c]);
+    }
+    return rows.map((m) => {
+      const mine = m.kind === 'message' ? byTarget.get(`${lc(m.author)}/${m.id}`) : undefined;
+      if (!mine) return m;
+      if (mine.some((c) => c.kind === 'delete'))
+        return { ...m, text: '', mentions: [], deleted: true };
+      const last = mine.reduce((x, y) => (y.ts > x.ts || (y.ts === x.ts && y.id > x.id) ? y : x));
+      return {
+        ...m,
+        text: last.text,
+        mentions: JSON.parse(last.mentions) as string[],
+        edited: last.ts,
+      };
+    });
+  }
+
+  /**
+   * Erases the text of `authorLc`'s message `id` and of its edits once its author deleted it:
+   * a deletion leaves nothing of what it deleted on this device.
+   */
+  private eraseIfDeleted(
+    account: string,
+    conversation: string,
+    authorLc: string,
+    id: string,
+  ): void {
+    const deleted = this.db
+      .prepare(
+        `SELECT 1 FROM messages WHERE account = ? AND conversation = ? AND author_lc = ?
+           AND target = ? AND kind = 'delete'`,
+      )
+      .get(account, conversation, authorLc, id);
+    if (!deleted) return;
+    // Own edits not sent yet never will be: what they would say is gone.
+    this.db
+      .prepare(
+        `DELETE FROM messages WHERE account = ? AND conversation = ? AND author_lc = ?
+           AND target = ? AND kind = 'edit' AND sealed = 0`,
+      )
+      .run(account, conversation, authorLc, id);
+    this.db
+      .prepare(
+        `UPDATE messages SET text = '', mentions = '[]'
+         WHERE account = ? AND conversation = ? AND author_lc = ?
+           AND ((id = ? AND kind = 'message') OR (target = ? AND kind = 'edit'))`,
+      )
+      .run(account, conversation, authorLc, id, id);
+  }
+
+  /** Own messages (and changes) whose envelopes are not sealed yet, oldest first. */
   unsealed(account: string): DmMessageRow[] {
     const rows = this.db
-      .prepare(
-        `SELECT id, conversation, kind, author, ts, text, mentions, state, source FROM messages
-         WHERE account = ? AND sealed = 0 ORDER BY seq`,
-      )
+      .prepare(`SELECT ${COLUMNS} FROM messages WHERE account = ? AND sealed = 0 ORDER BY seq`)
       .all(lc(account)) as RawMessage[];
     return rows.map(decode);
   }
@@ -240,5 +352,10 @@ export function lc(s: string): string {
 }
 
 function decode(r: RawMessage): DmMessageRow {
-  return { ...r, mentions: JSON.parse(r.mentions) as string[] };
+  const { target, ...rest } = r;
+  return {
+    ...rest,
+    mentions: JSON.parse(r.mentions) as string[],
+    ...(target !== null ? { target } : {}),
+  };
 }

@@ -12,7 +12,12 @@
 import path from 'node:path';
 import { openDatabase } from './sqlite.js';
 import { DmConversationStore, lc } from './dm-conversation-store.js';
-export type { ConversationRow, DmMessageRow, OutboxRow } from './dm-conversation-store.js';
+export type {
+  ConversationRow,
+  DmMessageRow,
+  DmShownRow,
+  OutboxRow,
+} from './dm-conversation-store.js';
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -82,6 +87,14 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (account, envelope_id)
   ) WITHOUT ROWID;
   CREATE TABLE blocks (account TEXT NOT NULL, user_lc TEXT NOT NULL, PRIMARY KEY (account, user_lc));
+  `,
+  // An author's edits and deletions of their messages are rows of their own (kind 'edit' or
+  // 'delete'), naming the message they change: sent and received as messages are, folded in
+  // when messages are read (dm-conversation-store.ts).
+  `
+  ALTER TABLE messages ADD COLUMN target TEXT;
+  CREATE INDEX messages_by_target ON messages (account, conversation, author_lc, target)
+    WHERE target IS NOT NULL;
   `,
 ];
 

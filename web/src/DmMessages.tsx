@@ -1,10 +1,15 @@
 /**
  * The messages of a conversation, with the look of a channel's (MessageItem): grouped by author
  * and day, the avatar and name at a group's start, markdown text, `pending` until every device
- * got it, mentions of the viewer highlighted. A notice (a safety number changed) is a system
- * line with a warning sign.
+ * got it, mentions of the viewer highlighted, "(edited)" after an edited one. One's own can be
+ * edited in place and deleted (after a confirm dialog), as in a channel; a deleted message is
+ * gone from the list, as in Discord. A notice (a safety number changed) is a system line with a
+ * warning sign.
  */
+import { useState } from 'react';
 import { Avatar } from './Avatar.js';
+import { MessageActions } from './MessageActions.js';
+import { EditBox, doneEditing } from './MessageItem.js';
 import { MessageText } from './MessageText.js';
 import type { ApiDmMessage } from './dm-api.js';
 import { day, full, sameDay, time } from './dates.js';
@@ -13,7 +18,20 @@ import './rich.css';
 /** A new group starts after this long without a message from the same author. */
 const GROUP_MS = 5 * 60_000;
 
-export function DmMessages({ messages }: { messages: ApiDmMessage[] }) {
+export function DmMessages({
+  messages: all,
+  me,
+  onEdit,
+  onDelete,
+}: {
+  messages: ApiDmMessage[];
+  /** The viewer: their own messages can be edited and deleted. */
+  me: string;
+  onEdit: (m: ApiDmMessage, text: string) => Promise<void>;
+  onDelete: (m: ApiDmMessage) => void;
+}) {
+  const [editing, setEditing] = useState<string | null>(null);
+  const messages = all.filter((m) => !m.deleted);
   return (
     <>
       {messages.map((m, i) => {
@@ -25,10 +43,23 @@ export function DmMessages({ messages }: { messages: ApiDmMessage[] }) {
           prev.kind !== 'message' ||
           prev.author !== m.author ||
           m.ts - prev.ts > GROUP_MS;
+        const key = dmKey(m);
         return (
-          <div key={dmKey(m)}>
+          <div key={key}>
             {newDay && <div className="day">{day(m.ts)}</div>}
-            {m.kind === 'notice' ? <Notice m={m} /> : <DmMessage m={m} head={head} />}
+            {m.kind === 'notice' ? (
+              <Notice m={m} />
+            ) : (
+              <DmMessage
+                m={m}
+                head={head}
+                mine={m.author.toLowerCase() === me.toLowerCase()}
+                editing={editing === key}
+                onEditing={(on) => setEditing(on ? key : null)}
+                onEdit={(text) => onEdit(m, text)}
+                onDelete={() => onDelete(m)}
+              />
+            )}
           </div>
         );
       })}
@@ -36,14 +67,30 @@ export function DmMessages({ messages }: { messages: ApiDmMessage[] }) {
   );
 }
 
-function DmMessage({ m, head }: { m: ApiDmMessage; head: boolean }) {
+function DmMessage({
+  m,
+  head,
+  mine,
+  editing,
+  onEditing,
+  onEdit,
+  onDelete,
+}: {
+  m: ApiDmMessage;
+  head: boolean;
+  mine: boolean;
+  editing: boolean;
+  onEditing: (on: boolean) => void;
+  onEdit: (text: string) => Promise<void>;
+  onDelete: () => void;
+}) {
   const classes = ['message', m.state];
   if (m.mentioned) classes.push('mentioned');
   return (
     <article
       id={`dm-${m.author}-${m.id}`}
       className={classes.join(' ')}
-      aria-label={`${m.author}: ${m.text}`}
+      aria-label={`${m.author}: ${m.text}${m.edited !== undefined ? ' (edited)' : ''}`}
       title={full(m.ts)}
       tabIndex={0}
     >
@@ -60,11 +107,40 @@ function DmMessage({ m, head }: { m: ApiDmMessage; head: boolean }) {
           {time(m.ts)}
         </time>
       )}
-      <MessageText text={m.text} />
+      {editing ? (
+        <EditBox
+          initial={m.text}
+          onCancel={() => doneEditing(() => onEditing(false))}
+          onSave={async (text) => {
+            if (text.trim() && text !== m.text) await onEdit(text);
+            doneEditing(() => onEditing(false));
+          }}
+        />
+      ) : (
+        <MessageText text={m.text} />
+      )}
+      {m.edited !== undefined && !editing && (
+        <span className="edited" title={`Edited ${full(m.edited)}`}>
+          (edited)
+        </span>
+      )}
       {m.state !== 'delivered' && (
         <span className="state" title="Not every device of the conversation has it yet">
           {m.state}
         </span>
+      )}
+      {mine && !editing && (
+        <MessageActions
+          author={m.author}
+          where="the conversation"
+          canReply={false}
+          canEdit
+          canDelete
+          onReply={() => undefined}
+          onReact={() => undefined}
+          onEdit={() => onEditing(true)}
+          onDelete={onDelete}
+        />
       )}
     </article>
   );

@@ -189,7 +189,20 @@ export function DmView({
             only its members' devices can read them.
           </p>
         )}
-        <DmMessages messages={messages} />
+        <DmMessages
+          messages={messages}
+          me={me.username}
+          onEdit={async (m, text) => {
+            try {
+              await dmApi.edit(dm.id, m.id, text);
+            } catch (err) {
+              fail(err);
+            }
+          }}
+          onDelete={(m) => {
+            dmApi.remove(dm.id, m.id).catch(fail);
+          }}
+        />
         {error && (
           <p className="error" role="alert">
             {error}

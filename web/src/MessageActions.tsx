@@ -13,6 +13,7 @@ export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '�
 
 export function MessageActions({
   author,
+  where = 'the channel',
   canReply,
   canEdit,
   canDelete,
@@ -22,6 +23,8 @@ export function MessageActions({
   onDelete,
 }: {
   author: string;
+  /** Where a deleted message disappears, for the confirm dialog: "the channel" unless said. */
+  where?: string;
   canReply: boolean;
   canEdit: boolean;
   canDelete: boolean;
@@ -115,6 +118,7 @@ export function MessageActions({
       {confirming && (
         <ConfirmDelete
           author={author}
+          where={where}
           onAnswer={(yes) => {
             setConfirming(false);
             if (yes) onDelete();
@@ -236,11 +240,19 @@ function EmojiPicker({
 }
 
 /** Delete, or keep: asked before a message goes for everyone. */
-function ConfirmDelete({ author, onAnswer }: { author: string; onAnswer: (yes: boolean) => void }) {
+function ConfirmDelete({
+  author,
+  where,
+  onAnswer,
+}: {
+  author: string;
+  where: string;
+  onAnswer: (yes: boolean) => void;
+}) {
   return (
     <Confirm
       title="Delete message"
-      text={`Delete this message by ${author}? It disappears for everyone in the channel; this cannot be undone.`}
+      text={`Delete this message by ${author}? It disappears for everyone in ${where}; this cannot be undone.`}
       action="Delete"
       onAnswer={onAnswer}
     />

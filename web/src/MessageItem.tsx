@@ -145,7 +145,7 @@ export const MessageItem = memo(function MessageItem({
 });
 
 /** Editing ends: the focus goes back to the composer (as in Discord), not to the page. */
-function doneEditing(onEditing: (id: string | null) => void) {
+export function doneEditing(onEditing: (id: string | null) => void) {
   onEditing(null);
   document.getElementById('composer')?.focus();
 }
@@ -154,7 +154,7 @@ function doneEditing(onEditing: (id: string | null) => void) {
  * The text being edited: Enter saves, Shift+Enter a new line, Escape cancels; a text over the
  * limit is kept whole and not saved (the composer's TextCount says by how much).
  */
-function EditBox({
+export function EditBox({
   initial,
   onSave,
   onCancel,

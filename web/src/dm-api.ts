@@ -33,6 +33,19 @@ export const dmApi = {
     call<Answer<'/api/dms/{id}/messages', 'post', 201>>('POST', `/api/dms/${enc(id)}/messages`, {
       text,
     }),
+  /** Edits one's own message (the `dm` event brings it edited). */
+  edit: (id: string, messageId: string, text: string) =>
+    call<Answer<'/api/dms/{id}/messages/{messageId}', 'patch'>>(
+      'PATCH',
+      `/api/dms/${enc(id)}/messages/${enc(messageId)}`,
+      { text },
+    ),
+  /** Deletes one's own message (the `dm` event brings it deleted). */
+  remove: (id: string, messageId: string) =>
+    call<Answer<'/api/dms/{id}/messages/{messageId}', 'delete'>>(
+      'DELETE',
+      `/api/dms/${enc(id)}/messages/${enc(messageId)}`,
+    ),
   read: (id: string) => call('POST', `/api/dms/${enc(id)}/read`),
   safety: (id: string) => call<ApiSafety>('GET', `/api/dms/${enc(id)}/safety`),
   /** Marks a member's keys verified (which also acknowledges a change), or clears that. */
