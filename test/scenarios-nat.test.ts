@@ -19,7 +19,7 @@ import {
   joinedUserGoesOnline,
   livestream,
   post,
-  postedTo,
+  postedToWhenLogged,
   sigkilledHost,
 } from './scenarios.js';
 
@@ -129,7 +129,9 @@ describe('synchronization scenarios across NATs (alice and bob behind cone NATs,
     // Back: the server link comes up first (the punch to the host goes through the server),
     // then the link to the host; the outbox waits for it.
     for (const m of ['alice', 'bob', 'carol']) await s.waitView(m, ch, ['a1', 'b1'], 'host');
-    expect(postedTo(s, 'bob', [b1.id])).toEqual([`host:alice@${s.peers.alice!.p2p}`]);
+    expect(await postedToWhenLogged(s, 'bob', [b1.id])).toEqual([
+      `host:alice@${s.peers.alice!.p2p}`,
+    ]);
     await waitFor(async () => (await s.serverMessages(ch)).length === 2);
     expect((await s.serverMessages(ch)).map((m) => m.text)).toEqual(['a1', 'b1']);
   });
