@@ -95,6 +95,28 @@ describe('a peer’s DM store and trust', () => {
     expect(left.n).toBe(0);
   });
 
+  it('an own message deleted before it was sealed is never sent, nor is its deletion', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    s.addConversation('alice', conv, ['alice', 'bob'], 1);
+    const own = { ...message('alice', 'written offline'), state: 'pending' as const };
+    s.addMessage('alice', own, { unread: false, sealed: false });
+    s.addMessage(
+      'alice',
+      {
+        ...own,
+        id: '0190a0b0-0000-4000-8000-000000000201',
+        kind: 'delete',
+        text: '',
+        target: own.id,
+      },
+      { unread: false, sealed: false },
+    );
+    expect(s.unsealed('alice')).toEqual([]);
+    expect(s.message('alice', own.id, 'alice')).toMatchObject({ deleted: true, text: '' });
+    expect(s.pendingCount('alice')).toBe(0);
+  });
+
   it('a replaced signed prekey stays 30 days after its successor was made, whatever its own age', () => {
     const s = store();
     const day = 24 * 3600 * 1000;

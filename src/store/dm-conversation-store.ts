@@ -264,6 +264,23 @@ export class DmConversationStore {
            AND target = ? AND kind = 'edit' AND sealed = 0`,
       )
       .run(account, conversation, authorLc, id);
+    // An own message deleted before it was sealed (written offline, say) never leaves this
+    // device, and neither does its deletion: nobody else has anything to delete.
+    const unsent = this.db
+      .prepare(
+        `UPDATE messages SET sealed = 1, state = 'delivered'
+         WHERE account = ? AND conversation = ? AND author_lc = ? AND id = ? AND kind = 'message'
+           AND sealed = 0`,
+      )
+      .run(account, conversation, authorLc, id).changes;
+    if (unsent)
+      this.db
+        .prepare(
+          `UPDATE messages SET sealed = 1, state = 'delivered'
+           WHERE account = ? AND conversation = ? AND author_lc = ? AND target = ?
+             AND kind = 'delete' AND sealed = 0`,
+        )
+        .run(account, conversation, authorLc, id);
     this.db
       .prepare(
         `UPDATE messages SET text = '', mentions = '[]'
