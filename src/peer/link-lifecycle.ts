@@ -82,6 +82,9 @@ export interface LinkLifecycleDeps {
   channelsChanged(): void;
 }
 
+/** How many times a host is asked again for channels it refused (0.5, 1, 2, 4, 8, 8… s apart). */
+const HOST_RESUBSCRIBE_TRIES = 8;
+
 /** The server link's lifecycle of one peer node. */
 export class LinkLifecycle {
   /** Why the last connection to the server was refused, when its TLS key was not trusted. */
@@ -392,8 +395,8 @@ export class LinkLifecycle {
 
   // ---- hosts coming and going ---------------------------------------------------------------
 
-  async onHostUp(link: HostLink, channelIds: string[]): Promise<void> {
-    await link.request('subscribe', { channelIds });
+  async onHostUp(link: HostLink, channelIds: string[], attempt = 0): Promise<void> {
+    const granted = new Set((await link.request('subscribe', { channelIds })).channelIds);
     // Only of channels still read here: one just left (the link went with it) has no view.
     for (const id of channelIds.filter((c) => this.d.readsChannel(c)))
       this.d.events.emit('sync', { channelId: id, source: 'host', phase: 'switch' });
@@ -401,7 +404,23 @@ export class LinkLifecycle {
     // the host was lost with it and the member stayed without what it missed (schedule 760).
     this.d.background(this.updateServerSubscriptions());
     this.d.background(this.d.delivery.drain());
-    for (const id of channelIds) await this.d.replication.catchUpHost(link, id);
+    for (const id of channelIds)
+      if (granted.has(id)) await this.d.replication.catchUpHost(link, id);
+    // A channel the host did not grant although this account reads it: the host has not heard
+    // of the membership yet (the server tells it of a join while this peer, told at once, already
+    // asks). Asked again, with everything this link serves now (a subscription replaces the last),
+    // until it is granted or the link serves it no more: else nothing of it would reach us.
+    const refused = channelIds.filter((id) => !granted.has(id) && this.d.readsChannel(id));
+    if (refused.length === 0 || attempt >= HOST_RESUBSCRIBE_TRIES) return;
+    this.d.log.write('subscribe_refused', { peer: link.name, count: refused.length, attempt });
+    await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 8000)));
+    if (this.d.closed) return;
+    const serving = this.d
+      .readableChannels()
+      .map((c) => c.id)
+      .filter((id) => this.d.sources.serves(link, id));
+    if (!refused.some((id) => serving.includes(id))) return;
+    await this.onHostUp(link, serving, attempt + 1);
   }
 
   async onHostDown(channelIds: string[]): Promise<void> {
