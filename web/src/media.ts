@@ -58,9 +58,13 @@ export async function broadcast(
   });
   let wantKey = true;
   let stopped = false;
+  // About a second of the stream at its bitrate (at least 128 KiB, room for a keyframe): a page
+  // or a peer that cannot keep up drops frames here rather than queueing seconds of video, which
+  // every viewer would then see late (2 MB was 20 s at 800 kbit/s, and a frozen page's viewers
+  // kept getting its backlog long after its last frame).
+  const maxBuffered = Math.max(128 * 1024, opts.bitrateKbps * 125);
   const send = (kind: number, flags: number, bytes: Uint8Array) => {
-    // A page that cannot keep up drops frames here rather than queueing seconds of video.
-    if (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 2_000_000)
+    if (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < maxBuffered)
       ws.send(pack(kind, flags, bytes));
     else if (kind === KIND_VIDEO) wantKey = true;
   };
