@@ -273,39 +273,15 @@ export class DirectMessages {
   edit(id: string, messageId: string, text: string): { id: string; state: 'pending' } {
     const account = this.requireUser();
     const conv = this.conversation(account, id);
-    const target = this.ownMessage(account, id, messageId, 'edit');
-    return this.change(account, {
-      id: crypto.randomUUID(),
-      conversation: id,
-      kind: 'edit',
-      author: account,
-      // After its last edit whatever this clock says: the latest edit is the one that shows.
-      ts: Math.max(Date.now(), (target.edited ?? target.ts) + 1),
-      text,
-      mentions: resolveMentions(text, conv.members).filter((n) => n !== 'here'),
-      state: 'pending',
-      source: 'local',
-      target: messageId,
-    });
+    const mentions = resolveMentions(text, conv.members).filter((n) => n !== 'here');
+    return this.change(account, id, messageId, { kind: 'edit', text, mentions });
   }
 
   /** Deletes one of this user's messages, here at once and then on every device. */
   remove(id: string, messageId: string): { id: string; state: 'pending' } {
     const account = this.requireUser();
     this.conversation(account, id);
-    const target = this.ownMessage(account, id, messageId, 'delete');
-    return this.change(account, {
-      id: crypto.randomUUID(),
-      conversation: id,
-      kind: 'delete',
-      author: account,
-      ts: Math.max(Date.now(), (target.edited ?? target.ts) + 1),
-      text: '',
-      mentions: [],
-      state: 'pending',
-      source: 'local',
-      target: messageId,
-    });
+    return this.change(account, id, messageId, { kind: 'delete', text: '', mentions: [] });
   }
 
   /** This user's message `messageId` of the conversation, not deleted: what it may change. */
@@ -319,15 +295,32 @@ export class DirectMessages {
     throw new HchatError('E_NOT_FOUND', 'no such message of yours in this conversation');
   }
 
-  /** Stores an own edit or deletion, tells the views, and sends it. */
-  private change(account: string, c: DmMessageRow): { id: string; state: 'pending' } {
+  /** Stores an own edit or deletion of `messageId`, tells the views, and sends it. */
+  private change(
+    account: string,
+    conversation: string,
+    messageId: string,
+    what: Pick<DmMessageRow, 'kind' | 'text' | 'mentions'>,
+  ): { id: string; state: 'pending' } {
+    const target = this.ownMessage(account, conversation, messageId, what.kind);
+    const c: DmMessageRow = {
+      ...what,
+      id: crypto.randomUUID(),
+      conversation,
+      author: account,
+      // After its last change whatever this clock says: the latest edit is the one that shows.
+      ts: Math.max(Date.now(), (target.edited ?? target.ts) + 1),
+      state: 'pending',
+      source: 'local',
+      target: messageId,
+    };
     this.store.addMessage(account, c, { unread: false, sealed: false });
     this.d.log.write(c.kind === 'edit' ? 'dm_edit' : 'dm_delete', {
       id: c.id,
-      conversation: c.conversation,
-      target: c.target,
+      conversation,
+      target: messageId,
     });
-    this.announce(c.conversation, c.target!, account);
+    this.announce(conversation, messageId, account);
     this.d.background(this.outbox.drain());
     return { id: c.id, state: 'pending' };
   }
