@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
-import { END_MS } from '../web/src/stall.js';
+import { END_MS, STALL_MS } from '../web/src/stall.js';
 
 const FAKE_MEDIA = [
   '--use-fake-device-for-media-stream',
@@ -313,14 +313,29 @@ describe('web UI: what a first user hits', () => {
     const cdp = await a.page.context().newCDPSession(a.page);
     await cdp.send('Debugger.enable');
     await cdp.send('Debugger.pause');
-    // Shown after a few seconds without a frame; on a loaded machine the page's timers lag (two
-    // clean-clone runs on 2026-12-05, load 6-8, missed 20 s).
-    await tile.getByText(/Interrupted: no video for \d+ s/).waitFor({ timeout: 40_000 });
+    // Once bob's tile draws no new frame, his page's clock stops and only the test moves it: what
+    // the tile shows then does not hang on how soon a loaded machine runs the page's timers (the
+    // notice, shown from STALL_MS to END_MS after the last frame, was missed by two clean-clone
+    // runs on 2026-12-05 that waited 40 s for it).
+    let drawn = '';
+    await waitFor(
+      async () => {
+        const before = drawn;
+        await new Promise((r) => setTimeout(r, 1500));
+        drawn = (await tile.getAttribute('data-frames-drawn')) ?? '';
+        return drawn === before;
+      },
+      30_000,
+      "bob's tile to draw no new frame",
+    );
+    await b.page.clock.install();
+    await b.page.clock.pauseAt((await b.page.evaluate(() => Date.now())) + 100);
+    await b.page.clock.fastForward(STALL_MS + 1000);
+    await tile.getByText(/Interrupted: no video for \d+ s/).waitFor({ timeout: 20_000 });
     await b.page.locator('.stream-entry').getByText('INTERRUPTED').waitFor();
     await snap(b.page, 'stream-interrupted');
-    // The page's clock jumps END_MS ahead rather than the test waiting them out: the tile's own
+    // END_MS later by that clock, rather than the test waiting them out: the tile's own
     // once-a-second check then finds no frame for that long, as it would after real seconds.
-    await b.page.clock.install();
     await b.page.clock.fastForward(END_MS);
     await tile.waitFor({ state: 'detached', timeout: 20_000 });
     await b.page.getByRole('alert').getByText('The stream ended').waitFor();
