@@ -413,7 +413,7 @@ export class LinkLifecycle {
     const refused = channelIds.filter((id) => !granted.has(id) && this.d.readsChannel(id));
     if (refused.length === 0 || attempt >= HOST_RESUBSCRIBE_TRIES) return;
     this.d.log.write('subscribe_refused', { peer: link.name, count: refused.length, attempt });
-    await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 8000)));
+    await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 8000)).unref());
     if (this.d.closed) return;
     const serving = this.d
       .readableChannels()
