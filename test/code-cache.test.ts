@@ -5,11 +5,11 @@
  * Run on a copy of the install (bin/hchat beside dist/hchat/), so that the repository's own cache
  * is never touched while other tests start processes from it.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDir } from './testnet.js';
+import { launchHchat } from './hchat-spawn.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -34,41 +34,19 @@ async function startServer(
   lingerMs: number,
   nodeArgs: string[] = [],
 ): Promise<void> {
-  const data = tempDir();
-  const proc = spawn(
-    process.execPath,
-    [
-      ...nodeArgs,
-      path.join(installDir, 'bin', 'hchat'),
-      'server',
-      '--port',
-      '0',
-      '--http-port',
-      '0',
-      '--data',
-      data,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+  const { proc, exited, ready } = launchHchat(
+    ['server', '--port', '0', '--http-port', '0', '--data', tempDir()],
+    {},
+    20_000,
+    undefined,
+    [],
+    { bin: path.join(installDir, 'bin', 'hchat'), nodeArgs },
   );
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
   onTestFinished(async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line:\n${out}`)), 20_000);
-    const read = (d: Buffer) => {
-      out += d.toString();
-      if (/^ready /m.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout.on('data', read);
-    proc.stderr.on('data', read);
-    proc.once('exit', (code) => reject(new Error(`exited ${code} before ready:\n${out}`)));
-  });
+  await ready;
   await new Promise((r) => setTimeout(r, lingerMs));
   proc.kill('SIGTERM');
   await exited;

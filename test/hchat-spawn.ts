@@ -32,7 +32,8 @@ export interface Launched {
 
 /**
  * Starts `bin/hchat args…`. `wrap` runs it through another command (`ip netns exec <ns>`:
- * test/netns-core.ts), which execs it in place.
+ * test/netns-core.ts), which execs it in place. `bin` is another install's `bin/hchat`, run
+ * under `node nodeArgs…` (test/code-cache.test.ts).
  */
 export function launchHchat(
   args: string[],
@@ -40,9 +41,10 @@ export function launchHchat(
   timeoutMs = 15_000,
   until: RegExp = /^ready (.*)$/m,
   wrap: string[] = [],
+  { bin = BIN, nodeArgs = [] }: { bin?: string; nodeArgs?: string[] } = {},
 ): Launched {
   const [cmd, ...pre] = [...wrap, process.execPath];
-  const proc = spawn(cmd!, [...pre, BIN, ...args], {
+  const proc = spawn(cmd!, [...pre, ...nodeArgs, bin, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -223,7 +223,9 @@ export class DmConversationStore {
     const byTarget = new Map<string, Array<RawMessage & { authorLc: string }>>();
     for (const c of changes) {
       const key = `${c.authorLc}/${c.target}`;
-      byTarget.set(key, [...(byTarget.get(key) ?? []), c]);
+      const list = byTarget.get(key);
+      if (list) list.push(c);
+      else byTarget.set(key, [c]);
     }
     return rows.map((m) => {
       const mine = m.kind === 'message' ? byTarget.get(`${lc(m.author)}/${m.id}`) : undefined;
