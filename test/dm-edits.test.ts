@@ -13,20 +13,9 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createTestnet, peerLog, signIn, waitFor, type TestPeer } from './testnet.js';
 import { startSwarm } from './swarm.js';
-import { devicesOf, pairId, seal, sessionWith, withDevice } from './outsider/dm-lib.js';
+import { mailboxSender, pairId, withDevice } from './outsider/dm-lib.js';
 import { registerLogin } from './outsider/lib.js';
-
-/** A conversation's messages as `read` answers them (notices left out), by id. */
-async function shown(
-  read: (route: string) => Promise<{ status: number; body: any }>,
-  dm: string,
-): Promise<Map<string, any>> {
-  const r = await read(`/api/dms/${dm}/messages?limit=500`);
-  if (r.status !== 200) throw new Error(JSON.stringify(r.body));
-  return new Map(
-    (r.body.messages as any[]).filter((m) => m.kind === 'message').map((m) => [m.id, m]),
-  );
-}
+import { rawPayload, shown, startDm } from './dm-views.js';
 
 /** The texts of `dms.db` rows in a peer's data folder that contain `needle`. */
 function storedWith(dataDir: string, needle: string): string[] {
@@ -42,22 +31,10 @@ function storedWith(dataDir: string, needle: string): string[] {
   }
 }
 
-/** A §10.4 payload of any kind, fields as the sender wants them. */
-function change(p: Record<string, unknown>): Buffer {
-  return Buffer.from(JSON.stringify({ id: crypto.randomUUID(), ts: Date.now(), ...p }), 'utf8');
-}
-
 describe('editing and deleting direct messages', () => {
   it("an author's edit and deletion reach every device of the conversation, its own other device too; nobody else may make them", async () => {
     const s = await startSwarm(['alice', 'alice@2', 'bob']);
-    const dm = await waitFor(
-      async () => {
-        const r = await s.call('alice', 'POST', '/api/dms', { members: ['bob'] });
-        return r.status === 201 || r.status === 200 ? r.body : undefined;
-      },
-      15_000,
-      'alice to start a DM',
-    );
+    const dm = await startDm((m, r, b) => s.call('alice', m, r, b), ['bob']);
     const post = async (text: string) => {
       const r = await s.call('alice', 'POST', `/api/dms/${dm.id}/messages`, { text });
       expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -139,47 +116,27 @@ describe('editing and deleting direct messages', () => {
     const m = await withDevice(
       await registerLogin({ host: net.serverHost, port: net.serverPort }, 'mallory', 'mallory-pw'),
     );
-    const dm = await waitFor(
-      async () => {
-        const r = await victim.call('POST', '/api/dms', { members: ['mallory'] });
-        return r.status === 201 || r.status === 200 ? r.body : undefined;
-      },
-      15_000,
-      'victim to start a DM with mallory',
-    );
+    const dm = await startDm((m, r, b) => victim.call(m, r, b), ['mallory']);
     expect(dm.id).toBe(pairId('mallory', 'victim'));
     const own = await victim.call('POST', `/api/dms/${dm.id}/messages`, {
       text: 'I owe mallory nothing',
     });
     expect(own.status).toBe(201);
 
-    const victimDev = (await devicesOf(m, 'victim'))[0].deviceId as string;
-    const session = await sessionWith(m, 'victim', victimDev);
+    const send = await mailboxSender(m, 'victim');
     const head = { conversation: dm.id, members: ['mallory', 'victim'] };
-    const send = async (plaintext: Buffer) => {
-      const r = await m.c.req('dm_send', {
-        envelopes: [
-          {
-            id: crypto.randomUUID(),
-            to: { username: 'victim', deviceId: victimDev },
-            body: seal(session, plaintext),
-          },
-        ],
-      });
-      expect(r.body?.results?.[0]?.ok, JSON.stringify(r)).toBe(true);
-    };
     const read = (route: string) => victim.call('GET', route);
 
     // The victim's message: mallory's edit and deletion of it are refused.
-    await send(change({ t: 'edit', ...head, target: own.body.id, text: 'I owe mallory $500' }));
-    await send(change({ t: 'delete', ...head, target: own.body.id }));
+    await send(rawPayload({ t: 'edit', ...head, target: own.body.id, text: 'I owe mallory $500' }));
+    await send(rawPayload({ t: 'delete', ...head, target: own.body.id }));
     // Mallory's own: a message, then its edit; and a deletion sent before the message it deletes.
     const mine = crypto.randomUUID();
     const early = crypto.randomUUID();
-    await send(change({ t: 'msg', ...head, id: mine, text: 'hello victim' }));
-    await send(change({ t: 'edit', ...head, target: mine, text: 'hello, victim' }));
-    await send(change({ t: 'delete', ...head, target: early }));
-    await send(change({ t: 'msg', ...head, id: early, text: 'EARLY-SECRET words' }));
+    await send(rawPayload({ t: 'msg', ...head, id: mine, text: 'hello victim' }));
+    await send(rawPayload({ t: 'edit', ...head, target: mine, text: 'hello, victim' }));
+    await send(rawPayload({ t: 'delete', ...head, target: early }));
+    await send(rawPayload({ t: 'msg', ...head, id: early, text: 'EARLY-SECRET words' }));
 
     const after = await waitFor(
       async () => {

@@ -117,6 +117,119 @@ describe('a peer’s DM store and trust', () => {
     expect(s.pendingCount('alice')).toBe(0);
   });
 
+  it('reactions fold per member and emoji, newest first-come; they name a message by id and author, and go with its deletion', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    const target = message('alice', '').id;
+    s.addConversation('bob', conv, ['alice', 'bob', 'mallory'], 1);
+    let n = 0;
+    const vote = (
+      author: string,
+      kind: 'react' | 'unreact',
+      emoji: string,
+      ts: number,
+      of = 'alice',
+    ): DmMessageRow => ({
+      ...message(author, ''),
+      id: `0190a0b0-0000-4000-8000-${(0xf00 + n++).toString(16).padStart(12, '0')}`,
+      kind,
+      ts,
+      target,
+      targetAuthor: of,
+      emoji,
+    });
+    // Before the message: kept, and counted once it comes.
+    s.addMessage('bob', vote('mallory', 'react', '👍', 10), { unread: true });
+    s.addMessage('bob', message('mallory', 'same id, mallory’s own'), { unread: true });
+    s.addMessage('bob', message('alice', 'hi'), { unread: true });
+    s.addMessage('bob', vote('bob', 'react', '👍', 20), { unread: false });
+    s.addMessage('bob', vote('bob', 'react', '🎉', 21), { unread: false });
+    // Taken back, then an older react arriving late changes nothing: the newest counts.
+    s.addMessage('bob', vote('bob', 'unreact', '🎉', 30), { unread: false });
+    s.addMessage('bob', vote('bob', 'react', '🎉', 25), { unread: false });
+    // A reaction to mallory's message of the same id is not alice's.
+    s.addMessage('bob', vote('bob', 'react', '❤️', 40, 'mallory'), { unread: false });
+    const alice = s.message('bob', target, 'alice')!;
+    expect(alice.reactions).toEqual([{ emoji: '👍', users: ['bob', 'mallory'] }]);
+    expect(s.message('bob', target, 'mallory')!.reactions).toEqual([
+      { emoji: '❤️', users: ['bob'] },
+    ]);
+    // Reactions are neither unread nor activity: two messages counted, nothing else.
+    expect(s.conversation('bob', conv)!.unread).toBe(2);
+    expect(s.lastVote('bob', conv, { id: target, author: 'alice' }, '🎉')).toBe(30);
+    // Deleted by its author: no reactions show.
+    s.addMessage(
+      'bob',
+      {
+        ...message('alice', ''),
+        id: '0190a0b0-0000-4000-8000-00000000dddd',
+        kind: 'delete',
+        target,
+      },
+      { unread: true },
+    );
+    expect(s.message('bob', target, 'alice')).toMatchObject({ deleted: true });
+    expect(s.message('bob', target, 'alice')!.reactions).toBeUndefined();
+  });
+
+  it('a reply shows its original as it reads now: edited, deleted, or not held', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    const original = message('alice', '').id;
+    s.addConversation('bob', conv, ['alice', 'bob'], 1);
+    const reply = (id: string, text: string, to: { id: string; author: string }): DmMessageRow => ({
+      ...message('bob', text),
+      id,
+      replyTo: to,
+    });
+    const unknown = '0190a0b0-0000-4000-8000-00000000eeee';
+    s.addMessage(
+      'bob',
+      reply('0190a0b0-0000-4000-8000-0000000000b1', 'early', { id: original, author: 'alice' }),
+      {
+        unread: false,
+      },
+    );
+    s.addMessage(
+      'bob',
+      reply('0190a0b0-0000-4000-8000-0000000000b2', 'lost', { id: unknown, author: 'alice' }),
+      {
+        unread: false,
+      },
+    );
+    const shownReply = () => s.message('bob', '0190a0b0-0000-4000-8000-0000000000b1', 'bob')!.reply;
+    expect(shownReply()).toEqual({ id: original, author: 'alice' });
+    s.addMessage('bob', message('alice', 'lunch at noon?'), { unread: true });
+    expect(shownReply()).toEqual({ id: original, author: 'alice', text: 'lunch at noon?' });
+    s.addMessage(
+      'bob',
+      {
+        ...message('alice', 'lunch at one?'),
+        id: '0190a0b0-0000-4000-8000-00000000ed17',
+        kind: 'edit',
+        target: original,
+      },
+      { unread: false },
+    );
+    expect(shownReply()!.text).toBe('lunch at one?');
+    expect(s.messages('bob', conv, 10).find((m) => m.text === 'lost')!.reply).toEqual({
+      id: unknown,
+      author: 'alice',
+    });
+    s.addMessage(
+      'bob',
+      {
+        ...message('alice', ''),
+        id: '0190a0b0-0000-4000-8000-00000000de1e',
+        kind: 'delete',
+        target: original,
+      },
+      { unread: false },
+    );
+    expect(shownReply()).toEqual({ id: original, author: 'alice', deleted: true });
+    expect(s.find('bob', conv, original)).toMatchObject({ deleted: true });
+  });
+
   it('a replaced signed prekey stays 30 days after its successor was made, whatever its own age', () => {
     const s = store();
     const day = 24 * 3600 * 1000;

@@ -123,9 +123,34 @@ describe('direct messages in the web UI', () => {
     await wrong.waitFor({ state: 'detached' });
     await bLog.getByText('wrong window, sorry').waitFor({ state: 'detached' });
     // bob has neither Edit nor Delete on alice's messages.
-    const hers = bLog.locator('.message', { hasText: 'notes, v2' });
+    // (A message that is not a reply: bob's reply below quotes this one's text.)
+    const hers = bLog.locator('.message:not(:has(.reply-quote))', { hasText: 'notes, v2' });
     await hers.hover();
     expect(await hers.getByRole('button', { name: /^(Edit|Delete)$/ }).count()).toBe(0);
+    // But he answers it and reacts to it, as in a channel; alice adds her reaction to his.
+    await hers.getByRole('button', { name: 'Reply to alice' }).click();
+    await b.page.getByText('Replying to alice', { exact: true }).waitFor();
+    await b.page.keyboard.type('reading them now');
+    await b.page.keyboard.press('Enter');
+    await b.page.getByText('Replying to alice', { exact: true }).waitFor({ state: 'detached' });
+    await hers.hover();
+    await hers.getByRole('button', { name: 'React', exact: true }).click();
+    await b.page.getByRole('button', { name: 'React with 👍' }).click();
+    const aLog = aConv.getByRole('log', { name: 'Messages' });
+    const answer = aLog.locator('.message', { hasText: 'reading them now' });
+    const quote = answer.getByRole('button', { name: /^Replying to @alice the .*notes, v2/ });
+    await quote.waitFor();
+    const original = aLog.locator('.message:not(:has(.reply-quote))', { hasText: 'notes, v2' });
+    const chip = original.getByRole('button', { name: '👍 1, reacted by bob' });
+    await chip.click();
+    await bLog.getByRole('button', { name: '👍 2, reacted by alice, bob' }).waitFor();
+    // The quote jumps to its original, highlighted.
+    await quote.click();
+    await waitFor(
+      async () => /\bflash\b/.test((await original.getAttribute('class')) ?? ''),
+      5000,
+      'the original highlighted',
+    );
 
     expect(await seriousViolations(a.page)).toEqual([]);
     await snap(a.page, 'dms');

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { MessageText, Username, Uuid } from '../protocol/common.js';
+import { Emoji, MessageText, Username, Uuid } from '../protocol/common.js';
 import { DM_LIMITS } from '../shared/limits.js';
 import type { DirectMessages } from './dms.js';
 import { parse } from './api-parse.js';
@@ -24,8 +24,10 @@ const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   before: Uuid.optional(),
 });
-const PostBody = z.object({ text: MessageText });
+const PostBody = z.object({ text: MessageText, replyTo: Uuid.optional() });
+const EditBody = z.object({ text: MessageText });
 const MessageParam = z.object({ id: Uuid, messageId: Uuid });
+const ReactionParam = MessageParam.extend({ emoji: Emoji });
 const VerifyBody = z.object({ username: Username, verified: z.boolean() });
 
 /** Adds the direct-message routes. */
@@ -77,19 +79,19 @@ export function dmRoutes(app: FastifyInstance, dms: DirectMessages): void {
     async (req, reply) => {
       const { id } = parse(IdParam, req.params, 'dm id');
       const b = parse(PostBody, req.body, 'message');
-      return reply.code(201).send(await dms.post(id, b.text));
+      return reply.code(201).send(await dms.post(id, b.text, b.replyTo));
     },
   );
   app.patch(
     '/api/dms/:id/messages/:messageId',
     doc('Edits one of this user’s messages, on every device of the conversation', {
       params: MessageParam,
-      body: PostBody,
+      body: EditBody,
       response: { 200: DmWritten },
     }),
     async (req) => {
       const p = parse(MessageParam, req.params, 'message');
-      const b = parse(PostBody, req.body, 'edit');
+      const b = parse(EditBody, req.body, 'edit');
       return dms.edit(p.id, p.messageId, b.text);
     },
   );
@@ -102,6 +104,25 @@ export function dmRoutes(app: FastifyInstance, dms: DirectMessages): void {
     async (req) => {
       const p = parse(MessageParam, req.params, 'message');
       return dms.remove(p.id, p.messageId);
+    },
+  );
+  app.put(
+    '/api/dms/:id/messages/:messageId/reactions/:emoji',
+    doc('Adds this user’s reaction to a message of the conversation (once per user and emoji)', {
+      params: ReactionParam,
+      response: { 200: DmWritten },
+    }),
+    async (req) => {
+      const p = parse(ReactionParam, req.params, 'reaction');
+      return dms.react(p.id, p.messageId, p.emoji, true);
+    },
+  );
+  app.delete(
+    '/api/dms/:id/messages/:messageId/reactions/:emoji',
+    doc('Takes back this user’s reaction', { params: ReactionParam, response: { 200: DmWritten } }),
+    async (req) => {
+      const p = parse(ReactionParam, req.params, 'reaction');
+      return dms.react(p.id, p.messageId, p.emoji, false);
     },
   );
   app.post(

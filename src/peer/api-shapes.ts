@@ -273,6 +273,17 @@ export const ApiDmMessage = named(
     mentioned: z.boolean(),
     /** Where it came from: P2P from the sender's device, the server's mailbox, or written here. */
     source: z.enum(['peer', 'server', 'local']),
+    /** The members' reactions (none once deleted), as a channel message's. */
+    reactions: z.array(ApiReaction),
+    /** The message this one answers, with a preview when this device holds it. */
+    replyTo: z
+      .object({
+        id: z.string(),
+        author: z.string(),
+        text: z.string().optional(),
+        deleted: z.literal(true).optional(),
+      })
+      .optional(),
     /** When its author last edited it (that edit's time, ms); `text` is the edited text. */
     edited: z.number().int().optional(),
     /** Its author deleted it: `text` is empty, and nothing of it is kept. */

@@ -20,7 +20,7 @@ import { MESSAGE_LIMITS } from '../shared/limits.js';
 import { namedMentions } from '../shared/mention-syntax.js';
 import { OneAtATime } from '../shared/one-at-a-time.js';
 import type { ConnectionLog } from '../shared/connlog.js';
-import type { PeerDmStore } from '../store/peer-dm-store.js';
+import type { DmMessageRow, PeerDmStore } from '../store/peer-dm-store.js';
 import type { DmDirectory } from './dm-directory.js';
 import type { DmKeys } from './dm-keys.js';
 import type { DmSessions } from './dm-sessions.js';
@@ -181,22 +181,9 @@ export class DmInbox {
       opened.commit();
       store.markSeen(account, envelopeId);
       store.addConversation(account, payload.conversation, payload.members, payload.ts);
-      const text = payload.t === 'delete' ? '' : payload.text;
       added = store.addMessage(
         account,
-        {
-          id: payload.id,
-          conversation: payload.conversation,
-          kind: payload.t === 'msg' ? 'message' : payload.t,
-          author: mine ? account : from.username,
-          ts: payload.ts,
-          text,
-          // Only the mentions its text names count, in the unread badge and the view (§10.4).
-          mentions: payload.t === 'delete' ? [] : namedMentions(text, payload.mentions),
-          state: 'delivered',
-          source: source.kind,
-          ...(payload.t === 'msg' ? {} : { target: payload.target }),
-        },
+        rowOf(payload, mine ? account : from.username, source.kind),
         { unread: !mine && payload.t === 'msg' },
       );
     });
@@ -210,12 +197,12 @@ export class DmInbox {
       duplicate: added ? undefined : 'yes',
     });
     // A change is told as the message it changed, when that is here.
-    if (added)
-      this.d.received(
-        payload.conversation,
-        payload.t === 'msg' ? payload.id : payload.target,
-        mine ? account : from.username,
-      );
+    if (!added) return;
+    const author = mine ? account : from.username;
+    if (payload.t === 'msg') this.d.received(payload.conversation, payload.id, author);
+    else if (payload.t === 'react' || payload.t === 'unreact')
+      this.d.received(payload.conversation, payload.target, payload.targetAuthor);
+    else this.d.received(payload.conversation, payload.target, author);
   }
 
   /** Whether the account blocks `user`, as the server says now (asked when the list says so). */
@@ -282,14 +269,29 @@ export class DmInbox {
     // A derived id belongs to a pair: a group under one would stand in for that pair's DM.
     if (p.members.length > 2 && isDirectId(p.conversation))
       return "dm: a group's id is random, never a pair's derived id";
-    if (p.t !== 'delete' && p.mentions?.some((m) => !lower.includes(m)))
+    if ((p.t === 'msg' || p.t === 'edit') && p.mentions?.some((m) => !lower.includes(m)))
       return 'dm: mentions name members only';
     if (p.ts > Date.now() + MESSAGE_LIMITS.maxClockSkewMs)
       return 'dm: written more than a minute ahead of this clock';
     const held = this.d.store.conversation(account, p.conversation);
     if (held && held.members.map((m) => m.toLowerCase()).join() !== lower.join())
       return 'dm: a conversation keeps its members';
-    if (p.t !== 'msg') {
+    // A reply or a reaction names a member's message of this conversation (held, or still on
+    // its way: it is known by its id and its author, so one not here yet names nothing else).
+    const named =
+      p.t === 'msg'
+        ? p.replyTo
+        : p.t === 'react' || p.t === 'unreact'
+          ? { id: p.target, author: p.targetAuthor }
+          : undefined;
+    if (named) {
+      const what = p.t === 'msg' ? 'a reply' : `${p.t}`;
+      if (!lower.includes(named.author.toLowerCase()))
+        return `dm: ${what} names a message of a member`;
+      const held = this.d.store.item(account, named.id, named.author);
+      if (held && (held.kind !== 'message' || held.conversation !== p.conversation))
+        return `dm: ${what} names a message of its conversation`;
+    } else if (p.t !== 'msg') {
       // Its author's own message (held, or still on its way: a change only ever applies to the
       // message of its own sender, so one that comes first waits harmlessly).
       const target = this.d.store.item(account, p.target, sender);
@@ -314,4 +316,47 @@ export class DmInbox {
 
 function peerName(s: DmSource): string {
   return s.kind === 'server' ? 'server' : s.name;
+}
+
+/** The row a received payload is stored as. */
+function rowOf(p: DmPayload, author: string, source: DmMessageRow['source']): DmMessageRow {
+  const head = {
+    id: p.id,
+    conversation: p.conversation,
+    author,
+    ts: p.ts,
+    state: 'delivered' as const,
+    source,
+  };
+  switch (p.t) {
+    case 'msg':
+      // Only the mentions its text names count, in the unread badge and the view (§10.4).
+      return {
+        ...head,
+        kind: 'message',
+        text: p.text,
+        mentions: namedMentions(p.text, p.mentions),
+        ...(p.replyTo ? { replyTo: p.replyTo } : {}),
+      };
+    case 'edit':
+      return {
+        ...head,
+        kind: 'edit',
+        text: p.text,
+        mentions: namedMentions(p.text, p.mentions),
+        target: p.target,
+      };
+    case 'delete':
+      return { ...head, kind: 'delete', text: '', mentions: [], target: p.target };
+    default:
+      return {
+        ...head,
+        kind: p.t,
+        text: '',
+        mentions: [],
+        target: p.target,
+        targetAuthor: p.targetAuthor,
+        emoji: p.emoji,
+      };
+  }
 }

@@ -332,12 +332,24 @@ export class DmOutbox {
   }
 }
 
-/** What goes inside the envelopes of an own message, edit or deletion (PROTOCOL.md §10.4). */
+/**
+ * What goes inside the envelopes of an own message, edit, deletion or reaction (PROTOCOL.md
+ * §10.4).
+ */
 function payloadOf(m: DmMessageRow, conversation: string, members: string[]): DmPayload {
   const head = { conversation, members, id: m.id, ts: m.ts };
   const mentions = m.mentions.length ? { mentions: m.mentions } : {};
   if (m.kind === 'edit')
     return { t: 'edit', ...head, target: m.target!, text: m.text, ...mentions };
   if (m.kind === 'delete') return { t: 'delete', ...head, target: m.target! };
-  return { t: 'msg', ...head, text: m.text, ...mentions };
+  if (m.kind === 'react' || m.kind === 'unreact')
+    return {
+      t: m.kind,
+      ...head,
+      target: m.target!,
+      targetAuthor: m.targetAuthor!,
+      emoji: m.emoji!,
+    };
+  const reply = m.replyTo ? { replyTo: m.replyTo } : {};
+  return { t: 'msg', ...head, text: m.text, ...mentions, ...reply };
 }

@@ -31,8 +31,11 @@ import { namedMentions, resolveMentions } from './mentions.js';
 import type { ServerLink } from './server-link.js';
 import { deliverRequest } from './dm-p2p.js';
 
-/** How long a post waits for its delivery before answering `pending`. */
+/** How long a post (or a change) waits for its delivery before answering `pending`. */
 const DELIVERY_WAIT_MS = 3000;
+
+/** What writing answers: the new item's id, and whether every device has it yet. */
+type Written = { id: string; state: 'pending' | 'delivered' };
 
 export interface DirectMessagesDeps {
   dataDir: string;
@@ -232,14 +235,14 @@ export class DirectMessages {
     };
   }
 
-  /** Writes a message: stored pending at once, then sealed and handed over (dm-outbox.ts). */
-  async post(id: string, text: string): Promise<{ id: string; state: 'pending' | 'delivered' }> {
+  /**
+   * Writes a message (a reply to the conversation's message `replyTo`, if given): stored
+   * pending at once, then sealed and handed over (dm-outbox.ts).
+   */
+  async post(id: string, text: string, replyTo?: string): Promise<Written> {
     const account = this.requireUser();
-    const conv = this.conversation(account, id);
-    const others = conv.members.filter((m) => m.toLowerCase() !== account.toLowerCase());
-    const blocked = this.store.blocked(account);
-    if (others.length === 1 && blocked.includes(others[0]!.toLowerCase()))
-      throw new HchatError('E_FORBIDDEN', `you blocked ${others[0]}: unblock them to write`);
+    const conv = this.writable(account, id);
+    const original = replyTo === undefined ? undefined : this.original(account, id, replyTo);
     const m: DmMessageRow = {
       id: crypto.randomUUID(),
       conversation: id,
@@ -250,11 +253,20 @@ export class DirectMessages {
       mentions: resolveMentions(text, conv.members).filter((n) => n !== 'here'),
       state: 'pending',
       source: 'local',
+      ...(original ? { replyTo: { id: original.id, author: original.author } } : {}),
     };
     this.store.addMessage(account, m, { unread: false, sealed: false });
     this.d.log.write('dm_post', { id: m.id, conversation: id });
     this.announce(id, m.id, account);
-    const delivered = new Promise<void>((resolve) => this.waiters.set(m.id, resolve));
+    return this.handOver(account, m.id);
+  }
+
+  /**
+   * Hands over what was just stored (sealed and sent by dm-outbox.ts), and answers its state:
+   * `delivered` once every device has it, if that takes at most DELIVERY_WAIT_MS.
+   */
+  private async handOver(account: string, id: string): Promise<Written> {
+    const delivered = new Promise<void>((resolve) => this.waiters.set(id, resolve));
     this.d.background(this.outbox.drain());
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -262,26 +274,79 @@ export class DirectMessages {
       new Promise<void>((r) => (timer = setTimeout(r, DELIVERY_WAIT_MS))),
     ]);
     clearTimeout(timer);
-    this.waiters.delete(m.id);
-    return { id: m.id, state: this.store.message(account, m.id, account)?.state ?? 'pending' };
+    this.waiters.delete(id);
+    return { id, state: this.store.item(account, id, account)?.state ?? 'pending' };
   }
 
   /**
    * Edits one of this user's messages: the edit is stored at once (the message reads edited
    * here), then sealed and handed over to every device as a message is (dm-outbox.ts).
    */
-  edit(id: string, messageId: string, text: string): { id: string; state: 'pending' } {
+  edit(id: string, messageId: string, text: string): Promise<Written> {
     const account = this.requireUser();
-    const conv = this.conversation(account, id);
+    // New words, so not to someone this user blocks (deleting stays possible).
+    const conv = this.writable(account, id);
     const mentions = resolveMentions(text, conv.members).filter((n) => n !== 'here');
     return this.change(account, id, messageId, { kind: 'edit', text, mentions });
   }
 
   /** Deletes one of this user's messages, here at once and then on every device. */
-  remove(id: string, messageId: string): { id: string; state: 'pending' } {
+  remove(id: string, messageId: string): Promise<Written> {
     const account = this.requireUser();
     this.conversation(account, id);
     return this.change(account, id, messageId, { kind: 'delete', text: '', mentions: [] });
+  }
+
+  /**
+   * Adds (`on`) or takes back this user's reaction `emoji` to the conversation's message
+   * `messageId`, whoever wrote it: here at once, then on every device of the conversation.
+   */
+  react(id: string, messageId: string, emoji: string, on: boolean): Promise<Written> {
+    const account = this.requireUser();
+    this.writable(account, id);
+    const target = this.original(account, id, messageId);
+    const r: DmMessageRow = {
+      id: crypto.randomUUID(),
+      conversation: id,
+      kind: on ? 'react' : 'unreact',
+      author: account,
+      // After this user's last vote on it whatever this clock says: the newest one counts.
+      ts: Math.max(Date.now(), this.store.lastVote(account, id, target, emoji) + 1),
+      text: '',
+      mentions: [],
+      state: 'pending',
+      source: 'local',
+      target: target.id,
+      targetAuthor: target.author,
+      emoji,
+    };
+    this.store.addMessage(account, r, { unread: false, sealed: false });
+    this.d.log.write(on ? 'dm_react' : 'dm_unreact', {
+      id: r.id,
+      conversation: id,
+      target: target.id,
+      emoji,
+    });
+    this.announce(id, target.id, target.author);
+    return this.handOver(account, r.id);
+  }
+
+  /** The conversation, if this user may write in it (not a 1:1 with someone they blocked). */
+  private writable(account: string, id: string): ConversationRow {
+    const conv = this.conversation(account, id);
+    const others = conv.members.filter((m) => m.toLowerCase() !== account.toLowerCase());
+    const blocked = this.store.blocked(account);
+    if (others.length === 1 && blocked.includes(others[0]!.toLowerCase()))
+      throw new HchatError('E_FORBIDDEN', `you blocked ${others[0]}: unblock them to write`);
+    return conv;
+  }
+
+  /** The conversation's message `messageId` (any member's), not deleted: what one may answer. */
+  private original(account: string, conversation: string, messageId: string): DmShownRow {
+    const m = this.store.find(account, conversation, messageId);
+    if (!m) throw new HchatError('E_NOT_FOUND', 'no such message in this conversation');
+    if (m.deleted) throw new HchatError('E_NOT_FOUND', 'that message was deleted');
+    return m;
   }
 
   /** This user's message `messageId` of the conversation, not deleted: what it may change. */
@@ -301,7 +366,7 @@ export class DirectMessages {
     conversation: string,
     messageId: string,
     what: Pick<DmMessageRow, 'kind' | 'text' | 'mentions'>,
-  ): { id: string; state: 'pending' } {
+  ): Promise<Written> {
     const target = this.ownMessage(account, conversation, messageId, what.kind);
     const c: DmMessageRow = {
       ...what,
@@ -321,8 +386,7 @@ export class DirectMessages {
       target: messageId,
     });
     this.announce(conversation, messageId, account);
-    this.d.background(this.outbox.drain());
-    return { id: c.id, state: 'pending' };
+    return this.handOver(account, c.id);
   }
 
   read(id: string): void {
@@ -444,6 +508,13 @@ function apiMessage(account: string, m: DmShownRow): ApiDmMessage {
     mentions,
     mentioned: m.kind === 'message' && mentions.includes(account.toLowerCase()),
     source: m.source,
+    reactions: (m.reactions ?? []).map((r) => ({
+      emoji: r.emoji,
+      count: r.users.length,
+      users: r.users,
+      me: r.users.some((u) => u.toLowerCase() === account.toLowerCase()),
+    })),
+    ...(m.reply ? { replyTo: m.reply } : {}),
     ...(m.edited !== undefined ? { edited: m.edited } : {}),
     ...(m.deleted ? { deleted: true } : {}),
   };

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { base64urlBytes } from './base64url.js';
-import { MessageText, Mentions, TrackerEntry, Username, Uuid } from './common.js';
+import { Emoji, MessageText, Mentions, TrackerEntry, Username, Uuid } from './common.js';
 import { op, WireError } from './rpc.js';
 import { DM_LIMITS } from '../shared/limits.js';
 
@@ -127,15 +127,23 @@ const PayloadHeader = z.object({
     .max(2 ** 48 - 1),
 });
 
+/** A message of a conversation named whole: its id and its author (a message is its author's). */
+export const DmMessageRef = z.object({ id: Uuid, author: Username });
+
+/** A member's reaction to a message of the conversation: `target` by `targetAuthor`. */
+const Reaction = { target: Uuid, targetAuthor: Username, emoji: Emoji };
+
 /**
- * What the ciphertext holds (§10.4), in JSON: a message of a conversation, or its author's edit
- * or deletion of one of their own (`target`, the message's id).
+ * What the ciphertext holds (§10.4), in JSON: a message of a conversation (perhaps a reply to
+ * another, `replyTo`), its author's edit or deletion of one of their own (`target`, the
+ * message's id), or a member's reaction to any message (added or taken back).
  */
 export const DmPayload = z.discriminatedUnion('t', [
   PayloadHeader.extend({
     t: z.literal('msg'),
     text: MessageText,
     mentions: Mentions.optional(),
+    replyTo: DmMessageRef.optional(),
   }),
   PayloadHeader.extend({
     t: z.literal('edit'),
@@ -144,6 +152,8 @@ export const DmPayload = z.discriminatedUnion('t', [
     mentions: Mentions.optional(),
   }),
   PayloadHeader.extend({ t: z.literal('delete'), target: Uuid }),
+  PayloadHeader.extend({ t: z.literal('react'), ...Reaction }),
+  PayloadHeader.extend({ t: z.literal('unreact'), ...Reaction }),
 ]);
 export type DmPayload = z.infer<typeof DmPayload>;
 

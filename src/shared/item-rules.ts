@@ -31,8 +31,11 @@ export interface RuleItem {
 }
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+/** What orders the items of one log: time, logical counter, then id. */
+type Order = Pick<RuleItem, 'ts' | 'lc' | 'id'>;
+
 /** HLC order, then id: the total order every replica agrees on. */
-export function newer(a: RuleItem, b: RuleItem): boolean {
+export function newer(a: Order, b: Order): boolean {
   return a.ts !== b.ts ? a.ts > b.ts : a.lc !== b.lc ? a.lc > b.lc : a.id > b.id;
 }
 
@@ -129,41 +132,63 @@ export function messageState(
 ): MessageState {
   let lastEdit: RuleItem | undefined;
   let deleted = false;
-  const votes = new Map<string, RuleItem>(); // `${user}\n${emoji}` -> newest react/unreact
+  const votes: Vote[] = [];
   for (const r of related) {
     if (r.target !== message.id || r.channelId !== message.channelId) continue;
     if (deletes(r, message, owner)) deleted = true;
     else if (r.kind === 'edit' && same(r.author, message.author) && r.text !== undefined) {
       if (!lastEdit || newer(r, lastEdit)) lastEdit = r;
-    } else if ((r.kind === 'react' || r.kind === 'unreact') && r.emoji !== undefined) {
-      const key = `${r.author.toLowerCase()}\n${r.emoji}`;
-      const v = votes.get(key);
-      if (!v || newer(r, v)) votes.set(key, r);
-    }
+    } else if ((r.kind === 'react' || r.kind === 'unreact') && r.emoji !== undefined)
+      votes.push(r as Vote);
   }
   // A tombstone's text is gone wherever it came from: it shows as deleted (an honest replica
   // holds its delete too; a dishonest one that erased a message without one hides nothing more
   // than by withholding it).
   if (deleted || message.digest !== undefined) return { deleted: true, reactions: [] };
-  const byEmoji = new Map<string, { first: RuleItem; users: string[] }>();
-  for (const v of votes.values()) {
-    if (v.kind !== 'react') continue;
-    const e = byEmoji.get(v.emoji!);
-    if (!e) byEmoji.set(v.emoji!, { first: v, users: [v.author] });
-    else {
-      e.users.push(v.author);
-      if (newer(e.first, v)) e.first = v;
-    }
-  }
-  const reactions = [...byEmoji.entries()]
-    .sort(([, a], [, b]) => (newer(a.first, b.first) ? 1 : -1))
-    .map(([emoji, e]) => ({ emoji, users: e.users.sort((a, b) => a.localeCompare(b)) }));
+  const reactions = foldReactions(votes);
   const shown = lastEdit ?? message;
   const state: MessageState = { deleted: false, text: shown.text, reactions };
   // A signed mention the text does not name shows nowhere, so it counts nowhere (§2.2).
   if (shown.mentions) state.mentions = namedMentions(shown.text, shown.mentions);
   if (lastEdit) state.editedAt = lastEdit.ts;
   return state;
+}
+
+/** A reaction given (`react`) or taken back (`unreact`) by `author`, in a channel or a DM. */
+export interface Vote {
+  id: string;
+  author: string;
+  ts: number;
+  lc: number;
+  kind: 'react' | 'unreact';
+  emoji: string;
+}
+
+/**
+ * The reactions a message shows, from every react and unreact naming it (any order, any
+ * duplicates): per user and emoji the newest (by `ts`, `lc`, then `id`) counts; per emoji, in
+ * order of its earliest standing reaction, who reacted (sorted).
+ */
+export function foldReactions(votes: readonly Vote[]): Array<{ emoji: string; users: string[] }> {
+  const newest = new Map<string, Vote>(); // `${user}\n${emoji}` -> newest react/unreact
+  for (const v of votes) {
+    const key = `${v.author.toLowerCase()}\n${v.emoji}`;
+    const had = newest.get(key);
+    if (!had || newer(v, had)) newest.set(key, v);
+  }
+  const byEmoji = new Map<string, { first: Vote; users: string[] }>();
+  for (const v of newest.values()) {
+    if (v.kind !== 'react') continue;
+    const e = byEmoji.get(v.emoji);
+    if (!e) byEmoji.set(v.emoji, { first: v, users: [v.author] });
+    else {
+      e.users.push(v.author);
+      if (newer(e.first, v)) e.first = v;
+    }
+  }
+  return [...byEmoji.entries()]
+    .sort(([, a], [, b]) => (newer(a.first, b.first) ? 1 : -1))
+    .map(([emoji, e]) => ({ emoji, users: e.users.sort((a, b) => a.localeCompare(b)) }));
 }
 
 /** Why a removed member may neither read, join nor post (every replica says the same). */

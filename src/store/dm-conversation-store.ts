@@ -4,6 +4,7 @@
  * stored them, and the outbox of sealed envelopes of its own messages.
  */
 import type Database from 'better-sqlite3';
+import { foldReactions } from '../shared/item-rules.js';
 
 export interface ConversationRow {
   id: string;
@@ -13,11 +14,18 @@ export interface ConversationRow {
   unread: number;
   mentions: number;
 }
+/** A row of a conversation: a message or notice, or a change naming a message (`target`). */
+export type DmKind = 'message' | 'notice' | 'edit' | 'delete' | 'react' | 'unreact';
+
 export interface DmMessageRow {
   id: string;
   conversation: string;
-  /** `edit` and `delete`: its author's change to their message `target`. */
-  kind: 'message' | 'notice' | 'edit' | 'delete';
+  /**
+   * `edit` and `delete`: its author's change to their message `target`; `react` and
+   * `unreact`: its author's reaction (`emoji`) to any member's message `target`, by
+   * `targetAuthor`.
+   */
+  kind: DmKind;
   author: string;
   ts: number;
   text: string;
@@ -25,13 +33,21 @@ export interface DmMessageRow {
   state: 'pending' | 'delivered';
   source: 'peer' | 'server' | 'local';
   target?: string;
+  targetAuthor?: string;
+  emoji?: string;
+  /** A reply: the message it answers. */
+  replyTo?: { id: string; author: string };
 }
 
-/** A message as it reads now: its author's latest edit and deletion folded in. */
+/** A message as it reads now: its author's latest edit and deletion folded in, its reactions. */
 export interface DmShownRow extends DmMessageRow {
   /** When its author last edited it (that edit's `ts`). */
   edited?: number;
   deleted?: boolean;
+  /** Per emoji, in order of its earliest standing reaction: who reacted (none once deleted). */
+  reactions?: Array<{ emoji: string; users: string[] }>;
+  /** A reply's original as it reads here: its text when held and not deleted. */
+  reply?: { id: string; author: string; text?: string; deleted?: true };
 }
 export interface OutboxRow {
   envelopeId: string;
@@ -40,14 +56,29 @@ export interface OutboxRow {
   toDevice: string;
   body: string;
 }
-interface RawMessage extends Omit<DmMessageRow, 'mentions' | 'target'> {
+interface RawMessage {
+  id: string;
+  conversation: string;
+  kind: DmKind;
+  author: string;
+  ts: number;
+  text: string;
   mentions: string;
+  state: DmMessageRow['state'];
+  source: DmMessageRow['source'];
   target: string | null;
+  targetAuthor: string | null;
+  emoji: string | null;
+  replyTo: string | null;
+  replyAuthor: string | null;
 }
 
-const COLUMNS = 'id, conversation, kind, author, ts, text, mentions, state, source, target';
-/** What a conversation shows: its messages and notices (edits and deletions fold into them). */
+const COLUMNS = `id, conversation, kind, author, ts, text, mentions, state, source, target,
+  target_author AS targetAuthor, emoji, reply_to AS replyTo, reply_author AS replyAuthor`;
+/** What a conversation shows: its messages and notices (changes fold into them). */
 const SHOWN = "kind IN ('message', 'notice')";
+/** A reply's preview of its original: enough for one line of a quote. */
+const PREVIEW = 200;
 
 export class DmConversationStore {
   private seq: number;
@@ -109,8 +140,10 @@ export class DmConversationStore {
     const added =
       this.db
         .prepare(
-          `INSERT OR IGNORE INTO messages (account, id, conversation, kind, author, ts, text, mentions, state, source, sealed, seq, author_lc, target)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR IGNORE INTO messages (account, id, conversation, kind, author, ts, text,
+             mentions, state, source, sealed, seq, author_lc, target, target_author, emoji,
+             reply_to, reply_author)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           a,
@@ -127,9 +160,15 @@ export class DmConversationStore {
           this.seq + 1,
           lc(m.author),
           m.target ?? null,
+          m.targetAuthor ?? null,
+          m.emoji ?? null,
+          m.replyTo?.id ?? null,
+          m.replyTo?.author ?? null,
         ).changes === 1;
     if (!added) return false;
     this.seq++;
+    // A reaction changes a message: no new activity, nothing unread.
+    if (m.kind === 'react' || m.kind === 'unreact') return true;
     // A change (or a message whose deletion came first) leaves nothing of a deleted text.
     this.eraseIfDeleted(a, m.conversation, lc(m.author), m.target ?? m.id);
     // An edit or a deletion changes a message: no new activity, nothing unread.
@@ -172,6 +211,25 @@ export class DmConversationStore {
     return r && this.fold(account, [decode(r)])[0];
   }
 
+  /** The `ts` of `account`'s newest reaction (or its taking back) `emoji` to `target`, or 0. */
+  lastVote(
+    account: string,
+    conversation: string,
+    target: { id: string; author: string },
+    emoji: string,
+  ): number {
+    const r = this.db
+      .prepare(
+        `SELECT max(ts) AS ts FROM messages WHERE account = ? AND conversation = ? AND target = ?
+           AND kind IN ('react', 'unreact') AND author_lc = ? AND lower(target_author) = ?
+           AND emoji = ?`,
+      )
+      .get(lc(account), conversation, target.id, lc(account), lc(target.author), emoji) as {
+      ts: number | null;
+    };
+    return r.ts ?? 0;
+  }
+
   /** The newest `limit` messages of a conversation before `before` (its id), oldest first. */
   messages(account: string, conversation: string, limit: number, before?: string): DmShownRow[] {
     const a = lc(account);
@@ -201,18 +259,68 @@ export class DmConversationStore {
   }
 
   /**
-   * Each message with its author's changes folded in: deleted when its author deleted it (its
-   * text is gone), else the text of its author's latest edit (by time, then id). Another
-   * member's edit or deletion of it never counts.
+   * The conversation's message `id` as it reads now, whoever wrote it: the first stored when
+   * members reused an id (the API names messages by id alone; a message is its author's).
    */
+  find(account: string, conversation: string, id: string): DmShownRow | undefined {
+    const r = this.db
+      .prepare(
+        `SELECT ${COLUMNS} FROM messages WHERE account = ? AND conversation = ? AND id = ?
+           AND kind = 'message' ORDER BY seq LIMIT 1`,
+      )
+      .get(lc(account), conversation, id) as RawMessage | undefined;
+    return r && this.fold(account, [decode(r)])[0];
+  }
+
+  /** Messages with what names them folded in (`changed`), and each reply's original. */
   private fold(account: string, rows: DmMessageRow[]): DmShownRow[] {
+    const shown = this.changed(account, rows);
+    const replies = shown.filter((m) => m.replyTo);
+    if (replies.length === 0) return shown;
+    const wanted = replies.map((m) => m.replyTo!);
+    const originals = this.changed(
+      account,
+      (
+        this.db
+          .prepare(
+            `SELECT ${COLUMNS} FROM messages WHERE account = ? AND conversation = ?
+               AND id IN (SELECT value FROM json_each(?)) AND kind = 'message'`,
+          )
+          .all(
+            lc(account),
+            replies[0]!.conversation,
+            JSON.stringify(wanted.map((w) => w.id)),
+          ) as RawMessage[]
+      ).map(decode),
+    );
+    const byKey = new Map(originals.map((o) => [`${lc(o.author)}/${o.id}`, o]));
+    return shown.map((m) => {
+      if (!m.replyTo) return m;
+      const { id, author } = m.replyTo;
+      const o = byKey.get(`${lc(author)}/${id}`);
+      if (!o) return { ...m, reply: { id, author } };
+      if (o.deleted) return { ...m, reply: { id, author: o.author, deleted: true } };
+      return {
+        ...m,
+        reply: { id, author: o.author, text: [...o.text].slice(0, PREVIEW).join('') },
+      };
+    });
+  }
+
+  /**
+   * Each message with what names it folded in: deleted when its author deleted it (its text is
+   * gone, and its reactions with it), else the text of its author's latest edit (by time, then
+   * id), and the members' reactions (foldReactions). Another member's edit or deletion of it
+   * never counts; a reaction counts for the message of the author it names.
+   */
+  private changed(account: string, rows: DmMessageRow[]): DmShownRow[] {
     const messages = rows.filter((m) => m.kind === 'message');
     if (messages.length === 0) return rows;
     const changes = this.db
       .prepare(
         `SELECT ${COLUMNS}, author_lc AS authorLc FROM messages
          WHERE account = ? AND conversation = ? AND target IN (SELECT value FROM json_each(?))
-           AND kind IN ('edit', 'delete')`,
+           AND kind IN ('edit', 'delete', 'react', 'unreact')`,
       )
       .all(
         lc(account),
@@ -222,19 +330,30 @@ export class DmConversationStore {
     if (changes.length === 0) return rows;
     const byTarget = new Map<string, Array<RawMessage & { authorLc: string }>>();
     for (const c of changes) {
-      const key = `${c.authorLc}/${c.target}`;
+      // Whose message it names: an edit or deletion its own author's, a reaction the one named.
+      const of = c.kind === 'react' || c.kind === 'unreact' ? lc(c.targetAuthor ?? '') : c.authorLc;
+      const key = `${of}/${c.target}`;
       const list = byTarget.get(key);
       if (list) list.push(c);
       else byTarget.set(key, [c]);
     }
     return rows.map((m) => {
-      const mine = m.kind === 'message' ? byTarget.get(`${lc(m.author)}/${m.id}`) : undefined;
-      if (!mine) return m;
-      if (mine.some((c) => c.kind === 'delete'))
+      const named = m.kind === 'message' ? byTarget.get(`${lc(m.author)}/${m.id}`) : undefined;
+      if (!named) return m;
+      if (named.some((c) => c.kind === 'delete'))
         return { ...m, text: '', mentions: [], deleted: true };
-      const last = mine.reduce((x, y) => (y.ts > x.ts || (y.ts === x.ts && y.id > x.id) ? y : x));
+      const votes = named.flatMap((c) =>
+        (c.kind === 'react' || c.kind === 'unreact') && c.emoji !== null
+          ? [{ id: c.id, author: c.author, ts: c.ts, lc: 0, kind: c.kind, emoji: c.emoji }]
+          : [],
+      );
+      const reactions = votes.length ? { reactions: foldReactions(votes) } : {};
+      const edits = named.filter((c) => c.kind === 'edit');
+      if (edits.length === 0) return { ...m, ...reactions };
+      const last = edits.reduce((x, y) => (y.ts > x.ts || (y.ts === x.ts && y.id > x.id) ? y : x));
       return {
         ...m,
+        ...reactions,
         text: last.text,
         mentions: JSON.parse(last.mentions) as string[],
         edited: last.ts,
@@ -371,10 +490,15 @@ export function lc(s: string): string {
 }
 
 function decode(r: RawMessage): DmMessageRow {
-  const { target, ...rest } = r;
+  const { target, targetAuthor, emoji, replyTo, replyAuthor, ...rest } = r;
   return {
     ...rest,
     mentions: JSON.parse(r.mentions) as string[],
     ...(target !== null ? { target } : {}),
+    ...(targetAuthor !== null ? { targetAuthor } : {}),
+    ...(emoji !== null ? { emoji } : {}),
+    ...(replyTo !== null && replyAuthor !== null
+      ? { replyTo: { id: replyTo, author: replyAuthor } }
+      : {}),
   };
 }

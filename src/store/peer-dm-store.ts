@@ -96,6 +96,17 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX messages_by_target ON messages (account, conversation, author_lc, target)
     WHERE target IS NOT NULL;
   `,
+  // Replies and reactions: a message may answer another (`reply_to` by `reply_author`); a
+  // reaction is a row of its own (kind 'react' or 'unreact', its `emoji`) naming any member's
+  // message (`target` by `target_author`), folded in when messages are read.
+  `
+  ALTER TABLE messages ADD COLUMN target_author TEXT;
+  ALTER TABLE messages ADD COLUMN emoji TEXT;
+  ALTER TABLE messages ADD COLUMN reply_to TEXT;
+  ALTER TABLE messages ADD COLUMN reply_author TEXT;
+  CREATE INDEX messages_reactions ON messages (account, conversation, target)
+    WHERE kind IN ('react', 'unreact');
+  `,
 ];
 
 export interface DeviceRow {

@@ -230,3 +230,21 @@ export async function sessionWith(
   if (!r.body?.bundles?.[0]) throw new Error('dm_bundles: ' + JSON.stringify(r));
   return startSession(me.dev, r.body.bundles[0]);
 }
+
+/**
+ * A sender of raw §10.4 plaintexts from `me` to the first device of `username`, through its
+ * mailbox at the server (`dm_send`), each sealed in one session started now; throws unless the
+ * server took the envelope.
+ */
+export async function mailboxSender(me: Account & { dev: Device }, username: string) {
+  const deviceId = (await devicesOf(me, username))[0].deviceId as string;
+  const session = await sessionWith(me, username, deviceId);
+  return async (plaintext: Buffer) => {
+    const r = await me.c.req('dm_send', {
+      envelopes: [
+        { id: crypto.randomUUID(), to: { username, deviceId }, body: seal(session, plaintext) },
+      ],
+    });
+    if (r.body?.results?.[0]?.ok !== true) throw new Error('dm_send: ' + JSON.stringify(r));
+  };
+}

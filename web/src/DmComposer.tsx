@@ -1,20 +1,24 @@
 /**
  * The composer of a conversation: as the channel's (Enter sends, Shift+Enter starts a new line
  * and the box grows with its lines, PageUp/PageDown scroll the messages, a draft kept per
- * conversation, a text over the limit kept whole and not sent), without files (DMs have no
- * attachments yet) or typing indicators. The text comes back if sending fails. Disabled (with
- * the reason as placeholder) in a 1:1 with a blocked user: the peer refuses to write to them.
+ * conversation, a text over the limit kept whole and not sent, "Replying to bob" above it while
+ * answering a message: Escape or its ✕ cancels), without files (DMs have no attachments yet) or
+ * typing indicators. The text comes back if sending fails. Disabled (with the reason as
+ * placeholder) in a 1:1 with a blocked user: the peer refuses to write to them.
  */
 import { useRef, useState, type KeyboardEvent } from 'react';
 import { ApiError } from './api.js';
 import { useTextLimit } from './TextCount.js';
 import { useDraft } from './drafts.js';
 import { useAutoGrow } from './auto-grow.js';
+import { ReplyBar } from './ReplyBar.js';
 
 export function DmComposer({
   draft,
   title,
   disabled,
+  reply,
+  onReplyDone,
   onSend,
   onPage,
 }: {
@@ -24,6 +28,9 @@ export function DmComposer({
   title: string;
   /** Why nothing can be written here now, if so. */
   disabled?: string;
+  /** The message being answered, if any. */
+  reply: { author: string } | null;
+  onReplyDone: () => void;
   onSend: (text: string) => Promise<void>;
   onPage: (e: KeyboardEvent) => boolean;
 }) {
@@ -50,6 +57,7 @@ export function DmComposer({
 
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
     if (onPage(e)) return;
+    if (e.key === 'Escape' && reply) return onReplyDone();
     if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();
       void send();
@@ -64,6 +72,7 @@ export function DmComposer({
         </p>
       )}
       {limit.refusal}
+      {reply && <ReplyBar to={reply} onCancel={onReplyDone} />}
       <textarea
         id="composer"
         ref={box}

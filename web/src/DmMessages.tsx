@@ -1,16 +1,20 @@
 /**
  * The messages of a conversation, with the look of a channel's (MessageItem): grouped by author
  * and day, the avatar and name at a group's start, markdown text, `pending` until every device
- * got it, mentions of the viewer highlighted, "(edited)" after an edited one. One's own can be
- * edited in place and deleted (after a confirm dialog), as in a channel; a deleted message is
- * gone from the list, as in Discord. A notice (a safety number changed) is a system line with a
- * warning sign.
+ * got it, mentions of the viewer highlighted, "(edited)" after an edited one, a reply's quote of
+ * its original (a click jumps to it when it is loaded) and the reactions under it (a click
+ * toggles one's own). Any message can be answered and reacted to; one's own can be edited in
+ * place and deleted (after a confirm dialog), as in a channel; a deleted message is gone from
+ * the list, as in Discord. A notice (a safety number changed) is a system line with a warning
+ * sign.
  */
 import { useState } from 'react';
 import { Avatar } from './Avatar.js';
 import { MessageActions } from './MessageActions.js';
 import { EditBox, doneEditing } from './MessageItem.js';
 import { MessageText } from './MessageText.js';
+import { Reactions } from './Reactions.js';
+import { ReplyQuote } from './ReplyQuote.js';
 import type { ApiDmMessage } from './dm-api.js';
 import { day, full, sameDay, time } from './dates.js';
 import './rich.css';
@@ -21,14 +25,24 @@ const GROUP_MS = 5 * 60_000;
 export function DmMessages({
   messages: all,
   me,
+  flash,
   onEdit,
   onDelete,
+  onReply,
+  onReact,
+  onJump,
 }: {
   messages: ApiDmMessage[];
   /** The viewer: their own messages can be edited and deleted. */
   me: string;
+  /** The message (dmKey) jumped to, highlighted for a moment. */
+  flash: string | null;
   onEdit: (m: ApiDmMessage, text: string) => Promise<void>;
   onDelete: (m: ApiDmMessage) => void;
+  onReply: (m: ApiDmMessage) => void;
+  onReact: (m: ApiDmMessage, emoji: string, on: boolean) => void;
+  /** A reply's quote was clicked: its original, by id and author. */
+  onJump: (id: string, author: string) => void;
 }) {
   const [editing, setEditing] = useState<string | null>(null);
   const messages = all.filter((m) => !m.deleted);
@@ -54,10 +68,14 @@ export function DmMessages({
                 m={m}
                 head={head}
                 mine={m.author.toLowerCase() === me.toLowerCase()}
+                flash={flash === key}
                 editing={editing === key}
                 onEditing={(on) => setEditing(on ? key : null)}
                 onEdit={(text) => onEdit(m, text)}
                 onDelete={() => onDelete(m)}
+                onReply={() => onReply(m)}
+                onReact={(emoji, on) => onReact(m, emoji, on)}
+                onJump={onJump}
               />
             )}
           </div>
@@ -71,21 +89,31 @@ function DmMessage({
   m,
   head,
   mine,
+  flash,
   editing,
   onEditing,
   onEdit,
   onDelete,
+  onReply,
+  onReact,
+  onJump,
 }: {
   m: ApiDmMessage;
   head: boolean;
   mine: boolean;
+  flash: boolean;
   editing: boolean;
   onEditing: (on: boolean) => void;
   onEdit: (text: string) => Promise<void>;
   onDelete: () => void;
+  onReply: () => void;
+  onReact: (emoji: string, on: boolean) => void;
+  onJump: (id: string, author: string) => void;
 }) {
   const classes = ['message', m.state];
   if (m.mentioned) classes.push('mentioned');
+  if (flash) classes.push('flash');
+  const reply = m.replyTo;
   return (
     <article
       id={`dm-${m.author}-${m.id}`}
@@ -94,7 +122,8 @@ function DmMessage({
       title={full(m.ts)}
       tabIndex={0}
     >
-      {head ? (
+      {reply && <ReplyQuote replyTo={reply} onJump={(id) => onJump(id, reply.author)} />}
+      {head || reply ? (
         <header>
           <Avatar username={m.author} size={40} className="message-avatar" />
           <span className="author">{m.author}</span>
@@ -129,15 +158,16 @@ function DmMessage({
           {m.state}
         </span>
       )}
-      {mine && !editing && (
+      <Reactions reactions={m.reactions} canReact onToggle={onReact} />
+      {!editing && (
         <MessageActions
           author={m.author}
           where="the conversation"
-          canReply={false}
-          canEdit
-          canDelete
-          onReply={() => undefined}
-          onReact={() => undefined}
+          canReply
+          canEdit={mine}
+          canDelete={mine}
+          onReply={onReply}
+          onReact={(e) => onReact(e, !m.reactions.some((r) => r.emoji === e && r.me))}
           onEdit={() => onEditing(true)}
           onDelete={onDelete}
         />

@@ -2,15 +2,16 @@
  * One conversation (issue 15): its header (members, title, verified, "Safety number", and
  * Block/Unblock for a 1:1), a banner while a member's safety number changed unverified, the
  * messages as a channel shows them (grouped by author, markdown, `pending` until every device
- * got them) with notices as system lines, and the composer. Opening it marks it read, and so
- * does every message that arrives while it is open.
+ * got them, replies and reactions) with notices as system lines, and the composer (with the
+ * message being answered above it). Opening it marks it read, and so does every message that
+ * arrives while it is open.
  */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { ApiError, type Me } from './api.js';
 import { Confirm } from './Confirm.js';
 import { DmAvatars } from './DmList.js';
 import { DmComposer } from './DmComposer.js';
-import { DmMessages, mergeDm } from './DmMessages.js';
+import { DmMessages, dmKey, mergeDm } from './DmMessages.js';
 import { ToastSlot } from './ToastStack.js';
 import { SafetyDialog } from './SafetyDialog.js';
 import { pageLog, usePinnedToBottom } from './log-scroll.js';
@@ -37,6 +38,10 @@ export function DmView({
   const [error, setError] = useState('');
   const [safetyOpen, setSafetyOpen] = useState(false);
   const [asking, setAsking] = useState<'block' | 'unblock' | null>(null);
+  const [reply, setReply] = useState<ApiDmMessage | null>(null);
+  const [flash, setFlash] = useState<string | null>(null);
+  const flashTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(flashTimer.current), []);
   const list = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const keepFrom = useRef<number | null>(null);
@@ -109,7 +114,9 @@ export function DmView({
   }, [messages]);
 
   async function send(text: string) {
-    const sent = await dmApi.post(dm.id, text);
+    const answering = reply;
+    const sent = await dmApi.post(dm.id, text, answering?.id);
+    setReply(null);
     // Shown at once; the `dm` event of it (same id) brings the peer's own copy.
     const mine: ApiDmMessage = {
       id: sent.id,
@@ -121,9 +128,26 @@ export function DmView({
       mentions: [],
       mentioned: false,
       source: 'local',
+      reactions: [],
+      ...(answering
+        ? { replyTo: { id: answering.id, author: answering.author, text: answering.text } }
+        : {}),
     };
     atBottom.current = true;
     setMessages((old) => (old.some((m) => m.id === sent.id) ? old : mergeDm(old, [mine])));
+  }
+
+  /** A reply's original: scrolled to and highlighted for a moment, when it is loaded. */
+  function jump(id: string, author: string) {
+    const key = `${author.toLowerCase()}/${id}`;
+    const m = messages.find((x) => dmKey(x) === key && !x.deleted);
+    const el = m && document.getElementById(`dm-${m.author}-${m.id}`);
+    if (!el) return setError('The original message is not loaded: scroll up to find it.');
+    el.scrollIntoView({ block: 'center' });
+    el.focus({ preventScroll: true });
+    setFlash(key);
+    clearTimeout(flashTimer.current);
+    flashTimer.current = setTimeout(() => setFlash(null), 2000);
   }
 
   async function setBlock(on: boolean) {
@@ -192,6 +216,15 @@ export function DmView({
         <DmMessages
           messages={messages}
           me={me.username}
+          flash={flash}
+          onReply={(m) => {
+            setReply(m);
+            document.getElementById('composer')?.focus();
+          }}
+          onReact={(m, emoji, on) => {
+            dmApi.react(dm.id, m.id, emoji, on).catch(fail);
+          }}
+          onJump={jump}
           onEdit={async (m, text) => {
             try {
               await dmApi.edit(dm.id, m.id, text);
@@ -218,6 +251,8 @@ export function DmView({
         draft={`${me.username}/dm/${dm.id}`}
         title={dm.title}
         disabled={isBlocked ? `You blocked ${single}: unblock them to write` : undefined}
+        reply={reply}
+        onReplyDone={() => setReply(null)}
         onSend={send}
         onPage={(e) => pageLog(list.current, e)}
       />

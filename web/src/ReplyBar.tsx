@@ -1,7 +1,5 @@
 /** "Replying to bob" above the composer, with a button that cancels the reply. */
-import type { Message } from './api.js';
-
-export function ReplyBar({ to, onCancel }: { to: Message; onCancel: () => void }) {
+export function ReplyBar({ to, onCancel }: { to: { author: string }; onCancel: () => void }) {
   return (
     <div className="reply-bar">
       <span>

@@ -29,10 +29,18 @@ export const dmApi = {
       'GET',
       `/api/dms/${enc(id)}/messages?limit=${DM_PAGE}${before ? `&before=${enc(before)}` : ''}`,
     ),
-  post: (id: string, text: string) =>
+  /** Writes a message; `replyTo`: the id of the conversation's message it answers. */
+  post: (id: string, text: string, replyTo?: string) =>
     call<Answer<'/api/dms/{id}/messages', 'post', 201>>('POST', `/api/dms/${enc(id)}/messages`, {
       text,
+      ...(replyTo ? { replyTo } : {}),
     }),
+  /** Adds (`on`) or takes back one's reaction (the `dm` event brings the message with it). */
+  react: (id: string, messageId: string, emoji: string, on: boolean) =>
+    call<Answer<'/api/dms/{id}/messages/{messageId}/reactions/{emoji}', 'put'>>(
+      on ? 'PUT' : 'DELETE',
+      `/api/dms/${enc(id)}/messages/${enc(messageId)}/reactions/${enc(emoji)}`,
+    ),
   /** Edits one's own message (the `dm` event brings it edited). */
   edit: (id: string, messageId: string, text: string) =>
     call<Answer<'/api/dms/{id}/messages/{messageId}', 'patch'>>(

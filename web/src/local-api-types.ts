@@ -2132,6 +2132,7 @@ export interface paths {
         content: {
           'application/json': {
             text: string;
+            replyTo?: string;
           };
         };
       };
@@ -2285,6 +2286,114 @@ export interface paths {
         };
       };
     };
+    trace?: never;
+  };
+  '/api/dms/{id}/messages/{messageId}/reactions/{emoji}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Adds this user’s reaction to a message of the conversation (once per user and emoji) */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+          messageId: string;
+          emoji: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Done */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              id: string;
+              /** @enum {string} */
+              state: 'pending' | 'delivered';
+            };
+          };
+        };
+        /** @description Refused: the error’s code says why */
+        '4XX': {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description Failed here, or at the server or peer this call needed */
+        '5XX': {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Takes back this user’s reaction */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+          messageId: string;
+          emoji: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Done */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': {
+              id: string;
+              /** @enum {string} */
+              state: 'pending' | 'delivered';
+            };
+          };
+        };
+        /** @description Refused: the error’s code says why */
+        '4XX': {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+        /** @description Failed here, or at the server or peer this call needed */
+        '5XX': {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            'application/json': components['schemas']['Error'];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   '/api/dms/{id}/read': {
@@ -3767,6 +3876,14 @@ export interface components {
       mentioned: boolean;
       /** @enum {string} */
       source: 'peer' | 'server' | 'local';
+      reactions: components['schemas']['Reaction'][];
+      replyTo?: {
+        id: string;
+        author: string;
+        text?: string;
+        /** @constant */
+        deleted?: true;
+      };
       edited?: number;
       /** @constant */
       deleted?: true;
