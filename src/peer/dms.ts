@@ -275,6 +275,8 @@ export class DirectMessages {
     ]);
     clearTimeout(timer);
     this.waiters.delete(id);
+    // The peer stopped meanwhile: it is stored, and goes out when the peer is back.
+    if (this.d.closed()) return { id, state: 'pending' };
     return { id, state: this.store.item(account, id, account)?.state ?? 'pending' };
   }
 
