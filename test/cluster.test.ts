@@ -448,7 +448,10 @@ describe('three server instances on PostgreSQL and NATS', () => {
     // grace; an instance that stops with visitors present frees their names (its lease runs out)
     // and another instance takes over their graces. Before, such a session stayed live for ever:
     // `session_check` answered `live: true`, and a host kept serving the visitor over P2P.
-    const { at, servers } = await startCluster([...RAISED, '--visitor-grace-ms', '1500'], 2);
+    const { at, servers } = await startCluster(
+      [...RAISED, '--visitor-grace-ms', '1500', '--visitor-name-lease-ms', '4000'],
+      2,
+    );
     const { c: a1 } = await serverHello(at(0));
     const { c: a2 } = await serverHello(at(0));
     const keys = new Map<string, ReturnType<typeof newKey>>();
@@ -475,8 +478,8 @@ describe('three server instances on PostgreSQL and NATS', () => {
     await servers[0]!.exited;
     const { c: back } = await serverHello(at(1));
     expect((await back.req('resume', { token: mover.body.token })).error).toBeUndefined();
-    // The other one never does: its name lease runs out (30 s), instance 1 takes over its
-    // grace, and the grace ends it.
+    // The other one never does: its name lease runs out (`--visitor-name-lease-ms`, 4 s here),
+    // instance 1 takes over its grace, and the grace ends it.
     await waitFor(
       async () => !(await live(stray.body.sessionId)),
       90_000,

@@ -40,6 +40,13 @@ export function parseMs(value: string): number {
   return Number(value);
 }
 
+/** A visitor name lease: at least 1 s (it is renewed every third of it, in the store). */
+export function parseLeaseMs(value: string): number {
+  const ms = parseMs(value);
+  if (ms < 1000) throw new InvalidArgumentError('expected at least 1000 (1 second)');
+  return ms;
+}
+
 /** How long a drain may last: up to 10 minutes (a supervisor kills a process that hangs). */
 export function parseDrainMs(value: string): number {
   const ms = parseMs(value);

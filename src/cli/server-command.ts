@@ -17,6 +17,7 @@ import {
   parseHost,
   parseMs,
   parseDrainMs,
+  parseLeaseMs,
   parsePort,
   parsePortOrOff,
   parsePrefixBits,
@@ -142,6 +143,13 @@ export function addServerCommand(program: Command): void {
         'how long a visitor session whose connection closed stays resumable (default 60000)',
         'HCHAT_VISITOR_GRACE_MS',
       ).argParser(parseMs),
+    )
+    .addOption(
+      opt(
+        '--visitor-name-lease-ms <ms>',
+        "how long a visitor's name stays its instance's without renewal (renewed every third of it): once an instance died, another takes over its visitors' graces after this (default 30000)",
+        'HCHAT_VISITOR_NAME_LEASE_MS',
+      ).argParser(parseLeaseMs),
     )
     .addOption(
       opt(
@@ -290,6 +298,7 @@ export function addServerCommand(program: Command): void {
         maxRegistrationsPerAddress?: number;
         maxVisitorsPerAddress?: number;
         visitorGraceMs?: number;
+        visitorNameLeaseMs?: number;
         maxTrackerEntriesPerAddress?: number;
         maxUnauthenticatedPerAddress?: number;
         maxUnauthenticated?: number;
@@ -366,6 +375,7 @@ export function addServerCommand(program: Command): void {
           maxRegistrationsPerAddress: o.maxRegistrationsPerAddress,
           maxVisitorsPerAddress: o.maxVisitorsPerAddress,
           visitorGraceMs: o.visitorGraceMs,
+          visitorNameLeaseMs: o.visitorNameLeaseMs,
           maxTrackerEntriesPerAddress: o.maxTrackerEntriesPerAddress,
           maxUnauthenticatedPerAddress: o.maxUnauthenticatedPerAddress,
           maxUnauthenticated: o.maxUnauthenticated,

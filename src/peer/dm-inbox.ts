@@ -285,11 +285,11 @@ export class DmInbox {
           ? { id: p.target, author: p.targetAuthor }
           : undefined;
     if (named) {
-      const what = p.t === 'msg' ? 'a reply' : `${p.t}`;
+      const what = p.t === 'msg' ? 'a reply' : p.t;
       if (!lower.includes(named.author.toLowerCase()))
         return `dm: ${what} names a message of a member`;
-      const held = this.d.store.item(account, named.id, named.author);
-      if (held && (held.kind !== 'message' || held.conversation !== p.conversation))
+      const target = this.d.store.item(account, named.id, named.author);
+      if (target && (target.kind !== 'message' || target.conversation !== p.conversation))
         return `dm: ${what} names a message of its conversation`;
     } else if (p.t !== 'msg') {
       // Its author's own message (held, or still on its way: a change only ever applies to the

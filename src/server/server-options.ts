@@ -76,6 +76,8 @@ export interface ServerOptions {
   maxVisitorsPerAddress?: number;
   /** How long a visitor session whose connection closed stays resumable, in ms (60 s). */
   visitorGraceMs?: number;
+  /** How long a visitor's name stays its instance's without renewal, in ms (30 s). */
+  visitorNameLeaseMs?: number;
   /** Connections without a session per address prefix (64). */
   maxUnauthenticatedPerAddress?: number;
   /** Connections without a session in total (1024). */
@@ -149,6 +151,7 @@ export function newAccountService(
       registrationsPerAddress: o.maxRegistrationsPerAddress,
       visitorsPerAddress: o.maxVisitorsPerAddress,
       visitorGraceMs: o.visitorGraceMs,
+      visitorNameLeaseMs: o.visitorNameLeaseMs,
     },
     usernames,
   );
