@@ -172,6 +172,27 @@ describe('a peer’s DM store and trust', () => {
     expect(s.message('bob', target, 'alice')!.reactions).toBeUndefined();
   });
 
+  it('a notice (a safety number changed) is no activity: the list keeps its order and shows the last message', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    s.addConversation('bob', conv, ['alice', 'bob'], 1);
+    s.addMessage('bob', { ...message('alice', 'see you'), ts: 1000 }, { unread: true });
+    s.addMessage(
+      'bob',
+      {
+        ...message('alice', 'alice’s safety number changed.'),
+        id: '0190a0b0-0000-4000-8000-00000000a071',
+        kind: 'notice',
+        ts: 2000,
+      },
+      { unread: false },
+    );
+    expect(s.conversation('bob', conv)).toMatchObject({ lastTs: 1000, unread: 1 });
+    expect(s.lastMessage('bob', conv)?.text).toBe('see you');
+    // The notice is in the conversation itself.
+    expect(s.messages('bob', conv, 10).map((m) => m.kind)).toEqual(['message', 'notice']);
+  });
+
   it('a reply shows its original as it reads now: edited, deleted, or not held', () => {
     const s = store();
     const conv = message('alice', '').conversation;

@@ -144,6 +144,13 @@ describe('direct messages in the web UI', () => {
     const chip = original.getByRole('button', { name: '👍 1, reacted by bob' });
     await chip.click();
     await bLog.getByRole('button', { name: '👍 2, reacted by alice, bob' }).waitFor();
+    // Up in bob's empty composer edits his newest message in place, as in a channel.
+    await b.page.getByRole('textbox', { name: 'Message' }).focus();
+    await b.page.keyboard.press('ArrowUp');
+    const bobEdit = bLog.getByRole('textbox', { name: 'Edit message' });
+    await bobEdit.fill('reading them now, all good');
+    await bobEdit.press('Enter');
+    await aLog.locator('.message', { hasText: 'all good' }).getByText('(edited)').waitFor();
     // The quote jumps to its original, highlighted.
     await quote.click();
     await waitFor(
@@ -339,7 +346,15 @@ describe('direct messages in the web UI', () => {
     await group.waitFor();
     // No Block in a group (it is per user, from a 1:1); a safety number per other member.
     expect(await group.getByRole('button', { name: 'Block' }).count()).toBe(0);
-    await write(a.page, 'hi both');
+    // Started, then written in straight away: the focus is in its composer (typed text went to
+    // the "New message" button, whose Space opened the dialog again).
+    await waitFor(
+      async () => (await a.page.evaluate(() => document.activeElement?.id)) === 'composer',
+      5000,
+      'the focus in the new conversation’s composer',
+    );
+    await a.page.keyboard.type('hi both');
+    await a.page.keyboard.press('Enter');
     await group.locator('.message.delivered', { hasText: 'hi both' }).waitFor({ timeout: 15_000 });
     for (const p of [pb, pc]) {
       const dms = (await p.call('GET', '/api/dms')).body as any[];

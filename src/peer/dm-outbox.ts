@@ -58,7 +58,7 @@ export interface DmOutboxDeps {
   server(account: string): ServerLink | undefined;
   dial(entry: TrackerEntry): HostLink | undefined;
   closed(): boolean;
-  /** An own message's every envelope was taken. */
+  /** Every envelope of an own message (or change, or reaction) was taken. */
   delivered(conversationId: string, id: string): void;
 }
 
@@ -324,7 +324,8 @@ export class DmOutbox {
       });
       const done = this.d.store.dropEnvelope(account, row.envelopeId);
       if (done && this.d.store.setDelivered(account, done)) {
-        const m = this.d.store.message(account, done, account);
+        // A message, or a change or reaction (its waiting writer hears too).
+        const m = this.d.store.item(account, done, account);
         if (m) this.d.delivered(m.conversation, done);
       }
     }

@@ -154,6 +154,14 @@ export class DirectMessages {
     if (this.published) this.d.background(this.inbox.pull());
   }
 
+  /** A `dm_blocks` push: this user (on another device, say) blocks these users now. */
+  blocksChanged(blocked: string[]): void {
+    const account = this.d.account();
+    if (!account || this.published !== account.toLowerCase()) return;
+    this.store.setBlocked(account, blocked);
+    this.d.events.emit('dms', {});
+  }
+
   /** `dm_deliver` on the P2P link (dm-p2p.ts checks it). */
   deliver(who: { username: string; role: string }, body: unknown, linkName: string) {
     return deliverRequest(

@@ -340,6 +340,8 @@ export class LinkLifecycle {
       this.d.typing.fromServer(body as TypingEvent);
     } else if (name === 'dm') {
       this.d.dms.mailboxChanged();
+    } else if (name === 'dm_blocks') {
+      this.d.dms.blocksChanged((body as EventBody<'dm_blocks'>).blocked);
     } else if (name === 'avatar') {
       this.d.avatars.changed(body as EventBody<'avatar'>);
     } else if (name === 'draining') {

@@ -160,6 +160,9 @@ export type DmPayload = z.infer<typeof DmPayload>;
 /** A device of a user, and where it is now if its user lets the asker see it (§10.1). */
 const ListedDevice = Device.extend({ entry: TrackerEntry.optional() });
 
+/** Who a user blocks (`dm_block`, `dm_blocks`, and the `dm_blocks` event). */
+export const BlockList = z.object({ blocked: z.array(Username) });
+
 /** Operations at the server: users only (visitors have no DMs). */
 export const DM_OPS = {
   /**
@@ -210,17 +213,16 @@ export const DM_OPS = {
   /** Drops this device's envelopes up to `upTo` (they are stored on the device). */
   dm_ack: op('user', z.object({ upTo: z.number().int().min(0) }), z.object({})),
   /** Blocks (or unblocks) a user: nothing of theirs reaches this user's devices. */
-  dm_block: op(
-    'user',
-    z.object({ username: Username, blocked: z.boolean() }),
-    z.object({ blocked: z.array(Username) }),
-  ),
+  dm_block: op('user', z.object({ username: Username, blocked: z.boolean() }), BlockList),
   /** The users this session's user blocks. */
-  dm_blocks: op('user', z.object({}), z.object({ blocked: z.array(Username) })),
+  dm_blocks: op('user', z.object({}), BlockList),
 } as const;
 
-/** Server → device: an envelope arrived in this session's device's mailbox. */
-export const DM_EVENTS = { dm: MailEnvelope } as const;
+/**
+ * Server → device: an envelope arrived in this session's device's mailbox (`dm`); the session's
+ * user blocks someone else now, from any of its devices (`dm_blocks`, the whole list).
+ */
+export const DM_EVENTS = { dm: MailEnvelope, dm_blocks: BlockList } as const;
 
 /** The P2P operation: a sender's device hands envelopes to the recipient device directly. */
 export const P2P_DM_OPS = {

@@ -24,7 +24,7 @@ export interface BusDeliveryDeps {
   presence: Pick<Presence, 'memberJoined' | 'memberLeft' | 'channelDeleted' | 'reloadUsers'>;
   typing: Pick<TypingService, 'deliver'>;
   avatars: Pick<AvatarService, 'deliver'>;
-  dms: Pick<DmService, 'deliver'>;
+  dms: Pick<DmService, 'deliver' | 'blocksChanged'>;
   files: Pick<FileService, 'channelDeleted'>;
   sessions: Pick<Sessions, 'revoked'>;
   /** The REST API's gateway (api/gateway.ts): revocations end its sessions, members are news. */
@@ -94,6 +94,9 @@ export class BusDelivery {
         return;
       case 'dm':
         d.dms.deliver(e);
+        return;
+      case 'dm_blocks':
+        d.dms.blocksChanged(e);
         return;
       case 'member_joined':
         d.channels.memberJoined(e);

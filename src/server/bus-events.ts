@@ -81,6 +81,13 @@ export const DmStoredEvent = z.object({
   envelope: MailEnvelope,
 });
 
+/** A user's block list changed (dm-service.ts): that user's connections, everywhere, hear it. */
+export const DmBlocksEvent = z.object({
+  kind: z.literal('dm_blocks'),
+  username: Username,
+  blocked: z.array(Username),
+});
+
 /**
  * A session was revoked: every instance forgets it, closes its own connections of it saying
  * `why` (sessions.ts), and tells its connections of the users who share one of `channelIds` with
@@ -158,6 +165,7 @@ export const BusEvent = z.discriminatedUnion('kind', [
   TypingBusEvent,
   AvatarChangedEvent,
   DmStoredEvent,
+  DmBlocksEvent,
   TokenRevokedEvent,
   NatSignalEvent,
 ]);

@@ -96,6 +96,8 @@ export function subjectOf(namespace: string, e: BusEvent): string {
       return `${p}.channel.${e.channelId}`;
     case 'dm':
       return `${p}.dm.${e.deviceId}`;
+    case 'dm_blocks':
+      return `${p}.dm_blocks`;
     case 'tracker':
       return `${p}.tracker`;
     case 'session_revoked':

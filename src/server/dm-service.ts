@@ -341,7 +341,18 @@ export class DmService {
     if (!target) throw new HchatError('E_NOT_FOUND', `no user ${b.username}`);
     if (!(await this.d.dms.setBlocked(me, target, b.blocked, L.maxBlocks)))
       throw new HchatError('E_QUOTA_EXCEEDED', `at most ${L.maxBlocks} blocked users`);
-    return { blocked: await this.d.dms.blocks(me) };
+    const blocked = await this.d.dms.blocks(me);
+    // The user's other devices decide alone what reaches them over P2P: they hear at once.
+    this.d.bus.publish({ kind: 'dm_blocks', username: me, blocked });
+    return { blocked };
+  }
+
+  /** A bus event: the user's devices bound here hear their new block list. */
+  blocksChanged(e: { username: string; blocked: string[] }): void {
+    for (const conns of this.bound.values())
+      for (const c of conns)
+        if (c.session && c.fs.isOpen && sameUser(c.session.username, e.username))
+          c.fs.send({ t: 'ev', ev: 'dm_blocks', body: { blocked: e.blocked } });
   }
 
   async blocks(conn: Conn): Promise<OpRes<'dm_blocks'>> {

@@ -171,8 +171,9 @@ export class DmConversationStore {
     if (m.kind === 'react' || m.kind === 'unreact') return true;
     // A change (or a message whose deletion came first) leaves nothing of a deleted text.
     this.eraseIfDeleted(a, m.conversation, lc(m.author), m.target ?? m.id);
-    // An edit or a deletion changes a message: no new activity, nothing unread.
-    if (m.kind === 'edit' || m.kind === 'delete') return true;
+    // An edit or a deletion changes a message, and a notice is this device's own word: no new
+    // activity (the list keeps its order and its preview), nothing unread.
+    if (m.kind === 'edit' || m.kind === 'delete' || m.kind === 'notice') return true;
     const mentioned = m.mentions.includes(a) ? 1 : 0;
     this.db
       .prepare(
@@ -249,13 +250,11 @@ export class DmConversationStore {
     return this.fold(account, rows.reverse().map(decode));
   }
 
-  /** The conversation's last message, unless a notice came after it (its deleted ones skipped). */
+  /** The conversation's last message among its newest 20 rows (notices and deleted ones skipped). */
   lastMessage(account: string, conversation: string): DmShownRow | undefined {
-    for (const m of this.messages(account, conversation, 20).reverse()) {
-      if (m.kind !== 'message') return undefined;
-      if (!m.deleted) return m;
-    }
-    return undefined;
+    return this.messages(account, conversation, 20)
+      .reverse()
+      .find((m) => m.kind === 'message' && !m.deleted);
   }
 
   /**

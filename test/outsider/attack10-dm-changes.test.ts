@@ -39,6 +39,7 @@ import {
   eventsOf,
   hostileMember,
   rowsHolding,
+  seenBy,
   shownOne,
   waitFor,
   type Hostile,
@@ -84,26 +85,6 @@ async function sync(peers: Peer[] = [A1, A2, B]) {
       async () => (await shownOne(p, SG, id, 'mallory'))?.text === text,
       15_000,
       `${text} at ${p.data}`,
-    );
-}
-
-/** Waits until every peer shows `author`'s message `id` in `conv` and it passes `ok`. */
-async function seenBy(
-  peers: Peer[],
-  conv: string,
-  id: string,
-  author: string,
-  ok: (m: any) => boolean,
-  ms = 15_000,
-) {
-  for (const p of peers)
-    await waitFor(
-      async () => {
-        const m = await shownOne(p, conv, id, author);
-        return m && ok(m);
-      },
-      ms,
-      `${author}'s ${id} in ${conv} at ${p.data}`,
     );
 }
 

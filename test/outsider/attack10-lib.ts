@@ -178,3 +178,30 @@ export function eventsOf(p: Peer) {
     },
   };
 }
+
+/** Waits until every peer shows `author`'s message `id` in `conv` and it passes `ok`. */
+export async function seenBy(
+  peers: Peer[],
+  conv: string,
+  id: string,
+  author: string,
+  ok: (m: any) => boolean,
+  ms = 15_000,
+) {
+  await Promise.all(
+    peers.map((p) =>
+      waitFor(
+        async () => {
+          const m = await shownOne(p, conv, id, author);
+          return m && ok(m);
+        },
+        ms,
+        `${author}'s ${id} in ${conv} at ${p.data}`,
+      ).catch(async (e) => {
+        throw new Error(
+          `${e.message}: shows ${JSON.stringify(await shownOne(p, conv, id, author))}`,
+        );
+      }),
+    ),
+  );
+}

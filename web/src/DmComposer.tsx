@@ -19,6 +19,7 @@ export function DmComposer({
   disabled,
   reply,
   onReplyDone,
+  onEditLast,
   onSend,
   onPage,
 }: {
@@ -31,6 +32,8 @@ export function DmComposer({
   /** The message being answered, if any. */
   reply: { author: string } | null;
   onReplyDone: () => void;
+  /** Up in the empty box: edit one's newest message; false when there is none. */
+  onEditLast: () => boolean;
   onSend: (text: string) => Promise<void>;
   onPage: (e: KeyboardEvent) => boolean;
 }) {
@@ -56,6 +59,9 @@ export function DmComposer({
   }
 
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
+    // Up in an empty composer edits your newest message (as in Discord, and in a channel).
+    const plain = !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey;
+    if (e.key === 'ArrowUp' && plain && text === '' && onEditLast()) return e.preventDefault();
     if (onPage(e)) return;
     if (e.key === 'Escape' && reply) return onReplyDone();
     if (e.key === 'Enter' && !e.shiftKey) {

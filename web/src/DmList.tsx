@@ -66,6 +66,8 @@ export function DmList({
           onStarted={(d) => {
             setStarting(false);
             onOpen(d);
+            // Then write in it (the dialog gives the focus back to its opener as it closes).
+            requestAnimationFrame(() => document.getElementById('composer')?.focus());
           }}
         />
       )}

@@ -8,7 +8,6 @@
  * the list, as in Discord. A notice (a safety number changed) is a system line with a warning
  * sign.
  */
-import { useState } from 'react';
 import { Avatar } from './Avatar.js';
 import { MessageActions } from './MessageActions.js';
 import { EditBox, doneEditing } from './MessageItem.js';
@@ -26,6 +25,8 @@ export function DmMessages({
   messages: all,
   me,
   flash,
+  editing,
+  onEditing,
   onEdit,
   onDelete,
   onReply,
@@ -37,6 +38,9 @@ export function DmMessages({
   me: string;
   /** The message (dmKey) jumped to, highlighted for a moment. */
   flash: string | null;
+  /** The message (dmKey) being edited in place, if any. */
+  editing: string | null;
+  onEditing: (key: string | null) => void;
   onEdit: (m: ApiDmMessage, text: string) => Promise<void>;
   onDelete: (m: ApiDmMessage) => void;
   onReply: (m: ApiDmMessage) => void;
@@ -44,7 +48,6 @@ export function DmMessages({
   /** A reply's quote was clicked: its original, by id and author. */
   onJump: (id: string, author: string) => void;
 }) {
-  const [editing, setEditing] = useState<string | null>(null);
   const messages = all.filter((m) => !m.deleted);
   return (
     <>
@@ -70,7 +73,7 @@ export function DmMessages({
                 mine={m.author.toLowerCase() === me.toLowerCase()}
                 flash={flash === key}
                 editing={editing === key}
-                onEditing={(on) => setEditing(on ? key : null)}
+                onEditing={(on) => onEditing(on ? key : null)}
                 onEdit={(text) => onEdit(m, text)}
                 onDelete={() => onDelete(m)}
                 onReply={() => onReply(m)}

@@ -39,6 +39,7 @@ export function DmView({
   const [safetyOpen, setSafetyOpen] = useState(false);
   const [asking, setAsking] = useState<'block' | 'unblock' | null>(null);
   const [reply, setReply] = useState<ApiDmMessage | null>(null);
+  const [editing, setEditing] = useState<string | null>(null);
   const [flash, setFlash] = useState<string | null>(null);
   const flashTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(flashTimer.current), []);
@@ -137,6 +138,22 @@ export function DmView({
     setMessages((old) => (old.some((m) => m.id === sent.id) ? old : mergeDm(old, [mine])));
   }
 
+  /** Up in an empty composer: one's newest message, edited in place (as in Discord). */
+  function editLast(): boolean {
+    const mine = [...messages]
+      .reverse()
+      .find(
+        (m) =>
+          m.kind === 'message' &&
+          !m.deleted &&
+          m.author.toLowerCase() === me.username.toLowerCase(),
+      );
+    if (!mine) return false;
+    setEditing(dmKey(mine));
+    document.getElementById(`dm-${mine.author}-${mine.id}`)?.scrollIntoView({ block: 'nearest' });
+    return true;
+  }
+
   /** A reply's original: scrolled to and highlighted for a moment, when it is loaded. */
   function jump(id: string, author: string) {
     const key = `${author.toLowerCase()}/${id}`;
@@ -217,6 +234,8 @@ export function DmView({
           messages={messages}
           me={me.username}
           flash={flash}
+          editing={editing}
+          onEditing={setEditing}
           onReply={(m) => {
             setReply(m);
             document.getElementById('composer')?.focus();
@@ -253,6 +272,7 @@ export function DmView({
         disabled={isBlocked ? `You blocked ${single}: unblock them to write` : undefined}
         reply={reply}
         onReplyDone={() => setReply(null)}
+        onEditLast={editLast}
         onSend={send}
         onPage={(e) => pageLog(list.current, e)}
       />
