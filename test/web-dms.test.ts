@@ -138,7 +138,7 @@ describe('direct messages in the web UI', () => {
     await b.page.getByRole('button', { name: 'React with 👍' }).click();
     const aLog = aConv.getByRole('log', { name: 'Messages' });
     const answer = aLog.locator('.message', { hasText: 'reading them now' });
-    const quote = answer.getByRole('button', { name: /^Replying to @alice the .*notes, v2/ });
+    const quote = answer.getByRole('button', { name: /^Replying to @alice the release notes, v2/ });
     await quote.waitFor();
     const original = aLog.locator('.message:not(:has(.reply-quote))', { hasText: 'notes, v2' });
     const chip = original.getByRole('button', { name: '👍 1, reacted by bob' });

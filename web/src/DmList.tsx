@@ -96,5 +96,5 @@ function preview(d: ApiDm, me: string): string {
   if (!d.last) return 'No messages yet';
   const who = d.last.author === me ? 'You: ' : d.members.length > 2 ? `${d.last.author}: ` : '';
   // The markers of bold, italics, strike and code would show as they are typed: left out.
-  return who + oneLine(d.last.text).replace(/\*\*|__|~~|`/g, '');
+  return who + oneLine(d.last.text);
 }

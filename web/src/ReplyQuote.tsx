@@ -42,9 +42,16 @@ export function ReplyQuote({
   );
 }
 
-/** The first line of a text, without markdown's leading marks, shortened to one line. */
+/**
+ * The first line of a text, without markdown's leading marks nor its bold, underline, strike
+ * and code marks (a quote shows "the release notes", not "the **release** notes"), shortened to
+ * one line.
+ */
 export function oneLine(text: string): string {
   const first = text.split('\n').find((l) => l.trim()) ?? '';
-  const plain = first.replace(/^\s*(?:[>#*-]+\s*)+/, '').trim();
+  const plain = first
+    .replace(/^\s*(?:[>#*-]+\s*)+/, '')
+    .replace(/\*\*|__|~~|`/g, '')
+    .trim();
   return [...plain].length > 100 ? `${[...plain].slice(0, 100).join('')}…` : plain;
 }
