@@ -346,6 +346,14 @@ describe('direct messages in the web UI', () => {
     await group.waitFor();
     // No Block in a group (it is per user, from a 1:1); a safety number per other member.
     expect(await group.getByRole('button', { name: 'Block' }).count()).toBe(0);
+    // The member list shows the conversation's members (not everyone online), as Discord's.
+    const panel = a.page.getByRole('complementary', { name: 'Members' });
+    await panel.getByText('Members — 3').waitFor();
+    expect(await panel.getByRole('listitem').allInnerTexts()).toEqual([
+      expect.stringContaining('alice'),
+      expect.stringContaining('bob'),
+      expect.stringContaining('carol'),
+    ]);
     // Started, then written in straight away: the focus is in its composer (typed text went to
     // the "New message" button, whose Space opened the dialog again).
     await waitFor(

@@ -299,6 +299,7 @@ export function Chat({
             : undefined
         }
         channelId={selected ? channelId : null}
+        dmMembers={!selected && openDmNow ? openDmNow.members : undefined}
         paused={leaving !== null && leaving === channelId}
         removable={selected && selected.owner === me.username ? me.username : null}
         link={reachable ? link : 'offline'}

@@ -1,6 +1,7 @@
 /**
- * The member list: the open channel's members with their avatars and presence (on Home, who is
- * online), each with "Message" (a direct message) for a user. Offline or reconnecting it keeps
+ * The member list: the open channel's members with their avatars and presence (in an open
+ * conversation its members, as Discord shows a DM's; elsewhere on Home, who is online), each with
+ * "Message" (a direct message) for a user. Offline or reconnecting it keeps
  * the last list it had, greyed, since presence is not known then. A member whose presence this
  * session may not know (a visitor's view: `unknown`) has no dot and reads "presence hidden". Below 900 px it is a panel
  * that the toggle in the chat opens over the page.
@@ -17,6 +18,7 @@ export function MemberList({
   me,
   onMessage,
   channelId,
+  dmMembers,
   paused = false,
   removable,
   link,
@@ -28,6 +30,8 @@ export function MemberList({
   /** Starts or opens the 1:1 conversation with a member; absent for visitors (they have none). */
   onMessage?: (username: string) => Promise<void>;
   channelId: string | null;
+  /** The open conversation's members (its own user among them), when one is open on Home. */
+  dmMembers?: string[];
   /** The channel is being left or deleted: its members are not asked again meanwhile. */
   paused?: boolean;
   /** Set (to the owner's name) when the viewer owns the open channel: members can be removed. */
@@ -60,7 +64,16 @@ export function MemberList({
   }, [channelId, connected, paused, peers]);
   useEffect(() => setMembers(null), [channelId]);
 
-  const list = channelId ? (members ?? []) : online.current;
+  // A conversation's members: online when this session sees them in the tracker.
+  const seen = new Set(online.current.map((p) => p.username.toLowerCase()));
+  const list: Member[] = channelId
+    ? (members ?? [])
+    : dmMembers
+      ? dmMembers.map((u) => ({
+          username: u,
+          status: seen.has(u.toLowerCase()) ? 'online' : 'offline',
+        }))
+      : online.current;
   // Channel members are users; on Home (who is online) visitors are among them.
   const visitors = new Set(peers.filter((p) => p.role === 'visitor').map((p) => p.username));
   async function message(username: string) {
@@ -79,7 +92,7 @@ export function MemberList({
     >
       <header className="sidebar-head">
         <h2>
-          {channelId ? `Members — ${list.length}` : `Online — ${list.length}`}
+          {channelId || dmMembers ? `Members — ${list.length}` : `Online — ${list.length}`}
           {!connected && list.length > 0 && <small> (last known)</small>}
         </h2>
         <button className="link close-members" onClick={onClose}>
