@@ -79,6 +79,11 @@ describe('direct messages in the web UI', () => {
     await fromAlice.getByLabel('1 mention').waitFor();
     await b.page.getByText('alice mentioned you').waitFor();
     expect(await seriousViolations(b.page)).toEqual([]);
+    // More lines from alice: still one toast for the conversation, the mention's.
+    for (const line of ['one', 'two', 'three']) await write(a.page, `and ${line}`);
+    await fromAlice.getByText('and three').waitFor();
+    expect(await b.page.getByText('alice mentioned you').count()).toBe(1);
+    expect(await b.page.getByText('alice sent you a message').count()).toBe(0);
 
     // bob opens it: read, the badges go; he answers and alice sees it live.
     await fromAlice.click();

@@ -1,9 +1,9 @@
 /**
  * The user's direct messages as the chat needs them everywhere: the conversations (for Home and
  * the rail's badge), who is blocked, and the alerts of a new message in a conversation that is
- * not open (an in-page toast, which closes once that conversation is open however it was opened,
- * and a system notification when the user allowed them), as MentionAlerts does for mentions in
- * channels. Visitors have none: nothing is asked then.
+ * not open (an in-page toast, one per conversation, which closes once that conversation is open
+ * however it was opened, and a system notification when the user allowed them), as MentionAlerts
+ * does for mentions in channels. Visitors have none: nothing is asked then.
  */
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import { ApiError } from './api.js';
@@ -18,6 +18,8 @@ interface Toast {
   id: string;
   text: string;
   dm: ApiDm;
+  /** It says the user was mentioned: a plain message of its conversation does not replace it. */
+  mention: boolean;
 }
 
 export interface Dms {
@@ -110,7 +112,14 @@ export function useDms({
           ? `${m.author} wrote in ${dm.title}`
           : `${m.author} sent you a message`;
       if (!open && dm) {
-        setToasts((t) => [...t.slice(-2), { id: m.id, text, dm }]);
+        // One toast per conversation, saying its newest message (three lines from one writer
+        // pushed the toast of a mention out), unless the one shown says you were mentioned.
+        setToasts((t) => {
+          const shown = t.find((x) => x.dm.id === conversationId);
+          if (shown?.mention && !m.mentioned) return t;
+          const others = t.filter((x) => x.dm.id !== conversationId);
+          return [...others.slice(-2), { id: m.id, text, dm, mention: m.mentioned }];
+        });
         setTimeout(() => dismiss(m.id), TOAST_MS);
       }
       if (typeof Notification !== 'undefined' && Notification.permission === 'granted') {
