@@ -89,6 +89,11 @@ describe('direct messages in the web UI', () => {
     await fromAlice.click();
     const bConv = conversation(b.page, 'alice');
     await bConv.getByRole('log', { name: 'Messages' }).getByText('got a minute?').waitFor();
+    // The "New messages" divider stands above the first of the four he had not read.
+    const firstNew = bConv.locator(
+      'div:has(> [role="separator"][aria-label="New messages"]) > article',
+    );
+    expect(await firstNew.innerText()).toContain('got a minute?');
     await b.page.getByRole('button', { name: 'Home', exact: true }).waitFor();
     await write(b.page, 'sure, what is up?');
     await aConv.getByRole('log', { name: 'Messages' }).getByText('sure, what is up?').waitFor();

@@ -25,6 +25,7 @@ export function DmMessages({
   messages: all,
   me,
   flash,
+  marker,
   editing,
   onEditing,
   onEdit,
@@ -38,6 +39,8 @@ export function DmMessages({
   me: string;
   /** The message (dmKey) jumped to, highlighted for a moment. */
   flash: string | null;
+  /** The first message (dmKey) unread when the conversation opened: "New messages" above it. */
+  marker: string | null;
   /** The message (dmKey) being edited in place, if any. */
   editing: string | null;
   onEditing: (key: string | null) => void;
@@ -56,6 +59,7 @@ export function DmMessages({
         const newDay = !prev || !sameDay(prev.ts, m.ts);
         const head =
           newDay ||
+          dmKey(m) === marker ||
           !prev ||
           prev.kind !== 'message' ||
           prev.author !== m.author ||
@@ -64,6 +68,11 @@ export function DmMessages({
         return (
           <div key={key}>
             {newDay && <div className="day">{day(m.ts)}</div>}
+            {key === marker && (
+              <div className="new-marker" role="separator" aria-label="New messages">
+                New messages
+              </div>
+            )}
             {m.kind === 'notice' ? (
               <Notice m={m} />
             ) : (

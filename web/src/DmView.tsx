@@ -40,6 +40,9 @@ export function DmView({
   const [asking, setAsking] = useState<'block' | 'unblock' | null>(null);
   const [reply, setReply] = useState<ApiDmMessage | null>(null);
   const [editing, setEditing] = useState<string | null>(null);
+  /** Unread when it opened: the "New messages" divider goes before the first of them. */
+  const unreadAtOpen = useRef(dm.unread);
+  const [marker, setMarker] = useState<string | null>(null);
   const [flash, setFlash] = useState<string | null>(null);
   const flashTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(flashTimer.current), []);
@@ -64,6 +67,10 @@ export function DmView({
   const loadNewest = useCallback(async () => {
     try {
       const page = await dmApi.messages(dm.id);
+      if (unreadAtOpen.current > 0) {
+        setMarker(firstUnread(page.messages, me.username, unreadAtOpen.current));
+        unreadAtOpen.current = 0;
+      }
       setMessages((old) => mergeDm(old, page.messages));
       setHasMore((h) => h || page.messages.length >= DM_PAGE);
       setError('');
@@ -234,6 +241,7 @@ export function DmView({
           messages={messages}
           me={me.username}
           flash={flash}
+          marker={marker}
           editing={editing}
           onEditing={setEditing}
           onReply={(m) => {
@@ -327,4 +335,13 @@ function KeyChangedBanner({ dm, onVerify }: { dm: ApiDm; onVerify: () => void })
       </button>
     </div>
   );
+}
+
+/** The first of the last `unread` messages by others (their oldest loaded one if fewer came). */
+function firstUnread(messages: ApiDmMessage[], me: string, unread: number): string | null {
+  const others = messages.filter(
+    (m) => m.kind === 'message' && m.author.toLowerCase() !== me.toLowerCase(),
+  );
+  const first = others[Math.max(0, others.length - unread)];
+  return first ? dmKey(first) : null;
 }
