@@ -313,7 +313,9 @@ export class DirectMessages {
    */
   react(id: string, messageId: string, emoji: string, on: boolean): Promise<Written> {
     const account = this.requireUser();
-    this.writable(account, id);
+    // A reaction says something to them; taking one back (as deleting) stays possible.
+    if (on) this.writable(account, id);
+    else this.conversation(account, id);
     const target = this.original(account, id, messageId);
     const r: DmMessageRow = {
       id: crypto.randomUUID(),

@@ -946,6 +946,10 @@ describe('the local API and every device', () => {
         [403, 'E_FORBIDDEN'],
         [403, 'E_FORBIDDEN'],
       ]);
+      // Taking a reaction back stays possible, as deleting one's own message does (README).
+      expect((await A1.api('DELETE', `/api/dms/${P}/messages/${mp}/${react('👋')}`)).status).toBe(
+        200,
+      );
       const inP = { conversation: P, members: Pm };
       await mallory.send(aliceDevs, {
         ...inP,
