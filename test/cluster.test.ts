@@ -502,10 +502,16 @@ describe('three server instances on PostgreSQL and NATS', () => {
     // anyone's network, and the instance's next renewal finds them gone, as it does once the
     // store answers again. Before, renewal only extended rows that still existed: the names
     // stayed free and another instance took over the visitors' grace and ended them while
-    // they were connected. The grace is above the 10 s renewal period, so that a re-claim made
-    // after another instance adopted the session still comes before that grace runs out.
-    const grace = 13_000;
-    const { at, dbUrl } = await startCluster([...RAISED, '--visitor-grace-ms', String(grace)], 2);
+    // they were connected. A lease of 6 s here (`--visitor-name-lease-ms`; 30 s by default) is
+    // renewed every 2 s; the grace is above that period, so that a re-claim made after another
+    // instance adopted the session still comes before that grace runs out.
+    const lease = 6000;
+    const renewal = lease / 3;
+    const grace = 5000;
+    const { at, dbUrl } = await startCluster(
+      [...RAISED, '--visitor-grace-ms', String(grace), '--visitor-name-lease-ms', String(lease)],
+      2,
+    );
     const { c: steady } = await serverHello(at(0));
     const { c: drifter } = await serverHello(at(0));
     const keys = new Map<string, ReturnType<typeof newKey>>();
@@ -574,7 +580,7 @@ describe('three server instances on PostgreSQL and NATS', () => {
     expect(await holders(t.body.sessionId)).toHaveLength(1);
     // Past the moment when a grace taken over before the re-claim would have ended it: steady is
     // still live, still connected, and served.
-    await sleep(Math.max(0, swept + 10_000 + grace + 2000 - Date.now()));
+    await sleep(Math.max(0, swept + renewal + grace + 2000 - Date.now()));
     expect(await live(s.body.sessionId)).toBe(true);
     expect(steady.closed).toBe(false);
     expect((await steady.req('directory', {})).error).toBeUndefined();
