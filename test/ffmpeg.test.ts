@@ -175,8 +175,13 @@ describe('ffmpeg interop', () => {
     expect(sent.code, sent.err).toBe(0);
     const read = await reader.done;
     expect(read.code, read.err).toBe(0);
-    // No decoding errors, and frames of both streams decoded.
-    expect(read.err.trim()).toBe('');
+    // No decoding errors, and frames of both streams decoded. ffmpeg also says when its input
+    // fell silent a while ("Connection timed out", once a clean-clone run starved the export):
+    // not an error of what it decoded.
+    const errors = read.err
+      .split('\n')
+      .filter((l) => l.trim() && !/Connection timed out|Last message repeated/.test(l));
+    expect(errors).toEqual([]);
     const lines = read.out.split('\n').filter((l) => /^\d+,/.test(l));
     const video = lines.filter((l) => l.startsWith('0,')).length;
     const audio = lines.filter((l) => l.startsWith('1,')).length;
