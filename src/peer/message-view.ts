@@ -4,7 +4,7 @@
  */
 import type { FileRef } from '../protocol/common.js';
 import type { LocalMessage } from '../store/peer-store.js';
-import { messageState } from '../shared/item-rules.js';
+import { messageState, quotePreview } from '../shared/item-rules.js';
 import type { ApiFile, ApiMessage } from './api-shapes.js';
 
 /** What the view of a message needs from the peer's store. */
@@ -23,9 +23,6 @@ export interface ViewSource {
 export interface CertReader {
   certClaims(cert: string): { bot?: true } | undefined;
 }
-
-/** A preview's length: enough for one line of a quote. */
-const PREVIEW = 200;
 
 /**
  * Messages (kind `message`) as `viewer` sees them, each folded with the items naming it; `certs`
@@ -93,5 +90,5 @@ function preview(
   if (!t || t.channelId !== channelId || (t.kind ?? 'message') !== 'message') return { id };
   const s = messageState(t, store.related([id]), owner);
   if (s.deleted) return { id, author: t.author, deleted: true };
-  return { id, author: t.author, text: [...(s.text ?? '')].slice(0, PREVIEW).join('') };
+  return { id, author: t.author, text: quotePreview(s.text ?? '') };
 }

@@ -33,6 +33,8 @@ export interface DmServiceDeps {
   memberships: Memberships;
   /** A user's tracker entries, this instance's and (in a cluster) the other instances'. */
   entriesOf(username: string): readonly TrackerEntry[];
+  /** This instance's connections with a session of `username` (lower-case). */
+  connsOf(username: string): Iterable<Conn>;
   /** A store write done in the background failed. */
   internalError(what: string, err: unknown): void;
   /** Envelopes one device's mailbox holds (DM_LIMITS.maxMailbox). */
@@ -349,10 +351,9 @@ export class DmService {
 
   /** A bus event: the user's devices bound here hear their new block list. */
   blocksChanged(e: { username: string; blocked: string[] }): void {
-    for (const conns of this.bound.values())
-      for (const c of conns)
-        if (c.session && c.fs.isOpen && sameUser(c.session.username, e.username))
-          c.fs.send({ t: 'ev', ev: 'dm_blocks', body: { blocked: e.blocked } });
+    for (const c of this.d.connsOf(e.username.toLowerCase()))
+      if (c.dmDevice !== undefined && c.fs.isOpen)
+        c.fs.send({ t: 'ev', ev: 'dm_blocks', body: { blocked: e.blocked } });
   }
 
   async blocks(conn: Conn): Promise<OpRes<'dm_blocks'>> {

@@ -264,6 +264,7 @@ export class CentralServer {
       registered: async (username) => (await this.store.getUser(username))?.username,
       memberships: this.presence,
       entriesOf: (username) => this.tracker.entriesOf(username, 'user'),
+      connsOf: (username) => this.sessions.connsOf(username),
       internalError: (what, err) => this.opsLog.error({ err }, what),
       maxMailbox: opts.dmMailbox ?? DM_LIMITS.maxMailbox,
     });

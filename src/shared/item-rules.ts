@@ -154,6 +154,11 @@ export function messageState(
   return state;
 }
 
+/** A reply's preview of the message it quotes: its first 200 code points, a quote's line. */
+export function quotePreview(text: string): string {
+  return [...text].slice(0, 200).join('');
+}
+
 /** A reaction given (`react`) or taken back (`unreact`) by `author`, in a channel or a DM. */
 export interface Vote {
   id: string;

@@ -4,7 +4,7 @@
  * stored them, and the outbox of sealed envelopes of its own messages.
  */
 import type Database from 'better-sqlite3';
-import { foldReactions } from '../shared/item-rules.js';
+import { foldReactions, quotePreview } from '../shared/item-rules.js';
 
 export interface ConversationRow {
   id: string;
@@ -56,16 +56,11 @@ export interface OutboxRow {
   toDevice: string;
   body: string;
 }
-interface RawMessage {
-  id: string;
-  conversation: string;
-  kind: DmKind;
-  author: string;
-  ts: number;
-  text: string;
+interface RawMessage extends Omit<
+  DmMessageRow,
+  'mentions' | 'target' | 'targetAuthor' | 'emoji' | 'replyTo'
+> {
   mentions: string;
-  state: DmMessageRow['state'];
-  source: DmMessageRow['source'];
   target: string | null;
   targetAuthor: string | null;
   emoji: string | null;
@@ -77,8 +72,6 @@ const COLUMNS = `id, conversation, kind, author, ts, text, mentions, state, sour
   target_author AS targetAuthor, emoji, reply_to AS replyTo, reply_author AS replyAuthor`;
 /** What a conversation shows: its messages and notices (changes fold into them). */
 const SHOWN = "kind IN ('message', 'notice')";
-/** A reply's preview of its original: enough for one line of a quote. */
-const PREVIEW = 200;
 
 export class DmConversationStore {
   private seq: number;
@@ -301,7 +294,7 @@ export class DmConversationStore {
       if (o.deleted) return { ...m, reply: { id, author: o.author, deleted: true } };
       return {
         ...m,
-        reply: { id, author: o.author, text: [...o.text].slice(0, PREVIEW).join('') },
+        reply: { id, author: o.author, text: quotePreview(o.text) },
       };
     });
   }

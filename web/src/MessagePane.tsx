@@ -23,7 +23,7 @@ import { useAttachments, useDropZone } from './Attachments.js';
 import { TypingLine } from './TypingLine.js';
 import { ToastSlot } from './ToastStack.js';
 import { ChannelActions } from './ChannelSettings.js';
-import { pageLog, usePinnedToBottom } from './log-scroll.js';
+import { firstUnread, pageLog, usePinnedToBottom } from './log-scroll.js';
 import { useJump } from './useJump.js';
 import { usePeerReachable } from './peer-reach.js';
 
@@ -150,7 +150,7 @@ export function MessagePane({
           got = [...older.messages, ...got];
           more = older.hasMore;
         }
-        setMarkerId(firstUnread(got, me.username, unread));
+        setMarkerId(firstUnread(got, (m) => m.author !== me.username, unread)?.id ?? null);
         unreadAtOpen.current = 0;
         showMarker.current = true;
       }
@@ -419,16 +419,6 @@ export function MessagePane({
       />
     </section>
   );
-}
-
-/** The id of the first of the last `unread` messages written by others. */
-function firstUnread(messages: Message[], me: string, unread: number): string | null {
-  let seen = 0;
-  for (let i = messages.length - 1; i >= 0; i--) {
-    if (messages[i]!.author === me) continue;
-    if (++seen === unread) return messages[i]!.id;
-  }
-  return messages.find((m) => m.author !== me)?.id ?? null;
 }
 
 /** Sent by this peer or delivered: a message that may be edited (not one that failed). */

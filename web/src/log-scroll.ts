@@ -1,6 +1,7 @@
 /**
  * Scrolling the message log: kept at the newest message when the log's box shrinks (a stream
- * opening above it), and paged from the keyboard while the focus is in the composer.
+ * opening above it), and paged from the keyboard while the focus is in the composer; where its
+ * "New messages" divider goes.
  */
 import { useEffect, type KeyboardEvent, type RefObject } from 'react';
 
@@ -44,4 +45,21 @@ export function pageLog(list: HTMLElement | null, e: KeyboardEvent): boolean {
   else return false;
   e.preventDefault();
   return true;
+}
+
+/**
+ * Where the "New messages" divider goes: the first of the last `unread` messages written by
+ * others (`byOthers`), or the oldest of theirs loaded when fewer are.
+ */
+export function firstUnread<T>(
+  messages: readonly T[],
+  byOthers: (m: T) => boolean,
+  unread: number,
+): T | undefined {
+  let seen = 0;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (!byOthers(messages[i]!)) continue;
+    if (++seen === unread) return messages[i];
+  }
+  return messages.find(byOthers);
 }
