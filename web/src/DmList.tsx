@@ -8,7 +8,7 @@ import { Avatar } from './Avatar.js';
 import { ChannelBadges } from './MentionAlerts.js';
 import { NewDmDialog } from './NewDmDialog.js';
 import { oneLine } from './ReplyQuote.js';
-import { others, type ApiDm } from './dm-api.js';
+import { others, writeOnOpen, type ApiDm } from './dm-api.js';
 import './dm.css';
 
 export function DmList({
@@ -65,9 +65,10 @@ export function DmList({
           onClose={() => setStarting(false)}
           onStarted={(d) => {
             setStarting(false);
+            // Then write in it: its view takes the focus once it is shown (the dialog gives the
+            // focus back to its opener as it closes, and the list may show it a moment later).
+            writeOnOpen(d.id);
             onOpen(d);
-            // Then write in it (the dialog gives the focus back to its opener as it closes).
-            requestAnimationFrame(() => document.getElementById('composer')?.focus());
           }}
         />
       )}

@@ -14,8 +14,16 @@ import { DmComposer } from './DmComposer.js';
 import { DmMessages, dmKey, mergeDm } from './DmMessages.js';
 import { ToastSlot } from './ToastStack.js';
 import { SafetyDialog } from './SafetyDialog.js';
-import { pageLog, usePinnedToBottom } from './log-scroll.js';
-import { DM_PAGE, dmApi, others, useDmEvents, type ApiDm, type ApiDmMessage } from './dm-api.js';
+import { firstUnread, pageLog, usePinnedToBottom } from './log-scroll.js';
+import {
+  DM_PAGE,
+  dmApi,
+  others,
+  takeWriteOnOpen,
+  useDmEvents,
+  type ApiDm,
+  type ApiDmMessage,
+} from './dm-api.js';
 import './dm.css';
 
 export function DmView({
@@ -68,7 +76,12 @@ export function DmView({
     try {
       const page = await dmApi.messages(dm.id);
       if (unreadAtOpen.current > 0) {
-        setMarker(firstUnread(page.messages, me.username, unreadAtOpen.current));
+        const first = firstUnread(
+          page.messages,
+          (m) => m.kind === 'message' && m.author.toLowerCase() !== me.username.toLowerCase(),
+          unreadAtOpen.current,
+        );
+        setMarker(first ? dmKey(first) : null);
         unreadAtOpen.current = 0;
       }
       setMessages((old) => mergeDm(old, page.messages));
@@ -80,6 +93,9 @@ export function DmView({
     }
   }, [dm.id, read]);
   useEffect(() => void loadNewest(), [loadNewest]);
+  useEffect(() => {
+    if (takeWriteOnOpen(dm.id)) document.getElementById('composer')?.focus();
+  }, [dm.id]);
 
   useDmEvents((e) => {
     if (e.type === 'resync') return void loadNewest();
@@ -335,13 +351,4 @@ function KeyChangedBanner({ dm, onVerify }: { dm: ApiDm; onVerify: () => void })
       </button>
     </div>
   );
-}
-
-/** The first of the last `unread` messages by others (their oldest loaded one if fewer came). */
-function firstUnread(messages: ApiDmMessage[], me: string, unread: number): string | null {
-  const others = messages.filter(
-    (m) => m.kind === 'message' && m.author.toLowerCase() !== me.toLowerCase(),
-  );
-  const first = others[Math.max(0, others.length - unread)];
-  return first ? dmKey(first) : null;
 }

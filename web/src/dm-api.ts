@@ -95,3 +95,18 @@ export function useDmEvents(on: (e: DmEvent) => void): void {
 export function others(dm: ApiDm, me: string): string[] {
   return dm.members.filter((m) => m !== me);
 }
+
+/** A conversation just started, whose view is to put the focus in its composer once shown. */
+let toWriteIn: string | null = null;
+
+/** Asks the view of conversation `id` to take the focus for writing when it is shown. */
+export function writeOnOpen(id: string): void {
+  toWriteIn = id;
+}
+
+/** Whether the view of conversation `id` was asked to take the focus (asked once). */
+export function takeWriteOnOpen(id: string): boolean {
+  if (toWriteIn !== id) return false;
+  toWriteIn = null;
+  return true;
+}
