@@ -46,6 +46,30 @@ describe('livestream in the browser', () => {
       () => seen,
     );
     await b.page.getByLabel('Stream stats').getByText(/fps/).waitFor();
+    // Bob's page is held 3 s (its thread busy): the frames that came meanwhile wait in its queue,
+    // seconds late. It skips them, decoding none, and plays on from live at the next keyframe,
+    // instead of drawing every stale frame and staying seconds behind (web/src/live-lag.ts).
+    const before = Number(await tile.getAttribute('data-frames-drawn'));
+    await b.page.evaluate(() => {
+      const until = performance.now() + 3000;
+      while (performance.now() < until);
+    });
+    await waitFor(
+      async () => {
+        seen = `${await tile.getAttribute('data-frames-skipped')} frames skipped, ${await tile.getAttribute('data-frames-drawn')} drawn`;
+        return Number(await tile.getAttribute('data-frames-skipped')) > 0;
+      },
+      10_000,
+      () => seen,
+    );
+    const skipped = Number(await tile.getAttribute('data-frames-skipped'));
+    await waitFor(
+      async () => Number(await tile.getAttribute('data-frames-drawn')) > before + 10,
+      15_000,
+      'frames drawn again after the skip',
+    );
+    expect(await tile.getAttribute('data-stall')).toBe('playing');
+    expect(skipped).toBeGreaterThan(0);
     // The chat goes on beside the stream.
     await b.page.getByRole('textbox', { name: 'Message' }).fill('great stream!');
     await b.page.keyboard.press('Enter');

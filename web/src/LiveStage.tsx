@@ -232,9 +232,14 @@ function ViewerTile({
   onEnded: () => void;
 }) {
   const canvas = useRef<HTMLCanvasElement>(null);
-  const counters = useRef<PlaybackCounters>({ framesDrawn: 0, audioFrames: 0, decodeErrors: 0 });
+  const counters = useRef<PlaybackCounters>({
+    framesDrawn: 0,
+    audioFrames: 0,
+    decodeErrors: 0,
+    framesSkipped: 0,
+  });
   const [stats, setStats] = useState<ViewerStats | null>(null);
-  const [drawn, setDrawn] = useState({ frames: 0, audio: 0 });
+  const [drawn, setDrawn] = useState({ frames: 0, audio: 0, skipped: 0 });
 
   useEffect(() => {
     if (!canvas.current) return;
@@ -243,7 +248,12 @@ function ViewerTile({
 
   useEffect(() => {
     const t = setInterval(
-      () => setDrawn({ frames: counters.current.framesDrawn, audio: counters.current.audioFrames }),
+      () =>
+        setDrawn({
+          frames: counters.current.framesDrawn,
+          audio: counters.current.audioFrames,
+          skipped: counters.current.framesSkipped,
+        }),
       1000,
     );
     return () => clearInterval(t);
@@ -259,6 +269,7 @@ function ViewerTile({
       aria-label={`${streamer}'s stream`}
       data-frames-drawn={drawn.frames}
       data-audio-frames={drawn.audio}
+      data-frames-skipped={drawn.skipped}
       data-stall={stall.state}
     >
       <canvas ref={canvas} width={640} height={360} />

@@ -7,6 +7,7 @@
 
 import type { ViewerStats } from './api.js';
 import { withKey } from './auth.js';
+import { LiveLag } from './live-lag.js';
 
 const KIND_VIDEO = 1;
 const KIND_AUDIO = 2;
@@ -162,7 +163,15 @@ export interface PlaybackCounters {
   framesDrawn: number;
   audioFrames: number;
   decodeErrors: number;
+  /** Video frames not decoded because the page was behind live (live-lag.ts). */
+  framesSkipped: number;
 }
+
+/** Video frames waiting in the decoder past which the page counts as behind (a second's worth). */
+const MAX_DECODE_QUEUE = 30;
+
+/** This page's clock in milliseconds since the epoch, never going back. */
+const monotonicNow = () => performance.timeOrigin + performance.now();
 
 /** Plays a watched stream onto `canvas`, with its stats as they come; returns a stop function. */
 export function play(
@@ -192,6 +201,7 @@ export function play(
   video.configure({ codec: 'vp8' });
   let audio: AudioDecoder | undefined;
   let playAt = 0;
+  const lag = new LiveLag();
   ws.onmessage = (e) => {
     if (typeof e.data === 'string') {
       const m = JSON.parse(e.data) as { type?: string; stats?: ViewerStats };
@@ -203,9 +213,16 @@ export function play(
     if (b.length < 15) return;
     const view = new DataView(e.data);
     const key = (b[1]! & 1) === 1;
+    const late = lag.behind(view.getFloat64(2), monotonicNow());
     const rtpTs = view.getUint32(10);
     const data = b.subarray(14);
     if (b[0] === KIND_VIDEO) {
+      // Behind live: skip to it, and start again at its next keyframe.
+      if (late || video.decodeQueueSize > MAX_DECODE_QUEUE) {
+        haveKey = false;
+        counters.framesSkipped++;
+        return;
+      }
       if (!key && !haveKey) return;
       haveKey = true;
       if (video.state !== 'configured') return;
@@ -217,6 +234,7 @@ export function play(
         }),
       );
     } else if (b[0] === KIND_AUDIO && audioContext) {
+      if (late) return; // its time has passed: the sound goes on from live
       if (!audio) {
         audio = new AudioDecoder({
           output: (d) => {
