@@ -287,6 +287,18 @@ function targets(data: any, rows: Row[]): string[] {
       h10m.p99ms / 2,
       h10m.p99ms <= 2,
     );
+  const pgh = data.cluster?.history;
+  if (pgh && pgh.messages >= 10_000_000) {
+    // The goal's case is a server whose table is in memory; the pass as the load left the OS
+    // cache (reads from disk) is shown beside it.
+    const x = pgh.cached ?? pgh;
+    add(
+      'History page on PostgreSQL at 10 million messages, through the server: p99 ≤ 5 ms (issue 16)',
+      `${f(x.p99ms, 2)} ms${pgh.cached ? ` with the table in the OS cache; ${f(pgh.p99ms, 2)} ms as the load left it` : ''}`,
+      x.p99ms / 5,
+      x.p99ms <= 5,
+    );
+  }
   const sr = data.search;
   if (sr && sr.messages >= 1_000_000)
     add(
