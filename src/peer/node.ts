@@ -543,6 +543,10 @@ export class PeerNode {
 
   /** The central server's key (it signs every certificate), once known. */
   private serverKey(): crypto.KeyObject | undefined {
+    // Closed, the store is gone: a P2P link still shaking hands then cannot check its other end
+    // and fails as such (it threw the store's TypeError: livestream relay dials in a clean-clone
+    // run's stderr, after their peer closed).
+    if (this.closed) return undefined;
     const spki = this.link.server?.publicKey ?? this.store.get('serverPublicKey');
     if (!spki) return undefined;
     if (this.decodedServerKey?.spki !== spki)
@@ -560,7 +564,7 @@ export class PeerNode {
 
   /** A P2P link to another peer's entry, made with this session's credentials. */
   private dial(entry: TrackerEntry): HostLink | undefined {
-    const creds = this.credentials();
+    const creds = this.closed ? undefined : this.credentials();
     return (
       creds &&
       new HostLink(
