@@ -38,7 +38,11 @@ const WatchBody = z.object({ streamer: z.string().min(1).max(64).optional() });
 /** The WebSocket routes: what each carries. */
 const SOCKETS = [
   ['publish', publish, 'The streamer’s browser sends its WebCodecs chunks (WebSocket; live-ws.ts)'],
-  ['play', play, 'A viewer’s browser gets whole frames and stats (WebSocket; live-ws.ts)'],
+  [
+    'play',
+    play,
+    'A viewer’s browser gets whole frames and stats, and asks for keyframes (WebSocket; live-ws.ts)',
+  ],
 ] as const;
 
 /** Adds the livestream routes. */

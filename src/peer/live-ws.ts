@@ -7,7 +7,10 @@
  *   play    (peer → page)  kind u8 | flags u8 | capture time f64 BE (ms) | RTP timestamp u32 BE | bytes
  *
  * and the peer sends the publishing page `{"type":"keyframe"}` (text) when a viewer needs one, and
- * the playing page `{"type":"stats", stats}` (text, the viewer's stats) every second.
+ * the playing page `{"type":"stats", stats}` (text, the viewer's stats) every second. A playing
+ * page that skipped frames to keep to live (web/src/live-lag.ts) asks for a keyframe with the
+ * same `{"type":"keyframe"}` (text); the viewer passes it on at most every 500 ms (a PLI). Any other
+ * message from a playing page closes its socket (1003, naming what was wrong).
  */
 import type { WebSocket } from 'ws';
 import { HchatError } from '../protocol/errors.js';
@@ -20,6 +23,8 @@ const KIND_VIDEO = 1;
 const KIND_AUDIO = 2;
 /** Frames queued towards a page past this are skipped (the page will resume at a keyframe). */
 const MAX_BUFFERED = 4 * 1024 * 1024;
+/** What a playing page sends when it needs a keyframe, exactly. */
+const KEYFRAME_REQUEST = '{"type":"keyframe"}';
 /** How often a playing page gets the viewer's stats. */
 const STATS_MS = 1000;
 /** Largest encoded frame a page may send. */
@@ -93,6 +98,11 @@ export function play(live: LiveService, streamId: string, ws: WebSocket): void {
   };
   viewing.sinks.add(sink);
   viewing.requestKeyframe(); // the page starts decoding at one
+  ws.on('message', (data, isBinary) => {
+    const text = isBinary ? undefined : (data as Buffer).toString('utf8');
+    if (text === KEYFRAME_REQUEST) return viewing.requestKeyframe();
+    ws.close(1003, `a playing page sends only ${KEYFRAME_REQUEST} (text)`);
+  });
   // The overlay's figures ride the same socket: no polling that could outlive the stream.
   const stats = setInterval(() => {
     if (ws.readyState === ws.OPEN)

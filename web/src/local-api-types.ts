@@ -3618,7 +3618,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** A viewer’s browser gets whole frames and stats (WebSocket; live-ws.ts) */
+    /** A viewer’s browser gets whole frames and stats, and asks for keyframes (WebSocket; live-ws.ts) */
     get: {
       parameters: {
         query?: never;

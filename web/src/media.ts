@@ -202,6 +202,14 @@ export function play(
   let audio: AudioDecoder | undefined;
   let playAt = 0;
   const lag = new LiveLag();
+  // Waiting for a keyframe (after skipping, or a lost one): ask the peer, at most twice a second.
+  let askedAt = -Infinity;
+  const askKeyframe = () => {
+    const now = performance.now();
+    if (now - askedAt < 500 || ws.readyState !== WebSocket.OPEN) return;
+    askedAt = now;
+    ws.send(JSON.stringify({ type: 'keyframe' }));
+  };
   ws.onmessage = (e) => {
     if (typeof e.data === 'string') {
       const m = JSON.parse(e.data) as { type?: string; stats?: ViewerStats };
@@ -221,9 +229,10 @@ export function play(
       if (late || video.decodeQueueSize > MAX_DECODE_QUEUE) {
         haveKey = false;
         counters.framesSkipped++;
+        askKeyframe();
         return;
       }
-      if (!key && !haveKey) return;
+      if (!key && !haveKey) return askKeyframe();
       haveKey = true;
       if (video.state !== 'configured') return;
       video.decode(
