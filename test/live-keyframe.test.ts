@@ -8,7 +8,7 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
-import { authHeaders, createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { authHeaders, twoMembers, waitFor, type TestPeer } from './testnet.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -30,13 +30,8 @@ const frame = (key: boolean, n: number) =>
 
 describe('a playing page asks for a keyframe', () => {
   it("bob's request reaches alice's publishing page, twice a second at most; anything else closes his socket", async () => {
-    const net = await createTestnet({ peers: 2 });
-    const [pa, pb] = net.peers as [TestPeer, TestPeer];
-    await signIn(pa, 'alice');
-    await signIn(pb, 'bob');
-    const c = await pa.call('POST', '/api/channels', { name: 'studio', allowVisitors: false });
-    await pb.call('POST', `/api/channels/${c.body.id}/join`);
-    const made = await pa.call('POST', `/api/channels/${c.body.id}/streams`, {
+    const { pa, pb, ch } = await twoMembers('studio');
+    const made = await pa.call('POST', `/api/channels/${ch.id}/streams`, {
       source: 'browser',
       fps: 25,
     });

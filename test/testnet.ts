@@ -215,6 +215,17 @@ export async function signIn(p: TestPeer, username: string): Promise<void> {
   if (l.status !== 200) throw new Error(`login ${username}: ${JSON.stringify(l.body)}`);
 }
 
+/** alice's channel `name` with bob a member, both signed in on their own peers of a new testnet. */
+export async function twoMembers(name = 'general') {
+  const net = await createTestnet({ peers: 2 });
+  const [pa, pb] = net.peers as [TestPeer, TestPeer];
+  await signIn(pa, 'alice');
+  await signIn(pb, 'bob');
+  const ch = (await pa.call('POST', '/api/channels', { name, allowVisitors: false })).body;
+  await pb.call('POST', `/api/channels/${ch.id}/join`);
+  return { net, pa, pb, ch };
+}
+
 /**
  * Makes bot `username` owned by the peer's signed-in user (README "Bots") and a read and write
  * token for it; answers the token.

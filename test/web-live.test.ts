@@ -4,7 +4,7 @@
  * WebCodecs onto a canvas and plays the audio.
  */
 import { describe, expect, it } from 'vitest';
-import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { twoMembers, waitFor } from './testnet.js';
 import { openPage, snap } from './browser.js';
 
 const FAKE_MEDIA = [
@@ -15,12 +15,7 @@ const FAKE_MEDIA = [
 
 describe('livestream in the browser', () => {
   it('a page goes live with camera and microphone; another page draws the frames and plays the sound', async () => {
-    const net = await createTestnet({ peers: 2 });
-    const [pa, pb] = net.peers as [TestPeer, TestPeer];
-    await signIn(pa, 'alice');
-    await signIn(pb, 'bob');
-    const c = await pa.call('POST', '/api/channels', { name: 'studio', allowVisitors: false });
-    await pb.call('POST', `/api/channels/${c.body.id}/join`);
+    const { pa, pb } = await twoMembers('studio');
 
     const a = await openPage(pa.uiUrl, undefined, FAKE_MEDIA);
     const b = await openPage(pb.uiUrl, undefined, FAKE_MEDIA);

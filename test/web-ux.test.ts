@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { createTestnet, signIn, waitFor, type TestPeer } from './testnet.js';
+import { createTestnet, signIn, twoMembers, waitFor, type TestPeer } from './testnet.js';
 import { openPage, snap } from './browser.js';
 import { END_MS, STALL_MS } from '../web/src/stall.js';
 
@@ -23,17 +23,6 @@ function log(page: Page) {
 /** How far the log is from its newest message, in pixels. */
 function fromBottom(page: Page): Promise<number> {
   return log(page).evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
-}
-
-/** alice's channel `name` with bob a member, both signed in on their own peers. */
-async function twoMembers(name = 'general') {
-  const net = await createTestnet({ peers: 2 });
-  const [pa, pb] = net.peers as [TestPeer, TestPeer];
-  await signIn(pa, 'alice');
-  await signIn(pb, 'bob');
-  const ch = (await pa.call('POST', '/api/channels', { name, allowVisitors: false })).body;
-  await pb.call('POST', `/api/channels/${ch.id}/join`);
-  return { net, pa, pb, ch };
 }
 
 async function post(p: TestPeer, channelId: string, n: number, prefix = 'line') {
