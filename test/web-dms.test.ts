@@ -68,6 +68,16 @@ describe('direct messages in the web UI', () => {
     expect(await aList.getByRole('button', { name: /^bob/ }).getAttribute('aria-current')).toBe(
       'true',
     );
+    // bob's presence on his avatar, as Discord's DM list shows it: online, then offline while he
+    // is invisible, and online again.
+    const bobItem = aList.getByRole('button', { name: /^bob/ });
+    await aList.getByRole('button', { name: /^bob \(online\)/ }).waitFor();
+    expect(await bobItem.locator('.dot.online').count()).toBe(1);
+    expect((await pb.call('PUT', '/api/status', { status: 'invisible' })).status).toBe(200);
+    await aList.getByRole('button', { name: /^bob \(offline\)/ }).waitFor();
+    expect(await bobItem.locator('.dot.offline').count()).toBe(1);
+    expect((await pb.call('PUT', '/api/status', { status: 'online' })).status).toBe(200);
+    await aList.getByRole('button', { name: /^bob \(online\)/ }).waitFor();
     await write(a.page, 'hi @bob, got a minute?');
     await aConv.getByRole('log', { name: 'Messages' }).getByText('got a minute?').waitFor();
 

@@ -60,6 +60,14 @@ export function Chat({
   // The connection as the latest event says (me.connection lags behind it by one request).
   const [link, setLink] = useState<Me['connection']>(me.connection);
   useEffect(() => setLink(me.connection), [me.connection]);
+  /** Who this session sees online (lower case), while its link is up: the DM list's dots. */
+  const onlineNames = useMemo(
+    () =>
+      reachable && link === 'connected'
+        ? new Set(peers.filter((p) => p.status === 'online').map((p) => p.username.toLowerCase()))
+        : undefined,
+    [reachable, link, peers],
+  );
   /** The channel this user is leaving or deleting, from its confirmation to the answer. */
   const [leaving, setLeaving] = useState<string | null>(null);
   /** A message to open the channel at (a search result), with a count so a repeat reopens. */
@@ -186,7 +194,15 @@ export function Chat({
         </button>
         {owner === null ? (
           <Home me={me} joined={channels} onOpen={open} onChanged={refreshChannels}>
-            {user && <DmList me={me.username} dms={dms.list} openId={dmOpenId} onOpen={openDm} />}
+            {user && (
+              <DmList
+                me={me.username}
+                dms={dms.list}
+                openId={dmOpenId}
+                onOpen={openDm}
+                online={onlineNames}
+              />
+            )}
           </Home>
         ) : (
           <ul className="channel-list">

@@ -16,11 +16,14 @@ export function DmList({
   dms,
   openId,
   onOpen,
+  online,
 }: {
   me: string;
   dms: ApiDm[];
   openId: string | null;
   onOpen: (dm: ApiDm) => void;
+  /** Who this session sees online (lower case), as the member list does; none while not connected. */
+  online?: ReadonlySet<string>;
 }) {
   const head = useId();
   const [starting, setStarting] = useState(false);
@@ -40,6 +43,14 @@ export function DmList({
         <ul className="dm-list">
           {dms.map((d) => {
             const open = d.id === openId;
+            const names = others(d, me);
+            // A 1:1 shows the other user's presence, as Discord's DM list does.
+            const presence =
+              names.length === 1 && online
+                ? online.has(names[0]!.toLowerCase())
+                  ? 'online'
+                  : 'offline'
+                : undefined;
             return (
               <li key={d.id}>
                 <button
@@ -48,9 +59,10 @@ export function DmList({
                   aria-current={open || undefined}
                   onClick={() => onOpen(d)}
                 >
-                  <DmAvatars names={others(d, me)} />
+                  <DmAvatars names={names} presence={presence} />
                   <span className="dm-text">
                     <span className="dm-title">{d.title}</span>
+                    {presence && <span className="sr-only"> ({presence})</span>}
                     <span className="dm-preview">{preview(d, me)}</span>
                   </span>
                   {!open && <ChannelBadges unread={d.unread} mentions={d.mentions} />}
@@ -76,12 +88,23 @@ export function DmList({
   );
 }
 
-/** One avatar for a 1:1 conversation; two, overlapping, for a group. */
-export function DmAvatars({ names }: { names: string[] }) {
+/** One avatar for a 1:1 conversation (with its presence dot, when known); two, overlapping, for a group. */
+export function DmAvatars({
+  names,
+  presence,
+}: {
+  names: string[];
+  presence?: 'online' | 'offline';
+}) {
   if (names.length <= 1)
     return (
       <span className="dm-avatars">
-        {names[0] !== undefined && <Avatar username={names[0]} size={32} />}
+        {names[0] !== undefined && (
+          <span className="avatar-slot">
+            <Avatar username={names[0]} size={32} />
+            {presence && <span className={`dot ${presence}`} aria-hidden="true" />}
+          </span>
+        )}
       </span>
     );
   return (
