@@ -178,6 +178,12 @@ describe('direct messages in the web UI', () => {
       5000,
       'the original highlighted',
     );
+    // One toolbar, the hovered message's: the original holds the focus the jump gave it, and
+    // showed a second toolbar beside the one under the pointer.
+    await answer.hover();
+    const toolbars = aLog.locator('.msg-actions:visible');
+    await waitFor(async () => (await toolbars.count()) === 1, 5000, 'one toolbar');
+    expect(await answer.locator('.msg-actions:visible').count()).toBe(1);
 
     expect(await seriousViolations(a.page)).toEqual([]);
     await snap(a.page, 'dms');
