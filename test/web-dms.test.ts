@@ -73,9 +73,13 @@ describe('direct messages in the web UI', () => {
     const bobItem = aList.getByRole('button', { name: /^bob/ });
     await aList.getByRole('button', { name: /^bob \(online\)/ }).waitFor();
     expect(await bobItem.locator('.dot.online').count()).toBe(1);
+    // The open conversation's header shows it too.
+    const aHead = aConv.locator('.dm-pane-head');
+    expect(await aHead.locator('.dot.online').count()).toBe(1);
     expect((await pb.call('PUT', '/api/status', { status: 'invisible' })).status).toBe(200);
     await aList.getByRole('button', { name: /^bob \(offline\)/ }).waitFor();
     expect(await bobItem.locator('.dot.offline').count()).toBe(1);
+    expect(await aHead.locator('.dot.offline').count()).toBe(1);
     expect((await pb.call('PUT', '/api/status', { status: 'online' })).status).toBe(200);
     await aList.getByRole('button', { name: /^bob \(online\)/ }).waitFor();
     await write(a.page, 'hi @bob, got a minute?');

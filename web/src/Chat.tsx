@@ -60,7 +60,7 @@ export function Chat({
   // The connection as the latest event says (me.connection lags behind it by one request).
   const [link, setLink] = useState<Me['connection']>(me.connection);
   useEffect(() => setLink(me.connection), [me.connection]);
-  /** Who this session sees online (lower case), while its link is up: the DM list's dots. */
+  /** Who this session sees online (lower case), while its link is up: the DMs' presence dots. */
   const onlineNames = useMemo(
     () =>
       reachable && link === 'connected'
@@ -290,6 +290,7 @@ export function Chat({
             blocked={dms.blocked}
             onBlocked={dms.setBlocked}
             onChanged={dms.refresh}
+            online={onlineNames}
           />
         ) : (
           <div className="empty">

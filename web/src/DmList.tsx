@@ -44,13 +44,7 @@ export function DmList({
           {dms.map((d) => {
             const open = d.id === openId;
             const names = others(d, me);
-            // A 1:1 shows the other user's presence, as Discord's DM list does.
-            const presence =
-              names.length === 1 && online
-                ? online.has(names[0]!.toLowerCase())
-                  ? 'online'
-                  : 'offline'
-                : undefined;
+            const presence = presenceOf(names, online);
             return (
               <li key={d.id}>
                 <button
@@ -86,6 +80,19 @@ export function DmList({
       )}
     </section>
   );
+}
+
+/**
+ * The other user's presence in a 1:1 (`names`: the members but oneself), as Discord shows it in
+ * its DM list and header: online when this session sees them online (`online`, lower case), else
+ * offline; none for a group, or while this session sees nobody (not connected).
+ */
+export function presenceOf(
+  names: string[],
+  online: ReadonlySet<string> | undefined,
+): 'online' | 'offline' | undefined {
+  if (names.length !== 1 || !online) return undefined;
+  return online.has(names[0]!.toLowerCase()) ? 'online' : 'offline';
 }
 
 /** One avatar for a 1:1 conversation (with its presence dot, when known); two, overlapping, for a group. */

@@ -9,7 +9,7 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { ApiError, type Me } from './api.js';
 import { Confirm } from './Confirm.js';
-import { DmAvatars } from './DmList.js';
+import { DmAvatars, presenceOf } from './DmList.js';
 import { DmComposer } from './DmComposer.js';
 import { DmMessages, dmKey, mergeDm } from './DmMessages.js';
 import { ToastSlot } from './ToastStack.js';
@@ -32,9 +32,12 @@ export function DmView({
   blocked,
   onBlocked,
   onChanged,
+  online,
 }: {
   me: Me;
   dm: ApiDm;
+  /** Who this session sees online (lower case); none while not connected (DmList's `online`). */
+  online?: ReadonlySet<string>;
   /** Who this user blocked. */
   blocked: string[];
   onBlocked: (blocked: string[]) => void;
@@ -59,6 +62,7 @@ export function DmView({
   const keepFrom = useRef<number | null>(null);
   usePinnedToBottom(list, atBottom);
   const other = others(dm, me.username);
+  const presence = presenceOf(other, online);
   const single = other.length === 1 ? other[0]! : null;
   const isBlocked = single !== null && blocked.includes(single);
 
@@ -204,8 +208,9 @@ export function DmView({
   return (
     <section className="pane dm-pane" aria-label={`Conversation with ${dm.title}`}>
       <header className="pane-head dm-pane-head">
-        <DmAvatars names={other} />
+        <DmAvatars names={other} presence={presence} />
         <h2>{dm.title}</h2>
+        {presence && <span className="sr-only">{presence}</span>}
         {dm.verified && (
           <span className="dm-verified" title="Every member's safety number is verified">
             ✓ Verified
