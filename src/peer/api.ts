@@ -115,6 +115,9 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
         .code(e.statusCode)
         .send({ error: { code, message: e.message ?? 'bad request' } });
     }
+    // A request the peer's shutdown overtook (its stores closed under it) is no fault of ours.
+    if (node.isClosed)
+      return sendError(reply, new HchatError('E_SHUTTING_DOWN', 'this peer is shutting down'));
     console.error('hchat peer: API error:', err);
     return sendError(reply, new HchatError('E_INTERNAL'));
   });

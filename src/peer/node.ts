@@ -423,6 +423,11 @@ export class PeerNode {
     return node;
   }
 
+  /** True once `close` began: the stores are closed or closing. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Flushes and closes everything. Pending outbox messages stay on disk for the next start. */
   async close(): Promise<void> {
     if (this.closed) return;
