@@ -88,6 +88,10 @@ describe('implementer3 more', () => {
       (f) => f.t === 'ev' && f.ev === 'session_revoked' && f.body.sessionId === s.sessionId,
     );
     expect(ev.body).toEqual({ sessionId: s.sessionId });
+    // Stamped after the revocation: a message stamped in its very millisecond counts as before it
+    // (PROTOCOL.md: refused when its ts is later than the revocation), and this step can take
+    // less than a millisecond (a clean-clone run's post was taken).
+    await new Promise((r) => setTimeout(r, 5));
     const item = makeItem({ username: bob.username, priv: s.priv, cert: s.cert }, chan, {
       text: 'after logout',
     });
