@@ -480,6 +480,10 @@ describe('channels and messages on the server link (§2.2, §3.3, §3.5, §3.6, 
 
   test('history pages (before) and sync by cursor', async () => {
     for (let i = 0; i < 5; i++) {
+      // Two users' clocks (each its own HLC) stamp posts of one millisecond alike, and those are
+      // ordered by id (§2.2), not as sent: a millisecond apart, the order is the sending order
+      // (a clean-clone run got 'msg 4' before 'msg 3').
+      await new Promise((r) => setTimeout(r, 2));
       const m = signItem(i % 2 ? ivy.s : hank.s, { channelId: ch, text: `msg ${i}` });
       await (i % 2 ? ivy : hank).link.call('post', { message: m });
       posted.push(m);
