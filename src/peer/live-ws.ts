@@ -23,7 +23,7 @@ const KIND_VIDEO = 1;
 const KIND_AUDIO = 2;
 /** Frames queued towards a page past this are skipped (the page will resume at a keyframe). */
 const MAX_BUFFERED = 4 * 1024 * 1024;
-/** What a playing page sends when it needs a keyframe, exactly. */
+/** The keyframe request, exactly: to a publishing page, and from a playing one. */
 const KEYFRAME_REQUEST = '{"type":"keyframe"}';
 /** How often a playing page gets the viewer's stats. */
 const STATS_MS = 1000;
@@ -35,7 +35,7 @@ export function publish(live: LiveService, streamId: string, ws: WebSocket): voi
   try {
     live.attachSource(streamId, {
       keyframe: () => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'keyframe' }));
+        if (ws.readyState === ws.OPEN) ws.send(KEYFRAME_REQUEST);
       },
       close: async () => ws.close(1000, 'stream ended'),
     });
