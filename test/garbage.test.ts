@@ -59,6 +59,13 @@ describe('bad input on the server port', () => {
         'E_HELLO_REQUIRED',
       ],
       ['wrong version', [encodeFrame({ t: 'hello', v: 99, role: 'peer' })], 'E_VERSION_MISMATCH'],
+      // §3.2: `v` is read first; anything but the number 4 is a mismatch, not a bad member.
+      [
+        'version as a string',
+        [encodeFrame({ t: 'hello', v: '4', role: 'peer' })],
+        'E_VERSION_MISMATCH',
+      ],
+      ['no version', [encodeFrame({ t: 'hello', role: 'peer' })], 'E_VERSION_MISMATCH'],
       ['bad JSON', [Buffer.from([0, 0, 0, 3, 0x7b, 0x7b, 0x7b])], 'E_BAD_FRAME'],
       ['unknown frame type', [hello, encodeFrame({ t: 'bogus' })], 'E_UNKNOWN_TYPE'],
       ['request without id', [hello, encodeFrame({ t: 'req', op: 'get_list' })], 'E_BAD_FRAME'],

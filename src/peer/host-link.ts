@@ -12,6 +12,7 @@ import type crypto from 'node:crypto';
 import type net from 'node:net';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
+import { checkHelloVersion } from '../protocol/hello-version.js';
 import { PROTOCOL_VERSION, type TrackerEntry } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { P2P_EVENTS, P2P_OPS, PeerHelloAck } from '../protocol/peer-link.js';
@@ -82,8 +83,7 @@ export class HostLink extends RpcLink<typeof P2P_OPS, typeof P2P_EVENTS, HostInf
           };
         },
         parseHello: (f) => {
-          if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION)
-            throw new HchatError('E_VERSION_MISMATCH', `host speaks version ${f.v}`);
+          checkHelloVersion(f, 'peer');
           const ack = PeerHelloAck.safeParse(f);
           if (!ack.success)
             throw new HchatError('E_BAD_FRAME', `host hello: ${describeIssues(ack.error)}`);

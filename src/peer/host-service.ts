@@ -17,6 +17,7 @@ import {
 } from '../shared/compact-refs.js';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
+import { helloSentTwice } from '../protocol/hello-version.js';
 import type { Channel, StoredMessage } from '../protocol/common.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { Request, describeIssues } from '../protocol/rpc.js';
@@ -97,6 +98,7 @@ export class HostService {
   frame(conn: MemberConn, f: Record<string, unknown>): void {
     if (f.t === 'ping') return conn.fs.send({ t: 'pong' });
     if (f.t === 'pong') return;
+    if (f.t === 'hello') throw helloSentTwice();
     if (f.t !== 'req')
       throw new HchatError(
         'E_UNKNOWN_TYPE',

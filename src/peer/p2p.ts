@@ -13,6 +13,7 @@ import type crypto from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { HchatError } from '../protocol/errors.js';
+import { checkHelloVersion } from '../protocol/hello-version.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { PeerAuth, PeerHello } from '../protocol/peer-link.js';
@@ -328,12 +329,7 @@ export class P2PEndpoint {
   private checkHello(fs: FramedSocket, f: Record<string, unknown>, binding: Buffer): CheckedHello {
     if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
     // The version first: another version's hello has other members (version 1 sent a token).
-    if (typeof f.v === 'number' && f.v !== PROTOCOL_VERSION) {
-      throw new HchatError(
-        'E_VERSION_MISMATCH',
-        `P2P version ${f.v} not supported; this peer speaks ${PROTOCOL_VERSION}`,
-      );
-    }
+    checkHelloVersion(f, 'peer');
     const hello = PeerHello.safeParse(f);
     if (!hello.success)
       throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);

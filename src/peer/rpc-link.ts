@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
+import { helloSentTwice } from '../protocol/hello-version.js';
 import {
   Event,
   Fatal,
@@ -453,6 +454,8 @@ export class RpcLink<
       case 'ping':
         if (f.t === 'ping') fs.send({ t: 'pong' });
         return;
+      case 'hello':
+        throw helloSentTwice();
       default:
         throw new HchatError(
           'E_UNKNOWN_TYPE',

@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
+import { checkHelloVersion } from '../protocol/hello-version.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 import { COMPACT_VERSION } from '../protocol/compact.js';
@@ -59,6 +60,7 @@ export class ServerLink extends RpcLink<typeof OPS, typeof EVENTS, ServerInfo> {
           compact: COMPACT_VERSION,
         }),
         parseHello: (f) => {
+          checkHelloVersion(f, 'peer');
           const hello = ServerHello.safeParse(f);
           if (!hello.success) {
             throw new HchatError('E_BAD_FRAME', `server hello: ${describeIssues(hello.error)}`);

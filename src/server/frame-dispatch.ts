@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { HchatError } from '../protocol/errors.js';
+import { checkHelloVersion, helloSentTwice } from '../protocol/hello-version.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { PROTOCOL_VERSION } from '../protocol/common.js';
 import {
@@ -78,15 +79,10 @@ export class FrameDispatch {
     }
     if (!conn.helloDone) {
       if (f.t !== 'hello') throw new HchatError('E_HELLO_REQUIRED');
+      checkHelloVersion(f, 'server');
       const hello = ClientHello.safeParse(f);
       if (!hello.success)
         throw new HchatError('E_BAD_FRAME', `hello: ${describeIssues(hello.error)}`);
-      if (hello.data.v !== PROTOCOL_VERSION) {
-        throw new HchatError(
-          'E_VERSION_MISMATCH',
-          `protocol version ${hello.data.v} not supported; this server speaks ${PROTOCOL_VERSION}`,
-        );
-      }
       conn.helloDone = true;
       if (hello.data.maxFrame) conn.fs.peerMaxFrame = hello.data.maxFrame;
       // Compact pushes and pages when the peer asks for them (§3.11): version 1, the only one.
@@ -132,7 +128,7 @@ export class FrameDispatch {
         return;
       }
       case 'hello':
-        throw new HchatError('E_BAD_FRAME', 'hello sent twice');
+        throw helloSentTwice();
       default:
         throw new HchatError(
           'E_UNKNOWN_TYPE',

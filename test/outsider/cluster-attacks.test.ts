@@ -968,7 +968,9 @@ describe('outsider: several instances on PostgreSQL and NATS', () => {
     const cases: [string, Record<string, unknown> | null, string | 'hello'][] = [
       ['v 3', { v: 3, role: 'peer' }, 'E_VERSION_MISMATCH'],
       ['v 5', { v: 5, role: 'peer' }, 'E_VERSION_MISMATCH'],
-      ['v "4"', { v: '4', role: 'peer' }, 'E_BAD_FRAME'],
+      // `v` is read first: anything but the number 4 is a mismatch (§3.2).
+      ['v "4"', { v: '4', role: 'peer' }, 'E_VERSION_MISMATCH'],
+      ['no v', { role: 'peer' }, 'E_VERSION_MISMATCH'],
       ['role server', { v: 4, role: 'server' }, 'E_BAD_FRAME'],
       ['maxFrame 65535', { v: 4, role: 'peer', maxFrame: 65535 }, 'E_BAD_FRAME'],
       ['maxFrame 2^26+1', { v: 4, role: 'peer', maxFrame: 67108865 }, 'E_BAD_FRAME'],

@@ -232,6 +232,13 @@ describe('implementer3 §4 P2P as a member', () => {
     const o = await openP2P();
     o.c.send({ t: 'hello', v: 3, role: 'peer' });
     expect((await o.c.next((f) => f.t === 'error')).code).toBe('E_VERSION_MISMATCH');
+    // `v` is read before any other member: a string or no `v` is a mismatch too (§4.1).
+    for (const v of ['4', undefined]) {
+      const o3 = await openP2P();
+      o3.c.send({ t: 'hello', v, role: 'peer', cert: me.cert, nonce: 'x', dial: 'y' });
+      expect((await o3.c.next((f) => f.t === 'error')).code, `v ${v}`).toBe('E_VERSION_MISMATCH');
+      o3.c.close();
+    }
     const o2 = await openP2P();
     o2.c.send({ t: 'req', id: 1, op: 'history', body: {} });
     expect((await o2.c.next((f) => f.t === 'error')).code).toBe('E_HELLO_REQUIRED');
@@ -282,5 +289,16 @@ describe('implementer3 §4 P2P as a member', () => {
     link.send({ t: 'req', id: 4242, op: 'subscribe' });
     const r = await link.next((f) => (f.t === 'res' && f.id === 4242) || f.t === 'error');
     expect(r.t, JSON.stringify(r)).toBe('res');
+  });
+
+  it('P2P req whose body is no object is res E_BAD_REQUEST, the link stays; a second hello is E_BAD_FRAME (§4.1)', async () => {
+    link.send({ t: 'req', id: 4243, op: 'history', body: [] });
+    const r = await link.next((f) => (f.t === 'res' && f.id === 4243) || f.t === 'error');
+    expect(r, JSON.stringify(r)).toMatchObject({ t: 'res', error: { code: 'E_BAD_REQUEST' } });
+    link.send({ t: 'ping' });
+    expect((await link.next((f) => f.t === 'pong' || f.t === 'error')).t).toBe('pong');
+    link.send({ t: 'hello', v: 4, role: 'peer' });
+    const e = await link.next((f) => f.t === 'error');
+    expect(e.code, JSON.stringify(e)).toBe('E_BAD_FRAME');
   });
 });
