@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { untrustedFolder } from './folder-trust.js';
+import { ownFile } from './sqlite.js';
 
 export class DataLock {
   private constructor(private readonly db: Database.Database) {}
@@ -33,6 +34,9 @@ export class DataLock {
         );
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       DataLock.checkOwn(dir);
+      // 0600 (and so its journal): a neighbour who could open it could hold a lock on it and
+      // keep this process from ever starting.
+      ownFile(path.join(dir, 'lock.db'));
       db = new Database(path.join(dir, 'lock.db'), { timeout: 0 });
     } catch (err) {
       const said = (err as Error).message;

@@ -25,6 +25,17 @@ export function storageError(err: unknown): HchatError | undefined {
 }
 import { STORE_LIMITS } from '../shared/limits.js';
 
+/**
+ * Makes `file` its owner's alone (0600) before SQLite opens it: created so when missing, whatever
+ * the umask, and set so when it was not (SQLite creates a database 0644 less the umask, and its
+ * journal, WAL and shared-memory files with the database's own mode). Set before the open, not
+ * after: a neighbour who opened a readable file in between would keep reading it.
+ */
+export function ownFile(file: string): void {
+  fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
+  fs.chmodSync(file, 0o600);
+}
+
 /** SQLite's codes for a file that is not a database or whose pages are damaged. */
 const DAMAGED = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT', 'SQLITE_CORRUPT_VTAB']);
 
@@ -34,6 +45,7 @@ export type Migration = string | { sql: string; fill: (db: Database.Database) =>
 /** Opens (creating if needed) the database at `file` and applies pending migrations. */
 export function openDatabase(file: string, migrations: readonly Migration[]): Database.Database {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  ownFile(file);
   let db: Database.Database;
   try {
     db = new Database(file);
@@ -41,7 +53,6 @@ export function openDatabase(file: string, migrations: readonly Migration[]): Da
     throw damaged(file, err);
   }
   try {
-    fs.chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

@@ -245,11 +245,9 @@ describe('files on disk, seen by another local user', () => {
       for (const f of walk(path.join(root, name))) {
         const st = fs.lstatSync(f);
         const mode = st.mode & 0o777;
-        const base = path.basename(f);
-        // lock.db only holds a lock (SECURITY.md "One process per data folder"): it may be read,
-        // never written, by others.
-        const mask = base.startsWith('lock.db') ? 0o022 : 0o077;
-        if (mode & mask) loose.push(`${mode.toString(8)} ${path.relative(root, f)}`);
+        // lock.db too: a neighbour who may read it may hold a lock on it, and the process could
+        // then never start again (SECURITY.md "One process per data folder").
+        if (mode & 0o077) loose.push(`${mode.toString(8)} ${path.relative(root, f)}`);
       }
     }
     // What was checked: the secrets the docs name, and what the setup made (a file's chunks, a
@@ -265,6 +263,9 @@ describe('files on disk, seen by another local user', () => {
       'srv/server-key.pem',
       'srv/tls-key.pem',
       'srv/server.db',
+      'srv/lock.db',
+      'alice/lock.db',
+      'alice/lock.db-journal',
     ])
       expect(all).toContain(f);
     const chunk = /^(bob|srv)\/files\/[A-Za-z0-9_-]{43}\/\d+$/;
