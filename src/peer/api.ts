@@ -8,12 +8,14 @@ import { ERRORS, HchatError } from '../protocol/errors.js';
 import { LONE_SURROGATE, holdsLoneSurrogate } from '../protocol/frame.js';
 import type { PeerNode } from './node.js';
 import fs from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import { renderHome } from './home-page.js';
 import { lockApi } from './api-auth.js';
 import { isThisUser, tcpPeerOwner } from '../shared/socket-owner.js';
+import { LOCAL_API_LIMITS } from '../shared/limits.js';
 import { documentApi } from './api-doc.js';
 import { sessionRoutes } from './api-session.js';
 import { streamRoutes } from './api-streams.js';
@@ -75,14 +77,33 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
     done(null, value);
   });
 
-  // Another local user's connection is refused whatever it carries (a token can leak).
-  app.addHook('onRequest', async (req) => {
-    const owner = tcpPeerOwner(req.raw.socket);
-    if (owner === undefined || !isThisUser(owner))
+  // Another local user's connection is refused whatever it carries (a token can leak), and kept
+  // for as little as can be: at most LOCAL_API_LIMITS.foreignConnections at once (past it one is
+  // closed at once), each for at most foreignConnectionMs, its answer closing it; such
+  // connections left open had taken every file descriptor of the peer (its own user then
+  // refused, its P2P port too).
+  const foreign = new WeakSet<Socket>();
+  let foreignOpen = 0;
+  app.server.on('connection', (socket: Socket) => {
+    if (isThisUser(tcpPeerOwner(socket))) return;
+    if (foreignOpen >= LOCAL_API_LIMITS.foreignConnections) return void socket.destroy();
+    foreign.add(socket);
+    foreignOpen++;
+    const deadline = setTimeout(() => socket.destroy(), LOCAL_API_LIMITS.foreignConnectionMs);
+    deadline.unref();
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      foreignOpen--;
+    });
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    if (foreign.has(req.raw.socket) || !isThisUser(tcpPeerOwner(req.raw.socket))) {
+      void reply.header('connection', 'close');
       throw new HchatError(
         'E_FORBIDDEN',
         "this peer's local API answers only its own operating-system user",
       );
+    }
   });
   app.addHook('onRequest', async (req) => checkOrigin(req, port()));
   lockApi(app, token);

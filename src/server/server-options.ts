@@ -10,6 +10,7 @@ import { AccountService } from './account-service.js';
 import type { LoginGuardLimits } from './login-guard.js';
 import type { ScryptQueueLimits } from './scrypt-queue.js';
 import type { ReadinessCheck } from './ops-http.js';
+import type { HttpDoorLimits } from './http-door.js';
 
 /** Settings of a server process (validated by the CLI before they get here). */
 export interface ServerOptions {
@@ -52,6 +53,8 @@ export interface ServerOptions {
    * port (the default), false for none (`relay` is then answered E_UNKNOWN_TYPE, as by an older server).
    */
   relayPort?: number | false;
+  /** The HTTP port's connection caps and deadlines (shared/limits.ts HTTP_DOOR_LIMITS; tests). */
+  httpDoor?: Partial<HttpDoorLimits>;
   /** How often peers must send a frame. */
   heartbeatMs?: number;
   /** A connection silent this long is dropped and its tracker entry removed. */

@@ -50,6 +50,7 @@ import {
   ACCOUNT_LIMITS,
   DM_LIMITS,
   FILE_LIMITS,
+  HTTP_DOOR_LIMITS,
   MESSAGE_LIMITS,
   NAT_LIMITS,
   RATE_LIMITS,
@@ -60,6 +61,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import type { Logger } from 'pino';
 import { ServerMetrics } from './metrics.js';
 import { createOpsHttp } from './ops-http.js';
+import { guardHttpPort } from './http-door.js';
 import { silentLog } from './ops-log.js';
 import { newAccountService, type ServerOptions } from './server-options.js';
 import { Sessions } from './sessions.js';
@@ -441,6 +443,10 @@ export class CentralServer {
       counts: this.counts,
       log: this.opsLog,
       api: () => this.restHandler,
+    });
+    guardHttpPort(this.http, (ip) => this.accounts.prefixOf(ip), {
+      ...HTTP_DOOR_LIMITS,
+      ...opts.httpDoor,
     });
   }
 

@@ -155,6 +155,24 @@ export const SERVER_DOOR_LIMITS = {
 } as const;
 
 /**
+ * The server's HTTP port (health, metrics, REST API, bot gateway): what connections may hold.
+ * Node's HTTP server keeps a connection that sends nothing, or half a request, open for ever, so
+ * each is capped per address prefix and in total, must finish its first request's headers in
+ * time, and is closed after a while with no byte either way (an upgraded WebSocket has its own
+ * heartbeats instead).
+ */
+export const HTTP_DOOR_LIMITS = {
+  /** Connections open at once from one address prefix (ADDRESS_LIMITS); past it, closed at once. */
+  perAddress: 256,
+  /** Connections open at once in all. */
+  total: 4096,
+  /** From the TCP accept to the end of the first request's headers. */
+  firstRequestMs: 10_000,
+  /** With no byte read or written for this long, a connection is closed. */
+  idleMs: 30_000,
+} as const;
+
+/**
  * A peer's P2P port (docs/PROTOCOL.md §4.1): connections whose handshake is not complete, counted
  * from their first TCP byte (TLS included) until `auth` is checked or they close. Past either cap
  * a new connection is closed at once, without a word (its TLS has not even started).
@@ -258,6 +276,10 @@ export const LOCAL_API_LIMITS = {
   eventStreamHighWater: 64 * 1024,
   /** Random bytes of a generated API token (base64url in the `api-token` file). */
   apiTokenBytes: 32,
+  /** Connections another OS user holds open at once (each answered 403); past it, closed at once. */
+  foreignConnections: 8,
+  /** How long such a connection is kept at most, answered or not. */
+  foreignConnectionMs: 2000,
 } as const;
 
 /** Databases (src/store/sqlite.ts). */

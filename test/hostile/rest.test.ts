@@ -7,6 +7,7 @@
  * documents promise, so it fails if the guarantee breaks.
  */
 import http from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { newSessionKeys, signMessage, type SessionKeys } from '../../src/shared/signing.js';
@@ -751,5 +752,42 @@ describe('hostile REST: errors the framework answers', () => {
     expect((await call(t, 'POST', `/channels/${general}/messages`, good)).status).toBe(201);
     const page = await call(t, 'GET', `/channels/${general}/messages`);
     expect(page.body.messages.map((m: { text?: string }) => m.text)).toEqual(['ok 😀']);
+  });
+});
+
+describe('hostile HTTP port: connections that only hold a descriptor', () => {
+  // SECURITY.md "The server's HTTP port": one client holding idle connections had taken every
+  // file descriptor of the server (new peers, /health and the REST API then refused).
+  it('past the cap per address a connection is closed at once; one that sends nothing or half a request is closed at its deadline; the gateway stays', async () => {
+    const { net, token } = await world({
+      httpDoor: { perAddress: 20, firstRequestMs: 700, idleMs: 1500 },
+    });
+    const gw = gateway(net, await token({ scopes: ['read'] }));
+    await waitFor(() => gw.ws.readyState === WebSocket.OPEN, 5000, 'the gateway open');
+    const url = new URL(net.server.httpUrl);
+    const t0 = Date.now();
+    const closedAt: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const s = netConnect(Number(url.port), url.hostname);
+      s.on('error', () => undefined);
+      s.on('close', () => closedAt.push(Date.now() - t0));
+      // Half of them send half a request, the rest nothing at all.
+      if (i % 2) s.on('connect', () => s.write('GET /health HTTP/1.1\r\nHost: x\r\n'));
+      onTestFinished(() => void s.destroy());
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    // The gateway holds one of the 20: 19 were let in, 11 closed at once.
+    expect(closedAt.length).toBe(11);
+    await waitFor(
+      () => closedAt.length === 30,
+      5000,
+      () => `${closedAt.length} of 30 closed`,
+    );
+    expect(Math.min(...closedAt.slice(11))).toBeGreaterThanOrEqual(600);
+    // An upgraded gateway is the gateway's: past idleMs without a byte, still open.
+    await new Promise((r) => setTimeout(r, 1800));
+    expect(gw.closed()).toBeUndefined();
+    expect(gw.ws.readyState).toBe(WebSocket.OPEN);
+    expect((await fetch(new URL('/health', net.server.httpUrl))).status).toBe(200);
   });
 });

@@ -480,6 +480,55 @@ describe('the local API, from another local user', () => {
     await stop(p);
   });
 
+  it('FINDING: another local user holding connections to the local API idle holds few, briefly; the user is answered meanwhile', async () => {
+    // SECURITY.md "Only its own OS user": connections another user opened and left idle had
+    // taken every file descriptor of the peer (its own user's requests and the P2P port refused).
+    const script = `
+      const net = require('node:net');
+      const [host, port] = process.argv.slice(1);
+      const t0 = Date.now();
+      const closedAt = [];
+      for (let i = 0; i < 40; i++) {
+        const s = net.connect(Number(port), host);
+        s.on('error', () => {});
+        s.on('close', () => closedAt.push(Date.now() - t0));
+      }
+      setTimeout(() => console.log(JSON.stringify({ early: closedAt.filter((t) => t < 400).length })), 400);
+      const done = setInterval(() => {
+        if (closedAt.length === 40 || Date.now() - t0 > 8000) {
+          console.log(JSON.stringify({ all: closedAt.length, last: Math.max(...closedAt) }));
+          clearInterval(done);
+          process.exit(0);
+        }
+      }, 50);`;
+    const url = new URL(alice.base);
+    const theirs = spawn(
+      'setpriv',
+      [
+        ...['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'],
+        ...[process.execPath, '-e', script, url.hostname, url.port],
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    theirs.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => theirs.once('exit', r));
+    await new Promise((r) => setTimeout(r, 200));
+    // While the neighbour holds what it may, the peer's own user is answered.
+    const me = await alice.api('GET', '/api/me');
+    expect(me.status).toBe(200);
+    await exited;
+    const [first, second] = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    // At most 8 held at once (LOCAL_API_LIMITS): the 32 others closed at once.
+    expect(first.early, out).toBeGreaterThanOrEqual(32);
+    // And those 8 for at most 2 s.
+    expect(second.all, out).toBe(40);
+    expect(second.last, out).toBeLessThan(3500);
+  });
+
   it('FINDING: a token that leaked to another local user opens nothing from that user’s processes', async () => {
     // SECURITY.md: a page left open while its peer is down hands the token (and URL keys) to
     // whoever takes the UI port meanwhile. Held by another OS user, neither may read, post or

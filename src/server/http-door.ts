@@ -1,0 +1,55 @@
+/**
+ * The door of the server's HTTP port (HTTP_DOOR_LIMITS): Node's HTTP server keeps a connection
+ * that sends nothing, or half a request, open for ever, and one client holding enough of them
+ * takes every file descriptor the process has (new peers, `/health` and the REST API then all
+ * refused). So connections are capped per address prefix and in total (past a cap a new one is
+ * closed at once), one must finish its first request's headers within `firstRequestMs`, and one
+ * with no byte either way for `idleMs` is closed. An upgraded connection (the bot gateway's
+ * WebSocket) is the gateway's from then on, with heartbeats of its own.
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import { remoteOf } from '../shared/framed-socket.js';
+import { HTTP_DOOR_LIMITS } from '../shared/limits.js';
+
+export type HttpDoorLimits = { -readonly [K in keyof typeof HTTP_DOOR_LIMITS]: number };
+
+/** Guards `server`; `prefixOf` gives the budget key of an address. */
+export function guardHttpPort(
+  server: http.Server,
+  prefixOf: (ip: string) => string,
+  limits: HttpDoorLimits = HTTP_DOOR_LIMITS,
+): void {
+  const perPrefix = new Map<string, number>();
+  let open = 0;
+  /** Connections whose first request has not come yet, with their deadline. */
+  const waiting = new Map<net.Socket, NodeJS.Timeout>();
+  const started = (socket: net.Socket) => {
+    clearTimeout(waiting.get(socket));
+    waiting.delete(socket);
+  };
+  // No byte either way for idleMs: Node's server destroys the socket (no 'timeout' listener).
+  server.setTimeout(limits.idleMs);
+  server.on('connection', (socket: net.Socket) => {
+    const prefix = prefixOf(remoteOf(socket).ip);
+    const mine = perPrefix.get(prefix) ?? 0;
+    if (open >= limits.total || mine >= limits.perAddress) {
+      socket.destroy();
+      return;
+    }
+    open++;
+    perPrefix.set(prefix, mine + 1);
+    const deadline = setTimeout(() => socket.destroy(), limits.firstRequestMs);
+    deadline.unref();
+    waiting.set(socket, deadline);
+    socket.once('close', () => {
+      started(socket);
+      open--;
+      const n = (perPrefix.get(prefix) ?? 1) - 1;
+      if (n > 0) perPrefix.set(prefix, n);
+      else perPrefix.delete(prefix);
+    });
+  });
+  server.on('request', (req: http.IncomingMessage) => started(req.socket));
+  server.on('upgrade', (req: http.IncomingMessage) => started(req.socket));
+}
