@@ -15,6 +15,10 @@ import { api } from '../testnet.js';
 export interface World {
   /** Each user's `ui=` URL, token included. */
   ui: Record<string, string>;
+  /** The server as `--server` takes it, pinned: `host:port#fingerprint`. */
+  pin: string;
+  /** The folder the world's data folders are in. */
+  dir: string;
 }
 
 /**
@@ -28,7 +32,7 @@ export function world(
 ): World {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-newuser2-'));
   const running: Launched[] = [];
-  const w: World = { ui: {} };
+  const w: World = { ui: {}, pin: '', dir };
   async function start(args: string[]): Promise<Record<string, string>> {
     // A loaded 2-core machine (other test runs beside this one) may take more than the default
     // 15 s to print a ready line.
@@ -39,6 +43,7 @@ export function world(
   beforeAll(async () => {
     const server = await start(['server', '--port', '0', '--http-port', '0', '--data', `${dir}/s`]);
     const pin = `${server.tcp}#${server.fingerprint}`;
+    w.pin = pin;
     await Promise.all(
       names.map(async (n) => {
         const ui = (await start(['peer', '--server', pin, '--data', `${dir}/${n}`])).ui!;

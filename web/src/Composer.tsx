@@ -15,6 +15,7 @@ import './files.css';
 import { useTextLimit } from './TextCount.js';
 import { useDraft } from './drafts.js';
 import { useAutoGrow } from './auto-grow.js';
+import { useFocusOnOpen } from './focus-on-open.js';
 
 export function Composer({
   me,
@@ -40,6 +41,7 @@ export function Composer({
   const [text, setText] = useDraft(`${me.username}/channel/${channel.id}`);
   const box = useRef<HTMLTextAreaElement>(null);
   useAutoGrow(box, text);
+  useFocusOnOpen(box, channel.id);
   const limit = useTextLimit(text);
   useEffect(() => {
     if (reply) box.current?.focus();

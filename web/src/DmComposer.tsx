@@ -11,6 +11,7 @@ import { ApiError } from './api.js';
 import { useTextLimit } from './TextCount.js';
 import { useDraft } from './drafts.js';
 import { useAutoGrow } from './auto-grow.js';
+import { useFocusOnOpen } from './focus-on-open.js';
 import { ReplyBar } from './ReplyBar.js';
 
 export function DmComposer({
@@ -41,6 +42,7 @@ export function DmComposer({
   const [error, setError] = useState('');
   const box = useRef<HTMLTextAreaElement>(null);
   useAutoGrow(box, text);
+  useFocusOnOpen(box, draft);
   const limit = useTextLimit(text);
   const canSend = !disabled && !!text.trim() && limit.over === 0;
 

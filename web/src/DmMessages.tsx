@@ -156,6 +156,14 @@ function DmMessage({
             if (text.trim() && text !== m.text) await onEdit(text);
             doneEditing(() => onEditing(false));
           }}
+          emptied={{
+            author: m.author,
+            where: 'the conversation',
+            remove: () => {
+              doneEditing(() => onEditing(false));
+              onDelete();
+            },
+          }}
         />
       ) : (
         <MessageText text={m.text} />

@@ -4,7 +4,7 @@
  * "Message" (a direct message) for a user. Offline or reconnecting it keeps
  * the last list it had, greyed, since presence is not known then. A member whose presence this
  * session may not know (a visitor's view: `unknown`) has no dot and reads "presence hidden". Below 900 px it is a panel
- * that the toggle in the chat opens over the page.
+ * that the toggle in the chat opens over the page, and Escape or a press outside closes.
  */
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, type Me, type Member as ChannelMember, type Peer } from './api.js';
@@ -64,6 +64,27 @@ export function MemberList({
   }, [channelId, connected, paused, peers]);
   useEffect(() => setMembers(null), [channelId]);
 
+  // Opened over the page (below 900 px), the panel closes as a drawer does: Escape, or a press
+  // outside it (the toggle that opened it closes it itself).
+  const panel = useRef<HTMLElement>(null);
+  useEffect(() => {
+    if (!open) return;
+    const key = (e: KeyboardEvent) => {
+      if (e.key === 'Escape' && !removing) onClose();
+    };
+    const press = (e: PointerEvent) => {
+      const t = e.target as Element | null;
+      if (!t || panel.current?.contains(t) || t.closest('.members-toggle, dialog')) return;
+      onClose();
+    };
+    document.addEventListener('keydown', key);
+    document.addEventListener('pointerdown', press);
+    return () => {
+      document.removeEventListener('keydown', key);
+      document.removeEventListener('pointerdown', press);
+    };
+  }, [open, onClose, removing]);
+
   // A conversation's members: online when this session sees them in the tracker.
   const seen = new Set(online.current.map((p) => p.username.toLowerCase()));
   const list: Member[] = channelId
@@ -86,6 +107,7 @@ export function MemberList({
   }
   return (
     <aside
+      ref={panel}
       id="member-list"
       className={`members${open ? ' open' : ''}${connected ? '' : ' stale'}`}
       aria-label="Members"
@@ -124,7 +146,9 @@ export function MemberList({
                   <span className={`dot ${on ? 'online' : 'offline'}`} aria-hidden="true" />
                 )}
               </span>
-              {p.username}
+              <span className="member-name" title={p.username}>
+                {p.username}
+              </span>
               <span className="sr-only"> {presence}</span>
               {onMessage && p.username !== me && !visitors.has(p.username) && (
                 <button

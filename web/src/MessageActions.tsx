@@ -240,7 +240,7 @@ function EmojiPicker({
 }
 
 /** Delete, or keep: asked before a message goes for everyone. */
-function ConfirmDelete({
+export function ConfirmDelete({
   author,
   where,
   onAnswer,

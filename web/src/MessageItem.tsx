@@ -6,7 +6,7 @@
  */
 import { memo, useId, useState, type KeyboardEvent } from 'react';
 import { api, ApiError, type Message } from './api.js';
-import { MessageActions } from './MessageActions.js';
+import { ConfirmDelete, MessageActions } from './MessageActions.js';
 import { MessageText } from './MessageText.js';
 import { Reactions } from './Reactions.js';
 import { ReplyQuote } from './ReplyQuote.js';
@@ -107,6 +107,17 @@ export const MessageItem = memo(function MessageItem({
             if (text.trim() && text !== m.text) await act(() => api.edit(channelId, m.id, text));
             doneEditing(onEditing);
           }}
+          emptied={
+            m.files?.length
+              ? undefined
+              : {
+                  author: m.author,
+                  remove: () => {
+                    doneEditing(onEditing);
+                    void act(() => api.remove(channelId, m.id));
+                  },
+                }
+          }
         />
       ) : (
         (m.text || !m.files) && <MessageText text={m.text} />
@@ -150,24 +161,38 @@ export function doneEditing(onEditing: (id: string | null) => void) {
   document.getElementById('composer')?.focus();
 }
 
+/** Deleting the message being edited, when its text is saved empty. */
+export interface EmptiedEdit {
+  author: string;
+  /** Where it disappears, for the question: "the channel" unless said. */
+  where?: string;
+  remove: () => void;
+}
+
 /**
  * The text being edited: Enter saves, Shift+Enter a new line, Escape cancels; a text over the
- * limit is kept whole and not saved (the composer's TextCount says by how much).
+ * limit is kept whole and not saved (the composer's TextCount says by how much). A text saved
+ * empty asks whether to delete the message, as Discord does, when `emptied` says how (it was
+ * left unchanged without a word); kept, the editing goes on.
  */
 export function EditBox({
   initial,
   onSave,
   onCancel,
+  emptied,
 }: {
   initial: string;
   onSave: (text: string) => Promise<void>;
   onCancel: () => void;
+  emptied?: EmptiedEdit;
 }) {
   const [text, setText] = useState(initial);
+  const [asking, setAsking] = useState(false);
   const hint = useId();
   const limit = useTextLimit(text);
   function save() {
     if (limit.over > 0) limit.refuse();
+    else if (!text.trim() && emptied) setAsking(true);
     else void onSave(text);
   }
   function onKey(e: KeyboardEvent<HTMLTextAreaElement>) {
@@ -205,6 +230,16 @@ export function EditBox({
       </p>
       {limit.count}
       {limit.refusal}
+      {asking && emptied && (
+        <ConfirmDelete
+          author={emptied.author}
+          where={emptied.where ?? 'the channel'}
+          onAnswer={(yes) => {
+            setAsking(false);
+            if (yes) emptied.remove();
+          }}
+        />
+      )}
     </div>
   );
 }

@@ -2,6 +2,7 @@
  * The one-line quote above a reply ("bob: text…", or that the original was deleted); a button
  * that jumps to the original message when this peer holds it.
  */
+import { emojify } from 'node-emoji';
 import type { Message } from './api.js';
 
 export function ReplyQuote({
@@ -44,14 +45,16 @@ export function ReplyQuote({
 
 /**
  * The first line of a text, without markdown's leading marks nor its bold, underline, strike
- * and code marks (a quote shows "the release notes", not "the **release** notes"), shortened to
- * one line.
+ * and code marks (a quote shows "the release notes", not "the **release** notes"), with its
+ * `:shortcode:` emoji drawn as the message draws them (MessageText), shortened to one line.
  */
 export function oneLine(text: string): string {
   const first = text.split('\n').find((l) => l.trim()) ?? '';
-  const plain = first
-    .replace(/^\s*(?:[>#*-]+\s*)+/, '')
-    .replace(/\*\*|__|~~|`/g, '')
-    .trim();
+  const plain = emojify(
+    first
+      .replace(/^\s*(?:[>#*-]+\s*)+/, '')
+      .replace(/\*\*|__|~~|`/g, '')
+      .trim(),
+  );
   return [...plain].length > 100 ? `${[...plain].slice(0, 100).join('')}…` : plain;
 }

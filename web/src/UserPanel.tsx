@@ -67,7 +67,7 @@ export function UserPanel({
       ) : (
         <span className="avatar-slot">{face}</span>
       )}
-      <span className="me-name">
+      <span className="me-name" title={me.username}>
         {me.username}
         {me.role === 'visitor' && <small> (visitor)</small>}
       </span>

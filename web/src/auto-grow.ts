@@ -4,13 +4,24 @@
  */
 import { useEffect, useLayoutEffect, type RefObject } from 'react';
 
-/** Sizes `box` to its text whenever `text` changes or the window's width does. */
+/**
+ * Sizes `box` to its text whenever `text` changes or the box's width does (the window's, or a
+ * notice beside it that came and went: a box sized while squeezed stayed five lines tall).
+ */
 export function useAutoGrow(box: RefObject<HTMLTextAreaElement | null>, text: string): void {
   useLayoutEffect(() => fit(box.current), [box, text]);
   useEffect(() => {
-    const again = () => fit(box.current);
-    window.addEventListener('resize', again);
-    return () => window.removeEventListener('resize', again);
+    const el = box.current;
+    if (!el) return;
+    let width = el.clientWidth;
+    // Its own height changes too (fit): only a new width asks for a new height.
+    const watch = new ResizeObserver(() => {
+      if (el.clientWidth === width) return;
+      width = el.clientWidth;
+      fit(el);
+    });
+    watch.observe(el);
+    return () => watch.disconnect();
   }, [box]);
 }
 

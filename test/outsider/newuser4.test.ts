@@ -1,0 +1,168 @@
+// A new user coming from Discord, knowing README only (the fourth walk): what they met first.
+//
+// 1. Opening a channel or a conversation left the focus where the click was: what the user then
+//    typed went nowhere, and Enter pressed "Message" again. The message never left.
+// 2. A long name (31 characters, allowed) pushed its row's Message and Remove past the member
+//    list's edge (the owner could not remove that member), and the user's own name in the panel
+//    ran into the chat column.
+// 3. "Your peer is not running; the message was not sent" took a share of the composer's row,
+//    squeezing the text box to a word a line; once the peer was back the box stayed that tall.
+// 4. Below 900 px the member list opens over the page; Escape and a press outside did not close it.
+// 5. A message edited down to nothing and saved was silently left as it was; Discord asks
+//    whether to delete it.
+// 6. The quote above a reply showed `:smile:` where the message itself shows 😄.
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openPage } from '../browser.js';
+import { launchHchat } from '../hchat-spawn.js';
+import { api } from '../testnet.js';
+import { channel, clickable, openFromHome, post, within, world } from './newuser2-lib.js';
+
+const LONG = 'maximilian_von_longname_example';
+const w = world(['alice', 'bob', LONG]);
+
+describe('a new user: focus, long names, notices, the member drawer, empty edits, quotes', () => {
+  it('opening a channel or a conversation puts the caret in its message box: typed, Enter sends it', async () => {
+    await channel(w, 'alice', 'typing-first', ['bob']);
+    const { page, errors, live } = await openPage(w.ui.bob!);
+    await live;
+    await openFromHome(page, 'typing-first', 'alice');
+    await page.keyboard.type('straight into the box');
+    await page.keyboard.press('Enter');
+    await page.getByRole('article', { name: /bob: straight into the box/ }).waitFor();
+    // A conversation opened from the member list: the same.
+    await page.getByRole('button', { name: 'Message alice' }).click();
+    // As soon as the conversation shows (its composer, not the channel's still there before).
+    await page.getByLabel('Conversation with alice').waitFor();
+    await page.keyboard.type('hi alice, first try');
+    await page.keyboard.press('Enter');
+    await page.getByRole('article', { name: /bob: hi alice, first try/ }).waitFor();
+    expect(errors).toEqual([]);
+  });
+
+  it('a 31-character name is cut, not spilled: its Message and Remove stay in the member list, its own name in the sidebar', async () => {
+    await channel(w, 'alice', 'long-names', [LONG]);
+    const { page, errors } = await openPage(w.ui.alice!);
+    await openFromHome(page, 'long-names', 'alice');
+    const list = page.getByRole('complementary', { name: 'Members' });
+    const row = list.getByRole('listitem').filter({ hasText: LONG });
+    await row.waitFor();
+    const edge = (await list.boundingBox())!;
+    for (const name of [`Message ${LONG}`, `Remove ${LONG} from the channel`]) {
+      const button = row.getByRole('button', { name });
+      const b = (await button.boundingBox())!;
+      expect(b.x + b.width, name).toBeLessThanOrEqual(edge.x + edge.width + 0.5);
+      expect(await clickable(button), name).toBe('yes');
+    }
+    const own = await openPage(w.ui[LONG]!);
+    const sidebar = (await own.page
+      .getByRole('complementary', { name: 'Channels' })
+      .boundingBox())!;
+    const name = own.page.getByRole('complementary', { name: 'Channels' }).getByText(LONG, {
+      exact: true,
+    });
+    const n = (await name.boundingBox())!;
+    expect(n.x + n.width).toBeLessThanOrEqual(sidebar.x + sidebar.width + 0.5);
+    expect(errors).toEqual([]);
+    expect(own.errors).toEqual([]);
+  });
+
+  it('"the message was not sent" takes a line of its own; with the peer back the box is one line again', async () => {
+    // A peer of its own, stopped and started again on the same port, as a user's would be.
+    const data = path.join(w.dir, 'dora');
+    const args = ['peer', '--server', w.pin, '--data', data];
+    const first = launchHchat(args, {}, 40_000);
+    const ui = (await first.ready).ready.ui!;
+    const r = await api(ui, 'POST', '/api/register', { username: 'dora', password: 'dora-pass1' });
+    expect(r.status).toBe(201);
+    expect(
+      (await api(ui, 'POST', '/api/login', { username: 'dora', password: 'dora-pass1' })).status,
+    ).toBe(200);
+    await channel({ ...w, ui: { ...w.ui, dora: ui } }, 'dora', 'notices');
+    const { page } = await openPage(ui);
+    await openFromHome(page, 'notices', 'dora');
+    const box = page.getByRole('textbox', { name: 'Message' });
+    const oneLine = (await box.boundingBox())!.height;
+    first.proc.kill('SIGTERM');
+    await first.exited;
+    await box.fill('written while my peer is down');
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'not sent' }).waitFor();
+    const composer = (await box.evaluate((el) => el.parentElement!.getBoundingClientRect().width))!;
+    expect((await box.boundingBox())!.width).toBeGreaterThan(composer / 2);
+    const port = new URL(ui).port;
+    const again = launchHchat([...args, '--ui-port', port], {}, 40_000);
+    try {
+      await again.ready;
+      await page.getByRole('alert').filter({ hasText: 'not sent' }).waitFor({ state: 'detached' });
+      expect(await within(3000, async () => (await box.boundingBox())!.height <= oneLine + 1)).toBe(
+        true,
+      );
+    } finally {
+      again.proc.kill('SIGKILL');
+      await again.exited;
+    }
+  });
+
+  it('below 900 px the member list closes with Escape and with a press outside it', async () => {
+    await channel(w, 'alice', 'drawer', ['bob']);
+    const { page, errors } = await openPage(w.ui.bob!, { width: 800, height: 700 });
+    await openFromHome(page, 'drawer', 'alice');
+    const list = page.getByRole('complementary', { name: 'Members' });
+    const toggle = page.getByRole('button', { name: 'Members', exact: true });
+    await toggle.click();
+    await list.waitFor();
+    await page.keyboard.press('Escape');
+    await list.waitFor({ state: 'hidden' });
+    await toggle.click();
+    await list.waitFor();
+    await page.getByRole('heading', { name: '#drawer' }).click();
+    await list.waitFor({ state: 'hidden' });
+    expect(errors).toEqual([]);
+  });
+
+  it('a message edited down to nothing asks whether to delete it; kept, it stays; deleted, it goes', async () => {
+    const id = await channel(w, 'alice', 'emptied', ['bob']);
+    const { page, errors } = await openPage(w.ui.bob!);
+    await openFromHome(page, 'emptied', 'alice');
+    await post(w, 'bob', id, 'soon to be nothing');
+    const msg = page.getByRole('article', { name: /bob: soon to be nothing/ });
+    await msg.waitFor();
+    const box = page.getByRole('textbox', { name: 'Message' });
+    await box.click();
+    await page.keyboard.press('ArrowUp');
+    const edit = page.getByRole('textbox', { name: 'Edit message' });
+    await edit.fill('');
+    await page.keyboard.press('Enter');
+    const ask = page.getByRole('dialog', { name: 'Delete message' });
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await ask.waitFor({ state: 'hidden' });
+    expect(await msg.count()).toBe(1);
+    await edit.fill('   ');
+    await page.keyboard.press('Enter');
+    await ask.getByRole('button', { name: 'Delete' }).click();
+    await msg.waitFor({ state: 'detached' });
+    const r = await api(w.ui.alice!, 'GET', `/api/channels/${id}/messages`);
+    expect(JSON.stringify(r.body)).not.toContain('soon to be nothing');
+    expect(errors).toEqual([]);
+  });
+
+  it('the quote above a reply draws :shortcode: emoji as the message does', async () => {
+    const id = await channel(w, 'alice', 'quotes', ['bob']);
+    const original = await post(w, 'alice', id, ':smile: good morning');
+    const r = await api(w.ui.bob!, 'POST', `/api/channels/${id}/messages`, {
+      text: 'morning!',
+      replyTo: original,
+    });
+    expect(r.status).toBe(201);
+    const { page, errors } = await openPage(w.ui.bob!);
+    await openFromHome(page, 'quotes', 'alice');
+    const reply = page.getByRole('article', { name: /bob: morning!/ });
+    const quote = reply.getByRole('button', { name: /Jump|good morning/ }).first();
+    await quote.waitFor();
+    const text = await quote.textContent();
+    expect(text).toContain('😄 good morning');
+    expect(text).not.toContain(':smile:');
+    expect(errors).toEqual([]);
+  });
+});
