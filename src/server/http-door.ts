@@ -7,6 +7,7 @@
  * with no byte either way for `idleMs` is closed. An upgraded connection (the bot gateway's
  * WebSocket) is the gateway's from then on, with heartbeats of its own.
  */
+import fs from 'node:fs';
 import type http from 'node:http';
 import type net from 'node:net';
 import { remoteOf } from '../shared/framed-socket.js';
@@ -14,11 +15,42 @@ import { HTTP_DOOR_LIMITS } from '../shared/limits.js';
 
 export type HttpDoorLimits = { -readonly [K in keyof typeof HTTP_DOOR_LIMITS]: number };
 
+/**
+ * The caps for a process that may open `files` descriptors (its soft limit: Node raises it to the
+ * hard one at start): one address group an eighth of them, all connections half, so that what
+ * one group holds leaves the rest of the process its descriptors, and a client sending many
+ * requests at once (900 posts, each answered 201 or 429) is not cut off on a machine that allows
+ * that many. Where the limit cannot be read, HTTP_DOOR_LIMITS as they are.
+ */
+export function httpDoorLimits(files = openFileLimit()): HttpDoorLimits {
+  if (files === undefined) return { ...HTTP_DOOR_LIMITS };
+  const within = (n: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, Math.floor(n)));
+  return {
+    ...HTTP_DOOR_LIMITS,
+    perAddress: within(files / 8, 64, 4096),
+    total: within(files / 2, 256, 32_768),
+  };
+}
+
+/** This process's soft limit of open files (Linux: /proc/self/limits), if it can be read. */
+function openFileLimit(): number | undefined {
+  try {
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) && soft > 0 ? soft : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Guards `server`; `prefixOf` gives the budget key of an address. */
 export function guardHttpPort(
   server: http.Server,
   prefixOf: (ip: string) => string,
-  limits: HttpDoorLimits = HTTP_DOOR_LIMITS,
+  limits: HttpDoorLimits = httpDoorLimits(),
 ): void {
   const perPrefix = new Map<string, number>();
   let open = 0;

@@ -50,7 +50,6 @@ import {
   ACCOUNT_LIMITS,
   DM_LIMITS,
   FILE_LIMITS,
-  HTTP_DOOR_LIMITS,
   MESSAGE_LIMITS,
   NAT_LIMITS,
   RATE_LIMITS,
@@ -61,7 +60,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import type { Logger } from 'pino';
 import { ServerMetrics } from './metrics.js';
 import { createOpsHttp } from './ops-http.js';
-import { guardHttpPort } from './http-door.js';
+import { guardHttpPort, httpDoorLimits } from './http-door.js';
 import { silentLog } from './ops-log.js';
 import { newAccountService, type ServerOptions } from './server-options.js';
 import { Sessions } from './sessions.js';
@@ -445,7 +444,7 @@ export class CentralServer {
       api: () => this.restHandler,
     });
     guardHttpPort(this.http, (ip) => this.accounts.prefixOf(ip), {
-      ...HTTP_DOOR_LIMITS,
+      ...httpDoorLimits(),
       ...opts.httpDoor,
     });
   }

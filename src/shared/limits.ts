@@ -162,9 +162,13 @@ export const SERVER_DOOR_LIMITS = {
  * heartbeats instead).
  */
 export const HTTP_DOOR_LIMITS = {
-  /** Connections open at once from one address prefix (ADDRESS_LIMITS); past it, closed at once. */
+  /**
+   * Connections open at once from one address prefix (ADDRESS_LIMITS); past it, closed at once.
+   * By default an eighth of the process's file descriptors (server/http-door.ts), within 64–4,096;
+   * this where that cannot be read.
+   */
   perAddress: 256,
-  /** Connections open at once in all. */
+  /** Connections open at once in all: by default half the descriptors, within 256–32,768. */
   total: 4096,
   /** From the TCP accept to the end of the first request's headers. */
   firstRequestMs: 10_000,

@@ -6,13 +6,18 @@
  * tokens in odd places, and to outspend its rate budget. Each test asserts the guarantee the
  * documents promise, so it fails if the guarantee breaks.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import { connect as netConnect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { newSessionKeys, signMessage, type SessionKeys } from '../../src/shared/signing.js';
 import { messageId, type IdFields } from '../../src/shared/message-id.js';
 import { createTestnet, signIn, waitFor, type TestPeer } from '../testnet.js';
+import { launchHchat } from '../hchat-spawn.js';
 
 type Net = Awaited<ReturnType<typeof createTestnet>>;
 
@@ -790,4 +795,53 @@ describe('hostile HTTP port: connections that only hold a descriptor', () => {
     expect(gw.ws.readyState).toBe(WebSocket.OPEN);
     expect((await fetch(new URL('/health', net.server.httpUrl))).status).toBe(200);
   });
+
+  it('with 1,024 open files (ulimit -n), 1,050 idle connections from one address leave the server its peers’ port', async () => {
+    // The attacker's own setting: the caps are an eighth of the process's descriptors per group.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-http-door-'));
+    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const l = launchHchat(
+      ['server', '--port', '0', '--http-port', '0', '--data', dir],
+      {},
+      30_000,
+      undefined,
+      ['sh', '-c', 'ulimit -n 1024; exec "$@"', 'sh'],
+    );
+    onTestFinished(async () => {
+      l.proc.kill('SIGKILL');
+      await l.exited;
+    });
+    const { ready } = await l.ready;
+    const http = new URL(ready.http!);
+    const held: number[] = [];
+    let closed = 0;
+    const socks = Array.from({ length: 1050 }, () => {
+      const s = netConnect(Number(http.port), http.hostname);
+      s.on('error', () => undefined);
+      s.on('connect', () => held.push(1));
+      s.on('close', () => closed++);
+      onTestFinished(() => void s.destroy());
+      return s;
+    });
+    await waitFor(
+      () => held.length === socks.length,
+      10_000,
+      () => `${held.length} connected`,
+    );
+    await waitFor(
+      () => closed >= 1050 - 128,
+      5000,
+      () => `${closed} closed`,
+    );
+    // The peers' TLS port still takes a connection: the process has descriptors left.
+    const [host, port] = ready.tcp!.split(/:(?=\d+$)/);
+    const secure = await new Promise<string>((resolve) => {
+      const t = tls.connect({ host, port: Number(port), rejectUnauthorized: false }, () => {
+        t.destroy();
+        resolve('secure');
+      });
+      t.on('error', (err) => resolve(err.message));
+    });
+    expect(secure).toBe('secure');
+  }, 60_000);
 });
