@@ -11,6 +11,9 @@
 // 5. A message edited down to nothing and saved was silently left as it was; Discord asks
 //    whether to delete it.
 // 6. The quote above a reply showed `:smile:` where the message itself shows 😄.
+// 7. A screen reader heard a channel with unread messages as "# general 2" (its badge's label
+//    unread), and an empty "Message actions" toolbar on every message a visitor reads.
+// 8. React, "heart", Enter reacted 😍 (heart_eyes); ❤️ was eighth. Discord's picker puts ❤️ first.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openPage } from '../browser.js';
@@ -163,6 +166,47 @@ describe('a new user: focus, long names, notices, the member drawer, empty edits
     const text = await quote.textContent();
     expect(text).toContain('😄 good morning');
     expect(text).not.toContain(':smile:');
+    expect(errors).toEqual([]);
+  });
+
+  it('a screen reader hears "2 unread" on a channel, and no empty toolbar on a visitor\'s messages', async () => {
+    const id = await channel(w, 'alice', 'heard', ['bob']);
+    const { page, errors } = await openPage(w.ui.bob!);
+    await page.getByRole('heading', { name: /Directory/ }).waitFor();
+    await post(w, 'alice', id, 'first unread');
+    await post(w, 'alice', id, 'second unread');
+    await page.getByRole('button', { name: /alice's channels, 2 unread/ }).click();
+    await page.getByRole('button', { name: /^# ?heard 2 unread$/ }).waitFor();
+    // A visitor's page: the messages carry no toolbar (nothing a visitor may do to them).
+    const data = path.join(w.dir, 'guest');
+    const p = launchHchat(['peer', '--server', w.pin, '--data', data], {}, 40_000);
+    try {
+      const ui = (await p.ready).ready.ui!;
+      expect((await api(ui, 'POST', '/api/visitor', { name: 'guest' })).status).toBe(200);
+      const v = await openPage(ui);
+      await v.page.getByRole('button', { name: 'Join heard' }).click();
+      await v.page.getByRole('article', { name: /alice: second unread/ }).waitFor();
+      expect(await v.page.getByRole('toolbar', { name: 'Message actions' }).count()).toBe(0);
+      expect(v.errors).toEqual([]);
+    } finally {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('React, "heart", Enter reacts ❤️, the emoji named exactly so', async () => {
+    const id = await channel(w, 'alice', 'hearts', ['bob']);
+    await post(w, 'alice', id, 'we shipped it');
+    const { page, errors } = await openPage(w.ui.bob!);
+    await openFromHome(page, 'hearts', 'alice');
+    const msg = page.getByRole('article', { name: /alice: we shipped it/ });
+    await msg.hover();
+    await msg.getByRole('button', { name: 'React', exact: true }).click();
+    await msg.getByRole('searchbox', { name: 'Search emoji' }).waitFor();
+    await page.keyboard.type('heart');
+    await page.keyboard.press('Enter');
+    await msg.getByRole('button', { name: '❤️ 1, reacted by bob' }).waitFor();
     expect(errors).toEqual([]);
   });
 });

@@ -14,12 +14,16 @@ const TOAST_MS = 8000;
 /** A message older than this when its event arrives is history catching up, not news. */
 const FRESH_MS = 10 * 60_000;
 
-/** Unread count, or the red mention count when some unread messages mention me. */
+/**
+ * Unread count, or the red mention count when some unread messages mention me. An image named
+ * "2 unread": a plain span's label is not read, and the channel was heard as "# general 2".
+ */
 export function ChannelBadges({ unread, mentions }: { unread: number; mentions: number }) {
   if (mentions > 0)
     return (
       <span
         className="badge mention-badge"
+        role="img"
         aria-label={`${mentions} mention${mentions > 1 ? 's' : ''}`}
       >
         {mentions}
@@ -27,7 +31,7 @@ export function ChannelBadges({ unread, mentions }: { unread: number; mentions: 
     );
   if (unread > 0)
     return (
-      <span className="badge unread-badge" aria-label={`${unread} unread`}>
+      <span className="badge unread-badge" role="img" aria-label={`${unread} unread`}>
         {unread}
       </span>
     );

@@ -68,6 +68,8 @@ export function MessageActions({
     };
   }, [picking]);
 
+  // Nothing this reader may do (a visitor): no empty toolbar for a screen reader to announce.
+  if (!canReply && !canEdit && !canDelete) return null;
   return (
     <div
       ref={bar}
@@ -131,6 +133,20 @@ export function MessageActions({
 
 /** Emoji found by name, at most this many at once. */
 const FOUND = 24;
+
+/**
+ * The emoji whose names hold `q`: the one named exactly `q` first, then those whose names start
+ * with it, then the rest, each group in the search's order (`heart` finds ❤️ first, as Discord's
+ * picker does: the search alone put 😍, `heart_eyes`, first and ❤️ eighth).
+ */
+function findEmoji(q: string): { emoji: string; name: string }[] {
+  const rank = (name: string) => (name === q ? 0 : name.startsWith(q) ? 1 : 2);
+  return searchEmoji(q)
+    .map((e, i) => ({ e, i, r: rank(e.name) }))
+    .sort((a, b) => a.r - b.r || a.i - b.i)
+    .slice(0, FOUND)
+    .map(({ e }) => e);
+}
 /** About the picker's height with its search and three rows found (px). */
 const PICKER_HEIGHT = 190;
 
@@ -160,7 +176,7 @@ function EmojiPicker({
   const box = useRef<HTMLDivElement>(null);
   const [query, setQuery] = useState('');
   const q = query.trim().toLowerCase().replace(/^:|:$/g, '');
-  const found = q ? searchEmoji(q).slice(0, FOUND) : [];
+  const found = q ? findEmoji(q) : [];
   const search = useRef<HTMLInputElement>(null);
   // The focus starts in the search (before the first key can be typed: a layout effect).
   useLayoutEffect(() => search.current?.focus({ preventScroll: true }), []);
