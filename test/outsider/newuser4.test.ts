@@ -14,6 +14,10 @@
 // 7. A screen reader heard a channel with unread messages as "# general 2" (its badge's label
 //    unread), and an empty "Message actions" toolbar on every message a visitor reads.
 // 8. React, "heart", Enter reacted 😍 (heart_eyes); ❤️ was eighth. Discord's picker puts ❤️ first.
+// 9. No emoji could be found from the composer: Discord suggests them as `:hea` is typed.
+// 10. "(edited)" stood on a line of its own under the text; Discord puts it at the end of it.
+// 11. "Go live" without a camera announced a stream, then said only the browser's "Requested
+//     device not found".
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openPage } from '../browser.js';
@@ -207,6 +211,69 @@ describe('a new user: focus, long names, notices, the member drawer, empty edits
     await page.keyboard.type('heart');
     await page.keyboard.press('Enter');
     await msg.getByRole('button', { name: '❤️ 1, reacted by bob' }).waitFor();
+    expect(errors).toEqual([]);
+  });
+
+  it('typing :hea in the composer suggests emoji, ❤️ first; Enter puts it in, and the message carries it', async () => {
+    await channel(w, 'alice', 'emoji-typing', ['bob']);
+    const { page, errors } = await openPage(w.ui.bob!);
+    await openFromHome(page, 'emoji-typing', 'alice');
+    const box = page.getByRole('textbox', { name: 'Message' });
+    await box.click();
+    await page.keyboard.type('so :hea');
+    const list = page.getByRole('listbox', { name: 'Emoji' });
+    await list.waitFor();
+    expect(await list.getByRole('option').first().textContent()).toBe('❤️ :heart:');
+    await page.keyboard.press('Enter');
+    expect(await box.inputValue()).toBe('so ❤️ ');
+    await page.keyboard.type('this');
+    await page.keyboard.press('Enter');
+    await page.getByRole('article', { name: /bob: so ❤️ this/ }).waitFor();
+    // A time or a link is no emoji.
+    await page.keyboard.type('at 12:30 see https://example.org');
+    expect(await list.count()).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('"(edited)" ends the edited text\'s last line', async () => {
+    const id = await channel(w, 'alice', 'edited-inline', ['bob']);
+    const m = await post(w, 'bob', id, 'first draft');
+    expect(
+      (
+        await api(w.ui.bob!, 'PATCH', `/api/channels/${id}/messages/${m}`, {
+          text: 'second thoughts',
+        })
+      ).status,
+    ).toBeLessThan(300);
+    const { page, errors } = await openPage(w.ui.bob!);
+    await openFromHome(page, 'edited-inline', 'alice');
+    const msg = page.getByRole('article', { name: /bob: second thoughts/ });
+    const text = msg.getByText('second thoughts', { exact: true });
+    const mark = msg.getByText('(edited)', { exact: true });
+    await mark.waitFor();
+    const t = (await text.boundingBox())!;
+    const e = (await mark.boundingBox())!;
+    // On the text's line, after it.
+    expect(e.y).toBeLessThan(t.y + t.height);
+    expect(e.x).toBeGreaterThanOrEqual(t.x + t.width - 1);
+    expect(errors).toEqual([]);
+  });
+
+  it('Go live without a camera says so in words, and no stream is announced', async () => {
+    await channel(w, 'alice', 'no-camera', ['bob']);
+    const { page, errors } = await openPage(w.ui.alice!);
+    await openFromHome(page, 'no-camera', 'alice');
+    const seen: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && /\/streams$/.test(new URL(r.url()).pathname)) seen.push(r.url());
+    });
+    await page.getByRole('button', { name: 'Go live' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'No camera or microphone was found: connect one to go live.' })
+      .waitFor();
+    expect(seen).toEqual([]);
+    expect((await api(w.ui.bob!, 'GET', '/api/streams')).body).toEqual([]);
     expect(errors).toEqual([]);
   });
 });

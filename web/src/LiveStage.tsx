@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, type Channel, type Me, type Stream, type ViewerStats } from './api.js';
-import { broadcast, play, type Broadcast, type PlaybackCounters } from './media.js';
+import { broadcast, captureMedia, play, type Broadcast, type PlaybackCounters } from './media.js';
 import { useStall, type Stall } from './stall.js';
 
 export function LiveStage({
@@ -69,13 +69,19 @@ export function LiveStage({
   async function goLive() {
     setError(null);
     let streamId: string | undefined;
+    let media: MediaStream | undefined;
     try {
+      // The camera first: without one no stream is announced to anyone.
+      media = await captureMedia({ fps: 30 });
       streamId = (await api.goLive(channel.id, 30, 800)).streamId;
       setStarting(streamId);
-      const bc = await broadcast(streamId, { fps: 30, bitrateKbps: 800 }, (m) => setError(m));
+      const bc = await broadcast(streamId, media, { fps: 30, bitrateKbps: 800 }, (m) =>
+        setError(m),
+      );
       setMine({ streamId, bc });
     } catch (err) {
       setError(err instanceof ApiError || err instanceof Error ? err.message : String(err));
+      for (const t of media?.getTracks() ?? []) t.stop();
       if (streamId) void api.endStream(streamId).catch(() => undefined);
     }
     setStarting(null);

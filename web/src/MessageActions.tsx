@@ -5,7 +5,7 @@
  * channel; after a confirm dialog).
  */
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { search as searchEmoji } from 'node-emoji';
+import { findEmoji } from './emoji-find.js';
 import { Confirm } from './Confirm.js';
 
 /** The picker's emoji, Discord's usual first row. */
@@ -134,19 +134,6 @@ export function MessageActions({
 /** Emoji found by name, at most this many at once. */
 const FOUND = 24;
 
-/**
- * The emoji whose names hold `q`: the one named exactly `q` first, then those whose names start
- * with it, then the rest, each group in the search's order (`heart` finds ❤️ first, as Discord's
- * picker does: the search alone put 😍, `heart_eyes`, first and ❤️ eighth).
- */
-function findEmoji(q: string): { emoji: string; name: string }[] {
-  const rank = (name: string) => (name === q ? 0 : name.startsWith(q) ? 1 : 2);
-  return searchEmoji(q)
-    .map((e, i) => ({ e, i, r: rank(e.name) }))
-    .sort((a, b) => a.r - b.r || a.i - b.i)
-    .slice(0, FOUND)
-    .map(({ e }) => e);
-}
 /** About the picker's height with its search and three rows found (px). */
 const PICKER_HEIGHT = 190;
 
@@ -176,7 +163,7 @@ function EmojiPicker({
   const box = useRef<HTMLDivElement>(null);
   const [query, setQuery] = useState('');
   const q = query.trim().toLowerCase().replace(/^:|:$/g, '');
-  const found = q ? findEmoji(q) : [];
+  const found = q ? findEmoji(q, FOUND) : [];
   const search = useRef<HTMLInputElement>(null);
   // The focus starts in the search (before the first key can be typed: a layout effect).
   useLayoutEffect(() => search.current?.focus({ preventScroll: true }), []);

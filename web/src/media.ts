@@ -37,20 +37,54 @@ export interface Broadcast {
 }
 
 /**
- * Captures camera and microphone, encodes them and feeds the stream `streamId` (created with
- * `source: "browser"`). The peer asks for a keyframe when a viewer joins.
+ * The camera and microphone, asked of the browser before a stream is made (so that viewers are
+ * never told of a stream that cannot start); a refusal is said in words a user can act on, not
+ * the browser's "Requested device not found".
+ */
+export async function captureMedia(opts: {
+  fps: number;
+  width?: number;
+  height?: number;
+}): Promise<MediaStream> {
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      video: { width: opts.width ?? 640, height: opts.height ?? 360, frameRate: opts.fps },
+      audio: true,
+    });
+  } catch (err) {
+    throw new Error(mediaRefusal(err));
+  }
+}
+
+/** What to tell a user whose camera or microphone could not be had. */
+export function mediaRefusal(err: unknown): string {
+  switch ((err as { name?: unknown } | null)?.name) {
+    case 'NotFoundError':
+      return 'No camera or microphone was found: connect one to go live.';
+    case 'NotAllowedError':
+      return 'This page may not use your camera and microphone: allow them for it (the icon in the address bar), then Go live again.';
+    case 'NotReadableError':
+      return 'Your camera or microphone is in use by another program: close it, then Go live again.';
+    case 'OverconstrainedError':
+      return 'Your camera cannot film at 640×360 and 30 frames a second.';
+    default:
+      return `The camera could not start (${err instanceof Error ? err.message : String(err)}).`;
+  }
+}
+
+/**
+ * Encodes `media` (from captureMedia) and feeds the stream `streamId` (created with
+ * `source: "browser"`); its tracks are the broadcast's from then on. The peer asks for a keyframe
+ * when a viewer joins.
  */
 export async function broadcast(
   streamId: string,
+  media: MediaStream,
   opts: { fps: number; bitrateKbps: number; width?: number; height?: number },
   onError: (message: string) => void,
 ): Promise<Broadcast> {
   const width = opts.width ?? 640;
   const height = opts.height ?? 360;
-  const media = await navigator.mediaDevices.getUserMedia({
-    video: { width, height, frameRate: opts.fps },
-    audio: true,
-  });
   const ws = new WebSocket(wsUrl(`/api/streams/${streamId}/publish`));
   ws.binaryType = 'arraybuffer';
   await new Promise<void>((resolve, reject) => {
