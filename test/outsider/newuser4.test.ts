@@ -18,6 +18,8 @@
 // 10. "(edited)" stood on a line of its own under the text; Discord puts it at the end of it.
 // 11. "Go live" without a camera announced a stream, then said only the browser's "Requested
 //     device not found".
+// 12. Every message was a Tab stop of its own (Shift+Tab from the composer went back one message
+//     at a time) and the arrow keys did nothing; Discord's log is one stop, Up/Down inside it.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openPage } from '../browser.js';
@@ -44,6 +46,16 @@ describe('a new user: focus, long names, notices, the member drawer, empty edits
     await page.keyboard.type('hi alice, first try');
     await page.keyboard.press('Enter');
     await page.getByRole('article', { name: /bob: hi alice, first try/ }).waitFor();
+    // The conversation's log is one Tab stop too, Up moving to the message before (finding 12).
+    await page.keyboard.type('and a second');
+    await page.keyboard.press('Enter');
+    await page.getByRole('article', { name: 'bob: and a second' }).waitFor();
+    const now = () => page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+    for (let i = 0; i < 5 && (await now()) !== 'bob: and a second'; i++)
+      await page.keyboard.press('Shift+Tab');
+    expect(await now()).toBe('bob: and a second');
+    await page.keyboard.press('ArrowUp');
+    expect(await now()).toBe('bob: hi alice, first try');
     expect(errors).toEqual([]);
   });
 
@@ -274,6 +286,38 @@ describe('a new user: focus, long names, notices, the member drawer, empty edits
       .waitFor();
     expect(seen).toEqual([]);
     expect((await api(w.ui.bob!, 'GET', '/api/streams')).body).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it('the log is one Tab stop for its messages: Up and Down move between them, Tab comes back to the last one', async () => {
+    const id = await channel(w, 'alice', 'arrows', ['bob']);
+    for (const t of ['one', 'two', 'three', 'four']) await post(w, 'alice', id, `msg ${t}`);
+    const { page, errors } = await openPage(w.ui.bob!);
+    await openFromHome(page, 'arrows', 'alice');
+    await page.getByRole('article', { name: 'alice: msg four' }).waitFor();
+    const now = () =>
+      page.evaluate(() => {
+        const el = document.activeElement;
+        return `${el?.tagName.toLowerCase()} ${el?.getAttribute('aria-label')}`;
+      });
+    // Back from the composer (where opening put the caret): the first message reached is the newest.
+    let at = await now();
+    for (let i = 0; i < 5 && !at.startsWith('article'); i++) {
+      await page.keyboard.press('Shift+Tab');
+      at = await now();
+    }
+    expect(at).toBe('article alice: msg four');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    expect(await now()).toBe('article alice: msg two');
+    await page.keyboard.press('ArrowDown');
+    expect(await now()).toBe('article alice: msg three');
+    // One more Shift+Tab leaves the messages for the log itself, not for another message…
+    await page.keyboard.press('Shift+Tab');
+    expect(await now()).toBe('div Messages');
+    // …and Tab comes back to the message it left.
+    await page.keyboard.press('Tab');
+    expect(await now()).toBe('article alice: msg three');
     expect(errors).toEqual([]);
   });
 });

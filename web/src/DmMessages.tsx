@@ -16,6 +16,7 @@ import { Reactions } from './Reactions.js';
 import { ReplyQuote } from './ReplyQuote.js';
 import type { ApiDmMessage } from './dm-api.js';
 import { day, full, sameDay, time } from './dates.js';
+import { useRovingLog } from './roving-log.js';
 import './rich.css';
 
 /** A new group starts after this long without a message from the same author. */
@@ -52,8 +53,17 @@ export function DmMessages({
   onJump: (id: string, author: string) => void;
 }) {
   const messages = all.filter((m) => !m.deleted);
+  // One Tab stop for the conversation's messages, Up and Down between them (roving-log.ts).
+  const said = messages.filter((m) => m.kind !== 'notice');
+  const keys = said.map(dmKey);
+  const place = new Map(keys.map((k, i) => [k, i]));
+  const roving = useRovingLog(keys);
   return (
-    <>
+    <div
+      className="dm-rows"
+      onFocus={roving.handlers.onFocus}
+      onKeyDown={roving.handlers.onKeyDown}
+    >
       {messages.map((m, i) => {
         const prev = messages[i - 1];
         const newDay = !prev || !sameDay(prev.ts, m.ts);
@@ -66,7 +76,7 @@ export function DmMessages({
           m.ts - prev.ts > GROUP_MS;
         const key = dmKey(m);
         return (
-          <div key={key}>
+          <div key={key} data-index={place.get(key)}>
             {newDay && <div className="day">{day(m.ts)}</div>}
             {key === marker && (
               <div className="new-marker" role="separator" aria-label="New messages">
@@ -81,6 +91,7 @@ export function DmMessages({
                 head={head}
                 mine={m.author.toLowerCase() === me.toLowerCase()}
                 flash={flash === key}
+                tabbable={roving.stop === key}
                 editing={editing === key}
                 onEditing={(on) => onEditing(on ? key : null)}
                 onEdit={(text) => onEdit(m, text)}
@@ -93,7 +104,7 @@ export function DmMessages({
           </div>
         );
       })}
-    </>
+    </div>
   );
 }
 
@@ -102,6 +113,7 @@ function DmMessage({
   head,
   mine,
   flash,
+  tabbable,
   editing,
   onEditing,
   onEdit,
@@ -114,6 +126,8 @@ function DmMessage({
   head: boolean;
   mine: boolean;
   flash: boolean;
+  /** The conversation's one Tab stop among its messages. */
+  tabbable: boolean;
   editing: boolean;
   onEditing: (on: boolean) => void;
   onEdit: (text: string) => Promise<void>;
@@ -132,7 +146,7 @@ function DmMessage({
       className={classes.join(' ')}
       aria-label={`${m.author}: ${m.text}${m.edited !== undefined ? ' (edited)' : ''}`}
       title={full(m.ts)}
-      tabIndex={0}
+      tabIndex={tabbable ? 0 : -1}
     >
       {reply && <ReplyQuote replyTo={reply} onJump={(id) => onJump(id, reply.author)} />}
       {head || reply ? (

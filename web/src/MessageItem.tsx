@@ -30,6 +30,7 @@ export const MessageItem = memo(function MessageItem({
   channelOwner,
   flash,
   editing,
+  tabbable = true,
   pos,
   setSize,
   onReply,
@@ -48,6 +49,8 @@ export const MessageItem = memo(function MessageItem({
   flash: boolean;
   /** Its text is being edited (held by the pane: Up in an empty composer starts it too). */
   editing: boolean;
+  /** The log's one Tab stop among its messages (roving-log.ts); the others are reached by Up/Down. */
+  tabbable?: boolean;
   /** Its place in the loaded list (1-based) and the list's size (-1: older ones not loaded). */
   pos?: number;
   setSize?: number;
@@ -80,7 +83,7 @@ export const MessageItem = memo(function MessageItem({
       className={classes.join(' ')}
       aria-label={`${m.author}${m.bot ? ' (bot)' : ''}: ${m.text}${attached(m)}`}
       title={full(m.ts)}
-      tabIndex={0}
+      tabIndex={tabbable ? 0 : -1}
       aria-posinset={pos}
       aria-setsize={setSize}
     >

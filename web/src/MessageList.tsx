@@ -2,13 +2,15 @@
  * The message log of a channel: a virtual list (virtual-log.ts) of rows, each a message with,
  * before it, its day's separator and the "New messages" divider where they apply. Each message
  * says its place in the loaded list (aria-posinset) and the list's size (aria-setsize, -1 while
- * older pages remain), since most rows are not in the DOM.
+ * older pages remain), since most rows are not in the DOM. The log is one Tab stop for its
+ * messages, Up and Down moving between them (roving-log.ts).
  */
-import type { ReactNode, RefObject, UIEvent } from 'react';
+import { useMemo, type ReactNode, type RefObject, type UIEvent } from 'react';
 import type { Channel, Me, Message } from './api.js';
 import { MessageItem } from './MessageItem.js';
 import { day } from './dates.js';
 import { rowPlace, type VirtualLog } from './virtual-log.js';
+import { useRovingLog } from './roving-log.js';
 
 export function MessageList({
   list,
@@ -50,6 +52,10 @@ export function MessageList({
   after: ReactNode;
 }) {
   const { v } = vlog;
+  const roving = useRovingLog(
+    useMemo(() => messages.map((m) => m.id), [messages]),
+    (i) => v.scrollToIndex(i, { align: 'auto' }),
+  );
   return (
     <div
       className="messages"
@@ -61,7 +67,17 @@ export function MessageList({
       tabIndex={0}
     >
       {before}
-      <div className="rows" ref={rows} style={{ height: v.getTotalSize() }} {...vlog.focusHandlers}>
+      <div
+        className="rows"
+        ref={rows}
+        style={{ height: v.getTotalSize() }}
+        onFocus={(e) => {
+          vlog.focusHandlers.onFocus(e);
+          roving.handlers.onFocus(e);
+        }}
+        onBlur={vlog.focusHandlers.onBlur}
+        onKeyDown={roving.handlers.onKeyDown}
+      >
         {v.getVirtualItems().map((item) => {
           const m = messages[item.index]!;
           const { newDay, head } = rowPlace(messages, item.index, markerId);
@@ -88,6 +104,7 @@ export function MessageList({
                 channelOwner={channel.owner}
                 flash={flashIds.includes(m.id)}
                 editing={m.id === editId}
+                tabbable={m.id === roving.stop}
                 pos={item.index + 1}
                 setSize={complete ? messages.length : -1}
                 onReply={onReply}
