@@ -60,8 +60,23 @@ export function guardHttpPort(
     clearTimeout(waiting.get(socket));
     waiting.delete(socket);
   };
-  // No byte either way for idleMs: Node's server destroys the socket (no 'timeout' listener).
-  server.setTimeout(limits.idleMs);
+  // No byte either way for idleMs: closed. Counted here, from the socket's own byte counts:
+  // the server's `setTimeout` is Node's and fastify's to set (fastify sets it to 0), and Node
+  // moves a socket's timeout between requests itself.
+  const moved = new Map<net.Socket, { bytes: number; at: number }>();
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [socket, seen] of moved) {
+        const bytes = socket.bytesRead + socket.bytesWritten;
+        if (bytes !== seen.bytes) moved.set(socket, { bytes, at: now });
+        else if (now - seen.at >= limits.idleMs) socket.destroy();
+      }
+    },
+    Math.max(50, limits.idleMs / 4),
+  );
+  sweep.unref();
+  server.on('close', () => clearInterval(sweep));
   server.on('connection', (socket: net.Socket) => {
     const prefix = prefixOf(remoteOf(socket).ip);
     const mine = perPrefix.get(prefix) ?? 0;
@@ -74,8 +89,10 @@ export function guardHttpPort(
     const deadline = setTimeout(() => socket.destroy(), limits.firstRequestMs);
     deadline.unref();
     waiting.set(socket, deadline);
+    moved.set(socket, { bytes: 0, at: Date.now() });
     socket.once('close', () => {
       started(socket);
+      moved.delete(socket);
       open--;
       const n = (perPrefix.get(prefix) ?? 1) - 1;
       if (n > 0) perPrefix.set(prefix, n);
@@ -83,5 +100,9 @@ export function guardHttpPort(
     });
   });
   server.on('request', (req: http.IncomingMessage) => started(req.socket));
-  server.on('upgrade', (req: http.IncomingMessage) => started(req.socket));
+  server.on('upgrade', (req: http.IncomingMessage) => {
+    started(req.socket);
+    // The gateway's from now on: its heartbeats say when it is dead.
+    moved.delete(req.socket);
+  });
 }

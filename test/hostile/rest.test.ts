@@ -796,6 +796,44 @@ describe('hostile HTTP port: connections that only hold a descriptor', () => {
     expect((await fetch(new URL('/health', net.server.httpUrl))).status).toBe(200);
   });
 
+  it('a request that stalls in its body, or halfway through a second request, is closed once idle', async () => {
+    const { net } = await world({ httpDoor: { firstRequestMs: 60_000, idleMs: 1000 } });
+    const url = new URL(net.server.httpUrl);
+    /** Sends `first`, then (once an answer came, when `then` is given) `then`; when it closed. */
+    async function stall(first: string, then?: string): Promise<number> {
+      const s = netConnect(Number(url.port), url.hostname);
+      s.on('error', () => undefined);
+      onTestFinished(() => void s.destroy());
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      const closed = new Promise<number>((resolve) => s.on('close', () => resolve(Date.now())));
+      await new Promise((r) => s.once('connect', r));
+      s.write(first);
+      if (then !== undefined) {
+        await waitFor(() => got.includes('\r\n\r\n'), 5000, 'the first answer');
+        s.write(then);
+      }
+      const t = Date.now();
+      const at = await Promise.race([
+        closed,
+        new Promise<number>((r) => setTimeout(() => r(0), 9000)),
+      ]);
+      expect(at, 'still open 9 s later').toBeGreaterThan(0);
+      return at - t;
+    }
+    // Headers done, 10 of 100 body bytes, then nothing: idleMs.
+    const body = await stall(
+      'POST /api/v1/channels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name": "',
+    );
+    expect(body).toBeLessThan(3000);
+    // Half of a second request on a kept-alive connection (Node's keep-alive timeout is 5 s).
+    const second = await stall(
+      'GET /health HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET /health HTTP/1.1\r\nHost: x\r\n',
+    );
+    expect(second).toBeLessThan(3000);
+  }, 40_000);
+
   it('with 1,024 open files (ulimit -n), 1,050 idle connections from one address leave the server its peers’ port', async () => {
     // The attacker's own setting: the caps are an eighth of the process's descriptors per group.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hchat-http-door-'));
