@@ -645,8 +645,14 @@ describe('hchat server and hchat peer, as README "Running it yourself" shows the
       const r = await curl(bob.base, bob.token, 'GET', `/api/channels/${channelId}/messages`);
       return r.body.source === 'server';
     });
-    const bobLog = fs.readFileSync(path.join(bob.data, 'connections.log'), 'latin1');
-    expect(bobLog).toMatch(new RegExp(` ev=(fetch|sync) from=server channel=${channelId}`));
+    // The log line comes with the read, or just after it (a clean-clone run read the file before
+    // it had the line): waited for, as a reader of the log would.
+    const fromServer = new RegExp(` ev=(fetch|sync) from=server channel=${channelId}`);
+    const logFile = path.join(bob.data, 'connections.log');
+    await until('bob’s log to say he read from the server', async () =>
+      fromServer.test(fs.readFileSync(logFile, 'latin1')),
+    ).catch(() => undefined);
+    expect(fs.readFileSync(logFile, 'latin1')).toMatch(fromServer);
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       const code = await stop(alice.p, sig);
       expect(code, `${sig}: ${alice.p.output()}`).toBe(0);
