@@ -96,8 +96,9 @@ export function buildApi(node: PeerNode, port: () => number, token: string): Fas
       foreignOpen--;
     });
   });
+  // Decided once, as the connection came: the owner of its other end does not change.
   app.addHook('onRequest', async (req, reply) => {
-    if (foreign.has(req.raw.socket) || !isThisUser(tcpPeerOwner(req.raw.socket))) {
+    if (foreign.has(req.raw.socket)) {
       void reply.header('connection', 'close');
       throw new HchatError(
         'E_FORBIDDEN',
