@@ -15,7 +15,7 @@ import { LONE_SURROGATE, holdsLoneSurrogate } from '../protocol/frame.js';
 import { HchatError } from '../protocol/errors.js';
 import { DmPayload, type DmCipher, type DeviceAddress, type MailEnvelope } from '../protocol/dm.js';
 import { describeIssues } from '../protocol/rpc.js';
-import { directConversationId, isDirectId } from '../shared/dm-ids.js';
+import { directConversationId, isDirectId, sortedMembers } from '../shared/dm-ids.js';
 import { MESSAGE_LIMITS } from '../shared/limits.js';
 import { namedMentions } from '../shared/mention-syntax.js';
 import { OneAtATime } from '../shared/one-at-a-time.js';
@@ -180,7 +180,12 @@ export class DmInbox {
     store.tx(() => {
       opened.commit();
       store.markSeen(account, envelopeId);
-      store.addConversation(account, payload.conversation, payload.members, payload.ts);
+      store.addConversation(
+        account,
+        payload.conversation,
+        this.spelt(account, payload.members),
+        payload.ts,
+      );
       added = store.addMessage(
         account,
         rowOf(payload, mine ? account : from.username, source.kind),
@@ -273,9 +278,10 @@ export class DmInbox {
       return 'dm: mentions name members only';
     if (p.ts > Date.now() + MESSAGE_LIMITS.maxClockSkewMs)
       return 'dm: written more than a minute ahead of this clock';
+    // The same users, however the sender spells them (§10.4: names compare without case; the
+    // order of a list sorted as spelt may change with the spelling).
     const held = this.d.store.conversation(account, p.conversation);
-    if (held && held.members.map((m) => m.toLowerCase()).join() !== lower.join())
-      return 'dm: a conversation keeps its members';
+    if (held && !sameUsers(held.members, lower)) return 'dm: a conversation keeps its members';
     // A reply or a reaction names a member's message of this conversation (held, or still on
     // its way: it is known by its id and its author, so one not here yet names nothing else).
     const named =
@@ -303,7 +309,20 @@ export class DmInbox {
     return undefined;
   }
 
-  private refused(e: MailEnvelope, err: HchatError, via: string): void {
+  /**
+   * A new conversation's members as this device keeps them: each as the server spells the user
+   * (this user's own name, and any user it has looked up), else as the sender spelt it (§10.4).
+   */
+  private spelt(account: string, members: readonly string[]): string[] {
+    return sortedMembers(
+      members.map((m) =>
+        m.toLowerCase() === account.toLowerCase() ? account : (this.d.directory.canonical(m) ?? m),
+      ),
+    );
+  }
+
+  /** Logs an envelope refused (§10.4: `dm_refused`, one per envelope), from the mailbox or P2P. */
+  refused(e: Pick<MailEnvelope, 'id' | 'from'>, err: HchatError, via: string): void {
     this.d.log.dm(e.from.username, 'dm_refused', {
       peer: via,
       from: `${e.from.username}/${e.from.deviceId}`,
@@ -312,6 +331,13 @@ export class DmInbox {
       why: err.message.slice(0, 160),
     });
   }
+}
+
+/** True when two member lists name the same users, case ignored. */
+function sameUsers(a: readonly string[], lower: readonly string[]): boolean {
+  if (a.length !== lower.length) return false;
+  const want = new Set(lower);
+  return a.every((m) => want.has(m.toLowerCase()));
 }
 
 function peerName(s: DmSource): string {

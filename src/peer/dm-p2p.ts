@@ -51,6 +51,14 @@ export async function deliverRequest(
       results.push({ id: e.id, ok: true });
     } catch (err) {
       if (!(err instanceof HchatError)) throw err;
+      // Refused, and logged as a refusal from the mailbox is (§10.4); E_OFFLINE only sends the
+      // envelope to the mailbox, where it is taken later.
+      if (err.code !== 'E_OFFLINE')
+        inbox.refused(
+          { id: e.id, from: { username: who.username, deviceId: parsed.data.fromDevice } },
+          err,
+          linkName,
+        );
       results.push({ id: e.id, error: err.toWire() });
     }
   }
