@@ -39,6 +39,11 @@ type Sent =
 /** The outbox and the host's upload of one node. */
 export class Delivery {
   private draining = false;
+  /** A drain was asked for while one ran: the running one takes another round. */
+  private drainAgain = false;
+  /** Outbox messages sent and not answered yet. */
+  private readonly inFlight = new Set<string>();
+  private kickQueued = false;
   private uploading = false;
   /** Hosted messages the server refused for good: not offered again in this run. */
   private readonly uploadRefused = new Set<string>();
@@ -75,26 +80,41 @@ export class Delivery {
   /**
    * Sends pending outbox messages, oldest first, pipelined, each to its channel's host when
    * reachable (waiting a little for a link being made), else to the server; each is
-   * acknowledged once (resends are idempotent by id).
+   * acknowledged once (resends are idempotent by id). Each message's answer is taken on its own
+   * as it comes: a host that never answers (hostile, or hung while its link still answers pings)
+   * holds its own channel's messages until the request times out, never another channel's.
    */
   async drain(): Promise<void> {
     const s = this.ctx.session;
-    if (this.draining || !s || s.role !== 'user') return;
+    if (!s || s.role !== 'user') return;
+    if (this.draining) {
+      this.drainAgain = true; // the running drain takes another look when its round is out
+      return;
+    }
     this.draining = true;
     try {
-      while (!this.ctx.closed) {
-        const pending = this.ctx.store.pending(s.username, DRAIN_BATCH);
-        if (pending.length === 0) break;
-        // A change to a message still in this batch waits for the next round: sent together,
-        // pipelined, it could reach the replica before the message it names.
+      do {
+        this.drainAgain = false;
+        if (this.ctx.closed || this.switched(s)) return;
+        const room = DRAIN_BATCH - this.inFlight.size;
+        if (room <= 0) return; // each answer that comes starts another round
+        const limit = DRAIN_BATCH + this.inFlight.size;
+        const pending = this.ctx.store.pending(s.username, limit);
+        // A change to a message not delivered yet (on its way, or waiting in this round) waits
+        // for it: sent together, pipelined, it could reach the replica before that message.
         const ids = new Set(pending.map((m) => m.id));
         // A message with files waits until the server holds them (its readers fetch them).
         const waiting = pending.filter((m) => !this.ctx.filesBackedUp(m));
         for (const m of waiting) ids.add(m.id);
-        const batch = pending.filter(
-          (m) => !waiting.includes(m) && (m.target === undefined || !ids.has(m.target)),
-        );
-        if (batch.length === 0) break;
+        const batch = pending
+          .filter(
+            (m) =>
+              !this.inFlight.has(m.id) &&
+              !waiting.includes(m) &&
+              (m.target === undefined || !ids.has(m.target)),
+          )
+          .slice(0, room);
+        if (batch.length === 0) continue;
         // Each goes to its channel's host when the host is reachable: a peer back online (or
         // reconnected) has just heard the tracker list and is still opening its host links, so
         // a link being made (and the list, while the server sends it) is waited for, bounded,
@@ -108,64 +128,93 @@ export class Delivery {
         // Another account logged in meanwhile: this one's messages wait for its next session
         // (sent now, they would go out under the new account's session and be refused).
         if (this.switched(s)) return;
-        const results = await Promise.allSettled(batch.map((m) => this.send(m)));
-        if (this.ctx.closed) return;
-        // Switched while they were on their way: a refusal may be the new session's, not final.
-        const switched = this.switched(s);
-        let retryLater = false;
-        results.forEach((r, i) => {
-          const m = batch[i]!;
-          if (r.status === 'rejected' && switched) return;
-          if (r.status === 'rejected') throw r.reason; // not a replica's answer: a bug
-          const sent = r.value;
-          if ('error' in sent && switched) return;
-          if ('seq' in sent) {
-            const { seq, via, name } = sent;
-            this.ctx.store.markDelivered(m.id, seq, via);
-            this.ctx.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
-            this.ctx.announce([m]);
-          } else {
-            const e = sent.error;
-            if (TRANSIENT.has(e.code)) {
-              retryLater = true;
-              if (e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL')
-                this.later('drain', e.retryAfterMs ?? RETRY_MS);
-              return;
-            }
-            if (this.targetOnItsWay(m, e)) {
-              // The replica lacks the message this change names, yet a replica holds it (the
-              // host has not uploaded it to the server yet): it will get there; try again.
-              retryLater = true;
-              this.later('drain', RETRY_MS);
-              return;
-            }
-            this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
-            this.ctx.log.write('refused', {
-              from: sent.name,
-              channel: m.channelId,
-              msg: m.id,
-              code: e.code,
-            });
-            this.ctx.announce([m]);
-            // Said for a message too: its channel may be gone from the user's list (removed,
-            // or deleted, while it waited here), where its `failed` state shows nowhere.
-            this.ctx.events.emit('refused', {
-              channelId: m.channelId,
-              id: m.id,
-              from: 'outbox',
-              code: e.code,
-              reason: e.message,
-            });
-          }
-          this.resolveDelivery(m.id);
-        });
-        if (retryLater || switched) break;
-      }
+        for (const m of batch) {
+          if (this.inFlight.has(m.id)) continue; // sent by a round that ran while this one waited
+          this.inFlight.add(m.id);
+          this.ctx.background(
+            this.send(m).then(
+              (sent) => {
+                this.inFlight.delete(m.id);
+                this.settle(m, sent, s);
+              },
+              (err: unknown) => {
+                this.inFlight.delete(m.id);
+                // Switched while it was on its way: not a replica's answer, nor a bug of ours.
+                if (!this.switched(s)) throw err;
+              },
+            ),
+          );
+        }
+        // A full round may have left more behind it.
+        if (pending.length === limit) this.drainAgain = true;
+      } while (this.drainAgain);
     } finally {
       this.draining = false;
       // The account that logged in meanwhile found this drain busy: its own starts now.
       if (this.switched(s)) this.later('drain', 0);
     }
+  }
+
+  /**
+   * Another round once answers came: one for the answers of a turn (pipelined answers come
+   * together), and while many are on their way only once half of them are answered.
+   */
+  private kick(): void {
+    if (this.kickQueued || this.inFlight.size > DRAIN_BATCH / 2) return;
+    this.kickQueued = true;
+    setImmediate(() => {
+      this.kickQueued = false;
+      if (!this.ctx.closed) this.ctx.background(this.drain());
+    });
+  }
+
+  /** One outbox message's answer: delivered, to be tried again, or refused for good. */
+  private settle(m: LocalMessage, sent: Sent, s: { sessionId: string }): void {
+    if (this.ctx.closed) return;
+    if ('seq' in sent) {
+      const { seq, via, name } = sent;
+      this.ctx.store.markDelivered(m.id, seq, via);
+      this.ctx.log.write('post', { to: name, channel: m.channelId, msg: m.id, seq });
+      this.ctx.announce([m]);
+      this.resolveDelivery(m.id);
+      // What waited for it (a change naming it) may go now.
+      this.kick();
+      return;
+    }
+    // Switched while it was on its way: a refusal may be the new session's, not final.
+    if (this.switched(s)) return;
+    const e = sent.error;
+    if (TRANSIENT.has(e.code)) {
+      // Not now. A link coming up or a new message starts the drain again; a replica that asked
+      // us to wait, or did not answer in time while its link stays up, is asked again later.
+      if (e.code === 'E_RATE_LIMITED' || e.code === 'E_STORAGE_FULL' || e.code === 'E_TIMEOUT')
+        this.later('drain', e.retryAfterMs ?? RETRY_MS);
+      return;
+    }
+    if (this.targetOnItsWay(m, e)) {
+      // The replica lacks the message this change names, yet a replica holds it (the host has
+      // not uploaded it to the server yet): it will get there; try again.
+      this.later('drain', RETRY_MS);
+      return;
+    }
+    this.ctx.store.markFailed(m.id, `${e.code}: ${e.message}`);
+    this.ctx.log.write('refused', {
+      from: sent.name,
+      channel: m.channelId,
+      msg: m.id,
+      code: e.code,
+    });
+    this.ctx.announce([m]);
+    // Said for a message too: its channel may be gone from the user's list (removed, or
+    // deleted, while it waited here), where its `failed` state shows nowhere.
+    this.ctx.events.emit('refused', {
+      channelId: m.channelId,
+      id: m.id,
+      from: 'outbox',
+      code: e.code,
+      reason: e.message,
+    });
+    this.resolveDelivery(m.id);
   }
 
   /** True when the session `s` is no longer this peer's (logged out, or another logged in). */

@@ -134,4 +134,55 @@ describe('a malicious host', () => {
     const own = await bob.call('GET', `/api/channels/${other}/messages`);
     expect(own.body.messages).toEqual([]);
   });
+
+  it("cannot hold back a member's posts to other channels by never answering one (outside attacker, F1)", async () => {
+    // alice hosts a channel bob joined; mallory's host completes the handshake, answers pings,
+    // and never answers a request (PROTOCOL §3.1: a peer gives up on an answer after 15 s).
+    const net = await createTestnet({ peers: 2 });
+    const [alice, bob] = net.peers as [any, any];
+    await signIn(alice, 'alice');
+    await signIn(bob, 'bob');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'open', allowVisitors: false }))
+      .body.id as string;
+    expect((await bob.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+    await waitFor(
+      async () => (await bob.call('GET', `/api/channels/${ch}/messages`)).body.source === 'host',
+      15_000,
+      "bob reads alice's channel from her peer",
+    );
+    const { raw, mallory, ch: trap } = await mallorysChannel(net, bob);
+    const host = await hostileHost(mallory, (op, body, reply, push) => {
+      if (op === 'post') return; // never answered
+      quietHost()(op, body, reply, push);
+    });
+    await announce(raw, host.port, [trap]);
+    await waitFor(
+      async () => (await bob.call('GET', `/api/channels/${trap}/messages`)).body.source === 'host',
+      15_000,
+      "bob reads mallory's channel from her host",
+    );
+    // bob posts in mallory's channel: it stays pending (her host never answers).
+    const stuck = bob.call('POST', `/api/channels/${trap}/messages`, { text: 'into the trap' });
+    await waitFor(
+      () => host.conns.some((c) => c.frames.some((f: any) => f.t === 'req' && f.op === 'post')),
+      10_000,
+      "bob's post reaches mallory's host",
+    );
+    // Then, in alice's channel, whose host is online and answers: delivered at once, each time.
+    for (const text of ['first after the trap', 'second after the trap']) {
+      const t0 = Date.now();
+      const r = await bob.call('POST', `/api/channels/${ch}/messages`, { text });
+      expect(r.status).toBe(201);
+      expect(r.body.state, `${text}: ${Date.now() - t0} ms`).toBe('delivered');
+      await waitFor(
+        async () =>
+          (await alice.call('GET', `/api/channels/${ch}/messages`)).body.messages.some(
+            (m: any) => m.text === text,
+          ),
+        3_000,
+        `alice holds "${text}"`,
+      );
+    }
+    expect((await stuck).body.state).toBe('pending');
+  }, 60_000);
 });
