@@ -354,7 +354,13 @@ export class LinkLifecycle {
       this.d.p2p.dropSession(sessionId);
     } else if (name === 'member_joined') {
       const { channelId, username } = body as EventBody<'member_joined'>;
-      if (this.d.isHostedHere(channelId)) this.d.store.addMember(channelId, username);
+      if (this.d.isHostedHere(channelId)) {
+        this.d.store.addMember(channelId, username);
+        // A member again: a logout made while it shared no channel with this peer came as no
+        // event, so what the server said of its sessions is asked again (PROTOCOL.md §4.1).
+        this.d.revocations.forgetUser(username);
+        this.d.background(this.d.p2p.recheckUser(username));
+      }
       // The UI's member list asks again now, not on the next presence change (issue 13 §8).
       this.d.events.emit('members', { channelId, username });
       if (this.isMe(username)) this.d.background(this.membershipElsewhere());

@@ -255,7 +255,8 @@ export class PeerNode {
       service: this.hostService,
       serverKey: () => this.serverKey(),
       credentials: () => this.credentials(),
-      isRevoked: (sid, visitor, proof) => this.revocations.isRevoked(sid, visitor, proof),
+      isRevoked: (sid, user, visitor, proof) =>
+        this.revocations.isRevoked(sid, user, visitor, proof),
       knownRevoked: (sid) => this.revocations.knownRevoked(sid),
       visitorCheckMs: opts.visitorCheckMs,
       udpLoss: opts.udpLoss,

@@ -57,7 +57,12 @@ export interface P2POptions {
    * (a session not checked since this peer's server connection came up: revocations.ts), shown
    * `proof`: the dial signature of the session's hello to this peer.
    */
-  isRevoked(sessionId: string, visitor: boolean, proof: DialProof): boolean | Promise<boolean>;
+  isRevoked(
+    sessionId: string,
+    username: string,
+    visitor: boolean,
+    proof: DialProof,
+  ): boolean | Promise<boolean>;
   /** True for a session known revoked here, without asking anyone. */
   knownRevoked(sessionId: string): boolean;
   /**
@@ -236,13 +241,31 @@ export class P2PEndpoint {
         if (m?.who.role === 'visitor' && proof) sessions.set(m.who.sessionId, proof);
       }
       for (const [sid, proof] of sessions) {
-        if (await this.opts.isRevoked(sid, true, proof)) this.dropSession(sid);
+        if (await this.opts.isRevoked(sid, '', true, proof)) this.dropSession(sid);
       }
     } catch {
       // A store error: the next round asks again.
     } finally {
       this.checkingVisitors = false;
     }
+  }
+
+  /**
+   * Asks again about the session of each open link of `username` (its cached answers forgotten
+   * first, revocations.ts `forgetUser`), and closes those revoked: the user became a member of a
+   * channel hosted here again, and a logout made while it shared no channel with this peer came
+   * as no event.
+   */
+  async recheckUser(username: string): Promise<void> {
+    const u = username.toLowerCase();
+    const sessions = new Map<string, DialProof>();
+    for (const m of this.open.values()) {
+      const proof = m && this.proofs.get(m);
+      if (m?.who.role === 'user' && m.who.username.toLowerCase() === u && proof)
+        sessions.set(m.who.sessionId, proof);
+    }
+    for (const [sid, proof] of sessions)
+      if (await this.opts.isRevoked(sid, username, false, proof)) this.dropSession(sid);
   }
 
   private accept(socket: tls.TLSSocket): void {
@@ -280,6 +303,7 @@ export class P2PEndpoint {
           const hello = this.checkHello(fs, f, binding);
           const revoked = this.opts.isRevoked(
             hello.claims.sid,
+            hello.claims.u,
             hello.claims.r === 'visitor',
             hello.proof,
           );

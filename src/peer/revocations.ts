@@ -23,8 +23,11 @@ export interface RevocationsOptions {
 }
 
 export class Revocations {
-  /** Sessions the server said were live on the current connection (cleared when it changes). */
-  private readonly live = new Set<string>();
+  /**
+   * Sessions the server said were live on the current connection (cleared when it changes), with
+   * their user (lower case).
+   */
+  private readonly live = new Map<string, string>();
   /** Checks under way, so that a burst of handshakes of one session asks once. */
   private readonly asking = new Map<string, Promise<boolean>>();
   /** Counts server connections: an answer from an earlier one is not kept. */
@@ -45,6 +48,17 @@ export class Revocations {
     this.asking.clear();
   }
 
+  /**
+   * Forgets what the server said of `username`'s sessions: the user shares a channel with this
+   * peer again, and a revocation made while it shared none came as no event (the server tells
+   * only the peers that share a channel with the session's user), so its sessions are asked
+   * about again.
+   */
+  forgetUser(username: string): void {
+    const u = username.toLowerCase();
+    for (const [sid, who] of this.live) if (who === u) this.live.delete(sid);
+  }
+
   /** True when the session is known revoked here (its event, an earlier check). */
   knownRevoked(sessionId: string): boolean {
     return this.opts.store.isSessionRevoked(sessionId);
@@ -58,14 +72,19 @@ export class Revocations {
    * peer gone, PROTOCOL.md §3.3) comes as no event, so an earlier "live" let the ended session
    * in again, under a name another visitor may hold by then.
    */
-  isRevoked(sessionId: string, visitor: boolean, proof: DialProof): boolean | Promise<boolean> {
+  isRevoked(
+    sessionId: string,
+    username: string,
+    visitor: boolean,
+    proof: DialProof,
+  ): boolean | Promise<boolean> {
     if (this.opts.store.isSessionRevoked(sessionId)) return true;
     if (!visitor && this.live.has(sessionId)) return false;
     const link = this.opts.server();
     if (!link) return false; // not connected: only what the store holds is known
     let p = this.asking.get(sessionId);
     if (!p) {
-      const asked: Promise<boolean> = this.ask(link, sessionId, proof).finally(() => {
+      const asked: Promise<boolean> = this.ask(link, sessionId, username, proof).finally(() => {
         if (this.asking.get(sessionId) === asked) this.asking.delete(sessionId);
       });
       this.asking.set(sessionId, (p = asked));
@@ -73,7 +92,12 @@ export class Revocations {
     return p;
   }
 
-  private async ask(link: ServerLink, sessionId: string, proof: DialProof): Promise<boolean> {
+  private async ask(
+    link: ServerLink,
+    sessionId: string,
+    username: string,
+    proof: DialProof,
+  ): Promise<boolean> {
     const epoch = this.epoch;
     let live: boolean;
     try {
@@ -91,7 +115,7 @@ export class Revocations {
     if (this.opts.store.isSessionRevoked(sessionId)) return true;
     if (epoch === this.epoch) {
       if (this.live.size >= 10_000) this.live.clear();
-      this.live.add(sessionId);
+      this.live.set(sessionId, username.toLowerCase());
     }
     return false;
   }

@@ -279,6 +279,31 @@ describe('a revocation the host did not hear of (outside attacker: revoked-cert)
     expect(await handshake(back, bob2)).toBe('up');
   });
 
+  it('a logout made while the user shared no channel with the host ends its links once it joins again (outside attacker F2)', async () => {
+    const { net, alice, ch, raw, bob, entry } = await hostedWithRawBob();
+    // bob's first session S1 has a link up; his second, S2, is live on another connection.
+    const s1 = rawHostLink(entry, bob);
+    await s1.start();
+    expect(s1.connected).toBe(true);
+    const raw2 = await net.rawLink();
+    await rawSession(raw2, { username: 'bob', password: 'bob-pw-1' });
+    // bob leaves alice's only channel, then S1 logs out: alice shares no channel with bob, so no
+    // session_revoked reaches her (PROTOCOL §3.5); then bob joins again from S2.
+    await raw2.request('channel_leave', { channelId: ch });
+    await waitFor(() => !alice.node.store.isMember(ch, 'bob'));
+    const down = new Promise<any>((r) => s1.once('down', r));
+    await raw.request('logout', {});
+    await raw2.request('channel_join', { channelId: ch });
+    await waitFor(() => alice.node.store.isMember(ch, 'bob'));
+    // The revoked session's open link is closed, and its key may not dial again.
+    expect(
+      await Promise.race([down, new Promise((r) => setTimeout(() => r('still up'), 5000))]),
+    ).toMatchObject({
+      code: 'E_SESSION_INVALID',
+    });
+    expect(await handshake(entry, bob)).toBe('E_SESSION_INVALID');
+  });
+
   it('a host keeps what it learnt across a restart, even with the server down', async () => {
     const { net, alice, raw, bob, entry } = await hostedWithRawBob();
     await raw.request('logout', {});
