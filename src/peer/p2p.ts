@@ -279,6 +279,8 @@ export class P2PEndpoint {
       socket,
       {
         frame: (f) => {
+          // The other end is closing with a fatal error: never answered (PROTOCOL.md §1).
+          if (f.t === 'error') return fs.close(HchatError.fromErrorFrame(f));
           if (member) return this.opts.service.frame(member, f);
           if (pending) {
             member = this.authenticate(fs, f, pending, r.ip);

@@ -133,6 +133,13 @@ export class HchatError extends Error {
       retryAfterMs,
     });
   }
+  /** The reason an `error` frame from the other end gives (never answered: PROTOCOL.md §1). */
+  static fromErrorFrame(f: Record<string, unknown>): HchatError {
+    return HchatError.fromWire({
+      code: typeof f.code === 'string' ? f.code : 'E_INTERNAL',
+      message: typeof f.message === 'string' ? f.message.slice(0, 200) : '',
+    });
+  }
   /** E_RATE_LIMITED for a wait of `ms` milliseconds. */
   static rateLimited(what: string, ms: number): HchatError {
     return new HchatError('E_RATE_LIMITED', `${what}; try again in ${Math.ceil(ms / 1000)} s`, {

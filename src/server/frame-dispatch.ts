@@ -74,7 +74,7 @@ export class FrameDispatch {
     this.d.metrics.frameIn(conn, f);
     if (f.t === 'error') {
       // The other end is closing with a fatal error: never answered (PROTOCOL.md §1).
-      conn.fs.close(peerError(f));
+      conn.fs.close(HchatError.fromErrorFrame(f));
       return;
     }
     if (!conn.helloDone) {
@@ -179,12 +179,4 @@ export class FrameDispatch {
       return conn.fs.answer(id, compactPage(this.d.refs, conn.refs, result as Page));
     conn.fs.answer(id, result);
   }
-}
-
-/** The error a peer's `error` frame carries, for the close log line. */
-function peerError(f: Record<string, unknown>): HchatError {
-  return HchatError.fromWire({
-    code: typeof f.code === 'string' ? f.code : 'E_INTERNAL',
-    message: typeof f.message === 'string' ? f.message.slice(0, 200) : '',
-  });
 }

@@ -301,4 +301,26 @@ describe('implementer3 §4 P2P as a member', () => {
     const e = await link.next((f) => f.t === 'error');
     expect(e.code, JSON.stringify(e)).toBe('E_BAD_FRAME');
   });
+
+  it('an error frame is never answered: the host just closes, before its hello, before auth and after (§1)', async () => {
+    const closes = async (c: Conn) => {
+      c.send({ t: 'error', code: 'E_INTERNAL', message: 'going away' });
+      const end = Date.now() + 3000;
+      while (!c.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      return { closed: c.closed, frames: c.frames.filter((f) => f.t !== 'pong') };
+    };
+    const o = await openP2P();
+    expect(await closes(o.c)).toEqual({ closed: true, frames: [] });
+    const { c, h } = await handshake();
+    expect(h.t).toBe('hello');
+    expect(await closes(c)).toEqual({ closed: true, frames: [] });
+    const a = await handshake();
+    a.c.send({
+      t: 'auth',
+      sig: sgn(['hchat/p2p/3', 'peer', a.Nm, a.h.nonce, me.sessionId, entry.sessionId, b64u(a.B)]),
+    });
+    a.c.send({ t: 'ping' });
+    expect((await a.c.next((f) => f.t === 'pong' || f.t === 'error')).t).toBe('pong');
+    expect(await closes(a.c)).toEqual({ closed: true, frames: [] });
+  });
 });
