@@ -61,6 +61,28 @@ describe('session changes on a running peer', () => {
     );
   });
 
+  it('a visitor whose entry under another name is refused stays the visitor it was (outside new user 1)', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [v, q] = net.peers as [(typeof net.peers)[0], (typeof net.peers)[0]];
+    await signIn(q, 'alice');
+    expect((await v.call('POST', '/api/visitor', { name: 'Vera V' })).status).toBe(200);
+    const before = (await v.call('GET', '/api/me')).body;
+    expect(before).toMatchObject({ username: 'Vera V', role: 'visitor' });
+    const taken = await v.call('POST', '/api/visitor', { name: 'Alice' });
+    expect(taken).toMatchObject({ status: 409, body: { error: { code: 'E_NAME_TAKEN' } } });
+    const after = await v.call('GET', '/api/me');
+    expect(after.status).toBe(200);
+    expect(after.body).toEqual(before);
+    expect((await net.server.store.getSession(before.sessionId))?.revoked).toBe(false);
+    // Entering again under another free name, or its own, still works.
+    const other = await v.call('POST', '/api/visitor', { name: 'Vera W' });
+    expect(other.status).toBe(200);
+    expect((await v.call('GET', '/api/me')).body.username).toBe('Vera W');
+    const same = await v.call('POST', '/api/visitor', { name: 'Vera W' });
+    expect(same.status).toBe(200);
+    expect((await v.call('GET', '/api/me')).body.username).toBe('Vera W');
+  });
+
   it('a login as another account while logged in switches: the new session is live, the last revoked, its channels unreadable', async () => {
     const net = await createTestnet({ peers: 1 });
     const p = net.peers[0]!;

@@ -165,9 +165,15 @@ export class Sessions {
   /** Enters as a visitor named `name`; refused (a user's name), the current session stays. */
   async visitor(name: string): Promise<{ username: string; role: 'visitor'; sessionId: string }> {
     return this.inTurn(async () => {
-      // A visitor entering again (under its own name, say) leaves first: while its session
-      // lives, its name is held, and the new entry would be refused.
-      if (this.currentSession?.role === 'visitor') await this.endSession();
+      // A visitor entering again under its own name leaves first: while its session lives, its
+      // name is held, and the new entry would be refused. Under another name it stays until
+      // the new session is open, so that a refusal (a name taken) leaves it signed in.
+      const current = this.currentSession;
+      if (
+        current?.role === 'visitor' &&
+        current.username.toLowerCase() === name.trim().toLowerCase()
+      )
+        await this.endSession();
       const keys = newSessionKeys();
       const r = await this.openSession((link) =>
         link.request('visitor', { name, publicKey: keys.publicKey }),
