@@ -119,8 +119,10 @@ export class DmConversationStore {
 
   markRead(account: string, id: string): void {
     this.db
-      .prepare('UPDATE conversations SET unread = 0, mentions = 0 WHERE account = ? AND id = ?')
-      .run(lc(account), id);
+      .prepare(
+        'UPDATE conversations SET unread = 0, mentions = 0, read_seq = ? WHERE account = ? AND id = ?',
+      )
+      .run(this.seq, lc(account), id);
   }
 
   /** Adds a message (or notice) unless one with its id is held; answers whether it was new. */
@@ -163,10 +165,13 @@ export class DmConversationStore {
     // A reaction changes a message: no new activity, nothing unread.
     if (m.kind === 'react' || m.kind === 'unreact') return true;
     // A change (or a message whose deletion came first) leaves nothing of a deleted text.
-    this.eraseIfDeleted(a, m.conversation, lc(m.author), m.target ?? m.id);
+    const erased = this.eraseIfDeleted(a, m.conversation, lc(m.author), m.target ?? m.id);
+    // A deletion takes back what its message counted as unread, if it was not read yet.
+    if (m.kind === 'delete' && erased?.counted) this.uncount(a, m.conversation, erased.counted);
     // An edit or a deletion changes a message, and a notice is this device's own word: no new
-    // activity (the list keeps its order and its preview), nothing unread.
-    if (m.kind === 'edit' || m.kind === 'delete' || m.kind === 'notice') return true;
+    // activity (the list keeps its order and its preview), nothing unread; nor is a message
+    // whose deletion came first (nobody can read it).
+    if (m.kind === 'edit' || m.kind === 'delete' || m.kind === 'notice' || erased) return true;
     const mentioned = m.mentions.includes(a) ? 1 : 0;
     this.db
       .prepare(
@@ -355,21 +360,29 @@ export class DmConversationStore {
 
   /**
    * Erases the text of `authorLc`'s message `id` and of its edits once its author deleted it:
-   * a deletion leaves nothing of what it deleted on this device.
+   * a deletion leaves nothing of what it deleted on this device. Answers undefined when it is
+   * not deleted, else whether the message (held, someone else's) counted for this user.
    */
   private eraseIfDeleted(
     account: string,
     conversation: string,
     authorLc: string,
     id: string,
-  ): void {
+  ): { counted?: { seq: number; mentioned: boolean } } | undefined {
     const deleted = this.db
       .prepare(
         `SELECT 1 FROM messages WHERE account = ? AND conversation = ? AND author_lc = ?
            AND target = ? AND kind = 'delete'`,
       )
       .get(account, conversation, authorLc, id);
-    if (!deleted) return;
+    if (!deleted) return undefined;
+    // What the message was before it is erased: whether it counted as unread, and as a mention.
+    const was = this.db
+      .prepare(
+        `SELECT seq, mentions FROM messages WHERE account = ? AND conversation = ?
+           AND author_lc = ? AND id = ? AND kind = 'message'`,
+      )
+      .get(account, conversation, authorLc, id) as { seq: number; mentions: string } | undefined;
     // Own edits not sent yet never will be: what they would say is gone.
     this.db
       .prepare(
@@ -401,6 +414,29 @@ export class DmConversationStore {
            AND ((id = ? AND kind = 'message') OR (target = ? AND kind = 'edit'))`,
       )
       .run(account, conversation, authorLc, id, id);
+    const counted =
+      was && authorLc !== account
+        ? { seq: was.seq, mentioned: (JSON.parse(was.mentions) as string[]).includes(account) }
+        : undefined;
+    return { counted };
+  }
+
+  /**
+   * A message of someone else deleted: if it came after the conversation was last read, it no
+   * longer counts as unread (nor as a mention).
+   */
+  private uncount(
+    account: string,
+    conversation: string,
+    m: { seq: number; mentioned: boolean },
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE conversations SET unread = max(unread - 1, 0),
+           mentions = max(mentions - ?, 0)
+         WHERE account = ? AND id = ? AND read_seq < ?`,
+      )
+      .run(m.mentioned ? 1 : 0, account, conversation, m.seq);
   }
 
   /** Own messages (and changes) whose envelopes are not sealed yet, oldest first. */

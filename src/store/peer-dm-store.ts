@@ -107,6 +107,14 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX messages_reactions ON messages (account, conversation, target)
     WHERE kind IN ('react', 'unreact');
   `,
+  // Where each conversation was last read (the newest row's seq then): a message deleted after
+  // it came and before it was read no longer counts as unread. Conversations read to their end
+  // start there; others start at 0 (their count stands until they are read).
+  `
+  ALTER TABLE conversations ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE conversations SET read_seq = coalesce((SELECT max(seq) FROM messages), 0)
+    WHERE unread = 0;
+  `,
 ];
 
 export interface DeviceRow {

@@ -47,7 +47,8 @@ export function peerQueries(db: Database.Database) {
       `SELECT COUNT(*) AS n FROM messages m JOIN channels c ON c.id = m.channel_id AND c.account = ?
          WHERE m.channel_id = ? AND m.local_seq > c.read_local AND m.ts >= c.joined_at
          AND m.author <> ? COLLATE NOCASE
-         AND m.kind = 'message'`,
+         AND m.kind = 'message'
+         AND (m.ext IS NULL OR json_extract(m.ext, '$.digest') IS NULL)`,
     ),
     // Candidates only: whether the text names the mention is checked in unreadMentions.
     unreadMentions: db.prepare<[string, string, string, string], MentionCandidate>(
