@@ -57,6 +57,37 @@ describe('search in the web UI', () => {
       'the message to be in view',
     );
     expect(await results.count()).toBe(0);
+    // Far above the newest: what came after it is not shown, so it stays unread.
+    const listed = async () =>
+      ((await bob.call('GET', '/api/channels')).body as any[]).find((c) => c.id === ch);
+    expect((await listed()).unread).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('a result whose page reaches the newest message opens the channel read (outside new user 5)', async () => {
+    const net = await createTestnet({ peers: 2 });
+    const [alice, bob] = net.peers as [TestPeer, TestPeer];
+    await signIn(alice, 'alice');
+    await signIn(bob, 'bob');
+    const ch = (await alice.call('POST', '/api/channels', { name: 'secret' })).body.id as string;
+    await bob.call('POST', `/api/channels/${ch}/join`);
+    const listed = async () =>
+      ((await bob.call('GET', '/api/channels')).body as any[]).find((c) => c.id === ch);
+    await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'the narwhal plan' });
+    await alice.call('POST', `/api/channels/${ch}/messages`, { text: 'and one more thing' });
+    await waitFor(async () => (await listed())?.unread === 2, 15_000, 'two unread at bob');
+
+    const { page, errors } = await openPage(bob.uiUrl);
+    const box = page.getByRole('searchbox', { name: 'Search messages' });
+    await box.fill('narwhal');
+    await box.press('Enter');
+    const hit = page
+      .getByRole('region', { name: 'Search results' })
+      .getByRole('button', { name: /narwhal/ });
+    await hit.click();
+    await page.getByRole('region', { name: '#secret' }).waitFor();
+    await page.getByText('and one more thing').waitFor();
+    await waitFor(async () => (await listed()).unread === 0, 5_000, 'the channel read');
     expect(errors).toEqual([]);
   });
 });

@@ -136,7 +136,9 @@ export function MessagePane({
       // Opened at a message (a search result): the page around it, centred on it (once).
       if (focusId !== undefined && !focused.current) {
         focused.current = true;
-        await jumpNow.current(focusId);
+        // A page that reaches the newest message shows everything unread: the channel is read.
+        if (await jumpNow.current(focusId))
+          await api.read(channel.id).then(onRead, () => undefined);
         return;
       }
       const page = await api.messages(channel.id);

@@ -62,13 +62,14 @@ export function useJump({
     target.focus({ preventScroll: true });
   });
 
+  /** Jumps to message `id`; answers whether the page then shown reaches the newest message. */
   const jumpTo = useCallback(
-    async (id: string) => {
+    async (id: string): Promise<boolean> => {
       atBottom.current = false;
       if (messages.some((m) => m.id === id)) {
         scrollTo.current = id;
         flash(id);
-        return;
+        return !detached;
       }
       try {
         const page = await api.around(channelId, id);
@@ -76,6 +77,7 @@ export function useJump({
         setDetached(page.hasNewer === true);
         onPage(page);
         flash(id);
+        return page.hasNewer !== true;
       } catch (err) {
         onError(
           err instanceof ApiError && err.code === 'E_NOT_FOUND'
@@ -84,9 +86,10 @@ export function useJump({
               ? err.message
               : String(err),
         );
+        return false;
       }
     },
-    [channelId, messages, atBottom, flash, onPage, onError],
+    [channelId, messages, detached, atBottom, flash, onPage, onError],
   );
 
   const jumpToPresent = useCallback(async () => {
