@@ -45,8 +45,30 @@ describe('a peer’s DM store and trust', () => {
     // The same author's copy again is a duplicate.
     expect(s.addMessage('bob', message('alice', 'real'), { unread: true })).toBe(false);
     const texts = s.messages('bob', message('alice', '').conversation, 10).map((m) => m.text);
-    expect(texts).toEqual(['fake', 'real']);
+    expect(texts.sort()).toEqual(['fake', 'real']);
     expect(s.message('bob', message('alice', '').id, 'alice')?.text).toBe('real');
+  });
+
+  it('messages list oldest first by their writers’ clocks, whatever order they arrived in, and page by `before` (outside new user 7)', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    s.addConversation('bob', conv, ['alice', 'bob', 'carol'], 1);
+    const at = (author: string, ts: number, n: number): DmMessageRow => ({
+      ...message(author, `${author} ${ts}`),
+      id: `0190a0b0-0000-4000-8000-${n.toString(16).padStart(12, '0')}`,
+      ts,
+    });
+    // Arrived in another order than written (two devices were offline, say).
+    const written = [at('alice', 1000, 5), at('carol', 2000, 3), at('alice', 3000, 1)];
+    const arrived = [written[2]!, written[0]!, at('bob', 2500, 9), written[1]!];
+    for (const m of arrived) s.addMessage('bob', m, { unread: m.author !== 'bob' });
+    const texts = (limit: number, before?: string) =>
+      s.messages('bob', conv, limit, before).map((m) => m.text);
+    expect(texts(10)).toEqual(['alice 1000', 'carol 2000', 'bob 2500', 'alice 3000']);
+    expect(texts(2)).toEqual(['bob 2500', 'alice 3000']);
+    const page = s.messages('bob', conv, 2);
+    expect(texts(2, page[0]!.id)).toEqual(['alice 1000', 'carol 2000']);
+    expect(texts(2, written[0]!.id)).toEqual([]);
   });
 
   it('only its author’s edits and deletion change a message, whichever arrives first', () => {

@@ -229,22 +229,39 @@ export class DmConversationStore {
     return r.ts ?? 0;
   }
 
-  /** The newest `limit` messages of a conversation before `before` (its id), oldest first. */
+  /**
+   * The newest `limit` messages of a conversation before `before` (its id), oldest first: in
+   * the order of their writers' clocks (`ts`, then id and author), the same on every device
+   * whatever order they arrived in.
+   */
   messages(account: string, conversation: string, limit: number, before?: string): DmShownRow[] {
     const a = lc(account);
     const cut = before
-      ? (
-          this.db
-            .prepare('SELECT seq FROM messages WHERE account = ? AND id = ?')
-            .get(a, before) as { seq: number } | undefined
-        )?.seq
+      ? (this.db
+          .prepare(
+            `SELECT ts, id, author_lc AS author FROM messages
+             WHERE account = ? AND conversation = ? AND id = ?
+             ORDER BY ts, author_lc LIMIT 1`,
+          )
+          .get(a, conversation, before) as { ts: number; id: string; author: string } | undefined)
       : undefined;
-    const rows = this.db
-      .prepare(
-        `SELECT ${COLUMNS} FROM messages
-         WHERE account = ? AND conversation = ? AND seq < ? AND ${SHOWN} ORDER BY seq DESC LIMIT ?`,
-      )
-      .all(a, conversation, cut ?? Number.MAX_SAFE_INTEGER, limit) as RawMessage[];
+    const rows = (
+      cut
+        ? this.db
+            .prepare(
+              `SELECT ${COLUMNS} FROM messages
+               WHERE account = ? AND conversation = ? AND ${SHOWN}
+                 AND (ts, id, author_lc) < (?, ?, ?)
+               ORDER BY ts DESC, id DESC, author_lc DESC LIMIT ?`,
+            )
+            .all(a, conversation, cut.ts, cut.id, cut.author, limit)
+        : this.db
+            .prepare(
+              `SELECT ${COLUMNS} FROM messages WHERE account = ? AND conversation = ? AND ${SHOWN}
+               ORDER BY ts DESC, id DESC, author_lc DESC LIMIT ?`,
+            )
+            .all(a, conversation, limit)
+    ) as RawMessage[];
     return this.fold(account, rows.reverse().map(decode));
   }
 

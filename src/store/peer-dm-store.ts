@@ -115,6 +115,12 @@ const MIGRATIONS: readonly string[] = [
   UPDATE conversations SET read_seq = coalesce((SELECT max(seq) FROM messages), 0)
     WHERE unread = 0;
   `,
+  // A conversation's messages are listed in their writers' clocks' order (`ts`), not in the
+  // order they arrived, which differs from device to device.
+  `
+  CREATE INDEX messages_by_time ON messages (account, conversation, ts, id, author_lc)
+    WHERE kind IN ('message', 'notice');
+  `,
 ];
 
 export interface DeviceRow {
