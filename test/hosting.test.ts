@@ -221,3 +221,39 @@ describe('invisible host', () => {
     ]);
   });
 });
+
+describe("the owner's other devices", () => {
+  it('read the channel from its host, also after the host restarts or creates it later (outside new user 2)', async () => {
+    const net = await createTestnet({ peers: 3 });
+    const [a, a2, b] = net.peers as [TestPeer, TestPeer, TestPeer];
+    await signIn(a, 'alice');
+    // alice's second device logs in before the channel exists: it hears of its host by push.
+    expect(
+      (await a2.call('POST', '/api/login', { username: 'alice', password: 'alice-pw' })).status,
+    ).toBe(200);
+    await signIn(b, 'bob');
+    const ch = (await a.call('POST', '/api/channels', { name: 'home', allowVisitors: false })).body
+      .id as string;
+    expect((await b.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+    const source = async (p: TestPeer) =>
+      (await p.call('GET', `/api/channels/${ch}/messages`)).body.source;
+    await waitFor(
+      async () => (await source(a2)) === 'host' && (await source(b)) === 'host',
+      15_000,
+      "both read alice's channel from her host",
+    );
+    const again = await net.restartPeer(a);
+    await waitFor(async () => (await source(b)) === 'host', 20_000, 'bob back on the host');
+    await waitFor(async () => (await source(a2)) === 'host', 20_000, "alice's device back on it");
+    // And what she writes there reaches her other device from it.
+    const m = await again.call('POST', `/api/channels/${ch}/messages`, { text: 'from home' });
+    await waitFor(
+      async () =>
+        ((await a2.call('GET', `/api/channels/${ch}/messages`)).body.messages as any[]).some(
+          (x) => x.id === m.body.id,
+        ),
+      10_000,
+      'the message on her other device',
+    );
+  }, 60_000);
+});

@@ -199,7 +199,9 @@ export class Presence implements Memberships {
     const out = new Outbox();
     for (const c of recipients) {
       const v = this.viewer(c);
-      if (!v || isOwn(v, e)) continue; // a user's own sessions are not told of their entries
+      // A session is not told of its own entry; its user's other sessions are (get_list shows
+      // them their user's entries too): an owner's other device follows the host it reads from.
+      if (!v || (isOwn(v, e) && c.session?.sessionId === e.sessionId)) continue;
       const ev = eventFor(v, change, this);
       if (ev) out.send(c, ev.ev, ev.entry);
     }
