@@ -88,6 +88,49 @@ describe('files', () => {
   });
 });
 
+describe('a user on two devices', () => {
+  it("a file the host attached comes from the host, not from the owner's other device that lacks it, nor from the server (outside new user 3)", async () => {
+    const net = await createTestnet({ peers: 3 });
+    const [first, alice2, bob] = net.peers as [TestPeer, TestPeer, TestPeer];
+    await signIn(first, 'alice');
+    await signIn(bob, 'bob');
+    const ch = (await first.call('POST', '/api/channels', { name: 'general' })).body.id as string;
+    expect((await bob.call('POST', `/api/channels/${ch}/join`)).status).toBe(200);
+    // alice's second device is online too, and holds none of the file; her host peer restarts,
+    // so that bob heard of its entry last.
+    expect(
+      (await alice2.call('POST', '/api/login', { username: 'alice', password: 'alice-pw' })).status,
+    ).toBe(200);
+    const alice = await net.restartPeer(first);
+    await waitFor(
+      async () =>
+        ((await bob.call('GET', '/api/peers')).body as any[]).filter((e) => e.username === 'alice')
+          .length === 2,
+      10_000,
+      "bob sees both of alice's devices",
+    );
+    const data = crypto.randomBytes(2 * 1024 * 1024 + 777);
+    const up = await attach(alice, ch, data, 'plan.bin');
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    const posted = await alice.call('POST', `/api/channels/${ch}/messages`, {
+      files: [up.body.id],
+    });
+    expect(posted.status).toBe(201);
+    const f = await waitFor(
+      async () =>
+        ((await bob.call('GET', `/api/channels/${ch}/messages`)).body.messages as any[]).find(
+          (m) => m.id === posted.body.id,
+        )?.files?.[0],
+      10_000,
+      'the message at bob',
+    );
+    const got = await download(bob, f.url);
+    expect(got.data.equals(data)).toBe(true);
+    const sources = await loggedChunkSources(bob, up.body.id, 9);
+    expect(new Set(sources), sources.join()).toEqual(new Set(['host:alice']));
+  });
+});
+
 describe('files from several peers', () => {
   it('with the host and two members holding it, a newcomer pulls chunks from at least three of them, and only those', async () => {
     const { net, ps, ch } = await general(3);

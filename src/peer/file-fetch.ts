@@ -23,8 +23,11 @@ export interface FetchDeps {
   log: ConnectionLog;
   /** The server link while it carries our session. */
   server(): ServerLink | undefined;
-  /** The reachable tracker entry of a user, if any. */
-  entryOf(username: string): TrackerEntry | undefined;
+  /**
+   * The tracker entries of a user's online sessions (its devices), the one that hosts the
+   * channel first.
+   */
+  entriesOf(username: string, channelId: string): TrackerEntry[];
   /** A P2P link to a peer (not started). */
   dial(entry: TrackerEntry): HostLink | undefined;
   /** The channel's owner (its host). */
@@ -256,15 +259,32 @@ async function peerSource(
   id: string,
   grant: string,
 ): Promise<(Source & { manifest(): Promise<Manifest> }) | undefined> {
-  const entry = d.entryOf(username);
-  const link = entry && d.dial(entry);
+  // Each device of the user in turn (the channel's host first), until one holds some of it: a
+  // user's other device may hold nothing of a file its host or its author's device holds.
+  for (const entry of d.entriesOf(username, channelId)) {
+    const s = await deviceSource(d, entry, isHost, channelId, id, grant);
+    if (s) return s;
+  }
+  return undefined;
+}
+
+async function deviceSource(
+  d: FetchDeps,
+  entry: TrackerEntry,
+  isHost: boolean,
+  channelId: string,
+  id: string,
+  grant: string,
+): Promise<(Source & { manifest(): Promise<Manifest> }) | undefined> {
+  const link = d.dial(entry);
   if (!link) return undefined;
-  const label = `${isHost ? 'host' : 'peer'}:${username}`;
+  const label = `${isHost ? 'host' : 'peer'}:${entry.username}`;
   try {
     await link.start();
     if (!link.connected) throw new HchatError('E_CONNECTION_CLOSED');
     const have = await link.request('file_have', { channelId, fileId: id, grant }, ASK_TIMEOUT_MS);
     const chunks = new Set(have.chunks);
+    if (!have.all && chunks.size === 0) throw new HchatError('E_NOT_FOUND', 'holds none of it');
     return {
       label,
       has: (i) => have.all || chunks.has(i),

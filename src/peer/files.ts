@@ -40,7 +40,8 @@ export interface PeerFilesDeps {
   username(): string | undefined;
   /** The server link while it carries our session. */
   server(): ServerLink | undefined;
-  entryOf(username: string): TrackerEntry | undefined;
+  /** The entries of a user's online devices, the one hosting the channel first. */
+  entriesOf(username: string, channelId: string): TrackerEntry[];
   dial(entry: TrackerEntry): HostLink | undefined;
   ownerOf(channelId: string): string | undefined;
   /** What the messages of a channel held here say of a file (their references to it). */
@@ -173,7 +174,7 @@ export class PeerFiles {
           files: this.d.files,
           log: this.d.log,
           server: this.d.server,
-          entryOf: this.d.entryOf,
+          entriesOf: this.d.entriesOf,
           dial: this.d.dial,
           ownerOf: this.d.ownerOf,
           me: () => this.d.username() ?? '',

@@ -202,10 +202,19 @@ export class PeerNode {
       events: this.events,
       username: () => (this.session?.role === 'user' ? this.session.username : undefined),
       server: () => (this.sessions.authed ? this.link : undefined),
-      entryOf: (username) =>
+      entriesOf: (username, channelId) =>
         this.sources
           .list()
-          .find((e) => e.role === 'user' && e.username.toLowerCase() === username.toLowerCase()),
+          .filter(
+            (e) =>
+              e.role === 'user' &&
+              e.status === 'online' &&
+              e.sessionId !== this.session?.sessionId &&
+              e.username.toLowerCase() === username.toLowerCase(),
+          )
+          .sort(
+            (x, y) => Number(y.hosts.includes(channelId)) - Number(x.hosts.includes(channelId)),
+          ),
       dial: (entry) => this.dial(entry),
       ownerOf: (id) => this.store.channelOwner(id) || undefined,
       refsOf: (channelId, fileId) =>
