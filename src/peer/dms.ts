@@ -49,6 +49,8 @@ export interface DirectMessagesDeps {
   dial(entry: TrackerEntry): HostLink | undefined;
   background(task: Promise<void>): void;
   closed(): boolean;
+  /** True while the user chose to be offline: nothing can go out, so nothing is waited for. */
+  offline(): boolean;
 }
 
 export class DirectMessages {
@@ -274,6 +276,8 @@ export class DirectMessages {
    * `delivered` once every device has it, if that takes at most DELIVERY_WAIT_MS.
    */
   private async handOver(account: string, id: string): Promise<Written> {
+    // Offline by choice: stored, and sent once back online (a channel post answers so too).
+    if (this.d.offline()) return { id, state: 'pending' };
     const delivered = new Promise<void>((resolve) => this.waiters.set(id, resolve));
     this.d.background(this.outbox.drain());
     let timer: NodeJS.Timeout | undefined;

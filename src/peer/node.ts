@@ -253,6 +253,7 @@ export class PeerNode {
       dial: (entry) => this.dial(entry),
       background: (task) => this.background(task),
       closed: () => this.closed,
+      offline: () => this.status === 'offline',
     });
     this.revocations = new Revocations({
       store: this.store,
