@@ -17,13 +17,7 @@ export function addBotCommand(program: Command): void {
     .description(
       'run an autoresponder bot on the REST API v1 (docs/REST.md): it answers mentions, keywords and regexes with templates, from a config file',
     )
-    .addOption(
-      opt(
-        '--config <file.json>',
-        'the bot’s rules (format below)',
-        'HCHAT_BOT_CONFIG',
-      ).makeOptionMandatory(),
-    )
+    .addOption(opt('--config <file.json>', 'the bot’s rules (format below)', 'HCHAT_BOT_CONFIG'))
     .addOption(
       opt(
         '--url <url>',
@@ -39,8 +33,11 @@ export function addBotCommand(program: Command): void {
       ),
     )
     .addHelpText('after', BOT_HELP)
-    .action(async (o: { config: string; url?: string; token?: string }, cmd: Command) => {
+    .action(async (o: { config?: string; url?: string; token?: string }, cmd: Command) => {
       const fail = (why: string): never => cmd.error(`error: ${why}`);
+      // Required, checked here: commander's own check comes before the one for unknown options,
+      // which then went unnamed (a typo reported as a missing --config).
+      if (!o.config) return fail("required option '--config <file.json>' not specified");
       let config: BotConfig;
       try {
         config = loadBotConfig(o.config);

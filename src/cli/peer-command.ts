@@ -19,6 +19,9 @@ import {
   parseRate,
 } from './options.js';
 
+const MISSING_SERVER =
+  "error: required option '--server <host:port[#fingerprint],…>' not specified";
+
 /** Adds `hchat peer` to `program`. */
 export function addPeerCommand(program: Command): void {
   program
@@ -29,9 +32,7 @@ export function addPeerCommand(program: Command): void {
         '--server <host:port[#fingerprint],…>',
         "central server to register with; #fingerprint pins its TLS key (else it is trusted on first use and remembered in <data>/known_servers); several, comma-separated, are one deployment's instances: the peer moves to the next when its instance fails or drains",
         'HCHAT_SERVER',
-      )
-        .makeOptionMandatory()
-        .argParser(parseServers),
+      ).argParser(parseServers),
     )
     .addOption(
       opt(
@@ -138,25 +139,31 @@ export function addPeerCommand(program: Command): void {
     )
     .addOption(clockSkewOption())
     .action(
-      async (o: {
-        server: { host: string; port: number; fingerprint?: string }[];
-        serverFingerprint?: string;
-        host: string;
-        p2pPort: number;
-        udpPort: number;
-        uiPort: number;
-        data: string;
-        streamFanout: number;
-        maxClockSkewMs?: number;
-        udpLoss: number;
-        punchDeadlineMs?: number;
-        visitorCheckMs?: number;
-        filePatienceMs?: number;
-        apiToken?: string;
-        uploadLimit?: number;
-        maxFileBytes?: number;
-        fileCacheBytes?: number;
-      }) => {
+      async (
+        o: {
+          server?: { host: string; port: number; fingerprint?: string }[];
+          serverFingerprint?: string;
+          host: string;
+          p2pPort: number;
+          udpPort: number;
+          uiPort: number;
+          data: string;
+          streamFanout: number;
+          maxClockSkewMs?: number;
+          udpLoss: number;
+          punchDeadlineMs?: number;
+          visitorCheckMs?: number;
+          filePatienceMs?: number;
+          apiToken?: string;
+          uploadLimit?: number;
+          maxFileBytes?: number;
+          fileCacheBytes?: number;
+        },
+        cmd: Command,
+      ) => {
+        // Required, checked here rather than by commander: its check comes before the one for
+        // unknown options, so `--sever` was reported as a missing --server, the typo unnamed.
+        if (!o.server) return cmd.error(MISSING_SERVER);
         // A signal before the ready line (the server does not answer yet) stops it cleanly too.
         const early = new AbortController();
         const earlyStop = () => early.abort();
@@ -206,10 +213,15 @@ export function addPeerCommand(program: Command): void {
         peer.node.link.on('down', sayKeyError);
         // So is a server that cannot be reached (once per address and reason; it keeps trying).
         const sayUnreachable = (f?: { addr: string; reason: string }) => {
-          if (f)
-            console.error(
-              `error: E_OFFLINE: the server at ${f.addr} cannot be reached (${f.reason}); retrying`,
-            );
+          if (!f) return;
+          // Something answered, but not in TLS: most often the server's HTTP port (its ready
+          // line's http=) given where its framed port (tcp=) was meant.
+          const hint = /^(ERR_SSL|EPROTO)/.test(f.reason)
+            ? ": it does not speak TLS there (is this the server's http= port? --server wants the tcp= port of its ready line)"
+            : '';
+          console.error(
+            `error: E_OFFLINE: the server at ${f.addr} cannot be reached (${f.reason})${hint}; retrying`,
+          );
         };
         sayUnreachable(peer.node.link.lastFailure);
         peer.node.link.on('unreachable', sayUnreachable);

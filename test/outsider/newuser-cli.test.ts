@@ -318,6 +318,16 @@ describe('first contact: --help and mistakes on the command line', () => {
     expect(entry).toMatch(/every|each|all/);
   });
 
+  it("--server given the server's HTTP port says so: it does not speak TLS there, the tcp= port is wanted", async () => {
+    const d = path.join(dir, 'http-port');
+    const r = await run(['peer', '--server', new URL(http).host, '--data', d, '--ui-port', '0'], {
+      ms: 4000,
+    });
+    expect(r.out).toMatch(/cannot be reached \(.*\): it does not speak TLS there/);
+    expect(r.out).toMatch(/--server wants the tcp= port/);
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+
   it('a wrong command, flag or value: non-zero at once, the error first naming what was wrong, no stack trace', async () => {
     const d = path.join(dir, 'never');
     const cases: Array<[string[], RegExp]> = [
@@ -332,6 +342,9 @@ describe('first contact: --help and mistakes on the command line', () => {
       [['peer', '--server', `${tcp}#short`, '--data', d], /fingerprint: 43 base64url/],
       [['peer', '--data', d], /required option '--server/],
       [['bot', '--url', http], /required option '--config/],
+      // A typo in a required option names the typo (it read as the required one missing).
+      [['peer', '--sever', tcp, '--data', d], /unknown option '--sever'/],
+      [['bot', '--confg', 'x.json', '--url', http], /unknown option '--confg'/],
     ];
     const results = await pool(cases, 3, ([a]) => run(a, { env: { HCHAT_TOKEN: '' } }));
     results.forEach((r, i) => {
