@@ -86,6 +86,33 @@ describe('a new user: focus, long names, notices, the member drawer, empty edits
     expect(own.errors).toEqual([]);
   });
 
+  it("at 1280 px short names show whole, in the member list beside Message and Remove, and in one's own panel (outside new user 8)", async () => {
+    await channel(w, 'alice', 'short-names', ['bob']);
+    const { page, errors } = await openPage(w.ui.alice!, { width: 1280, height: 800 });
+    await openFromHome(page, 'short-names', 'alice');
+    const list = page.getByRole('complementary', { name: 'Members' });
+    const row = list.getByRole('listitem').filter({ hasText: 'bob' });
+    await row.waitFor();
+    const whole = (el: Element) => el.scrollWidth <= el.clientWidth;
+    expect(await row.locator('.member-name').evaluate(whole)).toBe(true);
+    // Its actions are there, pointed at or reached with Tab, and clickable.
+    await row.hover();
+    for (const name of ['Message bob', 'Remove bob from the channel']) {
+      const button = row.getByRole('button', { name });
+      expect(await button.evaluate((b) => getComputedStyle(b.parentElement!).opacity)).toBe('1');
+      expect(await clickable(button), name).toBe('yes');
+    }
+    await page.mouse.move(0, 0);
+    await row.getByRole('button', { name: 'Message bob' }).focus();
+    expect(await row.locator('.member-actions').evaluate((e) => getComputedStyle(e).opacity)).toBe(
+      '1',
+    );
+    const mine = page.locator('.user-panel .me-name');
+    expect(await mine.textContent()).toBe('alice');
+    expect(await mine.evaluate(whole)).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
   it('"the message was not sent" takes a line of its own; with the peer back the box is one line again', async () => {
     // A peer of its own, stopped and started again on the same port, as a user's would be.
     const data = path.join(w.dir, 'dora');

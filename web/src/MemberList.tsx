@@ -138,6 +138,8 @@ export function MemberList({
               : on
                 ? 'online'
                 : 'offline';
+          const canMessage = !!onMessage && p.username !== me && !visitors.has(p.username);
+          const canRemove = !!removable && !!channelId && p.username !== removable;
           return (
             <li key={p.username}>
               <span className="avatar-slot">
@@ -150,25 +152,29 @@ export function MemberList({
                 {p.username}
               </span>
               <span className="sr-only"> {presence}</span>
-              {onMessage && p.username !== me && !visitors.has(p.username) && (
-                <button
-                  type="button"
-                  className="link message-member"
-                  aria-label={`Message ${p.username}`}
-                  onClick={() => void message(p.username)}
-                >
-                  Message
-                </button>
-              )}
-              {removable && channelId && p.username !== removable && (
-                <button
-                  type="button"
-                  className="link remove-member"
-                  aria-label={`Remove ${p.username} from the channel`}
-                  onClick={() => setRemoving(p.username)}
-                >
-                  Remove
-                </button>
+              {(canMessage || canRemove) && (
+                <span className="member-actions">
+                  {canMessage && (
+                    <button
+                      type="button"
+                      className="link message-member"
+                      aria-label={`Message ${p.username}`}
+                      onClick={() => void message(p.username)}
+                    >
+                      Message
+                    </button>
+                  )}
+                  {canRemove && (
+                    <button
+                      type="button"
+                      className="link remove-member"
+                      aria-label={`Remove ${p.username} from the channel`}
+                      onClick={() => setRemoving(p.username)}
+                    >
+                      Remove
+                    </button>
+                  )}
+                </span>
               )}
             </li>
           );
