@@ -237,12 +237,14 @@ export class DmInbox {
     if (this.d.trust.knownKey(account, from.username, from.deviceId) === ik) return;
     const user = from.username.toLowerCase();
     let ask: boolean;
+    let askAgainInMs = 0;
     if (source.kind === 'server') {
       ask = !source.asked.has(user);
       source.asked.add(user);
     } else {
       const at = this.d.directory.askedAt(account, from.username);
       ask = at === undefined || Date.now() - at > P2P_RECHECK_MS;
+      if (at !== undefined) askAgainInMs = Math.max(0, at + P2P_RECHECK_MS - Date.now());
     }
     if (ask) {
       const server = this.d.server(account);
@@ -257,7 +259,16 @@ export class DmInbox {
         });
       }
     }
-    if (this.d.trust.knownKey(account, from.username, from.deviceId) !== ik)
+    const known = this.d.trust.knownKey(account, from.username, from.deviceId);
+    // Handed over directly by a device not heard of yet, while the server may not be asked
+    // again so soon (published after the last answer, most likely): not now (§10.6: E_OFFLINE,
+    // the sender leaves it in the mailbox), rather than a bad key. From the mailbox the server
+    // was asked in this pull.
+    if (known === undefined && !ask && source.kind === 'peer')
+      throw new HchatError('E_OFFLINE', "cannot check a new sender device's key now", {
+        retryAfterMs: askAgainInMs,
+      });
+    if (known !== ik)
       throw new HchatError(
         'E_BAD_SIGNATURE',
         `${from.username}/${from.deviceId}: identity key is not the one its user published`,

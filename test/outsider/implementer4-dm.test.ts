@@ -16,9 +16,10 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { killAll, logLines, startPeer, startServer } from './lib.js';
-import { devicesOf, pairId, type Session } from './dm-lib.js';
+import { killAll, logLines, newKey, serverHello, startPeer, startServer } from './lib.js';
+import { devicesOf, newDevice, pairId, publishBody, seal, type Session } from './dm-lib.js';
 import {
+  dmPayload,
   hostileMember,
   shownOne,
   waitFor,
@@ -139,6 +140,66 @@ describe('§10.4: members spelt in another case are the same users', () => {
         logLines(p.data).filter((l) => l.includes('dm_refused')),
         p.data,
       ).toEqual([]);
+  });
+});
+
+describe('§10.6: a new sender device the receiver cannot check now is E_OFFLINE, not a bad key', () => {
+  test('a device published just after the receiver last asked about its user is told to use the mailbox, and its envelope then goes through', async () => {
+    const conv = pairId('dave', 'ivan');
+    // dave's peer asks the server about ivan's devices now (ivan's first device writes P2P).
+    const first = new Map<string, Session>([
+      [daveDev.deviceId, await sessionRetry(ivan, 'dave', daveDev.deviceId)],
+    ]);
+    const door1 = await p2pDoor(D, ivan, first, {
+      t: 'msg',
+      conversation: conv,
+      members: ['dave', 'ivan'],
+    });
+    expect(await door1.deliver(daveDev.deviceId, { text: 'from ivan one' })).toBe('ok');
+    door1.close();
+    // ivan's second device: a new session, published at once, writing P2P within 5 s.
+    const { c } = await serverHello(srv);
+    const key = newKey();
+    const l = await c.req('login', {
+      username: 'ivan',
+      password: ivan.password,
+      publicKey: key.pk,
+    });
+    expect(l.body?.username).toBe('ivan');
+    const dev = newDevice(5);
+    expect((await c.req('dm_publish', publishBody(dev))).body).toBeTruthy();
+    const two = { ...ivan, c, key, cert: l.body.cert, sessionId: l.body.sessionId, dev } as Hostile;
+    const second = new Map<string, Session>([
+      [daveDev.deviceId, await sessionRetry(two, 'dave', daveDev.deviceId)],
+    ]);
+    const door2 = await p2pDoor(D, two, second, {
+      t: 'msg',
+      conversation: conv,
+      members: ['dave', 'ivan'],
+    });
+    try {
+      expect(await door2.deliver(daveDev.deviceId, { text: 'from ivan two, too soon' })).toBe(
+        'E_OFFLINE',
+      );
+    } finally {
+      door2.close();
+    }
+    // Through the mailbox, as E_OFFLINE says, it is taken.
+    const mailed = uuid();
+    const body = seal(
+      second.get(daveDev.deviceId)!,
+      dmPayload({
+        t: 'msg',
+        conversation: conv,
+        members: ['dave', 'ivan'],
+        id: mailed,
+        text: 'from ivan two',
+      }),
+    );
+    const sent = await c.req('dm_send', { envelopes: [{ id: uuid(), to: daveDev, body }] });
+    expect(sent.body?.results?.[0]?.ok, JSON.stringify(sent)).toBe(true);
+    await waitFor(() => shownOne(D, conv, mailed, 'ivan'), 10_000, 'the mailed message at dave');
+    c.close();
   });
 });
 
