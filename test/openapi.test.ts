@@ -16,6 +16,7 @@ import { createConfig, lintFromString } from '@redocly/openapi-core';
 import type { paths } from '../src/sdk/api-types.js';
 import { LOCAL_API, REST_API, documentText, typesText } from '../scripts/openapi.js';
 import { createTestnet, signIn, type TestPeer } from './testnet.js';
+import { MimeType } from '../src/protocol/common.js';
 
 /** GET `rawPath` as it is written (fetch would resolve its `..`): its status and JSON body. */
 function rawGet(base: string, rawPath: string): Promise<{ status: number; body: any }> {
@@ -59,6 +60,23 @@ describe.each([
     });
     const errors = problems.filter((p) => p.severity === 'error');
     expect(errors.map((p) => `${p.ruleId}: ${p.message} at ${p.location[0]?.pointer}`)).toEqual([]);
+  });
+});
+
+describe('patterns', () => {
+  it('a file type’s pattern in the documents accepts what the schema accepts, in either case (outside implementer)', () => {
+    // OpenAPI patterns carry no regex flags: a zod regex with `i` came out lower case only.
+    for (const file of [REST_API.docFile, LOCAL_API.docFile]) {
+      const patterns = [
+        ...fs.readFileSync(file, 'utf8').matchAll(/"pattern": "([^"]*!#\$&[^"]*)"/g),
+      ].map((m) => JSON.parse(`"${m[1]}"`) as string);
+      expect(patterns.length, file).toBeGreaterThan(0);
+      for (const p of patterns)
+        for (const type of ['text/plain', 'Text/Plain', 'IMAGE/PNG; charset=utf-8'])
+          expect([file, p, type, new RegExp(p, 'u').test(type)]).toEqual([file, p, type, true]);
+    }
+    for (const type of ['text/plain', 'Text/Plain', 'IMAGE/PNG; charset=utf-8'])
+      expect(MimeType.safeParse(type).success, type).toBe(true);
   });
 });
 

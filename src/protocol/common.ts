@@ -132,7 +132,9 @@ export const MimeType = z
   .string()
   .max(255, 'type: at most 255 characters')
   .regex(
-    /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*(?:\s*;[ -~]*)?$/i,
+    // Both cases spelt out (no `i` flag): OpenAPI patterns carry no flags, and the documents
+    // generated from this schema must accept what it accepts (`Text/Plain`).
+    /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(?:\s*;[ -~]*)?$/,
     'type: expected a MIME type',
   );
 
