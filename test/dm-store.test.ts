@@ -71,6 +71,33 @@ describe('a peer’s DM store and trust', () => {
     expect(texts(2, written[0]!.id)).toEqual([]);
   });
 
+  it('a deletion takes back its message’s unread once, however many deletions of it come', () => {
+    const s = store();
+    const conv = message('alice', '').conversation;
+    s.addConversation('bob', conv, ['alice', 'bob'], 1);
+    const id = (n: number) => `0190a0b0-0000-4000-8000-00000000020${n}`;
+    const msg = (n: number, ts: number): DmMessageRow => ({
+      ...message('alice', `text ${n}`),
+      id: id(n),
+      ts,
+    });
+    const del = (n: number, target: string, ts: number): DmMessageRow => ({
+      ...message('alice', ''),
+      id: id(n),
+      kind: 'delete',
+      ts,
+      target,
+    });
+    s.addMessage('bob', msg(1, 10), { unread: true });
+    s.addMessage('bob', msg(2, 20), { unread: true });
+    expect(s.conversation('bob', conv)?.unread).toBe(2);
+    s.addMessage('bob', del(3, id(1), 30), { unread: false });
+    expect(s.conversation('bob', conv)?.unread).toBe(1);
+    // The same message deleted again (another delete item of its author's): nothing more.
+    s.addMessage('bob', del(4, id(1), 40), { unread: false });
+    expect(s.conversation('bob', conv)?.unread).toBe(1);
+  });
+
   it('only its author’s edits and deletion change a message, whichever arrives first', () => {
     const s = store();
     const conv = message('alice', '').conversation;

@@ -393,11 +393,12 @@ export class DmConversationStore {
       )
       .get(account, conversation, authorLc, id);
     if (!deleted) return undefined;
-    // What the message was before it is erased: whether it counted as unread, and as a mention.
+    // What the message was before it is erased: whether it counted as unread, and as a mention
+    // (once: a second deletion of it finds it erased already).
     const was = this.db
       .prepare(
         `SELECT seq, mentions FROM messages WHERE account = ? AND conversation = ?
-           AND author_lc = ? AND id = ? AND kind = 'message'`,
+           AND author_lc = ? AND id = ? AND kind = 'message' AND text != ''`,
       )
       .get(account, conversation, authorLc, id) as { seq: number; mentions: string } | undefined;
     // Own edits not sent yet never will be: what they would say is gone.
