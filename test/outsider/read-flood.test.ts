@@ -60,8 +60,9 @@ test('a visitor pipelining history requests cannot stall the server or hold its 
   c.close();
   console.log('worst get_list latency', worst, 'ms; RSS growth', Math.round(peak), 'MB');
   // Observed ~9-12 s before the server bounded this; ~2.3 s at worst since, in CI's full run
-  // on 2 busy cores: the bound tells a stall from a busy machine.
-  expect(worst).toBeLessThan(5000);
+  // on 2 busy cores, and 5.1 s once on a machine about half as fast (2026-12-06, whose stall
+  // would be longer still): the bound tells a stall from a busy machine.
+  expect(worst).toBeLessThan(8000);
   // Observed ~200-250 MB before the server bounded this; the first bound here (64 MB) was set over
   // plain TCP, and over TLS, which holds a queued answer twice for a while (clear until its
   // ciphertext is written, and the ciphertext), ~65-70 MB is observed. What matters is the bound:
