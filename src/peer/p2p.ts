@@ -235,14 +235,7 @@ export class P2PEndpoint {
     if (this.checkingVisitors) return;
     this.checkingVisitors = true;
     try {
-      const sessions = new Map<string, DialProof>();
-      for (const m of this.open.values()) {
-        const proof = m && this.proofs.get(m);
-        if (m?.who.role === 'visitor' && proof) sessions.set(m.who.sessionId, proof);
-      }
-      for (const [sid, proof] of sessions) {
-        if (await this.opts.isRevoked(sid, '', true, proof)) this.dropSession(sid);
-      }
+      await this.recheck((who) => who.role === 'visitor', '', true);
     } catch {
       // A store error: the next round asks again.
     } finally {
@@ -258,14 +251,29 @@ export class P2PEndpoint {
    */
   async recheckUser(username: string): Promise<void> {
     const u = username.toLowerCase();
+    await this.recheck(
+      (who) => who.role === 'user' && who.username.toLowerCase() === u,
+      username,
+      false,
+    );
+  }
+
+  /**
+   * Asks about the session of each open link `pick` chooses, one at a time, showing the proof
+   * its hello carried, and closes the links of those revoked.
+   */
+  private async recheck(
+    pick: (who: MemberConn['who']) => boolean,
+    username: string,
+    visitor: boolean,
+  ): Promise<void> {
     const sessions = new Map<string, DialProof>();
     for (const m of this.open.values()) {
       const proof = m && this.proofs.get(m);
-      if (m?.who.role === 'user' && m.who.username.toLowerCase() === u && proof)
-        sessions.set(m.who.sessionId, proof);
+      if (m && proof && pick(m.who)) sessions.set(m.who.sessionId, proof);
     }
     for (const [sid, proof] of sessions)
-      if (await this.opts.isRevoked(sid, username, false, proof)) this.dropSession(sid);
+      if (await this.opts.isRevoked(sid, username, visitor, proof)) this.dropSession(sid);
   }
 
   private accept(socket: tls.TLSSocket): void {
